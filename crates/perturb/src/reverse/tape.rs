@@ -1,0 +1,492 @@
+//! The tape: a flat arena of recorded operations, swept backwards by a loop.
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+
+use crate::error::Error;
+use crate::number::{impl_ad_number, AdNumber};
+use crate::scalar::{BinaryOp, Scalar, UnaryOp};
+
+/// Marks an absent parent: a leaf has none, a unary node one.
+const NONE: u32 = u32::MAX;
+
+static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One recorded operation: up to two parents and the local partial derivative with respect to
+/// each, computed when the operation ran (the lecture's `grads`). 24 bytes for `f64`.
+#[derive(Clone, Copy)]
+struct Node<T> {
+    parents: [u32; 2],
+    partials: [T; 2],
+}
+
+/// A reverse-mode tape (a "Wengert list").
+///
+/// Operations on [`Var`]s append a [`Node`] to a flat `Vec` in execution order, which is already a
+/// topological order, so [`gradient`](Tape::gradient) is one loop from the output back to the
+/// first node: no graph of pointers, no recursion, and one sweep gives the derivative of the
+/// output with respect to every input.
+///
+/// [`clear`](Tape::clear) empties the tape but keeps its buffer. It takes `&mut self`, so the
+/// compiler rejects any `Var` still alive from before; a [`Gradient`] computed before a clear
+/// reports [`Error::StaleGradient`] if asked about a variable recorded after it. A tape is `Send`
+/// but not `Sync`: each thread records on its own tape.
+///
+/// ```
+/// use perturb::{Scalar, Tape};
+///
+/// // The lecture's L = -log sigmoid(w x^2).
+/// let tape = Tape::new();
+/// let x = tape.var(0.5_f64);
+/// let w = tape.var(3.0);
+/// let loss = -(w * x * x).log_sigmoid();
+/// let grad = tape.gradient(loss).unwrap();
+/// let s = 1.0 / (1.0 + (-0.75_f64).exp());
+/// assert!((grad[x] - (-(1.0 - s) * 2.0 * 3.0 * 0.5)).abs() < 1e-12);
+/// assert!((grad[w] - (-(1.0 - s) * 0.25)).abs() < 1e-12);
+/// ```
+pub struct Tape<T> {
+    id: u64,
+    generation: u64,
+    // Only `push` mutates the nodes. It runs no user code while it holds the borrow, and the
+    // tape is not `Sync`, so no other borrow can be live at the same time.
+    nodes: UnsafeCell<Vec<Node<T>>>,
+}
+
+impl<T: Scalar> Default for Tape<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Scalar> Tape<T> {
+    /// An empty tape.
+    ///
+    /// ```
+    /// let tape = perturb::Tape::<f64>::new();
+    /// assert!(tape.is_empty());
+    /// ```
+    pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// An empty tape with room for `nodes` operations before it reallocates.
+    ///
+    /// ```
+    /// let tape = perturb::Tape::<f64>::with_capacity(1000);
+    /// assert!(tape.capacity() >= 1000);
+    /// ```
+    pub fn with_capacity(nodes: usize) -> Self {
+        Tape {
+            id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
+            generation: 0,
+            nodes: UnsafeCell::new(Vec::with_capacity(nodes)),
+        }
+    }
+
+    /// A new input variable recorded on this tape.
+    ///
+    /// ```
+    /// let tape = perturb::Tape::new();
+    /// let x = tape.var(2.0_f64);
+    /// assert_eq!(x.value(), 2.0);
+    /// ```
+    #[inline]
+    pub fn var(&self, value: T) -> Var<'_, T> {
+        let index = self.push(Node { parents: [NONE; 2], partials: [T::zero(); 2] });
+        Var { tape: Some(self), index, value }
+    }
+
+    /// One input variable per value, in order.
+    ///
+    /// ```
+    /// let tape = perturb::Tape::new();
+    /// let xs = tape.vars(&[1.0_f64, 2.0]);
+    /// assert_eq!(xs[1].value(), 2.0);
+    /// ```
+    pub fn vars(&self, values: &[T]) -> Vec<Var<'_, T>> {
+        values.iter().map(|&v| self.var(v)).collect()
+    }
+
+    /// The number of recorded nodes (inputs and operations).
+    ///
+    /// ```
+    /// let tape = perturb::Tape::new();
+    /// let x = tape.var(1.0_f64);
+    /// let _y = x * x;
+    /// assert_eq!(tape.len(), 2);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.nodes().len()
+    }
+
+    /// Whether nothing is recorded.
+    ///
+    /// ```
+    /// assert!(perturb::Tape::<f32>::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many nodes fit before the buffer grows.
+    ///
+    /// ```
+    /// let mut tape = perturb::Tape::<f64>::with_capacity(10);
+    /// tape.clear();
+    /// assert!(tape.capacity() >= 10);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.nodes().capacity()
+    }
+
+    /// Bytes of tape per recorded operation (unary or binary): 24 for `f64`.
+    ///
+    /// ```
+    /// assert_eq!(perturb::Tape::<f64>::bytes_per_node(), 24);
+    /// ```
+    pub const fn bytes_per_node() -> usize {
+        std::mem::size_of::<Node<T>>()
+    }
+
+    /// This tape's identity, used in error messages.
+    ///
+    /// ```
+    /// let (a, b) = (perturb::Tape::<f64>::new(), perturb::Tape::<f64>::new());
+    /// assert_ne!(a.id(), b.id());
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Forgets every recorded node but keeps the buffer, so the next recording does not allocate.
+    ///
+    /// ```
+    /// let mut tape = perturb::Tape::new();
+    /// for step in 0..3 {
+    ///     let x = tape.var(step as f64);
+    ///     let g = tape.gradient(x * x).unwrap();
+    ///     assert_eq!(g[x], 2.0 * step as f64);
+    ///     tape.clear();
+    /// }
+    /// assert_eq!(tape.len(), 0);
+    /// ```
+    pub fn clear(&mut self) {
+        self.nodes.get_mut().clear();
+        self.generation += 1;
+    }
+
+    /// The derivative of `output` with respect to every node on the tape, in one backward sweep.
+    ///
+    /// A constant `output` has gradient zero. An `output` recorded on another tape is an
+    /// [`Error::ForeignVariable`].
+    ///
+    /// ```
+    /// // The lecture's reused value: c = a b with b = 5a, so dc/da = 10a.
+    /// let tape = perturb::Tape::new();
+    /// let a = tape.var(1.5_f64);
+    /// let b = a * 5.0;
+    /// let c = a * b;
+    /// assert_eq!(tape.gradient(c).unwrap()[a], 15.0);
+    /// ```
+    pub fn gradient(&self, output: Var<'_, T>) -> Result<Gradient<T>, Error> {
+        let nodes = self.nodes();
+        let mut adjoints = vec![T::zero(); nodes.len()];
+        if let Some(tape) = output.tape {
+            if tape.id != self.id {
+                return Err(Error::ForeignVariable {
+                    op: "Tape::gradient",
+                    expected: self.id,
+                    found: tape.id,
+                });
+            }
+            let last = output.index as usize;
+            adjoints[last] = T::one();
+            sweep(&nodes[..=last], &mut adjoints[..=last]);
+        }
+        Ok(Gradient { tape: self.id, generation: self.generation, adjoints, zero: T::zero() })
+    }
+
+    #[inline(always)]
+    fn nodes(&self) -> &Vec<Node<T>> {
+        // SAFETY: see the `nodes` field: no mutable borrow is live outside `push`.
+        unsafe { &*self.nodes.get() }
+    }
+
+    #[inline(always)]
+    fn push(&self, node: Node<T>) -> u32 {
+        // SAFETY: see the `nodes` field; this borrow ends before the function returns.
+        let nodes = unsafe { &mut *self.nodes.get() };
+        let index = nodes.len();
+        if index >= NONE as usize {
+            tape_full();
+        }
+        nodes.push(node);
+        index as u32
+    }
+}
+
+/// The reverse sweep: each node passes its adjoint to its parents, times the local partials.
+/// Nodes are in execution order, so one backward loop visits every node after all its users.
+#[inline]
+fn sweep<T: Scalar>(nodes: &[Node<T>], adjoints: &mut [T]) {
+    for (i, node) in nodes.iter().enumerate().rev() {
+        let [p0, p1] = node.parents;
+        if p0 == NONE {
+            continue;
+        }
+        let adjoint = adjoints[i];
+        adjoints[p0 as usize] += adjoint * node.partials[0];
+        if p1 != NONE {
+            adjoints[p1 as usize] += adjoint * node.partials[1];
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn tape_full() -> ! {
+    panic!("perturb: a tape holds at most {} nodes; clear it or record less", NONE)
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn mixed_tapes(a: u64, b: u64) -> ! {
+    panic!("perturb: an operation combined a variable of tape #{a} with one of tape #{b}; variables of different tapes cannot be mixed")
+}
+
+impl<T> fmt::Debug for Tape<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // SAFETY: see the `nodes` field.
+        let len = unsafe { &*self.nodes.get() }.len();
+        f.debug_struct("Tape")
+            .field("id", &self.id)
+            .field("generation", &self.generation)
+            .field("nodes", &len)
+            .finish()
+    }
+}
+
+/// A number recorded on a [`Tape`] (or a constant, recorded nowhere).
+///
+/// A `Var` is a `Copy` handle: the tape it belongs to, its node's index and its value. It
+/// implements [`num_traits::Float`], so generic code runs on it unchanged and is recorded as it
+/// runs. Constants such as `T::from(0.5)` or `T::one()` inside generic code are `Var`s that
+/// belong to no tape and cost no node.
+///
+/// ```
+/// use perturb::Tape;
+///
+/// fn f<T: num_traits::Float>(x: &[T]) -> T {
+///     x[0] * x[1] + x[0].sin()
+/// }
+///
+/// let tape = Tape::new();
+/// let x = tape.vars(&[1.0_f64, 2.0]);
+/// let y = f(&x);
+/// let grad = tape.gradient(y).unwrap();
+/// assert_eq!(grad.wrt(&x).unwrap(), vec![2.0 + 1.0_f64.cos(), 1.0]);
+/// ```
+#[derive(Clone, Copy)]
+pub struct Var<'t, T> {
+    tape: Option<&'t Tape<T>>,
+    index: u32,
+    value: T,
+}
+
+impl<'t, T: Scalar> Var<'t, T> {
+    /// A constant: recorded on no tape, derivative zero.
+    ///
+    /// ```
+    /// let c = perturb::Var::constant(2.0_f64);
+    /// assert!(c.is_constant());
+    /// ```
+    #[inline]
+    pub fn constant(value: T) -> Self {
+        Var { tape: None, index: NONE, value }
+    }
+
+    /// The value.
+    ///
+    /// ```
+    /// let tape = perturb::Tape::new();
+    /// assert_eq!((tape.var(2.0_f64) * 3.0).value(), 6.0);
+    /// ```
+    #[inline]
+    pub fn value(self) -> T {
+        self.value
+    }
+
+    /// Whether this is a constant rather than a recorded variable.
+    ///
+    /// ```
+    /// let tape = perturb::Tape::new();
+    /// assert!(!tape.var(1.0_f64).is_constant());
+    /// ```
+    #[inline]
+    pub fn is_constant(self) -> bool {
+        self.tape.is_none()
+    }
+
+    /// The id of the tape this variable is recorded on, if any.
+    ///
+    /// ```
+    /// let tape = perturb::Tape::new();
+    /// assert_eq!(tape.var(1.0_f64).tape_id(), Some(tape.id()));
+    /// ```
+    #[inline]
+    pub fn tape_id(self) -> Option<u64> {
+        self.tape.map(|t| t.id)
+    }
+
+    #[inline(always)]
+    fn record(tape: &'t Tape<T>, parents: [u32; 2], partials: [T; 2], value: T) -> Self {
+        Var { tape: Some(tape), index: tape.push(Node { parents, partials }), value }
+    }
+}
+
+impl<T: Scalar> AdNumber for Var<'_, T> {
+    type Primal = T;
+    #[inline(always)]
+    fn primal(self) -> T {
+        self.value
+    }
+    #[inline(always)]
+    fn lift(value: T) -> Self {
+        Var::constant(value)
+    }
+}
+
+impl<T: Scalar> Scalar for Var<'_, T> {
+    #[inline(always)]
+    fn apply_unary<O: UnaryOp>(op: &O, x: Self) -> Self {
+        let value = op.func(x.value);
+        match x.tape {
+            None => Var::constant(value),
+            Some(tape) => {
+                let d = op.grads(x.value, value);
+                Var::record(tape, [x.index, NONE], [d, T::zero()], value)
+            }
+        }
+    }
+
+    #[inline(always)]
+    #[track_caller]
+    fn apply_binary<O: BinaryOp>(op: &O, a: Self, b: Self) -> Self {
+        let value = op.func(a.value, b.value);
+        match (a.tape, b.tape) {
+            (None, None) => Var::constant(value),
+            (Some(tape), None) => {
+                let (da, _) = op.grads(a.value, b.value, value);
+                Var::record(tape, [a.index, NONE], [da, T::zero()], value)
+            }
+            (None, Some(tape)) => {
+                let (_, db) = op.grads(a.value, b.value, value);
+                Var::record(tape, [b.index, NONE], [db, T::zero()], value)
+            }
+            (Some(ta), Some(tb)) => {
+                if ta.id != tb.id {
+                    mixed_tapes(ta.id, tb.id);
+                }
+                let (da, db) = op.grads(a.value, b.value, value);
+                Var::record(ta, [a.index, b.index], [da, db], value)
+            }
+        }
+    }
+}
+
+impl_ad_number!(['t, T: Scalar] Var<'t, T>, T);
+
+impl<T: Scalar> fmt::Debug for Var<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.tape {
+            Some(tape) => write!(f, "Var({:?} @ tape #{} node {})", self.value, tape.id, self.index),
+            None => write!(f, "Var({:?} constant)", self.value),
+        }
+    }
+}
+
+/// Shows the value.
+impl<T: Scalar> fmt::Display for Var<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.value, f)
+    }
+}
+
+/// The result of a backward sweep: the derivative of one output with respect to every variable
+/// of the tape it was computed on.
+///
+/// Look a variable up with [`get`](Gradient::get) (or `grad[x]`, which panics with the same
+/// message where `get` returns an error) or many at once with [`wrt`](Gradient::wrt).
+///
+/// ```
+/// let tape = perturb::Tape::new();
+/// let x = tape.var(3.0_f64);
+/// let g = tape.gradient(x * x).unwrap();
+/// assert_eq!(g.get(x), Ok(6.0));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Gradient<T> {
+    tape: u64,
+    generation: u64,
+    adjoints: Vec<T>,
+    /// What `grad[x]` returns for a variable recorded after the output.
+    zero: T,
+}
+
+impl<T: Scalar> Gradient<T> {
+    /// The derivative with respect to `x`. Variables recorded after the output get 0 (the output
+    /// cannot depend on them); a constant, a variable of another tape, or one recorded after the
+    /// tape was cleared is an error.
+    ///
+    /// ```
+    /// let tape = perturb::Tape::new();
+    /// let x = tape.var(3.0_f64);
+    /// let g = tape.gradient(x * x).unwrap();
+    /// assert!(g.get(perturb::Var::constant(1.0)).is_err());
+    /// ```
+    pub fn get(&self, x: Var<'_, T>) -> Result<T, Error> {
+        let op = "Gradient::get";
+        let tape = x.tape.ok_or(Error::NotAVariable { op })?;
+        if tape.id != self.tape {
+            return Err(Error::ForeignVariable { op, expected: self.tape, found: tape.id });
+        }
+        if tape.generation != self.generation {
+            return Err(Error::StaleGradient {
+                op,
+                tape: self.tape,
+                gradient_generation: self.generation,
+                variable_generation: tape.generation,
+            });
+        }
+        Ok(self.adjoints.get(x.index as usize).copied().unwrap_or_else(T::zero))
+    }
+
+    /// The derivatives with respect to each of `xs`, in order.
+    ///
+    /// ```
+    /// let tape = perturb::Tape::new();
+    /// let xs = tape.vars(&[1.0_f64, 2.0]);
+    /// let g = tape.gradient(xs[0] * xs[1]).unwrap();
+    /// assert_eq!(g.wrt(&xs).unwrap(), vec![2.0, 1.0]);
+    /// ```
+    pub fn wrt(&self, xs: &[Var<'_, T>]) -> Result<Vec<T>, Error> {
+        xs.iter().map(|&x| self.get(x)).collect()
+    }
+}
+
+impl<T: Scalar> std::ops::Index<Var<'_, T>> for Gradient<T> {
+    type Output = T;
+
+    /// Panics with [`Gradient::get`]'s error message where `get` fails.
+    #[track_caller]
+    fn index(&self, x: Var<'_, T>) -> &T {
+        if let Err(e) = self.get(x) {
+            panic!("{e}");
+        }
+        self.adjoints.get(x.index as usize).unwrap_or(&self.zero)
+    }
+}

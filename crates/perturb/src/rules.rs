@@ -1,0 +1,201 @@
+//! Every elementary operation in one table: its value (`func`) and its local partial
+//! derivatives (`grads`), written in perturb's own differentiable operations so that each rule
+//! can itself be differentiated (second and higher order come free).
+//!
+//! Every number type reaches these rules through [`Scalar::apply_unary`] and
+//! [`Scalar::apply_binary`]; none of them has a derivative rule of its own.
+//!
+//! Conventions at points where a function is not differentiable:
+//! - `abs`, `relu`: derivative 0 at 0 (the subgradient JAX and PyTorch use).
+//! - `max`, `min`: at a tie each argument gets half (JAX's convention); where one argument
+//!   is NaN the result and the whole derivative follow the other, as `f64::max` does.
+//! - `hypot` at (0, 0): both partials 0.
+//! - `powf(x, y)` where the value is 0: the partial in `y` is 0 (its limit as x -> 0+).
+//! - `floor`, `ceil`, `round`, `trunc`, `signum`: derivative 0 (they are implemented as constants).
+//!
+//! ```
+//! use perturb::{rules::Tanh, UnaryOp};
+//! let v = Tanh.func(0.5_f64);
+//! assert_eq!(Tanh.grads(0.5_f64, v), 1.0 - v * v);
+//! ```
+
+use crate::scalar::{BinaryOp, Scalar, UnaryOp};
+
+macro_rules! unary_rules {
+    ($( $(#[$doc:meta])* $name:ident: |$x:ident, $v:ident| $func:expr, $grad:expr; )*) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name;
+        impl UnaryOp for $name {
+            #[inline(always)]
+            fn func<T: Scalar>(&self, $x: T) -> T { $func }
+            #[inline(always)]
+            #[allow(unused_variables)]
+            fn grads<T: Scalar>(&self, $x: T, $v: T) -> T { $grad }
+        }
+    )*};
+}
+
+macro_rules! binary_rules {
+    ($( $(#[$doc:meta])* $name:ident: |$a:ident, $b:ident, $v:ident| $func:expr, $grads:expr; )*) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name;
+        impl BinaryOp for $name {
+            #[inline(always)]
+            fn func<T: Scalar>(&self, $a: T, $b: T) -> T { $func }
+            #[inline(always)]
+            #[allow(unused_variables)]
+            fn grads<T: Scalar>(&self, $a: T, $b: T, $v: T) -> (T, T) { $grads }
+        }
+    )*};
+}
+
+#[inline(always)]
+fn two<T: Scalar>() -> T {
+    T::one() + T::one()
+}
+
+unary_rules! {
+    /// `-x`; derivative `-1`.
+    Neg: |x, v| -x, -T::one();
+    /// `1 / x`; derivative `-1 / x^2`.
+    Recip: |x, v| x.recip(), -(v * v);
+    /// `sqrt(x)`; derivative `1 / (2 sqrt(x))`.
+    Sqrt: |x, v| x.sqrt(), (v + v).recip();
+    /// `cbrt(x)`; derivative `1 / (3 cbrt(x)^2)`.
+    Cbrt: |x, v| x.cbrt(), (v * v * (two::<T>() + T::one())).recip();
+    /// `exp(x)`; derivative `exp(x)`.
+    Exp: |x, v| x.exp(), v;
+    /// `2^x`; derivative `2^x ln 2`.
+    Exp2: |x, v| x.exp2(), v * T::LN_2();
+    /// `exp(x) - 1`; derivative `exp(x)`.
+    ExpM1: |x, v| x.exp_m1(), v + T::one();
+    /// `ln(x)`; derivative `1 / x`.
+    Ln: |x, v| x.ln(), x.recip();
+    /// `log2(x)`; derivative `1 / (x ln 2)`.
+    Log2: |x, v| x.log2(), (x * T::LN_2()).recip();
+    /// `log10(x)`; derivative `1 / (x ln 10)`.
+    Log10: |x, v| x.log10(), (x * T::LN_10()).recip();
+    /// `ln(1 + x)`; derivative `1 / (1 + x)`.
+    Ln1p: |x, v| x.ln_1p(), (x + T::one()).recip();
+    /// `sin(x)`; derivative `cos(x)`.
+    Sin: |x, v| x.sin(), x.cos();
+    /// `cos(x)`; derivative `-sin(x)`.
+    Cos: |x, v| x.cos(), -x.sin();
+    /// `tan(x)`; derivative `1 + tan(x)^2`.
+    Tan: |x, v| x.tan(), T::one() + v * v;
+    /// `asin(x)`; derivative `1 / sqrt(1 - x^2)`.
+    Asin: |x, v| x.asin(), (T::one() - x * x).sqrt().recip();
+    /// `acos(x)`; derivative `-1 / sqrt(1 - x^2)`.
+    Acos: |x, v| x.acos(), -(T::one() - x * x).sqrt().recip();
+    /// `atan(x)`; derivative `1 / (1 + x^2)`.
+    Atan: |x, v| x.atan(), (T::one() + x * x).recip();
+    /// `sinh(x)`; derivative `cosh(x)`.
+    Sinh: |x, v| x.sinh(), x.cosh();
+    /// `cosh(x)`; derivative `sinh(x)`.
+    Cosh: |x, v| x.cosh(), x.sinh();
+    /// `tanh(x)`; derivative `1 - tanh(x)^2`.
+    Tanh: |x, v| x.tanh(), T::one() - v * v;
+    /// `asinh(x)`; derivative `1 / sqrt(x^2 + 1)`.
+    Asinh: |x, v| x.asinh(), (x * x + T::one()).sqrt().recip();
+    /// `acosh(x)`; derivative `1 / sqrt(x^2 - 1)`.
+    Acosh: |x, v| x.acosh(), (x * x - T::one()).sqrt().recip();
+    /// `atanh(x)`; derivative `1 / (1 - x^2)`.
+    Atanh: |x, v| x.atanh(), (T::one() - x * x).recip();
+    /// `|x|`; derivative `sign(x)`, and 0 at 0.
+    Abs: |x, v| x.abs(), if x > T::zero() { T::one() } else if x < T::zero() { -T::one() } else { T::zero() };
+    /// `1 / (1 + exp(-x))`, stable for large `|x|`; derivative `s (1 - s)`.
+    Sigmoid: |x, v| stable_sigmoid(x), v * (T::one() - v);
+    /// `ln(1 + exp(x))`, stable for large `|x|`; derivative `sigmoid(x)`.
+    Softplus: |x, v| stable_softplus(x), x.sigmoid();
+    /// `ln(sigmoid(x)) = -softplus(-x)`; derivative `sigmoid(-x)`.
+    LogSigmoid: |x, v| -stable_softplus(-x), (-x).sigmoid();
+    /// `max(x, 0)`; derivative 1 for x > 0, else 0.
+    Relu: |x, v| if x > T::zero() { x } else { T::zero() }, if x > T::zero() { T::one() } else { T::zero() };
+}
+
+binary_rules! {
+    /// `a + b`; partials `(1, 1)`.
+    Add: |a, b, v| a + b, (T::one(), T::one());
+    /// `a - b`; partials `(1, -1)`.
+    Sub: |a, b, v| a - b, (T::one(), -T::one());
+    /// `a * b`; partials `(b, a)`.
+    Mul: |a, b, v| a * b, (b, a);
+    /// `a / b`; partials `(1 / b, -a / b^2)`.
+    Div: |a, b, v| a / b, { let r = b.recip(); (r, -(v * r)) };
+    /// `a % b` (truncated remainder, as Rust's `%`); partials `(1, -trunc(a / b))`.
+    Rem: |a, b, v| a % b, (T::one(), -(a / b).trunc());
+    /// `a^b` for real `b`; partials `(b a^(b-1), a^b ln a)`.
+    Powf: |a, b, v| a.powf(b), (
+        b * a.powf(b - T::one()),
+        if v == T::zero() { T::zero() } else { v * a.ln() },
+    );
+    /// `log_b(a)` (`a.log(b)`); partials `(1 / (a ln b), -log_b(a) / (b ln b))`.
+    Log: |a, b, v| a.log(b), { let lb = b.ln(); ((a * lb).recip(), -(v / (b * lb))) };
+    /// `atan2(a, b)`, the angle of the point `(b, a)`; partials `(b, -a) / (a^2 + b^2)`.
+    Atan2: |a, b, v| a.atan2(b), { let r = (a * a + b * b).recip(); (b * r, -(a * r)) };
+    /// `sqrt(a^2 + b^2)`; partials `(a, b) / hypot`, and `(0, 0)` at the origin.
+    Hypot: |a, b, v| a.hypot(b), if v == T::zero() { (T::zero(), T::zero()) } else { (a / v, b / v) };
+    /// `max(a, b)`; the larger argument gets the whole derivative, each half at a tie.
+    Max: |a, b, v| a.max(b), select(a, b, a > b || b.is_nan(), a < b || a.is_nan());
+    /// `min(a, b)`; the smaller argument gets the whole derivative, each half at a tie.
+    Min: |a, b, v| a.min(b), select(a, b, a < b || b.is_nan(), a > b || a.is_nan());
+}
+
+/// `x^n` for an integer `n`; derivative `n x^(n-1)`.
+///
+/// ```
+/// use perturb::{rules::Powi, UnaryOp};
+/// assert_eq!(Powi(3).grads(2.0_f64, 8.0), 12.0);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Powi(pub i32);
+
+impl UnaryOp for Powi {
+    #[inline(always)]
+    fn func<T: Scalar>(&self, x: T) -> T {
+        x.powi(self.0)
+    }
+    #[inline(always)]
+    fn grads<T: Scalar>(&self, x: T, _value: T) -> T {
+        match self.0 {
+            0 => T::zero(),
+            n => T::from_i32(n).unwrap_or_else(T::nan) * x.powi(n - 1),
+        }
+    }
+}
+
+/// Partials of max/min: `(1, 0)` if the first argument wins, `(0, 1)` if the second, halves at a tie.
+#[inline(always)]
+fn select<T: Scalar>(_a: T, _b: T, first: bool, second: bool) -> (T, T) {
+    if first {
+        (T::one(), T::zero())
+    } else if second {
+        (T::zero(), T::one())
+    } else {
+        let half = two::<T>().recip();
+        (half, half)
+    }
+}
+
+#[inline(always)]
+fn stable_sigmoid<T: Scalar>(x: T) -> T {
+    if x >= T::zero() {
+        (T::one() + (-x).exp()).recip()
+    } else {
+        let e = x.exp();
+        e / (T::one() + e)
+    }
+}
+
+#[inline(always)]
+fn stable_softplus<T: Scalar>(x: T) -> T {
+    // ln(1 + e^x) = x + ln(1 + e^-x) for x > 0: never overflows, keeps precision for x << 0.
+    // Both branches are smooth, so nested derivatives of the value are right at 0 too.
+    if x > T::zero() {
+        x + (-x).exp().ln_1p()
+    } else {
+        x.exp().ln_1p()
+    }
+}
