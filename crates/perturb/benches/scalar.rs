@@ -1,1 +1,107 @@
-fn main(){}
+//! Scalar-engine benchmarks (issue 2). Each group runs its baseline in the same process:
+//! the plain f64 function, and for Rosenbrock a hand-written analytic gradient.
+//!
+//! Run: `cargo bench -p perturb --bench scalar`
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use num_traits::Float;
+use perturb::{Dual, Tape};
+
+/// Extended Rosenbrock, written once for any float type.
+fn rosenbrock<T: Float>(x: &[T]) -> T {
+    let hundred = T::from(100.0).unwrap();
+    let one = T::one();
+    let mut sum = T::zero();
+    for i in 0..x.len() - 1 {
+        let a = x[i + 1] - x[i] * x[i];
+        let b = one - x[i];
+        sum = sum + hundred * a * a + b * b;
+    }
+    sum
+}
+
+/// The analytic gradient of `rosenbrock`, by hand.
+fn rosenbrock_grad(x: &[f64], g: &mut [f64]) {
+    g.fill(0.0);
+    for i in 0..x.len() - 1 {
+        let a = x[i + 1] - x[i] * x[i];
+        g[i] += -400.0 * a * x[i] - 2.0 * (1.0 - x[i]);
+        g[i + 1] += 200.0 * a;
+    }
+}
+
+/// The chain x <- sin(x) * 1.0001 + 0.1 x^2 - ln(1 + x^2), 250,000 times (9 operations each).
+fn chain<T: Float>(x0: T, steps: usize) -> T {
+    let c1 = T::from(1.0001).unwrap();
+    let c2 = T::from(0.1).unwrap();
+    let one = T::one();
+    let mut x = x0;
+    for _ in 0..steps {
+        x = x.sin() * c1 + c2 * x * x - (one + x * x).ln();
+    }
+    x
+}
+
+const N: usize = 10_000;
+const STEPS: usize = 250_000;
+
+fn bench_rosenbrock(c: &mut Criterion) {
+    let x: Vec<f64> = (0..N).map(|i| 0.5 + 0.001 * (i % 100) as f64).collect();
+    let mut group = c.benchmark_group("rosenbrock_n10000");
+    group.bench_function("plain_f64_value", |b| b.iter(|| rosenbrock(black_box(&x))));
+    let mut g = vec![0.0; N];
+    group.bench_function("hand_written_gradient", |b| {
+        b.iter(|| rosenbrock_grad(black_box(&x), &mut g))
+    });
+    let mut tape = Tape::with_capacity(8 * N);
+    group.bench_function("tape_gradient", |b| {
+        b.iter(|| {
+            let grad = {
+                let xs = tape.vars(black_box(&x));
+                let y = rosenbrock(&xs);
+                tape.gradient_wrt(y, &xs).unwrap()
+            };
+            tape.clear();
+            grad
+        })
+    });
+    group.bench_function("functional_gradient", |b| {
+        b.iter(|| perturb::gradient(|x| rosenbrock(x), black_box(&x)))
+    });
+    group.finish();
+}
+
+fn bench_chain(c: &mut Criterion) {
+    let mut group = c.benchmark_group("chain_250k");
+    group.sample_size(20);
+    group.bench_function(BenchmarkId::new("plain_f64_value", STEPS), |b| {
+        b.iter(|| chain(black_box(0.5_f64), STEPS))
+    });
+    group.bench_function(BenchmarkId::new("dual_derivative", STEPS), |b| {
+        b.iter(|| chain(Dual::variable(black_box(0.5_f64)), STEPS).tangent())
+    });
+    let mut tape = Tape::with_capacity(9 * STEPS + 1);
+    group.bench_function(BenchmarkId::new("tape_derivative", STEPS), |b| {
+        b.iter(|| {
+            let d = {
+                let x0 = tape.var(black_box(0.5_f64));
+                let y = chain(x0, STEPS);
+                tape.gradient_wrt(y, &[x0]).unwrap()[0]
+            };
+            tape.clear();
+            d
+        })
+    });
+    group.finish();
+    let tape = Tape::new();
+    let _ = chain(tape.var(0.5_f64), STEPS);
+    eprintln!(
+        "chain: {} nodes recorded, {} bytes per node, {:.1} MB of tape",
+        tape.len(),
+        Tape::<f64>::bytes_per_node(),
+        (tape.len() * Tape::<f64>::bytes_per_node()) as f64 / 1e6
+    );
+}
+
+criterion_group!(benches, bench_rosenbrock, bench_chain);
+criterion_main!(benches);

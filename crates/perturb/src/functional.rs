@@ -187,7 +187,9 @@ fn jacobian_forward<T: Scalar>(
             })
             .collect();
         let ys = f.eval(&xs);
-        let m = value.get_or_insert_with(|| ys.iter().map(|y| y.value()).collect()).len();
+        let m = value
+            .get_or_insert_with(|| ys.iter().map(|y| y.value()).collect())
+            .len();
         if ys.len() != m {
             return Err(Error::LengthMismatch {
                 op: "jacobian",
@@ -272,15 +274,21 @@ where
     T: Scalar,
     F: for<'s> Fn(&[Var<'s, Dual<T>>]) -> Var<'s, Dual<T>>,
 {
-    let xs: Vec<_> = x.iter().zip(v).map(|(&xi, &vi)| tape.var(Dual::new(xi, vi))).collect();
+    let xs: Vec<_> = x
+        .iter()
+        .zip(v)
+        .map(|(&xi, &vi)| tape.var(Dual::new(xi, vi)))
+        .collect();
     let y = f(&xs);
-    gradient_on(tape, y, &xs).into_iter().map(Dual::tangent).collect()
+    gradient_on(tape, y, &xs)
+        .into_iter()
+        .map(Dual::tangent)
+        .collect()
 }
 
 /// The gradient of `y` with respect to `xs`, all recorded on `tape` by this module.
 fn gradient_on<T: Scalar>(tape: &Tape<T>, y: Var<'_, T>, xs: &[Var<'_, T>]) -> Vec<T> {
-    tape.gradient(y)
-        .and_then(|g| g.wrt(xs))
+    tape.gradient_wrt(y, xs)
         .unwrap_or_else(|e| owned_elsewhere(e))
 }
 

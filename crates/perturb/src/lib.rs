@@ -44,6 +44,11 @@ pub mod reverse;
 pub mod rules;
 mod scalar;
 
+/// The num-traits crate, re-exported so that `perturb::Float` and generic code need no extra
+/// dependency.
+pub use num_traits;
+pub use num_traits::Float;
+
 pub use error::Error;
 pub use forward::{Dual, DualN, DualVec, TangentArena};
 pub use functional::{

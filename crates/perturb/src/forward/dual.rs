@@ -2,7 +2,6 @@
 
 use std::fmt;
 
-
 use crate::number::{impl_ad_number, AdNumber};
 use crate::scalar::{BinaryOp, Scalar, UnaryOp};
 
@@ -50,7 +49,10 @@ impl<T: Scalar> Dual<T> {
     /// ```
     #[inline]
     pub fn variable(value: T) -> Self {
-        Dual { value, tangent: T::one() }
+        Dual {
+            value,
+            tangent: T::one(),
+        }
     }
 
     /// A constant: tangent 0.
@@ -60,7 +62,10 @@ impl<T: Scalar> Dual<T> {
     /// ```
     #[inline]
     pub fn constant(value: T) -> Self {
-        Dual { value, tangent: T::zero() }
+        Dual {
+            value,
+            tangent: T::zero(),
+        }
     }
 
     /// The primal value.
@@ -100,14 +105,20 @@ impl<T: Scalar> Scalar for Dual<T> {
     #[inline(always)]
     fn apply_unary<O: UnaryOp>(op: &O, x: Self) -> Self {
         let value = op.func(x.value);
-        Dual { value, tangent: op.grads(x.value, value) * x.tangent }
+        Dual {
+            value,
+            tangent: op.grads(x.value, value) * x.tangent,
+        }
     }
 
     #[inline(always)]
     fn apply_binary<O: BinaryOp>(op: &O, a: Self, b: Self) -> Self {
         let value = op.func(a.value, b.value);
         let (da, db) = op.grads(a.value, b.value, value);
-        Dual { value, tangent: da * a.tangent + db * b.tangent }
+        Dual {
+            value,
+            tangent: da * a.tangent + db * b.tangent,
+        }
     }
 }
 

@@ -2,7 +2,6 @@
 
 use std::fmt;
 
-
 use crate::number::{impl_ad_number, AdNumber};
 use crate::scalar::{BinaryOp, Scalar, UnaryOp};
 
@@ -47,7 +46,10 @@ impl<T: Scalar, const N: usize> DualN<T, N> {
     /// ```
     #[inline]
     pub fn constant(value: T) -> Self {
-        DualN { value, tangents: [T::zero(); N] }
+        DualN {
+            value,
+            tangents: [T::zero(); N],
+        }
     }
 
     /// The `i`-th of `N` inputs: tangent 1 in slot `i`, 0 elsewhere.
@@ -118,7 +120,10 @@ impl<T: Scalar, const N: usize> Scalar for DualN<T, N> {
     fn apply_unary<O: UnaryOp>(op: &O, x: Self) -> Self {
         let value = op.func(x.value);
         let d = op.grads(x.value, value);
-        DualN { value, tangents: x.tangents.map(|t| d * t) }
+        DualN {
+            value,
+            tangents: x.tangents.map(|t| d * t),
+        }
     }
 
     #[inline(always)]

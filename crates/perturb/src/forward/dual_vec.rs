@@ -4,7 +4,6 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-
 use crate::error::Error;
 use crate::number::{impl_ad_number, AdNumber};
 use crate::scalar::{BinaryOp, Scalar, UnaryOp};
@@ -79,7 +78,11 @@ impl<T: Scalar> TangentArena<T> {
         let rows = unsafe { &mut *self.rows.get() };
         let row = self.next_row(rows.len());
         rows.extend_from_slice(tangents);
-        Ok(DualVec { arena: Some(self), row, value })
+        Ok(DualVec {
+            arena: Some(self),
+            row,
+            value,
+        })
     }
 
     /// One input per value, the `i`-th seeded with the `i`-th unit direction, so that one forward
@@ -190,7 +193,10 @@ impl<T: Scalar> TangentArena<T> {
 
 impl<T> fmt::Debug for TangentArena<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TangentArena").field("id", &self.id).field("width", &self.width).finish()
+        f.debug_struct("TangentArena")
+            .field("id", &self.id)
+            .field("width", &self.width)
+            .finish()
     }
 }
 
@@ -228,7 +234,11 @@ impl<T: Scalar> DualVec<'_, T> {
     /// ```
     #[inline]
     pub fn constant(value: T) -> Self {
-        DualVec { arena: None, row: CONSTANT, value }
+        DualVec {
+            arena: None,
+            row: CONSTANT,
+            value,
+        }
     }
 
     /// The primal value.
@@ -263,7 +273,11 @@ impl<T: Scalar> Scalar for DualVec<'_, T> {
             None => DualVec::constant(value),
             Some(arena) => {
                 let d = op.grads(x.value, value);
-                DualVec { arena: Some(arena), row: arena.push_scaled(x.row, d), value }
+                DualVec {
+                    arena: Some(arena),
+                    row: arena.push_scaled(x.row, d),
+                    value,
+                }
             }
         }
     }
@@ -293,7 +307,11 @@ impl<T: Scalar> Scalar for DualVec<'_, T> {
                 (aa, aa.push_combined(a.row, da, b.row, db))
             }
         };
-        DualVec { arena: Some(arena), row, value }
+        DualVec {
+            arena: Some(arena),
+            row,
+            value,
+        }
     }
 }
 

@@ -4,7 +4,6 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-
 use crate::error::Error;
 use crate::number::{impl_ad_number, AdNumber};
 use crate::scalar::{BinaryOp, Scalar, UnaryOp};
@@ -53,6 +52,8 @@ pub struct Tape<T> {
     // Only `push` mutates the nodes. It runs no user code while it holds the borrow, and the
     // tape is not `Sync`, so no other borrow can be live at the same time.
     nodes: UnsafeCell<Vec<Node<T>>>,
+    // Adjoints reused by `gradient_wrt`, under the same discipline as `nodes`.
+    scratch: UnsafeCell<Vec<T>>,
 }
 
 impl<T: Scalar> Default for Tape<T> {
@@ -83,6 +84,7 @@ impl<T: Scalar> Tape<T> {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
             generation: 0,
             nodes: UnsafeCell::new(Vec::with_capacity(nodes)),
+            scratch: UnsafeCell::new(Vec::new()),
         }
     }
 
@@ -95,8 +97,15 @@ impl<T: Scalar> Tape<T> {
     /// ```
     #[inline]
     pub fn var(&self, value: T) -> Var<'_, T> {
-        let index = self.push(Node { parents: [NONE; 2], partials: [T::zero(); 2] });
-        Var { tape: Some(self), index, value }
+        let index = self.push(Node {
+            parents: [NONE; 2],
+            partials: [T::zero(); 2],
+        });
+        Var {
+            tape: Some(self),
+            index,
+            value,
+        }
     }
 
     /// One input variable per value, in order.
@@ -173,6 +182,15 @@ impl<T: Scalar> Tape<T> {
     /// }
     /// assert_eq!(tape.len(), 0);
     /// ```
+    ///
+    /// A variable cannot outlive a clear of its tape: this does not compile.
+    ///
+    /// ```compile_fail
+    /// let mut tape = perturb::Tape::new();
+    /// let x = tape.var(1.0_f64);
+    /// tape.clear();
+    /// let y = x * x; // error: `tape` is borrowed by `x`
+    /// ```
     pub fn clear(&mut self) {
         self.nodes.get_mut().clear();
         self.generation += 1;
@@ -194,19 +212,76 @@ impl<T: Scalar> Tape<T> {
     pub fn gradient(&self, output: Var<'_, T>) -> Result<Gradient<T>, Error> {
         let nodes = self.nodes();
         let mut adjoints = vec![T::zero(); nodes.len()];
-        if let Some(tape) = output.tape {
-            if tape.id != self.id {
-                return Err(Error::ForeignVariable {
-                    op: "Tape::gradient",
-                    expected: self.id,
-                    found: tape.id,
-                });
-            }
-            let last = output.index as usize;
+        if let Some(last) = self.output_index(output, "Tape::gradient")? {
             adjoints[last] = T::one();
             sweep(&nodes[..=last], &mut adjoints[..=last]);
         }
-        Ok(Gradient { tape: self.id, generation: self.generation, adjoints, zero: T::zero() })
+        Ok(Gradient {
+            tape: self.id,
+            generation: self.generation,
+            adjoints,
+            zero: T::zero(),
+        })
+    }
+
+    /// The derivatives of `output` with respect to `wrt`, in order: the same sweep as
+    /// [`gradient`](Tape::gradient), into a buffer the tape keeps and reuses, so repeated calls
+    /// allocate only the result.
+    ///
+    /// ```
+    /// let tape = perturb::Tape::new();
+    /// let x = tape.vars(&[2.0_f64, 3.0]);
+    /// let y = x[0] * x[1] + x[1];
+    /// assert_eq!(tape.gradient_wrt(y, &x).unwrap(), vec![3.0, 3.0]);
+    /// assert!(tape.gradient_wrt(y, &[perturb::Var::constant(1.0)]).is_err());
+    /// ```
+    pub fn gradient_wrt(&self, output: Var<'_, T>, wrt: &[Var<'_, T>]) -> Result<Vec<T>, Error> {
+        let op = "Tape::gradient_wrt";
+        let last = self.output_index(output, op)?;
+        for x in wrt {
+            match x.tape {
+                None => return Err(Error::NotAVariable { op }),
+                Some(t) if t.id != self.id => {
+                    return Err(Error::ForeignVariable {
+                        op,
+                        expected: self.id,
+                        found: t.id,
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        let Some(last) = last else {
+            return Ok(vec![T::zero(); wrt.len()]);
+        };
+        // SAFETY: see the `scratch` field; the borrow ends before the function returns.
+        let adjoints = unsafe { &mut *self.scratch.get() };
+        adjoints.clear();
+        adjoints.resize(last + 1, T::zero());
+        adjoints[last] = T::one();
+        sweep(&self.nodes()[..=last], adjoints);
+        Ok(wrt
+            .iter()
+            .map(|x| {
+                adjoints
+                    .get(x.index as usize)
+                    .copied()
+                    .unwrap_or_else(T::zero)
+            })
+            .collect())
+    }
+
+    /// The node index of `output` if it is recorded on this tape, `None` for a constant.
+    fn output_index(&self, output: Var<'_, T>, op: &'static str) -> Result<Option<usize>, Error> {
+        match output.tape {
+            None => Ok(None),
+            Some(tape) if tape.id == self.id => Ok(Some(output.index as usize)),
+            Some(tape) => Err(Error::ForeignVariable {
+                op,
+                expected: self.id,
+                found: tape.id,
+            }),
+        }
     }
 
     #[inline(always)]
@@ -230,17 +305,41 @@ impl<T: Scalar> Tape<T> {
 
 /// The reverse sweep: each node passes its adjoint to its parents, times the local partials.
 /// Nodes are in execution order, so one backward loop visits every node after all its users.
+///
+/// The contribution to the node just below is carried in a register rather than written to
+/// memory and read back on the next iteration: in long chains that store-then-load is what
+/// bounds the sweep.
 #[inline]
 fn sweep<T: Scalar>(nodes: &[Node<T>], adjoints: &mut [T]) {
-    for (i, node) in nodes.iter().enumerate().rev() {
+    assert_eq!(nodes.len(), adjoints.len());
+    let mut carry = None; // pending contribution to node `i`
+    for i in (0..nodes.len()).rev() {
+        // SAFETY: `i < len`, and every parent index is smaller than its node's own index
+        // (`push` records only variables of this tape, all recorded before the node).
+        let node = unsafe { nodes.get_unchecked(i) };
+        let slot = unsafe { adjoints.get_unchecked_mut(i) };
+        let adjoint = match carry.take() {
+            Some(c) => *slot + c,
+            None => *slot,
+        };
+        *slot = adjoint;
         let [p0, p1] = node.parents;
         if p0 == NONE {
             continue;
         }
-        let adjoint = adjoints[i];
-        adjoints[p0 as usize] += adjoint * node.partials[0];
-        if p1 != NONE {
-            adjoints[p1 as usize] += adjoint * node.partials[1];
+        debug_assert!((p0 as usize) < i && (p1 == NONE || (p1 as usize) < i));
+        let below = (i as u32).wrapping_sub(1);
+        for (p, d) in [(p0, node.partials[0]), (p1, node.partials[1])] {
+            if p == below {
+                let c = adjoint * d;
+                carry = Some(match carry {
+                    Some(prev) => prev + c,
+                    None => c,
+                });
+            } else if p != NONE {
+                // SAFETY: `p < i <= len` (see above).
+                unsafe { *adjoints.get_unchecked_mut(p as usize) += adjoint * d };
+            }
         }
     }
 }
@@ -248,7 +347,10 @@ fn sweep<T: Scalar>(nodes: &[Node<T>], adjoints: &mut [T]) {
 #[cold]
 #[inline(never)]
 fn tape_full() -> ! {
-    panic!("perturb: a tape holds at most {} nodes; clear it or record less", NONE)
+    panic!(
+        "perturb: a tape holds at most {} nodes; clear it or record less",
+        NONE
+    )
 }
 
 #[cold]
@@ -306,7 +408,11 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// ```
     #[inline]
     pub fn constant(value: T) -> Self {
-        Var { tape: None, index: NONE, value }
+        Var {
+            tape: None,
+            index: NONE,
+            value,
+        }
     }
 
     /// The value.
@@ -344,7 +450,11 @@ impl<'t, T: Scalar> Var<'t, T> {
 
     #[inline(always)]
     fn record(tape: &'t Tape<T>, parents: [u32; 2], partials: [T; 2], value: T) -> Self {
-        Var { tape: Some(tape), index: tape.push(Node { parents, partials }), value }
+        Var {
+            tape: Some(tape),
+            index: tape.push(Node { parents, partials }),
+            value,
+        }
     }
 }
 
@@ -403,7 +513,11 @@ impl_ad_number!(['t, T: Scalar] Var<'t, T>, T);
 impl<T: Scalar> fmt::Debug for Var<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.tape {
-            Some(tape) => write!(f, "Var({:?} @ tape #{} node {})", self.value, tape.id, self.index),
+            Some(tape) => write!(
+                f,
+                "Var({:?} @ tape #{} node {})",
+                self.value, tape.id, self.index
+            ),
             None => write!(f, "Var({:?} constant)", self.value),
         }
     }
@@ -452,7 +566,11 @@ impl<T: Scalar> Gradient<T> {
         let op = "Gradient::get";
         let tape = x.tape.ok_or(Error::NotAVariable { op })?;
         if tape.id != self.tape {
-            return Err(Error::ForeignVariable { op, expected: self.tape, found: tape.id });
+            return Err(Error::ForeignVariable {
+                op,
+                expected: self.tape,
+                found: tape.id,
+            });
         }
         if tape.generation != self.generation {
             return Err(Error::StaleGradient {
@@ -462,7 +580,11 @@ impl<T: Scalar> Gradient<T> {
                 variable_generation: tape.generation,
             });
         }
-        Ok(self.adjoints.get(x.index as usize).copied().unwrap_or_else(T::zero))
+        Ok(self
+            .adjoints
+            .get(x.index as usize)
+            .copied()
+            .unwrap_or_else(T::zero))
     }
 
     /// The derivatives with respect to each of `xs`, in order.
