@@ -1,0 +1,278 @@
+//! `perturb lecture`: the lecture's worked examples, each derivative computed in forward mode
+//! (dual numbers), in reverse mode (the tape) and from the exact formula.
+
+use perturb::{Dual, Float, Mode, Scalar, Tape, VectorFunction};
+
+/// Where the examples are evaluated.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The input x (must be non-zero: log(x^2) appears).
+    #[arg(long, default_value_t = 0.7, allow_negative_numbers = true)]
+    pub x: f64,
+    /// The weight w of L = -log sigmoid(w x^2).
+    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
+    pub w: f64,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args { x: 0.7, w: 3.0 }
+    }
+}
+
+/// A row of output: an example, its derivative three ways, and whether they agree.
+struct Row {
+    name: &'static str,
+    forward: f64,
+    reverse: f64,
+    exact: f64,
+}
+
+pub fn run(args: &Args) -> Result<(), String> {
+    let (x, w) = (args.x, args.w);
+    if !x.is_finite() || !w.is_finite() {
+        return Err(format!(
+            "lecture: --x and --w must be finite numbers (got x = {x}, w = {w})"
+        ));
+    }
+    if x == 0.0 {
+        return Err("lecture: --x must be non-zero, since log(x^2) is not defined at 0".into());
+    }
+    println!("perturb: the lecture's examples at x = {x}, w = {w}");
+    println!("\"If I perturb x by h, how does the output change?\" Each derivative three ways:\n");
+    let rows = scalar_rows(x, w);
+    println!(
+        "{:<44} {:>14} {:>14} {:>14}",
+        "derivative", "forward", "reverse", "exact"
+    );
+    let mut worst: f64 = 0.0;
+    for r in &rows {
+        println!(
+            "{:<44} {:>14.9} {:>14.9} {:>14.9}",
+            r.name, r.forward, r.reverse, r.exact
+        );
+        let scale = r.exact.abs().max(1.0);
+        worst = worst
+            .max((r.forward - r.exact).abs() / scale)
+            .max((r.reverse - r.exact).abs() / scale);
+    }
+    println!();
+    chain_of_local_derivatives(x, w);
+    println!();
+    multiple_inputs(x);
+    println!();
+    jacobians(x);
+    println!("\nlargest relative difference from the exact values: {worst:.1e}");
+    if worst > 1e-12 {
+        return Err(format!(
+            "lecture: a derivative differs from its exact value by {worst:.1e}"
+        ));
+    }
+    Ok(())
+}
+
+/// d/dx of a one-input example `$f` at `$x`: (by a dual number, by the tape).
+macro_rules! both_modes {
+    ($f:expr, $x:expr) => {{
+        let forward = $f(Dual::variable($x)).tangent();
+        let tape = Tape::new();
+        let xv = tape.var($x);
+        let reverse = tape
+            .gradient_wrt($f(xv), &[xv])
+            .map(|g| g[0])
+            .unwrap_or(f64::NAN);
+        (forward, reverse)
+    }};
+}
+
+/// The lecture's one-variable examples, written once generically.
+fn log_square<T: Scalar>(x: T) -> T {
+    (x * x).ln()
+}
+fn total<T: Scalar>(x: T) -> T {
+    let y = x * T::from(2.0).unwrap_or_else(T::nan);
+    let z = x.exp();
+    y * z * z
+}
+fn reuse<T: Scalar>(x: T) -> T {
+    x * x
+}
+fn logistic<T: Scalar>(x: T, w: T) -> T {
+    -(w * x * x).sigmoid().ln()
+}
+fn reused_value_loss<T: Scalar>(x: T) -> T {
+    let a = x * x;
+    let b = a * T::from(5.0).unwrap_or_else(T::nan);
+    let c = a.ln();
+    let g = b * c;
+    -g
+}
+
+fn scalar_rows(x: f64, w: f64) -> Vec<Row> {
+    let sig = |b: f64| 1.0 / (1.0 + (-b).exp());
+    let mut rows = Vec::new();
+    let mut push = |name, (forward, reverse): (f64, f64), exact| {
+        rows.push(Row {
+            name,
+            forward,
+            reverse,
+            exact,
+        })
+    };
+    push("d/dx log(x^2) = 2/x", both_modes!(log_square, x), 2.0 / x);
+    push(
+        "d/dx y z^2, y = 2x, z = exp(x) (total)",
+        both_modes!(total, x),
+        2.0 * (2.0 * x).exp() + 4.0 * x * (2.0 * x).exp(),
+    );
+    push(
+        "d/dx f(x, x) with f(a, b) = a b: 2x",
+        both_modes!(reuse, x),
+        2.0 * x,
+    );
+    let wd = Dual::constant(w);
+    push(
+        "d/dx -log sigmoid(w x^2)",
+        (
+            logistic(Dual::variable(x), wd).tangent(),
+            perturb::gradient(|v| logistic(v[0], perturb::Var::constant(w)), &[x]).1[0],
+        ),
+        -(1.0 - sig(w * x * x)) * 2.0 * w * x,
+    );
+    push(
+        "d/dx of L = -(5a log a), a = x^2 (reused a)",
+        both_modes!(reused_value_loss, x),
+        -(10.0 * x * (x * x).ln() + 10.0 * x),
+    );
+    let a = x * x;
+    push(
+        "dc/da of c = a b, b = 5a: 10a",
+        (
+            perturb::derivative(|a| a * (a * 5.0), a).1,
+            perturb::gradient(|v| v[0] * (v[0] * 5.0), &[a]).1[0],
+        ),
+        10.0 * a,
+    );
+    rows
+}
+
+/// The lecture's chain L = -log sigmoid(w x^2), one local derivative per step, then their product.
+fn chain_of_local_derivatives(x: f64, w: f64) {
+    println!("The chain rule, step by step, for L = -log sigmoid(w x^2):");
+    let tape = Tape::new();
+    let xv = tape.var(x);
+    let a = xv * xv;
+    let b = a * w;
+    let c = b.sigmoid();
+    let g = c.ln();
+    let l = -g;
+    let steps = [
+        ("a = x^2", a, xv),
+        ("b = w a", b, a),
+        ("c = sigmoid(b)", c, b),
+        ("g = log c", g, c),
+        ("L = -g", l, g),
+    ];
+    let mut product = 1.0;
+    for (name, out, input) in steps {
+        let local = tape
+            .gradient(out)
+            .ok()
+            .and_then(|gr| gr.get(input).ok())
+            .unwrap_or(f64::NAN);
+        product *= local;
+        println!(
+            "  {name:<16} value {:>12.9}   local derivative {:>12.9}",
+            out.value(),
+            local
+        );
+    }
+    let dl = tape
+        .gradient(l)
+        .ok()
+        .and_then(|gr| gr.get(xv).ok())
+        .unwrap_or(f64::NAN);
+    println!("  product of the local derivatives {product:.12}");
+    println!("  dL/dx from one reverse sweep    {dl:.12}");
+}
+
+/// -log sigmoid(w . x), written once for any scalar.
+fn logistic_dot<T: Scalar>(xs: &[T], w: &[f64]) -> T {
+    let z = xs.iter().zip(w).fold(T::zero(), |acc, (&xi, &wi)| {
+        acc + xi * T::from(wi).unwrap_or_else(T::nan)
+    });
+    -z.log_sigmoid()
+}
+
+/// -log sigmoid(w . x) with three inputs: all partials in one forward pass and one reverse sweep.
+fn multiple_inputs(x: f64) {
+    let w = [0.5, -1.0, 2.0];
+    let xs = [x, 1.0, -0.25];
+    let (_, reverse) = perturb::gradient(|xs| logistic_dot(xs, &w), &xs);
+    let (_, forward) = perturb::gradient_forward(|xs| logistic_dot(xs, &w), &xs);
+    let z: f64 = xs.iter().zip(w).map(|(a, b)| a * b).sum();
+    let s = 1.0 / (1.0 + (-z).exp());
+    println!(
+        "Multiple inputs: dL/dx for L = -log sigmoid(w1 x1 + w2 x2 + w3 x3), w = {w:?}, x = {xs:?}"
+    );
+    for i in 0..3 {
+        println!(
+            "  dL/dx{} forward {:>12.9}  reverse {:>12.9}  exact -(1 - sigmoid(z)) w{} = {:>12.9}",
+            i + 1,
+            forward[i],
+            reverse[i],
+            i + 1,
+            -(1.0 - s) * w[i]
+        );
+    }
+}
+
+struct Linear;
+impl VectorFunction for Linear {
+    fn eval<S: Scalar>(&self, x: &[S]) -> Vec<S> {
+        const A: [[f64; 3]; 2] = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]];
+        A.iter()
+            .map(|row| {
+                row.iter().zip(x).fold(S::zero(), |acc, (&a, &xj)| {
+                    acc + xj * S::from(a).unwrap_or_else(S::nan)
+                })
+            })
+            .collect()
+    }
+}
+
+struct Square;
+impl VectorFunction for Square {
+    fn eval<S: Scalar>(&self, x: &[S]) -> Vec<S> {
+        x.iter().map(|&xi| xi * xi).collect()
+    }
+}
+
+fn jacobians(x: f64) {
+    let point = [x, 1.0, -2.0];
+    for (name, f) in [
+        (
+            "y = A x, A = [[1,2,3],[4,5,6]]: the Jacobian is A",
+            &Linear as &dyn JacobianOf,
+        ),
+        ("y = x^2 elementwise: the Jacobian is diag(2x)", &Square),
+    ] {
+        println!("Jacobian of {name}, at x = {point:?}");
+        for mode in [Mode::Forward, Mode::Reverse] {
+            match f.jacobian(&point, mode) {
+                Ok(j) => println!("  {mode:?}: {j:?}"),
+                Err(e) => println!("  {mode:?}: {e}"),
+            }
+        }
+    }
+}
+
+/// Lets the two example functions share one loop.
+trait JacobianOf {
+    fn jacobian(&self, x: &[f64], mode: Mode) -> Result<Vec<Vec<f64>>, perturb::Error>;
+}
+impl<F: VectorFunction> JacobianOf for F {
+    fn jacobian(&self, x: &[f64], mode: Mode) -> Result<Vec<Vec<f64>>, perturb::Error> {
+        perturb::jacobian(self, x, mode).map(|(_, j)| j)
+    }
+}
