@@ -56,3 +56,8 @@ pub use functional::{
 };
 pub use reverse::{Gradient, Tape, Var};
 pub use scalar::{BinaryOp, Scalar, UnaryOp};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
