@@ -36,6 +36,8 @@
 //! }
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod error;
 pub mod forward;
 pub mod functional;

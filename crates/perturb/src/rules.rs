@@ -22,8 +22,16 @@
 use crate::scalar::{BinaryOp, Scalar, UnaryOp};
 
 macro_rules! unary_rules {
-    ($( $(#[$doc:meta])* $name:ident: |$x:ident, $v:ident| $func:expr, $grad:expr; )*) => {$(
+    ($( $(#[$doc:meta])* $name:ident at $at:literal: |$x:ident, $v:ident| $func:expr, $grad:expr; )*) => {$(
         $(#[$doc])*
+        ///
+        /// Its derivative agrees with a central difference:
+        ///
+        #[doc = concat!("```\nuse perturb::{rules::", stringify!($name), ", UnaryOp};\n",
+            "let (x, h) = (", stringify!($at), "_f64, 1e-6);\n",
+            "let slope = ", stringify!($name), ".grads(x, ", stringify!($name), ".func(x));\n",
+            "let fd = (", stringify!($name), ".func(x + h) - ", stringify!($name), ".func(x - h)) / (2.0 * h);\n",
+            "assert!((slope - fd).abs() < 1e-6 * slope.abs().max(1.0));\n```")]
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct $name;
         impl UnaryOp for $name {
@@ -37,8 +45,18 @@ macro_rules! unary_rules {
 }
 
 macro_rules! binary_rules {
-    ($( $(#[$doc:meta])* $name:ident: |$a:ident, $b:ident, $v:ident| $func:expr, $grads:expr; )*) => {$(
+    ($( $(#[$doc:meta])* $name:ident at ($a0:literal, $b0:literal): |$a:ident, $b:ident, $v:ident| $func:expr, $grads:expr; )*) => {$(
         $(#[$doc])*
+        ///
+        /// Its partial derivatives agree with central differences:
+        ///
+        #[doc = concat!("```\nuse perturb::{rules::", stringify!($name), ", BinaryOp};\n",
+            "let (a, b, h) = (", stringify!($a0), "_f64, ", stringify!($b0), "_f64, 1e-6);\n",
+            "let (da, db) = ", stringify!($name), ".grads(a, b, ", stringify!($name), ".func(a, b));\n",
+            "let fa = (", stringify!($name), ".func(a + h, b) - ", stringify!($name), ".func(a - h, b)) / (2.0 * h);\n",
+            "let fb = (", stringify!($name), ".func(a, b + h) - ", stringify!($name), ".func(a, b - h)) / (2.0 * h);\n",
+            "assert!((da - fa).abs() < 1e-6 * da.abs().max(1.0));\n",
+            "assert!((db - fb).abs() < 1e-6 * db.abs().max(1.0));\n```")]
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct $name;
         impl BinaryOp for $name {
@@ -58,89 +76,89 @@ fn two<T: Scalar>() -> T {
 
 unary_rules! {
     /// `-x`; derivative `-1`.
-    Neg: |x, v| -x, -T::one();
+    Neg at 0.3: |x, v| -x, -T::one();
     /// `1 / x`; derivative `-1 / x^2`.
-    Recip: |x, v| x.recip(), -(v * v);
+    Recip at 0.7: |x, v| x.recip(), -(v * v);
     /// `sqrt(x)`; derivative `1 / (2 sqrt(x))`.
-    Sqrt: |x, v| x.sqrt(), (v + v).recip();
+    Sqrt at 2.0: |x, v| x.sqrt(), (v + v).recip();
     /// `cbrt(x)`; derivative `1 / (3 cbrt(x)^2)`.
-    Cbrt: |x, v| x.cbrt(), (v * v * (two::<T>() + T::one())).recip();
+    Cbrt at -1.5: |x, v| x.cbrt(), (v * v * (two::<T>() + T::one())).recip();
     /// `exp(x)`; derivative `exp(x)`.
-    Exp: |x, v| x.exp(), v;
+    Exp at 0.4: |x, v| x.exp(), v;
     /// `2^x`; derivative `2^x ln 2`.
-    Exp2: |x, v| x.exp2(), v * T::LN_2();
+    Exp2 at 1.3: |x, v| x.exp2(), v * T::LN_2();
     /// `exp(x) - 1`; derivative `exp(x)`.
-    ExpM1: |x, v| x.exp_m1(), v + T::one();
+    ExpM1 at -0.2: |x, v| x.exp_m1(), v + T::one();
     /// `ln(x)`; derivative `1 / x`.
-    Ln: |x, v| x.ln(), x.recip();
+    Ln at 1.7: |x, v| x.ln(), x.recip();
     /// `log2(x)`; derivative `1 / (x ln 2)`.
-    Log2: |x, v| x.log2(), (x * T::LN_2()).recip();
+    Log2 at 3.0: |x, v| x.log2(), (x * T::LN_2()).recip();
     /// `log10(x)`; derivative `1 / (x ln 10)`.
-    Log10: |x, v| x.log10(), (x * T::LN_10()).recip();
+    Log10 at 0.5: |x, v| x.log10(), (x * T::LN_10()).recip();
     /// `ln(1 + x)`; derivative `1 / (1 + x)`.
-    Ln1p: |x, v| x.ln_1p(), (x + T::one()).recip();
+    Ln1p at 0.25: |x, v| x.ln_1p(), (x + T::one()).recip();
     /// `sin(x)`; derivative `cos(x)`.
-    Sin: |x, v| x.sin(), x.cos();
+    Sin at 0.9: |x, v| x.sin(), x.cos();
     /// `cos(x)`; derivative `-sin(x)`.
-    Cos: |x, v| x.cos(), -x.sin();
+    Cos at 0.9: |x, v| x.cos(), -x.sin();
     /// `tan(x)`; derivative `1 + tan(x)^2`.
-    Tan: |x, v| x.tan(), T::one() + v * v;
+    Tan at 0.6: |x, v| x.tan(), T::one() + v * v;
     /// `asin(x)`; derivative `1 / sqrt(1 - x^2)`.
-    Asin: |x, v| x.asin(), (T::one() - x * x).sqrt().recip();
+    Asin at 0.3: |x, v| x.asin(), (T::one() - x * x).sqrt().recip();
     /// `acos(x)`; derivative `-1 / sqrt(1 - x^2)`.
-    Acos: |x, v| x.acos(), -(T::one() - x * x).sqrt().recip();
+    Acos at -0.4: |x, v| x.acos(), -(T::one() - x * x).sqrt().recip();
     /// `atan(x)`; derivative `1 / (1 + x^2)`.
-    Atan: |x, v| x.atan(), (T::one() + x * x).recip();
+    Atan at 1.5: |x, v| x.atan(), (T::one() + x * x).recip();
     /// `sinh(x)`; derivative `cosh(x)`.
-    Sinh: |x, v| x.sinh(), x.cosh();
+    Sinh at 0.8: |x, v| x.sinh(), x.cosh();
     /// `cosh(x)`; derivative `sinh(x)`.
-    Cosh: |x, v| x.cosh(), x.sinh();
+    Cosh at -0.8: |x, v| x.cosh(), x.sinh();
     /// `tanh(x)`; derivative `1 - tanh(x)^2`.
-    Tanh: |x, v| x.tanh(), T::one() - v * v;
+    Tanh at 0.5: |x, v| x.tanh(), T::one() - v * v;
     /// `asinh(x)`; derivative `1 / sqrt(x^2 + 1)`.
-    Asinh: |x, v| x.asinh(), (x * x + T::one()).sqrt().recip();
+    Asinh at -1.2: |x, v| x.asinh(), (x * x + T::one()).sqrt().recip();
     /// `acosh(x)`; derivative `1 / sqrt(x^2 - 1)`.
-    Acosh: |x, v| x.acosh(), (x * x - T::one()).sqrt().recip();
+    Acosh at 1.8: |x, v| x.acosh(), (x * x - T::one()).sqrt().recip();
     /// `atanh(x)`; derivative `1 / (1 - x^2)`.
-    Atanh: |x, v| x.atanh(), (T::one() - x * x).recip();
+    Atanh at 0.45: |x, v| x.atanh(), (T::one() - x * x).recip();
     /// `|x|`; derivative `sign(x)`, and 0 at 0.
-    Abs: |x, v| x.abs(), if x > T::zero() { T::one() } else if x < T::zero() { -T::one() } else { T::zero() };
+    Abs at -0.7: |x, v| x.abs(), if x > T::zero() { T::one() } else if x < T::zero() { -T::one() } else { T::zero() };
     /// `1 / (1 + exp(-x))`, stable for large `|x|`; derivative `s (1 - s)`.
-    Sigmoid: |x, v| stable_sigmoid(x), v * (T::one() - v);
+    Sigmoid at 0.8: |x, v| stable_sigmoid(x), v * (T::one() - v);
     /// `ln(1 + exp(x))`, stable for large `|x|`; derivative `sigmoid(x)`.
-    Softplus: |x, v| stable_softplus(x), x.sigmoid();
+    Softplus at -1.1: |x, v| stable_softplus(x), x.sigmoid();
     /// `ln(sigmoid(x)) = -softplus(-x)`; derivative `sigmoid(-x)`.
-    LogSigmoid: |x, v| -stable_softplus(-x), (-x).sigmoid();
+    LogSigmoid at 2.2: |x, v| -stable_softplus(-x), (-x).sigmoid();
     /// `max(x, 0)`; derivative 1 for x > 0, else 0.
-    Relu: |x, v| if x > T::zero() { x } else { T::zero() }, if x > T::zero() { T::one() } else { T::zero() };
+    Relu at 1.4: |x, v| if x > T::zero() { x } else { T::zero() }, if x > T::zero() { T::one() } else { T::zero() };
 }
 
 binary_rules! {
     /// `a + b`; partials `(1, 1)`.
-    Add: |a, b, v| a + b, (T::one(), T::one());
+    Add at (0.3, -1.2): |a, b, v| a + b, (T::one(), T::one());
     /// `a - b`; partials `(1, -1)`.
-    Sub: |a, b, v| a - b, (T::one(), -T::one());
+    Sub at (0.3, -1.2): |a, b, v| a - b, (T::one(), -T::one());
     /// `a * b`; partials `(b, a)`.
-    Mul: |a, b, v| a * b, (b, a);
+    Mul at (0.3, -1.2): |a, b, v| a * b, (b, a);
     /// `a / b`; partials `(1 / b, -a / b^2)`.
-    Div: |a, b, v| a / b, { let r = b.recip(); (r, -(v * r)) };
+    Div at (0.3, -1.2): |a, b, v| a / b, { let r = b.recip(); (r, -(v * r)) };
     /// `a % b` (truncated remainder, as Rust's `%`); partials `(1, -trunc(a / b))`.
-    Rem: |a, b, v| a % b, (T::one(), -(a / b).trunc());
+    Rem at (5.3, 1.2): |a, b, v| a % b, (T::one(), -(a / b).trunc());
     /// `a^b` for real `b`; partials `(b a^(b-1), a^b ln a)`.
-    Powf: |a, b, v| a.powf(b), (
+    Powf at (1.3, 2.5): |a, b, v| a.powf(b), (
         b * a.powf(b - T::one()),
         if v == T::zero() { T::zero() } else { v * a.ln() },
     );
     /// `log_b(a)` (`a.log(b)`); partials `(1 / (a ln b), -log_b(a) / (b ln b))`.
-    Log: |a, b, v| a.log(b), { let lb = b.ln(); ((a * lb).recip(), -(v / (b * lb))) };
+    Log at (3.0, 2.0): |a, b, v| a.log(b), { let lb = b.ln(); ((a * lb).recip(), -(v / (b * lb))) };
     /// `atan2(a, b)`, the angle of the point `(b, a)`; partials `(b, -a) / (a^2 + b^2)`.
-    Atan2: |a, b, v| a.atan2(b), { let r = (a * a + b * b).recip(); (b * r, -(a * r)) };
+    Atan2 at (0.3, -1.2): |a, b, v| a.atan2(b), { let r = (a * a + b * b).recip(); (b * r, -(a * r)) };
     /// `sqrt(a^2 + b^2)`; partials `(a, b) / hypot`, and `(0, 0)` at the origin.
-    Hypot: |a, b, v| a.hypot(b), if v == T::zero() { (T::zero(), T::zero()) } else { (a / v, b / v) };
+    Hypot at (0.3, -1.2): |a, b, v| a.hypot(b), if v == T::zero() { (T::zero(), T::zero()) } else { (a / v, b / v) };
     /// `max(a, b)`; the larger argument gets the whole derivative, each half at a tie.
-    Max: |a, b, v| a.max(b), select(a, b, a > b || b.is_nan(), a < b || a.is_nan());
+    Max at (0.3, -1.2): |a, b, v| a.max(b), select(a, b, a > b || b.is_nan(), a < b || a.is_nan());
     /// `min(a, b)`; the smaller argument gets the whole derivative, each half at a tie.
-    Min: |a, b, v| a.min(b), select(a, b, a < b || b.is_nan(), a > b || a.is_nan());
+    Min at (0.3, -1.2): |a, b, v| a.min(b), select(a, b, a < b || b.is_nan(), a > b || a.is_nan());
 }
 
 /// `x^n` for an integer `n`; derivative `n x^(n-1)`.
