@@ -23,7 +23,7 @@ struct Node<T> {
 
 /// A reverse-mode tape (a "Wengert list").
 ///
-/// Operations on [`Var`]s append a [`Node`] to a flat `Vec` in execution order, which is already a
+/// Operations on [`Var`]s append a node (24 bytes for `f64`) to a flat `Vec` in execution order, which is already a
 /// topological order, so [`gradient`](Tape::gradient) is one loop from the output back to the
 /// first node: no graph of pointers, no recursion, and one sweep gives the derivative of the
 /// output with respect to every input.
