@@ -140,7 +140,7 @@ fn main() {
         slope.tangent()
     );
     let h = hessian(|v| f(v[0], v[1]), &[x, y]);
-    println!("  Hessian, perturb::hessian (reverse over forward):");
+    println!("  Hessian, perturb::hessian (forward over reverse):");
     println!(
         "    [{:>8}, {:>8}]      exact: [ 0.1875, -0.3125]",
         h[0][0], h[0][1]
