@@ -10,7 +10,9 @@
 //! - `max`, `min`: at a tie each argument gets half (JAX's convention); where one argument
 //!   is NaN the result and the whole derivative follow the other, as `f64::max` does.
 //! - `hypot` at (0, 0): both partials 0.
-//! - `powf(x, y)` where the value is 0: the partial in `y` is 0 (its limit as x -> 0+).
+//! - `powf(x, y)`: for `x <= 0` the partial in `y` is 0; for `y = 0` the partial in `x` is 0.
+//! - `atan2` at (0, 0): both partials 0.
+//! - `relu(NaN)` is NaN, as `max(x, 0)` written with a comparison would not give.
 //! - `floor`, `ceil`, `round`, `trunc`, `signum`: derivative 0 (they are implemented as constants).
 //!
 //! ```
@@ -123,14 +125,15 @@ unary_rules! {
     Atanh at 0.45: |x, v| x.atanh(), (T::one() - x * x).recip();
     /// `|x|`; derivative `sign(x)`, and 0 at 0.
     Abs at -0.7: |x, v| x.abs(), if x > T::zero() { T::one() } else if x < T::zero() { -T::one() } else { T::zero() };
-    /// `1 / (1 + exp(-x))`, stable for large `|x|`; derivative `s (1 - s)`.
-    Sigmoid at 0.8: |x, v| stable_sigmoid(x), v * (T::one() - v);
+    /// `1 / (1 + exp(-x))`, stable for large `|x|`; derivative `s(x) s(-x)` (not `s (1 - s)`,
+    /// which loses all precision once `s` rounds to 1).
+    Sigmoid at 0.8: |x, v| stable_sigmoid(x), v * stable_sigmoid(-x);
     /// `ln(1 + exp(x))`, stable for large `|x|`; derivative `sigmoid(x)`.
     Softplus at -1.1: |x, v| stable_softplus(x), x.sigmoid();
     /// `ln(sigmoid(x)) = -softplus(-x)`; derivative `sigmoid(-x)`.
     LogSigmoid at 2.2: |x, v| -stable_softplus(-x), (-x).sigmoid();
-    /// `max(x, 0)`; derivative 1 for x > 0, else 0.
-    Relu at 1.4: |x, v| if x > T::zero() { x } else { T::zero() }, if x > T::zero() { T::one() } else { T::zero() };
+    /// `max(x, 0)`, passing NaN through; derivative 1 for x > 0, else 0.
+    Relu at 1.4: |x, v| if x < T::zero() { T::zero() } else { x }, if x > T::zero() { T::one() } else { T::zero() };
 }
 
 binary_rules! {
@@ -145,14 +148,20 @@ binary_rules! {
     /// `a % b` (truncated remainder, as Rust's `%`); partials `(1, -trunc(a / b))`.
     Rem at (5.3, 1.2): |a, b, v| a % b, (T::one(), -(a / b).trunc());
     /// `a^b` for real `b`; partials `(b a^(b-1), a^b ln a)`.
+    /// At `b = 0` the partial in `a` is 0 (`a^0` is constant); where `a <= 0` the partial in
+    /// `b` is 0 (`a^b` is then only defined for integer `b`, or is 0).
     Powf at (1.3, 2.5): |a, b, v| a.powf(b), (
-        b * a.powf(b - T::one()),
-        if v == T::zero() { T::zero() } else { v * a.ln() },
+        if b == T::zero() { T::zero() } else { b * a.powf(b - T::one()) },
+        if a > T::zero() { v * a.ln() } else { T::zero() },
     );
     /// `log_b(a)` (`a.log(b)`); partials `(1 / (a ln b), -log_b(a) / (b ln b))`.
     Log at (3.0, 2.0): |a, b, v| a.log(b), { let lb = b.ln(); ((a * lb).recip(), -(v / (b * lb))) };
     /// `atan2(a, b)`, the angle of the point `(b, a)`; partials `(b, -a) / (a^2 + b^2)`.
-    Atan2 at (0.3, -1.2): |a, b, v| a.atan2(b), { let r = (a * a + b * b).recip(); (b * r, -(a * r)) };
+    /// At the origin both partials are 0, as for `hypot`.
+    Atan2 at (0.3, -1.2): |a, b, v| a.atan2(b), {
+        let r2 = a * a + b * b;
+        if r2 == T::zero() { (T::zero(), T::zero()) } else { let r = r2.recip(); (b * r, -(a * r)) }
+    };
     /// `sqrt(a^2 + b^2)`; partials `(a, b) / hypot`, and `(0, 0)` at the origin.
     Hypot at (0.3, -1.2): |a, b, v| a.hypot(b), if v == T::zero() { (T::zero(), T::zero()) } else { (a / v, b / v) };
     /// `max(a, b)`; the larger argument gets the whole derivative, each half at a tie.
