@@ -117,15 +117,24 @@ macro_rules! impl_ad_number {
             fn default() -> Self { Self::lift(<$primal>::zero()) }
         }
 
+        /// Adds from the first element (no extra node for a starting zero); an empty sum is
+        /// `-0.0`, as for `f64`.
         impl<$($g)*> std::iter::Sum for $ty {
-            fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
-                iter.fold(Self::lift(<$primal>::zero()), |acc, x| acc + x)
+            fn sum<I: Iterator<Item = Self>>(mut iter: I) -> Self {
+                match iter.next() {
+                    Some(first) => iter.fold(first, |acc, x| acc + x),
+                    None => Self::lift(<$primal>::neg_zero()),
+                }
             }
         }
 
+        /// Multiplies from the first element; an empty product is 1.
         impl<$($g)*> std::iter::Product for $ty {
-            fn product<I: Iterator<Item = Self>>(iter: I) -> Self {
-                iter.fold(Self::lift(<$primal>::one()), |acc, x| acc * x)
+            fn product<I: Iterator<Item = Self>>(mut iter: I) -> Self {
+                match iter.next() {
+                    Some(first) => iter.fold(first, |acc, x| acc * x),
+                    None => Self::lift(<$primal>::one()),
+                }
             }
         }
 

@@ -131,8 +131,8 @@ fn hvp_equals_hessian_times_v() {
     for i in 0..3 {
         let expect: f64 = (0..3).map(|j| h[i][j] * v[j]).sum();
         assert!((hv[i] - expect).abs() < 1e-13);
-        for j in 0..3 {
-            assert!((h[i][j] - h[j][i]).abs() < 1e-13, "symmetric");
+        for (j, row) in h.iter().enumerate() {
+            assert!((h[i][j] - row[i]).abs() < 1e-13, "symmetric");
         }
     }
     // Exact entries: d2f/dx0dx1 = cos(x0 x1) - x0 x1 sin(x0 x1); d2f/dx1^2 = -x0^2 sin(x0x1) + 6 x1

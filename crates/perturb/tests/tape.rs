@@ -12,11 +12,11 @@ fn ten_million_nodes_neither_overflow_the_stack_nor_grow_after_clear() {
     for round in 0..2 {
         {
             let x = tape.var(1.0_f64);
-            // y = x * (1 + 1e-7)^... : each step multiplies by a constant, so dy/dx = product.
+            // Each step multiplies by the constant c, so dy/dx = c^n.
             let c = 1.0 + 1e-9;
             let mut y = x;
             for _ in 0..n {
-                y = y * c;
+                y *= c;
             }
             let g = tape.gradient_wrt(y, &[x]).unwrap()[0];
             // Exact: dy/dx = c^n; the same product in f64 gives the same rounding as powi up to
@@ -207,4 +207,21 @@ fn generic_code_runs_on_tape_variables_unchanged() {
     for (r, f) in grad.iter().zip(&fwd) {
         assert!((r - f).abs() < 1e-15);
     }
+}
+
+#[test]
+fn sums_match_f64_and_record_no_extra_node() {
+    let tape = Tape::new();
+    let xs = tape.vars(&[1.0_f64, 2.0, 3.0]);
+    let s: Var<f64> = xs.iter().copied().sum();
+    assert_eq!(tape.len(), 3 + 2, "two additions for three terms");
+    assert_eq!(tape.gradient_wrt(s, &xs).unwrap(), vec![1.0; 3]);
+    let p: Var<f64> = xs.iter().copied().product();
+    assert_eq!(tape.gradient_wrt(p, &xs).unwrap(), vec![6.0, 3.0, 2.0]);
+    // f64 sums start from -0.0: the sum of [-0.0] and the empty sum are -0.0, and so are ours.
+    let plain: f64 = [-0.0_f64].iter().sum();
+    let ours: Var<f64> = [tape.var(-0.0_f64)].into_iter().sum();
+    let empty: perturb::Dual<f64> = std::iter::empty().sum();
+    assert!(plain.is_sign_negative() && ours.value().is_sign_negative());
+    assert!(empty.value().is_sign_negative());
 }
