@@ -24,7 +24,7 @@ macro_rules! forward_consts {
 
 macro_rules! forward_unary {
     ($($method:ident => $rule:ident),*) => {$(
-        #[inline]
+        #[inline(always)]
         fn $method(self) -> Self {
             <Self as $crate::Scalar>::apply_unary(&$crate::rules::$rule, self)
         }
@@ -49,7 +49,7 @@ macro_rules! binary_operator {
     ([$($g:tt)*] $ty:ty, $primal:ty; $trait:ident $method:ident $assign_trait:ident $assign_method:ident => $rule:ident) => {
         impl<$($g)*> std::ops::$trait for $ty {
             type Output = Self;
-            #[inline]
+            #[inline(always)]
             #[track_caller]
             fn $method(self, rhs: Self) -> Self {
                 <Self as $crate::Scalar>::apply_binary(&$crate::rules::$rule, self, rhs)
@@ -57,21 +57,21 @@ macro_rules! binary_operator {
         }
         impl<$($g)*> std::ops::$trait<$primal> for $ty {
             type Output = Self;
-            #[inline]
+            #[inline(always)]
             #[track_caller]
             fn $method(self, rhs: $primal) -> Self {
                 <Self as $crate::Scalar>::apply_binary(&$crate::rules::$rule, self, Self::lift(rhs))
             }
         }
         impl<$($g)*> std::ops::$assign_trait for $ty {
-            #[inline]
+            #[inline(always)]
             #[track_caller]
             fn $assign_method(&mut self, rhs: Self) {
                 *self = <Self as $crate::Scalar>::apply_binary(&$crate::rules::$rule, *self, rhs);
             }
         }
         impl<$($g)*> std::ops::$assign_trait<$primal> for $ty {
-            #[inline]
+            #[inline(always)]
             #[track_caller]
             fn $assign_method(&mut self, rhs: $primal) {
                 *self = <Self as $crate::Scalar>::apply_binary(&$crate::rules::$rule, *self, Self::lift(rhs));
@@ -92,7 +92,7 @@ macro_rules! impl_ad_number {
 
         impl<$($g)*> std::ops::Neg for $ty {
             type Output = Self;
-            #[inline]
+            #[inline(always)]
             fn neg(self) -> Self {
                 <Self as $crate::Scalar>::apply_unary(&$crate::rules::Neg, self)
             }

@@ -52,8 +52,17 @@ pub struct Tape<T> {
     // Only `push` mutates the nodes. It runs no user code while it holds the borrow, and the
     // tape is not `Sync`, so no other borrow can be live at the same time.
     nodes: UnsafeCell<Vec<Node<T>>>,
-    // Adjoints reused by `gradient_wrt`, under the same discipline as `nodes`.
-    scratch: UnsafeCell<Vec<T>>,
+    // The indices of the inputs (leaves), in order, for `gradient_wrt` to reset.
+    leaves: UnsafeCell<Vec<u32>>,
+    // Adjoints reused by `gradient_wrt`, all zero between calls; same discipline as `nodes`.
+    scratch: UnsafeCell<Scratch<T>>,
+}
+
+/// A buffer of adjoints kept all zero between sweeps, so a sweep need not clear it first.
+struct Scratch<T> {
+    adjoints: Vec<T>,
+    /// False while a sweep runs: if it panicked, the buffer must be cleared before reuse.
+    clean: bool,
 }
 
 impl<T: Scalar> Default for Tape<T> {
@@ -84,7 +93,11 @@ impl<T: Scalar> Tape<T> {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
             generation: 0,
             nodes: UnsafeCell::new(Vec::with_capacity(nodes)),
-            scratch: UnsafeCell::new(Vec::new()),
+            leaves: UnsafeCell::new(Vec::new()),
+            scratch: UnsafeCell::new(Scratch {
+                adjoints: Vec::new(),
+                clean: true,
+            }),
         }
     }
 
@@ -101,6 +114,8 @@ impl<T: Scalar> Tape<T> {
             parents: [NONE; 2],
             partials: [T::zero(); 2],
         });
+        // SAFETY: see the `nodes` field; the borrow ends here.
+        unsafe { &mut *self.leaves.get() }.push(index);
         Var {
             tape: Some(self),
             index,
@@ -193,6 +208,7 @@ impl<T: Scalar> Tape<T> {
     /// ```
     pub fn clear(&mut self) {
         self.nodes.get_mut().clear();
+        self.leaves.get_mut().clear();
         self.generation += 1;
     }
 
@@ -214,7 +230,7 @@ impl<T: Scalar> Tape<T> {
         let mut adjoints = vec![T::zero(); nodes.len()];
         if let Some(last) = self.output_index(output, "Tape::gradient")? {
             adjoints[last] = T::one();
-            sweep(&nodes[..=last], &mut adjoints[..=last]);
+            sweep(&nodes[..=last], &mut adjoints[..=last], Sweep::Keep);
         }
         Ok(Gradient {
             tape: self.id,
@@ -255,12 +271,18 @@ impl<T: Scalar> Tape<T> {
             return Ok(vec![T::zero(); wrt.len()]);
         };
         // SAFETY: see the `scratch` field; the borrow ends before the function returns.
-        let adjoints = unsafe { &mut *self.scratch.get() };
-        adjoints.clear();
-        adjoints.resize(last + 1, T::zero());
+        let scratch = unsafe { &mut *self.scratch.get() };
+        if !scratch.clean {
+            scratch.adjoints.fill(T::zero());
+        }
+        if scratch.adjoints.len() <= last {
+            scratch.adjoints.resize(last + 1, T::zero());
+        }
+        scratch.clean = false;
+        let adjoints = &mut scratch.adjoints[..=last];
         adjoints[last] = T::one();
-        sweep(&self.nodes()[..=last], adjoints);
-        Ok(wrt
+        sweep(&self.nodes()[..=last], adjoints, Sweep::Consume);
+        let result = wrt
             .iter()
             .map(|x| {
                 adjoints
@@ -268,7 +290,15 @@ impl<T: Scalar> Tape<T> {
                     .copied()
                     .unwrap_or_else(T::zero)
             })
-            .collect())
+            .collect();
+        // The sweep zeroed every slot but the inputs'; zero those too.
+        // SAFETY: see the `nodes` field.
+        let leaves = unsafe { &*self.leaves.get() };
+        for &leaf in leaves.iter().take_while(|&&leaf| leaf as usize <= last) {
+            adjoints[leaf as usize] = T::zero();
+        }
+        scratch.clean = true;
+        Ok(result)
     }
 
     /// The node index of `output` if it is recorded on this tape, `None` for a constant.
@@ -303,6 +333,15 @@ impl<T: Scalar> Tape<T> {
     }
 }
 
+/// What the sweep leaves in the adjoint slots of operations (inputs always keep theirs).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sweep {
+    /// Every node's adjoint, for [`Gradient`].
+    Keep,
+    /// Zero, so that the buffer is clean for the next sweep without another pass over it.
+    Consume,
+}
+
 /// The reverse sweep: each node passes its adjoint to its parents, times the local partials.
 /// Nodes are in execution order, so one backward loop visits every node after all its users.
 ///
@@ -310,7 +349,7 @@ impl<T: Scalar> Tape<T> {
 /// memory and read back on the next iteration: in long chains that store-then-load is what
 /// bounds the sweep.
 #[inline]
-fn sweep<T: Scalar>(nodes: &[Node<T>], adjoints: &mut [T]) {
+fn sweep<T: Scalar>(nodes: &[Node<T>], adjoints: &mut [T], mode: Sweep) {
     assert_eq!(nodes.len(), adjoints.len());
     let mut carry = None; // pending contribution to node `i`
     for i in (0..nodes.len()).rev() {
@@ -322,11 +361,16 @@ fn sweep<T: Scalar>(nodes: &[Node<T>], adjoints: &mut [T]) {
             Some(c) => *slot + c,
             None => *slot,
         };
-        *slot = adjoint;
         let [p0, p1] = node.parents;
         if p0 == NONE {
+            *slot = adjoint;
             continue;
         }
+        *slot = if mode == Sweep::Keep {
+            adjoint
+        } else {
+            T::zero()
+        };
         debug_assert!((p0 as usize) < i && (p1 == NONE || (p1 as usize) < i));
         let below = (i as u32).wrapping_sub(1);
         for (p, d) in [(p0, node.partials[0]), (p1, node.partials[1])] {
