@@ -546,7 +546,12 @@ impl<T: Scalar> Scalar for Var<'_, T> {
                     mixed_tapes(ta.id, tb.id);
                 }
                 let (da, db) = op.grads(a.value, b.value, value);
-                Var::record(ta, [a.index, b.index], [da, db], value)
+                if a.index == b.index {
+                    // `x * x` and the like: one parent, one update of its adjoint in the sweep.
+                    Var::record(ta, [a.index, NONE], [da + db, T::zero()], value)
+                } else {
+                    Var::record(ta, [a.index, b.index], [da, db], value)
+                }
             }
         }
     }
