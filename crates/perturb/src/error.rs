@@ -60,4 +60,60 @@ pub enum Error {
         /// The length it has.
         found: usize,
     },
+    /// Two shapes that an operation needs to agree do not.
+    #[error("{op}: shapes {lhs:?} and {rhs:?} do not match")]
+    ShapeMismatch {
+        /// The operation that was called.
+        op: &'static str,
+        /// The first shape.
+        lhs: Vec<usize>,
+        /// The second shape.
+        rhs: Vec<usize>,
+    },
+    /// A buffer does not hold as many elements as its shape needs.
+    #[error("{op}: shape {shape:?} needs {expected} elements, got {found}")]
+    ElementCount {
+        /// The operation that was called.
+        op: &'static str,
+        /// The requested shape.
+        shape: Vec<usize>,
+        /// The number of elements the shape needs.
+        expected: usize,
+        /// The number of elements given.
+        found: usize,
+    },
+    /// An operation was given the wrong number of inputs.
+    #[error("{op}: takes {expected} inputs, got {found}")]
+    Arity {
+        /// The operation that was called.
+        op: &'static str,
+        /// How many inputs it takes.
+        expected: usize,
+        /// How many it was given.
+        found: usize,
+    },
+    /// An argument is out of range or malformed.
+    #[error("{op}: {reason}")]
+    InvalidArgument {
+        /// The operation that was called.
+        op: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A gradient was asked of an output with more than one element.
+    #[error("{op}: the output has shape {shape:?}; a gradient needs a single element (use vjp with a cotangent)")]
+    NotAScalar {
+        /// The operation that was called.
+        op: &'static str,
+        /// The output's shape.
+        shape: Vec<usize>,
+    },
+    /// An operation's derivative rule failed during a backward sweep.
+    #[error("backward pass of {op}: {cause}")]
+    Backward {
+        /// The operation whose VJP failed.
+        op: &'static str,
+        /// Why.
+        cause: Box<Error>,
+    },
 }

@@ -45,6 +45,7 @@ mod number;
 pub mod reverse;
 pub mod rules;
 mod scalar;
+pub mod tensor;
 
 /// The num-traits crate, re-exported so that `perturb::Float` and generic code need no extra
 /// dependency.

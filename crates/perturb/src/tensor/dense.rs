@@ -1,0 +1,423 @@
+//! `Tensor<T>`: an n-dimensional, row-major array of `f32` or `f64` with shared storage.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+
+use super::element::Element;
+use crate::error::Error;
+
+/// An n-dimensional array of `f32` or `f64`, stored contiguously in row-major order.
+///
+/// Cloning is cheap: the elements are shared (`Arc`), and an operation that would change them
+/// writes a new buffer. Shapes are checked at run time; a shape error names the operation and the
+/// shapes involved. A tensor is a plain value: to differentiate through it, record it on a
+/// [`TensorTape`](crate::tensor::TensorTape) or wrap it in a [`DualTensor`](crate::tensor::DualTensor).
+///
+/// ```
+/// use perturb::tensor::Tensor;
+///
+/// let a = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
+/// assert_eq!(a.shape(), &[2, 3]);
+/// assert_eq!(a.get(&[1, 2]), Some(6.0));
+/// assert!(Tensor::<f64>::from_vec(vec![1.0; 5], &[2, 3]).is_err());
+/// ```
+#[derive(Clone)]
+pub struct Tensor<T> {
+    data: Arc<Vec<T>>,
+    shape: Vec<usize>,
+}
+
+impl<T: Element> Tensor<T> {
+    /// A tensor of the given shape holding `data` in row-major order; an error if the number of
+    /// elements does not match the shape.
+    ///
+    /// ```
+    /// let t = perturb::tensor::Tensor::from_vec(vec![1.0_f32, 2.0], &[2, 1]).unwrap();
+    /// assert_eq!(t.shape(), &[2, 1]);
+    /// ```
+    pub fn from_vec(data: Vec<T>, shape: &[usize]) -> Result<Self, Error> {
+        let expected: usize = shape.iter().product();
+        if data.len() != expected {
+            return Err(Error::ElementCount {
+                op: "Tensor::from_vec",
+                shape: shape.to_vec(),
+                expected,
+                found: data.len(),
+            });
+        }
+        Ok(Tensor {
+            data: Arc::new(data),
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// A tensor from a buffer already known to fit the shape.
+    pub(crate) fn from_parts(data: Vec<T>, shape: Vec<usize>) -> Self {
+        debug_assert_eq!(data.len(), shape.iter().product::<usize>());
+        Tensor {
+            data: Arc::new(data),
+            shape,
+        }
+    }
+
+    /// A 0-dimensional tensor holding one value.
+    ///
+    /// ```
+    /// let s = perturb::tensor::Tensor::scalar(2.5_f64);
+    /// assert_eq!(s.shape(), &[] as &[usize]);
+    /// assert_eq!(s.item(), Some(2.5));
+    /// ```
+    pub fn scalar(value: T) -> Self {
+        Tensor::from_parts(vec![value], Vec::new())
+    }
+
+    /// A 1-dimensional tensor of the given values.
+    ///
+    /// ```
+    /// let v = perturb::tensor::Tensor::vector(&[1.0_f64, 2.0, 3.0]);
+    /// assert_eq!(v.shape(), &[3]);
+    /// ```
+    pub fn vector(values: &[T]) -> Self {
+        Tensor::from_parts(values.to_vec(), vec![values.len()])
+    }
+
+    /// A tensor of the given shape with every element `value`.
+    ///
+    /// ```
+    /// let t = perturb::tensor::Tensor::full(&[2, 2], 7.0_f64);
+    /// assert_eq!(t.to_vec(), vec![7.0; 4]);
+    /// ```
+    pub fn full(shape: &[usize], value: T) -> Self {
+        Tensor::from_parts(vec![value; shape.iter().product()], shape.to_vec())
+    }
+
+    /// Zeros of the given shape.
+    ///
+    /// ```
+    /// assert_eq!(perturb::tensor::Tensor::<f32>::zeros(&[3]).to_vec(), vec![0.0; 3]);
+    /// ```
+    pub fn zeros(shape: &[usize]) -> Self {
+        Self::full(shape, T::zero())
+    }
+
+    /// Ones of the given shape.
+    ///
+    /// ```
+    /// assert_eq!(perturb::tensor::Tensor::<f64>::ones(&[2]).to_vec(), vec![1.0; 2]);
+    /// ```
+    pub fn ones(shape: &[usize]) -> Self {
+        Self::full(shape, T::one())
+    }
+
+    /// `0, 1, ..., n - 1` as a vector.
+    ///
+    /// ```
+    /// assert_eq!(perturb::tensor::Tensor::<f64>::arange(3).to_vec(), vec![0.0, 1.0, 2.0]);
+    /// ```
+    pub fn arange(n: usize) -> Self {
+        Tensor::from_parts(
+            (0..n)
+                .map(|i| T::from_usize(i).unwrap_or_else(T::nan))
+                .collect(),
+            vec![n],
+        )
+    }
+
+    /// `n` evenly spaced values from `start` to `end`, both included.
+    ///
+    /// ```
+    /// let t = perturb::tensor::Tensor::linspace(0.0_f64, 1.0, 5);
+    /// assert_eq!(t.to_vec(), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+    /// ```
+    pub fn linspace(start: T, end: T, n: usize) -> Self {
+        let steps = T::from_usize(n.saturating_sub(1).max(1)).unwrap_or_else(T::nan);
+        let step = (end - start) / steps;
+        let data = (0..n)
+            .map(|i| {
+                if i + 1 == n && n > 1 {
+                    end
+                } else {
+                    start + step * T::from_usize(i).unwrap_or_else(T::nan)
+                }
+            })
+            .collect();
+        Tensor::from_parts(data, vec![n])
+    }
+
+    /// Samples from the normal distribution with the given mean and standard deviation, from a
+    /// generator seeded with `seed` (the same seed gives the same tensor on every platform).
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// let a = Tensor::<f64>::randn(&[1000], 0.0, 1.0, 42);
+    /// assert_eq!(a.to_vec(), Tensor::<f64>::randn(&[1000], 0.0, 1.0, 42).to_vec());
+    /// let mean = a.to_vec().iter().sum::<f64>() / 1000.0;
+    /// assert!(mean.abs() < 0.1);
+    /// ```
+    pub fn randn(shape: &[usize], mean: T, std: T, seed: u64) -> Self {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let data = (0..shape.iter().product())
+            .map(|_| {
+                let z: f64 = StandardNormal.sample(&mut rng);
+                mean + std * T::from_f64(z).unwrap_or_else(T::nan)
+            })
+            .collect();
+        Tensor::from_parts(data, shape.to_vec())
+    }
+
+    /// Samples uniformly from `[low, high)`, from a generator seeded with `seed`.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// let a = Tensor::<f32>::rand_uniform(&[100], -1.0, 1.0, 7);
+    /// assert!(a.to_vec().iter().all(|&x| (-1.0..1.0).contains(&x)));
+    /// ```
+    pub fn rand_uniform(shape: &[usize], low: T, high: T, seed: u64) -> Self {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let data = (0..shape.iter().product())
+            .map(|_| {
+                let u: f64 = rng.random();
+                low + (high - low) * T::from_f64(u).unwrap_or_else(T::nan)
+            })
+            .collect();
+        Tensor::from_parts(data, shape.to_vec())
+    }
+
+    /// The shape: the length of each axis.
+    ///
+    /// ```
+    /// assert_eq!(perturb::tensor::Tensor::<f64>::zeros(&[2, 5]).shape(), &[2, 5]);
+    /// ```
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The number of axes.
+    ///
+    /// ```
+    /// assert_eq!(perturb::tensor::Tensor::<f64>::zeros(&[2, 5]).ndim(), 2);
+    /// ```
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// The number of elements.
+    ///
+    /// ```
+    /// assert_eq!(perturb::tensor::Tensor::<f64>::zeros(&[2, 5]).len(), 10);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the tensor has no elements.
+    ///
+    /// ```
+    /// assert!(perturb::tensor::Tensor::<f64>::zeros(&[0, 3]).is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The elements in row-major order.
+    ///
+    /// ```
+    /// let t = perturb::tensor::Tensor::vector(&[1.0_f64, 2.0]);
+    /// assert_eq!(t.as_slice(), &[1.0, 2.0]);
+    /// ```
+    pub fn as_slice(&self) -> &[T] {
+        &self.data
+    }
+
+    /// The elements in row-major order, copied.
+    ///
+    /// ```
+    /// assert_eq!(perturb::tensor::Tensor::vector(&[3.0_f64]).to_vec(), vec![3.0]);
+    /// ```
+    pub fn to_vec(&self) -> Vec<T> {
+        self.data.as_ref().clone()
+    }
+
+    /// The elements, without a copy if this tensor is their only owner.
+    ///
+    /// ```
+    /// let t = perturb::tensor::Tensor::vector(&[1.0_f64, 2.0]);
+    /// assert_eq!(t.into_vec(), vec![1.0, 2.0]);
+    /// ```
+    pub fn into_vec(self) -> Vec<T> {
+        Arc::try_unwrap(self.data).unwrap_or_else(|shared| shared.as_ref().clone())
+    }
+
+    /// The element at a multi-index, or `None` if the index is out of bounds or has the wrong
+    /// number of axes.
+    ///
+    /// ```
+    /// let t = perturb::tensor::Tensor::<f64>::arange(6).reshape(&[2, 3]).unwrap();
+    /// assert_eq!(t.get(&[1, 0]), Some(3.0));
+    /// assert_eq!(t.get(&[2, 0]), None);
+    /// ```
+    pub fn get(&self, index: &[usize]) -> Option<T> {
+        if index.len() != self.shape.len() {
+            return None;
+        }
+        let mut flat = 0;
+        for (&i, &n) in index.iter().zip(&self.shape) {
+            if i >= n {
+                return None;
+            }
+            flat = flat * n + i;
+        }
+        self.data.get(flat).copied()
+    }
+
+    /// The value of a tensor with exactly one element.
+    ///
+    /// ```
+    /// assert_eq!(perturb::tensor::Tensor::full(&[1, 1], 4.0_f64).item(), Some(4.0));
+    /// assert_eq!(perturb::tensor::Tensor::<f64>::zeros(&[2]).item(), None);
+    /// ```
+    pub fn item(&self) -> Option<T> {
+        match self.data.as_slice() {
+            [x] => Some(*x),
+            _ => None,
+        }
+    }
+
+    /// The same elements with a new shape of the same size (no copy).
+    ///
+    /// ```
+    /// let t = perturb::tensor::Tensor::<f64>::arange(6);
+    /// assert_eq!(t.reshape(&[3, 2]).unwrap().shape(), &[3, 2]);
+    /// assert!(t.reshape(&[4]).is_err());
+    /// ```
+    pub fn reshape(&self, shape: &[usize]) -> Result<Self, Error> {
+        let expected: usize = shape.iter().product();
+        if expected != self.len() {
+            return Err(Error::ShapeMismatch {
+                op: "reshape",
+                lhs: self.shape.clone(),
+                rhs: shape.to_vec(),
+            });
+        }
+        Ok(Tensor {
+            data: Arc::clone(&self.data),
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// Applies `f` to every element (in parallel for large tensors).
+    ///
+    /// ```
+    /// let t = perturb::tensor::Tensor::vector(&[1.0_f64, 4.0]).map(|x| x.sqrt());
+    /// assert_eq!(t.to_vec(), vec![1.0, 2.0]);
+    /// ```
+    pub fn map(&self, f: impl Fn(T) -> T + Sync + Send) -> Self {
+        Tensor::from_parts(super::kernels::map(&self.data, f), self.shape.clone())
+    }
+
+    /// Whether both tensors have the same shape and elements equal within `tol`, relative to
+    /// the larger magnitude (or absolute below 1).
+    ///
+    /// ```
+    /// let a = perturb::tensor::Tensor::vector(&[1.0_f64, 2.0]);
+    /// assert!(a.all_close(&a.map(|x| x + 1e-13), 1e-12));
+    /// ```
+    pub fn all_close(&self, other: &Self, tol: T) -> bool {
+        self.shape == other.shape
+            && self.data.iter().zip(other.data.iter()).all(|(&a, &b)| {
+                let scale = a.abs().max(b.abs()).max(T::one());
+                (a - b).abs() <= tol * scale || (a.is_nan() && b.is_nan())
+            })
+    }
+
+    /// Converts every element to another float type.
+    ///
+    /// ```
+    /// let t = perturb::tensor::Tensor::vector(&[0.5_f64]).cast::<f32>();
+    /// assert_eq!(t.to_vec(), vec![0.5_f32]);
+    /// ```
+    pub fn cast<U: Element>(&self) -> Tensor<U> {
+        Tensor::from_parts(
+            self.data
+                .iter()
+                .map(|&x| U::from_f64(x.to_f64_value()).unwrap_or_else(U::nan))
+                .collect(),
+            self.shape.clone(),
+        )
+    }
+}
+
+impl<T: Element> fmt::Debug for Tensor<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tensor(shape={:?}, data={})", self.shape, self)
+    }
+}
+
+/// Shows the values nested by axis, as numpy does, eliding the middle of long axes.
+impl<T: Element> fmt::Display for Tensor<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn write_axis<T: Element>(
+            f: &mut fmt::Formatter<'_>,
+            data: &[T],
+            shape: &[usize],
+        ) -> fmt::Result {
+            let Some((&n, rest)) = shape.split_first() else {
+                return write!(f, "{}", data.first().copied().unwrap_or_else(T::nan));
+            };
+            let stride: usize = rest.iter().product();
+            write!(f, "[")?;
+            for i in 0..n {
+                if n > 8 && i == 3 {
+                    write!(f, ", ...")?;
+                }
+                if n > 8 && (3..n - 3).contains(&i) {
+                    continue;
+                }
+                if i > 0 {
+                    write!(f, ", ")?;
+                }
+                write_axis(f, &data[i * stride..(i + 1) * stride], rest)?;
+            }
+            write!(f, "]")
+        }
+        write_axis(f, &self.data, &self.shape)
+    }
+}
+
+#[cfg(feature = "ndarray")]
+impl<T: Element> From<ndarray::ArrayD<T>> for Tensor<T> {
+    /// ```
+    /// # #[cfg(feature = "ndarray")] {
+    /// let a = ndarray::ArrayD::from_shape_vec(vec![2, 2], vec![1.0_f64, 2.0, 3.0, 4.0]).unwrap();
+    /// let t = perturb::tensor::Tensor::from(a);
+    /// assert_eq!(t.shape(), &[2, 2]);
+    /// # }
+    /// ```
+    fn from(a: ndarray::ArrayD<T>) -> Self {
+        let shape = a.shape().to_vec();
+        let data = if a.is_standard_layout() {
+            a.into_raw_vec_and_offset().0
+        } else {
+            a.iter().copied().collect()
+        };
+        Tensor::from_parts(data, shape)
+    }
+}
+
+#[cfg(feature = "ndarray")]
+impl<T: Element> From<&Tensor<T>> for ndarray::ArrayD<T> {
+    /// ```
+    /// # #[cfg(feature = "ndarray")] {
+    /// let t = perturb::tensor::Tensor::<f64>::arange(4).reshape(&[2, 2]).unwrap();
+    /// let a = ndarray::ArrayD::from(&t);
+    /// assert_eq!(a[[1, 0]], 2.0);
+    /// # }
+    /// ```
+    fn from(t: &Tensor<T>) -> Self {
+        ndarray::ArrayD::from_shape_vec(t.shape.clone(), t.to_vec())
+            .unwrap_or_else(|_| unreachable!("a tensor's data always fits its shape"))
+    }
+}

@@ -1,0 +1,211 @@
+//! Loops over plain buffers, shared by the operations: element-wise maps, broadcasting,
+//! reductions to a shape, axis permutation. No allocation per element; rayon above a size
+//! threshold.
+
+use rayon::prelude::*;
+
+use super::element::Element;
+use crate::error::Error;
+
+/// Element counts at or above this run element-wise loops on rayon's thread pool.
+pub(crate) const PARALLEL_THRESHOLD: usize = 1 << 15;
+
+/// `f` applied to every element.
+pub(crate) fn map<T: Element>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
+    if x.len() >= PARALLEL_THRESHOLD {
+        x.par_iter().map(|&v| f(v)).collect()
+    } else {
+        x.iter().map(|&v| f(v)).collect()
+    }
+}
+
+/// `f` applied to corresponding elements of two slices of the same length.
+pub(crate) fn zip<T: Element>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync + Send) -> Vec<T> {
+    debug_assert_eq!(a.len(), b.len());
+    if a.len() >= PARALLEL_THRESHOLD {
+        a.par_iter()
+            .zip(b.par_iter())
+            .map(|(&x, &y)| f(x, y))
+            .collect()
+    } else {
+        a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+    }
+}
+
+/// The shape two shapes broadcast to (numpy's rules: align on the right, a length of 1
+/// stretches), or a shape error naming `op`.
+pub(crate) fn broadcast_shape(
+    op: &'static str,
+    a: &[usize],
+    b: &[usize],
+) -> Result<Vec<usize>, Error> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for i in 0..n {
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => {
+                return Err(Error::ShapeMismatch {
+                    op,
+                    lhs: a.to_vec(),
+                    rhs: b.to_vec(),
+                })
+            }
+        };
+    }
+    Ok(out)
+}
+
+/// Row-major strides of `shape` seen from the broadcast shape `out`: 0 along stretched axes.
+pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+    let mut strides = vec![0; out.len()];
+    let offset = out.len() - shape.len();
+    let mut stride = 1;
+    for i in (0..shape.len()).rev() {
+        strides[i + offset] = if shape[i] == 1 { 0 } else { stride };
+        stride *= shape[i];
+    }
+    strides
+}
+
+/// Calls `f(out_index, a_offset, b_offset)` for every element of `out` in row-major order.
+fn for_each_broadcast(
+    out: &[usize],
+    sa: &[usize],
+    sb: &[usize],
+    mut f: impl FnMut(usize, usize, usize),
+) {
+    let total: usize = out.iter().product();
+    if total == 0 {
+        return;
+    }
+    let nd = out.len();
+    let mut index = vec![0usize; nd];
+    let (mut oa, mut ob) = (0usize, 0usize);
+    for flat in 0..total {
+        f(flat, oa, ob);
+        // Advance the odometer, keeping the two offsets in step.
+        for axis in (0..nd).rev() {
+            index[axis] += 1;
+            oa += sa[axis];
+            ob += sb[axis];
+            if index[axis] < out[axis] {
+                break;
+            }
+            oa -= sa[axis] * out[axis];
+            ob -= sb[axis] * out[axis];
+            index[axis] = 0;
+        }
+    }
+}
+
+/// `f(a, b)` with numpy broadcasting; returns the values and their shape.
+pub(crate) fn broadcast_zip<T: Element>(
+    op: &'static str,
+    a: &[T],
+    a_shape: &[usize],
+    b: &[T],
+    b_shape: &[usize],
+    f: impl Fn(T, T) -> T + Sync + Send,
+) -> Result<(Vec<T>, Vec<usize>), Error> {
+    if a_shape == b_shape {
+        return Ok((zip(a, b, f), a_shape.to_vec()));
+    }
+    let out = broadcast_shape(op, a_shape, b_shape)?;
+    if b.len() == 1 {
+        let y = b[0];
+        return Ok((map(a, |x| f(x, y)), out));
+    }
+    if a.len() == 1 {
+        let x = a[0];
+        return Ok((map(b, |y| f(x, y)), out));
+    }
+    let sa = broadcast_strides(a_shape, &out);
+    let sb = broadcast_strides(b_shape, &out);
+    let mut data = Vec::with_capacity(out.iter().product());
+    for_each_broadcast(&out, &sa, &sb, |_, ia, ib| data.push(f(a[ia], b[ib])));
+    Ok((data, out))
+}
+
+/// Sums `x` (of shape `from`) down to `to`, a shape `from` is a broadcast of: the adjoint of
+/// broadcasting.
+pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T> {
+    let mut out = vec![T::zero(); to.iter().product()];
+    if from == to {
+        out.copy_from_slice(x);
+        return out;
+    }
+    let st = broadcast_strides(to, from);
+    let zeros = vec![0; from.len()];
+    for_each_broadcast(from, &st, &zeros, |flat, it, _| out[it] += x[flat]);
+    out
+}
+
+/// Copies `x` (of shape `from`) to the broadcast shape `to`.
+pub(crate) fn broadcast_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T> {
+    if from == to {
+        return x.to_vec();
+    }
+    let sf = broadcast_strides(from, to);
+    let zeros = vec![0; to.len()];
+    let mut out = Vec::with_capacity(to.iter().product());
+    for_each_broadcast(to, &sf, &zeros, |_, i, _| out.push(x[i]));
+    out
+}
+
+/// The axes of `x` (of shape `shape`) reordered by `perm`: axis `i` of the result is axis
+/// `perm[i]` of `x`.
+pub(crate) fn permute<T: Element>(
+    x: &[T],
+    shape: &[usize],
+    perm: &[usize],
+) -> (Vec<T>, Vec<usize>) {
+    let out: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    let mut in_strides = vec![0; shape.len()];
+    let mut stride = 1;
+    for i in (0..shape.len()).rev() {
+        in_strides[i] = stride;
+        stride *= shape[i];
+    }
+    let permuted: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
+    if let [rows, cols] = out[..] {
+        // The common case, a matrix transpose, in cache-sized tiles.
+        if perm == [1, 0] {
+            let mut data = vec![T::zero(); rows * cols];
+            const TILE: usize = 32;
+            for r0 in (0..rows).step_by(TILE) {
+                for c0 in (0..cols).step_by(TILE) {
+                    for r in r0..(r0 + TILE).min(rows) {
+                        for c in c0..(c0 + TILE).min(cols) {
+                            data[r * cols + c] = x[c * rows + r];
+                        }
+                    }
+                }
+            }
+            return (data, out);
+        }
+    }
+    let zeros = vec![0; out.len()];
+    let mut data = Vec::with_capacity(x.len());
+    for_each_broadcast(&out, &permuted, &zeros, |_, i, _| data.push(x[i]));
+    (data, out)
+}
+
+/// Row-major `(m x k) @ (k x n)`.
+pub(crate) fn matmul<T: Element>(a: &[T], b: &[T], m: usize, k: usize, n: usize) -> Vec<T> {
+    let mut c = vec![T::zero(); m * n];
+    T::gemm(m, k, n, a, k, b, n, T::zero(), &mut c, n);
+    c
+}

@@ -1,0 +1,38 @@
+//! Tensors and reverse mode on them: the vector half of the lecture.
+//!
+//! - [`Tensor`]: an n-dimensional `f32`/`f64` array with shared storage.
+//! - [`Op`]: one operation in one place, its value and its vector-Jacobian product
+//!   ([`ops`] holds them all).
+//! - [`Array`]: what every tensor type implements, so code is written once for plain tensors
+//!   and tape variables.
+//! - [`TensorTape`], [`TensorVar`]: reverse mode, a flat list swept by a loop.
+//!
+//! ```
+//! use perturb::tensor::{Array, Tensor, TensorTape};
+//!
+//! // The lecture's linear regression: a = X w, b = y - a, c = b^2, g = sum(c), L = g / N.
+//! let x = Tensor::from_vec(vec![1.0, 0.0, 1.0, 1.0, 1.0, 2.0], &[3, 2]).unwrap();
+//! let y = Tensor::from_vec(vec![1.0, 2.0, 2.5], &[3, 1]).unwrap();
+//! let tape = TensorTape::new();
+//! let w = tape.var(Tensor::zeros(&[2, 1]));
+//! let a = tape.constant(x.clone()).matmul(&w);
+//! let b = tape.constant(y.clone()).sub(&a);
+//! let c = b.square();
+//! let g = c.sum_all();
+//! let loss = g.scale(1.0 / 3.0);
+//! let grad = &tape.gradient(&loss, &[&w]).unwrap()[0];
+//! // -(2/N) X^T (y - X w) at w = 0 is -(2/3) X^T y = -(2/3) [5.5, 7.0]
+//! assert!(grad.all_close(&Tensor::from_vec(vec![-11.0 / 3.0, -14.0 / 3.0], &[2, 1]).unwrap(), 1e-15));
+//! ```
+
+mod array;
+mod dense;
+mod element;
+pub(crate) mod kernels;
+pub mod ops;
+mod tape;
+
+pub use array::{Array, Op};
+pub use dense::Tensor;
+pub use element::Element;
+pub use tape::{TensorTape, TensorVar};

@@ -1,0 +1,27 @@
+//! Every tensor operation, one struct each: its value on plain tensors (`eval`) beside its
+//! vector-Jacobian product (`vjp`), written in differentiable [`Array`](super::Array) operations.
+//!
+//! ```
+//! use perturb::tensor::{ops, Array, Op, Tensor};
+//! let x = Tensor::vector(&[1.0_f64, 2.0]);
+//! let y = ops::Square.eval(&[&x]).unwrap();
+//! let ct = ops::Square.vjp(&[&x], &y, &Tensor::ones(&[2]), &[true]).unwrap();
+//! assert_eq!(ct[0].as_ref().unwrap().to_vec(), vec![2.0, 4.0]);
+//! ```
+
+mod binary;
+mod elementwise;
+mod linalg;
+mod shape;
+
+pub use binary::{Add, AddScalar, Div, Mul, Scale, Sub};
+pub use elementwise::{Exp, Ln, Neg, Sigmoid, Square};
+pub use linalg::MatMul;
+pub use shape::{BroadcastTo, Permute, Reshape, SumTo};
+
+use super::element::Element;
+
+/// Converts an `f64` parameter of an operation to the element type.
+pub(crate) fn elem<T: Element>(x: f64) -> T {
+    T::from_f64(x).unwrap_or_else(T::nan)
+}

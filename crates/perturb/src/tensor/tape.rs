@@ -1,0 +1,521 @@
+//! Reverse mode for tensors: a flat list of recorded operations, swept backwards by a loop.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::array::{Array, Op};
+use super::dense::Tensor;
+use crate::error::Error;
+
+static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The VJP of one recorded operation, with the operation's type erased.
+trait Backward<A: Array> {
+    fn name(&self) -> &'static str;
+    fn vjp(
+        &self,
+        inputs: &[&A],
+        output: &A,
+        cotangent: &A,
+        needed: &[bool],
+    ) -> Result<Vec<Option<A>>, Error>;
+}
+
+impl<A: Array, O: Op> Backward<A> for O {
+    fn name(&self) -> &'static str {
+        Op::name(self)
+    }
+    fn vjp(
+        &self,
+        inputs: &[&A],
+        output: &A,
+        cotangent: &A,
+        needed: &[bool],
+    ) -> Result<Vec<Option<A>>, Error> {
+        Op::vjp(self, inputs, output, cotangent, needed)
+    }
+}
+
+/// One entry of the tape: an input (no operation) or an operation with the values its VJP needs.
+struct Node<A: Array> {
+    op: Option<Box<dyn Backward<A>>>,
+    /// The node index of each input, `None` for a constant input.
+    parents: Vec<Option<usize>>,
+    inputs: Vec<A>,
+    output: A,
+}
+
+/// A reverse-mode tape for tensors.
+///
+/// Operations on [`TensorVar`]s are appended in execution order, with the operation and the
+/// values its VJP needs (shared, not copied). [`vjp`](TensorTape::vjp) and
+/// [`gradient`](TensorTape::gradient) sweep the list backwards once, computing only the
+/// cotangents that lead to the requested inputs; the tape is kept, so it can be swept again.
+/// Operations whose inputs are all constants are not recorded.
+///
+/// The array type `A` is what the sweep computes with: for first order it is a plain
+/// [`Tensor`], and the sweep records nothing. For second order it is itself a `TensorVar` of an
+/// inner tape, and the sweep is recorded there.
+///
+/// ```
+/// use perturb::tensor::{Array, Tensor, TensorTape};
+///
+/// let tape = TensorTape::new();
+/// let x = tape.var(Tensor::vector(&[1.0_f64, 2.0, 3.0]));
+/// let y = x.mul(&x).sum_all(); // sum x^2, x used twice
+/// let g = tape.gradient(&y, &[&x]).unwrap();
+/// assert_eq!(g[0].to_vec(), vec![2.0, 4.0, 6.0]);
+/// ```
+pub struct TensorTape<A: Array> {
+    id: u64,
+    generation: u64,
+    recording: Cell<bool>,
+    nodes: RefCell<Vec<Node<A>>>,
+}
+
+impl<T: super::Element> TensorTape<Tensor<T>> {
+    /// A tape for first-order reverse mode on plain tensors.
+    ///
+    /// ```
+    /// let tape = perturb::tensor::TensorTape::<perturb::tensor::Tensor<f64>>::new();
+    /// assert!(tape.is_empty());
+    /// ```
+    pub fn new() -> Self {
+        Self::over()
+    }
+}
+
+impl<T: super::Element> Default for TensorTape<Tensor<T>> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A: Array> TensorTape<A> {
+    /// A tape whose sweeps compute with arrays of type `A`, e.g. `TensorVar`s of another tape
+    /// for second derivatives.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor, TensorTape, TensorVar};
+    ///
+    /// // d2/dx2 of sum(x^3) is 6x: an outer tape whose sweep is recorded on an inner one.
+    /// let inner = TensorTape::new();
+    /// let x = inner.var(Tensor::vector(&[1.0_f64, 2.0]));
+    /// let outer = TensorTape::<TensorVar<Tensor<f64>>>::over();
+    /// let xo = outer.var(x.clone());
+    /// let y = xo.mul(&xo).mul(&xo).sum_all();
+    /// let dy = outer.gradient(&y, &[&xo]).unwrap().remove(0); // 3x^2, recorded on `inner`
+    /// let d2 = inner.gradient(&dy.sum_all(), &[&x]).unwrap();
+    /// assert_eq!(d2[0].to_vec(), vec![6.0, 12.0]);
+    /// ```
+    pub fn over() -> Self {
+        TensorTape {
+            id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
+            generation: 0,
+            recording: Cell::new(true),
+            nodes: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A new input variable with the given value.
+    ///
+    /// ```
+    /// use perturb::tensor::{Tensor, TensorTape};
+    /// let tape = TensorTape::new();
+    /// let w = tape.var(Tensor::<f64>::zeros(&[3]));
+    /// assert_eq!(w.value().shape(), &[3]);
+    /// ```
+    pub fn var(&self, value: A) -> TensorVar<'_, A> {
+        let mut nodes = self.nodes.borrow_mut();
+        nodes.push(Node {
+            op: None,
+            parents: Vec::new(),
+            inputs: Vec::new(),
+            output: value.clone(),
+        });
+        TensorVar {
+            tape: Some(self),
+            index: nodes.len() - 1,
+            value,
+        }
+    }
+
+    /// A constant: a value this tape does not differentiate with respect to.
+    ///
+    /// ```
+    /// use perturb::tensor::{Tensor, TensorTape};
+    /// let tape = TensorTape::new();
+    /// let x = tape.constant(Tensor::<f64>::ones(&[2]));
+    /// assert!(x.is_constant());
+    /// ```
+    pub fn constant(&self, value: A) -> TensorVar<'_, A> {
+        TensorVar::constant(value)
+    }
+
+    /// Runs `f` without recording: operations on this tape's variables inside `f` give constants.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor, TensorTape};
+    /// let tape = TensorTape::new();
+    /// let x = tape.var(Tensor::vector(&[1.0_f64]));
+    /// let y = tape.no_grad(|| x.exp());
+    /// assert!(y.is_constant());
+    /// assert_eq!(tape.len(), 1);
+    /// ```
+    pub fn no_grad<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore<'a>(&'a Cell<bool>, bool);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let _restore = Restore(&self.recording, self.recording.replace(false));
+        f()
+    }
+
+    /// The number of recorded nodes (inputs and operations).
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor, TensorTape};
+    /// let tape = TensorTape::new();
+    /// let x = tape.var(Tensor::vector(&[1.0_f64]));
+    /// let _ = x.exp();
+    /// assert_eq!(tape.len(), 2);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    /// Whether nothing is recorded.
+    ///
+    /// ```
+    /// assert!(perturb::tensor::TensorTape::<perturb::tensor::Tensor<f32>>::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// This tape's identity, used in error messages.
+    ///
+    /// ```
+    /// use perturb::tensor::{Tensor, TensorTape};
+    /// assert_ne!(TensorTape::<Tensor<f64>>::new().id(), TensorTape::<Tensor<f64>>::new().id());
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Forgets every node (dropping the values it held) but keeps the list's buffer. Takes
+    /// `&mut self`, so no variable of the old recording can be used afterwards.
+    ///
+    /// ```
+    /// use perturb::tensor::{Tensor, TensorTape};
+    /// let mut tape = TensorTape::new();
+    /// let _ = tape.var(Tensor::<f64>::zeros(&[2]));
+    /// tape.clear();
+    /// assert!(tape.is_empty());
+    /// ```
+    pub fn clear(&mut self) {
+        self.nodes.get_mut().clear();
+        self.generation += 1;
+    }
+
+    /// The gradient of a one-element `output` with respect to each of `wrt`.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor, TensorTape};
+    /// let tape = TensorTape::new();
+    /// let x = tape.var(Tensor::vector(&[0.0_f64, 1.0]));
+    /// let y = x.exp().sum_all();
+    /// let g = tape.gradient(&y, &[&x]).unwrap();
+    /// assert_eq!(g[0].to_vec(), vec![1.0, 1.0_f64.exp()]);
+    /// assert!(tape.gradient(&x, &[&x]).is_err()); // not a single element
+    /// ```
+    pub fn gradient(
+        &self,
+        output: &TensorVar<'_, A>,
+        wrt: &[&TensorVar<'_, A>],
+    ) -> Result<Vec<A>, Error> {
+        let len: usize = output.shape().iter().product();
+        if len != 1 {
+            return Err(Error::NotAScalar {
+                op: "TensorTape::gradient",
+                shape: output.shape().to_vec(),
+            });
+        }
+        let ones = A::lift(Tensor::ones(output.shape()));
+        self.vjp(output, &ones, wrt)
+    }
+
+    /// The vector-Jacobian product: the cotangent of each of `wrt` given the cotangent of
+    /// `output` (which must have `output`'s shape). One backward sweep; only operations on a
+    /// path from a requested input to the output compute anything.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor, TensorTape};
+    /// // y = A x: the VJP with u is A^T u.
+    /// let tape = TensorTape::new();
+    /// let a = tape.constant(Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap());
+    /// let x = tape.var(Tensor::vector(&[1.0, 1.0]));
+    /// let y = a.matmul(&x);
+    /// let u = Tensor::vector(&[1.0, 10.0]);
+    /// assert_eq!(tape.vjp(&y, &u, &[&x]).unwrap()[0].to_vec(), vec![31.0, 42.0]);
+    /// ```
+    pub fn vjp(
+        &self,
+        output: &TensorVar<'_, A>,
+        cotangent: &A,
+        wrt: &[&TensorVar<'_, A>],
+    ) -> Result<Vec<A>, Error> {
+        let op = "TensorTape::vjp";
+        if cotangent.shape() != output.shape() {
+            return Err(Error::ShapeMismatch {
+                op,
+                lhs: output.shape().to_vec(),
+                rhs: cotangent.shape().to_vec(),
+            });
+        }
+        for x in wrt {
+            self.check(x, op)?;
+            if x.tape.is_none() {
+                return Err(Error::NotAVariable { op });
+            }
+        }
+        self.check(output, op)?;
+        let zeros = |x: &TensorVar<'_, A>| A::lift(Tensor::zeros(x.shape()));
+        let Some(tape) = output.tape else {
+            return Ok(wrt.iter().map(|x| zeros(x)).collect());
+        };
+        debug_assert_eq!(tape.id, self.id);
+
+        let nodes = self.nodes.borrow();
+        let last = output.index;
+        // Which nodes lie on a path from a requested input: only those get cotangents.
+        let mut needed = vec![false; last + 1];
+        let mut requested = vec![false; last + 1];
+        for x in wrt {
+            if x.index <= last {
+                needed[x.index] = true;
+                requested[x.index] = true;
+            }
+        }
+        for (i, node) in nodes.iter().enumerate().take(last + 1) {
+            if node.parents.iter().flatten().any(|&p| needed[p]) {
+                needed[i] = true;
+            }
+        }
+
+        let mut cotangents: Vec<Option<A>> = vec![None; last + 1];
+        cotangents[last] = Some(cotangent.clone());
+        for i in (0..=last).rev() {
+            let node = &nodes[i];
+            let Some(backward) = &node.op else { continue };
+            // A requested intermediate keeps its cotangent for the result.
+            let ct = if requested[i] {
+                cotangents[i].clone()
+            } else {
+                cotangents[i].take()
+            };
+            let Some(ct) = ct else { continue };
+            let wanted: Vec<bool> = node
+                .parents
+                .iter()
+                .map(|p| p.is_some_and(|p| needed[p]))
+                .collect();
+            if !wanted.iter().any(|&w| w) {
+                continue;
+            }
+            let inputs: Vec<&A> = node.inputs.iter().collect();
+            let input_cts = backward
+                .vjp(&inputs, &node.output, &ct, &wanted)
+                .map_err(|e| Error::Backward {
+                    op: backward.name(),
+                    cause: Box::new(e),
+                })?;
+            for ((parent, input_ct), wanted) in node.parents.iter().zip(input_cts).zip(&wanted) {
+                let (Some(p), Some(c), true) = (parent, input_ct, wanted) else {
+                    continue;
+                };
+                cotangents[*p] = Some(match cotangents[*p].take() {
+                    None => c,
+                    Some(prev) => prev.try_add(&c)?,
+                });
+            }
+        }
+        Ok(wrt
+            .iter()
+            .map(|x| {
+                // Inputs and requested nodes keep their cotangent.
+                cotangents
+                    .get(x.index)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| zeros(x))
+            })
+            .collect())
+    }
+
+    fn check(&self, x: &TensorVar<'_, A>, op: &'static str) -> Result<(), Error> {
+        match x.tape {
+            Some(t) if t.id != self.id => Err(Error::ForeignVariable {
+                op,
+                expected: self.id,
+                found: t.id,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn record<O: Op>(&self, op: &O, inputs: &[&TensorVar<'_, A>], output: A) -> usize {
+        let mut nodes = self.nodes.borrow_mut();
+        nodes.push(Node {
+            op: Some(Box::new(op.clone())),
+            parents: inputs.iter().map(|x| x.tape.map(|_| x.index)).collect(),
+            inputs: inputs.iter().map(|x| x.value.clone()).collect(),
+            output,
+        });
+        nodes.len() - 1
+    }
+}
+
+impl<A: Array> fmt::Debug for TensorTape<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TensorTape")
+            .field("id", &self.id)
+            .field("generation", &self.generation)
+            .field("nodes", &self.len())
+            .finish()
+    }
+}
+
+/// A tensor recorded on a [`TensorTape`] (or a constant, recorded nowhere).
+///
+/// It implements [`Array`], so every tensor operation works on it and is recorded as it runs.
+/// Cloning is cheap (the value is shared).
+///
+/// ```
+/// use perturb::tensor::{Array, Tensor, TensorTape};
+/// let tape = TensorTape::new();
+/// let x = tape.var(Tensor::vector(&[2.0_f64]));
+/// let y = x.square();
+/// assert_eq!(y.value().to_vec(), vec![4.0]);
+/// assert_eq!(tape.gradient(&y.sum_all(), &[&x]).unwrap()[0].to_vec(), vec![4.0]);
+/// ```
+#[derive(Clone)]
+pub struct TensorVar<'t, A: Array> {
+    tape: Option<&'t TensorTape<A>>,
+    index: usize,
+    value: A,
+}
+
+impl<'t, A: Array> TensorVar<'t, A> {
+    /// A constant: recorded nowhere, derivative zero.
+    ///
+    /// ```
+    /// use perturb::tensor::{Tensor, TensorVar};
+    /// let c = TensorVar::constant(Tensor::vector(&[1.0_f64]));
+    /// assert!(c.is_constant());
+    /// ```
+    pub fn constant(value: A) -> Self {
+        TensorVar {
+            tape: None,
+            index: usize::MAX,
+            value,
+        }
+    }
+
+    /// The value.
+    ///
+    /// ```
+    /// use perturb::tensor::{Tensor, TensorTape};
+    /// let tape = TensorTape::new();
+    /// assert_eq!(tape.var(Tensor::vector(&[1.0_f64])).value().to_vec(), vec![1.0]);
+    /// ```
+    pub fn value(&self) -> &A {
+        &self.value
+    }
+
+    /// Whether this is a constant rather than a recorded variable.
+    ///
+    /// ```
+    /// use perturb::tensor::{Tensor, TensorTape};
+    /// let tape = TensorTape::new();
+    /// assert!(!tape.var(Tensor::vector(&[1.0_f64])).is_constant());
+    /// ```
+    pub fn is_constant(&self) -> bool {
+        self.tape.is_none()
+    }
+
+    /// The same value as a constant: the gradient does not flow through it.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor, TensorTape};
+    /// let tape = TensorTape::new();
+    /// let x = tape.var(Tensor::vector(&[3.0_f64]));
+    /// let y = x.mul(&x.detach()).sum_all(); // d/dx (x * c) = c
+    /// assert_eq!(tape.gradient(&y, &[&x]).unwrap()[0].to_vec(), vec![3.0]);
+    /// ```
+    pub fn detach(&self) -> Self {
+        TensorVar::constant(self.value.clone())
+    }
+}
+
+impl<A: Array> fmt::Debug for TensorVar<'_, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.tape {
+            Some(t) => write!(
+                f,
+                "TensorVar(tape #{} node {}, {:?})",
+                t.id, self.index, self.value
+            ),
+            None => write!(f, "TensorVar(constant, {:?})", self.value),
+        }
+    }
+}
+
+impl<'t, A: Array> Array for TensorVar<'t, A> {
+    type Elem = A::Elem;
+
+    fn apply<O: Op>(op: &O, inputs: &[&Self]) -> Result<Self, Error> {
+        let mut tape: Option<&'t TensorTape<A>> = None;
+        for x in inputs {
+            match (tape, x.tape) {
+                (Some(a), Some(b)) if a.id != b.id => {
+                    return Err(Error::ForeignVariable {
+                        op: op.name(),
+                        expected: a.id,
+                        found: b.id,
+                    })
+                }
+                (None, Some(b)) => tape = Some(b),
+                _ => {}
+            }
+        }
+        let values: Vec<&A> = inputs.iter().map(|x| &x.value).collect();
+        let value = A::apply(op, &values)?;
+        Ok(match tape {
+            Some(t) if t.recording.get() => {
+                let index = t.record(op, inputs, value.clone());
+                TensorVar {
+                    tape: Some(t),
+                    index,
+                    value,
+                }
+            }
+            _ => TensorVar::constant(value),
+        })
+    }
+
+    fn lift(value: Tensor<Self::Elem>) -> Self {
+        TensorVar::constant(A::lift(value))
+    }
+
+    fn primal(&self) -> Tensor<Self::Elem> {
+        self.value.primal()
+    }
+
+    fn shape(&self) -> &[usize] {
+        self.value.shape()
+    }
+}
