@@ -29,6 +29,7 @@ mod array;
 mod dense;
 mod element;
 pub(crate) mod kernels;
+mod operators;
 pub mod ops;
 mod tape;
 
