@@ -296,6 +296,11 @@ pub trait Array: Clone + Debug + Sized {
         /// ```
         sigmoid => ops::Sigmoid;
     }
+    // ---- Element-wise functions: more (helper A) ----
+    // ---- end of element-wise functions ----
+
+    // ---- Comparisons, selection, clamp, maximum / minimum (helper A) ----
+    // ---- end of comparisons ----
 
     // ---- Reductions -----------------------------------------------------------------------
     /// The sum of all elements, as a 0-dimensional array.
@@ -331,6 +336,9 @@ pub trait Array: Clone + Debug + Sized {
     fn try_broadcast_to(&self, shape: &[usize]) -> Result<Self, Error> {
         Self::apply(&ops::BroadcastTo(shape.to_vec()), &[self])
     }
+
+    // ---- Reductions: over axes, softmax (helper B) ----
+    // ---- end of reductions ----
 
     // ---- Shape ----------------------------------------------------------------------------
     /// The same elements in a new shape of the same size.
@@ -372,6 +380,12 @@ pub trait Array: Clone + Debug + Sized {
         }
         or_panic(self.try_permute(&perm))
     }
+
+    // ---- Shape: more (helper B) ----
+    // ---- end of shape ----
+
+    // ---- Indexing and joining (helper B) ----
+    // ---- end of indexing ----
 
     // ---- Linear algebra -------------------------------------------------------------------
     /// The matrix product: `(m, k) @ (k, n)`, matrix-vector `(m, k) @ (k)`, and batched

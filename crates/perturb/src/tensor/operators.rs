@@ -8,7 +8,6 @@ use super::array::Array;
 use super::dense::Tensor;
 use super::element::Element;
 use super::tape::TensorVar;
-use crate::scalar::Scalar;
 
 macro_rules! operators {
     ([$($g:tt)*] $ty:ty) => {

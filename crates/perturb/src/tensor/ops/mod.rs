@@ -10,14 +10,19 @@
 //! ```
 
 mod binary;
+mod compare;
 mod elementwise;
+mod index;
 mod linalg;
+mod reduce;
 mod shape;
 
 pub use binary::{Add, AddScalar, Div, Mul, Scale, Sub};
 pub use elementwise::{Exp, Ln, Neg, Sigmoid, Square};
 pub use linalg::MatMul;
 pub use shape::{BroadcastTo, Permute, Reshape, SumTo};
+#[allow(unused_imports)]
+pub use {compare::*, index::*, reduce::*};
 
 use super::element::Element;
 

@@ -1,0 +1,1 @@
+//! Indexing and joining: slice / narrow, index_select / gather, concat / stack.
