@@ -139,30 +139,88 @@ pub(crate) fn broadcast_zip<T: Element>(
     Ok((data, out))
 }
 
+/// How a shape `to` sits inside a shape `from` it broadcasts to, for the two layouts with a
+/// fast loop: `Leading(rows)` when only leading axes differ (`to` is one row of `from`, as a
+/// bias is of a batch), `Trailing(block)` when only trailing axes differ (each element of `to`
+/// stands for a contiguous block of `from`).
+enum Layout {
+    Same,
+    Leading(usize),
+    Trailing(usize),
+    General,
+}
+
+fn layout(from: &[usize], to: &[usize]) -> Layout {
+    if from == to {
+        return Layout::Same;
+    }
+    let aligned: Vec<usize> = std::iter::repeat_n(1, from.len() - to.len()).chain(to.iter().copied()).collect();
+    let split = aligned.iter().zip(from).take_while(|(a, f)| a != f).count();
+    if aligned[..split].iter().all(|&a| a == 1) && aligned[split..] == from[split..] {
+        return Layout::Leading(from[..split].iter().product());
+    }
+    let split = aligned.iter().zip(from).take_while(|(a, f)| a == f).count();
+    if aligned[split..].iter().all(|&a| a == 1) {
+        return Layout::Trailing(from[split..].iter().product());
+    }
+    Layout::General
+}
+
 /// Sums `x` (of shape `from`) down to `to`, a shape `from` is a broadcast of: the adjoint of
 /// broadcasting.
 pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T> {
     let mut out = vec![T::zero(); to.iter().product()];
-    if from == to {
-        out.copy_from_slice(x);
-        return out;
+    match layout(from, to) {
+        Layout::Same => out.copy_from_slice(x),
+        Layout::Leading(rows) => {
+            let width = out.len();
+            for row in x.chunks_exact(width.max(1)).take(rows) {
+                for (o, &v) in out.iter_mut().zip(row) {
+                    *o += v;
+                }
+            }
+        }
+        Layout::Trailing(block) => {
+            for (o, chunk) in out.iter_mut().zip(x.chunks_exact(block.max(1))) {
+                *o = chunk.iter().fold(T::zero(), |acc, &v| acc + v);
+            }
+        }
+        Layout::General => {
+            let st = broadcast_strides(to, from);
+            let zeros = vec![0; from.len()];
+            for_each_broadcast(from, &st, &zeros, |flat, it, _| out[it] += x[flat]);
+        }
     }
-    let st = broadcast_strides(to, from);
-    let zeros = vec![0; from.len()];
-    for_each_broadcast(from, &st, &zeros, |flat, it, _| out[it] += x[flat]);
     out
 }
 
 /// Copies `x` (of shape `from`) to the broadcast shape `to`.
 pub(crate) fn broadcast_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T> {
-    if from == to {
-        return x.to_vec();
+    let total: usize = to.iter().product();
+    match layout(to, from) {
+        Layout::Same => x.to_vec(),
+        Layout::Leading(rows) => {
+            let mut out = Vec::with_capacity(total);
+            for _ in 0..rows {
+                out.extend_from_slice(x);
+            }
+            out
+        }
+        Layout::Trailing(block) => {
+            let mut out = Vec::with_capacity(total);
+            for &v in x {
+                out.extend(std::iter::repeat_n(v, block));
+            }
+            out
+        }
+        Layout::General => {
+            let sf = broadcast_strides(from, to);
+            let zeros = vec![0; to.len()];
+            let mut out = Vec::with_capacity(total);
+            for_each_broadcast(to, &sf, &zeros, |_, i, _| out.push(x[i]));
+            out
+        }
     }
-    let sf = broadcast_strides(from, to);
-    let zeros = vec![0; to.len()];
-    let mut out = Vec::with_capacity(to.iter().product());
-    for_each_broadcast(to, &sf, &zeros, |_, i, _| out.push(x[i]));
-    out
 }
 
 /// The axes of `x` (of shape `shape`) reordered by `perm`: axis `i` of the result is axis

@@ -1,0 +1,68 @@
+//! The broadcasting kernels' fast paths against a reference written element by element.
+
+use perturb::tensor::{Array, Tensor};
+
+/// Reference broadcast: index `out` by its multi-index, map to the input with numpy's rules.
+fn reference_broadcast(x: &Tensor<f64>, to: &[usize]) -> Vec<f64> {
+    let from = x.shape();
+    let total: usize = to.iter().product();
+    (0..total)
+        .map(|flat| {
+            let mut rem = flat;
+            let mut idx = vec![0; to.len()];
+            for axis in (0..to.len()).rev() {
+                idx[axis] = rem % to[axis];
+                rem /= to[axis];
+            }
+            let offset = to.len() - from.len();
+            let src: Vec<usize> = (0..from.len())
+                .map(|i| if from[i] == 1 { 0 } else { idx[i + offset] })
+                .collect();
+            x.get(&src).unwrap()
+        })
+        .collect()
+}
+
+/// Reference sum: add each element of `x` into the slot it broadcasts from.
+fn reference_sum_to(x: &Tensor<f64>, to: &[usize]) -> Vec<f64> {
+    let from = x.shape().to_vec();
+    let mut out = vec![0.0; to.iter().product()];
+    let probe = Tensor::from_vec((0..out.len()).map(|i| i as f64).collect(), to).unwrap();
+    let slots = reference_broadcast(&probe, &from);
+    for (v, slot) in x.as_slice().iter().zip(slots) {
+        out[slot as usize] += v;
+    }
+    out
+}
+
+#[test]
+fn sum_to_and_broadcast_to_agree_with_the_reference_on_every_layout() {
+    let cases: [(&[usize], &[usize]); 8] = [
+        (&[4, 3], &[3]),          // leading (a bias over a batch)
+        (&[4, 3], &[1, 3]),       // leading, kept axis
+        (&[2, 4, 3], &[3]),       // several leading axes
+        (&[4, 3], &[4, 1]),       // trailing
+        (&[2, 3, 4], &[2, 1, 1]), // several trailing axes
+        (&[2, 3, 4], &[3, 1]),    // general
+        (&[2, 3, 4], &[1, 3, 1]), // general
+        (&[3, 4], &[]),           // to a scalar
+    ];
+    for (big, small) in cases {
+        let n: usize = big.iter().product();
+        let x = Tensor::from_vec((0..n).map(|i| (i as f64).sin()).collect(), big).unwrap();
+        let summed = x.try_sum_to(small).unwrap();
+        let expected = reference_sum_to(&x, small);
+        assert_eq!(summed.shape(), small);
+        for (a, b) in summed.as_slice().iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-12, "sum_to {big:?} -> {small:?}");
+        }
+        let m: usize = small.iter().product();
+        let s = Tensor::from_vec((0..m).map(|i| i as f64 + 0.5).collect(), small).unwrap();
+        let spread = s.try_broadcast_to(big).unwrap();
+        assert_eq!(
+            spread.to_vec(),
+            reference_broadcast(&s, big),
+            "broadcast {small:?} -> {big:?}"
+        );
+    }
+}
