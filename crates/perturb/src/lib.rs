@@ -15,6 +15,9 @@
 //!   way ([`UnaryOp`], [`BinaryOp`]).
 //! - **Functional API** ([`functional`]): [`derivative`], [`gradient`], [`gradient_forward`],
 //!   [`jacobian`], [`hessian`], [`hvp`].
+//! - **Tensors** ([`tensor`]): n-dimensional `f32`/`f64` arrays with broadcasting, matrix
+//!   products and reverse mode; each operation's VJP is written in tensor operations, so tapes
+//!   nest for second order.
 //!
 //! ```
 //! use num_traits::Float;

@@ -297,9 +297,234 @@ pub trait Array: Clone + Debug + Sized {
         sigmoid => ops::Sigmoid;
     }
     // ---- Element-wise functions: more (helper A) ----
+    unary_methods! {
+        /// `sqrt(x)`.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// assert_eq!(Tensor::vector(&[4.0_f64, 9.0]).sqrt().to_vec(), vec![2.0, 3.0]);
+        /// ```
+        sqrt => ops::Sqrt;
+        /// `|x|`; its derivative is taken as 0 at 0.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// assert_eq!(Tensor::vector(&[-2.0_f64, 3.0]).abs().to_vec(), vec![2.0, 3.0]);
+        /// ```
+        abs => ops::Abs;
+        /// `sin(x)`.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// assert_eq!(Tensor::vector(&[0.0_f64]).sin().to_vec(), vec![0.0]);
+        /// ```
+        sin => ops::Sin;
+        /// `cos(x)`.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// assert_eq!(Tensor::vector(&[0.0_f64]).cos().to_vec(), vec![1.0]);
+        /// ```
+        cos => ops::Cos;
+        /// `tanh(x)`.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// assert_eq!(Tensor::vector(&[0.0_f64, 1.0]).tanh().to_vec(), vec![0.0, 1.0_f64.tanh()]);
+        /// ```
+        tanh => ops::Tanh;
+        /// `max(x, 0)` (NaN passes through); its derivative is taken as 0 at 0.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// assert_eq!(Tensor::vector(&[-1.0_f64, 2.0]).relu().to_vec(), vec![0.0, 2.0]);
+        /// ```
+        relu => ops::Relu;
+        /// `ln(1 + exp(x))`, stable for large `|x|`.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// // ln 2 at 0; exactly x far out on the right, exp(x) (here 0) far out on the left
+        /// let y = Tensor::vector(&[0.0_f64, 800.0, -800.0]).softplus();
+        /// assert_eq!(y.to_vec(), vec![2.0_f64.ln(), 800.0, 0.0]);
+        /// ```
+        softplus => ops::Softplus;
+        /// `ln(sigmoid(x)) = -softplus(-x)`, stable for large `|x|`.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// // -ln 2 at 0; about x far out on the left
+        /// let y = Tensor::vector(&[0.0_f64, -800.0]).log_sigmoid();
+        /// assert_eq!(y.to_vec(), vec![-(2.0_f64.ln()), -800.0]);
+        /// ```
+        log_sigmoid => ops::LogSigmoid;
+        /// `1 / x`.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// assert_eq!(Tensor::vector(&[4.0_f64, -0.5]).recip().to_vec(), vec![0.25, -2.0]);
+        /// ```
+        recip => ops::Recip;
+    }
+
+    /// `x^p` for a constant exponent `p` (`x.powf(p)` element-wise); derivative `p x^(p-1)`,
+    /// and 0 for `p = 0`.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// assert_eq!(Tensor::vector(&[2.0_f64, 9.0]).pow_scalar(0.5).to_vec(), vec![2.0_f64.sqrt(), 3.0]);
+    /// ```
+    #[track_caller]
+    fn pow_scalar(&self, p: Self::Elem) -> Self {
+        or_panic(Self::apply(&ops::PowScalar(p.to_f64_value()), &[self]))
+    }
+
+    binary_methods! {
+        /// Element-wise `self^rhs` (`powf`), with numpy broadcasting. The derivative in the
+        /// exponent is taken as 0 where the base is not positive.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let a = Tensor::vector(&[2.0_f64, 3.0]);
+        /// assert_eq!(a.pow(&Tensor::vector(&[3.0, 2.0])).to_vec(), vec![8.0, 9.0]);
+        /// ```
+        pow, try_pow => ops::Pow;
+    }
     // ---- end of element-wise functions ----
 
     // ---- Comparisons, selection, clamp, maximum / minimum (helper A) ----
+    binary_methods! {
+        /// Element-wise `self == rhs` as a mask (1 where it holds, else 0), with numpy
+        /// broadcasting. Not differentiable: no gradient flows through it.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let a = Tensor::vector(&[1.0_f64, 2.0]);
+        /// assert_eq!(a.equal(&Tensor::scalar(2.0)).to_vec(), vec![0.0, 1.0]);
+        /// ```
+        equal, try_equal => ops::Compare(ops::CmpKind::Eq);
+        /// Element-wise `self != rhs` as a mask (1 where it holds, else 0), with numpy
+        /// broadcasting. Not differentiable.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let a = Tensor::vector(&[1.0_f64, f64::NAN]);
+        /// assert_eq!(a.not_equal(&Tensor::scalar(1.0)).to_vec(), vec![0.0, 1.0]);
+        /// ```
+        not_equal, try_not_equal => ops::Compare(ops::CmpKind::Ne);
+        /// Element-wise `self < rhs` as a mask (1 where it holds, else 0), with numpy
+        /// broadcasting. Not differentiable.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let a = Tensor::vector(&[1.0_f64, 2.0, 3.0]);
+        /// assert_eq!(a.less(&Tensor::scalar(2.0)).to_vec(), vec![1.0, 0.0, 0.0]);
+        /// ```
+        less, try_less => ops::Compare(ops::CmpKind::Lt);
+        /// Element-wise `self <= rhs` as a mask (1 where it holds, else 0), with numpy
+        /// broadcasting. Not differentiable.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let a = Tensor::vector(&[1.0_f64, 2.0, 3.0]);
+        /// assert_eq!(a.less_equal(&Tensor::scalar(2.0)).to_vec(), vec![1.0, 1.0, 0.0]);
+        /// ```
+        less_equal, try_less_equal => ops::Compare(ops::CmpKind::Le);
+        /// Element-wise `self > rhs` as a mask (1 where it holds, else 0), with numpy
+        /// broadcasting. Not differentiable.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let a = Tensor::vector(&[1.0_f64, 2.0, 3.0]);
+        /// assert_eq!(a.greater(&Tensor::scalar(2.0)).to_vec(), vec![0.0, 0.0, 1.0]);
+        /// ```
+        greater, try_greater => ops::Compare(ops::CmpKind::Gt);
+        /// Element-wise `self >= rhs` as a mask (1 where it holds, else 0), with numpy
+        /// broadcasting. Not differentiable.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let a = Tensor::vector(&[1.0_f64, 2.0, 3.0]);
+        /// assert_eq!(a.greater_equal(&Tensor::scalar(2.0)).to_vec(), vec![0.0, 1.0, 1.0]);
+        /// ```
+        greater_equal, try_greater_equal => ops::Compare(ops::CmpKind::Ge);
+        /// The element-wise maximum, with numpy broadcasting (as `f64::max`: a NaN loses to a
+        /// number). At a tie each argument gets half of the derivative.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let a = Tensor::vector(&[1.0_f64, 5.0, f64::NAN]);
+        /// assert_eq!(a.maximum(&Tensor::scalar(2.0)).to_vec(), vec![2.0, 5.0, 2.0]);
+        /// ```
+        maximum, try_maximum => ops::Maximum;
+        /// The element-wise minimum, with numpy broadcasting (as `f64::min`: a NaN loses to a
+        /// number). At a tie each argument gets half of the derivative.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let a = Tensor::vector(&[1.0_f64, 5.0, f64::NAN]);
+        /// assert_eq!(a.minimum(&Tensor::scalar(2.0)).to_vec(), vec![1.0, 2.0, 2.0]);
+        /// ```
+        minimum, try_minimum => ops::Minimum;
+    }
+
+    /// Selection by a mask (numpy's `where`): `on_true` where `self != 0`, else `on_false`, the
+    /// three broadcast together. The gradient flows to the branch that was chosen, none to the
+    /// mask. An error if the shapes do not broadcast.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let x = Tensor::vector(&[-1.0_f64, 2.0]);
+    /// let mask = x.greater(&Tensor::scalar(0.0));
+    /// let y = mask.try_select(&x, &x.neg().scale(0.1)).unwrap(); // a leaky relu
+    /// assert_eq!(y.to_vec(), vec![0.1, 2.0]);
+    /// assert!(mask.try_select(&x, &Tensor::vector(&[1.0, 2.0, 3.0])).is_err());
+    /// ```
+    fn try_select(&self, on_true: &Self, on_false: &Self) -> Result<Self, Error> {
+        Self::apply(&ops::Where, &[self, on_true, on_false])
+    }
+
+    /// See [`try_select`](Array::try_select); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let mask = Tensor::from_vec(vec![1.0_f64, 0.0], &[2, 1]).unwrap();
+    /// let y = mask.select(&Tensor::vector(&[1.0, 2.0]), &Tensor::scalar(0.0));
+    /// assert_eq!(y.to_vec(), vec![1.0, 2.0, 0.0, 0.0]);
+    /// ```
+    #[track_caller]
+    fn select(&self, on_true: &Self, on_false: &Self) -> Self {
+        or_panic(self.try_select(on_true, on_false))
+    }
+
+    /// Clamps every element to `[min, max]` (NaN passes through). The derivative is 1 where
+    /// `min <= x <= max`, the bounds included (PyTorch's convention), else 0. An error if
+    /// `min > max` or either bound is NaN.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let x = Tensor::vector(&[-2.0_f64, 0.5, 3.0]);
+    /// assert_eq!(x.try_clamp(0.0, 1.0).unwrap().to_vec(), vec![0.0, 0.5, 1.0]);
+    /// assert!(x.try_clamp(1.0, 0.0).is_err());
+    /// ```
+    fn try_clamp(&self, min: Self::Elem, max: Self::Elem) -> Result<Self, Error> {
+        let op = ops::Clamp {
+            min: min.to_f64_value(),
+            max: max.to_f64_value(),
+        };
+        Self::apply(&op, &[self])
+    }
+
+    /// See [`try_clamp`](Array::try_clamp); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// assert_eq!(Tensor::vector(&[-2.0_f64, 3.0]).clamp(-1.0, 1.0).to_vec(), vec![-1.0, 1.0]);
+    /// ```
+    #[track_caller]
+    fn clamp(&self, min: Self::Elem, max: Self::Elem) -> Self {
+        or_panic(self.try_clamp(min, max))
+    }
     // ---- end of comparisons ----
 
     // ---- Reductions -----------------------------------------------------------------------
@@ -314,7 +539,7 @@ pub trait Array: Clone + Debug + Sized {
     }
 
     /// Sums down to `shape`, a shape this array's shape is a broadcast of (the adjoint of
-    /// [`broadcast_to`](Array::broadcast_to)).
+    /// [`try_broadcast_to`](Array::try_broadcast_to)).
     ///
     /// ```
     /// use perturb::tensor::{Array, Tensor};
@@ -338,6 +563,222 @@ pub trait Array: Clone + Debug + Sized {
     }
 
     // ---- Reductions: over axes, softmax (helper B) ----
+    /// The sum over `axes` (each an axis of `self`, none repeated; an empty list reduces over
+    /// none); with `keepdims` the reduced axes stay with length 1.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
+    /// assert_eq!(a.try_sum_axes(&[0], false).unwrap().to_vec(), vec![5.0, 7.0, 9.0]);
+    /// assert_eq!(a.try_sum_axes(&[1], true).unwrap().shape(), &[2, 1]);
+    /// assert!(a.try_sum_axes(&[2], false).is_err()); // no axis 2
+    /// assert!(a.try_sum_axes(&[1, 1], false).is_err()); // repeated
+    /// ```
+    fn try_sum_axes(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
+        Self::apply(
+            &ops::SumAxes {
+                axes: axes.to_vec(),
+                keepdims,
+            },
+            &[self],
+        )
+    }
+
+    /// See [`try_sum_axes`](Array::try_sum_axes); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::<f64>::ones(&[2, 3, 4]);
+    /// let s = a.sum_axes(&[0, 2], false);
+    /// assert_eq!((s.shape(), s.to_vec()), (&[3][..], vec![8.0; 3]));
+    /// ```
+    #[track_caller]
+    fn sum_axes(&self, axes: &[usize], keepdims: bool) -> Self {
+        or_panic(self.try_sum_axes(axes, keepdims))
+    }
+
+    /// The mean over `axes` (see [`try_sum_axes`](Array::try_sum_axes) for the axes).
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
+    /// assert_eq!(a.try_mean_axes(&[1], false).unwrap().to_vec(), vec![2.0, 5.0]);
+    /// assert!(a.try_mean_axes(&[3], false).is_err());
+    /// ```
+    fn try_mean_axes(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
+        Self::apply(
+            &ops::MeanAxes {
+                axes: axes.to_vec(),
+                keepdims,
+            },
+            &[self],
+        )
+    }
+
+    /// See [`try_mean_axes`](Array::try_mean_axes); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(a.mean_axes(&[0, 1], false).to_vec(), vec![2.5]);
+    /// ```
+    #[track_caller]
+    fn mean_axes(&self, axes: &[usize], keepdims: bool) -> Self {
+        or_panic(self.try_mean_axes(axes, keepdims))
+    }
+
+    /// The maximum over `axes` (see [`try_sum_axes`](Array::try_sum_axes) for the axes); NaN
+    /// where a reduced element is NaN, an error over an empty axis. Its gradient goes to the
+    /// positions of the maximum, split evenly among ties.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor, TensorTape};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 7.0, 3.0, 4.0, 4.0, 2.0], &[2, 3]).unwrap();
+    /// assert_eq!(a.try_max_axes(&[1], false).unwrap().to_vec(), vec![7.0, 4.0]);
+    /// assert!(Tensor::<f64>::zeros(&[2, 0]).try_max_axes(&[1], false).is_err());
+    ///
+    /// let tape = TensorTape::new();
+    /// let x = tape.var(a);
+    /// let g = tape.gradient(&x.max_axes(&[1], false).sum_all(), &[&x]).unwrap();
+    /// assert_eq!(g[0].to_vec(), vec![0.0, 1.0, 0.0, 0.5, 0.5, 0.0]); // a tie in row 1
+    /// ```
+    fn try_max_axes(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
+        Self::apply(
+            &ops::MaxAxes {
+                axes: axes.to_vec(),
+                keepdims,
+            },
+            &[self],
+        )
+    }
+
+    /// See [`try_max_axes`](Array::try_max_axes); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::vector(&[1.0_f64, -2.0, 0.5]);
+    /// assert_eq!(a.max_axes(&[0], true).to_vec(), vec![1.0]);
+    /// ```
+    #[track_caller]
+    fn max_axes(&self, axes: &[usize], keepdims: bool) -> Self {
+        or_panic(self.try_max_axes(axes, keepdims))
+    }
+
+    /// The minimum over `axes`; see [`try_max_axes`](Array::try_max_axes).
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 7.0, 3.0, 4.0, 4.0, 2.0], &[2, 3]).unwrap();
+    /// assert_eq!(a.try_min_axes(&[0], false).unwrap().to_vec(), vec![1.0, 4.0, 2.0]);
+    /// assert!(a.try_min_axes(&[0, 2], false).is_err());
+    /// ```
+    fn try_min_axes(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
+        Self::apply(
+            &ops::MinAxes {
+                axes: axes.to_vec(),
+                keepdims,
+            },
+            &[self],
+        )
+    }
+
+    /// See [`try_min_axes`](Array::try_min_axes); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::vector(&[1.0_f64, -2.0, 0.5]);
+    /// assert_eq!(a.min_axes(&[0], false).to_vec(), vec![-2.0]);
+    /// ```
+    #[track_caller]
+    fn min_axes(&self, axes: &[usize], keepdims: bool) -> Self {
+        or_panic(self.try_min_axes(axes, keepdims))
+    }
+
+    /// `ln(sum(exp(x)))` over `axes` (see [`try_sum_axes`](Array::try_sum_axes) for the axes),
+    /// computed with the maximum subtracted, so it is accurate for large `|x|`.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::vector(&[800.0_f64, 800.0]);
+    /// // ln(e^800 + e^800) = 800 + ln 2, although e^800 overflows.
+    /// assert_eq!(a.try_logsumexp(&[0], false).unwrap().to_vec(), vec![800.0 + 2.0_f64.ln()]);
+    /// assert!(a.try_logsumexp(&[1], false).is_err());
+    /// ```
+    fn try_logsumexp(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
+        Self::apply(
+            &ops::LogSumExp {
+                axes: axes.to_vec(),
+                keepdims,
+            },
+            &[self],
+        )
+    }
+
+    /// See [`try_logsumexp`](Array::try_logsumexp); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![0.0_f64, 0.0, 1.0, 1.0], &[2, 2]).unwrap();
+    /// let y = a.logsumexp(&[1], true);
+    /// // ln(2 e^0) = ln 2 and ln(2 e^1) = 1 + ln 2
+    /// assert_eq!(y.shape(), &[2, 1]);
+    /// assert_eq!(y.to_vec(), vec![2.0_f64.ln(), 1.0 + 2.0_f64.ln()]);
+    /// ```
+    #[track_caller]
+    fn logsumexp(&self, axes: &[usize], keepdims: bool) -> Self {
+        or_panic(self.try_logsumexp(axes, keepdims))
+    }
+
+    /// `exp(x) / sum(exp(x))` along `axis`, computed with the maximum subtracted (no overflow).
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![0.0_f64, 0.0, 1000.0, 1000.0], &[2, 2]).unwrap();
+    /// assert_eq!(a.try_softmax(1).unwrap().to_vec(), vec![0.5; 4]);
+    /// assert!(a.try_softmax(2).is_err());
+    /// ```
+    fn try_softmax(&self, axis: usize) -> Result<Self, Error> {
+        Self::apply(&ops::Softmax { axis }, &[self])
+    }
+
+    /// See [`try_softmax`](Array::try_softmax); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let p = Tensor::vector(&[0.0_f64, 2.0_f64.ln()]).softmax(0);
+    /// // e^0 : e^ln2 = 1 : 2
+    /// assert!(p.all_close(&Tensor::vector(&[1.0 / 3.0, 2.0 / 3.0]), 1e-15));
+    /// ```
+    #[track_caller]
+    fn softmax(&self, axis: usize) -> Self {
+        or_panic(self.try_softmax(axis))
+    }
+
+    /// `x - logsumexp(x)` along `axis`: the logarithm of the softmax, finite for large `|x|`.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::vector(&[-1000.0_f64, 0.0]);
+    /// let y = a.try_log_softmax(0).unwrap();
+    /// // -1000 - ln(e^-1000 + 1) = -1000 to double precision, and 0 - ln(1 + e^-1000) = 0.
+    /// assert_eq!(y.to_vec(), vec![-1000.0, 0.0]);
+    /// assert!(a.try_log_softmax(1).is_err());
+    /// ```
+    fn try_log_softmax(&self, axis: usize) -> Result<Self, Error> {
+        Self::apply(&ops::LogSoftmax { axis }, &[self])
+    }
+
+    /// See [`try_log_softmax`](Array::try_log_softmax); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let y = Tensor::vector(&[3.0_f64, 3.0]).log_softmax(0);
+    /// assert_eq!(y.to_vec(), vec![-(2.0_f64.ln()); 2]); // ln(1/2) each
+    /// ```
+    #[track_caller]
+    fn log_softmax(&self, axis: usize) -> Self {
+        or_panic(self.try_log_softmax(axis))
+    }
     // ---- end of reductions ----
 
     // ---- Shape ----------------------------------------------------------------------------
@@ -382,9 +823,312 @@ pub trait Array: Clone + Debug + Sized {
     }
 
     // ---- Shape: more (helper B) ----
+    /// Removes `axis`, which must have length 1.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::<f64>::zeros(&[2, 1, 3]);
+    /// assert_eq!(a.try_squeeze(1).unwrap().shape(), &[2, 3]);
+    /// assert!(a.try_squeeze(0).is_err()); // length 2
+    /// assert!(a.try_squeeze(3).is_err()); // no axis 3
+    /// ```
+    fn try_squeeze(&self, axis: usize) -> Result<Self, Error> {
+        let shape = self.shape();
+        if shape.get(axis) != Some(&1) {
+            return Err(Error::InvalidArgument {
+                op: "squeeze",
+                reason: format!("axis {axis} of a tensor of shape {shape:?} is not of length 1"),
+            });
+        }
+        let mut new = shape.to_vec();
+        new.remove(axis);
+        self.try_reshape(&new)
+    }
+
+    /// See [`try_squeeze`](Array::try_squeeze); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// assert_eq!(Tensor::<f64>::zeros(&[1, 4]).squeeze(0).shape(), &[4]);
+    /// ```
+    #[track_caller]
+    fn squeeze(&self, axis: usize) -> Self {
+        or_panic(self.try_squeeze(axis))
+    }
+
+    /// Removes every axis of length 1.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 2.0], &[1, 2, 1]).unwrap();
+    /// let s = a.squeeze_all();
+    /// assert_eq!((s.shape(), s.to_vec()), (&[2][..], vec![1.0, 2.0]));
+    /// ```
+    #[track_caller]
+    fn squeeze_all(&self) -> Self {
+        let new: Vec<usize> = self.shape().iter().copied().filter(|&n| n != 1).collect();
+        or_panic(self.try_reshape(&new))
+    }
+
+    /// Inserts an axis of length 1 at position `axis` (at most the number of axes).
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::<f64>::zeros(&[2, 3]);
+    /// assert_eq!(a.try_unsqueeze(0).unwrap().shape(), &[1, 2, 3]);
+    /// assert_eq!(a.try_unsqueeze(2).unwrap().shape(), &[2, 3, 1]);
+    /// assert!(a.try_unsqueeze(3).is_err());
+    /// ```
+    fn try_unsqueeze(&self, axis: usize) -> Result<Self, Error> {
+        let shape = self.shape();
+        if axis > shape.len() {
+            return Err(Error::InvalidArgument {
+                op: "unsqueeze",
+                reason: format!(
+                    "cannot insert axis {axis} into a tensor of shape {shape:?} ({} axes)",
+                    shape.len()
+                ),
+            });
+        }
+        let mut new = shape.to_vec();
+        new.insert(axis, 1);
+        self.try_reshape(&new)
+    }
+
+    /// See [`try_unsqueeze`](Array::try_unsqueeze); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// assert_eq!(Tensor::vector(&[1.0_f64, 2.0]).unsqueeze(1).shape(), &[2, 1]);
+    /// ```
+    #[track_caller]
+    fn unsqueeze(&self, axis: usize) -> Self {
+        or_panic(self.try_unsqueeze(axis))
+    }
+
+    /// The entries `start .. start + len` along `axis`; an error if they are not all inside.
+    /// Its gradient is the cotangent padded back with zeros.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor, TensorTape};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]).unwrap();
+    /// assert_eq!(a.try_narrow(0, 1, 2).unwrap().to_vec(), vec![3.0, 4.0, 5.0, 6.0]);
+    /// assert!(a.try_narrow(0, 2, 2).is_err()); // rows 2..4 of 3
+    ///
+    /// let tape = TensorTape::new();
+    /// let x = tape.var(a);
+    /// let g = tape.gradient(&x.narrow(1, 1, 1).sum_all(), &[&x]).unwrap();
+    /// assert_eq!(g[0].to_vec(), vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
+    /// ```
+    fn try_narrow(&self, axis: usize, start: usize, len: usize) -> Result<Self, Error> {
+        Self::apply(&ops::Narrow { axis, start, len }, &[self])
+    }
+
+    /// See [`try_narrow`](Array::try_narrow); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// assert_eq!(Tensor::<f64>::arange(5).narrow(0, 1, 3).to_vec(), vec![1.0, 2.0, 3.0]);
+    /// ```
+    #[track_caller]
+    fn narrow(&self, axis: usize, start: usize, len: usize) -> Self {
+        or_panic(self.try_narrow(axis, start, len))
+    }
+
+    /// The entries in `range` along `axis`: [`try_narrow`](Array::try_narrow) with a range.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::<f64>::arange(6);
+    /// assert_eq!(a.try_slice(0, 2..5).unwrap().to_vec(), vec![2.0, 3.0, 4.0]);
+    /// assert!(a.try_slice(0, 4..7).is_err());
+    /// assert!(a.try_slice(0, 3..2).is_err()); // a reversed range
+    /// ```
+    fn try_slice(&self, axis: usize, range: std::ops::Range<usize>) -> Result<Self, Error> {
+        if range.end < range.start {
+            return Err(Error::InvalidArgument {
+                op: "slice",
+                reason: format!(
+                    "the range {range:?} along axis {axis} of a tensor of shape {:?} ends before it starts",
+                    self.shape()
+                ),
+            });
+        }
+        self.try_narrow(axis, range.start, range.end - range.start)
+    }
     // ---- end of shape ----
 
     // ---- Indexing and joining (helper B) ----
+    /// The entries `indices` along `axis`, in that order (repeats allowed); an error names an
+    /// index out of range. Its gradient adds the cotangent back at those entries.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
+    /// let s = a.try_index_select(1, vec![2, 0, 2]).unwrap();
+    /// assert_eq!(s.to_vec(), vec![3.0, 1.0, 3.0, 6.0, 4.0, 6.0]);
+    /// assert!(a.try_index_select(1, vec![3]).is_err());
+    /// ```
+    fn try_index_select(&self, axis: usize, indices: Vec<usize>) -> Result<Self, Error> {
+        Self::apply(
+            &ops::IndexSelect {
+                axis,
+                indices: indices.into(),
+            },
+            &[self],
+        )
+    }
+
+    /// See [`try_index_select`](Array::try_index_select); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::vector(&[10.0_f64, 20.0, 30.0]);
+    /// assert_eq!(a.index_select(0, vec![1, 1]).to_vec(), vec![20.0, 20.0]);
+    /// ```
+    #[track_caller]
+    fn index_select(&self, axis: usize, indices: Vec<usize>) -> Self {
+        or_panic(self.try_index_select(axis, indices))
+    }
+
+    /// The adjoint of [`try_index_select`](Array::try_index_select): zeros of length `len`
+    /// along `axis`, with entry `j` of `self` added at entry `indices[j]`.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::vector(&[1.0_f64, 2.0]);
+    /// assert_eq!(a.try_index_add(0, vec![2, 2], 3).unwrap().to_vec(), vec![0.0, 0.0, 3.0]);
+    /// assert!(a.try_index_add(0, vec![0, 3], 3).is_err());
+    /// ```
+    fn try_index_add(&self, axis: usize, indices: Vec<usize>, len: usize) -> Result<Self, Error> {
+        Self::apply(
+            &ops::IndexAdd {
+                axis,
+                indices: indices.into(),
+                len,
+            },
+            &[self],
+        )
+    }
+
+    /// Gathers along `axis`, like `torch.gather`: `index` (row-major, of shape `index_shape`,
+    /// as many axes as `self` and no longer on any other axis) picks, for each of its
+    /// positions, the entry along `axis`; the result has the index's shape.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
+    /// // Per row, one column: row 0 takes column 2, row 1 takes column 0.
+    /// let g = a.try_gather(1, vec![2, 0], &[2, 1]).unwrap();
+    /// assert_eq!(g.to_vec(), vec![3.0, 4.0]);
+    /// assert!(a.try_gather(1, vec![2, 3], &[2, 1]).is_err()); // column 3 of 3
+    /// assert!(a.try_gather(1, vec![0, 0], &[2]).is_err()); // the index needs 2 axes
+    /// ```
+    fn try_gather(&self, axis: usize, index: Vec<usize>, index_shape: &[usize]) -> Result<Self, Error> {
+        Self::apply(
+            &ops::Gather {
+                axis,
+                index: index.into(),
+                index_shape: index_shape.to_vec(),
+            },
+            &[self],
+        )
+    }
+
+    /// The adjoint of [`try_gather`](Array::try_gather): zeros of shape `shape`, with each
+    /// element of `self` added where `index` (row-major, of `self`'s shape) points along `axis`.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let src = Tensor::from_vec(vec![1.0_f64, 2.0], &[2, 1]).unwrap();
+    /// let s = src.try_scatter_add(1, vec![2, 0], &[2, 3]).unwrap();
+    /// assert_eq!(s.to_vec(), vec![0.0, 0.0, 1.0, 2.0, 0.0, 0.0]);
+    /// assert!(src.try_scatter_add(1, vec![2, 5], &[2, 3]).is_err());
+    /// ```
+    fn try_scatter_add(&self, axis: usize, index: Vec<usize>, shape: &[usize]) -> Result<Self, Error> {
+        Self::apply(
+            &ops::ScatterAdd {
+                axis,
+                index: index.into(),
+                shape: shape.to_vec(),
+            },
+            &[self],
+        )
+    }
+
+    /// Joins `arrays` along an existing `axis`; every other axis must agree (an error names the
+    /// shapes), and there must be at least one array.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::<f64>::zeros(&[2, 3]);
+    /// let b = Tensor::<f64>::ones(&[1, 3]);
+    /// let c = Tensor::try_concat(&[&a, &b], 0).unwrap();
+    /// assert_eq!(c.shape(), &[3, 3]);
+    /// assert_eq!(c.to_vec()[6..], [1.0; 3]);
+    /// assert!(Tensor::try_concat(&[&a, &b], 1).is_err()); // 2 rows and 1 row
+    /// ```
+    fn try_concat(arrays: &[&Self], axis: usize) -> Result<Self, Error> {
+        Self::apply(&ops::Concat { axis }, arrays)
+    }
+
+    /// See [`try_concat`](Array::try_concat); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::vector(&[1.0_f64]);
+    /// let b = Tensor::vector(&[2.0, 3.0]);
+    /// assert_eq!(Tensor::concat(&[&a, &b], 0).to_vec(), vec![1.0, 2.0, 3.0]);
+    /// ```
+    #[track_caller]
+    fn concat(arrays: &[&Self], axis: usize) -> Self {
+        or_panic(Self::try_concat(arrays, axis))
+    }
+
+    /// Joins `arrays`, all of one shape, along a new axis inserted at `axis` (at most their
+    /// number of axes).
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::vector(&[1.0_f64, 2.0]);
+    /// let b = Tensor::vector(&[3.0, 4.0]);
+    /// let s = Tensor::try_stack(&[&a, &b], 1).unwrap();
+    /// assert_eq!((s.shape(), s.to_vec()), (&[2, 2][..], vec![1.0, 3.0, 2.0, 4.0]));
+    /// assert!(Tensor::try_stack(&[&a, &Tensor::vector(&[1.0])], 0).is_err());
+    /// ```
+    fn try_stack(arrays: &[&Self], axis: usize) -> Result<Self, Error> {
+        let Some(first) = arrays.first() else {
+            return Err(Error::InvalidArgument {
+                op: "stack",
+                reason: "needs at least one tensor".to_string(),
+            });
+        };
+        let mut expanded = Vec::with_capacity(arrays.len());
+        for a in arrays {
+            if a.shape() != first.shape() {
+                return Err(Error::ShapeMismatch {
+                    op: "stack",
+                    lhs: first.shape().to_vec(),
+                    rhs: a.shape().to_vec(),
+                });
+            }
+            expanded.push(a.try_unsqueeze(axis)?);
+        }
+        let refs: Vec<&Self> = expanded.iter().collect();
+        Self::try_concat(&refs, axis)
+    }
+
+    /// See [`try_stack`](Array::try_stack); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::vector(&[1.0_f64, 2.0]);
+    /// assert_eq!(Tensor::stack(&[&a, &a, &a], 0).shape(), &[3, 2]);
+    /// ```
+    #[track_caller]
+    fn stack(arrays: &[&Self], axis: usize) -> Self {
+        or_panic(Self::try_stack(arrays, axis))
+    }
     // ---- end of indexing ----
 
     // ---- Linear algebra -------------------------------------------------------------------

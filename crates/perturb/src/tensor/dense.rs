@@ -14,7 +14,7 @@ use crate::error::Error;
 /// Cloning is cheap: the elements are shared (`Arc`), and an operation that would change them
 /// writes a new buffer. Shapes are checked at run time; a shape error names the operation and the
 /// shapes involved. A tensor is a plain value: to differentiate through it, record it on a
-/// [`TensorTape`](crate::tensor::TensorTape) or wrap it in a [`DualTensor`](crate::tensor::DualTensor).
+/// [`TensorTape`](crate::tensor::TensorTape).
 ///
 /// ```
 /// use perturb::tensor::Tensor;

@@ -154,7 +154,7 @@ fn layout(from: &[usize], to: &[usize]) -> Layout {
     if from == to {
         return Layout::Same;
     }
-    let aligned: Vec<usize> = std::iter::repeat_n(1, from.len() - to.len()).chain(to.iter().copied()).collect();
+    let aligned: Vec<usize> = std::iter::repeat(1).take(from.len() - to.len()).chain(to.iter().copied()).collect();
     let split = aligned.iter().zip(from).take_while(|(a, f)| a != f).count();
     if aligned[..split].iter().all(|&a| a == 1) && aligned[split..] == from[split..] {
         return Layout::Leading(from[..split].iter().product());
@@ -209,7 +209,7 @@ pub(crate) fn broadcast_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) ->
         Layout::Trailing(block) => {
             let mut out = Vec::with_capacity(total);
             for &v in x {
-                out.extend(std::iter::repeat_n(v, block));
+                out.extend(std::iter::repeat(v).take(block));
             }
             out
         }

@@ -1,6 +1,8 @@
 //! Arithmetic on two tensors with numpy broadcasting, and with a constant.
 
 use crate::error::Error;
+use crate::rules;
+use crate::scalar::BinaryOp;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
@@ -8,7 +10,7 @@ use super::elem;
 
 /// The cotangent `ct` of a broadcast result, summed back to `input`'s shape where it was
 /// stretched.
-fn unbroadcast<A: Array>(ct: A, input: &A) -> Result<A, Error> {
+pub(super) fn unbroadcast<A: Array>(ct: A, input: &A) -> Result<A, Error> {
     if ct.shape() == input.shape() {
         Ok(ct)
     } else {
@@ -64,6 +66,35 @@ broadcasting! {
     Mul, "mul", |a, b| a * b, |a, b, y, ct| (ct.try_mul(b)?, ct.try_mul(a)?);
     /// `a / b`; VJP `(ct / b, -ct y / b)`.
     Div, "div", |a, b| a / b, |a, b, y, ct| (ct.try_div(b)?, ct.try_mul(y)?.try_div(b)?.neg());
+    /// `a^b` (`a.powf(b)`, as [`rules::Powf`]); VJP `(ct b a^(b-1), ct a^b ln a)`, with the
+    /// scalar rule's conventions: the first is 0 where `b = 0`, the second 0 where `a <= 0`.
+    Pow, "pow", |a, b| rules::Powf.func(a, b), |a, b, y, ct| (
+        ct.try_mul(&pow_base_slope(a, b)?)?,
+        ct.try_mul(&pow_exponent_slope(a, y)?)?
+    );
+}
+
+/// A 0-dimensional constant, broadcast against anything.
+fn constant<A: Array>(c: f64) -> A {
+    A::lift(Tensor::scalar(A::elem(c)))
+}
+
+/// `d a^b / da = b a^(b-1)`, and 0 where `b = 0`. The base is replaced by 1 where `b = 0`, so
+/// the product is `0 * 1` there (not `0 * 0^-1 = NaN` at `a = 0`) and stays finite when
+/// differentiated again.
+fn pow_base_slope<A: Array>(a: &A, b: &A) -> Result<A, Error> {
+    let nonzero = b.try_not_equal(&constant(0.0))?;
+    let base = nonzero.try_select(a, &constant(1.0))?;
+    b.try_mul(&base.try_pow(&b.add_scalar(A::elem(-1.0)))?)
+}
+
+/// `d a^b / db = a^b ln a` where `a > 0`, and 0 elsewhere (selected, not multiplied by a mask,
+/// so an infinite `a^b` at `a = 0` gives 0 rather than NaN). `y` is `a^b`.
+fn pow_exponent_slope<A: Array>(a: &A, y: &A) -> Result<A, Error> {
+    let zero = constant::<A>(0.0);
+    let positive = a.try_greater(&zero)?;
+    let base = positive.try_select(a, &constant(1.0))?;
+    positive.try_select(&y.try_mul(&base.ln())?, &zero)
 }
 
 /// `c x` for a constant `c` (kept as `f64`, exact for both element types); VJP `c ct`.

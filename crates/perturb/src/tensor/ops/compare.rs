@@ -1,2 +1,446 @@
 //! Comparisons (masks of 0 and 1, not differentiable), selection by a mask, clamping,
 //! element-wise maximum and minimum.
+
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+
+use crate::error::Error;
+use crate::rules;
+use crate::scalar::BinaryOp;
+use crate::tensor::kernels;
+use crate::tensor::{Array, Element, Op, Tensor};
+
+use super::binary::unbroadcast;
+use super::elem;
+
+/// Which comparison a [`Compare`] makes, element by element, of its first input with its
+/// second. Like Rust's operators on floats, every comparison with NaN is false except
+/// [`Ne`](CmpKind::Ne).
+///
+/// ```
+/// use perturb::tensor::ops::CmpKind;
+/// assert!(CmpKind::Le.holds(1.0, 1.0));
+/// assert!(!CmpKind::Lt.holds(1.0, f64::NAN));
+/// assert!(CmpKind::Ne.holds(f64::NAN, f64::NAN));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CmpKind {
+    /// `a == b`.
+    Eq,
+    /// `a != b`.
+    Ne,
+    /// `a < b`.
+    Lt,
+    /// `a <= b`.
+    Le,
+    /// `a > b`.
+    Gt,
+    /// `a >= b`.
+    Ge,
+}
+
+impl CmpKind {
+    /// Whether `a` compares to `b` this way.
+    ///
+    /// ```
+    /// use perturb::tensor::ops::CmpKind;
+    /// assert!(CmpKind::Gt.holds(2.0_f32, 1.0));
+    /// ```
+    #[inline]
+    pub fn holds<T: PartialOrd>(self, a: T, b: T) -> bool {
+        match self {
+            CmpKind::Eq => a == b,
+            CmpKind::Ne => a != b,
+            CmpKind::Lt => a < b,
+            CmpKind::Le => a <= b,
+            CmpKind::Gt => a > b,
+            CmpKind::Ge => a >= b,
+        }
+    }
+
+    /// The name of the operation, as the [`Array`] method that makes it is named.
+    ///
+    /// ```
+    /// use perturb::tensor::ops::CmpKind;
+    /// assert_eq!(CmpKind::Ge.name(), "greater_equal");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            CmpKind::Eq => "equal",
+            CmpKind::Ne => "not_equal",
+            CmpKind::Lt => "less",
+            CmpKind::Le => "less_equal",
+            CmpKind::Gt => "greater",
+            CmpKind::Ge => "greater_equal",
+        }
+    }
+}
+
+/// An element-wise comparison with numpy broadcasting: 1 where it holds, else 0. Not
+/// differentiable: the VJP is `None` for both inputs (the mask is piecewise constant).
+///
+/// ```
+/// use perturb::tensor::ops::{CmpKind, Compare};
+/// use perturb::tensor::{Op, Tensor};
+/// let a = Tensor::vector(&[1.0_f64, 2.0, 3.0]);
+/// let m = Compare(CmpKind::Lt).eval(&[&a, &Tensor::scalar(2.0)]).unwrap();
+/// assert_eq!(m.to_vec(), vec![1.0, 0.0, 0.0]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Compare(pub CmpKind);
+
+impl Op for Compare {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let kind = self.0;
+        binary_eval(kind.name(), inputs, move |a: T, b: T| {
+            if kind.holds(a, b) {
+                T::one()
+            } else {
+                T::zero()
+            }
+        })
+    }
+
+    fn vjp<A: Array>(&self, _: &[&A], _: &A, _: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        Ok(vec![None, None])
+    }
+}
+
+/// `f(a, b)` element-wise with numpy broadcasting, for an operation named `op` of two inputs.
+fn binary_eval<T: Element>(
+    op: &'static str,
+    inputs: &[&Tensor<T>],
+    f: impl Fn(T, T) -> T + Sync + Send,
+) -> Result<Tensor<T>, Error> {
+    let [a, b] = inputs else {
+        return Err(Error::Arity {
+            op,
+            expected: 2,
+            found: inputs.len(),
+        });
+    };
+    let (data, shape) =
+        kernels::broadcast_zip(op, a.as_slice(), a.shape(), b.as_slice(), b.shape(), f)?;
+    Ok(Tensor::from_parts(data, shape))
+}
+
+/// A 0-dimensional constant, broadcast against anything.
+fn constant<A: Array>(c: f64) -> A {
+    A::lift(Tensor::scalar(A::elem(c)))
+}
+
+/// Selection by a mask, numpy's `where(mask, a, b)`: `a` where `mask != 0`, else `b`, the three
+/// inputs broadcast together. VJP: none for the mask (not differentiable), `ct * m` for `a` and
+/// `ct * (1 - m)` for `b`, each summed back to its input's shape, where `m` is 1 where
+/// `mask != 0` (so `m` is the mask itself when the mask holds only 0 and 1). A NaN in the mask
+/// counts as nonzero.
+///
+/// ```
+/// use perturb::tensor::ops::Where;
+/// use perturb::tensor::{Op, Tensor};
+/// let mask = Tensor::vector(&[1.0_f64, 0.0]);
+/// let y = Where.eval(&[&mask, &Tensor::vector(&[1.0, 2.0]), &Tensor::scalar(9.0)]).unwrap();
+/// assert_eq!(y.to_vec(), vec![1.0, 9.0]);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Where;
+
+impl Op for Where {
+    fn name(&self) -> &'static str {
+        "where"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let [mask, a, b] = inputs else {
+            return Err(Error::Arity {
+                op: "where",
+                expected: 3,
+                found: inputs.len(),
+            });
+        };
+        let shape = kernels::broadcast_shape("where", mask.shape(), a.shape())?;
+        let shape = kernels::broadcast_shape("where", &shape, b.shape())?;
+        let (m, a, b) = (spread(mask, &shape), spread(a, &shape), spread(b, &shape));
+        let pick = |i: usize| {
+            if m[i] != T::zero() {
+                a[i]
+            } else {
+                b[i]
+            }
+        };
+        let data: Vec<T> = if m.len() >= kernels::PARALLEL_THRESHOLD {
+            (0..m.len()).into_par_iter().map(pick).collect()
+        } else {
+            (0..m.len()).map(pick).collect()
+        };
+        Ok(Tensor::from_parts(data, shape))
+    }
+
+    fn vjp<A: Array>(
+        &self,
+        inputs: &[&A],
+        _: &A,
+        ct: &A,
+        needed: &[bool],
+    ) -> Result<Vec<Option<A>>, Error> {
+        let (mask, a, b) = (inputs[0], inputs[1], inputs[2]);
+        let chosen = mask.try_not_equal(&constant(0.0))?;
+        let da = if needed[1] {
+            Some(unbroadcast(ct.try_mul(&chosen)?, a)?)
+        } else {
+            None
+        };
+        let db = if needed[2] {
+            let other = chosen.neg().add_scalar(A::elem(1.0));
+            Some(unbroadcast(ct.try_mul(&other)?, b)?)
+        } else {
+            None
+        };
+        Ok(vec![None, da, db])
+    }
+}
+
+/// `x`'s elements broadcast to `shape` (borrowed where `x` already has it).
+fn spread<'a, T: Element>(x: &'a Tensor<T>, shape: &[usize]) -> Cow<'a, [T]> {
+    if x.shape() == shape {
+        Cow::Borrowed(x.as_slice())
+    } else {
+        Cow::Owned(kernels::broadcast_to(x.as_slice(), x.shape(), shape))
+    }
+}
+
+/// Clamping to `[min, max]` (kept as `f64`): `min` below it, `max` above it, NaN passed
+/// through. An error if `min > max` or either is NaN. VJP: `ct` where `min <= x <= max`
+/// (boundaries included, as PyTorch), else 0.
+///
+/// ```
+/// use perturb::tensor::ops::Clamp;
+/// use perturb::tensor::{Op, Tensor};
+/// let x = Tensor::vector(&[-2.0_f64, 0.5, 1.0, 3.0]);
+/// let clamp = Clamp { min: 0.0, max: 1.0 };
+/// let y = clamp.eval(&[&x]).unwrap();
+/// assert_eq!(y.to_vec(), vec![0.0, 0.5, 1.0, 1.0]);
+/// let ct = clamp.vjp(&[&x], &y, &Tensor::ones(&[4]), &[true]).unwrap();
+/// assert_eq!(ct[0].as_ref().unwrap().to_vec(), vec![0.0, 1.0, 1.0, 0.0]);
+/// assert!(Clamp { min: 1.0, max: 0.0 }.eval(&[&x]).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Clamp {
+    /// The lower bound.
+    pub min: f64,
+    /// The upper bound.
+    pub max: f64,
+}
+
+impl Clamp {
+    fn check(&self) -> Result<(), Error> {
+        if self.min <= self.max {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument {
+                op: "clamp",
+                reason: format!(
+                    "the lower bound {} must not exceed the upper bound {} (and neither may be NaN)",
+                    self.min, self.max
+                ),
+            })
+        }
+    }
+}
+
+impl Op for Clamp {
+    fn name(&self) -> &'static str {
+        "clamp"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        self.check()?;
+        let [x] = inputs else {
+            return Err(Error::Arity {
+                op: "clamp",
+                expected: 1,
+                found: inputs.len(),
+            });
+        };
+        let (lo, hi): (T, T) = (elem(self.min), elem(self.max));
+        Ok(x.map(move |v| {
+            if v < lo {
+                lo
+            } else if v > hi {
+                hi
+            } else {
+                v
+            }
+        }))
+    }
+
+    fn vjp<A: Array>(
+        &self,
+        inputs: &[&A],
+        _: &A,
+        ct: &A,
+        _: &[bool],
+    ) -> Result<Vec<Option<A>>, Error> {
+        let inside = A::apply(&InRange(*self), &[inputs[0]])?;
+        Ok(vec![Some(ct.try_mul(&inside)?)])
+    }
+}
+
+/// 1 where `min <= x <= max`, else 0 (and 0 for NaN): the derivative of [`Clamp`], piecewise
+/// constant and so not differentiated further.
+#[derive(Clone, Copy, Debug)]
+struct InRange(Clamp);
+
+impl Op for InRange {
+    fn name(&self) -> &'static str {
+        "clamp_slope"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let [x] = inputs else {
+            return Err(Error::Arity {
+                op: "clamp_slope",
+                expected: 1,
+                found: inputs.len(),
+            });
+        };
+        let (lo, hi): (T, T) = (elem(self.0.min), elem(self.0.max));
+        Ok(x.map(move |v| {
+            if lo <= v && v <= hi {
+                T::one()
+            } else {
+                T::zero()
+            }
+        }))
+    }
+
+    fn vjp<A: Array>(&self, _: &[&A], _: &A, _: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        Ok(vec![None])
+    }
+}
+
+/// The share of the derivative that goes to the first argument of [`rules::Max`] or
+/// [`rules::Min`] (1, 0, or 1/2 at a tie; the second gets the rest), from the scalar rule's
+/// `grads`. Piecewise constant, so not differentiated further.
+#[derive(Clone, Copy, Debug)]
+struct FirstShare<R>(R, &'static str);
+
+impl<R: BinaryOp + Copy + std::fmt::Debug + Send + Sync + 'static> Op for FirstShare<R> {
+    fn name(&self) -> &'static str {
+        self.1
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let rule = self.0;
+        binary_eval(self.1, inputs, move |a: T, b: T| {
+            rule.grads(a, b, rule.func(a, b)).0
+        })
+    }
+
+    fn vjp<A: Array>(&self, _: &[&A], _: &A, _: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        Ok(vec![None, None])
+    }
+}
+
+/// The VJP of maximum or minimum: `ct * w` to the first input and `ct * (1 - w)` to the
+/// second, `w` being the first input's share, each summed back to its input's shape.
+fn extremum_vjp<A: Array, R: BinaryOp + Copy + std::fmt::Debug + Send + Sync + 'static>(
+    share: FirstShare<R>,
+    inputs: &[&A],
+    ct: &A,
+    needed: &[bool],
+) -> Result<Vec<Option<A>>, Error> {
+    let (a, b) = (inputs[0], inputs[1]);
+    let w = A::apply(&share, &[a, b])?;
+    let da = if needed[0] {
+        Some(unbroadcast(ct.try_mul(&w)?, a)?)
+    } else {
+        None
+    };
+    let db = if needed[1] {
+        let rest = w.neg().add_scalar(A::elem(1.0));
+        Some(unbroadcast(ct.try_mul(&rest)?, b)?)
+    } else {
+        None
+    };
+    Ok(vec![da, db])
+}
+
+/// The element-wise maximum with numpy broadcasting, as [`rules::Max`] (`f64::max`: a NaN
+/// loses to a number). VJP: the larger input gets `ct`, each half of it at a tie; where one
+/// input is NaN the other gets all of it.
+///
+/// ```
+/// use perturb::tensor::ops::Maximum;
+/// use perturb::tensor::{Op, Tensor};
+/// let (a, b) = (Tensor::vector(&[1.0_f64, 2.0, 3.0]), Tensor::scalar(2.0));
+/// let y = Maximum.eval(&[&a, &b]).unwrap();
+/// assert_eq!(y.to_vec(), vec![2.0, 2.0, 3.0]);
+/// let ct = Maximum.vjp(&[&a, &b], &y, &Tensor::ones(&[3]), &[true, true]).unwrap();
+/// assert_eq!(ct[0].as_ref().unwrap().to_vec(), vec![0.0, 0.5, 1.0]);
+/// assert_eq!(ct[1].as_ref().unwrap().to_vec(), vec![1.5]); // 1 + 1/2 + 0
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Maximum;
+
+impl Op for Maximum {
+    fn name(&self) -> &'static str {
+        "maximum"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        binary_eval("maximum", inputs, |a: T, b: T| rules::Max.func(a, b))
+    }
+
+    fn vjp<A: Array>(
+        &self,
+        inputs: &[&A],
+        _: &A,
+        ct: &A,
+        needed: &[bool],
+    ) -> Result<Vec<Option<A>>, Error> {
+        extremum_vjp(FirstShare(rules::Max, "maximum_share"), inputs, ct, needed)
+    }
+}
+
+/// The element-wise minimum with numpy broadcasting, as [`rules::Min`] (`f64::min`: a NaN
+/// loses to a number). VJP: the smaller input gets `ct`, each half of it at a tie; where one
+/// input is NaN the other gets all of it.
+///
+/// ```
+/// use perturb::tensor::ops::Minimum;
+/// use perturb::tensor::{Op, Tensor};
+/// let (a, b) = (Tensor::vector(&[1.0_f64, f64::NAN]), Tensor::vector(&[1.0, 5.0]));
+/// let y = Minimum.eval(&[&a, &b]).unwrap();
+/// assert_eq!(y.to_vec(), vec![1.0, 5.0]);
+/// let ct = Minimum.vjp(&[&a, &b], &y, &Tensor::ones(&[2]), &[true, true]).unwrap();
+/// assert_eq!(ct[0].as_ref().unwrap().to_vec(), vec![0.5, 0.0]);
+/// assert_eq!(ct[1].as_ref().unwrap().to_vec(), vec![0.5, 1.0]);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Minimum;
+
+impl Op for Minimum {
+    fn name(&self) -> &'static str {
+        "minimum"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        binary_eval("minimum", inputs, |a: T, b: T| rules::Min.func(a, b))
+    }
+
+    fn vjp<A: Array>(
+        &self,
+        inputs: &[&A],
+        _: &A,
+        ct: &A,
+        needed: &[bool],
+    ) -> Result<Vec<Option<A>>, Error> {
+        extremum_vjp(FirstShare(rules::Min, "minimum_share"), inputs, ct, needed)
+    }
+}

@@ -4,8 +4,10 @@
 
 use crate::error::Error;
 use crate::rules;
-use crate::scalar::UnaryOp;
+use crate::scalar::{BinaryOp, UnaryOp};
 use crate::tensor::{Array, Element, Op, Tensor};
+
+use super::elem;
 
 macro_rules! elementwise {
     ($( $(#[$doc:meta])* $name:ident, $label:literal, |$x:ident| $value:expr, |$xa:ident, $y:ident, $ct:ident| $vjp:expr; )*) => {$(
@@ -51,4 +53,100 @@ elementwise! {
     Square, "square", |x| x * x, |x, y, ct| ct.try_mul(x)?.scale(A::elem(2.0));
     /// `1 / (1 + exp(-x))`, stable for large `|x|`; VJP `ct * s(x) * s(-x)`.
     Sigmoid, "sigmoid", |x| rules::Sigmoid.func(x), |x, y, ct| ct.try_mul(&y.try_mul(&x.neg().sigmoid())?)?;
+    /// `sqrt(x)`; VJP `ct / (2 sqrt(x))`.
+    Sqrt, "sqrt", |x| rules::Sqrt.func(x), |x, y, ct| ct.try_div(&y.scale(A::elem(2.0)))?;
+    /// `|x|`; VJP `ct * sign(x)`, with derivative 0 at 0 (as [`rules::Abs`]).
+    Abs, "abs", |x| rules::Abs.func(x), |x, y, ct| ct.try_mul(&A::apply(&Slope(rules::Abs, "abs_slope"), &[x])?)?;
+    /// `sin(x)`; VJP `ct * cos(x)`.
+    Sin, "sin", |x| rules::Sin.func(x), |x, y, ct| ct.try_mul(&x.cos())?;
+    /// `cos(x)`; VJP `-ct * sin(x)`.
+    Cos, "cos", |x| rules::Cos.func(x), |x, y, ct| ct.try_mul(&x.sin())?.neg();
+    /// `tanh(x)`; VJP `ct * (1 - tanh(x)^2)`.
+    Tanh, "tanh", |x| rules::Tanh.func(x), |x, y, ct| ct.try_mul(&y.square().neg().add_scalar(A::elem(1.0)))?;
+    /// `max(x, 0)`, passing NaN through; VJP `ct` where `x > 0`, else 0 (derivative 0 at 0, as
+    /// [`rules::Relu`]).
+    Relu, "relu", |x| rules::Relu.func(x), |x, y, ct| ct.try_mul(&A::apply(&Slope(rules::Relu, "relu_slope"), &[x])?)?;
+    /// `ln(1 + exp(x))`, stable for large `|x|`; VJP `ct * sigmoid(x)`.
+    Softplus, "softplus", |x| rules::Softplus.func(x), |x, y, ct| ct.try_mul(&x.sigmoid())?;
+    /// `ln(sigmoid(x)) = -softplus(-x)`, stable for large `|x|`; VJP `ct * sigmoid(-x)`.
+    LogSigmoid, "log_sigmoid", |x| rules::LogSigmoid.func(x), |x, y, ct| ct.try_mul(&x.neg().sigmoid())?;
+    /// `1 / x`; VJP `-ct / x^2`, written `-(ct y^2)`.
+    Recip, "recip", |x| rules::Recip.func(x), |x, y, ct| ct.try_mul(&y.square())?.neg();
+}
+
+/// The derivative of a piecewise-linear rule (`abs`, `relu`) from the scalar rule's `grads`:
+/// piecewise constant, so it is treated as a constant (no VJP), which makes the second
+/// derivative of `abs` and `relu` zero, as everywhere but at the kink.
+#[derive(Clone, Copy, Debug)]
+struct Slope<R>(R, &'static str);
+
+impl<R: UnaryOp + Copy + std::fmt::Debug + Send + Sync + 'static> Op for Slope<R> {
+    fn name(&self) -> &'static str {
+        self.1
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let [input] = inputs else {
+            return Err(Error::Arity {
+                op: self.1,
+                expected: 1,
+                found: inputs.len(),
+            });
+        };
+        let rule = self.0;
+        Ok(input.map(move |x: T| rule.grads(x, rule.func(x))))
+    }
+
+    fn vjp<A: Array>(&self, _: &[&A], _: &A, _: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        Ok(vec![None])
+    }
+}
+
+/// `x^p` for a constant exponent `p` (kept as `f64`); the value is [`rules::Powf`]'s, so it is
+/// `x.powf(p)`. VJP `ct * p * x^(p-1)`, and zero for `p = 0` (where `x^0` is constant, as the
+/// scalar rule).
+///
+/// ```
+/// use perturb::tensor::{ops::PowScalar, Op, Tensor};
+/// let x = Tensor::vector(&[2.0_f64, 3.0]);
+/// let y = PowScalar(3.0).eval(&[&x]).unwrap();
+/// assert_eq!(y.to_vec(), vec![8.0, 27.0]);
+/// let ct = PowScalar(3.0).vjp(&[&x], &y, &Tensor::ones(&[2]), &[true]).unwrap();
+/// // d/dx x^3 = 3 x^2: 12 and 27
+/// assert_eq!(ct[0].as_ref().unwrap().to_vec(), vec![12.0, 27.0]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PowScalar(pub f64);
+
+impl Op for PowScalar {
+    fn name(&self) -> &'static str {
+        "pow_scalar"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let [input] = inputs else {
+            return Err(Error::Arity {
+                op: "pow_scalar",
+                expected: 1,
+                found: inputs.len(),
+            });
+        };
+        let p: T = elem(self.0);
+        Ok(input.map(move |x: T| rules::Powf.func(x, p)))
+    }
+
+    fn vjp<A: Array>(
+        &self,
+        inputs: &[&A],
+        _: &A,
+        ct: &A,
+        _: &[bool],
+    ) -> Result<Vec<Option<A>>, Error> {
+        let x = inputs[0];
+        if self.0 == 0.0 {
+            return Ok(vec![Some(A::lift(Tensor::zeros(x.shape())))]);
+        }
+        let slope = A::apply(&PowScalar(self.0 - 1.0), &[x])?;
+        Ok(vec![Some(ct.try_mul(&slope)?.scale(A::elem(self.0)))])
+    }
 }

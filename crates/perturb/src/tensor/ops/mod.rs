@@ -17,10 +17,13 @@ mod linalg;
 mod reduce;
 mod shape;
 
-pub use binary::{Add, AddScalar, Div, Mul, Scale, Sub};
-pub use elementwise::{Exp, Ln, Neg, Sigmoid, Square};
+pub use binary::{Add, AddScalar, Div, Mul, Pow, Scale, Sub};
+pub use elementwise::{
+    Abs, Cos, Exp, Ln, LogSigmoid, Neg, PowScalar, Recip, Relu, Sigmoid, Sin, Softplus, Sqrt,
+    Square, Tanh,
+};
 pub use linalg::MatMul;
-pub use shape::{BroadcastTo, Permute, Reshape, SumTo};
+pub use shape::{BroadcastTo, Narrow, PadNarrow, Permute, Reshape, SumTo};
 #[allow(unused_imports)]
 pub use {compare::*, index::*, reduce::*};
 

@@ -1,2 +1,590 @@
 //! Reductions over one or several axes (sum, mean, max, min, logsumexp) with `keepdims`, and
 //! softmax / log-softmax along an axis.
+//!
+//! Every reduction takes its axes as a slice: each must be an axis of the input, none repeated
+//! (an error names the operation, the axis and the shape). An empty slice reduces over no axis,
+//! as numpy's `axis=()` does: the result is the input (use every axis, or
+//! [`sum_all`](crate::tensor::Array::sum_all), to reduce to one element). With `keepdims` the
+//! reduced axes stay, with length 1, so the result broadcasts against the input.
+
+use crate::error::Error;
+use crate::rules;
+use crate::scalar::UnaryOp;
+use crate::tensor::kernels;
+use crate::tensor::{Array, Element, Op, Tensor};
+
+use super::elem;
+
+/// Checks one axis against a shape.
+pub(super) fn check_axis(op: &'static str, axis: usize, shape: &[usize]) -> Result<(), Error> {
+    if axis < shape.len() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            op,
+            reason: format!(
+                "axis {axis} is out of range for a tensor of shape {shape:?} ({} axes)",
+                shape.len()
+            ),
+        })
+    }
+}
+
+/// Checks the axes of a reduction (in range, none repeated) and returns, for each axis of
+/// `shape`, whether it is reduced.
+pub(super) fn check_axes(
+    op: &'static str,
+    axes: &[usize],
+    shape: &[usize],
+) -> Result<Vec<bool>, Error> {
+    let mut reduced = vec![false; shape.len()];
+    for &axis in axes {
+        check_axis(op, axis, shape)?;
+        if std::mem::replace(&mut reduced[axis], true) {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: format!(
+                    "axis {axis} is repeated in {axes:?} (tensor of shape {shape:?})"
+                ),
+            });
+        }
+    }
+    Ok(reduced)
+}
+
+/// The lengths before, at and after `axis`: a tensor seen as `(outer, n, inner)`.
+pub(super) fn split_at_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    (
+        shape[..axis].iter().product(),
+        shape[axis],
+        shape[axis + 1..].iter().product(),
+    )
+}
+
+/// The shape with the reduced axes kept with length 1.
+fn keep_shape(shape: &[usize], reduced: &[bool]) -> Vec<usize> {
+    shape
+        .iter()
+        .zip(reduced)
+        .map(|(&n, &r)| if r { 1 } else { n })
+        .collect()
+}
+
+/// The shape of a reduction's result.
+fn out_shape(shape: &[usize], reduced: &[bool], keepdims: bool) -> Vec<usize> {
+    if keepdims {
+        return keep_shape(shape, reduced);
+    }
+    shape
+        .iter()
+        .zip(reduced)
+        .filter(|(_, &r)| !r)
+        .map(|(&n, _)| n)
+        .collect()
+}
+
+/// The number of elements reduced into each slot of the result.
+fn reduced_count(shape: &[usize], reduced: &[bool]) -> usize {
+    shape
+        .iter()
+        .zip(reduced)
+        .filter(|(_, &r)| r)
+        .map(|(&n, _)| n)
+        .product()
+}
+
+/// Calls `f(flat, slot, value)` for every element of `x` (of shape `shape`) in row-major order,
+/// where `slot` is the element's position in the reduced (keepdims) result.
+fn for_each_slot<T: Copy>(
+    x: &[T],
+    shape: &[usize],
+    reduced: &[bool],
+    mut f: impl FnMut(usize, usize, T),
+) {
+    let nd = shape.len();
+    if x.is_empty() {
+        return;
+    }
+    if nd == 0 {
+        f(0, 0, x[0]);
+        return;
+    }
+    let strides = kernels::broadcast_strides(&keep_shape(shape, reduced), shape);
+    let (last, last_stride) = (shape[nd - 1], strides[nd - 1]);
+    let mut index = vec![0usize; nd - 1];
+    let mut base = 0usize;
+    for (row, chunk) in x.chunks_exact(last).enumerate() {
+        let mut slot = base;
+        for (k, &v) in chunk.iter().enumerate() {
+            f(row * last + k, slot, v);
+            slot += last_stride;
+        }
+        // Advance the odometer over the leading axes, keeping the slot offset in step.
+        for axis in (0..nd - 1).rev() {
+            index[axis] += 1;
+            base += strides[axis];
+            if index[axis] < shape[axis] {
+                break;
+            }
+            base -= strides[axis] * shape[axis];
+            index[axis] = 0;
+        }
+    }
+}
+
+/// Folds every element into its slot of the reduced (keepdims) result.
+fn fold<T: Copy>(
+    x: &[T],
+    shape: &[usize],
+    reduced: &[bool],
+    init: T,
+    f: impl Fn(T, T) -> T,
+) -> Vec<T> {
+    let mut out = vec![init; keep_shape(shape, reduced).iter().product()];
+    for_each_slot(x, shape, reduced, |_, slot, v| out[slot] = f(out[slot], v));
+    out
+}
+
+/// The larger of two values, NaN if either is.
+fn max_nan<T: Element>(acc: T, v: T) -> T {
+    if v.is_nan() || v > acc {
+        v
+    } else {
+        acc
+    }
+}
+
+/// The smaller of two values, NaN if either is.
+fn min_nan<T: Element>(acc: T, v: T) -> T {
+    if v.is_nan() || v < acc {
+        v
+    } else {
+        acc
+    }
+}
+
+/// The shift that makes `exp(x - shift)` safe: the maximum where it is finite, else 0.
+fn safe_shift<T: Element>(m: T) -> T {
+    if m.is_finite() {
+        m
+    } else {
+        T::zero()
+    }
+}
+
+/// The logsumexp of each slot: `shift + ln(sum exp(x - shift))` with the slot's maximum as
+/// shift. Returns the shifts and the sums of exponentials too.
+fn logsumexp_parts<T: Element>(x: &[T], shape: &[usize], reduced: &[bool]) -> (Vec<T>, Vec<T>) {
+    let shift: Vec<T> = fold(x, shape, reduced, T::neg_infinity(), max_nan)
+        .into_iter()
+        .map(safe_shift)
+        .collect();
+    let mut sums = vec![T::zero(); shift.len()];
+    for_each_slot(x, shape, reduced, |_, slot, v| {
+        sums[slot] += rules::Exp.func(v - shift[slot]);
+    });
+    (shift, sums)
+}
+
+/// A cotangent of a reduction's result reshaped to the keepdims shape, so that it broadcasts
+/// against the input.
+fn ct_keep<A: Array>(ct: &A, keep: &[usize]) -> Result<A, Error> {
+    if ct.shape() == keep {
+        Ok(ct.clone())
+    } else {
+        ct.try_reshape(keep)
+    }
+}
+
+macro_rules! axes_op {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct $name {
+            /// The axes reduced over (an empty list reduces over none).
+            pub axes: Vec<usize>,
+            /// Whether the reduced axes stay in the result, with length 1.
+            pub keepdims: bool,
+        }
+    };
+}
+
+axes_op! {
+    /// The sum over axes; VJP: the cotangent broadcast back over the reduced axes.
+    ///
+    /// ```
+    /// use perturb::tensor::{ops::SumAxes, Op, Tensor};
+    /// let x = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
+    /// let y = SumAxes { axes: vec![1], keepdims: false }.eval(&[&x]).unwrap();
+    /// assert_eq!(y.to_vec(), vec![6.0, 15.0]);
+    /// ```
+    SumAxes
+}
+
+impl Op for SumAxes {
+    fn name(&self) -> &'static str {
+        "sum_axes"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let x = unary(self.name(), inputs)?;
+        let reduced = check_axes(self.name(), &self.axes, x.shape())?;
+        let keep = keep_shape(x.shape(), &reduced);
+        Ok(Tensor::from_parts(
+            kernels::sum_to(x.as_slice(), x.shape(), &keep),
+            out_shape(x.shape(), &reduced, self.keepdims),
+        ))
+    }
+
+    fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        let reduced = check_axes(self.name(), &self.axes, x[0].shape())?;
+        let keep = keep_shape(x[0].shape(), &reduced);
+        Ok(vec![Some(ct_keep(ct, &keep)?.try_broadcast_to(x[0].shape())?)])
+    }
+}
+
+axes_op! {
+    /// The mean over axes (NaN over an empty axis); VJP: the cotangent broadcast back and
+    /// divided by the number of elements averaged.
+    ///
+    /// ```
+    /// use perturb::tensor::{ops::MeanAxes, Op, Tensor};
+    /// let x = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// let y = MeanAxes { axes: vec![0], keepdims: true }.eval(&[&x]).unwrap();
+    /// assert_eq!((y.shape(), y.to_vec()), (&[1, 2][..], vec![2.0, 3.0]));
+    /// ```
+    MeanAxes
+}
+
+impl Op for MeanAxes {
+    fn name(&self) -> &'static str {
+        "mean_axes"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let x = unary(self.name(), inputs)?;
+        let reduced = check_axes(self.name(), &self.axes, x.shape())?;
+        let keep = keep_shape(x.shape(), &reduced);
+        let count: T = elem(reduced_count(x.shape(), &reduced) as f64);
+        let mut data = kernels::sum_to(x.as_slice(), x.shape(), &keep);
+        for v in &mut data {
+            *v /= count;
+        }
+        Ok(Tensor::from_parts(
+            data,
+            out_shape(x.shape(), &reduced, self.keepdims),
+        ))
+    }
+
+    fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        let reduced = check_axes(self.name(), &self.axes, x[0].shape())?;
+        let keep = keep_shape(x[0].shape(), &reduced);
+        let count = reduced_count(x[0].shape(), &reduced) as f64;
+        let back = ct_keep(ct, &keep)?.try_broadcast_to(x[0].shape())?;
+        Ok(vec![Some(back.scale(A::elem(1.0 / count)))])
+    }
+}
+
+/// The value of a max or min reduction; an error over an empty axis (unless the result is
+/// empty too).
+fn extremum<T: Element>(
+    op: &'static str,
+    axes: &[usize],
+    keepdims: bool,
+    inputs: &[&Tensor<T>],
+    init: T,
+    f: fn(T, T) -> T,
+) -> Result<Tensor<T>, Error> {
+    let x = unary(op, inputs)?;
+    let reduced = check_axes(op, axes, x.shape())?;
+    let out = out_shape(x.shape(), &reduced, keepdims);
+    if reduced_count(x.shape(), &reduced) == 0 && out.iter().product::<usize>() > 0 {
+        return Err(Error::InvalidArgument {
+            op,
+            reason: format!(
+                "cannot reduce over the empty axes {axes:?} of a tensor of shape {:?}",
+                x.shape()
+            ),
+        });
+    }
+    Ok(Tensor::from_parts(
+        fold(x.as_slice(), x.shape(), &reduced, init, f),
+        out,
+    ))
+}
+
+/// The VJP of a max or min reduction: the cotangent goes to the positions that attain the
+/// extremum, split evenly among ties.
+fn extremum_vjp<A: Array>(
+    op: &'static str,
+    axes: &[usize],
+    x: &A,
+    y: &A,
+    ct: &A,
+) -> Result<Vec<Option<A>>, Error> {
+    let reduced = check_axes(op, axes, x.shape())?;
+    let keep = keep_shape(x.shape(), &reduced);
+    let share = A::apply(
+        &ArgmaxMask {
+            axes: axes.to_vec(),
+        },
+        &[x, &ct_keep(y, &keep)?],
+    )?;
+    Ok(vec![Some(share.try_mul(&ct_keep(ct, &keep)?)?)])
+}
+
+axes_op! {
+    /// The maximum over axes (NaN if any reduced element is); VJP: the cotangent routed to the
+    /// positions of the maximum, split evenly among ties.
+    ///
+    /// ```
+    /// use perturb::tensor::{ops::MaxAxes, Op, Tensor};
+    /// let x = Tensor::from_vec(vec![1.0_f64, 5.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// let op = MaxAxes { axes: vec![1], keepdims: false };
+    /// let y = op.eval(&[&x]).unwrap();
+    /// assert_eq!(y.to_vec(), vec![5.0, 4.0]);
+    /// let ct = op.vjp(&[&x], &y, &Tensor::vector(&[1.0, 2.0]), &[true]).unwrap();
+    /// assert_eq!(ct[0].as_ref().unwrap().to_vec(), vec![0.0, 1.0, 0.0, 2.0]);
+    /// ```
+    MaxAxes
+}
+
+impl Op for MaxAxes {
+    fn name(&self) -> &'static str {
+        "max_axes"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        extremum(
+            self.name(),
+            &self.axes,
+            self.keepdims,
+            inputs,
+            T::neg_infinity(),
+            max_nan,
+        )
+    }
+
+    fn vjp<A: Array>(&self, x: &[&A], y: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        extremum_vjp(self.name(), &self.axes, x[0], y, ct)
+    }
+}
+
+axes_op! {
+    /// The minimum over axes (NaN if any reduced element is); VJP: the cotangent routed to the
+    /// positions of the minimum, split evenly among ties.
+    ///
+    /// ```
+    /// use perturb::tensor::{ops::MinAxes, Op, Tensor};
+    /// let x = Tensor::vector(&[2.0_f64, 1.0, 1.0]);
+    /// let op = MinAxes { axes: vec![0], keepdims: false };
+    /// let y = op.eval(&[&x]).unwrap();
+    /// assert_eq!(y.to_vec(), vec![1.0]);
+    /// // A tie: each minimum gets half.
+    /// let ct = op.vjp(&[&x], &y, &Tensor::scalar(1.0), &[true]).unwrap();
+    /// assert_eq!(ct[0].as_ref().unwrap().to_vec(), vec![0.0, 0.5, 0.5]);
+    /// ```
+    MinAxes
+}
+
+impl Op for MinAxes {
+    fn name(&self) -> &'static str {
+        "min_axes"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        extremum(
+            self.name(),
+            &self.axes,
+            self.keepdims,
+            inputs,
+            T::infinity(),
+            min_nan,
+        )
+    }
+
+    fn vjp<A: Array>(&self, x: &[&A], y: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        extremum_vjp(self.name(), &self.axes, x[0], y, ct)
+    }
+}
+
+/// The share of a max or min reduction's cotangent each input element gets: inputs `x` and the
+/// extremum `m` in the keepdims shape; `1 / ties` where `x` equals `m` (or both are NaN), 0
+/// elsewhere. Piecewise constant, so not differentiated (VJP `None`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ArgmaxMask {
+    axes: Vec<usize>,
+}
+
+impl Op for ArgmaxMask {
+    fn name(&self) -> &'static str {
+        "argmax_mask"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let [x, m] = inputs else {
+            return Err(Error::Arity {
+                op: self.name(),
+                expected: 2,
+                found: inputs.len(),
+            });
+        };
+        let reduced = check_axes(self.name(), &self.axes, x.shape())?;
+        if m.shape() != keep_shape(x.shape(), &reduced) {
+            return Err(Error::ShapeMismatch {
+                op: self.name(),
+                lhs: x.shape().to_vec(),
+                rhs: m.shape().to_vec(),
+            });
+        }
+        let m = m.as_slice();
+        let hit = |v: T, slot: usize| v == m[slot] || (v.is_nan() && m[slot].is_nan());
+        let mut ties = vec![0usize; m.len()];
+        for_each_slot(x.as_slice(), x.shape(), &reduced, |_, slot, v| {
+            if hit(v, slot) {
+                ties[slot] += 1;
+            }
+        });
+        let mut share = vec![T::zero(); x.len()];
+        for_each_slot(x.as_slice(), x.shape(), &reduced, |flat, slot, v| {
+            if hit(v, slot) {
+                share[flat] = T::one() / elem::<T>(ties[slot] as f64);
+            }
+        });
+        Ok(Tensor::from_parts(share, x.shape().to_vec()))
+    }
+
+    fn vjp<A: Array>(&self, _: &[&A], _: &A, _: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        Ok(vec![None, None])
+    }
+}
+
+axes_op! {
+    /// `ln(sum(exp(x)))` over axes, computed as `m + ln(sum(exp(x - m)))` with `m` the maximum,
+    /// so it neither overflows nor underflows for large `|x|`; VJP: `ct * exp(x - y)` (the
+    /// cotangent times the softmax).
+    ///
+    /// ```
+    /// use perturb::tensor::{ops::LogSumExp, Op, Tensor};
+    /// let x = Tensor::vector(&[1000.0_f64, 1000.0]);
+    /// let y = LogSumExp { axes: vec![0], keepdims: false }.eval(&[&x]).unwrap();
+    /// // ln(2 e^1000) = 1000 + ln 2
+    /// assert_eq!(y.to_vec(), vec![1000.0 + 2.0_f64.ln()]);
+    /// ```
+    LogSumExp
+}
+
+impl Op for LogSumExp {
+    fn name(&self) -> &'static str {
+        "logsumexp"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let x = unary(self.name(), inputs)?;
+        let reduced = check_axes(self.name(), &self.axes, x.shape())?;
+        let (shift, sums) = logsumexp_parts(x.as_slice(), x.shape(), &reduced);
+        let data = shift
+            .iter()
+            .zip(&sums)
+            .map(|(&m, &s)| m + rules::Ln.func(s))
+            .collect();
+        Ok(Tensor::from_parts(
+            data,
+            out_shape(x.shape(), &reduced, self.keepdims),
+        ))
+    }
+
+    fn vjp<A: Array>(&self, x: &[&A], y: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        let reduced = check_axes(self.name(), &self.axes, x[0].shape())?;
+        let keep = keep_shape(x[0].shape(), &reduced);
+        let softmax = x[0].try_sub(&ct_keep(y, &keep)?)?.exp();
+        Ok(vec![Some(softmax.try_mul(&ct_keep(ct, &keep)?)?)])
+    }
+}
+
+/// `exp(x) / sum(exp(x))` along an axis, computed with the maximum subtracted; VJP
+/// `y * (ct - sum(ct * y, axis))`.
+///
+/// ```
+/// use perturb::tensor::{ops::Softmax, Op, Tensor};
+/// let x = Tensor::vector(&[0.0_f64, 0.0, 0.0, 0.0]);
+/// assert_eq!(Softmax { axis: 0 }.eval(&[&x]).unwrap().to_vec(), vec![0.25; 4]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Softmax {
+    /// The axis normalized along.
+    pub axis: usize,
+}
+
+impl Op for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let x = unary(self.name(), inputs)?;
+        let reduced = check_axes(self.name(), &[self.axis], x.shape())?;
+        let (shift, sums) = logsumexp_parts(x.as_slice(), x.shape(), &reduced);
+        let mut data = vec![T::zero(); x.len()];
+        for_each_slot(x.as_slice(), x.shape(), &reduced, |flat, slot, v| {
+            data[flat] = rules::Exp.func(v - shift[slot]) / sums[slot];
+        });
+        Ok(Tensor::from_parts(data, x.shape().to_vec()))
+    }
+
+    fn vjp<A: Array>(&self, _: &[&A], y: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        let dot = ct.try_mul(y)?.try_sum_axes(&[self.axis], true)?;
+        Ok(vec![Some(y.try_mul(&ct.try_sub(&dot)?)?)])
+    }
+}
+
+/// `x - logsumexp(x)` along an axis, finite for large `|x|`; VJP
+/// `ct - softmax(x) * sum(ct, axis)`, with `softmax(x) = exp(y)`.
+///
+/// ```
+/// use perturb::tensor::{ops::LogSoftmax, Op, Tensor};
+/// let x = Tensor::vector(&[1000.0_f64, 1000.0]);
+/// let y = LogSoftmax { axis: 0 }.eval(&[&x]).unwrap();
+/// // ln(1/2) each
+/// assert_eq!(y.to_vec(), vec![-(2.0_f64.ln()); 2]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogSoftmax {
+    /// The axis normalized along.
+    pub axis: usize,
+}
+
+impl Op for LogSoftmax {
+    fn name(&self) -> &'static str {
+        "log_softmax"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let x = unary(self.name(), inputs)?;
+        let reduced = check_axes(self.name(), &[self.axis], x.shape())?;
+        let (shift, sums) = logsumexp_parts(x.as_slice(), x.shape(), &reduced);
+        let logs: Vec<T> = sums.iter().map(|&s| rules::Ln.func(s)).collect();
+        let mut data = vec![T::zero(); x.len()];
+        for_each_slot(x.as_slice(), x.shape(), &reduced, |flat, slot, v| {
+            data[flat] = (v - shift[slot]) - logs[slot];
+        });
+        Ok(Tensor::from_parts(data, x.shape().to_vec()))
+    }
+
+    fn vjp<A: Array>(&self, _: &[&A], y: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        let total = ct.try_sum_axes(&[self.axis], true)?;
+        Ok(vec![Some(ct.try_sub(&y.exp().try_mul(&total)?)?)])
+    }
+}
+
+/// The single input of a one-input operation, or an arity error.
+pub(super) fn unary<'a, T>(op: &'static str, inputs: &[&'a T]) -> Result<&'a T, Error> {
+    match inputs {
+        [x] => Ok(x),
+        _ => Err(Error::Arity {
+            op,
+            expected: 1,
+            found: inputs.len(),
+        }),
+    }
+}

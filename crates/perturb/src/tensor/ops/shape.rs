@@ -1,9 +1,11 @@
 //! Operations that move elements without changing them: reshape, permute, broadcast and its
-//! adjoint, the sum down to a shape.
+//! adjoint, the sum down to a shape, narrow (a slice along an axis) and its adjoint.
 
 use crate::error::Error;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
+
+use super::reduce::{check_axis, split_at_axis, unary};
 
 /// The same elements in a new shape of the same size; VJP: the cotangent reshaped back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +124,127 @@ fn check_broadcast(op: &'static str, small: &[usize], big: &[usize]) -> Result<(
             op,
             lhs: small.to_vec(),
             rhs: big.to_vec(),
+        }),
+    }
+}
+
+/// The elements `start .. start + len` along `axis` (a slice of that axis); VJP: the cotangent
+/// padded back with zeros ([`PadNarrow`]).
+///
+/// ```
+/// use perturb::tensor::{ops::Narrow, Op, Tensor};
+/// let x = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
+/// let y = Narrow { axis: 1, start: 1, len: 2 }.eval(&[&x]).unwrap();
+/// assert_eq!(y.to_vec(), vec![2.0, 3.0, 5.0, 6.0]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Narrow {
+    /// The axis sliced.
+    pub axis: usize,
+    /// The first index kept.
+    pub start: usize,
+    /// How many indices are kept.
+    pub len: usize,
+}
+
+impl Op for Narrow {
+    fn name(&self) -> &'static str {
+        "narrow"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let x = unary(self.name(), inputs)?;
+        check_window(self.name(), x.shape(), self.axis, self.start, self.len)?;
+        let (outer, n, inner) = split_at_axis(x.shape(), self.axis);
+        let mut data = Vec::with_capacity(outer * self.len * inner);
+        for block in x.as_slice().chunks_exact(n * inner).take(outer) {
+            data.extend_from_slice(&block[self.start * inner..(self.start + self.len) * inner]);
+        }
+        let mut shape = x.shape().to_vec();
+        shape[self.axis] = self.len;
+        Ok(Tensor::from_parts(data, shape))
+    }
+
+    fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        let pad = PadNarrow {
+            axis: self.axis,
+            start: self.start,
+            total: x[0].shape()[self.axis],
+        };
+        Ok(vec![Some(A::apply(&pad, &[ct])?)])
+    }
+}
+
+/// The adjoint of [`Narrow`]: places the input at `start ..` along `axis` in zeros of length
+/// `total` along that axis; VJP: the matching [`Narrow`] of the cotangent.
+///
+/// ```
+/// use perturb::tensor::{ops::PadNarrow, Op, Tensor};
+/// let x = Tensor::vector(&[1.0_f64, 2.0]);
+/// let y = PadNarrow { axis: 0, start: 1, total: 4 }.eval(&[&x]).unwrap();
+/// assert_eq!(y.to_vec(), vec![0.0, 1.0, 2.0, 0.0]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PadNarrow {
+    /// The axis padded.
+    pub axis: usize,
+    /// Where the input starts along the axis.
+    pub start: usize,
+    /// The result's length along the axis.
+    pub total: usize,
+}
+
+impl Op for PadNarrow {
+    fn name(&self) -> &'static str {
+        "pad_narrow"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let x = unary(self.name(), inputs)?;
+        check_axis(self.name(), self.axis, x.shape())?;
+        let mut shape = x.shape().to_vec();
+        let len = shape[self.axis];
+        shape[self.axis] = self.total;
+        check_window(self.name(), &shape, self.axis, self.start, len)?;
+        let (outer, _, inner) = split_at_axis(&shape, self.axis);
+        let mut data = vec![T::zero(); outer * self.total * inner];
+        if len * inner > 0 {
+            for (o, block) in x.as_slice().chunks_exact(len * inner).enumerate() {
+                let at = (o * self.total + self.start) * inner;
+                data[at..at + len * inner].copy_from_slice(block);
+            }
+        }
+        Ok(Tensor::from_parts(data, shape))
+    }
+
+    fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        let narrow = Narrow {
+            axis: self.axis,
+            start: self.start,
+            len: x[0].shape()[self.axis],
+        };
+        Ok(vec![Some(A::apply(&narrow, &[ct])?)])
+    }
+}
+
+/// Checks that `start .. start + len` lies inside `axis` of `shape`.
+pub(super) fn check_window(
+    op: &'static str,
+    shape: &[usize],
+    axis: usize,
+    start: usize,
+    len: usize,
+) -> Result<(), Error> {
+    check_axis(op, axis, shape)?;
+    match start.checked_add(len) {
+        Some(end) if end <= shape[axis] => Ok(()),
+        _ => Err(Error::InvalidArgument {
+            op,
+            reason: format!(
+                "the range {start}..{start}+{len} is out of range for axis {axis} of length {} \
+                 (shape {shape:?})",
+                shape[axis]
+            ),
         }),
     }
 }

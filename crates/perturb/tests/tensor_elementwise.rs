@@ -1,0 +1,848 @@
+//! One row per element-wise tensor operation added beside the first ones (sqrt, abs, sin, cos,
+//! tanh, relu, softplus, log_sigmoid, recip, pow_scalar, pow, the six comparisons, select,
+//! clamp, maximum, minimum), each checked on several shapes, broadcasting ones included:
+//!
+//! - the value against the scalar engine's (`f64` methods and `perturb::Scalar`), bit for bit;
+//! - the gradient against the scalar engine's derivative (`perturb::derivative` for one input,
+//!   `perturb::gradient` for several), element by element, where the inputs share a shape;
+//! - the VJP against a central finite difference in seeded pseudo-random directions:
+//!   `<u, J v>` from the VJP against `(<u, f(x + h v)> - <u, f(x - h v)>) / 2h`;
+//! - `f32` against `f64` (value and VJP, relative 1e-4);
+//! - order two: the Hessian-vector product of `<u, f(x)>` by an outer tape over an inner one
+//!   against a central difference of the first-order VJP.
+//!
+//! Then a coverage guard, the conventions at kinks, ties and NaN, stability far out in the
+//! tails, and shape errors that name the operation and both shapes.
+
+use perturb::tensor::ops::CmpKind;
+use perturb::tensor::{Array, Tensor, TensorTape, TensorVar};
+use perturb::{Error, Scalar};
+
+// ---------------------------------------------------------------------------------------------
+// Pseudo-random numbers
+// ---------------------------------------------------------------------------------------------
+
+/// splitmix64: small, seedable, good enough for test points and directions.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[lo, hi)`.
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        lo + (hi - lo) * unit
+    }
+
+    fn tensor(&mut self, shape: &[usize], dom: Dom) -> Tensor<f64> {
+        let n: usize = shape.iter().product();
+        let data = (0..n).map(|_| self.sample(dom)).collect();
+        Tensor::from_vec(data, shape).unwrap()
+    }
+
+    fn sample(&mut self, dom: Dom) -> f64 {
+        match dom {
+            Dom::U(lo, hi) => self.uniform(lo, hi),
+            Dom::Away(lo, hi, points, margin) => loop {
+                let x = self.uniform(lo, hi);
+                if points.iter().all(|p| (x - p).abs() > margin) {
+                    return x;
+                }
+            },
+            Dom::Mask => (self.next_u64() >> 63) as f64,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table
+// ---------------------------------------------------------------------------------------------
+
+/// Where an input's elements are drawn from.
+#[derive(Clone, Copy, Debug)]
+enum Dom {
+    /// Uniform in `[lo, hi)`.
+    U(f64, f64),
+    /// Uniform in `[lo, hi)`, at least `margin` away from each of the points (kinks, poles).
+    Away(f64, f64, &'static [f64], f64),
+    /// 0 or 1: a mask, not differentiated (its direction is zero).
+    Mask,
+}
+
+/// The operation under test, with a generic `apply` (any [`Array`]) and a scalar reference
+/// (any [`Scalar`]).
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Sqrt,
+    Abs,
+    Sin,
+    Cos,
+    Tanh,
+    Relu,
+    Softplus,
+    LogSigmoid,
+    Recip,
+    PowScalar(f64),
+    Pow,
+    Cmp(CmpKind),
+    Where,
+    Clamp(f64, f64),
+    Maximum,
+    Minimum,
+}
+
+fn apply<A: Array>(kind: Kind, x: &[&A]) -> Result<A, Error> {
+    Ok(match kind {
+        Kind::Sqrt => x[0].sqrt(),
+        Kind::Abs => x[0].abs(),
+        Kind::Sin => x[0].sin(),
+        Kind::Cos => x[0].cos(),
+        Kind::Tanh => x[0].tanh(),
+        Kind::Relu => x[0].relu(),
+        Kind::Softplus => x[0].softplus(),
+        Kind::LogSigmoid => x[0].log_sigmoid(),
+        Kind::Recip => x[0].recip(),
+        Kind::PowScalar(p) => x[0].pow_scalar(A::elem(p)),
+        Kind::Pow => x[0].try_pow(x[1])?,
+        Kind::Cmp(c) => match c {
+            CmpKind::Eq => x[0].try_equal(x[1])?,
+            CmpKind::Ne => x[0].try_not_equal(x[1])?,
+            CmpKind::Lt => x[0].try_less(x[1])?,
+            CmpKind::Le => x[0].try_less_equal(x[1])?,
+            CmpKind::Gt => x[0].try_greater(x[1])?,
+            CmpKind::Ge => x[0].try_greater_equal(x[1])?,
+        },
+        Kind::Where => x[0].try_select(x[1], x[2])?,
+        Kind::Clamp(lo, hi) => x[0].try_clamp(A::elem(lo), A::elem(hi))?,
+        Kind::Maximum => x[0].try_maximum(x[1])?,
+        Kind::Minimum => x[0].try_minimum(x[1])?,
+    })
+}
+
+/// The same function on one element, by the scalar engine (plain `f64`, `Dual`, `Var`).
+fn scalar<S: Scalar>(kind: Kind, x: &[S]) -> S {
+    let c = |v: f64| S::from_f64(v).unwrap();
+    match kind {
+        Kind::Sqrt => x[0].sqrt(),
+        Kind::Abs => x[0].abs(),
+        Kind::Sin => x[0].sin(),
+        Kind::Cos => x[0].cos(),
+        Kind::Tanh => x[0].tanh(),
+        Kind::Relu => x[0].relu(),
+        Kind::Softplus => x[0].softplus(),
+        Kind::LogSigmoid => x[0].log_sigmoid(),
+        Kind::Recip => x[0].recip(),
+        Kind::PowScalar(p) => x[0].powf(c(p)),
+        Kind::Pow => x[0].powf(x[1]),
+        Kind::Cmp(k) => {
+            if k.holds(x[0], x[1]) {
+                S::one()
+            } else {
+                S::zero()
+            }
+        }
+        Kind::Where => {
+            if x[0] != S::zero() {
+                x[1]
+            } else {
+                x[2]
+            }
+        }
+        Kind::Clamp(lo, hi) => {
+            if x[0] < c(lo) {
+                c(lo)
+            } else if x[0] > c(hi) {
+                c(hi)
+            } else {
+                x[0]
+            }
+        }
+        Kind::Maximum => x[0].max(x[1]),
+        Kind::Minimum => x[0].min(x[1]),
+    }
+}
+
+struct Row {
+    name: &'static str,
+    kind: Kind,
+    /// One domain per input.
+    domains: &'static [Dom],
+    /// Sets of input shapes (one shape per input).
+    shapes: &'static [&'static [&'static [usize]]],
+    /// Tolerance of the finite-difference comparisons, relative to `1 + |exact|`.
+    tol: f64,
+}
+
+const UNARY: &[&[&[usize]]] = &[&[&[]], &[&[5]], &[&[2, 3]], &[&[2, 1, 2]]];
+const BINARY: &[&[&[usize]]] = &[
+    &[&[2, 3], &[2, 3]],
+    &[&[2, 3], &[3]],
+    &[&[2, 1], &[1, 3]],
+    &[&[3], &[2, 3]],
+    &[&[], &[4]],
+    &[&[2, 1, 3], &[4, 1]],
+];
+const TERNARY: &[&[&[usize]]] = &[
+    &[&[2, 3], &[2, 3], &[2, 3]],
+    &[&[3], &[2, 1], &[1, 3]],
+    &[&[2, 1], &[3], &[]],
+    &[&[2, 3], &[2, 3], &[1]],
+];
+
+const ANY: Dom = Dom::U(-2.0, 2.0);
+const POSITIVE: Dom = Dom::U(0.2, 3.0);
+const AWAY_FROM_0: Dom = Dom::Away(-2.0, 2.0, &[0.0], 0.05);
+const CLAMP_LO: f64 = -0.5;
+const CLAMP_HI: f64 = 0.8;
+
+fn rows() -> Vec<Row> {
+    let unary = |name, kind, dom: &'static [Dom]| Row {
+        name,
+        kind,
+        domains: dom,
+        shapes: UNARY,
+        tol: 1e-6,
+    };
+    let binary = |name, kind| Row {
+        name,
+        kind,
+        domains: &[ANY, ANY],
+        shapes: BINARY,
+        tol: 1e-6,
+    };
+    vec![
+        unary("sqrt", Kind::Sqrt, &[POSITIVE]),
+        unary("abs", Kind::Abs, &[AWAY_FROM_0]),
+        unary("sin", Kind::Sin, &[Dom::U(-3.0, 3.0)]),
+        unary("cos", Kind::Cos, &[Dom::U(-3.0, 3.0)]),
+        unary("tanh", Kind::Tanh, &[Dom::U(-2.5, 2.5)]),
+        unary("relu", Kind::Relu, &[AWAY_FROM_0]),
+        unary("softplus", Kind::Softplus, &[Dom::U(-6.0, 6.0)]),
+        unary("log_sigmoid", Kind::LogSigmoid, &[Dom::U(-6.0, 6.0)]),
+        unary("recip", Kind::Recip, &[Dom::Away(-2.0, 2.0, &[0.0], 0.3)]),
+        unary("pow_scalar 3", Kind::PowScalar(3.0), &[ANY]),
+        unary("pow_scalar 1", Kind::PowScalar(1.0), &[ANY]),
+        unary("pow_scalar 0", Kind::PowScalar(0.0), &[ANY]),
+        unary("pow_scalar 0.5", Kind::PowScalar(0.5), &[POSITIVE]),
+        unary(
+            "pow_scalar -1.5",
+            Kind::PowScalar(-1.5),
+            &[Dom::U(0.3, 2.5)],
+        ),
+        Row {
+            name: "pow",
+            kind: Kind::Pow,
+            domains: &[Dom::U(0.3, 2.5), ANY],
+            shapes: BINARY,
+            tol: 1e-6,
+        },
+        binary("equal", Kind::Cmp(CmpKind::Eq)),
+        binary("not_equal", Kind::Cmp(CmpKind::Ne)),
+        binary("less", Kind::Cmp(CmpKind::Lt)),
+        binary("less_equal", Kind::Cmp(CmpKind::Le)),
+        binary("greater", Kind::Cmp(CmpKind::Gt)),
+        binary("greater_equal", Kind::Cmp(CmpKind::Ge)),
+        Row {
+            name: "select",
+            kind: Kind::Where,
+            domains: &[Dom::Mask, ANY, ANY],
+            shapes: TERNARY,
+            tol: 1e-6,
+        },
+        unary(
+            "clamp",
+            Kind::Clamp(CLAMP_LO, CLAMP_HI),
+            &[Dom::Away(-2.0, 2.0, &[CLAMP_LO, CLAMP_HI], 0.05)],
+        ),
+        binary("maximum", Kind::Maximum),
+        binary("minimum", Kind::Minimum),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Seeded inputs, one tensor per input of `row`, for shape set `s` and trial `trial`.
+fn inputs(row_index: usize, s: usize, trial: u64, row: &Row) -> (SplitMix, Vec<Tensor<f64>>) {
+    let seed = 0x7E57_0000 ^ ((row_index as u64) << 16) ^ ((s as u64) << 8) ^ trial;
+    let mut rng = SplitMix(seed);
+    let xs = row
+        .domains
+        .iter()
+        .zip(row.shapes[s])
+        .map(|(&d, shape)| rng.tensor(shape, d))
+        .collect();
+    (rng, xs)
+}
+
+/// Directions: random for differentiable inputs, zero for masks.
+fn directions(rng: &mut SplitMix, row: &Row, xs: &[Tensor<f64>]) -> Vec<Tensor<f64>> {
+    row.domains
+        .iter()
+        .zip(xs)
+        .map(|(d, x)| match d {
+            Dom::Mask => Tensor::zeros(x.shape()),
+            _ => rng.tensor(x.shape(), Dom::U(-1.0, 1.0)),
+        })
+        .collect()
+}
+
+fn eval(kind: Kind, xs: &[Tensor<f64>]) -> Tensor<f64> {
+    let refs: Vec<&Tensor<f64>> = xs.iter().collect();
+    apply(kind, &refs).unwrap()
+}
+
+fn dot(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+    assert_eq!(a.shape(), b.shape());
+    a.as_slice()
+        .iter()
+        .zip(b.as_slice())
+        .map(|(x, y)| x * y)
+        .sum()
+}
+
+/// `x + t v` for each input.
+fn shifted(xs: &[Tensor<f64>], vs: &[Tensor<f64>], t: f64) -> Vec<Tensor<f64>> {
+    xs.iter().zip(vs).map(|(x, v)| x.add(&v.scale(t))).collect()
+}
+
+/// The first-order VJP of `kind` at `xs` with output cotangent `u`, one per input.
+fn vjp<T: perturb::tensor::Element>(kind: Kind, xs: &[Tensor<T>], u: &Tensor<T>) -> Vec<Tensor<T>> {
+    let tape = TensorTape::new();
+    let vars: Vec<_> = xs.iter().map(|x| tape.var(x.clone())).collect();
+    let refs: Vec<_> = vars.iter().collect();
+    let y = apply(kind, &refs).unwrap();
+    tape.vjp(&y, u, &refs).unwrap()
+}
+
+fn assert_close(what: &str, got: f64, want: f64, tol: f64) {
+    assert!(
+        (got - want).abs() <= tol * (1.0 + want.abs()),
+        "{what}: got {got}, want {want} (tolerance {tol})"
+    );
+}
+
+fn same_bits(a: f64, b: f64) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks, every row
+// ---------------------------------------------------------------------------------------------
+
+const TRIALS: u64 = 3;
+
+#[test]
+fn values_match_the_scalar_engine_bit_for_bit() {
+    for (r, row) in rows().iter().enumerate() {
+        for s in 0..row.shapes.len() {
+            let (_, xs) = inputs(r, s, 0, row);
+            let y = eval(row.kind, &xs);
+            let spread: Vec<Vec<f64>> = xs
+                .iter()
+                .map(|x| x.try_broadcast_to(y.shape()).unwrap().to_vec())
+                .collect();
+            for (k, &yk) in y.as_slice().iter().enumerate() {
+                let args: Vec<f64> = spread.iter().map(|x| x[k]).collect();
+                let want = scalar(row.kind, &args);
+                assert!(
+                    same_bits(yk, want),
+                    "{} {:?} at {args:?}: {yk} vs {want}",
+                    row.name,
+                    row.shapes[s]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn gradients_match_the_scalar_engine_elementwise() {
+    for (r, row) in rows().iter().enumerate() {
+        for s in 0..row.shapes.len() {
+            let shapes = row.shapes[s];
+            if shapes.iter().any(|sh| sh != &shapes[0]) {
+                continue; // broadcasting: covered by the finite differences below
+            }
+            let (_, xs) = inputs(r, s, 0, row);
+            let tape = TensorTape::new();
+            let vars: Vec<_> = xs.iter().map(|x| tape.var(x.clone())).collect();
+            let refs: Vec<_> = vars.iter().collect();
+            let y = apply(row.kind, &refs).unwrap().sum_all();
+            let grads = tape.gradient(&y, &refs).unwrap();
+            for k in 0..xs[0].len() {
+                let args: Vec<f64> = xs.iter().map(|x| x.as_slice()[k]).collect();
+                let want: Vec<f64> = if args.len() == 1 {
+                    vec![perturb::derivative(|d| scalar(row.kind, &[d]), args[0]).1]
+                } else {
+                    perturb::gradient(|v| scalar(row.kind, v), &args).1
+                };
+                for (i, w) in want.iter().enumerate() {
+                    let got = grads[i].as_slice()[k];
+                    // One-input rules compute the same expression as the scalar rule.
+                    let tol = if args.len() == 1 { 0.0 } else { 1e-15 };
+                    assert!(
+                        (got - w).abs() <= tol * w.abs().max(1.0),
+                        "{} {shapes:?} d/dx{i} at {args:?}: {got} vs {w}",
+                        row.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn vjps_match_central_differences() {
+    let h = 1e-6;
+    for (r, row) in rows().iter().enumerate() {
+        for s in 0..row.shapes.len() {
+            for trial in 0..TRIALS {
+                let (mut rng, xs) = inputs(r, s, trial, row);
+                let vs = directions(&mut rng, row, &xs);
+                let y = eval(row.kind, &xs);
+                let u = rng.tensor(y.shape(), Dom::U(-1.0, 1.0));
+                let cts = vjp(row.kind, &xs, &u);
+                let exact: f64 = cts.iter().zip(&vs).map(|(c, v)| dot(c, v)).sum();
+                let plus = dot(&u, &eval(row.kind, &shifted(&xs, &vs, h)));
+                let minus = dot(&u, &eval(row.kind, &shifted(&xs, &vs, -h)));
+                let fd = (plus - minus) / (2.0 * h);
+                let what = format!("{} {:?} trial {trial}", row.name, row.shapes[s]);
+                assert_close(&what, exact, fd, row.tol);
+                for (c, x) in cts.iter().zip(&xs) {
+                    assert_eq!(c.shape(), x.shape(), "{what}: cotangent shape");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn f32_agrees_with_f64() {
+    for (r, row) in rows().iter().enumerate() {
+        for s in 0..row.shapes.len() {
+            let (mut rng, xs) = inputs(r, s, 0, row);
+            let y = eval(row.kind, &xs);
+            let u = rng.tensor(y.shape(), Dom::U(-1.0, 1.0));
+            let xs32: Vec<Tensor<f32>> = xs.iter().map(|x| x.cast()).collect();
+            let refs32: Vec<&Tensor<f32>> = xs32.iter().collect();
+            let y32 = apply(row.kind, &refs32).unwrap();
+            let what = format!("{} {:?}", row.name, row.shapes[s]);
+            assert!(
+                y32.cast::<f64>().all_close(&y, 1e-4),
+                "{what}: {y32:?} vs {y:?}"
+            );
+            let cts = vjp(row.kind, &xs, &u);
+            let cts32 = vjp(row.kind, &xs32, &u.cast());
+            for (c32, c) in cts32.iter().zip(&cts) {
+                assert!(
+                    c32.cast::<f64>().all_close(c, 1e-4),
+                    "{what}: {c32:?} vs {c:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn hessian_vector_products_match_differences_of_the_vjp() {
+    let h = 1e-5;
+    for (r, row) in rows().iter().enumerate() {
+        for s in 0..row.shapes.len() {
+            for trial in 0..TRIALS {
+                let (mut rng, xs) = inputs(r, s, trial, row);
+                let vs = directions(&mut rng, row, &xs);
+                let y = eval(row.kind, &xs);
+                let u = rng.tensor(y.shape(), Dom::U(-1.0, 1.0));
+
+                // H v of <u, f(x)>: the outer tape's VJP is recorded on the inner tape.
+                let inner = TensorTape::new();
+                let xi: Vec<_> = xs.iter().map(|x| inner.var(x.clone())).collect();
+                let outer = TensorTape::<TensorVar<Tensor<f64>>>::over();
+                let xo: Vec<_> = xi.iter().map(|x| outer.var(x.clone())).collect();
+                let xo_refs: Vec<_> = xo.iter().collect();
+                let yo = apply(row.kind, &xo_refs).unwrap();
+                let g = outer
+                    .vjp(&yo, &TensorVar::constant(u.clone()), &xo_refs)
+                    .unwrap();
+                let mut total = TensorVar::constant(Tensor::scalar(0.0));
+                for (gi, vi) in g.iter().zip(&vs) {
+                    total = total.add(&gi.mul(&TensorVar::constant(vi.clone())).sum_all());
+                }
+                let xi_refs: Vec<_> = xi.iter().collect();
+                let hv = inner.gradient(&total, &xi_refs).unwrap();
+
+                let plus = vjp(row.kind, &shifted(&xs, &vs, h), &u);
+                let minus = vjp(row.kind, &shifted(&xs, &vs, -h), &u);
+                let what = format!("{} {:?} trial {trial}", row.name, row.shapes[s]);
+                for (i, hvi) in hv.iter().enumerate() {
+                    assert_eq!(hvi.shape(), xs[i].shape(), "{what}: H v shape");
+                    for (k, &got) in hvi.as_slice().iter().enumerate() {
+                        let fd = (plus[i].as_slice()[k] - minus[i].as_slice()[k]) / (2.0 * h);
+                        assert_close(&format!("{what} (H v)[{i}][{k}]"), got, fd, row.tol);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_operation_added_has_a_row() {
+    let names: Vec<&str> = rows().iter().map(|r| r.name).collect();
+    for op in [
+        "sqrt",
+        "abs",
+        "sin",
+        "cos",
+        "tanh",
+        "relu",
+        "softplus",
+        "log_sigmoid",
+        "recip",
+        "pow_scalar 0",
+        "pow",
+        "equal",
+        "not_equal",
+        "less",
+        "less_equal",
+        "greater",
+        "greater_equal",
+        "select",
+        "clamp",
+        "maximum",
+        "minimum",
+    ] {
+        assert!(names.contains(&op), "no row for {op}");
+    }
+    assert_eq!(names.len(), 25);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conventions at kinks, ties and NaN
+// ---------------------------------------------------------------------------------------------
+
+fn v(values: &[f64]) -> Tensor<f64> {
+    Tensor::vector(values)
+}
+
+/// The gradient of `sum(f(inputs))` with respect to every input.
+fn grad_of_sum(kind: Kind, xs: &[Tensor<f64>]) -> Vec<Vec<f64>> {
+    let y = eval(kind, xs);
+    vjp(kind, xs, &Tensor::ones(y.shape()))
+        .iter()
+        .map(|g| g.to_vec())
+        .collect()
+}
+
+#[test]
+fn abs_and_relu_have_derivative_zero_at_zero_as_the_scalar_rules() {
+    let x = v(&[-1.5, 0.0, 2.0]);
+    // sign(x) with 0 at 0; the step x > 0
+    assert_eq!(
+        grad_of_sum(Kind::Abs, std::slice::from_ref(&x))[0],
+        vec![-1.0, 0.0, 1.0]
+    );
+    assert_eq!(
+        grad_of_sum(Kind::Relu, std::slice::from_ref(&x))[0],
+        vec![0.0, 0.0, 1.0]
+    );
+    for kind in [Kind::Abs, Kind::Relu] {
+        assert_eq!(
+            perturb::derivative(|d| scalar(kind, &[d]), 0.0).1,
+            0.0,
+            "{kind:?}"
+        );
+    }
+    // relu passes NaN through, with derivative 0 (as rules::Relu)
+    let nan = grad_of_sum(Kind::Relu, &[v(&[f64::NAN])]);
+    assert!(eval(Kind::Relu, &[v(&[f64::NAN])]).to_vec()[0].is_nan());
+    assert_eq!(nan[0], vec![0.0]);
+}
+
+#[test]
+fn comparisons_at_ties_and_nan() {
+    let a = v(&[1.0, 2.0, 3.0, f64::NAN]);
+    let b = v(&[2.0, 2.0, 2.0, 2.0]);
+    // Rust's float operators, element by element: [1 vs 2, 2 vs 2, 3 vs 2, NaN vs 2]
+    let expect = [
+        ("equal", CmpKind::Eq, [0.0, 1.0, 0.0, 0.0]),
+        ("not_equal", CmpKind::Ne, [1.0, 0.0, 1.0, 1.0]),
+        ("less", CmpKind::Lt, [1.0, 0.0, 0.0, 0.0]),
+        ("less_equal", CmpKind::Le, [1.0, 1.0, 0.0, 0.0]),
+        ("greater", CmpKind::Gt, [0.0, 0.0, 1.0, 0.0]),
+        ("greater_equal", CmpKind::Ge, [0.0, 1.0, 1.0, 0.0]),
+    ];
+    for (name, kind, want) in expect {
+        let xs = [a.clone(), b.clone()];
+        assert_eq!(eval(Kind::Cmp(kind), &xs).to_vec(), want.to_vec(), "{name}");
+        assert_eq!(kind.name(), name);
+        // not differentiable: zero cotangents of the inputs' shapes
+        assert_eq!(grad_of_sum(Kind::Cmp(kind), &xs), vec![vec![0.0; 4]; 2]);
+    }
+}
+
+#[test]
+fn maximum_and_minimum_split_ties_and_follow_f64_max_with_nan() {
+    let a = v(&[1.0, 2.0, 3.0, f64::NAN, 1.0, f64::NAN]);
+    let b = v(&[2.0, 2.0, 2.0, 2.0, f64::NAN, f64::NAN]);
+    let xs = [a.clone(), b.clone()];
+    // f64::max: the larger, a number over NaN, NaN only if both are
+    let max = eval(Kind::Maximum, &xs).to_vec();
+    assert_eq!(&max[..5], &[2.0, 2.0, 3.0, 2.0, 1.0]);
+    assert!(max[5].is_nan());
+    // The larger gets the derivative, each half at the tie, the number where the other is
+    // NaN, and (as rules::Max) the first argument where both are NaN.
+    let g = grad_of_sum(Kind::Maximum, &xs);
+    assert_eq!(g[0], vec![0.0, 0.5, 1.0, 0.0, 1.0, 1.0]);
+    assert_eq!(g[1], vec![1.0, 0.5, 0.0, 1.0, 0.0, 0.0]);
+    let g = grad_of_sum(Kind::Minimum, &xs);
+    assert_eq!(g[0], vec![1.0, 0.5, 0.0, 0.0, 1.0, 1.0]);
+    assert_eq!(g[1], vec![0.0, 0.5, 1.0, 1.0, 0.0, 0.0]);
+    // Both agree with the scalar engine's partials element by element.
+    for kind in [Kind::Maximum, Kind::Minimum] {
+        let g = grad_of_sum(kind, &xs);
+        let pairs = a.as_slice().iter().zip(b.as_slice());
+        for ((&ak, &bk), (&ga, &gb)) in pairs.zip(g[0].iter().zip(&g[1])) {
+            let want = perturb::gradient(|x| scalar(kind, x), &[ak, bk]).1;
+            assert_eq!(vec![ga, gb], want, "{kind:?} at {ak}, {bk}");
+        }
+    }
+    // A broadcast tie: the scalar 2 ties with one element of a and wins over two.
+    let g = grad_of_sum(Kind::Maximum, &[v(&[1.0, 2.0, 3.0]), Tensor::scalar(2.0)]);
+    assert_eq!(g[1], vec![1.5]); // 1 + 1/2 + 0
+}
+
+#[test]
+fn clamp_passes_the_gradient_at_the_bounds_and_rejects_crossed_bounds() {
+    let x = v(&[-1.0, -0.5, 0.0, 0.8, 1.0, f64::NAN]);
+    let kind = Kind::Clamp(-0.5, 0.8);
+    let y = eval(kind, std::slice::from_ref(&x)).to_vec();
+    assert_eq!(&y[..5], &[-0.5, -0.5, 0.0, 0.8, 0.8]);
+    assert!(y[5].is_nan());
+    // PyTorch's convention: 1 where min <= x <= max, the bounds included; 0 for NaN
+    assert_eq!(
+        grad_of_sum(kind, &[x])[0],
+        vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    );
+
+    let t = v(&[1.0]);
+    let err = t.try_clamp(1.0, 0.0).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidArgument { op: "clamp", .. }),
+        "{err}"
+    );
+    assert!(err.to_string().starts_with("clamp: "), "{err}");
+    assert!(t.try_clamp(f64::NAN, 0.0).is_err());
+    assert!(t.try_clamp(0.0, f64::NAN).is_err());
+    assert_eq!(t.try_clamp(1.0, 1.0).unwrap().to_vec(), vec![1.0]);
+    // on a tape too
+    let tape = TensorTape::new();
+    assert!(tape.var(t).try_clamp(2.0, -2.0).is_err());
+}
+
+#[test]
+#[should_panic(expected = "clamp: the lower bound 1 must not exceed the upper bound 0")]
+fn clamp_panics_with_crossed_bounds() {
+    let _ = v(&[1.0]).clamp(1.0, 0.0);
+}
+
+#[test]
+fn select_with_a_nonbinary_mask_and_gradients_to_both_branches() {
+    // any nonzero (NaN included) selects the first branch
+    let mask = v(&[2.0, 0.0, -0.0, f64::NAN]);
+    let a = v(&[1.0, 2.0, 3.0, 4.0]);
+    let b = Tensor::scalar(10.0);
+    let xs = [mask, a, b];
+    assert_eq!(eval(Kind::Where, &xs).to_vec(), vec![1.0, 10.0, 10.0, 4.0]);
+    let g = grad_of_sum(Kind::Where, &xs);
+    assert_eq!(g[0], vec![0.0; 4]); // the mask gets nothing
+    assert_eq!(g[1], vec![1.0, 0.0, 0.0, 1.0]);
+    assert_eq!(g[2], vec![2.0]); // summed back to the scalar's shape: two elements chose it
+}
+
+#[test]
+fn pow_conventions_where_the_base_is_not_positive_or_the_exponent_is_zero() {
+    // a: [0, -2, 0, 3, -1.5], b: [2, 3, 0, 0, 0.5]
+    let a = v(&[0.0, -2.0, 0.0, 3.0, -1.5]);
+    let b = v(&[2.0, 3.0, 0.0, 0.0, 0.5]);
+    let xs = [a.clone(), b.clone()];
+    let g = grad_of_sum(Kind::Pow, &xs);
+    // d/da = b a^(b-1): 0, 3 * 4 = 12, 0 (b = 0), 0 (b = 0), NaN ((-1.5)^-0.5)
+    assert_eq!(&g[0][..4], &[0.0, 12.0, 0.0, 0.0]);
+    assert!(g[0][4].is_nan());
+    // d/db = a^b ln a where a > 0, else 0: 0, 0, 0, ln 3, 0
+    assert_eq!(g[1], vec![0.0, 0.0, 0.0, 3.0_f64.ln(), 0.0]);
+    let pairs = a.as_slice().iter().zip(b.as_slice());
+    for ((&ak, &bk), (&ga, &gb)) in pairs.zip(g[0].iter().zip(&g[1])) {
+        let args = [ak, bk];
+        let want = perturb::gradient(|x| scalar(Kind::Pow, x), &args).1;
+        for (got, w) in [ga, gb].iter().zip(&want) {
+            assert!(
+                same_bits(*got, *w) || got == w,
+                "pow at {args:?}: {got} vs {w}"
+            );
+        }
+    }
+    // The exponent's partial is 0, not NaN, where a^b is infinite (0^-1).
+    let g = grad_of_sum(Kind::Pow, &[v(&[0.0]), v(&[-1.0])]);
+    assert_eq!(g[1], vec![0.0]);
+
+    // Second order at a = 0, b = 0 stays finite (the base is replaced by 1 where b = 0).
+    let inner = TensorTape::new();
+    let (ai, bi) = (inner.var(v(&[0.0])), inner.var(v(&[0.0])));
+    let outer = TensorTape::<TensorVar<Tensor<f64>>>::over();
+    let (ao, bo) = (outer.var(ai.clone()), outer.var(bi.clone()));
+    let y = ao.pow(&bo).sum_all();
+    let g = outer.gradient(&y, &[&ao, &bo]).unwrap();
+    let s = g[0].add(&g[1]).sum_all();
+    let h = inner.gradient(&s, &[&ai, &bi]).unwrap();
+    for hi in &h {
+        assert!(hi.to_vec().iter().all(|x| x.is_finite()), "{h:?}");
+    }
+}
+
+#[test]
+fn pow_scalar_zero_has_zero_gradient_everywhere() {
+    // x^0 = 1 (powf), even at 0: the gradient is exactly 0 everywhere
+    let x = v(&[0.0, -3.0, 2.0]);
+    assert_eq!(
+        eval(Kind::PowScalar(0.0), std::slice::from_ref(&x)).to_vec(),
+        vec![1.0; 3]
+    );
+    assert_eq!(grad_of_sum(Kind::PowScalar(0.0), &[x])[0], vec![0.0; 3]);
+    // x^2 at 0: derivative 2 * 0^1 = 0
+    assert_eq!(
+        grad_of_sum(Kind::PowScalar(2.0), &[v(&[0.0])])[0],
+        vec![0.0]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stability
+// ---------------------------------------------------------------------------------------------
+
+/// Value, first and second derivative of an element-wise op at each point, by nested tapes.
+fn value_and_two_derivatives(kind: Kind, x: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let inner = TensorTape::new();
+    let xi = inner.var(v(x));
+    let outer = TensorTape::<TensorVar<Tensor<f64>>>::over();
+    let xo = outer.var(xi.clone());
+    let y = apply(kind, &[&xo]).unwrap();
+    let d1 = outer.gradient(&y.sum_all(), &[&xo]).unwrap().remove(0);
+    let d2 = inner.gradient(&d1.sum_all(), &[&xi]).unwrap().remove(0);
+    (y.value().value().to_vec(), d1.value().to_vec(), d2.to_vec())
+}
+
+#[test]
+fn softplus_and_log_sigmoid_are_stable_at_plus_minus_800() {
+    let x = [800.0, -800.0];
+    let (y, d1, d2) = value_and_two_derivatives(Kind::Softplus, &x);
+    // softplus(800) = 800 + ln(1 + e^-800) = 800 exactly in f64; softplus(-800) = e^-800 = 0
+    assert_eq!(y, vec![800.0, 0.0]);
+    // derivative sigmoid(x): 1 and e^-800 (0 in f64)
+    assert_eq!(d1, vec![1.0, 0.0]);
+    // second derivative s(x) s(-x): e^-800, 0 in f64
+    assert_eq!(d2, vec![0.0, 0.0]);
+
+    let (y, d1, d2) = value_and_two_derivatives(Kind::LogSigmoid, &x);
+    // log_sigmoid(800) = -softplus(-800) = -0; log_sigmoid(-800) = -800
+    assert_eq!(y, vec![0.0, -800.0]);
+    // derivative sigmoid(-x): 0 and 1
+    assert_eq!(d1, vec![0.0, 1.0]);
+    // second derivative -s(x) s(-x): 0 in f64
+    assert!(
+        d2.iter().all(|d| d.is_finite() && d.abs() < 1e-300),
+        "{d2:?}"
+    );
+}
+
+#[test]
+fn sigmoid_at_minus_800_has_a_finite_derivative() {
+    let tape = TensorTape::new();
+    let x = tape.var(v(&[-800.0, 800.0]));
+    let y = x.sigmoid();
+    // e^-800 underflows to 0; 1 / (1 + e^-800) = 1
+    assert_eq!(y.value().to_vec(), vec![0.0, 1.0]);
+    let g = tape.gradient(&y.sum_all(), &[&x]).unwrap().remove(0);
+    // s(x) s(-x) = e^-800 (0 in f64) at both ends, not NaN
+    assert_eq!(g.to_vec(), vec![0.0, 0.0]);
+}
+
+#[test]
+fn tanh_and_the_trig_functions_stay_finite_far_out() {
+    for kind in [Kind::Tanh, Kind::Sin, Kind::Cos] {
+        let (y, d1, d2) = value_and_two_derivatives(kind, &[800.0, -800.0]);
+        for z in y.iter().chain(&d1).chain(&d2) {
+            assert!(z.is_finite(), "{kind:?}: {y:?} {d1:?} {d2:?}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shape errors
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn shape_errors_name_the_operation_and_both_shapes() {
+    let a = Tensor::<f64>::zeros(&[2, 3]);
+    let b = Tensor::<f64>::zeros(&[4]);
+    let cases: [(&str, Kind); 10] = [
+        ("pow", Kind::Pow),
+        ("equal", Kind::Cmp(CmpKind::Eq)),
+        ("not_equal", Kind::Cmp(CmpKind::Ne)),
+        ("less", Kind::Cmp(CmpKind::Lt)),
+        ("less_equal", Kind::Cmp(CmpKind::Le)),
+        ("greater", Kind::Cmp(CmpKind::Gt)),
+        ("greater_equal", Kind::Cmp(CmpKind::Ge)),
+        ("maximum", Kind::Maximum),
+        ("minimum", Kind::Minimum),
+        ("where", Kind::Where),
+    ];
+    for (name, kind) in cases {
+        let xs: Vec<&Tensor<f64>> = match kind {
+            Kind::Where => vec![&a, &a, &b],
+            _ => vec![&a, &b],
+        };
+        let err = apply(kind, &xs).unwrap_err();
+        assert_eq!(
+            err,
+            Error::ShapeMismatch {
+                op: name,
+                lhs: vec![2, 3],
+                rhs: vec![4],
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("{name}: shapes [2, 3] and [4] do not match")
+        );
+        // the same through a tape
+        let tape = TensorTape::new();
+        let vars: Vec<_> = xs.iter().map(|x| tape.var((*x).clone())).collect();
+        let refs: Vec<_> = vars.iter().collect();
+        assert_eq!(apply(kind, &refs).unwrap_err(), err);
+    }
+    // the mask against the first branch
+    let err = b.try_select(&a, &a).unwrap_err();
+    assert_eq!(err.to_string(), "where: shapes [4] and [2, 3] do not match");
+}
+
+#[test]
+#[should_panic(expected = "maximum: shapes [2, 3] and [4] do not match")]
+fn the_panicking_forms_panic_with_the_error() {
+    let _ = Tensor::<f64>::zeros(&[2, 3]).maximum(&Tensor::zeros(&[4]));
+}
+
+#[test]
+#[should_panic(expected = "where: shapes [2] and [3] do not match")]
+fn select_panics_with_the_error() {
+    let _ = Tensor::<f64>::zeros(&[2]).select(&Tensor::zeros(&[2]), &Tensor::zeros(&[3]));
+}

@@ -1,0 +1,719 @@
+//! Reductions over axes, softmax, narrow / squeeze / unsqueeze, indexing and joining.
+//!
+//! One table row per operation (and per interesting axis choice): each row's VJP is checked
+//! against central finite differences in random directions, in f32 against f64, and at second
+//! order (a Hessian-vector product through a nested tape against a central difference of the
+//! first-order VJP). Then exact values on small hand-checked cases, stability for large inputs,
+//! ties in max / min, and errors.
+
+use perturb::tensor::{Array, Element, Tensor, TensorTape, TensorVar};
+use perturb::Error;
+
+// ---- Helpers -------------------------------------------------------------------------------
+
+/// splitmix64: a small seeded generator, so the tests need no dependency.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[lo, hi)`.
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        let u = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        lo + (hi - lo) * u
+    }
+
+    fn tensor(&mut self, shape: &[usize], lo: f64, hi: f64) -> Tensor<f64> {
+        let n = shape.iter().product();
+        let data = (0..n).map(|_| self.uniform(lo, hi)).collect();
+        Tensor::from_vec(data, shape).unwrap()
+    }
+
+    /// Distinct values at least 0.27 apart in a random order: no ties, and no change of the
+    /// ordering under the finite-difference steps used here.
+    fn separated(&mut self, shape: &[usize]) -> Tensor<f64> {
+        let n: usize = shape.iter().product();
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = (self.next_u64() % (i as u64 + 1)) as usize;
+            order.swap(i, j);
+        }
+        let data = order
+            .iter()
+            .map(|&k| 0.37 * k as f64 - 2.0 + self.uniform(-0.05, 0.05))
+            .collect();
+        Tensor::from_vec(data, shape).unwrap()
+    }
+}
+
+fn t(values: &[f64], shape: &[usize]) -> Tensor<f64> {
+    Tensor::from_vec(values.to_vec(), shape).unwrap()
+}
+
+fn dot(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+    assert_eq!(a.shape(), b.shape());
+    a.as_slice().iter().zip(b.as_slice()).map(|(x, y)| x * y).sum()
+}
+
+/// `x + h v`.
+fn step(x: &Tensor<f64>, h: f64, v: &Tensor<f64>) -> Tensor<f64> {
+    let data = x.as_slice().iter().zip(v.as_slice()).map(|(a, b)| a + h * b);
+    Tensor::from_vec(data.collect(), x.shape()).unwrap()
+}
+
+fn assert_close(got: &Tensor<f64>, expected: &[f64], shape: &[usize], tol: f64, what: &str) {
+    assert_eq!(got.shape(), shape, "{what}: shape");
+    let want = t(expected, shape);
+    assert!(
+        got.all_close(&want, tol),
+        "{what}: {:?} vs {:?}",
+        got.to_vec(),
+        expected
+    );
+}
+
+// ---- The table -------------------------------------------------------------------------------
+
+/// One operation with its arguments, applied to any array type.
+#[derive(Clone, Copy, Debug)]
+enum Case {
+    Sum(&'static [usize], bool),
+    Mean(&'static [usize], bool),
+    Max(&'static [usize], bool),
+    Min(&'static [usize], bool),
+    LogSumExp(&'static [usize], bool),
+    Softmax(usize),
+    LogSoftmax(usize),
+    Squeeze(usize),
+    SqueezeAll,
+    Unsqueeze(usize),
+    Narrow(usize, usize, usize),
+    Slice(usize, usize, usize),
+    IndexSelect(usize, &'static [usize]),
+    IndexAdd(usize, &'static [usize], usize),
+    Gather(usize, &'static [usize], &'static [usize]),
+    ScatterAdd(usize, &'static [usize], &'static [usize]),
+    Concat(usize),
+    Stack(usize),
+}
+
+impl Case {
+    fn apply<A: Array>(&self, xs: &[&A]) -> Result<A, Error> {
+        let x = xs[0];
+        match *self {
+            Case::Sum(axes, k) => x.try_sum_axes(axes, k),
+            Case::Mean(axes, k) => x.try_mean_axes(axes, k),
+            Case::Max(axes, k) => x.try_max_axes(axes, k),
+            Case::Min(axes, k) => x.try_min_axes(axes, k),
+            Case::LogSumExp(axes, k) => x.try_logsumexp(axes, k),
+            Case::Softmax(axis) => x.try_softmax(axis),
+            Case::LogSoftmax(axis) => x.try_log_softmax(axis),
+            Case::Squeeze(axis) => x.try_squeeze(axis),
+            Case::SqueezeAll => Ok(x.squeeze_all()),
+            Case::Unsqueeze(axis) => x.try_unsqueeze(axis),
+            Case::Narrow(axis, start, len) => x.try_narrow(axis, start, len),
+            Case::Slice(axis, start, end) => x.try_slice(axis, start..end),
+            Case::IndexSelect(axis, idx) => x.try_index_select(axis, idx.to_vec()),
+            Case::IndexAdd(axis, idx, len) => x.try_index_add(axis, idx.to_vec(), len),
+            Case::Gather(axis, idx, shape) => x.try_gather(axis, idx.to_vec(), shape),
+            Case::ScatterAdd(axis, idx, shape) => x.try_scatter_add(axis, idx.to_vec(), shape),
+            Case::Concat(axis) => A::try_concat(xs, axis),
+            Case::Stack(axis) => A::try_stack(xs, axis),
+        }
+    }
+}
+
+/// Where a row's inputs are drawn from.
+#[derive(Clone, Copy, Debug)]
+enum Domain {
+    Uniform(f64, f64),
+    /// Distinct, well separated values (max / min: no ties near the point).
+    Separated,
+}
+
+struct Row {
+    name: &'static str,
+    case: Case,
+    shapes: &'static [&'static [usize]],
+    domain: Domain,
+    /// Relative tolerance of the finite-difference checks.
+    tol: f64,
+}
+
+const U: Domain = Domain::Uniform(-2.0, 2.0);
+
+#[rustfmt::skip]
+const ROWS: &[Row] = &[
+    Row { name: "sum_axes", case: Case::Sum(&[1], false), shapes: &[&[3, 4]], domain: U, tol: 1e-8 },
+    Row { name: "sum_axes", case: Case::Sum(&[0, 2], true), shapes: &[&[2, 3, 4]], domain: U, tol: 1e-8 },
+    Row { name: "sum_axes", case: Case::Sum(&[], false), shapes: &[&[2, 3]], domain: U, tol: 1e-8 },
+    Row { name: "sum_axes", case: Case::Sum(&[1, 0], false), shapes: &[&[2, 3]], domain: U, tol: 1e-8 },
+    Row { name: "mean_axes", case: Case::Mean(&[1], false), shapes: &[&[2, 3, 4]], domain: U, tol: 1e-8 },
+    Row { name: "mean_axes", case: Case::Mean(&[0, 1], true), shapes: &[&[2, 3]], domain: U, tol: 1e-8 },
+    Row { name: "max_axes", case: Case::Max(&[1], false), shapes: &[&[3, 4]], domain: Domain::Separated, tol: 1e-8 },
+    Row { name: "max_axes", case: Case::Max(&[0, 2], true), shapes: &[&[2, 3, 4]], domain: Domain::Separated, tol: 1e-8 },
+    Row { name: "min_axes", case: Case::Min(&[0], true), shapes: &[&[3, 4]], domain: Domain::Separated, tol: 1e-8 },
+    Row { name: "min_axes", case: Case::Min(&[2, 1], false), shapes: &[&[2, 3, 4]], domain: Domain::Separated, tol: 1e-8 },
+    Row { name: "logsumexp", case: Case::LogSumExp(&[1], false), shapes: &[&[3, 4]], domain: Domain::Uniform(-3.0, 3.0), tol: 1e-7 },
+    Row { name: "logsumexp", case: Case::LogSumExp(&[0, 2], true), shapes: &[&[2, 3, 4]], domain: Domain::Uniform(-3.0, 3.0), tol: 1e-7 },
+    Row { name: "softmax", case: Case::Softmax(1), shapes: &[&[3, 4]], domain: U, tol: 1e-7 },
+    Row { name: "softmax", case: Case::Softmax(0), shapes: &[&[2, 3, 4]], domain: U, tol: 1e-7 },
+    Row { name: "log_softmax", case: Case::LogSoftmax(1), shapes: &[&[3, 4]], domain: U, tol: 1e-7 },
+    Row { name: "log_softmax", case: Case::LogSoftmax(1), shapes: &[&[2, 3, 4]], domain: U, tol: 1e-7 },
+    Row { name: "squeeze", case: Case::Squeeze(1), shapes: &[&[2, 1, 3]], domain: U, tol: 1e-8 },
+    Row { name: "squeeze_all", case: Case::SqueezeAll, shapes: &[&[1, 3, 1, 2]], domain: U, tol: 1e-8 },
+    Row { name: "unsqueeze", case: Case::Unsqueeze(1), shapes: &[&[2, 3]], domain: U, tol: 1e-8 },
+    Row { name: "narrow", case: Case::Narrow(1, 1, 3), shapes: &[&[4, 5]], domain: U, tol: 1e-8 },
+    Row { name: "narrow", case: Case::Narrow(0, 2, 1), shapes: &[&[3, 4, 2]], domain: U, tol: 1e-8 },
+    Row { name: "slice", case: Case::Slice(0, 1, 4), shapes: &[&[6]], domain: U, tol: 1e-8 },
+    Row { name: "index_select", case: Case::IndexSelect(0, &[3, 0, 3, 1]), shapes: &[&[4, 3]], domain: U, tol: 1e-8 },
+    Row { name: "index_select", case: Case::IndexSelect(1, &[4, 4, 0]), shapes: &[&[2, 5, 2]], domain: U, tol: 1e-8 },
+    Row { name: "index_add", case: Case::IndexAdd(0, &[1, 1, 3], 4), shapes: &[&[3, 2]], domain: U, tol: 1e-8 },
+    Row { name: "gather", case: Case::Gather(1, &[0, 3, 2, 2, 1, 0], &[3, 2]), shapes: &[&[3, 4]], domain: U, tol: 1e-8 },
+    Row { name: "gather", case: Case::Gather(0, &[2, 0, 1, 2, 0, 0, 2, 1], &[2, 4]), shapes: &[&[3, 4]], domain: U, tol: 1e-8 },
+    Row { name: "gather", case: Case::Gather(1, &[3, 1, 1, 0, 2, 3], &[2, 3]), shapes: &[&[3, 4]], domain: U, tol: 1e-8 },
+    Row { name: "scatter_add", case: Case::ScatterAdd(1, &[1, 1, 3, 0, 2, 2], &[3, 4]), shapes: &[&[3, 2]], domain: U, tol: 1e-8 },
+    Row { name: "scatter_add", case: Case::ScatterAdd(0, &[2, 0, 2, 1], &[3, 4]), shapes: &[&[2, 2]], domain: U, tol: 1e-8 },
+    Row { name: "concat", case: Case::Concat(0), shapes: &[&[2, 3], &[4, 3], &[1, 3]], domain: U, tol: 1e-8 },
+    Row { name: "concat", case: Case::Concat(1), shapes: &[&[2, 1], &[2, 3]], domain: U, tol: 1e-8 },
+    Row { name: "stack", case: Case::Stack(1), shapes: &[&[2, 3], &[2, 3]], domain: U, tol: 1e-8 },
+    Row { name: "stack", case: Case::Stack(2), shapes: &[&[2, 3], &[2, 3], &[2, 3]], domain: U, tol: 1e-8 },
+];
+
+impl Row {
+    fn inputs(&self, rng: &mut SplitMix) -> Vec<Tensor<f64>> {
+        self.shapes
+            .iter()
+            .map(|s| match self.domain {
+                Domain::Uniform(lo, hi) => rng.tensor(s, lo, hi),
+                Domain::Separated => rng.separated(s),
+            })
+            .collect()
+    }
+
+    fn value(&self, xs: &[Tensor<f64>]) -> Tensor<f64> {
+        let refs: Vec<&Tensor<f64>> = xs.iter().collect();
+        self.case.apply(&refs).unwrap()
+    }
+
+    /// The VJP of the row's operation at `xs` with cotangent `u`, through a tape.
+    fn vjp<T: Element>(&self, xs: &[Tensor<T>], u: &Tensor<T>) -> (Tensor<T>, Vec<Tensor<T>>) {
+        let tape = TensorTape::new();
+        let vars: Vec<_> = xs.iter().map(|x| tape.var(x.clone())).collect();
+        let refs: Vec<&TensorVar<'_, Tensor<T>>> = vars.iter().collect();
+        let y = self.case.apply(&refs).unwrap();
+        let cts = tape.vjp(&y, u, &refs).unwrap();
+        (y.value().clone(), cts)
+    }
+
+    /// The gradient of `<u, f(x)^2>` (the first-order VJP of the squared operation).
+    fn squared_grad(&self, xs: &[Tensor<f64>], u: &Tensor<f64>) -> Vec<Tensor<f64>> {
+        let tape = TensorTape::new();
+        let vars: Vec<_> = xs.iter().map(|x| tape.var(x.clone())).collect();
+        let refs: Vec<_> = vars.iter().collect();
+        let y = self.case.apply(&refs).unwrap().square();
+        tape.vjp(&y, u, &refs).unwrap()
+    }
+}
+
+#[test]
+fn the_table_has_a_row_for_every_operation() {
+    let ops = [
+        "sum_axes",
+        "mean_axes",
+        "max_axes",
+        "min_axes",
+        "logsumexp",
+        "softmax",
+        "log_softmax",
+        "squeeze",
+        "squeeze_all",
+        "unsqueeze",
+        "narrow",
+        "slice",
+        "index_select",
+        "index_add",
+        "gather",
+        "scatter_add",
+        "concat",
+        "stack",
+    ];
+    for op in ops {
+        assert!(ROWS.iter().any(|r| r.name == op), "no row for {op}");
+    }
+    assert!(ROWS.iter().all(|r| ops.contains(&r.name)));
+}
+
+#[test]
+fn vjps_match_central_differences_in_random_directions() {
+    let mut rng = SplitMix(0x5eed_0001);
+    let h = 1e-6;
+    for row in ROWS {
+        for trial in 0..3 {
+            let xs = row.inputs(&mut rng);
+            let y = row.value(&xs);
+            let u = rng.tensor(y.shape(), -1.0, 1.0);
+            let vs: Vec<_> = xs.iter().map(|x| rng.tensor(x.shape(), -1.0, 1.0)).collect();
+            let (y_tape, cts) = row.vjp(&xs, &u);
+            assert_eq!(y_tape.to_vec(), y.to_vec(), "{}: taped value", row.name);
+            // <J^T u, v> from the tape against <u, J v> by central differences.
+            let reverse: f64 = cts.iter().zip(&vs).map(|(c, v)| dot(c, v)).sum();
+            let plus: Vec<_> = xs.iter().zip(&vs).map(|(x, v)| step(x, h, v)).collect();
+            let minus: Vec<_> = xs.iter().zip(&vs).map(|(x, v)| step(x, -h, v)).collect();
+            let central = (dot(&u, &row.value(&plus)) - dot(&u, &row.value(&minus))) / (2.0 * h);
+            assert!(
+                (reverse - central).abs() <= row.tol * reverse.abs().max(1.0),
+                "{} {:?} trial {trial}: vjp {reverse} vs central difference {central}",
+                row.name,
+                row.case
+            );
+        }
+    }
+}
+
+#[test]
+fn f32_agrees_with_f64() {
+    let mut rng = SplitMix(0x5eed_0002);
+    for row in ROWS {
+        let xs = row.inputs(&mut rng);
+        let y = row.value(&xs);
+        let u = rng.tensor(y.shape(), -1.0, 1.0);
+        let (y64, ct64) = row.vjp(&xs, &u);
+        let xs32: Vec<Tensor<f32>> = xs.iter().map(|x| x.cast()).collect();
+        let (y32, ct32) = row.vjp(&xs32, &u.cast());
+        // f32 carries about 7 digits; these operations add at most a few dozen terms.
+        assert!(y32.all_close(&y64.cast(), 2e-6), "{}: value", row.name);
+        for (a, b) in ct32.iter().zip(&ct64) {
+            assert!(a.all_close(&b.cast(), 2e-6), "{} {:?}: vjp", row.name, row.case);
+        }
+    }
+}
+
+#[test]
+fn second_order_matches_a_central_difference_of_the_first() {
+    // F(x) = <u, f(x)^2>: its Hessian-vector product exercises each VJP rule with a cotangent
+    // that depends on x, i.e. the VJP of the VJP.
+    let mut rng = SplitMix(0x5eed_0003);
+    let h = 1e-5;
+    for row in ROWS {
+        let xs = row.inputs(&mut rng);
+        let y = row.value(&xs);
+        let u = rng.tensor(y.shape(), -1.0, 1.0);
+        let vs: Vec<_> = xs.iter().map(|x| rng.tensor(x.shape(), -1.0, 1.0)).collect();
+
+        let inner = TensorTape::new();
+        let xi: Vec<_> = xs.iter().map(|x| inner.var(x.clone())).collect();
+        let outer = TensorTape::<TensorVar<Tensor<f64>>>::over();
+        let xo: Vec<_> = xi.iter().map(|x| outer.var(x.clone())).collect();
+        let xo_refs: Vec<_> = xo.iter().collect();
+        let f = row.case.apply(&xo_refs).unwrap().square();
+        let grads = outer
+            .vjp(&f, &inner.constant(u.clone()), &xo_refs)
+            .unwrap();
+        let mut gv = inner.constant(Tensor::scalar(0.0));
+        for (g, v) in grads.iter().zip(&vs) {
+            gv = gv.add(&g.mul(&inner.constant(v.clone())).sum_all());
+        }
+        let xi_refs: Vec<_> = xi.iter().collect();
+        let hv = inner.gradient(&gv, &xi_refs).unwrap();
+
+        let plus: Vec<_> = xs.iter().zip(&vs).map(|(x, v)| step(x, h, v)).collect();
+        let minus: Vec<_> = xs.iter().zip(&vs).map(|(x, v)| step(x, -h, v)).collect();
+        let (gp, gm) = (row.squared_grad(&plus, &u), row.squared_grad(&minus, &u));
+        for (k, hk) in hv.iter().enumerate() {
+            let fd = step(&gp[k], -1.0, &gm[k]).map(|d| d / (2.0 * h));
+            assert!(
+                hk.all_close(&fd, 1e-6),
+                "{} {:?} input {k}: Hv {:?} vs central difference {:?}",
+                row.name,
+                row.case,
+                hk.to_vec(),
+                fd.to_vec()
+            );
+        }
+    }
+}
+
+// ---- Exact values --------------------------------------------------------------------------
+
+/// `x = [[1, 2, 3], [4, 5, 6]]`.
+fn m23() -> Tensor<f64> {
+    t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])
+}
+
+/// The gradient of `sum(f(x) * w)` with respect to `x`.
+fn grad_of(
+    x: &Tensor<f64>,
+    w: &Tensor<f64>,
+    f: impl for<'a> Fn(&TensorVar<'a, Tensor<f64>>) -> TensorVar<'a, Tensor<f64>>,
+) -> Tensor<f64> {
+    let tape = TensorTape::new();
+    let xv = tape.var(x.clone());
+    let y = f(&xv);
+    tape.vjp(&y, w, &[&xv]).unwrap().remove(0)
+}
+
+#[test]
+fn sums_and_means_on_a_small_matrix() {
+    let x = m23();
+    // Column sums 1+4, 2+5, 3+6; row sums 1+2+3, 4+5+6; all 21.
+    assert_close(&x.sum_axes(&[0], false), &[5.0, 7.0, 9.0], &[3], 0.0, "sum 0");
+    assert_close(&x.sum_axes(&[1], true), &[6.0, 15.0], &[2, 1], 0.0, "sum 1");
+    assert_close(&x.sum_axes(&[0, 1], false), &[21.0], &[], 0.0, "sum all");
+    assert_close(&x.sum_axes(&[1, 0], true), &[21.0], &[1, 1], 0.0, "sum all kept");
+    // No axes: the input itself.
+    assert_close(&x.sum_axes(&[], false), &x.to_vec(), &[2, 3], 0.0, "sum none");
+    // Means: the sums divided by 2 (axis 0), 3 (axis 1) and 6.
+    assert_close(&x.mean_axes(&[0], false), &[2.5, 3.5, 4.5], &[3], 0.0, "mean 0");
+    assert_close(&x.mean_axes(&[1], false), &[2.0, 5.0], &[2], 0.0, "mean 1");
+    assert_close(&x.mean_axes(&[0, 1], true), &[3.5], &[1, 1], 0.0, "mean all");
+
+    // d/dx sum(sum_axes(x, 1) * [1, 10]): each row gets its weight.
+    let g = grad_of(&x, &t(&[1.0, 10.0], &[2]), |x| x.sum_axes(&[1], false));
+    assert_close(&g, &[1.0, 1.0, 1.0, 10.0, 10.0, 10.0], &[2, 3], 0.0, "sum grad");
+    // The mean over 3 columns: the weights divided by 3.
+    let g = grad_of(&x, &t(&[3.0, 30.0], &[2, 1]), |x| x.mean_axes(&[1], true));
+    assert_close(&g, &[1.0, 1.0, 1.0, 10.0, 10.0, 10.0], &[2, 3], 1e-15, "mean grad");
+}
+
+#[test]
+fn max_and_min_on_a_small_matrix() {
+    let x = t(&[1.0, 5.0, 3.0, 2.0], &[2, 2]);
+    // Column maxima max(1, 3), max(5, 2); row minima min(1, 5), min(3, 2).
+    assert_close(&x.max_axes(&[0], false), &[3.0, 5.0], &[2], 0.0, "max 0");
+    assert_close(&x.min_axes(&[1], true), &[1.0, 2.0], &[2, 1], 0.0, "min 1");
+    assert_close(&x.max_axes(&[0, 1], false), &[5.0], &[], 0.0, "max all");
+    // The cotangent of each column's maximum goes to the row holding it: (1, 0) gets 10,
+    // (0, 1) gets 20.
+    let g = grad_of(&x, &t(&[10.0, 20.0], &[2]), |x| x.max_axes(&[0], false));
+    assert_close(&g, &[0.0, 20.0, 10.0, 0.0], &[2, 2], 0.0, "max grad");
+    let g = grad_of(&x, &t(&[10.0, 20.0], &[2, 1]), |x| x.min_axes(&[1], true));
+    assert_close(&g, &[10.0, 0.0, 0.0, 20.0], &[2, 2], 0.0, "min grad");
+    // NaN propagates to the result.
+    let n = t(&[1.0, f64::NAN, 3.0], &[3]);
+    assert!(n.max_axes(&[0], false).to_vec()[0].is_nan());
+    assert!(n.min_axes(&[0], false).to_vec()[0].is_nan());
+}
+
+#[test]
+fn logsumexp_softmax_and_log_softmax_on_a_small_vector() {
+    // x = [0, ln 3]: e^x = [1, 3], so logsumexp = ln 4, softmax = [1/4, 3/4].
+    let l3 = 3.0_f64.ln();
+    let x = t(&[0.0, l3], &[2]);
+    assert_close(&x.logsumexp(&[0], false), &[4.0_f64.ln()], &[], 1e-15, "lse");
+    assert_close(&x.softmax(0), &[0.25, 0.75], &[2], 1e-15, "softmax");
+    let ls = [-(4.0_f64.ln()), l3 - 4.0_f64.ln()];
+    assert_close(&x.log_softmax(0), &ls, &[2], 1e-15, "log_softmax");
+    // d logsumexp / dx = softmax.
+    let g = grad_of(&x, &Tensor::scalar(1.0), |x| x.logsumexp(&[0], false));
+    assert_close(&g, &[0.25, 0.75], &[2], 1e-15, "lse grad");
+    // softmax VJP with ct = [1, 0]: y (ct - <ct, y>) = [1/4 (1 - 1/4), 3/4 (0 - 1/4)].
+    let g = grad_of(&x, &t(&[1.0, 0.0], &[2]), |x| x.softmax(0));
+    assert_close(&g, &[3.0 / 16.0, -3.0 / 16.0], &[2], 1e-15, "softmax grad");
+    // log_softmax VJP with ct = [1, 0]: ct - softmax sum(ct) = [1 - 1/4, -3/4].
+    let g = grad_of(&x, &t(&[1.0, 0.0], &[2]), |x| x.log_softmax(0));
+    assert_close(&g, &[0.75, -0.75], &[2], 1e-15, "log_softmax grad");
+
+    // Along axis 1 of a matrix, each row on its own: rows [0, 0] and [ln 3, 0].
+    let m = t(&[0.0, 0.0, l3, 0.0], &[2, 2]);
+    let p = [0.5, 0.5, 0.75, 0.25];
+    assert_close(&m.softmax(1), &p, &[2, 2], 1e-15, "softmax rows");
+    let lse = [2.0_f64.ln(), 4.0_f64.ln()];
+    assert_close(&m.logsumexp(&[1], false), &lse, &[2], 1e-15, "lse rows");
+
+    // The Hessian of logsumexp is diag(p) - p p^T: at p = [1/4, 3/4], times v = [1, 0],
+    // [1/4 - 1/16, -3/16].
+    let inner = TensorTape::new();
+    let xi = inner.var(x.clone());
+    let outer = TensorTape::<TensorVar<Tensor<f64>>>::over();
+    let xo = outer.var(xi.clone());
+    let g = outer
+        .gradient(&xo.logsumexp(&[0], false), &[&xo])
+        .unwrap()
+        .remove(0);
+    let v = inner.constant(t(&[1.0, 0.0], &[2]));
+    let hv = inner.gradient(&g.mul(&v).sum_all(), &[&xi]).unwrap();
+    assert_close(&hv[0], &[3.0 / 16.0, -3.0 / 16.0], &[2], 1e-15, "lse hessian");
+}
+
+#[test]
+fn squeeze_unsqueeze_narrow_and_slice() {
+    let x = m23();
+    assert_eq!(x.unsqueeze(0).shape(), &[1, 2, 3]);
+    assert_eq!(x.unsqueeze(1).squeeze(1).shape(), &[2, 3]);
+    assert_eq!(x.unsqueeze(2).unsqueeze(0).squeeze_all().shape(), &[2, 3]);
+    assert_eq!(Tensor::<f64>::ones(&[1, 1]).squeeze_all().shape(), &[] as &[usize]);
+    // Columns 1..3 of each row: [2, 3] and [5, 6].
+    assert_close(&x.narrow(1, 1, 2), &[2.0, 3.0, 5.0, 6.0], &[2, 2], 0.0, "narrow");
+    assert_close(&x.narrow(0, 1, 1), &[4.0, 5.0, 6.0], &[1, 3], 0.0, "narrow rows");
+    assert_close(&x.narrow(1, 3, 0), &[], &[2, 0], 0.0, "narrow empty");
+    let s = x.try_slice(1, 0..1).unwrap();
+    assert_close(&s, &[1.0, 4.0], &[2, 1], 0.0, "slice");
+    // The gradient of a narrow is the cotangent padded with zeros.
+    let g = grad_of(&x, &t(&[1.0, 2.0, 3.0, 4.0], &[2, 2]), |x| x.narrow(1, 1, 2));
+    assert_close(&g, &[0.0, 1.0, 2.0, 0.0, 3.0, 4.0], &[2, 3], 0.0, "narrow grad");
+    // Squeeze and unsqueeze pass the cotangent through, reshaped.
+    let g = grad_of(&x, &t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 1, 3]), |x| {
+        x.unsqueeze(1)
+    });
+    assert_close(&g, &m23().to_vec(), &[2, 3], 0.0, "unsqueeze grad");
+}
+
+#[test]
+fn index_select_gather_and_their_adjoints() {
+    let v = t(&[10.0, 20.0, 30.0], &[3]);
+    // Entries 2, 0, 2.
+    let s = v.index_select(0, vec![2, 0, 2]);
+    assert_close(&s, &[30.0, 10.0, 30.0], &[3], 0.0, "index_select");
+    // The repeated entry 2 collects the cotangents 1 and 3; entry 0 gets 2, entry 1 nothing.
+    let g = grad_of(&v, &t(&[1.0, 2.0, 3.0], &[3]), |x| x.index_select(0, vec![2, 0, 2]));
+    assert_close(&g, &[2.0, 0.0, 4.0], &[3], 0.0, "index_select grad");
+    let a = t(&[1.0, 2.0, 3.0], &[3]);
+    let added = a.try_index_add(0, vec![2, 0, 2], 3).unwrap();
+    assert_close(&added, &[2.0, 0.0, 4.0], &[3], 0.0, "index_add");
+
+    let x = m23();
+    // Rows of x taken per (row, position): row 0 takes columns 2, 2; row 1 takes 0, 1.
+    let g = x.try_gather(1, vec![2, 2, 0, 1], &[2, 2]).unwrap();
+    assert_close(&g, &[3.0, 3.0, 4.0, 5.0], &[2, 2], 0.0, "gather");
+    // Along axis 0 with a [1, 3] index: x[1][0], x[0][1], x[1][2].
+    let g = x.try_gather(0, vec![1, 0, 1], &[1, 3]).unwrap();
+    assert_close(&g, &[4.0, 2.0, 6.0], &[1, 3], 0.0, "gather axis 0");
+    // Gradient of the first gather with cotangent [[1, 2], [3, 4]]: (0, 2) gets 1 + 2, (1, 0)
+    // gets 3, (1, 1) gets 4.
+    let ct = t(&[1.0, 2.0, 3.0, 4.0], &[2, 2]);
+    let d = grad_of(&x, &ct, |x| x.try_gather(1, vec![2, 2, 0, 1], &[2, 2]).unwrap());
+    assert_close(&d, &[0.0, 0.0, 3.0, 3.0, 4.0, 0.0], &[2, 3], 0.0, "gather grad");
+    let s = ct.try_scatter_add(1, vec![2, 2, 0, 1], &[2, 3]).unwrap();
+    assert_close(&s, &[0.0, 0.0, 3.0, 3.0, 4.0, 0.0], &[2, 3], 0.0, "scatter_add");
+}
+
+#[test]
+fn concat_and_stack() {
+    let a = t(&[1.0, 2.0], &[2, 1]);
+    let b = t(&[3.0, 4.0, 5.0, 6.0], &[2, 2]);
+    // Row by row: [1 | 3 4] and [2 | 5 6].
+    let c = Tensor::concat(&[&a, &b], 1);
+    assert_close(&c, &[1.0, 3.0, 4.0, 2.0, 5.0, 6.0], &[2, 3], 0.0, "concat");
+    let c0 = Tensor::concat(&[&b, &b.narrow(0, 0, 1)], 0);
+    assert_close(&c0, &[3.0, 4.0, 5.0, 6.0, 3.0, 4.0], &[3, 2], 0.0, "concat 0");
+    // Each input gets its columns of the cotangent back.
+    let tape = TensorTape::new();
+    let (av, bv) = (tape.var(a.clone()), tape.var(b.clone()));
+    let y = TensorVar::concat(&[&av, &bv], 1);
+    let ct = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+    let g = tape.vjp(&y, &ct, &[&av, &bv]).unwrap();
+    assert_close(&g[0], &[1.0, 4.0], &[2, 1], 0.0, "concat grad a");
+    assert_close(&g[1], &[2.0, 3.0, 5.0, 6.0], &[2, 2], 0.0, "concat grad b");
+    // A constant among the inputs is not differentiated, the others still are.
+    let y = TensorVar::concat(&[&tape.constant(a.clone()), &bv], 1);
+    let g = tape.vjp(&y, &ct, &[&bv]).unwrap();
+    assert_close(&g[0], &[2.0, 3.0, 5.0, 6.0], &[2, 2], 0.0, "concat grad const");
+
+    let p = t(&[1.0, 2.0], &[2]);
+    let q = t(&[3.0, 4.0], &[2]);
+    // Stacked as rows [1 2; 3 4], or as columns [1 3; 2 4].
+    assert_close(&Tensor::stack(&[&p, &q], 0), &[1.0, 2.0, 3.0, 4.0], &[2, 2], 0.0, "stack 0");
+    assert_close(&Tensor::stack(&[&p, &q], 1), &[1.0, 3.0, 2.0, 4.0], &[2, 2], 0.0, "stack 1");
+    let s = Tensor::stack(&[&Tensor::scalar(1.0), &Tensor::scalar(2.0)], 0);
+    assert_close(&s, &[1.0, 2.0], &[2], 0.0, "stack scalars");
+}
+
+// ---- Stability and ties ------------------------------------------------------------------------
+
+#[test]
+fn logsumexp_is_exact_near_700() {
+    let x = t(&[700.0, 700.5, 699.0], &[3]);
+    let y = x.logsumexp(&[0], false).to_vec()[0];
+    // ln(e^700 + e^700.5 + e^699) = 700.5 + ln(e^-0.5 + 1 + e^-1.5), each term well inside
+    // double range.
+    let exact = 700.5 + (1.0 + (-0.5_f64).exp() + (-1.5_f64).exp()).ln();
+    assert!((y - exact).abs() <= 1e-12 * exact, "{y} vs {exact}");
+    // Its gradient, the softmax, is finite and sums to 1.
+    let g = grad_of(&x, &Tensor::scalar(1.0), |x| x.logsumexp(&[0], false));
+    assert!(g.to_vec().iter().all(|p| p.is_finite()));
+    assert!((g.to_vec().iter().sum::<f64>() - 1.0).abs() < 1e-15);
+    // Where e^x overflows: ln(3 e^1000) = 1000 + ln 3; and where it underflows.
+    let big = t(&[1000.0; 3], &[3]).logsumexp(&[0], false).to_vec()[0];
+    assert_eq!(big, 1000.0 + 3.0_f64.ln());
+    let small = t(&[-1000.0; 3], &[3]).logsumexp(&[0], false).to_vec()[0];
+    assert_eq!(small, -1000.0 + 3.0_f64.ln());
+    // In f32, where e^100 already overflows: 100 + ln 2.
+    let f = Tensor::vector(&[100.0_f32, 100.0]).logsumexp(&[0], false).to_vec()[0];
+    assert!((f - (100.0 + 2.0_f32.ln())).abs() <= 1e-5);
+    // All -inf: ln 0 = -inf; +inf stays +inf.
+    let all_neg = t(&[f64::NEG_INFINITY; 2], &[2]).logsumexp(&[0], false).to_vec()[0];
+    assert_eq!(all_neg, f64::NEG_INFINITY);
+    let pos = t(&[f64::INFINITY, 0.0], &[2]).logsumexp(&[0], false).to_vec()[0];
+    assert_eq!(pos, f64::INFINITY);
+}
+
+#[test]
+fn softmax_and_log_softmax_of_large_values_are_finite() {
+    let x = t(&[1000.0, -1000.0, 0.0, 999.0], &[4]);
+    let ls = x.log_softmax(0).to_vec();
+    assert!(ls.iter().all(|v| v.is_finite()), "{ls:?}");
+    // x - 1000 - ln(1 + e^-1 + ...): the largest two entries, the rest negligible.
+    let z = (1.0 + (-1.0_f64).exp()).ln();
+    let exact = [-z, -2000.0 - z, -1000.0 - z, -1.0 - z];
+    assert!(t(&ls, &[4]).all_close(&t(&exact, &[4]), 1e-15), "{ls:?}");
+    let p = x.softmax(0).to_vec();
+    assert!(p.iter().all(|v| v.is_finite()));
+    assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-15);
+    // Gradients stay finite too.
+    let w = t(&[1.0, 2.0, 3.0, 4.0], &[4]);
+    let g = grad_of(&x, &w, |x| x.log_softmax(0));
+    assert!(g.to_vec().iter().all(|v| v.is_finite()));
+    let g = grad_of(&x, &w, |x| x.softmax(0));
+    assert!(g.to_vec().iter().all(|v| v.is_finite()));
+    // f32 at +-200, where e^200 overflows f32.
+    let y = Tensor::vector(&[200.0_f32, -200.0]).log_softmax(0).to_vec();
+    assert_eq!(y, vec![0.0, -400.0]);
+}
+
+#[test]
+fn ties_in_max_and_min_share_the_cotangent_equally() {
+    let x = t(&[1.0, 4.0, 4.0, 4.0, 0.0, 4.0], &[2, 3]);
+    // Row maxima: both rows tie at 4 in two places, each gets half its row's cotangent.
+    let g = grad_of(&x, &t(&[2.0, 6.0], &[2]), |x| x.max_axes(&[1], false));
+    assert_close(&g, &[0.0, 1.0, 1.0, 3.0, 0.0, 3.0], &[2, 3], 0.0, "row max ties");
+    // The maximum over everything: four 4s, a quarter each.
+    let g = grad_of(&x, &Tensor::scalar(1.0), |x| x.max_axes(&[0, 1], false));
+    assert_close(&g, &[0.0, 0.25, 0.25, 0.25, 0.0, 0.25], &[2, 3], 0.0, "all max ties");
+    // Three-way tie for a minimum: a third each.
+    let y = t(&[2.0, 2.0, 5.0, 2.0], &[4]);
+    let g = grad_of(&y, &Tensor::scalar(3.0), |x| x.min_axes(&[0], false));
+    assert_close(&g, &[1.0, 1.0, 0.0, 1.0], &[4], 1e-15, "min ties");
+    // Column minima of x: column 1 ties (4, 0)? no: 0 alone; column 2 ties at 4.
+    let g = grad_of(&x, &t(&[1.0, 1.0, 1.0], &[1, 3]), |x| x.min_axes(&[0], true));
+    assert_close(&g, &[1.0, 0.0, 0.5, 0.0, 1.0, 0.5], &[2, 3], 0.0, "column min ties");
+}
+
+// ---- Errors ------------------------------------------------------------------------------------
+
+fn message(e: Error) -> String {
+    e.to_string()
+}
+
+#[test]
+fn a_bad_axis_is_an_error_naming_the_op_the_axis_and_the_shape() {
+    let x = m23();
+    for (e, op) in [
+        (x.try_sum_axes(&[2], false).unwrap_err(), "sum_axes"),
+        (x.try_mean_axes(&[0, 5], true).unwrap_err(), "mean_axes"),
+        (x.try_max_axes(&[3], false).unwrap_err(), "max_axes"),
+        (x.try_min_axes(&[2], false).unwrap_err(), "min_axes"),
+        (x.try_logsumexp(&[2], false).unwrap_err(), "logsumexp"),
+        (x.try_softmax(2).unwrap_err(), "softmax"),
+        (x.try_log_softmax(7).unwrap_err(), "log_softmax"),
+        (x.try_narrow(2, 0, 1).unwrap_err(), "narrow"),
+        (x.try_index_select(2, vec![0]).unwrap_err(), "index_select"),
+        (x.try_gather(2, vec![0; 6], &[2, 3]).unwrap_err(), "gather"),
+        (Tensor::try_concat(&[&x, &x], 2).unwrap_err(), "concat"),
+    ] {
+        assert!(matches!(e, Error::InvalidArgument { .. }), "{op}: {e:?}");
+        let m = message(e);
+        assert!(m.starts_with(&format!("{op}: ")), "{m}");
+        assert!(m.contains("axis ") && m.contains("[2, 3]"), "{m}");
+    }
+    // A repeated axis.
+    let m = message(x.try_sum_axes(&[1, 0, 1], false).unwrap_err());
+    assert!(m.contains("sum_axes") && m.contains("axis 1") && m.contains("repeated"), "{m}");
+    // Squeeze of an axis that is not of length 1, unsqueeze past the end.
+    let m = message(x.try_squeeze(0).unwrap_err());
+    assert!(m.contains("squeeze") && m.contains("axis 0") && m.contains("[2, 3]"), "{m}");
+    let m = message(x.try_unsqueeze(3).unwrap_err());
+    assert!(m.contains("unsqueeze") && m.contains("axis 3") && m.contains("[2, 3]"), "{m}");
+    // Stack past the end.
+    assert!(Tensor::try_stack(&[&x, &x], 3).is_err());
+}
+
+#[test]
+fn ranges_and_indices_out_of_range_are_errors_naming_index_and_length() {
+    let x = m23();
+    let m = message(x.try_narrow(1, 2, 2).unwrap_err());
+    assert!(m.starts_with("narrow: ") && m.contains("length 3"), "{m}");
+    // start + len overflows usize: still an error, not a panic.
+    assert!(x.try_narrow(1, usize::MAX, 2).is_err());
+    assert!(x.try_slice(1, 1..4).is_err());
+    let m = message(x.try_index_select(1, vec![0, 5]).unwrap_err());
+    assert!(m.starts_with("index_select: "), "{m}");
+    assert!(m.contains("index 5") && m.contains("length 3"), "{m}");
+    let m = message(x.try_gather(0, vec![0, 1, 2], &[1, 3]).unwrap_err());
+    assert!(m.starts_with("gather: ") && m.contains("index 2") && m.contains("length 2"), "{m}");
+    let m = message(x.try_index_add(0, vec![4, 0], 3).unwrap_err());
+    assert!(m.starts_with("index_add: ") && m.contains("index 4") && m.contains("length 3"));
+    let m = message(x.try_scatter_add(0, vec![0, 1, 9, 0, 0, 0], &[3, 3]).unwrap_err());
+    assert!(m.starts_with("scatter_add: ") && m.contains("index 9"), "{m}");
+    // The index's shape does not fit: too many elements, too few axes, longer than the input.
+    assert!(matches!(
+        x.try_gather(1, vec![0; 5], &[2, 3]),
+        Err(Error::ElementCount { .. })
+    ));
+    assert!(matches!(
+        x.try_gather(1, vec![0; 3], &[3]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        x.try_gather(1, vec![0; 3], &[3, 1]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    // An index_add whose input does not have one entry per index.
+    assert!(matches!(
+        x.try_index_add(0, vec![0], 3),
+        Err(Error::LengthMismatch { .. })
+    ));
+    // Max over an empty axis has no value.
+    let e = Tensor::<f64>::zeros(&[2, 0]);
+    let m = message(e.try_max_axes(&[1], false).unwrap_err());
+    assert!(m.starts_with("max_axes: ") && m.contains("[2, 0]"), "{m}");
+    assert!(e.try_min_axes(&[1], false).is_err());
+    // ... but an empty result is fine.
+    assert_eq!(e.max_axes(&[0], false).shape(), &[0]);
+}
+
+#[test]
+fn mismatched_shapes_in_concat_and_stack_are_errors_naming_the_shapes() {
+    let a = Tensor::<f64>::zeros(&[2, 3]);
+    let b = Tensor::<f64>::zeros(&[2, 4]);
+    let e = Tensor::try_concat(&[&a, &b], 0).unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { op: "concat", .. }));
+    let m = message(e);
+    assert!(m.contains("[2, 3]") && m.contains("[2, 4]"), "{m}");
+    // Along axis 1 they fit.
+    assert_eq!(Tensor::concat(&[&a, &b], 1).shape(), &[2, 7]);
+    // A different number of axes.
+    let c = Tensor::<f64>::zeros(&[2, 3, 1]);
+    assert!(Tensor::try_concat(&[&a, &c], 0).is_err());
+    let m = message(Tensor::try_stack(&[&a, &a, &b], 0).unwrap_err());
+    assert!(m.starts_with("stack: ") && m.contains("[2, 3]") && m.contains("[2, 4]"), "{m}");
+    // Nothing to join.
+    let none: [&Tensor<f64>; 0] = [];
+    assert!(message(Tensor::try_concat(&none, 0).unwrap_err()).starts_with("concat: "));
+    assert!(message(Tensor::try_stack(&none, 0).unwrap_err()).starts_with("stack: "));
+}
+
+#[test]
+fn errors_come_through_tape_variables_too() {
+    let tape = TensorTape::new();
+    let x = tape.var(m23());
+    assert!(x.try_sum_axes(&[2], false).is_err());
+    assert!(x.try_index_select(0, vec![2]).is_err());
+    let y = tape.var(Tensor::zeros(&[3, 3]));
+    assert!(matches!(
+        TensorVar::try_concat(&[&x, &y], 0),
+        Err(Error::ShapeMismatch { op: "concat", .. })
+    ));
+}
+
+#[test]
+#[should_panic(expected = "softmax: axis 2 is out of range")]
+fn the_panicking_forms_panic_with_the_error() {
+    let _ = m23().softmax(2);
+}
