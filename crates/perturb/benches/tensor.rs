@@ -121,7 +121,11 @@ fn mlp_loss<A: Array>(params: &[A], x: &A, onehot: &A) -> A {
     let h2 = h1.matmul(&params[2]).add(&params[3]).relu();
     let logits = h2.matmul(&params[4]).add(&params[5]);
     let batch = x.shape()[0] as f64;
-    logits.log_softmax(1).mul(onehot).sum_all().scale(A::elem(-1.0 / batch))
+    logits
+        .log_softmax(1)
+        .mul(onehot)
+        .sum_all()
+        .scale(A::elem(-1.0 / batch))
 }
 
 fn bench_mlp_784(c: &mut Criterion) {
@@ -143,7 +147,10 @@ fn bench_mlp_784(c: &mut Criterion) {
     let mut group = c.benchmark_group("mlp_784");
     group.sample_size(20);
 
-    let (a, b) = (Tensor::<f32>::ones(&[512, 512]), Tensor::<f32>::ones(&[512, 512]));
+    let (a, b) = (
+        Tensor::<f32>::ones(&[512, 512]),
+        Tensor::<f32>::ones(&[512, 512]),
+    );
     group.bench_function("gemm_512x512x512_baseline", |bch| {
         bch.iter(|| black_box(&a).matmul(black_box(&b)))
     });
@@ -153,7 +160,11 @@ fn bench_mlp_784(c: &mut Criterion) {
         bch.iter(|| {
             let grads = {
                 let vars: Vec<_> = params.iter().map(|t| tape.var(t.clone())).collect();
-                let loss = mlp_loss(&vars, &tape.constant(x.clone()), &tape.constant(onehot.clone()));
+                let loss = mlp_loss(
+                    &vars,
+                    &tape.constant(x.clone()),
+                    &tape.constant(onehot.clone()),
+                );
                 let refs: Vec<_> = vars.iter().collect();
                 tape.gradient(&loss, &refs).unwrap()
             };
@@ -165,7 +176,11 @@ fn bench_mlp_784(c: &mut Criterion) {
     });
     group.finish();
     let flops = step_flops(batch, &sizes);
-    eprintln!("mlp_784: one step is {:.1} MFLOP (matrix products only); gemm 512^3 is {:.1} MFLOP", flops / 1e6, 2.0 * 512f64.powi(3) / 1e6);
+    eprintln!(
+        "mlp_784: one step is {:.1} MFLOP (matrix products only); gemm 512^3 is {:.1} MFLOP",
+        flops / 1e6,
+        2.0 * 512f64.powi(3) / 1e6
+    );
 }
 
 /// Matrix-product FLOPs of one step: the forward product of every layer, and in the backward
@@ -207,7 +222,11 @@ fn rosenbrock_grad<T: Element>(x: &[T], g: &mut [T]) {
 
 fn bench_rosenbrock(c: &mut Criterion) {
     let n = 10_000;
-    let x = Tensor::<f64>::from_vec((0..n).map(|i| 0.5 + 0.001 * (i % 100) as f64).collect(), &[n]).unwrap();
+    let x = Tensor::<f64>::from_vec(
+        (0..n).map(|i| 0.5 + 0.001 * (i % 100) as f64).collect(),
+        &[n],
+    )
+    .unwrap();
     let mut group = c.benchmark_group("tensor_rosenbrock_n10000");
     let mut g = vec![0.0; n];
     group.bench_function("hand_written_gradient", |b| {

@@ -949,7 +949,8 @@ pub trait Array: Clone + Debug + Sized {
             return Err(Error::InvalidArgument {
                 op: "slice",
                 reason: format!(
-                    "the range {range:?} along axis {axis} of a tensor of shape {:?} ends before it starts",
+                    "the range {range:?} along axis {axis} of a tensor of shape {:?} ends \
+                     before it starts",
                     self.shape()
                 ),
             });
@@ -1024,7 +1025,12 @@ pub trait Array: Clone + Debug + Sized {
     /// assert!(a.try_gather(1, vec![2, 3], &[2, 1]).is_err()); // column 3 of 3
     /// assert!(a.try_gather(1, vec![0, 0], &[2]).is_err()); // the index needs 2 axes
     /// ```
-    fn try_gather(&self, axis: usize, index: Vec<usize>, index_shape: &[usize]) -> Result<Self, Error> {
+    fn try_gather(
+        &self,
+        axis: usize,
+        index: Vec<usize>,
+        index_shape: &[usize],
+    ) -> Result<Self, Error> {
         Self::apply(
             &ops::Gather {
                 axis,
@@ -1045,7 +1051,12 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(s.to_vec(), vec![0.0, 0.0, 1.0, 2.0, 0.0, 0.0]);
     /// assert!(src.try_scatter_add(1, vec![2, 5], &[2, 3]).is_err());
     /// ```
-    fn try_scatter_add(&self, axis: usize, index: Vec<usize>, shape: &[usize]) -> Result<Self, Error> {
+    fn try_scatter_add(
+        &self,
+        axis: usize,
+        index: Vec<usize>,
+        shape: &[usize],
+    ) -> Result<Self, Error> {
         Self::apply(
             &ops::ScatterAdd {
                 axis,

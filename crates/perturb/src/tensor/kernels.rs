@@ -154,7 +154,10 @@ fn layout(from: &[usize], to: &[usize]) -> Layout {
     if from == to {
         return Layout::Same;
     }
-    let aligned: Vec<usize> = std::iter::repeat(1).take(from.len() - to.len()).chain(to.iter().copied()).collect();
+    let aligned: Vec<usize> = std::iter::repeat(1)
+        .take(from.len() - to.len())
+        .chain(to.iter().copied())
+        .collect();
     let split = aligned.iter().zip(from).take_while(|(a, f)| a != f).count();
     if aligned[..split].iter().all(|&a| a == 1) && aligned[split..] == from[split..] {
         return Layout::Leading(from[..split].iter().product());

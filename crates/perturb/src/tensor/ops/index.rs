@@ -309,13 +309,9 @@ impl Op for ScatterAdd {
         )?;
         let values = src.as_slice();
         let mut data = vec![T::zero(); self.shape.iter().product()];
-        for_each_gather(
-            self.axis,
-            &self.index,
-            src.shape(),
-            &self.shape,
-            |p, at| data[at] += values[p],
-        );
+        for_each_gather(self.axis, &self.index, src.shape(), &self.shape, |p, at| {
+            data[at] += values[p]
+        });
         Ok(Tensor::from_parts(data, self.shape.clone()))
     }
 
@@ -393,11 +389,7 @@ impl Op for Concat {
 
 /// The shape of the concatenation of `shapes` along `axis`, or an error naming the first shape
 /// that does not fit.
-fn concat_shape(
-    op: &'static str,
-    shapes: &[&[usize]],
-    axis: usize,
-) -> Result<Vec<usize>, Error> {
+fn concat_shape(op: &'static str, shapes: &[&[usize]], axis: usize) -> Result<Vec<usize>, Error> {
     let Some(&first) = shapes.first() else {
         return Err(Error::InvalidArgument {
             op,
@@ -408,8 +400,7 @@ fn concat_shape(
     let mut shape = first.to_vec();
     for &s in &shapes[1..] {
         let fits = s.len() == first.len()
-            && s
-                .iter()
+            && s.iter()
                 .zip(first)
                 .enumerate()
                 .all(|(d, (&a, &b))| d == axis || a == b);

@@ -43,9 +43,7 @@ pub(super) fn check_axes(
         if std::mem::replace(&mut reduced[axis], true) {
             return Err(Error::InvalidArgument {
                 op,
-                reason: format!(
-                    "axis {axis} is repeated in {axes:?} (tensor of shape {shape:?})"
-                ),
+                reason: format!("axis {axis} is repeated in {axes:?} (tensor of shape {shape:?})"),
             });
         }
     }
@@ -239,7 +237,9 @@ impl Op for SumAxes {
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         let reduced = check_axes(self.name(), &self.axes, x[0].shape())?;
         let keep = keep_shape(x[0].shape(), &reduced);
-        Ok(vec![Some(ct_keep(ct, &keep)?.try_broadcast_to(x[0].shape())?)])
+        Ok(vec![Some(
+            ct_keep(ct, &keep)?.try_broadcast_to(x[0].shape())?,
+        )])
     }
 }
 

@@ -157,8 +157,10 @@ impl Op for Narrow {
         check_window(self.name(), x.shape(), self.axis, self.start, self.len)?;
         let (outer, n, inner) = split_at_axis(x.shape(), self.axis);
         let mut data = Vec::with_capacity(outer * self.len * inner);
-        for block in x.as_slice().chunks_exact(n * inner).take(outer) {
-            data.extend_from_slice(&block[self.start * inner..(self.start + self.len) * inner]);
+        if self.len * inner > 0 {
+            for block in x.as_slice().chunks_exact(n * inner) {
+                data.extend_from_slice(&block[self.start * inner..(self.start + self.len) * inner]);
+            }
         }
         let mut shape = x.shape().to_vec();
         shape[self.axis] = self.len;
