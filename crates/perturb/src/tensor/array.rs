@@ -1154,7 +1154,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert!(a.try_matmul(&Tensor::vector(&[1.0, 2.0, 3.0])).is_err());
     /// ```
     fn try_matmul(&self, rhs: &Self) -> Result<Self, Error> {
-        Self::apply(&ops::MatMul, &[self, rhs])
+        Self::apply(&ops::MatMul::default(), &[self, rhs])
     }
 
     /// See [`try_matmul`](Array::try_matmul); panics where it returns an error.

@@ -13,15 +13,19 @@ use crate::scalar::Scalar;
 /// assert_eq!(zeros::<f32>(2).len(), 2);
 /// ```
 pub trait Element: Scalar + Send + Sync + 'static {
-    /// `c = a b + beta c` for row-major `a` (m x k), `b` (k x n) and `c` (m x n), each with
-    /// the given row stride (elements between rows); columns are contiguous.
+    /// `c = a b + beta c`, `a` being m x k, `b` k x n and `c` m x n (row-major, rows `ldc`
+    /// apart). `a` and `b` are read through (row stride, column stride) pairs, so a transposed
+    /// operand needs no copy: a row-major k x m buffer read with strides `(1, m)` is its
+    /// transpose. Panics if a stride reaches past a slice.
     ///
     /// ```
     /// use perturb::tensor::Element;
     /// let (a, b) = ([1.0_f64, 2.0, 3.0, 4.0], [1.0, 0.0, 0.0, 1.0]);
     /// let mut c = [0.0; 4];
-    /// f64::gemm(2, 2, 2, &a, 2, &b, 2, 0.0, &mut c, 2);
+    /// f64::gemm(2, 2, 2, &a, (2, 1), &b, (2, 1), 0.0, &mut c, 2);
     /// assert_eq!(c, a);
+    /// f64::gemm(2, 2, 2, &a, (1, 2), &b, (2, 1), 0.0, &mut c, 2); // a transposed
+    /// assert_eq!(c, [1.0, 3.0, 2.0, 4.0]);
     /// ```
     #[allow(clippy::too_many_arguments)]
     fn gemm(
@@ -29,13 +33,18 @@ pub trait Element: Scalar + Send + Sync + 'static {
         k: usize,
         n: usize,
         a: &[Self],
-        lda: usize,
+        a_strides: (usize, usize),
         b: &[Self],
-        ldb: usize,
+        b_strides: (usize, usize),
         beta: Self,
         c: &mut [Self],
         ldc: usize,
     );
+}
+
+/// Whether `rows x cols` read with `strides` stays inside `len` elements.
+fn fits(len: usize, rows: usize, cols: usize, (rs, cs): (usize, usize)) -> bool {
+    rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
 }
 
 macro_rules! impl_element {
@@ -46,9 +55,9 @@ macro_rules! impl_element {
                 k: usize,
                 n: usize,
                 a: &[Self],
-                lda: usize,
+                a_strides: (usize, usize),
                 b: &[Self],
-                ldb: usize,
+                b_strides: (usize, usize),
                 beta: Self,
                 c: &mut [Self],
                 ldc: usize,
@@ -57,8 +66,8 @@ macro_rules! impl_element {
                     return;
                 }
                 // Bounds the raw-pointer kernel below may read and write.
-                assert!(k == 0 || (a.len() >= (m - 1) * lda + k && b.len() >= (k - 1) * ldb + n));
-                assert!(c.len() >= (m - 1) * ldc + n);
+                assert!(fits(a.len(), m, k, a_strides) && fits(b.len(), k, n, b_strides));
+                assert!(fits(c.len(), m, n, (ldc, 1)));
                 // SAFETY: the asserts above keep every access of the kernel inside the slices.
                 unsafe {
                     matrixmultiply::$kernel(
@@ -67,11 +76,11 @@ macro_rules! impl_element {
                         n,
                         1.0,
                         a.as_ptr(),
-                        lda as isize,
-                        1,
+                        a_strides.0 as isize,
+                        a_strides.1 as isize,
                         b.as_ptr(),
-                        ldb as isize,
-                        1,
+                        b_strides.0 as isize,
+                        b_strides.1 as isize,
                         beta,
                         c.as_mut_ptr(),
                         ldc as isize,

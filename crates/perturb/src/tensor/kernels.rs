@@ -267,6 +267,6 @@ pub(crate) fn permute<T: Element>(
 /// Row-major `(m x k) @ (k x n)`.
 pub(crate) fn matmul<T: Element>(a: &[T], b: &[T], m: usize, k: usize, n: usize) -> Vec<T> {
     let mut c = vec![T::zero(); m * n];
-    T::gemm(m, k, n, a, k, b, n, T::zero(), &mut c, n);
+    T::gemm(m, k, n, a, (k, 1), b, (n, 1), T::zero(), &mut c, n);
     c
 }

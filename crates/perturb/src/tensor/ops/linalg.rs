@@ -4,11 +4,27 @@ use crate::error::Error;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
-/// The matrix product `a @ b`: `(m, k) @ (k, n)`, matrix-vector `(m, k) @ (k)`, vector-matrix
-/// `(k) @ (k, n)`, and batched `(..., m, k) @ (..., k, n)` with the leading axes broadcast.
-/// VJP: `(ct @ b^T, a^T @ ct)`, summed back over broadcast batch axes.
+/// The matrix product `op(a) @ op(b)`, where `op` transposes a matrix whose flag is set.
+///
+/// Without flags ([`MatMul::default`], what [`Array::try_matmul`] uses) it takes `(m, k) @ (k, n)`,
+/// matrix-vector `(m, k) @ (k)`, vector-matrix `(k) @ (k, n)`, and batched
+/// `(..., m, k) @ (..., k, n)` with the leading axes broadcast. The transpose flags apply to
+/// 2-D operands and are read by the kernel through strides, with no copy; the VJP of a 2-D
+/// product is two more 2-D products with flags: `(ct @ b^T, a^T @ ct)`.
+///
+/// ```
+/// use perturb::tensor::{ops::MatMul, Op, Tensor};
+/// let a = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+/// let at_a = MatMul { transpose_a: true, transpose_b: false }.eval(&[&a, &a]).unwrap();
+/// assert_eq!(at_a.to_vec(), vec![10.0, 14.0, 14.0, 20.0]);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MatMul;
+pub struct MatMul {
+    /// Use the transpose of the first (2-D) operand.
+    pub transpose_a: bool,
+    /// Use the transpose of the second (2-D) operand.
+    pub transpose_b: bool,
+}
 
 /// The shapes of a product: both inputs with vectors promoted to matrices, and the result's
 /// shape as the caller sees it.
@@ -54,6 +70,58 @@ fn promoted(a: &[usize], b: &[usize]) -> Result<Promoted, Error> {
     Ok(Promoted { a: a2, b: b2, out })
 }
 
+impl MatMul {
+    fn transposes(&self) -> bool {
+        self.transpose_a || self.transpose_b
+    }
+
+    /// `op(a) @ op(b)` for 2-D operands, the transposes read through strides.
+    fn eval_2d<T: Element>(&self, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>, Error> {
+        let mismatch = || Error::ShapeMismatch {
+            op: "matmul",
+            lhs: a.shape().to_vec(),
+            rhs: b.shape().to_vec(),
+        };
+        let (&[ar, ac], &[br, bc]) = (a.shape(), b.shape()) else {
+            return Err(Error::InvalidArgument {
+                op: "matmul",
+                reason: format!(
+                    "transposed operands must be matrices, got shapes {:?} and {:?}",
+                    a.shape(),
+                    b.shape()
+                ),
+            });
+        };
+        let ((m, k), a_strides) = if self.transpose_a {
+            ((ac, ar), (1, ac))
+        } else {
+            ((ar, ac), (ac, 1))
+        };
+        let ((k2, n), b_strides) = if self.transpose_b {
+            ((bc, br), (1, bc))
+        } else {
+            ((br, bc), (bc, 1))
+        };
+        if k != k2 {
+            return Err(mismatch());
+        }
+        let mut c = vec![T::zero(); m * n];
+        T::gemm(
+            m,
+            k,
+            n,
+            a.as_slice(),
+            a_strides,
+            b.as_slice(),
+            b_strides,
+            T::zero(),
+            &mut c,
+            n,
+        );
+        Ok(Tensor::from_parts(c, vec![m, n]))
+    }
+}
+
 impl Op for MatMul {
     fn name(&self) -> &'static str {
         "matmul"
@@ -67,6 +135,9 @@ impl Op for MatMul {
                 found: inputs.len(),
             });
         };
+        if self.transposes() || (a.ndim() == 2 && b.ndim() == 2) {
+            return self.eval_2d(a, b);
+        }
         let Promoted { a: a2, b: b2, out } = promoted(a.shape(), b.shape())?;
         let (m, k, n) = (a2[a2.len() - 2], a2[a2.len() - 1], b2[b2.len() - 1]);
         if a2.len() == 2 && b2.len() == 2 {
@@ -89,9 +160,9 @@ impl Op for MatMul {
                 k,
                 n,
                 &ad[i * m * k..(i + 1) * m * k],
-                k,
+                (k, 1),
                 &bd[i * k * n..(i + 1) * k * n],
-                n,
+                (n, 1),
                 T::zero(),
                 &mut c[i * m * n..(i + 1) * m * n],
                 n,
@@ -108,6 +179,9 @@ impl Op for MatMul {
         needed: &[bool],
     ) -> Result<Vec<Option<A>>, Error> {
         let (a, b) = (inputs[0], inputs[1]);
+        if self.transposes() || (a.shape().len() == 2 && b.shape().len() == 2) {
+            return self.vjp_2d(a, b, ct, needed);
+        }
         let Promoted { a: a2, b: b2, .. } = promoted(a.shape(), b.shape())?;
         let (m, n) = (a2[a2.len() - 2], b2[b2.len() - 1]);
         let batch = kernels::broadcast_shape("matmul", &a2[..a2.len() - 2], &b2[..b2.len() - 2])?;
@@ -124,6 +198,46 @@ impl Op for MatMul {
             let a_m = a.try_reshape(&a2)?;
             let d = a_m.transpose().try_matmul(&ct2)?;
             Some(d.try_sum_to(&b2)?.try_reshape(b.shape())?)
+        } else {
+            None
+        };
+        Ok(vec![da, db])
+    }
+}
+
+impl MatMul {
+    /// For `c = op(a) op(b)`: `d op(a) = ct op(b)^T` and `d op(b) = op(a)^T ct`, each written
+    /// as one more flagged product so no operand is copied to transpose it.
+    fn vjp_2d<A: Array>(
+        &self,
+        a: &A,
+        b: &A,
+        ct: &A,
+        needed: &[bool],
+    ) -> Result<Vec<Option<A>>, Error> {
+        let mm = |transpose_a, transpose_b, x: &A, y: &A| {
+            A::apply(
+                &MatMul {
+                    transpose_a,
+                    transpose_b,
+                },
+                &[x, y],
+            )
+        };
+        let (ta, tb) = (self.transpose_a, self.transpose_b);
+        let da = if needed[0] {
+            Some(match ta {
+                false => mm(false, !tb, ct, b)?, // ct op(b)^T
+                true => mm(tb, true, b, ct)?,    // (ct op(b)^T)^T = op(b) ct^T
+            })
+        } else {
+            None
+        };
+        let db = if needed[1] {
+            Some(match tb {
+                false => mm(!ta, false, a, ct)?, // op(a)^T ct
+                true => mm(true, ta, ct, a)?,    // (op(a)^T ct)^T = ct^T op(a)
+            })
         } else {
             None
         };
