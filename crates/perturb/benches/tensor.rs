@@ -247,5 +247,53 @@ fn bench_rosenbrock(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_seed_mlp, bench_mlp_784, bench_rosenbrock);
+/// Where rayon starts to pay on this machine: a cheap element-wise operation (`+`) and an
+/// expensive one (`exp`), serial and on rayon's pool, at several sizes. `kernels::map` and
+/// `kernels::zip` switch at `PARALLEL_THRESHOLD`.
+fn bench_parallel_threshold(c: &mut Criterion) {
+    use rayon::prelude::*;
+    let mut group = c.benchmark_group("parallel_threshold");
+    for n in [4_096usize, 16_384, 65_536, 262_144] {
+        let a: Vec<f64> = (0..n).map(|i| (i as f64).sin()).collect();
+        let b = a.clone();
+        group.bench_function(format!("add_serial/{n}"), |bch| {
+            bch.iter(|| {
+                black_box(&a)
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| x + y)
+                    .collect::<Vec<f64>>()
+            })
+        });
+        group.bench_function(format!("add_rayon/{n}"), |bch| {
+            bch.iter(|| {
+                black_box(&a)
+                    .par_iter()
+                    .zip(&b)
+                    .map(|(x, y)| x + y)
+                    .collect::<Vec<f64>>()
+            })
+        });
+        group.bench_function(format!("exp_serial/{n}"), |bch| {
+            bch.iter(|| black_box(&a).iter().map(|x| x.exp()).collect::<Vec<f64>>())
+        });
+        group.bench_function(format!("exp_rayon/{n}"), |bch| {
+            bch.iter(|| {
+                black_box(&a)
+                    .par_iter()
+                    .map(|x| x.exp())
+                    .collect::<Vec<f64>>()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_seed_mlp,
+    bench_mlp_784,
+    bench_rosenbrock,
+    bench_parallel_threshold
+);
 criterion_main!(benches);

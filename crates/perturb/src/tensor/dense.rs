@@ -315,7 +315,16 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(t.to_vec(), vec![1.0, 2.0]);
     /// ```
     pub fn map(&self, f: impl Fn(T) -> T + Sync + Send) -> Self {
-        Tensor::from_parts(super::kernels::map(&self.data, f), self.shape.clone())
+        self.map_with(super::kernels::Cost::Transcendental, f)
+    }
+
+    /// [`map`](Tensor::map) with the cost class that decides when it runs in parallel.
+    pub(crate) fn map_with(
+        &self,
+        cost: super::kernels::Cost,
+        f: impl Fn(T) -> T + Sync + Send,
+    ) -> Self {
+        Tensor::from_parts(super::kernels::map(&self.data, cost, f), self.shape.clone())
     }
 
     /// Whether both tensors have the same shape and elements equal within `tol`, relative to

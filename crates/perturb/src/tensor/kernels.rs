@@ -7,12 +7,31 @@ use rayon::prelude::*;
 use super::element::Element;
 use crate::error::Error;
 
-/// Element counts at or above this run element-wise loops on rayon's thread pool.
-pub(crate) const PARALLEL_THRESHOLD: usize = 1 << 15;
+/// How much work one element of an element-wise loop is, which decides where rayon's pool
+/// starts to pay. Measured on the project's 2-core machine (BENCHMARKS.md,
+/// `parallel_threshold`): handing work to the pool costs about 15-20 µs, so `+` gains only from
+/// about 2^18 elements and `exp` from about 2^14.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cost {
+    /// A few arithmetic instructions per element (`+`, `*`, comparisons, `abs`).
+    Cheap,
+    /// A libm call or a division per element (`exp`, `ln`, `tanh`, `sigmoid`, `powf`).
+    Transcendental,
+}
+
+impl Cost {
+    /// The element count from which a loop of this cost runs on rayon's pool.
+    pub(crate) fn parallel_threshold(self) -> usize {
+        match self {
+            Cost::Cheap => 1 << 18,
+            Cost::Transcendental => 1 << 14,
+        }
+    }
+}
 
 /// `f` applied to every element.
-pub(crate) fn map<T: Element>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
-    if x.len() >= PARALLEL_THRESHOLD {
+pub(crate) fn map<T: Element>(x: &[T], cost: Cost, f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
+    if x.len() >= cost.parallel_threshold() {
         x.par_iter().map(|&v| f(v)).collect()
     } else {
         x.iter().map(|&v| f(v)).collect()
@@ -20,9 +39,14 @@ pub(crate) fn map<T: Element>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<
 }
 
 /// `f` applied to corresponding elements of two slices of the same length.
-pub(crate) fn zip<T: Element>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync + Send) -> Vec<T> {
+pub(crate) fn zip<T: Element>(
+    a: &[T],
+    b: &[T],
+    cost: Cost,
+    f: impl Fn(T, T) -> T + Sync + Send,
+) -> Vec<T> {
     debug_assert_eq!(a.len(), b.len());
-    if a.len() >= PARALLEL_THRESHOLD {
+    if a.len() >= cost.parallel_threshold() {
         a.par_iter()
             .zip(b.par_iter())
             .map(|(&x, &y)| f(x, y))
@@ -118,19 +142,20 @@ pub(crate) fn broadcast_zip<T: Element>(
     a_shape: &[usize],
     b: &[T],
     b_shape: &[usize],
+    cost: Cost,
     f: impl Fn(T, T) -> T + Sync + Send,
 ) -> Result<(Vec<T>, Vec<usize>), Error> {
     if a_shape == b_shape {
-        return Ok((zip(a, b, f), a_shape.to_vec()));
+        return Ok((zip(a, b, cost, f), a_shape.to_vec()));
     }
     let out = broadcast_shape(op, a_shape, b_shape)?;
     if b.len() == 1 {
         let y = b[0];
-        return Ok((map(a, |x| f(x, y)), out));
+        return Ok((map(a, cost, |x| f(x, y)), out));
     }
     if a.len() == 1 {
         let x = a[0];
-        return Ok((map(b, |y| f(x, y)), out));
+        return Ok((map(b, cost, |y| f(x, y)), out));
     }
     let sa = broadcast_strides(a_shape, &out);
     let sb = broadcast_strides(b_shape, &out);

@@ -19,7 +19,7 @@ pub(super) fn unbroadcast<A: Array>(ct: A, input: &A) -> Result<A, Error> {
 }
 
 macro_rules! broadcasting {
-    ($( $(#[$doc:meta])* $name:ident, $label:literal, |$a:ident, $b:ident| $value:expr,
+    ($( $(#[$doc:meta])* $name:ident, $label:literal, $cost:ident, |$a:ident, $b:ident| $value:expr,
         |$xa:ident, $xb:ident, $y:ident, $ct:ident| ($da:expr, $db:expr); )*) => {$(
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,7 +35,8 @@ macro_rules! broadcasting {
                     return Err(Error::Arity { op: $label, expected: 2, found: inputs.len() });
                 };
                 let (data, shape) = kernels::broadcast_zip(
-                    $label, x.as_slice(), x.shape(), z.as_slice(), z.shape(), |$a: T, $b: T| $value,
+                    $label, x.as_slice(), x.shape(), z.as_slice(), z.shape(), kernels::Cost::$cost,
+                    |$a: T, $b: T| $value,
                 )?;
                 Ok(Tensor::from_parts(data, shape))
             }
@@ -59,16 +60,16 @@ macro_rules! broadcasting {
 
 broadcasting! {
     /// `a + b`; VJP `(ct, ct)`, each summed back to its input's shape.
-    Add, "add", |a, b| a + b, |a, b, y, ct| (ct.clone(), ct.clone());
+    Add, "add", Cheap, |a, b| a + b, |a, b, y, ct| (ct.clone(), ct.clone());
     /// `a - b`; VJP `(ct, -ct)`.
-    Sub, "sub", |a, b| a - b, |a, b, y, ct| (ct.clone(), ct.neg());
+    Sub, "sub", Cheap, |a, b| a - b, |a, b, y, ct| (ct.clone(), ct.neg());
     /// `a * b`; VJP `(ct b, ct a)`.
-    Mul, "mul", |a, b| a * b, |a, b, y, ct| (ct.try_mul(b)?, ct.try_mul(a)?);
+    Mul, "mul", Cheap, |a, b| a * b, |a, b, y, ct| (ct.try_mul(b)?, ct.try_mul(a)?);
     /// `a / b`; VJP `(ct / b, -ct y / b)`.
-    Div, "div", |a, b| a / b, |a, b, y, ct| (ct.try_div(b)?, ct.try_mul(y)?.try_div(b)?.neg());
+    Div, "div", Cheap, |a, b| a / b, |a, b, y, ct| (ct.try_div(b)?, ct.try_mul(y)?.try_div(b)?.neg());
     /// `a^b` (`a.powf(b)`, as [`rules::Powf`]); VJP `(ct b a^(b-1), ct a^b ln a)`, with the
     /// scalar rule's conventions: the first is 0 where `b = 0`, the second 0 where `a <= 0`.
-    Pow, "pow", |a, b| rules::Powf.func(a, b), |a, b, y, ct| (
+    Pow, "pow", Transcendental, |a, b| rules::Powf.func(a, b), |a, b, y, ct| (
         ct.try_mul(&pow_base_slope(a, b)?)?,
         ct.try_mul(&pow_exponent_slope(a, y)?)?
     );
@@ -108,7 +109,7 @@ impl Op for Scale {
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let c: T = elem(self.0);
-        Ok(inputs[0].map(|x| c * x))
+        Ok(inputs[0].map_with(kernels::Cost::Cheap, |x| c * x))
     }
 
     fn vjp<A: Array>(&self, _: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
@@ -127,7 +128,7 @@ impl Op for AddScalar {
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let c: T = elem(self.0);
-        Ok(inputs[0].map(|x| x + c))
+        Ok(inputs[0].map_with(kernels::Cost::Cheap, |x| x + c))
     }
 
     fn vjp<A: Array>(&self, _: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {

@@ -124,8 +124,15 @@ fn binary_eval<T: Element>(
             found: inputs.len(),
         });
     };
-    let (data, shape) =
-        kernels::broadcast_zip(op, a.as_slice(), a.shape(), b.as_slice(), b.shape(), f)?;
+    let (data, shape) = kernels::broadcast_zip(
+        op,
+        a.as_slice(),
+        a.shape(),
+        b.as_slice(),
+        b.shape(),
+        kernels::Cost::Cheap,
+        f,
+    )?;
     Ok(Tensor::from_parts(data, shape))
 }
 
@@ -173,7 +180,7 @@ impl Op for Where {
                 b[i]
             }
         };
-        let data: Vec<T> = if m.len() >= kernels::PARALLEL_THRESHOLD {
+        let data: Vec<T> = if m.len() >= kernels::Cost::Cheap.parallel_threshold() {
             (0..m.len()).into_par_iter().map(pick).collect()
         } else {
             (0..m.len()).map(pick).collect()
@@ -268,7 +275,7 @@ impl Op for Clamp {
             });
         };
         let (lo, hi): (T, T) = (elem(self.min), elem(self.max));
-        Ok(x.map(move |v| {
+        Ok(x.map_with(kernels::Cost::Cheap, move |v| {
             if v < lo {
                 lo
             } else if v > hi {
@@ -310,7 +317,7 @@ impl Op for InRange {
             });
         };
         let (lo, hi): (T, T) = (elem(self.0.min), elem(self.0.max));
-        Ok(x.map(move |v| {
+        Ok(x.map_with(kernels::Cost::Cheap, move |v| {
             if lo <= v && v <= hi {
                 T::one()
             } else {

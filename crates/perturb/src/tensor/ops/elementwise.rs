@@ -5,12 +5,13 @@
 use crate::error::Error;
 use crate::rules;
 use crate::scalar::{BinaryOp, UnaryOp};
+use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
 use super::elem;
 
 macro_rules! elementwise {
-    ($( $(#[$doc:meta])* $name:ident, $label:literal, |$x:ident| $value:expr, |$xa:ident, $y:ident, $ct:ident| $vjp:expr; )*) => {$(
+    ($( $(#[$doc:meta])* $name:ident, $label:literal, $cost:ident, |$x:ident| $value:expr, |$xa:ident, $y:ident, $ct:ident| $vjp:expr; )*) => {$(
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct $name;
@@ -24,7 +25,7 @@ macro_rules! elementwise {
                 let [input] = inputs else {
                     return Err(Error::Arity { op: $label, expected: 1, found: inputs.len() });
                 };
-                Ok(input.map(|$x: T| $value))
+                Ok(input.map_with(kernels::Cost::$cost, |$x: T| $value))
             }
 
             #[allow(unused_variables)]
@@ -44,34 +45,34 @@ macro_rules! elementwise {
 
 elementwise! {
     /// `-x`; VJP `-ct`.
-    Neg, "neg", |x| -x, |x, y, ct| ct.neg();
+    Neg, "neg", Cheap, |x| -x, |x, y, ct| ct.neg();
     /// `exp(x)`; VJP `ct * exp(x)`.
-    Exp, "exp", |x| rules::Exp.func(x), |x, y, ct| ct.try_mul(y)?;
+    Exp, "exp", Transcendental, |x| rules::Exp.func(x), |x, y, ct| ct.try_mul(y)?;
     /// `ln(x)`; VJP `ct / x`.
-    Ln, "ln", |x| rules::Ln.func(x), |x, y, ct| ct.try_div(x)?;
+    Ln, "ln", Transcendental, |x| rules::Ln.func(x), |x, y, ct| ct.try_div(x)?;
     /// `x^2`; VJP `2 x ct`.
-    Square, "square", |x| x * x, |x, y, ct| ct.try_mul(x)?.scale(A::elem(2.0));
+    Square, "square", Cheap, |x| x * x, |x, y, ct| ct.try_mul(x)?.scale(A::elem(2.0));
     /// `1 / (1 + exp(-x))`, stable for large `|x|`; VJP `ct * s(x) * s(-x)`.
-    Sigmoid, "sigmoid", |x| rules::Sigmoid.func(x), |x, y, ct| ct.try_mul(&y.try_mul(&x.neg().sigmoid())?)?;
+    Sigmoid, "sigmoid", Transcendental, |x| rules::Sigmoid.func(x), |x, y, ct| ct.try_mul(&y.try_mul(&x.neg().sigmoid())?)?;
     /// `sqrt(x)`; VJP `ct / (2 sqrt(x))`.
-    Sqrt, "sqrt", |x| rules::Sqrt.func(x), |x, y, ct| ct.try_div(&y.scale(A::elem(2.0)))?;
+    Sqrt, "sqrt", Cheap, |x| rules::Sqrt.func(x), |x, y, ct| ct.try_div(&y.scale(A::elem(2.0)))?;
     /// `|x|`; VJP `ct * sign(x)`, with derivative 0 at 0 (as [`rules::Abs`]).
-    Abs, "abs", |x| rules::Abs.func(x), |x, y, ct| ct.try_mul(&A::apply(&Slope(rules::Abs, "abs_slope"), &[x])?)?;
+    Abs, "abs", Cheap, |x| rules::Abs.func(x), |x, y, ct| ct.try_mul(&A::apply(&Slope(rules::Abs, "abs_slope"), &[x])?)?;
     /// `sin(x)`; VJP `ct * cos(x)`.
-    Sin, "sin", |x| rules::Sin.func(x), |x, y, ct| ct.try_mul(&x.cos())?;
+    Sin, "sin", Transcendental, |x| rules::Sin.func(x), |x, y, ct| ct.try_mul(&x.cos())?;
     /// `cos(x)`; VJP `-ct * sin(x)`.
-    Cos, "cos", |x| rules::Cos.func(x), |x, y, ct| ct.try_mul(&x.sin())?.neg();
+    Cos, "cos", Transcendental, |x| rules::Cos.func(x), |x, y, ct| ct.try_mul(&x.sin())?.neg();
     /// `tanh(x)`; VJP `ct * (1 - tanh(x)^2)`.
-    Tanh, "tanh", |x| rules::Tanh.func(x), |x, y, ct| ct.try_mul(&y.square().neg().add_scalar(A::elem(1.0)))?;
+    Tanh, "tanh", Transcendental, |x| rules::Tanh.func(x), |x, y, ct| ct.try_mul(&y.square().neg().add_scalar(A::elem(1.0)))?;
     /// `max(x, 0)`, passing NaN through; VJP `ct` where `x > 0`, else 0 (derivative 0 at 0, as
     /// [`rules::Relu`]).
-    Relu, "relu", |x| rules::Relu.func(x), |x, y, ct| ct.try_mul(&A::apply(&Slope(rules::Relu, "relu_slope"), &[x])?)?;
+    Relu, "relu", Cheap, |x| rules::Relu.func(x), |x, y, ct| ct.try_mul(&A::apply(&Slope(rules::Relu, "relu_slope"), &[x])?)?;
     /// `ln(1 + exp(x))`, stable for large `|x|`; VJP `ct * sigmoid(x)`.
-    Softplus, "softplus", |x| rules::Softplus.func(x), |x, y, ct| ct.try_mul(&x.sigmoid())?;
+    Softplus, "softplus", Transcendental, |x| rules::Softplus.func(x), |x, y, ct| ct.try_mul(&x.sigmoid())?;
     /// `ln(sigmoid(x)) = -softplus(-x)`, stable for large `|x|`; VJP `ct * sigmoid(-x)`.
-    LogSigmoid, "log_sigmoid", |x| rules::LogSigmoid.func(x), |x, y, ct| ct.try_mul(&x.neg().sigmoid())?;
+    LogSigmoid, "log_sigmoid", Transcendental, |x| rules::LogSigmoid.func(x), |x, y, ct| ct.try_mul(&x.neg().sigmoid())?;
     /// `1 / x`; VJP `-ct / x^2`, written `-(ct y^2)`.
-    Recip, "recip", |x| rules::Recip.func(x), |x, y, ct| ct.try_mul(&y.square())?.neg();
+    Recip, "recip", Cheap, |x| rules::Recip.func(x), |x, y, ct| ct.try_mul(&y.square())?.neg();
 }
 
 /// The derivative of a piecewise-linear rule (`abs`, `relu`) from the scalar rule's `grads`:
@@ -94,7 +95,9 @@ impl<R: UnaryOp + Copy + std::fmt::Debug + Send + Sync + 'static> Op for Slope<R
             });
         };
         let rule = self.0;
-        Ok(input.map(move |x: T| rule.grads(x, rule.func(x))))
+        Ok(input.map_with(kernels::Cost::Cheap, move |x: T| {
+            rule.grads(x, rule.func(x))
+        }))
     }
 
     fn vjp<A: Array>(&self, _: &[&A], _: &A, _: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
