@@ -42,6 +42,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod explain;
 pub mod forward;
 pub mod functional;
 mod number;

@@ -24,7 +24,7 @@
 use crate::scalar::{BinaryOp, Scalar, UnaryOp};
 
 macro_rules! unary_rules {
-    ($( $(#[$doc:meta])* $name:ident at $at:literal: |$x:ident, $v:ident| $func:expr, $grad:expr; )*) => {$(
+    ($( $(#[$doc:meta])* $name:ident($label:literal) at $at:literal: |$x:ident, $v:ident| $func:expr, $grad:expr; )*) => {$(
         $(#[$doc])*
         ///
         /// Its derivative agrees with a central difference:
@@ -37,6 +37,9 @@ macro_rules! unary_rules {
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct $name;
         impl UnaryOp for $name {
+            fn name(&self) -> &'static str {
+                $label
+            }
             #[inline(always)]
             fn func<T: Scalar>(&self, $x: T) -> T { $func }
             #[inline(always)]
@@ -47,7 +50,7 @@ macro_rules! unary_rules {
 }
 
 macro_rules! binary_rules {
-    ($( $(#[$doc:meta])* $name:ident at ($a0:literal, $b0:literal): |$a:ident, $b:ident, $v:ident| $func:expr, $grads:expr; )*) => {$(
+    ($( $(#[$doc:meta])* $name:ident($label:literal) at ($a0:literal, $b0:literal): |$a:ident, $b:ident, $v:ident| $func:expr, $grads:expr; )*) => {$(
         $(#[$doc])*
         ///
         /// Its partial derivatives agree with central differences:
@@ -62,6 +65,9 @@ macro_rules! binary_rules {
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct $name;
         impl BinaryOp for $name {
+            fn name(&self) -> &'static str {
+                $label
+            }
             #[inline(always)]
             fn func<T: Scalar>(&self, $a: T, $b: T) -> T { $func }
             #[inline(always)]
@@ -78,96 +84,96 @@ fn two<T: Scalar>() -> T {
 
 unary_rules! {
     /// `-x`; derivative `-1`.
-    Neg at 0.3: |x, v| -x, -T::one();
+    Neg("neg") at 0.3: |x, v| -x, -T::one();
     /// `1 / x`; derivative `-1 / x^2`.
-    Recip at 0.7: |x, v| x.recip(), -(v * v);
+    Recip("recip") at 0.7: |x, v| x.recip(), -(v * v);
     /// `sqrt(x)`; derivative `1 / (2 sqrt(x))`.
-    Sqrt at 2.0: |x, v| x.sqrt(), (v + v).recip();
+    Sqrt("sqrt") at 2.0: |x, v| x.sqrt(), (v + v).recip();
     /// `cbrt(x)`; derivative `1 / (3 cbrt(x)^2)`.
-    Cbrt at -1.5: |x, v| x.cbrt(), (v * v * (two::<T>() + T::one())).recip();
+    Cbrt("cbrt") at -1.5: |x, v| x.cbrt(), (v * v * (two::<T>() + T::one())).recip();
     /// `exp(x)`; derivative `exp(x)`.
-    Exp at 0.4: |x, v| x.exp(), v;
+    Exp("exp") at 0.4: |x, v| x.exp(), v;
     /// `2^x`; derivative `2^x ln 2`.
-    Exp2 at 1.3: |x, v| x.exp2(), v * T::LN_2();
+    Exp2("exp2") at 1.3: |x, v| x.exp2(), v * T::LN_2();
     /// `exp(x) - 1`; derivative `exp(x)`.
-    ExpM1 at -0.2: |x, v| x.exp_m1(), v + T::one();
+    ExpM1("exp_m1") at -0.2: |x, v| x.exp_m1(), v + T::one();
     /// `ln(x)`; derivative `1 / x`.
-    Ln at 1.7: |x, v| x.ln(), x.recip();
+    Ln("ln") at 1.7: |x, v| x.ln(), x.recip();
     /// `log2(x)`; derivative `1 / (x ln 2)`.
-    Log2 at 3.0: |x, v| x.log2(), (x * T::LN_2()).recip();
+    Log2("log2") at 3.0: |x, v| x.log2(), (x * T::LN_2()).recip();
     /// `log10(x)`; derivative `1 / (x ln 10)`.
-    Log10 at 0.5: |x, v| x.log10(), (x * T::LN_10()).recip();
+    Log10("log10") at 0.5: |x, v| x.log10(), (x * T::LN_10()).recip();
     /// `ln(1 + x)`; derivative `1 / (1 + x)`.
-    Ln1p at 0.25: |x, v| x.ln_1p(), (x + T::one()).recip();
+    Ln1p("ln_1p") at 0.25: |x, v| x.ln_1p(), (x + T::one()).recip();
     /// `sin(x)`; derivative `cos(x)`.
-    Sin at 0.9: |x, v| x.sin(), x.cos();
+    Sin("sin") at 0.9: |x, v| x.sin(), x.cos();
     /// `cos(x)`; derivative `-sin(x)`.
-    Cos at 0.9: |x, v| x.cos(), -x.sin();
+    Cos("cos") at 0.9: |x, v| x.cos(), -x.sin();
     /// `tan(x)`; derivative `1 + tan(x)^2`.
-    Tan at 0.6: |x, v| x.tan(), T::one() + v * v;
+    Tan("tan") at 0.6: |x, v| x.tan(), T::one() + v * v;
     /// `asin(x)`; derivative `1 / sqrt(1 - x^2)`.
-    Asin at 0.3: |x, v| x.asin(), (T::one() - x * x).sqrt().recip();
+    Asin("asin") at 0.3: |x, v| x.asin(), (T::one() - x * x).sqrt().recip();
     /// `acos(x)`; derivative `-1 / sqrt(1 - x^2)`.
-    Acos at -0.4: |x, v| x.acos(), -(T::one() - x * x).sqrt().recip();
+    Acos("acos") at -0.4: |x, v| x.acos(), -(T::one() - x * x).sqrt().recip();
     /// `atan(x)`; derivative `1 / (1 + x^2)`.
-    Atan at 1.5: |x, v| x.atan(), (T::one() + x * x).recip();
+    Atan("atan") at 1.5: |x, v| x.atan(), (T::one() + x * x).recip();
     /// `sinh(x)`; derivative `cosh(x)`.
-    Sinh at 0.8: |x, v| x.sinh(), x.cosh();
+    Sinh("sinh") at 0.8: |x, v| x.sinh(), x.cosh();
     /// `cosh(x)`; derivative `sinh(x)`.
-    Cosh at -0.8: |x, v| x.cosh(), x.sinh();
+    Cosh("cosh") at -0.8: |x, v| x.cosh(), x.sinh();
     /// `tanh(x)`; derivative `1 - tanh(x)^2`.
-    Tanh at 0.5: |x, v| x.tanh(), T::one() - v * v;
+    Tanh("tanh") at 0.5: |x, v| x.tanh(), T::one() - v * v;
     /// `asinh(x)`; derivative `1 / sqrt(x^2 + 1)`.
-    Asinh at -1.2: |x, v| x.asinh(), (x * x + T::one()).sqrt().recip();
+    Asinh("asinh") at -1.2: |x, v| x.asinh(), (x * x + T::one()).sqrt().recip();
     /// `acosh(x)`; derivative `1 / sqrt(x^2 - 1)`.
-    Acosh at 1.8: |x, v| x.acosh(), (x * x - T::one()).sqrt().recip();
+    Acosh("acosh") at 1.8: |x, v| x.acosh(), (x * x - T::one()).sqrt().recip();
     /// `atanh(x)`; derivative `1 / (1 - x^2)`.
-    Atanh at 0.45: |x, v| x.atanh(), (T::one() - x * x).recip();
+    Atanh("atanh") at 0.45: |x, v| x.atanh(), (T::one() - x * x).recip();
     /// `|x|`; derivative `sign(x)`, and 0 at 0.
-    Abs at -0.7: |x, v| x.abs(), if x > T::zero() { T::one() } else if x < T::zero() { -T::one() } else { T::zero() };
+    Abs("abs") at -0.7: |x, v| x.abs(), if x > T::zero() { T::one() } else if x < T::zero() { -T::one() } else { T::zero() };
     /// `1 / (1 + exp(-x))`, stable for large `|x|`; derivative `s(x) s(-x)` (not `s (1 - s)`,
     /// which loses all precision once `s` rounds to 1).
-    Sigmoid at 0.8: |x, v| stable_sigmoid(x), v * stable_sigmoid(-x);
+    Sigmoid("sigmoid") at 0.8: |x, v| stable_sigmoid(x), v * stable_sigmoid(-x);
     /// `ln(1 + exp(x))`, stable for large `|x|`; derivative `sigmoid(x)`.
-    Softplus at -1.1: |x, v| stable_softplus(x), x.sigmoid();
+    Softplus("softplus") at -1.1: |x, v| stable_softplus(x), x.sigmoid();
     /// `ln(sigmoid(x)) = -softplus(-x)`; derivative `sigmoid(-x)`.
-    LogSigmoid at 2.2: |x, v| -stable_softplus(-x), (-x).sigmoid();
+    LogSigmoid("log_sigmoid") at 2.2: |x, v| -stable_softplus(-x), (-x).sigmoid();
     /// `max(x, 0)`, passing NaN through; derivative 1 for x > 0, else 0.
-    Relu at 1.4: |x, v| if x < T::zero() { T::zero() } else { x }, if x > T::zero() { T::one() } else { T::zero() };
+    Relu("relu") at 1.4: |x, v| if x < T::zero() { T::zero() } else { x }, if x > T::zero() { T::one() } else { T::zero() };
 }
 
 binary_rules! {
     /// `a + b`; partials `(1, 1)`.
-    Add at (0.3, -1.2): |a, b, v| a + b, (T::one(), T::one());
+    Add("add") at (0.3, -1.2): |a, b, v| a + b, (T::one(), T::one());
     /// `a - b`; partials `(1, -1)`.
-    Sub at (0.3, -1.2): |a, b, v| a - b, (T::one(), -T::one());
+    Sub("sub") at (0.3, -1.2): |a, b, v| a - b, (T::one(), -T::one());
     /// `a * b`; partials `(b, a)`.
-    Mul at (0.3, -1.2): |a, b, v| a * b, (b, a);
+    Mul("mul") at (0.3, -1.2): |a, b, v| a * b, (b, a);
     /// `a / b`; partials `(1 / b, -a / b^2)`.
-    Div at (0.3, -1.2): |a, b, v| a / b, { let r = b.recip(); (r, -(v * r)) };
+    Div("div") at (0.3, -1.2): |a, b, v| a / b, { let r = b.recip(); (r, -(v * r)) };
     /// `a % b` (truncated remainder, as Rust's `%`); partials `(1, -trunc(a / b))`.
-    Rem at (5.3, 1.2): |a, b, v| a % b, (T::one(), -(a / b).trunc());
+    Rem("rem") at (5.3, 1.2): |a, b, v| a % b, (T::one(), -(a / b).trunc());
     /// `a^b` for real `b`; partials `(b a^(b-1), a^b ln a)`.
     /// At `b = 0` the partial in `a` is 0 (`a^0` is constant); where `a <= 0` the partial in
     /// `b` is 0 (`a^b` is then only defined for integer `b`, or is 0).
-    Powf at (1.3, 2.5): |a, b, v| a.powf(b), (
+    Powf("powf") at (1.3, 2.5): |a, b, v| a.powf(b), (
         if b == T::zero() { T::zero() } else { b * a.powf(b - T::one()) },
         if a > T::zero() { v * a.ln() } else { T::zero() },
     );
     /// `log_b(a)` (`a.log(b)`); partials `(1 / (a ln b), -log_b(a) / (b ln b))`.
-    Log at (3.0, 2.0): |a, b, v| a.log(b), { let lb = b.ln(); ((a * lb).recip(), -(v / (b * lb))) };
+    Log("log") at (3.0, 2.0): |a, b, v| a.log(b), { let lb = b.ln(); ((a * lb).recip(), -(v / (b * lb))) };
     /// `atan2(a, b)`, the angle of the point `(b, a)`; partials `(b, -a) / (a^2 + b^2)`.
     /// At the origin both partials are 0, as for `hypot`.
-    Atan2 at (0.3, -1.2): |a, b, v| a.atan2(b), {
+    Atan2("atan2") at (0.3, -1.2): |a, b, v| a.atan2(b), {
         let r2 = a * a + b * b;
         if r2 == T::zero() { (T::zero(), T::zero()) } else { let r = r2.recip(); (b * r, -(a * r)) }
     };
     /// `sqrt(a^2 + b^2)`; partials `(a, b) / hypot`, and `(0, 0)` at the origin.
-    Hypot at (0.3, -1.2): |a, b, v| a.hypot(b), if v == T::zero() { (T::zero(), T::zero()) } else { (a / v, b / v) };
+    Hypot("hypot") at (0.3, -1.2): |a, b, v| a.hypot(b), if v == T::zero() { (T::zero(), T::zero()) } else { (a / v, b / v) };
     /// `max(a, b)`; the larger argument gets the whole derivative, each half at a tie.
-    Max at (0.3, -1.2): |a, b, v| a.max(b), select(a, b, a > b || b.is_nan(), a < b || a.is_nan());
+    Max("max") at (0.3, -1.2): |a, b, v| a.max(b), select(a, b, a > b || b.is_nan(), a < b || a.is_nan());
     /// `min(a, b)`; the smaller argument gets the whole derivative, each half at a tie.
-    Min at (0.3, -1.2): |a, b, v| a.min(b), select(a, b, a < b || b.is_nan(), a > b || a.is_nan());
+    Min("min") at (0.3, -1.2): |a, b, v| a.min(b), select(a, b, a < b || b.is_nan(), a > b || a.is_nan());
 }
 
 /// `x^n` for an integer `n`; derivative `n x^(n-1)`.
@@ -180,6 +186,9 @@ binary_rules! {
 pub struct Powi(pub i32);
 
 impl UnaryOp for Powi {
+    fn name(&self) -> &'static str {
+        "powi"
+    }
     #[inline(always)]
     fn func<T: Scalar>(&self, x: T) -> T {
         x.powi(self.0)

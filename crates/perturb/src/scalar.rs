@@ -145,6 +145,16 @@ pub trait UnaryOp {
     /// ```
     fn grads<T: Scalar>(&self, x: T, value: T) -> T;
 
+    /// The operation's name in traces and graphs ([`Tape::traced`](crate::Tape::traced)).
+    ///
+    /// ```
+    /// use perturb::{rules::Sqrt, UnaryOp};
+    /// assert_eq!(Sqrt.name(), "sqrt");
+    /// ```
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+
     /// Applies the operation to any scalar (plain, dual or tape variable).
     ///
     /// ```
@@ -191,6 +201,16 @@ pub trait BinaryOp {
     /// assert_eq!(Mul.grads(2.0_f64, 3.0, 6.0), (3.0, 2.0));
     /// ```
     fn grads<T: Scalar>(&self, a: T, b: T, value: T) -> (T, T);
+
+    /// The operation's name in traces and graphs ([`Tape::traced`](crate::Tape::traced)).
+    ///
+    /// ```
+    /// use perturb::{rules::Atan2, BinaryOp};
+    /// assert_eq!(Atan2.name(), "atan2");
+    /// ```
+    fn name(&self) -> &'static str {
+        "custom"
+    }
 
     /// Applies the operation to any scalar (plain, dual or tape variable).
     ///

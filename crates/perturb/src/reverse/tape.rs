@@ -56,6 +56,9 @@ pub struct Tape<T> {
     leaves: UnsafeCell<Vec<u32>>,
     // Adjoints reused by `gradient_wrt`, all zero between calls; same discipline as `nodes`.
     scratch: UnsafeCell<Scratch<T>>,
+    // For a traced tape: each node's operation name and value; same discipline as `nodes`.
+    traced: bool,
+    log: UnsafeCell<Vec<(&'static str, T)>>,
 }
 
 /// A buffer of adjoints kept all zero between sweeps, so a sweep need not clear it first.
@@ -98,7 +101,76 @@ impl<T: Scalar> Tape<T> {
                 adjoints: Vec::new(),
                 clean: true,
             }),
+            traced: false,
+            log: UnsafeCell::new(Vec::new()),
         }
+    }
+
+    /// An empty tape that also keeps each node's operation name and value, so that
+    /// [`trace`](Tape::trace) can show the computation (the lecture's value view). Slower and
+    /// larger than an untraced tape; meant for explaining, not for speed.
+    ///
+    /// ```
+    /// use perturb::{Float, Tape};
+    /// let tape = Tape::traced();
+    /// let x = tape.var(0.5_f64);
+    /// let y = (x * x).sin();
+    /// let trace = tape.trace().unwrap();
+    /// assert_eq!(trace.nodes[2].op, "sin");
+    /// assert_eq!(trace.nodes[2].value, y.value());
+    /// ```
+    pub fn traced() -> Self {
+        Tape {
+            traced: true,
+            ..Self::new()
+        }
+    }
+
+    /// The recorded computation as data: each node's operation, parents, local partials and
+    /// value. An error if the tape was not made with [`traced`](Tape::traced).
+    ///
+    /// ```
+    /// let tape = perturb::Tape::traced();
+    /// let a = tape.var(3.0_f64);
+    /// let b = a * 5.0;
+    /// let c = a * b;
+    /// let trace = tape.trace().unwrap();
+    /// // c = a b: parents a (node 0) and b (node 1), local partials (b, a) = (15, 3)
+    /// assert_eq!(trace.nodes[2].parents, vec![0, 1]);
+    /// assert_eq!(trace.nodes[2].partials, vec![15.0, 3.0]);
+    /// # let _ = c;
+    /// ```
+    pub fn trace(&self) -> Result<crate::explain::Trace<T>, Error> {
+        if !self.traced {
+            return Err(Error::InvalidArgument {
+                op: "Tape::trace",
+                reason: "the tape was not made with Tape::traced, so it kept no values".into(),
+            });
+        }
+        // SAFETY: see the `nodes` field.
+        let log = unsafe { &*self.log.get() };
+        let nodes = self
+            .nodes()
+            .iter()
+            .zip(log)
+            .map(|(node, &(op, value))| {
+                let mut parents = Vec::new();
+                let mut partials = Vec::new();
+                for (p, d) in node.parents.iter().zip(node.partials) {
+                    if *p != NONE {
+                        parents.push(*p as usize);
+                        partials.push(d);
+                    }
+                }
+                crate::explain::TraceNode {
+                    op,
+                    parents,
+                    partials,
+                    value,
+                }
+            })
+            .collect();
+        Ok(crate::explain::Trace { nodes })
     }
 
     /// A new input variable recorded on this tape.
@@ -116,6 +188,7 @@ impl<T: Scalar> Tape<T> {
         });
         // SAFETY: see the `nodes` field; the borrow ends here.
         unsafe { &mut *self.leaves.get() }.push(index);
+        self.log("input", value);
         Var {
             tape: Some(self),
             index,
@@ -209,6 +282,7 @@ impl<T: Scalar> Tape<T> {
     pub fn clear(&mut self) {
         self.nodes.get_mut().clear();
         self.leaves.get_mut().clear();
+        self.log.get_mut().clear();
         self.generation += 1;
     }
 
@@ -311,6 +385,14 @@ impl<T: Scalar> Tape<T> {
                 expected: self.id,
                 found: tape.id,
             }),
+        }
+    }
+
+    #[inline(always)]
+    fn log(&self, op: &'static str, value: T) {
+        if self.traced {
+            // SAFETY: see the `nodes` field; the borrow ends here.
+            unsafe { &mut *self.log.get() }.push((op, value));
         }
     }
 
@@ -493,7 +575,28 @@ impl<'t, T: Scalar> Var<'t, T> {
     }
 
     #[inline(always)]
-    fn record(tape: &'t Tape<T>, parents: [u32; 2], partials: [T; 2], value: T) -> Self {
+    /// The index of this variable's node on its tape (`None` for a constant), as in
+    /// [`Trace::nodes`](crate::explain::Trace::nodes).
+    ///
+    /// ```
+    /// let tape = perturb::Tape::new();
+    /// let x = tape.var(1.0_f64);
+    /// assert_eq!(((x * x).node(), perturb::Var::constant(1.0).node()), (Some(1), None));
+    /// ```
+    #[inline]
+    pub fn node(self) -> Option<usize> {
+        self.tape.map(|_| self.index as usize)
+    }
+
+    #[inline(always)]
+    fn record(
+        tape: &'t Tape<T>,
+        op: &'static str,
+        parents: [u32; 2],
+        partials: [T; 2],
+        value: T,
+    ) -> Self {
+        tape.log(op, value);
         Var {
             tape: Some(tape),
             index: tape.push(Node { parents, partials }),
@@ -522,7 +625,7 @@ impl<T: Scalar> Scalar for Var<'_, T> {
             None => Var::constant(value),
             Some(tape) => {
                 let d = op.grads(x.value, value);
-                Var::record(tape, [x.index, NONE], [d, T::zero()], value)
+                Var::record(tape, op.name(), [x.index, NONE], [d, T::zero()], value)
             }
         }
     }
@@ -535,11 +638,11 @@ impl<T: Scalar> Scalar for Var<'_, T> {
             (None, None) => Var::constant(value),
             (Some(tape), None) => {
                 let (da, _) = op.grads(a.value, b.value, value);
-                Var::record(tape, [a.index, NONE], [da, T::zero()], value)
+                Var::record(tape, op.name(), [a.index, NONE], [da, T::zero()], value)
             }
             (None, Some(tape)) => {
                 let (_, db) = op.grads(a.value, b.value, value);
-                Var::record(tape, [b.index, NONE], [db, T::zero()], value)
+                Var::record(tape, op.name(), [b.index, NONE], [db, T::zero()], value)
             }
             (Some(ta), Some(tb)) => {
                 if ta.id != tb.id {
@@ -548,9 +651,9 @@ impl<T: Scalar> Scalar for Var<'_, T> {
                 let (da, db) = op.grads(a.value, b.value, value);
                 if a.index == b.index {
                     // `x * x` and the like: one parent, one update of its adjoint in the sweep.
-                    Var::record(ta, [a.index, NONE], [da + db, T::zero()], value)
+                    Var::record(ta, op.name(), [a.index, NONE], [da + db, T::zero()], value)
                 } else {
-                    Var::record(ta, [a.index, b.index], [da, db], value)
+                    Var::record(ta, op.name(), [a.index, b.index], [da, db], value)
                 }
             }
         }

@@ -356,6 +356,44 @@ impl<A: Array> TensorTape<A> {
             .collect())
     }
 
+    /// The recorded graph in Graphviz's DOT language: one box per node with its operation and
+    /// shape, one edge per recorded input. Render it with
+    /// [`explain::dot_to_svg`](crate::explain) (feature `svg`) or Graphviz.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor, TensorTape};
+    /// let tape = TensorTape::new();
+    /// let w = tape.var(Tensor::<f64>::zeros(&[3, 2]));
+    /// let x = tape.constant(Tensor::ones(&[2]));
+    /// let _y = w.matmul(&x).sigmoid();
+    /// let dot = tape.to_dot();
+    /// assert!(dot.contains("matmul\\n[3]"));
+    /// assert!(dot.contains("n0 -> n1"));
+    /// ```
+    pub fn to_dot(&self) -> String {
+        use std::fmt::Write as _;
+        let nodes = self.nodes.borrow();
+        let mut out = String::from(
+            "digraph perturb {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
+        );
+        for (i, node) in nodes.iter().enumerate() {
+            let op = node.op.as_ref().map_or("input", |op| op.name());
+            let label = format!("v{i} = {op}\\n{:?}", node.output.shape());
+            let _ = writeln!(
+                out,
+                "  n{i} [label=\"{}\"];",
+                crate::explain::escape(&label)
+            );
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            for p in node.parents.iter().flatten() {
+                let _ = writeln!(out, "  n{p} -> n{i};");
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+
     fn check(&self, x: &TensorVar<'_, A>, op: &'static str) -> Result<(), Error> {
         match x.tape {
             Some(t) if t.id != self.id => Err(Error::ForeignVariable {
