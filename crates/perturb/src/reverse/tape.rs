@@ -574,7 +574,6 @@ impl<'t, T: Scalar> Var<'t, T> {
         self.tape.map(|t| t.id)
     }
 
-    #[inline(always)]
     /// The index of this variable's node on its tape (`None` for a constant), as in
     /// [`Trace::nodes`](crate::explain::Trace::nodes).
     ///
