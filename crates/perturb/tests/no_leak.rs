@@ -66,7 +66,7 @@ fn many_steps_leave_no_memory_behind() {
     let x = Tensor::<f64>::randn(&[16, 8], 0.0, 1.0, 2);
     let mut ttape = TensorTape::new();
     let mut w = w0.clone();
-    let mut step = |ttape: &mut TensorTape<Tensor<f64>>, w: &mut Tensor<f64>| {
+    let step = |ttape: &mut TensorTape<Tensor<f64>>, w: &mut Tensor<f64>| {
         let g = {
             let wv = ttape.var(w.clone());
             let loss = ttape
