@@ -962,7 +962,7 @@ fn rows_for_rule(rule: &str) -> &'static [&'static str] {
     }
 }
 
-/// The rule names defined in `src/rules.rs`: the `Name ...: |args| func, grads;` lines of the
+/// The rule names defined in `src/rules.rs`: the `Name("label") ...: |args| func, grads;` lines of the
 /// two rule macros (whatever sits between the name and `: |`), and the hand-written
 /// `pub struct Powi(..)`.
 fn rules_in_source() -> Vec<String> {
@@ -970,11 +970,17 @@ fn rules_in_source() -> Vec<String> {
     let mut names = Vec::new();
     for line in src.lines().map(str::trim) {
         if let Some((head, _)) = line.split_once(": |") {
-            let word = head.split_whitespace().next().unwrap_or("");
+            // `Name("label") at ...`: the name is the leading identifier.
+            let first = head.split_whitespace().next().unwrap_or("");
+            let word: String = first
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            let rest = &first[word.len()..];
             if word.starts_with(|c: char| c.is_ascii_uppercase())
-                && word.chars().all(|c| c.is_ascii_alphanumeric())
+                && (rest.is_empty() || rest.starts_with('('))
             {
-                names.push(word.to_string());
+                names.push(word);
             }
         } else if let Some(rest) = line.strip_prefix("pub struct ") {
             let name: String = rest
