@@ -3,6 +3,8 @@
 //! With no arguments it runs the lecture's worked examples and prints each derivative in
 //! forward mode, in reverse mode and from the exact formula.
 
+mod explain_cmd;
+mod expr;
 mod lecture;
 
 use std::process::ExitCode;
@@ -14,7 +16,7 @@ use clap::{Parser, Subcommand};
     name = "perturb",
     version,
     about = "Automatic differentiation, shown on the lecture's examples",
-    after_help = "Examples:\n  perturb                 # same as `perturb lecture`\n  perturb lecture --x 0.7 --w 3"
+    after_help = "Examples:\n  perturb                 # same as `perturb lecture`\n  perturb lecture --x 0.7 --w 3\n  perturb explain '-log(sigmoid(w*x^2))' --at x=0.7,w=3"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -25,12 +27,16 @@ struct Cli {
 enum Command {
     /// Print the lecture's worked examples with their derivatives in forward and reverse mode.
     Lecture(lecture::Args),
+    /// Evaluate an expression and show the chain rule at work: the value of every
+    /// intermediate, the forward and reverse sweeps, and the graph.
+    Explain(explain_cmd::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Lecture(args)) => lecture::run(&args),
+        Some(Command::Explain(args)) => explain_cmd::run(&args),
         None => lecture::run(&lecture::Args::default()),
     };
     match result {
