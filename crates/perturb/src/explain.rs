@@ -24,6 +24,14 @@ use std::fmt::Write as _;
 
 /// One node of a [`Trace`]: an input (no parents) or an operation with its local partial
 /// derivative with respect to each parent.
+///
+/// ```
+/// let tape = perturb::Tape::traced();
+/// let x = tape.var(3.0_f64);
+/// let _ = x * 2.0;
+/// let node = &tape.trace().unwrap().nodes[1];
+/// assert_eq!((node.op, node.parents.clone(), node.partials.clone(), node.value), ("mul", vec![0], vec![2.0], 6.0));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct TraceNode<T> {
     /// The operation's name (`"input"` for an input).
@@ -55,6 +63,14 @@ pub struct Trace<T> {
 /// One term of the reverse sweep: node `from` passes `adjoint(from) * local` to its parent `to`.
 /// Where a value is used several times, its adjoint is the sum of the terms flowing into it
 /// (the lecture's total derivative).
+///
+/// ```
+/// let tape = perturb::Tape::traced();
+/// let x = tape.var(3.0_f64);
+/// let y = x * 2.0;
+/// let c = &tape.trace().unwrap().reverse(y.node().unwrap()).contributions[0];
+/// assert_eq!((c.from, c.to, c.local, c.amount), (1, 0, 2.0, 2.0));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Contribution<T> {
     /// The node whose adjoint is passed back.
@@ -68,6 +84,13 @@ pub struct Contribution<T> {
 }
 
 /// The result of [`Trace::reverse`].
+///
+/// ```
+/// let tape = perturb::Tape::traced();
+/// let x = tape.var(3.0_f64);
+/// let y = x * x;
+/// assert_eq!(tape.trace().unwrap().reverse(y.node().unwrap()).adjoints, vec![6.0, 1.0]);
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReverseSweep<T> {
     /// The adjoint (derivative of the output) of every node.
@@ -77,6 +100,17 @@ pub struct ReverseSweep<T> {
 }
 
 /// What [`Trace::to_dot`] writes on the nodes besides their values.
+///
+/// ```
+/// use perturb::explain::Annotation;
+/// let tape = perturb::Tape::traced();
+/// let x = tape.var(3.0_f64);
+/// let _ = x * x;
+/// let trace = tape.trace().unwrap();
+/// let tangents = trace.forward(0);
+/// let dot = trace.to_dot(&trace.default_names(), Some(Annotation::Tangents(&tangents)));
+/// assert!(dot.contains("tangent 6"));
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub enum Annotation<'a, T> {
     /// The tangents of a forward sweep.

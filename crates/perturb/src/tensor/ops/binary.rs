@@ -22,6 +22,17 @@ macro_rules! broadcasting {
     ($( $(#[$doc:meta])* $name:ident, $label:literal, $cost:ident, |$a:ident, $b:ident| $value:expr,
         |$xa:ident, $xb:ident, $y:ident, $ct:ident| ($da:expr, $db:expr); )*) => {$(
         $(#[$doc])*
+        ///
+        /// Its VJP agrees with central differences in both arguments:
+        ///
+        #[doc = concat!("```\nuse perturb::tensor::{ops::", stringify!($name), ", Op, Tensor};\n",
+            "let f = |a: f64, b: f64| ", stringify!($name), ".eval(&[&Tensor::vector(&[a]), &Tensor::vector(&[b])]).unwrap().as_slice()[0];\n",
+            "let (a, b) = (Tensor::vector(&[0.5_f64]), Tensor::vector(&[1.5]));\n",
+            "let y = ", stringify!($name), ".eval(&[&a, &b]).unwrap();\n",
+            "let ct = ", stringify!($name), ".vjp(&[&a, &b], &y, &Tensor::vector(&[1.0]), &[true, true]).unwrap();\n",
+            "let (da, db) = (ct[0].as_ref().unwrap().as_slice()[0], ct[1].as_ref().unwrap().as_slice()[0]);\n",
+            "assert!((da - (f(0.5 + 1e-6, 1.5) - f(0.5 - 1e-6, 1.5)) / 2e-6).abs() < 1e-6);\n",
+            "assert!((db - (f(0.5, 1.5 + 1e-6) - f(0.5, 1.5 - 1e-6)) / 2e-6).abs() < 1e-6);\n```")]
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct $name;
 
@@ -99,6 +110,12 @@ fn pow_exponent_slope<A: Array>(a: &A, y: &A) -> Result<A, Error> {
 }
 
 /// `c x` for a constant `c` (kept as `f64`, exact for both element types); VJP `c ct`.
+///
+/// ```
+/// use perturb::tensor::{ops::Scale, Op, Tensor};
+/// let x = Tensor::vector(&[1.0_f64, 2.0]);
+/// assert_eq!(Scale(3.0).eval(&[&x]).unwrap().to_vec(), vec![3.0, 6.0]);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Scale(pub f64);
 
@@ -118,6 +135,12 @@ impl Op for Scale {
 }
 
 /// `x + c` for a constant `c`; VJP `ct`.
+///
+/// ```
+/// use perturb::tensor::{ops::AddScalar, Op, Tensor};
+/// let x = Tensor::vector(&[1.0_f64, 2.0]);
+/// assert_eq!(AddScalar(0.5).eval(&[&x]).unwrap().to_vec(), vec![1.5, 2.5]);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AddScalar(pub f64);
 

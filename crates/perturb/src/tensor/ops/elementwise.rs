@@ -13,6 +13,16 @@ use super::elem;
 macro_rules! elementwise {
     ($( $(#[$doc:meta])* $name:ident, $label:literal, $cost:ident, |$x:ident| $value:expr, |$xa:ident, $y:ident, $ct:ident| $vjp:expr; )*) => {$(
         $(#[$doc])*
+        ///
+        /// Its VJP agrees with a central difference:
+        ///
+        #[doc = concat!("```\nuse perturb::tensor::{ops::", stringify!($name), ", Op, Tensor};\n",
+            "let f = |v: f64| ", stringify!($name), ".eval(&[&Tensor::vector(&[v])]).unwrap().as_slice()[0];\n",
+            "let x = Tensor::vector(&[0.5_f64]);\n",
+            "let y = ", stringify!($name), ".eval(&[&x]).unwrap();\n",
+            "let ct = ", stringify!($name), ".vjp(&[&x], &y, &Tensor::vector(&[1.0]), &[true]).unwrap();\n",
+            "let slope = ct[0].as_ref().unwrap().as_slice()[0];\n",
+            "assert!((slope - (f(0.5 + 1e-6) - f(0.5 - 1e-6)) / 2e-6).abs() < 1e-6);\n```")]
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct $name;
 

@@ -8,6 +8,13 @@ use crate::tensor::{Array, Element, Op, Tensor};
 use super::reduce::{check_axis, split_at_axis, unary};
 
 /// The same elements in a new shape of the same size; VJP: the cotangent reshaped back.
+///
+/// ```
+/// use perturb::tensor::{ops::Reshape, Op, Tensor};
+/// let x = Tensor::<f64>::arange(6);
+/// assert_eq!(Reshape(vec![2, 3]).eval(&[&x]).unwrap().shape(), &[2, 3]);
+/// assert!(Reshape(vec![4]).eval(&[&x]).is_err());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reshape(pub Vec<usize>);
 
@@ -27,6 +34,12 @@ impl Op for Reshape {
 
 /// Reorders the axes: axis `i` of the result is axis `perm[i]` of the input; VJP: the
 /// inverse permutation.
+///
+/// ```
+/// use perturb::tensor::{ops::Permute, Op, Tensor};
+/// let x = Tensor::<f64>::arange(6).reshape(&[2, 3]).unwrap();
+/// assert_eq!(Permute(vec![1, 0]).eval(&[&x]).unwrap().to_vec(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Permute(pub Vec<usize>);
 
@@ -70,6 +83,12 @@ impl Op for Permute {
 
 /// Copies along axes of length 1 (and new leading axes) to reach the shape; VJP: the sum back
 /// to the input's shape.
+///
+/// ```
+/// use perturb::tensor::{ops::BroadcastTo, Op, Tensor};
+/// let x = Tensor::vector(&[1.0_f64, 2.0]);
+/// assert_eq!(BroadcastTo(vec![2, 2]).eval(&[&x]).unwrap().to_vec(), vec![1.0, 2.0, 1.0, 2.0]);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BroadcastTo(pub Vec<usize>);
 
@@ -94,6 +113,12 @@ impl Op for BroadcastTo {
 
 /// Sums down to a shape the input is a broadcast of (over new leading axes, and over axes kept
 /// with length 1); VJP: the cotangent broadcast back.
+///
+/// ```
+/// use perturb::tensor::{ops::SumTo, Op, Tensor};
+/// let x = Tensor::<f64>::ones(&[2, 3]);
+/// assert_eq!(SumTo(vec![3]).eval(&[&x]).unwrap().to_vec(), vec![2.0; 3]);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SumTo(pub Vec<usize>);
 
