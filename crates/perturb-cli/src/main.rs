@@ -1,10 +1,10 @@
 //! `perturb`: the command-line program.
 //!
 //! With no arguments it runs the lecture's worked examples and prints each derivative in
-//! forward mode, in reverse mode and from the exact formula.
+//! forward mode, in reverse mode and from the exact formula. `perturb explain EXPR --at x=...`
+//! shows the chain rule step by step on any expression.
 
-mod explain_cmd;
-mod expr;
+mod explain;
 mod lecture;
 
 use std::process::ExitCode;
@@ -29,14 +29,14 @@ enum Command {
     Lecture(lecture::Args),
     /// Evaluate an expression and show the chain rule at work: the value of every
     /// intermediate, the forward and reverse sweeps, and the graph.
-    Explain(explain_cmd::Args),
+    Explain(explain::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Lecture(args)) => lecture::run(&args),
-        Some(Command::Explain(args)) => explain_cmd::run(&args),
+        Some(Command::Explain(args)) => explain::run(&args),
         None => lecture::run(&lecture::Args::default()),
     };
     match result {

@@ -255,14 +255,23 @@ impl<T: crate::Scalar> Trace<T> {
     }
 }
 
-/// A number as shown in graphs: up to 6 significant digits, no trailing zeros.
+/// A number as shown in graphs: 6 significant digits, no trailing zeros; exponent notation
+/// for very small or very large magnitudes.
 fn number<T: crate::Scalar>(x: T) -> String {
     let v = x.to_f64_value();
     if v == v.trunc() && v.abs() < 1e15 {
-        format!("{v}")
-    } else {
-        let s = format!("{v:.6}");
+        return format!("{v}");
+    }
+    if v != 0.0 && (v.abs() < 1e-4 || v.abs() >= 1e15) {
+        return format!("{v:.5e}");
+    }
+    // Digits after the point for 6 significant digits.
+    let decimals = (5 - v.abs().log10().floor() as i32).clamp(0, 20) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
     }
 }
 
@@ -300,4 +309,16 @@ pub fn dot_to_svg(dot: &str) -> Result<String, crate::Error> {
     let mut svg = SVGWriter::new();
     visual.do_it(false, false, false, &mut svg);
     Ok(svg.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbers_keep_six_significant_digits() {
+        assert_eq!(super::number(0.7_f64), "0.7");
+        assert_eq!(super::number(-2.0065507849_f64), "-2.00655");
+        assert_eq!(super::number(1234.56789_f64), "1234.57");
+        assert_eq!(super::number(1.25e-7_f64), "1.25000e-7");
+        assert_eq!(super::number(3.0_f64), "3");
+    }
 }

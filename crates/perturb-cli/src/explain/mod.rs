@@ -1,0 +1,297 @@
+//! `perturb explain`: evaluates an expression on a traced perturb tape and shows the lecture's
+//! value view (every intermediate with its value and local partials), the forward and reverse
+//! sweeps node by node, the derivatives, and the computational graph as SVG or DOT.
+
+mod eval;
+mod parse;
+mod report;
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use perturb::explain::Annotation;
+
+use eval::{evaluate, Evaluation, ExplainError};
+use report::Sweeps;
+
+const EXAMPLES: &str = "\
+Expressions: numbers, variables, + - * / ^ (or **), unary minus, parentheses, and the functions
+exp, log (= ln; log(a, b) is log base b), log2, log10, log1p, exp2, expm1, sqrt, cbrt, sin, cos,
+tan, asin, acos, atan, sinh, cosh, tanh, asinh, acosh, atanh, abs, sigmoid, log_sigmoid,
+softplus, relu, recip, pow(a, b), atan2(a, b), hypot(a, b), max(a, b), min(a, b).
+`NAME = expression` names a value, so a value used twice is one node. Statements are separated
+by `;` or new lines; the last one is the output. `#` starts a comment.
+
+Examples:
+  perturb explain 'log(x^2)' --at x=0.7
+  perturb explain 'a = x^2; b = w*a; c = sigmoid(b); g = log(c); L = -g' --at x=0.7,w=3
+  perturb explain 'a = x^2; b = 5*a; c = log(a); g = b*c; L = -g' --at x=0.7 --mode reverse
+  perturb explain 'y = 2*x; z = exp(x); y*z^2' --at x=0.7 --mode forward --wrt x
+  perturb explain 'L = -log(sigmoid(w*x^2))' --at x=0.7,w=3 --graph logistic.svg
+  perturb explain -f model.txt --at x=1,y=2 --json";
+
+/// Which sweeps to show.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Forward mode: the tangent of every node, once per variable perturbed.
+    Forward,
+    /// Reverse mode: the adjoint of every node, in one sweep from the output.
+    Reverse,
+    /// Both sweeps.
+    Both,
+}
+
+/// Evaluate an expression and show its derivatives step by step.
+#[derive(clap::Args, Debug, Clone)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// The expression, e.g. 'a = x^2; b = 5*a; c = log(a); -b*c'.
+    #[arg(
+        value_name = "EXPR",
+        allow_hyphen_values = true,
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    pub expr: Option<String>,
+    /// Read the expression from a file ("-" for standard input).
+    #[arg(long, short = 'f', value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// The point: each variable's value, as NAME=VALUE separated by commas (or repeat --at).
+    #[arg(
+        long,
+        value_name = "NAME=VALUE",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
+    pub at: Vec<String>,
+    /// Which sweeps to show.
+    #[arg(long, value_enum, default_value_t = Mode::Both)]
+    pub mode: Mode,
+    /// The variables to perturb in forward mode and whose derivatives to report (default: all).
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub wrt: Vec<String>,
+    /// Draw the computational graph to this file: `.svg` for a picture, `.dot` (or `.gv`) for
+    /// Graphviz. Nodes show their adjoints after a reverse sweep, else their tangents.
+    #[arg(long, value_name = "PATH")]
+    pub graph: Option<PathBuf>,
+    /// Print everything as JSON (errors too, besides the message on standard error).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `perturb explain`; the error is the message to print.
+pub fn run(args: &Args) -> Result<(), String> {
+    let src = read_source(args)?;
+    match explain(args, &src) {
+        Ok(output) => {
+            for warning in &output.warnings {
+                eprintln!("perturb: warning: {warning}");
+            }
+            if let Some(path) = &output.graph_written {
+                eprintln!("perturb: wrote the graph to {}", path.display());
+            }
+            print!("{}", output.stdout);
+            Ok(())
+        }
+        Err(e) => {
+            if args.json {
+                println!("{}", report::json_error(&e, &src));
+            }
+            Err(format!("explain: {}", e.render(&src)))
+        }
+    }
+}
+
+fn read_source(args: &Args) -> Result<String, String> {
+    match (&args.expr, &args.file) {
+        (Some(expr), _) => Ok(expr.clone()),
+        (None, Some(path)) if path == Path::new("-") => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| format!("explain: cannot read standard input: {e}"))?;
+            Ok(s)
+        }
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| format!("explain: cannot read {}: {e}", path.display())),
+        (None, None) => Err("explain: give an expression (or --file PATH)".into()),
+    }
+}
+
+/// What a successful run prints.
+struct Output {
+    stdout: String,
+    warnings: Vec<String>,
+    graph_written: Option<PathBuf>,
+}
+
+fn explain(args: &Args, src: &str) -> Result<Output, ExplainError> {
+    let at = parse_point(&args.at)?;
+    let program = parse::parse(src)?;
+    let ev = evaluate(&program, src, &at)?;
+    let wrt = resolve_wrt(&args.wrt, &ev, &program)?;
+    let sweeps = sweep(&ev, args.mode, &wrt);
+    let graph_written = match &args.graph {
+        Some(path) => {
+            write_graph(path, &ev, &sweeps)?;
+            Some(path.clone())
+        }
+        None => None,
+    };
+    let stdout = if args.json {
+        report::json(&ev, &sweeps, src) + "\n"
+    } else {
+        report::text(&ev, &sweeps)
+    };
+    Ok(Output {
+        stdout,
+        warnings: ev.warnings.clone(),
+        graph_written,
+    })
+}
+
+/// `["x=0.7", "w=3"]` to names and values, checked.
+fn parse_point(items: &[String]) -> Result<Vec<(String, f64)>, ExplainError> {
+    let mut point: Vec<(String, f64)> = Vec::new();
+    for item in items {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        let Some((name, value)) = item.split_once('=') else {
+            return Err(ExplainError::new(format!(
+                "--at: expected NAME=VALUE, got `{item}`"
+            )));
+        };
+        let (name, value) = (name.trim(), value.trim());
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+        if !valid {
+            return Err(ExplainError::new(format!(
+                "--at: `{name}` is not a variable name (letters, digits and _, not starting with a digit)"
+            )));
+        }
+        if value.is_empty() {
+            return Err(ExplainError::new(format!(
+                "--at: missing value for `{name}` (write {name}=VALUE)"
+            )));
+        }
+        let v: f64 = value.parse().map_err(|_| {
+            ExplainError::new(format!(
+                "--at: the value of `{name}`, `{value}`, is not a number"
+            ))
+        })?;
+        if !v.is_finite() {
+            return Err(ExplainError::new(format!(
+                "--at: the value of `{name}` must be a finite number, not {value}"
+            )));
+        }
+        if point.iter().any(|(n, _)| n == name) {
+            return Err(ExplainError::new(format!(
+                "--at: `{name}` is given more than once"
+            )));
+        }
+        point.push((name.to_string(), v));
+    }
+    Ok(point)
+}
+
+/// The indices (into `ev.variables`) of the `--wrt` variables, or of all variables.
+fn resolve_wrt(
+    wrt: &[String],
+    ev: &Evaluation,
+    program: &parse::Program,
+) -> Result<Vec<usize>, ExplainError> {
+    let names: Vec<&str> = wrt
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Ok((0..ev.variables.len()).collect());
+    }
+    let mut out = Vec::new();
+    for name in names {
+        match ev.variables.iter().position(|v| v.name == name) {
+            Some(i) if !out.contains(&i) => out.push(i),
+            Some(_) => {}
+            None => {
+                let bound = program
+                    .statements
+                    .iter()
+                    .any(|s| s.name.as_ref().is_some_and(|(n, _)| n == name));
+                let variables: Vec<&str> = ev.variables.iter().map(|v| v.name.as_str()).collect();
+                let list = if variables.is_empty() {
+                    "the expression has none".to_string()
+                } else {
+                    variables.join(", ")
+                };
+                return Err(ExplainError::new(if bound {
+                    format!(
+                        "--wrt: `{name}` is an intermediate value, not a variable; \
+                         the variables are: {list}"
+                    )
+                } else {
+                    format!("--wrt: `{name}` is not a variable of the expression; the variables are: {list}")
+                }));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn sweep(ev: &Evaluation, mode: Mode, wrt: &[usize]) -> Sweeps {
+    let forward = if mode == Mode::Reverse {
+        Vec::new()
+    } else {
+        wrt.iter()
+            .map(|&v| (v, ev.trace.forward(ev.variables[v].node)))
+            .collect()
+    };
+    let reverse_asked = mode != Mode::Forward;
+    let reverse = match (reverse_asked, ev.output.node) {
+        (true, Some(o)) => Some(ev.trace.reverse(o)),
+        _ => None,
+    };
+    Sweeps {
+        forward,
+        reverse,
+        reverse_asked,
+        report: wrt.to_vec(),
+    }
+}
+
+/// The graph as DOT, with adjoints after a reverse sweep, else the first forward sweep's tangents.
+fn dot(ev: &Evaluation, sweeps: &Sweeps) -> String {
+    let names: Vec<String> = ev.nodes.iter().map(|n| n.name.clone()).collect();
+    let annotation = match (&sweeps.reverse, sweeps.forward.first()) {
+        (Some(r), _) => Some(Annotation::Adjoints(&r.adjoints)),
+        (None, Some((_, t))) => Some(Annotation::Tangents(t)),
+        (None, None) => None,
+    };
+    ev.trace.to_dot(&names, annotation)
+}
+
+fn write_graph(path: &Path, ev: &Evaluation, sweeps: &Sweeps) -> Result<(), ExplainError> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let dot = dot(ev, sweeps);
+    let contents = match extension.as_deref() {
+        Some("dot" | "gv") => dot,
+        Some("svg") => perturb::explain::dot_to_svg(&dot)
+            .map_err(|e| ExplainError::new(format!("--graph: cannot draw the graph: {e}")))?,
+        _ => {
+            return Err(ExplainError::new(format!(
+                "--graph: {} should end in .svg (a picture) or .dot (Graphviz)",
+                path.display()
+            )))
+        }
+    };
+    std::fs::write(path, contents)
+        .map_err(|e| ExplainError::new(format!("--graph: cannot write {}: {e}", path.display())))
+}
