@@ -1,0 +1,942 @@
+//! Data sets: seeded toy generators, CSV loading, the bundled real data sets, splitting,
+//! standardization and shuffled mini-batches.
+//!
+//! **Shape convention.** A [`Dataset`] holds features `x` of shape `(n, d)` (one row per example)
+//! and targets `y` of shape `(n)` (one value per example, a class label or a regression target).
+//! Reshape `y` to `(n, 1)` with [`Tensor::reshape`] where a model wants a column.
+//!
+//! Everything random takes a `seed`: the same seed gives the same data, shuffle or batches.
+//!
+//! ```
+//! use perturb_nn::data::{train_test_split, two_moons, Batches, Dataset, Standardizer};
+//!
+//! let data: Dataset<f64> = two_moons(100, 0.1, 7).unwrap();
+//! let (train, test) = train_test_split(&data, 0.2, 1).unwrap();
+//! assert_eq!((train.len(), test.len()), (80, 20));
+//! let scaler = Standardizer::fit(&train.x).unwrap();
+//! let x_train = scaler.transform(&train.x).unwrap();
+//! let batches = Batches::new(&Dataset { x: x_train, ..train }, 32, 0).unwrap();
+//! let sizes: Vec<usize> = batches.map(|(x, _)| x.shape()[0]).collect();
+//! assert_eq!(sizes, vec![32, 32, 16]);
+//! ```
+
+use std::f64::consts::PI;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use perturb::tensor::{Element, Tensor};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+/// What went wrong while making, loading or slicing a data set. Each message names the
+/// operation or file and the cause.
+///
+/// ```
+/// let err = perturb_nn::data::builtin("mnist").unwrap_err();
+/// assert!(err.to_string().contains("iris"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The file does not exist.
+    #[error("{path}: file not found")]
+    MissingFile {
+        /// The file asked for.
+        path: String,
+    },
+    /// The file exists but could not be read.
+    #[error("{path}: cannot read the file: {source}")]
+    Io {
+        /// The file asked for.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file has no header row.
+    #[error("{path}: the file is empty (expected a header row)")]
+    EmptyFile {
+        /// The file.
+        path: String,
+    },
+    /// The file has a header row but no data rows.
+    #[error("{path}: the file has a header row but no data rows")]
+    NoRows {
+        /// The file.
+        path: String,
+    },
+    /// The CSV reader failed (for example on text that is not UTF-8).
+    #[error("{path}, line {line}: {message}")]
+    Csv {
+        /// The file.
+        path: String,
+        /// The 1-based line where reading stopped.
+        line: u64,
+        /// The reader's message.
+        message: String,
+    },
+    /// A row has a different number of fields from the header.
+    #[error("{path}, line {line}: the row has {found} fields but the header has {expected}")]
+    RaggedRow {
+        /// The file.
+        path: String,
+        /// The 1-based line of the row.
+        line: u64,
+        /// The number of fields in the header.
+        expected: usize,
+        /// The number of fields in the row.
+        found: usize,
+    },
+    /// A field is not a finite number.
+    #[error(
+        "{path}, line {line}, column {column} ({column_name}): \"{text}\" is not a finite number"
+    )]
+    NonNumeric {
+        /// The file.
+        path: String,
+        /// The 1-based line of the row.
+        line: u64,
+        /// The 1-based column.
+        column: usize,
+        /// The column's header.
+        column_name: String,
+        /// The field's text.
+        text: String,
+    },
+    /// The target column asked for is not in the header.
+    #[error("{path}: no target column {column}; the columns are: {available}")]
+    MissingTarget {
+        /// The file.
+        path: String,
+        /// The column asked for (a quoted name or `#index`).
+        column: String,
+        /// The header's columns, comma-separated.
+        available: String,
+    },
+    /// [`builtin`] was asked for a data set it does not have.
+    #[error("builtin: unknown data set \"{name}\"; the known ones are: {known}")]
+    UnknownBuiltin {
+        /// The name asked for.
+        name: String,
+        /// The known names, comma-separated.
+        known: String,
+    },
+    /// An argument is out of range, or a tensor has the wrong shape.
+    #[error("{op}: {message}")]
+    InvalidArgument {
+        /// The function that was called.
+        op: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// A tensor could not be built.
+    #[error(transparent)]
+    Tensor(#[from] perturb::Error),
+}
+
+fn invalid(op: &'static str, message: impl Into<String>) -> DataError {
+    DataError::InvalidArgument {
+        op,
+        message: message.into(),
+    }
+}
+
+/// A data set: features `x` of shape `(n, d)`, targets `y` of shape `(n)`, and their names.
+///
+/// The fields are public; functions that take a data set check that the shapes agree and return
+/// an error if they do not. [`Dataset::new`] checks them up front.
+///
+/// ```
+/// use perturb::tensor::Tensor;
+/// use perturb_nn::data::Dataset;
+///
+/// let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+/// let y = Tensor::vector(&[0.0, 1.0]);
+/// let d = Dataset::new(x, y, vec!["a".into(), "b".into()], "label".into()).unwrap();
+/// assert_eq!((d.len(), d.n_features()), (2, 2));
+/// ```
+#[derive(Clone)]
+pub struct Dataset<T> {
+    /// Features, `(n, d)`.
+    pub x: Tensor<T>,
+    /// Targets, `(n)`.
+    pub y: Tensor<T>,
+    /// One name per feature column (`d` names).
+    pub feature_names: Vec<String>,
+    /// The target's name.
+    pub target_name: String,
+}
+
+impl<T: Element> fmt::Debug for Dataset<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dataset")
+            .field("x", &self.x)
+            .field("y", &self.y)
+            .field("feature_names", &self.feature_names)
+            .field("target_name", &self.target_name)
+            .finish()
+    }
+}
+
+impl<T: Element> Dataset<T> {
+    /// A data set, after checking that `x` is `(n, d)`, `y` is `(n)` and there are `d` names.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::data::Dataset;
+    /// let x = Tensor::<f64>::zeros(&[3, 2]);
+    /// let bad = Dataset::new(x, Tensor::zeros(&[2]), vec!["a".into(), "b".into()], "y".into());
+    /// assert!(bad.unwrap_err().to_string().contains("Dataset::new"));
+    /// ```
+    pub fn new(
+        x: Tensor<T>,
+        y: Tensor<T>,
+        feature_names: Vec<String>,
+        target_name: String,
+    ) -> Result<Self, DataError> {
+        let d = Dataset {
+            x,
+            y,
+            feature_names,
+            target_name,
+        };
+        d.check("Dataset::new")?;
+        Ok(d)
+    }
+
+    /// The number of examples, `n` (the length of the first axis of `x`; 0 if `x` is not 2-D).
+    ///
+    /// ```
+    /// let d: perturb_nn::data::Dataset<f64> = perturb_nn::data::xor(8, 0.0, 0).unwrap();
+    /// assert_eq!(d.len(), 8);
+    /// ```
+    pub fn len(&self) -> usize {
+        match self.x.shape() {
+            [n, _] => *n,
+            _ => 0,
+        }
+    }
+
+    /// Whether there are no examples.
+    ///
+    /// ```
+    /// let d: perturb_nn::data::Dataset<f32> = perturb_nn::data::xor(0, 0.0, 0).unwrap();
+    /// assert!(d.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The number of features, `d` (0 if `x` is not 2-D).
+    ///
+    /// ```
+    /// let d: perturb_nn::data::Dataset<f64> = perturb_nn::data::circles(10, 0.0, 0.5, 0).unwrap();
+    /// assert_eq!(d.n_features(), 2);
+    /// ```
+    pub fn n_features(&self) -> usize {
+        match self.x.shape() {
+            [_, d] => *d,
+            _ => 0,
+        }
+    }
+
+    /// Checks the shapes, naming `op` in the error.
+    fn check(&self, op: &'static str) -> Result<(usize, usize), DataError> {
+        let (n, d) = match self.x.shape() {
+            [n, d] => (*n, *d),
+            s => return Err(invalid(op, format!("x must be (n, d), found shape {s:?}"))),
+        };
+        if self.y.shape() != [n] {
+            return Err(invalid(
+                op,
+                format!(
+                    "y must have shape [{n}] to match x {:?}, found {:?}",
+                    self.x.shape(),
+                    self.y.shape()
+                ),
+            ));
+        }
+        if self.feature_names.len() != d {
+            return Err(invalid(
+                op,
+                format!(
+                    "{} feature names for {d} features",
+                    self.feature_names.len()
+                ),
+            ));
+        }
+        Ok((n, d))
+    }
+
+    /// The rows `rows` (in that order) as a new data set; the indices are known to be in range.
+    fn select(&self, rows: &[usize], d: usize) -> Result<Self, DataError> {
+        let (xs, ys) = (self.x.as_slice(), self.y.as_slice());
+        let mut x = Vec::with_capacity(rows.len() * d);
+        let mut y = Vec::with_capacity(rows.len());
+        for &r in rows {
+            x.extend_from_slice(&xs[r * d..(r + 1) * d]);
+            y.push(ys[r]);
+        }
+        Ok(Dataset {
+            x: Tensor::from_vec(x, &[rows.len(), d])?,
+            y: Tensor::from_vec(y, &[rows.len()])?,
+            feature_names: self.feature_names.clone(),
+            target_name: self.target_name.clone(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generators
+// ---------------------------------------------------------------------------------------------
+
+/// A standard normal sample (Box-Muller).
+fn normal(rng: &mut StdRng) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>(); // in (0, 1], so ln is finite
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
+}
+
+fn check_noise(op: &'static str, noise: f64) -> Result<(), DataError> {
+    if noise.is_finite() && noise >= 0.0 {
+        Ok(())
+    } else {
+        Err(invalid(
+            op,
+            format!("noise must be finite and >= 0, got {noise}"),
+        ))
+    }
+}
+
+/// Builds a 2-feature data set from points and labels: adds N(0, noise^2) to each coordinate,
+/// then shuffles the rows, all from one generator seeded with `seed`.
+fn finish<T: Element>(
+    mut points: Vec<([f64; 2], f64)>,
+    noise: f64,
+    seed: u64,
+) -> Result<Dataset<T>, DataError> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    for (p, _) in points.iter_mut() {
+        p[0] += noise * normal(&mut rng);
+        p[1] += noise * normal(&mut rng);
+    }
+    points.shuffle(&mut rng);
+    let n = points.len();
+    let x: Vec<f64> = points.iter().flat_map(|(p, _)| *p).collect();
+    let y: Vec<f64> = points.iter().map(|(_, l)| *l).collect();
+    Ok(Dataset {
+        x: Tensor::from_vec(x, &[n, 2])?.cast(),
+        y: Tensor::from_vec(y, &[n])?.cast(),
+        feature_names: vec!["x0".into(), "x1".into()],
+        target_name: "label".into(),
+    })
+}
+
+/// `k` evenly spaced values from `start` to `end`, both included (`start` alone when `k == 1`).
+fn linspace(start: f64, end: f64, k: usize) -> impl Iterator<Item = f64> {
+    let step = if k > 1 {
+        (end - start) / (k - 1) as f64
+    } else {
+        0.0
+    };
+    (0..k).map(move |i| start + step * i as f64)
+}
+
+/// Two interleaving half circles, as scikit-learn's `make_moons`: `n / 2` points (rounded down)
+/// of class 0 on the upper half circle `(cos t, sin t)`, `t` in `[0, pi]`, and the rest of class 1
+/// on `(1 - cos t, 0.5 - sin t)`; each coordinate gets Gaussian noise of standard deviation
+/// `noise`, and the rows are shuffled. An error if `noise` is negative or not finite.
+///
+/// ```
+/// use perturb_nn::data::{two_moons, Dataset};
+/// let d: Dataset<f64> = two_moons(200, 0.0, 3).unwrap();
+/// assert_eq!(d.x.shape(), &[200, 2]);
+/// // Without noise, every class-0 point is on the unit circle.
+/// for i in 0..200 {
+///     let (a, b) = (d.x.get(&[i, 0]).unwrap(), d.x.get(&[i, 1]).unwrap());
+///     if d.y.get(&[i]) == Some(0.0) {
+///         assert!((a * a + b * b - 1.0).abs() < 1e-12);
+///     }
+/// }
+/// ```
+pub fn two_moons<T: Element>(n: usize, noise: f64, seed: u64) -> Result<Dataset<T>, DataError> {
+    check_noise("two_moons", noise)?;
+    let n_out = n / 2;
+    let n_in = n - n_out;
+    let mut points = Vec::with_capacity(n);
+    points.extend(linspace(0.0, PI, n_out).map(|t| ([t.cos(), t.sin()], 0.0)));
+    points.extend(linspace(0.0, PI, n_in).map(|t| ([1.0 - t.cos(), 0.5 - t.sin()], 1.0)));
+    finish(points, noise, seed)
+}
+
+/// Two concentric circles, as scikit-learn's `make_circles`: `n / 2` points (rounded down) of
+/// class 0 on the unit circle and the rest of class 1 on the circle of radius `factor`, evenly
+/// spaced in angle; Gaussian noise of standard deviation `noise` on each coordinate; shuffled.
+/// An error if `factor` is not in `(0, 1)` or `noise` is negative or not finite.
+///
+/// ```
+/// use perturb_nn::data::{circles, Dataset};
+/// let d: Dataset<f64> = circles(10, 0.0, 0.5, 0).unwrap();
+/// let r = (d.x.get(&[0, 0]).unwrap().powi(2) + d.x.get(&[0, 1]).unwrap().powi(2)).sqrt();
+/// let expected = if d.y.get(&[0]) == Some(0.0) { 1.0 } else { 0.5 };
+/// assert!((r - expected).abs() < 1e-12);
+/// assert!(circles::<f64>(10, 0.0, 1.5, 0).is_err());
+/// ```
+pub fn circles<T: Element>(
+    n: usize,
+    noise: f64,
+    factor: f64,
+    seed: u64,
+) -> Result<Dataset<T>, DataError> {
+    check_noise("circles", noise)?;
+    if !(factor > 0.0 && factor < 1.0) {
+        return Err(invalid(
+            "circles",
+            format!("factor must be in (0, 1), got {factor}"),
+        ));
+    }
+    let n_out = n / 2;
+    let n_in = n - n_out;
+    let ring = |k: usize, r: f64, label: f64| {
+        (0..k).map(move |i| {
+            let t = 2.0 * PI * i as f64 / k as f64;
+            ([r * t.cos(), r * t.sin()], label)
+        })
+    };
+    let points = ring(n_out, 1.0, 0.0)
+        .chain(ring(n_in, factor, 1.0))
+        .collect();
+    finish(points, noise, seed)
+}
+
+/// Two interleaved spiral arms: `n / 2` points (rounded down) of class 0 at
+/// `(s cos 3 pi s, s sin 3 pi s)` for `s` evenly spaced in `[0.1, 1]` (one and a half turns), and
+/// the rest of class 1 on the same arm rotated by half a turn (negated); Gaussian noise of
+/// standard deviation `noise` on each coordinate; shuffled. An error if `noise` is negative or
+/// not finite.
+///
+/// ```
+/// use perturb_nn::data::{spirals, Dataset};
+/// let d: Dataset<f32> = spirals(50, 0.05, 1).unwrap();
+/// assert_eq!(d.x.shape(), &[50, 2]);
+/// assert_eq!(d.y.as_slice().iter().filter(|&&l| l == 1.0).count(), 25);
+/// ```
+pub fn spirals<T: Element>(n: usize, noise: f64, seed: u64) -> Result<Dataset<T>, DataError> {
+    check_noise("spirals", noise)?;
+    let n0 = n / 2;
+    let n1 = n - n0;
+    let arm = |k: usize, sign: f64, label: f64| {
+        linspace(0.1, 1.0, k).map(move |s| {
+            let t = 3.0 * PI * s;
+            ([sign * s * t.cos(), sign * s * t.sin()], label)
+        })
+    };
+    let points = arm(n0, 1.0, 0.0).chain(arm(n1, -1.0, 1.0)).collect();
+    finish(points, noise, seed)
+}
+
+/// The XOR problem: points uniform in the four quadrants of `[-1, 1]^2` in turn (so the
+/// quadrants, and the classes, are balanced to within one point), labelled 1 where the two
+/// coordinates have different signs and 0 where they have the same sign (labels are set before
+/// the noise); Gaussian noise of standard deviation `noise` on each coordinate; shuffled. An
+/// error if `noise` is negative or not finite.
+///
+/// ```
+/// use perturb_nn::data::{xor, Dataset};
+/// let d: Dataset<f64> = xor(100, 0.0, 5).unwrap();
+/// for i in 0..100 {
+///     let prod = d.x.get(&[i, 0]).unwrap() * d.x.get(&[i, 1]).unwrap();
+///     assert_eq!(d.y.get(&[i]).unwrap(), if prod < 0.0 { 1.0 } else { 0.0 });
+/// }
+/// ```
+pub fn xor<T: Element>(n: usize, noise: f64, seed: u64) -> Result<Dataset<T>, DataError> {
+    check_noise("xor", noise)?;
+    // The quadrant positions use their own generator, so that `finish` draws noise and the
+    // shuffle from a fresh one (both are seeded from `seed`).
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
+    // Quadrant signs in turn: (+,+) and (-,-) are class 0, (-,+) and (+,-) class 1. Magnitudes
+    // are in (0, 1] so that no point lies on an axis.
+    const SIGNS: [(f64, f64, f64); 4] = [
+        (1.0, 1.0, 0.0),
+        (-1.0, 1.0, 1.0),
+        (-1.0, -1.0, 0.0),
+        (1.0, -1.0, 1.0),
+    ];
+    let points = (0..n)
+        .map(|i| {
+            let (sa, sb, label) = SIGNS[i % 4];
+            let a = 1.0 - rng.random::<f64>();
+            let b = 1.0 - rng.random::<f64>();
+            ([sa * a, sb * b], label)
+        })
+        .collect();
+    finish(points, noise, seed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSV
+// ---------------------------------------------------------------------------------------------
+
+/// Which column of a CSV file is the target.
+///
+/// ```
+/// use perturb_nn::data::TargetColumn;
+/// assert_eq!(TargetColumn::default(), TargetColumn::Last);
+/// let by_name = TargetColumn::Name("species".into());
+/// assert_eq!(by_name.to_string(), "\"species\"");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TargetColumn {
+    /// The last column (the default).
+    #[default]
+    Last,
+    /// The column with this header.
+    Name(String),
+    /// The column at this 0-based index.
+    Index(usize),
+}
+
+impl fmt::Display for TargetColumn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetColumn::Last => write!(f, "(last)"),
+            TargetColumn::Name(name) => write!(f, "\"{name}\""),
+            TargetColumn::Index(i) => write!(f, "#{i} (0-based)"),
+        }
+    }
+}
+
+/// Loads a CSV file with a header row into a data set of `f64`: the `target` column becomes `y`,
+/// every other column (in file order) a feature. Every field must be a finite number
+/// (surrounding spaces are allowed).
+///
+/// Errors name the file and the cause: a missing or unreadable file, an empty file or one with
+/// no data rows, a row with a different number of fields from the header (with its line and both
+/// counts), a field that is not a number (with its line, column number and name, and text), and a
+/// target column that is not in the header (with the header's columns).
+///
+/// ```
+/// use perturb_nn::data::{load_csv, TargetColumn};
+/// let path = std::env::temp_dir().join("perturb_nn_doc_load_csv.csv");
+/// std::fs::write(&path, "a,label,b\n1,0,2\n3,1,4\n").unwrap();
+/// let d = load_csv(&path, TargetColumn::Name("label".into())).unwrap();
+/// assert_eq!(d.x.to_vec(), vec![1.0, 2.0, 3.0, 4.0]);
+/// assert_eq!(d.y.to_vec(), vec![0.0, 1.0]);
+/// assert_eq!(d.feature_names, vec!["a", "b"]);
+/// let err = load_csv(&path, TargetColumn::Name("class".into())).unwrap_err();
+/// assert!(err.to_string().contains("a, label, b"));
+/// # std::fs::remove_file(&path).ok();
+/// ```
+pub fn load_csv(path: impl AsRef<Path>, target: TargetColumn) -> Result<Dataset<f64>, DataError> {
+    let path = path.as_ref();
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            DataError::MissingFile { path: name.clone() }
+        } else {
+            DataError::Io {
+                path: name.clone(),
+                source,
+            }
+        }
+    })?;
+    let csv_error = |e: csv::Error| DataError::Csv {
+        path: name.clone(),
+        line: e.position().map_or(0, |p| p.line()),
+        message: e.to_string(),
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(file);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(csv_error)?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if header.is_empty() {
+        return Err(DataError::EmptyFile { path: name });
+    }
+    let width = header.len();
+    let missing = |column: String| DataError::MissingTarget {
+        path: name.clone(),
+        column,
+        available: header.join(", "),
+    };
+    let t = match &target {
+        TargetColumn::Last => width - 1,
+        TargetColumn::Name(col) => header
+            .iter()
+            .position(|h| h == col.trim())
+            .ok_or_else(|| missing(target.to_string()))?,
+        TargetColumn::Index(i) if *i < width => *i,
+        TargetColumn::Index(_) => return Err(missing(target.to_string())),
+    };
+
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    let mut rows = 0usize;
+    for record in reader.records() {
+        let record = record.map_err(csv_error)?;
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != width {
+            return Err(DataError::RaggedRow {
+                path: name,
+                line,
+                expected: width,
+                found: record.len(),
+            });
+        }
+        for (j, field) in record.iter().enumerate() {
+            let value = field
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| DataError::NonNumeric {
+                    path: name.clone(),
+                    line,
+                    column: j + 1,
+                    column_name: header[j].clone(),
+                    text: field.to_string(),
+                })?;
+            if j == t {
+                y.push(value);
+            } else {
+                x.push(value);
+            }
+        }
+        rows += 1;
+    }
+    if rows == 0 {
+        return Err(DataError::NoRows { path: name });
+    }
+    let mut feature_names = header;
+    let target_name = feature_names.remove(t);
+    Ok(Dataset {
+        x: Tensor::from_vec(x, &[rows, width - 1])?,
+        y: Tensor::from_vec(y, &[rows])?,
+        feature_names,
+        target_name,
+    })
+}
+
+/// The names [`builtin`] knows.
+///
+/// ```
+/// assert_eq!(perturb_nn::data::BUILTIN_NAMES.len(), 4);
+/// ```
+pub const BUILTIN_NAMES: [&str; 4] = ["breast_cancer", "digits", "diabetes", "iris"];
+
+/// The folder holding the bundled data sets: `data/` at the workspace root.
+///
+/// ```
+/// assert!(perturb_nn::data::data_dir().join("iris.csv").exists());
+/// ```
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
+}
+
+/// Loads one of the bundled real data sets by name (see [`BUILTIN_NAMES`] and `data/README.md`
+/// for their provenance); the target is the last column. An unknown name is an error listing the
+/// known ones.
+///
+/// ```
+/// let iris = perturb_nn::data::builtin("iris").unwrap();
+/// assert_eq!(iris.x.shape(), &[150, 4]);
+/// assert_eq!(iris.target_name, "species");
+/// ```
+pub fn builtin(name: &str) -> Result<Dataset<f64>, DataError> {
+    if !BUILTIN_NAMES.contains(&name) {
+        return Err(DataError::UnknownBuiltin {
+            name: name.to_string(),
+            known: BUILTIN_NAMES.join(", "),
+        });
+    }
+    load_csv(data_dir().join(format!("{name}.csv")), TargetColumn::Last)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Splitting, standardizing, batching
+// ---------------------------------------------------------------------------------------------
+
+/// Splits a data set into `(train, test)` after shuffling the rows with `seed`; the test part has
+/// `round(n * test_fraction)` rows. An error if `test_fraction` is not in `(0, 1)`, if either
+/// part would be empty, or if the data set's shapes disagree.
+///
+/// ```
+/// use perturb_nn::data::{train_test_split, xor, Dataset};
+/// let d: Dataset<f64> = xor(10, 0.1, 0).unwrap();
+/// let (train, test) = train_test_split(&d, 0.3, 42).unwrap();
+/// assert_eq!((train.len(), test.len()), (7, 3));
+/// assert!(train_test_split(&d, 1.0, 42).is_err());
+/// ```
+pub fn train_test_split<T: Element>(
+    data: &Dataset<T>,
+    test_fraction: f64,
+    seed: u64,
+) -> Result<(Dataset<T>, Dataset<T>), DataError> {
+    const OP: &str = "train_test_split";
+    let (n, d) = data.check(OP)?;
+    if !(test_fraction > 0.0 && test_fraction < 1.0) {
+        return Err(invalid(
+            OP,
+            format!("test_fraction must be in (0, 1), got {test_fraction}"),
+        ));
+    }
+    let n_test = (n as f64 * test_fraction).round() as usize;
+    if n_test == 0 || n_test >= n {
+        return Err(invalid(
+            OP,
+            format!(
+                "too few rows: {n} rows with test_fraction {test_fraction} leave {n_test} for \
+                 testing and {} for training; each part needs at least one",
+                n.saturating_sub(n_test)
+            ),
+        ));
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(seed));
+    let (test, train) = order.split_at(n_test);
+    Ok((data.select(train, d)?, data.select(test, d)?))
+}
+
+/// Per-feature standardization, `(x - mean) / std`, with the mean and (population) standard
+/// deviation of each column of the data it was fitted on. Fit it on the training part only and
+/// apply it to both parts. A constant column (all values equal) gets std 1, so it maps to 0.
+///
+/// ```
+/// use perturb::tensor::Tensor;
+/// use perturb_nn::data::Standardizer;
+/// let x = Tensor::from_vec(vec![1.0, 5.0, 3.0, 5.0], &[2, 2]).unwrap();
+/// let s = Standardizer::fit(&x).unwrap();
+/// assert_eq!(s.mean(), &[2.0, 5.0]);
+/// assert_eq!(s.std(), &[1.0, 1.0]); // column 0: |1 - 2| = |3 - 2| = 1; column 1 is constant
+/// assert_eq!(s.transform(&x).unwrap().to_vec(), vec![-1.0, 0.0, 1.0, 0.0]);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standardizer<T> {
+    mean: Vec<T>,
+    std: Vec<T>,
+}
+
+impl<T: Element> Standardizer<T> {
+    /// Fits the per-column mean and standard deviation of `x`, `(n, d)` with `n >= 1`.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// let empty = Tensor::<f64>::zeros(&[0, 3]);
+    /// assert!(perturb_nn::data::Standardizer::fit(&empty).is_err());
+    /// ```
+    pub fn fit(x: &Tensor<T>) -> Result<Self, DataError> {
+        const OP: &str = "Standardizer::fit";
+        let (n, d) = match x.shape() {
+            [n, d] if *n > 0 => (*n, *d),
+            s => {
+                return Err(invalid(
+                    OP,
+                    format!("x must be (n, d) with n >= 1, got {s:?}"),
+                ))
+            }
+        };
+        let xs = x.as_slice();
+        let count = T::from_f64(n as f64).unwrap_or_else(T::nan);
+        let mut mean = vec![T::zero(); d];
+        let mut std = vec![T::zero(); d];
+        for j in 0..d {
+            let column = || (0..n).map(|i| xs[i * d + j]);
+            let m = column().fold(T::zero(), |acc, v| acc + v) / count;
+            let first = xs[j];
+            if column().all(|v| v == first) {
+                mean[j] = first;
+                std[j] = T::one();
+                continue;
+            }
+            let var = column().fold(T::zero(), |acc, v| acc + (v - m) * (v - m)) / count;
+            mean[j] = m;
+            std[j] = var.sqrt();
+        }
+        Ok(Standardizer { mean, std })
+    }
+
+    /// The fitted per-feature means.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// let x = Tensor::from_vec(vec![0.0_f32, 2.0], &[2, 1]).unwrap();
+    /// assert_eq!(perturb_nn::data::Standardizer::fit(&x).unwrap().mean(), &[1.0]);
+    /// ```
+    pub fn mean(&self) -> &[T] {
+        &self.mean
+    }
+
+    /// The fitted per-feature standard deviations (1 for a constant feature).
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// let x = Tensor::from_vec(vec![0.0_f32, 2.0], &[2, 1]).unwrap();
+    /// assert_eq!(perturb_nn::data::Standardizer::fit(&x).unwrap().std(), &[1.0]);
+    /// ```
+    pub fn std(&self) -> &[T] {
+        &self.std
+    }
+
+    fn apply(
+        &self,
+        op: &'static str,
+        x: &Tensor<T>,
+        f: impl Fn(T, T, T) -> T,
+    ) -> Result<Tensor<T>, DataError> {
+        let d = self.mean.len();
+        match x.shape() {
+            [_, cols] if *cols == d => {}
+            s => {
+                return Err(invalid(
+                    op,
+                    format!("x must be (n, {d}) as fitted, got {s:?}"),
+                ))
+            }
+        }
+        let data = x
+            .as_slice()
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| f(v, self.mean[k % d], self.std[k % d]))
+            .collect();
+        Ok(Tensor::from_vec(data, x.shape())?)
+    }
+
+    /// `(x - mean) / std`, column by column; `x` must be `(m, d)` with the fitted `d`.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// let s = perturb_nn::data::Standardizer::fit(&Tensor::from_vec(vec![0.0, 2.0], &[2, 1]).unwrap()).unwrap();
+    /// assert_eq!(s.transform(&Tensor::from_vec(vec![3.0], &[1, 1]).unwrap()).unwrap().to_vec(), vec![2.0]);
+    /// assert!(s.transform(&Tensor::zeros(&[1, 2])).is_err());
+    /// ```
+    pub fn transform(&self, x: &Tensor<T>) -> Result<Tensor<T>, DataError> {
+        self.apply("Standardizer::transform", x, |v, m, s| (v - m) / s)
+    }
+
+    /// `x * std + mean`, column by column: undoes [`transform`](Self::transform).
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0, 4.0, 2.0, 8.0], &[2, 2]).unwrap();
+    /// let s = perturb_nn::data::Standardizer::fit(&x).unwrap();
+    /// let back = s.inverse_transform(&s.transform(&x).unwrap()).unwrap();
+    /// assert!(back.all_close(&x, 1e-12));
+    /// ```
+    pub fn inverse_transform(&self, x: &Tensor<T>) -> Result<Tensor<T>, DataError> {
+        self.apply("Standardizer::inverse_transform", x, |v, m, s| v * s + m)
+    }
+}
+
+/// Shuffled mini-batches `(x_batch, y_batch)` of one epoch, `(b, d)` and `(b)`: the rows are
+/// shuffled with `seed`, then cut into batches of `batch_size` (the last may be smaller). Every
+/// row appears exactly once. Use a different seed per epoch (for example `base_seed + epoch`)
+/// for a different order each epoch.
+///
+/// ```
+/// use perturb_nn::data::{xor, Batches, Dataset};
+/// let d: Dataset<f64> = xor(10, 0.0, 0).unwrap();
+/// for epoch in 0..3 {
+///     let rows: usize = Batches::new(&d, 4, 100 + epoch).unwrap().map(|(_, y)| y.len()).sum();
+///     assert_eq!(rows, 10);
+/// }
+/// assert!(Batches::new(&d, 0, 0).is_err());
+/// ```
+#[derive(Clone)]
+pub struct Batches<T> {
+    x: Tensor<T>,
+    y: Tensor<T>,
+    d: usize,
+    order: Vec<usize>,
+    batch_size: usize,
+    next: usize,
+}
+
+impl<T: Element> Batches<T> {
+    /// The batches of one epoch over `data`. An error if `batch_size` is 0 or the data set's
+    /// shapes disagree.
+    ///
+    /// ```
+    /// use perturb_nn::data::{circles, Batches, Dataset};
+    /// let d: Dataset<f32> = circles(5, 0.0, 0.5, 0).unwrap();
+    /// assert_eq!(Batches::new(&d, 2, 9).unwrap().len(), 3);
+    /// ```
+    pub fn new(data: &Dataset<T>, batch_size: usize, seed: u64) -> Result<Self, DataError> {
+        const OP: &str = "Batches::new";
+        let (n, d) = data.check(OP)?;
+        if batch_size == 0 {
+            return Err(invalid(OP, "batch_size must be at least 1"));
+        }
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        Ok(Batches {
+            x: data.x.clone(),
+            y: data.y.clone(),
+            d,
+            order,
+            batch_size,
+            next: 0,
+        })
+    }
+
+    /// The row order of this epoch (indices into the data set).
+    ///
+    /// ```
+    /// use perturb_nn::data::{xor, Batches, Dataset};
+    /// let d: Dataset<f64> = xor(6, 0.0, 0).unwrap();
+    /// let mut order = Batches::new(&d, 4, 1).unwrap().order().to_vec();
+    /// order.sort();
+    /// assert_eq!(order, vec![0, 1, 2, 3, 4, 5]);
+    /// ```
+    pub fn order(&self) -> &[usize] {
+        &self.order
+    }
+}
+
+impl<T: Element> fmt::Debug for Batches<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batches")
+            .field("rows", &self.order.len())
+            .field("batch_size", &self.batch_size)
+            .field("next", &self.next)
+            .finish()
+    }
+}
+
+impl<T: Element> Iterator for Batches<T> {
+    type Item = (Tensor<T>, Tensor<T>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rows = self.order.get(self.next..)?;
+        if rows.is_empty() {
+            return None;
+        }
+        let rows = &rows[..rows.len().min(self.batch_size)];
+        self.next += rows.len();
+        let d = self.d;
+        let (xs, ys) = (self.x.as_slice(), self.y.as_slice());
+        let mut x = Vec::with_capacity(rows.len() * d);
+        let mut y = Vec::with_capacity(rows.len());
+        for &r in rows {
+            x.extend_from_slice(&xs[r * d..(r + 1) * d]);
+            y.push(ys[r]);
+        }
+        // The lengths match the shapes by construction, so these cannot fail.
+        let x = Tensor::from_vec(x, &[rows.len(), d]).ok()?;
+        let y = Tensor::from_vec(y, &[rows.len()]).ok()?;
+        Some((x, y))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.order.len().saturating_sub(self.next);
+        let k = left.div_ceil(self.batch_size);
+        (k, Some(k))
+    }
+}
+
+impl<T: Element> ExactSizeIterator for Batches<T> {}

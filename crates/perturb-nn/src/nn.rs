@@ -1,0 +1,463 @@
+//! Layers and models: [`Linear`], [`Activation`] and the multilayer perceptron [`Mlp`].
+//!
+//! A model owns its parameters as plain tensors, but its forward pass takes the parameters as
+//! an argument, generic over [`Array`]: the same code runs on plain tensors (inference) and on
+//! tape variables (training).
+//!
+//! ```
+//! use perturb::tensor::{Array, Tensor, TensorTape};
+//! use perturb_nn::nn::{Activation, Init, Mlp};
+//!
+//! // The lecture's network: 2 inputs, 3 sigmoid hidden units, 1 output.
+//! let net = Mlp::<f64>::new(&[2, 3, 1], Activation::Sigmoid, Init::XavierUniform, 0).unwrap();
+//! let x = Tensor::from_vec(vec![0.5, -1.0], &[1, 2]).unwrap();
+//! let plain = net.forward(&net.param_tensors(), &x).unwrap();
+//!
+//! let tape = TensorTape::new();
+//! let vars: Vec<_> = net.param_tensors().into_iter().map(|p| tape.var(p)).collect();
+//! let z = net.forward(&vars, &tape.constant(x)).unwrap();
+//! assert_eq!(z.value().to_vec(), plain.to_vec());
+//! let refs: Vec<_> = vars.iter().collect();
+//! assert_eq!(tape.gradient(&z.sum_all(), &refs).unwrap().len(), 4);
+//! ```
+
+use perturb::tensor::{Array, Element, Tensor};
+use perturb::Error;
+
+/// How a layer's weights are initialised (biases start at zero).
+///
+/// ```
+/// use perturb_nn::nn::{Init, Linear};
+/// let l = Linear::<f64>::new(100, 50, true, Init::XavierUniform, 1);
+/// let limit = (6.0_f64 / 150.0).sqrt();
+/// assert!(l.weight.to_vec().iter().all(|w| w.abs() <= limit));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// Glorot/Xavier uniform: `U(-a, a)` with `a = sqrt(6 / (fan_in + fan_out))`.
+    XavierUniform,
+    /// He/Kaiming normal: `N(0, 2 / fan_in)`, suited to ReLU.
+    HeNormal,
+}
+
+impl Init {
+    /// A seeded `(fan_in, fan_out)` weight matrix drawn from this initialisation.
+    ///
+    /// ```
+    /// use perturb_nn::nn::Init;
+    /// let w = Init::HeNormal.weight::<f64>(2, 3, 7);
+    /// assert_eq!(w.shape(), &[2, 3]);
+    /// assert_eq!(w.to_vec(), Init::HeNormal.weight::<f64>(2, 3, 7).to_vec()); // same seed
+    /// ```
+    pub fn weight<T: Element>(self, fan_in: usize, fan_out: usize, seed: u64) -> Tensor<T> {
+        let shape = [fan_in, fan_out];
+        let elem = |x: f64| T::from_f64(x).unwrap_or_else(T::nan);
+        match self {
+            Init::XavierUniform => {
+                let a = (6.0 / (fan_in + fan_out).max(1) as f64).sqrt();
+                Tensor::rand_uniform(&shape, elem(-a), elem(a), seed)
+            }
+            Init::HeNormal => {
+                let std = (2.0 / fan_in.max(1) as f64).sqrt();
+                Tensor::randn(&shape, elem(0.0), elem(std), seed)
+            }
+        }
+    }
+}
+
+/// An element-wise activation function.
+///
+/// ```
+/// use perturb::tensor::Tensor;
+/// use perturb_nn::nn::Activation;
+/// let y = Activation::Relu.apply(&Tensor::vector(&[-1.0_f64, 2.0]));
+/// assert_eq!(y.to_vec(), vec![0.0, 2.0]);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// `1 / (1 + exp(-x))`.
+    Sigmoid,
+    /// `tanh(x)`.
+    Tanh,
+    /// `max(x, 0)`.
+    Relu,
+    /// `ln(1 + exp(x))`.
+    Softplus,
+    /// `x`.
+    Identity,
+}
+
+impl Activation {
+    /// Applies the activation element-wise to any [`Array`].
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::nn::Activation;
+    /// let x = Tensor::vector(&[0.0_f64]);
+    /// assert_eq!(Activation::Sigmoid.apply(&x).to_vec(), vec![0.5]);
+    /// assert_eq!(Activation::Identity.apply(&x).to_vec(), vec![0.0]);
+    /// ```
+    pub fn apply<A: Array>(self, x: &A) -> A {
+        match self {
+            Activation::Sigmoid => x.sigmoid(),
+            Activation::Tanh => x.tanh(),
+            Activation::Relu => x.relu(),
+            Activation::Softplus => x.softplus(),
+            Activation::Identity => x.clone(),
+        }
+    }
+}
+
+/// A fully connected layer `y = x W + b`, with `x` of shape `(N, in)`, `W` of shape
+/// `(in, out)` and `b` of shape `(out)`.
+///
+/// ```
+/// use perturb::tensor::Tensor;
+/// use perturb_nn::nn::{Init, Linear};
+/// let mut l = Linear::<f64>::new(2, 1, true, Init::XavierUniform, 0);
+/// l.weight = Tensor::from_vec(vec![1.0, 2.0], &[2, 1]).unwrap();
+/// l.bias = Some(Tensor::vector(&[0.5]));
+/// let x = Tensor::from_vec(vec![3.0, 4.0], &[1, 2]).unwrap();
+/// // 3 * 1 + 4 * 2 + 0.5
+/// assert_eq!(l.predict(&x).unwrap().to_vec(), vec![11.5]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Linear<T: Element> {
+    /// The weight matrix, shape `(in, out)`.
+    pub weight: Tensor<T>,
+    /// The bias, shape `(out)`, if the layer has one.
+    pub bias: Option<Tensor<T>>,
+}
+
+impl<T: Element> Linear<T> {
+    /// A layer with `inputs` inputs and `outputs` outputs, its weight drawn from `init` with
+    /// `seed`, its bias (if `bias`) zero.
+    ///
+    /// ```
+    /// use perturb_nn::nn::{Init, Linear};
+    /// let l = Linear::<f32>::new(4, 3, false, Init::HeNormal, 5);
+    /// assert_eq!(l.weight.shape(), &[4, 3]);
+    /// assert!(l.bias.is_none());
+    /// ```
+    pub fn new(inputs: usize, outputs: usize, bias: bool, init: Init, seed: u64) -> Self {
+        Linear {
+            weight: init.weight(inputs, outputs, seed),
+            bias: bias.then(|| Tensor::zeros(&[outputs])),
+        }
+    }
+
+    /// The number of inputs.
+    ///
+    /// ```
+    /// use perturb_nn::nn::{Init, Linear};
+    /// assert_eq!(Linear::<f64>::new(4, 3, true, Init::HeNormal, 5).inputs(), 4);
+    /// ```
+    pub fn inputs(&self) -> usize {
+        self.weight.shape()[0]
+    }
+
+    /// The number of outputs.
+    ///
+    /// ```
+    /// use perturb_nn::nn::{Init, Linear};
+    /// assert_eq!(Linear::<f64>::new(4, 3, true, Init::HeNormal, 5).outputs(), 3);
+    /// ```
+    pub fn outputs(&self) -> usize {
+        self.weight.shape()[1]
+    }
+
+    /// The parameter tensors in order: the weight, then the bias if there is one.
+    ///
+    /// ```
+    /// use perturb_nn::nn::{Init, Linear};
+    /// let l = Linear::<f64>::new(4, 3, true, Init::HeNormal, 5);
+    /// assert_eq!(l.param_tensors().len(), 2);
+    /// ```
+    pub fn param_tensors(&self) -> Vec<Tensor<T>> {
+        let mut out = vec![self.weight.clone()];
+        out.extend(self.bias.clone());
+        out
+    }
+
+    /// How many parameter tensors the layer has (1 or 2).
+    ///
+    /// ```
+    /// use perturb_nn::nn::{Init, Linear};
+    /// assert_eq!(Linear::<f64>::new(4, 3, false, Init::HeNormal, 5).num_param_tensors(), 1);
+    /// ```
+    pub fn num_param_tensors(&self) -> usize {
+        1 + usize::from(self.bias.is_some())
+    }
+
+    /// `x W + b` with the parameters given as `params` (`[W]` or `[W, b]`, the shapes of this
+    /// layer's). An error if `params` has the wrong count or shapes, or `x` is not `(N, in)`.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::nn::{Init, Linear};
+    /// let l = Linear::<f64>::new(2, 1, false, Init::HeNormal, 0);
+    /// let w = Tensor::from_vec(vec![1.0, -1.0], &[2, 1]).unwrap();
+    /// let x = Tensor::from_vec(vec![3.0, 4.0], &[1, 2]).unwrap();
+    /// assert_eq!(l.forward(&[w.clone()], &x).unwrap().to_vec(), vec![-1.0]);
+    /// assert!(l.forward(&[w.clone(), w], &x).is_err()); // this layer has no bias
+    /// ```
+    pub fn forward<A: Array<Elem = T>>(&self, params: &[A], x: &A) -> Result<A, Error> {
+        let op = "Linear::forward";
+        let expected = self.num_param_tensors();
+        if params.len() != expected {
+            return Err(Error::LengthMismatch {
+                op,
+                what: "params",
+                expected,
+                found: params.len(),
+            });
+        }
+        check_shape(op, self.weight.shape(), params[0].shape())?;
+        if x.shape().len() != 2 || x.shape()[1] != self.inputs() {
+            return Err(Error::ShapeMismatch {
+                op,
+                lhs: x.shape().to_vec(),
+                rhs: self.weight.shape().to_vec(),
+            });
+        }
+        let y = x.try_matmul(&params[0])?;
+        match &self.bias {
+            Some(b) => {
+                check_shape(op, b.shape(), params[1].shape())?;
+                y.try_add(&params[1])
+            }
+            None => Ok(y),
+        }
+    }
+
+    /// The layer on plain tensors with its own parameters.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::nn::{Init, Linear};
+    /// let l = Linear::<f64>::new(2, 3, true, Init::HeNormal, 0);
+    /// assert_eq!(l.predict(&Tensor::zeros(&[5, 2])).unwrap().shape(), &[5, 3]);
+    /// assert!(l.predict(&Tensor::zeros(&[5, 4])).is_err());
+    /// ```
+    pub fn predict(&self, x: &Tensor<T>) -> Result<Tensor<T>, Error> {
+        self.forward(&self.param_tensors(), x)
+    }
+}
+
+fn check_shape(op: &'static str, expected: &[usize], found: &[usize]) -> Result<(), Error> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            op,
+            lhs: expected.to_vec(),
+            rhs: found.to_vec(),
+        })
+    }
+}
+
+/// A multilayer perceptron: [`Linear`] layers with an activation after each but the last (the
+/// output layer gives raw values, e.g. logits).
+///
+/// ```
+/// use perturb_nn::nn::{Activation, Init, Mlp};
+/// // The lecture's network in one line: 2 inputs, 3 sigmoid hidden units, 1 output.
+/// let net = Mlp::<f64>::new(&[2, 3, 1], Activation::Sigmoid, Init::XavierUniform, 0).unwrap();
+/// assert_eq!(net.num_parameters(), 13); // 6 + 3 weights, 3 + 1 biases
+/// ```
+#[derive(Debug, Clone)]
+pub struct Mlp<T: Element> {
+    /// The layers, input first.
+    pub layers: Vec<Linear<T>>,
+    /// The activation after every hidden layer.
+    pub activation: Activation,
+}
+
+impl<T: Element> Mlp<T> {
+    /// Builds a network with the given layer sizes (inputs first, outputs last; at least two),
+    /// every layer with a bias, layer `l` initialised from `seed + l`.
+    ///
+    /// ```
+    /// use perturb_nn::nn::{Activation, Init, Mlp};
+    /// let net = Mlp::<f32>::new(&[784, 128, 10], Activation::Relu, Init::HeNormal, 3).unwrap();
+    /// assert_eq!(net.layers.len(), 2);
+    /// assert!(Mlp::<f32>::new(&[784], Activation::Relu, Init::HeNormal, 3).is_err());
+    /// ```
+    pub fn new(
+        sizes: &[usize],
+        activation: Activation,
+        init: Init,
+        seed: u64,
+    ) -> Result<Self, Error> {
+        if sizes.len() < 2 {
+            return Err(Error::InvalidArgument {
+                op: "Mlp::new",
+                reason: format!(
+                    "needs at least two layer sizes (inputs and outputs), got {sizes:?}"
+                ),
+            });
+        }
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(l, w)| Linear::new(w[0], w[1], true, init, seed.wrapping_add(l as u64)))
+            .collect();
+        Ok(Mlp { layers, activation })
+    }
+
+    /// The parameters with their names (`layer0.weight`, `layer0.bias`, ...), in the order
+    /// [`forward`](Mlp::forward) takes them.
+    ///
+    /// ```
+    /// use perturb_nn::nn::{Activation, Init, Mlp};
+    /// let net = Mlp::<f64>::new(&[2, 3, 1], Activation::Sigmoid, Init::XavierUniform, 0).unwrap();
+    /// let names: Vec<_> = net.parameters().into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["layer0.weight", "layer0.bias", "layer1.weight", "layer1.bias"]);
+    /// ```
+    pub fn parameters(&self) -> Vec<(String, &Tensor<T>)> {
+        let mut out = Vec::new();
+        for (l, layer) in self.layers.iter().enumerate() {
+            out.push((format!("layer{l}.weight"), &layer.weight));
+            if let Some(b) = &layer.bias {
+                out.push((format!("layer{l}.bias"), b));
+            }
+        }
+        out
+    }
+
+    /// The parameters with their names, mutable.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::nn::{Activation, Init, Mlp};
+    /// let mut net = Mlp::<f64>::new(&[2, 1], Activation::Tanh, Init::XavierUniform, 0).unwrap();
+    /// for (_, p) in net.parameters_mut() {
+    ///     *p = Tensor::zeros(p.shape());
+    /// }
+    /// assert_eq!(net.layers[0].weight.to_vec(), vec![0.0, 0.0]);
+    /// ```
+    pub fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor<T>)> {
+        let mut out = Vec::new();
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            out.push((format!("layer{l}.weight"), &mut layer.weight));
+            if let Some(b) = &mut layer.bias {
+                out.push((format!("layer{l}.bias"), b));
+            }
+        }
+        out
+    }
+
+    /// The parameter tensors (cheap clones sharing storage), in [`parameters`](Mlp::parameters)
+    /// order: what [`forward`](Mlp::forward) and the optimisers take.
+    ///
+    /// ```
+    /// use perturb_nn::nn::{Activation, Init, Mlp};
+    /// let net = Mlp::<f64>::new(&[2, 3, 1], Activation::Sigmoid, Init::XavierUniform, 0).unwrap();
+    /// assert_eq!(net.param_tensors()[2].shape(), &[3, 1]);
+    /// ```
+    pub fn param_tensors(&self) -> Vec<Tensor<T>> {
+        self.layers.iter().flat_map(Linear::param_tensors).collect()
+    }
+
+    /// Replaces the parameters by `params` (in [`parameters`](Mlp::parameters) order, with the
+    /// same shapes); an error, leaving the model unchanged, if the count or a shape differs.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::nn::{Activation, Init, Mlp};
+    /// let mut net = Mlp::<f64>::new(&[2, 1], Activation::Tanh, Init::XavierUniform, 0).unwrap();
+    /// let p = vec![Tensor::ones(&[2, 1]), Tensor::vector(&[3.0])];
+    /// net.load_params(&p).unwrap();
+    /// assert_eq!(net.layers[0].bias.as_ref().unwrap().to_vec(), vec![3.0]);
+    /// assert!(net.load_params(&p[..1]).is_err());
+    /// ```
+    pub fn load_params(&mut self, params: &[Tensor<T>]) -> Result<(), Error> {
+        let op = "Mlp::load_params";
+        let expected = self.num_param_tensors();
+        if params.len() != expected {
+            return Err(Error::LengthMismatch {
+                op,
+                what: "params",
+                expected,
+                found: params.len(),
+            });
+        }
+        for ((_, current), new) in self.parameters().into_iter().zip(params) {
+            check_shape(op, current.shape(), new.shape())?;
+        }
+        for ((_, current), new) in self.parameters_mut().into_iter().zip(params) {
+            *current = new.clone();
+        }
+        Ok(())
+    }
+
+    /// How many parameter tensors the network has.
+    ///
+    /// ```
+    /// use perturb_nn::nn::{Activation, Init, Mlp};
+    /// let net = Mlp::<f64>::new(&[2, 3, 1], Activation::Sigmoid, Init::XavierUniform, 0).unwrap();
+    /// assert_eq!(net.num_param_tensors(), 4);
+    /// ```
+    pub fn num_param_tensors(&self) -> usize {
+        self.layers.iter().map(Linear::num_param_tensors).sum()
+    }
+
+    /// How many scalar parameters the network has.
+    ///
+    /// ```
+    /// use perturb_nn::nn::{Activation, Init, Mlp};
+    /// let net = Mlp::<f64>::new(&[2, 16, 16, 1], Activation::Tanh, Init::XavierUniform, 0).unwrap();
+    /// assert_eq!(net.num_parameters(), 2 * 16 + 16 + 16 * 16 + 16 + 16 + 1);
+    /// ```
+    pub fn num_parameters(&self) -> usize {
+        self.parameters().iter().map(|(_, p)| p.len()).sum()
+    }
+
+    /// The network's output for the batch `x` (shape `(N, inputs)`), with the parameters given
+    /// as `params` (in [`parameters`](Mlp::parameters) order). Works on any [`Array`]: plain
+    /// tensors for inference, tape variables for training. An error if the count or a shape of
+    /// `params`, or the shape of `x`, does not fit the network.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::nn::{Activation, Init, Mlp};
+    /// let net = Mlp::<f64>::new(&[2, 3, 1], Activation::Sigmoid, Init::XavierUniform, 0).unwrap();
+    /// let y = net.forward(&net.param_tensors(), &Tensor::zeros(&[4, 2])).unwrap();
+    /// assert_eq!(y.shape(), &[4, 1]);
+    /// assert!(net.forward(&net.param_tensors()[..3], &Tensor::zeros(&[4, 2])).is_err());
+    /// ```
+    pub fn forward<A: Array<Elem = T>>(&self, params: &[A], x: &A) -> Result<A, Error> {
+        let expected = self.num_param_tensors();
+        if params.len() != expected {
+            return Err(Error::LengthMismatch {
+                op: "Mlp::forward",
+                what: "params",
+                expected,
+                found: params.len(),
+            });
+        }
+        let mut h = x.clone();
+        let mut offset = 0;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let n = layer.num_param_tensors();
+            h = layer.forward(&params[offset..offset + n], &h)?;
+            offset += n;
+            if l + 1 < self.layers.len() {
+                h = self.activation.apply(&h);
+            }
+        }
+        Ok(h)
+    }
+
+    /// The network on plain tensors with its own parameters.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::nn::{Activation, Init, Mlp};
+    /// let net = Mlp::<f64>::new(&[2, 3, 1], Activation::Sigmoid, Init::XavierUniform, 0).unwrap();
+    /// assert_eq!(net.predict(&Tensor::zeros(&[4, 2])).unwrap().shape(), &[4, 1]);
+    /// ```
+    pub fn predict(&self, x: &Tensor<T>) -> Result<Tensor<T>, Error> {
+        self.forward(&self.param_tensors(), x)
+    }
+}
