@@ -6,6 +6,7 @@
 
 mod explain;
 mod lecture;
+mod train;
 
 use std::process::ExitCode;
 
@@ -16,7 +17,7 @@ use clap::{Parser, Subcommand};
     name = "perturb",
     version,
     about = "Automatic differentiation, shown on the lecture's examples",
-    after_help = "Examples:\n  perturb                 # same as `perturb lecture`\n  perturb lecture --x 0.7 --w 3\n  perturb explain '-log(sigmoid(w*x^2))' --at x=0.7,w=3"
+    after_help = "Examples:\n  perturb                 # same as `perturb lecture`\n  perturb lecture --x 0.7 --w 3\n  perturb explain '-log(sigmoid(w*x^2))' --at x=0.7,w=3\n  perturb train --data breast_cancer --hidden 16 --optimizer adam --lr 0.01 --epochs 150"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,6 +31,9 @@ enum Command {
     /// Evaluate an expression and show the chain rule at work: the value of every
     /// intermediate, the forward and reverse sweeps, and the graph.
     Explain(explain::Args),
+    /// Train a network by gradient descent and report its train and test metrics; with no
+    /// options, the lecture's network on two moons with plain gradient descent.
+    Train(train::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Lecture(args)) => lecture::run(&args),
         Some(Command::Explain(args)) => explain::run(&args),
+        Some(Command::Train(args)) => train::run(&args),
         None => lecture::run(&lecture::Args::default()),
     };
     match result {
