@@ -8,3 +8,8 @@ pub mod data;
 pub mod loss;
 pub mod nn;
 pub mod optim;
+
+/// The README's examples, compiled and run as doctests (here, where both crates are available).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

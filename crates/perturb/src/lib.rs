@@ -63,8 +63,3 @@ pub use functional::{
 };
 pub use reverse::{Gradient, Tape, Var};
 pub use scalar::{BinaryOp, Scalar, UnaryOp};
-
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;
