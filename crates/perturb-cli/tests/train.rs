@@ -104,3 +104,28 @@ fn bad_arguments_are_clear_errors() {
     let out = perturb(&["train", "--optimizer", "lbfgs"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn a_diverging_loss_stops_with_the_step_and_keeps_the_last_good_weights() {
+    // Gradient descent at lr 1000 on the (standardised) diabetes regression diverges: measured,
+    // the loss overflows to inf at step 45.
+    let out = perturb(&[
+        "train",
+        "--data",
+        "diabetes",
+        "--task",
+        "regression",
+        "--lr",
+        "1000",
+        "--epochs",
+        "50",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("the loss became")
+            && err.contains("at step")
+            && err.contains("last good weights were kept"),
+        "{err}"
+    );
+}
