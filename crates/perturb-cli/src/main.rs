@@ -4,8 +4,10 @@
 //! forward mode, in reverse mode and from the exact formula. `perturb explain EXPR --at x=...`
 //! shows the chain rule step by step on any expression.
 
+mod apply;
 mod explain;
 mod lecture;
+mod model_file;
 mod train;
 
 use std::process::ExitCode;
@@ -34,6 +36,10 @@ enum Command {
     /// Train a network by gradient descent and report its train and test metrics; with no
     /// options, the lecture's network on two moons with plain gradient descent.
     Train(train::Args),
+    /// Print the predictions of a model saved by `perturb train --out` on a data set.
+    Predict(apply::Args),
+    /// Print the accuracy (or MSE and R^2) of a model saved by `perturb train --out` on a data set.
+    Eval(apply::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +48,8 @@ fn main() -> ExitCode {
         Some(Command::Lecture(args)) => lecture::run(&args),
         Some(Command::Explain(args)) => explain::run(&args),
         Some(Command::Train(args)) => train::run(&args),
+        Some(Command::Predict(args)) => apply::predict(&args),
+        Some(Command::Eval(args)) => apply::eval(&args),
         None => lecture::run(&lecture::Args::default()),
     };
     match result {

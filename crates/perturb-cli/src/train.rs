@@ -86,6 +86,10 @@ pub struct Args {
     /// The seed of the data, the split, the initial weights and the batches.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// A folder to write the trained model to (`model.safetensors`, with the architecture and
+    /// the standardisation in its metadata), for `perturb predict` and `perturb eval`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// Runs the command.
@@ -195,8 +199,18 @@ pub fn run(args: &Args) -> Result<(), String> {
                 model
                     .load_params(&last_good)
                     .map_err(|e| format!("train: {e}"))?;
+                let kept = match &args.out {
+                    Some(dir) => {
+                        save(dir, &model, &sizes, args, task, &scaler, target_scale)?;
+                        format!(
+                            "the last good weights are saved in {}",
+                            dir.join("model.safetensors").display()
+                        )
+                    }
+                    None => "the last good weights were kept (give --out to save them)".to_string(),
+                };
                 return Err(format!(
-                    "train: the loss became {loss} at step {step} (epoch {epoch}); lower --lr. The last good weights were kept."
+                    "train: the loss became {loss} at step {step} (epoch {epoch}); lower --lr; {kept}"
                 ));
             }
             last_good.clone_from(&params);
@@ -214,7 +228,41 @@ pub fn run(args: &Args) -> Result<(), String> {
     model
         .load_params(&params)
         .map_err(|e| format!("train: {e}"))?;
-    report(task, &model, &train, &test, target_scale)
+    report(task, &model, &train, &test, target_scale)?;
+    if let Some(dir) = &args.out {
+        save(dir, &model, &sizes, args, task, &scaler, target_scale)?;
+        println!(
+            "model written to {}",
+            dir.join("model.safetensors").display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `dir/model.safetensors`.
+fn save(
+    dir: &std::path::Path,
+    model: &Mlp<f64>,
+    sizes: &[usize],
+    args: &Args,
+    task: Task,
+    scaler: &Standardizer<f64>,
+    (target_mean, target_std): (f64, f64),
+) -> Result<(), String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("train: cannot create {}: {e}", dir.display()))?;
+    let saved = crate::model_file::SavedModel {
+        model: model.clone(),
+        sizes: sizes.to_vec(),
+        activation: format!("{:?}", args.activation).to_lowercase(),
+        task: format!("{task:?}").to_lowercase(),
+        feature_mean: scaler.mean().to_vec(),
+        feature_std: scaler.std().to_vec(),
+        target_mean,
+        target_std,
+    };
+    crate::model_file::save(&dir.join("model.safetensors"), &saved)
+        .map_err(|e| format!("train: {e}"))
 }
 
 fn check(args: &Args) -> Result<(), String> {
