@@ -173,10 +173,10 @@ fn linear_regression_on_diabetes_reaches_the_least_squares_optimum() {
     let row = |i: usize| (0..=d).map(move |j| if j < d { x[i * d + j] } else { 1.0 });
     let mut ata = vec![0.0; (d + 1) * (d + 1)];
     let mut aty = vec![0.0; d + 1];
-    for i in 0..n {
+    for (i, &yi) in y.iter().enumerate() {
         let r: Vec<f64> = row(i).collect();
         for j in 0..=d {
-            aty[j] += r[j] * y[i];
+            aty[j] += r[j] * yi;
             for k in 0..=d {
                 ata[j * (d + 1) + k] += r[j] * r[k];
             }
