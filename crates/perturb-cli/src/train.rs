@@ -220,7 +220,20 @@ pub fn run(args: &Args) -> Result<(), String> {
             epoch_loss = loss;
         }
         if epoch % 50 == 0 || epoch + 1 == args.epochs {
-            bar.set_message(format!("loss {epoch_loss:.4}"));
+            let accuracy = match task {
+                Task::Regression => String::new(),
+                _ => model
+                    .forward(&params, &train.x)
+                    .ok()
+                    .map(|out| {
+                        format!(
+                            "  train accuracy {:.1}%",
+                            100.0 * accuracy(task, &out, &train.y)
+                        )
+                    })
+                    .unwrap_or_default(),
+            };
+            bar.set_message(format!("loss {epoch_loss:.4}{accuracy}"));
         }
         bar.inc(1);
     }
@@ -361,6 +374,31 @@ fn loss_of<A: Array<Elem = f64>>(
     }
 }
 
+/// The share of rows whose predicted class is the target (binary: logit > 0).
+fn accuracy(task: Task, out: &Tensor<f64>, y: &Tensor<f64>) -> f64 {
+    let y = y.as_slice();
+    let correct = if task == Task::Multiclass {
+        let c = out.shape().get(1).copied().unwrap_or(1).max(1);
+        out.as_slice()
+            .chunks(c)
+            .zip(y)
+            .filter(|(row, &t)| {
+                row.iter()
+                    .enumerate()
+                    .fold(0, |b, (i, &v)| if v > row[b] { i } else { b })
+                    == t as usize
+            })
+            .count()
+    } else {
+        out.as_slice()
+            .iter()
+            .zip(y)
+            .filter(|(z, &t)| (**z > 0.0) == (t > 0.5))
+            .count()
+    };
+    correct as f64 / y.len().max(1) as f64
+}
+
 fn report(
     task: Task,
     model: &Mlp<f64>,
@@ -398,36 +436,9 @@ fn report(
                     1.0 - sse / sst
                 );
             }
-            Task::Multiclass => {
-                let c = out.shape()[1];
-                let correct = out
-                    .as_slice()
-                    .chunks(c)
-                    .zip(y)
-                    .filter(|(row, &t)| {
-                        let best = row
-                            .iter()
-                            .enumerate()
-                            .fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
-                        best == t as usize
-                    })
-                    .count();
-                println!(
-                    "  {name:<5}  accuracy {:.2}%",
-                    100.0 * correct as f64 / y.len() as f64
-                );
-            }
             _ => {
-                let correct = out
-                    .as_slice()
-                    .iter()
-                    .zip(y)
-                    .filter(|(z, &t)| (**z > 0.0) == (t > 0.5))
-                    .count();
-                println!(
-                    "  {name:<5}  accuracy {:.2}%",
-                    100.0 * correct as f64 / y.len() as f64
-                );
+                let share = accuracy(task, &out, &part.y);
+                println!("  {name:<5}  accuracy {:.2}%", 100.0 * share);
             }
         }
     }
