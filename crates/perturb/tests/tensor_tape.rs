@@ -254,3 +254,23 @@ impl perturb::tensor::Op for Cos {
         Ok(vec![Some(ct.try_mul(&x[0].apply_op(&Sin)?)?.neg())])
     }
 }
+
+#[test]
+fn an_operation_given_the_wrong_number_of_inputs_is_an_error_not_a_panic() {
+    use perturb::tensor::{ops, Op};
+    let x = Tensor::<f64>::ones(&[2]);
+    let none: [&Tensor<f64>; 0] = [];
+    let two = [&x, &x];
+    fn arity<O: Op>(op: O, inputs: &[&Tensor<f64>]) -> bool {
+        matches!(op.eval(inputs), Err(Error::Arity { .. }))
+    }
+    assert!(arity(ops::Scale(2.0), &none));
+    assert!(arity(ops::AddScalar(2.0), &two));
+    assert!(arity(ops::Reshape(vec![2]), &none));
+    assert!(arity(ops::Permute(vec![0]), &none));
+    assert!(arity(ops::BroadcastTo(vec![2]), &two));
+    assert!(arity(ops::SumTo(vec![]), &none));
+    assert!(arity(ops::Exp, &two));
+    assert!(arity(ops::PowScalar(2.0), &none));
+    assert!(arity(ops::MatMul::default(), &[&x]));
+}

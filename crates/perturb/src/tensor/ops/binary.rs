@@ -126,7 +126,7 @@ impl Op for Scale {
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let c: T = elem(self.0);
-        Ok(inputs[0].map_with(kernels::Cost::Cheap, |x| c * x))
+        Ok(super::unary("scale", inputs)?.map_with(kernels::Cost::Cheap, |x| c * x))
     }
 
     fn vjp<A: Array>(&self, _: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
@@ -151,7 +151,7 @@ impl Op for AddScalar {
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let c: T = elem(self.0);
-        Ok(inputs[0].map_with(kernels::Cost::Cheap, |x| x + c))
+        Ok(super::unary("add_scalar", inputs)?.map_with(kernels::Cost::Cheap, |x| x + c))
     }
 
     fn vjp<A: Array>(&self, _: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {

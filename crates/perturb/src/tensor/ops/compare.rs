@@ -267,13 +267,7 @@ impl Op for Clamp {
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         self.check()?;
-        let [x] = inputs else {
-            return Err(Error::Arity {
-                op: "clamp",
-                expected: 1,
-                found: inputs.len(),
-            });
-        };
+        let x = super::unary("clamp", inputs)?;
         let (lo, hi): (T, T) = (elem(self.min), elem(self.max));
         Ok(x.map_with(kernels::Cost::Cheap, move |v| {
             if v < lo {
@@ -309,13 +303,7 @@ impl Op for InRange {
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let [x] = inputs else {
-            return Err(Error::Arity {
-                op: "clamp_slope",
-                expected: 1,
-                found: inputs.len(),
-            });
-        };
+        let x = super::unary("clamp_slope", inputs)?;
         let (lo, hi): (T, T) = (elem(self.0.min), elem(self.0.max));
         Ok(x.map_with(kernels::Cost::Cheap, move |v| {
             if lo <= v && v <= hi {

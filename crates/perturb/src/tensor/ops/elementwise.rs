@@ -32,9 +32,7 @@ macro_rules! elementwise {
             }
 
             fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-                let [input] = inputs else {
-                    return Err(Error::Arity { op: $label, expected: 1, found: inputs.len() });
-                };
+                let input = super::unary($label, inputs)?;
                 Ok(input.map_with(kernels::Cost::$cost, |$x: T| $value))
             }
 
@@ -97,13 +95,7 @@ impl<R: UnaryOp + Copy + std::fmt::Debug + Send + Sync + 'static> Op for Slope<R
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let [input] = inputs else {
-            return Err(Error::Arity {
-                op: self.1,
-                expected: 1,
-                found: inputs.len(),
-            });
-        };
+        let input = super::unary(self.1, inputs)?;
         let rule = self.0;
         Ok(input.map_with(kernels::Cost::Cheap, move |x: T| {
             rule.grads(x, rule.func(x))
@@ -137,13 +129,7 @@ impl Op for PowScalar {
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let [input] = inputs else {
-            return Err(Error::Arity {
-                op: "pow_scalar",
-                expected: 1,
-                found: inputs.len(),
-            });
-        };
+        let input = super::unary("pow_scalar", inputs)?;
         let p: T = elem(self.0);
         Ok(input.map(move |x: T| rules::Powf.func(x, p)))
     }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::tensor::{Array, Element, Op, Tensor};
 
-use super::reduce::{check_axis, split_at_axis, unary};
+use super::reduce::{check_axis, split_at_axis};
 use super::shape::Narrow;
+use super::unary;
 
 /// Checks every index against the length of the axis it indexes.
 fn check_indices(

@@ -28,8 +28,21 @@ pub use shape::{BroadcastTo, Narrow, PadNarrow, Permute, Reshape, SumTo};
 pub use {compare::*, index::*, reduce::*};
 
 use super::element::Element;
+use crate::error::Error;
 
 /// Converts an `f64` parameter of an operation to the element type.
 pub(crate) fn elem<T: Element>(x: f64) -> T {
     T::from_f64(x).unwrap_or_else(T::nan)
+}
+
+/// The single input of a one-input operation, or an arity error.
+pub(crate) fn unary<'a, T>(op: &'static str, inputs: &[&'a T]) -> Result<&'a T, Error> {
+    match inputs {
+        [x] => Ok(x),
+        _ => Err(Error::Arity {
+            op,
+            expected: 1,
+            found: inputs.len(),
+        }),
+    }
 }

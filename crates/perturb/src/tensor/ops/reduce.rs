@@ -14,6 +14,7 @@ use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
 use super::elem;
+use super::unary;
 
 /// Checks one axis against a shape.
 pub(super) fn check_axis(op: &'static str, axis: usize, shape: &[usize]) -> Result<(), Error> {
@@ -574,17 +575,5 @@ impl Op for LogSoftmax {
     fn vjp<A: Array>(&self, _: &[&A], y: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         let total = ct.try_sum_axes(&[self.axis], true)?;
         Ok(vec![Some(ct.try_sub(&y.exp().try_mul(&total)?)?)])
-    }
-}
-
-/// The single input of a one-input operation, or an arity error.
-pub(super) fn unary<'a, T>(op: &'static str, inputs: &[&'a T]) -> Result<&'a T, Error> {
-    match inputs {
-        [x] => Ok(x),
-        _ => Err(Error::Arity {
-            op,
-            expected: 1,
-            found: inputs.len(),
-        }),
     }
 }

@@ -5,7 +5,8 @@ use crate::error::Error;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
-use super::reduce::{check_axis, split_at_axis, unary};
+use super::reduce::{check_axis, split_at_axis};
+use super::unary;
 
 /// The same elements in a new shape of the same size; VJP: the cotangent reshaped back.
 ///
@@ -24,7 +25,7 @@ impl Op for Reshape {
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        inputs[0].reshape(&self.0)
+        super::unary("reshape", inputs)?.reshape(&self.0)
     }
 
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
@@ -49,7 +50,7 @@ impl Op for Permute {
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let x = inputs[0];
+        let x = super::unary(self.name(), inputs)?;
         let n = x.ndim();
         let mut seen = vec![false; n];
         let valid = self.0.len() == n
@@ -98,7 +99,7 @@ impl Op for BroadcastTo {
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let x = inputs[0];
+        let x = super::unary(self.name(), inputs)?;
         check_broadcast("broadcast_to", x.shape(), &self.0)?;
         Ok(Tensor::from_parts(
             kernels::broadcast_to(x.as_slice(), x.shape(), &self.0),
@@ -128,7 +129,7 @@ impl Op for SumTo {
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let x = inputs[0];
+        let x = super::unary(self.name(), inputs)?;
         check_broadcast("sum_to", &self.0, x.shape())?;
         Ok(Tensor::from_parts(
             kernels::sum_to(x.as_slice(), x.shape(), &self.0),
