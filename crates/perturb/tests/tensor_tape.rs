@@ -145,6 +145,12 @@ impl perturb::tensor::Op for Broken {
     fn eval<T: perturb::tensor::Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         Ok(x[0].clone())
     }
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, _: &[Option<&A>]) -> Result<Option<A>, Error> {
+        Err(Error::InvalidArgument {
+            op: "broken",
+            reason: "no derivative here".into(),
+        })
+    }
     fn vjp<A: Array>(&self, _: &[&A], _: &A, _: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         Err(Error::InvalidArgument {
             op: "broken",
@@ -226,7 +232,7 @@ fn second_order_by_nesting_tapes() {
     }
 }
 
-/// sin as a user-defined operation (value and VJP), to test nesting without depending on the
+/// sin as a user-defined operation (value, JVP and VJP), to test nesting without depending on the
 /// library's own sin.
 #[derive(Clone, Debug)]
 struct Sin;
@@ -236,6 +242,9 @@ impl perturb::tensor::Op for Sin {
     }
     fn eval<T: perturb::tensor::Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         Ok(x[0].map(|v| v.sin()))
+    }
+    fn jvp<A: Array>(&self, x: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        t[0].map(|t| t.try_mul(&x[0].apply_op(&Cos)?)).transpose()
     }
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         Ok(vec![Some(ct.try_mul(&x[0].apply_op(&Cos)?)?)])
@@ -249,6 +258,10 @@ impl perturb::tensor::Op for Cos {
     }
     fn eval<T: perturb::tensor::Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         Ok(x[0].map(|v| v.cos()))
+    }
+    fn jvp<A: Array>(&self, x: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        t[0].map(|t| Ok(t.try_mul(&x[0].apply_op(&Sin)?)?.neg()))
+            .transpose()
     }
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         Ok(vec![Some(ct.try_mul(&x[0].apply_op(&Sin)?)?.neg())])

@@ -10,17 +10,25 @@ use super::ops;
 use crate::error::Error;
 use crate::scalar::Scalar;
 
-/// One tensor operation: its value on plain tensors and its vector-Jacobian product.
+/// One tensor operation: its value on plain tensors and its derivative rules, the
+/// Jacobian-vector product (forward mode) and the vector-Jacobian product (reverse mode).
 ///
-/// The VJP is written with [`Array`] methods, generic over the array type, so it is itself
-/// differentiable: run on plain tensors it is first-order reverse mode and costs nothing more;
-/// run on tape variables it is recorded, and a second sweep gives second derivatives.
+/// Both rules are written with [`Array`] methods, generic over the array type, so they are
+/// themselves differentiable: run on plain tensors they are first-order forward or reverse mode
+/// and cost nothing more; run on tape variables or dual tensors they are recorded or pushed
+/// forward again, which gives derivatives of any order.
+///
+/// An operation must give its value and its JVP. The VJP is optional: by default it is the JVP
+/// transposed (the JVP is linear in the tangents, so running it on tape variables and sweeping
+/// that tape backwards gives its transpose, JAX's "linearise, then transpose"). Give the VJP
+/// directly where that is faster, or where the JVP applies the operation itself (a linear
+/// operation whose JVP is `op(tangent)` would otherwise transpose itself forever).
 ///
 /// ```
-/// use perturb::tensor::{Array, Element, Op, Tensor, TensorTape};
+/// use perturb::tensor::{jvp, Array, DualTensor, Element, Op, Tensor, TensorTape};
 /// use perturb::Error;
 ///
-/// /// `x^3`, defined by its value and its VJP `ct * 3 x^2`.
+/// /// `x^3`, defined by its value and its JVP `3 x^2 t`; reverse mode comes from the JVP.
 /// #[derive(Clone, Debug)]
 /// struct Cube;
 /// impl Op for Cube {
@@ -28,17 +36,30 @@ use crate::scalar::Scalar;
 ///     fn eval<T: Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
 ///         Ok(x[0].map(|v| v * v * v))
 ///     }
-///     fn vjp<A: Array>(&self, x: &[&A], _out: &A, ct: &A, _needed: &[bool]) -> Result<Vec<Option<A>>, Error> {
+///     fn jvp<A: Array>(&self, x: &[&A], _out: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+///         let Some(t) = t[0] else { return Ok(None) };
 ///         let three_x2 = x[0].try_mul(x[0])?.scale(A::elem(3.0));
-///         Ok(vec![Some(ct.try_mul(&three_x2)?)])
+///         Ok(Some(t.try_mul(&three_x2)?))
 ///     }
 /// }
 ///
+/// // Reverse mode, from the transposed JVP: d/dx sum(x^3) = 3 x^2.
 /// let tape = TensorTape::new();
 /// let x = tape.var(Tensor::vector(&[1.0_f64, 2.0]));
 /// let y = x.apply_op(&Cube).unwrap().sum_all();
 /// let g = tape.gradient(&y, &[&x]).unwrap();
 /// assert_eq!(g[0].to_vec(), vec![3.0, 12.0]);
+///
+/// // Forward mode, and forward over forward for the second derivative 6 x.
+/// let x = Tensor::vector(&[1.0_f64, 2.0]);
+/// let (y, dy) = jvp(|x: &DualTensor<Tensor<f64>>| x.apply_op(&Cube), &x, &Tensor::ones(&[2])).unwrap();
+/// assert_eq!((y.to_vec(), dy.to_vec()), (vec![1.0, 8.0], vec![3.0, 12.0]));
+/// let (_, d2) = jvp(
+///     |x: &DualTensor<Tensor<f64>>| Ok(jvp(|x: &DualTensor<DualTensor<Tensor<f64>>>| x.apply_op(&Cube), x, &DualTensor::lift(Tensor::ones(&[2])))?.1),
+///     &x,
+///     &Tensor::ones(&[2]),
+/// ).unwrap();
+/// assert_eq!(d2.to_vec(), vec![6.0, 12.0]);
 /// ```
 pub trait Op: Clone + Debug + 'static {
     /// The name used in error messages and graphs.
@@ -58,9 +79,31 @@ pub trait Op: Clone + Debug + 'static {
     /// ```
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error>;
 
+    /// The tangent of the output given the tangent of each input (`None`: zero): the
+    /// Jacobian-vector product, linear in the tangents. `None` for a zero tangent (an output
+    /// that does not depend differentiably on the inputs, or all tangents zero). The output's
+    /// value is passed so a rule can reuse it (the JVP of `exp` is `t * exp(x)`).
+    ///
+    /// ```
+    /// use perturb::tensor::{ops::Exp, Op, Tensor};
+    /// let x = Tensor::vector(&[0.0_f64]);
+    /// let y = Exp.eval(&[&x]).unwrap();
+    /// let t = Tensor::vector(&[2.0]);
+    /// let dy = Exp.jvp(&[&x], &y, &[Some(&t)]).unwrap();
+    /// assert_eq!(dy.unwrap().to_vec(), vec![2.0]);
+    /// ```
+    fn jvp<A: Array>(
+        &self,
+        inputs: &[&A],
+        output: &A,
+        tangents: &[Option<&A>],
+    ) -> Result<Option<A>, Error>;
+
     /// The cotangent of each input given the cotangent of the output (`None`: zero, or an input
     /// that is not differentiable). `needed[i]` says whether input `i`'s cotangent is wanted;
     /// an operation may skip the work for the others.
+    ///
+    /// The default transposes [`jvp`](Op::jvp); see the trait's example.
     ///
     /// ```
     /// use perturb::tensor::{ops::Exp, Op, Tensor};
@@ -75,7 +118,9 @@ pub trait Op: Clone + Debug + 'static {
         output: &A,
         cotangent: &A,
         needed: &[bool],
-    ) -> Result<Vec<Option<A>>, Error>;
+    ) -> Result<Vec<Option<A>>, Error> {
+        super::tape::transpose_jvp(self, inputs, output, cotangent, needed)
+    }
 }
 
 /// Unwraps an operation's result, or panics with its error at the caller's line.
@@ -164,6 +209,20 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(c.shape(), &[1]);
     /// ```
     fn lift(value: Tensor<Self::Elem>) -> Self;
+
+    /// `value` as a constant of the same array type as `self`: handy in closures, where the
+    /// array type is inferred and has no name.
+    ///
+    /// ```
+    /// use perturb::tensor::{grad, Array, Tensor};
+    /// let w = Tensor::vector(&[2.0_f64, 3.0]);
+    /// // d/dx sum(w * x) = w
+    /// let g = grad(|x| x.constant_like(&w).try_mul(x).map(|y| y.sum_all()), &Tensor::ones(&[2])).unwrap();
+    /// assert_eq!(g.to_vec(), w.to_vec());
+    /// ```
+    fn constant_like(&self, value: &Tensor<Self::Elem>) -> Self {
+        Self::lift(value.clone())
+    }
 
     /// The plain value at the bottom of any nesting.
     ///

@@ -27,13 +27,20 @@
 
 mod array;
 mod dense;
+mod dual;
 mod element;
 pub(crate) mod kernels;
 mod operators;
 pub mod ops;
 mod tape;
+mod transforms;
 
 pub use array::{Array, Op};
 pub use dense::Tensor;
+pub use dual::DualTensor;
 pub use element::Element;
 pub use tape::{TensorTape, TensorVar};
+pub use transforms::{
+    grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp, Grad, Hessian, JacFwd,
+    JacRev, Jacobian, TensorFn,
+};

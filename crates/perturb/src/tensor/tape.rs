@@ -557,3 +557,39 @@ impl<'t, A: Array> Array for TensorVar<'t, A> {
         self.value.shape()
     }
 }
+
+/// The VJP of `op` as the transpose of its JVP. The JVP is linear in the tangents, so running it
+/// with the tangents as variables of a fresh tape (everything else constant) records that linear
+/// map, and sweeping the tape backwards applies its transpose to `cotangent`. The sweep computes
+/// with `A`, so the result stays differentiable at every order.
+pub(crate) fn transpose_jvp<O: Op, A: Array>(
+    op: &O,
+    inputs: &[&A],
+    output: &A,
+    cotangent: &A,
+    needed: &[bool],
+) -> Result<Vec<Option<A>>, Error> {
+    let tape = TensorTape::<A>::over();
+    let constants: Vec<TensorVar<'_, A>> = inputs
+        .iter()
+        .map(|x| TensorVar::constant((*x).clone()))
+        .collect();
+    let tangents: Vec<Option<TensorVar<'_, A>>> = inputs
+        .iter()
+        .zip(needed)
+        .map(|(x, &n)| n.then(|| tape.var(A::lift(Tensor::zeros(x.shape())))))
+        .collect();
+    let constant_refs: Vec<&TensorVar<'_, A>> = constants.iter().collect();
+    let tangent_refs: Vec<Option<&TensorVar<'_, A>>> =
+        tangents.iter().map(Option::as_ref).collect();
+    let output = TensorVar::constant(output.clone());
+    let Some(linear) = op.jvp(&constant_refs, &output, &tangent_refs)? else {
+        return Ok(vec![None; inputs.len()]);
+    };
+    let wrt: Vec<&TensorVar<'_, A>> = tangents.iter().flatten().collect();
+    let mut cotangents = tape.vjp(&linear, cotangent, &wrt)?.into_iter();
+    Ok(tangents
+        .iter()
+        .map(|t| t.as_ref().and_then(|_| cotangents.next()))
+        .collect())
+}

@@ -20,7 +20,7 @@ pub(super) fn unbroadcast<A: Array>(ct: A, input: &A) -> Result<A, Error> {
 
 macro_rules! broadcasting {
     ($( $(#[$doc:meta])* $name:ident, $label:literal, $cost:ident, |$a:ident, $b:ident| $value:expr,
-        |$xa:ident, $xb:ident, $y:ident, $ct:ident| ($da:expr, $db:expr); )*) => {$(
+        |$xa:ident, $xb:ident, $y:ident, $g:ident| ($da:expr, $db:expr); )*) => {$(
         $(#[$doc])*
         ///
         /// Its VJP agrees with central differences in both arguments:
@@ -53,11 +53,24 @@ macro_rules! broadcasting {
             }
 
             #[allow(unused_variables)]
+            fn jvp<A: Array>(
+                &self,
+                inputs: &[&A],
+                $y: &A,
+                tangents: &[Option<&A>],
+            ) -> Result<Option<A>, Error> {
+                let ($xa, $xb) = (inputs[0], inputs[1]);
+                let da = match tangents[0] { Some($g) => Some($da), None => None };
+                let db = match tangents[1] { Some($g) => Some($db), None => None };
+                super::sum_tangents([da, db], $y.shape())
+            }
+
+            #[allow(unused_variables)]
             fn vjp<A: Array>(
                 &self,
                 inputs: &[&A],
                 $y: &A,
-                $ct: &A,
+                $g: &A,
                 needed: &[bool],
             ) -> Result<Vec<Option<A>>, Error> {
                 let ($xa, $xb) = (inputs[0], inputs[1]);
@@ -69,20 +82,23 @@ macro_rules! broadcasting {
     )*};
 }
 
+// Each rule gives its two terms as the products of `g` with the local partial derivatives. The
+// VJP takes `g` = the output's cotangent and sums each term back to its input's shape; the JVP
+// takes `g` = each input's tangent and adds the terms.
 broadcasting! {
-    /// `a + b`; VJP `(ct, ct)`, each summed back to its input's shape.
-    Add, "add", Cheap, |a, b| a + b, |a, b, y, ct| (ct.clone(), ct.clone());
-    /// `a - b`; VJP `(ct, -ct)`.
-    Sub, "sub", Cheap, |a, b| a - b, |a, b, y, ct| (ct.clone(), ct.neg());
-    /// `a * b`; VJP `(ct b, ct a)`.
-    Mul, "mul", Cheap, |a, b| a * b, |a, b, y, ct| (ct.try_mul(b)?, ct.try_mul(a)?);
-    /// `a / b`; VJP `(ct / b, -ct y / b)`.
-    Div, "div", Cheap, |a, b| a / b, |a, b, y, ct| (ct.try_div(b)?, ct.try_mul(y)?.try_div(b)?.neg());
-    /// `a^b` (`a.powf(b)`, as [`rules::Powf`]); VJP `(ct b a^(b-1), ct a^b ln a)`, with the
+    /// `a + b`; terms `(g, g)`.
+    Add, "add", Cheap, |a, b| a + b, |a, b, y, g| (g.clone(), g.clone());
+    /// `a - b`; terms `(g, -g)`.
+    Sub, "sub", Cheap, |a, b| a - b, |a, b, y, g| (g.clone(), g.neg());
+    /// `a * b`; terms `(g b, g a)`.
+    Mul, "mul", Cheap, |a, b| a * b, |a, b, y, g| (g.try_mul(b)?, g.try_mul(a)?);
+    /// `a / b`; terms `(g / b, -g y / b)`.
+    Div, "div", Cheap, |a, b| a / b, |a, b, y, g| (g.try_div(b)?, g.try_mul(y)?.try_div(b)?.neg());
+    /// `a^b` (`a.powf(b)`, as [`rules::Powf`]); terms `(g b a^(b-1), g a^b ln a)`, with the
     /// scalar rule's conventions: the first is 0 where `b = 0`, the second 0 where `a <= 0`.
-    Pow, "pow", Transcendental, |a, b| rules::Powf.func(a, b), |a, b, y, ct| (
-        ct.try_mul(&pow_base_slope(a, b)?)?,
-        ct.try_mul(&pow_exponent_slope(a, y)?)?
+    Pow, "pow", Transcendental, |a, b| rules::Powf.func(a, b), |a, b, y, g| (
+        g.try_mul(&pow_base_slope(a, b)?)?,
+        g.try_mul(&pow_exponent_slope(a, y)?)?
     );
 }
 
@@ -129,6 +145,10 @@ impl Op for Scale {
         Ok(super::unary("scale", inputs)?.map_with(kernels::Cost::Cheap, |x| c * x))
     }
 
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        t[0].map(|t| A::apply(self, &[t])).transpose()
+    }
+
     fn vjp<A: Array>(&self, _: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         Ok(vec![Some(A::apply(self, &[ct])?)])
     }
@@ -152,6 +172,10 @@ impl Op for AddScalar {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let c: T = elem(self.0);
         Ok(super::unary("add_scalar", inputs)?.map_with(kernels::Cost::Cheap, |x| x + c))
+    }
+
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        Ok(t[0].cloned())
     }
 
     fn vjp<A: Array>(&self, _: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {

@@ -106,6 +106,10 @@ impl Op for Compare {
         })
     }
 
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, _: &[Option<&A>]) -> Result<Option<A>, Error> {
+        Ok(None)
+    }
+
     fn vjp<A: Array>(&self, _: &[&A], _: &A, _: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         Ok(vec![None, None])
     }
@@ -160,6 +164,21 @@ pub struct Where;
 impl Op for Where {
     fn name(&self) -> &'static str {
         "where"
+    }
+
+    fn jvp<A: Array>(
+        &self,
+        inputs: &[&A],
+        output: &A,
+        tangents: &[Option<&A>],
+    ) -> Result<Option<A>, Error> {
+        if tangents[1].is_none() && tangents[2].is_none() {
+            return Ok(None);
+        }
+        let zero = constant::<A>(0.0);
+        let pick = |t: Option<&A>| t.unwrap_or(&zero).clone();
+        let t = inputs[0].try_select(&pick(tangents[1]), &pick(tangents[2]))?;
+        super::sum_tangents([Some(t)], output.shape())
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -265,6 +284,11 @@ impl Op for Clamp {
         "clamp"
     }
 
+    fn jvp<A: Array>(&self, inputs: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        let Some(t) = t[0] else { return Ok(None) };
+        Ok(Some(t.try_mul(&A::apply(&InRange(*self), &[inputs[0]])?)?))
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         self.check()?;
         let x = super::unary("clamp", inputs)?;
@@ -314,6 +338,10 @@ impl Op for InRange {
         }))
     }
 
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, _: &[Option<&A>]) -> Result<Option<A>, Error> {
+        Ok(None)
+    }
+
     fn vjp<A: Array>(&self, _: &[&A], _: &A, _: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         Ok(vec![None])
     }
@@ -337,6 +365,10 @@ impl<R: BinaryOp + Copy + std::fmt::Debug + Send + Sync + 'static> Op for FirstS
         })
     }
 
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, _: &[Option<&A>]) -> Result<Option<A>, Error> {
+        Ok(None)
+    }
+
     fn vjp<A: Array>(&self, _: &[&A], _: &A, _: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         Ok(vec![None, None])
     }
@@ -344,6 +376,24 @@ impl<R: BinaryOp + Copy + std::fmt::Debug + Send + Sync + 'static> Op for FirstS
 
 /// The VJP of maximum or minimum: `ct * w` to the first input and `ct * (1 - w)` to the
 /// second, `w` being the first input's share, each summed back to its input's shape.
+fn extremum_jvp<A: Array, R: BinaryOp + Copy + std::fmt::Debug + Send + Sync + 'static>(
+    share: FirstShare<R>,
+    inputs: &[&A],
+    output: &A,
+    tangents: &[Option<&A>],
+) -> Result<Option<A>, Error> {
+    if tangents.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let w = A::apply(&share, &[inputs[0], inputs[1]])?;
+    let da = tangents[0].map(|t| t.try_mul(&w)).transpose()?;
+    let db = match tangents[1] {
+        Some(t) => Some(t.try_mul(&w.neg().add_scalar(A::elem(1.0)))?),
+        None => None,
+    };
+    super::sum_tangents([da, db], output.shape())
+}
+
 fn extremum_vjp<A: Array, R: BinaryOp + Copy + std::fmt::Debug + Send + Sync + 'static>(
     share: FirstShare<R>,
     inputs: &[&A],
@@ -392,6 +442,10 @@ impl Op for Maximum {
         binary_eval("maximum", inputs, |a: T, b: T| rules::Max.func(a, b))
     }
 
+    fn jvp<A: Array>(&self, inputs: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        extremum_jvp(FirstShare(rules::Max, "maximum_share"), inputs, y, t)
+    }
+
     fn vjp<A: Array>(
         &self,
         inputs: &[&A],
@@ -427,6 +481,10 @@ impl Op for Minimum {
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         binary_eval("minimum", inputs, |a: T, b: T| rules::Min.func(a, b))
+    }
+
+    fn jvp<A: Array>(&self, inputs: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        extremum_jvp(FirstShare(rules::Min, "minimum_share"), inputs, y, t)
     }
 
     fn vjp<A: Array>(

@@ -1,6 +1,7 @@
 //! Element-wise functions of one tensor. Values come from the scalar engine's rules
 //! ([`crate::rules`]), so both engines compute the same numbers; derivatives are written in
-//! tensor operations so they can be differentiated again.
+//! tensor operations so they can be differentiated again. `g` is the tangent (JVP) or the
+//! cotangent (VJP): the Jacobian of an element-wise function is diagonal, so one rule serves both.
 
 use crate::error::Error;
 use crate::rules;
@@ -11,7 +12,7 @@ use crate::tensor::{Array, Element, Op, Tensor};
 use super::elem;
 
 macro_rules! elementwise {
-    ($( $(#[$doc:meta])* $name:ident, $label:literal, $cost:ident, |$x:ident| $value:expr, |$xa:ident, $y:ident, $ct:ident| $vjp:expr; )*) => {$(
+    ($( $(#[$doc:meta])* $name:ident, $label:literal, $cost:ident, |$x:ident| $value:expr, |$xa:ident, $y:ident, $g:ident| $slope:expr; )*) => {$(
         $(#[$doc])*
         ///
         /// Its VJP agrees with a central difference:
@@ -22,6 +23,8 @@ macro_rules! elementwise {
             "let y = ", stringify!($name), ".eval(&[&x]).unwrap();\n",
             "let ct = ", stringify!($name), ".vjp(&[&x], &y, &Tensor::vector(&[1.0]), &[true]).unwrap();\n",
             "let slope = ct[0].as_ref().unwrap().as_slice()[0];\n",
+            "let dy = ", stringify!($name), ".jvp(&[&x], &y, &[Some(&Tensor::vector(&[1.0]))]).unwrap().unwrap();\n",
+            "assert_eq!(dy.as_slice()[0], slope);\n",
             "assert!((slope - (f(0.5 + 1e-6) - f(0.5 - 1e-6)) / 2e-6).abs() < 1e-6);\n```")]
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct $name;
@@ -36,51 +39,64 @@ macro_rules! elementwise {
                 Ok(input.map_with(kernels::Cost::$cost, |$x: T| $value))
             }
 
+            // The Jacobian is diagonal, so the JVP and the VJP are the same product of the
+            // tangent or cotangent `g` with the local derivative.
+            #[allow(unused_variables)]
+            fn jvp<A: Array>(
+                &self,
+                inputs: &[&A],
+                $y: &A,
+                tangents: &[Option<&A>],
+            ) -> Result<Option<A>, Error> {
+                let ($xa, Some($g)) = (inputs[0], tangents[0]) else { return Ok(None) };
+                Ok(Some($slope))
+            }
+
             #[allow(unused_variables)]
             fn vjp<A: Array>(
                 &self,
                 inputs: &[&A],
                 $y: &A,
-                $ct: &A,
+                $g: &A,
                 _needed: &[bool],
             ) -> Result<Vec<Option<A>>, Error> {
                 let $xa = inputs[0];
-                Ok(vec![Some($vjp)])
+                Ok(vec![Some($slope)])
             }
         }
     )*};
 }
 
 elementwise! {
-    /// `-x`; VJP `-ct`.
-    Neg, "neg", Cheap, |x| -x, |x, y, ct| ct.neg();
-    /// `exp(x)`; VJP `ct * exp(x)`.
-    Exp, "exp", Transcendental, |x| rules::Exp.func(x), |x, y, ct| ct.try_mul(y)?;
-    /// `ln(x)`; VJP `ct / x`.
-    Ln, "ln", Transcendental, |x| rules::Ln.func(x), |x, y, ct| ct.try_div(x)?;
-    /// `x^2`; VJP `2 x ct`.
-    Square, "square", Cheap, |x| x * x, |x, y, ct| ct.try_mul(x)?.scale(A::elem(2.0));
-    /// `1 / (1 + exp(-x))`, stable for large `|x|`; VJP `ct * s(x) * s(-x)`.
-    Sigmoid, "sigmoid", Transcendental, |x| rules::Sigmoid.func(x), |x, y, ct| ct.try_mul(&y.try_mul(&x.neg().sigmoid())?)?;
-    /// `sqrt(x)`; VJP `ct / (2 sqrt(x))`.
-    Sqrt, "sqrt", Cheap, |x| rules::Sqrt.func(x), |x, y, ct| ct.try_div(&y.scale(A::elem(2.0)))?;
-    /// `|x|`; VJP `ct * sign(x)`, with derivative 0 at 0 (as [`rules::Abs`]).
-    Abs, "abs", Cheap, |x| rules::Abs.func(x), |x, y, ct| ct.try_mul(&A::apply(&Slope(rules::Abs, "abs_slope"), &[x])?)?;
-    /// `sin(x)`; VJP `ct * cos(x)`.
-    Sin, "sin", Transcendental, |x| rules::Sin.func(x), |x, y, ct| ct.try_mul(&x.cos())?;
-    /// `cos(x)`; VJP `-ct * sin(x)`.
-    Cos, "cos", Transcendental, |x| rules::Cos.func(x), |x, y, ct| ct.try_mul(&x.sin())?.neg();
-    /// `tanh(x)`; VJP `ct * (1 - tanh(x)^2)`.
-    Tanh, "tanh", Transcendental, |x| rules::Tanh.func(x), |x, y, ct| ct.try_mul(&y.square().neg().add_scalar(A::elem(1.0)))?;
-    /// `max(x, 0)`, passing NaN through; VJP `ct` where `x > 0`, else 0 (derivative 0 at 0, as
+    /// `-x`; JVP and VJP `-g`.
+    Neg, "neg", Cheap, |x| -x, |x, y, g| g.neg();
+    /// `exp(x)`; JVP and VJP `g * exp(x)`.
+    Exp, "exp", Transcendental, |x| rules::Exp.func(x), |x, y, g| g.try_mul(y)?;
+    /// `ln(x)`; JVP and VJP `g / x`.
+    Ln, "ln", Transcendental, |x| rules::Ln.func(x), |x, y, g| g.try_div(x)?;
+    /// `x^2`; JVP and VJP `2 x g`.
+    Square, "square", Cheap, |x| x * x, |x, y, g| g.try_mul(x)?.scale(A::elem(2.0));
+    /// `1 / (1 + exp(-x))`, stable for large `|x|`; JVP and VJP `g * s(x) * s(-x)`.
+    Sigmoid, "sigmoid", Transcendental, |x| rules::Sigmoid.func(x), |x, y, g| g.try_mul(&y.try_mul(&x.neg().sigmoid())?)?;
+    /// `sqrt(x)`; JVP and VJP `g / (2 sqrt(x))`.
+    Sqrt, "sqrt", Cheap, |x| rules::Sqrt.func(x), |x, y, g| g.try_div(&y.scale(A::elem(2.0)))?;
+    /// `|x|`; JVP and VJP `g * sign(x)`, with derivative 0 at 0 (as [`rules::Abs`]).
+    Abs, "abs", Cheap, |x| rules::Abs.func(x), |x, y, g| g.try_mul(&A::apply(&Slope(rules::Abs, "abs_slope"), &[x])?)?;
+    /// `sin(x)`; JVP and VJP `g * cos(x)`.
+    Sin, "sin", Transcendental, |x| rules::Sin.func(x), |x, y, g| g.try_mul(&x.cos())?;
+    /// `cos(x)`; JVP and VJP `-g * sin(x)`.
+    Cos, "cos", Transcendental, |x| rules::Cos.func(x), |x, y, g| g.try_mul(&x.sin())?.neg();
+    /// `tanh(x)`; JVP and VJP `g * (1 - tanh(x)^2)`.
+    Tanh, "tanh", Transcendental, |x| rules::Tanh.func(x), |x, y, g| g.try_mul(&y.square().neg().add_scalar(A::elem(1.0)))?;
+    /// `max(x, 0)`, passing NaN through; JVP and VJP `g` where `x > 0`, else 0 (derivative 0 at 0, as
     /// [`rules::Relu`]).
-    Relu, "relu", Cheap, |x| rules::Relu.func(x), |x, y, ct| ct.try_mul(&A::apply(&Slope(rules::Relu, "relu_slope"), &[x])?)?;
-    /// `ln(1 + exp(x))`, stable for large `|x|`; VJP `ct * sigmoid(x)`.
-    Softplus, "softplus", Transcendental, |x| rules::Softplus.func(x), |x, y, ct| ct.try_mul(&x.sigmoid())?;
-    /// `ln(sigmoid(x)) = -softplus(-x)`, stable for large `|x|`; VJP `ct * sigmoid(-x)`.
-    LogSigmoid, "log_sigmoid", Transcendental, |x| rules::LogSigmoid.func(x), |x, y, ct| ct.try_mul(&x.neg().sigmoid())?;
-    /// `1 / x`; VJP `-ct / x^2`, written `-(ct y^2)`.
-    Recip, "recip", Cheap, |x| rules::Recip.func(x), |x, y, ct| ct.try_mul(&y.square())?.neg();
+    Relu, "relu", Cheap, |x| rules::Relu.func(x), |x, y, g| g.try_mul(&A::apply(&Slope(rules::Relu, "relu_slope"), &[x])?)?;
+    /// `ln(1 + exp(x))`, stable for large `|x|`; JVP and VJP `g * sigmoid(x)`.
+    Softplus, "softplus", Transcendental, |x| rules::Softplus.func(x), |x, y, g| g.try_mul(&x.sigmoid())?;
+    /// `ln(sigmoid(x)) = -softplus(-x)`, stable for large `|x|`; JVP and VJP `g * sigmoid(-x)`.
+    LogSigmoid, "log_sigmoid", Transcendental, |x| rules::LogSigmoid.func(x), |x, y, g| g.try_mul(&x.neg().sigmoid())?;
+    /// `1 / x`; JVP and VJP `-g / x^2`, written `-(g y^2)`.
+    Recip, "recip", Cheap, |x| rules::Recip.func(x), |x, y, g| g.try_mul(&y.square())?.neg();
 }
 
 /// The derivative of a piecewise-linear rule (`abs`, `relu`) from the scalar rule's `grads`:
@@ -102,13 +118,17 @@ impl<R: UnaryOp + Copy + std::fmt::Debug + Send + Sync + 'static> Op for Slope<R
         }))
     }
 
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, _: &[Option<&A>]) -> Result<Option<A>, Error> {
+        Ok(None)
+    }
+
     fn vjp<A: Array>(&self, _: &[&A], _: &A, _: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         Ok(vec![None])
     }
 }
 
 /// `x^p` for a constant exponent `p` (kept as `f64`); the value is [`rules::Powf`]'s, so it is
-/// `x.powf(p)`. VJP `ct * p * x^(p-1)`, and zero for `p = 0` (where `x^0` is constant, as the
+/// `x.powf(p)`. JVP and VJP `g * p * x^(p-1)`, and zero for `p = 0` (where `x^0` is constant, as the
 /// scalar rule).
 ///
 /// ```
@@ -134,6 +154,18 @@ impl Op for PowScalar {
         Ok(input.map(move |x: T| rules::Powf.func(x, p)))
     }
 
+    fn jvp<A: Array>(
+        &self,
+        inputs: &[&A],
+        _: &A,
+        tangents: &[Option<&A>],
+    ) -> Result<Option<A>, Error> {
+        match tangents[0] {
+            Some(t) if self.0 != 0.0 => Ok(Some(self.slope_times(inputs[0], t)?)),
+            _ => Ok(None),
+        }
+    }
+
     fn vjp<A: Array>(
         &self,
         inputs: &[&A],
@@ -145,7 +177,14 @@ impl Op for PowScalar {
         if self.0 == 0.0 {
             return Ok(vec![Some(A::lift(Tensor::zeros(x.shape())))]);
         }
+        Ok(vec![Some(self.slope_times(x, ct)?)])
+    }
+}
+
+impl PowScalar {
+    /// `g * p * x^(p-1)`, the JVP and the VJP alike.
+    fn slope_times<A: Array>(&self, x: &A, g: &A) -> Result<A, Error> {
         let slope = A::apply(&PowScalar(self.0 - 1.0), &[x])?;
-        Ok(vec![Some(ct.try_mul(&slope)?.scale(A::elem(self.0)))])
+        Ok(g.try_mul(&slope)?.scale(A::elem(self.0)))
     }
 }

@@ -72,6 +72,10 @@ impl Op for IndexSelect {
         Ok(Tensor::from_parts(data, shape))
     }
 
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        super::linear_jvp(self, t)
+    }
+
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         let add = IndexAdd {
             axis: self.axis,
@@ -132,6 +136,10 @@ impl Op for IndexAdd {
             }
         }
         Ok(Tensor::from_parts(data, shape))
+    }
+
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        super::linear_jvp(self, t)
     }
 
     fn vjp<A: Array>(&self, _: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
@@ -264,6 +272,10 @@ impl Op for Gather {
         Ok(Tensor::from_parts(data, self.index_shape.clone()))
     }
 
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        super::linear_jvp(self, t)
+    }
+
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         let scatter = ScatterAdd {
             axis: self.axis,
@@ -316,6 +328,10 @@ impl Op for ScatterAdd {
         Ok(Tensor::from_parts(data, self.shape.clone()))
     }
 
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        super::linear_jvp(self, t)
+    }
+
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         let gather = Gather {
             axis: self.axis,
@@ -359,6 +375,27 @@ impl Op for Concat {
             }
         }
         Ok(Tensor::from_parts(data, shape))
+    }
+
+    fn jvp<A: Array>(
+        &self,
+        inputs: &[&A],
+        _: &A,
+        tangents: &[Option<&A>],
+    ) -> Result<Option<A>, Error> {
+        if tangents.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let zeros: Vec<A> = inputs
+            .iter()
+            .zip(tangents)
+            .map(|(x, t)| {
+                t.cloned()
+                    .unwrap_or_else(|| A::lift(Tensor::zeros(x.shape())))
+            })
+            .collect();
+        let refs: Vec<&A> = zeros.iter().collect();
+        Ok(Some(A::apply(self, &refs)?))
     }
 
     fn vjp<A: Array>(

@@ -171,6 +171,19 @@ impl Op for MatMul {
         Ok(Tensor::from_parts(c, out))
     }
 
+    /// Bilinear: `d(a b) = da b + a db`, each term the same product.
+    fn jvp<A: Array>(
+        &self,
+        inputs: &[&A],
+        output: &A,
+        tangents: &[Option<&A>],
+    ) -> Result<Option<A>, Error> {
+        let (a, b) = (inputs[0], inputs[1]);
+        let da = tangents[0].map(|t| A::apply(self, &[t, b])).transpose()?;
+        let db = tangents[1].map(|t| A::apply(self, &[a, t])).transpose()?;
+        super::sum_tangents([da, db], output.shape())
+    }
+
     fn vjp<A: Array>(
         &self,
         inputs: &[&A],

@@ -46,3 +46,32 @@ pub(crate) fn unary<'a, T>(op: &'static str, inputs: &[&'a T]) -> Result<&'a T, 
         }),
     }
 }
+
+/// The sum of the present tangent terms (`None`: zero), broadcast to the output's `shape`: the
+/// JVP of an operation with several inputs is the sum of each input's contribution, and an
+/// input that was broadcast contributes a tangent of its own, smaller shape.
+pub(crate) fn sum_tangents<A: super::Array>(
+    terms: impl IntoIterator<Item = Option<A>>,
+    shape: &[usize],
+) -> Result<Option<A>, Error> {
+    let mut total: Option<A> = None;
+    for term in terms.into_iter().flatten() {
+        total = Some(match total {
+            None => term,
+            Some(sum) => sum.try_add(&term)?,
+        });
+    }
+    match total {
+        Some(t) if t.shape() != shape => Ok(Some(t.try_broadcast_to(shape)?)),
+        other => Ok(other),
+    }
+}
+
+/// The JVP of an operation that is linear in its single input: the operation applied to the
+/// tangent.
+pub(crate) fn linear_jvp<O: super::Op, A: super::Array>(
+    op: &O,
+    tangents: &[Option<&A>],
+) -> Result<Option<A>, Error> {
+    tangents[0].map(|t| A::apply(op, &[t])).transpose()
+}

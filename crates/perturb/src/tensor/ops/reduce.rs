@@ -235,6 +235,10 @@ impl Op for SumAxes {
         ))
     }
 
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        super::linear_jvp(self, t)
+    }
+
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         let reduced = check_axes(self.name(), &self.axes, x[0].shape())?;
         let keep = keep_shape(x[0].shape(), &reduced);
@@ -277,6 +281,10 @@ impl Op for MeanAxes {
         ))
     }
 
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        super::linear_jvp(self, t)
+    }
+
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         let reduced = check_axes(self.name(), &self.axes, x[0].shape())?;
         let keep = keep_shape(x[0].shape(), &reduced);
@@ -316,6 +324,26 @@ fn extremum<T: Element>(
 
 /// The VJP of a max or min reduction: the cotangent goes to the positions that attain the
 /// extremum, split evenly among ties.
+/// The JVP of a maximum or minimum: the tangent at the positions of the extremum (averaged
+/// among ties), the transpose of [`extremum_vjp`].
+fn extremum_jvp<A: Array>(
+    op: &'static str,
+    axes: &[usize],
+    keepdims: bool,
+    x: &A,
+    y: &A,
+    t: Option<&A>,
+) -> Result<Option<A>, Error> {
+    let Some(t) = t else { return Ok(None) };
+    let reduced = check_axes(op, axes, x.shape())?;
+    let keep = keep_shape(x.shape(), &reduced);
+    let mask = ArgmaxMask {
+        axes: axes.to_vec(),
+    };
+    let share = A::apply(&mask, &[x, &ct_keep(y, &keep)?])?;
+    Ok(Some(share.try_mul(t)?.try_sum_axes(axes, keepdims)?))
+}
+
 fn extremum_vjp<A: Array>(
     op: &'static str,
     axes: &[usize],
@@ -366,6 +394,10 @@ impl Op for MaxAxes {
         )
     }
 
+    fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        extremum_jvp(self.name(), &self.axes, self.keepdims, x[0], y, t[0])
+    }
+
     fn vjp<A: Array>(&self, x: &[&A], y: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         extremum_vjp(self.name(), &self.axes, x[0], y, ct)
     }
@@ -402,6 +434,10 @@ impl Op for MinAxes {
             T::infinity(),
             min_nan,
         )
+    }
+
+    fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        extremum_jvp(self.name(), &self.axes, self.keepdims, x[0], y, t[0])
     }
 
     fn vjp<A: Array>(&self, x: &[&A], y: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
@@ -455,6 +491,10 @@ impl Op for ArgmaxMask {
         Ok(Tensor::from_parts(share, x.shape().to_vec()))
     }
 
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, _: &[Option<&A>]) -> Result<Option<A>, Error> {
+        Ok(None)
+    }
+
     fn vjp<A: Array>(&self, _: &[&A], _: &A, _: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         Ok(vec![None, None])
     }
@@ -492,6 +532,18 @@ impl Op for LogSumExp {
         Ok(Tensor::from_parts(
             data,
             out_shape(x.shape(), &reduced, self.keepdims),
+        ))
+    }
+
+    fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        let Some(t) = t[0] else { return Ok(None) };
+        let reduced = check_axes(self.name(), &self.axes, x[0].shape())?;
+        let keep = keep_shape(x[0].shape(), &reduced);
+        let softmax = x[0].try_sub(&ct_keep(y, &keep)?)?.exp();
+        Ok(Some(
+            softmax
+                .try_mul(t)?
+                .try_sum_axes(&self.axes, self.keepdims)?,
         ))
     }
 
@@ -533,6 +585,13 @@ impl Op for Softmax {
         Ok(Tensor::from_parts(data, x.shape().to_vec()))
     }
 
+    // The Jacobian diag(y) - y y^T is symmetric: the JVP has the VJP's form.
+    fn jvp<A: Array>(&self, _: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        let Some(t) = t[0] else { return Ok(None) };
+        let dot = t.try_mul(y)?.try_sum_axes(&[self.axis], true)?;
+        Ok(Some(y.try_mul(&t.try_sub(&dot)?)?))
+    }
+
     fn vjp<A: Array>(&self, _: &[&A], y: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         let dot = ct.try_mul(y)?.try_sum_axes(&[self.axis], true)?;
         Ok(vec![Some(y.try_mul(&ct.try_sub(&dot)?)?)])
@@ -570,6 +629,12 @@ impl Op for LogSoftmax {
             data[flat] = (v - shift[slot]) - logs[slot];
         });
         Ok(Tensor::from_parts(data, x.shape().to_vec()))
+    }
+
+    fn jvp<A: Array>(&self, _: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        let Some(t) = t[0] else { return Ok(None) };
+        let mean = y.exp().try_mul(t)?.try_sum_axes(&[self.axis], true)?;
+        Ok(Some(t.try_sub(&mean)?))
     }
 
     fn vjp<A: Array>(&self, _: &[&A], y: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {

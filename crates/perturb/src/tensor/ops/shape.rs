@@ -1,5 +1,6 @@
 //! Operations that move elements without changing them: reshape, permute, broadcast and its
-//! adjoint, the sum down to a shape, narrow (a slice along an axis) and its adjoint.
+//! adjoint, the sum down to a shape, narrow (a slice along an axis) and its adjoint. All are
+//! linear, so each JVP is the operation applied to the tangent.
 
 use crate::error::Error;
 use crate::tensor::kernels;
@@ -26,6 +27,10 @@ impl Op for Reshape {
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         super::unary("reshape", inputs)?.reshape(&self.0)
+    }
+
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        super::linear_jvp(self, t)
     }
 
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
@@ -73,6 +78,10 @@ impl Op for Permute {
         Ok(Tensor::from_parts(data, shape))
     }
 
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        super::linear_jvp(self, t)
+    }
+
     fn vjp<A: Array>(&self, _: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         let mut inverse = vec![0; self.0.len()];
         for (i, &p) in self.0.iter().enumerate() {
@@ -107,6 +116,10 @@ impl Op for BroadcastTo {
         ))
     }
 
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        super::linear_jvp(self, t)
+    }
+
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         Ok(vec![Some(ct.try_sum_to(x[0].shape())?)])
     }
@@ -135,6 +148,10 @@ impl Op for SumTo {
             kernels::sum_to(x.as_slice(), x.shape(), &self.0),
             self.0.clone(),
         ))
+    }
+
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        super::linear_jvp(self, t)
     }
 
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
@@ -193,6 +210,10 @@ impl Op for Narrow {
         Ok(Tensor::from_parts(data, shape))
     }
 
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        super::linear_jvp(self, t)
+    }
+
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         let pad = PadNarrow {
             axis: self.axis,
@@ -243,6 +264,10 @@ impl Op for PadNarrow {
             }
         }
         Ok(Tensor::from_parts(data, shape))
+    }
+
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        super::linear_jvp(self, t)
     }
 
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {

@@ -1,0 +1,469 @@
+//! Transforms of tensor functions, JAX-style: [`jvp`], [`vjp`], [`grad`], [`jacfwd`],
+//! [`jacrev`], [`jacobian`], [`hessian`], [`hvp`].
+//!
+//! Two ways to write the function:
+//!
+//! - A closure, for one transform at a known level. Its argument is the array type the
+//!   transform runs it on (a [`DualTensor`] for forward mode, a [`TensorVar`] for reverse mode),
+//!   usually inferred. Closures nest: a closure may capture a value of an outer level and use it
+//!   as a constant of the inner one, and may call another transform inside.
+//! - A [`TensorFn`]: code generic over the array type, which every transform can run at any
+//!   level. The combinators [`Grad`], [`JacFwd`], [`JacRev`] and [`Hessian`] are `TensorFn`s
+//!   themselves, so they compose to any order: `Grad(Grad(Grad(f)))`, `JacFwd(JacRev(f))`.
+//!
+//! Jacobians have the shape of the output followed by the shape of the input (JAX's
+//! convention): for `f: R^n -> R^m` an `m x n` matrix.
+//!
+//! ```
+//! use perturb::tensor::{grad, hessian, Array, Tensor};
+//!
+//! // Rosenbrock, written once for every array type.
+//! fn rosenbrock<A: Array>(x: &A) -> Result<A, perturb::Error> {
+//!     let n = x.shape()[0];
+//!     let (head, tail) = (x.try_narrow(0, 0, n - 1)?, x.try_narrow(0, 1, n - 1)?);
+//!     let a = tail.try_sub(&head.square())?.square().scale(A::elem(100.0));
+//!     let b = head.add_scalar(A::elem(-1.0)).square();
+//!     Ok(a.try_add(&b)?.sum_all())
+//! }
+//!
+//! let x = Tensor::vector(&[1.0_f64, 1.0]);
+//! assert_eq!(grad(|x| rosenbrock(x), &x).unwrap().to_vec(), vec![0.0, 0.0]);
+//! // At the minimum the Hessian is [[802, -400], [-400, 200]].
+//! let h = hessian(|x| rosenbrock(x), &x).unwrap();
+//! assert_eq!(h.to_vec(), vec![802.0, -400.0, -400.0, 200.0]);
+//! ```
+
+use super::array::Array;
+use super::dense::Tensor;
+use super::dual::DualTensor;
+use super::element::Element;
+use super::tape::{TensorTape, TensorVar};
+use crate::error::Error;
+use crate::functional::Mode;
+
+/// A tensor function written once for every array type, so that transforms can run it at any
+/// level and compose: `Grad(f)` is again a `TensorFn`.
+///
+/// Closures cannot be generic, so a `TensorFn` is a type with a generic method; captured data
+/// goes in its fields (lifted into the array type with [`Array::lift`]).
+///
+/// ```
+/// use perturb::tensor::{Array, Grad, Tensor, TensorFn};
+/// use perturb::Error;
+///
+/// /// `sum(sin(x))`
+/// struct SumSin;
+/// impl TensorFn<f64> for SumSin {
+///     fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, Error> {
+///         Ok(x.sin().sum_all())
+///     }
+/// }
+///
+/// let x = Tensor::scalar(0.5_f64);
+/// // The third derivative of sin is -cos.
+/// let d3 = Grad(Grad(Grad(SumSin))).call(&x).unwrap();
+/// assert!((d3.to_vec()[0] + 0.5_f64.cos()).abs() < 1e-15);
+/// ```
+pub trait TensorFn<T: Element> {
+    /// The function at `x`, for any array type.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor, TensorFn};
+    /// struct Double;
+    /// impl TensorFn<f64> for Double {
+    ///     fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, perturb::Error> {
+    ///         Ok(x.scale(2.0))
+    ///     }
+    /// }
+    /// assert_eq!(Double.call(&Tensor::vector(&[1.0])).unwrap().to_vec(), vec![2.0]);
+    /// ```
+    fn call<A: Array<Elem = T>>(&self, x: &A) -> Result<A, Error>;
+}
+
+impl<T: Element, F: TensorFn<T>> TensorFn<T> for &F {
+    fn call<A: Array<Elem = T>>(&self, x: &A) -> Result<A, Error> {
+        (**self).call(x)
+    }
+}
+
+fn element_count(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// The value of `f` at `primal` and its directional derivative along `tangent` (the
+/// Jacobian-vector product), in one forward pass.
+///
+/// ```
+/// use perturb::tensor::{jvp, Array, Tensor};
+/// let x = Tensor::vector(&[0.0_f64, 1.0]);
+/// let v = Tensor::vector(&[1.0, 1.0]);
+/// let (y, dy) = jvp(|x| Ok(x.exp()), &x, &v).unwrap();
+/// assert_eq!(dy.to_vec(), y.to_vec()); // d exp = exp
+/// assert!(jvp(|x| Ok(x.exp()), &x, &Tensor::ones(&[3])).is_err()); // shapes differ
+/// ```
+pub fn jvp<A, F>(f: F, primal: &A, tangent: &A) -> Result<(A, A), Error>
+where
+    A: Array,
+    F: FnOnce(&DualTensor<A>) -> Result<DualTensor<A>, Error>,
+{
+    if primal.shape() != tangent.shape() {
+        return Err(Error::ShapeMismatch {
+            op: "jvp",
+            lhs: primal.shape().to_vec(),
+            rhs: tangent.shape().to_vec(),
+        });
+    }
+    Ok(f(&DualTensor::new(primal.clone(), tangent.clone()))?.into_parts())
+}
+
+/// The value of `f` at `primal` and the cotangent of `primal` given the output's `cotangent`
+/// (the vector-Jacobian product), by one recorded forward pass and one backward sweep.
+///
+/// ```
+/// use perturb::tensor::{vjp, Array, Tensor};
+/// // f(x) = A x: the VJP with u is A^T u.
+/// let a = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+/// let x = Tensor::vector(&[1.0, 1.0]);
+/// let u = Tensor::vector(&[1.0, 10.0]);
+/// let (_, ct) = vjp(|x| x.constant_like(&a).try_matmul(x), &x, &u).unwrap();
+/// assert_eq!(ct.to_vec(), vec![31.0, 42.0]);
+/// ```
+pub fn vjp<A, F>(f: F, primal: &A, cotangent: &A) -> Result<(A, A), Error>
+where
+    A: Array,
+    F: for<'t> FnOnce(&TensorVar<'t, A>) -> Result<TensorVar<'t, A>, Error>,
+{
+    let tape = TensorTape::over();
+    let x = tape.var(primal.clone());
+    let y = f(&x)?;
+    let ct = tape.vjp(&y, cotangent, &[&x])?.remove(0);
+    Ok((y.value().clone(), ct))
+}
+
+/// The value of a function with one output element and its gradient.
+///
+/// ```
+/// use perturb::tensor::{value_and_grad, Array, Tensor};
+/// let x = Tensor::vector(&[1.0_f64, 2.0]);
+/// let (y, g) = value_and_grad(|x| Ok(x.square().sum_all()), &x).unwrap();
+/// assert_eq!((y.to_vec(), g.to_vec()), (vec![5.0], vec![2.0, 4.0]));
+/// ```
+pub fn value_and_grad<A, F>(f: F, x: &A) -> Result<(A, A), Error>
+where
+    A: Array,
+    F: for<'t> FnOnce(&TensorVar<'t, A>) -> Result<TensorVar<'t, A>, Error>,
+{
+    let tape = TensorTape::over();
+    let xv = tape.var(x.clone());
+    let y = f(&xv)?;
+    if element_count(y.shape()) != 1 {
+        return Err(Error::NotAScalar {
+            op: "grad",
+            shape: y.shape().to_vec(),
+        });
+    }
+    let g = tape.gradient(&y, &[&xv])?.remove(0);
+    Ok((y.value().clone(), g))
+}
+
+/// The gradient of a function with one output element (any shape with one element), by
+/// reverse mode. Nest it for higher derivatives; levels cannot be confused:
+///
+/// ```
+/// use perturb::tensor::{grad, Array, Tensor, TensorVar};
+/// // d/dx [x * d/dy (x + y)] = 1: the inner derivative is 1 whatever x is.
+/// let x0 = Tensor::scalar(3.0_f64);
+/// let d = grad(
+///     |x| {
+///         let inner = grad(
+///             |y| TensorVar::constant(x.clone()).try_add(y),
+///             &TensorVar::constant(Tensor::scalar(5.0)),
+///         )?;
+///         x.try_mul(&inner)
+///     },
+///     &x0,
+/// )
+/// .unwrap();
+/// assert_eq!(d.to_vec(), vec![1.0]);
+/// ```
+pub fn grad<A, F>(f: F, x: &A) -> Result<A, Error>
+where
+    A: Array,
+    F: for<'t> FnOnce(&TensorVar<'t, A>) -> Result<TensorVar<'t, A>, Error>,
+{
+    Ok(value_and_grad(f, x)?.1)
+}
+
+/// A tensor with a one at flat position `i`.
+fn one_hot<T: Element>(shape: &[usize], i: usize) -> Tensor<T> {
+    let mut data = vec![T::zero(); element_count(shape)];
+    data[i] = T::one();
+    Tensor::from_parts(data, shape.to_vec())
+}
+
+/// Stacks the Jacobian's slices (one per input element for forward mode, one per output
+/// element for reverse mode) and gives the result the shape `out ++ in`.
+fn assemble<A: Array>(
+    slices: &[A],
+    forward: bool,
+    out: &[usize],
+    inp: &[usize],
+) -> Result<A, Error> {
+    let shape: Vec<usize> = out.iter().chain(inp).copied().collect();
+    if slices.is_empty() {
+        return Ok(A::lift(Tensor::zeros(&shape)));
+    }
+    let refs: Vec<&A> = slices.iter().collect();
+    let axis = if forward { out.len() } else { 0 };
+    A::try_stack(&refs, axis)?.try_reshape(&shape)
+}
+
+/// The Jacobian by forward mode: one JVP per input element. Best when the input is smaller
+/// than the output.
+///
+/// ```
+/// use perturb::tensor::{jacfwd, Array, Tensor};
+/// // f(x) = x^2 element-wise: the Jacobian is diag(2x).
+/// let j = jacfwd(|x| Ok(x.square()), &Tensor::vector(&[1.0_f64, 3.0])).unwrap();
+/// assert_eq!((j.shape(), j.to_vec()), (&[2, 2][..], vec![2.0, 0.0, 0.0, 6.0]));
+/// ```
+pub fn jacfwd<A, F>(f: F, x: &A) -> Result<A, Error>
+where
+    A: Array,
+    F: Fn(&DualTensor<A>) -> Result<DualTensor<A>, Error>,
+{
+    let n = element_count(x.shape());
+    let mut columns = Vec::with_capacity(n);
+    let mut out_shape = None;
+    for i in 0..n {
+        let (y, dy) = jvp(&f, x, &A::lift(one_hot(x.shape(), i)))?;
+        out_shape.get_or_insert_with(|| y.shape().to_vec());
+        columns.push(dy);
+    }
+    let out_shape = match out_shape {
+        Some(s) => s,
+        None => f(&DualTensor::constant(x.clone()))?.shape().to_vec(),
+    };
+    assemble(&columns, true, &out_shape, x.shape())
+}
+
+/// The Jacobian by reverse mode: one recorded evaluation, then one backward sweep per output
+/// element. Best when the output is smaller than the input.
+///
+/// ```
+/// use perturb::tensor::{jacrev, Array, Tensor};
+/// let a = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
+/// // The Jacobian of A x is A.
+/// let j = jacrev(|x| x.constant_like(&a).try_matmul(x), &Tensor::ones(&[3])).unwrap();
+/// assert_eq!(j.to_vec(), a.to_vec());
+/// ```
+pub fn jacrev<A, F>(f: F, x: &A) -> Result<A, Error>
+where
+    A: Array,
+    F: for<'t> FnOnce(&TensorVar<'t, A>) -> Result<TensorVar<'t, A>, Error>,
+{
+    let tape = TensorTape::over();
+    let xv = tape.var(x.clone());
+    let y = f(&xv)?;
+    let m = element_count(y.shape());
+    let mut rows = Vec::with_capacity(m);
+    for k in 0..m {
+        let seed = A::lift(one_hot(y.shape(), k));
+        rows.push(tape.vjp(&y, &seed, &[&xv])?.remove(0));
+    }
+    assemble(&rows, false, y.shape(), x.shape())
+}
+
+/// The Jacobian, by forward mode when the input has no more elements than the output and by
+/// reverse mode otherwise ([`Mode::Auto`]), or by the mode the caller forces.
+///
+/// ```
+/// use perturb::tensor::{jacobian, Array, Tensor, TensorFn};
+/// use perturb::Mode;
+///
+/// struct Tanh;
+/// impl TensorFn<f64> for Tanh {
+///     fn call<A: perturb::tensor::Array<Elem = f64>>(&self, x: &A) -> Result<A, perturb::Error> {
+///         Ok(x.tanh())
+///     }
+/// }
+/// let x = Tensor::vector(&[0.0_f64, 1.0]);
+/// let forward = jacobian(&Tanh, &x, Mode::Forward).unwrap();
+/// let reverse = jacobian(&Tanh, &x, Mode::Reverse).unwrap();
+/// assert!(forward.all_close(&reverse, 1e-15));
+/// assert_eq!(forward.to_vec()[0], 1.0);
+/// ```
+pub fn jacobian<T, F, A>(f: &F, x: &A, mode: Mode) -> Result<A, Error>
+where
+    T: Element,
+    F: TensorFn<T>,
+    A: Array<Elem = T>,
+{
+    Jacobian { f, mode }.call(x)
+}
+
+/// The Hessian of a function with one output element, as the Jacobian of its gradient by
+/// forward mode (forward over reverse). Shape: the input's shape twice.
+///
+/// See the [module example](self) for Rosenbrock's.
+///
+/// ```
+/// use perturb::tensor::{hessian, Array, Tensor};
+/// // sum(x^3) has Hessian diag(6x).
+/// let h = hessian(|x| Ok(x.pow_scalar(3.0).sum_all()), &Tensor::vector(&[1.0_f64, 2.0])).unwrap();
+/// assert_eq!(h.to_vec(), vec![6.0, 0.0, 0.0, 12.0]);
+/// ```
+pub fn hessian<A, F>(f: F, x: &A) -> Result<A, Error>
+where
+    A: Array,
+    F: for<'t> Fn(&TensorVar<'t, DualTensor<A>>) -> Result<TensorVar<'t, DualTensor<A>>, Error>,
+{
+    jacfwd(|x| grad(&f, x), x)
+}
+
+/// The Hessian-vector product `H v` of a function with one output element, by forward mode
+/// over reverse mode: one JVP of the gradient, about the cost of a few gradients and without
+/// forming `H`.
+///
+/// ```
+/// use perturb::tensor::{hvp, Array, Tensor};
+/// // sum(x^3): H v = 6 x v.
+/// let x = Tensor::vector(&[1.0_f64, 2.0]);
+/// let hv = hvp(|x| Ok(x.pow_scalar(3.0).sum_all()), &x, &Tensor::vector(&[1.0, 10.0])).unwrap();
+/// assert_eq!(hv.to_vec(), vec![6.0, 120.0]);
+/// ```
+pub fn hvp<A, F>(f: F, x: &A, v: &A) -> Result<A, Error>
+where
+    A: Array,
+    F: for<'t> FnOnce(&TensorVar<'t, DualTensor<A>>) -> Result<TensorVar<'t, DualTensor<A>>, Error>,
+{
+    Ok(jvp(|x| grad(f, x), x, v)?.1)
+}
+
+/// The gradient of a [`TensorFn`] with one output element, as a `TensorFn` again: compose it
+/// for derivatives of any order (see [`TensorFn`]'s example).
+///
+/// ```
+/// use perturb::tensor::{Array, Grad, Tensor, TensorFn};
+/// struct Cube;
+/// impl TensorFn<f64> for Cube {
+///     fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, perturb::Error> {
+///         Ok(x.pow_scalar(3.0).sum_all())
+///     }
+/// }
+/// let x = Tensor::scalar(2.0_f64);
+/// assert_eq!(Grad(Cube).call(&x).unwrap().to_vec(), vec![12.0]);
+/// assert_eq!(Grad(Grad(Cube)).call(&x).unwrap().to_vec(), vec![12.0]);
+/// assert_eq!(Grad(Grad(Grad(Cube))).call(&x).unwrap().to_vec(), vec![6.0]);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Grad<F>(pub F);
+
+impl<T: Element, F: TensorFn<T>> TensorFn<T> for Grad<F> {
+    fn call<A: Array<Elem = T>>(&self, x: &A) -> Result<A, Error> {
+        grad(|x| self.0.call(x), x)
+    }
+}
+
+/// The Jacobian of a [`TensorFn`] by forward mode, as a `TensorFn`.
+///
+/// ```
+/// use perturb::tensor::{Array, JacFwd, JacRev, Tensor, TensorFn};
+/// struct Sin;
+/// impl TensorFn<f64> for Sin {
+///     fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, perturb::Error> { Ok(x.sin()) }
+/// }
+/// let x = Tensor::vector(&[0.0_f64, 1.0]);
+/// assert!(JacFwd(Sin).call(&x).unwrap().all_close(&JacRev(Sin).call(&x).unwrap(), 1e-15));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct JacFwd<F>(pub F);
+
+impl<T: Element, F: TensorFn<T>> TensorFn<T> for JacFwd<F> {
+    fn call<A: Array<Elem = T>>(&self, x: &A) -> Result<A, Error> {
+        jacfwd(|x| self.0.call(x), x)
+    }
+}
+
+/// The Jacobian of a [`TensorFn`] by reverse mode, as a `TensorFn`; see [`JacFwd`].
+///
+/// ```
+/// use perturb::tensor::{Array, JacRev, Tensor, TensorFn};
+/// struct Square;
+/// impl TensorFn<f64> for Square {
+///     fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, perturb::Error> { Ok(x.square()) }
+/// }
+/// let j = JacRev(Square).call(&Tensor::vector(&[2.0_f64])).unwrap();
+/// assert_eq!(j.to_vec(), vec![4.0]);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct JacRev<F>(pub F);
+
+impl<T: Element, F: TensorFn<T>> TensorFn<T> for JacRev<F> {
+    fn call<A: Array<Elem = T>>(&self, x: &A) -> Result<A, Error> {
+        jacrev(|x| self.0.call(x), x)
+    }
+}
+
+/// The Jacobian of a [`TensorFn`] in the mode the shapes favour (or the one given), as a
+/// `TensorFn`; see [`jacobian`].
+///
+/// ```
+/// use perturb::tensor::{Array, Jacobian, Tensor, TensorFn};
+/// use perturb::Mode;
+/// struct Exp;
+/// impl TensorFn<f64> for Exp {
+///     fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, perturb::Error> { Ok(x.exp()) }
+/// }
+/// let j = Jacobian { f: Exp, mode: Mode::Auto }.call(&Tensor::vector(&[0.0_f64])).unwrap();
+/// assert_eq!(j.to_vec(), vec![1.0]);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Jacobian<F> {
+    /// The function.
+    pub f: F,
+    /// Forward, reverse, or chosen from the shapes.
+    pub mode: Mode,
+}
+
+impl<T: Element, F: TensorFn<T>> TensorFn<T> for Jacobian<F> {
+    fn call<A: Array<Elem = T>>(&self, x: &A) -> Result<A, Error> {
+        let forward = match self.mode {
+            Mode::Forward => true,
+            Mode::Reverse => false,
+            Mode::Auto => {
+                let out = self.f.call(&x.primal())?;
+                element_count(x.shape()) <= element_count(out.shape())
+            }
+        };
+        if forward {
+            JacFwd(&self.f).call(x)
+        } else {
+            JacRev(&self.f).call(x)
+        }
+    }
+}
+
+/// The Hessian of a [`TensorFn`] with one output element (forward over reverse), as a
+/// `TensorFn`.
+///
+/// ```
+/// use perturb::tensor::{Array, Hessian, Tensor, TensorFn};
+/// struct Quartic;
+/// impl TensorFn<f64> for Quartic {
+///     fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, perturb::Error> {
+///         Ok(x.pow_scalar(4.0).sum_all())
+///     }
+/// }
+/// // d2/dx2 x^4 = 12 x^2
+/// let h = Hessian(Quartic).call(&Tensor::vector(&[1.0_f64])).unwrap();
+/// assert_eq!(h.to_vec(), vec![12.0]);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Hessian<F>(pub F);
+
+impl<T: Element, F: TensorFn<T>> TensorFn<T> for Hessian<F> {
+    fn call<A: Array<Elem = T>>(&self, x: &A) -> Result<A, Error> {
+        JacFwd(Grad(&self.0)).call(x)
+    }
+}
