@@ -14,6 +14,7 @@ mod compare;
 mod elementwise;
 mod index;
 mod linalg;
+mod pointwise;
 mod reduce;
 mod shape;
 
@@ -23,6 +24,7 @@ pub use elementwise::{
     Square, Tanh,
 };
 pub use linalg::MatMul;
+pub use pointwise::{Pointwise, PointwiseBinary, PointwiseRule};
 pub use shape::{BroadcastTo, Narrow, PadNarrow, Permute, Reshape, SumTo};
 #[allow(unused_imports)]
 pub use {compare::*, index::*, reduce::*};
