@@ -26,6 +26,7 @@
 //! ```
 
 mod array;
+mod check;
 mod dense;
 mod dual;
 mod element;
@@ -36,6 +37,7 @@ mod tape;
 mod transforms;
 
 pub use array::{Array, Op};
+pub use check::{check_grads, CheckOptions, Comparison, GradReport, OpComparison};
 pub use dense::Tensor;
 pub use dual::DualTensor;
 pub use element::Element;

@@ -10,8 +10,9 @@ use crate::error::Error;
 
 static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
 
-/// The VJP of one recorded operation, with the operation's type erased.
-trait Backward<A: Array> {
+/// One recorded operation with its type erased: its VJP for the sweep, and its value and JVP
+/// for checking it ([`check_grads`](super::check_grads)).
+pub(crate) trait Backward<A: Array> {
     fn name(&self) -> &'static str;
     fn vjp(
         &self,
@@ -20,6 +21,8 @@ trait Backward<A: Array> {
         cotangent: &A,
         needed: &[bool],
     ) -> Result<Vec<Option<A>>, Error>;
+    fn jvp(&self, inputs: &[&A], output: &A, tangents: &[Option<&A>]) -> Result<Option<A>, Error>;
+    fn apply(&self, inputs: &[&A]) -> Result<A, Error>;
 }
 
 impl<A: Array, O: Op> Backward<A> for O {
@@ -34,6 +37,12 @@ impl<A: Array, O: Op> Backward<A> for O {
         needed: &[bool],
     ) -> Result<Vec<Option<A>>, Error> {
         Op::vjp(self, inputs, output, cotangent, needed)
+    }
+    fn jvp(&self, inputs: &[&A], output: &A, tangents: &[Option<&A>]) -> Result<Option<A>, Error> {
+        Op::jvp(self, inputs, output, tangents)
+    }
+    fn apply(&self, inputs: &[&A]) -> Result<A, Error> {
+        A::apply(self, inputs)
     }
 }
 
@@ -392,6 +401,15 @@ impl<A: Array> TensorTape<A> {
         }
         out.push_str("}\n");
         out
+    }
+
+    /// Calls `visit` with each recorded operation and its inputs and output, in order.
+    pub(crate) fn for_each_op(&self, mut visit: impl FnMut(usize, &dyn Backward<A>, &[A], &A)) {
+        for (i, node) in self.nodes.borrow().iter().enumerate() {
+            if let Some(op) = &node.op {
+                visit(i, op.as_ref(), &node.inputs, &node.output);
+            }
+        }
     }
 
     fn check(&self, x: &TensorVar<'_, A>, op: &'static str) -> Result<(), Error> {
