@@ -1,6 +1,8 @@
 //! Saved models: the weights of an [`Mlp`] in the safetensors format, with the architecture,
-//! the task and the standardisation in its metadata, so `perturb predict` and `perturb eval`
-//! can rebuild the model and apply it to new data.
+//! the task, the standardisation and the names of the feature and target columns in its
+//! metadata, so `perturb predict` and `perturb eval` can rebuild the model and apply it to new
+//! data. The names were added after the first files were written: a file without them still
+//! loads, and its data columns are then matched by count.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,6 +25,10 @@ pub struct SavedModel {
     pub feature_std: Vec<f64>,
     pub target_mean: f64,
     pub target_std: f64,
+    /// The feature columns' names, in the model's input order (absent in older files).
+    pub feature_names: Option<Vec<String>>,
+    /// The target column's name (absent in older files).
+    pub target_name: Option<String>,
 }
 
 fn numbers(values: &[f64]) -> String {
@@ -69,7 +75,7 @@ pub fn save(path: &Path, m: &SavedModel) -> Result<(), String> {
             .map_err(|e| format!("saving {name}: {e}"))?;
         views.push((name.clone(), view));
     }
-    let metadata: HashMap<String, String> = [
+    let mut metadata: HashMap<String, String> = [
         ("format", FORMAT.to_string()),
         (
             "sizes",
@@ -89,6 +95,14 @@ pub fn save(path: &Path, m: &SavedModel) -> Result<(), String> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    // Names may hold commas: JSON keeps them apart.
+    if let Some(names) = &m.feature_names {
+        let json = serde_json::to_string(names).map_err(|e| format!("saving the names: {e}"))?;
+        metadata.insert("feature_names".into(), json);
+    }
+    if let Some(name) = &m.target_name {
+        metadata.insert("target_name".into(), name.clone());
+    }
     let data = safetensors::serialize(views, &Some(metadata))
         .map_err(|e| format!("saving {}: {e}", path.display()))?;
     std::fs::write(path, data).map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -168,6 +182,22 @@ pub fn load(path: &Path) -> Result<SavedModel, String> {
             .parse()
             .map_err(|_| format!("{where_}: metadata entry {key} is not a number"))
     };
+    let feature_names = match meta.get("feature_names") {
+        None => None,
+        Some(json) => {
+            let names: Vec<String> = serde_json::from_str(json).map_err(|e| {
+                format!("{where_}: metadata entry feature_names is not a list of names: {e}")
+            })?;
+            if names.len() != sizes[0] {
+                return Err(format!(
+                    "{where_}: the metadata names {} features for {} inputs",
+                    names.len(),
+                    sizes[0]
+                ));
+            }
+            Some(names)
+        }
+    };
     Ok(SavedModel {
         model,
         sizes,
@@ -177,5 +207,7 @@ pub fn load(path: &Path) -> Result<SavedModel, String> {
         feature_std,
         target_mean: scalar("target_mean")?,
         target_std: scalar("target_std")?,
+        feature_names,
+        target_name: meta.get("target_name").cloned(),
     })
 }

@@ -86,8 +86,9 @@ pub struct Args {
     /// The seed of the data, the split, the initial weights and the batches.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// A folder to write the trained model to (`model.safetensors`, with the architecture and
-    /// the standardisation in its metadata), for `perturb predict` and `perturb eval`.
+    /// A folder to write the trained model to (`model.safetensors`, with the architecture, the
+    /// feature names and the standardisation in its metadata), for `perturb predict` and
+    /// `perturb eval`.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -201,7 +202,17 @@ pub fn run(args: &Args) -> Result<(), String> {
                     .map_err(|e| format!("train: {e}"))?;
                 let kept = match &args.out {
                     Some(dir) => {
-                        save(dir, &model, &sizes, args, task, &scaler, target_scale)?;
+                        let names = (&dataset.feature_names, &dataset.target_name);
+                        save(
+                            dir,
+                            &model,
+                            &sizes,
+                            args,
+                            task,
+                            &scaler,
+                            target_scale,
+                            names,
+                        )?;
                         format!(
                             "the last good weights are saved in {}",
                             dir.join("model.safetensors").display()
@@ -243,7 +254,17 @@ pub fn run(args: &Args) -> Result<(), String> {
         .map_err(|e| format!("train: {e}"))?;
     report(task, &model, &train, &test, target_scale)?;
     if let Some(dir) = &args.out {
-        save(dir, &model, &sizes, args, task, &scaler, target_scale)?;
+        let names = (&dataset.feature_names, &dataset.target_name);
+        save(
+            dir,
+            &model,
+            &sizes,
+            args,
+            task,
+            &scaler,
+            target_scale,
+            names,
+        )?;
         println!(
             "model written to {}",
             dir.join("model.safetensors").display()
@@ -253,6 +274,7 @@ pub fn run(args: &Args) -> Result<(), String> {
 }
 
 /// Writes `dir/model.safetensors`.
+#[allow(clippy::too_many_arguments)]
 fn save(
     dir: &std::path::Path,
     model: &Mlp<f64>,
@@ -261,6 +283,7 @@ fn save(
     task: Task,
     scaler: &Standardizer<f64>,
     (target_mean, target_std): (f64, f64),
+    (feature_names, target_name): (&Vec<String>, &String),
 ) -> Result<(), String> {
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("train: cannot create {}: {e}", dir.display()))?;
@@ -273,6 +296,8 @@ fn save(
         feature_std: scaler.std().to_vec(),
         target_mean,
         target_std,
+        feature_names: Some(feature_names.clone()),
+        target_name: Some(target_name.clone()),
     };
     crate::model_file::save(&dir.join("model.safetensors"), &saved)
         .map_err(|e| format!("train: {e}"))
