@@ -8,6 +8,7 @@ mod apply;
 mod explain;
 mod lecture;
 mod model_file;
+mod plot;
 mod train;
 
 use std::process::ExitCode;

@@ -86,11 +86,12 @@ pub struct Args {
     /// The seed of the data, the split, the initial weights and the batches.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// A folder to write the trained model to (`model.safetensors`, with the architecture, the
-    /// feature names and the standardisation in its metadata), for `perturb predict` and
-    /// `perturb eval`.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    /// The folder to write to: the trained model (`model.safetensors`, with the architecture,
+    /// the feature names and the standardisation in its metadata, for `perturb predict` and
+    /// `perturb eval`), the loss per epoch (`loss.png`, `loss.svg`) and, for a classifier of
+    /// two features, its decision boundary with the data (`boundary.png`, `boundary.svg`).
+    #[arg(long, default_value = "perturb-out")]
+    pub out: PathBuf,
 }
 
 /// Runs the command.
@@ -100,6 +101,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     let task = resolve_task(args.task, &dataset);
     let (mut train, mut test) = data::train_test_split(&dataset, args.test_fraction, args.seed)
         .map_err(|e| format!("train: {e}"))?;
+    // The features in their own units, for the decision-boundary picture.
+    let raw = (train.x.clone(), test.x.clone());
     let scaler = Standardizer::fit(&train.x).map_err(|e| format!("train: {e}"))?;
     train.x = scaler
         .transform(&train.x)
@@ -119,6 +122,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     } else {
         (0.0, 1.0)
     };
+    // The test targets on the training targets' scale, for the test loss.
+    let test_y = test.y.map(|v| (v - target_scale.0) / target_scale.1);
 
     let classes = match task {
         Task::Multiclass => class_count(&dataset.y)?,
@@ -172,11 +177,25 @@ pub fn run(args: &Args) -> Result<(), String> {
     let mut tape = TensorTape::new();
     let mut last_good = params.clone();
     let mut step = 0usize;
+    // The loss per epoch: the training loss (the mean over the epoch's batches) every epoch,
+    // the test loss (before the epoch's steps) at about 200 epochs.
+    let mut history = History::default();
+    let test_every = (args.epochs / 200).max(1);
     for epoch in 0..args.epochs {
+        if epoch % test_every == 0 || epoch + 1 == args.epochs {
+            if let Ok(test_loss) = model
+                .forward(&params, &test.x)
+                .and_then(|out| loss_of(task, &out, &test_y))
+            {
+                let value = test_loss.item().unwrap_or(f64::NAN);
+                history.test.push(((epoch + 1) as f64, value));
+            }
+        }
         let batches = data::Batches::new(&train, batch, args.seed.wrapping_add(epoch as u64))
             .map_err(|e| format!("train: {e}"))?;
-        let mut epoch_loss = 0.0;
+        let (mut loss_sum, mut rows) = (0.0, 0usize);
         for (x, y) in batches {
+            let batch_rows = y.len();
             let (loss, grads) = {
                 let vars: Vec<_> = params.iter().map(|p| tape.var(p.clone())).collect();
                 let out = model
@@ -200,36 +219,35 @@ pub fn run(args: &Args) -> Result<(), String> {
                 model
                     .load_params(&last_good)
                     .map_err(|e| format!("train: {e}"))?;
-                let kept = match &args.out {
-                    Some(dir) => {
-                        let names = (&dataset.feature_names, &dataset.target_name);
-                        save(
-                            dir,
-                            &model,
-                            &sizes,
-                            args,
-                            task,
-                            &scaler,
-                            target_scale,
-                            names,
-                        )?;
-                        format!(
-                            "the last good weights are saved in {}",
-                            dir.join("model.safetensors").display()
-                        )
-                    }
-                    None => "the last good weights were kept (give --out to save them)".to_string(),
-                };
+                let names = (&dataset.feature_names, &dataset.target_name);
+                save(
+                    &args.out,
+                    &model,
+                    &sizes,
+                    args,
+                    task,
+                    &scaler,
+                    target_scale,
+                    names,
+                )?;
+                let [png, svg] = loss_picture(args, task, &sizes, &history)?;
                 return Err(format!(
-                    "train: the loss became {loss} at step {step} (epoch {epoch}); lower --lr; {kept}"
+                    "train: the loss became {loss} at step {step} (epoch {epoch}); lower --lr; \
+                     the last good weights are saved in {}, the loss until then in {} and {}",
+                    args.out.join("model.safetensors").display(),
+                    png.display(),
+                    svg.display()
                 ));
             }
             last_good.clone_from(&params);
             optimizer
                 .step(&mut params, &grads)
                 .map_err(|e| format!("train: {e}"))?;
-            epoch_loss = loss;
+            loss_sum += loss * batch_rows as f64;
+            rows += batch_rows;
         }
+        let epoch_loss = loss_sum / rows.max(1) as f64;
+        history.train.push(((epoch + 1) as f64, epoch_loss));
         if epoch % 50 == 0 || epoch + 1 == args.epochs {
             let accuracy = match task {
                 Task::Regression => String::new(),
@@ -253,24 +271,150 @@ pub fn run(args: &Args) -> Result<(), String> {
         .load_params(&params)
         .map_err(|e| format!("train: {e}"))?;
     report(task, &model, &train, &test, target_scale)?;
-    if let Some(dir) = &args.out {
-        let names = (&dataset.feature_names, &dataset.target_name);
-        save(
-            dir,
-            &model,
-            &sizes,
-            args,
-            task,
-            &scaler,
-            target_scale,
-            names,
-        )?;
+
+    let dir = &args.out;
+    let names = (&dataset.feature_names, &dataset.target_name);
+    save(
+        dir,
+        &model,
+        &sizes,
+        args,
+        task,
+        &scaler,
+        target_scale,
+        names,
+    )?;
+    let model_path = dir.join("model.safetensors");
+    println!("written to {}:", dir.display());
+    println!(
+        "  {}  the model (perturb predict --model {} --data new.csv)",
+        model_path.display(),
+        model_path.display()
+    );
+    let [png, svg] = loss_picture(args, task, &sizes, &history)?;
+    println!("  {}, {}  the loss per epoch", png.display(), svg.display());
+    if dataset.n_features() == 2 && task != Task::Regression {
+        let classes = if task == Task::Multiclass {
+            sizes[sizes.len() - 1]
+        } else {
+            2
+        };
+        let points = |x: &Tensor<f64>, y: &Tensor<f64>| -> Vec<([f64; 2], usize)> {
+            x.as_slice()
+                .chunks_exact(2)
+                .zip(y.as_slice())
+                .map(|(p, &c)| ([p[0], p[1]], c as usize))
+                .collect()
+        };
+        let (train_points, test_points) = (points(&raw.0, &train.y), points(&raw.1, &test.y));
+        let test_accuracy = model
+            .predict(&test.x)
+            .map(|out| accuracy(task, &out, &test.y))
+            .unwrap_or(f64::NAN);
+        let plot = crate::plot::Boundary {
+            title: format!(
+                "{}: network {sizes:?}, test accuracy {:.1}%",
+                data_name(&args.data),
+                100.0 * test_accuracy
+            ),
+            axes: [
+                dataset.feature_names[0].clone(),
+                dataset.feature_names[1].clone(),
+            ],
+            class_names: (0..classes)
+                .map(|c| format!("{} = {c}", dataset.target_name))
+                .collect(),
+            train: &train_points,
+            test: &test_points,
+        };
+        let probabilities = |grid: &[[f64; 2]]| -> Result<Vec<Vec<f64>>, String> {
+            class_probabilities(task, &model, &scaler, grid).map_err(|e| format!("train: {e}"))
+        };
+        let [png, svg] =
+            crate::plot::boundary(dir, &plot, &probabilities).map_err(|e| format!("train: {e}"))?;
         println!(
-            "model written to {}",
-            dir.join("model.safetensors").display()
+            "  {}, {}  the decision boundary with the data",
+            png.display(),
+            svg.display()
         );
     }
     Ok(())
+}
+
+/// The loss per epoch of a run.
+#[derive(Default)]
+struct History {
+    train: Vec<(f64, f64)>,
+    test: Vec<(f64, f64)>,
+}
+
+/// The name of a data set for a title: a CSV file's name without its folder.
+fn data_name(data: &str) -> String {
+    std::path::Path::new(data)
+        .file_name()
+        .map_or_else(|| data.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Draws `loss.png` and `loss.svg` in the output folder.
+fn loss_picture(
+    args: &Args,
+    task: Task,
+    sizes: &[usize],
+    history: &History,
+) -> Result<[PathBuf; 2], String> {
+    let loss_name = match task {
+        Task::Multiclass => "loss (softmax cross-entropy)",
+        Task::Regression => "loss (MSE, standardised target)",
+        _ => "loss (logistic NLL)",
+    };
+    let series = [
+        crate::plot::Series {
+            label: "training".into(),
+            points: history.train.clone(),
+        },
+        crate::plot::Series {
+            label: "test".into(),
+            points: history.test.clone(),
+        },
+    ];
+    let title = format!(
+        "{}: network {sizes:?}, {:?} at lr {}",
+        data_name(&args.data),
+        args.optimizer,
+        args.lr
+    );
+    crate::plot::loss_curve(&args.out, &title, loss_name, &series)
+        .map_err(|e| format!("train: {e}"))
+}
+
+/// The model's class probabilities at points given in the features' own units: binary
+/// `[1 - p, p]` with `p = sigmoid(logit)`, multi-class the softmax.
+fn class_probabilities(
+    task: Task,
+    model: &Mlp<f64>,
+    scaler: &Standardizer<f64>,
+    points: &[[f64; 2]],
+) -> Result<Vec<Vec<f64>>, String> {
+    let flat: Vec<f64> = points.iter().flatten().copied().collect();
+    let x = Tensor::from_vec(flat, &[points.len(), 2]).map_err(|e| e.to_string())?;
+    let x = scaler.transform(&x).map_err(|e| e.to_string())?;
+    let out = model.predict(&x).map_err(|e| e.to_string())?;
+    let width = out.shape().get(1).copied().unwrap_or(1).max(1);
+    Ok(out
+        .as_slice()
+        .chunks(width)
+        .map(|row| {
+            if task == Task::Multiclass {
+                let top = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let exp: Vec<f64> = row.iter().map(|v| (v - top).exp()).collect();
+                let sum: f64 = exp.iter().sum();
+                exp.iter().map(|v| v / sum).collect()
+            } else {
+                let p = 1.0 / (1.0 + (-row[0]).exp());
+                vec![1.0 - p, p]
+            }
+        })
+        .collect())
 }
 
 /// Writes `dir/model.safetensors`.

@@ -12,7 +12,7 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Runs `perturb` in `dir`.
+/// Runs `perturb` in `dir` (where `perturb train` writes `perturb-out/` unless told otherwise).
 fn perturb_in(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_perturb"))
         .args(args)
@@ -21,6 +21,7 @@ fn perturb_in(dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("the binary runs")
 }
 
+/// Runs `perturb` in a scratch folder: for runs that must fail before writing anything.
 fn perturb(args: &[&str]) -> std::process::Output {
     perturb_in(&std::env::temp_dir(), args)
 }
@@ -41,8 +42,9 @@ fn test_accuracy(stdout: &str) -> f64 {
 }
 
 #[test]
-fn the_default_trains_the_lecture_network_on_two_moons() {
-    let out = perturb(&["train"]);
+fn the_default_trains_the_lecture_network_on_two_moons_and_writes_to_perturb_out() {
+    let dir = scratch("default");
+    let out = perturb_in(&dir, &["train"]);
     assert!(
         out.status.success(),
         "{}",
@@ -55,25 +57,45 @@ fn the_default_trains_the_lecture_network_on_two_moons() {
     );
     // Measured: 100% on the 50 held-out points with seed 0; ask for 95%.
     assert!(test_accuracy(&text) >= 95.0, "{text}");
+    // The model and the pictures are in ./perturb-out, and the output says where.
+    for file in [
+        "model.safetensors",
+        "loss.png",
+        "loss.svg",
+        "boundary.png",
+        "boundary.svg",
+    ] {
+        let path = Path::new("perturb-out").join(file);
+        assert!(
+            text.contains(&path.display().to_string()),
+            "{file} not named: {text}"
+        );
+        assert!(dir.join(&path).is_file(), "{} not written", path.display());
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn a_real_data_set_trains_with_options() {
-    let out = perturb(&[
-        "train",
-        "--data",
-        "iris",
-        "--hidden",
-        "8",
-        "--activation",
-        "tanh",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.05",
-        "--epochs",
-        "300",
-    ]);
+    let dir = scratch("iris-options");
+    let out = perturb_in(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "iris",
+            "--hidden",
+            "8",
+            "--activation",
+            "tanh",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.05",
+            "--epochs",
+            "300",
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -86,6 +108,7 @@ fn a_real_data_set_trains_with_options() {
     );
     // Measured: 97.37% (37 of 38) with seed 0.
     assert!(test_accuracy(&text) >= 90.0, "{text}");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -125,25 +148,48 @@ fn bad_arguments_are_clear_errors() {
 fn a_diverging_loss_stops_with_the_step_and_keeps_the_last_good_weights() {
     // Gradient descent at lr 1000 on the (standardised) diabetes regression diverges: measured,
     // the loss overflows to inf at step 45.
-    let out = perturb(&[
-        "train",
-        "--data",
-        "diabetes",
-        "--task",
-        "regression",
-        "--lr",
-        "1000",
-        "--epochs",
-        "50",
-    ]);
+    let dir = scratch("diverging");
+    let out = perturb_in(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "diabetes",
+            "--task",
+            "regression",
+            "--lr",
+            "1000",
+            "--epochs",
+            "50",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
         err.contains("the loss became")
             && err.contains("at step")
-            && err.contains("last good weights were kept"),
+            && err.contains("the last good weights are saved in perturb-out/model.safetensors")
+            && err.contains("the loss until then in perturb-out/loss.png"),
         "{err}"
     );
+    // The saved weights are the last good ones: finite, so the model evaluates.
+    let out = perturb_in(
+        &dir,
+        &[
+            "eval",
+            "--model",
+            "perturb-out/model.safetensors",
+            "--data",
+            "diabetes",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("perturb-out/loss.png").is_file());
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
