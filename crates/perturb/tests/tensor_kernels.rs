@@ -66,3 +66,54 @@ fn sum_to_and_broadcast_to_agree_with_the_reference_on_every_layout() {
         );
     }
 }
+
+/// `Element::gemm` against a triple loop, for the matrix-vector and vector-matrix shapes (which
+/// take their own loops) and a general one, with every combination of transposed operands and
+/// with `beta` zero (where `c` may hold NaN and must not be read) and non-zero.
+#[test]
+fn gemm_matches_a_triple_loop_for_vector_shapes_and_strides() {
+    use perturb::tensor::Element;
+    let value = |i: usize| ((i * 37 + 11) % 17) as f64 / 7.0 - 1.0;
+    for (m, k, n) in [(5, 7, 1), (1, 7, 5), (1, 1, 1), (4, 3, 6), (9, 1, 1), (1, 6, 1)] {
+        let a: Vec<f64> = (0..m * k).map(value).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| value(i + 100)).collect();
+        for (ta, tb, beta) in [
+            (false, false, 0.0),
+            (true, false, 0.0),
+            (false, true, 0.5),
+            (true, true, -2.0),
+        ] {
+            // A transposed operand is stored as its transpose and read with swapped strides.
+            let (a_buf, a_strides) = if ta {
+                let t: Vec<f64> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+                (t, (1, m))
+            } else {
+                (a.clone(), (k, 1))
+            };
+            let (b_buf, b_strides) = if tb {
+                let t: Vec<f64> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+                (t, (1, k))
+            } else {
+                (b.clone(), (n, 1))
+            };
+            let c0: Vec<f64> = (0..m * n).map(|i| value(i + 200)).collect();
+            let mut c = if beta == 0.0 {
+                vec![f64::NAN; m * n]
+            } else {
+                c0.clone()
+            };
+            f64::gemm(m, k, n, &a_buf, a_strides, &b_buf, b_strides, beta, &mut c, n);
+            for i in 0..m {
+                for j in 0..n {
+                    let dot: f64 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+                    let want = dot + if beta == 0.0 { 0.0 } else { beta * c0[i * n + j] };
+                    let got = c[i * n + j];
+                    assert!(
+                        (got - want).abs() < 1e-12,
+                        "{m}x{k}x{n} ta={ta} tb={tb} beta={beta}: c[{i},{j}] = {got}, want {want}"
+                    );
+                }
+            }
+        }
+    }
+}
