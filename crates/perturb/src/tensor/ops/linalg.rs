@@ -197,6 +197,21 @@ impl Op for MatMul {
         }
         let Promoted { a: a2, b: b2, .. } = promoted(a.shape(), b.shape())?;
         let (m, n) = (a2[a2.len() - 2], b2[b2.len() - 1]);
+        if a2.len() == 2 && b2.len() == 2 {
+            // A vector promoted to a matrix: the 2-D rule, whose transposes are read through
+            // strides rather than copied.
+            let cts = self.vjp_2d(
+                &a.try_reshape(&a2)?,
+                &b.try_reshape(&b2)?,
+                &ct.try_reshape(&[m, n])?,
+                needed,
+            )?;
+            let restore = |ct: Option<A>, x: &A| ct.map(|c| c.try_reshape(x.shape())).transpose();
+            let mut cts = cts.into_iter();
+            let da = restore(cts.next().flatten(), a)?;
+            let db = restore(cts.next().flatten(), b)?;
+            return Ok(vec![da, db]);
+        }
         let batch = kernels::broadcast_shape("matmul", &a2[..a2.len() - 2], &b2[..b2.len() - 2])?;
         let ct_shape: Vec<usize> = batch.iter().copied().chain([m, n]).collect();
         let ct2 = ct.try_reshape(&ct_shape)?;
