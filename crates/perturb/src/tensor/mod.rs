@@ -1,11 +1,15 @@
-//! Tensors and reverse mode on them: the vector half of the lecture.
+//! Tensors with forward and reverse mode: the vector half of the lecture.
 //!
 //! - [`Tensor`]: an n-dimensional `f32`/`f64` array with shared storage.
-//! - [`Op`]: one operation in one place, its value and its vector-Jacobian product
-//!   ([`ops`] holds them all).
-//! - [`Array`]: what every tensor type implements, so code is written once for plain tensors
-//!   and tape variables.
+//! - [`Op`]: one operation in one place: its value, its Jacobian-vector product and its
+//!   vector-Jacobian product ([`ops`] holds them all).
+//! - [`Array`]: what every tensor type implements, so code is written once for plain tensors,
+//!   dual tensors and tape variables.
 //! - [`TensorTape`], [`TensorVar`]: reverse mode, a flat list swept by a loop.
+//! - [`DualTensor`]: forward mode, the tangent carried beside the value.
+//! - Transforms ([`jvp`], [`vjp`], [`grad`], [`jacfwd`], [`jacrev`], [`jacobian`], [`hessian`],
+//!   [`hvp`], and the composable [`TensorFn`]s [`Grad`], [`JacFwd`], [`JacRev`], [`Hessian`]),
+//!   and [`check_grads`] to test derivatives the way perturb tests its own.
 //!
 //! ```
 //! use perturb::tensor::{Array, Tensor, TensorTape};
