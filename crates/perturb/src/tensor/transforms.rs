@@ -194,6 +194,108 @@ where
     Ok(value_and_grad(f, x)?.1)
 }
 
+/// [`jvp`] for a function of several tensors: each input gets its tangent, and the output's
+/// tangent is the sum of their effects, in one forward pass.
+///
+/// ```
+/// use perturb::tensor::{jvp_n, Array, Tensor};
+/// // f(a, b) = sum(a * b): d f = sum(da * b + a * db).
+/// let (a, b) = (Tensor::vector(&[1.0_f64, 2.0]), Tensor::vector(&[3.0, 4.0]));
+/// let (da, db) = (Tensor::vector(&[1.0, 0.0]), Tensor::vector(&[0.0, 1.0]));
+/// let (y, dy) = jvp_n(|x| Ok(x[0].try_mul(&x[1])?.sum_all()), &[a, b], &[da, db]).unwrap();
+/// assert_eq!((y.to_vec(), dy.to_vec()), (vec![11.0], vec![3.0 + 2.0]));
+/// ```
+pub fn jvp_n<A, F>(f: F, primals: &[A], tangents: &[A]) -> Result<(A, A), Error>
+where
+    A: Array,
+    F: FnOnce(&[DualTensor<A>]) -> Result<DualTensor<A>, Error>,
+{
+    if primals.len() != tangents.len() {
+        return Err(Error::LengthMismatch {
+            op: "jvp_n",
+            what: "tangents (one per primal)",
+            expected: primals.len(),
+            found: tangents.len(),
+        });
+    }
+    let mut inputs = Vec::with_capacity(primals.len());
+    for (p, t) in primals.iter().zip(tangents) {
+        if p.shape() != t.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "jvp_n",
+                lhs: p.shape().to_vec(),
+                rhs: t.shape().to_vec(),
+            });
+        }
+        inputs.push(DualTensor::new(p.clone(), t.clone()));
+    }
+    Ok(f(&inputs)?.into_parts())
+}
+
+/// [`vjp`] for a function of several tensors: the cotangent of each input, from one recorded
+/// pass and one backward sweep.
+///
+/// ```
+/// use perturb::tensor::{vjp_n, Array, Tensor};
+/// // f(w, x) = w x (matrix times vector): the VJP with u is (u x^T, w^T u).
+/// let w = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+/// let x = Tensor::vector(&[1.0, -1.0]);
+/// let u = Tensor::vector(&[1.0, 10.0]);
+/// let (_, cts) = vjp_n(|p| p[0].try_matmul(&p[1]), &[w, x], &u).unwrap();
+/// assert_eq!(cts[0].to_vec(), vec![1.0, -1.0, 10.0, -10.0]);
+/// assert_eq!(cts[1].to_vec(), vec![31.0, 42.0]);
+/// ```
+pub fn vjp_n<A, F>(f: F, primals: &[A], cotangent: &A) -> Result<(A, Vec<A>), Error>
+where
+    A: Array,
+    F: for<'t> FnOnce(&[TensorVar<'t, A>]) -> Result<TensorVar<'t, A>, Error>,
+{
+    let tape = TensorTape::over();
+    let xs: Vec<TensorVar<'_, A>> = primals.iter().map(|p| tape.var(p.clone())).collect();
+    let y = f(&xs)?;
+    let refs: Vec<&TensorVar<'_, A>> = xs.iter().collect();
+    let cts = tape.vjp(&y, cotangent, &refs)?;
+    Ok((y.value().clone(), cts))
+}
+
+/// The gradient of a function of several tensors with one output element, with respect to
+/// each: what a training step needs.
+///
+/// ```
+/// use perturb::tensor::{grad_n, Array, Tensor};
+/// // The lecture's linear regression L = sum((y - X w - b)^2) / N, gradients for w and b.
+/// let x = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0], &[3, 1]).unwrap();
+/// let y = Tensor::from_vec(vec![2.0_f64, 4.0, 6.0], &[3, 1]).unwrap();
+/// let params = [Tensor::from_vec(vec![2.0], &[1, 1]).unwrap(), Tensor::vector(&[0.0])];
+/// let g = grad_n(
+///     |p| {
+///         let pred = p[0].constant_like(&x).try_matmul(&p[0])?.try_add(&p[1])?;
+///         Ok(p[0].constant_like(&y).try_sub(&pred)?.square().mean_axes(&[0, 1], false))
+///     },
+///     &params,
+/// )
+/// .unwrap();
+/// // w = 2, b = 0 fit exactly: both gradients are zero.
+/// assert_eq!((g[0].to_vec(), g[1].to_vec()), (vec![0.0], vec![0.0]));
+/// ```
+pub fn grad_n<A, F>(f: F, primals: &[A]) -> Result<Vec<A>, Error>
+where
+    A: Array,
+    F: for<'t> FnOnce(&[TensorVar<'t, A>]) -> Result<TensorVar<'t, A>, Error>,
+{
+    let tape = TensorTape::over();
+    let xs: Vec<TensorVar<'_, A>> = primals.iter().map(|p| tape.var(p.clone())).collect();
+    let y = f(&xs)?;
+    if element_count(y.shape()) != 1 {
+        return Err(Error::NotAScalar {
+            op: "grad_n",
+            shape: y.shape().to_vec(),
+        });
+    }
+    let refs: Vec<&TensorVar<'_, A>> = xs.iter().collect();
+    tape.gradient(&y, &refs)
+}
+
 /// A tensor with a one at flat position `i`.
 fn one_hot<T: Element>(shape: &[usize], i: usize) -> Tensor<T> {
     let mut data = vec![T::zero(); element_count(shape)];
