@@ -3,13 +3,6 @@
 //!
 //! Run: `cargo bench -p perturb --bench scalar`
 
-// glibc's allocator gives memory back to the OS whenever more than 128 KiB is free at the top of
-// its heap, and the next tensor faults it in again, page by page: for tensors of 10^4 elements
-// that costs more than the arithmetic. mimalloc keeps such memory for reuse. BENCHMARKS.md gives
-// figures with both allocators.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use num_traits::Float;
 use perturb::{Dual, Tape};
