@@ -74,7 +74,14 @@ fn sum_to_and_broadcast_to_agree_with_the_reference_on_every_layout() {
 fn gemm_matches_a_triple_loop_for_vector_shapes_and_strides() {
     use perturb::tensor::Element;
     let value = |i: usize| ((i * 37 + 11) % 17) as f64 / 7.0 - 1.0;
-    for (m, k, n) in [(5, 7, 1), (1, 7, 5), (1, 1, 1), (4, 3, 6), (9, 1, 1), (1, 6, 1)] {
+    for (m, k, n) in [
+        (5, 7, 1),
+        (1, 7, 5),
+        (1, 1, 1),
+        (4, 3, 6),
+        (9, 1, 1),
+        (1, 6, 1),
+    ] {
         let a: Vec<f64> = (0..m * k).map(value).collect();
         let b: Vec<f64> = (0..k * n).map(|i| value(i + 100)).collect();
         for (ta, tb, beta) in [
@@ -102,11 +109,18 @@ fn gemm_matches_a_triple_loop_for_vector_shapes_and_strides() {
             } else {
                 c0.clone()
             };
-            f64::gemm(m, k, n, &a_buf, a_strides, &b_buf, b_strides, beta, &mut c, n);
+            f64::gemm(
+                m, k, n, &a_buf, a_strides, &b_buf, b_strides, beta, &mut c, n,
+            );
             for i in 0..m {
                 for j in 0..n {
                     let dot: f64 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
-                    let want = dot + if beta == 0.0 { 0.0 } else { beta * c0[i * n + j] };
+                    let want = dot
+                        + if beta == 0.0 {
+                            0.0
+                        } else {
+                            beta * c0[i * n + j]
+                        };
                     let got = c[i * n + j];
                     assert!(
                         (got - want).abs() < 1e-12,
