@@ -9,11 +9,18 @@
 //!   `<u, J v>` from the VJP against `(<u, f(x + h v)> - <u, f(x - h v)>) / 2h`;
 //! - `f32` against `f64` (value and VJP, relative 1e-4);
 //! - order two: the Hessian-vector product of `<u, f(x)>` by an outer tape over an inner one
-//!   against a central difference of the first-order VJP.
+//!   against a central difference of the first-order VJP;
+//! - the forward column (`forward_support`): the JVP against central differences in random
+//!   directions (all inputs, and each alone), the JVP against the VJP (`<u, J v> = <J^T u, v>`),
+//!   and order two in every nesting (forward over reverse, reverse over forward, forward over
+//!   forward) against central differences of the first-order rules and against each other.
 //!
 //! Then a coverage guard, the conventions at kinks, ties and NaN, stability far out in the
 //! tails, and shape errors that name the operation and both shapes.
 
+mod forward_support;
+
+use forward_support::{check_first_order, check_second_order, Function};
 use perturb::tensor::ops::CmpKind;
 use perturb::tensor::{Array, Tensor, TensorTape, TensorVar};
 use perturb::{Error, Scalar};
@@ -489,6 +496,57 @@ fn hessian_vector_products_match_differences_of_the_vjp() {
                         assert_close(&format!("{what} (H v)[{i}][{k}]"), got, fd, row.tol);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// A row's operation as a function for the forward-mode checks.
+struct RowFn(Kind);
+
+impl Function for RowFn {
+    fn call<A: Array<Elem = f64>>(&self, xs: &[&A]) -> Result<A, Error> {
+        apply(self.0, xs)
+    }
+}
+
+/// Which inputs are differentiated: all but masks.
+fn active(row: &Row) -> Vec<bool> {
+    row.domains
+        .iter()
+        .map(|d| !matches!(d, Dom::Mask))
+        .collect()
+}
+
+#[test]
+fn jvps_match_central_differences_and_the_vjps() {
+    for (r, row) in rows().iter().enumerate() {
+        for s in 0..row.shapes.len() {
+            for trial in 0..TRIALS {
+                let (mut rng, xs) = inputs(r, s, trial, row);
+                let vs = directions(&mut rng, row, &xs);
+                let y = eval(row.kind, &xs);
+                let u = rng.tensor(y.shape(), Dom::U(-1.0, 1.0));
+                let what = format!("{} {:?} trial {trial}", row.name, row.shapes[s]);
+                check_first_order(&what, &RowFn(row.kind), &xs, &active(row), &vs, &u, row.tol);
+            }
+        }
+    }
+}
+
+#[test]
+fn second_order_in_every_nesting_matches_central_differences() {
+    for (r, row) in rows().iter().enumerate() {
+        for s in 0..row.shapes.len() {
+            for trial in 0..TRIALS {
+                let (mut rng, xs) = inputs(r, s, trial, row);
+                let vs = directions(&mut rng, row, &xs);
+                let zs = directions(&mut rng, row, &xs);
+                let y = eval(row.kind, &xs);
+                let u = rng.tensor(y.shape(), Dom::U(-1.0, 1.0));
+                let what = format!("{} {:?} trial {trial}", row.name, row.shapes[s]);
+                let f = RowFn(row.kind);
+                check_second_order(&what, &f, &xs, &active(row), &vs, &zs, &u, row.tol);
             }
         }
     }

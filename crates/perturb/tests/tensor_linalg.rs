@@ -1,8 +1,14 @@
 //! The matrix product's VJP in every layout (plain, transposed operands, matrix-vector,
 //! vector-matrix, batched with broadcasting) against central finite differences, at first and
-//! second order.
+//! second order; and its JVP (the forward column, `forward_support`) against central
+//! differences and against the VJP, with order two in every nesting (forward over reverse,
+//! reverse over forward, forward over forward) of the product and of its square.
 
+mod forward_support;
+
+use forward_support::{check_first_order, check_second_order, Function};
 use perturb::tensor::{ops::MatMul, Array, Tensor, TensorTape, TensorVar};
+use perturb::Error;
 
 fn values(n: usize, seed: u64) -> Vec<f64> {
     let mut s = seed;
@@ -35,14 +41,14 @@ fn objective<A: Array>(op: MatMul, a: &A, b: &A, u: &A) -> A {
     A::apply(&op, &[a, b]).unwrap().mul(u).sum_all()
 }
 
-#[test]
-fn first_and_second_order_match_finite_differences_in_every_layout() {
+/// Every layout: the product's flags and the two operands' shapes.
+fn cases() -> Vec<(MatMul, Vec<usize>, Vec<usize>)> {
     let plain = MatMul::default();
     let flags = |transpose_a, transpose_b| MatMul {
         transpose_a,
         transpose_b,
     };
-    let cases: Vec<(MatMul, Vec<usize>, Vec<usize>)> = vec![
+    vec![
         (plain, vec![3, 4], vec![4, 2]),
         (flags(true, false), vec![4, 3], vec![4, 2]),
         (flags(false, true), vec![3, 4], vec![2, 4]),
@@ -51,8 +57,12 @@ fn first_and_second_order_match_finite_differences_in_every_layout() {
         (plain, vec![4], vec![4, 2]),
         (plain, vec![2, 3, 4], vec![4, 2]),
         (plain, vec![2, 1, 3, 4], vec![3, 4, 2]),
-    ];
-    for (seed, (op, sa, sb)) in cases.into_iter().enumerate() {
+    ]
+}
+
+#[test]
+fn first_and_second_order_match_finite_differences_in_every_layout() {
+    for (seed, (op, sa, sb)) in cases().into_iter().enumerate() {
         let seed = seed as u64 * 10;
         let (a0, b0) = (random(&sa, seed), random(&sb, seed + 1));
         let out = Tensor::apply(&op, &[&a0, &b0]).unwrap();
@@ -108,6 +118,39 @@ fn first_and_second_order_match_finite_differences_in_every_layout() {
             (second - fd2).abs() < 1e-6 * fd2.abs().max(1.0),
             "{op:?} {sa:?} {sb:?}: {second} vs {fd2}"
         );
+    }
+}
+
+/// The product `op(a) @ op(b)`, or its element-wise square, for the forward-mode checks.
+struct Product {
+    op: MatMul,
+    squared: bool,
+}
+
+impl Function for Product {
+    fn call<A: Array<Elem = f64>>(&self, xs: &[&A]) -> Result<A, Error> {
+        let y = A::apply(&self.op, xs)?;
+        Ok(if self.squared { y.square() } else { y })
+    }
+}
+
+#[test]
+fn forward_mode_matches_finite_differences_and_reverse_in_every_layout() {
+    for (seed, (op, sa, sb)) in cases().into_iter().enumerate() {
+        let seed = 1000 + seed as u64 * 10;
+        let xs = [random(&sa, seed), random(&sb, seed + 1)];
+        let out = Tensor::apply(&op, &[&xs[0], &xs[1]]).unwrap();
+        let u = random(out.shape(), seed + 2);
+        let vs = [random(&sa, seed + 3), random(&sb, seed + 4)];
+        let zs = [random(&sa, seed + 5), random(&sb, seed + 6)];
+        for squared in [false, true] {
+            let what = format!("{op:?} {sa:?} {sb:?} squared {squared}");
+            let f = Product { op, squared };
+            check_first_order(&what, &f, &xs, &[true, true], &vs, &u, 1e-8);
+            // The product is bilinear: its second derivative is the cross term
+            // op(v_a) op(z_b) + op(z_a) op(v_b), which every nesting must find.
+            check_second_order(&what, &f, &xs, &[true, true], &vs, &zs, &u, 1e-6);
+        }
     }
 }
 

@@ -3,9 +3,14 @@
 //! One table row per operation (and per interesting axis choice): each row's VJP is checked
 //! against central finite differences in random directions, in f32 against f64, and at second
 //! order (a Hessian-vector product through a nested tape against a central difference of the
-//! first-order VJP). Then exact values on small hand-checked cases, stability for large inputs,
-//! ties in max / min, and errors.
+//! first-order VJP). The forward column (`forward_support`) checks each row's JVP against
+//! central differences and against its VJP, and order two in every nesting (forward over reverse,
+//! reverse over forward, forward over forward) of `f(x)^2`. Then exact values on small
+//! hand-checked cases, stability for large inputs, ties in max / min, and errors.
 
+mod forward_support;
+
+use forward_support::{check_first_order, check_second_order, Function};
 use perturb::tensor::{Array, Element, Tensor, TensorTape, TensorVar};
 use perturb::Error;
 
@@ -355,6 +360,70 @@ fn second_order_matches_a_central_difference_of_the_first() {
                 hk.to_vec(),
                 fd.to_vec()
             );
+        }
+    }
+}
+
+/// A row's operation, or its square (`squared`), as a function for the forward-mode checks.
+struct RowFn {
+    case: Case,
+    squared: bool,
+}
+
+impl Function for RowFn {
+    fn call<A: Array<Elem = f64>>(&self, xs: &[&A]) -> Result<A, Error> {
+        let y = self.case.apply(xs)?;
+        Ok(if self.squared { y.square() } else { y })
+    }
+}
+
+#[test]
+fn jvps_match_central_differences_and_the_vjps() {
+    let mut rng = SplitMix(0x5eed_0004);
+    for row in ROWS {
+        for trial in 0..3 {
+            let xs = row.inputs(&mut rng);
+            let y = row.value(&xs);
+            let u = rng.tensor(y.shape(), -1.0, 1.0);
+            let vs: Vec<_> = xs
+                .iter()
+                .map(|x| rng.tensor(x.shape(), -1.0, 1.0))
+                .collect();
+            let what = format!("{} {:?} trial {trial}", row.name, row.case);
+            let f = RowFn {
+                case: row.case,
+                squared: false,
+            };
+            let active = vec![true; xs.len()];
+            check_first_order(&what, &f, &xs, &active, &vs, &u, row.tol);
+        }
+    }
+}
+
+#[test]
+fn second_order_in_every_nesting_matches_central_differences() {
+    // Of f(x)^2, as above: most of these operations are linear, so f itself has no second
+    // derivative; squaring makes every nesting differentiate each rule with an x-dependent
+    // direction.
+    let mut rng = SplitMix(0x5eed_0005);
+    for row in ROWS {
+        for trial in 0..2 {
+            let xs = row.inputs(&mut rng);
+            let y = row.value(&xs);
+            let u = rng.tensor(y.shape(), -1.0, 1.0);
+            let mut direction = || -> Vec<Tensor<f64>> {
+                xs.iter()
+                    .map(|x| rng.tensor(x.shape(), -1.0, 1.0))
+                    .collect()
+            };
+            let (vs, zs) = (direction(), direction());
+            let what = format!("{} {:?} squared, trial {trial}", row.name, row.case);
+            let f = RowFn {
+                case: row.case,
+                squared: true,
+            };
+            let active = vec![true; xs.len()];
+            check_second_order(&what, &f, &xs, &active, &vs, &zs, &u, 1e-6);
         }
     }
 }
