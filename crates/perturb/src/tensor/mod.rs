@@ -47,6 +47,6 @@ pub use dual::DualTensor;
 pub use element::Element;
 pub use tape::{TensorTape, TensorVar};
 pub use transforms::{
-    grad, grad_n, hessian, hvp, jacfwd, jacobian, jacrev, jvp, jvp_n, value_and_grad, vjp, vjp_n,
-    Grad, Hessian, JacFwd, JacRev, Jacobian, TensorFn,
+    grad, grad_n, hessian, hvp, jacfwd, jacobian, jacrev, jvp, jvp_n, value_and_grad,
+    value_and_grad_n, vjp, vjp_n, Grad, Hessian, JacFwd, JacRev, Jacobian, TensorFn,
 };

@@ -133,11 +133,8 @@ where
     A: Array,
     F: for<'t> FnOnce(&TensorVar<'t, A>) -> Result<TensorVar<'t, A>, Error>,
 {
-    let tape = TensorTape::over();
-    let x = tape.var(primal.clone());
-    let y = f(&x)?;
-    let ct = tape.vjp(&y, cotangent, &[&x])?.remove(0);
-    Ok((y.value().clone(), ct))
+    let (y, mut cts) = vjp_n(|x| f(&x[0]), std::slice::from_ref(primal), cotangent)?;
+    Ok((y, cts.remove(0)))
 }
 
 /// The value of a function with one output element and its gradient.
@@ -153,17 +150,8 @@ where
     A: Array,
     F: for<'t> FnOnce(&TensorVar<'t, A>) -> Result<TensorVar<'t, A>, Error>,
 {
-    let tape = TensorTape::over();
-    let xv = tape.var(x.clone());
-    let y = f(&xv)?;
-    if element_count(y.shape()) != 1 {
-        return Err(Error::NotAScalar {
-            op: "grad",
-            shape: y.shape().to_vec(),
-        });
-    }
-    let g = tape.gradient(&y, &[&xv])?.remove(0);
-    Ok((y.value().clone(), g))
+    let (y, mut g) = value_and_grad_n(|x| f(&x[0]), std::slice::from_ref(x))?;
+    Ok((y, g.remove(0)))
 }
 
 /// The gradient of a function with one output element (any shape with one element), by
@@ -283,17 +271,36 @@ where
     A: Array,
     F: for<'t> FnOnce(&[TensorVar<'t, A>]) -> Result<TensorVar<'t, A>, Error>,
 {
+    Ok(value_and_grad_n(f, primals)?.1)
+}
+
+/// The value of a function of several tensors with one output element, and its gradient with
+/// respect to each.
+///
+/// ```
+/// use perturb::tensor::{value_and_grad_n, Array, Tensor};
+/// let (a, b) = (Tensor::vector(&[1.0_f64, 2.0]), Tensor::vector(&[3.0, 4.0]));
+/// let (y, g) = value_and_grad_n(|p| Ok(p[0].try_mul(&p[1])?.sum_all()), &[a.clone(), b.clone()]).unwrap();
+/// assert_eq!(y.to_vec(), vec![11.0]);
+/// assert_eq!((g[0].to_vec(), g[1].to_vec()), (b.to_vec(), a.to_vec()));
+/// ```
+pub fn value_and_grad_n<A, F>(f: F, primals: &[A]) -> Result<(A, Vec<A>), Error>
+where
+    A: Array,
+    F: for<'t> FnOnce(&[TensorVar<'t, A>]) -> Result<TensorVar<'t, A>, Error>,
+{
     let tape = TensorTape::over();
     let xs: Vec<TensorVar<'_, A>> = primals.iter().map(|p| tape.var(p.clone())).collect();
     let y = f(&xs)?;
     if element_count(y.shape()) != 1 {
         return Err(Error::NotAScalar {
-            op: "grad_n",
+            op: "grad",
             shape: y.shape().to_vec(),
         });
     }
     let refs: Vec<&TensorVar<'_, A>> = xs.iter().collect();
-    tape.gradient(&y, &refs)
+    let grads = tape.gradient(&y, &refs)?;
+    Ok((y.value().clone(), grads))
 }
 
 /// A tensor with a one at flat position `i`.
