@@ -446,6 +446,13 @@ where
     A: Array,
     F: for<'t> FnOnce(&TensorVar<'t, DualTensor<A>>) -> Result<TensorVar<'t, DualTensor<A>>, Error>,
 {
+    if x.shape() != v.shape() {
+        return Err(Error::ShapeMismatch {
+            op: "hvp",
+            lhs: x.shape().to_vec(),
+            rhs: v.shape().to_vec(),
+        });
+    }
     Ok(jvp(|x| grad(f, x), x, v)?.1)
 }
 
