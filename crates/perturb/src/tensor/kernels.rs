@@ -194,12 +194,27 @@ fn layout(from: &[usize], to: &[usize]) -> Layout {
     Layout::General
 }
 
+/// The sum of a slice, in eight running sums: one running sum is a chain of dependent additions
+/// that runs at a quarter of the speed or less, and eight sums also round off less.
+pub(crate) fn sum<T: Element>(x: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder().iter().fold(T::zero(), |a, &v| a + v);
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += v;
+        }
+    }
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+}
+
 /// Sums `x` (of shape `from`) down to `to`, a shape `from` is a broadcast of: the adjoint of
 /// broadcasting.
 pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T> {
     let mut out = vec![T::zero(); to.iter().product()];
     match layout(from, to) {
         Layout::Same => out.copy_from_slice(x),
+        Layout::Leading(_) if out.len() == 1 => out[0] = sum(x),
         Layout::Leading(rows) => {
             let width = out.len();
             for row in x.chunks_exact(width.max(1)).take(rows) {
@@ -210,7 +225,7 @@ pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T
         }
         Layout::Trailing(block) => {
             for (o, chunk) in out.iter_mut().zip(x.chunks_exact(block.max(1))) {
-                *o = chunk.iter().fold(T::zero(), |acc, &v| acc + v);
+                *o = sum(chunk);
             }
         }
         Layout::General => {
@@ -227,17 +242,11 @@ pub(crate) fn broadcast_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) ->
     let total: usize = to.iter().product();
     match layout(to, from) {
         Layout::Same => x.to_vec(),
-        Layout::Leading(rows) => {
-            let mut out = Vec::with_capacity(total);
-            for _ in 0..rows {
-                out.extend_from_slice(x);
-            }
-            out
-        }
+        Layout::Leading(rows) => x.repeat(rows),
         Layout::Trailing(block) => {
             let mut out = Vec::with_capacity(total);
             for &v in x {
-                out.extend(std::iter::repeat(v).take(block));
+                out.resize(out.len() + block, v);
             }
             out
         }

@@ -256,12 +256,18 @@ impl Op for PadNarrow {
         shape[self.axis] = self.total;
         check_window(self.name(), &shape, self.axis, self.start, len)?;
         let (outer, _, inner) = split_at_axis(&shape, self.axis);
-        let mut data = vec![T::zero(); outer * self.total * inner];
-        if len * inner > 0 {
-            for (o, block) in x.as_slice().chunks_exact(len * inner).enumerate() {
-                let at = (o * self.total + self.start) * inner;
-                data[at..at + len * inner].copy_from_slice(block);
-            }
+        // Each element written once: zeros before, the block, zeros after.
+        let (before, after) = (self.start * inner, (self.total - self.start - len) * inner);
+        let mut data = Vec::with_capacity(outer * self.total * inner);
+        for o in 0..outer {
+            data.resize(data.len() + before, T::zero());
+            let block = &x.as_slice()[o * len * inner..(o + 1) * len * inner];
+            // An element loop, not `extend_from_slice`: glibc's `memmove` measured about three
+            // times slower here for this copy (the Rosenbrock gradient's two pads), and
+            // `.copied()` would be turned back into that `memmove`.
+            #[allow(clippy::map_clone)]
+            data.extend(block.iter().map(|&v| v));
+            data.resize(data.len() + after, T::zero());
         }
         Ok(Tensor::from_parts(data, shape))
     }
