@@ -157,11 +157,51 @@ pub(crate) fn broadcast_zip<T: Element>(
         let x = a[0];
         return Ok((map(b, cost, |y| f(x, y)), out));
     }
+    if a_shape == out.as_slice() {
+        if let Some(data) = zip_with_small(a, &out, b, b_shape, |x, y| f(x, y)) {
+            return Ok((data, out));
+        }
+    }
+    if b_shape == out.as_slice() {
+        if let Some(data) = zip_with_small(b, &out, a, a_shape, |y, x| f(x, y)) {
+            return Ok((data, out));
+        }
+    }
     let sa = broadcast_strides(a_shape, &out);
     let sb = broadcast_strides(b_shape, &out);
     let mut data = Vec::with_capacity(out.iter().product());
     for_each_broadcast(&out, &sa, &sb, |_, ia, ib| data.push(f(a[ia], b[ib])));
     Ok((data, out))
+}
+
+/// `f(big, small)` element by element where `small` broadcasts to `big`'s shape `out` as a row
+/// repeated over the leading axes (a bias added to a batch) or as one value per trailing block;
+/// `None` for the other layouts.
+fn zip_with_small<T: Element>(
+    big: &[T],
+    out: &[usize],
+    small: &[T],
+    small_shape: &[usize],
+    f: impl Fn(T, T) -> T,
+) -> Option<Vec<T>> {
+    if big.is_empty() || small.is_empty() {
+        return None;
+    }
+    let mut data = Vec::with_capacity(big.len());
+    match layout(out, small_shape) {
+        Layout::Leading(_) => {
+            for row in big.chunks_exact(small.len()) {
+                data.extend(row.iter().zip(small).map(|(&x, &y)| f(x, y)));
+            }
+        }
+        Layout::Trailing(block) => {
+            for (chunk, &y) in big.chunks_exact(block).zip(small) {
+                data.extend(chunk.iter().map(|&x| f(x, y)));
+            }
+        }
+        _ => return None,
+    }
+    Some(data)
 }
 
 /// How a shape `to` sits inside a shape `from` it broadcasts to, for the two layouts with a

@@ -76,8 +76,9 @@ elementwise! {
     Ln, "ln", Transcendental, |x| rules::Ln.func(x), |x, y, g| g.try_div(x)?;
     /// `x^2`; JVP and VJP `2 x g`.
     Square, "square", Cheap, |x| x * x, |x, y, g| g.try_mul(x)?.scale(A::elem(2.0));
-    /// `1 / (1 + exp(-x))`, stable for large `|x|`; JVP and VJP `g * s(x) * s(-x)`.
-    Sigmoid, "sigmoid", Transcendental, |x| rules::Sigmoid.func(x), |x, y, g| g.try_mul(&y.try_mul(&x.neg().sigmoid())?)?;
+    /// `1 / (1 + exp(-x))`, stable for large `|x|`; JVP and VJP `g * s(x) * s(-x)`, the slope in
+    /// one pass with one exponential.
+    Sigmoid, "sigmoid", Transcendental, |x| rules::Sigmoid.func(x), |x, y, g| g.try_mul(&A::apply(&SigmoidSlope, &[x])?)?;
     /// `sqrt(x)`; JVP and VJP `g / (2 sqrt(x))`.
     Sqrt, "sqrt", Cheap, |x| rules::Sqrt.func(x), |x, y, g| g.try_div(&y.scale(A::elem(2.0)))?;
     /// `|x|`; JVP and VJP `g * sign(x)`, with derivative 0 at 0 (as [`rules::Abs`]).
@@ -97,6 +98,43 @@ elementwise! {
     LogSigmoid, "log_sigmoid", Transcendental, |x| rules::LogSigmoid.func(x), |x, y, g| g.try_mul(&x.neg().sigmoid())?;
     /// `1 / x`; JVP and VJP `-g / x^2`, written `-(g y^2)`.
     Recip, "recip", Cheap, |x| rules::Recip.func(x), |x, y, g| g.try_mul(&y.square())?.neg();
+}
+
+/// `sigmoid'(x) = s(x) s(-x)`, computed as `e / (1 + e)^2` with `e = exp(-|x|)`: one
+/// exponential and one pass, exact in both tails (where `s (1 - s)` loses every digit once
+/// `s` rounds to 1). Its own derivative is `sigmoid'(x) (1 - 2 s(x))`.
+#[derive(Clone, Copy, Debug)]
+struct SigmoidSlope;
+
+impl Op for SigmoidSlope {
+    fn name(&self) -> &'static str {
+        "sigmoid_slope"
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let input = super::unary("sigmoid_slope", inputs)?;
+        Ok(input.map_with(kernels::Cost::Transcendental, |x: T| {
+            let e = (-x.abs()).exp();
+            let d = T::one() + e;
+            e / (d * d)
+        }))
+    }
+
+    fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        t[0].map(|t| Self::slope_times(x[0], y, t)).transpose()
+    }
+
+    fn vjp<A: Array>(&self, x: &[&A], y: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        Ok(vec![Some(Self::slope_times(x[0], y, ct)?)])
+    }
+}
+
+impl SigmoidSlope {
+    /// `g * y * (1 - 2 s(x))`, `y` being `sigmoid'(x)`.
+    fn slope_times<A: Array>(x: &A, y: &A, g: &A) -> Result<A, Error> {
+        let factor = x.sigmoid().scale(A::elem(-2.0)).add_scalar(A::elem(1.0));
+        g.try_mul(&y.try_mul(&factor)?)
+    }
 }
 
 /// The derivative of a piecewise-linear rule (`abs`, `relu`) from the scalar rule's `grads`:
