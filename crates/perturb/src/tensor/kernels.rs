@@ -158,7 +158,7 @@ pub(crate) fn broadcast_zip<T: Element>(
         return Ok((map(b, cost, |y| f(x, y)), out));
     }
     if a_shape == out.as_slice() {
-        if let Some(data) = zip_with_small(a, &out, b, b_shape, |x, y| f(x, y)) {
+        if let Some(data) = zip_with_small(a, &out, b, b_shape, &f) {
             return Ok((data, out));
         }
     }
