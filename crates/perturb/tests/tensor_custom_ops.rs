@@ -111,7 +111,7 @@ fn a_jvp_only_op_gets_reverse_mode_by_transposition_at_orders_one_and_two() {
     assert_all_close(
         "hvp 6 x v",
         &hv,
-        &[6.0 * 0.5, 6.0 * -1.25 * 2.0, -6.0 * 2.0],
+        &[6.0 * 0.5, -(6.0 * 1.25 * 2.0), -6.0 * 2.0],
         1e-14,
     );
     let jf = jacfwd(|x| x.apply_op(&Cube), &x).unwrap();
@@ -134,7 +134,7 @@ fn a_two_input_jvp_only_op_transposes_with_broadcasting() {
     assert_all_close(
         "d/db",
         &g[1],
-        &[2.0 * 5.0 * 0.5, 2.0 * 7.0 * -1.0, 2.0 * 9.0 * 2.0],
+        &[2.0 * 5.0 * 0.5, -(2.0 * 7.0), 2.0 * 9.0 * 2.0],
         1e-15,
     );
 }
