@@ -68,7 +68,7 @@ fn sum_to_and_broadcast_to_agree_with_the_reference_on_every_layout() {
 }
 
 /// `Element::gemm` against a triple loop, for the matrix-vector and vector-matrix shapes (which
-/// take their own loops) and a general one, with every combination of transposed operands and
+/// take their own loops) and general ones, with every combination of transposed operands and
 /// with `beta` zero (where `c` may hold NaN and must not be read) and non-zero.
 #[test]
 fn gemm_matches_a_triple_loop_for_vector_shapes_and_strides() {
@@ -81,6 +81,10 @@ fn gemm_matches_a_triple_loop_for_vector_shapes_and_strides() {
         (4, 3, 6),
         (9, 1, 1),
         (1, 6, 1),
+        (7, 2, 3),
+        (3, 4, 9),
+        (6, 1, 5),
+        (5, 9, 4),
     ] {
         let a: Vec<f64> = (0..m * k).map(value).collect();
         let b: Vec<f64> = (0..k * n).map(|i| value(i + 100)).collect();
