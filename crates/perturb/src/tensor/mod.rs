@@ -38,7 +38,7 @@ pub(crate) mod kernels;
 mod operators;
 pub mod ops;
 mod tape;
-mod transforms;
+pub mod transforms;
 
 pub use array::{Array, Op};
 pub use check::{check_grads, CheckOptions, Comparison, GradReport, OpComparison};

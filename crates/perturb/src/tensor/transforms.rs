@@ -414,7 +414,7 @@ where
 /// The Hessian of a function with one output element, as the Jacobian of its gradient by
 /// forward mode (forward over reverse). Shape: the input's shape twice.
 ///
-/// See the [module example](self) for Rosenbrock's.
+/// See the [module example](crate::tensor::transforms) for Rosenbrock's.
 ///
 /// ```
 /// use perturb::tensor::{hessian, Array, Tensor};
