@@ -23,8 +23,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use forward_support::{check_first_order, check_second_order, Function};
 use perturb::tensor::{
-    grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, ops, value_and_grad, vjp, Array, DualTensor,
-    Element, Grad, Hessian, JacFwd, JacRev, Jacobian, Op, Tensor, TensorFn, TensorVar,
+    grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, ops, value_and_grad, vjp, Array, Batched,
+    DualTensor, Element, Grad, Hessian, JacFwd, JacRev, Jacobian, Op, Tensor, TensorFn, TensorVar,
 };
 use perturb::{Error, Mode, Scalar, VectorFunction};
 
@@ -1071,7 +1071,7 @@ fn perturbation_confusion_with_tensors_in_every_nesting() {
     let j = jacfwd(
         |x| {
             let g = jacfwd(
-                |y| inner(&DualTensor::constant(x.clone()), y),
+                |y| inner(&DualTensor::constant(Batched::single(x.clone())), y),
                 &x.constant_like(&y0),
             )?;
             x.try_mul(&g)
@@ -1084,7 +1084,7 @@ fn perturbation_confusion_with_tensors_in_every_nesting() {
     let j = jacrev(
         |x| {
             let g = jacfwd(
-                |y| inner(&DualTensor::constant(x.clone()), y),
+                |y| inner(&DualTensor::constant(Batched::single(x.clone())), y),
                 &x.constant_like(&y0),
             )?;
             x.try_mul(&g)

@@ -121,6 +121,26 @@ pub trait Op: Clone + Debug + 'static {
     ) -> Result<Vec<Option<A>>, Error> {
         super::tape::transpose_jvp(self, inputs, output, cotangent, needed)
     }
+
+    /// The operation mapped over stacks of inputs (vectorisation, JAX's batching rule): inputs
+    /// with `stacked[i]` set carry `size` values along an extra leading axis, the others one
+    /// value shared by all; the result is the stack of `size` results, along a leading axis.
+    /// [`Batched`](super::Batched) calls it; it is what lets [`jacfwd`](super::jacfwd) push all
+    /// basis tangents through one pass.
+    ///
+    /// The default applies the operation to each member in turn, which is always right; an
+    /// operation overrides it to do the whole stack at once (element-wise operations broadcast,
+    /// reductions move their axes past the stack's).
+    ///
+    /// ```
+    /// use perturb::tensor::{ops::Exp, Array, Op, Tensor};
+    /// let xs = Tensor::from_vec(vec![0.0_f64, 1.0, 2.0, 3.0], &[2, 2]).unwrap();
+    /// let ys = Exp.batch(&[&xs], &[true], 2).unwrap();
+    /// assert_eq!(ys.to_vec(), xs.exp().to_vec());
+    /// ```
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        super::batched::by_loop(self, inputs, stacked, size)
+    }
 }
 
 /// Unwraps an operation's result, or panics with its error at the caller's line.

@@ -30,6 +30,7 @@
 //! ```
 
 mod array;
+mod batched;
 mod check;
 mod dense;
 mod dual;
@@ -41,6 +42,7 @@ mod tape;
 pub mod transforms;
 
 pub use array::{Array, Op};
+pub use batched::Batched;
 pub use check::{check_grads, CheckOptions, Comparison, GradReport, OpComparison};
 pub use dense::Tensor;
 pub use dual::DualTensor;

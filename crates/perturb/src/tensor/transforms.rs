@@ -34,6 +34,7 @@
 //! ```
 
 use super::array::Array;
+use super::batched::Batched;
 use super::dense::Tensor;
 use super::dual::DualTensor;
 use super::element::Element;
@@ -303,32 +304,24 @@ where
     Ok((y.value().clone(), grads))
 }
 
-/// A tensor with a one at flat position `i`.
-fn one_hot<T: Element>(shape: &[usize], i: usize) -> Tensor<T> {
-    let mut data = vec![T::zero(); element_count(shape)];
-    data[i] = T::one();
-    Tensor::from_parts(data, shape.to_vec())
+/// The basis of a space of tensors of `shape`, stacked: shape `[count] ++ shape`, where member
+/// `i` has a one at flat position `i`.
+fn basis<T: Element>(shape: &[usize]) -> Tensor<T> {
+    let n = element_count(shape);
+    let mut data = vec![T::zero(); n * n];
+    data.iter_mut().step_by(n + 1).for_each(|x| *x = T::one());
+    Tensor::from_parts(
+        data,
+        std::iter::once(n).chain(shape.iter().copied()).collect(),
+    )
 }
 
-/// Stacks the Jacobian's slices (one per input element for forward mode, one per output
-/// element for reverse mode) and gives the result the shape `out ++ in`.
-fn assemble<A: Array>(
-    slices: &[A],
-    forward: bool,
-    out: &[usize],
-    inp: &[usize],
-) -> Result<A, Error> {
-    let shape: Vec<usize> = out.iter().chain(inp).copied().collect();
-    if slices.is_empty() {
-        return Ok(A::lift(Tensor::zeros(&shape)));
-    }
-    let refs: Vec<&A> = slices.iter().collect();
-    let axis = if forward { out.len() } else { 0 };
-    A::try_stack(&refs, axis)?.try_reshape(&shape)
-}
-
-/// The Jacobian by forward mode: one JVP per input element. Best when the input is smaller
-/// than the output.
+/// The Jacobian by forward mode: all the input's basis tangents pushed through one pass as a
+/// stack ([`Batched`]), each operation's JVP running once on the whole stack. Best when the
+/// input is smaller than the output.
+///
+/// The function runs on a [`DualTensor`] of [`Batched`] arrays; written with [`Array`]'s
+/// methods (or as a [`TensorFn`]) it need not name the type.
 ///
 /// ```
 /// use perturb::tensor::{jacfwd, Array, Tensor};
@@ -339,25 +332,26 @@ fn assemble<A: Array>(
 pub fn jacfwd<A, F>(f: F, x: &A) -> Result<A, Error>
 where
     A: Array,
-    F: Fn(&DualTensor<A>) -> Result<DualTensor<A>, Error>,
+    F: FnOnce(&DualTensor<Batched<A>>) -> Result<DualTensor<Batched<A>>, Error>,
 {
     let n = element_count(x.shape());
-    let mut columns = Vec::with_capacity(n);
-    let mut out_shape = None;
-    for i in 0..n {
-        let (y, dy) = jvp(&f, x, &A::lift(one_hot(x.shape(), i)))?;
-        out_shape.get_or_insert_with(|| y.shape().to_vec());
-        columns.push(dy);
-    }
-    let out_shape = match out_shape {
-        Some(s) => s,
-        None => f(&DualTensor::constant(x.clone()))?.shape().to_vec(),
+    let tangents = Batched::try_stack(A::lift(basis(x.shape())))?;
+    let y = f(&DualTensor::new(Batched::single(x.clone()), tangents))?;
+    let out = y.shape().to_vec();
+    // One column per input element, along the leading axis: moved to the end.
+    let columns = match y.tangent() {
+        Some(t) => t.clone().into_stack_of(n)?,
+        None => A::lift(Tensor::zeros(&[&[n], &out[..]].concat())),
     };
-    assemble(&columns, true, &out_shape, x.shape())
+    let perm: Vec<usize> = (1..=out.len()).chain([0]).collect();
+    columns
+        .try_permute(&perm)?
+        .try_reshape(&[&out[..], x.shape()].concat())
 }
 
-/// The Jacobian by reverse mode: one recorded evaluation, then one backward sweep per output
-/// element. Best when the output is smaller than the input.
+/// The Jacobian by reverse mode: one recorded evaluation, then one backward sweep that pulls
+/// all the output's basis cotangents back at once as a stack ([`Batched`]). Best when the
+/// output is smaller than the input.
 ///
 /// ```
 /// use perturb::tensor::{jacrev, Array, Tensor};
@@ -369,18 +363,16 @@ where
 pub fn jacrev<A, F>(f: F, x: &A) -> Result<A, Error>
 where
     A: Array,
-    F: for<'t> FnOnce(&TensorVar<'t, A>) -> Result<TensorVar<'t, A>, Error>,
+    F: for<'t> FnOnce(&TensorVar<'t, Batched<A>>) -> Result<TensorVar<'t, Batched<A>>, Error>,
 {
     let tape = TensorTape::over();
-    let xv = tape.var(x.clone());
+    let xv = tape.var(Batched::single(x.clone()));
     let y = f(&xv)?;
-    let m = element_count(y.shape());
-    let mut rows = Vec::with_capacity(m);
-    for k in 0..m {
-        let seed = A::lift(one_hot(y.shape(), k));
-        rows.push(tape.vjp(&y, &seed, &[&xv])?.remove(0));
-    }
-    assemble(&rows, false, y.shape(), x.shape())
+    let out = y.shape().to_vec();
+    let seeds = Batched::try_stack(A::lift(basis(&out)))?;
+    let rows = tape.vjp(&y, &seeds, &[&xv])?.remove(0);
+    rows.into_stack_of(element_count(&out))?
+        .try_reshape(&[&out[..], x.shape()].concat())
 }
 
 /// The Jacobian, by forward mode when the input has no more elements than the output and by
@@ -425,7 +417,9 @@ where
 pub fn hessian<A, F>(f: F, x: &A) -> Result<A, Error>
 where
     A: Array,
-    F: for<'t> Fn(&TensorVar<'t, DualTensor<A>>) -> Result<TensorVar<'t, DualTensor<A>>, Error>,
+    F: for<'t> Fn(
+        &TensorVar<'t, DualTensor<Batched<A>>>,
+    ) -> Result<TensorVar<'t, DualTensor<Batched<A>>>, Error>,
 {
     jacfwd(|x| grad(&f, x), x)
 }

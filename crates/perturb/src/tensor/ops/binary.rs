@@ -3,6 +3,7 @@
 use crate::error::Error;
 use crate::rules;
 use crate::scalar::BinaryOp;
+use crate::tensor::batched;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
@@ -39,6 +40,10 @@ macro_rules! broadcasting {
         impl Op for $name {
             fn name(&self) -> &'static str {
                 $label
+            }
+
+            fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+                batched::elementwise(self, inputs, stacked)
             }
 
             fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -140,6 +145,10 @@ impl Op for Scale {
         "scale"
     }
 
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+        batched::elementwise(self, inputs, stacked)
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let c: T = elem(self.0);
         Ok(super::unary("scale", inputs)?.map_with(kernels::Cost::Cheap, |x| c * x))
@@ -167,6 +176,10 @@ pub struct AddScalar(pub f64);
 impl Op for AddScalar {
     fn name(&self) -> &'static str {
         "add_scalar"
+    }
+
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+        batched::elementwise(self, inputs, stacked)
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use crate::error::Error;
 use crate::rules;
 use crate::scalar::BinaryOp;
+use crate::tensor::batched;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
@@ -95,6 +96,10 @@ impl Op for Compare {
         self.0.name()
     }
 
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+        batched::elementwise(self, inputs, stacked)
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let kind = self.0;
         binary_eval(kind.name(), inputs, move |a: T, b: T| {
@@ -164,6 +169,10 @@ pub struct Where;
 impl Op for Where {
     fn name(&self) -> &'static str {
         "where"
+    }
+
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+        batched::elementwise(self, inputs, stacked)
     }
 
     fn jvp<A: Array>(
@@ -284,6 +293,10 @@ impl Op for Clamp {
         "clamp"
     }
 
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+        batched::elementwise(self, inputs, stacked)
+    }
+
     fn jvp<A: Array>(&self, inputs: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
         let Some(t) = t[0] else { return Ok(None) };
         Ok(Some(t.try_mul(&A::apply(&InRange(*self), &[inputs[0]])?)?))
@@ -326,6 +339,10 @@ impl Op for InRange {
         "clamp_slope"
     }
 
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+        batched::elementwise(self, inputs, stacked)
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = super::unary("clamp_slope", inputs)?;
         let (lo, hi): (T, T) = (elem(self.0.min), elem(self.0.max));
@@ -356,6 +373,10 @@ struct FirstShare<R>(R, &'static str);
 impl<R: BinaryOp + Copy + std::fmt::Debug + Send + Sync + 'static> Op for FirstShare<R> {
     fn name(&self) -> &'static str {
         self.1
+    }
+
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+        batched::elementwise(self, inputs, stacked)
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -438,6 +459,10 @@ impl Op for Maximum {
         "maximum"
     }
 
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+        batched::elementwise(self, inputs, stacked)
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         binary_eval("maximum", inputs, |a: T, b: T| rules::Max.func(a, b))
     }
@@ -477,6 +502,10 @@ pub struct Minimum;
 impl Op for Minimum {
     fn name(&self) -> &'static str {
         "minimum"
+    }
+
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+        batched::elementwise(self, inputs, stacked)
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {

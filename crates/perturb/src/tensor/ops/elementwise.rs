@@ -6,6 +6,7 @@
 use crate::error::Error;
 use crate::rules;
 use crate::scalar::{BinaryOp, UnaryOp};
+use crate::tensor::batched;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
@@ -32,6 +33,10 @@ macro_rules! elementwise {
         impl Op for $name {
             fn name(&self) -> &'static str {
                 $label
+            }
+
+            fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+                batched::elementwise(self, inputs, stacked)
             }
 
             fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -111,6 +116,10 @@ impl Op for SigmoidSlope {
         "sigmoid_slope"
     }
 
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+        batched::elementwise(self, inputs, stacked)
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let input = super::unary("sigmoid_slope", inputs)?;
         Ok(input.map_with(kernels::Cost::Transcendental, |x: T| {
@@ -146,6 +155,10 @@ struct Slope<R>(R, &'static str);
 impl<R: UnaryOp + Copy + std::fmt::Debug + Send + Sync + 'static> Op for Slope<R> {
     fn name(&self) -> &'static str {
         self.1
+    }
+
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+        batched::elementwise(self, inputs, stacked)
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -184,6 +197,10 @@ pub struct PowScalar(pub f64);
 impl Op for PowScalar {
     fn name(&self) -> &'static str {
         "pow_scalar"
+    }
+
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+        batched::elementwise(self, inputs, stacked)
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {

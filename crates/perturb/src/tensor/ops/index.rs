@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use crate::error::Error;
+use crate::tensor::batched;
 use crate::tensor::{Array, Element, Op, Tensor};
 
 use super::reduce::{check_axis, split_at_axis};
@@ -53,6 +54,17 @@ pub struct IndexSelect {
 impl Op for IndexSelect {
     fn name(&self) -> &'static str {
         "index_select"
+    }
+
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
+        let indices = self.indices.clone();
+        A::apply(
+            &IndexSelect {
+                axis: self.axis + 1,
+                indices,
+            },
+            x,
+        )
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -108,6 +120,18 @@ pub struct IndexAdd {
 impl Op for IndexAdd {
     fn name(&self) -> &'static str {
         "index_add"
+    }
+
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
+        let (indices, len) = (self.indices.clone(), self.len);
+        A::apply(
+            &IndexAdd {
+                axis: self.axis + 1,
+                indices,
+                len,
+            },
+            x,
+        )
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -251,6 +275,16 @@ impl Op for Gather {
         "gather"
     }
 
+    /// The index repeated for each member of the stack.
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], size: usize) -> Result<A, Error> {
+        let op = Gather {
+            axis: self.axis + 1,
+            index: self.index.repeat(size).into(),
+            index_shape: batched::with_stack(size, &self.index_shape),
+        };
+        A::apply(&op, x)
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         check_gather_shapes(
@@ -311,6 +345,16 @@ impl Op for ScatterAdd {
         "scatter_add"
     }
 
+    /// The index repeated for each member of the stack.
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], size: usize) -> Result<A, Error> {
+        let op = ScatterAdd {
+            axis: self.axis + 1,
+            index: self.index.repeat(size).into(),
+            shape: batched::with_stack(size, &self.shape),
+        };
+        A::apply(&op, x)
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let src = unary(self.name(), inputs)?;
         check_gather_shapes(
@@ -361,6 +405,16 @@ pub struct Concat {
 impl Op for Concat {
     fn name(&self) -> &'static str {
         "concat"
+    }
+
+    fn batch<A: Array>(&self, x: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        let x = batched::all_stacked(x, stacked, size)?;
+        A::apply(
+            &Concat {
+                axis: self.axis + 1,
+            },
+            &x.iter().collect::<Vec<_>>(),
+        )
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {

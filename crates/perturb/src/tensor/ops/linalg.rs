@@ -1,6 +1,7 @@
 //! The matrix product.
 
 use crate::error::Error;
+use crate::tensor::batched;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
@@ -125,6 +126,97 @@ impl MatMul {
 impl Op for MatMul {
     fn name(&self) -> &'static str {
         "matmul"
+    }
+
+    /// One larger product for the whole stack: a stack of vectors times a fixed matrix is one
+    /// matrix product (`[k, n] @ A^T`), a stack of matrices times a fixed matrix one product
+    /// of the stacked rows; otherwise the batched product broadcasts the fixed operand.
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        let [a, b] = inputs else {
+            return batched::by_loop(self, inputs, stacked, size);
+        };
+        let (sa, sb) = (stacked[0], stacked[1]);
+        let logical = |x: &A, s: bool| x.shape().len() - usize::from(s);
+        let (ra, rb) = (logical(a, sa), logical(b, sb));
+        if ra == 0 || rb == 0 || (self.transposes() && (ra != 2 || rb != 2)) {
+            // Not a product of matrices and vectors: the loop reports the error.
+            return batched::by_loop(self, inputs, stacked, size);
+        }
+        // The transposes made explicit, on the last two axes.
+        let explicit = |x: &A, flag: bool| {
+            if !flag {
+                return Ok(x.clone());
+            }
+            let r = x.shape().len();
+            let mut perm: Vec<usize> = (0..r).collect();
+            perm.swap(r - 2, r - 1);
+            x.try_permute(&perm)
+        };
+        let (a, b) = (
+            explicit(a, self.transpose_a)?,
+            explicit(b, self.transpose_b)?,
+        );
+        let plain = MatMul::default();
+        match (sa, sb, ra, rb) {
+            // Fixed matrix times a stack of vectors: [k, n] @ A^T, the transpose read by strides.
+            (false, true, 2, 1) => {
+                let op = MatMul {
+                    transpose_a: false,
+                    transpose_b: true,
+                };
+                A::apply(&op, &[&b, &a])
+            }
+            // A stack of vectors or matrices times a fixed matrix or vector: the stacked rows
+            // as one matrix.
+            (true, false, 1 | 2, 1 | 2) => {
+                let rows = a.shape()[..a.shape().len() - 1].iter().product();
+                let flat = a.try_reshape(&[rows, a.shape()[a.shape().len() - 1]])?;
+                let c = A::apply(&plain, &[&flat, &b])?;
+                let mut shape = a.shape()[..a.shape().len() - 1].to_vec();
+                if rb == 2 {
+                    shape.push(b.shape()[1]);
+                }
+                c.try_reshape(&shape)
+            }
+            _ => {
+                // Vectors promoted to matrices, stacked operands given axes of length 1 after
+                // the stack's up to the common rank, then the broadcasting batched product.
+                let promote = |x: &A, s: bool, r: usize, at_end: bool| {
+                    if r != 1 {
+                        return Ok(x.clone());
+                    }
+                    x.try_unsqueeze(if at_end {
+                        x.shape().len()
+                    } else {
+                        usize::from(s)
+                    })
+                };
+                let a = promote(&a, sa, ra, false)?;
+                let b = promote(&b, sb, rb, true)?;
+                let rank = ra.max(2).max(rb.max(2));
+                let pad = |x: A, s: bool| {
+                    let r = x.shape().len() - usize::from(s);
+                    if !s || r == rank {
+                        return Ok(x);
+                    }
+                    let shape: Vec<usize> = std::iter::once(size)
+                        .chain(std::iter::repeat_n(1, rank - r))
+                        .chain(x.shape()[1..].iter().copied())
+                        .collect();
+                    x.try_reshape(&shape)
+                };
+                let (a, b) = (pad(a, sa)?, pad(b, sb)?);
+                let mut c = A::apply(&plain, &[&a, &b])?;
+                if rb == 1 {
+                    c = c.try_squeeze(c.shape().len() - 1)?;
+                }
+                if ra == 1 {
+                    let axis = c.shape().len() - if rb == 1 { 1 } else { 2 };
+                    c = c.try_squeeze(axis)?;
+                }
+                Ok(c)
+            }
+        }
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {

@@ -7,6 +7,7 @@ use std::fmt::Debug;
 use crate::error::Error;
 use crate::forward::Dual;
 use crate::scalar::{BinaryOp, Scalar, UnaryOp};
+use crate::tensor::batched;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
@@ -50,6 +51,10 @@ pub struct Pointwise<R>(pub R);
 impl<R: UnaryOp + PointwiseRule> Op for Pointwise<R> {
     fn name(&self) -> &'static str {
         self.0.name()
+    }
+
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+        batched::elementwise(self, inputs, stacked)
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -123,6 +128,10 @@ pub struct PointwiseBinary<R>(pub R);
 impl<R: BinaryOp + PointwiseRule> Op for PointwiseBinary<R> {
     fn name(&self) -> &'static str {
         self.0.name()
+    }
+
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+        batched::elementwise(self, inputs, stacked)
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {

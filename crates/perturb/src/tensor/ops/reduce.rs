@@ -10,6 +10,7 @@
 use crate::error::Error;
 use crate::rules;
 use crate::scalar::UnaryOp;
+use crate::tensor::batched;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
@@ -225,6 +226,17 @@ impl Op for SumAxes {
         "sum_axes"
     }
 
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
+        let axes = batched::shift_axes(&self.axes);
+        A::apply(
+            &SumAxes {
+                axes,
+                keepdims: self.keepdims,
+            },
+            x,
+        )
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         let reduced = check_axes(self.name(), &self.axes, x.shape())?;
@@ -264,6 +276,17 @@ axes_op! {
 impl Op for MeanAxes {
     fn name(&self) -> &'static str {
         "mean_axes"
+    }
+
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
+        let axes = batched::shift_axes(&self.axes);
+        A::apply(
+            &MeanAxes {
+                axes,
+                keepdims: self.keepdims,
+            },
+            x,
+        )
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -383,6 +406,17 @@ impl Op for MaxAxes {
         "max_axes"
     }
 
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
+        let axes = batched::shift_axes(&self.axes);
+        A::apply(
+            &MaxAxes {
+                axes,
+                keepdims: self.keepdims,
+            },
+            x,
+        )
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         extremum(
             self.name(),
@@ -425,6 +459,17 @@ impl Op for MinAxes {
         "min_axes"
     }
 
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
+        let axes = batched::shift_axes(&self.axes);
+        A::apply(
+            &MinAxes {
+                axes,
+                keepdims: self.keepdims,
+            },
+            x,
+        )
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         extremum(
             self.name(),
@@ -456,6 +501,12 @@ struct ArgmaxMask {
 impl Op for ArgmaxMask {
     fn name(&self) -> &'static str {
         "argmax_mask"
+    }
+
+    fn batch<A: Array>(&self, x: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        let x = batched::all_stacked(x, stacked, size)?;
+        let axes = batched::shift_axes(&self.axes);
+        A::apply(&ArgmaxMask { axes }, &[&x[0], &x[1]])
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -520,6 +571,17 @@ impl Op for LogSumExp {
         "logsumexp"
     }
 
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
+        let axes = batched::shift_axes(&self.axes);
+        A::apply(
+            &LogSumExp {
+                axes,
+                keepdims: self.keepdims,
+            },
+            x,
+        )
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         let reduced = check_axes(self.name(), &self.axes, x.shape())?;
@@ -574,6 +636,15 @@ impl Op for Softmax {
         "softmax"
     }
 
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
+        A::apply(
+            &Softmax {
+                axis: self.axis + 1,
+            },
+            x,
+        )
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         let reduced = check_axes(self.name(), &[self.axis], x.shape())?;
@@ -617,6 +688,15 @@ pub struct LogSoftmax {
 impl Op for LogSoftmax {
     fn name(&self) -> &'static str {
         "log_softmax"
+    }
+
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
+        A::apply(
+            &LogSoftmax {
+                axis: self.axis + 1,
+            },
+            x,
+        )
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {

@@ -3,6 +3,7 @@
 //! linear, so each JVP is the operation applied to the tangent.
 
 use crate::error::Error;
+use crate::tensor::batched;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
@@ -23,6 +24,10 @@ pub struct Reshape(pub Vec<usize>);
 impl Op for Reshape {
     fn name(&self) -> &'static str {
         "reshape"
+    }
+
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], size: usize) -> Result<A, Error> {
+        A::apply(&Reshape(batched::with_stack(size, &self.0)), x)
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -52,6 +57,11 @@ pub struct Permute(pub Vec<usize>);
 impl Op for Permute {
     fn name(&self) -> &'static str {
         "permute"
+    }
+
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
+        let perm = std::iter::once(0).chain(self.0.iter().map(|a| a + 1));
+        A::apply(&Permute(perm.collect()), x)
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -107,6 +117,22 @@ impl Op for BroadcastTo {
         "broadcast_to"
     }
 
+    /// Axes of length 1 after the stack's up to the target's rank, then the broadcast.
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], size: usize) -> Result<A, Error> {
+        let x = super::unary(self.name(), x)?;
+        let rank = x.shape().len() - 1;
+        let x = if rank < self.0.len() {
+            let ones = std::iter::repeat_n(1, self.0.len() - rank);
+            let shape = std::iter::once(size)
+                .chain(ones)
+                .chain(x.shape()[1..].iter().copied());
+            x.try_reshape(&shape.collect::<Vec<_>>())?
+        } else {
+            x.clone()
+        };
+        A::apply(&BroadcastTo(batched::with_stack(size, &self.0)), &[&x])
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = super::unary(self.name(), inputs)?;
         check_broadcast("broadcast_to", x.shape(), &self.0)?;
@@ -139,6 +165,18 @@ pub struct SumTo(pub Vec<usize>);
 impl Op for SumTo {
     fn name(&self) -> &'static str {
         "sum_to"
+    }
+
+    /// The sum to the target with axes of length 1 after the stack's, then a reshape.
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], size: usize) -> Result<A, Error> {
+        let x = super::unary(self.name(), x)?;
+        let rank = x.shape().len() - 1;
+        let ones = std::iter::repeat_n(1, rank.saturating_sub(self.0.len()));
+        let padded = std::iter::once(size)
+            .chain(ones)
+            .chain(self.0.iter().copied());
+        let summed = A::apply(&SumTo(padded.collect()), &[x])?;
+        summed.try_reshape(&batched::with_stack(size, &self.0))
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -195,6 +233,17 @@ impl Op for Narrow {
         "narrow"
     }
 
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
+        A::apply(
+            &Narrow {
+                axis: self.axis + 1,
+                start: self.start,
+                len: self.len,
+            },
+            x,
+        )
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         check_window(self.name(), x.shape(), self.axis, self.start, self.len)?;
@@ -246,6 +295,17 @@ pub struct PadNarrow {
 impl Op for PadNarrow {
     fn name(&self) -> &'static str {
         "pad_narrow"
+    }
+
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
+        A::apply(
+            &PadNarrow {
+                axis: self.axis + 1,
+                start: self.start,
+                total: self.total,
+            },
+            x,
+        )
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
