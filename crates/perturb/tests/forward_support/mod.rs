@@ -22,12 +22,18 @@
 //!   tensors), against the same central difference element by element, symmetric in `v` and `z`,
 //!   and consistent with reverse over forward (`<u, d/dz J v> == <d/dx <u, J v>, z>`).
 //!
+//! Batching ([`check_batched`], run by [`check_first_order`]):
+//! - the JVP with a stack of three tangents at once (a [`Batched`] stack) equals the three JVPs
+//!   one at a time, and the VJP with a stack of three cotangents the three VJPs;
+//! - the function mapped over stacks of inputs (each input stacked, and each alone stacked with
+//!   the others single) equals the function at each member.
+//!
 //! Inputs marked inactive (masks, indices) are constants at every level; their directions are
 //! ignored.
 
 #![allow(dead_code)]
 
-use perturb::tensor::{Array, DualTensor, Tensor, TensorTape, TensorVar};
+use perturb::tensor::{Array, Batched, DualTensor, Tensor, TensorTape, TensorVar};
 use perturb::Error;
 
 /// A function of several tensors, written once for every array type, so the checks can run it
@@ -369,6 +375,8 @@ pub fn check_first_order<F: Function>(
         );
     }
 
+    check_batched(what, f, xs, active, vs, u);
+
     // Forward and reverse are transposes of each other.
     let cts = vjp(f, xs, active, u);
     let forward = dot(u, &jv);
@@ -483,4 +491,154 @@ pub fn check_second_order<F: Function>(
         along_z,
         scale,
     );
+}
+
+/// Three different members made from one tensor: `t`, `t^2 - 1/2` and `sin(3 t)`.
+fn three(t: &Tensor<f64>) -> [Tensor<f64>; 3] {
+    [
+        t.clone(),
+        t.map(|a| a * a - 0.5),
+        t.map(|a| (3.0 * a).sin()),
+    ]
+}
+
+/// `members` stacked along a new leading axis.
+fn stack_of(members: &[Tensor<f64>]) -> Tensor<f64> {
+    let refs: Vec<&Tensor<f64>> = members.iter().collect();
+    Tensor::try_stack(&refs, 0).unwrap()
+}
+
+/// Member `i` of a stack.
+fn member(stack: &Tensor<f64>, i: usize) -> Tensor<f64> {
+    stack.narrow(0, i, 1).squeeze(0)
+}
+
+/// The batching checks of the module documentation.
+pub fn check_batched<F: Function>(
+    what: &str,
+    f: &F,
+    xs: &[Tensor<f64>],
+    active: &[bool],
+    vs: &[Tensor<f64>],
+    u: &Tensor<f64>,
+) {
+    type B = Batched<Tensor<f64>>;
+    // Three tangents per active input at once.
+    let members: Vec<[Tensor<f64>; 3]> = vs.iter().map(three).collect();
+    let duals: Vec<DualTensor<B>> = xs
+        .iter()
+        .zip(active)
+        .zip(&members)
+        .map(|((x, &a), m)| {
+            let x = Batched::single(x.clone());
+            if a {
+                DualTensor::new(x, Batched::stack(stack_of(m)))
+            } else {
+                DualTensor::constant(x)
+            }
+        })
+        .collect();
+    let refs: Vec<&DualTensor<B>> = duals.iter().collect();
+    let y = f.call(&refs).unwrap();
+    let stacked = y.tangent().map(|t| t.clone().into_stack_of(3).unwrap());
+    for i in 0..3 {
+        let vs_i: Vec<Tensor<f64>> = members.iter().map(|m| m[i].clone()).collect();
+        let (_, jv) = jvp(f, xs, active, &vs_i);
+        let got = stacked
+            .as_ref()
+            .map_or_else(|| Tensor::zeros(jv.shape()), |s| member(s, i));
+        assert_close(
+            &format!("{what}: member {i} of a stack of tangents"),
+            &got,
+            &jv,
+            EXACT,
+        );
+    }
+
+    // Three cotangents at once.
+    let us = three(u);
+    let tape = TensorTape::<B>::over();
+    let vars: Vec<TensorVar<'_, B>> = xs
+        .iter()
+        .zip(active)
+        .map(|(x, &a)| {
+            let x = Batched::single(x.clone());
+            if a {
+                tape.var(x)
+            } else {
+                TensorVar::constant(x)
+            }
+        })
+        .collect();
+    let refs: Vec<_> = vars.iter().collect();
+    let y = f.call(&refs).unwrap();
+    let wrt: Vec<_> = vars.iter().filter(|v| !v.is_constant()).collect();
+    if !wrt.is_empty() {
+        let cts = tape.vjp(&y, &Batched::stack(stack_of(&us)), &wrt).unwrap();
+        for i in 0..3 {
+            let want: Vec<Tensor<f64>> = vjp(f, xs, active, &us[i])
+                .into_iter()
+                .zip(active)
+                .filter(|(_, &a)| a)
+                .map(|(ct, _)| ct)
+                .collect();
+            for (k, (ct, w)) in cts.iter().zip(&want).enumerate() {
+                let got = member(&ct.clone().into_stack_of(3).unwrap(), i);
+                assert_close(
+                    &format!("{what}: input {k}, member {i} of a stack of cotangents"),
+                    &got,
+                    w,
+                    EXACT,
+                );
+            }
+        }
+    }
+
+    // The function mapped over stacks of inputs: members x, x + v / 100, x - v / 100 of each
+    // active input (inactive ones repeat), all inputs stacked, then each alone.
+    let stacks: Vec<Tensor<f64>> = xs
+        .iter()
+        .zip(active)
+        .zip(vs)
+        .map(|((x, &a), v)| {
+            let c = if a { 0.01 } else { 0.0 };
+            stack_of(&[x.clone(), axpy(x, c, v), axpy(x, -c, v)])
+        })
+        .collect();
+    let patterns: Vec<Vec<bool>> = std::iter::once(vec![true; xs.len()])
+        .chain(
+            (0..xs.len())
+                .filter(|_| xs.len() > 1)
+                .map(|i| (0..xs.len()).map(|j| j == i).collect()),
+        )
+        .collect();
+    for pattern in patterns {
+        let inputs: Vec<B> = pattern
+            .iter()
+            .zip(&stacks)
+            .map(|(&s, st)| {
+                if s {
+                    Batched::stack(st.clone())
+                } else {
+                    Batched::single(member(st, 0))
+                }
+            })
+            .collect();
+        let refs: Vec<&B> = inputs.iter().collect();
+        let y = f.call(&refs).unwrap().into_stack_of(3).unwrap();
+        for i in 0..3 {
+            let xs_i: Vec<Tensor<f64>> = pattern
+                .iter()
+                .zip(&stacks)
+                .map(|(&s, st)| member(st, if s { i } else { 0 }))
+                .collect();
+            let want = value(f, &xs_i);
+            assert_close(
+                &format!("{what}: member {i} of the function mapped over stacks {pattern:?}"),
+                &member(&y, i),
+                &want,
+                EXACT,
+            );
+        }
+    }
 }

@@ -142,7 +142,7 @@ impl Op for MatMul {
             // Not a product of matrices and vectors: the loop reports the error.
             return batched::by_loop(self, inputs, stacked, size);
         }
-        // The transposes made explicit, on the last two axes.
+        // A transpose made explicit, on the last two axes.
         let explicit = |x: &A, flag: bool| {
             if !flag {
                 return Ok(x.clone());
@@ -152,29 +152,40 @@ impl Op for MatMul {
             perm.swap(r - 2, r - 1);
             x.try_permute(&perm)
         };
-        let (a, b) = (
-            explicit(a, self.transpose_a)?,
-            explicit(b, self.transpose_b)?,
-        );
-        let plain = MatMul::default();
+        let (ta, tb) = (self.transpose_a, self.transpose_b);
+        let mm = |transpose_a, transpose_b, x: &A, y: &A| {
+            A::apply(
+                &MatMul {
+                    transpose_a,
+                    transpose_b,
+                },
+                &[x, y],
+            )
+        };
         match (sa, sb, ra, rb) {
-            // Fixed matrix times a stack of vectors: [k, n] @ A^T, the transpose read by strides.
-            (false, true, 2, 1) => {
-                let op = MatMul {
-                    transpose_a: false,
-                    transpose_b: true,
-                };
-                A::apply(&op, &[&b, &a])
+            // A fixed matrix times a stack of vectors: [k, n] @ op(A)^T, one product whose
+            // transposes are read through strides.
+            (false, true, 2, 1) => mm(false, !ta, b, a),
+            // A fixed matrix times a stack of matrices [k, n, p]: the stack side by side as
+            // one [n, k p] matrix, one product, and back.
+            (false, true, 2, 2) => {
+                let b = explicit(b, tb)?;
+                let (k, n, p) = (b.shape()[0], b.shape()[1], b.shape()[2]);
+                let wide = b.try_permute(&[1, 0, 2])?.try_reshape(&[n, k * p])?;
+                let c = mm(ta, false, a, &wide)?;
+                let m = c.shape()[0];
+                c.try_reshape(&[m, k, p])?.try_permute(&[1, 0, 2])
             }
             // A stack of vectors or matrices times a fixed matrix or vector: the stacked rows
             // as one matrix.
             (true, false, 1 | 2, 1 | 2) => {
+                let a = explicit(a, ta)?;
                 let rows = a.shape()[..a.shape().len() - 1].iter().product();
                 let flat = a.try_reshape(&[rows, a.shape()[a.shape().len() - 1]])?;
-                let c = A::apply(&plain, &[&flat, &b])?;
+                let c = mm(false, tb, &flat, b)?;
                 let mut shape = a.shape()[..a.shape().len() - 1].to_vec();
                 if rb == 2 {
-                    shape.push(b.shape()[1]);
+                    shape.push(c.shape()[1]);
                 }
                 c.try_reshape(&shape)
             }
@@ -191,8 +202,8 @@ impl Op for MatMul {
                         usize::from(s)
                     })
                 };
-                let a = promote(&a, sa, ra, false)?;
-                let b = promote(&b, sb, rb, true)?;
+                let a = promote(&explicit(a, ta)?, sa, ra, false)?;
+                let b = promote(&explicit(b, tb)?, sb, rb, true)?;
                 let rank = ra.max(2).max(rb.max(2));
                 let pad = |x: A, s: bool| {
                     let r = x.shape().len() - usize::from(s);
@@ -206,7 +217,7 @@ impl Op for MatMul {
                     x.try_reshape(&shape)
                 };
                 let (a, b) = (pad(a, sa)?, pad(b, sb)?);
-                let mut c = A::apply(&plain, &[&a, &b])?;
+                let mut c = A::apply(&MatMul::default(), &[&a, &b])?;
                 if rb == 1 {
                     c = c.try_squeeze(c.shape().len() - 1)?;
                 }
