@@ -216,9 +216,6 @@ pub(crate) fn by_loop<O: Op, A: Array>(
     stacked: &[bool],
     size: usize,
 ) -> Result<A, Error> {
-    if std::env::var_os("PERTURB_TRACE_LOOP").is_some() {
-        eprintln!("by_loop {}", op.name());
-    }
     let mut results = Vec::with_capacity(size);
     for i in 0..size {
         let members = inputs
