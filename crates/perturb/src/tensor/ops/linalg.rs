@@ -171,6 +171,12 @@ impl Op for MatMul {
             (false, true, 2, 2) => {
                 let b = explicit(b, tb)?;
                 let (k, n, p) = (b.shape()[0], b.shape()[1], b.shape()[2]);
+                if p == 1 {
+                    // Columns: the stack of vectors' product.
+                    let c = mm(false, !ta, &b.try_reshape(&[k, n])?, a)?;
+                    let m = c.shape()[1];
+                    return c.try_reshape(&[k, m, 1]);
+                }
                 let wide = b.try_permute(&[1, 0, 2])?.try_reshape(&[n, k * p])?;
                 let c = mm(ta, false, a, &wide)?;
                 let m = c.shape()[0];
