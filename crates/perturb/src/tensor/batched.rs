@@ -24,7 +24,8 @@ use super::dense::Tensor;
 use crate::error::Error;
 
 /// One array, or a stack of arrays of the same shape along a hidden leading axis, that every
-/// operation maps over. See the [module documentation](self).
+/// operation maps over: each operation runs once on the whole stack by its batching rule
+/// ([`Op::batch`]). [`jacfwd`](super::jacfwd) pushes all basis tangents through one pass this way.
 ///
 /// ```
 /// use perturb::tensor::{Array, Batched, Tensor};
@@ -200,7 +201,7 @@ fn expand<A: Array>(x: &A, size: usize) -> Result<A, Error> {
 }
 
 /// The logical shape of an input of a batching rule: without the stack's axis if stacked.
-fn logical<'a, A: Array>(x: &'a A, stacked: bool) -> &'a [usize] {
+fn logical<A: Array>(x: &A, stacked: bool) -> &[usize] {
     if stacked {
         &x.shape()[1..]
     } else {
@@ -269,7 +270,7 @@ pub(crate) fn elementwise<O: Op, A: Array>(
             let ndim = logical(*x, s).len();
             if s && ndim < rank {
                 let shape: Vec<usize> = std::iter::once(x.shape()[0])
-                    .chain(std::iter::repeat_n(1, rank - ndim))
+                    .chain(std::iter::repeat(1).take(rank - ndim))
                     .chain(x.shape()[1..].iter().copied())
                     .collect();
                 x.try_reshape(&shape)

@@ -1,12 +1,14 @@
 //! Tensors with forward and reverse mode: the vector half of the lecture.
 //!
 //! - [`Tensor`]: an n-dimensional `f32`/`f64` array with shared storage.
-//! - [`Op`]: one operation in one place: its value, its Jacobian-vector product and its
-//!   vector-Jacobian product ([`ops`] holds them all).
+//! - [`Op`]: one operation in one place: its value, its Jacobian-vector product, its
+//!   vector-Jacobian product and its batching rule ([`ops`] holds them all).
 //! - [`Array`]: what every tensor type implements, so code is written once for plain tensors,
 //!   dual tensors and tape variables.
 //! - [`TensorTape`], [`TensorVar`]: reverse mode, a flat list swept by a loop.
 //! - [`DualTensor`]: forward mode, the tangent carried beside the value.
+//! - [`Batched`]: a stack of values that every operation maps over by its batching rule
+//!   ([`Op::batch`]): several tangents or cotangents in one pass.
 //! - Transforms ([`jvp`], [`vjp`], [`grad`], [`jacfwd`], [`jacrev`], [`jacobian`], [`hessian`],
 //!   [`hvp`], and the composable [`TensorFn`]s [`Grad`], [`JacFwd`], [`JacRev`], [`Hessian`]),
 //!   and [`check_grads`] to test derivatives the way perturb tests its own.

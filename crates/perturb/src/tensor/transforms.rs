@@ -6,7 +6,9 @@
 //! - A closure, for one transform at a known level. Its argument is the array type the
 //!   transform runs it on (a [`DualTensor`] for forward mode, a [`TensorVar`] for reverse mode),
 //!   usually inferred. Closures nest: a closure may capture a value of an outer level and use it
-//!   as a constant of the inner one, and may call another transform inside.
+//!   as a constant of the inner one (wrapped as that level's type: `TensorVar::constant(x)` for
+//!   [`grad`], `DualTensor::constant(Batched::single(x))` for [`jacfwd`]), and may call another
+//!   transform inside.
 //! - A [`TensorFn`]: code generic over the array type, which every transform can run at any
 //!   level. The combinators [`Grad`], [`JacFwd`], [`JacRev`] and [`Hessian`] are `TensorFn`s
 //!   themselves, so they compose to any order: `Grad(Grad(Grad(f)))`, `JacFwd(JacRev(f))`.

@@ -575,8 +575,8 @@ pub fn check_batched<F: Function>(
     let wrt: Vec<_> = vars.iter().filter(|v| !v.is_constant()).collect();
     if !wrt.is_empty() {
         let cts = tape.vjp(&y, &Batched::stack(stack_of(&us)), &wrt).unwrap();
-        for i in 0..3 {
-            let want: Vec<Tensor<f64>> = vjp(f, xs, active, &us[i])
+        for (i, u_i) in us.iter().enumerate() {
+            let want: Vec<Tensor<f64>> = vjp(f, xs, active, u_i)
                 .into_iter()
                 .zip(active)
                 .filter(|(_, &a)| a)

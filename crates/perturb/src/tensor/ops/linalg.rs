@@ -217,7 +217,7 @@ impl Op for MatMul {
                         return Ok(x);
                     }
                     let shape: Vec<usize> = std::iter::once(size)
-                        .chain(std::iter::repeat_n(1, rank - r))
+                        .chain(std::iter::repeat(1).take(rank - r))
                         .chain(x.shape()[1..].iter().copied())
                         .collect();
                     x.try_reshape(&shape)

@@ -122,7 +122,7 @@ impl Op for BroadcastTo {
         let x = super::unary(self.name(), x)?;
         let rank = x.shape().len() - 1;
         let x = if rank < self.0.len() {
-            let ones = std::iter::repeat_n(1, self.0.len() - rank);
+            let ones = std::iter::repeat(1).take(self.0.len() - rank);
             let shape = std::iter::once(size)
                 .chain(ones)
                 .chain(x.shape()[1..].iter().copied());
@@ -171,7 +171,7 @@ impl Op for SumTo {
     fn batch<A: Array>(&self, x: &[&A], _: &[bool], size: usize) -> Result<A, Error> {
         let x = super::unary(self.name(), x)?;
         let rank = x.shape().len() - 1;
-        let ones = std::iter::repeat_n(1, rank.saturating_sub(self.0.len()));
+        let ones = std::iter::repeat(1).take(rank.saturating_sub(self.0.len()));
         let padded = std::iter::once(size)
             .chain(ones)
             .chain(self.0.iter().copied());
