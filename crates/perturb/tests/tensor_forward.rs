@@ -824,6 +824,26 @@ fn jacfwd_jacrev_jacobian_and_the_scalar_engine_agree() {
     );
 }
 
+#[test]
+fn jacobians_of_constant_functions_and_empty_inputs_have_the_right_shape() {
+    // A function that ignores its input: zeros of shape out ++ in, by both modes.
+    let c = t(&[1.0, 2.0], &[2]);
+    let x = t(&[0.5, 0.25, 0.125], &[3]);
+    let fwd = jacfwd(|x| Ok(x.constant_like(&c)), &x).unwrap();
+    let rev = jacrev(|x| Ok(x.constant_like(&c)), &x).unwrap();
+    for j in [&fwd, &rev] {
+        assert_eq!(j.shape(), &[2, 3]);
+        assert!(j.to_vec().iter().all(|&v| v == 0.0));
+    }
+    // An input with no elements: a Jacobian with no columns.
+    let empty = Tensor::<f64>::zeros(&[0]);
+    let fwd = jacfwd(|x| Ok(x.exp()), &empty).unwrap();
+    let rev = jacrev(|x| Ok(x.exp()), &empty).unwrap();
+    assert_eq!((fwd.shape(), rev.shape()), (&[0, 0][..], &[0, 0][..]));
+    let fwd = jacfwd(|x| Ok(x.sum_all().add_scalar(1.0)), &empty).unwrap();
+    assert_eq!(fwd.shape(), &[0]);
+}
+
 // ---- Higher orders ---------------------------------------------------------------------------
 
 /// `sum(sin(x))`.
