@@ -1118,6 +1118,32 @@ fn perturbation_confusion_with_tensors_in_every_nesting() {
 // ---- Errors ------------------------------------------------------------------------------------
 
 #[test]
+fn stacks_of_different_sizes_are_an_error_naming_the_operation() {
+    let a = Batched::stack(Tensor::<f64>::zeros(&[2, 3]));
+    let b = Batched::stack(Tensor::<f64>::zeros(&[4, 3]));
+    let err = a.try_add(&b).unwrap_err().to_string();
+    assert!(
+        err.contains("add") && err.contains('2') && err.contains('4'),
+        "{err}"
+    );
+    // A scalar has no axis to stack along.
+    assert!(Batched::try_stack(Tensor::scalar(1.0_f64)).is_err());
+    // A single value is not a stack; it repeats to any size.
+    let one = Batched::single(Tensor::vector(&[1.0_f64, 2.0]));
+    assert!(one.clone().into_stack().is_err());
+    assert_eq!(one.into_stack_of(2).unwrap().shape(), &[2, 2]);
+    // Shape errors inside a batched pass name the operation and the shapes one member sees.
+    let m = Tensor::<f64>::zeros(&[2, 2]);
+    let err = jacfwd(|x| x.constant_like(&m).try_matmul(x), &Tensor::zeros(&[3]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("matmul") && err.contains("[2, 2]") && err.contains("[3]"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_tangent_of_the_wrong_shape_is_an_error_naming_jvp_and_both_shapes() {
     let x = Tensor::<f64>::zeros(&[2]);
     let err = jvp(|x| Ok(x.exp()), &x, &Tensor::zeros(&[3])).unwrap_err();
