@@ -123,6 +123,15 @@ impl MatMul {
     }
 }
 
+/// `op(x) @ op(y)` with the given transposes, on any array type.
+fn product<A: Array>(transpose_a: bool, transpose_b: bool, x: &A, y: &A) -> Result<A, Error> {
+    let op = MatMul {
+        transpose_a,
+        transpose_b,
+    };
+    A::apply(&op, &[x, y])
+}
+
 impl Op for MatMul {
     fn name(&self) -> &'static str {
         "matmul"
@@ -153,19 +162,10 @@ impl Op for MatMul {
             x.try_permute(&perm)
         };
         let (ta, tb) = (self.transpose_a, self.transpose_b);
-        let mm = |transpose_a, transpose_b, x: &A, y: &A| {
-            A::apply(
-                &MatMul {
-                    transpose_a,
-                    transpose_b,
-                },
-                &[x, y],
-            )
-        };
         match (sa, sb, ra, rb) {
             // A fixed matrix times a stack of vectors: [k, n] @ op(A)^T, one product whose
             // transposes are read through strides.
-            (false, true, 2, 1) => mm(false, !ta, b, a),
+            (false, true, 2, 1) => product(false, !ta, b, a),
             // A fixed matrix times a stack of matrices [k, n, p]: the stack side by side as
             // one [n, k p] matrix, one product, and back.
             (false, true, 2, 2) => {
@@ -173,12 +173,12 @@ impl Op for MatMul {
                 let (k, n, p) = (b.shape()[0], b.shape()[1], b.shape()[2]);
                 if p == 1 {
                     // Columns: the stack of vectors' product.
-                    let c = mm(false, !ta, &b.try_reshape(&[k, n])?, a)?;
+                    let c = product(false, !ta, &b.try_reshape(&[k, n])?, a)?;
                     let m = c.shape()[1];
                     return c.try_reshape(&[k, m, 1]);
                 }
                 let wide = b.try_permute(&[1, 0, 2])?.try_reshape(&[n, k * p])?;
-                let c = mm(ta, false, a, &wide)?;
+                let c = product(ta, false, *a, &wide)?;
                 let m = c.shape()[0];
                 c.try_reshape(&[m, k, p])?.try_permute(&[1, 0, 2])
             }
@@ -188,7 +188,7 @@ impl Op for MatMul {
                 let a = explicit(a, ta)?;
                 let rows = a.shape()[..a.shape().len() - 1].iter().product();
                 let flat = a.try_reshape(&[rows, a.shape()[a.shape().len() - 1]])?;
-                let c = mm(false, tb, &flat, b)?;
+                let c = product(false, tb, &flat, b)?;
                 let mut shape = a.shape()[..a.shape().len() - 1].to_vec();
                 if rb == 2 {
                     shape.push(c.shape()[1]);
@@ -352,28 +352,19 @@ impl MatMul {
         ct: &A,
         needed: &[bool],
     ) -> Result<Vec<Option<A>>, Error> {
-        let mm = |transpose_a, transpose_b, x: &A, y: &A| {
-            A::apply(
-                &MatMul {
-                    transpose_a,
-                    transpose_b,
-                },
-                &[x, y],
-            )
-        };
         let (ta, tb) = (self.transpose_a, self.transpose_b);
         let da = if needed[0] {
             Some(match ta {
-                false => mm(false, !tb, ct, b)?, // ct op(b)^T
-                true => mm(tb, true, b, ct)?,    // (ct op(b)^T)^T = op(b) ct^T
+                false => product(false, !tb, ct, b)?, // ct op(b)^T
+                true => product(tb, true, b, ct)?,    // (ct op(b)^T)^T = op(b) ct^T
             })
         } else {
             None
         };
         let db = if needed[1] {
             Some(match tb {
-                false => mm(!ta, false, a, ct)?, // op(a)^T ct
-                true => mm(true, ta, ct, a)?,    // (op(a)^T ct)^T = ct^T op(a)
+                false => product(!ta, false, a, ct)?, // op(a)^T ct
+                true => product(true, ta, ct, a)?,    // (op(a)^T ct)^T = ct^T op(a)
             })
         } else {
             None
