@@ -4,8 +4,8 @@
 //! `check_grads` itself catching wrong rules.
 
 use perturb::tensor::{
-    check_grads, grad, hessian, hvp, jacfwd, jacrev, ops, Array, CheckOptions, Element, Grad, Op,
-    Tensor, TensorFn,
+    check_grads, grad, hessian, hvp, jacfwd, jacrev, ops, Array, Batched, CheckOptions, Element,
+    Grad, Op, Tensor, TensorFn,
 };
 use perturb::{BinaryOp, Error, Mode, Scalar, UnaryOp};
 
@@ -293,4 +293,47 @@ fn check_grads_rejects_options_it_cannot_honour() {
         }
     }
     assert!(check_grads(&Bad, &x, &CheckOptions::default()).is_err());
+}
+
+/// `x^3` again, with a batching rule that forgets the stack's axis (a user's bug).
+#[derive(Clone, Debug)]
+struct CubeWithBadBatch;
+impl Op for CubeWithBadBatch {
+    fn name(&self) -> &'static str {
+        "cube_with_bad_batch"
+    }
+    fn eval<T: Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        Cube.eval(x)
+    }
+    fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        Cube.jvp(x, y, t)
+    }
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
+        x[0].try_sum_axes(&[0], false)
+    }
+}
+
+#[test]
+fn custom_ops_without_a_batching_rule_are_mapped_by_a_loop_and_a_wrong_rule_is_an_error() {
+    // Cube has no batching rule: on a stack of inputs it runs member by member.
+    let xs = Tensor::from_vec(vec![0.5_f64, -1.0, 2.0, 3.0, 0.0, -0.25], &[2, 3]).unwrap();
+    let ys = Batched::stack(xs.clone()).apply_op(&Cube).unwrap();
+    let ys = ys.into_stack().unwrap();
+    assert_eq!(ys.shape(), &[2, 3]);
+    assert_eq!(ys.to_vec(), xs.map(|v| v * v * v).to_vec());
+    // jacfwd and jacrev (stacks of tangents and cotangents through Cube's JVP and its
+    // transpose) agree with diag(3 x^2).
+    let x = Tensor::vector(&[0.5_f64, -1.0, 2.0]);
+    let jf = jacfwd(|x| x.apply_op(&Cube), &x).unwrap();
+    let jr = jacrev(|x| x.apply_op(&Cube), &x).unwrap();
+    let want = Tensor::from_vec(vec![0.75, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 12.0], &[3, 3]);
+    assert!(jf.all_close(&want.unwrap(), 1e-15) && jf.all_close(&jr, 1e-15));
+    // A rule whose result lost the stack's axis is an error naming the operation, not
+    // silently mislabelled members.
+    let stack = Batched::stack(Tensor::<f64>::ones(&[4, 3]));
+    let err = stack.apply_op(&CubeWithBadBatch).unwrap_err().to_string();
+    assert!(
+        err.contains("cube_with_bad_batch") && err.contains('4'),
+        "{err}"
+    );
 }

@@ -162,12 +162,15 @@ impl<A: Array> Array for Batched<A> {
             });
         }
         let out = op.batch(&inner, &stacked, size)?;
-        debug_assert_eq!(
-            out.shape().first(),
-            Some(&size),
-            "{}: batch rule",
-            op.name()
-        );
+        // A custom operation's rule may be wrong: say so rather than mislabel members.
+        if out.shape().first() != Some(&size) {
+            return Err(Error::LengthMismatch {
+                op: op.name(),
+                what: "the leading axis of the batching rule's result",
+                expected: size,
+                found: out.shape().first().copied().unwrap_or(0),
+            });
+        }
         Ok(Batched {
             inner: out,
             stacked: true,
