@@ -122,15 +122,25 @@ pub trait Op: Clone + Debug + 'static {
         super::tape::transpose_jvp(self, inputs, output, cotangent, needed)
     }
 
+    /// Whether each element of the result depends only on the inputs' elements at the same
+    /// position, after numpy broadcasting (`exp`, `+`, `where`). Such an operation is mapped
+    /// over stacks by broadcasting ([`Op::batch`]'s default), with no rule of its own.
+    ///
+    /// ```
+    /// use perturb::tensor::{ops, Op};
+    /// assert!(ops::Exp::ELEMENTWISE && !ops::MatMul::ELEMENTWISE);
+    /// ```
+    const ELEMENTWISE: bool = false;
+
     /// The operation mapped over stacks of inputs (vectorisation, JAX's batching rule): inputs
     /// with `stacked[i]` set carry `size` values along an extra leading axis, the others one
     /// value shared by all; the result is the stack of `size` results, along a leading axis.
     /// [`Batched`](super::Batched) calls it; it is what lets [`jacfwd`](super::jacfwd) push all
     /// basis tangents through one pass.
     ///
-    /// The default applies the operation to each member in turn, which is always right; an
-    /// operation overrides it to do the whole stack at once (element-wise operations broadcast,
-    /// reductions move their axes past the stack's).
+    /// The default broadcasts for an [element-wise](Op::ELEMENTWISE) operation and otherwise
+    /// applies the operation to each member in turn, which is always right; an operation
+    /// overrides it to do the whole stack at once (reductions move their axes past the stack's).
     ///
     /// ```
     /// use perturb::tensor::{ops::Exp, Array, Op, Tensor};
@@ -139,7 +149,11 @@ pub trait Op: Clone + Debug + 'static {
     /// assert_eq!(ys.to_vec(), xs.exp().to_vec());
     /// ```
     fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
-        super::batched::by_loop(self, inputs, stacked, size)
+        if Self::ELEMENTWISE {
+            super::batched::elementwise(self, inputs, stacked)
+        } else {
+            super::batched::by_loop(self, inputs, stacked, size)
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 use crate::error::Error;
 use crate::rules;
 use crate::scalar::BinaryOp;
-use crate::tensor::batched;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
@@ -42,9 +41,7 @@ macro_rules! broadcasting {
                 $label
             }
 
-            fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
-                batched::elementwise(self, inputs, stacked)
-            }
+            const ELEMENTWISE: bool = true;
 
             fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
                 let [x, z] = inputs else {
@@ -145,9 +142,7 @@ impl Op for Scale {
         "scale"
     }
 
-    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
-        batched::elementwise(self, inputs, stacked)
-    }
+    const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let c: T = elem(self.0);
@@ -178,9 +173,7 @@ impl Op for AddScalar {
         "add_scalar"
     }
 
-    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
-        batched::elementwise(self, inputs, stacked)
-    }
+    const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let c: T = elem(self.0);

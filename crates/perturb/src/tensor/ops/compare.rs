@@ -8,7 +8,6 @@ use rayon::prelude::*;
 use crate::error::Error;
 use crate::rules;
 use crate::scalar::BinaryOp;
-use crate::tensor::batched;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
@@ -96,9 +95,7 @@ impl Op for Compare {
         self.0.name()
     }
 
-    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
-        batched::elementwise(self, inputs, stacked)
-    }
+    const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let kind = self.0;
@@ -171,9 +168,7 @@ impl Op for Where {
         "where"
     }
 
-    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
-        batched::elementwise(self, inputs, stacked)
-    }
+    const ELEMENTWISE: bool = true;
 
     fn jvp<A: Array>(
         &self,
@@ -293,9 +288,7 @@ impl Op for Clamp {
         "clamp"
     }
 
-    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
-        batched::elementwise(self, inputs, stacked)
-    }
+    const ELEMENTWISE: bool = true;
 
     fn jvp<A: Array>(&self, inputs: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
         let Some(t) = t[0] else { return Ok(None) };
@@ -339,9 +332,7 @@ impl Op for InRange {
         "clamp_slope"
     }
 
-    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
-        batched::elementwise(self, inputs, stacked)
-    }
+    const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = super::unary("clamp_slope", inputs)?;
@@ -375,9 +366,7 @@ impl<R: BinaryOp + Copy + std::fmt::Debug + Send + Sync + 'static> Op for FirstS
         self.1
     }
 
-    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
-        batched::elementwise(self, inputs, stacked)
-    }
+    const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let rule = self.0;
@@ -459,9 +448,7 @@ impl Op for Maximum {
         "maximum"
     }
 
-    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
-        batched::elementwise(self, inputs, stacked)
-    }
+    const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         binary_eval("maximum", inputs, |a: T, b: T| rules::Max.func(a, b))
@@ -504,9 +491,7 @@ impl Op for Minimum {
         "minimum"
     }
 
-    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
-        batched::elementwise(self, inputs, stacked)
-    }
+    const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         binary_eval("minimum", inputs, |a: T, b: T| rules::Min.func(a, b))

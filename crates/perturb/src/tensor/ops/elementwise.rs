@@ -6,7 +6,6 @@
 use crate::error::Error;
 use crate::rules;
 use crate::scalar::{BinaryOp, UnaryOp};
-use crate::tensor::batched;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
@@ -35,9 +34,7 @@ macro_rules! elementwise {
                 $label
             }
 
-            fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
-                batched::elementwise(self, inputs, stacked)
-            }
+            const ELEMENTWISE: bool = true;
 
             fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
                 let input = super::unary($label, inputs)?;
@@ -116,9 +113,7 @@ impl Op for SigmoidSlope {
         "sigmoid_slope"
     }
 
-    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
-        batched::elementwise(self, inputs, stacked)
-    }
+    const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let input = super::unary("sigmoid_slope", inputs)?;
@@ -157,9 +152,7 @@ impl<R: UnaryOp + Copy + std::fmt::Debug + Send + Sync + 'static> Op for Slope<R
         self.1
     }
 
-    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
-        batched::elementwise(self, inputs, stacked)
-    }
+    const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let input = super::unary(self.1, inputs)?;
@@ -199,9 +192,7 @@ impl Op for PowScalar {
         "pow_scalar"
     }
 
-    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
-        batched::elementwise(self, inputs, stacked)
-    }
+    const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let input = super::unary("pow_scalar", inputs)?;

@@ -7,7 +7,6 @@ use std::fmt::Debug;
 use crate::error::Error;
 use crate::forward::Dual;
 use crate::scalar::{BinaryOp, Scalar, UnaryOp};
-use crate::tensor::batched;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
@@ -53,9 +52,7 @@ impl<R: UnaryOp + PointwiseRule> Op for Pointwise<R> {
         self.0.name()
     }
 
-    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
-        batched::elementwise(self, inputs, stacked)
-    }
+    const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let rule = self.0.clone();
@@ -130,9 +127,7 @@ impl<R: BinaryOp + PointwiseRule> Op for PointwiseBinary<R> {
         self.0.name()
     }
 
-    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
-        batched::elementwise(self, inputs, stacked)
-    }
+    const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let name = self.0.name();
