@@ -270,19 +270,29 @@ pub(crate) fn elementwise<O: Op, A: Array>(
         .iter()
         .zip(stacked)
         .map(|(x, &s)| {
-            let ndim = logical(*x, s).len();
-            if s && ndim < rank {
-                let shape: Vec<usize> = std::iter::once(x.shape()[0])
-                    .chain(std::iter::repeat(1).take(rank - ndim))
-                    .chain(x.shape()[1..].iter().copied())
-                    .collect();
-                x.try_reshape(&shape)
+            if s {
+                to_rank(*x, rank)
             } else {
                 Ok((*x).clone())
             }
         })
         .collect::<Result<Vec<A>, Error>>()?;
     A::apply(op, &aligned.iter().collect::<Vec<_>>())
+}
+
+/// A stack whose members have fewer than `rank` axes, given axes of length 1 right after the
+/// stack's, so that broadcasting lines its members' axes up on the right as numpy would; a
+/// stack whose members have `rank` axes or more, unchanged.
+pub(crate) fn to_rank<A: Array>(stack: &A, rank: usize) -> Result<A, Error> {
+    let ndim = stack.shape().len() - 1;
+    if ndim >= rank {
+        return Ok(stack.clone());
+    }
+    let shape: Vec<usize> = std::iter::once(stack.shape()[0])
+        .chain(std::iter::repeat(1).take(rank - ndim))
+        .chain(stack.shape()[1..].iter().copied())
+        .collect();
+    stack.try_reshape(&shape)
 }
 
 /// Every input as a stack of `size`, single values repeated.

@@ -211,17 +211,7 @@ impl Op for MatMul {
                 let a = promote(&explicit(a, ta)?, sa, ra, false)?;
                 let b = promote(&explicit(b, tb)?, sb, rb, true)?;
                 let rank = ra.max(2).max(rb.max(2));
-                let pad = |x: A, s: bool| {
-                    let r = x.shape().len() - usize::from(s);
-                    if !s || r == rank {
-                        return Ok(x);
-                    }
-                    let shape: Vec<usize> = std::iter::once(size)
-                        .chain(std::iter::repeat(1).take(rank - r))
-                        .chain(x.shape()[1..].iter().copied())
-                        .collect();
-                    x.try_reshape(&shape)
-                };
+                let pad = |x: A, s: bool| if s { batched::to_rank(&x, rank) } else { Ok(x) };
                 let (a, b) = (pad(a, sa)?, pad(b, sb)?);
                 let mut c = A::apply(&MatMul::default(), &[&a, &b])?;
                 if rb == 1 {

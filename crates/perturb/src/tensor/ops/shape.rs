@@ -119,17 +119,7 @@ impl Op for BroadcastTo {
 
     /// Axes of length 1 after the stack's up to the target's rank, then the broadcast.
     fn batch<A: Array>(&self, x: &[&A], _: &[bool], size: usize) -> Result<A, Error> {
-        let x = super::unary(self.name(), x)?;
-        let rank = x.shape().len() - 1;
-        let x = if rank < self.0.len() {
-            let ones = std::iter::repeat(1).take(self.0.len() - rank);
-            let shape = std::iter::once(size)
-                .chain(ones)
-                .chain(x.shape()[1..].iter().copied());
-            x.try_reshape(&shape.collect::<Vec<_>>())?
-        } else {
-            x.clone()
-        };
+        let x = batched::to_rank(super::unary(self.name(), x)?, self.0.len())?;
         A::apply(&BroadcastTo(batched::with_stack(size, &self.0)), &[&x])
     }
 
