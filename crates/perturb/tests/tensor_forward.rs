@@ -1491,3 +1491,87 @@ fn a_wrong_jvp_with_a_right_vjp_fails_the_nestings_through_the_jvp() {
     let (_, fwd_fwd) = forward_support::jvp_of_jvp(&f, &xs, &[true], &vs, &zs);
     assert!(fwd_fwd.to_vec().iter().all(|&d| d == 0.0));
 }
+
+// ---- Jacobians without the identity written out -----------------------------------------------
+
+/// Functions through every operation that `jacfwd` and `jacrev` run on the identity's diagonal
+/// alone (negation, scaling, a product with a value, sums of two such stacks, reshapes, matrix
+/// products on either side, as vectors, columns and rows) and some that must write the stack
+/// out (a value of a larger shape, `exp`, a sum).
+fn basis_case<A: Array<Elem = f64>>(case: usize, x: &A) -> Result<A, Error> {
+    let k = x.shape()[0];
+    let m = x.constant_like(&t(&values(3 * k, 41), &[3, k]));
+    let m2 = x.constant_like(&t(&values(2 * k, 42), &[k, 2]));
+    let u = x.constant_like(&t(&values(k, 43), &[k]));
+    let u2 = x.constant_like(&t(&values(2 * k, 44), &[2, k]));
+    Ok(match case {
+        0 => x.neg().scale(3.0),
+        1 => x.try_mul(&u)?.try_add(x)?,
+        2 => u.try_mul(x)?.try_sub(&x.square())?,
+        3 => m.try_matmul(x)?.tanh(),
+        4 => x.try_matmul(&m2)?,
+        5 => m.try_matmul(&x.try_reshape(&[k, 1])?)?,
+        6 => x.try_reshape(&[1, k])?.try_matmul(&m2)?,
+        7 => x.try_mul(&u2)?,
+        8 => x.exp().try_mul(&u)?,
+        _ => m.try_matmul(&x.sin())?.sum_all().try_mul(x)?,
+    })
+}
+
+#[test]
+fn jacobians_from_the_identity_diagonal_equal_those_from_the_full_identity() {
+    let k = 4;
+    let x = t(&values(k, 40), &[k]);
+    let eye = |n: usize| {
+        let mut e = vec![0.0; n * n];
+        e.iter_mut().step_by(n + 1).for_each(|v| *v = 1.0);
+        t(&e, &[n, n])
+    };
+    for case in 0..10 {
+        let y = basis_case(case, &x).unwrap();
+        let out = y.shape().to_vec();
+        let n_out: usize = out.iter().product();
+        let shape: Vec<usize> = out.iter().chain(x.shape()).copied().collect();
+
+        // The full identity as a stack of tangents: one column of the Jacobian per member.
+        let (_, columns) = jvp(
+            |d| basis_case(case, d),
+            &Batched::single(x.clone()),
+            &Batched::stack(eye(k)),
+        )
+        .unwrap();
+        let perm: Vec<usize> = (1..=out.len()).chain([0]).collect();
+        let dense_fwd = columns
+            .into_stack()
+            .unwrap()
+            .try_permute(&perm)
+            .unwrap()
+            .reshape(&shape)
+            .unwrap();
+        let fwd = jacfwd(|d| basis_case(case, d), &x).unwrap();
+        assert_all_close(&format!("case {case}: jacfwd"), &fwd, &dense_fwd, 1e-15);
+
+        // The full identity as a stack of cotangents: one row per member.
+        let seeds = Batched::stack(eye(n_out).reshape(&[&[n_out][..], &out].concat()).unwrap());
+        let (_, rows) = vjp(|v| basis_case(case, v), &Batched::single(x.clone()), &seeds).unwrap();
+        let dense_rev = rows.into_stack().unwrap().reshape(&shape).unwrap();
+        let rev = jacrev(|v| basis_case(case, v), &x).unwrap();
+        assert_all_close(&format!("case {case}: jacrev"), &rev, &dense_rev, 1e-15);
+        assert_all_close(
+            &format!("case {case}: jacfwd and jacrev"),
+            &fwd,
+            &rev,
+            1e-14,
+        );
+    }
+}
+
+#[test]
+fn zeros_off_the_diagonal_stay_zero_against_an_infinite_factor() {
+    // d/dx (x * u) with u = [2, inf]: the diagonal is u; the zeros beside the infinite element
+    // are exact zeros (JAX's symbolic zeros), not 0 * inf = NaN.
+    let u = t(&[2.0, f64::INFINITY], &[2]);
+    let x = t(&[0.5, 0.25], &[2]);
+    let j = jacfwd(|d| d.try_mul(&d.constant_like(&u)), &x).unwrap();
+    assert_eq!(j.to_vec(), vec![2.0, 0.0, 0.0, f64::INFINITY]);
+}

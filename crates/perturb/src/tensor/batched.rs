@@ -35,7 +35,19 @@ use crate::error::Error;
 #[derive(Clone, Debug)]
 pub struct Batched<A: Array> {
     inner: A,
-    stacked: bool,
+    layout: Layout,
+}
+
+/// How a [`Batched`] array holds its value(s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// One value: `inner`.
+    Single,
+    /// A stack along `inner`'s leading axis.
+    Stacked,
+    /// The basis of the space of `inner`'s shape, scaled: member `i` is `inner[i] e_i`, zero
+    /// but at flat position `i`. Stored by its diagonal, `n` values for a stack of `n^2`.
+    Basis,
 }
 
 impl<A: Array> Batched<A> {
@@ -49,7 +61,21 @@ impl<A: Array> Batched<A> {
     pub fn single(value: A) -> Self {
         Batched {
             inner: value,
-            stacked: false,
+            layout: Layout::Single,
+        }
+    }
+
+    /// The stack of the basis vectors of the space of tensors of `diagonal`'s shape, each
+    /// scaled by its element of `diagonal`: member `i` is `diagonal[i] e_i`. It is stored by its
+    /// diagonal, and the operations that keep the structure (multiplying by a value, negating,
+    /// scaling, adding two such stacks, reshaping) or end it cheaply (a matrix times the stack, which
+    /// picks the matrix's columns) never write the zeros; any other operation sees the full
+    /// stack. [`jacfwd`](super::jacfwd) and [`jacrev`](super::jacrev) start from the identity,
+    /// so that `A x` costs a copy of `A`, not a product with the identity.
+    pub(crate) fn basis(diagonal: A) -> Self {
+        Batched {
+            inner: diagonal,
+            layout: Layout::Basis,
         }
     }
 
@@ -85,7 +111,7 @@ impl<A: Array> Batched<A> {
         }
         Ok(Batched {
             inner: values,
-            stacked: true,
+            layout: Layout::Stacked,
         })
     }
 
@@ -96,7 +122,27 @@ impl<A: Array> Batched<A> {
     /// assert_eq!(Batched::stack(Tensor::<f64>::zeros(&[4, 2])).batch_size(), Some(4));
     /// ```
     pub fn batch_size(&self) -> Option<usize> {
-        self.stacked.then(|| self.inner.shape()[0])
+        match self.layout {
+            Layout::Single => None,
+            Layout::Stacked => Some(self.inner.shape()[0]),
+            Layout::Basis => Some(self.inner.shape().iter().product()),
+        }
+    }
+
+    /// The same stack with every member written out (a basis stack as its `n^2` values).
+    fn dense(self) -> Result<Self, Error> {
+        if self.layout != Layout::Basis {
+            return Ok(self);
+        }
+        let shape = self.inner.shape().to_vec();
+        Ok(Batched {
+            // Selected, not multiplied, so that the zeros stay zeros beside an infinity.
+            inner: self.inner.constant_like(&identity(&shape)).try_select(
+                &self.inner.try_unsqueeze(0)?,
+                &self.inner.constant_like(&Tensor::scalar(A::elem(0.0))),
+            )?,
+            layout: Layout::Stacked,
+        })
     }
 
     /// The stack as one array with the stack's axis first, a single value repeated `size`
@@ -108,18 +154,16 @@ impl<A: Array> Batched<A> {
     /// assert_eq!(x.into_stack_of(2).unwrap().to_vec(), vec![1.0, 2.0, 1.0, 2.0]);
     /// ```
     pub fn into_stack_of(self, size: usize) -> Result<A, Error> {
-        if self.stacked {
-            if self.inner.shape()[0] != size {
-                return Err(Error::LengthMismatch {
-                    op: "Batched::into_stack_of",
-                    what: "the stack",
-                    expected: size,
-                    found: self.inner.shape()[0],
-                });
-            }
-            Ok(self.inner)
-        } else {
-            expand(&self.inner, size)
+        let this = self.dense()?;
+        match this.layout {
+            Layout::Single => expand(&this.inner, size),
+            _ if this.inner.shape()[0] != size => Err(Error::LengthMismatch {
+                op: "Batched::into_stack_of",
+                what: "the stack",
+                expected: size,
+                found: this.inner.shape()[0],
+            }),
+            _ => Ok(this.inner),
         }
     }
 
@@ -131,14 +175,14 @@ impl<A: Array> Batched<A> {
     /// assert_eq!(x.scale(2.0).into_stack().unwrap().to_vec(), vec![2.0, 4.0, 6.0, 8.0]);
     /// ```
     pub fn into_stack(self) -> Result<A, Error> {
-        if self.stacked {
-            Ok(self.inner)
-        } else {
-            Err(Error::ShapeMismatch {
+        let this = self.dense()?;
+        match this.layout {
+            Layout::Single => Err(Error::ShapeMismatch {
                 op: "Batched::into_stack",
-                lhs: self.inner.shape().to_vec(),
+                lhs: this.inner.shape().to_vec(),
                 rhs: vec![],
-            })
+            }),
+            _ => Ok(this.inner),
         }
     }
 }
@@ -147,8 +191,18 @@ impl<A: Array> Array for Batched<A> {
     type Elem = A::Elem;
 
     fn apply<O: Op>(op: &O, inputs: &[&Self]) -> Result<Self, Error> {
+        if inputs.iter().any(|x| x.layout == Layout::Basis) {
+            if let Some(out) = basis_rule(op, inputs)? {
+                return Ok(out);
+            }
+            let dense = inputs
+                .iter()
+                .map(|x| (*x).clone().dense())
+                .collect::<Result<Vec<_>, Error>>()?;
+            return Self::apply(op, &dense.iter().collect::<Vec<_>>());
+        }
         let inner: Vec<&A> = inputs.iter().map(|x| &x.inner).collect();
-        let stacked: Vec<bool> = inputs.iter().map(|x| x.stacked).collect();
+        let stacked: Vec<bool> = inputs.iter().map(|x| x.layout == Layout::Stacked).collect();
         let mut sizes = inputs.iter().filter_map(|x| x.batch_size());
         let Some(size) = sizes.next() else {
             return Ok(Batched::single(A::apply(op, &inner)?));
@@ -173,7 +227,7 @@ impl<A: Array> Array for Batched<A> {
         }
         Ok(Batched {
             inner: out,
-            stacked: true,
+            layout: Layout::Stacked,
         })
     }
 
@@ -183,16 +237,149 @@ impl<A: Array> Array for Batched<A> {
 
     /// The plain value; for a stack, with the stack's axis first.
     fn primal(&self) -> Tensor<Self::Elem> {
-        self.inner.primal()
+        match self.clone().dense() {
+            Ok(dense) => dense.inner.primal(),
+            Err(_) => unreachable!("a basis stack's diagonal always fits its basis"),
+        }
     }
 
     fn shape(&self) -> &[usize] {
-        if self.stacked {
-            &self.inner.shape()[1..]
-        } else {
-            self.inner.shape()
+        match self.layout {
+            Layout::Stacked => &self.inner.shape()[1..],
+            Layout::Single | Layout::Basis => self.inner.shape(),
         }
     }
+}
+
+/// The operations that keep a basis stack's structure, or end it without writing its zeros;
+/// `None` for every other case, which then sees the full stack. The zeros off the diagonal
+/// are exact zeros (as JAX's symbolic zeros): `0 * inf` is 0 here, where the full stack would
+/// give NaN.
+fn basis_rule<O: Op, A: Array>(
+    op: &O,
+    inputs: &[&Batched<A>],
+) -> Result<Option<Batched<A>>, Error> {
+    use super::ops::{Add, MatMul, Mul, Neg, Reshape, Scale};
+    let op: &dyn std::any::Any = op;
+    let basis = |inner: A| Ok(Some(Batched::basis(inner)));
+    match inputs {
+        [x] if x.layout == Layout::Basis => {
+            // Flat positions, and so the basis, are kept by a reshape.
+            if let Some(reshape) = op.downcast_ref::<Reshape>() {
+                return basis(A::apply(reshape, &[&x.inner])?);
+            }
+            if op.is::<Neg>() {
+                return basis(x.inner.neg());
+            }
+            if let Some(scale) = op.downcast_ref::<Scale>() {
+                return basis(A::apply(scale, &[&x.inner])?);
+            }
+        }
+        [a, b] => {
+            let (da, db) = (&a.inner, &b.inner);
+            let same = da.shape() == db.shape();
+            match (a.layout, b.layout) {
+                (Layout::Basis, Layout::Basis) if same && op.is::<Add>() => {
+                    return basis(da.try_add(db)?);
+                }
+                // A value multiplying a basis stack, broadcast to the stack's shape: it scales
+                // each member's one non-zero element.
+                (Layout::Basis, Layout::Single) | (Layout::Single, Layout::Basis)
+                    if op.is::<Mul>() =>
+                {
+                    let (d, u) = if a.layout == Layout::Basis {
+                        (da, db)
+                    } else {
+                        (db, da)
+                    };
+                    if super::kernels::broadcast_shape("mul", d.shape(), u.shape())
+                        .is_ok_and(|s| s == d.shape())
+                    {
+                        return basis(d.try_mul(u)?);
+                    }
+                }
+                _ => {}
+            }
+            if let Some(product) = op.downcast_ref::<MatMul>() {
+                return matmul_basis(product, a, b);
+            }
+        }
+        _ => {}
+    }
+    Ok(None)
+}
+
+/// A matrix times a basis stack of columns (`[k]` or `[k, 1]`), or a basis stack of rows
+/// (`[k]` or `[1, k]`) times a matrix: member `i`, `d_i e_i`, picks column `i` of the matrix on
+/// its left or row `i` of the one on its right, so the result is the matrix scaled, with no
+/// product.
+fn matmul_basis<A: Array>(
+    product: &super::ops::MatMul,
+    a: &Batched<A>,
+    b: &Batched<A>,
+) -> Result<Option<Batched<A>>, Error> {
+    let stacked = |m: A| {
+        Ok(Some(Batched {
+            inner: m,
+            layout: Layout::Stacked,
+        }))
+    };
+    let (da, db) = (&a.inner, &b.inner);
+    match (a.layout, b.layout) {
+        (Layout::Single, Layout::Basis) if !product.transpose_b && da.shape().len() == 2 => {
+            let (k, column) = match *db.shape() {
+                [k] => (k, false),
+                [k, 1] => (k, true),
+                _ => return Ok(None),
+            };
+            // op(a)^T, one row per member.
+            let rows = if product.transpose_a {
+                da.clone()
+            } else {
+                da.transpose()
+            };
+            if rows.shape()[0] != k {
+                return Ok(None);
+            }
+            let scaled = rows.try_mul(&db.try_reshape(&[k, 1])?)?;
+            stacked(if column {
+                scaled.try_unsqueeze(2)?
+            } else {
+                scaled
+            })
+        }
+        (Layout::Basis, Layout::Single) if !product.transpose_a && db.shape().len() == 2 => {
+            let (k, row) = match *da.shape() {
+                [k] => (k, false),
+                [1, k] => (k, true),
+                _ => return Ok(None),
+            };
+            let rows = if product.transpose_b {
+                db.transpose()
+            } else {
+                db.clone()
+            };
+            if rows.shape()[0] != k {
+                return Ok(None);
+            }
+            let scaled = rows.try_mul(&da.try_reshape(&[k, 1])?)?;
+            stacked(if row {
+                scaled.try_unsqueeze(1)?
+            } else {
+                scaled
+            })
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The basis of the space of tensors of `shape`, stacked: shape `[count] ++ shape`, member `i`
+/// having a one at flat position `i`.
+pub(crate) fn identity<T: crate::tensor::Element>(shape: &[usize]) -> Tensor<T> {
+    let n: usize = shape.iter().product();
+    let mut data = vec![T::zero(); n * n];
+    data.iter_mut().step_by(n + 1).for_each(|x| *x = T::one());
+    Tensor::from_parts(data, with_stack(n, shape))
 }
 
 /// `x` repeated `size` times along a new leading axis.

@@ -306,18 +306,6 @@ where
     Ok((y.value().clone(), grads))
 }
 
-/// The basis of a space of tensors of `shape`, stacked: shape `[count] ++ shape`, where member
-/// `i` has a one at flat position `i`.
-fn basis<T: Element>(shape: &[usize]) -> Tensor<T> {
-    let n = element_count(shape);
-    let mut data = vec![T::zero(); n * n];
-    data.iter_mut().step_by(n + 1).for_each(|x| *x = T::one());
-    Tensor::from_parts(
-        data,
-        std::iter::once(n).chain(shape.iter().copied()).collect(),
-    )
-}
-
 /// The Jacobian by forward mode: all the input's basis tangents pushed through one pass as a
 /// stack ([`Batched`]), each operation's JVP running once on the whole stack. Best when the
 /// input is smaller than the output.
@@ -337,7 +325,7 @@ where
     F: FnOnce(&DualTensor<Batched<A>>) -> Result<DualTensor<Batched<A>>, Error>,
 {
     let n = element_count(x.shape());
-    let tangents = Batched::try_stack(A::lift(basis(x.shape())))?;
+    let tangents = Batched::basis(A::lift(Tensor::ones(x.shape())));
     let y = f(&DualTensor::new(Batched::single(x.clone()), tangents))?;
     let out = y.shape().to_vec();
     // One column per input element, along the leading axis: moved to the end.
@@ -371,7 +359,7 @@ where
     let xv = tape.var(Batched::single(x.clone()));
     let y = f(&xv)?;
     let out = y.shape().to_vec();
-    let seeds = Batched::try_stack(A::lift(basis(&out)))?;
+    let seeds = Batched::basis(A::lift(Tensor::ones(&out)));
     let rows = tape.vjp(&y, &seeds, &[&xv])?.remove(0);
     rows.into_stack_of(element_count(&out))?
         .try_reshape(&[&out[..], x.shape()].concat())
