@@ -835,6 +835,51 @@ fn sigmoid_at_minus_800_has_a_finite_derivative() {
 }
 
 #[test]
+fn the_sigmoid_slope_is_accurate_on_both_sides_of_its_switch_and_in_the_tails() {
+    // sigmoid'(x) = e / (1 + e)^2 with e = exp(-|x|), evaluated directly (even in x): the
+    // slope is computed as s (1 - s) below x = 1 and from exp(-x) above, and must keep its
+    // relative accuracy (a few units in the last place) throughout, second derivative
+    // s'(x) (1 - 2 s(x)) included.
+    let points = [
+        -40.0, -5.0, -1.0, 0.0, 0.5, 0.999, 1.0, 1.001, 2.0, 5.0, 20.0, 40.0,
+    ];
+    let inner = TensorTape::new();
+    let xi = inner.var(v(&points));
+    let outer = TensorTape::<TensorVar<Tensor<f64>>>::over();
+    let xo = outer.var(xi.clone());
+    let d1 = outer
+        .gradient(&xo.sigmoid().sum_all(), &[&xo])
+        .unwrap()
+        .remove(0);
+    let d2 = inner
+        .gradient(&d1.sum_all(), &[&xi])
+        .unwrap()
+        .remove(0)
+        .to_vec();
+    let d1 = d1.value().to_vec();
+    for (i, &x) in points.iter().enumerate() {
+        let e = (-f64::abs(x)).exp();
+        let slope = e / ((1.0 + e) * (1.0 + e));
+        let s = if x >= 0.0 {
+            1.0 / (1.0 + e)
+        } else {
+            e / (1.0 + e)
+        };
+        let curvature = slope * (1.0 - 2.0 * s);
+        assert!(
+            (d1[i] - slope).abs() <= 1e-15 * slope,
+            "sigmoid'({x}) = {} vs {slope}",
+            d1[i]
+        );
+        assert!(
+            (d2[i] - curvature).abs() <= 1e-14 * slope,
+            "sigmoid''({x}) = {} vs {curvature}",
+            d2[i]
+        );
+    }
+}
+
+#[test]
 fn tanh_and_the_trig_functions_stay_finite_far_out() {
     for kind in [Kind::Tanh, Kind::Sin, Kind::Cos] {
         let (y, d1, d2) = value_and_two_derivatives(kind, &[800.0, -800.0]);

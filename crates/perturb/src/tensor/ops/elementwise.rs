@@ -79,8 +79,8 @@ elementwise! {
     /// `x^2`; JVP and VJP `2 x g`.
     Square, "square", Cheap, |x| x * x, |x, y, g| g.try_mul(x)?.scale(A::elem(2.0));
     /// `1 / (1 + exp(-x))`, stable for large `|x|`; JVP and VJP `g * s(x) * s(-x)`, the slope in
-    /// one pass with one exponential.
-    Sigmoid, "sigmoid", Transcendental, |x| rules::Sigmoid.func(x), |x, y, g| g.try_mul(&A::apply(&SigmoidSlope, &[x])?)?;
+    /// one pass from `x` and `y = s(x)`.
+    Sigmoid, "sigmoid", Transcendental, |x| rules::Sigmoid.func(x), |x, y, g| g.try_mul(&A::apply(&SigmoidSlope, &[x, y])?)?;
     /// `sqrt(x)`; JVP and VJP `g / (2 sqrt(x))`.
     Sqrt, "sqrt", Cheap, |x| rules::Sqrt.func(x), |x, y, g| g.try_div(&y.scale(A::elem(2.0)))?;
     /// `|x|`; JVP and VJP `g * sign(x)`, with derivative 0 at 0 (as [`rules::Abs`]).
@@ -102,9 +102,11 @@ elementwise! {
     Recip, "recip", Cheap, |x| rules::Recip.func(x), |x, y, g| g.try_mul(&y.square())?.neg();
 }
 
-/// `sigmoid'(x) = s(x) s(-x)`, computed as `e / (1 + e)^2` with `e = exp(-|x|)`: one
-/// exponential and one pass, exact in both tails (where `s (1 - s)` loses every digit once
-/// `s` rounds to 1). Its own derivative is `sigmoid'(x) (1 - 2 s(x))`.
+/// `sigmoid'(x) = s(x) s(-x)` from `x` and `s = sigmoid(x)`: `s (1 - s)` below `x = 1`, where
+/// `1 - s >= 0.27` keeps all but two bits, and `e / (1 + e)^2` with `e = exp(-x)` above, where `1 - s`
+/// would lose every digit once `s` rounds to 1. So only large inputs pay for an exponential,
+/// and both tails are exact. A function of `x` alone (the second input only saves work), so
+/// its derivative `sigmoid'(x) (1 - 2 s)` is all along `x`.
 #[derive(Clone, Copy, Debug)]
 struct SigmoidSlope;
 
@@ -116,27 +118,47 @@ impl Op for SigmoidSlope {
     const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let input = super::unary("sigmoid_slope", inputs)?;
-        Ok(input.map_with(kernels::Cost::Transcendental, |x: T| {
-            let e = (-x.abs()).exp();
-            let d = T::one() + e;
-            e / (d * d)
-        }))
+        let [x, s] = inputs else {
+            return Err(Error::Arity {
+                op: "sigmoid_slope",
+                expected: 2,
+                found: inputs.len(),
+            });
+        };
+        let switch = T::one();
+        let (data, shape) = kernels::broadcast_zip(
+            "sigmoid_slope",
+            x.as_slice(),
+            x.shape(),
+            s.as_slice(),
+            s.shape(),
+            kernels::Cost::Transcendental,
+            move |x: T, s: T| {
+                if x < switch {
+                    s * (T::one() - s)
+                } else {
+                    let e = (-x).exp();
+                    let d = T::one() + e;
+                    e / (d * d)
+                }
+            },
+        )?;
+        Ok(Tensor::from_parts(data, shape))
     }
 
     fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
-        t[0].map(|t| Self::slope_times(x[0], y, t)).transpose()
+        t[0].map(|t| Self::slope_times(x[1], y, t)).transpose()
     }
 
     fn vjp<A: Array>(&self, x: &[&A], y: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
-        Ok(vec![Some(Self::slope_times(x[0], y, ct)?)])
+        Ok(vec![Some(Self::slope_times(x[1], y, ct)?), None])
     }
 }
 
 impl SigmoidSlope {
-    /// `g * y * (1 - 2 s(x))`, `y` being `sigmoid'(x)`.
-    fn slope_times<A: Array>(x: &A, y: &A, g: &A) -> Result<A, Error> {
-        let factor = x.sigmoid().scale(A::elem(-2.0)).add_scalar(A::elem(1.0));
+    /// `g * y * (1 - 2 s)`, `y` being `sigmoid'(x)` and `s` `sigmoid(x)`.
+    fn slope_times<A: Array>(s: &A, y: &A, g: &A) -> Result<A, Error> {
+        let factor = s.scale(A::elem(-2.0)).add_scalar(A::elem(1.0));
         g.try_mul(&y.try_mul(&factor)?)
     }
 }
