@@ -310,6 +310,11 @@ where
 /// stack ([`Batched`]), each operation's JVP running once on the whole stack. Best when the
 /// input is smaller than the output.
 ///
+/// The identity is carried by its diagonal as long as the operations allow (negation,
+/// scaling, products with a value, sums, reshapes), and a matrix times it becomes the matrix's
+/// columns with no product: the Jacobian of `tanh(A x)` costs a copy of `A` and one scaling,
+/// not an n^3 product with the identity.
+///
 /// The function runs on a [`DualTensor`] of [`Batched`] arrays; written with [`Array`]'s
 /// methods (or as a [`TensorFn`]) it need not name the type.
 ///
@@ -341,7 +346,8 @@ where
 
 /// The Jacobian by reverse mode: one recorded evaluation, then one backward sweep that pulls
 /// all the output's basis cotangents back at once as a stack ([`Batched`]). Best when the
-/// output is smaller than the input.
+/// output is smaller than the input. As in [`jacfwd`], the identity is carried by its
+/// diagonal while the rules allow.
 ///
 /// ```
 /// use perturb::tensor::{jacrev, Array, Tensor};
