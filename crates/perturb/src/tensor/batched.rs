@@ -318,40 +318,28 @@ fn matmul_basis<A: Array>(
     a: &Batched<A>,
     b: &Batched<A>,
 ) -> Result<Option<Batched<A>>, Error> {
-    let stacked = |m: A| {
-        Ok(Some(Batched {
-            inner: m,
-            layout: Layout::Stacked,
-        }))
-    };
     let (da, db) = (&a.inner, &b.inner);
-    match (a.layout, b.layout) {
+    // The rows to scale (one per member), the diagonal, and where a matrix-shaped member
+    // (a column `[k, 1]` or a row `[1, k]`) needs its axis of length 1 back.
+    let (rows, diagonal, unit_axis) = match (a.layout, b.layout) {
         (Layout::Single, Layout::Basis) if !product.transpose_b && da.shape().len() == 2 => {
-            let (k, column) = match *db.shape() {
-                [k] => (k, false),
-                [k, 1] => (k, true),
+            let unit_axis = match *db.shape() {
+                [_] => None,
+                [_, 1] => Some(2),
                 _ => return Ok(None),
             };
-            // op(a)^T, one row per member.
+            // op(a)^T: member i picks column i of op(a).
             let rows = if product.transpose_a {
                 da.clone()
             } else {
                 da.transpose()
             };
-            if rows.shape()[0] != k {
-                return Ok(None);
-            }
-            let scaled = rows.try_mul(&db.try_reshape(&[k, 1])?)?;
-            stacked(if column {
-                scaled.try_unsqueeze(2)?
-            } else {
-                scaled
-            })
+            (rows, db, unit_axis)
         }
         (Layout::Basis, Layout::Single) if !product.transpose_a && db.shape().len() == 2 => {
-            let (k, row) = match *da.shape() {
-                [k] => (k, false),
-                [1, k] => (k, true),
+            let unit_axis = match *da.shape() {
+                [_] => None,
+                [1, _] => Some(1),
                 _ => return Ok(None),
             };
             let rows = if product.transpose_b {
@@ -359,18 +347,22 @@ fn matmul_basis<A: Array>(
             } else {
                 db.clone()
             };
-            if rows.shape()[0] != k {
-                return Ok(None);
-            }
-            let scaled = rows.try_mul(&da.try_reshape(&[k, 1])?)?;
-            stacked(if row {
-                scaled.try_unsqueeze(1)?
-            } else {
-                scaled
-            })
+            (rows, da, unit_axis)
         }
-        _ => Ok(None),
+        _ => return Ok(None),
+    };
+    let k: usize = diagonal.shape().iter().product();
+    if rows.shape()[0] != k {
+        return Ok(None);
     }
+    let scaled = rows.try_mul(&diagonal.try_reshape(&[k, 1])?)?;
+    Ok(Some(Batched {
+        inner: match unit_axis {
+            Some(axis) => scaled.try_unsqueeze(axis)?,
+            None => scaled,
+        },
+        layout: Layout::Stacked,
+    }))
 }
 
 /// The basis of the space of tensors of `shape`, stacked: shape `[count] ++ shape`, member `i`
