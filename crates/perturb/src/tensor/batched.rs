@@ -137,10 +137,13 @@ impl<A: Array> Batched<A> {
         let shape = self.inner.shape().to_vec();
         Ok(Batched {
             // Selected, not multiplied, so that the zeros stay zeros beside an infinity.
-            inner: self.inner.constant_like(&identity(&shape)).try_select(
-                &self.inner.try_unsqueeze(0)?,
-                &self.inner.constant_like(&Tensor::scalar(A::elem(0.0))),
-            )?,
+            inner: self
+                .inner
+                .constant_like(&spread_diagonal(&Tensor::ones(&shape)))
+                .try_select(
+                    &self.inner.try_unsqueeze(0)?,
+                    &self.inner.constant_like(&Tensor::scalar(A::elem(0.0))),
+                )?,
             layout: Layout::Stacked,
         })
     }
@@ -237,9 +240,9 @@ impl<A: Array> Array for Batched<A> {
 
     /// The plain value; for a stack, with the stack's axis first.
     fn primal(&self) -> Tensor<Self::Elem> {
-        match self.clone().dense() {
-            Ok(dense) => dense.inner.primal(),
-            Err(_) => unreachable!("a basis stack's diagonal always fits its basis"),
+        match self.layout {
+            Layout::Basis => spread_diagonal(&self.inner.primal()),
+            Layout::Single | Layout::Stacked => self.inner.primal(),
         }
     }
 
@@ -365,13 +368,15 @@ fn matmul_basis<A: Array>(
     }))
 }
 
-/// The basis of the space of tensors of `shape`, stacked: shape `[count] ++ shape`, member `i`
-/// having a one at flat position `i`.
-pub(crate) fn identity<T: crate::tensor::Element>(shape: &[usize]) -> Tensor<T> {
-    let n: usize = shape.iter().product();
+/// The basis stack with diagonal `d`, written out: shape `[n] ++ d.shape()`, member `i` holding
+/// `d[i]` at flat position `i` and zeros elsewhere.
+fn spread_diagonal<T: crate::tensor::Element>(d: &Tensor<T>) -> Tensor<T> {
+    let n = d.len();
     let mut data = vec![T::zero(); n * n];
-    data.iter_mut().step_by(n + 1).for_each(|x| *x = T::one());
-    Tensor::from_parts(data, with_stack(n, shape))
+    for (slot, &v) in data.iter_mut().step_by(n + 1).zip(d.as_slice()) {
+        *slot = v;
+    }
+    Tensor::from_parts(data, with_stack(n, d.shape()))
 }
 
 /// `x` repeated `size` times along a new leading axis.
