@@ -631,6 +631,41 @@ fn squeeze_unsqueeze_narrow_and_slice() {
 }
 
 #[test]
+fn a_window_of_rows_is_a_view_that_behaves_as_a_copy() {
+    let x = Tensor::<f64>::arange(24).reshape(&[4, 3, 2]).unwrap();
+    let rows = x.narrow(0, 1, 2);
+    // The same buffer, two rows (six elements) in: no copy.
+    assert_eq!(rows.as_slice().as_ptr(), x.as_slice()[6..].as_ptr());
+    assert_eq!(rows.len(), 12);
+    assert_eq!(rows.to_vec(), (6..18).map(f64::from).collect::<Vec<_>>());
+    // A view of a view, reshaped, indexed, and taken apart.
+    let inner = rows.narrow(0, 1, 1).reshape(&[6]).unwrap();
+    assert_eq!(inner.to_vec(), (12..18).map(f64::from).collect::<Vec<_>>());
+    assert_eq!(inner.get(&[5]), Some(17.0));
+    assert_eq!(inner.item(), None);
+    assert_eq!(inner.clone().into_vec(), inner.to_vec());
+    assert_eq!(x.narrow(0, 3, 1).narrow(1, 2, 1).to_vec(), vec![22.0, 23.0]);
+    assert!(x
+        .narrow(1, 0, 1)
+        .narrow(0, 1, 1)
+        .all_close(&t(&[6.0, 7.0], &[1, 1, 2]), 0.0));
+    // Operations on views read only the window.
+    assert_eq!(inner.sum_all().item(), Some((12..18).sum::<i32>() as f64));
+    assert_eq!(
+        format!("{}", x.narrow(0, 0, 1).narrow(1, 1, 1)),
+        format!("{}", t(&[2.0, 3.0], &[1, 1, 2]))
+    );
+    // The gradient through overlapping windows adds where they overlap.
+    let v = Tensor::vector(&[1.0, 2.0, 3.0, 4.0]);
+    let g = grad_of(&v, &t(&[1.0; 1], &[]), |x| {
+        let head = x.narrow(0, 0, 3);
+        let tail = x.narrow(0, 1, 3);
+        head.mul(&tail).sum_all()
+    });
+    assert_close(&g, &[2.0, 4.0, 6.0, 3.0], &[4], 0.0, "overlapping windows");
+}
+
+#[test]
 fn index_select_gather_and_their_adjoints() {
     let v = t(&[10.0, 20.0, 30.0], &[3]);
     // Entries 2, 0, 2.

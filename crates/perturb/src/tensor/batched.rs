@@ -262,7 +262,8 @@ fn basis_rule<O: Op, A: Array>(
     op: &O,
     inputs: &[&Batched<A>],
 ) -> Result<Option<Batched<A>>, Error> {
-    use super::ops::{Add, MatMul, Mul, Neg, Reshape, Scale};
+    use super::ops::{Add, MatMul, Mul, Neg, Reshape, Scale, ScaledMul};
+    let rule = op;
     let op: &dyn std::any::Any = op;
     let basis = |inner: A| Ok(Some(Batched::basis(inner)));
     match inputs {
@@ -286,9 +287,9 @@ fn basis_rule<O: Op, A: Array>(
                     return basis(da.try_add(db)?);
                 }
                 // A value multiplying a basis stack, broadcast to the stack's shape: it scales
-                // each member's one non-zero element.
+                // each member's one non-zero element (both products are symmetric in a and b).
                 (Layout::Basis, Layout::Single) | (Layout::Single, Layout::Basis)
-                    if op.is::<Mul>() =>
+                    if op.is::<Mul>() || op.is::<ScaledMul>() =>
                 {
                     let (d, u) = if a.layout == Layout::Basis {
                         (da, db)
@@ -298,7 +299,7 @@ fn basis_rule<O: Op, A: Array>(
                     if super::kernels::broadcast_shape("mul", d.shape(), u.shape())
                         .is_ok_and(|s| s == d.shape())
                     {
-                        return basis(d.try_mul(u)?);
+                        return basis(A::apply(rule, &[d, u])?);
                     }
                 }
                 _ => {}

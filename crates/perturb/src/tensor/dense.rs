@@ -12,7 +12,8 @@ use crate::error::Error;
 /// An n-dimensional array of `f32` or `f64`, stored contiguously in row-major order.
 ///
 /// Cloning is cheap: the elements are shared (`Arc`), and an operation that would change them
-/// writes a new buffer. Shapes are checked at run time; a shape error names the operation and the
+/// writes a new buffer. A reshape, or a [`narrow`](crate::tensor::Array::narrow) that keeps one
+/// contiguous run of elements (a window of rows), is a view of the same buffer, not a copy. Shapes are checked at run time; a shape error names the operation and the
 /// shapes involved. A tensor is a plain value: to differentiate through it, record it on a
 /// [`TensorTape`](crate::tensor::TensorTape).
 ///
@@ -26,7 +27,10 @@ use crate::error::Error;
 /// ```
 #[derive(Clone)]
 pub struct Tensor<T> {
+    /// The buffer, possibly shared with other tensors and longer than this one.
     data: Arc<Vec<T>>,
+    /// Where this tensor's elements start in `data`; they run on for the shape's product.
+    offset: usize,
     shape: Vec<usize>,
 }
 
@@ -50,6 +54,7 @@ impl<T: Element> Tensor<T> {
         }
         Ok(Tensor {
             data: Arc::new(data),
+            offset: 0,
             shape: shape.to_vec(),
         })
     }
@@ -59,8 +64,20 @@ impl<T: Element> Tensor<T> {
         debug_assert_eq!(data.len(), shape.iter().product::<usize>());
         Tensor {
             data: Arc::new(data),
+            offset: 0,
             shape,
         }
+    }
+
+    /// The elements `start .. start + shape's product` of this tensor's row-major order, as a
+    /// tensor of `shape` sharing this one's buffer; `None` if they run past its end.
+    pub(crate) fn window(&self, start: usize, shape: Vec<usize>) -> Option<Self> {
+        let len: usize = shape.iter().product();
+        (start + len <= self.len()).then(|| Tensor {
+            data: Arc::clone(&self.data),
+            offset: self.offset + start,
+            shape,
+        })
     }
 
     /// A 0-dimensional tensor holding one value.
@@ -210,7 +227,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(perturb::tensor::Tensor::<f64>::zeros(&[2, 5]).len(), 10);
     /// ```
     pub fn len(&self) -> usize {
-        self.data.len()
+        self.shape.iter().product()
     }
 
     /// Whether the tensor has no elements.
@@ -219,7 +236,7 @@ impl<T: Element> Tensor<T> {
     /// assert!(perturb::tensor::Tensor::<f64>::zeros(&[0, 3]).is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.len() == 0
     }
 
     /// The elements in row-major order.
@@ -229,7 +246,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(t.as_slice(), &[1.0, 2.0]);
     /// ```
     pub fn as_slice(&self) -> &[T] {
-        &self.data
+        &self.data[self.offset..self.offset + self.len()]
     }
 
     /// The elements in row-major order, copied.
@@ -238,7 +255,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(perturb::tensor::Tensor::vector(&[3.0_f64]).to_vec(), vec![3.0]);
     /// ```
     pub fn to_vec(&self) -> Vec<T> {
-        self.data.as_ref().clone()
+        self.as_slice().to_vec()
     }
 
     /// The elements, without a copy if this tensor is their only owner.
@@ -248,6 +265,9 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(t.into_vec(), vec![1.0, 2.0]);
     /// ```
     pub fn into_vec(self) -> Vec<T> {
+        if self.offset != 0 || self.data.len() != self.len() {
+            return self.to_vec();
+        }
         Arc::try_unwrap(self.data).unwrap_or_else(|shared| shared.as_ref().clone())
     }
 
@@ -270,7 +290,7 @@ impl<T: Element> Tensor<T> {
             }
             flat = flat * n + i;
         }
-        self.data.get(flat).copied()
+        self.as_slice().get(flat).copied()
     }
 
     /// The value of a tensor with exactly one element.
@@ -280,7 +300,7 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(perturb::tensor::Tensor::<f64>::zeros(&[2]).item(), None);
     /// ```
     pub fn item(&self) -> Option<T> {
-        match self.data.as_slice() {
+        match self.as_slice() {
             [x] => Some(*x),
             _ => None,
         }
@@ -304,6 +324,7 @@ impl<T: Element> Tensor<T> {
         }
         Ok(Tensor {
             data: Arc::clone(&self.data),
+            offset: self.offset,
             shape: shape.to_vec(),
         })
     }
@@ -324,7 +345,10 @@ impl<T: Element> Tensor<T> {
         cost: super::kernels::Cost,
         f: impl Fn(T) -> T + Sync + Send,
     ) -> Self {
-        Tensor::from_parts(super::kernels::map(&self.data, cost, f), self.shape.clone())
+        Tensor::from_parts(
+            super::kernels::map(self.as_slice(), cost, f),
+            self.shape.clone(),
+        )
     }
 
     /// Whether both tensors have the same shape and elements equal within `tol`, relative to
@@ -336,10 +360,14 @@ impl<T: Element> Tensor<T> {
     /// ```
     pub fn all_close(&self, other: &Self, tol: T) -> bool {
         self.shape == other.shape
-            && self.data.iter().zip(other.data.iter()).all(|(&a, &b)| {
-                let scale = a.abs().max(b.abs()).max(T::one());
-                (a - b).abs() <= tol * scale || (a.is_nan() && b.is_nan())
-            })
+            && self
+                .as_slice()
+                .iter()
+                .zip(other.as_slice())
+                .all(|(&a, &b)| {
+                    let scale = a.abs().max(b.abs()).max(T::one());
+                    (a - b).abs() <= tol * scale || (a.is_nan() && b.is_nan())
+                })
     }
 
     /// Converts every element to another float type.
@@ -350,7 +378,7 @@ impl<T: Element> Tensor<T> {
     /// ```
     pub fn cast<U: Element>(&self) -> Tensor<U> {
         Tensor::from_parts(
-            self.data
+            self.as_slice()
                 .iter()
                 .map(|&x| U::from_f64(x.to_f64_value()).unwrap_or_else(U::nan))
                 .collect(),
@@ -392,7 +420,7 @@ impl<T: Element> fmt::Display for Tensor<T> {
             }
             write!(f, "]")
         }
-        write_axis(f, &self.data, &self.shape)
+        write_axis(f, self.as_slice(), &self.shape)
     }
 }
 

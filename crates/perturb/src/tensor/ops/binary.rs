@@ -188,3 +188,75 @@ impl Op for AddScalar {
         Ok(vec![Some(ct.clone())])
     }
 }
+
+/// `c a b` for a constant `c`, with numpy broadcasting: a product and a scaling in one pass.
+/// Terms `(c g b, c g a)`, themselves scaled products. It is what `square`'s rule `2 x g` is
+/// written with, so that rule costs one pass over the elements rather than two.
+///
+/// ```
+/// use perturb::tensor::{ops::ScaledMul, Op, Tensor};
+/// let (a, b) = (Tensor::vector(&[1.0_f64, 2.0]), Tensor::vector(&[3.0, 4.0]));
+/// assert_eq!(ScaledMul(2.0).eval(&[&a, &b]).unwrap().to_vec(), vec![6.0, 16.0]);
+/// let ct = ScaledMul(2.0).vjp(&[&a, &b], &a, &Tensor::vector(&[1.0, 1.0]), &[true, true]).unwrap();
+/// assert_eq!(ct[0].as_ref().unwrap().to_vec(), vec![6.0, 8.0]);
+/// assert_eq!(ct[1].as_ref().unwrap().to_vec(), vec![2.0, 4.0]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScaledMul(pub f64);
+
+impl ScaledMul {
+    /// `c a b` in any array type.
+    fn of<A: Array>(self, a: &A, b: &A) -> Result<A, Error> {
+        A::apply(&self, &[a, b])
+    }
+}
+
+impl Op for ScaledMul {
+    fn name(&self) -> &'static str {
+        "scaled_mul"
+    }
+
+    const ELEMENTWISE: bool = true;
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let [a, b] = inputs else {
+            return Err(Error::Arity {
+                op: "scaled_mul",
+                expected: 2,
+                found: inputs.len(),
+            });
+        };
+        let c: T = elem(self.0);
+        let (data, shape) = kernels::broadcast_zip(
+            "scaled_mul",
+            a.as_slice(),
+            a.shape(),
+            b.as_slice(),
+            b.shape(),
+            kernels::Cost::Cheap,
+            move |x, y| c * (x * y),
+        )?;
+        Ok(Tensor::from_parts(data, shape))
+    }
+
+    fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        let da = t[0].map(|t| self.of(t, x[1])).transpose()?;
+        let db = t[1].map(|t| self.of(x[0], t)).transpose()?;
+        super::sum_tangents([da, db], y.shape())
+    }
+
+    fn vjp<A: Array>(
+        &self,
+        x: &[&A],
+        _: &A,
+        g: &A,
+        needed: &[bool],
+    ) -> Result<Vec<Option<A>>, Error> {
+        let term = |i: usize| -> Result<Option<A>, Error> {
+            needed[i]
+                .then(|| unbroadcast(self.of(g, x[1 - i])?, x[i]))
+                .transpose()
+        };
+        Ok(vec![term(0)?, term(1)?])
+    }
+}

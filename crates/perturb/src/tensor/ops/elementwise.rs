@@ -77,7 +77,7 @@ elementwise! {
     /// `ln(x)`; JVP and VJP `g / x`.
     Ln, "ln", Transcendental, |x| rules::Ln.func(x), |x, y, g| g.try_div(x)?;
     /// `x^2`; JVP and VJP `2 x g`.
-    Square, "square", Cheap, |x| x * x, |x, y, g| g.try_mul(x)?.scale(A::elem(2.0));
+    Square, "square", Cheap, |x| x * x, |x, y, g| A::apply(&super::ScaledMul(2.0), &[g, x])?;
     /// `1 / (1 + exp(-x))`, stable for large `|x|`; JVP and VJP `g * s(x) * s(-x)`, the slope in
     /// one pass from `x` and `y = s(x)`.
     Sigmoid, "sigmoid", Transcendental, |x| rules::Sigmoid.func(x), |x, y, g| g.try_mul(&A::apply(&SigmoidSlope, &[x, y])?)?;

@@ -18,7 +18,7 @@ mod pointwise;
 mod reduce;
 mod shape;
 
-pub use binary::{Add, AddScalar, Div, Mul, Pow, Scale, Sub};
+pub use binary::{Add, AddScalar, Div, Mul, Pow, Scale, ScaledMul, Sub};
 pub use elementwise::{
     Abs, Cos, Exp, Ln, LogSigmoid, Neg, PowScalar, Recip, Relu, Sigmoid, Sin, Softplus, Sqrt,
     Square, Tanh,

@@ -238,14 +238,21 @@ impl Op for Narrow {
         let x = unary(self.name(), inputs)?;
         check_window(self.name(), x.shape(), self.axis, self.start, self.len)?;
         let (outer, n, inner) = split_at_axis(x.shape(), self.axis);
+        let mut shape = x.shape().to_vec();
+        shape[self.axis] = self.len;
+        // A window along the first axis that is longer than one (all before it have length 1)
+        // is one contiguous run: share the buffer.
+        if outer == 1 {
+            if let Some(view) = x.window(self.start * inner, shape.clone()) {
+                return Ok(view);
+            }
+        }
         let mut data = Vec::with_capacity(outer * self.len * inner);
         if self.len * inner > 0 {
             for block in x.as_slice().chunks_exact(n * inner) {
                 data.extend_from_slice(&block[self.start * inner..(self.start + self.len) * inner]);
             }
         }
-        let mut shape = x.shape().to_vec();
-        shape[self.axis] = self.len;
         Ok(Tensor::from_parts(data, shape))
     }
 
