@@ -101,6 +101,7 @@ enum Core {
     SumTo,
     SumAll,
     PadNarrow,
+    PadNarrowOnto,
 }
 
 /// A core operation, or its element-wise square (so that linear operations have a second
@@ -139,6 +140,14 @@ impl Function for CoreFn {
                     total: 5,
                 },
                 &[x],
+            )?,
+            Core::PadNarrowOnto => A::apply(
+                &ops::PadNarrow {
+                    axis: 1,
+                    start: 1,
+                    total: 5,
+                },
+                &[x, xs[1]],
             )?,
         };
         Ok(if self.squared { y.square() } else { y })
@@ -185,6 +194,7 @@ const CORE: &[CoreRow] = &[
     CoreRow { name: "sum_to", op: Core::SumTo, shapes: &[&[&[2, 3, 4]], &[&[3, 4]]], domains: &[ANY] },
     CoreRow { name: "sum_all", op: Core::SumAll, shapes: &[&[&[2, 3]], &[&[]]], domains: &[ANY] },
     CoreRow { name: "pad_narrow", op: Core::PadNarrow, shapes: &[&[&[2, 2]], &[&[3, 4, 2]]], domains: &[ANY] },
+    CoreRow { name: "pad_narrow onto", op: Core::PadNarrowOnto, shapes: &[&[&[2, 2], &[2, 5]], &[&[3, 4, 2], &[3, 5, 2]]], domains: &[ANY, ANY] },
 ];
 
 /// One tensor per input.
@@ -236,6 +246,7 @@ fn core_operations_have_rows() {
         "sum_to",
         "sum_all",
         "pad_narrow",
+        "pad_narrow onto",
     ] {
         assert!(names.contains(&op), "no row for {op}");
     }

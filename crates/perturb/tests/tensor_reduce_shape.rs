@@ -1006,3 +1006,49 @@ fn errors_come_through_tape_variables_too() {
 fn the_panicking_forms_panic_with_the_error() {
     let _ = m23().softmax(2);
 }
+
+#[test]
+fn padding_onto_a_stack_or_from_a_stack_equals_padding_each_member() {
+    use perturb::tensor::{ops::PadNarrow, Op};
+    let pad = PadNarrow {
+        axis: 0,
+        start: 1,
+        total: 4,
+    };
+    let windows = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]);
+    let ontos = t(&(10..22).map(f64::from).collect::<Vec<_>>(), &[3, 4]);
+    let window = t(&[1.0, 2.0], &[2]);
+    let onto = t(&[10.0, 20.0, 30.0, 40.0], &[4]);
+    let member = |stack: &Tensor<f64>, i: usize| stack.narrow(0, i, 1).squeeze(0);
+    for (stacked, expected) in [
+        (
+            [true, false],
+            (0..3)
+                .map(|i| pad.eval(&[&member(&windows, i), &onto]).unwrap())
+                .collect::<Vec<_>>(),
+        ),
+        (
+            [false, true],
+            (0..3)
+                .map(|i| pad.eval(&[&window, &member(&ontos, i)]).unwrap())
+                .collect(),
+        ),
+        (
+            [true, true],
+            (0..3)
+                .map(|i| {
+                    pad.eval(&[&member(&windows, i), &member(&ontos, i)])
+                        .unwrap()
+                })
+                .collect(),
+        ),
+    ] {
+        let inputs = [
+            if stacked[0] { &windows } else { &window },
+            if stacked[1] { &ontos } else { &onto },
+        ];
+        let got = pad.batch(&inputs, &stacked, 3).unwrap();
+        let want: Vec<f64> = expected.iter().flat_map(|m| m.to_vec()).collect();
+        assert_close(&got, &want, &[3, 4], 0.0, "pad_narrow onto, batched");
+    }
+}

@@ -132,6 +132,42 @@ pub trait Op: Clone + Debug + 'static {
     /// ```
     const ELEMENTWISE: bool = false;
 
+    /// The VJP added to the cotangents gathered so far for the inputs (`gathered[i]`, `None`
+    /// for none yet): the step the backward sweep takes at this operation. The default adds
+    /// each term of [`vjp`](Op::vjp); an operation overrides it where adding as it goes saves
+    /// a pass over the elements ([`Narrow`](super::ops::Narrow) adds its cotangent into its
+    /// window of the input's).
+    ///
+    /// ```
+    /// use perturb::tensor::{ops::Narrow, Op, Tensor};
+    /// let x = Tensor::vector(&[1.0_f64, 2.0, 3.0]);
+    /// let head = Narrow { axis: 0, start: 0, len: 2 };
+    /// let y = head.eval(&[&x]).unwrap();
+    /// let mut gathered = [Some(Tensor::vector(&[10.0, 20.0, 30.0]))];
+    /// head.vjp_onto(&[&x], &y, &Tensor::vector(&[1.0, 2.0]), &[true], &mut gathered).unwrap();
+    /// assert_eq!(gathered[0].as_ref().unwrap().to_vec(), vec![11.0, 22.0, 30.0]);
+    /// ```
+    fn vjp_onto<A: Array>(
+        &self,
+        inputs: &[&A],
+        output: &A,
+        cotangent: &A,
+        needed: &[bool],
+        gathered: &mut [Option<A>],
+    ) -> Result<(), Error> {
+        let terms = self.vjp(inputs, output, cotangent, needed)?;
+        for ((slot, term), &wanted) in gathered.iter_mut().zip(terms).zip(needed) {
+            let (Some(term), true) = (term, wanted) else {
+                continue;
+            };
+            *slot = Some(match slot.take() {
+                None => term,
+                Some(sum) => sum.try_add(&term)?,
+            });
+        }
+        Ok(())
+    }
+
     /// The operation mapped over stacks of inputs (vectorisation, JAX's batching rule): inputs
     /// with `stacked[i]` set carry `size` values along an extra leading axis, the others one
     /// value shared by all; the result is the stack of `size` results, along a leading axis.

@@ -21,6 +21,14 @@ pub(crate) trait Backward<A: Array> {
         cotangent: &A,
         needed: &[bool],
     ) -> Result<Vec<Option<A>>, Error>;
+    fn vjp_onto(
+        &self,
+        inputs: &[&A],
+        output: &A,
+        cotangent: &A,
+        needed: &[bool],
+        gathered: &mut [Option<A>],
+    ) -> Result<(), Error>;
     fn jvp(&self, inputs: &[&A], output: &A, tangents: &[Option<&A>]) -> Result<Option<A>, Error>;
     fn apply(&self, inputs: &[&A]) -> Result<A, Error>;
 }
@@ -37,6 +45,16 @@ impl<A: Array, O: Op> Backward<A> for O {
         needed: &[bool],
     ) -> Result<Vec<Option<A>>, Error> {
         Op::vjp(self, inputs, output, cotangent, needed)
+    }
+    fn vjp_onto(
+        &self,
+        inputs: &[&A],
+        output: &A,
+        cotangent: &A,
+        needed: &[bool],
+        gathered: &mut [Option<A>],
+    ) -> Result<(), Error> {
+        Op::vjp_onto(self, inputs, output, cotangent, needed, gathered)
     }
     fn jvp(&self, inputs: &[&A], output: &A, tangents: &[Option<&A>]) -> Result<Option<A>, Error> {
         Op::jvp(self, inputs, output, tangents)
@@ -336,19 +354,30 @@ impl<A: Array> TensorTape<A> {
                 continue;
             }
             let inputs: Vec<&A> = node.inputs.iter().collect();
-            let input_cts = backward
-                .vjp(&inputs, &node.output, &ct, &wanted)
+            // Each wanted input's cotangent so far goes to the rule, which adds its terms; an
+            // input used twice by this operation takes it at its first slot only.
+            let mut gathered: Vec<Option<A>> = node
+                .parents
+                .iter()
+                .zip(&wanted)
+                .map(|(p, &w)| match (p, w) {
+                    (Some(p), true) => cotangents[*p].take(),
+                    _ => None,
+                })
+                .collect();
+            backward
+                .vjp_onto(&inputs, &node.output, &ct, &wanted, &mut gathered)
                 .map_err(|e| Error::Backward {
                     op: backward.name(),
                     cause: Box::new(e),
                 })?;
-            for ((parent, input_ct), wanted) in node.parents.iter().zip(input_cts).zip(&wanted) {
-                let (Some(p), Some(c), true) = (parent, input_ct, wanted) else {
+            for (parent, sum) in node.parents.iter().zip(gathered) {
+                let (Some(p), Some(sum)) = (parent, sum) else {
                     continue;
                 };
                 cotangents[*p] = Some(match cotangents[*p].take() {
-                    None => c,
-                    Some(prev) => prev.try_add(&c)?,
+                    None => sum,
+                    Some(prev) => prev.try_add(&sum)?,
                 });
             }
         }

@@ -261,23 +261,51 @@ impl Op for Narrow {
     }
 
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
-        let pad = PadNarrow {
+        Ok(vec![Some(A::apply(&self.adjoint(x[0]), &[ct])?)])
+    }
+
+    /// Adds the cotangent into its window of what was gathered for the input, in one pass,
+    /// rather than padding it with zeros and adding that.
+    fn vjp_onto<A: Array>(
+        &self,
+        x: &[&A],
+        _: &A,
+        ct: &A,
+        _: &[bool],
+        gathered: &mut [Option<A>],
+    ) -> Result<(), Error> {
+        let pad = self.adjoint(x[0]);
+        gathered[0] = Some(match gathered[0].take() {
+            None => A::apply(&pad, &[ct])?,
+            Some(onto) => A::apply(&pad, &[ct, &onto])?,
+        });
+        Ok(())
+    }
+}
+
+impl Narrow {
+    /// The padding that puts a window of `x`'s shape back in place.
+    fn adjoint<A: Array>(&self, x: &A) -> PadNarrow {
+        PadNarrow {
             axis: self.axis,
             start: self.start,
-            total: x[0].shape()[self.axis],
-        };
-        Ok(vec![Some(A::apply(&pad, &[ct])?)])
+            total: x.shape()[self.axis],
+        }
     }
 }
 
 /// The adjoint of [`Narrow`]: places the input at `start ..` along `axis` in zeros of length
-/// `total` along that axis; VJP: the matching [`Narrow`] of the cotangent.
+/// `total` along that axis, or, given a second input of the result's shape, adds the input into
+/// that window of it (`onto + pad(x)` in one pass: how the backward sweep gathers a narrow's
+/// cotangent). VJP: the matching [`Narrow`] of the cotangent, and the cotangent itself for `onto`.
 ///
 /// ```
 /// use perturb::tensor::{ops::PadNarrow, Op, Tensor};
 /// let x = Tensor::vector(&[1.0_f64, 2.0]);
-/// let y = PadNarrow { axis: 0, start: 1, total: 4 }.eval(&[&x]).unwrap();
-/// assert_eq!(y.to_vec(), vec![0.0, 1.0, 2.0, 0.0]);
+/// let pad = PadNarrow { axis: 0, start: 1, total: 4 };
+/// assert_eq!(pad.eval(&[&x]).unwrap().to_vec(), vec![0.0, 1.0, 2.0, 0.0]);
+/// let onto = Tensor::vector(&[10.0, 20.0, 30.0, 40.0]);
+/// assert_eq!(pad.eval(&[&x, &onto]).unwrap().to_vec(), vec![10.0, 21.0, 32.0, 40.0]);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PadNarrow {
@@ -294,52 +322,110 @@ impl Op for PadNarrow {
         "pad_narrow"
     }
 
-    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
-        A::apply(
-            &PadNarrow {
-                axis: self.axis + 1,
-                start: self.start,
-                total: self.total,
-            },
-            x,
-        )
+    fn batch<A: Array>(&self, x: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        // Both inputs along the stack: a stack that shares one `onto` gets it repeated.
+        let spread = x
+            .iter()
+            .zip(stacked)
+            .map(|(x, &s)| {
+                if s {
+                    Ok((*x).clone())
+                } else {
+                    let mut shape = vec![size];
+                    shape.extend_from_slice(x.shape());
+                    x.try_unsqueeze(0)?.try_broadcast_to(&shape)
+                }
+            })
+            .collect::<Result<Vec<A>, Error>>()?;
+        let pad = PadNarrow {
+            axis: self.axis + 1,
+            ..*self
+        };
+        A::apply(&pad, &spread.iter().collect::<Vec<_>>())
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let x = unary(self.name(), inputs)?;
+        let (x, onto) = match inputs {
+            [x] => (*x, None),
+            [x, onto] => (*x, Some(*onto)),
+            _ => {
+                return Err(Error::Arity {
+                    op: self.name(),
+                    expected: 1,
+                    found: inputs.len(),
+                })
+            }
+        };
         check_axis(self.name(), self.axis, x.shape())?;
         let mut shape = x.shape().to_vec();
         let len = shape[self.axis];
         shape[self.axis] = self.total;
         check_window(self.name(), &shape, self.axis, self.start, len)?;
+        if let Some(onto) = onto {
+            if onto.shape() != shape.as_slice() {
+                return Err(Error::ShapeMismatch {
+                    op: self.name(),
+                    lhs: shape,
+                    rhs: onto.shape().to_vec(),
+                });
+            }
+        }
         let (outer, _, inner) = split_at_axis(&shape, self.axis);
-        // Each element written once: zeros before, the block, zeros after.
+        // Each element written once: what lies before the window, the window, what lies after.
         let (before, after) = (self.start * inner, (self.total - self.start - len) * inner);
         let mut data = Vec::with_capacity(outer * self.total * inner);
+        let width = self.total * inner;
         for o in 0..outer {
-            data.resize(data.len() + before, T::zero());
             let block = &x.as_slice()[o * len * inner..(o + 1) * len * inner];
-            // An element loop, not `extend_from_slice`: glibc's `memmove` measured about three
-            // times slower here for this copy (the Rosenbrock gradient's two pads), and
-            // `.copied()` would be turned back into that `memmove`.
+            // Element loops, not `extend_from_slice`: glibc's `memmove` measured about three
+            // times slower here for this copy (the Rosenbrock gradient's pads), and `.copied()`
+            // would be turned back into that `memmove`.
             #[allow(clippy::map_clone)]
-            data.extend(block.iter().map(|&v| v));
-            data.resize(data.len() + after, T::zero());
+            match onto {
+                None => {
+                    data.resize(data.len() + before, T::zero());
+                    data.extend(block.iter().map(|&v| v));
+                    data.resize(data.len() + after, T::zero());
+                }
+                Some(onto) => {
+                    let row = &onto.as_slice()[o * width..(o + 1) * width];
+                    let (head, rest) = row.split_at(before);
+                    let (window, tail) = rest.split_at(block.len());
+                    data.extend(head.iter().map(|&v| v));
+                    data.extend(window.iter().zip(block).map(|(&a, &b)| a + b));
+                    data.extend(tail.iter().map(|&v| v));
+                }
+            }
         }
         Ok(Tensor::from_parts(data, shape))
     }
 
     fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
-        super::linear_jvp(self, t)
+        match t {
+            [Some(tx)] | [Some(tx), None] => A::apply(self, &[*tx]).map(Some),
+            [Some(tx), Some(tonto)] => A::apply(self, &[*tx, *tonto]).map(Some),
+            [None, Some(tonto)] => Ok(Some((*tonto).clone())),
+            _ => Ok(None),
+        }
     }
 
-    fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+    fn vjp<A: Array>(
+        &self,
+        x: &[&A],
+        _: &A,
+        ct: &A,
+        needed: &[bool],
+    ) -> Result<Vec<Option<A>>, Error> {
         let narrow = Narrow {
             axis: self.axis,
             start: self.start,
             len: x[0].shape()[self.axis],
         };
-        Ok(vec![Some(A::apply(&narrow, &[ct])?)])
+        let mut cts = vec![needed[0].then(|| A::apply(&narrow, &[ct])).transpose()?];
+        if x.len() == 2 {
+            cts.push(needed[1].then(|| ct.clone()));
+        }
+        Ok(cts)
     }
 }
 
