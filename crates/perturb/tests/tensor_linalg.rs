@@ -179,3 +179,54 @@ fn transposed_operands_give_the_same_product_as_an_explicit_transpose() {
     )
     .is_err());
 }
+
+/// `Element::gemm` against a plain triple loop for every path it takes (a vector operand, a
+/// short inner dimension, a small output, matrixmultiply's kernel), operands plain or
+/// transposed (read through strides), `beta` zero or not, rows of `c` padded.
+#[test]
+fn every_gemm_path_matches_a_triple_loop() {
+    use perturb::tensor::Element;
+    let dims = [1, 2, 3, 4, 5, 8, 9, 17];
+    let mut seed = 100;
+    for &m in &dims {
+        for &k in &dims {
+            for &n in &dims {
+                for (ta, tb, beta) in [
+                    (false, false, 0.0),
+                    (true, false, 0.5),
+                    (false, true, 0.0),
+                    (true, true, -1.5),
+                ] {
+                    seed += 3;
+                    let a = values(m * k, seed);
+                    let b = values(k * n, seed + 1);
+                    let ldc = n + 2;
+                    let c0 = values(m * ldc, seed + 2);
+                    // A transposed operand is stored as its transpose, read with swapped strides.
+                    let a_strides = if ta { (1, m) } else { (k, 1) };
+                    let b_strides = if tb { (1, k) } else { (n, 1) };
+                    let mut c = c0.clone();
+                    f64::gemm(m, k, n, &a, a_strides, &b, b_strides, beta, &mut c, ldc);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let mut want = beta * c0[i * ldc + j];
+                            for p in 0..k {
+                                want += a[i * a_strides.0 + p * a_strides.1]
+                                    * b[p * b_strides.0 + j * b_strides.1];
+                            }
+                            let got = c[i * ldc + j];
+                            assert!(
+                                (got - want).abs() <= 1e-13 * (1.0 + want.abs()),
+                                "m {m} k {k} n {n} ta {ta} tb {tb} beta {beta}: c[{i}][{j}] = {got}, expected {want}"
+                            );
+                        }
+                        // The padding between rows is left alone.
+                        for j in n..ldc {
+                            assert_eq!(c[i * ldc + j], c0[i * ldc + j], "padding of row {i}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

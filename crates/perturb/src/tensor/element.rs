@@ -71,6 +71,25 @@ fn matrix_vector<T: Scalar>(
             beta * c[i * incc]
         }
     };
+    if cs == 1 && incx == 1 && rs == k && (1..=4).contains(&k) {
+        // Rows of one to four contiguous elements (a layer with a handful of inputs): one
+        // unrolled loop over the rows, not a dot-product call per row.
+        return match k {
+            1 => short_rows::<T, 1>(m, a, x, beta, c, incc),
+            2 => short_rows::<T, 2>(m, a, x, beta, c, incc),
+            3 => short_rows::<T, 3>(m, a, x, beta, c, incc),
+            _ => short_rows::<T, 4>(m, a, x, beta, c, incc),
+        };
+    }
+    if rs == 1 && cs == m && (1..=4).contains(&m) {
+        // The transpose of such rows (a layer's weight gradient): `K` running sums.
+        return match m {
+            1 => short_columns::<T, 1>(k, a, x, incx, beta, c, incc),
+            2 => short_columns::<T, 2>(k, a, x, incx, beta, c, incc),
+            3 => short_columns::<T, 3>(k, a, x, incx, beta, c, incc),
+            _ => short_columns::<T, 4>(k, a, x, incx, beta, c, incc),
+        };
+    }
     if cs == 1 && incx == 1 {
         for i in 0..m {
             let row = &a[i * rs..i * rs + k];
@@ -96,6 +115,186 @@ fn matrix_vector<T: Scalar>(
             c[i * incc] = sum;
         }
     }
+}
+
+/// `c = a x + beta c` for `m` contiguous rows of `K` elements each.
+fn short_rows<T: Scalar, const K: usize>(
+    m: usize,
+    a: &[T],
+    x: &[T],
+    beta: T,
+    c: &mut [T],
+    incc: usize,
+) {
+    let x: [T; K] = std::array::from_fn(|p| x[p]);
+    let rows = a.chunks_exact(K).take(m);
+    for (row, ci) in rows.zip(c.iter_mut().step_by(incc)) {
+        let mut sum = if beta == T::zero() {
+            T::zero()
+        } else {
+            beta * *ci
+        };
+        for p in 0..K {
+            sum += row[p] * x[p];
+        }
+        *ci = sum;
+    }
+}
+
+/// `c = a x + beta c` for `a` the transpose of `k` contiguous rows of `K` elements each.
+fn short_columns<T: Scalar, const K: usize>(
+    k: usize,
+    a: &[T],
+    x: &[T],
+    incx: usize,
+    beta: T,
+    c: &mut [T],
+    incc: usize,
+) {
+    let mut sums = [T::zero(); K];
+    for (row, &xp) in a.chunks_exact(K).take(k).zip(x.iter().step_by(incx)) {
+        for (sum, &v) in sums.iter_mut().zip(row) {
+            *sum += v * xp;
+        }
+    }
+    for (ci, sum) in c.iter_mut().step_by(incc).zip(sums) {
+        *ci = if beta == T::zero() {
+            sum
+        } else {
+            beta * *ci + sum
+        };
+    }
+}
+
+/// `c = a b + beta c` for an inner dimension `k <= 4` and `n <= 8` columns (a layer with a
+/// handful of inputs and outputs): `b` is copied into a small dense block, zero-padded to 8
+/// columns, then each row of `c` is `k` scaled rows of it. matrixmultiply would pack all of
+/// `a` for a product this thin.
+#[allow(clippy::too_many_arguments)]
+fn short_inner<T: Scalar>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_strides: (usize, usize),
+    b: &[T],
+    (brs, bcs): (usize, usize),
+    beta: T,
+    c: &mut [T],
+    ldc: usize,
+) {
+    let mut block = [[T::zero(); 8]; 4];
+    for (p, row) in block.iter_mut().enumerate().take(k) {
+        for (j, v) in row.iter_mut().enumerate().take(n) {
+            *v = b[p * brs + j * bcs];
+        }
+    }
+    match k {
+        1 => short_inner_rows::<T, 1>(m, n, a, a_strides, &block, beta, c, ldc),
+        2 => short_inner_rows::<T, 2>(m, n, a, a_strides, &block, beta, c, ldc),
+        3 => short_inner_rows::<T, 3>(m, n, a, a_strides, &block, beta, c, ldc),
+        _ => short_inner_rows::<T, 4>(m, n, a, a_strides, &block, beta, c, ldc),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn short_inner_rows<T: Scalar, const K: usize>(
+    m: usize,
+    n: usize,
+    a: &[T],
+    (ars, acs): (usize, usize),
+    block: &[[T; 8]; 4],
+    beta: T,
+    c: &mut [T],
+    ldc: usize,
+) {
+    for i in 0..m {
+        let ai: [T; K] = std::array::from_fn(|p| a[i * ars + p * acs]);
+        for (j, cij) in c[i * ldc..i * ldc + n].iter_mut().enumerate() {
+            let mut sum = T::zero();
+            for p in 0..K {
+                sum += ai[p] * block[p][j];
+            }
+            *cij = if beta == T::zero() {
+                sum
+            } else {
+                beta * *cij + sum
+            };
+        }
+    }
+}
+
+/// `c = a b + beta c` for an output of at most 4 x 4 (the weight gradient of a small layer,
+/// a long inner dimension): `M x N` running sums of the outer products of each column of `a`
+/// and row of `b`.
+#[allow(clippy::too_many_arguments)]
+fn small_output<T: Scalar, const M: usize, const N: usize>(
+    k: usize,
+    a: &[T],
+    (ars, acs): (usize, usize),
+    b: &[T],
+    (brs, bcs): (usize, usize),
+    beta: T,
+    c: &mut [T],
+    ldc: usize,
+) {
+    let mut sums = [[T::zero(); N]; M];
+    for p in 0..k {
+        let column: [T; M] = std::array::from_fn(|i| a[i * ars + p * acs]);
+        let row: [T; N] = std::array::from_fn(|j| b[p * brs + j * bcs]);
+        for (sums_i, &ai) in sums.iter_mut().zip(&column) {
+            for (sum, &bj) in sums_i.iter_mut().zip(&row) {
+                *sum += ai * bj;
+            }
+        }
+    }
+    for (i, sums_i) in sums.iter().enumerate() {
+        for (j, &sum) in sums_i.iter().enumerate() {
+            let cij = &mut c[i * ldc + j];
+            *cij = if beta == T::zero() {
+                sum
+            } else {
+                beta * *cij + sum
+            };
+        }
+    }
+}
+
+/// [`small_output`] for the run-time `m x n`, each 2 to 4 (a vector goes to
+/// [`matrix_vector`]); `false` for other sizes, which it leaves alone.
+#[allow(clippy::too_many_arguments)]
+fn small_output_dispatch<T: Scalar>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_strides: (usize, usize),
+    b: &[T],
+    b_strides: (usize, usize),
+    beta: T,
+    c: &mut [T],
+    ldc: usize,
+) -> bool {
+    macro_rules! sizes {
+        ($(($mm:literal, $nn:literal)),*) => {
+            match (m, n) {
+                $(($mm, $nn) => small_output::<T, $mm, $nn>(k, a, a_strides, b, b_strides, beta, c, ldc),)*
+                _ => return false,
+            }
+        };
+    }
+    sizes!(
+        (2, 2),
+        (2, 3),
+        (2, 4),
+        (3, 2),
+        (3, 3),
+        (3, 4),
+        (4, 2),
+        (4, 3),
+        (4, 4)
+    );
+    true
 }
 
 /// `<a, b>` with four partial sums, so the compiler can keep them in vector registers.
@@ -144,6 +343,12 @@ macro_rules! impl_element {
                     // c^T = b^T a^T: the same product with the roles swapped.
                     let (b_t, a_t) = ((b_strides.1, b_strides.0), a_strides.1);
                     return matrix_vector(n, k, b, b_t, a, a_t, beta, c, 1);
+                }
+                if k <= 4 && n <= 8 {
+                    return short_inner(m, k, n, a, a_strides, b, b_strides, beta, c, ldc);
+                }
+                if small_output_dispatch(m, k, n, a, a_strides, b, b_strides, beta, c, ldc) {
+                    return;
                 }
                 // SAFETY: the asserts above keep every access of the kernel inside the slices.
                 unsafe {
