@@ -37,8 +37,11 @@ fn reference_sum_to(x: &Tensor<f64>, to: &[usize]) -> Vec<f64> {
 
 #[test]
 fn sum_to_and_broadcast_to_agree_with_the_reference_on_every_layout() {
-    let cases: [(&[usize], &[usize]); 8] = [
+    let cases: [(&[usize], &[usize]); 11] = [
         (&[4, 3], &[3]),          // leading (a bias over a batch)
+        (&[7, 2], &[2]),          // leading, each narrow width
+        (&[5, 4], &[1, 4]),       // leading, each narrow width
+        (&[6, 5], &[5]),          // leading, wider
         (&[4, 3], &[1, 3]),       // leading, kept axis
         (&[2, 4, 3], &[3]),       // several leading axes
         (&[4, 3], &[4, 1]),       // trailing

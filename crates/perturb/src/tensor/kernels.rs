@@ -248,6 +248,17 @@ pub(crate) fn sum<T: Element>(x: &[T]) -> T {
     ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
 }
 
+/// The sums of the `K` columns of the first `rows` rows of `x` (rows of `K` elements).
+fn column_sums<T: Element, const K: usize>(x: &[T], rows: usize, out: &mut [T]) {
+    let mut sums = [T::zero(); K];
+    for row in x.chunks_exact(K).take(rows) {
+        for (sum, &v) in sums.iter_mut().zip(row) {
+            *sum += v;
+        }
+    }
+    out.copy_from_slice(&sums);
+}
+
 /// Sums `x` (of shape `from`) down to `to`, a shape `from` is a broadcast of: the adjoint of
 /// broadcasting.
 pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T> {
@@ -255,6 +266,14 @@ pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T
     match layout(from, to) {
         Layout::Same => out.copy_from_slice(x),
         Layout::Leading(_) if out.len() == 1 => out[0] = sum(x),
+        Layout::Leading(rows) if (2..=4).contains(&out.len()) => {
+            // A bias of a few units: running sums in registers, not a loop per row.
+            match out.len() {
+                2 => column_sums::<T, 2>(x, rows, &mut out),
+                3 => column_sums::<T, 3>(x, rows, &mut out),
+                _ => column_sums::<T, 4>(x, rows, &mut out),
+            }
+        }
         Layout::Leading(rows) => {
             let width = out.len();
             for row in x.chunks_exact(width.max(1)).take(rows) {
