@@ -62,6 +62,11 @@ macro_rules! broadcasting {
                 tangents: &[Option<&A>],
             ) -> Result<Option<A>, Error> {
                 let ($xa, $xb) = (inputs[0], inputs[1]);
+                if let (Some(ta), Some(tb)) = (tangents[0], tangents[1]) {
+                    if let Some(sum) = Self::both_tangents(ta, tb) {
+                        return super::sum_tangents([Some(sum?)], $y.shape());
+                    }
+                }
                 let da = match tangents[0] { Some($g) => Some($da), None => None };
                 let db = match tangents[1] { Some($g) => Some($db), None => None };
                 super::sum_tangents([da, db], $y.shape())
@@ -82,6 +87,24 @@ macro_rules! broadcasting {
             }
         }
     )*};
+}
+
+/// The JVP of a linear combination with both tangents present, in one pass where the op has
+/// one (`ta - tb`, rather than `tb` negated and then added); `None` to add the two terms.
+trait BothTangents {
+    fn both_tangents<A: Array>(_: &A, _: &A) -> Option<Result<A, Error>> {
+        None
+    }
+}
+
+impl BothTangents for Add {}
+impl BothTangents for Mul {}
+impl BothTangents for Div {}
+impl BothTangents for Pow {}
+impl BothTangents for Sub {
+    fn both_tangents<A: Array>(ta: &A, tb: &A) -> Option<Result<A, Error>> {
+        Some(ta.try_sub(tb))
+    }
 }
 
 // Each rule gives its two terms as the products of `g` with the local partial derivatives. The
