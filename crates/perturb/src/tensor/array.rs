@@ -1036,7 +1036,9 @@ pub trait Array: Clone + Debug + Sized {
     }
 
     /// The entries `start .. start + len` along `axis`; an error if they are not all inside.
-    /// Its gradient is the cotangent padded back with zeros.
+    /// Its gradient is the cotangent padded back with zeros. When the entries are one
+    /// contiguous run (every axis before `axis` has length 1, as for rows of a matrix or a
+    /// window of a vector) the result shares the tensor's buffer: no copy.
     ///
     /// ```
     /// use perturb::tensor::{Array, Tensor, TensorTape};

@@ -199,8 +199,9 @@ fn check_broadcast(op: &'static str, small: &[usize], big: &[usize]) -> Result<(
     }
 }
 
-/// The elements `start .. start + len` along `axis` (a slice of that axis); VJP: the cotangent
-/// padded back with zeros ([`PadNarrow`]).
+/// The elements `start .. start + len` along `axis` (a slice of that axis), a view of the same
+/// buffer when they are contiguous; VJP: the cotangent padded back with zeros ([`PadNarrow`]),
+/// or added into its window of the cotangent gathered so far ([`Op::vjp_onto`]).
 ///
 /// ```
 /// use perturb::tensor::{ops::Narrow, Op, Tensor};
