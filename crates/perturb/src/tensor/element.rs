@@ -117,6 +117,16 @@ fn matrix_vector<T: Scalar>(
     }
 }
 
+/// `beta c + sum`, with `c` ignored (not multiplied: it may be NaN) when `beta` is zero, as BLAS
+/// does.
+fn plus_beta<T: Scalar>(beta: T, c: T, sum: T) -> T {
+    if beta == T::zero() {
+        sum
+    } else {
+        beta * c + sum
+    }
+}
+
 /// `c = a x + beta c` for `m` contiguous rows of `K` elements each.
 fn short_rows<T: Scalar, const K: usize>(
     m: usize,
@@ -129,15 +139,11 @@ fn short_rows<T: Scalar, const K: usize>(
     let x: [T; K] = std::array::from_fn(|p| x[p]);
     let rows = a.chunks_exact(K).take(m);
     for (row, ci) in rows.zip(c.iter_mut().step_by(incc)) {
-        let mut sum = if beta == T::zero() {
-            T::zero()
-        } else {
-            beta * *ci
-        };
+        let mut sum = T::zero();
         for p in 0..K {
             sum += row[p] * x[p];
         }
-        *ci = sum;
+        *ci = plus_beta(beta, *ci, sum);
     }
 }
 
@@ -158,18 +164,14 @@ fn short_columns<T: Scalar, const K: usize>(
         }
     }
     for (ci, sum) in c.iter_mut().step_by(incc).zip(sums) {
-        *ci = if beta == T::zero() {
-            sum
-        } else {
-            beta * *ci + sum
-        };
+        *ci = plus_beta(beta, *ci, sum);
     }
 }
 
 /// `c = a b + beta c` for an inner dimension `k <= 4` and `n <= 8` columns (a layer with a
-/// handful of inputs and outputs): `b` is copied into a small dense block, zero-padded to 8
-/// columns, then each row of `c` is `k` scaled rows of it. matrixmultiply would pack all of
-/// `a` for a product this thin.
+/// handful of inputs and outputs): `b` is copied into a small dense block, then each element
+/// of `c` is an unrolled `k`-term dot product of a row of `a` with a column of the block.
+/// matrixmultiply would pack all of `a` for a product this thin.
 #[allow(clippy::too_many_arguments)]
 fn short_inner<T: Scalar>(
     m: usize,
@@ -215,11 +217,7 @@ fn short_inner_rows<T: Scalar, const K: usize>(
             for p in 0..K {
                 sum += ai[p] * block[p][j];
             }
-            *cij = if beta == T::zero() {
-                sum
-            } else {
-                beta * *cij + sum
-            };
+            *cij = plus_beta(beta, *cij, sum);
         }
     }
 }
@@ -251,11 +249,7 @@ fn small_output<T: Scalar, const M: usize, const N: usize>(
     for (i, sums_i) in sums.iter().enumerate() {
         for (j, &sum) in sums_i.iter().enumerate() {
             let cij = &mut c[i * ldc + j];
-            *cij = if beta == T::zero() {
-                sum
-            } else {
-                beta * *cij + sum
-            };
+            *cij = plus_beta(beta, *cij, sum);
         }
     }
 }

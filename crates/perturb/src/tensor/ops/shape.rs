@@ -325,19 +325,7 @@ impl Op for PadNarrow {
 
     fn batch<A: Array>(&self, x: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
         // Both inputs along the stack: a stack that shares one `onto` gets it repeated.
-        let spread = x
-            .iter()
-            .zip(stacked)
-            .map(|(x, &s)| {
-                if s {
-                    Ok((*x).clone())
-                } else {
-                    let mut shape = vec![size];
-                    shape.extend_from_slice(x.shape());
-                    x.try_unsqueeze(0)?.try_broadcast_to(&shape)
-                }
-            })
-            .collect::<Result<Vec<A>, Error>>()?;
+        let spread = batched::all_stacked(x, stacked, size)?;
         let pad = PadNarrow {
             axis: self.axis + 1,
             ..*self
