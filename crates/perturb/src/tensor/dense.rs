@@ -13,8 +13,9 @@ use crate::error::Error;
 ///
 /// Cloning is cheap: the elements are shared (`Arc`), and an operation that would change them
 /// writes a new buffer. A reshape, or a [`narrow`](crate::tensor::Array::narrow) that keeps one
-/// contiguous run of elements (a window of rows), is a view of the same buffer, not a copy. Shapes are checked at run time; a shape error names the operation and the
-/// shapes involved. A tensor is a plain value: to differentiate through it, record it on a
+/// contiguous run of elements (a window of rows), is a view of the same buffer, not a copy.
+/// Shapes are checked at run time; a shape error names the operation and the shapes involved.
+/// A tensor is a plain value: to differentiate through it, record it on a
 /// [`TensorTape`](crate::tensor::TensorTape).
 ///
 /// ```

@@ -199,6 +199,7 @@ fn short_inner<T: Scalar>(
     }
 }
 
+/// [`short_inner`] for `K`, the inner dimension, known at compile time.
 #[allow(clippy::too_many_arguments)]
 fn short_inner_rows<T: Scalar, const K: usize>(
     m: usize,
@@ -338,7 +339,7 @@ macro_rules! impl_element {
                     let (b_t, a_t) = ((b_strides.1, b_strides.0), a_strides.1);
                     return matrix_vector(n, k, b, b_t, a, a_t, beta, c, 1);
                 }
-                if k <= 4 && n <= 8 {
+                if (1..=4).contains(&k) && n <= 8 {
                     return short_inner(m, k, n, a, a_strides, b, b_strides, beta, c, ldc);
                 }
                 if small_output_dispatch(m, k, n, a, a_strides, b, b_strides, beta, c, ldc) {
