@@ -138,3 +138,48 @@ fn gemm_matches_a_triple_loop_for_vector_shapes_and_strides() {
         }
     }
 }
+
+/// Element-wise operations large enough to run on rayon's pool (from 2^18 elements for cheap
+/// ones, 2^14 for transcendental ones), with lengths that do and do not fill the last chunk,
+/// give exactly the serial loop's values, element for element.
+#[test]
+fn parallel_element_wise_loops_match_the_serial_loop_exactly() {
+    for n in [
+        (1 << 14) + 7,
+        1 << 18,
+        (1 << 18) + (1 << 13),
+        (1 << 18) + 12_345,
+    ] {
+        let a: Vec<f64> = (0..n).map(|i| ((i as f64) * 0.37).sin() * 3.0).collect();
+        let b: Vec<f64> = (0..n).map(|i| ((i as f64) * 0.11).cos() + 0.5).collect();
+        let (ta, tb) = (
+            Tensor::from_vec(a.clone(), &[n]).unwrap(),
+            Tensor::from_vec(b.clone(), &[n]).unwrap(),
+        );
+        let check = |what: &str, got: Tensor<f64>, want: &dyn Fn(usize) -> f64| {
+            assert_eq!(got.len(), n, "{what} n {n}");
+            for (i, &g) in got.as_slice().iter().enumerate() {
+                assert_eq!(g.to_bits(), want(i).to_bits(), "{what} n {n} element {i}");
+            }
+        };
+        check("scale", ta.scale(-2.5), &|i| -2.5 * a[i]);
+        check("add_scalar", ta.add_scalar(0.75), &|i| a[i] + 0.75);
+        check("exp", ta.exp(), &|i| a[i].exp());
+        check("sub", ta.sub(&tb), &|i| a[i] - b[i]);
+        check("mul", ta.mul(&tb), &|i| a[i] * b[i]);
+        check("div", ta.div(&tb), &|i| a[i] / b[i]);
+    }
+    // f32 as well: the mlp-784 update's size.
+    let n = 784 * 512;
+    let a: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).sin()).collect();
+    let scaled = Tensor::from_vec(a.clone(), &[784, 512])
+        .unwrap()
+        .scale(0.01);
+    for (i, &g) in scaled.as_slice().iter().enumerate() {
+        assert_eq!(
+            g.to_bits(),
+            (0.01 * a[i]).to_bits(),
+            "f32 scale element {i}"
+        );
+    }
+}

@@ -2,6 +2,8 @@
 //! reductions to a shape, axis permutation. No allocation per element; rayon above a size
 //! threshold.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::element::Element;
@@ -32,7 +34,9 @@ impl Cost {
 /// `f` applied to every element.
 pub(crate) fn map<T: Element>(x: &[T], cost: Cost, f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
     if x.len() >= cost.parallel_threshold() {
-        x.par_iter().map(|&v| f(v)).collect()
+        par_build(x.len(), |out, start| {
+            map_into(out, &x[start..start + out.len()], &f)
+        })
     } else {
         x.iter().map(|&v| f(v)).collect()
     }
@@ -47,12 +51,52 @@ pub(crate) fn zip<T: Element>(
 ) -> Vec<T> {
     debug_assert_eq!(a.len(), b.len());
     if a.len() >= cost.parallel_threshold() {
-        a.par_iter()
-            .zip(b.par_iter())
-            .map(|(&x, &y)| f(x, y))
-            .collect()
+        par_build(a.len(), |out, start| {
+            let end = start + out.len();
+            zip_into(out, &a[start..end], &b[start..end], &f)
+        })
     } else {
         a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+    }
+}
+
+/// Elements per task of the parallel loops.
+const CHUNK: usize = 1 << 13;
+
+/// `n` elements written in parallel, chunk by chunk: `fill(chunk, start)` must write every
+/// element of `chunk`, which holds elements `start .. start + chunk.len()`.
+fn par_build<T: Element>(n: usize, fill: impl Fn(&mut [MaybeUninit<T>], usize) + Sync) -> Vec<T> {
+    let mut out = Vec::with_capacity(n);
+    out.spare_capacity_mut()[..n]
+        .par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(i, chunk)| fill(chunk, i * CHUNK));
+    // SAFETY: the chunks cover the first `n` elements, and `map_into` and `zip_into`, the only
+    // `fill`s, write every element of their chunk (they zip it with input slices of its length).
+    unsafe { out.set_len(n) };
+    out
+}
+
+// The loops of `par_build`'s chunks are functions of their own, not inlined: their slices then
+// arrive as arguments the compiler knows do not overlap. Inlined into rayon's closures, a loop
+// whose `f` captured a constant (`scale`'s factor) reloaded it for every element and was not
+// vectorised: 115-250 µs against 34-55 µs serial for 401,408 f32 (the mlp-784 update).
+
+/// `out[i] = f(x[i])`.
+#[inline(never)]
+fn map_into<T: Element>(out: &mut [MaybeUninit<T>], x: &[T], f: &impl Fn(T) -> T) {
+    assert_eq!(out.len(), x.len());
+    for (o, &v) in out.iter_mut().zip(x) {
+        o.write(f(v));
+    }
+}
+
+/// `out[i] = f(a[i], b[i])`.
+#[inline(never)]
+fn zip_into<T: Element>(out: &mut [MaybeUninit<T>], a: &[T], b: &[T], f: &impl Fn(T, T) -> T) {
+    assert!(out.len() == a.len() && out.len() == b.len());
+    for (o, (&x, &y)) in out.iter_mut().zip(a.iter().zip(b)) {
+        o.write(f(x, y));
     }
 }
 
