@@ -168,6 +168,13 @@ fn parallel_element_wise_loops_match_the_serial_loop_exactly() {
         check("sub", ta.sub(&tb), &|i| a[i] - b[i]);
         check("mul", ta.mul(&tb), &|i| a[i] * b[i]);
         check("div", ta.div(&tb), &|i| a[i] / b[i]);
+        let mask = ta.try_greater(&tb).unwrap();
+        check("greater", mask.clone(), &|i| {
+            f64::from(u8::from(a[i] > b[i]))
+        });
+        check("select", mask.try_select(&ta, &tb).unwrap(), &|i| {
+            a[i].max(b[i])
+        });
     }
     // f32 as well: the mlp-784 update's size.
     let n = 784 * 512;
