@@ -175,6 +175,22 @@ fn parallel_element_wise_loops_match_the_serial_loop_exactly() {
         check("select", mask.try_select(&ta, &tb).unwrap(), &|i| {
             a[i].max(b[i])
         });
+        check("clamp", ta.try_clamp(-0.5, 1.25).unwrap(), &|i| {
+            a[i].clamp(-0.5, 1.25)
+        });
+        // A reduction over the last axis (folded in a register per row) and over the first.
+        let m = n / 8 * 8;
+        let rows = ta.narrow(0, 0, m).try_reshape(&[m / 8, 8]).unwrap();
+        let row_max = rows.max_axes(&[1], false);
+        let col_min = rows.min_axes(&[0], false);
+        for (r, &got) in row_max.as_slice().iter().enumerate() {
+            let want = a[8 * r..8 * r + 8].iter().copied().fold(f64::MIN, f64::max);
+            assert_eq!(got, want, "max of row {r}, n {n}");
+        }
+        for (c, &got) in col_min.as_slice().iter().enumerate() {
+            let want = (0..m / 8).map(|r| a[8 * r + c]).fold(f64::MAX, f64::min);
+            assert_eq!(got, want, "min of column {c}, n {n}");
+        }
     }
     // f32 as well: the mlp-784 update's size.
     let n = 784 * 512;

@@ -101,12 +101,29 @@ fn for_each_slot<T: Copy>(
     reduced: &[bool],
     mut f: impl FnMut(usize, usize, T),
 ) {
+    for_each_row(x, shape, reduced, |start, slot, stride, row| {
+        for (k, &v) in row.iter().enumerate() {
+            f(start + k, slot + k * stride, v);
+        }
+    });
+}
+
+/// Calls `f(flat, slot, stride, row)` for every run of `x` along its last axis (the whole of a
+/// 0-dimensional `x`), where `flat` is the run's first position in `x`, `slot` its first
+/// element's position in the reduced (keepdims) result and `stride` the step of that position
+/// along the run (0 when the last axis is reduced).
+fn for_each_row<T: Copy>(
+    x: &[T],
+    shape: &[usize],
+    reduced: &[bool],
+    mut f: impl FnMut(usize, usize, usize, &[T]),
+) {
     let nd = shape.len();
     if x.is_empty() {
         return;
     }
     if nd == 0 {
-        f(0, 0, x[0]);
+        f(0, 0, 0, x);
         return;
     }
     let strides = kernels::broadcast_strides(&keep_shape(shape, reduced), shape);
@@ -114,11 +131,7 @@ fn for_each_slot<T: Copy>(
     let mut index = vec![0usize; nd - 1];
     let mut base = 0usize;
     for (row, chunk) in x.chunks_exact(last).enumerate() {
-        let mut slot = base;
-        for (k, &v) in chunk.iter().enumerate() {
-            f(row * last + k, slot, v);
-            slot += last_stride;
-        }
+        f(row * last, base, last_stride, chunk);
         // Advance the odometer over the leading axes, keeping the slot offset in step.
         for axis in (0..nd - 1).rev() {
             index[axis] += 1;
@@ -141,7 +154,18 @@ fn fold<T: Copy>(
     f: impl Fn(T, T) -> T,
 ) -> Vec<T> {
     let mut out = vec![init; keep_shape(shape, reduced).iter().product()];
-    for_each_slot(x, shape, reduced, |_, slot, v| out[slot] = f(out[slot], v));
+    for_each_row(x, shape, reduced, |_, slot, stride, row| {
+        if stride == 0 {
+            // A reduced last axis: the run folds into one slot, kept in a register meanwhile
+            // (through memory it was a store and a load per element: 3.5 ns each for `max`).
+            out[slot] = row.iter().fold(out[slot], |acc, &v| f(acc, v));
+        } else {
+            for (k, &v) in row.iter().enumerate() {
+                let s = slot + k * stride;
+                out[s] = f(out[s], v);
+            }
+        }
+    });
     out
 }
 
