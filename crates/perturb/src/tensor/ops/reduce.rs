@@ -196,13 +196,18 @@ fn safe_shift<T: Element>(m: T) -> T {
     }
 }
 
+/// The shift of each slot for `exp(x - shift)`: the slot's maximum where it is finite.
+fn shifts<T: Element>(x: &[T], shape: &[usize], reduced: &[bool]) -> Vec<T> {
+    fold(x, shape, reduced, T::neg_infinity(), max_nan)
+        .into_iter()
+        .map(safe_shift)
+        .collect()
+}
+
 /// The logsumexp of each slot: `shift + ln(sum exp(x - shift))` with the slot's maximum as
 /// shift. Returns the shifts and the sums of exponentials too.
 fn logsumexp_parts<T: Element>(x: &[T], shape: &[usize], reduced: &[bool]) -> (Vec<T>, Vec<T>) {
-    let shift: Vec<T> = fold(x, shape, reduced, T::neg_infinity(), max_nan)
-        .into_iter()
-        .map(safe_shift)
-        .collect();
+    let shift = shifts(x, shape, reduced);
     let mut sums = vec![T::zero(); shift.len()];
     for_each_slot(x, shape, reduced, |_, slot, v| {
         sums[slot] += rules::Exp.func(v - shift[slot]);
@@ -672,10 +677,16 @@ impl Op for Softmax {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         let reduced = check_axes(self.name(), &[self.axis], x.shape())?;
-        let (shift, sums) = logsumexp_parts(x.as_slice(), x.shape(), &reduced);
+        let shift = shifts(x.as_slice(), x.shape(), &reduced);
+        // Each exponential computed once: kept, summed, then divided by its slot's sum.
         let mut data = vec![T::zero(); x.len()];
+        let mut sums = vec![T::zero(); shift.len()];
         for_each_slot(x.as_slice(), x.shape(), &reduced, |flat, slot, v| {
-            data[flat] = rules::Exp.func(v - shift[slot]) / sums[slot];
+            data[flat] = rules::Exp.func(v - shift[slot]);
+            sums[slot] += data[flat];
+        });
+        for_each_slot(x.as_slice(), x.shape(), &reduced, |flat, slot, _| {
+            data[flat] /= sums[slot];
         });
         Ok(Tensor::from_parts(data, x.shape().to_vec()))
     }
