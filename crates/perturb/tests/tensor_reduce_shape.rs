@@ -1008,6 +1008,35 @@ fn the_panicking_forms_panic_with_the_error() {
 }
 
 #[test]
+fn padding_onto_a_tensor_of_the_wrong_shape_or_with_three_inputs_is_an_error() {
+    use perturb::tensor::{ops::PadNarrow, Op};
+    let pad = PadNarrow {
+        axis: 0,
+        start: 1,
+        total: 4,
+    };
+    let x = t(&[1.0, 2.0], &[2]);
+    let err = pad
+        .eval(&[&x, &t(&[0.0; 3], &[3])])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pad_narrow") && err.contains("[4]") && err.contains("[3]"),
+        "{err}"
+    );
+    let err = pad.eval(&[&x, &x, &x]).unwrap_err().to_string();
+    assert!(
+        err.contains("pad_narrow") && err.contains("1 or 2 inputs") && err.contains("found 3"),
+        "{err}"
+    );
+    // Through a tape: the same error, no panic.
+    let tape = TensorTape::new();
+    let v = tape.var(x.clone());
+    let onto = tape.constant(t(&[0.0; 5], &[5]));
+    assert!(Array::apply(&pad, &[&v, &onto]).is_err());
+}
+
+#[test]
 fn padding_onto_a_stack_or_from_a_stack_equals_padding_each_member() {
     use perturb::tensor::{ops::PadNarrow, Op};
     let pad = PadNarrow {

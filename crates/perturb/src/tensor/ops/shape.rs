@@ -338,10 +338,13 @@ impl Op for PadNarrow {
             [x] => (*x, None),
             [x, onto] => (*x, Some(*onto)),
             _ => {
-                return Err(Error::Arity {
+                return Err(Error::InvalidArgument {
                     op: self.name(),
-                    expected: 1,
-                    found: inputs.len(),
+                    reason: format!(
+                        "takes 1 or 2 inputs (the window, and optionally the tensor to add it \
+                         onto), found {}",
+                        inputs.len()
+                    ),
                 })
             }
         };
