@@ -44,14 +44,7 @@ macro_rules! broadcasting {
             const ELEMENTWISE: bool = true;
 
             fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-                let [x, z] = inputs else {
-                    return Err(Error::Arity { op: $label, expected: 2, found: inputs.len() });
-                };
-                let (data, shape) = kernels::broadcast_zip(
-                    $label, x.as_slice(), x.shape(), z.as_slice(), z.shape(), kernels::Cost::$cost,
-                    |$a: T, $b: T| $value,
-                )?;
-                Ok(Tensor::from_parts(data, shape))
+                super::binary_eval($label, inputs, kernels::Cost::$cost, |$a: T, $b: T| $value)
             }
 
             #[allow(unused_variables)]
@@ -242,24 +235,10 @@ impl Op for ScaledMul {
     const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let [a, b] = inputs else {
-            return Err(Error::Arity {
-                op: "scaled_mul",
-                expected: 2,
-                found: inputs.len(),
-            });
-        };
         let c: T = elem(self.0);
-        let (data, shape) = kernels::broadcast_zip(
-            "scaled_mul",
-            a.as_slice(),
-            a.shape(),
-            b.as_slice(),
-            b.shape(),
-            kernels::Cost::Cheap,
-            move |x, y| c * (x * y),
-        )?;
-        Ok(Tensor::from_parts(data, shape))
+        super::binary_eval("scaled_mul", inputs, kernels::Cost::Cheap, move |x, y| {
+            c * (x * y)
+        })
     }
 
     fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {

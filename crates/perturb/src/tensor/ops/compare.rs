@@ -104,12 +104,24 @@ impl Op for Compare {
         let indicator = |holds: bool| if holds { T::one() } else { T::zero() };
         let name = self.0.name();
         match self.0 {
-            CmpKind::Eq => binary_eval(name, inputs, move |a, b| indicator(a == b)),
-            CmpKind::Ne => binary_eval(name, inputs, move |a, b| indicator(a != b)),
-            CmpKind::Lt => binary_eval(name, inputs, move |a, b| indicator(a < b)),
-            CmpKind::Le => binary_eval(name, inputs, move |a, b| indicator(a <= b)),
-            CmpKind::Gt => binary_eval(name, inputs, move |a, b| indicator(a > b)),
-            CmpKind::Ge => binary_eval(name, inputs, move |a, b| indicator(a >= b)),
+            CmpKind::Eq => super::binary_eval(name, inputs, kernels::Cost::Cheap, move |a, b| {
+                indicator(a == b)
+            }),
+            CmpKind::Ne => super::binary_eval(name, inputs, kernels::Cost::Cheap, move |a, b| {
+                indicator(a != b)
+            }),
+            CmpKind::Lt => super::binary_eval(name, inputs, kernels::Cost::Cheap, move |a, b| {
+                indicator(a < b)
+            }),
+            CmpKind::Le => super::binary_eval(name, inputs, kernels::Cost::Cheap, move |a, b| {
+                indicator(a <= b)
+            }),
+            CmpKind::Gt => super::binary_eval(name, inputs, kernels::Cost::Cheap, move |a, b| {
+                indicator(a > b)
+            }),
+            CmpKind::Ge => super::binary_eval(name, inputs, kernels::Cost::Cheap, move |a, b| {
+                indicator(a >= b)
+            }),
         }
     }
 
@@ -120,31 +132,6 @@ impl Op for Compare {
     fn vjp<A: Array>(&self, _: &[&A], _: &A, _: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         Ok(vec![None, None])
     }
-}
-
-/// `f(a, b)` element-wise with numpy broadcasting, for an operation named `op` of two inputs.
-fn binary_eval<T: Element>(
-    op: &'static str,
-    inputs: &[&Tensor<T>],
-    f: impl Fn(T, T) -> T + Sync + Send,
-) -> Result<Tensor<T>, Error> {
-    let [a, b] = inputs else {
-        return Err(Error::Arity {
-            op,
-            expected: 2,
-            found: inputs.len(),
-        });
-    };
-    let (data, shape) = kernels::broadcast_zip(
-        op,
-        a.as_slice(),
-        a.shape(),
-        b.as_slice(),
-        b.shape(),
-        kernels::Cost::Cheap,
-        f,
-    )?;
-    Ok(Tensor::from_parts(data, shape))
 }
 
 /// A 0-dimensional constant, broadcast against anything.
@@ -373,7 +360,7 @@ impl<R: BinaryOp + Copy + std::fmt::Debug + Send + Sync + 'static> Op for FirstS
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let rule = self.0;
-        binary_eval(self.1, inputs, move |a: T, b: T| {
+        super::binary_eval(self.1, inputs, kernels::Cost::Cheap, move |a: T, b: T| {
             rule.grads(a, b, rule.func(a, b)).0
         })
     }
@@ -454,7 +441,9 @@ impl Op for Maximum {
     const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        binary_eval("maximum", inputs, |a: T, b: T| rules::Max.func(a, b))
+        super::binary_eval("maximum", inputs, kernels::Cost::Cheap, |a: T, b: T| {
+            rules::Max.func(a, b)
+        })
     }
 
     fn jvp<A: Array>(&self, inputs: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
@@ -497,7 +486,9 @@ impl Op for Minimum {
     const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        binary_eval("minimum", inputs, |a: T, b: T| rules::Min.func(a, b))
+        super::binary_eval("minimum", inputs, kernels::Cost::Cheap, |a: T, b: T| {
+            rules::Min.func(a, b)
+        })
     }
 
     fn jvp<A: Array>(&self, inputs: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {

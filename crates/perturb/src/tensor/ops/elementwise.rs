@@ -118,20 +118,10 @@ impl Op for SigmoidSlope {
     const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let [x, s] = inputs else {
-            return Err(Error::Arity {
-                op: "sigmoid_slope",
-                expected: 2,
-                found: inputs.len(),
-            });
-        };
         let switch = T::one();
-        let (data, shape) = kernels::broadcast_zip(
+        super::binary_eval(
             "sigmoid_slope",
-            x.as_slice(),
-            x.shape(),
-            s.as_slice(),
-            s.shape(),
+            inputs,
             kernels::Cost::Transcendental,
             move |x: T, s: T| {
                 if x < switch {
@@ -142,8 +132,7 @@ impl Op for SigmoidSlope {
                     e / (d * d)
                 }
             },
-        )?;
-        Ok(Tensor::from_parts(data, shape))
+        )
     }
 
     fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {

@@ -49,6 +49,34 @@ pub(crate) fn unary<'a, T>(op: &'static str, inputs: &[&'a T]) -> Result<&'a T, 
     }
 }
 
+/// The value of a two-input element-wise operation named `op`: `f(a, b)` with numpy
+/// broadcasting, or an arity or shape error naming `op`. `cost` decides when the loop runs in
+/// parallel.
+pub(crate) fn binary_eval<T: Element>(
+    op: &'static str,
+    inputs: &[&super::Tensor<T>],
+    cost: super::kernels::Cost,
+    f: impl Fn(T, T) -> T + Sync + Send,
+) -> Result<super::Tensor<T>, Error> {
+    let [a, b] = inputs else {
+        return Err(Error::Arity {
+            op,
+            expected: 2,
+            found: inputs.len(),
+        });
+    };
+    let (data, shape) = super::kernels::broadcast_zip(
+        op,
+        a.as_slice(),
+        a.shape(),
+        b.as_slice(),
+        b.shape(),
+        cost,
+        f,
+    )?;
+    Ok(super::Tensor::from_parts(data, shape))
+}
+
 /// The sum of the present tangent terms (`None`: zero), broadcast to the output's `shape`: the
 /// JVP of an operation with several inputs is the sum of each input's contribution, and an
 /// input that was broadcast contributes a tangent of its own, smaller shape.

@@ -130,25 +130,13 @@ impl<R: BinaryOp + PointwiseRule> Op for PointwiseBinary<R> {
     const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let name = self.0.name();
-        let [a, b] = inputs else {
-            return Err(Error::Arity {
-                op: name,
-                expected: 2,
-                found: inputs.len(),
-            });
-        };
         let rule = self.0.clone();
-        let (data, shape) = kernels::broadcast_zip(
-            name,
-            a.as_slice(),
-            a.shape(),
-            b.as_slice(),
-            b.shape(),
+        super::binary_eval(
+            self.0.name(),
+            inputs,
             kernels::Cost::Transcendental,
             move |x, y| rule.func(x, y),
-        )?;
-        Ok(Tensor::from_parts(data, shape))
+        )
     }
 
     fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
