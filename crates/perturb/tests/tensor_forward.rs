@@ -91,6 +91,7 @@ enum Core {
     Sub,
     Mul,
     ScaledMul,
+    MulAdd,
     Div,
     Scale,
     AddScalar,
@@ -102,6 +103,17 @@ enum Core {
     SumAll,
     PadNarrow,
     PadNarrowOnto,
+    // Compositions that give the backward sweep's pending cotangent factors (`Cotangent`)
+    // each of their paths: taken into a product, a change of sign, two terms gathered with
+    // unequal or opposite factors, a window added onto one with another factor.
+    FactorIntoMul,
+    FactorIntoSquare,
+    FactorIntoScaledMul,
+    FactorThroughSub,
+    FactorsUnequal,
+    FactorsOpposite,
+    FactorsOntoWindow,
+    ProductsOnto,
 }
 
 /// A core operation, or its element-wise square (so that linear operations have a second
@@ -124,6 +136,7 @@ impl Function for CoreFn {
             Core::Sub => x.try_sub(xs[1])?,
             Core::Mul => x.try_mul(xs[1])?,
             Core::ScaledMul => A::apply(&ops::ScaledMul(-1.5), &[x, xs[1]])?,
+            Core::MulAdd => A::apply(&ops::MulAdd(-1.5), &[x, xs[1], xs[2]])?,
             Core::Div => x.try_div(xs[1])?,
             Core::Scale => x.scale(A::elem(-2.5)),
             Core::AddScalar => x.add_scalar(A::elem(0.75)),
@@ -149,6 +162,35 @@ impl Function for CoreFn {
                 },
                 &[x, xs[1]],
             )?,
+            Core::FactorIntoMul => x.scale(A::elem(-2.5)).try_mul(xs[1])?.scale(A::elem(3.0)),
+            Core::FactorIntoSquare => x.neg().square().scale(A::elem(-2.0)),
+            Core::FactorIntoScaledMul => A::apply(&ops::ScaledMul(-1.5), &[x, xs[1]])?
+                .neg()
+                .scale(A::elem(0.5)),
+            Core::FactorThroughSub => x.scale(A::elem(2.0)).try_sub(xs[1])?.scale(A::elem(-3.0)),
+            Core::FactorsUnequal => {
+                let z = x.scale(A::elem(2.0));
+                z.scale(A::elem(3.0)).try_add(&z.neg())?.try_mul(x)?
+            }
+            Core::FactorsOpposite => {
+                let z = x.scale(A::elem(-0.5));
+                z.add_scalar(A::elem(1.0)).try_sub(&z.exp())?
+            }
+            Core::FactorsOntoWindow => {
+                let n = x.shape()[0];
+                let head = x.try_narrow(0, 0, n - 1)?.scale(A::elem(3.0));
+                head.try_add(&x.try_narrow(0, 1, n - 1)?.neg())?
+                    .try_mul(&head)?
+            }
+            // Recorded before `exp`, so swept after it: each product's term is added onto what
+            // `exp` gathered for `x` (in one pass where the shapes allow).
+            Core::ProductsOnto => {
+                let product = x.try_mul(xs[1])?.scale(A::elem(3.0));
+                let square = x.square();
+                product
+                    .try_add(&square)?
+                    .try_add(&x.exp().scale(A::elem(-2.5)))?
+            }
         };
         Ok(if self.squared { y.square() } else { y })
     }
@@ -172,6 +214,12 @@ const TWO: &[&[&[usize]]] = &[
     &[&[2, 1], &[1, 3]],
     &[&[], &[4]],
 ];
+const THREE: &[&[&[usize]]] = &[
+    &[&[2, 3], &[2, 3], &[2, 3]],
+    &[&[2, 3], &[3], &[2, 1]],
+    &[&[], &[4], &[4]],
+    &[&[4], &[], &[1]],
+];
 
 #[rustfmt::skip]
 const CORE: &[CoreRow] = &[
@@ -184,6 +232,7 @@ const CORE: &[CoreRow] = &[
     CoreRow { name: "sub", op: Core::Sub, shapes: TWO, domains: &[ANY, ANY] },
     CoreRow { name: "mul", op: Core::Mul, shapes: TWO, domains: &[ANY, ANY] },
     CoreRow { name: "scaled_mul", op: Core::ScaledMul, shapes: TWO, domains: &[ANY, ANY] },
+    CoreRow { name: "mul_add", op: Core::MulAdd, shapes: THREE, domains: &[ANY, ANY, ANY] },
     CoreRow { name: "div", op: Core::Div, shapes: TWO, domains: &[ANY, POSITIVE] },
     CoreRow { name: "scale", op: Core::Scale, shapes: ONE, domains: &[ANY] },
     CoreRow { name: "add_scalar", op: Core::AddScalar, shapes: ONE, domains: &[ANY] },
@@ -195,6 +244,14 @@ const CORE: &[CoreRow] = &[
     CoreRow { name: "sum_all", op: Core::SumAll, shapes: &[&[&[2, 3]], &[&[]]], domains: &[ANY] },
     CoreRow { name: "pad_narrow", op: Core::PadNarrow, shapes: &[&[&[2, 2]], &[&[3, 4, 2]]], domains: &[ANY] },
     CoreRow { name: "pad_narrow onto", op: Core::PadNarrowOnto, shapes: &[&[&[2, 2], &[2, 5]], &[&[3, 4, 2], &[3, 5, 2]]], domains: &[ANY, ANY] },
+    CoreRow { name: "factor into mul", op: Core::FactorIntoMul, shapes: TWO, domains: &[ANY, ANY] },
+    CoreRow { name: "factor into square", op: Core::FactorIntoSquare, shapes: ONE, domains: &[ANY] },
+    CoreRow { name: "factor into scaled_mul", op: Core::FactorIntoScaledMul, shapes: TWO, domains: &[ANY, ANY] },
+    CoreRow { name: "factor through sub", op: Core::FactorThroughSub, shapes: TWO, domains: &[ANY, ANY] },
+    CoreRow { name: "unequal factors gathered", op: Core::FactorsUnequal, shapes: ONE, domains: &[ANY] },
+    CoreRow { name: "opposite factors gathered", op: Core::FactorsOpposite, shapes: ONE, domains: &[ANY] },
+    CoreRow { name: "factors onto a window", op: Core::FactorsOntoWindow, shapes: &[&[&[5]], &[&[4, 3]]], domains: &[ANY] },
+    CoreRow { name: "products onto a gathered sum", op: Core::ProductsOnto, shapes: TWO, domains: &[ANY, ANY] },
 ];
 
 /// One tensor per input.
@@ -236,6 +293,7 @@ fn core_operations_have_rows() {
         "sub",
         "mul",
         "scaled_mul",
+        "mul_add",
         "div",
         "scale",
         "add_scalar",

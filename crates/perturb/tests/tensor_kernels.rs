@@ -1,6 +1,6 @@
 //! The broadcasting kernels' fast paths against a reference written element by element.
 
-use perturb::tensor::{Array, Tensor};
+use perturb::tensor::{ops, Array, Tensor};
 
 /// Reference broadcast: index `out` by its multi-index, map to the input with numpy's rules.
 fn reference_broadcast(x: &Tensor<f64>, to: &[usize]) -> Vec<f64> {
@@ -168,6 +168,8 @@ fn parallel_element_wise_loops_match_the_serial_loop_exactly() {
         check("sub", ta.sub(&tb), &|i| a[i] - b[i]);
         check("mul", ta.mul(&tb), &|i| a[i] * b[i]);
         check("div", ta.div(&tb), &|i| a[i] / b[i]);
+        let mul_add = Tensor::apply(&ops::MulAdd(-1.5), &[&ta, &tb, &ta]).unwrap();
+        check("mul_add", mul_add, &|i| a[i] + -1.5 * (b[i] * a[i]));
         let mask = ta.try_greater(&tb).unwrap();
         check("greater", mask.clone(), &|i| {
             f64::from(u8::from(a[i] > b[i]))

@@ -286,4 +286,12 @@ fn an_operation_given_the_wrong_number_of_inputs_is_an_error_not_a_panic() {
     assert!(arity(ops::Exp, &two));
     assert!(arity(ops::PowScalar(2.0), &none));
     assert!(arity(ops::MatMul::default(), &[&x]));
+    assert!(arity(ops::MulAdd(1.0), &two));
+    assert!(arity(ops::ScaledMul(1.0), &[&x, &x, &x]));
+    // Three shapes that do not broadcast together name the operation.
+    let err = ops::MulAdd(1.0)
+        .eval(&[&x, &Tensor::ones(&[3]), &x])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("mul_add") && err.contains("[3]"), "{err}");
 }

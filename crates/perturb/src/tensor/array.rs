@@ -133,39 +133,37 @@ pub trait Op: Clone + Debug + 'static {
     const ELEMENTWISE: bool = false;
 
     /// The VJP added to the cotangents gathered so far for the inputs (`gathered[i]`, `None`
-    /// for none yet): the step the backward sweep takes at this operation. The default adds
-    /// each term of [`vjp`](Op::vjp); an operation overrides it where adding as it goes saves
-    /// a pass over the elements ([`Narrow`](super::ops::Narrow) adds its cotangent into its
-    /// window of the input's).
+    /// for none yet): the step the backward sweep takes at this operation.
+    ///
+    /// The sweep carries each cotangent with a constant factor not yet applied
+    /// ([`Cotangent`]): a VJP is linear in its cotangent, so the default runs
+    /// [`vjp`](Op::vjp) on the unscaled value and hands the factor on to each term, and a
+    /// scaling (`scale`, `neg`, the `-` of `sub`) costs no pass at all. An operation overrides
+    /// this where it can do better: multiply the factor into a product it computes anyway
+    /// (`square`, `mul`, [`ScaledMul`](super::ops::ScaledMul)), change only the factor
+    /// (`scale`, `neg`, `sub`), or add as it goes ([`Narrow`](super::ops::Narrow) adds its
+    /// cotangent into its window of the input's).
     ///
     /// ```
-    /// use perturb::tensor::{ops::Narrow, Op, Tensor};
+    /// use perturb::tensor::{ops::Narrow, Cotangent, Op, Tensor};
     /// let x = Tensor::vector(&[1.0_f64, 2.0, 3.0]);
     /// let head = Narrow { axis: 0, start: 0, len: 2 };
     /// let y = head.eval(&[&x]).unwrap();
-    /// let mut gathered = [Some(Tensor::vector(&[10.0, 20.0, 30.0]))];
-    /// head.vjp_onto(&[&x], &y, &Tensor::vector(&[1.0, 2.0]), &[true], &mut gathered).unwrap();
-    /// assert_eq!(gathered[0].as_ref().unwrap().to_vec(), vec![11.0, 22.0, 30.0]);
+    /// let mut gathered = [Some(Cotangent::new(Tensor::vector(&[10.0, 20.0, 30.0])))];
+    /// let ct = Cotangent::new(Tensor::vector(&[1.0, 2.0]));
+    /// head.vjp_onto(&[&x], &y, &ct, &[true], &mut gathered).unwrap();
+    /// let sum = gathered[0].take().unwrap().into_value().unwrap();
+    /// assert_eq!(sum.to_vec(), vec![11.0, 22.0, 30.0]);
     /// ```
     fn vjp_onto<A: Array>(
         &self,
         inputs: &[&A],
         output: &A,
-        cotangent: &A,
+        cotangent: &Cotangent<A>,
         needed: &[bool],
-        gathered: &mut [Option<A>],
+        gathered: &mut [Option<Cotangent<A>>],
     ) -> Result<(), Error> {
-        let terms = self.vjp(inputs, output, cotangent, needed)?;
-        for ((slot, term), &wanted) in gathered.iter_mut().zip(terms).zip(needed) {
-            let (Some(term), true) = (term, wanted) else {
-                continue;
-            };
-            *slot = Some(match slot.take() {
-                None => term,
-                Some(sum) => sum.try_add(&term)?,
-            });
-        }
-        Ok(())
+        ops::vjp_then_gather(self, inputs, output, cotangent, needed, gathered)
     }
 
     /// The operation mapped over stacks of inputs (vectorisation, JAX's batching rule): inputs
@@ -199,6 +197,86 @@ pub(crate) fn or_panic<A>(result: Result<A, Error>) -> A {
     match result {
         Ok(a) => a,
         Err(e) => panic!("{e}"),
+    }
+}
+
+/// A cotangent in the backward sweep: `factor * value`, the constant factor not yet applied.
+///
+/// A VJP is linear in its cotangent, so a constant factor can ride along until something
+/// multiplies anyway (the rule of a product takes it into its own constant) or the result is
+/// read: a scaling in the forward pass costs no pass over the elements in the backward pass.
+///
+/// ```
+/// use perturb::tensor::{Cotangent, Tensor};
+/// let ct = Cotangent::scaled(Tensor::vector(&[1.0_f64, 2.0]), -3.0);
+/// assert_eq!(ct.into_value().unwrap().to_vec(), vec![-3.0, -6.0]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Cotangent<A> {
+    /// The array, before the factor.
+    pub value: A,
+    /// The constant the array is still to be multiplied by.
+    pub factor: f64,
+}
+
+impl<A: Array> Cotangent<A> {
+    /// A cotangent with nothing left to apply (factor 1).
+    ///
+    /// ```
+    /// use perturb::tensor::{Cotangent, Tensor};
+    /// assert_eq!(Cotangent::new(Tensor::vector(&[2.0_f64])).factor, 1.0);
+    /// ```
+    pub fn new(value: A) -> Self {
+        Self::scaled(value, 1.0)
+    }
+
+    /// `factor * value`, not yet multiplied out.
+    ///
+    /// ```
+    /// use perturb::tensor::{Cotangent, Tensor};
+    /// let ct = Cotangent::scaled(Tensor::vector(&[2.0_f64]), 0.5);
+    /// assert_eq!(ct.into_value().unwrap().to_vec(), vec![1.0]);
+    /// ```
+    pub fn scaled(value: A, factor: f64) -> Self {
+        Cotangent { value, factor }
+    }
+
+    /// The cotangent as one array, the factor multiplied in (no work when it is 1).
+    ///
+    /// ```
+    /// use perturb::tensor::{Cotangent, Tensor};
+    /// let ct = Cotangent::scaled(Tensor::vector(&[1.0_f64, -1.0]), 2.0);
+    /// assert_eq!(ct.into_value().unwrap().to_vec(), vec![2.0, -2.0]);
+    /// ```
+    pub fn into_value(self) -> Result<A, Error> {
+        if self.factor == 1.0 {
+            Ok(self.value)
+        } else {
+            A::apply(&ops::Scale(self.factor), &[&self.value])
+        }
+    }
+
+    /// Adds `term` into `slot` (`None`: nothing gathered yet), in one pass when the two
+    /// factors are equal or opposite, which is the usual case.
+    ///
+    /// ```
+    /// use perturb::tensor::{Cotangent, Tensor};
+    /// let mut slot = Some(Cotangent::scaled(Tensor::vector(&[5.0_f64]), 2.0));
+    /// Cotangent::accumulate(&mut slot, Cotangent::scaled(Tensor::vector(&[1.0]), -2.0)).unwrap();
+    /// assert_eq!(slot.unwrap().into_value().unwrap().to_vec(), vec![8.0]); // 2*5 - 2*1
+    /// ```
+    pub fn accumulate(slot: &mut Option<Self>, term: Self) -> Result<(), Error> {
+        *slot = Some(match slot.take() {
+            None => term,
+            Some(sum) if sum.factor == term.factor => {
+                Self::scaled(sum.value.try_add(&term.value)?, sum.factor)
+            }
+            Some(sum) if sum.factor == -term.factor => {
+                Self::scaled(sum.value.try_sub(&term.value)?, sum.factor)
+            }
+            Some(sum) => Self::new(sum.into_value()?.try_add(&term.into_value()?)?),
+        });
+        Ok(())
     }
 }
 

@@ -60,6 +60,28 @@ pub(crate) fn zip<T: Element>(
     }
 }
 
+/// `f` applied to corresponding elements of three slices of the same length.
+pub(crate) fn zip3<T: Element>(
+    a: &[T],
+    b: &[T],
+    c: &[T],
+    f: impl Fn(T, T, T) -> T + Sync + Send,
+) -> Vec<T> {
+    debug_assert!(a.len() == b.len() && a.len() == c.len());
+    if a.len() >= Cost::Cheap.parallel_threshold() {
+        par_build(a.len(), |out, start| {
+            let end = start + out.len();
+            zip3_into(out, &a[start..end], &b[start..end], &c[start..end], &f)
+        })
+    } else {
+        a.iter()
+            .zip(b)
+            .zip(c)
+            .map(|((&x, &y), &z)| f(x, y, z))
+            .collect()
+    }
+}
+
 /// Elements per task of the parallel loops.
 const CHUNK: usize = 1 << 13;
 
@@ -71,8 +93,9 @@ fn par_build<T: Element>(n: usize, fill: impl Fn(&mut [MaybeUninit<T>], usize) +
         .par_chunks_mut(CHUNK)
         .enumerate()
         .for_each(|(i, chunk)| fill(chunk, i * CHUNK));
-    // SAFETY: the chunks cover the first `n` elements, and `map_into` and `zip_into`, the only
-    // `fill`s, write every element of their chunk (they zip it with input slices of its length).
+    // SAFETY: the chunks cover the first `n` elements, and `map_into`, `zip_into` and
+    // `zip3_into`, the only `fill`s, write every element of their chunk (they zip it with input
+    // slices of its length).
     unsafe { out.set_len(n) };
     out
 }
@@ -97,6 +120,21 @@ fn zip_into<T: Element>(out: &mut [MaybeUninit<T>], a: &[T], b: &[T], f: &impl F
     assert!(out.len() == a.len() && out.len() == b.len());
     for (o, (&x, &y)) in out.iter_mut().zip(a.iter().zip(b)) {
         o.write(f(x, y));
+    }
+}
+
+/// `out[i] = f(a[i], b[i], c[i])`.
+#[inline(never)]
+fn zip3_into<T: Element>(
+    out: &mut [MaybeUninit<T>],
+    a: &[T],
+    b: &[T],
+    c: &[T],
+    f: &impl Fn(T, T, T) -> T,
+) {
+    assert!(out.len() == a.len() && out.len() == b.len() && out.len() == c.len());
+    for (o, ((&x, &y), &z)) in out.iter_mut().zip(a.iter().zip(b).zip(c)) {
+        o.write(f(x, y, z));
     }
 }
 

@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::array::{Array, Op};
+use super::array::{Array, Cotangent, Op};
 use super::dense::Tensor;
 use crate::error::Error;
 
@@ -25,9 +25,9 @@ pub(crate) trait Backward<A: Array> {
         &self,
         inputs: &[&A],
         output: &A,
-        cotangent: &A,
+        cotangent: &Cotangent<A>,
         needed: &[bool],
-        gathered: &mut [Option<A>],
+        gathered: &mut [Option<Cotangent<A>>],
     ) -> Result<(), Error>;
     fn jvp(&self, inputs: &[&A], output: &A, tangents: &[Option<&A>]) -> Result<Option<A>, Error>;
     fn apply(&self, inputs: &[&A]) -> Result<A, Error>;
@@ -50,9 +50,9 @@ impl<A: Array, O: Op> Backward<A> for O {
         &self,
         inputs: &[&A],
         output: &A,
-        cotangent: &A,
+        cotangent: &Cotangent<A>,
         needed: &[bool],
-        gathered: &mut [Option<A>],
+        gathered: &mut [Option<Cotangent<A>>],
     ) -> Result<(), Error> {
         Op::vjp_onto(self, inputs, output, cotangent, needed, gathered)
     }
@@ -333,8 +333,9 @@ impl<A: Array> TensorTape<A> {
             }
         }
 
-        let mut cotangents: Vec<Option<A>> = vec![None; last + 1];
-        cotangents[last] = Some(cotangent.clone());
+        // Each cotangent keeps a constant factor not yet applied (see `Cotangent`).
+        let mut cotangents: Vec<Option<Cotangent<A>>> = vec![None; last + 1];
+        cotangents[last] = Some(Cotangent::new(cotangent.clone()));
         for i in (0..=last).rev() {
             let node = &nodes[i];
             let Some(backward) = &node.op else { continue };
@@ -356,7 +357,7 @@ impl<A: Array> TensorTape<A> {
             let inputs: Vec<&A> = node.inputs.iter().collect();
             // Each wanted input's cotangent so far goes to the rule, which adds its terms; an
             // input used twice by this operation takes it at its first slot only.
-            let mut gathered: Vec<Option<A>> = node
+            let mut gathered: Vec<Option<Cotangent<A>>> = node
                 .parents
                 .iter()
                 .zip(&wanted)
@@ -375,23 +376,18 @@ impl<A: Array> TensorTape<A> {
                 let (Some(p), Some(sum)) = (parent, sum) else {
                     continue;
                 };
-                cotangents[*p] = Some(match cotangents[*p].take() {
-                    None => sum,
-                    Some(prev) => prev.try_add(&sum)?,
-                });
+                Cotangent::accumulate(&mut cotangents[*p], sum)?;
             }
         }
-        Ok(wrt
-            .iter()
+        wrt.iter()
             .map(|x| {
                 // Inputs and requested nodes keep their cotangent.
-                cotangents
-                    .get(x.index)
-                    .cloned()
-                    .flatten()
-                    .unwrap_or_else(|| zeros(x))
+                match cotangents.get(x.index).cloned().flatten() {
+                    Some(ct) => ct.into_value(),
+                    None => Ok(zeros(x)),
+                }
             })
-            .collect())
+            .collect()
     }
 
     /// The recorded graph in Graphviz's DOT language: one box per node with its operation and

@@ -4,7 +4,7 @@ use crate::error::Error;
 use crate::rules;
 use crate::scalar::BinaryOp;
 use crate::tensor::kernels;
-use crate::tensor::{Array, Element, Op, Tensor};
+use crate::tensor::{Array, Cotangent, Element, Op, Tensor};
 
 use super::elem;
 
@@ -56,7 +56,7 @@ macro_rules! broadcasting {
             ) -> Result<Option<A>, Error> {
                 let ($xa, $xb) = (inputs[0], inputs[1]);
                 if let (Some(ta), Some(tb)) = (tangents[0], tangents[1]) {
-                    if let Some(sum) = Self::both_tangents(ta, tb) {
+                    if let Some(sum) = Self::both_tangents(inputs, ta, tb) {
                         return super::sum_tangents([Some(sum?)], $y.shape());
                     }
                 }
@@ -78,25 +78,88 @@ macro_rules! broadcasting {
                 let db = if needed[1] { Some(unbroadcast($db, $xb)?) } else { None };
                 Ok(vec![da, db])
             }
+
+            fn vjp_onto<A: Array>(
+                &self,
+                inputs: &[&A],
+                y: &A,
+                ct: &Cotangent<A>,
+                needed: &[bool],
+                gathered: &mut [Option<Cotangent<A>>],
+            ) -> Result<(), Error> {
+                match Self::factored_onto(inputs, ct, needed, gathered) {
+                    Some(done) => done,
+                    None => super::vjp_then_gather(self, inputs, y, ct, needed, gathered),
+                }
+            }
         }
     )*};
 }
 
-/// The JVP of a linear combination with both tangents present, in one pass where the op has
-/// one (`ta - tb`, rather than `tb` negated and then added); `None` to add the two terms.
-trait BothTangents {
-    fn both_tangents<A: Array>(_: &A, _: &A) -> Option<Result<A, Error>> {
+/// Where an operation does better than its general rule: the JVP with both tangents present
+/// in fewer passes (`ta - tb` rather than `tb` negated and then added; `ta b + a tb` as a
+/// product added onto a product), and a backward step that takes the cotangent's pending factor
+/// into a constant it has anyway and adds its terms onto what was gathered (`None`: the general
+/// rule).
+trait Shortcuts {
+    fn both_tangents<A: Array>(_: &[&A], _: &A, _: &A) -> Option<Result<A, Error>> {
+        None
+    }
+
+    fn factored_onto<A: Array>(
+        _: &[&A],
+        _: &Cotangent<A>,
+        _: &[bool],
+        _: &mut [Option<Cotangent<A>>],
+    ) -> Option<Result<(), Error>> {
         None
     }
 }
 
-impl BothTangents for Add {}
-impl BothTangents for Mul {}
-impl BothTangents for Div {}
-impl BothTangents for Pow {}
-impl BothTangents for Sub {
-    fn both_tangents<A: Array>(ta: &A, tb: &A) -> Option<Result<A, Error>> {
+impl Shortcuts for Add {}
+impl Shortcuts for Div {}
+impl Shortcuts for Pow {}
+impl Shortcuts for Sub {
+    fn both_tangents<A: Array>(_: &[&A], ta: &A, tb: &A) -> Option<Result<A, Error>> {
         Some(ta.try_sub(tb))
+    }
+
+    /// `(g, -g)`: the negation is a change of factor.
+    fn factored_onto<A: Array>(
+        x: &[&A],
+        ct: &Cotangent<A>,
+        needed: &[bool],
+        gathered: &mut [Option<Cotangent<A>>],
+    ) -> Option<Result<(), Error>> {
+        let mut step = || {
+            for (i, sign) in [(0, 1.0), (1, -1.0)] {
+                if needed[i] {
+                    let value = unbroadcast(ct.value.clone(), x[i])?;
+                    Cotangent::accumulate(
+                        &mut gathered[i],
+                        Cotangent::scaled(value, sign * ct.factor),
+                    )?;
+                }
+            }
+            Ok(())
+        };
+        Some(step())
+    }
+}
+impl Shortcuts for Mul {
+    /// `ta b + a tb` in two passes (a product, then a product added onto it).
+    fn both_tangents<A: Array>(x: &[&A], ta: &A, tb: &A) -> Option<Result<A, Error>> {
+        Some(ScaledMul(1.0).jvp_of_both(x, ta, tb))
+    }
+
+    /// `(f g b, f g a)`, each added onto its input's gathered cotangent in the same pass.
+    fn factored_onto<A: Array>(
+        x: &[&A],
+        ct: &Cotangent<A>,
+        needed: &[bool],
+        gathered: &mut [Option<Cotangent<A>>],
+    ) -> Option<Result<(), Error>> {
+        Some(ScaledMul(ct.factor).terms_onto(x, &ct.value, needed, gathered))
     }
 }
 
@@ -172,6 +235,19 @@ impl Op for Scale {
     fn vjp<A: Array>(&self, _: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         Ok(vec![Some(A::apply(self, &[ct])?)])
     }
+
+    /// `c g` as a change of the cotangent's factor: no pass over the elements.
+    fn vjp_onto<A: Array>(
+        &self,
+        _: &[&A],
+        _: &A,
+        ct: &Cotangent<A>,
+        _: &[bool],
+        gathered: &mut [Option<Cotangent<A>>],
+    ) -> Result<(), Error> {
+        let term = Cotangent::scaled(ct.value.clone(), self.0 * ct.factor);
+        super::gather(gathered, [Some(term)])
+    }
 }
 
 /// `x + c` for a constant `c`; VJP `ct`.
@@ -242,9 +318,13 @@ impl Op for ScaledMul {
     }
 
     fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
-        let da = t[0].map(|t| self.of(t, x[1])).transpose()?;
-        let db = t[1].map(|t| self.of(x[0], t)).transpose()?;
-        super::sum_tangents([da, db], y.shape())
+        let tangent = match (t[0], t[1]) {
+            (Some(ta), Some(tb)) => self.jvp_of_both(x, ta, tb)?,
+            (Some(ta), None) => self.of(ta, x[1])?,
+            (None, Some(tb)) => self.of(x[0], tb)?,
+            (None, None) => return Ok(None),
+        };
+        super::sum_tangents([Some(tangent)], y.shape())
     }
 
     fn vjp<A: Array>(
@@ -260,5 +340,182 @@ impl Op for ScaledMul {
                 .transpose()
         };
         Ok(vec![term(0)?, term(1)?])
+    }
+
+    /// The terms with the cotangent's factor taken into the constant, `(c f g b, c f g a)`, each
+    /// added onto its input's gathered cotangent in the same pass.
+    fn vjp_onto<A: Array>(
+        &self,
+        x: &[&A],
+        _: &A,
+        ct: &Cotangent<A>,
+        needed: &[bool],
+        gathered: &mut [Option<Cotangent<A>>],
+    ) -> Result<(), Error> {
+        ScaledMul(self.0 * ct.factor).terms_onto(x, &ct.value, needed, gathered)
+    }
+}
+
+impl ScaledMul {
+    /// `c (ta b + a tb)`: a product, then a product added onto it.
+    fn jvp_of_both<A: Array>(self, x: &[&A], ta: &A, tb: &A) -> Result<A, Error> {
+        MulAdd(self.0).of(&self.of(ta, x[1])?, x[0], tb)
+    }
+
+    /// The terms `c g b` and `c g a` added onto the cotangents gathered for `a` and `b`.
+    fn terms_onto<A: Array>(
+        self,
+        x: &[&A],
+        g: &A,
+        needed: &[bool],
+        gathered: &mut [Option<Cotangent<A>>],
+    ) -> Result<(), Error> {
+        for i in 0..2 {
+            if needed[i] {
+                product_onto(&mut gathered[i], self.0, g, x[1 - i], x[i])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Adds the cotangent term `c g other` of `input` onto its slot: in the same pass as the
+/// product ([`MulAdd`]) where the slot already holds a sum of `input`'s shape, else as a term
+/// of its own (summed back over broadcast axes).
+pub(super) fn product_onto<A: Array>(
+    slot: &mut Option<Cotangent<A>>,
+    c: f64,
+    g: &A,
+    other: &A,
+    input: &A,
+) -> Result<(), Error> {
+    if let Some(sum) = slot.take() {
+        let fits = sum.factor.is_normal()
+            && sum.value.shape() == input.shape()
+            && kernels::broadcast_shape("mul_add", g.shape(), other.shape())
+                .is_ok_and(|s| s == input.shape());
+        if fits {
+            // f s + c g o = f (s + (c / f) g o): the sum keeps its factor.
+            let value = MulAdd(c / sum.factor).of(&sum.value, g, other)?;
+            *slot = Some(Cotangent::scaled(value, sum.factor));
+            return Ok(());
+        }
+        *slot = Some(sum);
+    }
+    let term = unbroadcast(ScaledMul(c).of(g, other)?, input)?;
+    Cotangent::accumulate(slot, Cotangent::new(term))
+}
+
+/// `d + c a b` for a constant `c`, with numpy broadcasting: a scaled product added onto a
+/// tensor, in one pass where the three have one shape. Terms `(g, c g b, c g a)`. The backward
+/// sweep adds a product's cotangent term onto what it has gathered with it, and the JVP of a
+/// product with both tangents is a product and one of these, not two products and a sum.
+///
+/// ```
+/// use perturb::tensor::{ops::MulAdd, Op, Tensor};
+/// let (d, a, b) = (Tensor::vector(&[1.0_f64, 1.0]), Tensor::vector(&[2.0, 3.0]), Tensor::vector(&[4.0, 5.0]));
+/// assert_eq!(MulAdd(0.5).eval(&[&d, &a, &b]).unwrap().to_vec(), vec![5.0, 8.5]);
+/// let ct = MulAdd(0.5).vjp(&[&d, &a, &b], &d, &Tensor::vector(&[1.0, 2.0]), &[true, true, true]).unwrap();
+/// assert_eq!(ct[0].as_ref().unwrap().to_vec(), vec![1.0, 2.0]);
+/// assert_eq!(ct[1].as_ref().unwrap().to_vec(), vec![2.0, 5.0]);
+/// assert_eq!(ct[2].as_ref().unwrap().to_vec(), vec![1.0, 3.0]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MulAdd(pub f64);
+
+impl MulAdd {
+    /// `d + c a b` in any array type.
+    fn of<A: Array>(self, d: &A, a: &A, b: &A) -> Result<A, Error> {
+        A::apply(&self, &[d, a, b])
+    }
+}
+
+impl Op for MulAdd {
+    fn name(&self) -> &'static str {
+        "mul_add"
+    }
+
+    const ELEMENTWISE: bool = true;
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let [d, a, b] = inputs else {
+            return Err(Error::Arity {
+                op: "mul_add",
+                expected: 3,
+                found: inputs.len(),
+            });
+        };
+        let c: T = elem(self.0);
+        if d.shape() == a.shape() && a.shape() == b.shape() {
+            let data = kernels::zip3(d.as_slice(), a.as_slice(), b.as_slice(), move |s, x, y| {
+                s + c * (x * y)
+            });
+            return Ok(Tensor::from_parts(data, d.shape().to_vec()));
+        }
+        // Shape errors name this operation, not the two it falls back to.
+        let ab = kernels::broadcast_shape("mul_add", a.shape(), b.shape())?;
+        kernels::broadcast_shape("mul_add", d.shape(), &ab)?;
+        let product = ScaledMul(self.0).eval(&[a, b])?;
+        super::binary_eval("mul_add", &[d, &product], kernels::Cost::Cheap, |s, p| {
+            s + p
+        })
+    }
+
+    fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        // td + c ta b + c a tb, each product added onto the sum so far.
+        let mut sum = t[0].cloned();
+        for (tangent, other) in [(t[1], x[2]), (t[2], x[1])] {
+            let Some(tangent) = tangent else { continue };
+            sum = Some(match sum {
+                Some(s) => self.of(&s, tangent, other)?,
+                None => ScaledMul(self.0).of(tangent, other)?,
+            });
+        }
+        super::sum_tangents([sum], y.shape())
+    }
+
+    fn vjp<A: Array>(
+        &self,
+        x: &[&A],
+        _: &A,
+        g: &A,
+        needed: &[bool],
+    ) -> Result<Vec<Option<A>>, Error> {
+        let product = |i: usize| -> Result<Option<A>, Error> {
+            needed[i]
+                .then(|| unbroadcast(ScaledMul(self.0).of(g, x[3 - i])?, x[i]))
+                .transpose()
+        };
+        let dd = needed[0]
+            .then(|| unbroadcast(g.clone(), x[0]))
+            .transpose()?;
+        Ok(vec![dd, product(1)?, product(2)?])
+    }
+
+    /// `g` passed on to `d` with its factor; the two products added onto what was gathered.
+    fn vjp_onto<A: Array>(
+        &self,
+        x: &[&A],
+        _: &A,
+        ct: &Cotangent<A>,
+        needed: &[bool],
+        gathered: &mut [Option<Cotangent<A>>],
+    ) -> Result<(), Error> {
+        if needed[0] {
+            let value = unbroadcast(ct.value.clone(), x[0])?;
+            Cotangent::accumulate(&mut gathered[0], Cotangent::scaled(value, ct.factor))?;
+        }
+        for i in 1..3 {
+            if needed[i] {
+                product_onto(
+                    &mut gathered[i],
+                    self.0 * ct.factor,
+                    &ct.value,
+                    x[3 - i],
+                    x[i],
+                )?;
+            }
+        }
+        Ok(())
     }
 }

@@ -7,12 +7,13 @@ use crate::error::Error;
 use crate::rules;
 use crate::scalar::{BinaryOp, UnaryOp};
 use crate::tensor::kernels;
-use crate::tensor::{Array, Element, Op, Tensor};
+use crate::tensor::{Array, Cotangent, Element, Op, Tensor};
 
 use super::elem;
 
 macro_rules! elementwise {
-    ($( $(#[$doc:meta])* $name:ident, $label:literal, $cost:ident, |$x:ident| $value:expr, |$xa:ident, $y:ident, $g:ident| $slope:expr; )*) => {$(
+    ($( $(#[$doc:meta])* $name:ident, $label:literal, $cost:ident, |$x:ident| $value:expr, |$xa:ident, $y:ident, $g:ident| $slope:expr
+        $(, onto |$fx:ident, $fct:ident, $fslots:ident| $onto:expr)?; )*) => {$(
         $(#[$doc])*
         ///
         /// Its VJP agrees with a central difference:
@@ -65,19 +66,39 @@ macro_rules! elementwise {
                 let $xa = inputs[0];
                 Ok(vec![Some($slope)])
             }
+
+            // A row with an `onto` rule adds its VJP of the cotangent with its pending factor
+            // onto the gathered slot itself, without a pass for the factor.
+            #[allow(unreachable_code, unused_variables)]
+            fn vjp_onto<A: Array>(
+                &self,
+                inputs: &[&A],
+                y: &A,
+                ct: &Cotangent<A>,
+                needed: &[bool],
+                gathered: &mut [Option<Cotangent<A>>],
+            ) -> Result<(), Error> {
+                $(
+                    let ($fx, $fct, $fslots) = (inputs[0], ct, gathered);
+                    return $onto;
+                )?
+                super::vjp_then_gather(self, inputs, y, ct, needed, gathered)
+            }
         }
     )*};
 }
 
 elementwise! {
-    /// `-x`; JVP and VJP `-g`.
-    Neg, "neg", Cheap, |x| -x, |x, y, g| g.neg();
+    /// `-x`; JVP and VJP `-g` (in the backward sweep a change of the cotangent's factor).
+    Neg, "neg", Cheap, |x| -x, |x, y, g| g.neg(),
+        onto |x, ct, slots| Cotangent::accumulate(&mut slots[0], Cotangent::scaled(ct.value.clone(), -ct.factor));
     /// `exp(x)`; JVP and VJP `g * exp(x)`.
     Exp, "exp", Transcendental, |x| rules::Exp.func(x), |x, y, g| g.try_mul(y)?;
     /// `ln(x)`; JVP and VJP `g / x`.
     Ln, "ln", Transcendental, |x| rules::Ln.func(x), |x, y, g| g.try_div(x)?;
     /// `x^2`; JVP and VJP `2 x g`.
-    Square, "square", Cheap, |x| x * x, |x, y, g| A::apply(&super::ScaledMul(2.0), &[g, x])?;
+    Square, "square", Cheap, |x| x * x, |x, y, g| A::apply(&super::ScaledMul(2.0), &[g, x])?,
+        onto |x, ct, slots| super::binary::product_onto(&mut slots[0], 2.0 * ct.factor, &ct.value, x, x);
     /// `1 / (1 + exp(-x))`, stable for large `|x|`; JVP and VJP `g * s(x) * s(-x)`, the slope in
     /// one pass from `x` and `y = s(x)`.
     Sigmoid, "sigmoid", Transcendental, |x| rules::Sigmoid.func(x), |x, y, g| g.try_mul(&A::apply(&SigmoidSlope, &[x, y])?)?;

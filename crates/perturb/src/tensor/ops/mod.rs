@@ -18,7 +18,7 @@ mod pointwise;
 mod reduce;
 mod shape;
 
-pub use binary::{Add, AddScalar, Div, Mul, Pow, Scale, ScaledMul, Sub};
+pub use binary::{Add, AddScalar, Div, Mul, MulAdd, Pow, Scale, ScaledMul, Sub};
 pub use elementwise::{
     Abs, Cos, Exp, Ln, LogSigmoid, Neg, PowScalar, Recip, Relu, Sigmoid, Sin, Softplus, Sqrt,
     Square, Tanh,
@@ -104,4 +104,39 @@ pub(crate) fn linear_jvp<O: super::Op, A: super::Array>(
     tangents: &[Option<&A>],
 ) -> Result<Option<A>, Error> {
     tangents[0].map(|t| A::apply(op, &[t])).transpose()
+}
+
+/// [`Op::vjp_onto`](super::Op::vjp_onto)'s default: the VJP of the cotangent's value, each term
+/// handed the cotangent's factor and added into its slot. An operation that overrides
+/// `vjp_onto` for some cases falls back to it for the rest.
+pub(crate) fn vjp_then_gather<O: super::Op, A: super::Array>(
+    op: &O,
+    inputs: &[&A],
+    output: &A,
+    cotangent: &super::Cotangent<A>,
+    needed: &[bool],
+    gathered: &mut [Option<super::Cotangent<A>>],
+) -> Result<(), Error> {
+    let terms = op.vjp(inputs, output, &cotangent.value, needed)?;
+    let scaled = terms
+        .into_iter()
+        .zip(needed)
+        .map(|(term, &wanted)| term.filter(|_| wanted));
+    gather(
+        gathered,
+        scaled.map(|t| t.map(|t| super::Cotangent::scaled(t, cotangent.factor))),
+    )
+}
+
+/// Adds each present term into its input's slot of `gathered`.
+pub(crate) fn gather<A: super::Array>(
+    gathered: &mut [Option<super::Cotangent<A>>],
+    terms: impl IntoIterator<Item = Option<super::Cotangent<A>>>,
+) -> Result<(), Error> {
+    for (slot, term) in gathered.iter_mut().zip(terms) {
+        if let Some(term) = term {
+            super::Cotangent::accumulate(slot, term)?;
+        }
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@
 use crate::error::Error;
 use crate::tensor::batched;
 use crate::tensor::kernels;
-use crate::tensor::{Array, Element, Op, Tensor};
+use crate::tensor::{Array, Cotangent, Element, Op, Tensor};
 
 use super::reduce::{check_axis, split_at_axis};
 use super::unary;
@@ -271,14 +271,21 @@ impl Op for Narrow {
         &self,
         x: &[&A],
         _: &A,
-        ct: &A,
+        ct: &Cotangent<A>,
         _: &[bool],
-        gathered: &mut [Option<A>],
+        gathered: &mut [Option<Cotangent<A>>],
     ) -> Result<(), Error> {
         let pad = self.adjoint(x[0]);
         gathered[0] = Some(match gathered[0].take() {
-            None => A::apply(&pad, &[ct])?,
-            Some(onto) => A::apply(&pad, &[ct, &onto])?,
+            None => Cotangent::scaled(A::apply(&pad, &[&ct.value])?, ct.factor),
+            // The sum keeps the factor the two share.
+            Some(onto) if onto.factor == ct.factor => {
+                Cotangent::scaled(A::apply(&pad, &[&ct.value, &onto.value])?, ct.factor)
+            }
+            Some(onto) => {
+                let onto = onto.into_value()?;
+                Cotangent::new(A::apply(&pad, &[&ct.clone().into_value()?, &onto])?)
+            }
         });
         Ok(())
     }
