@@ -114,6 +114,11 @@ enum Core {
     FactorsOpposite,
     FactorsOntoWindow,
     ProductsOnto,
+    // Compositions whose sums hand a cotangent kept at its smaller shape to each kind of rule.
+    SumIntoProducts,
+    SumThroughChain,
+    SumToIntoExp,
+    SumsOntoWindow,
 }
 
 /// A core operation, or its element-wise square (so that linear operations have a second
@@ -191,6 +196,21 @@ impl Function for CoreFn {
                     .try_add(&square)?
                     .try_add(&x.exp().scale(A::elem(-2.5)))?
             }
+            Core::SumIntoProducts => {
+                let s = x.try_mul(xs[1])?.scale(A::elem(0.5)).sum_all();
+                x.try_add(xs[1])?.try_mul(&s)?
+            }
+            Core::SumThroughChain => {
+                let chain = x.exp().scale(A::elem(2.0)).neg().add_scalar(A::elem(1.0));
+                let s = chain.square().try_sub(&x.square())?.try_add(x)?.sum_all();
+                x.try_mul(&s)?
+            }
+            Core::SumToIntoExp => x.try_mul(&x.exp().try_sum_to(&[1, 3])?)?,
+            Core::SumsOntoWindow => {
+                let n = x.shape()[0];
+                let t = x.try_narrow(0, 1, n - 1)?.scale(A::elem(3.0)).sum_all();
+                t.try_add(&x.sum_all())?
+            }
         };
         Ok(if self.squared { y.square() } else { y })
     }
@@ -252,6 +272,10 @@ const CORE: &[CoreRow] = &[
     CoreRow { name: "opposite factors gathered", op: Core::FactorsOpposite, shapes: ONE, domains: &[ANY] },
     CoreRow { name: "factors onto a window", op: Core::FactorsOntoWindow, shapes: &[&[&[5]], &[&[4, 3]]], domains: &[ANY] },
     CoreRow { name: "products onto a gathered sum", op: Core::ProductsOnto, shapes: TWO, domains: &[ANY, ANY] },
+    CoreRow { name: "a sum's cotangent into products", op: Core::SumIntoProducts, shapes: TWO, domains: &[ANY, ANY] },
+    CoreRow { name: "a sum's cotangent through a chain", op: Core::SumThroughChain, shapes: ONE, domains: &[(-1.0, 1.0)] },
+    CoreRow { name: "sum_to's cotangent into exp", op: Core::SumToIntoExp, shapes: &[&[&[2, 3]], &[&[4, 3]]], domains: &[ANY] },
+    CoreRow { name: "sums onto a window", op: Core::SumsOntoWindow, shapes: &[&[&[5]], &[&[4, 3]]], domains: &[ANY] },
 ];
 
 /// One tensor per input.

@@ -200,11 +200,15 @@ pub(crate) fn or_panic<A>(result: Result<A, Error>) -> A {
     }
 }
 
-/// A cotangent in the backward sweep: `factor * value`, the constant factor not yet applied.
+/// A cotangent in the backward sweep: `factor * value`, the constant factor not yet applied,
+/// and `value` possibly of a smaller shape that broadcasts to its node's.
 ///
 /// A VJP is linear in its cotangent, so a constant factor can ride along until something
 /// multiplies anyway (the rule of a product takes it into its own constant) or the result is
 /// read: a scaling in the forward pass costs no pass over the elements in the backward pass.
+/// Likewise the cotangent of a sum (`sum_all`, `sum_to`) is its output's cotangent repeated
+/// along the summed axes: it stays unrepeated until a rule needs it at full size, and a
+/// product's rule broadcasts it in the pass it makes anyway.
 ///
 /// ```
 /// use perturb::tensor::{Cotangent, Tensor};
@@ -253,6 +257,39 @@ impl<A: Array> Cotangent<A> {
             Ok(self.value)
         } else {
             A::apply(&ops::Scale(self.factor), &[&self.value])
+        }
+    }
+
+    /// The cotangent as one array of `shape` (the node's): the factor multiplied in and the
+    /// value broadcast to `shape` if it is kept smaller.
+    ///
+    /// ```
+    /// use perturb::tensor::{Cotangent, Tensor};
+    /// let ct = Cotangent::scaled(Tensor::scalar(1.0_f64), 2.0);
+    /// assert_eq!(ct.into_value_of(&[3]).unwrap().to_vec(), vec![2.0, 2.0, 2.0]);
+    /// ```
+    pub fn into_value_of(self, shape: &[usize]) -> Result<A, Error> {
+        let value = self.into_value()?;
+        if value.shape() == shape {
+            Ok(value)
+        } else {
+            value.try_broadcast_to(shape)
+        }
+    }
+
+    /// The same cotangent with its value at full size, `shape` (the node's); the factor stays.
+    ///
+    /// ```
+    /// use perturb::tensor::{Cotangent, Tensor};
+    /// let ct = Cotangent::scaled(Tensor::scalar(1.0_f64), 2.0).stretched(&[2]).unwrap();
+    /// assert_eq!((ct.value.to_vec(), ct.factor), (vec![1.0, 1.0], 2.0));
+    /// ```
+    pub fn stretched(self, shape: &[usize]) -> Result<Self, Error> {
+        if self.value.shape() == shape {
+            Ok(self)
+        } else {
+            let value = self.value.try_broadcast_to(shape)?;
+            Ok(Self::scaled(value, self.factor))
         }
     }
 

@@ -383,7 +383,7 @@ impl<A: Array> TensorTape<A> {
             .map(|x| {
                 // Inputs and requested nodes keep their cotangent.
                 match cotangents.get(x.index).cloned().flatten() {
-                    Some(ct) => ct.into_value(),
+                    Some(ct) => ct.into_value_of(x.shape()),
                     None => Ok(zeros(x)),
                 }
             })

@@ -87,7 +87,7 @@ macro_rules! broadcasting {
                 needed: &[bool],
                 gathered: &mut [Option<Cotangent<A>>],
             ) -> Result<(), Error> {
-                match Self::factored_onto(inputs, ct, needed, gathered) {
+                match Self::factored_onto(inputs, y, ct, needed, gathered) {
                     Some(done) => done,
                     None => super::vjp_then_gather(self, inputs, y, ct, needed, gathered),
                 }
@@ -108,6 +108,7 @@ trait Shortcuts {
 
     fn factored_onto<A: Array>(
         _: &[&A],
+        _: &A,
         _: &Cotangent<A>,
         _: &[bool],
         _: &mut [Option<Cotangent<A>>],
@@ -116,7 +117,18 @@ trait Shortcuts {
     }
 }
 
-impl Shortcuts for Add {}
+impl Shortcuts for Add {
+    /// `(g, g)`: passed on, factor and all.
+    fn factored_onto<A: Array>(
+        x: &[&A],
+        y: &A,
+        ct: &Cotangent<A>,
+        needed: &[bool],
+        gathered: &mut [Option<Cotangent<A>>],
+    ) -> Option<Result<(), Error>> {
+        Some(signed_onto(x, y, ct, needed, gathered, [1.0, 1.0]))
+    }
+}
 impl Shortcuts for Div {}
 impl Shortcuts for Pow {}
 impl Shortcuts for Sub {
@@ -127,23 +139,12 @@ impl Shortcuts for Sub {
     /// `(g, -g)`: the negation is a change of factor.
     fn factored_onto<A: Array>(
         x: &[&A],
+        y: &A,
         ct: &Cotangent<A>,
         needed: &[bool],
         gathered: &mut [Option<Cotangent<A>>],
     ) -> Option<Result<(), Error>> {
-        let mut step = || {
-            for (i, sign) in [(0, 1.0), (1, -1.0)] {
-                if needed[i] {
-                    let value = unbroadcast(ct.value.clone(), x[i])?;
-                    Cotangent::accumulate(
-                        &mut gathered[i],
-                        Cotangent::scaled(value, sign * ct.factor),
-                    )?;
-                }
-            }
-            Ok(())
-        };
-        Some(step())
+        Some(signed_onto(x, y, ct, needed, gathered, [1.0, -1.0]))
     }
 }
 impl Shortcuts for Mul {
@@ -155,12 +156,32 @@ impl Shortcuts for Mul {
     /// `(f g b, f g a)`, each added onto its input's gathered cotangent in the same pass.
     fn factored_onto<A: Array>(
         x: &[&A],
+        y: &A,
         ct: &Cotangent<A>,
         needed: &[bool],
         gathered: &mut [Option<Cotangent<A>>],
     ) -> Option<Result<(), Error>> {
-        Some(ScaledMul(ct.factor).terms_onto(x, &ct.value, needed, gathered))
+        Some(ScaledMul(ct.factor).terms_onto(x, y, &ct.value, needed, gathered))
     }
+}
+
+/// The terms `sign_i g` of a sum or difference, passed on without a pass over the elements
+/// (the sign goes into the factor) except where an input was broadcast.
+fn signed_onto<A: Array>(
+    x: &[&A],
+    y: &A,
+    ct: &Cotangent<A>,
+    needed: &[bool],
+    gathered: &mut [Option<Cotangent<A>>],
+    signs: [f64; 2],
+) -> Result<(), Error> {
+    for (i, sign) in signs.into_iter().enumerate() {
+        if needed[i] {
+            let value = super::to_input(&ct.value, y.shape(), x[i])?;
+            Cotangent::accumulate(&mut gathered[i], Cotangent::scaled(value, sign * ct.factor))?;
+        }
+    }
+    Ok(())
 }
 
 // Each rule gives its two terms as the products of `g` with the local partial derivatives. The
@@ -279,6 +300,18 @@ impl Op for AddScalar {
     fn vjp<A: Array>(&self, _: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         Ok(vec![Some(ct.clone())])
     }
+
+    /// The cotangent passed on as it is (factor, and smaller shape if it has one).
+    fn vjp_onto<A: Array>(
+        &self,
+        _: &[&A],
+        _: &A,
+        ct: &Cotangent<A>,
+        _: &[bool],
+        gathered: &mut [Option<Cotangent<A>>],
+    ) -> Result<(), Error> {
+        Cotangent::accumulate(&mut gathered[0], ct.clone())
+    }
 }
 
 /// `c a b` for a constant `c`, with numpy broadcasting: a product and a scaling in one pass.
@@ -347,12 +380,12 @@ impl Op for ScaledMul {
     fn vjp_onto<A: Array>(
         &self,
         x: &[&A],
-        _: &A,
+        y: &A,
         ct: &Cotangent<A>,
         needed: &[bool],
         gathered: &mut [Option<Cotangent<A>>],
     ) -> Result<(), Error> {
-        ScaledMul(self.0 * ct.factor).terms_onto(x, &ct.value, needed, gathered)
+        ScaledMul(self.0 * ct.factor).terms_onto(x, y, &ct.value, needed, gathered)
     }
 }
 
@@ -362,17 +395,19 @@ impl ScaledMul {
         MulAdd(self.0).of(&self.of(ta, x[1])?, x[0], tb)
     }
 
-    /// The terms `c g b` and `c g a` added onto the cotangents gathered for `a` and `b`.
+    /// The terms `c g b` and `c g a` added onto the cotangents gathered for `a` and `b`; `y`
+    /// is the product.
     fn terms_onto<A: Array>(
         self,
         x: &[&A],
+        y: &A,
         g: &A,
         needed: &[bool],
         gathered: &mut [Option<Cotangent<A>>],
     ) -> Result<(), Error> {
         for i in 0..2 {
             if needed[i] {
-                product_onto(&mut gathered[i], self.0, g, x[1 - i], x[i])?;
+                product_onto(&mut gathered[i], self.0, g, x[1 - i], x[i], y.shape())?;
             }
         }
         Ok(())
@@ -381,14 +416,26 @@ impl ScaledMul {
 
 /// Adds the cotangent term `c g other` of `input` onto its slot: in the same pass as the
 /// product ([`MulAdd`]) where the slot already holds a sum of `input`'s shape, else as a term
-/// of its own (summed back over broadcast axes).
+/// of its own (summed back over broadcast axes). `g` is the cotangent of a product of shape
+/// `out`, possibly kept smaller ([`Cotangent`]); it is broadcast by the product itself where
+/// that gives `out`, else stretched first.
 pub(super) fn product_onto<A: Array>(
     slot: &mut Option<Cotangent<A>>,
     c: f64,
     g: &A,
     other: &A,
     input: &A,
+    out: &[usize],
 ) -> Result<(), Error> {
+    let stretched;
+    let g = if g.shape() == out
+        || kernels::broadcast_shape("mul", g.shape(), other.shape()).is_ok_and(|s| s == out)
+    {
+        g
+    } else {
+        stretched = g.try_broadcast_to(out)?;
+        &stretched
+    };
     if let Some(sum) = slot.take() {
         let fits = sum.factor.is_normal()
             && sum.value.shape() == input.shape()
@@ -496,24 +543,19 @@ impl Op for MulAdd {
     fn vjp_onto<A: Array>(
         &self,
         x: &[&A],
-        _: &A,
+        y: &A,
         ct: &Cotangent<A>,
         needed: &[bool],
         gathered: &mut [Option<Cotangent<A>>],
     ) -> Result<(), Error> {
         if needed[0] {
-            let value = unbroadcast(ct.value.clone(), x[0])?;
+            let value = super::to_input(&ct.value, y.shape(), x[0])?;
             Cotangent::accumulate(&mut gathered[0], Cotangent::scaled(value, ct.factor))?;
         }
+        let c = self.0 * ct.factor;
         for i in 1..3 {
             if needed[i] {
-                product_onto(
-                    &mut gathered[i],
-                    self.0 * ct.factor,
-                    &ct.value,
-                    x[3 - i],
-                    x[i],
-                )?;
+                product_onto(&mut gathered[i], c, &ct.value, x[3 - i], x[i], y.shape())?;
             }
         }
         Ok(())

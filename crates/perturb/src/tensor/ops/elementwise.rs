@@ -98,7 +98,7 @@ elementwise! {
     Ln, "ln", Transcendental, |x| rules::Ln.func(x), |x, y, g| g.try_div(x)?;
     /// `x^2`; JVP and VJP `2 x g`.
     Square, "square", Cheap, |x| x * x, |x, y, g| A::apply(&super::ScaledMul(2.0), &[g, x])?,
-        onto |x, ct, slots| super::binary::product_onto(&mut slots[0], 2.0 * ct.factor, &ct.value, x, x);
+        onto |x, ct, slots| super::binary::product_onto(&mut slots[0], 2.0 * ct.factor, &ct.value, x, x, x.shape());
     /// `1 / (1 + exp(-x))`, stable for large `|x|`; JVP and VJP `g * s(x) * s(-x)`, the slope in
     /// one pass from `x` and `y = s(x)`.
     Sigmoid, "sigmoid", Transcendental, |x| rules::Sigmoid.func(x), |x, y, g| g.try_mul(&A::apply(&SigmoidSlope, &[x, y])?)?;

@@ -106,8 +106,8 @@ pub(crate) fn linear_jvp<O: super::Op, A: super::Array>(
     tangents[0].map(|t| A::apply(op, &[t])).transpose()
 }
 
-/// [`Op::vjp_onto`](super::Op::vjp_onto)'s default: the VJP of the cotangent's value, each term
-/// handed the cotangent's factor and added into its slot. An operation that overrides
+/// [`Op::vjp_onto`](super::Op::vjp_onto)'s default: the VJP of the cotangent's value (at full
+/// size), each term handed the cotangent's factor and added into its slot. An operation that overrides
 /// `vjp_onto` for some cases falls back to it for the rest.
 pub(crate) fn vjp_then_gather<O: super::Op, A: super::Array>(
     op: &O,
@@ -117,7 +117,14 @@ pub(crate) fn vjp_then_gather<O: super::Op, A: super::Array>(
     needed: &[bool],
     gathered: &mut [Option<super::Cotangent<A>>],
 ) -> Result<(), Error> {
-    let terms = op.vjp(inputs, output, &cotangent.value, needed)?;
+    let full;
+    let value = if cotangent.value.shape() == output.shape() {
+        &cotangent.value
+    } else {
+        full = cotangent.value.try_broadcast_to(output.shape())?;
+        &full
+    };
+    let terms = op.vjp(inputs, output, value, needed)?;
     let scaled = terms
         .into_iter()
         .zip(needed)
@@ -139,4 +146,24 @@ pub(crate) fn gather<A: super::Array>(
         }
     }
     Ok(())
+}
+
+/// The part of a cotangent `value` of an element-wise result of shape `output` that goes to
+/// `input`: the value itself where the input has the result's shape (even if the value is kept
+/// smaller, see [`Cotangent`](super::Cotangent)), else the value at full size summed over the
+/// axes along which the input was broadcast.
+pub(crate) fn to_input<A: super::Array>(
+    value: &A,
+    output: &[usize],
+    input: &A,
+) -> Result<A, Error> {
+    if value.shape() == input.shape() || input.shape() == output {
+        return Ok(value.clone());
+    }
+    let full = if value.shape() == output {
+        value.clone()
+    } else {
+        value.try_broadcast_to(output)?
+    };
+    full.try_sum_to(input.shape())
 }

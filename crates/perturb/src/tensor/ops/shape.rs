@@ -185,6 +185,19 @@ impl Op for SumTo {
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         Ok(vec![Some(ct.try_broadcast_to(x[0].shape())?)])
     }
+
+    /// The cotangent passed on as it is: it broadcasts to the input's shape, and is repeated
+    /// along the summed axes only when a rule needs it at full size (see [`Cotangent`]).
+    fn vjp_onto<A: Array>(
+        &self,
+        _: &[&A],
+        _: &A,
+        ct: &Cotangent<A>,
+        _: &[bool],
+        gathered: &mut [Option<Cotangent<A>>],
+    ) -> Result<(), Error> {
+        Cotangent::accumulate(&mut gathered[0], ct.clone())
+    }
 }
 
 /// Checks that `small` broadcasts to exactly `big`.
@@ -270,13 +283,18 @@ impl Op for Narrow {
     fn vjp_onto<A: Array>(
         &self,
         x: &[&A],
-        _: &A,
+        y: &A,
         ct: &Cotangent<A>,
         _: &[bool],
         gathered: &mut [Option<Cotangent<A>>],
     ) -> Result<(), Error> {
         let pad = self.adjoint(x[0]);
-        gathered[0] = Some(match gathered[0].take() {
+        let ct = ct.clone().stretched(y.shape())?;
+        let gathered_so_far = gathered[0]
+            .take()
+            .map(|g| g.stretched(x[0].shape()))
+            .transpose()?;
+        gathered[0] = Some(match gathered_so_far {
             None => Cotangent::scaled(A::apply(&pad, &[&ct.value])?, ct.factor),
             // The sum keeps the factor the two share.
             Some(onto) if onto.factor == ct.factor => {
