@@ -367,9 +367,9 @@ impl Op for ScaledMul {
         g: &A,
         needed: &[bool],
     ) -> Result<Vec<Option<A>>, Error> {
-        let term = |i: usize| -> Result<Option<A>, Error> {
+        let term = |i: usize| {
             needed[i]
-                .then(|| unbroadcast(self.of(g, x[1 - i])?, x[i]))
+                .then(|| product_term(self.0, g, x[1 - i], x[i]))
                 .transpose()
         };
         Ok(vec![term(0)?, term(1)?])
@@ -449,8 +449,12 @@ pub(super) fn product_onto<A: Array>(
         }
         *slot = Some(sum);
     }
-    let term = unbroadcast(ScaledMul(c).of(g, other)?, input)?;
-    Cotangent::accumulate(slot, Cotangent::new(term))
+    Cotangent::accumulate(slot, Cotangent::new(product_term(c, g, other, input)?))
+}
+
+/// The cotangent term `c g other` of `input` in a product, summed back to `input`'s shape.
+fn product_term<A: Array>(c: f64, g: &A, other: &A, input: &A) -> Result<A, Error> {
+    unbroadcast(ScaledMul(c).of(g, other)?, input)
 }
 
 /// `d + c a b` for a constant `c`, with numpy broadcasting: a scaled product added onto a
@@ -528,9 +532,9 @@ impl Op for MulAdd {
         g: &A,
         needed: &[bool],
     ) -> Result<Vec<Option<A>>, Error> {
-        let product = |i: usize| -> Result<Option<A>, Error> {
+        let product = |i: usize| {
             needed[i]
-                .then(|| unbroadcast(ScaledMul(self.0).of(g, x[3 - i])?, x[i]))
+                .then(|| product_term(self.0, g, x[3 - i], x[i]))
                 .transpose()
         };
         let dd = needed[0]
