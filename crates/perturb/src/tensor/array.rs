@@ -132,6 +132,18 @@ pub trait Op: Clone + Debug + 'static {
     /// ```
     const ELEMENTWISE: bool = false;
 
+    /// Which values the VJP reads besides the cotangent (shapes are always at hand). The
+    /// default, all of them, is always right; an operation whose rule reads less says so, and
+    /// [`hvp`](super::hvp) then computes no tangent for a value only such rules see.
+    ///
+    /// ```
+    /// use perturb::tensor::{ops, Op, VjpReads};
+    /// assert_eq!(ops::Add::VJP_READS, VjpReads::NOTHING);
+    /// assert_eq!(ops::Exp::VJP_READS, VjpReads::OUTPUT);
+    /// assert_eq!(ops::Sin::VJP_READS, VjpReads::ALL);
+    /// ```
+    const VJP_READS: VjpReads = VjpReads::ALL;
+
     /// The VJP added to the cotangents gathered so far for the inputs (`gathered[i]`, `None`
     /// for none yet): the step the backward sweep takes at this operation.
     ///
@@ -198,6 +210,57 @@ pub(crate) fn or_panic<A>(result: Result<A, Error>) -> A {
         Ok(a) => a,
         Err(e) => panic!("{e}"),
     }
+}
+
+/// What an operation's VJP reads besides the cotangent ([`Op::VJP_READS`]): for the term of
+/// one input, that input's value, the other inputs' values, and the output's value.
+///
+/// ```
+/// use perturb::tensor::VjpReads;
+/// // `mul`'s terms are `g b` for `a` and `g a` for `b`: each reads only the other input.
+/// assert_eq!(VjpReads::OTHER_INPUTS, VjpReads { own_input: false, other_inputs: true, output: false });
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VjpReads {
+    /// The term of an input reads that input's value (`square`'s `2 x g`).
+    pub own_input: bool,
+    /// The term of an input reads the other inputs' values (`mul`'s `g b` for `a`).
+    pub other_inputs: bool,
+    /// The terms read the output's value (`exp`'s `g exp(x)`).
+    pub output: bool,
+}
+
+impl VjpReads {
+    /// Every value: the safe default.
+    pub const ALL: VjpReads = VjpReads {
+        own_input: true,
+        other_inputs: true,
+        output: true,
+    };
+    /// Every input, not the output.
+    pub const INPUTS: VjpReads = VjpReads {
+        own_input: true,
+        other_inputs: true,
+        output: false,
+    };
+    /// For each input's term, the other inputs only (a product).
+    pub const OTHER_INPUTS: VjpReads = VjpReads {
+        own_input: false,
+        other_inputs: true,
+        output: false,
+    };
+    /// The output only.
+    pub const OUTPUT: VjpReads = VjpReads {
+        own_input: false,
+        other_inputs: false,
+        output: true,
+    };
+    /// No value: a linear operation's rule (`add`, `scale`, `sum_to`, `reshape`).
+    pub const NOTHING: VjpReads = VjpReads {
+        own_input: false,
+        other_inputs: false,
+        output: false,
+    };
 }
 
 /// A cotangent in the backward sweep: `factor * value`, the constant factor not yet applied,

@@ -79,6 +79,11 @@ impl<A: Array> DualTensor<A> {
         }
     }
 
+    /// A value with a tangent that may be zero (`None`).
+    pub(crate) fn from_parts(primal: A, tangent: Option<A>) -> Self {
+        DualTensor { primal, tangent }
+    }
+
     /// The value (one level down).
     ///
     /// ```

@@ -43,7 +43,7 @@ pub mod ops;
 mod tape;
 pub mod transforms;
 
-pub use array::{Array, Cotangent, Op};
+pub use array::{Array, Cotangent, Op, VjpReads};
 pub use batched::Batched;
 pub use check::{check_grads, CheckOptions, Comparison, GradReport, OpComparison};
 pub use dense::Tensor;

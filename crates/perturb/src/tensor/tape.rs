@@ -4,8 +4,9 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::array::{Array, Cotangent, Op};
+use super::array::{Array, Cotangent, Op, VjpReads};
 use super::dense::Tensor;
+use super::dual::DualTensor;
 use crate::error::Error;
 
 static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
@@ -31,6 +32,17 @@ pub(crate) trait Backward<A: Array> {
     ) -> Result<(), Error>;
     fn jvp(&self, inputs: &[&A], output: &A, tangents: &[Option<&A>]) -> Result<Option<A>, Error>;
     fn apply(&self, inputs: &[&A]) -> Result<A, Error>;
+    fn vjp_reads(&self) -> VjpReads;
+    /// [`vjp_onto`](Backward::vjp_onto) on dual tensors, for the Hessian-vector product.
+    #[allow(clippy::type_complexity)]
+    fn vjp_onto_dual(
+        &self,
+        inputs: &[&DualTensor<A>],
+        output: &DualTensor<A>,
+        cotangent: &Cotangent<DualTensor<A>>,
+        needed: &[bool],
+        gathered: &mut [Option<Cotangent<DualTensor<A>>>],
+    ) -> Result<(), Error>;
 }
 
 impl<A: Array, O: Op> Backward<A> for O {
@@ -61,6 +73,19 @@ impl<A: Array, O: Op> Backward<A> for O {
     }
     fn apply(&self, inputs: &[&A]) -> Result<A, Error> {
         A::apply(self, inputs)
+    }
+    fn vjp_reads(&self) -> VjpReads {
+        O::VJP_READS
+    }
+    fn vjp_onto_dual(
+        &self,
+        inputs: &[&DualTensor<A>],
+        output: &DualTensor<A>,
+        cotangent: &Cotangent<DualTensor<A>>,
+        needed: &[bool],
+        gathered: &mut [Option<Cotangent<DualTensor<A>>>],
+    ) -> Result<(), Error> {
+        Op::vjp_onto(self, inputs, output, cotangent, needed, gathered)
     }
 }
 
@@ -317,8 +342,36 @@ impl<A: Array> TensorTape<A> {
         debug_assert_eq!(tape.id, self.id);
 
         let nodes = self.nodes.borrow();
-        let last = output.index;
-        // Which nodes lie on a path from a requested input: only those get cotangents.
+        let (needed, requested) = Self::on_paths(&nodes, output.index, wrt);
+        let cotangents = Self::sweep(
+            &nodes,
+            output.index,
+            &needed,
+            &requested,
+            Cotangent::new(cotangent.clone()),
+            |_, backward, node, ct, wanted, gathered| {
+                let inputs: Vec<&A> = node.inputs.iter().collect();
+                backward.vjp_onto(&inputs, &node.output, ct, wanted, gathered)
+            },
+        )?;
+        wrt.iter()
+            .map(|x| {
+                // Inputs and requested nodes keep their cotangent.
+                match cotangents.get(x.index).cloned().flatten() {
+                    Some(ct) => ct.into_value_of(x.shape()),
+                    None => Ok(zeros(x)),
+                }
+            })
+            .collect()
+    }
+
+    /// Which nodes up to `last` lie on a path from one of `wrt` (only those get cotangents),
+    /// and which are themselves requested.
+    fn on_paths(
+        nodes: &[Node<A>],
+        last: usize,
+        wrt: &[&TensorVar<'_, A>],
+    ) -> (Vec<bool>, Vec<bool>) {
         let mut needed = vec![false; last + 1];
         let mut requested = vec![false; last + 1];
         for x in wrt {
@@ -332,10 +385,32 @@ impl<A: Array> TensorTape<A> {
                 needed[i] = true;
             }
         }
+        (needed, requested)
+    }
 
+    /// The backward sweep: from `seed`, the cotangent of node `last`, back over the nodes, each
+    /// operation on a path from a `needed` node handing its inputs their terms through `step`
+    /// (given the node's index, it runs the rule on arrays of type `B`: `A` itself, or dual
+    /// tensors for the Hessian-vector product).
+    /// Returns the cotangent left at each node: the inputs' and the `requested` nodes'.
+    fn sweep<B: Array>(
+        nodes: &[Node<A>],
+        last: usize,
+        needed: &[bool],
+        requested: &[bool],
+        seed: Cotangent<B>,
+        mut step: impl FnMut(
+            usize,
+            &dyn Backward<A>,
+            &Node<A>,
+            &Cotangent<B>,
+            &[bool],
+            &mut [Option<Cotangent<B>>],
+        ) -> Result<(), Error>,
+    ) -> Result<Vec<Option<Cotangent<B>>>, Error> {
         // Each cotangent keeps a constant factor not yet applied (see `Cotangent`).
-        let mut cotangents: Vec<Option<Cotangent<A>>> = vec![None; last + 1];
-        cotangents[last] = Some(Cotangent::new(cotangent.clone()));
+        let mut cotangents: Vec<Option<Cotangent<B>>> = vec![None; last + 1];
+        cotangents[last] = Some(seed);
         for i in (0..=last).rev() {
             let node = &nodes[i];
             let Some(backward) = &node.op else { continue };
@@ -354,10 +429,9 @@ impl<A: Array> TensorTape<A> {
             if !wanted.iter().any(|&w| w) {
                 continue;
             }
-            let inputs: Vec<&A> = node.inputs.iter().collect();
             // Each wanted input's cotangent so far goes to the rule, which adds its terms; an
             // input used twice by this operation takes it at its first slot only.
-            let mut gathered: Vec<Option<Cotangent<A>>> = node
+            let mut gathered: Vec<Option<Cotangent<B>>> = node
                 .parents
                 .iter()
                 .zip(&wanted)
@@ -366,12 +440,12 @@ impl<A: Array> TensorTape<A> {
                     _ => None,
                 })
                 .collect();
-            backward
-                .vjp_onto(&inputs, &node.output, &ct, &wanted, &mut gathered)
-                .map_err(|e| Error::Backward {
+            step(i, backward.as_ref(), node, &ct, &wanted, &mut gathered).map_err(|e| {
+                Error::Backward {
                     op: backward.name(),
                     cause: Box::new(e),
-                })?;
+                }
+            })?;
             for (parent, sum) in node.parents.iter().zip(gathered) {
                 let (Some(p), Some(sum)) = (parent, sum) else {
                     continue;
@@ -379,15 +453,123 @@ impl<A: Array> TensorTape<A> {
                 Cotangent::accumulate(&mut cotangents[*p], sum)?;
             }
         }
-        wrt.iter()
-            .map(|x| {
-                // Inputs and requested nodes keep their cotangent.
-                match cotangents.get(x.index).cloned().flatten() {
-                    Some(ct) => ct.into_value_of(x.shape()),
-                    None => Ok(zeros(x)),
+        Ok(cotangents)
+    }
+
+    /// The Hessian-vector product `H v` of the one-element `output` with respect to `x`, forward
+    /// over reverse: the tangents along `v` of the recorded values, then the backward sweep on
+    /// dual tensors. Only the tangents some rule on the sweep reads ([`Op::VJP_READS`]) are
+    /// computed, with those they depend on: the tangent of the loss itself, and of the values
+    /// that only linear operations see, is never needed.
+    pub(crate) fn hessian_vector(
+        &self,
+        output: &TensorVar<'_, A>,
+        x: &TensorVar<'_, A>,
+        v: &A,
+    ) -> Result<A, Error> {
+        let op = "hvp";
+        let len: usize = output.shape().iter().product();
+        if len != 1 {
+            return Err(Error::NotAScalar {
+                op,
+                shape: output.shape().to_vec(),
+            });
+        }
+        self.check(x, op)?;
+        self.check(output, op)?;
+        if x.tape.is_none() {
+            return Err(Error::NotAVariable { op });
+        }
+        let zeros = || A::lift(Tensor::zeros(x.shape()));
+        if output.tape.is_none() {
+            return Ok(zeros());
+        }
+        let nodes = self.nodes.borrow();
+        let last = output.index;
+        let (needed, requested) = Self::on_paths(&nodes, last, &[x]);
+
+        // Which tangents are read: by the rules of the operations the sweep will run, and by
+        // the JVPs that give those tangents.
+        let mut read = vec![false; last + 1];
+        for i in (0..=last).rev() {
+            let node = &nodes[i];
+            let Some(backward) = &node.op else { continue };
+            if needed[i] {
+                let reads = backward.vjp_reads();
+                let wanted = |p: &Option<usize>| p.is_some_and(|p| needed[p]);
+                read[i] |= reads.output && node.parents.iter().any(wanted);
+                for (j, pj) in node.parents.iter().enumerate() {
+                    if !wanted(pj) {
+                        continue;
+                    }
+                    // The term of input j reads its own value and/or the others'.
+                    for (k, pk) in node.parents.iter().enumerate() {
+                        let reads_k = if k == j {
+                            reads.own_input
+                        } else {
+                            reads.other_inputs
+                        };
+                        if let (true, Some(p)) = (reads_k, pk) {
+                            read[*p] = true;
+                        }
+                    }
                 }
-            })
-            .collect()
+            }
+            if read[i] {
+                for &p in node.parents.iter().flatten() {
+                    read[p] = true;
+                }
+            }
+        }
+        // The tangents along `v`, forwards, where read.
+        let mut tangents: Vec<Option<A>> = vec![None; last + 1];
+        if x.index <= last {
+            tangents[x.index] = Some(v.clone());
+        }
+        for i in 0..=last {
+            let node = &nodes[i];
+            let (Some(backward), true) = (&node.op, read[i]) else {
+                continue;
+            };
+            let inputs: Vec<&A> = node.inputs.iter().collect();
+            let input_tangents: Vec<Option<&A>> = node
+                .parents
+                .iter()
+                .map(|p| p.and_then(|p| tangents[p].as_ref()))
+                .collect();
+            tangents[i] = backward
+                .jvp(&inputs, &node.output, &input_tangents)
+                .map_err(|e| Error::Backward {
+                    op: backward.name(),
+                    cause: Box::new(e),
+                })?;
+        }
+        let dual = |value: &A, index: Option<usize>| {
+            DualTensor::from_parts(value.clone(), index.and_then(|p| tangents[p].clone()))
+        };
+        let seed = DualTensor::constant(A::lift(Tensor::ones(output.shape())));
+        let cotangents = Self::sweep(
+            &nodes,
+            last,
+            &needed,
+            &requested,
+            Cotangent::new(seed),
+            |i, backward, node, ct, wanted, gathered| {
+                let inputs: Vec<DualTensor<A>> = node
+                    .inputs
+                    .iter()
+                    .zip(&node.parents)
+                    .map(|(value, &p)| dual(value, p))
+                    .collect();
+                let output = dual(&node.output, Some(i));
+                let inputs: Vec<&DualTensor<A>> = inputs.iter().collect();
+                backward.vjp_onto_dual(&inputs, &output, ct, wanted, gathered)
+            },
+        )?;
+        match cotangents.get(x.index).cloned().flatten() {
+            Some(ct) => Ok(ct.into_value_of(x.shape())?.tangent_or_zeros()),
+            None => Ok(zeros()),
+        }
     }
 
     /// The recorded graph in Graphviz's DOT language: one box per node with its operation and

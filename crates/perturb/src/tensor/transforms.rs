@@ -422,7 +422,10 @@ where
 
 /// The Hessian-vector product `H v` of a function with one output element, by forward mode
 /// over reverse mode: one JVP of the gradient, about the cost of a few gradients and without
-/// forming `H`.
+/// forming `H`. `f` runs once, recorded; then the tangents along `v` of the values the gradient's
+/// rules read are pushed forward, and the backward sweep runs on dual tensors. (The same as
+/// `jvp(|x| grad(f, x), x, v)`, without the tangents no rule reads: the loss's own, and those
+/// of values that only linear operations see.)
 ///
 /// ```
 /// use perturb::tensor::{hvp, Array, Tensor};
@@ -434,7 +437,7 @@ where
 pub fn hvp<A, F>(f: F, x: &A, v: &A) -> Result<A, Error>
 where
     A: Array,
-    F: for<'t> FnOnce(&TensorVar<'t, DualTensor<A>>) -> Result<TensorVar<'t, DualTensor<A>>, Error>,
+    F: for<'t> FnOnce(&TensorVar<'t, A>) -> Result<TensorVar<'t, A>, Error>,
 {
     if x.shape() != v.shape() {
         return Err(Error::ShapeMismatch {
@@ -443,7 +446,10 @@ where
             rhs: v.shape().to_vec(),
         });
     }
-    Ok(jvp(|x| grad(f, x), x, v)?.1)
+    let tape = TensorTape::over();
+    let xv = tape.var(x.clone());
+    let y = f(&xv)?;
+    tape.hessian_vector(&y, &xv, v)
 }
 
 /// The gradient of a [`TensorFn`] with one output element, as a `TensorFn` again: compose it

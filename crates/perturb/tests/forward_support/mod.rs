@@ -33,7 +33,7 @@
 
 #![allow(dead_code)]
 
-use perturb::tensor::{Array, Batched, DualTensor, Tensor, TensorTape, TensorVar};
+use perturb::tensor::{hvp, Array, Batched, DualTensor, Tensor, TensorTape, TensorVar};
 use perturb::Error;
 
 /// A function of several tensors, written once for every array type, so the checks can run it
@@ -424,6 +424,42 @@ pub fn check_second_order<F: Function>(
             g,
             &central(&plus[i], &minus[i], H2),
             tol,
+        );
+    }
+
+    // The `hvp` transform (its own sweep: tangents only where a rule reads them) against
+    // forward over reverse, one active input at a time with the others held constant: both
+    // give that input's block of the Hessian of <u, f> times its direction.
+    for i in (0..xs.len()).filter(|&i| active[i]) {
+        let mut only: Vec<Tensor<f64>> = vs.iter().map(|v| Tensor::zeros(v.shape())).collect();
+        only[i] = vs[i].clone();
+        let want = jvp_of_vjp(f, xs, active, u, &only).swap_remove(i);
+        let got = hvp(
+            |x| {
+                let inputs: Vec<TensorVar<'_, Tensor<f64>>> = xs
+                    .iter()
+                    .enumerate()
+                    .map(|(j, xj)| {
+                        if j == i {
+                            x.clone()
+                        } else {
+                            TensorVar::constant(xj.clone())
+                        }
+                    })
+                    .collect();
+                let refs: Vec<_> = inputs.iter().collect();
+                let y = f.call(&refs)?;
+                Ok(y.try_mul(&TensorVar::constant(u.clone()))?.sum_all())
+            },
+            &xs[i],
+            &vs[i],
+        )
+        .unwrap();
+        assert_close(
+            &format!("{what}: hvp against forward over reverse, input {i}"),
+            &got,
+            &want,
+            1e-11,
         );
     }
 

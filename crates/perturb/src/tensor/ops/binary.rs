@@ -4,7 +4,7 @@ use crate::error::Error;
 use crate::rules;
 use crate::scalar::BinaryOp;
 use crate::tensor::kernels;
-use crate::tensor::{Array, Cotangent, Element, Op, Tensor};
+use crate::tensor::{Array, Cotangent, Element, Op, Tensor, VjpReads};
 
 use super::elem;
 
@@ -42,6 +42,7 @@ macro_rules! broadcasting {
             }
 
             const ELEMENTWISE: bool = true;
+            const VJP_READS: VjpReads = <Self as Shortcuts>::READS;
 
             fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
                 super::binary_eval($label, inputs, kernels::Cost::$cost, |$a: T, $b: T| $value)
@@ -102,6 +103,8 @@ macro_rules! broadcasting {
 /// into a constant it has anyway and adds its terms onto what was gathered (`None`: the general
 /// rule).
 trait Shortcuts {
+    const READS: VjpReads = VjpReads::ALL;
+
     fn both_tangents<A: Array>(_: &[&A], _: &A, _: &A) -> Option<Result<A, Error>> {
         None
     }
@@ -118,6 +121,8 @@ trait Shortcuts {
 }
 
 impl Shortcuts for Add {
+    const READS: VjpReads = VjpReads::NOTHING;
+
     /// `(g, g)`: passed on, factor and all.
     fn factored_onto<A: Array>(
         x: &[&A],
@@ -132,6 +137,8 @@ impl Shortcuts for Add {
 impl Shortcuts for Div {}
 impl Shortcuts for Pow {}
 impl Shortcuts for Sub {
+    const READS: VjpReads = VjpReads::NOTHING;
+
     fn both_tangents<A: Array>(_: &[&A], ta: &A, tb: &A) -> Option<Result<A, Error>> {
         Some(ta.try_sub(tb))
     }
@@ -148,6 +155,8 @@ impl Shortcuts for Sub {
     }
 }
 impl Shortcuts for Mul {
+    const READS: VjpReads = VjpReads::OTHER_INPUTS;
+
     /// `ta b + a tb` in two passes (a product, then a product added onto it).
     fn both_tangents<A: Array>(x: &[&A], ta: &A, tb: &A) -> Option<Result<A, Error>> {
         Some(ScaledMul(1.0).jvp_of_both(x, ta, tb))
@@ -243,6 +252,7 @@ impl Op for Scale {
     }
 
     const ELEMENTWISE: bool = true;
+    const VJP_READS: VjpReads = VjpReads::NOTHING;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let c: T = elem(self.0);
@@ -287,6 +297,7 @@ impl Op for AddScalar {
     }
 
     const ELEMENTWISE: bool = true;
+    const VJP_READS: VjpReads = VjpReads::NOTHING;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let c: T = elem(self.0);
@@ -342,6 +353,7 @@ impl Op for ScaledMul {
     }
 
     const ELEMENTWISE: bool = true;
+    const VJP_READS: VjpReads = VjpReads::OTHER_INPUTS;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let c: T = elem(self.0);
@@ -487,6 +499,7 @@ impl Op for MulAdd {
     }
 
     const ELEMENTWISE: bool = true;
+    const VJP_READS: VjpReads = VjpReads::OTHER_INPUTS;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let [d, a, b] = inputs else {

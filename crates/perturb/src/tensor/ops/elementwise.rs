@@ -7,13 +7,13 @@ use crate::error::Error;
 use crate::rules;
 use crate::scalar::{BinaryOp, UnaryOp};
 use crate::tensor::kernels;
-use crate::tensor::{Array, Cotangent, Element, Op, Tensor};
+use crate::tensor::{Array, Cotangent, Element, Op, Tensor, VjpReads};
 
 use super::elem;
 
 macro_rules! elementwise {
     ($( $(#[$doc:meta])* $name:ident, $label:literal, $cost:ident, |$x:ident| $value:expr, |$xa:ident, $y:ident, $g:ident| $slope:expr
-        $(, onto |$fx:ident, $fct:ident, $fslots:ident| $onto:expr)?; )*) => {$(
+        $(, onto |$fx:ident, $fct:ident, $fslots:ident| $onto:expr)? $(, reads $reads:expr)?; )*) => {$(
         $(#[$doc])*
         ///
         /// Its VJP agrees with a central difference:
@@ -36,6 +36,7 @@ macro_rules! elementwise {
             }
 
             const ELEMENTWISE: bool = true;
+            $(const VJP_READS: VjpReads = $reads;)?
 
             fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
                 let input = super::unary($label, inputs)?;
@@ -91,14 +92,16 @@ macro_rules! elementwise {
 elementwise! {
     /// `-x`; JVP and VJP `-g` (in the backward sweep a change of the cotangent's factor).
     Neg, "neg", Cheap, |x| -x, |x, y, g| g.neg(),
-        onto |x, ct, slots| Cotangent::accumulate(&mut slots[0], Cotangent::scaled(ct.value.clone(), -ct.factor));
+        onto |x, ct, slots| Cotangent::accumulate(&mut slots[0], Cotangent::scaled(ct.value.clone(), -ct.factor)),
+        reads VjpReads::NOTHING;
     /// `exp(x)`; JVP and VJP `g * exp(x)`.
-    Exp, "exp", Transcendental, |x| rules::Exp.func(x), |x, y, g| g.try_mul(y)?;
+    Exp, "exp", Transcendental, |x| rules::Exp.func(x), |x, y, g| g.try_mul(y)?, reads VjpReads::OUTPUT;
     /// `ln(x)`; JVP and VJP `g / x`.
     Ln, "ln", Transcendental, |x| rules::Ln.func(x), |x, y, g| g.try_div(x)?;
     /// `x^2`; JVP and VJP `2 x g`.
     Square, "square", Cheap, |x| x * x, |x, y, g| A::apply(&super::ScaledMul(2.0), &[g, x])?,
-        onto |x, ct, slots| super::binary::product_onto(&mut slots[0], 2.0 * ct.factor, &ct.value, x, x, x.shape());
+        onto |x, ct, slots| super::binary::product_onto(&mut slots[0], 2.0 * ct.factor, &ct.value, x, x, x.shape()),
+        reads VjpReads::INPUTS;
     /// `1 / (1 + exp(-x))`, stable for large `|x|`; JVP and VJP `g * s(x) * s(-x)`, the slope in
     /// one pass from `x` and `y = s(x)`.
     Sigmoid, "sigmoid", Transcendental, |x| rules::Sigmoid.func(x), |x, y, g| g.try_mul(&A::apply(&SigmoidSlope, &[x, y])?)?;

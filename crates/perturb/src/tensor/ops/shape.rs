@@ -5,7 +5,7 @@
 use crate::error::Error;
 use crate::tensor::batched;
 use crate::tensor::kernels;
-use crate::tensor::{Array, Cotangent, Element, Op, Tensor};
+use crate::tensor::{Array, Cotangent, Element, Op, Tensor, VjpReads};
 
 use super::reduce::{check_axis, split_at_axis};
 use super::unary;
@@ -25,6 +25,8 @@ impl Op for Reshape {
     fn name(&self) -> &'static str {
         "reshape"
     }
+
+    const VJP_READS: VjpReads = VjpReads::NOTHING;
 
     fn batch<A: Array>(&self, x: &[&A], _: &[bool], size: usize) -> Result<A, Error> {
         A::apply(&Reshape(batched::with_stack(size, &self.0)), x)
@@ -58,6 +60,8 @@ impl Op for Permute {
     fn name(&self) -> &'static str {
         "permute"
     }
+
+    const VJP_READS: VjpReads = VjpReads::NOTHING;
 
     fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
         let perm = std::iter::once(0).chain(self.0.iter().map(|a| a + 1));
@@ -117,6 +121,8 @@ impl Op for BroadcastTo {
         "broadcast_to"
     }
 
+    const VJP_READS: VjpReads = VjpReads::NOTHING;
+
     /// Axes of length 1 after the stack's up to the target's rank, then the broadcast.
     fn batch<A: Array>(&self, x: &[&A], _: &[bool], size: usize) -> Result<A, Error> {
         let x = batched::to_rank(super::unary(self.name(), x)?, self.0.len())?;
@@ -156,6 +162,8 @@ impl Op for SumTo {
     fn name(&self) -> &'static str {
         "sum_to"
     }
+
+    const VJP_READS: VjpReads = VjpReads::NOTHING;
 
     /// The sum to the target with axes of length 1 after the stack's, then a reshape.
     fn batch<A: Array>(&self, x: &[&A], _: &[bool], size: usize) -> Result<A, Error> {
@@ -236,6 +244,8 @@ impl Op for Narrow {
     fn name(&self) -> &'static str {
         "narrow"
     }
+
+    const VJP_READS: VjpReads = VjpReads::NOTHING;
 
     fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
         A::apply(
@@ -347,6 +357,8 @@ impl Op for PadNarrow {
     fn name(&self) -> &'static str {
         "pad_narrow"
     }
+
+    const VJP_READS: VjpReads = VjpReads::NOTHING;
 
     fn batch<A: Array>(&self, x: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
         // Both inputs along the stack: a stack that shares one `onto` gets it repeated.
