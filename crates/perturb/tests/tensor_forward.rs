@@ -119,6 +119,7 @@ enum Core {
     SumThroughChain,
     SumToIntoExp,
     SumsOntoWindow,
+    SumToIntoBroadcastSum,
 }
 
 /// A core operation, or its element-wise square (so that linear operations have a second
@@ -206,6 +207,12 @@ impl Function for CoreFn {
                 x.try_mul(&s)?
             }
             Core::SumToIntoExp => x.try_mul(&x.exp().try_sum_to(&[1, 3])?)?,
+            // A cotangent kept at `[3]` reaches an input of shape `[3]` that was broadcast to
+            // `[2, 3]`: it must still be summed over the broadcast axis.
+            Core::SumToIntoBroadcastSum => x
+                .try_add(xs[1])?
+                .try_sub(&xs[1].scale(A::elem(0.5)))?
+                .try_sum_to(&[3])?,
             Core::SumsOntoWindow => {
                 let n = x.shape()[0];
                 let t = x.try_narrow(0, 1, n - 1)?.scale(A::elem(3.0)).sum_all();
@@ -276,6 +283,7 @@ const CORE: &[CoreRow] = &[
     CoreRow { name: "a sum's cotangent through a chain", op: Core::SumThroughChain, shapes: ONE, domains: &[(-1.0, 1.0)] },
     CoreRow { name: "sum_to's cotangent into exp", op: Core::SumToIntoExp, shapes: &[&[&[2, 3]], &[&[4, 3]]], domains: &[ANY] },
     CoreRow { name: "sums onto a window", op: Core::SumsOntoWindow, shapes: &[&[&[5]], &[&[4, 3]]], domains: &[ANY] },
+    CoreRow { name: "sum_to's cotangent into a broadcast sum", op: Core::SumToIntoBroadcastSum, shapes: &[&[&[2, 3], &[3]], &[&[4, 3], &[1, 3]]], domains: &[ANY, ANY] },
 ];
 
 /// One tensor per input.

@@ -151,13 +151,14 @@ pub(crate) fn gather<A: super::Array>(
 /// The part of a cotangent `value` of an element-wise result of shape `output` that goes to
 /// `input`: the value itself where the input has the result's shape (even if the value is kept
 /// smaller, see [`Cotangent`](super::Cotangent)), else the value at full size summed over the
-/// axes along which the input was broadcast.
+/// axes along which the input was broadcast (even if the value already has the input's shape:
+/// kept smaller, it still stands for its repetition along those axes).
 pub(crate) fn to_input<A: super::Array>(
     value: &A,
     output: &[usize],
     input: &A,
 ) -> Result<A, Error> {
-    if value.shape() == input.shape() || input.shape() == output {
+    if input.shape() == output {
         return Ok(value.clone());
     }
     let full = if value.shape() == output {
