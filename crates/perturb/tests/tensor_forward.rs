@@ -1341,6 +1341,22 @@ fn errors_inside_forward_mode_name_the_operation() {
             rhs: vec![],
         }
     );
+    // The same rule inside hvp, which pushes tangents forward only where the sweep reads them
+    // (here `square` reads the rule's output).
+    let err = hvp(
+        |x| Ok(x.apply_op(&BadShape)?.square().sum_all()),
+        &x,
+        &Tensor::ones(&[2]),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        Error::ShapeMismatch {
+            op: "bad_shape",
+            lhs: vec![2],
+            rhs: vec![],
+        }
+    );
     // Shapes that do not broadcast, on dual tensors.
     let a = DualTensor::new(Tensor::<f64>::zeros(&[2, 3]), Tensor::zeros(&[2, 3]));
     let b = DualTensor::constant(Tensor::<f64>::zeros(&[4]));

@@ -149,19 +149,10 @@ impl<A: Array> Array for DualTensor<A> {
         let primal = A::apply(op, &primals)?;
         let tangents: Vec<Option<&A>> = inputs.iter().map(|x| x.tangent.as_ref()).collect();
         let tangent = if tangents.iter().any(Option::is_some) {
-            op.jvp(&primals, &primal, &tangents)?
+            checked_tangent(op.name(), &primal, op.jvp(&primals, &primal, &tangents)?)?
         } else {
             None
         };
-        if let Some(t) = &tangent {
-            if t.shape() != primal.shape() {
-                return Err(Error::ShapeMismatch {
-                    op: op.name(),
-                    lhs: primal.shape().to_vec(),
-                    rhs: t.shape().to_vec(),
-                });
-            }
-        }
         Ok(DualTensor { primal, tangent })
     }
 
@@ -175,5 +166,22 @@ impl<A: Array> Array for DualTensor<A> {
 
     fn shape(&self) -> &[usize] {
         self.primal.shape()
+    }
+}
+
+/// A JVP's result, or an error naming the operation and both shapes if it does not have its
+/// output's shape (a custom operation's rule can get it wrong).
+pub(crate) fn checked_tangent<A: Array>(
+    op: &'static str,
+    output: &A,
+    tangent: Option<A>,
+) -> Result<Option<A>, Error> {
+    match tangent {
+        Some(t) if t.shape() != output.shape() => Err(Error::ShapeMismatch {
+            op,
+            lhs: output.shape().to_vec(),
+            rhs: t.shape().to_vec(),
+        }),
+        tangent => Ok(tangent),
     }
 }

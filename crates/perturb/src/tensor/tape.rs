@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::array::{Array, Cotangent, Op, VjpReads};
 use super::dense::Tensor;
-use super::dual::DualTensor;
+use super::dual::{checked_tangent, DualTensor};
 use crate::error::Error;
 
 static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
@@ -537,12 +537,9 @@ impl<A: Array> TensorTape<A> {
                 .iter()
                 .map(|p| p.and_then(|p| tangents[p].as_ref()))
                 .collect();
-            tangents[i] = backward
-                .jvp(&inputs, &node.output, &input_tangents)
-                .map_err(|e| Error::Backward {
-                    op: backward.name(),
-                    cause: Box::new(e),
-                })?;
+            // Checked and reported as forward mode reports it (`DualTensor::apply`).
+            let tangent = backward.jvp(&inputs, &node.output, &input_tangents)?;
+            tangents[i] = checked_tangent(backward.name(), &node.output, tangent)?;
         }
         let dual = |value: &A, index: Option<usize>| {
             DualTensor::from_parts(value.clone(), index.and_then(|p| tangents[p].clone()))
