@@ -340,6 +340,17 @@ fn same_bits(a: f64, b: f64) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
 }
 
+/// The rows whose tensor values come from vectorised polynomials rather than the scalar
+/// engine's libm calls (`exp`, `sigmoid`, `softplus`, `log_sigmoid`, on CPUs with AVX2 and
+/// FMA): they, and derivatives built from them, agree with the scalar engine within 3 ulps
+/// rather than bit for bit.
+const VECTORISED: &[&str] = &["exp", "sigmoid", "softplus", "log_sigmoid"];
+
+/// `a` within `ulps` units in the last place of `b` (bit for bit when `ulps` is 0).
+fn within_ulps(a: f64, b: f64, ulps: f64) -> bool {
+    same_bits(a, b) || (a - b).abs() <= ulps * f64::EPSILON * b.abs()
+}
+
 // ---------------------------------------------------------------------------------------------
 // The checks, every row
 // ---------------------------------------------------------------------------------------------
@@ -347,7 +358,7 @@ fn same_bits(a: f64, b: f64) -> bool {
 const TRIALS: u64 = 3;
 
 #[test]
-fn values_match_the_scalar_engine_bit_for_bit() {
+fn values_match_the_scalar_engine() {
     for (r, row) in rows().iter().enumerate() {
         for s in 0..row.shapes.len() {
             let (_, xs) = inputs(r, s, 0, row);
@@ -359,8 +370,13 @@ fn values_match_the_scalar_engine_bit_for_bit() {
             for (k, &yk) in y.as_slice().iter().enumerate() {
                 let args: Vec<f64> = spread.iter().map(|x| x[k]).collect();
                 let want = scalar(row.kind, &args);
+                let ulps = if VECTORISED.contains(&row.name) {
+                    3.0
+                } else {
+                    0.0
+                };
                 assert!(
-                    same_bits(yk, want),
+                    within_ulps(yk, want, ulps),
                     "{} {:?} at {args:?}: {yk} vs {want}",
                     row.name,
                     row.shapes[s]
@@ -393,10 +409,15 @@ fn gradients_match_the_scalar_engine_elementwise() {
                 };
                 for (i, w) in want.iter().enumerate() {
                     let got = grads[i].as_slice()[k];
-                    // One-input rules compute the same expression as the scalar rule.
-                    let tol = if args.len() == 1 { 0.0 } else { 1e-15 };
+                    // One-input rules compute the same expression as the scalar rule, to the
+                    // bit where its values are libm's.
+                    let ok = match (args.len(), VECTORISED.contains(&row.name)) {
+                        (1, false) => same_bits(got, *w),
+                        (1, true) => within_ulps(got, *w, 4.0),
+                        _ => (got - w).abs() <= 1e-15 * w.abs().max(1.0),
+                    };
                     assert!(
-                        (got - w).abs() <= tol * w.abs().max(1.0),
+                        ok,
                         "{} {shapes:?} d/dx{i} at {args:?}: {got} vs {w}",
                         row.name
                     );

@@ -352,6 +352,11 @@ impl<T: Element> Tensor<T> {
         )
     }
 
+    /// One function of the exponential family on every element, by its vectorised loop.
+    pub(crate) fn map_exp_family(&self, f: super::vmath::ExpFamily) -> Self {
+        Tensor::from_parts(super::vmath::map(self.as_slice(), f), self.shape.clone())
+    }
+
     /// Whether both tensors have the same shape and elements equal within `tol`, relative to
     /// the larger magnitude (or absolute below 1).
     ///

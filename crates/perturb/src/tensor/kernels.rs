@@ -82,6 +82,23 @@ pub(crate) fn zip3<T: Element>(
     }
 }
 
+/// `n` elements written by `fill(chunk, start)` as [`par_build`] does, in parallel from
+/// `cost`'s threshold and in one call below it.
+pub(crate) fn build<T: Element>(
+    n: usize,
+    cost: Cost,
+    fill: impl Fn(&mut [MaybeUninit<T>], usize) + Sync,
+) -> Vec<T> {
+    if n >= cost.parallel_threshold() {
+        return par_build(n, fill);
+    }
+    let mut out = Vec::with_capacity(n);
+    fill(&mut out.spare_capacity_mut()[..n], 0);
+    // SAFETY: as in `par_build`, `fill` writes every element of the chunk it is given.
+    unsafe { out.set_len(n) };
+    out
+}
+
 /// Elements per task of the parallel loops.
 const CHUNK: usize = 1 << 13;
 
@@ -93,9 +110,9 @@ fn par_build<T: Element>(n: usize, fill: impl Fn(&mut [MaybeUninit<T>], usize) +
         .par_chunks_mut(CHUNK)
         .enumerate()
         .for_each(|(i, chunk)| fill(chunk, i * CHUNK));
-    // SAFETY: the chunks cover the first `n` elements, and `map_into`, `zip_into` and
-    // `zip3_into`, the only `fill`s, write every element of their chunk (they zip it with input
-    // slices of its length).
+    // SAFETY: the chunks cover the first `n` elements, and every `fill` (`map_into`, `zip_into`,
+    // `zip3_into`, `vmath::map`'s) writes every element of its chunk: each zips the chunk with
+    // input slices it has asserted are of its length.
     unsafe { out.set_len(n) };
     out
 }

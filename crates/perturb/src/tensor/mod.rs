@@ -42,6 +42,7 @@ mod operators;
 pub mod ops;
 mod tape;
 pub mod transforms;
+mod vmath;
 
 pub use array::{Array, Cotangent, Op, VjpReads};
 pub use batched::Batched;
