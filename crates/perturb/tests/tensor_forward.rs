@@ -103,6 +103,7 @@ enum Core {
     SumAll,
     PadNarrow,
     PadNarrowOnto,
+    PadPair,
     // Compositions that give the backward sweep's pending cotangent factors (`Cotangent`)
     // each of their paths: taken into a product, a change of sign, two terms gathered with
     // unequal or opposite factors, a window added onto one with another factor.
@@ -120,6 +121,14 @@ enum Core {
     SumToIntoExp,
     SumsOntoWindow,
     SumToIntoBroadcastSum,
+    // Compositions that give a narrow's cotangent, kept as a window until it is placed, each
+    // of its paths: paired with a second window (in one pass), placed onto a sum gathered
+    // before or after it, windows along different axes, windows of an intermediate value.
+    WindowsPaired,
+    WindowThenSum,
+    SumThenWindow,
+    WindowsAcrossAxes,
+    WindowsOfIntermediate,
 }
 
 /// A core operation, or its element-wise square (so that linear operations have a second
@@ -165,6 +174,14 @@ impl Function for CoreFn {
                     axis: 1,
                     start: 1,
                     total: 5,
+                },
+                &[x, xs[1]],
+            )?,
+            Core::PadPair => A::apply(
+                &ops::PadPair {
+                    axis: 1,
+                    total: 4,
+                    starts: [1, 0],
                 },
                 &[x, xs[1]],
             )?,
@@ -217,6 +234,38 @@ impl Function for CoreFn {
                 let n = x.shape()[0];
                 let t = x.try_narrow(0, 1, n - 1)?.scale(A::elem(3.0)).sum_all();
                 t.try_add(&x.sum_all())?
+            }
+            // The Rosenbrock function's two windows, `x[:-1]` and `x[1:]`.
+            Core::WindowsPaired => {
+                let n = x.shape()[0];
+                let (head, tail) = (x.try_narrow(0, 0, n - 1)?, x.try_narrow(0, 1, n - 1)?);
+                let a = tail.try_sub(&head.square())?;
+                a.square()
+                    .scale(A::elem(100.0))
+                    .try_add(&head.add_scalar(A::elem(-1.0)).square())?
+            }
+            // `exp` is recorded first, so swept last: its term arrives onto the window.
+            Core::WindowThenSum => {
+                let n = x.shape()[0];
+                let e = x.exp().sum_all();
+                x.try_narrow(0, 1, n - 1)?.square().try_mul(&e)?
+            }
+            Core::SumThenWindow => {
+                let n = x.shape()[0];
+                let window = x.try_narrow(0, 0, n - 1)?;
+                x.sin().sum_all().try_mul(&window)?
+            }
+            Core::WindowsAcrossAxes => {
+                let (rows, cols) = (x.shape()[0], x.shape()[1]);
+                let a = x.try_narrow(0, 1, rows - 1)?.square().sum_all();
+                let b = x.try_narrow(1, 0, cols - 1)?.exp().sum_all();
+                a.try_mul(&b)?
+            }
+            Core::WindowsOfIntermediate => {
+                let n = x.shape()[0];
+                let y = x.exp();
+                y.try_narrow(0, 0, n - 1)?
+                    .try_mul(&y.try_narrow(0, 1, n - 1)?)?
             }
         };
         Ok(if self.squared { y.square() } else { y })
@@ -271,6 +320,7 @@ const CORE: &[CoreRow] = &[
     CoreRow { name: "sum_all", op: Core::SumAll, shapes: &[&[&[2, 3]], &[&[]]], domains: &[ANY] },
     CoreRow { name: "pad_narrow", op: Core::PadNarrow, shapes: &[&[&[2, 2]], &[&[3, 4, 2]]], domains: &[ANY] },
     CoreRow { name: "pad_narrow onto", op: Core::PadNarrowOnto, shapes: &[&[&[2, 2], &[2, 5]], &[&[3, 4, 2], &[3, 5, 2]]], domains: &[ANY, ANY] },
+    CoreRow { name: "pad_pair", op: Core::PadPair, shapes: &[&[&[2, 2], &[2, 3]], &[&[3, 3, 2], &[3, 1, 2]]], domains: &[ANY, ANY] },
     CoreRow { name: "factor into mul", op: Core::FactorIntoMul, shapes: TWO, domains: &[ANY, ANY] },
     CoreRow { name: "factor into square", op: Core::FactorIntoSquare, shapes: ONE, domains: &[ANY] },
     CoreRow { name: "factor into scaled_mul", op: Core::FactorIntoScaledMul, shapes: TWO, domains: &[ANY, ANY] },
@@ -284,6 +334,11 @@ const CORE: &[CoreRow] = &[
     CoreRow { name: "sum_to's cotangent into exp", op: Core::SumToIntoExp, shapes: &[&[&[2, 3]], &[&[4, 3]]], domains: &[ANY] },
     CoreRow { name: "sums onto a window", op: Core::SumsOntoWindow, shapes: &[&[&[5]], &[&[4, 3]]], domains: &[ANY] },
     CoreRow { name: "sum_to's cotangent into a broadcast sum", op: Core::SumToIntoBroadcastSum, shapes: &[&[&[2, 3], &[3]], &[&[4, 3], &[1, 3]]], domains: &[ANY, ANY] },
+    CoreRow { name: "two windows paired", op: Core::WindowsPaired, shapes: &[&[&[5]], &[&[4, 3]]], domains: &[ANY] },
+    CoreRow { name: "a sum onto a window", op: Core::WindowThenSum, shapes: &[&[&[5]], &[&[4, 3]]], domains: &[ANY] },
+    CoreRow { name: "a window onto a sum", op: Core::SumThenWindow, shapes: &[&[&[5]], &[&[4, 3]]], domains: &[ANY] },
+    CoreRow { name: "windows across axes", op: Core::WindowsAcrossAxes, shapes: &[&[&[4, 3]], &[&[3, 2, 2]]], domains: &[ANY] },
+    CoreRow { name: "windows of an intermediate", op: Core::WindowsOfIntermediate, shapes: &[&[&[5]], &[&[4, 3]]], domains: &[ANY] },
 ];
 
 /// One tensor per input.

@@ -284,6 +284,12 @@ pub struct Cotangent<A> {
     pub value: A,
     /// The constant the array is still to be multiplied by.
     pub factor: f64,
+    /// Set while `value` is only a window of its node's array, zero elsewhere (a
+    /// [`Narrow`](ops::Narrow)'s cotangent gathered for its input): the padding that puts it in
+    /// place, deferred so that a second window or a sum gathered for the same input is added in
+    /// the same pass (`x[:-1]` and `x[1:]` in one pass, not two). Only a gathered sum can be
+    /// windowed: the sweep settles it before a rule reads it as its cotangent.
+    window: Option<ops::PadNarrow>,
 }
 
 impl<A: Array> Cotangent<A> {
@@ -305,7 +311,28 @@ impl<A: Array> Cotangent<A> {
     /// assert_eq!(ct.into_value().unwrap().to_vec(), vec![1.0]);
     /// ```
     pub fn scaled(value: A, factor: f64) -> Self {
-        Cotangent { value, factor }
+        Cotangent {
+            value,
+            factor,
+            window: None,
+        }
+    }
+
+    /// `factor * pad(value)`, the padding deferred: see the `window` field.
+    pub(crate) fn windowed(value: A, factor: f64, pad: ops::PadNarrow) -> Self {
+        Cotangent {
+            value,
+            factor,
+            window: Some(pad),
+        }
+    }
+
+    /// The same cotangent with a deferred window put in place (no work if there is none).
+    pub(crate) fn settled(self) -> Result<Self, Error> {
+        match self.window {
+            None => Ok(self),
+            Some(pad) => Ok(Self::scaled(A::apply(&pad, &[&self.value])?, self.factor)),
+        }
     }
 
     /// The cotangent as one array, the factor multiplied in (no work when it is 1).
@@ -316,10 +343,11 @@ impl<A: Array> Cotangent<A> {
     /// assert_eq!(ct.into_value().unwrap().to_vec(), vec![2.0, -2.0]);
     /// ```
     pub fn into_value(self) -> Result<A, Error> {
-        if self.factor == 1.0 {
-            Ok(self.value)
+        let settled = self.settled()?;
+        if settled.factor == 1.0 {
+            Ok(settled.value)
         } else {
-            A::apply(&ops::Scale(self.factor), &[&self.value])
+            A::apply(&ops::Scale(settled.factor), &[&settled.value])
         }
     }
 
@@ -348,11 +376,12 @@ impl<A: Array> Cotangent<A> {
     /// assert_eq!((ct.value.to_vec(), ct.factor), (vec![1.0, 1.0], 2.0));
     /// ```
     pub fn stretched(self, shape: &[usize]) -> Result<Self, Error> {
-        if self.value.shape() == shape {
-            Ok(self)
+        let this = self.settled()?;
+        if this.value.shape() == shape {
+            Ok(this)
         } else {
-            let value = self.value.try_broadcast_to(shape)?;
-            Ok(Self::scaled(value, self.factor))
+            let value = this.value.try_broadcast_to(shape)?;
+            Ok(Self::scaled(value, this.factor))
         }
     }
 
@@ -368,15 +397,49 @@ impl<A: Array> Cotangent<A> {
     pub fn accumulate(slot: &mut Option<Self>, term: Self) -> Result<(), Error> {
         *slot = Some(match slot.take() {
             None => term,
-            Some(sum) if sum.factor == term.factor => {
-                Self::scaled(sum.value.try_add(&term.value)?, sum.factor)
-            }
-            Some(sum) if sum.factor == -term.factor => {
-                Self::scaled(sum.value.try_sub(&term.value)?, sum.factor)
-            }
-            Some(sum) => Self::new(sum.into_value()?.try_add(&term.into_value()?)?),
+            Some(sum) => sum.plus(term)?,
         });
         Ok(())
+    }
+
+    /// `self + term`: windows with the same factor are put in place in the pass that adds
+    /// them, the rest as [`accumulate`](Cotangent::accumulate) says.
+    fn plus(self, term: Self) -> Result<Self, Error> {
+        if self.factor == term.factor {
+            let full = |w: &Self, pad: &ops::PadNarrow| {
+                let mut shape = w.value.shape().to_vec();
+                shape[pad.axis] = pad.total;
+                shape
+            };
+            let placed = match (&self.window, &term.window) {
+                (Some(p), Some(q)) if p.axis == q.axis && p.total == q.total => {
+                    let pair = ops::PadPair {
+                        axis: p.axis,
+                        total: p.total,
+                        starts: [p.start, q.start],
+                    };
+                    Some(A::apply(&pair, &[&self.value, &term.value])?)
+                }
+                (Some(p), None) if term.value.shape() == full(&self, p) => {
+                    Some(A::apply(p, &[&self.value, &term.value])?)
+                }
+                (None, Some(q)) if self.value.shape() == full(&term, q) => {
+                    Some(A::apply(q, &[&term.value, &self.value])?)
+                }
+                _ => None,
+            };
+            if let Some(value) = placed {
+                return Ok(Self::scaled(value, self.factor));
+            }
+        }
+        let (sum, term) = (self.settled()?, term.settled()?);
+        Ok(if sum.factor == term.factor {
+            Self::scaled(sum.value.try_add(&term.value)?, sum.factor)
+        } else if sum.factor == -term.factor {
+            Self::scaled(sum.value.try_sub(&term.value)?, sum.factor)
+        } else {
+            Self::new(sum.into_value()?.try_add(&term.into_value()?)?)
+        })
     }
 }
 

@@ -421,6 +421,8 @@ impl<A: Array> TensorTape<A> {
                 cotangents[i].take()
             };
             let Some(ct) = ct else { continue };
+            // A rule reads its cotangent whole: a window gathered for this node is placed now.
+            let ct = ct.settled()?;
             let wanted: Vec<bool> = node
                 .parents
                 .iter()

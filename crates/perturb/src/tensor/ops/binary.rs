@@ -449,6 +449,8 @@ pub(super) fn product_onto<A: Array>(
         &stretched
     };
     if let Some(sum) = slot.take() {
+        // A window waiting to be placed (a narrow's cotangent) is placed first.
+        let sum = sum.settled()?;
         let fits = sum.factor.is_normal()
             && sum.value.shape() == input.shape()
             && kernels::broadcast_shape("mul_add", g.shape(), other.shape())

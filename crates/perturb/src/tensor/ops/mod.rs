@@ -25,7 +25,7 @@ pub use elementwise::{
 };
 pub use linalg::MatMul;
 pub use pointwise::{Pointwise, PointwiseBinary, PointwiseRule};
-pub use shape::{BroadcastTo, Narrow, PadNarrow, Permute, Reshape, SumTo};
+pub use shape::{BroadcastTo, Narrow, PadNarrow, PadPair, Permute, Reshape, SumTo};
 #[allow(unused_imports)]
 pub use {compare::*, index::*, reduce::*};
 

@@ -288,8 +288,9 @@ impl Op for Narrow {
         Ok(vec![Some(A::apply(&self.adjoint(x[0]), &[ct])?)])
     }
 
-    /// Adds the cotangent into its window of what was gathered for the input, in one pass,
-    /// rather than padding it with zeros and adding that.
+    /// Gathers the cotangent for the input as a window, its padding deferred: added onto a
+    /// sum already gathered, or onto a second window when one arrives, in one pass, rather than
+    /// padded with zeros and then added ([`Cotangent`]).
     fn vjp_onto<A: Array>(
         &self,
         x: &[&A],
@@ -298,24 +299,9 @@ impl Op for Narrow {
         _: &[bool],
         gathered: &mut [Option<Cotangent<A>>],
     ) -> Result<(), Error> {
-        let pad = self.adjoint(x[0]);
         let ct = ct.clone().stretched(y.shape())?;
-        let gathered_so_far = gathered[0]
-            .take()
-            .map(|g| g.stretched(x[0].shape()))
-            .transpose()?;
-        gathered[0] = Some(match gathered_so_far {
-            None => Cotangent::scaled(A::apply(&pad, &[&ct.value])?, ct.factor),
-            // The sum keeps the factor the two share.
-            Some(onto) if onto.factor == ct.factor => {
-                Cotangent::scaled(A::apply(&pad, &[&ct.value, &onto.value])?, ct.factor)
-            }
-            Some(onto) => {
-                let onto = onto.into_value()?;
-                Cotangent::new(A::apply(&pad, &[&ct.clone().into_value()?, &onto])?)
-            }
-        });
-        Ok(())
+        let window = Cotangent::windowed(ct.value, ct.factor, self.adjoint(x[0]));
+        Cotangent::accumulate(&mut gathered[0], window)
     }
 }
 
@@ -455,6 +441,145 @@ impl Op for PadNarrow {
             cts.push(needed[1].then(|| ct.clone()));
         }
         Ok(cts)
+    }
+}
+
+/// Two windows placed along `axis` in zeros of length `total` and added:
+/// `pad(a at starts[0]) + pad(b at starts[1])` in one pass, where they overlap or not. It is how
+/// the backward sweep gathers the cotangents of two narrows of one tensor (`x[:-1]` and
+/// `x[1:]`): the first is kept as a window until the second arrives ([`Cotangent`]). The
+/// inputs' shapes may differ only along `axis`. Linear: JVP the same placement of the tangents,
+/// VJP the two [`Narrow`]s of the cotangent.
+///
+/// ```
+/// use perturb::tensor::{ops::PadPair, Op, Tensor};
+/// let (a, b) = (Tensor::vector(&[1.0_f64, 2.0]), Tensor::vector(&[10.0, 20.0, 30.0]));
+/// let pair = PadPair { axis: 0, total: 5, starts: [0, 1] };
+/// assert_eq!(pair.eval(&[&a, &b]).unwrap().to_vec(), vec![1.0, 12.0, 20.0, 30.0, 0.0]);
+/// assert!(PadPair { axis: 0, total: 3, starts: [0, 1] }.eval(&[&a, &b]).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PadPair {
+    /// The axis padded.
+    pub axis: usize,
+    /// The result's length along the axis.
+    pub total: usize,
+    /// Where each input starts along the axis.
+    pub starts: [usize; 2],
+}
+
+impl PadPair {
+    /// The single padding of input `i`, for when the other has no tangent.
+    fn single(&self, i: usize) -> PadNarrow {
+        PadNarrow {
+            axis: self.axis,
+            start: self.starts[i],
+            total: self.total,
+        }
+    }
+}
+
+impl Op for PadPair {
+    fn name(&self) -> &'static str {
+        "pad_pair"
+    }
+
+    const VJP_READS: VjpReads = VjpReads::NOTHING;
+
+    fn batch<A: Array>(&self, x: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        let spread = batched::all_stacked(x, stacked, size)?;
+        let pair = PadPair {
+            axis: self.axis + 1,
+            ..*self
+        };
+        A::apply(&pair, &spread.iter().collect::<Vec<_>>())
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let [a, b] = inputs else {
+            return Err(Error::Arity {
+                op: self.name(),
+                expected: 2,
+                found: inputs.len(),
+            });
+        };
+        check_axis(self.name(), self.axis, a.shape())?;
+        let mut shape = a.shape().to_vec();
+        shape[self.axis] = self.total;
+        let mut b_padded = b.shape().to_vec();
+        if let Some(len) = b_padded.get_mut(self.axis) {
+            *len = self.total;
+        }
+        if b_padded != shape {
+            return Err(Error::ShapeMismatch {
+                op: self.name(),
+                lhs: a.shape().to_vec(),
+                rhs: b.shape().to_vec(),
+            });
+        }
+        let lens = [a.shape()[self.axis], b.shape()[self.axis]];
+        for (&start, &len) in self.starts.iter().zip(&lens) {
+            check_window(self.name(), &shape, self.axis, start, len)?;
+        }
+        let (outer, _, inner) = split_at_axis(&shape, self.axis);
+        // Cut the axis where a window starts or ends; each piece is zeros, one window, or both.
+        let mut cuts = vec![0, self.total];
+        for (&start, &len) in self.starts.iter().zip(&lens) {
+            cuts.extend([start, start + len]);
+        }
+        cuts.sort_unstable();
+        cuts.dedup();
+        let (a, b) = (a.as_slice(), b.as_slice());
+        let mut data = Vec::with_capacity(outer * self.total * inner);
+        for o in 0..outer {
+            // Where the piece `p..q` of the axis lies in input `i`, if that input covers it.
+            let part = |i: usize, p: usize, q: usize| {
+                let (start, len) = (self.starts[i], lens[i]);
+                let block = o * len * inner;
+                (start <= p && q <= start + len)
+                    .then(|| block + (p - start) * inner..block + (q - start) * inner)
+            };
+            for piece in cuts.windows(2) {
+                let (p, q) = (piece[0], piece[1]);
+                // Element loops, as in `PadNarrow`, rather than `memmove`.
+                #[allow(clippy::map_clone)]
+                match (part(0, p, q), part(1, p, q)) {
+                    (Some(x), Some(y)) => data.extend(a[x].iter().zip(&b[y]).map(|(&u, &v)| u + v)),
+                    (Some(x), None) => data.extend(a[x].iter().map(|&v| v)),
+                    (None, Some(y)) => data.extend(b[y].iter().map(|&v| v)),
+                    (None, None) => data.resize(data.len() + (q - p) * inner, T::zero()),
+                }
+            }
+        }
+        Ok(Tensor::from_parts(data, shape))
+    }
+
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        match t {
+            [Some(ta), Some(tb)] => A::apply(self, &[*ta, *tb]).map(Some),
+            [Some(ta), None] => A::apply(&self.single(0), &[*ta]).map(Some),
+            [None, Some(tb)] => A::apply(&self.single(1), &[*tb]).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn vjp<A: Array>(
+        &self,
+        x: &[&A],
+        _: &A,
+        ct: &A,
+        needed: &[bool],
+    ) -> Result<Vec<Option<A>>, Error> {
+        (0..2)
+            .map(|i| {
+                let narrow = Narrow {
+                    axis: self.axis,
+                    start: self.starts[i],
+                    len: x[i].shape()[self.axis],
+                };
+                needed[i].then(|| A::apply(&narrow, &[ct])).transpose()
+            })
+            .collect()
     }
 }
 
