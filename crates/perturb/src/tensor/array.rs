@@ -153,8 +153,12 @@ pub trait Op: Clone + Debug + 'static {
     /// scaling (`scale`, `neg`, the `-` of `sub`) costs no pass at all. An operation overrides
     /// this where it can do better: multiply the factor into a product it computes anyway
     /// (`square`, `mul`, [`ScaledMul`](super::ops::ScaledMul)), change only the factor
-    /// (`scale`, `neg`, `sub`), or add as it goes ([`Narrow`](super::ops::Narrow) adds its
-    /// cotangent into its window of the input's).
+    /// (`scale`, `neg`, `sub`), or add as it goes ([`Narrow`](super::ops::Narrow) gathers its
+    /// cotangent as a window of the input's, placed in the pass that adds the next term).
+    ///
+    /// A slot of `gathered` may hold such a window, not yet in place: add to a slot with
+    /// [`Cotangent::accumulate`] and read one with [`Cotangent::into_value_of`], not through
+    /// its `value`. The `cotangent` given to the rule is always whole.
     ///
     /// ```
     /// use perturb::tensor::{ops::Narrow, Cotangent, Op, Tensor};
@@ -271,7 +275,10 @@ impl VjpReads {
 /// read: a scaling in the forward pass costs no pass over the elements in the backward pass.
 /// Likewise the cotangent of a sum (`sum_all`, `sum_to`) is its output's cotangent repeated
 /// along the summed axes: it stays unrepeated until a rule needs it at full size, and a
-/// product's rule broadcasts it in the pass it makes anyway.
+/// product's rule broadcasts it in the pass it makes anyway. And the cotangent a
+/// [`Narrow`](ops::Narrow) gathers for its input is kept as a window of it until the next term
+/// arrives, so that both are placed in one pass ([`PadPair`](ops::PadPair) for `x[:-1]` and
+/// `x[1:]`); [`into_value`](Cotangent::into_value) and the other readers place it.
 ///
 /// ```
 /// use perturb::tensor::{Cotangent, Tensor};

@@ -347,13 +347,12 @@ impl Op for PadNarrow {
     const VJP_READS: VjpReads = VjpReads::NOTHING;
 
     fn batch<A: Array>(&self, x: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
-        // Both inputs along the stack: a stack that shares one `onto` gets it repeated.
-        let spread = batched::all_stacked(x, stacked, size)?;
+        // A stack that shares one `onto` gets it repeated.
         let pad = PadNarrow {
             axis: self.axis + 1,
             ..*self
         };
-        A::apply(&pad, &spread.iter().collect::<Vec<_>>())
+        one_axis_in(&pad, x, stacked, size)
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -487,12 +486,11 @@ impl Op for PadPair {
     const VJP_READS: VjpReads = VjpReads::NOTHING;
 
     fn batch<A: Array>(&self, x: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
-        let spread = batched::all_stacked(x, stacked, size)?;
         let pair = PadPair {
             axis: self.axis + 1,
             ..*self
         };
-        A::apply(&pair, &spread.iter().collect::<Vec<_>>())
+        one_axis_in(&pair, x, stacked, size)
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -581,6 +579,18 @@ impl Op for PadPair {
             })
             .collect()
     }
+}
+
+/// The batching rule of a padding: `shifted` (the same padding one axis further in, past the
+/// stack's axis) on all inputs along the stack, those not stacked repeated.
+fn one_axis_in<A: Array, O: Op>(
+    shifted: &O,
+    x: &[&A],
+    stacked: &[bool],
+    size: usize,
+) -> Result<A, Error> {
+    let spread = batched::all_stacked(x, stacked, size)?;
+    A::apply(shifted, &spread.iter().collect::<Vec<_>>())
 }
 
 /// Checks that `start .. start + len` lies inside `axis` of `shape`.
