@@ -132,6 +132,23 @@ pub trait Op: Clone + Debug + 'static {
     /// ```
     const ELEMENTWISE: bool = false;
 
+    /// The shape of the result for inputs of these shapes, where the operation can tell without
+    /// running and is sure to succeed on any values of these shapes; `None` where it cannot
+    /// tell or the shapes are wrong (running it then reports the error). The default is `None`:
+    /// always right. With a shape, a [`Deferred`](super::Deferred) array puts off running the
+    /// operation until its value is needed, and never runs it if it is not.
+    ///
+    /// ```
+    /// use perturb::tensor::{ops, Op};
+    /// assert_eq!(ops::Add.output_shape(&[&[2, 3], &[3]]), Some(vec![2, 3]));
+    /// assert_eq!(ops::Add.output_shape(&[&[2, 3], &[2]]), None); // they do not broadcast
+    /// assert_eq!(ops::MatMul::default().output_shape(&[&[2, 3], &[3, 4]]), None); // not told
+    /// ```
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        let _ = inputs;
+        None
+    }
+
     /// Which values the VJP reads besides the cotangent (shapes are always at hand). The
     /// default, all of them, is always right; an operation whose rule reads less says so, and
     /// [`hvp`](super::hvp) then computes no tangent for a value only such rules see.

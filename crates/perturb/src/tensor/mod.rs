@@ -34,6 +34,7 @@
 mod array;
 mod batched;
 mod check;
+mod deferred;
 mod dense;
 mod dual;
 mod element;
@@ -47,6 +48,7 @@ mod vmath;
 pub use array::{Array, Cotangent, Op, VjpReads};
 pub use batched::Batched;
 pub use check::{check_grads, CheckOptions, Comparison, GradReport, OpComparison};
+pub use deferred::Deferred;
 pub use dense::Tensor;
 pub use dual::DualTensor;
 pub use element::Element;

@@ -37,6 +37,7 @@
 
 use super::array::Array;
 use super::batched::Batched;
+use super::deferred::Deferred;
 use super::dense::Tensor;
 use super::dual::DualTensor;
 use super::element::Element;
@@ -427,6 +428,11 @@ where
 /// `jvp(|x| grad(f, x), x, v)`, without the tangents no rule reads: the loss's own, and those
 /// of values that only linear operations see.)
 ///
+/// All of it runs on [`Deferred`] arrays, so only what `H v` needs is computed: not the loss
+/// value, nor the gradient itself (the sweep's values, where no tangent reads them). `f` is
+/// therefore called with a [`TensorVar`] over `Deferred<A>`: write it for any [`Array`], and
+/// make constants with [`Array::constant_like`].
+///
 /// ```
 /// use perturb::tensor::{hvp, Array, Tensor};
 /// // sum(x^3): H v = 6 x v.
@@ -436,8 +442,8 @@ where
 /// ```
 pub fn hvp<A, F>(f: F, x: &A, v: &A) -> Result<A, Error>
 where
-    A: Array,
-    F: for<'t> FnOnce(&TensorVar<'t, A>) -> Result<TensorVar<'t, A>, Error>,
+    A: Array + 'static,
+    F: for<'t> FnOnce(&TensorVar<'t, Deferred<A>>) -> Result<TensorVar<'t, Deferred<A>>, Error>,
 {
     if x.shape() != v.shape() {
         return Err(Error::ShapeMismatch {
@@ -447,9 +453,10 @@ where
         });
     }
     let tape = TensorTape::over();
-    let xv = tape.var(x.clone());
+    let xv = tape.var(Deferred::new(x.clone()));
     let y = f(&xv)?;
-    tape.hessian_vector(&y, &xv, v)
+    tape.hessian_vector(&y, &xv, &Deferred::new(v.clone()))?
+        .value()
 }
 
 /// The gradient of a [`TensorFn`] with one output element, as a `TensorFn` again: compose it

@@ -436,20 +436,20 @@ pub fn check_second_order<F: Function>(
         let want = jvp_of_vjp(f, xs, active, u, &only).swap_remove(i);
         let got = hvp(
             |x| {
-                let inputs: Vec<TensorVar<'_, Tensor<f64>>> = xs
+                let inputs: Vec<_> = xs
                     .iter()
                     .enumerate()
                     .map(|(j, xj)| {
                         if j == i {
                             x.clone()
                         } else {
-                            TensorVar::constant(xj.clone())
+                            x.constant_like(xj)
                         }
                     })
                     .collect();
                 let refs: Vec<_> = inputs.iter().collect();
                 let y = f.call(&refs)?;
-                Ok(y.try_mul(&TensorVar::constant(u.clone()))?.sum_all())
+                Ok(y.try_mul(&x.constant_like(u))?.sum_all())
             },
             &xs[i],
             &vs[i],

@@ -48,6 +48,10 @@ macro_rules! broadcasting {
                 super::binary_eval($label, inputs, kernels::Cost::$cost, |$a: T, $b: T| $value)
             }
 
+            fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+                super::broadcast_output(2, inputs)
+            }
+
             #[allow(unused_variables)]
             fn jvp<A: Array>(
                 &self,
@@ -259,6 +263,10 @@ impl Op for Scale {
         Ok(super::unary("scale", inputs)?.map_with(kernels::Cost::Cheap, |x| c * x))
     }
 
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        super::broadcast_output(1, inputs)
+    }
+
     fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
         t[0].map(|t| A::apply(self, &[t])).transpose()
     }
@@ -302,6 +310,10 @@ impl Op for AddScalar {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let c: T = elem(self.0);
         Ok(super::unary("add_scalar", inputs)?.map_with(kernels::Cost::Cheap, |x| x + c))
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        super::broadcast_output(1, inputs)
     }
 
     fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
@@ -360,6 +372,10 @@ impl Op for ScaledMul {
         super::binary_eval("scaled_mul", inputs, kernels::Cost::Cheap, move |x, y| {
             c * (x * y)
         })
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        super::broadcast_output(2, inputs)
     }
 
     fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
@@ -525,6 +541,10 @@ impl Op for MulAdd {
         super::binary_eval("mul_add", &[d, &product], kernels::Cost::Cheap, |s, p| {
             s + p
         })
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        super::broadcast_output(3, inputs)
     }
 
     fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {

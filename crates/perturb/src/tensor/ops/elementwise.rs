@@ -50,6 +50,10 @@ macro_rules! elementwise {
                 Ok(input.map_with(kernels::Cost::$cost, |$x: T| $value))
             }
 
+            fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+                super::broadcast_output(1, inputs)
+            }
+
             // The Jacobian is diagonal, so the JVP and the VJP are the same product of the
             // tangent or cotangent `g` with the local derivative.
             #[allow(unused_variables)]

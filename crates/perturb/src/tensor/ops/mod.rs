@@ -38,7 +38,7 @@ pub(crate) fn elem<T: Element>(x: f64) -> T {
 }
 
 /// The single input of a one-input operation, or an arity error.
-pub(crate) fn unary<'a, T>(op: &'static str, inputs: &[&'a T]) -> Result<&'a T, Error> {
+pub(crate) fn unary<'a, T: ?Sized>(op: &'static str, inputs: &[&'a T]) -> Result<&'a T, Error> {
     match inputs {
         [x] => Ok(x),
         _ => Err(Error::Arity {
@@ -47,6 +47,18 @@ pub(crate) fn unary<'a, T>(op: &'static str, inputs: &[&'a T]) -> Result<&'a T, 
             found: inputs.len(),
         }),
     }
+}
+
+/// [`Op::output_shape`](super::Op::output_shape) of an element-wise operation of `arity`
+/// inputs: the shape they broadcast to, if there are that many and they do.
+pub(crate) fn broadcast_output(arity: usize, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+    let (first, rest) = inputs.split_first()?;
+    if inputs.len() != arity {
+        return None;
+    }
+    rest.iter().try_fold(first.to_vec(), |shape, next| {
+        super::kernels::broadcast_shape("output_shape", &shape, next).ok()
+    })
 }
 
 /// The value of a two-input element-wise operation named `op`: `f(a, b)` with numpy

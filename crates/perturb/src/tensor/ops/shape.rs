@@ -138,6 +138,12 @@ impl Op for BroadcastTo {
         ))
     }
 
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        let x = super::unary(self.name(), inputs).ok()?;
+        check_broadcast("broadcast_to", x, &self.0).ok()?;
+        Some(self.0.clone())
+    }
+
     fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
         super::linear_jvp(self, t)
     }
@@ -184,6 +190,12 @@ impl Op for SumTo {
             kernels::sum_to(x.as_slice(), x.shape(), &self.0),
             self.0.clone(),
         ))
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        let x = super::unary(self.name(), inputs).ok()?;
+        check_broadcast("sum_to", &self.0, x).ok()?;
+        Some(self.0.clone())
     }
 
     fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
@@ -280,6 +292,14 @@ impl Op for Narrow {
         Ok(Tensor::from_parts(data, shape))
     }
 
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        let x = unary(self.name(), inputs).ok()?;
+        check_window(self.name(), x, self.axis, self.start, self.len).ok()?;
+        let mut shape = x.to_vec();
+        shape[self.axis] = self.len;
+        Some(shape)
+    }
+
     fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
         super::linear_jvp(self, t)
     }
@@ -339,6 +359,39 @@ pub struct PadNarrow {
     pub total: usize,
 }
 
+impl PadNarrow {
+    /// The result's shape for inputs of these shapes, or the error that names what is wrong.
+    fn shape_of(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, Error> {
+        let (x, onto) = match inputs {
+            [x] => (*x, None),
+            [x, onto] => (*x, Some(*onto)),
+            _ => {
+                return Err(Error::InvalidArgument {
+                    op: self.name(),
+                    reason: format!(
+                        "takes 1 or 2 inputs (the window, and optionally the tensor to add it \
+                         onto), found {}",
+                        inputs.len()
+                    ),
+                })
+            }
+        };
+        check_axis(self.name(), self.axis, x)?;
+        let mut shape = x.to_vec();
+        let len = shape[self.axis];
+        shape[self.axis] = self.total;
+        check_window(self.name(), &shape, self.axis, self.start, len)?;
+        match onto {
+            Some(onto) if onto != shape.as_slice() => Err(Error::ShapeMismatch {
+                op: self.name(),
+                lhs: shape,
+                rhs: onto.to_vec(),
+            }),
+            _ => Ok(shape),
+        }
+    }
+}
+
 impl Op for PadNarrow {
     fn name(&self) -> &'static str {
         "pad_narrow"
@@ -356,34 +409,10 @@ impl Op for PadNarrow {
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let (x, onto) = match inputs {
-            [x] => (*x, None),
-            [x, onto] => (*x, Some(*onto)),
-            _ => {
-                return Err(Error::InvalidArgument {
-                    op: self.name(),
-                    reason: format!(
-                        "takes 1 or 2 inputs (the window, and optionally the tensor to add it \
-                         onto), found {}",
-                        inputs.len()
-                    ),
-                })
-            }
-        };
-        check_axis(self.name(), self.axis, x.shape())?;
-        let mut shape = x.shape().to_vec();
-        let len = shape[self.axis];
-        shape[self.axis] = self.total;
-        check_window(self.name(), &shape, self.axis, self.start, len)?;
-        if let Some(onto) = onto {
-            if onto.shape() != shape.as_slice() {
-                return Err(Error::ShapeMismatch {
-                    op: self.name(),
-                    lhs: shape,
-                    rhs: onto.shape().to_vec(),
-                });
-            }
-        }
+        let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
+        let shape = self.shape_of(&shapes)?;
+        let (x, onto) = (inputs[0], inputs.get(1));
+        let len = x.shape()[self.axis];
         let (outer, _, inner) = split_at_axis(&shape, self.axis);
         // Each element written once: what lies before the window, the window, what lies after.
         let (before, after) = (self.start * inner, (self.total - self.start - len) * inner);
@@ -412,6 +441,10 @@ impl Op for PadNarrow {
             }
         }
         Ok(Tensor::from_parts(data, shape))
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        self.shape_of(inputs).ok()
     }
 
     fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
@@ -468,6 +501,35 @@ pub struct PadPair {
 }
 
 impl PadPair {
+    /// The result's shape for inputs of these shapes, or the error that names what is wrong.
+    fn shape_of(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, Error> {
+        let [a, b] = inputs else {
+            return Err(Error::Arity {
+                op: self.name(),
+                expected: 2,
+                found: inputs.len(),
+            });
+        };
+        check_axis(self.name(), self.axis, a)?;
+        let mut shape = a.to_vec();
+        shape[self.axis] = self.total;
+        let mut b_padded = b.to_vec();
+        if let Some(len) = b_padded.get_mut(self.axis) {
+            *len = self.total;
+        }
+        if b_padded != shape {
+            return Err(Error::ShapeMismatch {
+                op: self.name(),
+                lhs: a.to_vec(),
+                rhs: b.to_vec(),
+            });
+        }
+        for (&start, x) in self.starts.iter().zip([a, b]) {
+            check_window(self.name(), &shape, self.axis, start, x[self.axis])?;
+        }
+        Ok(shape)
+    }
+
     /// The single padding of input `i`, for when the other has no tangent.
     fn single(&self, i: usize) -> PadNarrow {
         PadNarrow {
@@ -494,31 +556,10 @@ impl Op for PadPair {
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let [a, b] = inputs else {
-            return Err(Error::Arity {
-                op: self.name(),
-                expected: 2,
-                found: inputs.len(),
-            });
-        };
-        check_axis(self.name(), self.axis, a.shape())?;
-        let mut shape = a.shape().to_vec();
-        shape[self.axis] = self.total;
-        let mut b_padded = b.shape().to_vec();
-        if let Some(len) = b_padded.get_mut(self.axis) {
-            *len = self.total;
-        }
-        if b_padded != shape {
-            return Err(Error::ShapeMismatch {
-                op: self.name(),
-                lhs: a.shape().to_vec(),
-                rhs: b.shape().to_vec(),
-            });
-        }
+        let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
+        let shape = self.shape_of(&shapes)?;
+        let (a, b) = (inputs[0], inputs[1]);
         let lens = [a.shape()[self.axis], b.shape()[self.axis]];
-        for (&start, &len) in self.starts.iter().zip(&lens) {
-            check_window(self.name(), &shape, self.axis, start, len)?;
-        }
         let (outer, _, inner) = split_at_axis(&shape, self.axis);
         // Cut the axis where a window starts or ends; each piece is zeros, one window, or both.
         let mut cuts = vec![0, self.total];
@@ -550,6 +591,10 @@ impl Op for PadPair {
             }
         }
         Ok(Tensor::from_parts(data, shape))
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        self.shape_of(inputs).ok()
     }
 
     fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {

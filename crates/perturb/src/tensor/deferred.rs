@@ -1,0 +1,220 @@
+//! Arrays computed on demand: what is never needed is never computed.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+
+use super::array::{Array, Op};
+use super::dense::Tensor;
+use crate::error::Error;
+
+/// An array whose value is computed only when something asks for it: an operation whose result
+/// shape it can tell in advance ([`Op::output_shape`]) is recorded with its inputs and run later,
+/// once, if at all; any other operation runs at once, as on the plain array.
+///
+/// [`hvp`](super::hvp) runs on it: of the values the gradient's sweep on dual tensors builds,
+/// the result needs only some (not the loss value, nor the value parts of cotangents that no
+/// tangent reads), and those are the only ones computed. Computing is iterative, so long chains
+/// do not exhaust the stack. An error of a deferred operation surfaces when its value is asked
+/// for ([`value`](Deferred::value)); shape errors are reported at once, as on plain arrays.
+///
+/// ```
+/// use perturb::tensor::{Array, Deferred, Tensor};
+/// let x = Deferred::new(Tensor::vector(&[1.0_f64, 2.0]));
+/// let unused = x.exp().sum_all(); // its shape is known, nothing is computed
+/// let y = x.square().add_scalar(1.0);
+/// assert_eq!(unused.shape(), &[] as &[usize]);
+/// assert_eq!(y.value().unwrap().to_vec(), vec![2.0, 5.0]);
+/// assert!(y.is_computed() && !unused.is_computed());
+/// ```
+pub struct Deferred<A: Array> {
+    node: Rc<Node<A>>,
+}
+
+impl<A: Array> Clone for Deferred<A> {
+    fn clone(&self) -> Self {
+        Deferred {
+            node: Rc::clone(&self.node),
+        }
+    }
+}
+
+struct Node<A: Array> {
+    /// The operation that gives the value, for errors.
+    name: &'static str,
+    shape: Vec<usize>,
+    state: RefCell<State<A>>,
+}
+
+/// A deferred operation: what runs it on its inputs' values.
+type Run<A> = Box<dyn FnOnce(&[&A]) -> Result<A, Error>>;
+
+enum State<A: Array> {
+    Computed(A),
+    Pending {
+        inputs: Vec<Deferred<A>>,
+        run: Run<A>,
+    },
+    /// Running it failed; the error was returned then.
+    Failed,
+}
+
+impl<A: Array> Deferred<A> {
+    /// An array whose value is already there.
+    ///
+    /// ```
+    /// use perturb::tensor::{Deferred, Tensor};
+    /// assert!(Deferred::new(Tensor::vector(&[1.0_f64])).is_computed());
+    /// ```
+    pub fn new(value: A) -> Self {
+        Self::with_state("value", value.shape().to_vec(), State::Computed(value))
+    }
+
+    fn with_state(name: &'static str, shape: Vec<usize>, state: State<A>) -> Self {
+        Deferred {
+            node: Rc::new(Node {
+                name,
+                shape,
+                state: RefCell::new(state),
+            }),
+        }
+    }
+
+    /// Whether the value has been computed.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Deferred, Tensor};
+    /// let y = Deferred::new(Tensor::vector(&[1.0_f64])).exp();
+    /// assert!(!y.is_computed());
+    /// y.value().unwrap();
+    /// assert!(y.is_computed());
+    /// ```
+    pub fn is_computed(&self) -> bool {
+        matches!(*self.node.state.borrow(), State::Computed(_))
+    }
+
+    /// The value, computing it and what it depends on that is not computed yet (each once),
+    /// or the first error of those operations.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Deferred, Tensor};
+    /// let x = Deferred::new(Tensor::vector(&[0.0_f64, 1.0]));
+    /// assert_eq!(x.exp().scale(2.0).value().unwrap().to_vec()[0], 2.0);
+    /// ```
+    pub fn value(&self) -> Result<A, Error> {
+        // Depth first with a stack of its own: the next input not computed yet, else run.
+        let mut stack = vec![self.clone()];
+        while let Some(top) = stack.last().cloned() {
+            let waiting = match &*top.node.state.borrow() {
+                State::Computed(_) => None,
+                State::Failed => return Err(top.failed()),
+                State::Pending { inputs, .. } => {
+                    Some(inputs.iter().find(|x| !x.is_computed()).cloned())
+                }
+            };
+            match waiting {
+                None => {
+                    stack.pop();
+                }
+                Some(Some(input)) => stack.push(input),
+                Some(None) => {
+                    top.run()?;
+                    stack.pop();
+                }
+            }
+        }
+        match &*self.node.state.borrow() {
+            State::Computed(value) => Ok(value.clone()),
+            _ => Err(self.failed()),
+        }
+    }
+
+    /// Runs a pending operation whose inputs are all computed.
+    fn run(&self) -> Result<(), Error> {
+        let State::Pending { inputs, run } = self.node.state.replace(State::Failed) else {
+            return Err(self.failed());
+        };
+        let values = inputs
+            .iter()
+            .map(|x| match &*x.node.state.borrow() {
+                State::Computed(value) => Ok(value.clone()),
+                _ => Err(x.failed()),
+            })
+            .collect::<Result<Vec<A>, Error>>()?;
+        let value = run(&values.iter().collect::<Vec<_>>())?;
+        if value.shape() != self.node.shape.as_slice() {
+            // An `output_shape` that does not match the operation's result.
+            return Err(Error::ShapeMismatch {
+                op: self.node.name,
+                lhs: self.node.shape.clone(),
+                rhs: value.shape().to_vec(),
+            });
+        }
+        *self.node.state.borrow_mut() = State::Computed(value);
+        Ok(())
+    }
+
+    fn failed(&self) -> Error {
+        Error::InvalidArgument {
+            op: self.node.name,
+            reason: "its value could not be computed (an error was returned when it was first \
+                     asked for)"
+                .to_string(),
+        }
+    }
+}
+
+impl<A: Array + 'static> Array for Deferred<A> {
+    type Elem = A::Elem;
+
+    fn apply<O: Op>(op: &O, inputs: &[&Self]) -> Result<Self, Error> {
+        let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
+        if let Some(shape) = op.output_shape(&shapes) {
+            let (name, op) = (op.name(), op.clone());
+            let inputs = inputs.iter().map(|&x| x.clone()).collect();
+            let run: Run<A> = Box::new(move |values| A::apply(&op, values));
+            return Ok(Self::with_state(
+                name,
+                shape,
+                State::Pending { inputs, run },
+            ));
+        }
+        let values = inputs
+            .iter()
+            .map(|x| x.value())
+            .collect::<Result<Vec<A>, Error>>()?;
+        Ok(Self::new(A::apply(op, &values.iter().collect::<Vec<_>>())?))
+    }
+
+    fn lift(value: Tensor<Self::Elem>) -> Self {
+        Self::new(A::lift(value))
+    }
+
+    /// The plain value, computed if need be. Panics with the error if computing it fails,
+    /// which an operation's [`Op::output_shape`] promises it does not; use
+    /// [`value`](Deferred::value) for a `Result`.
+    fn primal(&self) -> Tensor<Self::Elem> {
+        match self.value() {
+            Ok(value) => value.primal(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn shape(&self) -> &[usize] {
+        &self.node.shape
+    }
+}
+
+impl<A: Array> fmt::Debug for Deferred<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.node.state.borrow() {
+            State::Computed(value) => write!(f, "Deferred({value:?})"),
+            State::Pending { .. } => write!(
+                f,
+                "Deferred({} of shape {:?}, not computed)",
+                self.node.name, self.node.shape
+            ),
+            State::Failed => write!(f, "Deferred({}, failed)", self.node.name),
+        }
+    }
+}
