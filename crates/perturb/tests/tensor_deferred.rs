@@ -147,6 +147,13 @@ fn a_long_chain_is_computed_without_recursion() {
         x = x.add_scalar(1.0);
     }
     assert_eq!(x.value().unwrap().to_vec(), vec![200_000.0]);
+    // And dropped without being computed, also without recursion.
+    let mut y = Deferred::new(Tensor::scalar(0.0_f64));
+    for _ in 0..200_000 {
+        y = y.add_scalar(1.0);
+    }
+    assert!(!y.is_computed());
+    drop(y);
 }
 
 /// Tells a shape and then fails, or gives another shape than it told.

@@ -46,6 +46,20 @@ struct Node<A: Array> {
     state: RefCell<State<A>>,
 }
 
+// Dropping a long chain of operations never computed would drop each node's inputs inside its
+// own drop, as deep as the chain: the inputs are released from a stack of their own instead.
+impl<A: Array> Drop for Node<A> {
+    fn drop(&mut self) {
+        let mut stack = self.state.get_mut().take_inputs();
+        while let Some(Deferred { node }) = stack.pop() {
+            // The last handle to a node: take its inputs before it goes.
+            if let Ok(mut node) = Rc::try_unwrap(node) {
+                stack.extend(node.state.get_mut().take_inputs());
+            }
+        }
+    }
+}
+
 /// A deferred operation: what runs it on its inputs' values.
 type Run<A> = Box<dyn FnOnce(&[&A]) -> Result<A, Error>>;
 
@@ -57,6 +71,19 @@ enum State<A: Array> {
     },
     /// Running it failed; the error was returned then.
     Failed,
+}
+
+impl<A: Array> State<A> {
+    /// A pending operation's inputs, leaving it failed; none otherwise.
+    fn take_inputs(&mut self) -> Vec<Deferred<A>> {
+        match std::mem::replace(self, State::Failed) {
+            State::Pending { inputs, .. } => inputs,
+            computed => {
+                *self = computed;
+                Vec::new()
+            }
+        }
+    }
 }
 
 impl<A: Array> Deferred<A> {
