@@ -109,8 +109,30 @@ fn output_shapes_are_the_values_shapes() {
         agrees(&ops::SumTo(target.to_vec()), shapes, true);
         agrees(&ops::BroadcastTo(target.to_vec()), shapes, true);
     }
+    let matmul = |transpose_a, transpose_b| ops::MatMul {
+        transpose_a,
+        transpose_b,
+    };
+    for (op, shapes) in [
+        (matmul(false, false), &[&[2, 3][..], &[3, 4]][..]),
+        (matmul(false, false), &[&[3], &[3, 4]]),
+        (matmul(false, false), &[&[2, 3], &[3]]),
+        (matmul(false, false), &[&[3], &[3]]),
+        (matmul(false, false), &[&[5, 2, 3], &[3, 4]]),
+        (matmul(false, false), &[&[5, 1, 2, 3], &[4, 3, 2]]),
+        (matmul(false, false), &[&[2, 3], &[2, 4]]),
+        (matmul(false, false), &[&[], &[3]]),
+        (matmul(true, false), &[&[3, 2], &[3, 4]]),
+        (matmul(false, true), &[&[2, 3], &[4, 3]]),
+        (matmul(true, true), &[&[3, 2], &[4, 3]]),
+        (matmul(true, false), &[&[2, 3], &[3, 4]]),
+        (matmul(true, false), &[&[3], &[3, 4]]),
+        (matmul(false, false), &[&[2, 3]]),
+    ] {
+        agrees(&op, shapes, true);
+    }
     // Operations that do not tell run at once.
-    agrees(&ops::MatMul::default(), &[&[2, 3], &[3, 4]], false);
+    agrees(&ops::Softmax { axis: 1 }, &[&[2, 3]], false);
 }
 
 #[test]
@@ -135,9 +157,9 @@ fn only_what_is_asked_for_runs_each_once() {
     assert!(e.is_computed() && shared.is_computed() && right.is_computed());
     assert!(!unused.is_computed());
     // An operation that does not tell its shape runs at once, with its inputs.
-    let y = Deferred::new(tensor(&[2, 2])).exp();
-    let product = y.matmul(&y);
-    assert!(y.is_computed() && product.is_computed());
+    let y = Deferred::new(tensor(&[2, 3])).exp();
+    let soft = y.softmax(1);
+    assert!(y.is_computed() && soft.is_computed());
 }
 
 #[test]

@@ -142,7 +142,8 @@ pub trait Op: Clone + Debug + 'static {
     /// use perturb::tensor::{ops, Op};
     /// assert_eq!(ops::Add.output_shape(&[&[2, 3], &[3]]), Some(vec![2, 3]));
     /// assert_eq!(ops::Add.output_shape(&[&[2, 3], &[2]]), None); // they do not broadcast
-    /// assert_eq!(ops::MatMul::default().output_shape(&[&[2, 3], &[3, 4]]), None); // not told
+    /// assert_eq!(ops::MatMul::default().output_shape(&[&[2, 3], &[3, 4]]), Some(vec![2, 4]));
+    /// assert_eq!(ops::Softmax { axis: 0 }.output_shape(&[&[2, 3]]), None); // it does not tell
     /// ```
     fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
         let _ = inputs;

@@ -270,6 +270,20 @@ impl Op for MatMul {
         Ok(Tensor::from_parts(c, out))
     }
 
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        let [a, b] = inputs else { return None };
+        if !self.transposes() {
+            return promoted(a, b).ok().map(|p| p.out);
+        }
+        // Transposed operands are matrices, read through strides (`eval_2d`).
+        let (&[ar, ac], &[br, bc]) = (*a, *b) else {
+            return None;
+        };
+        let (m, k) = if self.transpose_a { (ac, ar) } else { (ar, ac) };
+        let (k2, n) = if self.transpose_b { (bc, br) } else { (br, bc) };
+        (k == k2).then(|| vec![m, n])
+    }
+
     /// Bilinear: `d(a b) = da b + a db`, each term the same product.
     fn jvp<A: Array>(
         &self,
