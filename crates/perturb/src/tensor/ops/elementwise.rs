@@ -1,7 +1,7 @@
 //! Element-wise functions of one tensor. Values come from the scalar engine's rules
 //! ([`crate::rules`]), so both engines compute the same numbers, except that `exp`, `sigmoid`,
-//! `softplus` and `log_sigmoid` run vectorised polynomials on CPUs with AVX2 and FMA, within 3
-//! ulps of the rules' libm values (`tensor::vmath`); derivatives are written in
+//! `softplus`, `log_sigmoid` and `tanh` run vectorised polynomials on CPUs with AVX2 and FMA,
+//! within 3 ulps of the rules' libm values (`tensor::vmath`); derivatives are written in
 //! tensor operations so they can be differentiated again. `g` is the tangent (JVP) or the
 //! cotangent (VJP): the Jacobian of an element-wise function is diagonal, so one rule serves both.
 
@@ -126,7 +126,8 @@ elementwise! {
     /// `cos(x)`; JVP and VJP `-g * sin(x)`.
     Cos, "cos", Transcendental, |x| rules::Cos.func(x), |x, y, g| g.try_mul(&x.sin())?.neg();
     /// `tanh(x)`; JVP and VJP `g * (1 - tanh(x)^2)`.
-    Tanh, "tanh", Transcendental, |x| rules::Tanh.func(x), |x, y, g| g.try_mul(&y.square().neg().add_scalar(A::elem(1.0)))?;
+    Tanh, "tanh", Transcendental, |x| rules::Tanh.func(x), |x, y, g| g.try_mul(&y.square().neg().add_scalar(A::elem(1.0)))?,
+        family Tanh;
     /// `max(x, 0)`, passing NaN through; JVP and VJP `g` where `x > 0`, else 0 (derivative 0 at 0, as
     /// [`rules::Relu`]).
     Relu, "relu", Cheap, |x| rules::Relu.func(x), |x, y, g| g.try_mul(&A::apply(&Slope(rules::Relu, "relu_slope"), &[x])?)?;
