@@ -108,6 +108,10 @@ pub enum Error {
         /// The output's shape.
         shape: Vec<usize>,
     },
+    /// Inside [`debug::detect_non_finite`](crate::debug::detect_non_finite): an operation
+    /// produced a number that is not finite.
+    #[error("{0}")]
+    NonFinite(Box<crate::debug::NonFinite>),
     /// An operation's derivative rule failed during a backward sweep.
     #[error("backward pass of {op}: {cause}")]
     Backward {

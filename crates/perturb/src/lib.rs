@@ -41,6 +41,7 @@
 
 #![deny(missing_docs)]
 
+pub mod debug;
 pub mod error;
 pub mod explain;
 pub mod forward;
