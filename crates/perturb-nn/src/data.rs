@@ -20,9 +20,11 @@
 //! assert_eq!(sizes, vec![32, 32, 16]);
 //! ```
 
+use std::cell::Cell;
 use std::f64::consts::PI;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use perturb::tensor::{Element, Tensor};
 use rand::rngs::StdRng;
@@ -89,7 +91,8 @@ pub enum DataError {
     },
     /// A field is not a finite number.
     #[error(
-        "{path}, line {line}, column {column} ({column_name}): \"{text}\" is not a finite number"
+        "{path}, line {line}, column {column} ({column_name}): \"{text}\" is not a finite \
+         number{hint}"
     )]
     NonNumeric {
         /// The file.
@@ -100,18 +103,45 @@ pub enum DataError {
         column: usize,
         /// The column's header.
         column_name: String,
-        /// The field's text.
+        /// The field's text (its first 60 characters).
         text: String,
+        /// A note on the likely cause (a file separated by `;` or tabs), or empty.
+        hint: String,
+    },
+    /// A row (CSV record) is longer than [`MAX_RECORD_BYTES`]: not a CSV file, or one with no
+    /// line ends.
+    #[error(
+        "{path}, line {line}: a row longer than {limit} bytes; is this a CSV file with one row \
+         per line?"
+    )]
+    RecordTooLong {
+        /// The file.
+        path: String,
+        /// The 1-based line where the row starts.
+        line: u64,
+        /// The limit, [`MAX_RECORD_BYTES`].
+        limit: u64,
+    },
+    /// The header row is unusable: an empty or repeated column name, a name that is not UTF-8,
+    /// or no column besides the target.
+    #[error("{path}, line 1 (the header): {message}")]
+    BadHeader {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the column(s).
+        message: String,
     },
     /// The target column asked for is not in the header.
-    #[error("{path}: no target column {column}; the columns are: {available}")]
+    #[error("{path}: no target column {column}; the columns are: {available}{hint}")]
     MissingTarget {
         /// The file.
         path: String,
         /// The column asked for (a quoted name or `#index`).
         column: String,
-        /// The header's columns, comma-separated.
+        /// The header's columns, comma-separated (the first 20 of a longer header).
         available: String,
+        /// A note on the likely cause (a file separated by `;` or tabs), or empty.
+        hint: String,
     },
     /// [`builtin`] was asked for a data set it does not have.
     #[error("builtin: unknown data set \"{name}\"; the known ones are: {known}")]
@@ -506,14 +536,28 @@ impl fmt::Display for TargetColumn {
     }
 }
 
+/// The longest row (CSV record, header included) that [`load_csv`] and
+/// [`load_csv_from_reader`] accept, in bytes: 4 MiB, room for about 200,000 numeric columns. A
+/// longer one is an error rather than an unbounded allocation (`/dev/zero`, or a binary file,
+/// is one endless record).
+///
+/// ```
+/// assert_eq!(perturb_nn::data::MAX_RECORD_BYTES, 4 << 20);
+/// ```
+pub const MAX_RECORD_BYTES: u64 = 4 << 20;
+
 /// Loads a CSV file with a header row into a data set of `f64`: the `target` column becomes `y`,
 /// every other column (in file order) a feature. Every field must be a finite number
-/// (surrounding spaces are allowed).
+/// (surrounding spaces are allowed). The file is read as a stream straight into the numbers'
+/// buffer: loading needs about the memory of the loaded numbers (8 bytes each), not of the text.
 ///
 /// Errors name the file and the cause: a missing or unreadable file, an empty file or one with
-/// no data rows, a row with a different number of fields from the header (with its line and both
-/// counts), a field that is not a number (with its line, column number and name, and text), and a
-/// target column that is not in the header (with the header's columns).
+/// no data rows, a header with an empty or repeated column name or with no column besides the
+/// target, a row with a different number of fields from the header (with its line and both
+/// counts) or longer than [`MAX_RECORD_BYTES`], a field that is not a number (with its line,
+/// column number and name, and text), and a target column that is not in the header (with the
+/// header's columns). Where the file seems to be separated by `;`, tabs or `|` rather than
+/// commas, the error says so.
 ///
 /// ```
 /// use perturb_nn::data::{load_csv, TargetColumn};
@@ -540,67 +584,87 @@ pub fn load_csv(path: impl AsRef<Path>, target: TargetColumn) -> Result<Dataset<
             }
         }
     })?;
-    let csv_error = |e: csv::Error| DataError::Csv {
-        path: name.clone(),
-        line: e.position().map_or(0, |p| p.line()),
-        message: e.to_string(),
-    };
+    load_csv_from_reader(file, &name, target)
+}
+
+/// [`load_csv`] on any byte stream: `source` names it in errors (a file name, `"stdin"`, ...).
+/// The stream is read once, in order, through a buffer; the same checks and errors as
+/// [`load_csv`] apply.
+///
+/// ```
+/// use perturb_nn::data::{load_csv_from_reader, TargetColumn};
+/// let text = "x, y\n1, 2\n3, 4\n";
+/// let d = load_csv_from_reader(text.as_bytes(), "inline", TargetColumn::Last).unwrap();
+/// assert_eq!((d.x.to_vec(), d.y.to_vec()), (vec![1.0, 3.0], vec![2.0, 4.0]));
+/// let err = load_csv_from_reader("a;b\n1;2\n".as_bytes(), "semi", TargetColumn::Last)
+///     .unwrap_err()
+///     .to_string();
+/// assert!(err.contains("semi") && err.contains("';'"), "{err}");
+/// ```
+pub fn load_csv_from_reader(
+    reader: impl std::io::Read,
+    source: &str,
+    target: TargetColumn,
+) -> Result<Dataset<f64>, DataError> {
+    let path = source.to_string();
+    // The reader may pull at most MAX_RECORD_BYTES past the end of the last complete record
+    // (plus room for the CSV reader's own buffer), so that no record grows without bound.
+    let limit = Rc::new(Cell::new(RECORD_ALLOWANCE));
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .from_reader(file);
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(csv_error)?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
-    if header.is_empty() {
-        return Err(DataError::EmptyFile { path: name });
-    }
+        .from_reader(Bounded {
+            inner: reader,
+            read: 0,
+            limit: Rc::clone(&limit),
+        });
+    let csv_error = |e: csv::Error, line: u64| csv_error(&path, e, line);
+    let header = read_header(&path, reader.byte_headers().map_err(|e| csv_error(e, 1))?)?;
+    limit.set(reader.position().byte() + RECORD_ALLOWANCE);
     let width = header.len();
-    let missing = |column: String| DataError::MissingTarget {
-        path: name.clone(),
-        column,
-        available: header.join(", "),
-    };
-    let t = match &target {
-        TargetColumn::Last => width - 1,
-        TargetColumn::Name(col) => header
-            .iter()
-            .position(|h| h == col.trim())
-            .ok_or_else(|| missing(target.to_string()))?,
-        TargetColumn::Index(i) if *i < width => *i,
-        TargetColumn::Index(_) => return Err(missing(target.to_string())),
-    };
+    let t = target_index(&path, &header, &target)?;
+    if width == 1 {
+        return Err(DataError::BadHeader {
+            path,
+            message: format!(
+                "only one column (\"{}\") was found, the target, so there are no feature \
+                 columns{}",
+                excerpt(header[0].as_bytes()),
+                separator_hint(header[0].as_bytes(), width)
+            ),
+        });
+    }
 
     let mut x = Vec::new();
     let mut y = Vec::new();
     let mut rows = 0usize;
-    for record in reader.records() {
-        let record = record.map_err(csv_error)?;
-        let line = record.position().map_or(0, |p| p.line());
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let next_line = reader.position().line();
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(e, next_line)),
+        }
+        limit.set(reader.position().byte() + RECORD_ALLOWANCE);
+        let line = record.position().map_or(next_line, |p| p.line());
         if record.len() != width {
             return Err(DataError::RaggedRow {
-                path: name,
+                path,
                 line,
                 expected: width,
                 found: record.len(),
             });
         }
         for (j, field) in record.iter().enumerate() {
-            let value = field
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| DataError::NonNumeric {
-                    path: name.clone(),
-                    line,
-                    column: j + 1,
-                    column_name: header[j].clone(),
-                    text: field.to_string(),
-                })?;
+            let value = parse_number(field).ok_or_else(|| DataError::NonNumeric {
+                path: path.clone(),
+                line,
+                column: j + 1,
+                column_name: header[j].clone(),
+                text: excerpt(field),
+                hint: separator_hint(field, width),
+            })?;
             if j == t {
                 y.push(value);
             } else {
@@ -610,8 +674,10 @@ pub fn load_csv(path: impl AsRef<Path>, target: TargetColumn) -> Result<Dataset<
         rows += 1;
     }
     if rows == 0 {
-        return Err(DataError::NoRows { path: name });
+        return Err(DataError::NoRows { path });
     }
+    x.shrink_to_fit();
+    y.shrink_to_fit();
     let mut feature_names = header;
     let target_name = feature_names.remove(t);
     Ok(Dataset {
@@ -622,6 +688,199 @@ pub fn load_csv(path: impl AsRef<Path>, target: TargetColumn) -> Result<Dataset<
     })
 }
 
+/// How far the CSV reader may read past the last complete record: the record limit plus its
+/// own buffer (8 KiB) with room to spare.
+const RECORD_ALLOWANCE: u64 = MAX_RECORD_BYTES + (64 << 10);
+
+/// A reader that fails once it has read up to `limit` bytes (a shared, movable bound), so that
+/// one endless CSV record cannot take all memory.
+struct Bounded<R> {
+    inner: R,
+    read: u64,
+    limit: Rc<Cell<u64>>,
+}
+
+/// The error [`Bounded`] returns at its limit.
+#[derive(Debug)]
+struct RecordTooLong;
+
+impl fmt::Display for RecordTooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a row longer than {MAX_RECORD_BYTES} bytes")
+    }
+}
+
+impl std::error::Error for RecordTooLong {}
+
+impl<R: std::io::Read> std::io::Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let allowed = self.limit.get().saturating_sub(self.read);
+        if allowed == 0 {
+            return Err(std::io::Error::other(RecordTooLong));
+        }
+        let n = buf
+            .len()
+            .min(usize::try_from(allowed).unwrap_or(usize::MAX));
+        let got = self.inner.read(&mut buf[..n])?;
+        self.read += got as u64;
+        Ok(got)
+    }
+}
+
+/// The data error for a CSV reader error met while reading the record that starts at `line`.
+fn csv_error(path: &str, e: csv::Error, line: u64) -> DataError {
+    let line = e.position().map_or(line, |p| p.line());
+    if !e.is_io_error() {
+        return DataError::Csv {
+            path: path.to_string(),
+            line,
+            message: e.to_string(),
+        };
+    }
+    match e.into_kind() {
+        csv::ErrorKind::Io(source)
+            if source
+                .get_ref()
+                .is_some_and(|inner| inner.is::<RecordTooLong>()) =>
+        {
+            DataError::RecordTooLong {
+                path: path.to_string(),
+                line,
+                limit: MAX_RECORD_BYTES,
+            }
+        }
+        csv::ErrorKind::Io(source) => DataError::Io {
+            path: path.to_string(),
+            source,
+        },
+        kind => DataError::Csv {
+            path: path.to_string(),
+            line,
+            message: format!("{kind:?}"),
+        },
+    }
+}
+
+/// The header's names, trimmed, after checking that there is one, that every name is UTF-8
+/// text and not empty, and that no name appears twice (a model trained on such a file could
+/// never be matched to a file's columns again).
+fn read_header(path: &str, header: &csv::ByteRecord) -> Result<Vec<String>, DataError> {
+    if header.is_empty() {
+        return Err(DataError::EmptyFile {
+            path: path.to_string(),
+        });
+    }
+    let bad = |message: String| DataError::BadHeader {
+        path: path.to_string(),
+        message,
+    };
+    let mut names = Vec::with_capacity(header.len());
+    for (j, field) in header.iter().enumerate() {
+        let name = std::str::from_utf8(field).map_err(|_| {
+            bad(format!(
+                "the name of column {} is not UTF-8 text (\"{}\"); save the file as UTF-8",
+                j + 1,
+                excerpt(field)
+            ))
+        })?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(bad(format!(
+                "column {} has an empty name; every column needs a name",
+                j + 1
+            )));
+        }
+        names.push(name.to_string());
+    }
+    let mut sorted: Vec<(&str, usize)> = names.iter().map(String::as_str).zip(1..).collect();
+    sorted.sort_unstable();
+    if let Some(pair) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
+        let name = pair[0].0;
+        let columns: Vec<String> = sorted
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, j)| j.to_string())
+            .collect();
+        return Err(bad(format!(
+            "the column name \"{}\" appears more than once (columns {}); every column needs \
+             its own name",
+            excerpt(name.as_bytes()),
+            columns.join(", ")
+        )));
+    }
+    Ok(names)
+}
+
+/// The 0-based index of the target column, or an error listing the header's columns.
+fn target_index(path: &str, header: &[String], target: &TargetColumn) -> Result<usize, DataError> {
+    let width = header.len();
+    let found = match target {
+        TargetColumn::Last => Some(width - 1),
+        TargetColumn::Name(col) => header.iter().position(|h| h == col.trim()),
+        TargetColumn::Index(i) => (*i < width).then_some(*i),
+    };
+    found.ok_or_else(|| DataError::MissingTarget {
+        path: path.to_string(),
+        column: target.to_string(),
+        available: list_columns(header),
+        hint: if width == 1 {
+            separator_hint(header[0].as_bytes(), width)
+        } else {
+            String::new()
+        },
+    })
+}
+
+/// The header's columns, comma-separated: the first 20 and a count of the rest.
+fn list_columns(header: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut list = header
+        .iter()
+        .take(SHOWN)
+        .map(|h| excerpt(h.as_bytes()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if header.len() > SHOWN {
+        list.push_str(&format!(", ... ({} columns in all)", header.len()));
+    }
+    list
+}
+
+/// A field's value if it is a finite number (surrounding spaces allowed).
+fn parse_number(field: &[u8]) -> Option<f64> {
+    std::str::from_utf8(field)
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+}
+
+/// A field's text for an error message: lossy UTF-8, at most 60 characters.
+fn excerpt(field: &[u8]) -> String {
+    const SHOWN: usize = 60;
+    let text = String::from_utf8_lossy(field);
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.into_owned(),
+    }
+}
+
+/// If `text` (a header name or a field) holds `;`, tabs or `|`, a note that the file seems to
+/// use that separator; empty otherwise.
+fn separator_hint(text: &[u8], width: usize) -> String {
+    let counts = [(b';', "';'"), (b'\t', "tabs"), (b'|', "'|'")]
+        .map(|(byte, name)| (text.iter().filter(|&&b| b == byte).count(), name));
+    match counts.iter().max_by_key(|(count, _)| *count) {
+        Some((count, name)) if *count > 0 => format!(
+            " (only {width} column{} found: the file seems to be separated by {name}, but \
+             only commas separate columns here)",
+            if width == 1 { " was" } else { "s were" }
+        ),
+        _ => String::new(),
+    }
+}
+
 /// The names [`builtin`] knows.
 ///
 /// ```
@@ -629,10 +888,34 @@ pub fn load_csv(path: impl AsRef<Path>, target: TargetColumn) -> Result<Dataset<
 /// ```
 pub const BUILTIN_NAMES: [&str; 4] = ["breast_cancer", "digits", "diabetes", "iris"];
 
-/// The folder holding the bundled data sets: `data/` at the workspace root.
+/// The bundled data sets' CSV text, compiled into the library, in [`BUILTIN_NAMES`] order.
+const BUILTIN_CSV: [&str; 4] = [
+    include_str!("../../../data/breast_cancer.csv"),
+    include_str!("../../../data/digits.csv"),
+    include_str!("../../../data/diabetes.csv"),
+    include_str!("../../../data/iris.csv"),
+];
+
+/// The CSV text of the bundled data set `name` (one of [`BUILTIN_NAMES`]), or `None`. The
+/// text is compiled into the library, so it is there wherever the program is installed.
 ///
 /// ```
-/// assert!(perturb_nn::data::data_dir().join("iris.csv").exists());
+/// let iris = perturb_nn::data::builtin_csv("iris").unwrap();
+/// assert!(iris.starts_with("sepal_length_cm,"));
+/// assert!(perturb_nn::data::builtin_csv("mnist").is_none());
+/// ```
+pub fn builtin_csv(name: &str) -> Option<&'static str> {
+    let k = BUILTIN_NAMES.iter().position(|&n| n == name)?;
+    Some(BUILTIN_CSV[k])
+}
+
+/// The folder of the bundled data sets in the source checkout this library was built from
+/// (`data/` at the workspace root). The path is fixed at build time and need not exist where
+/// the program runs (after `cargo install`, for example): use [`builtin`] or [`builtin_csv`],
+/// which do not read it, to get the data.
+///
+/// ```
+/// assert!(perturb_nn::data::data_dir().ends_with("data"));
 /// ```
 pub fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
@@ -640,7 +923,7 @@ pub fn data_dir() -> PathBuf {
 
 /// Loads one of the bundled real data sets by name (see [`BUILTIN_NAMES`] and `data/README.md`
 /// for their provenance); the target is the last column. An unknown name is an error listing the
-/// known ones.
+/// known ones. The data are compiled into the library ([`builtin_csv`]); no file is read.
 ///
 /// ```
 /// let iris = perturb_nn::data::builtin("iris").unwrap();
@@ -648,13 +931,11 @@ pub fn data_dir() -> PathBuf {
 /// assert_eq!(iris.target_name, "species");
 /// ```
 pub fn builtin(name: &str) -> Result<Dataset<f64>, DataError> {
-    if !BUILTIN_NAMES.contains(&name) {
-        return Err(DataError::UnknownBuiltin {
-            name: name.to_string(),
-            known: BUILTIN_NAMES.join(", "),
-        });
-    }
-    load_csv(data_dir().join(format!("{name}.csv")), TargetColumn::Last)
+    let text = builtin_csv(name).ok_or_else(|| DataError::UnknownBuiltin {
+        name: name.to_string(),
+        known: BUILTIN_NAMES.join(", "),
+    })?;
+    load_csv_from_reader(text.as_bytes(), name, TargetColumn::Last)
 }
 
 // ---------------------------------------------------------------------------------------------

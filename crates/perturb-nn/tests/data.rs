@@ -4,9 +4,12 @@
 use std::path::PathBuf;
 
 use perturb::tensor::Tensor;
+use std::io::Read;
+
 use perturb_nn::data::{
-    builtin, circles, load_csv, spirals, train_test_split, two_moons, xor, Batches, DataError,
-    Dataset, Standardizer, TargetColumn,
+    builtin, builtin_csv, circles, load_csv, load_csv_from_reader, spirals, train_test_split,
+    two_moons, xor, Batches, DataError, Dataset, Standardizer, TargetColumn, BUILTIN_NAMES,
+    MAX_RECORD_BYTES,
 };
 
 type Generator = fn(usize, f64, u64) -> Result<Dataset<f64>, DataError>;
@@ -342,6 +345,135 @@ fn load_csv_missing_target_names_it_and_lists_columns() {
         msg.contains("#3") && msg.contains("alpha, beta, gamma"),
         "{msg}"
     );
+}
+
+/// The error of loading `text` (named "t.csv") with the last column as the target.
+fn csv_err(text: &str) -> String {
+    load_csv_from_reader(text.as_bytes(), "t.csv", TargetColumn::Last)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn load_csv_rejects_a_file_without_feature_columns() {
+    // C1: a target alone trained a [0, h, 1] network whose model could not be applied.
+    let msg = csv_err("y\n0\n1\n1\n");
+    assert!(msg.contains("t.csv") && msg.contains("line 1"), "{msg}");
+    assert!(
+        msg.contains("no feature columns") && msg.contains("\"y\""),
+        "{msg}"
+    );
+}
+
+#[test]
+fn load_csv_rejects_repeated_and_empty_column_names() {
+    // D4: a header "a,a,y" trained a model that no CSV file could ever be matched to.
+    let msg = csv_err("a,a,y\n1,2,0\n");
+    assert!(
+        msg.contains("\"a\"") && msg.contains("more than once"),
+        "{msg}"
+    );
+    assert!(msg.contains("columns 1, 2"), "{msg}");
+    // Names are compared after trimming, as they are matched.
+    let msg = csv_err("b,a, b ,y\n1,2,3,0\n");
+    assert!(
+        msg.contains("\"b\"") && msg.contains("columns 1, 3"),
+        "{msg}"
+    );
+    let msg = csv_err("a,,y\n1,2,0\n");
+    assert!(msg.contains("column 2 has an empty name"), "{msg}");
+    let msg = csv_err("a,b,  \n1,2,0\n");
+    assert!(msg.contains("column 3 has an empty name"), "{msg}");
+}
+
+#[test]
+fn load_csv_bounds_the_length_of_a_row() {
+    // H5: /dev/zero is one endless record; the reader stops after about MAX_RECORD_BYTES.
+    let endless = std::io::repeat(0).take(1 << 40);
+    let err = load_csv_from_reader(endless, "/dev/zero", TargetColumn::Last).unwrap_err();
+    assert!(
+        matches!(err, DataError::RecordTooLong { line: 1, .. }),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("/dev/zero, line 1") && msg.contains("longer than"),
+        "{msg}"
+    );
+    // The same after a good header and row: the endless row starts on line 3.
+    let endless = "a,b\n1,2\n"
+        .as_bytes()
+        .chain(std::io::repeat(b'7').take(1 << 40));
+    let err = load_csv_from_reader(endless, "f.csv", TargetColumn::Last).unwrap_err();
+    assert!(
+        matches!(err, DataError::RecordTooLong { line: 3, .. }),
+        "{err:?}"
+    );
+    // A row just under the limit is read.
+    let wide = 400_000;
+    let mut text = (0..wide)
+        .map(|j| format!("c{j}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    text.push('\n');
+    text.push_str(&vec!["1"; wide].join(","));
+    let header_len = text.find('\n').unwrap() as u64;
+    assert!(header_len > MAX_RECORD_BYTES / 2 && header_len < MAX_RECORD_BYTES);
+    let d = load_csv_from_reader(text.as_bytes(), "wide", TargetColumn::Last).unwrap();
+    assert_eq!(d.x.shape(), &[1, wide - 1]);
+}
+
+#[test]
+fn load_csv_names_the_separator_of_a_semicolon_or_tab_file() {
+    // U2: "... is not a finite number" with no hint.
+    let msg = csv_err("a;b;y\n1.5;2;1\n");
+    assert!(
+        msg.contains("only one column") && msg.contains("';'"),
+        "{msg}"
+    );
+    let msg = csv_err("a\tb\ty\n1.5\t2\t1\n");
+    assert!(
+        msg.contains("only one column") && msg.contains("tabs"),
+        "{msg}"
+    );
+    let msg = load_csv_from_reader(
+        "a;b;y\n1;2;1\n".as_bytes(),
+        "s.csv",
+        TargetColumn::Name("y".into()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        msg.contains("no target column") && msg.contains("';'"),
+        "{msg}"
+    );
+    // A header with commas but rows with semicolons.
+    let msg = csv_err("a,y\n1;2,1\n");
+    assert!(msg.contains("\"1;2\"") && msg.contains("';'"), "{msg}");
+    // A plain bad number gets no separator note.
+    let msg = csv_err("a,y\nx,1\n");
+    assert!(!msg.contains("separated"), "{msg}");
+}
+
+#[test]
+fn load_csv_of_a_directory_says_so() {
+    let err = load_csv(std::env::temp_dir(), TargetColumn::Last).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, DataError::Io { .. }), "{err:?}");
+    assert!(msg.contains("cannot read"), "{msg}");
+}
+
+#[test]
+fn builtin_data_sets_are_compiled_in() {
+    // U6: builtin() read data/ through a path fixed at build time; now the text is embedded.
+    for name in BUILTIN_NAMES {
+        let text = builtin_csv(name).unwrap();
+        let file =
+            std::fs::read_to_string(perturb_nn::data::data_dir().join(format!("{name}.csv")))
+                .unwrap();
+        assert_eq!(text, file, "{name}");
+    }
+    assert!(builtin_csv("iris.csv").is_none());
 }
 
 // ---------------------------------------------------------------------------------------------
