@@ -985,7 +985,13 @@ pub fn train_test_split<T: Element>(
 
 /// Per-feature standardization, `(x - mean) / std`, with the mean and (population) standard
 /// deviation of each column of the data it was fitted on. Fit it on the training part only and
-/// apply it to both parts. A constant column (all values equal) gets std 1, so it maps to 0.
+/// apply it to both parts.
+///
+/// A constant column (all values equal) is kept, not an error: it gets its value as mean and
+/// std 1, so it maps to 0 (it carries no information, and nothing divides by 0). The sums are
+/// formed in `f64` on the column scaled by a power of two near its largest magnitude, so they
+/// neither overflow nor underflow anywhere in the range of finite numbers (`1e160`, `1e-200`,
+/// `+-1e308`), and the results are those of the plain formulas wherever those do not overflow.
 ///
 /// ```
 /// use perturb::tensor::Tensor;
@@ -995,6 +1001,10 @@ pub fn train_test_split<T: Element>(
 /// assert_eq!(s.mean(), &[2.0, 5.0]);
 /// assert_eq!(s.std(), &[1.0, 1.0]); // column 0: |1 - 2| = |3 - 2| = 1; column 1 is constant
 /// assert_eq!(s.transform(&x).unwrap().to_vec(), vec![-1.0, 0.0, 1.0, 0.0]);
+/// // The same data at 1e200 standardises the same.
+/// let big = Tensor::from_vec(vec![1e200, 5.0, 3e200, 5.0], &[2, 2]).unwrap();
+/// let z = Standardizer::fit(&big).unwrap().transform(&big).unwrap();
+/// assert_eq!(z.to_vec(), vec![-1.0, 0.0, 1.0, 0.0]);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Standardizer<T> {
@@ -1003,14 +1013,34 @@ pub struct Standardizer<T> {
 }
 
 impl<T: Element> Standardizer<T> {
-    /// Fits the per-column mean and standard deviation of `x`, `(n, d)` with `n >= 1`.
+    /// Fits the per-column mean and standard deviation of `x`, `(n, d)` with `n >= 1`. An error
+    /// names the column (0-based) if it holds a value that is not finite (and the row), or if
+    /// its values differ but their standard deviation is 0 in `T` (an `f32` column whose spread
+    /// is below `f32`'s smallest positive number).
     ///
     /// ```
     /// use perturb::tensor::Tensor;
     /// let empty = Tensor::<f64>::zeros(&[0, 3]);
     /// assert!(perturb_nn::data::Standardizer::fit(&empty).is_err());
+    /// let inf = Tensor::from_vec(vec![1.0, f64::INFINITY], &[2, 1]).unwrap();
+    /// let err = perturb_nn::data::Standardizer::fit(&inf).unwrap_err().to_string();
+    /// assert!(err.contains("column 0, row 1"), "{err}");
     /// ```
     pub fn fit(x: &Tensor<T>) -> Result<Self, DataError> {
+        Self::fit_named(x, &[])
+    }
+
+    /// [`fit`](Self::fit), with the columns' names for its errors: `names` has one name per
+    /// column (a data set's `feature_names`), or is empty.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::data::Standardizer;
+    /// let x = Tensor::from_vec(vec![1.0, f64::NAN], &[1, 2]).unwrap();
+    /// let err = Standardizer::fit_named(&x, &["a".into(), "b".into()]).unwrap_err();
+    /// assert!(err.to_string().contains("column 1 (\"b\")"), "{err}");
+    /// ```
+    pub fn fit_named(x: &Tensor<T>, names: &[String]) -> Result<Self, DataError> {
         const OP: &str = "Standardizer::fit";
         let (n, d) = match x.shape() {
             [n, d] if *n > 0 => (*n, *d),
@@ -1021,22 +1051,38 @@ impl<T: Element> Standardizer<T> {
                 ))
             }
         };
+        if !names.is_empty() && names.len() != d {
+            return Err(invalid(
+                OP,
+                format!("{} names for {d} columns", names.len()),
+            ));
+        }
         let xs = x.as_slice();
-        let count = T::from_f64(n as f64).unwrap_or_else(T::nan);
-        let mut mean = vec![T::zero(); d];
-        let mut std = vec![T::zero(); d];
+        let mut mean = Vec::with_capacity(d);
+        let mut std = Vec::with_capacity(d);
         for j in 0..d {
-            let column = || (0..n).map(|i| xs[i * d + j]);
-            let m = column().fold(T::zero(), |acc, v| acc + v) / count;
-            let first = xs[j];
-            if column().all(|v| v == first) {
-                mean[j] = first;
-                std[j] = T::one();
-                continue;
+            let column = (0..n).map(|i| xs[i * d + j].to_f64().unwrap_or(f64::NAN));
+            let name = names
+                .get(j)
+                .map_or(String::new(), |name| format!(" (\"{name}\")"));
+            let (m, s) =
+                mean_std(column).map_err(|why| invalid(OP, format!("column {j}{name}{why}")))?;
+            let (m, s) = (T::from_f64(m), T::from_f64(s));
+            match (m, s) {
+                (Some(m), Some(s)) if m.is_finite() && s.is_finite() && s > T::zero() => {
+                    mean.push(m);
+                    std.push(s);
+                }
+                _ => {
+                    return Err(invalid(
+                        OP,
+                        format!(
+                            "column {j}{name}: the values differ, but their standard deviation \
+                             is 0 at this precision; rescale the column"
+                        ),
+                    ))
+                }
             }
-            let var = column().fold(T::zero(), |acc, v| acc + (v - m) * (v - m)) / count;
-            mean[j] = m;
-            std[j] = var.sqrt();
         }
         Ok(Standardizer { mean, std })
     }
@@ -1097,7 +1143,15 @@ impl<T: Element> Standardizer<T> {
     /// assert!(s.transform(&Tensor::zeros(&[1, 2])).is_err());
     /// ```
     pub fn transform(&self, x: &Tensor<T>) -> Result<Tensor<T>, DataError> {
-        self.apply("Standardizer::transform", x, |v, m, s| (v - m) / s)
+        self.apply("Standardizer::transform", x, |v, m, s| {
+            let z = (v - m) / s;
+            // v - m overflows only where both are near the largest number; then divide first.
+            if z.is_finite() || !v.is_finite() {
+                z
+            } else {
+                v / s - m / s
+            }
+        })
     }
 
     /// `x * std + mean`, column by column: undoes [`transform`](Self::transform).
@@ -1112,6 +1166,39 @@ impl<T: Element> Standardizer<T> {
     pub fn inverse_transform(&self, x: &Tensor<T>) -> Result<Tensor<T>, DataError> {
         self.apply("Standardizer::inverse_transform", x, |v, m, s| v * s + m)
     }
+}
+
+/// The mean and population standard deviation of a non-empty column, or `(value, 1)` for a
+/// constant one; an error (the text after the column's name) at a value that is not finite.
+///
+/// Two passes over the column scaled by `scale`, a power of two with every `|v| / scale` below
+/// 2: dividing and multiplying by it is exact, so the sums cannot overflow or underflow and
+/// the results are those of the unscaled formulas wherever these are finite.
+fn mean_std(column: impl Iterator<Item = f64> + Clone) -> Result<(f64, f64), String> {
+    let mut largest = 0.0_f64;
+    for (i, v) in column.clone().enumerate() {
+        if !v.is_finite() {
+            return Err(format!(
+                ", row {i}: the value {v} is not finite, so the column has no mean"
+            ));
+        }
+        largest = largest.max(v.abs());
+    }
+    let mut values = column.clone();
+    let first = values.next().unwrap_or(0.0);
+    if values.all(|v| v == first) {
+        return Ok((first, 1.0));
+    }
+    // The leading power of two of `largest` (its exponent bits alone); 2^-1022 for a
+    // subnormal one, which scales it up exactly.
+    let scale = f64::from_bits(largest.to_bits() & 0x7ff0_0000_0000_0000).max(f64::MIN_POSITIVE);
+    let count = column.clone().count() as f64;
+    let mean = column.clone().map(|v| v / scale).sum::<f64>() / count;
+    let var = column
+        .map(|v| (v / scale - mean) * (v / scale - mean))
+        .sum::<f64>()
+        / count;
+    Ok((mean * scale, var.sqrt() * scale))
 }
 
 /// Shuffled mini-batches `(x_batch, y_batch)` of one epoch, `(b, d)` and `(b)`: the rows are

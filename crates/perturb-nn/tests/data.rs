@@ -625,6 +625,73 @@ fn standardizer_constant_feature_and_errors() {
 }
 
 #[test]
+fn standardizer_neither_overflows_nor_underflows() {
+    // S2: sum((v - m)^2) overflowed for features of size 1e160 (std inf: the feature vanished)
+    // and underflowed for 1e-200 (std 0: NaN); a column of +-1e308 had mean inf. The same data
+    // at scale 1 is the reference: standardising does not depend on the scale.
+    let base: [f64; 6] = [0.3, -1.2, 2.5, 0.7, -0.4, 1.9];
+    let unit = Standardizer::fit(&Tensor::from_vec(base.to_vec(), &[6, 1]).unwrap()).unwrap();
+    for scale in [1e160_f64, 1e-200, 1e300, 1e-310] {
+        let x = Tensor::from_vec(base.iter().map(|v| v * scale).collect(), &[6, 1]).unwrap();
+        let s = Standardizer::fit(&x).unwrap();
+        let (m, sd) = (s.mean()[0], s.std()[0]);
+        assert!(
+            m.is_finite() && sd.is_finite() && sd > 0.0,
+            "{scale}: {m} {sd}"
+        );
+        let rel = if scale < 1e-300 { 1e-9 } else { 1e-14 };
+        assert!(
+            (sd / scale - unit.std()[0]).abs() < rel * unit.std()[0],
+            "{scale}: {sd}"
+        );
+        assert!((m / scale - unit.mean()[0]).abs() < rel, "{scale}: {m}");
+        let z = s.transform(&x).unwrap();
+        let z1 = unit
+            .transform(&Tensor::from_vec(base.to_vec(), &[6, 1]).unwrap())
+            .unwrap();
+        assert!(z.all_close(&z1, 1e-9), "{scale}: {:?}", z.to_vec());
+    }
+    // Values at the ends of the range: the mean and std stay finite, and so does the
+    // standardised column.
+    let x = Tensor::from_vec(vec![1.7e308, -1.7e308, 1.7e308, f64::MAX], &[4, 1]).unwrap();
+    let s = Standardizer::fit(&x).unwrap();
+    assert!(s.mean()[0].is_finite() && s.std()[0].is_finite(), "{s:?}");
+    let z = s.transform(&x).unwrap().to_vec();
+    assert!(z.iter().all(|v| v.is_finite()), "{z:?}");
+    // In f32 too (the sums are formed in f64).
+    let x = Tensor::from_vec(vec![3e38_f32, -3e38, 1e38], &[3, 1]).unwrap();
+    let s = Standardizer::fit(&x).unwrap();
+    assert!(s.mean()[0].is_finite() && s.std()[0].is_finite(), "{s:?}");
+}
+
+#[test]
+fn standardizer_rejects_a_column_it_cannot_standardise() {
+    // A NaN or infinite value gives no mean: an error naming the column and row.
+    let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, f64::NAN], &[2, 2]).unwrap();
+    let msg = Standardizer::fit(&x).unwrap_err().to_string();
+    assert!(
+        msg.contains("Standardizer::fit") && msg.contains("column 1"),
+        "{msg}"
+    );
+    assert!(msg.contains("row 1") && msg.contains("NaN"), "{msg}");
+    let names = vec!["height".to_string(), "weight".to_string()];
+    let msg = Standardizer::fit_named(&x, &names).unwrap_err().to_string();
+    assert!(msg.contains("\"weight\""), "{msg}");
+    // f32 values whose spread is below f32's smallest positive number: std would be 0.
+    let tiny = f32::from_bits(1);
+    let x = Tensor::from_vec(vec![0.0_f32, tiny, 0.0, 0.0], &[4, 1]).unwrap();
+    let msg = Standardizer::fit(&x).unwrap_err().to_string();
+    assert!(
+        msg.contains("column 0") && msg.contains("standard deviation"),
+        "{msg}"
+    );
+    // A constant column is not an error: std 1, so it maps to 0.
+    let x = Tensor::from_vec(vec![1e-300, 1e-300], &[2, 1]).unwrap();
+    let s = Standardizer::fit(&x).unwrap();
+    assert_eq!((s.mean()[0], s.std()[0]), (1e-300, 1.0));
+}
+
+#[test]
 fn batches_cover_every_row_once_and_reshuffle_per_epoch() {
     let d = indexed(103);
     let mut orders = Vec::new();
