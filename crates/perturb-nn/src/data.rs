@@ -938,6 +938,49 @@ pub fn builtin(name: &str) -> Result<Dataset<f64>, DataError> {
     load_csv_from_reader(text.as_bytes(), name, TargetColumn::Last)
 }
 
+/// The most classes [`class_labels`] accepts: labels run from 0 to `MAX_CLASSES - 1`.
+///
+/// ```
+/// assert_eq!(perturb_nn::data::MAX_CLASSES, 65_536);
+/// ```
+pub const MAX_CLASSES: usize = 65_536;
+
+/// The class indices of a multi-class target (the labels 0, 1, 2, ... as `usize`, ready for
+/// [`softmax_cross_entropy`](crate::loss::softmax_cross_entropy)) and the number of classes,
+/// `1 + the largest label`. An error names the first row whose label is not a whole number
+/// from 0 to [`MAX_CLASSES`]` - 1` (a label of `1e9` would ask for a billion output units).
+///
+/// ```
+/// use perturb::tensor::Tensor;
+/// use perturb_nn::data::class_labels;
+/// let (labels, classes) = class_labels(&Tensor::vector(&[2.0_f64, 0.0, 1.0, 2.0])).unwrap();
+/// assert_eq!((labels, classes), (vec![2, 0, 1, 2], 3));
+/// let err = class_labels(&Tensor::vector(&[0.0_f64, 1.5])).unwrap_err().to_string();
+/// assert!(err.contains("row 1") && err.contains("1.5"), "{err}");
+/// assert!(class_labels(&Tensor::vector(&[1e9_f64])).is_err());
+/// ```
+pub fn class_labels<T: Element>(y: &Tensor<T>) -> Result<(Vec<usize>, usize), DataError> {
+    const OP: &str = "class_labels";
+    let mut labels = Vec::with_capacity(y.len());
+    for (i, &v) in y.as_slice().iter().enumerate() {
+        let label = v
+            .to_f64()
+            .filter(|v| *v >= 0.0 && v.fract() == 0.0 && *v < MAX_CLASSES as f64)
+            .ok_or_else(|| {
+                invalid(
+                    OP,
+                    format!(
+                        "row {i} holds {v}; class labels must be whole numbers from 0 to {}",
+                        MAX_CLASSES - 1
+                    ),
+                )
+            })?;
+        labels.push(label as usize);
+    }
+    let classes = labels.iter().max().map_or(0, |&m| m + 1);
+    Ok((labels, classes))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Splitting, standardizing, batching
 // ---------------------------------------------------------------------------------------------

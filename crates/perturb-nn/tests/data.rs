@@ -7,9 +7,9 @@ use perturb::tensor::Tensor;
 use std::io::Read;
 
 use perturb_nn::data::{
-    builtin, builtin_csv, circles, load_csv, load_csv_from_reader, spirals, train_test_split,
-    two_moons, xor, Batches, DataError, Dataset, Standardizer, TargetColumn, BUILTIN_NAMES,
-    MAX_RECORD_BYTES,
+    builtin, builtin_csv, circles, class_labels, load_csv, load_csv_from_reader, spirals,
+    train_test_split, two_moons, xor, Batches, DataError, Dataset, Standardizer, TargetColumn,
+    BUILTIN_NAMES, MAX_CLASSES, MAX_RECORD_BYTES,
 };
 
 type Generator = fn(usize, f64, u64) -> Result<Dataset<f64>, DataError>;
@@ -689,6 +689,38 @@ fn standardizer_rejects_a_column_it_cannot_standardise() {
     let x = Tensor::from_vec(vec![1e-300, 1e-300], &[2, 1]).unwrap();
     let s = Standardizer::fit(&x).unwrap();
     assert_eq!((s.mean()[0], s.std()[0]), (1e-300, 1.0));
+}
+
+#[test]
+fn class_labels_checks_whole_numbers_below_the_cap() {
+    // C3: a label of 1e9 asked for a billion output units; one >= 2^64 saturated `as usize`
+    // and wrapped the class count to 0.
+    let (labels, classes) = class_labels(&Tensor::vector(&[0.0_f64, 3.0, 1.0])).unwrap();
+    assert_eq!((labels, classes), (vec![0, 3, 1], 4));
+    let top = (MAX_CLASSES - 1) as f64;
+    assert_eq!(
+        class_labels(&Tensor::vector(&[top])).unwrap().1,
+        MAX_CLASSES
+    );
+    for (bad, shown) in [
+        (1e9, "1000000000"),
+        (1.9e19, "19000000000000000000"),
+        (MAX_CLASSES as f64, "65536"),
+        (-1.0, "-1"),
+        (2.5, "2.5"),
+        (f64::NAN, "NaN"),
+    ] {
+        let msg = class_labels(&Tensor::vector(&[0.0, bad]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("class_labels") && msg.contains("row 1"),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!("holds {shown};")), "{msg}");
+    }
+    let (labels, classes) = class_labels(&Tensor::<f32>::zeros(&[0])).unwrap();
+    assert_eq!((labels.len(), classes), (0, 0));
 }
 
 #[test]

@@ -305,6 +305,59 @@ fn loss_shape_mismatches_are_errors_naming_loss_and_shapes() {
     assert_eq!(scalar(&mse(&empty, &empty, Reduction::Sum).unwrap()), 0.0);
 }
 
+#[test]
+fn losses_reject_labels_and_targets_outside_their_domain() {
+    // S3: labels 1/2 trained "to 100%" (sign 2y - 1 = 1 or 3); 0.5 gave no gradient.
+    let z = t(&[0.5, -0.5, 1.0], &[3]);
+    for (labels, bad) in [
+        ([0.0, 1.0, 2.0], "label 2 at row 2"),
+        ([0.5, 1.0, 0.0], "label 0.5 at row 0"),
+        ([0.0, -1.0, 1.0], "label -1 at row 1"),
+        ([0.0, f64::NAN, 1.0], "label NaN at row 1"),
+    ] {
+        let y = t(&labels, &[3]);
+        let msg = logistic_nll(&z, &y, Reduction::Mean)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("logistic_nll") && msg.contains(bad), "{msg}");
+        assert!(msg.contains("not 0 or 1"), "{msg}");
+        let msg = binary_accuracy(&z, &y).unwrap_err().to_string();
+        assert!(
+            msg.contains("binary_accuracy") && msg.contains(bad),
+            "{msg}"
+        );
+    }
+    // The same through tape variables, and for a column of labels.
+    let tape = TensorTape::new();
+    let zv = tape.var(t(&[0.5, -0.5], &[2, 1]));
+    let msg = logistic_nll(&zv, &tape.constant(t(&[1.0, 3.0], &[2, 1])), Reduction::Sum)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("label 3 at row 1"), "{msg}");
+    // BCE targets are probabilities in [0, 1]; MSE targets must be finite.
+    let msg = bce_with_logits(&z, &t(&[0.5, 1.5, 0.0], &[3]), Reduction::Sum)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("target 1.5 at row 1"), "{msg}");
+    assert!(bce_with_logits(&z, &t(&[0.5, f64::NAN, 0.0], &[3]), Reduction::Sum).is_err());
+    let msg = mse(&z, &t(&[0.5, 1.0, f64::INFINITY], &[3]), Reduction::Sum)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("mse") && msg.contains("target inf at row 2"),
+        "{msg}"
+    );
+    // Softmax cross-entropy names the row and the class count.
+    let logits = Tensor::<f64>::zeros(&[2, 3]);
+    let msg = softmax_cross_entropy(&logits, &[0, 7], Reduction::Sum)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("label 7 at row 1") && msg.contains("3 classes"),
+        "{msg}"
+    );
+}
+
 /// Makes a tape constant on the same tape as `self`: tape variables in the loss closures get
 /// their labels this way.
 trait TapeConstant<'t> {
