@@ -509,7 +509,7 @@ fn schedules_at_chosen_steps() {
 fn clip_grad_norm_scales_to_max_norm() {
     let mut g = vec![t(&[1.0, 2.0, 2.0], &[3]), t(&[4.0], &[1])];
     // sqrt(1 + 4 + 4 + 16) = 5
-    let before = clip_grad_norm(&mut g, 2.0);
+    let before = clip_grad_norm(&mut g, 2.0).unwrap();
     assert_eq!(before, 5.0);
     let after: f64 = g
         .iter()
@@ -522,8 +522,170 @@ fn clip_grad_norm_scales_to_max_norm() {
     assert!((g[0].to_vec()[1] - 0.8).abs() < 1e-15);
     // already within the bound: unchanged
     let mut g = vec![t(&[0.3, 0.4], &[2])];
-    assert!((clip_grad_norm(&mut g, 1.0) - 0.5).abs() < 1e-15);
+    assert!((clip_grad_norm(&mut g, 1.0).unwrap() - 0.5).abs() < 1e-15);
     assert_eq!(g[0].to_vec(), vec![0.3, 0.4]);
+}
+
+#[test]
+fn clip_grad_norm_of_huge_gradients_and_bad_bounds() {
+    // The norm of 1e200-sized gradients overflowed to inf, so they were left unclipped.
+    let mut g = vec![t(&[3e200], &[1]), t(&[4e200], &[1])];
+    let norm = clip_grad_norm(&mut g, 1.0).unwrap();
+    assert!((norm / 5e200 - 1.0).abs() < 1e-15, "{norm}");
+    assert!((g[0].to_vec()[0] - 0.6).abs() < 1e-15 && (g[1].to_vec()[0] - 0.8).abs() < 1e-15);
+    // f32 gradients whose norm exceeds f32's range are scaled, not zeroed.
+    let mut g = vec![Tensor::vector(&[3e38_f32, 3e38])];
+    let norm = clip_grad_norm(&mut g, 1.0).unwrap();
+    assert!(norm > f32::MAX as f64);
+    let v = g[0].to_vec();
+    assert!(
+        (v[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6,
+        "{v:?}"
+    );
+    // A NaN bound zeroed every gradient (NaN.max(0) = 0); now it is an error, as is a negative one.
+    let mut g = vec![t(&[1.0, 2.0], &[2])];
+    for bad in [f64::NAN, -1.0] {
+        let msg = clip_grad_norm(&mut g, bad).unwrap_err().to_string();
+        assert!(
+            msg.contains("clip_grad_norm") && msg.contains("max_norm"),
+            "{msg}"
+        );
+    }
+    assert_eq!(g[0].to_vec(), vec![1.0, 2.0]);
+}
+
+#[test]
+fn optimisers_reject_bad_hyperparameters_and_leave_params_alone() {
+    // S8: GradientDescent::new(NaN).step(..) turned the parameters to NaN and returned Ok.
+    let p0 = vec![t(&[1.0, 2.0], &[2])];
+    let g = [t(&[0.5, -0.5], &[2])];
+    let mut cases: Vec<(Box<dyn Optimizer<f64>>, &str)> = vec![
+        (
+            Box::new(GradientDescent::new(f64::NAN)),
+            "lr must be finite",
+        ),
+        (
+            Box::new(GradientDescent::new(-0.1)),
+            "lr must be finite and >= 0, got -0.1",
+        ),
+        (Box::new(GradientDescent::new(f64::INFINITY)), "lr"),
+        (
+            Box::new(Sgd::new(0.1, 1.0, false)),
+            "momentum must be in [0, 1), got 1",
+        ),
+        (Box::new(Sgd::new(0.1, f64::NAN, true)), "momentum"),
+        (Box::new(Sgd::new(-1.0, 0.9, false)), "lr"),
+        (Box::new(Adam::new(f64::NAN)), "lr"),
+        (
+            Box::new(Adam::new(0.1).with_betas(1.0, 0.999)),
+            "beta1 must be in [0, 1)",
+        ),
+        (Box::new(Adam::new(0.1).with_betas(0.9, -0.1)), "beta2"),
+        (
+            Box::new(Adam::new(0.1).with_weight_decay(-0.01, true)),
+            "weight_decay",
+        ),
+        (
+            Box::new(Adam::new(0.1).with_weight_decay(f64::NAN, false)),
+            "weight_decay",
+        ),
+    ];
+    let mut zero_eps = Adam::new(0.1);
+    zero_eps.eps = 0.0;
+    cases.push((Box::new(zero_eps), "eps must be finite and > 0"));
+    for (mut opt, expected) in cases {
+        let mut p = p0.clone();
+        let msg = opt.step(&mut p, &g).unwrap_err().to_string();
+        assert!(msg.contains("::step") && msg.contains(expected), "{msg}");
+        assert_eq!(p[0].to_vec(), p0[0].to_vec(), "{msg}");
+    }
+    // A learning rate set later (e.g. by a schedule) is checked at the next step.
+    let mut opt = Sgd::new(0.1, 0.9, false);
+    let mut p = p0.clone();
+    opt.step(&mut p, &g).unwrap();
+    opt.set_lr(f64::NAN);
+    let before = p[0].to_vec();
+    assert!(opt.step(&mut p, &g).is_err());
+    assert_eq!(p[0].to_vec(), before);
+    // The edges that are allowed: lr 0, momentum and betas 0.
+    let mut p = p0.clone();
+    GradientDescent::new(0.0).step(&mut p, &g).unwrap();
+    Sgd::new(0.1, 0.0, false).step(&mut p, &g).unwrap();
+    Adam::new(0.1)
+        .with_betas(0.0, 0.0)
+        .step(&mut p, &g)
+        .unwrap();
+    assert!(p[0].to_vec().iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn mlp_and_linear_reject_empty_and_huge_sizes() {
+    // S8: Mlp::new(&[2, 0, 1]) and Mlp::new(&[0, 0]) succeeded.
+    for sizes in [&[2, 0, 1][..], &[0, 0], &[0, 3], &[3, 0]] {
+        let msg = Mlp::<f64>::new(sizes, Activation::Tanh, Init::HeNormal, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("Mlp::new") && msg.contains("is 0"),
+            "{sizes:?}: {msg}"
+        );
+    }
+    // Sizes whose element counts overflow usize, or that ask for more than MAX_PARAMETERS,
+    // are errors before anything is allocated (from a model file they aborted or wrapped).
+    let huge = [
+        vec![2, 3, 1_000_000_000],
+        vec![2, 1_000_000_000_000, 1],
+        vec![4_294_967_296, 4_294_967_296, 1],
+        vec![2, 9_223_372_036_854_775_808, 2],
+        vec![usize::MAX, usize::MAX],
+    ];
+    for sizes in huge {
+        let msg = Mlp::<f64>::new(&sizes, Activation::Tanh, Init::HeNormal, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("Mlp::new") && msg.contains("parameters"),
+            "{sizes:?}: {msg}"
+        );
+    }
+    assert!(Linear::<f64>::try_new(0, 1, true, Init::HeNormal, 0).is_err());
+    assert!(Linear::<f64>::try_new(1 << 31, 1, false, Init::HeNormal, 0).is_err());
+    assert!(
+        std::panic::catch_unwind(|| Linear::<f64>::new(3, 0, true, Init::HeNormal, 0)).is_err()
+    );
+}
+
+#[test]
+fn linear_forward_names_the_feature_counts_that_disagree() {
+    // U9: "Linear::forward: shapes [4, 3] and [2, 3] do not match".
+    let l = Linear::<f64>::new(2, 3, true, Init::HeNormal, 0);
+    let msg = l.predict(&Tensor::zeros(&[4, 3])).unwrap_err().to_string();
+    assert!(
+        msg.contains("Linear::forward") && msg.contains("input has 3 features"),
+        "{msg}"
+    );
+    assert!(msg.contains("expects 2"), "{msg}");
+    let msg = l.predict(&Tensor::zeros(&[2])).unwrap_err().to_string();
+    assert!(msg.contains("(N, 2)") && msg.contains("[2]"), "{msg}");
+    let msg = l
+        .forward(
+            &[Tensor::zeros(&[2, 4]), Tensor::zeros(&[3])],
+            &Tensor::zeros(&[1, 2]),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("weight has shape [2, 4], expected [2, 3]"),
+        "{msg}"
+    );
+    let mut net = Mlp::<f64>::new(&[2, 3, 1], Activation::Tanh, Init::HeNormal, 0).unwrap();
+    let mut p = net.param_tensors();
+    p[3] = Tensor::zeros(&[2]);
+    let msg = net.load_params(&p).unwrap_err().to_string();
+    assert!(
+        msg.contains("layer1.bias has shape [2], expected [1]"),
+        "{msg}"
+    );
 }
 
 // ---- training ---------------------------------------------------------------------------------
