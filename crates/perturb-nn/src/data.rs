@@ -539,7 +539,8 @@ impl fmt::Display for TargetColumn {
 /// The longest row (CSV record, header included) that [`load_csv`] and
 /// [`load_csv_from_reader`] accept, in bytes: 4 MiB, room for about 200,000 numeric columns. A
 /// longer one is an error rather than an unbounded allocation (`/dev/zero`, or a binary file,
-/// is one endless record).
+/// is one endless record). Reading one record needs at most about 16 times this (a row of
+/// empty fields: the CSV reader keeps 8 bytes per field, and doubles its buffers).
 ///
 /// ```
 /// assert_eq!(perturb_nn::data::MAX_RECORD_BYTES, 4 << 20);
@@ -640,14 +641,14 @@ pub fn load_csv_from_reader(
     let mut rows = 0usize;
     let mut record = csv::ByteRecord::new();
     loop {
-        let next_line = reader.position().line();
+        let next_line = line_of(reader.position());
         match reader.read_byte_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => return Err(csv_error(e, next_line)),
         }
         limit.set(reader.position().byte() + RECORD_ALLOWANCE);
-        let line = record.position().map_or(next_line, |p| p.line());
+        let line = record.position().map_or(next_line, line_of);
         if record.len() != width {
             return Err(DataError::RaggedRow {
                 path,
@@ -727,9 +728,16 @@ impl<R: std::io::Read> std::io::Read for Bounded<R> {
     }
 }
 
+/// The 1-based line where a record starts. The CSV reader counts `\n` only, so in a file with
+/// CR-only line ends every record would be on line 1; a record cannot start before line
+/// `record + 1`.
+fn line_of(position: &csv::Position) -> u64 {
+    position.line().max(position.record() + 1)
+}
+
 /// The data error for a CSV reader error met while reading the record that starts at `line`.
 fn csv_error(path: &str, e: csv::Error, line: u64) -> DataError {
-    let line = e.position().map_or(line, |p| p.line());
+    let line = e.position().map_or(line, line_of);
     if !e.is_io_error() {
         return DataError::Csv {
             path: path.to_string(),

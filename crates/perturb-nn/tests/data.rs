@@ -456,6 +456,20 @@ fn load_csv_names_the_separator_of_a_semicolon_or_tab_file() {
 }
 
 #[test]
+fn load_csv_counts_lines_in_files_with_cr_line_ends() {
+    // The CSV reader counts only \n, so every row of a CR-only file was "line 1".
+    let msg = csv_err("a,b\r1,2\r3,x\r");
+    assert!(msg.contains("line 3, column 2 (b)"), "{msg}");
+    let msg = csv_err("a,b\r1,2\r3\r");
+    assert!(msg.contains("line 3: the row has 1 fields"), "{msg}");
+    // Quoted line ends inside a field still count as lines.
+    let msg = csv_err("a,b\n\"x\ny\",2\n3,z\n");
+    assert!(msg.contains("line 2, column 1"), "{msg}");
+    let msg = csv_err("a,b\n\"1\n\",2\n3,z\n");
+    assert!(msg.contains("line 4, column 2"), "{msg}");
+}
+
+#[test]
 fn load_csv_of_a_directory_says_so() {
     let err = load_csv(std::env::temp_dir(), TargetColumn::Last).unwrap_err();
     let msg = err.to_string();
