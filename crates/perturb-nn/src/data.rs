@@ -662,7 +662,7 @@ pub fn load_csv_from_reader(
                 path: path.clone(),
                 line,
                 column: j + 1,
-                column_name: header[j].clone(),
+                column_name: excerpt(header[j].as_bytes()),
                 text: excerpt(field),
                 hint: separator_hint(field, width),
             })?;

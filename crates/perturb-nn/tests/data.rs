@@ -470,6 +470,25 @@ fn load_csv_counts_lines_in_files_with_cr_line_ends() {
 }
 
 #[test]
+fn load_csv_errors_quote_long_text_in_part() {
+    // A 100,000-character name or field is cut to its first 60 characters in the message.
+    let long = "n".repeat(100_000);
+    let msg = csv_err(&format!("{long},y\n{long},1\n"));
+    assert!(
+        msg.contains(&format!("{}...", "n".repeat(60))),
+        "{}",
+        &msg[..200]
+    );
+    assert!(msg.len() < 400, "{} bytes", msg.len());
+    let msg = csv_err(&format!("{long},{long}\n1,1\n"));
+    assert!(
+        msg.contains("more than once") && msg.len() < 400,
+        "{} bytes",
+        msg.len()
+    );
+}
+
+#[test]
 fn load_csv_of_a_directory_says_so() {
     let err = load_csv(std::env::temp_dir(), TargetColumn::Last).unwrap_err();
     let msg = err.to_string();
