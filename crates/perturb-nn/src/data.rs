@@ -1138,6 +1138,44 @@ impl<T: Element> Standardizer<T> {
         Ok(Standardizer { mean, std })
     }
 
+    /// A standardizer from saved means and standard deviations (one per feature, for example
+    /// from a model file), after checking them: as many of each, every mean finite and every
+    /// std finite and > 0. An error names the first feature that fails, so that a damaged file
+    /// cannot turn every input into NaN or 0.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::data::Standardizer;
+    /// let s = Standardizer::from_parts(vec![1.0, 2.0], vec![2.0, 0.5]).unwrap();
+    /// let x = Tensor::from_vec(vec![3.0, 2.5], &[1, 2]).unwrap();
+    /// assert_eq!(s.transform(&x).unwrap().to_vec(), vec![1.0, 1.0]);
+    /// let err = Standardizer::from_parts(vec![1.0, 2.0], vec![2.0, 0.0]).unwrap_err();
+    /// assert!(err.to_string().contains("feature 1: std 0"), "{err}");
+    /// assert!(Standardizer::from_parts(vec![f64::INFINITY], vec![1.0]).is_err());
+    /// assert!(Standardizer::from_parts(vec![0.0], vec![1.0, 1.0]).is_err());
+    /// ```
+    pub fn from_parts(mean: Vec<T>, std: Vec<T>) -> Result<Self, DataError> {
+        const OP: &str = "Standardizer::from_parts";
+        if mean.len() != std.len() {
+            return Err(invalid(
+                OP,
+                format!("{} means for {} standard deviations", mean.len(), std.len()),
+            ));
+        }
+        for (j, (&m, &s)) in mean.iter().zip(&std).enumerate() {
+            if !m.is_finite() {
+                return Err(invalid(OP, format!("feature {j}: mean {m} is not finite")));
+            }
+            if !(s.is_finite() && s > T::zero()) {
+                return Err(invalid(
+                    OP,
+                    format!("feature {j}: std {s} is not a finite number > 0"),
+                ));
+            }
+        }
+        Ok(Standardizer { mean, std })
+    }
+
     /// The fitted per-feature means.
     ///
     /// ```

@@ -725,6 +725,34 @@ fn standardizer_rejects_a_column_it_cannot_standardise() {
 }
 
 #[test]
+fn standardizer_from_saved_parts_is_checked() {
+    // S2: a model file's feature_std of 0, NaN or a negative value, or a mean of inf, gave
+    // silent constant predictions; from_parts lets a loader check them.
+    for (mean, std, expected) in [
+        (vec![0.0, 1.0], vec![1.0, 0.0], "feature 1: std 0"),
+        (vec![0.0], vec![f64::NAN], "feature 0: std NaN"),
+        (vec![0.0], vec![-2.0], "feature 0: std -2"),
+        (vec![f64::INFINITY], vec![1.0], "feature 0: mean inf"),
+        (vec![0.0], vec![f64::INFINITY], "std inf"),
+        (
+            vec![0.0, 0.0],
+            vec![1.0],
+            "2 means for 1 standard deviations",
+        ),
+    ] {
+        let msg = Standardizer::from_parts(mean, std).unwrap_err().to_string();
+        assert!(
+            msg.contains("Standardizer::from_parts") && msg.contains(expected),
+            "{msg}"
+        );
+    }
+    let x = Tensor::from_vec(vec![1.0, 7.0, 3.0, -1.0], &[2, 2]).unwrap();
+    let fitted = Standardizer::fit(&x).unwrap();
+    let rebuilt = Standardizer::from_parts(fitted.mean().to_vec(), fitted.std().to_vec()).unwrap();
+    assert_eq!(rebuilt, fitted);
+}
+
+#[test]
 fn class_labels_checks_whole_numbers_below_the_cap() {
     // C3: a label of 1e9 asked for a billion output units; one >= 2^64 saturated `as usize`
     // and wrapped the class count to 0.
