@@ -238,8 +238,9 @@ pub fn mse<A: Array>(predictions: &A, targets: &A, reduction: Reduction) -> Resu
 }
 
 /// The fraction of rows whose logit has the sign of its 0/1 label (logit > 0 predicts 1); for
-/// monitoring binary classifiers. An error if the shapes differ or a label is not 0 or 1; NaN
-/// for an empty batch.
+/// monitoring binary classifiers. An error if the shapes differ, a label is not 0 or 1, or a
+/// logit is NaN (it predicts nothing: counting it as class 0 would report the share of 0
+/// labels as the accuracy of a broken model); NaN for an empty batch.
 ///
 /// ```
 /// use perturb::tensor::Tensor;
@@ -248,6 +249,8 @@ pub fn mse<A: Array>(predictions: &A, targets: &A, reduction: Reduction) -> Resu
 /// let y = Tensor::vector(&[1.0, 0.0, 0.0]);
 /// assert_eq!(binary_accuracy(&z, &y).unwrap(), 2.0 / 3.0);
 /// assert!(binary_accuracy(&z, &Tensor::vector(&[1.0, 2.0, 0.0])).is_err());
+/// let nan = Tensor::vector(&[f64::NAN, 1.0, 1.0]);
+/// assert!(binary_accuracy(&nan, &y).unwrap_err().to_string().contains("logit NaN at row 0"));
 /// ```
 pub fn binary_accuracy<T: Element>(logits: &Tensor<T>, labels: &Tensor<T>) -> Result<f64, Error> {
     let op = "binary_accuracy";
@@ -259,6 +262,7 @@ pub fn binary_accuracy<T: Element>(logits: &Tensor<T>, labels: &Tensor<T>) -> Re
         |y| y == 0.0 || y == 1.0,
         "is not 0 or 1",
     )?;
+    check_values(op, "logit", logits, |z| !z.is_nan(), "predicts no class")?;
     let zero = T::zero();
     let half = T::from_f64(0.5).unwrap_or_else(T::nan);
     let correct = logits

@@ -327,6 +327,17 @@ fn losses_reject_labels_and_targets_outside_their_domain() {
             "{msg}"
         );
     }
+    // A NaN logit predicts nothing; it was counted as class 0.
+    let msg = binary_accuracy(&t(&[1.0, f64::NAN, -1.0], &[3]), &t(&[1.0, 0.0, 0.0], &[3]))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("logit NaN at row 1"), "{msg}");
+    // Infinite logits are clear predictions.
+    let acc = binary_accuracy(
+        &t(&[f64::INFINITY, f64::NEG_INFINITY], &[2]),
+        &t(&[1.0, 0.0], &[2]),
+    );
+    assert_eq!(acc.unwrap(), 1.0);
     // The same through tape variables, and for a column of labels.
     let tape = TensorTape::new();
     let zv = tape.var(t(&[0.5, -0.5], &[2, 1]));
