@@ -130,12 +130,25 @@ fn check<T: Element>(
         });
     }
     for (i, (p, g)) in params.iter().zip(grads).enumerate() {
-        let stale = state.get(i).is_some_and(|s| s.shape() != p.shape());
-        if p.shape() != g.shape() || stale {
-            return Err(Error::ShapeMismatch {
+        if p.shape() != g.shape() {
+            return Err(Error::InvalidArgument {
                 op,
-                lhs: p.shape().to_vec(),
-                rhs: if stale { state[i].shape() } else { g.shape() }.to_vec(),
+                reason: format!(
+                    "grads[{i}] has shape {:?}, but params[{i}] has shape {:?}",
+                    g.shape(),
+                    p.shape()
+                ),
+            });
+        }
+        if let Some(s) = state.get(i).filter(|s| s.shape() != p.shape()) {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: format!(
+                    "params[{i}] has shape {:?}, but the optimiser's state was made for {:?} \
+                     (use a new optimiser for a new model)",
+                    p.shape(),
+                    s.shape()
+                ),
             });
         }
     }

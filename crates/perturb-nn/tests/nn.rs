@@ -422,7 +422,24 @@ fn optimisers_reject_mismatched_grads() {
     let mut sgd = Sgd::new(0.1, 0.9, false);
     sgd.step(&mut p, &[Tensor::ones(&[2])]).unwrap();
     let mut q = vec![Tensor::<f64>::zeros(&[3])];
-    assert!(sgd.step(&mut q, &[Tensor::ones(&[3])]).is_err());
+    let msg = sgd
+        .step(&mut q, &[Tensor::ones(&[3])])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("params[0] has shape [3], but the optimiser's state was made for [2]"),
+        "{msg}"
+    );
+    // Which tensor disagrees is named.
+    let mut two = vec![Tensor::<f64>::zeros(&[2]), Tensor::zeros(&[4])];
+    let msg = GradientDescent::new(0.1)
+        .step(&mut two, &[Tensor::ones(&[2]), Tensor::ones(&[5])])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("grads[1] has shape [5], but params[1] has shape [4]"),
+        "{msg}"
+    );
 }
 
 #[test]
