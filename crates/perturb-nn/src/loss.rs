@@ -35,16 +35,30 @@ pub enum Reduction {
     Mean,
 }
 
-fn same_shape<A: Array>(op: &'static str, a: &A, b: &A) -> Result<(), Error> {
-    if a.shape() == b.shape() {
-        Ok(())
-    } else {
-        Err(Error::ShapeMismatch {
-            op,
-            lhs: a.shape().to_vec(),
-            rhs: b.shape().to_vec(),
-        })
+/// An error unless `a` and `b` (named `names`) have the same shape; with a hint to reshape when
+/// one is an `(n, 1)` column and the other an `(n)` vector.
+fn same_shape<A: Array>(
+    op: &'static str,
+    (a, b): (&A, &A),
+    names: (&str, &str),
+) -> Result<(), Error> {
+    let (sa, sb) = (a.shape(), b.shape());
+    if sa == sb {
+        return Ok(());
     }
+    let column_vs_vector = |x: &[usize], y: &[usize]| x.len() == 2 && x[1] == 1 && y == [x[0]];
+    let hint = if column_vs_vector(sa, sb) || column_vs_vector(sb, sa) {
+        " (one is a column, the other a vector: reshape one to the other's shape)"
+    } else {
+        ""
+    };
+    Err(Error::InvalidArgument {
+        op,
+        reason: format!(
+            "the {} have shape {sa:?} but the {} have shape {sb:?}; they must match{hint}",
+            names.0, names.1
+        ),
+    })
 }
 
 fn as_f64<T: Element>(v: T) -> f64 {
@@ -121,7 +135,7 @@ fn reduce<A: Array>(
 /// ```
 pub fn logistic_nll<A: Array>(logits: &A, labels: &A, reduction: Reduction) -> Result<A, Error> {
     let op = "logistic_nll";
-    same_shape(op, logits, labels)?;
+    same_shape(op, (logits, labels), ("logits", "labels"))?;
     check_values(
         op,
         "label",
@@ -155,7 +169,7 @@ pub fn bce_with_logits<A: Array>(
     reduction: Reduction,
 ) -> Result<A, Error> {
     let op = "bce_with_logits";
-    same_shape(op, logits, targets)?;
+    same_shape(op, (logits, targets), ("logits", "targets"))?;
     let in_unit = |t: f64| (0.0..=1.0).contains(&t);
     check_values(op, "target", targets, in_unit, "is not in [0, 1]")?;
     let pos = targets.try_mul(&logits.log_sigmoid())?;
@@ -231,7 +245,7 @@ pub fn softmax_cross_entropy<A: Array>(
 /// ```
 pub fn mse<A: Array>(predictions: &A, targets: &A, reduction: Reduction) -> Result<A, Error> {
     let op = "mse";
-    same_shape(op, predictions, targets)?;
+    same_shape(op, (predictions, targets), ("predictions", "targets"))?;
     check_values(op, "target", targets, f64::is_finite, "is not finite")?;
     let per = predictions.try_sub(targets)?.square();
     reduce(op, &per, predictions.shape().iter().product(), reduction)
@@ -254,7 +268,7 @@ pub fn mse<A: Array>(predictions: &A, targets: &A, reduction: Reduction) -> Resu
 /// ```
 pub fn binary_accuracy<T: Element>(logits: &Tensor<T>, labels: &Tensor<T>) -> Result<f64, Error> {
     let op = "binary_accuracy";
-    same_shape(op, logits, labels)?;
+    same_shape(op, (logits, labels), ("logits", "labels"))?;
     check_values(
         op,
         "label",

@@ -296,9 +296,10 @@ fn loss_shape_mismatches_are_errors_naming_loss_and_shapes() {
     ] {
         let msg = err.to_string();
         assert!(
-            msg.contains(name) && msg.contains("[3, 1]") && msg.contains("[3]"),
+            msg.contains(name) && msg.contains("shape [3, 1] but the") && msg.contains("[3]"),
             "{msg}"
         );
+        assert!(msg.contains("reshape"), "{msg}");
     }
     let empty = Tensor::<f64>::zeros(&[0]);
     assert!(mse(&empty, &empty, Reduction::Mean).is_err());
