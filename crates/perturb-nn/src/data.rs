@@ -1090,6 +1090,11 @@ impl<T: Element> Standardizer<T> {
     /// let x = Tensor::from_vec(vec![1.0, f64::NAN], &[1, 2]).unwrap();
     /// let err = Standardizer::fit_named(&x, &["a".into(), "b".into()]).unwrap_err();
     /// assert!(err.to_string().contains("column 1 (\"b\")"), "{err}");
+    ///
+    /// // A regression target, as a column: targets of size 1e200 standardise as at size 1.
+    /// let y = Tensor::vector(&[1e200, 3e200]);
+    /// let s = Standardizer::fit_named(&y.reshape(&[2, 1]).unwrap(), &["price".into()]).unwrap();
+    /// assert_eq!((s.mean(), s.std()), (&[2e200][..], &[1e200][..]));
     /// ```
     pub fn fit_named(x: &Tensor<T>, names: &[String]) -> Result<Self, DataError> {
         const OP: &str = "Standardizer::fit";
