@@ -20,9 +20,11 @@
 //! assert_eq!(sizes, vec![32, 32, 16]);
 //! ```
 
+use std::cell::Cell;
 use std::f64::consts::PI;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use perturb::tensor::{Element, Tensor};
 use rand::rngs::StdRng;
@@ -89,7 +91,8 @@ pub enum DataError {
     },
     /// A field is not a finite number.
     #[error(
-        "{path}, line {line}, column {column} ({column_name}): \"{text}\" is not a finite number"
+        "{path}, line {line}, column {column} ({column_name}): \"{text}\" is not a finite \
+         number{hint}"
     )]
     NonNumeric {
         /// The file.
@@ -100,18 +103,45 @@ pub enum DataError {
         column: usize,
         /// The column's header.
         column_name: String,
-        /// The field's text.
+        /// The field's text (its first 60 characters).
         text: String,
+        /// A note on the likely cause (a file separated by `;` or tabs), or empty.
+        hint: String,
+    },
+    /// A row (CSV record) is longer than [`MAX_RECORD_BYTES`]: not a CSV file, or one with no
+    /// line ends.
+    #[error(
+        "{path}, line {line}: a row longer than {limit} bytes; is this a CSV file with one row \
+         per line?"
+    )]
+    RecordTooLong {
+        /// The file.
+        path: String,
+        /// The 1-based line where the row starts.
+        line: u64,
+        /// The limit, [`MAX_RECORD_BYTES`].
+        limit: u64,
+    },
+    /// The header row is unusable: an empty or repeated column name, a name that is not UTF-8,
+    /// or no column besides the target.
+    #[error("{path}, line 1 (the header): {message}")]
+    BadHeader {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the column(s).
+        message: String,
     },
     /// The target column asked for is not in the header.
-    #[error("{path}: no target column {column}; the columns are: {available}")]
+    #[error("{path}: no target column {column}; the columns are: {available}{hint}")]
     MissingTarget {
         /// The file.
         path: String,
         /// The column asked for (a quoted name or `#index`).
         column: String,
-        /// The header's columns, comma-separated.
+        /// The header's columns, comma-separated (the first 20 of a longer header).
         available: String,
+        /// A note on the likely cause (a file separated by `;` or tabs), or empty.
+        hint: String,
     },
     /// [`builtin`] was asked for a data set it does not have.
     #[error("builtin: unknown data set \"{name}\"; the known ones are: {known}")]
@@ -506,14 +536,29 @@ impl fmt::Display for TargetColumn {
     }
 }
 
+/// The longest row (CSV record, header included) that [`load_csv`] and
+/// [`load_csv_from_reader`] accept, in bytes: 4 MiB, room for about 200,000 numeric columns. A
+/// longer one is an error rather than an unbounded allocation (`/dev/zero`, or a binary file,
+/// is one endless record). Reading one record needs at most about 16 times this (a row of
+/// empty fields: the CSV reader keeps 8 bytes per field, and doubles its buffers).
+///
+/// ```
+/// assert_eq!(perturb_nn::data::MAX_RECORD_BYTES, 4 << 20);
+/// ```
+pub const MAX_RECORD_BYTES: u64 = 4 << 20;
+
 /// Loads a CSV file with a header row into a data set of `f64`: the `target` column becomes `y`,
 /// every other column (in file order) a feature. Every field must be a finite number
-/// (surrounding spaces are allowed).
+/// (surrounding spaces are allowed). The file is read as a stream straight into the numbers'
+/// buffer: loading needs about the memory of the loaded numbers (8 bytes each), not of the text.
 ///
 /// Errors name the file and the cause: a missing or unreadable file, an empty file or one with
-/// no data rows, a row with a different number of fields from the header (with its line and both
-/// counts), a field that is not a number (with its line, column number and name, and text), and a
-/// target column that is not in the header (with the header's columns).
+/// no data rows, a header with an empty or repeated column name or with no column besides the
+/// target, a row with a different number of fields from the header (with its line and both
+/// counts) or longer than [`MAX_RECORD_BYTES`], a field that is not a number (with its line,
+/// column number and name, and text), and a target column that is not in the header (with the
+/// header's columns). Where the file seems to be separated by `;`, tabs or `|` rather than
+/// commas, the error says so.
 ///
 /// ```
 /// use perturb_nn::data::{load_csv, TargetColumn};
@@ -540,67 +585,87 @@ pub fn load_csv(path: impl AsRef<Path>, target: TargetColumn) -> Result<Dataset<
             }
         }
     })?;
-    let csv_error = |e: csv::Error| DataError::Csv {
-        path: name.clone(),
-        line: e.position().map_or(0, |p| p.line()),
-        message: e.to_string(),
-    };
+    load_csv_from_reader(file, &name, target)
+}
+
+/// [`load_csv`] on any byte stream: `source` names it in errors (a file name, `"stdin"`, ...).
+/// The stream is read once, in order, through a buffer; the same checks and errors as
+/// [`load_csv`] apply.
+///
+/// ```
+/// use perturb_nn::data::{load_csv_from_reader, TargetColumn};
+/// let text = "x, y\n1, 2\n3, 4\n";
+/// let d = load_csv_from_reader(text.as_bytes(), "inline", TargetColumn::Last).unwrap();
+/// assert_eq!((d.x.to_vec(), d.y.to_vec()), (vec![1.0, 3.0], vec![2.0, 4.0]));
+/// let err = load_csv_from_reader("a;b\n1;2\n".as_bytes(), "semi", TargetColumn::Last)
+///     .unwrap_err()
+///     .to_string();
+/// assert!(err.contains("semi") && err.contains("';'"), "{err}");
+/// ```
+pub fn load_csv_from_reader(
+    reader: impl std::io::Read,
+    source: &str,
+    target: TargetColumn,
+) -> Result<Dataset<f64>, DataError> {
+    let path = source.to_string();
+    // The reader may pull at most MAX_RECORD_BYTES past the end of the last complete record
+    // (plus room for the CSV reader's own buffer), so that no record grows without bound.
+    let limit = Rc::new(Cell::new(RECORD_ALLOWANCE));
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .from_reader(file);
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(csv_error)?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
-    if header.is_empty() {
-        return Err(DataError::EmptyFile { path: name });
-    }
+        .from_reader(Bounded {
+            inner: reader,
+            read: 0,
+            limit: Rc::clone(&limit),
+        });
+    let csv_error = |e: csv::Error, line: u64| csv_error(&path, e, line);
+    let header = read_header(&path, reader.byte_headers().map_err(|e| csv_error(e, 1))?)?;
+    limit.set(reader.position().byte() + RECORD_ALLOWANCE);
     let width = header.len();
-    let missing = |column: String| DataError::MissingTarget {
-        path: name.clone(),
-        column,
-        available: header.join(", "),
-    };
-    let t = match &target {
-        TargetColumn::Last => width - 1,
-        TargetColumn::Name(col) => header
-            .iter()
-            .position(|h| h == col.trim())
-            .ok_or_else(|| missing(target.to_string()))?,
-        TargetColumn::Index(i) if *i < width => *i,
-        TargetColumn::Index(_) => return Err(missing(target.to_string())),
-    };
+    let t = target_index(&path, &header, &target)?;
+    if width == 1 {
+        return Err(DataError::BadHeader {
+            path,
+            message: format!(
+                "only one column (\"{}\") was found, the target, so there are no feature \
+                 columns{}",
+                excerpt(header[0].as_bytes()),
+                separator_hint(header[0].as_bytes(), width)
+            ),
+        });
+    }
 
     let mut x = Vec::new();
     let mut y = Vec::new();
     let mut rows = 0usize;
-    for record in reader.records() {
-        let record = record.map_err(csv_error)?;
-        let line = record.position().map_or(0, |p| p.line());
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let next_line = line_of(reader.position());
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(e, next_line)),
+        }
+        limit.set(reader.position().byte() + RECORD_ALLOWANCE);
+        let line = record.position().map_or(next_line, line_of);
         if record.len() != width {
             return Err(DataError::RaggedRow {
-                path: name,
+                path,
                 line,
                 expected: width,
                 found: record.len(),
             });
         }
         for (j, field) in record.iter().enumerate() {
-            let value = field
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| DataError::NonNumeric {
-                    path: name.clone(),
-                    line,
-                    column: j + 1,
-                    column_name: header[j].clone(),
-                    text: field.to_string(),
-                })?;
+            let value = parse_number(field).ok_or_else(|| DataError::NonNumeric {
+                path: path.clone(),
+                line,
+                column: j + 1,
+                column_name: excerpt(header[j].as_bytes()),
+                text: excerpt(field),
+                hint: separator_hint(field, width),
+            })?;
             if j == t {
                 y.push(value);
             } else {
@@ -610,8 +675,10 @@ pub fn load_csv(path: impl AsRef<Path>, target: TargetColumn) -> Result<Dataset<
         rows += 1;
     }
     if rows == 0 {
-        return Err(DataError::NoRows { path: name });
+        return Err(DataError::NoRows { path });
     }
+    x.shrink_to_fit();
+    y.shrink_to_fit();
     let mut feature_names = header;
     let target_name = feature_names.remove(t);
     Ok(Dataset {
@@ -622,6 +689,206 @@ pub fn load_csv(path: impl AsRef<Path>, target: TargetColumn) -> Result<Dataset<
     })
 }
 
+/// How far the CSV reader may read past the last complete record: the record limit plus its
+/// own buffer (8 KiB) with room to spare.
+const RECORD_ALLOWANCE: u64 = MAX_RECORD_BYTES + (64 << 10);
+
+/// A reader that fails once it has read up to `limit` bytes (a shared, movable bound), so that
+/// one endless CSV record cannot take all memory.
+struct Bounded<R> {
+    inner: R,
+    read: u64,
+    limit: Rc<Cell<u64>>,
+}
+
+/// The error [`Bounded`] returns at its limit.
+#[derive(Debug)]
+struct RecordTooLong;
+
+impl fmt::Display for RecordTooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a row longer than {MAX_RECORD_BYTES} bytes")
+    }
+}
+
+impl std::error::Error for RecordTooLong {}
+
+impl<R: std::io::Read> std::io::Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let allowed = self.limit.get().saturating_sub(self.read);
+        if allowed == 0 {
+            return Err(std::io::Error::other(RecordTooLong));
+        }
+        let n = buf
+            .len()
+            .min(usize::try_from(allowed).unwrap_or(usize::MAX));
+        let got = self.inner.read(&mut buf[..n])?;
+        self.read += got as u64;
+        Ok(got)
+    }
+}
+
+/// The 1-based line where a record starts. The CSV reader counts `\n` only, so in a file with
+/// CR-only line ends every record would be on line 1; a record cannot start before line
+/// `record + 1`.
+fn line_of(position: &csv::Position) -> u64 {
+    position.line().max(position.record() + 1)
+}
+
+/// The data error for a CSV reader error met while reading the record that starts at `line`.
+fn csv_error(path: &str, e: csv::Error, line: u64) -> DataError {
+    let line = e.position().map_or(line, line_of);
+    if !e.is_io_error() {
+        return DataError::Csv {
+            path: path.to_string(),
+            line,
+            message: e.to_string(),
+        };
+    }
+    match e.into_kind() {
+        csv::ErrorKind::Io(source)
+            if source
+                .get_ref()
+                .is_some_and(|inner| inner.is::<RecordTooLong>()) =>
+        {
+            DataError::RecordTooLong {
+                path: path.to_string(),
+                line,
+                limit: MAX_RECORD_BYTES,
+            }
+        }
+        csv::ErrorKind::Io(source) => DataError::Io {
+            path: path.to_string(),
+            source,
+        },
+        kind => DataError::Csv {
+            path: path.to_string(),
+            line,
+            message: format!("{kind:?}"),
+        },
+    }
+}
+
+/// The header's names, trimmed, after checking that there is one, that every name is UTF-8
+/// text and not empty, and that no name appears twice (a model trained on such a file could
+/// never be matched to a file's columns again).
+fn read_header(path: &str, header: &csv::ByteRecord) -> Result<Vec<String>, DataError> {
+    if header.is_empty() {
+        return Err(DataError::EmptyFile {
+            path: path.to_string(),
+        });
+    }
+    let bad = |message: String| DataError::BadHeader {
+        path: path.to_string(),
+        message,
+    };
+    let mut names = Vec::with_capacity(header.len());
+    for (j, field) in header.iter().enumerate() {
+        let name = std::str::from_utf8(field).map_err(|_| {
+            bad(format!(
+                "the name of column {} is not UTF-8 text (\"{}\"); save the file as UTF-8",
+                j + 1,
+                excerpt(field)
+            ))
+        })?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(bad(format!(
+                "column {} has an empty name; every column needs a name",
+                j + 1
+            )));
+        }
+        names.push(name.to_string());
+    }
+    let mut sorted: Vec<(&str, usize)> = names.iter().map(String::as_str).zip(1..).collect();
+    sorted.sort_unstable();
+    if let Some(pair) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
+        let name = pair[0].0;
+        let columns: Vec<String> = sorted
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, j)| j.to_string())
+            .collect();
+        return Err(bad(format!(
+            "the column name \"{}\" appears more than once (columns {}); every column needs \
+             its own name",
+            excerpt(name.as_bytes()),
+            columns.join(", ")
+        )));
+    }
+    Ok(names)
+}
+
+/// The 0-based index of the target column, or an error listing the header's columns.
+fn target_index(path: &str, header: &[String], target: &TargetColumn) -> Result<usize, DataError> {
+    let width = header.len();
+    let found = match target {
+        TargetColumn::Last => Some(width - 1),
+        TargetColumn::Name(col) => header.iter().position(|h| h == col.trim()),
+        TargetColumn::Index(i) => (*i < width).then_some(*i),
+    };
+    found.ok_or_else(|| DataError::MissingTarget {
+        path: path.to_string(),
+        column: target.to_string(),
+        available: list_columns(header),
+        hint: if width == 1 {
+            separator_hint(header[0].as_bytes(), width)
+        } else {
+            String::new()
+        },
+    })
+}
+
+/// The header's columns, comma-separated: the first 20 and a count of the rest.
+fn list_columns(header: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut list = header
+        .iter()
+        .take(SHOWN)
+        .map(|h| excerpt(h.as_bytes()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if header.len() > SHOWN {
+        list.push_str(&format!(", ... ({} columns in all)", header.len()));
+    }
+    list
+}
+
+/// A field's value if it is a finite number (surrounding spaces allowed).
+fn parse_number(field: &[u8]) -> Option<f64> {
+    std::str::from_utf8(field)
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+}
+
+/// A field's text for an error message: lossy UTF-8, at most 60 characters.
+fn excerpt(field: &[u8]) -> String {
+    const SHOWN: usize = 60;
+    let text = String::from_utf8_lossy(field);
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.into_owned(),
+    }
+}
+
+/// If `text` (a header name or a field) holds `;`, tabs or `|`, a note that the file seems to
+/// use that separator; empty otherwise.
+fn separator_hint(text: &[u8], width: usize) -> String {
+    let counts = [(b';', "';'"), (b'\t', "tabs"), (b'|', "'|'")]
+        .map(|(byte, name)| (text.iter().filter(|&&b| b == byte).count(), name));
+    match counts.iter().max_by_key(|(count, _)| *count) {
+        Some((count, name)) if *count > 0 => format!(
+            " (only {width} column{} found: the file seems to be separated by {name}, but \
+             only commas separate columns here)",
+            if width == 1 { " was" } else { "s were" }
+        ),
+        _ => String::new(),
+    }
+}
+
 /// The names [`builtin`] knows.
 ///
 /// ```
@@ -629,10 +896,34 @@ pub fn load_csv(path: impl AsRef<Path>, target: TargetColumn) -> Result<Dataset<
 /// ```
 pub const BUILTIN_NAMES: [&str; 4] = ["breast_cancer", "digits", "diabetes", "iris"];
 
-/// The folder holding the bundled data sets: `data/` at the workspace root.
+/// The bundled data sets' CSV text, compiled into the library, in [`BUILTIN_NAMES`] order.
+const BUILTIN_CSV: [&str; 4] = [
+    include_str!("../../../data/breast_cancer.csv"),
+    include_str!("../../../data/digits.csv"),
+    include_str!("../../../data/diabetes.csv"),
+    include_str!("../../../data/iris.csv"),
+];
+
+/// The CSV text of the bundled data set `name` (one of [`BUILTIN_NAMES`]), or `None`. The
+/// text is compiled into the library, so it is there wherever the program is installed.
 ///
 /// ```
-/// assert!(perturb_nn::data::data_dir().join("iris.csv").exists());
+/// let iris = perturb_nn::data::builtin_csv("iris").unwrap();
+/// assert!(iris.starts_with("sepal_length_cm,"));
+/// assert!(perturb_nn::data::builtin_csv("mnist").is_none());
+/// ```
+pub fn builtin_csv(name: &str) -> Option<&'static str> {
+    let k = BUILTIN_NAMES.iter().position(|&n| n == name)?;
+    Some(BUILTIN_CSV[k])
+}
+
+/// The folder of the bundled data sets in the source checkout this library was built from
+/// (`data/` at the workspace root). The path is fixed at build time and need not exist where
+/// the program runs (after `cargo install`, for example): use [`builtin`] or [`builtin_csv`],
+/// which do not read it, to get the data.
+///
+/// ```
+/// assert!(perturb_nn::data::data_dir().ends_with("data"));
 /// ```
 pub fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
@@ -640,7 +931,7 @@ pub fn data_dir() -> PathBuf {
 
 /// Loads one of the bundled real data sets by name (see [`BUILTIN_NAMES`] and `data/README.md`
 /// for their provenance); the target is the last column. An unknown name is an error listing the
-/// known ones.
+/// known ones. The data are compiled into the library ([`builtin_csv`]); no file is read.
 ///
 /// ```
 /// let iris = perturb_nn::data::builtin("iris").unwrap();
@@ -648,13 +939,54 @@ pub fn data_dir() -> PathBuf {
 /// assert_eq!(iris.target_name, "species");
 /// ```
 pub fn builtin(name: &str) -> Result<Dataset<f64>, DataError> {
-    if !BUILTIN_NAMES.contains(&name) {
-        return Err(DataError::UnknownBuiltin {
-            name: name.to_string(),
-            known: BUILTIN_NAMES.join(", "),
-        });
+    let text = builtin_csv(name).ok_or_else(|| DataError::UnknownBuiltin {
+        name: name.to_string(),
+        known: BUILTIN_NAMES.join(", "),
+    })?;
+    load_csv_from_reader(text.as_bytes(), name, TargetColumn::Last)
+}
+
+/// The most classes [`class_labels`] accepts: labels run from 0 to `MAX_CLASSES - 1`.
+///
+/// ```
+/// assert_eq!(perturb_nn::data::MAX_CLASSES, 65_536);
+/// ```
+pub const MAX_CLASSES: usize = 65_536;
+
+/// The class indices of a multi-class target (the labels 0, 1, 2, ... as `usize`, ready for
+/// [`softmax_cross_entropy`](crate::loss::softmax_cross_entropy)) and the number of classes,
+/// `1 + the largest label`. An error names the first row whose label is not a whole number
+/// from 0 to [`MAX_CLASSES`]` - 1` (a label of `1e9` would ask for a billion output units).
+///
+/// ```
+/// use perturb::tensor::Tensor;
+/// use perturb_nn::data::class_labels;
+/// let (labels, classes) = class_labels(&Tensor::vector(&[2.0_f64, 0.0, 1.0, 2.0])).unwrap();
+/// assert_eq!((labels, classes), (vec![2, 0, 1, 2], 3));
+/// let err = class_labels(&Tensor::vector(&[0.0_f64, 1.5])).unwrap_err().to_string();
+/// assert!(err.contains("row 1") && err.contains("1.5"), "{err}");
+/// assert!(class_labels(&Tensor::vector(&[1e9_f64])).is_err());
+/// ```
+pub fn class_labels<T: Element>(y: &Tensor<T>) -> Result<(Vec<usize>, usize), DataError> {
+    const OP: &str = "class_labels";
+    let mut labels = Vec::with_capacity(y.len());
+    for (i, &v) in y.as_slice().iter().enumerate() {
+        let label = v
+            .to_f64()
+            .filter(|v| *v >= 0.0 && v.fract() == 0.0 && *v < MAX_CLASSES as f64)
+            .ok_or_else(|| {
+                invalid(
+                    OP,
+                    format!(
+                        "row {i} holds {v}; class labels must be whole numbers from 0 to {}",
+                        MAX_CLASSES - 1
+                    ),
+                )
+            })?;
+        labels.push(label as usize);
     }
-    load_csv(data_dir().join(format!("{name}.csv")), TargetColumn::Last)
+    let classes = labels.iter().max().map_or(0, |&m| m + 1);
+    Ok((labels, classes))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -704,7 +1036,13 @@ pub fn train_test_split<T: Element>(
 
 /// Per-feature standardization, `(x - mean) / std`, with the mean and (population) standard
 /// deviation of each column of the data it was fitted on. Fit it on the training part only and
-/// apply it to both parts. A constant column (all values equal) gets std 1, so it maps to 0.
+/// apply it to both parts.
+///
+/// A constant column (all values equal) is kept, not an error: it gets its value as mean and
+/// std 1, so it maps to 0 (it carries no information, and nothing divides by 0). The sums are
+/// formed in `f64` on the column scaled by a power of two near its largest magnitude, so they
+/// neither overflow nor underflow anywhere in the range of finite numbers (`1e160`, `1e-200`,
+/// `+-1e308`), and the results are those of the plain formulas wherever those do not overflow.
 ///
 /// ```
 /// use perturb::tensor::Tensor;
@@ -714,6 +1052,10 @@ pub fn train_test_split<T: Element>(
 /// assert_eq!(s.mean(), &[2.0, 5.0]);
 /// assert_eq!(s.std(), &[1.0, 1.0]); // column 0: |1 - 2| = |3 - 2| = 1; column 1 is constant
 /// assert_eq!(s.transform(&x).unwrap().to_vec(), vec![-1.0, 0.0, 1.0, 0.0]);
+/// // The same data at 1e200 standardises the same.
+/// let big = Tensor::from_vec(vec![1e200, 5.0, 3e200, 5.0], &[2, 2]).unwrap();
+/// let z = Standardizer::fit(&big).unwrap().transform(&big).unwrap();
+/// assert_eq!(z.to_vec(), vec![-1.0, 0.0, 1.0, 0.0]);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Standardizer<T> {
@@ -722,14 +1064,39 @@ pub struct Standardizer<T> {
 }
 
 impl<T: Element> Standardizer<T> {
-    /// Fits the per-column mean and standard deviation of `x`, `(n, d)` with `n >= 1`.
+    /// Fits the per-column mean and standard deviation of `x`, `(n, d)` with `n >= 1`. An error
+    /// names the column (0-based) if it holds a value that is not finite (and the row), or if
+    /// its values differ but their standard deviation is 0 in `T` (an `f32` column whose spread
+    /// is below `f32`'s smallest positive number).
     ///
     /// ```
     /// use perturb::tensor::Tensor;
     /// let empty = Tensor::<f64>::zeros(&[0, 3]);
     /// assert!(perturb_nn::data::Standardizer::fit(&empty).is_err());
+    /// let inf = Tensor::from_vec(vec![1.0, f64::INFINITY], &[2, 1]).unwrap();
+    /// let err = perturb_nn::data::Standardizer::fit(&inf).unwrap_err().to_string();
+    /// assert!(err.contains("column 0, row 1"), "{err}");
     /// ```
     pub fn fit(x: &Tensor<T>) -> Result<Self, DataError> {
+        Self::fit_named(x, &[])
+    }
+
+    /// [`fit`](Self::fit), with the columns' names for its errors: `names` has one name per
+    /// column (a data set's `feature_names`), or is empty.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::data::Standardizer;
+    /// let x = Tensor::from_vec(vec![1.0, f64::NAN], &[1, 2]).unwrap();
+    /// let err = Standardizer::fit_named(&x, &["a".into(), "b".into()]).unwrap_err();
+    /// assert!(err.to_string().contains("column 1 (\"b\")"), "{err}");
+    ///
+    /// // A regression target, as a column: targets of size 1e200 standardise as at size 1.
+    /// let y = Tensor::vector(&[1e200, 3e200]);
+    /// let s = Standardizer::fit_named(&y.reshape(&[2, 1]).unwrap(), &["price".into()]).unwrap();
+    /// assert_eq!((s.mean(), s.std()), (&[2e200][..], &[1e200][..]));
+    /// ```
+    pub fn fit_named(x: &Tensor<T>, names: &[String]) -> Result<Self, DataError> {
         const OP: &str = "Standardizer::fit";
         let (n, d) = match x.shape() {
             [n, d] if *n > 0 => (*n, *d),
@@ -740,22 +1107,76 @@ impl<T: Element> Standardizer<T> {
                 ))
             }
         };
+        if !names.is_empty() && names.len() != d {
+            return Err(invalid(
+                OP,
+                format!("{} names for {d} columns", names.len()),
+            ));
+        }
         let xs = x.as_slice();
-        let count = T::from_f64(n as f64).unwrap_or_else(T::nan);
-        let mut mean = vec![T::zero(); d];
-        let mut std = vec![T::zero(); d];
+        let mut mean = Vec::with_capacity(d);
+        let mut std = Vec::with_capacity(d);
         for j in 0..d {
-            let column = || (0..n).map(|i| xs[i * d + j]);
-            let m = column().fold(T::zero(), |acc, v| acc + v) / count;
-            let first = xs[j];
-            if column().all(|v| v == first) {
-                mean[j] = first;
-                std[j] = T::one();
-                continue;
+            let column = (0..n).map(|i| xs[i * d + j].to_f64().unwrap_or(f64::NAN));
+            let name = names
+                .get(j)
+                .map_or(String::new(), |name| format!(" (\"{name}\")"));
+            let (m, s) =
+                mean_std(column).map_err(|why| invalid(OP, format!("column {j}{name}{why}")))?;
+            let (m, s) = (T::from_f64(m), T::from_f64(s));
+            match (m, s) {
+                (Some(m), Some(s)) if m.is_finite() && s.is_finite() && s > T::zero() => {
+                    mean.push(m);
+                    std.push(s);
+                }
+                _ => {
+                    return Err(invalid(
+                        OP,
+                        format!(
+                            "column {j}{name}: the values differ, but their standard deviation \
+                             is 0 at this precision; rescale the column"
+                        ),
+                    ))
+                }
             }
-            let var = column().fold(T::zero(), |acc, v| acc + (v - m) * (v - m)) / count;
-            mean[j] = m;
-            std[j] = var.sqrt();
+        }
+        Ok(Standardizer { mean, std })
+    }
+
+    /// A standardizer from saved means and standard deviations (one per feature, for example
+    /// from a model file), after checking them: as many of each, every mean finite and every
+    /// std finite and > 0. An error names the first feature that fails, so that a damaged file
+    /// cannot turn every input into NaN or 0.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::data::Standardizer;
+    /// let s = Standardizer::from_parts(vec![1.0, 2.0], vec![2.0, 0.5]).unwrap();
+    /// let x = Tensor::from_vec(vec![3.0, 2.5], &[1, 2]).unwrap();
+    /// assert_eq!(s.transform(&x).unwrap().to_vec(), vec![1.0, 1.0]);
+    /// let err = Standardizer::from_parts(vec![1.0, 2.0], vec![2.0, 0.0]).unwrap_err();
+    /// assert!(err.to_string().contains("feature 1: std 0"), "{err}");
+    /// assert!(Standardizer::from_parts(vec![f64::INFINITY], vec![1.0]).is_err());
+    /// assert!(Standardizer::from_parts(vec![0.0], vec![1.0, 1.0]).is_err());
+    /// ```
+    pub fn from_parts(mean: Vec<T>, std: Vec<T>) -> Result<Self, DataError> {
+        const OP: &str = "Standardizer::from_parts";
+        if mean.len() != std.len() {
+            return Err(invalid(
+                OP,
+                format!("{} means for {} standard deviations", mean.len(), std.len()),
+            ));
+        }
+        for (j, (&m, &s)) in mean.iter().zip(&std).enumerate() {
+            if !m.is_finite() {
+                return Err(invalid(OP, format!("feature {j}: mean {m} is not finite")));
+            }
+            if !(s.is_finite() && s > T::zero()) {
+                return Err(invalid(
+                    OP,
+                    format!("feature {j}: std {s} is not a finite number > 0"),
+                ));
+            }
         }
         Ok(Standardizer { mean, std })
     }
@@ -816,7 +1237,15 @@ impl<T: Element> Standardizer<T> {
     /// assert!(s.transform(&Tensor::zeros(&[1, 2])).is_err());
     /// ```
     pub fn transform(&self, x: &Tensor<T>) -> Result<Tensor<T>, DataError> {
-        self.apply("Standardizer::transform", x, |v, m, s| (v - m) / s)
+        self.apply("Standardizer::transform", x, |v, m, s| {
+            let z = (v - m) / s;
+            // v - m overflows only where both are near the largest number; then divide first.
+            if z.is_finite() || !v.is_finite() {
+                z
+            } else {
+                v / s - m / s
+            }
+        })
     }
 
     /// `x * std + mean`, column by column: undoes [`transform`](Self::transform).
@@ -831,6 +1260,39 @@ impl<T: Element> Standardizer<T> {
     pub fn inverse_transform(&self, x: &Tensor<T>) -> Result<Tensor<T>, DataError> {
         self.apply("Standardizer::inverse_transform", x, |v, m, s| v * s + m)
     }
+}
+
+/// The mean and population standard deviation of a non-empty column, or `(value, 1)` for a
+/// constant one; an error (the text after the column's name) at a value that is not finite.
+///
+/// Two passes over the column scaled by `scale`, a power of two with every `|v| / scale` below
+/// 2: dividing and multiplying by it is exact, so the sums cannot overflow or underflow and
+/// the results are those of the unscaled formulas wherever these are finite.
+fn mean_std(column: impl Iterator<Item = f64> + Clone) -> Result<(f64, f64), String> {
+    let mut largest = 0.0_f64;
+    for (i, v) in column.clone().enumerate() {
+        if !v.is_finite() {
+            return Err(format!(
+                ", row {i}: the value {v} is not finite, so the column has no mean"
+            ));
+        }
+        largest = largest.max(v.abs());
+    }
+    let mut values = column.clone();
+    let first = values.next().unwrap_or(0.0);
+    if values.all(|v| v == first) {
+        return Ok((first, 1.0));
+    }
+    // The leading power of two of `largest` (its exponent bits alone); 2^-1022 for a
+    // subnormal one, which scales it up exactly.
+    let scale = f64::from_bits(largest.to_bits() & 0x7ff0_0000_0000_0000).max(f64::MIN_POSITIVE);
+    let count = column.clone().count() as f64;
+    let mean = column.clone().map(|v| v / scale).sum::<f64>() / count;
+    let var = column
+        .map(|v| (v / scale - mean) * (v / scale - mean))
+        .sum::<f64>()
+        / count;
+    Ok((mean * scale, var.sqrt() * scale))
 }
 
 /// Shuffled mini-batches `(x_batch, y_batch)` of one epoch, `(b, d)` and `(b)`: the rows are

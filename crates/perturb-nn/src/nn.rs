@@ -133,6 +133,11 @@ impl<T: Element> Linear<T> {
     /// A layer with `inputs` inputs and `outputs` outputs, its weight drawn from `init` with
     /// `seed`, its bias (if `bias`) zero.
     ///
+    /// # Panics
+    ///
+    /// If a size is 0 or the weight would have more than [`MAX_PARAMETERS`] elements;
+    /// [`try_new`](Self::try_new) returns an error instead.
+    ///
     /// ```
     /// use perturb_nn::nn::{Init, Linear};
     /// let l = Linear::<f32>::new(4, 3, false, Init::HeNormal, 5);
@@ -140,10 +145,34 @@ impl<T: Element> Linear<T> {
     /// assert!(l.bias.is_none());
     /// ```
     pub fn new(inputs: usize, outputs: usize, bias: bool, init: Init, seed: u64) -> Self {
-        Linear {
+        match Self::try_new(inputs, outputs, bias, init, seed) {
+            Ok(layer) => layer,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`new`](Self::new), or an error if a size is 0 or the weight would have more than
+    /// [`MAX_PARAMETERS`] elements (checked before anything is allocated).
+    ///
+    /// ```
+    /// use perturb_nn::nn::{Init, Linear};
+    /// assert!(Linear::<f64>::try_new(2, 3, true, Init::HeNormal, 0).is_ok());
+    /// let err = Linear::<f64>::try_new(2, 0, true, Init::HeNormal, 0).unwrap_err();
+    /// assert!(err.to_string().contains("Linear::new"), "{err}");
+    /// assert!(Linear::<f64>::try_new(1 << 40, 1 << 40, true, Init::HeNormal, 0).is_err());
+    /// ```
+    pub fn try_new(
+        inputs: usize,
+        outputs: usize,
+        bias: bool,
+        init: Init,
+        seed: u64,
+    ) -> Result<Self, Error> {
+        parameter_count("Linear::new", &[inputs, outputs])?;
+        Ok(Linear {
             weight: init.weight(inputs, outputs, seed),
             bias: bias.then(|| Tensor::zeros(&[outputs])),
-        }
+        })
     }
 
     /// The number of inputs.
@@ -153,7 +182,7 @@ impl<T: Element> Linear<T> {
     /// assert_eq!(Linear::<f64>::new(4, 3, true, Init::HeNormal, 5).inputs(), 4);
     /// ```
     pub fn inputs(&self) -> usize {
-        self.weight.shape()[0]
+        self.weight.shape().first().copied().unwrap_or(0)
     }
 
     /// The number of outputs.
@@ -163,7 +192,7 @@ impl<T: Element> Linear<T> {
     /// assert_eq!(Linear::<f64>::new(4, 3, true, Init::HeNormal, 5).outputs(), 3);
     /// ```
     pub fn outputs(&self) -> usize {
-        self.weight.shape()[1]
+        self.weight.shape().get(1).copied().unwrap_or(0)
     }
 
     /// The parameter tensors in order: the weight, then the bias if there is one.
@@ -212,20 +241,35 @@ impl<T: Element> Linear<T> {
                 found: params.len(),
             });
         }
-        check_shape(op, self.weight.shape(), params[0].shape())?;
-        if x.shape().len() != 2 || x.shape()[1] != self.inputs() {
-            return Err(Error::ShapeMismatch {
-                op,
-                lhs: x.shape().to_vec(),
-                rhs: self.weight.shape().to_vec(),
-            });
+        check_shape(op, "the weight", self.weight.shape(), params[0].shape())?;
+        if let Some(b) = &self.bias {
+            check_shape(op, "the bias", b.shape(), params[1].shape())?;
+        }
+        let inputs = self.inputs();
+        match x.shape() {
+            [_, features] if *features == inputs => {}
+            [_, features] => {
+                return Err(Error::InvalidArgument {
+                    op,
+                    reason: format!(
+                        "the input has {features} features (shape {:?}), the layer expects \
+                         {inputs}",
+                        x.shape()
+                    ),
+                })
+            }
+            shape => {
+                return Err(Error::InvalidArgument {
+                    op,
+                    reason: format!(
+                        "the input must be a batch of rows, (N, {inputs}), got shape {shape:?}"
+                    ),
+                })
+            }
         }
         let y = x.try_matmul(&params[0])?;
         match &self.bias {
-            Some(b) => {
-                check_shape(op, b.shape(), params[1].shape())?;
-                y.try_add(&params[1])
-            }
+            Some(_) => y.try_add(&params[1]),
             None => Ok(y),
         }
     }
@@ -244,15 +288,51 @@ impl<T: Element> Linear<T> {
     }
 }
 
-fn check_shape(op: &'static str, expected: &[usize], found: &[usize]) -> Result<(), Error> {
+/// An error naming `what` (a parameter) unless its shape is the expected one.
+fn check_shape(
+    op: &'static str,
+    what: &str,
+    expected: &[usize],
+    found: &[usize],
+) -> Result<(), Error> {
     if expected == found {
         Ok(())
     } else {
-        Err(Error::ShapeMismatch {
+        Err(Error::InvalidArgument {
             op,
-            lhs: expected.to_vec(),
-            rhs: found.to_vec(),
+            reason: format!("{what} has shape {found:?}, expected {expected:?}"),
         })
+    }
+}
+
+/// The most parameters (scalars) a [`Linear`] layer or an [`Mlp`] may have: 2^30, 8 GiB of
+/// `f64`. Sizes read from a file that ask for more are an error, not an allocation failure.
+///
+/// ```
+/// assert_eq!(perturb_nn::nn::MAX_PARAMETERS, 1 << 30);
+/// ```
+pub const MAX_PARAMETERS: usize = 1 << 30;
+
+/// The number of parameters (weights and biases) of the layers between consecutive `sizes`,
+/// after checking that no size is 0 and that the count, formed with checked arithmetic, is at
+/// most [`MAX_PARAMETERS`].
+fn parameter_count(op: &'static str, sizes: &[usize]) -> Result<usize, Error> {
+    let invalid = |reason: String| Error::InvalidArgument { op, reason };
+    if let Some(k) = sizes.iter().position(|&n| n == 0) {
+        return Err(invalid(format!(
+            "layer size {k} of {sizes:?} is 0; every layer needs at least one unit"
+        )));
+    }
+    let total = sizes.windows(2).try_fold(0usize, |total, w| {
+        w[0].checked_mul(w[1])
+            .and_then(|weights| weights.checked_add(w[1]))
+            .and_then(|layer| layer.checked_add(total))
+    });
+    match total {
+        Some(total) if total <= MAX_PARAMETERS => Ok(total),
+        _ => Err(invalid(format!(
+            "the sizes {sizes:?} need more than {MAX_PARAMETERS} parameters"
+        ))),
     }
 }
 
@@ -275,13 +355,17 @@ pub struct Mlp<T: Element> {
 
 impl<T: Element> Mlp<T> {
     /// Builds a network with the given layer sizes (inputs first, outputs last; at least two),
-    /// every layer with a bias, layer `l` initialised from `seed + l`.
+    /// every layer with a bias, layer `l` initialised from `seed + l`. An error, before anything
+    /// is allocated, if there are fewer than two sizes, a size is 0, or the network would have
+    /// more than [`MAX_PARAMETERS`] parameters.
     ///
     /// ```
     /// use perturb_nn::nn::{Activation, Init, Mlp};
     /// let net = Mlp::<f32>::new(&[784, 128, 10], Activation::Relu, Init::HeNormal, 3).unwrap();
     /// assert_eq!(net.layers.len(), 2);
     /// assert!(Mlp::<f32>::new(&[784], Activation::Relu, Init::HeNormal, 3).is_err());
+    /// assert!(Mlp::<f32>::new(&[2, 0, 1], Activation::Relu, Init::HeNormal, 3).is_err());
+    /// assert!(Mlp::<f32>::new(&[2, 3, 1 << 62], Activation::Relu, Init::HeNormal, 3).is_err());
     /// ```
     pub fn new(
         sizes: &[usize],
@@ -297,11 +381,12 @@ impl<T: Element> Mlp<T> {
                 ),
             });
         }
+        parameter_count("Mlp::new", sizes)?;
         let layers = sizes
             .windows(2)
             .enumerate()
-            .map(|(l, w)| Linear::new(w[0], w[1], true, init, seed.wrapping_add(l as u64)))
-            .collect();
+            .map(|(l, w)| Linear::try_new(w[0], w[1], true, init, seed.wrapping_add(l as u64)))
+            .collect::<Result<_, _>>()?;
         Ok(Mlp { layers, activation })
     }
 
@@ -382,8 +467,8 @@ impl<T: Element> Mlp<T> {
                 found: params.len(),
             });
         }
-        for ((_, current), new) in self.parameters().into_iter().zip(params) {
-            check_shape(op, current.shape(), new.shape())?;
+        for ((name, current), new) in self.parameters().into_iter().zip(params) {
+            check_shape(op, &name, current.shape(), new.shape())?;
         }
         for ((_, current), new) in self.parameters_mut().into_iter().zip(params) {
             *current = new.clone();

@@ -38,7 +38,9 @@ use perturb::Error;
 /// ```
 pub trait Optimizer<T: Element> {
     /// One update of `params` from `grads` (same count, same shapes; an error, with nothing
-    /// updated, otherwise or if the parameters' shapes changed since the last step).
+    /// updated, otherwise, if the parameters' shapes changed since the last step, or if a
+    /// hyperparameter is out of range: a learning rate that is negative or not finite, a
+    /// momentum or beta outside `[0, 1)`, a negative weight decay, an `eps` that is not > 0).
     ///
     /// ```
     /// use perturb::tensor::Tensor;
@@ -47,6 +49,9 @@ pub trait Optimizer<T: Element> {
     /// let mut opt = GradientDescent::new(1.0);
     /// assert!(opt.step(&mut p, &[]).is_err());
     /// assert!(opt.step(&mut p, &[Tensor::vector(&[1.0])]).is_err());
+    /// opt.lr = f64::NAN;
+    /// assert!(opt.step(&mut p, &[Tensor::vector(&[1.0, 1.0])]).is_err());
+    /// assert_eq!(p[0].to_vec(), vec![1.0, 2.0]);
     /// ```
     fn step(&mut self, params: &mut [Tensor<T>], grads: &[Tensor<T>]) -> Result<(), Error>;
 
@@ -73,6 +78,33 @@ fn elem<T: Element>(x: f64) -> T {
     T::from_f64(x).unwrap_or_else(T::nan)
 }
 
+/// An error naming `name` unless `value` is finite and in `[low, high)`, so that a NaN or
+/// out-of-range hyperparameter never reaches the weights.
+fn check_hyper(
+    op: &'static str,
+    name: &str,
+    value: f64,
+    (low, high): (f64, f64),
+) -> Result<(), Error> {
+    if value.is_finite() && value >= low && value < high {
+        return Ok(());
+    }
+    let range = if high.is_finite() {
+        format!("in [{low}, {high})")
+    } else {
+        format!("finite and >= {low}")
+    };
+    Err(Error::InvalidArgument {
+        op,
+        reason: format!("{name} must be {range}, got {value}"),
+    })
+}
+
+/// A learning rate or weight decay: finite and >= 0.
+const NON_NEGATIVE: (f64, f64) = (0.0, f64::INFINITY);
+/// A decay or momentum coefficient: in [0, 1).
+const DECAY: (f64, f64) = (0.0, 1.0);
+
 /// Checks the counts and shapes of `params` and `grads` (and of the optimiser's `state`, when
 /// it has been created).
 fn check<T: Element>(
@@ -98,12 +130,25 @@ fn check<T: Element>(
         });
     }
     for (i, (p, g)) in params.iter().zip(grads).enumerate() {
-        let stale = state.get(i).is_some_and(|s| s.shape() != p.shape());
-        if p.shape() != g.shape() || stale {
-            return Err(Error::ShapeMismatch {
+        if p.shape() != g.shape() {
+            return Err(Error::InvalidArgument {
                 op,
-                lhs: p.shape().to_vec(),
-                rhs: if stale { state[i].shape() } else { g.shape() }.to_vec(),
+                reason: format!(
+                    "grads[{i}] has shape {:?}, but params[{i}] has shape {:?}",
+                    g.shape(),
+                    p.shape()
+                ),
+            });
+        }
+        if let Some(s) = state.get(i).filter(|s| s.shape() != p.shape()) {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: format!(
+                    "params[{i}] has shape {:?}, but the optimiser's state was made for {:?} \
+                     (use a new optimiser for a new model)",
+                    p.shape(),
+                    s.shape()
+                ),
             });
         }
     }
@@ -144,7 +189,9 @@ impl GradientDescent {
 
 impl<T: Element> Optimizer<T> for GradientDescent {
     fn step(&mut self, params: &mut [Tensor<T>], grads: &[Tensor<T>]) -> Result<(), Error> {
-        check("GradientDescent::step", params, grads, &[])?;
+        const OP: &str = "GradientDescent::step";
+        check_hyper(OP, "lr", self.lr, NON_NEGATIVE)?;
+        check(OP, params, grads, &[])?;
         let lr = elem::<T>(self.lr);
         for (p, g) in params.iter_mut().zip(grads) {
             let (ps, gs) = (p.as_slice(), g.as_slice());
@@ -206,7 +253,10 @@ impl<T: Element> Sgd<T> {
 
 impl<T: Element> Optimizer<T> for Sgd<T> {
     fn step(&mut self, params: &mut [Tensor<T>], grads: &[Tensor<T>]) -> Result<(), Error> {
-        check("Sgd::step", params, grads, &self.velocity)?;
+        const OP: &str = "Sgd::step";
+        check_hyper(OP, "lr", self.lr, NON_NEGATIVE)?;
+        check_hyper(OP, "momentum", self.momentum, DECAY)?;
+        check(OP, params, grads, &self.velocity)?;
         if self.velocity.is_empty() {
             self.velocity = params.iter().map(|p| Tensor::zeros(p.shape())).collect();
         }
@@ -337,7 +387,18 @@ impl<T: Element> Adam<T> {
 
 impl<T: Element> Optimizer<T> for Adam<T> {
     fn step(&mut self, params: &mut [Tensor<T>], grads: &[Tensor<T>]) -> Result<(), Error> {
-        check("Adam::step", params, grads, &self.m)?;
+        const OP: &str = "Adam::step";
+        check_hyper(OP, "lr", self.lr, NON_NEGATIVE)?;
+        check_hyper(OP, "beta1", self.beta1, DECAY)?;
+        check_hyper(OP, "beta2", self.beta2, DECAY)?;
+        check_hyper(OP, "weight_decay", self.weight_decay, NON_NEGATIVE)?;
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: format!("eps must be finite and > 0, got {}", self.eps),
+            });
+        }
+        check(OP, params, grads, &self.m)?;
         if self.m.is_empty() {
             self.m = params.iter().map(|p| Tensor::zeros(p.shape())).collect();
             self.v = self.m.clone();
@@ -454,34 +515,56 @@ impl Schedule {
 }
 
 /// Scales `grads` together so that their global L2 norm (over all elements of all tensors) is
-/// at most `max_norm` (a negative `max_norm` counts as 0), and returns the norm before
-/// clipping. Gradients already within the bound, or with a non-finite norm, are left as they
-/// are.
+/// at most `max_norm`, and returns the norm before clipping. Gradients already within the
+/// bound, or with a non-finite norm (a NaN or infinite element), are left as they are; the norm
+/// itself is formed on scaled values, so gradients of size `1e200` do not overflow it. An error
+/// if `max_norm` is negative or NaN.
 ///
 /// ```
 /// use perturb::tensor::Tensor;
 /// use perturb_nn::optim::clip_grad_norm;
 /// let mut g = vec![Tensor::vector(&[3.0_f64]), Tensor::vector(&[4.0])];
-/// assert_eq!(clip_grad_norm(&mut g, 1.0), 5.0);
+/// assert_eq!(clip_grad_norm(&mut g, 1.0).unwrap(), 5.0);
 /// assert_eq!((g[0].to_vec()[0], g[1].to_vec()[0]), (0.6, 0.8));
+/// assert!(clip_grad_norm(&mut g, f64::NAN).is_err());
 /// ```
-pub fn clip_grad_norm<T: Element>(grads: &mut [Tensor<T>], max_norm: f64) -> f64 {
-    let norm = grads
-        .iter()
-        .flat_map(|g| g.as_slice())
-        .map(|&x| {
-            let x = x.to_f64().unwrap_or(f64::NAN);
-            x * x
-        })
-        .sum::<f64>()
-        .sqrt();
-    let max_norm = max_norm.max(0.0);
+pub fn clip_grad_norm<T: Element>(grads: &mut [Tensor<T>], max_norm: f64) -> Result<f64, Error> {
+    if max_norm.is_nan() || max_norm < 0.0 {
+        return Err(Error::InvalidArgument {
+            op: "clip_grad_norm",
+            reason: format!("max_norm must be >= 0, got {max_norm}"),
+        });
+    }
+    let values = || {
+        grads
+            .iter()
+            .flat_map(|g| g.as_slice())
+            .map(|&x| x.to_f64().unwrap_or(f64::NAN))
+    };
+    let largest = values().fold(0.0_f64, |m, x| {
+        if x.abs() > m || x.is_nan() {
+            x.abs()
+        } else {
+            m
+        }
+    });
+    let norm = if largest > 0.0 && largest.is_finite() {
+        largest
+            * values()
+                .map(|x| (x / largest) * (x / largest))
+                .sum::<f64>()
+                .sqrt()
+    } else {
+        largest
+    };
     if norm.is_finite() && norm > max_norm {
-        let (max_t, norm_t) = (elem::<T>(max_norm), elem::<T>(norm));
+        // In f64: the norm of f32 gradients may exceed f32's range.
         for g in grads.iter_mut() {
             let gs = g.as_slice();
-            *g = build(g, |i| gs[i] * max_t / norm_t);
+            *g = build(g, |i| {
+                elem::<T>(gs[i].to_f64().unwrap_or(f64::NAN) * max_norm / norm)
+            });
         }
     }
-    norm
+    Ok(norm)
 }

@@ -4,9 +4,12 @@
 use std::path::PathBuf;
 
 use perturb::tensor::Tensor;
+use std::io::Read;
+
 use perturb_nn::data::{
-    builtin, circles, load_csv, spirals, train_test_split, two_moons, xor, Batches, DataError,
-    Dataset, Standardizer, TargetColumn,
+    builtin, builtin_csv, circles, class_labels, load_csv, load_csv_from_reader, spirals,
+    train_test_split, two_moons, xor, Batches, DataError, Dataset, Standardizer, TargetColumn,
+    BUILTIN_NAMES, MAX_CLASSES, MAX_RECORD_BYTES,
 };
 
 type Generator = fn(usize, f64, u64) -> Result<Dataset<f64>, DataError>;
@@ -344,6 +347,168 @@ fn load_csv_missing_target_names_it_and_lists_columns() {
     );
 }
 
+/// The error of loading `text` (named "t.csv") with the last column as the target.
+fn csv_err(text: &str) -> String {
+    load_csv_from_reader(text.as_bytes(), "t.csv", TargetColumn::Last)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn load_csv_rejects_a_file_without_feature_columns() {
+    // C1: a target alone trained a [0, h, 1] network whose model could not be applied.
+    let msg = csv_err("y\n0\n1\n1\n");
+    assert!(msg.contains("t.csv") && msg.contains("line 1"), "{msg}");
+    assert!(
+        msg.contains("no feature columns") && msg.contains("\"y\""),
+        "{msg}"
+    );
+}
+
+#[test]
+fn load_csv_rejects_repeated_and_empty_column_names() {
+    // D4: a header "a,a,y" trained a model that no CSV file could ever be matched to.
+    let msg = csv_err("a,a,y\n1,2,0\n");
+    assert!(
+        msg.contains("\"a\"") && msg.contains("more than once"),
+        "{msg}"
+    );
+    assert!(msg.contains("columns 1, 2"), "{msg}");
+    // Names are compared after trimming, as they are matched.
+    let msg = csv_err("b,a, b ,y\n1,2,3,0\n");
+    assert!(
+        msg.contains("\"b\"") && msg.contains("columns 1, 3"),
+        "{msg}"
+    );
+    let msg = csv_err("a,,y\n1,2,0\n");
+    assert!(msg.contains("column 2 has an empty name"), "{msg}");
+    let msg = csv_err("a,b,  \n1,2,0\n");
+    assert!(msg.contains("column 3 has an empty name"), "{msg}");
+}
+
+#[test]
+fn load_csv_bounds_the_length_of_a_row() {
+    // H5: /dev/zero is one endless record; the reader stops after about MAX_RECORD_BYTES.
+    let endless = std::io::repeat(0).take(1 << 40);
+    let err = load_csv_from_reader(endless, "/dev/zero", TargetColumn::Last).unwrap_err();
+    assert!(
+        matches!(err, DataError::RecordTooLong { line: 1, .. }),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("/dev/zero, line 1") && msg.contains("longer than"),
+        "{msg}"
+    );
+    // The same after a good header and row: the endless row starts on line 3.
+    let endless = "a,b\n1,2\n"
+        .as_bytes()
+        .chain(std::io::repeat(b'7').take(1 << 40));
+    let err = load_csv_from_reader(endless, "f.csv", TargetColumn::Last).unwrap_err();
+    assert!(
+        matches!(err, DataError::RecordTooLong { line: 3, .. }),
+        "{err:?}"
+    );
+    // A row just under the limit is read.
+    let wide = 400_000;
+    let mut text = (0..wide)
+        .map(|j| format!("c{j}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    text.push('\n');
+    text.push_str(&vec!["1"; wide].join(","));
+    let header_len = text.find('\n').unwrap() as u64;
+    assert!(header_len > MAX_RECORD_BYTES / 2 && header_len < MAX_RECORD_BYTES);
+    let d = load_csv_from_reader(text.as_bytes(), "wide", TargetColumn::Last).unwrap();
+    assert_eq!(d.x.shape(), &[1, wide - 1]);
+}
+
+#[test]
+fn load_csv_names_the_separator_of_a_semicolon_or_tab_file() {
+    // U2: "... is not a finite number" with no hint.
+    let msg = csv_err("a;b;y\n1.5;2;1\n");
+    assert!(
+        msg.contains("only one column") && msg.contains("';'"),
+        "{msg}"
+    );
+    let msg = csv_err("a\tb\ty\n1.5\t2\t1\n");
+    assert!(
+        msg.contains("only one column") && msg.contains("tabs"),
+        "{msg}"
+    );
+    let msg = load_csv_from_reader(
+        "a;b;y\n1;2;1\n".as_bytes(),
+        "s.csv",
+        TargetColumn::Name("y".into()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        msg.contains("no target column") && msg.contains("';'"),
+        "{msg}"
+    );
+    // A header with commas but rows with semicolons.
+    let msg = csv_err("a,y\n1;2,1\n");
+    assert!(msg.contains("\"1;2\"") && msg.contains("';'"), "{msg}");
+    // A plain bad number gets no separator note.
+    let msg = csv_err("a,y\nx,1\n");
+    assert!(!msg.contains("separated"), "{msg}");
+}
+
+#[test]
+fn load_csv_counts_lines_in_files_with_cr_line_ends() {
+    // The CSV reader counts only \n, so every row of a CR-only file was "line 1".
+    let msg = csv_err("a,b\r1,2\r3,x\r");
+    assert!(msg.contains("line 3, column 2 (b)"), "{msg}");
+    let msg = csv_err("a,b\r1,2\r3\r");
+    assert!(msg.contains("line 3: the row has 1 fields"), "{msg}");
+    // Quoted line ends inside a field still count as lines.
+    let msg = csv_err("a,b\n\"x\ny\",2\n3,z\n");
+    assert!(msg.contains("line 2, column 1"), "{msg}");
+    let msg = csv_err("a,b\n\"1\n\",2\n3,z\n");
+    assert!(msg.contains("line 4, column 2"), "{msg}");
+}
+
+#[test]
+fn load_csv_errors_quote_long_text_in_part() {
+    // A 100,000-character name or field is cut to its first 60 characters in the message.
+    let long = "n".repeat(100_000);
+    let msg = csv_err(&format!("{long},y\n{long},1\n"));
+    assert!(
+        msg.contains(&format!("{}...", "n".repeat(60))),
+        "{}",
+        &msg[..200]
+    );
+    assert!(msg.len() < 400, "{} bytes", msg.len());
+    let msg = csv_err(&format!("{long},{long}\n1,1\n"));
+    assert!(
+        msg.contains("more than once") && msg.len() < 400,
+        "{} bytes",
+        msg.len()
+    );
+}
+
+#[test]
+fn load_csv_of_a_directory_says_so() {
+    let err = load_csv(std::env::temp_dir(), TargetColumn::Last).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, DataError::Io { .. }), "{err:?}");
+    assert!(msg.contains("cannot read"), "{msg}");
+}
+
+#[test]
+fn builtin_data_sets_are_compiled_in() {
+    // U6: builtin() read data/ through a path fixed at build time; now the text is embedded.
+    for name in BUILTIN_NAMES {
+        let text = builtin_csv(name).unwrap();
+        let file =
+            std::fs::read_to_string(perturb_nn::data::data_dir().join(format!("{name}.csv")))
+                .unwrap();
+        assert_eq!(text, file, "{name}");
+    }
+    assert!(builtin_csv("iris.csv").is_none());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Split, standardize, batch
 // ---------------------------------------------------------------------------------------------
@@ -490,6 +655,133 @@ fn standardizer_constant_feature_and_errors() {
         .unwrap_err()
         .to_string();
     assert!(msg.contains("Standardizer::inverse_transform"), "{msg}");
+}
+
+#[test]
+fn standardizer_neither_overflows_nor_underflows() {
+    // S2: sum((v - m)^2) overflowed for features of size 1e160 (std inf: the feature vanished)
+    // and underflowed for 1e-200 (std 0: NaN); a column of +-1e308 had mean inf. The same data
+    // at scale 1 is the reference: standardising does not depend on the scale.
+    let base: [f64; 6] = [0.3, -1.2, 2.5, 0.7, -0.4, 1.9];
+    let unit = Standardizer::fit(&Tensor::from_vec(base.to_vec(), &[6, 1]).unwrap()).unwrap();
+    for scale in [1e160_f64, 1e-200, 1e300, 1e-310] {
+        let x = Tensor::from_vec(base.iter().map(|v| v * scale).collect(), &[6, 1]).unwrap();
+        let s = Standardizer::fit(&x).unwrap();
+        let (m, sd) = (s.mean()[0], s.std()[0]);
+        assert!(
+            m.is_finite() && sd.is_finite() && sd > 0.0,
+            "{scale}: {m} {sd}"
+        );
+        let rel = if scale < 1e-300 { 1e-9 } else { 1e-14 };
+        assert!(
+            (sd / scale - unit.std()[0]).abs() < rel * unit.std()[0],
+            "{scale}: {sd}"
+        );
+        assert!((m / scale - unit.mean()[0]).abs() < rel, "{scale}: {m}");
+        let z = s.transform(&x).unwrap();
+        let z1 = unit
+            .transform(&Tensor::from_vec(base.to_vec(), &[6, 1]).unwrap())
+            .unwrap();
+        assert!(z.all_close(&z1, 1e-9), "{scale}: {:?}", z.to_vec());
+    }
+    // Values at the ends of the range: the mean and std stay finite, and so does the
+    // standardised column.
+    let x = Tensor::from_vec(vec![1.7e308, -1.7e308, 1.7e308, f64::MAX], &[4, 1]).unwrap();
+    let s = Standardizer::fit(&x).unwrap();
+    assert!(s.mean()[0].is_finite() && s.std()[0].is_finite(), "{s:?}");
+    let z = s.transform(&x).unwrap().to_vec();
+    assert!(z.iter().all(|v| v.is_finite()), "{z:?}");
+    // In f32 too (the sums are formed in f64).
+    let x = Tensor::from_vec(vec![3e38_f32, -3e38, 1e38], &[3, 1]).unwrap();
+    let s = Standardizer::fit(&x).unwrap();
+    assert!(s.mean()[0].is_finite() && s.std()[0].is_finite(), "{s:?}");
+}
+
+#[test]
+fn standardizer_rejects_a_column_it_cannot_standardise() {
+    // A NaN or infinite value gives no mean: an error naming the column and row.
+    let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, f64::NAN], &[2, 2]).unwrap();
+    let msg = Standardizer::fit(&x).unwrap_err().to_string();
+    assert!(
+        msg.contains("Standardizer::fit") && msg.contains("column 1"),
+        "{msg}"
+    );
+    assert!(msg.contains("row 1") && msg.contains("NaN"), "{msg}");
+    let names = vec!["height".to_string(), "weight".to_string()];
+    let msg = Standardizer::fit_named(&x, &names).unwrap_err().to_string();
+    assert!(msg.contains("\"weight\""), "{msg}");
+    // f32 values whose spread is below f32's smallest positive number: std would be 0.
+    let tiny = f32::from_bits(1);
+    let x = Tensor::from_vec(vec![0.0_f32, tiny, 0.0, 0.0], &[4, 1]).unwrap();
+    let msg = Standardizer::fit(&x).unwrap_err().to_string();
+    assert!(
+        msg.contains("column 0") && msg.contains("standard deviation"),
+        "{msg}"
+    );
+    // A constant column is not an error: std 1, so it maps to 0.
+    let x = Tensor::from_vec(vec![1e-300, 1e-300], &[2, 1]).unwrap();
+    let s = Standardizer::fit(&x).unwrap();
+    assert_eq!((s.mean()[0], s.std()[0]), (1e-300, 1.0));
+}
+
+#[test]
+fn standardizer_from_saved_parts_is_checked() {
+    // S2: a model file's feature_std of 0, NaN or a negative value, or a mean of inf, gave
+    // silent constant predictions; from_parts lets a loader check them.
+    for (mean, std, expected) in [
+        (vec![0.0, 1.0], vec![1.0, 0.0], "feature 1: std 0"),
+        (vec![0.0], vec![f64::NAN], "feature 0: std NaN"),
+        (vec![0.0], vec![-2.0], "feature 0: std -2"),
+        (vec![f64::INFINITY], vec![1.0], "feature 0: mean inf"),
+        (vec![0.0], vec![f64::INFINITY], "std inf"),
+        (
+            vec![0.0, 0.0],
+            vec![1.0],
+            "2 means for 1 standard deviations",
+        ),
+    ] {
+        let msg = Standardizer::from_parts(mean, std).unwrap_err().to_string();
+        assert!(
+            msg.contains("Standardizer::from_parts") && msg.contains(expected),
+            "{msg}"
+        );
+    }
+    let x = Tensor::from_vec(vec![1.0, 7.0, 3.0, -1.0], &[2, 2]).unwrap();
+    let fitted = Standardizer::fit(&x).unwrap();
+    let rebuilt = Standardizer::from_parts(fitted.mean().to_vec(), fitted.std().to_vec()).unwrap();
+    assert_eq!(rebuilt, fitted);
+}
+
+#[test]
+fn class_labels_checks_whole_numbers_below_the_cap() {
+    // C3: a label of 1e9 asked for a billion output units; one >= 2^64 saturated `as usize`
+    // and wrapped the class count to 0.
+    let (labels, classes) = class_labels(&Tensor::vector(&[0.0_f64, 3.0, 1.0])).unwrap();
+    assert_eq!((labels, classes), (vec![0, 3, 1], 4));
+    let top = (MAX_CLASSES - 1) as f64;
+    assert_eq!(
+        class_labels(&Tensor::vector(&[top])).unwrap().1,
+        MAX_CLASSES
+    );
+    for (bad, shown) in [
+        (1e9, "1000000000"),
+        (1.9e19, "19000000000000000000"),
+        (MAX_CLASSES as f64, "65536"),
+        (-1.0, "-1"),
+        (2.5, "2.5"),
+        (f64::NAN, "NaN"),
+    ] {
+        let msg = class_labels(&Tensor::vector(&[0.0, bad]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("class_labels") && msg.contains("row 1"),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!("holds {shown};")), "{msg}");
+    }
+    let (labels, classes) = class_labels(&Tensor::<f32>::zeros(&[0])).unwrap();
+    assert_eq!((labels.len(), classes), (0, 0));
 }
 
 #[test]

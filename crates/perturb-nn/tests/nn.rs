@@ -296,13 +296,78 @@ fn loss_shape_mismatches_are_errors_naming_loss_and_shapes() {
     ] {
         let msg = err.to_string();
         assert!(
-            msg.contains(name) && msg.contains("[3, 1]") && msg.contains("[3]"),
+            msg.contains(name) && msg.contains("shape [3, 1] but the") && msg.contains("[3]"),
             "{msg}"
         );
+        assert!(msg.contains("reshape"), "{msg}");
     }
     let empty = Tensor::<f64>::zeros(&[0]);
     assert!(mse(&empty, &empty, Reduction::Mean).is_err());
     assert_eq!(scalar(&mse(&empty, &empty, Reduction::Sum).unwrap()), 0.0);
+}
+
+#[test]
+fn losses_reject_labels_and_targets_outside_their_domain() {
+    // S3: labels 1/2 trained "to 100%" (sign 2y - 1 = 1 or 3); 0.5 gave no gradient.
+    let z = t(&[0.5, -0.5, 1.0], &[3]);
+    for (labels, bad) in [
+        ([0.0, 1.0, 2.0], "label 2 at row 2"),
+        ([0.5, 1.0, 0.0], "label 0.5 at row 0"),
+        ([0.0, -1.0, 1.0], "label -1 at row 1"),
+        ([0.0, f64::NAN, 1.0], "label NaN at row 1"),
+    ] {
+        let y = t(&labels, &[3]);
+        let msg = logistic_nll(&z, &y, Reduction::Mean)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("logistic_nll") && msg.contains(bad), "{msg}");
+        assert!(msg.contains("not 0 or 1"), "{msg}");
+        let msg = binary_accuracy(&z, &y).unwrap_err().to_string();
+        assert!(
+            msg.contains("binary_accuracy") && msg.contains(bad),
+            "{msg}"
+        );
+    }
+    // A NaN logit predicts nothing; it was counted as class 0.
+    let msg = binary_accuracy(&t(&[1.0, f64::NAN, -1.0], &[3]), &t(&[1.0, 0.0, 0.0], &[3]))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("logit NaN at row 1"), "{msg}");
+    // Infinite logits are clear predictions.
+    let acc = binary_accuracy(
+        &t(&[f64::INFINITY, f64::NEG_INFINITY], &[2]),
+        &t(&[1.0, 0.0], &[2]),
+    );
+    assert_eq!(acc.unwrap(), 1.0);
+    // The same through tape variables, and for a column of labels.
+    let tape = TensorTape::new();
+    let zv = tape.var(t(&[0.5, -0.5], &[2, 1]));
+    let msg = logistic_nll(&zv, &tape.constant(t(&[1.0, 3.0], &[2, 1])), Reduction::Sum)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("label 3 at row 1"), "{msg}");
+    // BCE targets are probabilities in [0, 1]; MSE targets must be finite.
+    let msg = bce_with_logits(&z, &t(&[0.5, 1.5, 0.0], &[3]), Reduction::Sum)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("target 1.5 at row 1"), "{msg}");
+    assert!(bce_with_logits(&z, &t(&[0.5, f64::NAN, 0.0], &[3]), Reduction::Sum).is_err());
+    let msg = mse(&z, &t(&[0.5, 1.0, f64::INFINITY], &[3]), Reduction::Sum)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("mse") && msg.contains("target inf at row 2"),
+        "{msg}"
+    );
+    // Softmax cross-entropy names the row and the class count.
+    let logits = Tensor::<f64>::zeros(&[2, 3]);
+    let msg = softmax_cross_entropy(&logits, &[0, 7], Reduction::Sum)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("label 7 at row 1") && msg.contains("3 classes"),
+        "{msg}"
+    );
 }
 
 /// Makes a tape constant on the same tape as `self`: tape variables in the loss closures get
@@ -358,7 +423,24 @@ fn optimisers_reject_mismatched_grads() {
     let mut sgd = Sgd::new(0.1, 0.9, false);
     sgd.step(&mut p, &[Tensor::ones(&[2])]).unwrap();
     let mut q = vec![Tensor::<f64>::zeros(&[3])];
-    assert!(sgd.step(&mut q, &[Tensor::ones(&[3])]).is_err());
+    let msg = sgd
+        .step(&mut q, &[Tensor::ones(&[3])])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("params[0] has shape [3], but the optimiser's state was made for [2]"),
+        "{msg}"
+    );
+    // Which tensor disagrees is named.
+    let mut two = vec![Tensor::<f64>::zeros(&[2]), Tensor::zeros(&[4])];
+    let msg = GradientDescent::new(0.1)
+        .step(&mut two, &[Tensor::ones(&[2]), Tensor::ones(&[5])])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("grads[1] has shape [5], but params[1] has shape [4]"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -456,7 +538,7 @@ fn schedules_at_chosen_steps() {
 fn clip_grad_norm_scales_to_max_norm() {
     let mut g = vec![t(&[1.0, 2.0, 2.0], &[3]), t(&[4.0], &[1])];
     // sqrt(1 + 4 + 4 + 16) = 5
-    let before = clip_grad_norm(&mut g, 2.0);
+    let before = clip_grad_norm(&mut g, 2.0).unwrap();
     assert_eq!(before, 5.0);
     let after: f64 = g
         .iter()
@@ -469,8 +551,170 @@ fn clip_grad_norm_scales_to_max_norm() {
     assert!((g[0].to_vec()[1] - 0.8).abs() < 1e-15);
     // already within the bound: unchanged
     let mut g = vec![t(&[0.3, 0.4], &[2])];
-    assert!((clip_grad_norm(&mut g, 1.0) - 0.5).abs() < 1e-15);
+    assert!((clip_grad_norm(&mut g, 1.0).unwrap() - 0.5).abs() < 1e-15);
     assert_eq!(g[0].to_vec(), vec![0.3, 0.4]);
+}
+
+#[test]
+fn clip_grad_norm_of_huge_gradients_and_bad_bounds() {
+    // The norm of 1e200-sized gradients overflowed to inf, so they were left unclipped.
+    let mut g = vec![t(&[3e200], &[1]), t(&[4e200], &[1])];
+    let norm = clip_grad_norm(&mut g, 1.0).unwrap();
+    assert!((norm / 5e200 - 1.0).abs() < 1e-15, "{norm}");
+    assert!((g[0].to_vec()[0] - 0.6).abs() < 1e-15 && (g[1].to_vec()[0] - 0.8).abs() < 1e-15);
+    // f32 gradients whose norm exceeds f32's range are scaled, not zeroed.
+    let mut g = vec![Tensor::vector(&[3e38_f32, 3e38])];
+    let norm = clip_grad_norm(&mut g, 1.0).unwrap();
+    assert!(norm > f32::MAX as f64);
+    let v = g[0].to_vec();
+    assert!(
+        (v[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6,
+        "{v:?}"
+    );
+    // A NaN bound zeroed every gradient (NaN.max(0) = 0); now it is an error, as is a negative one.
+    let mut g = vec![t(&[1.0, 2.0], &[2])];
+    for bad in [f64::NAN, -1.0] {
+        let msg = clip_grad_norm(&mut g, bad).unwrap_err().to_string();
+        assert!(
+            msg.contains("clip_grad_norm") && msg.contains("max_norm"),
+            "{msg}"
+        );
+    }
+    assert_eq!(g[0].to_vec(), vec![1.0, 2.0]);
+}
+
+#[test]
+fn optimisers_reject_bad_hyperparameters_and_leave_params_alone() {
+    // S8: GradientDescent::new(NaN).step(..) turned the parameters to NaN and returned Ok.
+    let p0 = vec![t(&[1.0, 2.0], &[2])];
+    let g = [t(&[0.5, -0.5], &[2])];
+    let mut cases: Vec<(Box<dyn Optimizer<f64>>, &str)> = vec![
+        (
+            Box::new(GradientDescent::new(f64::NAN)),
+            "lr must be finite",
+        ),
+        (
+            Box::new(GradientDescent::new(-0.1)),
+            "lr must be finite and >= 0, got -0.1",
+        ),
+        (Box::new(GradientDescent::new(f64::INFINITY)), "lr"),
+        (
+            Box::new(Sgd::new(0.1, 1.0, false)),
+            "momentum must be in [0, 1), got 1",
+        ),
+        (Box::new(Sgd::new(0.1, f64::NAN, true)), "momentum"),
+        (Box::new(Sgd::new(-1.0, 0.9, false)), "lr"),
+        (Box::new(Adam::new(f64::NAN)), "lr"),
+        (
+            Box::new(Adam::new(0.1).with_betas(1.0, 0.999)),
+            "beta1 must be in [0, 1)",
+        ),
+        (Box::new(Adam::new(0.1).with_betas(0.9, -0.1)), "beta2"),
+        (
+            Box::new(Adam::new(0.1).with_weight_decay(-0.01, true)),
+            "weight_decay",
+        ),
+        (
+            Box::new(Adam::new(0.1).with_weight_decay(f64::NAN, false)),
+            "weight_decay",
+        ),
+    ];
+    let mut zero_eps = Adam::new(0.1);
+    zero_eps.eps = 0.0;
+    cases.push((Box::new(zero_eps), "eps must be finite and > 0"));
+    for (mut opt, expected) in cases {
+        let mut p = p0.clone();
+        let msg = opt.step(&mut p, &g).unwrap_err().to_string();
+        assert!(msg.contains("::step") && msg.contains(expected), "{msg}");
+        assert_eq!(p[0].to_vec(), p0[0].to_vec(), "{msg}");
+    }
+    // A learning rate set later (e.g. by a schedule) is checked at the next step.
+    let mut opt = Sgd::new(0.1, 0.9, false);
+    let mut p = p0.clone();
+    opt.step(&mut p, &g).unwrap();
+    opt.set_lr(f64::NAN);
+    let before = p[0].to_vec();
+    assert!(opt.step(&mut p, &g).is_err());
+    assert_eq!(p[0].to_vec(), before);
+    // The edges that are allowed: lr 0, momentum and betas 0.
+    let mut p = p0.clone();
+    GradientDescent::new(0.0).step(&mut p, &g).unwrap();
+    Sgd::new(0.1, 0.0, false).step(&mut p, &g).unwrap();
+    Adam::new(0.1)
+        .with_betas(0.0, 0.0)
+        .step(&mut p, &g)
+        .unwrap();
+    assert!(p[0].to_vec().iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn mlp_and_linear_reject_empty_and_huge_sizes() {
+    // S8: Mlp::new(&[2, 0, 1]) and Mlp::new(&[0, 0]) succeeded.
+    for sizes in [&[2, 0, 1][..], &[0, 0], &[0, 3], &[3, 0]] {
+        let msg = Mlp::<f64>::new(sizes, Activation::Tanh, Init::HeNormal, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("Mlp::new") && msg.contains("is 0"),
+            "{sizes:?}: {msg}"
+        );
+    }
+    // Sizes whose element counts overflow usize, or that ask for more than MAX_PARAMETERS,
+    // are errors before anything is allocated (from a model file they aborted or wrapped).
+    let huge = [
+        vec![2, 3, 1_000_000_000],
+        vec![2, 1_000_000_000_000, 1],
+        vec![4_294_967_296, 4_294_967_296, 1],
+        vec![2, 9_223_372_036_854_775_808, 2],
+        vec![usize::MAX, usize::MAX],
+    ];
+    for sizes in huge {
+        let msg = Mlp::<f64>::new(&sizes, Activation::Tanh, Init::HeNormal, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("Mlp::new") && msg.contains("parameters"),
+            "{sizes:?}: {msg}"
+        );
+    }
+    assert!(Linear::<f64>::try_new(0, 1, true, Init::HeNormal, 0).is_err());
+    assert!(Linear::<f64>::try_new(1 << 31, 1, false, Init::HeNormal, 0).is_err());
+    assert!(
+        std::panic::catch_unwind(|| Linear::<f64>::new(3, 0, true, Init::HeNormal, 0)).is_err()
+    );
+}
+
+#[test]
+fn linear_forward_names_the_feature_counts_that_disagree() {
+    // U9: "Linear::forward: shapes [4, 3] and [2, 3] do not match".
+    let l = Linear::<f64>::new(2, 3, true, Init::HeNormal, 0);
+    let msg = l.predict(&Tensor::zeros(&[4, 3])).unwrap_err().to_string();
+    assert!(
+        msg.contains("Linear::forward") && msg.contains("input has 3 features"),
+        "{msg}"
+    );
+    assert!(msg.contains("expects 2"), "{msg}");
+    let msg = l.predict(&Tensor::zeros(&[2])).unwrap_err().to_string();
+    assert!(msg.contains("(N, 2)") && msg.contains("[2]"), "{msg}");
+    let msg = l
+        .forward(
+            &[Tensor::zeros(&[2, 4]), Tensor::zeros(&[3])],
+            &Tensor::zeros(&[1, 2]),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("weight has shape [2, 4], expected [2, 3]"),
+        "{msg}"
+    );
+    let mut net = Mlp::<f64>::new(&[2, 3, 1], Activation::Tanh, Init::HeNormal, 0).unwrap();
+    let mut p = net.param_tensors();
+    p[3] = Tensor::zeros(&[2]);
+    let msg = net.load_params(&p).unwrap_err().to_string();
+    assert!(
+        msg.contains("layer1.bias has shape [2], expected [1]"),
+        "{msg}"
+    );
 }
 
 // ---- training ---------------------------------------------------------------------------------
