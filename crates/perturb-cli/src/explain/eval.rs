@@ -37,32 +37,37 @@ impl ExplainError {
     }
 
     /// `line:column: message`, the source line with a caret under the place, then the notes.
+    /// Long lines are cut to a window of [`EXCERPT_WIDTH`] characters around the place, and
+    /// control and bidirectional-formatting characters are shown escaped (`\u{1}`, `\u{202e}`)
+    /// so that they can neither hide nor reorder the text.
     pub fn render(&self, src: &str) -> String {
         let mut out = String::new();
         match self.span {
             Some(span) => {
                 let (line, col) = line_col(src, span.start);
-                out.push_str(&format!("{line}:{col}: {}", self.message));
-                if let Some(text) = src.lines().nth(line - 1) {
+                out.push_str(&format!("{line}:{col}: {}", printable(&self.message)));
+                if let Some(text) = src.split('\n').nth(line - 1) {
+                    let text = text.strip_suffix('\r').unwrap_or(text);
                     let width = src
                         .get(span.start..span.end.max(span.start))
-                        .map_or(1, |s| s.lines().next().unwrap_or("").chars().count())
+                        .map_or(1, |s| s.split('\n').next().unwrap_or("").chars().count())
                         .max(1);
+                    let (shown, caret, carets) = excerpt(text, col - 1, width);
                     let gutter = line.to_string().len();
                     out.push_str(&format!(
-                        "\n{:gutter$} |\n{line} | {text}\n{:gutter$} | {}{}",
+                        "\n{:gutter$} |\n{line} | {shown}\n{:gutter$} | {}{}",
                         "",
                         "",
-                        " ".repeat(col - 1),
-                        "^".repeat(width)
+                        " ".repeat(caret),
+                        "^".repeat(carets)
                     ));
                 }
             }
-            None => out.push_str(&self.message),
+            None => out.push_str(&printable(&self.message)),
         }
         for note in &self.notes {
             out.push_str("\n  ");
-            out.push_str(note);
+            out.push_str(&printable(note));
         }
         out
     }
@@ -70,6 +75,67 @@ impl ExplainError {
     pub fn position(&self, src: &str) -> Option<(usize, usize)> {
         self.span.map(|s| line_col(src, s.start))
     }
+}
+
+/// At most this many characters of a source line are shown under an error.
+pub const EXCERPT_WIDTH: usize = 80;
+
+/// Whether `c` would be invisible or would reorder a terminal line: control characters and
+/// the zero-width and bidirectional formatting characters.
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+}
+
+/// `c` as shown in a message: itself, or escaped as `\u{..}` if it is [`hidden`].
+fn shown(c: char) -> String {
+    if hidden(c) {
+        format!("\\u{{{:x}}}", u32::from(c))
+    } else {
+        c.to_string()
+    }
+}
+
+/// `s` with its control and formatting characters escaped (see [`hidden`]).
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(hidden) {
+        return s.to_string();
+    }
+    s.chars().map(shown).collect()
+}
+
+/// The part of a source `line` to show under an error whose place starts at character `at`
+/// and is `width` characters wide: at most [`EXCERPT_WIDTH`] characters around it (with `…`
+/// where the line is cut), tabs as spaces and hidden characters escaped. Returns the text, the
+/// caret's column in it and the number of carets.
+fn excerpt(line: &str, at: usize, width: usize) -> (String, usize, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    let at = at.min(chars.len());
+    let (mut lo, mut hi) = (0, chars.len());
+    if chars.len() > EXCERPT_WIDTH {
+        lo = at.saturating_sub(EXCERPT_WIDTH / 4);
+        hi = (lo + EXCERPT_WIDTH).min(chars.len());
+        lo = hi.saturating_sub(EXCERPT_WIDTH).min(lo);
+    }
+    let show = |c: &char| if *c == '\t' { " ".into() } else { shown(*c) };
+    let mut text = String::from(if lo > 0 { "…" } else { "" });
+    let mut caret = usize::from(lo > 0);
+    let mut carets = 0;
+    for (i, c) in chars.iter().enumerate().take(hi).skip(lo) {
+        let s = show(c);
+        let n = s.chars().count();
+        if i < at {
+            caret += n;
+        } else if i < at + width {
+            carets += n;
+        }
+        text.push_str(&s);
+    }
+    if hi < chars.len() {
+        text.push('…');
+    }
+    (text, caret, carets.max(1))
 }
 
 impl From<ParseError> for ExplainError {
@@ -131,6 +197,9 @@ pub struct Evaluation {
     pub rows: Vec<Row>,
     pub variables: Vec<Variable>,
     pub output: Output,
+    /// For each node, whether the output depends on it (see `Trace::reaches`); empty when the
+    /// output is a constant.
+    pub reached: Vec<bool>,
     /// Things worth saying that are not errors (a `--at` value the program does not use).
     pub warnings: Vec<String>,
 }
@@ -148,6 +217,7 @@ pub fn evaluate(
         nodes: Vec::new(),
         rows: Vec::new(),
         reserved: resolved.reserved,
+        pending: Vec::new(),
         next_temp: 1,
         point: resolved.used.clone(),
         tape: &tape,
@@ -158,7 +228,7 @@ pub fn evaluate(
         let node = var
             .node()
             .ok_or_else(|| ExplainError::new("internal: an input is no node"))?;
-        ev.env.insert(name.clone(), var);
+        ev.env.insert(name.clone(), (var, None));
         ev.nodes.push(NodeInfo {
             name: name.clone(),
             definition: "input".into(),
@@ -200,7 +270,7 @@ pub fn evaluate(
                     value: operand.var.value(),
                 }),
             }
-            ev.env.insert(name.clone(), operand.var);
+            ev.env.insert(name.clone(), (operand.var, operand.poison));
         }
         if i == last {
             let name = match (node, &statement.name, &top) {
@@ -209,6 +279,11 @@ pub fn evaluate(
                 (None, None, Some(top)) => top.clone(),
                 (None, None, None) => "f".into(),
             };
+            if let Some(k) = operand.poison {
+                // The output depends on a value that is not finite: the first such value
+                // (whose own operands are finite) is the cause.
+                return Err(ev.pending.swap_remove(k));
+            }
             output = Some(Output {
                 name,
                 value: operand.var.value(),
@@ -227,15 +302,43 @@ pub fn evaluate(
             ev.nodes.len()
         )));
     }
-    check_partials(&trace, &ev.nodes, &ev.point)?;
+    let reached = output.node.map(|o| trace.reaches(o)).unwrap_or_default();
+    check_partials(&trace, &ev.nodes, &reached, &ev.point)?;
+    let mut unused: Vec<String> = ev
+        .pending
+        .iter()
+        .map(|e| format!("{}; {} does not depend on it", e.message, output.name))
+        .collect();
+    unused.extend(unused_singular_partials(
+        &trace,
+        &ev.nodes,
+        &reached,
+        &output.name,
+    ));
+    let mut warnings = resolved.warnings;
+    warnings.extend(capped(unused, MAX_WARNINGS));
     Ok(Evaluation {
         trace,
         nodes: ev.nodes,
         rows: ev.rows,
         variables,
         output,
-        warnings: resolved.warnings,
+        reached,
+        warnings,
     })
+}
+
+/// At most this many warnings about unused values that are not finite are printed.
+const MAX_WARNINGS: usize = 5;
+
+/// The first `max` lines, then a line counting the others.
+fn capped(mut lines: Vec<String>, max: usize) -> Vec<String> {
+    if lines.len() > max {
+        let more = lines.len() - max;
+        lines.truncate(max);
+        lines.push(format!("... and {more} more like these"));
+    }
+    lines
 }
 
 struct Resolved {
@@ -339,9 +442,16 @@ fn names_in<'e>(e: &'e Expr, out: &mut Vec<(&'e str, Span)>) {
             names_in(a, out);
             names_in(b, out);
         }
+        ExprKind::Chain(first, rest) => {
+            names_in(first, out);
+            rest.iter().for_each(|(_, b)| names_in(b, out));
+        }
         ExprKind::Call(_, _, args) => args.iter().for_each(|a| names_in(a, out)),
     }
 }
+
+/// A constant subexpression longer than this is written as its value in definitions.
+const MAX_CONSTANT_TEXT: usize = 60;
 
 // Precedences, for writing definitions with just the parentheses they need.
 const ADD: u8 = 1;
@@ -357,6 +467,10 @@ struct Operand<'t> {
     var: Var<'t, f64>,
     text: String,
     prec: u8,
+    /// When the value depends on a value that is not finite: the index (in
+    /// `Evaluator::pending`) of the error that explains the first such value. It becomes an
+    /// error only if the output depends on it.
+    poison: Option<usize>,
 }
 
 impl Operand<'_> {
@@ -389,10 +503,12 @@ enum Op {
 
 struct Evaluator<'t> {
     tape: &'t Tape<f64>,
-    env: HashMap<String, Var<'t, f64>>,
+    env: HashMap<String, (Var<'t, f64>, Option<usize>)>,
     nodes: Vec<NodeInfo>,
     rows: Vec<Row>,
     reserved: HashSet<String>,
+    /// Why each value that is not finite is not (see [`Operand::poison`]).
+    pending: Vec<ExplainError>,
     next_temp: usize,
     /// The variables and their values, for error messages.
     point: Vec<(String, f64)>,
@@ -426,15 +542,17 @@ impl<'t> Evaluator<'t> {
                 var: Var::constant(*value),
                 text: text.clone(),
                 prec: ATOM,
+                poison: None,
             }),
             ExprKind::Var(name) => {
-                let var = *self.env.get(name).ok_or_else(|| {
+                let (var, poison) = *self.env.get(name).ok_or_else(|| {
                     ExplainError::at(e.span, format!("internal: `{name}` has no value"))
                 })?;
                 Ok(Operand {
                     var,
                     text: name.clone(),
                     prec: ATOM,
+                    poison,
                 })
             }
             ExprKind::Neg(x) => {
@@ -445,42 +563,21 @@ impl<'t> Evaluator<'t> {
             ExprKind::Binary(op, a, b) => {
                 let a = self.eval(a, None)?;
                 let b = self.eval(b, None)?;
-                let (value, definition, prec) = match op {
-                    BinOp::Add => (
-                        a.var + b.var,
-                        format!("{} + {}", a.wrap(ADD), b.wrap(MUL)),
-                        ADD,
-                    ),
-                    BinOp::Sub => (
-                        a.var - b.var,
-                        format!("{} - {}", a.wrap(ADD), b.wrap(MUL)),
-                        ADD,
-                    ),
-                    BinOp::Mul => (
-                        a.var * b.var,
-                        format!("{}*{}", a.wrap(MUL), b.wrap(NEG)),
-                        MUL,
-                    ),
-                    BinOp::Div => (
-                        a.var / b.var,
-                        format!("{}/{}", a.wrap(MUL), b.wrap(NEG)),
-                        MUL,
-                    ),
-                    BinOp::Pow => (
-                        power(a.var, b.var),
-                        format!("{}^{}", a.wrap(ATOM), b.wrap(NEG)),
-                        POW,
-                    ),
-                };
-                self.finish(
-                    value,
-                    definition,
-                    prec,
-                    e.span,
-                    top,
-                    Op::Binary(*op),
-                    &[a, b],
-                )
+                self.binary(*op, a, b, e.span, top)
+            }
+            ExprKind::Chain(first, rest) => {
+                // Left to right in a loop: one node per operator, as `((a + b) + c) + ...`.
+                let mut acc = self.eval(first, None)?;
+                for (k, (op, rhs)) in rest.iter().enumerate() {
+                    let b = self.eval(rhs, None)?;
+                    let span = Span {
+                        start: e.span.start,
+                        end: rhs.span.end,
+                    };
+                    let top = if k + 1 == rest.len() { top } else { None };
+                    acc = self.binary(*op, acc, b, span, top)?;
+                }
+                Ok(acc)
             }
             ExprKind::Call(func, name, args) => {
                 let mut operands = Vec::with_capacity(args.len());
@@ -512,6 +609,45 @@ impl<'t> Evaluator<'t> {
         }
     }
 
+    /// `a op b`, named `top` if given.
+    fn binary(
+        &mut self,
+        op: BinOp,
+        a: Operand<'t>,
+        b: Operand<'t>,
+        span: Span,
+        top: Option<&str>,
+    ) -> Result<Operand<'t>, ExplainError> {
+        let (value, definition, prec) = match op {
+            BinOp::Add => (
+                a.var + b.var,
+                format!("{} + {}", a.wrap(ADD), b.wrap(MUL)),
+                ADD,
+            ),
+            BinOp::Sub => (
+                a.var - b.var,
+                format!("{} - {}", a.wrap(ADD), b.wrap(MUL)),
+                ADD,
+            ),
+            BinOp::Mul => (
+                a.var * b.var,
+                format!("{}*{}", a.wrap(MUL), b.wrap(NEG)),
+                MUL,
+            ),
+            BinOp::Div => (
+                a.var / b.var,
+                format!("{}/{}", a.wrap(MUL), b.wrap(NEG)),
+                MUL,
+            ),
+            BinOp::Pow => (
+                power(a.var, b.var),
+                format!("{}^{}", a.wrap(ATOM), b.wrap(NEG)),
+                POW,
+            ),
+        };
+        self.finish(value, definition, prec, span, top, Op::Binary(op), &[a, b])
+    }
+
     /// Checks the value of one operation and names the node it recorded (if any).
     #[allow(clippy::too_many_arguments)]
     fn finish(
@@ -524,8 +660,11 @@ impl<'t> Evaluator<'t> {
         op: Op,
         operands: &[Operand<'t>],
     ) -> Result<Operand<'t>, ExplainError> {
-        if !value.value().is_finite() {
-            return Err(self.domain_error(value.value(), &definition, span, top, op, operands));
+        let mut poison = operands.iter().find_map(|o| o.poison);
+        if poison.is_none() && !value.value().is_finite() {
+            let e = self.domain_error(value.value(), &definition, span, top, op, operands);
+            self.pending.push(e);
+            poison = Some(self.pending.len() - 1);
         }
         if self.tape.len() > self.nodes.len() {
             // One operation records one node; should one ever record more, the extra ones
@@ -562,6 +701,7 @@ impl<'t> Evaluator<'t> {
                 var: value,
                 text: name,
                 prec: ATOM,
+                poison,
             });
         }
         match value.node() {
@@ -569,11 +709,22 @@ impl<'t> Evaluator<'t> {
                 var: value,
                 text: self.nodes.get(n).map_or(definition, |i| i.name.clone()),
                 prec: ATOM,
+                poison,
+            }),
+            // A constant is written out in the definitions that use it, unless its text grows
+            // long (`1 + 1 + ... + 1`): then its value, so that a long constant chain stays
+            // linear to print.
+            None if definition.chars().count() > MAX_CONSTANT_TEXT => Ok(Operand {
+                text: number(value.value()),
+                var: value,
+                prec: if value.value() < 0.0 { NEG } else { ATOM },
+                poison,
             }),
             None => Ok(Operand {
                 var: value,
                 text: definition,
                 prec,
+                poison,
             }),
         }
     }
@@ -734,13 +885,21 @@ fn domain_reason(op: Op, args: &[f64]) -> Option<String> {
     }
 }
 
-/// A node with a value but no finite local derivative (`sqrt` at 0) cannot be swept.
+/// A node the output depends on (`reached`) with a value but no finite local derivative
+/// (`sqrt` at 0) cannot be swept. The others do not matter: the sweeps skip them.
 fn check_partials(
     trace: &Trace<f64>,
     nodes: &[NodeInfo],
+    reached: &[bool],
     point: &[(String, f64)],
 ) -> Result<(), ExplainError> {
-    for (node, info) in trace.nodes.iter().zip(nodes) {
+    for ((node, info), _) in trace
+        .nodes
+        .iter()
+        .zip(nodes)
+        .zip(reached)
+        .filter(|(_, &r)| r)
+    {
         for (&p, &d) in node.parents.iter().zip(&node.partials) {
             if d.is_finite() {
                 continue;
@@ -767,6 +926,41 @@ fn check_partials(
         }
     }
     Ok(())
+}
+
+/// Warnings for the nodes the output does not depend on whose value is finite but whose local
+/// partial is not (`a = sqrt(x)` at 0, unused): said, since the value view shows them.
+fn unused_singular_partials(
+    trace: &Trace<f64>,
+    nodes: &[NodeInfo],
+    reached: &[bool],
+    output: &str,
+) -> Vec<String> {
+    trace
+        .nodes
+        .iter()
+        .zip(nodes)
+        .enumerate()
+        .filter(|&(i, (node, _))| {
+            !reached.get(i).copied().unwrap_or(false) && node.value.is_finite()
+        })
+        .filter_map(|(_, (node, info))| {
+            let (p, d) = node
+                .parents
+                .iter()
+                .zip(&node.partials)
+                .find(|(_, d)| !d.is_finite())?;
+            let parent = nodes.get(*p).map_or("?", |i| i.name.as_str());
+            Some(format!(
+                "`{} = {}` has no finite derivative here (∂{}/∂{parent} = {}), but {output} \
+                 does not depend on it",
+                info.name,
+                info.definition,
+                info.name,
+                number(*d)
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]

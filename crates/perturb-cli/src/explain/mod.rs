@@ -6,12 +6,13 @@ mod eval;
 mod parse;
 mod report;
 
-use std::io::Read as _;
+use std::collections::{HashMap, HashSet};
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use perturb::explain::Annotation;
 
-use eval::{evaluate, Evaluation, ExplainError};
+use eval::{evaluate, printable, Evaluation, ExplainError};
 use report::Sweeps;
 
 const EXAMPLES: &str = "\
@@ -74,7 +75,8 @@ pub struct Args {
     /// Graphviz. Nodes show their adjoints after a reverse sweep, else their tangents.
     #[arg(long, value_name = "PATH")]
     pub graph: Option<PathBuf>,
-    /// Print everything as JSON (errors too, besides the message on standard error).
+    /// Print everything as JSON (errors too, besides the message on standard error). Numbers
+    /// that are not finite are written as the strings "inf", "-inf" and "NaN".
     #[arg(long)]
     pub json: bool,
 }
@@ -83,15 +85,29 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<(), String> {
     let src = read_source(args)?;
     match explain(args, &src) {
-        Ok(output) => {
-            for warning in &output.warnings {
-                eprintln!("perturb: warning: {warning}");
+        Ok((ev, sweeps)) => {
+            for warning in &ev.warnings {
+                eprintln!("perturb: warning: {}", printable(warning));
             }
-            if let Some(path) = &output.graph_written {
+            if sweeps.forward_hidden > 0 {
+                eprintln!(
+                    "perturb: warning: {}",
+                    report::hidden_forward_note(sweeps.forward_hidden)
+                );
+            }
+            if let Some(path) = &args.graph {
                 eprintln!("perturb: wrote the graph to {}", path.display());
             }
-            print!("{}", output.stdout);
-            Ok(())
+            // Written as it is made: a long report is never held in memory whole.
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let written = if args.json {
+                report::json(&ev, &sweeps, &src, &mut out)
+            } else {
+                report::text(&ev, &sweeps, &mut out)
+            };
+            written
+                .and_then(|()| out.flush())
+                .map_err(|e| format!("explain: cannot write the report: {e}"))
         }
         Err(e) => {
             if args.json {
@@ -118,41 +134,23 @@ fn read_source(args: &Args) -> Result<String, String> {
     }
 }
 
-/// What a successful run prints.
-struct Output {
-    stdout: String,
-    warnings: Vec<String>,
-    graph_written: Option<PathBuf>,
-}
-
-fn explain(args: &Args, src: &str) -> Result<Output, ExplainError> {
+/// Evaluates, sweeps and draws the graph (if asked): what is left is to print the report.
+fn explain(args: &Args, src: &str) -> Result<(Evaluation, Sweeps), ExplainError> {
     let at = parse_point(&args.at)?;
     let program = parse::parse(src)?;
     let ev = evaluate(&program, src, &at)?;
     let wrt = resolve_wrt(&args.wrt, &ev, &program)?;
     let sweeps = sweep(&ev, args.mode, &wrt);
-    let graph_written = match &args.graph {
-        Some(path) => {
-            write_graph(path, &ev, &sweeps)?;
-            Some(path.clone())
-        }
-        None => None,
-    };
-    let stdout = if args.json {
-        report::json(&ev, &sweeps, src) + "\n"
-    } else {
-        report::text(&ev, &sweeps)
-    };
-    Ok(Output {
-        stdout,
-        warnings: ev.warnings.clone(),
-        graph_written,
-    })
+    if let Some(path) = &args.graph {
+        write_graph(path, &ev, &sweeps)?;
+    }
+    Ok((ev, sweeps))
 }
 
 /// `["x=0.7", "w=3"]` to names and values, checked.
 fn parse_point(items: &[String]) -> Result<Vec<(String, f64)>, ExplainError> {
     let mut point: Vec<(String, f64)> = Vec::new();
+    let mut seen = HashSet::new();
     for item in items {
         let item = item.trim();
         if item.is_empty() {
@@ -179,17 +177,14 @@ fn parse_point(items: &[String]) -> Result<Vec<(String, f64)>, ExplainError> {
                 "--at: missing value for `{name}` (write {name}=VALUE)"
             )));
         }
-        let v: f64 = value.parse().map_err(|_| {
-            ExplainError::new(format!(
-                "--at: the value of `{name}`, `{value}`, is not a number"
-            ))
-        })?;
+        let v = parse::parse_number(value)
+            .map_err(|e| ExplainError::new(format!("--at: the value of `{name}`: {e}")))?;
         if !v.is_finite() {
             return Err(ExplainError::new(format!(
                 "--at: the value of `{name}` must be a finite number, not {value}"
             )));
         }
-        if point.iter().any(|(n, _)| n == name) {
+        if !seen.insert(name.to_string()) {
             return Err(ExplainError::new(format!(
                 "--at: `{name}` is given more than once"
             )));
@@ -213,10 +208,17 @@ fn resolve_wrt(
     if names.is_empty() {
         return Ok((0..ev.variables.len()).collect());
     }
+    let index: HashMap<&str, usize> = ev
+        .variables
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.name.as_str(), i))
+        .collect();
     let mut out = Vec::new();
+    let mut taken = HashSet::new();
     for name in names {
-        match ev.variables.iter().position(|v| v.name == name) {
-            Some(i) if !out.contains(&i) => out.push(i),
+        match index.get(name).copied() {
+            Some(i) if taken.insert(i) => out.push(i),
             Some(_) => {}
             None => {
                 let bound = program
@@ -243,13 +245,27 @@ fn resolve_wrt(
     Ok(out)
 }
 
+/// Runs the sweeps the report needs: the reverse sweep, and in forward mode each variable's
+/// derivative (one sweep per variable, keeping only the output's tangent; the sweeps shown
+/// node by node are computed again while they are printed).
 fn sweep(ev: &Evaluation, mode: Mode, wrt: &[usize]) -> Sweeps {
-    let forward = if mode == Mode::Reverse {
-        Vec::new()
+    let (forward, forward_shown) = if mode == Mode::Reverse {
+        (None, Vec::new())
     } else {
-        wrt.iter()
-            .map(|&v| (v, ev.trace.forward(ev.variables[v].node)))
-            .collect()
+        let derivatives = wrt
+            .iter()
+            .map(|&v| {
+                ev.output
+                    .node
+                    .map_or(0.0, |o| ev.trace.forward(ev.variables[v].node)[o])
+            })
+            .collect();
+        let shown = wrt
+            .iter()
+            .copied()
+            .take(report::MAX_FORWARD_SWEEPS)
+            .collect();
+        (Some(derivatives), shown)
     };
     let reverse_asked = mode != Mode::Forward;
     let reverse = match (reverse_asked, ev.output.node) {
@@ -257,6 +273,12 @@ fn sweep(ev: &Evaluation, mode: Mode, wrt: &[usize]) -> Sweeps {
         _ => None,
     };
     Sweeps {
+        forward_hidden: if forward.is_some() {
+            wrt.len() - forward_shown.len()
+        } else {
+            0
+        },
+        forward_shown,
         forward,
         reverse,
         reverse_asked,
@@ -267,9 +289,13 @@ fn sweep(ev: &Evaluation, mode: Mode, wrt: &[usize]) -> Sweeps {
 /// The graph as DOT, with adjoints after a reverse sweep, else the first forward sweep's tangents.
 fn dot(ev: &Evaluation, sweeps: &Sweeps) -> String {
     let names: Vec<String> = ev.nodes.iter().map(|n| n.name.clone()).collect();
-    let annotation = match (&sweeps.reverse, sweeps.forward.first()) {
+    let tangents = match (&sweeps.reverse, sweeps.forward_shown.first()) {
+        (None, Some(&v)) => ev.trace.forward(ev.variables[v].node),
+        _ => Vec::new(),
+    };
+    let annotation = match (&sweeps.reverse, sweeps.forward_shown.first()) {
         (Some(r), _) => Some(Annotation::Adjoints(&r.adjoints)),
-        (None, Some((_, t))) => Some(Annotation::Tangents(t)),
+        (None, Some(_)) => Some(Annotation::Tangents(&tangents)),
         (None, None) => None,
     };
     ev.trace.to_dot(&names, annotation)
