@@ -32,15 +32,38 @@ pub fn run(args: &Args) -> Result<(), String> {
     let (x, w) = (args.x, args.w);
     if !x.is_finite() || !w.is_finite() {
         return Err(format!(
-            "lecture: --x and --w must be finite numbers (got x = {x}, w = {w})"
+            "lecture: --x and --w must be finite numbers (got x = {}, w = {})",
+            short(x),
+            short(w)
         ));
     }
     if x == 0.0 {
         return Err("lecture: --x must be non-zero, since log(x^2) is not defined at 0".into());
     }
-    println!("perturb: the lecture's examples at x = {x}, w = {w}");
-    println!("\"If I perturb x by h, how does the output change?\" Each derivative three ways:\n");
     let rows = scalar_rows(x, w);
+    if let Some(r) = rows.iter().find(|r| {
+        ![r.forward, r.reverse, r.exact]
+            .iter()
+            .all(|v| v.is_finite())
+    }) {
+        return Err(format!(
+            "lecture: at x = {}, w = {} the example `{}` is not a finite number (forward {}, \
+             reverse {}, exact {}): a value overflows or underflows a 64-bit float; choose x and w \
+             nearer 1 (|x| from about 1e-150 to 1e150, x below about 350)",
+            short(x),
+            short(w),
+            r.name,
+            compact(r.forward),
+            compact(r.reverse),
+            compact(r.exact)
+        ));
+    }
+    println!(
+        "perturb: the lecture's examples at x = {}, w = {}",
+        short(x),
+        short(w)
+    );
+    println!("\"If I perturb x by h, how does the output change?\" Each derivative three ways:\n");
     println!(
         "{:<44} {:>14} {:>14} {:>14}",
         "derivative", "forward", "reverse", "exact"
@@ -48,8 +71,11 @@ pub fn run(args: &Args) -> Result<(), String> {
     let mut worst: f64 = 0.0;
     for r in &rows {
         println!(
-            "{:<44} {:>14.9} {:>14.9} {:>14.9}",
-            r.name, r.forward, r.reverse, r.exact
+            "{:<44} {:>14} {:>14} {:>14}",
+            r.name,
+            compact(r.forward),
+            compact(r.reverse),
+            compact(r.exact)
         );
         let scale = r.exact.abs().max(1.0);
         worst = worst
@@ -69,6 +95,25 @@ pub fn run(args: &Args) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A number in 9 decimals when that shows it well (magnitude from 1e-4 to 1e9, or 0), else in
+/// exponent notation with 9 decimals: never hundreds of digits.
+fn compact(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() || (1e-4..1e9).contains(&v.abs()) {
+        format!("{v:.9}")
+    } else {
+        format!("{v:.9e}")
+    }
+}
+
+/// A number as given, in exponent notation when it is very large or very small.
+fn short(v: f64) -> String {
+    if v == 0.0 || (1e-4..1e15).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
 }
 
 /// d/dx of a one-input example `$f` at `$x`: (by a dual number, by the tape).
@@ -182,9 +227,9 @@ fn chain_of_local_derivatives(x: f64, w: f64) {
             .unwrap_or(f64::NAN);
         product *= local;
         println!(
-            "  {name:<16} value {:>12.9}   local derivative {:>12.9}",
-            out.value(),
-            local
+            "  {name:<16} value {:>12}   local derivative {:>12}",
+            compact(out.value()),
+            compact(local)
         );
     }
     let dl = tape
@@ -192,8 +237,8 @@ fn chain_of_local_derivatives(x: f64, w: f64) {
         .ok()
         .and_then(|gr| gr.get(xv).ok())
         .unwrap_or(f64::NAN);
-    println!("  product of the local derivatives {product:.12}");
-    println!("  dL/dx from one reverse sweep    {dl:.12}");
+    println!("  product of the local derivatives {}", compact(product));
+    println!("  dL/dx from one reverse sweep    {}", compact(dl));
 }
 
 /// -log sigmoid(w . x), written once for any scalar.
@@ -217,12 +262,12 @@ fn multiple_inputs(x: f64) {
     );
     for i in 0..3 {
         println!(
-            "  dL/dx{} forward {:>12.9}  reverse {:>12.9}  exact -(1 - sigmoid(z)) w{} = {:>12.9}",
+            "  dL/dx{} forward {:>12}  reverse {:>12}  exact -(1 - sigmoid(z)) w{} = {:>12}",
             i + 1,
-            forward[i],
-            reverse[i],
+            compact(forward[i]),
+            compact(reverse[i]),
             i + 1,
-            -(1.0 - s) * w[i]
+            compact(-(1.0 - s) * w[i])
         );
     }
 }
