@@ -8,7 +8,7 @@ use perturb::explain::Trace;
 use perturb::{Float, Scalar, Tape, Var};
 
 use super::parse::{line_col, BinOp, Expr, ExprKind, Func, ParseError, Program, Span};
-use super::report::number;
+use super::report::{given, number};
 
 /// An error of `perturb explain`, with the place in the source it is about (if any).
 #[derive(Clone, Debug, PartialEq)]
@@ -488,7 +488,7 @@ impl Operand<'_> {
         if self.var.is_constant() && self.text.parse::<f64>().is_ok() {
             self.text.clone()
         } else {
-            format!("{} = {}", self.text, number(self.var.value()))
+            format!("{} = {}", self.text, given(self.var.value()))
         }
     }
 }
@@ -788,7 +788,7 @@ fn point_note(point: &[(String, f64)]) -> String {
     }
     let values: Vec<String> = point
         .iter()
-        .map(|(n, v)| format!("{n} = {}", number(*v)))
+        .map(|(n, v)| format!("{n} = {}", given(*v)))
         .collect();
     format!("at {}", values.join(", "))
 }

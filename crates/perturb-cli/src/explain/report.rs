@@ -57,6 +57,15 @@ pub fn number(v: f64) -> String {
     }
 }
 
+/// A value given with `--at`, as [`number`] shows it but keeping the sign of `-0`.
+pub fn given(v: f64) -> String {
+    if v == 0.0 && v.is_sign_negative() {
+        "-0".into()
+    } else {
+        number(v)
+    }
+}
+
 fn trim_zeros(s: &str) -> String {
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -90,7 +99,7 @@ fn point(ev: &Evaluation) -> String {
     let parts: Vec<String> = ev
         .variables
         .iter()
-        .map(|v| format!("{} = {}", v.name, number(v.value)))
+        .map(|v| format!("{} = {}", v.name, given(v.value)))
         .collect();
     parts.join(", ")
 }
