@@ -50,7 +50,11 @@ fn an_unused_singular_value_does_not_spoil_the_derivative() {
         let out = perturb(&["explain", src, "--at", "x=0", "--json"]);
         if exact.is_nan() {
             assert_eq!(out.status.code(), Some(1), "{src}: {}", stdout(&out));
-            assert!(stderr(&out).contains("no finite derivative"), "{src}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains("no finite derivative"),
+                "{src}: {}",
+                stderr(&out)
+            );
             continue;
         }
         assert!(out.status.success(), "{src}: {}", stderr(&out));
@@ -58,7 +62,11 @@ fn an_unused_singular_value_does_not_spoil_the_derivative() {
         let d = &report["derivatives"][0];
         assert_eq!(d["forward"].as_f64(), Some(exact), "{src}: {d}");
         assert_eq!(d["reverse"].as_f64(), Some(exact), "{src}: {d}");
-        assert!(stderr(&out).contains("does not depend on it"), "{src}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("does not depend on it"),
+            "{src}: {}",
+            stderr(&out)
+        );
         // No contribution comes from a node the output does not use.
         for c in report["reverse"]["contributions"].as_array().unwrap() {
             let from = c["from"].as_u64().unwrap() as usize;
@@ -142,7 +150,11 @@ fn a_graph_too_wide_to_lay_out_is_refused_quickly() {
         "--graph",
         svg.to_str().unwrap(),
     ]);
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -217,19 +229,34 @@ fn forward_mode_shows_a_bounded_number_of_sweeps() {
         "{}",
         &text[text.len().saturating_sub(3000)..]
     );
-    assert!(stderr(&out).contains("100 more variables"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("100 more variables"),
+        "{}",
+        stderr(&out)
+    );
     // Every derivative is still listed, from forward mode.
     assert_eq!(text.matches("  (forward mode)").count(), n);
     assert!(text.contains(&format!("du{}/dv299 = 1  (forward mode)", n - 1)));
     // Bounded: 200 sweeps of 600 nodes, not 300.
-    assert!(text.lines().count() < 200 * 610 + 2 * n, "{}", text.lines().count());
+    assert!(
+        text.lines().count() < 200 * 610 + 2 * n,
+        "{}",
+        text.lines().count()
+    );
     let report = json(&["explain", "-f", file, "--at", &at, "--json"]);
     assert_eq!(report["forward"].as_array().unwrap().len(), 200);
     assert_eq!(report["forward_not_shown"], 100);
     assert_eq!(report["derivatives"].as_array().unwrap().len(), n);
     // One variable, asked for by name, is shown.
-    let out = perturb(&["explain", "-f", file, "--at", &at, "--wrt", "v299", "--mode", "forward"]);
-    assert_eq!(stdout(&out).matches("Forward mode, perturbing v299").count(), 1);
+    let out = perturb(&[
+        "explain", "-f", file, "--at", &at, "--wrt", "v299", "--mode", "forward",
+    ]);
+    assert_eq!(
+        stdout(&out)
+            .matches("Forward mode, perturbing v299")
+            .count(),
+        1
+    );
 }
 
 /// U3: an error in a 10^6-term expression printed the whole 2 MB line.
@@ -240,27 +267,44 @@ fn error_excerpts_are_a_bounded_window_around_the_caret() {
     let out = perturb(&["explain", "-f", file.to_str().unwrap(), "--at", "x=1"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.len() < 600, "{} bytes: {}", err.len(), &err[..600.min(err.len())]);
+    assert!(
+        err.len() < 600,
+        "{} bytes: {}",
+        err.len(),
+        &err[..600.min(err.len())]
+    );
     assert!(err.contains("no value for the variable `y`"), "{err}");
     let lines: Vec<&str> = err.lines().collect();
     let source = lines.iter().find(|l| l.starts_with("1 | ")).unwrap();
     let caret = lines.iter().find(|l| l.contains('^')).unwrap();
     assert!(source.starts_with("1 | …"), "{source}");
     let col = caret.find('^').unwrap();
-    assert_eq!(source.chars().nth(caret[..col].chars().count()), Some('y'), "{err}");
+    assert_eq!(
+        source.chars().nth(caret[..col].chars().count()),
+        Some('y'),
+        "{err}"
+    );
     // In the middle of the line, both ends are cut.
     let mid = vec!["x"; 1000].join("+") + " + (" + &vec!["x"; 1000].join("+");
     let out = perturb(&["explain", &mid, "--at", "x=1"]);
     let err = stderr(&out);
     assert!(err.len() < 600 && err.contains("unclosed `(`"), "{err}");
     let out = perturb(&["explain", "x + (y", "--at", "x=1,y=2"]);
-    assert!(stderr(&out).contains("1 | x + (y\n  |       ^"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 | x + (y\n  |       ^"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// U4: a flat sum of 501 terms was "nested more than 500 levels deep".
 #[test]
 fn a_long_flat_sum_or_product_is_not_nesting() {
-    for (op, n, exact) in [("+", 501, 501.0), ("+", 100_000, 100_000.0), ("*", 2000, 2000.0)] {
+    for (op, n, exact) in [
+        ("+", 501, 501.0),
+        ("+", 100_000, 100_000.0),
+        ("*", 2000, 2000.0),
+    ] {
         let src = vec!["x"; n].join(op);
         let file = program_file("explain-flat-chain.txt", &src);
         let report = json(&[
@@ -277,7 +321,11 @@ fn a_long_flat_sum_or_product_is_not_nesting() {
     }
     let deep = "(".repeat(300) + "x" + &")".repeat(300);
     let out = perturb(&["explain", &deep, "--at", "x=1"]);
-    assert!(stderr(&out).contains("nested more than"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nested more than"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// U11: control characters and bidirectional overrides were shown raw.
@@ -291,7 +339,10 @@ fn hidden_characters_in_errors_are_escaped() {
         let out = perturb(&["explain", src, "--at", "x=1,y=2"]);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{src:?}");
-        assert!(err.contains(&format!("unexpected character `{escaped}`")), "{err}");
+        assert!(
+            err.contains(&format!("unexpected character `{escaped}`")),
+            "{err}"
+        );
         assert!(
             !err.contains(['\u{1}', '\u{202e}', '\u{200b}']),
             "{src:?}: raw character in {err:?}"
@@ -307,7 +358,11 @@ fn hidden_characters_in_errors_are_escaped() {
         );
     }
     let out = perturb(&["explain", "x", "--at", "x=1,\u{202e}=2"]);
-    assert!(stderr(&out).contains("`\\u{202e}` is not a variable name"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`\\u{202e}` is not a variable name"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// U12: `x*0x10` was "found the name `x10` (write 0*x10 for a product)".
@@ -315,7 +370,10 @@ fn hidden_characters_in_errors_are_escaped() {
 fn hexadecimal_numbers_get_a_correct_hint() {
     let out = perturb(&["explain", "x*0x10", "--at", "x=1"]);
     let err = stderr(&out);
-    assert!(err.contains("hexadecimal") && !err.contains("0*x10"), "{err}");
+    assert!(
+        err.contains("hexadecimal") && !err.contains("0*x10"),
+        "{err}"
+    );
     assert!(err.starts_with("perturb: explain: 1:3:"), "{err}");
 }
 
@@ -324,13 +382,21 @@ fn hexadecimal_numbers_get_a_correct_hint() {
 #[test]
 fn negative_zero_and_underflowing_numbers() {
     let out = perturb(&["explain", "2*x", "--at", "x=-0"]);
-    assert!(stdout(&out).starts_with("f = 0 at x = -0\n"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("f = 0 at x = -0\n"),
+        "{}",
+        stdout(&out)
+    );
     let out = perturb(&["explain", "log(x)", "--at", "x=-0"]);
     assert!(stderr(&out).contains("(with x = -0)"), "{}", stderr(&out));
     for (src, at) in [("1e-999 * x", "x=1"), ("x", "x=1e-999")] {
         let out = perturb(&["explain", src, "--at", at]);
         assert_eq!(out.status.code(), Some(1), "{src} {at}");
-        assert!(stderr(&out).contains("too small for a 64-bit float"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("too small for a 64-bit float"),
+            "{}",
+            stderr(&out)
+        );
     }
 }
 
@@ -341,7 +407,10 @@ fn the_lecture_refuses_points_where_its_examples_overflow() {
         let out = perturb(&["lecture", "--x", x]);
         assert_eq!(out.status.code(), Some(1), "{x}: {}", stdout(&out));
         let err = stderr(&out);
-        assert!(err.contains("is not a finite number") && err.len() < 400, "{err}");
+        assert!(
+            err.contains("is not a finite number") && err.len() < 400,
+            "{err}"
+        );
         assert!(stdout(&out).is_empty());
     }
     let out = perturb(&["lecture", "--x", "1e-5"]);
@@ -349,4 +418,22 @@ fn the_lecture_refuses_points_where_its_examples_overflow() {
     let text = stdout(&out);
     assert!(text.lines().all(|l| l.len() < 130), "{text}");
     assert!(text.contains("at x = 1e-5, w = 3"), "{text}");
+}
+
+/// The deepest expressions the limits accept are evaluated and printed without overflowing
+/// the stack (the chains of U4 no longer count, so what is left is real nesting).
+#[test]
+fn the_deepest_accepted_expressions_run() {
+    let calls = "sin(1 + 2*".repeat(166) + "x" + &")".repeat(166);
+    let negs = "-".repeat(199) + "x";
+    let powers = vec!["x"; 199].join("^");
+    let parens = "(x + ".repeat(199) + "x" + &")".repeat(199);
+    for src in [&calls, &negs, &powers, &parens] {
+        for extra in [&["--json"][..], &["--mode", "both"][..]] {
+            let mut args = vec!["explain", src.as_str(), "--at", "x=1"];
+            args.extend_from_slice(extra);
+            let out = perturb(&args);
+            assert!(out.status.success(), "{}: {}", &src[..20], stderr(&out));
+        }
+    }
 }

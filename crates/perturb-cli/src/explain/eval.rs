@@ -106,33 +106,42 @@ pub fn printable(s: &str) -> String {
 }
 
 /// The part of a source `line` to show under an error whose place starts at character `at`
-/// and is `width` characters wide: at most [`EXCERPT_WIDTH`] characters around it (with `…`
-/// where the line is cut), tabs as spaces and hidden characters escaped. Returns the text, the
+/// and is `width` characters wide: at most [`EXCERPT_WIDTH`] columns around it (with `…` where
+/// the line is cut), tabs as spaces and hidden characters escaped. Returns the text, the
 /// caret's column in it and the number of carets.
 fn excerpt(line: &str, at: usize, width: usize) -> (String, usize, usize) {
-    let chars: Vec<char> = line.chars().collect();
-    let at = at.min(chars.len());
-    let (mut lo, mut hi) = (0, chars.len());
-    if chars.len() > EXCERPT_WIDTH {
-        lo = at.saturating_sub(EXCERPT_WIDTH / 4);
-        hi = (lo + EXCERPT_WIDTH).min(chars.len());
-        lo = hi.saturating_sub(EXCERPT_WIDTH).min(lo);
+    let shown: Vec<String> = line
+        .chars()
+        .map(|c| if c == '\t' { " ".into() } else { shown(c) })
+        .collect();
+    let columns = |i: usize| shown[i].chars().count();
+    let at = at.min(shown.len());
+    // A quarter of the width before the place, the rest after it, then whatever is left before.
+    let (mut lo, mut hi, mut used) = (at, at, 0);
+    while lo > 0 && used + columns(lo - 1) <= EXCERPT_WIDTH / 4 {
+        lo -= 1;
+        used += columns(lo);
     }
-    let show = |c: &char| if *c == '\t' { " ".into() } else { shown(*c) };
+    while hi < shown.len() && used + columns(hi) <= EXCERPT_WIDTH {
+        used += columns(hi);
+        hi += 1;
+    }
+    while lo > 0 && used + columns(lo - 1) <= EXCERPT_WIDTH {
+        lo -= 1;
+        used += columns(lo);
+    }
     let mut text = String::from(if lo > 0 { "…" } else { "" });
     let mut caret = usize::from(lo > 0);
     let mut carets = 0;
-    for (i, c) in chars.iter().enumerate().take(hi).skip(lo) {
-        let s = show(c);
-        let n = s.chars().count();
+    for (i, s) in shown.iter().enumerate().take(hi).skip(lo) {
         if i < at {
-            caret += n;
+            caret += columns(i);
         } else if i < at + width {
-            carets += n;
+            carets += columns(i);
         }
-        text.push_str(&s);
+        text.push_str(s);
     }
-    if hi < chars.len() {
+    if hi < shown.len() {
         text.push('…');
     }
     (text, caret, carets.max(1))

@@ -4,6 +4,8 @@
 
 mod eval;
 mod parse;
+#[cfg(test)]
+mod props;
 mod report;
 
 use std::collections::{HashMap, HashSet};
