@@ -158,7 +158,7 @@ fn a_graph_too_wide_to_lay_out_is_refused_quickly() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("too large to lay out as SVG") && err.contains("limit of 1000"),
+        err.contains("too large to lay out as SVG") && err.contains("limit of 800"),
         "{err}"
     );
     assert!(err.contains("explain-fan-out.dot"), "{err}");
@@ -436,4 +436,59 @@ fn the_deepest_accepted_expressions_run() {
             assert!(out.status.success(), "{}: {}", &src[..20], stderr(&out));
         }
     }
+}
+
+/// Found next to U3: a long name or a long list of variables was echoed whole in messages and
+/// warnings; `-f /dev/zero` read forever; an overflowing derivative got no word.
+#[test]
+fn messages_stay_short_and_sources_are_bounded() {
+    let long_name = "v".repeat(100_000);
+    let out = perturb(&["explain", &format!("{long_name} + 1"), "--at", "x=1"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("no value for the variable `vvvv") && err.len() < 800,
+        "{err}"
+    );
+    let at: Vec<String> = (0..5000).map(|i| format!("v{i}={i}")).collect();
+    let at = at.join(",");
+    let sum: Vec<String> = (0..5000).map(|i| format!("v{i}")).collect();
+    let out = perturb(&["explain", &sum.join("+"), "--at", &at, "--wrt", "w"]);
+    let err = stderr(&out);
+    assert!(err.contains("v0, v1, v2") && err.len() < 2000, "{err}");
+    assert!(err.contains("v9, and 4990 more"), "{err}");
+    let out = perturb(&["explain", "v0 + v1", "--at", &at, "--mode", "reverse"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("and 4993 more like these") && err.len() < 2000,
+        "{err}"
+    );
+    let out = perturb(&[
+        "explain",
+        &format!("log(v0) + {}", sum.join("+")),
+        "--at",
+        &at,
+    ]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("v9 = 9, and 4990 more") && err.len() < 2000,
+        "{err}"
+    );
+    let out = perturb(&["explain", "a = 1e300*x; b = 1e300*a; b", "--at", "x=1e-300"]);
+    assert!(stderr(&out).contains("db/dx is inf: the chain rule's products overflow"));
+    if std::path::Path::new("/dev/zero").exists() {
+        let out = perturb(&["explain", "-f", "/dev/zero", "--at", "x=1"]);
+        assert!(
+            stderr(&out).contains("longer than 64 MiB"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let file = program_file("explain-latin1.txt", "");
+    std::fs::write(&file, b"x + \xe9").unwrap();
+    let out = perturb(&["explain", "-f", file.to_str().unwrap(), "--at", "x=1"]);
+    assert!(
+        stderr(&out).contains("is not UTF-8 text (byte 4"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -8,7 +8,7 @@ use perturb::explain::Trace;
 use perturb::{Float, Scalar, Tape, Var};
 
 use super::parse::{line_col, BinOp, Expr, ExprKind, Func, ParseError, Program, Span};
-use super::report::{given, number};
+use super::report::{given, listed, number};
 
 /// An error of `perturb explain`, with the place in the source it is about (if any).
 #[derive(Clone, Debug, PartialEq)]
@@ -82,7 +82,7 @@ pub const EXCERPT_WIDTH: usize = 80;
 
 /// Whether `c` would be invisible or would reorder a terminal line: control characters and
 /// the zero-width and bidirectional formatting characters.
-fn hidden(c: char) -> bool {
+pub(super) fn hidden(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}'
             | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
@@ -97,12 +97,35 @@ fn shown(c: char) -> String {
     }
 }
 
-/// `s` with its control and formatting characters escaped (see [`hidden`]).
+/// Text quoted in backticks longer than this is shortened in messages (a name or definition
+/// from the source can be as long as the source).
+const MAX_QUOTED: usize = 60;
+
+/// A message as it is safe to show: its control and formatting characters escaped (see
+/// [`hidden`]), and every part quoted in backticks longer than [`MAX_QUOTED`] characters
+/// shortened to its two ends around `…`.
 pub fn printable(s: &str) -> String {
-    if !s.chars().any(hidden) {
-        return s.to_string();
+    let escaped: String = if s.chars().any(hidden) {
+        s.chars().map(shown).collect()
+    } else {
+        s.to_string()
+    };
+    let mut out = String::with_capacity(escaped.len().min(4096));
+    for (i, part) in escaped.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        let n = part.chars().count();
+        if i % 2 == 1 && n > MAX_QUOTED {
+            let keep = MAX_QUOTED / 2 - 1;
+            out.extend(part.chars().take(keep));
+            out.push('…');
+            out.extend(part.chars().skip(n - keep));
+        } else {
+            out.push_str(part);
+        }
     }
-    s.chars().map(shown).collect()
+    out
 }
 
 /// The part of a source `line` to show under an error whose place starts at character `at`
@@ -338,10 +361,10 @@ pub fn evaluate(
 }
 
 /// At most this many warnings about unused values that are not finite are printed.
-const MAX_WARNINGS: usize = 5;
+pub const MAX_WARNINGS: usize = 5;
 
 /// The first `max` lines, then a line counting the others.
-fn capped(mut lines: Vec<String>, max: usize) -> Vec<String> {
+pub fn capped(mut lines: Vec<String>, max: usize) -> Vec<String> {
     if lines.len() > max {
         let more = lines.len() - max;
         lines.truncate(max);
@@ -414,7 +437,9 @@ fn resolve(program: &Program, src: &str, at: &[(String, f64)]) -> Result<Resolve
             if !given.contains_key(name) {
                 return Err(ExplainError::at(
                     span,
-                    format!("no value for the variable `{name}`: give one with --at {name}=VALUE"),
+                    format!(
+                        "no value for the variable `{name}`: give one with `--at {name}=VALUE`"
+                    ),
                 ));
             }
             free.insert(name.to_string());
@@ -429,11 +454,13 @@ fn resolve(program: &Program, src: &str, at: &[(String, f64)]) -> Result<Resolve
         .filter(|(n, _)| free.contains(n))
         .cloned()
         .collect();
-    let warnings = at
-        .iter()
-        .filter(|(n, _)| !free.contains(n))
-        .map(|(n, _)| format!("--at gives `{n}` a value, but the expression does not use it"))
-        .collect();
+    let warnings = capped(
+        at.iter()
+            .filter(|(n, _)| !free.contains(n))
+            .map(|(n, _)| format!("--at gives `{n}` a value, but the expression does not use it"))
+            .collect(),
+        MAX_WARNINGS,
+    );
     Ok(Resolved {
         used,
         reserved,
@@ -799,7 +826,7 @@ fn point_note(point: &[(String, f64)]) -> String {
         .iter()
         .map(|(n, v)| format!("{n} = {}", given(*v)))
         .collect();
-    format!("at {}", values.join(", "))
+    format!("at {}", listed(values))
 }
 
 /// `a^b`: an integer power (`powi`, one parent) when the exponent is a constant integer, else
@@ -1111,7 +1138,7 @@ mod tests {
         let e = run("x * y", &[("x", 1.0)]).unwrap_err();
         assert_eq!(
             e.message,
-            "no value for the variable `y`: give one with --at y=VALUE"
+            "no value for the variable `y`: give one with `--at y=VALUE`"
         );
         assert_eq!(e.position("x * y"), Some((1, 5)));
         let ev = run("x", &[("x", 1.0), ("w", 2.0)]).unwrap();

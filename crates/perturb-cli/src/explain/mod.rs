@@ -120,29 +120,52 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
 }
 
+/// Programs longer than this are refused (reading stops there: `-f /dev/zero` ends).
+const MAX_SOURCE: u64 = 64 << 20;
+
 fn read_source(args: &Args) -> Result<String, String> {
-    match (&args.expr, &args.file) {
-        (Some(expr), _) => Ok(expr.clone()),
+    let (reader, name): (Box<dyn std::io::Read>, String) = match (&args.expr, &args.file) {
+        (Some(expr), _) => return Ok(expr.clone()),
         (None, Some(path)) if path == Path::new("-") => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .map_err(|e| format!("explain: cannot read standard input: {e}"))?;
-            Ok(s)
+            (Box::new(std::io::stdin()), "standard input".into())
         }
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map_err(|e| format!("explain: cannot read {}: {e}", path.display())),
-        (None, None) => Err("explain: give an expression (or --file PATH)".into()),
+        (None, Some(path)) => (
+            Box::new(
+                std::fs::File::open(path)
+                    .map_err(|e| format!("explain: cannot read {}: {e}", path.display()))?,
+            ),
+            path.display().to_string(),
+        ),
+        (None, None) => return Err("explain: give an expression (or --file PATH)".into()),
+    };
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_SOURCE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("explain: cannot read {name}: {e}"))?;
+    if bytes.len() as u64 > MAX_SOURCE {
+        return Err(format!(
+            "explain: {name} is longer than {} MiB, the most a program may be",
+            MAX_SOURCE >> 20
+        ));
     }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "explain: {name} is not UTF-8 text (byte {} is not valid)",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// Evaluates, sweeps and draws the graph (if asked): what is left is to print the report.
 fn explain(args: &Args, src: &str) -> Result<(Evaluation, Sweeps), ExplainError> {
     let at = parse_point(&args.at)?;
     let program = parse::parse(src)?;
-    let ev = evaluate(&program, src, &at)?;
+    let mut ev = evaluate(&program, src, &at)?;
     let wrt = resolve_wrt(&args.wrt, &ev, &program)?;
     let sweeps = sweep(&ev, args.mode, &wrt);
+    let overflows = report::non_finite_derivatives(&ev, &sweeps);
+    ev.warnings.extend(overflows);
     if let Some(path) = &args.graph {
         write_graph(path, &ev, &sweeps)?;
     }
@@ -227,11 +250,11 @@ fn resolve_wrt(
                     .statements
                     .iter()
                     .any(|s| s.name.as_ref().is_some_and(|(n, _)| n == name));
-                let variables: Vec<&str> = ev.variables.iter().map(|v| v.name.as_str()).collect();
+                let variables: Vec<String> = ev.variables.iter().map(|v| v.name.clone()).collect();
                 let list = if variables.is_empty() {
                     "the expression has none".to_string()
                 } else {
-                    variables.join(", ")
+                    report::listed(variables)
                 };
                 return Err(ExplainError::new(if bound {
                     format!(
@@ -303,10 +326,11 @@ fn dot(ev: &Evaluation, sweeps: &Sweeps) -> String {
     ev.trace.to_dot(&names, annotation)
 }
 
-/// The largest [`layout_size`] drawn as SVG. Measured on a 2-core machine with the release
-/// build: 1,016 (a 30-statement fan-out) took 1.0 s, 939 (`x*0 + ... + x*39`) 1.1 s, 895 (a
-/// random 100-statement graph) 1.4 s, while 1,756 took 3 s and 1,886 took 7 s.
-const MAX_SVG_LAYOUT: usize = 1000;
+/// The largest [`layout_size`] drawn as SVG. Measured with the release build on a shared
+/// 2-core machine: random 70- to 85-statement graphs of size 646 to 795 took 0.8 to 1.6 s, a
+/// 26-statement fan-out (776) 1.2 s, `x*0 + ... + x*37` (854) 1.2 s; past it, random graphs of
+/// about 900 took 2.3 to 2.5 s and the time grows about with the square of the size.
+const MAX_SVG_LAYOUT: usize = 800;
 
 /// What the layered layout of `layout-rs` has to place: the nodes, the edges, and one extra
 /// point for every rank an edge skips (a value used by many later statements makes long edges,

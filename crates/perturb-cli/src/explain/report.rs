@@ -57,6 +57,19 @@ pub fn number(v: f64) -> String {
     }
 }
 
+/// At most this many items of a list are written out in a line (then a count of the others).
+pub const MAX_LISTED: usize = 10;
+
+/// `a, b, c`, or the first [`MAX_LISTED`] items and `and N more`.
+pub fn listed(mut items: Vec<String>) -> String {
+    if items.len() > MAX_LISTED {
+        let more = items.len() - MAX_LISTED;
+        items.truncate(MAX_LISTED);
+        items.push(format!("and {more} more"));
+    }
+    items.join(", ")
+}
+
 /// A value given with `--at`, as [`number`] shows it but keeping the sign of `-0`.
 pub fn given(v: f64) -> String {
     if v == 0.0 && v.is_sign_negative() {
@@ -101,7 +114,7 @@ fn point(ev: &Evaluation) -> String {
         .iter()
         .map(|v| format!("{} = {}", v.name, given(v.value)))
         .collect();
-    parts.join(", ")
+    listed(parts)
 }
 
 /// The whole text report, written to `out` as it is made.
@@ -456,6 +469,25 @@ fn derivatives(ev: &Evaluation, sweeps: &Sweeps) -> Vec<Derivative> {
             }
         })
         .collect()
+}
+
+/// A warning for each reported derivative that is not finite although every value and local
+/// partial is (the products of the chain rule overflowed).
+pub fn non_finite_derivatives(ev: &Evaluation, sweeps: &Sweeps) -> Vec<String> {
+    let lines = derivatives(ev, sweeps)
+        .into_iter()
+        .filter(|d| !d.value.0.is_finite())
+        .map(|d| {
+            format!(
+                "d{}/d{} is {}: the chain rule's products overflow a 64-bit float, although \
+                 every value and local partial derivative is finite",
+                d.of,
+                d.wrt,
+                number(d.value.0)
+            )
+        })
+        .collect();
+    super::eval::capped(lines, super::eval::MAX_WARNINGS)
 }
 
 #[derive(Serialize)]
