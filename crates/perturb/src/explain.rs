@@ -155,6 +155,8 @@ impl<T: crate::Scalar> Trace<T> {
     /// `output`: its derivative of `output` is exactly 0, whatever its local partials are.
     ///
     /// ```
+    /// use perturb::Float;
+    ///
     /// // a = sqrt(x) is recorded but not used by y = 2x.
     /// let tape = perturb::Tape::traced();
     /// let x = tape.var(0.0_f64);
@@ -196,6 +198,7 @@ impl<T: crate::Scalar> Trace<T> {
     /// assert_eq!(into_a, vec![7.5, 7.5]);
     ///
     /// // An unused sqrt at 0 (local partial inf) leaves dy/dx = 2.
+    /// use perturb::Float;
     /// let tape = perturb::Tape::traced();
     /// let x = tape.var(0.0_f64);
     /// let _unused = x.sqrt();
