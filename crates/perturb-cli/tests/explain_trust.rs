@@ -80,6 +80,10 @@ fn an_unused_singular_value_does_not_spoil_the_derivative() {
         "{text}"
     );
     assert!(text.contains("(b does not depend on a)"), "{text}");
+    assert!(
+        text.contains("∂a/∂x = 0.5  (b does not depend on it)"),
+        "{text}"
+    );
     // A value the output does use is still an error naming it.
     let out = perturb(&["explain", "a = log(x); b = exp(a)*2; b", "--at", "x=0"]);
     assert_eq!(out.status.code(), Some(1));

@@ -210,6 +210,9 @@ fn value_view(ev: &Evaluation, out: &mut dyn Write) -> io::Result<()> {
                 if let Some(note) = &info.note {
                     partials.push_str(&format!("  ({note})"));
                 }
+                if ev.output.node.is_some() && !reached(ev, *i) {
+                    partials.push_str(&format!("  ({} does not depend on it)", ev.output.name));
+                }
                 [
                     info.name.clone(),
                     info.definition.clone(),
