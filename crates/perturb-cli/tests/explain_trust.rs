@@ -482,7 +482,7 @@ fn messages_stay_short_and_sources_are_bounded() {
     if std::path::Path::new("/dev/zero").exists() {
         let out = perturb(&["explain", "-f", "/dev/zero", "--at", "x=1"]);
         assert!(
-            stderr(&out).contains("longer than 64 MiB"),
+            stderr(&out).contains("longer than 16 MiB"),
             "{}",
             stderr(&out)
         );

@@ -120,8 +120,10 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
 }
 
-/// Programs longer than this are refused (reading stops there: `-f /dev/zero` ends).
-const MAX_SOURCE: u64 = 64 << 20;
+/// Programs longer than this are refused (reading stops there: `-f /dev/zero` ends). A program
+/// needs about 100 times its length in memory (100,000 statements of 33 characters: 316 MB),
+/// so this bounds it near 1.6 GB.
+const MAX_SOURCE: u64 = 16 << 20;
 
 fn read_source(args: &Args) -> Result<String, String> {
     let (reader, name): (Box<dyn std::io::Read>, String) = match (&args.expr, &args.file) {
