@@ -92,10 +92,7 @@ pub fn run(args: &Args) -> Result<(), String> {
                 eprintln!("perturb: warning: {}", printable(warning));
             }
             if sweeps.forward_hidden > 0 {
-                eprintln!(
-                    "perturb: warning: {}",
-                    report::hidden_forward_note(sweeps.forward_hidden)
-                );
+                eprintln!("perturb: warning: {}", report::hidden_forward_note(&sweeps));
             }
             if let Some(path) = &args.graph {
                 eprintln!("perturb: wrote the graph to {}", path.display());
@@ -290,7 +287,10 @@ fn sweep(ev: &Evaluation, mode: Mode, wrt: &[usize]) -> Sweeps {
         let shown = wrt
             .iter()
             .copied()
-            .take(report::MAX_FORWARD_SWEEPS)
+            .take(report::forward_sweeps_shown(
+                wrt.len(),
+                ev.trace.nodes.len(),
+            ))
             .collect();
         (Some(derivatives), shown)
     };

@@ -15,10 +15,21 @@ use super::parse::line_cols;
 /// derivatives of the others are still computed and listed.
 pub const MAX_FORWARD_SWEEPS: usize = 200;
 
+/// The forward sweeps shown in full have at most about this many lines in all (one per node
+/// per sweep), so a large graph shows fewer of them (at least one).
+pub const MAX_FORWARD_LINES: usize = 1_000_000;
+
+/// How many of `variables` forward sweeps over a graph of `nodes` nodes are shown in full.
+pub fn forward_sweeps_shown(variables: usize, nodes: usize) -> usize {
+    variables
+        .min(MAX_FORWARD_SWEEPS)
+        .min((MAX_FORWARD_LINES / nodes.max(1)).max(1))
+}
+
 /// The sweeps that were run.
 pub struct Sweeps {
     /// The variables (indices into `Evaluation::variables`) whose forward sweep is shown node by
-    /// node: at most [`MAX_FORWARD_SWEEPS`]. Each sweep is computed when it is written.
+    /// node (see [`forward_sweeps_shown`]). Each sweep is computed when it is written.
     pub forward_shown: Vec<usize>,
     /// How many variables were perturbed in forward mode without their sweep being shown.
     pub forward_hidden: usize,
@@ -131,7 +142,7 @@ pub fn text(ev: &Evaluation, sweeps: &Sweeps, out: &mut dyn Write) -> io::Result
         forward_sweep(ev, v, out)?;
     }
     if sweeps.forward_hidden > 0 {
-        writeln!(out, "\n{}", hidden_forward_note(sweeps.forward_hidden))?;
+        writeln!(out, "\n{}", hidden_forward_note(sweeps))?;
     }
     if sweeps.forward.is_some() && ev.output.node.is_none() {
         writeln!(
@@ -168,11 +179,13 @@ pub fn text(ev: &Evaluation, sweeps: &Sweeps, out: &mut dyn Write) -> io::Result
 }
 
 /// What to say when `hidden` forward sweeps are not shown.
-pub fn hidden_forward_note(hidden: usize) -> String {
+pub fn hidden_forward_note(sweeps: &Sweeps) -> String {
     format!(
-        "(the forward sweeps of {hidden} more variables are not shown: at most \
-         {MAX_FORWARD_SWEEPS} are shown node by node; their derivatives are listed below; \
-         to see one, name it with --wrt NAME)"
+        "(the forward sweeps of {} more variables are not shown: {} are shown node by node \
+         (at most {MAX_FORWARD_SWEEPS}, and at most {MAX_FORWARD_LINES} lines in all); their \
+         derivatives are listed below; to see one, name it with --wrt NAME)",
+        sweeps.forward_hidden,
+        sweeps.forward_shown.len()
     )
 }
 
@@ -503,7 +516,7 @@ struct JsonReport<'a> {
     nodes: Vec<JsonNode<'a>>,
     /// Names that are not nodes of their own: aliases and constants.
     bindings: Vec<JsonBinding<'a>>,
-    /// One forward sweep per variable perturbed (at most [`MAX_FORWARD_SWEEPS`]): the tangent
+    /// One forward sweep per variable perturbed (see [`forward_sweeps_shown`]): the tangent
     /// of every node, by node index.
     forward: ForwardSweeps<'a>,
     /// How many variables were perturbed without their forward sweep being listed.
@@ -754,6 +767,16 @@ mod tests {
         assert_eq!(number(6.02e23), "6.02e23");
         assert_eq!(number(f64::INFINITY), "inf");
         assert_eq!(number(f64::NAN), "NaN");
+    }
+
+    /// H3: the sweeps shown in full are bounded in number and in lines.
+    #[test]
+    fn forward_sweeps_shown_are_bounded() {
+        assert_eq!(forward_sweeps_shown(3, 10), 3);
+        assert_eq!(forward_sweeps_shown(5000, 10_000), 100);
+        assert_eq!(forward_sweeps_shown(300, 600), 200);
+        assert_eq!(forward_sweeps_shown(2, 10_000_000), 1);
+        assert_eq!(forward_sweeps_shown(0, 10), 0);
     }
 
     #[test]
