@@ -191,6 +191,14 @@ fn a_graph_too_wide_to_lay_out_is_refused_quickly() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    // Found next to H1: a graph without nodes made layout-rs panic ("Sorting an empty graph").
+    let out = perturb(&["explain", "2*3", "--graph", svg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("has no node to draw"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// H2: the reverse view filtered every contribution for every node and `--json` scanned the

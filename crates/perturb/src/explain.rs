@@ -336,6 +336,8 @@ pub(crate) fn escape(label: &str) -> String {
 /// let svg = perturb::explain::dot_to_svg(&trace.to_dot(&trace.default_names(), None)).unwrap();
 /// assert!(svg.contains("<svg"));
 /// assert!(perturb::explain::dot_to_svg("digraph {").is_err());
+/// // A graph without nodes is an error too (nothing to lay out).
+/// assert!(perturb::explain::dot_to_svg("digraph { }").is_err());
 /// ```
 #[cfg(feature = "svg")]
 pub fn dot_to_svg(dot: &str) -> Result<String, crate::Error> {
@@ -351,6 +353,13 @@ pub fn dot_to_svg(dot: &str) -> Result<String, crate::Error> {
     let mut builder = GraphBuilder::new();
     builder.visit_graph(&graph);
     let mut visual = builder.get();
+    if visual.num_nodes() == 0 {
+        // layout-rs panics on a graph without nodes.
+        return Err(crate::Error::InvalidArgument {
+            op: "dot_to_svg",
+            reason: "the graph has no nodes to draw".into(),
+        });
+    }
     let mut svg = SVGWriter::new();
     visual.do_it(false, false, false, &mut svg);
     Ok(svg.finalize())

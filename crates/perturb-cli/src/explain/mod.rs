@@ -359,6 +359,11 @@ fn write_graph(path: &Path, ev: &Evaluation, sweeps: &Sweeps) -> Result<(), Expl
     let dot = dot(ev, sweeps);
     let contents = match extension.as_deref() {
         Some("dot" | "gv") => dot,
+        Some("svg") if ev.trace.nodes.is_empty() => {
+            return Err(ExplainError::new(
+                "--graph: the expression uses no variable, so its graph has no node to draw",
+            ))
+        }
         Some("svg") => {
             let size = layout_size(&ev.trace);
             if size > MAX_SVG_LAYOUT {

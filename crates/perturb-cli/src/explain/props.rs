@@ -215,6 +215,59 @@ fn junk_program() -> impl Strategy<Value = String> {
     })
 }
 
+/// A random well-formed expression over x, y and earlier statements' names.
+fn clean_expression() -> impl Strategy<Value = String> {
+    let leaf =
+        select(vec!["x", "y", "s0", "0", "2", "0.5", "3.", "7e+2", "1e-3"]).prop_map(String::from);
+    leaf.prop_recursive(5, 48, 2, |inner| {
+        prop_oneof![
+            (
+                inner.clone(),
+                select(vec![" + ", " - ", "*", "/", "^"]),
+                inner.clone()
+            )
+                .prop_map(|(a, op, b)| format!("{a}{op}{b}")),
+            (
+                select(vec![
+                    "sin", "log", "sqrt", "exp", "tanh", "sigmoid", "abs", "asin"
+                ]),
+                inner.clone()
+            )
+                .prop_map(|(f, a)| format!("{f}({a})")),
+            (
+                select(vec!["max", "atan2", "pow", "hypot", "log"]),
+                inner.clone(),
+                inner.clone()
+            )
+                .prop_map(|(f, a, b)| format!("{f}({a}, {b})")),
+            inner.clone().prop_map(|a| format!("({a})")),
+            inner.prop_map(|a| format!("-{a}")),
+        ]
+    })
+}
+
+/// Well-formed programs `s0 = ...; s1 = ...; ...; output` (a use of `s0` in the first statement
+/// is an error, as it should be).
+fn clean_program() -> impl Strategy<Value = String> {
+    proptest::collection::vec(clean_expression(), 1..5).prop_map(|expressions| {
+        let n = expressions.len();
+        expressions
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| if i + 1 == n { e } else { format!("s{i} = {e}") })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+#[test]
+fn random_well_formed_programs_give_a_report_or_a_clear_error() {
+    check(
+        || (clean_program(), point()),
+        |(src, at)| well_behaved(&src, &at),
+    );
+}
+
 #[test]
 fn random_programs_with_junk_give_a_report_or_a_clear_error() {
     check(
@@ -328,6 +381,27 @@ fn unused_singular_branches_do_not_change_any_derivative() {
                 }
             }
             prop_assert!(got.len() >= expected.len());
+            Ok(())
+        },
+    );
+}
+
+#[test]
+fn graphs_of_random_programs_are_drawn_or_refused_without_panic() {
+    check(
+        || (prop_oneof![clean_program(), junk_program()], point()),
+        |(src, at)| {
+            let args = args(&src, &at, Mode::Both, false);
+            if let Ok((ev, sweeps)) = explain(&args, &src) {
+                let path = std::env::temp_dir()
+                    .join(format!("perturb-explain-props-{}.svg", std::process::id()));
+                let result = super::write_graph(&path, &ev, &sweeps);
+                let _ = std::fs::remove_file(&path);
+                if let Err(e) = result {
+                    let message = e.render(&src);
+                    prop_assert!(message.starts_with("--graph: "), "{message}");
+                }
+            }
             Ok(())
         },
     );
