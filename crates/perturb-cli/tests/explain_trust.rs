@@ -503,4 +503,10 @@ fn messages_stay_short_and_sources_are_bounded() {
         "{}",
         stderr(&out)
     );
+    // With --json, a file that cannot be read is a JSON error too.
+    let out = perturb(&["explain", "-f", "/no/such/file", "--at", "x=1", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let error: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("cannot read /no/such/file"), "{message}");
 }

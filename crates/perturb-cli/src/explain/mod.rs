@@ -85,7 +85,15 @@ pub struct Args {
 
 /// Runs `perturb explain`; the error is the message to print.
 pub fn run(args: &Args) -> Result<(), String> {
-    let src = read_source(args)?;
+    let src = match read_source(args) {
+        Ok(src) => src,
+        Err(e) => {
+            if args.json {
+                println!("{}", report::json_error(&e, ""));
+            }
+            return Err(format!("explain: {}", e.render("")));
+        }
+    };
     match explain(args, &src) {
         Ok((ev, sweeps)) => {
             for warning in &ev.warnings {
@@ -122,37 +130,37 @@ pub fn run(args: &Args) -> Result<(), String> {
 /// so this bounds it near 1.6 GB.
 const MAX_SOURCE: u64 = 16 << 20;
 
-fn read_source(args: &Args) -> Result<String, String> {
-    let (reader, name): (Box<dyn std::io::Read>, String) = match (&args.expr, &args.file) {
-        (Some(expr), _) => return Ok(expr.clone()),
-        (None, Some(path)) if path == Path::new("-") => {
-            (Box::new(std::io::stdin()), "standard input".into())
-        }
-        (None, Some(path)) => (
-            Box::new(
-                std::fs::File::open(path)
-                    .map_err(|e| format!("explain: cannot read {}: {e}", path.display()))?,
+fn read_source(args: &Args) -> Result<String, ExplainError> {
+    let (reader, name): (Box<dyn std::io::Read>, String) =
+        match (&args.expr, &args.file) {
+            (Some(expr), _) => return Ok(expr.clone()),
+            (None, Some(path)) if path == Path::new("-") => {
+                (Box::new(std::io::stdin()), "standard input".into())
+            }
+            (None, Some(path)) => (
+                Box::new(std::fs::File::open(path).map_err(|e| {
+                    ExplainError::new(format!("cannot read {}: {e}", path.display()))
+                })?),
+                path.display().to_string(),
             ),
-            path.display().to_string(),
-        ),
-        (None, None) => return Err("explain: give an expression (or --file PATH)".into()),
-    };
+            (None, None) => return Err(ExplainError::new("give an expression (or --file PATH)")),
+        };
     let mut bytes = Vec::new();
     reader
         .take(MAX_SOURCE + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("explain: cannot read {name}: {e}"))?;
+        .map_err(|e| ExplainError::new(format!("cannot read {name}: {e}")))?;
     if bytes.len() as u64 > MAX_SOURCE {
-        return Err(format!(
-            "explain: {name} is longer than {} MiB, the most a program may be",
+        return Err(ExplainError::new(format!(
+            "{name} is longer than {} MiB, the most a program may be",
             MAX_SOURCE >> 20
-        ));
+        )));
     }
     String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "explain: {name} is not UTF-8 text (byte {} is not valid)",
+        ExplainError::new(format!(
+            "{name} is not UTF-8 text (byte {} is not valid)",
             e.utf8_error().valid_up_to()
-        )
+        ))
     })
 }
 
