@@ -1,6 +1,8 @@
 //! `perturb lecture`: the lecture's worked examples, each derivative computed in forward mode
 //! (dual numbers), in reverse mode (the tape) and from the exact formula.
 
+use std::io::{self, Write};
+
 use perturb::{Dual, Float, Mode, Scalar, Tape, VectorFunction};
 
 /// Where the examples are evaluated.
@@ -32,43 +34,106 @@ pub fn run(args: &Args) -> Result<(), String> {
     let (x, w) = (args.x, args.w);
     if !x.is_finite() || !w.is_finite() {
         return Err(format!(
-            "lecture: --x and --w must be finite numbers (got x = {x}, w = {w})"
+            "lecture: --x and --w must be finite numbers (got x = {}, w = {})",
+            short(x),
+            short(w)
         ));
     }
     if x == 0.0 {
         return Err("lecture: --x must be non-zero, since log(x^2) is not defined at 0".into());
     }
-    println!("perturb: the lecture's examples at x = {x}, w = {w}");
-    println!("\"If I perturb x by h, how does the output change?\" Each derivative three ways:\n");
     let rows = scalar_rows(x, w);
-    println!(
-        "{:<44} {:>14} {:>14} {:>14}",
-        "derivative", "forward", "reverse", "exact"
-    );
-    let mut worst: f64 = 0.0;
-    for r in &rows {
-        println!(
-            "{:<44} {:>14.9} {:>14.9} {:>14.9}",
-            r.name, r.forward, r.reverse, r.exact
-        );
-        let scale = r.exact.abs().max(1.0);
-        worst = worst
-            .max((r.forward - r.exact).abs() / scale)
-            .max((r.reverse - r.exact).abs() / scale);
+    if let Some(r) = rows.iter().find(|r| {
+        ![r.forward, r.reverse, r.exact]
+            .iter()
+            .all(|v| v.is_finite())
+    }) {
+        return Err(format!(
+            "lecture: at x = {}, w = {} the example `{}` is not a finite number (forward {}, \
+             reverse {}, exact {}): a value overflows or underflows a 64-bit float; choose x and w \
+             nearer 1 (|x| from about 1e-150 to 1e150, x below about 350)",
+            short(x),
+            short(w),
+            r.name,
+            compact(r.forward),
+            compact(r.reverse),
+            compact(r.exact)
+        ));
     }
-    println!();
-    chain_of_local_derivatives(x, w);
-    println!();
-    multiple_inputs(x);
-    println!();
-    jacobians(x);
-    println!("\nlargest relative difference from the exact values: {worst:.1e}");
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let worst = print_all(x, w, &rows, &mut out)
+        .and_then(|worst| out.flush().map(|()| worst))
+        .map_err(|e| format!("lecture: cannot write the output: {e}"))?;
     if worst > 1e-12 {
         return Err(format!(
             "lecture: a derivative differs from its exact value by {worst:.1e}"
         ));
     }
     Ok(())
+}
+
+/// Prints every section; returns the largest relative difference from the exact values.
+fn print_all(x: f64, w: f64, rows: &[Row], out: &mut dyn Write) -> io::Result<f64> {
+    writeln!(
+        out,
+        "perturb: the lecture's examples at x = {}, w = {}",
+        short(x),
+        short(w)
+    )?;
+    writeln!(
+        out,
+        "\"If I perturb x by h, how does the output change?\" Each derivative three ways:\n"
+    )?;
+    writeln!(
+        out,
+        "{:<44} {:>14} {:>14} {:>14}",
+        "derivative", "forward", "reverse", "exact"
+    )?;
+    let mut worst: f64 = 0.0;
+    for r in rows {
+        writeln!(
+            out,
+            "{:<44} {:>14} {:>14} {:>14}",
+            r.name,
+            compact(r.forward),
+            compact(r.reverse),
+            compact(r.exact)
+        )?;
+        let scale = r.exact.abs().max(1.0);
+        worst = worst
+            .max((r.forward - r.exact).abs() / scale)
+            .max((r.reverse - r.exact).abs() / scale);
+    }
+    writeln!(out)?;
+    chain_of_local_derivatives(x, w, out)?;
+    writeln!(out)?;
+    multiple_inputs(x, out)?;
+    writeln!(out)?;
+    jacobians(x, out)?;
+    writeln!(
+        out,
+        "\nlargest relative difference from the exact values: {worst:.1e}"
+    )?;
+    Ok(worst)
+}
+
+/// A number in 9 decimals when that shows it well (magnitude from 1e-4 to 1e9, or 0), else in
+/// exponent notation with 9 decimals: never hundreds of digits.
+fn compact(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() || (1e-4..1e9).contains(&v.abs()) {
+        format!("{v:.9}")
+    } else {
+        format!("{v:.9e}")
+    }
+}
+
+/// A number as given, in exponent notation when it is very large or very small.
+fn short(v: f64) -> String {
+    if v == 0.0 || (1e-4..1e15).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
 }
 
 /// d/dx of a one-input example `$f` at `$x`: (by a dual number, by the tape).
@@ -157,8 +222,11 @@ fn scalar_rows(x: f64, w: f64) -> Vec<Row> {
 }
 
 /// The lecture's chain L = -log sigmoid(w x^2), one local derivative per step, then their product.
-fn chain_of_local_derivatives(x: f64, w: f64) {
-    println!("The chain rule, step by step, for L = -log sigmoid(w x^2):");
+fn chain_of_local_derivatives(x: f64, w: f64, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "The chain rule, step by step, for L = -log sigmoid(w x^2):"
+    )?;
     let tape = Tape::new();
     let xv = tape.var(x);
     let a = xv * xv;
@@ -174,26 +242,31 @@ fn chain_of_local_derivatives(x: f64, w: f64) {
         ("L = -g", l, g),
     ];
     let mut product = 1.0;
-    for (name, out, input) in steps {
+    for (name, step, input) in steps {
         let local = tape
-            .gradient(out)
+            .gradient(step)
             .ok()
             .and_then(|gr| gr.get(input).ok())
             .unwrap_or(f64::NAN);
         product *= local;
-        println!(
-            "  {name:<16} value {:>12.9}   local derivative {:>12.9}",
-            out.value(),
-            local
-        );
+        writeln!(
+            out,
+            "  {name:<16} value {:>12}   local derivative {:>12}",
+            compact(step.value()),
+            compact(local)
+        )?;
     }
     let dl = tape
         .gradient(l)
         .ok()
         .and_then(|gr| gr.get(xv).ok())
         .unwrap_or(f64::NAN);
-    println!("  product of the local derivatives {product:.12}");
-    println!("  dL/dx from one reverse sweep    {dl:.12}");
+    writeln!(
+        out,
+        "  product of the local derivatives {}",
+        compact(product)
+    )?;
+    writeln!(out, "  dL/dx from one reverse sweep    {}", compact(dl))
 }
 
 /// -log sigmoid(w . x), written once for any scalar.
@@ -205,26 +278,29 @@ fn logistic_dot<T: Scalar>(xs: &[T], w: &[f64]) -> T {
 }
 
 /// -log sigmoid(w . x) with three inputs: all partials in one forward pass and one reverse sweep.
-fn multiple_inputs(x: f64) {
+fn multiple_inputs(x: f64, out: &mut dyn Write) -> io::Result<()> {
     let w = [0.5, -1.0, 2.0];
     let xs = [x, 1.0, -0.25];
     let (_, reverse) = perturb::gradient(|xs| logistic_dot(xs, &w), &xs);
     let (_, forward) = perturb::gradient_forward(|xs| logistic_dot(xs, &w), &xs);
     let z: f64 = xs.iter().zip(w).map(|(a, b)| a * b).sum();
     let s = 1.0 / (1.0 + (-z).exp());
-    println!(
+    writeln!(
+        out,
         "Multiple inputs: dL/dx for L = -log sigmoid(w1 x1 + w2 x2 + w3 x3), w = {w:?}, x = {xs:?}"
-    );
+    )?;
     for i in 0..3 {
-        println!(
-            "  dL/dx{} forward {:>12.9}  reverse {:>12.9}  exact -(1 - sigmoid(z)) w{} = {:>12.9}",
+        writeln!(
+            out,
+            "  dL/dx{} forward {:>12}  reverse {:>12}  exact -(1 - sigmoid(z)) w{} = {:>12}",
             i + 1,
-            forward[i],
-            reverse[i],
+            compact(forward[i]),
+            compact(reverse[i]),
             i + 1,
-            -(1.0 - s) * w[i]
-        );
+            compact(-(1.0 - s) * w[i])
+        )?;
     }
+    Ok(())
 }
 
 struct Linear;
@@ -248,7 +324,7 @@ impl VectorFunction for Square {
     }
 }
 
-fn jacobians(x: f64) {
+fn jacobians(x: f64, out: &mut dyn Write) -> io::Result<()> {
     let point = [x, 1.0, -2.0];
     for (name, f) in [
         (
@@ -257,14 +333,15 @@ fn jacobians(x: f64) {
         ),
         ("y = x^2 elementwise: the Jacobian is diag(2x)", &Square),
     ] {
-        println!("Jacobian of {name}, at x = {point:?}");
+        writeln!(out, "Jacobian of {name}, at x = {point:?}")?;
         for mode in [Mode::Forward, Mode::Reverse] {
             match f.jacobian(&point, mode) {
-                Ok(j) => println!("  {mode:?}: {j:?}"),
-                Err(e) => println!("  {mode:?}: {e}"),
+                Ok(j) => writeln!(out, "  {mode:?}: {j:?}")?,
+                Err(e) => writeln!(out, "  {mode:?}: {e}")?,
             }
         }
     }
+    Ok(())
 }
 
 /// Lets the two example functions share one loop.

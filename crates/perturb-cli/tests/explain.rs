@@ -453,7 +453,7 @@ fn malformed_input_is_an_error_naming_the_cause_and_the_place() {
     fails(
         "x * y",
         "x=1",
-        "no value for the variable `y`: give one with --at y=VALUE",
+        "no value for the variable `y`: give one with `--at y=VALUE`",
         Some("1:5"),
     );
     fails("x +", "x=1", "found the end of the input", Some("1:4"));

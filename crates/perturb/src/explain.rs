@@ -150,8 +150,41 @@ impl<T: crate::Scalar> Trace<T> {
         tangents
     }
 
+    /// Which nodes `output` depends on (itself included): `reaches[i]` is true when a path of
+    /// parent links leads from `output` back to node `i`. Every other node is dead code for
+    /// `output`: its derivative of `output` is exactly 0, whatever its local partials are.
+    ///
+    /// ```
+    /// use perturb::Float;
+    ///
+    /// // a = sqrt(x) is recorded but not used by y = 2x.
+    /// let tape = perturb::Tape::traced();
+    /// let x = tape.var(0.0_f64);
+    /// let _a = x.sqrt();
+    /// let y = x * 2.0;
+    /// assert_eq!(tape.trace().unwrap().reaches(y.node().unwrap()), vec![true, false, true]);
+    /// ```
+    pub fn reaches(&self, output: usize) -> Vec<bool> {
+        let mut reached = vec![false; self.nodes.len()];
+        if output >= self.nodes.len() {
+            return reached;
+        }
+        reached[output] = true;
+        for i in (0..=output).rev() {
+            if reached[i] {
+                for &p in &self.nodes[i].parents {
+                    reached[p] = true;
+                }
+            }
+        }
+        reached
+    }
+
     /// Reverse mode from node `output`: every node's adjoint and every edge's contribution.
-    /// Nodes recorded after `output` get adjoint 0.
+    /// Only the nodes `output` depends on (see [`reaches`](Trace::reaches)) pass anything back:
+    /// the others, and the nodes recorded after `output`, get adjoint 0 and no contribution, so
+    /// an unused node with an infinite or NaN local partial (`sqrt` at 0) cannot turn the
+    /// adjoints of its parents into NaN through `0 * inf`.
     ///
     /// ```
     /// // c = a b with b = 5a: dc/da = 5a (through c directly) + a * 5 (through b) = 10a.
@@ -163,10 +196,19 @@ impl<T: crate::Scalar> Trace<T> {
     /// assert_eq!(sweep.adjoints[0], 15.0);
     /// let into_a: Vec<f64> = sweep.contributions.iter().filter(|c| c.to == 0).map(|c| c.amount).collect();
     /// assert_eq!(into_a, vec![7.5, 7.5]);
+    ///
+    /// // An unused sqrt at 0 (local partial inf) leaves dy/dx = 2.
+    /// use perturb::Float;
+    /// let tape = perturb::Tape::traced();
+    /// let x = tape.var(0.0_f64);
+    /// let _unused = x.sqrt();
+    /// let y = x * 2.0;
+    /// assert_eq!(tape.trace().unwrap().reverse(y.node().unwrap()).adjoints[0], 2.0);
     /// ```
     pub fn reverse(&self, output: usize) -> ReverseSweep<T> {
         let mut adjoints = vec![T::zero(); self.nodes.len()];
         let mut contributions = Vec::new();
+        let reached = self.reaches(output);
         if output >= self.nodes.len() {
             return ReverseSweep {
                 adjoints,
@@ -175,6 +217,9 @@ impl<T: crate::Scalar> Trace<T> {
         }
         adjoints[output] = T::one();
         for i in (0..=output).rev() {
+            if !reached[i] {
+                continue;
+            }
             let node = &self.nodes[i];
             for (&p, &local) in node.parents.iter().zip(&node.partials) {
                 let amount = adjoints[i] * local;
@@ -291,6 +336,8 @@ pub(crate) fn escape(label: &str) -> String {
 /// let svg = perturb::explain::dot_to_svg(&trace.to_dot(&trace.default_names(), None)).unwrap();
 /// assert!(svg.contains("<svg"));
 /// assert!(perturb::explain::dot_to_svg("digraph {").is_err());
+/// // A graph without nodes is an error too (nothing to lay out).
+/// assert!(perturb::explain::dot_to_svg("digraph { }").is_err());
 /// ```
 #[cfg(feature = "svg")]
 pub fn dot_to_svg(dot: &str) -> Result<String, crate::Error> {
@@ -306,6 +353,13 @@ pub fn dot_to_svg(dot: &str) -> Result<String, crate::Error> {
     let mut builder = GraphBuilder::new();
     builder.visit_graph(&graph);
     let mut visual = builder.get();
+    if visual.num_nodes() == 0 {
+        // layout-rs panics on a graph without nodes.
+        return Err(crate::Error::InvalidArgument {
+            op: "dot_to_svg",
+            reason: "the graph has no nodes to draw".into(),
+        });
+    }
     let mut svg = SVGWriter::new();
     visual.do_it(false, false, false, &mut svg);
     Ok(svg.finalize())
@@ -313,6 +367,25 @@ pub fn dot_to_svg(dot: &str) -> Result<String, crate::Error> {
 
 #[cfg(test)]
 mod tests {
+    /// S1: nodes the output does not reach pass nothing back (before, `0 * inf` made the
+    /// adjoint of x NaN and the sweep listed a contribution from the unused node).
+    #[test]
+    fn reverse_skips_nodes_the_output_does_not_reach() {
+        use crate::Float as _;
+        let tape = crate::Tape::traced();
+        let x = tape.var(0.0_f64);
+        let w = tape.var(1.0_f64);
+        let _root = x.sqrt();
+        let _log = (x * w).ln();
+        let y = x * w + w;
+        let trace = tape.trace().unwrap();
+        let sweep = trace.reverse(y.node().unwrap());
+        assert_eq!((sweep.adjoints[0], sweep.adjoints[1]), (1.0, 1.0));
+        let from: Vec<usize> = sweep.contributions.iter().map(|c| c.from).collect();
+        let y = y.node().unwrap();
+        assert!(from.iter().all(|&f| f == y || f == y - 1), "{from:?}");
+    }
+
     #[test]
     fn numbers_keep_six_significant_digits() {
         assert_eq!(super::number(0.7_f64), "0.7");

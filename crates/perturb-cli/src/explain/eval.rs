@@ -8,7 +8,7 @@ use perturb::explain::Trace;
 use perturb::{Float, Scalar, Tape, Var};
 
 use super::parse::{line_col, BinOp, Expr, ExprKind, Func, ParseError, Program, Span};
-use super::report::number;
+use super::report::{given, listed, number};
 
 /// An error of `perturb explain`, with the place in the source it is about (if any).
 #[derive(Clone, Debug, PartialEq)]
@@ -37,32 +37,37 @@ impl ExplainError {
     }
 
     /// `line:column: message`, the source line with a caret under the place, then the notes.
+    /// Long lines are cut to a window of [`EXCERPT_WIDTH`] characters around the place, and
+    /// control and bidirectional-formatting characters are shown escaped (`\u{1}`, `\u{202e}`)
+    /// so that they can neither hide nor reorder the text.
     pub fn render(&self, src: &str) -> String {
         let mut out = String::new();
         match self.span {
             Some(span) => {
                 let (line, col) = line_col(src, span.start);
-                out.push_str(&format!("{line}:{col}: {}", self.message));
-                if let Some(text) = src.lines().nth(line - 1) {
+                out.push_str(&format!("{line}:{col}: {}", printable(&self.message)));
+                if let Some(text) = src.split('\n').nth(line - 1) {
+                    let text = text.strip_suffix('\r').unwrap_or(text);
                     let width = src
                         .get(span.start..span.end.max(span.start))
-                        .map_or(1, |s| s.lines().next().unwrap_or("").chars().count())
+                        .map_or(1, |s| s.split('\n').next().unwrap_or("").chars().count())
                         .max(1);
+                    let (shown, caret, carets) = excerpt(text, col - 1, width);
                     let gutter = line.to_string().len();
                     out.push_str(&format!(
-                        "\n{:gutter$} |\n{line} | {text}\n{:gutter$} | {}{}",
+                        "\n{:gutter$} |\n{line} | {shown}\n{:gutter$} | {}{}",
                         "",
                         "",
-                        " ".repeat(col - 1),
-                        "^".repeat(width)
+                        " ".repeat(caret),
+                        "^".repeat(carets)
                     ));
                 }
             }
-            None => out.push_str(&self.message),
+            None => out.push_str(&printable(&self.message)),
         }
         for note in &self.notes {
             out.push_str("\n  ");
-            out.push_str(note);
+            out.push_str(&printable(note));
         }
         out
     }
@@ -70,6 +75,99 @@ impl ExplainError {
     pub fn position(&self, src: &str) -> Option<(usize, usize)> {
         self.span.map(|s| line_col(src, s.start))
     }
+}
+
+/// At most this many characters of a source line are shown under an error.
+pub const EXCERPT_WIDTH: usize = 80;
+
+/// Whether `c` would be invisible or would reorder a terminal line: control characters and
+/// the zero-width and bidirectional formatting characters.
+pub(super) fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+}
+
+/// `c` as shown in a message: itself, or escaped as `\u{..}` if it is [`hidden`].
+fn shown(c: char) -> String {
+    if hidden(c) {
+        format!("\\u{{{:x}}}", u32::from(c))
+    } else {
+        c.to_string()
+    }
+}
+
+/// Text quoted in backticks longer than this is shortened in messages (a name or definition
+/// from the source can be as long as the source).
+const MAX_QUOTED: usize = 60;
+
+/// A message as it is safe to show: its control and formatting characters escaped (see
+/// [`hidden`]), and every part quoted in backticks longer than [`MAX_QUOTED`] characters
+/// shortened to its two ends around `…`.
+pub fn printable(s: &str) -> String {
+    let escaped: String = if s.chars().any(hidden) {
+        s.chars().map(shown).collect()
+    } else {
+        s.to_string()
+    };
+    let mut out = String::with_capacity(escaped.len().min(4096));
+    for (i, part) in escaped.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        let n = part.chars().count();
+        if i % 2 == 1 && n > MAX_QUOTED {
+            let keep = MAX_QUOTED / 2 - 1;
+            out.extend(part.chars().take(keep));
+            out.push('…');
+            out.extend(part.chars().skip(n - keep));
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+/// The part of a source `line` to show under an error whose place starts at character `at`
+/// and is `width` characters wide: at most [`EXCERPT_WIDTH`] columns around it (with `…` where
+/// the line is cut), tabs as spaces and hidden characters escaped. Returns the text, the
+/// caret's column in it and the number of carets.
+fn excerpt(line: &str, at: usize, width: usize) -> (String, usize, usize) {
+    let shown: Vec<String> = line
+        .chars()
+        .map(|c| if c == '\t' { " ".into() } else { shown(c) })
+        .collect();
+    let columns = |i: usize| shown[i].chars().count();
+    let at = at.min(shown.len());
+    // A quarter of the width before the place, the rest after it, then whatever is left before.
+    let (mut lo, mut hi, mut used) = (at, at, 0);
+    while lo > 0 && used + columns(lo - 1) <= EXCERPT_WIDTH / 4 {
+        lo -= 1;
+        used += columns(lo);
+    }
+    while hi < shown.len() && used + columns(hi) <= EXCERPT_WIDTH {
+        used += columns(hi);
+        hi += 1;
+    }
+    while lo > 0 && used + columns(lo - 1) <= EXCERPT_WIDTH {
+        lo -= 1;
+        used += columns(lo);
+    }
+    let mut text = String::from(if lo > 0 { "…" } else { "" });
+    let mut caret = usize::from(lo > 0);
+    let mut carets = 0;
+    for (i, s) in shown.iter().enumerate().take(hi).skip(lo) {
+        if i < at {
+            caret += columns(i);
+        } else if i < at + width {
+            carets += columns(i);
+        }
+        text.push_str(s);
+    }
+    if hi < shown.len() {
+        text.push('…');
+    }
+    (text, caret, carets.max(1))
 }
 
 impl From<ParseError> for ExplainError {
@@ -131,6 +229,9 @@ pub struct Evaluation {
     pub rows: Vec<Row>,
     pub variables: Vec<Variable>,
     pub output: Output,
+    /// For each node, whether the output depends on it (see `Trace::reaches`); empty when the
+    /// output is a constant.
+    pub reached: Vec<bool>,
     /// Things worth saying that are not errors (a `--at` value the program does not use).
     pub warnings: Vec<String>,
 }
@@ -148,6 +249,7 @@ pub fn evaluate(
         nodes: Vec::new(),
         rows: Vec::new(),
         reserved: resolved.reserved,
+        pending: Vec::new(),
         next_temp: 1,
         point: resolved.used.clone(),
         tape: &tape,
@@ -158,7 +260,7 @@ pub fn evaluate(
         let node = var
             .node()
             .ok_or_else(|| ExplainError::new("internal: an input is no node"))?;
-        ev.env.insert(name.clone(), var);
+        ev.env.insert(name.clone(), (var, None));
         ev.nodes.push(NodeInfo {
             name: name.clone(),
             definition: "input".into(),
@@ -200,7 +302,7 @@ pub fn evaluate(
                     value: operand.var.value(),
                 }),
             }
-            ev.env.insert(name.clone(), operand.var);
+            ev.env.insert(name.clone(), (operand.var, operand.poison));
         }
         if i == last {
             let name = match (node, &statement.name, &top) {
@@ -209,6 +311,11 @@ pub fn evaluate(
                 (None, None, Some(top)) => top.clone(),
                 (None, None, None) => "f".into(),
             };
+            if let Some(k) = operand.poison {
+                // The output depends on a value that is not finite: the first such value
+                // (whose own operands are finite) is the cause.
+                return Err(ev.pending.swap_remove(k));
+            }
             output = Some(Output {
                 name,
                 value: operand.var.value(),
@@ -227,15 +334,43 @@ pub fn evaluate(
             ev.nodes.len()
         )));
     }
-    check_partials(&trace, &ev.nodes, &ev.point)?;
+    let reached = output.node.map(|o| trace.reaches(o)).unwrap_or_default();
+    check_partials(&trace, &ev.nodes, &reached, &ev.point)?;
+    let mut unused: Vec<String> = ev
+        .pending
+        .iter()
+        .map(|e| format!("{}; {} does not depend on it", e.message, output.name))
+        .collect();
+    unused.extend(unused_singular_partials(
+        &trace,
+        &ev.nodes,
+        &reached,
+        &output.name,
+    ));
+    let mut warnings = resolved.warnings;
+    warnings.extend(capped(unused, MAX_WARNINGS));
     Ok(Evaluation {
         trace,
         nodes: ev.nodes,
         rows: ev.rows,
         variables,
         output,
-        warnings: resolved.warnings,
+        reached,
+        warnings,
     })
+}
+
+/// At most this many warnings about unused values that are not finite are printed.
+pub const MAX_WARNINGS: usize = 5;
+
+/// The first `max` lines, then a line counting the others.
+pub fn capped(mut lines: Vec<String>, max: usize) -> Vec<String> {
+    if lines.len() > max {
+        let more = lines.len() - max;
+        lines.truncate(max);
+        lines.push(format!("... and {more} more like these"));
+    }
+    lines
 }
 
 struct Resolved {
@@ -302,7 +437,9 @@ fn resolve(program: &Program, src: &str, at: &[(String, f64)]) -> Result<Resolve
             if !given.contains_key(name) {
                 return Err(ExplainError::at(
                     span,
-                    format!("no value for the variable `{name}`: give one with --at {name}=VALUE"),
+                    format!(
+                        "no value for the variable `{name}`: give one with `--at {name}=VALUE`"
+                    ),
                 ));
             }
             free.insert(name.to_string());
@@ -317,11 +454,13 @@ fn resolve(program: &Program, src: &str, at: &[(String, f64)]) -> Result<Resolve
         .filter(|(n, _)| free.contains(n))
         .cloned()
         .collect();
-    let warnings = at
-        .iter()
-        .filter(|(n, _)| !free.contains(n))
-        .map(|(n, _)| format!("--at gives `{n}` a value, but the expression does not use it"))
-        .collect();
+    let warnings = capped(
+        at.iter()
+            .filter(|(n, _)| !free.contains(n))
+            .map(|(n, _)| format!("--at gives `{n}` a value, but the expression does not use it"))
+            .collect(),
+        MAX_WARNINGS,
+    );
     Ok(Resolved {
         used,
         reserved,
@@ -339,9 +478,16 @@ fn names_in<'e>(e: &'e Expr, out: &mut Vec<(&'e str, Span)>) {
             names_in(a, out);
             names_in(b, out);
         }
+        ExprKind::Chain(first, rest) => {
+            names_in(first, out);
+            rest.iter().for_each(|(_, b)| names_in(b, out));
+        }
         ExprKind::Call(_, _, args) => args.iter().for_each(|a| names_in(a, out)),
     }
 }
+
+/// A constant subexpression longer than this is written as its value in definitions.
+const MAX_CONSTANT_TEXT: usize = 60;
 
 // Precedences, for writing definitions with just the parentheses they need.
 const ADD: u8 = 1;
@@ -357,6 +503,10 @@ struct Operand<'t> {
     var: Var<'t, f64>,
     text: String,
     prec: u8,
+    /// When the value depends on a value that is not finite: the index (in
+    /// `Evaluator::pending`) of the error that explains the first such value. It becomes an
+    /// error only if the output depends on it.
+    poison: Option<usize>,
 }
 
 impl Operand<'_> {
@@ -374,7 +524,7 @@ impl Operand<'_> {
         if self.var.is_constant() && self.text.parse::<f64>().is_ok() {
             self.text.clone()
         } else {
-            format!("{} = {}", self.text, number(self.var.value()))
+            format!("{} = {}", self.text, given(self.var.value()))
         }
     }
 }
@@ -389,10 +539,12 @@ enum Op {
 
 struct Evaluator<'t> {
     tape: &'t Tape<f64>,
-    env: HashMap<String, Var<'t, f64>>,
+    env: HashMap<String, (Var<'t, f64>, Option<usize>)>,
     nodes: Vec<NodeInfo>,
     rows: Vec<Row>,
     reserved: HashSet<String>,
+    /// Why each value that is not finite is not (see [`Operand::poison`]).
+    pending: Vec<ExplainError>,
     next_temp: usize,
     /// The variables and their values, for error messages.
     point: Vec<(String, f64)>,
@@ -426,15 +578,17 @@ impl<'t> Evaluator<'t> {
                 var: Var::constant(*value),
                 text: text.clone(),
                 prec: ATOM,
+                poison: None,
             }),
             ExprKind::Var(name) => {
-                let var = *self.env.get(name).ok_or_else(|| {
+                let (var, poison) = *self.env.get(name).ok_or_else(|| {
                     ExplainError::at(e.span, format!("internal: `{name}` has no value"))
                 })?;
                 Ok(Operand {
                     var,
                     text: name.clone(),
                     prec: ATOM,
+                    poison,
                 })
             }
             ExprKind::Neg(x) => {
@@ -445,42 +599,21 @@ impl<'t> Evaluator<'t> {
             ExprKind::Binary(op, a, b) => {
                 let a = self.eval(a, None)?;
                 let b = self.eval(b, None)?;
-                let (value, definition, prec) = match op {
-                    BinOp::Add => (
-                        a.var + b.var,
-                        format!("{} + {}", a.wrap(ADD), b.wrap(MUL)),
-                        ADD,
-                    ),
-                    BinOp::Sub => (
-                        a.var - b.var,
-                        format!("{} - {}", a.wrap(ADD), b.wrap(MUL)),
-                        ADD,
-                    ),
-                    BinOp::Mul => (
-                        a.var * b.var,
-                        format!("{}*{}", a.wrap(MUL), b.wrap(NEG)),
-                        MUL,
-                    ),
-                    BinOp::Div => (
-                        a.var / b.var,
-                        format!("{}/{}", a.wrap(MUL), b.wrap(NEG)),
-                        MUL,
-                    ),
-                    BinOp::Pow => (
-                        power(a.var, b.var),
-                        format!("{}^{}", a.wrap(ATOM), b.wrap(NEG)),
-                        POW,
-                    ),
-                };
-                self.finish(
-                    value,
-                    definition,
-                    prec,
-                    e.span,
-                    top,
-                    Op::Binary(*op),
-                    &[a, b],
-                )
+                self.binary(*op, a, b, e.span, top)
+            }
+            ExprKind::Chain(first, rest) => {
+                // Left to right in a loop: one node per operator, as `((a + b) + c) + ...`.
+                let mut acc = self.eval(first, None)?;
+                for (k, (op, rhs)) in rest.iter().enumerate() {
+                    let b = self.eval(rhs, None)?;
+                    let span = Span {
+                        start: e.span.start,
+                        end: rhs.span.end,
+                    };
+                    let top = if k + 1 == rest.len() { top } else { None };
+                    acc = self.binary(*op, acc, b, span, top)?;
+                }
+                Ok(acc)
             }
             ExprKind::Call(func, name, args) => {
                 let mut operands = Vec::with_capacity(args.len());
@@ -512,6 +645,45 @@ impl<'t> Evaluator<'t> {
         }
     }
 
+    /// `a op b`, named `top` if given.
+    fn binary(
+        &mut self,
+        op: BinOp,
+        a: Operand<'t>,
+        b: Operand<'t>,
+        span: Span,
+        top: Option<&str>,
+    ) -> Result<Operand<'t>, ExplainError> {
+        let (value, definition, prec) = match op {
+            BinOp::Add => (
+                a.var + b.var,
+                format!("{} + {}", a.wrap(ADD), b.wrap(MUL)),
+                ADD,
+            ),
+            BinOp::Sub => (
+                a.var - b.var,
+                format!("{} - {}", a.wrap(ADD), b.wrap(MUL)),
+                ADD,
+            ),
+            BinOp::Mul => (
+                a.var * b.var,
+                format!("{}*{}", a.wrap(MUL), b.wrap(NEG)),
+                MUL,
+            ),
+            BinOp::Div => (
+                a.var / b.var,
+                format!("{}/{}", a.wrap(MUL), b.wrap(NEG)),
+                MUL,
+            ),
+            BinOp::Pow => (
+                power(a.var, b.var),
+                format!("{}^{}", a.wrap(ATOM), b.wrap(NEG)),
+                POW,
+            ),
+        };
+        self.finish(value, definition, prec, span, top, Op::Binary(op), &[a, b])
+    }
+
     /// Checks the value of one operation and names the node it recorded (if any).
     #[allow(clippy::too_many_arguments)]
     fn finish(
@@ -524,8 +696,11 @@ impl<'t> Evaluator<'t> {
         op: Op,
         operands: &[Operand<'t>],
     ) -> Result<Operand<'t>, ExplainError> {
-        if !value.value().is_finite() {
-            return Err(self.domain_error(value.value(), &definition, span, top, op, operands));
+        let mut poison = operands.iter().find_map(|o| o.poison);
+        if poison.is_none() && !value.value().is_finite() {
+            let e = self.domain_error(value.value(), &definition, span, top, op, operands);
+            self.pending.push(e);
+            poison = Some(self.pending.len() - 1);
         }
         if self.tape.len() > self.nodes.len() {
             // One operation records one node; should one ever record more, the extra ones
@@ -562,6 +737,7 @@ impl<'t> Evaluator<'t> {
                 var: value,
                 text: name,
                 prec: ATOM,
+                poison,
             });
         }
         match value.node() {
@@ -569,11 +745,22 @@ impl<'t> Evaluator<'t> {
                 var: value,
                 text: self.nodes.get(n).map_or(definition, |i| i.name.clone()),
                 prec: ATOM,
+                poison,
+            }),
+            // A constant is written out in the definitions that use it, unless its text grows
+            // long (`1 + 1 + ... + 1`): then its value, so that a long constant chain stays
+            // linear to print.
+            None if definition.chars().count() > MAX_CONSTANT_TEXT => Ok(Operand {
+                text: number(value.value()),
+                var: value,
+                prec: if value.value() < 0.0 { NEG } else { ATOM },
+                poison,
             }),
             None => Ok(Operand {
                 var: value,
                 text: definition,
                 prec,
+                poison,
             }),
         }
     }
@@ -637,9 +824,9 @@ fn point_note(point: &[(String, f64)]) -> String {
     }
     let values: Vec<String> = point
         .iter()
-        .map(|(n, v)| format!("{n} = {}", number(*v)))
+        .map(|(n, v)| format!("{n} = {}", given(*v)))
         .collect();
-    format!("at {}", values.join(", "))
+    format!("at {}", listed(values))
 }
 
 /// `a^b`: an integer power (`powi`, one parent) when the exponent is a constant integer, else
@@ -734,13 +921,21 @@ fn domain_reason(op: Op, args: &[f64]) -> Option<String> {
     }
 }
 
-/// A node with a value but no finite local derivative (`sqrt` at 0) cannot be swept.
+/// A node the output depends on (`reached`) with a value but no finite local derivative
+/// (`sqrt` at 0) cannot be swept. The others do not matter: the sweeps skip them.
 fn check_partials(
     trace: &Trace<f64>,
     nodes: &[NodeInfo],
+    reached: &[bool],
     point: &[(String, f64)],
 ) -> Result<(), ExplainError> {
-    for (node, info) in trace.nodes.iter().zip(nodes) {
+    for ((node, info), _) in trace
+        .nodes
+        .iter()
+        .zip(nodes)
+        .zip(reached)
+        .filter(|(_, &r)| r)
+    {
         for (&p, &d) in node.parents.iter().zip(&node.partials) {
             if d.is_finite() {
                 continue;
@@ -767,6 +962,41 @@ fn check_partials(
         }
     }
     Ok(())
+}
+
+/// Warnings for the nodes the output does not depend on whose value is finite but whose local
+/// partial is not (`a = sqrt(x)` at 0, unused): said, since the value view shows them.
+fn unused_singular_partials(
+    trace: &Trace<f64>,
+    nodes: &[NodeInfo],
+    reached: &[bool],
+    output: &str,
+) -> Vec<String> {
+    trace
+        .nodes
+        .iter()
+        .zip(nodes)
+        .enumerate()
+        .filter(|&(i, (node, _))| {
+            !reached.get(i).copied().unwrap_or(false) && node.value.is_finite()
+        })
+        .filter_map(|(_, (node, info))| {
+            let (p, d) = node
+                .parents
+                .iter()
+                .zip(&node.partials)
+                .find(|(_, d)| !d.is_finite())?;
+            let parent = nodes.get(*p).map_or("?", |i| i.name.as_str());
+            Some(format!(
+                "`{} = {}` has no finite derivative here (∂{}/∂{parent} = {}), but {output} \
+                 does not depend on it",
+                info.name,
+                info.definition,
+                info.name,
+                number(*d)
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -908,7 +1138,7 @@ mod tests {
         let e = run("x * y", &[("x", 1.0)]).unwrap_err();
         assert_eq!(
             e.message,
-            "no value for the variable `y`: give one with --at y=VALUE"
+            "no value for the variable `y`: give one with `--at y=VALUE`"
         );
         assert_eq!(e.position("x * y"), Some((1, 5)));
         let ev = run("x", &[("x", 1.0), ("w", 2.0)]).unwrap();

@@ -4,14 +4,17 @@
 
 mod eval;
 mod parse;
+#[cfg(test)]
+mod props;
 mod report;
 
-use std::io::Read as _;
+use std::collections::{HashMap, HashSet};
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use perturb::explain::Annotation;
 
-use eval::{evaluate, Evaluation, ExplainError};
+use eval::{evaluate, printable, Evaluation, ExplainError};
 use report::Sweeps;
 
 const EXAMPLES: &str = "\
@@ -74,24 +77,44 @@ pub struct Args {
     /// Graphviz. Nodes show their adjoints after a reverse sweep, else their tangents.
     #[arg(long, value_name = "PATH")]
     pub graph: Option<PathBuf>,
-    /// Print everything as JSON (errors too, besides the message on standard error).
+    /// Print everything as JSON (errors too, besides the message on standard error). Numbers
+    /// that are not finite are written as the strings "inf", "-inf" and "NaN".
     #[arg(long)]
     pub json: bool,
 }
 
 /// Runs `perturb explain`; the error is the message to print.
 pub fn run(args: &Args) -> Result<(), String> {
-    let src = read_source(args)?;
-    match explain(args, &src) {
-        Ok(output) => {
-            for warning in &output.warnings {
-                eprintln!("perturb: warning: {warning}");
+    let src = match read_source(args) {
+        Ok(src) => src,
+        Err(e) => {
+            if args.json {
+                println!("{}", report::json_error(&e, ""));
             }
-            if let Some(path) = &output.graph_written {
+            return Err(format!("explain: {}", e.render("")));
+        }
+    };
+    match explain(args, &src) {
+        Ok((ev, sweeps)) => {
+            for warning in &ev.warnings {
+                eprintln!("perturb: warning: {}", printable(warning));
+            }
+            if sweeps.forward_hidden > 0 {
+                eprintln!("perturb: warning: {}", report::hidden_forward_note(&sweeps));
+            }
+            if let Some(path) = &args.graph {
                 eprintln!("perturb: wrote the graph to {}", path.display());
             }
-            print!("{}", output.stdout);
-            Ok(())
+            // Written as it is made: a long report is never held in memory whole.
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let written = if args.json {
+                report::json(&ev, &sweeps, &src, &mut out)
+            } else {
+                report::text(&ev, &sweeps, &mut out)
+            };
+            written
+                .and_then(|()| out.flush())
+                .map_err(|e| format!("explain: cannot write the report: {e}"))
         }
         Err(e) => {
             if args.json {
@@ -102,57 +125,64 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
 }
 
-fn read_source(args: &Args) -> Result<String, String> {
-    match (&args.expr, &args.file) {
-        (Some(expr), _) => Ok(expr.clone()),
-        (None, Some(path)) if path == Path::new("-") => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .map_err(|e| format!("explain: cannot read standard input: {e}"))?;
-            Ok(s)
-        }
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map_err(|e| format!("explain: cannot read {}: {e}", path.display())),
-        (None, None) => Err("explain: give an expression (or --file PATH)".into()),
+/// Programs longer than this are refused (reading stops there: `-f /dev/zero` ends). A program
+/// needs about 100 times its length in memory (100,000 statements of 33 characters: 316 MB),
+/// so this bounds it near 1.6 GB.
+const MAX_SOURCE: u64 = 16 << 20;
+
+fn read_source(args: &Args) -> Result<String, ExplainError> {
+    let (reader, name): (Box<dyn std::io::Read>, String) =
+        match (&args.expr, &args.file) {
+            (Some(expr), _) => return Ok(expr.clone()),
+            (None, Some(path)) if path == Path::new("-") => {
+                (Box::new(std::io::stdin()), "standard input".into())
+            }
+            (None, Some(path)) => (
+                Box::new(std::fs::File::open(path).map_err(|e| {
+                    ExplainError::new(format!("cannot read {}: {e}", path.display()))
+                })?),
+                path.display().to_string(),
+            ),
+            (None, None) => return Err(ExplainError::new("give an expression (or --file PATH)")),
+        };
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_SOURCE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ExplainError::new(format!("cannot read {name}: {e}")))?;
+    if bytes.len() as u64 > MAX_SOURCE {
+        return Err(ExplainError::new(format!(
+            "{name} is longer than {} MiB, the most a program may be",
+            MAX_SOURCE >> 20
+        )));
     }
+    String::from_utf8(bytes).map_err(|e| {
+        ExplainError::new(format!(
+            "{name} is not UTF-8 text (byte {} is not valid)",
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
-/// What a successful run prints.
-struct Output {
-    stdout: String,
-    warnings: Vec<String>,
-    graph_written: Option<PathBuf>,
-}
-
-fn explain(args: &Args, src: &str) -> Result<Output, ExplainError> {
+/// Evaluates, sweeps and draws the graph (if asked): what is left is to print the report.
+fn explain(args: &Args, src: &str) -> Result<(Evaluation, Sweeps), ExplainError> {
     let at = parse_point(&args.at)?;
     let program = parse::parse(src)?;
-    let ev = evaluate(&program, src, &at)?;
+    let mut ev = evaluate(&program, src, &at)?;
     let wrt = resolve_wrt(&args.wrt, &ev, &program)?;
     let sweeps = sweep(&ev, args.mode, &wrt);
-    let graph_written = match &args.graph {
-        Some(path) => {
-            write_graph(path, &ev, &sweeps)?;
-            Some(path.clone())
-        }
-        None => None,
-    };
-    let stdout = if args.json {
-        report::json(&ev, &sweeps, src) + "\n"
-    } else {
-        report::text(&ev, &sweeps)
-    };
-    Ok(Output {
-        stdout,
-        warnings: ev.warnings.clone(),
-        graph_written,
-    })
+    let overflows = report::non_finite_derivatives(&ev, &sweeps);
+    ev.warnings.extend(overflows);
+    if let Some(path) = &args.graph {
+        write_graph(path, &ev, &sweeps)?;
+    }
+    Ok((ev, sweeps))
 }
 
 /// `["x=0.7", "w=3"]` to names and values, checked.
 fn parse_point(items: &[String]) -> Result<Vec<(String, f64)>, ExplainError> {
     let mut point: Vec<(String, f64)> = Vec::new();
+    let mut seen = HashSet::new();
     for item in items {
         let item = item.trim();
         if item.is_empty() {
@@ -179,17 +209,14 @@ fn parse_point(items: &[String]) -> Result<Vec<(String, f64)>, ExplainError> {
                 "--at: missing value for `{name}` (write {name}=VALUE)"
             )));
         }
-        let v: f64 = value.parse().map_err(|_| {
-            ExplainError::new(format!(
-                "--at: the value of `{name}`, `{value}`, is not a number"
-            ))
-        })?;
+        let v = parse::parse_number(value)
+            .map_err(|e| ExplainError::new(format!("--at: the value of `{name}`: {e}")))?;
         if !v.is_finite() {
             return Err(ExplainError::new(format!(
                 "--at: the value of `{name}` must be a finite number, not {value}"
             )));
         }
-        if point.iter().any(|(n, _)| n == name) {
+        if !seen.insert(name.to_string()) {
             return Err(ExplainError::new(format!(
                 "--at: `{name}` is given more than once"
             )));
@@ -213,21 +240,28 @@ fn resolve_wrt(
     if names.is_empty() {
         return Ok((0..ev.variables.len()).collect());
     }
+    let index: HashMap<&str, usize> = ev
+        .variables
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.name.as_str(), i))
+        .collect();
     let mut out = Vec::new();
+    let mut taken = HashSet::new();
     for name in names {
-        match ev.variables.iter().position(|v| v.name == name) {
-            Some(i) if !out.contains(&i) => out.push(i),
+        match index.get(name).copied() {
+            Some(i) if taken.insert(i) => out.push(i),
             Some(_) => {}
             None => {
                 let bound = program
                     .statements
                     .iter()
                     .any(|s| s.name.as_ref().is_some_and(|(n, _)| n == name));
-                let variables: Vec<&str> = ev.variables.iter().map(|v| v.name.as_str()).collect();
+                let variables: Vec<String> = ev.variables.iter().map(|v| v.name.clone()).collect();
                 let list = if variables.is_empty() {
                     "the expression has none".to_string()
                 } else {
-                    variables.join(", ")
+                    report::listed(variables)
                 };
                 return Err(ExplainError::new(if bound {
                     format!(
@@ -243,13 +277,30 @@ fn resolve_wrt(
     Ok(out)
 }
 
+/// Runs the sweeps the report needs: the reverse sweep, and in forward mode each variable's
+/// derivative (one sweep per variable, keeping only the output's tangent; the sweeps shown
+/// node by node are computed again while they are printed).
 fn sweep(ev: &Evaluation, mode: Mode, wrt: &[usize]) -> Sweeps {
-    let forward = if mode == Mode::Reverse {
-        Vec::new()
+    let (forward, forward_shown) = if mode == Mode::Reverse {
+        (None, Vec::new())
     } else {
-        wrt.iter()
-            .map(|&v| (v, ev.trace.forward(ev.variables[v].node)))
-            .collect()
+        let derivatives = wrt
+            .iter()
+            .map(|&v| {
+                ev.output
+                    .node
+                    .map_or(0.0, |o| ev.trace.forward(ev.variables[v].node)[o])
+            })
+            .collect();
+        let shown = wrt
+            .iter()
+            .copied()
+            .take(report::forward_sweeps_shown(
+                wrt.len(),
+                ev.trace.nodes.len(),
+            ))
+            .collect();
+        (Some(derivatives), shown)
     };
     let reverse_asked = mode != Mode::Forward;
     let reverse = match (reverse_asked, ev.output.node) {
@@ -257,6 +308,12 @@ fn sweep(ev: &Evaluation, mode: Mode, wrt: &[usize]) -> Sweeps {
         _ => None,
     };
     Sweeps {
+        forward_hidden: if forward.is_some() {
+            wrt.len() - forward_shown.len()
+        } else {
+            0
+        },
+        forward_shown,
         forward,
         reverse,
         reverse_asked,
@@ -267,12 +324,39 @@ fn sweep(ev: &Evaluation, mode: Mode, wrt: &[usize]) -> Sweeps {
 /// The graph as DOT, with adjoints after a reverse sweep, else the first forward sweep's tangents.
 fn dot(ev: &Evaluation, sweeps: &Sweeps) -> String {
     let names: Vec<String> = ev.nodes.iter().map(|n| n.name.clone()).collect();
-    let annotation = match (&sweeps.reverse, sweeps.forward.first()) {
+    let tangents = match (&sweeps.reverse, sweeps.forward_shown.first()) {
+        (None, Some(&v)) => ev.trace.forward(ev.variables[v].node),
+        _ => Vec::new(),
+    };
+    let annotation = match (&sweeps.reverse, sweeps.forward_shown.first()) {
         (Some(r), _) => Some(Annotation::Adjoints(&r.adjoints)),
-        (None, Some((_, t))) => Some(Annotation::Tangents(t)),
+        (None, Some(_)) => Some(Annotation::Tangents(&tangents)),
         (None, None) => None,
     };
     ev.trace.to_dot(&names, annotation)
+}
+
+/// The largest [`layout_size`] drawn as SVG. Measured with the release build on a shared
+/// 2-core machine: random 70- to 85-statement graphs of size 646 to 795 took 0.8 to 1.6 s, a
+/// 26-statement fan-out (776) 1.2 s, `x*0 + ... + x*37` (854) 1.2 s; past it, random graphs of
+/// about 900 took 2.3 to 2.5 s and the time grows about with the square of the size.
+const MAX_SVG_LAYOUT: usize = 800;
+
+/// What the layered layout of `layout-rs` has to place: the nodes, the edges, and one extra
+/// point for every rank an edge skips (a value used by many later statements makes long edges,
+/// which is what makes the layout slow). Ranks are longest paths from the inputs.
+fn layout_size(trace: &perturb::explain::Trace<f64>) -> usize {
+    let mut rank = vec![0usize; trace.nodes.len()];
+    let mut size = trace.nodes.len();
+    for (i, node) in trace.nodes.iter().enumerate() {
+        rank[i] = node.parents.iter().map(|&p| rank[p] + 1).max().unwrap_or(0);
+        size += node
+            .parents
+            .iter()
+            .map(|&p| rank[i] - rank[p])
+            .sum::<usize>();
+    }
+    size
 }
 
 fn write_graph(path: &Path, ev: &Evaluation, sweeps: &Sweeps) -> Result<(), ExplainError> {
@@ -283,8 +367,25 @@ fn write_graph(path: &Path, ev: &Evaluation, sweeps: &Sweeps) -> Result<(), Expl
     let dot = dot(ev, sweeps);
     let contents = match extension.as_deref() {
         Some("dot" | "gv") => dot,
-        Some("svg") => perturb::explain::dot_to_svg(&dot)
-            .map_err(|e| ExplainError::new(format!("--graph: cannot draw the graph: {e}")))?,
+        Some("svg") if ev.trace.nodes.is_empty() => {
+            return Err(ExplainError::new(
+                "--graph: the expression uses no variable, so its graph has no node to draw",
+            ))
+        }
+        Some("svg") => {
+            let size = layout_size(&ev.trace);
+            if size > MAX_SVG_LAYOUT {
+                return Err(ExplainError::new(format!(
+                    "--graph: the graph is too large to lay out as SVG: its layout size (nodes + \
+                     edges + the ranks its edges skip) is {size}, over the limit of \
+                     {MAX_SVG_LAYOUT} (about 2 s; the layout time grows with the square of it); \
+                     write {} instead (no limit) and draw it with Graphviz (`dot -Tsvg`)",
+                    path.with_extension("dot").display()
+                )));
+            }
+            perturb::explain::dot_to_svg(&dot)
+                .map_err(|e| ExplainError::new(format!("--graph: cannot draw the graph: {e}")))?
+        }
         _ => {
             return Err(ExplainError::new(format!(
                 "--graph: {} should end in .svg (a picture) or .dot (Graphviz)",

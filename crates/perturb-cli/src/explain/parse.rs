@@ -4,8 +4,8 @@
 //! ```text
 //! program   := statement (';' | newline) statement ...      the last statement is the output
 //! statement := NAME '=' expr | expr
-//! expr      := term (('+' | '-') term)*
-//! term      := unary (('*' | '/') unary)*
+//! expr      := term (('+' | '-') term)*                   a flat chain, not a nesting
+//! term      := unary (('*' | '/') unary)*                  a flat chain, not a nesting
 //! unary     := ('-' | '+') unary | power                    so -x^2 is -(x^2)
 //! power     := atom (('^' | '**') unary)?                   right associative: 2^3^2 = 2^9
 //! atom      := NUMBER | NAME | NAME '(' expr (',' expr)* ')' | '(' expr ')'
@@ -32,7 +32,9 @@ impl Span {
     }
 }
 
-/// Expression trees taller than this are refused (the evaluator and the printers recurse).
+/// Expression trees taller than this are refused (the evaluator and the printers recurse). A
+/// chain `a + b - c + ...` or `a * b / c * ...` is one level however long it is, so only real
+/// nesting (parentheses, function calls, signs and powers) counts.
 pub const MAX_DEPTH: u32 = 500;
 
 /// Parentheses, signs and powers nested deeper than this are refused (the parser recurses).
@@ -72,7 +74,11 @@ pub enum ExprKind {
     Num(f64, String),
     Var(String),
     Neg(Box<Expr>),
+    /// `a^b` (the only binary operator that is not in a [`ExprKind::Chain`]).
     Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// A left-associative chain `first op1 e1 op2 e2 ...` of `+`/`-` or of `*`/`/`, kept flat
+    /// so that a long sum is no deeper than a short one (the evaluator folds it in a loop).
+    Chain(Box<Expr>, Vec<(BinOp, Expr)>),
     /// A function, the name as written (`ln` or `log`), and its arguments.
     Call(Func, String, Vec<Expr>),
 }
@@ -191,12 +197,24 @@ pub fn function_names() -> Vec<&'static str> {
 
 /// The 1-based line and column (in characters) of byte `offset` of `src`.
 pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(src.len());
-    let mut line = 1;
-    let mut col = 1;
-    for (i, c) in src.char_indices() {
-        if i >= offset {
-            break;
+    line_cols(src, &[offset])[0]
+}
+
+/// The 1-based line and column (in characters) of each byte offset, in one pass over `src`
+/// (so that placing every node of a long program stays linear).
+pub fn line_cols(src: &str, offsets: &[usize]) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..offsets.len()).collect();
+    order.sort_by_key(|&k| offsets[k]);
+    let mut out = vec![(1, 1); offsets.len()];
+    let mut pending = order.into_iter().peekable();
+    let (mut line, mut col) = (1, 1);
+    for (i, c) in src.char_indices().chain(std::iter::once((src.len(), '\0'))) {
+        while let Some(&k) = pending.peek() {
+            if offsets[k].min(src.len()) > i {
+                break;
+            }
+            out[k] = (line, col);
+            pending.next();
         }
         if c == '\n' {
             line += 1;
@@ -205,7 +223,28 @@ pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
             col += 1;
         }
     }
-    (line, col)
+    out
+}
+
+/// A numeric literal's value: refused when it is not a number, or when it overflows to
+/// infinity or underflows to 0 (a 64-bit float cannot hold it: `1e999`, `1e-999`).
+pub fn parse_number(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if value.is_infinite() && !text.to_ascii_lowercase().contains("inf") {
+        return Err(format!(
+            "the number `{text}` is too large for a 64-bit float (the largest is about 1.8e308)"
+        ));
+    }
+    let mantissa = text.split(['e', 'E']).next().unwrap_or("");
+    if value == 0.0 && mantissa.chars().any(|c| matches!(c, '1'..='9')) {
+        return Err(format!(
+            "the number `{text}` is too small for a 64-bit float: it would be 0 \
+             (the smallest is about 4.9e-324)"
+        ));
+    }
+    Ok(value)
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -347,14 +386,14 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, ParseError> {
                     end: end_of(j),
                 };
                 let text = &src[span.start..span.end];
-                let value: f64 = text.parse().map_err(|_| ParseError {
-                    span,
-                    message: format!("`{text}` is not a number"),
-                })?;
-                if !value.is_finite() {
+                let value = parse_number(text).map_err(|message| ParseError { span, message })?;
+                if let Some(message) = glued_to_number(text, chars.get(j).map(|p| p.1)) {
                     return Err(ParseError {
-                        span,
-                        message: format!("the number `{text}` is too large for a 64-bit float"),
+                        span: Span {
+                            start,
+                            end: end_of(j + 1),
+                        },
+                        message,
                     });
                 }
                 toks.push((Tok::Num(value, text.to_string()), span));
@@ -392,6 +431,21 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, ParseError> {
         },
     ));
     Ok(toks)
+}
+
+/// What is wrong when a number is directly followed by `next` without a space, if it is a
+/// notation of another language (`0x10`, `0b1`, `0o7`, `1_000`) rather than a product like `5a`
+/// (which the parser explains).
+fn glued_to_number(text: &str, next: Option<char>) -> Option<String> {
+    match next? {
+        'x' | 'X' | 'b' | 'B' | 'o' | 'O' if text == "0" => Some(
+            "hexadecimal, binary and octal numbers (0x.., 0b.., 0o..) are not supported: \
+             write the number in decimal"
+                .into(),
+        ),
+        '_' => Some("`_` between digits is not supported: write the number without it".into()),
+        _ => None,
+    }
 }
 
 /// Parses a whole program. An empty program (no statement) is an error.
@@ -531,34 +585,57 @@ impl Parser<'_> {
         })
     }
 
-    fn expr(&mut self) -> Result<Expr, ParseError> {
-        let mut lhs = self.term()?;
-        loop {
-            let op = match self.peek().0 {
-                Tok::Plus => BinOp::Add,
-                Tok::Minus => BinOp::Sub,
-                _ => return Ok(lhs),
-            };
+    /// `operand (op operand)*` as one flat [`ExprKind::Chain`] (or the operand alone), read in a
+    /// loop: a chain of a million terms is one level deep.
+    fn chain(
+        &mut self,
+        op_of: fn(&Tok) -> Option<BinOp>,
+        operand: fn(&mut Self) -> Result<Expr, ParseError>,
+    ) -> Result<Expr, ParseError> {
+        let first = operand(self)?;
+        let mut rest = Vec::new();
+        let mut depth = first.depth;
+        while let Some(op) = op_of(&self.peek().0) {
             self.next();
             self.skip_newlines();
-            let rhs = self.term()?;
-            lhs = Self::binary(op, lhs, rhs)?;
+            let rhs = operand(self)?;
+            depth = depth.max(rhs.depth);
+            rest.push((op, rhs));
         }
+        let Some(last) = rest.last() else {
+            return Ok(first);
+        };
+        let span = first.span.to(last.1.span);
+        if depth + 1 > MAX_DEPTH {
+            return Err(too_deep(span));
+        }
+        Ok(Expr {
+            kind: ExprKind::Chain(Box::new(first), rest),
+            span,
+            depth: depth + 1,
+        })
+    }
+
+    fn expr(&mut self) -> Result<Expr, ParseError> {
+        self.chain(
+            |t| match t {
+                Tok::Plus => Some(BinOp::Add),
+                Tok::Minus => Some(BinOp::Sub),
+                _ => None,
+            },
+            Self::term,
+        )
     }
 
     fn term(&mut self) -> Result<Expr, ParseError> {
-        let mut lhs = self.unary()?;
-        loop {
-            let op = match self.peek().0 {
-                Tok::Star => BinOp::Mul,
-                Tok::Slash => BinOp::Div,
-                _ => return Ok(lhs),
-            };
-            self.next();
-            self.skip_newlines();
-            let rhs = self.unary()?;
-            lhs = Self::binary(op, lhs, rhs)?;
-        }
+        self.chain(
+            |t| match t {
+                Tok::Star => Some(BinOp::Mul),
+                Tok::Slash => Some(BinOp::Div),
+                _ => None,
+            },
+            Self::unary,
+        )
     }
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
@@ -713,8 +790,9 @@ fn too_deep(span: Span) -> ParseError {
     ParseError {
         span,
         message: format!(
-            "the expression is nested more than {MAX_DEPTH} levels deep; \
-             split it into steps with names (a = ...; b = ...)"
+            "the expression is nested more than {MAX_DEPTH} levels deep (parentheses, \
+             functions, signs and powers inside one another); split it into steps with names \
+             (a = ...; b = ...)"
         ),
     }
 }
@@ -799,6 +877,9 @@ mod tests {
             ExprKind::Binary(op, a, b) => {
                 format!("({}{}{})", shape(a), op.symbol().trim(), shape(b))
             }
+            ExprKind::Chain(first, rest) => rest.iter().fold(shape(first), |acc, (op, b)| {
+                format!("({acc}{}{})", op.symbol().trim(), shape(b))
+            }),
             ExprKind::Call(_, name, args) => {
                 let args: Vec<String> = args.iter().map(shape).collect();
                 format!("{name}({})", args.join(","))
@@ -891,14 +972,66 @@ mod tests {
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
         let deep = "(".repeat(100_000);
         assert!(err(&deep).0.contains("nested more than 200"));
-        let long_sum = vec!["x"; 10_000].join("+");
-        assert!(err(&long_sum).0.contains("nested more than"));
         let negs = "-".repeat(10_000) + "x";
         assert!(err(&negs).0.contains("nested more than"));
         let pows = vec!["x"; 10_000].join("^");
         assert!(err(&pows).0.contains("nested more than"));
         let ok = vec!["x"; 400].join("+");
         assert!(parse(&ok).is_ok());
+    }
+
+    /// U4: a flat chain of `+` or `*` is not nesting (a 501-term sum was "nested more than 500
+    /// levels deep"); real nesting still is.
+    #[test]
+    fn a_long_flat_chain_is_not_nesting() {
+        for op in ["+", "-", "*", "/"] {
+            let long = vec!["x"; 100_000].join(op);
+            let program = parse(&long).unwrap();
+            assert_eq!(program.statements[0].expr.depth, 2, "{op}");
+        }
+        let mixed = vec!["x*y"; 10_000].join(" - ");
+        assert_eq!(parse(&mixed).unwrap().statements[0].expr.depth, 3);
+        assert_eq!(shapes("a - b + c * d / e"), ["((a-b)+((c*d)/e))"]);
+        let nested = "sin(".repeat(150) + "x" + &")".repeat(150);
+        assert!(parse(&nested).is_ok());
+        let too_deep = "sin(1 + 2*".repeat(190) + "x" + &")".repeat(190);
+        assert!(
+            err(&too_deep).0.contains("nested more than"),
+            "{}",
+            err(&too_deep).0
+        );
+    }
+
+    #[test]
+    fn positions_of_many_offsets_in_one_pass() {
+        let src = "ab\ncé\nd";
+        let offsets = [7, 0, 4, 99, 3, 6];
+        let expected: Vec<(usize, usize)> = offsets.iter().map(|&o| line_col(src, o)).collect();
+        assert_eq!(line_cols(src, &offsets), expected);
+        assert_eq!(expected, [(3, 1), (1, 1), (2, 2), (3, 2), (2, 1), (2, 3)]);
+    }
+
+    /// Cosmetic: `1e-999` became 0 silently while `1e999` was an error.
+    #[test]
+    fn literals_that_do_not_fit_a_float_are_errors() {
+        assert!(err("1e-999").0.contains("too small"), "{}", err("1e-999").0);
+        assert!(err("x + 0.001e-999999").0.contains("too small"));
+        assert!(parse("0e-999 + 0.0 + 5e-324").is_ok());
+        assert_eq!(parse_number("4.9e-324"), Ok(5e-324));
+    }
+
+    /// U12: `x*0x10` was "found the name `x10` (write 0*x10 for a product)".
+    #[test]
+    fn numbers_of_other_languages_get_their_own_hint() {
+        for src in ["x*0x10", "0b101", "2 + 0o7", "0X1F"] {
+            let (m, _) = err(src);
+            assert!(m.contains("hexadecimal, binary and octal"), "{src}: {m}");
+        }
+        let (m, at) = err("1_000 * x");
+        assert!(m.contains("`_` between digits"), "{m}");
+        assert_eq!(at, (1, 1));
+        assert!(err("5a").0.contains("write 5*a"));
+        assert!(err("0y").0.contains("write 0*y"));
     }
 
     #[test]

@@ -1,17 +1,41 @@
 //! What `perturb explain` prints: the value view, the sweeps and the derivatives, as text or
-//! as JSON.
+//! as JSON. Both are written as they are made, and both are linear in the size of the graph
+//! (times the number of forward sweeps shown, which is capped).
 
-use perturb::explain::ReverseSweep;
+use std::io::{self, Write};
+
+use perturb::explain::{Contribution, ReverseSweep};
+use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
 
 use super::eval::{Evaluation, ExplainError, Row};
-use super::parse::line_col;
+use super::parse::line_cols;
+
+/// At most this many forward sweeps (one per variable perturbed) are shown in full; the
+/// derivatives of the others are still computed and listed.
+pub const MAX_FORWARD_SWEEPS: usize = 200;
+
+/// The forward sweeps shown in full have at most about this many lines in all (one per node
+/// per sweep), so a large graph shows fewer of them (at least one).
+pub const MAX_FORWARD_LINES: usize = 1_000_000;
+
+/// How many of `variables` forward sweeps over a graph of `nodes` nodes are shown in full.
+pub fn forward_sweeps_shown(variables: usize, nodes: usize) -> usize {
+    variables
+        .min(MAX_FORWARD_SWEEPS)
+        .min((MAX_FORWARD_LINES / nodes.max(1)).max(1))
+}
 
 /// The sweeps that were run.
 pub struct Sweeps {
-    /// For each variable perturbed in forward mode (an index into `Evaluation::variables`),
-    /// the tangent of every node.
-    pub forward: Vec<(usize, Vec<f64>)>,
+    /// The variables (indices into `Evaluation::variables`) whose forward sweep is shown node by
+    /// node (see [`forward_sweeps_shown`]). Each sweep is computed when it is written.
+    pub forward_shown: Vec<usize>,
+    /// How many variables were perturbed in forward mode without their sweep being shown.
+    pub forward_hidden: usize,
+    /// Forward mode's derivative of the output with respect to each reported variable (in the
+    /// order of `report`), when forward mode ran.
+    pub forward: Option<Vec<f64>>,
     /// The reverse sweep from the output, when it ran and the output is a node.
     pub reverse: Option<ReverseSweep<f64>>,
     /// Whether the reverse sweep was asked for (it is skipped when the output is a constant).
@@ -41,6 +65,28 @@ pub fn number(v: f64) -> String {
             Some((mantissa, exponent)) => format!("{}e{exponent}", trim_zeros(mantissa)),
             None => s,
         }
+    }
+}
+
+/// At most this many items of a list are written out in a line (then a count of the others).
+pub const MAX_LISTED: usize = 10;
+
+/// `a, b, c`, or the first [`MAX_LISTED`] items and `and N more`.
+pub fn listed(mut items: Vec<String>) -> String {
+    if items.len() > MAX_LISTED {
+        let more = items.len() - MAX_LISTED;
+        items.truncate(MAX_LISTED);
+        items.push(format!("and {more} more"));
+    }
+    items.join(", ")
+}
+
+/// A value given with `--at`, as [`number`] shows it but keeping the sign of `-0`.
+pub fn given(v: f64) -> String {
+    if v == 0.0 && v.is_sign_negative() {
+        "-0".into()
+    } else {
+        number(v)
     }
 }
 
@@ -77,28 +123,85 @@ fn point(ev: &Evaluation) -> String {
     let parts: Vec<String> = ev
         .variables
         .iter()
-        .map(|v| format!("{} = {}", v.name, number(v.value)))
+        .map(|v| format!("{} = {}", v.name, given(v.value)))
         .collect();
-    parts.join(", ")
+    listed(parts)
 }
 
-/// The whole text report.
-pub fn text(ev: &Evaluation, sweeps: &Sweeps) -> String {
-    let mut out = String::new();
-    let names: Vec<&str> = ev.nodes.iter().map(|n| n.name.as_str()).collect();
+/// The whole text report, written to `out` as it is made.
+pub fn text(ev: &Evaluation, sweeps: &Sweeps, out: &mut dyn Write) -> io::Result<()> {
     let output = &ev.output.name;
     let at = if ev.variables.is_empty() {
         "(no variables)".to_string()
     } else {
         format!("at {}", point(ev))
     };
-    out.push_str(&format!("{output} = {} {at}\n\n", number(ev.output.value)));
+    writeln!(out, "{output} = {} {at}\n", number(ev.output.value))?;
+    value_view(ev, out)?;
+    for &v in &sweeps.forward_shown {
+        forward_sweep(ev, v, out)?;
+    }
+    if sweeps.forward_hidden > 0 {
+        writeln!(out, "\n{}", hidden_forward_note(sweeps))?;
+    }
+    if sweeps.forward.is_some() && ev.output.node.is_none() {
+        writeln!(
+            out,
+            "  ({output} is a constant: it does not depend on any variable)"
+        )?;
+    }
+    if let (Some(sweep), Some(o)) = (&sweeps.reverse, ev.output.node) {
+        reverse_sweep(ev, sweep, o, out)?;
+    } else if sweeps.reverse_asked && ev.output.node.is_none() {
+        writeln!(
+            out,
+            "\nReverse mode: {output} is a constant, so there is nothing to sweep"
+        )?;
+    }
+    if !sweeps.report.is_empty() {
+        writeln!(out, "\nDerivatives of {output} {at}")?;
+        for d in derivatives(ev, sweeps) {
+            let mut line = format!("  d{output}/d{} = {}", d.wrt, number(d.value.0));
+            match (d.forward, d.reverse) {
+                (Some(f), Some(r)) => line.push_str(&format!(
+                    "  (forward {}, reverse {})",
+                    number(f.0),
+                    number(r.0)
+                )),
+                (Some(_), None) => line.push_str("  (forward mode)"),
+                (None, Some(_)) => line.push_str("  (reverse mode)"),
+                (None, None) => line.push_str(&format!("  ({output} is a constant)")),
+            }
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
+}
 
-    // The value view.
-    out.push_str(
+/// What to say when `hidden` forward sweeps are not shown.
+pub fn hidden_forward_note(sweeps: &Sweeps) -> String {
+    format!(
+        "(the forward sweeps of {} more variables are not shown: {} are shown node by node \
+         (at most {MAX_FORWARD_SWEEPS}, and at most {MAX_FORWARD_LINES} lines in all); their \
+         derivatives are listed below; to see one, name it with --wrt NAME)",
+        sweeps.forward_hidden,
+        sweeps.forward_shown.len()
+    )
+}
+
+/// Whether the output depends on node `i` (every node, when the output is a constant).
+fn reached(ev: &Evaluation, i: usize) -> bool {
+    ev.reached.get(i).copied().unwrap_or(true)
+}
+
+/// The value view: one row per node, alias and constant, in program order.
+fn value_view(ev: &Evaluation, out: &mut dyn Write) -> io::Result<()> {
+    let names: Vec<&str> = ev.nodes.iter().map(|n| n.name.as_str()).collect();
+    writeln!(
+        out,
         "Value view: each intermediate value (a node of the graph), how it is computed,\n\
-         its value and its local partial derivatives\n",
-    );
+         its value and its local partial derivatives"
+    )?;
     let mut table: Vec<[String; 4]> = vec![[
         "node".into(),
         "definition".into(),
@@ -119,6 +222,9 @@ pub fn text(ev: &Evaluation, sweeps: &Sweeps) -> String {
                 let mut partials = partials.join(", ");
                 if let Some(note) = &info.note {
                     partials.push_str(&format!("  ({note})"));
+                }
+                if ev.output.node.is_some() && !reached(ev, *i) {
+                    partials.push_str(&format!("  ({} does not depend on it)", ev.output.name));
                 }
                 [
                     info.name.clone(),
@@ -163,141 +269,180 @@ pub fn text(ev: &Evaluation, sweeps: &Sweeps) -> String {
     }
     for r in &table {
         let line = format!("  {:<w0$}  {:<w1$}  {:>w2$}  {}", r[0], r[1], r[2], r[3]);
-        out.push_str(line.trim_end());
-        out.push('\n');
+        writeln!(out, "{}", line.trim_end())?;
     }
+    Ok(())
+}
 
-    // Forward sweeps.
-    for (v, tangents) in &sweeps.forward {
-        let x = &ev.variables[*v].name;
-        out.push_str(&format!(
-            "\nForward mode, perturbing {x}: seed d{x}/d{x} = 1 (every other input 0), then from the\n\
-             inputs on, each node's tangent d(node)/d{x} is the sum over its parents of\n\
-             (local partial) * (the parent's tangent)\n"
-        ));
-        for (i, node) in ev.trace.nodes.iter().enumerate() {
-            let n = names[i];
-            let t = tangents[i];
-            if node.parents.is_empty() {
-                let why = if i == ev.variables[*v].node {
-                    "the seed"
-                } else {
-                    "another input"
-                };
-                out.push_str(&format!("  d{n}/d{x} = {}  ({why})\n", number(t)));
-                continue;
-            }
-            let symbols: Vec<String> = node
-                .parents
-                .iter()
-                .map(|&p| format!("∂{n}/∂{} * d{}/d{x}", names[p], names[p]))
-                .collect();
-            let products: Vec<String> = node
+/// Forward mode perturbing variable `v`, node by node (the sweep is computed here).
+fn forward_sweep(ev: &Evaluation, v: usize, out: &mut dyn Write) -> io::Result<()> {
+    let names: Vec<&str> = ev.nodes.iter().map(|n| n.name.as_str()).collect();
+    let output = &ev.output.name;
+    let seed = ev.variables[v].node;
+    let tangents = ev.trace.forward(seed);
+    let x = &ev.variables[v].name;
+    writeln!(
+        out,
+        "\nForward mode, perturbing {x}: seed d{x}/d{x} = 1 (every other input 0), then from the\n\
+         inputs on, each node's tangent d(node)/d{x} is the sum over its parents of\n\
+         (local partial) * (the parent's tangent)"
+    )?;
+    for (i, node) in ev.trace.nodes.iter().enumerate() {
+        let n = names[i];
+        let t = tangents[i];
+        if node.parents.is_empty() {
+            let why = if i == seed {
+                "the seed"
+            } else {
+                "another input"
+            };
+            writeln!(out, "  d{n}/d{x} = {}  ({why})", number(t))?;
+            continue;
+        }
+        let symbols: Vec<String> = node
+            .parents
+            .iter()
+            .map(|&p| format!("∂{n}/∂{} * d{}/d{x}", names[p], names[p]))
+            .collect();
+        let products: Vec<String> = node
+            .parents
+            .iter()
+            .zip(&node.partials)
+            .map(|(&p, &d)| format!("{} * {}", factor(d), factor(tangents[p])))
+            .collect();
+        let mut line = format!(
+            "  d{n}/d{x} = {} = {}",
+            symbols.join(" + "),
+            products.join(" + ")
+        );
+        if node.parents.len() > 1 {
+            let terms: Vec<f64> = node
                 .parents
                 .iter()
                 .zip(&node.partials)
-                .map(|(&p, &d)| format!("{} * {}", factor(d), factor(tangents[p])))
+                .map(|(&p, &d)| d * tangents[p])
                 .collect();
-            let mut line = format!(
-                "  d{n}/d{x} = {} = {}",
-                symbols.join(" + "),
-                products.join(" + ")
-            );
-            if node.parents.len() > 1 {
-                let terms: Vec<f64> = node
-                    .parents
-                    .iter()
-                    .zip(&node.partials)
-                    .map(|(&p, &d)| d * tangents[p])
-                    .collect();
-                line.push_str(&format!(" = {}", sum(&terms)));
-            }
-            line.push_str(&format!(" = {}\n", number(t)));
-            out.push_str(&line);
+            line.push_str(&format!(" = {}", sum(&terms)));
         }
+        line.push_str(&format!(" = {}", number(t)));
+        if !reached(ev, i) {
+            line.push_str(&format!("  ({output} does not depend on {n})"));
+        }
+        writeln!(out, "{line}")?;
     }
-    if !sweeps.forward.is_empty() && ev.output.node.is_none() {
-        out.push_str(&format!(
-            "  ({output} is a constant: it does not depend on any variable)\n"
-        ));
-    }
+    Ok(())
+}
 
-    // The reverse sweep.
-    if let (Some(sweep), Some(o)) = (&sweeps.reverse, ev.output.node) {
-        out.push_str(&format!(
-            "\nReverse mode, from {output}: seed d{output}/d{output} = 1, then from the output back, each\n\
-             node's adjoint d{output}/d(node) is the sum over the nodes that use it of\n\
-             (their adjoint) * (local partial): one contribution per use\n"
-        ));
-        for p in (0..=o).rev() {
-            let n = names[p];
-            let adjoint = sweep.adjoints[p];
-            if p == o {
-                out.push_str(&format!(
-                    "  d{output}/d{n} = {}  (the seed)\n",
-                    number(adjoint)
-                ));
-                continue;
-            }
-            let into: Vec<_> = sweep.contributions.iter().filter(|c| c.to == p).collect();
-            if into.is_empty() {
-                out.push_str(&format!(
-                    "  d{output}/d{n} = 0  ({n} is not used on the way to {output})\n"
-                ));
-                continue;
-            }
-            let symbols: Vec<String> = into
-                .iter()
-                .map(|c| format!("d{output}/d{} * ∂{}/∂{n}", names[c.from], names[c.from]))
-                .collect();
-            let products: Vec<String> = into
-                .iter()
-                .map(|c| format!("{} * {}", factor(sweep.adjoints[c.from]), factor(c.local)))
-                .collect();
-            let mut line = format!(
-                "  d{output}/d{n} = {} = {}",
-                symbols.join(" + "),
-                products.join(" + ")
-            );
-            if into.len() > 1 {
-                let terms: Vec<f64> = into.iter().map(|c| c.amount).collect();
-                line.push_str(&format!(" = {}", sum(&terms)));
-            }
-            line.push_str(&format!(" = {}", number(adjoint)));
-            if into.len() > 1 {
-                line.push_str(&format!(
-                    "\n      ({n} is used {} times: the {} contributions add up to the total derivative)",
-                    into.len(),
-                    into.len()
-                ));
-            }
-            line.push('\n');
-            out.push_str(&line);
-        }
-    } else if sweeps.reverse_asked && ev.output.node.is_none() {
-        out.push_str(&format!(
-            "\nReverse mode: {output} is a constant, so there is nothing to sweep\n"
-        ));
+/// The indices of `contributions` grouped by the node they flow into (`to`), each group in
+/// sweep order: `(starts, order)` with node `p`'s group `order[starts[p]..starts[p + 1]]`.
+/// One counting pass, so the reverse view stays linear however many nodes there are.
+fn by_target(contributions: &[Contribution<f64>], nodes: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut starts = vec![0; nodes + 1];
+    for c in contributions {
+        starts[c.to + 1] += 1;
     }
+    for p in 0..nodes {
+        starts[p + 1] += starts[p];
+    }
+    let mut next = starts.clone();
+    let mut order = vec![0; contributions.len()];
+    for (k, c) in contributions.iter().enumerate() {
+        order[next[c.to]] = k;
+        next[c.to] += 1;
+    }
+    (starts, order)
+}
 
-    // The derivatives.
-    if !sweeps.report.is_empty() {
-        out.push_str(&format!("\nDerivatives of {output} {at}\n"));
-        for d in derivatives(ev, sweeps) {
-            let mut line = format!("  d{output}/d{} = {}", d.wrt, number(d.value));
-            match (d.forward, d.reverse) {
-                (Some(f), Some(r)) => {
-                    line.push_str(&format!("  (forward {}, reverse {})", number(f), number(r)))
-                }
-                (Some(_), None) => line.push_str("  (forward mode)"),
-                (None, Some(_)) => line.push_str("  (reverse mode)"),
-                (None, None) => line.push_str(&format!("  ({output} is a constant)")),
-            }
-            line.push('\n');
-            out.push_str(&line);
+/// The reverse sweep from node `o`, node by node.
+fn reverse_sweep(
+    ev: &Evaluation,
+    sweep: &ReverseSweep<f64>,
+    o: usize,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let names: Vec<&str> = ev.nodes.iter().map(|n| n.name.as_str()).collect();
+    let output = &ev.output.name;
+    writeln!(
+        out,
+        "\nReverse mode, from {output}: seed d{output}/d{output} = 1, then from the output back, each\n\
+         node's adjoint d{output}/d(node) is the sum over the nodes that use it of\n\
+         (their adjoint) * (local partial): one contribution per use"
+    )?;
+    let (starts, order) = by_target(&sweep.contributions, ev.trace.nodes.len());
+    for p in (0..=o).rev() {
+        let n = names[p];
+        let adjoint = sweep.adjoints[p];
+        if p == o {
+            writeln!(out, "  d{output}/d{n} = {}  (the seed)", number(adjoint))?;
+            continue;
+        }
+        let into: Vec<&Contribution<f64>> = order[starts[p]..starts[p + 1]]
+            .iter()
+            .map(|&k| &sweep.contributions[k])
+            .collect();
+        if into.is_empty() {
+            writeln!(
+                out,
+                "  d{output}/d{n} = 0  ({n} is not used on the way to {output})"
+            )?;
+            continue;
+        }
+        let symbols: Vec<String> = into
+            .iter()
+            .map(|c| format!("d{output}/d{} * ∂{}/∂{n}", names[c.from], names[c.from]))
+            .collect();
+        let products: Vec<String> = into
+            .iter()
+            .map(|c| format!("{} * {}", factor(sweep.adjoints[c.from]), factor(c.local)))
+            .collect();
+        let mut line = format!(
+            "  d{output}/d{n} = {} = {}",
+            symbols.join(" + "),
+            products.join(" + ")
+        );
+        if into.len() > 1 {
+            let terms: Vec<f64> = into.iter().map(|c| c.amount).collect();
+            line.push_str(&format!(" = {}", sum(&terms)));
+        }
+        line.push_str(&format!(" = {}", number(adjoint)));
+        if into.len() > 1 {
+            line.push_str(&format!(
+                "\n      ({n} is used {} times: the {} contributions add up to the total derivative)",
+                into.len(),
+                into.len()
+            ));
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// A number in the JSON output: a JSON number when it is finite, else the string `"inf"`,
+/// `"-inf"` or `"NaN"` (JSON has no infinity or NaN, and `null` would lose which it was).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Num(f64);
+
+impl Serialize for Num {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.is_finite() {
+            s.serialize_f64(self.0)
+        } else if self.0.is_nan() {
+            s.serialize_str("NaN")
+        } else if self.0 > 0.0 {
+            s.serialize_str("inf")
+        } else {
+            s.serialize_str("-inf")
         }
     }
-    out
+}
+
+/// A slice of numbers written as [`Num`]s, without copying it.
+struct Nums<'a>(&'a [f64]);
+
+impl Serialize for Nums<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|&v| Num(v)))
+    }
 }
 
 /// One derivative of the output, from each sweep that computed it.
@@ -306,22 +451,22 @@ struct Derivative {
     of: String,
     wrt: String,
     /// The reverse sweep's value if it ran, else the forward sweep's.
-    value: f64,
-    forward: Option<f64>,
-    reverse: Option<f64>,
+    value: Num,
+    forward: Option<Num>,
+    reverse: Option<Num>,
 }
 
 fn derivatives(ev: &Evaluation, sweeps: &Sweeps) -> Vec<Derivative> {
     sweeps
         .report
         .iter()
-        .map(|&v| {
+        .enumerate()
+        .map(|(k, &v)| {
             let var = &ev.variables[v];
-            let forward = sweeps.forward.iter().find(|(w, _)| *w == v).map(|(_, t)| {
-                ev.output
-                    .node
-                    .map_or(0.0, |o| t.get(o).copied().unwrap_or(0.0))
-            });
+            let forward = sweeps
+                .forward
+                .as_ref()
+                .map(|f| f.get(k).copied().unwrap_or(0.0));
             let reverse = sweeps
                 .reverse
                 .as_ref()
@@ -334,12 +479,31 @@ fn derivatives(ev: &Evaluation, sweeps: &Sweeps) -> Vec<Derivative> {
             Derivative {
                 of: ev.output.name.clone(),
                 wrt: var.name.clone(),
-                value: reverse.or(forward).unwrap_or(0.0),
-                forward,
-                reverse,
+                value: Num(reverse.or(forward).unwrap_or(0.0)),
+                forward: forward.map(Num),
+                reverse: reverse.map(Num),
             }
         })
         .collect()
+}
+
+/// A warning for each reported derivative that is not finite although every value and local
+/// partial is (the products of the chain rule overflowed).
+pub fn non_finite_derivatives(ev: &Evaluation, sweeps: &Sweeps) -> Vec<String> {
+    let lines = derivatives(ev, sweeps)
+        .into_iter()
+        .filter(|d| !d.value.0.is_finite())
+        .map(|d| {
+            format!(
+                "d{}/d{} is {}: the chain rule's products overflow a 64-bit float, although \
+                 every value and local partial derivative is finite",
+                d.of,
+                d.wrt,
+                number(d.value.0)
+            )
+        })
+        .collect();
+    super::eval::capped(lines, super::eval::MAX_WARNINGS)
 }
 
 #[derive(Serialize)]
@@ -352,25 +516,49 @@ struct JsonReport<'a> {
     nodes: Vec<JsonNode<'a>>,
     /// Names that are not nodes of their own: aliases and constants.
     bindings: Vec<JsonBinding<'a>>,
-    /// One forward sweep per variable perturbed: the tangent of every node, by node index.
-    forward: Vec<JsonForward<'a>>,
+    /// One forward sweep per variable perturbed (see [`forward_sweeps_shown`]): the tangent
+    /// of every node, by node index.
+    forward: ForwardSweeps<'a>,
+    /// How many variables were perturbed without their forward sweep being listed.
+    forward_not_shown: usize,
     /// The reverse sweep: the adjoint of every node (by node index) and every contribution.
     reverse: Option<JsonReverse<'a>>,
     derivatives: Vec<Derivative>,
     warnings: &'a [String],
 }
 
+/// The shown forward sweeps, each computed while it is written.
+struct ForwardSweeps<'a> {
+    ev: &'a Evaluation,
+    shown: &'a [usize],
+}
+
+impl Serialize for ForwardSweeps<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.shown.len()))?;
+        for &v in self.shown {
+            let var = &self.ev.variables[v];
+            let tangents = self.ev.trace.forward(var.node);
+            seq.serialize_element(&JsonForward {
+                wrt: &var.name,
+                tangents: Nums(&tangents),
+            })?;
+        }
+        seq.end()
+    }
+}
+
 #[derive(Serialize)]
 struct JsonVariable<'a> {
     name: &'a str,
-    value: f64,
+    value: Num,
     node: usize,
 }
 
 #[derive(Serialize)]
 struct JsonOutput<'a> {
     name: &'a str,
-    value: f64,
+    value: Num,
     node: Option<usize>,
 }
 
@@ -380,9 +568,11 @@ struct JsonNode<'a> {
     name: &'a str,
     definition: &'a str,
     op: &'a str,
-    value: f64,
+    value: Num,
     /// The local partial derivative with respect to each parent.
     partials: Vec<JsonPartial<'a>>,
+    /// Whether the output depends on this node.
+    used: bool,
     line: Option<usize>,
     column: Option<usize>,
 }
@@ -391,7 +581,7 @@ struct JsonNode<'a> {
 struct JsonPartial<'a> {
     parent: usize,
     name: &'a str,
-    value: f64,
+    value: Num,
 }
 
 #[derive(Serialize)]
@@ -401,19 +591,19 @@ struct JsonBinding<'a> {
     node: Option<usize>,
     /// Its definition, for a constant.
     definition: Option<&'a str>,
-    value: f64,
+    value: Num,
 }
 
 #[derive(Serialize)]
 struct JsonForward<'a> {
     wrt: &'a str,
-    tangents: &'a [f64],
+    tangents: Nums<'a>,
 }
 
 #[derive(Serialize)]
 struct JsonReverse<'a> {
     output: &'a str,
-    adjoints: &'a [f64],
+    adjoints: Nums<'a>,
     contributions: Vec<JsonContribution<'a>>,
 }
 
@@ -423,13 +613,20 @@ struct JsonContribution<'a> {
     from_name: &'a str,
     to: usize,
     to_name: &'a str,
-    local: f64,
-    amount: f64,
+    local: Num,
+    amount: Num,
 }
 
-/// The whole report as JSON.
-pub fn json(ev: &Evaluation, sweeps: &Sweeps, src: &str) -> String {
+/// The whole report as JSON, written to `out` as it is made. Numbers that are not finite are
+/// the strings `"inf"`, `"-inf"` and `"NaN"`.
+pub fn json(ev: &Evaluation, sweeps: &Sweeps, src: &str, out: &mut dyn Write) -> io::Result<()> {
     let name = |i: usize| ev.nodes.get(i).map_or("?", |n| n.name.as_str());
+    let offsets: Vec<usize> = ev
+        .nodes
+        .iter()
+        .map(|n| n.span.map_or(0, |s| s.start))
+        .collect();
+    let positions = line_cols(src, &offsets);
     let report = JsonReport {
         expression: src,
         variables: ev
@@ -437,13 +634,13 @@ pub fn json(ev: &Evaluation, sweeps: &Sweeps, src: &str) -> String {
             .iter()
             .map(|v| JsonVariable {
                 name: &v.name,
-                value: v.value,
+                value: Num(v.value),
                 node: v.node,
             })
             .collect(),
         output: JsonOutput {
             name: &ev.output.name,
-            value: ev.output.value,
+            value: Num(ev.output.value),
             node: ev.output.node,
         },
         nodes: ev
@@ -453,13 +650,13 @@ pub fn json(ev: &Evaluation, sweeps: &Sweeps, src: &str) -> String {
             .zip(&ev.nodes)
             .enumerate()
             .map(|(index, (node, info))| {
-                let position = info.span.map(|s| line_col(src, s.start));
+                let position = info.span.map(|_| positions[index]);
                 JsonNode {
                     index,
                     name: &info.name,
                     definition: &info.definition,
                     op: node.op,
-                    value: node.value,
+                    value: Num(node.value),
                     partials: node
                         .parents
                         .iter()
@@ -467,9 +664,10 @@ pub fn json(ev: &Evaluation, sweeps: &Sweeps, src: &str) -> String {
                         .map(|(&p, &d)| JsonPartial {
                             parent: p,
                             name: name(p),
-                            value: d,
+                            value: Num(d),
                         })
                         .collect(),
+                    used: ev.output.node.is_some() && reached(ev, index),
                     line: position.map(|p| p.0),
                     column: position.map(|p| p.1),
                 }
@@ -484,7 +682,7 @@ pub fn json(ev: &Evaluation, sweeps: &Sweeps, src: &str) -> String {
                     name,
                     node: Some(*node),
                     definition: None,
-                    value: ev.trace.nodes[*node].value,
+                    value: Num(ev.trace.nodes[*node].value),
                 }),
                 Row::Constant {
                     name,
@@ -494,21 +692,18 @@ pub fn json(ev: &Evaluation, sweeps: &Sweeps, src: &str) -> String {
                     name,
                     node: None,
                     definition: Some(definition),
-                    value: *value,
+                    value: Num(*value),
                 }),
             })
             .collect(),
-        forward: sweeps
-            .forward
-            .iter()
-            .map(|(v, t)| JsonForward {
-                wrt: &ev.variables[*v].name,
-                tangents: t,
-            })
-            .collect(),
+        forward: ForwardSweeps {
+            ev,
+            shown: &sweeps.forward_shown,
+        },
+        forward_not_shown: sweeps.forward_hidden,
         reverse: sweeps.reverse.as_ref().map(|s| JsonReverse {
             output: &ev.output.name,
-            adjoints: &s.adjoints,
+            adjoints: Nums(&s.adjoints),
             contributions: s
                 .contributions
                 .iter()
@@ -517,15 +712,16 @@ pub fn json(ev: &Evaluation, sweeps: &Sweeps, src: &str) -> String {
                     from_name: name(c.from),
                     to: c.to,
                     to_name: name(c.to),
-                    local: c.local,
-                    amount: c.amount,
+                    local: Num(c.local),
+                    amount: Num(c.amount),
                 })
                 .collect(),
         }),
         derivatives: derivatives(ev, sweeps),
         warnings: &ev.warnings,
     };
-    serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    serde_json::to_writer_pretty(&mut *out, &report)?;
+    writeln!(out)
 }
 
 #[derive(Serialize)]
@@ -571,6 +767,16 @@ mod tests {
         assert_eq!(number(6.02e23), "6.02e23");
         assert_eq!(number(f64::INFINITY), "inf");
         assert_eq!(number(f64::NAN), "NaN");
+    }
+
+    /// H3: the sweeps shown in full are bounded in number and in lines.
+    #[test]
+    fn forward_sweeps_shown_are_bounded() {
+        assert_eq!(forward_sweeps_shown(3, 10), 3);
+        assert_eq!(forward_sweeps_shown(5000, 10_000), 100);
+        assert_eq!(forward_sweeps_shown(300, 600), 200);
+        assert_eq!(forward_sweeps_shown(2, 10_000_000), 1);
+        assert_eq!(forward_sweeps_shown(0, 10), 0);
     }
 
     #[test]
