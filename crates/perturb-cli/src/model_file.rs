@@ -480,7 +480,7 @@ mod tests {
         let m = from_bytes(&bytes).unwrap();
         assert_eq!(m.sizes, [4, 5, 3]);
         assert_eq!(m.feature_std, [0.5, 1.0, 1.5, 2.0]);
-        let again = Mlp::new(&[4, 5, 3], Activation::Tanh, Init::XavierUniform, 7).unwrap();
+        let again = Mlp::<f64>::new(&[4, 5, 3], Activation::Tanh, Init::XavierUniform, 7).unwrap();
         for (a, b) in m.model.param_tensors().iter().zip(again.param_tensors()) {
             assert_eq!(a.to_vec(), b.to_vec());
         }
@@ -527,7 +527,10 @@ mod tests {
         let end = bytes.len();
         bytes[end - 8..].copy_from_slice(&f64::NAN.to_le_bytes());
         let err = assert_clear(from_bytes(&bytes));
-        assert!(err.contains("'layer1.bias' holds NaN at index 2"), "{err}");
+        assert!(
+            err.contains("holds NaN at index") && err.contains("the weights must be finite"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -554,7 +557,7 @@ mod tests {
     #[test]
     fn an_endless_stream_is_read_only_as_far_as_the_header_says() {
         // /dev/zero as a model: a header length of 0, then an empty header.
-        let err = read(std::io::repeat(0), None, "m.safetensors").unwrap_err();
+        let err = read(std::io::repeat(0), None, "m.safetensors").err().unwrap();
         assert!(err.contains("not the JSON"), "{err}");
         // A valid header followed by endless data: only the data it claims is read.
         let bytes = valid();

@@ -107,13 +107,27 @@ pub fn parse_seed(text: &str) -> Result<u64, String> {
     })
 }
 
-/// A number in at most about a dozen characters: `0.25`, `1e-300`, not 300 digits.
+/// A number in at most about a dozen characters: `0.25`, `1e-300`, not 300 digits; six
+/// significant digits where the shortest exact form is longer.
 pub fn compact(v: f64) -> String {
     let plain = format!("{v}");
-    if plain.len() > 12 {
-        format!("{v:e}")
+    if plain.len() <= 12 || !v.is_finite() {
+        return plain;
+    }
+    let trim = |t: String| {
+        if t.contains('.') {
+            t.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            t
+        }
+    };
+    let magnitude = v.abs().log10().floor() as i32;
+    if (-4..6).contains(&magnitude) {
+        trim(format!("{v:.*}", (5 - magnitude) as usize))
     } else {
-        plain
+        let text = format!("{v:.5e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        format!("{}e{exponent}", trim(mantissa.to_string()))
     }
 }
 
@@ -928,4 +942,38 @@ fn report(setup: &Setup, model: &Mlp<f64>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_print_compactly() {
+        assert_eq!(compact(1.0), "1");
+        assert_eq!(compact(0.25), "0.25");
+        assert_eq!(compact(1e-300), "1e-300");
+        assert_eq!(compact(1.3451215466247124), "1.34512");
+        assert_eq!(compact(1234567.8912345), "1.23457e6");
+        assert_eq!(compact(f64::INFINITY), "inf");
+    }
+
+    #[test]
+    fn r_squared_is_undefined_without_variation() {
+        assert_eq!(
+            regression_metrics(&[3.0, 3.0], &[3.25, 3.25]).1,
+            "undefined (the target is constant)"
+        );
+        assert_eq!(regression_metrics(&[1.0], &[2.0]).1, "undefined (one row)");
+        assert_eq!(regression_metrics(&[1.0, 2.0], &[1.0, 2.0]).1, "1.0000");
+    }
+
+    #[test]
+    fn the_target_scale_neither_overflows_nor_underflows() {
+        let (m, s) = target_standardisation(&[1e-170, 3e-170], "y").unwrap();
+        assert!((m - 2e-170).abs() < 1e-184 && (s - 1e-170).abs() < 1e-184, "{m} {s}");
+        let (m, s) = target_standardisation(&[1e200, 3e200], "y").unwrap();
+        assert!((m / 2e200 - 1.0).abs() < 1e-12 && (s / 1e200 - 1.0).abs() < 1e-12);
+        assert_eq!(target_standardisation(&[3.25, 3.25], "y").unwrap(), (3.25, 1.0));
+    }
 }
