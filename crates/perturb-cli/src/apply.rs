@@ -238,7 +238,9 @@ fn columns(
                 saved
                     .target_name
                     .as_ref()
-                    .map_or(String::new(), |t| format!(" (the target in training was \"{t}\")"))
+                    .map_or(String::new(), |t| format!(
+                        " (the target in training was \"{t}\")"
+                    ))
             ));
         }
     }
@@ -354,8 +356,8 @@ fn outputs(saved: &SavedModel, x: &Tensor<f64>) -> Result<Vec<Vec<f64>>, String>
     let batch = (crate::train::BATCH_NUMBERS / widest).max(1);
     let mut rows = Vec::with_capacity(x.len() / d);
     for chunk in x.as_slice().chunks(batch * d) {
-        let xs = Tensor::from_vec(chunk.to_vec(), &[chunk.len() / d, d])
-            .map_err(|e| e.to_string())?;
+        let xs =
+            Tensor::from_vec(chunk.to_vec(), &[chunk.len() / d, d]).map_err(|e| e.to_string())?;
         let out = saved.model.predict(&xs).map_err(|e| e.to_string())?;
         let width = out.shape().get(1).copied().unwrap_or(1).max(1);
         rows.extend(out.as_slice().chunks(width).map(<[f64]>::to_vec));

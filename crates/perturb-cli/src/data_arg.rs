@@ -10,7 +10,14 @@ use std::path::PathBuf;
 use perturb_nn::data::{self, Dataset};
 
 /// The generated data sets, by their names (and aliases).
-const GENERATED: [&str; 6] = ["two-moons", "two_moons", "moons", "circles", "spirals", "xor"];
+const GENERATED: [&str; 6] = [
+    "two-moons",
+    "two_moons",
+    "moons",
+    "circles",
+    "spirals",
+    "xor",
+];
 /// The prefix that names a data set explicitly, even where a file has its name.
 const PREFIX: &str = "builtin:";
 /// How many points a generated data set has, and their noise.

@@ -123,7 +123,6 @@ fn serialize(m: &SavedModel) -> Result<Vec<u8>, String> {
     safetensors::serialize(views, &Some(metadata)).map_err(|e| in_words(&e))
 }
 
-
 /// A safetensors error in words.
 fn in_words(e: &SafeTensorError) -> String {
     match e {
@@ -511,10 +510,26 @@ mod tests {
     #[test]
     fn non_finite_or_non_positive_standardisation_and_weights_are_refused() {
         for (key, value, expected) in [
-            ("feature_std", "0e0,1,1,1", "the scales must be finite and positive"),
-            ("feature_std", "-1,1,1,1", "the scales must be finite and positive"),
-            ("feature_std", "NaN,1,1,1", "the scales must be finite and positive"),
-            ("feature_std", "inf,1,1,1", "the scales must be finite and positive"),
+            (
+                "feature_std",
+                "0e0,1,1,1",
+                "the scales must be finite and positive",
+            ),
+            (
+                "feature_std",
+                "-1,1,1,1",
+                "the scales must be finite and positive",
+            ),
+            (
+                "feature_std",
+                "NaN,1,1,1",
+                "the scales must be finite and positive",
+            ),
+            (
+                "feature_std",
+                "inf,1,1,1",
+                "the scales must be finite and positive",
+            ),
             ("target_std", "0", "the scales must be finite and positive"),
             ("feature_mean", "inf,1,1,1", "the means must be finite"),
             ("target_mean", "NaN", "the means must be finite"),
@@ -548,7 +563,11 @@ mod tests {
         ] {
             let err = assert_clear(from_bytes(&file));
             assert!(err.contains(expected), "{err}");
-            for debug in ["HeaderTooLarge", "MetadataIncompleteBuffer", "InvalidOffset("] {
+            for debug in [
+                "HeaderTooLarge",
+                "MetadataIncompleteBuffer",
+                "InvalidOffset(",
+            ] {
                 assert!(!err.contains(debug), "{err}");
             }
         }
@@ -557,7 +576,9 @@ mod tests {
     #[test]
     fn an_endless_stream_is_read_only_as_far_as_the_header_says() {
         // /dev/zero as a model: a header length of 0, then an empty header.
-        let err = read(std::io::repeat(0), None, "m.safetensors").err().unwrap();
+        let err = read(std::io::repeat(0), None, "m.safetensors")
+            .err()
+            .unwrap();
         assert!(err.contains("not the JSON"), "{err}");
         // A valid header followed by endless data: only the data it claims is read.
         let bytes = valid();

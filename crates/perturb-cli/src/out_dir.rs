@@ -21,7 +21,13 @@ pub fn prepare(dir: &Path) -> Result<(), String> {
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("--out {shown}: cannot create the folder: {e}"))?;
-    for name in [MODEL, "loss.png", "loss.svg", "boundary.png", "boundary.svg"] {
+    for name in [
+        MODEL,
+        "loss.png",
+        "loss.svg",
+        "boundary.png",
+        "boundary.svg",
+    ] {
         let path = dir.join(name);
         if path.is_dir() {
             return Err(format!(
@@ -92,7 +98,8 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("perturb-out-dir-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("perturb-out-dir-{name}-{}", std::process::id()));
         std::fs::remove_dir_all(&dir).ok();
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -130,13 +137,18 @@ mod tests {
     fn prepare_refuses_a_file_and_a_folder_in_place_of_the_model() {
         let dir = scratch("prepare");
         std::fs::write(dir.join("afile"), b"x").unwrap();
-        assert!(prepare(&dir.join("afile")).unwrap_err().contains("is a file"));
+        assert!(prepare(&dir.join("afile"))
+            .unwrap_err()
+            .contains("is a file"));
         assert!(prepare(&dir.join("afile/sub")).is_err());
         std::fs::create_dir_all(dir.join("m").join(MODEL)).unwrap();
         assert!(prepare(&dir.join("m")).unwrap_err().contains("is a folder"));
         prepare(&dir.join("new/deeper")).unwrap();
         assert!(dir.join("new/deeper").is_dir());
-        assert_eq!(std::fs::read_dir(dir.join("new/deeper")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.join("new/deeper")).unwrap().count(),
+            0
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

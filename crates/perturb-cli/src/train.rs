@@ -103,7 +103,10 @@ pub struct Args {
 /// Parses a seed: a whole number from 0 to 2^64 - 1.
 pub fn parse_seed(text: &str) -> Result<u64, String> {
     text.trim().parse().map_err(|_| {
-        format!("the seed must be a whole number from 0 to {}, got {text}", u64::MAX)
+        format!(
+            "the seed must be a whole number from 0 to {}, got {text}",
+            u64::MAX
+        )
     })
 }
 
@@ -380,12 +383,8 @@ fn target_standardisation(y: &[f64], name: &str) -> Result<(f64, f64), String> {
 /// of whole numbers that `--task auto` takes for a regression, prints a note.
 fn check_labels(task: Task, y: &Tensor<f64>) -> Result<usize, String> {
     let y = y.as_slice();
-    let bad = |i: usize, v: f64, what: &str| {
-        format!(
-            "the target of data row {} is {v}: {what}",
-            i + 1
-        )
-    };
+    let bad =
+        |i: usize, v: f64, what: &str| format!("the target of data row {} is {v}: {what}", i + 1);
     match task {
         Task::Binary => {
             if let Some(i) = y.iter().position(|&v| v != 0.0 && v != 1.0) {
@@ -929,7 +928,11 @@ fn report(setup: &Setup, model: &Mlp<f64>) -> Result<(), String> {
         if task == Task::Regression {
             // The training targets were standardised: undo it for the metrics.
             let y: Vec<f64> = if name == "train" {
-                part.y.as_slice().iter().map(|v| v * y_std + y_mean).collect()
+                part.y
+                    .as_slice()
+                    .iter()
+                    .map(|v| v * y_std + y_mean)
+                    .collect()
             } else {
                 part.y.to_vec()
             };
@@ -971,9 +974,15 @@ mod tests {
     #[test]
     fn the_target_scale_neither_overflows_nor_underflows() {
         let (m, s) = target_standardisation(&[1e-170, 3e-170], "y").unwrap();
-        assert!((m - 2e-170).abs() < 1e-184 && (s - 1e-170).abs() < 1e-184, "{m} {s}");
+        assert!(
+            (m - 2e-170).abs() < 1e-184 && (s - 1e-170).abs() < 1e-184,
+            "{m} {s}"
+        );
         let (m, s) = target_standardisation(&[1e200, 3e200], "y").unwrap();
         assert!((m / 2e200 - 1.0).abs() < 1e-12 && (s / 1e200 - 1.0).abs() < 1e-12);
-        assert_eq!(target_standardisation(&[3.25, 3.25], "y").unwrap(), (3.25, 1.0));
+        assert_eq!(
+            target_standardisation(&[3.25, 3.25], "y").unwrap(),
+            (3.25, 1.0)
+        );
     }
 }
