@@ -348,21 +348,25 @@ fn load_data(
     Ok((x, y))
 }
 
-/// The model's outputs on the (standardised) inputs, as rows; the rows go through the network
-/// in batches bounded in memory.
-fn outputs(saved: &SavedModel, x: &Tensor<f64>) -> Result<Vec<Vec<f64>>, String> {
+/// The model's prediction for each row of the (standardised) inputs; the rows go through the
+/// network in batches bounded in memory.
+fn predictions(saved: &SavedModel, x: &Tensor<f64>) -> Result<Vec<f64>, String> {
     let d = saved.sizes[0].max(1);
     let widest = saved.sizes.iter().copied().max().unwrap_or(1).max(1);
     let batch = (crate::train::BATCH_NUMBERS / widest).max(1);
-    let mut rows = Vec::with_capacity(x.len() / d);
+    let mut predictions = Vec::with_capacity(x.len() / d);
     for chunk in x.as_slice().chunks(batch * d) {
         let xs =
             Tensor::from_vec(chunk.to_vec(), &[chunk.len() / d, d]).map_err(|e| e.to_string())?;
         let out = saved.model.predict(&xs).map_err(|e| e.to_string())?;
         let width = out.shape().get(1).copied().unwrap_or(1).max(1);
-        rows.extend(out.as_slice().chunks(width).map(<[f64]>::to_vec));
+        predictions.extend(
+            out.as_slice()
+                .chunks(width)
+                .map(|row| predicted(saved, row)),
+        );
     }
-    Ok(rows)
+    Ok(predictions)
 }
 
 /// The prediction for one row of outputs: a class, a probability-backed label, or a value.
@@ -383,8 +387,8 @@ pub fn predict(args: &Args) -> Result<(), String> {
     let (x, _) = load_data(args, &saved, false).map_err(|e| format!("predict: {e}"))?;
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
-    for row in outputs(&saved, &x).map_err(|e| format!("predict: {e}"))? {
-        if writeln!(out, "{}", predicted(&saved, &row)).is_err() {
+    for p in predictions(&saved, &x).map_err(|e| format!("predict: {e}"))? {
+        if writeln!(out, "{p}").is_err() {
             break; // the reader has gone away (e.g. `| head`): nothing more to say
         }
     }
@@ -396,17 +400,12 @@ pub fn eval(args: &Args) -> Result<(), String> {
     let saved = load(&args.model).map_err(|e| format!("eval: {e}"))?;
     let (x, y) = load_data(args, &saved, true).map_err(|e| format!("eval: {e}"))?;
     let y = y.unwrap_or_default();
-    let rows = outputs(&saved, &x).map_err(|e| format!("eval: {e}"))?;
+    let pred = predictions(&saved, &x).map_err(|e| format!("eval: {e}"))?;
     if saved.task == "regression" {
-        let pred: Vec<f64> = rows.iter().map(|r| predicted(&saved, r)).collect();
         let (mse, r2) = crate::train::regression_metrics(&pred, &y);
         println!("{} rows: MSE {mse}, R^2 {r2}", y.len());
     } else {
-        let correct = rows
-            .iter()
-            .zip(&y)
-            .filter(|(r, &t)| predicted(&saved, r) == t)
-            .count();
+        let correct = pred.iter().zip(&y).filter(|(p, t)| p == t).count();
         println!(
             "{} rows: accuracy {:.2}%",
             y.len(),

@@ -182,7 +182,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     let model = setup.model_with(&fit.params)?;
     report(&setup, &model)?;
-    if !(fit.final_loss <= fit.first_loss) {
+    // NaN counts as worse.
+    let improved = fit.final_loss <= fit.first_loss;
+    if !improved {
         let saved = save_failed(args, &setup, &fit)?;
         return Err(format!(
             "train: the final training loss ({}) is higher than the first ({}): the training \
@@ -442,7 +444,7 @@ struct Checkpoint {
 
 impl Checkpoint {
     fn offer(best: &mut Option<Checkpoint>, loss: f64, step: usize, params: &[Tensor<f64>]) {
-        if loss.is_finite() && best.as_ref().is_none_or(|b| loss < b.loss) {
+        if loss.is_finite() && !matches!(best, Some(b) if b.loss <= loss) {
             *best = Some(Checkpoint {
                 loss,
                 step,
@@ -748,9 +750,9 @@ fn loss_picture(
         .map_err(|e| format!("train: {e}"))
 }
 
-/// How many numbers one batch of inference may hold in its widest layer (32 MB of f64): the
+/// How many numbers one batch of inference may hold in its widest layer (8 MB of f64): the
 /// rows are split into batches of at most this over the widest layer's size.
-pub const BATCH_NUMBERS: usize = 1 << 22;
+pub const BATCH_NUMBERS: usize = 1 << 20;
 
 /// The model's class probabilities at points given in the features' own units: binary
 /// `[1 - p, p]` with `p = sigmoid(logit)`, multi-class the softmax. The points go through the
