@@ -228,6 +228,7 @@ impl Setup {
                 args.data, dataset.target_name
             ));
         }
+        check_names(&dataset)?;
         let task = resolve_task(args.task, &dataset);
         let classes = check_labels(task, &dataset.y)?;
         let (mut train, mut test) = data::train_test_split(&dataset, args.test_fraction, args.seed)
@@ -314,6 +315,27 @@ impl Setup {
             .and_then(|l| l.item())
             .unwrap_or(f64::NAN)
     }
+}
+
+/// Column names must be unique and not empty: a saved model finds its inputs by name.
+fn check_names(data: &Dataset<f64>) -> Result<(), String> {
+    let names = data.feature_names.iter().chain([&data.target_name]);
+    for (i, name) in names.clone().enumerate() {
+        if name.trim().is_empty() {
+            return Err(format!(
+                "column {} of {} has no name; a saved model finds its inputs by name",
+                i + 1,
+                data.feature_names.len() + 1
+            ));
+        }
+        if names.clone().take(i).any(|n| n == name) {
+            return Err(format!(
+                "the column name \"{name}\" appears more than once; a saved model finds its \
+                 inputs by name"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The default learning rate: the lecture's 1 for gradient descent on a classifier; for a
@@ -592,9 +614,9 @@ fn save_failed(args: &Args, setup: &Setup, fit: &Fit) -> Result<String, String> 
             let path = dir.join(format!("{FAILED}.safetensors"));
             save_model(&path, setup, &setup.model_with(&best.params)?, args)?;
             format!(
-                "the weights with the lowest training loss ({} before step {}) are saved in {}",
+                "the weights with the lowest training loss ({} after {} steps) are saved in {}",
                 compact(best.loss),
-                best.step + 1,
+                best.step,
                 path.display()
             )
         }

@@ -433,6 +433,34 @@ fn c1_data_without_features_are_refused_and_c3_labels_are_bounded() {
         );
         assert!(err.contains(expected), "{label}: {err}");
     }
+    // S3: binary labels other than 0/1; D4: a column name twice.
+    let mut csv = String::from("a,b,y\n");
+    for i in 0..20 {
+        csv += &format!("{i},{},{}\n", i % 4, 1 + i % 2);
+    }
+    std::fs::write(dir.join("labels12.csv"), &csv).unwrap();
+    let err = failure(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "labels12.csv",
+            "--task",
+            "binary",
+            "--epochs",
+            "5",
+        ],
+    );
+    assert!(
+        err.contains("the target of data row 2 is 2: a binary target must be 0 or 1"),
+        "{err}"
+    );
+    std::fs::write(dir.join("dup.csv"), csv.replacen("a,b,y", "a,a,y", 1)).unwrap();
+    let err = failure(&dir, &["train", "--data", "dup.csv", "--epochs", "5"]);
+    assert!(
+        err.contains("the column name \"a\" appears more than once"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
