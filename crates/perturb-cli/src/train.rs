@@ -217,6 +217,8 @@ struct Setup {
     feature_names: Vec<String>,
     target_name: String,
     model: Mlp<f64>,
+    /// A note on the inferred task, printed after the header.
+    note: Option<String>,
 }
 
 impl Setup {
@@ -231,6 +233,9 @@ impl Setup {
         check_names(&dataset)?;
         let task = resolve_task(args.task, &dataset);
         let classes = check_labels(task, &dataset.y)?;
+        let note = (args.task == Task::Auto && task == Task::Regression)
+            .then(|| regression_note(dataset.y.as_slice()))
+            .flatten();
         let (mut train, mut test) = data::train_test_split(&dataset, args.test_fraction, args.seed)
             .map_err(|e| e.to_string())?;
         let raw = (train.x.clone(), test.x.clone());
@@ -278,6 +283,7 @@ impl Setup {
             feature_names: dataset.feature_names,
             target_name: dataset.target_name,
             model,
+            note,
         })
     }
 
@@ -294,6 +300,9 @@ impl Setup {
             compact(self.lr),
             args.epochs
         );
+        if let Some(note) = &self.note {
+            println!("note: {note}");
+        }
     }
 
     /// The network with the given parameters.
@@ -403,8 +412,7 @@ fn target_standardisation(y: &[f64], name: &str) -> Result<(f64, f64), String> {
 }
 
 /// Checks the labels of a classifier, and returns the number of outputs: binary labels must
-/// be 0 or 1, multi-class labels whole numbers from 0 to below [`MAX_CLASSES`]. For a target
-/// of whole numbers that `--task auto` takes for a regression, prints a note.
+/// be 0 or 1, multi-class labels whole numbers from 0 to below [`MAX_CLASSES`].
 fn check_labels(task: Task, y: &Tensor<f64>) -> Result<usize, String> {
     let y = y.as_slice();
     let bad =
@@ -433,20 +441,24 @@ fn check_labels(task: Task, y: &Tensor<f64>) -> Result<usize, String> {
             }
             Ok(max as usize + 1)
         }
-        _ => {
-            if y.iter().all(|&v| v >= 0.0 && v == v.trunc()) {
-                let mut distinct: Vec<f64> = y.to_vec();
-                distinct.sort_by(f64::total_cmp);
-                distinct.dedup();
-                println!(
-                    "note: the target holds only whole numbers ({} distinct values) and is \
-                     trained as a regression; if they are classes, use --task multiclass",
-                    distinct.len()
-                );
-            }
-            Ok(1)
-        }
+        _ => Ok(1),
     }
+}
+
+/// For a target that `--task auto` takes for a regression although it holds only whole numbers
+/// from 0 (which could be classes), a note that says so.
+fn regression_note(y: &[f64]) -> Option<String> {
+    if !y.iter().all(|&v| v >= 0.0 && v == v.trunc()) {
+        return None;
+    }
+    let mut distinct: Vec<f64> = y.to_vec();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    Some(format!(
+        "the target holds only whole numbers ({} distinct values) and is trained as a \
+         regression; if they are classes, use --task multiclass",
+        distinct.len()
+    ))
 }
 
 /// Where training stopped because the loss or a gradient was not finite.

@@ -325,6 +325,24 @@ fn s7_whole_number_targets_trained_as_regression_get_a_note() {
         stdout.contains("30 distinct values") && stdout.contains("use --task multiclass"),
         "{stdout}"
     );
+    // Asked for explicitly, a regression gets no note.
+    let out = perturb_in(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "classes.csv",
+            "--task",
+            "regression",
+            "--epochs",
+            "5",
+        ],
+    );
+    assert!(
+        !text(&out.stdout).contains("note:"),
+        "{}",
+        text(&out.stdout)
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
