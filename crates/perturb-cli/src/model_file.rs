@@ -155,8 +155,7 @@ fn in_words(e: &SafeTensorError) -> String {
     }
 }
 
-/// The layer sizes in the `sizes` entry: at least two, each at least 1, at most
-/// [`MAX_LAYERS`] layers and [`MAX_PARAMETERS`] parameters in all (checked arithmetic).
+/// The layer sizes in the `sizes` entry, checked by [`check_sizes`].
 fn parse_sizes(text: &str) -> Result<Vec<usize>, String> {
     let sizes: Vec<usize> = text
         .split(',')
@@ -164,24 +163,33 @@ fn parse_sizes(text: &str) -> Result<Vec<usize>, String> {
         .map(|t| {
             t.trim()
                 .parse()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| format!("bad layer size '{t}' in the metadata entry sizes"))
+                .map_err(|_| format!("bad layer size '{t}' in the metadata entry sizes"))
         })
         .collect::<Result<_, _>>()?;
+    check_sizes(&sizes).map_err(|e| format!("the metadata entry sizes: {e}"))?;
+    Ok(sizes)
+}
+
+/// Checks that a network of these layer sizes can be saved and loaded: 2 to [`MAX_LAYERS`]
+/// sizes, each at least 1, at most [`MAX_PARAMETERS`] parameters in all (checked arithmetic).
+pub fn check_sizes(sizes: &[usize]) -> Result<(), String> {
     if sizes.len() < 2 || sizes.len() > MAX_LAYERS {
         return Err(format!(
-            "the metadata entry sizes must list 2 to {MAX_LAYERS} layer sizes"
+            "a network has 2 to {MAX_LAYERS} layer sizes, not {}",
+            sizes.len()
         ));
+    }
+    if sizes.contains(&0) {
+        return Err(format!("a layer of size 0 in {sizes:?}"));
     }
     let parameters = sizes.windows(2).try_fold(0usize, |sum, w| {
         w[0].checked_mul(w[1])?.checked_add(w[1])?.checked_add(sum)
     });
     match parameters {
-        Some(p) if p <= MAX_PARAMETERS => Ok(sizes),
+        Some(p) if p <= MAX_PARAMETERS => Ok(()),
         _ => Err(format!(
-            "the metadata entry sizes describes a network of more than {MAX_PARAMETERS} \
-             parameters: too large for a model file"
+            "a network of these layer sizes has more than {MAX_PARAMETERS} parameters, the \
+             most a model file holds"
         )),
     }
 }

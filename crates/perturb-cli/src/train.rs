@@ -266,6 +266,7 @@ impl Setup {
         } else {
             Init::XavierUniform
         };
+        crate::model_file::check_sizes(&sizes).map_err(|e| format!("--hidden: {e}"))?;
         let model = Mlp::new(&sizes, activation, init, args.seed).map_err(|e| e.to_string())?;
         Ok(Setup {
             name: data_name(&args.data),

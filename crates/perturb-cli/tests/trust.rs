@@ -474,6 +474,12 @@ fn c1_data_without_features_are_refused_and_c3_labels_are_bounded() {
         "{err}"
     );
     std::fs::write(dir.join("dup.csv"), csv.replacen("a,b,y", "a,a,y", 1)).unwrap();
+    // A network too large for a model file is refused before anything is allocated for it.
+    let err = failure(&dir, &["train", "--hidden", "100000,100000"]);
+    assert!(
+        err.contains("--hidden: a network of these layer sizes has more than"),
+        "{err}"
+    );
     let err = failure(&dir, &["train", "--data", "dup.csv", "--epochs", "5"]);
     assert!(
         err.contains("the column name \"a\" appears more than once"),
