@@ -5,11 +5,13 @@
 //! `predict` takes a CSV with just the input columns (new data) or with the target column too;
 //! `eval` needs the target.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use perturb::tensor::Tensor;
-use perturb_nn::data;
+use perturb_nn::data::Dataset;
 
+use crate::data_arg::Source;
 use crate::model_file::{load, SavedModel};
 
 /// `perturb predict` / `perturb eval`.
@@ -22,27 +24,75 @@ pub struct Args {
     /// The model file written by `perturb train --out DIR` (DIR/model.safetensors).
     #[arg(long)]
     pub model: PathBuf,
-    /// A built-in data set name or a CSV file with a header row. Its columns are the model's
-    /// input columns (matched by name, in any order, where the model knows the names) and,
-    /// for `eval`, the target column; `predict` also takes a file without the target.
+    /// A data set name, resolved as `perturb train --data` resolves it (two-moons, circles,
+    /// spirals, xor, breast_cancer, digits, diabetes, iris; builtin:NAME), or a CSV file with a
+    /// header row. Its columns are the model's input columns (matched by name, in any order,
+    /// where the model knows the names) and, for `eval`, the target column; `predict` also
+    /// takes a file without the target.
     #[arg(long)]
     pub data: String,
     /// The target column of the CSV (default: the column named as in training; for models
     /// without the names, the last column).
     #[arg(long)]
     pub target: Option<String>,
+    /// The seed of a generated data set (two-moons, circles, spirals, xor): the same seed as
+    /// `perturb train --seed` gives the same points.
+    #[arg(long, default_value_t = 0, value_parser = crate::train::parse_seed, allow_negative_numbers = true)]
+    pub seed: u64,
 }
 
-/// A CSV file's header and rows, as text with each row's line number.
-struct Table {
-    path: String,
-    header: Vec<String>,
-    rows: Vec<(u64, Vec<String>)>,
+/// The longest line a CSV file may have (64 MiB): a file without line ends (a device such as
+/// /dev/zero, a binary file) is an error, not an endless read.
+const MAX_LINE: usize = 64 << 20;
+
+/// A reader that fails once a line grows past [`MAX_LINE`] bytes.
+struct LineLimit<R> {
+    inner: R,
+    /// Bytes since the last line end, and the lines ended so far.
+    since_newline: usize,
+    lines: usize,
 }
 
-/// Reads a CSV file with a header row; a row with another number of fields than the header is
-/// an error naming its line.
-fn read_table(path: &Path) -> Result<Table, String> {
+impl<R: Read> Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let read = &buf[..n];
+        match read.iter().rposition(|&b| b == b'\n') {
+            Some(last) => {
+                self.lines += read.iter().filter(|&&b| b == b'\n').count();
+                self.since_newline = n - last - 1;
+            }
+            None => self.since_newline += n,
+        }
+        if self.since_newline > MAX_LINE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "line {} is longer than {} MiB: not a CSV file?",
+                    self.lines + 1,
+                    MAX_LINE >> 20
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// The data's inputs, row by row in the model's input order, and the targets where asked for.
+struct Columns {
+    x: Vec<f64>,
+    y: Option<Vec<f64>>,
+}
+
+/// Reads the columns the model needs from a CSV file with a header row, straight into numbers
+/// (the other columns are not kept): a row with another number of fields than the header, or a
+/// needed field that is not a finite number, is an error naming its line (and column).
+fn read_csv(
+    path: &Path,
+    saved: &SavedModel,
+    target: Option<&str>,
+    need_target: bool,
+) -> Result<Columns, String> {
     let name = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -51,14 +101,18 @@ fn read_table(path: &Path) -> Result<Table, String> {
             format!("{name}: cannot read the file: {e}")
         }
     })?;
-    let csv_error = |e: csv::Error| {
-        let line = e.position().map_or(0, csv::Position::line);
-        format!("{name}, line {line}: {e}")
+    let csv_error = |e: csv::Error| match e.position() {
+        Some(p) => format!("{name}, line {}: {e}", p.line()),
+        None => format!("{name}: {e}"),
     };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .from_reader(file);
+        .from_reader(LineLimit {
+            inner: file,
+            since_newline: 0,
+            lines: 0,
+        });
     let header: Vec<String> = reader
         .headers()
         .map_err(csv_error)?
@@ -68,9 +122,12 @@ fn read_table(path: &Path) -> Result<Table, String> {
     if header.is_empty() || header.iter().all(String::is_empty) {
         return Err(format!("{name}: the file is empty (expected a header row)"));
     }
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(csv_error)?;
+    let (inputs, target) = columns(saved, &name, &header, target, need_target)?;
+    let target = target.filter(|_| need_target);
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let mut record = csv::StringRecord::new();
+    let mut rows = 0usize;
+    while reader.read_record(&mut record).map_err(csv_error)? {
         let line = record.position().map_or(0, csv::Position::line);
         if record.len() != header.len() {
             return Err(format!(
@@ -79,17 +136,60 @@ fn read_table(path: &Path) -> Result<Table, String> {
                 header.len()
             ));
         }
-        rows.push((line, record.iter().map(str::to_string).collect()));
+        let number = |c: usize| {
+            let text = &record[c];
+            text.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| {
+                    format!(
+                        "{name}, line {line}, column {} ({}): \"{text}\" is not a finite number",
+                        c + 1,
+                        header[c]
+                    )
+                })
+        };
+        for &c in &inputs {
+            x.push(number(c)?);
+        }
+        if let Some(t) = target {
+            y.push(number(t)?);
+        }
+        rows += 1;
     }
-    if rows.is_empty() {
+    if rows == 0 {
         return Err(format!(
             "{name}: the file has a header row but no data rows"
         ));
     }
-    Ok(Table {
-        path: name,
-        header,
-        rows,
+    Ok(Columns {
+        x,
+        y: target.map(|_| y),
+    })
+}
+
+/// The columns the model needs from a named data set, chosen by the same rules as a file's.
+fn dataset_columns(
+    data: &Dataset<f64>,
+    saved: &SavedModel,
+    name: &str,
+    target: Option<&str>,
+    need_target: bool,
+) -> Result<Columns, String> {
+    let d = data.n_features();
+    let mut header = data.feature_names.clone();
+    header.push(data.target_name.clone());
+    let (inputs, target) = columns(saved, name, &header, target, need_target)?;
+    let (x, y) = (data.x.as_slice(), data.y.as_slice());
+    let field = |r: usize, c: usize| if c < d { x[r * d + c] } else { y[r] };
+    Ok(Columns {
+        x: (0..data.len())
+            .flat_map(|r| inputs.iter().map(move |&c| field(r, c)))
+            .collect(),
+        y: target
+            .filter(|_| need_target)
+            .map(|t| (0..data.len()).map(|r| field(r, t)).collect()),
     })
 }
 
@@ -111,13 +211,39 @@ fn list(names: &[String], max: usize) -> String {
 /// target column if there is one (`need_target`: it must be there).
 fn columns(
     saved: &SavedModel,
-    table: &Table,
+    path: &str,
+    header: &[String],
     target: Option<&str>,
     need_target: bool,
 ) -> Result<(Vec<usize>, Option<usize>), String> {
-    let (path, header) = (&table.path, &table.header);
     let d = saved.sizes[0];
     let find = |name: &str| header.iter().position(|h| h == name.trim());
+    let need = |inputs: Vec<usize>, target_col: Option<usize>| {
+        if need_target && target_col.is_none() {
+            return Err(format!(
+                "{path}: no target column{} (the columns are: {}); name it with --target",
+                saved
+                    .target_name
+                    .as_ref()
+                    .map_or(String::new(), |t| format!(" \"{t}\"")),
+                list(header, 12)
+            ));
+        }
+        Ok((inputs, target_col))
+    };
+    if let (Some(name), Some(names)) = (target, &saved.feature_names) {
+        if names.iter().any(|n| n.trim() == name.trim()) {
+            return Err(format!(
+                "--target {name} is one of the model's inputs, not its target{}",
+                saved
+                    .target_name
+                    .as_ref()
+                    .map_or(String::new(), |t| format!(
+                        " (the target in training was \"{t}\")"
+                    ))
+            ));
+        }
+    }
     let target_col = match target {
         Some(name) => Some(find(name).ok_or_else(|| {
             format!(
@@ -168,7 +294,7 @@ fn columns(
                     ));
                 }
             };
-            Ok((inputs, target_col))
+            need(inputs, target_col)
         }
         // A model file without names: the columns by position, the target by name or last.
         None => {
@@ -191,87 +317,56 @@ fn columns(
                     }
                 ));
             }
-            Ok((inputs, target_col))
+            need(inputs, target_col)
         }
     }
 }
 
-/// The numbers in the given columns of each row; a field that is not a finite number is an
-/// error naming its line and column.
-fn numbers(table: &Table, columns: &[usize]) -> Result<Vec<f64>, String> {
-    let mut values = Vec::with_capacity(table.rows.len() * columns.len());
-    for (line, row) in &table.rows {
-        for &c in columns {
-            let text = &row[c];
-            let value = text
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| {
-                    format!(
-                        "{}, line {line}, column {} ({}): \"{text}\" is not a finite number",
-                        table.path,
-                        c + 1,
-                        table.header[c]
-                    )
-                })?;
-            values.push(value);
-        }
-    }
-    Ok(values)
-}
-
-/// The data's inputs as an `(n, d)` tensor, and the targets if asked for (`need_target`) or
-/// present.
+/// The data's inputs as an `(n, d)` tensor, standardised as in training, and the targets if
+/// asked for (`need_target`: they must be there).
 fn load_data(
     args: &Args,
     saved: &SavedModel,
     need_target: bool,
 ) -> Result<(Tensor<f64>, Option<Vec<f64>>), String> {
-    let path = if data::BUILTIN_NAMES.contains(&args.data.as_str()) {
-        data::data_dir().join(format!("{}.csv", args.data))
-    } else {
-        PathBuf::from(&args.data)
+    let target = args.target.as_deref();
+    let Columns { mut x, y } = match crate::data_arg::resolve(&args.data, args.seed)? {
+        Source::Named(data) => dataset_columns(&data, saved, &args.data, target, need_target)?,
+        Source::File(path) => read_csv(&path, saved, target, need_target)?,
     };
-    let table = read_table(&path)?;
-    let (inputs, target) = columns(saved, &table, args.target.as_deref(), need_target)?;
-    if need_target && target.is_none() {
-        return Err(format!(
-            "{}: no target column{} (the columns are: {}); name it with --target",
-            table.path,
-            saved
-                .target_name
-                .as_ref()
-                .map_or(String::new(), |t| format!(" \"{t}\"")),
-            list(&table.header, 12)
-        ));
+    let d = saved.sizes[0].max(1);
+    for row in x.chunks_mut(d) {
+        for (v, (m, s)) in row
+            .iter_mut()
+            .zip(saved.feature_mean.iter().zip(&saved.feature_std))
+        {
+            *v = (*v - m) / s;
+        }
     }
-    let x = Tensor::from_vec(numbers(&table, &inputs)?, &[table.rows.len(), inputs.len()])
-        .map_err(|e| e.to_string())?;
-    let y = match target {
-        Some(t) if need_target => Some(numbers(&table, &[t])?),
-        _ => None,
-    };
+    let rows = x.len() / d;
+    let x = Tensor::from_vec(x, &[rows, d]).map_err(|e| e.to_string())?;
     Ok((x, y))
 }
 
-/// The model's outputs on the data's features (standardised as in training), as rows.
-fn outputs(saved: &SavedModel, x: &Tensor<f64>) -> Result<Vec<Vec<f64>>, String> {
-    let d = saved.sizes[0];
-    let scaled: Vec<f64> = x
-        .as_slice()
-        .chunks(d)
-        .flat_map(|row| {
-            row.iter()
-                .zip(saved.feature_mean.iter().zip(&saved.feature_std))
-                .map(|(v, (m, s))| (v - m) / s)
-        })
-        .collect();
-    let xs = Tensor::from_vec(scaled, x.shape()).map_err(|e| e.to_string())?;
-    let out = saved.model.predict(&xs).map_err(|e| e.to_string())?;
-    let width = out.shape().get(1).copied().unwrap_or(1).max(1);
-    Ok(out.as_slice().chunks(width).map(<[f64]>::to_vec).collect())
+/// The model's prediction for each row of the (standardised) inputs; the rows go through the
+/// network in batches bounded in memory.
+fn predictions(saved: &SavedModel, x: &Tensor<f64>) -> Result<Vec<f64>, String> {
+    let d = saved.sizes[0].max(1);
+    let widest = saved.sizes.iter().copied().max().unwrap_or(1).max(1);
+    let batch = (crate::train::BATCH_NUMBERS / widest).max(1);
+    let mut predictions = Vec::with_capacity(x.len() / d);
+    for chunk in x.as_slice().chunks(batch * d) {
+        let xs =
+            Tensor::from_vec(chunk.to_vec(), &[chunk.len() / d, d]).map_err(|e| e.to_string())?;
+        let out = saved.model.predict(&xs).map_err(|e| e.to_string())?;
+        let width = out.shape().get(1).copied().unwrap_or(1).max(1);
+        predictions.extend(
+            out.as_slice()
+                .chunks(width)
+                .map(|row| predicted(saved, row)),
+        );
+    }
+    Ok(predictions)
 }
 
 /// The prediction for one row of outputs: a class, a probability-backed label, or a value.
@@ -292,8 +387,8 @@ pub fn predict(args: &Args) -> Result<(), String> {
     let (x, _) = load_data(args, &saved, false).map_err(|e| format!("predict: {e}"))?;
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
-    for row in outputs(&saved, &x).map_err(|e| format!("predict: {e}"))? {
-        if writeln!(out, "{}", predicted(&saved, &row)).is_err() {
+    for p in predictions(&saved, &x).map_err(|e| format!("predict: {e}"))? {
+        if writeln!(out, "{p}").is_err() {
             break; // the reader has gone away (e.g. `| head`): nothing more to say
         }
     }
@@ -305,27 +400,12 @@ pub fn eval(args: &Args) -> Result<(), String> {
     let saved = load(&args.model).map_err(|e| format!("eval: {e}"))?;
     let (x, y) = load_data(args, &saved, true).map_err(|e| format!("eval: {e}"))?;
     let y = y.unwrap_or_default();
-    let rows = outputs(&saved, &x).map_err(|e| format!("eval: {e}"))?;
+    let pred = predictions(&saved, &x).map_err(|e| format!("eval: {e}"))?;
     if saved.task == "regression" {
-        let mean = y.iter().sum::<f64>() / y.len() as f64;
-        let sse: f64 = rows
-            .iter()
-            .zip(&y)
-            .map(|(r, t)| (predicted(&saved, r) - t).powi(2))
-            .sum();
-        let sst: f64 = y.iter().map(|t| (t - mean).powi(2)).sum();
-        println!(
-            "{} rows: MSE {:.4}, R^2 {:.4}",
-            y.len(),
-            sse / y.len() as f64,
-            1.0 - sse / sst
-        );
+        let (mse, r2) = crate::train::regression_metrics(&pred, &y);
+        println!("{} rows: MSE {mse}, R^2 {r2}", y.len());
     } else {
-        let correct = rows
-            .iter()
-            .zip(&y)
-            .filter(|(r, &t)| predicted(&saved, r) == t)
-            .count();
+        let correct = pred.iter().zip(&y).filter(|(p, t)| p == t).count();
         println!(
             "{} rows: accuracy {:.2}%",
             y.len(),

@@ -5,9 +5,11 @@
 //! shows the chain rule step by step on any expression.
 
 mod apply;
+mod data_arg;
 mod explain;
 mod lecture;
 mod model_file;
+mod out_dir;
 mod plot;
 mod train;
 

@@ -5,14 +5,24 @@
 //! loads, and its data columns are then matched by count.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 use perturb::tensor::Tensor;
 use perturb_nn::nn::{Activation, Init, Mlp};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, Metadata, SafeTensorError, SafeTensors, TensorView};
 
 /// The value of the `format` metadata entry; a file without it is not a perturb model.
 const FORMAT: &str = "perturb-mlp-1";
+/// The longest header a model file may have (the limit of the safetensors format itself).
+const MAX_HEADER: u64 = 100_000_000;
+/// The most parameters a model file may hold (2^28, 2 GiB of f64): a file describing a larger
+/// network is refused before anything is allocated for it.
+const MAX_PARAMETERS: usize = 1 << 28;
+/// The most layers a model file may describe.
+const MAX_LAYERS: usize = 1000;
+/// The tasks `perturb train` saves.
+const TASKS: [&str; 3] = ["binary", "multiclass", "regression"];
 
 /// Everything needed to apply a trained model to raw features.
 pub struct SavedModel {
@@ -61,8 +71,15 @@ pub fn activation_from(name: &str) -> Result<Activation, String> {
     })
 }
 
-/// Writes the model to `path` (a `.safetensors` file).
+/// Writes the model to `path` (a `.safetensors` file), atomically: a crash or a full disk
+/// leaves the previous file whole.
 pub fn save(path: &Path, m: &SavedModel) -> Result<(), String> {
+    let data = serialize(m).map_err(|e| format!("saving {}: {e}", path.display()))?;
+    crate::out_dir::write_bytes(path, &data)
+}
+
+/// The bytes of the model file.
+fn serialize(m: &SavedModel) -> Result<Vec<u8>, String> {
     let params = m.model.param_tensors();
     let names: Vec<String> = m.model.parameters().into_iter().map(|(n, _)| n).collect();
     let bytes: Vec<Vec<u8>> = params
@@ -72,7 +89,7 @@ pub fn save(path: &Path, m: &SavedModel) -> Result<(), String> {
     let mut views = Vec::new();
     for ((name, p), b) in names.iter().zip(&params).zip(&bytes) {
         let view = TensorView::new(Dtype::F64, p.shape().to_vec(), b)
-            .map_err(|e| format!("saving {name}: {e}"))?;
+            .map_err(|e| format!("{name}: {}", in_words(&e)))?;
         views.push((name.clone(), view));
     }
     let mut metadata: HashMap<String, String> = [
@@ -103,21 +120,140 @@ pub fn save(path: &Path, m: &SavedModel) -> Result<(), String> {
     if let Some(name) = &m.target_name {
         metadata.insert("target_name".into(), name.clone());
     }
-    let data = safetensors::serialize(views, &Some(metadata))
-        .map_err(|e| format!("saving {}: {e}", path.display()))?;
-    std::fs::write(path, data).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    safetensors::serialize(views, &Some(metadata)).map_err(|e| in_words(&e))
+}
+
+/// A safetensors error in words.
+fn in_words(e: &SafeTensorError) -> String {
+    match e {
+        SafeTensorError::InvalidHeader => "the header is not UTF-8 text".into(),
+        SafeTensorError::InvalidHeaderStart => "the header does not start with '{'".into(),
+        SafeTensorError::InvalidHeaderDeserialization => {
+            "the header is not the JSON of a safetensors file".into()
+        }
+        SafeTensorError::HeaderTooLarge => {
+            format!("the header is longer than the {MAX_HEADER} bytes a header may have")
+        }
+        SafeTensorError::HeaderTooSmall => "the file is shorter than 8 bytes".into(),
+        SafeTensorError::InvalidHeaderLength => "the header length runs past the file's end".into(),
+        SafeTensorError::TensorNotFound(name) => format!("there is no tensor '{name}'"),
+        SafeTensorError::TensorInvalidInfo => {
+            "a tensor's byte range does not fit its shape and type".into()
+        }
+        SafeTensorError::InvalidOffset(name) => {
+            format!("the byte range of the tensor '{name}' does not follow the one before it")
+        }
+        SafeTensorError::IoError(e) => format!("read error: {e}"),
+        SafeTensorError::JsonError(e) => format!("bad JSON: {e}"),
+        SafeTensorError::InvalidTensorView(dtype, shape, bytes) => {
+            format!("{bytes} bytes cannot hold a {dtype:?} tensor of shape {shape:?}")
+        }
+        SafeTensorError::MetadataIncompleteBuffer => {
+            "the tensors in the header do not cover the data exactly (a truncated file?)".into()
+        }
+        SafeTensorError::ValidationOverflow => "a tensor's size overflows".into(),
+    }
+}
+
+/// The layer sizes in the `sizes` entry, checked by [`check_sizes`].
+fn parse_sizes(text: &str) -> Result<Vec<usize>, String> {
+    let sizes: Vec<usize> = text
+        .split(',')
+        .take(MAX_LAYERS + 1)
+        .map(|t| {
+            t.trim()
+                .parse()
+                .map_err(|_| format!("bad layer size '{t}' in the metadata entry sizes"))
+        })
+        .collect::<Result<_, _>>()?;
+    check_sizes(&sizes).map_err(|e| format!("the metadata entry sizes: {e}"))?;
+    Ok(sizes)
+}
+
+/// Checks that a network of these layer sizes can be saved and loaded: 2 to [`MAX_LAYERS`]
+/// sizes, each at least 1, at most [`MAX_PARAMETERS`] parameters in all (checked arithmetic).
+pub fn check_sizes(sizes: &[usize]) -> Result<(), String> {
+    if sizes.len() < 2 || sizes.len() > MAX_LAYERS {
+        return Err(format!(
+            "a network has 2 to {MAX_LAYERS} layer sizes, not {}",
+            sizes.len()
+        ));
+    }
+    if sizes.contains(&0) {
+        return Err(format!("a layer of size 0 in {sizes:?}"));
+    }
+    let parameters = sizes.windows(2).try_fold(0usize, |sum, w| {
+        w[0].checked_mul(w[1])?.checked_add(w[1])?.checked_add(sum)
+    });
+    match parameters {
+        Some(p) if p <= MAX_PARAMETERS => Ok(()),
+        _ => Err(format!(
+            "a network of these layer sizes has more than {MAX_PARAMETERS} parameters, the \
+             most a model file holds"
+        )),
+    }
 }
 
 /// Reads a model written by [`save`]; every way the file can be wrong is an error that says
 /// what is wrong (missing, not safetensors, truncated, not a perturb model, another
-/// architecture).
+/// architecture, non-finite numbers). Nothing is allocated for the weights before the header
+/// has been checked against the architecture, and a file that is not a regular file (a device,
+/// a pipe) is read only as far as its header says.
 pub fn load(path: &Path) -> Result<SavedModel, String> {
-    let where_ = path.display();
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read the model {where_}: {e}"))?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| {
-        format!("{where_} is not a valid safetensors file (corrupt or truncated?): {e:?}")
+    let where_ = path.display().to_string();
+    let cannot = |e: &dyn std::fmt::Display| format!("cannot read the model {where_}: {e}");
+    let file = std::fs::File::open(path).map_err(|e| cannot(&e))?;
+    let info = file.metadata().map_err(|e| cannot(&e))?;
+    if info.is_dir() {
+        return Err(cannot(&"it is a folder, not a model file"));
+    }
+    let len = info.is_file().then_some(info.len());
+    read(std::io::BufReader::new(file), len, &where_)
+}
+
+/// Reads a model from `reader`: `len` is the length of the file where known (a regular file),
+/// `where_` names it in the errors.
+fn read(mut reader: impl Read, len: Option<u64>, where_: &str) -> Result<SavedModel, String> {
+    let invalid = |why: String| {
+        format!("{where_} is not a valid safetensors file (corrupt or truncated?): {why}")
+    };
+    // Up to `n` more bytes onto `buf`; whether all `n` came before the end of the file.
+    let mut take = |buf: &mut Vec<u8>, n: u64| -> Result<bool, String> {
+        let before = buf.len();
+        reader
+            .by_ref()
+            .take(n)
+            .read_to_end(buf)
+            .map_err(|e| format!("cannot read the model {where_}: {e}"))?;
+        Ok((buf.len() - before) as u64 == n)
+    };
+    let mut buf = Vec::new();
+    if !take(&mut buf, 8)? {
+        return Err(invalid(format!(
+            "it has {} bytes, fewer than the 8 of a header length",
+            buf.len()
+        )));
+    }
+    let n = u64::from_le_bytes(buf[..8].try_into().unwrap_or([0; 8]));
+    if n > MAX_HEADER {
+        return Err(invalid(format!(
+            "the header length is {n} bytes, more than the {MAX_HEADER} a header may have"
+        )));
+    }
+    if len.is_some_and(|len| 8 + n > len) {
+        return Err(invalid(format!(
+            "the header length ({n} bytes) runs past the end of the file"
+        )));
+    }
+    if !take(&mut buf, n)? {
+        return Err(invalid("the file ends inside the header".into()));
+    }
+    let header: Metadata = serde_json::from_slice(&buf[8..]).map_err(|e| {
+        invalid(format!(
+            "the header is not the JSON of a safetensors file: {e}"
+        ))
     })?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format!("{where_}: {e:?}"))?;
+    let tensors = header.tensors();
     let meta = header.metadata().clone().unwrap_or_default();
     let get = |key: &str| {
         meta.get(key).cloned().ok_or_else(|| {
@@ -130,58 +266,129 @@ pub fn load(path: &Path) -> Result<SavedModel, String> {
             get("format")?
         ));
     }
-    let sizes: Vec<usize> = get("sizes")?
-        .split(',')
-        .map(|t| {
-            t.parse()
-                .map_err(|_| format!("{where_}: bad layer size '{t}'"))
-        })
-        .collect::<Result<_, _>>()?;
+    let sizes = parse_sizes(&get("sizes")?).map_err(|e| format!("{where_}: {e}"))?;
     let activation = get("activation")?;
-    let mut model = Mlp::new(
-        &sizes,
-        activation_from(&activation).map_err(|e| format!("{where_}: {e}"))?,
-        Init::XavierUniform,
-        0,
-    )
-    .map_err(|e| format!("{where_}: {e}"))?;
-    let mut params = Vec::new();
-    for (name, expected) in model.parameters() {
-        let view = file.tensor(&name).map_err(|_| {
+    let act = activation_from(&activation).map_err(|e| format!("{where_}: {e}"))?;
+    let task = get("task")?;
+    if !TASKS.contains(&task.as_str()) {
+        return Err(format!(
+            "{where_}: unknown task '{task}' (expected one of {})",
+            TASKS.join(", ")
+        ));
+    }
+    let outputs = sizes[sizes.len() - 1];
+    if task != "multiclass" && outputs != 1 {
+        return Err(format!(
+            "{where_}: a {task} model has one output, the metadata says {outputs}"
+        ));
+    }
+    // The tensors the architecture needs, checked in the header before any data is read.
+    let expected: Vec<(String, Vec<usize>)> = sizes
+        .windows(2)
+        .enumerate()
+        .flat_map(|(l, w)| {
+            [
+                (format!("layer{l}.weight"), vec![w[0], w[1]]),
+                (format!("layer{l}.bias"), vec![w[1]]),
+            ]
+        })
+        .collect();
+    for (name, shape) in &expected {
+        let info = tensors.get(name).ok_or_else(|| {
             format!("{where_}: the tensor '{name}' is missing: a model of another architecture?")
         })?;
-        if view.dtype() != Dtype::F64 || view.shape() != expected.shape() {
+        if info.dtype != Dtype::F64 || &info.shape != shape {
             return Err(format!(
-                "{where_}: '{name}' is {:?} {:?}, expected F64 {:?}: a model of another architecture?",
-                view.dtype(),
-                view.shape(),
-                expected.shape()
+                "{where_}: '{name}' is {:?} {:?}, expected F64 {shape:?}: a model of another \
+                 architecture?",
+                info.dtype, info.shape
             ));
         }
+    }
+    // The data: up to the last byte any tensor claims, within the cap.
+    let data_len = tensors
+        .values()
+        .map(|t| t.data_offsets.1 as u64)
+        .max()
+        .unwrap_or(0);
+    if data_len > 8 * MAX_PARAMETERS as u64 {
+        return Err(invalid(format!(
+            "its tensors claim {data_len} bytes, more than a model file may hold"
+        )));
+    }
+    if let Some(len) = len {
+        if len - 8 - n != data_len {
+            return Err(invalid(format!(
+                "the header's tensors take {data_len} bytes, the file has {} after the header",
+                len - 8 - n
+            )));
+        }
+    }
+    if !take(&mut buf, data_len)? {
+        return Err(invalid("the file ends inside the tensor data".into()));
+    }
+    let file = SafeTensors::deserialize(&buf).map_err(|e| invalid(in_words(&e)))?;
+    let mut params = Vec::with_capacity(expected.len());
+    for (name, shape) in &expected {
+        let view = file
+            .tensor(name)
+            .map_err(|e| format!("{where_}: {}", in_words(&e)))?;
         let values: Vec<f64> = view
             .data()
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
             .collect();
-        params.push(Tensor::from_vec(values, view.shape()).map_err(|e| format!("{where_}: {e}"))?);
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(format!(
+                "{where_}: the tensor '{name}' holds {} at index {i}: the weights must be finite",
+                values[i]
+            ));
+        }
+        params.push(Tensor::from_vec(values, shape).map_err(|e| format!("{where_}: {e}"))?);
     }
+    let mut model =
+        Mlp::new(&sizes, act, Init::XavierUniform, 0).map_err(|e| format!("{where_}: {e}"))?;
     model
         .load_params(&params)
         .map_err(|e| format!("{where_}: {e}"))?;
-    let feature_mean = parse_numbers("feature_mean", &get("feature_mean")?)?;
-    let feature_std = parse_numbers("feature_std", &get("feature_std")?)?;
-    if feature_mean.len() != sizes[0] || feature_std.len() != sizes[0] {
-        return Err(format!(
-            "{where_}: the standardisation has {} entries for {} inputs",
-            feature_mean.len(),
-            sizes[0]
-        ));
-    }
+    let numbers_of = |key: &str| -> Result<Vec<f64>, String> {
+        let values = parse_numbers(key, &get(key)?).map_err(|e| format!("{where_}: {e}"))?;
+        if values.len() != sizes[0] {
+            return Err(format!(
+                "{where_}: the standardisation ({key}) has {} entries for {} inputs",
+                values.len(),
+                sizes[0]
+            ));
+        }
+        Ok(values)
+    };
+    let feature_mean = numbers_of("feature_mean")?;
+    let feature_std = numbers_of("feature_std")?;
     let scalar = |key: &str| -> Result<f64, String> {
         get(key)?
             .parse()
             .map_err(|_| format!("{where_}: metadata entry {key} is not a number"))
     };
+    let (target_mean, target_std) = (scalar("target_mean")?, scalar("target_std")?);
+    if let Some(v) = feature_mean
+        .iter()
+        .chain([&target_mean])
+        .find(|v| !v.is_finite())
+    {
+        return Err(format!(
+            "{where_}: the standardisation holds the mean {v}: the means must be finite"
+        ));
+    }
+    if let Some(v) = feature_std
+        .iter()
+        .chain([&target_std])
+        .find(|v| !(v.is_finite() && **v > 0.0))
+    {
+        return Err(format!(
+            "{where_}: the standardisation holds the scale {v}: the scales must be finite and \
+             positive"
+        ));
+    }
     let feature_names = match meta.get("feature_names") {
         None => None,
         Some(json) => {
@@ -202,12 +409,274 @@ pub fn load(path: &Path) -> Result<SavedModel, String> {
         model,
         sizes,
         activation,
-        task: get("task")?,
+        task,
         feature_mean,
         feature_std,
-        target_mean: scalar("target_mean")?,
-        target_std: scalar("target_std")?,
+        target_mean,
+        target_std,
         feature_names,
         target_name: meta.get("target_name").cloned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    /// The number of cases of each property test below.
+    const CASES: u32 = 256;
+
+    /// A valid model file: iris-like, 4 inputs, 5 hidden units, 3 classes.
+    fn valid() -> Vec<u8> {
+        let model = Mlp::new(&[4, 5, 3], Activation::Tanh, Init::XavierUniform, 7).unwrap();
+        serialize(&SavedModel {
+            model,
+            sizes: vec![4, 5, 3],
+            activation: "tanh".into(),
+            task: "multiclass".into(),
+            feature_mean: vec![1.0, 2.0, 3.0, 4.0],
+            feature_std: vec![0.5, 1.0, 1.5, 2.0],
+            target_mean: 0.0,
+            target_std: 1.0,
+            feature_names: Some(vec!["a".into(), "b".into(), "c,d".into(), "e".into()]),
+            target_name: Some("y".into()),
+        })
+        .unwrap()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<SavedModel, String> {
+        read(bytes, Some(bytes.len() as u64), "m.safetensors")
+    }
+
+    /// The file's JSON header.
+    fn header(bytes: &[u8]) -> Value {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        serde_json::from_slice(&bytes[8..8 + n]).unwrap()
+    }
+
+    /// The file with its header replaced by `header` (the data kept).
+    fn with_header(bytes: &[u8], header: &Value) -> Vec<u8> {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let text = serde_json::to_string(header).unwrap();
+        let mut out = (text.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(&bytes[8 + n..]);
+        out
+    }
+
+    fn with_metadata(key: &str, value: &str) -> Vec<u8> {
+        let bytes = valid();
+        let mut h = header(&bytes);
+        h["__metadata__"][key] = json!(value);
+        with_header(&bytes, &h)
+    }
+
+    /// An error must name the file and be one line of words, not a Debug dump.
+    fn assert_clear(result: Result<SavedModel, String>) -> String {
+        let err = result.err().expect("an error");
+        assert!(err.contains("m.safetensors"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        err
+    }
+
+    #[test]
+    fn a_saved_model_reads_back_the_same() {
+        let bytes = valid();
+        let m = from_bytes(&bytes).unwrap();
+        assert_eq!(m.sizes, [4, 5, 3]);
+        assert_eq!(m.feature_std, [0.5, 1.0, 1.5, 2.0]);
+        let again = Mlp::<f64>::new(&[4, 5, 3], Activation::Tanh, Init::XavierUniform, 7).unwrap();
+        for (a, b) in m.model.param_tensors().iter().zip(again.param_tensors()) {
+            assert_eq!(a.to_vec(), b.to_vec());
+        }
+        // Without a known length (a pipe) too.
+        assert!(read(&bytes[..], None, "m.safetensors").is_ok());
+    }
+
+    #[test]
+    fn sizes_that_would_allocate_without_bound_are_refused_first() {
+        for sizes in [
+            "2,3,1000000000",
+            "2,1000000000000,1",
+            "4294967296,4294967296,1",
+            "2,9223372036854775808,2",
+            "18446744073709551615,18446744073709551615",
+            "4,0,3",
+            "4",
+            "",
+        ] {
+            let err = assert_clear(from_bytes(&with_metadata("sizes", sizes)));
+            assert!(err.contains("sizes"), "{sizes}: {err}");
+        }
+        // Sizes that fit the cap but not the tensors: the shapes are compared first.
+        let err = assert_clear(from_bytes(&with_metadata("sizes", "4,5000,3")));
+        assert!(err.contains("expected F64 [4, 5000]"), "{err}");
+    }
+
+    #[test]
+    fn non_finite_or_non_positive_standardisation_and_weights_are_refused() {
+        for (key, value, expected) in [
+            (
+                "feature_std",
+                "0e0,1,1,1",
+                "the scales must be finite and positive",
+            ),
+            (
+                "feature_std",
+                "-1,1,1,1",
+                "the scales must be finite and positive",
+            ),
+            (
+                "feature_std",
+                "NaN,1,1,1",
+                "the scales must be finite and positive",
+            ),
+            (
+                "feature_std",
+                "inf,1,1,1",
+                "the scales must be finite and positive",
+            ),
+            ("target_std", "0", "the scales must be finite and positive"),
+            ("feature_mean", "inf,1,1,1", "the means must be finite"),
+            ("target_mean", "NaN", "the means must be finite"),
+            ("task", "ranking", "unknown task 'ranking'"),
+        ] {
+            let err = assert_clear(from_bytes(&with_metadata(key, value)));
+            assert!(err.contains(expected), "{key}={value}: {err}");
+        }
+        let mut bytes = valid();
+        let end = bytes.len();
+        bytes[end - 8..].copy_from_slice(&f64::NAN.to_le_bytes());
+        let err = assert_clear(from_bytes(&bytes));
+        assert!(
+            err.contains("holds NaN at index") && err.contains("the weights must be finite"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn structural_errors_are_in_words() {
+        let bytes = valid();
+        let mut long = bytes.clone();
+        long[..8].copy_from_slice(&(1u64 << 60).to_le_bytes());
+        let mut h = header(&bytes);
+        h["layer1.bias"]["data_offsets"] = json!([0, 24]);
+        for (file, expected) in [
+            (bytes[..5].to_vec(), "fewer than the 8 of a header length"),
+            (long, "more than the 100000000 a header may have"),
+            (bytes[..bytes.len() - 1].to_vec(), "the file has"),
+            (with_header(&bytes, &h), "does not follow the one before it"),
+        ] {
+            let err = assert_clear(from_bytes(&file));
+            assert!(err.contains(expected), "{err}");
+            for debug in [
+                "HeaderTooLarge",
+                "MetadataIncompleteBuffer",
+                "InvalidOffset(",
+            ] {
+                assert!(!err.contains(debug), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_endless_stream_is_read_only_as_far_as_the_header_says() {
+        // /dev/zero as a model: a header length of 0, then an empty header.
+        let err = read(std::io::repeat(0), None, "m.safetensors")
+            .err()
+            .unwrap();
+        assert!(err.contains("not the JSON"), "{err}");
+        // A valid header followed by endless data: only the data it claims is read.
+        let bytes = valid();
+        let endless = std::io::Read::chain(&bytes[..], std::io::repeat(0));
+        assert!(read(endless, None, "m.safetensors").is_ok());
+    }
+
+    /// Any JSON value, a few levels deep.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::hash_map(".{0,8}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A key of the valid file's header: a tensor or a metadata entry.
+    fn any_key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("layer0.weight".to_string()),
+            Just("layer0.bias".to_string()),
+            Just("layer1.weight".to_string()),
+            Just("layer1.bias".to_string()),
+            Just("__metadata__".to_string()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn arbitrary_bytes_are_an_error_not_a_panic(
+            bytes in prop::collection::vec(any::<u8>(), 0..512),
+            known in any::<bool>(),
+        ) {
+            let len = known.then_some(bytes.len() as u64);
+            let _ = assert_clear(read(&bytes[..], len, "m.safetensors"));
+        }
+
+        #[test]
+        fn a_random_header_length_is_an_error(n in any::<u64>(), known in any::<bool>()) {
+            let mut bytes = valid();
+            let real = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+            prop_assume!(n != real);
+            bytes[..8].copy_from_slice(&n.to_le_bytes());
+            let len = known.then_some(bytes.len() as u64);
+            let _ = assert_clear(read(&bytes[..], len, "m.safetensors"));
+        }
+
+        #[test]
+        fn a_random_json_header_is_an_error(header in any_json()) {
+            let _ = assert_clear(from_bytes(&with_header(&valid(), &header)));
+        }
+
+        #[test]
+        fn random_edits_of_a_valid_header_never_panic(
+            key in any_key(),
+            field in prop_oneof![
+                Just("dtype"), Just("shape"), Just("data_offsets"), Just("sizes"),
+                Just("feature_std"), Just("feature_mean"), Just("feature_names"),
+                Just("activation"), Just("format"), Just("target_std"),
+            ],
+            value in prop_oneof![
+                any_json(),
+                prop::collection::vec(any::<u64>(), 0..4).prop_map(Value::from),
+                prop::collection::vec(0u64..10, 0..4).prop_map(Value::from),
+                "[0-9,]{0,24}".prop_map(Value::from),
+                "(-?[0-9.e]{1,6}|NaN|inf)(,(-?[0-9.e]{1,6}|NaN|inf)){0,4}".prop_map(Value::from),
+            ],
+        ) {
+            let bytes = valid();
+            let mut h = header(&bytes);
+            h[key.as_str()][field] = value;
+            if let Ok(m) = from_bytes(&with_header(&bytes, &h)) {
+                // What loads is usable: its shapes fit and its numbers are finite.
+                prop_assert!(m.feature_std.iter().all(|s| s.is_finite() && *s > 0.0));
+                prop_assert_eq!(m.feature_mean.len(), m.sizes[0]);
+                let x = Tensor::zeros(&[1, m.sizes[0]]);
+                prop_assert!(m.model.predict(&x).is_ok());
+            }
+        }
+    }
 }

@@ -83,7 +83,8 @@ trait Picture {
     ) -> Result<(), String>;
 }
 
-/// Draws one picture to `dir/{stem}.png` and `dir/{stem}.svg`.
+/// Draws one picture to `dir/{stem}.png` and `dir/{stem}.svg`, each atomically (drawn under a
+/// temporary name, then renamed): a failure leaves the earlier pictures whole.
 fn both(
     dir: &Path,
     stem: &str,
@@ -94,16 +95,16 @@ fn both(
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let png = dir.join(format!("{stem}.png"));
     let svg = dir.join(format!("{stem}.svg"));
-    {
-        let root = BitMapBackend::new(&png, size).into_drawing_area();
+    crate::out_dir::write_atomic(&png, |tmp| {
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
         picture.draw(&root, Format::Png)?;
-        root.present().map_err(err(&png))?;
-    }
-    {
-        let root = SVGBackend::new(&svg, size).into_drawing_area();
+        root.present().map_err(err(&png))
+    })?;
+    crate::out_dir::write_atomic(&svg, |tmp| {
+        let root = SVGBackend::new(tmp, size).into_drawing_area();
         picture.draw(&root, Format::Svg)?;
-        root.present().map_err(err(&svg))?;
-    }
+        root.present().map_err(err(&svg))
+    })?;
     Ok([png, svg])
 }
 
@@ -134,10 +135,11 @@ fn thin(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
 }
 
 /// Draws the loss per epoch (`series`: the training loss, and the test loss where measured)
-/// to `dir/loss.png` and `dir/loss.svg`, on a logarithmic axis where the loss spans more than
+/// to `dir/{stem}.png` and `dir/{stem}.svg`, on a logarithmic axis where the loss spans more than
 /// a factor of 20.
 pub fn loss_curve(
     dir: &Path,
+    stem: &str,
     title: &str,
     y_desc: &str,
     series: &[Series],
@@ -173,7 +175,7 @@ pub fn loss_curve(
         range: (lo, hi),
         series: &series,
     };
-    both(dir, "loss", (800, 500), &picture)
+    both(dir, stem, (800, 500), &picture)
 }
 
 struct LossPicture<'a> {

@@ -2,7 +2,7 @@
 //! options it trains the lecture's network (2 inputs, 3 sigmoid hidden units, one output) on two
 //! moons with plain gradient descent, `W <- W - alpha dNLL/dW`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use perturb::tensor::{Array, Tensor, TensorTape};
@@ -10,6 +10,8 @@ use perturb_nn::data::{self, Dataset, Standardizer, TargetColumn};
 use perturb_nn::loss::{logistic_nll, mse, softmax_cross_entropy, Reduction};
 use perturb_nn::nn::{Activation, Init, Mlp};
 use perturb_nn::optim::{Adam, GradientDescent, Optimizer, Sgd};
+
+use crate::data_arg::Source;
 
 /// What the network predicts.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +55,8 @@ pub enum ActivationKind {
     perturb train --data my.csv --target price --task regression")]
 pub struct Args {
     /// A built-in data set (two-moons, circles, spirals, xor, breast_cancer, digits, diabetes,
-    /// iris) or the path of a CSV file with a header row.
+    /// iris; builtin:NAME where a file of that name is in the current folder) or the path of a
+    /// CSV file with a header row (a named pipe waits until something writes to it).
     #[arg(long, default_value = "two-moons")]
     pub data: String,
     /// The CSV column to predict (default: the last one).
@@ -71,9 +74,10 @@ pub struct Args {
     /// The optimiser.
     #[arg(long, value_enum, default_value_t = OptimizerKind::Gd)]
     pub optimizer: OptimizerKind,
-    /// The learning rate alpha.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub lr: f64,
+    /// The learning rate alpha (default: gd 1 for classification and 0.1 for regression, sgd
+    /// a tenth of that, adam 0.01).
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: Option<f64>,
     /// Passes over the training data.
     #[arg(long, default_value_t = 10000)]
     pub epochs: usize,
@@ -84,98 +88,444 @@ pub struct Args {
     #[arg(long, default_value_t = 0.25)]
     pub test_fraction: f64,
     /// The seed of the data, the split, the initial weights and the batches.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = parse_seed, allow_negative_numbers = true)]
     pub seed: u64,
-    /// The folder to write to: the trained model (`model.safetensors`, with the architecture,
-    /// the feature names and the standardisation in its metadata, for `perturb predict` and
-    /// `perturb eval`), the loss per epoch (`loss.png`, `loss.svg`) and, for a classifier of
-    /// two features, its decision boundary with the data (`boundary.png`, `boundary.svg`).
+    /// The folder to write to (created and checked before training): the trained model
+    /// (`model.safetensors`, with the architecture, the feature names and the standardisation in
+    /// its metadata, for `perturb predict` and `perturb eval`), the loss per epoch (`loss.png`,
+    /// `loss.svg`) and, for a classifier of two features, its decision boundary with the data
+    /// (`boundary.png`, `boundary.svg`). A run that fails leaves these files as they were and
+    /// writes `failed-run.safetensors` and `failed-run-loss.png`/`.svg` instead.
     #[arg(long, default_value = "perturb-out")]
     pub out: PathBuf,
 }
 
-/// Runs the command.
+/// Parses a seed: a whole number from 0 to 2^64 - 1.
+pub fn parse_seed(text: &str) -> Result<u64, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "the seed must be a whole number from 0 to {}, got {text}",
+            u64::MAX
+        )
+    })
+}
+
+/// A number in at most about a dozen characters: `0.25`, `1e-300`, not 300 digits; six
+/// significant digits where the shortest exact form is longer.
+pub fn compact(v: f64) -> String {
+    let plain = format!("{v}");
+    if plain.len() <= 12 || !v.is_finite() {
+        return plain;
+    }
+    let trim = |t: String| {
+        if t.contains('.') {
+            t.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            t
+        }
+    };
+    let magnitude = v.abs().log10().floor() as i32;
+    if (-4..6).contains(&magnitude) {
+        trim(format!("{v:.*}", (5 - magnitude) as usize))
+    } else {
+        let text = format!("{v:.5e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        format!("{}e{exponent}", trim(mantissa.to_string()))
+    }
+}
+
+/// The MSE and R^2 of predictions, as text; R^2 is "undefined" where the targets do not vary.
+pub fn regression_metrics(pred: &[f64], y: &[f64]) -> (String, String) {
+    let n = y.len().max(1) as f64;
+    let mean = y.iter().sum::<f64>() / n;
+    let sse: f64 = pred.iter().zip(y).map(|(p, t)| (p - t).powi(2)).sum();
+    let sst: f64 = y.iter().map(|t| (t - mean).powi(2)).sum();
+    let r2 = if y.len() < 2 {
+        "undefined (one row)".to_string()
+    } else if !(sst > 0.0 && sst.is_finite()) {
+        "undefined (the target is constant)".to_string()
+    } else {
+        format!("{:.4}", 1.0 - sse / sst)
+    };
+    (format!("{:.4}", sse / n), r2)
+}
+
+/// The most classes a multi-class target may have.
+const MAX_CLASSES: usize = 65_536;
+/// The name of a failed run's files in the output folder.
+const FAILED: &str = "failed-run";
+
+/// Runs the command: check the arguments and the output folder, load and check the data,
+/// train, report, and save (or, for a run that failed, save apart and say so).
 pub fn run(args: &Args) -> Result<(), String> {
     check(args)?;
-    let dataset = load(args)?;
-    let task = resolve_task(args.task, &dataset);
-    let (mut train, mut test) = data::train_test_split(&dataset, args.test_fraction, args.seed)
-        .map_err(|e| format!("train: {e}"))?;
-    // The features in their own units, for the decision-boundary picture.
-    let raw = (train.x.clone(), test.x.clone());
-    let scaler = Standardizer::fit(&train.x).map_err(|e| format!("train: {e}"))?;
-    train.x = scaler
-        .transform(&train.x)
-        .map_err(|e| format!("train: {e}"))?;
-    test.x = scaler
-        .transform(&test.x)
-        .map_err(|e| format!("train: {e}"))?;
-    // A regression target is standardised too (on the training part), and predictions are
-    // mapped back before the metrics.
-    let target_scale = if task == Task::Regression {
-        let y = train.y.as_slice();
-        let mean = y.iter().sum::<f64>() / y.len() as f64;
-        let var = y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / y.len() as f64;
-        let std = if var > 0.0 { var.sqrt() } else { 1.0 };
-        train.y = train.y.map(|v| (v - mean) / std);
-        (mean, std)
-    } else {
-        (0.0, 1.0)
-    };
-    // The test targets on the training targets' scale, for the test loss.
-    let test_y = test.y.map(|v| (v - target_scale.0) / target_scale.1);
+    crate::out_dir::prepare(&args.out).map_err(|e| format!("train: {e}"))?;
+    let setup = Setup::new(args).map_err(|e| format!("train: {e}"))?;
+    setup.print_header(args);
+    let fit = fit(args, &setup)?;
+    if let Some(stop) = &fit.diverged {
+        let saved = save_failed(args, &setup, &fit)?;
+        let cause = if stop.step == 1 {
+            "the loss of the initial weights is not finite: the data cannot be trained on as \
+             they are (check for columns of huge or tiny values)"
+                .to_string()
+        } else {
+            format!(
+                "the training diverged; lower --lr (it was {})",
+                compact(setup.lr)
+            )
+        };
+        return Err(format!(
+            "train: the loss became {} at step {} (epoch {}): {cause}. {saved}",
+            stop.loss, stop.step, stop.epoch
+        ));
+    }
+    let model = setup.model_with(&fit.params)?;
+    report(&setup, &model)?;
+    // NaN counts as worse.
+    let improved = fit.final_loss <= fit.first_loss;
+    if !improved {
+        let saved = save_failed(args, &setup, &fit)?;
+        return Err(format!(
+            "train: the final training loss ({}) is higher than the first ({}): the training \
+             did not converge; lower --lr (it was {}) or try --optimizer adam. {saved}",
+            compact(fit.final_loss),
+            compact(fit.first_loss),
+            compact(setup.lr)
+        ));
+    }
+    save_outputs(args, &setup, &model, &fit.history)
+}
 
-    let classes = match task {
-        Task::Multiclass => class_count(&dataset.y)?,
-        _ => 1,
+/// The data, split and standardised, and the network to train, checked.
+struct Setup {
+    /// The data's name for titles: a file's name without its folder.
+    name: String,
+    task: Task,
+    sizes: Vec<usize>,
+    activation: Activation,
+    lr: f64,
+    rows: usize,
+    train: Dataset<f64>,
+    test: Dataset<f64>,
+    /// The test targets on the training targets' (standardised) scale.
+    test_y: Tensor<f64>,
+    /// The features in their own units, for the decision-boundary picture.
+    raw: (Tensor<f64>, Tensor<f64>),
+    scaler: Standardizer<f64>,
+    target_scale: (f64, f64),
+    feature_names: Vec<String>,
+    target_name: String,
+    model: Mlp<f64>,
+    /// A note on the inferred task, printed after the header.
+    note: Option<String>,
+}
+
+impl Setup {
+    fn new(args: &Args) -> Result<Setup, String> {
+        let dataset = load(args)?;
+        if dataset.n_features() == 0 {
+            return Err(format!(
+                "{} has no feature columns, only the target \"{}\": nothing to predict from",
+                args.data, dataset.target_name
+            ));
+        }
+        check_names(&dataset)?;
+        let task = resolve_task(args.task, &dataset);
+        let classes = check_labels(task, &dataset.y)?;
+        let note = (args.task == Task::Auto && task == Task::Regression)
+            .then(|| regression_note(dataset.y.as_slice()))
+            .flatten();
+        let (mut train, mut test) = data::train_test_split(&dataset, args.test_fraction, args.seed)
+            .map_err(|e| e.to_string())?;
+        let raw = (train.x.clone(), test.x.clone());
+        let scaler = Standardizer::fit(&train.x).map_err(|e| e.to_string())?;
+        train.x = standardised(&scaler, &train.x, &dataset.feature_names)?;
+        test.x = standardised(&scaler, &test.x, &dataset.feature_names)?;
+        // A regression target is standardised too (on the training part), and predictions are
+        // mapped back before the metrics.
+        let target_scale = if task == Task::Regression {
+            let scale = target_standardisation(train.y.as_slice(), &dataset.target_name)?;
+            train.y = train.y.map(|v| (v - scale.0) / scale.1);
+            scale
+        } else {
+            (0.0, 1.0)
+        };
+        let test_y = test.y.map(|v| (v - target_scale.0) / target_scale.1);
+        let mut sizes = vec![dataset.n_features()];
+        sizes.extend(&args.hidden);
+        sizes.push(classes);
+        let activation = match args.activation {
+            ActivationKind::Sigmoid => Activation::Sigmoid,
+            ActivationKind::Tanh => Activation::Tanh,
+            ActivationKind::Relu => Activation::Relu,
+            ActivationKind::Softplus => Activation::Softplus,
+        };
+        let init = if matches!(activation, Activation::Relu) {
+            Init::HeNormal
+        } else {
+            Init::XavierUniform
+        };
+        crate::model_file::check_sizes(&sizes).map_err(|e| format!("--hidden: {e}"))?;
+        let model = Mlp::new(&sizes, activation, init, args.seed).map_err(|e| e.to_string())?;
+        Ok(Setup {
+            name: data_name(&args.data),
+            task,
+            sizes,
+            activation,
+            lr: args.lr.unwrap_or_else(|| default_lr(task, args.optimizer)),
+            rows: dataset.len(),
+            train,
+            test,
+            test_y,
+            raw,
+            scaler,
+            target_scale,
+            feature_names: dataset.feature_names,
+            target_name: dataset.target_name,
+            model,
+            note,
+        })
+    }
+
+    fn print_header(&self, args: &Args) {
+        println!(
+            "perturb train: {} ({} rows, {} features) as {}, network {:?} with {:?} units, {:?} at lr {}, {} epochs",
+            args.data,
+            self.rows,
+            self.sizes[0],
+            format!("{:?}", self.task).to_lowercase(),
+            self.sizes,
+            self.activation,
+            args.optimizer,
+            compact(self.lr),
+            args.epochs
+        );
+        if let Some(note) = &self.note {
+            println!("note: {note}");
+        }
+    }
+
+    /// The network with the given parameters.
+    fn model_with(&self, params: &[Tensor<f64>]) -> Result<Mlp<f64>, String> {
+        let mut model = self.model.clone();
+        model
+            .load_params(params)
+            .map_err(|e| format!("train: {e}"))?;
+        Ok(model)
+    }
+
+    /// The loss on the whole training part with the given parameters (NaN if it cannot be
+    /// computed).
+    fn training_loss(&self, params: &[Tensor<f64>]) -> f64 {
+        self.model
+            .forward(params, &self.train.x)
+            .and_then(|out| loss_of(self.task, &out, &self.train.y))
+            .ok()
+            .and_then(|l| l.item())
+            .unwrap_or(f64::NAN)
+    }
+}
+
+/// Column names must be unique and not empty: a saved model finds its inputs by name.
+fn check_names(data: &Dataset<f64>) -> Result<(), String> {
+    let names = data.feature_names.iter().chain([&data.target_name]);
+    for (i, name) in names.clone().enumerate() {
+        if name.trim().is_empty() {
+            return Err(format!(
+                "column {} of {} has no name; a saved model finds its inputs by name",
+                i + 1,
+                data.feature_names.len() + 1
+            ));
+        }
+        if names.clone().take(i).any(|n| n == name) {
+            return Err(format!(
+                "the column name \"{name}\" appears more than once; a saved model finds its \
+                 inputs by name"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The default learning rate: the lecture's 1 for gradient descent on a classifier; for a
+/// regression's mean squared error (curvature 2 in the output bias, so gradient descent at
+/// lr 1 oscillates), 0.1; momentum (which multiplies the steps by about 10) a tenth of those;
+/// Adam 0.01.
+fn default_lr(task: Task, optimizer: OptimizerKind) -> f64 {
+    let gd = if task == Task::Regression { 0.1 } else { 1.0 };
+    match optimizer {
+        OptimizerKind::Gd => gd,
+        OptimizerKind::Sgd => gd / 10.0,
+        OptimizerKind::Adam => 0.01,
+    }
+}
+
+/// `x` standardised by `scaler`; a column whose mean or scale is not a finite positive number,
+/// or whose standardised values are not finite, is an error naming it.
+fn standardised(
+    scaler: &Standardizer<f64>,
+    x: &Tensor<f64>,
+    names: &[String],
+) -> Result<Tensor<f64>, String> {
+    let cannot = |j: usize, why: String| {
+        format!(
+            "the column \"{}\" cannot be standardised: {why}; its values are too large or too \
+             small for the arithmetic, rescale them",
+            names[j]
+        )
     };
-    let mut sizes = vec![dataset.n_features()];
-    sizes.extend(&args.hidden);
-    sizes.push(classes);
-    let activation = match args.activation {
-        ActivationKind::Sigmoid => Activation::Sigmoid,
-        ActivationKind::Tanh => Activation::Tanh,
-        ActivationKind::Relu => Activation::Relu,
-        ActivationKind::Softplus => Activation::Softplus,
-    };
-    let init = if matches!(activation, Activation::Relu) {
-        Init::HeNormal
-    } else {
-        Init::XavierUniform
-    };
-    let mut model =
-        Mlp::new(&sizes, activation, init, args.seed).map_err(|e| format!("train: {e}"))?;
+    for (j, (m, s)) in scaler.mean().iter().zip(scaler.std()).enumerate() {
+        if !m.is_finite() {
+            return Err(cannot(j, format!("its mean is {m}")));
+        }
+        if !(s.is_finite() && *s > 0.0) {
+            return Err(cannot(j, format!("its standard deviation is {s}")));
+        }
+    }
+    let scaled = scaler.transform(x).map_err(|e| e.to_string())?;
+    let d = names.len().max(1);
+    if let Some(i) = scaled.as_slice().iter().position(|v| !v.is_finite()) {
+        return Err(cannot(i % d, "a standardised value is not finite".into()));
+    }
+    Ok(scaled)
+}
+
+/// The mean and scale of a regression target, computed on values divided by the largest
+/// magnitude (so that neither the squares overflow nor tiny values underflow to a scale of 0);
+/// a constant target gets the scale 1.
+fn target_standardisation(y: &[f64], name: &str) -> Result<(f64, f64), String> {
+    let n = y.len().max(1) as f64;
+    let top = y.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+    if top == 0.0 {
+        return Ok((0.0, 1.0));
+    }
+    let mean = y.iter().map(|v| v / top).sum::<f64>() / n;
+    let var = y.iter().map(|v| (v / top - mean).powi(2)).sum::<f64>() / n;
+    let (mean, std) = (mean * top, var.sqrt() * top);
+    if !(mean.is_finite() && std.is_finite()) {
+        return Err(format!(
+            "the target \"{name}\" cannot be standardised (mean {mean}, standard deviation \
+             {std}): its values are too large for the arithmetic, rescale them"
+        ));
+    }
+    Ok((mean, if std > 0.0 { std } else { 1.0 }))
+}
+
+/// Checks the labels of a classifier, and returns the number of outputs: binary labels must
+/// be 0 or 1, multi-class labels whole numbers from 0 to below [`MAX_CLASSES`].
+fn check_labels(task: Task, y: &Tensor<f64>) -> Result<usize, String> {
+    let y = y.as_slice();
+    let bad =
+        |i: usize, v: f64, what: &str| format!("the target of data row {} is {v}: {what}", i + 1);
+    match task {
+        Task::Binary => {
+            if let Some(i) = y.iter().position(|&v| v != 0.0 && v != 1.0) {
+                return Err(bad(i, y[i], "a binary target must be 0 or 1"));
+            }
+            Ok(1)
+        }
+        Task::Multiclass => {
+            let mut max = 0.0_f64;
+            for (i, &v) in y.iter().enumerate() {
+                if !(v >= 0.0 && v == v.trunc() && v < MAX_CLASSES as f64) {
+                    return Err(bad(
+                        i,
+                        v,
+                        &format!(
+                            "a multi-class target must hold class numbers 0, 1, 2, ... below \
+                             {MAX_CLASSES}"
+                        ),
+                    ));
+                }
+                max = max.max(v);
+            }
+            Ok(max as usize + 1)
+        }
+        _ => Ok(1),
+    }
+}
+
+/// For a target that `--task auto` takes for a regression although it holds only whole numbers
+/// from 0 (which could be classes), a note that says so.
+fn regression_note(y: &[f64]) -> Option<String> {
+    if !y.iter().all(|&v| v >= 0.0 && v == v.trunc()) {
+        return None;
+    }
+    let mut distinct: Vec<f64> = y.to_vec();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    Some(format!(
+        "the target holds only whole numbers ({} distinct values) and is trained as a \
+         regression; if they are classes, use --task multiclass",
+        distinct.len()
+    ))
+}
+
+/// Where training stopped because the loss or a gradient was not finite.
+struct Divergence {
+    loss: f64,
+    step: usize,
+    epoch: usize,
+}
+
+/// The parameters with the lowest loss on the whole training part seen so far (finite by
+/// construction), and the step before which they were reached.
+struct Checkpoint {
+    loss: f64,
+    step: usize,
+    params: Vec<Tensor<f64>>,
+}
+
+impl Checkpoint {
+    fn offer(best: &mut Option<Checkpoint>, loss: f64, step: usize, params: &[Tensor<f64>]) {
+        if loss.is_finite() && !matches!(best, Some(b) if b.loss <= loss) {
+            *best = Some(Checkpoint {
+                loss,
+                step,
+                params: params.to_vec(),
+            });
+        }
+    }
+}
+
+/// What a training run reached.
+struct Fit {
+    params: Vec<Tensor<f64>>,
+    history: History,
+    /// The training loss of the initial weights and of the final ones.
+    first_loss: f64,
+    final_loss: f64,
+    best: Option<Checkpoint>,
+    diverged: Option<Divergence>,
+}
+
+/// The training loop: `args.epochs` passes over the training part in batches. Stops at the
+/// first step whose loss or gradient is not finite.
+fn fit(args: &Args, setup: &Setup) -> Result<Fit, String> {
+    let train_err = |e: perturb::Error| format!("train: {e}");
+    let (task, train, model) = (setup.task, &setup.train, &setup.model);
     let mut params = model.param_tensors();
     let mut optimizer: Box<dyn Optimizer<f64>> = match args.optimizer {
-        OptimizerKind::Gd => Box::new(GradientDescent::new(args.lr)),
-        OptimizerKind::Sgd => Box::new(Sgd::new(args.lr, 0.9, false)),
-        OptimizerKind::Adam => Box::new(Adam::new(args.lr)),
+        OptimizerKind::Gd => Box::new(GradientDescent::new(setup.lr)),
+        OptimizerKind::Sgd => Box::new(Sgd::new(setup.lr, 0.9, false)),
+        OptimizerKind::Adam => Box::new(Adam::new(setup.lr)),
     };
-
-    println!(
-        "perturb train: {} ({} rows, {} features) as {}, network {:?} with {:?} units, {:?} at lr {}, {} epochs",
-        args.data,
-        dataset.len(),
-        dataset.n_features(),
-        format!("{task:?}").to_lowercase(),
-        sizes,
-        activation,
-        args.optimizer,
-        args.lr,
-        args.epochs
-    );
     let bar = ProgressBar::new(args.epochs as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} epochs  {msg}")
             .map_err(|e| format!("train: {e}"))?,
     );
-    let batch = if args.batch_size == 0 {
+    let full_batch = args.batch_size == 0 || args.batch_size >= train.len();
+    let batch = if full_batch {
         train.len()
     } else {
         args.batch_size
     };
+    let first_loss = setup.training_loss(&params);
+    let mut best = None;
+    Checkpoint::offer(&mut best, first_loss, 0, &params);
     let mut tape = TensorTape::new();
-    let mut last_good = params.clone();
     let mut step = 0usize;
     // The loss per epoch: the training loss (the mean over the epoch's batches) every epoch,
     // the test loss (before the epoch's steps) at about 200 epochs.
@@ -184,28 +534,24 @@ pub fn run(args: &Args) -> Result<(), String> {
     for epoch in 0..args.epochs {
         if epoch % test_every == 0 || epoch + 1 == args.epochs {
             if let Ok(test_loss) = model
-                .forward(&params, &test.x)
-                .and_then(|out| loss_of(task, &out, &test_y))
+                .forward(&params, &setup.test.x)
+                .and_then(|out| loss_of(task, &out, &setup.test_y))
             {
                 let value = test_loss.item().unwrap_or(f64::NAN);
                 history.test.push(((epoch + 1) as f64, value));
             }
         }
-        let batches = data::Batches::new(&train, batch, args.seed.wrapping_add(epoch as u64))
+        let batches = data::Batches::new(train, batch, args.seed.wrapping_add(epoch as u64))
             .map_err(|e| format!("train: {e}"))?;
         let (mut loss_sum, mut rows) = (0.0, 0usize);
         for (x, y) in batches {
             let batch_rows = y.len();
             let (loss, grads) = {
                 let vars: Vec<_> = params.iter().map(|p| tape.var(p.clone())).collect();
-                let out = model
-                    .forward(&vars, &tape.constant(x))
-                    .map_err(|e| format!("train: {e}"))?;
-                let loss = loss_of(task, &out, &y).map_err(|e| format!("train: {e}"))?;
+                let out = model.forward(&vars, &tape.constant(x)).map_err(train_err)?;
+                let loss = loss_of(task, &out, &y).map_err(train_err)?;
                 let refs: Vec<_> = vars.iter().collect();
-                let grads = tape
-                    .gradient(&loss, &refs)
-                    .map_err(|e| format!("train: {e}"))?;
+                let grads = tape.gradient(&loss, &refs).map_err(train_err)?;
                 (loss.value().item().unwrap_or(f64::NAN), grads)
             };
             tape.clear();
@@ -216,35 +562,24 @@ pub fn run(args: &Args) -> Result<(), String> {
                     .any(|g| g.as_slice().iter().any(|v| !v.is_finite()))
             {
                 bar.abandon();
-                model
-                    .load_params(&last_good)
-                    .map_err(|e| format!("train: {e}"))?;
-                let names = (&dataset.feature_names, &dataset.target_name);
-                save(
-                    &args.out,
-                    &model,
-                    &sizes,
-                    args,
-                    task,
-                    &scaler,
-                    target_scale,
-                    names,
-                )?;
-                let [png, svg] = loss_picture(args, task, &sizes, &history)?;
-                return Err(format!(
-                    "train: the loss became {loss} at step {step} (epoch {epoch}); lower --lr; \
-                     the last good weights are saved in {}, the loss until then in {} and {}",
-                    args.out.join("model.safetensors").display(),
-                    png.display(),
-                    svg.display()
-                ));
+                return Ok(Fit {
+                    final_loss: f64::NAN,
+                    params,
+                    history,
+                    first_loss,
+                    best,
+                    diverged: Some(Divergence { loss, step, epoch }),
+                });
             }
-            last_good.clone_from(&params);
-            optimizer
-                .step(&mut params, &grads)
-                .map_err(|e| format!("train: {e}"))?;
+            if full_batch {
+                Checkpoint::offer(&mut best, loss, step - 1, &params);
+            }
+            optimizer.step(&mut params, &grads).map_err(train_err)?;
             loss_sum += loss * batch_rows as f64;
             rows += batch_rows;
+        }
+        if !full_batch {
+            Checkpoint::offer(&mut best, setup.training_loss(&params), step, &params);
         }
         let epoch_loss = loss_sum / rows.max(1) as f64;
         history.train.push(((epoch + 1) as f64, epoch_loss));
@@ -267,78 +602,140 @@ pub fn run(args: &Args) -> Result<(), String> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    model
-        .load_params(&params)
-        .map_err(|e| format!("train: {e}"))?;
-    report(task, &model, &train, &test, target_scale)?;
+    Ok(Fit {
+        final_loss: setup.training_loss(&params),
+        params,
+        history,
+        first_loss,
+        best,
+        diverged: None,
+    })
+}
 
+/// Saves a failed run apart from the folder's model: the weights with the lowest training loss
+/// (if any had a finite loss) in `failed-run.safetensors` and the loss curve in
+/// `failed-run-loss.png`/`.svg`. Returns a sentence saying what was written where.
+fn save_failed(args: &Args, setup: &Setup, fit: &Fit) -> Result<String, String> {
     let dir = &args.out;
-    let names = (&dataset.feature_names, &dataset.target_name);
-    save(
-        dir,
-        &model,
-        &sizes,
-        args,
-        task,
-        &scaler,
-        target_scale,
-        names,
-    )?;
-    let model_path = dir.join("model.safetensors");
+    let kept = format!(
+        "{} is left as it was",
+        dir.join(crate::out_dir::MODEL).display()
+    );
+    let [png, svg] = loss_picture(args, setup, &fit.history, &format!("{FAILED}-loss"))?;
+    let weights = match &fit.best {
+        Some(best) => {
+            let path = dir.join(format!("{FAILED}.safetensors"));
+            save_model(&path, setup, &setup.model_with(&best.params)?, args)?;
+            format!(
+                "the weights with the lowest training loss ({} after {} steps) are saved in {}",
+                compact(best.loss),
+                best.step,
+                path.display()
+            )
+        }
+        None => "no weights had a finite training loss, none are saved".to_string(),
+    };
+    Ok(format!(
+        "{kept}; {weights}; the loss until then is in {} and {}",
+        png.display(),
+        svg.display()
+    ))
+}
+
+/// Writes a successful run's files (each atomically) and says what was written: the model, the
+/// loss pictures, and the decision boundary or, where this run draws none, the removal of an
+/// earlier run's boundary pictures.
+fn save_outputs(
+    args: &Args,
+    setup: &Setup,
+    model: &Mlp<f64>,
+    history: &History,
+) -> Result<(), String> {
+    let dir = &args.out;
+    let model_path = dir.join(crate::out_dir::MODEL);
+    let replaced = model_path.exists();
+    save_model(&model_path, setup, model, args)?;
     println!("written to {}:", dir.display());
     println!(
-        "  {}  the model (perturb predict --model {} --data new.csv)",
+        "  {}  the model{} (perturb predict --model {} --data new.csv)",
         model_path.display(),
+        if replaced {
+            ", replacing the previous model"
+        } else {
+            ""
+        },
         model_path.display()
     );
-    let [png, svg] = loss_picture(args, task, &sizes, &history)?;
+    let [png, svg] = loss_picture(args, setup, history, "loss")?;
     println!("  {}, {}  the loss per epoch", png.display(), svg.display());
-    if dataset.n_features() == 2 && task != Task::Regression {
-        let classes = if task == Task::Multiclass {
-            sizes[sizes.len() - 1]
-        } else {
-            2
-        };
-        let points = |x: &Tensor<f64>, y: &Tensor<f64>| -> Vec<([f64; 2], usize)> {
-            x.as_slice()
-                .chunks_exact(2)
-                .zip(y.as_slice())
-                .map(|(p, &c)| ([p[0], p[1]], c as usize))
-                .collect()
-        };
-        let (train_points, test_points) = (points(&raw.0, &train.y), points(&raw.1, &test.y));
-        let test_accuracy = model
-            .predict(&test.x)
-            .map(|out| accuracy(task, &out, &test.y))
-            .unwrap_or(f64::NAN);
-        let plot = crate::plot::Boundary {
-            title: format!(
-                "{}: network {sizes:?}, test accuracy {:.1}%",
-                data_name(&args.data),
-                100.0 * test_accuracy
-            ),
-            axes: [
-                dataset.feature_names[0].clone(),
-                dataset.feature_names[1].clone(),
-            ],
-            class_names: (0..classes)
-                .map(|c| format!("{} = {c}", dataset.target_name))
-                .collect(),
-            train: &train_points,
-            test: &test_points,
-        };
-        let probabilities = |grid: &[[f64; 2]]| -> Result<Vec<Vec<f64>>, String> {
-            class_probabilities(task, &model, &scaler, grid).map_err(|e| format!("train: {e}"))
-        };
-        let [png, svg] =
-            crate::plot::boundary(dir, &plot, &probabilities).map_err(|e| format!("train: {e}"))?;
+    let stale = ["boundary.png", "boundary.svg"].map(|f| dir.join(f));
+    if setup.sizes[0] == 2 && setup.task != Task::Regression {
+        let [png, svg] = boundary_picture(setup, model, dir)?;
         println!(
             "  {}, {}  the decision boundary with the data",
             png.display(),
             svg.display()
         );
+    } else if stale.iter().any(|p| p.exists()) {
+        for path in &stale {
+            if path.exists() {
+                std::fs::remove_file(path)
+                    .map_err(|e| format!("train: cannot remove {}: {e}", path.display()))?;
+            }
+        }
+        println!(
+            "  removed {} and {}: an earlier run's decision boundary (this run draws none)",
+            stale[0].display(),
+            stale[1].display()
+        );
     }
     Ok(())
+}
+
+/// Draws the decision boundary of a classifier of two features into `dir`.
+fn boundary_picture(setup: &Setup, model: &Mlp<f64>, dir: &Path) -> Result<[PathBuf; 2], String> {
+    let task = setup.task;
+    let classes = if task == Task::Multiclass {
+        setup.sizes[setup.sizes.len() - 1]
+    } else {
+        2
+    };
+    let points = |x: &Tensor<f64>, y: &Tensor<f64>| -> Vec<([f64; 2], usize)> {
+        x.as_slice()
+            .chunks_exact(2)
+            .zip(y.as_slice())
+            .map(|(p, &c)| ([p[0], p[1]], c as usize))
+            .collect()
+    };
+    let (train_points, test_points) = (
+        points(&setup.raw.0, &setup.train.y),
+        points(&setup.raw.1, &setup.test.y),
+    );
+    let test_accuracy = model
+        .predict(&setup.test.x)
+        .map(|out| accuracy(task, &out, &setup.test.y))
+        .unwrap_or(f64::NAN);
+    let plot = crate::plot::Boundary {
+        title: format!(
+            "{}: network {:?}, test accuracy {:.1}%",
+            setup.name,
+            setup.sizes,
+            100.0 * test_accuracy
+        ),
+        axes: [
+            setup.feature_names[0].clone(),
+            setup.feature_names[1].clone(),
+        ],
+        class_names: (0..classes)
+            .map(|c| format!("{} = {c}", setup.target_name))
+            .collect(),
+        train: &train_points,
+        test: &test_points,
+    };
+    let probabilities = |grid: &[[f64; 2]]| -> Result<Vec<Vec<f64>>, String> {
+        class_probabilities(task, model, &setup.scaler, grid).map_err(|e| format!("train: {e}"))
+    };
+    crate::plot::boundary(dir, &plot, &probabilities).map_err(|e| format!("train: {e}"))
 }
 
 /// The loss per epoch of a run.
@@ -355,14 +752,14 @@ fn data_name(data: &str) -> String {
         .map_or_else(|| data.to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-/// Draws `loss.png` and `loss.svg` in the output folder.
+/// Draws `STEM.png` and `STEM.svg` in the output folder: the loss per epoch.
 fn loss_picture(
     args: &Args,
-    task: Task,
-    sizes: &[usize],
+    setup: &Setup,
     history: &History,
+    stem: &str,
 ) -> Result<[PathBuf; 2], String> {
-    let loss_name = match task {
+    let loss_name = match setup.task {
         Task::Multiclass => "loss (softmax cross-entropy)",
         Task::Regression => "loss (MSE, standardised target)",
         _ => "loss (logistic NLL)",
@@ -378,30 +775,52 @@ fn loss_picture(
         },
     ];
     let title = format!(
-        "{}: network {sizes:?}, {:?} at lr {}",
-        data_name(&args.data),
+        "{}: network {:?}, {:?} at lr {}",
+        setup.name,
+        setup.sizes,
         args.optimizer,
-        args.lr
+        compact(setup.lr)
     );
-    crate::plot::loss_curve(&args.out, &title, loss_name, &series)
+    crate::plot::loss_curve(&args.out, stem, &title, loss_name, &series)
         .map_err(|e| format!("train: {e}"))
 }
 
+/// How many numbers one batch of inference may hold in its widest layer (8 MB of f64): the
+/// rows are split into batches of at most this over the widest layer's size.
+pub const BATCH_NUMBERS: usize = 1 << 20;
+
 /// The model's class probabilities at points given in the features' own units: binary
-/// `[1 - p, p]` with `p = sigmoid(logit)`, multi-class the softmax.
+/// `[1 - p, p]` with `p = sigmoid(logit)`, multi-class the softmax. The points go through the
+/// network in batches bounded by [`BATCH_NUMBERS`], so a wide network does not need one huge
+/// matrix for the whole grid.
 fn class_probabilities(
     task: Task,
     model: &Mlp<f64>,
     scaler: &Standardizer<f64>,
     points: &[[f64; 2]],
 ) -> Result<Vec<Vec<f64>>, String> {
-    let flat: Vec<f64> = points.iter().flatten().copied().collect();
-    let x = Tensor::from_vec(flat, &[points.len(), 2]).map_err(|e| e.to_string())?;
-    let x = scaler.transform(&x).map_err(|e| e.to_string())?;
-    let out = model.predict(&x).map_err(|e| e.to_string())?;
+    let widest = model
+        .layers
+        .iter()
+        .map(|l| l.weight.shape().iter().copied().max().unwrap_or(1))
+        .max()
+        .unwrap_or(1);
+    let rows = (BATCH_NUMBERS / widest.max(1)).max(1);
+    let mut out = Vec::with_capacity(points.len());
+    for chunk in points.chunks(rows) {
+        let flat: Vec<f64> = chunk.iter().flatten().copied().collect();
+        let x = Tensor::from_vec(flat, &[chunk.len(), 2]).map_err(|e| e.to_string())?;
+        let x = scaler.transform(&x).map_err(|e| e.to_string())?;
+        let logits = model.predict(&x).map_err(|e| e.to_string())?;
+        out.extend(probabilities_of(task, &logits));
+    }
+    Ok(out)
+}
+
+/// Class probabilities from a batch of the network's outputs.
+fn probabilities_of(task: Task, out: &Tensor<f64>) -> Vec<Vec<f64>> {
     let width = out.shape().get(1).copied().unwrap_or(1).max(1);
-    Ok(out
-        .as_slice()
+    out.as_slice()
         .chunks(width)
         .map(|row| {
             if task == Task::Multiclass {
@@ -414,44 +833,31 @@ fn class_probabilities(
                 vec![1.0 - p, p]
             }
         })
-        .collect())
+        .collect()
 }
 
-/// Writes `dir/model.safetensors`.
-#[allow(clippy::too_many_arguments)]
-fn save(
-    dir: &std::path::Path,
-    model: &Mlp<f64>,
-    sizes: &[usize],
-    args: &Args,
-    task: Task,
-    scaler: &Standardizer<f64>,
-    (target_mean, target_std): (f64, f64),
-    (feature_names, target_name): (&Vec<String>, &String),
-) -> Result<(), String> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("train: cannot create {}: {e}", dir.display()))?;
+/// Writes the model with the run's metadata to `path`, atomically.
+fn save_model(path: &Path, setup: &Setup, model: &Mlp<f64>, args: &Args) -> Result<(), String> {
     let saved = crate::model_file::SavedModel {
         model: model.clone(),
-        sizes: sizes.to_vec(),
+        sizes: setup.sizes.clone(),
         activation: format!("{:?}", args.activation).to_lowercase(),
-        task: format!("{task:?}").to_lowercase(),
-        feature_mean: scaler.mean().to_vec(),
-        feature_std: scaler.std().to_vec(),
-        target_mean,
-        target_std,
-        feature_names: Some(feature_names.clone()),
-        target_name: Some(target_name.clone()),
+        task: format!("{:?}", setup.task).to_lowercase(),
+        feature_mean: setup.scaler.mean().to_vec(),
+        feature_std: setup.scaler.std().to_vec(),
+        target_mean: setup.target_scale.0,
+        target_std: setup.target_scale.1,
+        feature_names: Some(setup.feature_names.clone()),
+        target_name: Some(setup.target_name.clone()),
     };
-    crate::model_file::save(&dir.join("model.safetensors"), &saved)
-        .map_err(|e| format!("train: {e}"))
+    crate::model_file::save(path, &saved).map_err(|e| format!("train: {e}"))
 }
 
 fn check(args: &Args) -> Result<(), String> {
-    if !(args.lr.is_finite() && args.lr > 0.0) {
+    if let Some(lr) = args.lr.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
         return Err(format!(
             "train: --lr must be a positive number, got {}",
-            args.lr
+            compact(lr)
         ));
     }
     if args.epochs == 0 {
@@ -463,32 +869,23 @@ fn check(args: &Args) -> Result<(), String> {
     if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
         return Err(format!(
             "train: --test-fraction must be between 0 and 1, got {}",
-            args.test_fraction
+            compact(args.test_fraction)
         ));
     }
     Ok(())
 }
 
 fn load(args: &Args) -> Result<Dataset<f64>, String> {
-    let generated = match args.data.as_str() {
-        "two-moons" | "two_moons" | "moons" => Some(data::two_moons(200, 0.1, args.seed)),
-        "circles" => Some(data::circles(200, 0.1, 0.5, args.seed)),
-        "spirals" => Some(data::spirals(200, 0.1, args.seed)),
-        "xor" => Some(data::xor(200, 0.1, args.seed)),
-        _ => None,
-    };
-    let result = match generated {
-        Some(d) => d,
-        None if data::BUILTIN_NAMES.contains(&args.data.as_str()) => data::builtin(&args.data),
-        None => {
+    match crate::data_arg::resolve(&args.data, args.seed)? {
+        Source::Named(dataset) => Ok(dataset),
+        Source::File(path) => {
             let target = args
                 .target
                 .clone()
                 .map_or(TargetColumn::Last, TargetColumn::Name);
-            data::load_csv(PathBuf::from(&args.data), target)
+            data::load_csv(path, target).map_err(|e| e.to_string())
         }
-    };
-    result.map_err(|e| format!("train: {e}"))
+    }
 }
 
 fn resolve_task(task: Task, data: &Dataset<f64>) -> Task {
@@ -503,19 +900,6 @@ fn resolve_task(task: Task, data: &Dataset<f64>) -> Task {
     } else {
         Task::Regression
     }
-}
-
-fn class_count(y: &Tensor<f64>) -> Result<usize, String> {
-    let mut max = 0usize;
-    for &v in y.as_slice() {
-        if !(v >= 0.0 && v == v.trunc()) {
-            return Err(format!(
-                "train: a multi-class target must hold class numbers 0, 1, 2, ...; found {v}"
-            ));
-        }
-        max = max.max(v as usize);
-    }
-    Ok(max + 1)
 }
 
 /// The task's loss of a batch, as a 0-d array.
@@ -568,48 +952,74 @@ fn accuracy(task: Task, out: &Tensor<f64>, y: &Tensor<f64>) -> f64 {
     correct as f64 / y.len().max(1) as f64
 }
 
-fn report(
-    task: Task,
-    model: &Mlp<f64>,
-    train: &Dataset<f64>,
-    test: &Dataset<f64>,
-    (y_mean, y_std): (f64, f64),
-) -> Result<(), String> {
+/// Prints the metrics of the trained model on the training and the test part.
+fn report(setup: &Setup, model: &Mlp<f64>) -> Result<(), String> {
+    let (task, (y_mean, y_std)) = (setup.task, setup.target_scale);
     println!(
         "trained. metrics on the training part ({} rows) and the held-out test part ({} rows):",
-        train.len(),
-        test.len()
+        setup.train.len(),
+        setup.test.len()
     );
-    for (name, part) in [("train", train), ("test", test)] {
+    for (name, part) in [("train", &setup.train), ("test", &setup.test)] {
         let out = model.predict(&part.x).map_err(|e| format!("train: {e}"))?;
-        // The training targets were standardised for regression: undo it for the metrics.
-        let y_owned: Vec<f64> = if name == "train" && task == Task::Regression {
-            part.y
-                .as_slice()
-                .iter()
-                .map(|v| v * y_std + y_mean)
-                .collect()
+        if task == Task::Regression {
+            // The training targets were standardised: undo it for the metrics.
+            let y: Vec<f64> = if name == "train" {
+                part.y
+                    .as_slice()
+                    .iter()
+                    .map(|v| v * y_std + y_mean)
+                    .collect()
+            } else {
+                part.y.to_vec()
+            };
+            let pred: Vec<f64> = out.as_slice().iter().map(|p| p * y_std + y_mean).collect();
+            let (mse, r2) = regression_metrics(&pred, &y);
+            println!("  {name:<5}  MSE {mse}   R^2 {r2}");
         } else {
-            part.y.to_vec()
-        };
-        let y = y_owned.as_slice();
-        match task {
-            Task::Regression => {
-                let pred: Vec<f64> = out.as_slice().iter().map(|p| p * y_std + y_mean).collect();
-                let mean = y.iter().sum::<f64>() / y.len() as f64;
-                let sse: f64 = pred.iter().zip(y).map(|(p, t)| (p - t).powi(2)).sum();
-                let sst: f64 = y.iter().map(|t| (t - mean).powi(2)).sum();
-                println!(
-                    "  {name:<5}  MSE {:.4}   R^2 {:.4}",
-                    sse / y.len() as f64,
-                    1.0 - sse / sst
-                );
-            }
-            _ => {
-                let share = accuracy(task, &out, &part.y);
-                println!("  {name:<5}  accuracy {:.2}%", 100.0 * share);
-            }
+            let share = accuracy(task, &out, &part.y);
+            println!("  {name:<5}  accuracy {:.2}%", 100.0 * share);
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_print_compactly() {
+        assert_eq!(compact(1.0), "1");
+        assert_eq!(compact(0.25), "0.25");
+        assert_eq!(compact(1e-300), "1e-300");
+        assert_eq!(compact(1.3451215466247124), "1.34512");
+        assert_eq!(compact(1234567.8912345), "1.23457e6");
+        assert_eq!(compact(f64::INFINITY), "inf");
+    }
+
+    #[test]
+    fn r_squared_is_undefined_without_variation() {
+        assert_eq!(
+            regression_metrics(&[3.0, 3.0], &[3.25, 3.25]).1,
+            "undefined (the target is constant)"
+        );
+        assert_eq!(regression_metrics(&[1.0], &[2.0]).1, "undefined (one row)");
+        assert_eq!(regression_metrics(&[1.0, 2.0], &[1.0, 2.0]).1, "1.0000");
+    }
+
+    #[test]
+    fn the_target_scale_neither_overflows_nor_underflows() {
+        let (m, s) = target_standardisation(&[1e-170, 3e-170], "y").unwrap();
+        assert!(
+            (m - 2e-170).abs() < 1e-184 && (s - 1e-170).abs() < 1e-184,
+            "{m} {s}"
+        );
+        let (m, s) = target_standardisation(&[1e200, 3e200], "y").unwrap();
+        assert!((m / 2e200 - 1.0).abs() < 1e-12 && (s / 1e200 - 1.0).abs() < 1e-12);
+        assert_eq!(
+            target_standardisation(&[3.25, 3.25], "y").unwrap(),
+            (3.25, 1.0)
+        );
+    }
 }

@@ -168,17 +168,19 @@ fn a_diverging_loss_stops_with_the_step_and_keeps_the_last_good_weights() {
     assert!(
         err.contains("the loss became")
             && err.contains("at step")
-            && err.contains("the last good weights are saved in perturb-out/model.safetensors")
-            && err.contains("the loss until then in perturb-out/loss.png"),
+            && err.contains("are saved in perturb-out/failed-run.safetensors")
+            && err.contains("the loss until then is in perturb-out/failed-run-loss.png"),
         "{err}"
     );
-    // The saved weights are the last good ones: finite, so the model evaluates.
+    // The saved weights are the best ones before the divergence: finite, so the model
+    // evaluates; the folder holds no model.safetensors of this failed run.
+    assert!(!dir.join("perturb-out/model.safetensors").exists());
     let out = perturb_in(
         &dir,
         &[
             "eval",
             "--model",
-            "perturb-out/model.safetensors",
+            "perturb-out/failed-run.safetensors",
             "--data",
             "diabetes",
         ],
@@ -188,7 +190,7 @@ fn a_diverging_loss_stops_with_the_step_and_keeps_the_last_good_weights() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(dir.join("perturb-out/loss.png").is_file());
+    assert!(dir.join("perturb-out/failed-run-loss.png").is_file());
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -260,7 +262,7 @@ fn a_saved_model_is_evaluated_again_and_bad_model_files_are_errors() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
-        err.contains("breast_cancer.csv: the header (line 1) has no column \"sepal_length_cm\"")
+        err.contains("breast_cancer: the header (line 1) has no column \"sepal_length_cm\"")
             && err.contains("the model takes the 4 inputs"),
         "{err}"
     );
