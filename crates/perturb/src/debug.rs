@@ -27,7 +27,7 @@
 //! assert!(found.location.unwrap().file().ends_with(".rs"));
 //! ```
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -322,4 +322,88 @@ pub fn report(report: impl FnOnce() -> NonFinite) {
             *slot = Some(report());
         }
     });
+}
+
+/// The operation being checked on this thread, with the caller's line. Set by the outermost
+/// operation only: a nested number type computes an operation's rule in operations of the inner
+/// type, and those belong to the outer operation (its name, its line, its report).
+/// The location is `None` for an operation recorded on a tape before checking was turned on.
+pub(crate) type OpSite = (&'static str, Option<&'static Location<'static>>);
+
+thread_local! {
+    static CURRENT: Cell<Option<OpSite>> = const { Cell::new(None) };
+}
+
+/// Marks an operation as running (see [`CURRENT`]) until dropped.
+pub(crate) struct OpScope {
+    _private: (),
+}
+
+impl Drop for OpScope {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(None));
+    }
+}
+
+/// Starts checking the operation `op` called at `location`; `None` if an enclosing operation is
+/// already being checked (then the enclosing one checks the result).
+pub(crate) fn enter(
+    op: &'static str,
+    location: Option<&'static Location<'static>>,
+) -> Option<OpScope> {
+    CURRENT.with(|c| {
+        if c.get().is_some() {
+            None
+        } else {
+            c.set(Some((op, location)));
+            Some(OpScope { _private: () })
+        }
+    })
+}
+
+/// The operation being checked, and its caller's line.
+pub(crate) fn current() -> Option<OpSite> {
+    CURRENT.with(Cell::get)
+}
+
+/// The summaries of scalar inputs (their values at the bottom of any nesting).
+pub(crate) fn scalar_inputs<S: crate::Scalar>(values: &[S]) -> Vec<InputSummary> {
+    values
+        .iter()
+        .map(|v| InputSummary::of(&[], [v.to_f64_value()]))
+        .collect()
+}
+
+/// Runs one operation of the scalar engine with checking on (the caller has seen [`enabled`])
+/// and reports its result if it is not finite: the value (the forward pass), else any tangent
+/// at any level of nesting (forward mode).
+#[inline(never)]
+pub(crate) fn scalar_op<S: crate::Scalar>(
+    op: &'static str,
+    location: &'static Location<'static>,
+    inputs: &[S],
+    run: impl FnOnce() -> S,
+) -> S {
+    let Some(scope) = enter(op, Some(location)) else {
+        return run();
+    };
+    let y = run();
+    drop(scope);
+    let value = y.to_f64_value();
+    let found = if !value.is_finite() {
+        Some((Sweep::Forward, "value", value))
+    } else {
+        y.first_non_finite().map(|t| (Sweep::Tangent, "tangent", t))
+    };
+    if let Some((sweep, quantity, found)) = found {
+        report(|| NonFinite {
+            op,
+            sweep,
+            quantity,
+            found: F64Bits(found),
+            inputs: scalar_inputs(inputs),
+            location: Some(location),
+        });
+    }
+    y
 }

@@ -65,6 +65,47 @@ pub trait Scalar:
         self.to_f64().unwrap_or(f64::NAN)
     }
 
+    /// How many levels of derivatives the type carries: 0 for `f32` and `f64`, one more for
+    /// each [`Dual`](crate::Dual), [`DualN`](crate::DualN), [`DualVec`](crate::DualVec) or
+    /// [`Var`](crate::Var) around it. An operation on a number of order `k` needs its
+    /// derivatives up to order `k` ([`F64Fn`](crate::F64Fn) checks this).
+    ///
+    /// ```
+    /// use perturb::{Dual, Scalar, Var};
+    /// assert_eq!(<f64 as Scalar>::ORDER, 0);
+    /// assert_eq!(<Var<'static, Dual<f64>> as Scalar>::ORDER, 2);
+    /// ```
+    const ORDER: usize;
+
+    /// Whether the number is exactly zero at every level: its value and, for the dual numbers,
+    /// every tangent (recursively). A tape variable is exactly zero only if it is a constant
+    /// zero: a recorded variable may have non-zero derivatives whatever its value.
+    ///
+    /// The reverse sweep passes nothing on from a node whose adjoint is exactly zero, so that
+    /// an unused value with an infinite local derivative (`sqrt` at 0) cannot turn the
+    /// gradient into NaN through `0 * inf`.
+    ///
+    /// ```
+    /// use perturb::{Dual, Scalar};
+    /// assert!(Dual::constant(0.0_f64).is_exact_zero());
+    /// assert!(!Dual::new(0.0_f64, 1.0).is_exact_zero()); // == 0 compares values only
+    /// ```
+    fn is_exact_zero(self) -> bool;
+
+    /// The first component (the value, then the tangents, depth first) that is NaN or
+    /// infinite, if any. A tape variable's derivatives are not known until a sweep, so only
+    /// its value is looked at.
+    ///
+    /// ```
+    /// use perturb::{Dual, Scalar};
+    /// assert_eq!(Dual::new(1.0_f64, 2.0).first_non_finite(), None);
+    /// assert!(Dual::new(1.0_f64, f64::NAN).first_non_finite().unwrap().is_nan());
+    /// ```
+    fn first_non_finite(self) -> Option<f64> {
+        let v = self.to_f64_value();
+        (!v.is_finite()).then_some(v)
+    }
+
     /// The logistic sigmoid `1 / (1 + exp(-x))`, computed without overflow for large `|x|`.
     ///
     /// ```
@@ -72,6 +113,7 @@ pub trait Scalar:
     /// assert_eq!(0.0_f64.sigmoid(), 0.5);
     /// assert!((-800.0_f64).sigmoid() >= 0.0);
     /// ```
+    #[track_caller]
     fn sigmoid(self) -> Self {
         Self::apply_unary(&rules::Sigmoid, self)
     }
@@ -82,6 +124,7 @@ pub trait Scalar:
     /// use perturb::Scalar;
     /// assert!(((-800.0_f64).log_sigmoid() + 800.0).abs() < 1e-9);
     /// ```
+    #[track_caller]
     fn log_sigmoid(self) -> Self {
         Self::apply_unary(&rules::LogSigmoid, self)
     }
@@ -92,6 +135,7 @@ pub trait Scalar:
     /// use perturb::Scalar;
     /// assert_eq!(800.0_f64.softplus(), 800.0);
     /// ```
+    #[track_caller]
     fn softplus(self) -> Self {
         Self::apply_unary(&rules::Softplus, self)
     }
@@ -102,6 +146,7 @@ pub trait Scalar:
     /// use perturb::Scalar;
     /// assert_eq!((-2.0_f64).relu(), 0.0);
     /// ```
+    #[track_caller]
     fn relu(self) -> Self {
         Self::apply_unary(&rules::Relu, self)
     }
@@ -161,6 +206,7 @@ pub trait UnaryOp {
     /// use perturb::{rules::Sqrt, UnaryOp};
     /// assert_eq!(Sqrt.apply(9.0_f64), 3.0);
     /// ```
+    #[track_caller]
     fn apply<S: Scalar>(&self, x: S) -> S
     where
         Self: Sized,
@@ -218,6 +264,7 @@ pub trait BinaryOp {
     /// use perturb::{rules::Atan2, BinaryOp};
     /// assert_eq!(Atan2.apply(0.0_f64, 1.0), 0.0);
     /// ```
+    #[track_caller]
     fn apply<S: Scalar>(&self, a: S, b: S) -> S
     where
         Self: Sized,
@@ -237,9 +284,14 @@ macro_rules! impl_scalar_for_primitive {
             fn apply_binary<O: BinaryOp>(op: &O, a: Self, b: Self) -> Self {
                 op.func(a, b)
             }
+            const ORDER: usize = 0;
             #[inline]
             fn to_f64_value(self) -> f64 {
                 self as f64
+            }
+            #[inline(always)]
+            fn is_exact_zero(self) -> bool {
+                self == 0.0
             }
         }
     )*};
