@@ -247,6 +247,7 @@ pub fn detect_non_finite<R>(f: impl FnOnce() -> R) -> Result<R, NonFinite> {
         fn drop(&mut self) {
             ACTIVE.fetch_sub(1, Ordering::Relaxed);
             STATE.with(|s| *s.borrow_mut() = None);
+            PROVISIONAL.with(|p| p.set(false));
         }
     }
     STATE.with(|s| *s.borrow_mut() = Some(None));
@@ -318,52 +319,44 @@ pub fn reported() -> bool {
 #[inline(never)]
 pub fn report(report: impl FnOnce() -> NonFinite) {
     STATE.with(|s| {
-        if let Some(slot @ None) = &mut *s.borrow_mut() {
-            *slot = Some(report());
+        if let Some(slot) = &mut *s.borrow_mut() {
+            if slot.is_none() || PROVISIONAL.with(|p| p.replace(false)) {
+                *slot = Some(report());
+            }
         }
     });
 }
 
-/// The operation being checked on this thread, with the caller's line. Set by the outermost
-/// operation only: a nested number type computes an operation's rule in operations of the inner
-/// type, and those belong to the outer operation (its name, its line, its report).
-/// The location is `None` for an operation recorded on a tape before checking was turned on.
-pub(crate) type OpSite = (&'static str, Option<&'static Location<'static>>);
-
 thread_local! {
-    static CURRENT: Cell<Option<OpSite>> = const { Cell::new(None) };
+    /// Whether this scope's report was made by an operation called from inside perturb (a
+    /// nested number type computes an operation's rule in operations of the inner type): a
+    /// later report, from the operation the user called, replaces it.
+    static PROVISIONAL: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Marks an operation as running (see [`CURRENT`]) until dropped.
-pub(crate) struct OpScope {
-    _private: (),
+/// Whether `location` is in perturb's own source (the directory of this file), where rules
+/// compute in operations of inner number types. This file holds no such code, only examples
+/// (whose doctests report lines here).
+fn internal(location: &Location<'_>) -> bool {
+    let here = file!();
+    let dir = here.strip_suffix("debug.rs").unwrap_or(here);
+    location.file().starts_with(dir) && location.file() != here
 }
 
-impl Drop for OpScope {
-    fn drop(&mut self) {
-        CURRENT.with(|c| c.set(None));
-    }
-}
-
-/// Starts checking the operation `op` called at `location`; `None` if an enclosing operation is
-/// already being checked (then the enclosing one checks the result).
-pub(crate) fn enter(
-    op: &'static str,
-    location: Option<&'static Location<'static>>,
-) -> Option<OpScope> {
-    CURRENT.with(|c| {
-        if c.get().is_some() {
-            None
-        } else {
-            c.set(Some((op, location)));
-            Some(OpScope { _private: () })
+/// Records a report of the scalar engine: as [`report`], but a report whose line is inside
+/// perturb is provisional, replaced by the next report (the outer operation's, or the sweep's).
+pub(crate) fn report_scalar(make: impl FnOnce() -> NonFinite) {
+    STATE.with(|s| {
+        let mut state = s.borrow_mut();
+        let Some(slot) = &mut *state else {
+            return;
+        };
+        if slot.is_none() || PROVISIONAL.with(Cell::get) {
+            let found = make();
+            PROVISIONAL.with(|p| p.set(found.location.is_some_and(internal)));
+            *slot = Some(found);
         }
-    })
-}
-
-/// The operation being checked, and its caller's line.
-pub(crate) fn current() -> Option<OpSite> {
-    CURRENT.with(Cell::get)
+    });
 }
 
 /// The summaries of scalar inputs (their values at the bottom of any nesting).
@@ -374,21 +367,17 @@ pub(crate) fn scalar_inputs<S: crate::Scalar>(values: &[S]) -> Vec<InputSummary>
         .collect()
 }
 
-/// Runs one operation of the scalar engine with checking on (the caller has seen [`enabled`])
-/// and reports its result if it is not finite: the value (the forward pass), else any tangent
-/// at any level of nesting (forward mode).
+/// Checks the result `y` of one operation of the scalar engine (the caller has seen
+/// [`enabled`]) and reports it if it is not finite: the value (the forward pass), else any
+/// tangent at any level of nesting (forward mode).
+#[cold]
 #[inline(never)]
-pub(crate) fn scalar_op<S: crate::Scalar>(
+pub(crate) fn check_scalar<S: crate::Scalar>(
     op: &'static str,
     location: &'static Location<'static>,
     inputs: &[S],
-    run: impl FnOnce() -> S,
-) -> S {
-    let Some(scope) = enter(op, Some(location)) else {
-        return run();
-    };
-    let y = run();
-    drop(scope);
+    y: S,
+) {
     let value = y.to_f64_value();
     let found = if !value.is_finite() {
         Some((Sweep::Forward, "value", value))
@@ -396,7 +385,7 @@ pub(crate) fn scalar_op<S: crate::Scalar>(
         y.first_non_finite().map(|t| (Sweep::Tangent, "tangent", t))
     };
     if let Some((sweep, quantity, found)) = found {
-        report(|| NonFinite {
+        report_scalar(|| NonFinite {
             op,
             sweep,
             quantity,
@@ -405,5 +394,4 @@ pub(crate) fn scalar_op<S: crate::Scalar>(
             location: Some(location),
         });
     }
-    y
 }

@@ -120,19 +120,21 @@ impl<T: Scalar> Scalar for Dual<T> {
     #[inline(always)]
     #[track_caller]
     fn apply_unary<O: UnaryOp>(op: &O, x: Self) -> Self {
+        let y = unary(op, x);
         if debug::enabled() {
-            return debug::scalar_op(op.name(), Location::caller(), &[x], || unary(op, x));
+            debug::check_scalar(op.name(), Location::caller(), &[x], y);
         }
-        unary(op, x)
+        y
     }
 
     #[inline(always)]
     #[track_caller]
     fn apply_binary<O: BinaryOp>(op: &O, a: Self, b: Self) -> Self {
+        let y = binary(op, a, b);
         if debug::enabled() {
-            return debug::scalar_op(op.name(), Location::caller(), &[a, b], || binary(op, a, b));
+            debug::check_scalar(op.name(), Location::caller(), &[a, b], y);
         }
-        binary(op, a, b)
+        y
     }
 }
 

@@ -407,13 +407,18 @@ impl<T: Scalar> Tape<T> {
     /// Keeps what a checked sweep needs to report node `node` (checking is on).
     #[cold]
     #[inline(never)]
-    fn note_checked(&self, node: u32, inputs: &[T]) {
-        let (op, location) = debug::current().unwrap_or(("an operation", None));
+    fn note_checked(
+        &self,
+        node: u32,
+        op: &'static str,
+        location: &'static Location<'static>,
+        inputs: &[T],
+    ) {
         // SAFETY: see the `nodes` field; the borrow ends here.
         unsafe { &mut *self.checked.get() }.push(CheckedNode {
             node,
             op,
-            location,
+            location: Some(location),
             inputs: debug::scalar_inputs(inputs),
         });
     }
@@ -513,43 +518,40 @@ fn sweep<T: Scalar, const CHECK: bool>(
             continue;
         }
         let site = if CHECK {
-            checked
-                .binary_search_by_key(&(i as u32), |c| c.node)
-                .ok()
-                .map(|k| &checked[k])
-        } else {
-            None
-        };
-        // The rule's arithmetic on nested numbers belongs to this node's operation.
-        let _scope = if CHECK {
-            debug::enter(
-                site.map_or("an operation", |c| c.op),
-                site.and_then(|c| c.location),
-            )
+            checked_site(checked, i)
         } else {
             None
         };
         debug_assert!((p0 as usize) < i && (p1 == NONE || (p1 as usize) < i));
         let below = (i as u32).wrapping_sub(1);
         for (p, d) in [(p0, node.partials[0]), (p1, node.partials[1])] {
-            if p == NONE {
-                continue;
-            }
-            let c = adjoint * d;
-            if CHECK {
-                check_cotangent(c, adjoint, site);
-            }
             if p == below {
+                let c = adjoint * d;
+                if CHECK {
+                    check_cotangent(c, adjoint, site);
+                }
                 carry = Some(match carry {
                     Some(prev) => prev + c,
                     None => c,
                 });
-            } else {
+            } else if p != NONE {
+                let c = adjoint * d;
+                if CHECK {
+                    check_cotangent(c, adjoint, site);
+                }
                 // SAFETY: `p < i <= len` (see above).
                 unsafe { *adjoints.get_unchecked_mut(p as usize) += c };
             }
         }
     }
+}
+
+/// What `checked` knows of node `i`, if it was recorded while checking was on.
+fn checked_site(checked: &[CheckedNode], i: usize) -> Option<&CheckedNode> {
+    checked
+        .binary_search_by_key(&(i as u32), |c| c.node)
+        .ok()
+        .map(|k| &checked[k])
 }
 
 /// Reports a cotangent that is not finite, sent by the rule of `site`'s operation.
@@ -559,7 +561,8 @@ fn check_cotangent<T: Scalar>(c: T, adjoint: T, site: Option<&CheckedNode>) {
     let Some(found) = c.first_non_finite() else {
         return;
     };
-    debug::report(|| {
+    // Replaces a report of the nested arithmetic that computed `c` (provisional).
+    debug::report_scalar(|| {
         let mut inputs = vec![InputSummary::of(&[], [adjoint.to_f64_value()])];
         inputs.extend(site.iter().flat_map(|c| c.inputs.iter().cloned()));
         NonFinite {
@@ -697,16 +700,11 @@ impl<'t, T: Scalar> Var<'t, T> {
         parents: [u32; 2],
         partials: [T; 2],
         value: T,
-        inputs: &[T],
     ) -> Self {
         tape.log(op, value);
-        let index = tape.push(Node { parents, partials });
-        if debug::enabled() {
-            tape.note_checked(index, inputs);
-        }
         Var {
             tape: Some(tape),
-            index,
+            index: tape.push(Node { parents, partials }),
             value,
         }
     }
@@ -739,19 +737,38 @@ impl<T: Scalar> Scalar for Var<'_, T> {
     #[inline(always)]
     #[track_caller]
     fn apply_unary<O: UnaryOp>(op: &O, x: Self) -> Self {
+        let y = unary(op, x);
         if debug::enabled() {
-            return debug::scalar_op(op.name(), Location::caller(), &[x], || unary(op, x));
+            check_var(op.name(), Location::caller(), &[x], y);
         }
-        unary(op, x)
+        y
     }
 
     #[inline(always)]
     #[track_caller]
     fn apply_binary<O: BinaryOp>(op: &O, a: Self, b: Self) -> Self {
+        let y = binary(op, a, b);
         if debug::enabled() {
-            return debug::scalar_op(op.name(), Location::caller(), &[a, b], || binary(op, a, b));
+            check_var(op.name(), Location::caller(), &[a, b], y);
         }
-        binary(op, a, b)
+        y
+    }
+}
+
+/// Checks an operation's result (checking is on) and keeps what the reverse sweep needs to
+/// name the node it recorded.
+#[cold]
+#[inline(never)]
+fn check_var<'t, T: Scalar>(
+    op: &'static str,
+    location: &'static Location<'static>,
+    inputs: &[Var<'t, T>],
+    y: Var<'t, T>,
+) {
+    debug::check_scalar(op, location, inputs, y);
+    if let Some(tape) = y.tape {
+        let values: Vec<T> = inputs.iter().map(|x| x.value).collect();
+        tape.note_checked(y.index, op, location, &values);
     }
 }
 
@@ -762,14 +779,7 @@ fn unary<'t, T: Scalar, O: UnaryOp>(op: &O, x: Var<'t, T>) -> Var<'t, T> {
         None => Var::constant(value),
         Some(tape) => {
             let d = op.grads(x.value, value);
-            Var::record(
-                tape,
-                op.name(),
-                [x.index, NONE],
-                [d, T::zero()],
-                value,
-                &[x.value],
-            )
+            Var::record(tape, op.name(), [x.index, NONE], [d, T::zero()], value)
         }
     }
 }
@@ -778,30 +788,15 @@ fn unary<'t, T: Scalar, O: UnaryOp>(op: &O, x: Var<'t, T>) -> Var<'t, T> {
 #[track_caller]
 fn binary<'t, T: Scalar, O: BinaryOp>(op: &O, a: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
     let value = op.func(a.value, b.value);
-    let inputs = [a.value, b.value];
     match (a.tape, b.tape) {
         (None, None) => Var::constant(value),
         (Some(tape), None) => {
             let (da, _) = op.grads(a.value, b.value, value);
-            Var::record(
-                tape,
-                op.name(),
-                [a.index, NONE],
-                [da, T::zero()],
-                value,
-                &inputs,
-            )
+            Var::record(tape, op.name(), [a.index, NONE], [da, T::zero()], value)
         }
         (None, Some(tape)) => {
             let (_, db) = op.grads(a.value, b.value, value);
-            Var::record(
-                tape,
-                op.name(),
-                [b.index, NONE],
-                [db, T::zero()],
-                value,
-                &inputs,
-            )
+            Var::record(tape, op.name(), [b.index, NONE], [db, T::zero()], value)
         }
         (Some(ta), Some(tb)) => {
             if ta.id != tb.id {
@@ -810,16 +805,9 @@ fn binary<'t, T: Scalar, O: BinaryOp>(op: &O, a: Var<'t, T>, b: Var<'t, T>) -> V
             let (da, db) = op.grads(a.value, b.value, value);
             if a.index == b.index {
                 // `x * x` and the like: one parent, one update of its adjoint in the sweep.
-                Var::record(
-                    ta,
-                    op.name(),
-                    [a.index, NONE],
-                    [da + db, T::zero()],
-                    value,
-                    &inputs,
-                )
+                Var::record(ta, op.name(), [a.index, NONE], [da + db, T::zero()], value)
             } else {
-                Var::record(ta, op.name(), [a.index, b.index], [da, db], value, &inputs)
+                Var::record(ta, op.name(), [a.index, b.index], [da, db], value)
             }
         }
     }
