@@ -186,6 +186,7 @@ impl Singular {
 
     /// The singular value, then its product with `a` (a dead node reading a dead node).
     fn eval<T: Scalar>(self, a: T) -> T {
+        #[allow(clippy::eq_op)] // a zero recorded from `a`, on purpose
         let zero = a - a;
         let s = match self {
             Singular::Sqrt0 => zero.sqrt(),
