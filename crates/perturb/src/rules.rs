@@ -10,7 +10,8 @@
 //! - `max`, `min`: at a tie each argument gets half (JAX's convention); where one argument
 //!   is NaN the result and the whole derivative follow the other, as `f64::max` does.
 //! - `hypot` at (0, 0): both partials 0.
-//! - `powf(x, y)`: for `x <= 0` the partial in `y` is 0; for `y = 0` the partial in `x` is 0.
+//! - `powf(x, y)`: for `x <= 0` the partial in `y` is 0; for a constant `y = 0`, or at
+//!   `x = y = 0`, the partial in `x` is 0.
 //! - `atan2` at (0, 0): both partials 0.
 //! - `relu(NaN)` is NaN, as `max(x, 0)` written with a comparison would not give.
 //! - `floor`, `ceil`, `round`, `trunc`, `signum`: derivative 0 (they are implemented as constants).
@@ -154,10 +155,17 @@ binary_rules! {
     /// `a % b` (truncated remainder, as Rust's `%`); partials `(1, -trunc(a / b))`.
     Rem("rem") at (5.3, 1.2): |a, b, v| a % b, (T::one(), -(a / b).trunc());
     /// `a^b` for real `b`; partials `(b a^(b-1), a^b ln a)`.
-    /// At `b = 0` the partial in `a` is 0 (`a^0` is constant); where `a <= 0` the partial in
-    /// `b` is 0 (`a^b` is then only defined for integer `b`, or is 0).
+    /// For a constant `b = 0` the partial in `a` is 0 (`a^0` is constant), and at `a = 0`,
+    /// `b = 0` too (rather than `0 * inf`); an exponent whose value is 0 but which carries
+    /// derivatives keeps `b a^(b-1)`, whose derivative in `b` is the mixed second derivative
+    /// `1 / a`. Where `a <= 0` the partial in `b` is 0 (`a^b` is then only defined for integer
+    /// `b`, or is 0).
     Powf("powf") at (1.3, 2.5): |a, b, v| a.powf(b), (
-        if b == T::zero() { T::zero() } else { b * a.powf(b - T::one()) },
+        if b == T::zero() && (b.is_exact_zero() || a == T::zero()) {
+            T::zero()
+        } else {
+            b * a.powf(b - T::one())
+        },
         if a > T::zero() { v * a.ln() } else { T::zero() },
     );
     /// `log_b(a)` (`a.log(b)`); partials `(1 / (a ln b), -log_b(a) / (b ln b))`.

@@ -371,7 +371,19 @@ impl<T: Scalar> Tape<T> {
         scratch.clean = false;
         let adjoints = &mut scratch.adjoints[..=last];
         adjoints[last] = T::one();
-        self.sweep(adjoints, Sweep::Consume);
+        // The sweep zeroes the slots of operations as it goes, unless one is asked for.
+        let nodes = self.nodes();
+        let intermediate = wrt.iter().any(|x| {
+            nodes
+                .get(x.index as usize)
+                .is_some_and(|n| x.index as usize <= last && n.parents[0] != NONE)
+        });
+        let mode = if intermediate {
+            Sweep::Keep
+        } else {
+            Sweep::Consume
+        };
+        self.sweep(adjoints, mode);
         let result = wrt
             .iter()
             .map(|x| {
@@ -381,11 +393,15 @@ impl<T: Scalar> Tape<T> {
                     .unwrap_or_else(T::zero)
             })
             .collect();
-        // The sweep zeroed every slot but the inputs'; zero those too.
-        // SAFETY: see the `nodes` field.
-        let leaves = unsafe { &*self.leaves.get() };
-        for &leaf in leaves.iter().take_while(|&&leaf| leaf as usize <= last) {
-            adjoints[leaf as usize] = T::zero();
+        if intermediate {
+            adjoints.fill(T::zero());
+        } else {
+            // The sweep zeroed every slot but the inputs'; zero those too.
+            // SAFETY: see the `nodes` field.
+            let leaves = unsafe { &*self.leaves.get() };
+            for &leaf in leaves.iter().take_while(|&&leaf| leaf as usize <= last) {
+                adjoints[leaf as usize] = T::zero();
+            }
         }
         scratch.clean = true;
         Ok(result)
