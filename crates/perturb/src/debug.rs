@@ -372,10 +372,10 @@ pub(crate) fn scalar_inputs<S: crate::Scalar>(values: &[S]) -> Vec<InputSummary>
 /// tangent at any level of nesting (forward mode).
 #[cold]
 #[inline(never)]
-pub(crate) fn check_scalar<S: crate::Scalar>(
+pub(crate) fn check_scalar<I: crate::Scalar, S: crate::Scalar>(
     op: &'static str,
     location: &'static Location<'static>,
-    inputs: &[S],
+    inputs: &[I],
     y: S,
 ) {
     let value = y.to_f64_value();

@@ -755,7 +755,7 @@ impl<T: Scalar> Scalar for Var<'_, T> {
     fn apply_unary<O: UnaryOp>(op: &O, x: Self) -> Self {
         let y = unary(op, x);
         if debug::enabled() {
-            check_var(op.name(), Location::caller(), &[x], y);
+            check_var(op.name(), Location::caller(), &[x.value], y);
         }
         y
     }
@@ -765,7 +765,7 @@ impl<T: Scalar> Scalar for Var<'_, T> {
     fn apply_binary<O: BinaryOp>(op: &O, a: Self, b: Self) -> Self {
         let y = binary(op, a, b);
         if debug::enabled() {
-            check_var(op.name(), Location::caller(), &[a, b], y);
+            check_var(op.name(), Location::caller(), &[a.value, b.value], y);
         }
         y
     }
@@ -778,13 +778,12 @@ impl<T: Scalar> Scalar for Var<'_, T> {
 fn check_var<'t, T: Scalar>(
     op: &'static str,
     location: &'static Location<'static>,
-    inputs: &[Var<'t, T>],
+    inputs: &[T],
     y: Var<'t, T>,
 ) {
     debug::check_scalar(op, location, inputs, y);
     if let Some(tape) = y.tape {
-        let values: Vec<T> = inputs.iter().map(|x| x.value).collect();
-        tape.note_checked(y.index, op, location, &values);
+        tape.note_checked(y.index, op, location, inputs);
     }
 }
 
