@@ -112,10 +112,11 @@ unary_rules! {
     Cos("cos") at 0.9: |x, v| x.cos(), -x.sin();
     /// `tan(x)`; derivative `1 + tan(x)^2`.
     Tan("tan") at 0.6: |x, v| x.tan(), T::one() + v * v;
-    /// `asin(x)`; derivative `1 / sqrt(1 - x^2)`.
-    Asin("asin") at 0.3: |x, v| x.asin(), (T::one() - x * x).sqrt().recip();
-    /// `acos(x)`; derivative `-1 / sqrt(1 - x^2)`.
-    Acos("acos") at -0.4: |x, v| x.acos(), -(T::one() - x * x).sqrt().recip();
+    /// `asin(x)`; derivative `1 / sqrt(1 - x^2)`, with `1 - x^2` as `(1 - x)(1 + x)`, which
+    /// does not cancel near `|x| = 1`.
+    Asin("asin") at 0.3: |x, v| x.asin(), one_minus_square(x).sqrt().recip();
+    /// `acos(x)`; derivative `-1 / sqrt(1 - x^2)` (as for `asin`).
+    Acos("acos") at -0.4: |x, v| x.acos(), -one_minus_square(x).sqrt().recip();
     /// `atan(x)`; derivative `1 / (1 + x^2)`.
     Atan("atan") at 1.5: |x, v| x.atan(), (T::one() + x * x).recip();
     /// `sinh(x)`; derivative `cosh(x)`.
@@ -124,10 +125,12 @@ unary_rules! {
     Cosh("cosh") at -0.8: |x, v| x.cosh(), x.sinh();
     /// `tanh(x)`; derivative `1 - tanh(x)^2`.
     Tanh("tanh") at 0.5: |x, v| x.tanh(), T::one() - v * v;
-    /// `asinh(x)`; derivative `1 / sqrt(x^2 + 1)`.
-    Asinh("asinh") at -1.2: |x, v| x.asinh(), (x * x + T::one()).sqrt().recip();
-    /// `acosh(x)`; derivative `1 / sqrt(x^2 - 1)`.
-    Acosh("acosh") at 1.8: |x, v| x.acosh(), (x * x - T::one()).sqrt().recip();
+    /// `asinh(x)`; derivative `1 / sqrt(x^2 + 1)`, as `1 / hypot(x, 1)` so that `x^2` cannot
+    /// overflow.
+    Asinh("asinh") at -1.2: |x, v| x.asinh(), x.hypot(T::one()).recip();
+    /// `acosh(x)`; derivative `1 / sqrt(x^2 - 1)`, as `1 / (sqrt(x - 1) sqrt(x + 1))`, which
+    /// neither overflows nor cancels near 1.
+    Acosh("acosh") at 1.8: |x, v| x.acosh(), ((x - T::one()).sqrt() * (x + T::one()).sqrt()).recip();
     /// `atanh(x)`; derivative `1 / (1 - x^2)`.
     Atanh("atanh") at 0.45: |x, v| x.atanh(), (T::one() - x * x).recip();
     /// `|x|`; derivative `sign(x)`, and 0 at 0.
@@ -170,11 +173,13 @@ binary_rules! {
     );
     /// `log_b(a)` (`a.log(b)`); partials `(1 / (a ln b), -log_b(a) / (b ln b))`.
     Log("log") at (3.0, 2.0): |a, b, v| a.log(b), { let lb = b.ln(); ((a * lb).recip(), -(v / (b * lb))) };
-    /// `atan2(a, b)`, the angle of the point `(b, a)`; partials `(b, -a) / (a^2 + b^2)`.
-    /// At the origin both partials are 0, as for `hypot`.
+    /// `atan2(a, b)`, the angle of the point `(b, a)`; partials `(b, -a) / (a^2 + b^2)`,
+    /// computed as `(b / h, -a / h) / h` with `h = hypot(a, b)`, so that `a^2 + b^2` can
+    /// neither underflow (tiny points) nor overflow (huge ones). At the origin both partials
+    /// are 0, as for `hypot`.
     Atan2("atan2") at (0.3, -1.2): |a, b, v| a.atan2(b), {
-        let r2 = a * a + b * b;
-        if r2 == T::zero() { (T::zero(), T::zero()) } else { let r = r2.recip(); (b * r, -(a * r)) }
+        let h = a.hypot(b);
+        if h == T::zero() { (T::zero(), T::zero()) } else { (b / h / h, -(a / h / h)) }
     };
     /// `sqrt(a^2 + b^2)`; partials `(a, b) / hypot`, and `(0, 0)` at the origin.
     Hypot("hypot") at (0.3, -1.2): |a, b, v| a.hypot(b), if v == T::zero() { (T::zero(), T::zero()) } else { (a / v, b / v) };
@@ -221,6 +226,12 @@ fn select<T: Scalar>(_a: T, _b: T, first: bool, second: bool) -> (T, T) {
         let half = two::<T>().recip();
         (half, half)
     }
+}
+
+/// `1 - x^2` as `(1 - x)(1 + x)`: exact where `x^2` rounds near 1.
+#[inline(always)]
+fn one_minus_square<T: Scalar>(x: T) -> T {
+    (T::one() - x) * (T::one() + x)
 }
 
 #[inline(always)]

@@ -28,3 +28,44 @@ fn gradient_wrt_an_intermediate_value_is_its_adjoint_not_zero() {
     // And the buffer is clean for the next call.
     assert_eq!(tape.gradient_wrt(t, &[x, t]).unwrap(), vec![3.0, 1.0]);
 }
+
+fn close(got: f64, want: f64) -> bool {
+    (got - want).abs() <= 4.0 * f64::EPSILON * want.abs()
+}
+
+#[test]
+fn atan2_partials_neither_underflow_nor_overflow() {
+    // d atan2(a, b) = (b, -a) / (a^2 + b^2). At (1e-200, 1e-200) a^2 + b^2 underflowed to 0 and
+    // the rule returned its origin convention (0, 0) instead of (5e199, -5e199); at
+    // (1e200, 1e200) it overflowed and gave (0, -0) instead of (5e-201, -5e-201).
+    for (s, want) in [(1e-200, 5e199), (1e200, 5e-201), (3.0, 1.0 / 6.0)] {
+        let (_, g) = perturb::gradient(|v| v[0].atan2(v[1]), &[s, s]);
+        assert!(close(g[0], want) && close(g[1], -want), "{s}: {g:?}");
+    }
+    // The origin keeps its convention.
+    assert_eq!(
+        perturb::gradient(|v| v[0].atan2(v[1]), &[0.0, 0.0]).1,
+        vec![0.0, 0.0]
+    );
+}
+
+#[test]
+fn inverse_hyperbolic_and_circular_slopes_hold_at_extreme_arguments() {
+    // asinh' = 1 / sqrt(x^2 + 1), acosh' = 1 / sqrt(x^2 - 1): x^2 overflowed at 1e200 (slope
+    // 0 instead of 1e-200).
+    let (_, d) = perturb::derivative(|x| x.asinh(), 1e200_f64);
+    assert!(close(d, 1e-200), "{d}");
+    let (_, d) = perturb::derivative(|x| x.acosh(), 1e200_f64);
+    assert!(close(d, 1e-200), "{d}");
+    // asin' = 1 / sqrt(1 - x^2) near 1: 1 - x^2 cancels; (1 - x)(1 + x) does not.
+    let x = 1.0 - 2.0_f64.powi(-30);
+    let exact = 1.0 / ((1.0 - x) * (1.0 + x)).sqrt();
+    let (_, d) = perturb::derivative(|x| x.asin(), x);
+    assert!(close(d, exact), "{d} vs {exact}");
+    let (_, d) = perturb::derivative(|x| x.acos(), x);
+    assert!(close(d, -exact), "{d} vs {exact}");
+    let x = 1.0 + 2.0_f64.powi(-30);
+    let exact = 1.0 / ((x - 1.0) * (x + 1.0)).sqrt();
+    let (_, d) = perturb::derivative(|x| x.acosh(), x);
+    assert!(close(d, exact), "{d} vs {exact}");
+}
