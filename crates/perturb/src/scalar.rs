@@ -286,6 +286,19 @@ pub trait BinaryOp {
     }
 }
 
+/// A local partial times a tangent, exactly zero when the tangent is: a direction along which
+/// the input does not move cannot move the output, even through an infinite or NaN partial
+/// (`sqrt` at 0 in a pass that perturbs another input), the forward counterpart of the reverse
+/// sweep's skip.
+#[inline(always)]
+pub(crate) fn scale_tangent<T: Scalar>(partial: T, tangent: T) -> T {
+    if tangent.is_exact_zero() {
+        tangent
+    } else {
+        partial * tangent
+    }
+}
+
 macro_rules! impl_scalar_for_primitive {
     ($($t:ty),*) => {$(
         impl Scalar for $t {

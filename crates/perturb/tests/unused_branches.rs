@@ -189,3 +189,26 @@ fn forward_over_reverse_with_dual_of_var_skips_unused_values() {
         vec![3.0]
     );
 }
+
+#[test]
+fn forward_mode_passes_along_which_an_input_does_not_move_stay_exact() {
+    // The forward counterpart: a pass that perturbs x1 or x2 gives sqrt(x0) the tangent 0, and
+    // 0 times its infinite partial is NaN; the other rows' entries were NaN in forward mode
+    // (the whole first row here).
+    let inf = f64::INFINITY;
+    let want = vec![
+        vec![inf, 0.0, 0.0],
+        vec![2.0, 1.0, 0.0],
+        vec![0.0, 3.0, 1.0],
+    ];
+    for mode in [Mode::Forward, Mode::Auto] {
+        let (_, j) = jacobian(&SqrtAndLinear, &[0.0_f64, 1.0, 3.0], mode).unwrap();
+        assert_eq!(j, want, "{mode:?}");
+    }
+    let (_, g) = perturb::gradient_forward(|v| v[0].sqrt() * 0.0 + v[1] * 2.0, &[0.0_f64, 1.0]);
+    assert!(g[0].is_nan()); // sqrt(x0) is used (times 0): its infinite slope is real
+    assert_eq!(g[1], 2.0);
+    // A Dual that does not move: its tangent stays exactly 0 through a singular partial.
+    let y = Dual::constant(0.0_f64).ln() * 2.0;
+    assert_eq!(y.tangent(), 0.0);
+}

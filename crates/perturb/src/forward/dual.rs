@@ -5,7 +5,7 @@ use std::panic::Location;
 
 use crate::debug;
 use crate::number::{impl_ad_number, AdNumber};
-use crate::scalar::{BinaryOp, Scalar, UnaryOp};
+use crate::scalar::{scale_tangent, BinaryOp, Scalar, UnaryOp};
 
 /// A dual number: a primal value and the tangent (directional derivative) carried with it.
 ///
@@ -143,7 +143,7 @@ fn unary<T: Scalar, O: UnaryOp>(op: &O, x: Dual<T>) -> Dual<T> {
     let value = op.func(x.value);
     Dual {
         value,
-        tangent: op.grads(x.value, value) * x.tangent,
+        tangent: scale_tangent(op.grads(x.value, value), x.tangent),
     }
 }
 
@@ -153,7 +153,7 @@ fn binary<T: Scalar, O: BinaryOp>(op: &O, a: Dual<T>, b: Dual<T>) -> Dual<T> {
     let (da, db) = op.grads(a.value, b.value, value);
     Dual {
         value,
-        tangent: da * a.tangent + db * b.tangent,
+        tangent: scale_tangent(da, a.tangent) + scale_tangent(db, b.tangent),
     }
 }
 

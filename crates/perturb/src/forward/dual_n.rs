@@ -5,7 +5,7 @@ use std::panic::Location;
 
 use crate::debug;
 use crate::number::{impl_ad_number, AdNumber};
-use crate::scalar::{BinaryOp, Scalar, UnaryOp};
+use crate::scalar::{scale_tangent, BinaryOp, Scalar, UnaryOp};
 
 /// A dual number carrying `N` tangents at once: one forward pass gives the derivatives along `N`
 /// directions, e.g. the partials with respect to `N` inputs (the lecture's `forward_grads`).
@@ -158,7 +158,7 @@ fn unary<T: Scalar, O: UnaryOp, const N: usize>(op: &O, x: DualN<T, N>) -> DualN
     let d = op.grads(x.value, value);
     DualN {
         value,
-        tangents: x.tangents.map(|t| d * t),
+        tangents: x.tangents.map(|t| scale_tangent(d, t)),
     }
 }
 
@@ -172,7 +172,7 @@ fn binary<T: Scalar, O: BinaryOp, const N: usize>(
     let (da, db) = op.grads(a.value, b.value, value);
     let mut tangents = a.tangents;
     for (t, &tb) in tangents.iter_mut().zip(&b.tangents) {
-        *t = da * *t + db * tb;
+        *t = scale_tangent(da, *t) + scale_tangent(db, tb);
     }
     DualN { value, tangents }
 }

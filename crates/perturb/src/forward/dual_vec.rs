@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::debug;
 use crate::error::Error;
 use crate::number::{impl_ad_number, AdNumber};
-use crate::scalar::{BinaryOp, Scalar, UnaryOp};
+use crate::scalar::{scale_tangent, BinaryOp, Scalar, UnaryOp};
 
 static NEXT_ARENA_ID: AtomicU64 = AtomicU64::new(1);
 const CONSTANT: u32 = u32::MAX;
@@ -170,7 +170,7 @@ impl<T: Scalar> TangentArena<T> {
         let from = src as usize * self.width;
         rows.extend_from_within(from..from + self.width);
         for t in &mut rows[start..] {
-            *t = scale * *t;
+            *t = scale_tangent(scale, *t);
         }
         row
     }
@@ -187,7 +187,7 @@ impl<T: Scalar> TangentArena<T> {
         let (old, new) = rows.split_at_mut(start);
         let b_row = &old[b as usize * self.width..][..self.width];
         for (t, &tb) in new.iter_mut().zip(b_row) {
-            *t = da * *t + db * tb;
+            *t = scale_tangent(da, *t) + scale_tangent(db, tb);
         }
         row
     }
