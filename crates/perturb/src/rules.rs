@@ -131,8 +131,8 @@ unary_rules! {
     /// `acosh(x)`; derivative `1 / sqrt(x^2 - 1)`, as `1 / (sqrt(x - 1) sqrt(x + 1))`, which
     /// neither overflows nor cancels near 1.
     Acosh("acosh") at 1.8: |x, v| x.acosh(), ((x - T::one()).sqrt() * (x + T::one()).sqrt()).recip();
-    /// `atanh(x)`; derivative `1 / (1 - x^2)`.
-    Atanh("atanh") at 0.45: |x, v| x.atanh(), (T::one() - x * x).recip();
+    /// `atanh(x)`; derivative `1 / (1 - x^2)` (as for `asin`, `(1 - x)(1 + x)`).
+    Atanh("atanh") at 0.45: |x, v| x.atanh(), one_minus_square(x).recip();
     /// `|x|`; derivative `sign(x)`, and 0 at 0.
     Abs("abs") at -0.7: |x, v| x.abs(), if x > T::zero() { T::one() } else if x < T::zero() { -T::one() } else { T::zero() };
     /// `1 / (1 + exp(-x))`, stable for large `|x|`; derivative `s(x) s(-x)` (not `s (1 - s)`,

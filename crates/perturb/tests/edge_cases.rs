@@ -64,6 +64,9 @@ fn inverse_hyperbolic_and_circular_slopes_hold_at_extreme_arguments() {
     assert!(close(d, exact), "{d} vs {exact}");
     let (_, d) = perturb::derivative(|x| x.acos(), x);
     assert!(close(d, -exact), "{d} vs {exact}");
+    let exact_atanh = 1.0 / ((1.0 - x) * (1.0 + x));
+    let (_, d) = perturb::derivative(|x| x.atanh(), x);
+    assert!(close(d, exact_atanh), "{d} vs {exact_atanh}");
     let x = 1.0 + 2.0_f64.powi(-30);
     let exact = 1.0 / ((x - 1.0) * (x + 1.0)).sqrt();
     let (_, d) = perturb::derivative(|x| x.acosh(), x);
