@@ -33,9 +33,9 @@ mod graph_support;
 
 use graph_support::{
     along, cases, cases_with_dead, directional, eval, eval_values, eval_vector, five_point,
-    gradient_dual_n, gradient_dual_passes, graphs, hessian_forward_over_forward,
+    gradient_dual_n, gradient_dual_passes, graphs, graphs_with_dead, hessian_forward_over_forward,
     hessian_reverse_over_forward, hessian_reverse_over_reverse, record_other_types, Graph, Node,
-    Op, ScalarGraph, Values, VectorGraph, OP_KINDS,
+    Op, ScalarGraph, Values, VectorGraph, OP_KINDS, SINGULAR_KINDS,
 };
 use perturb::{Dual, Error, Mode, Tape};
 use proptest::prelude::*;
@@ -595,4 +595,24 @@ fn generator_covers_ops_and_sharing() {
         shared * 10 >= samples * 9,
         "only {shared} of {samples} graphs share a value"
     );
+}
+
+/// The dead-branch generator draws every singular kind, before various nodes, and never after
+/// the output.
+#[test]
+fn dead_branch_generator_covers_every_kind() {
+    let mut runner = TestRunner::deterministic();
+    let strategy = graphs_with_dead(1..=4, 3..=25);
+    let mut kinds = Vec::new();
+    for _ in 0..200 {
+        let g = strategy.new_tree(&mut runner).expect("a graph").current();
+        assert!((1..=4).contains(&g.dead.len()));
+        for d in &g.dead {
+            assert!(d.before < g.nodes.len() && d.arg < g.inputs + d.before);
+            if !kinds.contains(&d.kind) {
+                kinds.push(d.kind);
+            }
+        }
+    }
+    assert_eq!(kinds.len(), SINGULAR_KINDS, "{kinds:?}");
 }
