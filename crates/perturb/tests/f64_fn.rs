@@ -199,3 +199,23 @@ fn check_scalar_fn_passes_the_built_in_rules() {
         check_scalar_fn(&Elementary, &[0.7, -0.4], &ScalarCheckOptions::default()).unwrap();
     assert!(report.worst_ratio <= 1.0);
 }
+
+#[test]
+fn f64_fn_lifts_to_tensors_with_its_second_derivative() {
+    use perturb::tensor::{hessian as tensor_hessian, ops::Pointwise, Array, Tensor};
+    let x = Tensor::vector(&[1.3_f64, 0.9]);
+    let h = tensor_hessian(
+        |x| {
+            let j = x.apply_op(&Pointwise(J0))?;
+            Ok(j.try_mul(&j)?.sum_all())
+        },
+        &x,
+    )
+    .unwrap();
+    let h = h.to_vec();
+    for (k, &xk) in [1.3, 0.9].iter().enumerate() {
+        let exact = exact_second_derivative_of_j0_squared(xk);
+        assert!((h[3 * k] - exact).abs() < 1e-12, "{h:?}");
+    }
+    assert_eq!((h[1], h[2]), (0.0, 0.0));
+}
