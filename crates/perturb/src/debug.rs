@@ -27,7 +27,7 @@
 //! assert!(found.location.unwrap().file().ends_with(".rs"));
 //! ```
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -247,6 +247,7 @@ pub fn detect_non_finite<R>(f: impl FnOnce() -> R) -> Result<R, NonFinite> {
         fn drop(&mut self) {
             ACTIVE.fetch_sub(1, Ordering::Relaxed);
             STATE.with(|s| *s.borrow_mut() = None);
+            PROVISIONAL.with(|p| p.set(false));
         }
     }
     STATE.with(|s| *s.borrow_mut() = Some(None));
@@ -318,8 +319,79 @@ pub fn reported() -> bool {
 #[inline(never)]
 pub fn report(report: impl FnOnce() -> NonFinite) {
     STATE.with(|s| {
-        if let Some(slot @ None) = &mut *s.borrow_mut() {
-            *slot = Some(report());
+        if let Some(slot) = &mut *s.borrow_mut() {
+            if slot.is_none() || PROVISIONAL.with(|p| p.replace(false)) {
+                *slot = Some(report());
+            }
         }
     });
+}
+
+thread_local! {
+    /// Whether this scope's report was made by an operation called from inside perturb (a
+    /// nested number type computes an operation's rule in operations of the inner type): a
+    /// later report, from the operation the user called, replaces it.
+    static PROVISIONAL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether `location` is in perturb's own source (the directory of this file), where rules
+/// compute in operations of inner number types. This file holds no such code, only examples
+/// (whose doctests report lines here).
+fn internal(location: &Location<'_>) -> bool {
+    let here = file!();
+    let dir = here.strip_suffix("debug.rs").unwrap_or(here);
+    location.file().starts_with(dir) && location.file() != here
+}
+
+/// Records a report of the scalar engine: as [`report`], but a report whose line is inside
+/// perturb is provisional, replaced by the next report (the outer operation's, or the sweep's).
+pub(crate) fn report_scalar(make: impl FnOnce() -> NonFinite) {
+    STATE.with(|s| {
+        let mut state = s.borrow_mut();
+        let Some(slot) = &mut *state else {
+            return;
+        };
+        if slot.is_none() || PROVISIONAL.with(Cell::get) {
+            let found = make();
+            PROVISIONAL.with(|p| p.set(found.location.is_some_and(internal)));
+            *slot = Some(found);
+        }
+    });
+}
+
+/// The summaries of scalar inputs (their values at the bottom of any nesting).
+pub(crate) fn scalar_inputs<S: crate::Scalar>(values: &[S]) -> Vec<InputSummary> {
+    values
+        .iter()
+        .map(|v| InputSummary::of(&[], [v.to_f64_value()]))
+        .collect()
+}
+
+/// Checks the result `y` of one operation of the scalar engine (the caller has seen
+/// [`enabled`]) and reports it if it is not finite: the value (the forward pass), else any
+/// tangent at any level of nesting (forward mode).
+#[cold]
+#[inline(never)]
+pub(crate) fn check_scalar<I: crate::Scalar, S: crate::Scalar>(
+    op: &'static str,
+    location: &'static Location<'static>,
+    inputs: &[I],
+    y: S,
+) {
+    let value = y.to_f64_value();
+    let found = if !value.is_finite() {
+        Some((Sweep::Forward, "value", value))
+    } else {
+        y.first_non_finite().map(|t| (Sweep::Tangent, "tangent", t))
+    };
+    if let Some((sweep, quantity, found)) = found {
+        report_scalar(|| NonFinite {
+            op,
+            sweep,
+            quantity,
+            found: F64Bits(found),
+            inputs: scalar_inputs(inputs),
+            location: Some(location),
+        });
+    }
 }

@@ -50,6 +50,7 @@ mod number;
 pub mod reverse;
 pub mod rules;
 mod scalar;
+mod scalar_check;
 pub mod tensor;
 
 /// The num-traits crate, re-exported so that `perturb::Float` and generic code need no extra
@@ -63,4 +64,7 @@ pub use functional::{
     derivative, gradient, gradient_forward, hessian, hvp, jacobian, Mode, VectorFunction,
 };
 pub use reverse::{Gradient, Tape, Var};
-pub use scalar::{BinaryOp, Scalar, UnaryOp};
+pub use scalar::{BinaryOp, F64Fn, Scalar, UnaryOp};
+pub use scalar_check::{
+    check_scalar_fn, ScalarCheckFailure, ScalarCheckOptions, ScalarCheckReport,
+};

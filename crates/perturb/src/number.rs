@@ -25,6 +25,7 @@ macro_rules! forward_consts {
 macro_rules! forward_unary {
     ($($method:ident => $rule:ident),*) => {$(
         #[inline(always)]
+        #[track_caller]
         fn $method(self) -> Self {
             <Self as $crate::Scalar>::apply_unary(&$crate::rules::$rule, self)
         }
@@ -93,6 +94,7 @@ macro_rules! impl_ad_number {
         impl<$($g)*> std::ops::Neg for $ty {
             type Output = Self;
             #[inline(always)]
+            #[track_caller]
             fn neg(self) -> Self {
                 <Self as $crate::Scalar>::apply_unary(&$crate::rules::Neg, self)
             }
@@ -209,10 +211,13 @@ macro_rules! impl_ad_number {
             #[inline]
             fn integer_decode(self) -> (u64, i16, i8) { self.primal().integer_decode() }
             #[inline]
+            #[track_caller]
             fn fract(self) -> Self { self - self.trunc() }
             #[inline]
+            #[track_caller]
             fn mul_add(self, a: Self, b: Self) -> Self { self * a + b }
             #[inline]
+            #[track_caller]
             fn powi(self, n: i32) -> Self {
                 <Self as $crate::Scalar>::apply_unary(&$crate::rules::Powi(n), self)
             }
@@ -252,10 +257,13 @@ macro_rules! impl_ad_number {
                 <Self as $crate::Scalar>::apply_binary(&$crate::rules::Atan2, self, other)
             }
             #[inline]
+            #[track_caller]
             fn sin_cos(self) -> (Self, Self) { (self.sin(), self.cos()) }
             #[inline]
+            #[track_caller]
             fn to_degrees(self) -> Self { self * <$primal>::from_f64(180.0 / std::f64::consts::PI).unwrap_or_else(<$primal>::nan) }
             #[inline]
+            #[track_caller]
             fn to_radians(self) -> Self { self * <$primal>::from_f64(std::f64::consts::PI / 180.0).unwrap_or_else(<$primal>::nan) }
         }
     };

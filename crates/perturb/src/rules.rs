@@ -10,7 +10,8 @@
 //! - `max`, `min`: at a tie each argument gets half (JAX's convention); where one argument
 //!   is NaN the result and the whole derivative follow the other, as `f64::max` does.
 //! - `hypot` at (0, 0): both partials 0.
-//! - `powf(x, y)`: for `x <= 0` the partial in `y` is 0; for `y = 0` the partial in `x` is 0.
+//! - `powf(x, y)`: for `x <= 0` the partial in `y` is 0; for a constant `y = 0`, or at
+//!   `x = y = 0`, the partial in `x` is 0.
 //! - `atan2` at (0, 0): both partials 0.
 //! - `relu(NaN)` is NaN, as `max(x, 0)` written with a comparison would not give.
 //! - `floor`, `ceil`, `round`, `trunc`, `signum`: derivative 0 (they are implemented as constants).
@@ -111,10 +112,11 @@ unary_rules! {
     Cos("cos") at 0.9: |x, v| x.cos(), -x.sin();
     /// `tan(x)`; derivative `1 + tan(x)^2`.
     Tan("tan") at 0.6: |x, v| x.tan(), T::one() + v * v;
-    /// `asin(x)`; derivative `1 / sqrt(1 - x^2)`.
-    Asin("asin") at 0.3: |x, v| x.asin(), (T::one() - x * x).sqrt().recip();
-    /// `acos(x)`; derivative `-1 / sqrt(1 - x^2)`.
-    Acos("acos") at -0.4: |x, v| x.acos(), -(T::one() - x * x).sqrt().recip();
+    /// `asin(x)`; derivative `1 / sqrt(1 - x^2)`, with `1 - x^2` as `(1 - x)(1 + x)`, which
+    /// does not cancel near `|x| = 1`.
+    Asin("asin") at 0.3: |x, v| x.asin(), one_minus_square(x).sqrt().recip();
+    /// `acos(x)`; derivative `-1 / sqrt(1 - x^2)` (as for `asin`).
+    Acos("acos") at -0.4: |x, v| x.acos(), -one_minus_square(x).sqrt().recip();
     /// `atan(x)`; derivative `1 / (1 + x^2)`.
     Atan("atan") at 1.5: |x, v| x.atan(), (T::one() + x * x).recip();
     /// `sinh(x)`; derivative `cosh(x)`.
@@ -123,12 +125,14 @@ unary_rules! {
     Cosh("cosh") at -0.8: |x, v| x.cosh(), x.sinh();
     /// `tanh(x)`; derivative `1 - tanh(x)^2`.
     Tanh("tanh") at 0.5: |x, v| x.tanh(), T::one() - v * v;
-    /// `asinh(x)`; derivative `1 / sqrt(x^2 + 1)`.
-    Asinh("asinh") at -1.2: |x, v| x.asinh(), (x * x + T::one()).sqrt().recip();
-    /// `acosh(x)`; derivative `1 / sqrt(x^2 - 1)`.
-    Acosh("acosh") at 1.8: |x, v| x.acosh(), (x * x - T::one()).sqrt().recip();
-    /// `atanh(x)`; derivative `1 / (1 - x^2)`.
-    Atanh("atanh") at 0.45: |x, v| x.atanh(), (T::one() - x * x).recip();
+    /// `asinh(x)`; derivative `1 / sqrt(x^2 + 1)`, as `1 / hypot(x, 1)` so that `x^2` cannot
+    /// overflow.
+    Asinh("asinh") at -1.2: |x, v| x.asinh(), x.hypot(T::one()).recip();
+    /// `acosh(x)`; derivative `1 / sqrt(x^2 - 1)`, as `1 / (sqrt(x - 1) sqrt(x + 1))`, which
+    /// neither overflows nor cancels near 1.
+    Acosh("acosh") at 1.8: |x, v| x.acosh(), ((x - T::one()).sqrt() * (x + T::one()).sqrt()).recip();
+    /// `atanh(x)`; derivative `1 / (1 - x^2)` (as for `asin`, `(1 - x)(1 + x)`).
+    Atanh("atanh") at 0.45: |x, v| x.atanh(), one_minus_square(x).recip();
     /// `|x|`; derivative `sign(x)`, and 0 at 0.
     Abs("abs") at -0.7: |x, v| x.abs(), if x > T::zero() { T::one() } else if x < T::zero() { -T::one() } else { T::zero() };
     /// `1 / (1 + exp(-x))`, stable for large `|x|`; derivative `s(x) s(-x)` (not `s (1 - s)`,
@@ -154,19 +158,28 @@ binary_rules! {
     /// `a % b` (truncated remainder, as Rust's `%`); partials `(1, -trunc(a / b))`.
     Rem("rem") at (5.3, 1.2): |a, b, v| a % b, (T::one(), -(a / b).trunc());
     /// `a^b` for real `b`; partials `(b a^(b-1), a^b ln a)`.
-    /// At `b = 0` the partial in `a` is 0 (`a^0` is constant); where `a <= 0` the partial in
-    /// `b` is 0 (`a^b` is then only defined for integer `b`, or is 0).
+    /// For a constant `b = 0` the partial in `a` is 0 (`a^0` is constant), and at `a = 0`,
+    /// `b = 0` too (rather than `0 * inf`); an exponent whose value is 0 but which carries
+    /// derivatives keeps `b a^(b-1)`, whose derivative in `b` is the mixed second derivative
+    /// `1 / a`. Where `a <= 0` the partial in `b` is 0 (`a^b` is then only defined for integer
+    /// `b`, or is 0).
     Powf("powf") at (1.3, 2.5): |a, b, v| a.powf(b), (
-        if b == T::zero() { T::zero() } else { b * a.powf(b - T::one()) },
+        if b == T::zero() && (b.is_exact_zero() || a == T::zero()) {
+            T::zero()
+        } else {
+            b * a.powf(b - T::one())
+        },
         if a > T::zero() { v * a.ln() } else { T::zero() },
     );
     /// `log_b(a)` (`a.log(b)`); partials `(1 / (a ln b), -log_b(a) / (b ln b))`.
     Log("log") at (3.0, 2.0): |a, b, v| a.log(b), { let lb = b.ln(); ((a * lb).recip(), -(v / (b * lb))) };
-    /// `atan2(a, b)`, the angle of the point `(b, a)`; partials `(b, -a) / (a^2 + b^2)`.
-    /// At the origin both partials are 0, as for `hypot`.
+    /// `atan2(a, b)`, the angle of the point `(b, a)`; partials `(b, -a) / (a^2 + b^2)`,
+    /// computed as `(b / h, -a / h) / h` with `h = hypot(a, b)`, so that `a^2 + b^2` can
+    /// neither underflow (tiny points) nor overflow (huge ones). At the origin both partials
+    /// are 0, as for `hypot`.
     Atan2("atan2") at (0.3, -1.2): |a, b, v| a.atan2(b), {
-        let r2 = a * a + b * b;
-        if r2 == T::zero() { (T::zero(), T::zero()) } else { let r = r2.recip(); (b * r, -(a * r)) }
+        let h = a.hypot(b);
+        if h == T::zero() { (T::zero(), T::zero()) } else { (b / h / h, -(a / h / h)) }
     };
     /// `sqrt(a^2 + b^2)`; partials `(a, b) / hypot`, and `(0, 0)` at the origin.
     Hypot("hypot") at (0.3, -1.2): |a, b, v| a.hypot(b), if v == T::zero() { (T::zero(), T::zero()) } else { (a / v, b / v) };
@@ -213,6 +226,12 @@ fn select<T: Scalar>(_a: T, _b: T, first: bool, second: bool) -> (T, T) {
         let half = two::<T>().recip();
         (half, half)
     }
+}
+
+/// `1 - x^2` as `(1 - x)(1 + x)`: exact where `x^2` rounds near 1.
+#[inline(always)]
+fn one_minus_square<T: Scalar>(x: T) -> T {
+    (T::one() - x) * (T::one() + x)
 }
 
 #[inline(always)]

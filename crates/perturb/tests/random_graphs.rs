@@ -32,10 +32,10 @@
 mod graph_support;
 
 use graph_support::{
-    along, cases, directional, eval, eval_values, eval_vector, five_point, gradient_dual_n,
-    gradient_dual_passes, graphs, hessian_forward_over_forward, hessian_reverse_over_forward,
-    hessian_reverse_over_reverse, record_other_types, Graph, Node, Op, ScalarGraph, Values,
-    VectorGraph, OP_KINDS,
+    along, cases, cases_with_dead, directional, eval, eval_values, eval_vector, five_point,
+    gradient_dual_n, gradient_dual_passes, graphs, graphs_with_dead, hessian_forward_over_forward,
+    hessian_reverse_over_forward, hessian_reverse_over_reverse, record_other_types, Graph, Node,
+    Op, ScalarGraph, Values, VectorGraph, OP_KINDS, SINGULAR_KINDS,
 };
 use perturb::{Dual, Error, Mode, Tape};
 use proptest::prelude::*;
@@ -401,6 +401,88 @@ proptest! {
     }
 }
 
+/// Asserts two lists of numbers are equal bit for bit.
+fn assert_all_same_bits(what: &str, a: &[f64], b: &[f64]) -> Result<(), TestCaseError> {
+    prop_assert_eq!(a.len(), b.len(), "{}: lengths", what);
+    for (k, (x, y)) in a.iter().zip(b).enumerate() {
+        assert_same_bits(&format!("{what}[{k}]"), *x, *y)?;
+    }
+    Ok(())
+}
+
+/// Property f (S1): dead branches with infinite or NaN local partials, recorded before the
+/// output and never read, change no derivative by any mode or nesting, bit for bit.
+fn check_dead_branches(g: &Graph, x: &[f64], v: &[f64]) -> Result<(), TestCaseError> {
+    prop_assert!(!g.dead.is_empty());
+    let clean = g.without_dead();
+    let mut values = Values::new();
+    let run = |g: &Graph, values: &mut Values| -> Result<Vec<(&str, Vec<f64>)>, TestCaseError> {
+        let (y, reverse) = perturb::gradient(|xs| eval(g, xs), x);
+        let (_, forward) = perturb::gradient_forward(|xs| eval(g, xs), x);
+        let tape = Tape::new();
+        let xs = tape.vars(x);
+        let kept = tape
+            .gradient(eval(g, &xs))
+            .and_then(|grad| grad.wrt(&xs))
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let f = VectorGraph(g);
+        let mut out = vec![
+            ("value", vec![y]),
+            ("perturb::gradient", reverse),
+            ("perturb::gradient_forward", forward),
+            ("Tape::gradient", kept),
+            ("Dual passes", gradient_dual_passes(g, x, values)),
+            ("DualN<_, 3>", gradient_dual_n::<3>(g, x, values)),
+            (
+                "perturb::hessian",
+                flatten(&perturb::hessian(|xs| eval(g, xs), x)),
+            ),
+            (
+                "Dual<Dual<f64>>",
+                flatten(&hessian_forward_over_forward(g, x, values)),
+            ),
+            (
+                "Dual<Var<f64>>",
+                flatten(&hessian_reverse_over_forward(g, x, values)),
+            ),
+        ];
+        let (grad_rr, h_rr) = hessian_reverse_over_reverse(g, x, values);
+        out.push(("Var<Var<f64>> gradient", grad_rr));
+        out.push(("Var<Var<f64>> hessian", flatten(&h_rr)));
+        let hv = perturb::hvp(|xs| eval(g, xs), x, v)
+            .map_err(|e| TestCaseError::fail(format!("hvp: {e}")))?;
+        out.push(("perturb::hvp", hv));
+        for (what, mode) in [
+            ("jacobian Forward", Mode::Forward),
+            ("jacobian Reverse", Mode::Reverse),
+            ("jacobian Auto", Mode::Auto),
+        ] {
+            let (_, j) = perturb::jacobian(&f, x, mode)
+                .map_err(|e| TestCaseError::fail(format!("{mode:?}: {e}")))?;
+            out.push((what, flatten(&j)));
+        }
+        Ok(out)
+    };
+    let with_dead = run(g, &mut values)?;
+    let without = run(&clean, &mut values)?;
+    for ((what, a), (_, b)) in with_dead.iter().zip(&without) {
+        prop_assert!(b.iter().all(|d| d.is_finite()), "{what}: the clean graph");
+        assert_all_same_bits(what, a, b)?;
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(CASES))]
+
+    #[test]
+    fn dead_branches_with_singular_partials_change_no_derivative(
+        (g, x, v) in cases_with_dead(1..=4, 3..=25)
+    ) {
+        check_dead_branches(&g, &x, &v)?;
+    }
+}
+
 proptest! {
     #![proptest_config(config(64))]
 
@@ -433,6 +515,7 @@ fn reused_value_known_answer() {
             },
         ],
         outputs: vec![1],
+        dead: Vec::new(),
     };
     let x = [1.5];
     let mut values = Values::new();
@@ -512,4 +595,24 @@ fn generator_covers_ops_and_sharing() {
         shared * 10 >= samples * 9,
         "only {shared} of {samples} graphs share a value"
     );
+}
+
+/// The dead-branch generator draws every singular kind, before various nodes, and never after
+/// the output.
+#[test]
+fn dead_branch_generator_covers_every_kind() {
+    let mut runner = TestRunner::deterministic();
+    let strategy = graphs_with_dead(1..=4, 3..=25);
+    let mut kinds = Vec::new();
+    for _ in 0..200 {
+        let g = strategy.new_tree(&mut runner).expect("a graph").current();
+        assert!((1..=4).contains(&g.dead.len()));
+        for d in &g.dead {
+            assert!(d.before < g.nodes.len() && d.arg < g.inputs + d.before);
+            if !kinds.contains(&d.kind) {
+                kinds.push(d.kind);
+            }
+        }
+    }
+    assert_eq!(kinds.len(), SINGULAR_KINDS, "{kinds:?}");
 }

@@ -1,9 +1,11 @@
 //! `Dual<T>`: a value and one tangent, `x + x' ε` with `ε² = 0`.
 
 use std::fmt;
+use std::panic::Location;
 
+use crate::debug;
 use crate::number::{impl_ad_number, AdNumber};
-use crate::scalar::{BinaryOp, Scalar, UnaryOp};
+use crate::scalar::{scale_tangent, BinaryOp, Scalar, UnaryOp};
 
 /// A dual number: a primal value and the tangent (directional derivative) carried with it.
 ///
@@ -102,23 +104,56 @@ impl<T: Scalar> AdNumber for Dual<T> {
 }
 
 impl<T: Scalar> Scalar for Dual<T> {
+    const ORDER: usize = T::ORDER + 1;
+
     #[inline(always)]
-    fn apply_unary<O: UnaryOp>(op: &O, x: Self) -> Self {
-        let value = op.func(x.value);
-        Dual {
-            value,
-            tangent: op.grads(x.value, value) * x.tangent,
-        }
+    fn is_exact_zero(self) -> bool {
+        self.value.is_exact_zero() && self.tangent.is_exact_zero()
+    }
+
+    fn first_non_finite(self) -> Option<f64> {
+        self.value
+            .first_non_finite()
+            .or_else(|| self.tangent.first_non_finite())
     }
 
     #[inline(always)]
-    fn apply_binary<O: BinaryOp>(op: &O, a: Self, b: Self) -> Self {
-        let value = op.func(a.value, b.value);
-        let (da, db) = op.grads(a.value, b.value, value);
-        Dual {
-            value,
-            tangent: da * a.tangent + db * b.tangent,
+    #[track_caller]
+    fn apply_unary<O: UnaryOp>(op: &O, x: Self) -> Self {
+        let y = unary(op, x);
+        if debug::enabled() {
+            debug::check_scalar(op.name(), Location::caller(), &[x], y);
         }
+        y
+    }
+
+    #[inline(always)]
+    #[track_caller]
+    fn apply_binary<O: BinaryOp>(op: &O, a: Self, b: Self) -> Self {
+        let y = binary(op, a, b);
+        if debug::enabled() {
+            debug::check_scalar(op.name(), Location::caller(), &[a, b], y);
+        }
+        y
+    }
+}
+
+#[inline(always)]
+fn unary<T: Scalar, O: UnaryOp>(op: &O, x: Dual<T>) -> Dual<T> {
+    let value = op.func(x.value);
+    Dual {
+        value,
+        tangent: scale_tangent(op.grads(x.value, value), x.tangent),
+    }
+}
+
+#[inline(always)]
+fn binary<T: Scalar, O: BinaryOp>(op: &O, a: Dual<T>, b: Dual<T>) -> Dual<T> {
+    let value = op.func(a.value, b.value);
+    let (da, db) = op.grads(a.value, b.value, value);
+    Dual {
+        value,
+        tangent: scale_tangent(da, a.tangent) + scale_tangent(db, b.tangent),
     }
 }
 

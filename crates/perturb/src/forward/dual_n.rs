@@ -1,9 +1,11 @@
 //! `DualN<T, N>`: a value and `N` tangents, a fixed count chosen at compile time.
 
 use std::fmt;
+use std::panic::Location;
 
+use crate::debug;
 use crate::number::{impl_ad_number, AdNumber};
-use crate::scalar::{BinaryOp, Scalar, UnaryOp};
+use crate::scalar::{scale_tangent, BinaryOp, Scalar, UnaryOp};
 
 /// A dual number carrying `N` tangents at once: one forward pass gives the derivatives along `N`
 /// directions, e.g. the partials with respect to `N` inputs (the lecture's `forward_grads`).
@@ -116,26 +118,63 @@ impl<T: Scalar, const N: usize> AdNumber for DualN<T, N> {
 }
 
 impl<T: Scalar, const N: usize> Scalar for DualN<T, N> {
+    const ORDER: usize = T::ORDER + 1;
+
     #[inline(always)]
-    fn apply_unary<O: UnaryOp>(op: &O, x: Self) -> Self {
-        let value = op.func(x.value);
-        let d = op.grads(x.value, value);
-        DualN {
-            value,
-            tangents: x.tangents.map(|t| d * t),
-        }
+    fn is_exact_zero(self) -> bool {
+        self.value.is_exact_zero() && self.tangents.iter().all(|t| t.is_exact_zero())
+    }
+
+    fn first_non_finite(self) -> Option<f64> {
+        self.value
+            .first_non_finite()
+            .or_else(|| self.tangents.iter().find_map(|t| t.first_non_finite()))
     }
 
     #[inline(always)]
-    fn apply_binary<O: BinaryOp>(op: &O, a: Self, b: Self) -> Self {
-        let value = op.func(a.value, b.value);
-        let (da, db) = op.grads(a.value, b.value, value);
-        let mut tangents = a.tangents;
-        for (t, &tb) in tangents.iter_mut().zip(&b.tangents) {
-            *t = da * *t + db * tb;
+    #[track_caller]
+    fn apply_unary<O: UnaryOp>(op: &O, x: Self) -> Self {
+        let y = unary(op, x);
+        if debug::enabled() {
+            debug::check_scalar(op.name(), Location::caller(), &[x], y);
         }
-        DualN { value, tangents }
+        y
     }
+
+    #[inline(always)]
+    #[track_caller]
+    fn apply_binary<O: BinaryOp>(op: &O, a: Self, b: Self) -> Self {
+        let y = binary(op, a, b);
+        if debug::enabled() {
+            debug::check_scalar(op.name(), Location::caller(), &[a, b], y);
+        }
+        y
+    }
+}
+
+#[inline(always)]
+fn unary<T: Scalar, O: UnaryOp, const N: usize>(op: &O, x: DualN<T, N>) -> DualN<T, N> {
+    let value = op.func(x.value);
+    let d = op.grads(x.value, value);
+    DualN {
+        value,
+        tangents: x.tangents.map(|t| scale_tangent(d, t)),
+    }
+}
+
+#[inline(always)]
+fn binary<T: Scalar, O: BinaryOp, const N: usize>(
+    op: &O,
+    a: DualN<T, N>,
+    b: DualN<T, N>,
+) -> DualN<T, N> {
+    let value = op.func(a.value, b.value);
+    let (da, db) = op.grads(a.value, b.value, value);
+    let mut tangents = a.tangents;
+    for (t, &tb) in tangents.iter_mut().zip(&b.tangents) {
+        *t = scale_tangent(da, *t) + scale_tangent(db, tb);
+    }
+    DualN { value, tangents }
 }
 
 impl_ad_number!([T: Scalar, const N: usize] DualN<T, N>, T);

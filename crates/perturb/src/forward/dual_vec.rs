@@ -2,11 +2,13 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::debug;
 use crate::error::Error;
 use crate::number::{impl_ad_number, AdNumber};
-use crate::scalar::{BinaryOp, Scalar, UnaryOp};
+use crate::scalar::{scale_tangent, BinaryOp, Scalar, UnaryOp};
 
 static NEXT_ARENA_ID: AtomicU64 = AtomicU64::new(1);
 const CONSTANT: u32 = u32::MAX;
@@ -168,7 +170,7 @@ impl<T: Scalar> TangentArena<T> {
         let from = src as usize * self.width;
         rows.extend_from_within(from..from + self.width);
         for t in &mut rows[start..] {
-            *t = scale * *t;
+            *t = scale_tangent(scale, *t);
         }
         row
     }
@@ -185,7 +187,7 @@ impl<T: Scalar> TangentArena<T> {
         let (old, new) = rows.split_at_mut(start);
         let b_row = &old[b as usize * self.width..][..self.width];
         for (t, &tb) in new.iter_mut().zip(b_row) {
-            *t = da * *t + db * tb;
+            *t = scale_tangent(da, *t) + scale_tangent(db, tb);
         }
         row
     }
@@ -266,53 +268,105 @@ impl<T: Scalar> AdNumber for DualVec<'_, T> {
 }
 
 impl<T: Scalar> Scalar for DualVec<'_, T> {
+    const ORDER: usize = T::ORDER + 1;
+
     #[inline]
-    fn apply_unary<O: UnaryOp>(op: &O, x: Self) -> Self {
-        let value = op.func(x.value);
-        match x.arena {
-            None => DualVec::constant(value),
-            Some(arena) => {
-                let d = op.grads(x.value, value);
-                DualVec {
-                    arena: Some(arena),
-                    row: arena.push_scaled(x.row, d),
-                    value,
-                }
+    fn is_exact_zero(self) -> bool {
+        self.value.is_exact_zero()
+            && match self.arena {
+                None => true,
+                Some(arena) => arena.row(self.row).iter().all(|t| t.is_exact_zero()),
             }
+    }
+
+    fn first_non_finite(self) -> Option<f64> {
+        self.value.first_non_finite().or_else(|| {
+            self.arena.and_then(|arena| {
+                arena
+                    .row(self.row)
+                    .iter()
+                    .find_map(|t| t.first_non_finite())
+            })
+        })
+    }
+
+    #[inline]
+    #[track_caller]
+    fn apply_unary<O: UnaryOp>(op: &O, x: Self) -> Self {
+        let y = unary(op, x);
+        if debug::enabled() {
+            debug::check_scalar(op.name(), Location::caller(), &[x], y);
         }
+        y
     }
 
     #[inline]
     #[track_caller]
     fn apply_binary<O: BinaryOp>(op: &O, a: Self, b: Self) -> Self {
-        let value = op.func(a.value, b.value);
-        let (arena, row) = match (a.arena, b.arena) {
-            (None, None) => return DualVec::constant(value),
-            (Some(arena), None) => {
-                let (da, _) = op.grads(a.value, b.value, value);
-                (arena, arena.push_scaled(a.row, da))
+        let y = binary(op, a, b);
+        if debug::enabled() {
+            debug::check_scalar(op.name(), Location::caller(), &[a, b], y);
+        }
+        y
+    }
+}
+
+#[inline(always)]
+fn unary<'a, T: Scalar, O: UnaryOp>(op: &O, x: DualVec<'a, T>) -> DualVec<'a, T> {
+    let value = op.func(x.value);
+    match x.arena {
+        None => DualVec::constant(value),
+        Some(arena) => {
+            let d = op.grads(x.value, value);
+            DualVec {
+                arena: Some(arena),
+                row: arena.push_scaled(x.row, d),
+                value,
             }
-            (None, Some(arena)) => {
-                let (_, db) = op.grads(a.value, b.value, value);
-                (arena, arena.push_scaled(b.row, db))
-            }
-            (Some(aa), Some(ab)) => {
-                if aa.id != ab.id {
-                    panic!(
-                        "perturb: an operation combined a DualVec of arena #{} with one of arena #{}; they cannot be mixed",
-                        aa.id, ab.id
-                    );
-                }
-                let (da, db) = op.grads(a.value, b.value, value);
-                (aa, aa.push_combined(a.row, da, b.row, db))
-            }
-        };
-        DualVec {
-            arena: Some(arena),
-            row,
-            value,
         }
     }
+}
+
+#[inline(always)]
+#[track_caller]
+fn binary<'a, T: Scalar, O: BinaryOp>(
+    op: &O,
+    a: DualVec<'a, T>,
+    b: DualVec<'a, T>,
+) -> DualVec<'a, T> {
+    let value = op.func(a.value, b.value);
+    let (arena, row) = match (a.arena, b.arena) {
+        (None, None) => return DualVec::constant(value),
+        (Some(arena), None) => {
+            let (da, _) = op.grads(a.value, b.value, value);
+            (arena, arena.push_scaled(a.row, da))
+        }
+        (None, Some(arena)) => {
+            let (_, db) = op.grads(a.value, b.value, value);
+            (arena, arena.push_scaled(b.row, db))
+        }
+        (Some(aa), Some(ab)) => {
+            if aa.id != ab.id {
+                mixed_arenas(aa.id, ab.id);
+            }
+            let (da, db) = op.grads(a.value, b.value, value);
+            (aa, aa.push_combined(a.row, da, b.row, db))
+        }
+    };
+    DualVec {
+        arena: Some(arena),
+        row,
+        value,
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn mixed_arenas(a: u64, b: u64) -> ! {
+    panic!(
+        "perturb: an operation combined a DualVec of arena #{a} with one of arena #{b}; they cannot be mixed"
+    )
 }
 
 impl_ad_number!(['a, T: Scalar] DualVec<'a, T>, T);

@@ -2,8 +2,10 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::debug::{self, F64Bits, InputSummary, NonFinite};
 use crate::error::Error;
 use crate::number::{impl_ad_number, AdNumber};
 use crate::scalar::{BinaryOp, Scalar, UnaryOp};
@@ -59,6 +61,18 @@ pub struct Tape<T> {
     // For a traced tape: each node's operation name and value; same discipline as `nodes`.
     traced: bool,
     log: UnsafeCell<Vec<(&'static str, T)>>,
+    // Inside `debug::detect_non_finite`: each node recorded there, with its operation, line and
+    // inputs, so that the reverse sweep can name the rule that sent a non-finite cotangent.
+    // Ascending node indices; same discipline as `nodes`.
+    checked: UnsafeCell<Vec<CheckedNode>>,
+}
+
+/// What a checked reverse sweep needs to know about a node to report it.
+struct CheckedNode {
+    node: u32,
+    op: &'static str,
+    location: Option<&'static Location<'static>>,
+    inputs: Vec<InputSummary>,
 }
 
 /// A buffer of adjoints kept all zero between sweeps, so a sweep need not clear it first.
@@ -103,6 +117,7 @@ impl<T: Scalar> Tape<T> {
             }),
             traced: false,
             log: UnsafeCell::new(Vec::new()),
+            checked: UnsafeCell::new(Vec::new()),
         }
     }
 
@@ -283,6 +298,7 @@ impl<T: Scalar> Tape<T> {
         self.nodes.get_mut().clear();
         self.leaves.get_mut().clear();
         self.log.get_mut().clear();
+        self.checked.get_mut().clear();
         self.generation += 1;
     }
 
@@ -304,7 +320,7 @@ impl<T: Scalar> Tape<T> {
         let mut adjoints = vec![T::zero(); nodes.len()];
         if let Some(last) = self.output_index(output, "Tape::gradient")? {
             adjoints[last] = T::one();
-            sweep(&nodes[..=last], &mut adjoints[..=last], Sweep::Keep);
+            self.sweep(&mut adjoints[..=last], Sweep::Keep);
         }
         Ok(Gradient {
             tape: self.id,
@@ -355,7 +371,19 @@ impl<T: Scalar> Tape<T> {
         scratch.clean = false;
         let adjoints = &mut scratch.adjoints[..=last];
         adjoints[last] = T::one();
-        sweep(&self.nodes()[..=last], adjoints, Sweep::Consume);
+        // The sweep zeroes the slots of operations as it goes, unless one is asked for.
+        let nodes = self.nodes();
+        let intermediate = wrt.iter().any(|x| {
+            nodes
+                .get(x.index as usize)
+                .is_some_and(|n| x.index as usize <= last && n.parents[0] != NONE)
+        });
+        let mode = if intermediate {
+            Sweep::Keep
+        } else {
+            Sweep::Consume
+        };
+        self.sweep(adjoints, mode);
         let result = wrt
             .iter()
             .map(|x| {
@@ -365,14 +393,50 @@ impl<T: Scalar> Tape<T> {
                     .unwrap_or_else(T::zero)
             })
             .collect();
-        // The sweep zeroed every slot but the inputs'; zero those too.
-        // SAFETY: see the `nodes` field.
-        let leaves = unsafe { &*self.leaves.get() };
-        for &leaf in leaves.iter().take_while(|&&leaf| leaf as usize <= last) {
-            adjoints[leaf as usize] = T::zero();
+        if intermediate {
+            adjoints.fill(T::zero());
+        } else {
+            // The sweep zeroed every slot but the inputs'; zero those too.
+            // SAFETY: see the `nodes` field.
+            let leaves = unsafe { &*self.leaves.get() };
+            for &leaf in leaves.iter().take_while(|&&leaf| leaf as usize <= last) {
+                adjoints[leaf as usize] = T::zero();
+            }
         }
         scratch.clean = true;
         Ok(result)
+    }
+
+    /// The reverse sweep over the first `adjoints.len()` nodes, checked inside
+    /// [`debug::detect_non_finite`].
+    fn sweep(&self, adjoints: &mut [T], mode: Sweep) {
+        let nodes = &self.nodes()[..adjoints.len()];
+        if debug::enabled() {
+            // SAFETY: see the `nodes` field.
+            let checked = unsafe { &*self.checked.get() };
+            sweep::<T, true>(nodes, adjoints, mode, checked);
+        } else {
+            sweep::<T, false>(nodes, adjoints, mode, &[]);
+        }
+    }
+
+    /// Keeps what a checked sweep needs to report node `node` (checking is on).
+    #[cold]
+    #[inline(never)]
+    fn note_checked(
+        &self,
+        node: u32,
+        op: &'static str,
+        location: &'static Location<'static>,
+        inputs: &[T],
+    ) {
+        // SAFETY: see the `nodes` field; the borrow ends here.
+        unsafe { &mut *self.checked.get() }.push(CheckedNode {
+            node,
+            op,
+            location: Some(location),
+            inputs: debug::scalar_inputs(inputs),
+        });
     }
 
     /// The node index of `output` if it is recorded on this tape, `None` for a constant.
@@ -427,11 +491,24 @@ enum Sweep {
 /// The reverse sweep: each node passes its adjoint to its parents, times the local partials.
 /// Nodes are in execution order, so one backward loop visits every node after all its users.
 ///
+/// A node whose adjoint is exactly zero at every level ([`Scalar::is_exact_zero`]) passes
+/// nothing on: the output does not depend on it, and `0 * inf` from an unused `sqrt(0)` must
+/// not reach its parents as NaN.
+///
 /// The contribution to the node just below is carried in a register rather than written to
 /// memory and read back on the next iteration: in long chains that store-then-load is what
 /// bounds the sweep.
+///
+/// With `CHECK` (inside [`debug::detect_non_finite`]) each cotangent sent to a parent is
+/// checked and the first that is not finite reported, naming the node's operation from
+/// `checked`.
 #[inline]
-fn sweep<T: Scalar>(nodes: &[Node<T>], adjoints: &mut [T], mode: Sweep) {
+fn sweep<T: Scalar, const CHECK: bool>(
+    nodes: &[Node<T>],
+    adjoints: &mut [T],
+    mode: Sweep,
+    checked: &[CheckedNode],
+) {
     assert_eq!(nodes.len(), adjoints.len());
     let mut carry = None; // pending contribution to node `i`
     for i in (0..nodes.len()).rev() {
@@ -453,21 +530,66 @@ fn sweep<T: Scalar>(nodes: &[Node<T>], adjoints: &mut [T], mode: Sweep) {
         } else {
             T::zero()
         };
+        if adjoint.is_exact_zero() {
+            continue;
+        }
+        let site = if CHECK {
+            checked_site(checked, i)
+        } else {
+            None
+        };
         debug_assert!((p0 as usize) < i && (p1 == NONE || (p1 as usize) < i));
         let below = (i as u32).wrapping_sub(1);
         for (p, d) in [(p0, node.partials[0]), (p1, node.partials[1])] {
             if p == below {
                 let c = adjoint * d;
+                if CHECK {
+                    check_cotangent(c, adjoint, site);
+                }
                 carry = Some(match carry {
                     Some(prev) => prev + c,
                     None => c,
                 });
             } else if p != NONE {
+                let c = adjoint * d;
+                if CHECK {
+                    check_cotangent(c, adjoint, site);
+                }
                 // SAFETY: `p < i <= len` (see above).
-                unsafe { *adjoints.get_unchecked_mut(p as usize) += adjoint * d };
+                unsafe { *adjoints.get_unchecked_mut(p as usize) += c };
             }
         }
     }
+}
+
+/// What `checked` knows of node `i`, if it was recorded while checking was on.
+fn checked_site(checked: &[CheckedNode], i: usize) -> Option<&CheckedNode> {
+    checked
+        .binary_search_by_key(&(i as u32), |c| c.node)
+        .ok()
+        .map(|k| &checked[k])
+}
+
+/// Reports a cotangent that is not finite, sent by the rule of `site`'s operation.
+#[cold]
+#[inline(never)]
+fn check_cotangent<T: Scalar>(c: T, adjoint: T, site: Option<&CheckedNode>) {
+    let Some(found) = c.first_non_finite() else {
+        return;
+    };
+    // Replaces a report of the nested arithmetic that computed `c` (provisional).
+    debug::report_scalar(|| {
+        let mut inputs = vec![InputSummary::of(&[], [adjoint.to_f64_value()])];
+        inputs.extend(site.iter().flat_map(|c| c.inputs.iter().cloned()));
+        NonFinite {
+            op: site.map_or("an operation recorded before checking began", |c| c.op),
+            sweep: debug::Sweep::Reverse,
+            quantity: "cotangent",
+            found: F64Bits(found),
+            inputs,
+            location: site.and_then(|c| c.location),
+        }
+    });
 }
 
 #[cold]
@@ -617,43 +739,90 @@ impl<T: Scalar> AdNumber for Var<'_, T> {
 }
 
 impl<T: Scalar> Scalar for Var<'_, T> {
+    const ORDER: usize = T::ORDER + 1;
+
     #[inline(always)]
+    fn is_exact_zero(self) -> bool {
+        self.tape.is_none() && self.value.is_exact_zero()
+    }
+
+    fn first_non_finite(self) -> Option<f64> {
+        self.value.first_non_finite()
+    }
+
+    #[inline(always)]
+    #[track_caller]
     fn apply_unary<O: UnaryOp>(op: &O, x: Self) -> Self {
-        let value = op.func(x.value);
-        match x.tape {
-            None => Var::constant(value),
-            Some(tape) => {
-                let d = op.grads(x.value, value);
-                Var::record(tape, op.name(), [x.index, NONE], [d, T::zero()], value)
-            }
+        let y = unary(op, x);
+        if debug::enabled() {
+            check_var(op.name(), Location::caller(), &[x.value], y);
         }
+        y
     }
 
     #[inline(always)]
     #[track_caller]
     fn apply_binary<O: BinaryOp>(op: &O, a: Self, b: Self) -> Self {
-        let value = op.func(a.value, b.value);
-        match (a.tape, b.tape) {
-            (None, None) => Var::constant(value),
-            (Some(tape), None) => {
-                let (da, _) = op.grads(a.value, b.value, value);
-                Var::record(tape, op.name(), [a.index, NONE], [da, T::zero()], value)
+        let y = binary(op, a, b);
+        if debug::enabled() {
+            check_var(op.name(), Location::caller(), &[a.value, b.value], y);
+        }
+        y
+    }
+}
+
+/// Checks an operation's result (checking is on) and keeps what the reverse sweep needs to
+/// name the node it recorded.
+#[cold]
+#[inline(never)]
+fn check_var<'t, T: Scalar>(
+    op: &'static str,
+    location: &'static Location<'static>,
+    inputs: &[T],
+    y: Var<'t, T>,
+) {
+    debug::check_scalar(op, location, inputs, y);
+    if let Some(tape) = y.tape {
+        tape.note_checked(y.index, op, location, inputs);
+    }
+}
+
+#[inline(always)]
+fn unary<'t, T: Scalar, O: UnaryOp>(op: &O, x: Var<'t, T>) -> Var<'t, T> {
+    let value = op.func(x.value);
+    match x.tape {
+        None => Var::constant(value),
+        Some(tape) => {
+            let d = op.grads(x.value, value);
+            Var::record(tape, op.name(), [x.index, NONE], [d, T::zero()], value)
+        }
+    }
+}
+
+#[inline(always)]
+#[track_caller]
+fn binary<'t, T: Scalar, O: BinaryOp>(op: &O, a: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
+    let value = op.func(a.value, b.value);
+    match (a.tape, b.tape) {
+        (None, None) => Var::constant(value),
+        (Some(tape), None) => {
+            let (da, _) = op.grads(a.value, b.value, value);
+            Var::record(tape, op.name(), [a.index, NONE], [da, T::zero()], value)
+        }
+        (None, Some(tape)) => {
+            let (_, db) = op.grads(a.value, b.value, value);
+            Var::record(tape, op.name(), [b.index, NONE], [db, T::zero()], value)
+        }
+        (Some(ta), Some(tb)) => {
+            if ta.id != tb.id {
+                mixed_tapes(ta.id, tb.id);
             }
-            (None, Some(tape)) => {
-                let (_, db) = op.grads(a.value, b.value, value);
-                Var::record(tape, op.name(), [b.index, NONE], [db, T::zero()], value)
-            }
-            (Some(ta), Some(tb)) => {
-                if ta.id != tb.id {
-                    mixed_tapes(ta.id, tb.id);
-                }
-                let (da, db) = op.grads(a.value, b.value, value);
-                if a.index == b.index {
-                    // `x * x` and the like: one parent, one update of its adjoint in the sweep.
-                    Var::record(ta, op.name(), [a.index, NONE], [da + db, T::zero()], value)
-                } else {
-                    Var::record(ta, op.name(), [a.index, b.index], [da, db], value)
-                }
+            let (da, db) = op.grads(a.value, b.value, value);
+            if a.index == b.index {
+                // `x * x` and the like: one parent, one update of its adjoint in the sweep.
+                Var::record(ta, op.name(), [a.index, NONE], [da + db, T::zero()], value)
+            } else {
+                Var::record(ta, op.name(), [a.index, b.index], [da, db], value)
             }
         }
     }

@@ -151,6 +151,64 @@ impl Op {
     }
 }
 
+/// A value computed at a point where its local partial is infinite or NaN, from a live value
+/// `a` of the graph: the output never reads it (S1, dead branches).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Singular {
+    /// `sqrt(a - a)`: value 0, partial +inf.
+    Sqrt0,
+    /// `ln(a - a)`: value -inf, partial +inf.
+    Ln0,
+    /// `asin(0 a + 2)`: value and partial NaN.
+    Asin2,
+    /// `1 / (a - a)`: value inf, partial -inf.
+    Recip0,
+    /// `atanh(a - a + 1)`: value and partial inf.
+    Atanh1,
+    /// `(a - a)^0.5` by `powf`: value 0, partials inf and NaN.
+    PowfHalf0,
+}
+
+/// How many kinds [`Singular::from_code`] knows.
+pub const SINGULAR_KINDS: usize = 6;
+
+impl Singular {
+    pub fn from_code(code: usize) -> Singular {
+        [
+            Singular::Sqrt0,
+            Singular::Ln0,
+            Singular::Asin2,
+            Singular::Recip0,
+            Singular::Atanh1,
+            Singular::PowfHalf0,
+        ][code]
+    }
+
+    /// The singular value, then its product with `a` (a dead node reading a dead node).
+    fn eval<T: Scalar>(self, a: T) -> T {
+        #[allow(clippy::eq_op)] // a zero recorded from `a`, on purpose
+        let zero = a - a;
+        let s = match self {
+            Singular::Sqrt0 => zero.sqrt(),
+            Singular::Ln0 => zero.ln(),
+            Singular::Asin2 => (a * T::zero() + T::from_f64(2.0).unwrap()).asin(),
+            Singular::Recip0 => T::one() / zero,
+            Singular::Atanh1 => (zero + T::one()).atanh(),
+            Singular::PowfHalf0 => zero.powf(T::from_f64(0.5).unwrap()),
+        };
+        s * a
+    }
+}
+
+/// A dead branch: `kind` applied to value `arg`, recorded just before node `before` (so before
+/// the output, the last node) and never read.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dead {
+    pub before: usize,
+    pub arg: usize,
+    pub kind: Singular,
+}
+
 /// Where a node's argument comes from: `(recent, index)`, see [`Graph::build`].
 pub type ArgDraw = (bool, Index);
 
@@ -172,6 +230,8 @@ pub struct Graph {
     pub inputs: usize,
     pub nodes: Vec<Node>,
     pub outputs: Vec<usize>,
+    /// Values computed and never read (none in [`graphs`], some in [`graphs_with_dead`]).
+    pub dead: Vec<Dead>,
 }
 
 /// Prints the graph as the program it stands for, e.g. `v3 = tanh(mul(v0, v0))`, so that a
@@ -191,6 +251,15 @@ impl fmt::Debug for Graph {
                 call
             };
             writeln!(f, "  v{} = {call}", self.inputs + k)?;
+        }
+        for d in &self.dead {
+            writeln!(
+                f,
+                "  before v{}: unused {:?}(v{})",
+                self.inputs + d.before,
+                d.kind,
+                d.arg
+            )?;
         }
         let outs: Vec<String> = self.outputs.iter().map(|o| format!("v{o}")).collect();
         write!(f, "  outputs: last, {}, sum }}", outs.join(", "))
@@ -236,6 +305,15 @@ impl Graph {
             inputs,
             nodes,
             outputs,
+            dead: Vec::new(),
+        }
+    }
+
+    /// The same graph without its dead branches.
+    pub fn without_dead(&self) -> Graph {
+        Graph {
+            dead: Vec::new(),
+            ..self.clone()
         }
     }
 
@@ -289,6 +367,47 @@ pub fn graphs(
         .prop_map(|(n, raw, outputs)| Graph::build(n, &raw, &outputs))
 }
 
+/// Graphs as [`graphs`] gives, plus 1 to 4 dead branches recorded before the output.
+pub fn graphs_with_dead(
+    inputs: RangeInclusive<usize>,
+    nodes: RangeInclusive<usize>,
+) -> impl Strategy<Value = Graph> {
+    graphs(inputs, nodes)
+        .prop_flat_map(|g| {
+            let draw = (0..SINGULAR_KINDS, any::<Index>(), any::<Index>());
+            (Just(g), proptest::collection::vec(draw, 1..=4))
+        })
+        .prop_map(|(mut g, draws)| {
+            g.dead = draws
+                .into_iter()
+                .map(|(code, before, arg)| {
+                    let before = before.index(g.nodes.len());
+                    Dead {
+                        before,
+                        arg: arg.index(g.inputs + before),
+                        kind: Singular::from_code(code),
+                    }
+                })
+                .collect();
+            g
+        })
+}
+
+/// [`cases`] with dead branches ([`graphs_with_dead`]).
+pub fn cases_with_dead(
+    inputs: RangeInclusive<usize>,
+    nodes: RangeInclusive<usize>,
+) -> impl Strategy<Value = (Graph, Vec<f64>, Vec<f64>)> {
+    graphs_with_dead(inputs, nodes).prop_flat_map(|g| {
+        let n = g.inputs;
+        (
+            Just(g),
+            proptest::collection::vec(-INPUT_BOUND..INPUT_BOUND, n),
+            proptest::collection::vec(-1.0..1.0_f64, n),
+        )
+    })
+}
+
 /// A graph, a point `x` in `[-2, 2]^n` and a direction `v` in `[-1, 1]^n`.
 pub fn cases(
     inputs: RangeInclusive<usize>,
@@ -310,7 +429,11 @@ pub fn eval_values<T: Scalar>(g: &Graph, x: &[T]) -> Vec<T> {
     assert_eq!(x.len(), g.inputs, "one value per input");
     let mut v = Vec::with_capacity(g.inputs + g.nodes.len());
     v.extend_from_slice(x);
-    for node in &g.nodes {
+    for (k, node) in g.nodes.iter().enumerate() {
+        for dead in g.dead.iter().filter(|d| d.before == k) {
+            // Recorded (on a tape) and computed, never read.
+            let _ = dead.kind.eval(v[dead.arg]);
+        }
         let (a, b) = (v[node.args[0]], v[node.args[1]]);
         let one = T::one();
         let y = match node.op {

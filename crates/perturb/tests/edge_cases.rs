@@ -1,0 +1,74 @@
+//! Silent wrong answers of the scalar engine at the edges of its rules, each against an exact
+//! value.
+
+use perturb::{hessian, Float};
+
+#[test]
+fn powf_keeps_its_mixed_second_derivative_at_a_zero_exponent() {
+    // f(a, b) = a^b at (2, 0): f_ab = a^(b-1) (1 + b ln a) = 1/2, f_aa = b (b-1) a^(b-2) = 0,
+    // f_bb = a^b ln(a)^2 = ln(2)^2. The partial in a was a constant 0 wherever b == 0, so its
+    // derivative in b (the mixed term) came out 0.
+    let h = hessian(|v| v[0].powf(v[1]), &[2.0_f64, 0.0]);
+    let ln2 = 2.0_f64.ln();
+    assert_eq!(h[0], vec![0.0, 0.5]);
+    assert_eq!(h[1][0], 0.5);
+    assert!((h[1][1] - ln2 * ln2).abs() < 1e-15);
+}
+
+#[test]
+fn gradient_wrt_an_intermediate_value_is_its_adjoint_not_zero() {
+    // The sweep of gradient_wrt zeroes the slots of operations as it goes (to keep its buffer
+    // clean); asked about an intermediate, it read that zero.
+    let tape = perturb::Tape::new();
+    let x = tape.var(1.5_f64);
+    let t = x * x;
+    let y = t * 3.0 + x;
+    assert_eq!(tape.gradient(y).unwrap()[t], 3.0);
+    assert_eq!(tape.gradient_wrt(y, &[t, x]).unwrap(), vec![3.0, 10.0]);
+    // And the buffer is clean for the next call.
+    assert_eq!(tape.gradient_wrt(t, &[x, t]).unwrap(), vec![3.0, 1.0]);
+}
+
+fn close(got: f64, want: f64) -> bool {
+    (got - want).abs() <= 4.0 * f64::EPSILON * want.abs()
+}
+
+#[test]
+fn atan2_partials_neither_underflow_nor_overflow() {
+    // d atan2(a, b) = (b, -a) / (a^2 + b^2). At (1e-200, 1e-200) a^2 + b^2 underflowed to 0 and
+    // the rule returned its origin convention (0, 0) instead of (5e199, -5e199); at
+    // (1e200, 1e200) it overflowed and gave (0, -0) instead of (5e-201, -5e-201).
+    for (s, want) in [(1e-200, 5e199), (1e200, 5e-201), (3.0, 1.0 / 6.0)] {
+        let (_, g) = perturb::gradient(|v| v[0].atan2(v[1]), &[s, s]);
+        assert!(close(g[0], want) && close(g[1], -want), "{s}: {g:?}");
+    }
+    // The origin keeps its convention.
+    assert_eq!(
+        perturb::gradient(|v| v[0].atan2(v[1]), &[0.0, 0.0]).1,
+        vec![0.0, 0.0]
+    );
+}
+
+#[test]
+fn inverse_hyperbolic_and_circular_slopes_hold_at_extreme_arguments() {
+    // asinh' = 1 / sqrt(x^2 + 1), acosh' = 1 / sqrt(x^2 - 1): x^2 overflowed at 1e200 (slope
+    // 0 instead of 1e-200).
+    let (_, d) = perturb::derivative(|x| x.asinh(), 1e200_f64);
+    assert!(close(d, 1e-200), "{d}");
+    let (_, d) = perturb::derivative(|x| x.acosh(), 1e200_f64);
+    assert!(close(d, 1e-200), "{d}");
+    // asin' = 1 / sqrt(1 - x^2) near 1: 1 - x^2 cancels; (1 - x)(1 + x) does not.
+    let x = 1.0 - 2.0_f64.powi(-30);
+    let exact = 1.0 / ((1.0 - x) * (1.0 + x)).sqrt();
+    let (_, d) = perturb::derivative(|x| x.asin(), x);
+    assert!(close(d, exact), "{d} vs {exact}");
+    let (_, d) = perturb::derivative(|x| x.acos(), x);
+    assert!(close(d, -exact), "{d} vs {exact}");
+    let exact_atanh = 1.0 / ((1.0 - x) * (1.0 + x));
+    let (_, d) = perturb::derivative(|x| x.atanh(), x);
+    assert!(close(d, exact_atanh), "{d} vs {exact_atanh}");
+    let x = 1.0 + 2.0_f64.powi(-30);
+    let exact = 1.0 / ((x - 1.0) * (x + 1.0)).sqrt();
+    let (_, d) = perturb::derivative(|x| x.acosh(), x);
+    assert!(close(d, exact), "{d} vs {exact}");
+}
