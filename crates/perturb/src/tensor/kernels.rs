@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use super::dense::element_count;
 use super::element::Element;
 use crate::error::Error;
 
@@ -156,7 +157,8 @@ fn zip3_into<T: Element>(
 }
 
 /// The shape two shapes broadcast to (numpy's rules: align on the right, a length of 1
-/// stretches), or a shape error naming `op`.
+/// stretches), or a shape error naming `op` (also when the result has more elements than a
+/// tensor can hold, as `[2^32, 1]` and `[1, 2^32]` would).
 pub(crate) fn broadcast_shape(
     op: &'static str,
     a: &[usize],
@@ -188,6 +190,7 @@ pub(crate) fn broadcast_shape(
             }
         };
     }
+    element_count(op, &out)?;
     Ok(out)
 }
 

@@ -4,6 +4,7 @@
 
 use crate::error::Error;
 use crate::tensor::batched;
+use crate::tensor::dense::element_count;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Cotangent, Element, Op, Tensor, VjpReads};
 
@@ -220,8 +221,9 @@ impl Op for SumTo {
     }
 }
 
-/// Checks that `small` broadcasts to exactly `big`.
+/// Checks that `small` broadcasts to exactly `big` (a shape a tensor can have).
 fn check_broadcast(op: &'static str, small: &[usize], big: &[usize]) -> Result<(), Error> {
+    element_count(op, big)?;
     match kernels::broadcast_shape(op, small, big) {
         Ok(shape) if shape == big => Ok(()),
         _ => Err(Error::ShapeMismatch {
@@ -381,6 +383,7 @@ impl PadNarrow {
         let len = shape[self.axis];
         shape[self.axis] = self.total;
         check_window(self.name(), &shape, self.axis, self.start, len)?;
+        element_count(self.name(), &shape)?;
         match onto {
             Some(onto) if onto != shape.as_slice() => Err(Error::ShapeMismatch {
                 op: self.name(),
@@ -527,6 +530,7 @@ impl PadPair {
         for (&start, x) in self.starts.iter().zip([a, b]) {
             check_window(self.name(), &shape, self.axis, start, x[self.axis])?;
         }
+        element_count(self.name(), &shape)?;
         Ok(shape)
     }
 
