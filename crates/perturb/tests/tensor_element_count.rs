@@ -7,7 +7,7 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
-use perturb::tensor::ops::{Gather, IndexAdd, PadNarrow, PadPair, ScatterAdd};
+use perturb::tensor::ops::{Gather, PadNarrow, PadPair, ScatterAdd};
 use perturb::tensor::{Array, Op, Tensor};
 use perturb::Error;
 
@@ -82,27 +82,28 @@ fn panic_site(f: impl FnOnce()) -> (String, String) {
 
 #[test]
 fn panicking_constructors_report_the_callers_line() {
-    let huge = [1usize << 32, 1 << 32];
-    let cases: Vec<(&str, Box<dyn FnOnce()>)> = vec![
+    const HUGE: [usize; 2] = [1 << 32, 1 << 32];
+    type Case = (&'static str, Box<dyn FnOnce()>);
+    let cases: Vec<Case> = vec![
         (
             "Tensor::zeros",
-            Box::new(|| drop(Tensor::<f64>::zeros(&huge))),
+            Box::new(|| drop(Tensor::<f64>::zeros(&HUGE))),
         ),
         (
             "Tensor::ones",
-            Box::new(|| drop(Tensor::<f32>::ones(&huge))),
+            Box::new(|| drop(Tensor::<f32>::ones(&HUGE))),
         ),
         (
             "Tensor::full",
-            Box::new(|| drop(Tensor::full(&huge, 1.0_f64))),
+            Box::new(|| drop(Tensor::full(&HUGE, 1.0_f64))),
         ),
         (
             "Tensor::randn",
-            Box::new(|| drop(Tensor::<f64>::randn(&huge, 0.0, 1.0, 1))),
+            Box::new(|| drop(Tensor::<f64>::randn(&HUGE, 0.0, 1.0, 1))),
         ),
         (
             "Tensor::rand_uniform",
-            Box::new(|| drop(Tensor::<f64>::rand_uniform(&huge, 0.0, 1.0, 1))),
+            Box::new(|| drop(Tensor::<f64>::rand_uniform(&HUGE, 0.0, 1.0, 1))),
         ),
         (
             "Tensor::arange",

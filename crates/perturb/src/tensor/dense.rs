@@ -548,38 +548,3 @@ impl<T: Element> fmt::Display for Tensor<T> {
         write_axis(f, self.as_slice(), &self.shape)
     }
 }
-
-#[cfg(feature = "ndarray")]
-impl<T: Element> From<ndarray::ArrayD<T>> for Tensor<T> {
-    /// ```
-    /// # #[cfg(feature = "ndarray")] {
-    /// let a = ndarray::ArrayD::from_shape_vec(vec![2, 2], vec![1.0_f64, 2.0, 3.0, 4.0]).unwrap();
-    /// let t = perturb::tensor::Tensor::from(a);
-    /// assert_eq!(t.shape(), &[2, 2]);
-    /// # }
-    /// ```
-    fn from(a: ndarray::ArrayD<T>) -> Self {
-        let shape = a.shape().to_vec();
-        let data = if a.is_standard_layout() {
-            a.into_raw_vec_and_offset().0
-        } else {
-            a.iter().copied().collect()
-        };
-        Tensor::from_parts(data, shape)
-    }
-}
-
-#[cfg(feature = "ndarray")]
-impl<T: Element> From<&Tensor<T>> for ndarray::ArrayD<T> {
-    /// ```
-    /// # #[cfg(feature = "ndarray")] {
-    /// let t = perturb::tensor::Tensor::<f64>::arange(4).reshape(&[2, 2]).unwrap();
-    /// let a = ndarray::ArrayD::from(&t);
-    /// assert_eq!(a[[1, 0]], 2.0);
-    /// # }
-    /// ```
-    fn from(t: &Tensor<T>) -> Self {
-        ndarray::ArrayD::from_shape_vec(t.shape.clone(), t.to_vec())
-            .unwrap_or_else(|_| unreachable!("a tensor's data always fits its shape"))
-    }
-}
