@@ -170,7 +170,7 @@ fn fold<T: Copy>(
 }
 
 /// The larger of two values, NaN if either is.
-fn max_nan<T: Element>(acc: T, v: T) -> T {
+pub(super) fn max_nan<T: Element>(acc: T, v: T) -> T {
     if v.is_nan() || v > acc {
         v
     } else {
@@ -179,7 +179,7 @@ fn max_nan<T: Element>(acc: T, v: T) -> T {
 }
 
 /// The smaller of two values, NaN if either is.
-fn min_nan<T: Element>(acc: T, v: T) -> T {
+pub(super) fn min_nan<T: Element>(acc: T, v: T) -> T {
     if v.is_nan() || v < acc {
         v
     } else {
@@ -416,7 +416,7 @@ fn extremum_vjp<A: Array>(
 
 axes_op! {
     /// The maximum over axes (NaN if any reduced element is); VJP: the cotangent routed to the
-    /// positions of the maximum, split evenly among ties.
+    /// positions of the maximum, split evenly among ties (none where the maximum is NaN).
     ///
     /// ```
     /// use perturb::tensor::{ops::MaxAxes, Op, Tensor};
@@ -468,7 +468,7 @@ impl Op for MaxAxes {
 
 axes_op! {
     /// The minimum over axes (NaN if any reduced element is); VJP: the cotangent routed to the
-    /// positions of the minimum, split evenly among ties.
+    /// positions of the minimum, split evenly among ties (none where the minimum is NaN).
     ///
     /// ```
     /// use perturb::tensor::{ops::MinAxes, Op, Tensor};
@@ -520,8 +520,9 @@ impl Op for MinAxes {
 }
 
 /// The share of a max or min reduction's cotangent each input element gets: inputs `x` and the
-/// extremum `m` in the keepdims shape; `1 / ties` where `x` equals `m` (or both are NaN), 0
-/// elsewhere. Piecewise constant, so not differentiated (VJP `None`).
+/// extremum `m` in the keepdims shape; `1 / ties` where `x` equals `m`, 0 elsewhere, and 0
+/// everywhere in a slot whose extremum is NaN (a comparison decided by a NaN passes no
+/// derivative, as for `maximum`). Piecewise constant, so not differentiated (VJP `None`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct ArgmaxMask {
     axes: Vec<usize>,
@@ -555,7 +556,7 @@ impl Op for ArgmaxMask {
             });
         }
         let m = m.as_slice();
-        let hit = |v: T, slot: usize| v == m[slot] || (v.is_nan() && m[slot].is_nan());
+        let hit = |v: T, slot: usize| v == m[slot];
         let mut ties = vec![0usize; m.len()];
         for_each_slot(x.as_slice(), x.shape(), &reduced, |_, slot, v| {
             if hit(v, slot) {
