@@ -240,3 +240,43 @@ fn paddings_refuse_results_too_large() {
     let err = x.try_narrow(1, usize::MAX, 2).unwrap_err();
     assert!(err.to_string().starts_with("narrow: the range"), "{err}");
 }
+
+#[test]
+fn display_visits_only_the_entries_it_shows() {
+    let t = Tensor::<f64>::arange(10);
+    assert_eq!(t.to_string(), "[0, 1, 2, ..., 7, 8, 9]");
+    assert_eq!(Tensor::<f64>::arange(3).to_string(), "[0, 1, 2]");
+    // Before, the loop walked all 2^40 rows of this empty tensor (skipping each).
+    let empty = Tensor::<f64>::zeros(&[1 << 40, 0]);
+    assert_eq!(empty.to_string(), "[[], [], [], ..., [], [], []]");
+}
+
+/// Empty results of operations that loop over the blocks around an axis return at once: before,
+/// each walked the 2^40 (empty) blocks of these tensors, or copied an operand out to the
+/// batch's size, which for the matrix product was 48 TB.
+#[test]
+fn empty_results_do_not_walk_their_outer_axes() {
+    let x = Tensor::<f64>::zeros(&[1 << 40, 0]);
+    assert_eq!(x.index_select(1, vec![]).shape(), &[1 << 40, 0]);
+    assert_eq!(
+        x.try_index_add(1, vec![], 0).unwrap().shape(),
+        &[1 << 40, 0]
+    );
+    assert_eq!(Tensor::concat(&[&x, &x], 1).shape(), &[1 << 40, 0]);
+    assert_eq!(x.transpose().shape(), &[0, 1 << 40]);
+    let pad = PadNarrow {
+        axis: 1,
+        start: 0,
+        total: 0,
+    };
+    assert_eq!(pad.eval(&[&x]).unwrap().shape(), &[1 << 40, 0]);
+    let pair = PadPair {
+        axis: 1,
+        total: 0,
+        starts: [0, 0],
+    };
+    assert_eq!(pair.eval(&[&x, &x]).unwrap().shape(), &[1 << 40, 0]);
+    let batch = Tensor::<f64>::zeros(&[1 << 40, 0, 3]);
+    let y = batch.matmul(&Tensor::zeros(&[3, 2]));
+    assert_eq!((y.shape(), y.len()), (&[1 << 40, 0, 2][..], 0));
+}

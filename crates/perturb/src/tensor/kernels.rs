@@ -436,6 +436,10 @@ pub(crate) fn permute<T: Element>(
         stride *= shape[i];
     }
     let permuted: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
+    if x.is_empty() {
+        // Nothing to move; the tiles below would walk the rows of a [2^40, 0] matrix.
+        return (Vec::new(), out);
+    }
     if let [rows, cols] = out[..] {
         // The common case, a matrix transpose, in cache-sized tiles.
         if perm == [1, 0] {

@@ -13,7 +13,7 @@ use crate::tensor::dense::element_count;
 use crate::tensor::{Array, Element, Op, Tensor};
 
 use super::reduce::{check_axis, split_at_axis};
-use super::shape::Narrow;
+use super::shape::{empty_result, Narrow};
 use super::unary;
 
 /// Checks every index against the length of the axis it indexes.
@@ -75,6 +75,9 @@ impl Op for IndexSelect {
         let mut shape = x.shape().to_vec();
         shape[self.axis] = self.indices.len();
         let count = element_count(self.name(), &shape)?;
+        if let Some(empty) = empty_result(&shape) {
+            return Ok(empty);
+        }
         let (outer, n, inner) = split_at_axis(x.shape(), self.axis);
         let mut data = Vec::with_capacity(count);
         for o in 0..outer {
@@ -152,6 +155,9 @@ impl Op for IndexAdd {
         shape[self.axis] = self.len;
         check_indices(self.name(), &self.indices, self.axis, &shape)?;
         let mut data = vec![T::zero(); element_count(self.name(), &shape)?];
+        if data.is_empty() {
+            return Ok(Tensor::from_parts(data, shape));
+        }
         for o in 0..outer {
             for (j, &i) in self.indices.iter().enumerate() {
                 let from = &x.as_slice()[(o * m + j) * inner..(o * m + j + 1) * inner];
@@ -423,6 +429,9 @@ impl Op for Concat {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
         let shape = concat_shape(self.name(), &shapes, self.axis)?;
+        if let Some(empty) = empty_result(&shape) {
+            return Ok(empty);
+        }
         let (outer, _, inner) = split_at_axis(&shape, self.axis);
         let mut data = Vec::with_capacity(element_count(self.name(), &shape)?);
         for o in 0..outer {

@@ -263,6 +263,10 @@ impl Op for MatMul {
             return self.eval_2d(a, b);
         }
         let Promoted { a: a2, b: b2, out } = promoted(a.shape(), b.shape())?;
+        if let Some(empty) = super::shape::empty_result(&out) {
+            // Nothing to compute, nor any operand to copy out to the batch's size.
+            return Ok(empty);
+        }
         let (m, k, n) = (a2[a2.len() - 2], a2[a2.len() - 1], b2[b2.len() - 1]);
         if a2.len() == 2 && b2.len() == 2 {
             return Ok(Tensor::from_parts(

@@ -414,6 +414,9 @@ impl Op for PadNarrow {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
         let shape = self.shape_of(&shapes)?;
+        if let Some(empty) = empty_result(&shape) {
+            return Ok(empty);
+        }
         let (x, onto) = (inputs[0], inputs.get(1));
         let len = x.shape()[self.axis];
         let (outer, _, inner) = split_at_axis(&shape, self.axis);
@@ -562,6 +565,9 @@ impl Op for PadPair {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
         let shape = self.shape_of(&shapes)?;
+        if let Some(empty) = empty_result(&shape) {
+            return Ok(empty);
+        }
         let (a, b) = (inputs[0], inputs[1]);
         let lens = [a.shape()[self.axis], b.shape()[self.axis]];
         let (outer, _, inner) = split_at_axis(&shape, self.axis);
@@ -640,6 +646,14 @@ fn one_axis_in<A: Array, O: Op>(
 ) -> Result<A, Error> {
     let spread = batched::all_stacked(x, stacked, size)?;
     A::apply(shifted, &spread.iter().collect::<Vec<_>>())
+}
+
+/// The result of an operation whose (checked) shape has no elements: loops over the blocks
+/// around an axis return early with it, rather than walk `outer` empty blocks (up to 2^60).
+pub(super) fn empty_result<T: Element>(shape: &[usize]) -> Option<Tensor<T>> {
+    shape
+        .contains(&0)
+        .then(|| Tensor::from_parts(Vec::new(), shape.to_vec()))
 }
 
 /// Checks that `start .. start + len` lies inside `axis` of `shape`.
