@@ -843,22 +843,26 @@ pub trait Array: Clone + Debug + Sized {
         /// assert_eq!(a.greater_equal(&Tensor::scalar(2.0)).to_vec(), vec![0.0, 1.0, 1.0]);
         /// ```
         greater_equal, try_greater_equal => ops::Compare(ops::CmpKind::Ge);
-        /// The element-wise maximum, with numpy broadcasting (as `f64::max`: a NaN loses to a
-        /// number). At a tie each argument gets half of the derivative.
+        /// The element-wise maximum, with numpy broadcasting; NaN where either is (as
+        /// `np.maximum`). At a tie each argument gets half of the derivative; where a NaN
+        /// decided, neither gets any.
         ///
         /// ```
         /// use perturb::tensor::{Array, Tensor};
         /// let a = Tensor::vector(&[1.0_f64, 5.0, f64::NAN]);
-        /// assert_eq!(a.maximum(&Tensor::scalar(2.0)).to_vec(), vec![2.0, 5.0, 2.0]);
+        /// let m = a.maximum(&Tensor::scalar(2.0)).to_vec();
+        /// assert_eq!((m[0], m[1], m[2].is_nan()), (2.0, 5.0, true));
         /// ```
         maximum, try_maximum => ops::Maximum;
-        /// The element-wise minimum, with numpy broadcasting (as `f64::min`: a NaN loses to a
-        /// number). At a tie each argument gets half of the derivative.
+        /// The element-wise minimum, with numpy broadcasting; NaN where either is (as
+        /// `np.minimum`). At a tie each argument gets half of the derivative; where a NaN
+        /// decided, neither gets any.
         ///
         /// ```
         /// use perturb::tensor::{Array, Tensor};
         /// let a = Tensor::vector(&[1.0_f64, 5.0, f64::NAN]);
-        /// assert_eq!(a.minimum(&Tensor::scalar(2.0)).to_vec(), vec![1.0, 2.0, 2.0]);
+        /// let m = a.minimum(&Tensor::scalar(2.0)).to_vec();
+        /// assert_eq!((m[0], m[1], m[2].is_nan()), (1.0, 2.0, true));
         /// ```
         minimum, try_minimum => ops::Minimum;
     }
@@ -1024,7 +1028,7 @@ pub trait Array: Clone + Debug + Sized {
 
     /// The maximum over `axes` (see [`try_sum_axes`](Array::try_sum_axes) for the axes); NaN
     /// where a reduced element is NaN, an error over an empty axis. Its gradient goes to the
-    /// positions of the maximum, split evenly among ties.
+    /// positions of the maximum, split evenly among ties (nowhere where the maximum is NaN).
     ///
     /// ```
     /// use perturb::tensor::{Array, Tensor, TensorTape};

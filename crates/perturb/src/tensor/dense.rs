@@ -400,11 +400,12 @@ impl<T: Element> Tensor<T> {
     /// differ or the new shape has more elements than a tensor can hold.
     ///
     /// ```
-    /// let t = perturb::tensor::Tensor::<f64>::arange(6);
+    /// use perturb::tensor::Tensor;
+    /// let t = Tensor::<f64>::arange(6);
     /// assert_eq!(t.reshape(&[3, 2]).unwrap().shape(), &[3, 2]);
     /// assert!(t.reshape(&[4]).is_err());
     /// // Zero elements do not make an overflowing shape valid.
-    /// assert!(t.reshape(&[0]).unwrap().reshape(&[0, 1 << 32, 1 << 32]).is_err());
+    /// assert!(Tensor::<f64>::zeros(&[0]).reshape(&[0, 1 << 32, 1 << 32]).is_err());
     /// ```
     pub fn reshape(&self, shape: &[usize]) -> Result<Self, Error> {
         if element_count("reshape", shape)? != self.len() {
