@@ -231,6 +231,14 @@ fn gemm_refuses_strides_whose_reach_wraps_around() {
         f64::gemm(m, k, n, &a, (1 << 63, 1), &b, (n, 1), 0.0, &mut c, n);
     });
     assert!(wraps.is_err(), "strides reaching past the slice must panic");
+    // A stride past isize::MAX on a single column (k = 1), which the kernel would take as
+    // negative.
+    let (a, b) = (vec![1.0_f64; m], vec![1.0_f64; n]);
+    let mut c = vec![0.0_f64; m * n];
+    let negative = std::panic::catch_unwind(move || {
+        f64::gemm(m, 1, n, &a, (1, usize::MAX), &b, (n, 1), 0.0, &mut c, n);
+    });
+    assert!(negative.is_err(), "a stride past isize::MAX must panic");
     // The same shapes with strides that fit are fine.
     let a = vec![1.0_f64; m * k];
     let b = vec![1.0_f64; k * n];
