@@ -1227,3 +1227,25 @@ fn a_nearly_certain_row_uses_ln_1p() {
     let empty = Tensor::<f64>::zeros(&[0]).logsumexp(&[0], false).to_vec()[0];
     assert_eq!(empty, f64::NEG_INFINITY);
 }
+
+/// Reductions over nothing give numpy's values (README, "NaN and empty tensors"): sum 0, mean
+/// NaN (0 / 0, not an error), logsumexp -inf, softmax an empty tensor; max and min are an
+/// error. Their gradients are empty, with no NaN.
+#[test]
+fn reductions_over_nothing_follow_numpy() {
+    use perturb::tensor::grad;
+    let empty = Tensor::<f64>::zeros(&[0]);
+    assert_eq!(empty.sum_axes(&[0], false).item(), Some(0.0));
+    assert!(empty.mean_axes(&[0], false).item().unwrap().is_nan());
+    assert_eq!(empty.logsumexp(&[0], false).item(), Some(f64::NEG_INFINITY));
+    assert_eq!(empty.softmax(0).shape(), &[0]);
+    assert!(empty.try_max_axes(&[0], false).is_err());
+    assert!(empty.try_min_axes(&[0], false).is_err());
+    // Rows of nothing: one NaN per row for the mean.
+    let rows = Tensor::<f64>::zeros(&[3, 0]);
+    let means = rows.mean_axes(&[1], false);
+    assert_eq!(means.shape(), &[3]);
+    assert!(means.as_slice().iter().all(|m| m.is_nan()));
+    let g = grad(|x| Ok(x.mean_axes(&[0], false)), &empty).unwrap();
+    assert_eq!(g.shape(), &[0]);
+}

@@ -996,13 +996,16 @@ pub trait Array: Clone + Debug + Sized {
         or_panic(self.try_sum_axes(axes, keepdims))
     }
 
-    /// The mean over `axes` (see [`try_sum_axes`](Array::try_sum_axes) for the axes).
+    /// The mean over `axes` (see [`try_sum_axes`](Array::try_sum_axes) for the axes). Over an
+    /// empty axis it is NaN (0 / 0), as in numpy, JAX and PyTorch.
     ///
     /// ```
     /// use perturb::tensor::{Array, Tensor};
     /// let a = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
     /// assert_eq!(a.try_mean_axes(&[1], false).unwrap().to_vec(), vec![2.0, 5.0]);
     /// assert!(a.try_mean_axes(&[3], false).is_err());
+    /// let empty = Tensor::<f64>::zeros(&[0]);
+    /// assert!(empty.try_mean_axes(&[0], false).unwrap().item().unwrap().is_nan());
     /// ```
     fn try_mean_axes(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
         Self::apply(
