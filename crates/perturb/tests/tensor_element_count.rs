@@ -280,3 +280,16 @@ fn empty_results_do_not_walk_their_outer_axes() {
     let y = batch.matmul(&Tensor::zeros(&[3, 2]));
     assert_eq!((y.shape(), y.len()), (&[1 << 40, 0, 2][..], 0));
 }
+
+/// linspace between ends whose difference overflows: before, the step was inf and the first
+/// value `start + inf * 0` was NaN.
+#[test]
+fn linspace_between_far_ends_stays_finite() {
+    let t = Tensor::linspace(-1e308_f64, 1e308, 5);
+    assert_eq!(t.to_vec(), vec![-1e308, -5e307, 0.0, 5e307, 1e308]);
+    let t = Tensor::linspace(f32::MAX, -f32::MAX, 3);
+    assert_eq!(t.to_vec(), vec![f32::MAX, 0.0, -f32::MAX]);
+    // Ends that are infinite stay as IEEE arithmetic gives them.
+    let t = Tensor::linspace(0.0_f64, f64::INFINITY, 2);
+    assert_eq!(t.to_vec(), vec![0.0, f64::INFINITY]);
+}

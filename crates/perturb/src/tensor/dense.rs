@@ -230,19 +230,30 @@ impl<T: Element> Tensor<T> {
     /// ```
     /// let t = perturb::tensor::Tensor::linspace(0.0_f64, 1.0, 5);
     /// assert_eq!(t.to_vec(), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+    /// // Ends so far apart that their difference overflows.
+    /// let wide = perturb::tensor::Tensor::linspace(-f64::MAX, f64::MAX, 3);
+    /// assert_eq!(wide.to_vec(), vec![-f64::MAX, 0.0, f64::MAX]);
     /// ```
     #[track_caller]
     pub fn linspace(start: T, end: T, n: usize) -> Self {
         or_panic(element_count("Tensor::linspace", &[n]));
         let steps = T::from_usize(n.saturating_sub(1).max(1)).unwrap_or_else(T::nan);
         let step = (end - start) / steps;
+        let at = |i: usize| {
+            let i = T::from_usize(i).unwrap_or_else(T::nan);
+            if step.is_finite() {
+                start + step * i
+            } else {
+                // `end - start` overflows (from -1e308 to 1e308): weigh the ends instead.
+                let t = i / steps;
+                start * (T::one() - t) + end * t
+            }
+        };
         let data = (0..n)
-            .map(|i| {
-                if i + 1 == n && n > 1 {
-                    end
-                } else {
-                    start + step * T::from_usize(i).unwrap_or_else(T::nan)
-                }
+            .map(|i| match i {
+                0 => start,
+                _ if i + 1 == n => end,
+                _ => at(i),
             })
             .collect();
         Tensor::from_parts(data, vec![n])
