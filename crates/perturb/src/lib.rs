@@ -38,6 +38,19 @@
 //!     assert!((g + (1.0 - s) * wi).abs() < 1e-15);
 //! }
 //! ```
+//!
+//! ## Features
+//!
+//! Both are off by default; docs.rs documents the crate with both on.
+//!
+//! - **`ndarray`**: conversions between [`tensor::Tensor`] and `ndarray` 0.16 arrays: any array
+//!   or view, of any dimension and memory layout, into a tensor (`Tensor::from(array.view())`),
+//!   and a tensor into an `ArrayD` (`From`) or an `Array1`/`Array2` (`TryFrom`, checking the
+//!   number of axes).
+//! - **`svg`**: `explain::dot_to_svg`, which lays out the DOT graphs of
+//!   [`Trace::to_dot`](explain::Trace::to_dot) and
+//!   [`TensorTape::to_dot`](tensor::TensorTape::to_dot) as an SVG picture, in pure Rust (with
+//!   `layout-rs`).
 
 #![deny(missing_docs)]
 

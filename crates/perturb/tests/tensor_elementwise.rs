@@ -671,26 +671,30 @@ fn comparisons_at_ties_and_nan() {
 }
 
 #[test]
-fn maximum_and_minimum_split_ties_and_follow_f64_max_with_nan() {
+fn maximum_and_minimum_split_ties_and_propagate_nan() {
     let a = v(&[1.0, 2.0, 3.0, f64::NAN, 1.0, f64::NAN]);
     let b = v(&[2.0, 2.0, 2.0, 2.0, f64::NAN, f64::NAN]);
     let xs = [a.clone(), b.clone()];
-    // f64::max: the larger, a number over NaN, NaN only if both are
-    let max = eval(Kind::Maximum, &xs).to_vec();
-    assert_eq!(&max[..5], &[2.0, 2.0, 3.0, 2.0, 1.0]);
-    assert!(max[5].is_nan());
-    // The larger gets the derivative, each half at the tie, the number where the other is
-    // NaN, and (as rules::Max) the first argument where both are NaN.
+    // As np.maximum, jnp.maximum and torch.maximum: NaN wherever either input is (before,
+    // f64::max's [2, 2, 3, 2, 1, NaN] dropped the NaN).
+    for kind in [Kind::Maximum, Kind::Minimum] {
+        let y = eval(kind, &xs).to_vec();
+        assert!(y[3..].iter().all(|v| v.is_nan()), "{kind:?}: {y:?}");
+    }
+    assert_eq!(&eval(Kind::Maximum, &xs).to_vec()[..3], &[2.0, 2.0, 3.0]);
+    assert_eq!(&eval(Kind::Minimum, &xs).to_vec()[..3], &[1.0, 2.0, 2.0]);
+    // The larger gets the derivative, each half at the tie; where a NaN decided, neither.
     let g = grad_of_sum(Kind::Maximum, &xs);
-    assert_eq!(g[0], vec![0.0, 0.5, 1.0, 0.0, 1.0, 1.0]);
-    assert_eq!(g[1], vec![1.0, 0.5, 0.0, 1.0, 0.0, 0.0]);
+    assert_eq!(g[0], vec![0.0, 0.5, 1.0, 0.0, 0.0, 0.0]);
+    assert_eq!(g[1], vec![1.0, 0.5, 0.0, 0.0, 0.0, 0.0]);
     let g = grad_of_sum(Kind::Minimum, &xs);
-    assert_eq!(g[0], vec![1.0, 0.5, 0.0, 0.0, 1.0, 1.0]);
-    assert_eq!(g[1], vec![0.0, 0.5, 1.0, 1.0, 0.0, 0.0]);
-    // Both agree with the scalar engine's partials element by element.
+    assert_eq!(g[0], vec![1.0, 0.5, 0.0, 0.0, 0.0, 0.0]);
+    assert_eq!(g[1], vec![0.0, 0.5, 1.0, 0.0, 0.0, 0.0]);
+    // Without NaN, both agree with the scalar engine's partials element by element (whose
+    // max is f64::max, which drops a NaN).
     for kind in [Kind::Maximum, Kind::Minimum] {
         let g = grad_of_sum(kind, &xs);
-        let pairs = a.as_slice().iter().zip(b.as_slice());
+        let pairs = a.as_slice().iter().zip(b.as_slice()).take(3);
         for ((&ak, &bk), (&ga, &gb)) in pairs.zip(g[0].iter().zip(&g[1])) {
             let want = perturb::gradient(|x| scalar(kind, x), &[ak, bk]).1;
             assert_eq!(vec![ga, gb], want, "{kind:?} at {ak}, {bk}");
@@ -971,4 +975,69 @@ fn the_panicking_forms_panic_with_the_error() {
 #[should_panic(expected = "where: shapes [2] and [3] do not match")]
 fn select_panics_with_the_error() {
     let _ = Tensor::<f64>::zeros(&[2]).select(&Tensor::zeros(&[2]), &Tensor::zeros(&[3]));
+}
+
+/// The NaN convention (README, "NaN"): every comparison-based operation returns NaN where a NaN
+/// input reaches the result, and passes no derivative through an element that a NaN decided,
+/// in reverse and forward mode alike. Before, maximum([1, NaN, 3], 2) gave [2, 2, 3] while
+/// max_axes of the same tensor gave NaN.
+#[test]
+fn one_nan_convention_for_every_comparison_based_operation() {
+    use perturb::tensor::{grad, jvp};
+    let x = v(&[1.0, f64::NAN, 3.0]);
+    // Each operation, its value at x, and the derivative of its sum (the same by both modes).
+    let cases: Vec<(&str, Vec<f64>, Vec<f64>)> = vec![
+        ("maximum", vec![2.0, f64::NAN, 3.0], vec![0.0, 0.0, 1.0]),
+        ("minimum", vec![1.0, f64::NAN, 2.0], vec![1.0, 0.0, 0.0]),
+        ("clamp", vec![1.0, f64::NAN, 2.0], vec![1.0, 0.0, 0.0]),
+        ("relu", vec![1.0, f64::NAN, 3.0], vec![1.0, 0.0, 1.0]),
+        ("abs", vec![1.0, f64::NAN, 3.0], vec![1.0, 0.0, 1.0]),
+        ("max_axes", vec![f64::NAN], vec![0.0, 0.0, 0.0]),
+        ("min_axes", vec![f64::NAN], vec![0.0, 0.0, 0.0]),
+    ];
+    fn apply<A: Array<Elem = f64>>(name: &str, x: &A) -> Result<A, Error> {
+        let two = x.constant_like(&Tensor::scalar(2.0));
+        match name {
+            "maximum" => x.try_maximum(&two),
+            "minimum" => x.try_minimum(&two),
+            "clamp" => x.try_clamp(0.0, 2.0),
+            "relu" => Ok(x.relu()),
+            "abs" => Ok(x.abs()),
+            "max_axes" => x.try_max_axes(&[0], false),
+            _ => x.try_min_axes(&[0], false),
+        }
+    }
+    let same = |got: &[f64], want: &[f64]| {
+        got.len() == want.len()
+            && got
+                .iter()
+                .zip(want)
+                .all(|(g, w)| g == w || (g.is_nan() && w.is_nan()))
+    };
+    for (name, value, slope) in cases {
+        let y = apply(name, &x).unwrap();
+        assert!(same(y.as_slice(), &value), "{name}: value {y:?}");
+        let g = grad(|x| Ok(apply(name, x)?.sum_all()), &x).unwrap();
+        assert!(same(g.as_slice(), &slope), "{name}: gradient {g:?}");
+        // Forward mode, one unit tangent at a time.
+        for (i, &want) in slope.iter().enumerate() {
+            let mut e = vec![0.0; 3];
+            e[i] = 1.0;
+            let (_, t) = jvp(|x| Ok(apply(name, x)?.sum_all()), &x, &v(&e)).unwrap();
+            assert_eq!(t.item(), Some(want), "{name}: tangent {i}");
+        }
+    }
+    // select follows its mask (a NaN in the mask counts as nonzero) and its derivative the
+    // branch it chose.
+    let mask = v(&[1.0, f64::NAN, 0.0]);
+    let g = grad(
+        |x| {
+            Ok(x.constant_like(&mask)
+                .try_select(x, &x.scale(3.0))?
+                .sum_all())
+        },
+        &x,
+    )
+    .unwrap();
+    assert_eq!(g.to_vec(), vec![1.0, 1.0, 3.0]);
 }

@@ -217,3 +217,32 @@ fn parallel_element_wise_loops_match_the_serial_loop_exactly() {
         );
     }
 }
+
+/// gemm checks its strides with checked arithmetic: strides whose reach wraps around 2^64
+/// passed the bounds check before (2 * 2^63 = 0) and the kernel read far past `a`.
+#[test]
+fn gemm_refuses_strides_whose_reach_wraps_around() {
+    use perturb::tensor::Element;
+    let (m, k, n) = (3, 8, 16);
+    let a = vec![1.0_f64; k * 2];
+    let b = vec![1.0_f64; k * n];
+    let mut c = vec![0.0_f64; m * n];
+    let wraps = std::panic::catch_unwind(move || {
+        f64::gemm(m, k, n, &a, (1 << 63, 1), &b, (n, 1), 0.0, &mut c, n);
+    });
+    assert!(wraps.is_err(), "strides reaching past the slice must panic");
+    // A stride past isize::MAX on a single column (k = 1), which the kernel would take as
+    // negative.
+    let (a, b) = (vec![1.0_f64; m], vec![1.0_f64; n]);
+    let mut c = vec![0.0_f64; m * n];
+    let negative = std::panic::catch_unwind(move || {
+        f64::gemm(m, 1, n, &a, (1, usize::MAX), &b, (n, 1), 0.0, &mut c, n);
+    });
+    assert!(negative.is_err(), "a stride past isize::MAX must panic");
+    // The same shapes with strides that fit are fine.
+    let a = vec![1.0_f64; m * k];
+    let b = vec![1.0_f64; k * n];
+    let mut c = vec![0.0_f64; m * n];
+    f64::gemm(m, k, n, &a, (k, 1), &b, (n, 1), 0.0, &mut c, n);
+    assert!(c.iter().all(|&v| v == k as f64));
+}

@@ -230,3 +230,43 @@ fn every_gemm_path_matches_a_triple_loop() {
         }
     }
 }
+
+/// The error names the inner dimensions that differ (reliability report U9): "shapes [2, 3]
+/// and [2, 3] do not match" did not say which lengths.
+#[test]
+fn a_mismatch_names_the_inner_dimensions() {
+    let a = Tensor::<f64>::zeros(&[2, 3]);
+    let message = |op: MatMul, x: &Tensor<f64>, y: &Tensor<f64>| {
+        use perturb::tensor::Op;
+        op.eval(&[x, y]).unwrap_err().to_string()
+    };
+    let plain = MatMul::default();
+    assert_eq!(
+        a.try_matmul(&a).unwrap_err().to_string(),
+        "matmul: the inner dimensions differ: [2, 3] has 3 columns, [2, 3] has 2 rows"
+    );
+    let v = Tensor::<f64>::zeros(&[2]);
+    assert_eq!(
+        message(plain, &a, &v),
+        "matmul: the inner dimensions differ: [2, 3] has 3 columns, [2] has 2 elements"
+    );
+    let batched = Tensor::<f64>::zeros(&[4, 2, 3]);
+    assert_eq!(
+        message(plain, &batched, &batched),
+        "matmul: the inner dimensions differ: [4, 2, 3] has 3 columns, [4, 2, 3] has 2 rows"
+    );
+    let at = MatMul {
+        transpose_a: true,
+        transpose_b: false,
+    };
+    assert_eq!(
+        message(at, &a, &Tensor::zeros(&[3, 2])),
+        "matmul: the inner dimensions differ: [2, 3] transposed has 2 columns, [3, 2] has 3 rows"
+    );
+    // Batch axes that do not broadcast are still a shape mismatch.
+    let err = batched.try_matmul(&Tensor::zeros(&[5, 3, 2])).unwrap_err();
+    assert!(
+        matches!(err, Error::ShapeMismatch { op: "matmul", .. }),
+        "{err}"
+    );
+}

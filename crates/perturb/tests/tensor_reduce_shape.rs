@@ -1081,3 +1081,171 @@ fn padding_onto_a_stack_or_from_a_stack_equals_padding_each_member() {
         assert_close(&got, &want, &[3, 4], 0.0, "pad_narrow onto, batched");
     }
 }
+
+// ---- Precision near |x| = 700..1e4 (reliability report, section 7) -----------------------
+
+/// The relative difference of `got` from `want`.
+fn rel(got: f64, want: f64) -> f64 {
+    ((got - want) / want).abs()
+}
+
+/// The weights of a two-element logsumexp at `[a, a + d]`, by the closed form from `d` alone
+/// (no large number is involved, so it is accurate to an ulp or two):
+/// `1 / (1 + e^d)` and `e^d / (1 + e^d)`.
+fn two_weights(d: f64) -> [f64; 2] {
+    let e = d.exp();
+    [1.0 / (1.0 + e), e / (1.0 + e)]
+}
+
+#[test]
+fn logsumexp_gradient_keeps_full_precision_for_large_inputs() {
+    use perturb::tensor::grad;
+    // f64 at +-800: before, exp(x - lse) lost |x| eps, 5.5e-14 relative.
+    for a in [800.0, -800.0, 700.25, 1e4] {
+        for d in [0.0, 0.5, -1.25, 3.0] {
+            let x = Tensor::vector(&[a, a + d]);
+            let g = grad(|x| Ok(x.logsumexp(&[0], false)), &x).unwrap();
+            let want = two_weights(d);
+            for (got, want) in g.as_slice().iter().zip(want) {
+                assert!(
+                    rel(*got, want) < 4.0 * f64::EPSILON,
+                    "at {a}, {d}: {got} vs {want}"
+                );
+            }
+        }
+    }
+    // f32 at 1e4: before, 0.49989 for 0.5. The reference is the closed form in f64.
+    for (a, d) in [(1e4_f32, 0.0_f32), (1e4, -1.5), (-1e4, 2.0), (750.0, 0.25)] {
+        let x = Tensor::vector(&[a, a + d]);
+        let g = grad(|x| Ok(x.logsumexp(&[0], false)), &x).unwrap();
+        let want = two_weights(f64::from(d));
+        for (got, want) in g.as_slice().iter().zip(want) {
+            let err = rel(f64::from(*got), want);
+            assert!(
+                err < 4.0 * f64::from(f32::EPSILON),
+                "at {a}, {d}: {got} vs {want}"
+            );
+        }
+    }
+    // Several axes at once, forward mode too: the weights sum to 1 and follow the closed form.
+    let x = Tensor::from_vec(vec![900.0, 900.5, 900.0, 900.5], &[2, 2]).unwrap();
+    let (_, t) = perturb::tensor::jvp(
+        |x| x.try_logsumexp(&[0, 1], false),
+        &x,
+        &Tensor::from_vec(vec![0.0, 1.0, 0.0, 0.0], &[2, 2]).unwrap(),
+    )
+    .unwrap();
+    let want = two_weights(0.5)[1] / 2.0;
+    assert!(
+        rel(t.to_vec()[0], want) < 4.0 * f64::EPSILON,
+        "{t:?} vs {want}"
+    );
+}
+
+#[test]
+fn logsumexp_hessian_keeps_full_precision_for_large_inputs() {
+    // H = diag(w) - w w^T with the closed-form weights; the rule is written in differentiable
+    // operations, so the Hessian comes from the same code.
+    let x = Tensor::vector(&[800.0, 800.5]);
+    let h = perturb::tensor::hessian(|x| x.try_logsumexp(&[0], false), &x).unwrap();
+    let w = two_weights(0.5);
+    let want = [
+        w[0] - w[0] * w[0],
+        -w[0] * w[1],
+        -w[1] * w[0],
+        w[1] - w[1] * w[1],
+    ];
+    for (got, want) in h.as_slice().iter().zip(want) {
+        assert!(rel(*got, want) < 1e-14, "{h:?} vs {want:?}");
+    }
+}
+
+struct LogSumExpFn;
+impl perturb::tensor::TensorFn<f64> for LogSumExpFn {
+    fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, Error> {
+        // Weighted, so that the first and second derivatives are not symmetric in the inputs.
+        let w = x.constant_like(&Tensor::vector(&[1.0, -2.0, 0.5]));
+        x.try_logsumexp(&[0], false)?
+            .try_mul(&x.try_softmax(0)?.try_mul(&w)?.sum_all())
+    }
+}
+
+#[test]
+fn logsumexp_and_softmax_derivatives_pass_check_grads_at_order_two() {
+    use perturb::tensor::{check_grads, CheckOptions};
+    // The step is relative to max |x|: near 700 it is cut so that the difference's
+    // truncation error stays below the tolerance.
+    for (x, step) in [
+        (Tensor::vector(&[0.3, -1.2, 0.8]), 1e-5),
+        (Tensor::vector(&[700.3, 701.2, 699.8]), 1.5e-7),
+    ] {
+        let options = CheckOptions {
+            step,
+            ..CheckOptions::default()
+        };
+        let report = check_grads(&LogSumExpFn, &x, &options).unwrap();
+        assert!(report.passes(1e-6), "{report}");
+    }
+}
+
+#[test]
+fn a_nearly_certain_row_uses_ln_1p() {
+    // logsumexp([-30, 0]) = ln(1 + t) with t = e^-30 = 9.4e-14: ln(1 + t) = t - t^2/2 + ...,
+    // to well under an ulp. Before, ln of the rounded 1 + t was 1e-3 off.
+    let t = (-30.0_f64).exp();
+    let want = t - t * t / 2.0;
+    let x = Tensor::vector(&[-30.0, 0.0]);
+    let got = x.logsumexp(&[0], false).to_vec()[0];
+    assert!(rel(got, want) < 2.0 * f64::EPSILON, "{got} vs {want}");
+    // log_softmax of the certain class is -ln(1 + t); the other's is -30 - ln(1 + t).
+    let ls = x.log_softmax(0).to_vec();
+    assert!(rel(ls[1], -want) < 2.0 * f64::EPSILON, "{ls:?}");
+    assert_eq!(ls[0], -30.0 - want);
+    // With the maximum tied, the other maximum's term counts in full: ln(2 + t).
+    let tied = Tensor::vector(&[0.0, -30.0, 0.0])
+        .logsumexp(&[0], false)
+        .to_vec()[0];
+    assert!(rel(tied, (2.0 + t).ln()) < 2.0 * f64::EPSILON);
+    // f32: ln(1 + 4.1e-8) was 0; the exponential is taken in f32, the reference in f64.
+    let t32 = f64::from((-17.0_f32).exp());
+    let got = Tensor::vector(&[0.0_f32, -17.0])
+        .logsumexp(&[0], false)
+        .to_vec()[0];
+    assert!(
+        rel(f64::from(got), t32) < 4.0 * f64::from(f32::EPSILON),
+        "{got} vs {t32}"
+    );
+    // Infinite and empty rows keep their values.
+    let inf = Tensor::vector(&[f64::INFINITY, 0.0])
+        .logsumexp(&[0], false)
+        .to_vec()[0];
+    assert_eq!(inf, f64::INFINITY);
+    let none = Tensor::vector(&[f64::NEG_INFINITY; 2])
+        .logsumexp(&[0], false)
+        .to_vec()[0];
+    assert_eq!(none, f64::NEG_INFINITY);
+    let empty = Tensor::<f64>::zeros(&[0]).logsumexp(&[0], false).to_vec()[0];
+    assert_eq!(empty, f64::NEG_INFINITY);
+}
+
+/// Reductions over nothing give numpy's values (README, "NaN and empty tensors"): sum 0, mean
+/// NaN (0 / 0, not an error), logsumexp -inf, softmax an empty tensor; max and min are an
+/// error. Their gradients are empty, with no NaN.
+#[test]
+fn reductions_over_nothing_follow_numpy() {
+    use perturb::tensor::grad;
+    let empty = Tensor::<f64>::zeros(&[0]);
+    assert_eq!(empty.sum_axes(&[0], false).item(), Some(0.0));
+    assert!(empty.mean_axes(&[0], false).item().unwrap().is_nan());
+    assert_eq!(empty.logsumexp(&[0], false).item(), Some(f64::NEG_INFINITY));
+    assert_eq!(empty.softmax(0).shape(), &[0]);
+    assert!(empty.try_max_axes(&[0], false).is_err());
+    assert!(empty.try_min_axes(&[0], false).is_err());
+    // Rows of nothing: one NaN per row for the mean.
+    let rows = Tensor::<f64>::zeros(&[3, 0]);
+    let means = rows.mean_axes(&[1], false);
+    assert_eq!(means.shape(), &[3]);
+    assert!(means.as_slice().iter().all(|m| m.is_nan()));
+    let g = grad(|x| Ok(x.mean_axes(&[0], false)), &empty).unwrap();
+    assert_eq!(g.shape(), &[0]);
+}

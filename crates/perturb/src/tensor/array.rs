@@ -843,22 +843,26 @@ pub trait Array: Clone + Debug + Sized {
         /// assert_eq!(a.greater_equal(&Tensor::scalar(2.0)).to_vec(), vec![0.0, 1.0, 1.0]);
         /// ```
         greater_equal, try_greater_equal => ops::Compare(ops::CmpKind::Ge);
-        /// The element-wise maximum, with numpy broadcasting (as `f64::max`: a NaN loses to a
-        /// number). At a tie each argument gets half of the derivative.
+        /// The element-wise maximum, with numpy broadcasting; NaN where either is (as
+        /// `np.maximum`). At a tie each argument gets half of the derivative; where a NaN
+        /// decided, neither gets any.
         ///
         /// ```
         /// use perturb::tensor::{Array, Tensor};
         /// let a = Tensor::vector(&[1.0_f64, 5.0, f64::NAN]);
-        /// assert_eq!(a.maximum(&Tensor::scalar(2.0)).to_vec(), vec![2.0, 5.0, 2.0]);
+        /// let m = a.maximum(&Tensor::scalar(2.0)).to_vec();
+        /// assert_eq!((m[0], m[1], m[2].is_nan()), (2.0, 5.0, true));
         /// ```
         maximum, try_maximum => ops::Maximum;
-        /// The element-wise minimum, with numpy broadcasting (as `f64::min`: a NaN loses to a
-        /// number). At a tie each argument gets half of the derivative.
+        /// The element-wise minimum, with numpy broadcasting; NaN where either is (as
+        /// `np.minimum`). At a tie each argument gets half of the derivative; where a NaN
+        /// decided, neither gets any.
         ///
         /// ```
         /// use perturb::tensor::{Array, Tensor};
         /// let a = Tensor::vector(&[1.0_f64, 5.0, f64::NAN]);
-        /// assert_eq!(a.minimum(&Tensor::scalar(2.0)).to_vec(), vec![1.0, 2.0, 2.0]);
+        /// let m = a.minimum(&Tensor::scalar(2.0)).to_vec();
+        /// assert_eq!((m[0], m[1], m[2].is_nan()), (1.0, 2.0, true));
         /// ```
         minimum, try_minimum => ops::Minimum;
     }
@@ -992,13 +996,16 @@ pub trait Array: Clone + Debug + Sized {
         or_panic(self.try_sum_axes(axes, keepdims))
     }
 
-    /// The mean over `axes` (see [`try_sum_axes`](Array::try_sum_axes) for the axes).
+    /// The mean over `axes` (see [`try_sum_axes`](Array::try_sum_axes) for the axes). Over an
+    /// empty axis it is NaN (0 / 0), as in numpy, JAX and PyTorch.
     ///
     /// ```
     /// use perturb::tensor::{Array, Tensor};
     /// let a = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
     /// assert_eq!(a.try_mean_axes(&[1], false).unwrap().to_vec(), vec![2.0, 5.0]);
     /// assert!(a.try_mean_axes(&[3], false).is_err());
+    /// let empty = Tensor::<f64>::zeros(&[0]);
+    /// assert!(empty.try_mean_axes(&[0], false).unwrap().item().unwrap().is_nan());
     /// ```
     fn try_mean_axes(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
         Self::apply(
@@ -1024,7 +1031,7 @@ pub trait Array: Clone + Debug + Sized {
 
     /// The maximum over `axes` (see [`try_sum_axes`](Array::try_sum_axes) for the axes); NaN
     /// where a reduced element is NaN, an error over an empty axis. Its gradient goes to the
-    /// positions of the maximum, split evenly among ties.
+    /// positions of the maximum, split evenly among ties (nowhere where the maximum is NaN).
     ///
     /// ```
     /// use perturb::tensor::{Array, Tensor, TensorTape};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
+use super::array::or_panic;
 use super::element::Element;
 use crate::error::Error;
 
@@ -36,15 +37,32 @@ pub struct Tensor<T> {
 }
 
 impl<T: Element> Tensor<T> {
-    /// A tensor of the given shape holding `data` in row-major order; an error if the number of
-    /// elements does not match the shape.
+    /// The most elements a tensor can have: `isize::MAX / 8` (2^60 - 1 on 64-bit targets), so
+    /// that a buffer of `f64` can be allocated for any valid shape. A shape is valid when the
+    /// product of its nonzero lengths is at most this, so a zero-length axis does not hide an
+    /// overflowing product of the others (as in PyTorch); every constructor and operation
+    /// refuses larger shapes with an error naming the operation and the shape.
     ///
     /// ```
-    /// let t = perturb::tensor::Tensor::from_vec(vec![1.0_f32, 2.0], &[2, 1]).unwrap();
+    /// use perturb::tensor::Tensor;
+    /// assert!(Tensor::<f32>::try_zeros(&[Tensor::<f32>::MAX_LEN + 1]).is_err());
+    /// assert!(Tensor::<f32>::try_zeros(&[0, Tensor::<f32>::MAX_LEN + 1]).is_err());
+    /// ```
+    pub const MAX_LEN: usize = MAX_LEN;
+
+    /// A tensor of the given shape holding `data` in row-major order; an error if the number of
+    /// elements does not match the shape, or if the shape has more elements than a tensor can
+    /// hold (see [`Tensor::MAX_LEN`]).
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// let t = Tensor::from_vec(vec![1.0_f32, 2.0], &[2, 1]).unwrap();
     /// assert_eq!(t.shape(), &[2, 1]);
+    /// // (2^63 + 1) * 2 wraps around to 2 in 64 bits: refused, not taken for 2 elements.
+    /// assert!(Tensor::from_vec(vec![1.0, 2.0], &[(1 << 63) + 1, 2]).is_err());
     /// ```
     pub fn from_vec(data: Vec<T>, shape: &[usize]) -> Result<Self, Error> {
-        let expected: usize = shape.iter().product();
+        let expected = element_count("Tensor::from_vec", shape)?;
         if data.len() != expected {
             return Err(Error::ElementCount {
                 op: "Tensor::from_vec",
@@ -60,21 +78,30 @@ impl<T: Element> Tensor<T> {
         })
     }
 
-    /// A tensor from a buffer already known to fit the shape.
+    /// A tensor from a buffer computed for the shape by an operation that has checked the
+    /// shape ([`element_count`]). The length is checked here too, in every build: no tensor
+    /// exists whose length disagrees with its shape.
+    #[track_caller]
     pub(crate) fn from_parts(data: Vec<T>, shape: Vec<usize>) -> Self {
-        debug_assert_eq!(data.len(), shape.iter().product::<usize>());
-        Tensor {
-            data: Arc::new(data),
-            offset: 0,
-            shape,
+        match element_count("Tensor::from_parts", &shape) {
+            Ok(n) if n == data.len() => Tensor {
+                data: Arc::new(data),
+                offset: 0,
+                shape,
+            },
+            count => panic!(
+                "internal error in perturb: a buffer of {} elements for shape {shape:?} ({count:?})",
+                data.len()
+            ),
         }
     }
 
     /// The elements `start .. start + shape's product` of this tensor's row-major order, as a
     /// tensor of `shape` sharing this one's buffer; `None` if they run past its end.
     pub(crate) fn window(&self, start: usize, shape: Vec<usize>) -> Option<Self> {
-        let len: usize = shape.iter().product();
-        (start + len <= self.len()).then(|| Tensor {
+        let len = element_count("Tensor::window", &shape).ok()?;
+        let end = start.checked_add(len)?;
+        (end <= self.len()).then(|| Tensor {
             data: Arc::clone(&self.data),
             offset: self.offset + start,
             shape,
@@ -102,40 +129,93 @@ impl<T: Element> Tensor<T> {
         Tensor::from_parts(values.to_vec(), vec![values.len()])
     }
 
-    /// A tensor of the given shape with every element `value`.
+    /// A tensor of the given shape with every element `value`, or an error naming the shape if
+    /// it has more elements than a tensor can hold ([`Tensor::MAX_LEN`]).
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// assert_eq!(Tensor::try_full(&[2, 2], 7.0_f64).unwrap().to_vec(), vec![7.0; 4]);
+    /// // 2^32 * 2^32 elements do not fit in 64 bits: an error, not an empty tensor.
+    /// assert!(Tensor::try_full(&[1 << 32, 1 << 32], 0.0_f64).is_err());
+    /// ```
+    pub fn try_full(shape: &[usize], value: T) -> Result<Self, Error> {
+        Self::try_filled("Tensor::full", shape, value)
+    }
+
+    /// `value` repeated to fill `shape`, with `op` named in the error.
+    fn try_filled(op: &'static str, shape: &[usize], value: T) -> Result<Self, Error> {
+        let n = element_count(op, shape)?;
+        Ok(Tensor::from_parts(vec![value; n], shape.to_vec()))
+    }
+
+    /// See [`try_full`](Tensor::try_full); panics (at the caller's line) where it returns an
+    /// error.
     ///
     /// ```
     /// let t = perturb::tensor::Tensor::full(&[2, 2], 7.0_f64);
     /// assert_eq!(t.to_vec(), vec![7.0; 4]);
     /// ```
+    #[track_caller]
     pub fn full(shape: &[usize], value: T) -> Self {
-        Tensor::from_parts(vec![value; shape.iter().product()], shape.to_vec())
+        or_panic(Self::try_filled("Tensor::full", shape, value))
     }
 
-    /// Zeros of the given shape.
+    /// Zeros of the given shape, or an error if the shape has more elements than a tensor can
+    /// hold ([`Tensor::MAX_LEN`]).
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// assert_eq!(Tensor::<f32>::try_zeros(&[3]).unwrap().to_vec(), vec![0.0; 3]);
+    /// let err = Tensor::<f64>::try_zeros(&[1 << 32, 1 << 32]).unwrap_err();
+    /// assert!(err.to_string().starts_with("Tensor::zeros: shape [4294967296, 4294967296]"));
+    /// ```
+    pub fn try_zeros(shape: &[usize]) -> Result<Self, Error> {
+        Self::try_filled("Tensor::zeros", shape, T::zero())
+    }
+
+    /// See [`try_zeros`](Tensor::try_zeros); panics (at the caller's line) where it returns an
+    /// error.
     ///
     /// ```
     /// assert_eq!(perturb::tensor::Tensor::<f32>::zeros(&[3]).to_vec(), vec![0.0; 3]);
     /// ```
+    #[track_caller]
     pub fn zeros(shape: &[usize]) -> Self {
-        Self::full(shape, T::zero())
+        or_panic(Self::try_zeros(shape))
     }
 
-    /// Ones of the given shape.
+    /// Ones of the given shape, or an error if the shape has more elements than a tensor can
+    /// hold ([`Tensor::MAX_LEN`]).
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// assert_eq!(Tensor::<f64>::try_ones(&[2]).unwrap().to_vec(), vec![1.0; 2]);
+    /// assert!(Tensor::<f64>::try_ones(&[usize::MAX, 2]).is_err());
+    /// ```
+    pub fn try_ones(shape: &[usize]) -> Result<Self, Error> {
+        Self::try_filled("Tensor::ones", shape, T::one())
+    }
+
+    /// See [`try_ones`](Tensor::try_ones); panics (at the caller's line) where it returns an
+    /// error.
     ///
     /// ```
     /// assert_eq!(perturb::tensor::Tensor::<f64>::ones(&[2]).to_vec(), vec![1.0; 2]);
     /// ```
+    #[track_caller]
     pub fn ones(shape: &[usize]) -> Self {
-        Self::full(shape, T::one())
+        or_panic(Self::try_ones(shape))
     }
 
-    /// `0, 1, ..., n - 1` as a vector.
+    /// `0, 1, ..., n - 1` as a vector; panics (at the caller's line) if `n` is more than
+    /// [`Tensor::MAX_LEN`].
     ///
     /// ```
     /// assert_eq!(perturb::tensor::Tensor::<f64>::arange(3).to_vec(), vec![0.0, 1.0, 2.0]);
     /// ```
+    #[track_caller]
     pub fn arange(n: usize) -> Self {
+        or_panic(element_count("Tensor::arange", &[n]));
         Tensor::from_parts(
             (0..n)
                 .map(|i| T::from_usize(i).unwrap_or_else(T::nan))
@@ -144,22 +224,36 @@ impl<T: Element> Tensor<T> {
         )
     }
 
-    /// `n` evenly spaced values from `start` to `end`, both included.
+    /// `n` evenly spaced values from `start` to `end`, both included; panics (at the caller's
+    /// line) if `n` is more than [`Tensor::MAX_LEN`].
     ///
     /// ```
     /// let t = perturb::tensor::Tensor::linspace(0.0_f64, 1.0, 5);
     /// assert_eq!(t.to_vec(), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+    /// // Ends so far apart that their difference overflows.
+    /// let wide = perturb::tensor::Tensor::linspace(-f64::MAX, f64::MAX, 3);
+    /// assert_eq!(wide.to_vec(), vec![-f64::MAX, 0.0, f64::MAX]);
     /// ```
+    #[track_caller]
     pub fn linspace(start: T, end: T, n: usize) -> Self {
+        or_panic(element_count("Tensor::linspace", &[n]));
         let steps = T::from_usize(n.saturating_sub(1).max(1)).unwrap_or_else(T::nan);
         let step = (end - start) / steps;
+        let at = |i: usize| {
+            let i = T::from_usize(i).unwrap_or_else(T::nan);
+            if step.is_finite() {
+                start + step * i
+            } else {
+                // `end - start` overflows (from -1e308 to 1e308): weigh the ends instead.
+                let t = i / steps;
+                start * (T::one() - t) + end * t
+            }
+        };
         let data = (0..n)
-            .map(|i| {
-                if i + 1 == n && n > 1 {
-                    end
-                } else {
-                    start + step * T::from_usize(i).unwrap_or_else(T::nan)
-                }
+            .map(|i| match i {
+                0 => start,
+                _ if i + 1 == n => end,
+                _ => at(i),
             })
             .collect();
         Tensor::from_parts(data, vec![n])
@@ -167,6 +261,7 @@ impl<T: Element> Tensor<T> {
 
     /// Samples from the normal distribution with the given mean and standard deviation, from a
     /// generator seeded with `seed` (the same seed gives the same tensor on every platform).
+    /// Panics (at the caller's line) if the shape has more than [`Tensor::MAX_LEN`] elements.
     ///
     /// ```
     /// use perturb::tensor::Tensor;
@@ -175,9 +270,11 @@ impl<T: Element> Tensor<T> {
     /// let mean = a.to_vec().iter().sum::<f64>() / 1000.0;
     /// assert!(mean.abs() < 0.1);
     /// ```
+    #[track_caller]
     pub fn randn(shape: &[usize], mean: T, std: T, seed: u64) -> Self {
+        let n = or_panic(element_count("Tensor::randn", shape));
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let data = (0..shape.iter().product())
+        let data = (0..n)
             .map(|_| {
                 let z: f64 = StandardNormal.sample(&mut rng);
                 mean + std * T::from_f64(z).unwrap_or_else(T::nan)
@@ -186,16 +283,19 @@ impl<T: Element> Tensor<T> {
         Tensor::from_parts(data, shape.to_vec())
     }
 
-    /// Samples uniformly from `[low, high)`, from a generator seeded with `seed`.
+    /// Samples uniformly from `[low, high)`, from a generator seeded with `seed`. Panics (at
+    /// the caller's line) if the shape has more than [`Tensor::MAX_LEN`] elements.
     ///
     /// ```
     /// use perturb::tensor::Tensor;
     /// let a = Tensor::<f32>::rand_uniform(&[100], -1.0, 1.0, 7);
     /// assert!(a.to_vec().iter().all(|&x| (-1.0..1.0).contains(&x)));
     /// ```
+    #[track_caller]
     pub fn rand_uniform(shape: &[usize], low: T, high: T, seed: u64) -> Self {
+        let n = or_panic(element_count("Tensor::rand_uniform", shape));
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let data = (0..shape.iter().product())
+        let data = (0..n)
             .map(|_| {
                 let u: f64 = rng.random();
                 low + (high - low) * T::from_f64(u).unwrap_or_else(T::nan)
@@ -222,7 +322,7 @@ impl<T: Element> Tensor<T> {
         self.shape.len()
     }
 
-    /// The number of elements.
+    /// The number of elements (at most [`Tensor::MAX_LEN`]).
     ///
     /// ```
     /// assert_eq!(perturb::tensor::Tensor::<f64>::zeros(&[2, 5]).len(), 10);
@@ -307,16 +407,19 @@ impl<T: Element> Tensor<T> {
         }
     }
 
-    /// The same elements with a new shape of the same size (no copy).
+    /// The same elements with a new shape of the same size (no copy); an error if the sizes
+    /// differ or the new shape has more elements than a tensor can hold.
     ///
     /// ```
-    /// let t = perturb::tensor::Tensor::<f64>::arange(6);
+    /// use perturb::tensor::Tensor;
+    /// let t = Tensor::<f64>::arange(6);
     /// assert_eq!(t.reshape(&[3, 2]).unwrap().shape(), &[3, 2]);
     /// assert!(t.reshape(&[4]).is_err());
+    /// // Zero elements do not make an overflowing shape valid.
+    /// assert!(Tensor::<f64>::zeros(&[0]).reshape(&[0, 1 << 32, 1 << 32]).is_err());
     /// ```
     pub fn reshape(&self, shape: &[usize]) -> Result<Self, Error> {
-        let expected: usize = shape.iter().product();
-        if expected != self.len() {
+        if element_count("reshape", shape)? != self.len() {
             return Err(Error::ShapeMismatch {
                 op: "reshape",
                 lhs: self.shape.clone(),
@@ -393,6 +496,34 @@ impl<T: Element> Tensor<T> {
     }
 }
 
+/// See [`Tensor::MAX_LEN`].
+const MAX_LEN: usize = isize::MAX as usize / 8;
+
+/// The number of elements of `shape`, computed with checked arithmetic: an error naming `op`
+/// and the shape if the product of its nonzero lengths exceeds [`Tensor::MAX_LEN`] (a zero
+/// length does not excuse the others: every sub-product of a valid shape, such as the
+/// `outer` and `inner` lengths around an axis, then fits too). Every element count of a new
+/// shape is computed here.
+pub(crate) fn element_count(op: &'static str, shape: &[usize]) -> Result<usize, Error> {
+    let nonzero = shape
+        .iter()
+        .filter(|&&n| n != 0)
+        .try_fold(1usize, |acc, &n| {
+            acc.checked_mul(n).filter(|&p| p <= MAX_LEN)
+        });
+    match nonzero {
+        Some(_) if shape.contains(&0) => Ok(0),
+        Some(n) => Ok(n),
+        None => Err(Error::InvalidArgument {
+            op,
+            reason: format!(
+                "shape {shape:?} has more elements than a tensor can hold (the product of its \
+                 lengths exceeds {MAX_LEN})"
+            ),
+        }),
+    }
+}
+
 impl<T: Element> fmt::Debug for Tensor<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Tensor(shape={:?}, data={})", self.shape, self)
@@ -411,13 +542,13 @@ impl<T: Element> fmt::Display for Tensor<T> {
                 return write!(f, "{}", data.first().copied().unwrap_or_else(T::nan));
             };
             let stride: usize = rest.iter().product();
+            // The first and last three of a long axis, visited directly: an axis of 2^40
+            // entries (of an empty tensor, say) is not walked through.
+            let (head, tail) = if n > 8 { (3, n - 3) } else { (n, n) };
             write!(f, "[")?;
-            for i in 0..n {
-                if n > 8 && i == 3 {
+            for i in (0..head).chain(tail..n) {
+                if i == tail && head < tail {
                     write!(f, ", ...")?;
-                }
-                if n > 8 && (3..n - 3).contains(&i) {
-                    continue;
                 }
                 if i > 0 {
                     write!(f, ", ")?;
@@ -427,40 +558,5 @@ impl<T: Element> fmt::Display for Tensor<T> {
             write!(f, "]")
         }
         write_axis(f, self.as_slice(), &self.shape)
-    }
-}
-
-#[cfg(feature = "ndarray")]
-impl<T: Element> From<ndarray::ArrayD<T>> for Tensor<T> {
-    /// ```
-    /// # #[cfg(feature = "ndarray")] {
-    /// let a = ndarray::ArrayD::from_shape_vec(vec![2, 2], vec![1.0_f64, 2.0, 3.0, 4.0]).unwrap();
-    /// let t = perturb::tensor::Tensor::from(a);
-    /// assert_eq!(t.shape(), &[2, 2]);
-    /// # }
-    /// ```
-    fn from(a: ndarray::ArrayD<T>) -> Self {
-        let shape = a.shape().to_vec();
-        let data = if a.is_standard_layout() {
-            a.into_raw_vec_and_offset().0
-        } else {
-            a.iter().copied().collect()
-        };
-        Tensor::from_parts(data, shape)
-    }
-}
-
-#[cfg(feature = "ndarray")]
-impl<T: Element> From<&Tensor<T>> for ndarray::ArrayD<T> {
-    /// ```
-    /// # #[cfg(feature = "ndarray")] {
-    /// let t = perturb::tensor::Tensor::<f64>::arange(4).reshape(&[2, 2]).unwrap();
-    /// let a = ndarray::ArrayD::from(&t);
-    /// assert_eq!(a[[1, 0]], 2.0);
-    /// # }
-    /// ```
-    fn from(t: &Tensor<T>) -> Self {
-        ndarray::ArrayD::from_shape_vec(t.shape.clone(), t.to_vec())
-            .unwrap_or_else(|_| unreachable!("a tensor's data always fits its shape"))
     }
 }

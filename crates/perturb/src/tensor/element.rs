@@ -43,8 +43,18 @@ pub trait Element: Scalar + Send + Sync + 'static {
 }
 
 /// Whether `rows x cols` read with `strides` stays inside `len` elements.
+/// Computed with checked arithmetic: a product that wraps around must not pass for a small one
+/// (strides `(2^63, 1)` over three rows reached `2^64`, that is 0, and the kernel read past
+/// `a`). The strides must also fit in `isize`, as the kernel takes them, even where a single
+/// row or column never uses its stride.
 fn fits(len: usize, rows: usize, cols: usize, (rs, cs): (usize, usize)) -> bool {
-    rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
+    let last = || {
+        (rows - 1)
+            .checked_mul(rs)?
+            .checked_add((cols - 1).checked_mul(cs)?)
+    };
+    let max = isize::MAX as usize;
+    rows == 0 || cols == 0 || (rs <= max && cs <= max && last().is_some_and(|last| last < len))
 }
 
 /// `c = a x + beta c` for an m x k matrix `a` (strides `(rs, cs)`) and a vector `x` (elements

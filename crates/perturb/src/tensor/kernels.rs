@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use super::dense::element_count;
 use super::element::Element;
 use crate::error::Error;
 
@@ -156,7 +157,8 @@ fn zip3_into<T: Element>(
 }
 
 /// The shape two shapes broadcast to (numpy's rules: align on the right, a length of 1
-/// stretches), or a shape error naming `op`.
+/// stretches), or a shape error naming `op` (also when the result has more elements than a
+/// tensor can hold, as `[2^32, 1]` and `[1, 2^32]` would).
 pub(crate) fn broadcast_shape(
     op: &'static str,
     a: &[usize],
@@ -188,6 +190,7 @@ pub(crate) fn broadcast_shape(
             }
         };
     }
+    element_count(op, &out)?;
     Ok(out)
 }
 
@@ -433,6 +436,10 @@ pub(crate) fn permute<T: Element>(
         stride *= shape[i];
     }
     let permuted: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
+    if x.is_empty() {
+        // Nothing to move; the tiles below would walk the rows of a [2^40, 0] matrix.
+        return (Vec::new(), out);
+    }
     if let [rows, cols] = out[..] {
         // The common case, a matrix transpose, in cache-sized tiles.
         if perm == [1, 0] {

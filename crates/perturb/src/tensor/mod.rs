@@ -34,6 +34,8 @@
 mod array;
 mod batched;
 mod check;
+#[cfg(feature = "ndarray")]
+mod convert;
 mod deferred;
 mod dense;
 mod dual;

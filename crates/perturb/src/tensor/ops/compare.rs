@@ -6,13 +6,12 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use crate::error::Error;
-use crate::rules;
-use crate::scalar::BinaryOp;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
 use super::binary::unbroadcast;
 use super::elem;
+use super::reduce::{max_nan, min_nan};
 
 /// Which comparison a [`Compare`] makes, element by element, of its first input with its
 /// second. Like Rust's operators on floats, every comparison with NaN is false except
@@ -345,23 +344,50 @@ impl Op for InRange {
     }
 }
 
-/// The share of the derivative that goes to the first argument of [`rules::Max`] or
-/// [`rules::Min`] (1, 0, or 1/2 at a tie; the second gets the rest), from the scalar rule's
-/// `grads`. Piecewise constant, so not differentiated further.
-#[derive(Clone, Copy, Debug)]
-struct FirstShare<R>(R, &'static str);
+/// Which of [`Maximum`] and [`Minimum`], for the derivative's shares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Extremum {
+    Max,
+    Min,
+}
 
-impl<R: BinaryOp + Copy + std::fmt::Debug + Send + Sync + 'static> Op for FirstShare<R> {
+impl Extremum {
+    /// The share of the derivative that goes to `a`: 1 where it wins, 1/2 at a tie, 0 where
+    /// it loses or either is NaN (a comparison decided by a NaN passes no derivative).
+    fn share<T: Element>(self, a: T, b: T) -> T {
+        let wins = match self {
+            Extremum::Max => a > b,
+            Extremum::Min => a < b,
+        };
+        if wins {
+            T::one()
+        } else if a == b {
+            elem(0.5)
+        } else {
+            T::zero()
+        }
+    }
+}
+
+/// The share of the derivative of [`Maximum`] or [`Minimum`] that goes to the first input
+/// ([`Extremum::share`]). Piecewise constant, so not differentiated further.
+#[derive(Clone, Copy, Debug)]
+struct Share(Extremum);
+
+impl Op for Share {
     fn name(&self) -> &'static str {
-        self.1
+        match self.0 {
+            Extremum::Max => "maximum_share",
+            Extremum::Min => "minimum_share",
+        }
     }
 
     const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let rule = self.0;
-        super::binary_eval(self.1, inputs, kernels::Cost::Cheap, move |a: T, b: T| {
-            rule.grads(a, b, rule.func(a, b)).0
+        let kind = self.0;
+        super::binary_eval(self.name(), inputs, kernels::Cost::Cheap, move |a, b| {
+            kind.share(a, b)
         })
     }
 
@@ -374,61 +400,58 @@ impl<R: BinaryOp + Copy + std::fmt::Debug + Send + Sync + 'static> Op for FirstS
     }
 }
 
-/// The VJP of maximum or minimum: `ct * w` to the first input and `ct * (1 - w)` to the
-/// second, `w` being the first input's share, each summed back to its input's shape.
-fn extremum_jvp<A: Array, R: BinaryOp + Copy + std::fmt::Debug + Send + Sync + 'static>(
-    share: FirstShare<R>,
+/// The JVP of maximum or minimum: each tangent times its input's share ([`Share`]), summed.
+fn extremum_jvp<A: Array>(
+    kind: Extremum,
     inputs: &[&A],
     output: &A,
     tangents: &[Option<&A>],
 ) -> Result<Option<A>, Error> {
-    if tangents.iter().all(Option::is_none) {
-        return Ok(None);
-    }
-    let w = A::apply(&share, &[inputs[0], inputs[1]])?;
-    let da = tangents[0].map(|t| t.try_mul(&w)).transpose()?;
+    let (a, b) = (inputs[0], inputs[1]);
+    let da = match tangents[0] {
+        Some(t) => Some(t.try_mul(&A::apply(&Share(kind), &[a, b])?)?),
+        None => None,
+    };
     let db = match tangents[1] {
-        Some(t) => Some(t.try_mul(&w.neg().add_scalar(A::elem(1.0)))?),
+        Some(t) => Some(t.try_mul(&A::apply(&Share(kind), &[b, a])?)?),
         None => None,
     };
     super::sum_tangents([da, db], output.shape())
 }
 
-fn extremum_vjp<A: Array, R: BinaryOp + Copy + std::fmt::Debug + Send + Sync + 'static>(
-    share: FirstShare<R>,
+/// The VJP of maximum or minimum: `ct` times each input's share, summed back to its shape.
+fn extremum_vjp<A: Array>(
+    kind: Extremum,
     inputs: &[&A],
     ct: &A,
     needed: &[bool],
 ) -> Result<Vec<Option<A>>, Error> {
     let (a, b) = (inputs[0], inputs[1]);
-    let w = A::apply(&share, &[a, b])?;
-    let da = if needed[0] {
-        Some(unbroadcast(ct.try_mul(&w)?, a)?)
-    } else {
-        None
+    let term = |wanted: bool, x: &A, other: &A| -> Result<Option<A>, Error> {
+        if !wanted {
+            return Ok(None);
+        }
+        let share = A::apply(&Share(kind), &[x, other])?;
+        Ok(Some(unbroadcast(ct.try_mul(&share)?, x)?))
     };
-    let db = if needed[1] {
-        let rest = w.neg().add_scalar(A::elem(1.0));
-        Some(unbroadcast(ct.try_mul(&rest)?, b)?)
-    } else {
-        None
-    };
-    Ok(vec![da, db])
+    Ok(vec![term(needed[0], a, b)?, term(needed[1], b, a)?])
 }
 
-/// The element-wise maximum with numpy broadcasting, as [`rules::Max`] (`f64::max`: a NaN
-/// loses to a number). VJP: the larger input gets `ct`, each half of it at a tie; where one
-/// input is NaN the other gets all of it.
+/// The element-wise maximum with numpy broadcasting, NaN where either input is (as
+/// `np.maximum`, `jnp.maximum` and `torch.maximum`; the scalar `max` is `f64::max`, which drops
+/// a NaN). VJP: the larger input gets `ct`, each half of it at a tie, and neither input gets
+/// any where one is NaN.
 ///
 /// ```
 /// use perturb::tensor::ops::Maximum;
 /// use perturb::tensor::{Op, Tensor};
-/// let (a, b) = (Tensor::vector(&[1.0_f64, 2.0, 3.0]), Tensor::scalar(2.0));
+/// let (a, b) = (Tensor::vector(&[1.0_f64, 2.0, 3.0, f64::NAN]), Tensor::scalar(2.0));
 /// let y = Maximum.eval(&[&a, &b]).unwrap();
-/// assert_eq!(y.to_vec(), vec![2.0, 2.0, 3.0]);
-/// let ct = Maximum.vjp(&[&a, &b], &y, &Tensor::ones(&[3]), &[true, true]).unwrap();
-/// assert_eq!(ct[0].as_ref().unwrap().to_vec(), vec![0.0, 0.5, 1.0]);
-/// assert_eq!(ct[1].as_ref().unwrap().to_vec(), vec![1.5]); // 1 + 1/2 + 0
+/// assert_eq!(y.to_vec()[..3], [2.0, 2.0, 3.0]);
+/// assert!(y.to_vec()[3].is_nan());
+/// let ct = Maximum.vjp(&[&a, &b], &y, &Tensor::ones(&[4]), &[true, true]).unwrap();
+/// assert_eq!(ct[0].as_ref().unwrap().to_vec(), vec![0.0, 0.5, 1.0, 0.0]);
+/// assert_eq!(ct[1].as_ref().unwrap().to_vec(), vec![1.5]); // 1 + 1/2 + 0 + 0
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Maximum;
@@ -441,13 +464,11 @@ impl Op for Maximum {
     const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        super::binary_eval("maximum", inputs, kernels::Cost::Cheap, |a: T, b: T| {
-            rules::Max.func(a, b)
-        })
+        super::binary_eval("maximum", inputs, kernels::Cost::Cheap, max_nan)
     }
 
     fn jvp<A: Array>(&self, inputs: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
-        extremum_jvp(FirstShare(rules::Max, "maximum_share"), inputs, y, t)
+        extremum_jvp(Extremum::Max, inputs, y, t)
     }
 
     fn vjp<A: Array>(
@@ -457,23 +478,25 @@ impl Op for Maximum {
         ct: &A,
         needed: &[bool],
     ) -> Result<Vec<Option<A>>, Error> {
-        extremum_vjp(FirstShare(rules::Max, "maximum_share"), inputs, ct, needed)
+        extremum_vjp(Extremum::Max, inputs, ct, needed)
     }
 }
 
-/// The element-wise minimum with numpy broadcasting, as [`rules::Min`] (`f64::min`: a NaN
-/// loses to a number). VJP: the smaller input gets `ct`, each half of it at a tie; where one
-/// input is NaN the other gets all of it.
+/// The element-wise minimum with numpy broadcasting, NaN where either input is (as
+/// `np.minimum`, `jnp.minimum` and `torch.minimum`; the scalar `min` is `f64::min`, which drops
+/// a NaN). VJP: the smaller input gets `ct`, each half of it at a tie, and neither input gets
+/// any where one is NaN.
 ///
 /// ```
 /// use perturb::tensor::ops::Minimum;
 /// use perturb::tensor::{Op, Tensor};
 /// let (a, b) = (Tensor::vector(&[1.0_f64, f64::NAN]), Tensor::vector(&[1.0, 5.0]));
 /// let y = Minimum.eval(&[&a, &b]).unwrap();
-/// assert_eq!(y.to_vec(), vec![1.0, 5.0]);
+/// assert_eq!(y.to_vec()[0], 1.0);
+/// assert!(y.to_vec()[1].is_nan());
 /// let ct = Minimum.vjp(&[&a, &b], &y, &Tensor::ones(&[2]), &[true, true]).unwrap();
 /// assert_eq!(ct[0].as_ref().unwrap().to_vec(), vec![0.5, 0.0]);
-/// assert_eq!(ct[1].as_ref().unwrap().to_vec(), vec![0.5, 1.0]);
+/// assert_eq!(ct[1].as_ref().unwrap().to_vec(), vec![0.5, 0.0]);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Minimum;
@@ -486,13 +509,11 @@ impl Op for Minimum {
     const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        super::binary_eval("minimum", inputs, kernels::Cost::Cheap, |a: T, b: T| {
-            rules::Min.func(a, b)
-        })
+        super::binary_eval("minimum", inputs, kernels::Cost::Cheap, min_nan)
     }
 
     fn jvp<A: Array>(&self, inputs: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
-        extremum_jvp(FirstShare(rules::Min, "minimum_share"), inputs, y, t)
+        extremum_jvp(Extremum::Min, inputs, y, t)
     }
 
     fn vjp<A: Array>(
@@ -502,6 +523,6 @@ impl Op for Minimum {
         ct: &A,
         needed: &[bool],
     ) -> Result<Vec<Option<A>>, Error> {
-        extremum_vjp(FirstShare(rules::Min, "minimum_share"), inputs, ct, needed)
+        extremum_vjp(Extremum::Min, inputs, ct, needed)
     }
 }

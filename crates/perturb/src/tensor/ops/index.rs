@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::tensor::batched;
+use crate::tensor::dense::element_count;
 use crate::tensor::{Array, Element, Op, Tensor};
 
 use super::reduce::{check_axis, split_at_axis};
-use super::shape::Narrow;
+use super::shape::{empty_result, Narrow};
 use super::unary;
 
 /// Checks every index against the length of the axis it indexes.
@@ -71,16 +72,20 @@ impl Op for IndexSelect {
         let x = unary(self.name(), inputs)?;
         check_axis(self.name(), self.axis, x.shape())?;
         check_indices(self.name(), &self.indices, self.axis, x.shape())?;
+        let mut shape = x.shape().to_vec();
+        shape[self.axis] = self.indices.len();
+        let count = element_count(self.name(), &shape)?;
+        if let Some(empty) = empty_result(&shape) {
+            return Ok(empty);
+        }
         let (outer, n, inner) = split_at_axis(x.shape(), self.axis);
-        let mut data = Vec::with_capacity(outer * self.indices.len() * inner);
+        let mut data = Vec::with_capacity(count);
         for o in 0..outer {
             for &i in self.indices.iter() {
                 let at = (o * n + i) * inner;
                 data.extend_from_slice(&x.as_slice()[at..at + inner]);
             }
         }
-        let mut shape = x.shape().to_vec();
-        shape[self.axis] = self.indices.len();
         Ok(Tensor::from_parts(data, shape))
     }
 
@@ -149,7 +154,10 @@ impl Op for IndexAdd {
         let mut shape = x.shape().to_vec();
         shape[self.axis] = self.len;
         check_indices(self.name(), &self.indices, self.axis, &shape)?;
-        let mut data = vec![T::zero(); outer * self.len * inner];
+        let mut data = vec![T::zero(); element_count(self.name(), &shape)?];
+        if data.is_empty() {
+            return Ok(Tensor::from_parts(data, shape));
+        }
         for o in 0..outer {
             for (j, &i) in self.indices.iter().enumerate() {
                 let from = &x.as_slice()[(o * m + j) * inner..(o * m + j + 1) * inner];
@@ -185,6 +193,7 @@ fn check_gather_shapes(
     big: &[usize],
 ) -> Result<(), Error> {
     check_axis(op, axis, big)?;
+    element_count(op, big)?;
     let fits = small.len() == big.len()
         && small
             .iter()
@@ -198,7 +207,7 @@ fn check_gather_shapes(
             rhs: big.to_vec(),
         });
     }
-    let expected: usize = small.iter().product();
+    let expected = element_count(op, small)?;
     if index.len() != expected {
         return Err(Error::ElementCount {
             op,
@@ -365,7 +374,7 @@ impl Op for ScatterAdd {
             &self.shape,
         )?;
         let values = src.as_slice();
-        let mut data = vec![T::zero(); self.shape.iter().product()];
+        let mut data = vec![T::zero(); element_count(self.name(), &self.shape)?];
         for_each_gather(self.axis, &self.index, src.shape(), &self.shape, |p, at| {
             data[at] += values[p]
         });
@@ -420,8 +429,11 @@ impl Op for Concat {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
         let shape = concat_shape(self.name(), &shapes, self.axis)?;
+        if let Some(empty) = empty_result(&shape) {
+            return Ok(empty);
+        }
         let (outer, _, inner) = split_at_axis(&shape, self.axis);
-        let mut data = Vec::with_capacity(shape.iter().product());
+        let mut data = Vec::with_capacity(element_count(self.name(), &shape)?);
         for o in 0..outer {
             for x in inputs {
                 let chunk = x.shape()[self.axis] * inner;
@@ -503,7 +515,13 @@ fn concat_shape(op: &'static str, shapes: &[&[usize]], axis: usize) -> Result<Ve
                 rhs: s.to_vec(),
             });
         }
-        shape[axis] += s[axis];
+        shape[axis] = shape[axis]
+            .checked_add(s[axis])
+            .ok_or_else(|| Error::InvalidArgument {
+                op,
+                reason: format!("the lengths along axis {axis} add up to more than usize::MAX"),
+            })?;
     }
+    element_count(op, &shape)?;
     Ok(shape)
 }

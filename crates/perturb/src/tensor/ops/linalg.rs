@@ -2,6 +2,7 @@
 
 use crate::error::Error;
 use crate::tensor::batched;
+use crate::tensor::dense::element_count;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
 
@@ -35,6 +36,30 @@ struct Promoted {
     out: Vec<usize>,
 }
 
+/// The error for operands whose inner dimensions differ: `a` (transposed if `ta`) has `k`
+/// columns (elements, for a vector) and `b` (transposed if `tb`) has `k2` rows.
+fn inner_mismatch(a: &[usize], ta: bool, k: usize, b: &[usize], tb: bool, k2: usize) -> Error {
+    let name = |shape: &[usize], transposed: bool| {
+        if transposed {
+            format!("{shape:?} transposed")
+        } else {
+            format!("{shape:?}")
+        }
+    };
+    let unit =
+        |shape: &[usize], matrix: &'static str| if shape.len() == 1 { "elements" } else { matrix };
+    Error::InvalidArgument {
+        op: "matmul",
+        reason: format!(
+            "the inner dimensions differ: {} has {k} {}, {} has {k2} {}",
+            name(a, ta),
+            unit(a, "columns"),
+            name(b, tb),
+            unit(b, "rows"),
+        ),
+    }
+}
+
 fn promoted(a: &[usize], b: &[usize]) -> Result<Promoted, Error> {
     let mismatch = || Error::ShapeMismatch {
         op: "matmul",
@@ -57,10 +82,13 @@ fn promoted(a: &[usize], b: &[usize]) -> Result<Promoted, Error> {
     let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
     let (k2, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
     if k != k2 {
-        return Err(mismatch());
+        return Err(inner_mismatch(a, false, k, b, false, k2));
     }
     let batch = kernels::broadcast_shape("matmul", &a2[..a2.len() - 2], &b2[..b2.len() - 2])
-        .map_err(|_| mismatch())?;
+        .map_err(|e| match e {
+            Error::ShapeMismatch { .. } => mismatch(),
+            other => other,
+        })?;
     let mut out = batch;
     if a.len() > 1 {
         out.push(m);
@@ -68,6 +96,7 @@ fn promoted(a: &[usize], b: &[usize]) -> Result<Promoted, Error> {
     if b.len() > 1 {
         out.push(n);
     }
+    element_count("matmul", &out)?;
     Ok(Promoted { a: a2, b: b2, out })
 }
 
@@ -78,11 +107,6 @@ impl MatMul {
 
     /// `op(a) @ op(b)` for 2-D operands, the transposes read through strides.
     fn eval_2d<T: Element>(&self, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>, Error> {
-        let mismatch = || Error::ShapeMismatch {
-            op: "matmul",
-            lhs: a.shape().to_vec(),
-            rhs: b.shape().to_vec(),
-        };
         let (&[ar, ac], &[br, bc]) = (a.shape(), b.shape()) else {
             return Err(Error::InvalidArgument {
                 op: "matmul",
@@ -104,9 +128,10 @@ impl MatMul {
             ((br, bc), (bc, 1))
         };
         if k != k2 {
-            return Err(mismatch());
+            let (ta, tb) = (self.transpose_a, self.transpose_b);
+            return Err(inner_mismatch(a.shape(), ta, k, b.shape(), tb, k2));
         }
-        let mut c = vec![T::zero(); m * n];
+        let mut c = vec![T::zero(); element_count("matmul", &[m, n])?];
         T::gemm(
             m,
             k,
@@ -238,6 +263,10 @@ impl Op for MatMul {
             return self.eval_2d(a, b);
         }
         let Promoted { a: a2, b: b2, out } = promoted(a.shape(), b.shape())?;
+        if let Some(empty) = super::shape::empty_result(&out) {
+            // Nothing to compute, nor any operand to copy out to the batch's size.
+            return Ok(empty);
+        }
         let (m, k, n) = (a2[a2.len() - 2], a2[a2.len() - 1], b2[b2.len() - 1]);
         if a2.len() == 2 && b2.len() == 2 {
             return Ok(Tensor::from_parts(
@@ -250,6 +279,9 @@ impl Op for MatMul {
         let count: usize = batch.iter().product();
         let full_a: Vec<usize> = batch.iter().copied().chain([m, k]).collect();
         let full_b: Vec<usize> = batch.iter().copied().chain([k, n]).collect();
+        // The broadcast operands are copied out at full size: their counts must fit too.
+        element_count("matmul", &full_a)?;
+        element_count("matmul", &full_b)?;
         let ad = kernels::broadcast_to(a.as_slice(), &a2, &full_a);
         let bd = kernels::broadcast_to(b.as_slice(), &b2, &full_b);
         let mut c = vec![T::zero(); count * m * n];
@@ -281,7 +313,7 @@ impl Op for MatMul {
         };
         let (m, k) = if self.transpose_a { (ac, ar) } else { (ar, ac) };
         let (k2, n) = if self.transpose_b { (bc, br) } else { (br, bc) };
-        (k == k2).then(|| vec![m, n])
+        (k == k2 && element_count("matmul", &[m, n]).is_ok()).then(|| vec![m, n])
     }
 
     /// Bilinear: `d(a b) = da b + a db`, each term the same product.

@@ -12,7 +12,7 @@ use crate::rules;
 use crate::scalar::UnaryOp;
 use crate::tensor::batched;
 use crate::tensor::kernels;
-use crate::tensor::{Array, Element, Op, Tensor};
+use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
 use super::elem;
 use super::unary;
@@ -170,7 +170,7 @@ fn fold<T: Copy>(
 }
 
 /// The larger of two values, NaN if either is.
-fn max_nan<T: Element>(acc: T, v: T) -> T {
+pub(super) fn max_nan<T: Element>(acc: T, v: T) -> T {
     if v.is_nan() || v > acc {
         v
     } else {
@@ -179,7 +179,7 @@ fn max_nan<T: Element>(acc: T, v: T) -> T {
 }
 
 /// The smaller of two values, NaN if either is.
-fn min_nan<T: Element>(acc: T, v: T) -> T {
+pub(super) fn min_nan<T: Element>(acc: T, v: T) -> T {
     if v.is_nan() || v < acc {
         v
     } else {
@@ -204,15 +204,94 @@ fn shifts<T: Element>(x: &[T], shape: &[usize], reduced: &[bool]) -> Vec<T> {
         .collect()
 }
 
-/// The logsumexp of each slot: `shift + ln(sum exp(x - shift))` with the slot's maximum as
-/// shift. Returns the shifts and the sums of exponentials too.
+/// The parts of each slot's logsumexp `shift + ln(sum exp(x - shift))`, with the slot's maximum
+/// as shift: the shifts and the logarithms. Where the maximum is finite, one of the terms is
+/// exactly `e^0 = 1`, and the logarithm is `ln_1p` of the others: a nearly certain slot (logits
+/// -30 and 0) has `ln(1 + 9.4e-14)`, which `ln` of the rounded sum gets wrong by 1e-3
+/// relative in f64 (and as 0 in f32 for `1 + 4.1e-8`).
 fn logsumexp_parts<T: Element>(x: &[T], shape: &[usize], reduced: &[bool]) -> (Vec<T>, Vec<T>) {
-    let shift = shifts(x, shape, reduced);
-    let mut sums = vec![T::zero(); shift.len()];
+    let max = fold(x, shape, reduced, T::neg_infinity(), max_nan);
+    let shift: Vec<T> = max.iter().copied().map(safe_shift).collect();
+    // The sum of the terms other than the first at the maximum (when that is finite).
+    let mut rest = vec![T::zero(); shift.len()];
+    let mut skipped = vec![false; shift.len()];
     for_each_slot(x, shape, reduced, |_, slot, v| {
-        sums[slot] += rules::Exp.func(v - shift[slot]);
+        if v == max[slot] && !skipped[slot] && max[slot].is_finite() {
+            skipped[slot] = true;
+        } else {
+            rest[slot] += rules::Exp.func(v - shift[slot]);
+        }
     });
-    (shift, sums)
+    let logs = rest
+        .iter()
+        .zip(&skipped)
+        .map(|(&r, &skipped)| {
+            if skipped {
+                r.ln_1p()
+            } else {
+                rules::Ln.func(r)
+            }
+        })
+        .collect();
+    (shift, logs)
+}
+
+/// `exp(x - m) / sum(exp(x - m))` over the reduced axes of each slot, `m` the slot's maximum:
+/// softmax over several axes, with each exponential computed once.
+fn softmax_over<T: Element>(x: &Tensor<T>, reduced: &[bool]) -> Tensor<T> {
+    let shift = shifts(x.as_slice(), x.shape(), reduced);
+    let mut data = vec![T::zero(); x.len()];
+    let mut sums = vec![T::zero(); shift.len()];
+    for_each_slot(x.as_slice(), x.shape(), reduced, |flat, slot, v| {
+        data[flat] = rules::Exp.func(v - shift[slot]);
+        sums[slot] += data[flat];
+    });
+    for_each_slot(x.as_slice(), x.shape(), reduced, |flat, slot, _| {
+        data[flat] /= sums[slot];
+    });
+    Tensor::from_parts(data, x.shape().to_vec())
+}
+
+/// The JVP of softmax over `axes` with output `y`: `y (t - sum(t y))`. The Jacobian
+/// `diag(y) - y y^T` is symmetric, so it is the VJP too.
+fn softmax_jvp<A: Array>(axes: &[usize], y: &A, t: &A) -> Result<A, Error> {
+    let dot = t.try_mul(y)?.try_sum_axes(axes, true)?;
+    y.try_mul(&t.try_sub(&dot)?)
+}
+
+/// Softmax over several axes ([`softmax_over`]): the weights of [`LogSumExp`]'s derivative,
+/// computed from `x - max` rather than as `exp(x - logsumexp(x))`, whose rounded logsumexp
+/// loses `|x| eps` (0.49989 for 0.5 in f32 at `x = [1e4, 1e4]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SoftmaxAxes {
+    axes: Vec<usize>,
+}
+
+impl Op for SoftmaxAxes {
+    fn name(&self) -> &'static str {
+        "softmax_axes"
+    }
+
+    const VJP_READS: VjpReads = VjpReads::OUTPUT;
+
+    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
+        let axes = batched::shift_axes(&self.axes);
+        A::apply(&SoftmaxAxes { axes }, x)
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let x = unary(self.name(), inputs)?;
+        let reduced = check_axes(self.name(), &self.axes, x.shape())?;
+        Ok(softmax_over(x, &reduced))
+    }
+
+    fn jvp<A: Array>(&self, _: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        t[0].map(|t| softmax_jvp(&self.axes, y, t)).transpose()
+    }
+
+    fn vjp<A: Array>(&self, _: &[&A], y: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        Ok(vec![Some(softmax_jvp(&self.axes, y, ct)?)])
+    }
 }
 
 /// A cotangent of a reduction's result reshaped to the keepdims shape, so that it broadcasts
@@ -416,7 +495,7 @@ fn extremum_vjp<A: Array>(
 
 axes_op! {
     /// The maximum over axes (NaN if any reduced element is); VJP: the cotangent routed to the
-    /// positions of the maximum, split evenly among ties.
+    /// positions of the maximum, split evenly among ties (none where the maximum is NaN).
     ///
     /// ```
     /// use perturb::tensor::{ops::MaxAxes, Op, Tensor};
@@ -468,7 +547,7 @@ impl Op for MaxAxes {
 
 axes_op! {
     /// The minimum over axes (NaN if any reduced element is); VJP: the cotangent routed to the
-    /// positions of the minimum, split evenly among ties.
+    /// positions of the minimum, split evenly among ties (none where the minimum is NaN).
     ///
     /// ```
     /// use perturb::tensor::{ops::MinAxes, Op, Tensor};
@@ -520,8 +599,9 @@ impl Op for MinAxes {
 }
 
 /// The share of a max or min reduction's cotangent each input element gets: inputs `x` and the
-/// extremum `m` in the keepdims shape; `1 / ties` where `x` equals `m` (or both are NaN), 0
-/// elsewhere. Piecewise constant, so not differentiated (VJP `None`).
+/// extremum `m` in the keepdims shape; `1 / ties` where `x` equals `m`, 0 elsewhere, and 0
+/// everywhere in a slot whose extremum is NaN (a comparison decided by a NaN passes no
+/// derivative, as for `maximum`). Piecewise constant, so not differentiated (VJP `None`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct ArgmaxMask {
     axes: Vec<usize>,
@@ -555,7 +635,7 @@ impl Op for ArgmaxMask {
             });
         }
         let m = m.as_slice();
-        let hit = |v: T, slot: usize| v == m[slot] || (v.is_nan() && m[slot].is_nan());
+        let hit = |v: T, slot: usize| v == m[slot];
         let mut ties = vec![0usize; m.len()];
         for_each_slot(x.as_slice(), x.shape(), &reduced, |_, slot, v| {
             if hit(v, slot) {
@@ -582,8 +662,8 @@ impl Op for ArgmaxMask {
 
 axes_op! {
     /// `ln(sum(exp(x)))` over axes, computed as `m + ln(sum(exp(x - m)))` with `m` the maximum,
-    /// so it neither overflows nor underflows for large `|x|`; VJP: `ct * exp(x - y)` (the
-    /// cotangent times the softmax).
+    /// so it neither overflows nor underflows for large `|x|`, and with `ln_1p` for a nearly
+    /// certain slot; VJP: the cotangent times the softmax, computed as `exp(x - m) / sum`.
     ///
     /// ```
     /// use perturb::tensor::{ops::LogSumExp, Op, Tensor};
@@ -614,23 +694,17 @@ impl Op for LogSumExp {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         let reduced = check_axes(self.name(), &self.axes, x.shape())?;
-        let (shift, sums) = logsumexp_parts(x.as_slice(), x.shape(), &reduced);
-        let data = shift
-            .iter()
-            .zip(&sums)
-            .map(|(&m, &s)| m + rules::Ln.func(s))
-            .collect();
+        let (shift, logs) = logsumexp_parts(x.as_slice(), x.shape(), &reduced);
+        let data = shift.iter().zip(&logs).map(|(&m, &l)| m + l).collect();
         Ok(Tensor::from_parts(
             data,
             out_shape(x.shape(), &reduced, self.keepdims),
         ))
     }
 
-    fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+    fn jvp<A: Array>(&self, x: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
         let Some(t) = t[0] else { return Ok(None) };
-        let reduced = check_axes(self.name(), &self.axes, x[0].shape())?;
-        let keep = keep_shape(x[0].shape(), &reduced);
-        let softmax = x[0].try_sub(&ct_keep(y, &keep)?)?.exp();
+        let softmax = self.weights(x[0])?;
         Ok(Some(
             softmax
                 .try_mul(t)?
@@ -638,11 +712,24 @@ impl Op for LogSumExp {
         ))
     }
 
-    fn vjp<A: Array>(&self, x: &[&A], y: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+    fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         let reduced = check_axes(self.name(), &self.axes, x[0].shape())?;
         let keep = keep_shape(x[0].shape(), &reduced);
-        let softmax = x[0].try_sub(&ct_keep(y, &keep)?)?.exp();
+        let softmax = self.weights(x[0])?;
         Ok(vec![Some(softmax.try_mul(&ct_keep(ct, &keep)?)?)])
+    }
+}
+
+impl LogSumExp {
+    /// The derivative's weights, the softmax of `x` over the axes, as a differentiable
+    /// operation ([`SoftmaxAxes`]) so that second derivatives follow.
+    fn weights<A: Array>(&self, x: &A) -> Result<A, Error> {
+        A::apply(
+            &SoftmaxAxes {
+                axes: self.axes.clone(),
+            },
+            &[x],
+        )
     }
 }
 
@@ -677,30 +764,15 @@ impl Op for Softmax {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         let reduced = check_axes(self.name(), &[self.axis], x.shape())?;
-        let shift = shifts(x.as_slice(), x.shape(), &reduced);
-        // Each exponential computed once: kept, summed, then divided by its slot's sum.
-        let mut data = vec![T::zero(); x.len()];
-        let mut sums = vec![T::zero(); shift.len()];
-        for_each_slot(x.as_slice(), x.shape(), &reduced, |flat, slot, v| {
-            data[flat] = rules::Exp.func(v - shift[slot]);
-            sums[slot] += data[flat];
-        });
-        for_each_slot(x.as_slice(), x.shape(), &reduced, |flat, slot, _| {
-            data[flat] /= sums[slot];
-        });
-        Ok(Tensor::from_parts(data, x.shape().to_vec()))
+        Ok(softmax_over(x, &reduced))
     }
 
-    // The Jacobian diag(y) - y y^T is symmetric: the JVP has the VJP's form.
     fn jvp<A: Array>(&self, _: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
-        let Some(t) = t[0] else { return Ok(None) };
-        let dot = t.try_mul(y)?.try_sum_axes(&[self.axis], true)?;
-        Ok(Some(y.try_mul(&t.try_sub(&dot)?)?))
+        t[0].map(|t| softmax_jvp(&[self.axis], y, t)).transpose()
     }
 
     fn vjp<A: Array>(&self, _: &[&A], y: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
-        let dot = ct.try_mul(y)?.try_sum_axes(&[self.axis], true)?;
-        Ok(vec![Some(y.try_mul(&ct.try_sub(&dot)?)?)])
+        Ok(vec![Some(softmax_jvp(&[self.axis], y, ct)?)])
     }
 }
 
@@ -737,8 +809,7 @@ impl Op for LogSoftmax {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         let reduced = check_axes(self.name(), &[self.axis], x.shape())?;
-        let (shift, sums) = logsumexp_parts(x.as_slice(), x.shape(), &reduced);
-        let logs: Vec<T> = sums.iter().map(|&s| rules::Ln.func(s)).collect();
+        let (shift, logs) = logsumexp_parts(x.as_slice(), x.shape(), &reduced);
         let mut data = vec![T::zero(); x.len()];
         for_each_slot(x.as_slice(), x.shape(), &reduced, |flat, slot, v| {
             data[flat] = (v - shift[slot]) - logs[slot];

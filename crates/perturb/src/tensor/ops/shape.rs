@@ -4,6 +4,7 @@
 
 use crate::error::Error;
 use crate::tensor::batched;
+use crate::tensor::dense::element_count;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Cotangent, Element, Op, Tensor, VjpReads};
 
@@ -220,8 +221,9 @@ impl Op for SumTo {
     }
 }
 
-/// Checks that `small` broadcasts to exactly `big`.
+/// Checks that `small` broadcasts to exactly `big` (a shape a tensor can have).
 fn check_broadcast(op: &'static str, small: &[usize], big: &[usize]) -> Result<(), Error> {
+    element_count(op, big)?;
     match kernels::broadcast_shape(op, small, big) {
         Ok(shape) if shape == big => Ok(()),
         _ => Err(Error::ShapeMismatch {
@@ -381,6 +383,7 @@ impl PadNarrow {
         let len = shape[self.axis];
         shape[self.axis] = self.total;
         check_window(self.name(), &shape, self.axis, self.start, len)?;
+        element_count(self.name(), &shape)?;
         match onto {
             Some(onto) if onto != shape.as_slice() => Err(Error::ShapeMismatch {
                 op: self.name(),
@@ -411,6 +414,9 @@ impl Op for PadNarrow {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
         let shape = self.shape_of(&shapes)?;
+        if let Some(empty) = empty_result(&shape) {
+            return Ok(empty);
+        }
         let (x, onto) = (inputs[0], inputs.get(1));
         let len = x.shape()[self.axis];
         let (outer, _, inner) = split_at_axis(&shape, self.axis);
@@ -527,6 +533,7 @@ impl PadPair {
         for (&start, x) in self.starts.iter().zip([a, b]) {
             check_window(self.name(), &shape, self.axis, start, x[self.axis])?;
         }
+        element_count(self.name(), &shape)?;
         Ok(shape)
     }
 
@@ -558,6 +565,9 @@ impl Op for PadPair {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
         let shape = self.shape_of(&shapes)?;
+        if let Some(empty) = empty_result(&shape) {
+            return Ok(empty);
+        }
         let (a, b) = (inputs[0], inputs[1]);
         let lens = [a.shape()[self.axis], b.shape()[self.axis]];
         let (outer, _, inner) = split_at_axis(&shape, self.axis);
@@ -636,6 +646,14 @@ fn one_axis_in<A: Array, O: Op>(
 ) -> Result<A, Error> {
     let spread = batched::all_stacked(x, stacked, size)?;
     A::apply(shifted, &spread.iter().collect::<Vec<_>>())
+}
+
+/// The result of an operation whose (checked) shape has no elements: loops over the blocks
+/// around an axis return early with it, rather than walk `outer` empty blocks (up to 2^60).
+pub(super) fn empty_result<T: Element>(shape: &[usize]) -> Option<Tensor<T>> {
+    shape
+        .contains(&0)
+        .then(|| Tensor::from_parts(Vec::new(), shape.to_vec()))
 }
 
 /// Checks that `start .. start + len` lies inside `axis` of `shape`.
