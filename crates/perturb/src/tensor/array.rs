@@ -483,6 +483,7 @@ macro_rules! binary_methods {
         $(#[$doc])*
         ///
         /// An error (the `try_` form) or a panic (the plain form) if the shapes do not broadcast.
+        #[track_caller]
         fn $try_method(&self, rhs: &Self) -> Result<Self, Error> {
             Self::apply(&$op, &[self, rhs])
         }
@@ -535,6 +536,7 @@ pub trait Array: Clone + Debug + Sized {
     /// let y = Tensor::apply(&Exp, &[&Tensor::vector(&[0.0_f64])]).unwrap();
     /// assert_eq!(y.to_vec(), vec![1.0]);
     /// ```
+    #[track_caller]
     fn apply<O: Op>(op: &O, inputs: &[&Self]) -> Result<Self, Error>;
 
     /// A constant of this array type: not recorded, derivative zero.
@@ -594,6 +596,7 @@ pub trait Array: Clone + Debug + Sized {
     /// let y = Tensor::vector(&[0.0_f64]).apply_op(&Exp).unwrap();
     /// assert_eq!(y.to_vec(), vec![1.0]);
     /// ```
+    #[track_caller]
     fn apply_op<O: Op>(&self, op: &O) -> Result<Self, Error> {
         Self::apply(op, &[self])
     }
@@ -639,6 +642,7 @@ pub trait Array: Clone + Debug + Sized {
     /// use perturb::tensor::{Array, Tensor};
     /// assert_eq!(Tensor::vector(&[3.0_f64]).scale(2.0).to_vec(), vec![6.0]);
     /// ```
+    #[track_caller]
     fn scale(&self, c: Self::Elem) -> Self {
         or_panic(Self::apply(&ops::Scale(c.to_f64_value()), &[self]))
     }
@@ -649,6 +653,7 @@ pub trait Array: Clone + Debug + Sized {
     /// use perturb::tensor::{Array, Tensor};
     /// assert_eq!(Tensor::vector(&[3.0_f64]).add_scalar(2.0).to_vec(), vec![5.0]);
     /// ```
+    #[track_caller]
     fn add_scalar(&self, c: Self::Elem) -> Self {
         or_panic(Self::apply(&ops::AddScalar(c.to_f64_value()), &[self]))
     }
@@ -875,6 +880,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(y.to_vec(), vec![0.1, 2.0]);
     /// assert!(mask.try_select(&x, &Tensor::vector(&[1.0, 2.0, 3.0])).is_err());
     /// ```
+    #[track_caller]
     fn try_select(&self, on_true: &Self, on_false: &Self) -> Result<Self, Error> {
         Self::apply(&ops::Where, &[self, on_true, on_false])
     }
@@ -902,6 +908,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(x.try_clamp(0.0, 1.0).unwrap().to_vec(), vec![0.0, 0.5, 1.0]);
     /// assert!(x.try_clamp(1.0, 0.0).is_err());
     /// ```
+    #[track_caller]
     fn try_clamp(&self, min: Self::Elem, max: Self::Elem) -> Result<Self, Error> {
         let op = ops::Clamp {
             min: min.to_f64_value(),
@@ -929,6 +936,7 @@ pub trait Array: Clone + Debug + Sized {
     /// use perturb::tensor::{Array, Tensor};
     /// assert_eq!(Tensor::vector(&[1.0_f64, 2.0]).sum_all().to_vec(), vec![3.0]);
     /// ```
+    #[track_caller]
     fn sum_all(&self) -> Self {
         or_panic(Self::apply(&ops::SumTo(Vec::new()), &[self]))
     }
@@ -942,6 +950,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.try_sum_to(&[1, 3]).unwrap().to_vec(), vec![2.0; 3]);
     /// assert!(a.try_sum_to(&[2, 2]).is_err());
     /// ```
+    #[track_caller]
     fn try_sum_to(&self, shape: &[usize]) -> Result<Self, Error> {
         Self::apply(&ops::SumTo(shape.to_vec()), &[self])
     }
@@ -953,6 +962,7 @@ pub trait Array: Clone + Debug + Sized {
     /// let a = Tensor::vector(&[1.0_f64, 2.0]);
     /// assert_eq!(a.try_broadcast_to(&[2, 2]).unwrap().to_vec(), vec![1.0, 2.0, 1.0, 2.0]);
     /// ```
+    #[track_caller]
     fn try_broadcast_to(&self, shape: &[usize]) -> Result<Self, Error> {
         Self::apply(&ops::BroadcastTo(shape.to_vec()), &[self])
     }
@@ -969,6 +979,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert!(a.try_sum_axes(&[2], false).is_err()); // no axis 2
     /// assert!(a.try_sum_axes(&[1, 1], false).is_err()); // repeated
     /// ```
+    #[track_caller]
     fn try_sum_axes(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
         Self::apply(
             &ops::SumAxes {
@@ -1000,6 +1011,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.try_mean_axes(&[1], false).unwrap().to_vec(), vec![2.0, 5.0]);
     /// assert!(a.try_mean_axes(&[3], false).is_err());
     /// ```
+    #[track_caller]
     fn try_mean_axes(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
         Self::apply(
             &ops::MeanAxes {
@@ -1037,6 +1049,7 @@ pub trait Array: Clone + Debug + Sized {
     /// let g = tape.gradient(&x.max_axes(&[1], false).sum_all(), &[&x]).unwrap();
     /// assert_eq!(g[0].to_vec(), vec![0.0, 1.0, 0.0, 0.5, 0.5, 0.0]); // a tie in row 1
     /// ```
+    #[track_caller]
     fn try_max_axes(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
         Self::apply(
             &ops::MaxAxes {
@@ -1067,6 +1080,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.try_min_axes(&[0], false).unwrap().to_vec(), vec![1.0, 4.0, 2.0]);
     /// assert!(a.try_min_axes(&[0, 2], false).is_err());
     /// ```
+    #[track_caller]
     fn try_min_axes(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
         Self::apply(
             &ops::MinAxes {
@@ -1099,6 +1113,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.try_logsumexp(&[0], false).unwrap().to_vec(), vec![800.0 + 2.0_f64.ln()]);
     /// assert!(a.try_logsumexp(&[1], false).is_err());
     /// ```
+    #[track_caller]
     fn try_logsumexp(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
         Self::apply(
             &ops::LogSumExp {
@@ -1132,6 +1147,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.try_softmax(1).unwrap().to_vec(), vec![0.5; 4]);
     /// assert!(a.try_softmax(2).is_err());
     /// ```
+    #[track_caller]
     fn try_softmax(&self, axis: usize) -> Result<Self, Error> {
         Self::apply(&ops::Softmax { axis }, &[self])
     }
@@ -1159,6 +1175,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(y.to_vec(), vec![-1000.0, 0.0]);
     /// assert!(a.try_log_softmax(1).is_err());
     /// ```
+    #[track_caller]
     fn try_log_softmax(&self, axis: usize) -> Result<Self, Error> {
         Self::apply(&ops::LogSoftmax { axis }, &[self])
     }
@@ -1184,6 +1201,7 @@ pub trait Array: Clone + Debug + Sized {
     /// let a = Tensor::<f64>::arange(6);
     /// assert_eq!(Array::try_reshape(&a, &[2, 3]).unwrap().shape(), &[2, 3]);
     /// ```
+    #[track_caller]
     fn try_reshape(&self, shape: &[usize]) -> Result<Self, Error> {
         Self::apply(&ops::Reshape(shape.to_vec()), &[self])
     }
@@ -1196,6 +1214,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.try_permute(&[2, 0, 1]).unwrap().shape(), &[4, 2, 3]);
     /// assert!(a.try_permute(&[0, 0, 1]).is_err());
     /// ```
+    #[track_caller]
     fn try_permute(&self, perm: &[usize]) -> Result<Self, Error> {
         Self::apply(&ops::Permute(perm.to_vec()), &[self])
     }
@@ -1227,6 +1246,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert!(a.try_squeeze(0).is_err()); // length 2
     /// assert!(a.try_squeeze(3).is_err()); // no axis 3
     /// ```
+    #[track_caller]
     fn try_squeeze(&self, axis: usize) -> Result<Self, Error> {
         let shape = self.shape();
         if shape.get(axis) != Some(&1) {
@@ -1274,6 +1294,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.try_unsqueeze(2).unwrap().shape(), &[2, 3, 1]);
     /// assert!(a.try_unsqueeze(3).is_err());
     /// ```
+    #[track_caller]
     fn try_unsqueeze(&self, axis: usize) -> Result<Self, Error> {
         let shape = self.shape();
         if axis > shape.len() {
@@ -1317,6 +1338,7 @@ pub trait Array: Clone + Debug + Sized {
     /// let g = tape.gradient(&x.narrow(1, 1, 1).sum_all(), &[&x]).unwrap();
     /// assert_eq!(g[0].to_vec(), vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
     /// ```
+    #[track_caller]
     fn try_narrow(&self, axis: usize, start: usize, len: usize) -> Result<Self, Error> {
         Self::apply(&ops::Narrow { axis, start, len }, &[self])
     }
@@ -1341,6 +1363,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert!(a.try_slice(0, 4..7).is_err());
     /// assert!(a.try_slice(0, 3..2).is_err()); // a reversed range
     /// ```
+    #[track_caller]
     fn try_slice(&self, axis: usize, range: std::ops::Range<usize>) -> Result<Self, Error> {
         if range.end < range.start {
             return Err(Error::InvalidArgument {
@@ -1367,6 +1390,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(s.to_vec(), vec![3.0, 1.0, 3.0, 6.0, 4.0, 6.0]);
     /// assert!(a.try_index_select(1, vec![3]).is_err());
     /// ```
+    #[track_caller]
     fn try_index_select(&self, axis: usize, indices: Vec<usize>) -> Result<Self, Error> {
         Self::apply(
             &ops::IndexSelect {
@@ -1398,6 +1422,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.try_index_add(0, vec![2, 2], 3).unwrap().to_vec(), vec![0.0, 0.0, 3.0]);
     /// assert!(a.try_index_add(0, vec![0, 3], 3).is_err());
     /// ```
+    #[track_caller]
     fn try_index_add(&self, axis: usize, indices: Vec<usize>, len: usize) -> Result<Self, Error> {
         Self::apply(
             &ops::IndexAdd {
@@ -1422,6 +1447,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert!(a.try_gather(1, vec![2, 3], &[2, 1]).is_err()); // column 3 of 3
     /// assert!(a.try_gather(1, vec![0, 0], &[2]).is_err()); // the index needs 2 axes
     /// ```
+    #[track_caller]
     fn try_gather(
         &self,
         axis: usize,
@@ -1448,6 +1474,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(s.to_vec(), vec![0.0, 0.0, 1.0, 2.0, 0.0, 0.0]);
     /// assert!(src.try_scatter_add(1, vec![2, 5], &[2, 3]).is_err());
     /// ```
+    #[track_caller]
     fn try_scatter_add(
         &self,
         axis: usize,
@@ -1476,6 +1503,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(c.to_vec()[6..], [1.0; 3]);
     /// assert!(Tensor::try_concat(&[&a, &b], 1).is_err()); // 2 rows and 1 row
     /// ```
+    #[track_caller]
     fn try_concat(arrays: &[&Self], axis: usize) -> Result<Self, Error> {
         Self::apply(&ops::Concat { axis }, arrays)
     }
@@ -1504,6 +1532,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!((s.shape(), s.to_vec()), (&[2, 2][..], vec![1.0, 3.0, 2.0, 4.0]));
     /// assert!(Tensor::try_stack(&[&a, &Tensor::vector(&[1.0])], 0).is_err());
     /// ```
+    #[track_caller]
     fn try_stack(arrays: &[&Self], axis: usize) -> Result<Self, Error> {
         let Some(first) = arrays.first() else {
             return Err(Error::InvalidArgument {
@@ -1550,6 +1579,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.matmul(&x).to_vec(), vec![3.0, 7.0]);
     /// assert!(a.try_matmul(&Tensor::vector(&[1.0, 2.0, 3.0])).is_err());
     /// ```
+    #[track_caller]
     fn try_matmul(&self, rhs: &Self) -> Result<Self, Error> {
         Self::apply(&ops::MatMul::default(), &[self, rhs])
     }

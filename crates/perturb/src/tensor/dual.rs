@@ -1,7 +1,9 @@
 //! Forward mode for tensors: a primal value carried with its tangent through every operation.
 
 use std::fmt;
+use std::panic::Location;
 
+use super::anomaly;
 use super::array::{Array, Op};
 use super::dense::Tensor;
 use crate::error::Error;
@@ -144,6 +146,7 @@ impl<A: Array> fmt::Debug for DualTensor<A> {
 impl<A: Array> Array for DualTensor<A> {
     type Elem = A::Elem;
 
+    #[track_caller]
     fn apply<O: Op>(op: &O, inputs: &[&Self]) -> Result<Self, Error> {
         let primals: Vec<&A> = inputs.iter().map(|x| &x.primal).collect();
         let primal = A::apply(op, &primals)?;
@@ -153,6 +156,14 @@ impl<A: Array> Array for DualTensor<A> {
         } else {
             None
         };
+        if crate::debug::enabled() {
+            // Reported, not returned: an operator cannot fail, and the first report wins.
+            let location = Location::caller();
+            anomaly::check_value(op.name(), &primals, &primal, location);
+            if let Some(t) = &tangent {
+                let _ = anomaly::check_tangent(op.name(), &primals, t, Some(location));
+            }
+        }
         Ok(DualTensor { primal, tangent })
     }
 

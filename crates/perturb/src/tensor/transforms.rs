@@ -452,7 +452,7 @@ where
             rhs: v.shape().to_vec(),
         });
     }
-    let tape = TensorTape::over();
+    let tape = TensorTape::keeping_values();
     let xv = tape.var(Deferred::new(x.clone()));
     let y = f(&xv)?;
     tape.hessian_vector(&y, &xv, &Deferred::new(v.clone()))?
