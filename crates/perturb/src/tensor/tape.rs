@@ -1163,7 +1163,11 @@ impl<'t, A: Array> Array for TensorVar<'t, A> {
         let values: Vec<&A> = inputs.iter().map(|x| &x.value).collect();
         let value = A::apply(op, &values)?;
         // Debugging: where the operation was recorded, and whether its value is finite.
-        let location = crate::debug::enabled().then(Location::caller);
+        let location = if crate::debug::enabled() {
+            Some(Location::caller())
+        } else {
+            None
+        };
         if let Some(location) = location {
             anomaly::check_value(op.name(), &values, &value, location);
         }
