@@ -271,3 +271,34 @@ fn nothing_is_located_when_debugging_is_off() {
     let g = tape.gradient(&x.sqrt().sum_all(), &[&x]).unwrap();
     assert_eq!(g[0].to_vec()[0], f64::INFINITY);
 }
+
+// ---- shapes of cotangents ----------------------------------------------------------------------
+
+/// `sum(x)` over all elements, with a wrong VJP: it hands back the output's cotangent (a
+/// scalar) as the input's, repeated along a new axis, shape [2, n] for an input of shape [n].
+#[derive(Clone, Debug)]
+struct BadSum;
+impl perturb::tensor::Op for BadSum {
+    fn name(&self) -> &'static str {
+        "bad_sum"
+    }
+    fn eval<T: perturb::tensor::Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        Ok(x[0].sum_all())
+    }
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        Ok(t[0].map(|t| t.sum_all()))
+    }
+    fn vjp<A: Array>(&self, x: &[&A], _: &A, g: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        let n = x[0].shape()[0];
+        Ok(vec![Some(g.try_broadcast_to(&[2, n])?)])
+    }
+}
+
+#[test]
+fn a_cotangent_of_the_wrong_shape_is_an_error_naming_the_operation() {
+    let tape = TensorTape::new();
+    let x = tape.var(v(&[1.0, 2.0, 3.0]));
+    let y = x.apply_op(&BadSum).unwrap();
+    let err = tape.gradient(&y, &[&x]).unwrap_err().to_string();
+    assert!(err.contains("bad_sum") && err.contains("[2, 3]"), "{err}");
+}

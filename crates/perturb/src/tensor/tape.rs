@@ -1232,3 +1232,31 @@ pub(crate) fn transpose_jvp<O: Op, A: Array>(
         .map(|t| t.as_ref().and_then(|_| cotangents.next()))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::size_of;
+
+    #[test]
+    fn a_node_is_four_words_and_a_link_one() {
+        // H6: a node used to hold an operation box, two vectors and its output (13 words, and
+        // the vectors' own allocations); its inputs, shape and value now live in flat lists.
+        assert_eq!(size_of::<Node<Tensor<f64>>>(), 32);
+        assert_eq!(size_of::<Link>(), 8);
+    }
+
+    #[test]
+    fn a_sweep_holds_only_the_cotangents_in_flight() {
+        let mut cts = Cotangents::<Tensor<f64>>::new(1000);
+        for i in (0..1000).rev() {
+            cts.accumulate(i, Cotangent::new(Tensor::vector(&[1.0])))
+                .unwrap();
+            if i + 1 < 1000 {
+                assert!(cts.take(i + 1).is_some());
+            }
+        }
+        assert_eq!(cts.held.len(), 2);
+        assert!(cts.get(0).is_some() && cts.get(1).is_none() && cts.get(5000).is_none());
+    }
+}
