@@ -364,9 +364,8 @@ fn map_f64<T: Element>(x: &Tensor<T>, f: fn(f64) -> f64) -> Tensor<T> {
     x.map(|v| <Tensor<T> as Array>::elem(f(v.to_f64_value())))
 }
 
-/// The Bessel function `J0`, `J0' = -J1`. Its JVP applies `J1`, whose JVP applies `J0`: the
-/// VJPs must be written out (the default, the JVP transposed on a tape, would instantiate a
-/// new level of dual tensors for each turn of the cycle, without end).
+/// The Bessel function `J0`, `J0' = -J1`, with its VJP written out. Its JVP applies `J1`, whose
+/// JVP applies `J0`.
 #[derive(Clone, Debug)]
 struct J0;
 impl Op for J0 {
@@ -446,4 +445,86 @@ fn bessel_functions_whose_rules_call_each_other_with_explicit_vjps() {
     }
     let report = check_grads(&Both, &x, &CheckOptions::default()).unwrap();
     assert!(report.passes(1e-6), "{report}");
+}
+
+/// `J0` again, its VJP left to the default (the JVP transposed), and `J1` likewise: the cycle
+/// used to fail to compile ("values of the type DualTensor<DualTensor<...>> are too big").
+#[derive(Clone, Debug)]
+struct J0ByJvp;
+impl Op for J0ByJvp {
+    fn name(&self) -> &'static str {
+        "j0_by_jvp"
+    }
+    fn eval<T: Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        Ok(map_f64(x[0], j0_f64))
+    }
+    fn jvp<A: Array>(&self, x: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        let Some(t) = t[0] else { return Ok(None) };
+        Ok(Some(t.try_mul(&x[0].apply_op(&J1ByJvp)?.neg())?))
+    }
+}
+
+#[derive(Clone, Debug)]
+struct J1ByJvp;
+impl Op for J1ByJvp {
+    fn name(&self) -> &'static str {
+        "j1_by_jvp"
+    }
+    fn eval<T: Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        Ok(map_f64(x[0], j1_f64))
+    }
+    fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        let Some(t) = t[0] else { return Ok(None) };
+        let slope = x[0].apply_op(&J0ByJvp)?.try_sub(&y.try_div(x[0])?)?;
+        Ok(Some(t.try_mul(&slope)?))
+    }
+}
+
+#[test]
+fn bessel_functions_whose_jvps_call_each_other_work_with_the_default_vjp() {
+    let xs = [0.7, 1.3, 2.9];
+    let x = Tensor::vector(&xs);
+    let g0 = grad(|x| Ok(x.apply_op(&J0ByJvp)?.sum_all()), &x).unwrap();
+    let h0 = hessian(|x| Ok(x.apply_op(&J0ByJvp)?.sum_all()), &x).unwrap();
+    let hv = hvp(
+        |x| Ok(x.apply_op(&J0ByJvp)?.sum_all()),
+        &x,
+        &Tensor::ones(&[3]),
+    )
+    .unwrap();
+    let j = jacrev(|x| x.apply_op(&J1ByJvp), &x).unwrap();
+    // Third order, reverse over reverse over reverse.
+    let d3 = Grad(Grad(Grad(SumJ0)))
+        .call(&Tensor::vector(&[1.3]))
+        .unwrap();
+    for (i, &xi) in xs.iter().enumerate() {
+        let j1_slope = j0_f64(xi) - j1_f64(xi) / xi;
+        assert!((g0.to_vec()[i] + j1_f64(xi)).abs() < 1e-15, "{g0:?}");
+        assert!((h0.to_vec()[i * 3 + i] + j1_slope).abs() < 1e-14, "{h0:?}");
+        assert!((hv.to_vec()[i] + j1_slope).abs() < 1e-14, "{hv:?}");
+        assert!((j.to_vec()[i * 3 + i] - j1_slope).abs() < 1e-15, "{j:?}");
+    }
+    // J0''' = -J1'' = -(J0' - J1'/x + J1/x^2) = J1 + J1'/x - J1/x^2.
+    let x = 1.3_f64;
+    let j1_slope = j0_f64(x) - j1_f64(x) / x;
+    let exact = j1_f64(x) + j1_slope / x - j1_f64(x) / (x * x);
+    assert!((d3.to_vec()[0] - exact).abs() < 1e-13, "{d3:?} vs {exact}");
+    struct Both;
+    impl TensorFn<f64> for Both {
+        fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, Error> {
+            Ok(x.apply_op(&J0ByJvp)?
+                .try_mul(&x.apply_op(&J1ByJvp)?)?
+                .sum_all())
+        }
+    }
+    let report = check_grads(&Both, &Tensor::vector(&xs), &CheckOptions::default()).unwrap();
+    assert!(report.passes(1e-6), "{report}");
+}
+
+/// `sum J0(x)`, by the default VJPs.
+struct SumJ0;
+impl TensorFn<f64> for SumJ0 {
+    fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, Error> {
+        Ok(x.apply_op(&J0ByJvp)?.sum_all())
+    }
 }

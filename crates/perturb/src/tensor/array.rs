@@ -24,15 +24,10 @@ use crate::scalar::Scalar;
 /// directly where that is faster, or where the JVP applies the operation itself (a linear
 /// operation whose JVP is `op(tangent)` would otherwise transpose itself forever).
 ///
-/// **Write the VJP out when JVPs call each other.** Two operations whose JVPs apply each other
-/// (Bessel's `J0' = -J1` and `J1' = J0 - J1 / x`, a `sin`/`cos` pair) do not compile with the
-/// default VJP: transposing a JVP records it on a tape over dual tensors, one level deeper for
-/// each turn of the cycle, and the compiler reports `values of the type
-/// DualTensor<DualTensor<...>> are too big` or `reached the recursion limit while
-/// instantiating ... apply_op`. Give each operation its [`vjp`](Op::vjp) (for an element-wise
-/// operation it is the JVP's expression with the cotangent in place of the tangent); a chain
-/// without a cycle (an operation whose JVP applies another custom operation) compiles either
-/// way. `tests/tensor_custom_ops.rs` has the Bessel pair.
+/// Operations whose JVPs apply each other (Bessel's `J0' = -J1` and `J1' = J0 - J1 / x`, a
+/// `sin`/`cos` pair) work with the default VJP at every order: the transposition records the
+/// JVP on a tape that compiles no rule on dual tensors, so the cycle adds no level of nesting
+/// (`tests/tensor_custom_ops.rs` has the Bessel pair, to the third derivative).
 ///
 /// ```
 /// use perturb::tensor::{jvp, Array, DualTensor, Element, Op, Tensor, TensorTape};
@@ -113,9 +108,7 @@ pub trait Op: Clone + Debug + 'static {
     /// that is not differentiable). `needed[i]` says whether input `i`'s cotangent is wanted;
     /// an operation may skip the work for the others.
     ///
-    /// The default transposes [`jvp`](Op::jvp); see the trait's example. Write it out where
-    /// the JVP applies an operation whose own JVP applies this one (a cycle): the default does
-    /// not compile there (see the trait's documentation).
+    /// The default transposes [`jvp`](Op::jvp); see the trait's example.
     ///
     /// ```
     /// use perturb::tensor::{ops::Exp, Op, Tensor};

@@ -15,17 +15,9 @@ use crate::error::Error;
 
 static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
 
-/// One recorded operation with its type erased: its VJP for the sweep, and its value and JVP
-/// for checking it ([`check_grads`](super::check_grads)).
-pub(crate) trait Backward<A: Array> {
+/// What a first-order backward sweep needs of a recorded operation: its name and its VJP.
+pub(crate) trait Rule<A: Array> {
     fn name(&self) -> &'static str;
-    fn vjp(
-        &self,
-        inputs: &[&A],
-        output: &A,
-        cotangent: &A,
-        needed: &[bool],
-    ) -> Result<Vec<Option<A>>, Error>;
     fn vjp_onto(
         &self,
         inputs: &[&A],
@@ -34,10 +26,39 @@ pub(crate) trait Backward<A: Array> {
         needed: &[bool],
         gathered: &mut [Option<Cotangent<A>>],
     ) -> Result<(), Error>;
+}
+
+impl<A: Array, O: Op> Rule<A> for O {
+    fn name(&self) -> &'static str {
+        Op::name(self)
+    }
+    fn vjp_onto(
+        &self,
+        inputs: &[&A],
+        output: &A,
+        cotangent: &Cotangent<A>,
+        needed: &[bool],
+        gathered: &mut [Option<Cotangent<A>>],
+    ) -> Result<(), Error> {
+        Op::vjp_onto(self, inputs, output, cotangent, needed, gathered)
+    }
+}
+
+/// One recorded operation with its type erased: its VJP for the sweep, its rule on dual tensors
+/// for the Hessian-vector product, and its value and JVP for checking it
+/// ([`check_grads`](super::check_grads)).
+pub(crate) trait Backward<A: Array>: Rule<A> {
+    fn vjp(
+        &self,
+        inputs: &[&A],
+        output: &A,
+        cotangent: &A,
+        needed: &[bool],
+    ) -> Result<Vec<Option<A>>, Error>;
     fn jvp(&self, inputs: &[&A], output: &A, tangents: &[Option<&A>]) -> Result<Option<A>, Error>;
     fn apply(&self, inputs: &[&A]) -> Result<A, Error>;
     fn vjp_reads(&self) -> VjpReads;
-    /// [`vjp_onto`](Backward::vjp_onto) on dual tensors, for the Hessian-vector product.
+    /// [`vjp_onto`](Rule::vjp_onto) on dual tensors, for the Hessian-vector product.
     #[allow(clippy::type_complexity)]
     fn vjp_onto_dual(
         &self,
@@ -50,9 +71,6 @@ pub(crate) trait Backward<A: Array> {
 }
 
 impl<A: Array, O: Op> Backward<A> for O {
-    fn name(&self) -> &'static str {
-        Op::name(self)
-    }
     fn vjp(
         &self,
         inputs: &[&A],
@@ -61,16 +79,6 @@ impl<A: Array, O: Op> Backward<A> for O {
         needed: &[bool],
     ) -> Result<Vec<Option<A>>, Error> {
         Op::vjp(self, inputs, output, cotangent, needed)
-    }
-    fn vjp_onto(
-        &self,
-        inputs: &[&A],
-        output: &A,
-        cotangent: &Cotangent<A>,
-        needed: &[bool],
-        gathered: &mut [Option<Cotangent<A>>],
-    ) -> Result<(), Error> {
-        Op::vjp_onto(self, inputs, output, cotangent, needed, gathered)
     }
     fn jvp(&self, inputs: &[&A], output: &A, tangents: &[Option<&A>]) -> Result<Option<A>, Error> {
         Op::jvp(self, inputs, output, tangents)
@@ -110,8 +118,8 @@ fn compact(index: usize) -> u32 {
 
 /// One entry of the tape: an input (no operation) or an operation. Its inputs, shape and value
 /// live in the tape's shared lists ([`Store`]), so a node is four words.
-struct Node<A: Array> {
-    op: Option<Box<dyn Backward<A>>>,
+struct Node<R: ?Sized> {
+    op: Option<Box<R>>,
     /// Where this node's inputs start in [`Store::links`]; they end where the next node's start.
     first_link: u32,
     /// Where this node's shape starts in [`Store::dims`]; it ends where the next node's starts.
@@ -132,8 +140,8 @@ enum Link {
 
 /// What a tape holds: the nodes in order, and beside them, flat, their inputs, their shapes and
 /// the values some rule reads (measured by [`TensorTape::bytes_per_node`]).
-struct Store<A: Array> {
-    nodes: Vec<Node<A>>,
+struct Store<A: Array, R: ?Sized = dyn Backward<A>> {
+    nodes: Vec<Node<R>>,
     links: Vec<Link>,
     dims: Vec<usize>,
     values: Vec<A>,
@@ -142,7 +150,7 @@ struct Store<A: Array> {
     locations: Vec<(usize, &'static Location<'static>)>,
 }
 
-impl<A: Array> Store<A> {
+impl<A: Array, R: ?Sized> Store<A, R> {
     fn new() -> Self {
         Store {
             nodes: Vec::new(),
@@ -165,7 +173,7 @@ impl<A: Array> Store<A> {
     /// pushed), with its value if it is kept.
     fn push(
         &mut self,
-        op: Option<Box<dyn Backward<A>>>,
+        op: Option<Box<R>>,
         first_link: u32,
         shape: &[usize],
         value: Option<A>,
@@ -577,7 +585,7 @@ impl<A: Array> TensorTape<A> {
         if s.nodes.is_empty() {
             return 0.0;
         }
-        let bytes = s.nodes.len() * size_of::<Node<A>>()
+        let bytes = s.nodes.len() * size_of::<Node<dyn Backward<A>>>()
             + s.links.len() * size_of::<Link>()
             + s.dims.len() * size_of::<usize>()
             + s.values.len() * size_of::<A>()
@@ -672,20 +680,11 @@ impl<A: Array> TensorTape<A> {
         };
         debug_assert_eq!(tape.id, self.id);
 
-        let store = self.store.borrow();
-        let (needed, requested) = Self::on_paths(&store, output.index, wrt);
-        let mut placeholders = Zeros::new();
-        let cotangents = Self::sweep(
-            &store,
-            output.index,
-            &needed,
-            &requested,
-            Cotangent::new(cotangent.clone()),
-            |i, backward, ct, wanted, gathered| {
-                let (inputs, output) = store.operands(i, &mut placeholders);
-                backward.vjp_onto(&inputs, output, ct, wanted, gathered)
-            },
-        )?;
+        let indices: Vec<usize> = wrt.iter().map(|x| x.index).collect();
+        let cotangents = self
+            .store
+            .borrow()
+            .reverse(output.index, cotangent, &indices)?;
         wrt.iter()
             .map(|x| {
                 // Inputs and requested nodes keep their cotangent (a variable requested twice
@@ -696,116 +695,6 @@ impl<A: Array> TensorTape<A> {
                 }
             })
             .collect()
-    }
-
-    /// Which nodes up to `last` lie on a path from one of `wrt` (only those get cotangents),
-    /// and which are themselves requested.
-    fn on_paths(
-        store: &Store<A>,
-        last: usize,
-        wrt: &[&TensorVar<'_, A>],
-    ) -> (Vec<bool>, Vec<bool>) {
-        let mut needed = vec![false; last + 1];
-        let mut requested = vec![false; last + 1];
-        for x in wrt {
-            if x.index <= last {
-                needed[x.index] = true;
-                requested[x.index] = true;
-            }
-        }
-        for i in 0..=last {
-            if store.parents(i).flatten().any(|p| needed[p]) {
-                needed[i] = true;
-            }
-        }
-        (needed, requested)
-    }
-
-    /// The backward sweep: from `seed`, the cotangent of node `last`, back over the nodes, each
-    /// operation on a path from a `needed` node handing its inputs their terms through `step`
-    /// (given the node's index, it runs the rule on arrays of type `B`: `A` itself, or dual
-    /// tensors for the Hessian-vector product). An operation no cotangent reaches (the output
-    /// does not depend on it) is skipped, whatever its rule would give.
-    /// Returns the cotangent left at each node: the inputs' and the `requested` nodes'.
-    fn sweep<B: Array>(
-        store: &Store<A>,
-        last: usize,
-        needed: &[bool],
-        requested: &[bool],
-        seed: Cotangent<B>,
-        mut step: impl FnMut(
-            usize,
-            &dyn Backward<A>,
-            &Cotangent<B>,
-            &[bool],
-            &mut [Option<Cotangent<B>>],
-        ) -> Result<(), Error>,
-    ) -> Result<Cotangents<B>, Error> {
-        // Each cotangent keeps a constant factor not yet applied (see `Cotangent`).
-        let mut cotangents = Cotangents::new(last + 1);
-        cotangents.accumulate(last, seed)?;
-        let debugging = crate::debug::enabled();
-        for i in (0..=last).rev() {
-            let Some(backward) = &store.nodes[i].op else {
-                continue;
-            };
-            // A requested intermediate keeps its cotangent for the result.
-            let ct = if requested[i] {
-                cotangents.get(i).cloned()
-            } else {
-                cotangents.take(i)
-            };
-            let Some(ct) = ct else { continue };
-            // A rule reads its cotangent whole: a window gathered for this node is placed now.
-            let ct = ct.settled()?;
-            let parents: Vec<Option<usize>> = store.parents(i).collect();
-            let wanted: Vec<bool> = parents
-                .iter()
-                .map(|p| p.is_some_and(|p| needed[p]))
-                .collect();
-            if !wanted.iter().any(|&w| w) {
-                continue;
-            }
-            // Each wanted input's cotangent so far goes to the rule, which adds its terms; an
-            // input used twice by this operation takes it at its first slot only.
-            let mut gathered: Vec<Option<Cotangent<B>>> = parents
-                .iter()
-                .zip(&wanted)
-                .map(|(p, &w)| match (p, w) {
-                    (Some(p), true) => cotangents.take(*p),
-                    _ => None,
-                })
-                .collect();
-            step(i, backward.as_ref(), &ct, &wanted, &mut gathered).map_err(|e| {
-                Error::Backward {
-                    op: backward.name(),
-                    cause: Box::new(e),
-                }
-            })?;
-            for (parent, sum) in parents.iter().zip(gathered) {
-                let (Some(p), Some(sum)) = (parent, sum) else {
-                    continue;
-                };
-                let shape = store.shape(*p);
-                if !shape_fits(sum.value.shape(), shape) {
-                    return Err(Error::Backward {
-                        op: backward.name(),
-                        cause: Box::new(Error::ShapeMismatch {
-                            op: "the cotangent of an input",
-                            lhs: shape.to_vec(),
-                            rhs: sum.value.shape().to_vec(),
-                        }),
-                    });
-                }
-                if debugging {
-                    let inputs = || store.input_summaries(i);
-                    let location = store.location(i);
-                    anomaly::check_cotangent(backward.name(), location, &ct, &sum, inputs)?;
-                }
-                cotangents.accumulate(*p, sum)?;
-            }
-        }
-        Ok(cotangents)
     }
 
     /// The Hessian-vector product `H v` of the one-element `output` with respect to `x`, forward
@@ -839,7 +728,7 @@ impl<A: Array> TensorTape<A> {
         }
         let store = self.store.borrow();
         let last = output.index;
-        let (needed, requested) = Self::on_paths(&store, last, &[x]);
+        let (needed, requested) = store.on_paths(last, &[x.index]);
 
         // Which tangents are read: by the rules of the operations the sweep will run (those on
         // a path from `x` that the output depends on), and by the JVPs that give those tangents.
@@ -910,8 +799,7 @@ impl<A: Array> TensorTape<A> {
             DualTensor::from_parts(value.clone(), index.and_then(|p| tangents[p].clone()))
         };
         let seed = DualTensor::constant(A::lift(Tensor::ones(output.shape())));
-        let cotangents = Self::sweep(
-            &store,
+        let cotangents = store.sweep(
             last,
             &needed,
             &requested,
@@ -999,9 +887,8 @@ impl<A: Array> TensorTape<A> {
         }
     }
 
-    /// Appends operation `op` with its inputs and output. Only the values its rule reads are
-    /// kept ([`Op::VJP_READS`]), with every constant input (it has no node to tell its shape);
-    /// all of them where the tape keeps every value, or while debugging.
+    /// Appends operation `op` with its inputs and output, and where it was recorded while
+    /// debugging.
     fn record<O: Op>(
         &self,
         op: &O,
@@ -1009,29 +896,172 @@ impl<A: Array> TensorTape<A> {
         output: &A,
         location: Option<&'static Location<'static>>,
     ) -> usize {
-        let reads = O::VJP_READS;
         let keep_all = self.keep_values || location.is_some();
+        let inputs = inputs.iter().map(|x| (x.tape.map(|_| x.index), &x.value));
         let mut store = self.store.borrow_mut();
-        let variables = inputs.iter().filter(|x| x.tape.is_some()).count();
-        let first_link = compact(store.links.len());
-        for x in inputs {
-            let link = if x.tape.is_some() {
-                // Its own term reads it, or another variable's term does.
-                if keep_all || reads.own_input || (reads.other_inputs && variables > 1) {
-                    store.keep(x.index, &x.value);
-                }
-                Link::Var(compact(x.index))
-            } else {
-                Link::Const(store.push_value(x.value.clone()))
-            };
-            store.links.push(link);
-        }
-        let kept = (keep_all || reads.output).then(|| output.clone());
-        let index = store.push(Some(Box::new(op.clone())), first_link, output.shape(), kept);
+        let index = store.record(Box::new(op.clone()), O::VJP_READS, keep_all, inputs, output);
         if let Some(location) = location {
             store.locations.push((index, location));
         }
         index
+    }
+}
+
+impl<A: Array, R: ?Sized> Store<A, R> {
+    /// Appends the operation `rule` with its inputs (each with its node's index, `None` for a
+    /// constant) and output. Only the values its rule reads are kept (`reads`), with every
+    /// constant input (it has no node to tell its shape); all of them with `keep_all`.
+    fn record<'v>(
+        &mut self,
+        rule: Box<R>,
+        reads: VjpReads,
+        keep_all: bool,
+        inputs: impl Iterator<Item = (Option<usize>, &'v A)> + Clone,
+        output: &A,
+    ) -> usize
+    where
+        A: 'v,
+    {
+        let variables = inputs.clone().filter(|(i, _)| i.is_some()).count();
+        let first_link = compact(self.links.len());
+        for (index, value) in inputs {
+            let link = match index {
+                Some(index) => {
+                    // Its own term reads it, or another variable's term does.
+                    if keep_all || reads.own_input || (reads.other_inputs && variables > 1) {
+                        self.keep(index, value);
+                    }
+                    Link::Var(compact(index))
+                }
+                None => Link::Const(self.push_value(value.clone())),
+            };
+            self.links.push(link);
+        }
+        let kept = (keep_all || reads.output).then(|| output.clone());
+        self.push(Some(rule), first_link, output.shape(), kept)
+    }
+
+    /// Which nodes up to `last` lie on a path from one of `wrt` (only those get cotangents),
+    /// and which are themselves requested.
+    fn on_paths(&self, last: usize, wrt: &[usize]) -> (Vec<bool>, Vec<bool>) {
+        let mut needed = vec![false; last + 1];
+        let mut requested = vec![false; last + 1];
+        for &x in wrt {
+            if x <= last {
+                needed[x] = true;
+                requested[x] = true;
+            }
+        }
+        for i in 0..=last {
+            if self.parents(i).flatten().any(|p| needed[p]) {
+                needed[i] = true;
+            }
+        }
+        (needed, requested)
+    }
+}
+
+impl<A: Array, R: ?Sized + Rule<A>> Store<A, R> {
+    /// The first-order backward sweep from `cotangent`, the cotangent of node `last`: the
+    /// cotangents left at the nodes `wrt` (and at the inputs).
+    fn reverse(&self, last: usize, cotangent: &A, wrt: &[usize]) -> Result<Cotangents<A>, Error> {
+        let (needed, requested) = self.on_paths(last, wrt);
+        let mut placeholders = Zeros::new();
+        self.sweep(
+            last,
+            &needed,
+            &requested,
+            Cotangent::new(cotangent.clone()),
+            |i, rule, ct, wanted, gathered| {
+                let (inputs, output) = self.operands(i, &mut placeholders);
+                rule.vjp_onto(&inputs, output, ct, wanted, gathered)
+            },
+        )
+    }
+
+    /// The backward sweep: from `seed`, the cotangent of node `last`, back over the nodes, each
+    /// operation on a path from a `needed` node handing its inputs their terms through `step`
+    /// (given the node's index, it runs the rule on arrays of type `B`: `A` itself, or dual
+    /// tensors for the Hessian-vector product). An operation no cotangent reaches (the output
+    /// does not depend on it) is skipped, whatever its rule would give.
+    /// Returns the cotangent left at each node: the inputs' and the `requested` nodes'.
+    fn sweep<B: Array>(
+        &self,
+        last: usize,
+        needed: &[bool],
+        requested: &[bool],
+        seed: Cotangent<B>,
+        mut step: impl FnMut(
+            usize,
+            &R,
+            &Cotangent<B>,
+            &[bool],
+            &mut [Option<Cotangent<B>>],
+        ) -> Result<(), Error>,
+    ) -> Result<Cotangents<B>, Error> {
+        // Each cotangent keeps a constant factor not yet applied (see `Cotangent`).
+        let mut cotangents = Cotangents::new(last + 1);
+        cotangents.accumulate(last, seed)?;
+        let debugging = crate::debug::enabled();
+        for i in (0..=last).rev() {
+            let Some(backward) = &self.nodes[i].op else {
+                continue;
+            };
+            // A requested intermediate keeps its cotangent for the result.
+            let ct = if requested[i] {
+                cotangents.get(i).cloned()
+            } else {
+                cotangents.take(i)
+            };
+            let Some(ct) = ct else { continue };
+            // A rule reads its cotangent whole: a window gathered for this node is placed now.
+            let ct = ct.settled()?;
+            let parents: Vec<Option<usize>> = self.parents(i).collect();
+            let wanted: Vec<bool> = parents
+                .iter()
+                .map(|p| p.is_some_and(|p| needed[p]))
+                .collect();
+            if !wanted.iter().any(|&w| w) {
+                continue;
+            }
+            // Each wanted input's cotangent so far goes to the rule, which adds its terms; an
+            // input used twice by this operation takes it at its first slot only.
+            let mut gathered: Vec<Option<Cotangent<B>>> = parents
+                .iter()
+                .zip(&wanted)
+                .map(|(p, &w)| match (p, w) {
+                    (Some(p), true) => cotangents.take(*p),
+                    _ => None,
+                })
+                .collect();
+            step(i, backward, &ct, &wanted, &mut gathered).map_err(|e| Error::Backward {
+                op: backward.name(),
+                cause: Box::new(e),
+            })?;
+            for (parent, sum) in parents.iter().zip(gathered) {
+                let (Some(p), Some(sum)) = (parent, sum) else {
+                    continue;
+                };
+                let shape = self.shape(*p);
+                if !shape_fits(sum.value.shape(), shape) {
+                    return Err(Error::Backward {
+                        op: backward.name(),
+                        cause: Box::new(Error::ShapeMismatch {
+                            op: "the cotangent of an input",
+                            lhs: shape.to_vec(),
+                            rhs: sum.value.shape().to_vec(),
+                        }),
+                    });
+                }
+                if debugging {
+                    let inputs = || self.input_summaries(i);
+                    let location = self.location(i);
+                    anomaly::check_cotangent(backward.name(), location, &ct, &sum, inputs)?;
+                }
+                cotangents.accumulate(*p, sum)?;
+            }
+        }
+        Ok(cotangents)
     }
 }
 
@@ -1201,6 +1231,12 @@ impl<'t, A: Array> Array for TensorVar<'t, A> {
 /// with the tangents as variables of a fresh tape (everything else constant) records that linear
 /// map, and sweeping the tape backwards applies its transpose to `cotangent`. The sweep computes
 /// with `A`, so the result stays differentiable at every order.
+///
+/// The tape is a [`LinearTape`]: only ever swept once, at first order, it keeps its operations
+/// as [`Rule`]s, without the rule on dual tensors a [`TensorTape`] compiles for each operation.
+/// So an operation whose JVP applies another whose default VJP transposes a JVP that applies
+/// the first (a cycle) stays at the array type `A`: each level of the cycle would otherwise
+/// compile a new level of dual tensors, without end.
 pub(crate) fn transpose_jvp<O: Op, A: Array>(
     op: &O,
     inputs: &[&A],
@@ -1208,55 +1244,128 @@ pub(crate) fn transpose_jvp<O: Op, A: Array>(
     cotangent: &A,
     needed: &[bool],
 ) -> Result<Vec<Option<A>>, Error> {
-    let tape = TensorTape::<A>::over();
-    let constants: Vec<TensorVar<'_, A>> = inputs
+    let tape = LinearTape {
+        store: RefCell::new(Store::new()),
+    };
+    let constants: Vec<LinearVar<'_, A>> = inputs
         .iter()
-        .map(|x| TensorVar::constant((*x).clone()))
+        .map(|x| LinearVar::constant((*x).clone()))
         .collect();
-    let tangents: Vec<Option<TensorVar<'_, A>>> = inputs
+    let tangents: Vec<Option<LinearVar<'_, A>>> = inputs
         .iter()
         .zip(needed)
         .map(|(x, &n)| n.then(|| tape.var(A::lift(Tensor::zeros(x.shape())))))
         .collect();
-    let constant_refs: Vec<&TensorVar<'_, A>> = constants.iter().collect();
-    let tangent_refs: Vec<Option<&TensorVar<'_, A>>> =
+    let constant_refs: Vec<&LinearVar<'_, A>> = constants.iter().collect();
+    let tangent_refs: Vec<Option<&LinearVar<'_, A>>> =
         tangents.iter().map(Option::as_ref).collect();
-    let output = TensorVar::constant(output.clone());
+    let output = LinearVar::constant(output.clone());
     let Some(linear) = op.jvp(&constant_refs, &output, &tangent_refs)? else {
         return Ok(vec![None; inputs.len()]);
     };
-    let wrt: Vec<&TensorVar<'_, A>> = tangents.iter().flatten().collect();
-    let mut cotangents = tape.vjp(&linear, cotangent, &wrt)?.into_iter();
-    Ok(tangents
+    if linear.shape() != cotangent.shape() {
+        return Err(Error::ShapeMismatch {
+            op: op.name(),
+            lhs: linear.shape().to_vec(),
+            rhs: cotangent.shape().to_vec(),
+        });
+    }
+    let Some(last) = linear.index else {
+        // The JVP does not depend on the tangents: zero.
+        return Ok(vec![None; inputs.len()]);
+    };
+    let wrt: Vec<usize> = tangents.iter().flatten().filter_map(|t| t.index).collect();
+    let cotangents = tape.store.borrow().reverse(last, cotangent, &wrt)?;
+    tangents
         .iter()
-        .map(|t| t.as_ref().and_then(|_| cotangents.next()))
-        .collect())
+        .zip(inputs)
+        .map(|(t, x)| match t.as_ref().and_then(|t| t.index) {
+            Some(i) => cotangents
+                .get(i)
+                .cloned()
+                .map(|ct| ct.into_value_of(x.shape()))
+                .transpose(),
+            None => Ok(None),
+        })
+        .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::mem::size_of;
+/// The tape [`transpose_jvp`] records a JVP on: a [`TensorTape`] reduced to what one
+/// first-order sweep needs (see there).
+struct LinearTape<A: Array> {
+    store: RefCell<Store<A, dyn Rule<A>>>,
+}
 
-    #[test]
-    fn a_node_is_four_words_and_a_link_one() {
-        // H6: a node used to hold an operation box, two vectors and its output (13 words, and
-        // the vectors' own allocations); its inputs, shape and value now live in flat lists.
-        assert_eq!(size_of::<Node<Tensor<f64>>>(), 32);
-        assert_eq!(size_of::<Link>(), 8);
+impl<A: Array> LinearTape<A> {
+    fn var(&self, value: A) -> LinearVar<'_, A> {
+        let mut store = self.store.borrow_mut();
+        let first_link = compact(store.links.len());
+        let index = store.push(None, first_link, value.shape(), None);
+        LinearVar {
+            tape: Some(self),
+            index: Some(index),
+            value,
+        }
+    }
+}
+
+/// A variable of a [`LinearTape`], or a constant (no tape, no index).
+#[derive(Clone)]
+struct LinearVar<'t, A: Array> {
+    tape: Option<&'t LinearTape<A>>,
+    index: Option<usize>,
+    value: A,
+}
+
+impl<A: Array> LinearVar<'_, A> {
+    fn constant(value: A) -> Self {
+        LinearVar {
+            tape: None,
+            index: None,
+            value,
+        }
+    }
+}
+
+impl<A: Array> fmt::Debug for LinearVar<'_, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LinearVar({:?}, {:?})", self.index, self.value)
+    }
+}
+
+impl<'t, A: Array> Array for LinearVar<'t, A> {
+    type Elem = A::Elem;
+
+    fn apply<O: Op>(op: &O, inputs: &[&Self]) -> Result<Self, Error> {
+        // One tape per transposition: every variable is of it.
+        let tape = inputs.iter().find_map(|x| x.tape);
+        let values: Vec<&A> = inputs.iter().map(|x| &x.value).collect();
+        let value = A::apply(op, &values)?;
+        let Some(tape) = tape else {
+            return Ok(LinearVar::constant(value));
+        };
+        let links = inputs.iter().map(|x| (x.index, &x.value));
+        let rule: Box<dyn Rule<A>> = Box::new(op.clone());
+        let index = tape
+            .store
+            .borrow_mut()
+            .record(rule, O::VJP_READS, false, links, &value);
+        Ok(LinearVar {
+            tape: Some(tape),
+            index: Some(index),
+            value,
+        })
     }
 
-    #[test]
-    fn a_sweep_holds_only_the_cotangents_in_flight() {
-        let mut cts = Cotangents::<Tensor<f64>>::new(1000);
-        for i in (0..1000).rev() {
-            cts.accumulate(i, Cotangent::new(Tensor::vector(&[1.0])))
-                .unwrap();
-            if i + 1 < 1000 {
-                assert!(cts.take(i + 1).is_some());
-            }
-        }
-        assert_eq!(cts.held.len(), 2);
-        assert!(cts.get(0).is_some() && cts.get(1).is_none() && cts.get(5000).is_none());
+    fn lift(value: Tensor<Self::Elem>) -> Self {
+        LinearVar::constant(A::lift(value))
+    }
+
+    fn primal(&self) -> Tensor<Self::Elem> {
+        self.value.primal()
+    }
+
+    fn shape(&self) -> &[usize] {
+        self.value.shape()
     }
 }
