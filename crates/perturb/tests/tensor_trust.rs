@@ -302,3 +302,72 @@ fn a_cotangent_of_the_wrong_shape_is_an_error_naming_the_operation() {
     let err = tape.gradient(&y, &[&x]).unwrap_err().to_string();
     assert!(err.contains("bad_sum") && err.contains("[2, 3]"), "{err}");
 }
+
+/// `x^2` whose rule reads its input but declares it reads nothing: the tape keeps no value for
+/// it and hands the rule zeros, so the gradient is wrong, and `check_grads` must say so.
+#[derive(Clone, Debug)]
+struct SquareReadingUndeclared;
+impl perturb::tensor::Op for SquareReadingUndeclared {
+    fn name(&self) -> &'static str {
+        "square_reading_undeclared"
+    }
+    const VJP_READS: perturb::tensor::VjpReads = perturb::tensor::VjpReads::NOTHING;
+    fn eval<T: perturb::tensor::Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        Ok(x[0].square())
+    }
+    fn jvp<A: Array>(&self, x: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        let Some(t) = t[0] else { return Ok(None) };
+        Ok(Some(t.try_mul(&x[0].scale(A::elem(2.0)))?))
+    }
+    fn vjp<A: Array>(&self, x: &[&A], _: &A, g: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        Ok(vec![Some(g.try_mul(&x[0].scale(A::elem(2.0)))?)])
+    }
+}
+
+#[test]
+fn check_grads_catches_a_rule_that_reads_a_value_it_does_not_declare() {
+    struct F;
+    impl perturb::tensor::TensorFn<f64> for F {
+        fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, Error> {
+            Ok(x.scale(1.5).apply_op(&SquareReadingUndeclared)?.sum_all())
+        }
+    }
+    let x = v(&[0.3, -0.2]);
+    let report =
+        perturb::tensor::check_grads(&F, &x, &perturb::tensor::CheckOptions::default()).unwrap();
+    assert!(!report.passes(1e-6), "{report}");
+}
+
+/// `a + b` whose VJP forgets its second input's cotangent (one entry for two inputs).
+#[derive(Clone, Debug)]
+struct ShortVjp;
+impl perturb::tensor::Op for ShortVjp {
+    fn name(&self) -> &'static str {
+        "short_vjp"
+    }
+    fn eval<T: perturb::tensor::Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        x[0].try_add(x[1])
+    }
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        Ok(t[0].cloned())
+    }
+    fn vjp<A: Array>(&self, _: &[&A], _: &A, g: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        Ok(vec![Some(g.clone())])
+    }
+}
+
+#[test]
+fn a_vjp_with_too_few_cotangents_is_an_error_not_a_zero_gradient() {
+    let tape = TensorTape::new();
+    let a = tape.var(v(&[1.0]));
+    let b = tape.var(v(&[2.0]));
+    let y = Array::apply(&ShortVjp, &[&a, &b]).unwrap();
+    let err = tape
+        .gradient(&y.sum_all(), &[&a, &b])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("short_vjp") && err.contains("1 cotangents for 2 inputs"),
+        "{err}"
+    );
+}

@@ -156,8 +156,11 @@ pub trait Op: Clone + Debug + 'static {
     }
 
     /// Which values the VJP reads besides the cotangent (shapes are always at hand). The
-    /// default, all of them, is always right; an operation whose rule reads less says so, and
-    /// [`hvp`](super::hvp) then computes no tangent for a value only such rules see.
+    /// default, all of them, is always right; an operation whose rule reads less says so: a
+    /// [`TensorTape`](super::TensorTape) then keeps no value that only such rules see (the
+    /// rule is given zeros of its shape in its place), and [`hvp`](super::hvp) computes no
+    /// tangent for it. A rule that reads a value it says it does not gets zeros: the gradient
+    /// is wrong, and [`check_grads`](super::check_grads) says so.
     ///
     /// ```
     /// use perturb::tensor::{ops, Op, VjpReads};

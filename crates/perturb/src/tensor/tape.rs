@@ -405,6 +405,11 @@ impl<B: Array> Cotangents<B> {
 /// nodes in a `RefCell`, and its variables borrow it. Record and sweep a tape on one thread;
 /// to use several threads, give each its own tape (plain [`Tensor`]s are `Send` and `Sync`).
 ///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// send(perturb::tensor::TensorTape::<perturb::tensor::Tensor<f64>>::new());
+/// ```
+///
 /// ```
 /// use perturb::tensor::{Array, Tensor, TensorTape};
 ///
