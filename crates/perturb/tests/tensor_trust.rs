@@ -371,3 +371,49 @@ fn a_vjp_with_too_few_cotangents_is_an_error_not_a_zero_gradient() {
         "{err}"
     );
 }
+
+// ---- one output's singularity does not poison the other rows ----------------------------------
+
+/// `[sqrt(x0), 2 x1]`: at `x0 = 0` the first row's slope is infinite; the second row does not
+/// depend on `x0` at all.
+fn two_rows<A: Array<Elem = f64>>(x: &A) -> Result<A, Error> {
+    let a = x.narrow(0, 0, 1).sqrt();
+    let b = x.narrow(0, 1, 1).scale(2.0);
+    A::try_concat(&[&a, &b], 0)
+}
+
+#[test]
+fn a_singular_row_of_a_jacobian_does_not_poison_the_others() {
+    let x = v(&[0.0, 1.0]);
+    let j = jacrev(|x| two_rows(x), &x).unwrap().to_vec();
+    // Row 0: [inf, 0]; row 1: [0, 2] (it was [NaN, 2]: 0 * inf).
+    assert_eq!(j[0], f64::INFINITY);
+    assert_eq!(&j[1..], &[0.0, 0.0, 2.0]);
+    // Forward mode along e1: the sqrt's tangent is exactly zero, so it is no tangent.
+    let (_, column) = jvp(two_rows, &x, &v(&[0.0, 1.0])).unwrap();
+    assert_eq!(column.to_vec(), vec![0.0, 2.0]);
+    // The same row by one VJP on a tape: the sqrt's cotangent is exactly zero, so it is
+    // skipped.
+    let tape = TensorTape::new();
+    let xv = tape.var(x.clone());
+    let y = two_rows(&xv).unwrap();
+    let row = tape.vjp(&y, &v(&[0.0, 1.0]), &[&xv]).unwrap();
+    assert_eq!(row[0].to_vec(), vec![0.0, 2.0]);
+}
+
+#[test]
+fn a_zero_cotangent_is_skipped_only_when_it_is_zero_at_every_level() {
+    // d/dx [x * d/dx (x^3 / 3 - x)] at x = 1, where the inner derivative x^2 - 1 is zero but
+    // its own derivative is not: reverse over reverse must not skip it. x (x^2 - 1) has
+    // derivative 3 x^2 - 1 = 2 at 1.
+    let inner = TensorTape::new();
+    let x = inner.var(v(&[1.0]));
+    let outer = TensorTape::<TensorVar<Tensor<f64>>>::over();
+    let xo = outer.var(x.clone());
+    let f = xo.pow_scalar(3.0).scale(1.0 / 3.0).sub(&xo).sum_all();
+    let df = outer.gradient(&f, &[&xo]).unwrap().remove(0); // x^2 - 1, zero at 1
+    assert_eq!(df.value().to_vec(), vec![0.0]);
+    let g = x.mul(&df).sum_all();
+    let d2 = inner.gradient(&g, &[&x]).unwrap();
+    assert_eq!(d2[0].to_vec(), vec![2.0]);
+}

@@ -586,6 +586,22 @@ pub trait Array: Clone + Debug + Sized {
     /// ```
     fn shape(&self) -> &[usize];
 
+    /// Whether this array is exactly zero at every level: its value, and for a nested array
+    /// every derivative it carries (a tape variable is zero only as a constant). `false` where
+    /// it cannot tell cheaply, the default. A backward sweep skips an operation whose
+    /// cotangent is zero, so that a zero times an infinite slope does not give NaN.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, DualTensor, Tensor};
+    /// assert!(Tensor::<f64>::zeros(&[3]).is_zero());
+    /// assert!(!Tensor::vector(&[0.0_f64, 1e-300]).is_zero());
+    /// let dual = DualTensor::new(Tensor::<f64>::zeros(&[2]), Tensor::ones(&[2]));
+    /// assert!(!dual.is_zero()); // its tangent is not
+    /// ```
+    fn is_zero(&self) -> bool {
+        false
+    }
+
     /// Converts an `f64` to the element type (for constants in generic code).
     ///
     /// ```
@@ -1623,5 +1639,10 @@ impl<T: Element> Array for Tensor<T> {
 
     fn shape(&self) -> &[usize] {
         Tensor::shape(self)
+    }
+
+    fn is_zero(&self) -> bool {
+        // Stops at the first element that is not zero: the first, for most cotangents.
+        self.as_slice().iter().all(|v| *v == T::zero())
     }
 }

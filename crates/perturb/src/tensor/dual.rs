@@ -150,7 +150,12 @@ impl<A: Array> Array for DualTensor<A> {
     fn apply<O: Op>(op: &O, inputs: &[&Self]) -> Result<Self, Error> {
         let primals: Vec<&A> = inputs.iter().map(|x| &x.primal).collect();
         let primal = A::apply(op, &primals)?;
-        let tangents: Vec<Option<&A>> = inputs.iter().map(|x| x.tangent.as_ref()).collect();
+        // A tangent exactly zero at every level is no tangent: a zero times an infinite slope
+        // (sqrt at 0 of an input the direction does not move) gives 0, not NaN.
+        let tangents: Vec<Option<&A>> = inputs
+            .iter()
+            .map(|x| x.tangent.as_ref().filter(|t| !t.is_zero()))
+            .collect();
         let tangent = if tangents.iter().any(Option::is_some) {
             checked_tangent(op.name(), &primal, op.jvp(&primals, &primal, &tangents)?)?
         } else {
@@ -177,6 +182,10 @@ impl<A: Array> Array for DualTensor<A> {
 
     fn shape(&self) -> &[usize] {
         self.primal.shape()
+    }
+
+    fn is_zero(&self) -> bool {
+        self.primal.is_zero() && self.tangent.as_ref().map_or(true, Array::is_zero)
     }
 }
 

@@ -1021,6 +1021,11 @@ impl<A: Array, R: ?Sized + Rule<A>> Store<A, R> {
             let Some(ct) = ct else { continue };
             // A rule reads its cotangent whole: a window gathered for this node is placed now.
             let ct = ct.settled()?;
+            // A zero cotangent (an output row that does not depend on this operation) sends
+            // nothing back: its rule, at a singular point, would send NaN (0 * inf).
+            if ct.factor == 0.0 || ct.value.is_zero() {
+                continue;
+            }
             let parents: Vec<Option<usize>> = self.parents(i).collect();
             let wanted: Vec<bool> = parents
                 .iter()
@@ -1229,6 +1234,11 @@ impl<'t, A: Array> Array for TensorVar<'t, A> {
 
     fn shape(&self) -> &[usize] {
         self.value.shape()
+    }
+
+    fn is_zero(&self) -> bool {
+        // A variable of the tape may be zero with a derivative that is not.
+        self.tape.is_none() && self.value.is_zero()
     }
 }
 
