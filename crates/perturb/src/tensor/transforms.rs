@@ -348,7 +348,9 @@ where
 /// The Jacobian by reverse mode: one recorded evaluation, then one backward sweep that pulls
 /// all the output's basis cotangents back at once as a stack ([`Batched`]). Best when the
 /// output is smaller than the input. As in [`jacfwd`], the identity is carried by its
-/// diagonal while the rules allow.
+/// diagonal while the rules allow. Where that sweep gives an entry that is not finite, the
+/// rows are swept again one by one, so that one output's singularity (an infinite slope the
+/// other outputs do not depend on) does not turn their rows into NaN.
 ///
 /// ```
 /// use perturb::tensor::{jacrev, Array, Tensor};
