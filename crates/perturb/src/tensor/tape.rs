@@ -1295,11 +1295,12 @@ pub(crate) fn transpose_jvp<O: Op, A: Array>(
         .iter()
         .zip(inputs)
         .map(|(t, x)| match t.as_ref().and_then(|t| t.index) {
-            Some(i) => cotangents
-                .get(i)
-                .cloned()
-                .map(|ct| ct.into_value_of(x.shape()))
-                .transpose(),
+            // A needed input the linear map does not reach gets zeros, as a differentiable
+            // input whose cotangent is zero (`check_grads` still moves it).
+            Some(i) => match cotangents.get(i).cloned() {
+                Some(ct) => ct.into_value_of(x.shape()).map(Some),
+                None => Ok(Some(A::lift(Tensor::zeros(x.shape())))),
+            },
             None => Ok(None),
         })
         .collect()
