@@ -337,3 +337,194 @@ fn custom_ops_without_a_batching_rule_are_mapped_by_a_loop_and_a_wrong_rule_is_a
         "{err}"
     );
 }
+
+// ---- Two operations whose JVPs call each other (newcomer report, item 3) ----------------------
+
+/// `J0(x)` by its series, in `f64`.
+fn j0_f64(x: f64) -> f64 {
+    let (mut term, mut sum) = (1.0, 1.0);
+    for k in 1..60 {
+        term *= -(x / 2.0) * (x / 2.0) / (k as f64 * k as f64);
+        sum += term;
+    }
+    sum
+}
+
+/// `J1(x)` by its series, in `f64`.
+fn j1_f64(x: f64) -> f64 {
+    let (mut term, mut sum) = (x / 2.0, x / 2.0);
+    for k in 1..60 {
+        term *= -(x / 2.0) * (x / 2.0) / (k as f64 * (k + 1) as f64);
+        sum += term;
+    }
+    sum
+}
+
+fn map_f64<T: Element>(x: &Tensor<T>, f: fn(f64) -> f64) -> Tensor<T> {
+    x.map(|v| <Tensor<T> as Array>::elem(f(v.to_f64_value())))
+}
+
+/// The Bessel function `J0`, `J0' = -J1`, with its VJP written out. Its JVP applies `J1`, whose
+/// JVP applies `J0`.
+#[derive(Clone, Debug)]
+struct J0;
+impl Op for J0 {
+    fn name(&self) -> &'static str {
+        "j0"
+    }
+    fn eval<T: Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        Ok(map_f64(x[0], j0_f64))
+    }
+    fn jvp<A: Array>(&self, x: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        let Some(t) = t[0] else { return Ok(None) };
+        Ok(Some(t.try_mul(&x[0].apply_op(&J1)?.neg())?))
+    }
+    fn vjp<A: Array>(&self, x: &[&A], _: &A, g: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        Ok(vec![Some(g.try_mul(&x[0].apply_op(&J1)?.neg())?)])
+    }
+}
+
+/// The Bessel function `J1`, `J1' = J0 - J1 / x`.
+#[derive(Clone, Debug)]
+struct J1;
+impl J1 {
+    fn slope<A: Array>(x: &A, y: &A) -> Result<A, Error> {
+        x.apply_op(&J0)?.try_sub(&y.try_div(x)?)
+    }
+}
+impl Op for J1 {
+    fn name(&self) -> &'static str {
+        "j1"
+    }
+    fn eval<T: Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        Ok(map_f64(x[0], j1_f64))
+    }
+    fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        let Some(t) = t[0] else { return Ok(None) };
+        Ok(Some(t.try_mul(&J1::slope(x[0], y)?)?))
+    }
+    fn vjp<A: Array>(&self, x: &[&A], y: &A, g: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        Ok(vec![Some(g.try_mul(&J1::slope(x[0], y)?)?)])
+    }
+}
+
+#[test]
+fn bessel_functions_whose_rules_call_each_other_with_explicit_vjps() {
+    let xs = [0.7, 1.3, 2.9];
+    let x = Tensor::vector(&xs);
+    // Order 1: d/dx sum J0(x) = -J1(x); d/dx sum J1(x) = J0(x) - J1(x) / x.
+    let g0 = grad(|x| Ok(x.apply_op(&J0)?.sum_all()), &x).unwrap();
+    let g1 = grad(|x| Ok(x.apply_op(&J1)?.sum_all()), &x).unwrap();
+    // Order 2: J0'' = -J1' = -(J0 - J1 / x), the Hessian's diagonal, by reverse over forward
+    // (hessian), and by forward over reverse (hvp).
+    let h0 = hessian(|x| Ok(x.apply_op(&J0)?.sum_all()), &x).unwrap();
+    let hv = hvp(|x| Ok(x.apply_op(&J0)?.sum_all()), &x, &Tensor::ones(&[3])).unwrap();
+    let h = 1e-5;
+    for (i, &xi) in xs.iter().enumerate() {
+        let d1 = |f: fn(f64) -> f64| (f(xi + h) - f(xi - h)) / (2.0 * h);
+        let j1_slope = j0_f64(xi) - j1_f64(xi) / xi;
+        // Against the exact values, and against central differences of the series.
+        assert!((g0.to_vec()[i] + j1_f64(xi)).abs() < 1e-15, "{g0:?}");
+        assert!((g0.to_vec()[i] - d1(j0_f64)).abs() < 1e-9);
+        assert!((g1.to_vec()[i] - j1_slope).abs() < 1e-15, "{g1:?}");
+        assert!((g1.to_vec()[i] - d1(j1_f64)).abs() < 1e-9);
+        let d2 = (j0_f64(xi + h) - 2.0 * j0_f64(xi) + j0_f64(xi - h)) / (h * h);
+        let h_ii = h0.to_vec()[i * 3 + i];
+        assert!((h_ii + j1_slope).abs() < 1e-14, "{h0:?}");
+        assert!((h_ii - d2).abs() < 1e-5, "{h_ii} vs {d2}");
+        assert!((hv.to_vec()[i] + j1_slope).abs() < 1e-14, "{hv:?}");
+    }
+    // Off the diagonal, nothing: element-wise.
+    assert_eq!(h0.to_vec()[1], 0.0);
+    // And check_grads agrees with central differences, op by op.
+    struct Both;
+    impl TensorFn<f64> for Both {
+        fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, Error> {
+            Ok(x.apply_op(&J0)?.try_mul(&x.apply_op(&J1)?)?.sum_all())
+        }
+    }
+    let report = check_grads(&Both, &x, &CheckOptions::default()).unwrap();
+    assert!(report.passes(1e-6), "{report}");
+}
+
+/// `J0` again, its VJP left to the default (the JVP transposed), and `J1` likewise: the cycle
+/// used to fail to compile ("values of the type DualTensor<DualTensor<...>> are too big").
+#[derive(Clone, Debug)]
+struct J0ByJvp;
+impl Op for J0ByJvp {
+    fn name(&self) -> &'static str {
+        "j0_by_jvp"
+    }
+    fn eval<T: Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        Ok(map_f64(x[0], j0_f64))
+    }
+    fn jvp<A: Array>(&self, x: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        let Some(t) = t[0] else { return Ok(None) };
+        Ok(Some(t.try_mul(&x[0].apply_op(&J1ByJvp)?.neg())?))
+    }
+}
+
+#[derive(Clone, Debug)]
+struct J1ByJvp;
+impl Op for J1ByJvp {
+    fn name(&self) -> &'static str {
+        "j1_by_jvp"
+    }
+    fn eval<T: Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        Ok(map_f64(x[0], j1_f64))
+    }
+    fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        let Some(t) = t[0] else { return Ok(None) };
+        let slope = x[0].apply_op(&J0ByJvp)?.try_sub(&y.try_div(x[0])?)?;
+        Ok(Some(t.try_mul(&slope)?))
+    }
+}
+
+#[test]
+fn bessel_functions_whose_jvps_call_each_other_work_with_the_default_vjp() {
+    let xs = [0.7, 1.3, 2.9];
+    let x = Tensor::vector(&xs);
+    let g0 = grad(|x| Ok(x.apply_op(&J0ByJvp)?.sum_all()), &x).unwrap();
+    let h0 = hessian(|x| Ok(x.apply_op(&J0ByJvp)?.sum_all()), &x).unwrap();
+    let hv = hvp(
+        |x| Ok(x.apply_op(&J0ByJvp)?.sum_all()),
+        &x,
+        &Tensor::ones(&[3]),
+    )
+    .unwrap();
+    let j = jacrev(|x| x.apply_op(&J1ByJvp), &x).unwrap();
+    // Third order, reverse over reverse over reverse.
+    let d3 = Grad(Grad(Grad(SumJ0)))
+        .call(&Tensor::vector(&[1.3]))
+        .unwrap();
+    for (i, &xi) in xs.iter().enumerate() {
+        let j1_slope = j0_f64(xi) - j1_f64(xi) / xi;
+        assert!((g0.to_vec()[i] + j1_f64(xi)).abs() < 1e-15, "{g0:?}");
+        assert!((h0.to_vec()[i * 3 + i] + j1_slope).abs() < 1e-14, "{h0:?}");
+        assert!((hv.to_vec()[i] + j1_slope).abs() < 1e-14, "{hv:?}");
+        assert!((j.to_vec()[i * 3 + i] - j1_slope).abs() < 1e-15, "{j:?}");
+    }
+    // J0''' = -J1'' = -(J0' - J1'/x + J1/x^2) = J1 + J1'/x - J1/x^2.
+    let x = 1.3_f64;
+    let j1_slope = j0_f64(x) - j1_f64(x) / x;
+    let exact = j1_f64(x) + j1_slope / x - j1_f64(x) / (x * x);
+    assert!((d3.to_vec()[0] - exact).abs() < 1e-13, "{d3:?} vs {exact}");
+    struct Both;
+    impl TensorFn<f64> for Both {
+        fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, Error> {
+            Ok(x.apply_op(&J0ByJvp)?
+                .try_mul(&x.apply_op(&J1ByJvp)?)?
+                .sum_all())
+        }
+    }
+    let report = check_grads(&Both, &Tensor::vector(&xs), &CheckOptions::default()).unwrap();
+    assert!(report.passes(1e-6), "{report}");
+}
+
+/// `sum J0(x)`, by the default VJPs.
+struct SumJ0;
+impl TensorFn<f64> for SumJ0 {
+    fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, Error> {
+        Ok(x.apply_op(&J0ByJvp)?.sum_all())
+    }
+}

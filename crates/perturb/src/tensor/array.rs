@@ -24,6 +24,11 @@ use crate::scalar::Scalar;
 /// directly where that is faster, or where the JVP applies the operation itself (a linear
 /// operation whose JVP is `op(tangent)` would otherwise transpose itself forever).
 ///
+/// Operations whose JVPs apply each other (Bessel's `J0' = -J1` and `J1' = J0 - J1 / x`, a
+/// `sin`/`cos` pair) work with the default VJP at every order: the transposition records the
+/// JVP on a tape that compiles no rule on dual tensors, so the cycle adds no level of nesting
+/// (`tests/tensor_custom_ops.rs` has the Bessel pair, to the third derivative).
+///
 /// ```
 /// use perturb::tensor::{jvp, Array, DualTensor, Element, Op, Tensor, TensorTape};
 /// use perturb::Error;
@@ -151,8 +156,11 @@ pub trait Op: Clone + Debug + 'static {
     }
 
     /// Which values the VJP reads besides the cotangent (shapes are always at hand). The
-    /// default, all of them, is always right; an operation whose rule reads less says so, and
-    /// [`hvp`](super::hvp) then computes no tangent for a value only such rules see.
+    /// default, all of them, is always right; an operation whose rule reads less says so: a
+    /// [`TensorTape`](super::TensorTape) then keeps no value that only such rules see (the
+    /// rule is given zeros of its shape in its place), and [`hvp`](super::hvp) computes no
+    /// tangent for it. A rule that reads a value it says it does not gets zeros: the gradient
+    /// is wrong, and [`check_grads`](super::check_grads) says so.
     ///
     /// ```
     /// use perturb::tensor::{ops, Op, VjpReads};
@@ -483,6 +491,7 @@ macro_rules! binary_methods {
         $(#[$doc])*
         ///
         /// An error (the `try_` form) or a panic (the plain form) if the shapes do not broadcast.
+        #[track_caller]
         fn $try_method(&self, rhs: &Self) -> Result<Self, Error> {
             Self::apply(&$op, &[self, rhs])
         }
@@ -535,6 +544,7 @@ pub trait Array: Clone + Debug + Sized {
     /// let y = Tensor::apply(&Exp, &[&Tensor::vector(&[0.0_f64])]).unwrap();
     /// assert_eq!(y.to_vec(), vec![1.0]);
     /// ```
+    #[track_caller]
     fn apply<O: Op>(op: &O, inputs: &[&Self]) -> Result<Self, Error>;
 
     /// A constant of this array type: not recorded, derivative zero.
@@ -576,6 +586,22 @@ pub trait Array: Clone + Debug + Sized {
     /// ```
     fn shape(&self) -> &[usize];
 
+    /// Whether this array is exactly zero at every level: its value, and for a nested array
+    /// every derivative it carries (a tape variable is zero only as a constant). `false` where
+    /// it cannot tell cheaply, the default. A backward sweep skips an operation whose
+    /// cotangent is zero, so that a zero times an infinite slope does not give NaN.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, DualTensor, Tensor};
+    /// assert!(Tensor::<f64>::zeros(&[3]).is_zero());
+    /// assert!(!Tensor::vector(&[0.0_f64, 1e-300]).is_zero());
+    /// let dual = DualTensor::new(Tensor::<f64>::zeros(&[2]), Tensor::ones(&[2]));
+    /// assert!(!dual.is_zero()); // its tangent is not
+    /// ```
+    fn is_zero(&self) -> bool {
+        false
+    }
+
     /// Converts an `f64` to the element type (for constants in generic code).
     ///
     /// ```
@@ -594,6 +620,7 @@ pub trait Array: Clone + Debug + Sized {
     /// let y = Tensor::vector(&[0.0_f64]).apply_op(&Exp).unwrap();
     /// assert_eq!(y.to_vec(), vec![1.0]);
     /// ```
+    #[track_caller]
     fn apply_op<O: Op>(&self, op: &O) -> Result<Self, Error> {
         Self::apply(op, &[self])
     }
@@ -639,6 +666,7 @@ pub trait Array: Clone + Debug + Sized {
     /// use perturb::tensor::{Array, Tensor};
     /// assert_eq!(Tensor::vector(&[3.0_f64]).scale(2.0).to_vec(), vec![6.0]);
     /// ```
+    #[track_caller]
     fn scale(&self, c: Self::Elem) -> Self {
         or_panic(Self::apply(&ops::Scale(c.to_f64_value()), &[self]))
     }
@@ -649,6 +677,7 @@ pub trait Array: Clone + Debug + Sized {
     /// use perturb::tensor::{Array, Tensor};
     /// assert_eq!(Tensor::vector(&[3.0_f64]).add_scalar(2.0).to_vec(), vec![5.0]);
     /// ```
+    #[track_caller]
     fn add_scalar(&self, c: Self::Elem) -> Self {
         or_panic(Self::apply(&ops::AddScalar(c.to_f64_value()), &[self]))
     }
@@ -879,6 +908,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(y.to_vec(), vec![0.1, 2.0]);
     /// assert!(mask.try_select(&x, &Tensor::vector(&[1.0, 2.0, 3.0])).is_err());
     /// ```
+    #[track_caller]
     fn try_select(&self, on_true: &Self, on_false: &Self) -> Result<Self, Error> {
         Self::apply(&ops::Where, &[self, on_true, on_false])
     }
@@ -906,6 +936,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(x.try_clamp(0.0, 1.0).unwrap().to_vec(), vec![0.0, 0.5, 1.0]);
     /// assert!(x.try_clamp(1.0, 0.0).is_err());
     /// ```
+    #[track_caller]
     fn try_clamp(&self, min: Self::Elem, max: Self::Elem) -> Result<Self, Error> {
         let op = ops::Clamp {
             min: min.to_f64_value(),
@@ -933,6 +964,7 @@ pub trait Array: Clone + Debug + Sized {
     /// use perturb::tensor::{Array, Tensor};
     /// assert_eq!(Tensor::vector(&[1.0_f64, 2.0]).sum_all().to_vec(), vec![3.0]);
     /// ```
+    #[track_caller]
     fn sum_all(&self) -> Self {
         or_panic(Self::apply(&ops::SumTo(Vec::new()), &[self]))
     }
@@ -946,6 +978,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.try_sum_to(&[1, 3]).unwrap().to_vec(), vec![2.0; 3]);
     /// assert!(a.try_sum_to(&[2, 2]).is_err());
     /// ```
+    #[track_caller]
     fn try_sum_to(&self, shape: &[usize]) -> Result<Self, Error> {
         Self::apply(&ops::SumTo(shape.to_vec()), &[self])
     }
@@ -957,6 +990,7 @@ pub trait Array: Clone + Debug + Sized {
     /// let a = Tensor::vector(&[1.0_f64, 2.0]);
     /// assert_eq!(a.try_broadcast_to(&[2, 2]).unwrap().to_vec(), vec![1.0, 2.0, 1.0, 2.0]);
     /// ```
+    #[track_caller]
     fn try_broadcast_to(&self, shape: &[usize]) -> Result<Self, Error> {
         Self::apply(&ops::BroadcastTo(shape.to_vec()), &[self])
     }
@@ -973,6 +1007,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert!(a.try_sum_axes(&[2], false).is_err()); // no axis 2
     /// assert!(a.try_sum_axes(&[1, 1], false).is_err()); // repeated
     /// ```
+    #[track_caller]
     fn try_sum_axes(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
         Self::apply(
             &ops::SumAxes {
@@ -1007,6 +1042,7 @@ pub trait Array: Clone + Debug + Sized {
     /// let empty = Tensor::<f64>::zeros(&[0]);
     /// assert!(empty.try_mean_axes(&[0], false).unwrap().item().unwrap().is_nan());
     /// ```
+    #[track_caller]
     fn try_mean_axes(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
         Self::apply(
             &ops::MeanAxes {
@@ -1044,6 +1080,7 @@ pub trait Array: Clone + Debug + Sized {
     /// let g = tape.gradient(&x.max_axes(&[1], false).sum_all(), &[&x]).unwrap();
     /// assert_eq!(g[0].to_vec(), vec![0.0, 1.0, 0.0, 0.5, 0.5, 0.0]); // a tie in row 1
     /// ```
+    #[track_caller]
     fn try_max_axes(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
         Self::apply(
             &ops::MaxAxes {
@@ -1074,6 +1111,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.try_min_axes(&[0], false).unwrap().to_vec(), vec![1.0, 4.0, 2.0]);
     /// assert!(a.try_min_axes(&[0, 2], false).is_err());
     /// ```
+    #[track_caller]
     fn try_min_axes(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
         Self::apply(
             &ops::MinAxes {
@@ -1106,6 +1144,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.try_logsumexp(&[0], false).unwrap().to_vec(), vec![800.0 + 2.0_f64.ln()]);
     /// assert!(a.try_logsumexp(&[1], false).is_err());
     /// ```
+    #[track_caller]
     fn try_logsumexp(&self, axes: &[usize], keepdims: bool) -> Result<Self, Error> {
         Self::apply(
             &ops::LogSumExp {
@@ -1139,6 +1178,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.try_softmax(1).unwrap().to_vec(), vec![0.5; 4]);
     /// assert!(a.try_softmax(2).is_err());
     /// ```
+    #[track_caller]
     fn try_softmax(&self, axis: usize) -> Result<Self, Error> {
         Self::apply(&ops::Softmax { axis }, &[self])
     }
@@ -1166,6 +1206,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(y.to_vec(), vec![-1000.0, 0.0]);
     /// assert!(a.try_log_softmax(1).is_err());
     /// ```
+    #[track_caller]
     fn try_log_softmax(&self, axis: usize) -> Result<Self, Error> {
         Self::apply(&ops::LogSoftmax { axis }, &[self])
     }
@@ -1191,6 +1232,7 @@ pub trait Array: Clone + Debug + Sized {
     /// let a = Tensor::<f64>::arange(6);
     /// assert_eq!(Array::try_reshape(&a, &[2, 3]).unwrap().shape(), &[2, 3]);
     /// ```
+    #[track_caller]
     fn try_reshape(&self, shape: &[usize]) -> Result<Self, Error> {
         Self::apply(&ops::Reshape(shape.to_vec()), &[self])
     }
@@ -1203,6 +1245,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.try_permute(&[2, 0, 1]).unwrap().shape(), &[4, 2, 3]);
     /// assert!(a.try_permute(&[0, 0, 1]).is_err());
     /// ```
+    #[track_caller]
     fn try_permute(&self, perm: &[usize]) -> Result<Self, Error> {
         Self::apply(&ops::Permute(perm.to_vec()), &[self])
     }
@@ -1234,6 +1277,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert!(a.try_squeeze(0).is_err()); // length 2
     /// assert!(a.try_squeeze(3).is_err()); // no axis 3
     /// ```
+    #[track_caller]
     fn try_squeeze(&self, axis: usize) -> Result<Self, Error> {
         let shape = self.shape();
         if shape.get(axis) != Some(&1) {
@@ -1281,6 +1325,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.try_unsqueeze(2).unwrap().shape(), &[2, 3, 1]);
     /// assert!(a.try_unsqueeze(3).is_err());
     /// ```
+    #[track_caller]
     fn try_unsqueeze(&self, axis: usize) -> Result<Self, Error> {
         let shape = self.shape();
         if axis > shape.len() {
@@ -1324,6 +1369,7 @@ pub trait Array: Clone + Debug + Sized {
     /// let g = tape.gradient(&x.narrow(1, 1, 1).sum_all(), &[&x]).unwrap();
     /// assert_eq!(g[0].to_vec(), vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
     /// ```
+    #[track_caller]
     fn try_narrow(&self, axis: usize, start: usize, len: usize) -> Result<Self, Error> {
         Self::apply(&ops::Narrow { axis, start, len }, &[self])
     }
@@ -1348,6 +1394,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert!(a.try_slice(0, 4..7).is_err());
     /// assert!(a.try_slice(0, 3..2).is_err()); // a reversed range
     /// ```
+    #[track_caller]
     fn try_slice(&self, axis: usize, range: std::ops::Range<usize>) -> Result<Self, Error> {
         if range.end < range.start {
             return Err(Error::InvalidArgument {
@@ -1374,6 +1421,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(s.to_vec(), vec![3.0, 1.0, 3.0, 6.0, 4.0, 6.0]);
     /// assert!(a.try_index_select(1, vec![3]).is_err());
     /// ```
+    #[track_caller]
     fn try_index_select(&self, axis: usize, indices: Vec<usize>) -> Result<Self, Error> {
         Self::apply(
             &ops::IndexSelect {
@@ -1405,6 +1453,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.try_index_add(0, vec![2, 2], 3).unwrap().to_vec(), vec![0.0, 0.0, 3.0]);
     /// assert!(a.try_index_add(0, vec![0, 3], 3).is_err());
     /// ```
+    #[track_caller]
     fn try_index_add(&self, axis: usize, indices: Vec<usize>, len: usize) -> Result<Self, Error> {
         Self::apply(
             &ops::IndexAdd {
@@ -1429,6 +1478,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert!(a.try_gather(1, vec![2, 3], &[2, 1]).is_err()); // column 3 of 3
     /// assert!(a.try_gather(1, vec![0, 0], &[2]).is_err()); // the index needs 2 axes
     /// ```
+    #[track_caller]
     fn try_gather(
         &self,
         axis: usize,
@@ -1455,6 +1505,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(s.to_vec(), vec![0.0, 0.0, 1.0, 2.0, 0.0, 0.0]);
     /// assert!(src.try_scatter_add(1, vec![2, 5], &[2, 3]).is_err());
     /// ```
+    #[track_caller]
     fn try_scatter_add(
         &self,
         axis: usize,
@@ -1483,6 +1534,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(c.to_vec()[6..], [1.0; 3]);
     /// assert!(Tensor::try_concat(&[&a, &b], 1).is_err()); // 2 rows and 1 row
     /// ```
+    #[track_caller]
     fn try_concat(arrays: &[&Self], axis: usize) -> Result<Self, Error> {
         Self::apply(&ops::Concat { axis }, arrays)
     }
@@ -1511,6 +1563,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!((s.shape(), s.to_vec()), (&[2, 2][..], vec![1.0, 3.0, 2.0, 4.0]));
     /// assert!(Tensor::try_stack(&[&a, &Tensor::vector(&[1.0])], 0).is_err());
     /// ```
+    #[track_caller]
     fn try_stack(arrays: &[&Self], axis: usize) -> Result<Self, Error> {
         let Some(first) = arrays.first() else {
             return Err(Error::InvalidArgument {
@@ -1557,6 +1610,7 @@ pub trait Array: Clone + Debug + Sized {
     /// assert_eq!(a.matmul(&x).to_vec(), vec![3.0, 7.0]);
     /// assert!(a.try_matmul(&Tensor::vector(&[1.0, 2.0, 3.0])).is_err());
     /// ```
+    #[track_caller]
     fn try_matmul(&self, rhs: &Self) -> Result<Self, Error> {
         Self::apply(&ops::MatMul::default(), &[self, rhs])
     }
@@ -1592,5 +1646,10 @@ impl<T: Element> Array for Tensor<T> {
 
     fn shape(&self) -> &[usize] {
         Tensor::shape(self)
+    }
+
+    fn is_zero(&self) -> bool {
+        // Stops at the first element that is not zero: the first, for most cotangents.
+        self.as_slice().iter().all(|v| *v == T::zero())
     }
 }

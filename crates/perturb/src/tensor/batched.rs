@@ -252,6 +252,11 @@ impl<A: Array> Array for Batched<A> {
             Layout::Single | Layout::Basis => self.inner.shape(),
         }
     }
+
+    fn is_zero(&self) -> bool {
+        // A basis scaled by a zero diagonal is zero too.
+        self.inner.is_zero()
+    }
 }
 
 /// The operations that keep a basis stack's structure, or end it without writing its zeros;

@@ -281,17 +281,17 @@ fn compare_ops<F: TensorFn<f64>>(
     x: &Tensor<f64>,
     options: &CheckOptions,
 ) -> Result<Vec<OpComparison>, Error> {
-    let tape = TensorTape::new();
+    let tape = TensorTape::keeping_values();
     let xv = tape.var(x.clone());
     f.call(&xv)?;
     let mut result = Vec::new();
     let mut failure = None;
     tape.for_each_op(|node, op, inputs, output| {
         let check = || -> Result<OpComparison, Error> {
-            let refs: Vec<&Tensor<f64>> = inputs.iter().collect();
+            let refs = inputs;
             let seed = options.seed.wrapping_add(1000 * node as u64);
             let u = direction(output.shape(), seed.wrapping_add(999));
-            let cts = op.vjp(&refs, output, &u, &vec![true; inputs.len()])?;
+            let cts = op.vjp(refs, output, &u, &vec![true; inputs.len()])?;
             // Only differentiable inputs move (not a mask or an index).
             let vs: Vec<Tensor<f64>> = inputs
                 .iter()
@@ -323,7 +323,7 @@ fn compare_ops<F: TensorFn<f64>>(
                 .map(|(v, ct)| ct.as_ref().map(|_| v))
                 .collect();
             let forward = op
-                .jvp(&refs, output, &tangents)?
+                .jvp(refs, output, &tangents)?
                 .map_or(0.0, |t| dot(&u, &t));
             let reverse: f64 = cts
                 .iter()
@@ -343,7 +343,7 @@ fn compare_ops<F: TensorFn<f64>>(
                 failure.get_or_insert(e);
             }
         }
-    });
+    })?;
     match failure {
         Some(e) => Err(e),
         None => Ok(result),

@@ -230,6 +230,11 @@ impl<A: Array + 'static> Array for Deferred<A> {
     fn shape(&self) -> &[usize] {
         &self.node.shape
     }
+
+    fn is_zero(&self) -> bool {
+        // Only a value already computed: asking must not compute it.
+        matches!(&*self.node.state.borrow(), State::Computed(v) if v.is_zero())
+    }
 }
 
 impl<A: Array> fmt::Debug for Deferred<A> {

@@ -1,7 +1,9 @@
 //! Forward mode for tensors: a primal value carried with its tangent through every operation.
 
 use std::fmt;
+use std::panic::Location;
 
+use super::anomaly;
 use super::array::{Array, Op};
 use super::dense::Tensor;
 use crate::error::Error;
@@ -144,15 +146,29 @@ impl<A: Array> fmt::Debug for DualTensor<A> {
 impl<A: Array> Array for DualTensor<A> {
     type Elem = A::Elem;
 
+    #[track_caller]
     fn apply<O: Op>(op: &O, inputs: &[&Self]) -> Result<Self, Error> {
         let primals: Vec<&A> = inputs.iter().map(|x| &x.primal).collect();
         let primal = A::apply(op, &primals)?;
-        let tangents: Vec<Option<&A>> = inputs.iter().map(|x| x.tangent.as_ref()).collect();
+        // A tangent exactly zero at every level is no tangent: a zero times an infinite slope
+        // (sqrt at 0 of an input the direction does not move) gives 0, not NaN.
+        let tangents: Vec<Option<&A>> = inputs
+            .iter()
+            .map(|x| x.tangent.as_ref().filter(|t| !t.is_zero()))
+            .collect();
         let tangent = if tangents.iter().any(Option::is_some) {
             checked_tangent(op.name(), &primal, op.jvp(&primals, &primal, &tangents)?)?
         } else {
             None
         };
+        if crate::debug::enabled() {
+            // Reported, not returned: an operator cannot fail, and the first report wins.
+            let location = Location::caller();
+            anomaly::check_value(op.name(), &primals, &primal, location);
+            if let Some(t) = &tangent {
+                let _ = anomaly::check_tangent(op.name(), &primals, t, Some(location));
+            }
+        }
         Ok(DualTensor { primal, tangent })
     }
 
@@ -166,6 +182,10 @@ impl<A: Array> Array for DualTensor<A> {
 
     fn shape(&self) -> &[usize] {
         self.primal.shape()
+    }
+
+    fn is_zero(&self) -> bool {
+        self.primal.is_zero() && self.tangent.as_ref().map_or(true, Array::is_zero)
     }
 }
 

@@ -31,6 +31,7 @@
 //! assert!(grad.all_close(&Tensor::from_vec(vec![-11.0 / 3.0, -14.0 / 3.0], &[2, 1]).unwrap(), 1e-15));
 //! ```
 
+mod anomaly;
 mod array;
 mod batched;
 mod check;

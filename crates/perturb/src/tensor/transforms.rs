@@ -348,7 +348,9 @@ where
 /// The Jacobian by reverse mode: one recorded evaluation, then one backward sweep that pulls
 /// all the output's basis cotangents back at once as a stack ([`Batched`]). Best when the
 /// output is smaller than the input. As in [`jacfwd`], the identity is carried by its
-/// diagonal while the rules allow.
+/// diagonal while the rules allow. Where that sweep gives an entry that is not finite, the
+/// rows are swept again one by one, so that one output's singularity (an infinite slope the
+/// other outputs do not depend on) does not turn their rows into NaN.
 ///
 /// ```
 /// use perturb::tensor::{jacrev, Array, Tensor};
@@ -366,10 +368,29 @@ where
     let xv = tape.var(Batched::single(x.clone()));
     let y = f(&xv)?;
     let out = y.shape().to_vec();
+    let n = element_count(&out);
     let seeds = Batched::basis(A::lift(Tensor::ones(&out)));
-    let rows = tape.vjp(&y, &seeds, &[&xv])?.remove(0);
-    rows.into_stack_of(element_count(&out))?
-        .try_reshape(&[&out[..], x.shape()].concat())
+    let mut rows = tape.vjp(&y, &seeds, &[&xv])?.remove(0).into_stack_of(n)?;
+    if rows
+        .primal()
+        .as_slice()
+        .iter()
+        .any(|v| !num_traits::Float::is_finite(*v))
+    {
+        // One row's singularity reaches the others in the stacked sweep (a zero cotangent row
+        // times an infinite slope is NaN): the rows again one by one, where an operation a row
+        // does not depend on gets a zero cotangent and is skipped.
+        let mut each = Vec::with_capacity(n);
+        for r in 0..n {
+            let mut seed = vec![A::elem(0.0); n];
+            seed[r] = A::elem(1.0);
+            let seed = Batched::single(A::lift(Tensor::from_vec(seed, &out)?));
+            let row = tape.vjp(&y, &seed, &[&xv])?.remove(0);
+            each.push(row.into_stack_of(1)?);
+        }
+        rows = A::try_concat(&each.iter().collect::<Vec<_>>(), 0)?;
+    }
+    rows.try_reshape(&[&out[..], x.shape()].concat())
 }
 
 /// The Jacobian, by forward mode when the input has no more elements than the output and by
@@ -452,7 +473,7 @@ where
             rhs: v.shape().to_vec(),
         });
     }
-    let tape = TensorTape::over();
+    let tape = TensorTape::keeping_values();
     let xv = tape.var(Deferred::new(x.clone()));
     let y = f(&xv)?;
     tape.hessian_vector(&y, &xv, &Deferred::new(v.clone()))?

@@ -127,7 +127,7 @@ elementwise! {
     Cos, "cos", Transcendental, |x| rules::Cos.func(x), |x, y, g| g.try_mul(&x.sin())?.neg();
     /// `tanh(x)`; JVP and VJP `g * (1 - tanh(x)^2)`.
     Tanh, "tanh", Transcendental, |x| rules::Tanh.func(x), |x, y, g| g.try_mul(&y.square().neg().add_scalar(A::elem(1.0)))?,
-        family Tanh;
+        family Tanh, reads VjpReads::OUTPUT;
     /// `max(x, 0)`, passing NaN through; JVP and VJP `g` where `x > 0`, else 0 (derivative 0 at 0, as
     /// [`rules::Relu`]).
     Relu, "relu", Cheap, |x| rules::Relu.func(x), |x, y, g| g.try_mul(&A::apply(&Slope(rules::Relu, "relu_slope"), &[x])?)?;

@@ -137,6 +137,16 @@ pub(crate) fn vjp_then_gather<O: super::Op, A: super::Array>(
         &full
     };
     let terms = op.vjp(inputs, output, value, needed)?;
+    if terms.len() != inputs.len() {
+        return Err(Error::InvalidArgument {
+            op: op.name(),
+            reason: format!(
+                "its VJP gave {} cotangents for {} inputs",
+                terms.len(),
+                inputs.len()
+            ),
+        });
+    }
     let scaled = terms
         .into_iter()
         .zip(needed)
