@@ -151,6 +151,18 @@ pub enum DataError {
         /// The known names, comma-separated.
         known: String,
     },
+    /// A label that its task does not allow ([`class_labels`], [`check_binary_labels`]).
+    #[error("{op}: row {row} holds {value}; {rule}")]
+    BadLabel {
+        /// The function that was called.
+        op: &'static str,
+        /// The 0-based row of the first bad label.
+        row: usize,
+        /// The label.
+        value: f64,
+        /// What the labels must be.
+        rule: String,
+    },
     /// An argument is out of range, or a tensor has the wrong shape.
     #[error("{op}: {message}")]
     InvalidArgument {
@@ -968,25 +980,66 @@ pub const MAX_CLASSES: usize = 65_536;
 /// assert!(class_labels(&Tensor::vector(&[1e9_f64])).is_err());
 /// ```
 pub fn class_labels<T: Element>(y: &Tensor<T>) -> Result<(Vec<usize>, usize), DataError> {
-    const OP: &str = "class_labels";
-    let mut labels = Vec::with_capacity(y.len());
-    for (i, &v) in y.as_slice().iter().enumerate() {
-        let label = v
-            .to_f64()
-            .filter(|v| *v >= 0.0 && v.fract() == 0.0 && *v < MAX_CLASSES as f64)
-            .ok_or_else(|| {
-                invalid(
-                    OP,
-                    format!(
-                        "row {i} holds {v}; class labels must be whole numbers from 0 to {}",
-                        MAX_CLASSES - 1
-                    ),
-                )
-            })?;
-        labels.push(label as usize);
-    }
+    let whole = |v: f64| v >= 0.0 && v.fract() == 0.0 && v < MAX_CLASSES as f64;
+    first_bad_label("class_labels", y, whole, || {
+        format!(
+            "class labels must be whole numbers from 0 to {}",
+            MAX_CLASSES - 1
+        )
+    })?;
+    let labels: Vec<usize> = y
+        .as_slice()
+        .iter()
+        .map(|v| v.to_f64().map_or(0, |v| v as usize))
+        .collect();
     let classes = labels.iter().max().map_or(0, |&m| m + 1);
     Ok((labels, classes))
+}
+
+/// Whether `v` is a label of a binary task: 0 or 1 (what
+/// [`logistic_nll`](crate::loss::logistic_nll) and [`check_binary_labels`] accept).
+pub(crate) fn is_binary_label(v: f64) -> bool {
+    v == 0.0 || v == 1.0
+}
+
+/// Checks that every label of a binary target is 0 or 1, as
+/// [`logistic_nll`](crate::loss::logistic_nll) needs: an error names the first row that is not
+/// (with `2 y - 1`, a label of 2 would act as a heavier 1 and 0.5 would carry no gradient).
+/// Check the labels of a data set with it before training, where the row still means
+/// something to the user.
+///
+/// ```
+/// use perturb::tensor::Tensor;
+/// use perturb_nn::data::{check_binary_labels, DataError};
+/// assert!(check_binary_labels(&Tensor::vector(&[0.0_f64, 1.0, 1.0])).is_ok());
+/// let err = check_binary_labels(&Tensor::vector(&[1.0_f64, 2.0])).unwrap_err();
+/// assert!(matches!(err, DataError::BadLabel { row: 1, value, .. } if value == 2.0));
+/// assert!(err.to_string().contains("row 1 holds 2; binary labels must be 0 or 1"), "{err}");
+/// ```
+pub fn check_binary_labels<T: Element>(y: &Tensor<T>) -> Result<(), DataError> {
+    first_bad_label("check_binary_labels", y, is_binary_label, || {
+        "binary labels must be 0 or 1".to_string()
+    })
+}
+
+/// A [`DataError::BadLabel`] at the first label of `y` that is not `ok`, with `rule` saying
+/// what the labels must be.
+fn first_bad_label<T: Element>(
+    op: &'static str,
+    y: &Tensor<T>,
+    ok: impl Fn(f64) -> bool,
+    rule: impl Fn() -> String,
+) -> Result<(), DataError> {
+    let values = y.as_slice().iter().map(|v| v.to_f64().unwrap_or(f64::NAN));
+    match values.enumerate().find(|&(_, v)| !ok(v)) {
+        None => Ok(()),
+        Some((row, value)) => Err(DataError::BadLabel {
+            op,
+            row,
+            value,
+            rule: rule(),
+        }),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
