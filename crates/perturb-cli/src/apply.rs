@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use perturb::tensor::Tensor;
-use perturb_nn::data::Dataset;
+use perturb_nn::data::{self, Dataset};
 
 use crate::data_arg::Source;
 use crate::model_file::{load, SavedModel};
@@ -41,11 +41,14 @@ pub struct Args {
     pub seed: u64,
 }
 
-/// The longest line a CSV file may have (64 MiB): a file without line ends (a device such as
-/// /dev/zero, a binary file) is an error, not an endless read.
-const MAX_LINE: usize = 64 << 20;
+/// The longest line a CSV file may have, the library's limit on a row
+/// ([`data::MAX_RECORD_BYTES`], 4 MiB): a file without line ends (a device such as /dev/zero,
+/// a binary file) is an error, not an endless read.
+const MAX_LINE: usize = data::MAX_RECORD_BYTES as usize;
 
-/// A reader that fails once a line grows past [`MAX_LINE`] bytes.
+/// A reader that fails once a line grows past [`MAX_LINE`] bytes. (`perturb_nn::data::load_csv`
+/// bounds its rows the same way, but reads every column and needs a target column; `predict`
+/// reads only the model's inputs, from files with or without the target.)
 struct LineLimit<R> {
     inner: R,
     /// Bytes since the last line end, and the lines ended so far.
@@ -68,9 +71,9 @@ impl<R: Read> Read for LineLimit<R> {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!(
-                    "line {} is longer than {} MiB: not a CSV file?",
+                    "line {}: a row longer than {MAX_LINE} bytes; is this a CSV file with one \
+                     row per line?",
                     self.lines + 1,
-                    MAX_LINE >> 20
                 ),
             ));
         }
@@ -330,21 +333,14 @@ fn load_data(
     need_target: bool,
 ) -> Result<(Tensor<f64>, Option<Vec<f64>>), String> {
     let target = args.target.as_deref();
-    let Columns { mut x, y } = match crate::data_arg::resolve(&args.data, args.seed)? {
+    let Columns { x, y } = match crate::data_arg::resolve(&args.data, args.seed)? {
         Source::Named(data) => dataset_columns(&data, saved, &args.data, target, need_target)?,
         Source::File(path) => read_csv(&path, saved, target, need_target)?,
     };
     let d = saved.sizes[0].max(1);
-    for row in x.chunks_mut(d) {
-        for (v, (m, s)) in row
-            .iter_mut()
-            .zip(saved.feature_mean.iter().zip(&saved.feature_std))
-        {
-            *v = (*v - m) / s;
-        }
-    }
     let rows = x.len() / d;
     let x = Tensor::from_vec(x, &[rows, d]).map_err(|e| e.to_string())?;
+    let x = saved.scaler.transform(&x).map_err(|e| e.to_string())?;
     Ok((x, y))
 }
 
