@@ -13,6 +13,7 @@ use perturb_nn::data::{self, Dataset};
 
 use crate::data_arg::Source;
 use crate::model_file::{load, SavedModel};
+use crate::train::{predicted_class, Task};
 
 /// `perturb predict` / `perturb eval`.
 #[derive(clap::Args, Debug, Clone)]
@@ -368,12 +369,9 @@ fn predictions(saved: &SavedModel, x: &Tensor<f64>) -> Result<Vec<f64>, String> 
 /// The prediction for one row of outputs: a class, a probability-backed label, or a value.
 fn predicted(saved: &SavedModel, row: &[f64]) -> f64 {
     match saved.task.as_str() {
-        "multiclass" => row
-            .iter()
-            .enumerate()
-            .fold(0, |b, (i, &v)| if v > row[b] { i } else { b }) as f64,
         "regression" => row[0] * saved.target_std + saved.target_mean,
-        _ => f64::from(u8::from(row[0] > 0.0)),
+        "multiclass" => predicted_class(Task::Multiclass, row),
+        _ => predicted_class(Task::Binary, row),
     }
 }
 

@@ -866,28 +866,32 @@ fn loss_of<A: Array<Elem = f64>>(
     }
 }
 
-/// The share of rows whose predicted class is the target (binary: logit > 0).
-fn accuracy(task: Task, out: &Tensor<f64>, y: &Tensor<f64>) -> f64 {
-    let y = y.as_slice();
-    let correct = if task == Task::Multiclass {
-        let c = out.shape().get(1).copied().unwrap_or(1).max(1);
-        out.as_slice()
-            .chunks(c)
-            .zip(y)
-            .filter(|(row, &t)| {
-                row.iter()
-                    .enumerate()
-                    .fold(0, |b, (i, &v)| if v > row[b] { i } else { b })
-                    == t as usize
-            })
-            .count()
-    } else {
-        out.as_slice()
+/// The class one row of a classifier's outputs predicts: binary 1 where the logit is above 0
+/// and 0 otherwise, multi-class the index of the largest output. NaN where an output
+/// is NaN: it predicts no class (counting it as class 0 would report a broken model's share of
+/// class 0 as its accuracy, and `predict` would print a class for it).
+pub fn predicted_class(task: Task, row: &[f64]) -> f64 {
+    if row.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    match task {
+        Task::Binary => f64::from(u8::from(row[0] > 0.0)),
+        _ => row
             .iter()
-            .zip(y)
-            .filter(|(z, &t)| (**z > 0.0) == (t > 0.5))
-            .count()
-    };
+            .enumerate()
+            .fold(0, |b, (i, &v)| if v > row[b] { i } else { b }) as f64,
+    }
+}
+
+/// The share of rows whose predicted class ([`predicted_class`]) is the target.
+fn accuracy(task: Task, out: &Tensor<f64>, y: &Tensor<f64>) -> f64 {
+    let width = out.shape().get(1).copied().unwrap_or(1).max(1);
+    let correct = out
+        .as_slice()
+        .chunks(width)
+        .zip(y.as_slice())
+        .filter(|(row, &t)| predicted_class(task, row) == t)
+        .count();
     correct as f64 / y.len().max(1) as f64
 }
 
@@ -935,6 +939,20 @@ mod tests {
         assert_eq!(compact(1.3451215466247124), "1.34512");
         assert_eq!(compact(1234567.8912345), "1.23457e6");
         assert_eq!(compact(f64::INFINITY), "inf");
+    }
+
+    #[test]
+    fn a_nan_output_predicts_no_class() {
+        let (binary, multi) = (Task::Binary, Task::Multiclass);
+        assert_eq!(predicted_class(binary, &[0.5]), 1.0);
+        assert_eq!(predicted_class(binary, &[-0.5]), 0.0);
+        assert_eq!(predicted_class(multi, &[0.1, 2.0, -1.0]), 1.0);
+        assert_eq!(predicted_class(multi, &[0.5]), 0.0);
+        // Both were class 0 (a NaN is never above 0, nor above the first output).
+        assert!(predicted_class(binary, &[f64::NAN]).is_nan());
+        assert!(predicted_class(multi, &[f64::NAN, 1.0, 2.0]).is_nan());
+        let out = Tensor::from_vec(vec![f64::NAN, -1.0], &[2, 1]).unwrap();
+        assert_eq!(accuracy(binary, &out, &Tensor::vector(&[0.0, 0.0])), 0.5);
     }
 
     #[test]
