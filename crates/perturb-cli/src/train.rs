@@ -241,8 +241,9 @@ impl Setup {
                 .y
                 .reshape(&[train.len(), 1])
                 .map_err(|e| e.to_string())?;
-            let target = Standardizer::fit_named(&column, &[dataset.target_name.clone()])
-                .map_err(|e| cannot_scale(&e))?;
+            let target =
+                Standardizer::fit_named(&column, std::slice::from_ref(&dataset.target_name))
+                    .map_err(|e| cannot_scale(&e))?;
             let scale = (target.mean()[0], target.std()[0]);
             train.y = train.y.map(|v| (v - scale.0) / scale.1);
             scale
