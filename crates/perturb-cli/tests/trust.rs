@@ -2,26 +2,12 @@
 //! folders, failing runs, odd data and odd files (the findings of the 2026-12-03 reliability
 //! report, by id).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-/// A fresh, empty scratch folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("perturb-trust-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Runs `perturb` in `dir`.
-fn perturb_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_perturb"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the binary runs")
-}
+mod support;
+use support::{perturb_in, scratch, text};
 
 /// Runs `perturb` in `dir` under a shell with `limit` (a `ulimit` option and value).
 fn perturb_limited(dir: &Path, limit: &str, args: &[&str]) -> Output {
@@ -34,10 +20,6 @@ fn perturb_limited(dir: &Path, limit: &str, args: &[&str]) -> Output {
         .current_dir(dir)
         .output()
         .expect("sh runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The stdout of a command that must succeed.
