@@ -225,7 +225,7 @@ impl Setup {
         let task = resolve_task(args.task, &dataset);
         let classes = outputs(task, &args.data, &dataset)?;
         let note = (args.task == Task::Auto && task == Task::Regression)
-            .then(|| regression_note(dataset.y.as_slice()))
+            .then(|| regression_note(&dataset.y))
             .flatten();
         let (mut train, mut test) = data::train_test_split(&dataset, args.test_fraction, args.seed)
             .map_err(|e| e.to_string())?;
@@ -387,12 +387,10 @@ fn outputs(task: Task, source: &str, dataset: &Dataset<f64>) -> Result<usize, St
     })
 }
 
-/// For a target that `--task auto` takes for a regression although it holds only whole numbers
-/// from 0 (which could be classes), a note that says so.
-fn regression_note(y: &[f64]) -> Option<String> {
-    if !y.iter().all(|&v| v >= 0.0 && v == v.trunc()) {
-        return None;
-    }
+/// For a target that `--task auto` takes for a regression although it holds only class labels
+/// ([`data::class_labels`]: whole numbers from 0), a note that says so.
+fn regression_note(y: &Tensor<f64>) -> Option<String> {
+    data::class_labels(y).ok()?;
     let mut distinct: Vec<f64> = y.to_vec();
     distinct.sort_by(f64::total_cmp);
     distinct.dedup();
@@ -828,14 +826,15 @@ fn load(args: &Args) -> Result<Dataset<f64>, String> {
     }
 }
 
+/// The task `--task auto` stands for: binary for 0/1 labels, multi-class for class labels
+/// 0..19 (the library's checks of each), regression otherwise.
 fn resolve_task(task: Task, data: &Dataset<f64>) -> Task {
     if task != Task::Auto {
         return task;
     }
-    let y = data.y.as_slice();
-    if y.iter().all(|&v| v == 0.0 || v == 1.0) {
+    if data::check_binary_labels(&data.y).is_ok() {
         Task::Binary
-    } else if y.iter().all(|&v| v >= 0.0 && v == v.trunc() && v < 20.0) {
+    } else if data::class_labels(&data.y).is_ok_and(|(_, classes)| classes <= 20) {
         Task::Multiclass
     } else {
         Task::Regression
@@ -851,7 +850,11 @@ fn loss_of<A: Array<Elem = f64>>(
     let n = y.len();
     match task {
         Task::Multiclass => {
-            let labels: Vec<usize> = y.as_slice().iter().map(|&v| v as usize).collect();
+            let (labels, _) =
+                data::class_labels(y).map_err(|e| perturb::Error::InvalidArgument {
+                    op: "train",
+                    reason: e.to_string(),
+                })?;
             softmax_cross_entropy(out, &labels, Reduction::Mean)
         }
         Task::Regression => mse(
