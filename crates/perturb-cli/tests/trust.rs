@@ -514,6 +514,21 @@ fn h5_endless_files_are_errors_not_endless_reads() {
     );
     let err = failure(&dir, &["predict", "--model", model, "--data", "/dev/zero"]);
     assert!(err.contains("a row longer than 4194304 bytes"), "{err}");
+    // A 1 MB field is quoted in part (eval/predict had their own CSV reader, which quoted it
+    // whole: a 1 MB message).
+    let huge = "9".repeat(1 << 20) + "x";
+    std::fs::write(
+        dir.join("huge.csv"),
+        format!("sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm\n{huge},1,2,3\n"),
+    )
+    .unwrap();
+    let err = failure(&dir, &["predict", "--model", model, "--data", "huge.csv"]);
+    assert!(
+        err.contains("huge.csv, line 2, column 1 (sepal_length_cm): \"999") && err.len() < 500,
+        "{} bytes: {}",
+        err.len(),
+        &err[..err.len().min(500)]
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
