@@ -95,12 +95,21 @@ fn dataset_columns(
     })
 }
 
-/// At most `max` names, then how many more.
+/// A column name for a message: at most 60 characters (a file's header may hold names of
+/// megabytes).
+fn shown(name: &str) -> String {
+    match name.char_indices().nth(60) {
+        Some((end, _)) => format!("{}...", &name[..end]),
+        None => name.to_string(),
+    }
+}
+
+/// At most `max` names (each [`shown`]), then how many more.
 fn list(names: &[String], max: usize) -> String {
     let mut text = names
         .iter()
         .take(max)
-        .map(String::as_str)
+        .map(|name| shown(name))
         .collect::<Vec<_>>()
         .join(", ");
     if names.len() > max {
@@ -161,8 +170,9 @@ fn columns(
             for name in names {
                 let column = find(name).ok_or_else(|| {
                     format!(
-                        "{path}: the header (line 1) has no column \"{name}\": the model takes the \
+                        "{path}: the header (line 1) has no column \"{}\": the model takes the \
                          {d} inputs {}; the file's {} columns are: {}",
+                        shown(name),
                         list(names, 12),
                         header.len(),
                         list(header, 12)

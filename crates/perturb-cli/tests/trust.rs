@@ -529,6 +529,23 @@ fn h5_endless_files_are_errors_not_endless_reads() {
         err.len(),
         &err[..err.len().min(500)]
     );
+    // And a 1 MB column name in a header that lacks one of the model's inputs.
+    let name = "n".repeat(1 << 20);
+    std::fs::write(
+        dir.join("long-name.csv"),
+        format!("sepal_length_cm,sepal_width_cm,petal_length_cm,{name}\n1,2,3,4\n"),
+    )
+    .unwrap();
+    let err = failure(
+        &dir,
+        &["predict", "--model", model, "--data", "long-name.csv"],
+    );
+    assert!(
+        err.contains("has no column \"petal_width_cm\"") && err.len() < 1000,
+        "{} bytes: {}",
+        err.len(),
+        &err[..err.len().min(1000)]
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
