@@ -97,7 +97,7 @@ fn dataset_columns(
 
 /// A column name for a message: at most 60 characters (a file's header may hold names of
 /// megabytes).
-fn shown(name: &str) -> String {
+pub fn shown(name: &str) -> String {
     match name.char_indices().nth(60) {
         Some((end, _)) => format!("{}...", &name[..end]),
         None => name.to_string(),

@@ -356,10 +356,9 @@ fn standardised(
     match scaled.as_slice().iter().position(|v| !v.is_finite()) {
         None => Ok(scaled),
         Some(i) => Err(format!(
-            "the column \"{}\" cannot be standardised: row {} standardises to {}; its values \
+            "the column \"{}\" cannot be standardised: a value standardises to {}; its values \
              are too large or too small for the arithmetic, rescale them",
-            names[i % d],
-            i / d,
+            crate::apply::shown(&names[i % d]),
             scaled.as_slice()[i]
         )),
     }
@@ -379,7 +378,7 @@ fn outputs(task: Task, source: &str, dataset: &Dataset<f64>) -> Result<usize, St
             row, value, rule, ..
         } => format!(
             "{source}: the target \"{}\" of data row {} is {value}: {rule} (--task {})",
-            dataset.target_name,
+            crate::apply::shown(&dataset.target_name),
             row + 1,
             format!("{task:?}").to_lowercase()
         ),

@@ -461,6 +461,20 @@ fn c1_data_without_features_are_refused_and_c3_labels_are_bounded() {
         ),
         "{err}"
     );
+    // A target named in 1 MB is shown in part.
+    let long = csv.replacen("a,b,y", &format!("a,b,{}", "t".repeat(1 << 20)), 1);
+    std::fs::write(dir.join("long.csv"), long).unwrap();
+    let err = failure(
+        &dir,
+        &[
+            "train", "--data", "long.csv", "--task", "binary", "--epochs", "5",
+        ],
+    );
+    assert!(
+        err.contains("of data row 2 is 2") && err.len() < 500,
+        "{} bytes",
+        err.len()
+    );
     std::fs::write(dir.join("dup.csv"), csv.replacen("a,b,y", "a,a,y", 1)).unwrap();
     // A network too large for a model file is refused before anything is allocated for it.
     let err = failure(&dir, &["train", "--hidden", "100000,100000"]);
