@@ -5,14 +5,14 @@
 //! `predict` takes a CSV with just the input columns (new data) or with the target column too;
 //! `eval` needs the target.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use perturb::tensor::Tensor;
-use perturb_nn::data::Dataset;
+use perturb_nn::data::{CsvReader, Dataset};
 
 use crate::data_arg::Source;
 use crate::model_file::{load, SavedModel};
+use crate::train::{predicted_class, Task};
 
 /// `perturb predict` / `perturb eval`.
 #[derive(clap::Args, Debug, Clone)]
@@ -41,43 +41,6 @@ pub struct Args {
     pub seed: u64,
 }
 
-/// The longest line a CSV file may have (64 MiB): a file without line ends (a device such as
-/// /dev/zero, a binary file) is an error, not an endless read.
-const MAX_LINE: usize = 64 << 20;
-
-/// A reader that fails once a line grows past [`MAX_LINE`] bytes.
-struct LineLimit<R> {
-    inner: R,
-    /// Bytes since the last line end, and the lines ended so far.
-    since_newline: usize,
-    lines: usize,
-}
-
-impl<R: Read> Read for LineLimit<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let read = &buf[..n];
-        match read.iter().rposition(|&b| b == b'\n') {
-            Some(last) => {
-                self.lines += read.iter().filter(|&&b| b == b'\n').count();
-                self.since_newline = n - last - 1;
-            }
-            None => self.since_newline += n,
-        }
-        if self.since_newline > MAX_LINE {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "line {} is longer than {} MiB: not a CSV file?",
-                    self.lines + 1,
-                    MAX_LINE >> 20
-                ),
-            ));
-        }
-        Ok(n)
-    }
-}
-
 /// The data's inputs, row by row in the model's input order, and the targets where asked for.
 struct Columns {
     x: Vec<f64>,
@@ -85,8 +48,8 @@ struct Columns {
 }
 
 /// Reads the columns the model needs from a CSV file with a header row, straight into numbers
-/// (the other columns are not kept): a row with another number of fields than the header, or a
-/// needed field that is not a finite number, is an error naming its line (and column).
+/// (the other columns are not kept), with the library's reader and its errors (naming the
+/// file, line and column).
 fn read_csv(
     path: &Path,
     saved: &SavedModel,
@@ -94,75 +57,14 @@ fn read_csv(
     need_target: bool,
 ) -> Result<Columns, String> {
     let name = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            format!("{name}: file not found")
-        } else {
-            format!("{name}: cannot read the file: {e}")
-        }
-    })?;
-    let csv_error = |e: csv::Error| match e.position() {
-        Some(p) => format!("{name}, line {}: {e}", p.line()),
-        None => format!("{name}: {e}"),
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(LineLimit {
-            inner: file,
-            since_newline: 0,
-            lines: 0,
-        });
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(csv_error)?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
-    if header.is_empty() || header.iter().all(String::is_empty) {
-        return Err(format!("{name}: the file is empty (expected a header row)"));
-    }
-    let (inputs, target) = columns(saved, &name, &header, target, need_target)?;
+    let csv = CsvReader::open(path).map_err(|e| e.to_string())?;
+    let (inputs, target) = columns(saved, &name, csv.header(), target, need_target)?;
     let target = target.filter(|_| need_target);
+    let d = inputs.len();
+    let wanted: Vec<usize> = inputs.into_iter().chain(target).collect();
     let (mut x, mut y) = (Vec::new(), Vec::new());
-    let mut record = csv::StringRecord::new();
-    let mut rows = 0usize;
-    while reader.read_record(&mut record).map_err(csv_error)? {
-        let line = record.position().map_or(0, csv::Position::line);
-        if record.len() != header.len() {
-            return Err(format!(
-                "{name}, line {line}: the row has {} fields but the header has {}",
-                record.len(),
-                header.len()
-            ));
-        }
-        let number = |c: usize| {
-            let text = &record[c];
-            text.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| {
-                    format!(
-                        "{name}, line {line}, column {} ({}): \"{text}\" is not a finite number",
-                        c + 1,
-                        header[c]
-                    )
-                })
-        };
-        for &c in &inputs {
-            x.push(number(c)?);
-        }
-        if let Some(t) = target {
-            y.push(number(t)?);
-        }
-        rows += 1;
-    }
-    if rows == 0 {
-        return Err(format!(
-            "{name}: the file has a header row but no data rows"
-        ));
-    }
+    csv.read_columns(&wanted, |k, v| if k < d { x.push(v) } else { y.push(v) })
+        .map_err(|e| e.to_string())?;
     Ok(Columns {
         x,
         y: target.map(|_| y),
@@ -193,12 +95,21 @@ fn dataset_columns(
     })
 }
 
-/// At most `max` names, then how many more.
+/// A column name for a message: at most 60 characters (a file's header may hold names of
+/// megabytes).
+pub fn shown(name: &str) -> String {
+    match name.char_indices().nth(60) {
+        Some((end, _)) => format!("{}...", &name[..end]),
+        None => name.to_string(),
+    }
+}
+
+/// At most `max` names (each [`shown`]), then how many more.
 fn list(names: &[String], max: usize) -> String {
     let mut text = names
         .iter()
         .take(max)
-        .map(String::as_str)
+        .map(|name| shown(name))
         .collect::<Vec<_>>()
         .join(", ");
     if names.len() > max {
@@ -257,15 +168,11 @@ fn columns(
         Some(names) => {
             let mut inputs = Vec::with_capacity(d);
             for name in names {
-                if header.iter().filter(|h| *h == name.trim()).count() > 1 {
-                    return Err(format!(
-                        "{path}: the header (line 1) has the column \"{name}\" more than once"
-                    ));
-                }
                 let column = find(name).ok_or_else(|| {
                     format!(
-                        "{path}: the header (line 1) has no column \"{name}\": the model takes the \
+                        "{path}: the header (line 1) has no column \"{}\": the model takes the \
                          {d} inputs {}; the file's {} columns are: {}",
+                        shown(name),
                         list(names, 12),
                         header.len(),
                         list(header, 12)
@@ -330,21 +237,14 @@ fn load_data(
     need_target: bool,
 ) -> Result<(Tensor<f64>, Option<Vec<f64>>), String> {
     let target = args.target.as_deref();
-    let Columns { mut x, y } = match crate::data_arg::resolve(&args.data, args.seed)? {
+    let Columns { x, y } = match crate::data_arg::resolve(&args.data, args.seed)? {
         Source::Named(data) => dataset_columns(&data, saved, &args.data, target, need_target)?,
         Source::File(path) => read_csv(&path, saved, target, need_target)?,
     };
     let d = saved.sizes[0].max(1);
-    for row in x.chunks_mut(d) {
-        for (v, (m, s)) in row
-            .iter_mut()
-            .zip(saved.feature_mean.iter().zip(&saved.feature_std))
-        {
-            *v = (*v - m) / s;
-        }
-    }
     let rows = x.len() / d;
     let x = Tensor::from_vec(x, &[rows, d]).map_err(|e| e.to_string())?;
+    let x = saved.scaler.transform(&x).map_err(|e| e.to_string())?;
     Ok((x, y))
 }
 
@@ -372,12 +272,9 @@ fn predictions(saved: &SavedModel, x: &Tensor<f64>) -> Result<Vec<f64>, String> 
 /// The prediction for one row of outputs: a class, a probability-backed label, or a value.
 fn predicted(saved: &SavedModel, row: &[f64]) -> f64 {
     match saved.task.as_str() {
-        "multiclass" => row
-            .iter()
-            .enumerate()
-            .fold(0, |b, (i, &v)| if v > row[b] { i } else { b }) as f64,
         "regression" => row[0] * saved.target_std + saved.target_mean,
-        _ => f64::from(u8::from(row[0] > 0.0)),
+        "multiclass" => predicted_class(Task::Multiclass, row),
+        _ => predicted_class(Task::Binary, row),
     }
 }
 

@@ -9,16 +9,14 @@ use std::io::Read;
 use std::path::Path;
 
 use perturb::tensor::Tensor;
-use perturb_nn::nn::{Activation, Init, Mlp};
+use perturb_nn::data::Standardizer;
+use perturb_nn::nn::{mlp_parameters, Activation, Init, Mlp};
 use safetensors::tensor::{Dtype, Metadata, SafeTensorError, SafeTensors, TensorView};
 
 /// The value of the `format` metadata entry; a file without it is not a perturb model.
 const FORMAT: &str = "perturb-mlp-1";
 /// The longest header a model file may have (the limit of the safetensors format itself).
 const MAX_HEADER: u64 = 100_000_000;
-/// The most parameters a model file may hold (2^28, 2 GiB of f64): a file describing a larger
-/// network is refused before anything is allocated for it.
-const MAX_PARAMETERS: usize = 1 << 28;
 /// The most layers a model file may describe.
 const MAX_LAYERS: usize = 1000;
 /// The tasks `perturb train` saves.
@@ -31,8 +29,8 @@ pub struct SavedModel {
     /// Lower-case name, as `activation_from` reads it.
     pub activation: String,
     pub task: String,
-    pub feature_mean: Vec<f64>,
-    pub feature_std: Vec<f64>,
+    /// The standardisation of the features, fitted in training.
+    pub scaler: Standardizer<f64>,
     pub target_mean: f64,
     pub target_std: f64,
     /// The feature columns' names, in the model's input order (absent in older files).
@@ -104,8 +102,8 @@ fn serialize(m: &SavedModel) -> Result<Vec<u8>, String> {
         ),
         ("activation", m.activation.clone()),
         ("task", m.task.clone()),
-        ("feature_mean", numbers(&m.feature_mean)),
-        ("feature_std", numbers(&m.feature_std)),
+        ("feature_mean", numbers(m.scaler.mean())),
+        ("feature_std", numbers(m.scaler.std())),
         ("target_mean", format!("{:e}", m.target_mean)),
         ("target_std", format!("{:e}", m.target_std)),
     ]
@@ -170,28 +168,17 @@ fn parse_sizes(text: &str) -> Result<Vec<usize>, String> {
     Ok(sizes)
 }
 
-/// Checks that a network of these layer sizes can be saved and loaded: 2 to [`MAX_LAYERS`]
-/// sizes, each at least 1, at most [`MAX_PARAMETERS`] parameters in all (checked arithmetic).
+/// Checks that a network of these layer sizes can be saved and loaded: at most
+/// [`MAX_LAYERS`] sizes, and what [`Mlp::new`] checks before allocating ([`mlp_parameters`]:
+/// at least two sizes, none 0, at most [`perturb_nn::nn::MAX_PARAMETERS`] parameters).
 pub fn check_sizes(sizes: &[usize]) -> Result<(), String> {
-    if sizes.len() < 2 || sizes.len() > MAX_LAYERS {
+    if sizes.len() > MAX_LAYERS {
         return Err(format!(
-            "a network has 2 to {MAX_LAYERS} layer sizes, not {}",
+            "a network has at most {MAX_LAYERS} layer sizes, not {}",
             sizes.len()
         ));
     }
-    if sizes.contains(&0) {
-        return Err(format!("a layer of size 0 in {sizes:?}"));
-    }
-    let parameters = sizes.windows(2).try_fold(0usize, |sum, w| {
-        w[0].checked_mul(w[1])?.checked_add(w[1])?.checked_add(sum)
-    });
-    match parameters {
-        Some(p) if p <= MAX_PARAMETERS => Ok(()),
-        _ => Err(format!(
-            "a network of these layer sizes has more than {MAX_PARAMETERS} parameters, the \
-             most a model file holds"
-        )),
-    }
+    mlp_parameters(sizes).map(drop).map_err(|e| e.to_string())
 }
 
 /// Reads a model written by [`save`]; every way the file can be wrong is an error that says
@@ -311,7 +298,7 @@ fn read(mut reader: impl Read, len: Option<u64>, where_: &str) -> Result<SavedMo
         .map(|t| t.data_offsets.1 as u64)
         .max()
         .unwrap_or(0);
-    if data_len > 8 * MAX_PARAMETERS as u64 {
+    if data_len > 8 * perturb_nn::nn::MAX_PARAMETERS as u64 {
         return Err(invalid(format!(
             "its tensors claim {data_len} bytes, more than a model file may hold"
         )));
@@ -362,33 +349,16 @@ fn read(mut reader: impl Read, len: Option<u64>, where_: &str) -> Result<SavedMo
         }
         Ok(values)
     };
-    let feature_mean = numbers_of("feature_mean")?;
-    let feature_std = numbers_of("feature_std")?;
+    let scaler = Standardizer::from_parts(numbers_of("feature_mean")?, numbers_of("feature_std")?)
+        .map_err(|e| format!("{where_}: the features' standardisation: {e}"))?;
     let scalar = |key: &str| -> Result<f64, String> {
         get(key)?
             .parse()
             .map_err(|_| format!("{where_}: metadata entry {key} is not a number"))
     };
     let (target_mean, target_std) = (scalar("target_mean")?, scalar("target_std")?);
-    if let Some(v) = feature_mean
-        .iter()
-        .chain([&target_mean])
-        .find(|v| !v.is_finite())
-    {
-        return Err(format!(
-            "{where_}: the standardisation holds the mean {v}: the means must be finite"
-        ));
-    }
-    if let Some(v) = feature_std
-        .iter()
-        .chain([&target_std])
-        .find(|v| !(v.is_finite() && **v > 0.0))
-    {
-        return Err(format!(
-            "{where_}: the standardisation holds the scale {v}: the scales must be finite and \
-             positive"
-        ));
-    }
+    Standardizer::from_parts(vec![target_mean], vec![target_std])
+        .map_err(|e| format!("{where_}: the target's standardisation: {e}"))?;
     let feature_names = match meta.get("feature_names") {
         None => None,
         Some(json) => {
@@ -410,8 +380,7 @@ fn read(mut reader: impl Read, len: Option<u64>, where_: &str) -> Result<SavedMo
         sizes,
         activation,
         task,
-        feature_mean,
-        feature_std,
+        scaler,
         target_mean,
         target_std,
         feature_names,
@@ -436,8 +405,8 @@ mod tests {
             sizes: vec![4, 5, 3],
             activation: "tanh".into(),
             task: "multiclass".into(),
-            feature_mean: vec![1.0, 2.0, 3.0, 4.0],
-            feature_std: vec![0.5, 1.0, 1.5, 2.0],
+            scaler: Standardizer::from_parts(vec![1.0, 2.0, 3.0, 4.0], vec![0.5, 1.0, 1.5, 2.0])
+                .unwrap(),
             target_mean: 0.0,
             target_std: 1.0,
             feature_names: Some(vec!["a".into(), "b".into(), "c,d".into(), "e".into()]),
@@ -486,7 +455,7 @@ mod tests {
         let bytes = valid();
         let m = from_bytes(&bytes).unwrap();
         assert_eq!(m.sizes, [4, 5, 3]);
-        assert_eq!(m.feature_std, [0.5, 1.0, 1.5, 2.0]);
+        assert_eq!(m.scaler.std(), [0.5, 1.0, 1.5, 2.0]);
         let again = Mlp::<f64>::new(&[4, 5, 3], Activation::Tanh, Init::XavierUniform, 7).unwrap();
         for (a, b) in m.model.param_tensors().iter().zip(again.param_tensors()) {
             assert_eq!(a.to_vec(), b.to_vec());
@@ -518,29 +487,29 @@ mod tests {
     #[test]
     fn non_finite_or_non_positive_standardisation_and_weights_are_refused() {
         for (key, value, expected) in [
-            (
-                "feature_std",
-                "0e0,1,1,1",
-                "the scales must be finite and positive",
-            ),
+            ("feature_std", "0e0,1,1,1", "features' standardisation"),
             (
                 "feature_std",
                 "-1,1,1,1",
-                "the scales must be finite and positive",
+                "feature 0: std -1 is not a finite number > 0",
             ),
             (
                 "feature_std",
                 "NaN,1,1,1",
-                "the scales must be finite and positive",
+                "feature 0: std NaN is not a finite number > 0",
             ),
             (
                 "feature_std",
-                "inf,1,1,1",
-                "the scales must be finite and positive",
+                "1,inf,1,1",
+                "feature 1: std inf is not a finite number > 0",
             ),
-            ("target_std", "0", "the scales must be finite and positive"),
-            ("feature_mean", "inf,1,1,1", "the means must be finite"),
-            ("target_mean", "NaN", "the means must be finite"),
+            ("target_std", "0", "the target's standardisation"),
+            (
+                "feature_mean",
+                "inf,1,1,1",
+                "feature 0: mean inf is not finite",
+            ),
+            ("target_mean", "NaN", "the target's standardisation"),
             ("task", "ranking", "unknown task 'ranking'"),
         ] {
             let err = assert_clear(from_bytes(&with_metadata(key, value)));
@@ -672,8 +641,8 @@ mod tests {
             h[key.as_str()][field] = value;
             if let Ok(m) = from_bytes(&with_header(&bytes, &h)) {
                 // What loads is usable: its shapes fit and its numbers are finite.
-                prop_assert!(m.feature_std.iter().all(|s| s.is_finite() && *s > 0.0));
-                prop_assert_eq!(m.feature_mean.len(), m.sizes[0]);
+                prop_assert!(m.scaler.std().iter().all(|s| s.is_finite() && *s > 0.0));
+                prop_assert_eq!(m.scaler.mean().len(), m.sizes[0]);
                 let x = Tensor::zeros(&[1, m.sizes[0]]);
                 prop_assert!(m.model.predict(&x).is_ok());
             }

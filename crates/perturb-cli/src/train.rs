@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use perturb::tensor::{Array, Tensor, TensorTape};
-use perturb_nn::data::{self, Dataset, Standardizer, TargetColumn};
+use perturb_nn::data::{self, DataError, Dataset, Standardizer, TargetColumn};
 use perturb_nn::loss::{logistic_nll, mse, softmax_cross_entropy, Reduction};
 use perturb_nn::nn::{Activation, Init, Mlp};
 use perturb_nn::optim::{Adam, GradientDescent, Optimizer, Sgd};
@@ -150,8 +150,6 @@ pub fn regression_metrics(pred: &[f64], y: &[f64]) -> (String, String) {
     (format!("{:.4}", sse / n), r2)
 }
 
-/// The most classes a multi-class target may have.
-const MAX_CLASSES: usize = 65_536;
 /// The name of a failed run's files in the output folder.
 const FAILED: &str = "failed-run";
 
@@ -224,28 +222,29 @@ struct Setup {
 impl Setup {
     fn new(args: &Args) -> Result<Setup, String> {
         let dataset = load(args)?;
-        if dataset.n_features() == 0 {
-            return Err(format!(
-                "{} has no feature columns, only the target \"{}\": nothing to predict from",
-                args.data, dataset.target_name
-            ));
-        }
-        check_names(&dataset)?;
         let task = resolve_task(args.task, &dataset);
-        let classes = check_labels(task, &dataset.y)?;
+        let classes = outputs(task, &args.data, &dataset)?;
         let note = (args.task == Task::Auto && task == Task::Regression)
-            .then(|| regression_note(dataset.y.as_slice()))
+            .then(|| regression_note(&dataset.y))
             .flatten();
         let (mut train, mut test) = data::train_test_split(&dataset, args.test_fraction, args.seed)
             .map_err(|e| e.to_string())?;
         let raw = (train.x.clone(), test.x.clone());
-        let scaler = Standardizer::fit(&train.x).map_err(|e| e.to_string())?;
-        train.x = standardised(&scaler, &train.x, &dataset.feature_names)?;
-        test.x = standardised(&scaler, &test.x, &dataset.feature_names)?;
+        let names = &dataset.feature_names;
+        let scaler = Standardizer::fit_named(&train.x, names).map_err(|e| cannot_scale(&e))?;
+        train.x = standardised(&scaler, &train.x, names)?;
+        test.x = standardised(&scaler, &test.x, names)?;
         // A regression target is standardised too (on the training part), and predictions are
         // mapped back before the metrics.
         let target_scale = if task == Task::Regression {
-            let scale = target_standardisation(train.y.as_slice(), &dataset.target_name)?;
+            let column = train
+                .y
+                .reshape(&[train.len(), 1])
+                .map_err(|e| e.to_string())?;
+            let target =
+                Standardizer::fit_named(&column, std::slice::from_ref(&dataset.target_name))
+                    .map_err(|e| cannot_scale(&e))?;
+            let scale = (target.mean()[0], target.std()[0]);
             train.y = train.y.map(|v| (v - scale.0) / scale.1);
             scale
         } else {
@@ -327,27 +326,6 @@ impl Setup {
     }
 }
 
-/// Column names must be unique and not empty: a saved model finds its inputs by name.
-fn check_names(data: &Dataset<f64>) -> Result<(), String> {
-    let names = data.feature_names.iter().chain([&data.target_name]);
-    for (i, name) in names.clone().enumerate() {
-        if name.trim().is_empty() {
-            return Err(format!(
-                "column {} of {} has no name; a saved model finds its inputs by name",
-                i + 1,
-                data.feature_names.len() + 1
-            ));
-        }
-        if names.clone().take(i).any(|n| n == name) {
-            return Err(format!(
-                "the column name \"{name}\" appears more than once; a saved model finds its \
-                 inputs by name"
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The default learning rate: the lecture's 1 for gradient descent on a classifier; for a
 /// regression's mean squared error (curvature 2 in the output bias, so gradient descent at
 /// lr 1 oscillates), 0.1; momentum (which multiplies the steps by about 10) a tenth of those;
@@ -361,97 +339,57 @@ fn default_lr(task: Task, optimizer: OptimizerKind) -> f64 {
     }
 }
 
-/// `x` standardised by `scaler`; a column whose mean or scale is not a finite positive number,
-/// or whose standardised values are not finite, is an error naming it.
+/// A standardisation error, with what to do about it.
+fn cannot_scale(e: &DataError) -> String {
+    format!("{e}; the data cannot be standardised as they are, rescale the column")
+}
+
+/// `x` standardised by `scaler`; a value that standardises to a number too large for the
+/// arithmetic (far outside the training part's range) is an error naming its column.
 fn standardised(
     scaler: &Standardizer<f64>,
     x: &Tensor<f64>,
     names: &[String],
 ) -> Result<Tensor<f64>, String> {
-    let cannot = |j: usize, why: String| {
-        format!(
-            "the column \"{}\" cannot be standardised: {why}; its values are too large or too \
-             small for the arithmetic, rescale them",
-            names[j]
-        )
-    };
-    for (j, (m, s)) in scaler.mean().iter().zip(scaler.std()).enumerate() {
-        if !m.is_finite() {
-            return Err(cannot(j, format!("its mean is {m}")));
-        }
-        if !(s.is_finite() && *s > 0.0) {
-            return Err(cannot(j, format!("its standard deviation is {s}")));
-        }
-    }
     let scaled = scaler.transform(x).map_err(|e| e.to_string())?;
     let d = names.len().max(1);
-    if let Some(i) = scaled.as_slice().iter().position(|v| !v.is_finite()) {
-        return Err(cannot(i % d, "a standardised value is not finite".into()));
-    }
-    Ok(scaled)
-}
-
-/// The mean and scale of a regression target, computed on values divided by the largest
-/// magnitude (so that neither the squares overflow nor tiny values underflow to a scale of 0);
-/// a constant target gets the scale 1.
-fn target_standardisation(y: &[f64], name: &str) -> Result<(f64, f64), String> {
-    let n = y.len().max(1) as f64;
-    let top = y.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
-    if top == 0.0 {
-        return Ok((0.0, 1.0));
-    }
-    let mean = y.iter().map(|v| v / top).sum::<f64>() / n;
-    let var = y.iter().map(|v| (v / top - mean).powi(2)).sum::<f64>() / n;
-    let (mean, std) = (mean * top, var.sqrt() * top);
-    if !(mean.is_finite() && std.is_finite()) {
-        return Err(format!(
-            "the target \"{name}\" cannot be standardised (mean {mean}, standard deviation \
-             {std}): its values are too large for the arithmetic, rescale them"
-        ));
-    }
-    Ok((mean, if std > 0.0 { std } else { 1.0 }))
-}
-
-/// Checks the labels of a classifier, and returns the number of outputs: binary labels must
-/// be 0 or 1, multi-class labels whole numbers from 0 to below [`MAX_CLASSES`].
-fn check_labels(task: Task, y: &Tensor<f64>) -> Result<usize, String> {
-    let y = y.as_slice();
-    let bad =
-        |i: usize, v: f64, what: &str| format!("the target of data row {} is {v}: {what}", i + 1);
-    match task {
-        Task::Binary => {
-            if let Some(i) = y.iter().position(|&v| v != 0.0 && v != 1.0) {
-                return Err(bad(i, y[i], "a binary target must be 0 or 1"));
-            }
-            Ok(1)
-        }
-        Task::Multiclass => {
-            let mut max = 0.0_f64;
-            for (i, &v) in y.iter().enumerate() {
-                if !(v >= 0.0 && v == v.trunc() && v < MAX_CLASSES as f64) {
-                    return Err(bad(
-                        i,
-                        v,
-                        &format!(
-                            "a multi-class target must hold class numbers 0, 1, 2, ... below \
-                             {MAX_CLASSES}"
-                        ),
-                    ));
-                }
-                max = max.max(v);
-            }
-            Ok(max as usize + 1)
-        }
-        _ => Ok(1),
+    match scaled.as_slice().iter().position(|v| !v.is_finite()) {
+        None => Ok(scaled),
+        Some(i) => Err(format!(
+            "the column \"{}\" cannot be standardised: a value standardises to {}; its values \
+             are too large or too small for the arithmetic, rescale them",
+            crate::apply::shown(&names[i % d]),
+            scaled.as_slice()[i]
+        )),
     }
 }
 
-/// For a target that `--task auto` takes for a regression although it holds only whole numbers
-/// from 0 (which could be classes), a note that says so.
-fn regression_note(y: &[f64]) -> Option<String> {
-    if !y.iter().all(|&v| v >= 0.0 && v == v.trunc()) {
-        return None;
-    }
+/// The number of outputs of the network for `task`, after the library's checks of the labels
+/// (binary 0 or 1, multi-class whole numbers below [`data::MAX_CLASSES`]); an error names the
+/// data, the target column and the data row (counted from 1).
+fn outputs(task: Task, source: &str, dataset: &Dataset<f64>) -> Result<usize, String> {
+    let checked = match task {
+        Task::Binary => data::check_binary_labels(&dataset.y).map(|()| 1),
+        Task::Multiclass => data::class_labels(&dataset.y).map(|(_, classes)| classes),
+        Task::Regression | Task::Auto => Ok(1),
+    };
+    checked.map_err(|e| match e {
+        DataError::BadLabel {
+            row, value, rule, ..
+        } => format!(
+            "{source}: the target \"{}\" of data row {} is {value}: {rule} (--task {})",
+            crate::apply::shown(&dataset.target_name),
+            row + 1,
+            format!("{task:?}").to_lowercase()
+        ),
+        e => e.to_string(),
+    })
+}
+
+/// For a target that `--task auto` takes for a regression although it holds only class labels
+/// ([`data::class_labels`]: whole numbers from 0), a note that says so.
+fn regression_note(y: &Tensor<f64>) -> Option<String> {
+    data::class_labels(y).ok()?;
     let mut distinct: Vec<f64> = y.to_vec();
     distinct.sort_by(f64::total_cmp);
     distinct.dedup();
@@ -843,8 +781,7 @@ fn save_model(path: &Path, setup: &Setup, model: &Mlp<f64>, args: &Args) -> Resu
         sizes: setup.sizes.clone(),
         activation: format!("{:?}", args.activation).to_lowercase(),
         task: format!("{:?}", setup.task).to_lowercase(),
-        feature_mean: setup.scaler.mean().to_vec(),
-        feature_std: setup.scaler.std().to_vec(),
+        scaler: setup.scaler.clone(),
         target_mean: setup.target_scale.0,
         target_std: setup.target_scale.1,
         feature_names: Some(setup.feature_names.clone()),
@@ -888,14 +825,15 @@ fn load(args: &Args) -> Result<Dataset<f64>, String> {
     }
 }
 
+/// The task `--task auto` stands for: binary for 0/1 labels, multi-class for class labels
+/// 0..19 (the library's checks of each), regression otherwise.
 fn resolve_task(task: Task, data: &Dataset<f64>) -> Task {
     if task != Task::Auto {
         return task;
     }
-    let y = data.y.as_slice();
-    if y.iter().all(|&v| v == 0.0 || v == 1.0) {
+    if data::check_binary_labels(&data.y).is_ok() {
         Task::Binary
-    } else if y.iter().all(|&v| v >= 0.0 && v == v.trunc() && v < 20.0) {
+    } else if data::class_labels(&data.y).is_ok_and(|(_, classes)| classes <= 20) {
         Task::Multiclass
     } else {
         Task::Regression
@@ -911,7 +849,11 @@ fn loss_of<A: Array<Elem = f64>>(
     let n = y.len();
     match task {
         Task::Multiclass => {
-            let labels: Vec<usize> = y.as_slice().iter().map(|&v| v as usize).collect();
+            let (labels, _) =
+                data::class_labels(y).map_err(|e| perturb::Error::InvalidArgument {
+                    op: "train",
+                    reason: e.to_string(),
+                })?;
             softmax_cross_entropy(out, &labels, Reduction::Mean)
         }
         Task::Regression => mse(
@@ -927,28 +869,32 @@ fn loss_of<A: Array<Elem = f64>>(
     }
 }
 
-/// The share of rows whose predicted class is the target (binary: logit > 0).
-fn accuracy(task: Task, out: &Tensor<f64>, y: &Tensor<f64>) -> f64 {
-    let y = y.as_slice();
-    let correct = if task == Task::Multiclass {
-        let c = out.shape().get(1).copied().unwrap_or(1).max(1);
-        out.as_slice()
-            .chunks(c)
-            .zip(y)
-            .filter(|(row, &t)| {
-                row.iter()
-                    .enumerate()
-                    .fold(0, |b, (i, &v)| if v > row[b] { i } else { b })
-                    == t as usize
-            })
-            .count()
-    } else {
-        out.as_slice()
+/// The class one row of a classifier's outputs predicts: binary 1 where the logit is above 0
+/// and 0 otherwise, multi-class the index of the largest output. NaN where an output
+/// is NaN: it predicts no class (counting it as class 0 would report a broken model's share of
+/// class 0 as its accuracy, and `predict` would print a class for it).
+pub fn predicted_class(task: Task, row: &[f64]) -> f64 {
+    if row.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    match task {
+        Task::Binary => f64::from(u8::from(row[0] > 0.0)),
+        _ => row
             .iter()
-            .zip(y)
-            .filter(|(z, &t)| (**z > 0.0) == (t > 0.5))
-            .count()
-    };
+            .enumerate()
+            .fold(0, |b, (i, &v)| if v > row[b] { i } else { b }) as f64,
+    }
+}
+
+/// The share of rows whose predicted class ([`predicted_class`]) is the target.
+fn accuracy(task: Task, out: &Tensor<f64>, y: &Tensor<f64>) -> f64 {
+    let width = out.shape().get(1).copied().unwrap_or(1).max(1);
+    let correct = out
+        .as_slice()
+        .chunks(width)
+        .zip(y.as_slice())
+        .filter(|(row, &t)| predicted_class(task, row) == t)
+        .count();
     correct as f64 / y.len().max(1) as f64
 }
 
@@ -999,6 +945,20 @@ mod tests {
     }
 
     #[test]
+    fn a_nan_output_predicts_no_class() {
+        let (binary, multi) = (Task::Binary, Task::Multiclass);
+        assert_eq!(predicted_class(binary, &[0.5]), 1.0);
+        assert_eq!(predicted_class(binary, &[-0.5]), 0.0);
+        assert_eq!(predicted_class(multi, &[0.1, 2.0, -1.0]), 1.0);
+        assert_eq!(predicted_class(multi, &[0.5]), 0.0);
+        // Both were class 0 (a NaN is never above 0, nor above the first output).
+        assert!(predicted_class(binary, &[f64::NAN]).is_nan());
+        assert!(predicted_class(multi, &[f64::NAN, 1.0, 2.0]).is_nan());
+        let out = Tensor::from_vec(vec![f64::NAN, -1.0], &[2, 1]).unwrap();
+        assert_eq!(accuracy(binary, &out, &Tensor::vector(&[0.0, 0.0])), 0.5);
+    }
+
+    #[test]
     fn r_squared_is_undefined_without_variation() {
         assert_eq!(
             regression_metrics(&[3.0, 3.0], &[3.25, 3.25]).1,
@@ -1006,20 +966,5 @@ mod tests {
         );
         assert_eq!(regression_metrics(&[1.0], &[2.0]).1, "undefined (one row)");
         assert_eq!(regression_metrics(&[1.0, 2.0], &[1.0, 2.0]).1, "1.0000");
-    }
-
-    #[test]
-    fn the_target_scale_neither_overflows_nor_underflows() {
-        let (m, s) = target_standardisation(&[1e-170, 3e-170], "y").unwrap();
-        assert!(
-            (m - 2e-170).abs() < 1e-184 && (s - 1e-170).abs() < 1e-184,
-            "{m} {s}"
-        );
-        let (m, s) = target_standardisation(&[1e200, 3e200], "y").unwrap();
-        assert!((m / 2e200 - 1.0).abs() < 1e-12 && (s / 1e200 - 1.0).abs() < 1e-12);
-        assert_eq!(
-            target_standardisation(&[3.25, 3.25], "y").unwrap(),
-            (3.25, 1.0)
-        );
     }
 }

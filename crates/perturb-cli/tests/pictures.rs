@@ -2,16 +2,11 @@
 //! classifier of two features; each as PNG (checked by decoding it) and SVG.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-/// A fresh, empty scratch folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("perturb-pictures-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod support;
+use support::scratch;
 
 /// Runs `perturb train` with `args` and `--out dir`, which must succeed; its output.
 fn train(dir: &Path, args: &[&str]) -> String {

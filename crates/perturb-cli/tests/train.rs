@@ -1,25 +1,10 @@
 //! `perturb train` end to end: the default run, a real data set, bad arguments, saved models,
 //! and `perturb predict` / `perturb eval` on new data.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-/// A fresh, empty scratch folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("perturb-train-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Runs `perturb` in `dir` (where `perturb train` writes `perturb-out/` unless told otherwise).
-fn perturb_in(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_perturb"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the binary runs")
-}
+mod support;
+use support::{perturb_in, scratch};
 
 /// Runs `perturb` in a scratch folder: for runs that must fail before writing anything.
 fn perturb(args: &[&str]) -> std::process::Output {

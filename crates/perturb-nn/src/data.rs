@@ -151,6 +151,18 @@ pub enum DataError {
         /// The known names, comma-separated.
         known: String,
     },
+    /// A label that its task does not allow ([`class_labels`], [`check_binary_labels`]).
+    #[error("{op}: row {row} holds {value}; {rule}")]
+    BadLabel {
+        /// The function that was called.
+        op: &'static str,
+        /// The 0-based row of the first bad label.
+        row: usize,
+        /// The label.
+        value: f64,
+        /// What the labels must be.
+        rule: String,
+    },
     /// An argument is out of range, or a tensor has the wrong shape.
     #[error("{op}: {message}")]
     InvalidArgument {
@@ -573,19 +585,7 @@ pub const MAX_RECORD_BYTES: u64 = 4 << 20;
 /// # std::fs::remove_file(&path).ok();
 /// ```
 pub fn load_csv(path: impl AsRef<Path>, target: TargetColumn) -> Result<Dataset<f64>, DataError> {
-    let path = path.as_ref();
-    let name = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            DataError::MissingFile { path: name.clone() }
-        } else {
-            DataError::Io {
-                path: name.clone(),
-                source,
-            }
-        }
-    })?;
-    load_csv_from_reader(file, &name, target)
+    to_dataset(CsvReader::open(path)?, target)
 }
 
 /// [`load_csv`] on any byte stream: `source` names it in errors (a file name, `"stdin"`, ...).
@@ -607,21 +607,16 @@ pub fn load_csv_from_reader(
     source: &str,
     target: TargetColumn,
 ) -> Result<Dataset<f64>, DataError> {
-    let path = source.to_string();
-    // The reader may pull at most MAX_RECORD_BYTES past the end of the last complete record
-    // (plus room for the CSV reader's own buffer), so that no record grows without bound.
-    let limit = Rc::new(Cell::new(RECORD_ALLOWANCE));
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(Bounded {
-            inner: reader,
-            read: 0,
-            limit: Rc::clone(&limit),
-        });
-    let csv_error = |e: csv::Error, line: u64| csv_error(&path, e, line);
-    let header = read_header(&path, reader.byte_headers().map_err(|e| csv_error(e, 1))?)?;
-    limit.set(reader.position().byte() + RECORD_ALLOWANCE);
+    to_dataset(CsvReader::new(reader, source)?, target)
+}
+
+/// The data set of a CSV file whose header has been read: the target column as `y`, every
+/// other column a feature.
+fn to_dataset<R: std::io::Read>(
+    csv: CsvReader<R>,
+    target: TargetColumn,
+) -> Result<Dataset<f64>, DataError> {
+    let (path, header) = (csv.path.clone(), csv.header.clone());
     let width = header.len();
     let t = target_index(&path, &header, &target)?;
     if width == 1 {
@@ -635,48 +630,15 @@ pub fn load_csv_from_reader(
             ),
         });
     }
-
-    let mut x = Vec::new();
-    let mut y = Vec::new();
-    let mut rows = 0usize;
-    let mut record = csv::ByteRecord::new();
-    loop {
-        let next_line = line_of(reader.position());
-        match reader.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(csv_error(e, next_line)),
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let every: Vec<usize> = (0..width).collect();
+    let rows = csv.read_columns(&every, |j, value| {
+        if j == t {
+            y.push(value);
+        } else {
+            x.push(value);
         }
-        limit.set(reader.position().byte() + RECORD_ALLOWANCE);
-        let line = record.position().map_or(next_line, line_of);
-        if record.len() != width {
-            return Err(DataError::RaggedRow {
-                path,
-                line,
-                expected: width,
-                found: record.len(),
-            });
-        }
-        for (j, field) in record.iter().enumerate() {
-            let value = parse_number(field).ok_or_else(|| DataError::NonNumeric {
-                path: path.clone(),
-                line,
-                column: j + 1,
-                column_name: excerpt(header[j].as_bytes()),
-                text: excerpt(field),
-                hint: separator_hint(field, width),
-            })?;
-            if j == t {
-                y.push(value);
-            } else {
-                x.push(value);
-            }
-        }
-        rows += 1;
-    }
-    if rows == 0 {
-        return Err(DataError::NoRows { path });
-    }
+    })?;
     x.shrink_to_fit();
     y.shrink_to_fit();
     let mut feature_names = header;
@@ -687,6 +649,176 @@ pub fn load_csv_from_reader(
         feature_names,
         target_name,
     })
+}
+
+/// A CSV file with a header row, read once as a stream: [`new`](Self::new) reads and checks
+/// the header as [`load_csv`] does, [`read_columns`](Self::read_columns) then reads the
+/// numbers of the columns asked for, straight into the caller's buffers, with [`load_csv`]'s
+/// checks and errors (ragged rows, fields that are not finite numbers, rows longer than
+/// [`MAX_RECORD_BYTES`], no data rows). For a program that needs only some columns of a file,
+/// or a file without a target column (new data to predict on).
+///
+/// ```
+/// use perturb_nn::data::CsvReader;
+/// let text = "a, note, b\n1, x, 2\n3, y, 4\n";
+/// let csv = CsvReader::new(text.as_bytes(), "inline").unwrap();
+/// assert_eq!(csv.header(), ["a", "note", "b"]);
+/// let mut b_then_a = Vec::new();
+/// let rows = csv.read_columns(&[2, 0], |_, v| b_then_a.push(v)).unwrap();
+/// assert_eq!((rows, b_then_a), (2, vec![2.0, 1.0, 4.0, 3.0]));
+/// let csv = CsvReader::new(text.as_bytes(), "inline").unwrap();
+/// let err = csv.read_columns(&[1], |_, _| {}).unwrap_err().to_string();
+/// assert!(err.contains("inline, line 2, column 2 (note): \" x\" is not a finite number"), "{err}");
+/// ```
+pub struct CsvReader<R> {
+    path: String,
+    reader: csv::Reader<Bounded<R>>,
+    limit: Rc<Cell<u64>>,
+    header: Vec<String>,
+}
+
+impl CsvReader<std::fs::File> {
+    /// Opens the file `path` and reads its header; an error names the file (not found, not
+    /// readable, a folder, or a header [`new`](Self::new) refuses).
+    ///
+    /// ```
+    /// let err = perturb_nn::data::CsvReader::open("no/such.csv").err().unwrap();
+    /// assert_eq!(err.to_string(), "no/such.csv: file not found");
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, DataError> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                DataError::MissingFile { path: name.clone() }
+            } else {
+                DataError::Io {
+                    path: name.clone(),
+                    source,
+                }
+            }
+        })?;
+        Self::new(file, &name)
+    }
+}
+
+impl<R: std::io::Read> CsvReader<R> {
+    /// Reads the header of the CSV text in `reader` (`source` names it in errors): an error if
+    /// there is none, or a name is empty, repeated or not UTF-8.
+    ///
+    /// ```
+    /// use perturb_nn::data::CsvReader;
+    /// let err = CsvReader::new("a,a\n1,2\n".as_bytes(), "t.csv").err().unwrap().to_string();
+    /// assert!(err.contains("t.csv, line 1 (the header)"), "{err}");
+    /// ```
+    pub fn new(reader: R, source: &str) -> Result<Self, DataError> {
+        let path = source.to_string();
+        // The reader may pull at most MAX_RECORD_BYTES past the end of the last complete
+        // record (plus room for the CSV reader's own buffer), so that no record grows without
+        // bound.
+        let limit = Rc::new(Cell::new(RECORD_ALLOWANCE));
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(Bounded {
+                inner: reader,
+                read: 0,
+                limit: Rc::clone(&limit),
+            });
+        let header = read_header(
+            &path,
+            reader.byte_headers().map_err(|e| csv_error(&path, e, 1))?,
+        )?;
+        limit.set(reader.position().byte() + RECORD_ALLOWANCE);
+        Ok(CsvReader {
+            path,
+            reader,
+            limit,
+            header,
+        })
+    }
+
+    /// The header's column names, trimmed.
+    ///
+    /// ```
+    /// let csv = perturb_nn::data::CsvReader::new(" x , y\n1,2\n".as_bytes(), "t").unwrap();
+    /// assert_eq!(csv.header(), ["x", "y"]);
+    /// ```
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    /// Reads every data row: each must have as many fields as the header, and its fields in
+    /// `columns` (0-based, in that order) must be finite numbers, given to `each(k, value)` for
+    /// `columns[k]`; the other fields are not parsed. Returns the number of rows (an error if
+    /// there is none, or if a column is not in the header).
+    ///
+    /// ```
+    /// let csv = perturb_nn::data::CsvReader::new("x,y\n1,2\n3\n".as_bytes(), "t").unwrap();
+    /// let err = csv.read_columns(&[0], |_, _| {}).unwrap_err().to_string();
+    /// assert_eq!(err, "t, line 3: the row has 1 fields but the header has 2");
+    /// ```
+    pub fn read_columns(
+        mut self,
+        columns: &[usize],
+        mut each: impl FnMut(usize, f64),
+    ) -> Result<usize, DataError> {
+        let (path, header) = (&self.path, &self.header);
+        let width = header.len();
+        if let Some(&j) = columns.iter().find(|&&j| j >= width) {
+            return Err(invalid(
+                "CsvReader::read_columns",
+                format!("column {j} asked for, but {path} has {width} columns"),
+            ));
+        }
+        let mut rows = 0usize;
+        let mut record = csv::ByteRecord::new();
+        loop {
+            let next_line = line_of(self.reader.position());
+            match self.reader.read_byte_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return Err(csv_error(path, e, next_line)),
+            }
+            self.limit
+                .set(self.reader.position().byte() + RECORD_ALLOWANCE);
+            let line = record.position().map_or(next_line, line_of);
+            if record.len() != width {
+                return Err(DataError::RaggedRow {
+                    path: path.clone(),
+                    line,
+                    expected: width,
+                    found: record.len(),
+                });
+            }
+            for (k, &j) in columns.iter().enumerate() {
+                let field = &record[j];
+                let value = parse_number(field).ok_or_else(|| DataError::NonNumeric {
+                    path: path.clone(),
+                    line,
+                    column: j + 1,
+                    column_name: excerpt(header[j].as_bytes()),
+                    text: excerpt(field),
+                    hint: separator_hint(field, width),
+                })?;
+                each(k, value);
+            }
+            rows += 1;
+        }
+        if rows == 0 {
+            return Err(DataError::NoRows { path: path.clone() });
+        }
+        Ok(rows)
+    }
+}
+
+impl<R> fmt::Debug for CsvReader<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CsvReader")
+            .field("path", &self.path)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How far the CSV reader may read past the last complete record: the record limit plus its
@@ -968,25 +1100,66 @@ pub const MAX_CLASSES: usize = 65_536;
 /// assert!(class_labels(&Tensor::vector(&[1e9_f64])).is_err());
 /// ```
 pub fn class_labels<T: Element>(y: &Tensor<T>) -> Result<(Vec<usize>, usize), DataError> {
-    const OP: &str = "class_labels";
-    let mut labels = Vec::with_capacity(y.len());
-    for (i, &v) in y.as_slice().iter().enumerate() {
-        let label = v
-            .to_f64()
-            .filter(|v| *v >= 0.0 && v.fract() == 0.0 && *v < MAX_CLASSES as f64)
-            .ok_or_else(|| {
-                invalid(
-                    OP,
-                    format!(
-                        "row {i} holds {v}; class labels must be whole numbers from 0 to {}",
-                        MAX_CLASSES - 1
-                    ),
-                )
-            })?;
-        labels.push(label as usize);
-    }
+    let whole = |v: f64| v >= 0.0 && v.fract() == 0.0 && v < MAX_CLASSES as f64;
+    first_bad_label("class_labels", y, whole, || {
+        format!(
+            "class labels must be whole numbers from 0 to {}",
+            MAX_CLASSES - 1
+        )
+    })?;
+    let labels: Vec<usize> = y
+        .as_slice()
+        .iter()
+        .map(|v| v.to_f64().map_or(0, |v| v as usize))
+        .collect();
     let classes = labels.iter().max().map_or(0, |&m| m + 1);
     Ok((labels, classes))
+}
+
+/// Whether `v` is a label of a binary task: 0 or 1 (what
+/// [`logistic_nll`](crate::loss::logistic_nll) and [`check_binary_labels`] accept).
+pub(crate) fn is_binary_label(v: f64) -> bool {
+    v == 0.0 || v == 1.0
+}
+
+/// Checks that every label of a binary target is 0 or 1, as
+/// [`logistic_nll`](crate::loss::logistic_nll) needs: an error names the first row that is not
+/// (with `2 y - 1`, a label of 2 would act as a heavier 1 and 0.5 would carry no gradient).
+/// Check the labels of a data set with it before training, where the row still means
+/// something to the user.
+///
+/// ```
+/// use perturb::tensor::Tensor;
+/// use perturb_nn::data::{check_binary_labels, DataError};
+/// assert!(check_binary_labels(&Tensor::vector(&[0.0_f64, 1.0, 1.0])).is_ok());
+/// let err = check_binary_labels(&Tensor::vector(&[1.0_f64, 2.0])).unwrap_err();
+/// assert!(matches!(err, DataError::BadLabel { row: 1, value, .. } if value == 2.0));
+/// assert!(err.to_string().contains("row 1 holds 2; binary labels must be 0 or 1"), "{err}");
+/// ```
+pub fn check_binary_labels<T: Element>(y: &Tensor<T>) -> Result<(), DataError> {
+    first_bad_label("check_binary_labels", y, is_binary_label, || {
+        "binary labels must be 0 or 1".to_string()
+    })
+}
+
+/// A [`DataError::BadLabel`] at the first label of `y` that is not `ok`, with `rule` saying
+/// what the labels must be.
+fn first_bad_label<T: Element>(
+    op: &'static str,
+    y: &Tensor<T>,
+    ok: impl Fn(f64) -> bool,
+    rule: impl Fn() -> String,
+) -> Result<(), DataError> {
+    let values = y.as_slice().iter().map(|v| v.to_f64().unwrap_or(f64::NAN));
+    match values.enumerate().find(|&(_, v)| !ok(v)) {
+        None => Ok(()),
+        Some((row, value)) => Err(DataError::BadLabel {
+            op,
+            row,
+            value,
+            rule: rule(),
+        }),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

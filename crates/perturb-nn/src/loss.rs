@@ -15,6 +15,7 @@
 //! assert_eq!(tape.gradient(&loss, &[&z]).unwrap()[0].to_vec(), vec![-0.5, 0.5]);
 //! ```
 
+use crate::data::is_binary_label;
 use perturb::tensor::{Array, Element, Tensor};
 use perturb::Error;
 
@@ -98,6 +99,11 @@ fn check_values<A: Array>(
     }
 }
 
+/// Checks that every label is 0 or 1 ([`is_binary_label`]), naming the first that is not.
+fn check_binary<A: Array>(op: &'static str, labels: &A) -> Result<(), Error> {
+    check_values(op, "label", labels, is_binary_label, "is not 0 or 1")
+}
+
 /// Sums `per_element` to a 0-d array, divided by `count` for [`Reduction::Mean`].
 fn reduce<A: Array>(
     op: &'static str,
@@ -136,13 +142,7 @@ fn reduce<A: Array>(
 pub fn logistic_nll<A: Array>(logits: &A, labels: &A, reduction: Reduction) -> Result<A, Error> {
     let op = "logistic_nll";
     same_shape(op, (logits, labels), ("logits", "labels"))?;
-    check_values(
-        op,
-        "label",
-        labels,
-        |y| y == 0.0 || y == 1.0,
-        "is not 0 or 1",
-    )?;
+    check_binary(op, labels)?;
     let sign = labels.scale(A::elem(2.0)).add_scalar(A::elem(-1.0));
     let per = logits.try_mul(&sign)?.log_sigmoid().neg();
     reduce(op, &per, logits.shape().iter().product(), reduction)
@@ -269,13 +269,7 @@ pub fn mse<A: Array>(predictions: &A, targets: &A, reduction: Reduction) -> Resu
 pub fn binary_accuracy<T: Element>(logits: &Tensor<T>, labels: &Tensor<T>) -> Result<f64, Error> {
     let op = "binary_accuracy";
     same_shape(op, (logits, labels), ("logits", "labels"))?;
-    check_values(
-        op,
-        "label",
-        labels,
-        |y| y == 0.0 || y == 1.0,
-        "is not 0 or 1",
-    )?;
+    check_binary(op, labels)?;
     check_values(op, "logit", logits, |z| !z.is_nan(), "predicts no class")?;
     let zero = T::zero();
     let half = T::from_f64(0.5).unwrap_or_else(T::nan);

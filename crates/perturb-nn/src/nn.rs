@@ -336,6 +336,29 @@ fn parameter_count(op: &'static str, sizes: &[usize]) -> Result<usize, Error> {
     }
 }
 
+/// The number of parameters of an [`Mlp`] with these layer sizes, after the checks
+/// [`Mlp::new`] makes before allocating: at least two sizes, none 0, and at most
+/// [`MAX_PARAMETERS`] parameters (with checked arithmetic). Use it to refuse sizes read from a
+/// file or a command line before building anything.
+///
+/// ```
+/// use perturb_nn::nn::mlp_parameters;
+/// assert_eq!(mlp_parameters(&[2, 3, 1]).unwrap(), 13);
+/// assert!(mlp_parameters(&[2]).is_err());
+/// assert!(mlp_parameters(&[2, 0, 1]).is_err());
+/// let err = mlp_parameters(&[2, 100_000, 100_000, 1]).unwrap_err().to_string();
+/// assert!(err.contains("more than 1073741824 parameters"), "{err}");
+/// ```
+pub fn mlp_parameters(sizes: &[usize]) -> Result<usize, Error> {
+    if sizes.len() < 2 {
+        return Err(Error::InvalidArgument {
+            op: "Mlp::new",
+            reason: format!("needs at least two layer sizes (inputs and outputs), got {sizes:?}"),
+        });
+    }
+    parameter_count("Mlp::new", sizes)
+}
+
 /// A multilayer perceptron: [`Linear`] layers with an activation after each but the last (the
 /// output layer gives raw values, e.g. logits).
 ///
@@ -373,15 +396,7 @@ impl<T: Element> Mlp<T> {
         init: Init,
         seed: u64,
     ) -> Result<Self, Error> {
-        if sizes.len() < 2 {
-            return Err(Error::InvalidArgument {
-                op: "Mlp::new",
-                reason: format!(
-                    "needs at least two layer sizes (inputs and outputs), got {sizes:?}"
-                ),
-            });
-        }
-        parameter_count("Mlp::new", sizes)?;
+        mlp_parameters(sizes)?;
         let layers = sizes
             .windows(2)
             .enumerate()
