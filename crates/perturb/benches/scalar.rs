@@ -68,6 +68,22 @@ fn bench_rosenbrock(c: &mut Criterion) {
     group.bench_function("functional_gradient", |b| {
         b.iter(|| perturb::gradient(|x| rosenbrock(x), black_box(&x)))
     });
+    // The same tape gradient with the debugging mode on: every operation checks its value and
+    // the sweep every cotangent (the rows above have it off, which is the default).
+    group.bench_function("tape_gradient_debug_on", |b| {
+        b.iter(|| {
+            perturb::debug::detect_non_finite(|| {
+                let grad = {
+                    let xs = tape.vars(black_box(&x));
+                    let y = rosenbrock(&xs);
+                    tape.gradient_wrt(y, &xs).unwrap()
+                };
+                tape.clear();
+                grad
+            })
+            .unwrap()
+        })
+    });
     group.finish();
 }
 

@@ -252,6 +252,21 @@ fn bench_rosenbrock(c: &mut Criterion) {
             grad
         })
     });
+    // With the debugging mode on (every value and cotangent checked); off is the row above.
+    group.bench_function("perturb_gradient_debug_on", |b| {
+        b.iter(|| {
+            perturb::debug::detect_non_finite(|| {
+                let grad = {
+                    let xv = tape.var(black_box(&x).clone());
+                    let y = rosenbrock(&xv);
+                    tape.gradient(&y, &[&xv]).unwrap()
+                };
+                tape.clear();
+                grad
+            })
+            .unwrap()
+        })
+    });
     group.finish();
 }
 
