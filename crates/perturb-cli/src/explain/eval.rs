@@ -187,6 +187,10 @@ pub struct NodeInfo {
     pub span: Option<Span>,
     /// Something to say about the local partials (`x*x`: the two partials are added).
     pub note: Option<String>,
+    /// Why a local partial that the tape gives by convention does not exist here (`x^y` at a
+    /// negative `x` has no derivative in `y`, yet the tape says 0): the node cannot be swept
+    /// if the output depends on it.
+    pub no_derivative: Option<String>,
 }
 
 /// A line of the value view, in the order the program defines things.
@@ -266,6 +270,7 @@ pub fn evaluate(
             definition: "input".into(),
             span: None,
             note: None,
+            no_derivative: None,
         });
         ev.rows.push(Row::Node(node));
         variables.push(Variable {
@@ -713,6 +718,7 @@ impl<'t> Evaluator<'t> {
                     definition: format!("(part of {definition})"),
                     span: Some(span),
                     note: None,
+                    no_derivative: None,
                 });
             }
             let name = match top {
@@ -732,6 +738,7 @@ impl<'t> Evaluator<'t> {
                 definition,
                 span: Some(span),
                 note,
+                no_derivative: no_exponent_derivative(op, operands),
             });
             return Ok(Operand {
                 var: value,
@@ -784,12 +791,17 @@ impl<'t> Evaluator<'t> {
         } else {
             format!("{value}")
         };
-        // The operands that are names: constants are already in the definition.
-        let given: Vec<String> = operands
-            .iter()
-            .filter(|o| !o.var.is_constant() || o.text.parse::<f64>().is_err())
-            .map(Operand::describe)
-            .collect();
+        // The operands that are names, each once (`x^x`): constants are already in the
+        // definition.
+        let mut given: Vec<String> = Vec::new();
+        for o in operands {
+            let described = o.describe();
+            if (!o.var.is_constant() || o.text.parse::<f64>().is_err())
+                && !given.contains(&described)
+            {
+                given.push(described);
+            }
+        }
         let reason = domain_reason(op, &args).unwrap_or_else(|| {
             if value.is_infinite() {
                 "the result is too large for a 64-bit float".into()
@@ -827,6 +839,34 @@ fn point_note(point: &[(String, f64)]) -> String {
         .map(|(n, v)| format!("{n} = {}", given(*v)))
         .collect();
     format!("at {}", listed(values))
+}
+
+/// Why `a^b` has no derivative in its exponent `b` where `b` depends on a variable (is a
+/// node) and the base is negative, or 0 with `b = 0`; there the tape gives the exponent a
+/// partial of 0 by convention, which is no derivative to report.
+fn no_exponent_derivative(op: Op, operands: &[Operand<'_>]) -> Option<String> {
+    let (Op::Binary(BinOp::Pow) | Op::Func(Func::Pow), [a, b]) = (op, operands) else {
+        return None;
+    };
+    let (base, exponent) = (a.var.value(), b.var.value());
+    if b.var.node().is_none() {
+        return None;
+    }
+    if base < 0.0 {
+        Some(format!(
+            "a negative base ({}) has real powers only at whole exponents, so the power is \
+             not differentiable in its exponent",
+            a.describe()
+        ))
+    } else if base == 0.0 && exponent == 0.0 {
+        Some(
+            "0 to a power is 0 for positive exponents, 1 at 0 and infinite for negative ones, \
+             so it is not differentiable in the exponent at 0"
+                .into(),
+        )
+    } else {
+        None
+    }
 }
 
 /// `a^b`: an integer power (`powi`, one parent) when the exponent is a constant integer, else
@@ -936,6 +976,20 @@ fn check_partials(
         .zip(reached)
         .filter(|(_, &r)| r)
     {
+        if let Some(why) = &info.no_derivative {
+            let mut e = ExplainError::new(format!(
+                "`{} = {}` has no derivative in its exponent here: {why}",
+                info.name, info.definition
+            ));
+            e.span = info.span;
+            e.notes.push(point_note(point));
+            e.notes.push(
+                "(a whole power written as a number, such as x^3, is differentiated in its \
+                 base alone)"
+                    .into(),
+            );
+            return Err(e);
+        }
         for (&p, &d) in node.parents.iter().zip(&node.partials) {
             if d.is_finite() {
                 continue;
