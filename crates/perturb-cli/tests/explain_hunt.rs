@@ -82,3 +82,39 @@ fn an_error_names_each_operand_once() {
     let err = stderr(&out);
     assert!(err.contains("(with x = -0.5)"), "{err}");
 }
+
+/// A product, quotient, power or exponential that underflows to 0 was shown as 0 with no
+/// word: `x^2/x` at 1e-300 gave f = 0 and df/dx = 2 (exactly: 1e-300 and 1), `x*y` at
+/// (1e-200, 1e-200) gave 0 (exactly 1e-400). Sums near 0 are exact and say nothing.
+#[test]
+fn a_value_that_underflows_to_zero_is_said() {
+    for (src, at, culprit) in [
+        ("x^2/x", "x=1e-300", "`t1 = x^2` underflows to 0"),
+        ("x*y", "x=1e-200,y=1e-200", "`f = x*y` underflows to 0"),
+        (
+            "a = x*1e-300; a*1e-300 + x",
+            "x=1",
+            "`t1 = a*1e-300` underflows",
+        ),
+        (
+            "exp(-x)",
+            "x=800",
+            "`f = exp(t1)` underflows to 0 here (with t1 = -800)",
+        ),
+        ("sigmoid(x) + x", "x=-800", "underflows"),
+        ("x/y", "x=1e-300,y=1e300", "underflows"),
+        ("1e-200*1e-200 + x", "x=1", "`1e-200*1e-200` underflows"),
+    ] {
+        let w = warnings(&json(src, at));
+        assert!(w.contains(culprit), "{src} at {at}: {w}");
+    }
+    for (src, at) in [
+        ("x*0 + 0/x + 0^x", "x=1"),
+        ("x - y", "x=1e-310,y=1e-310"),
+        ("x*y", "x=1e-300,y=1e-20"), // 1e-320 is a subnormal, not 0
+        ("relu(x) + sin(x)", "x=0"),
+    ] {
+        let w = warnings(&json(src, at));
+        assert!(!w.contains("underflows"), "{src} at {at}: {w}");
+    }
+}

@@ -254,6 +254,7 @@ pub fn evaluate(
         rows: Vec::new(),
         reserved: resolved.reserved,
         pending: Vec::new(),
+        underflows: Vec::new(),
         next_temp: 1,
         point: resolved.used.clone(),
         tape: &tape,
@@ -354,6 +355,7 @@ pub fn evaluate(
     ));
     let mut warnings = resolved.warnings;
     warnings.extend(capped(unused, MAX_WARNINGS));
+    warnings.extend(capped(ev.underflows, MAX_WARNINGS));
     Ok(Evaluation {
         trace,
         nodes: ev.nodes,
@@ -550,6 +552,8 @@ struct Evaluator<'t> {
     reserved: HashSet<String>,
     /// Why each value that is not finite is not (see [`Operand::poison`]).
     pending: Vec<ExplainError>,
+    /// A warning for each value that underflowed to 0 (see [`underflowed`]).
+    underflows: Vec<String>,
     next_temp: usize,
     /// The variables and their values, for error messages.
     point: Vec<(String, f64)>,
@@ -707,6 +711,7 @@ impl<'t> Evaluator<'t> {
             self.pending.push(e);
             poison = Some(self.pending.len() - 1);
         }
+        let underflow = poison.is_none() && value.value() == 0.0 && underflowed(op, operands);
         if self.tape.len() > self.nodes.len() {
             // One operation records one node; should one ever record more, the extra ones
             // still get a name.
@@ -725,6 +730,9 @@ impl<'t> Evaluator<'t> {
                 Some(top) => top.to_string(),
                 None => self.temp(),
             };
+            if underflow {
+                self.warn_underflow(&format!("{name} = {definition}"), operands);
+            }
             self.rows.push(Row::Node(self.nodes.len()));
             let note = match operands {
                 [a, b] if a.var.node().is_some() && a.var.node() == b.var.node() => Some(format!(
@@ -746,6 +754,9 @@ impl<'t> Evaluator<'t> {
                 prec: ATOM,
                 poison,
             });
+        }
+        if underflow {
+            self.warn_underflow(&definition, operands);
         }
         match value.node() {
             Some(n) => Ok(Operand {
@@ -826,6 +837,43 @@ impl<'t> Evaluator<'t> {
 
     fn point_note(&self) -> String {
         point_note(&self.point)
+    }
+
+    /// Says that `named` (`t1 = x*y`, or a constant's definition) underflowed to 0.
+    fn warn_underflow(&mut self, named: &str, operands: &[Operand<'t>]) {
+        let given: Vec<String> = operands
+            .iter()
+            .filter(|o| !o.var.is_constant())
+            .map(Operand::describe)
+            .collect();
+        let with = if given.is_empty() {
+            String::new()
+        } else {
+            format!(" (with {})", listed(given))
+        };
+        self.underflows.push(format!(
+            "`{named}` underflows to 0 here{with}: its exact value is not 0 but is below the \
+             smallest 64-bit float (about 4.9e-324), so the values and derivatives computed \
+             from it may be wrong"
+        ));
+    }
+}
+
+/// Whether an operation whose result is 0 has an exact result that is not 0, with operands
+/// that are finite: a product or quotient of numbers that are not 0, a power of a base that
+/// is not 0, a function that is never 0 (`exp`, `sigmoid`). Sums and differences are exact
+/// near 0 (the smallest floats are evenly spaced), so they never underflow.
+fn underflowed(op: Op, operands: &[Operand<'_>]) -> bool {
+    let value = |k: usize| operands.get(k).map_or(f64::NAN, |o| o.var.value());
+    let (x, y) = (value(0), value(1));
+    match op {
+        Op::Binary(BinOp::Mul) => x != 0.0 && y != 0.0,
+        Op::Binary(BinOp::Div) | Op::Binary(BinOp::Pow) | Op::Func(Func::Pow) => x != 0.0,
+        Op::Func(Func::Hypot) => x != 0.0 || y != 0.0,
+        Op::Func(Func::Exp | Func::Exp2 | Func::Sigmoid | Func::Softplus | Func::LogSigmoid) => {
+            true
+        }
+        _ => false,
     }
 }
 
