@@ -118,3 +118,31 @@ fn a_value_that_underflows_to_zero_is_said() {
         assert!(!w.contains("underflows"), "{src} at {at}: {w}");
     }
 }
+
+/// A local partial that overflows was blamed on the function: `log(x)` at 1e-310 said "ln is
+/// not differentiable where x = 1e-310" (its derivative there is 1/x = 1e310, too large for
+/// a float), as did `recip` at 1e-308 and `x^-0.5` at 1e-310.
+#[test]
+fn an_overflowing_partial_is_not_called_a_singular_point() {
+    for (src, at) in [
+        ("log(x)", "x=1e-310"),
+        ("recip(x)", "x=1e-308"),
+        ("x^-0.5", "x=1e-310"),
+    ] {
+        let out = perturb(&["explain", src, "--at", at]);
+        assert_eq!(out.status.code(), Some(1), "{src} at {at}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("too large for a 64-bit float") && !err.contains("not differentiable"),
+            "{src} at {at}: {err}"
+        );
+    }
+    for (src, at) in [("sqrt(x)", "x=0"), ("asin(x)", "x=-1"), ("acosh(x)", "x=1")] {
+        let out = perturb(&["explain", src, "--at", at]);
+        let err = stderr(&out);
+        assert!(
+            err.contains("not differentiable where x = "),
+            "{src}: {err}"
+        );
+    }
+}

@@ -1043,20 +1043,33 @@ fn check_partials(
                 continue;
             }
             let parent = nodes.get(p).map_or("?", |i| i.name.as_str());
+            let at = trace.nodes.get(p).map_or(f64::NAN, |n| n.value);
+            // The functions' singular points (sqrt, cbrt and powers at 0, asin and acos at
+            // +-1, acosh at 1) are at 0 or +-1; elsewhere an infinite partial has a finite
+            // exact value that a 64-bit float cannot hold (d log(x)/dx = 1/x at 1e-310).
+            let why = if d.is_nan() || at == 0.0 || at.abs() == 1.0 {
+                format!(
+                    "{} is not differentiable where {parent} = {}",
+                    node.op,
+                    number(at)
+                )
+            } else {
+                format!(
+                    "its exact value, where {parent} = {}, is too large for a 64-bit float",
+                    number(at)
+                )
+            };
             let mut e = ExplainError::new(format!(
-                "`{} = {}` has no finite derivative here: its local partial ∂{}/∂{} is {} \
-                 ({} is not differentiable where {parent} = {})",
+                "`{} = {}` has no finite derivative here: its local partial ∂{}/∂{parent} is \
+                 {} ({why})",
                 info.name,
                 info.definition,
                 info.name,
-                parent,
                 if d.is_nan() {
                     "NaN".to_string()
                 } else {
                     format!("{d}")
                 },
-                node.op,
-                number(trace.nodes.get(p).map_or(f64::NAN, |n| n.value)),
             ));
             e.span = info.span;
             e.notes.push(point_note(point));
