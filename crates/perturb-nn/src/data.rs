@@ -1203,11 +1203,13 @@ impl<T: Element> Standardizer<T> {
         &self.std
     }
 
+    /// `f(v, mean, std)` for every element `v` of `x`, `(m, d)`; an error naming the row and
+    /// column where `f` gives `None` (a finite value whose result a float cannot hold).
     fn apply(
         &self,
         op: &'static str,
         x: &Tensor<T>,
-        f: impl Fn(T, T, T) -> T,
+        f: impl Fn(T, T, T) -> Option<T>,
     ) -> Result<Tensor<T>, DataError> {
         let d = self.mean.len();
         match x.shape() {
@@ -1219,36 +1221,61 @@ impl<T: Element> Standardizer<T> {
                 ))
             }
         }
-        let data = x
-            .as_slice()
-            .iter()
-            .enumerate()
-            .map(|(k, &v)| f(v, self.mean[k % d], self.std[k % d]))
-            .collect();
+        let mut data = Vec::with_capacity(x.len());
+        for (k, &v) in x.as_slice().iter().enumerate() {
+            let (m, s) = (self.mean[k % d], self.std[k % d]);
+            let Some(r) = f(v, m, s) else {
+                let e = |t: T| t.to_f64().unwrap_or(f64::NAN);
+                return Err(invalid(
+                    op,
+                    format!(
+                        "row {}, column {}: the value {:e} (with mean {:e} and std {:e}) gives a \
+                         result too large for the number type; it is far outside the data \
+                         the standardizer was fitted on",
+                        k / d,
+                        k % d,
+                        e(v),
+                        e(m),
+                        e(s)
+                    ),
+                ));
+            };
+            data.push(r);
+        }
         Ok(Tensor::from_vec(data, x.shape())?)
     }
 
-    /// `(x - mean) / std`, column by column; `x` must be `(m, d)` with the fitted `d`.
+    /// `(x - mean) / std`, column by column; `x` must be `(m, d)` with the fitted `d`. An
+    /// error names the row and column of a finite value whose result is too large for `T`
+    /// (a value 1e10 in a column fitted with std 1e-300), rather than an infinity for the model.
     ///
     /// ```
     /// use perturb::tensor::Tensor;
     /// let s = perturb_nn::data::Standardizer::fit(&Tensor::from_vec(vec![0.0, 2.0], &[2, 1]).unwrap()).unwrap();
     /// assert_eq!(s.transform(&Tensor::from_vec(vec![3.0], &[1, 1]).unwrap()).unwrap().to_vec(), vec![2.0]);
     /// assert!(s.transform(&Tensor::zeros(&[1, 2])).is_err());
+    /// assert!(s.transform(&Tensor::from_vec(vec![1e308], &[1, 1]).unwrap()).is_ok());
+    /// let tiny = Tensor::from_vec(vec![1e-300, 2e-300], &[2, 1]).unwrap();
+    /// let s = perturb_nn::data::Standardizer::fit(&tiny).unwrap();
+    /// let err = s.transform(&Tensor::from_vec(vec![1e10], &[1, 1]).unwrap()).unwrap_err();
+    /// assert!(err.to_string().contains("row 0, column 0"), "{err}");
     /// ```
     pub fn transform(&self, x: &Tensor<T>) -> Result<Tensor<T>, DataError> {
         self.apply("Standardizer::transform", x, |v, m, s| {
             let z = (v - m) / s;
             // v - m overflows only where both are near the largest number; then divide first.
-            if z.is_finite() || !v.is_finite() {
+            let z = if z.is_finite() || !v.is_finite() {
                 z
             } else {
                 v / s - m / s
-            }
+            };
+            (z.is_finite() || !v.is_finite()).then_some(z)
         })
     }
 
-    /// `x * std + mean`, column by column: undoes [`transform`](Self::transform).
+    /// `x * std + mean`, column by column: undoes [`transform`](Self::transform), also where
+    /// `x * std` alone would overflow (the data's extremes near the largest float). An error
+    /// names the row and column of a finite value whose result is too large for `T`.
     ///
     /// ```
     /// use perturb::tensor::Tensor;
@@ -1256,9 +1283,26 @@ impl<T: Element> Standardizer<T> {
     /// let s = perturb_nn::data::Standardizer::fit(&x).unwrap();
     /// let back = s.inverse_transform(&s.transform(&x).unwrap()).unwrap();
     /// assert!(back.all_close(&x, 1e-12));
+    /// // Values at +-1.7e308 come back, although -1.73 * std (1.47e308) overflows.
+    /// let big = Tensor::from_vec(vec![1.7e308, 1.7e308, 1.7e308, -1.7e308], &[4, 1]).unwrap();
+    /// let s = perturb_nn::data::Standardizer::fit(&big).unwrap();
+    /// let back = s.inverse_transform(&s.transform(&big).unwrap()).unwrap();
+    /// assert!(back.all_close(&big, 1e-12), "{:?}", back.to_vec());
+    /// assert!(s.inverse_transform(&Tensor::from_vec(vec![10.0], &[1, 1]).unwrap()).is_err());
     /// ```
     pub fn inverse_transform(&self, x: &Tensor<T>) -> Result<Tensor<T>, DataError> {
-        self.apply("Standardizer::inverse_transform", x, |v, m, s| v * s + m)
+        self.apply("Standardizer::inverse_transform", x, |v, m, s| {
+            let r = v * s + m;
+            // v * s overflows first where the result is near the largest number; then halve
+            // both terms (exact at these sizes) and double the sum.
+            let two = T::one() + T::one();
+            let r = if r.is_finite() || !v.is_finite() {
+                r
+            } else {
+                (v * (s / two) + m / two) * two
+            };
+            (r.is_finite() || !v.is_finite()).then_some(r)
+        })
     }
 }
 

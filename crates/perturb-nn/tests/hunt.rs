@@ -1,0 +1,47 @@
+//! perturb-nn against independent references on edge inputs (closed forms, the exact data a
+//! transform must give back). Each test failed before its fix.
+
+use perturb::tensor::Tensor;
+use perturb_nn::data::Standardizer;
+
+/// `inverse_transform` computed `z * std + mean` directly: for a column holding +-1.7e308 the
+/// standardised -1.73 times std 1.47e308 overflowed, so -1.7e308 came back as -inf.
+/// `transform` of a value far outside the fitted data (1e10 in a column of std 5e-301) gave
+/// inf, silently, for the model's input. Both are now errors naming the row and column when no
+/// finite result exists, and exact where one does.
+#[test]
+fn standardizer_round_trips_at_the_float_limits_and_refuses_overflow() {
+    let x = Tensor::from_vec(vec![1.7e308_f64, 1.7e308, 1.7e308, -1.7e308], &[4, 1]).unwrap();
+    let s = Standardizer::fit(&x).unwrap();
+    let back = s.inverse_transform(&s.transform(&x).unwrap()).unwrap();
+    for (b, x) in back.to_vec().into_iter().zip(x.to_vec()) {
+        assert!((b - x).abs() <= 1e-15 * x.abs(), "{b} for {x}");
+    }
+    // f32 too: +-3e38 near f32::MAX.
+    let x32 = Tensor::from_vec(vec![3e38_f32, 3e38, 3e38, -3e38], &[4, 1]).unwrap();
+    let s32 = Standardizer::fit(&x32).unwrap();
+    let back = s32
+        .inverse_transform(&s32.transform(&x32).unwrap())
+        .unwrap();
+    for (b, x) in back.to_vec().into_iter().zip(x32.to_vec()) {
+        assert!((b - x).abs() <= 1e-6 * x.abs(), "{b} for {x}");
+    }
+
+    let tiny = Tensor::from_vec(vec![1e-300, 2e-300], &[2, 1]).unwrap();
+    let s = Standardizer::fit(&tiny).unwrap();
+    let far = Tensor::from_vec(vec![0.0, 1e10], &[2, 1]).unwrap();
+    let err = s.transform(&far).unwrap_err().to_string();
+    assert!(
+        err.contains("row 1, column 0") && err.contains("1e10"),
+        "{err}"
+    );
+    let err = Standardizer::fit(&x)
+        .unwrap()
+        .inverse_transform(&Tensor::from_vec(vec![-1.0, 5.0], &[2, 1]).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("row 1, column 0"), "{err}");
+    // Non-finite inputs are passed through as they are (they are not an overflow).
+    let nan = Tensor::from_vec(vec![f64::NAN], &[1, 1]).unwrap();
+    assert!(s.transform(&nan).unwrap().to_vec()[0].is_nan());
+}
