@@ -23,6 +23,8 @@
 
 use perturb::tensor::{Array, Element, Tensor};
 use perturb::Error;
+use rand::rngs::StdRng;
+use rand::{RngCore as _, SeedableRng as _};
 
 /// How a layer's weights are initialised (biases start at zero).
 ///
@@ -355,7 +357,8 @@ pub struct Mlp<T: Element> {
 
 impl<T: Element> Mlp<T> {
     /// Builds a network with the given layer sizes (inputs first, outputs last; at least two),
-    /// every layer with a bias, layer `l` initialised from `seed + l`. An error, before anything
+    /// every layer with a bias, each layer initialised from its own seed drawn from a generator
+    /// seeded with `seed` (so networks of different seeds share no layer). An error, before anything
     /// is allocated, if there are fewer than two sizes, a size is 0, or the network would have
     /// more than [`MAX_PARAMETERS`] parameters.
     ///
@@ -366,6 +369,11 @@ impl<T: Element> Mlp<T> {
     /// assert!(Mlp::<f32>::new(&[784], Activation::Relu, Init::HeNormal, 3).is_err());
     /// assert!(Mlp::<f32>::new(&[2, 0, 1], Activation::Relu, Init::HeNormal, 3).is_err());
     /// assert!(Mlp::<f32>::new(&[2, 3, 1 << 62], Activation::Relu, Init::HeNormal, 3).is_err());
+    /// let (a, b) = (
+    ///     Mlp::<f64>::new(&[4, 4, 4], Activation::Tanh, Init::HeNormal, 0).unwrap(),
+    ///     Mlp::<f64>::new(&[4, 4, 4], Activation::Tanh, Init::HeNormal, 1).unwrap(),
+    /// );
+    /// assert_ne!(a.layers[1].weight.to_vec(), b.layers[0].weight.to_vec());
     /// ```
     pub fn new(
         sizes: &[usize],
@@ -382,10 +390,12 @@ impl<T: Element> Mlp<T> {
             });
         }
         parameter_count("Mlp::new", sizes)?;
+        // One seed per layer drawn from a generator seeded with `seed`: with `seed + l`, the
+        // networks of consecutive seeds shared layers (layer 1 of seed 0 was layer 0 of seed 1).
+        let mut seeds = StdRng::seed_from_u64(seed);
         let layers = sizes
             .windows(2)
-            .enumerate()
-            .map(|(l, w)| Linear::try_new(w[0], w[1], true, init, seed.wrapping_add(l as u64)))
+            .map(|w| Linear::try_new(w[0], w[1], true, init, seeds.next_u64()))
             .collect::<Result<_, _>>()?;
         Ok(Mlp { layers, activation })
     }
