@@ -146,3 +146,28 @@ fn an_overflowing_partial_is_not_called_a_singular_point() {
         );
     }
 }
+
+/// The lecture's "exact" column computed 1 - sigmoid(b), which cancels to 0 for b past about
+/// 37: at x = 0.7, w = 100 it showed -0 next to forward and reverse -7.34e-20 (mpmath:
+/// -140 sigmoid(-49) = -7.34003992871e-20), and the multiple-input rows at x = 100 showed 0
+/// for -4.322e-22, 8.644e-22, -1.729e-21. The check passed, since the difference is tiny.
+#[test]
+fn the_lectures_exact_values_do_not_cancel() {
+    let out = perturb(&["lecture", "--x", "0.7", "--w", "100"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("d/dx -log sigmoid(w x^2)"))
+        .unwrap();
+    assert_eq!(row.matches("-7.340039929e-20").count(), 3, "{row}");
+    let out = perturb(&["lecture", "--x", "100", "--w", "1"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for exact in [
+        "= -4.322028557e-22",
+        "= 8.644057113e-22",
+        "= -1.728811423e-21",
+    ] {
+        assert!(text.contains(exact), "{exact}: {text}");
+    }
+}
