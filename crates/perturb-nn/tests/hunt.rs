@@ -71,3 +71,51 @@ fn networks_of_different_seeds_share_no_layer() {
         nets[2].param_tensors()[2].to_vec()
     );
 }
+
+/// Hyperparameters were checked in f64, then converted to the parameters' type: for f32,
+/// lr 1e-50 became 0 (no update, Ok), lr 1e300 became inf (parameters -inf/NaN, Ok), eps
+/// 1e-50 became 0 (0/0 = NaN for a zero gradient, Ok), beta2 = 1 - 1e-9 became 1 (bias
+/// correction 1 - 1^t = 0, NaN, Ok). Now each is an error naming it and the type, with
+/// nothing updated. Found stepping f32 optimisers with extreme settings.
+#[test]
+fn hyperparameters_that_f32_cannot_hold_are_errors() {
+    use perturb_nn::optim::{Adam, GradientDescent, Optimizer, Sgd};
+    let p0 = vec![Tensor::vector(&[1.0_f32, -2.0])];
+    let g = [Tensor::vector(&[0.0_f32, 0.5])];
+    let mut cases: Vec<(&str, Box<dyn Optimizer<f32>>)> = vec![
+        ("lr", Box::new(GradientDescent::new(1e-50))),
+        ("lr", Box::new(GradientDescent::new(1e300))),
+        ("lr", Box::new(Sgd::new(1e-50, 0.9, false))),
+        ("momentum", Box::new(Sgd::new(0.1, 1.0 - 1e-9, true))),
+        ("eps", Box::new(Adam::new(0.1).with_betas(0.9, 0.999))),
+        (
+            "beta2",
+            Box::new(Adam::new(0.1).with_betas(0.9, 1.0 - 1e-9)),
+        ),
+        (
+            "weight_decay",
+            Box::new(Adam::new(0.1).with_weight_decay(1e-60, true)),
+        ),
+    ];
+    if let Some((_, opt)) = cases.get_mut(4) {
+        // Adam's fields are public; reach eps through a fresh optimiser.
+        let mut adam = Adam::<f32>::new(0.1);
+        adam.eps = 1e-50;
+        *opt = Box::new(adam);
+    }
+    for (name, mut opt) in cases {
+        let mut p = p0.clone();
+        let err = opt.step(&mut p, &g).unwrap_err().to_string();
+        assert!(err.contains(name) && err.contains("f32"), "{name}: {err}");
+        assert_eq!(p[0].to_vec(), p0[0].to_vec(), "{name}: params changed");
+    }
+    // In f64 the same small settings are fine.
+    let mut p = vec![Tensor::vector(&[1.0_f64])];
+    GradientDescent::new(1e-50)
+        .step(&mut p, &[Tensor::vector(&[1.0])])
+        .unwrap();
+    let mut adam = Adam::<f64>::new(0.1).with_betas(0.9, 1.0 - 1e-9);
+    adam.eps = 1e-50;
+    adam.step(&mut p, &[Tensor::vector(&[0.0])]).unwrap();
+    assert!(p[0].to_vec()[0].is_finite());
+}
