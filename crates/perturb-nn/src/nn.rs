@@ -51,7 +51,26 @@ impl Init {
     /// assert_eq!(w.shape(), &[2, 3]);
     /// assert_eq!(w.to_vec(), Init::HeNormal.weight::<f64>(2, 3, 7).to_vec()); // same seed
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the matrix would have more than [`MAX_PARAMETERS`] elements (before allocating; a
+    /// size product that overflows made a tensor whose length disagrees with its shape, or an
+    /// allocation abort). [`Linear::try_new`] and [`Mlp::new`] return this as an error.
+    ///
+    /// ```should_panic
+    /// perturb_nn::nn::Init::HeNormal.weight::<f32>(1 << 40, 1 << 40, 0);
+    /// ```
     pub fn weight<T: Element>(self, fan_in: usize, fan_out: usize, seed: u64) -> Tensor<T> {
+        if fan_in
+            .checked_mul(fan_out)
+            .is_none_or(|n| n > MAX_PARAMETERS)
+        {
+            panic!(
+                "Init::weight: a {fan_in} x {fan_out} matrix has more than {MAX_PARAMETERS} \
+                 elements"
+            );
+        }
         let shape = [fan_in, fan_out];
         let elem = |x: f64| T::from_f64(x).unwrap_or_else(T::nan);
         match self {

@@ -119,3 +119,21 @@ fn hyperparameters_that_f32_cannot_hold_are_errors() {
     adam.step(&mut p, &[Tensor::vector(&[0.0])]).unwrap();
     assert!(p[0].to_vec()[0].is_finite());
 }
+
+/// `Init::weight` (public) had no size check: `(2^40, 2^40)` overflowed the element count (a
+/// debug panic inside the tensor code, a wrapped shape in release) and `(2^20, 2^20)` asked for
+/// 8 TB. It now panics with a message naming it and the sizes before allocating, as
+/// `Linear::new` does; a matrix with a 0 side is still an empty matrix.
+#[test]
+fn init_weight_refuses_huge_matrices_before_allocating() {
+    use perturb_nn::nn::Init;
+    for (a, b) in [(1_usize << 40, 1_usize << 40), (1 << 20, 1 << 20)] {
+        let caught = std::panic::catch_unwind(|| Init::HeNormal.weight::<f32>(a, b, 0));
+        let message = caught
+            .err()
+            .and_then(|p| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        assert!(message.contains("Init::weight") && message.contains(&a.to_string()));
+    }
+    assert_eq!(Init::XavierUniform.weight::<f64>(0, 3, 0).shape(), &[0, 3]);
+}
