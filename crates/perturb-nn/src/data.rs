@@ -327,7 +327,25 @@ fn normal(rng: &mut StdRng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
 }
 
-fn check_noise(op: &'static str, noise: f64) -> Result<(), DataError> {
+/// The most rows the generators ([`two_moons`], [`circles`], [`spirals`], [`xor`]) make:
+/// 2^26, about 67 million (some 5 GB while generating). More is an error, not an allocation
+/// abort (or, for `usize::MAX`, a capacity-overflow panic).
+///
+/// ```
+/// use perturb_nn::data::{xor, Dataset, MAX_GENERATED_ROWS};
+/// assert!(xor::<f32>(MAX_GENERATED_ROWS + 1, 0.1, 0).is_err());
+/// assert!(xor::<f32>(usize::MAX, 0.1, 0).unwrap_err().to_string().contains("xor"));
+/// ```
+pub const MAX_GENERATED_ROWS: usize = 1 << 26;
+
+/// Checks a generator's row count and noise.
+fn check_noise(op: &'static str, n: usize, noise: f64) -> Result<(), DataError> {
+    if n > MAX_GENERATED_ROWS {
+        return Err(invalid(
+            op,
+            format!("{n} rows asked for; at most {MAX_GENERATED_ROWS} are made"),
+        ));
+    }
     if noise.is_finite() && noise >= 0.0 {
         Ok(())
     } else {
@@ -375,7 +393,7 @@ fn linspace(start: f64, end: f64, k: usize) -> impl Iterator<Item = f64> {
 /// Two interleaving half circles, as scikit-learn's `make_moons`: `n / 2` points (rounded down)
 /// of class 0 on the upper half circle `(cos t, sin t)`, `t` in `[0, pi]`, and the rest of class 1
 /// on `(1 - cos t, 0.5 - sin t)`; each coordinate gets Gaussian noise of standard deviation
-/// `noise`, and the rows are shuffled. An error if `noise` is negative or not finite.
+/// `noise`, and the rows are shuffled. An error if `noise` is negative or not finite, or `n` is over [`MAX_GENERATED_ROWS`].
 ///
 /// ```
 /// use perturb_nn::data::{two_moons, Dataset};
@@ -390,7 +408,7 @@ fn linspace(start: f64, end: f64, k: usize) -> impl Iterator<Item = f64> {
 /// }
 /// ```
 pub fn two_moons<T: Element>(n: usize, noise: f64, seed: u64) -> Result<Dataset<T>, DataError> {
-    check_noise("two_moons", noise)?;
+    check_noise("two_moons", n, noise)?;
     let n_out = n / 2;
     let n_in = n - n_out;
     let mut points = Vec::with_capacity(n);
@@ -402,7 +420,7 @@ pub fn two_moons<T: Element>(n: usize, noise: f64, seed: u64) -> Result<Dataset<
 /// Two concentric circles, as scikit-learn's `make_circles`: `n / 2` points (rounded down) of
 /// class 0 on the unit circle and the rest of class 1 on the circle of radius `factor`, evenly
 /// spaced in angle; Gaussian noise of standard deviation `noise` on each coordinate; shuffled.
-/// An error if `factor` is not in `(0, 1)` or `noise` is negative or not finite.
+/// An error if `factor` is not in `(0, 1)` `noise` is negative or not finite, or `n` is over [`MAX_GENERATED_ROWS`].
 ///
 /// ```
 /// use perturb_nn::data::{circles, Dataset};
@@ -418,7 +436,7 @@ pub fn circles<T: Element>(
     factor: f64,
     seed: u64,
 ) -> Result<Dataset<T>, DataError> {
-    check_noise("circles", noise)?;
+    check_noise("circles", n, noise)?;
     if !(factor > 0.0 && factor < 1.0) {
         return Err(invalid(
             "circles",
@@ -443,7 +461,7 @@ pub fn circles<T: Element>(
 /// `(s cos 3 pi s, s sin 3 pi s)` for `s` evenly spaced in `[0.1, 1]` (one and a half turns), and
 /// the rest of class 1 on the same arm rotated by half a turn (negated); Gaussian noise of
 /// standard deviation `noise` on each coordinate; shuffled. An error if `noise` is negative or
-/// not finite.
+/// not finite, or `n` is over [`MAX_GENERATED_ROWS`].
 ///
 /// ```
 /// use perturb_nn::data::{spirals, Dataset};
@@ -452,7 +470,7 @@ pub fn circles<T: Element>(
 /// assert_eq!(d.y.as_slice().iter().filter(|&&l| l == 1.0).count(), 25);
 /// ```
 pub fn spirals<T: Element>(n: usize, noise: f64, seed: u64) -> Result<Dataset<T>, DataError> {
-    check_noise("spirals", noise)?;
+    check_noise("spirals", n, noise)?;
     let n0 = n / 2;
     let n1 = n - n0;
     let arm = |k: usize, sign: f64, label: f64| {
@@ -469,7 +487,7 @@ pub fn spirals<T: Element>(n: usize, noise: f64, seed: u64) -> Result<Dataset<T>
 /// quadrants, and the classes, are balanced to within one point), labelled 1 where the two
 /// coordinates have different signs and 0 where they have the same sign (labels are set before
 /// the noise); Gaussian noise of standard deviation `noise` on each coordinate; shuffled. An
-/// error if `noise` is negative or not finite.
+/// error if `noise` is negative or not finite, or `n` is over [`MAX_GENERATED_ROWS`].
 ///
 /// ```
 /// use perturb_nn::data::{xor, Dataset};
@@ -480,7 +498,7 @@ pub fn spirals<T: Element>(n: usize, noise: f64, seed: u64) -> Result<Dataset<T>
 /// }
 /// ```
 pub fn xor<T: Element>(n: usize, noise: f64, seed: u64) -> Result<Dataset<T>, DataError> {
-    check_noise("xor", noise)?;
+    check_noise("xor", n, noise)?;
     // The quadrant positions use their own generator, so that `finish` draws noise and the
     // shuffle from a fresh one (both are seeded from `seed`).
     let mut rng = StdRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);

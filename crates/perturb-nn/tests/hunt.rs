@@ -137,3 +137,25 @@ fn init_weight_refuses_huge_matrices_before_allocating() {
     }
     assert_eq!(Init::XavierUniform.weight::<f64>(0, 3, 0).shape(), &[0, 3]);
 }
+
+/// The generators reserved `n` rows up front: `two_moons(usize::MAX, ..)` panicked with
+/// "capacity overflow" and `xor(1 << 40, ..)` aborted the process on a failed allocation,
+/// though they return a `Result`. Now an error names the generator and the cap.
+#[test]
+fn generators_refuse_absurd_row_counts() {
+    use perturb_nn::data::{circles, spirals, two_moons, xor, MAX_GENERATED_ROWS};
+    for n in [usize::MAX, 1 << 40, MAX_GENERATED_ROWS + 1] {
+        let errors = [
+            two_moons::<f64>(n, 0.1, 0).unwrap_err().to_string(),
+            circles::<f64>(n, 0.1, 0.5, 0).unwrap_err().to_string(),
+            spirals::<f64>(n, 0.1, 0).unwrap_err().to_string(),
+            xor::<f64>(n, 0.1, 0).unwrap_err().to_string(),
+        ];
+        for (e, name) in errors
+            .iter()
+            .zip(["two_moons", "circles", "spirals", "xor"])
+        {
+            assert!(e.contains(name) && e.contains("rows"), "{e}");
+        }
+    }
+}
