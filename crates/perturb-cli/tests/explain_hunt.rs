@@ -171,3 +171,21 @@ fn the_lectures_exact_values_do_not_cancel() {
         assert!(text.contains(exact), "{exact}: {text}");
     }
 }
+
+/// atan2's partials (b, -a) / (a^2 + b^2) squared the arguments: past 1e154 the square
+/// overflowed and below 1e-154 it underflowed to 0, which the rule takes for the origin.
+/// `atan2(x, y)` at (1e-170, 1e-170) gave df/dx = df/dy = 0 (exactly: 1/(2e-170) = 5e169 and
+/// -5e169), `atan2(x, 1e300)` at 1 gave 0 (exactly 1e-300). Fixed in perturb's rule table
+/// (crates/perturb/src/rules.rs), found with the mpmath comparison of random programs at
+/// points from 1e-200 to 1e200.
+#[test]
+fn atan2_has_its_derivative_at_tiny_and_huge_arguments() {
+    let r = json("atan2(x, y)", "x=1e-170,y=1e-170");
+    let (dx, dy) = (derivative(&r, "x"), derivative(&r, "y"));
+    assert!((dx - 5e169).abs() <= 1e-15 * 5e169, "{dx}");
+    assert!((dy + 5e169).abs() <= 1e-15 * 5e169, "{dy}");
+    let r = json("atan2(x, 1e300)", "x=1");
+    assert!((derivative(&r, "x") - 1e-300).abs() <= 1e-315, "{r}");
+    let r = json("atan2(x, y)", "x=0,y=0");
+    assert_eq!((derivative(&r, "x"), derivative(&r, "y")), (0.0, 0.0));
+}

@@ -163,10 +163,11 @@ binary_rules! {
     /// `log_b(a)` (`a.log(b)`); partials `(1 / (a ln b), -log_b(a) / (b ln b))`.
     Log("log") at (3.0, 2.0): |a, b, v| a.log(b), { let lb = b.ln(); ((a * lb).recip(), -(v / (b * lb))) };
     /// `atan2(a, b)`, the angle of the point `(b, a)`; partials `(b, -a) / (a^2 + b^2)`.
-    /// At the origin both partials are 0, as for `hypot`.
+    /// At the origin both partials are 0, as for `hypot`. Divided by `hypot(a, b)` twice:
+    /// `a^2 + b^2` overflows past 1e154 and underflows to 0 below 1e-154.
     Atan2("atan2") at (0.3, -1.2): |a, b, v| a.atan2(b), {
-        let r2 = a * a + b * b;
-        if r2 == T::zero() { (T::zero(), T::zero()) } else { let r = r2.recip(); (b * r, -(a * r)) }
+        let h = a.hypot(b);
+        if h == T::zero() { (T::zero(), T::zero()) } else { ((b / h) / h, -((a / h) / h)) }
     };
     /// `sqrt(a^2 + b^2)`; partials `(a, b) / hypot`, and `(0, 0)` at the origin.
     Hypot("hypot") at (0.3, -1.2): |a, b, v| a.hypot(b), if v == T::zero() { (T::zero(), T::zero()) } else { (a / v, b / v) };
