@@ -159,3 +159,15 @@ fn generators_refuse_absurd_row_counts() {
         }
     }
 }
+
+/// `softmax_cross_entropy` with one label too few said "shapes [3, 2] and [2] do not match"
+/// (U9's kind: which shapes, and what should match?). Now it counts rows and labels.
+#[test]
+fn softmax_cross_entropy_counts_rows_and_labels() {
+    use perturb_nn::loss::{softmax_cross_entropy, Reduction};
+    let z = Tensor::<f64>::zeros(&[3, 2]);
+    let err = softmax_cross_entropy(&z, &[0, 1], Reduction::Mean)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("3 rows") && err.contains("2 labels"), "{err}");
+}
