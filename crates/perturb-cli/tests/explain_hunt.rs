@@ -189,3 +189,31 @@ fn atan2_has_its_derivative_at_tiny_and_huge_arguments() {
     let r = json("atan2(x, y)", "x=0,y=0");
     assert_eq!((derivative(&r, "x"), derivative(&r, "y")), (0.0, 0.0));
 }
+
+/// Forward mode summed `partial * tangent` over every parent, so `a = sqrt(y)` at y = 0 (local
+/// partial inf), which does not depend on x, got the tangent da/dx = inf * 0 = NaN, in the text
+/// and in the JSON tangents (S1's forward twin). A node that does not depend on the
+/// perturbed variable now has tangent exactly 0, and says why.
+#[test]
+fn forward_tangents_of_nodes_that_do_not_depend_on_the_seed_are_zero() {
+    let src = "a = sqrt(y); b = 2*x; b";
+    let r = json(src, "x=1,y=0");
+    let sweep = r["forward"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["wrt"] == "x")
+        .unwrap();
+    // nodes: x, y, a, b
+    assert_eq!(
+        sweep["tangents"],
+        serde_json::json!([1.0, 0.0, 0.0, 2.0]),
+        "{r}"
+    );
+    let out = perturb(&["explain", src, "--at", "x=1,y=0", "--mode", "forward"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("da/dx = 0  (a does not depend on x)") && !text.contains("NaN"),
+        "{text}"
+    );
+}
