@@ -217,3 +217,27 @@ fn forward_tangents_of_nodes_that_do_not_depend_on_the_seed_are_zero() {
         "{text}"
     );
 }
+
+/// The inverse functions' derivatives squared their argument: 1 - x^2 cancelled near +-1
+/// (asin'(0.99999999) = 7071.067813726 for mpmath's 7071.0678117779381642, a relative error of
+/// 3e-10; atanh' 5e-10; acosh'(1.00000001) 2.5e-9), and x^2 overflowed for |x| past 1e154 so
+/// asinh' and acosh' at 1e200 were 0 (mpmath: 1e-200). Fixed in perturb's rule table
+/// (crates/perturb/src/rules.rs): (1 - x)(1 + x), hypot(1, x), sqrt(x - 1) sqrt(x + 1).
+#[test]
+fn inverse_functions_have_accurate_derivatives_near_their_edges() {
+    for (src, at, exact) in [
+        ("asin(x)", "x=0.99999999", 7071.067811777938),
+        ("-acos(x)", "x=-0.99999999", 7071.067811777938),
+        ("atanh(x)", "x=0.99999999", 49999999.99876204),
+        ("acosh(x)", "x=1.00000001", 7071.067815674911),
+        ("asinh(x)", "x=1e200", 1e-200),
+        ("acosh(x)", "x=1e200", 1e-200),
+        ("asinh(x)", "x=-1e155", 1e-155),
+    ] {
+        let d = derivative(&json(src, at), "x");
+        assert!(
+            (d - exact).abs() <= 1e-14 * exact,
+            "{src} at {at}: {d} for {exact}"
+        );
+    }
+}

@@ -112,9 +112,9 @@ unary_rules! {
     /// `tan(x)`; derivative `1 + tan(x)^2`.
     Tan("tan") at 0.6: |x, v| x.tan(), T::one() + v * v;
     /// `asin(x)`; derivative `1 / sqrt(1 - x^2)`.
-    Asin("asin") at 0.3: |x, v| x.asin(), (T::one() - x * x).sqrt().recip();
+    Asin("asin") at 0.3: |x, v| x.asin(), ((T::one() - x) * (T::one() + x)).sqrt().recip();
     /// `acos(x)`; derivative `-1 / sqrt(1 - x^2)`.
-    Acos("acos") at -0.4: |x, v| x.acos(), -(T::one() - x * x).sqrt().recip();
+    Acos("acos") at -0.4: |x, v| x.acos(), -((T::one() - x) * (T::one() + x)).sqrt().recip();
     /// `atan(x)`; derivative `1 / (1 + x^2)`.
     Atan("atan") at 1.5: |x, v| x.atan(), (T::one() + x * x).recip();
     /// `sinh(x)`; derivative `cosh(x)`.
@@ -124,11 +124,11 @@ unary_rules! {
     /// `tanh(x)`; derivative `1 - tanh(x)^2`.
     Tanh("tanh") at 0.5: |x, v| x.tanh(), T::one() - v * v;
     /// `asinh(x)`; derivative `1 / sqrt(x^2 + 1)`.
-    Asinh("asinh") at -1.2: |x, v| x.asinh(), (x * x + T::one()).sqrt().recip();
+    Asinh("asinh") at -1.2: |x, v| x.asinh(), T::one().hypot(x).recip();
     /// `acosh(x)`; derivative `1 / sqrt(x^2 - 1)`.
-    Acosh("acosh") at 1.8: |x, v| x.acosh(), (x * x - T::one()).sqrt().recip();
+    Acosh("acosh") at 1.8: |x, v| x.acosh(), ((x - T::one()).sqrt() * (x + T::one()).sqrt()).recip();
     /// `atanh(x)`; derivative `1 / (1 - x^2)`.
-    Atanh("atanh") at 0.45: |x, v| x.atanh(), (T::one() - x * x).recip();
+    Atanh("atanh") at 0.45: |x, v| x.atanh(), ((T::one() - x) * (T::one() + x)).recip();
     /// `|x|`; derivative `sign(x)`, and 0 at 0.
     Abs("abs") at -0.7: |x, v| x.abs(), if x > T::zero() { T::one() } else if x < T::zero() { -T::one() } else { T::zero() };
     /// `1 / (1 + exp(-x))`, stable for large `|x|`; derivative `s(x) s(-x)` (not `s (1 - s)`,
