@@ -241,3 +241,26 @@ fn inverse_functions_have_accurate_derivatives_near_their_edges() {
         );
     }
 }
+
+/// exp_m1's derivative was `expm1(x) + 1`, which cancels for negative x: at -30 it gave
+/// 9.35918e-14 for exp(-30) = 9.357622968840175e-14 (1.7e-4 relative) and at -100 gave 0 for
+/// 3.72e-44. tanh's was `1 - tanh^2`: 1.1e-8 relative error at 10 and 0 for 3.5e-26 at 30.
+/// Fixed in perturb's rule table (exp(x); 1 / cosh(x)^2). References from mpmath.
+#[test]
+fn expm1_and_tanh_derivatives_do_not_cancel() {
+    for (src, at, exact) in [
+        ("expm1(x)", "x=-30", 9.357622968840175e-14),
+        ("expm1(x)", "x=-100", 3.720075976020836e-44),
+        ("expm1(x)", "x=-10", 4.5399929762484854e-05),
+        ("tanh(x)", "x=10", 8.244614455767397e-09),
+        ("tanh(x)", "x=-30", 3.502604305078608e-26),
+        ("tanh(x)", "x=100", 5.53558610694695e-87),
+        ("tanh(x)", "x=-0.5", 0.7864477329659274),
+    ] {
+        let d = derivative(&json(src, at), "x");
+        assert!(
+            (d - exact).abs() <= 4e-15 * exact,
+            "{src} at {at}: {d} for {exact}"
+        );
+    }
+}
