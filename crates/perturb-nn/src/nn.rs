@@ -62,9 +62,9 @@ impl Init {
     /// perturb_nn::nn::Init::HeNormal.weight::<f32>(1 << 40, 1 << 40, 0);
     /// ```
     pub fn weight<T: Element>(self, fan_in: usize, fan_out: usize, seed: u64) -> Tensor<T> {
-        if fan_in
+        if !fan_in
             .checked_mul(fan_out)
-            .is_none_or(|n| n > MAX_PARAMETERS)
+            .is_some_and(|n| n <= MAX_PARAMETERS)
         {
             panic!(
                 "Init::weight: a {fan_in} x {fan_out} matrix has more than {MAX_PARAMETERS} \

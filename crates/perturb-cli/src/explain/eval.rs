@@ -896,10 +896,9 @@ fn no_exponent_derivative(op: Op, operands: &[Operand<'_>]) -> Option<String> {
     let (Op::Binary(BinOp::Pow) | Op::Func(Func::Pow), [a, b]) = (op, operands) else {
         return None;
     };
+    // Only an exponent that depends on a variable (a node) is differentiated.
+    b.var.node()?;
     let (base, exponent) = (a.var.value(), b.var.value());
-    if b.var.node().is_none() {
-        return None;
-    }
     if base < 0.0 {
         Some(format!(
             "a negative base ({}) has real powers only at whole exponents, so the power is \
