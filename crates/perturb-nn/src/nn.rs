@@ -474,7 +474,9 @@ impl<T: Element> Mlp<T> {
     }
 
     /// Replaces the parameters by `params` (in [`parameters`](Mlp::parameters) order, with the
-    /// same shapes); an error, leaving the model unchanged, if the count or a shape differs.
+    /// same shapes); an error, leaving the model unchanged, if the count or a shape differs or
+    /// a value is not finite (a damaged or diverged model, whose every output would be NaN or
+    /// infinite), naming the parameter and the element.
     ///
     /// ```
     /// use perturb::tensor::Tensor;
@@ -484,6 +486,9 @@ impl<T: Element> Mlp<T> {
     /// net.load_params(&p).unwrap();
     /// assert_eq!(net.layers[0].bias.as_ref().unwrap().to_vec(), vec![3.0]);
     /// assert!(net.load_params(&p[..1]).is_err());
+    /// let nan = vec![Tensor::vector(&[1.0, f64::NAN]).reshape(&[2, 1]).unwrap(), Tensor::vector(&[3.0])];
+    /// let err = net.load_params(&nan).unwrap_err().to_string();
+    /// assert!(err.contains("layer0.weight") && err.contains("NaN"), "{err}");
     /// ```
     pub fn load_params(&mut self, params: &[Tensor<T>]) -> Result<(), Error> {
         let op = "Mlp::load_params";
@@ -498,6 +503,21 @@ impl<T: Element> Mlp<T> {
         }
         for ((name, current), new) in self.parameters().into_iter().zip(params) {
             check_shape(op, &name, current.shape(), new.shape())?;
+            if let Some((k, v)) = new
+                .as_slice()
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !v.is_finite())
+            {
+                return Err(Error::InvalidArgument {
+                    op,
+                    reason: format!(
+                        "{name} holds {v} at element {k} (of shape {:?}); a model's \
+                         parameters must be finite",
+                        new.shape()
+                    ),
+                });
+            }
         }
         for ((_, current), new) in self.parameters_mut().into_iter().zip(params) {
             *current = new.clone();

@@ -171,3 +171,29 @@ fn softmax_cross_entropy_counts_rows_and_labels() {
         .to_string();
     assert!(err.contains("3 rows") && err.contains("2 labels"), "{err}");
 }
+
+/// `Mlp::load_params` (how saved weights enter a model) accepted NaN and infinite values:
+/// every prediction was then NaN, and a classifier read as class 0 everywhere. Now an error
+/// names the parameter and the element, with the model unchanged.
+#[test]
+fn load_params_refuses_weights_that_are_not_finite() {
+    use perturb_nn::nn::{Activation, Init, Mlp};
+    let mut net = Mlp::<f64>::new(&[2, 2, 1], Activation::Tanh, Init::XavierUniform, 0).unwrap();
+    let before = net.param_tensors();
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let mut p = before.clone();
+        p[3] = Tensor::vector(&[bad]);
+        let err = net.load_params(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("layer1.bias") && err.contains("element 0"),
+            "{err}"
+        );
+        assert_eq!(
+            net.param_tensors()
+                .iter()
+                .map(Tensor::to_vec)
+                .collect::<Vec<_>>(),
+            before.iter().map(Tensor::to_vec).collect::<Vec<_>>()
+        );
+    }
+}
