@@ -173,8 +173,13 @@ fn reused_value_loss<T: Scalar>(x: T) -> T {
     -g
 }
 
+/// `sigmoid(b)`, for the exact values: `1 - sigmoid(b)` is written `sigmoid(-b)`, since
+/// `1 - sigmoid(40)` cancels to 0 where `sigmoid(-40)` is 4.2e-18.
+fn sigmoid(b: f64) -> f64 {
+    1.0 / (1.0 + (-b).exp())
+}
+
 fn scalar_rows(x: f64, w: f64) -> Vec<Row> {
-    let sig = |b: f64| 1.0 / (1.0 + (-b).exp());
     let mut rows = Vec::new();
     let mut push = |name, (forward, reverse): (f64, f64), exact| {
         rows.push(Row {
@@ -202,7 +207,7 @@ fn scalar_rows(x: f64, w: f64) -> Vec<Row> {
             logistic(Dual::variable(x), wd).tangent(),
             perturb::gradient(|v| logistic(v[0], perturb::Var::constant(w)), &[x]).1[0],
         ),
-        -(1.0 - sig(w * x * x)) * 2.0 * w * x,
+        -sigmoid(-(w * x * x)) * 2.0 * w * x,
     );
     push(
         "d/dx of L = -(5a log a), a = x^2 (reused a)",
@@ -284,7 +289,7 @@ fn multiple_inputs(x: f64, out: &mut dyn Write) -> io::Result<()> {
     let (_, reverse) = perturb::gradient(|xs| logistic_dot(xs, &w), &xs);
     let (_, forward) = perturb::gradient_forward(|xs| logistic_dot(xs, &w), &xs);
     let z: f64 = xs.iter().zip(w).map(|(a, b)| a * b).sum();
-    let s = 1.0 / (1.0 + (-z).exp());
+    let one_minus_s = sigmoid(-z);
     writeln!(
         out,
         "Multiple inputs: dL/dx for L = -log sigmoid(w1 x1 + w2 x2 + w3 x3), w = {w:?}, x = {xs:?}"
@@ -297,7 +302,7 @@ fn multiple_inputs(x: f64, out: &mut dyn Write) -> io::Result<()> {
             compact(forward[i]),
             compact(reverse[i]),
             i + 1,
-            compact(-(1.0 - s) * w[i])
+            compact(-one_minus_s * w[i])
         )?;
     }
     Ok(())

@@ -339,7 +339,25 @@ fn normal(rng: &mut StdRng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
 }
 
-fn check_noise(op: &'static str, noise: f64) -> Result<(), DataError> {
+/// The most rows the generators ([`two_moons`], [`circles`], [`spirals`], [`xor`]) make:
+/// 2^26, about 67 million (some 5 GB while generating). More is an error, not an allocation
+/// abort (or, for `usize::MAX`, a capacity-overflow panic).
+///
+/// ```
+/// use perturb_nn::data::{xor, Dataset, MAX_GENERATED_ROWS};
+/// assert!(xor::<f32>(MAX_GENERATED_ROWS + 1, 0.1, 0).is_err());
+/// assert!(xor::<f32>(usize::MAX, 0.1, 0).unwrap_err().to_string().contains("xor"));
+/// ```
+pub const MAX_GENERATED_ROWS: usize = 1 << 26;
+
+/// Checks a generator's row count and noise.
+fn check_noise(op: &'static str, n: usize, noise: f64) -> Result<(), DataError> {
+    if n > MAX_GENERATED_ROWS {
+        return Err(invalid(
+            op,
+            format!("{n} rows asked for; at most {MAX_GENERATED_ROWS} are made"),
+        ));
+    }
     if noise.is_finite() && noise >= 0.0 {
         Ok(())
     } else {
@@ -387,7 +405,7 @@ fn linspace(start: f64, end: f64, k: usize) -> impl Iterator<Item = f64> {
 /// Two interleaving half circles, as scikit-learn's `make_moons`: `n / 2` points (rounded down)
 /// of class 0 on the upper half circle `(cos t, sin t)`, `t` in `[0, pi]`, and the rest of class 1
 /// on `(1 - cos t, 0.5 - sin t)`; each coordinate gets Gaussian noise of standard deviation
-/// `noise`, and the rows are shuffled. An error if `noise` is negative or not finite.
+/// `noise`, and the rows are shuffled. An error if `noise` is negative or not finite, or `n` is over [`MAX_GENERATED_ROWS`].
 ///
 /// ```
 /// use perturb_nn::data::{two_moons, Dataset};
@@ -402,7 +420,7 @@ fn linspace(start: f64, end: f64, k: usize) -> impl Iterator<Item = f64> {
 /// }
 /// ```
 pub fn two_moons<T: Element>(n: usize, noise: f64, seed: u64) -> Result<Dataset<T>, DataError> {
-    check_noise("two_moons", noise)?;
+    check_noise("two_moons", n, noise)?;
     let n_out = n / 2;
     let n_in = n - n_out;
     let mut points = Vec::with_capacity(n);
@@ -414,7 +432,7 @@ pub fn two_moons<T: Element>(n: usize, noise: f64, seed: u64) -> Result<Dataset<
 /// Two concentric circles, as scikit-learn's `make_circles`: `n / 2` points (rounded down) of
 /// class 0 on the unit circle and the rest of class 1 on the circle of radius `factor`, evenly
 /// spaced in angle; Gaussian noise of standard deviation `noise` on each coordinate; shuffled.
-/// An error if `factor` is not in `(0, 1)` or `noise` is negative or not finite.
+/// An error if `factor` is not in `(0, 1)` `noise` is negative or not finite, or `n` is over [`MAX_GENERATED_ROWS`].
 ///
 /// ```
 /// use perturb_nn::data::{circles, Dataset};
@@ -430,7 +448,7 @@ pub fn circles<T: Element>(
     factor: f64,
     seed: u64,
 ) -> Result<Dataset<T>, DataError> {
-    check_noise("circles", noise)?;
+    check_noise("circles", n, noise)?;
     if !(factor > 0.0 && factor < 1.0) {
         return Err(invalid(
             "circles",
@@ -455,7 +473,7 @@ pub fn circles<T: Element>(
 /// `(s cos 3 pi s, s sin 3 pi s)` for `s` evenly spaced in `[0.1, 1]` (one and a half turns), and
 /// the rest of class 1 on the same arm rotated by half a turn (negated); Gaussian noise of
 /// standard deviation `noise` on each coordinate; shuffled. An error if `noise` is negative or
-/// not finite.
+/// not finite, or `n` is over [`MAX_GENERATED_ROWS`].
 ///
 /// ```
 /// use perturb_nn::data::{spirals, Dataset};
@@ -464,7 +482,7 @@ pub fn circles<T: Element>(
 /// assert_eq!(d.y.as_slice().iter().filter(|&&l| l == 1.0).count(), 25);
 /// ```
 pub fn spirals<T: Element>(n: usize, noise: f64, seed: u64) -> Result<Dataset<T>, DataError> {
-    check_noise("spirals", noise)?;
+    check_noise("spirals", n, noise)?;
     let n0 = n / 2;
     let n1 = n - n0;
     let arm = |k: usize, sign: f64, label: f64| {
@@ -481,7 +499,7 @@ pub fn spirals<T: Element>(n: usize, noise: f64, seed: u64) -> Result<Dataset<T>
 /// quadrants, and the classes, are balanced to within one point), labelled 1 where the two
 /// coordinates have different signs and 0 where they have the same sign (labels are set before
 /// the noise); Gaussian noise of standard deviation `noise` on each coordinate; shuffled. An
-/// error if `noise` is negative or not finite.
+/// error if `noise` is negative or not finite, or `n` is over [`MAX_GENERATED_ROWS`].
 ///
 /// ```
 /// use perturb_nn::data::{xor, Dataset};
@@ -492,7 +510,7 @@ pub fn spirals<T: Element>(n: usize, noise: f64, seed: u64) -> Result<Dataset<T>
 /// }
 /// ```
 pub fn xor<T: Element>(n: usize, noise: f64, seed: u64) -> Result<Dataset<T>, DataError> {
-    check_noise("xor", noise)?;
+    check_noise("xor", n, noise)?;
     // The quadrant positions use their own generator, so that `finish` draws noise and the
     // shuffle from a fresh one (both are seeded from `seed`).
     let mut rng = StdRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
@@ -1376,11 +1394,13 @@ impl<T: Element> Standardizer<T> {
         &self.std
     }
 
+    /// `f(v, mean, std)` for every element `v` of `x`, `(m, d)`; an error naming the row and
+    /// column where `f` gives `None` (a finite value whose result a float cannot hold).
     fn apply(
         &self,
         op: &'static str,
         x: &Tensor<T>,
-        f: impl Fn(T, T, T) -> T,
+        f: impl Fn(T, T, T) -> Option<T>,
     ) -> Result<Tensor<T>, DataError> {
         let d = self.mean.len();
         match x.shape() {
@@ -1392,36 +1412,61 @@ impl<T: Element> Standardizer<T> {
                 ))
             }
         }
-        let data = x
-            .as_slice()
-            .iter()
-            .enumerate()
-            .map(|(k, &v)| f(v, self.mean[k % d], self.std[k % d]))
-            .collect();
+        let mut data = Vec::with_capacity(x.len());
+        for (k, &v) in x.as_slice().iter().enumerate() {
+            let (m, s) = (self.mean[k % d], self.std[k % d]);
+            let Some(r) = f(v, m, s) else {
+                let e = |t: T| t.to_f64().unwrap_or(f64::NAN);
+                return Err(invalid(
+                    op,
+                    format!(
+                        "row {}, column {}: the value {:e} (with mean {:e} and std {:e}) gives a \
+                         result too large for the number type; it is far outside the data \
+                         the standardizer was fitted on",
+                        k / d,
+                        k % d,
+                        e(v),
+                        e(m),
+                        e(s)
+                    ),
+                ));
+            };
+            data.push(r);
+        }
         Ok(Tensor::from_vec(data, x.shape())?)
     }
 
-    /// `(x - mean) / std`, column by column; `x` must be `(m, d)` with the fitted `d`.
+    /// `(x - mean) / std`, column by column; `x` must be `(m, d)` with the fitted `d`. An
+    /// error names the row and column of a finite value whose result is too large for `T`
+    /// (a value 1e10 in a column fitted with std 1e-300), rather than an infinity for the model.
     ///
     /// ```
     /// use perturb::tensor::Tensor;
     /// let s = perturb_nn::data::Standardizer::fit(&Tensor::from_vec(vec![0.0, 2.0], &[2, 1]).unwrap()).unwrap();
     /// assert_eq!(s.transform(&Tensor::from_vec(vec![3.0], &[1, 1]).unwrap()).unwrap().to_vec(), vec![2.0]);
     /// assert!(s.transform(&Tensor::zeros(&[1, 2])).is_err());
+    /// assert!(s.transform(&Tensor::from_vec(vec![1e308], &[1, 1]).unwrap()).is_ok());
+    /// let tiny = Tensor::from_vec(vec![1e-300, 2e-300], &[2, 1]).unwrap();
+    /// let s = perturb_nn::data::Standardizer::fit(&tiny).unwrap();
+    /// let err = s.transform(&Tensor::from_vec(vec![1e10], &[1, 1]).unwrap()).unwrap_err();
+    /// assert!(err.to_string().contains("row 0, column 0"), "{err}");
     /// ```
     pub fn transform(&self, x: &Tensor<T>) -> Result<Tensor<T>, DataError> {
         self.apply("Standardizer::transform", x, |v, m, s| {
             let z = (v - m) / s;
             // v - m overflows only where both are near the largest number; then divide first.
-            if z.is_finite() || !v.is_finite() {
+            let z = if z.is_finite() || !v.is_finite() {
                 z
             } else {
                 v / s - m / s
-            }
+            };
+            (z.is_finite() || !v.is_finite()).then_some(z)
         })
     }
 
-    /// `x * std + mean`, column by column: undoes [`transform`](Self::transform).
+    /// `x * std + mean`, column by column: undoes [`transform`](Self::transform), also where
+    /// `x * std` alone would overflow (the data's extremes near the largest float). An error
+    /// names the row and column of a finite value whose result is too large for `T`.
     ///
     /// ```
     /// use perturb::tensor::Tensor;
@@ -1429,9 +1474,26 @@ impl<T: Element> Standardizer<T> {
     /// let s = perturb_nn::data::Standardizer::fit(&x).unwrap();
     /// let back = s.inverse_transform(&s.transform(&x).unwrap()).unwrap();
     /// assert!(back.all_close(&x, 1e-12));
+    /// // Values at +-1.7e308 come back, although -1.73 * std (1.47e308) overflows.
+    /// let big = Tensor::from_vec(vec![1.7e308, 1.7e308, 1.7e308, -1.7e308], &[4, 1]).unwrap();
+    /// let s = perturb_nn::data::Standardizer::fit(&big).unwrap();
+    /// let back = s.inverse_transform(&s.transform(&big).unwrap()).unwrap();
+    /// assert!(back.all_close(&big, 1e-12), "{:?}", back.to_vec());
+    /// assert!(s.inverse_transform(&Tensor::from_vec(vec![10.0], &[1, 1]).unwrap()).is_err());
     /// ```
     pub fn inverse_transform(&self, x: &Tensor<T>) -> Result<Tensor<T>, DataError> {
-        self.apply("Standardizer::inverse_transform", x, |v, m, s| v * s + m)
+        self.apply("Standardizer::inverse_transform", x, |v, m, s| {
+            let r = v * s + m;
+            // v * s overflows first where the result is near the largest number; then halve
+            // both terms (exact at these sizes) and double the sum.
+            let two = T::one() + T::one();
+            let r = if r.is_finite() || !v.is_finite() {
+                r
+            } else {
+                (v * (s / two) + m / two) * two
+            };
+            (r.is_finite() || !v.is_finite()).then_some(r)
+        })
     }
 }
 

@@ -191,6 +191,8 @@ pub fn bce_with_logits<A: Array>(
 /// let l = softmax_cross_entropy(&z, &[0, 1], Reduction::Sum).unwrap().to_vec()[0];
 /// assert!((l - 2.0 * 2.0_f64.ln()).abs() < 1e-15);
 /// assert!(softmax_cross_entropy(&z, &[0, 2], Reduction::Sum).is_err()); // class 2 of 2
+/// let err = softmax_cross_entropy(&z, &[0], Reduction::Sum).unwrap_err().to_string();
+/// assert!(err.contains("2 rows (shape [2, 2]) but there are 1 labels"), "{err}");
 /// ```
 pub fn softmax_cross_entropy<A: Array>(
     logits: &A,
@@ -207,10 +209,13 @@ pub fn softmax_cross_entropy<A: Array>(
     }
     let (n, c) = (shape[0], shape[1]);
     if labels.len() != n {
-        return Err(Error::ShapeMismatch {
+        return Err(Error::InvalidArgument {
             op,
-            lhs: shape.to_vec(),
-            rhs: vec![labels.len()],
+            reason: format!(
+                "the logits have {n} rows (shape {shape:?}) but there are {} labels; give one \
+                 label per row",
+                labels.len()
+            ),
         });
     }
     if let Some((row, bad)) = labels.iter().enumerate().find(|(_, &l)| l >= c) {

@@ -23,6 +23,8 @@
 
 use perturb::tensor::{Array, Element, Tensor};
 use perturb::Error;
+use rand::rngs::StdRng;
+use rand::{RngCore as _, SeedableRng as _};
 
 /// How a layer's weights are initialised (biases start at zero).
 ///
@@ -49,7 +51,26 @@ impl Init {
     /// assert_eq!(w.shape(), &[2, 3]);
     /// assert_eq!(w.to_vec(), Init::HeNormal.weight::<f64>(2, 3, 7).to_vec()); // same seed
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the matrix would have more than [`MAX_PARAMETERS`] elements (before allocating; a
+    /// size product that overflows made a tensor whose length disagrees with its shape, or an
+    /// allocation abort). [`Linear::try_new`] and [`Mlp::new`] return this as an error.
+    ///
+    /// ```should_panic
+    /// perturb_nn::nn::Init::HeNormal.weight::<f32>(1 << 40, 1 << 40, 0);
+    /// ```
     pub fn weight<T: Element>(self, fan_in: usize, fan_out: usize, seed: u64) -> Tensor<T> {
+        if !fan_in
+            .checked_mul(fan_out)
+            .is_some_and(|n| n <= MAX_PARAMETERS)
+        {
+            panic!(
+                "Init::weight: a {fan_in} x {fan_out} matrix has more than {MAX_PARAMETERS} \
+                 elements"
+            );
+        }
         let shape = [fan_in, fan_out];
         let elem = |x: f64| T::from_f64(x).unwrap_or_else(T::nan);
         match self {
@@ -378,7 +399,8 @@ pub struct Mlp<T: Element> {
 
 impl<T: Element> Mlp<T> {
     /// Builds a network with the given layer sizes (inputs first, outputs last; at least two),
-    /// every layer with a bias, layer `l` initialised from `seed + l`. An error, before anything
+    /// every layer with a bias, each layer initialised from its own seed drawn from a generator
+    /// seeded with `seed` (so networks of different seeds share no layer). An error, before anything
     /// is allocated, if there are fewer than two sizes, a size is 0, or the network would have
     /// more than [`MAX_PARAMETERS`] parameters.
     ///
@@ -389,6 +411,11 @@ impl<T: Element> Mlp<T> {
     /// assert!(Mlp::<f32>::new(&[784], Activation::Relu, Init::HeNormal, 3).is_err());
     /// assert!(Mlp::<f32>::new(&[2, 0, 1], Activation::Relu, Init::HeNormal, 3).is_err());
     /// assert!(Mlp::<f32>::new(&[2, 3, 1 << 62], Activation::Relu, Init::HeNormal, 3).is_err());
+    /// let (a, b) = (
+    ///     Mlp::<f64>::new(&[4, 4, 4], Activation::Tanh, Init::HeNormal, 0).unwrap(),
+    ///     Mlp::<f64>::new(&[4, 4, 4], Activation::Tanh, Init::HeNormal, 1).unwrap(),
+    /// );
+    /// assert_ne!(a.layers[1].weight.to_vec(), b.layers[0].weight.to_vec());
     /// ```
     pub fn new(
         sizes: &[usize],
@@ -397,10 +424,12 @@ impl<T: Element> Mlp<T> {
         seed: u64,
     ) -> Result<Self, Error> {
         mlp_parameters(sizes)?;
+        // One seed per layer drawn from a generator seeded with `seed`: with `seed + l`, the
+        // networks of consecutive seeds shared layers (layer 1 of seed 0 was layer 0 of seed 1).
+        let mut seeds = StdRng::seed_from_u64(seed);
         let layers = sizes
             .windows(2)
-            .enumerate()
-            .map(|(l, w)| Linear::try_new(w[0], w[1], true, init, seed.wrapping_add(l as u64)))
+            .map(|w| Linear::try_new(w[0], w[1], true, init, seeds.next_u64()))
             .collect::<Result<_, _>>()?;
         Ok(Mlp { layers, activation })
     }
@@ -460,7 +489,9 @@ impl<T: Element> Mlp<T> {
     }
 
     /// Replaces the parameters by `params` (in [`parameters`](Mlp::parameters) order, with the
-    /// same shapes); an error, leaving the model unchanged, if the count or a shape differs.
+    /// same shapes); an error, leaving the model unchanged, if the count or a shape differs or
+    /// a value is not finite (a damaged or diverged model, whose every output would be NaN or
+    /// infinite), naming the parameter and the element.
     ///
     /// ```
     /// use perturb::tensor::Tensor;
@@ -470,6 +501,9 @@ impl<T: Element> Mlp<T> {
     /// net.load_params(&p).unwrap();
     /// assert_eq!(net.layers[0].bias.as_ref().unwrap().to_vec(), vec![3.0]);
     /// assert!(net.load_params(&p[..1]).is_err());
+    /// let nan = vec![Tensor::vector(&[1.0, f64::NAN]).reshape(&[2, 1]).unwrap(), Tensor::vector(&[3.0])];
+    /// let err = net.load_params(&nan).unwrap_err().to_string();
+    /// assert!(err.contains("layer0.weight") && err.contains("NaN"), "{err}");
     /// ```
     pub fn load_params(&mut self, params: &[Tensor<T>]) -> Result<(), Error> {
         let op = "Mlp::load_params";
@@ -484,6 +518,21 @@ impl<T: Element> Mlp<T> {
         }
         for ((name, current), new) in self.parameters().into_iter().zip(params) {
             check_shape(op, &name, current.shape(), new.shape())?;
+            if let Some((k, v)) = new
+                .as_slice()
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !v.is_finite())
+            {
+                return Err(Error::InvalidArgument {
+                    op,
+                    reason: format!(
+                        "{name} holds {v} at element {k} (of shape {:?}); a model's \
+                         parameters must be finite",
+                        new.shape()
+                    ),
+                });
+            }
         }
         for ((_, current), new) in self.parameters_mut().into_iter().zip(params) {
             *current = new.clone();

@@ -78,25 +78,39 @@ fn elem<T: Element>(x: f64) -> T {
     T::from_f64(x).unwrap_or_else(T::nan)
 }
 
-/// An error naming `name` unless `value` is finite and in `[low, high)`, so that a NaN or
-/// out-of-range hyperparameter never reaches the weights.
-fn check_hyper(
+/// `value` as a `T`, after checking that it is finite and in `[low, high)` both as given and
+/// as a `T`, and not turned to 0 (for `f32`, `1e-50` becomes 0, `1e300` inf and `1 - 1e-9`
+/// exactly 1); otherwise an error naming `name`, so that a NaN or out-of-range
+/// hyperparameter never reaches the weights.
+fn hyper<T: Element>(
     op: &'static str,
     name: &str,
     value: f64,
     (low, high): (f64, f64),
-) -> Result<(), Error> {
-    if value.is_finite() && value >= low && value < high {
-        return Ok(());
-    }
+) -> Result<T, Error> {
+    let ok = |v: f64| v.is_finite() && v >= low && v < high;
     let range = if high.is_finite() {
         format!("in [{low}, {high})")
     } else {
         format!("finite and >= {low}")
     };
+    if !ok(value) {
+        return Err(Error::InvalidArgument {
+            op,
+            reason: format!("{name} must be {range}, got {value}"),
+        });
+    }
+    let t = T::from_f64(value).unwrap_or_else(T::nan);
+    let held = t.to_f64().unwrap_or(f64::NAN);
+    if ok(held) && (held != 0.0 || value == 0.0) {
+        return Ok(t);
+    }
     Err(Error::InvalidArgument {
         op,
-        reason: format!("{name} must be {range}, got {value}"),
+        reason: format!(
+            "{name} = {value} is {held} as {}, so it must be {range} and not 0 in that type",
+            std::any::type_name::<T>()
+        ),
     })
 }
 
@@ -190,9 +204,8 @@ impl GradientDescent {
 impl<T: Element> Optimizer<T> for GradientDescent {
     fn step(&mut self, params: &mut [Tensor<T>], grads: &[Tensor<T>]) -> Result<(), Error> {
         const OP: &str = "GradientDescent::step";
-        check_hyper(OP, "lr", self.lr, NON_NEGATIVE)?;
+        let lr: T = hyper(OP, "lr", self.lr, NON_NEGATIVE)?;
         check(OP, params, grads, &[])?;
-        let lr = elem::<T>(self.lr);
         for (p, g) in params.iter_mut().zip(grads) {
             let (ps, gs) = (p.as_slice(), g.as_slice());
             *p = build(p, |i| ps[i] - lr * gs[i]);
@@ -254,13 +267,12 @@ impl<T: Element> Sgd<T> {
 impl<T: Element> Optimizer<T> for Sgd<T> {
     fn step(&mut self, params: &mut [Tensor<T>], grads: &[Tensor<T>]) -> Result<(), Error> {
         const OP: &str = "Sgd::step";
-        check_hyper(OP, "lr", self.lr, NON_NEGATIVE)?;
-        check_hyper(OP, "momentum", self.momentum, DECAY)?;
+        let lr: T = hyper(OP, "lr", self.lr, NON_NEGATIVE)?;
+        let mu: T = hyper(OP, "momentum", self.momentum, DECAY)?;
         check(OP, params, grads, &self.velocity)?;
         if self.velocity.is_empty() {
             self.velocity = params.iter().map(|p| Tensor::zeros(p.shape())).collect();
         }
-        let (lr, mu) = (elem::<T>(self.lr), elem::<T>(self.momentum));
         for ((p, g), v) in params.iter_mut().zip(grads).zip(&mut self.velocity) {
             let (gs, vs) = (g.as_slice(), v.as_slice());
             let new_v = build(g, |i| mu * vs[i] + gs[i]);
@@ -388,16 +400,17 @@ impl<T: Element> Adam<T> {
 impl<T: Element> Optimizer<T> for Adam<T> {
     fn step(&mut self, params: &mut [Tensor<T>], grads: &[Tensor<T>]) -> Result<(), Error> {
         const OP: &str = "Adam::step";
-        check_hyper(OP, "lr", self.lr, NON_NEGATIVE)?;
-        check_hyper(OP, "beta1", self.beta1, DECAY)?;
-        check_hyper(OP, "beta2", self.beta2, DECAY)?;
-        check_hyper(OP, "weight_decay", self.weight_decay, NON_NEGATIVE)?;
+        let lr: T = hyper(OP, "lr", self.lr, NON_NEGATIVE)?;
+        let b1: T = hyper(OP, "beta1", self.beta1, DECAY)?;
+        let b2: T = hyper(OP, "beta2", self.beta2, DECAY)?;
+        let wd: T = hyper(OP, "weight_decay", self.weight_decay, NON_NEGATIVE)?;
         if !(self.eps.is_finite() && self.eps > 0.0) {
             return Err(Error::InvalidArgument {
                 op: OP,
                 reason: format!("eps must be finite and > 0, got {}", self.eps),
             });
         }
+        let eps: T = hyper(OP, "eps", self.eps, NON_NEGATIVE)?;
         check(OP, params, grads, &self.m)?;
         if self.m.is_empty() {
             self.m = params.iter().map(|p| Tensor::zeros(p.shape())).collect();
@@ -405,14 +418,8 @@ impl<T: Element> Optimizer<T> for Adam<T> {
         }
         self.t += 1;
         let t = i32::try_from(self.t).unwrap_or(i32::MAX);
-        let (b1, b2) = (elem::<T>(self.beta1), elem::<T>(self.beta2));
         let one = T::one();
         let (bc1, bc2) = (one - b1.powi(t), one - b2.powi(t));
-        let (lr, eps, wd) = (
-            elem::<T>(self.lr),
-            elem::<T>(self.eps),
-            elem::<T>(self.weight_decay),
-        );
         let items = params
             .iter_mut()
             .zip(grads)

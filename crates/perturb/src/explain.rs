@@ -122,7 +122,10 @@ pub enum Annotation<'a, T> {
 impl<T: crate::Scalar> Trace<T> {
     /// Forward mode: the tangent of every node when node `seed` is perturbed by 1 (and every
     /// other input by 0). Each node's tangent is the sum over its parents of the local partial
-    /// times the parent's tangent.
+    /// times the parent's tangent; only the parents that depend on `seed` (see
+    /// [`depends_on`](Trace::depends_on)) take part, so a node that does not depend on `seed`
+    /// has tangent exactly 0 even where a local partial is infinite (`sqrt(y)` at `y = 0`
+    /// gives `inf * 0 = NaN` otherwise).
     ///
     /// ```
     /// let tape = perturb::Tape::traced();
@@ -130,24 +133,55 @@ impl<T: crate::Scalar> Trace<T> {
     /// let y = x * x * 2.0;
     /// let t = tape.trace().unwrap().forward(x.node().unwrap());
     /// assert_eq!(t[y.node().unwrap()], 12.0);
+    ///
+    /// // a = sqrt(y) at 0 (local partial inf) does not depend on x: its tangent is 0, not NaN.
+    /// use perturb::Float;
+    /// let tape = perturb::Tape::traced();
+    /// let (x, y) = (tape.var(1.0_f64), tape.var(0.0));
+    /// let a = y.sqrt();
+    /// let t = tape.trace().unwrap().forward(x.node().unwrap());
+    /// assert_eq!(t[a.node().unwrap()], 0.0);
     /// ```
     pub fn forward(&self, seed: usize) -> Vec<T> {
         let mut tangents = vec![T::zero(); self.nodes.len()];
+        let depends = self.depends_on(seed);
         for (i, node) in self.nodes.iter().enumerate() {
-            tangents[i] = if node.parents.is_empty() {
-                if i == seed {
-                    T::one()
-                } else {
-                    T::zero()
-                }
-            } else {
-                node.parents
+            if i == seed {
+                tangents[i] = T::one();
+            } else if depends[i] {
+                tangents[i] = node
+                    .parents
                     .iter()
                     .zip(&node.partials)
-                    .fold(T::zero(), |acc, (&p, &d)| acc + d * tangents[p])
-            };
+                    .filter(|(&p, _)| depends[p])
+                    .fold(T::zero(), |acc, (&p, &d)| acc + d * tangents[p]);
+            }
         }
         tangents
+    }
+
+    /// Which nodes depend on node `seed` (itself included): `depends[i]` is true when a path
+    /// of parent links leads from node `i` back to `seed`. Every other node's tangent for
+    /// `seed` is exactly 0, whatever its local partials are. The forward counterpart of
+    /// [`reaches`](Trace::reaches).
+    ///
+    /// ```
+    /// let tape = perturb::Tape::traced();
+    /// let (x, y) = (tape.var(1.0_f64), tape.var(2.0));
+    /// let _a = y * 3.0;
+    /// let _b = x * y;
+    /// assert_eq!(tape.trace().unwrap().depends_on(x.node().unwrap()), vec![true, false, false, true]);
+    /// ```
+    pub fn depends_on(&self, seed: usize) -> Vec<bool> {
+        let mut depends = vec![false; self.nodes.len()];
+        if seed >= self.nodes.len() {
+            return depends;
+        }
+        depends[seed] = true;
+        for i in seed + 1..self.nodes.len() {
+            depends[i] = self.nodes[i].parents.iter().any(|&p| depends[p]);
+        }
+        depends
     }
 
     /// Which nodes `output` depends on (itself included): `reaches[i]` is true when a path of

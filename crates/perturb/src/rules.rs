@@ -19,7 +19,7 @@
 //! ```
 //! use perturb::{rules::Tanh, UnaryOp};
 //! let v = Tanh.func(0.5_f64);
-//! assert_eq!(Tanh.grads(0.5_f64, v), 1.0 - v * v);
+//! assert!((Tanh.grads(0.5_f64, v) - (1.0 - v * v)).abs() < 1e-15);
 //! ```
 
 use crate::scalar::{BinaryOp, Scalar, UnaryOp};
@@ -97,7 +97,7 @@ unary_rules! {
     /// `2^x`; derivative `2^x ln 2`.
     Exp2("exp2") at 1.3: |x, v| x.exp2(), v * T::LN_2();
     /// `exp(x) - 1`; derivative `exp(x)`.
-    ExpM1("exp_m1") at -0.2: |x, v| x.exp_m1(), v + T::one();
+    ExpM1("exp_m1") at -0.2: |x, v| x.exp_m1(), x.exp();
     /// `ln(x)`; derivative `1 / x`.
     Ln("ln") at 1.7: |x, v| x.ln(), x.recip();
     /// `log2(x)`; derivative `1 / (x ln 2)`.
@@ -123,8 +123,9 @@ unary_rules! {
     Sinh("sinh") at 0.8: |x, v| x.sinh(), x.cosh();
     /// `cosh(x)`; derivative `sinh(x)`.
     Cosh("cosh") at -0.8: |x, v| x.cosh(), x.sinh();
-    /// `tanh(x)`; derivative `1 - tanh(x)^2`.
-    Tanh("tanh") at 0.5: |x, v| x.tanh(), T::one() - v * v;
+    /// `tanh(x)`; derivative `1 - tanh(x)^2`, computed as `1 / cosh(x)^2` (`1 - tanh^2`
+    /// cancels: 1.1e-8 relative error at 10, 0 for 3.5e-26 at 30).
+    Tanh("tanh") at 0.5: |x, v| x.tanh(), { let s = x.cosh().recip(); s * s };
     /// `asinh(x)`; derivative `1 / sqrt(x^2 + 1)`, as `1 / hypot(x, 1)` so that `x^2` cannot
     /// overflow.
     Asinh("asinh") at -1.2: |x, v| x.asinh(), x.hypot(T::one()).recip();

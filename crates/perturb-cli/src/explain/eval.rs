@@ -187,6 +187,10 @@ pub struct NodeInfo {
     pub span: Option<Span>,
     /// Something to say about the local partials (`x*x`: the two partials are added).
     pub note: Option<String>,
+    /// Why a local partial that the tape gives by convention does not exist here (`x^y` at a
+    /// negative `x` has no derivative in `y`, yet the tape says 0): the node cannot be swept
+    /// if the output depends on it.
+    pub no_derivative: Option<String>,
 }
 
 /// A line of the value view, in the order the program defines things.
@@ -250,6 +254,7 @@ pub fn evaluate(
         rows: Vec::new(),
         reserved: resolved.reserved,
         pending: Vec::new(),
+        underflows: Vec::new(),
         next_temp: 1,
         point: resolved.used.clone(),
         tape: &tape,
@@ -266,6 +271,7 @@ pub fn evaluate(
             definition: "input".into(),
             span: None,
             note: None,
+            no_derivative: None,
         });
         ev.rows.push(Row::Node(node));
         variables.push(Variable {
@@ -349,6 +355,7 @@ pub fn evaluate(
     ));
     let mut warnings = resolved.warnings;
     warnings.extend(capped(unused, MAX_WARNINGS));
+    warnings.extend(capped(ev.underflows, MAX_WARNINGS));
     Ok(Evaluation {
         trace,
         nodes: ev.nodes,
@@ -545,6 +552,8 @@ struct Evaluator<'t> {
     reserved: HashSet<String>,
     /// Why each value that is not finite is not (see [`Operand::poison`]).
     pending: Vec<ExplainError>,
+    /// A warning for each value that underflowed to 0 (see [`underflowed`]).
+    underflows: Vec<String>,
     next_temp: usize,
     /// The variables and their values, for error messages.
     point: Vec<(String, f64)>,
@@ -702,6 +711,7 @@ impl<'t> Evaluator<'t> {
             self.pending.push(e);
             poison = Some(self.pending.len() - 1);
         }
+        let underflow = poison.is_none() && value.value() == 0.0 && underflowed(op, operands);
         if self.tape.len() > self.nodes.len() {
             // One operation records one node; should one ever record more, the extra ones
             // still get a name.
@@ -713,12 +723,16 @@ impl<'t> Evaluator<'t> {
                     definition: format!("(part of {definition})"),
                     span: Some(span),
                     note: None,
+                    no_derivative: None,
                 });
             }
             let name = match top {
                 Some(top) => top.to_string(),
                 None => self.temp(),
             };
+            if underflow {
+                self.warn_underflow(&format!("{name} = {definition}"), operands);
+            }
             self.rows.push(Row::Node(self.nodes.len()));
             let note = match operands {
                 [a, b] if a.var.node().is_some() && a.var.node() == b.var.node() => Some(format!(
@@ -732,6 +746,7 @@ impl<'t> Evaluator<'t> {
                 definition,
                 span: Some(span),
                 note,
+                no_derivative: no_exponent_derivative(op, operands),
             });
             return Ok(Operand {
                 var: value,
@@ -739,6 +754,9 @@ impl<'t> Evaluator<'t> {
                 prec: ATOM,
                 poison,
             });
+        }
+        if underflow {
+            self.warn_underflow(&definition, operands);
         }
         match value.node() {
             Some(n) => Ok(Operand {
@@ -784,12 +802,17 @@ impl<'t> Evaluator<'t> {
         } else {
             format!("{value}")
         };
-        // The operands that are names: constants are already in the definition.
-        let given: Vec<String> = operands
-            .iter()
-            .filter(|o| !o.var.is_constant() || o.text.parse::<f64>().is_err())
-            .map(Operand::describe)
-            .collect();
+        // The operands that are names, each once (`x^x`): constants are already in the
+        // definition.
+        let mut given: Vec<String> = Vec::new();
+        for o in operands {
+            let described = o.describe();
+            if (!o.var.is_constant() || o.text.parse::<f64>().is_err())
+                && !given.contains(&described)
+            {
+                given.push(described);
+            }
+        }
         let reason = domain_reason(op, &args).unwrap_or_else(|| {
             if value.is_infinite() {
                 "the result is too large for a 64-bit float".into()
@@ -815,6 +838,43 @@ impl<'t> Evaluator<'t> {
     fn point_note(&self) -> String {
         point_note(&self.point)
     }
+
+    /// Says that `named` (`t1 = x*y`, or a constant's definition) underflowed to 0.
+    fn warn_underflow(&mut self, named: &str, operands: &[Operand<'t>]) {
+        let given: Vec<String> = operands
+            .iter()
+            .filter(|o| !o.var.is_constant())
+            .map(Operand::describe)
+            .collect();
+        let with = if given.is_empty() {
+            String::new()
+        } else {
+            format!(" (with {})", listed(given))
+        };
+        self.underflows.push(format!(
+            "`{named}` underflows to 0 here{with}: its exact value is not 0 but is below the \
+             smallest 64-bit float (about 4.9e-324), so the values and derivatives computed \
+             from it may be wrong"
+        ));
+    }
+}
+
+/// Whether an operation whose result is 0 has an exact result that is not 0, with operands
+/// that are finite: a product or quotient of numbers that are not 0, a power of a base that
+/// is not 0, a function that is never 0 (`exp`, `sigmoid`). Sums and differences are exact
+/// near 0 (the smallest floats are evenly spaced), so they never underflow.
+fn underflowed(op: Op, operands: &[Operand<'_>]) -> bool {
+    let value = |k: usize| operands.get(k).map_or(f64::NAN, |o| o.var.value());
+    let (x, y) = (value(0), value(1));
+    match op {
+        Op::Binary(BinOp::Mul) => x != 0.0 && y != 0.0,
+        Op::Binary(BinOp::Div) | Op::Binary(BinOp::Pow) | Op::Func(Func::Pow) => x != 0.0,
+        Op::Func(Func::Hypot) => x != 0.0 || y != 0.0,
+        Op::Func(Func::Exp | Func::Exp2 | Func::Sigmoid | Func::Softplus | Func::LogSigmoid) => {
+            true
+        }
+        _ => false,
+    }
 }
 
 /// `at x = 0.7, w = 3` (or a note that there are no variables).
@@ -827,6 +887,33 @@ fn point_note(point: &[(String, f64)]) -> String {
         .map(|(n, v)| format!("{n} = {}", given(*v)))
         .collect();
     format!("at {}", listed(values))
+}
+
+/// Why `a^b` has no derivative in its exponent `b` where `b` depends on a variable (is a
+/// node) and the base is negative, or 0 with `b = 0`; there the tape gives the exponent a
+/// partial of 0 by convention, which is no derivative to report.
+fn no_exponent_derivative(op: Op, operands: &[Operand<'_>]) -> Option<String> {
+    let (Op::Binary(BinOp::Pow) | Op::Func(Func::Pow), [a, b]) = (op, operands) else {
+        return None;
+    };
+    // Only an exponent that depends on a variable (a node) is differentiated.
+    b.var.node()?;
+    let (base, exponent) = (a.var.value(), b.var.value());
+    if base < 0.0 {
+        Some(format!(
+            "a negative base ({}) has real powers only at whole exponents, so the power is \
+             not differentiable in its exponent",
+            a.describe()
+        ))
+    } else if base == 0.0 && exponent == 0.0 {
+        Some(
+            "0 to a power is 0 for positive exponents, 1 at 0 and infinite for negative ones, \
+             so it is not differentiable in the exponent at 0"
+                .into(),
+        )
+    } else {
+        None
+    }
 }
 
 /// `a^b`: an integer power (`powi`, one parent) when the exponent is a constant integer, else
@@ -936,25 +1023,52 @@ fn check_partials(
         .zip(reached)
         .filter(|(_, &r)| r)
     {
+        if let Some(why) = &info.no_derivative {
+            let mut e = ExplainError::new(format!(
+                "`{} = {}` has no derivative in its exponent here: {why}",
+                info.name, info.definition
+            ));
+            e.span = info.span;
+            e.notes.push(point_note(point));
+            e.notes.push(
+                "(a whole power written as a number, such as x^3, is differentiated in its \
+                 base alone)"
+                    .into(),
+            );
+            return Err(e);
+        }
         for (&p, &d) in node.parents.iter().zip(&node.partials) {
             if d.is_finite() {
                 continue;
             }
             let parent = nodes.get(p).map_or("?", |i| i.name.as_str());
+            let at = trace.nodes.get(p).map_or(f64::NAN, |n| n.value);
+            // The functions' singular points (sqrt, cbrt and powers at 0, asin and acos at
+            // +-1, acosh at 1) are at 0 or +-1; elsewhere an infinite partial has a finite
+            // exact value that a 64-bit float cannot hold (d log(x)/dx = 1/x at 1e-310).
+            let why = if d.is_nan() || at == 0.0 || at.abs() == 1.0 {
+                format!(
+                    "{} is not differentiable where {parent} = {}",
+                    node.op,
+                    number(at)
+                )
+            } else {
+                format!(
+                    "its exact value, where {parent} = {}, is too large for a 64-bit float",
+                    number(at)
+                )
+            };
             let mut e = ExplainError::new(format!(
-                "`{} = {}` has no finite derivative here: its local partial ∂{}/∂{} is {} \
-                 ({} is not differentiable where {parent} = {})",
+                "`{} = {}` has no finite derivative here: its local partial ∂{}/∂{parent} is \
+                 {} ({why})",
                 info.name,
                 info.definition,
                 info.name,
-                parent,
                 if d.is_nan() {
                     "NaN".to_string()
                 } else {
                     format!("{d}")
                 },
-                node.op,
-                number(trace.nodes.get(p).map_or(f64::NAN, |n| n.value)),
             ));
             e.span = info.span;
             e.notes.push(point_note(point));

@@ -280,6 +280,7 @@ fn forward_sweep(ev: &Evaluation, v: usize, out: &mut dyn Write) -> io::Result<(
     let output = &ev.output.name;
     let seed = ev.variables[v].node;
     let tangents = ev.trace.forward(seed);
+    let depends = ev.trace.depends_on(seed);
     let x = &ev.variables[v].name;
     writeln!(
         out,
@@ -299,6 +300,17 @@ fn forward_sweep(ev: &Evaluation, v: usize, out: &mut dyn Write) -> io::Result<(
             writeln!(out, "  d{n}/d{x} = {}  ({why})", number(t))?;
             continue;
         }
+        // A parent with no path back to the seed adds exactly 0; written as its product
+        // (`0.49 * 0`) where that is 0 in floats too, else as 0 (`inf * 0` would say NaN).
+        let adds = |p: usize, d: f64| depends[p] || d.is_finite();
+        if !depends[i] && !node.partials.iter().all(|d| d.is_finite()) {
+            let mut line = format!("  d{n}/d{x} = 0  ({n} does not depend on {x})");
+            if !reached(ev, i) {
+                line.push_str(&format!("  ({output} does not depend on {n})"));
+            }
+            writeln!(out, "{line}")?;
+            continue;
+        }
         let symbols: Vec<String> = node
             .parents
             .iter()
@@ -308,7 +320,13 @@ fn forward_sweep(ev: &Evaluation, v: usize, out: &mut dyn Write) -> io::Result<(
             .parents
             .iter()
             .zip(&node.partials)
-            .map(|(&p, &d)| format!("{} * {}", factor(d), factor(tangents[p])))
+            .map(|(&p, &d)| {
+                if adds(p, d) {
+                    format!("{} * {}", factor(d), factor(tangents[p]))
+                } else {
+                    "0".to_string()
+                }
+            })
             .collect();
         let mut line = format!(
             "  d{n}/d{x} = {} = {}",
@@ -320,7 +338,7 @@ fn forward_sweep(ev: &Evaluation, v: usize, out: &mut dyn Write) -> io::Result<(
                 .parents
                 .iter()
                 .zip(&node.partials)
-                .map(|(&p, &d)| d * tangents[p])
+                .map(|(&p, &d)| if adds(p, d) { d * tangents[p] } else { 0.0 })
                 .collect();
             line.push_str(&format!(" = {}", sum(&terms)));
         }
