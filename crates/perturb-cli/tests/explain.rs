@@ -5,24 +5,12 @@
 //! (then read the diff before committing it).
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-fn perturb(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_perturb"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone()).expect("UTF-8 errors")
-}
+mod support;
+use support::{perturb, stderr, stdout};
 
 /// Runs `perturb explain EXPR --at AT --json` (and `extra`), which must succeed.
 fn explain_json(expr: &str, at: &str, extra: &[&str]) -> Value {

@@ -2,20 +2,10 @@
 //! tricky expressions: powers with negative or zero bases, values that underflow, partials
 //! that overflow. Each test failed before its fix.
 
-use std::process::{Command, Output};
-
 use serde_json::Value;
 
-fn perturb(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_perturb"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone()).expect("UTF-8 errors")
-}
+mod support;
+use support::{perturb, stderr};
 
 fn json(src: &str, at: &str) -> Value {
     let out = perturb(&["explain", src, "--at", at, "--json"]);

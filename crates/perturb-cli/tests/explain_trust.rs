@@ -3,25 +3,13 @@
 //! and hostile inputs in error messages. Each test failed before its fix.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn perturb(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_perturb"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone()).expect("UTF-8 errors")
-}
+mod support;
+use support::{perturb, stderr, stdout};
 
 /// Writes `src` to a file of its own under the test directory and returns its path.
 fn program_file(name: &str, src: &str) -> PathBuf {

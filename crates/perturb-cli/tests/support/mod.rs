@@ -1,5 +1,5 @@
-//! Helpers shared by the end-to-end tests of `perturb train`, `eval` and `predict`
-//! (`train.rs`, `trust.rs`, `pictures.rs`).
+//! Helpers shared by the end-to-end tests of the `perturb` program (`train.rs`, `trust.rs`,
+//! `pictures.rs`, and the `explain*.rs` files).
 
 // Each test file uses some of them.
 #![allow(dead_code)]
@@ -31,4 +31,22 @@ pub fn perturb_in(dir: &Path, args: &[&str]) -> Output {
 /// Bytes of output as text.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `perturb` with `args` in the test's own folder.
+pub fn perturb(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_perturb"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// The standard output, which must be UTF-8.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
+}
+
+/// The standard error, which must be UTF-8.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("UTF-8 errors")
 }
