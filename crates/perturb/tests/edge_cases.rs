@@ -72,3 +72,28 @@ fn inverse_hyperbolic_and_circular_slopes_hold_at_extreme_arguments() {
     let (_, d) = perturb::derivative(|x| x.acosh(), x);
     assert!(close(d, exact), "{d} vs {exact}");
 }
+
+/// tanh's derivative written as `1 / cosh(x)^2` has a NaN derivative of its own past |x| = 710
+/// (`cosh` overflows and `0 * inf` appears in the chain rule): the second derivative of tanh at
+/// 800 came out NaN. Exact values: tanh'' = -2 tanh sech^2 (about -8e-695 at 800, so 0 in
+/// f64), tanh''' at 0 is -2, and at 20 tanh'' is -8 e^-40 (1 + O(e^-40)), from the closed form.
+#[test]
+fn tanh_has_finite_higher_derivatives_far_out_and_exact_ones_near_zero() {
+    use perturb::{Dual, Float};
+    let second = |x: f64| {
+        let d = Dual::new(Dual::new(x, 1.0), Dual::new(1.0, 0.0));
+        d.tanh().tangent().tangent()
+    };
+    assert_eq!(second(800.0), 0.0);
+    assert_eq!(second(-800.0), 0.0);
+    assert_eq!(perturb::hessian(|v| v[0].tanh(), &[800.0])[0][0], 0.0);
+    let expected = -8.0 * (-40.0_f64).exp();
+    assert!((second(20.0) - expected).abs() <= 1e-14 * expected.abs());
+    // Third derivative at 0 by three nested duals: -2.
+    let x = Dual::new(
+        Dual::new(Dual::new(0.0_f64, 1.0), Dual::new(1.0, 0.0)),
+        Dual::new(Dual::new(1.0, 0.0), Dual::new(0.0, 0.0)),
+    );
+    let third = x.tanh().tangent().tangent().tangent();
+    assert!((third + 2.0).abs() < 1e-15, "{third}");
+}
