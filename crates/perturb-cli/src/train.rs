@@ -469,6 +469,7 @@ fn fit(args: &Args, setup: &Setup) -> Result<Fit, String> {
     // the test loss (before the epoch's steps) at about 200 epochs.
     let mut history = History::default();
     let test_every = (args.epochs / 200).max(1);
+    let mut shown_accuracy = String::new();
     for epoch in 0..args.epochs {
         if epoch % test_every == 0 || epoch + 1 == args.epochs {
             if let Ok(test_loss) = model
@@ -521,22 +522,20 @@ fn fit(args: &Args, setup: &Setup) -> Result<Fit, String> {
         }
         let epoch_loss = loss_sum / rows.max(1) as f64;
         history.train.push(((epoch + 1) as f64, epoch_loss));
-        if epoch % 50 == 0 || epoch + 1 == args.epochs {
-            let accuracy = match task {
-                Task::Regression => String::new(),
-                _ => model
-                    .forward(&params, &train.x)
-                    .ok()
-                    .map(|out| {
-                        format!(
-                            "  train accuracy {:.1}%",
-                            100.0 * accuracy(task, &out, &train.y)
-                        )
-                    })
-                    .unwrap_or_default(),
-            };
-            bar.set_message(format!("loss {epoch_loss:.4}{accuracy}"));
+        // The loss is shown every epoch; the accuracy (a pass over the training data) every 50.
+        if task != Task::Regression && (epoch % 50 == 0 || epoch + 1 == args.epochs) {
+            shown_accuracy = model
+                .forward(&params, &train.x)
+                .ok()
+                .map(|out| {
+                    format!(
+                        "  train accuracy {:.1}%",
+                        100.0 * accuracy(task, &out, &train.y)
+                    )
+                })
+                .unwrap_or_default();
         }
+        bar.set_message(format!("loss {epoch_loss:.4}{shown_accuracy}"));
         bar.inc(1);
     }
     bar.finish_and_clear();
