@@ -112,6 +112,31 @@ pub enum Error {
     /// produced a number that is not finite.
     #[error("{0}")]
     NonFinite(Box<crate::debug::NonFinite>),
+    /// A matrix that must be invertible is singular (or numerically so): `solve`, `inv`,
+    /// a triangular solve with a zero on the diagonal.
+    #[error("{op}: the matrix{} is singular: {detail}", batch_member(.member))]
+    Singular {
+        /// The operation that was called.
+        op: &'static str,
+        /// Which matrix of a batch (its index along the leading axes); empty for a single matrix.
+        member: Vec<usize>,
+        /// Where the factorisation broke down (the zero pivot).
+        detail: String,
+    },
+    /// A matrix that must be symmetric positive definite (`cholesky`) is not.
+    #[error(
+        "{op}: the matrix{} is not positive definite: pivot {pivot} (the leading minor of order {}) is not positive",
+        batch_member(.member),
+        .pivot + 1
+    )]
+    NotPositiveDefinite {
+        /// The operation that was called.
+        op: &'static str,
+        /// Which matrix of a batch (its index along the leading axes); empty for a single matrix.
+        member: Vec<usize>,
+        /// The zero-based index of the first pivot that is not positive.
+        pivot: usize,
+    },
     /// An operation's derivative rule failed during a backward sweep.
     #[error("backward pass of {op}: {cause}")]
     Backward {
@@ -120,4 +145,13 @@ pub enum Error {
         /// Why.
         cause: Box<Error>,
     },
+}
+
+/// " at batch index [i, j]" for a member of a batch, "" for a single matrix.
+fn batch_member(member: &[usize]) -> String {
+    if member.is_empty() {
+        String::new()
+    } else {
+        format!(" at batch index {member:?}")
+    }
 }

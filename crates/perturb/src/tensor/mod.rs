@@ -35,6 +35,7 @@ mod anomaly;
 mod array;
 mod batched;
 mod check;
+pub mod conv;
 #[cfg(feature = "ndarray")]
 mod convert;
 mod deferred;
@@ -42,6 +43,7 @@ mod dense;
 mod dual;
 mod element;
 pub(crate) mod kernels;
+pub mod linalg;
 mod operators;
 pub mod ops;
 mod tape;

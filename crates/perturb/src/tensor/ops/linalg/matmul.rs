@@ -263,7 +263,7 @@ impl Op for MatMul {
             return self.eval_2d(a, b);
         }
         let Promoted { a: a2, b: b2, out } = promoted(a.shape(), b.shape())?;
-        if let Some(empty) = super::shape::empty_result(&out) {
+        if let Some(empty) = super::super::shape::empty_result(&out) {
             // Nothing to compute, nor any operand to copy out to the batch's size.
             return Ok(empty);
         }
@@ -326,7 +326,7 @@ impl Op for MatMul {
         let (a, b) = (inputs[0], inputs[1]);
         let da = tangents[0].map(|t| A::apply(self, &[t, b])).transpose()?;
         let db = tangents[1].map(|t| A::apply(self, &[a, t])).transpose()?;
-        super::sum_tangents([da, db], output.shape())
+        super::super::sum_tangents([da, db], output.shape())
     }
 
     fn vjp<A: Array>(
