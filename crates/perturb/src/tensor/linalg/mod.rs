@@ -8,6 +8,3 @@
 
 mod basic;
 mod einsum;
-mod factor;
-mod general;
-mod spectral;

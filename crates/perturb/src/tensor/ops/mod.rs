@@ -11,10 +11,12 @@
 
 mod binary;
 mod compare;
+mod conv;
 mod elementwise;
 mod index;
 mod linalg;
 mod pointwise;
+mod pool;
 mod reduce;
 mod shape;
 
