@@ -4,7 +4,8 @@ use crate::scalar::Scalar;
 
 /// An element type of [`Tensor`](super::Tensor): `f32` or `f64`.
 ///
-/// It supplies the matrix product kernel for its type; everything else is generic.
+/// It supplies the matrix product kernel for its type and, through a sealed bound (no other
+/// type can be an element), the dense decompositions; everything else is generic.
 ///
 /// ```
 /// fn zeros<T: perturb::tensor::Element>(n: usize) -> perturb::tensor::Tensor<T> {
@@ -12,7 +13,7 @@ use crate::scalar::Scalar;
 /// }
 /// assert_eq!(zeros::<f32>(2).len(), 2);
 /// ```
-pub trait Element: Scalar + Send + Sync + 'static {
+pub trait Element: Scalar + Send + Sync + crate::tensor::ops::Dense + 'static {
     /// `c = a b + beta c`, `a` being m x k, `b` k x n and `c` m x n (row-major, rows `ldc`
     /// apart). `a` and `b` are read through (row stride, column stride) pairs, so a transposed
     /// operand needs no copy: a row-major k x m buffer read with strides `(1, m)` is its

@@ -25,6 +25,7 @@ pub use elementwise::{
     Abs, Cos, Exp, Ln, LogSigmoid, Neg, PowScalar, Recip, Relu, Sigmoid, Sin, Softplus, Sqrt,
     Square, Tanh,
 };
+pub(crate) use linalg::Dense;
 pub use linalg::MatMul;
 pub use pointwise::{Pointwise, PointwiseBinary, PointwiseRule};
 pub use shape::{BroadcastTo, Narrow, PadNarrow, PadPair, Permute, Reshape, SumTo};

@@ -1,0 +1,350 @@
+//! The dense kernels the linear-algebra operations' values run on: one matrix at a time,
+//! row-major in and out, computed by faer (chosen over nalgebra by measurement, BENCHMARKS.md).
+//!
+//! faer's traits carry bounds that perturb's generic code cannot state, so each kernel is a
+//! generic function over faer's `RealField`, instantiated for `f32` and `f64` by the sealed
+//! [`Dense`] trait that [`Element`](crate::tensor::Element) requires. The operations call
+//! `T::cholesky(..)` and so on; nothing else in perturb names faer.
+
+use faer::linalg::solvers::Solve;
+use faer::linalg::triangular_solve as tri;
+use faer::traits::RealField;
+use faer::{Mat, MatRef, Par, Side};
+
+/// The matrices' kernels, one matrix each, row-major `[rows, cols]` slices in and out.
+/// Implemented for `f32` and `f64` only (sealed: the trait is not nameable outside perturb).
+pub trait Dense: Sized + Copy {
+    /// The lower Cholesky factor `L` of a symmetric positive definite `n x n` matrix `a`
+    /// (only its lower triangle is read), zeros above the diagonal; `Err(pivot)` (zero-based)
+    /// at the first pivot that is not positive.
+    fn cholesky(a: &[Self], n: usize) -> Result<Vec<Self>, usize>;
+
+    /// `x` with `op(a) x = b` for a triangular `n x n` matrix `a` (its `lower` or upper
+    /// triangle, the diagonal taken as ones when `unit_diagonal`), `op` the transpose when
+    /// `transpose`, and `b` `n x nrhs`. A zero on the diagonal gives infinities, not an error:
+    /// the caller checks the diagonal.
+    fn triangular_solve(
+        a: &[Self],
+        n: usize,
+        b: &[Self],
+        nrhs: usize,
+        shape: Triangle,
+    ) -> Vec<Self>;
+
+    /// `x` with `op(a) x = b` for a general `n x n` matrix `a` by LU with partial pivoting,
+    /// `op` the transpose when `transpose`, `b` being `n x nrhs`; `Err(pivot)` (zero-based) at
+    /// the first exactly-zero pivot of `U`.
+    fn lu_solve(
+        a: &[Self],
+        n: usize,
+        b: &[Self],
+        nrhs: usize,
+        transpose: bool,
+    ) -> Result<Vec<Self>, usize>;
+
+    /// The diagonal of `U` in the LU decomposition of an `n x n` matrix with partial pivoting,
+    /// and whether the row permutation is odd: `det a` is the product of the diagonal, negated
+    /// for an odd permutation.
+    fn lu_diagonal(a: &[Self], n: usize) -> (Vec<Self>, bool);
+
+    /// The eigenvalues of a symmetric `n x n` matrix (only its lower triangle is read), in
+    /// ascending order, and the eigenvectors as the columns of an `n x n` row-major matrix;
+    /// `Err` with faer's reason if the iteration did not converge.
+    fn eigh(a: &[Self], n: usize) -> Result<(Vec<Self>, Vec<Self>), String>;
+
+    /// The reduced QR decomposition of an `m x n` matrix: `q` is `m x k` with orthonormal
+    /// columns and `r` is `k x n` upper triangular, `k = min(m, n)`.
+    fn qr(a: &[Self], m: usize, n: usize) -> (Vec<Self>, Vec<Self>);
+}
+
+/// Which triangle of a matrix a triangular solve reads, and how.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Triangle {
+    /// The lower triangle (else the upper).
+    pub lower: bool,
+    /// Solve with the transpose of the triangle.
+    pub transpose: bool,
+    /// Take the diagonal as ones, without reading it.
+    pub unit_diagonal: bool,
+}
+
+/// Parallelism for one matrix of order `n`: faer's threads pay off only on large matrices
+/// (and the operations already run the members of a batch in parallel).
+fn par(n: usize) -> Par {
+    if n >= 256 {
+        Par::rayon(0)
+    } else {
+        Par::Seq
+    }
+}
+
+fn view<F: RealField>(a: &[F], rows: usize, cols: usize) -> MatRef<'_, F> {
+    MatRef::from_row_major_slice(a, rows, cols)
+}
+
+/// A faer matrix back to a row-major vector.
+fn row_major<F: RealField + Copy>(m: MatRef<'_, F>) -> Vec<F> {
+    let (rows, cols) = (m.nrows(), m.ncols());
+    let mut out = Vec::with_capacity(rows * cols);
+    for i in 0..rows {
+        for j in 0..cols {
+            out.push(m[(i, j)]);
+        }
+    }
+    out
+}
+
+fn cholesky<F: RealField + Copy>(a: &[F], n: usize) -> Result<Vec<F>, usize> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::cholesky::llt::factor;
+    let mut l = Mat::<F>::zeros(n, n);
+    l.copy_from_triangular_lower(view(a, n, n));
+    let par = par(n);
+    let mut mem = MemBuffer::new(factor::cholesky_in_place_scratch::<F>(
+        n,
+        par,
+        Default::default(),
+    ));
+    factor::cholesky_in_place(
+        l.as_mut(),
+        Default::default(),
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .map_err(|e| match e {
+        faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => index,
+    })?;
+    let mut out = row_major(l.as_ref());
+    for i in 0..n {
+        out[i * n + i + 1..(i + 1) * n].fill(F::zero_impl());
+    }
+    Ok(out)
+}
+
+fn triangular_solve<F: RealField + Copy>(
+    a: &[F],
+    n: usize,
+    b: &[F],
+    nrhs: usize,
+    shape: Triangle,
+) -> Vec<F> {
+    let mut x = Mat::<F>::zeros(n, nrhs);
+    x.copy_from(view(b, n, nrhs));
+    let a = view(a, n, n);
+    // op(a) is lower triangular when a is lower and not transposed, or upper and transposed.
+    let (m, lower) = if shape.transpose {
+        (a.transpose(), !shape.lower)
+    } else {
+        (a, shape.lower)
+    };
+    let par = par(n);
+    match (lower, shape.unit_diagonal) {
+        (true, false) => tri::solve_lower_triangular_in_place(m, x.as_mut(), par),
+        (true, true) => tri::solve_unit_lower_triangular_in_place(m, x.as_mut(), par),
+        (false, false) => tri::solve_upper_triangular_in_place(m, x.as_mut(), par),
+        (false, true) => tri::solve_unit_upper_triangular_in_place(m, x.as_mut(), par),
+    }
+    row_major(x.as_ref())
+}
+
+fn lu_solve<F: RealField + Copy>(
+    a: &[F],
+    n: usize,
+    b: &[F],
+    nrhs: usize,
+    transpose: bool,
+) -> Result<Vec<F>, usize> {
+    let lu = view(a, n, n).partial_piv_lu();
+    let u = lu.U();
+    if let Some(pivot) = (0..n).find(|&i| u[(i, i)] == F::zero_impl()) {
+        return Err(pivot);
+    }
+    let rhs = view(b, n, nrhs);
+    let x = if transpose {
+        lu.solve_transpose(rhs)
+    } else {
+        lu.solve(rhs)
+    };
+    Ok(row_major(x.as_ref()))
+}
+
+fn lu_diagonal<F: RealField + Copy>(a: &[F], n: usize) -> (Vec<F>, bool) {
+    if n == 0 {
+        return (Vec::new(), false);
+    }
+    let lu = view(a, n, n).partial_piv_lu();
+    let u = lu.U();
+    // A permutation's parity: n minus its number of cycles.
+    let perm = lu.P().arrays().0;
+    let mut seen = vec![false; n];
+    let mut cycles = 0;
+    for start in 0..n {
+        if seen[start] {
+            continue;
+        }
+        cycles += 1;
+        let mut i = start;
+        while !seen[i] {
+            seen[i] = true;
+            i = perm[i];
+        }
+    }
+    ((0..n).map(|i| u[(i, i)]).collect(), (n - cycles) % 2 == 1)
+}
+
+fn eigh<F: RealField + Copy>(a: &[F], n: usize) -> Result<(Vec<F>, Vec<F>), String> {
+    let evd = view(a, n, n)
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| format!("{e:?}"))?;
+    let values = (0..n).map(|i| evd.S()[i]).collect();
+    Ok((values, row_major(evd.U())))
+}
+
+fn qr<F: RealField + Copy>(a: &[F], m: usize, n: usize) -> (Vec<F>, Vec<F>) {
+    let qr = view(a, m, n).qr();
+    (
+        row_major(qr.compute_thin_Q().as_ref()),
+        row_major(qr.thin_R()),
+    )
+}
+
+macro_rules! impl_dense {
+    ($t:ty) => {
+        impl Dense for $t {
+            fn cholesky(a: &[Self], n: usize) -> Result<Vec<Self>, usize> {
+                cholesky(a, n)
+            }
+            fn triangular_solve(
+                a: &[Self],
+                n: usize,
+                b: &[Self],
+                nrhs: usize,
+                shape: Triangle,
+            ) -> Vec<Self> {
+                triangular_solve(a, n, b, nrhs, shape)
+            }
+            fn lu_solve(
+                a: &[Self],
+                n: usize,
+                b: &[Self],
+                nrhs: usize,
+                transpose: bool,
+            ) -> Result<Vec<Self>, usize> {
+                lu_solve(a, n, b, nrhs, transpose)
+            }
+            fn lu_diagonal(a: &[Self], n: usize) -> (Vec<Self>, bool) {
+                lu_diagonal(a, n)
+            }
+            fn eigh(a: &[Self], n: usize) -> Result<(Vec<Self>, Vec<Self>), String> {
+                eigh(a, n)
+            }
+            fn qr(a: &[Self], m: usize, n: usize) -> (Vec<Self>, Vec<Self>) {
+                qr(a, m, n)
+            }
+        }
+    };
+}
+
+impl_dense!(f32);
+impl_dense!(f64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `a b` for row-major matrices, by loops.
+    fn product(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+        (0..m * n)
+            .map(|ij| (0..k).map(|p| a[ij / n * k + p] * b[p * n + ij % n]).sum())
+            .collect()
+    }
+
+    fn close(a: &[f64], b: &[f64]) -> bool {
+        a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12)
+    }
+
+    const SPD: [f64; 9] = [4.0, 2.0, 0.4, 2.0, 5.0, 1.0, 0.4, 1.0, 3.0];
+
+    #[test]
+    fn cholesky_reproduces_the_matrix_and_names_the_pivot() {
+        let l = f64::cholesky(&SPD, 3).unwrap();
+        assert_eq!((l[1], l[2], l[5]), (0.0, 0.0, 0.0));
+        let lt: Vec<f64> = (0..9).map(|ij| l[ij % 3 * 3 + ij / 3]).collect();
+        assert!(close(&product(&l, &lt, 3, 3, 3), &SPD));
+        // The leading 2x2 minor of [[1, 2], [2, 1]] is -3: pivot 1 fails.
+        assert_eq!(f64::cholesky(&[1.0, 2.0, 2.0, 1.0], 2), Err(1));
+    }
+
+    #[test]
+    fn solves_satisfy_their_equations() {
+        let b = [1.0, -2.0, 0.5, 3.0, 0.0, 1.0];
+        let x = f64::lu_solve(&SPD, 3, &b, 2, false).unwrap();
+        assert!(close(&product(&SPD, &x, 3, 3, 2), &b));
+        let a = [1.0, 2.0, 0.0, 3.0, 1.0, 4.0, 0.0, 1.0, 1.0];
+        let at: Vec<f64> = (0..9).map(|ij| a[ij % 3 * 3 + ij / 3]).collect();
+        let x = f64::lu_solve(&a, 3, &b, 2, true).unwrap();
+        assert!(close(&product(&at, &x, 3, 3, 2), &b));
+        assert_eq!(
+            f64::lu_solve(&[1.0, 2.0, 2.0, 4.0], 2, &[1.0, 1.0], 1, false),
+            Err(1)
+        );
+        for (lower, transpose, unit_diagonal) in [
+            (true, false, false),
+            (false, true, false),
+            (true, true, true),
+        ] {
+            let shape = Triangle {
+                lower,
+                transpose,
+                unit_diagonal,
+            };
+            let t: Vec<f64> = (0..9)
+                .map(|ij| {
+                    let (i, j) = (ij / 3, ij % 3);
+                    let inside = if lower { j <= i } else { j >= i };
+                    match (inside, i == j && unit_diagonal) {
+                        (_, true) => 1.0,
+                        (true, false) => a[ij] + 1.0,
+                        (false, false) => 0.0,
+                    }
+                })
+                .collect();
+            let op: Vec<f64> = if transpose {
+                (0..9).map(|ij| t[ij % 3 * 3 + ij / 3]).collect()
+            } else {
+                t.clone()
+            };
+            // Entries outside the triangle (and a unit diagonal) must not be read.
+            let noisy: Vec<f64> = a.iter().map(|v| v + 1.0).collect();
+            let x = f64::triangular_solve(&noisy, 3, &b, 2, shape);
+            assert!(close(&product(&op, &x, 3, 3, 2), &b), "{shape:?}");
+        }
+    }
+
+    #[test]
+    fn lu_diagonal_eigh_and_qr_match_closed_forms() {
+        // det [[0, 2], [3, 1]] = -6: one row swap, U = [[3, 1], [0, 2]].
+        assert_eq!(
+            f64::lu_diagonal(&[0.0, 2.0, 3.0, 1.0], 2),
+            (vec![3.0, 2.0], true)
+        );
+        // A 3-cycle of rows is even: det = 2 * 3 * 4.
+        let cycled = [0.0, 3.0, 0.0, 0.0, 0.0, 4.0, 2.0, 0.0, 0.0];
+        let (d, odd) = f64::lu_diagonal(&cycled, 3);
+        assert_eq!((d.iter().product::<f64>().abs(), odd), (24.0, false));
+        assert_eq!(f64::lu_diagonal(&[1.0, 2.0, 2.0, 4.0], 2).0[1], 0.0);
+        let (w, v) = f64::eigh(&[2.0, 1.0, 1.0, 2.0], 2).unwrap();
+        assert!(close(&w, &[1.0, 3.0]));
+        let s = std::f64::consts::FRAC_1_SQRT_2;
+        assert!(close(
+            &[v[0].abs(), v[1].abs(), v[2].abs(), v[3].abs()],
+            &[s, s, s, s]
+        ));
+        assert!((v[0] * v[1] + v[2] * v[3]).abs() < 1e-15);
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let (q, r) = f64::qr(&a, 3, 2);
+        assert_eq!(r[2], 0.0);
+        assert!(close(&product(&q, &r, 3, 2, 2), &a));
+    }
+}
