@@ -12,9 +12,13 @@
 //! The derivative rules are linear maps written as operations of their own, so they are
 //! themselves differentiable (order two and up):
 //! - max pool's JVP picks the tangent at each window's maximum ([`MaxPool2d`]'s routing pair:
-//!   a gather and its adjoint scatter, both reading the maxima's positions from the input);
+//!   a gather and its adjoint scatter, both reading the maxima's positions from the input), as
+//!   JAX's `_reduce_window_chooser_jvp_rule` does with `_select_and_gather_add` and its
+//!   transpose `_select_and_scatter_add` (`jax/_src/lax/windowed_reductions.py`); the
+//!   position among ties is PyTorch's (`max_pool2d_with_indices`: the first maximum);
 //! - avg pool is linear: its JVP is avg pool of the tangent, its VJP spreads each cotangent
-//!   evenly over its window (an operation whose own VJP is avg pool again).
+//!   evenly over its window (an operation whose own VJP is avg pool again), PyTorch's
+//!   `avg_pool2d_backward`.
 
 use std::ops::Range;
 
@@ -124,6 +128,31 @@ impl Geometry {
         self.planes * self.out_plane() * pool.kernel[0] * pool.kernel[1]
     }
 
+    /// Each window's rows and columns, in the output's (row-major) order.
+    fn windows(&self) -> impl Iterator<Item = (&Range<usize>, &Range<usize>)> {
+        self.rows
+            .iter()
+            .flat_map(|rows| self.cols.iter().map(move |cols| (rows, cols)))
+    }
+
+    /// Input plane `p` of `data` (of the input's shape).
+    fn plane<'a, T>(&self, data: &'a [T], p: usize) -> &'a [T] {
+        &data[p * self.in_plane()..(p + 1) * self.in_plane()]
+    }
+
+    /// The pooled result: `f(p, rows, cols)` for each window of each plane `p`.
+    fn per_window<T: Element>(
+        &self,
+        pool: &Pool2d,
+        f: impl Fn(usize, &Range<usize>, &Range<usize>) -> T + Sync,
+    ) -> Vec<T> {
+        per_plane(self.planes, self.out_plane(), self.work(pool), |p, out| {
+            for (o, (rows, cols)) in out.iter_mut().zip(self.windows()) {
+                *o = f(p, rows, cols);
+            }
+        })
+    }
+
     /// The shape of an input: the output's leading axes and the spatial size.
     fn in_shape(&self) -> Vec<usize> {
         let lead = &self.out_shape[..self.out_shape.len() - 2];
@@ -222,10 +251,10 @@ fn argmax<T: Element>(plane: &[T], w: usize, rows: &Range<usize>, cols: &Range<u
     let mut best = rows.start * w + cols.start;
     let mut max = plane[best];
     for i in rows.clone() {
-        for at in i * w + cols.start..i * w + cols.end {
-            let v = plane[at];
+        let row = i * w;
+        for (j, &v) in plane[row + cols.start..row + cols.end].iter().enumerate() {
             if v > max || (v.is_nan() && !max.is_nan()) {
-                (best, max) = (at, v);
+                (best, max) = (row + cols.start + j, v);
             }
         }
     }
@@ -263,6 +292,12 @@ fn fold_stack<O: Op, A: Array>(
         .chain(y.shape()[1..].iter().copied())
         .collect();
     y.try_reshape(&shape)
+}
+
+/// [`Op::output_shape`] of a pooling of one input.
+fn pooled_shape(op: &'static str, pool: &Pool2d, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+    let [x] = inputs else { return None };
+    geometry(op, pool, x).ok().map(|g| g.out_shape)
 }
 
 /// The two inputs of a routing operation, or an arity error.
@@ -323,25 +358,15 @@ impl Op for MaxPool2d {
     }
 
     fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
-        let [x] = inputs else { return None };
-        geometry(self.name(), &self.pool, x)
-            .ok()
-            .map(|g| g.out_shape)
+        pooled_shape(self.name(), &self.pool, inputs)
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         let g = geometry(self.name(), &self.pool, x.shape())?;
-        let xs = x.as_slice();
-        let data = per_plane(g.planes, g.out_plane(), g.work(&self.pool), |p, out| {
-            let plane = &xs[p * g.in_plane()..(p + 1) * g.in_plane()];
-            let mut o = 0;
-            for rows in &g.rows {
-                for cols in &g.cols {
-                    out[o] = plane[argmax(plane, g.w, rows, cols)];
-                    o += 1;
-                }
-            }
+        let data = g.per_window(&self.pool, |p, rows, cols| {
+            let plane = g.plane(x.as_slice(), p);
+            plane[argmax(plane, g.w, rows, cols)]
         });
         Ok(Tensor::from_parts(data, g.out_shape))
     }
@@ -388,17 +413,8 @@ impl Op for MaxPool2dGather {
         if t.shape() != x.shape() {
             return Err(mismatch(self.name(), x.shape(), t.shape()));
         }
-        let (xs, ts) = (x.as_slice(), t.as_slice());
-        let data = per_plane(g.planes, g.out_plane(), g.work(&self.pool), |p, out| {
-            let span = p * g.in_plane()..(p + 1) * g.in_plane();
-            let (plane, tangent) = (&xs[span.clone()], &ts[span]);
-            let mut o = 0;
-            for rows in &g.rows {
-                for cols in &g.cols {
-                    out[o] = tangent[argmax(plane, g.w, rows, cols)];
-                    o += 1;
-                }
-            }
+        let data = g.per_window(&self.pool, |p, rows, cols| {
+            g.plane(t.as_slice(), p)[argmax(g.plane(x.as_slice(), p), g.w, rows, cols)]
         });
         Ok(Tensor::from_parts(data, g.out_shape))
     }
@@ -444,15 +460,12 @@ impl Op for MaxPool2dScatter {
         if c.shape() != g.out_shape {
             return Err(mismatch(self.name(), x.shape(), c.shape()));
         }
-        let (xs, cs) = (x.as_slice(), c.as_slice());
+        let cs = c.as_slice();
         let data = per_plane(g.planes, g.in_plane(), g.work(&self.pool), |p, out| {
-            let plane = &xs[p * g.in_plane()..(p + 1) * g.in_plane()];
-            let mut o = p * g.out_plane();
-            for rows in &g.rows {
-                for cols in &g.cols {
-                    out[argmax(plane, g.w, rows, cols)] += cs[o];
-                    o += 1;
-                }
+            let plane = g.plane(x.as_slice(), p);
+            let ct = &cs[p * g.out_plane()..(p + 1) * g.out_plane()];
+            for ((rows, cols), &c) in g.windows().zip(ct) {
+                out[argmax(plane, g.w, rows, cols)] += c;
             }
         });
         Ok(Tensor::from_parts(data, x.shape().to_vec()))
@@ -519,31 +532,21 @@ impl Op for AvgPool2d {
     }
 
     fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
-        let [x] = inputs else { return None };
-        geometry(self.name(), &self.pool, x)
-            .ok()
-            .map(|g| g.out_shape)
+        pooled_shape(self.name(), &self.pool, inputs)
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         let g = geometry(self.name(), &self.pool, x.shape())?;
-        let xs = x.as_slice();
-        let data = per_plane(g.planes, g.out_plane(), g.work(&self.pool), |p, out| {
-            let plane = &xs[p * g.in_plane()..(p + 1) * g.in_plane()];
-            let mut o = 0;
-            for rows in &g.rows {
-                for cols in &g.cols {
-                    let mut sum = T::zero();
-                    for i in rows.clone() {
-                        for &v in &plane[i * g.w + cols.start..i * g.w + cols.end] {
-                            sum += v;
-                        }
-                    }
-                    out[o] = sum / elem::<T>(self.divisor(rows, cols) as f64);
-                    o += 1;
+        let data = g.per_window(&self.pool, |p, rows, cols| {
+            let plane = g.plane(x.as_slice(), p);
+            let mut sum = T::zero();
+            for i in rows.clone() {
+                for &v in &plane[i * g.w + cols.start..i * g.w + cols.end] {
+                    sum += v;
                 }
             }
+            sum / elem::<T>(self.divisor(rows, cols) as f64)
         });
         Ok(Tensor::from_parts(data, g.out_shape))
     }
@@ -608,16 +611,13 @@ impl Op for AvgPool2dSpread {
         let g = self.geometry(c.shape())?;
         let cs = c.as_slice();
         let data = per_plane(g.planes, g.in_plane(), g.work(&self.avg.pool), |p, out| {
-            let mut o = p * g.out_plane();
-            for rows in &g.rows {
-                for cols in &g.cols {
-                    let share = cs[o] / elem::<T>(self.avg.divisor(rows, cols) as f64);
-                    for i in rows.clone() {
-                        for v in &mut out[i * g.w + cols.start..i * g.w + cols.end] {
-                            *v += share;
-                        }
+            let ct = &cs[p * g.out_plane()..(p + 1) * g.out_plane()];
+            for ((rows, cols), &c) in g.windows().zip(ct) {
+                let share = c / elem::<T>(self.avg.divisor(rows, cols) as f64);
+                for i in rows.clone() {
+                    for v in &mut out[i * g.w + cols.start..i * g.w + cols.end] {
+                        *v += share;
                     }
-                    o += 1;
                 }
             }
         });
@@ -695,7 +695,7 @@ pub fn try_avg_pool2d<A: Array>(x: &A, pool: Pool2d) -> Result<A, Error> {
 /// use perturb::tensor::conv::{avg_pool2d, Pool2d};
 /// use perturb::tensor::{Array, Tensor, TensorTape};
 /// let tape = TensorTape::new();
-/// let x = tape.var(Tensor::ones(&[1, 1, 2, 2]));
+/// let x = tape.var(Tensor::<f64>::ones(&[1, 1, 2, 2]));
 /// let y = avg_pool2d(&x, Pool2d::new([2, 2])).sum_all();
 /// assert_eq!(tape.gradient(&y, &[&x]).unwrap()[0].to_vec(), vec![0.25; 4]);
 /// ```
