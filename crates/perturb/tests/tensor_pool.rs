@@ -4,9 +4,10 @@
 //! row's JVP against central differences in random directions and against its VJP, the batched
 //! column (stacks of tangents, cotangents and inputs), and order two in the three nestings
 //! (forward over reverse, reverse over forward, forward over forward) of `f(x)^2`; f32 agrees
-//! with f64. Then values and gradients against a direct loop written here (the padded input
-//! read through signed indices, not the library's clipped windows), also on an input large
-//! enough to run in parallel; a window that straddles the padding, computed by hand; ties, NaN
+//! with f64. Then values, gradients and Jacobians (`jacfwd`, `jacrev`, and the Hessian and
+//! `hvp` of `sum(pool(x)^2)`, exactly `2 J^T J`) against a direct loop written here (the
+//! padded input read through signed indices, not the library's clipped windows), also on an
+//! input large enough to run in parallel; a window that straddles the padding, computed by hand; ties, NaN
 //! and the padding's `-inf`; and errors naming the operation and the shape.
 
 mod forward_support;
@@ -14,7 +15,10 @@ mod forward_support;
 use forward_support::{check_first_order, check_second_order, Function};
 use perturb::tensor::conv::{avg_pool2d, max_pool2d, try_avg_pool2d, try_max_pool2d, Pool2d};
 use perturb::tensor::ops::{AvgPool2d, MaxPool2d};
-use perturb::tensor::{jvp, Array, DualTensor, Element, Op, Tensor, TensorTape, TensorVar};
+use perturb::tensor::{
+    hessian, hvp, jacfwd, jacrev, jvp, Array, DualTensor, Element, Op, Tensor, TensorTape,
+    TensorVar,
+};
 use perturb::Error;
 
 // ---- Helpers -------------------------------------------------------------------------------
@@ -400,6 +404,68 @@ fn a_large_input_pooled_in_parallel_matches_the_direct_loop() {
                 "{case:?}: {lhs} vs {rhs}"
             );
         }
+    }
+}
+
+/// The Jacobian of a pooling at `x` by the direct loop, `[outputs, inputs]`: 1 at each
+/// output's maximum (max pool), the pooling of each unit input as a column (avg pool, linear).
+fn direct_jacobian(case: Case, x: &Tensor<f64>) -> Tensor<f64> {
+    let (y, at) = direct(case, x);
+    let (m, n) = (y.len(), x.len());
+    let mut j = vec![0.0; m * n];
+    for k in 0..n {
+        let column = match case {
+            Case::Max(_) => (0..m).map(|o| f64::from(at[o] == k)).collect(),
+            Case::Avg(..) => {
+                let mut e = vec![0.0; n];
+                e[k] = 1.0;
+                direct(case, &t(&e, x.shape())).0.to_vec()
+            }
+        };
+        for (o, c) in column.into_iter().enumerate() {
+            j[o * n + k] = c;
+        }
+    }
+    t(&j, &[m, n])
+}
+
+#[test]
+fn jacobians_hessian_and_hvp_match_the_direct_loop() {
+    // Pooling is piecewise linear, so the Hessian of sum(pool(x)^2) is exactly 2 J^T J.
+    let mut rng = SplitMix(0x9001_0008);
+    let x = rng.separated(&[1, 2, 4, 4]);
+    let n = x.len();
+    for case in [
+        Case::Max(window([3, 3], [1, 1], [1, 1])),
+        Case::Max(window([2, 2], [2, 2], [0, 0])),
+        Case::Avg(window([2, 3], [2, 1], [1, 1]), false),
+        Case::Avg(window([3, 3], [1, 1], [1, 1]), true),
+    ] {
+        let want = direct_jacobian(case, &x);
+        let m = want.shape()[0];
+        let jf = jacfwd(|x| case.apply(x), &x)
+            .unwrap()
+            .reshape(&[m, n])
+            .unwrap();
+        let jr = jacrev(|x| case.apply(x), &x)
+            .unwrap()
+            .reshape(&[m, n])
+            .unwrap();
+        assert!(jf.all_close(&want, 1e-15), "{case:?}: jacfwd");
+        assert!(jr.all_close(&want, 1e-15), "{case:?}: jacrev");
+        let h = hessian(|x| Ok(case.apply(x)?.square().sum_all()), &x)
+            .unwrap()
+            .reshape(&[n, n])
+            .unwrap();
+        let jtj = want.transpose().matmul(&want).scale(2.0);
+        assert!(h.all_close(&jtj, 1e-14), "{case:?}: hessian");
+        let v = rng.tensor(x.shape(), -1.0, 1.0);
+        let hv = hvp(|x| Ok(case.apply(x)?.square().sum_all()), &x, &v).unwrap();
+        let want_hv = jtj.matmul(&v.reshape(&[n]).unwrap());
+        assert!(
+            hv.reshape(&[n]).unwrap().all_close(&want_hv, 1e-13),
+            "{case:?}: hvp"
+        );
     }
 }
 
