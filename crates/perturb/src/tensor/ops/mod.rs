@@ -16,7 +16,7 @@ mod elementwise;
 mod index;
 mod linalg;
 mod pointwise;
-mod pool;
+pub(crate) mod pool;
 mod reduce;
 mod shape;
 
@@ -28,6 +28,7 @@ pub use elementwise::{
 pub(crate) use linalg::Dense;
 pub use linalg::MatMul;
 pub use pointwise::{Pointwise, PointwiseBinary, PointwiseRule};
+pub use pool::{AvgPool2d, MaxPool2d, Pool2d};
 pub use shape::{BroadcastTo, Narrow, PadNarrow, PadPair, Permute, Reshape, SumTo};
 #[allow(unused_imports)]
 pub use {compare::*, index::*, reduce::*};

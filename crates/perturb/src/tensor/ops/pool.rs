@@ -1,1 +1,705 @@
-//! (to be written)
+//! Pooling over the last two axes of NCHW input: `max_pool2d` and `avg_pool2d`, each an
+//! operation with its value, JVP, VJP and batching rule, and the routing operations their
+//! derivative rules are written with.
+//!
+//! The input is `[N, C, H, W]` (a batch of images) or `[C, H, W]` (one image); every leading
+//! plane is pooled alone. A [`Pool2d`] gives the kernel, the stride (by default the kernel)
+//! and the padding, added on both sides of each spatial axis as in PyTorch, at most half the
+//! kernel so that every window holds at least one element of the input. The output is
+//! `[.., OH, OW]` with `OH = (H + 2 ph - kh) / sh + 1` (rounded down, as PyTorch's default
+//! `ceil_mode=False`), and likewise `OW`.
+//!
+//! The derivative rules are linear maps written as operations of their own, so they are
+//! themselves differentiable (order two and up):
+//! - max pool's JVP picks the tangent at each window's maximum ([`MaxPool2d`]'s routing pair:
+//!   a gather and its adjoint scatter, both reading the maxima's positions from the input), as
+//!   JAX's `_reduce_window_chooser_jvp_rule` does with `_select_and_gather_add` and its
+//!   transpose `_select_and_scatter_add` (`jax/_src/lax/windowed_reductions.py`); the
+//!   position among ties is PyTorch's (`max_pool2d_with_indices`: the first maximum);
+//! - avg pool is linear: its JVP is avg pool of the tangent, its VJP spreads each cotangent
+//!   evenly over its window (an operation whose own VJP is avg pool again), PyTorch's
+//!   `avg_pool2d_backward`.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use crate::error::Error;
+use crate::tensor::array::or_panic;
+use crate::tensor::dense::element_count;
+use crate::tensor::kernels::Cost;
+use crate::tensor::{batched, Array, Element, Op, Tensor, VjpReads};
+
+use super::{elem, linear_jvp, unary};
+
+/// The window of a 2-D pooling: kernel, stride and padding along (H, W).
+///
+/// ```
+/// use perturb::tensor::conv::Pool2d;
+/// let pool = Pool2d::new([3, 3]).stride([2, 2]).padding([1, 1]);
+/// assert_eq!(pool.output_shape(&[8, 4, 28, 28]).unwrap(), vec![8, 4, 14, 14]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2d {
+    /// The window's height and width (each at least 1).
+    pub kernel: [usize; 2],
+    /// The step between windows along H and W (each at least 1).
+    pub stride: [usize; 2],
+    /// Rows and columns of padding added on both sides of H and W, each at most half the
+    /// kernel along its axis.
+    pub padding: [usize; 2],
+}
+
+impl Pool2d {
+    /// Windows of `kernel`, side by side (stride = kernel), no padding.
+    ///
+    /// ```
+    /// use perturb::tensor::conv::Pool2d;
+    /// let pool = Pool2d::new([2, 2]);
+    /// assert_eq!((pool.stride, pool.padding), ([2, 2], [0, 0]));
+    /// ```
+    pub fn new(kernel: [usize; 2]) -> Self {
+        Pool2d {
+            kernel,
+            stride: kernel,
+            padding: [0, 0],
+        }
+    }
+
+    /// The same window with this stride.
+    ///
+    /// ```
+    /// use perturb::tensor::conv::Pool2d;
+    /// assert_eq!(Pool2d::new([3, 3]).stride([1, 2]).stride, [1, 2]);
+    /// ```
+    pub fn stride(self, stride: [usize; 2]) -> Self {
+        Pool2d { stride, ..self }
+    }
+
+    /// The same window with this padding (on both sides of each axis).
+    ///
+    /// ```
+    /// use perturb::tensor::conv::Pool2d;
+    /// assert_eq!(Pool2d::new([3, 3]).padding([1, 0]).padding, [1, 0]);
+    /// ```
+    pub fn padding(self, padding: [usize; 2]) -> Self {
+        Pool2d { padding, ..self }
+    }
+
+    /// The shape of the pooled result of an input of `shape` (`[N, C, H, W]` or `[C, H, W]`),
+    /// or the error pooling it would give (named `pool2d`).
+    ///
+    /// ```
+    /// use perturb::tensor::conv::Pool2d;
+    /// assert_eq!(Pool2d::new([2, 3]).output_shape(&[3, 4, 7]).unwrap(), vec![3, 2, 2]);
+    /// assert!(Pool2d::new([5, 5]).output_shape(&[1, 1, 4, 4]).is_err()); // the kernel does not fit
+    /// ```
+    pub fn output_shape(&self, shape: &[usize]) -> Result<Vec<usize>, Error> {
+        Ok(geometry("pool2d", self, shape)?.out_shape)
+    }
+}
+
+/// Where the windows of a pooling fall on an input of a given shape.
+struct Geometry {
+    /// The number of planes (the product of the leading axes).
+    planes: usize,
+    /// The input's spatial size.
+    h: usize,
+    w: usize,
+    /// Each output row's window rows, and each output column's window columns, clipped to
+    /// the input (the padding left out).
+    rows: Vec<Range<usize>>,
+    cols: Vec<Range<usize>>,
+    /// The result's shape.
+    out_shape: Vec<usize>,
+}
+
+impl Geometry {
+    fn in_plane(&self) -> usize {
+        self.h * self.w
+    }
+
+    fn out_plane(&self) -> usize {
+        self.rows.len() * self.cols.len()
+    }
+
+    /// Elements read in all: where the loops start to pay for rayon's pool.
+    fn work(&self, pool: &Pool2d) -> usize {
+        self.planes * self.out_plane() * pool.kernel[0] * pool.kernel[1]
+    }
+
+    /// Each window's rows and columns, in the output's (row-major) order.
+    fn windows(&self) -> impl Iterator<Item = (&Range<usize>, &Range<usize>)> {
+        self.rows
+            .iter()
+            .flat_map(|rows| self.cols.iter().map(move |cols| (rows, cols)))
+    }
+
+    /// Input plane `p` of `data` (of the input's shape).
+    fn plane<'a, T>(&self, data: &'a [T], p: usize) -> &'a [T] {
+        &data[p * self.in_plane()..(p + 1) * self.in_plane()]
+    }
+
+    /// The pooled result: `f(p, rows, cols)` for each window of each plane `p`.
+    fn per_window<T: Element>(
+        &self,
+        pool: &Pool2d,
+        f: impl Fn(usize, &Range<usize>, &Range<usize>) -> T + Sync,
+    ) -> Vec<T> {
+        per_plane(self.planes, self.out_plane(), self.work(pool), |p, out| {
+            for (o, (rows, cols)) in out.iter_mut().zip(self.windows()) {
+                *o = f(p, rows, cols);
+            }
+        })
+    }
+
+    /// The shape of an input: the output's leading axes and the spatial size.
+    fn in_shape(&self) -> Vec<usize> {
+        let lead = &self.out_shape[..self.out_shape.len() - 2];
+        lead.iter().copied().chain([self.h, self.w]).collect()
+    }
+}
+
+/// The windows along one axis of length `n`: clipped ranges, one per output position.
+fn windows(n: usize, kernel: usize, stride: usize, padding: usize) -> Vec<Range<usize>> {
+    let count = (n + 2 * padding - kernel) / stride + 1;
+    (0..count)
+        .map(|o| {
+            let start = o * stride;
+            start.saturating_sub(padding)..(start + kernel - padding).min(n)
+        })
+        .collect()
+}
+
+/// Checks a pooling of an input of `shape` and places its windows; the errors name `op`,
+/// the shape and the window.
+fn geometry(op: &'static str, pool: &Pool2d, shape: &[usize]) -> Result<Geometry, Error> {
+    let bad = |reason: String| Error::InvalidArgument { op, reason };
+    let Pool2d {
+        kernel,
+        stride,
+        padding,
+    } = *pool;
+    if !(3..=4).contains(&shape.len()) {
+        return Err(bad(format!(
+            "the input must be [N, C, H, W] or [C, H, W], got shape {shape:?}"
+        )));
+    }
+    if kernel.contains(&0) || stride.contains(&0) {
+        return Err(bad(format!(
+            "the kernel {kernel:?} and the stride {stride:?} must be at least 1 (input shape {shape:?})"
+        )));
+    }
+    if (0..2).any(|d| 2 * padding[d] > kernel[d]) {
+        return Err(bad(format!(
+            "the padding {padding:?} is more than half the kernel {kernel:?} (input shape {shape:?})"
+        )));
+    }
+    let (h, w) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+    let fits = (0..2).all(|d| [h, w][d] + 2 * padding[d] >= kernel[d]);
+    if h == 0 || w == 0 || !fits {
+        return Err(bad(format!(
+            "the kernel {kernel:?} does not fit in the input of shape {shape:?} padded by {padding:?}"
+        )));
+    }
+    let rows = windows(h, kernel[0], stride[0], padding[0]);
+    let cols = windows(w, kernel[1], stride[1], padding[1]);
+    let lead = &shape[..shape.len() - 2];
+    let out_shape: Vec<usize> = lead
+        .iter()
+        .copied()
+        .chain([rows.len(), cols.len()])
+        .collect();
+    element_count(op, &out_shape)?;
+    Ok(Geometry {
+        planes: lead.iter().product(),
+        h,
+        w,
+        rows,
+        cols,
+        out_shape,
+    })
+}
+
+/// `planes` planes of `plane_len` elements, from zeros, each written by `fill(p, plane)`; in
+/// parallel over the planes when `work` (elements read in all) is large.
+fn per_plane<T: Element>(
+    planes: usize,
+    plane_len: usize,
+    work: usize,
+    fill: impl Fn(usize, &mut [T]) + Sync,
+) -> Vec<T> {
+    let mut out = vec![T::zero(); planes * plane_len];
+    if out.is_empty() {
+        return out;
+    }
+    if work >= Cost::Cheap.parallel_threshold() {
+        out.par_chunks_mut(plane_len)
+            .enumerate()
+            .for_each(|(p, plane)| fill(p, plane));
+    } else {
+        for (p, plane) in out.chunks_mut(plane_len).enumerate() {
+            fill(p, plane);
+        }
+    }
+    out
+}
+
+/// The position in `plane` (of width `w`) of the window's maximum: the first one in row-major
+/// order among ties, the first NaN if there is one.
+fn argmax<T: Element>(plane: &[T], w: usize, rows: &Range<usize>, cols: &Range<usize>) -> usize {
+    let mut best = rows.start * w + cols.start;
+    let mut max = plane[best];
+    for i in rows.clone() {
+        let row = i * w;
+        for (j, &v) in plane[row + cols.start..row + cols.end].iter().enumerate() {
+            if v > max || (v.is_nan() && !max.is_nan()) {
+                (best, max) = (row + cols.start + j, v);
+            }
+        }
+    }
+    best
+}
+
+/// The operation mapped over a stack: the stack folded into the leading (N) axis of a batch
+/// of images, or taken as that axis for a stack of single images.
+fn fold_stack<O: Op, A: Array>(
+    op: &O,
+    inputs: &[&A],
+    stacked: &[bool],
+    size: usize,
+) -> Result<A, Error> {
+    let xs = batched::all_stacked(inputs, stacked, size)?;
+    let rank = xs[0].shape().len();
+    if xs.iter().any(|x| x.shape().len() != rank) || !(4..=5).contains(&rank) {
+        // Not pooling inputs: the loop reports the error.
+        return batched::by_loop(op, inputs, stacked, size);
+    }
+    if rank == 4 {
+        return A::apply(op, &xs.iter().collect::<Vec<_>>());
+    }
+    let merged = xs
+        .iter()
+        .map(|x| {
+            let s = x.shape();
+            x.try_reshape(&[s[0] * s[1], s[2], s[3], s[4]])
+        })
+        .collect::<Result<Vec<A>, Error>>()?;
+    let y = A::apply(op, &merged.iter().collect::<Vec<_>>())?;
+    let n = xs[0].shape()[1];
+    let shape: Vec<usize> = [size, n]
+        .into_iter()
+        .chain(y.shape()[1..].iter().copied())
+        .collect();
+    y.try_reshape(&shape)
+}
+
+/// [`Op::output_shape`] of a pooling of one input.
+fn pooled_shape(op: &'static str, pool: &Pool2d, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+    let [x] = inputs else { return None };
+    geometry(op, pool, x).ok().map(|g| g.out_shape)
+}
+
+/// The two inputs of a routing operation, or an arity error.
+fn pair<'a, T>(op: &'static str, inputs: &[&'a T]) -> Result<(&'a T, &'a T), Error> {
+    match inputs {
+        [a, b] => Ok((a, b)),
+        _ => Err(Error::Arity {
+            op,
+            expected: 2,
+            found: inputs.len(),
+        }),
+    }
+}
+
+/// The error for a second input whose shape does not go with the first's.
+fn mismatch(op: &'static str, x: &[usize], other: &[usize]) -> Error {
+    Error::ShapeMismatch {
+        op,
+        lhs: x.to_vec(),
+        rhs: other.to_vec(),
+    }
+}
+
+// ---- Max pool ------------------------------------------------------------------------------
+
+/// The maximum of each window (`torch.nn.functional.max_pool2d`): the padding never wins (it
+/// acts as `-inf`), and a window holding a NaN gives NaN. JVP: the tangent at each window's
+/// maximum, the first one in row-major order among ties (PyTorch's choice), the first NaN in a
+/// window with NaN; VJP: the cotangent added at those positions. Both are linear routing
+/// operations that read the maxima's positions from the input, so they differentiate again.
+///
+/// ```
+/// use perturb::tensor::conv::Pool2d;
+/// use perturb::tensor::{ops::MaxPool2d, Op, Tensor};
+/// let x = Tensor::from_vec((0..16).map(f64::from).collect(), &[1, 1, 4, 4]).unwrap();
+/// let op = MaxPool2d { pool: Pool2d::new([2, 2]) };
+/// let y = op.eval(&[&x]).unwrap();
+/// assert_eq!((y.shape(), y.to_vec()), (&[1, 1, 2, 2][..], vec![5.0, 7.0, 13.0, 15.0]));
+/// let ct = op.vjp(&[&x], &y, &Tensor::ones(&[1, 1, 2, 2]), &[true]).unwrap();
+/// let g = ct[0].as_ref().unwrap().to_vec();
+/// assert_eq!((g[5], g[7], g[13], g[15], g.iter().sum::<f64>()), (1.0, 1.0, 1.0, 1.0, 4.0));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPool2d {
+    /// The window.
+    pub pool: Pool2d,
+}
+
+impl Op for MaxPool2d {
+    fn name(&self) -> &'static str {
+        "max_pool2d"
+    }
+
+    const VJP_READS: VjpReads = VjpReads::INPUTS;
+
+    fn batch<A: Array>(&self, x: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        fold_stack(self, x, stacked, size)
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        pooled_shape(self.name(), &self.pool, inputs)
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let x = unary(self.name(), inputs)?;
+        let g = geometry(self.name(), &self.pool, x.shape())?;
+        let data = g.per_window(&self.pool, |p, rows, cols| {
+            let plane = g.plane(x.as_slice(), p);
+            plane[argmax(plane, g.w, rows, cols)]
+        });
+        Ok(Tensor::from_parts(data, g.out_shape))
+    }
+
+    fn jvp<A: Array>(&self, x: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        let pick = MaxPool2dGather { pool: self.pool };
+        t[0].map(|t| A::apply(&pick, &[x[0], t])).transpose()
+    }
+
+    fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        let route = MaxPool2dScatter { pool: self.pool };
+        Ok(vec![Some(A::apply(&route, &[x[0], ct])?)])
+    }
+}
+
+/// Max pool's JVP: inputs `x` and `t` of the same shape, and `t` at the position of each
+/// window's maximum of `x` (as [`argmax`] finds it). Linear in `t`, piecewise constant in `x`
+/// (no derivative); VJP: [`MaxPool2dScatter`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct MaxPool2dGather {
+    pool: Pool2d,
+}
+
+impl Op for MaxPool2dGather {
+    fn name(&self) -> &'static str {
+        "max_pool2d_gather"
+    }
+
+    const VJP_READS: VjpReads = VjpReads::OTHER_INPUTS;
+
+    fn batch<A: Array>(&self, x: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        fold_stack(self, x, stacked, size)
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        let [x, t] = inputs else { return None };
+        let g = geometry(self.name(), &self.pool, x).ok()?;
+        (x == t).then_some(g.out_shape)
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let (x, t) = pair(self.name(), inputs)?;
+        let g = geometry(self.name(), &self.pool, x.shape())?;
+        if t.shape() != x.shape() {
+            return Err(mismatch(self.name(), x.shape(), t.shape()));
+        }
+        let data = g.per_window(&self.pool, |p, rows, cols| {
+            g.plane(t.as_slice(), p)[argmax(g.plane(x.as_slice(), p), g.w, rows, cols)]
+        });
+        Ok(Tensor::from_parts(data, g.out_shape))
+    }
+
+    fn jvp<A: Array>(&self, x: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        t[1].map(|t| A::apply(self, &[x[0], t])).transpose()
+    }
+
+    fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        let route = MaxPool2dScatter { pool: self.pool };
+        Ok(vec![None, Some(A::apply(&route, &[x[0], ct])?)])
+    }
+}
+
+/// Max pool's VJP: inputs `x` and a cotangent `c` of the pooled shape; zeros of `x`'s shape
+/// with each element of `c` added at its window's maximum of `x`. Linear in `c`, piecewise
+/// constant in `x` (no derivative); VJP: [`MaxPool2dGather`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct MaxPool2dScatter {
+    pool: Pool2d,
+}
+
+impl Op for MaxPool2dScatter {
+    fn name(&self) -> &'static str {
+        "max_pool2d_scatter"
+    }
+
+    const VJP_READS: VjpReads = VjpReads::OTHER_INPUTS;
+
+    fn batch<A: Array>(&self, x: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        fold_stack(self, x, stacked, size)
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        let [x, c] = inputs else { return None };
+        let g = geometry(self.name(), &self.pool, x).ok()?;
+        (g.out_shape == *c).then(|| x.to_vec())
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let (x, c) = pair(self.name(), inputs)?;
+        let g = geometry(self.name(), &self.pool, x.shape())?;
+        if c.shape() != g.out_shape {
+            return Err(mismatch(self.name(), x.shape(), c.shape()));
+        }
+        let cs = c.as_slice();
+        let data = per_plane(g.planes, g.in_plane(), g.work(&self.pool), |p, out| {
+            let plane = g.plane(x.as_slice(), p);
+            let ct = &cs[p * g.out_plane()..(p + 1) * g.out_plane()];
+            for ((rows, cols), &c) in g.windows().zip(ct) {
+                out[argmax(plane, g.w, rows, cols)] += c;
+            }
+        });
+        Ok(Tensor::from_parts(data, x.shape().to_vec()))
+    }
+
+    fn jvp<A: Array>(&self, x: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        t[1].map(|t| A::apply(self, &[x[0], t])).transpose()
+    }
+
+    fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        let pick = MaxPool2dGather { pool: self.pool };
+        Ok(vec![None, Some(A::apply(&pick, &[x[0], ct])?)])
+    }
+}
+
+// ---- Average pool --------------------------------------------------------------------------
+
+/// The mean of each window (`torch.nn.functional.avg_pool2d`). With `count_include_pad`
+/// (PyTorch's default, and [`avg_pool2d`]'s) every window is divided by `kh * kw`, the padding
+/// counting as zeros; without it, by the number of input elements the window covers.
+/// Linear: JVP avg pool of the tangent; VJP each cotangent spread evenly over its window (an
+/// operation whose own VJP is avg pool again).
+///
+/// ```
+/// use perturb::tensor::conv::Pool2d;
+/// use perturb::tensor::{ops::AvgPool2d, Op, Tensor};
+/// let x = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0], &[1, 2, 2]).unwrap();
+/// let pool = Pool2d::new([2, 2]).stride([1, 1]).padding([1, 1]);
+/// // The corner window covers one element: 1 / 4 with the padding counted, 1 / 1 without.
+/// let with = AvgPool2d { pool, count_include_pad: true }.eval(&[&x]).unwrap();
+/// let without = AvgPool2d { pool, count_include_pad: false }.eval(&[&x]).unwrap();
+/// assert_eq!((with.to_vec()[0], without.to_vec()[0]), (0.25, 1.0));
+/// assert_eq!(with.to_vec()[4], 2.5); // the middle window covers all four
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AvgPool2d {
+    /// The window.
+    pub pool: Pool2d,
+    /// Divide by the whole window, padding included (PyTorch's default), rather than by the
+    /// input elements it covers.
+    pub count_include_pad: bool,
+}
+
+impl AvgPool2d {
+    /// What each window is divided by.
+    fn divisor(&self, rows: &Range<usize>, cols: &Range<usize>) -> usize {
+        if self.count_include_pad {
+            self.pool.kernel[0] * self.pool.kernel[1]
+        } else {
+            rows.len() * cols.len()
+        }
+    }
+}
+
+impl Op for AvgPool2d {
+    fn name(&self) -> &'static str {
+        "avg_pool2d"
+    }
+
+    const VJP_READS: VjpReads = VjpReads::NOTHING;
+
+    fn batch<A: Array>(&self, x: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        fold_stack(self, x, stacked, size)
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        pooled_shape(self.name(), &self.pool, inputs)
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let x = unary(self.name(), inputs)?;
+        let g = geometry(self.name(), &self.pool, x.shape())?;
+        let data = g.per_window(&self.pool, |p, rows, cols| {
+            let plane = g.plane(x.as_slice(), p);
+            let mut sum = T::zero();
+            for i in rows.clone() {
+                for &v in &plane[i * g.w + cols.start..i * g.w + cols.end] {
+                    sum += v;
+                }
+            }
+            sum / elem::<T>(self.divisor(rows, cols) as f64)
+        });
+        Ok(Tensor::from_parts(data, g.out_shape))
+    }
+
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        linear_jvp(self, t)
+    }
+
+    fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        let shape = x[0].shape();
+        let spread = AvgPool2dSpread {
+            avg: *self,
+            hw: [shape[shape.len() - 2], shape[shape.len() - 1]],
+        };
+        Ok(vec![Some(A::apply(&spread, &[ct])?)])
+    }
+}
+
+/// Avg pool's VJP (its transpose): a cotangent of the pooled shape `[.., OH, OW]` to zeros of
+/// the input's `[.., H, W]` with each element divided by its window's divisor and added over
+/// the window. Linear; VJP: the [`AvgPool2d`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct AvgPool2dSpread {
+    avg: AvgPool2d,
+    /// The input's spatial size.
+    hw: [usize; 2],
+}
+
+impl AvgPool2dSpread {
+    /// Where the windows fall on the input a cotangent of `shape` came from, or an error if
+    /// the cotangent is not of the pooled shape.
+    fn geometry(&self, shape: &[usize]) -> Result<Geometry, Error> {
+        let name = self.name();
+        let lead = &shape[..shape.len().saturating_sub(2)];
+        let input: Vec<usize> = lead.iter().copied().chain(self.hw).collect();
+        let g = geometry(name, &self.avg.pool, &input)?;
+        if g.out_shape != shape {
+            return Err(mismatch(name, &g.in_shape(), shape));
+        }
+        Ok(g)
+    }
+}
+
+impl Op for AvgPool2dSpread {
+    fn name(&self) -> &'static str {
+        "avg_pool2d_spread"
+    }
+
+    const VJP_READS: VjpReads = VjpReads::NOTHING;
+
+    fn batch<A: Array>(&self, x: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        fold_stack(self, x, stacked, size)
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        let [c] = inputs else { return None };
+        self.geometry(c).ok().map(|g| g.in_shape())
+    }
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let c = unary(self.name(), inputs)?;
+        let g = self.geometry(c.shape())?;
+        let cs = c.as_slice();
+        let data = per_plane(g.planes, g.in_plane(), g.work(&self.avg.pool), |p, out| {
+            let ct = &cs[p * g.out_plane()..(p + 1) * g.out_plane()];
+            for ((rows, cols), &c) in g.windows().zip(ct) {
+                let share = c / elem::<T>(self.avg.divisor(rows, cols) as f64);
+                for i in rows.clone() {
+                    for v in &mut out[i * g.w + cols.start..i * g.w + cols.end] {
+                        *v += share;
+                    }
+                }
+            }
+        });
+        Ok(Tensor::from_parts(data, g.in_shape()))
+    }
+
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        linear_jvp(self, t)
+    }
+
+    fn vjp<A: Array>(&self, _: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        Ok(vec![Some(A::apply(&self.avg, &[ct])?)])
+    }
+}
+
+// ---- The functions -------------------------------------------------------------------------
+
+/// The maximum of each window of `x` (`[N, C, H, W]` or `[C, H, W]`), as [`MaxPool2d`]: the
+/// padding never wins, a window with a NaN gives NaN, and the derivative goes to the first
+/// maximum of each window. An error names `max_pool2d` and the shape for an input of another
+/// rank, a zero kernel or stride, padding over half the kernel, or a kernel larger than the
+/// padded input.
+///
+/// ```
+/// use perturb::tensor::conv::{try_max_pool2d, Pool2d};
+/// use perturb::tensor::Tensor;
+/// let x = Tensor::from_vec(vec![1.0_f64, -2.0, 3.0, -4.0], &[1, 1, 2, 2]).unwrap();
+/// // 3x3 windows with stride 1 over the input padded by 1: every window holds the 3.
+/// let y = try_max_pool2d(&x, Pool2d::new([3, 3]).stride([1, 1]).padding([1, 1])).unwrap();
+/// assert_eq!(y.to_vec(), vec![3.0; 4]);
+/// assert!(try_max_pool2d(&x, Pool2d::new([3, 3])).is_err()); // does not fit unpadded
+/// ```
+pub fn try_max_pool2d<A: Array>(x: &A, pool: Pool2d) -> Result<A, Error> {
+    A::apply(&MaxPool2d { pool }, &[x])
+}
+
+/// [`try_max_pool2d`], panicking on error.
+///
+/// ```
+/// use perturb::tensor::conv::{max_pool2d, Pool2d};
+/// use perturb::tensor::{Array, Tensor, TensorTape};
+/// let tape = TensorTape::new();
+/// let x = tape.var(Tensor::from_vec(vec![1.0_f64, 4.0, 2.0, 3.0], &[1, 1, 2, 2]).unwrap());
+/// let y = max_pool2d(&x, Pool2d::new([2, 2])).sum_all();
+/// assert_eq!(tape.gradient(&y, &[&x]).unwrap()[0].to_vec(), vec![0.0, 1.0, 0.0, 0.0]);
+/// ```
+#[track_caller]
+pub fn max_pool2d<A: Array>(x: &A, pool: Pool2d) -> A {
+    or_panic(try_max_pool2d(x, pool))
+}
+
+/// The mean of each window of `x` (`[N, C, H, W]` or `[C, H, W]`), the padding counted as
+/// zeros in the divisor `kh * kw` (PyTorch's default `count_include_pad=True`); apply
+/// [`AvgPool2d`] with `count_include_pad: false` to divide by the elements a window covers.
+/// Errors as [`try_max_pool2d`]'s, naming `avg_pool2d`.
+///
+/// ```
+/// use perturb::tensor::conv::{try_avg_pool2d, Pool2d};
+/// use perturb::tensor::Tensor;
+/// let x = Tensor::from_vec((1..=8).map(f64::from).collect(), &[2, 2, 2]).unwrap();
+/// let y = try_avg_pool2d(&x, Pool2d::new([2, 2])).unwrap();
+/// assert_eq!((y.shape(), y.to_vec()), (&[2, 1, 1][..], vec![2.5, 6.5]));
+/// ```
+pub fn try_avg_pool2d<A: Array>(x: &A, pool: Pool2d) -> Result<A, Error> {
+    let op = AvgPool2d {
+        pool,
+        count_include_pad: true,
+    };
+    A::apply(&op, &[x])
+}
+
+/// [`try_avg_pool2d`], panicking on error.
+///
+/// ```
+/// use perturb::tensor::conv::{avg_pool2d, Pool2d};
+/// use perturb::tensor::{Array, Tensor, TensorTape};
+/// let tape = TensorTape::new();
+/// let x = tape.var(Tensor::<f64>::ones(&[1, 1, 2, 2]));
+/// let y = avg_pool2d(&x, Pool2d::new([2, 2])).sum_all();
+/// assert_eq!(tape.gradient(&y, &[&x]).unwrap()[0].to_vec(), vec![0.25; 4]);
+/// ```
+#[track_caller]
+pub fn avg_pool2d<A: Array>(x: &A, pool: Pool2d) -> A {
+    or_panic(try_avg_pool2d(x, pool))
+}
