@@ -324,6 +324,69 @@ pub trait Array: Clone + Debug + Sized {
         /// ```
         recip => ops::Recip;
     }
+    // ---- Element-wise functions: issue 15 ----
+    unary_methods! {
+        /// `ln(1 + x)`, accurate near 0.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// // ln(1 + 1e-20) = 1e-20 to double precision; ln of the rounded 1 + 1e-20 is 0.
+        /// assert_eq!(Tensor::vector(&[1e-20_f64, 0.0]).log1p().to_vec(), vec![1e-20, 0.0]);
+        /// ```
+        log1p => ops::Log1p;
+        /// `exp(x) - 1`, accurate near 0.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// // exp(1e-20) - 1 = 1e-20 to double precision; exp rounds to 1 and the difference is 0.
+        /// assert_eq!(Tensor::vector(&[1e-20_f64, 0.0]).expm1().to_vec(), vec![1e-20, 0.0]);
+        /// ```
+        expm1 => ops::Expm1;
+        /// The error function `erf(x) = 2 / sqrt(pi) * integral of exp(-t^2) from 0 to x`
+        /// (libm's); derivative `2 / sqrt(pi) exp(-x^2)`.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let y = Tensor::vector(&[0.0_f64, 1.0, -30.0]).erf();
+        /// // erf(1) = 0.8427007929497149 (Abramowitz and Stegun, table 7.1)
+        /// assert_eq!(y.to_vec(), vec![0.0, 0.8427007929497149, -1.0]);
+        /// ```
+        erf => ops::Erf;
+        /// GELU, exact: `x Phi(x)`, `Phi` the standard normal distribution function, accurate
+        /// in both tails; derivative `Phi(x) + x phi(x)`.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let y = Tensor::vector(&[0.0_f64, 40.0, -40.0]).gelu();
+        /// assert_eq!(y.to_vec(), vec![0.0, 40.0, -0.0]);
+        /// // gelu(1) = Phi(1) = 0.8413447460685429 (the normal table)
+        /// assert!((Tensor::vector(&[1.0_f64]).gelu().to_vec()[0] - 0.8413447460685429).abs() < 2e-16);
+        /// ```
+        gelu => ops::Gelu;
+        /// GELU, the tanh approximation: `x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2`,
+        /// computed without the left tail's cancellation (see [`GeluTanh`](ops::GeluTanh)).
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let x = Tensor::vector(&[0.5_f64, 40.0]);
+        /// let tanh_form = |x: f64| {
+        ///     0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
+        /// };
+        /// let y = x.gelu_tanh().to_vec();
+        /// assert!((y[0] - tanh_form(0.5)).abs() < 1e-16);
+        /// assert_eq!(y[1], 40.0);
+        /// ```
+        gelu_tanh => ops::GeluTanh;
+        /// SiLU (swish): `x sigmoid(x)`, finite everywhere; derivative
+        /// `sigmoid(x) + x sigmoid'(x)`.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let y = Tensor::vector(&[0.0_f64, 800.0, -800.0]).silu();
+        /// assert_eq!(y.to_vec(), vec![0.0, 800.0, -0.0]);
+        /// ```
+        silu => ops::Silu;
+    }
 
     /// `x^p` for a constant exponent `p` (`x.powf(p)` element-wise); derivative `p x^(p-1)`,
     /// and 0 for `p = 0`.
@@ -756,6 +819,175 @@ pub trait Array: Clone + Debug + Sized {
     fn log_softmax(&self, axis: usize) -> Self {
         or_panic(self.try_log_softmax(axis))
     }
+
+    // ---- Over all axes, cumulative sums, positions of extrema (issue 15) ----
+    /// The mean of all elements, as a 0-dimensional array (NaN for no element, as
+    /// [`try_mean_axes`](Array::try_mean_axes)).
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 6.0], &[2, 2]).unwrap();
+    /// let m = a.mean_all();
+    /// assert_eq!((m.shape(), m.to_vec()), (&[][..], vec![3.0]));
+    /// ```
+    #[track_caller]
+    fn mean_all(&self) -> Self {
+        or_panic(self.try_mean_axes(&every_axis(self), false))
+    }
+
+    /// The maximum of all elements, as a 0-dimensional array: NaN if any element is, an error
+    /// if there is no element. Its gradient is [`try_max_axes`](Array::try_max_axes)'s.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 7.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(a.try_max_all().unwrap().to_vec(), vec![7.0]);
+    /// assert!(Tensor::<f64>::zeros(&[2, 0]).try_max_all().is_err());
+    /// ```
+    #[track_caller]
+    fn try_max_all(&self) -> Result<Self, Error> {
+        self.try_max_axes(&every_axis(self), false)
+    }
+
+    /// See [`try_max_all`](Array::try_max_all); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// assert_eq!(Tensor::vector(&[1.0_f64, -2.0]).max_all().to_vec(), vec![1.0]);
+    /// ```
+    #[track_caller]
+    fn max_all(&self) -> Self {
+        or_panic(self.try_max_all())
+    }
+
+    /// The minimum of all elements; see [`try_max_all`](Array::try_max_all).
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 7.0, -3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(a.try_min_all().unwrap().to_vec(), vec![-3.0]);
+    /// assert!(Tensor::<f64>::zeros(&[0]).try_min_all().is_err());
+    /// ```
+    #[track_caller]
+    fn try_min_all(&self) -> Result<Self, Error> {
+        self.try_min_axes(&every_axis(self), false)
+    }
+
+    /// See [`try_min_all`](Array::try_min_all); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// assert_eq!(Tensor::vector(&[1.0_f64, -2.0]).min_all().to_vec(), vec![-2.0]);
+    /// ```
+    #[track_caller]
+    fn min_all(&self) -> Self {
+        or_panic(self.try_min_all())
+    }
+
+    /// `ln(sum(exp(x)))` over all elements, as a 0-dimensional array, accurate for large `|x|`
+    /// (see [`try_logsumexp`](Array::try_logsumexp)); `-inf` for no element.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![800.0_f64; 4], &[2, 2]).unwrap();
+    /// // ln(4 e^800) = 800 + ln 4, although e^800 overflows.
+    /// assert_eq!(a.logsumexp_all().to_vec(), vec![800.0 + 4.0_f64.ln()]);
+    /// ```
+    #[track_caller]
+    fn logsumexp_all(&self) -> Self {
+        or_panic(self.try_logsumexp(&every_axis(self), false))
+    }
+
+    /// The cumulative sum along `axis`: entry `k` is the sum of entries `0..=k`. Its
+    /// derivative is the cumulative sum of the tangent, and its gradient the cotangent summed
+    /// from the other end ([`CumSum`](ops::CumSum)). An error if `axis` is not an axis of `self`.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(a.try_cumsum(0).unwrap().to_vec(), vec![1.0, 2.0, 4.0, 6.0]);
+    /// assert!(a.try_cumsum(2).is_err());
+    /// ```
+    #[track_caller]
+    fn try_cumsum(&self, axis: usize) -> Result<Self, Error> {
+        Self::apply(
+            &ops::CumSum {
+                axis,
+                reverse: false,
+            },
+            &[self],
+        )
+    }
+
+    /// See [`try_cumsum`](Array::try_cumsum); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// assert_eq!(Tensor::vector(&[1.0_f64, 2.0, 3.0]).cumsum(0).to_vec(), vec![1.0, 3.0, 6.0]);
+    /// ```
+    #[track_caller]
+    fn cumsum(&self, axis: usize) -> Self {
+        or_panic(self.try_cumsum(axis))
+    }
+
+    /// The position of the maximum along `axis`, for each position off it: integers, not
+    /// differentiable. Ties go to the first position; a NaN counts as the maximum (the first
+    /// NaN's position), as in numpy, so the position holds what
+    /// [`try_max_axes`](Array::try_max_axes) returns. Read from the plain value
+    /// ([`primal`](Array::primal)), so any array type gives it; a [`Batched`](super::Batched)
+    /// stack gives each member's, the stack's axis first. An error if `axis` is not an axis of
+    /// `self`, or if it is empty (and there are positions off it).
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 7.0, 7.0, 4.0, f64::NAN, 9.0], &[2, 3]).unwrap();
+    /// // Row 0: a tie, the first 7 wins. Row 1: the NaN.
+    /// assert_eq!(a.try_argmax(1).unwrap().as_slice(), &[1, 1]);
+    /// assert!(a.try_argmax(2).is_err());
+    /// assert!(Tensor::<f64>::zeros(&[2, 0]).try_argmax(1).is_err());
+    /// ```
+    #[track_caller]
+    fn try_argmax(&self, axis: usize) -> Result<ops::Indices, Error> {
+        ops::argmax(self, axis)
+    }
+
+    /// See [`try_argmax`](Array::try_argmax); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 7.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(a.argmax(0).as_slice(), &[1, 0]);
+    /// ```
+    #[track_caller]
+    fn argmax(&self, axis: usize) -> ops::Indices {
+        or_panic(self.try_argmax(axis))
+    }
+
+    /// The position of the minimum along `axis`; see [`try_argmax`](Array::try_argmax) (a NaN
+    /// counts as the minimum here, as in numpy and as [`try_min_axes`](Array::try_min_axes)).
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 1.0, 0.0, f64::NAN], &[2, 2]).unwrap();
+    /// assert_eq!(a.try_argmin(1).unwrap().as_slice(), &[0, 1]);
+    /// assert!(a.try_argmin(2).is_err());
+    /// ```
+    #[track_caller]
+    fn try_argmin(&self, axis: usize) -> Result<ops::Indices, Error> {
+        ops::argmin(self, axis)
+    }
+
+    /// See [`try_argmin`](Array::try_argmin); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 7.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(a.argmin(1).as_slice(), &[0, 0]);
+    /// ```
+    #[track_caller]
+    fn argmin(&self, axis: usize) -> ops::Indices {
+        or_panic(self.try_argmin(axis))
+    }
     // ---- end of reductions ----
 
     // ---- Shape ----------------------------------------------------------------------------
@@ -1186,4 +1418,9 @@ impl<T: Element> Array for Tensor<T> {
         // Stops at the first element that is not zero: the first, for most cotangents.
         self.as_slice().iter().all(|v| *v == T::zero())
     }
+}
+
+/// Every axis of `x`, in order: the reductions `*_all` reduce over them.
+fn every_axis<A: Array>(x: &A) -> Vec<usize> {
+    (0..x.shape().len()).collect()
 }

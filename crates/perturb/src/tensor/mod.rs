@@ -61,6 +61,7 @@ pub use dense::Tensor;
 pub use dual::DualTensor;
 pub use element::Element;
 pub use op::{Op, VjpReads};
+pub use ops::Indices;
 pub use tape::{TensorTape, TensorVar};
 pub use transforms::{
     grad, grad_n, hessian, hvp, jacfwd, jacobian, jacrev, jvp, jvp_n, value_and_grad,
