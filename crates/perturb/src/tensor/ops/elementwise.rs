@@ -193,9 +193,24 @@ const GELU_TANH_CUBIC: f64 = 0.044715;
 /// Where GELU's tanh form is flat to the last bit of `f32` and `f64` (its slope 0 or 1).
 const GELU_TANH_FLAT: f64 = 30.0;
 
-/// `Phi(x) = erfc(-x / sqrt 2) / 2`, the standard normal distribution function.
+/// `1 / sqrt 2 - FRAC_1_SQRT_2`: what the `f64` constant leaves out (computed to 50 digits).
+const FRAC_1_SQRT_2_LO: f64 = -4.833646656726457e-17;
+
+/// `Phi(x) = erfc(-x / sqrt 2) / 2`, the standard normal distribution function. `Phi`'s relative
+/// condition number is about `x^2` in the left tail, so rounding `a = -x / sqrt 2` would cost up
+/// to `x^2 / 2` ulps (9 at `x = -3`, 120 at -30 in glibc's `erfc`): below `x = -1` the rounding
+/// error `e` of `a` (the product's, by a fused multiply-add, and the constant's) is put back to
+/// first order, `erfc(a + e) = erfc(a) - e 2 / sqrt(pi) exp(-a^2)`.
 fn normal_cdf(x: f64) -> f64 {
-    0.5 * libm::erfc(-x * std::f64::consts::FRAC_1_SQRT_2)
+    use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI};
+    let a = -x * FRAC_1_SQRT_2;
+    let erfc = libm::erfc(a);
+    if x < -1.0 {
+        let e = (-x).mul_add(FRAC_1_SQRT_2, -a) - x * FRAC_1_SQRT_2_LO;
+        0.5 * (erfc - e * FRAC_2_SQRT_PI * (-a * a).exp())
+    } else {
+        0.5 * erfc
+    }
 }
 
 /// `x sigmoid(2 sqrt(2 / pi) (x + 0.044715 x^3))`.
