@@ -170,7 +170,8 @@ elementwise! {
         reads VjpReads::INPUTS;
     /// SiLU (swish): `x sigmoid(x)`, with the stable sigmoid; JVP and VJP
     /// `g (sigmoid(x) + x sigmoid'(x))`, with `sigmoid'` accurate in both tails
-    /// ([`SigmoidSlope`]), so the slope is 0 or 1 far out rather than NaN.
+    /// (`s (1 - s)` below 1, `e / (1 + e)^2` with `e = exp(-x)` above), so the slope is 0 or 1
+    /// far out rather than NaN.
     Silu, "silu", Transcendental, |x| x * rules::Sigmoid.func(x), |x, y, g| g.try_mul(&silu_slope(x)?)?,
         reads VjpReads::INPUTS;
 }
