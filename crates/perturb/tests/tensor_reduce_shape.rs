@@ -1,4 +1,6 @@
-//! Reductions over axes, softmax, narrow / squeeze / unsqueeze, indexing and joining.
+//! Reductions over axes and over all axes, cumulative sums, softmax, narrow / squeeze /
+//! unsqueeze, indexing and joining; argmax and argmin (not differentiable: values, ties, NaN,
+//! stacks and errors, after the table).
 //!
 //! One table row per operation (and per interesting axis choice): each row's VJP is checked
 //! against central finite differences in random directions, in f32 against f64, and at second
@@ -114,6 +116,11 @@ enum Case {
     ScatterAdd(usize, &'static [usize], &'static [usize]),
     Concat(usize),
     Stack(usize),
+    MeanAll,
+    MaxAll,
+    MinAll,
+    LogSumExpAll,
+    CumSum(usize),
 }
 
 impl Case {
@@ -138,6 +145,11 @@ impl Case {
             Case::ScatterAdd(axis, idx, shape) => x.try_scatter_add(axis, idx.to_vec(), shape),
             Case::Concat(axis) => A::try_concat(xs, axis),
             Case::Stack(axis) => A::try_stack(xs, axis),
+            Case::MeanAll => Ok(x.mean_all()),
+            Case::MaxAll => x.try_max_all(),
+            Case::MinAll => x.try_min_all(),
+            Case::LogSumExpAll => Ok(x.logsumexp_all()),
+            Case::CumSum(axis) => x.try_cumsum(axis),
         }
     }
 }
@@ -197,6 +209,14 @@ const ROWS: &[Row] = &[
     Row { name: "concat", case: Case::Concat(1), shapes: &[&[2, 1], &[2, 3]], domain: U, tol: 1e-8 },
     Row { name: "stack", case: Case::Stack(1), shapes: &[&[2, 3], &[2, 3]], domain: U, tol: 1e-8 },
     Row { name: "stack", case: Case::Stack(2), shapes: &[&[2, 3], &[2, 3], &[2, 3]], domain: U, tol: 1e-8 },
+    Row { name: "mean_all", case: Case::MeanAll, shapes: &[&[2, 3, 2]], domain: U, tol: 1e-8 },
+    Row { name: "mean_all", case: Case::MeanAll, shapes: &[&[]], domain: U, tol: 1e-8 },
+    Row { name: "max_all", case: Case::MaxAll, shapes: &[&[3, 4]], domain: Domain::Separated, tol: 1e-8 },
+    Row { name: "min_all", case: Case::MinAll, shapes: &[&[2, 3, 2]], domain: Domain::Separated, tol: 1e-8 },
+    Row { name: "logsumexp_all", case: Case::LogSumExpAll, shapes: &[&[3, 4]], domain: Domain::Uniform(-3.0, 3.0), tol: 1e-7 },
+    Row { name: "cumsum", case: Case::CumSum(1), shapes: &[&[3, 4]], domain: U, tol: 1e-8 },
+    Row { name: "cumsum", case: Case::CumSum(0), shapes: &[&[3, 2, 2]], domain: U, tol: 1e-8 },
+    Row { name: "cumsum", case: Case::CumSum(2), shapes: &[&[2, 2, 5]], domain: U, tol: 1e-8 },
 ];
 
 impl Row {
@@ -256,6 +276,11 @@ fn the_table_has_a_row_for_every_operation() {
         "scatter_add",
         "concat",
         "stack",
+        "mean_all",
+        "max_all",
+        "min_all",
+        "logsumexp_all",
+        "cumsum",
     ];
     for op in ops {
         assert!(ROWS.iter().any(|r| r.name == op), "no row for {op}");
@@ -585,6 +610,249 @@ fn logsumexp_softmax_and_log_softmax_on_a_small_vector() {
 }
 
 #[test]
+fn reductions_over_all_axes_on_a_small_matrix() {
+    let x = m23();
+    // 21 / 6, the largest and the smallest entry, and ln(e^1 + ... + e^6) as
+    // 6 + ln(1 + e^-1 + ... + e^-5).
+    assert_close(&x.mean_all(), &[3.5], &[], 0.0, "mean_all");
+    assert_close(&x.max_all(), &[6.0], &[], 0.0, "max_all");
+    assert_close(&x.min_all(), &[1.0], &[], 0.0, "min_all");
+    let lse = 6.0 + (0..6).map(|k| (-f64::from(k)).exp()).sum::<f64>().ln();
+    assert_close(&x.logsumexp_all(), &[lse], &[], 1e-15, "logsumexp_all");
+    // The same numbers as the reductions over every axis, and as sum_all's shape.
+    assert_eq!(x.mean_all().to_vec(), x.mean_axes(&[0, 1], false).to_vec());
+    assert_eq!(
+        x.logsumexp_all().to_vec(),
+        x.logsumexp(&[1, 0], false).to_vec()
+    );
+    assert_eq!(x.max_all().shape(), x.sum_all().shape());
+    // A 0-dimensional array is its own mean, maximum, minimum and logsumexp.
+    let s = Tensor::scalar(2.5);
+    for y in [s.mean_all(), s.max_all(), s.min_all(), s.logsumexp_all()] {
+        assert_eq!((y.shape(), y.item()), (&[][..], Some(2.5)));
+    }
+    // Gradients: 1/6 each (times the cotangent 6); all to the maximum (1, 2) and the minimum
+    // (0, 0); a tie splits.
+    let g = grad_of(&x, &Tensor::scalar(6.0), |x| x.mean_all());
+    assert_close(&g, &[1.0; 6], &[2, 3], 1e-15, "mean_all grad");
+    let g = grad_of(&x, &Tensor::scalar(1.0), |x| x.max_all());
+    assert_close(
+        &g,
+        &[0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+        &[2, 3],
+        0.0,
+        "max_all grad",
+    );
+    let g = grad_of(&x, &Tensor::scalar(1.0), |x| x.min_all());
+    assert_close(
+        &g,
+        &[1.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        &[2, 3],
+        0.0,
+        "min_all grad",
+    );
+    let tie = t(&[3.0, 1.0, 3.0, 2.0], &[2, 2]);
+    let g = grad_of(&tie, &Tensor::scalar(1.0), |x| x.max_all());
+    assert_close(&g, &[0.5, 0.0, 0.5, 0.0], &[2, 2], 0.0, "max_all tie");
+    // Nothing to reduce: NaN mean, -inf logsumexp (numpy's), max and min an error naming
+    // the reduction and the shape.
+    let empty = Tensor::<f64>::zeros(&[2, 0]);
+    assert!(empty.mean_all().item().unwrap().is_nan());
+    assert_eq!(empty.logsumexp_all().item(), Some(f64::NEG_INFINITY));
+    for (e, op) in [
+        (empty.try_max_all().unwrap_err(), "max_axes"),
+        (empty.try_min_all().unwrap_err(), "min_axes"),
+    ] {
+        let m = message(e);
+        assert!(
+            m.starts_with(&format!("{op}: ")) && m.contains("[2, 0]"),
+            "{m}"
+        );
+    }
+    // NaN anywhere makes max_all and min_all NaN.
+    let n = t(&[1.0, f64::NAN, 3.0, 0.0], &[2, 2]);
+    assert!(n.max_all().item().unwrap().is_nan() && n.min_all().item().unwrap().is_nan());
+}
+
+#[test]
+#[should_panic(expected = "max_axes: cannot reduce over the empty axes")]
+fn max_all_of_nothing_panics_with_the_error() {
+    let _ = Tensor::<f64>::zeros(&[0]).max_all();
+}
+
+#[test]
+fn cumsum_on_a_small_matrix_and_its_gradient_summed_from_the_other_end() {
+    use perturb::tensor::jvp;
+    let x = m23();
+    // Down the columns: [1, 2, 3], [1+4, 2+5, 3+6]; along the rows: [1, 1+2, 1+2+3], ...
+    assert_close(
+        &x.cumsum(0),
+        &[1.0, 2.0, 3.0, 5.0, 7.0, 9.0],
+        &[2, 3],
+        0.0,
+        "cumsum 0",
+    );
+    assert_close(
+        &x.cumsum(1),
+        &[1.0, 3.0, 6.0, 4.0, 9.0, 15.0],
+        &[2, 3],
+        0.0,
+        "cumsum 1",
+    );
+    // The gradient of sum(cumsum(x, 1) * w): entry k reaches outputs k..n, so it gets
+    // w_k + ... + w_{n-1}.
+    let w = t(&[1.0, 10.0, 100.0, 2.0, 20.0, 200.0], &[2, 3]);
+    let g = grad_of(&x, &w, |x| x.cumsum(1));
+    let want = [111.0, 110.0, 100.0, 222.0, 220.0, 200.0];
+    assert_close(&g, &want, &[2, 3], 0.0, "cumsum grad");
+    // Forward mode: the cumulative sum of the tangent.
+    let (y, dy) = jvp(|x| x.try_cumsum(1), &x, &w).unwrap();
+    assert_eq!(
+        (y.to_vec(), dy.to_vec()),
+        (x.cumsum(1).to_vec(), w.cumsum(1).to_vec())
+    );
+    // Empty axes and axes of length 1.
+    assert_eq!(Tensor::<f64>::zeros(&[2, 0]).cumsum(1).shape(), &[2, 0]);
+    assert_eq!(Tensor::<f64>::zeros(&[0, 3]).cumsum(1).shape(), &[0, 3]);
+    assert_eq!(x.unsqueeze(1).cumsum(1).to_vec(), x.to_vec());
+    // A 0-dimensional array has no axis to sum along.
+    let m = message(Tensor::scalar(1.0).try_cumsum(0).unwrap_err());
+    assert!(m.starts_with("cumsum: ") && m.contains("axis 0"), "{m}");
+}
+
+// ---- argmax and argmin ---------------------------------------------------------------------
+
+#[test]
+fn argmax_and_argmin_on_small_matrices_with_ties_nan_and_infinities() {
+    let x = t(&[1.0, 7.0, 3.0, 4.0, 0.0, 6.0], &[2, 3]);
+    // Rows [1, 7, 3] and [4, 0, 6]; columns [1, 4], [7, 0], [3, 6].
+    let a = x.argmax(1);
+    assert_eq!((a.shape(), a.as_slice()), (&[2][..], &[1, 2][..]));
+    assert_eq!(x.argmax(0).as_slice(), &[1, 0, 1]);
+    assert_eq!(x.argmin(1).as_slice(), &[0, 1]);
+    assert_eq!(x.argmin(0).as_slice(), &[0, 1, 0]);
+    // Ties go to the first position (-0 and 0 are equal).
+    let ties = t(&[2.0, 5.0, 5.0, 1.0, 1.0, 0.0, -0.0, 0.0, -1.0], &[3, 3]);
+    assert_eq!(ties.argmax(1).as_slice(), &[1, 0, 0]);
+    assert_eq!(ties.argmin(1).as_slice(), &[0, 2, 2]);
+    assert_eq!(ties.argmin(0).as_slice(), &[2, 2, 2]);
+    // NaN counts as the extreme for both, the first NaN (np.argmax([1, nan, 3, nan]) = 1, and
+    // np.argmin gives 1 too): the position holds what max_axes and min_axes return.
+    let nan = Tensor::vector(&[1.0, f64::NAN, 3.0, f64::NAN]);
+    assert_eq!(nan.argmax(0).item(), Some(1));
+    assert_eq!(nan.argmin(0).item(), Some(1));
+    assert_eq!(Tensor::vector(&[f64::NAN, 5.0]).argmin(0).item(), Some(0));
+    // Infinities are ordinary values.
+    let inf = Tensor::vector(&[f64::NEG_INFINITY, f64::NEG_INFINITY, -1e308]);
+    assert_eq!(
+        (inf.argmax(0).item(), inf.argmin(0).item()),
+        (Some(2), Some(0))
+    );
+    // f32 agrees.
+    assert_eq!(x.cast::<f32>().argmax(1), x.argmax(1));
+    // The indices pick the extrema: along each axis of a random 3-axis tensor, gathering at
+    // argmax / argmin gives max_axes / min_axes.
+    let mut rng = SplitMix(0x5eed_00a1);
+    let r = rng.tensor(&[3, 4, 5], -1.0, 1.0);
+    for axis in 0..3 {
+        let mut keep = r.shape().to_vec();
+        keep[axis] = 1;
+        for (i, m) in [
+            (r.argmax(axis), r.max_axes(&[axis], true)),
+            (r.argmin(axis), r.min_axes(&[axis], true)),
+        ] {
+            let mut shape = r.shape().to_vec();
+            shape.remove(axis);
+            assert_eq!(i.shape(), &shape[..]);
+            let picked = r.try_gather(axis, i.into_vec(), &keep).unwrap();
+            assert_eq!(picked.to_vec(), m.to_vec(), "axis {axis}");
+        }
+    }
+}
+
+#[test]
+fn argmax_and_argmin_errors_and_empty_results() {
+    let x = m23();
+    // A bad axis names the operation, the axis and the shape (a_bad_axis_is_an_error... too).
+    for (e, op) in [
+        (x.try_argmax(2).unwrap_err(), "argmax"),
+        (x.try_argmin(5).unwrap_err(), "argmin"),
+        (Tensor::scalar(1.0).try_argmax(0).unwrap_err(), "argmax"),
+    ] {
+        assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
+        let m = message(e);
+        assert!(
+            m.starts_with(&format!("{op}: ")) && m.contains("axis "),
+            "{m}"
+        );
+    }
+    // An empty axis with positions off it: nothing to choose from.
+    let e = Tensor::<f64>::zeros(&[2, 0]).try_argmax(1).unwrap_err();
+    let m = message(e);
+    assert!(
+        m.starts_with("argmax: ") && m.contains("axis 1") && m.contains("[2, 0]"),
+        "{m}"
+    );
+    assert!(Tensor::<f64>::zeros(&[0, 3]).try_argmin(0).is_err());
+    // No position off the axis: an empty result, empty axis or not.
+    let none = Tensor::<f64>::zeros(&[0, 3]).argmax(1);
+    assert!(none.is_empty() && none.shape() == [0]);
+    assert_eq!(Tensor::<f64>::zeros(&[3, 2]).argmax(1).len(), 3);
+    assert_eq!(Tensor::<f64>::zeros(&[0, 0]).argmin(1).shape(), &[0]);
+    assert_eq!(none.item(), None);
+}
+
+#[test]
+#[should_panic(expected = "argmax: axis 2 is out of range for a tensor of shape [2, 3]")]
+fn argmax_panics_with_the_error() {
+    let _ = m23().argmax(2);
+}
+
+#[test]
+fn argmax_and_argmin_on_every_array_type_stacks_included() {
+    use perturb::tensor::{jacfwd, Batched, DualTensor};
+    let mut rng = SplitMix(0x5eed_00a2);
+    let x = rng.tensor(&[2, 3, 4], -1.0, 1.0);
+    let want = (x.argmax(2), x.argmin(1));
+    // Tape variables and dual tensors read their values.
+    let tape = TensorTape::new();
+    let v = tape.var(x.clone());
+    assert_eq!((v.argmax(2), v.argmin(1)), want);
+    let d = DualTensor::new(x.clone(), Tensor::ones(&[2, 3, 4]));
+    assert_eq!((d.argmax(2), d.argmin(1)), want);
+    // A stack of 2 members of shape [3, 4]: each member's positions, the stack's axis first,
+    // as the stack's plain value has it; the axis is a member's axis.
+    let stack = Batched::stack(x.clone());
+    assert_eq!(stack.shape(), &[3, 4]);
+    let (a, b) = (stack.argmax(1), stack.argmin(0));
+    assert_eq!((a.shape(), b.shape()), (&[2, 3][..], &[2, 4][..]));
+    assert_eq!((a, b), want);
+    for member in 0..2 {
+        let m = x.narrow(0, member, 1).squeeze(0);
+        let (a, b) = (stack.argmax(1), stack.argmin(0));
+        assert_eq!(
+            a.as_slice()[3 * member..3 * member + 3],
+            *m.argmax(1).as_slice()
+        );
+        assert_eq!(
+            b.as_slice()[4 * member..4 * member + 4],
+            *m.argmin(0).as_slice()
+        );
+    }
+    // The axis is checked against a member's shape.
+    let m = message(stack.try_argmax(2).unwrap_err());
+    assert!(m.contains("[3, 4]") && !m.contains("[2, 3, 4]"), "{m}");
+    // Used inside a function transformed by jacfwd (dual tensors of stacks): x[argmax x] has
+    // the one-hot Jacobian at the maximum.
+    let v = Tensor::vector(&[0.5, 2.0, -1.0, 1.5]);
+    let j = jacfwd(|x| x.try_index_select(0, x.argmax(0).into_vec()), &v).unwrap();
+    assert_eq!(
+        (j.shape(), j.to_vec()),
+        (&[1, 4][..], vec![0.0, 1.0, 0.0, 0.0])
+    );
+}
+
+#[test]
 fn squeeze_unsqueeze_narrow_and_slice() {
     let x = m23();
     assert_eq!(x.unsqueeze(0).shape(), &[1, 2, 3]);
@@ -883,6 +1151,9 @@ fn a_bad_axis_is_an_error_naming_the_op_the_axis_and_the_shape() {
         (x.try_index_select(2, vec![0]).unwrap_err(), "index_select"),
         (x.try_gather(2, vec![0; 6], &[2, 3]).unwrap_err(), "gather"),
         (Tensor::try_concat(&[&x, &x], 2).unwrap_err(), "concat"),
+        (x.try_cumsum(2).unwrap_err(), "cumsum"),
+        (x.try_argmax(2).unwrap_err(), "argmax"),
+        (x.try_argmin(3).unwrap_err(), "argmin"),
     ] {
         assert!(matches!(e, Error::InvalidArgument { .. }), "{op}: {e:?}");
         let m = message(e);

@@ -4,7 +4,8 @@
 
 use std::panic::Location;
 
-use super::array::{Array, Cotangent};
+use super::array::Array;
+use super::cotangent::Cotangent;
 use crate::debug::{self, F64Bits, InputSummary, NonFinite, Sweep};
 use crate::error::Error;
 use crate::scalar::Scalar;

@@ -1,480 +1,14 @@
-//! The two traits the tensor engine is built on: [`Op`], one operation in one place (its value
-//! on plain tensors and its derivative rule), and [`Array`], a tensor perturb can differentiate
-//! through (plain, recorded on a tape, nested).
+//! [`Array`], a tensor perturb can differentiate through (plain, recorded on a tape, nested).
+//! The operations it applies are [`Op`]s (in `op.rs`).
 
 use std::fmt::Debug;
 
 use super::dense::Tensor;
 use super::element::Element;
+use super::op::{or_panic, Op};
 use super::ops;
 use crate::error::Error;
 use crate::scalar::Scalar;
-
-/// One tensor operation: its value on plain tensors and its derivative rules, the
-/// Jacobian-vector product (forward mode) and the vector-Jacobian product (reverse mode).
-///
-/// Both rules are written with [`Array`] methods, generic over the array type, so they are
-/// themselves differentiable: run on plain tensors they are first-order forward or reverse mode
-/// and cost nothing more; run on tape variables or dual tensors they are recorded or pushed
-/// forward again, which gives derivatives of any order.
-///
-/// An operation must give its value and its JVP. The VJP is optional: by default it is the JVP
-/// transposed (the JVP is linear in the tangents, so running it on tape variables and sweeping
-/// that tape backwards gives its transpose, JAX's "linearise, then transpose"). Give the VJP
-/// directly where that is faster, or where the JVP applies the operation itself (a linear
-/// operation whose JVP is `op(tangent)` would otherwise transpose itself forever).
-///
-/// Operations whose JVPs apply each other (Bessel's `J0' = -J1` and `J1' = J0 - J1 / x`, a
-/// `sin`/`cos` pair) work with the default VJP at every order: the transposition records the
-/// JVP on a tape that compiles no rule on dual tensors, so the cycle adds no level of nesting
-/// (`tests/tensor_custom_ops.rs` has the Bessel pair, to the third derivative).
-///
-/// ```
-/// use perturb::tensor::{jvp, Array, DualTensor, Element, Op, Tensor, TensorTape};
-/// use perturb::Error;
-///
-/// /// `x^3`, defined by its value and its JVP `3 x^2 t`; reverse mode comes from the JVP.
-/// #[derive(Clone, Debug)]
-/// struct Cube;
-/// impl Op for Cube {
-///     fn name(&self) -> &'static str { "cube" }
-///     fn eval<T: Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-///         Ok(x[0].map(|v| v * v * v))
-///     }
-///     fn jvp<A: Array>(&self, x: &[&A], _out: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
-///         let Some(t) = t[0] else { return Ok(None) };
-///         let three_x2 = x[0].try_mul(x[0])?.scale(A::elem(3.0));
-///         Ok(Some(t.try_mul(&three_x2)?))
-///     }
-/// }
-///
-/// // Reverse mode, from the transposed JVP: d/dx sum(x^3) = 3 x^2.
-/// let tape = TensorTape::new();
-/// let x = tape.var(Tensor::vector(&[1.0_f64, 2.0]));
-/// let y = x.apply_op(&Cube).unwrap().sum_all();
-/// let g = tape.gradient(&y, &[&x]).unwrap();
-/// assert_eq!(g[0].to_vec(), vec![3.0, 12.0]);
-///
-/// // Forward mode, and forward over forward for the second derivative 6 x.
-/// let x = Tensor::vector(&[1.0_f64, 2.0]);
-/// let (y, dy) = jvp(|x: &DualTensor<Tensor<f64>>| x.apply_op(&Cube), &x, &Tensor::ones(&[2])).unwrap();
-/// assert_eq!((y.to_vec(), dy.to_vec()), (vec![1.0, 8.0], vec![3.0, 12.0]));
-/// let (_, d2) = jvp(
-///     |x: &DualTensor<Tensor<f64>>| Ok(jvp(|x: &DualTensor<DualTensor<Tensor<f64>>>| x.apply_op(&Cube), x, &DualTensor::lift(Tensor::ones(&[2])))?.1),
-///     &x,
-///     &Tensor::ones(&[2]),
-/// ).unwrap();
-/// assert_eq!(d2.to_vec(), vec![6.0, 12.0]);
-/// ```
-pub trait Op: Clone + Debug + 'static {
-    /// The name used in error messages and graphs.
-    ///
-    /// ```
-    /// use perturb::tensor::{ops::Exp, Op};
-    /// assert_eq!(Exp.name(), "exp");
-    /// ```
-    fn name(&self) -> &'static str;
-
-    /// The value, computed on plain tensors.
-    ///
-    /// ```
-    /// use perturb::tensor::{ops::Exp, Op, Tensor};
-    /// let y = Exp.eval(&[&Tensor::vector(&[0.0_f64])]).unwrap();
-    /// assert_eq!(y.to_vec(), vec![1.0]);
-    /// ```
-    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error>;
-
-    /// The tangent of the output given the tangent of each input (`None`: zero): the
-    /// Jacobian-vector product, linear in the tangents. `None` for a zero tangent (an output
-    /// that does not depend differentiably on the inputs, or all tangents zero). The output's
-    /// value is passed so a rule can reuse it (the JVP of `exp` is `t * exp(x)`).
-    ///
-    /// ```
-    /// use perturb::tensor::{ops::Exp, Op, Tensor};
-    /// let x = Tensor::vector(&[0.0_f64]);
-    /// let y = Exp.eval(&[&x]).unwrap();
-    /// let t = Tensor::vector(&[2.0]);
-    /// let dy = Exp.jvp(&[&x], &y, &[Some(&t)]).unwrap();
-    /// assert_eq!(dy.unwrap().to_vec(), vec![2.0]);
-    /// ```
-    fn jvp<A: Array>(
-        &self,
-        inputs: &[&A],
-        output: &A,
-        tangents: &[Option<&A>],
-    ) -> Result<Option<A>, Error>;
-
-    /// The cotangent of each input given the cotangent of the output (`None`: zero, or an input
-    /// that is not differentiable). `needed[i]` says whether input `i`'s cotangent is wanted;
-    /// an operation may skip the work for the others.
-    ///
-    /// The default transposes [`jvp`](Op::jvp); see the trait's example.
-    ///
-    /// ```
-    /// use perturb::tensor::{ops::Exp, Op, Tensor};
-    /// let x = Tensor::vector(&[0.0_f64]);
-    /// let y = Exp.eval(&[&x]).unwrap();
-    /// let ct = Exp.vjp(&[&x], &y, &Tensor::vector(&[2.0]), &[true]).unwrap();
-    /// assert_eq!(ct[0].as_ref().unwrap().to_vec(), vec![2.0]);
-    /// ```
-    fn vjp<A: Array>(
-        &self,
-        inputs: &[&A],
-        output: &A,
-        cotangent: &A,
-        needed: &[bool],
-    ) -> Result<Vec<Option<A>>, Error> {
-        super::tape::transpose_jvp(self, inputs, output, cotangent, needed)
-    }
-
-    /// Whether each element of the result depends only on the inputs' elements at the same
-    /// position, after numpy broadcasting (`exp`, `+`, `where`). Such an operation is mapped
-    /// over stacks by broadcasting ([`Op::batch`]'s default), with no rule of its own.
-    ///
-    /// ```
-    /// use perturb::tensor::{ops, Op};
-    /// assert!(ops::Exp::ELEMENTWISE && !ops::MatMul::ELEMENTWISE);
-    /// ```
-    const ELEMENTWISE: bool = false;
-
-    /// The shape of the result for inputs of these shapes, where the operation can tell without
-    /// running and is sure to succeed on any values of these shapes; `None` where it cannot
-    /// tell or the shapes are wrong (running it then reports the error). The default is `None`:
-    /// always right. With a shape, a [`Deferred`](super::Deferred) array puts off running the
-    /// operation until its value is needed, and never runs it if it is not.
-    ///
-    /// ```
-    /// use perturb::tensor::{ops, Op};
-    /// assert_eq!(ops::Add.output_shape(&[&[2, 3], &[3]]), Some(vec![2, 3]));
-    /// assert_eq!(ops::Add.output_shape(&[&[2, 3], &[2]]), None); // they do not broadcast
-    /// assert_eq!(ops::MatMul::default().output_shape(&[&[2, 3], &[3, 4]]), Some(vec![2, 4]));
-    /// assert_eq!(ops::Softmax { axis: 0 }.output_shape(&[&[2, 3]]), None); // it does not tell
-    /// ```
-    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
-        let _ = inputs;
-        None
-    }
-
-    /// Which values the VJP reads besides the cotangent (shapes are always at hand). The
-    /// default, all of them, is always right; an operation whose rule reads less says so: a
-    /// [`TensorTape`](super::TensorTape) then keeps no value that only such rules see (the
-    /// rule is given zeros of its shape in its place), and [`hvp`](super::hvp) computes no
-    /// tangent for it. A rule that reads a value it says it does not gets zeros: the gradient
-    /// is wrong, and [`check_grads`](super::check_grads) says so.
-    ///
-    /// ```
-    /// use perturb::tensor::{ops, Op, VjpReads};
-    /// assert_eq!(ops::Add::VJP_READS, VjpReads::NOTHING);
-    /// assert_eq!(ops::Exp::VJP_READS, VjpReads::OUTPUT);
-    /// assert_eq!(ops::Sin::VJP_READS, VjpReads::ALL);
-    /// ```
-    const VJP_READS: VjpReads = VjpReads::ALL;
-
-    /// The VJP added to the cotangents gathered so far for the inputs (`gathered[i]`, `None`
-    /// for none yet): the step the backward sweep takes at this operation.
-    ///
-    /// The sweep carries each cotangent with a constant factor not yet applied
-    /// ([`Cotangent`]): a VJP is linear in its cotangent, so the default runs
-    /// [`vjp`](Op::vjp) on the unscaled value and hands the factor on to each term, and a
-    /// scaling (`scale`, `neg`, the `-` of `sub`) costs no pass at all. An operation overrides
-    /// this where it can do better: multiply the factor into a product it computes anyway
-    /// (`square`, `mul`, [`ScaledMul`](super::ops::ScaledMul)), change only the factor
-    /// (`scale`, `neg`, `sub`), or add as it goes ([`Narrow`](super::ops::Narrow) gathers its
-    /// cotangent as a window of the input's, placed in the pass that adds the next term).
-    ///
-    /// A slot of `gathered` may hold such a window, not yet in place: add to a slot with
-    /// [`Cotangent::accumulate`] and read one with [`Cotangent::into_value_of`], not through
-    /// its `value`. The `cotangent` given to the rule is always whole.
-    ///
-    /// ```
-    /// use perturb::tensor::{ops::Narrow, Cotangent, Op, Tensor};
-    /// let x = Tensor::vector(&[1.0_f64, 2.0, 3.0]);
-    /// let head = Narrow { axis: 0, start: 0, len: 2 };
-    /// let y = head.eval(&[&x]).unwrap();
-    /// let mut gathered = [Some(Cotangent::new(Tensor::vector(&[10.0, 20.0, 30.0])))];
-    /// let ct = Cotangent::new(Tensor::vector(&[1.0, 2.0]));
-    /// head.vjp_onto(&[&x], &y, &ct, &[true], &mut gathered).unwrap();
-    /// let sum = gathered[0].take().unwrap().into_value().unwrap();
-    /// assert_eq!(sum.to_vec(), vec![11.0, 22.0, 30.0]);
-    /// ```
-    fn vjp_onto<A: Array>(
-        &self,
-        inputs: &[&A],
-        output: &A,
-        cotangent: &Cotangent<A>,
-        needed: &[bool],
-        gathered: &mut [Option<Cotangent<A>>],
-    ) -> Result<(), Error> {
-        ops::vjp_then_gather(self, inputs, output, cotangent, needed, gathered)
-    }
-
-    /// The operation mapped over stacks of inputs (vectorisation, JAX's batching rule): inputs
-    /// with `stacked[i]` set carry `size` values along an extra leading axis, the others one
-    /// value shared by all; the result is the stack of `size` results, along a leading axis.
-    /// [`Batched`](super::Batched) calls it; it is what lets [`jacfwd`](super::jacfwd) push all
-    /// basis tangents through one pass.
-    ///
-    /// The default broadcasts for an [element-wise](Op::ELEMENTWISE) operation and otherwise
-    /// applies the operation to each member in turn, which is always right; an operation
-    /// overrides it to do the whole stack at once (reductions move their axes past the stack's).
-    ///
-    /// ```
-    /// use perturb::tensor::{ops::Exp, Array, Op, Tensor};
-    /// let xs = Tensor::from_vec(vec![0.0_f64, 1.0, 2.0, 3.0], &[2, 2]).unwrap();
-    /// let ys = Exp.batch(&[&xs], &[true], 2).unwrap();
-    /// assert_eq!(ys.to_vec(), xs.exp().to_vec());
-    /// ```
-    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
-        if Self::ELEMENTWISE {
-            super::batched::elementwise(self, inputs, stacked)
-        } else {
-            super::batched::by_loop(self, inputs, stacked, size)
-        }
-    }
-}
-
-/// Unwraps an operation's result, or panics with its error at the caller's line.
-#[track_caller]
-pub(crate) fn or_panic<A>(result: Result<A, Error>) -> A {
-    match result {
-        Ok(a) => a,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-/// What an operation's VJP reads besides the cotangent ([`Op::VJP_READS`]): for the term of
-/// one input, that input's value, the other inputs' values, and the output's value.
-///
-/// ```
-/// use perturb::tensor::VjpReads;
-/// // `mul`'s terms are `g b` for `a` and `g a` for `b`: each reads only the other input.
-/// assert_eq!(VjpReads::OTHER_INPUTS, VjpReads { own_input: false, other_inputs: true, output: false });
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VjpReads {
-    /// The term of an input reads that input's value (`square`'s `2 x g`).
-    pub own_input: bool,
-    /// The term of an input reads the other inputs' values (`mul`'s `g b` for `a`).
-    pub other_inputs: bool,
-    /// The terms read the output's value (`exp`'s `g exp(x)`).
-    pub output: bool,
-}
-
-impl VjpReads {
-    /// Every value: the safe default.
-    pub const ALL: VjpReads = VjpReads {
-        own_input: true,
-        other_inputs: true,
-        output: true,
-    };
-    /// Every input, not the output.
-    pub const INPUTS: VjpReads = VjpReads {
-        own_input: true,
-        other_inputs: true,
-        output: false,
-    };
-    /// For each input's term, the other inputs only (a product).
-    pub const OTHER_INPUTS: VjpReads = VjpReads {
-        own_input: false,
-        other_inputs: true,
-        output: false,
-    };
-    /// The output only.
-    pub const OUTPUT: VjpReads = VjpReads {
-        own_input: false,
-        other_inputs: false,
-        output: true,
-    };
-    /// No value: a linear operation's rule (`add`, `scale`, `sum_to`, `reshape`).
-    pub const NOTHING: VjpReads = VjpReads {
-        own_input: false,
-        other_inputs: false,
-        output: false,
-    };
-}
-
-/// A cotangent in the backward sweep: `factor * value`, the constant factor not yet applied,
-/// and `value` possibly of a smaller shape that broadcasts to its node's.
-///
-/// A VJP is linear in its cotangent, so a constant factor can ride along until something
-/// multiplies anyway (the rule of a product takes it into its own constant) or the result is
-/// read: a scaling in the forward pass costs no pass over the elements in the backward pass.
-/// Likewise the cotangent of a sum (`sum_all`, `sum_to`) is its output's cotangent repeated
-/// along the summed axes: it stays unrepeated until a rule needs it at full size, and a
-/// product's rule broadcasts it in the pass it makes anyway. And the cotangent a
-/// [`Narrow`](ops::Narrow) gathers for its input is kept as a window of it until the next term
-/// arrives, so that both are placed in one pass ([`PadPair`](ops::PadPair) for `x[:-1]` and
-/// `x[1:]`); [`into_value`](Cotangent::into_value) and the other readers place it.
-///
-/// ```
-/// use perturb::tensor::{Cotangent, Tensor};
-/// let ct = Cotangent::scaled(Tensor::vector(&[1.0_f64, 2.0]), -3.0);
-/// assert_eq!(ct.into_value().unwrap().to_vec(), vec![-3.0, -6.0]);
-/// ```
-#[derive(Clone, Debug)]
-pub struct Cotangent<A> {
-    /// The array, before the factor.
-    pub value: A,
-    /// The constant the array is still to be multiplied by.
-    pub factor: f64,
-    /// Set while `value` is only a window of its node's array, zero elsewhere (a
-    /// [`Narrow`](ops::Narrow)'s cotangent gathered for its input): the padding that puts it in
-    /// place, deferred so that a second window or a sum gathered for the same input is added in
-    /// the same pass (`x[:-1]` and `x[1:]` in one pass, not two). Only a gathered sum can be
-    /// windowed: the sweep settles it before a rule reads it as its cotangent.
-    window: Option<ops::PadNarrow>,
-}
-
-impl<A: Array> Cotangent<A> {
-    /// A cotangent with nothing left to apply (factor 1).
-    ///
-    /// ```
-    /// use perturb::tensor::{Cotangent, Tensor};
-    /// assert_eq!(Cotangent::new(Tensor::vector(&[2.0_f64])).factor, 1.0);
-    /// ```
-    pub fn new(value: A) -> Self {
-        Self::scaled(value, 1.0)
-    }
-
-    /// `factor * value`, not yet multiplied out.
-    ///
-    /// ```
-    /// use perturb::tensor::{Cotangent, Tensor};
-    /// let ct = Cotangent::scaled(Tensor::vector(&[2.0_f64]), 0.5);
-    /// assert_eq!(ct.into_value().unwrap().to_vec(), vec![1.0]);
-    /// ```
-    pub fn scaled(value: A, factor: f64) -> Self {
-        Cotangent {
-            value,
-            factor,
-            window: None,
-        }
-    }
-
-    /// `factor * pad(value)`, the padding deferred: see the `window` field.
-    pub(crate) fn windowed(value: A, factor: f64, pad: ops::PadNarrow) -> Self {
-        Cotangent {
-            value,
-            factor,
-            window: Some(pad),
-        }
-    }
-
-    /// The same cotangent with a deferred window put in place (no work if there is none).
-    pub(crate) fn settled(self) -> Result<Self, Error> {
-        match self.window {
-            None => Ok(self),
-            Some(pad) => Ok(Self::scaled(A::apply(&pad, &[&self.value])?, self.factor)),
-        }
-    }
-
-    /// The cotangent as one array, the factor multiplied in (no work when it is 1).
-    ///
-    /// ```
-    /// use perturb::tensor::{Cotangent, Tensor};
-    /// let ct = Cotangent::scaled(Tensor::vector(&[1.0_f64, -1.0]), 2.0);
-    /// assert_eq!(ct.into_value().unwrap().to_vec(), vec![2.0, -2.0]);
-    /// ```
-    pub fn into_value(self) -> Result<A, Error> {
-        let settled = self.settled()?;
-        if settled.factor == 1.0 {
-            Ok(settled.value)
-        } else {
-            A::apply(&ops::Scale(settled.factor), &[&settled.value])
-        }
-    }
-
-    /// The cotangent as one array of `shape` (the node's): the factor multiplied in and the
-    /// value broadcast to `shape` if it is kept smaller.
-    ///
-    /// ```
-    /// use perturb::tensor::{Cotangent, Tensor};
-    /// let ct = Cotangent::scaled(Tensor::scalar(1.0_f64), 2.0);
-    /// assert_eq!(ct.into_value_of(&[3]).unwrap().to_vec(), vec![2.0, 2.0, 2.0]);
-    /// ```
-    pub fn into_value_of(self, shape: &[usize]) -> Result<A, Error> {
-        let value = self.into_value()?;
-        if value.shape() == shape {
-            Ok(value)
-        } else {
-            value.try_broadcast_to(shape)
-        }
-    }
-
-    /// The same cotangent with its value at full size, `shape` (the node's); the factor stays.
-    ///
-    /// ```
-    /// use perturb::tensor::{Cotangent, Tensor};
-    /// let ct = Cotangent::scaled(Tensor::scalar(1.0_f64), 2.0).stretched(&[2]).unwrap();
-    /// assert_eq!((ct.value.to_vec(), ct.factor), (vec![1.0, 1.0], 2.0));
-    /// ```
-    pub fn stretched(self, shape: &[usize]) -> Result<Self, Error> {
-        let this = self.settled()?;
-        if this.value.shape() == shape {
-            Ok(this)
-        } else {
-            let value = this.value.try_broadcast_to(shape)?;
-            Ok(Self::scaled(value, this.factor))
-        }
-    }
-
-    /// Adds `term` into `slot` (`None`: nothing gathered yet), in one pass when the two
-    /// factors are equal or opposite, which is the usual case.
-    ///
-    /// ```
-    /// use perturb::tensor::{Cotangent, Tensor};
-    /// let mut slot = Some(Cotangent::scaled(Tensor::vector(&[5.0_f64]), 2.0));
-    /// Cotangent::accumulate(&mut slot, Cotangent::scaled(Tensor::vector(&[1.0]), -2.0)).unwrap();
-    /// assert_eq!(slot.unwrap().into_value().unwrap().to_vec(), vec![8.0]); // 2*5 - 2*1
-    /// ```
-    pub fn accumulate(slot: &mut Option<Self>, term: Self) -> Result<(), Error> {
-        *slot = Some(match slot.take() {
-            None => term,
-            Some(sum) => sum.plus(term)?,
-        });
-        Ok(())
-    }
-
-    /// `self + term`: windows with the same factor are put in place in the pass that adds
-    /// them, the rest as [`accumulate`](Cotangent::accumulate) says.
-    fn plus(self, term: Self) -> Result<Self, Error> {
-        if self.factor == term.factor {
-            let full = |w: &Self, pad: &ops::PadNarrow| {
-                let mut shape = w.value.shape().to_vec();
-                shape[pad.axis] = pad.total;
-                shape
-            };
-            let placed = match (&self.window, &term.window) {
-                (Some(p), Some(q)) if p.axis == q.axis && p.total == q.total => {
-                    let pair = ops::PadPair {
-                        axis: p.axis,
-                        total: p.total,
-                        starts: [p.start, q.start],
-                    };
-                    Some(A::apply(&pair, &[&self.value, &term.value])?)
-                }
-                (Some(p), None) if term.value.shape() == full(&self, p) => {
-                    Some(A::apply(p, &[&self.value, &term.value])?)
-                }
-                (None, Some(q)) if self.value.shape() == full(&term, q) => {
-                    Some(A::apply(q, &[&term.value, &self.value])?)
-                }
-                _ => None,
-            };
-            if let Some(value) = placed {
-                return Ok(Self::scaled(value, self.factor));
-            }
-        }
-        let (sum, term) = (self.settled()?, term.settled()?);
-        Ok(if sum.factor == term.factor {
-            Self::scaled(sum.value.try_add(&term.value)?, sum.factor)
-        } else if sum.factor == -term.factor {
-            Self::scaled(sum.value.try_sub(&term.value)?, sum.factor)
-        } else {
-            Self::new(sum.into_value()?.try_add(&term.into_value()?)?)
-        })
-    }
-}
 
 macro_rules! unary_methods {
     ($( $(#[$doc:meta])* $method:ident => $op:expr; )*) => {$(
@@ -789,6 +323,69 @@ pub trait Array: Clone + Debug + Sized {
         /// assert_eq!(Tensor::vector(&[4.0_f64, -0.5]).recip().to_vec(), vec![0.25, -2.0]);
         /// ```
         recip => ops::Recip;
+    }
+    // ---- Element-wise functions: issue 15 ----
+    unary_methods! {
+        /// `ln(1 + x)`, accurate near 0.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// // ln(1 + 1e-20) = 1e-20 to double precision; ln of the rounded 1 + 1e-20 is 0.
+        /// assert_eq!(Tensor::vector(&[1e-20_f64, 0.0]).log1p().to_vec(), vec![1e-20, 0.0]);
+        /// ```
+        log1p => ops::Log1p;
+        /// `exp(x) - 1`, accurate near 0.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// // exp(1e-20) - 1 = 1e-20 to double precision; exp rounds to 1 and the difference is 0.
+        /// assert_eq!(Tensor::vector(&[1e-20_f64, 0.0]).expm1().to_vec(), vec![1e-20, 0.0]);
+        /// ```
+        expm1 => ops::Expm1;
+        /// The error function `erf(x) = 2 / sqrt(pi) * integral of exp(-t^2) from 0 to x`
+        /// (libm's); derivative `2 / sqrt(pi) exp(-x^2)`.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let y = Tensor::vector(&[0.0_f64, 1.0, -30.0]).erf();
+        /// // erf(1) = 0.8427007929497149 (Abramowitz and Stegun, table 7.1)
+        /// assert_eq!(y.to_vec(), vec![0.0, 0.8427007929497149, -1.0]);
+        /// ```
+        erf => ops::Erf;
+        /// GELU, exact: `x Phi(x)`, `Phi` the standard normal distribution function, accurate
+        /// in both tails; derivative `Phi(x) + x phi(x)`.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let y = Tensor::vector(&[0.0_f64, 40.0, -40.0]).gelu();
+        /// assert_eq!(y.to_vec(), vec![0.0, 40.0, -0.0]);
+        /// // gelu(1) = Phi(1) = 0.8413447460685429 (the normal table)
+        /// assert!((Tensor::vector(&[1.0_f64]).gelu().to_vec()[0] - 0.8413447460685429).abs() < 2e-16);
+        /// ```
+        gelu => ops::Gelu;
+        /// GELU, the tanh approximation: `x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2`,
+        /// computed without the left tail's cancellation (see [`GeluTanh`](ops::GeluTanh)).
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let x = Tensor::vector(&[0.5_f64, 40.0]);
+        /// let tanh_form = |x: f64| {
+        ///     0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
+        /// };
+        /// let y = x.gelu_tanh().to_vec();
+        /// assert!((y[0] - tanh_form(0.5)).abs() < 1e-16);
+        /// assert_eq!(y[1], 40.0);
+        /// ```
+        gelu_tanh => ops::GeluTanh;
+        /// SiLU (swish): `x sigmoid(x)`, finite everywhere; derivative
+        /// `sigmoid(x) + x sigmoid'(x)`.
+        ///
+        /// ```
+        /// use perturb::tensor::{Array, Tensor};
+        /// let y = Tensor::vector(&[0.0_f64, 800.0, -800.0]).silu();
+        /// assert_eq!(y.to_vec(), vec![0.0, 800.0, -0.0]);
+        /// ```
+        silu => ops::Silu;
     }
 
     /// `x^p` for a constant exponent `p` (`x.powf(p)` element-wise); derivative `p x^(p-1)`,
@@ -1222,6 +819,175 @@ pub trait Array: Clone + Debug + Sized {
     fn log_softmax(&self, axis: usize) -> Self {
         or_panic(self.try_log_softmax(axis))
     }
+
+    // ---- Over all axes, cumulative sums, positions of extrema (issue 15) ----
+    /// The mean of all elements, as a 0-dimensional array (NaN for no element, as
+    /// [`try_mean_axes`](Array::try_mean_axes)).
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 6.0], &[2, 2]).unwrap();
+    /// let m = a.mean_all();
+    /// assert_eq!((m.shape(), m.to_vec()), (&[][..], vec![3.0]));
+    /// ```
+    #[track_caller]
+    fn mean_all(&self) -> Self {
+        or_panic(self.try_mean_axes(&every_axis(self), false))
+    }
+
+    /// The maximum of all elements, as a 0-dimensional array: NaN if any element is, an error
+    /// if there is no element. Its gradient is [`try_max_axes`](Array::try_max_axes)'s.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 7.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(a.try_max_all().unwrap().to_vec(), vec![7.0]);
+    /// assert!(Tensor::<f64>::zeros(&[2, 0]).try_max_all().is_err());
+    /// ```
+    #[track_caller]
+    fn try_max_all(&self) -> Result<Self, Error> {
+        self.try_max_axes(&every_axis(self), false)
+    }
+
+    /// See [`try_max_all`](Array::try_max_all); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// assert_eq!(Tensor::vector(&[1.0_f64, -2.0]).max_all().to_vec(), vec![1.0]);
+    /// ```
+    #[track_caller]
+    fn max_all(&self) -> Self {
+        or_panic(self.try_max_all())
+    }
+
+    /// The minimum of all elements; see [`try_max_all`](Array::try_max_all).
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 7.0, -3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(a.try_min_all().unwrap().to_vec(), vec![-3.0]);
+    /// assert!(Tensor::<f64>::zeros(&[0]).try_min_all().is_err());
+    /// ```
+    #[track_caller]
+    fn try_min_all(&self) -> Result<Self, Error> {
+        self.try_min_axes(&every_axis(self), false)
+    }
+
+    /// See [`try_min_all`](Array::try_min_all); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// assert_eq!(Tensor::vector(&[1.0_f64, -2.0]).min_all().to_vec(), vec![-2.0]);
+    /// ```
+    #[track_caller]
+    fn min_all(&self) -> Self {
+        or_panic(self.try_min_all())
+    }
+
+    /// `ln(sum(exp(x)))` over all elements, as a 0-dimensional array, accurate for large `|x|`
+    /// (see [`try_logsumexp`](Array::try_logsumexp)); `-inf` for no element.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![800.0_f64; 4], &[2, 2]).unwrap();
+    /// // ln(4 e^800) = 800 + ln 4, although e^800 overflows.
+    /// assert_eq!(a.logsumexp_all().to_vec(), vec![800.0 + 4.0_f64.ln()]);
+    /// ```
+    #[track_caller]
+    fn logsumexp_all(&self) -> Self {
+        or_panic(self.try_logsumexp(&every_axis(self), false))
+    }
+
+    /// The cumulative sum along `axis`: entry `k` is the sum of entries `0..=k`. Its
+    /// derivative is the cumulative sum of the tangent, and its gradient the cotangent summed
+    /// from the other end ([`CumSum`](ops::CumSum)). An error if `axis` is not an axis of `self`.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(a.try_cumsum(0).unwrap().to_vec(), vec![1.0, 2.0, 4.0, 6.0]);
+    /// assert!(a.try_cumsum(2).is_err());
+    /// ```
+    #[track_caller]
+    fn try_cumsum(&self, axis: usize) -> Result<Self, Error> {
+        Self::apply(
+            &ops::CumSum {
+                axis,
+                reverse: false,
+            },
+            &[self],
+        )
+    }
+
+    /// See [`try_cumsum`](Array::try_cumsum); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// assert_eq!(Tensor::vector(&[1.0_f64, 2.0, 3.0]).cumsum(0).to_vec(), vec![1.0, 3.0, 6.0]);
+    /// ```
+    #[track_caller]
+    fn cumsum(&self, axis: usize) -> Self {
+        or_panic(self.try_cumsum(axis))
+    }
+
+    /// The position of the maximum along `axis`, for each position off it: integers, not
+    /// differentiable. Ties go to the first position; a NaN counts as the maximum (the first
+    /// NaN's position), as in numpy, so the position holds what
+    /// [`try_max_axes`](Array::try_max_axes) returns. Read from the plain value
+    /// ([`primal`](Array::primal)), so any array type gives it; a [`Batched`](super::Batched)
+    /// stack gives each member's, the stack's axis first. An error if `axis` is not an axis of
+    /// `self`, or if it is empty (and there are positions off it).
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 7.0, 7.0, 4.0, f64::NAN, 9.0], &[2, 3]).unwrap();
+    /// // Row 0: a tie, the first 7 wins. Row 1: the NaN.
+    /// assert_eq!(a.try_argmax(1).unwrap().as_slice(), &[1, 1]);
+    /// assert!(a.try_argmax(2).is_err());
+    /// assert!(Tensor::<f64>::zeros(&[2, 0]).try_argmax(1).is_err());
+    /// ```
+    #[track_caller]
+    fn try_argmax(&self, axis: usize) -> Result<ops::Indices, Error> {
+        ops::argmax(self, axis)
+    }
+
+    /// See [`try_argmax`](Array::try_argmax); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 7.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(a.argmax(0).as_slice(), &[1, 0]);
+    /// ```
+    #[track_caller]
+    fn argmax(&self, axis: usize) -> ops::Indices {
+        or_panic(self.try_argmax(axis))
+    }
+
+    /// The position of the minimum along `axis`; see [`try_argmax`](Array::try_argmax) (a NaN
+    /// counts as the minimum here, as in numpy and as [`try_min_axes`](Array::try_min_axes)).
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 1.0, 0.0, f64::NAN], &[2, 2]).unwrap();
+    /// assert_eq!(a.try_argmin(1).unwrap().as_slice(), &[0, 1]);
+    /// assert!(a.try_argmin(2).is_err());
+    /// ```
+    #[track_caller]
+    fn try_argmin(&self, axis: usize) -> Result<ops::Indices, Error> {
+        ops::argmin(self, axis)
+    }
+
+    /// See [`try_argmin`](Array::try_argmin); panics where it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0_f64, 7.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(a.argmin(1).as_slice(), &[0, 0]);
+    /// ```
+    #[track_caller]
+    fn argmin(&self, axis: usize) -> ops::Indices {
+        or_panic(self.try_argmin(axis))
+    }
     // ---- end of reductions ----
 
     // ---- Shape ----------------------------------------------------------------------------
@@ -1652,4 +1418,9 @@ impl<T: Element> Array for Tensor<T> {
         // Stops at the first element that is not zero: the first, for most cotangents.
         self.as_slice().iter().all(|v| *v == T::zero())
     }
+}
+
+/// Every axis of `x`, in order: the reductions `*_all` reduce over them.
+fn every_axis<A: Array>(x: &A) -> Vec<usize> {
+    (0..x.shape().len()).collect()
 }

@@ -19,8 +19,9 @@
 //! assert_eq!(y.into_stack().unwrap().to_vec(), vec![210.0, 430.0, 650.0]);
 //! ```
 
-use super::array::{Array, Op};
+use super::array::Array;
 use super::dense::Tensor;
+use super::op::Op;
 use crate::error::Error;
 
 /// One array, or a stack of arrays of the same shape along a hidden leading axis, that every
@@ -92,7 +93,7 @@ impl<A: Array> Batched<A> {
     /// If `values` is a scalar (it has no leading axis); see [`Batched::try_stack`].
     #[track_caller]
     pub fn stack(values: A) -> Self {
-        super::array::or_panic(Self::try_stack(values))
+        super::op::or_panic(Self::try_stack(values))
     }
 
     /// [`Batched::stack`], or an error if `values` has no leading axis.

@@ -4,8 +4,9 @@ use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
-use super::array::{Array, Op};
+use super::array::Array;
 use super::dense::Tensor;
+use super::op::Op;
 use crate::error::Error;
 
 /// An array whose value is computed only when something asks for it: an operation whose result

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
-use super::array::or_panic;
 use super::element::Element;
+use super::op::or_panic;
 use crate::error::Error;
 
 /// An n-dimensional array of `f32` or `f64`, stored contiguously in row-major order.

@@ -4,8 +4,9 @@ use std::fmt;
 use std::panic::Location;
 
 use super::anomaly;
-use super::array::{Array, Op};
+use super::array::Array;
 use super::dense::Tensor;
+use super::op::Op;
 use crate::error::Error;
 
 /// A tensor with a tangent: forward mode. Every operation computes its value on the primals and

@@ -38,25 +38,30 @@ mod check;
 pub mod conv;
 #[cfg(feature = "ndarray")]
 mod convert;
+mod cotangent;
 mod deferred;
 mod dense;
 mod dual;
 mod element;
 pub(crate) mod kernels;
 pub mod linalg;
+mod op;
 mod operators;
 pub mod ops;
 mod tape;
 pub mod transforms;
 mod vmath;
 
-pub use array::{Array, Cotangent, Op, VjpReads};
+pub use array::Array;
 pub use batched::Batched;
 pub use check::{check_grads, CheckOptions, Comparison, GradReport, OpComparison};
+pub use cotangent::Cotangent;
 pub use deferred::Deferred;
 pub use dense::Tensor;
 pub use dual::DualTensor;
 pub use element::Element;
+pub use op::{Op, VjpReads};
+pub use ops::Indices;
 pub use tape::{TensorTape, TensorVar};
 pub use transforms::{
     grad, grad_n, hessian, hvp, jacfwd, jacobian, jacrev, jvp, jvp_n, value_and_grad,

@@ -7,9 +7,11 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::anomaly;
-use super::array::{Array, Cotangent, Op, VjpReads};
+use super::array::Array;
+use super::cotangent::Cotangent;
 use super::dense::Tensor;
 use super::dual::{checked_tangent, DualTensor};
+use super::op::{Op, VjpReads};
 use crate::debug::InputSummary;
 use crate::error::Error;
 

@@ -1,5 +1,6 @@
 //! Element-wise functions of one tensor. Values come from the scalar engine's rules
-//! ([`crate::rules`]), so both engines compute the same numbers, except that `exp`, `sigmoid`,
+//! ([`crate::rules`]), so both engines compute the same numbers (`erf`, `gelu` and `gelu_tanh`,
+//! which the scalar engine does not have, from libm in `f64`), except that `exp`, `sigmoid`,
 //! `softplus`, `log_sigmoid` and `tanh` run vectorised polynomials on CPUs with AVX2 and FMA,
 //! within 3 ulps of the rules' libm values (`tensor::vmath`); derivatives are written in
 //! tensor operations so they can be differentiated again. `g` is the tangent (JVP) or the
@@ -139,6 +140,159 @@ elementwise! {
         family LogSigmoid;
     /// `1 / x`; JVP and VJP `-g / x^2`, written `-(g y^2)`.
     Recip, "recip", Cheap, |x| rules::Recip.func(x), |x, y, g| g.try_mul(&y.square())?.neg();
+    /// `ln(1 + x)`, accurate near 0 where `ln(1 + x)` rounds `1 + x` (the scalar engine's
+    /// [`rules::Ln1p`]); JVP and VJP `g / (1 + x)`.
+    Log1p, "log1p", Transcendental, |x| rules::Ln1p.func(x), |x, y, g| g.try_div(&x.add_scalar(A::elem(1.0)))?,
+        reads VjpReads::INPUTS;
+    /// `exp(x) - 1`, accurate near 0 where `exp(x) - 1` cancels ([`rules::ExpM1`]); JVP and VJP
+    /// `g exp(x)`, from `x` rather than as `y + 1`, which is 0 once `y` rounds to -1 (`x < -37`).
+    Expm1, "expm1", Transcendental, |x| rules::ExpM1.func(x), |x, y, g| g.try_mul(&x.exp())?,
+        reads VjpReads::INPUTS;
+    /// The error function `erf(x) = 2 / sqrt(pi) * integral of exp(-t^2) from 0 to x`, libm's
+    /// (computed in `f64`, so `f32` gets it correctly rounded but for double rounding); JVP and
+    /// VJP `g 2 / sqrt(pi) exp(-x^2)`, which underflows to 0 in the tails rather than overflow.
+    Erf, "erf", Transcendental, |x| via_f64(x, libm::erf), |x, y, g| g.try_mul(&erf_slope(x))?,
+        reads VjpReads::INPUTS;
+    /// GELU, exact: `x Phi(x)` with `Phi` the standard normal distribution function, computed
+    /// as `x erfc(-x / sqrt 2) / 2` (libm's `erfc`, in `f64`), which keeps its relative accuracy
+    /// in the left tail where `1 + erf(x / sqrt 2)` cancels; JVP and VJP `g (Phi(x) + x phi(x))`,
+    /// `phi` the normal density, 0 or 1 far out (no `0 * inf`: `phi` underflows first).
+    Gelu, "gelu", Transcendental, |x| via_f64(x, |v| v * normal_cdf(v)), |x, y, g| g.try_mul(&gelu_slope(x)?)?,
+        reads VjpReads::INPUTS;
+    /// GELU, tanh approximation (Hendrycks and Gimpel 2016):
+    /// `x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2`, computed as `x sigmoid(z)` with
+    /// `z = 2 sqrt(2 / pi) (x + 0.044715 x^3)` (the same function: `1 + tanh(u) = 2 sigmoid(2u)`),
+    /// which does not cancel in the left tail as `1 + tanh` does. JVP and VJP
+    /// `g (sigmoid(z) + x sigmoid'(z) z')`, taken at `x` clamped to `[-30, 30]`: beyond, it is
+    /// exactly 0 or 1 in `f32` and `f64` (`sigmoid'(z)` underflows), and the clamp keeps `z'`,
+    /// which overflows past `|x| = 1e154`, from meeting that 0 (`0 * inf` would be NaN).
+    GeluTanh, "gelu_tanh", Transcendental, |x| via_f64(x, gelu_tanh_f64), |x, y, g| g.try_mul(&gelu_tanh_slope(x)?)?,
+        reads VjpReads::INPUTS;
+    /// SiLU (swish): `x sigmoid(x)`, with the stable sigmoid; JVP and VJP
+    /// `g (sigmoid(x) + x sigmoid'(x))`, with `sigmoid'` accurate in both tails
+    /// (`s (1 - s)` below 1, `e / (1 + e)^2` with `e = exp(-x)` above), so the slope is 0 or 1
+    /// far out rather than NaN.
+    Silu, "silu", Transcendental, |x| x * rules::Sigmoid.func(x), |x, y, g| g.try_mul(&silu_slope(x)?)?,
+        reads VjpReads::INPUTS;
+}
+
+/// `f(x)` computed in `f64` (libm's functions are `f64` ones).
+fn via_f64<T: Element>(x: T, f: impl Fn(f64) -> f64) -> T {
+    elem(f(x.to_f64_value()))
+}
+
+/// `1 / sqrt(2 pi)`, the normal density at 0.
+const FRAC_1_SQRT_2PI: f64 =
+    std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2 / 2.0;
+
+/// `sqrt(2 / pi)`, the tanh form of GELU's scale.
+const SQRT_2_OVER_PI: f64 = std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2;
+
+/// The cubic coefficient of GELU's tanh form.
+const GELU_TANH_CUBIC: f64 = 0.044715;
+
+/// Where GELU's tanh form is flat to the last bit of `f32` and `f64` (its slope 0 or 1).
+const GELU_TANH_FLAT: f64 = 30.0;
+
+/// `1 / sqrt 2 - FRAC_1_SQRT_2`: what the `f64` constant leaves out (computed to 50 digits).
+const FRAC_1_SQRT_2_LO: f64 = -4.833646656726457e-17;
+
+/// `Phi(x) = erfc(-x / sqrt 2) / 2`, the standard normal distribution function. `Phi`'s relative
+/// condition number is about `x^2` in the left tail, so rounding `a = -x / sqrt 2` would cost up
+/// to `x^2 / 2` ulps (9 at `x = -3`, 120 at -30 in glibc's `erfc`): below `x = -1` the rounding
+/// error `e` of `a` (the product's, by a fused multiply-add, and the constant's) is put back to
+/// first order, `erfc(a + e) = erfc(a) - e 2 / sqrt(pi) exp(-a^2)`.
+fn normal_cdf(x: f64) -> f64 {
+    use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI};
+    let a = -x * FRAC_1_SQRT_2;
+    let erfc = libm::erfc(a);
+    if x < -1.0 {
+        let e = (-x).mul_add(FRAC_1_SQRT_2, -a) - x * FRAC_1_SQRT_2_LO;
+        0.5 * (erfc - e * FRAC_2_SQRT_PI * (-a * a).exp())
+    } else {
+        0.5 * erfc
+    }
+}
+
+/// `x sigmoid(2 sqrt(2 / pi) (x + 0.044715 x^3))`.
+fn gelu_tanh_f64(x: f64) -> f64 {
+    let z = 2.0 * SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x);
+    x * rules::Sigmoid.func(z)
+}
+
+/// `erf'(x) = 2 / sqrt(pi) exp(-x^2)`.
+fn erf_slope<A: Array>(x: &A) -> A {
+    let scale = A::elem(std::f64::consts::FRAC_2_SQRT_PI);
+    x.square().neg().exp().scale(scale)
+}
+
+/// `phi(x) = exp(-x^2 / 2) / sqrt(2 pi)`, the standard normal density.
+fn normal_pdf<A: Array>(x: &A) -> A {
+    x.square()
+        .scale(A::elem(-0.5))
+        .exp()
+        .scale(A::elem(FRAC_1_SQRT_2PI))
+}
+
+/// `gelu'(x) = Phi(x) + x phi(x)`.
+fn gelu_slope<A: Array>(x: &A) -> Result<A, Error> {
+    A::apply(&NormalCdf, &[x])?.try_add(&x.try_mul(&normal_pdf(x))?)
+}
+
+/// `gelu_tanh'(x) = sigmoid(z) + x sigmoid'(z) z'`, `z = 2 sqrt(2 / pi) (x + 0.044715 x^3)`,
+/// at `x` clamped to where the slope is not yet flat (see [`GeluTanh`]).
+fn gelu_tanh_slope<A: Array>(x: &A) -> Result<A, Error> {
+    let x = x.try_clamp(A::elem(-GELU_TANH_FLAT), A::elem(GELU_TANH_FLAT))?;
+    let two_c = A::elem(2.0 * SQRT_2_OVER_PI);
+    let x2 = x.square();
+    let z = x
+        .try_mul(&x2.scale(A::elem(GELU_TANH_CUBIC)).add_scalar(A::elem(1.0)))?
+        .scale(two_c);
+    let dz = x2
+        .scale(A::elem(3.0 * GELU_TANH_CUBIC))
+        .add_scalar(A::elem(1.0))
+        .scale(two_c);
+    let s = z.sigmoid();
+    let ds = A::apply(&SigmoidSlope, &[&z, &s])?;
+    s.try_add(&x.try_mul(&ds)?.try_mul(&dz)?)
+}
+
+/// `silu'(x) = sigmoid(x) + x sigmoid'(x)`.
+fn silu_slope<A: Array>(x: &A) -> Result<A, Error> {
+    let s = x.sigmoid();
+    s.try_add(&x.try_mul(&A::apply(&SigmoidSlope, &[x, &s])?)?)
+}
+
+/// `Phi(x)`, the standard normal distribution function, as `erfc(-x / sqrt 2) / 2` (accurate
+/// in the left tail); JVP and VJP `g phi(x)`. The part of [`Gelu`]'s slope that is not a
+/// composition of other operations.
+#[derive(Clone, Copy, Debug)]
+struct NormalCdf;
+
+impl Op for NormalCdf {
+    fn name(&self) -> &'static str {
+        "normal_cdf"
+    }
+
+    const ELEMENTWISE: bool = true;
+    const VJP_READS: VjpReads = VjpReads::INPUTS;
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let input = super::unary(self.name(), inputs)?;
+        Ok(input.map_with(kernels::Cost::Transcendental, |x: T| via_f64(x, normal_cdf)))
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        super::broadcast_output(1, inputs)
+    }
+
+    fn jvp<A: Array>(&self, x: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        t[0].map(|t| t.try_mul(&normal_pdf(x[0]))).transpose()
+    }
+
+    fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        Ok(vec![Some(ct.try_mul(&normal_pdf(x[0]))?)])
+    }
 }
 
 /// `sigmoid'(x) = s(x) s(-x)` from `x` and `s = sigmoid(x)`: `s (1 - s)` below `x = 1`, where

@@ -9,9 +9,11 @@
 //! assert_eq!(ct[0].as_ref().unwrap().to_vec(), vec![2.0, 4.0]);
 //! ```
 
+mod argmax;
 mod binary;
 mod compare;
 mod conv;
+mod cumsum;
 mod elementwise;
 mod index;
 mod linalg;
@@ -20,10 +22,13 @@ pub(crate) mod pool;
 mod reduce;
 mod shape;
 
+pub use argmax::Indices;
+pub(crate) use argmax::{argmax, argmin};
 pub use binary::{Add, AddScalar, Div, Mul, MulAdd, Pow, Scale, ScaledMul, Sub};
+pub use cumsum::CumSum;
 pub use elementwise::{
-    Abs, Cos, Exp, Ln, LogSigmoid, Neg, PowScalar, Recip, Relu, Sigmoid, Sin, Softplus, Sqrt,
-    Square, Tanh,
+    Abs, Cos, Erf, Exp, Expm1, Gelu, GeluTanh, Ln, Log1p, LogSigmoid, Neg, PowScalar, Recip, Relu,
+    Sigmoid, Silu, Sin, Softplus, Sqrt, Square, Tanh,
 };
 pub(crate) use linalg::Dense;
 pub use linalg::MatMul;
