@@ -25,7 +25,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::error::Error;
-use crate::tensor::array::or_panic;
+use crate::tensor::op::or_panic;
 use crate::tensor::dense::element_count;
 use crate::tensor::kernels::Cost;
 use crate::tensor::{batched, Array, Element, Op, Tensor, VjpReads};
