@@ -11,7 +11,7 @@
 
 mod binary;
 mod compare;
-mod conv;
+pub(crate) mod conv;
 mod elementwise;
 mod index;
 mod linalg;
@@ -21,6 +21,7 @@ mod reduce;
 mod shape;
 
 pub use binary::{Add, AddScalar, Div, Mul, MulAdd, Pow, Scale, ScaledMul, Sub};
+pub use conv::{Conv, Conv1d, Conv2d, ConvTranspose, ConvTranspose2d, ConvWeightGrad};
 pub use elementwise::{
     Abs, Cos, Exp, Ln, LogSigmoid, Neg, PowScalar, Recip, Relu, Sigmoid, Sin, Softplus, Sqrt,
     Square, Tanh,
