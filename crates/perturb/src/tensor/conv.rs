@@ -19,6 +19,5 @@
 
 pub use super::ops::conv::{
     conv1d, conv2d, conv_transpose1d, conv_transpose2d, try_conv1d, try_conv2d,
-    try_conv_transpose1d, try_conv_transpose2d, Conv1dOptions, Conv2dOptions, ConvOptions,
-    Padding,
+    try_conv_transpose1d, try_conv_transpose2d, Conv1dOptions, Conv2dOptions, ConvOptions, Padding,
 };

@@ -429,9 +429,7 @@ fn transpose_plan<const D: usize>(
     if cy != w_in {
         return Err(invalid(
             op,
-            format!(
-                "the input has {cy} channels but the weight's first axis {w_in} ({shapes})"
-            ),
+            format!("the input has {cy} channels but the weight's first axis {w_in} ({shapes})"),
         ));
     }
     if cy % o.groups != 0 {
@@ -1044,7 +1042,12 @@ impl<const D: usize> Op for Conv<D> {
                 let op = Conv {
                     options: self.options.groups(size * g),
                 };
-                split(&A::apply(&op, &[&merge(x, 2, 1)?, &merge(w, 1, 1)?])?, 1, size, 1)
+                split(
+                    &A::apply(&op, &[&merge(x, 2, 1)?, &merge(w, 1, 1)?])?,
+                    1,
+                    size,
+                    1,
+                )
             }
             (false, false) => A::apply(self, &[x, w]),
         }
@@ -1130,7 +1133,12 @@ impl<const D: usize> Op for ConvTranspose<D> {
                 let op = ConvTranspose {
                     options: self.options.groups(size * g),
                 };
-                split(&A::apply(&op, &[&merge(y, 2, 1)?, &merge(w, 1, 1)?])?, 1, size, 1)
+                split(
+                    &A::apply(&op, &[&merge(y, 2, 1)?, &merge(w, 1, 1)?])?,
+                    1,
+                    size,
+                    1,
+                )
             }
             (false, false) => A::apply(self, &[y, w]),
         }
@@ -1210,15 +1218,23 @@ impl<const D: usize> Op for ConvWeightGrad<D> {
         let groups = self.options.groups;
         match (stacked[0], stacked[1]) {
             (true, false) => split(&A::apply(self, &[&merge(x, 2, groups)?, g])?, 1, size, 1),
-            (false, true) => {
-                split(&A::apply(self, &[x, &merge(g, 2, groups)?])?, 0, size, groups)
-            }
+            (false, true) => split(
+                &A::apply(self, &[x, &merge(g, 2, groups)?])?,
+                0,
+                size,
+                groups,
+            ),
             (true, true) => {
                 let op = ConvWeightGrad {
                     options: self.options.groups(size * groups),
                     kernel: self.kernel,
                 };
-                split(&A::apply(&op, &[&merge(x, 2, 1)?, &merge(g, 2, 1)?])?, 0, size, 1)
+                split(
+                    &A::apply(&op, &[&merge(x, 2, 1)?, &merge(g, 2, 1)?])?,
+                    0,
+                    size,
+                    1,
+                )
             }
             (false, false) => A::apply(self, &[x, g]),
         }
