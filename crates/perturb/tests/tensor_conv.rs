@@ -588,7 +588,15 @@ fn err2(x: &[usize], w: &[usize], o: Conv2dOptions) -> String {
 
 #[test]
 fn bad_shapes_and_options_are_errors_naming_the_operation_and_both_shapes() {
-    let cases: Vec<(&str, [usize; 4], [usize; 4], Conv2dOptions, &str)> = vec![
+    /// What is wrong, the input and weight shapes, the options, a phrase of the message.
+    type Bad = (
+        &'static str,
+        [usize; 4],
+        [usize; 4],
+        Conv2dOptions,
+        &'static str,
+    );
+    let cases: Vec<Bad> = vec![
         ("channels", [1, 3, 5, 5], [2, 2, 3, 3], o2(), "3 channels"),
         (
             "groups",
