@@ -167,6 +167,18 @@ fn rows() -> Vec<Row> {
             Case::WeightGrad2d(o2().padding(1).stride(2), [3, 3]),
             [&[2, 2, 5, 5], &[2, 3, 3, 3]],
         ),
+        row(
+            "conv2d_weight_grad",
+            Case::WeightGrad2d(o2().groups(2).dilation(2), [2, 2]),
+            [&[2, 4, 5, 5], &[2, 6, 3, 3]],
+        ),
+        // A cotangent shorter than the convolution's 3 x 3 output (rows past it count as
+        // zero): its VJP's convolution is cut to it.
+        row(
+            "conv2d_weight_grad",
+            Case::WeightGrad2d(o2(), [3, 3]),
+            [&[1, 2, 5, 5], &[1, 2, 2, 3]],
+        ),
     ]
 }
 
