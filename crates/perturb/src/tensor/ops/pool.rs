@@ -25,9 +25,9 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::error::Error;
-use crate::tensor::op::or_panic;
 use crate::tensor::dense::element_count;
 use crate::tensor::kernels::Cost;
+use crate::tensor::op::or_panic;
 use crate::tensor::{batched, Array, Element, Op, Tensor, VjpReads};
 
 use super::{elem, linear_jvp, unary};
