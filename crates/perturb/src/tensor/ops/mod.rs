@@ -14,7 +14,7 @@ mod compare;
 mod conv;
 mod elementwise;
 mod index;
-mod linalg;
+pub(crate) mod linalg;
 mod pointwise;
 mod pool;
 mod reduce;
@@ -25,7 +25,7 @@ pub use elementwise::{
     Abs, Cos, Exp, Ln, LogSigmoid, Neg, PowScalar, Recip, Relu, Sigmoid, Sin, Softplus, Sqrt,
     Square, Tanh,
 };
-pub use linalg::MatMul;
+pub use linalg::{MatMul, Norm};
 pub use pointwise::{Pointwise, PointwiseBinary, PointwiseRule};
 pub use shape::{BroadcastTo, Narrow, PadNarrow, PadPair, Permute, Reshape, SumTo};
 #[allow(unused_imports)]

@@ -2,5 +2,7 @@
 //! (one file per family, each operation's value beside its derivative rules).
 
 mod matmul;
+pub(crate) mod norm;
 
 pub use matmul::MatMul;
+pub use norm::Norm;
