@@ -18,6 +18,8 @@ use crate::tensor::{Array, Element, Op, Tensor};
 /// the one choice that keeps the gradient odd; the convention of JAX pull request #39792):
 /// the rule multiplies by `1 / |x|` made 0 where `|x| = 0` by a selection, not a product, so
 /// derivatives of every order are finite there, and the second derivative at 0 is 0 too.
+/// A consequence: through the norm, `|x|^2` also has second derivative 0 at `x = 0`, not
+/// `2 I`; write a squared norm as the sum of squares where that matters.
 ///
 /// ```
 /// use perturb::tensor::{ops::Norm, Op, Tensor};
@@ -141,7 +143,7 @@ impl Op for Norm {
 /// assert!(linalg::try_vector_norm(&Tensor::scalar(1.0_f64)).is_err());
 /// // The gradient: x / |x|, and 0 at 0.
 /// let g = grad(|x| Ok(linalg::try_vector_norm(x)?.sum_all()), &x).unwrap();
-/// assert_eq!(g.to_vec(), vec![0.6, 0.8, 0.0, 0.0]);
+/// assert!(g.all_close(&Tensor::from_vec(vec![0.6, 0.8, 0.0, 0.0], &[2, 2]).unwrap(), 1e-15));
 /// ```
 #[track_caller]
 pub fn try_vector_norm<A: Array>(x: &A) -> Result<A, Error> {
