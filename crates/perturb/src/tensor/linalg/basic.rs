@@ -147,7 +147,7 @@ pub fn diag<A: Array>(x: &A) -> A {
 /// // Inside a differentiated function: d/dx sum((x + I) x) at x = 0 is the column sums of I.
 /// let g = grad(
 ///     |x| Ok(x.add(&x.constant_like(&linalg::eye(2))).matmul(x).sum_all()),
-///     &Tensor::zeros(&[2, 2]),
+///     &Tensor::<f64>::zeros(&[2, 2]),
 /// )
 /// .unwrap();
 /// assert_eq!(g.to_vec(), vec![1.0, 1.0, 1.0, 1.0]);
