@@ -18,28 +18,13 @@ use perturb::Error;
 
 // ---- Helpers -------------------------------------------------------------------------------
 
-/// splitmix64: a small seeded generator, so the tests need no dependency.
-struct SplitMix(u64);
+/// Seeded random tensors: each draw `Tensor::rand_uniform` with the next seed.
+struct Seeds(u64);
 
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[lo, hi)`.
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        let u = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        lo + (hi - lo) * u
-    }
-
+impl Seeds {
     fn tensor(&mut self, shape: &[usize], lo: f64, hi: f64) -> Tensor<f64> {
-        let n = shape.iter().product();
-        let data = (0..n).map(|_| self.uniform(lo, hi)).collect();
-        Tensor::from_vec(data, shape).unwrap()
+        self.0 += 1;
+        Tensor::rand_uniform(shape, lo, hi, self.0)
     }
 }
 
@@ -128,7 +113,7 @@ const ROWS: &[Row] = &[
 ];
 
 impl Row {
-    fn inputs(&self, rng: &mut SplitMix) -> Vec<Tensor<f64>> {
+    fn inputs(&self, rng: &mut Seeds) -> Vec<Tensor<f64>> {
         self.shapes
             .iter()
             .map(|s| rng.tensor(s, -2.0, 2.0))
@@ -191,7 +176,7 @@ impl Function for RowFn {
 
 #[test]
 fn first_order_and_the_batched_column_match_central_differences_and_the_vjps() {
-    let mut rng = SplitMix(0x11a1_0001);
+    let mut rng = Seeds(0x11a1_0001);
     for row in ROWS {
         for trial in 0..2 {
             let xs = row.inputs(&mut rng);
@@ -215,7 +200,7 @@ fn first_order_and_the_batched_column_match_central_differences_and_the_vjps() {
 fn second_order_in_every_nesting_matches_central_differences() {
     // Of f(x)^2: most of these functions are linear or bilinear, so squaring makes every
     // nesting differentiate each rule with a direction that depends on x.
-    let mut rng = SplitMix(0x11a1_0002);
+    let mut rng = Seeds(0x11a1_0002);
     for row in ROWS {
         let xs = row.inputs(&mut rng);
         let y = row.value(&xs);
@@ -246,7 +231,7 @@ fn second_order_in_every_nesting_matches_central_differences() {
 
 #[test]
 fn f32_agrees_with_f64() {
-    let mut rng = SplitMix(0x11a1_0003);
+    let mut rng = Seeds(0x11a1_0003);
     for row in ROWS {
         let xs = row.inputs(&mut rng);
         let y = row.value(&xs);
@@ -313,7 +298,7 @@ fn trace_diagonal_diag_and_eye_on_known_matrices() {
 
 #[test]
 fn diag_and_diagonal_are_inverse_round_trips() {
-    let mut rng = SplitMix(0x11a1_0004);
+    let mut rng = Seeds(0x11a1_0004);
     // diagonal(diag(v)) = v, for a vector and a stack of them.
     for shape in [&[4][..], &[2, 3, 5]] {
         let v = rng.tensor(shape, -1.0, 1.0);
@@ -407,7 +392,7 @@ fn naive_einsum(spec: &str, xs: &[&Tensor<f64>]) -> Tensor<f64> {
 
 #[test]
 fn einsum_matches_a_brute_force_loop_and_matmul() {
-    let mut rng = SplitMix(0x11a1_0005);
+    let mut rng = Seeds(0x11a1_0005);
     for row in ROWS {
         let Case::Einsum(spec) = row.case else {
             continue;
