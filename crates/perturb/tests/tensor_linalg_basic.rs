@@ -5,7 +5,9 @@
 //! the forward column (`forward_support`) checks each row's JVP against central differences in
 //! random directions and against its VJP, the batched column (stacks of tangents, cotangents
 //! and inputs), and order two in every nesting (forward over reverse, reverse over forward,
-//! forward over forward) of `f(x)^2`; f32 is checked against f64. Then exact values: the trace
+//! forward over forward) of `f(x)^2`; f32 is checked against f64; a composition of them all
+//! passes `check_grads` at order two, and `jacfwd` (the basis stack) agrees with `jacrev`. Then
+//! exact values: the trace
 //! of a known matrix, `diag` and `diagonal` round trips, `einsum` against a brute-force loop
 //! over every index and against `matmul`, the norm and its first and second derivatives at
 //! exactly 0, and the errors.
@@ -13,7 +15,10 @@
 mod forward_support;
 
 use forward_support::{check_first_order, check_second_order, Function};
-use perturb::tensor::{grad, hessian, jvp, linalg, Array, DualTensor, Element, Tensor, TensorTape};
+use perturb::tensor::{
+    check_grads, grad, hessian, jacfwd, jacrev, jvp, linalg, Array, CheckOptions, DualTensor,
+    Element, Tensor, TensorFn, TensorTape,
+};
 use perturb::Error;
 
 // ---- Helpers -------------------------------------------------------------------------------
@@ -256,6 +261,50 @@ fn f32_agrees_with_f64() {
             );
         }
     }
+}
+
+/// Every function at once, composed: `|diag(diagonal(X X^T))|_F + tr(outer(x0, x1)) + |X^T|`
+/// summed, with `X` the `[3, 3]` input and `x0`, `x1` its rows (`einsum` for the products).
+struct Composite;
+
+impl TensorFn<f64> for Composite {
+    fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, Error> {
+        let gram = linalg::try_einsum("ij,kj->ik", &[x, x])?;
+        let d = linalg::try_matrix_norm(&linalg::try_diag(&linalg::try_diagonal(&gram)?)?)?;
+        let rows = |i| x.try_narrow(0, i, 1)?.try_squeeze(0);
+        let tr = linalg::try_trace(&linalg::try_outer(&rows(0)?, &rows(1)?)?)?;
+        let n = linalg::try_vector_norm(&linalg::try_einsum("ij->ji", &[x])?)?.sum_all();
+        d.try_add(&tr)?.try_add(&n)
+    }
+}
+
+#[test]
+fn a_composition_of_every_function_passes_check_grads_at_order_two() {
+    let x = Tensor::rand_uniform(&[3, 3], -1.0, 1.0, 42);
+    let report = check_grads(&Composite, &x, &CheckOptions::default()).unwrap();
+    assert!(report.passes(1e-6), "{report:?}");
+}
+
+#[test]
+fn jacfwd_and_jacrev_agree_through_einsum_diagonal_and_the_norm() {
+    // jacfwd pushes the identity basis (a stack stored by its diagonal) through every rule.
+    let x = Tensor::rand_uniform(&[2, 3], -1.0, 1.0, 7);
+    let fwd = jacfwd(einsum_then_norm, &x).unwrap();
+    let rev = jacrev(|x| einsum_then_norm(x), &x).unwrap();
+    assert_eq!(fwd.shape(), &[2, 2, 2, 3]);
+    assert_close(&fwd, &rev, 1e-14, "jacfwd against jacrev");
+}
+
+/// `[vector_norm(x x^T), diagonal(x x^T)]` stacked: `[2, 2]` for an `x` of `[2, 3]`.
+fn einsum_then_norm<A: Array>(x: &A) -> Result<A, Error> {
+    let gram = linalg::try_einsum("ij,kj->ik", &[x, x])?;
+    A::try_stack(
+        &[
+            &linalg::try_vector_norm(&gram)?,
+            &linalg::try_diagonal(&gram)?,
+        ],
+        0,
+    )
 }
 
 // ---- Exact values --------------------------------------------------------------------------
