@@ -5,7 +5,9 @@ use std::fmt::Debug;
 
 use super::dense::Tensor;
 use super::element::Element;
-use super::op::{or_panic, Op};
+// Re-exported for the operations' plain (panicking) forms, which import it from here.
+pub(crate) use super::op::or_panic;
+use super::op::Op;
 use super::ops;
 use crate::error::Error;
 use crate::scalar::Scalar;

@@ -5,6 +5,17 @@
 //!
 //! Each fallible function has a `try_` form that returns the [`Error`](crate::Error) and a
 //! plain form that panics with it.
+//!
+//! - [`diagonal`], [`trace`], [`diag`], [`eye`], [`outer`]: the small matrix functions.
+//! - [`vector_norm`] (the 2-norm over the last axis) and [`matrix_norm`] (the Frobenius norm
+//!   over the last two), with the subgradient 0 at 0.
+//! - [`einsum`]: Einstein summation over one or two operands.
 
 mod basic;
 mod einsum;
+
+pub use super::ops::linalg::norm::{matrix_norm, try_matrix_norm, try_vector_norm, vector_norm};
+pub use basic::{
+    diag, diagonal, eye, outer, trace, try_diag, try_diagonal, try_eye, try_outer, try_trace,
+};
+pub use einsum::{einsum, try_einsum};

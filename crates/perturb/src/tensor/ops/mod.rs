@@ -16,7 +16,7 @@ pub(crate) mod conv;
 mod cumsum;
 mod elementwise;
 mod index;
-mod linalg;
+pub(crate) mod linalg;
 mod pointwise;
 pub(crate) mod pool;
 mod reduce;
@@ -32,7 +32,7 @@ pub use elementwise::{
     Sigmoid, Silu, Sin, Softplus, Sqrt, Square, Tanh,
 };
 pub(crate) use linalg::Dense;
-pub use linalg::MatMul;
+pub use linalg::{MatMul, Norm};
 pub use pointwise::{Pointwise, PointwiseBinary, PointwiseRule};
 pub use pool::{AvgPool2d, MaxPool2d, Pool2d};
 pub use shape::{BroadcastTo, Narrow, PadNarrow, PadPair, Permute, Reshape, SumTo};

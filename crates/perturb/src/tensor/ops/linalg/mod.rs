@@ -3,6 +3,8 @@
 
 pub(crate) mod backend;
 mod matmul;
+pub(crate) mod norm;
 
 pub(crate) use backend::Dense;
 pub use matmul::MatMul;
+pub use norm::Norm;
