@@ -437,8 +437,8 @@ fn values_match_the_scalar_engine() {
                 let ok = if REWRITTEN.contains(&row.name) {
                     (yk - want).abs() <= 8.0 * f64::EPSILON * want.abs().max(1.0)
                 } else if row.name == "gelu" {
-                    // The textbook form rounds -x / sqrt 2, which costs up to x^2 / 2 ulps in
-                    // the left tail; the operation puts that rounding back (see the test of
+                    // The textbook form rounds -x / sqrt 2, which costs up to about x^2 ulps
+                    // in the left tail; the operation puts that rounding back (see the test of
                     // gelu against 800-digit values below).
                     let x = args[0];
                     (yk - want).abs() <= (1.0 + x * x) * f64::EPSILON * want.abs()
@@ -1057,8 +1057,8 @@ fn erf_gelu_gelu_tanh_and_silu_are_exact_far_out_at_every_order() {
 fn gelu_values_against_an_independent_libm_and_in_the_left_tail() {
     // Reference values: gelu from Phi(x) = (1 - erf(-x / sqrt 2)) / 2 by erf's Taylor series in
     // Python's decimal module at 800 digits (pi by Machin's formula), rounded to f64 at the
-    // end; glibc's 0.5 * erfc(-x / sqrt(2)) is off by 4 ulps at -3 and 118 at -30, as
-    // rounding -x / sqrt 2 costs about x^2 / 2 ulps there. The rest from Python's math module
+    // end; glibc's 0.5 * erfc(-x / sqrt(2)) is off by 4 ulps at -3 and 729 at -30, as
+    // rounding -x / sqrt 2 costs up to about x^2 ulps there. The rest from Python's math module
     // (glibc, not the libm crate): x / (1 + exp(-z)) with z = 2 sqrt(2 / pi) (x + 0.044715 x^3)
     // for the tanh form, math.erf.
     let cases = [
