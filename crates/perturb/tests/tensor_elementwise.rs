@@ -1053,6 +1053,40 @@ fn erf_gelu_gelu_tanh_and_silu_are_exact_far_out_at_every_order() {
     }
 }
 
+/// `sum(f(x) * w)` for one of issue 15's element-wise functions, for `check_grads`.
+struct Weighted(Kind);
+
+impl perturb::tensor::TensorFn<f64> for Weighted {
+    fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, Error> {
+        let w = x.constant_like(&Tensor::vector(&[0.7, -1.3, 0.4, 1.1, -0.6]));
+        apply(self.0, &[x])?.try_mul(&w).map(|y| y.sum_all())
+    }
+}
+
+#[test]
+fn the_new_element_wise_functions_pass_check_grads_at_order_two() {
+    use perturb::tensor::{check_grads, CheckOptions};
+    // Forward and reverse mode, orders one and two, against central differences, at points
+    // on both sides of 0 (log1p's on the positive side).
+    let x = v(&[-2.2, -0.7, 0.1, 0.9, 2.6]);
+    for kind in [
+        Kind::Log1p,
+        Kind::Expm1,
+        Kind::Erf,
+        Kind::Gelu,
+        Kind::GeluTanh,
+        Kind::Silu,
+    ] {
+        let x = if matches!(kind, Kind::Log1p) {
+            x.map(|v| v.abs())
+        } else {
+            x.clone()
+        };
+        let report = check_grads(&Weighted(kind), &x, &CheckOptions::default()).unwrap();
+        assert!(report.passes(1e-6), "{kind:?}: {report}");
+    }
+}
+
 #[test]
 fn gelu_values_against_an_independent_libm_and_in_the_left_tail() {
     // Reference values: gelu from Phi(x) = (1 - erf(-x / sqrt 2)) / 2 by erf's Taylor series in
