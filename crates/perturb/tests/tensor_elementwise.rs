@@ -437,8 +437,8 @@ fn values_match_the_scalar_engine() {
                 let ok = if REWRITTEN.contains(&row.name) {
                     (yk - want).abs() <= 8.0 * f64::EPSILON * want.abs().max(1.0)
                 } else if row.name == "gelu" {
-                    // The textbook form rounds -x / sqrt 2, which costs up to x^2 / 2 ulps in
-                    // the left tail; the operation puts that rounding back (see the test of
+                    // The textbook form rounds -x / sqrt 2, which costs up to about x^2 ulps
+                    // in the left tail; the operation puts that rounding back (see the test of
                     // gelu against 800-digit values below).
                     let x = args[0];
                     (yk - want).abs() <= (1.0 + x * x) * f64::EPSILON * want.abs()
@@ -1053,12 +1053,46 @@ fn erf_gelu_gelu_tanh_and_silu_are_exact_far_out_at_every_order() {
     }
 }
 
+/// `sum(f(x) * w)` for one of issue 15's element-wise functions, for `check_grads`.
+struct Weighted(Kind);
+
+impl perturb::tensor::TensorFn<f64> for Weighted {
+    fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, Error> {
+        let w = x.constant_like(&Tensor::vector(&[0.7, -1.3, 0.4, 1.1, -0.6]));
+        apply(self.0, &[x])?.try_mul(&w).map(|y| y.sum_all())
+    }
+}
+
+#[test]
+fn the_new_element_wise_functions_pass_check_grads_at_order_two() {
+    use perturb::tensor::{check_grads, CheckOptions};
+    // Forward and reverse mode, orders one and two, against central differences, at points
+    // on both sides of 0 (log1p's on the positive side).
+    let x = v(&[-2.2, -0.7, 0.1, 0.9, 2.6]);
+    for kind in [
+        Kind::Log1p,
+        Kind::Expm1,
+        Kind::Erf,
+        Kind::Gelu,
+        Kind::GeluTanh,
+        Kind::Silu,
+    ] {
+        let x = if matches!(kind, Kind::Log1p) {
+            x.map(|v| v.abs())
+        } else {
+            x.clone()
+        };
+        let report = check_grads(&Weighted(kind), &x, &CheckOptions::default()).unwrap();
+        assert!(report.passes(1e-6), "{kind:?}: {report}");
+    }
+}
+
 #[test]
 fn gelu_values_against_an_independent_libm_and_in_the_left_tail() {
     // Reference values: gelu from Phi(x) = (1 - erf(-x / sqrt 2)) / 2 by erf's Taylor series in
     // Python's decimal module at 800 digits (pi by Machin's formula), rounded to f64 at the
-    // end; glibc's 0.5 * erfc(-x / sqrt(2)) is off by 4 ulps at -3 and 118 at -30, as
-    // rounding -x / sqrt 2 costs about x^2 / 2 ulps there. The rest from Python's math module
+    // end; glibc's 0.5 * erfc(-x / sqrt(2)) is off by 4 ulps at -3 and 729 at -30, as
+    // rounding -x / sqrt 2 costs up to about x^2 ulps there. The rest from Python's math module
     // (glibc, not the libm crate): x / (1 + exp(-z)) with z = 2 sqrt(2 / pi) (x + 0.044715 x^3)
     // for the tanh form, math.erf.
     let cases = [

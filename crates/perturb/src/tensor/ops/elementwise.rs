@@ -199,7 +199,7 @@ const FRAC_1_SQRT_2_LO: f64 = -4.833646656726457e-17;
 
 /// `Phi(x) = erfc(-x / sqrt 2) / 2`, the standard normal distribution function. `Phi`'s relative
 /// condition number is about `x^2` in the left tail, so rounding `a = -x / sqrt 2` would cost up
-/// to `x^2 / 2` ulps (9 at `x = -3`, 120 at -30 in glibc's `erfc`): below `x = -1` the rounding
+/// to about `x^2` ulps (4 at `x = -3`, 729 at -30 in glibc's `erfc`): below `x = -1` the rounding
 /// error `e` of `a` (the product's, by a fused multiply-add, and the constant's) is put back to
 /// first order, `erfc(a + e) = erfc(a) - e 2 / sqrt(pi) exp(-a^2)`.
 fn normal_cdf(x: f64) -> f64 {
