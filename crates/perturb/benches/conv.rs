@@ -12,9 +12,8 @@
 //!   (9 x 32 x 784) and `dW += g cols^T` (32 x 784 x 9), the images split over rayon's pool as
 //!   the convolution splits them. "GEMM time / conv time" is the share of the convolution's
 //!   time that is multiplication (the goal is at least 60%).
-
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+//!
+//! It runs with the system allocator, the one a user of perturb has by default.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use perturb::tensor::conv::{conv2d, Conv2dOptions};
