@@ -6,7 +6,6 @@
 //! [`Dense`] trait that [`Element`](crate::tensor::Element) requires. The operations call
 //! `T::cholesky(..)` and so on; nothing else in perturb names faer.
 
-use faer::linalg::solvers::Solve;
 use faer::linalg::triangular_solve as tri;
 use faer::traits::RealField;
 use faer::{Mat, MatRef, Par, Side};
@@ -68,13 +67,72 @@ pub struct Triangle {
     pub unit_diagonal: bool,
 }
 
-/// Parallelism for one matrix of order `n`: faer's threads pay off only on large matrices
-/// (and the operations already run the members of a batch in parallel).
+/// Parallelism for one matrix of order `n`: faer's threads did not pay below n = 1024 on
+/// this project's machine (BENCHMARKS.md, "Decompositions": up to 2x slower at 256, 4x for
+/// LU at 64), and the operations already run the members of a batch in parallel.
 fn par(n: usize) -> Par {
-    if n >= 256 {
+    if n >= 1024 {
         Par::rayon(0)
     } else {
         Par::Seq
+    }
+}
+
+/// The LU factorisation with partial pivoting of an `n x n` matrix, in place (`L` unit lower
+/// below the diagonal, `U` on and above it), with the row permutation and its inverse.
+/// Called directly rather than through `Mat::partial_piv_lu`, which takes faer's global
+/// parallelism setting rather than [`par`].
+struct Lu<F: RealField> {
+    lu: Mat<F>,
+    perm: Vec<usize>,
+    perm_inv: Vec<usize>,
+}
+
+impl<F: RealField + Copy> Lu<F> {
+    fn new(a: &[F], n: usize) -> Self {
+        use faer::dyn_stack::{MemBuffer, MemStack};
+        use faer::linalg::lu::partial_pivoting::factor;
+        let mut lu = view(a, n, n).to_owned();
+        let (mut perm, mut perm_inv) = (vec![0usize; n], vec![0usize; n]);
+        let par = par(n);
+        let mut mem = MemBuffer::new(factor::lu_in_place_scratch::<usize, F>(
+            n,
+            n,
+            par,
+            Default::default(),
+        ));
+        factor::lu_in_place(
+            lu.as_mut(),
+            &mut perm,
+            &mut perm_inv,
+            par,
+            MemStack::new(&mut mem),
+            Default::default(),
+        );
+        Lu { lu, perm, perm_inv }
+    }
+
+    /// The first exactly-zero pivot of `U`.
+    fn zero_pivot(&self) -> Option<usize> {
+        (0..self.lu.nrows()).find(|&i| self.lu[(i, i)] == F::zero_impl())
+    }
+
+    /// `op(a)^-1 b` for `b` `n x nrhs`, `op` the transpose when `transpose`.
+    fn solve(&self, b: &[F], nrhs: usize, transpose: bool) -> Vec<F> {
+        use faer::dyn_stack::{MemBuffer, MemStack};
+        use faer::linalg::lu::partial_pivoting::solve;
+        let n = self.lu.nrows();
+        let perm = faer::perm::PermRef::new_checked(&self.perm, &self.perm_inv, n);
+        let mut x = view(b, n, nrhs).to_owned();
+        let par = par(n);
+        let mut mem = MemBuffer::new(solve::solve_in_place_scratch::<usize, F>(n, nrhs, par));
+        let (lu, stack) = (self.lu.as_ref(), MemStack::new(&mut mem));
+        if transpose {
+            solve::solve_transpose_in_place(lu, lu, perm, x.as_mut(), par, stack);
+        } else {
+            solve::solve_in_place(lu, lu, perm, x.as_mut(), par, stack);
+        }
+        row_major(x.as_ref())
     }
 }
 
@@ -155,28 +213,16 @@ fn lu_solve<F: RealField + Copy>(
     nrhs: usize,
     transpose: bool,
 ) -> Result<Vec<F>, usize> {
-    let lu = view(a, n, n).partial_piv_lu();
-    let u = lu.U();
-    if let Some(pivot) = (0..n).find(|&i| u[(i, i)] == F::zero_impl()) {
-        return Err(pivot);
+    let lu = Lu::new(a, n);
+    match lu.zero_pivot() {
+        Some(pivot) => Err(pivot),
+        None => Ok(lu.solve(b, nrhs, transpose)),
     }
-    let rhs = view(b, n, nrhs);
-    let x = if transpose {
-        lu.solve_transpose(rhs)
-    } else {
-        lu.solve(rhs)
-    };
-    Ok(row_major(x.as_ref()))
 }
 
 fn lu_diagonal<F: RealField + Copy>(a: &[F], n: usize) -> (Vec<F>, bool) {
-    if n == 0 {
-        return (Vec::new(), false);
-    }
-    let lu = view(a, n, n).partial_piv_lu();
-    let u = lu.U();
+    let Lu { lu, perm, .. } = Lu::new(a, n);
     // A permutation's parity: n minus its number of cycles.
-    let perm = lu.P().arrays().0;
     let mut seen = vec![false; n];
     let mut cycles = 0;
     for start in 0..n {
@@ -190,7 +236,7 @@ fn lu_diagonal<F: RealField + Copy>(a: &[F], n: usize) -> (Vec<F>, bool) {
             i = perm[i];
         }
     }
-    ((0..n).map(|i| u[(i, i)]).collect(), (n - cycles) % 2 == 1)
+    ((0..n).map(|i| lu[(i, i)]).collect(), (n - cycles) % 2 == 1)
 }
 
 fn eigh<F: RealField + Copy>(a: &[F], n: usize) -> Result<(Vec<F>, Vec<F>), String> {
