@@ -8,3 +8,9 @@
 
 mod basic;
 mod einsum;
+
+pub use super::ops::linalg::eigh::{eigh, try_eigh};
+pub use super::ops::linalg::lu::{
+    det, inv, slogdet, solve, try_det, try_inv, try_slogdet, try_solve,
+};
+pub use super::ops::linalg::qr::{qr, try_qr};

@@ -14,7 +14,7 @@ mod compare;
 mod conv;
 mod elementwise;
 mod index;
-mod linalg;
+pub(crate) mod linalg;
 mod pointwise;
 mod pool;
 mod reduce;
@@ -26,7 +26,7 @@ pub use elementwise::{
     Square, Tanh,
 };
 pub(crate) use linalg::Dense;
-pub use linalg::MatMul;
+pub use linalg::{Det, Eigh, LogAbsDet, MatMul, Qr, Solve};
 pub use pointwise::{Pointwise, PointwiseBinary, PointwiseRule};
 pub use shape::{BroadcastTo, Narrow, PadNarrow, PadPair, Permute, Reshape, SumTo};
 #[allow(unused_imports)]
