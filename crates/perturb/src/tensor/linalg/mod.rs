@@ -5,6 +5,10 @@
 //!
 //! Each fallible function has a `try_` form that returns the [`Error`](crate::Error) and a
 //! plain form that panics with it.
+//!
+//! - [`solve`], [`inv`], [`det`], [`slogdet`]: general square matrices, by LU.
+//! - [`eigh`]: the eigendecomposition of symmetric matrices; [`qr`]: the reduced QR
+//!   decomposition.
 
 mod basic;
 mod einsum;

@@ -7,7 +7,7 @@
 
 use crate::error::Error;
 use crate::tensor::array::or_panic;
-use crate::tensor::{Array, Element, Op, Tensor};
+use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
 use super::lu::{each_member, identity, member_index, square};
 
@@ -95,6 +95,8 @@ impl Op for Eigh {
     fn name(&self) -> &'static str {
         "eigh"
     }
+
+    const VJP_READS: VjpReads = VjpReads::OUTPUT;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let a = super::super::unary("eigh", inputs)?;

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::error::Error;
 use crate::tensor::array::or_panic;
 use crate::tensor::dense::element_count;
-use crate::tensor::{batched, kernels, Array, Element, Op, Tensor};
+use crate::tensor::{batched, kernels, Array, Element, Op, Tensor, VjpReads};
 
 /// Work (about `n^3` multiply-adds per member) from which a batch's members run on rayon's
 /// pool.
@@ -407,6 +407,8 @@ impl Op for LogAbsDet {
     fn name(&self) -> &'static str {
         "slogdet"
     }
+
+    const VJP_READS: VjpReads = VjpReads::INPUTS;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let a = super::super::unary("slogdet", inputs)?;
