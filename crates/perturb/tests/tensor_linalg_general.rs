@@ -626,3 +626,82 @@ fn shapes_that_do_not_fit_are_errors_naming_both() {
     let err = linalg::try_eigh(&nan).unwrap_err();
     assert!(err.to_string().contains("not finite"), "{err}");
 }
+
+// ---- Through the transforms --------------------------------------------------------------------
+
+/// A scalar built from every operation of this file, of one matrix `x` `[3, 3]`: each sees a
+/// well-conditioned matrix (or a symmetric one with separated eigenvalues) near the point
+/// used below, and the eigenvectors enter only through sign-independent terms.
+struct Everything;
+
+impl perturb::tensor::TensorFn<f64> for Everything {
+    fn call<A: Array<Elem = f64>>(&self, x: &A) -> Result<A, Error> {
+        let b = x.narrow(1, 0, 2);
+        let s = linalg::try_solve(x, &b)?.square().sum_all();
+        let i = linalg::try_inv(x)?.sum_all();
+        let d = linalg::try_det(x)?;
+        let l = linalg::try_slogdet(x)?.1;
+        let sym = x.add(&x.transpose());
+        let (w, v) = linalg::try_eigh(&sym)?;
+        let e = w.sin().sum_all().add(&v.square().narrow(0, 0, 1).sum_all());
+        let (q, r) = linalg::try_qr(x)?;
+        let qr = q.narrow(1, 0, 1).sum_all().mul(&r.sum_all());
+        Ok(s.add(&i).add(&d).add(&l).add(&e).add(&qr))
+    }
+}
+
+fn point() -> Tensor<f64> {
+    t(&[3.1, 0.4, -0.2, 0.3, -2.9, 0.5, 0.1, 0.6, 4.2], &[3, 3])
+}
+
+#[test]
+fn check_grads_passes_at_order_two_through_every_operation() {
+    use perturb::tensor::{check_grads, CheckOptions};
+    let report = check_grads(&Everything, &point(), &CheckOptions::default()).unwrap();
+    assert!(report.passes(1e-6), "{report:?}");
+}
+
+#[test]
+fn jacfwd_agrees_with_jacrev_and_the_hessian_is_symmetric() {
+    use perturb::tensor::{hessian, jacfwd, jacrev, TensorFn};
+    let x = point();
+    // jacfwd pushes the basis stack (Batched) through every batching rule at once.
+    let each = |x: &Tensor<f64>| -> Vec<Tensor<f64>> {
+        let fwd = jacfwd(
+            |x| {
+                Ok(linalg::try_slogdet(x)?
+                    .1
+                    .add(&linalg::try_inv(x)?.sum_all()))
+            },
+            x,
+        );
+        let rev = jacrev(
+            |x| {
+                Ok(linalg::try_slogdet(x)?
+                    .1
+                    .add(&linalg::try_inv(x)?.sum_all()))
+            },
+            x,
+        );
+        let fwd_e = jacfwd(|x| Ok(linalg::try_eigh(x)?.0), x);
+        let rev_e = jacrev(|x| Ok(linalg::try_eigh(x)?.0), x);
+        let fwd_q = jacfwd(|x| Ok(linalg::try_qr(x)?.1), x);
+        let rev_q = jacrev(|x| Ok(linalg::try_qr(x)?.1), x);
+        vec![
+            fwd.unwrap(),
+            rev.unwrap(),
+            fwd_e.unwrap(),
+            rev_e.unwrap(),
+            fwd_q.unwrap(),
+            rev_q.unwrap(),
+        ]
+    };
+    let j = each(&x);
+    for k in [0, 2, 4] {
+        assert_close("jacfwd against jacrev", &j[k], &j[k + 1], 1e-13);
+    }
+    let h = hessian(|x| Everything.call(x), &x).unwrap();
+    assert_eq!(h.shape(), &[3, 3, 3, 3]);
+    let flat = h.reshape(&[9, 9]).unwrap();
+    assert_close("H = H^T", &flat, &flat.transpose(), 1e-10);
+}
