@@ -705,3 +705,45 @@ fn jacfwd_agrees_with_jacrev_and_the_hessian_is_symmetric() {
     let flat = h.reshape(&[9, 9]).unwrap();
     assert_close("H = H^T", &flat, &flat.transpose(), 1e-10);
 }
+
+#[test]
+fn empty_matrices_and_batches_give_empty_results() {
+    let none = Tensor::<f64>::zeros(&[0, 0]);
+    assert_eq!(linalg::det(&none).to_vec(), vec![1.0]); // the empty product
+    assert_eq!(linalg::slogdet(&none).1.to_vec(), vec![0.0]);
+    assert_eq!(linalg::solve(&none, &Tensor::zeros(&[0])).shape(), &[0]);
+    assert_eq!(linalg::inv(&none).shape(), &[0, 0]);
+    assert_eq!(linalg::eigh(&none).0.shape(), &[0]);
+    let (q, r) = linalg::qr(&Tensor::<f64>::zeros(&[3, 0]));
+    assert_eq!((q.shape(), r.shape()), (&[3, 0][..], &[0, 0][..]));
+    let batch = Tensor::<f64>::zeros(&[0, 2, 2]);
+    assert_eq!(linalg::det(&batch).shape(), &[0]);
+    assert_eq!(
+        linalg::solve(&batch, &Tensor::zeros(&[0, 2])).shape(),
+        &[0, 2]
+    );
+    assert_eq!(linalg::eigh(&batch).1.shape(), &[0, 2, 2]);
+    assert_eq!(linalg::qr(&batch).0.shape(), &[0, 2, 2]);
+}
+
+#[test]
+fn inputs_that_are_not_finite_do_not_panic() {
+    let nan = t(&[1.0, f64::NAN, 0.5, 2.0], &[2, 2]);
+    let inf = t(&[f64::INFINITY, 0.0, 0.0, 1.0], &[2, 2]);
+    // A NaN spreads through the solution: reported (as a matrix singular to working
+    // precision, or an input not finite). An infinity may still give a finite solution
+    // ([[inf, 0], [0, 1]] x = [1, 1] has x = [0, 1]).
+    assert!(matches!(
+        linalg::try_solve(&nan, &Tensor::vector(&[1.0, 1.0])),
+        Err(Error::Singular { .. })
+    ));
+    for a in [&nan, &inf] {
+        let _ = linalg::try_solve(a, &Tensor::vector(&[1.0, 1.0]));
+        assert!(linalg::try_eigh(&a.transpose()).is_err());
+        let _ = (
+            linalg::try_det(a),
+            linalg::try_slogdet(a),
+            linalg::try_qr(a),
+        );
+    }
+}

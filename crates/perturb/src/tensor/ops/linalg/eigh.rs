@@ -101,6 +101,11 @@ impl Op for Eigh {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let a = super::super::unary("eigh", inputs)?;
         let (batch, n) = square("eigh", a.shape())?;
+        let out: Vec<usize> = batch.iter().copied().chain([n + 1, n]).collect();
+        if out.contains(&0) {
+            // Nothing to compute (and faer's iteration does not take an empty matrix).
+            return Ok(Tensor::from_parts(Vec::new(), out));
+        }
         let count = batch.iter().product();
         let data = each_member(count, n * n * n, |i| {
             let a_i = &a.as_slice()[i * n * n..(i + 1) * n * n];
@@ -125,7 +130,6 @@ impl Op for Eigh {
             })?;
             Ok(values.into_iter().chain(vectors).collect())
         })?;
-        let out = batch.iter().copied().chain([n + 1, n]).collect();
         Ok(Tensor::from_parts(data, out))
     }
 

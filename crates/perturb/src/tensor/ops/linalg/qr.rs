@@ -73,12 +73,15 @@ impl Op for Qr {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let a = super::super::unary("qr", inputs)?;
         let (batch, m, n) = tall(a.shape())?;
+        let out: Vec<usize> = batch.iter().copied().chain([m + n, n]).collect();
+        if out.contains(&0) {
+            return Ok(Tensor::from_parts(Vec::new(), out));
+        }
         let count = batch.iter().product();
         let data = each_member(count, m * n * n, |i| {
             let (q, r) = T::qr(&a.as_slice()[i * m * n..(i + 1) * m * n], m, n);
             Ok(q.into_iter().chain(r).collect())
         })?;
-        let out = batch.iter().copied().chain([m + n, n]).collect();
         Ok(Tensor::from_parts(data, out))
     }
 
