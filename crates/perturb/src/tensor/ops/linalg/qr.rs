@@ -8,7 +8,7 @@
 
 use crate::error::Error;
 use crate::tensor::array::or_panic;
-use crate::tensor::{Array, Element, Op, Tensor};
+use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
 use super::lu::{each_member, Solve};
 
@@ -20,7 +20,8 @@ use super::lu::{each_member, Solve};
 /// JVP (Walter and Lehmann 2018, 3.3; JAX's `qr_jvp_rule`): with `X = dA R^-1`, `Y = Q^T X`
 /// and the skew-symmetric `Ω = tril(Y, -1) - tril(Y, -1)^T`, `dQ = Q (Ω - Y) + X` and
 /// `dR = (Y - Ω) R`. It needs `R` invertible (`A` of full column rank): otherwise it is
-/// [`Error::Singular`]. The VJP is the JVP transposed.
+/// [`Error::Singular`]. The VJP is its transpose,
+/// `Ā = (Q̄ + Q (tril(N - N^T, -1) - N)) R^-T` with `N = Q^T Q̄ - R̄ R^T`.
 ///
 /// ```
 /// use perturb::tensor::{ops::Qr, Op, Tensor};
@@ -102,17 +103,7 @@ impl Op for Qr {
         };
         let (q, r) = unpack(output)?;
         let n = r.shape()[r.shape().len() - 1];
-        // X = dA R^-1, as (R^-T dA^T)^T.
-        let x = A::apply(&Solve { transpose: true }, &[&r, &da.transpose()])
-            .map_err(|e| match e {
-                Error::Singular { member, detail, .. } => Error::Singular {
-                    op: "qr",
-                    member,
-                    detail: format!("R is singular (A is rank deficient): {detail}"),
-                },
-                other => other,
-            })?
-            .transpose();
+        let x = times_r_inverse(da, &r, false)?;
         let y = q.transpose().try_matmul(&x)?;
         let low = y.try_mul(&y.constant_like(&strictly_lower(n)))?;
         let omega = low.try_sub(&low.transpose())?;
@@ -122,10 +113,53 @@ impl Op for Qr {
         A::try_concat(&[&dq, &dr], axis).map(Some)
     }
 
+    /// The JVP transposed: with `N = Q^T Q̄ - R̄ R^T`,
+    /// `Ā = (Q̄ + Q (tril(N - N^T, -1) - N)) R^-T`.
+    fn vjp<A: Array>(
+        &self,
+        _: &[&A],
+        output: &A,
+        ct: &A,
+        _: &[bool],
+    ) -> Result<Vec<Option<A>>, Error> {
+        let (q, r) = unpack(output)?;
+        let (ct_q, ct_r) = unpack(ct)?;
+        let n = r.shape()[r.shape().len() - 1];
+        let m = q
+            .transpose()
+            .try_matmul(&ct_q)?
+            .try_sub(&ct_r.try_matmul(&r.transpose())?)?;
+        let skew = m.try_sub(&m.transpose())?;
+        let p = skew
+            .try_mul(&skew.constant_like(&strictly_lower(n)))?
+            .try_sub(&m)?;
+        let z = ct_q.try_add(&q.try_matmul(&p)?)?;
+        Ok(vec![Some(times_r_inverse(&z, &r, true)?)])
+    }
+
+    const VJP_READS: VjpReads = VjpReads::OUTPUT;
+
     /// The stack is one more leading axis.
     fn batch<A: Array>(&self, inputs: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
         A::apply(self, inputs)
     }
+}
+
+/// `x R^-1` (`x R^-T` when `transpose`), as `(R^-T x^T)^T` by [`Solve`]; a singular `R` (`A`
+/// rank deficient) is [`Error::Singular`] naming `qr`.
+fn times_r_inverse<A: Array>(x: &A, r: &A, transpose: bool) -> Result<A, Error> {
+    let solve = Solve {
+        transpose: !transpose,
+    };
+    let solved = A::apply(&solve, &[r, &x.transpose()]).map_err(|e| match e {
+        Error::Singular { member, detail, .. } => Error::Singular {
+            op: "qr",
+            member,
+            detail: format!("R is singular (A is rank deficient): {detail}"),
+        },
+        other => other,
+    })?;
+    Ok(solved.transpose())
 }
 
 /// The reduced QR decomposition `A = Q R` of each matrix of a stack `[.., m, n]`, `m >= n`
