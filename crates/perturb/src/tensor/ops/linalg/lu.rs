@@ -448,7 +448,10 @@ impl Op for LogAbsDet {
 /// stack `[.., n, n]`, as `jnp.linalg.slogdet`: `det A = sign exp(logabsdet)`, with no
 /// overflow for large matrices.
 ///
-/// The sign (1, -1, or 0) is a plain tensor: it is not differentiable (piecewise constant).
+/// The sign (1, -1, or 0) is a plain tensor, computed from `a`'s plain value
+/// ([`Array::primal`]; for a [`Batched`](crate::tensor::Batched) stack it has the stack's axis
+/// first): it is not differentiable (piecewise constant). It costs a second LU
+/// decomposition.
 /// `logabsdet` is the [`LogAbsDet`] operation, differentiable at every order:
 /// `d logabsdet = tr(A^-1 dA)`, so its gradient is `A^-T`.
 ///
