@@ -3,6 +3,10 @@
 //!
 //! Run: `cargo bench -p perturb --bench gp`
 //!
+//! With the system allocator, the one a user's program has (benches/tensor.rs and
+//! transforms.rs install mimalloc; this one does not), so the figures include what glibc's
+//! allocator costs for perturb's temporaries.
+//!
 //! - by_hand: the closed-form gradient written on faer directly (Rasmussen & Williams, *Gaussian
 //!   Processes for Machine Learning*, 2006, eq. 5.9): one Cholesky factorisation, one solve, the
 //!   inverse from the factor, and one pass over the lower triangle for the three traces. Once
@@ -19,11 +23,6 @@
 //! NLL      = 0.5 y^T K^-1 y + 0.5 log|K| + n/2 log(2 pi)
 //! dNLL/dθ  = 0.5 tr((K^-1 - a a^T) dK/dθ),   a = K^-1 y
 //! ```
-
-// As in benches/tensor.rs: glibc's allocator returns freed memory to the OS and faults it in
-// again for the next large tensor; mimalloc keeps it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use faer::linalg::solvers::{DenseSolveCore, Solve};

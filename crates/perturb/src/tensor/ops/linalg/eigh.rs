@@ -9,7 +9,8 @@ use crate::error::Error;
 use crate::tensor::array::or_panic;
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
-use super::lu::{each_member, identity, member_index, square};
+use super::lu::{each_member, member_index, square};
+use crate::tensor::linalg::eye;
 
 /// The eigenvalues and eigenvectors of each symmetric matrix of a stack `[.., n, n]`,
 /// packed as one `[.., n + 1, n]` array: row 0 holds the eigenvalues in ascending order,
@@ -154,8 +155,8 @@ impl Op for Eigh {
             .transpose()
             .try_matmul(&lower_effective(da, n)?)?
             .try_matmul(&v)?;
-        let eye = m.constant_like(&identity(n));
-        let dw = m.try_mul(&eye)?.try_sum_axes(&[r - 2], true)?;
+        let identity = m.constant_like(&eye(n));
+        let dw = m.try_mul(&identity)?.try_sum_axes(&[r - 2], true)?;
         let dv = v.try_matmul(&gaps(&w)?.try_mul(&m)?)?;
         A::try_concat(&[&dw, &dv], r - 2).map(Some)
     }
@@ -171,9 +172,9 @@ impl Op for Eigh {
         let n = inputs[0].shape()[r - 1];
         let (w, v) = unpack(output)?;
         let (ct_w, ct_v) = unpack(ct)?;
-        let eye = v.constant_like(&identity(n));
+        let identity = v.constant_like(&eye(n));
         let inner = ct_w
-            .try_mul(&eye)?
+            .try_mul(&identity)?
             .try_add(&gaps(&w)?.try_mul(&v.transpose().try_matmul(&ct_v)?)?)?;
         let g = v.try_matmul(&inner)?.try_matmul(&v.transpose())?;
         Ok(vec![Some(lower_effective_transposed(&g, n)?)])

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use crate::error::Error;
 use crate::tensor::array::or_panic;
 use crate::tensor::dense::element_count;
+use crate::tensor::linalg::{eye, try_trace};
 use crate::tensor::{batched, kernels, Array, Element, Op, Tensor, VjpReads};
 
 /// Work (about `n^3` multiply-adds per member) from which a batch's members run on rayon's
@@ -62,22 +63,6 @@ pub(super) fn square(op: &'static str, shape: &[usize]) -> Result<(Vec<usize>, u
     }
 }
 
-/// The `n x n` identity.
-pub(super) fn identity<T: Element>(n: usize) -> Tensor<T> {
-    let mut data = vec![T::zero(); n * n];
-    for i in 0..n {
-        data[i * n + i] = T::one();
-    }
-    Tensor::from_parts(data, vec![n, n])
-}
-
-/// The trace of each matrix of a stack `[.., n, n]`: `[..]`.
-pub(super) fn trace<A: Array>(x: &A) -> Result<A, Error> {
-    let r = x.shape().len();
-    let eye = x.constant_like(&identity(x.shape()[r - 1]));
-    x.try_mul(&eye)?.try_sum_axes(&[r - 2, r - 1], false)
-}
-
 /// `x` with two trailing axes of length 1, to broadcast against a stack of matrices.
 fn per_matrix<A: Array>(x: &A) -> Result<A, Error> {
     let r = x.shape().len();
@@ -95,14 +80,14 @@ fn renamed(op: &'static str, e: Error) -> Error {
 /// `A^-T`, for the rules of the determinant, the error naming `op`.
 fn inverse_transpose<A: Array>(op: &'static str, a: &A) -> Result<A, Error> {
     let n = a.shape()[a.shape().len() - 1];
-    let eye = a.constant_like(&identity(n));
-    A::apply(&Solve { transpose: true }, &[a, &eye]).map_err(|e| renamed(op, e))
+    let identity = a.constant_like(&eye(n));
+    A::apply(&Solve { transpose: true }, &[a, &identity]).map_err(|e| renamed(op, e))
 }
 
 /// `tr(A^-1 dA)`, the tangent of `ln |det A|`, the error naming `op`.
 fn trace_of_solve<A: Array>(op: &'static str, a: &A, da: &A) -> Result<A, Error> {
     let s = A::apply(&Solve::default(), &[a, da]).map_err(|e| renamed(op, e))?;
-    trace(&s)
+    try_trace(&s)
 }
 
 // ---- solve -------------------------------------------------------------------------------------
@@ -348,8 +333,8 @@ pub fn solve<A: Array>(a: &A, b: &A) -> A {
 /// ```
 pub fn try_inv<A: Array>(a: &A) -> Result<A, Error> {
     let (_, n) = square("inv", a.shape())?;
-    let eye = a.constant_like(&identity(n));
-    A::apply(&Solve::default(), &[a, &eye]).map_err(|e| renamed("inv", e))
+    let identity = a.constant_like(&eye(n));
+    A::apply(&Solve::default(), &[a, &identity]).map_err(|e| renamed("inv", e))
 }
 
 /// See [`try_inv`]; panics where it returns an error.
