@@ -75,6 +75,20 @@ impl SplitMix {
         }
         Tensor::from_vec(data, shape).unwrap()
     }
+
+    /// A stack of symmetric positive definite matrices: [`Self::symmetric`] plus 2 on the
+    /// diagonal (for n <= 3 the eigenvalues stay above 2 - 0.2 n > 1). `solve`, `inv`, `det`
+    /// and `slogdet` take their Cholesky path on these.
+    fn positive_definite(&mut self, shape: &[usize]) -> Tensor<f64> {
+        let n = shape[shape.len() - 1];
+        let mut data = self.symmetric(shape).to_vec();
+        for (k, v) in data.iter_mut().enumerate() {
+            if k % (n * n) % (n + 1) == 0 {
+                *v += 2.0;
+            }
+        }
+        Tensor::from_vec(data, shape).unwrap()
+    }
 }
 
 fn t(values: &[f64], shape: &[usize]) -> Tensor<f64> {
@@ -138,6 +152,12 @@ enum Domain {
     General,
     /// Symmetric matrices with well separated eigenvalues.
     Symmetric,
+    /// Symmetric positive definite matrices (the Cholesky path), then uniform right-hand
+    /// sides.
+    PositiveDefinite,
+    /// The lower triangles of well-conditioned matrices (substitution alone), then uniform
+    /// right-hand sides.
+    Lower,
     /// Uniform entries in [-1, 1] plus 2 along the diagonal of the top square: full column
     /// rank, R's diagonal well away from 0.
     Tall,
@@ -153,6 +173,7 @@ struct Row {
 }
 
 const G: Domain = Domain::General;
+const PD: Domain = Domain::PositiveDefinite;
 
 #[rustfmt::skip]
 const ROWS: &[Row] = &[
@@ -167,6 +188,12 @@ const ROWS: &[Row] = &[
     Row { name: "det", case: Case::Det, shapes: &[&[2, 2, 2]], domain: G, tol: 1e-7 },
     Row { name: "slogdet", case: Case::LogAbsDet, shapes: &[&[3, 3]], domain: G, tol: 1e-7 },
     Row { name: "slogdet", case: Case::LogAbsDet, shapes: &[&[3, 2, 2]], domain: G, tol: 1e-7 },
+    Row { name: "solve", case: Case::Solve, shapes: &[&[2, 3, 3], &[2, 3, 2]], domain: PD, tol: 1e-7 },
+    Row { name: "inv", case: Case::Inv, shapes: &[&[3, 3]], domain: PD, tol: 1e-7 },
+    Row { name: "det", case: Case::Det, shapes: &[&[2, 3, 3]], domain: PD, tol: 1e-7 },
+    Row { name: "slogdet", case: Case::LogAbsDet, shapes: &[&[3, 3]], domain: PD, tol: 1e-7 },
+    Row { name: "solve", case: Case::Solve, shapes: &[&[3, 3], &[3, 2]], domain: Domain::Lower, tol: 1e-7 },
+    Row { name: "slogdet", case: Case::LogAbsDet, shapes: &[&[2, 3, 3]], domain: Domain::Lower, tol: 1e-7 },
     Row { name: "eigh", case: Case::EighSquares, shapes: &[&[3, 3]], domain: Domain::Symmetric, tol: 1e-7 },
     Row { name: "eigh", case: Case::EighSquares, shapes: &[&[2, 3, 3]], domain: Domain::Symmetric, tol: 1e-7 },
     Row { name: "eigh", case: Case::EighFunction, shapes: &[&[2, 3, 3]], domain: Domain::Symmetric, tol: 1e-7 },
@@ -182,6 +209,17 @@ impl Row {
             .map(|(i, s)| match (self.domain, i) {
                 (Domain::General, 0) => rng.well_conditioned(s),
                 (Domain::Symmetric, _) => rng.symmetric(s),
+                (Domain::PositiveDefinite, 0) => rng.positive_definite(s),
+                (Domain::Lower, 0) => {
+                    let n = s[s.len() - 1];
+                    let mut data = rng.well_conditioned(s).to_vec();
+                    for (k, v) in data.iter_mut().enumerate() {
+                        if k % n > k / n % n {
+                            *v = 0.0;
+                        }
+                    }
+                    Tensor::from_vec(data, s).unwrap()
+                }
                 (Domain::Tall, _) => {
                     let (m, n) = (s[s.len() - 2], s[s.len() - 1]);
                     let mut data = rng.tensor(s, -1.0, 1.0).to_vec();
@@ -339,6 +377,56 @@ fn solve_derivatives_match_the_formula() {
     let b_bar = a_inv.transpose().matmul(&ct);
     assert_close("B̄", &g[1], &b_bar, 1e-14);
     assert_close("Ā", &g[0], &b_bar.matmul(&x.transpose()).neg(), 1e-14);
+}
+
+/// A symmetric positive definite matrix goes to Cholesky; with two rows swapped (`P A`, not
+/// symmetric) it goes to LU: `solve(P A, P B) = solve(A, B)`, `inv(P A) P = inv(A)`,
+/// `det(P A) = -det(A)`, and the same `ln |det|` with the opposite sign.
+#[test]
+fn cholesky_and_lu_paths_agree() {
+    let mut rng = SplitMix(0x11a1_0010);
+    let a = rng.positive_definite(&[2, 4, 4]);
+    let b = rng.tensor(&[2, 4, 3], -1.0, 1.0);
+    let swap = |m: &Tensor<f64>| m.index_select(1, vec![1, 0, 2, 3]);
+    let (pa, pb) = (swap(&a), swap(&b));
+    let x = linalg::solve(&a, &b);
+    assert_close("A X = B", &a.matmul(&x), &b, 1e-14);
+    assert_close("solve", &x, &linalg::solve(&pa, &pb), 1e-14);
+    let p = eye(4).index_select(0, vec![1, 0, 2, 3]);
+    let inv_pa_p = linalg::inv(&pa).matmul(&p);
+    assert_close("inv", &linalg::inv(&a), &inv_pa_p, 1e-14);
+    assert_close("det", &linalg::det(&a), &linalg::det(&pa).neg(), 1e-13);
+    let ((s, l), (ps, pl)) = (linalg::slogdet(&a), linalg::slogdet(&pa));
+    assert_eq!(
+        (s.to_vec(), ps.to_vec()),
+        (vec![1.0, 1.0], vec![-1.0, -1.0])
+    );
+    assert_close("logabsdet", &l, &pl, 1e-14);
+    // The gradient through the Cholesky path: A^-T, so A^-T A^T = I.
+    let g = perturb::tensor::grad(|a| Ok(linalg::try_slogdet(a)?.1.sum_all()), &a).unwrap();
+    let i4 = eye(4);
+    assert_close(
+        "A^-T A^T",
+        &g.matmul(&a.transpose()),
+        &Tensor::stack(&[&i4, &i4], 0),
+        1e-14,
+    );
+}
+
+/// A symmetric matrix with a positive diagonal that is not positive definite: Cholesky fails
+/// at pivot 1 (1 - 2^2 < 0; the unit test in lu.rs checks that the path is LU) and LU gives
+/// the values (det by cofactors: 1 (1 2 - 0.5^2) - 2 (2
+/// 2 - 0) = -6.25).
+#[test]
+fn symmetric_indefinite_matrices_fall_back_to_lu() {
+    let a = t(&[1.0, 2.0, 0.0, 2.0, 1.0, 0.5, 0.0, 0.5, 2.0], &[3, 3]);
+    assert!((linalg::det(&a).to_vec()[0] + 6.25).abs() < 1e-14);
+    let (sign, logabsdet) = linalg::slogdet(&a);
+    assert_eq!(sign.to_vec(), vec![-1.0]);
+    assert!((logabsdet.to_vec()[0] - 6.25_f64.ln()).abs() < 1e-14);
+    let b = t(&[1.0, -2.0, 0.5], &[3]);
+    assert_close("A x = b", &a.matmul(&linalg::solve(&a, &b)), &b, 1e-14);
+    assert_close("inv(A) A", &linalg::inv(&a).matmul(&a), &eye(3), 1e-14);
 }
 
 #[test]

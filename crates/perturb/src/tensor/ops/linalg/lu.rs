@@ -1,5 +1,10 @@
 //! General square matrices through the LU decomposition: `solve`, `inv`, `det`, `slogdet`.
 //!
+//! As MATLAB's `mldivide` does, a triangular matrix is solved by substitution alone, and one
+//! that is exactly symmetric with a positive diagonal (an `O(n^2)` check) is first given to
+//! Cholesky, half the work of LU; if that fails (the matrix is not positive definite) LU runs
+//! as for any other matrix. See [`Factor`].
+//!
 //! The rules are those of Giles 2008, "An extended collection of matrix derivative results for
 //! forward and reverse mode algorithmic differentiation" (section 2.2): for `X = A^-1 B`,
 //! `dX = A^-1 (dB - dA X)`, `B̄ = A^-T X̄`, `Ā = -B̄ X^T`; for the determinant,
@@ -15,6 +20,8 @@ use crate::tensor::array::or_panic;
 use crate::tensor::dense::element_count;
 use crate::tensor::linalg::{eye, try_trace};
 use crate::tensor::{batched, kernels, Array, Element, Op, Tensor, VjpReads};
+
+use super::backend::Triangle;
 
 /// Work (about `n^3` multiply-adds per member) from which a batch's members run on rayon's
 /// pool.
@@ -63,6 +70,93 @@ pub(super) fn square(op: &'static str, shape: &[usize]) -> Result<(Vec<usize>, u
     }
 }
 
+/// How one `n x n` matrix is factorised for its solves and determinant, as MATLAB's
+/// `mldivide` chooses (each check `O(n^2)`): a triangular matrix (a diagonal one included) needs
+/// none, only substitution; one that is exactly symmetric with a positive diagonal is tried by
+/// Cholesky (`A = L L^T`, half the work of LU); every other, and one whose Cholesky fails (not
+/// positive definite), gets LU with partial pivoting, run by the kernel that uses it
+/// ([`Dense::lu_solve`](super::Dense::lu_solve), [`Dense::lu_diagonal`](super::Dense::lu_diagonal)).
+enum Factor<T> {
+    /// The matrix is its own factor: lower triangular, or else upper.
+    Triangular {
+        lower: bool,
+    },
+    /// The lower Cholesky factor, row-major.
+    Cholesky(Vec<T>),
+    Lu,
+}
+
+impl<T: Element> Factor<T> {
+    fn new(a: &[T], n: usize) -> Self {
+        let zero_where = |outside: fn(usize, usize) -> bool| {
+            (0..n).all(|i| (0..n).all(|j| !outside(i, j) || a[i * n + j] == T::zero()))
+        };
+        if zero_where(|i, j| j > i) {
+            return Factor::Triangular { lower: true };
+        }
+        if zero_where(|i, j| j < i) {
+            return Factor::Triangular { lower: false };
+        }
+        let symmetric = (0..n).all(|i| a[i * n + i] > T::zero())
+            && (0..n).all(|i| (0..i).all(|j| a[i * n + j] == a[j * n + i]));
+        match symmetric.then(|| T::cholesky(a, n)) {
+            Some(Ok(l)) => Factor::Cholesky(l),
+            _ => Factor::Lu,
+        }
+    }
+
+    /// `op(a)^-1 b` for `b` `n x k`, `op` the transpose when `transpose`; `Err(pivot)` at the
+    /// first zero pivot (Cholesky's are positive).
+    fn solve(
+        &self,
+        a: &[T],
+        n: usize,
+        b: &[T],
+        k: usize,
+        transpose: bool,
+    ) -> Result<Vec<T>, usize> {
+        let lower = Triangle {
+            lower: true,
+            ..Triangle::default()
+        };
+        match self {
+            Factor::Triangular { lower } => match (0..n).find(|&i| a[i * n + i] == T::zero()) {
+                Some(pivot) => Err(pivot),
+                None => {
+                    let shape = Triangle {
+                        lower: *lower,
+                        transpose,
+                        unit_diagonal: false,
+                    };
+                    Ok(T::triangular_solve(a, n, b, k, shape))
+                }
+            },
+            // A = A^T: L y = b, then L^T x = y.
+            Factor::Cholesky(l) => {
+                let y = T::triangular_solve(l, n, b, k, lower);
+                let upper = Triangle {
+                    transpose: true,
+                    ..lower
+                };
+                Ok(T::triangular_solve(l, n, &y, k, upper))
+            }
+            Factor::Lu => T::lu_solve(a, n, b, k, transpose),
+        }
+    }
+
+    /// The pivots and whether the rows were permuted oddly: `det a` is the pivots' product,
+    /// negated when odd. The diagonal of a triangular `a`; `L_ii^2` for Cholesky; the
+    /// diagonal of `U` for LU (after a zero pivot its entries are not meaningful, NaN for a
+    /// zero column).
+    fn pivots(&self, a: &[T], n: usize) -> (Vec<T>, bool) {
+        match self {
+            Factor::Triangular { .. } => ((0..n).map(|i| a[i * n + i]).collect(), false),
+            Factor::Cholesky(l) => ((0..n).map(|i| l[i * n + i] * l[i * n + i]).collect(), false),
+            Factor::Lu => T::lu_diagonal(a, n),
+        }
+    }
+}
+
 /// `x` with two trailing axes of length 1, to broadcast against a stack of matrices.
 fn per_matrix<A: Array>(x: &A) -> Result<A, Error> {
     let r = x.shape().len();
@@ -94,7 +188,10 @@ fn trace_of_solve<A: Array>(op: &'static str, a: &A, da: &A) -> Result<A, Error>
 
 /// `X` with `op(A) X = B` for a stack of square matrices `A` `[.., n, n]` and right-hand sides
 /// `B` `[.., n, k]`, the leading axes broadcast; `op(A)` is `A^T` when `transpose` is set. LU
-/// with partial pivoting (faer), one member at a time, in parallel for large batches.
+/// with partial pivoting (faer), one member at a time, in parallel for large batches. As in
+/// MATLAB's `mldivide`, a triangular member is solved by substitution alone, and one that is
+/// exactly symmetric with a positive diagonal is tried by Cholesky first (half the work of LU),
+/// going to LU if it is not positive definite.
 ///
 /// A zero pivot, or a solution that is not finite (a matrix singular to working precision),
 /// is [`Error::Singular`] naming the member. Rules (Giles 2008, 2.2): `dX = op(A)^-1 (dB -
@@ -185,7 +282,8 @@ impl Op for Solve {
             };
             let a_i = &ad[i * n * n..(i + 1) * n * n];
             let b_i = &bd[i * n * k..(i + 1) * n * k];
-            let x = T::lu_solve(a_i, n, b_i, k, self.transpose)
+            let x = Factor::new(a_i, n)
+                .solve(a_i, n, b_i, k, self.transpose)
                 .map_err(|p| singular(format!("pivot {p} of its LU factorisation is zero")))?;
             if x.iter().any(|v| !v.is_finite()) {
                 return Err(singular(
@@ -351,11 +449,10 @@ pub fn inv<A: Array>(a: &A) -> A {
 
 // ---- determinants ----------------------------------------------------------------------------
 
-/// Runs `f` on the diagonal of `U` and the permutation's parity of each member's LU
-/// decomposition, or gives `singular` for a member with a zero pivot (the entries of `U`
-/// after it are not meaningful, NaN for a zero column): one value per matrix of the stack
-/// `[.., n, n]`.
-fn per_lu<T: Element>(
+/// Runs `f` on the pivots and the permutation's parity of each member's [`Factor`]
+/// ([`Factor::pivots`]), or gives `singular` for a member with a zero pivot: one value per
+/// matrix of the stack `[.., n, n]`.
+fn per_factor<T: Element>(
     op: &'static str,
     a: &Tensor<T>,
     singular: T,
@@ -364,18 +461,22 @@ fn per_lu<T: Element>(
     let (batch, n) = square(op, a.shape())?;
     let count = batch.iter().product();
     let data = each_member(count, n * n * n, |i| {
-        let (diagonal, odd) = T::lu_diagonal(&a.as_slice()[i * n * n..(i + 1) * n * n], n);
-        Ok(vec![if diagonal.contains(&T::zero()) {
+        let a_i = &a.as_slice()[i * n * n..(i + 1) * n * n];
+        let (pivots, odd) = Factor::new(a_i, n).pivots(a_i, n);
+        Ok(vec![if pivots.contains(&T::zero()) {
             singular
         } else {
-            f(&diagonal, odd)
+            f(&pivots, odd)
         }])
     })?;
     Ok(Tensor::from_parts(data, batch))
 }
 
 /// `ln |det A|` for each matrix of a stack `[.., n, n]`, by LU: the sum of the logarithms of
-/// `|U_ii|`; `-inf` for a singular matrix (a zero pivot). The value half of [`try_slogdet`].
+/// `|U_ii|`; `-inf` for a singular matrix (a zero pivot). A triangular matrix needs no
+/// factorisation (its own diagonal), and one that is exactly symmetric with a positive diagonal
+/// is tried by Cholesky first (`2 sum ln L_ii` if it is positive definite), as in [`Solve`].
+/// The value half of [`try_slogdet`].
 ///
 /// Rules (Giles 2008, 2.2): the tangent is `tr(A^-1 dA)`, the cotangent `ct A^-T`. At a
 /// singular matrix `ln |det|` has a pole, and both rules return [`Error::Singular`].
@@ -397,7 +498,7 @@ impl Op for LogAbsDet {
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let a = super::super::unary("slogdet", inputs)?;
-        per_lu("slogdet", a, T::neg_infinity(), |d, _| {
+        per_factor("slogdet", a, T::neg_infinity(), |d, _| {
             d.iter().map(|u| u.abs().ln()).sum()
         })
     }
@@ -460,7 +561,7 @@ impl Op for LogAbsDet {
 /// ```
 pub fn try_slogdet<A: Array>(a: &A) -> Result<(Tensor<A::Elem>, A), Error> {
     let logabsdet = A::apply(&LogAbsDet, &[a])?;
-    let sign = per_lu("slogdet", &a.primal(), A::elem(0.0), |d, odd| {
+    let sign = per_factor("slogdet", &a.primal(), A::elem(0.0), |d, odd| {
         let s: A::Elem = d.iter().map(|&u| num_traits::Float::signum(u)).product();
         if odd {
             -s
@@ -486,6 +587,9 @@ pub fn slogdet<A: Array>(a: &A) -> (Tensor<A::Elem>, A) {
 
 /// The determinant of each matrix of a stack `[.., n, n]`: the product of the diagonal of
 /// `U` in its LU decomposition, negated for an odd row permutation; exactly 0 at a zero pivot.
+/// A triangular matrix needs no factorisation (its own diagonal), and one that is exactly
+/// symmetric with a positive diagonal is tried by Cholesky first (`prod(L_ii^2)` if it is
+/// positive definite), as in [`Solve`].
 ///
 /// Rules (Giles 2008, 2.2): `d det A = det A tr(A^-1 dA)`, `Ā = ct det A A^-T`. At a singular
 /// matrix the derivative exists (the cofactor matrix) but these rules need `A^-1`: both
@@ -506,7 +610,7 @@ impl Op for Det {
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let a = super::super::unary("det", inputs)?;
-        per_lu("det", a, T::zero(), |d, odd| {
+        per_factor("det", a, T::zero(), |d, odd| {
             let p: T = d.iter().copied().product();
             if odd {
                 -p
@@ -577,4 +681,79 @@ pub fn try_det<A: Array>(a: &A) -> Result<A, Error> {
 #[track_caller]
 pub fn det<A: Array>(a: &A) -> A {
     or_panic(try_det(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::ops::linalg::Dense;
+
+    /// Diagonally dominant with a positive diagonal: positive definite.
+    const SPD: [f64; 9] = [4.0, 2.0, 0.4, 2.0, 5.0, 1.0, 0.4, 1.0, 3.0];
+    /// Symmetric with a positive diagonal, but indefinite (its determinant is -6.25).
+    const INDEFINITE: [f64; 9] = [1.0, 2.0, 0.0, 2.0, 1.0, 0.5, 0.0, 0.5, 2.0];
+    /// SPD with one entry above the diagonal changed.
+    const NOT_SYMMETRIC: [f64; 9] = [4.0, 2.5, 0.4, 2.0, 5.0, 1.0, 0.4, 1.0, 3.0];
+    /// SPD's lower and upper triangles.
+    const LOWER: [f64; 9] = [4.0, 0.0, 0.0, 2.0, 5.0, 0.0, 0.4, 1.0, 3.0];
+    const UPPER: [f64; 9] = [4.0, 2.0, 0.4, 0.0, 5.0, 1.0, 0.0, 0.0, 3.0];
+
+    fn close(a: &[f64], b: &[f64]) -> bool {
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() < 1e-13 * (1.0 + y.abs()))
+    }
+
+    #[test]
+    fn each_matrix_gets_the_factorisation_mldivide_would_choose() {
+        assert!(matches!(Factor::new(&SPD, 3), Factor::Cholesky(_)));
+        // Cholesky tried and failed: the fallback.
+        assert_eq!(f64::cholesky(&INDEFINITE, 3), Err(1));
+        assert!(matches!(Factor::new(&INDEFINITE, 3), Factor::Lu));
+        assert!(matches!(Factor::new(&NOT_SYMMETRIC, 3), Factor::Lu));
+        let negative: Vec<f64> = SPD.iter().map(|v| -v).collect();
+        assert!(matches!(Factor::new(&negative, 3), Factor::Lu));
+        assert!(matches!(Factor::new(&[f64::NAN; 4], 2), Factor::Lu));
+        let triangular = |a: &[f64]| match Factor::new(a, 3) {
+            Factor::Triangular { lower } => Some(lower),
+            _ => None,
+        };
+        assert_eq!(triangular(&LOWER), Some(true));
+        assert_eq!(triangular(&UPPER), Some(false));
+    }
+
+    /// Each path against LU run directly: the solves (both orientations) and the determinant.
+    #[test]
+    fn every_path_gives_lu_s_solves_and_determinants() {
+        let b = [1.0, -2.0, 0.5, 3.0, 0.0, 1.0];
+        let det = |(pivots, odd): (Vec<f64>, bool)| {
+            pivots.iter().product::<f64>() * if odd { -1.0 } else { 1.0 }
+        };
+        for a in [SPD, INDEFINITE, NOT_SYMMETRIC, LOWER, UPPER] {
+            let f = Factor::new(&a, 3);
+            for transpose in [false, true] {
+                let x = f.solve(&a, 3, &b, 2, transpose).unwrap();
+                let lu = f64::lu_solve(&a, 3, &b, 2, transpose).unwrap();
+                assert!(close(&x, &lu), "{a:?} {transpose}: {x:?} {lu:?}");
+            }
+            let (ours, lu) = (det(f.pivots(&a, 3)), det(f64::lu_diagonal(&a, 3)));
+            assert!(close(&[ours], &[lu]), "{a:?}: {ours} {lu}");
+        }
+    }
+
+    #[test]
+    fn singular_matrices_stay_singular() {
+        // Symmetric, positive diagonal, singular: Cholesky fails, LU meets a zero pivot.
+        let a = [1.0, 1.0, 1.0, 1.0];
+        let f = Factor::new(&a, 2);
+        assert!(matches!(f, Factor::Lu));
+        assert_eq!(f.solve(&a, 2, &[1.0, 1.0], 1, false), Err(1));
+        assert!(f.pivots(&a, 2).0.contains(&0.0));
+        // Triangular with a zero on the diagonal.
+        let a = [1.0, 0.0, 3.0, 0.0];
+        let f = Factor::new(&a, 2);
+        assert!(matches!(f, Factor::Triangular { lower: true }));
+        assert_eq!(f.solve(&a, 2, &[1.0, 1.0], 1, true), Err(1));
+        assert_eq!(f.pivots(&a, 2), (vec![1.0, 0.0], false));
+    }
 }
