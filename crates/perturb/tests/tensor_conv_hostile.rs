@@ -4,15 +4,32 @@
 //! zero while one length is huge. Each case either gives the right value (worked out by hand
 //! in its comment) or an error naming the operation; none may panic, abort or hang.
 
-use perturb::tensor::conv::{try_avg_pool2d, try_max_pool2d, Pool2d};
-use perturb::tensor::ops::AvgPool2d;
-use perturb::tensor::{Array, Op, Tensor, TensorTape};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use perturb::tensor::conv::{
+    try_avg_pool2d, try_conv1d, try_conv2d, try_conv_transpose1d, try_conv_transpose2d,
+    try_max_pool2d, Conv1dOptions, Conv2dOptions, Pool2d,
+};
+use perturb::tensor::ops::{AvgPool2d, ConvWeightGrad};
+use perturb::tensor::{Array, Batched, Op, Tensor, TensorTape};
 use perturb::Error;
 
 const HALF: usize = 1 << 63;
 
 fn t(values: &[f64], shape: &[usize]) -> Tensor<f64> {
     Tensor::from_vec(values.to_vec(), shape).unwrap()
+}
+
+/// `f` run on its own thread: its result, or a failure if it has not finished in 60 s (a hang).
+fn within_a_minute<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(f());
+    });
+    receive
+        .recv_timeout(Duration::from_secs(60))
+        .expect("still running after 60 s (or it panicked)")
 }
 
 fn assert_error_names(result: Result<Tensor<f64>, Error>, op: &str) {
@@ -81,4 +98,97 @@ fn pooling_an_empty_batch_of_huge_planes_allocates_nothing() {
     assert_eq!(y.shape(), &[0, 1, 1 << 40, 1]);
     let y = try_avg_pool2d(&x, Pool2d::new([2, 1])).unwrap();
     assert_eq!(y.shape(), &[0, 1, 1 << 39, 1]);
+}
+
+// ---- Convolutions ---------------------------------------------------------------------------
+
+#[test]
+fn same_padding_with_a_dilation_that_overflows_is_an_error() {
+    let x = t(&[1.0, 2.0, 3.0, 4.0], &[1, 1, 4]);
+    let w = t(&[1.0, 1.0, 1.0], &[1, 1, 3]);
+    let o = Conv1dOptions::default().same().dilation(HALF + 1);
+    assert_error_names(try_conv1d(&x, &w, o), "conv1d");
+    assert_error_names(try_conv_transpose1d(&x, &w, o), "conv_transpose1d");
+}
+
+#[test]
+fn padding_and_stride_past_isize_give_the_right_windows() {
+    // Input [1, 2, 3, 4, 5], padding 2^63 before, stride 2^62, one tap of weight 10: the
+    // windows start at i 2^62 - 2^63 for i = 0, 1, 2 (the padded length 2^63 + 5 minus 1, over
+    // 2^62, plus 1 is 3): -2^63 and -2^62 are padding, 0 is the first element.
+    let x = t(&[1.0, 2.0, 3.0, 4.0, 5.0], &[1, 1, 5]);
+    let w = t(&[10.0], &[1, 1, 1]);
+    let o = Conv1dOptions::default()
+        .padding_per_side([(HALF, 0)])
+        .stride(1 << 62);
+    let y = try_conv1d(&x, &w, o).unwrap();
+    assert_eq!(y.to_vec(), vec![0.0, 0.0, 10.0]);
+    // The VJP: the cotangent [1, 2, 3] reaches x[0] through the third window only.
+    let tape = TensorTape::new();
+    let (xv, wv) = (tape.var(x.clone()), tape.var(w.clone()));
+    let y = try_conv1d(&xv, &wv, o).unwrap();
+    let ct = tape.constant(t(&[1.0, 2.0, 3.0], &[1, 1, 3]));
+    let g = tape
+        .gradient(&y.try_mul(&ct).unwrap().sum_all(), &[&xv, &wv])
+        .unwrap();
+    assert_eq!(g[0].to_vec(), vec![30.0, 0.0, 0.0, 0.0, 0.0]);
+    assert_eq!(g[1].to_vec(), vec![3.0]);
+}
+
+#[test]
+fn a_transposed_convolution_with_a_stride_past_isize_places_its_inputs() {
+    // Inputs [1, 2] at stride 2^63, one tap of 10, 2^63 - 5 cut before: input i lands at
+    // i 2^63 - (2^63 - 5), so the first falls before the output and the second at 5. The
+    // output has (2 - 1) 2^63 + 1 - (2^63 - 5) = 6 positions.
+    let y = t(&[1.0, 2.0], &[1, 1, 2]);
+    let w = t(&[10.0], &[1, 1, 1]);
+    let o = Conv1dOptions::default()
+        .stride(HALF)
+        .padding_per_side([(HALF - 5, 0)]);
+    let x = try_conv_transpose1d(&y, &w, o).unwrap();
+    assert_eq!(x.to_vec(), vec![0.0, 0.0, 0.0, 0.0, 0.0, 20.0]);
+}
+
+#[test]
+fn an_output_padding_that_overflows_is_an_error() {
+    let y = t(&[1.0, 2.0], &[1, 1, 2]);
+    let w = t(&[1.0, 1.0], &[1, 1, 2]);
+    let o = Conv1dOptions::default().output_padding([usize::MAX]);
+    assert_error_names(try_conv_transpose1d(&y, &w, o), "conv_transpose1d");
+}
+
+#[test]
+fn a_transposed_convolution_from_no_channels_is_zeros_without_unrolling_the_kernel() {
+    // No input channel, a 2^29 x 2^29 kernel (no element: its first axis is 0), cut to a
+    // 1 x 1 output: zeros, without a 2^58-row unrolled matrix.
+    let k = 1usize << 29;
+    let y = Tensor::<f64>::zeros(&[1, 0, 1, 1]);
+    let w = Tensor::<f64>::zeros(&[0, 1, k, k]);
+    let o = Conv2dOptions::default().padding_per_side([(k - 1, 0), (k - 1, 0)]);
+    let x = try_conv_transpose2d(&y, &w, o).unwrap();
+    assert_eq!((x.shape(), x.to_vec()), (&[1, 1, 1, 1][..], vec![0.0]));
+}
+
+#[test]
+fn a_weight_gradient_with_no_channels_and_many_groups_returns() {
+    // No channel at all, 2^60 groups: an empty weight gradient, not 2^60 empty products.
+    let x = Tensor::<f64>::zeros(&[1, 0, 2, 2]);
+    let g = Tensor::<f64>::zeros(&[1, 0, 2, 2]);
+    let op = ConvWeightGrad {
+        options: Conv2dOptions::default().groups(1 << 60),
+        kernel: [1, 1],
+    };
+    let dw = within_a_minute(move || op.eval(&[&x, &g]).map(|d| d.shape().to_vec()));
+    assert_eq!(dw.unwrap(), vec![0, 0, 1, 1]);
+}
+
+#[test]
+fn a_stack_through_a_convolution_with_many_groups_does_not_overflow() {
+    // 2^60 groups of no channel, a stack of 16 inputs and weights: the stack folded into the
+    // groups would need 2^64 of them.
+    let x = Batched::stack(Tensor::<f64>::zeros(&[16, 1, 0, 3, 3]));
+    let w = Batched::stack(Tensor::<f64>::zeros(&[16, 0, 0, 1, 1]));
+    let o = Conv2dOptions::default().groups(1 << 60);
+    let y = try_conv2d(&x, &w, o).unwrap();
+    assert_eq!(y.into_stack().unwrap().shape(), &[16, 1, 0, 3, 3]);
 }

@@ -201,7 +201,8 @@ impl<const D: usize> ConvOptions<D> {
         match self.padding {
             Padding::Explicit(p) => p,
             Padding::Same => std::array::from_fn(|a| {
-                let total = self.dilation[a] * kernel[a].saturating_sub(1);
+                // Saturated, the extent `total + 1` overflows too, which the plans report.
+                let total = self.dilation[a].saturating_mul(kernel[a].saturating_sub(1));
                 (total / 2, total - total / 2)
             }),
         }
@@ -456,7 +457,7 @@ fn transpose_plan<const D: usize>(
         let full = (size[a] - 1)
             .checked_mul(o.stride[a])
             .and_then(|v| v.checked_add(o.dilation[a].checked_mul(kernel[a] - 1)?))
-            .and_then(|v| v.checked_add(1 + o.output_padding[a]))
+            .and_then(|v| v.checked_add(1)?.checked_add(o.output_padding[a]))
             .ok_or_else(|| invalid(op, format!("the output size overflows ({shapes})")))?;
         let cut = pads[a].0.saturating_add(pads[a].1);
         if cut >= full {
@@ -554,27 +555,33 @@ impl Plan {
     /// Multiply-adds per image, which decides when the batch is split over rayon's pool (the
     /// same threshold as a cheap element-wise loop's element count).
     fn parallel(&self) -> bool {
-        let work = self.rows() * self.positions() * self.cy;
+        let work = self
+            .rows()
+            .saturating_mul(self.positions())
+            .saturating_mul(self.cy);
         self.n >= 2 && self.n.saturating_mul(work) >= Cost::Cheap.parallel_threshold()
     }
 
     /// The output positions `i` of axis `a` whose tap `t` lands inside the input:
-    /// `0 <= i * stride + t * dilation - pad < x`, as `lo..hi`.
-    fn valid(&self, a: usize, t: usize) -> (usize, usize, isize) {
-        let s = self.stride[a];
-        let off = (t * self.dilation[a]) as isize - self.pad[a] as isize;
-        let lo = if off >= 0 {
-            0
-        } else {
-            ((-off) as usize).div_ceil(s)
-        };
-        let room = self.x[a] as isize - off;
+    /// `0 <= i * stride + t * dilation - pad < x`, as `lo..hi`, and the offset
+    /// `t * dilation - pad`. In `i128`: stride, padding and dilation may each pass `isize::MAX`.
+    fn valid(&self, a: usize, t: usize) -> (usize, usize, i128) {
+        let s = self.stride[a] as i128;
+        let off = t as i128 * self.dilation[a] as i128 - self.pad[a] as i128;
+        let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
+        let room = self.x[a] as i128 - off;
         let hi = if room <= 0 {
             0
         } else {
-            (room as usize).div_ceil(s).min(self.y[a])
+            ((room + s - 1) / s).min(self.y[a] as i128)
         };
-        (lo.min(hi), hi, off)
+        (lo.min(hi) as usize, hi as usize, off)
+    }
+
+    /// The input position `i * stride + off` of output position `i` along axis `a`, for an
+    /// `i` that [`valid`](Plan::valid) gave.
+    fn at(&self, a: usize, i: usize, off: i128) -> usize {
+        (i as i128 * self.stride[a] as i128 + off) as usize
     }
 
     /// Each window of one group of one image (`x`: `cx / groups` channels) as a column of
@@ -596,18 +603,17 @@ impl Plan {
                             seg.fill(T::zero());
                             continue;
                         }
-                        let iy = (oy * self.stride[0]) as isize + yoff;
-                        let line = &image[iy as usize * wx..(iy as usize + 1) * wx];
+                        let iy = self.at(0, oy, yoff);
+                        let line = &image[iy * wx..(iy + 1) * wx];
                         seg[..xlo].fill(T::zero());
                         seg[xhi..].fill(T::zero());
-                        let start = xlo as isize * sw as isize + xoff;
+                        let start = self.at(1, xlo, xoff);
                         if sw == 1 {
-                            let start = start as usize;
                             seg[xlo..xhi].copy_from_slice(&line[start..start + xhi - xlo]);
                         } else {
                             for (o, v) in seg[xlo..xhi]
                                 .iter_mut()
-                                .zip(line[start as usize..].iter().step_by(sw))
+                                .zip(line[start..].iter().step_by(sw))
                             {
                                 *o = *v;
                             }
@@ -635,9 +641,9 @@ impl Plan {
                     let row = rows.next().expect("rows() rows");
                     for oy in ylo..yhi {
                         let seg = &row[oy * wy + xlo..oy * wy + xhi];
-                        let iy = ((oy * self.stride[0]) as isize + yoff) as usize;
+                        let iy = self.at(0, oy, yoff);
                         let line = &mut image[iy * wx..(iy + 1) * wx];
-                        let start = (xlo as isize * sw as isize + xoff) as usize;
+                        let start = self.at(1, xlo, xoff);
                         if sw == 1 {
                             for (o, &v) in line[start..start + seg.len()].iter_mut().zip(seg) {
                                 *o += v;
@@ -711,6 +717,11 @@ impl Plan {
         let (cg, og) = (self.cx / g, self.cy / g);
         let xg = cg * self.x[0] * self.x[1];
         let mut x = vec![T::zero(); self.n * self.x_image()];
+        if self.cy == 0 {
+            // No input channel: zeros, without unrolling a kernel that may be huge (a weight
+            // with no output channel holds no element whatever its other lengths).
+            return x;
+        }
         self.for_each_image(&mut x, |i, x, cols| {
             for gi in 0..g {
                 let y = &y[(i * self.cy + gi * og) * p..][..og * p];
@@ -733,6 +744,11 @@ impl Plan {
         let (k, p, groups) = (self.rows(), self.positions(), self.groups);
         let (cg, og) = (self.cx / groups, self.cy / groups);
         let xg = cg * self.x[0] * self.x[1];
+        if self.cy * k == 0 {
+            // An empty gradient: no loop over the groups, which channels of length 0 do not
+            // bound.
+            return Vec::new();
+        }
         let run = |images: std::ops::Range<usize>| {
             let mut dw = vec![T::zero(); self.cy * k];
             let mut scratch = Vec::new();
@@ -1031,10 +1047,12 @@ impl<const D: usize> Op for Conv<D> {
     fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
         let m = members(inputs, stacked);
         let (x, w) = two(self.name(), inputs)?;
-        if size == 0 || conv_plan(self.name(), &self.options, &m[0], &m[1]).is_err() {
+        let g = self.options.groups;
+        // A stack on both sides becomes `size * g` groups: a member at a time if that wraps.
+        let fits = size.checked_mul(g).is_some();
+        if size == 0 || !fits || conv_plan(self.name(), &self.options, &m[0], &m[1]).is_err() {
             return batched::by_loop(self, inputs, stacked, size);
         }
-        let g = self.options.groups;
         match (stacked[0], stacked[1]) {
             (true, false) => split(&A::apply(self, &[&merge(x, 1, 1)?, w])?, 0, size, 1),
             (false, true) => split(&A::apply(self, &[x, &merge(w, 1, g)?])?, 1, size, g),
@@ -1122,10 +1140,11 @@ impl<const D: usize> Op for ConvTranspose<D> {
     fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
         let m = members(inputs, stacked);
         let (y, w) = two(self.name(), inputs)?;
-        if size == 0 || transpose_plan(self.name(), &self.options, &m[0], &m[1]).is_err() {
+        let g = self.options.groups;
+        let fits = size.checked_mul(g).is_some();
+        if size == 0 || !fits || transpose_plan(self.name(), &self.options, &m[0], &m[1]).is_err() {
             return batched::by_loop(self, inputs, stacked, size);
         }
-        let g = self.options.groups;
         match (stacked[0], stacked[1]) {
             (true, false) => split(&A::apply(self, &[&merge(y, 1, 1)?, w])?, 0, size, 1),
             (false, true) => split(&A::apply(self, &[y, &merge(w, 2, 1)?])?, 1, size, g),
@@ -1212,10 +1231,14 @@ impl<const D: usize> Op for ConvWeightGrad<D> {
         let m = members(inputs, stacked);
         let (x, g) = two(self.name(), inputs)?;
         let o = self.options.without_output_padding();
-        if size == 0 || weight_grad_plan(self.name(), &o, self.kernel, &m[0], &m[1]).is_err() {
+        let groups = self.options.groups;
+        let fits = size.checked_mul(groups).is_some();
+        if size == 0
+            || !fits
+            || weight_grad_plan(self.name(), &o, self.kernel, &m[0], &m[1]).is_err()
+        {
             return batched::by_loop(self, inputs, stacked, size);
         }
-        let groups = self.options.groups;
         match (stacked[0], stacked[1]) {
             (true, false) => split(&A::apply(self, &[&merge(x, 2, groups)?, g])?, 1, size, 1),
             (false, true) => split(
