@@ -192,3 +192,211 @@ fn a_stack_through_a_convolution_with_many_groups_does_not_overflow() {
     let y = try_conv2d(&x, &w, o).unwrap();
     assert_eq!(y.into_stack().unwrap().shape(), &[16, 1, 0, 3, 3]);
 }
+
+// ---- A small CNN through every transform ------------------------------------------------------
+
+/// splitmix64: a seeded generator, so the tests need no dependency.
+fn uniform(seed: &mut u64, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = *seed;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+const X: [usize; 4] = [2, 2, 5, 5];
+const W: [usize; 4] = [3, 2, 3, 3];
+const NX: usize = 2 * 2 * 5 * 5;
+const NW: usize = 3 * 2 * 3 * 3;
+
+/// conv2d (padding 1, dilation 1) -> gelu -> max_pool2d 2x2 (stride 1) -> silu -> avg_pool2d
+/// 2x2 -> cumsum over the channels, flattened; the parameters `p` are the input then the
+/// weight, flattened.
+fn cnn<A: Array<Elem = f64>>(p: &A) -> Result<A, Error> {
+    let x = p.try_narrow(0, 0, NX)?.try_reshape(&X)?;
+    let w = p.try_narrow(0, NX, NW)?.try_reshape(&W)?;
+    let y = try_conv2d(&x, &w, Conv2dOptions::default().padding(1))?.gelu();
+    let y = try_max_pool2d(&y, Pool2d::new([2, 2]).stride([1, 1]))?.silu();
+    let y = try_avg_pool2d(&y, Pool2d::new([2, 2]))?.try_cumsum(1)?;
+    let n = y.shape().iter().product();
+    y.try_reshape(&[n])
+}
+
+fn cnn_loss<A: Array<Elem = f64>>(p: &A) -> Result<A, Error> {
+    Ok(cnn(p)?.square().mean_all())
+}
+
+fn params() -> Tensor<f64> {
+    let mut seed = 7;
+    Tensor::from_vec(uniform(&mut seed, NX + NW), &[NX + NW]).unwrap()
+}
+
+struct Cnn;
+
+impl perturb::tensor::TensorFn<f64> for Cnn {
+    fn call<A: Array<Elem = f64>>(&self, p: &A) -> Result<A, Error> {
+        cnn_loss(p)
+    }
+}
+
+#[test]
+fn check_grads_passes_on_a_small_cnn_at_order_two() {
+    let report = perturb::tensor::check_grads(&Cnn, &params(), &Default::default()).unwrap();
+    assert!(report.passes(1e-6), "{report:?}");
+}
+
+#[test]
+fn jacfwd_and_jacrev_of_a_small_cnn_agree_with_central_differences() {
+    let p = params();
+    let fwd = perturb::tensor::jacfwd(|p| cnn(p), &p).unwrap();
+    let rev = perturb::tensor::jacrev(|p| cnn(p), &p).unwrap();
+    let m = cnn(&p).unwrap().shape()[0];
+    assert_eq!(fwd.shape(), &[m, NX + NW]);
+    assert!(fwd.all_close(&rev, 1e-12), "jacfwd vs jacrev");
+    let h = 1e-6;
+    let (j, pv) = (fwd.to_vec(), p.to_vec());
+    for c in 0..NX + NW {
+        let at = |d: f64| {
+            let mut q = pv.clone();
+            q[c] += d;
+            cnn(&Tensor::from_vec(q, &[NX + NW]).unwrap())
+                .unwrap()
+                .to_vec()
+        };
+        let (up, down) = (at(h), at(-h));
+        for r in 0..m {
+            let fd = (up[r] - down[r]) / (2.0 * h);
+            let got = j[r * (NX + NW) + c];
+            assert!(
+                (got - fd).abs() <= 1e-6 * (1.0 + fd.abs()),
+                "J[{r}, {c}] = {got}, central difference {fd}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hessian_and_hvp_of_a_small_cnn_agree_with_differences_of_the_gradient() {
+    let p = params();
+    let hess = perturb::tensor::hessian(|p| cnn_loss(p), &p).unwrap();
+    let n = NX + NW;
+    assert_eq!(hess.shape(), &[n, n]);
+    let hv = hess.to_vec();
+    for r in 0..n {
+        for c in 0..r {
+            let (a, b) = (hv[r * n + c], hv[c * n + r]);
+            assert!(
+                (a - b).abs() <= 1e-10 * (1.0 + a.abs()),
+                "H[{r}, {c}] = {a}, H[{c}, {r}] = {b}"
+            );
+        }
+    }
+    let mut seed = 11;
+    let v = Tensor::from_vec(uniform(&mut seed, n), &[n]).unwrap();
+    let by_hvp = perturb::tensor::hvp(|p| cnn_loss(p), &p, &v)
+        .unwrap()
+        .to_vec();
+    let g = |d: f64| {
+        let q = p.try_add(&v.scale(d)).unwrap();
+        perturb::tensor::grad(|p| cnn_loss(p), &q).unwrap().to_vec()
+    };
+    let (up, down) = (g(1e-5), g(-1e-5));
+    let vv = v.to_vec();
+    for r in 0..n {
+        let by_hessian: f64 = (0..n).map(|c| hv[r * n + c] * vv[c]).sum();
+        let fd = (up[r] - down[r]) / 2e-5;
+        assert!(
+            (by_hvp[r] - by_hessian).abs() <= 1e-10 * (1.0 + by_hessian.abs()),
+            "row {r}: hvp {} vs H v {by_hessian}",
+            by_hvp[r]
+        );
+        assert!(
+            (by_hvp[r] - fd).abs() <= 1e-6 * (1.0 + fd.abs()),
+            "row {r}: hvp {} vs difference {fd}",
+            by_hvp[r]
+        );
+    }
+}
+
+// ---- Empty axes through the gradients ---------------------------------------------------------
+
+/// The value and the gradient of `sum(conv2d(x, w))` with respect to both, on the tape.
+fn conv_and_grads(
+    x: &Tensor<f64>,
+    w: &Tensor<f64>,
+    o: Conv2dOptions,
+) -> Result<(Tensor<f64>, Vec<Tensor<f64>>), Error> {
+    let tape = TensorTape::new();
+    let (xv, wv) = (tape.var(x.clone()), tape.var(w.clone()));
+    let y = try_conv2d(&xv, &wv, o)?;
+    let g = tape.gradient(&y.sum_all(), &[&xv, &wv])?;
+    Ok((y.value().clone(), g))
+}
+
+#[test]
+fn empty_batch_and_channels_have_empty_or_zero_gradients() {
+    let o = Conv2dOptions::default().padding(1);
+    // No image: an empty output, a zero weight gradient.
+    let (y, g) = conv_and_grads(
+        &Tensor::zeros(&[0, 2, 3, 3]),
+        &Tensor::ones(&[4, 2, 3, 3]),
+        o,
+    )
+    .unwrap();
+    assert_eq!(
+        (y.shape(), g[0].shape()),
+        (&[0, 4, 3, 3][..], &[0, 2, 3, 3][..])
+    );
+    assert_eq!(g[1].to_vec(), vec![0.0; 72]);
+    // No input channel: zeros out, and an empty weight gradient.
+    let (y, g) = conv_and_grads(
+        &Tensor::zeros(&[1, 0, 3, 3]),
+        &Tensor::ones(&[4, 0, 3, 3]),
+        o,
+    )
+    .unwrap();
+    assert_eq!(y.to_vec(), vec![0.0; 36]);
+    assert_eq!(
+        (g[0].shape(), g[1].shape()),
+        (&[1, 0, 3, 3][..], &[4, 0, 3, 3][..])
+    );
+    // No output channel: nothing flows back.
+    let (y, g) = conv_and_grads(
+        &Tensor::ones(&[1, 2, 3, 3]),
+        &Tensor::ones(&[0, 2, 3, 3]),
+        o,
+    )
+    .unwrap();
+    assert_eq!(y.shape(), &[1, 0, 3, 3]);
+    assert_eq!(g[0].to_vec(), vec![0.0; 18]);
+}
+
+#[test]
+fn an_input_with_an_empty_spatial_axis_is_refused_by_the_convolution() {
+    // Height 0 padded by 1: the forward pass alone used to accept it (zeros from the padding)
+    // while its gradient failed inside conv_transpose2d ("the padding (1, 1) removes the whole
+    // output"), which refuses an empty output as PyTorch does. Now the convolution refuses the
+    // input, as the poolings do.
+    let x = Tensor::<f64>::zeros(&[1, 1, 0, 3]);
+    let w = Tensor::<f64>::ones(&[1, 1, 1, 1]);
+    let e = conv_and_grads(&x, &w, Conv2dOptions::default().padding(1)).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("conv2d: the input is empty along spatial axis 0"),
+        "{e}"
+    );
+    let e = try_conv1d(
+        &Tensor::<f64>::zeros(&[1, 1, 0]),
+        &Tensor::ones(&[1, 1, 1]),
+        Conv1dOptions::default().padding(2),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().starts_with("conv1d: the input is empty"),
+        "{e}"
+    );
+}

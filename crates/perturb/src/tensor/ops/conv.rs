@@ -307,7 +307,8 @@ fn check_common<const D: usize>(
 }
 
 /// The extent `dilation * (k - 1) + 1` of each kernel axis, and an error naming `op` for an
-/// empty kernel or one larger than the padded input (`size + lo + hi` per axis).
+/// empty kernel or input axis (as the transposed convolution, which is the gradient, refuses
+/// them), or a kernel larger than the padded input (`size + lo + hi` per axis).
 fn extents<const D: usize>(
     op: &'static str,
     o: &ConvOptions<D>,
@@ -320,6 +321,12 @@ fn extents<const D: usize>(
     for a in 0..D {
         if kernel[a] == 0 {
             return Err(invalid(op, format!("the kernel is empty ({shapes})")));
+        }
+        if size[a] == 0 {
+            return Err(invalid(
+                op,
+                format!("the input is empty along spatial axis {a} ({shapes})"),
+            ));
         }
         let extent = o.dilation[a]
             .checked_mul(kernel[a] - 1)
@@ -1269,7 +1276,8 @@ impl<const D: usize> Op for ConvWeightGrad<D> {
 /// The 2-D convolution of `x` `[N, C, H, W]` with `w` `[O, C / groups, kH, kW]`: see [`Conv`]
 /// for the formula. Add a bias `b` `[O]` as `y + b.reshape([O, 1, 1])`. Errors name the
 /// operation and both shapes: channels that do not match, groups that do not divide them, a
-/// kernel larger than the padded input, a zero stride or dilation, "same" with a stride.
+/// kernel larger than the padded input, an input with an empty spatial axis, a zero stride or
+/// dilation, "same" with a stride.
 ///
 /// ```
 /// use perturb::tensor::conv::{try_conv2d, Conv2dOptions};
