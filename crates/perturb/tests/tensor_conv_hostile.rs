@@ -400,3 +400,27 @@ fn an_input_with_an_empty_spatial_axis_is_refused_by_the_convolution() {
         "{e}"
     );
 }
+
+#[test]
+fn an_average_whose_sum_overflows_is_still_the_average() {
+    // Four elements of 3e38 in f32 (1.5e308 in f64): their sum overflows, their mean does
+    // not. Dividing by 4 is exact, so the mean is the element itself.
+    let big = Tensor::from_vec(vec![3e38_f32; 4], &[1, 1, 2, 2]).unwrap();
+    assert_eq!(
+        try_avg_pool2d(&big, Pool2d::new([2, 2])).unwrap().to_vec(),
+        vec![3e38]
+    );
+    let big = t(&[1.5e308, 1.5e308, 1.5e308, -1.5e308], &[1, 1, 2, 2]);
+    assert_eq!(
+        try_avg_pool2d(&big, Pool2d::new([2, 2])).unwrap().to_vec(),
+        vec![0.75e308]
+    );
+    // Infinities and NaN still give what the sum gives.
+    let inf = t(&[f64::INFINITY, 1.0, 1.0, 1.0], &[1, 1, 2, 2]);
+    assert_eq!(
+        try_avg_pool2d(&inf, Pool2d::new([2, 2])).unwrap().to_vec(),
+        vec![f64::INFINITY]
+    );
+    let both = t(&[f64::INFINITY, f64::NEG_INFINITY, 1.0, 1.0], &[1, 1, 2, 2]);
+    assert!(try_avg_pool2d(&both, Pool2d::new([2, 2])).unwrap().to_vec()[0].is_nan());
+}

@@ -567,13 +567,19 @@ impl Op for AvgPool2d {
         let g = geometry(self.name(), &self.pool, x.shape())?;
         let data = g.per_window(&self.pool, |p, rows, cols| {
             let plane = g.plane(x.as_slice(), p);
-            let mut sum = T::zero();
-            for i in rows.clone() {
-                for &v in &plane[i * g.w + cols.start..i * g.w + cols.end] {
-                    sum += v;
-                }
+            let window = || {
+                rows.clone()
+                    .flat_map(|i| &plane[i * g.w + cols.start..i * g.w + cols.end])
+            };
+            let divisor = elem::<T>(self.divisor(rows, cols));
+            let sum = window().fold(T::zero(), |sum, &v| sum + v);
+            if sum.is_finite() {
+                sum / divisor
+            } else {
+                // The sum overflowed (or an element is not finite): each element divided
+                // first, so that a mean that fits is not lost to the sum's overflow.
+                window().fold(T::zero(), |sum, &v| sum + v / divisor)
             }
-            sum / elem::<T>(self.divisor(rows, cols))
         });
         Ok(Tensor::from_parts(data, g.out_shape))
     }
