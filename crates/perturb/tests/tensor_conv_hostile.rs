@@ -424,3 +424,55 @@ fn an_average_whose_sum_overflows_is_still_the_average() {
     let both = t(&[f64::INFINITY, f64::NEG_INFINITY, 1.0, 1.0], &[1, 1, 2, 2]);
     assert!(try_avg_pool2d(&both, Pool2d::new([2, 2])).unwrap().to_vec()[0].is_nan());
 }
+
+// ---- Found in files this test's author may not edit (reported; run with --ignored) -----------
+
+/// `f''` of an element-wise function at `x`, by the Hessian of `sum(f(x))`.
+fn second<T: perturb::tensor::Element>(
+    f: impl for<'t> Fn(
+        &perturb::tensor::TensorVar<'t, perturb::tensor::DualTensor<Batched<Tensor<T>>>>,
+    ) -> perturb::tensor::TensorVar<
+        't,
+        perturb::tensor::DualTensor<Batched<Tensor<T>>>,
+    >,
+    x: T,
+) -> T {
+    perturb::tensor::hessian(|v| Ok(f(v).sum_all()), &Tensor::vector(&[x]))
+        .unwrap()
+        .to_vec()[0]
+}
+
+#[test]
+#[ignore = "ops/elementwise.rs: the slope 2x of x^2 overflows, and exp(-x^2) = 0 times it is NaN"]
+fn gelu_and_erf_have_finite_second_derivatives_far_out() {
+    // gelu'' = phi(x) (2 - x^2) and erf'' = -2x (2 / sqrt(pi)) exp(-x^2) both tend to 0; where
+    // 2x overflows (|x| >= 9e307 in f64, 1.7e38 in f32) they came out NaN (1e155 is fine).
+    for x in [1e155, -1e155, 1e308, -1e308] {
+        assert_eq!(second(|v| v.gelu(), x), 0.0, "gelu''({x:e})");
+        assert_eq!(second(|v| v.erf(), x), 0.0, "erf''({x:e})");
+    }
+    for x in [3e38_f32, -3e38] {
+        assert_eq!(second(|v| v.gelu(), x), 0.0, "gelu''({x:e}) in f32");
+        assert_eq!(second(|v| v.erf(), x), 0.0, "erf''({x:e}) in f32");
+    }
+}
+
+#[test]
+#[ignore = "ops/elementwise.rs: inf * 0 in the slopes at infinite arguments (limits 1 and 0)"]
+fn gelu_and_silu_slopes_at_infinity_are_their_limits() {
+    let slope = |f: &dyn Fn(&Tensor<f64>) -> f64, x: f64| f(&Tensor::vector(&[x]));
+    let gelu = |x: &Tensor<f64>| {
+        perturb::tensor::grad(|v| Ok(v.gelu().sum_all()), x)
+            .unwrap()
+            .to_vec()[0]
+    };
+    let silu = |x: &Tensor<f64>| {
+        perturb::tensor::grad(|v| Ok(v.silu().sum_all()), x)
+            .unwrap()
+            .to_vec()[0]
+    };
+    assert_eq!(slope(&gelu, f64::INFINITY), 1.0);
+    assert_eq!(slope(&silu, f64::INFINITY), 1.0);
+    assert_eq!(slope(&gelu, f64::NEG_INFINITY), 0.0);
+    assert_eq!(slope(&silu, f64::NEG_INFINITY), 0.0);
+}
