@@ -12,7 +12,10 @@ use perturb::tensor::conv::{
     try_max_pool2d, Conv1dOptions, Conv2dOptions, Pool2d,
 };
 use perturb::tensor::ops::{AvgPool2d, ConvWeightGrad};
-use perturb::tensor::{Array, Batched, Op, Tensor, TensorTape};
+use perturb::tensor::{
+    check_grads, grad, hessian, hvp, jacfwd, jacrev, Array, Batched, Op, Tensor, TensorFn,
+    TensorTape,
+};
 use perturb::Error;
 
 const HALF: usize = 1 << 63;
@@ -193,7 +196,7 @@ fn a_stack_through_a_convolution_with_many_groups_does_not_overflow() {
     assert_eq!(y.into_stack().unwrap().shape(), &[16, 1, 0, 3, 3]);
 }
 
-// ---- A small CNN through every transform ------------------------------------------------------
+// ---- Small networks through every transform ---------------------------------------------------
 
 /// splitmix64: a seeded generator, so the tests need no dependency.
 fn uniform(seed: &mut u64, n: usize) -> Vec<f64> {
@@ -208,69 +211,119 @@ fn uniform(seed: &mut u64, n: usize) -> Vec<f64> {
         .collect()
 }
 
-const X: [usize; 4] = [2, 2, 5, 5];
-const W: [usize; 4] = [3, 2, 3, 3];
-const NX: usize = 2 * 2 * 5 * 5;
-const NW: usize = 3 * 2 * 3 * 3;
+/// A network of its flattened parameters, with a vector output.
+trait Network: TensorFn<f64> {
+    const PARAMS: usize;
+}
 
-/// conv2d (padding 1, dilation 1) -> gelu -> max_pool2d 2x2 (stride 1) -> silu -> avg_pool2d
-/// 2x2 -> cumsum over the channels, flattened; the parameters `p` are the input then the
-/// weight, flattened.
-fn cnn<A: Array<Elem = f64>>(p: &A) -> Result<A, Error> {
-    let x = p.try_narrow(0, 0, NX)?.try_reshape(&X)?;
-    let w = p.try_narrow(0, NX, NW)?.try_reshape(&W)?;
-    let y = try_conv2d(&x, &w, Conv2dOptions::default().padding(1))?.gelu();
-    let y = try_max_pool2d(&y, Pool2d::new([2, 2]).stride([1, 1]))?.silu();
-    let y = try_avg_pool2d(&y, Pool2d::new([2, 2]))?.try_cumsum(1)?;
+/// The parameters `p` split into tensors of `shapes`, in order.
+fn unpack<A: Array<Elem = f64>>(p: &A, shapes: &[&[usize]]) -> Result<Vec<A>, Error> {
+    let mut at = 0;
+    shapes
+        .iter()
+        .map(|s| {
+            let n = s.iter().product();
+            let part = p.try_narrow(0, at, n)?.try_reshape(s);
+            at += n;
+            part
+        })
+        .collect()
+}
+
+fn flat<A: Array<Elem = f64>>(y: A) -> Result<A, Error> {
     let n = y.shape().iter().product();
     y.try_reshape(&[n])
 }
 
-fn cnn_loss<A: Array<Elem = f64>>(p: &A) -> Result<A, Error> {
-    Ok(cnn(p)?.square().mean_all())
-}
-
-fn params() -> Tensor<f64> {
-    let mut seed = 7;
-    Tensor::from_vec(uniform(&mut seed, NX + NW), &[NX + NW]).unwrap()
-}
-
+/// conv2d (padding 1) -> gelu -> max_pool2d 2x2 at stride 1 -> silu -> avg_pool2d 2x2 ->
+/// cumsum over the channels; parameters: the input [2, 2, 5, 5], then the weight [3, 2, 3, 3].
 struct Cnn;
 
-impl perturb::tensor::TensorFn<f64> for Cnn {
+impl TensorFn<f64> for Cnn {
     fn call<A: Array<Elem = f64>>(&self, p: &A) -> Result<A, Error> {
-        cnn_loss(p)
+        let [x, w] = &unpack(p, &[&[2, 2, 5, 5], &[3, 2, 3, 3]])?[..] else {
+            unreachable!()
+        };
+        let y = try_conv2d(x, w, Conv2dOptions::default().padding(1))?.gelu();
+        let y = try_max_pool2d(&y, Pool2d::new([2, 2]).stride([1, 1]))?.silu();
+        flat(try_avg_pool2d(&y, Pool2d::new([2, 2]))?.try_cumsum(1)?)
     }
 }
 
-#[test]
-fn check_grads_passes_on_a_small_cnn_at_order_two() {
-    let report = perturb::tensor::check_grads(&Cnn, &params(), &Default::default()).unwrap();
+impl Network for Cnn {
+    const PARAMS: usize = 2 * 2 * 5 * 5 + 3 * 2 * 3 * 3;
+}
+
+/// conv2d in 2 groups at dilation 2 -> gelu_tanh -> max_pool2d 3x3 at stride 2 padded by 1
+/// -> conv_transpose2d in 2 groups at stride 2 with output padding 1 -> erf -> conv1d of the
+/// rows at stride 2; parameters: the input [1, 2, 4, 4], the weights [2, 1, 3, 3],
+/// [2, 1, 3, 3] and [1, 2, 2].
+struct Decoder;
+
+impl TensorFn<f64> for Decoder {
+    fn call<A: Array<Elem = f64>>(&self, p: &A) -> Result<A, Error> {
+        let shapes: [&[usize]; 4] = [&[1, 2, 4, 4], &[2, 1, 3, 3], &[2, 1, 3, 3], &[1, 2, 2]];
+        let [x, w1, w2, w3] = &unpack(p, &shapes)?[..] else {
+            unreachable!()
+        };
+        let o = Conv2dOptions::default().groups(2).dilation(2).padding(2);
+        let y = try_conv2d(x, w1, o)?.gelu_tanh();
+        let y = try_max_pool2d(&y, Pool2d::new([3, 3]).stride([2, 2]).padding([1, 1]))?;
+        let o = Conv2dOptions::default()
+            .groups(2)
+            .stride(2)
+            .padding(1)
+            .output_padding([1, 1]);
+        let y = try_conv_transpose2d(&y, w2, o)?.erf();
+        let y = y.try_reshape(&[1, 2, 16])?;
+        flat(try_conv1d(&y, w3, Conv1dOptions::default().stride(2))?)
+    }
+}
+
+impl Network for Decoder {
+    const PARAMS: usize = 32 + 18 + 18 + 4;
+}
+
+/// The mean square of a network's output: a scalar loss.
+struct Loss<F>(F);
+
+impl<F: TensorFn<f64>> TensorFn<f64> for Loss<F> {
+    fn call<A: Array<Elem = f64>>(&self, p: &A) -> Result<A, Error> {
+        Ok(self.0.call(p)?.square().mean_all())
+    }
+}
+
+fn params<F: Network>(seed: u64) -> Tensor<f64> {
+    let mut seed = seed;
+    Tensor::from_vec(uniform(&mut seed, F::PARAMS), &[F::PARAMS]).unwrap()
+}
+
+fn grads_pass_at_order_two<F: Network>(f: F) {
+    let report = check_grads(&Loss(f), &params::<F>(7), &Default::default()).unwrap();
     assert!(report.passes(1e-6), "{report:?}");
 }
 
-#[test]
-fn jacfwd_and_jacrev_of_a_small_cnn_agree_with_central_differences() {
-    let p = params();
-    let fwd = perturb::tensor::jacfwd(|p| cnn(p), &p).unwrap();
-    let rev = perturb::tensor::jacrev(|p| cnn(p), &p).unwrap();
-    let m = cnn(&p).unwrap().shape()[0];
-    assert_eq!(fwd.shape(), &[m, NX + NW]);
+fn jacobians_agree<F: Network>(f: F) {
+    let (p, n) = (params::<F>(7), F::PARAMS);
+    let fwd = jacfwd(|p| f.call(p), &p).unwrap();
+    let rev = jacrev(|p| f.call(p), &p).unwrap();
+    let m = f.call(&p).unwrap().shape()[0];
+    assert_eq!(fwd.shape(), &[m, n]);
     assert!(fwd.all_close(&rev, 1e-12), "jacfwd vs jacrev");
     let h = 1e-6;
     let (j, pv) = (fwd.to_vec(), p.to_vec());
-    for c in 0..NX + NW {
+    for c in 0..n {
         let at = |d: f64| {
             let mut q = pv.clone();
             q[c] += d;
-            cnn(&Tensor::from_vec(q, &[NX + NW]).unwrap())
+            f.call(&Tensor::from_vec(q, &[n]).unwrap())
                 .unwrap()
                 .to_vec()
         };
         let (up, down) = (at(h), at(-h));
         for r in 0..m {
             let fd = (up[r] - down[r]) / (2.0 * h);
-            let got = j[r * (NX + NW) + c];
+            let got = j[r * n + c];
             assert!(
                 (got - fd).abs() <= 1e-6 * (1.0 + fd.abs()),
                 "J[{r}, {c}] = {got}, central difference {fd}"
@@ -279,11 +332,10 @@ fn jacfwd_and_jacrev_of_a_small_cnn_agree_with_central_differences() {
     }
 }
 
-#[test]
-fn hessian_and_hvp_of_a_small_cnn_agree_with_differences_of_the_gradient() {
-    let p = params();
-    let hess = perturb::tensor::hessian(|p| cnn_loss(p), &p).unwrap();
-    let n = NX + NW;
+fn hessians_agree<F: Network>(f: F) {
+    let (p, n) = (params::<F>(7), F::PARAMS);
+    let loss = Loss(f);
+    let hess = hessian(|p| loss.call(p), &p).unwrap();
     assert_eq!(hess.shape(), &[n, n]);
     let hv = hess.to_vec();
     for r in 0..n {
@@ -295,31 +347,45 @@ fn hessian_and_hvp_of_a_small_cnn_agree_with_differences_of_the_gradient() {
             );
         }
     }
-    let mut seed = 11;
-    let v = Tensor::from_vec(uniform(&mut seed, n), &[n]).unwrap();
-    let by_hvp = perturb::tensor::hvp(|p| cnn_loss(p), &p, &v)
-        .unwrap()
-        .to_vec();
+    let v = params::<F>(11);
+    let by_hvp = hvp(|p| loss.call(p), &p, &v).unwrap().to_vec();
     let g = |d: f64| {
         let q = p.try_add(&v.scale(d)).unwrap();
-        perturb::tensor::grad(|p| cnn_loss(p), &q).unwrap().to_vec()
+        grad(|p| loss.call(p), &q).unwrap().to_vec()
     };
     let (up, down) = (g(1e-5), g(-1e-5));
     let vv = v.to_vec();
     for r in 0..n {
         let by_hessian: f64 = (0..n).map(|c| hv[r * n + c] * vv[c]).sum();
         let fd = (up[r] - down[r]) / 2e-5;
+        let got = by_hvp[r];
         assert!(
-            (by_hvp[r] - by_hessian).abs() <= 1e-10 * (1.0 + by_hessian.abs()),
-            "row {r}: hvp {} vs H v {by_hessian}",
-            by_hvp[r]
+            (got - by_hessian).abs() <= 1e-10 * (1.0 + by_hessian.abs()),
+            "row {r}: hvp {got} vs H v {by_hessian}"
         );
         assert!(
-            (by_hvp[r] - fd).abs() <= 1e-6 * (1.0 + fd.abs()),
-            "row {r}: hvp {} vs difference {fd}",
-            by_hvp[r]
+            (got - fd).abs() <= 1e-6 * (1.0 + fd.abs()),
+            "row {r}: hvp {got} vs difference {fd}"
         );
     }
+}
+
+#[test]
+fn check_grads_passes_on_small_networks_at_order_two() {
+    grads_pass_at_order_two(Cnn);
+    grads_pass_at_order_two(Decoder);
+}
+
+#[test]
+fn jacfwd_and_jacrev_of_small_networks_agree_with_central_differences() {
+    jacobians_agree(Cnn);
+    jacobians_agree(Decoder);
+}
+
+#[test]
+fn hessian_and_hvp_of_small_networks_agree_with_differences_of_the_gradient() {
+    hessians_agree(Cnn);
+    hessians_agree(Decoder);
 }
 
 // ---- Empty axes through the gradients ---------------------------------------------------------
@@ -437,7 +503,7 @@ fn second<T: perturb::tensor::Element>(
     >,
     x: T,
 ) -> T {
-    perturb::tensor::hessian(|v| Ok(f(v).sum_all()), &Tensor::vector(&[x]))
+    hessian(|v| Ok(f(v).sum_all()), &Tensor::vector(&[x]))
         .unwrap()
         .to_vec()[0]
 }
@@ -461,16 +527,8 @@ fn gelu_and_erf_have_finite_second_derivatives_far_out() {
 #[ignore = "ops/elementwise.rs: inf * 0 in the slopes at infinite arguments (limits 1 and 0)"]
 fn gelu_and_silu_slopes_at_infinity_are_their_limits() {
     let slope = |f: &dyn Fn(&Tensor<f64>) -> f64, x: f64| f(&Tensor::vector(&[x]));
-    let gelu = |x: &Tensor<f64>| {
-        perturb::tensor::grad(|v| Ok(v.gelu().sum_all()), x)
-            .unwrap()
-            .to_vec()[0]
-    };
-    let silu = |x: &Tensor<f64>| {
-        perturb::tensor::grad(|v| Ok(v.silu().sum_all()), x)
-            .unwrap()
-            .to_vec()[0]
-    };
+    let gelu = |x: &Tensor<f64>| grad(|v| Ok(v.gelu().sum_all()), x).unwrap().to_vec()[0];
+    let silu = |x: &Tensor<f64>| grad(|v| Ok(v.silu().sum_all()), x).unwrap().to_vec()[0];
     assert_eq!(slope(&gelu, f64::INFINITY), 1.0);
     assert_eq!(slope(&silu, f64::INFINITY), 1.0);
     assert_eq!(slope(&gelu, f64::NEG_INFINITY), 0.0);
