@@ -534,3 +534,52 @@ fn gelu_and_silu_slopes_at_infinity_are_their_limits() {
     assert_eq!(slope(&gelu, f64::NEG_INFINITY), 0.0);
     assert_eq!(slope(&silu, f64::NEG_INFINITY), 0.0);
 }
+
+// ---- Infinities the output never reads -------------------------------------------------------
+
+/// One of three losses over a 1 x 5 row: a strided convolution through gelu, max pool, avg
+/// pool, each squared and summed.
+struct Tail(u8);
+
+impl TensorFn<f64> for Tail {
+    fn call<A: Array<Elem = f64>>(&self, v: &A) -> Result<A, Error> {
+        let pool = Pool2d::new([1, 2]);
+        let y = match self.0 {
+            0 => {
+                let w = v.constant_like(&t(&[0.3, -0.7], &[1, 1, 1, 2]));
+                try_conv2d(v, &w, Conv2dOptions::default().stride(2))?.gelu()
+            }
+            1 => try_max_pool2d(v, pool)?,
+            _ => try_avg_pool2d(v, pool)?,
+        };
+        Ok(y.square().sum_all())
+    }
+}
+
+#[test]
+fn an_infinity_no_window_reads_leaves_every_derivative_finite() {
+    // Width 5, windows of 2 at stride 2: the last column is never read. An infinity there
+    // must not reach the value, the gradients or the Hessian (no 0 * inf).
+    let x = t(&[0.5, -1.0, 2.0, 0.25, f64::INFINITY], &[1, 1, 1, 5]);
+    for f in [Tail(0), Tail(1), Tail(2)] {
+        let value = f.call(&x).unwrap().to_vec()[0];
+        let g = grad(|v| f.call(v), &x).unwrap().to_vec();
+        let h = hessian(|v| f.call(v), &x).unwrap().to_vec();
+        assert!(value.is_finite(), "loss {}: {value}", f.0);
+        assert!(
+            g.iter().chain(&h).all(|v| v.is_finite()),
+            "loss {}: {g:?} {h:?}",
+            f.0
+        );
+        assert_eq!((g[4], h[24]), (0.0, 0.0), "loss {}", f.0);
+    }
+    // The weight's gradient: the taps see columns 0, 2 and 1, 3.
+    let w = t(&[0.3, -0.7], &[1, 1, 1, 2]);
+    let o = Conv2dOptions::default().stride(2);
+    let g = grad(
+        |v| Ok(try_conv2d(&v.constant_like(&x), v, o)?.sum_all()),
+        &w,
+    )
+    .unwrap();
+    assert_eq!(g.to_vec(), vec![0.5 + 2.0, -1.0 + 0.25]);
+}
