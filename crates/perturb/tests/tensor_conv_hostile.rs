@@ -583,3 +583,32 @@ fn an_infinity_no_window_reads_leaves_every_derivative_finite() {
     .unwrap();
     assert_eq!(g.to_vec(), vec![0.5 + 2.0, -1.0 + 0.25]);
 }
+
+#[test]
+fn a_nan_reaches_only_the_windows_and_taps_that_read_it() {
+    // A 5 x 5 input with NaN at (0, 0), a 3 x 3 kernel: only output (0, 0) reads it (tap
+    // (0, 0)), so only that output and that tap of the weight's gradient are NaN; the input's
+    // gradient does not read the input at all.
+    let mut v: Vec<f64> = (0..25).map(|i| f64::from(i) / 10.0).collect();
+    v[0] = f64::NAN;
+    let x = t(&v, &[1, 1, 5, 5]);
+    let w = t(&[0.5; 9], &[1, 1, 3, 3]);
+    for o in [Conv2dOptions::default(), Conv2dOptions::default().stride(2)] {
+        let tape = TensorTape::new();
+        let (xv, wv) = (tape.var(x.clone()), tape.var(w.clone()));
+        let y = try_conv2d(&xv, &wv, o).unwrap();
+        let nan: Vec<bool> = y.value().to_vec().iter().map(|v| v.is_nan()).collect();
+        assert!(
+            nan[0] && nan[1..].iter().all(|n| !n),
+            "{:?}",
+            y.value().to_vec()
+        );
+        let g = tape.gradient(&y.sum_all(), &[&xv, &wv]).unwrap();
+        assert!(g[0].to_vec().iter().all(|v| v.is_finite()));
+        let dw = g[1].to_vec();
+        assert!(
+            dw[0].is_nan() && dw[1..].iter().all(|v| v.is_finite()),
+            "{dw:?}"
+        );
+    }
+}
