@@ -612,3 +612,35 @@ fn a_nan_reaches_only_the_windows_and_taps_that_read_it() {
         );
     }
 }
+
+#[test]
+fn an_empty_stack_goes_through_every_operation() {
+    // A Batched stack of no member: each operation gives an empty stack of its output's shape.
+    let x = Batched::stack(Tensor::<f64>::zeros(&[0, 1, 2, 4, 4]));
+    let w = Batched::single(Tensor::<f64>::ones(&[3, 2, 2, 2]));
+    let y = try_conv2d(&x, &w, Conv2dOptions::default()).unwrap();
+    assert_eq!(y.into_stack_of(0).unwrap().shape(), &[0, 1, 3, 3, 3]);
+    let y = try_conv_transpose2d(
+        &x,
+        &Batched::single(Tensor::ones(&[2, 3, 2, 2])),
+        Conv2dOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(y.into_stack_of(0).unwrap().shape(), &[0, 1, 3, 5, 5]);
+    let y = try_max_pool2d(&x, Pool2d::new([2, 2])).unwrap();
+    assert_eq!(y.into_stack_of(0).unwrap().shape(), &[0, 1, 2, 2, 2]);
+    let y = try_avg_pool2d(&x, Pool2d::new([2, 2])).unwrap();
+    assert_eq!(y.into_stack_of(0).unwrap().shape(), &[0, 1, 2, 2, 2]);
+    let y = x.try_cumsum(3).unwrap();
+    assert_eq!(y.into_stack_of(0).unwrap().shape(), &[0, 1, 2, 4, 4]);
+}
+
+#[test]
+#[ignore = "ops/reduce.rs (mean_axes, behind Array::mean_all): the sum overflows before the division"]
+fn a_mean_whose_sum_overflows_is_still_the_mean() {
+    // As avg_pool2d above: four f32 3e38 have the mean 3e38, not inf.
+    let big = Tensor::from_vec(vec![3e38_f32; 4], &[2, 2]).unwrap();
+    assert_eq!(big.mean_all().to_vec(), vec![3e38]);
+    let big = t(&[1.5e308; 4], &[4]);
+    assert_eq!(big.mean_all().to_vec(), vec![1.5e308]);
+}
