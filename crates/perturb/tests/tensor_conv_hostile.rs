@@ -644,3 +644,103 @@ fn a_mean_whose_sum_overflows_is_still_the_mean() {
     let big = t(&[1.5e308; 4], &[4]);
     assert_eq!(big.mean_all().to_vec(), vec![1.5e308]);
 }
+
+// ---- Unrolled matrices too large for one block ----------------------------------------------
+
+/// conv2d (one group) at `x` `[N, C, H, W]`, `w` `[O, C, kh, kw]` by direct loops, with the
+/// VJPs of a cotangent `ct` of the output's shape: `(y, dx, dw)`.
+#[allow(clippy::type_complexity)]
+fn direct_conv2d(
+    x: &Tensor<f64>,
+    w: &Tensor<f64>,
+    ct: &Tensor<f64>,
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dilation: [usize; 2],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (&[n, c, h, wd], &[o, _, kh, kw], &[_, _, oh, ow]) = (x.shape(), w.shape(), ct.shape())
+    else {
+        unreachable!()
+    };
+    let (xs, ws, cs) = (x.as_slice(), w.as_slice(), ct.as_slice());
+    let (mut y, mut dx, mut dw) = (
+        vec![0.0; n * o * oh * ow],
+        vec![0.0; xs.len()],
+        vec![0.0; ws.len()],
+    );
+    for b in 0..n {
+        for oc in 0..o {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let out = ((b * o + oc) * oh + i) * ow + j;
+                    for ic in 0..c {
+                        for p in 0..kh {
+                            let r = (i * stride[0] + p * dilation[0]) as isize - pad[0] as isize;
+                            if r < 0 || r >= h as isize {
+                                continue;
+                            }
+                            for q in 0..kw {
+                                let s =
+                                    (j * stride[1] + q * dilation[1]) as isize - pad[1] as isize;
+                                if s < 0 || s >= wd as isize {
+                                    continue;
+                                }
+                                let xi = ((b * c + ic) * h + r as usize) * wd + s as usize;
+                                let wi = ((oc * c + ic) * kh + p) * kw + q;
+                                y[out] += ws[wi] * xs[xi];
+                                dx[xi] += cs[out] * ws[wi];
+                                dw[wi] += cs[out] * xs[xi];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (y, dx, dw)
+}
+
+fn close(what: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (k, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-11 * (1.0 + w.abs()),
+            "{what}[{k}]: {g} vs {w}"
+        );
+    }
+}
+
+#[test]
+fn unrolled_images_over_the_block_size_match_direct_loops() {
+    // Each case unrolls to more than 2^22 elements per image (rows x positions), so im2col
+    // and col2im run on blocks of output positions that start and end inside output rows:
+    // 4096 x 1681, 4608 x 2916 at stride 2, and a 1-D kernel of 3000 taps over 6000 samples.
+    let cases: [([usize; 4], [usize; 4], [usize; 2], [usize; 2], [usize; 2]); 3] = [
+        ([2, 4, 70, 70], [2, 4, 32, 32], [1, 1], [1, 1], [1, 1]),
+        ([1, 2, 150, 150], [1, 2, 48, 48], [2, 2], [2, 1], [1, 1]),
+        ([2, 1, 1, 6000], [1, 1, 1, 3000], [1, 1], [0, 0], [1, 1]),
+    ];
+    let mut seed = 3;
+    for (xs, ws, stride, pad, dilation) in cases {
+        let x = Tensor::from_vec(uniform(&mut seed, xs.iter().product()), &xs).unwrap();
+        let w = Tensor::from_vec(uniform(&mut seed, ws.iter().product()), &ws).unwrap();
+        let o = Conv2dOptions::default()
+            .strides(stride)
+            .padding_per_side([(pad[0], pad[0]), (pad[1], pad[1])])
+            .dilations(dilation);
+        let tape = TensorTape::new();
+        let (xv, wv) = (tape.var(x.clone()), tape.var(w.clone()));
+        let y = try_conv2d(&xv, &wv, o).unwrap();
+        let ct = Tensor::from_vec(uniform(&mut seed, y.value().len()), y.shape()).unwrap();
+        let g = tape
+            .gradient(
+                &y.try_mul(&tape.constant(ct.clone())).unwrap().sum_all(),
+                &[&xv, &wv],
+            )
+            .unwrap();
+        let (want_y, want_dx, want_dw) = direct_conv2d(&x, &w, &ct, stride, pad, dilation);
+        close("y", &y.value().to_vec(), &want_y);
+        close("dx", &g[0].to_vec(), &want_dx);
+        close("dw", &g[1].to_vec(), &want_dw);
+    }
+}
