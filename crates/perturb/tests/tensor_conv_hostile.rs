@@ -715,7 +715,9 @@ fn unrolled_images_over_the_block_size_match_direct_loops() {
     // Each case unrolls to more than 2^22 elements per image (rows x positions), so im2col
     // and col2im run on blocks of output positions that start and end inside output rows:
     // 4096 x 1681, 4608 x 2916 at stride 2, and a 1-D kernel of 3000 taps over 6000 samples.
-    let cases: [([usize; 4], [usize; 4], [usize; 2], [usize; 2], [usize; 2]); 3] = [
+    // Input shape, weight shape, stride, padding (both sides), dilation.
+    type Case = ([usize; 4], [usize; 4], [usize; 2], [usize; 2], [usize; 2]);
+    let cases: [Case; 3] = [
         ([2, 4, 70, 70], [2, 4, 32, 32], [1, 1], [1, 1], [1, 1]),
         ([1, 2, 150, 150], [1, 2, 48, 48], [2, 2], [2, 1], [1, 1]),
         ([2, 1, 1, 6000], [1, 1, 1, 3000], [1, 1], [0, 0], [1, 1]),
