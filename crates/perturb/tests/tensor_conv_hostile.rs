@@ -746,3 +746,22 @@ fn unrolled_images_over_the_block_size_match_direct_loops() {
         close("dw", &g[1].to_vec(), &want_dw);
     }
 }
+
+#[test]
+fn cumsum_of_an_empty_axis_and_of_infinities() {
+    // An empty axis: an empty result and an empty gradient, along it or beside it.
+    let e = Tensor::<f64>::zeros(&[2, 0, 3]);
+    for axis in 0..3 {
+        assert_eq!(e.try_cumsum(axis).unwrap().shape(), &[2, 0, 3]);
+        let g = grad(|v| Ok(v.try_cumsum(axis)?.sum_all()), &e).unwrap();
+        assert_eq!(g.shape(), &[2, 0, 3]);
+    }
+    // inf then -inf: the running sums are 1, inf, inf, NaN; the gradient of their sum does
+    // not read x (the sums are linear), so it is 4, 3, 2, 1 as for any x.
+    let x = Tensor::vector(&[1.0, f64::INFINITY, 2.0, f64::NEG_INFINITY]);
+    let y = x.try_cumsum(0).unwrap().to_vec();
+    assert_eq!(&y[..3], &[1.0, f64::INFINITY, f64::INFINITY]);
+    assert!(y[3].is_nan());
+    let g = grad(|v| Ok(v.try_cumsum(0)?.sum_all()), &x).unwrap();
+    assert_eq!(g.to_vec(), vec![4.0, 3.0, 2.0, 1.0]);
+}
