@@ -8,3 +8,8 @@
 
 mod basic;
 mod einsum;
+
+pub use super::ops::linalg::{
+    cholesky, cholesky_solve, triangular_solve, try_cholesky, try_cholesky_solve,
+    try_triangular_solve,
+};

@@ -14,7 +14,7 @@ mod compare;
 mod conv;
 mod elementwise;
 mod index;
-mod linalg;
+pub(super) mod linalg;
 mod pointwise;
 mod pool;
 mod reduce;
@@ -27,6 +27,7 @@ pub use elementwise::{
 };
 pub(crate) use linalg::Dense;
 pub use linalg::MatMul;
+pub use linalg::{Cholesky, TriangularSolve};
 pub use pointwise::{Pointwise, PointwiseBinary, PointwiseRule};
 pub use shape::{BroadcastTo, Narrow, PadNarrow, PadPair, Permute, Reshape, SumTo};
 #[allow(unused_imports)]
