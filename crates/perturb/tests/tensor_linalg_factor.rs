@@ -259,21 +259,44 @@ fn the_table_has_a_row_for_every_operation_and_option() {
     }
 }
 
+/// A row's point: its inputs, an output weight `u`, two directions per input (in every entry,
+/// not symmetric: entries a rule must ignore are perturbed too), and a label.
+struct Point {
+    xs: Vec<Tensor<f64>>,
+    u: Tensor<f64>,
+    vs: Vec<Tensor<f64>>,
+    zs: Vec<Tensor<f64>>,
+    active: Vec<bool>,
+    what: String,
+}
+
+impl Row {
+    fn point(&self, rng: &mut SplitMix) -> Point {
+        let xs = self.inputs(rng);
+        let u = rng.tensor(self.value(&xs).shape(), -1.0, 1.0);
+        let mut directions = || -> Vec<_> {
+            xs.iter()
+                .map(|x| rng.tensor(x.shape(), -1.0, 1.0))
+                .collect()
+        };
+        let (vs, zs) = (directions(), directions());
+        Point {
+            active: vec![true; xs.len()],
+            what: format!("{} {:?} {:?}", self.name, self.case, self.shapes),
+            xs,
+            u,
+            vs,
+            zs,
+        }
+    }
+}
+
 #[test]
 fn first_order_matches_central_differences_reverse_mode_and_the_batched_column() {
     let mut rng = SplitMix(0x5eed_f001);
     for row in ROWS {
-        let xs = row.inputs(&mut rng);
-        let y = row.value(&xs);
-        let u = rng.tensor(y.shape(), -1.0, 1.0);
-        // Directions in every entry, not symmetric: entries a rule must ignore are perturbed.
-        let vs: Vec<_> = xs
-            .iter()
-            .map(|x| rng.tensor(x.shape(), -1.0, 1.0))
-            .collect();
-        let active = vec![true; xs.len()];
-        let what = format!("{} {:?} {:?}", row.name, row.case, row.shapes);
-        check_first_order(&what, &row.case, &xs, &active, &vs, &u, 1e-7);
+        let p = row.point(&mut rng);
+        check_first_order(&p.what, &row.case, &p.xs, &p.active, &p.vs, &p.u, 1e-7);
     }
 }
 
@@ -281,20 +304,10 @@ fn first_order_matches_central_differences_reverse_mode_and_the_batched_column()
 fn second_order_in_every_nesting_matches_central_differences() {
     let mut rng = SplitMix(0x5eed_f002);
     for row in ROWS {
-        let xs = row.inputs(&mut rng);
-        let y = row.value(&xs);
-        let u = rng.tensor(y.shape(), -1.0, 1.0);
-        let vs: Vec<_> = xs
-            .iter()
-            .map(|x| rng.tensor(x.shape(), -1.0, 1.0))
-            .collect();
-        let zs: Vec<_> = xs
-            .iter()
-            .map(|x| rng.tensor(x.shape(), -1.0, 1.0))
-            .collect();
-        let active = vec![true; xs.len()];
-        let what = format!("{} {:?} {:?}", row.name, row.case, row.shapes);
-        check_second_order(&what, &row.case, &xs, &active, &vs, &zs, &u, 1e-5);
+        let p = row.point(&mut rng);
+        check_second_order(
+            &p.what, &row.case, &p.xs, &p.active, &p.vs, &p.zs, &p.u, 1e-5,
+        );
     }
 }
 
