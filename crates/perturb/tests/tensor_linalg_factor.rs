@@ -14,7 +14,10 @@ mod forward_support;
 
 use forward_support::{check_first_order, check_second_order, Function};
 use perturb::tensor::linalg;
-use perturb::tensor::{grad, ops::TriangularSolve, Array, Element, Tensor, TensorTape};
+use perturb::tensor::{
+    check_grads, grad, hessian, hvp, jacfwd, jacrev, ops::TriangularSolve, Array, CheckOptions,
+    Element, Tensor, TensorFn, TensorTape,
+};
 use perturb::Error;
 
 // ---- Helpers -------------------------------------------------------------------------------
@@ -499,6 +502,99 @@ fn a_large_batch_in_parallel_gives_each_members_factor_and_solve() {
             "member {m}"
         );
     }
+}
+
+// ---- The transforms through a Gaussian process ----------------------------------------------
+
+/// The negative log marginal likelihood of a Gaussian process with an RBF kernel, as a function
+/// of its hyperparameters `[ln length, ln signal, ln noise]`: `K = s² exp(-D / 2l²) + σ² I`,
+/// `L = cholesky(K)`, `½ yᵀ K⁻¹ y + Σ ln L_ii` (the constant dropped).
+struct GaussianProcess {
+    /// Squared distances between 6 points on a line.
+    distances: Tensor<f64>,
+    y: Tensor<f64>,
+}
+
+impl GaussianProcess {
+    fn new() -> Self {
+        let xs: [f64; 6] = [0.0, 0.4, 1.1, 1.5, 2.3, 3.0];
+        let n = xs.len();
+        let d = (0..n * n)
+            .map(|k| (xs[k / n] - xs[k % n]).powi(2))
+            .collect::<Vec<_>>();
+        GaussianProcess {
+            distances: t(&d, &[n, n]),
+            y: t(&[0.3, 0.8, 0.2, -0.4, -0.9, 0.1], &[n]),
+        }
+    }
+}
+
+impl TensorFn<f64> for GaussianProcess {
+    fn call<A: Array<Elem = f64>>(&self, theta: &A) -> Result<A, Error> {
+        let n = self.y.shape()[0];
+        let at = |i| theta.try_narrow(0, i, 1);
+        let eye = theta.constant_like(&t(
+            &(0..n * n)
+                .map(|k| if k / n == k % n { 1.0 } else { 0.0 })
+                .collect::<Vec<_>>(),
+            &[n, n],
+        ));
+        let scaled = theta
+            .constant_like(&self.distances)
+            .try_mul(&at(0)?.scale(-2.0).exp().scale(-0.5))?;
+        let k = scaled
+            .exp()
+            .try_mul(&at(1)?.scale(2.0).exp())?
+            .try_add(&eye.try_mul(&at(2)?.scale(2.0).exp())?)?;
+        let l = linalg::try_cholesky(&k)?;
+        let y = theta.constant_like(&self.y);
+        let fit = y
+            .try_mul(&linalg::try_cholesky_solve(&l, &y)?)?
+            .sum_all()
+            .scale(0.5);
+        let log_det = l.try_mul(&eye)?.try_sum_axes(&[1], false)?.ln().sum_all();
+        fit.try_add(&log_det)
+    }
+}
+
+#[test]
+fn check_grads_hessian_and_hvp_agree_through_a_gaussian_process() {
+    let gp = GaussianProcess::new();
+    let theta = t(&[-0.2, 0.1, -1.0], &[3]);
+    let report = check_grads(&gp, &theta, &CheckOptions::default()).unwrap();
+    assert!(report.passes(1e-6), "{:?}", report.worst());
+    let h = hessian(|x| gp.call(x), &theta).unwrap();
+    assert_eq!(h.shape(), &[3, 3]);
+    assert!(h.all_close(&h.transpose(), 1e-12), "{h:?}");
+    let v = t(&[0.5, -1.0, 0.25], &[3]);
+    let hv = hvp(|x| gp.call(x), &theta, &v).unwrap();
+    assert!(
+        hv.all_close(&h.matmul(&v), 1e-12),
+        "{hv:?} vs {:?}",
+        h.matmul(&v)
+    );
+    // The Hessian against a central difference of the gradient.
+    let g = |x: &Tensor<f64>| grad(|x| gp.call(x), x).unwrap();
+    let step = 1e-5;
+    let fd = g(&theta.add(&v.scale(step)))
+        .sub(&g(&theta.sub(&v.scale(step))))
+        .scale(0.5 / step);
+    assert!(hv.all_close(&fd, 1e-7), "{hv:?} vs {fd:?}");
+}
+
+#[test]
+fn jacfwd_and_jacrev_of_cholesky_agree() {
+    let a = SplitMix(0x5eed_f00b).spd(&[2, 3, 3]);
+    let forward = jacfwd(|x| linalg::try_cholesky(x), &a).unwrap();
+    let reverse = jacrev(|x| linalg::try_cholesky(x), &a).unwrap();
+    assert_eq!(forward.shape(), &[2, 3, 3, 2, 3, 3]);
+    assert!(forward.all_close(&reverse, 1e-12));
+    // Nothing flows from above the diagonal: d L / d a[m, 0, 2] is zero.
+    assert!(forward
+        .as_slice()
+        .iter()
+        .enumerate()
+        .all(|(k, &d)| k % 9 != 2 || d == 0.0));
 }
 
 // ---- Errors --------------------------------------------------------------------------------
