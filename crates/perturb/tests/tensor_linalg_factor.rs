@@ -364,6 +364,8 @@ fn a_triangular_solve_satisfies_its_equation() {
             (&[2, 1, 4, 4], &[1, 3, 4, 2]),
             (&[2, 4, 4], &[3, 1, 4, 2]),
             (&[3, 4, 4], &[3, 4]),
+            (&[4, 4], &[3, 4, 2]),
+            (&[1, 4, 4], &[5, 4]),
         ] {
             let a = rng.dominant(sa);
             let b = rng.tensor(sb, -1.0, 1.0);

@@ -351,6 +351,26 @@ impl Op for TriangularSolve {
         let from_b = member_offsets(&s.batch, b_batch);
         let (ad, bd) = (a.as_slice(), b.as_slice());
         let mut out = vec![T::zero(); s.out.iter().product()];
+        let count = from_b.len();
+        if count > 1 && a.len() == n * n {
+            // One matrix for every member (a stack of tangents, a shared factor): the members'
+            // right-hand sides side by side, one solve with `count k` columns.
+            let cols = count * k;
+            let mut wide = vec![T::zero(); n * cols];
+            for (i, &m) in from_b.iter().enumerate() {
+                for r in 0..n {
+                    let row = &bd[(m * n + r) * k..(m * n + r + 1) * k];
+                    wide[r * cols + i * k..r * cols + (i + 1) * k].copy_from_slice(row);
+                }
+            }
+            let x = T::triangular_solve(ad, n, &wide, cols, self.triangle());
+            for (i, member) in out.chunks_mut(n * k).enumerate() {
+                for (r, row) in member.chunks_mut(k).enumerate() {
+                    row.copy_from_slice(&x[r * cols + i * k..r * cols + (i + 1) * k]);
+                }
+            }
+            return Ok(Tensor::from_parts(out, s.out));
+        }
         let solved = for_each_member(&mut out, n * k, n * n * k, |i, x| {
             let am = &ad[from_a[i] * n * n..(from_a[i] + 1) * n * n];
             let bm = &bd[from_b[i] * n * k..(from_b[i] + 1) * n * k];
