@@ -16,7 +16,7 @@ use forward_support::{check_first_order, check_second_order, Function};
 use perturb::tensor::linalg;
 use perturb::tensor::{
     check_grads, grad, hessian, hvp, jacfwd, jacrev, ops::TriangularSolve, Array, CheckOptions,
-    Element, Tensor, TensorFn, TensorTape,
+    Element, Tensor, TensorFn, TensorTape, TensorVar,
 };
 use perturb::Error;
 
@@ -582,6 +582,56 @@ fn check_grads_hessian_and_hvp_agree_through_a_gaussian_process() {
         .sub(&g(&theta.sub(&v.scale(step))))
         .scale(0.5 / step);
     assert!(hv.all_close(&fd, 1e-7), "{hv:?} vs {fd:?}");
+}
+
+/// `<U, chol(A)> + <w, cholesky_solve(chol(A), b)>`, for any array type.
+fn weighted<A: Array>(a: &A, u: &A, w: &A, b: &A) -> A {
+    let l = linalg::cholesky(a);
+    l.mul(u)
+        .sum_all()
+        .add(&linalg::cholesky_solve(&l, b).mul(w).sum_all())
+}
+
+#[test]
+fn reverse_over_reverse_matches_a_central_difference_of_the_gradient() {
+    let mut rng = SplitMix(0x5eed_f00c);
+    for shape in [&[4, 4][..], &[2, 3, 3]] {
+        let n = shape[shape.len() - 1];
+        let a0 = rng.spd(shape);
+        let u = rng.tensor(shape, -1.0, 1.0);
+        let b = rng.tensor(&[n], -1.0, 1.0);
+        let w = rng.tensor(&shape[..shape.len() - 1], -1.0, 1.0);
+        let v = rng.tensor(shape, -1.0, 1.0);
+        // The Hessian along v by a tape over a tape: each VJP rule recorded and swept again.
+        let inner = TensorTape::new();
+        let ai = inner.var(a0.clone());
+        let outer = TensorTape::<TensorVar<Tensor<f64>>>::over();
+        let ao = outer.var(ai.clone());
+        let c = |x: &Tensor<f64>| outer.constant(inner.constant(x.clone()));
+        let y = weighted(&ao, &c(&u), &c(&w), &c(&b));
+        let g = outer.gradient(&y, &[&ao]).unwrap();
+        let along = g[0].mul(&inner.constant(v.clone())).sum_all();
+        let hv = inner.gradient(&along, &[&ai]).unwrap().remove(0);
+        let gradient = |x: &Tensor<f64>| {
+            grad(
+                |a| {
+                    Ok(weighted(
+                        a,
+                        &a.constant_like(&u),
+                        &a.constant_like(&w),
+                        &a.constant_like(&b),
+                    ))
+                },
+                x,
+            )
+            .unwrap()
+        };
+        let h = 1e-5;
+        let fd = gradient(&a0.add(&v.scale(h)))
+            .sub(&gradient(&a0.sub(&v.scale(h))))
+            .scale(0.5 / h);
+        assert!(hv.all_close(&fd, 1e-7), "{shape:?}: {hv:?} vs {fd:?}");
+    }
 }
 
 #[test]
