@@ -222,8 +222,8 @@ fn symbolic_parts<A: Array>(l: &A, l_bar: &A) -> Result<(A, A), Error> {
 
 /// The VJP of [`Cholesky`]: `Ā` from `L` and `L̄` (inputs in that order), the lower triangle
 /// (the upper is zero: it is not read). Its value runs Murray's blocked reverse algorithm
-/// (Murray 2016, section 4, "blocked"), level-3 products on blocks of 48 columns, about the cost
-/// of the factorisation; its JVP is the differential of the symbolic rule (linear in `L̄`, so
+/// (Murray 2016, section 4, "blocked"), level-3 products on blocks of 48 columns, about
+/// `2n³/3` flops (twice the factorisation); its JVP is the differential of the symbolic rule (linear in `L̄`, so
 /// that part is the operation again), so every order works.
 #[derive(Clone, Copy, Debug)]
 struct CholeskyAdjoint;
