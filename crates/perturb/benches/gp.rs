@@ -13,8 +13,7 @@
 //!   with faer on one thread and once with its default (rayon on all cores).
 //! - perturb: the same NLL written once with tensor operations (`linalg::cholesky`,
 //!   `cholesky_solve`, and `slogdet` or the factor's diagonal for `log|K|`), its gradient by
-//!   reverse mode, checked against the closed form before timing. Disabled (`cfg(any())`)
-//!   until those functions land; see `perturb_side`.
+//!   reverse mode, checked against the closed form before timing; see `perturb_side`.
 //!
 //! The kernel, with `theta = (log s, log l, log noise)`:
 //!
@@ -120,7 +119,6 @@ fn check_by_hand(d2: &[f64], y: &[f64]) {
 fn bench(c: &mut Criterion) {
     let (d2, y) = data();
     check_by_hand(&d2, &y);
-    #[cfg(any())] // remove when linalg::{cholesky, cholesky_solve, slogdet} land
     perturb_side::check(&d2, &y);
 
     let mut group = c.benchmark_group("gp_nll_grad_500");
@@ -137,14 +135,12 @@ fn bench(c: &mut Criterion) {
             b.iter(|| nll_and_grad_by_hand(black_box(&d2), &y, THETA))
         });
     }
-    #[cfg(any())] // remove when linalg::{cholesky, cholesky_solve, slogdet} land
     perturb_side::bench(&mut group, &d2, &y);
     group.finish();
 }
 
-/// The perturb side, against the planned `perturb::tensor::linalg` API (issue 15): written
-/// once for any [`Array`](perturb::tensor::Array), its gradient by reverse mode.
-#[cfg(any())] // remove when linalg::{cholesky, cholesky_solve, slogdet} land
+/// The perturb side: the NLL written once for any [`Array`](perturb::tensor::Array) with
+/// `perturb::tensor::linalg`, its gradient by reverse mode.
 mod perturb_side {
     use super::{nll_and_grad_by_hand, N, THETA};
     use criterion::{black_box, measurement::WallTime, BenchmarkGroup};
