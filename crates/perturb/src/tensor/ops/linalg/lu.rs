@@ -524,46 +524,52 @@ pub fn inv<A: Array>(a: &A) -> A {
 // ---- determinants ----------------------------------------------------------------------------
 
 /// Runs `f` on the pivots and the permutation's parity of each member's [`Factor`]
-/// ([`Factor::pivots`]), or gives `singular` for a member with a zero pivot: one value per
-/// matrix of the stack `[.., n, n]`.
-fn per_factor<T: Element>(
+/// ([`Factor::pivots`]), or gives `singular` for a member with a zero pivot: `W` values per
+/// matrix of the stack `[.., n, n]`, and the stack's leading axes.
+fn per_factor<T: Element, const W: usize>(
     op: &'static str,
     a: &Tensor<T>,
-    singular: T,
-    f: impl Fn(&[T], bool) -> T + Sync,
-) -> Result<Tensor<T>, Error> {
+    singular: [T; W],
+    f: impl Fn(&[T], bool) -> [T; W] + Sync,
+) -> Result<(Vec<T>, Vec<usize>), Error> {
     let (batch, n) = square(op, a.shape())?;
     let count = batch.iter().product();
     let data = each_member(count, n * n * n, |i| {
         let a_i = &a.as_slice()[i * n * n..(i + 1) * n * n];
         let (pivots, odd) = Factor::new(a_i, n).pivots(a_i, n);
-        Ok(vec![if pivots.contains(&T::zero()) {
+        Ok(if pivots.contains(&T::zero()) {
             singular
         } else {
             f(&pivots, odd)
-        }])
+        }
+        .to_vec())
     })?;
-    Ok(Tensor::from_parts(data, batch))
+    Ok((data, batch))
 }
 
-/// `ln |det A|` for each matrix of a stack `[.., n, n]`, by LU: the sum of the logarithms of
-/// `|U_ii|`; `-inf` for a singular matrix (a zero pivot). A triangular matrix needs no
-/// factorisation (its own diagonal), and one that is exactly symmetric with a positive diagonal
-/// is tried by Cholesky first (`2 sum ln L_ii` if it is positive definite), as in [`Solve`].
-/// The value half of [`try_slogdet`].
+/// The sign and `ln |det A|` of each matrix of a stack `[.., n, n]`, side by side: `[.., 2]`
+/// (one factorisation gives both; [`try_slogdet`] takes them apart). By LU, the product of
+/// the signs of the `U_ii` (negated for an odd row permutation) and the sum of the logarithms
+/// of `|U_ii|`; sign 0 and `-inf` for a singular matrix (a zero pivot). A triangular matrix
+/// needs no factorisation (its own diagonal), and one that is exactly symmetric with a positive
+/// diagonal is tried by Cholesky first (sign 1 and `2 sum ln L_ii` if it is positive definite),
+/// as in [`Solve`].
 ///
-/// Rules (Giles 2008, 2.2): the tangent is `tr(A^-1 dA)`, the cotangent `ct A^-T`. At a
+/// Rules (Giles 2008, 2.2): the sign is piecewise constant (tangent 0, its cotangent
+/// ignored); for `ln |det A|` the tangent is `tr(A^-1 dA)`, the cotangent `ct A^-T`. At a
 /// singular matrix `ln |det|` has a pole, and both rules return [`Error::Singular`].
 ///
 /// ```
-/// use perturb::tensor::{ops::LogAbsDet, Op, Tensor};
-/// let a = Tensor::from_vec(vec![0.0_f64, 2.0, -3.0, 1.0], &[2, 2]).unwrap();
-/// assert!((LogAbsDet.eval(&[&a]).unwrap().to_vec()[0] - 6.0_f64.ln()).abs() < 1e-15);
+/// use perturb::tensor::{ops::Slogdet, Op, Tensor};
+/// let a = Tensor::from_vec(vec![0.0_f64, 2.0, 3.0, 1.0], &[2, 2]).unwrap();
+/// let out = Slogdet.eval(&[&a]).unwrap().to_vec(); // det = -6
+/// assert_eq!(out[0], -1.0);
+/// assert!((out[1] - 6.0_f64.ln()).abs() < 1e-15);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LogAbsDet;
+pub struct Slogdet;
 
-impl Op for LogAbsDet {
+impl Op for Slogdet {
     fn name(&self) -> &'static str {
         "slogdet"
     }
@@ -572,19 +578,30 @@ impl Op for LogAbsDet {
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let a = super::super::unary("slogdet", inputs)?;
-        per_factor("slogdet", a, T::neg_infinity(), |d, _| {
-            d.iter().map(|u| u.abs().ln()).sum()
-        })
+        let singular = [T::zero(), T::neg_infinity()];
+        let (data, mut shape) = per_factor("slogdet", a, singular, |d, odd| {
+            let sign: T = d.iter().map(|&u| num_traits::Float::signum(u)).product();
+            let log = d.iter().map(|u| u.abs().ln()).sum();
+            [if odd { -sign } else { sign }, log]
+        })?;
+        shape.push(2);
+        Ok(Tensor::from_parts(data, shape))
     }
 
     fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
         let [a] = inputs else { return None };
-        square("slogdet", a).ok().map(|(batch, _)| batch)
+        let (mut batch, _) = square("slogdet", a).ok()?;
+        batch.push(2);
+        Some(batch)
     }
 
     fn jvp<A: Array>(&self, inputs: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
-        t[0].map(|da| trace_of_solve("slogdet", inputs[0], da))
-            .transpose()
+        t[0].map(|da| {
+            let t = trace_of_solve("slogdet", inputs[0], da)?;
+            let t = t.try_unsqueeze(t.shape().len())?;
+            A::try_concat(&[&t.scale(A::elem(0.0)), &t], t.shape().len() - 1)
+        })
+        .transpose()
     }
 
     fn vjp<A: Array>(
@@ -594,8 +611,10 @@ impl Op for LogAbsDet {
         ct: &A,
         _: &[bool],
     ) -> Result<Vec<Option<A>>, Error> {
+        let last = ct.shape().len() - 1;
+        let ct_log = ct.try_narrow(last, 1, 1)?.try_unsqueeze(last + 1)?;
         let a_inv_t = inverse_transpose("slogdet", inputs[0])?;
-        Ok(vec![Some(per_matrix(ct)?.try_mul(&a_inv_t)?)])
+        Ok(vec![Some(ct_log.try_mul(&a_inv_t)?)])
     }
 
     /// The stack is one more leading axis.
@@ -606,16 +625,16 @@ impl Op for LogAbsDet {
 
 /// The sign and the logarithm of the absolute value of the determinant of each matrix of a
 /// stack `[.., n, n]`, as `jnp.linalg.slogdet`: `det A = sign exp(logabsdet)`, with no
-/// overflow for large matrices.
+/// overflow for large matrices. Both come from one factorisation (the [`Slogdet`]
+/// operation).
 ///
-/// The sign (1, -1, or 0) is a plain tensor, computed from `a`'s plain value
+/// The sign (1, -1, or 0) is a plain tensor, taken from the result's plain value
 /// ([`Array::primal`]; for a [`Batched`](crate::tensor::Batched) stack it has the stack's axis
-/// first): it is not differentiable (piecewise constant). It costs a second LU
-/// decomposition.
-/// `logabsdet` is the [`LogAbsDet`] operation, differentiable at every order:
-/// `d logabsdet = tr(A^-1 dA)`, so its gradient is `A^-T`.
+/// first): it is not differentiable (piecewise constant).
+/// `logabsdet` is differentiable at every order: `d logabsdet = tr(A^-1 dA)`, so its gradient
+/// is `A^-T`.
 ///
-/// A singular matrix (a zero pivot in LU) is not an error, as in numpy: it gives sign 0 and
+/// A singular matrix (a zero pivot) is not an error, as in numpy: it gives sign 0 and
 /// logabsdet `-inf`. Its derivative there does not exist (a pole): asking for it (a tangent
 /// or a cotangent through it) returns [`Error::Singular`].
 ///
@@ -634,15 +653,12 @@ impl Op for LogAbsDet {
 /// assert_eq!((sign.to_vec(), logabsdet.to_vec()), (vec![0.0], vec![f64::NEG_INFINITY]));
 /// ```
 pub fn try_slogdet<A: Array>(a: &A) -> Result<(Tensor<A::Elem>, A), Error> {
-    let logabsdet = A::apply(&LogAbsDet, &[a])?;
-    let sign = per_factor("slogdet", &a.primal(), A::elem(0.0), |d, odd| {
-        let s: A::Elem = d.iter().map(|&u| num_traits::Float::signum(u)).product();
-        if odd {
-            -s
-        } else {
-            s
-        }
-    })?;
+    let both = A::apply(&Slogdet, &[a])?;
+    let last = both.shape().len() - 1;
+    let logabsdet = both.try_narrow(last, 1, 1)?.try_squeeze(last)?;
+    let plain = both.primal();
+    let last = plain.shape().len() - 1;
+    let sign = plain.try_narrow(last, 0, 1)?.try_squeeze(last)?;
     Ok((sign, logabsdet))
 }
 
@@ -684,14 +700,11 @@ impl Op for Det {
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let a = super::super::unary("det", inputs)?;
-        per_factor("det", a, T::zero(), |d, odd| {
+        let (data, batch) = per_factor("det", a, [T::zero()], |d, odd| {
             let p: T = d.iter().copied().product();
-            if odd {
-                -p
-            } else {
-                p
-            }
-        })
+            [if odd { -p } else { p }]
+        })?;
+        Ok(Tensor::from_parts(data, batch))
     }
 
     fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {

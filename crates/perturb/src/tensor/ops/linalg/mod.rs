@@ -13,7 +13,7 @@ pub(crate) mod triangular;
 pub(crate) use backend::Dense;
 pub use cholesky::{cholesky, cholesky_solve, try_cholesky, try_cholesky_solve, Cholesky};
 pub use eigh::Eigh;
-pub use lu::{Det, Inverse, LogAbsDet, Solve};
+pub use lu::{Det, Inverse, Slogdet, Solve};
 pub use matmul::MatMul;
 pub use norm::Norm;
 pub use qr::Qr;
