@@ -1520,3 +1520,38 @@ fn reductions_over_nothing_follow_numpy() {
     let g = grad(|x| Ok(x.mean_axes(&[0], false)), &empty).unwrap();
     assert_eq!(g.shape(), &[0]);
 }
+
+#[test]
+fn a_mean_whose_sum_overflows_is_the_mean_and_other_slots_are_unchanged() {
+    // Over axis 1 of [[1.5e308, 1.5e308, 1.5e308], [1, 2, 4], [inf, 1, 1], [inf, -inf, 1]]: the
+    // first sum overflows, but the mean 1.5e308 fits (each element divided by 3 first); the
+    // second is (1 + 2 + 4) / 3 as before, bit for bit; infinities and NaN as the sum gives them.
+    let inf = f64::INFINITY;
+    let x = t(
+        &[
+            1.5e308, 1.5e308, 1.5e308, 1.0, 2.0, 4.0, inf, 1.0, 1.0, inf, -inf, 1.0,
+        ],
+        &[4, 3],
+    );
+    let y = x.try_mean_axes(&[1], false).unwrap().to_vec();
+    assert_eq!(&y[..3], &[1.5e308, 7.0 / 3.0, inf]);
+    assert!(y[3].is_nan(), "{y:?}");
+    // f32: four 3e38 (the sum is 1.2e39).
+    let big = Tensor::from_vec(vec![3e38_f32; 4], &[2, 2]).unwrap();
+    assert_eq!(
+        big.try_mean_axes(&[0, 1], false).unwrap().to_vec(),
+        vec![3e38]
+    );
+    // An empty axis still gives NaN (0 / 0), not the 0 of an empty rescaled sum.
+    let empty = Tensor::<f64>::zeros(&[2, 0]);
+    let y = empty.try_mean_axes(&[1], false).unwrap().to_vec();
+    assert!(y.len() == 2 && y.iter().all(|v| v.is_nan()), "{y:?}");
+    // The gradient does not depend on the value: 1/3 each.
+    let tape = TensorTape::new();
+    let xv = tape.var(x.clone());
+    let g = tape
+        .gradient(&xv.try_mean_axes(&[1], false).unwrap().sum_all(), &[&xv])
+        .unwrap()
+        .remove(0);
+    assert_eq!(g.to_vec(), vec![1.0 / 3.0; 12]);
+}

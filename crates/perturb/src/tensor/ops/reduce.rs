@@ -369,8 +369,9 @@ impl Op for SumAxes {
 }
 
 axes_op! {
-    /// The mean over axes (NaN over an empty axis); VJP: the cotangent broadcast back and
-    /// divided by the number of elements averaged.
+    /// The mean over axes (NaN over an empty axis), finite wherever it fits even if the sum
+    /// overflows (such slots are summed again with each element divided first); VJP: the
+    /// cotangent broadcast back and divided by the number of elements averaged.
     ///
     /// ```
     /// use perturb::tensor::{ops::MeanAxes, Op, Tensor};
@@ -403,8 +404,23 @@ impl Op for MeanAxes {
         let keep = keep_shape(x.shape(), &reduced);
         let count: T = elem(reduced_count(x.shape(), &reduced) as f64);
         let mut data = kernels::sum_to(x.as_slice(), x.shape(), &keep);
+        let mut overflowed = false;
         for v in &mut data {
             *v /= count;
+            overflowed |= !v.is_finite();
+        }
+        if overflowed && count > T::zero() {
+            // A sum overflowed (or an element is not finite): there, each element divided
+            // first, so that a mean that fits is not lost to the sum's overflow (as
+            // avg_pool2d). Only then: the common case pays one test per slot.
+            let scaled = fold(x.as_slice(), x.shape(), &reduced, T::zero(), |acc, v| {
+                acc + v / count
+            });
+            for (v, s) in data.iter_mut().zip(scaled) {
+                if !v.is_finite() {
+                    *v = s;
+                }
+            }
         }
         Ok(Tensor::from_parts(
             data,
