@@ -347,7 +347,7 @@ struct Flatten(f64);
 
 impl UnaryOp for Flatten {
     fn func<T: crate::Scalar>(&self, x: T) -> T {
-        let bound = T::from_f64(self.0).expect("a float bound");
+        let bound = T::from_f64(self.0).unwrap_or_else(T::nan);
         if x > bound {
             bound
         } else if x < -bound {
@@ -358,10 +358,12 @@ impl UnaryOp for Flatten {
     }
 
     fn grads<T: crate::Scalar>(&self, x: T, _: T) -> T {
-        if x.abs() > T::from_f64(self.0).expect("a float bound") {
+        if x.is_nan() {
+            x
+        } else if x.abs() > T::from_f64(self.0).unwrap_or_else(T::nan) {
             T::zero()
         } else {
-            x - x + T::one()
+            T::one()
         }
     }
 }
