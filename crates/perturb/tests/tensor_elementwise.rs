@@ -1087,7 +1087,7 @@ fn derivatives_in<T: perturb::tensor::Element + std::fmt::LowerExp>(
 /// worked out by hand: erf tends to `sign(x)`, gelu, gelu_tanh and silu to `x` on the right and
 /// to 0 on the left, their slopes to 1 (0 for erf) and 0, the second derivatives to 0 (the
 /// normal density, `exp(-x^2)` and `sigmoid'` decay faster than any power grows); log1p and
-/// expm1 by their formulas in `f64`.
+/// expm1, sqrt and recip by their formulas in `f64`.
 fn limit_far_out(kind: Kind, x: f64) -> [f64; 3] {
     let right = x > 0.0;
     match kind {
@@ -1103,6 +1103,10 @@ fn limit_far_out(kind: Kind, x: f64) -> [f64; 3] {
         Kind::Log1p => [x.ln_1p(), 1.0 / (1.0 + x), -1.0 / ((1.0 + x) * (1.0 + x))],
         // exp(x) - 1, exp(x), exp(x)
         Kind::Expm1 => [x.exp_m1(), x.exp(), x.exp()],
+        // sqrt(x), 1 / (2 sqrt(x)), -1 / (4 x sqrt(x)) (right only)
+        Kind::Sqrt => [x.sqrt(), 0.5 / x.sqrt(), -0.25 / (x * x.sqrt())],
+        // 1 / x, -1 / x^2, 2 / x^3 (the last two underflow to 0 this far out)
+        Kind::Recip => [1.0 / x, 0.0, 0.0],
         _ => unreachable!(),
     }
 }
@@ -1110,7 +1114,8 @@ fn limit_far_out(kind: Kind, x: f64) -> [f64; 3] {
 /// Issue 15's hostile review: at infinite arguments, and where `x^2` (erf, gelu) or `x^3`
 /// (gelu_tanh) overflow, each function, slope and second derivative is its limit, not NaN from
 /// `0 * inf` (a factor such as `2x` or `x` overflowing against a density that underflowed), in
-/// `f64` and `f32`; and NaN in gives NaN at every order (no clamp may swallow it).
+/// `f64` and `f32`; and NaN in gives NaN at every order (no clamp may swallow it). The older
+/// functions whose rules have the same shape (a slope times a factor) are checked alike.
 #[test]
 fn the_smooth_functions_take_their_limits_at_infinity_at_every_order() {
     let both = [
@@ -1122,6 +1127,7 @@ fn the_smooth_functions_take_their_limits_at_infinity_at_every_order() {
         Kind::Softplus,
         Kind::LogSigmoid,
         Kind::Expm1,
+        Kind::Recip,
     ];
     let f64_points = [
         f64::INFINITY,
@@ -1141,8 +1147,8 @@ fn the_smooth_functions_take_their_limits_at_infinity_at_every_order() {
     ];
     let close =
         |got: f64, want: f64| got == want || (got - want).abs() <= 4.0 * f64::EPSILON * want.abs();
-    for kind in both.iter().chain(&[Kind::Log1p]) {
-        let right_only = matches!(kind, Kind::Log1p);
+    for kind in both.iter().chain(&[Kind::Log1p, Kind::Sqrt]) {
+        let right_only = matches!(kind, Kind::Log1p | Kind::Sqrt);
         let keep = |x: &f64| !right_only || *x > 0.0;
         let xs: Vec<f64> = f64_points.iter().copied().filter(keep).collect();
         let got = derivatives_in(*kind, &xs);
