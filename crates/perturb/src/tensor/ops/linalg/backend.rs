@@ -43,12 +43,14 @@ pub trait Dense: Sized + Copy {
 
     /// The diagonal of `U` in the LU decomposition of an `n x n` matrix with partial pivoting,
     /// and whether the row permutation is odd: `det a` is the product of the diagonal, negated
-    /// for an odd permutation.
+    /// for an odd permutation. From the first exactly-zero pivot on (a singular matrix) the
+    /// diagonal is zeros, unless `a` holds a NaN or an infinity.
     fn lu_diagonal(a: &[Self], n: usize) -> (Vec<Self>, bool);
 
     /// The eigenvalues of a symmetric `n x n` matrix (only its lower triangle is read), in
     /// ascending order, and the eigenvectors as the columns of an `n x n` row-major matrix;
-    /// `Err` with faer's reason if the iteration did not converge.
+    /// `Err` with faer's reason if the iteration did not converge. NaN values and vectors if
+    /// the lower triangle holds a NaN or an infinity.
     fn eigh(a: &[Self], n: usize) -> Result<(Vec<Self>, Vec<Self>), String>;
 
     /// The reduced QR decomposition of an `m x n` matrix: `q` is `m x k` with orthonormal
@@ -236,10 +238,29 @@ fn lu_diagonal<F: RealField + Copy>(a: &[F], n: usize) -> (Vec<F>, bool) {
             i = perm[i];
         }
     }
-    ((0..n).map(|i| lu[(i, i)]).collect(), (n - cycles) % 2 == 1)
+    let mut diagonal: Vec<F> = (0..n).map(|i| lu[(i, i)]).collect();
+    // Past an exactly-zero pivot faer's elimination scales the column below it (zeros, the
+    // pivot being the largest) by `1 / 0`: 0 * inf = NaN, and every later pivot is NaN. The
+    // matrix is singular, so the determinant is 0: the pivots from there on are reported as
+    // zeros (unless the matrix itself holds a NaN or an infinity, whose NaN is honest).
+    if let Some(k) = diagonal.iter().position(|&d| d == F::zero_impl()) {
+        if a.iter().all(F::is_finite_impl) {
+            diagonal[k..].fill(F::zero_impl());
+        }
+    }
+    (diagonal, (n - cycles) % 2 == 1)
 }
 
 fn eigh<F: RealField + Copy>(a: &[F], n: usize) -> Result<(Vec<F>, Vec<F>), String> {
+    // faer's decomposition subtracts 1 from n (a panic for n = 0).
+    if n == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    // On a NaN or an infinity faer's iteration runs to its limit before it reports no
+    // convergence: over 300 s at n = 100 (debug build). NaN at once instead, as for small n.
+    if (0..n).any(|i| !a[i * n..=i * n + i].iter().all(F::is_finite_impl)) {
+        return Ok((vec![F::nan_impl(); n], vec![F::nan_impl(); n * n]));
+    }
     let evd = view(a, n, n)
         .self_adjoint_eigen(Side::Lower)
         .map_err(|e| format!("{e:?}"))?;
@@ -366,6 +387,58 @@ mod tests {
             let x = f64::triangular_solve(&noisy, 3, &b, 2, shape);
             assert!(close(&product(&op, &x, 3, 3, 2), &b), "{shape:?}");
         }
+    }
+
+    /// A singular matrix whose elimination meets an all-zero column had NaN pivots after it
+    /// (faer scales that column by 1 / 0), so det was NaN, not 0.
+    #[test]
+    fn lu_diagonal_of_a_singular_matrix_gives_determinant_zero() {
+        // The zero matrix, a zero first column, and equal first two columns (after the first
+        // step of elimination the second column is zero from the diagonal down).
+        let cases: [&[f64]; 3] = [
+            &[0.0; 4],
+            &[0.0, 1.0, 0.0, 2.0],
+            &[1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 3.0],
+        ];
+        for a in cases {
+            let n = if a.len() == 4 { 2 } else { 3 };
+            let (d, _) = f64::lu_diagonal(a, n);
+            assert_eq!(d.iter().product::<f64>(), 0.0, "{a:?}: {d:?}");
+            assert!(d.iter().all(|v| !v.is_nan()), "{a:?}: {d:?}");
+            let (d, _) = f32::lu_diagonal(&a.iter().map(|&v| v as f32).collect::<Vec<_>>(), n);
+            assert_eq!(d.iter().product::<f32>(), 0.0, "f32 {a:?}: {d:?}");
+        }
+        // A NaN in the matrix stays NaN.
+        let (d, _) = f64::lu_diagonal(&[0.0, f64::NAN, 0.0, 1.0], 2);
+        assert!(d.iter().product::<f64>().is_nan(), "{d:?}");
+    }
+
+    /// faer's eigendecomposition panicked for n = 0 ("attempt to subtract with overflow"), and
+    /// on a NaN or an infinity ran to its iteration limit: 392 s for this 100 x 100 matrix in a
+    /// debug build, then `Err(NoConvergence)`; a 2 x 2 gave NaN at once.
+    #[test]
+    fn eigh_of_empty_and_non_finite_matrices_answers_at_once() {
+        assert_eq!(f64::eigh(&[], 0), Ok((vec![], vec![])));
+        assert_eq!(f32::eigh(&[], 0), Ok((vec![], vec![])));
+        let n: usize = 100;
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut a: Vec<f64> = (0..n * n)
+                .map(|ij| 1.0 / (1.0 + (ij / n).abs_diff(ij % n) as f64))
+                .collect();
+            a[7 * n + 5] = bad;
+            a[5 * n + 7] = bad;
+            let start = std::time::Instant::now();
+            let (w, v) = f64::eigh(&a, n).unwrap();
+            assert!(
+                start.elapsed().as_secs() < 5,
+                "{bad}: {:?}",
+                start.elapsed()
+            );
+            assert!(w.iter().chain(&v).all(|x| x.is_nan()), "{bad}");
+        }
+        // Above the diagonal is not read: a NaN there changes nothing.
+        let (w, _) = f64::eigh(&[2.0, f64::NAN, 1.0, 2.0], 2).unwrap();
+        assert!(close(&w, &[1.0, 3.0]), "{w:?}");
     }
 
     #[test]
