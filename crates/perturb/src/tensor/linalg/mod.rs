@@ -10,11 +10,19 @@
 //! - [`vector_norm`] (the 2-norm over the last axis) and [`matrix_norm`] (the Frobenius norm
 //!   over the last two), with the subgradient 0 at 0.
 //! - [`einsum`]: Einstein summation over one or two operands.
+//! - [`solve`], [`inv`], [`det`], [`slogdet`]: general square matrices, by LU.
+//! - [`eigh`]: the eigendecomposition of symmetric matrices; [`qr`]: the reduced QR
+//!   decomposition.
 
 mod basic;
 mod einsum;
 
+pub use super::ops::linalg::eigh::{eigh, try_eigh};
+pub use super::ops::linalg::lu::{
+    det, inv, slogdet, solve, try_det, try_inv, try_slogdet, try_solve,
+};
 pub use super::ops::linalg::norm::{matrix_norm, try_matrix_norm, try_vector_norm, vector_norm};
+pub use super::ops::linalg::qr::{qr, try_qr};
 pub use basic::{
     diag, diagonal, eye, outer, trace, try_diag, try_diagonal, try_eye, try_outer, try_trace,
 };

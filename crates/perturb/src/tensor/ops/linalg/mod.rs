@@ -2,9 +2,15 @@
 //! (one file per family, each operation's value beside its derivative rules).
 
 pub(crate) mod backend;
+pub(crate) mod eigh;
+pub(crate) mod lu;
 mod matmul;
 pub(crate) mod norm;
+pub(crate) mod qr;
 
 pub(crate) use backend::Dense;
+pub use eigh::Eigh;
+pub use lu::{Det, LogAbsDet, Solve};
 pub use matmul::MatMul;
 pub use norm::Norm;
+pub use qr::Qr;
