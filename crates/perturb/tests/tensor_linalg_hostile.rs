@@ -3,9 +3,64 @@
 //! malformed specs. Each test here failed before the fix its comment names; the expected
 //! values are exact identities (stated beside each) or closed forms.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
 use perturb::tensor::{
-    grad, hessian, hvp, jacfwd, jacrev, jvp, linalg, vjp, Array, Batched, Tensor,
+    grad, grad_n, hessian, hvp, jacfwd, jacrev, jvp, linalg, vjp, Array, Batched, Tensor,
 };
+
+// ---- An allocation cap -----------------------------------------------------------------------
+
+thread_local! {
+    /// The largest allocation this thread may make; above it the allocator fails, which aborts
+    /// the test binary: a test that would otherwise allocate gigabytes (or fail to) fails
+    /// quickly and without taking the machine's memory.
+    static CAP: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+struct Capped;
+
+fn allowed(layout: Layout) -> bool {
+    CAP.try_with(|c| layout.size() <= c.get()).unwrap_or(true)
+}
+
+// SAFETY: every call is passed on to `System` unchanged, or refused with a null pointer, which
+// the `GlobalAlloc` contract allows.
+unsafe impl GlobalAlloc for Capped {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if !allowed(layout) {
+            return std::ptr::null_mut();
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if !allowed(layout) {
+            return std::ptr::null_mut();
+        }
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > CAP.try_with(Cell::get).unwrap_or(usize::MAX) {
+            return std::ptr::null_mut();
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Capped = Capped;
+
+/// `f` run with this thread's allocations capped at 64 MiB.
+fn capped<R>(f: impl FnOnce() -> R) -> R {
+    CAP.with(|c| c.set(64 << 20));
+    let r = f();
+    CAP.with(|c| c.set(usize::MAX));
+    r
+}
 
 /// `x / |x|` for `x = (3, 4) * 2^-1070` (f64) is exactly representable as the nearest doubles to
 /// `(0.6, 0.8)`: the two entries are subnormal (48 and 64 times the least subnormal 2^-1074),
@@ -107,4 +162,79 @@ fn the_norm_hessian_near_zero_is_finite_in_every_mode() {
     let h = hessian(|x| Ok(linalg::try_vector_norm(x)?.square()), &x).unwrap();
     let two_i = [2.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 2.0];
     close(&h.to_vec(), &two_i, "|x|^2 through the norm");
+}
+
+// ---- Empty and huge shapes --------------------------------------------------------------------
+
+/// `diag` of a stack of no vectors of length 2^28 built the list of the 2^28 diagonal
+/// positions (2 GiB) for an empty result, and `diagonal` of no `2^28 x 2^28` matrices the
+/// same; `[0, 2^30 - 1]` took 8 GiB. Now a reshape.
+#[test]
+fn diag_and_diagonal_of_empty_stacks_allocate_nothing_large() {
+    let n = 1 << 28;
+    let empty = Tensor::<f64>::zeros(&[0, n]);
+    let d = capped(|| linalg::try_diag(&empty)).unwrap();
+    assert_eq!(d.shape(), &[0, n, n]);
+    let m = capped(|| linalg::try_diagonal(&d)).unwrap();
+    assert_eq!(m.shape(), &[0, n]);
+    let t = capped(|| linalg::try_trace(&d)).unwrap();
+    assert_eq!(t.shape(), &[0]);
+    // Through a tape: the gradient is empty too.
+    let g = capped(|| grad(|x| Ok(linalg::try_diag(x)?.sum_all()), &empty)).unwrap();
+    assert_eq!(g.shape(), &[0, n]);
+    // Still an error where the result's shape is too large even if empty.
+    let err = linalg::try_diag(&Tensor::<f64>::zeros(&[0, 1 << 40])).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("diag: shape [0, 1099511627776, 1099511627776]"),
+        "{err}"
+    );
+}
+
+/// An empty operand made `einsum` build intermediates far larger than its operands and its
+/// result: `"ij,kl->jl"` on `[0, 2^40]` and `[2^40, 0]` summed the first over its empty axis
+/// into 2^40 zeros (an 8 TiB allocation, abort) for a result `[2^40, 0]`. Every entry of an
+/// einsum with an empty axis is a sum over nothing: now zeros of the result's shape, with
+/// gradients of the operands' shapes.
+#[test]
+fn einsum_with_an_empty_operand_gives_zeros_without_large_intermediates() {
+    let a = Tensor::<f64>::zeros(&[0, 1 << 40]);
+    let b = Tensor::<f64>::zeros(&[1 << 40, 0]);
+    let y = capped(|| linalg::try_einsum("ij,kl->jl", &[&a, &b])).unwrap();
+    assert_eq!(y.shape(), &[1 << 40, 0]);
+    let y = capped(|| linalg::try_einsum("ij,kl->il", &[&a, &b])).unwrap();
+    assert_eq!(y.shape(), &[0, 0]);
+    // A result with entries: each a sum over the empty axis.
+    let a = Tensor::<f64>::ones(&[3, 0]);
+    let b = Tensor::<f64>::ones(&[0, 2]);
+    let y = linalg::try_einsum("ij,jk->ik", &[&a, &b]).unwrap();
+    assert_eq!((y.shape(), y.to_vec()), (&[3, 2][..], vec![0.0; 6]));
+    let y = linalg::try_einsum("ij->i", &[&a]).unwrap();
+    assert_eq!((y.shape(), y.to_vec()), (&[3][..], vec![0.0; 3]));
+    let gs = grad_n(
+        |xs| Ok(linalg::try_einsum("ij,jk->ik", &[&xs[0], &xs[1]])?.sum_all()),
+        &[a.clone(), b.clone()],
+    )
+    .unwrap();
+    assert_eq!((gs[0].shape(), gs[1].shape()), (&[3, 0][..], &[0, 2][..]));
+    // An empty member-axis in a Batched stack.
+    let stacked = Batched::stack(Tensor::<f64>::ones(&[2, 3, 0]));
+    let y = linalg::try_einsum("ij->i", &[&stacked]).unwrap();
+    assert_eq!(y.into_stack().unwrap().to_vec(), vec![0.0; 6]);
+}
+
+/// A result with more elements than a tensor can hold was reported by an inner `reshape`
+/// ("reshape: shape [0, 1099511627776, 1099511627776, 0] has more elements ..."), naming
+/// neither einsum nor its spec.
+#[test]
+fn an_einsum_result_too_large_is_an_einsum_error() {
+    let a = Tensor::<f64>::zeros(&[0, 1 << 40]);
+    let b = Tensor::<f64>::zeros(&[1 << 40, 0]);
+    let err = linalg::try_einsum("ij,kl->ijkl", &[&a, &b]).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("einsum: the result's shape [0, 1099511627776, 1099511627776, 0]"),
+        "{text}"
+    );
+    assert!(text.contains("\"ij,kl->ijkl\""), "{text}");
 }
