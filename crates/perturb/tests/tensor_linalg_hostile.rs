@@ -238,3 +238,29 @@ fn an_einsum_result_too_large_is_an_einsum_error() {
     );
     assert!(text.contains("\"ij,kl->ijkl\""), "{text}");
 }
+
+// ---- Decompositions ---------------------------------------------------------------------------
+
+/// A subnormal pivot made faer's LU NaN (each column below a pivot is scaled by the pivot's
+/// reciprocal, which overflows): `det diag(t, 1)` was NaN and `slogdet` (NaN, NaN), and `t I`
+/// was reported singular "to working precision" though its condition number is 1. With
+/// `t = 2^-1034`: `det = t`, `ln |det| = -1034 ln 2`, and `(t I) x = t (1, 2)` has `x = (1, 2)`.
+#[test]
+fn determinants_and_solves_with_subnormal_pivots_are_exact() {
+    let tiny = f64::from_bits(1 << 40);
+    let a = Tensor::from_vec(vec![tiny, 0.0, 0.0, 1.0], &[2, 2]).unwrap();
+    assert_eq!(linalg::try_det(&a).unwrap().to_vec(), vec![tiny]);
+    let (sign, logabsdet) = linalg::try_slogdet(&a).unwrap();
+    assert_eq!(sign.to_vec(), vec![1.0]);
+    let want = -1034.0 * std::f64::consts::LN_2;
+    assert!(
+        (logabsdet.to_vec()[0] - want).abs() < 1e-12,
+        "{logabsdet:?}"
+    );
+    let scaled = Tensor::from_vec(vec![tiny, 0.0, 0.0, tiny], &[2, 2]).unwrap();
+    let b = Tensor::from_vec(vec![tiny, 2.0 * tiny], &[2, 1]).unwrap();
+    assert_eq!(
+        linalg::try_solve(&scaled, &b).unwrap().to_vec(),
+        vec![1.0, 2.0]
+    );
+}

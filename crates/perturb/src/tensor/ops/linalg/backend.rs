@@ -84,10 +84,37 @@ fn par(n: usize) -> Par {
 /// below the diagonal, `U` on and above it), with the row permutation and its inverse.
 /// Called directly rather than through `Mat::partial_piv_lu`, which takes faer's global
 /// parallelism setting rather than [`par`].
+///
+/// What is factored is `R a C`, the rows and then the columns of `a` whose largest magnitude
+/// is below `sqrt(MIN_POSITIVE)` scaled up by powers of two (exact) to a largest magnitude near
+/// 1: faer scales each column below a pivot by the pivot's reciprocal, which overflows
+/// for a subnormal pivot (`0 * inf = NaN`), so `diag(1e-310, 1)` had determinant NaN and
+/// `1e-310 I` was "singular". Matrices without such rows or columns are factored as they are.
 struct Lu<F: RealField> {
     lu: Mat<F>,
     perm: Vec<usize>,
     perm_inv: Vec<usize>,
+    /// The diagonals of `R` and `C`.
+    rows: Vec<F>,
+    cols: Vec<F>,
+}
+
+/// The power of two that brings `max`, positive and below `sqrt(MIN_POSITIVE)`, to `[1, 2)`
+/// (or as near as a finite power of two can); 1 for other values (zero, ordinary, or not
+/// finite).
+fn scale_up<F: RealField + Copy>(max: F) -> F {
+    let one = F::one_impl();
+    let mut s = one;
+    let tiny = F::sqrt_impl(&F::min_positive_impl());
+    if max > F::zero_impl() && max < tiny {
+        // Stopping short of overflowing the scale: from 2^-1074, 2^1022 reaches 2^-52.
+        let two = one + one;
+        let limit = F::max_positive_impl() / two;
+        while max * s < one && s < limit {
+            s = s * two;
+        }
+    }
+    s
 }
 
 impl<F: RealField + Copy> Lu<F> {
@@ -95,6 +122,26 @@ impl<F: RealField + Copy> Lu<F> {
         use faer::dyn_stack::{MemBuffer, MemStack};
         use faer::linalg::lu::partial_pivoting::factor;
         let mut lu = view(a, n, n).to_owned();
+        let largest = |v: &mut dyn Iterator<Item = F>| {
+            v.map(|x| F::abs_impl(&x))
+                .fold(F::zero_impl(), |m, x| if x > m { x } else { m })
+        };
+        let rows: Vec<F> = (0..n)
+            .map(|i| scale_up(largest(&mut (0..n).map(|j| lu[(i, j)]))))
+            .collect();
+        for (i, &r) in rows.iter().enumerate() {
+            for j in 0..n {
+                lu[(i, j)] = lu[(i, j)] * r;
+            }
+        }
+        let cols: Vec<F> = (0..n)
+            .map(|j| scale_up(largest(&mut (0..n).map(|i| lu[(i, j)]))))
+            .collect();
+        for (j, &c) in cols.iter().enumerate() {
+            for i in 0..n {
+                lu[(i, j)] = lu[(i, j)] * c;
+            }
+        }
         let (mut perm, mut perm_inv) = (vec![0usize; n], vec![0usize; n]);
         let par = par(n);
         let mut mem = MemBuffer::new(factor::lu_in_place_scratch::<usize, F>(
@@ -111,7 +158,13 @@ impl<F: RealField + Copy> Lu<F> {
             MemStack::new(&mut mem),
             Default::default(),
         );
-        Lu { lu, perm, perm_inv }
+        Lu {
+            lu,
+            perm,
+            perm_inv,
+            rows,
+            cols,
+        }
     }
 
     /// The first exactly-zero pivot of `U`.
@@ -119,13 +172,25 @@ impl<F: RealField + Copy> Lu<F> {
         (0..self.lu.nrows()).find(|&i| self.lu[(i, i)] == F::zero_impl())
     }
 
-    /// `op(a)^-1 b` for `b` `n x nrhs`, `op` the transpose when `transpose`.
+    /// `op(a)^-1 b` for `b` `n x nrhs`, `op` the transpose when `transpose`: with `S = R a C`
+    /// factored, `a x = b` is `S y = R b`, `x = C y`, and `a^T x = b` is `S^T y = C b`,
+    /// `x = R y`.
     fn solve(&self, b: &[F], nrhs: usize, transpose: bool) -> Vec<F> {
         use faer::dyn_stack::{MemBuffer, MemStack};
         use faer::linalg::lu::partial_pivoting::solve;
         let n = self.lu.nrows();
         let perm = faer::perm::PermRef::new_checked(&self.perm, &self.perm_inv, n);
+        let (before, after) = if transpose {
+            (&self.cols, &self.rows)
+        } else {
+            (&self.rows, &self.cols)
+        };
         let mut x = view(b, n, nrhs).to_owned();
+        for (i, &s) in before.iter().enumerate() {
+            for j in 0..nrhs {
+                x[(i, j)] = x[(i, j)] * s;
+            }
+        }
         let par = par(n);
         let mut mem = MemBuffer::new(solve::solve_in_place_scratch::<usize, F>(n, nrhs, par));
         let (lu, stack) = (self.lu.as_ref(), MemStack::new(&mut mem));
@@ -133,6 +198,11 @@ impl<F: RealField + Copy> Lu<F> {
             solve::solve_transpose_in_place(lu, lu, perm, x.as_mut(), par, stack);
         } else {
             solve::solve_in_place(lu, lu, perm, x.as_mut(), par, stack);
+        }
+        for (i, &s) in after.iter().enumerate() {
+            for j in 0..nrhs {
+                x[(i, j)] = x[(i, j)] * s;
+            }
         }
         row_major(x.as_ref())
     }
@@ -223,7 +293,13 @@ fn lu_solve<F: RealField + Copy>(
 }
 
 fn lu_diagonal<F: RealField + Copy>(a: &[F], n: usize) -> (Vec<F>, bool) {
-    let Lu { lu, perm, .. } = Lu::new(a, n);
+    let Lu {
+        lu,
+        perm,
+        rows,
+        cols,
+        ..
+    } = Lu::new(a, n);
     // A permutation's parity: n minus its number of cycles.
     let mut seen = vec![false; n];
     let mut cycles = 0;
@@ -238,7 +314,10 @@ fn lu_diagonal<F: RealField + Copy>(a: &[F], n: usize) -> (Vec<F>, bool) {
             i = perm[i];
         }
     }
-    let mut diagonal: Vec<F> = (0..n).map(|i| lu[(i, i)]).collect();
+    // det a = det(R a C) / (det R det C): pivot i divided by the scales of its row and column.
+    let mut diagonal: Vec<F> = (0..n)
+        .map(|i| lu[(i, i)] / rows[perm[i]] / cols[i])
+        .collect();
     // Past an exactly-zero pivot faer's elimination scales the column below it (zeros, the
     // pivot being the largest) by `1 / 0`: 0 * inf = NaN, and every later pivot is NaN. The
     // matrix is singular, so the determinant is 0: the pivots from there on are reported as
@@ -411,6 +490,50 @@ mod tests {
         // A NaN in the matrix stays NaN.
         let (d, _) = f64::lu_diagonal(&[0.0, f64::NAN, 0.0, 1.0], 2);
         assert!(d.iter().product::<f64>().is_nan(), "{d:?}");
+    }
+
+    /// A subnormal pivot made faer's LU NaN (it multiplies by the pivot's reciprocal, which
+    /// overflows): det diag(1e-310, 1) was NaN and `1e-310 I` was singular. The determinants
+    /// here are exact products of powers of two and small integers.
+    #[test]
+    fn lu_with_subnormal_pivots_is_finite() {
+        let tiny = f64::from_bits(1 << 40); // 2^-1034, subnormal
+        let cases: [(&[f64], f64); 4] = [
+            (&[tiny, 0.0, 0.0, 1.0], tiny),
+            (&[tiny, 0.0, 0.0, tiny], 0.0), // tiny^2 underflows
+            (&[tiny, 1.0, 0.0, 1.0], tiny),
+            (&[0.0, tiny, 2.0, 3.0], -2.0 * tiny),
+        ];
+        for (a, det) in cases {
+            let (d, odd) = f64::lu_diagonal(a, 2);
+            let got = d.iter().product::<f64>() * if odd { -1.0 } else { 1.0 };
+            assert_eq!(got, det, "{a:?}: {d:?}");
+        }
+        // tiny I x = tiny (1, 2): x = (1, 2) exactly, and so for the transpose.
+        for transpose in [false, true] {
+            let x = f64::lu_solve(
+                &[tiny, 0.0, 0.0, tiny],
+                2,
+                &[tiny, 2.0 * tiny],
+                1,
+                transpose,
+            );
+            assert_eq!(x, Ok(vec![1.0, 2.0]), "transpose {transpose}");
+        }
+        // [[tiny, 1], [0, 1]] x = (tiny, 0): x = (1, 0); its transpose [[tiny, 0], [1, 1]]
+        // with (tiny, 2) gives (1, 1).
+        let a = [tiny, 1.0, 0.0, 1.0];
+        assert_eq!(
+            f64::lu_solve(&a, 2, &[tiny, 0.0], 1, false),
+            Ok(vec![1.0, 0.0])
+        );
+        assert_eq!(
+            f64::lu_solve(&a, 2, &[tiny, 2.0], 1, true),
+            Ok(vec![1.0, 1.0])
+        );
+        let tiny32 = f32::from_bits(1 << 10); // 2^-139
+        let (d, _) = f32::lu_diagonal(&[tiny32, 0.0, 0.0, 1.0], 2);
+        assert_eq!(d.iter().product::<f32>(), tiny32, "{d:?}");
     }
 
     /// faer's eigendecomposition panicked for n = 0 ("attempt to subtract with overflow"), and
