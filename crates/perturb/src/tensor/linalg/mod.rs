@@ -11,6 +11,8 @@
 //!   over the last two), with the subgradient 0 at 0.
 //! - [`einsum`]: Einstein summation over one or two operands.
 //! - [`solve`], [`inv`], [`det`], [`slogdet`]: general square matrices, by LU.
+//! - [`cholesky`], [`cholesky_solve`], [`triangular_solve`]: symmetric positive definite and
+//!   triangular matrices.
 //! - [`eigh`]: the eigendecomposition of symmetric matrices; [`qr`]: the reduced QR
 //!   decomposition.
 
@@ -23,6 +25,10 @@ pub use super::ops::linalg::lu::{
 };
 pub use super::ops::linalg::norm::{matrix_norm, try_matrix_norm, try_vector_norm, vector_norm};
 pub use super::ops::linalg::qr::{qr, try_qr};
+pub use super::ops::linalg::{
+    cholesky, cholesky_solve, triangular_solve, try_cholesky, try_cholesky_solve,
+    try_triangular_solve,
+};
 pub use basic::{
     diag, diagonal, eye, outer, trace, try_diag, try_diagonal, try_eye, try_outer, try_trace,
 };

@@ -15,6 +15,8 @@
 //! `jax/_src/lax/convolution.py` use the same pairs), each bilinear, so the JVP is
 //! `op(dx, w) + op(x, dw)`. All rules are these operations again: every order works.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use crate::error::Error;
@@ -201,7 +203,8 @@ impl<const D: usize> ConvOptions<D> {
         match self.padding {
             Padding::Explicit(p) => p,
             Padding::Same => std::array::from_fn(|a| {
-                let total = self.dilation[a] * kernel[a].saturating_sub(1);
+                // Saturated, the extent `total + 1` overflows too, which the plans report.
+                let total = self.dilation[a].saturating_mul(kernel[a].saturating_sub(1));
                 (total / 2, total - total / 2)
             }),
         }
@@ -306,7 +309,8 @@ fn check_common<const D: usize>(
 }
 
 /// The extent `dilation * (k - 1) + 1` of each kernel axis, and an error naming `op` for an
-/// empty kernel or one larger than the padded input (`size + lo + hi` per axis).
+/// empty kernel or input axis (as the transposed convolution, which is the gradient, refuses
+/// them), or a kernel larger than the padded input (`size + lo + hi` per axis).
 fn extents<const D: usize>(
     op: &'static str,
     o: &ConvOptions<D>,
@@ -319,6 +323,12 @@ fn extents<const D: usize>(
     for a in 0..D {
         if kernel[a] == 0 {
             return Err(invalid(op, format!("the kernel is empty ({shapes})")));
+        }
+        if size[a] == 0 {
+            return Err(invalid(
+                op,
+                format!("the input is empty along spatial axis {a} ({shapes})"),
+            ));
         }
         let extent = o.dilation[a]
             .checked_mul(kernel[a] - 1)
@@ -456,7 +466,7 @@ fn transpose_plan<const D: usize>(
         let full = (size[a] - 1)
             .checked_mul(o.stride[a])
             .and_then(|v| v.checked_add(o.dilation[a].checked_mul(kernel[a] - 1)?))
-            .and_then(|v| v.checked_add(1 + o.output_padding[a]))
+            .and_then(|v| v.checked_add(1)?.checked_add(o.output_padding[a]))
             .ok_or_else(|| invalid(op, format!("the output size overflows ({shapes})")))?;
         let cut = pads[a].0.saturating_add(pads[a].1);
         if cut >= full {
@@ -531,6 +541,11 @@ fn weight_grad_plan<const D: usize>(
 
 // ---- Kernels ------------------------------------------------------------------------------
 
+/// The most elements of an unrolled (im2col) block: 2^22, 32 MiB of `f64` per thread. A layer
+/// whose whole unrolled image fits (a 3 x 3 kernel over 256 channels and a 56 x 56 output is
+/// 7 million: two blocks) is done in one product per group.
+const SCRATCH: usize = 1 << 22;
+
 impl Plan {
     /// Rows of the unrolled matrix: input channels per group times kernel taps.
     fn rows(&self) -> usize {
@@ -554,36 +569,68 @@ impl Plan {
     /// Multiply-adds per image, which decides when the batch is split over rayon's pool (the
     /// same threshold as a cheap element-wise loop's element count).
     fn parallel(&self) -> bool {
-        let work = self.rows() * self.positions() * self.cy;
+        let work = self
+            .rows()
+            .saturating_mul(self.positions())
+            .saturating_mul(self.cy);
         self.n >= 2 && self.n.saturating_mul(work) >= Cost::Cheap.parallel_threshold()
     }
 
     /// The output positions `i` of axis `a` whose tap `t` lands inside the input:
-    /// `0 <= i * stride + t * dilation - pad < x`, as `lo..hi`.
-    fn valid(&self, a: usize, t: usize) -> (usize, usize, isize) {
-        let s = self.stride[a];
-        let off = (t * self.dilation[a]) as isize - self.pad[a] as isize;
-        let lo = if off >= 0 {
-            0
-        } else {
-            ((-off) as usize).div_ceil(s)
-        };
-        let room = self.x[a] as isize - off;
+    /// `0 <= i * stride + t * dilation - pad < x`, as `lo..hi`, and the offset
+    /// `t * dilation - pad`. In `i128`: stride, padding and dilation may each pass `isize::MAX`.
+    fn valid(&self, a: usize, t: usize) -> (usize, usize, i128) {
+        let s = self.stride[a] as i128;
+        let off = t as i128 * self.dilation[a] as i128 - self.pad[a] as i128;
+        let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
+        let room = self.x[a] as i128 - off;
         let hi = if room <= 0 {
             0
         } else {
-            (room as usize).div_ceil(s).min(self.y[a])
+            ((room + s - 1) / s).min(self.y[a] as i128)
         };
-        (lo.min(hi), hi, off)
+        (lo.min(hi) as usize, hi as usize, off)
     }
 
-    /// Each window of one group of one image (`x`: `cx / groups` channels) as a column of
-    /// `cols` (`rows() x positions()`): im2col.
-    fn im2col<T: Element>(&self, x: &[T], cols: &mut [T]) {
+    /// The input position `i * stride + off` of output position `i` along axis `a`, for an
+    /// `i` that [`valid`](Plan::valid) gave.
+    fn at(&self, a: usize, i: usize, off: i128) -> usize {
+        (i as i128 * self.stride[a] as i128 + off) as usize
+    }
+
+    /// The output positions one unrolled block covers: all of them, unless `rows() x
+    /// positions()` passes [`SCRATCH`] elements (a long kernel over a long input: a 2^21-tap
+    /// kernel over 2^22 samples would need 2^42), then as many as fit, at least one.
+    fn span(&self) -> usize {
+        let p = self.positions().max(1);
+        if self.is_pointwise() {
+            return p;
+        }
+        (SCRATCH / self.rows().max(1)).clamp(1, p)
+    }
+
+    /// The output positions `0..positions()` in blocks of [`span`](Plan::span).
+    fn spans(&self) -> impl Iterator<Item = Range<usize>> {
+        let (p, step) = (self.positions(), self.span());
+        (0..p).step_by(step).map(move |a| a..(a + step).min(p))
+    }
+
+    /// For each output row `oy` that output positions `span` reach, the row, the columns
+    /// `a..b` of it in the span, and where they start in the span.
+    fn span_rows(&self, span: &Range<usize>) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+        let (wy, span) = (self.y[1], span.clone());
+        (span.start / wy..span.end.div_ceil(wy)).map(move |oy| {
+            let (a, b) = (span.start.max(oy * wy), span.end.min((oy + 1) * wy));
+            (oy, a - oy * wy, b - oy * wy, a - span.start)
+        })
+    }
+
+    /// The windows at output positions `span` of one group of one image (`x`: `cx / groups`
+    /// channels) as the columns of `cols` (`rows() x span.len()`): im2col.
+    fn im2col<T: Element>(&self, x: &[T], cols: &mut [T], span: &Range<usize>) {
         let [hx, wx] = self.x;
-        let [hy, wy] = self.y;
-        let (p, sw) = (self.positions(), self.stride[1]);
-        let mut rows = cols.chunks_exact_mut(p);
+        let sw = self.stride[1];
+        let mut rows = cols.chunks_exact_mut(span.len());
         for c in 0..self.cx / self.groups {
             let image = &x[c * hx * wx..(c + 1) * hx * wx];
             for ki in 0..self.k[0] {
@@ -591,24 +638,27 @@ impl Plan {
                 for kj in 0..self.k[1] {
                     let (xlo, xhi, xoff) = self.valid(1, kj);
                     let row = rows.next().expect("rows() rows");
-                    for (oy, seg) in row.chunks_exact_mut(wy).enumerate() {
+                    for (oy, a, b, at) in self.span_rows(span) {
+                        let seg = &mut row[at..at + b - a];
                         if oy < ylo || oy >= yhi {
                             seg.fill(T::zero());
                             continue;
                         }
-                        let iy = (oy * self.stride[0]) as isize + yoff;
-                        let line = &image[iy as usize * wx..(iy as usize + 1) * wx];
-                        seg[..xlo].fill(T::zero());
-                        seg[xhi..].fill(T::zero());
-                        let start = xlo as isize * sw as isize + xoff;
+                        // The valid columns of this row inside the span, from `a`.
+                        let (lo, hi) = (xlo.clamp(a, b), xhi.clamp(a, b));
+                        seg[..lo - a].fill(T::zero());
+                        seg[hi - a..].fill(T::zero());
+                        if lo == hi {
+                            continue;
+                        }
+                        let iy = self.at(0, oy, yoff);
+                        let line = &image[iy * wx..(iy + 1) * wx];
+                        let start = self.at(1, lo, xoff);
+                        let seg = &mut seg[lo - a..hi - a];
                         if sw == 1 {
-                            let start = start as usize;
-                            seg[xlo..xhi].copy_from_slice(&line[start..start + xhi - xlo]);
+                            seg.copy_from_slice(&line[start..start + seg.len()]);
                         } else {
-                            for (o, v) in seg[xlo..xhi]
-                                .iter_mut()
-                                .zip(line[start as usize..].iter().step_by(sw))
-                            {
+                            for (o, v) in seg.iter_mut().zip(line[start..].iter().step_by(sw)) {
                                 *o = *v;
                             }
                         }
@@ -616,16 +666,14 @@ impl Plan {
                 }
             }
         }
-        debug_assert_eq!(hy * wy, p);
     }
 
-    /// The adjoint of [`im2col`](Plan::im2col): each column of `cols` added back into the
-    /// window it came from (`x` one group of one image, added to).
-    fn col2im<T: Element>(&self, cols: &[T], x: &mut [T]) {
+    /// The adjoint of [`im2col`](Plan::im2col): each column of `cols` (output positions
+    /// `span`) added back into the window it came from (`x` one group of one image, added to).
+    fn col2im<T: Element>(&self, cols: &[T], x: &mut [T], span: &Range<usize>) {
         let [hx, wx] = self.x;
-        let wy = self.y[1];
-        let (p, sw) = (self.positions(), self.stride[1]);
-        let mut rows = cols.chunks_exact(p);
+        let sw = self.stride[1];
+        let mut rows = cols.chunks_exact(span.len());
         for c in 0..self.cx / self.groups {
             let image = &mut x[c * hx * wx..(c + 1) * hx * wx];
             for ki in 0..self.k[0] {
@@ -633,11 +681,15 @@ impl Plan {
                 for kj in 0..self.k[1] {
                     let (xlo, xhi, xoff) = self.valid(1, kj);
                     let row = rows.next().expect("rows() rows");
-                    for oy in ylo..yhi {
-                        let seg = &row[oy * wy + xlo..oy * wy + xhi];
-                        let iy = ((oy * self.stride[0]) as isize + yoff) as usize;
+                    for (oy, a, b, at) in self.span_rows(span) {
+                        let (lo, hi) = (xlo.clamp(a, b), xhi.clamp(a, b));
+                        if oy < ylo || oy >= yhi || lo == hi {
+                            continue;
+                        }
+                        let seg = &row[at + lo - a..at + hi - a];
+                        let iy = self.at(0, oy, yoff);
                         let line = &mut image[iy * wx..(iy + 1) * wx];
-                        let start = (xlo as isize * sw as isize + xoff) as usize;
+                        let start = self.at(1, lo, xoff);
                         if sw == 1 {
                             for (o, &v) in line[start..start + seg.len()].iter_mut().zip(seg) {
                                 *o += v;
@@ -654,7 +706,7 @@ impl Plan {
     }
 
     /// `f(image, chunk, scratch)` for each image's `chunk` of `out` (`out.len() / n` each), in
-    /// parallel for a large batch; `scratch` is a buffer of `rows() x positions()` per thread.
+    /// parallel for a large batch; `scratch` is a buffer of `rows() x span()` per thread.
     fn for_each_image<T: Element>(
         &self,
         out: &mut [T],
@@ -667,7 +719,7 @@ impl Plan {
         let len = if self.is_pointwise() {
             0
         } else {
-            self.rows() * self.positions()
+            self.rows() * self.span()
         };
         let scratch = || vec![T::zero(); len];
         if self.parallel() {
@@ -682,73 +734,98 @@ impl Plan {
         }
     }
 
-    /// `y = conv(x, w)`.
+    /// `y = conv(x, w)`: per group and block of output positions, im2col then `W cols`.
     fn forward<T: Element>(&self, x: &[T], w: &[T]) -> Vec<T> {
         let (k, p, g) = (self.rows(), self.positions(), self.groups);
         let (cg, og) = (self.cx / g, self.cy / g);
         let xg = cg * self.x[0] * self.x[1];
         let mut y = vec![T::zero(); self.n * self.cy * p];
-        self.for_each_image(&mut y, |i, y, cols| {
+        self.for_each_image(&mut y, |i, y, scratch| {
             for gi in 0..g {
                 let x = &x[i * self.x_image() + gi * xg..][..xg];
-                let cols: &[T] = if self.is_pointwise() {
-                    x
-                } else {
-                    self.im2col(x, cols);
-                    cols
-                };
                 let w = &w[gi * og * k..(gi + 1) * og * k];
                 let y = &mut y[gi * og * p..(gi + 1) * og * p];
-                T::gemm(og, k, p, w, (k, 1), cols, (p, 1), T::zero(), y, p);
+                for span in self.spans() {
+                    let n = span.len();
+                    let cols: &[T] = if self.is_pointwise() {
+                        x
+                    } else {
+                        let cols = &mut scratch[..k * n];
+                        self.im2col(x, cols, &span);
+                        cols
+                    };
+                    let y = &mut y[span.start..];
+                    T::gemm(og, k, n, w, (k, 1), cols, (n, 1), T::zero(), y, p);
+                }
             }
         });
         y
     }
 
-    /// `x = conv_transpose(y, w)`: per group, `W^T y` then col2im.
+    /// `x = conv_transpose(y, w)`: per group and block of positions, `W^T y` then col2im.
     fn backward_input<T: Element>(&self, y: &[T], w: &[T]) -> Vec<T> {
         let (k, p, g) = (self.rows(), self.positions(), self.groups);
         let (cg, og) = (self.cx / g, self.cy / g);
         let xg = cg * self.x[0] * self.x[1];
         let mut x = vec![T::zero(); self.n * self.x_image()];
-        self.for_each_image(&mut x, |i, x, cols| {
+        if self.cy == 0 {
+            // No input channel: zeros, without unrolling a kernel that may be huge (a weight
+            // with no output channel holds no element whatever its other lengths).
+            return x;
+        }
+        self.for_each_image(&mut x, |i, x, scratch| {
             for gi in 0..g {
                 let y = &y[(i * self.cy + gi * og) * p..][..og * p];
                 let w = &w[gi * og * k..(gi + 1) * og * k];
                 let x = &mut x[gi * xg..(gi + 1) * xg];
                 if self.is_pointwise() {
                     T::gemm(k, og, p, w, (1, k), y, (p, 1), T::zero(), x, p);
-                } else {
-                    T::gemm(k, og, p, w, (1, k), y, (p, 1), T::zero(), cols, p);
-                    self.col2im(cols, x);
+                    continue;
+                }
+                for span in self.spans() {
+                    let n = span.len();
+                    let cols = &mut scratch[..k * n];
+                    let y = &y[span.start..];
+                    T::gemm(k, og, n, w, (1, k), y, (p, 1), T::zero(), cols, n);
+                    self.col2im(cols, x, &span);
                 }
             }
         });
         x
     }
 
-    /// `dw = sum over images of g cols^T`, per group; the images split into one run per
-    /// thread for a large batch, each with its own sum, added in order at the end.
+    /// `dw = sum over images of g cols^T`, per group and block of positions; the images split
+    /// into one run per thread for a large batch, each with its own sum, added in order at the
+    /// end.
     fn backward_weight<T: Element>(&self, x: &[T], g: &[T]) -> Vec<T> {
         let (k, p, groups) = (self.rows(), self.positions(), self.groups);
         let (cg, og) = (self.cx / groups, self.cy / groups);
         let xg = cg * self.x[0] * self.x[1];
+        if self.cy * k == 0 {
+            // An empty gradient: no loop over the groups, which channels of length 0 do not
+            // bound.
+            return Vec::new();
+        }
         let run = |images: std::ops::Range<usize>| {
             let mut dw = vec![T::zero(); self.cy * k];
             let mut scratch = Vec::new();
             for i in images {
                 for gi in 0..groups {
                     let x = &x[i * self.x_image() + gi * xg..][..xg];
-                    let cols: &[T] = if self.is_pointwise() {
-                        x
-                    } else {
-                        scratch.resize(k * p, T::zero());
-                        self.im2col(x, &mut scratch);
-                        &scratch
-                    };
                     let g = &g[(i * self.cy + gi * og) * p..][..og * p];
                     let dw = &mut dw[gi * og * k..(gi + 1) * og * k];
-                    T::gemm(og, p, k, g, (p, 1), cols, (1, p), T::one(), dw, k);
+                    for span in self.spans() {
+                        let n = span.len();
+                        let cols: &[T] = if self.is_pointwise() {
+                            x
+                        } else {
+                            scratch.resize(k * n, T::zero());
+                            self.im2col(x, &mut scratch[..k * n], &span);
+                            &scratch[..k * n]
+                        };
+                        let g = &g[span.start..];
+                        T::gemm(og, n, k, g, (p, 1), cols, (1, n), T::one(), dw, k);
+                    }
                 }
             }
             dw
@@ -1031,10 +1108,12 @@ impl<const D: usize> Op for Conv<D> {
     fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
         let m = members(inputs, stacked);
         let (x, w) = two(self.name(), inputs)?;
-        if size == 0 || conv_plan(self.name(), &self.options, &m[0], &m[1]).is_err() {
+        let g = self.options.groups;
+        // A stack on both sides becomes `size * g` groups: a member at a time if that wraps.
+        let fits = size.checked_mul(g).is_some();
+        if size == 0 || !fits || conv_plan(self.name(), &self.options, &m[0], &m[1]).is_err() {
             return batched::by_loop(self, inputs, stacked, size);
         }
-        let g = self.options.groups;
         match (stacked[0], stacked[1]) {
             (true, false) => split(&A::apply(self, &[&merge(x, 1, 1)?, w])?, 0, size, 1),
             (false, true) => split(&A::apply(self, &[x, &merge(w, 1, g)?])?, 1, size, g),
@@ -1122,10 +1201,11 @@ impl<const D: usize> Op for ConvTranspose<D> {
     fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
         let m = members(inputs, stacked);
         let (y, w) = two(self.name(), inputs)?;
-        if size == 0 || transpose_plan(self.name(), &self.options, &m[0], &m[1]).is_err() {
+        let g = self.options.groups;
+        let fits = size.checked_mul(g).is_some();
+        if size == 0 || !fits || transpose_plan(self.name(), &self.options, &m[0], &m[1]).is_err() {
             return batched::by_loop(self, inputs, stacked, size);
         }
-        let g = self.options.groups;
         match (stacked[0], stacked[1]) {
             (true, false) => split(&A::apply(self, &[&merge(y, 1, 1)?, w])?, 0, size, 1),
             (false, true) => split(&A::apply(self, &[y, &merge(w, 2, 1)?])?, 1, size, g),
@@ -1212,10 +1292,14 @@ impl<const D: usize> Op for ConvWeightGrad<D> {
         let m = members(inputs, stacked);
         let (x, g) = two(self.name(), inputs)?;
         let o = self.options.without_output_padding();
-        if size == 0 || weight_grad_plan(self.name(), &o, self.kernel, &m[0], &m[1]).is_err() {
+        let groups = self.options.groups;
+        let fits = size.checked_mul(groups).is_some();
+        if size == 0
+            || !fits
+            || weight_grad_plan(self.name(), &o, self.kernel, &m[0], &m[1]).is_err()
+        {
             return batched::by_loop(self, inputs, stacked, size);
         }
-        let groups = self.options.groups;
         match (stacked[0], stacked[1]) {
             (true, false) => split(&A::apply(self, &[&merge(x, 2, groups)?, g])?, 1, size, 1),
             (false, true) => split(
@@ -1246,7 +1330,8 @@ impl<const D: usize> Op for ConvWeightGrad<D> {
 /// The 2-D convolution of `x` `[N, C, H, W]` with `w` `[O, C / groups, kH, kW]`: see [`Conv`]
 /// for the formula. Add a bias `b` `[O]` as `y + b.reshape([O, 1, 1])`. Errors name the
 /// operation and both shapes: channels that do not match, groups that do not divide them, a
-/// kernel larger than the padded input, a zero stride or dilation, "same" with a stride.
+/// kernel larger than the padded input, an input with an empty spatial axis, a zero stride or
+/// dilation, "same" with a stride.
 ///
 /// ```
 /// use perturb::tensor::conv::{try_conv2d, Conv2dOptions};

@@ -32,7 +32,7 @@ pub use elementwise::{
     Sigmoid, Silu, Sin, Softplus, Sqrt, Square, Tanh,
 };
 pub(crate) use linalg::Dense;
-pub use linalg::{Det, Eigh, LogAbsDet, MatMul, Norm, Qr, Solve};
+pub use linalg::{Cholesky, Det, Eigh, LogAbsDet, MatMul, Norm, Qr, Solve, TriangularSolve};
 pub use pointwise::{Pointwise, PointwiseBinary, PointwiseRule};
 pub use pool::{AvgPool2d, MaxPool2d, Pool2d};
 pub use shape::{BroadcastTo, Narrow, PadNarrow, PadPair, Permute, Reshape, SumTo};

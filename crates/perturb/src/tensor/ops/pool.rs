@@ -106,10 +106,9 @@ struct Geometry {
     /// The input's spatial size.
     h: usize,
     w: usize,
-    /// Each output row's window rows, and each output column's window columns, clipped to
-    /// the input (the padding left out).
-    rows: Vec<Range<usize>>,
-    cols: Vec<Range<usize>>,
+    /// The windows along H and along W.
+    rows: Windows,
+    cols: Windows,
     /// The result's shape.
     out_shape: Vec<usize>,
 }
@@ -120,19 +119,21 @@ impl Geometry {
     }
 
     fn out_plane(&self) -> usize {
-        self.rows.len() * self.cols.len()
+        self.rows.count * self.cols.count
     }
 
-    /// Elements read in all: where the loops start to pay for rayon's pool.
+    /// Elements read in all (at most): where the loops start to pay for rayon's pool.
     fn work(&self, pool: &Pool2d) -> usize {
-        self.planes * self.out_plane() * pool.kernel[0] * pool.kernel[1]
+        (self.planes * self.out_plane())
+            .saturating_mul(pool.kernel[0])
+            .saturating_mul(pool.kernel[1])
     }
 
     /// Each window's rows and columns, in the output's (row-major) order.
-    fn windows(&self) -> impl Iterator<Item = (&Range<usize>, &Range<usize>)> {
+    fn windows(&self) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
         self.rows
             .iter()
-            .flat_map(|rows| self.cols.iter().map(move |cols| (rows, cols)))
+            .flat_map(|rows| self.cols.iter().map(move |cols| (rows.clone(), cols)))
     }
 
     /// Input plane `p` of `data` (of the input's shape).
@@ -148,7 +149,7 @@ impl Geometry {
     ) -> Vec<T> {
         per_plane(self.planes, self.out_plane(), self.work(pool), |p, out| {
             for (o, (rows, cols)) in out.iter_mut().zip(self.windows()) {
-                *o = f(p, rows, cols);
+                *o = f(p, &rows, &cols);
             }
         })
     }
@@ -160,15 +161,40 @@ impl Geometry {
     }
 }
 
-/// The windows along one axis of length `n`: clipped ranges, one per output position.
-fn windows(n: usize, kernel: usize, stride: usize, padding: usize) -> Vec<Range<usize>> {
-    let count = (n + 2 * padding - kernel) / stride + 1;
-    (0..count)
-        .map(|o| {
-            let start = o * stride;
-            start.saturating_sub(padding)..(start + kernel - padding).min(n)
+/// The windows along one axis of length `n`, each clipped to the input (the padding left
+/// out), computed when asked for: an empty batch may have more of them than memory holds.
+#[derive(Clone, Copy, Debug)]
+struct Windows {
+    n: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    /// The number of windows (output positions).
+    count: usize,
+}
+
+impl Windows {
+    /// The windows of a kernel that fits (`n + 2 padding >= kernel`, `2 padding <= kernel`):
+    /// `(n + 2 padding - kernel) / stride + 1`, written as `n - (kernel - 2 padding)` so that
+    /// no step overflows.
+    fn new(n: usize, kernel: usize, stride: usize, padding: usize) -> Self {
+        let count = (n - (kernel - 2 * padding)) / stride + 1;
+        Windows {
+            n,
+            kernel,
+            stride,
+            padding,
+            count,
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Range<usize>> + '_ {
+        (0..self.count).map(|o| {
+            let start = o * self.stride;
+            let end = start.saturating_add(self.kernel - self.padding).min(self.n);
+            start.saturating_sub(self.padding)..end
         })
-        .collect()
+    }
 }
 
 /// Checks a pooling of an input of `shape` and places its windows; the errors name `op`,
@@ -190,25 +216,26 @@ fn geometry(op: &'static str, pool: &Pool2d, shape: &[usize]) -> Result<Geometry
             "the kernel {kernel:?} and the stride {stride:?} must be at least 1 (input shape {shape:?})"
         )));
     }
-    if (0..2).any(|d| 2 * padding[d] > kernel[d]) {
+    // `padding > kernel / 2` is `2 padding > kernel` without the product, which can wrap.
+    if (0..2).any(|d| padding[d] > kernel[d] / 2) {
         return Err(bad(format!(
             "the padding {padding:?} is more than half the kernel {kernel:?} (input shape {shape:?})"
         )));
     }
     let (h, w) = (shape[shape.len() - 2], shape[shape.len() - 1]);
-    let fits = (0..2).all(|d| [h, w][d] + 2 * padding[d] >= kernel[d]);
+    let fits = (0..2).all(|d| [h, w][d] >= kernel[d] - 2 * padding[d]);
     if h == 0 || w == 0 || !fits {
         return Err(bad(format!(
             "the kernel {kernel:?} does not fit in the input of shape {shape:?} padded by {padding:?}"
         )));
     }
-    let rows = windows(h, kernel[0], stride[0], padding[0]);
-    let cols = windows(w, kernel[1], stride[1], padding[1]);
+    let rows = Windows::new(h, kernel[0], stride[0], padding[0]);
+    let cols = Windows::new(w, kernel[1], stride[1], padding[1]);
     let lead = &shape[..shape.len() - 2];
     let out_shape: Vec<usize> = lead
         .iter()
         .copied()
-        .chain([rows.len(), cols.len()])
+        .chain([rows.count, cols.count])
         .collect();
     element_count(op, &out_shape)?;
     Ok(Geometry {
@@ -465,7 +492,7 @@ impl Op for MaxPool2dScatter {
             let plane = g.plane(x.as_slice(), p);
             let ct = &cs[p * g.out_plane()..(p + 1) * g.out_plane()];
             for ((rows, cols), &c) in g.windows().zip(ct) {
-                out[argmax(plane, g.w, rows, cols)] += c;
+                out[argmax(plane, g.w, &rows, &cols)] += c;
             }
         });
         Ok(Tensor::from_parts(data, x.shape().to_vec()))
@@ -510,12 +537,12 @@ pub struct AvgPool2d {
 }
 
 impl AvgPool2d {
-    /// What each window is divided by.
-    fn divisor(&self, rows: &Range<usize>, cols: &Range<usize>) -> usize {
+    /// What each window is divided by (in `f64`: the kernel's area can pass `usize::MAX`).
+    fn divisor(&self, rows: &Range<usize>, cols: &Range<usize>) -> f64 {
         if self.count_include_pad {
-            self.pool.kernel[0] * self.pool.kernel[1]
+            self.pool.kernel[0] as f64 * self.pool.kernel[1] as f64
         } else {
-            rows.len() * cols.len()
+            (rows.len() * cols.len()) as f64
         }
     }
 }
@@ -540,13 +567,19 @@ impl Op for AvgPool2d {
         let g = geometry(self.name(), &self.pool, x.shape())?;
         let data = g.per_window(&self.pool, |p, rows, cols| {
             let plane = g.plane(x.as_slice(), p);
-            let mut sum = T::zero();
-            for i in rows.clone() {
-                for &v in &plane[i * g.w + cols.start..i * g.w + cols.end] {
-                    sum += v;
-                }
+            let window = || {
+                rows.clone()
+                    .flat_map(|i| &plane[i * g.w + cols.start..i * g.w + cols.end])
+            };
+            let divisor = elem::<T>(self.divisor(rows, cols));
+            let sum = window().fold(T::zero(), |sum, &v| sum + v);
+            if sum.is_finite() {
+                sum / divisor
+            } else {
+                // The sum overflowed (or an element is not finite): each element divided
+                // first, so that a mean that fits is not lost to the sum's overflow.
+                window().fold(T::zero(), |sum, &v| sum + v / divisor)
             }
-            sum / elem::<T>(self.divisor(rows, cols) as f64)
         });
         Ok(Tensor::from_parts(data, g.out_shape))
     }
@@ -613,7 +646,7 @@ impl Op for AvgPool2dSpread {
         let data = per_plane(g.planes, g.in_plane(), g.work(&self.avg.pool), |p, out| {
             let ct = &cs[p * g.out_plane()..(p + 1) * g.out_plane()];
             for ((rows, cols), &c) in g.windows().zip(ct) {
-                let share = c / elem::<T>(self.avg.divisor(rows, cols) as f64);
+                let share = c / elem::<T>(self.avg.divisor(&rows, &cols));
                 for i in rows.clone() {
                     for v in &mut out[i * g.w + cols.start..i * g.w + cols.end] {
                         *v += share;
