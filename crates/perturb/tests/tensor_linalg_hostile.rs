@@ -6,6 +6,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use perturb::tensor::ops::TriangularSolve;
 use perturb::tensor::{
     grad, grad_n, hessian, hvp, jacfwd, jacrev, jvp, linalg, vjp, Array, Batched, Tensor,
 };

@@ -117,31 +117,50 @@ fn scale_up<F: RealField + Copy>(max: F) -> F {
     s
 }
 
+/// Scales the rows, then the columns, of `m` whose largest magnitude is below
+/// `sqrt(MIN_POSITIVE)` up by powers of two ([`scale_up`]; exact), returning the scales of the
+/// rows and of the columns: `m` becomes `R m C`. faer's LU and triangular solves multiply by
+/// the reciprocal of a pivot or a diagonal entry, which overflows for a subnormal one.
+fn equilibrate<F: RealField + Copy>(m: &mut Mat<F>) -> (Vec<F>, Vec<F>) {
+    let (r, c) = (m.nrows(), m.ncols());
+    let largest = |v: &mut dyn Iterator<Item = F>| {
+        v.map(|x| F::abs_impl(&x))
+            .fold(F::zero_impl(), |big, x| if x > big { x } else { big })
+    };
+    let rows: Vec<F> = (0..r)
+        .map(|i| scale_up(largest(&mut (0..c).map(|j| m[(i, j)]))))
+        .collect();
+    for (i, &s) in rows.iter().enumerate() {
+        for j in 0..c {
+            m[(i, j)] = m[(i, j)] * s;
+        }
+    }
+    let cols: Vec<F> = (0..c)
+        .map(|j| scale_up(largest(&mut (0..r).map(|i| m[(i, j)]))))
+        .collect();
+    for (j, &s) in cols.iter().enumerate() {
+        for i in 0..r {
+            m[(i, j)] = m[(i, j)] * s;
+        }
+    }
+    (rows, cols)
+}
+
+/// `x` with each row `i` multiplied by `scales[i]`.
+fn scale_rows<F: RealField + Copy>(x: &mut Mat<F>, scales: &[F]) {
+    for (i, &s) in scales.iter().enumerate() {
+        for j in 0..x.ncols() {
+            x[(i, j)] = x[(i, j)] * s;
+        }
+    }
+}
+
 impl<F: RealField + Copy> Lu<F> {
     fn new(a: &[F], n: usize) -> Self {
         use faer::dyn_stack::{MemBuffer, MemStack};
         use faer::linalg::lu::partial_pivoting::factor;
         let mut lu = view(a, n, n).to_owned();
-        let largest = |v: &mut dyn Iterator<Item = F>| {
-            v.map(|x| F::abs_impl(&x))
-                .fold(F::zero_impl(), |m, x| if x > m { x } else { m })
-        };
-        let rows: Vec<F> = (0..n)
-            .map(|i| scale_up(largest(&mut (0..n).map(|j| lu[(i, j)]))))
-            .collect();
-        for (i, &r) in rows.iter().enumerate() {
-            for j in 0..n {
-                lu[(i, j)] = lu[(i, j)] * r;
-            }
-        }
-        let cols: Vec<F> = (0..n)
-            .map(|j| scale_up(largest(&mut (0..n).map(|i| lu[(i, j)]))))
-            .collect();
-        for (j, &c) in cols.iter().enumerate() {
-            for i in 0..n {
-                lu[(i, j)] = lu[(i, j)] * c;
-            }
-        }
+        let (rows, cols) = equilibrate(&mut lu);
         let (mut perm, mut perm_inv) = (vec![0usize; n], vec![0usize; n]);
         let par = par(n);
         let mut mem = MemBuffer::new(factor::lu_in_place_scratch::<usize, F>(
@@ -186,11 +205,7 @@ impl<F: RealField + Copy> Lu<F> {
             (&self.rows, &self.cols)
         };
         let mut x = view(b, n, nrhs).to_owned();
-        for (i, &s) in before.iter().enumerate() {
-            for j in 0..nrhs {
-                x[(i, j)] = x[(i, j)] * s;
-            }
-        }
+        scale_rows(&mut x, before);
         let par = par(n);
         let mut mem = MemBuffer::new(solve::solve_in_place_scratch::<usize, F>(n, nrhs, par));
         let (lu, stack) = (self.lu.as_ref(), MemStack::new(&mut mem));
@@ -199,11 +214,7 @@ impl<F: RealField + Copy> Lu<F> {
         } else {
             solve::solve_in_place(lu, lu, perm, x.as_mut(), par, stack);
         }
-        for (i, &s) in after.iter().enumerate() {
-            for j in 0..nrhs {
-                x[(i, j)] = x[(i, j)] * s;
-            }
-        }
+        scale_rows(&mut x, after);
         row_major(x.as_ref())
     }
 }
@@ -261,12 +272,32 @@ fn triangular_solve<F: RealField + Copy>(
 ) -> Vec<F> {
     let mut x = Mat::<F>::zeros(n, nrhs);
     x.copy_from(view(b, n, nrhs));
-    let a = view(a, n, n);
-    // op(a) is lower triangular when a is lower and not transposed, or upper and transposed.
-    let (m, lower) = if shape.transpose {
-        (a.transpose(), !shape.lower)
+    // The triangle read, alone (the other may hold anything), as `t`.
+    let mut t = Mat::<F>::zeros(n, n);
+    if shape.lower {
+        t.copy_from_triangular_lower(view(a, n, n));
     } else {
-        (a, shape.lower)
+        t.copy_from_triangular_upper(view(a, n, n));
+    }
+    // With `S = R t C` (both diagonal, so `S` is triangular like `t`): `t x = b` is
+    // `S y = R b`, `x = C y`, and `t^T x = b` is `S^T y = C b`, `x = R y`. A unit diagonal has
+    // no reciprocal to overflow, and would not stay unit: not scaled.
+    let (rows, cols) = if shape.unit_diagonal {
+        (vec![F::one_impl(); n], vec![F::one_impl(); n])
+    } else {
+        equilibrate(&mut t)
+    };
+    let (before, after) = if shape.transpose {
+        (&cols, &rows)
+    } else {
+        (&rows, &cols)
+    };
+    scale_rows(&mut x, before);
+    // op(t) is lower triangular when t is lower and not transposed, or upper and transposed.
+    let (m, lower) = if shape.transpose {
+        (t.transpose(), !shape.lower)
+    } else {
+        (t.as_ref(), shape.lower)
     };
     let par = par(n);
     match (lower, shape.unit_diagonal) {
@@ -275,6 +306,7 @@ fn triangular_solve<F: RealField + Copy>(
         (false, false) => tri::solve_upper_triangular_in_place(m, x.as_mut(), par),
         (false, true) => tri::solve_unit_upper_triangular_in_place(m, x.as_mut(), par),
     }
+    scale_rows(&mut x, after);
     row_major(x.as_ref())
 }
 
@@ -496,7 +528,7 @@ mod tests {
     /// overflows): det diag(1e-310, 1) was NaN and `1e-310 I` was singular. The determinants
     /// here are exact products of powers of two and small integers.
     #[test]
-    fn lu_with_subnormal_pivots_is_finite() {
+    fn lu_and_triangular_solves_with_subnormal_pivots_are_finite() {
         let tiny = f64::from_bits(1 << 40); // 2^-1034, subnormal
         let cases: [(&[f64], f64); 4] = [
             (&[tiny, 0.0, 0.0, 1.0], tiny),
@@ -531,6 +563,28 @@ mod tests {
             f64::lu_solve(&a, 2, &[tiny, 2.0], 1, true),
             Ok(vec![1.0, 1.0])
         );
+        // Triangular solves divided by way of the diagonal's reciprocal, too: [[t, 0], [1, 1]]
+        // x = (t, 1) gave (inf, -inf), not (1, 0). Each option, with the other triangle
+        // holding NaN (never read).
+        let nan = f64::NAN;
+        let cases = [
+            (true, false, [tiny, nan, 1.0, 1.0], [tiny, 1.0], [1.0, 0.0]),
+            (false, false, [1.0, 1.0, nan, tiny], [1.0, tiny], [0.0, 1.0]),
+            (true, true, [tiny, nan, 1.0, 1.0], [tiny, 0.0], [1.0, 0.0]),
+            (false, true, [1.0, 1.0, nan, tiny], [1.0, 1.0], [1.0, 0.0]),
+        ];
+        for (lower, transpose, a, b, x) in cases {
+            let shape = Triangle {
+                lower,
+                transpose,
+                unit_diagonal: false,
+            };
+            assert_eq!(
+                f64::triangular_solve(&a, 2, &b, 1, shape),
+                x.to_vec(),
+                "{shape:?}"
+            );
+        }
         let tiny32 = f32::from_bits(1 << 10); // 2^-139
         let (d, _) = f32::lu_diagonal(&[tiny32, 0.0, 0.0, 1.0], 2);
         assert_eq!(d.iter().product::<f32>(), tiny32, "{d:?}");
