@@ -111,7 +111,7 @@ fn scale_up<F: RealField + Copy>(max: F) -> F {
         let two = one + one;
         let limit = F::max_positive_impl() / two;
         while max * s < one && s < limit {
-            s = s * two;
+            s *= two;
         }
     }
     s
@@ -132,7 +132,7 @@ fn equilibrate<F: RealField + Copy>(m: &mut Mat<F>) -> (Vec<F>, Vec<F>) {
         .collect();
     for (i, &s) in rows.iter().enumerate() {
         for j in 0..c {
-            m[(i, j)] = m[(i, j)] * s;
+            m[(i, j)] *= s;
         }
     }
     let cols: Vec<F> = (0..c)
@@ -140,7 +140,7 @@ fn equilibrate<F: RealField + Copy>(m: &mut Mat<F>) -> (Vec<F>, Vec<F>) {
         .collect();
     for (j, &s) in cols.iter().enumerate() {
         for i in 0..r {
-            m[(i, j)] = m[(i, j)] * s;
+            m[(i, j)] *= s;
         }
     }
     (rows, cols)
@@ -150,7 +150,7 @@ fn equilibrate<F: RealField + Copy>(m: &mut Mat<F>) -> (Vec<F>, Vec<F>) {
 fn scale_rows<F: RealField + Copy>(x: &mut Mat<F>, scales: &[F]) {
     for (i, &s) in scales.iter().enumerate() {
         for j in 0..x.ncols() {
-            x[(i, j)] = x[(i, j)] * s;
+            x[(i, j)] *= s;
         }
     }
 }
