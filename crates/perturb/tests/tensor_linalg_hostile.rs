@@ -427,3 +427,32 @@ fn eigenvalue_gradient_with_a_subnormal_gap_is_the_identity() {
     let g = grad(|a| Ok(linalg::try_eigh(a)?.0.sum_all()), &a).unwrap();
     assert_eq!(g.to_vec(), vec![1.0, 0.0, 0.0, 1.0]);
 }
+
+/// `eigh` and `qr` of matrices whose entries are near the ends of the range: faer squares
+/// entries on the way, so `eigh diag(1e308, -1e308)` was `(-inf, inf)`, the eigenvalues of
+/// `[[t, t], [t, -t]]` (`+-sqrt(2) t`) were `+-1e-310` at `t = 1e-310`, and its `R` was 0.
+/// Now the matrix is scaled by a power of two first; the gradients follow the values.
+#[test]
+fn eigh_and_qr_of_extreme_matrices_have_representable_answers() {
+    let s = std::f64::consts::SQRT_2;
+    for t in [1e-310, f64::MAX / 2.0] {
+        let a = Tensor::from_vec(vec![t, t, t, -t], &[2, 2]).unwrap();
+        let (w, _) = linalg::try_eigh(&a).unwrap();
+        let w = w.to_vec();
+        assert!(
+            (w[1] / (s * t) - 1.0).abs() < 1e-12 && w[0] == -w[1],
+            "{t:e}: {w:?}"
+        );
+        let (_, r) = linalg::try_qr(&a).unwrap();
+        let r = r.to_vec();
+        assert!((r[0].abs() / (s * t) - 1.0).abs() < 1e-12, "{t:e}: {r:?}");
+    }
+    let a = Tensor::from_vec(vec![1e308, 0.0, 0.0, -1e308], &[2, 2]).unwrap();
+    assert_eq!(
+        linalg::try_eigh(&a).unwrap().0.to_vec(),
+        vec![-1e308, 1e308]
+    );
+    // d(sum of eigenvalues) = d trace: the identity, at the largest scale too.
+    let g = grad(|a| Ok(linalg::try_eigh(a)?.0.sum_all()), &a).unwrap();
+    assert_eq!(g.to_vec(), vec![1.0, 0.0, 0.0, 1.0]);
+}

@@ -372,18 +372,70 @@ fn eigh<F: RealField + Copy>(a: &[F], n: usize) -> Result<(Vec<F>, Vec<F>), Stri
     if (0..n).any(|i| !a[i * n..=i * n + i].iter().all(F::is_finite_impl)) {
         return Ok((vec![F::nan_impl(); n], vec![F::nan_impl(); n * n]));
     }
-    let evd = view(a, n, n)
+    let (scaled, back) = normalised(a, (0..n).flat_map(|i| (0..=i).map(move |j| i * n + j)));
+    let evd = view(&scaled, n, n)
         .self_adjoint_eigen(Side::Lower)
         .map_err(|e| format!("{e:?}"))?;
-    let values = (0..n).map(|i| evd.S()[i]).collect();
+    let values = (0..n).map(|i| back.apply(evd.S()[i])).collect();
     Ok((values, row_major(evd.U())))
 }
 
 fn qr<F: RealField + Copy>(a: &[F], m: usize, n: usize) -> (Vec<F>, Vec<F>) {
-    let qr = view(a, m, n).qr();
+    let (scaled, back) = normalised(a, 0..a.len());
+    let qr = view(&scaled, m, n).qr();
+    let r = row_major(qr.thin_R()).into_iter().map(|v| back.apply(v));
+    (row_major(qr.compute_thin_Q().as_ref()), r.collect())
+}
+
+/// A scaling by `2^k` as two factors `2^(k/2)` and `2^(k - k/2)`, each representable.
+#[derive(Clone, Copy)]
+struct PowerOfTwo<F>(F, F);
+
+impl<F: RealField + Copy> PowerOfTwo<F> {
+    fn new(k: i32) -> Self {
+        let factor = |k: i32| F::from_f64_impl(2f64.powi(k));
+        PowerOfTwo(factor(k / 2), factor(k - k / 2))
+    }
+
+    fn apply(&self, v: F) -> F {
+        v * self.0 * self.1
+    }
+}
+
+/// `a` scaled by a power of two (exactly) so that its largest magnitude among the entries
+/// `read` is in `[1, 2)`, and the scaling back, when that magnitude is outside
+/// `[MIN_POSITIVE^(1/4), MAX^(1/4)]` (else `a` as it is). faer's eigendecomposition and QR
+/// square entries on the way: `diag(1e308, -1e308)` had eigenvalues `(-inf, inf)` and the QR
+/// of `[[t, t], [t, -t]]` (`t = 1e-310`) had `R = 0`.
+fn normalised<F: RealField + Copy>(
+    a: &[F],
+    read: impl Iterator<Item = usize>,
+) -> (Vec<F>, PowerOfTwo<F>) {
+    let max = read
+        .map(|i| F::abs_impl(&a[i]))
+        .fold(F::zero_impl(), |big, x| if x > big { x } else { big });
+    let (one, two) = (F::one_impl(), F::one_impl() + F::one_impl());
+    let (low, high) = (
+        F::sqrt_impl(&F::sqrt_impl(&F::min_positive_impl())),
+        F::sqrt_impl(&F::sqrt_impl(&F::max_positive_impl())),
+    );
+    if !(F::is_finite_impl(&max) && max > F::zero_impl()) || (max >= low && max <= high) {
+        return (a.to_vec(), PowerOfTwo::new(0));
+    }
+    // max 2^k in [1, 2): halving and doubling are exact here (max >= 2, or below 1).
+    let (mut v, mut k) = (max, 0i32);
+    while v >= two {
+        v = v / two;
+        k -= 1;
+    }
+    while v < one {
+        v *= two;
+        k += 1;
+    }
+    let to = PowerOfTwo::new(k);
     (
-        row_major(qr.compute_thin_Q().as_ref()),
-        row_major(qr.thin_R()),
+        a.iter().map(|&x| to.apply(x)).collect(),
+        PowerOfTwo::new(-k),
     )
 }
 
@@ -616,6 +668,38 @@ mod tests {
         // Above the diagonal is not read: a NaN there changes nothing.
         let (w, _) = f64::eigh(&[2.0, f64::NAN, 1.0, 2.0], 2).unwrap();
         assert!(close(&w, &[1.0, 3.0]), "{w:?}");
+    }
+
+    /// faer's eigendecomposition and QR overflowed or underflowed where the answer is
+    /// representable: `eigh diag(1e308, -1e308)` was `(-inf, inf)`, the eigenvalues of
+    /// `[[t, t], [t, -t]]` (`+-sqrt(2) t`) were `+-1e-310` for `t = 1e-310` and `+-inf` for
+    /// `t = MAX / 2`, and the QR of the latter two had `R = 0` or infinite.
+    #[test]
+    fn eigh_and_qr_of_extreme_matrices_are_scaled() {
+        let s = std::f64::consts::SQRT_2;
+        for t in [1e-310, 1e-300, f64::MAX / 2.0, 1e308] {
+            let a = [t, t, t, -t];
+            let (w, v) = f64::eigh(&a, 2).unwrap();
+            let rel = |x: f64, y: f64| ((x - y) / y).abs();
+            assert!(
+                rel(w[0], -s * t) < 1e-12 && rel(w[1], s * t) < 1e-12,
+                "{t:e}: {w:?}"
+            );
+            // The eigenvector of sqrt(2) t is (cos 22.5°, sin 22.5°) up to sign.
+            let c = (std::f64::consts::PI / 8.0).cos();
+            assert!((v[1].abs() - c).abs() < 1e-12, "{t:e}: {v:?}");
+            let (q, r) = f64::qr(&a, 2, 2);
+            // R = [[-+sqrt(2) t, 0], [0, +-sqrt(2) t]]: |R_00| = |R_11| = sqrt(2) t.
+            assert!(
+                rel(r[0].abs(), s * t) < 1e-12 && rel(r[3].abs(), s * t) < 1e-12,
+                "{t:e}: {r:?}"
+            );
+            assert!((q[0].abs() - s / 2.0).abs() < 1e-12, "{t:e}: {q:?}");
+        }
+        let (w, _) = f64::eigh(&[1e308, 0.0, 0.0, -1e308], 2).unwrap();
+        assert_eq!(w, vec![-1e308, 1e308]);
+        let (w, _) = f32::eigh(&[3e38, 0.0, 0.0, -3e38], 2).unwrap();
+        assert_eq!(w, vec![-3e38, 3e38]);
     }
 
     #[test]
