@@ -425,7 +425,7 @@ fn normalised<F: RealField + Copy>(
     // max 2^k in [1, 2): halving and doubling are exact here (max >= 2, or below 1).
     let (mut v, mut k) = (max, 0i32);
     while v >= two {
-        v = v / two;
+        v /= two;
         k -= 1;
     }
     while v < one {
