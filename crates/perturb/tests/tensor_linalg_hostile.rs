@@ -242,6 +242,32 @@ fn an_einsum_result_too_large_is_an_einsum_error() {
     assert!(text.contains("\"ij,kl->ijkl\""), "{text}");
 }
 
+/// Errors that named the wrong thing: `outer` of `[0, 2^31]` with itself (a result shape too
+/// large) was reported by `mul`; the norm of a Batched stack of scalars said "the leading axis
+/// of the batching rule's result has length 0, expected 2" (the norm reduced the stack's own
+/// axis) instead of naming the member's shape.
+#[test]
+fn outer_and_norm_errors_name_the_function_and_the_shape() {
+    let a = Tensor::<f64>::zeros(&[0, 1 << 31]);
+    let err = linalg::try_outer(&a, &a).unwrap_err().to_string();
+    assert!(
+        err.starts_with("outer: shape [0, 2147483648, 2147483648]"),
+        "{err}"
+    );
+    let scalars = Batched::stack(Tensor::<f64>::zeros(&[2]));
+    let err = linalg::try_vector_norm(&scalars).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "norm: the vector norm needs at least 1 axis, got shape []"
+    );
+    let vectors = Batched::stack(Tensor::<f64>::zeros(&[2, 3]));
+    let err = linalg::try_matrix_norm(&vectors).unwrap_err().to_string();
+    assert!(
+        err.ends_with("needs at least 2 axes, got shape [3]"),
+        "{err}"
+    );
+}
+
 // ---- Decompositions ---------------------------------------------------------------------------
 
 /// A subnormal pivot made faer's LU NaN (each column below a pivot is scaled by the pivot's

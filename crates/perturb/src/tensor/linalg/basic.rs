@@ -210,7 +210,7 @@ pub fn try_outer<A: Array>(a: &A, b: &A) -> Result<A, Error> {
     let row = b.try_unsqueeze(rb - 1)?;
     column.try_mul(&row).map_err(|e| match e {
         Error::ShapeMismatch { .. } => mismatch(),
-        other => other,
+        other => rename(other, "mul", "outer"),
     })
 }
 

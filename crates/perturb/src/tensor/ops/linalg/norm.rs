@@ -42,10 +42,13 @@ impl Norm {
         if r < self.trailing {
             return Err(Error::InvalidArgument {
                 op: self.name(),
-                reason: format!(
-                    "the norm over the last {} axes needs at least {} axes, got shape {shape:?}",
-                    self.trailing, self.trailing
-                ),
+                reason: match self.trailing {
+                    1 => format!("the vector norm needs at least 1 axis, got shape {shape:?}"),
+                    k => format!(
+                        "the norm over the last {k} axes needs at least {k} axes, got shape \
+                         {shape:?}"
+                    ),
+                },
             });
         }
         Ok(shape[..r - self.trailing].to_vec())
@@ -111,8 +114,13 @@ impl Op for Norm {
         "norm"
     }
 
-    /// The trailing axes are the same for a stack.
-    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
+    /// The trailing axes are the same for a stack, once each member is checked to have them:
+    /// else the norm would reduce the stack's own axis (a stack of scalars gave "the leading
+    /// axis of the batching rule's result has length 0").
+    fn batch<A: Array>(&self, x: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+        if stacked[0] {
+            self.out_shape(&x[0].shape()[1..])?;
+        }
         A::apply(self, x)
     }
 
