@@ -482,3 +482,37 @@ fn eigh_and_qr_of_extreme_matrices_have_representable_answers() {
     let g = grad(|a| Ok(linalg::try_eigh(a)?.0.sum_all()), &a).unwrap();
     assert_eq!(g.to_vec(), vec![1.0, 0.0, 0.0, 1.0]);
 }
+
+/// A Batched stack of two vectors `[4, 1]` and `[1, 3]` is not a stack of matrices: `cholesky`
+/// must refuse it as it refuses one vector. Its batching rule applies the operation to the
+/// stacked array, a 2 x 2 matrix here, and returned that matrix's factor split into two
+/// "members" `[2, 0]` and `[0.5, 1.658...]`: a silent wrong answer.
+#[test]
+#[ignore = "ops/linalg/cholesky.rs: the batching rule does not check the members' shape \
+            (cholesky of a stack of n vectors of length n is the stacked matrix's factor)"]
+fn cholesky_of_a_batched_stack_of_vectors_is_an_error() {
+    let st = Tensor::from_vec(vec![4.0_f64, 1.0, 1.0, 3.0], &[2, 2]).unwrap();
+    let err = linalg::try_cholesky(&Batched::stack(st)).map(|l| l.into_stack().unwrap().to_vec());
+    assert!(err.is_err(), "{err:?}");
+}
+
+/// The same stack through `det`, `slogdet`, `eigh` and `qr` is refused, but by the batching
+/// machinery ("det: the leading axis of the batching rule's result has length 0, expected
+/// 2"), not with the member's shape as for one vector ("det: needs square matrices [.., n,
+/// n], got shape [2]").
+#[test]
+#[ignore = "ops/linalg/lu.rs, eigh.rs, qr.rs: the batching rules do not check the members' \
+            shape; the error is unclear"]
+fn decompositions_of_a_batched_stack_of_vectors_name_the_member_shape() {
+    let st = Batched::stack(Tensor::from_vec(vec![4.0_f64, 1.0, 1.0, 3.0], &[2, 2]).unwrap());
+    let messages = [
+        linalg::try_det(&st).err(),
+        linalg::try_slogdet(&st).err(),
+        linalg::try_eigh(&st).err(),
+        linalg::try_qr(&st).err(),
+    ];
+    for m in messages {
+        let m = m.expect("an error").to_string();
+        assert!(m.contains("got shape [2]"), "{m}");
+    }
+}
