@@ -85,11 +85,14 @@ fn par(n: usize) -> Par {
 /// Called directly rather than through `Mat::partial_piv_lu`, which takes faer's global
 /// parallelism setting rather than [`par`].
 ///
-/// What is factored is `R a C`, the rows and then the columns of `a` whose largest magnitude
-/// is below `sqrt(MIN_POSITIVE)` scaled up by powers of two (exact) to a largest magnitude near
-/// 1: faer scales each column below a pivot by the pivot's reciprocal, which overflows
-/// for a subnormal pivot (`0 * inf = NaN`), so `diag(1e-310, 1)` had determinant NaN and
-/// `1e-310 I` was "singular". Matrices without such rows or columns are factored as they are.
+/// What is factored is `R a C` ([`equilibrate`]): the rows and then the columns of `a` whose
+/// largest magnitude is below `sqrt(MIN_POSITIVE)` or above `sqrt(MAX)` scaled by powers of
+/// two to a largest magnitude near 1. faer scales each column below a pivot by the pivot's
+/// reciprocal, which overflows for a subnormal pivot (`0 * inf = NaN`), so `diag(1e-310, 1)`
+/// had determinant NaN and `1e-310 I` was "singular"; and the elimination of
+/// `[[1e308, 1e308], [-1e308, 1e308]]` overflowed (`U_11 = inf`), so the solve of
+/// `(1e308, 0)` was `(1, 0)`, not `(0.5, 0.5)`. Matrices without such rows or columns are
+/// factored as they are.
 struct Lu<F: RealField> {
     lu: Mat<F>,
     perm: Vec<usize>,
@@ -99,28 +102,34 @@ struct Lu<F: RealField> {
     cols: Vec<F>,
 }
 
-/// The power of two that brings `max`, positive and below `sqrt(MIN_POSITIVE)`, to `[1, 2)`
-/// (or as near as a finite power of two can); 1 for other values (zero, ordinary, or not
-/// finite).
-fn scale_up<F: RealField + Copy>(max: F) -> F {
-    let one = F::one_impl();
+/// The power of two that brings `max` to `[1, 2)` (or as near as a finite power of two can)
+/// when it is positive and below `sqrt(MIN_POSITIVE)`, or finite and above `sqrt(MAX)`; 1 for
+/// other values (zero, ordinary, or not finite).
+fn scale_to_one<F: RealField + Copy>(max: F) -> F {
+    let (one, two) = (F::one_impl(), F::one_impl() + F::one_impl());
     let mut s = one;
     let tiny = F::sqrt_impl(&F::min_positive_impl());
+    let huge = F::sqrt_impl(&F::max_positive_impl());
     if max > F::zero_impl() && max < tiny {
         // Stopping short of overflowing the scale: from 2^-1074, 2^1022 reaches 2^-52.
-        let two = one + one;
         let limit = F::max_positive_impl() / two;
         while max * s < one && s < limit {
             s *= two;
+        }
+    } else if max > huge && F::is_finite_impl(&max) {
+        while max * s >= two {
+            s /= two;
         }
     }
     s
 }
 
 /// Scales the rows, then the columns, of `m` whose largest magnitude is below
-/// `sqrt(MIN_POSITIVE)` up by powers of two ([`scale_up`]; exact), returning the scales of the
-/// rows and of the columns: `m` becomes `R m C`. faer's LU and triangular solves multiply by
-/// the reciprocal of a pivot or a diagonal entry, which overflows for a subnormal one.
+/// `sqrt(MIN_POSITIVE)` or above `sqrt(MAX)` by powers of two to near 1 ([`scale_to_one`];
+/// exact but for entries that become subnormal, far below the row's rounding), returning the
+/// scales of the rows and of the columns: `m` becomes `R m C`. faer's LU and triangular
+/// solves multiply by the reciprocal of a pivot or a diagonal entry, which overflows for a
+/// subnormal one, and their elimination overflows on rows near `MAX`.
 fn equilibrate<F: RealField + Copy>(m: &mut Mat<F>) -> (Vec<F>, Vec<F>) {
     let (r, c) = (m.nrows(), m.ncols());
     let largest = |v: &mut dyn Iterator<Item = F>| {
@@ -128,7 +137,7 @@ fn equilibrate<F: RealField + Copy>(m: &mut Mat<F>) -> (Vec<F>, Vec<F>) {
             .fold(F::zero_impl(), |big, x| if x > big { x } else { big })
     };
     let rows: Vec<F> = (0..r)
-        .map(|i| scale_up(largest(&mut (0..c).map(|j| m[(i, j)]))))
+        .map(|i| scale_to_one(largest(&mut (0..c).map(|j| m[(i, j)]))))
         .collect();
     for (i, &s) in rows.iter().enumerate() {
         for j in 0..c {
@@ -136,7 +145,7 @@ fn equilibrate<F: RealField + Copy>(m: &mut Mat<F>) -> (Vec<F>, Vec<F>) {
         }
     }
     let cols: Vec<F> = (0..c)
-        .map(|j| scale_up(largest(&mut (0..r).map(|i| m[(i, j)]))))
+        .map(|j| scale_to_one(largest(&mut (0..r).map(|i| m[(i, j)]))))
         .collect();
     for (j, &s) in cols.iter().enumerate() {
         for i in 0..r {
@@ -580,7 +589,7 @@ mod tests {
     /// overflows): det diag(1e-310, 1) was NaN and `1e-310 I` was singular. The determinants
     /// here are exact products of powers of two and small integers.
     #[test]
-    fn lu_and_triangular_solves_with_subnormal_pivots_are_finite() {
+    fn lu_and_triangular_solves_at_the_ends_of_the_range_are_right() {
         let tiny = f64::from_bits(1 << 40); // 2^-1034, subnormal
         let cases: [(&[f64], f64); 4] = [
             (&[tiny, 0.0, 0.0, 1.0], tiny),
@@ -637,6 +646,24 @@ mod tests {
                 "{shape:?}"
             );
         }
+        // Rows near MAX overflowed the elimination: U_11 = 1e308 + 1e308 = inf, and the solve
+        // of (1e308, 0) was (1, 0), not (0.5, 0.5); the transpose likewise.
+        let big = [1e308, 1e308, -1e308, 1e308];
+        assert_eq!(
+            f64::lu_solve(&big, 2, &[1e308, 0.0], 1, false),
+            Ok(vec![0.5, 0.5])
+        );
+        assert_eq!(
+            f64::lu_solve(&big, 2, &[0.0, 1e308], 1, true),
+            Ok(vec![0.5, 0.5])
+        );
+        // [[1, 0], [1e308, 1e308]] x = (1e308, 1e308): x = (1e308, 1 - 1e308), not -inf.
+        let lower = Triangle {
+            lower: true,
+            ..Default::default()
+        };
+        let x = f64::triangular_solve(&[1.0, 0.0, 1e308, 1e308], 2, &[1e308, 1e308], 1, lower);
+        assert_eq!(x, vec![1e308, 1.0 - 1e308]);
         let tiny32 = f32::from_bits(1 << 10); // 2^-139
         let (d, _) = f32::lu_diagonal(&[tiny32, 0.0, 0.0, 1.0], 2);
         assert_eq!(d.iter().product::<f32>(), tiny32, "{d:?}");
