@@ -247,6 +247,21 @@ fn an_einsum_result_too_large_is_an_einsum_error() {
     assert!(text.contains("\"ij,kl->ijkl\""), "{text}");
 }
 
+/// A malformed spec of 100,000 letters was echoed whole in the error (a 100 KB message); now
+/// its first 80 characters and its length.
+#[test]
+fn einsum_errors_show_a_long_spec_by_its_start() {
+    let spec = format!("{},b", "a".repeat(100_000));
+    let err = linalg::try_einsum(&spec, &[&Tensor::<f64>::zeros(&[2])]).unwrap_err();
+    let text = err.to_string();
+    assert!(text.len() < 300, "{} characters", text.len());
+    assert!(text.contains("... (100002 characters)"), "{text}");
+    assert!(
+        text.starts_with("einsum: the spec has 2 operand terms for 1 operands"),
+        "{text}"
+    );
+}
+
 /// Errors that named the wrong thing: `outer` of `[0, 2^31]` with itself (a result shape too
 /// large) was reported by `mul`; the norm of a Batched stack of scalars said "the leading axis
 /// of the batching rule's result has length 0, expected 2" (the norm reduced the stack's own

@@ -47,9 +47,18 @@ use crate::tensor::Array;
 pub fn try_einsum<A: Array>(spec: &str, operands: &[&A]) -> Result<A, Error> {
     let fail = |why: String| {
         let shapes: Vec<&[usize]> = operands.iter().map(|x| x.shape()).collect();
+        // A long spec is shown by its start: the message stays readable.
+        const SHOWN: usize = 80;
+        let count = spec.chars().count();
+        let shown = if count > SHOWN {
+            let start: String = spec.chars().take(SHOWN).collect();
+            format!("{start:?}... ({count} characters)")
+        } else {
+            format!("{spec:?}")
+        };
         Error::InvalidArgument {
             op: "einsum",
-            reason: format!("{why} (spec {spec:?}, operand shapes {shapes:?})"),
+            reason: format!("{why} (spec {shown}, operand shapes {shapes:?})"),
         }
     };
     let parsed = Spec::parse(spec, operands).map_err(fail)?;
