@@ -82,14 +82,16 @@ fn unpack<A: Array>(packed: &A) -> Result<(A, A), Error> {
     ))
 }
 
-/// `F_ij = 1 / (w_j - w_i)`, 0 where `w_i == w_j` exactly (the diagonal, and repeated
-/// eigenvalues), from the eigenvalues `w` `[.., 1, n]`: written with differentiable
-/// operations, the mask of equal pairs a constant.
-fn gaps<A: Array>(w: &A) -> Result<A, Error> {
+/// `F ∘ m`, `F_ij = 1 / (w_j - w_i)`, 0 where `w_i == w_j` exactly (the diagonal, and
+/// repeated eigenvalues), from the eigenvalues `w` `[.., 1, n]`: written with differentiable
+/// operations, the mask of equal pairs a constant. Computed as `m_ij / (w_j - w_i)`, not
+/// `m_ij * (1 / (w_j - w_i))`: the reciprocal of a subnormal gap is infinite, and times a zero
+/// of `m` it would be NaN.
+fn over_gaps<A: Array>(w: &A, m: &A) -> Result<A, Error> {
     let d = w.try_sub(&w.transpose())?;
     let equal = d.try_equal(&d.constant_like(&Tensor::scalar(A::elem(0.0))))?;
     let apart = equal.neg().add_scalar(A::elem(1.0));
-    d.try_add(&equal)?.recip().try_mul(&apart)
+    m.try_div(&d.try_add(&equal)?)?.try_mul(&apart)
 }
 
 impl Op for Eigh {
@@ -157,7 +159,7 @@ impl Op for Eigh {
             .try_matmul(&v)?;
         let eye = m.constant_like(&identity(n));
         let dw = m.try_mul(&eye)?.try_sum_axes(&[r - 2], true)?;
-        let dv = v.try_matmul(&gaps(&w)?.try_mul(&m)?)?;
+        let dv = v.try_matmul(&over_gaps(&w, &m)?)?;
         A::try_concat(&[&dw, &dv], r - 2).map(Some)
     }
 
@@ -175,7 +177,7 @@ impl Op for Eigh {
         let eye = v.constant_like(&identity(n));
         let inner = ct_w
             .try_mul(&eye)?
-            .try_add(&gaps(&w)?.try_mul(&v.transpose().try_matmul(&ct_v)?)?)?;
+            .try_add(&over_gaps(&w, &v.transpose().try_matmul(&ct_v)?)?)?;
         let g = v.try_matmul(&inner)?.try_matmul(&v.transpose())?;
         Ok(vec![Some(lower_effective_transposed(&g, n)?)])
     }
