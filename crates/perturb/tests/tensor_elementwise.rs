@@ -1053,6 +1053,148 @@ fn erf_gelu_gelu_tanh_and_silu_are_exact_far_out_at_every_order() {
     }
 }
 
+/// Value, first and second derivative of an element-wise op at each point, in `T`: the second
+/// by reverse over reverse (nested tapes) and by forward over reverse (`hessian`), which must
+/// agree bit for bit (NaN with NaN).
+fn derivatives_in<T: perturb::tensor::Element + std::fmt::LowerExp>(
+    kind: Kind,
+    x: &[T],
+) -> [Vec<T>; 3] {
+    let inner = TensorTape::new();
+    let xi = inner.var(Tensor::vector(x));
+    let outer = TensorTape::<TensorVar<Tensor<T>>>::over();
+    let xo = outer.var(xi.clone());
+    let y = apply(kind, &[&xo]).unwrap();
+    let d1 = outer.gradient(&y.sum_all(), &[&xo]).unwrap().remove(0);
+    let d2 = inner.gradient(&d1.sum_all(), &[&xi]).unwrap().remove(0);
+    let d2 = d2.to_vec();
+    for (i, &xi) in x.iter().enumerate() {
+        let h =
+            perturb::tensor::hessian(|v| Ok(apply(kind, &[v])?.sum_all()), &Tensor::vector(&[xi]))
+                .unwrap()
+                .to_vec()[0];
+        let same = h == d2[i] || (h.is_nan() && d2[i].is_nan());
+        assert!(
+            same,
+            "{kind:?}''({xi:e}): hessian {h:e}, nested tapes {:e}",
+            d2[i]
+        );
+    }
+    [y.value().value().to_vec(), d1.value().to_vec(), d2]
+}
+
+/// The limits of `(f, f', f'')` at `x`, infinite or so large that `x^2` or `x^3` overflow, as
+/// worked out by hand: erf tends to `sign(x)`, gelu, gelu_tanh and silu to `x` on the right and
+/// to 0 on the left, their slopes to 1 (0 for erf) and 0, the second derivatives to 0 (the
+/// normal density, `exp(-x^2)` and `sigmoid'` decay faster than any power grows); log1p and
+/// expm1, sqrt and recip by their formulas in `f64`.
+fn limit_far_out(kind: Kind, x: f64) -> [f64; 3] {
+    let right = x > 0.0;
+    match kind {
+        Kind::Erf => [x.signum(), 0.0, 0.0],
+        Kind::Gelu | Kind::GeluTanh | Kind::Silu if right => [x, 1.0, 0.0],
+        Kind::Gelu | Kind::GeluTanh | Kind::Silu => [0.0, 0.0, 0.0],
+        Kind::Tanh => [x.signum(), 0.0, 0.0],
+        Kind::Softplus if right => [x, 1.0, 0.0],
+        Kind::Softplus => [0.0, 0.0, 0.0],
+        Kind::LogSigmoid if right => [0.0, 0.0, 0.0],
+        Kind::LogSigmoid => [x, 1.0, 0.0],
+        // ln(1 + x), 1 / (1 + x), -1 / (1 + x)^2 (right only)
+        Kind::Log1p => [x.ln_1p(), 1.0 / (1.0 + x), -1.0 / ((1.0 + x) * (1.0 + x))],
+        // exp(x) - 1, exp(x), exp(x)
+        Kind::Expm1 => [x.exp_m1(), x.exp(), x.exp()],
+        // sqrt(x), 1 / (2 sqrt(x)), -1 / (4 x sqrt(x)) (right only)
+        Kind::Sqrt => [x.sqrt(), 0.5 / x.sqrt(), -0.25 / (x * x.sqrt())],
+        // 1 / x, -1 / x^2, 2 / x^3 (the last two underflow to 0 this far out)
+        Kind::Recip => [1.0 / x, 0.0, 0.0],
+        _ => unreachable!(),
+    }
+}
+
+/// Issue 15's hostile review: at infinite arguments, and where `x^2` (erf, gelu) or `x^3`
+/// (gelu_tanh) overflow, each function, slope and second derivative is its limit, not NaN from
+/// `0 * inf` (a factor such as `2x` or `x` overflowing against a density that underflowed), in
+/// `f64` and `f32`; and NaN in gives NaN at every order (no clamp may swallow it). The older
+/// functions whose rules have the same shape (a slope times a factor) are checked alike.
+#[test]
+fn the_smooth_functions_take_their_limits_at_infinity_at_every_order() {
+    let both = [
+        Kind::Erf,
+        Kind::Gelu,
+        Kind::GeluTanh,
+        Kind::Silu,
+        Kind::Tanh,
+        Kind::Softplus,
+        Kind::LogSigmoid,
+        Kind::Expm1,
+        Kind::Recip,
+    ];
+    let f64_points = [
+        f64::INFINITY,
+        1.7e308,
+        1e308,
+        -1e308,
+        -1.7e308,
+        f64::NEG_INFINITY,
+    ];
+    let f32_points = [
+        f32::INFINITY,
+        3e38,
+        1.7e38,
+        -1.7e38,
+        -3e38,
+        f32::NEG_INFINITY,
+    ];
+    let close =
+        |got: f64, want: f64| got == want || (got - want).abs() <= 4.0 * f64::EPSILON * want.abs();
+    for kind in both.iter().chain(&[Kind::Log1p, Kind::Sqrt]) {
+        let right_only = matches!(kind, Kind::Log1p | Kind::Sqrt);
+        let keep = |x: &f64| !right_only || *x > 0.0;
+        let xs: Vec<f64> = f64_points.iter().copied().filter(keep).collect();
+        let got = derivatives_in(*kind, &xs);
+        for (i, &x) in xs.iter().enumerate() {
+            let want = limit_far_out(*kind, x);
+            for order in 0..3 {
+                let g = got[order][i];
+                assert!(
+                    close(g, want[order]),
+                    "{kind:?} order {order} at {x:e}: {g:e}, want {:e}",
+                    want[order]
+                );
+            }
+        }
+        let xs: Vec<f32> = f32_points
+            .iter()
+            .copied()
+            .filter(|x| keep(&f64::from(*x)))
+            .collect();
+        let got = derivatives_in(*kind, &xs);
+        for (i, &x) in xs.iter().enumerate() {
+            // f32's limits are f64's rounded (the finite ones are computed in f32 here).
+            let want = limit_far_out(*kind, f64::from(x));
+            for order in 0..3 {
+                let g = f64::from(got[order][i]);
+                let w = f64::from(want[order] as f32);
+                let ok = g == w || (g - w).abs() <= 4.0 * f64::from(f32::EPSILON) * w.abs();
+                assert!(
+                    ok,
+                    "{kind:?} order {order} at {x:e} in f32: {g:e}, want {w:e}"
+                );
+            }
+        }
+        let [y, d1, d2] = derivatives_in(*kind, &[f64::NAN]);
+        assert!(
+            y[0].is_nan() && d1[0].is_nan() && d2[0].is_nan(),
+            "{kind:?} at NaN: {y:?} {d1:?} {d2:?}"
+        );
+        let [y, d1, d2] = derivatives_in(*kind, &[f32::NAN]);
+        assert!(
+            y[0].is_nan() && d1[0].is_nan() && d2[0].is_nan(),
+            "{kind:?} at NaN in f32"
+        );
+    }
+}
+
 /// `sum(f(x) * w)` for one of issue 15's element-wise functions, for `check_grads`.
 struct Weighted(Kind);
 

@@ -1520,3 +1520,89 @@ fn reductions_over_nothing_follow_numpy() {
     let g = grad(|x| Ok(x.mean_axes(&[0], false)), &empty).unwrap();
     assert_eq!(g.shape(), &[0]);
 }
+
+#[test]
+fn a_mean_whose_sum_overflows_is_the_mean_and_other_slots_are_unchanged() {
+    // Over axis 1 of [[1.5e308, 1.5e308, 1.5e308], [1, 2, 4], [inf, 1, 1], [inf, -inf, 1]]: the
+    // first sum overflows, but the mean 1.5e308 fits (each element divided by 3 first); the
+    // second is (1 + 2 + 4) / 3 as before, bit for bit; infinities and NaN as the sum gives them.
+    let inf = f64::INFINITY;
+    let x = t(
+        &[
+            1.5e308, 1.5e308, 1.5e308, 1.0, 2.0, 4.0, inf, 1.0, 1.0, inf, -inf, 1.0,
+        ],
+        &[4, 3],
+    );
+    let y = x.try_mean_axes(&[1], false).unwrap().to_vec();
+    assert_eq!(&y[..3], &[1.5e308, 7.0 / 3.0, inf]);
+    assert!(y[3].is_nan(), "{y:?}");
+    // f32: four 3e38 (the sum is 1.2e39).
+    let big = Tensor::from_vec(vec![3e38_f32; 4], &[2, 2]).unwrap();
+    assert_eq!(
+        big.try_mean_axes(&[0, 1], false).unwrap().to_vec(),
+        vec![3e38]
+    );
+    // An empty axis still gives NaN (0 / 0), not the 0 of an empty rescaled sum.
+    let empty = Tensor::<f64>::zeros(&[2, 0]);
+    let y = empty.try_mean_axes(&[1], false).unwrap().to_vec();
+    assert!(y.len() == 2 && y.iter().all(|v| v.is_nan()), "{y:?}");
+    // The gradient does not depend on the value: 1/3 each.
+    let tape = TensorTape::new();
+    let xv = tape.var(x.clone());
+    let g = tape
+        .gradient(&xv.try_mean_axes(&[1], false).unwrap().sum_all(), &[&xv])
+        .unwrap()
+        .remove(0);
+    assert_eq!(g.to_vec(), vec![1.0 / 3.0; 12]);
+}
+
+/// The gradient of `logsumexp_all` at `x` (by the tape) and the Hessian's first row (forward
+/// over reverse).
+fn logsumexp_gradient_and_hessian_row(x: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let x = t(x, &[x.len()]);
+    let g = perturb::tensor::grad(|v| Ok(v.logsumexp_all()), &x).unwrap();
+    let h = perturb::tensor::hessian(|v| Ok(v.logsumexp_all()), &x).unwrap();
+    (g.to_vec(), h.to_vec()[..x.len()].to_vec())
+}
+
+#[test]
+fn logsumexp_and_softmax_where_the_maximum_is_infinite_take_the_limit_along_the_ties() {
+    // logsumexp([inf, 1]) = inf; its gradient softmax([inf, 1]) is [1, 0], the limit as the
+    // first entry grows (it was [NaN, 0]: exp(inf - inf)), and the Hessian the derivative of
+    // that constant, 0. Several infinite maxima share the 1 equally, as max's gradient does at
+    // ties; where every entry is -inf they all tie at the maximum, giving [1/2, 1/2], the limit
+    // of [t, t] as t falls (it was [NaN, NaN]; JAX gives NaN in both cases), and the Hessian
+    // diag(y) - y y^T at y = [1/2, 1/2], that of equal finite entries.
+    let (inf, ninf) = (f64::INFINITY, f64::NEG_INFINITY);
+    assert_eq!(t(&[inf, 1.0], &[2]).logsumexp_all().to_vec(), vec![inf]);
+    let (g, h) = logsumexp_gradient_and_hessian_row(&[inf, 1.0]);
+    assert_eq!((g, h), (vec![1.0, 0.0], vec![0.0, 0.0]));
+    let (g, _) = logsumexp_gradient_and_hessian_row(&[inf, 1.0, inf, ninf]);
+    assert_eq!(g, vec![0.5, 0.0, 0.5, 0.0]);
+    assert_eq!(t(&[ninf, ninf], &[2]).logsumexp_all().to_vec(), vec![ninf]);
+    let (g, h) = logsumexp_gradient_and_hessian_row(&[ninf, ninf]);
+    assert_eq!((g, h), (vec![0.5, 0.5], vec![0.25, -0.25]));
+    // A finite maximum beside -inf entries is unchanged: weight 0 there.
+    let (g, _) = logsumexp_gradient_and_hessian_row(&[ninf, 0.0, 0.0]);
+    assert_eq!(g, vec![0.0, 0.5, 0.5]);
+    // NaN still makes every weight NaN.
+    let (g, _) = logsumexp_gradient_and_hessian_row(&[inf, f64::NAN]);
+    assert!(g.iter().all(|v| v.is_nan()), "{g:?}");
+    // softmax itself, per row of a matrix, in f64 and f32.
+    let x = t(&[inf, 1.0, 2.0, ninf, ninf, ninf, 0.0, 3.0, inf], &[3, 3]);
+    let want = [
+        1.0,
+        0.0,
+        0.0,
+        1.0 / 3.0,
+        1.0 / 3.0,
+        1.0 / 3.0,
+        0.0,
+        0.0,
+        1.0,
+    ];
+    assert_eq!(x.try_softmax(1).unwrap().to_vec(), want.to_vec());
+    let x32 = Tensor::from_vec(x.to_vec().iter().map(|&v| v as f32).collect(), &[3, 3]).unwrap();
+    let want32: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+    assert_eq!(x32.try_softmax(1).unwrap().to_vec(), want32);
+}

@@ -403,6 +403,22 @@ fn logical<A: Array>(x: &A, stacked: bool) -> &[usize] {
     }
 }
 
+/// The batching rule of an operation on one stack of matrices `[.., m, n]` (a decomposition):
+/// the stack's axis is one more leading axis, so the operation runs once on the whole stack.
+/// A member that is not a matrix (a stack of vectors would pass for one matrix) goes through
+/// [`by_loop`], which reports the member's own error.
+pub(crate) fn matrix_stack<O: Op, A: Array>(
+    op: &O,
+    inputs: &[&A],
+    stacked: &[bool],
+    size: usize,
+) -> Result<A, Error> {
+    match (inputs, stacked) {
+        ([x], [true]) if x.shape().len() >= 3 => A::apply(op, inputs),
+        _ => by_loop(op, inputs, stacked, size),
+    }
+}
+
 /// The batching rule of any operation: the operation applied to each member of the stack in
 /// turn, the results stacked. Correct for every operation; the others' rules are faster.
 pub(crate) fn by_loop<O: Op, A: Array>(

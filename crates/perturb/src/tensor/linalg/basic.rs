@@ -41,6 +41,11 @@ fn diagonal_positions(k: usize, n: usize) -> Vec<usize> {
 pub fn try_diagonal<A: Array>(x: &A) -> Result<A, Error> {
     let (m, n) = matrix_dims("diagonal", x.shape())?;
     let lead = &x.shape()[..x.shape().len() - 2];
+    if lead.contains(&0) {
+        // No matrix: no list of the diagonal's positions either (`min(m, n)` of them).
+        let out: Vec<usize> = lead.iter().copied().chain([m.min(n)]).collect();
+        return x.try_reshape(&out);
+    }
     let flat: Vec<usize> = lead.iter().copied().chain([m * n]).collect();
     x.try_reshape(&flat)?
         .try_index_select(lead.len(), diagonal_positions(m.min(n), n))
@@ -119,6 +124,11 @@ pub fn try_diag<A: Array>(x: &A) -> Result<A, Error> {
     };
     let square: Vec<usize> = lead.iter().copied().chain([n, n]).collect();
     element_count("diag", &square)?;
+    if lead.contains(&0) {
+        // No vector: the result is empty, without the list of `n` diagonal positions (8 GB
+        // for `[0, 2^30 - 1]`).
+        return x.try_reshape(&square);
+    }
     x.try_index_add(lead.len(), diagonal_positions(n, n), n * n)?
         .try_reshape(&square)
 }
@@ -200,7 +210,7 @@ pub fn try_outer<A: Array>(a: &A, b: &A) -> Result<A, Error> {
     let row = b.try_unsqueeze(rb - 1)?;
     column.try_mul(&row).map_err(|e| match e {
         Error::ShapeMismatch { .. } => mismatch(),
-        other => other,
+        other => rename(other, "mul", "outer"),
     })
 }
 

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use super::basic::try_diagonal;
 use crate::error::Error;
 use crate::tensor::array::or_panic;
+use crate::tensor::dense::element_count;
 use crate::tensor::Array;
 
 /// Einstein summation, as `numpy.einsum` / `jnp.einsum` for one or two operands:
@@ -29,7 +30,8 @@ use crate::tensor::Array;
 /// An error names `einsum`, the spec and the operands' shapes for a spec that cannot be
 /// parsed, a number of operands other than the spec's (or than one or two), a term whose
 /// number of letters is not its operand's number of axes, a result letter that is repeated
-/// or on no operand, and one letter given two lengths.
+/// or on no operand, one letter given two lengths, and a result with more elements than a
+/// tensor can hold.
 ///
 /// ```
 /// use perturb::tensor::{linalg, Array, Tensor};
@@ -45,12 +47,33 @@ use crate::tensor::Array;
 pub fn try_einsum<A: Array>(spec: &str, operands: &[&A]) -> Result<A, Error> {
     let fail = |why: String| {
         let shapes: Vec<&[usize]> = operands.iter().map(|x| x.shape()).collect();
+        // A long spec is shown by its start: the message stays readable.
+        const SHOWN: usize = 80;
+        let count = spec.chars().count();
+        let shown = if count > SHOWN {
+            let start: String = spec.chars().take(SHOWN).collect();
+            format!("{start:?}... ({count} characters)")
+        } else {
+            format!("{spec:?}")
+        };
         Error::InvalidArgument {
             op: "einsum",
-            reason: format!("{why} (spec {spec:?}, operand shapes {shapes:?})"),
+            reason: format!("{why} (spec {shown}, operand shapes {shapes:?})"),
         }
     };
     let parsed = Spec::parse(spec, operands).map_err(fail)?;
+    let out_shape: Vec<usize> = parsed.output.iter().map(|c| parsed.sizes[c]).collect();
+    element_count("einsum", &out_shape).map_err(|e| match e {
+        Error::InvalidArgument { reason, .. } => fail(format!("the result's {reason}")),
+        other => other,
+    })?;
+    // With an empty axis on an operand, each entry of the result is a sum over nothing (or
+    // there is none): zeros, made without the lowering, whose intermediates can be far larger
+    // than the operands and the result (the sum of `[0, 2^40]` over its first axis is 2^40
+    // zeros, for a result `[2^40, 0]`).
+    if let Some(empty) = operands.iter().find(|x| x.shape().contains(&0)) {
+        return empty.try_sum_to(&[])?.try_broadcast_to(&out_shape);
+    }
     // Each operand with its diagonals taken, then the letters it alone has and the result
     // has not summed over.
     let mut terms = Vec::with_capacity(operands.len());

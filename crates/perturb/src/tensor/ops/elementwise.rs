@@ -150,29 +150,35 @@ elementwise! {
         reads VjpReads::INPUTS;
     /// The error function `erf(x) = 2 / sqrt(pi) * integral of exp(-t^2) from 0 to x`, libm's
     /// (computed in `f64`, so `f32` gets it correctly rounded but for double rounding); JVP and
-    /// VJP `g 2 / sqrt(pi) exp(-x^2)`, which underflows to 0 in the tails rather than overflow.
-    Erf, "erf", Transcendental, |x| via_f64(x, libm::erf), |x, y, g| g.try_mul(&erf_slope(x))?,
+    /// VJP `g 2 / sqrt(pi) exp(-x^2)`, which underflows to 0 in the tails rather than overflow,
+    /// taken at `x` clamped to `[-40, 40]` (a NaN passing with its derivative), beyond which it
+    /// is 0, so that its own derivatives are 0 there too rather than `0 * inf` where `2x`
+    /// overflows.
+    Erf, "erf", Transcendental, |x| via_f64(x, libm::erf), |x, y, g| g.try_mul(&erf_slope(x)?)?,
         reads VjpReads::INPUTS;
     /// GELU, exact: `x Phi(x)` with `Phi` the standard normal distribution function, computed
     /// as `x erfc(-x / sqrt 2) / 2` (libm's `erfc`, in `f64`), which keeps its relative accuracy
-    /// in the left tail where `1 + erf(x / sqrt 2)` cancels; JVP and VJP `g (Phi(x) + x phi(x))`,
-    /// `phi` the normal density, 0 or 1 far out (no `0 * inf`: `phi` underflows first).
-    Gelu, "gelu", Transcendental, |x| via_f64(x, |v| v * normal_cdf(v)), |x, y, g| g.try_mul(&gelu_slope(x)?)?,
+    /// in the left tail where `1 + erf(x / sqrt 2)` cancels (0 at `-inf`, the limit); JVP and
+    /// VJP `g (Phi(x) + x phi(x))`, `phi` the normal density, taken at `x` clamped to
+    /// `[-40, 40]` as `erf`'s: exactly 1 or 0 far out and at infinity, its derivatives 0.
+    Gelu, "gelu", Transcendental, |x| via_f64(x, gelu_f64), |x, y, g| g.try_mul(&gelu_slope(x)?)?,
         reads VjpReads::INPUTS;
     /// GELU, tanh approximation (Hendrycks and Gimpel 2016):
     /// `x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2`, computed as `x sigmoid(z)` with
     /// `z = 2 sqrt(2 / pi) (x + 0.044715 x^3)` (the same function: `1 + tanh(u) = 2 sigmoid(2u)`),
-    /// which does not cancel in the left tail as `1 + tanh` does. JVP and VJP
-    /// `g (sigmoid(z) + x sigmoid'(z) z')`, taken at `x` clamped to `[-30, 30]`: beyond, it is
-    /// exactly 0 or 1 in `f32` and `f64` (`sigmoid'(z)` underflows), and the clamp keeps `z'`,
-    /// which overflows past `|x| = 1e154`, from meeting that 0 (`0 * inf` would be NaN).
+    /// which does not cancel in the left tail as `1 + tanh` does (0 at `-inf`, the limit). JVP
+    /// and VJP `g (sigmoid(z) + x sigmoid'(z) z')`, taken at `x` clamped to `[-30, 30]`: beyond,
+    /// it is exactly 0 or 1 in `f32` and `f64` (`sigmoid'(z)` underflows), and the clamp keeps
+    /// `z'`, which overflows past `|x| = 1e154`, from meeting that 0 (`0 * inf` would be NaN);
+    /// a NaN passes the clamp with its derivative.
     GeluTanh, "gelu_tanh", Transcendental, |x| via_f64(x, gelu_tanh_f64), |x, y, g| g.try_mul(&gelu_tanh_slope(x)?)?,
         reads VjpReads::INPUTS;
-    /// SiLU (swish): `x sigmoid(x)`, with the stable sigmoid; JVP and VJP
-    /// `g (sigmoid(x) + x sigmoid'(x))`, with `sigmoid'` accurate in both tails
+    /// SiLU (swish): `x sigmoid(x)`, with the stable sigmoid (0 at `-inf`, the limit); JVP and
+    /// VJP `g (sigmoid(x) + x sigmoid'(x))`, with `sigmoid'` accurate in both tails
     /// (`s (1 - s)` below 1, `e / (1 + e)^2` with `e = exp(-x)` above), so the slope is 0 or 1
-    /// far out rather than NaN.
-    Silu, "silu", Transcendental, |x| x * rules::Sigmoid.func(x), |x, y, g| g.try_mul(&silu_slope(x)?)?,
+    /// far out and at infinity rather than NaN, taken at `x` clamped to `[-750, 750]` (beyond,
+    /// `sigmoid'` is 0), so that its derivatives are 0 rather than `inf * 0` at infinity.
+    Silu, "silu", Transcendental, |x| silu_value(x), |x, y, g| g.try_mul(&silu_slope(x)?)?,
         reads VjpReads::INPUTS;
 }
 
@@ -194,6 +200,14 @@ const GELU_TANH_CUBIC: f64 = 0.044715;
 /// Where GELU's tanh form is flat to the last bit of `f32` and `f64` (its slope 0 or 1).
 const GELU_TANH_FLAT: f64 = 30.0;
 
+/// Where `exp(-x^2 / 2)` (and so `exp(-x^2)`) underflows to 0 in `f64` (past 38.6), and GELU's
+/// slope is exactly 0 or 1.
+const GAUSSIAN_FLAT: f64 = 40.0;
+
+/// Where `sigmoid'(x)` underflows to 0 in `f64` (`exp(-x)` past 745), and SiLU's slope is
+/// exactly 0 or 1.
+const SIGMOID_FLAT: f64 = 750.0;
+
 /// `1 / sqrt 2 - FRAC_1_SQRT_2`: what the `f64` constant leaves out (computed to 50 digits).
 const FRAC_1_SQRT_2_LO: f64 = -4.833646656726457e-17;
 
@@ -206,7 +220,8 @@ fn normal_cdf(x: f64) -> f64 {
     use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI};
     let a = -x * FRAC_1_SQRT_2;
     let erfc = libm::erfc(a);
-    if x < -1.0 {
+    // (Not where `erfc` is 0, `x = -inf` included, where `e` is NaN.)
+    if x < -1.0 && erfc > 0.0 {
         let e = (-x).mul_add(FRAC_1_SQRT_2, -a) - x * FRAC_1_SQRT_2_LO;
         0.5 * (erfc - e * FRAC_2_SQRT_PI * (-a * a).exp())
     } else {
@@ -214,16 +229,37 @@ fn normal_cdf(x: f64) -> f64 {
     }
 }
 
+/// `x f`, or `-0` where `f` is 0: the limit of `x f(x)` where `f` decays faster than `x` grows
+/// and has underflowed, `x = -inf` included (where `x f` is NaN).
+fn times_decaying<T: Element>(x: T, f: T) -> T {
+    if f == T::zero() {
+        -T::zero()
+    } else {
+        x * f
+    }
+}
+
+/// `x Phi(x)`.
+fn gelu_f64(x: f64) -> f64 {
+    times_decaying(x, normal_cdf(x))
+}
+
 /// `x sigmoid(2 sqrt(2 / pi) (x + 0.044715 x^3))`.
 fn gelu_tanh_f64(x: f64) -> f64 {
     let z = 2.0 * SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x);
-    x * rules::Sigmoid.func(z)
+    times_decaying(x, rules::Sigmoid.func(z))
 }
 
-/// `erf'(x) = 2 / sqrt(pi) exp(-x^2)`.
-fn erf_slope<A: Array>(x: &A) -> A {
+/// `x sigmoid(x)`.
+fn silu_value<T: Element>(x: T) -> T {
+    times_decaying(x, rules::Sigmoid.func(x))
+}
+
+/// `erf'(x) = 2 / sqrt(pi) exp(-x^2)`, at `x` flattened where it underflows (see [`Flatten`]).
+fn erf_slope<A: Array>(x: &A) -> Result<A, Error> {
+    let x = A::apply(&Flatten(GAUSSIAN_FLAT), &[x])?;
     let scale = A::elem(std::f64::consts::FRAC_2_SQRT_PI);
-    x.square().neg().exp().scale(scale)
+    Ok(x.square().neg().exp().scale(scale))
 }
 
 /// `phi(x) = exp(-x^2 / 2) / sqrt(2 pi)`, the standard normal density.
@@ -234,15 +270,16 @@ fn normal_pdf<A: Array>(x: &A) -> A {
         .scale(A::elem(FRAC_1_SQRT_2PI))
 }
 
-/// `gelu'(x) = Phi(x) + x phi(x)`.
+/// `gelu'(x) = Phi(x) + x phi(x)`, at `x` flattened where it is 0 or 1 (see [`Flatten`]).
 fn gelu_slope<A: Array>(x: &A) -> Result<A, Error> {
-    A::apply(&NormalCdf, &[x])?.try_add(&x.try_mul(&normal_pdf(x))?)
+    let x = A::apply(&Flatten(GAUSSIAN_FLAT), &[x])?;
+    A::apply(&NormalCdf, &[&x])?.try_add(&x.try_mul(&normal_pdf(&x))?)
 }
 
 /// `gelu_tanh'(x) = sigmoid(z) + x sigmoid'(z) z'`, `z = 2 sqrt(2 / pi) (x + 0.044715 x^3)`,
 /// at `x` clamped to where the slope is not yet flat (see [`GeluTanh`]).
 fn gelu_tanh_slope<A: Array>(x: &A) -> Result<A, Error> {
-    let x = x.try_clamp(A::elem(-GELU_TANH_FLAT), A::elem(GELU_TANH_FLAT))?;
+    let x = A::apply(&Flatten(GELU_TANH_FLAT), &[x])?;
     let two_c = A::elem(2.0 * SQRT_2_OVER_PI);
     let x2 = x.square();
     let z = x
@@ -257,10 +294,12 @@ fn gelu_tanh_slope<A: Array>(x: &A) -> Result<A, Error> {
     s.try_add(&x.try_mul(&ds)?.try_mul(&dz)?)
 }
 
-/// `silu'(x) = sigmoid(x) + x sigmoid'(x)`.
+/// `silu'(x) = sigmoid(x) + x sigmoid'(x)`, at `x` flattened where `sigmoid'` underflows (see
+/// [`Flatten`]).
 fn silu_slope<A: Array>(x: &A) -> Result<A, Error> {
+    let x = A::apply(&Flatten(SIGMOID_FLAT), &[x])?;
     let s = x.sigmoid();
-    s.try_add(&x.try_mul(&A::apply(&SigmoidSlope, &[x, &s])?)?)
+    s.try_add(&x.try_mul(&A::apply(&SigmoidSlope, &[&x, &s])?)?)
 }
 
 /// `Phi(x)`, the standard normal distribution function, as `erfc(-x / sqrt 2) / 2` (accurate
@@ -292,6 +331,65 @@ impl Op for NormalCdf {
 
     fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
         Ok(vec![Some(ct.try_mul(&normal_pdf(x[0]))?)])
+    }
+}
+
+/// `x` clamped to `[-bound, bound]`, NaN passing through; JVP and VJP `g` inside, 0 outside and
+/// NaN at NaN. A slope taken at `Flatten(x)` is continued flat beyond `bound`, where it is
+/// already constant to the last bit of `f32` and `f64` (0 or 1: a density such as `exp(-x^2)`
+/// or `sigmoid'(x)` has underflowed). Taken at `x` itself, its derivative multiplied that 0 by
+/// a factor that overflows far out or is infinite at infinity (`2x` of `x^2`, `x` of
+/// `x phi(x)`), which gave NaN for a limit of 0 (`erf''`, `gelu''` at `1e308`; `silu'`,
+/// `gelu'` at `inf`). [`Clamp`](super::Clamp) would do but for NaN, through which it passes
+/// no derivative (the comparisons' convention): `gelu_tanh''(NaN)` was 0.
+#[derive(Clone, Copy, Debug)]
+struct Flatten(f64);
+
+impl UnaryOp for Flatten {
+    fn func<T: crate::Scalar>(&self, x: T) -> T {
+        let bound = T::from_f64(self.0).unwrap_or_else(T::nan);
+        if x > bound {
+            bound
+        } else if x < -bound {
+            -bound
+        } else {
+            x
+        }
+    }
+
+    fn grads<T: crate::Scalar>(&self, x: T, _: T) -> T {
+        if x.is_nan() {
+            x
+        } else if x.abs() > T::from_f64(self.0).unwrap_or_else(T::nan) {
+            T::zero()
+        } else {
+            T::one()
+        }
+    }
+}
+
+impl Op for Flatten {
+    fn name(&self) -> &'static str {
+        "flatten"
+    }
+
+    const ELEMENTWISE: bool = true;
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let input = super::unary("flatten", inputs)?;
+        let rule = *self;
+        Ok(input.map_with(kernels::Cost::Cheap, move |x: T| rule.func(x)))
+    }
+
+    fn jvp<A: Array>(&self, x: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        t[0].map(|t| t.try_mul(&A::apply(&Slope(*self, "flatten_slope"), x)?))
+            .transpose()
+    }
+
+    fn vjp<A: Array>(&self, x: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        Ok(vec![Some(
+            ct.try_mul(&A::apply(&Slope(*self, "flatten_slope"), x)?)?,
+        )])
     }
 }
 

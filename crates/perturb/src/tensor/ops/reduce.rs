@@ -196,14 +196,6 @@ fn safe_shift<T: Element>(m: T) -> T {
     }
 }
 
-/// The shift of each slot for `exp(x - shift)`: the slot's maximum where it is finite.
-fn shifts<T: Element>(x: &[T], shape: &[usize], reduced: &[bool]) -> Vec<T> {
-    fold(x, shape, reduced, T::neg_infinity(), max_nan)
-        .into_iter()
-        .map(safe_shift)
-        .collect()
-}
-
 /// The parts of each slot's logsumexp `shift + ln(sum exp(x - shift))`, with the slot's maximum
 /// as shift: the shifts and the logarithms. Where the maximum is finite, one of the terms is
 /// exactly `e^0 = 1`, and the logarithm is `ln_1p` of the others: a nearly certain slot (logits
@@ -238,12 +230,31 @@ fn logsumexp_parts<T: Element>(x: &[T], shape: &[usize], reduced: &[bool]) -> (V
 
 /// `exp(x - m) / sum(exp(x - m))` over the reduced axes of each slot, `m` the slot's maximum:
 /// softmax over several axes, with each exponential computed once.
+///
+/// Where `m` is infinite, the weights are the limit along the maximum's ties: 1 shared
+/// equally among the entries equal to `m`, 0 elsewhere (`[inf, 1]` gives `[1, 0]`, the limit
+/// as the first entry grows; `[inf, inf, 1]` gives `[1/2, 1/2, 0]`; `[-inf, -inf]`, where
+/// every entry ties at the maximum, `[1/2, 1/2]`, the limit of `[t, t]` as `t` falls). There
+/// logsumexp equals the maximum, and these are the maximum's derivative with ties shared
+/// equally (as [`MaxAxes`]), so the weights still sum to 1 (the derivative of
+/// `logsumexp(x + c) = logsumexp(x) + c`). `exp(x - m)` is NaN there (`inf - inf`), which
+/// JAX's logsumexp and softmax (`jax/_src/ops/special.py`, `jax/_src/nn/functions.py`) return
+/// as they are. A NaN in the slot still makes every weight NaN.
 fn softmax_over<T: Element>(x: &Tensor<T>, reduced: &[bool]) -> Tensor<T> {
-    let shift = shifts(x.as_slice(), x.shape(), reduced);
+    let max = fold(x.as_slice(), x.shape(), reduced, T::neg_infinity(), max_nan);
     let mut data = vec![T::zero(); x.len()];
-    let mut sums = vec![T::zero(); shift.len()];
+    let mut sums = vec![T::zero(); max.len()];
     for_each_slot(x.as_slice(), x.shape(), reduced, |flat, slot, v| {
-        data[flat] = rules::Exp.func(v - shift[slot]);
+        let m = max[slot];
+        data[flat] = if m.is_infinite() {
+            if v == m {
+                T::one()
+            } else {
+                T::zero()
+            }
+        } else {
+            rules::Exp.func(v - m)
+        };
         sums[slot] += data[flat];
     });
     for_each_slot(x.as_slice(), x.shape(), reduced, |flat, slot, _| {
@@ -369,8 +380,9 @@ impl Op for SumAxes {
 }
 
 axes_op! {
-    /// The mean over axes (NaN over an empty axis); VJP: the cotangent broadcast back and
-    /// divided by the number of elements averaged.
+    /// The mean over axes (NaN over an empty axis), finite wherever it fits even if the sum
+    /// overflows (such slots are summed again with each element divided first); VJP: the
+    /// cotangent broadcast back and divided by the number of elements averaged.
     ///
     /// ```
     /// use perturb::tensor::{ops::MeanAxes, Op, Tensor};
@@ -403,8 +415,23 @@ impl Op for MeanAxes {
         let keep = keep_shape(x.shape(), &reduced);
         let count: T = elem(reduced_count(x.shape(), &reduced) as f64);
         let mut data = kernels::sum_to(x.as_slice(), x.shape(), &keep);
+        let mut overflowed = false;
         for v in &mut data {
             *v /= count;
+            overflowed |= !v.is_finite();
+        }
+        if overflowed && count > T::zero() {
+            // A sum overflowed (or an element is not finite): there, each element divided
+            // first, so that a mean that fits is not lost to the sum's overflow (as
+            // avg_pool2d). Only then: the common case pays one test per slot.
+            let scaled = fold(x.as_slice(), x.shape(), &reduced, T::zero(), |acc, v| {
+                acc + v / count
+            });
+            for (v, s) in data.iter_mut().zip(scaled) {
+                if !v.is_finite() {
+                    *v = s;
+                }
+            }
         }
         Ok(Tensor::from_parts(
             data,

@@ -49,12 +49,14 @@ pub trait Dense: Sized + Copy {
 
     /// The diagonal of `U` in the LU decomposition of an `n x n` matrix with partial pivoting,
     /// and whether the row permutation is odd: `det a` is the product of the diagonal, negated
-    /// for an odd permutation.
+    /// for an odd permutation. From the first exactly-zero pivot on (a singular matrix) the
+    /// diagonal is zeros, unless `a` holds a NaN or an infinity.
     fn lu_diagonal(a: &[Self], n: usize) -> (Vec<Self>, bool);
 
     /// The eigenvalues of a symmetric `n x n` matrix (only its lower triangle is read), in
     /// ascending order, and the eigenvectors as the columns of an `n x n` row-major matrix;
-    /// `Err` with faer's reason if the iteration did not converge.
+    /// `Err` with faer's reason if the iteration did not converge. NaN values and vectors if
+    /// the lower triangle holds a NaN or an infinity.
     fn eigh(a: &[Self], n: usize) -> Result<(Vec<Self>, Vec<Self>), String>;
 
     /// The reduced QR decomposition of an `m x n` matrix: `q` is `m x k` with orthonormal
@@ -88,10 +90,84 @@ fn par(n: usize) -> Par {
 /// below the diagonal, `U` on and above it), with the row permutation and its inverse.
 /// Called directly rather than through `Mat::partial_piv_lu`, which takes faer's global
 /// parallelism setting rather than [`par`].
+///
+/// What is factored is `R a C` ([`equilibrate`]): the rows and then the columns of `a` whose
+/// largest magnitude is below `sqrt(MIN_POSITIVE)` or above `sqrt(MAX)` scaled by powers of
+/// two to a largest magnitude near 1. faer scales each column below a pivot by the pivot's
+/// reciprocal, which overflows for a subnormal pivot (`0 * inf = NaN`), so `diag(1e-310, 1)`
+/// had determinant NaN and `1e-310 I` was "singular"; and the elimination of
+/// `[[1e308, 1e308], [-1e308, 1e308]]` overflowed (`U_11 = inf`), so the solve of
+/// `(1e308, 0)` was `(1, 0)`, not `(0.5, 0.5)`. Matrices without such rows or columns are
+/// factored as they are.
 struct Lu<F: RealField> {
     lu: Mat<F>,
     perm: Vec<usize>,
     perm_inv: Vec<usize>,
+    /// The diagonals of `R` and `C`.
+    rows: Vec<F>,
+    cols: Vec<F>,
+}
+
+/// The power of two that brings `max` to `[1, 2)` (or as near as a finite power of two can)
+/// when it is positive and below `sqrt(MIN_POSITIVE)`, or finite and above `sqrt(MAX)`; 1 for
+/// other values (zero, ordinary, or not finite).
+fn scale_to_one<F: RealField + Copy>(max: F) -> F {
+    let (one, two) = (F::one_impl(), F::one_impl() + F::one_impl());
+    let mut s = one;
+    let tiny = F::sqrt_impl(&F::min_positive_impl());
+    let huge = F::sqrt_impl(&F::max_positive_impl());
+    if max > F::zero_impl() && max < tiny {
+        // Stopping short of overflowing the scale: from 2^-1074, 2^1022 reaches 2^-52.
+        let limit = F::max_positive_impl() / two;
+        while max * s < one && s < limit {
+            s *= two;
+        }
+    } else if max > huge && F::is_finite_impl(&max) {
+        while max * s >= two {
+            s /= two;
+        }
+    }
+    s
+}
+
+/// Scales the rows, then the columns, of `m` whose largest magnitude is below
+/// `sqrt(MIN_POSITIVE)` or above `sqrt(MAX)` by powers of two to near 1 ([`scale_to_one`];
+/// exact but for entries that become subnormal, far below the row's rounding), returning the
+/// scales of the rows and of the columns: `m` becomes `R m C`. faer's LU and triangular
+/// solves multiply by the reciprocal of a pivot or a diagonal entry, which overflows for a
+/// subnormal one, and their elimination overflows on rows near `MAX`.
+fn equilibrate<F: RealField + Copy>(m: &mut Mat<F>) -> (Vec<F>, Vec<F>) {
+    let (r, c) = (m.nrows(), m.ncols());
+    let largest = |v: &mut dyn Iterator<Item = F>| {
+        v.map(|x| F::abs_impl(&x))
+            .fold(F::zero_impl(), |big, x| if x > big { x } else { big })
+    };
+    let rows: Vec<F> = (0..r)
+        .map(|i| scale_to_one(largest(&mut (0..c).map(|j| m[(i, j)]))))
+        .collect();
+    for (i, &s) in rows.iter().enumerate() {
+        for j in 0..c {
+            m[(i, j)] *= s;
+        }
+    }
+    let cols: Vec<F> = (0..c)
+        .map(|j| scale_to_one(largest(&mut (0..r).map(|i| m[(i, j)]))))
+        .collect();
+    for (j, &s) in cols.iter().enumerate() {
+        for i in 0..r {
+            m[(i, j)] *= s;
+        }
+    }
+    (rows, cols)
+}
+
+/// `x` with each row `i` multiplied by `scales[i]`.
+fn scale_rows<F: RealField + Copy>(x: &mut Mat<F>, scales: &[F]) {
+    for (i, &s) in scales.iter().enumerate() {
+        for j in 0..x.ncols() {
+            x[(i, j)] *= s;
+        }
+    }
 }
 
 impl<F: RealField + Copy> Lu<F> {
@@ -99,6 +175,7 @@ impl<F: RealField + Copy> Lu<F> {
         use faer::dyn_stack::{MemBuffer, MemStack};
         use faer::linalg::lu::partial_pivoting::factor;
         let mut lu = view(a, n, n).to_owned();
+        let (rows, cols) = equilibrate(&mut lu);
         let (mut perm, mut perm_inv) = (vec![0usize; n], vec![0usize; n]);
         let par = par(n);
         let mut mem = MemBuffer::new(factor::lu_in_place_scratch::<usize, F>(
@@ -115,7 +192,13 @@ impl<F: RealField + Copy> Lu<F> {
             MemStack::new(&mut mem),
             Default::default(),
         );
-        Lu { lu, perm, perm_inv }
+        Lu {
+            lu,
+            perm,
+            perm_inv,
+            rows,
+            cols,
+        }
     }
 
     /// The first exactly-zero pivot of `U`.
@@ -123,13 +206,21 @@ impl<F: RealField + Copy> Lu<F> {
         (0..self.lu.nrows()).find(|&i| self.lu[(i, i)] == F::zero_impl())
     }
 
-    /// `op(a)^-1 b` for `b` `n x nrhs`, `op` the transpose when `transpose`.
+    /// `op(a)^-1 b` for `b` `n x nrhs`, `op` the transpose when `transpose`: with `S = R a C`
+    /// factored, `a x = b` is `S y = R b`, `x = C y`, and `a^T x = b` is `S^T y = C b`,
+    /// `x = R y`.
     fn solve(&self, b: &[F], nrhs: usize, transpose: bool) -> Vec<F> {
         use faer::dyn_stack::{MemBuffer, MemStack};
         use faer::linalg::lu::partial_pivoting::solve;
         let n = self.lu.nrows();
         let perm = faer::perm::PermRef::new_checked(&self.perm, &self.perm_inv, n);
+        let (before, after) = if transpose {
+            (&self.cols, &self.rows)
+        } else {
+            (&self.rows, &self.cols)
+        };
         let mut x = view(b, n, nrhs).to_owned();
+        scale_rows(&mut x, before);
         let par = par(n);
         let mut mem = MemBuffer::new(solve::solve_in_place_scratch::<usize, F>(n, nrhs, par));
         let (lu, stack) = (self.lu.as_ref(), MemStack::new(&mut mem));
@@ -138,6 +229,7 @@ impl<F: RealField + Copy> Lu<F> {
         } else {
             solve::solve_in_place(lu, lu, perm, x.as_mut(), par, stack);
         }
+        scale_rows(&mut x, after);
         row_major(x.as_ref())
     }
 }
@@ -213,12 +305,32 @@ fn triangular_solve<F: RealField + Copy>(
 ) -> Vec<F> {
     let mut x = Mat::<F>::zeros(n, nrhs);
     x.copy_from(view(b, n, nrhs));
-    let a = view(a, n, n);
-    // op(a) is lower triangular when a is lower and not transposed, or upper and transposed.
-    let (m, lower) = if shape.transpose {
-        (a.transpose(), !shape.lower)
+    // The triangle read, alone (the other may hold anything), as `t`.
+    let mut t = Mat::<F>::zeros(n, n);
+    if shape.lower {
+        t.copy_from_triangular_lower(view(a, n, n));
     } else {
-        (a, shape.lower)
+        t.copy_from_triangular_upper(view(a, n, n));
+    }
+    // With `S = R t C` (both diagonal, so `S` is triangular like `t`): `t x = b` is
+    // `S y = R b`, `x = C y`, and `t^T x = b` is `S^T y = C b`, `x = R y`. A unit diagonal has
+    // no reciprocal to overflow, and would not stay unit: not scaled.
+    let (rows, cols) = if shape.unit_diagonal {
+        (vec![F::one_impl(); n], vec![F::one_impl(); n])
+    } else {
+        equilibrate(&mut t)
+    };
+    let (before, after) = if shape.transpose {
+        (&cols, &rows)
+    } else {
+        (&rows, &cols)
+    };
+    scale_rows(&mut x, before);
+    // op(t) is lower triangular when t is lower and not transposed, or upper and transposed.
+    let (m, lower) = if shape.transpose {
+        (t.transpose(), !shape.lower)
+    } else {
+        (t.as_ref(), shape.lower)
     };
     let par = par(n);
     match (lower, shape.unit_diagonal) {
@@ -227,6 +339,7 @@ fn triangular_solve<F: RealField + Copy>(
         (false, false) => tri::solve_upper_triangular_in_place(m, x.as_mut(), par),
         (false, true) => tri::solve_unit_upper_triangular_in_place(m, x.as_mut(), par),
     }
+    scale_rows(&mut x, after);
     row_major(x.as_ref())
 }
 
@@ -245,7 +358,13 @@ fn lu_solve<F: RealField + Copy>(
 }
 
 fn lu_diagonal<F: RealField + Copy>(a: &[F], n: usize) -> (Vec<F>, bool) {
-    let Lu { lu, perm, .. } = Lu::new(a, n);
+    let Lu {
+        lu,
+        perm,
+        rows,
+        cols,
+        ..
+    } = Lu::new(a, n);
     // A permutation's parity: n minus its number of cycles.
     let mut seen = vec![false; n];
     let mut cycles = 0;
@@ -260,22 +379,96 @@ fn lu_diagonal<F: RealField + Copy>(a: &[F], n: usize) -> (Vec<F>, bool) {
             i = perm[i];
         }
     }
-    ((0..n).map(|i| lu[(i, i)]).collect(), (n - cycles) % 2 == 1)
+    // det a = det(R a C) / (det R det C): pivot i divided by the scales of its row and column.
+    let mut diagonal: Vec<F> = (0..n)
+        .map(|i| lu[(i, i)] / rows[perm[i]] / cols[i])
+        .collect();
+    // Past an exactly-zero pivot faer's elimination scales the column below it (zeros, the
+    // pivot being the largest) by `1 / 0`: 0 * inf = NaN, and every later pivot is NaN. The
+    // matrix is singular, so the determinant is 0: the pivots from there on are reported as
+    // zeros (unless the matrix itself holds a NaN or an infinity, whose NaN is honest).
+    if let Some(k) = diagonal.iter().position(|&d| d == F::zero_impl()) {
+        if a.iter().all(F::is_finite_impl) {
+            diagonal[k..].fill(F::zero_impl());
+        }
+    }
+    (diagonal, (n - cycles) % 2 == 1)
 }
 
 fn eigh<F: RealField + Copy>(a: &[F], n: usize) -> Result<(Vec<F>, Vec<F>), String> {
-    let evd = view(a, n, n)
+    // faer's decomposition subtracts 1 from n (a panic for n = 0).
+    if n == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    // On a NaN or an infinity faer's iteration runs to its limit before it reports no
+    // convergence: over 300 s at n = 100 (debug build). NaN at once instead, as for small n.
+    if (0..n).any(|i| !a[i * n..=i * n + i].iter().all(F::is_finite_impl)) {
+        return Ok((vec![F::nan_impl(); n], vec![F::nan_impl(); n * n]));
+    }
+    let (scaled, back) = normalised(a, (0..n).flat_map(|i| (0..=i).map(move |j| i * n + j)));
+    let evd = view(&scaled, n, n)
         .self_adjoint_eigen(Side::Lower)
         .map_err(|e| format!("{e:?}"))?;
-    let values = (0..n).map(|i| evd.S()[i]).collect();
+    let values = (0..n).map(|i| back.apply(evd.S()[i])).collect();
     Ok((values, row_major(evd.U())))
 }
 
 fn qr<F: RealField + Copy>(a: &[F], m: usize, n: usize) -> (Vec<F>, Vec<F>) {
-    let qr = view(a, m, n).qr();
+    let (scaled, back) = normalised(a, 0..a.len());
+    let qr = view(&scaled, m, n).qr();
+    let r = row_major(qr.thin_R()).into_iter().map(|v| back.apply(v));
+    (row_major(qr.compute_thin_Q().as_ref()), r.collect())
+}
+
+/// A scaling by `2^k` as two factors `2^(k/2)` and `2^(k - k/2)`, each representable.
+#[derive(Clone, Copy)]
+struct PowerOfTwo<F>(F, F);
+
+impl<F: RealField + Copy> PowerOfTwo<F> {
+    fn new(k: i32) -> Self {
+        let factor = |k: i32| F::from_f64_impl(2f64.powi(k));
+        PowerOfTwo(factor(k / 2), factor(k - k / 2))
+    }
+
+    fn apply(&self, v: F) -> F {
+        v * self.0 * self.1
+    }
+}
+
+/// `a` scaled by a power of two (exactly) so that its largest magnitude among the entries
+/// `read` is in `[1, 2)`, and the scaling back, when that magnitude is outside
+/// `[MIN_POSITIVE^(1/4), MAX^(1/4)]` (else `a` as it is). faer's eigendecomposition and QR
+/// square entries on the way: `diag(1e308, -1e308)` had eigenvalues `(-inf, inf)` and the QR
+/// of `[[t, t], [t, -t]]` (`t = 1e-310`) had `R = 0`.
+fn normalised<F: RealField + Copy>(
+    a: &[F],
+    read: impl Iterator<Item = usize>,
+) -> (Vec<F>, PowerOfTwo<F>) {
+    let max = read
+        .map(|i| F::abs_impl(&a[i]))
+        .fold(F::zero_impl(), |big, x| if x > big { x } else { big });
+    let (one, two) = (F::one_impl(), F::one_impl() + F::one_impl());
+    let (low, high) = (
+        F::sqrt_impl(&F::sqrt_impl(&F::min_positive_impl())),
+        F::sqrt_impl(&F::sqrt_impl(&F::max_positive_impl())),
+    );
+    if !(F::is_finite_impl(&max) && max > F::zero_impl()) || (max >= low && max <= high) {
+        return (a.to_vec(), PowerOfTwo::new(0));
+    }
+    // max 2^k in [1, 2): halving and doubling are exact here (max >= 2, or below 1).
+    let (mut v, mut k) = (max, 0i32);
+    while v >= two {
+        v /= two;
+        k -= 1;
+    }
+    while v < one {
+        v *= two;
+        k += 1;
+    }
+    let to = PowerOfTwo::new(k);
     (
-        row_major(qr.compute_thin_Q().as_ref()),
-        row_major(qr.thin_R()),
+        a.iter().map(|&x| to.apply(x)).collect(),
+        PowerOfTwo::new(-k),
     )
 }
 
@@ -401,6 +594,174 @@ mod tests {
             let x = f64::triangular_solve(&noisy, 3, &b, 2, shape);
             assert!(close(&product(&op, &x, 3, 3, 2), &b), "{shape:?}");
         }
+    }
+
+    /// A singular matrix whose elimination meets an all-zero column had NaN pivots after it
+    /// (faer scales that column by 1 / 0), so det was NaN, not 0.
+    #[test]
+    fn lu_diagonal_of_a_singular_matrix_gives_determinant_zero() {
+        // The zero matrix, a zero first column, and equal first two columns (after the first
+        // step of elimination the second column is zero from the diagonal down).
+        let cases: [&[f64]; 3] = [
+            &[0.0; 4],
+            &[0.0, 1.0, 0.0, 2.0],
+            &[1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 3.0],
+        ];
+        for a in cases {
+            let n = if a.len() == 4 { 2 } else { 3 };
+            let (d, _) = f64::lu_diagonal(a, n);
+            assert_eq!(d.iter().product::<f64>(), 0.0, "{a:?}: {d:?}");
+            assert!(d.iter().all(|v| !v.is_nan()), "{a:?}: {d:?}");
+            let (d, _) = f32::lu_diagonal(&a.iter().map(|&v| v as f32).collect::<Vec<_>>(), n);
+            assert_eq!(d.iter().product::<f32>(), 0.0, "f32 {a:?}: {d:?}");
+        }
+        // A NaN in the matrix stays NaN.
+        let (d, _) = f64::lu_diagonal(&[0.0, f64::NAN, 0.0, 1.0], 2);
+        assert!(d.iter().product::<f64>().is_nan(), "{d:?}");
+    }
+
+    /// A subnormal pivot made faer's LU NaN (it multiplies by the pivot's reciprocal, which
+    /// overflows): det diag(1e-310, 1) was NaN and `1e-310 I` was singular. The determinants
+    /// here are exact products of powers of two and small integers.
+    #[test]
+    fn lu_and_triangular_solves_at_the_ends_of_the_range_are_right() {
+        let tiny = f64::from_bits(1 << 40); // 2^-1034, subnormal
+        let cases: [(&[f64], f64); 4] = [
+            (&[tiny, 0.0, 0.0, 1.0], tiny),
+            (&[tiny, 0.0, 0.0, tiny], 0.0), // tiny^2 underflows
+            (&[tiny, 1.0, 0.0, 1.0], tiny),
+            (&[0.0, tiny, 2.0, 3.0], -2.0 * tiny),
+        ];
+        for (a, det) in cases {
+            let (d, odd) = f64::lu_diagonal(a, 2);
+            let got = d.iter().product::<f64>() * if odd { -1.0 } else { 1.0 };
+            assert_eq!(got, det, "{a:?}: {d:?}");
+        }
+        // tiny I x = tiny (1, 2): x = (1, 2) exactly, and so for the transpose.
+        for transpose in [false, true] {
+            let x = f64::lu_solve(
+                &[tiny, 0.0, 0.0, tiny],
+                2,
+                &[tiny, 2.0 * tiny],
+                1,
+                transpose,
+            );
+            assert_eq!(x, Ok(vec![1.0, 2.0]), "transpose {transpose}");
+        }
+        // [[tiny, 1], [0, 1]] x = (tiny, 0): x = (1, 0); its transpose [[tiny, 0], [1, 1]]
+        // with (tiny, 2) gives (1, 1).
+        let a = [tiny, 1.0, 0.0, 1.0];
+        assert_eq!(
+            f64::lu_solve(&a, 2, &[tiny, 0.0], 1, false),
+            Ok(vec![1.0, 0.0])
+        );
+        assert_eq!(
+            f64::lu_solve(&a, 2, &[tiny, 2.0], 1, true),
+            Ok(vec![1.0, 1.0])
+        );
+        // Triangular solves divided by way of the diagonal's reciprocal, too: [[t, 0], [1, 1]]
+        // x = (t, 1) gave (inf, -inf), not (1, 0). Each option, with the other triangle
+        // holding NaN (never read).
+        let nan = f64::NAN;
+        let cases = [
+            (true, false, [tiny, nan, 1.0, 1.0], [tiny, 1.0], [1.0, 0.0]),
+            (false, false, [1.0, 1.0, nan, tiny], [1.0, tiny], [0.0, 1.0]),
+            (true, true, [tiny, nan, 1.0, 1.0], [tiny, 0.0], [1.0, 0.0]),
+            (false, true, [1.0, 1.0, nan, tiny], [1.0, 1.0], [1.0, 0.0]),
+        ];
+        for (lower, transpose, a, b, x) in cases {
+            let shape = Triangle {
+                lower,
+                transpose,
+                unit_diagonal: false,
+            };
+            assert_eq!(
+                f64::triangular_solve(&a, 2, &b, 1, shape),
+                x.to_vec(),
+                "{shape:?}"
+            );
+        }
+        // Rows near MAX overflowed the elimination: U_11 = 1e308 + 1e308 = inf, and the solve
+        // of (1e308, 0) was (1, 0), not (0.5, 0.5); the transpose likewise.
+        let big = [1e308, 1e308, -1e308, 1e308];
+        assert_eq!(
+            f64::lu_solve(&big, 2, &[1e308, 0.0], 1, false),
+            Ok(vec![0.5, 0.5])
+        );
+        assert_eq!(
+            f64::lu_solve(&big, 2, &[0.0, 1e308], 1, true),
+            Ok(vec![0.5, 0.5])
+        );
+        // [[1, 0], [1e308, 1e308]] x = (1e308, 1e308): x = (1e308, 1 - 1e308), not -inf.
+        let lower = Triangle {
+            lower: true,
+            ..Default::default()
+        };
+        let x = f64::triangular_solve(&[1.0, 0.0, 1e308, 1e308], 2, &[1e308, 1e308], 1, lower);
+        assert_eq!(x, vec![1e308, 1.0 - 1e308]);
+        let tiny32 = f32::from_bits(1 << 10); // 2^-139
+        let (d, _) = f32::lu_diagonal(&[tiny32, 0.0, 0.0, 1.0], 2);
+        assert_eq!(d.iter().product::<f32>(), tiny32, "{d:?}");
+    }
+
+    /// faer's eigendecomposition panicked for n = 0 ("attempt to subtract with overflow"), and
+    /// on a NaN or an infinity ran to its iteration limit: 392 s for this 100 x 100 matrix in a
+    /// debug build, then `Err(NoConvergence)`; a 2 x 2 gave NaN at once.
+    #[test]
+    fn eigh_of_empty_and_non_finite_matrices_answers_at_once() {
+        assert_eq!(f64::eigh(&[], 0), Ok((vec![], vec![])));
+        assert_eq!(f32::eigh(&[], 0), Ok((vec![], vec![])));
+        let n: usize = 100;
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut a: Vec<f64> = (0..n * n)
+                .map(|ij| 1.0 / (1.0 + (ij / n).abs_diff(ij % n) as f64))
+                .collect();
+            a[7 * n + 5] = bad;
+            a[5 * n + 7] = bad;
+            let start = std::time::Instant::now();
+            let (w, v) = f64::eigh(&a, n).unwrap();
+            assert!(
+                start.elapsed().as_secs() < 5,
+                "{bad}: {:?}",
+                start.elapsed()
+            );
+            assert!(w.iter().chain(&v).all(|x| x.is_nan()), "{bad}");
+        }
+        // Above the diagonal is not read: a NaN there changes nothing.
+        let (w, _) = f64::eigh(&[2.0, f64::NAN, 1.0, 2.0], 2).unwrap();
+        assert!(close(&w, &[1.0, 3.0]), "{w:?}");
+    }
+
+    /// faer's eigendecomposition and QR overflowed or underflowed where the answer is
+    /// representable: `eigh diag(1e308, -1e308)` was `(-inf, inf)`, the eigenvalues of
+    /// `[[t, t], [t, -t]]` (`+-sqrt(2) t`) were `+-1e-310` for `t = 1e-310` and `+-inf` for
+    /// `t = MAX / 2`, and the QR of the latter two had `R = 0` or infinite.
+    #[test]
+    fn eigh_and_qr_of_extreme_matrices_are_scaled() {
+        let s = std::f64::consts::SQRT_2;
+        for t in [1e-310, 1e-300, f64::MAX / 2.0, 1e308] {
+            let a = [t, t, t, -t];
+            let (w, v) = f64::eigh(&a, 2).unwrap();
+            let rel = |x: f64, y: f64| ((x - y) / y).abs();
+            assert!(
+                rel(w[0], -s * t) < 1e-12 && rel(w[1], s * t) < 1e-12,
+                "{t:e}: {w:?}"
+            );
+            // The eigenvector of sqrt(2) t is (cos 22.5°, sin 22.5°) up to sign.
+            let c = (std::f64::consts::PI / 8.0).cos();
+            assert!((v[1].abs() - c).abs() < 1e-12, "{t:e}: {v:?}");
+            let (q, r) = f64::qr(&a, 2, 2);
+            // R = [[-+sqrt(2) t, 0], [0, +-sqrt(2) t]]: |R_00| = |R_11| = sqrt(2) t.
+            assert!(
+                rel(r[0].abs(), s * t) < 1e-12 && rel(r[3].abs(), s * t) < 1e-12,
+                "{t:e}: {r:?}"
+            );
+            assert!((q[0].abs() - s / 2.0).abs() < 1e-12, "{t:e}: {q:?}");
+        }
+        let (w, _) = f64::eigh(&[1e308, 0.0, 0.0, -1e308], 2).unwrap();
+        assert_eq!(w, vec![-1e308, 1e308]);
+        let (w, _) = f32::eigh(&[3e38, 0.0, 0.0, -3e38], 2).unwrap();
+        assert_eq!(w, vec![-3e38, 3e38]);
     }
 
     #[test]

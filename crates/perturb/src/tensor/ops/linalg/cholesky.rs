@@ -195,10 +195,7 @@ impl Op for Cholesky {
 
     /// The stack's axis is one more leading axis: one call for the whole stack.
     fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
-        match (inputs, stacked) {
-            ([_], [true]) => A::apply(self, inputs),
-            _ => batched::by_loop(self, inputs, stacked, size),
-        }
+        batched::matrix_stack(self, inputs, stacked, size)
     }
 }
 

@@ -7,6 +7,7 @@
 
 use crate::error::Error;
 use crate::tensor::array::or_panic;
+use crate::tensor::batched;
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
 use super::lu::{each_member, member_index, square};
@@ -82,14 +83,16 @@ fn unpack<A: Array>(packed: &A) -> Result<(A, A), Error> {
     ))
 }
 
-/// `F_ij = 1 / (w_j - w_i)`, 0 where `w_i == w_j` exactly (the diagonal, and repeated
-/// eigenvalues), from the eigenvalues `w` `[.., 1, n]`: written with differentiable
-/// operations, the mask of equal pairs a constant.
-fn gaps<A: Array>(w: &A) -> Result<A, Error> {
+/// `F ∘ m`, `F_ij = 1 / (w_j - w_i)`, 0 where `w_i == w_j` exactly (the diagonal, and
+/// repeated eigenvalues), from the eigenvalues `w` `[.., 1, n]`: written with differentiable
+/// operations, the mask of equal pairs a constant. Computed as `m_ij / (w_j - w_i)`, not
+/// `m_ij * (1 / (w_j - w_i))`: the reciprocal of a subnormal gap is infinite, and times a zero
+/// of `m` it would be NaN.
+fn over_gaps<A: Array>(w: &A, m: &A) -> Result<A, Error> {
     let d = w.try_sub(&w.transpose())?;
     let equal = d.try_equal(&d.constant_like(&Tensor::scalar(A::elem(0.0))))?;
     let apart = equal.neg().add_scalar(A::elem(1.0));
-    d.try_add(&equal)?.recip().try_mul(&apart)
+    m.try_div(&d.try_add(&equal)?)?.try_mul(&apart)
 }
 
 impl Op for Eigh {
@@ -157,7 +160,7 @@ impl Op for Eigh {
             .try_matmul(&v)?;
         let identity = m.constant_like(&eye(n));
         let dw = m.try_mul(&identity)?.try_sum_axes(&[r - 2], true)?;
-        let dv = v.try_matmul(&gaps(&w)?.try_mul(&m)?)?;
+        let dv = v.try_matmul(&over_gaps(&w, &m)?)?;
         A::try_concat(&[&dw, &dv], r - 2).map(Some)
     }
 
@@ -175,14 +178,14 @@ impl Op for Eigh {
         let identity = v.constant_like(&eye(n));
         let inner = ct_w
             .try_mul(&identity)?
-            .try_add(&gaps(&w)?.try_mul(&v.transpose().try_matmul(&ct_v)?)?)?;
+            .try_add(&over_gaps(&w, &v.transpose().try_matmul(&ct_v)?)?)?;
         let g = v.try_matmul(&inner)?.try_matmul(&v.transpose())?;
         Ok(vec![Some(lower_effective_transposed(&g, n)?)])
     }
 
     /// The stack is one more leading axis.
-    fn batch<A: Array>(&self, inputs: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
-        A::apply(self, inputs)
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        batched::matrix_stack(self, inputs, stacked, size)
     }
 }
 

@@ -489,8 +489,8 @@ impl Op for Inverse {
     }
 
     /// The stack is one more leading axis.
-    fn batch<A: Array>(&self, inputs: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
-        A::apply(self, inputs)
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        batched::matrix_stack(self, inputs, stacked, size)
     }
 }
 
@@ -618,8 +618,8 @@ impl Op for Slogdet {
     }
 
     /// The stack is one more leading axis.
-    fn batch<A: Array>(&self, inputs: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
-        A::apply(self, inputs)
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        batched::matrix_stack(self, inputs, stacked, size)
     }
 }
 
@@ -735,8 +735,8 @@ impl Op for Det {
     }
 
     /// The stack is one more leading axis.
-    fn batch<A: Array>(&self, inputs: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
-        A::apply(self, inputs)
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        batched::matrix_stack(self, inputs, stacked, size)
     }
 }
 

@@ -16,8 +16,10 @@ use crate::tensor::{Array, Element, Op, Tensor};
 /// derivative results for forward and reverse mode AD", the Frobenius norm). At `x = 0`, where
 /// the norm has no derivative, the rule gives the subgradient 0 (the norm is even, so 0 is
 /// the one choice that keeps the gradient odd; the convention of JAX pull request #39792):
-/// the rule multiplies by `1 / |x|` made 0 where `|x| = 0` by a selection, not a product, so
-/// derivatives of every order are finite there, and the second derivative at 0 is 0 too.
+/// the rule multiplies by the direction `x / |x|`, made a constant 0 where `|x| = 0` by a
+/// selection, so derivatives of every order are finite there, and the second derivative at 0
+/// is 0 too. The direction is a division by `|x|`, never a product with `1 / |x|`, so the
+/// gradient stays `x / |x|` (magnitude 1) for a subnormal `x`, where `1 / |x|` overflows.
 /// A consequence: through the norm, `|x|^2` also has second derivative 0 at `x = 0`, not
 /// `2 I`; write a squared norm as the sum of squares where that matters.
 ///
@@ -40,10 +42,13 @@ impl Norm {
         if r < self.trailing {
             return Err(Error::InvalidArgument {
                 op: self.name(),
-                reason: format!(
-                    "the norm over the last {} axes needs at least {} axes, got shape {shape:?}",
-                    self.trailing, self.trailing
-                ),
+                reason: match self.trailing {
+                    1 => format!("the vector norm needs at least 1 axis, got shape {shape:?}"),
+                    k => format!(
+                        "the norm over the last {k} axes needs at least {k} axes, got shape \
+                         {shape:?}"
+                    ),
+                },
             });
         }
         Ok(shape[..r - self.trailing].to_vec())
@@ -54,13 +59,31 @@ impl Norm {
         (rank - self.trailing..rank).collect()
     }
 
-    /// `1 / |x|`, and 0 where `|x| = 0`: selected rather than multiplied, so that no infinity
-    /// reaches the rule or its derivatives.
-    fn safe_recip<A: Array>(y: &A) -> Result<A, Error> {
+    /// `x / |x|` over each slice (the gradient), 0 where `|x| = 0`: `x` divided by the norm
+    /// (made 1 there by a selection), times a mask that is 0 there. A division, not a product
+    /// with `1 / |x|`: that reciprocal overflows to infinity for a subnormal norm (the gradient
+    /// at `x = [5e-324]` would be `inf`, not 1), while `x / |x|` has magnitude at most 1; and
+    /// the division's own rule, `(dx - (x / |x|) d|x|) / |x|`, keeps the second derivative
+    /// finite wherever it is representable. The mask makes the direction a constant 0 at
+    /// `x = 0`, so no infinity reaches the rule or its derivatives there.
+    fn direction<A: Array>(&self, x: &A, y: &A) -> Result<A, Error> {
         let zero = y.constant_like(&Tensor::scalar(A::elem(0.0)));
         let one = y.constant_like(&Tensor::scalar(A::elem(1.0)));
         let at_zero = y.try_equal(&zero)?;
-        at_zero.try_select(&zero, &at_zero.try_select(&one, y)?.recip())
+        let keep = self.keep(y.shape());
+        let norm = at_zero.try_select(&one, y)?.try_reshape(&keep)?;
+        let mask = at_zero
+            .try_select(&zero, &one)?
+            .try_broadcast_to(y.shape())?
+            .try_reshape(&keep)?;
+        x.try_div(&norm)?.try_mul(&mask)
+    }
+
+    /// The output's shape `shape` with the reduced axes put back as length 1.
+    fn keep(&self, shape: &[usize]) -> Vec<usize> {
+        let mut keep = shape.to_vec();
+        keep.resize(keep.len() + self.trailing, 1);
+        keep
     }
 }
 
@@ -91,8 +114,13 @@ impl Op for Norm {
         "norm"
     }
 
-    /// The trailing axes are the same for a stack.
-    fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
+    /// The trailing axes are the same for a stack, once each member is checked to have them:
+    /// else the norm would reduce the stack's own axis (a stack of scalars gave "the leading
+    /// axis of the batching rule's result has length 0").
+    fn batch<A: Array>(&self, x: &[&A], stacked: &[bool], _: usize) -> Result<A, Error> {
+        if stacked[0] {
+            self.out_shape(&x[0].shape()[1..])?;
+        }
         A::apply(self, x)
     }
 
@@ -114,21 +142,18 @@ impl Op for Norm {
         self.out_shape(x).ok()
     }
 
-    /// `<x, t> / |x|`, 0 where `|x| = 0`.
+    /// `<x / |x|, t>`, 0 where `|x| = 0`.
     fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
         let Some(t) = t[0] else { return Ok(None) };
         let axes = self.axes(x[0].shape().len());
-        let dot = x[0].try_mul(t)?.try_sum_axes(&axes, false)?;
-        Ok(Some(dot.try_mul(&Self::safe_recip(y)?)?))
+        let dot = self.direction(x[0], y)?.try_mul(t)?;
+        Ok(Some(dot.try_sum_axes(&axes, false)?))
     }
 
     /// `ct x / |x|`, 0 where `|x| = 0`.
     fn vjp<A: Array>(&self, x: &[&A], y: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
-        let x = x[0];
-        let mut keep = y.shape().to_vec();
-        keep.resize(keep.len() + self.trailing, 1);
-        let weight = ct.try_mul(&Self::safe_recip(y)?)?.try_reshape(&keep)?;
-        Ok(vec![Some(x.try_mul(&weight)?)])
+        let ct = ct.try_reshape(&self.keep(y.shape()))?;
+        Ok(vec![Some(self.direction(x[0], y)?.try_mul(&ct)?)])
     }
 }
 

@@ -8,6 +8,7 @@
 
 use crate::error::Error;
 use crate::tensor::array::or_panic;
+use crate::tensor::batched;
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
 use super::lu::{each_member, Solve};
@@ -140,8 +141,8 @@ impl Op for Qr {
     const VJP_READS: VjpReads = VjpReads::OUTPUT;
 
     /// The stack is one more leading axis.
-    fn batch<A: Array>(&self, inputs: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
-        A::apply(self, inputs)
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        batched::matrix_stack(self, inputs, stacked, size)
     }
 }
 

@@ -219,6 +219,10 @@ fn triangle_mask<T: Element>(n: usize, lower: bool, diagonal: f64, off: f64) -> 
 /// scaled by `off`, its diagonal by `diagonal`, the rest zero.
 pub(crate) fn masked<A: Array>(x: &A, lower: bool, diagonal: f64, off: f64) -> Result<A, Error> {
     let n = x.shape()[x.shape().len() - 1];
+    if x.shape().contains(&0) {
+        // An empty stack: nothing to mask, and no n x n mask to build (n may be huge).
+        return Ok(x.clone());
+    }
     x.try_mul(&x.constant_like(&triangle_mask(n, lower, diagonal, off)))
 }
 
