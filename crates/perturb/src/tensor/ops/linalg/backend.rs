@@ -315,6 +315,31 @@ fn cholesky_inverse<F: RealField + Copy>(l: &[F], n: usize) -> Vec<F> {
     out
 }
 
+/// Whether [`equilibrate`] would leave the triangle (`lower`, else upper, with the diagonal)
+/// of the row-major `n x n` matrix `a` as it is: every row's and column's largest magnitude in
+/// range. Read in place, row by row.
+fn triangle_in_range<F: RealField + Copy>(a: &[F], n: usize, lower: bool) -> bool {
+    let one = F::one_impl();
+    let mut col_max = vec![F::zero_impl(); n];
+    for i in 0..n {
+        let columns = if lower { 0..i + 1 } else { i..n };
+        let mut row_max = F::zero_impl();
+        for j in columns {
+            let x = F::abs_impl(&a[i * n + j]);
+            if x > row_max {
+                row_max = x;
+            }
+            if x > col_max[j] {
+                col_max[j] = x;
+            }
+        }
+        if scale_to_one(row_max) != one {
+            return false;
+        }
+    }
+    col_max.into_iter().all(|m| scale_to_one(m) == one)
+}
+
 fn triangular_solve<F: RealField + Copy>(
     a: &[F],
     n: usize,
@@ -324,6 +349,28 @@ fn triangular_solve<F: RealField + Copy>(
 ) -> Vec<F> {
     let mut x = Mat::<F>::zeros(n, nrhs);
     x.copy_from(view(b, n, nrhs));
+    let solve = |t: MatRef<'_, F>, x: faer::MatMut<'_, F>| {
+        // op(t) is lower triangular when t is lower and not transposed, or upper and
+        // transposed.
+        let (m, lower) = if shape.transpose {
+            (t.transpose(), !shape.lower)
+        } else {
+            (t, shape.lower)
+        };
+        let par = par(n);
+        match (lower, shape.unit_diagonal) {
+            (true, false) => tri::solve_lower_triangular_in_place(m, x, par),
+            (true, true) => tri::solve_unit_lower_triangular_in_place(m, x, par),
+            (false, false) => tri::solve_upper_triangular_in_place(m, x, par),
+            (false, true) => tri::solve_unit_upper_triangular_in_place(m, x, par),
+        }
+    };
+    // A unit diagonal has no reciprocal to overflow (and would not stay unit if scaled), and a
+    // triangle in range needs no scaling: faer reads the triangle in place, no copy.
+    if shape.unit_diagonal || triangle_in_range(a, n, shape.lower) {
+        solve(view(a, n, n), x.as_mut());
+        return row_major(x.as_ref());
+    }
     // The triangle read, alone (the other may hold anything), as `t`.
     let mut t = Mat::<F>::zeros(n, n);
     if shape.lower {
@@ -332,32 +379,15 @@ fn triangular_solve<F: RealField + Copy>(
         t.copy_from_triangular_upper(view(a, n, n));
     }
     // With `S = R t C` (both diagonal, so `S` is triangular like `t`): `t x = b` is
-    // `S y = R b`, `x = C y`, and `t^T x = b` is `S^T y = C b`, `x = R y`. A unit diagonal has
-    // no reciprocal to overflow, and would not stay unit: not scaled.
-    let (rows, cols) = if shape.unit_diagonal {
-        (vec![F::one_impl(); n], vec![F::one_impl(); n])
-    } else {
-        equilibrate(&mut t)
-    };
+    // `S y = R b`, `x = C y`, and `t^T x = b` is `S^T y = C b`, `x = R y`.
+    let (rows, cols) = equilibrate(&mut t);
     let (before, after) = if shape.transpose {
         (&cols, &rows)
     } else {
         (&rows, &cols)
     };
     scale_rows(&mut x, before);
-    // op(t) is lower triangular when t is lower and not transposed, or upper and transposed.
-    let (m, lower) = if shape.transpose {
-        (t.transpose(), !shape.lower)
-    } else {
-        (t.as_ref(), shape.lower)
-    };
-    let par = par(n);
-    match (lower, shape.unit_diagonal) {
-        (true, false) => tri::solve_lower_triangular_in_place(m, x.as_mut(), par),
-        (true, true) => tri::solve_unit_lower_triangular_in_place(m, x.as_mut(), par),
-        (false, false) => tri::solve_upper_triangular_in_place(m, x.as_mut(), par),
-        (false, true) => tri::solve_unit_upper_triangular_in_place(m, x.as_mut(), par),
-    }
+    solve(t.as_ref(), x.as_mut());
     scale_rows(&mut x, after);
     row_major(x.as_ref())
 }
