@@ -3,8 +3,8 @@
 //! Batched stacks of the wrong rank. A test whose comment says what "was" wrong failed before
 //! the fix committed with it; the others (empty stacks through the decompositions' gradients,
 //! a Gaussian-process likelihood through `check_grads`) held. Expected values are exact
-//! identities or closed forms, stated beside each. The `#[ignore]`d tests at the end are bugs
-//! in files this test's author could not edit, each with its reason; they fail today.
+//! identities or closed forms, stated beside each. The one `#[ignore]`d test is a known limit,
+//! not fixed yet: `eigh`'s second derivative at repeated eigenvalues (see its reason).
 //! The kernels themselves (`Dense`, crate-private) are tested beside them in
 //! `ops/linalg/backend.rs`.
 
