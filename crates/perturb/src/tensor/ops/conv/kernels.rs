@@ -1,0 +1,324 @@
+//! The kernels on a [`Plan`](super::plan::Plan): im2col, col2im and the products per image and
+//! group, in blocks that bound the unrolled matrix, over rayon for large batches.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::plan::*;
+use crate::tensor::kernels::Cost;
+use crate::tensor::Element;
+
+// ---- Kernels ------------------------------------------------------------------------------
+
+/// The most elements of an unrolled (im2col) block: 2^22, 32 MiB of `f64` per thread. A layer
+/// whose whole unrolled image fits (a 3 x 3 kernel over 256 channels and a 56 x 56 output is
+/// 7 million: two blocks) is done in one product per group.
+pub(super) const SCRATCH: usize = 1 << 22;
+
+impl Plan {
+    /// Rows of the unrolled matrix: input channels per group times kernel taps.
+    pub(super) fn rows(&self) -> usize {
+        self.cx / self.groups * self.k[0] * self.k[1]
+    }
+
+    /// Output positions per image.
+    pub(super) fn positions(&self) -> usize {
+        self.y[0] * self.y[1]
+    }
+
+    pub(super) fn x_image(&self) -> usize {
+        self.cx * self.x[0] * self.x[1]
+    }
+
+    /// A 1 x 1 kernel at stride 1 without padding: the input is already its unrolled matrix.
+    pub(super) fn is_pointwise(&self) -> bool {
+        self.k == [1, 1] && self.stride == [1, 1] && self.pad == [0, 0] && self.x == self.y
+    }
+
+    /// Multiply-adds per image, which decides when the batch is split over rayon's pool (the
+    /// same threshold as a cheap element-wise loop's element count).
+    pub(super) fn parallel(&self) -> bool {
+        let work = self
+            .rows()
+            .saturating_mul(self.positions())
+            .saturating_mul(self.cy);
+        self.n >= 2 && self.n.saturating_mul(work) >= Cost::Cheap.parallel_threshold()
+    }
+
+    /// The output positions `i` of axis `a` whose tap `t` lands inside the input:
+    /// `0 <= i * stride + t * dilation - pad < x`, as `lo..hi`, and the offset
+    /// `t * dilation - pad`. In `i128`: stride, padding and dilation may each pass `isize::MAX`.
+    pub(super) fn valid(&self, a: usize, t: usize) -> (usize, usize, i128) {
+        let s = self.stride[a] as i128;
+        let off = t as i128 * self.dilation[a] as i128 - self.pad[a] as i128;
+        let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
+        let room = self.x[a] as i128 - off;
+        let hi = if room <= 0 {
+            0
+        } else {
+            ((room + s - 1) / s).min(self.y[a] as i128)
+        };
+        (lo.min(hi) as usize, hi as usize, off)
+    }
+
+    /// The input position `i * stride + off` of output position `i` along axis `a`, for an
+    /// `i` that [`valid`](Plan::valid) gave.
+    pub(super) fn at(&self, a: usize, i: usize, off: i128) -> usize {
+        (i as i128 * self.stride[a] as i128 + off) as usize
+    }
+
+    /// The output positions one unrolled block covers: all of them, unless `rows() x
+    /// positions()` passes [`SCRATCH`] elements (a long kernel over a long input: a 2^21-tap
+    /// kernel over 2^22 samples would need 2^42), then as many as fit, at least one.
+    pub(super) fn span(&self) -> usize {
+        let p = self.positions().max(1);
+        if self.is_pointwise() {
+            return p;
+        }
+        (SCRATCH / self.rows().max(1)).clamp(1, p)
+    }
+
+    /// The output positions `0..positions()` in blocks of [`span`](Plan::span).
+    pub(super) fn spans(&self) -> impl Iterator<Item = Range<usize>> {
+        let (p, step) = (self.positions(), self.span());
+        (0..p).step_by(step).map(move |a| a..(a + step).min(p))
+    }
+
+    /// For each output row `oy` that output positions `span` reach, the row, the columns
+    /// `a..b` of it in the span, and where they start in the span.
+    pub(super) fn span_rows(
+        &self,
+        span: &Range<usize>,
+    ) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+        let (wy, span) = (self.y[1], span.clone());
+        (span.start / wy..span.end.div_ceil(wy)).map(move |oy| {
+            let (a, b) = (span.start.max(oy * wy), span.end.min((oy + 1) * wy));
+            (oy, a - oy * wy, b - oy * wy, a - span.start)
+        })
+    }
+
+    /// The windows at output positions `span` of one group of one image (`x`: `cx / groups`
+    /// channels) as the columns of `cols` (`rows() x span.len()`): im2col.
+    pub(super) fn im2col<T: Element>(&self, x: &[T], cols: &mut [T], span: &Range<usize>) {
+        let [hx, wx] = self.x;
+        let sw = self.stride[1];
+        let mut rows = cols.chunks_exact_mut(span.len());
+        for c in 0..self.cx / self.groups {
+            let image = &x[c * hx * wx..(c + 1) * hx * wx];
+            for ki in 0..self.k[0] {
+                let (ylo, yhi, yoff) = self.valid(0, ki);
+                for kj in 0..self.k[1] {
+                    let (xlo, xhi, xoff) = self.valid(1, kj);
+                    let row = rows.next().expect("rows() rows");
+                    for (oy, a, b, at) in self.span_rows(span) {
+                        let seg = &mut row[at..at + b - a];
+                        if oy < ylo || oy >= yhi {
+                            seg.fill(T::zero());
+                            continue;
+                        }
+                        // The valid columns of this row inside the span, from `a`.
+                        let (lo, hi) = (xlo.clamp(a, b), xhi.clamp(a, b));
+                        seg[..lo - a].fill(T::zero());
+                        seg[hi - a..].fill(T::zero());
+                        if lo == hi {
+                            continue;
+                        }
+                        let iy = self.at(0, oy, yoff);
+                        let line = &image[iy * wx..(iy + 1) * wx];
+                        let start = self.at(1, lo, xoff);
+                        let seg = &mut seg[lo - a..hi - a];
+                        if sw == 1 {
+                            seg.copy_from_slice(&line[start..start + seg.len()]);
+                        } else {
+                            for (o, v) in seg.iter_mut().zip(line[start..].iter().step_by(sw)) {
+                                *o = *v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of [`im2col`](Plan::im2col): each column of `cols` (output positions
+    /// `span`) added back into the window it came from (`x` one group of one image, added to).
+    pub(super) fn col2im<T: Element>(&self, cols: &[T], x: &mut [T], span: &Range<usize>) {
+        let [hx, wx] = self.x;
+        let sw = self.stride[1];
+        let mut rows = cols.chunks_exact(span.len());
+        for c in 0..self.cx / self.groups {
+            let image = &mut x[c * hx * wx..(c + 1) * hx * wx];
+            for ki in 0..self.k[0] {
+                let (ylo, yhi, yoff) = self.valid(0, ki);
+                for kj in 0..self.k[1] {
+                    let (xlo, xhi, xoff) = self.valid(1, kj);
+                    let row = rows.next().expect("rows() rows");
+                    for (oy, a, b, at) in self.span_rows(span) {
+                        let (lo, hi) = (xlo.clamp(a, b), xhi.clamp(a, b));
+                        if oy < ylo || oy >= yhi || lo == hi {
+                            continue;
+                        }
+                        let seg = &row[at + lo - a..at + hi - a];
+                        let iy = self.at(0, oy, yoff);
+                        let line = &mut image[iy * wx..(iy + 1) * wx];
+                        let start = self.at(1, lo, xoff);
+                        if sw == 1 {
+                            for (o, &v) in line[start..start + seg.len()].iter_mut().zip(seg) {
+                                *o += v;
+                            }
+                        } else {
+                            for (o, &v) in line[start..].iter_mut().step_by(sw).zip(seg) {
+                                *o += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `f(image, chunk, scratch)` for each image's `chunk` of `out` (`out.len() / n` each), in
+    /// parallel for a large batch; `scratch` is a buffer of `rows() x span()` per thread.
+    pub(super) fn for_each_image<T: Element>(
+        &self,
+        out: &mut [T],
+        f: impl Fn(usize, &mut [T], &mut Vec<T>) + Sync + Send,
+    ) {
+        if self.n == 0 || out.is_empty() {
+            return;
+        }
+        let each = out.len() / self.n;
+        let len = if self.is_pointwise() {
+            0
+        } else {
+            self.rows() * self.span()
+        };
+        let scratch = || vec![T::zero(); len];
+        if self.parallel() {
+            out.par_chunks_mut(each)
+                .enumerate()
+                .for_each_init(scratch, |s, (i, chunk)| f(i, chunk, s));
+        } else {
+            let mut s = scratch();
+            for (i, chunk) in out.chunks_mut(each).enumerate() {
+                f(i, chunk, &mut s);
+            }
+        }
+    }
+
+    /// `y = conv(x, w)`: per group and block of output positions, im2col then `W cols`.
+    pub(super) fn forward<T: Element>(&self, x: &[T], w: &[T]) -> Vec<T> {
+        let (k, p, g) = (self.rows(), self.positions(), self.groups);
+        let (cg, og) = (self.cx / g, self.cy / g);
+        let xg = cg * self.x[0] * self.x[1];
+        let mut y = vec![T::zero(); self.n * self.cy * p];
+        self.for_each_image(&mut y, |i, y, scratch| {
+            for gi in 0..g {
+                let x = &x[i * self.x_image() + gi * xg..][..xg];
+                let w = &w[gi * og * k..(gi + 1) * og * k];
+                let y = &mut y[gi * og * p..(gi + 1) * og * p];
+                for span in self.spans() {
+                    let n = span.len();
+                    let cols: &[T] = if self.is_pointwise() {
+                        x
+                    } else {
+                        let cols = &mut scratch[..k * n];
+                        self.im2col(x, cols, &span);
+                        cols
+                    };
+                    let y = &mut y[span.start..];
+                    T::gemm(og, k, n, w, (k, 1), cols, (n, 1), T::zero(), y, p);
+                }
+            }
+        });
+        y
+    }
+
+    /// `x = conv_transpose(y, w)`: per group and block of positions, `W^T y` then col2im.
+    pub(super) fn backward_input<T: Element>(&self, y: &[T], w: &[T]) -> Vec<T> {
+        let (k, p, g) = (self.rows(), self.positions(), self.groups);
+        let (cg, og) = (self.cx / g, self.cy / g);
+        let xg = cg * self.x[0] * self.x[1];
+        let mut x = vec![T::zero(); self.n * self.x_image()];
+        if self.cy == 0 {
+            // No input channel: zeros, without unrolling a kernel that may be huge (a weight
+            // with no output channel holds no element whatever its other lengths).
+            return x;
+        }
+        self.for_each_image(&mut x, |i, x, scratch| {
+            for gi in 0..g {
+                let y = &y[(i * self.cy + gi * og) * p..][..og * p];
+                let w = &w[gi * og * k..(gi + 1) * og * k];
+                let x = &mut x[gi * xg..(gi + 1) * xg];
+                if self.is_pointwise() {
+                    T::gemm(k, og, p, w, (1, k), y, (p, 1), T::zero(), x, p);
+                    continue;
+                }
+                for span in self.spans() {
+                    let n = span.len();
+                    let cols = &mut scratch[..k * n];
+                    let y = &y[span.start..];
+                    T::gemm(k, og, n, w, (1, k), y, (p, 1), T::zero(), cols, n);
+                    self.col2im(cols, x, &span);
+                }
+            }
+        });
+        x
+    }
+
+    /// `dw = sum over images of g cols^T`, per group and block of positions; the images split
+    /// into one run per thread for a large batch, each with its own sum, added in order at the
+    /// end.
+    pub(super) fn backward_weight<T: Element>(&self, x: &[T], g: &[T]) -> Vec<T> {
+        let (k, p, groups) = (self.rows(), self.positions(), self.groups);
+        let (cg, og) = (self.cx / groups, self.cy / groups);
+        let xg = cg * self.x[0] * self.x[1];
+        if self.cy * k == 0 {
+            // An empty gradient: no loop over the groups, which channels of length 0 do not
+            // bound.
+            return Vec::new();
+        }
+        let run = |images: std::ops::Range<usize>| {
+            let mut dw = vec![T::zero(); self.cy * k];
+            let mut scratch = Vec::new();
+            for i in images {
+                for gi in 0..groups {
+                    let x = &x[i * self.x_image() + gi * xg..][..xg];
+                    let g = &g[(i * self.cy + gi * og) * p..][..og * p];
+                    let dw = &mut dw[gi * og * k..(gi + 1) * og * k];
+                    for span in self.spans() {
+                        let n = span.len();
+                        let cols: &[T] = if self.is_pointwise() {
+                            x
+                        } else {
+                            scratch.resize(k * n, T::zero());
+                            self.im2col(x, &mut scratch[..k * n], &span);
+                            &scratch[..k * n]
+                        };
+                        let g = &g[span.start..];
+                        T::gemm(og, n, k, g, (p, 1), cols, (1, n), T::one(), dw, k);
+                    }
+                }
+            }
+            dw
+        };
+        if !self.parallel() {
+            return run(0..self.n);
+        }
+        let runs = rayon::current_num_threads().clamp(1, self.n);
+        let per = self.n.div_ceil(runs);
+        let parts: Vec<Vec<T>> = (0..runs)
+            .into_par_iter()
+            .map(|r| run(r * per..((r + 1) * per).min(self.n)))
+            .collect();
+        let mut parts = parts.into_iter();
+        let mut dw = parts.next().unwrap_or_else(|| vec![T::zero(); self.cy * k]);
+        for part in parts {
+            for (a, b) in dw.iter_mut().zip(part) {
+                *a += b;
+            }
+        }
+        dw
+    }
+}
