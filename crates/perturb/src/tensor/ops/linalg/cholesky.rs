@@ -146,7 +146,7 @@ impl Op for Cholesky {
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let a = super::super::unary("cholesky", inputs)?;
-        let n = square("cholesky", a.shape())?;
+        let (_, n) = square("cholesky", a.shape())?;
         let batch = &a.shape()[..a.ndim() - 2];
         let data = a.as_slice();
         let mut out = vec![T::zero(); data.len()];
@@ -378,7 +378,7 @@ impl Op for CholeskyAdjoint {
                 found: inputs.len(),
             });
         };
-        let n = square("cholesky_adjoint", l.shape())?;
+        let (_, n) = square("cholesky_adjoint", l.shape())?;
         if l.shape() != l_bar.shape() {
             return Err(Error::ShapeMismatch {
                 op: "cholesky_adjoint",

@@ -10,7 +10,7 @@ use crate::tensor::array::or_panic;
 use crate::tensor::batched;
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
-use super::lu::{each_member, member_index, square};
+use super::triangular::{each_member, square, unravel};
 use crate::tensor::linalg::eye;
 
 /// The eigenvalues and eigenvectors of each symmetric matrix of a stack `[.., n, n]`,
@@ -114,7 +114,7 @@ impl Op for Eigh {
         let data = each_member(count, n * n * n, |i| {
             let a_i = &a.as_slice()[i * n * n..(i + 1) * n * n];
             let at = || {
-                let member = member_index(&batch, i);
+                let member = unravel(i, &batch);
                 if member.is_empty() {
                     String::new()
                 } else {

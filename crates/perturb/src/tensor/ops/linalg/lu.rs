@@ -13,8 +13,6 @@
 
 use std::borrow::Cow;
 
-use rayon::prelude::*;
-
 use crate::error::Error;
 use crate::tensor::array::or_panic;
 use crate::tensor::dense::element_count;
@@ -22,53 +20,7 @@ use crate::tensor::linalg::{eye, try_trace};
 use crate::tensor::{batched, kernels, Array, Element, Op, Tensor, VjpReads};
 
 use super::backend::Triangle;
-
-/// Work (about `n^3` multiply-adds per member) from which a batch's members run on rayon's
-/// pool.
-const PARALLEL_WORK: usize = 1 << 16;
-
-/// The members `0..count` of a batch, each computed by `f` into a row-major block, joined in
-/// order: in parallel when there are several and `count * work` is large. The first failing
-/// member's error (in index order) is returned.
-pub(super) fn each_member<T: Send>(
-    count: usize,
-    work: usize,
-    f: impl Fn(usize) -> Result<Vec<T>, Error> + Sync,
-) -> Result<Vec<T>, Error> {
-    let blocks: Vec<Result<Vec<T>, Error>> =
-        if count > 1 && count.saturating_mul(work) >= PARALLEL_WORK {
-            (0..count).into_par_iter().map(&f).collect()
-        } else {
-            (0..count).map(&f).collect()
-        };
-    let mut out = Vec::new();
-    for block in blocks {
-        out.extend(block?);
-    }
-    Ok(out)
-}
-
-/// The index along the leading axes `batch` of member `flat` (row-major).
-pub(super) fn member_index(batch: &[usize], mut flat: usize) -> Vec<usize> {
-    let mut index = vec![0; batch.len()];
-    for (slot, &len) in index.iter_mut().zip(batch).rev() {
-        *slot = flat % len.max(1);
-        flat /= len.max(1);
-    }
-    index
-}
-
-/// The leading axes and the order of a stack of square matrices `[.., n, n]`, or an error
-/// naming `op` and the shape.
-pub(super) fn square(op: &'static str, shape: &[usize]) -> Result<(Vec<usize>, usize), Error> {
-    match shape {
-        [batch @ .., r, c] if r == c => Ok((batch.to_vec(), *r)),
-        _ => Err(Error::InvalidArgument {
-            op,
-            reason: format!("needs square matrices [.., n, n], got shape {shape:?}"),
-        }),
-    }
-}
+use super::triangular::{each_member, square, unravel};
 
 /// How one `n x n` matrix is factorised for its solves and determinant, as MATLAB's
 /// `mldivide` chooses (each check `O(n^2)`): a triangular matrix (a diagonal one included) needs
@@ -177,7 +129,7 @@ fn checked<T: Element>(
 ) -> Result<Vec<T>, Error> {
     let singular = |detail: String| Error::Singular {
         op,
-        member: member_index(batch, i),
+        member: unravel(i, batch),
         detail,
     };
     let x = x.map_err(|p| singular(format!("pivot {p} of its factorisation is zero")))?;

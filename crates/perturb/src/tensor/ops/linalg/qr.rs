@@ -11,7 +11,8 @@ use crate::tensor::array::or_panic;
 use crate::tensor::batched;
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
-use super::lu::{each_member, Solve};
+use super::lu::Solve;
+use super::triangular::each_member;
 
 /// The reduced QR decomposition `A = Q R` of each matrix of a stack `[.., m, n]` with
 /// `m >= n`, packed as one `[.., m + n, n]` array: rows `0..m` hold `Q` (`m x n`, orthonormal

@@ -102,7 +102,8 @@ pub(crate) fn solve_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<
         op,
         reason: format!("{why} (a has shape {a:?}, b has shape {b:?})"),
     };
-    let n = square(op, a).map_err(|_| wrong("a must be a square matrix or a stack of them"))?;
+    let (_, n) =
+        square(op, a).map_err(|_| wrong("a must be a square matrix or a stack of them"))?;
     if b.is_empty() {
         return Err(wrong("b must be a vector or a matrix, or a stack of them"));
     }
@@ -134,13 +135,14 @@ pub(crate) fn solve_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<
     })
 }
 
-/// The order `n` of a `[.., n, n]` stack of square matrices, or an error naming `op`.
-pub(crate) fn square(op: &'static str, a: &[usize]) -> Result<usize, Error> {
-    match a {
-        [.., r, c] if r == c => Ok(*r),
+/// The leading axes and the order of a stack of square matrices `[.., n, n]`, or an error
+/// naming `op` and the shape.
+pub(crate) fn square(op: &'static str, shape: &[usize]) -> Result<(Vec<usize>, usize), Error> {
+    match shape {
+        [batch @ .., r, c] if r == c => Ok((batch.to_vec(), *r)),
         _ => Err(Error::InvalidArgument {
             op,
-            reason: format!("expects a square matrix or a stack of them, got shape {a:?}"),
+            reason: format!("needs square matrices [.., n, n], got shape {shape:?}"),
         }),
     }
 }
@@ -170,6 +172,31 @@ fn member_offsets(batch: &[usize], own: &[usize]) -> Vec<usize> {
         .collect()
 }
 
+/// Work (about `n^3` multiply-adds per member) from which a batch's members run on rayon's
+/// pool.
+pub(crate) const PARALLEL_WORK: usize = 1 << 16;
+
+/// The members `0..count` of a batch, each computed by `f` into a row-major block, joined in
+/// order: in parallel when there are several and `count * work` is large. The first failing
+/// member's error (in index order) is returned.
+pub(crate) fn each_member<T: Send>(
+    count: usize,
+    work: usize,
+    f: impl Fn(usize) -> Result<Vec<T>, Error> + Sync,
+) -> Result<Vec<T>, Error> {
+    let blocks: Vec<Result<Vec<T>, Error>> =
+        if count > 1 && count.saturating_mul(work) >= PARALLEL_WORK {
+            (0..count).into_par_iter().map(&f).collect()
+        } else {
+            (0..count).map(&f).collect()
+        };
+    let mut out = Vec::new();
+    for block in blocks {
+        out.extend(block?);
+    }
+    Ok(out)
+}
+
 /// Fills `out`, members of `size` elements each, by `f(member, its slice)`, on rayon's pool
 /// when there are several members and `work` (about the flops of one) makes it pay. The error
 /// of the first member that fails (the lowest index), with that index.
@@ -184,7 +211,7 @@ pub(crate) fn for_each_member<T: Element, E: Send>(
     }
     let count = out.len() / size;
     let run = |(i, chunk): (usize, &mut [T])| f(i, chunk).err().map(|e| (i, e));
-    let first = if count > 1 && count.saturating_mul(work) >= 1 << 16 {
+    let first = if count > 1 && count.saturating_mul(work) >= PARALLEL_WORK {
         // rayon's collect keeps the members' order.
         let failures: Vec<(usize, E)> = out
             .par_chunks_mut(size)
