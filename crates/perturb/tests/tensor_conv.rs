@@ -12,7 +12,7 @@
 
 mod forward_support;
 
-use forward_support::{check_first_order, check_second_order, Function};
+use forward_support::{check_first_order, check_second_order, Function, SplitMix};
 use perturb::tensor::conv::{
     conv1d, conv2d, conv_transpose2d, try_conv1d, try_conv2d, try_conv_transpose2d, Conv1dOptions,
     Conv2dOptions,
@@ -22,30 +22,6 @@ use perturb::tensor::{Array, Element, Tensor, TensorTape, TensorVar};
 use perturb::Error;
 
 // ---- Helpers -------------------------------------------------------------------------------
-
-/// splitmix64: a small seeded generator, so the tests need no dependency.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        let u = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        lo + (hi - lo) * u
-    }
-
-    fn tensor(&mut self, shape: &[usize]) -> Tensor<f64> {
-        let n = shape.iter().product();
-        let data = (0..n).map(|_| self.uniform(-1.0, 1.0)).collect();
-        Tensor::from_vec(data, shape).unwrap()
-    }
-}
 
 fn assert_all_close(what: &str, got: &Tensor<f64>, want: &Tensor<f64>, tol: f64) {
     assert_eq!(got.shape(), want.shape(), "{what}: shape");
@@ -217,7 +193,10 @@ impl Function for RowFn {
 }
 
 fn inputs(row: &Row, rng: &mut SplitMix) -> Vec<Tensor<f64>> {
-    row.shapes.iter().map(|s| rng.tensor(s)).collect()
+    row.shapes
+        .iter()
+        .map(|s| rng.tensor(s, -1.0, 1.0))
+        .collect()
 }
 
 #[test]
@@ -231,8 +210,11 @@ fn jvps_match_central_differences_the_vjps_and_the_batched_column() {
                 squared: false,
             };
             let out = forward_support::value(&y, &xs);
-            let u = rng.tensor(out.shape());
-            let vs: Vec<_> = xs.iter().map(|x| rng.tensor(x.shape())).collect();
+            let u = rng.tensor(out.shape(), -1.0, 1.0);
+            let vs: Vec<_> = xs
+                .iter()
+                .map(|x| rng.tensor(x.shape(), -1.0, 1.0))
+                .collect();
             let what = format!("{} {:?} trial {trial}", row.name, row.case);
             check_first_order(&what, &y, &xs, &[true, true], &vs, &u, 1e-7);
         }
@@ -251,9 +233,15 @@ fn second_order_in_every_nesting_matches_central_differences() {
             squared: true,
         };
         let out = forward_support::value(&f, &xs);
-        let u = rng.tensor(out.shape());
-        let vs: Vec<_> = xs.iter().map(|x| rng.tensor(x.shape())).collect();
-        let zs: Vec<_> = xs.iter().map(|x| rng.tensor(x.shape())).collect();
+        let u = rng.tensor(out.shape(), -1.0, 1.0);
+        let vs: Vec<_> = xs
+            .iter()
+            .map(|x| rng.tensor(x.shape(), -1.0, 1.0))
+            .collect();
+        let zs: Vec<_> = xs
+            .iter()
+            .map(|x| rng.tensor(x.shape(), -1.0, 1.0))
+            .collect();
         let what = format!("{} {:?} squared", row.name, row.case);
         check_second_order(&what, &f, &xs, &[true, true], &vs, &zs, &u, 1e-6);
     }
@@ -279,7 +267,7 @@ fn f32_agrees_with_f64() {
     for row in rows() {
         let xs = inputs(&row, &mut rng);
         let y = row.case.apply(&xs.iter().collect::<Vec<_>>()).unwrap();
-        let u = rng.tensor(y.shape());
+        let u = rng.tensor(y.shape(), -1.0, 1.0);
         let (y64, ct64) = value_and_vjp(row.case, &xs, &u);
         let xs32: Vec<Tensor<f32>> = xs.iter().map(|x| x.cast()).collect();
         let (y32, ct32) = value_and_vjp(row.case, &xs32, &u.cast());
@@ -450,7 +438,7 @@ fn reference_cases() -> Vec<(Geo, [usize; 4], [usize; 4])> {
 fn conv2d_matches_the_direct_seven_loop_definition() {
     let mut rng = SplitMix(0xc0_0004);
     for (geo, xs, ws) in reference_cases() {
-        let (x, w) = (rng.tensor(&xs), rng.tensor(&ws));
+        let (x, w) = (rng.tensor(&xs, -1.0, 1.0), rng.tensor(&ws, -1.0, 1.0));
         let got = conv2d(&x, &w, geo.options());
         assert_all_close(&format!("{geo:?}"), &got, &geo.direct(&x, &w), 1e-13);
     }
@@ -460,7 +448,10 @@ fn conv2d_matches_the_direct_seven_loop_definition() {
 fn same_padding_puts_the_odd_zero_after() {
     // PyTorch's padding="same": d (k - 1) zeros per axis, the lower half before.
     let mut rng = SplitMix(0xc0_0005);
-    let (x, w) = (rng.tensor(&[1, 2, 5, 6]), rng.tensor(&[3, 2, 4, 3]));
+    let (x, w) = (
+        rng.tensor(&[1, 2, 5, 6], -1.0, 1.0),
+        rng.tensor(&[3, 2, 4, 3], -1.0, 1.0),
+    );
     let got = conv2d(&x, &w, o2().same().dilation(2));
     // Kernel 4 x 3 at dilation 2: 6 zeros along H (3 + 3), 4 along W (2 + 2).
     let geo = Geo {
@@ -483,7 +474,10 @@ fn same_padding_puts_the_odd_zero_after() {
 #[test]
 fn conv1d_is_conv2d_with_a_height_of_one() {
     let mut rng = SplitMix(0xc0_0006);
-    let (x, w) = (rng.tensor(&[2, 4, 9]), rng.tensor(&[6, 2, 3]));
+    let (x, w) = (
+        rng.tensor(&[2, 4, 9], -1.0, 1.0),
+        rng.tensor(&[6, 2, 3], -1.0, 1.0),
+    );
     let o = o1()
         .stride(2)
         .padding_per_side([(2, 1)])
@@ -507,7 +501,7 @@ fn conv1d_is_conv2d_with_a_height_of_one() {
 fn conv2d_is_a_toeplitz_product_whose_transpose_is_the_transposed_convolution() {
     let mut rng = SplitMix(0xc0_0007);
     for (geo, xs, ws) in reference_cases() {
-        let (x, w) = (rng.tensor(&xs), rng.tensor(&ws));
+        let (x, w) = (rng.tensor(&xs, -1.0, 1.0), rng.tensor(&ws, -1.0, 1.0));
         let m = geo.toeplitz(&xs, &w);
         let y = conv2d(&x, &w, geo.options());
         let mx = m.matmul(&x.reshape(&[x.len()]).unwrap());
@@ -519,7 +513,7 @@ fn conv2d_is_a_toeplitz_product_whose_transpose_is_the_transposed_convolution() 
         );
 
         // The VJP: dx = M^T g, by the operation and through the tape.
-        let g = rng.tensor(y.shape());
+        let g = rng.tensor(y.shape(), -1.0, 1.0);
         let mtg = m.transpose().matmul(&g.reshape(&[g.len()]).unwrap());
         let mut ct = o2()
             .strides(geo.stride)
@@ -569,8 +563,11 @@ fn a_large_batch_runs_in_parallel_and_matches_one_image_at_a_time() {
     // the parallel threshold (2^18); one image is below it.
     let mut rng = SplitMix(0xc0_0008);
     let o = o2().padding(1).groups(2);
-    let (x, w) = (rng.tensor(&[8, 4, 16, 16]), rng.tensor(&[8, 2, 3, 3]));
-    let g = rng.tensor(&[8, 8, 16, 16]);
+    let (x, w) = (
+        rng.tensor(&[8, 4, 16, 16], -1.0, 1.0),
+        rng.tensor(&[8, 2, 3, 3], -1.0, 1.0),
+    );
+    let g = rng.tensor(&[8, 8, 16, 16], -1.0, 1.0);
     let grads = |x: &Tensor<f64>, g: &Tensor<f64>| {
         let tape = TensorTape::new();
         let (xv, wv) = (tape.var(x.clone()), tape.var(w.clone()));

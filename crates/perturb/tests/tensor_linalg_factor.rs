@@ -12,7 +12,7 @@
 
 mod forward_support;
 
-use forward_support::{check_first_order, check_second_order, Function};
+use forward_support::{check_first_order, check_second_order, Function, SplitMix};
 use perturb::tensor::linalg;
 use perturb::tensor::{
     check_grads, grad, hessian, hvp, jacfwd, jacrev, ops::TriangularSolve, Array, CheckOptions,
@@ -22,30 +22,7 @@ use perturb::Error;
 
 // ---- Helpers -------------------------------------------------------------------------------
 
-/// splitmix64: a small seeded generator, so the tests need no dependency.
-struct SplitMix(u64);
-
 impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[lo, hi)`.
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        let u = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        lo + (hi - lo) * u
-    }
-
-    fn tensor(&mut self, shape: &[usize], lo: f64, hi: f64) -> Tensor<f64> {
-        let n = shape.iter().product();
-        let data = (0..n).map(|_| self.uniform(lo, hi)).collect();
-        Tensor::from_vec(data, shape).unwrap()
-    }
-
     /// A stack of `n x n` matrices with entries in `[-1, 1)` and diagonals of size 2 to 3
     /// (either sign): every triangle is diagonally dominant, so well conditioned.
     fn dominant(&mut self, shape: &[usize]) -> Tensor<f64> {

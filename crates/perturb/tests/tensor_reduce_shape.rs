@@ -12,36 +12,13 @@
 
 mod forward_support;
 
-use forward_support::{check_first_order, check_second_order, Function};
+use forward_support::{check_first_order, check_second_order, Function, SplitMix};
 use perturb::tensor::{Array, Element, Tensor, TensorTape, TensorVar};
 use perturb::Error;
 
 // ---- Helpers -------------------------------------------------------------------------------
 
-/// splitmix64: a small seeded generator, so the tests need no dependency.
-struct SplitMix(u64);
-
 impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[lo, hi)`.
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        let u = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        lo + (hi - lo) * u
-    }
-
-    fn tensor(&mut self, shape: &[usize], lo: f64, hi: f64) -> Tensor<f64> {
-        let n = shape.iter().product();
-        let data = (0..n).map(|_| self.uniform(lo, hi)).collect();
-        Tensor::from_vec(data, shape).unwrap()
-    }
-
     /// Distinct values at least 0.27 apart in a random order: no ties, and no change of the
     /// ordering under the finite-difference steps used here.
     fn separated(&mut self, shape: &[usize]) -> Tensor<f64> {

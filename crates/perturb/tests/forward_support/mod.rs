@@ -36,6 +36,34 @@
 use perturb::tensor::{hvp, Array, Batched, DualTensor, Tensor, TensorTape, TensorVar};
 use perturb::Error;
 
+/// splitmix64: a small seeded generator, so the tests need no dependency. The tables draw
+/// their points, directions and weights from it; a file adds its own samplers (`impl
+/// SplitMix` beside its table).
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[lo, hi)`.
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        let u = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        lo + (hi - lo) * u
+    }
+
+    /// A tensor of `shape` with entries uniform in `[lo, hi)`.
+    pub fn tensor(&mut self, shape: &[usize], lo: f64, hi: f64) -> Tensor<f64> {
+        let n = shape.iter().product();
+        let data = (0..n).map(|_| self.uniform(lo, hi)).collect();
+        Tensor::from_vec(data, shape).unwrap()
+    }
+}
+
 /// A function of several tensors, written once for every array type, so the checks can run it
 /// on plain tensors, dual tensors, tape variables and their nestings.
 pub trait Function {
