@@ -65,6 +65,7 @@ pub mod rules;
 mod scalar;
 mod scalar_check;
 pub mod tensor;
+pub mod tree;
 
 /// The num-traits crate, re-exported so that `perturb::Float` and generic code need no extra
 /// dependency.
@@ -81,3 +82,4 @@ pub use scalar::{BinaryOp, F64Fn, Scalar, UnaryOp};
 pub use scalar_check::{
     check_scalar_fn, ScalarCheckFailure, ScalarCheckOptions, ScalarCheckReport,
 };
+pub use tree::Tree;
