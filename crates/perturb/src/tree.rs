@@ -193,7 +193,7 @@ pub trait Tree<L>: Sized {
     /// ```
     /// use perturb::tensor::{Array, Tensor};
     /// use perturb::tree::Tree;
-    /// let zeros = (Tensor::vector(&[1.0_f64, 2.0]),).map(|t| Tensor::zeros(t.shape()));
+    /// let zeros = (Tensor::vector(&[1.0_f64, 2.0]),).map(|t| Tensor::<f64>::zeros(t.shape()));
     /// assert_eq!(zeros.0.to_vec(), [0.0, 0.0]);
     /// ```
     fn map<M>(&self, mut f: impl FnMut(&L) -> M) -> Self::With<M> {
