@@ -1,0 +1,201 @@
+//! The training loop.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use perturb::tensor::{Array, Tensor, TensorTape};
+use perturb_nn::data;
+use perturb_nn::loss::{logistic_nll, mse, softmax_cross_entropy, Reduction};
+use perturb_nn::optim::{Adam, GradientDescent, Optimizer, Sgd};
+
+use super::metrics::accuracy;
+use super::setup::Setup;
+use super::{Args, OptimizerKind, Task};
+
+/// Where training stopped because the loss or a gradient was not finite.
+pub(super) struct Divergence {
+    pub(super) loss: f64,
+    pub(super) step: usize,
+    pub(super) epoch: usize,
+}
+
+/// The parameters with the lowest loss on the whole training part seen so far (finite by
+/// construction), and the step before which they were reached.
+pub(super) struct Checkpoint {
+    pub(super) loss: f64,
+    pub(super) step: usize,
+    pub(super) params: Vec<Tensor<f64>>,
+}
+
+impl Checkpoint {
+    pub(super) fn offer(
+        best: &mut Option<Checkpoint>,
+        loss: f64,
+        step: usize,
+        params: &[Tensor<f64>],
+    ) {
+        if loss.is_finite() && !matches!(best, Some(b) if b.loss <= loss) {
+            *best = Some(Checkpoint {
+                loss,
+                step,
+                params: params.to_vec(),
+            });
+        }
+    }
+}
+
+/// What a training run reached.
+pub(super) struct Fit {
+    pub(super) params: Vec<Tensor<f64>>,
+    pub(super) history: History,
+    /// The training loss of the initial weights and of the final ones.
+    pub(super) first_loss: f64,
+    pub(super) final_loss: f64,
+    pub(super) best: Option<Checkpoint>,
+    pub(super) diverged: Option<Divergence>,
+}
+
+/// The training loop: `args.epochs` passes over the training part in batches. Stops at the
+/// first step whose loss or gradient is not finite.
+pub(super) fn fit(args: &Args, setup: &Setup) -> Result<Fit, String> {
+    let train_err = |e: perturb::Error| format!("train: {e}");
+    let (task, train, model) = (setup.task, &setup.train, &setup.model);
+    let mut params = model.param_tensors();
+    let mut optimizer: Box<dyn Optimizer<f64>> = match args.optimizer {
+        OptimizerKind::Gd => Box::new(GradientDescent::new(setup.lr)),
+        OptimizerKind::Sgd => Box::new(Sgd::new(setup.lr, 0.9, false)),
+        OptimizerKind::Adam => Box::new(Adam::new(setup.lr)),
+    };
+    let bar = ProgressBar::new(args.epochs as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} epochs  {msg}")
+            .map_err(|e| format!("train: {e}"))?,
+    );
+    let full_batch = args.batch_size == 0 || args.batch_size >= train.len();
+    let batch = if full_batch {
+        train.len()
+    } else {
+        args.batch_size
+    };
+    let first_loss = setup.training_loss(&params);
+    let mut best = None;
+    Checkpoint::offer(&mut best, first_loss, 0, &params);
+    let mut tape = TensorTape::new();
+    let mut step = 0usize;
+    // The loss per epoch: the training loss (the mean over the epoch's batches) every epoch,
+    // the test loss (before the epoch's steps) at about 200 epochs.
+    let mut history = History::default();
+    let test_every = (args.epochs / 200).max(1);
+    let mut shown_accuracy = String::new();
+    for epoch in 0..args.epochs {
+        if epoch % test_every == 0 || epoch + 1 == args.epochs {
+            if let Ok(test_loss) = model
+                .forward(&params, &setup.test.x)
+                .and_then(|out| loss_of(task, &out, &setup.test_y))
+            {
+                let value = test_loss.item().unwrap_or(f64::NAN);
+                history.test.push(((epoch + 1) as f64, value));
+            }
+        }
+        let batches = data::Batches::new(train, batch, args.seed.wrapping_add(epoch as u64))
+            .map_err(|e| format!("train: {e}"))?;
+        let (mut loss_sum, mut rows) = (0.0, 0usize);
+        for (x, y) in batches {
+            let batch_rows = y.len();
+            let (loss, grads) = {
+                let vars: Vec<_> = params.iter().map(|p| tape.var(p.clone())).collect();
+                let out = model.forward(&vars, &tape.constant(x)).map_err(train_err)?;
+                let loss = loss_of(task, &out, &y).map_err(train_err)?;
+                let refs: Vec<_> = vars.iter().collect();
+                let grads = tape.gradient(&loss, &refs).map_err(train_err)?;
+                (loss.value().item().unwrap_or(f64::NAN), grads)
+            };
+            tape.clear();
+            step += 1;
+            if !loss.is_finite()
+                || grads
+                    .iter()
+                    .any(|g| g.as_slice().iter().any(|v| !v.is_finite()))
+            {
+                bar.abandon();
+                return Ok(Fit {
+                    final_loss: f64::NAN,
+                    params,
+                    history,
+                    first_loss,
+                    best,
+                    diverged: Some(Divergence { loss, step, epoch }),
+                });
+            }
+            if full_batch {
+                Checkpoint::offer(&mut best, loss, step - 1, &params);
+            }
+            optimizer.step(&mut params, &grads).map_err(train_err)?;
+            loss_sum += loss * batch_rows as f64;
+            rows += batch_rows;
+        }
+        if !full_batch {
+            Checkpoint::offer(&mut best, setup.training_loss(&params), step, &params);
+        }
+        let epoch_loss = loss_sum / rows.max(1) as f64;
+        history.train.push(((epoch + 1) as f64, epoch_loss));
+        // The loss is shown every epoch; the accuracy (a pass over the training data) every 50.
+        if task != Task::Regression && (epoch % 50 == 0 || epoch + 1 == args.epochs) {
+            shown_accuracy = model
+                .forward(&params, &train.x)
+                .ok()
+                .map(|out| {
+                    format!(
+                        "  train accuracy {:.1}%",
+                        100.0 * accuracy(task, &out, &train.y)
+                    )
+                })
+                .unwrap_or_default();
+        }
+        bar.set_message(format!("loss {epoch_loss:.4}{shown_accuracy}"));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(Fit {
+        final_loss: setup.training_loss(&params),
+        params,
+        history,
+        first_loss,
+        best,
+        diverged: None,
+    })
+}
+
+/// The loss per epoch of a run.
+#[derive(Default)]
+pub(super) struct History {
+    pub(super) train: Vec<(f64, f64)>,
+    pub(super) test: Vec<(f64, f64)>,
+}
+
+/// The task's loss of a batch, as a 0-d array.
+pub(super) fn loss_of<A: Array<Elem = f64>>(
+    task: Task,
+    out: &A,
+    y: &Tensor<f64>,
+) -> Result<A, perturb::Error> {
+    let n = y.len();
+    match task {
+        Task::Multiclass => {
+            let (labels, _) =
+                data::class_labels(y).map_err(|e| perturb::Error::InvalidArgument {
+                    op: "train",
+                    reason: e.to_string(),
+                })?;
+            softmax_cross_entropy(out, &labels, Reduction::Mean)
+        }
+        Task::Regression => mse(
+            &out.try_reshape(&[n])?,
+            &A::lift(y.clone()),
+            Reduction::Mean,
+        ),
+        _ => logistic_nll(
+            &out.try_reshape(&[n])?,
+            &A::lift(y.clone()),
+            Reduction::Mean,
+        ),
+    }
+}

@@ -1,0 +1,219 @@
+//! `perturb train`: fit a network by gradient descent and report what it reached. With no
+//! options it trains the lecture's network (2 inputs, 3 sigmoid hidden units, one output) on two
+//! moons with plain gradient descent, `W <- W - alpha dNLL/dW`.
+
+mod fit;
+mod metrics;
+mod outputs;
+mod setup;
+
+use std::path::PathBuf;
+
+pub use metrics::{predicted_class, regression_metrics};
+pub use outputs::BATCH_NUMBERS;
+
+use fit::fit;
+use metrics::report;
+use outputs::{save_failed, save_outputs};
+use setup::Setup;
+
+/// What the network predicts.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// From the target: 0/1 is binary, a few integers multi-class, anything else regression.
+    Auto,
+    /// Two classes, the lecture's logistic negative log-likelihood.
+    Binary,
+    /// Several classes, softmax cross-entropy.
+    Multiclass,
+    /// A real value, mean squared error.
+    Regression,
+}
+
+/// The optimiser.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerKind {
+    /// Plain gradient descent, exactly as the lecture writes it.
+    Gd,
+    /// Gradient descent with momentum 0.9.
+    Sgd,
+    /// Adam.
+    Adam,
+}
+
+/// The hidden units' activation.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActivationKind {
+    Sigmoid,
+    Tanh,
+    Relu,
+    Softplus,
+}
+
+/// `perturb train`.
+#[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "Examples:\n  \
+    perturb train                                   # the lecture's network on two moons\n  \
+    perturb train --data breast_cancer --hidden 16 --activation tanh --optimizer adam --lr 0.01 --epochs 150\n  \
+    perturb train --data iris --hidden 8 --optimizer adam --lr 0.05 --epochs 300\n  \
+    perturb train --data my.csv --target price --task regression")]
+pub struct Args {
+    /// A built-in data set (two-moons, circles, spirals, xor, breast_cancer, digits, diabetes,
+    /// iris; builtin:NAME where a file of that name is in the current folder) or the path of a
+    /// CSV file with a header row (a named pipe waits until something writes to it).
+    #[arg(long, default_value = "two-moons")]
+    pub data: String,
+    /// The CSV column to predict (default: the last one).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// What to predict.
+    #[arg(long, value_enum, default_value_t = Task::Auto)]
+    pub task: Task,
+    /// Hidden layer sizes, comma separated (e.g. 16,16).
+    #[arg(long, value_delimiter = ',', default_value = "3")]
+    pub hidden: Vec<usize>,
+    /// The hidden units' activation.
+    #[arg(long, value_enum, default_value_t = ActivationKind::Sigmoid)]
+    pub activation: ActivationKind,
+    /// The optimiser.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Gd)]
+    pub optimizer: OptimizerKind,
+    /// The learning rate alpha (default: gd 1 for classification and 0.1 for regression, sgd
+    /// a tenth of that, adam 0.01).
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: Option<f64>,
+    /// Passes over the training data.
+    #[arg(long, default_value_t = 10000)]
+    pub epochs: usize,
+    /// Rows per gradient step (0: the whole training set, as in the lecture).
+    #[arg(long, default_value_t = 0)]
+    pub batch_size: usize,
+    /// The share of the rows held out for testing.
+    #[arg(long, default_value_t = 0.25)]
+    pub test_fraction: f64,
+    /// The seed of the data, the split, the initial weights and the batches.
+    #[arg(long, default_value_t = 0, value_parser = parse_seed, allow_negative_numbers = true)]
+    pub seed: u64,
+    /// The folder to write to (created and checked before training): the trained model
+    /// (`model.safetensors`, with the architecture, the feature names and the standardisation in
+    /// its metadata, for `perturb predict` and `perturb eval`), the loss per epoch (`loss.png`,
+    /// `loss.svg`) and, for a classifier of two features, its decision boundary with the data
+    /// (`boundary.png`, `boundary.svg`). A run that fails leaves these files as they were and
+    /// writes `failed-run.safetensors` and `failed-run-loss.png`/`.svg` instead.
+    #[arg(long, default_value = "perturb-out")]
+    pub out: PathBuf,
+}
+
+/// Parses a seed: a whole number from 0 to 2^64 - 1.
+pub fn parse_seed(text: &str) -> Result<u64, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "the seed must be a whole number from 0 to {}, got {text}",
+            u64::MAX
+        )
+    })
+}
+
+/// A number in at most about a dozen characters: `0.25`, `1e-300`, not 300 digits; six
+/// significant digits where the shortest exact form is longer.
+pub fn compact(v: f64) -> String {
+    let plain = format!("{v}");
+    if plain.len() <= 12 || !v.is_finite() {
+        return plain;
+    }
+    let trim = |t: String| {
+        if t.contains('.') {
+            t.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            t
+        }
+    };
+    let magnitude = v.abs().log10().floor() as i32;
+    if (-4..6).contains(&magnitude) {
+        trim(format!("{v:.*}", (5 - magnitude) as usize))
+    } else {
+        let text = format!("{v:.5e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        format!("{}e{exponent}", trim(mantissa.to_string()))
+    }
+}
+
+/// The name of a failed run's files in the output folder.
+const FAILED: &str = "failed-run";
+
+/// Runs the command: check the arguments and the output folder, load and check the data,
+/// train, report, and save (or, for a run that failed, save apart and say so).
+pub fn run(args: &Args) -> Result<(), String> {
+    check(args)?;
+    crate::out_dir::prepare(&args.out).map_err(|e| format!("train: {e}"))?;
+    let setup = Setup::new(args).map_err(|e| format!("train: {e}"))?;
+    setup.print_header(args);
+    let fit = fit(args, &setup)?;
+    if let Some(stop) = &fit.diverged {
+        let saved = save_failed(args, &setup, &fit)?;
+        let cause = if stop.step == 1 {
+            "the loss of the initial weights is not finite: the data cannot be trained on as \
+             they are (check for columns of huge or tiny values)"
+                .to_string()
+        } else {
+            format!(
+                "the training diverged; lower --lr (it was {})",
+                compact(setup.lr)
+            )
+        };
+        return Err(format!(
+            "train: the loss became {} at step {} (epoch {}): {cause}. {saved}",
+            stop.loss, stop.step, stop.epoch
+        ));
+    }
+    let model = setup.model_with(&fit.params)?;
+    report(&setup, &model)?;
+    // NaN counts as worse.
+    let improved = fit.final_loss <= fit.first_loss;
+    if !improved {
+        let saved = save_failed(args, &setup, &fit)?;
+        return Err(format!(
+            "train: the final training loss ({}) is higher than the first ({}): the training \
+             did not converge; lower --lr (it was {}) or try --optimizer adam. {saved}",
+            compact(fit.final_loss),
+            compact(fit.first_loss),
+            compact(setup.lr)
+        ));
+    }
+    save_outputs(args, &setup, &model, &fit.history)
+}
+
+fn check(args: &Args) -> Result<(), String> {
+    if let Some(lr) = args.lr.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
+        return Err(format!(
+            "train: --lr must be a positive number, got {}",
+            compact(lr)
+        ));
+    }
+    if args.epochs == 0 {
+        return Err("train: --epochs must be at least 1".into());
+    }
+    if args.hidden.contains(&0) {
+        return Err("train: --hidden sizes must be at least 1".into());
+    }
+    if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
+        return Err(format!(
+            "train: --test-fraction must be between 0 and 1, got {}",
+            compact(args.test_fraction)
+        ));
+    }
+    Ok(())
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn numbers_print_compactly() {
+        assert_eq!(compact(1.0), "1");
+        assert_eq!(compact(0.25), "0.25");
+        assert_eq!(compact(1e-300), "1e-300");
+        assert_eq!(compact(1.3451215466247124), "1.34512");
+        assert_eq!(compact(1234567.8912345), "1.23457e6");
+        assert_eq!(compact(f64::INFINITY), "inf");
+    }
+}

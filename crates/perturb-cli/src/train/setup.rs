@@ -1,0 +1,249 @@
+//! The data, loaded, split and standardised, and the network to train, checked.
+
+use perturb::tensor::Tensor;
+use perturb_nn::data::{self, DataError, Dataset, Standardizer, TargetColumn};
+use perturb_nn::nn::{Activation, Init, Mlp};
+
+use super::fit::loss_of;
+use super::{compact, ActivationKind, Args, OptimizerKind, Task};
+use crate::data_arg::Source;
+
+/// The data, split and standardised, and the network to train, checked.
+pub(super) struct Setup {
+    /// The data's name for titles: a file's name without its folder.
+    pub(super) name: String,
+    pub(super) task: Task,
+    pub(super) sizes: Vec<usize>,
+    pub(super) activation: Activation,
+    pub(super) lr: f64,
+    pub(super) rows: usize,
+    pub(super) train: Dataset<f64>,
+    pub(super) test: Dataset<f64>,
+    /// The test targets on the training targets' (standardised) scale.
+    pub(super) test_y: Tensor<f64>,
+    /// The features in their own units, for the decision-boundary picture.
+    pub(super) raw: (Tensor<f64>, Tensor<f64>),
+    pub(super) scaler: Standardizer<f64>,
+    pub(super) target_scale: (f64, f64),
+    pub(super) feature_names: Vec<String>,
+    pub(super) target_name: String,
+    pub(super) model: Mlp<f64>,
+    /// A note on the inferred task, printed after the header.
+    pub(super) note: Option<String>,
+}
+
+impl Setup {
+    pub(super) fn new(args: &Args) -> Result<Setup, String> {
+        let dataset = load(args)?;
+        let task = resolve_task(args.task, &dataset);
+        let classes = outputs(task, &args.data, &dataset)?;
+        let note = (args.task == Task::Auto && task == Task::Regression)
+            .then(|| regression_note(&dataset.y))
+            .flatten();
+        let (mut train, mut test) = data::train_test_split(&dataset, args.test_fraction, args.seed)
+            .map_err(|e| e.to_string())?;
+        let raw = (train.x.clone(), test.x.clone());
+        let names = &dataset.feature_names;
+        let scaler = Standardizer::fit_named(&train.x, names).map_err(|e| cannot_scale(&e))?;
+        train.x = standardised(&scaler, &train.x, names)?;
+        test.x = standardised(&scaler, &test.x, names)?;
+        // A regression target is standardised too (on the training part), and predictions are
+        // mapped back before the metrics.
+        let target_scale = if task == Task::Regression {
+            let column = train
+                .y
+                .reshape(&[train.len(), 1])
+                .map_err(|e| e.to_string())?;
+            let target =
+                Standardizer::fit_named(&column, std::slice::from_ref(&dataset.target_name))
+                    .map_err(|e| cannot_scale(&e))?;
+            let scale = (target.mean()[0], target.std()[0]);
+            train.y = train.y.map(|v| (v - scale.0) / scale.1);
+            scale
+        } else {
+            (0.0, 1.0)
+        };
+        let test_y = test.y.map(|v| (v - target_scale.0) / target_scale.1);
+        let mut sizes = vec![dataset.n_features()];
+        sizes.extend(&args.hidden);
+        sizes.push(classes);
+        let activation = match args.activation {
+            ActivationKind::Sigmoid => Activation::Sigmoid,
+            ActivationKind::Tanh => Activation::Tanh,
+            ActivationKind::Relu => Activation::Relu,
+            ActivationKind::Softplus => Activation::Softplus,
+        };
+        let init = if matches!(activation, Activation::Relu) {
+            Init::HeNormal
+        } else {
+            Init::XavierUniform
+        };
+        crate::model_file::check_sizes(&sizes).map_err(|e| format!("--hidden: {e}"))?;
+        let model = Mlp::new(&sizes, activation, init, args.seed).map_err(|e| e.to_string())?;
+        Ok(Setup {
+            name: data_name(&args.data),
+            task,
+            sizes,
+            activation,
+            lr: args.lr.unwrap_or_else(|| default_lr(task, args.optimizer)),
+            rows: dataset.len(),
+            train,
+            test,
+            test_y,
+            raw,
+            scaler,
+            target_scale,
+            feature_names: dataset.feature_names,
+            target_name: dataset.target_name,
+            model,
+            note,
+        })
+    }
+
+    pub(super) fn print_header(&self, args: &Args) {
+        println!(
+            "perturb train: {} ({} rows, {} features) as {}, network {:?} with {:?} units, {:?} at lr {}, {} epochs",
+            args.data,
+            self.rows,
+            self.sizes[0],
+            format!("{:?}", self.task).to_lowercase(),
+            self.sizes,
+            self.activation,
+            args.optimizer,
+            compact(self.lr),
+            args.epochs
+        );
+        if let Some(note) = &self.note {
+            println!("note: {note}");
+        }
+    }
+
+    /// The network with the given parameters.
+    pub(super) fn model_with(&self, params: &[Tensor<f64>]) -> Result<Mlp<f64>, String> {
+        let mut model = self.model.clone();
+        model
+            .load_params(params)
+            .map_err(|e| format!("train: {e}"))?;
+        Ok(model)
+    }
+
+    /// The loss on the whole training part with the given parameters (NaN if it cannot be
+    /// computed).
+    pub(super) fn training_loss(&self, params: &[Tensor<f64>]) -> f64 {
+        self.model
+            .forward(params, &self.train.x)
+            .and_then(|out| loss_of(self.task, &out, &self.train.y))
+            .ok()
+            .and_then(|l| l.item())
+            .unwrap_or(f64::NAN)
+    }
+}
+
+/// The default learning rate: the lecture's 1 for gradient descent on a classifier; for a
+/// regression's mean squared error (curvature 2 in the output bias, so gradient descent at
+/// lr 1 oscillates), 0.1; momentum (which multiplies the steps by about 10) a tenth of those;
+/// Adam 0.01.
+pub(super) fn default_lr(task: Task, optimizer: OptimizerKind) -> f64 {
+    let gd = if task == Task::Regression { 0.1 } else { 1.0 };
+    match optimizer {
+        OptimizerKind::Gd => gd,
+        OptimizerKind::Sgd => gd / 10.0,
+        OptimizerKind::Adam => 0.01,
+    }
+}
+
+/// A standardisation error, with what to do about it.
+pub(super) fn cannot_scale(e: &DataError) -> String {
+    format!("{e}; the data cannot be standardised as they are, rescale the column")
+}
+
+/// `x` standardised by `scaler`; a value that standardises to a number too large for the
+/// arithmetic (far outside the training part's range) is an error naming its column.
+pub(super) fn standardised(
+    scaler: &Standardizer<f64>,
+    x: &Tensor<f64>,
+    names: &[String],
+) -> Result<Tensor<f64>, String> {
+    let scaled = scaler.transform(x).map_err(|e| e.to_string())?;
+    let d = names.len().max(1);
+    match scaled.as_slice().iter().position(|v| !v.is_finite()) {
+        None => Ok(scaled),
+        Some(i) => Err(format!(
+            "the column \"{}\" cannot be standardised: a value standardises to {}; its values \
+             are too large or too small for the arithmetic, rescale them",
+            crate::apply::shown(&names[i % d]),
+            scaled.as_slice()[i]
+        )),
+    }
+}
+
+/// The number of outputs of the network for `task`, after the library's checks of the labels
+/// (binary 0 or 1, multi-class whole numbers below [`data::MAX_CLASSES`]); an error names the
+/// data, the target column and the data row (counted from 1).
+pub(super) fn outputs(task: Task, source: &str, dataset: &Dataset<f64>) -> Result<usize, String> {
+    let checked = match task {
+        Task::Binary => data::check_binary_labels(&dataset.y).map(|()| 1),
+        Task::Multiclass => data::class_labels(&dataset.y).map(|(_, classes)| classes),
+        Task::Regression | Task::Auto => Ok(1),
+    };
+    checked.map_err(|e| match e {
+        DataError::BadLabel {
+            row, value, rule, ..
+        } => format!(
+            "{source}: the target \"{}\" of data row {} is {value}: {rule} (--task {})",
+            crate::apply::shown(&dataset.target_name),
+            row + 1,
+            format!("{task:?}").to_lowercase()
+        ),
+        e => e.to_string(),
+    })
+}
+
+/// For a target that `--task auto` takes for a regression although it holds only class labels
+/// ([`data::class_labels`]: whole numbers from 0), a note that says so.
+pub(super) fn regression_note(y: &Tensor<f64>) -> Option<String> {
+    data::class_labels(y).ok()?;
+    let mut distinct: Vec<f64> = y.to_vec();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    Some(format!(
+        "the target holds only whole numbers ({} distinct values) and is trained as a \
+         regression; if they are classes, use --task multiclass",
+        distinct.len()
+    ))
+}
+
+/// The name of a data set for a title: a CSV file's name without its folder.
+fn data_name(data: &str) -> String {
+    std::path::Path::new(data)
+        .file_name()
+        .map_or_else(|| data.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+pub(super) fn load(args: &Args) -> Result<Dataset<f64>, String> {
+    match crate::data_arg::resolve(&args.data, args.seed)? {
+        Source::Named(dataset) => Ok(dataset),
+        Source::File(path) => {
+            let target = args
+                .target
+                .clone()
+                .map_or(TargetColumn::Last, TargetColumn::Name);
+            data::load_csv(path, target).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// The task `--task auto` stands for: binary for 0/1 labels, multi-class for class labels
+/// 0..19 (the library's checks of each), regression otherwise.
+pub(super) fn resolve_task(task: Task, data: &Dataset<f64>) -> Task {
+    if task != Task::Auto {
+        return task;
+    }
+    if data::check_binary_labels(&data.y).is_ok() {
+        Task::Binary
+    } else if data::class_labels(&data.y).is_ok_and(|(_, classes)| classes <= 20) {
+        Task::Multiclass
+    } else {
+        Task::Regression
+    }
+}
