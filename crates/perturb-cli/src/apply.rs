@@ -12,7 +12,7 @@ use perturb_nn::data::{CsvReader, Dataset};
 
 use crate::data_arg::Source;
 use crate::model_file::{load, SavedModel};
-use crate::train::{predicted_class, Task};
+use crate::train::{predicted_class, Confusion, Task};
 
 /// `perturb predict` / `perturb eval`.
 #[derive(clap::Args, Debug, Clone)]
@@ -292,7 +292,8 @@ pub fn predict(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Prints the model's accuracy (classification) or MSE and R^2 (regression) on the data.
+/// Prints the model's accuracy and confusion matrix (classification) or MSE and R^2
+/// (regression) on the data.
 pub fn eval(args: &Args) -> Result<(), String> {
     let saved = load(&args.model).map_err(|e| format!("eval: {e}"))?;
     let (x, y) = load_data(args, &saved, true).map_err(|e| format!("eval: {e}"))?;
@@ -302,12 +303,17 @@ pub fn eval(args: &Args) -> Result<(), String> {
         let (mse, r2) = crate::train::regression_metrics(&pred, &y);
         println!("{} rows: MSE {mse}, R^2 {r2}", y.len());
     } else {
-        let correct = pred.iter().zip(&y).filter(|(p, t)| p == t).count();
+        let classes = match saved.task.as_str() {
+            "multiclass" => saved.sizes[saved.sizes.len() - 1],
+            _ => 2,
+        };
+        let confusion = Confusion::new(classes, &pred, &y);
         println!(
             "{} rows: accuracy {:.2}%",
             y.len(),
-            100.0 * correct as f64 / y.len() as f64
+            100.0 * confusion.accuracy()
         );
+        println!("{confusion}");
     }
     Ok(())
 }

@@ -215,7 +215,11 @@ fn a_saved_model_is_evaluated_again_and_bad_model_files_are_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
+    // The first line; the confusion matrix follows it.
     let accuracy: f64 = text
+        .lines()
+        .next()
+        .unwrap()
         .split("accuracy")
         .nth(1)
         .unwrap()

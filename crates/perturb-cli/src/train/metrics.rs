@@ -1,4 +1,4 @@
-//! The metrics of a trained model: accuracy, MSE and R^2.
+//! The metrics of a trained model: accuracy and the confusion matrix, MSE and R^2.
 
 use perturb::tensor::Tensor;
 use perturb_nn::nn::Mlp;
@@ -49,6 +49,123 @@ pub(super) fn accuracy(task: Task, out: &Tensor<f64>, y: &Tensor<f64>) -> f64 {
         .filter(|(row, &t)| predicted_class(task, row) == t)
         .count();
     correct as f64 / y.len().max(1) as f64
+}
+
+/// How a classifier's predictions fall against the targets: `counts[t][p]` rows of true class
+/// `t` predicted as class `p`, for the classes `0..classes`. One extra row counts the targets
+/// that are none of the classes and one extra column the rows predicted as no class (a NaN
+/// output); each is shown only where it is not empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confusion {
+    classes: usize,
+    counts: Vec<Vec<usize>>,
+}
+
+impl Confusion {
+    /// Counts the pairs of `predicted` classes (as [`predicted_class`] gives them) and `targets`.
+    pub fn new(classes: usize, predicted: &[f64], targets: &[f64]) -> Confusion {
+        let index = |v: f64| (0..classes).find(|&c| v == c as f64).unwrap_or(classes);
+        let mut counts = vec![vec![0; classes + 1]; classes + 1];
+        for (&p, &t) in predicted.iter().zip(targets) {
+            counts[index(t)][index(p)] += 1;
+        }
+        Confusion { classes, counts }
+    }
+
+    /// The rows counted.
+    pub fn rows(&self) -> usize {
+        self.counts.iter().flatten().sum()
+    }
+
+    /// The rows predicted as their target (the diagonal).
+    pub fn correct(&self) -> usize {
+        (0..self.classes).map(|c| self.counts[c][c]).sum()
+    }
+
+    /// The share of the rows predicted as their target (0 of no rows).
+    pub fn accuracy(&self) -> f64 {
+        self.correct() as f64 / self.rows().max(1) as f64
+    }
+
+    /// The matrix as rows of counts, with the extra row and column where they are not empty.
+    pub fn matrix(&self) -> Vec<Vec<usize>> {
+        let k = self.classes;
+        let other_row = self.counts[k].iter().any(|&n| n > 0);
+        let none_column = self.counts.iter().any(|row| row[k] > 0);
+        let rows = if other_row { k + 1 } else { k };
+        let columns = if none_column { k + 1 } else { k };
+        self.counts[..rows]
+            .iter()
+            .map(|row| row[..columns].to_vec())
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Confusion {
+    /// The matrix, its columns aligned on the right:
+    ///
+    /// ```text
+    /// confusion matrix (rows: the true class, columns: the predicted class):
+    ///   true\pred   0   1
+    ///           0  12   1
+    ///           1   0   7
+    /// ```
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let matrix = self.matrix();
+        let k = self.classes;
+        let label = |i: usize, extra: &str| {
+            if i < k {
+                i.to_string()
+            } else {
+                extra.to_string()
+            }
+        };
+        let row_labels: Vec<String> = (0..matrix.len()).map(|i| label(i, "other")).collect();
+        let columns = matrix.first().map_or(k, Vec::len);
+        let column_labels: Vec<String> = (0..columns).map(|j| label(j, "none")).collect();
+        let corner = "true\\pred";
+        let first = row_labels
+            .iter()
+            .map(String::len)
+            .chain([corner.len()])
+            .max()
+            .unwrap_or(0);
+        let width = matrix
+            .iter()
+            .flatten()
+            .map(|n| n.to_string().len())
+            .chain(column_labels.iter().map(String::len))
+            .max()
+            .unwrap_or(1);
+        writeln!(
+            f,
+            "confusion matrix (rows: the true class, columns: the predicted class):"
+        )?;
+        write!(f, "  {corner:>first$}")?;
+        for c in &column_labels {
+            write!(f, "  {c:>width$}")?;
+        }
+        for (label, row) in row_labels.iter().zip(&matrix) {
+            write!(f, "\n  {label:>first$}")?;
+            for n in row {
+                write!(f, "  {n:>width$}")?;
+            }
+        }
+        if self.counts[k].iter().any(|&n| n > 0) {
+            write!(
+                f,
+                "\n  (other: targets that are none of the classes 0..{})",
+                k.saturating_sub(1)
+            )?;
+        }
+        if self.counts.iter().any(|row| row[k] > 0) {
+            write!(
+                f,
+                "\n  (none: rows whose outputs are not numbers, no class predicted)"
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Prints the metrics of the trained model on the training and the test part.
@@ -107,5 +224,56 @@ mod tests {
         );
         assert_eq!(regression_metrics(&[1.0], &[2.0]).1, "undefined (one row)");
         assert_eq!(regression_metrics(&[1.0, 2.0], &[1.0, 2.0]).1, "1.0000");
+    }
+
+    #[test]
+    fn the_confusion_matrix_counts_true_against_predicted() {
+        // Targets 0 0 1 2 2 2, predictions 0 1 1 2 0 2: by hand, row 0 = [1 1 0],
+        // row 1 = [0 1 0], row 2 = [1 0 2]; 4 of 6 correct.
+        let m = Confusion::new(
+            3,
+            &[0.0, 1.0, 1.0, 2.0, 0.0, 2.0],
+            &[0.0, 0.0, 1.0, 2.0, 2.0, 2.0],
+        );
+        assert_eq!(
+            m.matrix(),
+            vec![vec![1, 1, 0], vec![0, 1, 0], vec![1, 0, 2]]
+        );
+        assert_eq!((m.rows(), m.correct()), (6, 4));
+        assert_eq!(
+            m.to_string(),
+            "confusion matrix (rows: the true class, columns: the predicted class):\n\
+             \x20 true\\pred  0  1  2\n\
+             \x20         0  1  1  0\n\
+             \x20         1  0  1  0\n\
+             \x20         2  1  0  2"
+        );
+    }
+
+    #[test]
+    fn the_confusion_matrix_shows_no_class_and_other_targets_apart() {
+        // A NaN prediction is column "none"; a target 7 (not a class) is row "other"; counts
+        // of two digits widen every column.
+        let mut predicted = vec![0.0; 10];
+        predicted.push(f64::NAN);
+        predicted.push(1.0);
+        let mut targets = vec![0.0; 10];
+        targets.push(1.0);
+        targets.push(7.0);
+        let m = Confusion::new(2, &predicted, &targets);
+        assert_eq!(
+            m.matrix(),
+            vec![vec![10, 0, 0], vec![0, 0, 1], vec![0, 1, 0]]
+        );
+        assert_eq!((m.rows(), m.correct()), (12, 10));
+        let text = m.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "  true\\pred     0     1  none");
+        assert_eq!(lines[2], "          0    10     0     0");
+        assert_eq!(lines[4], "      other     0     1     0");
+        assert!(
+            text.contains("none of the classes 0..1") && text.contains("no class"),
+            "{text}"
+        );
     }
 }

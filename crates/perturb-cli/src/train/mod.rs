@@ -9,7 +9,7 @@ mod setup;
 
 use std::path::PathBuf;
 
-pub use metrics::{predicted_class, regression_metrics};
+pub use metrics::{predicted_class, regression_metrics, Confusion};
 pub use outputs::BATCH_NUMBERS;
 
 use fit::fit;
