@@ -127,7 +127,7 @@ fn columns(
     target: Option<&str>,
     need_target: bool,
 ) -> Result<(Vec<usize>, Option<usize>), String> {
-    let d = saved.sizes[0];
+    let d = saved.model.inputs();
     let find = |name: &str| header.iter().position(|h| h == name.trim());
     let need = |inputs: Vec<usize>, target_col: Option<usize>| {
         if need_target && target_col.is_none() {
@@ -241,7 +241,7 @@ fn load_data(
         Source::Named(data) => dataset_columns(&data, saved, &args.data, target, need_target)?,
         Source::File(path) => read_csv(&path, saved, target, need_target)?,
     };
-    let d = saved.sizes[0].max(1);
+    let d = saved.model.inputs().max(1);
     let rows = x.len() / d;
     let x = Tensor::from_vec(x, &[rows, d]).map_err(|e| e.to_string())?;
     let x = saved.scaler.transform(&x).map_err(|e| e.to_string())?;
@@ -251,8 +251,8 @@ fn load_data(
 /// The model's prediction for each row of the (standardised) inputs; the rows go through the
 /// network in batches bounded in memory.
 fn predictions(saved: &SavedModel, x: &Tensor<f64>) -> Result<Vec<f64>, String> {
-    let d = saved.sizes[0].max(1);
-    let widest = saved.sizes.iter().copied().max().unwrap_or(1).max(1);
+    let d = saved.model.inputs().max(1);
+    let widest = saved.model.widest().max(1);
     let batch = (crate::train::BATCH_NUMBERS / widest).max(1);
     let mut predictions = Vec::with_capacity(x.len() / d);
     for chunk in x.as_slice().chunks(batch * d) {
@@ -304,7 +304,7 @@ pub fn eval(args: &Args) -> Result<(), String> {
         println!("{} rows: MSE {mse}, R^2 {r2}", y.len());
     } else {
         let classes = match saved.task.as_str() {
-            "multiclass" => saved.sizes[saved.sizes.len() - 1],
+            "multiclass" => saved.model.outputs(),
             _ => 2,
         };
         let confusion = Confusion::new(classes, &pred, &y);

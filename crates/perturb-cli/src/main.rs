@@ -9,6 +9,7 @@ mod data_arg;
 mod explain;
 mod lecture;
 mod model_file;
+mod network;
 mod out_dir;
 mod plot;
 mod train;

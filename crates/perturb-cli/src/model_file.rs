@@ -1,4 +1,4 @@
-//! Saved models: the weights of an [`Mlp`] in the safetensors format, with the architecture,
+//! Saved models: the weights of a [`Network`] in the safetensors format, with the architecture,
 //! the task, the standardisation and the names of the feature and target columns in its
 //! metadata, so `perturb predict` and `perturb eval` can rebuild the model and apply it to new
 //! data. The names were added after the first files were written: a file without them still
@@ -11,10 +11,18 @@ use std::path::Path;
 use perturb::tensor::Tensor;
 use perturb_nn::data::Standardizer;
 use perturb_nn::nn::{mlp_parameters, Activation, Init, Mlp};
+
+use crate::network::{cnn_shapes, image_side, Cnn, Network};
 use safetensors::tensor::{Dtype, Metadata, SafeTensorError, SafeTensors, TensorView};
 
-/// The value of the `format` metadata entry; a file without it is not a perturb model.
-const FORMAT: &str = "perturb-mlp-1";
+/// The value of the `format` metadata entry of an MLP's file (the CLI's first format, kept as
+/// it was); a file without the entry is not a perturb model.
+const MLP_FORMAT: &str = "perturb-mlp-1";
+/// The `format` of a CNN's file: its `image_side`, `channels` (`C1,C2`) and `outputs` in the
+/// metadata, the tensors named as [`cnn_shapes`] names them.
+const CNN_FORMAT: &str = "perturb-cnn-1";
+/// The most channels a CNN's layer may have in a model file.
+const MAX_CHANNELS: usize = 4096;
 /// The longest header a model file may have (the limit of the safetensors format itself).
 const MAX_HEADER: u64 = 100_000_000;
 /// The most layers a model file may describe.
@@ -24,10 +32,7 @@ const TASKS: [&str; 3] = ["binary", "multiclass", "regression"];
 
 /// Everything needed to apply a trained model to raw features.
 pub struct SavedModel {
-    pub model: Mlp<f64>,
-    pub sizes: Vec<usize>,
-    /// Lower-case name, as `activation_from` reads it.
-    pub activation: String,
+    pub model: Network,
     pub task: String,
     /// The standardisation of the features, fitted in training.
     pub scaler: Standardizer<f64>,
@@ -79,7 +84,7 @@ pub fn save(path: &Path, m: &SavedModel) -> Result<(), String> {
 /// The bytes of the model file.
 fn serialize(m: &SavedModel) -> Result<Vec<u8>, String> {
     let params = m.model.param_tensors();
-    let names: Vec<String> = m.model.parameters().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = m.model.shapes().into_iter().map(|(n, _)| n).collect();
     let bytes: Vec<Vec<u8>> = params
         .iter()
         .map(|p| p.as_slice().iter().flat_map(|v| v.to_le_bytes()).collect())
@@ -90,26 +95,17 @@ fn serialize(m: &SavedModel) -> Result<Vec<u8>, String> {
             .map_err(|e| format!("{name}: {}", in_words(&e)))?;
         views.push((name.clone(), view));
     }
-    let mut metadata: HashMap<String, String> = [
-        ("format", FORMAT.to_string()),
-        (
-            "sizes",
-            m.sizes
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        ("activation", m.activation.clone()),
-        ("task", m.task.clone()),
-        ("feature_mean", numbers(m.scaler.mean())),
-        ("feature_std", numbers(m.scaler.std())),
-        ("target_mean", format!("{:e}", m.target_mean)),
-        ("target_std", format!("{:e}", m.target_std)),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let mut metadata: HashMap<String, String> = architecture(&m.model)
+        .into_iter()
+        .chain([
+            ("task", m.task.clone()),
+            ("feature_mean", numbers(m.scaler.mean())),
+            ("feature_std", numbers(m.scaler.std())),
+            ("target_mean", format!("{:e}", m.target_mean)),
+            ("target_std", format!("{:e}", m.target_std)),
+        ])
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     // Names may hold commas: JSON keeps them apart.
     if let Some(names) = &m.feature_names {
         let json = serde_json::to_string(names).map_err(|e| format!("saving the names: {e}"))?;
@@ -119,6 +115,157 @@ fn serialize(m: &SavedModel) -> Result<Vec<u8>, String> {
         metadata.insert("target_name".into(), name.clone());
     }
     safetensors::serialize(views, &Some(metadata)).map_err(|e| in_words(&e))
+}
+
+/// The metadata entries that describe the network's architecture.
+fn architecture(net: &Network) -> Vec<(&'static str, String)> {
+    let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    match net {
+        Network::Mlp(mlp) => {
+            let mut sizes: Vec<usize> = mlp.layers.iter().map(|l| l.inputs()).collect();
+            sizes.extend(mlp.layers.last().map(|l| l.outputs()));
+            let activation = format!("{:?}", mlp.activation).to_lowercase();
+            vec![
+                ("format", MLP_FORMAT.to_string()),
+                ("sizes", list(&sizes)),
+                ("activation", activation),
+            ]
+        }
+        Network::Cnn(cnn) => {
+            let (side, channels, outputs) = cnn.geometry();
+            vec![
+                ("format", CNN_FORMAT.to_string()),
+                ("image_side", side.to_string()),
+                ("channels", list(&channels)),
+                ("outputs", outputs.to_string()),
+            ]
+        }
+    }
+}
+
+/// A network's architecture as a file describes it, checked before anything is allocated.
+enum Architecture {
+    Mlp {
+        sizes: Vec<usize>,
+        activation: Activation,
+    },
+    Cnn {
+        side: usize,
+        channels: [usize; 2],
+        outputs: usize,
+    },
+}
+
+impl Architecture {
+    /// The architecture in a file's metadata (`get` reads an entry, an error if it is missing).
+    fn read(get: &dyn Fn(&str) -> Result<String, String>) -> Result<Architecture, String> {
+        let format = get("format")?;
+        if format == MLP_FORMAT {
+            let sizes = parse_sizes(&get("sizes")?)?;
+            let activation = activation_from(&get("activation")?)?;
+            return Ok(Architecture::Mlp { sizes, activation });
+        }
+        if format != CNN_FORMAT {
+            return Err(format!(
+                "format '{format}' is not {MLP_FORMAT} or {CNN_FORMAT}: not a model of perturb train"
+            ));
+        }
+        let number = |key: &str, text: &str, max: usize| -> Result<usize, String> {
+            text.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    format!("the metadata entry {key} holds '{text}', not a whole number from 1 to {max}")
+                })
+        };
+        let side = number("image_side", &get("image_side")?, 1 << 16)?;
+        image_side(side * side)?;
+        let channels_text = get("channels")?;
+        let channels: Vec<usize> = channels_text
+            .split(',')
+            .take(3)
+            .map(|c| number("channels", c, MAX_CHANNELS))
+            .collect::<Result<_, _>>()?;
+        let [c1, c2] = channels[..] else {
+            return Err(format!(
+                "the metadata entry channels holds '{channels_text}', not two channel counts"
+            ));
+        };
+        let outputs = number("outputs", &get("outputs")?, perturb_nn::data::MAX_CLASSES)?;
+        let arch = Architecture::Cnn {
+            side,
+            channels: [c1, c2],
+            outputs,
+        };
+        // Each factor is bounded above, so the products cannot overflow.
+        let count: usize = arch
+            .shapes()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum();
+        if count > perturb_nn::nn::MAX_PARAMETERS {
+            return Err(format!(
+                "a cnn of {side}x{side} images with channels {c1},{c2} has {count} parameters, \
+                 more than the {} a model may have",
+                perturb_nn::nn::MAX_PARAMETERS
+            ));
+        }
+        Ok(arch)
+    }
+
+    /// The parameters' names and shapes, in order.
+    fn shapes(&self) -> Vec<(String, Vec<usize>)> {
+        match self {
+            Architecture::Mlp { sizes, .. } => sizes
+                .windows(2)
+                .enumerate()
+                .flat_map(|(l, w)| {
+                    [
+                        (format!("layer{l}.weight"), vec![w[0], w[1]]),
+                        (format!("layer{l}.bias"), vec![w[1]]),
+                    ]
+                })
+                .collect(),
+            Architecture::Cnn {
+                side,
+                channels,
+                outputs,
+            } => cnn_shapes(*side, *channels, *outputs),
+        }
+    }
+
+    fn inputs(&self) -> usize {
+        match self {
+            Architecture::Mlp { sizes, .. } => sizes[0],
+            Architecture::Cnn { side, .. } => side * side,
+        }
+    }
+
+    fn outputs(&self) -> usize {
+        match self {
+            Architecture::Mlp { sizes, .. } => sizes[sizes.len() - 1],
+            Architecture::Cnn { outputs, .. } => *outputs,
+        }
+    }
+
+    /// The network with these parameters (checked: shapes, finite values).
+    fn build(&self, params: &[Tensor<f64>]) -> Result<Network, perturb::Error> {
+        match self {
+            Architecture::Mlp { sizes, activation } => {
+                let mut mlp = Mlp::new(sizes, *activation, Init::XavierUniform, 0)?;
+                mlp.load_params(params)?;
+                Ok(Network::Mlp(mlp))
+            }
+            Architecture::Cnn {
+                side,
+                channels,
+                outputs,
+            } => Ok(Network::Cnn(Cnn::with_params(
+                *side, *channels, *outputs, params,
+            )?)),
+        }
+    }
 }
 
 /// A safetensors error in words.
@@ -247,15 +394,10 @@ fn read(mut reader: impl Read, len: Option<u64>, where_: &str) -> Result<SavedMo
             format!("{where_}: the metadata has no '{key}': not a model saved by perturb train")
         })
     };
-    if get("format")? != FORMAT {
-        return Err(format!(
-            "{where_}: format '{}' is not {FORMAT}",
-            get("format")?
-        ));
-    }
-    let sizes = parse_sizes(&get("sizes")?).map_err(|e| format!("{where_}: {e}"))?;
-    let activation = get("activation")?;
-    let act = activation_from(&activation).map_err(|e| format!("{where_}: {e}"))?;
+    let arch = Architecture::read(&|key| {
+        get(key).map_err(|e| e.trim_start_matches(&format!("{where_}: ")).to_string())
+    })
+    .map_err(|e| format!("{where_}: {e}"))?;
     let task = get("task")?;
     if !TASKS.contains(&task.as_str()) {
         return Err(format!(
@@ -263,23 +405,14 @@ fn read(mut reader: impl Read, len: Option<u64>, where_: &str) -> Result<SavedMo
             TASKS.join(", ")
         ));
     }
-    let outputs = sizes[sizes.len() - 1];
+    let (inputs, outputs) = (arch.inputs(), arch.outputs());
     if task != "multiclass" && outputs != 1 {
         return Err(format!(
             "{where_}: a {task} model has one output, the metadata says {outputs}"
         ));
     }
     // The tensors the architecture needs, checked in the header before any data is read.
-    let expected: Vec<(String, Vec<usize>)> = sizes
-        .windows(2)
-        .enumerate()
-        .flat_map(|(l, w)| {
-            [
-                (format!("layer{l}.weight"), vec![w[0], w[1]]),
-                (format!("layer{l}.bias"), vec![w[1]]),
-            ]
-        })
-        .collect();
+    let expected = arch.shapes();
     for (name, shape) in &expected {
         let info = tensors.get(name).ok_or_else(|| {
             format!("{where_}: the tensor '{name}' is missing: a model of another architecture?")
@@ -333,18 +466,13 @@ fn read(mut reader: impl Read, len: Option<u64>, where_: &str) -> Result<SavedMo
         }
         params.push(Tensor::from_vec(values, shape).map_err(|e| format!("{where_}: {e}"))?);
     }
-    let mut model =
-        Mlp::new(&sizes, act, Init::XavierUniform, 0).map_err(|e| format!("{where_}: {e}"))?;
-    model
-        .load_params(&params)
-        .map_err(|e| format!("{where_}: {e}"))?;
+    let model = arch.build(&params).map_err(|e| format!("{where_}: {e}"))?;
     let numbers_of = |key: &str| -> Result<Vec<f64>, String> {
         let values = parse_numbers(key, &get(key)?).map_err(|e| format!("{where_}: {e}"))?;
-        if values.len() != sizes[0] {
+        if values.len() != inputs {
             return Err(format!(
-                "{where_}: the standardisation ({key}) has {} entries for {} inputs",
+                "{where_}: the standardisation ({key}) has {} entries for {inputs} inputs",
                 values.len(),
-                sizes[0]
             ));
         }
         Ok(values)
@@ -365,11 +493,10 @@ fn read(mut reader: impl Read, len: Option<u64>, where_: &str) -> Result<SavedMo
             let names: Vec<String> = serde_json::from_str(json).map_err(|e| {
                 format!("{where_}: metadata entry feature_names is not a list of names: {e}")
             })?;
-            if names.len() != sizes[0] {
+            if names.len() != inputs {
                 return Err(format!(
-                    "{where_}: the metadata names {} features for {} inputs",
+                    "{where_}: the metadata names {} features for {inputs} inputs",
                     names.len(),
-                    sizes[0]
                 ));
             }
             Some(names)
@@ -377,8 +504,6 @@ fn read(mut reader: impl Read, len: Option<u64>, where_: &str) -> Result<SavedMo
     };
     Ok(SavedModel {
         model,
-        sizes,
-        activation,
         task,
         scaler,
         target_mean,
@@ -401,9 +526,7 @@ mod tests {
     fn valid() -> Vec<u8> {
         let model = Mlp::new(&[4, 5, 3], Activation::Tanh, Init::XavierUniform, 7).unwrap();
         serialize(&SavedModel {
-            model,
-            sizes: vec![4, 5, 3],
-            activation: "tanh".into(),
+            model: Network::Mlp(model),
             task: "multiclass".into(),
             scaler: Standardizer::from_parts(vec![1.0, 2.0, 3.0, 4.0], vec![0.5, 1.0, 1.5, 2.0])
                 .unwrap(),
@@ -454,7 +577,7 @@ mod tests {
     fn a_saved_model_reads_back_the_same() {
         let bytes = valid();
         let m = from_bytes(&bytes).unwrap();
-        assert_eq!(m.sizes, [4, 5, 3]);
+        assert_eq!((m.model.inputs(), m.model.outputs()), (4, 3));
         assert_eq!(m.scaler.std(), [0.5, 1.0, 1.5, 2.0]);
         let again = Mlp::<f64>::new(&[4, 5, 3], Activation::Tanh, Init::XavierUniform, 7).unwrap();
         for (a, b) in m.model.param_tensors().iter().zip(again.param_tensors()) {
@@ -642,8 +765,8 @@ mod tests {
             if let Ok(m) = from_bytes(&with_header(&bytes, &h)) {
                 // What loads is usable: its shapes fit and its numbers are finite.
                 prop_assert!(m.scaler.std().iter().all(|s| s.is_finite() && *s > 0.0));
-                prop_assert_eq!(m.scaler.mean().len(), m.sizes[0]);
-                let x = Tensor::zeros(&[1, m.sizes[0]]);
+                prop_assert_eq!(m.scaler.mean().len(), m.model.inputs());
+                let x = Tensor::zeros(&[1, m.model.inputs()]);
                 prop_assert!(m.model.predict(&x).is_ok());
             }
         }

@@ -19,21 +19,16 @@ pub(super) struct Divergence {
 
 /// The parameters with the lowest loss on the whole training part seen so far (finite by
 /// construction), and the step before which they were reached.
-pub(super) struct Checkpoint {
+pub(super) struct Best {
     pub(super) loss: f64,
     pub(super) step: usize,
     pub(super) params: Vec<Tensor<f64>>,
 }
 
-impl Checkpoint {
-    pub(super) fn offer(
-        best: &mut Option<Checkpoint>,
-        loss: f64,
-        step: usize,
-        params: &[Tensor<f64>],
-    ) {
+impl Best {
+    pub(super) fn offer(best: &mut Option<Best>, loss: f64, step: usize, params: &[Tensor<f64>]) {
         if loss.is_finite() && !matches!(best, Some(b) if b.loss <= loss) {
-            *best = Some(Checkpoint {
+            *best = Some(Best {
                 loss,
                 step,
                 params: params.to_vec(),
@@ -49,7 +44,7 @@ pub(super) struct Fit {
     /// The training loss of the initial weights and of the final ones.
     pub(super) first_loss: f64,
     pub(super) final_loss: f64,
-    pub(super) best: Option<Checkpoint>,
+    pub(super) best: Option<Best>,
     pub(super) diverged: Option<Divergence>,
 }
 
@@ -77,7 +72,7 @@ pub(super) fn fit(args: &Args, setup: &Setup) -> Result<Fit, String> {
     };
     let first_loss = setup.training_loss(&params);
     let mut best = None;
-    Checkpoint::offer(&mut best, first_loss, 0, &params);
+    Best::offer(&mut best, first_loss, 0, &params);
     let mut tape = TensorTape::new();
     let mut step = 0usize;
     // The loss per epoch: the training loss (the mean over the epoch's batches) every epoch,
@@ -126,14 +121,14 @@ pub(super) fn fit(args: &Args, setup: &Setup) -> Result<Fit, String> {
                 });
             }
             if full_batch {
-                Checkpoint::offer(&mut best, loss, step - 1, &params);
+                Best::offer(&mut best, loss, step - 1, &params);
             }
             optimizer.step(&mut params, &grads).map_err(train_err)?;
             loss_sum += loss * batch_rows as f64;
             rows += batch_rows;
         }
         if !full_batch {
-            Checkpoint::offer(&mut best, setup.training_loss(&params), step, &params);
+            Best::offer(&mut best, setup.training_loss(&params), step, &params);
         }
         let epoch_loss = loss_sum / rows.max(1) as f64;
         history.train.push(((epoch + 1) as f64, epoch_loss));

@@ -1,7 +1,7 @@
 //! The metrics of a trained model: accuracy and the confusion matrix, MSE and R^2.
 
+use crate::network::Network;
 use perturb::tensor::Tensor;
-use perturb_nn::nn::Mlp;
 
 use super::setup::Setup;
 use super::Task;
@@ -169,7 +169,7 @@ impl std::fmt::Display for Confusion {
 }
 
 /// Prints the metrics of the trained model on the training and the test part.
-pub(super) fn report(setup: &Setup, model: &Mlp<f64>) -> Result<(), String> {
+pub(super) fn report(setup: &Setup, model: &Network) -> Result<(), String> {
     let (task, (y_mean, y_std)) = (setup.task, setup.target_scale);
     println!(
         "trained. metrics on the training part ({} rows) and the held-out test part ({} rows):",

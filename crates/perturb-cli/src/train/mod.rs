@@ -2,6 +2,7 @@
 //! options it trains the lecture's network (2 inputs, 3 sigmoid hidden units, one output) on two
 //! moons with plain gradient descent, `W <- W - alpha dNLL/dW`.
 
+mod checkpoint;
 mod fit;
 mod metrics;
 mod outputs;
@@ -69,12 +70,17 @@ pub struct Args {
     /// What to predict.
     #[arg(long, value_enum, default_value_t = Task::Auto)]
     pub task: Task,
-    /// Hidden layer sizes, comma separated (e.g. 16,16).
-    #[arg(long, value_delimiter = ',', default_value = "3")]
-    pub hidden: Vec<usize>,
-    /// The hidden units' activation.
-    #[arg(long, value_enum, default_value_t = ActivationKind::Sigmoid)]
-    pub activation: ActivationKind,
+    /// The network: a multilayer perceptron (`--hidden`, `--activation`), or a small
+    /// convolutional network for square images such as digits (8x8 pixels): two blocks of a
+    /// 3x3 convolution, relu and 2x2 max pooling, then a linear layer.
+    #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
+    pub model: ModelKind,
+    /// The MLP's hidden layer sizes, comma separated (e.g. 16,16) [default: 3].
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// The MLP's hidden units' activation [default: sigmoid].
+    #[arg(long, value_enum)]
+    pub activation: Option<ActivationKind>,
     /// The optimiser.
     #[arg(long, value_enum, default_value_t = OptimizerKind::Gd)]
     pub optimizer: OptimizerKind,
@@ -102,6 +108,43 @@ pub struct Args {
     /// writes `failed-run.safetensors` and `failed-run-loss.png`/`.svg` instead.
     #[arg(long, default_value = "perturb-out")]
     pub out: PathBuf,
+    /// Every N epochs, save a checkpoint of the run in OUT/checkpoint (the weights, the
+    /// optimiser's state, the epochs done and the loss so far), replacing the previous one
+    /// atomically, so that `--resume OUT/checkpoint` continues a run that was stopped. Counted
+    /// in epochs: the batches of each epoch are drawn from the seed and the epoch's number, so
+    /// a run resumed at the end of an epoch takes exactly the steps of an uninterrupted one.
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<usize>,
+    /// Continue the run saved in the checkpoint folder DIR (OUT/checkpoint of a run with
+    /// --checkpoint-every) up to --epochs in all. The run must have the checkpoint's data and
+    /// options; only --epochs, --out and --checkpoint-every may change. The weights at the end
+    /// are exactly those of an uninterrupted run.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+}
+
+/// The network `perturb train` fits.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// A multilayer perceptron.
+    Mlp,
+    /// A small convolutional network for square images.
+    Cnn,
+}
+
+/// The MLP's hidden layer sizes when `--hidden` is not given.
+const DEFAULT_HIDDEN: [usize; 1] = [3];
+
+impl Args {
+    /// The MLP's hidden layer sizes.
+    fn hidden_sizes(&self) -> &[usize] {
+        self.hidden.as_deref().unwrap_or(&DEFAULT_HIDDEN)
+    }
+
+    /// The MLP's activation.
+    fn activation_kind(&self) -> ActivationKind {
+        self.activation.unwrap_or(ActivationKind::Sigmoid)
+    }
 }
 
 /// Parses a seed: a whole number from 0 to 2^64 - 1.
@@ -193,8 +236,24 @@ fn check(args: &Args) -> Result<(), String> {
     if args.epochs == 0 {
         return Err("train: --epochs must be at least 1".into());
     }
-    if args.hidden.contains(&0) {
+    if args.hidden_sizes().contains(&0) {
         return Err("train: --hidden sizes must be at least 1".into());
+    }
+    if args.model == ModelKind::Cnn {
+        for (given, option) in [
+            (args.hidden.is_some(), "--hidden"),
+            (args.activation.is_some(), "--activation"),
+        ] {
+            if given {
+                return Err(format!(
+                    "train: {option} is an option of --model mlp; the cnn's layers are fixed \
+                     (see perturb train --help)"
+                ));
+            }
+        }
+    }
+    if args.checkpoint_every == Some(0) {
+        return Err("train: --checkpoint-every must be at least 1 (epochs)".into());
     }
     if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
         return Err(format!(

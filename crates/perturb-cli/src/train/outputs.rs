@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::network::Network;
 use perturb::tensor::Tensor;
 use perturb_nn::data::Standardizer;
-use perturb_nn::nn::Mlp;
 
 use super::fit::{Fit, History};
 use super::metrics::accuracy;
@@ -24,7 +24,7 @@ pub(super) fn save_failed(args: &Args, setup: &Setup, fit: &Fit) -> Result<Strin
     let weights = match &fit.best {
         Some(best) => {
             let path = dir.join(format!("{FAILED}.safetensors"));
-            save_model(&path, setup, &setup.model_with(&best.params)?, args)?;
+            save_model(&path, setup, &setup.model_with(&best.params)?)?;
             format!(
                 "the weights with the lowest training loss ({} after {} steps) are saved in {}",
                 compact(best.loss),
@@ -47,13 +47,13 @@ pub(super) fn save_failed(args: &Args, setup: &Setup, fit: &Fit) -> Result<Strin
 pub(super) fn save_outputs(
     args: &Args,
     setup: &Setup,
-    model: &Mlp<f64>,
+    model: &Network,
     history: &History,
 ) -> Result<(), String> {
     let dir = &args.out;
     let model_path = dir.join(crate::out_dir::MODEL);
     let replaced = model_path.exists();
-    save_model(&model_path, setup, model, args)?;
+    save_model(&model_path, setup, model)?;
     println!("written to {}:", dir.display());
     println!(
         "  {}  the model{} (perturb predict --model {} --data new.csv)",
@@ -68,7 +68,7 @@ pub(super) fn save_outputs(
     let [png, svg] = loss_picture(args, setup, history, "loss")?;
     println!("  {}, {}  the loss per epoch", png.display(), svg.display());
     let stale = ["boundary.png", "boundary.svg"].map(|f| dir.join(f));
-    if setup.sizes[0] == 2 && setup.task != Task::Regression {
+    if setup.inputs == 2 && setup.task != Task::Regression {
         let [png, svg] = boundary_picture(setup, model, dir)?;
         println!(
             "  {}, {}  the decision boundary with the data",
@@ -94,12 +94,12 @@ pub(super) fn save_outputs(
 /// Draws the decision boundary of a classifier of two features into `dir`.
 pub(super) fn boundary_picture(
     setup: &Setup,
-    model: &Mlp<f64>,
+    model: &Network,
     dir: &Path,
 ) -> Result<[PathBuf; 2], String> {
     let task = setup.task;
     let classes = if task == Task::Multiclass {
-        setup.sizes[setup.sizes.len() - 1]
+        setup.outputs
     } else {
         2
     };
@@ -120,9 +120,9 @@ pub(super) fn boundary_picture(
         .unwrap_or(f64::NAN);
     let plot = crate::plot::Boundary {
         title: format!(
-            "{}: network {:?}, test accuracy {:.1}%",
+            "{}: {}, test accuracy {:.1}%",
             setup.name,
-            setup.sizes,
+            setup.model.describe(),
             100.0 * test_accuracy
         ),
         axes: [
@@ -164,9 +164,9 @@ pub(super) fn loss_picture(
         },
     ];
     let title = format!(
-        "{}: network {:?}, {:?} at lr {}",
+        "{}: {}, {:?} at lr {}",
         setup.name,
-        setup.sizes,
+        setup.model.describe(),
         args.optimizer,
         compact(setup.lr)
     );
@@ -184,16 +184,11 @@ pub const BATCH_NUMBERS: usize = 1 << 20;
 /// matrix for the whole grid.
 pub(super) fn class_probabilities(
     task: Task,
-    model: &Mlp<f64>,
+    model: &Network,
     scaler: &Standardizer<f64>,
     points: &[[f64; 2]],
 ) -> Result<Vec<Vec<f64>>, String> {
-    let widest = model
-        .layers
-        .iter()
-        .map(|l| l.weight.shape().iter().copied().max().unwrap_or(1))
-        .max()
-        .unwrap_or(1);
+    let widest = model.widest();
     let rows = (BATCH_NUMBERS / widest.max(1)).max(1);
     let mut out = Vec::with_capacity(points.len());
     for chunk in points.chunks(rows) {
@@ -226,16 +221,9 @@ pub(super) fn probabilities_of(task: Task, out: &Tensor<f64>) -> Vec<Vec<f64>> {
 }
 
 /// Writes the model with the run's metadata to `path`, atomically.
-pub(super) fn save_model(
-    path: &Path,
-    setup: &Setup,
-    model: &Mlp<f64>,
-    args: &Args,
-) -> Result<(), String> {
+pub(super) fn save_model(path: &Path, setup: &Setup, model: &Network) -> Result<(), String> {
     let saved = crate::model_file::SavedModel {
         model: model.clone(),
-        sizes: setup.sizes.clone(),
-        activation: format!("{:?}", args.activation).to_lowercase(),
         task: format!("{:?}", setup.task).to_lowercase(),
         scaler: setup.scaler.clone(),
         target_mean: setup.target_scale.0,

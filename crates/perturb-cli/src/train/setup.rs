@@ -4,8 +4,11 @@ use perturb::tensor::Tensor;
 use perturb_nn::data::{self, DataError, Dataset, Standardizer, TargetColumn};
 use perturb_nn::nn::{Activation, Init, Mlp};
 
+use crate::network::{image_side, Cnn, Network, CNN_CHANNELS};
+
+use super::checkpoint::RunConfig;
 use super::fit::loss_of;
-use super::{compact, ActivationKind, Args, OptimizerKind, Task};
+use super::{compact, ActivationKind, Args, ModelKind, OptimizerKind, Task};
 use crate::data_arg::Source;
 
 /// The data, split and standardised, and the network to train, checked.
@@ -13,8 +16,9 @@ pub(super) struct Setup {
     /// The data's name for titles: a file's name without its folder.
     pub(super) name: String,
     pub(super) task: Task,
-    pub(super) sizes: Vec<usize>,
-    pub(super) activation: Activation,
+    /// The network's inputs (the data's features) and outputs (1, or the classes).
+    pub(super) inputs: usize,
+    pub(super) outputs: usize,
     pub(super) lr: f64,
     pub(super) rows: usize,
     pub(super) train: Dataset<f64>,
@@ -27,9 +31,12 @@ pub(super) struct Setup {
     pub(super) target_scale: (f64, f64),
     pub(super) feature_names: Vec<String>,
     pub(super) target_name: String,
-    pub(super) model: Mlp<f64>,
+    /// The network with its initial weights.
+    pub(super) model: Network,
     /// A note on the inferred task, printed after the header.
     pub(super) note: Option<String>,
+    /// What a checkpoint of this run records of it, and a resumed run must match.
+    pub(super) config: RunConfig,
 }
 
 impl Setup {
@@ -64,28 +71,16 @@ impl Setup {
             (0.0, 1.0)
         };
         let test_y = test.y.map(|v| (v - target_scale.0) / target_scale.1);
-        let mut sizes = vec![dataset.n_features()];
-        sizes.extend(&args.hidden);
-        sizes.push(classes);
-        let activation = match args.activation {
-            ActivationKind::Sigmoid => Activation::Sigmoid,
-            ActivationKind::Tanh => Activation::Tanh,
-            ActivationKind::Relu => Activation::Relu,
-            ActivationKind::Softplus => Activation::Softplus,
-        };
-        let init = if matches!(activation, Activation::Relu) {
-            Init::HeNormal
-        } else {
-            Init::XavierUniform
-        };
-        crate::model_file::check_sizes(&sizes).map_err(|e| format!("--hidden: {e}"))?;
-        let model = Mlp::new(&sizes, activation, init, args.seed).map_err(|e| e.to_string())?;
+        let inputs = dataset.n_features();
+        let model = network(args, inputs, classes)?;
+        let lr = args.lr.unwrap_or_else(|| default_lr(task, args.optimizer));
+        let config = run_config(args, task, lr, &train, &test);
         Ok(Setup {
             name: data_name(&args.data),
             task,
-            sizes,
-            activation,
-            lr: args.lr.unwrap_or_else(|| default_lr(task, args.optimizer)),
+            inputs,
+            outputs: classes,
+            lr,
             rows: dataset.len(),
             train,
             test,
@@ -97,18 +92,18 @@ impl Setup {
             target_name: dataset.target_name,
             model,
             note,
+            config,
         })
     }
 
     pub(super) fn print_header(&self, args: &Args) {
         println!(
-            "perturb train: {} ({} rows, {} features) as {}, network {:?} with {:?} units, {:?} at lr {}, {} epochs",
+            "perturb train: {} ({} rows, {} features) as {}, {}, {:?} at lr {}, {} epochs",
             args.data,
             self.rows,
-            self.sizes[0],
+            self.inputs,
             format!("{:?}", self.task).to_lowercase(),
-            self.sizes,
-            self.activation,
+            self.model.describe(),
             args.optimizer,
             compact(self.lr),
             args.epochs
@@ -119,7 +114,7 @@ impl Setup {
     }
 
     /// The network with the given parameters.
-    pub(super) fn model_with(&self, params: &[Tensor<f64>]) -> Result<Mlp<f64>, String> {
+    pub(super) fn model_with(&self, params: &[Tensor<f64>]) -> Result<Network, String> {
         let mut model = self.model.clone();
         model
             .load_params(params)
@@ -246,4 +241,68 @@ pub(super) fn resolve_task(task: Task, data: &Dataset<f64>) -> Task {
     } else {
         Task::Regression
     }
+}
+
+/// The network `args` ask for, with `inputs` inputs and `outputs` outputs, initialised from the
+/// seed; an error, before anything is allocated, for sizes too large for a model file or data
+/// that are not square images for the CNN.
+fn network(args: &Args, inputs: usize, outputs: usize) -> Result<Network, String> {
+    match args.model {
+        ModelKind::Mlp => {
+            let mut sizes = vec![inputs];
+            sizes.extend(args.hidden_sizes());
+            sizes.push(outputs);
+            let activation = match args.activation_kind() {
+                ActivationKind::Sigmoid => Activation::Sigmoid,
+                ActivationKind::Tanh => Activation::Tanh,
+                ActivationKind::Relu => Activation::Relu,
+                ActivationKind::Softplus => Activation::Softplus,
+            };
+            let init = if matches!(activation, Activation::Relu) {
+                Init::HeNormal
+            } else {
+                Init::XavierUniform
+            };
+            crate::model_file::check_sizes(&sizes).map_err(|e| format!("--hidden: {e}"))?;
+            let mlp = Mlp::new(&sizes, activation, init, args.seed).map_err(|e| e.to_string())?;
+            Ok(Network::Mlp(mlp))
+        }
+        ModelKind::Cnn => {
+            let side = image_side(inputs).map_err(|e| format!("{}: {e}", args.data))?;
+            Ok(Network::Cnn(Cnn::new(
+                side,
+                CNN_CHANNELS,
+                outputs,
+                args.seed,
+            )))
+        }
+    }
+}
+
+/// The options of the run that decide its weights, and its data (split and standardised).
+fn run_config(
+    args: &Args,
+    task: Task,
+    lr: f64,
+    train: &Dataset<f64>,
+    test: &Dataset<f64>,
+) -> RunConfig {
+    let lower = |v: &dyn std::fmt::Debug| format!("{v:?}").to_lowercase();
+    let mut options = vec![
+        ("data", args.data.clone()),
+        ("target", args.target.clone().unwrap_or_default()),
+        ("task", lower(&task)),
+        ("model", lower(&args.model)),
+        ("optimizer", lower(&args.optimizer)),
+        ("lr", lr.to_string()),
+        ("batch-size", args.batch_size.to_string()),
+        ("test-fraction", args.test_fraction.to_string()),
+        ("seed", args.seed.to_string()),
+    ];
+    if args.model == ModelKind::Mlp {
+        let hidden: Vec<String> = args.hidden_sizes().iter().map(usize::to_string).collect();
+        options.push(("hidden", hidden.join(",")));
+        options.push(("activation", lower(&args.activation_kind())));
+    }
+    RunConfig::new(options, &[&train.x, &train.y, &test.x, &test.y])
 }
