@@ -588,6 +588,64 @@ mod tests {
     }
 
     #[test]
+    fn a_saved_cnn_reads_back_bit_for_bit_and_its_bad_geometry_is_refused() {
+        let cnn = Network::Cnn(Cnn::new(4, [2, 3], 2, 5));
+        let bytes = serialize(&SavedModel {
+            model: cnn.clone(),
+            task: "multiclass".into(),
+            scaler: Standardizer::from_parts(vec![0.0; 16], vec![1.0; 16]).unwrap(),
+            target_mean: 0.0,
+            target_std: 1.0,
+            feature_names: None,
+            target_name: None,
+        })
+        .unwrap();
+        let m = from_bytes(&bytes).unwrap();
+        let bits = |n: &Network| -> Vec<u64> {
+            n.param_tensors()
+                .iter()
+                .flat_map(|t| t.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+                .collect()
+        };
+        assert_eq!(bits(&m.model), bits(&cnn));
+        assert_eq!(m.model.describe(), cnn.describe());
+        let x = Tensor::from_vec((0..32).map(f64::from).collect(), &[2, 16]).unwrap();
+        assert_eq!(
+            m.model.predict(&x).unwrap().to_vec(),
+            cnn.predict(&x).unwrap().to_vec()
+        );
+        let edit = |key: &str, value: &str| {
+            let mut h = header(&bytes);
+            h["__metadata__"][key] = json!(value);
+            from_bytes(&with_header(&bytes, &h))
+        };
+        for (key, value, expected) in [
+            ("image_side", "3", "a 3x3 image"),
+            // 5x5 pools to 1x1 as 4x4 does: the same tensors, but 25 inputs.
+            ("image_side", "5", "16 entries for 25 inputs"),
+            (
+                "image_side",
+                "8",
+                "'linear.weight' is F64 [3, 2], expected F64 [12, 2]",
+            ),
+            ("image_side", "-4", "not a whole number from 1"),
+            ("channels", "0,3", "not a whole number from 1 to 4096"),
+            ("channels", "2", "not two channel counts"),
+            ("channels", "2,3,4", "not two channel counts"),
+            ("image_side", "65536", "more than the"),
+            ("outputs", "0", "outputs holds '0'"),
+            (
+                "format",
+                "perturb-rnn-1",
+                "not perturb-mlp-1 or perturb-cnn-1",
+            ),
+        ] {
+            let err = assert_clear(edit(key, value));
+            assert!(err.contains(expected), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
     fn sizes_that_would_allocate_without_bound_are_refused_first() {
         for sizes in [
             "2,3,1000000000",
