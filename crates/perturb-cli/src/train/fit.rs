@@ -48,42 +48,90 @@ pub(super) struct Fit {
     pub(super) diverged: Option<Divergence>,
 }
 
-/// The training loop: `args.epochs` passes over the training part in batches. Stops at the
-/// first step whose loss or gradient is not finite.
-pub(super) fn fit(args: &Args, setup: &Setup) -> Result<Fit, String> {
+/// What the training loop carries from one epoch to the next: all that a checkpoint holds.
+/// The batches of an epoch are drawn from the seed and the epoch's number, so a run continued
+/// from the state at the end of an epoch takes exactly the steps of an uninterrupted one.
+pub(super) struct Progress {
+    /// The epochs done.
+    pub(super) epochs: usize,
+    /// The gradient steps taken.
+    pub(super) step: usize,
+    pub(super) params: Vec<Tensor<f64>>,
+    pub(super) optimizer: Box<dyn Optimizer<f64>>,
+    pub(super) history: History,
+    /// The training loss of the initial weights.
+    pub(super) first_loss: f64,
+    pub(super) best: Option<Best>,
+}
+
+impl Progress {
+    /// The state before the first step: the initial weights, a fresh optimiser.
+    pub(super) fn start(args: &Args, setup: &Setup) -> Progress {
+        let params = setup.model.param_tensors();
+        let first_loss = setup.training_loss(&params);
+        let mut best = None;
+        Best::offer(&mut best, first_loss, 0, &params);
+        Progress {
+            epochs: 0,
+            step: 0,
+            optimizer: optimizer(args.optimizer, setup.lr),
+            params,
+            history: History::default(),
+            first_loss,
+            best,
+        }
+    }
+}
+
+/// The optimiser of `kind` at learning rate `lr`, in its initial state.
+fn optimizer(kind: OptimizerKind, lr: f64) -> Box<dyn Optimizer<f64>> {
+    match kind {
+        OptimizerKind::Gd => Box::new(GradientDescent::new(lr)),
+        OptimizerKind::Sgd => Box::new(Sgd::new(lr, 0.9, false)),
+        OptimizerKind::Adam => Box::new(Adam::new(lr)),
+    }
+}
+
+/// The training loop: from the epoch `progress` has reached to `args.epochs`, passes over the
+/// training part in batches; `at_checkpoint` sees the state after every `--checkpoint-every`
+/// epochs. Stops at the first step whose loss or gradient is not finite.
+pub(super) fn fit(
+    args: &Args,
+    setup: &Setup,
+    mut progress: Progress,
+    at_checkpoint: &mut dyn FnMut(&Progress),
+) -> Result<Fit, String> {
     let train_err = |e: perturb::Error| format!("train: {e}");
     let (task, train, model) = (setup.task, &setup.train, &setup.model);
-    let mut params = model.param_tensors();
-    let mut optimizer: Box<dyn Optimizer<f64>> = match args.optimizer {
-        OptimizerKind::Gd => Box::new(GradientDescent::new(setup.lr)),
-        OptimizerKind::Sgd => Box::new(Sgd::new(setup.lr, 0.9, false)),
-        OptimizerKind::Adam => Box::new(Adam::new(setup.lr)),
-    };
     let bar = ProgressBar::new(args.epochs as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} epochs  {msg}")
             .map_err(|e| format!("train: {e}"))?,
     );
+    bar.set_position(progress.epochs as u64);
     let full_batch = args.batch_size == 0 || args.batch_size >= train.len();
     let batch = if full_batch {
         train.len()
     } else {
         args.batch_size
     };
-    let first_loss = setup.training_loss(&params);
-    let mut best = None;
-    Best::offer(&mut best, first_loss, 0, &params);
     let mut tape = TensorTape::new();
-    let mut step = 0usize;
     // The loss per epoch: the training loss (the mean over the epoch's batches) every epoch,
     // the test loss (before the epoch's steps) at about 200 epochs.
-    let mut history = History::default();
     let test_every = (args.epochs / 200).max(1);
     let mut shown_accuracy = String::new();
-    for epoch in 0..args.epochs {
+    for epoch in progress.epochs..args.epochs {
+        let Progress {
+            step,
+            params,
+            optimizer,
+            history,
+            best,
+            ..
+        } = &mut progress;
         if epoch % test_every == 0 || epoch + 1 == args.epochs {
             if let Ok(test_loss) = model
-                .forward(&params, &setup.test.x)
+                .forward(params, &setup.test.x)
                 .and_then(|out| loss_of(task, &out, &setup.test_y))
             {
                 let value = test_loss.item().unwrap_or(f64::NAN);
@@ -104,38 +152,39 @@ pub(super) fn fit(args: &Args, setup: &Setup) -> Result<Fit, String> {
                 (loss.value().item().unwrap_or(f64::NAN), grads)
             };
             tape.clear();
-            step += 1;
+            *step += 1;
             if !loss.is_finite()
                 || grads
                     .iter()
                     .any(|g| g.as_slice().iter().any(|v| !v.is_finite()))
             {
                 bar.abandon();
+                let step = *step;
                 return Ok(Fit {
                     final_loss: f64::NAN,
-                    params,
-                    history,
-                    first_loss,
-                    best,
+                    params: progress.params,
+                    history: progress.history,
+                    first_loss: progress.first_loss,
+                    best: progress.best,
                     diverged: Some(Divergence { loss, step, epoch }),
                 });
             }
             if full_batch {
-                Best::offer(&mut best, loss, step - 1, &params);
+                Best::offer(best, loss, *step - 1, params);
             }
-            optimizer.step(&mut params, &grads).map_err(train_err)?;
+            optimizer.step(params, &grads).map_err(train_err)?;
             loss_sum += loss * batch_rows as f64;
             rows += batch_rows;
         }
         if !full_batch {
-            Best::offer(&mut best, setup.training_loss(&params), step, &params);
+            Best::offer(best, setup.training_loss(params), *step, params);
         }
         let epoch_loss = loss_sum / rows.max(1) as f64;
         history.train.push(((epoch + 1) as f64, epoch_loss));
         // The loss is shown every epoch; the accuracy (a pass over the training data) every 50.
         if task != Task::Regression && (epoch % 50 == 0 || epoch + 1 == args.epochs) {
             shown_accuracy = model
-                .forward(&params, &train.x)
+                .forward(params, &train.x)
                 .ok()
                 .map(|out| {
                     format!(
@@ -147,14 +196,21 @@ pub(super) fn fit(args: &Args, setup: &Setup) -> Result<Fit, String> {
         }
         bar.set_message(format!("loss {epoch_loss:.4}{shown_accuracy}"));
         bar.inc(1);
+        progress.epochs = epoch + 1;
+        if args
+            .checkpoint_every
+            .is_some_and(|n| progress.epochs % n == 0)
+        {
+            bar.suspend(|| at_checkpoint(&progress));
+        }
     }
     bar.finish_and_clear();
     Ok(Fit {
-        final_loss: setup.training_loss(&params),
-        params,
-        history,
-        first_loss,
-        best,
+        final_loss: setup.training_loss(&progress.params),
+        params: progress.params,
+        history: progress.history,
+        first_loss: progress.first_loss,
+        best: progress.best,
         diverged: None,
     })
 }

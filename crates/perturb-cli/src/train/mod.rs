@@ -13,7 +13,7 @@ use std::path::PathBuf;
 pub use metrics::{predicted_class, regression_metrics, Confusion};
 pub use outputs::BATCH_NUMBERS;
 
-use fit::fit;
+use fit::{fit, Progress};
 use metrics::report;
 use outputs::{save_failed, save_outputs};
 use setup::Setup;
@@ -191,7 +191,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     crate::out_dir::prepare(&args.out).map_err(|e| format!("train: {e}"))?;
     let setup = Setup::new(args).map_err(|e| format!("train: {e}"))?;
     setup.print_header(args);
-    let fit = fit(args, &setup)?;
+    let fit = fit(args, &setup, Progress::start(args, &setup), &mut |_| {})?;
     if let Some(stop) = &fit.diverged {
         let saved = save_failed(args, &setup, &fit)?;
         let cause = if stop.step == 1 {
