@@ -22,13 +22,23 @@ pub fn expand(input: &Input) -> TokenStream {
     let out = Ident::new(&fresh("__TreeLeaf", &taken), Span::call_site());
     let life = Lifetime::new(&fresh("'__tree", &taken), Span::call_site());
 
+    // A type without a leaf parameter is a tree (of no leaves) of every array type.
     let mut generics = ast.generics.clone();
+    let leaf = match leaf {
+        Some(leaf) => (*leaf).clone(),
+        None => {
+            let leaf = Ident::new(&fresh("__TreeArray", &taken), Span::call_site());
+            generics.params.push(syn::parse_quote!(#leaf));
+            leaf
+        }
+    };
     for param in generics.type_params_mut() {
         param
             .bounds
             .push(syn::parse_quote!(::perturb::tensor::Array));
     }
-    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let (impl_generics, _, _) = generics.split_for_impl();
+    let (_, ty_generics, where_clause) = ast.generics.split_for_impl();
     let with_args = ast.generics.params.iter().map(|param| match param {
         GenericParam::Type(_) => out.to_token_stream(),
         GenericParam::Lifetime(l) => l.lifetime.to_token_stream(),
@@ -46,9 +56,9 @@ pub fn expand(input: &Input) -> TokenStream {
             .collect(),
     };
     let names = Names::new();
-    let visit = walk(&arms, &names, leaf, &quote!(visit));
-    let visit_mut = walk(&arms, &names, leaf, &quote!(visit_mut));
-    let map = map(&arms, &names, leaf);
+    let visit = walk(&arms, &names, &leaf, &quote!(visit));
+    let visit_mut = walk(&arms, &names, &leaf, &quote!(visit_mut));
+    let map = map(&arms, &names, &leaf);
     let Names { path, f, .. } = &names;
     let tree = quote!(::perturb::tree::Tree);
     let path_type = quote!(::perturb::tree::Path);
@@ -115,19 +125,13 @@ impl Names {
 
 /// `visit` or `visit_mut`: each tree field in order, under its segment.
 fn walk(arms: &[Arm], names: &Names, leaf: &Ident, method: &TokenStream) -> TokenStream {
-    let Names { path, f, p } = names;
     let arms = arms.iter().map(|(constructor, fields)| {
         let trees = fields.iter().enumerate().filter(|(_, field)| !field.skip);
         let members = trees.clone().map(|(_, field)| &field.member);
         let bindings = trees.clone().map(|(i, _)| Names::field(i));
-        let calls = trees.map(|(i, field)| {
-            let (segment, binding) = (&field.segment, Names::field(i));
-            let call = quote_spanned! {field.ty.span()=>
-                ::perturb::tree::Tree::<#leaf>::#method(#binding, #p, #f)
-            };
-            quote!(#path.with(#segment, |#p| #call);)
-        });
-        quote!(#constructor { #(#members: #bindings,)* .. } => { #(#calls)* })
+        let calls = trees.map(|(i, field)| call(field, &Names::field(i), names, leaf, method));
+        let calls = quote!(#(#calls;)*);
+        quote!(#constructor { #(#members: #bindings,)* .. } => { #calls })
     });
     match_self(arms)
 }
@@ -135,7 +139,6 @@ fn walk(arms: &[Arm], names: &Names, leaf: &Ident, method: &TokenStream) -> Toke
 /// `map_with_path`: the same constructor with each tree field mapped under its segment and
 /// each skipped field cloned.
 fn map(arms: &[Arm], names: &Names, leaf: &Ident) -> TokenStream {
-    let Names { path, f, p } = names;
     let arms = arms.iter().map(|(constructor, fields)| {
         let members: Vec<_> = fields.iter().map(|field| &field.member).collect();
         let bindings: Vec<_> = (0..fields.len()).map(Names::field).collect();
@@ -143,18 +146,38 @@ fn map(arms: &[Arm], names: &Names, leaf: &Ident) -> TokenStream {
             if field.skip {
                 quote!(::core::clone::Clone::clone(#binding))
             } else {
-                let segment = &field.segment;
-                let call = quote_spanned! {field.ty.span()=>
-                    ::perturb::tree::Tree::<#leaf>::map_with_path(#binding, #p, #f)
-                };
-                quote!(#path.with(#segment, |#p| #call))
+                call(field, binding, names, leaf, &quote!(map_with_path))
             }
         });
         quote! {
-            #constructor { #(#members: #bindings),* } => #constructor { #(#members: #values),* }
+            #constructor { #(#members: #bindings),* } => #constructor { #(#members: #values),* },
         }
     });
     match_self(arms)
+}
+
+/// `Tree::<leaf>::method(binding, path, f)` for a tree field, under its segment if it has one.
+/// A type error in the call points at the field's type.
+fn call(
+    field: &Field,
+    binding: &Ident,
+    names: &Names,
+    leaf: &Ident,
+    method: &TokenStream,
+) -> TokenStream {
+    let Names { path, f, p } = names;
+    let call = |path: &Ident| {
+        quote_spanned! {field.ty.span()=>
+            ::perturb::tree::Tree::<#leaf>::#method(#binding, #path, #f)
+        }
+    };
+    match &field.segment {
+        Some(segment) => {
+            let call = call(p);
+            quote!(#path.with(#segment, |#p| #call))
+        }
+        None => call(path),
+    }
 }
 
 fn match_self(arms: impl Iterator<Item = TokenStream>) -> TokenStream {

@@ -9,8 +9,8 @@ use syn::{Attribute, Data, DeriveInput, Error, Fields, Ident, Index, Member, Typ
 /// A type that derives `Tree`, checked.
 pub struct Input<'a> {
     pub ast: &'a DeriveInput,
-    /// The leaf type parameter: `A` in `Linear<A>`.
-    pub leaf: &'a Ident,
+    /// The leaf type parameter: `A` in `Linear<A>`; none in a type that holds no leaves.
+    pub leaf: Option<&'a Ident>,
     pub body: Body<'a>,
 }
 
@@ -27,10 +27,13 @@ pub struct Variant<'a> {
 pub struct Field<'a> {
     /// How patterns and literals name the field: `weight`, or `0` in a tuple struct.
     pub member: Member,
-    /// Its segment in the paths of its leaves: the name (without `r#`) or the index.
-    pub segment: String,
+    /// Its segment in the paths of its leaves: the name (without `r#`) or the index; none for
+    /// the one field of a newtype (`Dense(Linear<A>)`), whose leaves are at the paths they
+    /// have in the field, as those of an `Option`'s `Some`.
+    pub segment: Option<String>,
     pub ty: &'a Type,
-    /// `#[tree(skip)]`: no leaves; cloned as it is into a mapped tree.
+    /// `#[tree(skip)]`, or a field of a type without a leaf parameter: no leaves; cloned as it
+    /// is into a mapped tree.
     pub skip: bool,
 }
 
@@ -40,10 +43,7 @@ const ONLY_SKIP: &str = "the only tree attribute is `#[tree(skip)]`, on a field"
 pub fn read(ast: &DeriveInput) -> syn::Result<Input<'_>> {
     let mut errors = Errors::default();
     reject_tree_attrs(&ast.attrs, &mut errors);
-    let leaf = match leaf_parameter(ast, &mut errors) {
-        Ok(leaf) => leaf,
-        Err(e) => return Err(errors.fail(e)),
-    };
+    let leaf = leaf_parameter(ast, &mut errors);
     let body = match &ast.data {
         Data::Struct(data) => Body::Struct(fields(&data.fields, leaf, &mut errors)),
         Data::Enum(data) => Body::Enum(
@@ -67,21 +67,12 @@ pub fn read(ast: &DeriveInput) -> syn::Result<Input<'_>> {
     Ok(Input { ast, leaf, body })
 }
 
-/// The one type parameter, unbounded: `With<M>` is the type with `M` in its place, which must
-/// exist for every `M`.
-/// An error when there is none; the other misuses go to `errors`.
-fn leaf_parameter<'a>(ast: &'a DeriveInput, errors: &mut Errors) -> syn::Result<&'a Ident> {
+/// The type parameter, if any: one, unbounded, since `With<M>` is the type with `M` in its
+/// place, which must exist for every `M`.
+fn leaf_parameter<'a>(ast: &'a DeriveInput, errors: &mut Errors) -> Option<&'a Ident> {
     let name = &ast.ident;
     let mut types = ast.generics.type_params();
-    let Some(leaf) = types.next() else {
-        return Err(Error::new_spanned(
-            name,
-            format!(
-                "`#[derive(Tree)]` needs the leaf type as a type parameter: \
-                 `{name}<A>`, whose fields hold `A`s"
-            ),
-        ));
-    };
+    let leaf = types.next()?;
     let leaf_name = &leaf.ident;
     for extra in types {
         errors.push(Error::new_spanned(
@@ -107,21 +98,23 @@ fn leaf_parameter<'a>(ast: &'a DeriveInput, errors: &mut Errors) -> syn::Result<
             errors.push(Error::new_spanned(predicate, &unbounded));
         }
     }
-    Ok(leaf_name)
+    Some(leaf_name)
 }
 
-fn fields<'a>(fields: &'a Fields, leaf: &Ident, errors: &mut Errors) -> Vec<Field<'a>> {
+fn fields<'a>(fields: &'a Fields, leaf: Option<&Ident>, errors: &mut Errors) -> Vec<Field<'a>> {
+    let newtype = matches!(fields, Fields::Unnamed(f) if f.unnamed.len() == 1);
     let read = |(index, field): (usize, &'a syn::Field)| {
-        let skip = is_skipped(&field.attrs, errors);
-        let (member, segment) = match &field.ident {
+        let skipped = is_skipped(&field.attrs, errors);
+        let (member, name) = match &field.ident {
             Some(name) => (Member::Named(name.clone()), name.unraw().to_string()),
             None => (Member::Unnamed(Index::from(index)), index.to_string()),
         };
-        if skip && mentions(field.ty.to_token_stream(), leaf) {
+        let mentioned = leaf.filter(|leaf| skipped && mentions(field.ty.to_token_stream(), leaf));
+        if let Some(leaf) = mentioned {
             errors.push(Error::new_spanned(
                 &field.ty,
                 format!(
-                    "field `{segment}` is `#[tree(skip)]`, kept as it is when the tree's leaves \
+                    "field `{name}` is `#[tree(skip)]`, kept as it is when the tree's leaves \
                      change type, so its type cannot mention the leaf parameter `{leaf}`: \
                      make it a tree field (no `skip`), or give it a type without `{leaf}`"
                 ),
@@ -129,9 +122,9 @@ fn fields<'a>(fields: &'a Fields, leaf: &Ident, errors: &mut Errors) -> Vec<Fiel
         }
         Field {
             member,
-            segment,
+            segment: (!newtype).then_some(name),
             ty: &field.ty,
-            skip,
+            skip: skipped || leaf.is_none(),
         }
     };
     fields.iter().enumerate().map(read).collect()
