@@ -10,16 +10,20 @@ use std::path::Path;
 
 use perturb::tensor::Tensor;
 use perturb_nn::data::Standardizer;
-use perturb_nn::nn::{mlp_parameters, Activation, Init, Mlp};
+use perturb_nn::nn::{mlp_parameters, Activation};
 
-use crate::network::{cnn_shapes, image_side, Cnn, Network};
+use crate::network::{image_side, Architecture, Network};
 use safetensors::tensor::{Dtype, Metadata, SafeTensorError, SafeTensors, TensorView};
 
-/// The value of the `format` metadata entry of an MLP's file (the CLI's first format, kept as
-/// it was); a file without the entry is not a perturb model.
-const MLP_FORMAT: &str = "perturb-mlp-1";
+/// The `format` metadata entry of an MLP's file: its `sizes` and `activation` in the metadata,
+/// the tensors named by their paths in the network's layers (`layers.0.weight`, ...); a file
+/// without the entry is not a perturb model.
+const MLP_FORMAT: &str = "perturb-mlp-2";
+/// The CLI's first format, still read: an MLP's tensors named `layer0.weight`, `layer0.bias`,
+/// `layer1.weight`, ... (the same shapes).
+const OLD_MLP_FORMAT: &str = "perturb-mlp-1";
 /// The `format` of a CNN's file: its `image_side`, `channels` (`C1,C2`) and `outputs` in the
-/// metadata, the tensors named as [`cnn_shapes`] names them.
+/// metadata, the tensors named by their paths in the layers.
 const CNN_FORMAT: &str = "perturb-cnn-1";
 /// The most channels a CNN's layer may have in a model file.
 const MAX_CHANNELS: usize = 4096;
@@ -85,16 +89,6 @@ pub fn save(path: &Path, m: &SavedModel) -> Result<(), String> {
 fn serialize(m: &SavedModel) -> Result<Vec<u8>, String> {
     let params = m.model.param_tensors();
     let names: Vec<String> = m.model.shapes().into_iter().map(|(n, _)| n).collect();
-    let bytes: Vec<Vec<u8>> = params
-        .iter()
-        .map(|p| p.as_slice().iter().flat_map(|v| v.to_le_bytes()).collect())
-        .collect();
-    let mut views = Vec::new();
-    for ((name, p), b) in names.iter().zip(&params).zip(&bytes) {
-        let view = TensorView::new(Dtype::F64, p.shape().to_vec(), b)
-            .map_err(|e| format!("{name}: {}", in_words(&e)))?;
-        views.push((name.clone(), view));
-    }
     let mut metadata: HashMap<String, String> = architecture(&m.model)
         .into_iter()
         .chain([
@@ -114,162 +108,142 @@ fn serialize(m: &SavedModel) -> Result<Vec<u8>, String> {
     if let Some(name) = &m.target_name {
         metadata.insert("target_name".into(), name.clone());
     }
+    let named: Vec<(String, &Tensor<f64>)> = names.into_iter().zip(&params).collect();
+    safetensors_bytes(&named, metadata)
+}
+
+/// The bytes of a safetensors file of `tensors` (f64, by name, in this order) and `metadata`.
+pub fn safetensors_bytes(
+    tensors: &[(String, &Tensor<f64>)],
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>, String> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, t)| t.as_slice().iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let mut views = Vec::with_capacity(tensors.len());
+    for ((name, t), b) in tensors.iter().zip(&bytes) {
+        let view = TensorView::new(Dtype::F64, t.shape().to_vec(), b)
+            .map_err(|e| format!("{name}: {}", in_words(&e)))?;
+        views.push((name.clone(), view));
+    }
     safetensors::serialize(views, &Some(metadata)).map_err(|e| in_words(&e))
+}
+
+/// The tensor `name` of a safetensors file, which must be F64 of `shape` and finite; an error
+/// in words naming the tensor otherwise.
+pub fn finite_tensor(
+    file: &SafeTensors,
+    name: &str,
+    shape: &[usize],
+) -> Result<Tensor<f64>, String> {
+    let view = file.tensor(name).map_err(|e| in_words(&e))?;
+    if view.dtype() != Dtype::F64 || view.shape() != shape {
+        return Err(format!(
+            "'{name}' is {:?} {:?}, expected F64 {shape:?}",
+            view.dtype(),
+            view.shape()
+        ));
+    }
+    let values: Vec<f64> = view
+        .data()
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "the tensor '{name}' holds {} at index {i}: the weights must be finite",
+            values[i]
+        ));
+    }
+    Tensor::from_vec(values, shape).map_err(|e| e.to_string())
 }
 
 /// The metadata entries that describe the network's architecture.
 fn architecture(net: &Network) -> Vec<(&'static str, String)> {
     let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
-    match net {
-        Network::Mlp(mlp) => {
-            let mut sizes: Vec<usize> = mlp.layers.iter().map(|l| l.inputs()).collect();
-            sizes.extend(mlp.layers.last().map(|l| l.outputs()));
-            let activation = format!("{:?}", mlp.activation).to_lowercase();
-            vec![
-                ("format", MLP_FORMAT.to_string()),
-                ("sizes", list(&sizes)),
-                ("activation", activation),
-            ]
-        }
-        Network::Cnn(cnn) => {
-            let (side, channels, outputs) = cnn.geometry();
-            vec![
-                ("format", CNN_FORMAT.to_string()),
-                ("image_side", side.to_string()),
-                ("channels", list(&channels)),
-                ("outputs", outputs.to_string()),
-            ]
-        }
-    }
-}
-
-/// A network's architecture as a file describes it, checked before anything is allocated.
-enum Architecture {
-    Mlp {
-        sizes: Vec<usize>,
-        activation: Activation,
-    },
-    Cnn {
-        side: usize,
-        channels: [usize; 2],
-        outputs: usize,
-    },
-}
-
-impl Architecture {
-    /// The architecture in a file's metadata (`get` reads an entry, an error if it is missing).
-    fn read(get: &dyn Fn(&str) -> Result<String, String>) -> Result<Architecture, String> {
-        let format = get("format")?;
-        if format == MLP_FORMAT {
-            let sizes = parse_sizes(&get("sizes")?)?;
-            let activation = activation_from(&get("activation")?)?;
-            return Ok(Architecture::Mlp { sizes, activation });
-        }
-        if format != CNN_FORMAT {
-            return Err(format!(
-                "format '{format}' is not {MLP_FORMAT} or {CNN_FORMAT}: not a model of perturb train"
-            ));
-        }
-        let number = |key: &str, text: &str, max: usize| -> Result<usize, String> {
-            text.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| {
-                    format!("the metadata entry {key} holds '{text}', not a whole number from 1 to {max}")
-                })
-        };
-        let side = number("image_side", &get("image_side")?, 1 << 16)?;
-        image_side(side * side)?;
-        let channels_text = get("channels")?;
-        let channels: Vec<usize> = channels_text
-            .split(',')
-            .take(3)
-            .map(|c| number("channels", c, MAX_CHANNELS))
-            .collect::<Result<_, _>>()?;
-        let [c1, c2] = channels[..] else {
-            return Err(format!(
-                "the metadata entry channels holds '{channels_text}', not two channel counts"
-            ));
-        };
-        let outputs = number("outputs", &get("outputs")?, perturb_nn::data::MAX_CLASSES)?;
-        let arch = Architecture::Cnn {
+    match net.architecture() {
+        Architecture::Mlp { sizes, activation } => vec![
+            ("format", MLP_FORMAT.to_string()),
+            ("sizes", list(sizes)),
+            ("activation", format!("{activation:?}").to_lowercase()),
+        ],
+        Architecture::Cnn {
             side,
-            channels: [c1, c2],
+            channels,
             outputs,
-        };
-        // Each factor is bounded above, so the products cannot overflow.
-        let count: usize = arch
-            .shapes()
-            .iter()
-            .map(|(_, s)| s.iter().product::<usize>())
-            .sum();
-        if count > perturb_nn::nn::MAX_PARAMETERS {
-            return Err(format!(
-                "a cnn of {side}x{side} images with channels {c1},{c2} has {count} parameters, \
-                 more than the {} a model may have",
-                perturb_nn::nn::MAX_PARAMETERS
-            ));
-        }
-        Ok(arch)
+        } => vec![
+            ("format", CNN_FORMAT.to_string()),
+            ("image_side", side.to_string()),
+            ("channels", list(channels)),
+            ("outputs", outputs.to_string()),
+        ],
     }
+}
 
-    /// The parameters' names and shapes, in order.
-    fn shapes(&self) -> Vec<(String, Vec<usize>)> {
-        match self {
-            Architecture::Mlp { sizes, .. } => sizes
-                .windows(2)
-                .enumerate()
-                .flat_map(|(l, w)| {
-                    [
-                        (format!("layer{l}.weight"), vec![w[0], w[1]]),
-                        (format!("layer{l}.bias"), vec![w[1]]),
-                    ]
-                })
-                .collect(),
-            Architecture::Cnn {
-                side,
-                channels,
-                outputs,
-            } => cnn_shapes(*side, *channels, *outputs),
-        }
+/// The architecture in a file's metadata (`get` reads an entry, an error if it is missing),
+/// checked before anything is allocated: sizes, channels and the parameter count bounded.
+fn read_architecture(get: &dyn Fn(&str) -> Result<String, String>) -> Result<Architecture, String> {
+    let format = get("format")?;
+    if format == MLP_FORMAT || format == OLD_MLP_FORMAT {
+        let sizes = parse_sizes(&get("sizes")?)?;
+        let activation = activation_from(&get("activation")?)?;
+        return Ok(Architecture::Mlp { sizes, activation });
     }
-
-    fn inputs(&self) -> usize {
-        match self {
-            Architecture::Mlp { sizes, .. } => sizes[0],
-            Architecture::Cnn { side, .. } => side * side,
-        }
+    if format != CNN_FORMAT {
+        return Err(format!(
+            "format '{format}' is not {MLP_FORMAT}, {OLD_MLP_FORMAT} or {CNN_FORMAT}: not a \
+             model of perturb train"
+        ));
     }
-
-    fn outputs(&self) -> usize {
-        match self {
-            Architecture::Mlp { sizes, .. } => sizes[sizes.len() - 1],
-            Architecture::Cnn { outputs, .. } => *outputs,
-        }
+    let number = |key: &str, text: &str, max: usize| -> Result<usize, String> {
+        text.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "the metadata entry {key} holds '{text}', not a whole number from 1 to {max}"
+                )
+            })
+    };
+    let side = number("image_side", &get("image_side")?, 1 << 16)?;
+    image_side(side * side)?;
+    let channels_text = get("channels")?;
+    let channels: Vec<usize> = channels_text
+        .split(',')
+        .take(3)
+        .map(|c| number("channels", c, MAX_CHANNELS))
+        .collect::<Result<_, _>>()?;
+    let [c1, c2] = channels[..] else {
+        return Err(format!(
+            "the metadata entry channels holds '{channels_text}', not two channel counts"
+        ));
+    };
+    let outputs = number("outputs", &get("outputs")?, perturb_nn::data::MAX_CLASSES)?;
+    let arch = Architecture::Cnn {
+        side,
+        channels: [c1, c2],
+        outputs,
+    };
+    // Each factor is bounded above, so the products cannot overflow.
+    let count: usize = arch
+        .shapes()
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>())
+        .sum();
+    if count > perturb_nn::nn::MAX_PARAMETERS {
+        return Err(format!(
+            "a cnn of {side}x{side} images with channels {c1},{c2} has {count} parameters, \
+             more than the {} a model may have",
+            perturb_nn::nn::MAX_PARAMETERS
+        ));
     }
-
-    /// The network with these parameters (checked: shapes, finite values).
-    fn build(&self, params: &[Tensor<f64>]) -> Result<Network, perturb::Error> {
-        match self {
-            Architecture::Mlp { sizes, activation } => {
-                let mut mlp = Mlp::new(sizes, *activation, Init::XavierUniform, 0)?;
-                mlp.load_params(params)?;
-                Ok(Network::Mlp(mlp))
-            }
-            Architecture::Cnn {
-                side,
-                channels,
-                outputs,
-            } => Ok(Network::Cnn(Cnn::with_params(
-                *side, *channels, *outputs, params,
-            )?)),
-        }
-    }
+    Ok(arch)
 }
 
 /// A safetensors error in words.
-fn in_words(e: &SafeTensorError) -> String {
+pub fn in_words(e: &SafeTensorError) -> String {
     match e {
         SafeTensorError::InvalidHeader => "the header is not UTF-8 text".into(),
         SafeTensorError::InvalidHeaderStart => "the header does not start with '{'".into(),
@@ -394,7 +368,7 @@ fn read(mut reader: impl Read, len: Option<u64>, where_: &str) -> Result<SavedMo
             format!("{where_}: the metadata has no '{key}': not a model saved by perturb train")
         })
     };
-    let arch = Architecture::read(&|key| {
+    let arch = read_architecture(&|key| {
         get(key).map_err(|e| e.trim_start_matches(&format!("{where_}: ")).to_string())
     })
     .map_err(|e| format!("{where_}: {e}"))?;
@@ -412,7 +386,20 @@ fn read(mut reader: impl Read, len: Option<u64>, where_: &str) -> Result<SavedMo
         ));
     }
     // The tensors the architecture needs, checked in the header before any data is read.
-    let expected = arch.shapes();
+    // (The first format named an MLP's tensors layer0.weight, layer0.bias, layer1.weight, ...)
+    let old_names = get("format")? == OLD_MLP_FORMAT;
+    let expected: Vec<(String, Vec<usize>)> = arch
+        .shapes()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (path, shape))| match old_names {
+            true => (
+                format!("layer{}.{}", i / 2, ["weight", "bias"][i % 2]),
+                shape,
+            ),
+            false => (path, shape),
+        })
+        .collect();
     for (name, shape) in &expected {
         let info = tensors.get(name).ok_or_else(|| {
             format!("{where_}: the tensor '{name}' is missing: a model of another architecture?")
@@ -450,23 +437,11 @@ fn read(mut reader: impl Read, len: Option<u64>, where_: &str) -> Result<SavedMo
     let file = SafeTensors::deserialize(&buf).map_err(|e| invalid(in_words(&e)))?;
     let mut params = Vec::with_capacity(expected.len());
     for (name, shape) in &expected {
-        let view = file
-            .tensor(name)
-            .map_err(|e| format!("{where_}: {}", in_words(&e)))?;
-        let values: Vec<f64> = view
-            .data()
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-            .collect();
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(format!(
-                "{where_}: the tensor '{name}' holds {} at index {i}: the weights must be finite",
-                values[i]
-            ));
-        }
-        params.push(Tensor::from_vec(values, shape).map_err(|e| format!("{where_}: {e}"))?);
+        params.push(finite_tensor(&file, name, shape).map_err(|e| format!("{where_}: {e}"))?);
     }
-    let model = arch.build(&params).map_err(|e| format!("{where_}: {e}"))?;
+    let model = arch
+        .with_params(&params)
+        .map_err(|e| format!("{where_}: {e}"))?;
     let numbers_of = |key: &str| -> Result<Vec<f64>, String> {
         let values = parse_numbers(key, &get(key)?).map_err(|e| format!("{where_}: {e}"))?;
         if values.len() != inputs {
@@ -522,11 +497,20 @@ mod tests {
     /// The number of cases of each property test below.
     const CASES: u32 = 256;
 
-    /// A valid model file: iris-like, 4 inputs, 5 hidden units, 3 classes.
+    /// An iris-like network: 4 inputs, 5 tanh hidden units, 3 classes.
+    fn mlp_4_5_3() -> Network {
+        Architecture::Mlp {
+            sizes: vec![4, 5, 3],
+            activation: Activation::Tanh,
+        }
+        .initial(7)
+        .unwrap()
+    }
+
+    /// A valid model file of [`mlp_4_5_3`].
     fn valid() -> Vec<u8> {
-        let model = Mlp::new(&[4, 5, 3], Activation::Tanh, Init::XavierUniform, 7).unwrap();
         serialize(&SavedModel {
-            model: Network::Mlp(model),
+            model: mlp_4_5_3(),
             task: "multiclass".into(),
             scaler: Standardizer::from_parts(vec![1.0, 2.0, 3.0, 4.0], vec![0.5, 1.0, 1.5, 2.0])
                 .unwrap(),
@@ -579,8 +563,12 @@ mod tests {
         let m = from_bytes(&bytes).unwrap();
         assert_eq!((m.model.inputs(), m.model.outputs()), (4, 3));
         assert_eq!(m.scaler.std(), [0.5, 1.0, 1.5, 2.0]);
-        let again = Mlp::<f64>::new(&[4, 5, 3], Activation::Tanh, Init::XavierUniform, 7).unwrap();
-        for (a, b) in m.model.param_tensors().iter().zip(again.param_tensors()) {
+        for (a, b) in m
+            .model
+            .param_tensors()
+            .iter()
+            .zip(mlp_4_5_3().param_tensors())
+        {
             assert_eq!(a.to_vec(), b.to_vec());
         }
         // Without a known length (a pipe) too.
@@ -589,7 +577,13 @@ mod tests {
 
     #[test]
     fn a_saved_cnn_reads_back_bit_for_bit_and_its_bad_geometry_is_refused() {
-        let cnn = Network::Cnn(Cnn::new(4, [2, 3], 2, 5));
+        let cnn = Architecture::Cnn {
+            side: 4,
+            channels: [2, 3],
+            outputs: 2,
+        }
+        .initial(5)
+        .unwrap();
         let bytes = serialize(&SavedModel {
             model: cnn.clone(),
             task: "multiclass".into(),
@@ -626,7 +620,7 @@ mod tests {
             (
                 "image_side",
                 "8",
-                "'linear.weight' is F64 [3, 2], expected F64 [12, 2]",
+                "'layers.7.weight' is F64 [3, 2], expected F64 [12, 2]",
             ),
             ("image_side", "-4", "not a whole number from 1"),
             ("channels", "0,3", "not a whole number from 1 to 4096"),
@@ -637,7 +631,7 @@ mod tests {
             (
                 "format",
                 "perturb-rnn-1",
-                "not perturb-mlp-1 or perturb-cnn-1",
+                "is not perturb-mlp-2, perturb-mlp-1 or perturb-cnn-1",
             ),
         ] {
             let err = assert_clear(edit(key, value));
@@ -712,7 +706,7 @@ mod tests {
         let mut long = bytes.clone();
         long[..8].copy_from_slice(&(1u64 << 60).to_le_bytes());
         let mut h = header(&bytes);
-        h["layer1.bias"]["data_offsets"] = json!([0, 24]);
+        h["layers.2.bias"]["data_offsets"] = json!([0, 24]);
         for (file, expected) in [
             (bytes[..5].to_vec(), "fewer than the 8 of a header length"),
             (long, "more than the 100000000 a header may have"),
@@ -766,10 +760,10 @@ mod tests {
     /// A key of the valid file's header: a tensor or a metadata entry.
     fn any_key() -> impl Strategy<Value = String> {
         prop_oneof![
-            Just("layer0.weight".to_string()),
-            Just("layer0.bias".to_string()),
-            Just("layer1.weight".to_string()),
-            Just("layer1.bias".to_string()),
+            Just("layers.0.weight".to_string()),
+            Just("layers.0.bias".to_string()),
+            Just("layers.2.weight".to_string()),
+            Just("layers.2.bias".to_string()),
             Just("__metadata__".to_string()),
         ]
     }

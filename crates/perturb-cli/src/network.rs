@@ -1,35 +1,48 @@
-//! The networks `perturb train` fits and `perturb predict`/`eval` apply: the MLP, and a small
-//! convolutional network for square images. Each is its architecture plus a list of named
-//! parameter tensors, in the order `forward` takes them.
+//! The networks `perturb train` fits and `perturb predict`/`eval` apply, built from the
+//! library's layers ([`Sequential`]): the MLP, and a small convolutional network for square
+//! images. A network is its [`Architecture`] (what a model file's metadata records) and the
+//! layers with their weights; its parameters are the leaves of the layers' tree, named by
+//! their paths (`layers.0.weight`).
 
-use perturb::tensor::conv::{try_conv2d, try_max_pool2d, Conv2dOptions, Pool2d};
+use perturb::tensor::conv::Conv2dOptions;
 use perturb::tensor::{Array, Tensor};
+use perturb::tree::Tree;
 use perturb::Error;
-use perturb_nn::nn::Mlp;
+use perturb_nn::layers::{
+    Conv2d, Flatten, Layer, Linear, MaxPool2d, Relu, Sequential, Sigmoid, Softplus, Tanh,
+};
+use perturb_nn::module::{Context, Module};
+use perturb_nn::nn::{Activation, Init};
+use rand::rngs::StdRng;
+use rand::{RngCore as _, SeedableRng as _};
 
-/// A network: its architecture and its parameters.
-#[derive(Debug, Clone)]
-pub enum Network {
-    /// A multilayer perceptron.
-    Mlp(Mlp<f64>),
-    /// A convolutional network for square images.
-    Cnn(Cnn),
-}
-
-/// conv(1 -> C1, 3x3, padding 1) - relu - max pool 2x2, conv(C1 -> C2, 3x3, padding 1) - relu -
-/// max pool 2x2, flatten, linear: for images of `side x side` pixels given as rows of
-/// `side * side` features (row-major, as the digits data hold them).
-#[derive(Debug, Clone)]
-pub struct Cnn {
-    side: usize,
-    channels: [usize; 2],
-    outputs: usize,
-    /// In the order of [`cnn_shapes`].
-    params: Vec<Tensor<f64>>,
-}
-
-/// The CNN's channels when nothing else is asked for.
+/// The CNN's channels: its two convolutions' outputs.
 pub const CNN_CHANNELS: [usize; 2] = [16, 32];
+
+/// What a network is, without its weights.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Architecture {
+    /// Linear layers of these sizes (inputs first), the activation after each but the last.
+    Mlp {
+        sizes: Vec<usize>,
+        activation: Activation,
+    },
+    /// For `side x side` images given as rows of `side * side` features (row-major, as the
+    /// digits data hold them): conv(1 -> C1, 3x3, padding 1) - relu - max pool 2x2,
+    /// conv(C1 -> C2, 3x3, padding 1) - relu - max pool 2x2, flatten, linear to `outputs`.
+    Cnn {
+        side: usize,
+        channels: [usize; 2],
+        outputs: usize,
+    },
+}
+
+/// A network: its architecture and its layers with their weights.
+#[derive(Debug, Clone)]
+pub struct Network {
+    architecture: Architecture,
+    layers: Sequential<Tensor<f64>>,
+}
 
 /// The side of a square image of `features` pixels that the CNN can take (at least 4, so that
 /// two poolings leave a pixel), or an error that says why not.
@@ -50,109 +63,125 @@ pub fn image_side(features: usize) -> Result<usize, String> {
     Ok(side)
 }
 
-/// The names and shapes of the parameters of a [`Cnn`] for `side x side` images, without
-/// building it: `conv0.weight` `[C1, 1, 3, 3]`, `conv0.bias` `[C1]`, `conv1.weight`
-/// `[C2, C1, 3, 3]`, `conv1.bias` `[C2]`, `linear.weight` `[C2 * s * s, outputs]` (`s` the side
-/// after two poolings), `linear.bias` `[outputs]`.
-pub fn cnn_shapes(side: usize, channels: [usize; 2], outputs: usize) -> Vec<(String, Vec<usize>)> {
-    let [c1, c2] = channels;
-    let s = side / 2 / 2;
-    [
-        ("conv0.weight", vec![c1, 1, 3, 3]),
-        ("conv0.bias", vec![c1]),
-        ("conv1.weight", vec![c2, c1, 3, 3]),
-        ("conv1.bias", vec![c2]),
-        ("linear.weight", vec![c2 * s * s, outputs]),
-        ("linear.bias", vec![outputs]),
-    ]
-    .into_iter()
-    .map(|(n, s)| (n.to_string(), s))
-    .collect()
+/// The activation as a layer (none for the identity).
+fn activation_layer(activation: Activation) -> Option<Layer<Tensor<f64>>> {
+    match activation {
+        Activation::Sigmoid => Some(Sigmoid.into()),
+        Activation::Tanh => Some(Tanh.into()),
+        Activation::Relu => Some(Relu.into()),
+        Activation::Softplus => Some(Softplus.into()),
+        Activation::Identity => None,
+    }
 }
 
-impl Cnn {
-    /// A network for `side x side` images with `outputs` outputs, initialised from `seed`:
-    /// He-normal weights (std `sqrt(2 / fan_in)`), zero biases.
-    pub fn new(side: usize, channels: [usize; 2], outputs: usize, seed: u64) -> Cnn {
-        let mut cnn = Cnn {
-            side,
-            channels,
-            outputs,
-            params: Vec::new(),
+impl Architecture {
+    /// The parameters' paths and shapes, in the order of the layers' leaves, computed without
+    /// building anything (to check a file before allocating for it).
+    pub fn shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let pair = |l: usize, weight: Vec<usize>, outputs: usize| {
+            [
+                (format!("layers.{l}.weight"), weight),
+                (format!("layers.{l}.bias"), vec![outputs]),
+            ]
         };
-        cnn.params = cnn
-            .shapes()
-            .into_iter()
-            .enumerate()
-            .map(|(i, (name, shape))| {
-                if name.ends_with("bias") {
-                    Tensor::zeros(&shape)
+        match self {
+            // Linear layers at 0, 2, 4, ... with the activations between them.
+            Architecture::Mlp { sizes, activation } => {
+                let stride = if activation_layer(*activation).is_some() {
+                    2
                 } else {
-                    let fan_in = if shape.len() == 4 {
-                        shape[1] * shape[2] * shape[3]
-                    } else {
-                        shape[0]
-                    };
-                    let std = (2.0 / fan_in as f64).sqrt();
-                    Tensor::randn(&shape, 0.0, std, seed.wrapping_add(i as u64))
+                    1
+                };
+                sizes
+                    .windows(2)
+                    .enumerate()
+                    .flat_map(|(l, w)| pair(stride * l, vec![w[0], w[1]], w[1]))
+                    .collect()
+            }
+            // conv relu pool conv relu pool flatten linear: parameters at 0, 3 and 7.
+            Architecture::Cnn {
+                side,
+                channels: [c1, c2],
+                outputs,
+            } => {
+                let s = side / 2 / 2;
+                pair(0, vec![*c1, 1, 3, 3], *c1)
+                    .into_iter()
+                    .chain(pair(3, vec![*c2, *c1, 3, 3], *c2))
+                    .chain(pair(7, vec![c2 * s * s, *outputs], *outputs))
+                    .collect()
+            }
+        }
+    }
+
+    /// How many features a row of the input has.
+    pub fn inputs(&self) -> usize {
+        match self {
+            Architecture::Mlp { sizes, .. } => sizes[0],
+            Architecture::Cnn { side, .. } => side * side,
+        }
+    }
+
+    /// How many outputs a row gets.
+    pub fn outputs(&self) -> usize {
+        match self {
+            Architecture::Mlp { sizes, .. } => sizes[sizes.len() - 1],
+            Architecture::Cnn { outputs, .. } => *outputs,
+        }
+    }
+
+    /// The network with its initial weights from `seed`. The MLP's linear layers each draw
+    /// from their own seed of a generator seeded with `seed`, Xavier-uniform (He-normal under
+    /// relu), as the library's first MLP did (so a run's weights are those of earlier
+    /// versions); the CNN's weights are He-normal. Biases start at 0.
+    pub fn initial(&self, seed: u64) -> Result<Network, Error> {
+        let mut seeds = StdRng::seed_from_u64(seed);
+        let mut layers = Sequential::new();
+        match self {
+            Architecture::Mlp { sizes, activation } => {
+                let init = if *activation == Activation::Relu {
+                    Init::HeNormal
+                } else {
+                    Init::XavierUniform
+                };
+                for (l, w) in sizes.windows(2).enumerate() {
+                    if let Some(layer) = activation_layer(*activation).filter(|_| l > 0) {
+                        layers = layers.push(layer);
+                    }
+                    layers = layers.push(Linear::new(w[0], w[1], init, seeds.next_u64())?);
                 }
-            })
-            .collect();
-        cnn
-    }
-
-    /// The side of the images it takes, its channels and its outputs.
-    pub fn geometry(&self) -> (usize, [usize; 2], usize) {
-        (self.side, self.channels, self.outputs)
-    }
-
-    /// The features the linear layer sees: C2 channels of the side after two poolings.
-    fn flat(&self) -> usize {
-        let s = self.side / 2 / 2;
-        self.channels[1] * s * s
-    }
-
-    /// The parameters' names and shapes, in order.
-    fn shapes(&self) -> Vec<(String, Vec<usize>)> {
-        cnn_shapes(self.side, self.channels, self.outputs)
-    }
-
-    /// The network with these parameters (in the order of its names and shapes); an error if
-    /// their number or a shape differs, or a value is not finite.
-    pub fn with_params(
-        side: usize,
-        channels: [usize; 2],
-        outputs: usize,
-        params: &[Tensor<f64>],
-    ) -> Result<Cnn, Error> {
-        check_params(
-            "Cnn::with_params",
-            &cnn_shapes(side, channels, outputs),
-            params,
-        )?;
-        Ok(Cnn {
-            side,
-            channels,
-            outputs,
-            params: params.to_vec(),
+            }
+            Architecture::Cnn {
+                side,
+                channels: [c1, c2],
+                outputs,
+            } => {
+                let same = Conv2dOptions::default().padding(1);
+                let s = side / 2 / 2;
+                let he = Init::HeNormal;
+                layers = layers
+                    .push(Conv2d::new(1, *c1, [3, 3], same, he, seeds.next_u64())?)
+                    .push(Relu)
+                    .push(MaxPool2d::new(2))
+                    .push(Conv2d::new(*c1, *c2, [3, 3], same, he, seeds.next_u64())?)
+                    .push(Relu)
+                    .push(MaxPool2d::new(2))
+                    .push(Flatten)
+                    .push(Linear::new(c2 * s * s, *outputs, he, seeds.next_u64())?);
+            }
+        }
+        Ok(Network {
+            architecture: self.clone(),
+            layers,
         })
     }
 
-    fn forward<A: Array<Elem = f64>>(&self, p: &[A], x: &A) -> Result<A, Error> {
-        let n = x.shape().first().copied().unwrap_or(0);
-        let conv = Conv2dOptions::default().padding(1);
-        let pool = Pool2d::new([2, 2]);
-        let block = |h: &A, w: &A, b: &A| -> Result<A, Error> {
-            let c = b.shape()[0];
-            let y = try_conv2d(h, w, conv)?.try_add(&b.try_reshape(&[1, c, 1, 1])?)?;
-            try_max_pool2d(&y.relu(), pool)
-        };
-        let h = x.try_reshape(&[n, 1, self.side, self.side])?;
-        let h = block(&h, &p[0], &p[1])?;
-        let h = block(&h, &p[2], &p[3])?;
-        h.try_reshape(&[n, self.flat()])?
-            .try_matmul(&p[4])?
-            .try_add(&p[5])
+    /// The network with these parameters, in the order of [`Architecture::shapes`]: an error
+    /// naming the parameter if their number or a shape differs, or a value is not finite.
+    pub fn with_params(&self, params: &[Tensor<f64>]) -> Result<Network, Error> {
+        // Checked before the layers are built: nothing is allocated for a misfit.
+        check_params("Network::with_params", &self.shapes(), params)?;
+        self.initial(0)?.with_params(params)
     }
 }
 
@@ -177,10 +206,17 @@ fn check_params(
                 reason: format!("{name} has shape {:?}, expected {shape:?}", p.shape()),
             });
         }
-        if let Some(v) = p.as_slice().iter().find(|v| !v.is_finite()) {
+        if let Some((k, v)) = p
+            .as_slice()
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !v.is_finite())
+        {
             return Err(Error::InvalidArgument {
                 op,
-                reason: format!("{name} holds {v}; the parameters must be finite"),
+                reason: format!(
+                    "{name} holds {v} at element {k}; a model's parameters must be finite"
+                ),
             });
         }
     }
@@ -188,65 +224,41 @@ fn check_params(
 }
 
 impl Network {
-    /// The parameters' names and shapes, in the order [`Network::forward`] takes them.
+    /// What the network is.
+    pub fn architecture(&self) -> &Architecture {
+        &self.architecture
+    }
+
+    /// The parameters' paths and shapes, in the order [`Network::forward`] takes them.
     pub fn shapes(&self) -> Vec<(String, Vec<usize>)> {
-        match self {
-            Network::Mlp(mlp) => mlp
-                .parameters()
-                .into_iter()
-                .map(|(n, t)| (n, t.shape().to_vec()))
-                .collect(),
-            Network::Cnn(cnn) => cnn.shapes(),
-        }
+        self.architecture.shapes()
     }
 
     /// The parameters, in order.
     pub fn param_tensors(&self) -> Vec<Tensor<f64>> {
-        match self {
-            Network::Mlp(mlp) => mlp.param_tensors(),
-            Network::Cnn(cnn) => cnn.params.clone(),
-        }
+        self.layers.flatten()
     }
 
-    /// Replaces the parameters: an error if their number or shapes differ from the network's,
-    /// or a value is not finite.
-    pub fn load_params(&mut self, params: &[Tensor<f64>]) -> Result<(), Error> {
-        match self {
-            Network::Mlp(mlp) => mlp.load_params(params),
-            Network::Cnn(cnn) => {
-                check_params("Cnn::load_params", &cnn.shapes(), params)?;
-                cnn.params = params.to_vec();
-                Ok(())
-            }
-        }
-    }
-
-    /// The outputs for a batch of rows `x` `[n, inputs]` with the parameters `params`.
+    /// The outputs for a batch of rows `x` `[n, inputs]` with the parameters `params` (on
+    /// tape variables to differentiate them); an error if `params` or `x` do not fit.
     pub fn forward<A: Array<Elem = f64>>(&self, params: &[A], x: &A) -> Result<A, Error> {
-        match self {
-            Network::Mlp(mlp) => mlp.forward(params, x),
-            Network::Cnn(cnn) => {
-                if params.len() != cnn.params.len() {
-                    return Err(Error::LengthMismatch {
-                        op: "Cnn::forward",
-                        what: "params",
-                        expected: cnn.params.len(),
-                        found: params.len(),
-                    });
-                }
-                if x.shape().len() != 2 || x.shape()[1] != cnn.side * cnn.side {
-                    return Err(Error::InvalidArgument {
-                        op: "Cnn::forward",
-                        reason: format!(
-                            "the input must be rows of {} pixels, got shape {:?}",
-                            cnn.side * cnn.side,
-                            x.shape()
-                        ),
-                    });
-                }
-                cnn.forward(params, x)
-            }
+        let inputs = self.architecture.inputs();
+        if x.shape().len() != 2 || x.shape()[1] != inputs {
+            return Err(Error::InvalidArgument {
+                op: "Network::forward",
+                reason: format!(
+                    "the input must be rows of {inputs} features, got shape {:?}",
+                    x.shape()
+                ),
+            });
         }
+        let model: Sequential<A> = self.layers.unflatten(params.to_vec())?;
+        let x = match self.architecture {
+            Architecture::Cnn { side, .. } => x.try_reshape(&[x.shape()[0], 1, side, side])?,
+            Architecture::Mlp { .. } => x.clone(),
+        };
+        // These networks have no dropout nor batch statistics: the mode changes nothing.
+        model.forward(&x, &mut Context::evaluation())
     }
 
     /// The outputs for a batch of rows with the network's own parameters.
@@ -254,50 +266,46 @@ impl Network {
         self.forward(&self.param_tensors(), x)
     }
 
-    /// How many numbers one row occupies in the widest layer (to bound a batch's memory).
-    pub fn widest(&self) -> usize {
-        match self {
-            Network::Mlp(mlp) => mlp
-                .layers
-                .iter()
-                .map(|l| l.inputs().max(l.outputs()))
-                .max()
-                .unwrap_or(1),
-            // The first convolution's output, C1 channels of the whole image.
-            Network::Cnn(cnn) => cnn.channels[0].max(cnn.channels[1]) * cnn.side * cnn.side,
-        }
+    /// The same network with other parameters (checked as [`Architecture::with_params`]).
+    pub fn with_params(&self, params: &[Tensor<f64>]) -> Result<Network, Error> {
+        check_params("Network::with_params", &self.shapes(), params)?;
+        Ok(Network {
+            architecture: self.architecture.clone(),
+            layers: self.layers.unflatten(params.to_vec())?,
+        })
     }
 
-    /// How many features a row of the input has.
+    /// How many inputs a row has.
     pub fn inputs(&self) -> usize {
-        match self {
-            Network::Mlp(mlp) => mlp.layers.first().map_or(0, |l| l.inputs()),
-            Network::Cnn(cnn) => cnn.side * cnn.side,
-        }
+        self.architecture.inputs()
     }
 
     /// How many outputs a row gets.
     pub fn outputs(&self) -> usize {
-        match self {
-            Network::Mlp(mlp) => mlp.layers.last().map_or(0, |l| l.outputs()),
-            Network::Cnn(cnn) => cnn.outputs,
+        self.architecture.outputs()
+    }
+
+    /// How many numbers one row occupies in the widest layer (to bound a batch's memory).
+    pub fn widest(&self) -> usize {
+        match &self.architecture {
+            Architecture::Mlp { sizes, .. } => sizes.iter().copied().max().unwrap_or(1),
+            Architecture::Cnn { side, channels, .. } => channels[0].max(channels[1]) * side * side,
         }
     }
 
     /// The architecture in a few words, for headers and titles.
     pub fn describe(&self) -> String {
-        match self {
-            Network::Mlp(mlp) => {
-                let mut sizes: Vec<usize> = mlp.layers.iter().map(|l| l.inputs()).collect();
-                sizes.extend(mlp.layers.last().map(|l| l.outputs()));
-                format!("network {sizes:?} with {:?} units", mlp.activation)
+        match &self.architecture {
+            Architecture::Mlp { sizes, activation } => {
+                format!("network {sizes:?} with {activation:?} units")
             }
-            Network::Cnn(cnn) => format!(
-                "cnn {s}x{s} -> conv {} -> conv {} -> {}",
-                cnn.channels[0],
-                cnn.channels[1],
-                cnn.outputs,
-                s = cnn.side
+            Architecture::Cnn {
+                side,
+                channels,
+                outputs,
+            } => format!(
+                "cnn {side}x{side} -> conv {} -> conv {} -> {outputs}",
+                channels[0], channels[1]
             ),
         }
     }
@@ -306,6 +314,15 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use perturb_nn::nn::Mlp;
+
+    fn cnn(side: usize, channels: [usize; 2], outputs: usize) -> Architecture {
+        Architecture::Cnn {
+            side,
+            channels,
+            outputs,
+        }
+    }
 
     #[test]
     fn only_square_images_of_at_least_4x4_go_to_the_cnn() {
@@ -317,24 +334,83 @@ mod tests {
     }
 
     #[test]
+    fn the_computed_shapes_are_the_layers_paths_and_shapes() {
+        for arch in [
+            Architecture::Mlp {
+                sizes: vec![4, 5, 6, 3],
+                activation: Activation::Tanh,
+            },
+            cnn(8, [3, 5], 10),
+            cnn(5, [2, 2], 1),
+        ] {
+            let net = arch.initial(1).unwrap();
+            let built: Vec<(String, Vec<usize>)> = net
+                .layers
+                .named_leaves()
+                .into_iter()
+                .map(|(p, t)| (p, t.shape().to_vec()))
+                .collect();
+            assert_eq!(arch.shapes(), built, "{arch:?}");
+        }
+    }
+
+    #[test]
+    fn the_mlp_starts_and_computes_as_the_first_mlp_did() {
+        // The library's first MLP (nn::Mlp) with the same seed: the same initial weights, the
+        // same outputs, so that runs of earlier versions give the same numbers.
+        for (activation, init) in [
+            (Activation::Sigmoid, Init::XavierUniform),
+            (Activation::Relu, Init::HeNormal),
+        ] {
+            let old = Mlp::<f64>::new(&[3, 4, 2], activation, init, 9).unwrap();
+            let arch = Architecture::Mlp {
+                sizes: vec![3, 4, 2],
+                activation,
+            };
+            let net = arch.initial(9).unwrap();
+            let bits = |ts: Vec<Tensor<f64>>| -> Vec<u64> {
+                ts.iter()
+                    .flat_map(|t| t.as_slice().iter().map(|v| v.to_bits()))
+                    .collect()
+            };
+            assert_eq!(bits(net.param_tensors()), bits(old.param_tensors()));
+            let x =
+                Tensor::from_vec((0..6).map(|i| f64::from(i) - 2.5).collect(), &[2, 3]).unwrap();
+            assert_eq!(
+                bits(vec![net.predict(&x).unwrap()]),
+                bits(vec![old.predict(&x).unwrap()])
+            );
+        }
+    }
+
+    #[test]
     fn the_cnn_matches_a_direct_loop_computation() {
         // A 4x4 image through one channel per layer: the convolution, relu, pooling and
         // linear layer written out as loops, independently of the tensor operations.
-        let mut cnn = Cnn::new(4, [1, 1], 2, 3);
+        let arch = cnn(4, [1, 1], 2);
+        let mut p = arch.initial(3).unwrap().param_tensors();
+        // Nonzero biases, so that they are checked too.
+        p[1] = Tensor::vector(&[0.25]);
+        p[3] = Tensor::vector(&[-0.1]);
+        p[5] = Tensor::vector(&[0.5, -0.5]);
+        let net = arch.with_params(&p).unwrap();
         let x: Vec<f64> = (0..16).map(|i| ((i * 7) % 5) as f64 - 2.0).collect();
         let conv = |img: &[f64], side: usize, w: &[f64], b: f64| -> Vec<f64> {
             let mut out = vec![0.0; side * side];
+            let at = |r: isize, c: isize| {
+                let inside = (0..side as isize).contains(&r) && (0..side as isize).contains(&c);
+                if inside {
+                    img[r as usize * side + c as usize]
+                } else {
+                    0.0
+                }
+            };
             for r in 0..side {
                 for c in 0..side {
                     let mut s = b;
-                    for dr in 0..3 {
-                        for dc in 0..3 {
-                            let (rr, cc) =
-                                (r as isize + dr as isize - 1, c as isize + dc as isize - 1);
-                            if rr >= 0 && cc >= 0 && (rr as usize) < side && (cc as usize) < side {
-                                s += w[dr * 3 + dc] * img[rr as usize * side + cc as usize];
-                            }
-                        }
+                    for (k, wk) in w.iter().enumerate() {
+                        let (dr, dc) = ((k / 3) as isize - 1, (k % 3) as isize - 1);
+                        s += wk * at(r as isize + dr, c as isize + dc);
                     }
                     out[r * side + c] = s.max(0.0);
                 }
@@ -353,18 +429,11 @@ mod tests {
                 })
                 .collect()
         };
-        // Nonzero biases, so that they are checked too.
-        let mut p = cnn.params.clone();
-        p[1] = Tensor::vector(&[0.25]);
-        p[3] = Tensor::vector(&[-0.1]);
-        p[5] = Tensor::vector(&[0.5, -0.5]);
-        cnn.params = p.clone();
         let h = pool(&conv(&x, 4, p[0].as_slice(), 0.25), 4);
         let h = pool(&conv(&h, 2, p[2].as_slice(), -0.1), 2);
         let expected: Vec<f64> = (0..2)
             .map(|o| h[0] * p[4].as_slice()[o] + p[5].as_slice()[o])
             .collect();
-        let net = Network::Cnn(cnn);
         let got = net
             .predict(&Tensor::from_vec(x, &[1, 16]).unwrap())
             .unwrap()
@@ -376,7 +445,14 @@ mod tests {
             );
         }
         assert!(net.predict(&Tensor::zeros(&[1, 15])).is_err());
-        let mut net = net;
-        assert!(net.load_params(&net.param_tensors()[..5]).is_err());
+        let err = arch.with_params(&p[..5]).unwrap_err().to_string();
+        assert!(err.contains("params"), "{err}");
+        let mut bad = p.clone();
+        bad[4] = Tensor::zeros(&[2, 2]);
+        let err = arch.with_params(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("layers.7.weight has shape [2, 2], expected [1, 2]"),
+            "{err}"
+        );
     }
 }

@@ -2,9 +2,9 @@
 
 use perturb::tensor::Tensor;
 use perturb_nn::data::{self, DataError, Dataset, Standardizer, TargetColumn};
-use perturb_nn::nn::{Activation, Init, Mlp};
+use perturb_nn::nn::Activation;
 
-use crate::network::{image_side, Cnn, Network, CNN_CHANNELS};
+use crate::network::{image_side, Architecture, Network, CNN_CHANNELS};
 
 use super::checkpoint::RunConfig;
 use super::fit::loss_of;
@@ -115,11 +115,9 @@ impl Setup {
 
     /// The network with the given parameters.
     pub(super) fn model_with(&self, params: &[Tensor<f64>]) -> Result<Network, String> {
-        let mut model = self.model.clone();
-        model
-            .load_params(params)
-            .map_err(|e| format!("train: {e}"))?;
-        Ok(model)
+        self.model
+            .with_params(params)
+            .map_err(|e| format!("train: {e}"))
     }
 
     /// The loss on the whole training part with the given parameters (NaN if it cannot be
@@ -247,36 +245,27 @@ pub(super) fn resolve_task(task: Task, data: &Dataset<f64>) -> Task {
 /// seed; an error, before anything is allocated, for sizes too large for a model file or data
 /// that are not square images for the CNN.
 fn network(args: &Args, inputs: usize, outputs: usize) -> Result<Network, String> {
-    match args.model {
+    let architecture = match args.model {
         ModelKind::Mlp => {
             let mut sizes = vec![inputs];
             sizes.extend(args.hidden_sizes());
             sizes.push(outputs);
+            crate::model_file::check_sizes(&sizes).map_err(|e| format!("--hidden: {e}"))?;
             let activation = match args.activation_kind() {
                 ActivationKind::Sigmoid => Activation::Sigmoid,
                 ActivationKind::Tanh => Activation::Tanh,
                 ActivationKind::Relu => Activation::Relu,
                 ActivationKind::Softplus => Activation::Softplus,
             };
-            let init = if matches!(activation, Activation::Relu) {
-                Init::HeNormal
-            } else {
-                Init::XavierUniform
-            };
-            crate::model_file::check_sizes(&sizes).map_err(|e| format!("--hidden: {e}"))?;
-            let mlp = Mlp::new(&sizes, activation, init, args.seed).map_err(|e| e.to_string())?;
-            Ok(Network::Mlp(mlp))
+            Architecture::Mlp { sizes, activation }
         }
-        ModelKind::Cnn => {
-            let side = image_side(inputs).map_err(|e| format!("{}: {e}", args.data))?;
-            Ok(Network::Cnn(Cnn::new(
-                side,
-                CNN_CHANNELS,
-                outputs,
-                args.seed,
-            )))
-        }
-    }
+        ModelKind::Cnn => Architecture::Cnn {
+            side: image_side(inputs).map_err(|e| format!("{}: {e}", args.data))?,
+            channels: CNN_CHANNELS,
+            outputs,
+        },
+    };
+    architecture.initial(args.seed).map_err(|e| e.to_string())
 }
 
 /// The options of the run that decide its weights, and its data (split and standardised).

@@ -50,3 +50,36 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8(out.stderr.clone()).expect("UTF-8 errors")
 }
+
+/// `n` images of 4x4 pixels as CSV rows (16 pixel columns, then the label): a bright 2x2 blob
+/// in the top half (label 0) or the bottom half (label 1), anywhere across, on noise. A pixel
+/// model sees the blob's column change from image to image; the pooled convolution does not.
+pub fn blobs(n: usize, seed: u64) -> String {
+    let mut state = seed;
+    let mut uniform = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut text: String = (0..16).map(|i| format!("p{i},")).collect();
+    text.push_str("label\n");
+    for k in 0..n {
+        let label = k % 2;
+        let row = 2 * label;
+        let col = (uniform() * 3.0) as usize;
+        let mut pixels = [0.0; 16];
+        for (i, p) in pixels.iter_mut().enumerate() {
+            *p = 0.2 * uniform();
+            let (r, c) = (i / 4, i % 4);
+            if (row..row + 2).contains(&r) && (col..col + 2).contains(&c) {
+                *p += 1.0;
+            }
+        }
+        for p in pixels {
+            text.push_str(&format!("{p},"));
+        }
+        text.push_str(&format!("{label}\n"));
+    }
+    text
+}
