@@ -414,3 +414,55 @@ fn a_gradient_through_a_derived_model_unflattens_into_the_model_and_matches_the_
     }
     assert_eq!(grad.label, "net");
 }
+
+/// A recursive type, a default for the leaf, and a leaf named like the generated parameters.
+#[derive(Tree)]
+struct Node<A = Tensor<f64>> {
+    value: A,
+    children: Vec<Node<A>>,
+}
+
+#[derive(Tree)]
+struct Odd<'a, 'b: 'a, __TreeLeaf> {
+    x: __TreeLeaf,
+    #[tree(skip)]
+    tag: &'a &'b str,
+}
+
+#[test]
+fn recursive_types_defaults_and_unusual_generics_derive() {
+    let leaf = |x| Node {
+        value: v(&[x]),
+        children: vec![],
+    };
+    let tree: Node = Node {
+        value: v(&[1.0]),
+        children: vec![
+            leaf(2.0),
+            Node {
+                value: v(&[3.0]),
+                children: vec![leaf(4.0)],
+            },
+        ],
+    };
+    assert_eq!(
+        tree.paths(),
+        [
+            "value",
+            "children.0.value",
+            "children.1.value",
+            "children.1.children.0.value"
+        ]
+    );
+    assert_eq!(firsts(&tree), [1.0, 2.0, 3.0, 4.0]);
+    let depth_first: Node<f64> = tree.map(|t| t.to_vec()[0]);
+    assert_eq!(depth_first.children[1].children[0].value, 4.0);
+
+    let name = "odd";
+    let odd = Odd {
+        x: v(&[5.0]),
+        tag: &name,
+    };
+    let mapped = odd.map(|t| t.len());
+    assert_eq!((mapped.x, *mapped.tag), (1, "odd"));
+}
