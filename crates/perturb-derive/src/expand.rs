@@ -173,9 +173,9 @@ fn call(
     method: &TokenStream,
 ) -> TokenStream {
     let Names { path, f, p } = names;
-    let call = |path: &Ident| {
+    let call = |at: &Ident| {
         quote_spanned! {field.ty.span()=>
-            ::perturb::tree::Tree::<#leaf>::#method(#binding, #path, #f)
+            ::perturb::tree::Tree::<#leaf>::#method(#binding, #at, #f)
         }
     };
     match &field.segment {

@@ -165,6 +165,22 @@ struct Pair<A>(A, Option<A>, #[tree(skip)] &'static str);
 #[derive(Tree, Debug, PartialEq)]
 struct Unit;
 
+/// No type parameter: no leaves.
+#[derive(Tree, Debug, PartialEq)]
+struct Pool {
+    size: usize,
+}
+
+#[derive(Tree)]
+enum Never {}
+
+#[derive(Tree)]
+struct Block<A> {
+    dense: Pair<A>,
+    pool: Pool,
+    never: Option<Never>,
+}
+
 /// A newtype: its one field adds no segment.
 #[derive(Tree, Debug, PartialEq)]
 struct Wrapper<A>(Linear<A>);
@@ -188,6 +204,15 @@ fn tuple_structs_name_their_leaves_by_index_and_unit_structs_have_none() {
     assert_eq!(Tree::<Tensor<f64>>::num_leaves(&Unit), 0);
     let mapped: Unit = Tree::<Tensor<f64>>::map(&Unit, |t| t.len());
     assert_eq!(mapped, Unit);
+
+    // So is a type without a leaf parameter: a tree field of any tree, its fields cloned.
+    let block = Block {
+        dense: Pair(v(&[1.0]), None, "d"),
+        pool: Pool { size: 2 },
+        never: None,
+    };
+    assert_eq!(block.paths(), ["dense.0"]);
+    assert_eq!(block.map(|t| t.len()).pool, Pool { size: 2 });
 }
 
 /// A network's layers in one enum, as in a `Sequential`: the variant adds no segment.
