@@ -26,6 +26,33 @@
 //! assert_eq!(doubled.0["weights"].to_vec(), [2.0, 4.0]);
 //! assert_eq!(doubled.1[0].to_vec(), [6.0]);
 //! ```
+//!
+//! ## Your own types
+//!
+//! [`#[derive(Tree)]`](macro@crate::Tree) makes a struct or enum generic over its leaf a tree:
+//! each field's leaves under the field's name, `#[tree(skip)]` fields cloned as they are.
+//!
+//! ```
+//! use perturb::tensor::{Array, Tensor};
+//! use perturb::Tree;
+//!
+//! #[derive(Tree)]
+//! struct Linear<A> {
+//!     weight: A,
+//!     bias: A,
+//!     #[tree(skip)]
+//!     name: String,
+//! }
+//!
+//! let layer = Linear {
+//!     weight: Tensor::vector(&[1.0_f64, 2.0]),
+//!     bias: Tensor::scalar(0.5),
+//!     name: "first".to_string(),
+//! };
+//! assert_eq!(layer.paths(), ["weight", "bias"]);
+//! let doubled = layer.map(|t| t.scale(2.0));
+//! assert_eq!((doubled.bias.to_vec(), doubled.name.as_str()), (vec![1.0], "first"));
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
