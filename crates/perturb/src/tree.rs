@@ -60,6 +60,9 @@ use std::fmt;
 use crate::error::Error;
 use crate::tensor::Array;
 
+/// The derive, beside the trait, so that `use perturb::tree::Tree;` brings both.
+pub use perturb_derive::Tree;
+
 /// Where a leaf sits in its tree: the field names, indices and keys from the root, joined by
 /// dots (`layers.0.weight`). The root's own path is empty.
 ///
@@ -175,6 +178,10 @@ impl fmt::Display for Path {
 /// let sizes = t.map(|a| a.shape()[0]); // the same structure, other leaves
 /// assert_eq!(sizes[0], (1, Some(2)));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a parameter tree with leaves `{L}`",
+    note = "derive it with `#[derive(perturb::Tree)]`, or mark a field with no leaves `#[tree(skip)]`"
+)]
 pub trait Tree<L>: Sized {
     /// The same structure with leaves of type `M`: for `Vec<Tensor<f64>>` and
     /// `M = TensorVar<'t, Tensor<f64>>`, `Vec<TensorVar<'t, Tensor<f64>>>`.
