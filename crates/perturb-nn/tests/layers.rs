@@ -398,6 +398,78 @@ fn embedding_gradient_adds_each_rows_cotangents_to_its_row() {
         }
     }
     assert!(g[3 * 3..4 * 3].iter().all(|&v| v == 0.0)); // index 3 never read
+                                                        // In a network: embedding, flatten, linear.
+    let net = Sequential::new()
+        .push(e)
+        .push(Flatten)
+        .push(Linear::new(9, 2, Init::XavierUniform, 3).unwrap());
+    assert_eq!(
+        net.paths(),
+        ["layers.0.weight", "layers.2.weight", "layers.2.bias"]
+    );
+    check_gradients(&net, &x, Mode::Training, false);
+}
+
+#[test]
+fn architectures_describe_every_option() {
+    let arch = |layer: Layer<Tensor<f64>>| layer.architecture();
+    let options = Conv2dOptions::default()
+        .strides([2, 1])
+        .padding_per_side([(1, 0), (2, 2)])
+        .dilation(2)
+        .groups(2);
+    let conv = Conv2d::<Tensor<f64>>::new(4, 6, [3, 1], options, Init::HeNormal, 0).unwrap();
+    assert_eq!(
+        arch(conv.without_bias().into()),
+        "Conv2d(4,6,3x1,stride=2x1,pad=(1,0)x(2,2),dilation=2,groups=2,bias=false)"
+    );
+    let same = Conv2d::<Tensor<f64>>::new(
+        1,
+        1,
+        [3, 3],
+        Conv2dOptions::default().same(),
+        Init::HeNormal,
+        0,
+    );
+    assert_eq!(arch(same.unwrap().into()), "Conv2d(1,1,3x3,pad=same)");
+    let pool = Pool2d::new([3, 3]).stride([2, 2]).padding([1, 1]);
+    assert_eq!(
+        arch(MaxPool2d::with(pool).into()),
+        "MaxPool2d(kernel=3,stride=2,pad=1)"
+    );
+    assert_eq!(arch(AvgPool2d::new(2).into()), "AvgPool2d(2)");
+    assert_eq!(arch(Dropout::new(0.25).unwrap().into()), "Dropout(0.25)");
+    let linear = Linear::<Tensor<f64>>::new(3, 2, Init::HeNormal, 0).unwrap();
+    assert_eq!(arch(linear.without_bias().into()), "Linear(3,2,bias=false)");
+    let ln = LayerNorm::<Tensor<f64>>::new(&[3, 4])
+        .unwrap()
+        .without_affine();
+    assert_eq!(arch(ln.into()), "LayerNorm([3,4],affine=false)");
+    let bn = BatchNorm::<Tensor<f64>>::new(8)
+        .unwrap()
+        .with_momentum(0.01)
+        .unwrap();
+    assert_eq!(arch(bn.into()), "BatchNorm(8,momentum=0.01)");
+    assert_eq!(
+        arch(Embedding::<Tensor<f64>>::new(10, 4, 0).unwrap().into()),
+        "Embedding(10,4)"
+    );
+    let names: Vec<String> = [
+        Layer::<Tensor<f64>>::from(Relu),
+        Tanh.into(),
+        Sigmoid.into(),
+        Gelu.into(),
+        Silu.into(),
+        Softplus.into(),
+        Flatten.into(),
+    ]
+    .iter()
+    .map(|l| l.architecture())
+    .collect();
+    assert_eq!(
+        names,
+        ["ReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "Softplus", "Flatten"]
+    );
 }
 
 /// A small CNN, conv-relu-pool twice, flatten, linear, on random 8x8 images.
@@ -488,7 +560,8 @@ fn dropout_masks_are_seeded_resumable_and_off_in_evaluation() {
 fn batch_norm_running_statistics_update_in_training_serve_evaluation_and_escape_the_optimiser() {
     let bn = BatchNorm::<Tensor<f64>>::new(2)
         .unwrap()
-        .with_momentum(0.25);
+        .with_momentum(0.25)
+        .unwrap();
     let model = one(bn);
     assert_eq!(model.paths(), ["layers.0.weight", "layers.0.bias"]);
     let x = randn(&[3, 2, 2, 2], 1).scale(3.0).add_scalar(2.0);
