@@ -164,12 +164,18 @@ impl<A> Sequential<A> {
 
 impl<A: Array> Module<A> for Sequential<A> {
     fn forward(&self, x: &A, ctx: &mut Context) -> Result<A, Error> {
-        let mut y = x.clone();
-        for (i, layer) in self.layers.iter().enumerate() {
-            y = layer.forward(&y, ctx).map_err(|e| Error::InvalidArgument {
+        let run = |i: usize, layer: &Layer<A>, x: &A, ctx: &mut Context| {
+            layer.forward(x, ctx).map_err(|e| Error::InvalidArgument {
                 op: "Sequential::forward",
                 reason: format!("layer {i} ({}): {e}", layer.architecture()),
-            })?;
+            })
+        };
+        let Some((first, rest)) = self.layers.split_first() else {
+            return Ok(x.clone());
+        };
+        let mut y = run(0, first, x, ctx)?;
+        for (i, layer) in rest.iter().enumerate() {
+            y = run(i + 1, layer, &y, ctx)?;
         }
         Ok(y)
     }
