@@ -4,7 +4,7 @@
 //! running statistics).
 
 use perturb::tensor::conv::{Conv2dOptions, Pool2d};
-use perturb::tensor::{Array, Tensor, TensorTape};
+use perturb::tensor::{Array, DualTensor, Tensor, TensorTape};
 use perturb::tree::Tree;
 use perturb_nn::layers::{
     AvgPool2d, BatchNorm, Conv2d, Dropout, Embedding, Flatten, Gelu, Layer, LayerNorm, Linear,
@@ -515,6 +515,44 @@ fn small_cnn_paths_shapes_and_gradients() {
 /// Buffers as comparable values.
 fn plain(buffers: Vec<(String, Tensor<f64>)>) -> Vec<(String, Vec<f64>)> {
     buffers.into_iter().map(|(p, t)| (p, t.to_vec())).collect()
+}
+
+#[test]
+fn forward_mode_through_a_network_agrees_with_reverse_mode() {
+    // The same Sequential on dual tensors: the tangent of L = sum(net(x) * u) along a random
+    // direction v in every parameter is <grad L, v> from the tape.
+    let mut net = small_cnn(20);
+    net.layers.insert(1, BatchNorm::new(4).unwrap().into());
+    net.layers.push(Gelu.into());
+    let x = randn(&[4, 1, 8, 8], 21);
+    let u = randn(&[4, 3], 22);
+    let directions = net.map(|t| randn(t.shape(), 23 + t.len() as u64));
+
+    let duals = net
+        .zip_map(&directions, |p, v| DualTensor::new(p.clone(), v.clone()))
+        .unwrap();
+    let y = duals
+        .forward(&DualTensor::constant(x.clone()), &mut Context::training(0))
+        .unwrap();
+    let l = y.mul(&DualTensor::constant(u.clone())).sum_all();
+    let forward = l.tangent().unwrap().to_vec()[0];
+
+    let tape = TensorTape::new();
+    let vars = net.map(|t| tape.var(t.clone()));
+    let y = vars
+        .forward(&tape.constant(x), &mut Context::training(0))
+        .unwrap();
+    let l = y.mul(&tape.constant(u)).sum_all();
+    let grads = tape.gradient(&l, &vars.leaves()).unwrap();
+    let reverse: f64 = grads
+        .iter()
+        .zip(directions.leaves())
+        .map(|(g, v)| g.mul(v).sum_all().to_vec()[0])
+        .sum();
+    assert!(
+        (forward - reverse).abs() <= 1e-10 * (1.0 + reverse.abs()),
+        "forward {forward}, reverse {reverse}"
+    );
 }
 
 // ---- Stateful layers --------------------------------------------------------------------------
