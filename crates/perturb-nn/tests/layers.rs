@@ -113,6 +113,12 @@ fn linear_is_x_w_plus_b_over_the_last_axis() {
             assert!((y.to_vec()[r * 3 + o] - s).abs() < 1e-12);
         }
     }
+    // One vector [in] gives one vector [out]: the first row of the batch's result.
+    let row = l.forward_eval(&x.narrow(0, 0, 1).narrow(1, 0, 1).reshape(&[4]).unwrap());
+    assert!(row.unwrap().all_close(
+        &y.narrow(0, 0, 1).narrow(1, 0, 1).reshape(&[3]).unwrap(),
+        1e-14
+    ));
     let no_bias = l.clone().without_bias();
     let shifted = no_bias
         .forward_eval(&x)
