@@ -561,6 +561,67 @@ fn forward_mode_through_a_network_agrees_with_reverse_mode() {
     );
 }
 
+/// The gradient of `L = sum(model(x) * u)` with respect to every parameter, on a tape.
+fn parameter_gradient(model: &Model, x: &Tensor<f64>, u: &Tensor<f64>) -> Vec<Tensor<f64>> {
+    let tape = TensorTape::new();
+    let vars = model.map(|t| tape.var(t.clone()));
+    let y = vars
+        .forward(&tape.constant(x.clone()), &mut context(Mode::Training))
+        .unwrap();
+    let l = y.mul(&tape.constant(u.clone())).sum_all();
+    tape.gradient(&l, &vars.leaves()).unwrap()
+}
+
+#[test]
+fn second_order_through_layers_matches_differences_of_gradients() {
+    // Reverse over reverse: the model on a tape whose sweep is recorded on another, so the
+    // Hessian-vector product H v is the gradient of <grad L, v>; against
+    // (grad L(p + h v) - grad L(p - h v)) / 2h.
+    let model = Sequential::new()
+        .push(Linear::new(3, 5, Init::XavierUniform, 1).unwrap())
+        .push(LayerNorm::new(&[5]).unwrap())
+        .push(Tanh)
+        .push(BatchNorm::new(5).unwrap())
+        .push(Softplus)
+        .push(Linear::new(5, 2, Init::XavierUniform, 2).unwrap());
+    let model = model.map(|t| t.add(&randn(t.shape(), 3).scale(0.1)));
+    let (x, u) = (randn(&[6, 3], 4), randn(&[6, 2], 5));
+    let v = model.map(|t| randn(t.shape(), 6 + t.len() as u64));
+
+    let inner = TensorTape::new();
+    let outer = TensorTape::<perturb::tensor::TensorVar<Tensor<f64>>>::over();
+    let p_inner = model.map(|t| inner.var(t.clone()));
+    let p_outer = p_inner.map(|t| outer.var(t.clone()));
+    let y = p_outer
+        .forward(
+            &outer.constant(inner.constant(x.clone())),
+            &mut context(Mode::Training),
+        )
+        .unwrap();
+    let l = y.mul(&outer.constant(inner.constant(u.clone()))).sum_all();
+    let g = outer.gradient(&l, &p_outer.leaves()).unwrap();
+    let gv = g
+        .iter()
+        .zip(v.leaves())
+        .map(|(g, v)| g.mul(&inner.constant(v.clone())).sum_all())
+        .reduce(|a, b| a.add(&b))
+        .unwrap();
+    let hv = inner.gradient(&gv, &p_inner.leaves()).unwrap();
+
+    let h = 1e-5;
+    let step = |s: f64| model.zip_map(&v, |p, v| p.add(&v.scale(s))).unwrap();
+    let (plus, minus) = (
+        parameter_gradient(&step(h), &x, &u),
+        parameter_gradient(&step(-h), &x, &u),
+    );
+    for (i, path) in model.paths().iter().enumerate() {
+        let fd = plus[i].sub(&minus[i]).scale(1.0 / (2.0 * h));
+        let scale = 1.0 + fd.abs().max_all().to_vec()[0];
+        let err = hv[i].sub(&fd).abs().max_all().to_vec()[0];
+        assert!(err <= 1e-6 * scale, "{path}: |Hv - fd| = {err}");
+    }
+}
+
 /// A model written as a user struct of layers, its tree derived, its forward pass by hand.
 #[derive(perturb::Tree, Clone, Debug)]
 struct Net<A> {
