@@ -1028,6 +1028,15 @@ fn bad_inputs_are_refused_in_the_forward_pass_with_the_layer_named() {
         eval(e.into(), Tensor::vector(&[f64::NAN])),
         &["Embedding::forward"],
     );
+    // Options set by hand to a number of groups whose product overflows.
+    let mut huge =
+        Conv2d::<Tensor<f64>>::new(2, 2, [1, 1], Conv2dOptions::default(), Init::HeNormal, 0)
+            .unwrap();
+    huge.options.groups = usize::MAX;
+    check(
+        eval(huge.into(), Tensor::zeros(&[1, 2, 3, 3])),
+        &["Conv2d::forward", "channels"],
+    );
     // A parameter replaced by one of another shape.
     let broken = Linear {
         weight: Tensor::<f64>::zeros(&[3, 2]),

@@ -139,7 +139,7 @@ impl<A: Array> Module<A> for Conv2d<A> {
                 reason: format!("the weight must be [C_out, C_in / groups, kh, kw], got {w:?}"),
             });
         }
-        let (outputs, inputs) = (w[0], w[1] * self.options.groups);
+        let (outputs, inputs) = (w[0], w[1].saturating_mul(self.options.groups));
         let channel_axis = match x.shape().len() {
             4 => 1,
             3 => 0,
@@ -190,7 +190,7 @@ impl<A: Array> Module<A> for Conv2d<A> {
         let o = &self.options;
         let mut s = format!(
             "Conv2d({},{},{}x{}",
-            dim(1) * o.groups,
+            dim(1).saturating_mul(o.groups),
             dim(0),
             dim(2),
             dim(3)
