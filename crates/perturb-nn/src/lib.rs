@@ -1,10 +1,11 @@
 //! # perturb-nn
 //!
 //! Neural networks on [`perturb::tensor`]: layers and models ([`nn`]), losses ([`loss`]),
-//! optimisers and learning-rate schedules ([`optim`]), and data sets ([`data`]). Everything
-//! here uses only perturb's public API.
+//! optimisers and learning-rate schedules ([`optim`]), data sets ([`data`]), and model files
+//! and checkpoints ([`io`]). Everything here uses only perturb's public API.
 
 pub mod data;
+pub mod io;
 pub mod loss;
 pub mod nn;
 pub mod optim;
