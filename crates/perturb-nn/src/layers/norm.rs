@@ -1,0 +1,486 @@
+//! Normalisation layers: [`LayerNorm`] (over each member's trailing axes) and [`BatchNorm`]
+//! (over the batch, per channel, with running statistics for evaluation).
+
+use perturb::tensor::{Array, Element, Tensor};
+use perturb::tree::{Path, Tree};
+use perturb::Error;
+
+use super::init::parameter_count;
+use super::{check_param, in_layer};
+use crate::module::{Buffer, Context, Module};
+
+/// `(x - mean) / sqrt(var + eps)` with the mean and (biased) variance over `axes`, kept as
+/// axes of length 1.
+fn standardise<A: Array>(x: &A, axes: &[usize], eps: f64) -> Result<(A, A, A), Error> {
+    let mean = x.try_mean_axes(axes, true)?;
+    let centred = x.try_sub(&mean)?;
+    let var = centred.square().try_mean_axes(axes, true)?;
+    let y = centred.try_div(&var.add_scalar(A::elem(eps)).sqrt())?;
+    Ok((y, mean, var))
+}
+
+/// `y * weight + bias`, each (if present) reshaped to `shape` first.
+fn affine<A: Array>(
+    y: A,
+    weight: Option<&A>,
+    bias: Option<&A>,
+    shape: &[usize],
+) -> Result<A, Error> {
+    let y = match weight {
+        Some(w) => y.try_mul(&w.try_reshape(shape)?)?,
+        None => y,
+    };
+    match bias {
+        Some(b) => y.try_add(&b.try_reshape(shape)?),
+        None => Ok(y),
+    }
+}
+
+/// Layer normalisation: each member standardised over its trailing axes `shape` (mean 0,
+/// variance 1, with `eps` added to the variance), then scaled by `weight` and shifted by
+/// `bias` (both of shape `shape`, leaves `weight` and `bias`; ones and zeros at first).
+/// The same in training and evaluation.
+///
+/// ```
+/// use perturb::tensor::Tensor;
+/// use perturb_nn::layers::LayerNorm;
+/// use perturb_nn::module::Module;
+/// let ln = LayerNorm::<Tensor<f64>>::new(&[2]).unwrap().with_eps(0.0);
+/// // rows [1, 3] and [0, 10]: each becomes [-1, 1]
+/// let y = ln.forward_eval(&Tensor::from_vec(vec![1.0, 3.0, 0.0, 10.0], &[2, 2]).unwrap()).unwrap();
+/// assert_eq!(y.to_vec(), [-1.0, 1.0, -1.0, 1.0]);
+/// assert_eq!(ln.architecture(), "LayerNorm([2],eps=0)");
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerNorm<A> {
+    /// The scale, of the normalised shape (`None`: no scale).
+    pub weight: Option<A>,
+    /// The shift, of the normalised shape (`None`: no shift).
+    pub bias: Option<A>,
+    shape: Vec<usize>,
+    eps: f64,
+}
+
+impl<T: Element> LayerNorm<Tensor<T>> {
+    /// Normalisation over trailing axes of `shape`, with a scale of ones, a shift of zeros and
+    /// `eps = 1e-5`; an error if `shape` is empty, has a 0, or has more than
+    /// [`MAX_PARAMETERS`](crate::nn::MAX_PARAMETERS) elements.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::layers::LayerNorm;
+    /// let ln = LayerNorm::<Tensor<f32>>::new(&[3, 4]).unwrap();
+    /// assert_eq!(ln.weight.unwrap().shape(), &[3, 4]);
+    /// assert!(LayerNorm::<Tensor<f32>>::new(&[]).is_err());
+    /// ```
+    pub fn new(shape: &[usize]) -> Result<Self, Error> {
+        let op = "LayerNorm::new";
+        if shape.is_empty() {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: "the normalised shape needs at least one axis".into(),
+            });
+        }
+        parameter_count(op, shape)?;
+        Ok(LayerNorm {
+            weight: Some(Tensor::ones(shape)),
+            bias: Some(Tensor::zeros(shape)),
+            shape: shape.to_vec(),
+            eps: 1e-5,
+        })
+    }
+}
+
+impl<A> LayerNorm<A> {
+    /// The same layer with `eps` added to the variance.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::layers::LayerNorm;
+    /// assert_eq!(LayerNorm::<Tensor<f64>>::new(&[2]).unwrap().with_eps(1e-3).eps(), 1e-3);
+    /// ```
+    pub fn with_eps(self, eps: f64) -> Self {
+        LayerNorm { eps, ..self }
+    }
+
+    /// The same layer without scale and shift.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::layers::LayerNorm;
+    /// assert!(LayerNorm::<Tensor<f64>>::new(&[2]).unwrap().without_affine().weight.is_none());
+    /// ```
+    pub fn without_affine(self) -> Self {
+        LayerNorm {
+            weight: None,
+            bias: None,
+            ..self
+        }
+    }
+
+    /// The trailing shape normalised over.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::layers::LayerNorm;
+    /// assert_eq!(LayerNorm::<Tensor<f64>>::new(&[4]).unwrap().shape(), [4]);
+    /// ```
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The constant added to the variance.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::layers::LayerNorm;
+    /// assert_eq!(LayerNorm::<Tensor<f64>>::new(&[4]).unwrap().eps(), 1e-5);
+    /// ```
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+}
+
+impl<A: Array> Tree<A> for LayerNorm<A> {
+    type With<M> = LayerNorm<M>;
+
+    fn visit<'a>(&'a self, path: &mut Path, f: &mut dyn FnMut(&Path, &'a A)) {
+        path.with("weight", |p| self.weight.visit(p, f));
+        path.with("bias", |p| self.bias.visit(p, f));
+    }
+
+    fn visit_mut(&mut self, path: &mut Path, f: &mut dyn FnMut(&Path, &mut A)) {
+        path.with("weight", |p| self.weight.visit_mut(p, f));
+        path.with("bias", |p| self.bias.visit_mut(p, f));
+    }
+
+    fn map_with_path<M>(&self, path: &mut Path, f: &mut dyn FnMut(&Path, &A) -> M) -> LayerNorm<M> {
+        LayerNorm {
+            weight: path.with("weight", |p| Tree::map_with_path(&self.weight, p, f)),
+            bias: path.with("bias", |p| Tree::map_with_path(&self.bias, p, f)),
+            shape: self.shape.clone(),
+            eps: self.eps,
+        }
+    }
+}
+
+impl<A: Array> Module<A> for LayerNorm<A> {
+    fn forward(&self, x: &A, _: &mut Context) -> Result<A, Error> {
+        let op = "LayerNorm::forward";
+        let (rank, k) = (x.shape().len(), self.shape.len());
+        if rank < k || x.shape()[rank - k..] != self.shape[..] {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: format!(
+                    "the input's shape {:?} does not end with the normalised shape {:?}",
+                    x.shape(),
+                    self.shape
+                ),
+            });
+        }
+        for (what, p) in [("weight", &self.weight), ("bias", &self.bias)] {
+            if let Some(p) = p {
+                check_param(op, what, p, &self.shape)?;
+            }
+        }
+        let axes: Vec<usize> = (rank - k..rank).collect();
+        standardise(x, &axes, self.eps)
+            .and_then(|(y, _, _)| affine(y, self.weight.as_ref(), self.bias.as_ref(), &self.shape))
+            .map_err(|e| in_layer(op, e))
+    }
+
+    fn architecture(&self) -> String {
+        let mut s = format!("LayerNorm({:?}", self.shape).replace(' ', "");
+        if self.eps != 1e-5 {
+            s += &format!(",eps={}", self.eps);
+        }
+        if self.weight.is_none() && self.bias.is_none() {
+            s += ",affine=false";
+        }
+        s + ")"
+    }
+}
+
+/// Batch normalisation over `[N, C]` (1-D) or `[N, C, ..]` (2-D: `[N, C, H, W]`): each
+/// channel standardised by its mean and variance, then scaled by `weight` and shifted by
+/// `bias` (leaves of shape `[C]`, ones and zeros at first).
+///
+/// - In training, the statistics are the batch's (over every axis but the channels; the
+///   biased variance), and the running statistics are updated:
+///   `running = (1 - momentum) running + momentum batch` (the unbiased variance, as PyTorch).
+/// - In evaluation, the running statistics are used (as constants) and left unchanged.
+///
+/// The running mean and variance are [`Buffer`]s, not leaves: optimisers do not touch them,
+/// model files save them through [`Module::buffers`] (paths `running_mean` and
+/// `running_var`). They are shared by clones and by the model mapped to tape variables, so
+/// that a training step on the mapped model updates the model's statistics; use
+/// [`Module::deep_clone`] for a copy of its own.
+///
+/// ```
+/// use perturb::tensor::{Array, Tensor, TensorTape};
+/// use perturb::tree::Tree;
+/// use perturb_nn::layers::BatchNorm;
+/// use perturb_nn::module::{Context, Module};
+/// let bn = BatchNorm::<Tensor<f64>>::new(1).unwrap().with_momentum(0.5);
+/// let x = Tensor::from_vec(vec![1.0, 3.0], &[2, 1]).unwrap();
+/// let tape = TensorTape::new();
+/// let on_tape = bn.map(|t| tape.var(t.clone()));
+/// let y = on_tape.forward(&tape.constant(x.clone()), &mut Context::training(0)).unwrap();
+/// // batch mean 2, biased variance 1: y = [-1, 1] (up to eps)
+/// assert!(y.value().all_close(&Tensor::from_vec(vec![-1.0, 1.0], &[2, 1]).unwrap(), 1e-5));
+/// // running mean 0.5 * 0 + 0.5 * 2 = 1; running var 0.5 * 1 + 0.5 * 2 (unbiased) = 1.5
+/// let stats = bn.buffers();
+/// assert_eq!((stats[0].1.to_vec(), stats[1].1.to_vec()), (vec![1.0], vec![1.5]));
+/// ```
+#[derive(Clone, Debug)]
+pub struct BatchNorm<A> {
+    /// The scale per channel, shape `[C]` (`None`: no scale).
+    pub weight: Option<A>,
+    /// The shift per channel, shape `[C]` (`None`: no shift).
+    pub bias: Option<A>,
+    running_mean: Buffer,
+    running_var: Buffer,
+    momentum: f64,
+    eps: f64,
+}
+
+impl<T: Element> BatchNorm<Tensor<T>> {
+    /// Batch normalisation of `channels` channels: scale ones, shift zeros, running mean 0
+    /// and variance 1, `momentum = 0.1`, `eps = 1e-5` (PyTorch's defaults); an error if
+    /// `channels` is 0 or over [`MAX_PARAMETERS`](crate::nn::MAX_PARAMETERS).
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::layers::BatchNorm;
+    /// use perturb_nn::module::Module;
+    /// let bn = BatchNorm::<Tensor<f64>>::new(3).unwrap();
+    /// assert_eq!(bn.channels(), 3);
+    /// assert_eq!(bn.architecture(), "BatchNorm(3)");
+    /// assert!(BatchNorm::<Tensor<f64>>::new(0).is_err());
+    /// ```
+    pub fn new(channels: usize) -> Result<Self, Error> {
+        parameter_count("BatchNorm::new", &[channels])?;
+        Ok(BatchNorm {
+            weight: Some(Tensor::ones(&[channels])),
+            bias: Some(Tensor::zeros(&[channels])),
+            running_mean: Buffer::new(Tensor::zeros(&[channels])),
+            running_var: Buffer::new(Tensor::ones(&[channels])),
+            momentum: 0.1,
+            eps: 1e-5,
+        })
+    }
+}
+
+impl<A> BatchNorm<A> {
+    /// The same layer with this momentum (the weight of each batch in the running
+    /// statistics); an error unless `0 <= momentum <= 1`.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::layers::BatchNorm;
+    /// let bn = BatchNorm::<Tensor<f64>>::new(2).unwrap();
+    /// assert_eq!(bn.clone().with_momentum(0.3).momentum(), 0.3);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `momentum` is not in `[0, 1]`.
+    #[track_caller]
+    pub fn with_momentum(self, momentum: f64) -> Self {
+        assert!(
+            (0.0..=1.0).contains(&momentum),
+            "BatchNorm::with_momentum: {momentum} is not in [0, 1]"
+        );
+        BatchNorm { momentum, ..self }
+    }
+
+    /// The same layer with `eps` added to the variance.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::layers::BatchNorm;
+    /// assert_eq!(BatchNorm::<Tensor<f64>>::new(2).unwrap().with_eps(1e-3).eps(), 1e-3);
+    /// ```
+    pub fn with_eps(self, eps: f64) -> Self {
+        BatchNorm { eps, ..self }
+    }
+
+    /// The same layer without scale and shift.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::layers::BatchNorm;
+    /// assert!(BatchNorm::<Tensor<f64>>::new(2).unwrap().without_affine().bias.is_none());
+    /// ```
+    pub fn without_affine(self) -> Self {
+        BatchNorm {
+            weight: None,
+            bias: None,
+            ..self
+        }
+    }
+
+    /// The number of channels.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::layers::BatchNorm;
+    /// assert_eq!(BatchNorm::<Tensor<f64>>::new(5).unwrap().channels(), 5);
+    /// ```
+    pub fn channels(&self) -> usize {
+        self.running_mean.shape()[0]
+    }
+
+    /// The weight of each batch in the running statistics.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::layers::BatchNorm;
+    /// assert_eq!(BatchNorm::<Tensor<f64>>::new(5).unwrap().momentum(), 0.1);
+    /// ```
+    pub fn momentum(&self) -> f64 {
+        self.momentum
+    }
+
+    /// The constant added to the variance.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::layers::BatchNorm;
+    /// assert_eq!(BatchNorm::<Tensor<f64>>::new(5).unwrap().eps(), 1e-5);
+    /// ```
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+}
+
+impl<A: Array> Tree<A> for BatchNorm<A> {
+    type With<M> = BatchNorm<M>;
+
+    fn visit<'a>(&'a self, path: &mut Path, f: &mut dyn FnMut(&Path, &'a A)) {
+        path.with("weight", |p| self.weight.visit(p, f));
+        path.with("bias", |p| self.bias.visit(p, f));
+    }
+
+    fn visit_mut(&mut self, path: &mut Path, f: &mut dyn FnMut(&Path, &mut A)) {
+        path.with("weight", |p| self.weight.visit_mut(p, f));
+        path.with("bias", |p| self.bias.visit_mut(p, f));
+    }
+
+    fn map_with_path<M>(&self, path: &mut Path, f: &mut dyn FnMut(&Path, &A) -> M) -> BatchNorm<M> {
+        BatchNorm {
+            weight: path.with("weight", |p| Tree::map_with_path(&self.weight, p, f)),
+            bias: path.with("bias", |p| Tree::map_with_path(&self.bias, p, f)),
+            running_mean: self.running_mean.clone(),
+            running_var: self.running_var.clone(),
+            momentum: self.momentum,
+            eps: self.eps,
+        }
+    }
+}
+
+impl<A: Array> Module<A> for BatchNorm<A> {
+    fn forward(&self, x: &A, ctx: &mut Context) -> Result<A, Error> {
+        let op = "BatchNorm::forward";
+        let channels = self.channels();
+        let shape = x.shape();
+        if shape.len() < 2 || shape[1] != channels {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: format!(
+                    "the input must be [N, {channels}] or [N, {channels}, ..], got shape {shape:?}"
+                ),
+            });
+        }
+        for (what, p) in [("weight", &self.weight), ("bias", &self.bias)] {
+            if let Some(p) = p {
+                check_param(op, what, p, &[channels])?;
+            }
+        }
+        // [C, 1, .., 1]: broadcasts against [N, C, ..] channel by channel.
+        let per_channel: Vec<usize> = [channels]
+            .into_iter()
+            .chain(std::iter::repeat(1).take(shape.len() - 2))
+            .collect();
+        let y = if ctx.is_training() {
+            let axes: Vec<usize> = [0].into_iter().chain(2..shape.len()).collect();
+            let n: usize = axes.iter().map(|&a| shape[a]).product();
+            if n < 2 {
+                return Err(Error::InvalidArgument {
+                    op,
+                    reason: format!(
+                        "training needs more than one value per channel, got shape {shape:?}"
+                    ),
+                });
+            }
+            let (y, mean, var) = standardise(x, &axes, self.eps).map_err(|e| in_layer(op, e))?;
+            let unbiased = n as f64 / (n - 1) as f64;
+            self.update(&self.running_mean, &mean.primal(), 1.0)?;
+            self.update(&self.running_var, &var.primal(), unbiased)?;
+            y
+        } else {
+            // y = (x - mean) / sqrt(var + eps) = x * scale + shift, the running statistics
+            // as constants.
+            let (mean, var) = (
+                self.running_mean.get().to_vec(),
+                self.running_var.get().to_vec(),
+            );
+            let scale: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
+            let shift: Vec<f64> = mean.iter().zip(&scale).map(|(m, s)| -m * s).collect();
+            let constant = |v: Vec<f64>| -> Result<A, Error> {
+                let t = Tensor::from_vec(v, &per_channel)?.cast::<A::Elem>();
+                Ok(x.constant_like(&t))
+            };
+            x.try_mul(&constant(scale)?)
+                .and_then(|y| y.try_add(&constant(shift)?))
+                .map_err(|e| in_layer(op, e))?
+        };
+        affine(y, self.weight.as_ref(), self.bias.as_ref(), &per_channel)
+            .map_err(|e| in_layer(op, e))
+    }
+
+    fn architecture(&self) -> String {
+        let mut s = format!("BatchNorm({}", self.channels());
+        if self.momentum != 0.1 {
+            s += &format!(",momentum={}", self.momentum);
+        }
+        if self.eps != 1e-5 {
+            s += &format!(",eps={}", self.eps);
+        }
+        if self.weight.is_none() && self.bias.is_none() {
+            s += ",affine=false";
+        }
+        s + ")"
+    }
+
+    fn visit_buffers(&self, path: &mut Path, f: &mut dyn FnMut(&Path, &Buffer)) {
+        path.with("running_mean", |p| f(p, &self.running_mean));
+        path.with("running_var", |p| f(p, &self.running_var));
+    }
+
+    fn visit_buffers_mut(&mut self, path: &mut Path, f: &mut dyn FnMut(&Path, &mut Buffer)) {
+        path.with("running_mean", |p| f(p, &mut self.running_mean));
+        path.with("running_var", |p| f(p, &mut self.running_var));
+    }
+}
+
+impl<A: Array> BatchNorm<A> {
+    /// `running = (1 - momentum) running + momentum * factor * batch`, `batch` the batch's
+    /// statistic per channel (any shape with `C` elements).
+    fn update<T: Element>(
+        &self,
+        running: &Buffer,
+        batch: &Tensor<T>,
+        factor: f64,
+    ) -> Result<(), Error> {
+        let m = self.momentum;
+        let old = running.get();
+        let new: Vec<f64> = old
+            .as_slice()
+            .iter()
+            .zip(batch.cast::<f64>().as_slice())
+            .map(|(r, b)| (1.0 - m) * r + m * factor * b)
+            .collect();
+        running.set(Tensor::from_vec(new, old.shape())?)
+    }
+}
