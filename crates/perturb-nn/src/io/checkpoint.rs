@@ -6,9 +6,10 @@ use std::path::Path;
 use perturb::tensor::{Element, Tensor};
 use perturb::tree::Tree;
 
+use super::format::Stored;
 use super::{
-    extra_entries, fill, joined, named, open, shown, take_extra, write_atomic, Expected, FileError,
-    Header, Storable, CHECKPOINT_FORMAT,
+    extra_entries, extra_of, fill, joined, leaves_of, named, open, shown, write_atomic, Beside,
+    Expected, FileError, Header, Storable, CHECKPOINT_FORMAT,
 };
 use crate::optim::OptimizerState;
 
@@ -83,8 +84,10 @@ pub struct Checkpoint<T: Element> {
     pub optimizer: OptimizerState<T>,
     /// The counters.
     pub train: TrainState,
-    /// Tensors that are not parameters, by name (BatchNorm's running statistics).
-    pub extra: Vec<(String, Tensor<T>)>,
+    /// Tensors that are not parameters, by name: a module's
+    /// [`buffers`](crate::module::Module::buffers) (BatchNorm's running statistics), to put
+    /// back with [`load_buffers`](crate::module::Module::load_buffers).
+    pub extra: Vec<(String, Tensor<f64>)>,
 }
 
 const STEP: &str = "perturb.step";
@@ -185,9 +188,10 @@ impl<T: Storable> Checkpoint<T> {
         for (slot, buffers) in &state.slots {
             // In the model's leaf order (all present: checked above).
             let prefix = joined("optimizer", slot);
-            let by_leaf = leaves
-                .iter()
-                .filter_map(|(leaf, _)| buffers.get(leaf).map(|b| (joined(&prefix, leaf), b)));
+            let by_leaf = leaves.iter().filter_map(|(leaf, _)| {
+                let b = buffers.get(leaf)?;
+                Some((joined(&prefix, leaf), b as &dyn Stored))
+            });
             tensors.extend(by_leaf);
         }
         tensors.extend(extra_entries("extra", &self.extra, &mut metadata));
@@ -248,31 +252,27 @@ impl<T: Storable> Checkpoint<T> {
         for slot in &slots {
             expected.tree(&joined("optimizer", slot), model)?;
         }
-        for name in &extra {
-            expected.tensor(&joined("extra", name), None)?;
-        }
+        expected.extra("extra", &extra, &Beside::Any)?;
         expected.nothing_else()?;
-        let mut tensors = opened.read::<T>()?;
-        let paths = model.paths();
+        let contents = opened.read()?;
+        let leaves = leaves_of(&contents, "model", model)?;
         let mut optimizer = OptimizerState {
             kind,
             steps,
             slots: BTreeMap::new(),
         };
         for slot in slots {
-            let prefix = joined("optimizer", &slot);
-            let buffers = paths.iter().filter_map(|p| {
-                let t = tensors.remove(&joined(&prefix, p))?;
-                Some((p.clone(), t))
-            });
-            optimizer.slots.insert(slot, buffers.collect());
+            let buffers = leaves_of(&contents, &joined("optimizer", &slot), model)?;
+            let by_path = model.paths().into_iter().zip(buffers).collect();
+            optimizer.slots.insert(slot, by_path);
         }
-        fill(model, "model", &mut tensors);
+        let extra = extra_of(&contents, "extra", extra)?;
+        fill(model, leaves);
         Ok(Checkpoint {
             header,
             optimizer,
             train,
-            extra: take_extra("extra", extra, &mut tensors),
+            extra,
         })
     }
 }

@@ -86,13 +86,54 @@ fn first_non_finite<T: Storable>(t: &Tensor<T>) -> Option<(usize, f64)> {
     Some((i, t.as_slice()[i].to_f64().unwrap_or(f64::NAN)))
 }
 
-/// The bytes of a file holding `tensors` (in this order) and `metadata`: the same bytes for
-/// the same input. An error if a name repeats or is `__metadata__`, or a number is not
-/// finite; `file` names the destination in the errors.
-pub(crate) fn encode<T: Storable>(
+/// A tensor of any [`Storable`] type, as [`encode`] writes it.
+pub(crate) trait Stored {
+    fn dtype(&self) -> &'static str;
+    /// The bytes of one number.
+    fn size(&self) -> usize;
+    fn shape(&self) -> &[usize];
+    fn len(&self) -> usize;
+    fn first_non_finite(&self) -> Option<(usize, f64)>;
+    /// Appends the numbers' little-endian bytes to `out`.
+    fn write(&self, out: &mut Vec<u8>);
+}
+
+impl<T: Storable> Stored for Tensor<T> {
+    fn dtype(&self) -> &'static str {
+        T::DTYPE
+    }
+
+    fn size(&self) -> usize {
+        T::SIZE
+    }
+
+    fn shape(&self) -> &[usize] {
+        Tensor::shape(self)
+    }
+
+    fn len(&self) -> usize {
+        Tensor::len(self)
+    }
+
+    fn first_non_finite(&self) -> Option<(usize, f64)> {
+        first_non_finite(self)
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        for &x in self.as_slice() {
+            x.write_le(out);
+        }
+    }
+}
+
+/// The bytes of a file holding `tensors` and `metadata`: the same bytes for the same input.
+/// The data is laid out wider types first (so that each number is aligned, as safetensors
+/// does), otherwise in the order given. An error if a name repeats or is `__metadata__`, or a
+/// number is not finite; `file` names the destination in the errors.
+pub(crate) fn encode(
     file: &str,
     metadata: &BTreeMap<String, String>,
-    tensors: &[(String, &Tensor<T>)],
+    tensors: &[(String, &dyn Stored)],
 ) -> Result<Vec<u8>, FileError> {
     let invalid = |reason: String| FileError::Invalid {
         file: file.to_string(),
@@ -104,8 +145,10 @@ pub(crate) fn encode<T: Storable>(
         .map(|(k, v)| format!("{}:{}", quoted(k), quoted(v)))
         .collect();
     let mut header = format!("{{\"__metadata__\":{{{}}}", entries.join(","));
+    let mut order: Vec<&(String, &dyn Stored)> = tensors.iter().collect();
+    order.sort_by_key(|(_, t)| std::cmp::Reverse(t.size()));
     let mut offset = 0usize;
-    for (name, t) in tensors {
+    for (name, t) in &order {
         if name == "__metadata__" {
             return Err(invalid(
                 "a tensor cannot be named '__metadata__' (the header's metadata entry)".into(),
@@ -116,7 +159,7 @@ pub(crate) fn encode<T: Storable>(
                 "two tensors are named '{name}'; each needs its own name"
             )));
         }
-        if let Some((index, value)) = first_non_finite(*t) {
+        if let Some((index, value)) = t.first_non_finite() {
             return Err(FileError::NotFinite {
                 file: file.to_string(),
                 tensor: name.clone(),
@@ -124,12 +167,12 @@ pub(crate) fn encode<T: Storable>(
                 value,
             });
         }
-        let end = offset + t.len() * T::SIZE;
+        let end = offset + t.len() * t.size();
         let shape: Vec<String> = t.shape().iter().map(usize::to_string).collect();
         header.push_str(&format!(
             ",{}:{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
             quoted(name),
-            T::DTYPE,
+            t.dtype(),
             shape.join(","),
         ));
         offset = end;
@@ -143,10 +186,8 @@ pub(crate) fn encode<T: Storable>(
     let mut out = Vec::with_capacity(8 + header.len() + offset);
     out.extend_from_slice(&(header.len() as u64).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for (_, t) in tensors {
-        for &x in t.as_slice() {
-            x.write_le(&mut out);
-        }
+    for (_, t) in order {
+        t.write(&mut out);
     }
     Ok(out)
 }
@@ -162,6 +203,8 @@ pub(crate) struct Listed {
     /// The element type's name (`F64`, `I32`, ...).
     pub dtype: String,
     pub shape: Vec<usize>,
+    /// Where its bytes are, from the start of the data.
+    range: (usize, usize),
 }
 
 /// A file whose header has been read and parsed (and nothing more).
@@ -253,6 +296,7 @@ impl<R: Read> Opened<R> {
                 let listed = Listed {
                     dtype: format!("{:?}", info.dtype),
                     shape: info.shape.clone(),
+                    range: info.data_offsets,
                 };
                 (name, listed)
             })
@@ -269,25 +313,29 @@ impl<R: Read> Opened<R> {
     }
 
     /// Reads the tensors' data, once the caller has accepted the header: every tensor must
-    /// hold `T`, their sizes must add up to at most [`MAX_ELEMENTS`] numbers and to the data
-    /// the file has, and every number must be finite.
-    pub fn read<T: Storable>(mut self) -> Result<BTreeMap<String, Tensor<T>>, FileError> {
+    /// hold `F32` or `F64`, their sizes must add up to at most [`MAX_ELEMENTS`] numbers and to
+    /// the data the file has, and the byte ranges must follow each other.
+    pub fn read(mut self) -> Result<Contents, FileError> {
         let file = self.file.clone();
         let corrupt = |reason: String| FileError::Corrupt {
             file: file.clone(),
             reason,
         };
-        let mut elements = 0u64;
+        let (mut elements, mut data_len) = (0u64, 0u64);
         for (name, t) in &self.tensors {
-            if t.dtype != T::DTYPE {
-                return Err(FileError::Dtype {
-                    file: file.clone(),
-                    what: format!("the tensor '{name}'"),
-                    expected: T::DTYPE.into(),
-                    found: t.dtype.clone(),
-                });
-            }
-            elements = t
+            let size = match t.dtype.as_str() {
+                "F32" => 4,
+                "F64" => 8,
+                other => {
+                    return Err(FileError::Dtype {
+                        file: file.clone(),
+                        what: format!("the tensor '{name}'"),
+                        expected: "F32 or F64".into(),
+                        found: other.into(),
+                    })
+                }
+            };
+            let n = t
                 .shape
                 .iter()
                 .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
@@ -298,8 +346,9 @@ impl<R: Read> Opened<R> {
                         "its tensors hold more than the {MAX_ELEMENTS} numbers a file may hold"
                     ))
                 })?;
+            data_len += (n - elements) * size;
+            elements = n;
         }
-        let data_len = elements * T::SIZE as u64;
         let after_header = self.len.map(|len| len - self.head.len() as u64);
         if after_header.is_some_and(|after| after != data_len) {
             return Err(corrupt(format!(
@@ -307,25 +356,65 @@ impl<R: Read> Opened<R> {
                 after_header.unwrap_or_default()
             )));
         }
+        let start = self.head.len();
         let mut bytes = std::mem::take(&mut self.head);
         if !take(&mut self.reader, &mut bytes, data_len, &file)? {
             return Err(corrupt("the file ends inside the tensor data".into()));
         }
-        let parsed = SafeTensors::deserialize(&bytes).map_err(|e| corrupt(in_words(&e)))?;
-        let mut out = BTreeMap::new();
-        for (name, view) in parsed.tensors() {
-            let values: Vec<T> = view.data().chunks_exact(T::SIZE).map(T::read_le).collect();
-            let t = Tensor::from_vec(values, view.shape()).map_err(|e| corrupt(e.to_string()))?;
-            if let Some((index, value)) = first_non_finite(&t) {
-                return Err(FileError::NotFinite {
-                    file: file.clone(),
-                    tensor: name,
-                    index,
-                    value,
-                });
-            }
-            out.insert(name, t);
+        // The byte ranges: in order, each the size of its tensor, covering the data.
+        SafeTensors::deserialize(&bytes).map_err(|e| corrupt(in_words(&e)))?;
+        Ok(Contents {
+            file,
+            bytes,
+            start,
+            tensors: self.tensors,
+        })
+    }
+}
+
+/// A file read whole and checked (by [`Opened::read`]), its tensors not yet decoded.
+pub(crate) struct Contents {
+    file: String,
+    bytes: Vec<u8>,
+    /// Where the data starts in `bytes`.
+    start: usize,
+    tensors: BTreeMap<String, Listed>,
+}
+
+impl Contents {
+    /// The tensor `name`, of `T`s: an error if there is none, it holds another type, or a
+    /// number is not finite.
+    pub fn tensor<T: Storable>(&self, name: &str) -> Result<Tensor<T>, FileError> {
+        let file = || self.file.clone();
+        let Some(listed) = self.tensors.get(name) else {
+            return Err(FileError::MissingTensor {
+                file: file(),
+                tensor: name.into(),
+            });
+        };
+        if listed.dtype != T::DTYPE {
+            return Err(FileError::Dtype {
+                file: file(),
+                what: format!("the tensor '{name}'"),
+                expected: T::DTYPE.into(),
+                found: listed.dtype.clone(),
+            });
         }
-        Ok(out)
+        let (from, to) = listed.range;
+        let data = &self.bytes[self.start + from..self.start + to];
+        let values: Vec<T> = data.chunks_exact(T::SIZE).map(T::read_le).collect();
+        let t = Tensor::from_vec(values, &listed.shape).map_err(|e| FileError::Corrupt {
+            file: file(),
+            reason: e.to_string(),
+        })?;
+        if let Some((index, value)) = first_non_finite(&t) {
+            return Err(FileError::NotFinite {
+                file: file(),
+                tensor: name.into(),
+                index,
+                value,
+            });
+        }
+        Ok(t)
     }
 }

@@ -57,10 +57,12 @@ use std::path::Path;
 use perturb::tensor::Tensor;
 use perturb::tree::{Path as TreePath, Tree};
 
+use crate::module::Module;
+
 pub use atomic::write_atomic;
 pub use checkpoint::{Checkpoint, TrainState};
-use format::Opened;
 pub use format::Storable;
+use format::{Contents, Opened, Stored};
 
 /// The `format` entry of a model file written by [`save`].
 pub const MODEL_FORMAT: &str = "perturb-model-1";
@@ -270,26 +272,30 @@ fn joined(prefix: &str, path: &str) -> String {
 fn named<'a, T: Storable, X: Tree<Tensor<T>>>(
     prefix: &str,
     tree: &'a X,
-) -> Vec<(String, &'a Tensor<T>)> {
+) -> Vec<(String, &'a dyn Stored)> {
     let leaves = tree.named_leaves().into_iter();
-    leaves.map(|(p, t)| (joined(prefix, &p), t)).collect()
+    leaves
+        .map(|(p, t)| (joined(prefix, &p), t as &dyn Stored))
+        .collect()
 }
 
-/// The extra tensors as file entries, and the metadata entry listing their names.
-fn extra_entries<'a, T: Storable>(
+/// The extra tensors as file entries named below `prefix`, and the metadata entry listing
+/// their names.
+fn extra_entries<'a>(
     prefix: &str,
-    extra: &'a [(String, Tensor<T>)],
+    extra: &'a [(String, Tensor<f64>)],
     metadata: &mut BTreeMap<String, String>,
-) -> Vec<(String, &'a Tensor<T>)> {
+) -> Vec<(String, &'a dyn Stored)> {
     if !extra.is_empty() {
         let names: Vec<&String> = extra.iter().map(|(n, _)| n).collect();
         // A list of strings always serialises.
-        metadata.insert(
-            EXTRA.into(),
-            serde_json::to_string(&names).unwrap_or_default(),
-        );
+        let list = serde_json::to_string(&names).unwrap_or_default();
+        metadata.insert(EXTRA.into(), list);
     }
-    extra.iter().map(|(n, t)| (joined(prefix, n), t)).collect()
+    let entries = extra.iter();
+    entries
+        .map(|(n, t)| (joined(prefix, n), t as &dyn Stored))
+        .collect()
 }
 
 /// The path as the errors show it.
@@ -391,7 +397,8 @@ fn header_of<R>(opened: &Opened<R>, formats: &[&str]) -> Result<Header, FileErro
     })
 }
 
-/// The tensors a file must hold: each name once, with its shape where the model gives one.
+/// The tensors a file must hold: each name once, of its type, with its shape where the
+/// model gives one.
 struct Expected<'a, R> {
     opened: &'a Opened<R>,
     names: BTreeSet<String>,
@@ -405,8 +412,13 @@ impl<'a, R> Expected<'a, R> {
         }
     }
 
-    /// The tensor `name` must be in the file, with this `shape` if given.
-    fn tensor(&mut self, name: &str, shape: Option<&[usize]>) -> Result<(), FileError> {
+    /// The tensor `name` must be in the file, of `dtype`, with `shape` if given.
+    fn tensor(
+        &mut self,
+        name: &str,
+        dtype: &str,
+        shape: Option<&[usize]>,
+    ) -> Result<(), FileError> {
         let file = || self.opened.file.clone();
         let Some(listed) = self.opened.tensors.get(name) else {
             return Err(FileError::MissingTensor {
@@ -420,6 +432,14 @@ impl<'a, R> Expected<'a, R> {
                 tensor: name.into(),
                 expected: shape.to_vec(),
                 found: listed.shape.clone(),
+            });
+        }
+        if listed.dtype != dtype {
+            return Err(FileError::Dtype {
+                file: file(),
+                what: format!("the tensor '{name}'"),
+                expected: dtype.into(),
+                found: listed.dtype.clone(),
             });
         }
         if !self.names.insert(name.to_string()) {
@@ -437,8 +457,54 @@ impl<'a, R> Expected<'a, R> {
         prefix: &str,
         tree: &X,
     ) -> Result<(), FileError> {
-        for (name, t) in named(prefix, tree) {
-            self.tensor(&name, Some(t.shape()))?;
+        for (name, t) in tree.named_leaves() {
+            self.tensor(&joined(prefix, &name), T::DTYPE, Some(t.shape()))?;
+        }
+        Ok(())
+    }
+
+    /// The extra tensors `names` (below `prefix`) must be in the file; if `beside` is
+    /// [`Beside::Exactly`], they must be those, with those shapes.
+    fn extra(&mut self, prefix: &str, names: &[String], beside: &Beside) -> Result<(), FileError> {
+        let file = || self.opened.file.clone();
+        match beside {
+            Beside::Refuse => {
+                if let Some(first) = names.first() {
+                    return Err(FileError::Invalid {
+                        file: file(),
+                        reason: format!(
+                            "the file holds {} tensor(s) beside the model ('{first}', ...), \
+                             which would be lost: load it with load_into_with_extra",
+                            names.len()
+                        ),
+                    });
+                }
+            }
+            Beside::Any => {}
+            Beside::Exactly(wanted) => {
+                if let Some((missing, _)) = wanted.iter().find(|(n, _)| !names.contains(n)) {
+                    return Err(FileError::MissingTensor {
+                        file: file(),
+                        tensor: joined(prefix, missing),
+                    });
+                }
+                if let Some(stray) = names.iter().find(|n| !wanted.iter().any(|(w, _)| w == *n)) {
+                    return Err(FileError::ExtraTensor {
+                        file: file(),
+                        tensor: joined(prefix, stray),
+                    });
+                }
+            }
+        }
+        for name in names {
+            let shape = match beside {
+                Beside::Exactly(wanted) => wanted
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, t)| t.shape()),
+                _ => None,
+            };
+            self.tensor(&joined(prefix, name), f64::DTYPE, shape)?;
         }
         Ok(())
     }
@@ -460,31 +526,50 @@ impl<'a, R> Expected<'a, R> {
     }
 }
 
-/// Moves the tensors named by `tree`'s paths below `prefix` out of `tensors` into its leaves.
-fn fill<T: Storable, X: Tree<Tensor<T>>>(
-    tree: &mut X,
+/// What a load does with the tensors stored beside the tree.
+enum Beside<'a> {
+    /// A file with any is an error (they would be lost).
+    Refuse,
+    /// They are read, whatever they are.
+    Any,
+    /// They must be these (names and shapes): a module's buffers.
+    Exactly(&'a [(String, Tensor<f64>)]),
+}
+
+/// The leaves of `tree`, read from `contents` at their paths below `prefix` (all checked
+/// before anything is changed).
+fn leaves_of<T: Storable, X: Tree<Tensor<T>>>(
+    contents: &Contents,
     prefix: &str,
-    tensors: &mut BTreeMap<String, Tensor<T>>,
-) {
-    tree.visit_mut(&mut TreePath::root(), &mut |path, leaf| {
-        if let Some(t) = tensors.remove(&joined(prefix, path.as_str())) {
+    tree: &X,
+) -> Result<Vec<Tensor<T>>, FileError> {
+    let paths = tree.paths().into_iter();
+    paths
+        .map(|p| contents.tensor::<T>(&joined(prefix, &p)))
+        .collect()
+}
+
+/// The extra tensors `names`, read from `contents` below `prefix`.
+fn extra_of(
+    contents: &Contents,
+    prefix: &str,
+    names: Vec<String>,
+) -> Result<Vec<(String, Tensor<f64>)>, FileError> {
+    let read = |n: String| Ok((contents.tensor::<f64>(&joined(prefix, &n))?, n));
+    names
+        .into_iter()
+        .map(|n| read(n).map(|(t, n)| (n, t)))
+        .collect()
+}
+
+/// Puts `leaves` (one per leaf, in order) into `tree`.
+fn fill<T: Storable, X: Tree<Tensor<T>>>(tree: &mut X, leaves: Vec<Tensor<T>>) {
+    let mut leaves = leaves.into_iter();
+    tree.visit_mut(&mut TreePath::root(), &mut |_, leaf| {
+        if let Some(t) = leaves.next() {
             *leaf = t;
         }
     });
-}
-
-/// Takes the extra tensors, named below `prefix`, out of `tensors`, in the order of `names`.
-fn take_extra<T: Storable>(
-    prefix: &str,
-    names: Vec<String>,
-    tensors: &mut BTreeMap<String, Tensor<T>>,
-) -> Vec<(String, Tensor<T>)> {
-    let take = |n: String| Some((tensors.remove(&joined(prefix, &n))?, n));
-    names
-        .into_iter()
-        .filter_map(take)
-        .map(|(t, n)| (n, t))
-        .collect()
 }
 
 /// Saves the parameter tree `tree` to `path` as a model file (see the [module](self)):
@@ -516,9 +601,11 @@ pub fn save<T: Storable, X: Tree<Tensor<T>>>(
     save_with_extra(path, tree, &[], header)
 }
 
-/// [`save`], with tensors that are not parameters beside the tree (BatchNorm's running
-/// statistics, say), each under its own name, which may not be a path of the tree. Read them
-/// back with [`load_into_with_extra`].
+/// [`save`], with tensors that are not parameters beside the tree (a module's
+/// [`buffers`](crate::module::Module::buffers), such as BatchNorm's running statistics, which
+/// are `f64` whatever the model's type), each under its own name, which may not be a path of
+/// the tree. Read them back with [`load_into_with_extra`]; [`save_module`] does both for a
+/// module.
 ///
 /// ```
 /// use perturb::tensor::Tensor;
@@ -526,11 +613,11 @@ pub fn save<T: Storable, X: Tree<Tensor<T>>>(
 /// let dir = std::env::temp_dir().join(format!("perturb-doc-extra-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let path = dir.join("bn.safetensors");
-/// let params = vec![Tensor::vector(&[1.0_f64, 1.0])]; // the scale
+/// let params = vec![Tensor::vector(&[1.0_f32, 1.0])]; // the scale
 /// let stats = vec![("running_mean".to_string(), Tensor::vector(&[0.25, -0.5]))];
 /// io::save_with_extra(&path, &params, &stats, &Header::new("bn 2")).unwrap();
 ///
-/// let mut fresh = vec![Tensor::<f64>::zeros(&[2])];
+/// let mut fresh = vec![Tensor::<f32>::zeros(&[2])];
 /// // load_into refuses the file: its running statistics would be lost.
 /// assert!(io::load_into(&mut fresh, &path, "bn 2").is_err());
 /// let (_, extra) = io::load_into_with_extra(&mut fresh, &path, "bn 2").unwrap();
@@ -542,7 +629,7 @@ pub fn save<T: Storable, X: Tree<Tensor<T>>>(
 pub fn save_with_extra<T: Storable, X: Tree<Tensor<T>>>(
     path: impl AsRef<Path>,
     tree: &X,
-    extra: &[(String, Tensor<T>)],
+    extra: &[(String, Tensor<f64>)],
     header: &Header,
 ) -> Result<(), FileError> {
     let path = path.as_ref();
@@ -580,7 +667,9 @@ pub fn load_into<T: Storable, X: Tree<Tensor<T>>>(
     path: impl AsRef<Path>,
     architecture: &str,
 ) -> Result<Header, FileError> {
-    load_model(model, path.as_ref(), architecture, false).map(|(header, _)| header)
+    let loaded = load_model(model, path.as_ref(), architecture, Beside::Refuse)?;
+    fill(model, loaded.leaves);
+    Ok(loaded.header)
 }
 
 /// [`load_into`] for a file written by [`save_with_extra`]: also returns the extra tensors,
@@ -603,38 +692,125 @@ pub fn load_into_with_extra<T: Storable, X: Tree<Tensor<T>>>(
     model: &mut X,
     path: impl AsRef<Path>,
     architecture: &str,
-) -> Result<(Header, Vec<(String, Tensor<T>)>), FileError> {
-    load_model(model, path.as_ref(), architecture, true)
+) -> Result<(Header, Vec<(String, Tensor<f64>)>), FileError> {
+    let loaded = load_model(model, path.as_ref(), architecture, Beside::Any)?;
+    fill(model, loaded.leaves);
+    Ok((loaded.header, loaded.extra))
 }
 
-/// [`load_into_with_extra`], or [`load_into`] if not `with_extra`.
-#[allow(clippy::type_complexity)]
+/// Saves `module` to `path` as a model file: its parameters, its
+/// [`architecture`](Module::architecture) and its [`buffers`](Module::buffers) (BatchNorm's
+/// running statistics) beside them, with the caller's `metadata` entries; atomically.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use perturb::tensor::Tensor;
+/// use perturb_nn::io;
+/// use perturb_nn::layers::{BatchNorm, Linear, Relu, Sequential};
+/// use perturb_nn::module::{Context, Module};
+/// use perturb_nn::nn::Init;
+///
+/// let dir = std::env::temp_dir().join(format!("perturb-doc-module-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("net.safetensors");
+/// let net = || {
+///     Sequential::<Tensor<f64>>::new()
+///         .push(Linear::new(3, 4, Init::HeNormal, 1).unwrap())
+///         .push(BatchNorm::new(4).unwrap())
+///         .push(Relu)
+/// };
+/// let trained = net();
+/// let x = Tensor::from_vec((0..6).map(f64::from).collect(), &[2, 3]).unwrap();
+/// trained.forward(&x, &mut Context::training(0)).unwrap(); // moves the running statistics
+/// let meta = BTreeMap::from([("epochs".to_string(), "1".to_string())]);
+/// io::save_module(&path, &trained, &meta).unwrap();
+///
+/// let mut loaded = net().deep_clone();
+/// let header = io::load_module(&mut loaded, &path).unwrap();
+/// assert_eq!(header.metadata["epochs"], "1");
+/// // The same outputs in evaluation, which uses the running statistics.
+/// let (a, b) = (trained.forward_eval(&x).unwrap(), loaded.forward_eval(&x).unwrap());
+/// assert_eq!(a.to_vec(), b.to_vec());
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn save_module<T: Storable, M: Module<Tensor<T>>>(
+    path: impl AsRef<Path>,
+    module: &M,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), FileError> {
+    let header = Header {
+        architecture: module.architecture(),
+        metadata: metadata.clone(),
+    };
+    save_with_extra(path, module, &module.buffers(), &header)
+}
+
+/// Fills `module` (freshly constructed with the same architecture) from the model file
+/// `path` written by [`save_module`]: its parameters and its buffers, after checking
+/// everything ([`load_into`]'s checks, the architecture being
+/// [`module.architecture()`](Module::architecture), and the buffers' names and shapes);
+/// `module` is unchanged on any error. Returns the file's [`Header`].
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use perturb::tensor::Tensor;
+/// use perturb_nn::io::{self, FileError};
+/// use perturb_nn::layers::Linear;
+/// use perturb_nn::nn::Init;
+/// let dir = std::env::temp_dir().join(format!("perturb-doc-lm-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("linear.safetensors");
+/// let layer = Linear::<Tensor<f64>>::new(2, 3, Init::XavierUniform, 0).unwrap();
+/// io::save_module(&path, &layer, &BTreeMap::new()).unwrap();
+/// let mut other = Linear::<Tensor<f64>>::new(2, 4, Init::XavierUniform, 0).unwrap();
+/// let err = io::load_module(&mut other, &path).unwrap_err();
+/// assert!(matches!(err, FileError::Architecture { .. }), "{err}");
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn load_module<T: Storable, M: Module<Tensor<T>>>(
+    module: &mut M,
+    path: impl AsRef<Path>,
+) -> Result<Header, FileError> {
+    let path = path.as_ref();
+    let buffers = module.buffers();
+    let architecture = module.architecture();
+    let loaded = load_model(module, path, &architecture, Beside::Exactly(&buffers))?;
+    module
+        .load_buffers(&loaded.extra)
+        .map_err(|e| FileError::Invalid {
+            file: shown(path),
+            reason: e.to_string(),
+        })?;
+    fill(module, loaded.leaves);
+    Ok(loaded.header)
+}
+
+/// A model file read and checked, not yet put into its model.
+struct Loaded<T> {
+    header: Header,
+    /// One per leaf of the model, in order.
+    leaves: Vec<Tensor<T>>,
+    extra: Vec<(String, Tensor<f64>)>,
+}
+
+/// Reads the model file `path` for `model`, of `architecture`, checking everything.
 fn load_model<T: Storable, X: Tree<Tensor<T>>>(
-    model: &mut X,
+    model: &X,
     path: &Path,
     architecture: &str,
-    with_extra: bool,
-) -> Result<(Header, Vec<(String, Tensor<T>)>), FileError> {
+    beside: Beside,
+) -> Result<Loaded<T>, FileError> {
     let (opened, header, extra) = open::<T>(path, MODEL_FORMAT, architecture)?;
-    if let Some(first) = extra.first().filter(|_| !with_extra) {
-        return Err(FileError::Invalid {
-            file: opened.file.clone(),
-            reason: format!(
-                "the file holds {} tensor(s) beside the model ('{first}', ...), which would \
-                 be lost: load it with load_into_with_extra",
-                extra.len()
-            ),
-        });
-    }
     let mut expected = Expected::new(&opened);
     expected.tree("", model)?;
-    for name in &extra {
-        expected.tensor(name, None)?;
-    }
+    expected.extra("", &extra, &beside)?;
     expected.nothing_else()?;
-    let mut tensors = opened.read::<T>()?;
-    fill(model, "", &mut tensors);
-    Ok((header, take_extra("", extra, &mut tensors)))
+    let contents = opened.read()?;
+    Ok(Loaded {
+        header,
+        leaves: leaves_of(&contents, "", model)?,
+        extra: extra_of(&contents, "", extra)?,
+    })
 }
 
 /// The [`Header`] of a model file or checkpoint, read without its tensors: to learn which
