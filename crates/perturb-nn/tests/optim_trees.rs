@@ -4,39 +4,18 @@
 
 use std::collections::BTreeMap;
 
-use perturb::tensor::{Array, Tensor};
-use perturb::tree::{Path, Tree};
+use perturb::tensor::Tensor;
+use perturb::Tree;
 use perturb_nn::optim::{Adam, GradientDescent, Optimizer, OptimizerState, Sgd};
 use rand::{Rng, SeedableRng};
 
-/// A layer as a user writes it (what `#[derive(Tree)]` generates, written out).
-#[derive(Clone, Debug)]
+/// A layer as a user writes it.
+#[derive(Tree, Clone, Debug)]
 struct Linear<A> {
     weight: A,
     bias: Option<A>,
+    #[tree(skip)]
     inputs: usize,
-}
-
-impl<A: Array> Tree<A> for Linear<A> {
-    type With<M> = Linear<M>;
-
-    fn visit<'a>(&'a self, path: &mut Path, f: &mut dyn FnMut(&Path, &'a A)) {
-        path.with("weight", |p| self.weight.visit(p, f));
-        path.with("bias", |p| self.bias.visit(p, f));
-    }
-
-    fn visit_mut(&mut self, path: &mut Path, f: &mut dyn FnMut(&Path, &mut A)) {
-        path.with("weight", |p| self.weight.visit_mut(p, f));
-        path.with("bias", |p| self.bias.visit_mut(p, f));
-    }
-
-    fn map_with_path<M>(&self, path: &mut Path, f: &mut dyn FnMut(&Path, &A) -> M) -> Linear<M> {
-        Linear {
-            weight: path.with("weight", |p| Tree::map_with_path(&self.weight, p, f)),
-            bias: path.with("bias", |p| Tree::map_with_path(&self.bias, p, f)),
-            inputs: self.inputs,
-        }
-    }
 }
 
 /// A model of two layers and a map of extra parameters.

@@ -36,10 +36,18 @@ fn temporary(path: &Path) -> PathBuf {
 /// std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    write_with(path, |f| f.write_all(bytes))
+}
+
+/// [`write_atomic`], the temporary file's contents written by `write`.
+fn write_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<(), FileError> {
     let tmp = temporary(path);
     let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        write(&mut f)?;
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, path)
@@ -60,4 +68,45 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     };
     std::fs::File::open(parent).and_then(|d| d.sync_all()).ok();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_failing_halfway_leaves_the_old_file_and_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("perturb-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("model.safetensors");
+        write_atomic(&path, b"old").unwrap();
+        // As a full disk would: half the bytes reach the temporary file, then an error.
+        let err = write_with(&path, |f| {
+            f.write_all(b"ne")?;
+            Err(std::io::Error::other("the disk is full"))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("the disk is full"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn temporary_names_sit_beside_the_file_and_differ() {
+        let (a, b) = (
+            temporary(Path::new("out/m.safetensors")),
+            temporary(Path::new("out/m.safetensors")),
+        );
+        assert_ne!(a, b);
+        assert_eq!(a.parent(), Some(Path::new("out")));
+        assert!(a
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".m.safetensors.tmp-"));
+    }
 }
