@@ -9,6 +9,7 @@ use perturb::Tree;
 use perturb_nn::io::{
     self, Checkpoint, FileError, Header, Storable, TrainState, CHECKPOINT_FORMAT, MODEL_FORMAT,
 };
+use perturb_nn::module::RngState;
 use perturb_nn::optim::{Adam, Optimizer, Sgd};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -511,8 +512,10 @@ fn checkpoint_round_trip<T: Storable>(name: &str) {
         train: TrainState {
             step: 3,
             epoch: 1,
-            seed: u64::MAX,
-            rng_counter: 12,
+            rng: RngState {
+                seed: u64::MAX,
+                draws: 12,
+            },
         },
         extra: vec![("bn.running_mean".into(), Tensor::vector(&[-0.0, 5e-324]))],
     };

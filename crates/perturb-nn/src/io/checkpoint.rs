@@ -11,6 +11,7 @@ use super::{
     extra_entries, extra_of, fill, joined, leaves_of, named, open, shown, write_atomic, Beside,
     Expected, FileError, Header, Storable, CHECKPOINT_FORMAT,
 };
+use crate::module::RngState;
 use crate::optim::OptimizerState;
 
 /// Where a training run stands besides its weights and its optimiser: what a resumed run
@@ -18,21 +19,38 @@ use crate::optim::OptimizerState;
 ///
 /// ```
 /// use perturb_nn::io::TrainState;
-/// let mut at = TrainState { seed: 42, ..TrainState::default() };
-/// at.step += 1;
-/// assert_eq!((at.step, at.epoch, at.seed, at.rng_counter), (1, 0, 42, 0));
+/// use perturb_nn::module::Context;
+///
+/// let mut ctx = Context::training(42);
+/// ctx.next_seed(); // one dropout mask drawn
+/// let at = TrainState { step: 1, epoch: 0, rng: ctx.state().rng };
+/// // Resuming: the context goes on from the same place in its random stream.
+/// let mut resumed = Context::training(at.rng.seed);
+/// resumed.next_seed();
+/// assert_eq!(resumed.state().rng, at.rng);
+/// assert_eq!(TrainState::default().rng.draws, 0);
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TrainState {
     /// The optimiser updates (batches) taken so far.
     pub step: u64,
     /// The epochs completed so far.
     pub epoch: u64,
-    /// The run's seed, from which its random numbers (shuffles, dropout masks) are drawn.
-    pub seed: u64,
-    /// How far the run has gone in the random streams of `seed` (the draws, or the seeded
-    /// streams, used so far), so that a resumed run takes the next ones, not the first again.
-    pub rng_counter: u64,
+    /// The run's random stream: its seed (of the shuffles and the dropout masks) and how many
+    /// draws were taken, as [`Context::state`](crate::module::Context::state) gives it, so that
+    /// a resumed run takes the next draws rather than the first again.
+    pub rng: RngState,
+}
+
+/// Step 0, epoch 0, seed 0, no draws.
+impl Default for TrainState {
+    fn default() -> Self {
+        TrainState {
+            step: 0,
+            epoch: 0,
+            rng: RngState { seed: 0, draws: 0 },
+        }
+    }
 }
 
 /// A training run's state, saved beside its model in one safetensors file: the optimiser's
@@ -44,6 +62,10 @@ pub struct TrainState {
 ///
 /// In the file, the model's leaves are `model.PATH`, the optimiser's `optimizer.SLOT.PATH`,
 /// the extra tensors `extra.NAME`; the counters are metadata entries `perturb.*`.
+///
+/// For a [`Module`](crate::module::Module): its [`architecture`](crate::module::Module::architecture)
+/// as the header's, its [`buffers`](crate::module::Module::buffers) as `extra`, put back
+/// after loading with [`load_buffers`](crate::module::Module::load_buffers).
 ///
 /// ```
 /// use perturb::tensor::Tensor;
@@ -60,7 +82,7 @@ pub struct TrainState {
 /// let saved = Checkpoint {
 ///     header: Header::new("vec 2"),
 ///     optimizer: opt.state(),
-///     train: TrainState { step: 1, epoch: 0, seed: 7, rng_counter: 1 },
+///     train: TrainState { step: 1, ..TrainState::default() },
 ///     extra: vec![],
 /// };
 /// saved.save(&path, &model).unwrap();
@@ -92,8 +114,8 @@ pub struct Checkpoint<T: Element> {
 
 const STEP: &str = "perturb.step";
 const EPOCH: &str = "perturb.epoch";
-const SEED: &str = "perturb.seed";
-const RNG_COUNTER: &str = "perturb.rng_counter";
+const RNG_SEED: &str = "perturb.rng_seed";
+const RNG_DRAWS: &str = "perturb.rng_draws";
 const OPTIMIZER: &str = "perturb.optimizer";
 const OPTIMIZER_STEPS: &str = "perturb.optimizer.steps";
 const OPTIMIZER_SLOTS: &str = "perturb.optimizer.slots";
@@ -172,8 +194,8 @@ impl<T: Storable> Checkpoint<T> {
         for (key, value) in [
             (STEP, self.train.step.to_string()),
             (EPOCH, self.train.epoch.to_string()),
-            (SEED, self.train.seed.to_string()),
-            (RNG_COUNTER, self.train.rng_counter.to_string()),
+            (RNG_SEED, self.train.rng.seed.to_string()),
+            (RNG_DRAWS, self.train.rng.draws.to_string()),
             (OPTIMIZER, state.kind.clone()),
             (OPTIMIZER_STEPS, state.steps.to_string()),
             // A list of strings always serialises.
@@ -237,8 +259,10 @@ impl<T: Storable> Checkpoint<T> {
         let train = TrainState {
             step: number(STEP)?,
             epoch: number(EPOCH)?,
-            seed: number(SEED)?,
-            rng_counter: number(RNG_COUNTER)?,
+            rng: RngState {
+                seed: number(RNG_SEED)?,
+                draws: number(RNG_DRAWS)?,
+            },
         };
         let kind = entry(OPTIMIZER)?.clone();
         let steps = number(OPTIMIZER_STEPS)?;
