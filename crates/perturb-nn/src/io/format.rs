@@ -51,6 +51,10 @@ pub trait Storable: Element + sealed::Sealed {
 
     /// The number held in `bytes` (little-endian; [`SIZE`](Storable::SIZE) of them).
     ///
+    /// # Panics
+    ///
+    /// If `bytes` does not have [`SIZE`](Storable::SIZE) bytes.
+    ///
     /// ```
     /// use perturb_nn::io::Storable;
     /// assert_eq!(f64::read_le(&2.5_f64.to_le_bytes()), 2.5);

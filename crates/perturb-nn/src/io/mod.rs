@@ -292,7 +292,9 @@ fn extra_entries<'a>(
         let list = serde_json::to_string(&names).unwrap_or_default();
         metadata.insert(EXTRA.into(), list);
     }
-    let entries = extra.iter().map(|(n, t)| (joined(prefix, n), t as &dyn Stored));
+    let entries = extra
+        .iter()
+        .map(|(n, t)| (joined(prefix, n), t as &dyn Stored));
     entries.collect()
 }
 
