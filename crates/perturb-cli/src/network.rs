@@ -229,6 +229,11 @@ impl Network {
         &self.architecture
     }
 
+    /// The layers with their weights.
+    pub fn layers(&self) -> &Sequential<Tensor<f64>> {
+        &self.layers
+    }
+
     /// The parameters' paths and shapes, in the order [`Network::forward`] takes them.
     pub fn shapes(&self) -> Vec<(String, Vec<usize>)> {
         self.architecture.shapes()

@@ -6,8 +6,28 @@
 //! a checkpoint of another run and names each difference.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use perturb::tensor::Tensor;
+use perturb::tree::Tree;
+use perturb_nn::io::{self, Checkpoint, Header, TrainState};
+use perturb_nn::module::RngState;
+use perturb_nn::optim::Optimizer;
+
+use super::fit::{optimizer, Best, History, Progress};
+use super::setup::Setup;
+use super::Args;
+
+/// The folder of the checkpoints in a run's output folder.
+pub const FOLDER: &str = "checkpoint";
+/// The checkpoint's file in its folder (replaced, atomically, at each checkpoint).
+const FILE: &str = "checkpoint.safetensors";
+/// The checkpoint's own metadata entries (besides the configuration's `run.*`).
+const FIRST_LOSS: &str = "first_loss";
+const BEST_LOSS: &str = "best_loss";
+const BEST_STEP: &str = "best_step";
+const HISTORY_TRAIN: &str = "history.train";
+const HISTORY_TEST: &str = "history.test";
 
 /// The options of a run that decide its weights, in the order they are reported, with the
 /// command-line option each comes from (`"data"` is `--data`; the fingerprint of the data has
@@ -76,6 +96,229 @@ impl RunConfig {
             })
             .collect()
     }
+}
+
+/// Writes the state of the run to `dir`/checkpoint.safetensors with the library's checkpoint
+/// (atomically): the weights, the optimiser's state and the step and epoch counters; the best
+/// weights so far as extra tensors (`best.PATH`); in the metadata the run's configuration
+/// (`run.*`), the first loss, the best loss and its step, and the loss history.
+pub(super) fn save(
+    dir: &Path,
+    args: &Args,
+    setup: &Setup,
+    progress: &Progress,
+) -> Result<(), String> {
+    let net = setup
+        .model
+        .with_params(&progress.params)
+        .map_err(|e| e.to_string())?;
+    let mut header = Header::new(net.describe())
+        .with(FIRST_LOSS, progress.first_loss.to_string())
+        .with(HISTORY_TRAIN, points(&progress.history.train))
+        .with(HISTORY_TEST, points(&progress.history.test));
+    header.metadata.extend(setup.config.to_metadata());
+    let mut extra = Vec::new();
+    if let Some(best) = &progress.best {
+        header = header
+            .with(BEST_LOSS, best.loss.to_string())
+            .with(BEST_STEP, best.step.to_string());
+        let names = param_names(setup);
+        extra.extend(
+            names
+                .iter()
+                .zip(&best.params)
+                .map(|(n, t)| (format!("best.{n}"), t.clone())),
+        );
+    }
+    let checkpoint = Checkpoint {
+        header,
+        optimizer: progress.optimizer.state(),
+        train: TrainState {
+            step: progress.step as u64,
+            epoch: progress.epochs as u64,
+            // The batches are drawn from the seed and the epoch: no stream to carry on.
+            rng: RngState {
+                seed: args.seed,
+                draws: 0,
+            },
+        },
+        extra,
+    };
+    checkpoint
+        .save(dir.join(FILE), net.layers())
+        .map_err(|e| e.to_string())
+}
+
+/// Creates the checkpoint folder `dir` and checks, before training, that a checkpoint can be
+/// written there.
+pub(super) fn prepare(dir: &Path) -> Result<(), String> {
+    let shown = dir.display();
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!(
+            "--checkpoint-every: {shown} is a file; the checkpoints go to a folder of that name"
+        ));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("--checkpoint-every: cannot create {shown}: {e}"))?;
+    if dir.join(FILE).is_dir() {
+        return Err(format!(
+            "--checkpoint-every: {} is a folder; the run would write a file there",
+            dir.join(FILE).display()
+        ));
+    }
+    let probe = dir.join(".write-probe");
+    crate::out_dir::write_bytes(&probe, b"perturb")
+        .and_then(|()| std::fs::remove_file(&probe).map_err(|e| e.to_string()))
+        .map_err(|e| format!("--checkpoint-every: cannot write to {shown}: {e}"))
+}
+
+/// Reads the checkpoint in `dir` (`--resume DIR`) for this run, checked before training: it
+/// must be a whole checkpoint of this run's data and options (each difference is named), with
+/// epochs left to do.
+pub(super) fn load(dir: &Path, args: &Args, setup: &Setup) -> Result<Progress, String> {
+    let shown = dir.display();
+    let file = checkpoint_file(dir)?;
+    let fail = |e: &dyn std::fmt::Display| format!("--resume {shown}: {e}");
+    let header = io::read_header(&file).map_err(|e| fail(&e))?;
+    let differences = setup
+        .config
+        .differences(&RunConfig::from_metadata(&header.metadata));
+    if !differences.is_empty() {
+        return Err(fail(&format!(
+            "the checkpoint is of another run: {}. A resumed run takes the options of the run \
+             it continues; only --epochs, --out and --checkpoint-every may change",
+            differences.join("; ")
+        )));
+    }
+    let mut layers = setup.model.layers().clone();
+    let checkpoint = Checkpoint::<f64>::load(&file, &mut layers, &setup.model.describe())
+        .map_err(|e| fail(&e))?;
+    let epochs = checkpoint.train.epoch as usize;
+    if epochs >= args.epochs {
+        return Err(fail(&format!(
+            "the checkpoint has done {epochs} epochs, and --epochs {} leaves none to do; \
+             --epochs counts all the epochs of the run, ask for more than {epochs}",
+            args.epochs
+        )));
+    }
+    let meta = &checkpoint.header.metadata;
+    let entry = |key: &str| -> Result<&String, String> {
+        meta.get(key)
+            .ok_or_else(|| fail(&format!("{}: the metadata has no '{key}'", file.display())))
+    };
+    let number = |key: &str| -> Result<f64, String> {
+        entry(key)?.parse().map_err(|_| {
+            fail(&format!(
+                "{}: the metadata entry {key} is not a number",
+                file.display()
+            ))
+        })
+    };
+    let best = match meta.get(BEST_LOSS) {
+        None => None,
+        Some(_) => {
+            let by_name: BTreeMap<&str, &Tensor<f64>> = checkpoint
+                .extra
+                .iter()
+                .map(|(n, t)| (n.as_str(), t))
+                .collect();
+            let params = param_names(setup)
+                .iter()
+                .map(|n| {
+                    by_name
+                        .get(format!("best.{n}").as_str())
+                        .map(|t| (*t).clone())
+                        .ok_or_else(|| {
+                            fail(&format!(
+                                "{}: the best weights lack 'best.{n}'",
+                                file.display()
+                            ))
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+            Some(Best {
+                loss: number(BEST_LOSS)?,
+                step: number(BEST_STEP)? as usize,
+                params,
+            })
+        }
+    };
+    let history = |key: &str| -> Result<Vec<(f64, f64)>, String> {
+        parse_points(entry(key)?).ok_or_else(|| {
+            fail(&format!(
+                "{}: the metadata entry {key} is not a list of epoch:loss",
+                file.display()
+            ))
+        })
+    };
+    let mut optimizer = optimizer(args.optimizer, setup.lr);
+    optimizer
+        .load_state(checkpoint.optimizer)
+        .map_err(|e| fail(&format!("{}: the optimiser's state: {e}", file.display())))?;
+    Ok(Progress {
+        epochs,
+        step: checkpoint.train.step as usize,
+        params: layers.flatten(),
+        optimizer,
+        history: History {
+            train: history(HISTORY_TRAIN)?,
+            test: history(HISTORY_TEST)?,
+        },
+        first_loss: number(FIRST_LOSS)?,
+        best,
+    })
+}
+
+/// Points `(epoch, loss)` as text: `1:0.69,2:0.52` (each number in its shortest exact form; a
+/// loss may be inf or NaN).
+fn points(points: &[(f64, f64)]) -> String {
+    points
+        .iter()
+        .map(|(e, l)| format!("{e}:{l}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The points of [`points`], `None` where the text is not such a list.
+fn parse_points(text: &str) -> Option<Vec<(f64, f64)>> {
+    if text.is_empty() {
+        return Some(Vec::new());
+    }
+    text.split(',')
+        .map(|p| {
+            let (e, l) = p.split_once(':')?;
+            Some((e.parse().ok()?, l.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The names of the network's parameters, which are also the optimiser's paths for them.
+pub(super) fn param_names(setup: &Setup) -> Vec<String> {
+    setup.model.shapes().into_iter().map(|(n, _)| n).collect()
+}
+
+/// The checkpoint file of the folder `dir` given to `--resume`; `dir` may also be a run's
+/// output folder with a checkpoint folder in it.
+fn checkpoint_file(dir: &Path) -> Result<PathBuf, String> {
+    let shown = dir.display();
+    if !dir.exists() {
+        return Err(format!("--resume {shown}: no such folder"));
+    }
+    if !dir.is_dir() {
+        return Err(format!(
+            "--resume {shown} is a file; give the checkpoint folder (OUT/{FOLDER} of a run with \
+             --checkpoint-every)"
+        ));
+    }
+    for file in [dir.join(FILE), dir.join(FOLDER).join(FILE)] {
+        if file.is_file() {
+            return Ok(file);
+        }
+    }
+    Err(format!(
+        "--resume {shown}: no {FILE} in the folder (nor in {FOLDER}/ under it): a run writes \
+         one with --checkpoint-every N"
+    ))
 }
 
 /// A fingerprint of tensors (their shapes and values): FNV-1a over the bytes, in hex. Not a
@@ -154,5 +397,24 @@ mod tests {
         assert_ne!(fingerprint(&[&x]), fingerprint(&[&nudged]));
         // FNV-1a of no bytes is its offset basis.
         assert_eq!(fingerprint(&[]), "cbf29ce484222325");
+    }
+
+    #[test]
+    fn loss_histories_round_trip_exactly_through_text() {
+        let history = [(1.0, 0.1 + 0.2), (2.0, f64::INFINITY), (3.0, 1e-300)];
+        let back = parse_points(&points(&history)).unwrap();
+        assert_eq!(back.len(), 3);
+        for (a, b) in history.iter().zip(&back) {
+            assert_eq!(
+                (a.0.to_bits(), a.1.to_bits()),
+                (b.0.to_bits(), b.1.to_bits())
+            );
+        }
+        assert!(parse_points(&points(&[(1.0, f64::NAN)])).unwrap()[0]
+            .1
+            .is_nan());
+        assert_eq!(parse_points(""), Some(vec![]));
+        assert_eq!(parse_points("1:0.5,2"), None);
+        assert_eq!(parse_points("1:x"), None);
     }
 }

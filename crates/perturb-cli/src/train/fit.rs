@@ -67,6 +67,8 @@ pub(super) struct Progress {
 impl Progress {
     /// The state before the first step: the initial weights, a fresh optimiser.
     pub(super) fn start(args: &Args, setup: &Setup) -> Progress {
+        // (The epochs and steps are counted from 0; a resumed run reads them from its
+        // checkpoint instead.)
         let params = setup.model.param_tensors();
         let first_loss = setup.training_loss(&params);
         let mut best = None;
@@ -84,7 +86,7 @@ impl Progress {
 }
 
 /// The optimiser of `kind` at learning rate `lr`, in its initial state.
-fn optimizer(kind: OptimizerKind, lr: f64) -> Box<dyn Optimizer<f64>> {
+pub(super) fn optimizer(kind: OptimizerKind, lr: f64) -> Box<dyn Optimizer<f64>> {
     match kind {
         OptimizerKind::Gd => Box::new(GradientDescent::new(lr)),
         OptimizerKind::Sgd => Box::new(Sgd::new(lr, 0.9, false)),
@@ -116,6 +118,8 @@ pub(super) fn fit(
         args.batch_size
     };
     let mut tape = TensorTape::new();
+    // The optimiser keeps its state under the parameters' names (a checkpoint's too).
+    let names = super::checkpoint::param_names(setup);
     // The loss per epoch: the training loss (the mean over the epoch's batches) every epoch,
     // the test loss (before the epoch's steps) at about 200 epochs.
     let test_every = (args.epochs / 200).max(1);
@@ -172,7 +176,9 @@ pub(super) fn fit(
             if full_batch {
                 Best::offer(best, loss, *step - 1, params);
             }
-            optimizer.step(params, &grads).map_err(train_err)?;
+            optimizer
+                .update_leaves(&names, params, &grads)
+                .map_err(train_err)?;
             loss_sum += loss * batch_rows as f64;
             rows += batch_rows;
         }

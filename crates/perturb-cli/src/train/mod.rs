@@ -8,7 +8,7 @@ mod metrics;
 mod outputs;
 mod setup;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use metrics::{predicted_class, regression_metrics, Confusion};
 pub use outputs::BATCH_NUMBERS;
@@ -57,7 +57,9 @@ pub enum ActivationKind {
     perturb train                                   # the lecture's network on two moons\n  \
     perturb train --data breast_cancer --hidden 16 --activation tanh --optimizer adam --lr 0.01 --epochs 150\n  \
     perturb train --data iris --hidden 8 --optimizer adam --lr 0.05 --epochs 300\n  \
-    perturb train --data my.csv --target price --task regression")]
+    perturb train --data my.csv --target price --task regression\n  \
+    perturb train --data digits --model cnn --optimizer adam --batch-size 64 --epochs 30 --checkpoint-every 5 --out run\n  \
+    perturb train --data digits --model cnn --optimizer adam --batch-size 64 --epochs 60 --resume run/checkpoint --out run")]
 pub struct Args {
     /// A built-in data set (two-moons, circles, spirals, xor, breast_cancer, digits, diabetes,
     /// iris; builtin:NAME where a file of that name is in the current folder) or the path of a
@@ -189,9 +191,34 @@ const FAILED: &str = "failed-run";
 pub fn run(args: &Args) -> Result<(), String> {
     check(args)?;
     crate::out_dir::prepare(&args.out).map_err(|e| format!("train: {e}"))?;
+    let folder = args.out.join(checkpoint::FOLDER);
+    if args.checkpoint_every.is_some() {
+        checkpoint::prepare(&folder).map_err(|e| format!("train: {e}"))?;
+    }
     let setup = Setup::new(args).map_err(|e| format!("train: {e}"))?;
+    let start = match &args.resume {
+        Some(dir) => checkpoint::load(dir, args, &setup).map_err(|e| format!("train: {e}"))?,
+        None => Progress::start(args, &setup),
+    };
     setup.print_header(args);
-    let fit = fit(args, &setup, Progress::start(args, &setup), &mut |_| {})?;
+    if start.epochs > 0 {
+        println!(
+            "resuming after epoch {} (step {}) from {}",
+            start.epochs,
+            start.step,
+            args.resume.as_deref().unwrap_or(Path::new("")).display()
+        );
+    }
+    let fit = fit(args, &setup, start, &mut |progress| {
+        // A checkpoint that cannot be written does not stop the run (the previous one stays
+        // whole); it is said at once.
+        if let Err(e) = checkpoint::save(&folder, args, &setup, progress) {
+            eprintln!(
+                "perturb: train: warning: the checkpoint after epoch {} was not written: {e}",
+                progress.epochs
+            );
+        }
+    })?;
     if let Some(stop) = &fit.diverged {
         let saved = save_failed(args, &setup, &fit)?;
         let cause = if stop.step == 1 {

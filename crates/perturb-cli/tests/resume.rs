@@ -1,0 +1,334 @@
+//! `--checkpoint-every N` and `--resume DIR`: a run stopped after k epochs and resumed to 2k
+//! ends with exactly the weights of a run of 2k epochs straight (compared bit for bit, for the
+//! MLP and the CNN, with Adam, whose state the checkpoint must carry); and a checkpoint that is
+//! missing, corrupt or of another run is refused before training, naming the difference.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use safetensors::SafeTensors;
+
+mod support;
+use support::{blobs, perturb_in, scratch, stderr, stdout};
+
+fn run(dir: &Path, args: &[&str]) -> String {
+    let out = perturb_in(dir, args);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+fn failure(dir: &Path, args: &[&str]) -> String {
+    let out = perturb_in(dir, args);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stdout(&out));
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// The tensors of a safetensors file, as the bits of their values, by name.
+fn tensor_bits(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<u64>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let bits = view
+                .data()
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            (name, (view.shape().to_vec(), bits))
+        })
+        .collect()
+}
+
+/// Trains `options` for 2k epochs straight, and for k epochs with a checkpoint then resumed to
+/// 2k; the two final models must hold the same tensors, bit for bit.
+fn stopped_and_resumed_equals_straight(dir: &Path, options: &[&str], k: usize) {
+    let (k, twice) = (k.to_string(), (2 * k).to_string());
+    fn with<'a>(options: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["train"];
+        args.extend_from_slice(options);
+        args.extend_from_slice(extra);
+        args
+    }
+    run(
+        dir,
+        &with(options, &["--epochs", &twice, "--out", "straight"]),
+    );
+    run(
+        dir,
+        &with(
+            options,
+            &["--epochs", &k, "--checkpoint-every", &k, "--out", "first"],
+        ),
+    );
+    assert!(dir
+        .join("first/checkpoint/checkpoint.safetensors")
+        .is_file());
+    let text = run(
+        dir,
+        &with(
+            options,
+            &[
+                "--epochs",
+                &twice,
+                "--resume",
+                "first/checkpoint",
+                "--out",
+                "resumed",
+            ],
+        ),
+    );
+    assert!(
+        text.contains(&format!("resuming after epoch {k}")),
+        "{text}"
+    );
+    let straight = tensor_bits(&dir.join("straight/model.safetensors"));
+    let resumed = tensor_bits(&dir.join("resumed/model.safetensors"));
+    assert!(!straight.is_empty());
+    assert_eq!(straight, resumed, "{options:?}");
+    // The k epochs moved the weights: equal because resumed, not because nothing happened.
+    let halfway = tensor_bits(&dir.join("first/model.safetensors"));
+    assert_ne!(straight, halfway);
+}
+
+#[test]
+fn an_mlp_stopped_and_resumed_ends_with_the_weights_of_a_straight_run() {
+    let dir = scratch("mlp");
+    let options = [
+        "--data",
+        "iris",
+        "--hidden",
+        "8",
+        "--activation",
+        "tanh",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.05",
+        "--batch-size",
+        "16",
+        "--seed",
+        "4",
+    ];
+    stopped_and_resumed_equals_straight(&dir, &options, 5);
+    // Momentum's velocity travels in the checkpoint too.
+    let options = [
+        "--data",
+        "iris",
+        "--hidden",
+        "4",
+        "--optimizer",
+        "sgd",
+        "--batch-size",
+        "32",
+    ];
+    stopped_and_resumed_equals_straight(&dir, &options, 3);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_cnn_stopped_and_resumed_ends_with_the_weights_of_a_straight_run() {
+    let dir = scratch("cnn");
+    std::fs::write(dir.join("blobs.csv"), blobs(48, 2)).unwrap();
+    let options = [
+        "--data",
+        "blobs.csv",
+        "--model",
+        "cnn",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--batch-size",
+        "16",
+    ];
+    stopped_and_resumed_equals_straight(&dir, &options, 2);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_checkpoint_that_is_missing_corrupt_or_of_another_run_is_refused_before_training() {
+    let dir = scratch("refused");
+    let base = [
+        "train",
+        "--data",
+        "iris",
+        "--hidden",
+        "4",
+        "--optimizer",
+        "adam",
+        "--seed",
+        "1",
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let fails = |extra: &[&str]| -> String {
+        let args = with(extra);
+        failure(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let args = with(&["--epochs", "4", "--checkpoint-every", "2", "--out", "run"]);
+    run(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let file = dir.join("run/checkpoint/checkpoint.safetensors");
+    assert!(file.is_file());
+
+    // Missing: no folder, a folder without a checkpoint, a file.
+    let err = fails(&["--epochs", "8", "--resume", "nowhere"]);
+    assert!(err.contains("--resume nowhere: no such folder"), "{err}");
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    let err = fails(&["--epochs", "8", "--resume", "empty"]);
+    assert!(
+        err.contains("no checkpoint.safetensors in the folder"),
+        "{err}"
+    );
+    let err = fails(&["--epochs", "8", "--resume", "run/model.safetensors"]);
+    assert!(err.contains("is a file"), "{err}");
+
+    // Another run: each difference is named, with both values.
+    let err = fails(&["--epochs", "8", "--lr", "0.5", "--resume", "run/checkpoint"]);
+    assert!(err.contains("the checkpoint is of another run"), "{err}");
+    assert!(
+        err.contains("--lr 0.01 in the checkpoint, 0.5 here"),
+        "{err}"
+    );
+    let err = failure(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "iris",
+            "--hidden",
+            "5",
+            "--optimizer",
+            "adam",
+            "--seed",
+            "2",
+            "--epochs",
+            "8",
+            "--resume",
+            "run",
+        ],
+    );
+    assert!(
+        err.contains("--seed 1 in the checkpoint, 2 here")
+            && err.contains("--hidden 4 in the checkpoint, 5 here"),
+        "{err}"
+    );
+    let err = failure(
+        &dir,
+        &[
+            "train", "--data", "iris", "--model", "cnn", "--resume", "run",
+        ],
+    );
+    // (iris is not an image: that is found first, before the checkpoint is read.)
+    assert!(err.contains("square images"), "{err}");
+    let err = failure(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "breast_cancer",
+            "--hidden",
+            "4",
+            "--optimizer",
+            "adam",
+            "--seed",
+            "1",
+            "--epochs",
+            "8",
+            "--resume",
+            "run",
+        ],
+    );
+    assert!(
+        err.contains("--data iris in the checkpoint, breast_cancer here")
+            && err.contains("the data differ"),
+        "{err}"
+    );
+    // The same file name with other rows: only the data are named.
+    std::fs::write(dir.join("b.csv"), blobs(40, 3)).unwrap();
+    run(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "b.csv",
+            "--epochs",
+            "2",
+            "--checkpoint-every",
+            "1",
+            "--out",
+            "b",
+        ],
+    );
+    std::fs::write(dir.join("b.csv"), blobs(41, 3)).unwrap();
+    let err = failure(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "b.csv",
+            "--epochs",
+            "4",
+            "--resume",
+            "b/checkpoint",
+        ],
+    );
+    assert!(
+        err.contains("the data differ from the checkpoint's"),
+        "{err}"
+    );
+    assert!(!err.contains("in the checkpoint,"), "{err}"); // no option differs
+
+    // Nothing left to do.
+    let err = fails(&["--epochs", "4", "--resume", "run/checkpoint"]);
+    assert!(
+        err.contains("has done 4 epochs") && err.contains("--epochs 4"),
+        "{err}"
+    );
+
+    // Corrupt: truncated, or not a checkpoint at all.
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::create_dir_all(dir.join("cut")).unwrap();
+    std::fs::write(
+        dir.join("cut/checkpoint.safetensors"),
+        &bytes[..bytes.len() - 100],
+    )
+    .unwrap();
+    let err = fails(&["--epochs", "8", "--resume", "cut"]);
+    assert!(
+        err.contains("is not a valid safetensors file (corrupt or truncated?)"),
+        "{err}"
+    );
+    std::fs::create_dir_all(dir.join("model")).unwrap();
+    std::fs::copy(
+        dir.join("run/model.safetensors"),
+        dir.join("model/checkpoint.safetensors"),
+    )
+    .unwrap();
+    let err = fails(&["--epochs", "8", "--resume", "model"]);
+    assert!(
+        err.contains("format is 'perturb-mlp-2', not perturb-model-1 or perturb-checkpoint-1"),
+        "{err}"
+    );
+
+    // A checkpoint folder that cannot be one is found before training.
+    std::fs::create_dir_all(dir.join("blocked")).unwrap();
+    std::fs::write(dir.join("blocked/checkpoint"), b"a file").unwrap();
+    let err = fails(&[
+        "--epochs",
+        "2",
+        "--checkpoint-every",
+        "1",
+        "--out",
+        "blocked",
+    ]);
+    assert!(
+        err.contains("is a file; the checkpoints go to a folder"),
+        "{err}"
+    );
+    assert!(!dir.join("blocked/model.safetensors").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
