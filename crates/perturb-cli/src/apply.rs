@@ -299,21 +299,23 @@ pub fn eval(args: &Args) -> Result<(), String> {
     let (x, y) = load_data(args, &saved, true).map_err(|e| format!("eval: {e}"))?;
     let y = y.unwrap_or_default();
     let pred = predictions(&saved, &x).map_err(|e| format!("eval: {e}"))?;
-    if saved.task == "regression" {
+    let report = if saved.task == "regression" {
         let (mse, r2) = crate::train::regression_metrics(&pred, &y);
-        println!("{} rows: MSE {mse}, R^2 {r2}", y.len());
+        format!("{} rows: MSE {mse}, R^2 {r2}", y.len())
     } else {
         let classes = match saved.task.as_str() {
             "multiclass" => saved.model.outputs(),
             _ => 2,
         };
         let confusion = Confusion::new(classes, &pred, &y);
-        println!(
-            "{} rows: accuracy {:.2}%",
+        format!(
+            "{} rows: accuracy {:.2}%\n{confusion}",
             y.len(),
             100.0 * confusion.accuracy()
-        );
-        println!("{confusion}");
-    }
+        )
+    };
+    use std::io::Write as _;
+    // A reader that has gone away (`| head -1`) has what it wanted.
+    writeln!(std::io::stdout().lock(), "{report}").ok();
     Ok(())
 }

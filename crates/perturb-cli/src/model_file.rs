@@ -4,27 +4,26 @@
 //! data. The names were added after the first files were written: a file without them still
 //! loads, and its data columns are then matched by count.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
 use perturb::tensor::Tensor;
+use perturb::tree::Tree;
 use perturb_nn::data::Standardizer;
+use perturb_nn::io::{self, FileError, Header};
 use perturb_nn::nn::{mlp_parameters, Activation};
 
 use crate::network::{image_side, Architecture, Network};
-use safetensors::tensor::{Dtype, Metadata, SafeTensorError, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, Metadata, SafeTensorError, SafeTensors};
 
-/// The `format` metadata entry of an MLP's file: its `sizes` and `activation` in the metadata,
-/// the tensors named by their paths in the network's layers (`layers.0.weight`, ...); a file
-/// without the entry is not a perturb model.
-const MLP_FORMAT: &str = "perturb-mlp-2";
-/// The CLI's first format, still read: an MLP's tensors named `layer0.weight`, `layer0.bias`,
-/// `layer1.weight`, ... (the same shapes).
+/// The metadata entry naming the network: `mlp` (with `sizes` and `activation`) or `cnn`
+/// (with `image_side`, `channels` as `C1,C2`, and `outputs`), in a model file of the library's
+/// format ([`io::save`], the tensors under their paths in the layers: `layers.0.weight`, ...).
+const MODEL: &str = "model";
+/// The `format` of the CLI's first model files, still read: an MLP (`sizes`, `activation`),
+/// its tensors named `layer0.weight`, `layer0.bias`, `layer1.weight`, ...
 const OLD_MLP_FORMAT: &str = "perturb-mlp-1";
-/// The `format` of a CNN's file: its `image_side`, `channels` (`C1,C2`) and `outputs` in the
-/// metadata, the tensors named by their paths in the layers.
-const CNN_FORMAT: &str = "perturb-cnn-1";
 /// The most channels a CNN's layer may have in a model file.
 const MAX_CHANNELS: usize = 4096;
 /// The longest header a model file may have (the limit of the safetensors format itself).
@@ -78,18 +77,19 @@ pub fn activation_from(name: &str) -> Result<Activation, String> {
     })
 }
 
-/// Writes the model to `path` (a `.safetensors` file), atomically: a crash or a full disk
-/// leaves the previous file whole.
+/// Writes the model to `path` (a `.safetensors` file) with the library's model files
+/// ([`io::save`], atomic: a crash or a full disk leaves the previous file whole): the layers'
+/// weights under their paths, the architecture, the task, the standardisation and the column
+/// names in the metadata.
 pub fn save(path: &Path, m: &SavedModel) -> Result<(), String> {
-    let data = serialize(m).map_err(|e| format!("saving {}: {e}", path.display()))?;
-    crate::out_dir::write_bytes(path, &data)
+    let mut header = Header::new(m.model.describe());
+    header.metadata = metadata(m)?;
+    io::save(path, m.model.layers(), &header).map_err(|e| e.to_string())
 }
 
-/// The bytes of the model file.
-fn serialize(m: &SavedModel) -> Result<Vec<u8>, String> {
-    let params = m.model.param_tensors();
-    let names: Vec<String> = m.model.shapes().into_iter().map(|(n, _)| n).collect();
-    let mut metadata: HashMap<String, String> = architecture(&m.model)
+/// The metadata entries of a model file besides the library's own.
+fn metadata(m: &SavedModel) -> Result<BTreeMap<String, String>, String> {
+    let mut metadata: BTreeMap<String, String> = architecture(&m.model)
         .into_iter()
         .chain([
             ("task", m.task.clone()),
@@ -108,31 +108,12 @@ fn serialize(m: &SavedModel) -> Result<Vec<u8>, String> {
     if let Some(name) = &m.target_name {
         metadata.insert("target_name".into(), name.clone());
     }
-    let named: Vec<(String, &Tensor<f64>)> = names.into_iter().zip(&params).collect();
-    safetensors_bytes(&named, metadata)
-}
-
-/// The bytes of a safetensors file of `tensors` (f64, by name, in this order) and `metadata`.
-pub fn safetensors_bytes(
-    tensors: &[(String, &Tensor<f64>)],
-    metadata: HashMap<String, String>,
-) -> Result<Vec<u8>, String> {
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, t)| t.as_slice().iter().flat_map(|v| v.to_le_bytes()).collect())
-        .collect();
-    let mut views = Vec::with_capacity(tensors.len());
-    for ((name, t), b) in tensors.iter().zip(&bytes) {
-        let view = TensorView::new(Dtype::F64, t.shape().to_vec(), b)
-            .map_err(|e| format!("{name}: {}", in_words(&e)))?;
-        views.push((name.clone(), view));
-    }
-    safetensors::serialize(views, &Some(metadata)).map_err(|e| in_words(&e))
+    Ok(metadata)
 }
 
 /// The tensor `name` of a safetensors file, which must be F64 of `shape`; an error in words
 /// naming the tensor otherwise.
-pub fn f64_tensor(file: &SafeTensors, name: &str, shape: &[usize]) -> Result<Tensor<f64>, String> {
+fn f64_tensor(file: &SafeTensors, name: &str, shape: &[usize]) -> Result<Tensor<f64>, String> {
     let view = file.tensor(name).map_err(|e| in_words(&e))?;
     if view.dtype() != Dtype::F64 || view.shape() != shape {
         return Err(format!(
@@ -150,11 +131,7 @@ pub fn f64_tensor(file: &SafeTensors, name: &str, shape: &[usize]) -> Result<Ten
 }
 
 /// [`f64_tensor`], whose values must also be finite (weights).
-pub fn finite_tensor(
-    file: &SafeTensors,
-    name: &str,
-    shape: &[usize],
-) -> Result<Tensor<f64>, String> {
+fn finite_tensor(file: &SafeTensors, name: &str, shape: &[usize]) -> Result<Tensor<f64>, String> {
     let t = f64_tensor(file, name, shape)?;
     match t.as_slice().iter().position(|v| !v.is_finite()) {
         None => Ok(t),
@@ -170,7 +147,7 @@ fn architecture(net: &Network) -> Vec<(&'static str, String)> {
     let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
     match net.architecture() {
         Architecture::Mlp { sizes, activation } => vec![
-            ("format", MLP_FORMAT.to_string()),
+            (MODEL, "mlp".to_string()),
             ("sizes", list(sizes)),
             ("activation", format!("{activation:?}").to_lowercase()),
         ],
@@ -179,7 +156,7 @@ fn architecture(net: &Network) -> Vec<(&'static str, String)> {
             channels,
             outputs,
         } => vec![
-            ("format", CNN_FORMAT.to_string()),
+            (MODEL, "cnn".to_string()),
             ("image_side", side.to_string()),
             ("channels", list(channels)),
             ("outputs", outputs.to_string()),
@@ -187,19 +164,22 @@ fn architecture(net: &Network) -> Vec<(&'static str, String)> {
     }
 }
 
-/// The architecture in a file's metadata (`get` reads an entry, an error if it is missing),
-/// checked before anything is allocated: sizes, channels and the parameter count bounded.
-fn read_architecture(get: &dyn Fn(&str) -> Result<String, String>) -> Result<Architecture, String> {
-    let format = get("format")?;
-    if format == MLP_FORMAT || format == OLD_MLP_FORMAT {
+/// The architecture of `kind` (`mlp` or `cnn`) in a file's metadata (`get` reads an entry,
+/// an error if it is missing), checked before anything is allocated: sizes, channels and the
+/// parameter count bounded.
+fn read_architecture(
+    kind: &str,
+    get: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<Architecture, String> {
+    if kind == "mlp" {
         let sizes = parse_sizes(&get("sizes")?)?;
         let activation = activation_from(&get("activation")?)?;
         return Ok(Architecture::Mlp { sizes, activation });
     }
-    if format != CNN_FORMAT {
+    if kind != "cnn" {
         return Err(format!(
-            "format '{format}' is not {MLP_FORMAT}, {OLD_MLP_FORMAT} or {CNN_FORMAT}: not a \
-             model of perturb train"
+            "the metadata entry {MODEL} holds '{}', not mlp or cnn: not a model of perturb train",
+            crate::apply::shown(kind)
         ));
     }
     let number = |key: &str, text: &str, max: usize| -> Result<usize, String> {
@@ -249,7 +229,7 @@ fn read_architecture(get: &dyn Fn(&str) -> Result<String, String>) -> Result<Arc
 }
 
 /// A safetensors error in words.
-pub fn in_words(e: &SafeTensorError) -> String {
+fn in_words(e: &SafeTensorError) -> String {
     match e {
         SafeTensorError::InvalidHeader => "the header is not UTF-8 text".into(),
         SafeTensorError::InvalidHeaderStart => "the header does not start with '{'".into(),
@@ -322,7 +302,46 @@ pub fn load(path: &Path) -> Result<SavedModel, String> {
         return Err(cannot(&"it is a folder, not a model file"));
     }
     let len = info.is_file().then_some(info.len());
-    read(std::io::BufReader::new(file), len, &where_)
+    match io::read_header(path) {
+        Ok(header) => from_library_file(path, len, &header),
+        // Not of the library's formats: the CLI's first format, or no model at all.
+        Err(FileError::NotPerturb { .. }) => read(std::io::BufReader::new(file), len, &where_),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Reads a model file of the library's format whose header is `header`: the architecture and
+/// the rest from the metadata, checked, then the weights into the layers (by [`io::load_into`],
+/// which checks every tensor). A file too short for the weights its metadata describes is
+/// refused before anything is allocated for them.
+fn from_library_file(path: &Path, len: Option<u64>, header: &Header) -> Result<SavedModel, String> {
+    let where_ = path.display().to_string();
+    let meta = &header.metadata;
+    let get = |key: &str| {
+        meta.get(key).cloned().ok_or_else(|| {
+            format!("the metadata has no '{key}': not a model saved by perturb train")
+        })
+    };
+    let arch = read_architecture(&get(MODEL)?, &get).map_err(|e| format!("{where_}: {e}"))?;
+    let count: u64 = arch
+        .shapes()
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>() as u64)
+        .sum();
+    if len.is_some_and(|len| len < 8 * count) {
+        return Err(format!(
+            "{where_} is not a valid safetensors file (corrupt or truncated?): its metadata \
+             describes {count} weights, more than its {} bytes can hold",
+            len.unwrap_or(0)
+        ));
+    }
+    let skeleton = arch.initial(0).map_err(|e| format!("{where_}: {e}"))?;
+    let mut layers = skeleton.layers().clone();
+    io::load_into(&mut layers, path, &skeleton.describe()).map_err(|e| e.to_string())?;
+    let model = skeleton
+        .with_params(&layers.flatten())
+        .map_err(|e| format!("{where_}: {e}"))?;
+    described(model, meta, &where_)
 }
 
 /// Reads a model from `reader`: `len` is the length of the file where known (a regular file),
@@ -374,36 +393,28 @@ fn read(mut reader: impl Read, len: Option<u64>, where_: &str) -> Result<SavedMo
             format!("{where_}: the metadata has no '{key}': not a model saved by perturb train")
         })
     };
-    let arch = read_architecture(&|key| {
+    let format = get("format")?;
+    if format != OLD_MLP_FORMAT {
+        return Err(format!(
+            "{where_}: format '{}' is not {OLD_MLP_FORMAT}: not a model saved by perturb train",
+            crate::apply::shown(&format)
+        ));
+    }
+    let arch = read_architecture("mlp", &|key| {
         get(key).map_err(|e| e.trim_start_matches(&format!("{where_}: ")).to_string())
     })
     .map_err(|e| format!("{where_}: {e}"))?;
-    let task = get("task")?;
-    if !TASKS.contains(&task.as_str()) {
-        return Err(format!(
-            "{where_}: unknown task '{task}' (expected one of {})",
-            TASKS.join(", ")
-        ));
-    }
-    let (inputs, outputs) = (arch.inputs(), arch.outputs());
-    if task != "multiclass" && outputs != 1 {
-        return Err(format!(
-            "{where_}: a {task} model has one output, the metadata says {outputs}"
-        ));
-    }
     // The tensors the architecture needs, checked in the header before any data is read.
     // (The first format named an MLP's tensors layer0.weight, layer0.bias, layer1.weight, ...)
-    let old_names = get("format")? == OLD_MLP_FORMAT;
     let expected: Vec<(String, Vec<usize>)> = arch
         .shapes()
         .into_iter()
         .enumerate()
-        .map(|(i, (path, shape))| match old_names {
-            true => (
+        .map(|(i, (_, shape))| {
+            (
                 format!("layer{}.{}", i / 2, ["weight", "bias"][i % 2]),
                 shape,
-            ),
-            false => (path, shape),
+            )
         })
         .collect();
     for (name, shape) in &expected {
@@ -448,6 +459,37 @@ fn read(mut reader: impl Read, len: Option<u64>, where_: &str) -> Result<SavedMo
     let model = arch
         .with_params(&params)
         .map_err(|e| format!("{where_}: {e}"))?;
+    let meta: BTreeMap<String, String> = meta.into_iter().collect();
+    described(model, &meta, where_)
+}
+
+/// The model with what its file's metadata `meta` says besides the architecture: the task
+/// (checked against the outputs), the standardisation (one entry per input, finite, std > 0)
+/// and the column names; an error naming the file (`where_`) and the entry otherwise.
+fn described(
+    model: Network,
+    meta: &BTreeMap<String, String>,
+    where_: &str,
+) -> Result<SavedModel, String> {
+    let get = |key: &str| {
+        meta.get(key).cloned().ok_or_else(|| {
+            format!("{where_}: the metadata has no '{key}': not a model saved by perturb train")
+        })
+    };
+    let task = get("task")?;
+    if !TASKS.contains(&task.as_str()) {
+        return Err(format!(
+            "{where_}: unknown task '{}' (expected one of {})",
+            crate::apply::shown(&task),
+            TASKS.join(", ")
+        ));
+    }
+    let (inputs, outputs) = (model.inputs(), model.outputs());
+    if task != "multiclass" && outputs != 1 {
+        return Err(format!(
+            "{where_}: a {task} model has one output, the metadata says {outputs}"
+        ));
+    }
     let numbers_of = |key: &str| -> Result<Vec<f64>, String> {
         let values = parse_numbers(key, &get(key)?).map_err(|e| format!("{where_}: {e}"))?;
         if values.len() != inputs {
@@ -503,29 +545,10 @@ mod tests {
     /// The number of cases of each property test below.
     const CASES: u32 = 256;
 
-    /// An iris-like network: 4 inputs, 5 tanh hidden units, 3 classes.
-    fn mlp_4_5_3() -> Network {
-        Architecture::Mlp {
-            sizes: vec![4, 5, 3],
-            activation: Activation::Tanh,
-        }
-        .initial(7)
-        .unwrap()
-    }
-
-    /// A valid model file of [`mlp_4_5_3`].
+    /// A valid model file of the first format: the iris model of tests/fixtures (4 inputs,
+    /// 5 tanh hidden units, 3 classes), written by the code of that format.
     fn valid() -> Vec<u8> {
-        serialize(&SavedModel {
-            model: mlp_4_5_3(),
-            task: "multiclass".into(),
-            scaler: Standardizer::from_parts(vec![1.0, 2.0, 3.0, 4.0], vec![0.5, 1.0, 1.5, 2.0])
-                .unwrap(),
-            target_mean: 0.0,
-            target_std: 1.0,
-            feature_names: Some(vec!["a".into(), "b".into(), "c,d".into(), "e".into()]),
-            target_name: Some("y".into()),
-        })
-        .unwrap()
+        include_bytes!("../tests/fixtures/old-mlp-iris.safetensors").to_vec()
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<SavedModel, String> {
@@ -564,21 +587,25 @@ mod tests {
     }
 
     #[test]
-    fn a_saved_model_reads_back_the_same() {
+    fn a_model_file_of_the_first_format_reads_back() {
         let bytes = valid();
         let m = from_bytes(&bytes).unwrap();
         assert_eq!((m.model.inputs(), m.model.outputs()), (4, 3));
-        assert_eq!(m.scaler.std(), [0.5, 1.0, 1.5, 2.0]);
-        for (a, b) in m
-            .model
-            .param_tensors()
-            .iter()
-            .zip(mlp_4_5_3().param_tensors())
-        {
-            assert_eq!(a.to_vec(), b.to_vec());
-        }
+        assert_eq!(m.model.describe(), "network [4, 5, 3] with Tanh units");
+        assert_eq!(m.task, "multiclass");
+        assert_eq!(m.feature_names.as_ref().map(Vec::len), Some(4));
+        assert!(m.scaler.std().iter().all(|s| *s > 0.0));
         // Without a known length (a pipe) too.
         assert!(read(&bytes[..], None, "m.safetensors").is_ok());
+    }
+
+    /// A scratch folder for one test.
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("perturb-model-file-{name}-{}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     #[test]
@@ -590,17 +617,22 @@ mod tests {
         }
         .initial(5)
         .unwrap();
-        let bytes = serialize(&SavedModel {
-            model: cnn.clone(),
-            task: "multiclass".into(),
-            scaler: Standardizer::from_parts(vec![0.0; 16], vec![1.0; 16]).unwrap(),
-            target_mean: 0.0,
-            target_std: 1.0,
-            feature_names: None,
-            target_name: None,
-        })
+        let dir = scratch("cnn");
+        let path = dir.join("m.safetensors");
+        save(
+            &path,
+            &SavedModel {
+                model: cnn.clone(),
+                task: "multiclass".into(),
+                scaler: Standardizer::from_parts(vec![0.0; 16], vec![1.0; 16]).unwrap(),
+                target_mean: 0.0,
+                target_std: 1.0,
+                feature_names: None,
+                target_name: None,
+            },
+        )
         .unwrap();
-        let m = from_bytes(&bytes).unwrap();
+        let m = load(&path).unwrap();
         let bits = |n: &Network| -> Vec<u64> {
             n.param_tensors()
                 .iter()
@@ -614,35 +646,39 @@ mod tests {
             m.model.predict(&x).unwrap().to_vec(),
             cnn.predict(&x).unwrap().to_vec()
         );
+        let bytes = std::fs::read(&path).unwrap();
+        let edited = dir.join("edited").join("m.safetensors");
+        std::fs::create_dir_all(edited.parent().unwrap()).unwrap();
         let edit = |key: &str, value: &str| {
             let mut h = header(&bytes);
             h["__metadata__"][key] = json!(value);
-            from_bytes(&with_header(&bytes, &h))
+            std::fs::write(&edited, with_header(&bytes, &h)).unwrap();
+            load(&edited)
         };
         for (key, value, expected) in [
             ("image_side", "3", "a 3x3 image"),
-            // 5x5 pools to 1x1 as 4x4 does: the same tensors, but 25 inputs.
-            ("image_side", "5", "16 entries for 25 inputs"),
+            // Another geometry is another architecture for the library's reader.
             (
                 "image_side",
-                "8",
-                "'layers.7.weight' is F64 [3, 2], expected F64 [12, 2]",
+                "5",
+                "the file holds a model of architecture 'cnn 4x4",
             ),
+            ("image_side", "8", "not 'cnn 8x8"),
             ("image_side", "-4", "not a whole number from 1"),
             ("channels", "0,3", "not a whole number from 1 to 4096"),
             ("channels", "2", "not two channel counts"),
             ("channels", "2,3,4", "not two channel counts"),
             ("image_side", "65536", "more than the"),
+            ("channels", "400,400", "more than its"),
             ("outputs", "0", "outputs holds '0'"),
-            (
-                "format",
-                "perturb-rnn-1",
-                "is not perturb-mlp-2, perturb-mlp-1 or perturb-cnn-1",
-            ),
+            ("model", "rnn", "holds 'rnn', not mlp or cnn"),
+            ("task", "ranking", "unknown task 'ranking'"),
+            ("feature_std", "1", "1 entries for 16 inputs"),
         ] {
             let err = assert_clear(edit(key, value));
             assert!(err.contains(expected), "{key}={value}: {err}");
         }
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
@@ -712,7 +748,7 @@ mod tests {
         let mut long = bytes.clone();
         long[..8].copy_from_slice(&(1u64 << 60).to_le_bytes());
         let mut h = header(&bytes);
-        h["layers.2.bias"]["data_offsets"] = json!([0, 24]);
+        h["layer1.bias"]["data_offsets"] = json!([0, 24]);
         for (file, expected) in [
             (bytes[..5].to_vec(), "fewer than the 8 of a header length"),
             (long, "more than the 100000000 a header may have"),
@@ -766,10 +802,10 @@ mod tests {
     /// A key of the valid file's header: a tensor or a metadata entry.
     fn any_key() -> impl Strategy<Value = String> {
         prop_oneof![
-            Just("layers.0.weight".to_string()),
-            Just("layers.0.bias".to_string()),
-            Just("layers.2.weight".to_string()),
-            Just("layers.2.bias".to_string()),
+            Just("layer0.weight".to_string()),
+            Just("layer0.bias".to_string()),
+            Just("layer1.weight".to_string()),
+            Just("layer1.bias".to_string()),
             Just("__metadata__".to_string()),
         ]
     }

@@ -310,7 +310,7 @@ fn a_checkpoint_that_is_missing_corrupt_or_of_another_run_is_refused_before_trai
     .unwrap();
     let err = fails(&["--epochs", "8", "--resume", "model"]);
     assert!(
-        err.contains("format is 'perturb-mlp-2', not perturb-model-1 or perturb-checkpoint-1"),
+        err.contains("model/checkpoint.safetensors is not a checkpoint of perturb train"),
         "{err}"
     );
 

@@ -180,9 +180,14 @@ pub(super) fn load(dir: &Path, args: &Args, setup: &Setup) -> Result<Progress, S
     let file = checkpoint_file(dir)?;
     let fail = |e: &dyn std::fmt::Display| format!("--resume {shown}: {e}");
     let header = io::read_header(&file).map_err(|e| fail(&e))?;
-    let differences = setup
-        .config
-        .differences(&RunConfig::from_metadata(&header.metadata));
+    let saved = RunConfig::from_metadata(&header.metadata);
+    if saved.0.is_empty() {
+        return Err(fail(&format!(
+            "{} is not a checkpoint of perturb train (a model file?): it records no run",
+            file.display()
+        )));
+    }
+    let differences = setup.config.differences(&saved);
     if !differences.is_empty() {
         return Err(fail(&format!(
             "the checkpoint is of another run: {}. A resumed run takes the options of the run \
