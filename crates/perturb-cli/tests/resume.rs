@@ -56,12 +56,17 @@ fn stopped_and_resumed_equals_straight(dir: &Path, options: &[&str], k: usize) {
         dir,
         &with(options, &["--epochs", &twice, "--out", "straight"]),
     );
-    run(
+    let first = run(
         dir,
         &with(
             options,
             &["--epochs", &k, "--checkpoint-every", &k, "--out", "first"],
         ),
+    );
+    let named = Path::new("first").join("checkpoint").display().to_string();
+    assert!(
+        first.contains(&format!("{named}  the checkpoint")),
+        "{first}"
     );
     assert!(dir
         .join("first/checkpoint/checkpoint.safetensors")

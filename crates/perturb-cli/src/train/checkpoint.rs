@@ -29,9 +29,9 @@ const BEST_STEP: &str = "best_step";
 const HISTORY_TRAIN: &str = "history.train";
 const HISTORY_TEST: &str = "history.test";
 
-/// The options of a run that decide its weights, in the order they are reported, with the
-/// command-line option each comes from (`"data"` is `--data`; the fingerprint of the data has
-/// no option).
+/// The options of a run that decide its weights, by the name of their command-line option
+/// without the dashes (`"data"` is `--data`), and the fingerprint of the data (which has no
+/// option); differences are reported in the order of the names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct RunConfig(BTreeMap<String, String>);
 

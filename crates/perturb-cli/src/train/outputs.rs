@@ -67,6 +67,15 @@ pub(super) fn save_outputs(
     );
     let [png, svg] = loss_picture(args, setup, history, "loss")?;
     println!("  {}, {}  the loss per epoch", png.display(), svg.display());
+    if let Some(n) = args.checkpoint_every {
+        let folder = dir.join(super::checkpoint::FOLDER);
+        println!(
+            "  {}  the checkpoint of the last multiple of {n} epochs (perturb train ... \
+             --epochs MORE --resume {})",
+            folder.display(),
+            folder.display()
+        );
+    }
     let stale = ["boundary.png", "boundary.svg"].map(|f| dir.join(f));
     if setup.inputs == 2 && setup.task != Task::Regression {
         let [png, svg] = boundary_picture(setup, model, dir)?;
