@@ -32,10 +32,6 @@ fn the_cnn_learns_square_images_and_its_model_file_is_applied_again() {
             "blobs.csv",
             "--model",
             "cnn",
-            "--optimizer",
-            "adam",
-            "--lr",
-            "0.01",
             "--epochs",
             "30",
             "--batch-size",
@@ -44,7 +40,11 @@ fn the_cnn_learns_square_images_and_its_model_file_is_applied_again() {
             "run",
         ],
     );
-    assert!(text.contains("cnn 4x4 -> conv"), "{text}");
+    // The CNN's defaults: Adam at 0.01 (not the lecture's gradient descent at 1).
+    assert!(
+        text.contains("cnn 4x4 -> conv 32 -> conv 64 -> 1, Adam at lr 0.01, 30 epochs"),
+        "{text}"
+    );
     let test = text
         .lines()
         .find(|l| l.trim_start().starts_with("test"))
@@ -123,6 +123,22 @@ fn what_the_cnn_cannot_take_is_refused_before_training() {
         (
             vec!["train", "--checkpoint-every", "0"],
             "--checkpoint-every must be at least 1",
+        ),
+        (
+            vec!["train", "--epochs", "5", "--checkpoint-every", "6"],
+            "--checkpoint-every 6 is more than the 5 epochs of the run",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                "digits",
+                "--model",
+                "cnn",
+                "--checkpoint-every",
+                "11",
+            ],
+            "more than the 10 epochs",
         ),
     ] {
         let err = failure(&dir, &args);

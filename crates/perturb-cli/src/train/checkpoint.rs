@@ -199,11 +199,11 @@ pub(super) fn load(dir: &Path, args: &Args, setup: &Setup) -> Result<Progress, S
     let checkpoint = Checkpoint::<f64>::load(&file, &mut layers, &setup.model.describe())
         .map_err(|e| fail(&e))?;
     let epochs = checkpoint.train.epoch as usize;
-    if epochs >= args.epochs {
+    if epochs >= args.epoch_count() {
         return Err(fail(&format!(
             "the checkpoint has done {epochs} epochs, and --epochs {} leaves none to do; \
              --epochs counts all the epochs of the run, ask for more than {epochs}",
-            args.epochs
+            args.epoch_count()
         )));
     }
     let meta = &checkpoint.header.metadata;
@@ -256,7 +256,7 @@ pub(super) fn load(dir: &Path, args: &Args, setup: &Setup) -> Result<Progress, S
             ))
         })
     };
-    let mut optimizer = optimizer(args.optimizer, setup.lr);
+    let mut optimizer = optimizer(args.optimizer_kind(), setup.lr);
     optimizer
         .load_state(checkpoint.optimizer)
         .map_err(|e| fail(&format!("{}: the optimiser's state: {e}", file.display())))?;

@@ -76,7 +76,7 @@ impl Progress {
         Progress {
             epochs: 0,
             step: 0,
-            optimizer: optimizer(args.optimizer, setup.lr),
+            optimizer: optimizer(args.optimizer_kind(), setup.lr),
             params,
             history: History::default(),
             first_loss,
@@ -94,7 +94,7 @@ pub(super) fn optimizer(kind: OptimizerKind, lr: f64) -> Box<dyn Optimizer<f64>>
     }
 }
 
-/// The training loop: from the epoch `progress` has reached to `args.epochs`, passes over the
+/// The training loop: from the epoch `progress` has reached to `args.epoch_count()`, passes over the
 /// training part in batches; `at_checkpoint` sees the state after every `--checkpoint-every`
 /// epochs. Stops at the first step whose loss or gradient is not finite.
 pub(super) fn fit(
@@ -105,26 +105,26 @@ pub(super) fn fit(
 ) -> Result<Fit, String> {
     let train_err = |e: perturb::Error| format!("train: {e}");
     let (task, train, model) = (setup.task, &setup.train, &setup.model);
-    let bar = ProgressBar::new(args.epochs as u64);
+    let bar = ProgressBar::new(args.epoch_count() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} epochs  {msg}")
             .map_err(|e| format!("train: {e}"))?,
     );
     bar.set_position(progress.epochs as u64);
-    let full_batch = args.batch_size == 0 || args.batch_size >= train.len();
+    let full_batch = args.batch_rows() == 0 || args.batch_rows() >= train.len();
     let batch = if full_batch {
         train.len()
     } else {
-        args.batch_size
+        args.batch_rows()
     };
     let mut tape = TensorTape::new();
     // The optimiser keeps its state under the parameters' names (a checkpoint's too).
     let names = super::checkpoint::param_names(setup);
     // The loss per epoch: the training loss (the mean over the epoch's batches) every epoch,
     // the test loss (before the epoch's steps) at about 200 epochs.
-    let test_every = (args.epochs / 200).max(1);
+    let test_every = (args.epoch_count() / 200).max(1);
     let mut shown_accuracy = String::new();
-    for epoch in progress.epochs..args.epochs {
+    for epoch in progress.epochs..args.epoch_count() {
         let Progress {
             step,
             params,
@@ -133,7 +133,7 @@ pub(super) fn fit(
             best,
             ..
         } = &mut progress;
-        if epoch % test_every == 0 || epoch + 1 == args.epochs {
+        if epoch % test_every == 0 || epoch + 1 == args.epoch_count() {
             if let Ok(test_loss) = model
                 .forward(params, &setup.test.x)
                 .and_then(|out| loss_of(task, &out, &setup.test_y))
@@ -188,7 +188,7 @@ pub(super) fn fit(
         let epoch_loss = loss_sum / rows.max(1) as f64;
         history.train.push(((epoch + 1) as f64, epoch_loss));
         // The loss is shown every epoch; the accuracy (a pass over the training data) every 50.
-        if task != Task::Regression && (epoch % 50 == 0 || epoch + 1 == args.epochs) {
+        if task != Task::Regression && (epoch % 50 == 0 || epoch + 1 == args.epoch_count()) {
             shown_accuracy = model
                 .forward(params, &train.x)
                 .ok()

@@ -83,19 +83,20 @@ pub struct Args {
     /// The MLP's hidden units' activation [default: sigmoid].
     #[arg(long, value_enum)]
     pub activation: Option<ActivationKind>,
-    /// The optimiser.
-    #[arg(long, value_enum, default_value_t = OptimizerKind::Gd)]
-    pub optimizer: OptimizerKind,
+    /// The optimiser [default: gd for the MLP, adam for the CNN].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
     /// The learning rate alpha (default: gd 1 for classification and 0.1 for regression, sgd
     /// a tenth of that, adam 0.01).
     #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
-    /// Passes over the training data.
-    #[arg(long, default_value_t = 10000)]
-    pub epochs: usize,
-    /// Rows per gradient step (0: the whole training set, as in the lecture).
-    #[arg(long, default_value_t = 0)]
-    pub batch_size: usize,
+    /// Passes over the training data [default: 10000 for the MLP, 10 for the CNN].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Rows per gradient step, 0 for the whole training set as in the lecture [default: 0 for
+    /// the MLP, 64 for the CNN].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// The share of the rows held out for testing.
     #[arg(long, default_value_t = 0.25)]
     pub test_fraction: f64,
@@ -146,6 +147,33 @@ impl Args {
     /// The MLP's activation.
     fn activation_kind(&self) -> ActivationKind {
         self.activation.unwrap_or(ActivationKind::Sigmoid)
+    }
+
+    /// The optimiser: the lecture's gradient descent for the MLP, Adam for the CNN (plain
+    /// gradient descent at the lecture's rate diverges there), unless one is given.
+    fn optimizer_kind(&self) -> OptimizerKind {
+        self.optimizer.unwrap_or(match self.model {
+            ModelKind::Mlp => OptimizerKind::Gd,
+            ModelKind::Cnn => OptimizerKind::Adam,
+        })
+    }
+
+    /// The epochs of the run: the lecture's 10000 for the MLP, 10 for the CNN (an epoch of
+    /// minibatches there), unless given.
+    fn epoch_count(&self) -> usize {
+        self.epochs.unwrap_or(match self.model {
+            ModelKind::Mlp => 10000,
+            ModelKind::Cnn => 10,
+        })
+    }
+
+    /// The rows per step: the whole training part for the MLP (0), 64 for the CNN, unless
+    /// given.
+    fn batch_rows(&self) -> usize {
+        self.batch_size.unwrap_or(match self.model {
+            ModelKind::Mlp => 0,
+            ModelKind::Cnn => 64,
+        })
     }
 }
 
@@ -260,7 +288,7 @@ fn check(args: &Args) -> Result<(), String> {
             compact(lr)
         ));
     }
-    if args.epochs == 0 {
+    if args.epochs == Some(0) {
         return Err("train: --epochs must be at least 1".into());
     }
     if args.hidden_sizes().contains(&0) {
@@ -279,8 +307,16 @@ fn check(args: &Args) -> Result<(), String> {
             }
         }
     }
-    if args.checkpoint_every == Some(0) {
-        return Err("train: --checkpoint-every must be at least 1 (epochs)".into());
+    match args.checkpoint_every {
+        Some(0) => return Err("train: --checkpoint-every must be at least 1 (epochs)".into()),
+        Some(n) if n > args.epoch_count() => {
+            return Err(format!(
+                "train: --checkpoint-every {n} is more than the {} epochs of the run: no \
+                 checkpoint would be written",
+                args.epoch_count()
+            ))
+        }
+        _ => {}
     }
     if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
         return Err(format!(

@@ -176,7 +176,7 @@ pub(super) fn loss_picture(
         "{}: {}, {:?} at lr {}",
         setup.name,
         setup.model.describe(),
-        args.optimizer,
+        args.optimizer_kind(),
         compact(setup.lr)
     );
     crate::plot::loss_curve(&args.out, stem, &title, loss_name, &series)

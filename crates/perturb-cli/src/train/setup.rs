@@ -73,7 +73,9 @@ impl Setup {
         let test_y = test.y.map(|v| (v - target_scale.0) / target_scale.1);
         let inputs = dataset.n_features();
         let model = network(args, inputs, classes)?;
-        let lr = args.lr.unwrap_or_else(|| default_lr(task, args.optimizer));
+        let lr = args
+            .lr
+            .unwrap_or_else(|| default_lr(task, args.optimizer_kind()));
         let config = run_config(args, task, lr, &train, &test);
         Ok(Setup {
             name: data_name(&args.data),
@@ -104,9 +106,9 @@ impl Setup {
             self.inputs,
             format!("{:?}", self.task).to_lowercase(),
             self.model.describe(),
-            args.optimizer,
+            args.optimizer_kind(),
             compact(self.lr),
-            args.epochs
+            args.epoch_count()
         );
         if let Some(note) = &self.note {
             println!("note: {note}");
@@ -282,9 +284,9 @@ fn run_config(
         ("target", args.target.clone().unwrap_or_default()),
         ("task", lower(&task)),
         ("model", lower(&args.model)),
-        ("optimizer", lower(&args.optimizer)),
+        ("optimizer", lower(&args.optimizer_kind())),
         ("lr", lr.to_string()),
-        ("batch-size", args.batch_size.to_string()),
+        ("batch-size", args.batch_rows().to_string()),
         ("test-fraction", args.test_fraction.to_string()),
         ("seed", args.seed.to_string()),
     ];
