@@ -130,6 +130,45 @@ fn an_mlp_stopped_and_resumed_ends_with_the_weights_of_a_straight_run() {
         "32",
     ];
     stopped_and_resumed_equals_straight(&dir, &options, 3);
+    // A checkpoint written by a longer run (as one killed after its epoch 2 would leave):
+    // that run planned 3 epochs, checkpointed after 2; resumed to 4, it ends as 4 straight.
+    let adam = [
+        "--data",
+        "iris",
+        "--hidden",
+        "6",
+        "--optimizer",
+        "adam",
+        "--batch-size",
+        "40",
+    ];
+    let args = |extra: &[&'static str]| -> Vec<&str> {
+        std::iter::once("train")
+            .chain(adam)
+            .chain(extra.iter().copied())
+            .collect()
+    };
+    run(&dir, &args(&["--epochs", "4", "--out", "straight4"]));
+    run(
+        &dir,
+        &args(&[
+            "--epochs",
+            "3",
+            "--checkpoint-every",
+            "2",
+            "--out",
+            "planned3",
+        ]),
+    );
+    let text = run(
+        &dir,
+        &args(&["--epochs", "4", "--resume", "planned3", "--out", "resumed4"]),
+    );
+    assert!(text.contains("resuming after epoch 2 "), "{text}");
+    assert_eq!(
+        tensor_bits(&dir.join("straight4/model.safetensors")),
+        tensor_bits(&dir.join("resumed4/model.safetensors"))
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
