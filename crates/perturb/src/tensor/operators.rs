@@ -240,3 +240,68 @@ every_operator!(['t] TensorVar<'t, A>);
 every_operator!([] DualTensor<A>);
 every_operator!([] Batched<A>);
 every_operator!([] Deferred<A>, + 'static);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::TensorTape;
+
+    #[test]
+    fn operators_match_methods() {
+        let a = Tensor::vector(&[1.0_f64, 2.0]);
+        let b = Tensor::vector(&[3.0_f64, 5.0]);
+        assert_eq!((&a + &b).to_vec(), vec![4.0, 7.0]);
+        assert_eq!((&a - &b).to_vec(), vec![-2.0, -3.0]);
+        assert_eq!((&a * &b).to_vec(), vec![3.0, 10.0]);
+        assert_eq!((&b / 2.0).to_vec(), vec![1.5, 2.5]);
+        // Division by a constant is a division, not a product with a rounded reciprocal:
+        // before, 0.3 / 3 came out 1 ulp off and 1e-10 / 1e-310 as inf.
+        let x = Tensor::vector(&[0.3_f64, 1e-10, 7.0, 0.0, -2.5]);
+        for c in [
+            3.0,
+            1e-310,
+            0.1,
+            4.0,
+            0.0,
+            -0.0,
+            f64::INFINITY,
+            2.0_f64.powi(-1074),
+        ] {
+            let want: Vec<f64> = x.as_slice().iter().map(|&v| v / c).collect();
+            let got = (&x / c).to_vec();
+            let same = got
+                .iter()
+                .zip(&want)
+                .all(|(g, w)| g.to_bits() == w.to_bits());
+            assert!(same, "x / {c:e}: {got:?} vs {want:?}");
+        }
+        let small = Tensor::vector(&[1e-30_f32, 0.7]);
+        let got = (&small / 1e-39_f32).to_vec();
+        assert_eq!(got, vec![1e-30_f32 / 1e-39, 0.7 / 1e-39]);
+        // On a tape too, with the derivative 1 / c.
+        let tape = TensorTape::new();
+        let v = tape.var(Tensor::vector(&[1e-10_f64]));
+        let y = (&v / 1e-310).sum_all();
+        assert_eq!(y.value().item(), Some(1e-10 / 1e-310));
+        let g = tape.gradient(&y, &[&v]).unwrap().remove(0);
+        assert_eq!(g.item(), Some(1.0 / 1e-310));
+        assert_eq!((&a - 1.0).to_vec(), vec![0.0, 1.0]);
+        assert_eq!((-a.clone()).to_vec(), vec![-1.0, -2.0]);
+        let tape = TensorTape::new();
+        let x = tape.var(a.clone());
+        let y = (&x * &x + 1.0).sum_all();
+        assert_eq!(
+            tape.gradient(&y, &[&x]).unwrap()[0].to_vec(),
+            vec![2.0, 4.0]
+        );
+    }
+
+    #[test]
+    fn a_shape_mismatch_panics_naming_the_operation_and_shapes() {
+        let a = Tensor::<f64>::zeros(&[2, 3]);
+        let b = Tensor::<f64>::zeros(&[4]);
+        let err = std::panic::catch_unwind(|| &a + &b).unwrap_err();
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert_eq!(msg, "add: shapes [2, 3] and [4] do not match");
+    }
+}
