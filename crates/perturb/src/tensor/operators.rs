@@ -19,62 +19,53 @@ use super::dual::DualTensor;
 use super::element::Element;
 use super::tape::TensorVar;
 
-/// An [`Array`] with the arithmetic operators, owned on the left: `x + y`, `x + &y`,
-/// `x + c` (a constant of the element type), the same for `-`, `*` and `/`, and `-x`, all
-/// broadcasting and panicking on a shape mismatch like [`Array::add`]. Every array type is one
-/// (a blanket impl): bound generic code by `A: ArrayOps` instead of `A: Array` to write it with
-/// operators.
-///
-/// Only the owned forms can be named here: the bounds a trait states about `&Self` are not
-/// implied where the trait is used, so `&x + &y` needs `x.clone() + y` in generic code
-/// (arrays are handles to shared storage: a clone copies no elements). Concrete types have
-/// every form. See the [prelude](crate::prelude) for the idiom.
-///
-/// ```
-/// use perturb::prelude::*;
-///
-/// // sum((x - 1)^2 * w) for any array type with f64 elements.
-/// fn weighted<A: ArrayOps<Elem = f64>>(x: &A, w: &A) -> A {
-///     ((x.clone() - 1.0).square() * w).sum_all()
-/// }
-/// let x = Tensor::vector(&[2.0, 3.0]);
-/// let w = Tensor::vector(&[1.0, 0.5]);
-/// assert_eq!(weighted(&x, &w).to_vec(), vec![1.0 + 2.0]);
-/// ```
-pub trait ArrayOps:
-    Array
-    + ops::Add<Output = Self>
-    + ops::Sub<Output = Self>
-    + ops::Mul<Output = Self>
-    + ops::Div<Output = Self>
-    + for<'a> ops::Add<&'a Self, Output = Self>
-    + for<'a> ops::Sub<&'a Self, Output = Self>
-    + for<'a> ops::Mul<&'a Self, Output = Self>
-    + for<'a> ops::Div<&'a Self, Output = Self>
-    + ops::Add<<Self as Array>::Elem, Output = Self>
-    + ops::Sub<<Self as Array>::Elem, Output = Self>
-    + ops::Mul<<Self as Array>::Elem, Output = Self>
-    + ops::Div<<Self as Array>::Elem, Output = Self>
-    + ops::Neg<Output = Self>
-{
+/// Declares a trait by its bounds (`Self` the array type) and implements it for every type
+/// that has them, from one list.
+macro_rules! bounds_trait {
+    ($(#[$doc:meta])* pub trait $name:ident: $($bounds:tt)+) => {
+        $(#[$doc])*
+        pub trait $name: $($bounds)+ {}
+        impl<A> $name for A where A: $($bounds)+ {}
+    };
 }
 
-impl<A> ArrayOps for A where
-    A: Array
-        + ops::Add<Output = A>
-        + ops::Sub<Output = A>
-        + ops::Mul<Output = A>
-        + ops::Div<Output = A>
-        + for<'a> ops::Add<&'a A, Output = A>
-        + for<'a> ops::Sub<&'a A, Output = A>
-        + for<'a> ops::Mul<&'a A, Output = A>
-        + for<'a> ops::Div<&'a A, Output = A>
-        + ops::Add<<A as Array>::Elem, Output = A>
-        + ops::Sub<<A as Array>::Elem, Output = A>
-        + ops::Mul<<A as Array>::Elem, Output = A>
-        + ops::Div<<A as Array>::Elem, Output = A>
-        + ops::Neg<Output = A>
-{
+bounds_trait! {
+    /// An [`Array`] with the arithmetic operators, owned on the left: `x + y`, `x + &y`,
+    /// `x + c` (a constant of the element type), the same for `-`, `*` and `/`, and `-x`, all
+    /// broadcasting and panicking on a shape mismatch like [`Array::add`]. Every array type is one
+    /// (a blanket impl): bound generic code by `A: ArrayOps` instead of `A: Array` to write it with
+    /// operators.
+    ///
+    /// Only the owned forms can be named here: the bounds a trait states about `&Self` are not
+    /// implied where the trait is used, so `&x + &y` needs `x.clone() + y` in generic code
+    /// (arrays are handles to shared storage: a clone copies no elements). Concrete types have
+    /// every form. See the [prelude](crate::prelude) for the idiom.
+    ///
+    /// ```
+    /// use perturb::prelude::*;
+    ///
+    /// // sum((x - 1)^2 * w) for any array type with f64 elements.
+    /// fn weighted<A: ArrayOps<Elem = f64>>(x: &A, w: &A) -> A {
+    ///     ((x.clone() - 1.0).square() * w).sum_all()
+    /// }
+    /// let x = Tensor::vector(&[2.0, 3.0]);
+    /// let w = Tensor::vector(&[1.0, 0.5]);
+    /// assert_eq!(weighted(&x, &w).to_vec(), vec![1.0 + 2.0]);
+    /// ```
+    pub trait ArrayOps: Array
+        + ops::Add<Output = Self>
+        + ops::Sub<Output = Self>
+        + ops::Mul<Output = Self>
+        + ops::Div<Output = Self>
+        + for<'a> ops::Add<&'a Self, Output = Self>
+        + for<'a> ops::Sub<&'a Self, Output = Self>
+        + for<'a> ops::Mul<&'a Self, Output = Self>
+        + for<'a> ops::Div<&'a Self, Output = Self>
+        + ops::Add<<Self as Array>::Elem, Output = Self>
+        + ops::Sub<<Self as Array>::Elem, Output = Self>
+        + ops::Mul<<Self as Array>::Elem, Output = Self>
+        + ops::Div<<Self as Array>::Elem, Output = Self>
+        + ops::Neg<Output = Self>
 }
 
 /// `array op array` and `-array`, for both owned and borrowed operands.
