@@ -6,8 +6,9 @@
 //!   scalar code of [`Dual`](crate::Dual) and [`Var`](crate::Var)), [`Error`] (for the `try_`
 //!   forms), [`Tree`] (parameter trees).
 //!
-//! The `std::ops` traits are not here: operators need none in scope, and importing them
-//! would make a method call such as `x.add(&y)` ambiguous with [`Array::add`].
+//! The `std::ops` traits are not here: operators need none in scope, and with them in scope a
+//! method call such as `x.add(&y)` on an owned `x` would be the operator's (taking `x` by
+//! value) rather than [`Array::add`].
 //!
 //! # Writing a function once, with operators
 //!
@@ -56,9 +57,13 @@
 //!
 //! The operators panic on a shape mismatch, naming the operation and the shapes; code that
 //! wants a [`Result`] uses the `try_` methods (`x.try_add(&y)?`). In code bounded by
-//! `ArrayOps`, a method call on an owned value with an operator's name (`x.mul(&y)` with `x:
-//! A`) is the operator's and takes `x` by value; call it on a reference (`(&x).mul(&y)`) to
-//! keep `x`, or write the operator.
+//! `ArrayOps`, a method call on an owned value with an operator's name (`x.mul(&y)` with
+//! `x: A`) is the operator's and takes `x` by value: write `Array::mul(&x, &y)` to keep `x`,
+//! or the operator.
+//!
+//! A [`TensorFn`](crate::tensor::TensorFn)'s `call` is bounded by [`Array`] alone (the trait
+//! fixes its signature), so its body uses the methods; closures passed to the transforms, as
+//! above, can call functions bounded by `ArrayOps`.
 //!
 //! [`Tree`] is the trait of parameter trees; the derive of the same name comes with it where
 //! the crate provides one.

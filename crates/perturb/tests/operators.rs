@@ -416,3 +416,22 @@ fn mlp_loss_written_with_operators_under_every_transform() {
     let w = tensor::<f64>(&[PARAMETERS], 0.53) * 0.5;
     every_transform_matches_central_differences!(mlp_loss, &w);
 }
+
+/// The idiom the prelude documents: in code bounded by `ArrayOps`, a method with an
+/// operator's name called by its path keeps the value (`h.mul(y)` would be the operator's and
+/// move `h`).
+fn method_on_a_reference<A: ArrayOps>(x: &A, y: &A) -> A {
+    let h = x.clone() * y;
+    let k = Array::mul(&h, y);
+    h + k
+}
+
+#[test]
+fn method_forms_on_references_keep_the_value() {
+    let (x, y) = (Tensor::vector(&[2.0_f64, 3.0]), Tensor::vector(&[5.0, 7.0]));
+    // x y + x y^2
+    assert_eq!(
+        method_on_a_reference(&x, &y).to_vec(),
+        vec![10.0 + 50.0, 21.0 + 147.0]
+    );
+}

@@ -41,6 +41,10 @@ bounds_trait! {
     /// (arrays are handles to shared storage: a clone copies no elements). Concrete types have
     /// every form. See the [prelude](crate::prelude) for the idiom.
     ///
+    /// A trait of its own rather than bounds of [`Array`]: in code bounded by them, a method
+    /// call on an owned array with an operator's name (`x.mul(&y)`) would become the
+    /// operator's and move `x`, which existing generic code does not expect.
+    ///
     /// ```
     /// use perturb::prelude::*;
     ///
