@@ -261,6 +261,93 @@ fn generic_code_mismatch_panics() {
     let _ = generic(&a, &b);
 }
 
+/// Where a panic in `f` points, run on its own thread (the panic hook is global: other
+/// threads' panics go to the hook that was there before).
+fn panic_location(f: fn()) -> (String, u32) {
+    type Seen = std::sync::Arc<std::sync::Mutex<Option<(String, u32)>>>;
+    let seen: Seen = Default::default();
+    let name = "panic-location";
+    let previous = std::sync::Arc::new(std::panic::take_hook());
+    {
+        let (seen, previous) = (seen.clone(), previous.clone());
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().name() == Some(name) {
+                let at = info.location().unwrap();
+                *seen.lock().unwrap() = Some((at.file().to_string(), at.line()));
+            } else {
+                previous(info);
+            }
+        }));
+    }
+    let outcome = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .unwrap()
+        .join();
+    let _ = std::panic::take_hook();
+    assert!(outcome.is_err(), "no panic");
+    let at = seen.lock().unwrap().take();
+    at.expect("the hook saw the panic")
+}
+
+/// The line each case below expects its panic at: the one after it stores it.
+static EXPECTED_LINE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn expect_line(line: u32) {
+    EXPECTED_LINE.store(line, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn tensor_case() {
+    let (a, b) = mismatched();
+    expect_line(line!() + 1);
+    let _ = &a - &b;
+}
+
+fn tape_case() {
+    let (a, b) = mismatched();
+    let tape = TensorTape::new();
+    let (a, b) = (tape.var(a), tape.var(b));
+    expect_line(line!() + 1);
+    let _ = 2.0 * a + &b;
+}
+
+fn dual_case() {
+    let (a, b) = mismatched();
+    let (a, b) = (DualTensor::constant(a), DualTensor::constant(b));
+    expect_line(line!() + 1);
+    let _ = 2.0 / a + b;
+}
+
+fn batched_case() {
+    let (a, b) = mismatched();
+    let (a, b) = (Batched::single(a), Batched::single(b));
+    expect_line(line!() + 1);
+    let _ = a * 4.0 * b;
+}
+
+fn deferred_case() {
+    let (a, b) = mismatched();
+    let (a, b) = (Deferred::new(a), Deferred::new(b));
+    expect_line(line!() + 1);
+    let _ = &a / &b - 1.0;
+}
+
+#[test]
+fn a_panic_points_at_the_callers_line() {
+    let cases: [fn(); 5] = [
+        tensor_case,
+        tape_case,
+        dual_case,
+        batched_case,
+        deferred_case,
+    ];
+    for case in cases {
+        let at = panic_location(case);
+        let line = EXPECTED_LINE.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(at, (file!().to_string(), line));
+    }
+}
+
 // ---- Generic functions under every transform ----------------------------------------------
 
 /// Rosenbrock, `sum(100 (x[1..] - x[..n-1]^2)^2 + (1 - x[..n-1])^2)`, for any element type:

@@ -200,7 +200,7 @@ fn sub_scalar<A: Array>(x: &A, c: A::Elem) -> A {
     x.add_scalar(-c)
 }
 
-/// `c - x`, as `-x + c`: the same rounding.
+/// `c - x`, as `-x + c` (exactly `c - x` in floating point).
 #[track_caller]
 fn scalar_sub<A: Array>(x: &A, c: A::Elem) -> A {
     Array::neg(x).add_scalar(c)
