@@ -61,6 +61,7 @@ pub use dense::Tensor;
 pub use dual::DualTensor;
 pub use element::Element;
 pub use op::{Op, VjpReads};
+pub use operators::ArrayOps;
 pub use ops::Indices;
 pub use tape::{TensorTape, TensorVar};
 pub use transforms::{
