@@ -48,6 +48,7 @@ pub mod linalg;
 mod op;
 mod operators;
 pub mod ops;
+mod ravel;
 mod tape;
 pub mod transforms;
 mod vmath;
@@ -62,8 +63,10 @@ pub use dual::DualTensor;
 pub use element::Element;
 pub use op::{Op, VjpReads};
 pub use ops::Indices;
+pub use ravel::{ravel, unravel};
 pub use tape::{TensorTape, TensorVar};
 pub use transforms::{
-    grad, grad_n, hessian, hvp, jacfwd, jacobian, jacrev, jvp, jvp_n, value_and_grad,
-    value_and_grad_n, vjp, vjp_n, Grad, Hessian, JacFwd, JacRev, Jacobian, TensorFn,
+    grad, grad_n, grad_with_aux, hessian, hvp, jacfwd, jacobian, jacrev, jvp, jvp_n,
+    value_and_grad, value_and_grad_n, value_and_grad_with_aux, vjp, vjp_n, Grad, Hessian, JacFwd,
+    JacRev, Jacobian, TensorFn, TreeFn, TreeFnWithAux,
 };
