@@ -272,6 +272,29 @@ fn hvp_of_a_model_is_the_hessian_blocks_times_the_direction() {
 }
 
 #[test]
+fn transforms_of_trees_nest() {
+    // d/dm <grad loss(m), v> = H v: a gradient of a tree inside a gradient of a tree.
+    let m = model();
+    let v = random_like(&m, 13);
+    let outer = grad(
+        |m| {
+            let g = grad(|n| loss(n), m)?;
+            let vw = g.weight.constant_like(&v.weight);
+            let vb = g.bias.constant_like(&v.bias);
+            g.weight
+                .try_mul(&vw)?
+                .sum_all()
+                .try_add(&g.bias.try_mul(&vb)?.sum_all())
+        },
+        &m,
+    )
+    .unwrap();
+    let hv = hvp(|m| loss(m), &m, &v).unwrap();
+    close(&outer.weight, &hv.weight, 1e-14);
+    close(&outer.bias, &hv.bias, 1e-14);
+}
+
+#[test]
 fn has_aux_returns_the_logits_beside_the_gradient() {
     let m = model();
     let ((value, logits), g) = value_and_grad_with_aux(

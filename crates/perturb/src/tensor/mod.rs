@@ -11,7 +11,9 @@
 //!   ([`Op::batch`]): several tangents or cotangents in one pass.
 //! - Transforms ([`jvp`], [`vjp`], [`grad`], [`jacfwd`], [`jacrev`], [`jacobian`], [`hessian`],
 //!   [`hvp`], and the composable [`TensorFn`]s [`Grad`], [`JacFwd`], [`JacRev`], [`Hessian`]),
-//!   and [`check_grads`] to test derivatives the way perturb tests its own.
+//!   and [`check_grads`] to test derivatives the way perturb tests its own; each takes a
+//!   [tree](crate::tree) of arrays (a model) where it takes an array, and [`ravel`] turns a
+//!   tree into one vector.
 //!
 //! ```
 //! use perturb::tensor::{Array, Tensor, TensorTape};

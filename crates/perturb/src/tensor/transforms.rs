@@ -97,8 +97,10 @@ use crate::tree::{same_structure, Tree};
 
 /// A function of a [tree](crate::tree) whose leaves are `V`, with one `V` output: the bound of
 /// the reverse-mode transforms ([`grad`], [`value_and_grad`], [`vjp`], [`jacrev`], [`hessian`],
-/// [`hvp`]), as `for<'t> TreeFn<X, A, TensorVar<'t, B>>`. `X` is the tree as given (leaves `L`);
-/// the function sees the same structure with leaves `V`, the tape variables.
+/// [`hvp`]), as `for<'t> TreeFn<X, A, TensorVar<'t, B>>`. `X` is the tree as given, with leaves
+/// `L = A`; the function sees the same structure with leaves `V`, tape variables over the array
+/// type `B` the transform records (`A` itself for [`grad`], `Batched<A>` for [`jacrev`],
+/// `DualTensor<Batched<A>>` for [`hessian`], `Deferred<A>` for [`hvp`]).
 ///
 /// Every closure `FnOnce(&X::With<V>) -> Result<V, Error>` is one; there is nothing to
 /// implement. (It exists because Rust refuses the bound
@@ -255,8 +257,13 @@ where
     F: FnOnce(&X::With<DualTensor<A>>) -> Result<DualTensor<A>, Error>,
 {
     check_like("jvp", "tangent", primal, tangent)?;
-    let duals = primal.zip_map(tangent, |p, t| DualTensor::new(p.clone(), t.clone()))?;
-    Ok(f(&duals)?.into_parts())
+    let duals = primal
+        .leaves()
+        .into_iter()
+        .zip(tangent.leaves())
+        .map(|(p, t)| DualTensor::new(p.clone(), t.clone()))
+        .collect();
+    Ok(f(&primal.unflatten(duals)?)?.into_parts())
 }
 
 /// The value of `f` at `primal` and the cotangent of `primal` given the output's `cotangent`
@@ -340,6 +347,7 @@ where
 /// // loss = 9 |w|^2 = 18, its gradient 18 w.
 /// assert_eq!((loss.to_vec(), logits.to_vec(), g[0].to_vec()), (vec![18.0], vec![3.0, -3.0], vec![18.0, -18.0]));
 /// ```
+// JAX's layout, ((value, aux), gradient), spelled out rather than hidden behind an alias.
 #[allow(clippy::type_complexity)]
 pub fn value_and_grad_with_aux<A, X, R, F>(f: F, x: &X) -> Result<((A, R), X::With<A>), Error>
 where
