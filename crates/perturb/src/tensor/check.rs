@@ -2,7 +2,6 @@
 //! random directions, the way perturb tests its own rules.
 
 use std::fmt;
-
 use std::ops::Range;
 
 use super::array::Array;
