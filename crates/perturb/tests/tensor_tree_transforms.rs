@@ -475,3 +475,45 @@ fn check_grads_of_a_model_passes_and_names_the_leaf_of_a_wrong_rule() {
         }
     }
 }
+
+#[test]
+fn jacrev_of_a_tree_keeps_one_rows_singularity_to_itself() {
+    // f(a, b) = [sqrt(a), 2 b] at a = 0: d sqrt(a)/da is infinite. In the stacked sweep the
+    // other row's zero cotangent times that slope is NaN; the rows swept one by one give 0.
+    let p = (Tensor::vector(&[0.0_f64]), Tensor::vector(&[1.0_f64]));
+    let (ja, jb) = jacrev(
+        |(a, b)| Array::try_concat(&[&a.sqrt(), &b.scale(2.0)], 0),
+        &p,
+    )
+    .unwrap();
+    assert_eq!(ja.shape(), &[2, 1]);
+    assert_eq!((ja.to_vec()[0], ja.to_vec()[1]), (f64::INFINITY, 0.0));
+    assert_eq!(jb.to_vec(), [0.0, 2.0]);
+}
+
+#[test]
+fn empty_and_zero_element_leaves_are_handled() {
+    // A leaf with no elements gets derivatives with no elements.
+    let p = (Tensor::vector(&[1.0_f64, 2.0]), Tensor::<f64>::zeros(&[0]));
+    let (g0, g1) = grad(|(a, e)| Ok(a.square().sum_all().try_add(&e.sum_all())?), &p).unwrap();
+    assert_eq!((g0.to_vec(), g1.shape()), (vec![2.0, 4.0], &[0][..]));
+    let h = hessian(|(a, e)| a.square().sum_all().try_add(&e.sum_all()), &p).unwrap();
+    assert_eq!(
+        (h.0 .0.to_vec(), h.0 .1.shape(), h.1 .1.shape()),
+        (vec![2.0, 0.0, 0.0, 2.0], &[2, 0][..], &[0, 0][..])
+    );
+    let v = (Tensor::vector(&[1.0_f64, 0.0]), Tensor::<f64>::zeros(&[0]));
+    let hv = hvp(|(a, e)| a.square().sum_all().try_add(&e.sum_all()), &p, &v).unwrap();
+    assert_eq!((hv.0.to_vec(), hv.1.shape()), (vec![2.0, 0.0], &[0][..]));
+    // An empty tree: nothing to differentiate.
+    let none: Vec<Tensor<f64>> = Vec::new();
+    assert!(hvp(
+        |_| Ok(perturb::tensor::TensorVar::constant(
+            perturb::tensor::Deferred::new(Tensor::scalar(1.0))
+        )),
+        &none,
+        &none
+    )
+    .unwrap()
+    .is_empty());
+}
