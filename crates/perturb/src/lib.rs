@@ -60,6 +60,7 @@ pub mod explain;
 pub mod forward;
 pub mod functional;
 mod number;
+pub mod prelude;
 pub mod reverse;
 pub mod rules;
 mod scalar;
