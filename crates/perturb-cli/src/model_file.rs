@@ -111,9 +111,9 @@ fn metadata(m: &SavedModel) -> Result<BTreeMap<String, String>, String> {
     Ok(metadata)
 }
 
-/// The tensor `name` of a safetensors file, which must be F64 of `shape`; an error in words
-/// naming the tensor otherwise.
-fn f64_tensor(file: &SafeTensors, name: &str, shape: &[usize]) -> Result<Tensor<f64>, String> {
+/// The tensor `name` of a safetensors file, which must be F64 of `shape` and finite (weights);
+/// an error in words naming the tensor otherwise.
+fn finite_tensor(file: &SafeTensors, name: &str, shape: &[usize]) -> Result<Tensor<f64>, String> {
     let view = file.tensor(name).map_err(|e| in_words(&e))?;
     if view.dtype() != Dtype::F64 || view.shape() != shape {
         return Err(format!(
@@ -127,19 +127,13 @@ fn f64_tensor(file: &SafeTensors, name: &str, shape: &[usize]) -> Result<Tensor<
         .chunks_exact(8)
         .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
         .collect();
-    Tensor::from_vec(values, shape).map_err(|e| e.to_string())
-}
-
-/// [`f64_tensor`], whose values must also be finite (weights).
-fn finite_tensor(file: &SafeTensors, name: &str, shape: &[usize]) -> Result<Tensor<f64>, String> {
-    let t = f64_tensor(file, name, shape)?;
-    match t.as_slice().iter().position(|v| !v.is_finite()) {
-        None => Ok(t),
-        Some(i) => Err(format!(
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
             "the tensor '{name}' holds {} at index {i}: the weights must be finite",
-            t.as_slice()[i]
-        )),
+            values[i]
+        ));
     }
+    Tensor::from_vec(values, shape).map_err(|e| e.to_string())
 }
 
 /// The metadata entries that describe the network's architecture.
