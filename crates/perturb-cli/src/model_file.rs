@@ -1,8 +1,12 @@
-//! Saved models: the weights of a [`Network`] in the safetensors format, with the architecture,
-//! the task, the standardisation and the names of the feature and target columns in its
-//! metadata, so `perturb predict` and `perturb eval` can rebuild the model and apply it to new
-//! data. The names were added after the first files were written: a file without them still
-//! loads, and its data columns are then matched by count.
+//! Saved models: a [`Network`] in the library's model file ([`io::save`]: safetensors, the
+//! layers' weights under their paths), with the architecture, the task, the standardisation and
+//! the names of the feature and target columns in its header, so `perturb predict` and
+//! `perturb eval` can rebuild the model and apply it to new data.
+//!
+//! Files of the CLI's first format (`perturb-mlp-1`, written before the library had model
+//! files) are still read, by the reader below. Their column names were added after the first
+//! of them were written: a file without them still loads, and its data columns are then matched
+//! by count.
 
 use std::collections::BTreeMap;
 use std::io::Read;
