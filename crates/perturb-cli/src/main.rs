@@ -42,7 +42,8 @@ enum Command {
     Train(train::Args),
     /// Print the predictions of a model saved by `perturb train --out` on a data set.
     Predict(apply::Args),
-    /// Print the accuracy (or MSE and R^2) of a model saved by `perturb train --out` on a data set.
+    /// Print the accuracy and the confusion matrix (or MSE and R^2) of a model saved by
+    /// `perturb train --out` on a data set.
     Eval(apply::Args),
 }
 
