@@ -1,13 +1,14 @@
 //! # perturb-nn
 //!
 //! Neural networks on [`perturb::tensor`]: modules ([`module`]) and the layers they are built
-//! from ([`layers`]), the older layers and models ([`nn`]), losses ([`loss`]),
-//! optimisers and learning-rate schedules ([`optim`]), and data sets ([`data`]). Everything
-//! here uses only perturb's public API.
+//! from ([`layers`]), ready-made networks ([`models`]), the older layers and models ([`nn`]),
+//! losses ([`loss`]), optimisers and learning-rate schedules ([`optim`]), and data sets
+//! ([`data`]). Everything here uses only perturb's public API.
 
 pub mod data;
 pub mod layers;
 pub mod loss;
+pub mod models;
 pub mod module;
 pub mod nn;
 pub mod optim;
