@@ -45,8 +45,18 @@ use crate::nn::Init;
 ///      MaxPool2d(2),Flatten,Linear(24,10)]"
 /// );
 /// assert_eq!(cnn.num_leaves(), 6);
-/// assert_eq!(cnn.flatten(), small_cnn::<f64>(8, [4, 6], 10, 1).unwrap().flatten()); // seeded
+/// // Seeded: the same seed gives the same weights, another seed others.
+/// let weights = |seed| {
+///     let cnn = small_cnn::<f64>(8, [4, 6], 10, seed).unwrap();
+///     cnn.leaves().iter().map(|t| t.to_vec()).collect::<Vec<_>>()
+/// };
+/// assert_eq!(weights(1), weights(1));
+/// assert_ne!(weights(1), weights(2));
 /// assert!(small_cnn::<f64>(3, [4, 6], 10, 1).unwrap_err().to_string().contains("small_cnn"));
+/// let err = small_cnn::<f64>(8, [0, 6], 10, 1).unwrap_err().to_string();
+/// assert!(err.starts_with("Conv2d::new: "), "{err}");
+/// let err = small_cnn::<f64>(8, [4, 6], 0, 1).unwrap_err().to_string();
+/// assert!(err.starts_with("Linear::new: "), "{err}");
 /// ```
 pub fn small_cnn<T: Element>(
     side: usize,
