@@ -117,9 +117,11 @@ impl Names {
         }
     }
 
-    /// The variable bound to the `i`th field.
-    fn field(i: usize) -> Ident {
-        format_ident!("field_{}", i, span = Span::mixed_site())
+    /// The variable bound to the `i`th field. It sits at the field's type, where rustc then
+    /// points when that type is not a tree (`usize: Tree<A>` is not satisfied).
+    fn field(i: usize, field: &Field) -> Ident {
+        let span = Span::mixed_site().located_at(field.ty.span());
+        format_ident!("field_{}", i, span = span)
     }
 }
 
@@ -128,8 +130,9 @@ fn walk(arms: &[Arm], names: &Names, leaf: &Ident, method: &TokenStream) -> Toke
     let arms = arms.iter().map(|(constructor, fields)| {
         let trees = fields.iter().enumerate().filter(|(_, field)| !field.skip);
         let members = trees.clone().map(|(_, field)| &field.member);
-        let bindings = trees.clone().map(|(i, _)| Names::field(i));
-        let calls = trees.map(|(i, field)| call(field, &Names::field(i), names, leaf, method));
+        let bindings = trees.clone().map(|(i, field)| Names::field(i, field));
+        let calls =
+            trees.map(|(i, field)| call(field, &Names::field(i, field), names, leaf, method));
         let calls = quote!(#(#calls;)*);
         quote!(#constructor { #(#members: #bindings,)* .. } => { #calls })
     });
@@ -141,7 +144,11 @@ fn walk(arms: &[Arm], names: &Names, leaf: &Ident, method: &TokenStream) -> Toke
 fn map(arms: &[Arm], names: &Names, leaf: &Ident) -> TokenStream {
     let arms = arms.iter().map(|(constructor, fields)| {
         let members: Vec<_> = fields.iter().map(|field| &field.member).collect();
-        let bindings: Vec<_> = (0..fields.len()).map(Names::field).collect();
+        let bindings: Vec<_> = fields
+            .iter()
+            .enumerate()
+            .map(|(i, field)| Names::field(i, field))
+            .collect();
         let values = fields.iter().zip(&bindings).map(|(field, binding)| {
             if field.skip {
                 quote!(::core::clone::Clone::clone(#binding))
@@ -166,9 +173,9 @@ fn call(
     method: &TokenStream,
 ) -> TokenStream {
     let Names { path, f, p } = names;
-    let call = |path: &Ident| {
+    let call = |at: &Ident| {
         quote_spanned! {field.ty.span()=>
-            ::perturb::tree::Tree::<#leaf>::#method(#binding, #path, #f)
+            ::perturb::tree::Tree::<#leaf>::#method(#binding, #at, #f)
         }
     };
     match &field.segment {

@@ -2,10 +2,11 @@
 //!
 //! Neural networks on [`perturb::tensor`]: modules ([`module`]) and the layers they are built
 //! from ([`layers`]), ready-made networks ([`models`]), the older layers and models ([`nn`]),
-//! losses ([`loss`]), optimisers and learning-rate schedules ([`optim`]), and data sets
-//! ([`data`]). Everything here uses only perturb's public API.
+//! losses ([`loss`]), optimisers and learning-rate schedules ([`optim`]), data sets ([`data`]),
+//! and model files and checkpoints ([`io`]). Everything here uses only perturb's public API.
 
 pub mod data;
+pub mod io;
 pub mod layers;
 pub mod loss;
 pub mod models;

@@ -391,7 +391,10 @@ pub trait Module<A: Array>: Tree<A> {
 
     /// Calls `f` on each [`Buffer`] with its path below `path` (as a parameter's: `3.running_mean`
     /// for the running mean of a batch normalisation at index 3 of a `Sequential`'s layers is
-    /// `layers.3.running_mean`). Modules without buffers keep this default, which calls nothing.
+    /// `layers.3.running_mean`). Modules without buffers keep this default, which calls nothing;
+    /// a module made of others calls theirs with its field's name pushed on `path`
+    /// (`path.with("norm", |p| self.norm.visit_buffers(p, f))`), as its derived [`Tree`] does
+    /// for the parameters.
     ///
     /// ```
     /// use perturb::tensor::Tensor;

@@ -1,8 +1,12 @@
 //! Optimisers ([`GradientDescent`], [`Sgd`], [`Adam`]), learning-rate [`Schedule`]s and
 //! [`clip_grad_norm`].
 //!
-//! Parameters and gradients are plain tensors, in matching order: typically the model's
-//! parameter tensors and what `TensorTape::gradient` returned for them.
+//! An optimiser updates any parameter tree ([`Optimizer::update`]: a model struct, a `Vec`, a
+//! map, nested) from a tree of gradients of the same structure, or a slice of tensors with
+//! [`Optimizer::step`] (the leaves of a `Vec`, at paths `0`, `1`, ...). What it keeps between
+//! updates (SGD's velocity, Adam's moments and step count) is keyed by the leaves' paths and
+//! can be taken out and put back ([`Optimizer::state`], [`Optimizer::load_state`]) for a
+//! checkpoint.
 //!
 //! ```
 //! use perturb::tensor::{Array, Tensor, TensorTape};
@@ -21,10 +25,19 @@
 //! assert!((w[0].to_vec()[0] - 3.0).abs() < 1e-8);
 //! ```
 
+use std::collections::BTreeMap;
+
 use perturb::tensor::{Element, Tensor};
+use perturb::tree::{same_structure, Path, Tree};
 use perturb::Error;
 
 /// Updates parameters from their gradients.
+///
+/// Implement [`update_leaves`](Optimizer::update_leaves), [`state`](Optimizer::state),
+/// [`load_state`](Optimizer::load_state), [`lr`](Optimizer::lr) and
+/// [`set_lr`](Optimizer::set_lr); [`step`](Optimizer::step) and
+/// [`update`](Optimizer::update) are built on them. The trait is object safe:
+/// `Box<dyn Optimizer<T>>` is itself an optimiser, trees included.
 ///
 /// ```
 /// use perturb::tensor::Tensor;
@@ -33,14 +46,40 @@ use perturb::Error;
 /// let mut p = vec![Tensor::vector(&[1.0])];
 /// opt.step(&mut p, &[Tensor::vector(&[1.0])]).unwrap();
 /// assert_eq!(p[0].to_vec(), vec![0.5]);
+/// opt.update(&mut p, &vec![Tensor::vector(&[1.0])]).unwrap();
+/// assert_eq!(p[0].to_vec(), vec![0.0]);
 /// opt.set_lr(0.1);
 /// assert_eq!(opt.lr(), 0.1);
 /// ```
 pub trait Optimizer<T: Element> {
+    /// One update of the leaves `params`, named by `paths`, from `grads` (the same count, the
+    /// same shapes, each path once). The optimiser's state is kept by path: an error, with
+    /// nothing updated, if the paths or shapes differ from those of the previous updates, as
+    /// well as on a hyperparameter out of range (see [`step`](Optimizer::step)).
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::optim::{Adam, Optimizer};
+    /// let mut opt = Adam::new(0.1);
+    /// let names = ["w".to_string()];
+    /// let mut p = [Tensor::vector(&[1.0_f64])];
+    /// opt.update_leaves(&names, &mut p, &[Tensor::vector(&[2.0])]).unwrap();
+    /// let other = ["b".to_string()];
+    /// assert!(opt.update_leaves(&other, &mut p, &[Tensor::vector(&[2.0])]).is_err());
+    /// ```
+    fn update_leaves(
+        &mut self,
+        paths: &[String],
+        params: &mut [Tensor<T>],
+        grads: &[Tensor<T>],
+    ) -> Result<(), Error>;
+
     /// One update of `params` from `grads` (same count, same shapes; an error, with nothing
     /// updated, otherwise, if the parameters' shapes changed since the last step, or if a
     /// hyperparameter is out of range: a learning rate that is negative or not finite, a
     /// momentum or beta outside `[0, 1)`, a negative weight decay, an `eps` that is not > 0).
+    /// The tensors are the leaves `0`, `1`, ... of a `Vec`: a slice step and a tree update of
+    /// a `Vec` share the optimiser's state.
     ///
     /// ```
     /// use perturb::tensor::Tensor;
@@ -53,7 +92,84 @@ pub trait Optimizer<T: Element> {
     /// assert!(opt.step(&mut p, &[Tensor::vector(&[1.0, 1.0])]).is_err());
     /// assert_eq!(p[0].to_vec(), vec![1.0, 2.0]);
     /// ```
-    fn step(&mut self, params: &mut [Tensor<T>], grads: &[Tensor<T>]) -> Result<(), Error>;
+    fn step(&mut self, params: &mut [Tensor<T>], grads: &[Tensor<T>]) -> Result<(), Error> {
+        let paths: Vec<String> = (0..params.len()).map(|i| i.to_string()).collect();
+        self.update_leaves(&paths, params, grads)
+    }
+
+    /// One update of the parameter tree `params` from the tree of gradients `grads`, which
+    /// must have the same structure (checked: an error names the first path where they
+    /// differ) and shapes; nothing is updated on an error.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::optim::{GradientDescent, Optimizer};
+    ///
+    /// let mut model = BTreeMap::new();
+    /// model.insert("w".to_string(), Tensor::vector(&[1.0_f64, 2.0]));
+    /// model.insert("b".to_string(), Tensor::scalar(0.5));
+    /// let mut grads = model.clone();
+    /// grads.insert("b".to_string(), Tensor::scalar(1.0));
+    /// GradientDescent::new(0.5).update(&mut model, &grads).unwrap();
+    /// assert_eq!(model["w"].to_vec(), [0.5, 1.0]); // w - 0.5 w
+    /// assert_eq!(model["b"].to_vec(), [0.0]); // 0.5 - 0.5 * 1
+    ///
+    /// grads.remove("b");
+    /// assert!(GradientDescent::new(0.5).update(&mut model, &grads).is_err());
+    /// ```
+    fn update<X: Tree<Tensor<T>>>(&mut self, params: &mut X, grads: &X) -> Result<(), Error>
+    where
+        Self: Sized,
+    {
+        same_structure("Optimizer::update", params, grads)?;
+        let paths = params.paths();
+        let mut leaves = params.flatten();
+        self.update_leaves(&paths, &mut leaves, &grads.flatten())?;
+        let mut updated = leaves.into_iter();
+        params.visit_mut(&mut Path::root(), &mut |_, leaf| {
+            if let Some(new) = updated.next() {
+                *leaf = new;
+            }
+        });
+        Ok(())
+    }
+
+    /// What the optimiser keeps between updates, by leaf path, for a checkpoint.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::optim::{Optimizer, Sgd};
+    /// let mut opt = Sgd::new(0.1, 0.9, false);
+    /// opt.step(&mut [Tensor::vector(&[1.0_f64])], &[Tensor::vector(&[2.0])]).unwrap();
+    /// let state = opt.state();
+    /// assert_eq!((state.kind.as_str(), state.steps), ("Sgd", 1));
+    /// assert_eq!(state.slots["velocity"]["0"].to_vec(), [2.0]);
+    /// ```
+    fn state(&self) -> OptimizerState<T>;
+
+    /// Puts back a state taken with [`state`](Optimizer::state) (perhaps read from a
+    /// checkpoint): the next update continues exactly where that optimiser stopped. An error,
+    /// with the optimiser unchanged, if the state is of another kind of optimiser, lacks a
+    /// slot or has one this optimiser does not keep, or its slots disagree on the paths or
+    /// shapes. The paths and shapes are compared with the parameters' at the next update.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::optim::{Adam, Optimizer, Sgd};
+    /// let mut a = Adam::new(0.1);
+    /// let mut p = vec![Tensor::vector(&[1.0_f64])];
+    /// let g = vec![Tensor::vector(&[3.0])];
+    /// a.step(&mut p, &g).unwrap();
+    /// let mut b = Adam::new(0.1);
+    /// b.load_state(a.state()).unwrap();
+    /// let mut q = p.clone();
+    /// a.step(&mut p, &g).unwrap();
+    /// b.step(&mut q, &g).unwrap();
+    /// assert_eq!(p[0].to_vec(), q[0].to_vec());
+    /// assert!(Sgd::new(0.1, 0.9, false).load_state(a.state()).is_err());
+    /// ```
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<(), Error>;
 
     /// The current learning rate.
     ///
@@ -72,6 +188,67 @@ pub trait Optimizer<T: Element> {
     /// assert_eq!(opt.lr, 0.25);
     /// ```
     fn set_lr(&mut self, lr: f64);
+}
+
+/// A boxed optimiser (`Box<dyn Optimizer<T>>`) is an optimiser, so that it updates trees too.
+impl<T: Element, O: Optimizer<T> + ?Sized> Optimizer<T> for Box<O> {
+    fn update_leaves(
+        &mut self,
+        paths: &[String],
+        params: &mut [Tensor<T>],
+        grads: &[Tensor<T>],
+    ) -> Result<(), Error> {
+        (**self).update_leaves(paths, params, grads)
+    }
+
+    fn step(&mut self, params: &mut [Tensor<T>], grads: &[Tensor<T>]) -> Result<(), Error> {
+        (**self).step(params, grads)
+    }
+
+    fn state(&self) -> OptimizerState<T> {
+        (**self).state()
+    }
+
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<(), Error> {
+        (**self).load_state(state)
+    }
+
+    fn lr(&self) -> f64 {
+        (**self).lr()
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        (**self).set_lr(lr)
+    }
+}
+
+/// An optimiser's state between updates, by leaf path: what a checkpoint saves.
+///
+/// `slots` maps each buffer the optimiser keeps per leaf (`"velocity"` for [`Sgd`], `"m"` and
+/// `"v"` for [`Adam`]) to the leaves' paths and their buffers: itself a parameter tree, whose
+/// leaves sit at paths `SLOT.LEAF_PATH`. It is empty before the first update and for
+/// [`GradientDescent`], which keeps nothing.
+///
+/// ```
+/// use perturb::tensor::Tensor;
+/// use perturb::tree::Tree;
+/// use perturb_nn::optim::{Adam, Optimizer};
+/// let mut opt = Adam::new(0.1);
+/// let mut p = vec![Tensor::vector(&[1.0_f64]), Tensor::vector(&[2.0])];
+/// let g = p.clone();
+/// opt.step(&mut p, &g).unwrap();
+/// let state = opt.state();
+/// assert_eq!(state.slots.paths(), ["m.0", "m.1", "v.0", "v.1"]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct OptimizerState<T: Element> {
+    /// The optimiser's name: `"GradientDescent"`, `"Sgd"` or `"Adam"`.
+    pub kind: String,
+    /// How many updates the optimiser has made (Adam's bias correction depends on it; always
+    /// 0 for [`GradientDescent`]).
+    pub steps: u64,
+    /// Slot name, then leaf path, to the buffer of that leaf.
+    pub slots: BTreeMap<String, BTreeMap<String, Tensor<T>>>,
 }
 
 fn elem<T: Element>(x: f64) -> T {
@@ -119,13 +296,14 @@ const NON_NEGATIVE: (f64, f64) = (0.0, f64::INFINITY);
 /// A decay or momentum coefficient: in [0, 1).
 const DECAY: (f64, f64) = (0.0, 1.0);
 
-/// Checks the counts and shapes of `params` and `grads` (and of the optimiser's `state`, when
-/// it has been created).
+/// Checks that `paths`, `params` and `grads` agree: as many of each, each path once, each
+/// gradient of its parameter's shape. Errors name a leaf `params[PATH]` (`params[1]` for the
+/// slice [`Optimizer::step`]).
 fn check<T: Element>(
     op: &'static str,
+    paths: &[String],
     params: &[Tensor<T>],
     grads: &[Tensor<T>],
-    state: &[Tensor<T>],
 ) -> Result<(), Error> {
     if grads.len() != params.len() {
         return Err(Error::LengthMismatch {
@@ -135,38 +313,219 @@ fn check<T: Element>(
             found: grads.len(),
         });
     }
-    if !state.is_empty() && state.len() != params.len() {
+    if paths.len() != params.len() {
         return Err(Error::LengthMismatch {
             op,
-            what: "params (the optimiser's state was made for another count)",
-            expected: state.len(),
-            found: params.len(),
+            what: "paths (one per parameter)",
+            expected: params.len(),
+            found: paths.len(),
         });
     }
-    for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+    let mut seen = std::collections::BTreeSet::new();
+    for ((path, p), g) in paths.iter().zip(params).zip(grads) {
+        if !seen.insert(path) {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: format!("two leaves have the path '{path}'; each needs its own"),
+            });
+        }
         if p.shape() != g.shape() {
             return Err(Error::InvalidArgument {
                 op,
                 reason: format!(
-                    "grads[{i}] has shape {:?}, but params[{i}] has shape {:?}",
+                    "grads[{path}] has shape {:?}, but params[{path}] has shape {:?}",
                     g.shape(),
                     p.shape()
                 ),
             });
         }
-        if let Some(s) = state.get(i).filter(|s| s.shape() != p.shape()) {
+    }
+    Ok(())
+}
+
+/// What an optimiser (named `kind`) keeps between updates: its step count and a buffer per
+/// leaf and slot name, keyed by the leaf's path (none until the first update).
+#[derive(Debug, Clone)]
+struct Memory<T: Element, const N: usize> {
+    kind: &'static str,
+    steps: u64,
+    slots: [&'static str; N],
+    by_path: BTreeMap<String, [Tensor<T>; N]>,
+}
+
+impl<T: Element, const N: usize> Memory<T, N> {
+    fn new(kind: &'static str, slots: [&'static str; N]) -> Self {
+        Memory {
+            kind,
+            steps: 0,
+            slots,
+            by_path: BTreeMap::new(),
+        }
+    }
+
+    /// The memory as an [`OptimizerState`].
+    fn state(&self) -> OptimizerState<T> {
+        OptimizerState {
+            kind: self.kind.to_string(),
+            steps: self.steps,
+            slots: self.export(),
+        }
+    }
+
+    /// Replaces the memory with `state`, after checking that it is of this kind of optimiser
+    /// and that its slots fit (see [`import`](Self::import)).
+    fn load(&mut self, op: &'static str, state: OptimizerState<T>) -> Result<(), Error> {
+        if state.kind != self.kind {
             return Err(Error::InvalidArgument {
                 op,
                 reason: format!(
-                    "params[{i}] has shape {:?}, but the optimiser's state was made for {:?} \
-                     (use a new optimiser for a new model)",
-                    p.shape(),
-                    s.shape()
+                    "the state is of the optimiser '{}', not '{}'",
+                    state.kind, self.kind
                 ),
             });
         }
+        self.import(op, state.slots)?;
+        self.steps = state.steps;
+        Ok(())
     }
-    Ok(())
+
+    /// Checks that the buffers, once made, were made for exactly these leaves and shapes.
+    fn check(&self, op: &'static str, paths: &[String], params: &[Tensor<T>]) -> Result<(), Error> {
+        if self.by_path.is_empty() {
+            return Ok(());
+        }
+        let another = "(use a new optimiser for a new model)";
+        for (path, p) in paths.iter().zip(params) {
+            let Some(held) = self.by_path.get(path) else {
+                return Err(Error::InvalidArgument {
+                    op,
+                    reason: format!(
+                        "params[{path}] is not among the leaves the optimiser's state was \
+                         made for ({}) {another}",
+                        listed(self.by_path.keys())
+                    ),
+                });
+            };
+            if let Some(s) = held.first().filter(|s| s.shape() != p.shape()) {
+                return Err(Error::InvalidArgument {
+                    op,
+                    reason: format!(
+                        "params[{path}] has shape {:?}, but the optimiser's state was made for \
+                         {:?} {another}",
+                        p.shape(),
+                        s.shape()
+                    ),
+                });
+            }
+        }
+        // Every path given is held, each once: a difference in count is a held path missing.
+        if let Some(missing) = self.by_path.keys().find(|k| !paths.contains(k)) {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: format!(
+                    "the optimiser's state has the leaf '{missing}', which the parameters lack \
+                     {another}"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The buffers of the leaf at `path`, zeros of `shape` when new.
+    fn of(&mut self, path: &str, shape: &[usize]) -> &mut [Tensor<T>; N] {
+        self.by_path
+            .entry(path.to_string())
+            .or_insert_with(|| std::array::from_fn(|_| Tensor::zeros(shape)))
+    }
+
+    /// The buffers as [`OptimizerState::slots`].
+    fn export(&self) -> BTreeMap<String, BTreeMap<String, Tensor<T>>> {
+        if self.by_path.is_empty() {
+            return BTreeMap::new();
+        }
+        let slot = |k: usize| {
+            self.by_path
+                .iter()
+                .map(|(path, held)| (path.clone(), held[k].clone()))
+                .collect()
+        };
+        let names = self.slots.iter().enumerate();
+        names.map(|(k, name)| (name.to_string(), slot(k))).collect()
+    }
+
+    /// Replaces the buffers with `slots` (from [`export`](Self::export)), after checking that
+    /// they name this optimiser's slots and agree on the paths and shapes.
+    fn import(
+        &mut self,
+        op: &'static str,
+        mut slots: BTreeMap<String, BTreeMap<String, Tensor<T>>>,
+    ) -> Result<(), Error> {
+        let invalid = |reason: String| Err(Error::InvalidArgument { op, reason });
+        if slots.is_empty() {
+            self.by_path.clear();
+            return Ok(());
+        }
+        if let Some(name) = slots.keys().find(|k| !self.slots.contains(&k.as_str())) {
+            return invalid(format!(
+                "the state has a slot '{name}' this optimiser does not keep (it keeps {})",
+                listed(self.slots)
+            ));
+        }
+        let mut columns = Vec::with_capacity(N);
+        for name in self.slots {
+            match slots.remove(name) {
+                Some(column) => columns.push(column),
+                None => return invalid(format!("the state lacks the slot '{name}'")),
+            }
+        }
+        let Some(first) = columns.first() else {
+            // No slots (gradient descent): nothing is held.
+            self.by_path.clear();
+            return Ok(());
+        };
+        for (name, column) in self.slots.iter().zip(&columns) {
+            let other = column.keys().find(|k| !first.contains_key(*k));
+            let missing = first.keys().find(|k| !column.contains_key(*k));
+            if let Some(path) = other.or(missing) {
+                return invalid(format!(
+                    "the slots '{}' and '{name}' disagree on the leaf '{path}'",
+                    self.slots[0]
+                ));
+            }
+            for (path, t) in column {
+                let shape = first[path].shape();
+                if t.shape() != shape {
+                    return invalid(format!(
+                        "'{name}' of the leaf '{path}' has shape {:?}, '{}' has {shape:?}",
+                        t.shape(),
+                        self.slots[0]
+                    ));
+                }
+            }
+        }
+        let paths: Vec<String> = first.keys().cloned().collect();
+        let mut columns: Vec<_> = columns.into_iter().map(|c| c.into_values()).collect();
+        // Every column has a tensor at every path (checked above), in key order.
+        let by_path = paths.into_iter().map(|path| {
+            let held =
+                std::array::from_fn(|k| columns[k].next().expect("every slot holds every path"));
+            (path, held)
+        });
+        self.by_path = by_path.collect();
+        Ok(())
+    }
+}
+
+/// Up to eight names, quoted and comma-separated, with a count of the rest.
+fn listed<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> String {
+    let names: Vec<String> = names
+        .into_iter()
+        .map(|n| format!("'{}'", n.as_ref()))
+        .collect();
+    match names.len() {
+        0..=8 => names.join(", "),
+        n => format!("{}, and {} more", names[..8].join(", "), n - 8),
+    }
 }
 
 /// Builds a tensor of `like`'s shape from an element-wise function of the index.
@@ -202,15 +561,29 @@ impl GradientDescent {
 }
 
 impl<T: Element> Optimizer<T> for GradientDescent {
-    fn step(&mut self, params: &mut [Tensor<T>], grads: &[Tensor<T>]) -> Result<(), Error> {
+    fn update_leaves(
+        &mut self,
+        paths: &[String],
+        params: &mut [Tensor<T>],
+        grads: &[Tensor<T>],
+    ) -> Result<(), Error> {
         const OP: &str = "GradientDescent::step";
         let lr: T = hyper(OP, "lr", self.lr, NON_NEGATIVE)?;
-        check(OP, params, grads, &[])?;
+        check(OP, paths, params, grads)?;
         for (p, g) in params.iter_mut().zip(grads) {
             let (ps, gs) = (p.as_slice(), g.as_slice());
             *p = build(p, |i| ps[i] - lr * gs[i]);
         }
         Ok(())
+    }
+
+    fn state(&self) -> OptimizerState<T> {
+        Memory::<T, 0>::new("GradientDescent", []).state()
+    }
+
+    /// Gradient descent keeps nothing: the state must be of gradient descent, with no slots.
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<(), Error> {
+        Memory::<T, 0>::new("GradientDescent", []).load("GradientDescent::load_state", state)
     }
 
     fn lr(&self) -> f64 {
@@ -244,7 +617,8 @@ pub struct Sgd<T: Element> {
     pub momentum: f64,
     /// Whether to use Nesterov momentum.
     pub nesterov: bool,
-    velocity: Vec<Tensor<T>>,
+    /// The step count and the velocity of each leaf.
+    velocity: Memory<T, 1>,
 }
 
 impl<T: Element> Sgd<T> {
@@ -259,21 +633,39 @@ impl<T: Element> Sgd<T> {
             lr,
             momentum,
             nesterov,
-            velocity: Vec::new(),
+            velocity: Memory::new("Sgd", ["velocity"]),
         }
+    }
+
+    /// How many steps have been taken.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::optim::{Optimizer, Sgd};
+    /// let mut opt = Sgd::new(0.1, 0.9, false);
+    /// opt.step(&mut [Tensor::vector(&[1.0_f64])], &[Tensor::vector(&[1.0])]).unwrap();
+    /// assert_eq!(opt.steps(), 1);
+    /// ```
+    pub fn steps(&self) -> u64 {
+        self.velocity.steps
     }
 }
 
 impl<T: Element> Optimizer<T> for Sgd<T> {
-    fn step(&mut self, params: &mut [Tensor<T>], grads: &[Tensor<T>]) -> Result<(), Error> {
+    fn update_leaves(
+        &mut self,
+        paths: &[String],
+        params: &mut [Tensor<T>],
+        grads: &[Tensor<T>],
+    ) -> Result<(), Error> {
         const OP: &str = "Sgd::step";
         let lr: T = hyper(OP, "lr", self.lr, NON_NEGATIVE)?;
         let mu: T = hyper(OP, "momentum", self.momentum, DECAY)?;
-        check(OP, params, grads, &self.velocity)?;
-        if self.velocity.is_empty() {
-            self.velocity = params.iter().map(|p| Tensor::zeros(p.shape())).collect();
-        }
-        for ((p, g), v) in params.iter_mut().zip(grads).zip(&mut self.velocity) {
+        check(OP, paths, params, grads)?;
+        self.velocity.check(OP, paths, params)?;
+        self.velocity.steps += 1;
+        for ((path, p), g) in paths.iter().zip(params.iter_mut()).zip(grads) {
+            let [v] = self.velocity.of(path, p.shape());
             let (gs, vs) = (g.as_slice(), v.as_slice());
             let new_v = build(g, |i| mu * vs[i] + gs[i]);
             let nv = new_v.as_slice();
@@ -287,6 +679,14 @@ impl<T: Element> Optimizer<T> for Sgd<T> {
             *v = new_v;
         }
         Ok(())
+    }
+
+    fn state(&self) -> OptimizerState<T> {
+        self.velocity.state()
+    }
+
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<(), Error> {
+        self.velocity.load("Sgd::load_state", state)
     }
 
     fn lr(&self) -> f64 {
@@ -326,9 +726,8 @@ pub struct Adam<T: Element> {
     pub weight_decay: f64,
     /// Decoupled weight decay (AdamW) instead of L2 in the gradient.
     pub decoupled: bool,
-    t: u64,
-    m: Vec<Tensor<T>>,
-    v: Vec<Tensor<T>>,
+    /// The step count and the moments `m` and `v` of each leaf.
+    moments: Memory<T, 2>,
 }
 
 impl<T: Element> Adam<T> {
@@ -350,9 +749,7 @@ impl<T: Element> Adam<T> {
             eps: 1e-8,
             weight_decay: 0.0,
             decoupled: false,
-            t: 0,
-            m: Vec::new(),
-            v: Vec::new(),
+            moments: Memory::new("Adam", ["m", "v"]),
         }
     }
 
@@ -393,12 +790,17 @@ impl<T: Element> Adam<T> {
     /// assert_eq!(opt.steps(), 1);
     /// ```
     pub fn steps(&self) -> u64 {
-        self.t
+        self.moments.steps
     }
 }
 
 impl<T: Element> Optimizer<T> for Adam<T> {
-    fn step(&mut self, params: &mut [Tensor<T>], grads: &[Tensor<T>]) -> Result<(), Error> {
+    fn update_leaves(
+        &mut self,
+        paths: &[String],
+        params: &mut [Tensor<T>],
+        grads: &[Tensor<T>],
+    ) -> Result<(), Error> {
         const OP: &str = "Adam::step";
         let lr: T = hyper(OP, "lr", self.lr, NON_NEGATIVE)?;
         let b1: T = hyper(OP, "beta1", self.beta1, DECAY)?;
@@ -411,20 +813,14 @@ impl<T: Element> Optimizer<T> for Adam<T> {
             });
         }
         let eps: T = hyper(OP, "eps", self.eps, NON_NEGATIVE)?;
-        check(OP, params, grads, &self.m)?;
-        if self.m.is_empty() {
-            self.m = params.iter().map(|p| Tensor::zeros(p.shape())).collect();
-            self.v = self.m.clone();
-        }
-        self.t += 1;
-        let t = i32::try_from(self.t).unwrap_or(i32::MAX);
+        check(OP, paths, params, grads)?;
+        self.moments.check(OP, paths, params)?;
+        self.moments.steps += 1;
+        let t = i32::try_from(self.moments.steps).unwrap_or(i32::MAX);
         let one = T::one();
         let (bc1, bc2) = (one - b1.powi(t), one - b2.powi(t));
-        let items = params
-            .iter_mut()
-            .zip(grads)
-            .zip(self.m.iter_mut().zip(&mut self.v));
-        for ((p, g), (m, v)) in items {
+        for ((path, p), g) in paths.iter().zip(params.iter_mut()).zip(grads) {
+            let [m, v] = self.moments.of(path, p.shape());
             let ps = p.as_slice();
             let gs = g.as_slice();
             let grad = |i: usize| {
@@ -451,6 +847,14 @@ impl<T: Element> Optimizer<T> for Adam<T> {
             *v = new_v;
         }
         Ok(())
+    }
+
+    fn state(&self) -> OptimizerState<T> {
+        self.moments.state()
+    }
+
+    fn load_state(&mut self, state: OptimizerState<T>) -> Result<(), Error> {
+        self.moments.load("Adam::load_state", state)
     }
 
     fn lr(&self) -> f64 {

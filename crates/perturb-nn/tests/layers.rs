@@ -4,13 +4,13 @@
 //! running statistics).
 
 use perturb::tensor::conv::{Conv2dOptions, Pool2d};
-use perturb::tensor::{Array, Tensor, TensorTape};
-use perturb::tree::Tree;
+use perturb::tensor::{Array, DualTensor, Tensor, TensorTape};
+use perturb::tree::{Path, Tree};
 use perturb_nn::layers::{
     AvgPool2d, BatchNorm, Conv2d, Dropout, Embedding, Flatten, Gelu, Layer, LayerNorm, Linear,
     MaxPool2d, Relu, Sequential, Sigmoid, Silu, Softplus, Tanh,
 };
-use perturb_nn::module::{Context, Mode, Module};
+use perturb_nn::module::{Buffer, Context, Mode, Module};
 use perturb_nn::nn::Init;
 
 type Model = Sequential<Tensor<f64>>;
@@ -70,7 +70,7 @@ fn check_gradients(model: &Model, x: &Tensor<f64>, mode: Mode, wrt_input: bool) 
         let moved = |s: f64| {
             let mut m = model.clone();
             let mut k = 0;
-            m.visit_mut(&mut perturb::tree::Path::root(), &mut |_, p| {
+            m.visit_mut(&mut Path::root(), &mut |_, p| {
                 if k == i {
                     *p = p.add(&v.scale(s));
                 }
@@ -113,6 +113,12 @@ fn linear_is_x_w_plus_b_over_the_last_axis() {
             assert!((y.to_vec()[r * 3 + o] - s).abs() < 1e-12);
         }
     }
+    // One vector [in] gives one vector [out]: the first row of the batch's result.
+    let row = l.forward_eval(&x.narrow(0, 0, 1).narrow(1, 0, 1).reshape(&[4]).unwrap());
+    assert!(row.unwrap().all_close(
+        &y.narrow(0, 0, 1).narrow(1, 0, 1).reshape(&[3]).unwrap(),
+        1e-14
+    ));
     let no_bias = l.clone().without_bias();
     let shifted = no_bias
         .forward_eval(&x)
@@ -398,6 +404,78 @@ fn embedding_gradient_adds_each_rows_cotangents_to_its_row() {
         }
     }
     assert!(g[3 * 3..4 * 3].iter().all(|&v| v == 0.0)); // index 3 never read
+                                                        // In a network: embedding, flatten, linear.
+    let net = Sequential::new()
+        .push(e)
+        .push(Flatten)
+        .push(Linear::new(9, 2, Init::XavierUniform, 3).unwrap());
+    assert_eq!(
+        net.paths(),
+        ["layers.0.weight", "layers.2.weight", "layers.2.bias"]
+    );
+    check_gradients(&net, &x, Mode::Training, false);
+}
+
+#[test]
+fn architectures_describe_every_option() {
+    let arch = |layer: Layer<Tensor<f64>>| layer.architecture();
+    let options = Conv2dOptions::default()
+        .strides([2, 1])
+        .padding_per_side([(1, 0), (2, 2)])
+        .dilation(2)
+        .groups(2);
+    let conv = Conv2d::<Tensor<f64>>::new(4, 6, [3, 1], options, Init::HeNormal, 0).unwrap();
+    assert_eq!(
+        arch(conv.without_bias().into()),
+        "Conv2d(4,6,3x1,stride=2x1,pad=(1,0)x(2,2),dilation=2,groups=2,bias=false)"
+    );
+    let same = Conv2d::<Tensor<f64>>::new(
+        1,
+        1,
+        [3, 3],
+        Conv2dOptions::default().same(),
+        Init::HeNormal,
+        0,
+    );
+    assert_eq!(arch(same.unwrap().into()), "Conv2d(1,1,3x3,pad=same)");
+    let pool = Pool2d::new([3, 3]).stride([2, 2]).padding([1, 1]);
+    assert_eq!(
+        arch(MaxPool2d::with(pool).into()),
+        "MaxPool2d(kernel=3,stride=2,pad=1)"
+    );
+    assert_eq!(arch(AvgPool2d::new(2).into()), "AvgPool2d(2)");
+    assert_eq!(arch(Dropout::new(0.25).unwrap().into()), "Dropout(0.25)");
+    let linear = Linear::<Tensor<f64>>::new(3, 2, Init::HeNormal, 0).unwrap();
+    assert_eq!(arch(linear.without_bias().into()), "Linear(3,2,bias=false)");
+    let ln = LayerNorm::<Tensor<f64>>::new(&[3, 4])
+        .unwrap()
+        .without_affine();
+    assert_eq!(arch(ln.into()), "LayerNorm([3,4],affine=false)");
+    let bn = BatchNorm::<Tensor<f64>>::new(8)
+        .unwrap()
+        .with_momentum(0.01)
+        .unwrap();
+    assert_eq!(arch(bn.into()), "BatchNorm(8,momentum=0.01)");
+    assert_eq!(
+        arch(Embedding::<Tensor<f64>>::new(10, 4, 0).unwrap().into()),
+        "Embedding(10,4)"
+    );
+    let names: Vec<String> = [
+        Layer::<Tensor<f64>>::from(Relu),
+        Tanh.into(),
+        Sigmoid.into(),
+        Gelu.into(),
+        Silu.into(),
+        Softplus.into(),
+        Flatten.into(),
+    ]
+    .iter()
+    .map(|l| l.architecture())
+    .collect();
+    assert_eq!(
+        names,
+        ["ReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "Softplus", "Flatten"]
+    );
 }
 
 /// A small CNN, conv-relu-pool twice, flatten, linear, on random 8x8 images.
@@ -445,6 +523,196 @@ fn plain(buffers: Vec<(String, Tensor<f64>)>) -> Vec<(String, Vec<f64>)> {
     buffers.into_iter().map(|(p, t)| (p, t.to_vec())).collect()
 }
 
+#[test]
+fn forward_mode_through_a_network_agrees_with_reverse_mode() {
+    // The same Sequential on dual tensors: the tangent of L = sum(net(x) * u) along a random
+    // direction v in every parameter is <grad L, v> from the tape.
+    let mut net = small_cnn(20);
+    net.layers.insert(1, BatchNorm::new(4).unwrap().into());
+    net.layers.push(Gelu.into());
+    let x = randn(&[4, 1, 8, 8], 21);
+    let u = randn(&[4, 3], 22);
+    let directions = net.map(|t| randn(t.shape(), 23 + t.len() as u64));
+
+    let duals = net
+        .zip_map(&directions, |p, v| DualTensor::new(p.clone(), v.clone()))
+        .unwrap();
+    let y = duals
+        .forward(&DualTensor::constant(x.clone()), &mut Context::training(0))
+        .unwrap();
+    let l = y.mul(&DualTensor::constant(u.clone())).sum_all();
+    let forward = l.tangent().unwrap().to_vec()[0];
+
+    let tape = TensorTape::new();
+    let vars = net.map(|t| tape.var(t.clone()));
+    let y = vars
+        .forward(&tape.constant(x), &mut Context::training(0))
+        .unwrap();
+    let l = y.mul(&tape.constant(u)).sum_all();
+    let grads = tape.gradient(&l, &vars.leaves()).unwrap();
+    let reverse: f64 = grads
+        .iter()
+        .zip(directions.leaves())
+        .map(|(g, v)| g.mul(v).sum_all().to_vec()[0])
+        .sum();
+    assert!(
+        (forward - reverse).abs() <= 1e-10 * (1.0 + reverse.abs()),
+        "forward {forward}, reverse {reverse}"
+    );
+}
+
+/// The gradient of `L = sum(model(x) * u)` with respect to every parameter, on a tape.
+fn parameter_gradient(model: &Model, x: &Tensor<f64>, u: &Tensor<f64>) -> Vec<Tensor<f64>> {
+    let tape = TensorTape::new();
+    let vars = model.map(|t| tape.var(t.clone()));
+    let y = vars
+        .forward(&tape.constant(x.clone()), &mut context(Mode::Training))
+        .unwrap();
+    let l = y.mul(&tape.constant(u.clone())).sum_all();
+    tape.gradient(&l, &vars.leaves()).unwrap()
+}
+
+#[test]
+fn second_order_through_layers_matches_differences_of_gradients() {
+    // Reverse over reverse: the model on a tape whose sweep is recorded on another, so the
+    // Hessian-vector product H v is the gradient of <grad L, v>; against
+    // (grad L(p + h v) - grad L(p - h v)) / 2h.
+    let model = Sequential::new()
+        .push(Linear::new(3, 5, Init::XavierUniform, 1).unwrap())
+        .push(LayerNorm::new(&[5]).unwrap())
+        .push(Tanh)
+        .push(BatchNorm::new(5).unwrap())
+        .push(Softplus)
+        .push(Linear::new(5, 2, Init::XavierUniform, 2).unwrap());
+    let model = model.map(|t| t.add(&randn(t.shape(), 3).scale(0.1)));
+    let (x, u) = (randn(&[6, 3], 4), randn(&[6, 2], 5));
+    let v = model.map(|t| randn(t.shape(), 6 + t.len() as u64));
+
+    let inner = TensorTape::new();
+    let outer = TensorTape::<perturb::tensor::TensorVar<Tensor<f64>>>::over();
+    let p_inner = model.map(|t| inner.var(t.clone()));
+    let p_outer = p_inner.map(|t| outer.var(t.clone()));
+    let y = p_outer
+        .forward(
+            &outer.constant(inner.constant(x.clone())),
+            &mut context(Mode::Training),
+        )
+        .unwrap();
+    let l = y.mul(&outer.constant(inner.constant(u.clone()))).sum_all();
+    let g = outer.gradient(&l, &p_outer.leaves()).unwrap();
+    let gv = g
+        .iter()
+        .zip(v.leaves())
+        .map(|(g, v)| g.mul(&inner.constant(v.clone())).sum_all())
+        .reduce(|a, b| a.add(&b))
+        .unwrap();
+    let hv = inner.gradient(&gv, &p_inner.leaves()).unwrap();
+
+    let h = 1e-5;
+    let step = |s: f64| model.zip_map(&v, |p, v| p.add(&v.scale(s))).unwrap();
+    let (plus, minus) = (
+        parameter_gradient(&step(h), &x, &u),
+        parameter_gradient(&step(-h), &x, &u),
+    );
+    for (i, path) in model.paths().iter().enumerate() {
+        let fd = plus[i].sub(&minus[i]).scale(1.0 / (2.0 * h));
+        let scale = 1.0 + fd.abs().max_all().to_vec()[0];
+        let err = hv[i].sub(&fd).abs().max_all().to_vec()[0];
+        assert!(err <= 1e-6 * scale, "{path}: |Hv - fd| = {err}");
+    }
+}
+
+/// A model written as a user struct of layers, its tree derived, its forward pass by hand.
+#[derive(perturb::Tree, Clone, Debug)]
+struct Net<A> {
+    embed: Embedding<A>,
+    norm: BatchNorm<A>,
+    head: Linear<A>,
+}
+
+impl<A: Array> Module<A> for Net<A> {
+    fn forward(&self, x: &A, ctx: &mut Context) -> Result<A, perturb::Error> {
+        let h = self.embed.forward(x, ctx)?; // [N, dim]
+        let h = self.norm.forward(&h, ctx)?.tanh();
+        self.head.forward(&h, ctx)
+    }
+
+    fn architecture(&self) -> String {
+        format!(
+            "Net[{},{},{}]",
+            self.embed.architecture(),
+            self.norm.architecture(),
+            self.head.architecture()
+        )
+    }
+
+    fn visit_buffers(&self, path: &mut Path, f: &mut dyn FnMut(&Path, &Buffer)) {
+        path.with("norm", |p| self.norm.visit_buffers(p, f));
+    }
+
+    fn visit_buffers_mut(&mut self, path: &mut Path, f: &mut dyn FnMut(&Path, &mut Buffer)) {
+        path.with("norm", |p| self.norm.visit_buffers_mut(p, f));
+    }
+}
+
+#[test]
+fn a_user_struct_of_layers_is_a_module_with_named_parameters_and_buffers() {
+    let net = Net {
+        embed: Embedding::new(6, 4, 1).unwrap(),
+        norm: BatchNorm::new(4).unwrap(),
+        head: Linear::new(4, 2, Init::XavierUniform, 2).unwrap(),
+    };
+    assert_eq!(
+        net.paths(),
+        [
+            "embed.weight",
+            "norm.weight",
+            "norm.bias",
+            "head.weight",
+            "head.bias"
+        ]
+    );
+    let names: Vec<String> = net.buffers().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(names, ["norm.running_mean", "norm.running_var"]);
+    assert_eq!(
+        net.architecture(),
+        "Net[Embedding(6,4),BatchNorm(4),Linear(4,2)]"
+    );
+    let x = Tensor::vector(&[0.0, 5.0, 2.0, 2.0, 1.0]);
+    // Its gradients through the derived tree, by the same check as the built-in layers'.
+    let tape = TensorTape::new();
+    let vars = net.map(|t| tape.var(t.clone()));
+    let y = vars
+        .forward(&tape.constant(x.clone()), &mut Context::training(0))
+        .unwrap();
+    let grads = tape
+        .gradient(&y.square().sum_all(), &vars.leaves())
+        .unwrap();
+    let h = 1e-6;
+    for (i, g) in grads.iter().enumerate() {
+        let v = randn(g.shape(), 40 + i as u64);
+        let at = |s: f64| {
+            let mut k = 0;
+            let moved = net.map(|t| {
+                k += 1;
+                if k - 1 == i {
+                    t.add(&v.scale(s))
+                } else {
+                    t.clone()
+                }
+            });
+            let y = moved.forward(&x, &mut Context::training(0)).unwrap();
+            y.square().sum_all().to_vec()[0]
+        };
+        let fd = (at(h) - at(-h)) / (2.0 * h);
+        let ad = g.mul(&v).sum_all().to_vec()[0];
+        assert!(
+            (fd - ad).abs() < 1e-6 * (1.0 + ad.abs()),
+            "{i}: {ad} vs {fd}"
+        );
+    }
+}
+
 // ---- Stateful layers --------------------------------------------------------------------------
 
 #[test]
@@ -488,7 +756,8 @@ fn dropout_masks_are_seeded_resumable_and_off_in_evaluation() {
 fn batch_norm_running_statistics_update_in_training_serve_evaluation_and_escape_the_optimiser() {
     let bn = BatchNorm::<Tensor<f64>>::new(2)
         .unwrap()
-        .with_momentum(0.25);
+        .with_momentum(0.25)
+        .unwrap();
     let model = one(bn);
     assert_eq!(model.paths(), ["layers.0.weight", "layers.0.bias"]);
     let x = randn(&[3, 2, 2, 2], 1).scale(3.0).add_scalar(2.0);
@@ -607,7 +876,7 @@ fn a_hand_written_sgd_loop_trains_the_model_in_place() {
         let l = out.sub(&tape.constant(y.clone())).square().mean_all();
         let grads = tape.gradient(&l, &vars.leaves()).unwrap();
         let mut k = 0;
-        model.visit_mut(&mut perturb::tree::Path::root(), &mut |_, p| {
+        model.visit_mut(&mut Path::root(), &mut |_, p| {
             *p = p.sub(&grads[k].scale(0.05));
             k += 1;
         });
@@ -758,6 +1027,15 @@ fn bad_inputs_are_refused_in_the_forward_pass_with_the_layer_named() {
     check(
         eval(e.into(), Tensor::vector(&[f64::NAN])),
         &["Embedding::forward"],
+    );
+    // Options set by hand to a number of groups whose product overflows.
+    let mut huge =
+        Conv2d::<Tensor<f64>>::new(2, 2, [1, 1], Conv2dOptions::default(), Init::HeNormal, 0)
+            .unwrap();
+    huge.options.groups = usize::MAX;
+    check(
+        eval(huge.into(), Tensor::zeros(&[1, 2, 3, 3])),
+        &["Conv2d::forward", "channels"],
     );
     // A parameter replaced by one of another shape.
     let broken = Linear {

@@ -60,6 +60,7 @@ pub mod explain;
 pub mod forward;
 pub mod functional;
 mod number;
+pub mod prelude;
 pub mod reverse;
 pub mod rules;
 mod scalar;
@@ -77,11 +78,10 @@ pub use forward::{Dual, DualN, DualVec, TangentArena};
 pub use functional::{
     derivative, gradient, gradient_forward, hessian, hvp, jacobian, Mode, VectorFunction,
 };
-/// The derive of [`Tree`](trait@Tree), in the macro namespace beside the trait.
-pub use perturb_derive::Tree;
 pub use reverse::{Gradient, Tape, Var};
 pub use scalar::{BinaryOp, F64Fn, Scalar, UnaryOp};
 pub use scalar_check::{
     check_scalar_fn, ScalarCheckFailure, ScalarCheckOptions, ScalarCheckReport,
 };
+/// The trait of parameter trees and its derive (same name, two namespaces, as serde's).
 pub use tree::Tree;

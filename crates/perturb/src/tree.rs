@@ -26,12 +26,42 @@
 //! assert_eq!(doubled.0["weights"].to_vec(), [2.0, 4.0]);
 //! assert_eq!(doubled.1[0].to_vec(), [6.0]);
 //! ```
+//!
+//! ## Your own types
+//!
+//! [`#[derive(Tree)]`](macro@crate::Tree) makes a struct or enum generic over its leaf a tree:
+//! each field's leaves under the field's name, `#[tree(skip)]` fields cloned as they are.
+//!
+//! ```
+//! use perturb::tensor::{Array, Tensor};
+//! use perturb::Tree;
+//!
+//! #[derive(Tree)]
+//! struct Linear<A> {
+//!     weight: A,
+//!     bias: A,
+//!     #[tree(skip)]
+//!     name: String,
+//! }
+//!
+//! let layer = Linear {
+//!     weight: Tensor::vector(&[1.0_f64, 2.0]),
+//!     bias: Tensor::scalar(0.5),
+//!     name: "first".to_string(),
+//! };
+//! assert_eq!(layer.paths(), ["weight", "bias"]);
+//! let doubled = layer.map(|t| t.scale(2.0));
+//! assert_eq!((doubled.bias.to_vec(), doubled.name.as_str()), (vec![1.0], "first"));
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::error::Error;
 use crate::tensor::Array;
+
+/// The derive, beside the trait, so that `use perturb::tree::Tree;` brings both.
+pub use perturb_derive::Tree;
 
 /// Where a leaf sits in its tree: the field names, indices and keys from the root, joined by
 /// dots (`layers.0.weight`). The root's own path is empty.
@@ -148,6 +178,10 @@ impl fmt::Display for Path {
 /// let sizes = t.map(|a| a.shape()[0]); // the same structure, other leaves
 /// assert_eq!(sizes[0], (1, Some(2)));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a parameter tree with leaves `{L}`",
+    note = "derive it with `#[derive(perturb::Tree)]`, or mark a field with no leaves `#[tree(skip)]`"
+)]
 pub trait Tree<L>: Sized {
     /// The same structure with leaves of type `M`: for `Vec<Tensor<f64>>` and
     /// `M = TensorVar<'t, Tensor<f64>>`, `Vec<TensorVar<'t, Tensor<f64>>>`.

@@ -165,6 +165,22 @@ struct Pair<A>(A, Option<A>, #[tree(skip)] &'static str);
 #[derive(Tree, Debug, PartialEq)]
 struct Unit;
 
+/// No type parameter: no leaves.
+#[derive(Tree, Debug, PartialEq)]
+struct Pool {
+    size: usize,
+}
+
+#[derive(Tree)]
+enum Never {}
+
+#[derive(Tree)]
+struct Block<A> {
+    dense: Pair<A>,
+    pool: Pool,
+    never: Option<Never>,
+}
+
 /// A newtype: its one field adds no segment.
 #[derive(Tree, Debug, PartialEq)]
 struct Wrapper<A>(Linear<A>);
@@ -188,6 +204,15 @@ fn tuple_structs_name_their_leaves_by_index_and_unit_structs_have_none() {
     assert_eq!(Tree::<Tensor<f64>>::num_leaves(&Unit), 0);
     let mapped: Unit = Tree::<Tensor<f64>>::map(&Unit, |t| t.len());
     assert_eq!(mapped, Unit);
+
+    // So is a type without a leaf parameter: a tree field of any tree, its fields cloned.
+    let block = Block {
+        dense: Pair(v(&[1.0]), None, "d"),
+        pool: Pool { size: 2 },
+        never: None,
+    };
+    assert_eq!(block.paths(), ["dense.0"]);
+    assert_eq!(block.map(|t| t.len()).pool, Pool { size: 2 });
 }
 
 /// A network's layers in one enum, as in a `Sequential`: the variant adds no segment.
@@ -413,4 +438,56 @@ fn a_gradient_through_a_derived_model_unflattens_into_the_model_and_matches_the_
         assert!(g.all_close(&Tensor::from_vec(want.clone(), g.shape()).unwrap(), 1e-12));
     }
     assert_eq!(grad.label, "net");
+}
+
+/// A recursive type, a default for the leaf, and a leaf named like the generated parameters.
+#[derive(Tree)]
+struct Node<A = Tensor<f64>> {
+    value: A,
+    children: Vec<Node<A>>,
+}
+
+#[derive(Tree)]
+struct Odd<'a, 'b: 'a, __TreeLeaf> {
+    x: __TreeLeaf,
+    #[tree(skip)]
+    tag: &'a &'b str,
+}
+
+#[test]
+fn recursive_types_defaults_and_unusual_generics_derive() {
+    let leaf = |x| Node {
+        value: v(&[x]),
+        children: vec![],
+    };
+    let tree: Node = Node {
+        value: v(&[1.0]),
+        children: vec![
+            leaf(2.0),
+            Node {
+                value: v(&[3.0]),
+                children: vec![leaf(4.0)],
+            },
+        ],
+    };
+    assert_eq!(
+        tree.paths(),
+        [
+            "value",
+            "children.0.value",
+            "children.1.value",
+            "children.1.children.0.value"
+        ]
+    );
+    assert_eq!(firsts(&tree), [1.0, 2.0, 3.0, 4.0]);
+    let depth_first: Node<f64> = tree.map(|t| t.to_vec()[0]);
+    assert_eq!(depth_first.children[1].children[0].value, 4.0);
+
+    let name = "odd";
+    let odd = Odd {
+        x: v(&[5.0]),
+        tag: &name,
+    };
+    let mapped = odd.map(|t| t.len());
+    assert_eq!((mapped.x, *mapped.tag), (1, "odd"));
 }

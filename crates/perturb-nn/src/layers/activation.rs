@@ -2,18 +2,16 @@
 //! [`Silu`], [`Softplus`].
 
 use perturb::tensor::Array;
-use perturb::Error;
+use perturb::{Error, Tree};
 
-use super::leafless_tree;
 use crate::module::{Context, Module};
 
 macro_rules! activations {
     ($( $(#[$doc:meta])* $name:ident => $method:ident, $text:literal; )*) => {$(
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        #[derive(Tree, Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct $name;
 
-        leafless_tree!($name);
 
         impl<A: Array> Module<A> for $name {
             fn forward(&self, x: &A, _: &mut Context) -> Result<A, Error> {

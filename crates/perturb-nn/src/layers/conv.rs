@@ -2,8 +2,8 @@
 
 use perturb::tensor::conv::{try_conv2d, Conv2dOptions, Padding};
 use perturb::tensor::{Array, Element, Tensor};
-use perturb::tree::{Path, Tree};
 use perturb::Error;
+use perturb::Tree;
 
 use super::{check_param, in_layer, init_weight};
 use crate::module::{Context, Module};
@@ -32,13 +32,14 @@ use crate::nn::Init;
 /// // windows [1 2 4 5], [2 3 5 6], [4 5 7 8], [5 6 8 9]
 /// assert_eq!(conv.forward_eval(&x).unwrap().to_vec(), [13.0, 17.0, 25.0, 29.0]);
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Tree, Clone, Debug, PartialEq)]
 pub struct Conv2d<A> {
     /// The kernels, shape `[C_out, C_in / groups, kh, kw]`.
     pub weight: A,
     /// The bias, shape `[C_out]`, if the layer has one.
     pub bias: Option<A>,
     /// Stride, padding, dilation and groups (`output_padding` is not used).
+    #[tree(skip)]
     pub options: Conv2dOptions,
 }
 
@@ -113,28 +114,6 @@ impl<A> Conv2d<A> {
     }
 }
 
-impl<A: Array> Tree<A> for Conv2d<A> {
-    type With<M> = Conv2d<M>;
-
-    fn visit<'a>(&'a self, path: &mut Path, f: &mut dyn FnMut(&Path, &'a A)) {
-        path.with("weight", |p| self.weight.visit(p, f));
-        path.with("bias", |p| self.bias.visit(p, f));
-    }
-
-    fn visit_mut(&mut self, path: &mut Path, f: &mut dyn FnMut(&Path, &mut A)) {
-        path.with("weight", |p| self.weight.visit_mut(p, f));
-        path.with("bias", |p| self.bias.visit_mut(p, f));
-    }
-
-    fn map_with_path<M>(&self, path: &mut Path, f: &mut dyn FnMut(&Path, &A) -> M) -> Conv2d<M> {
-        Conv2d {
-            weight: path.with("weight", |p| Tree::map_with_path(&self.weight, p, f)),
-            bias: path.with("bias", |p| Tree::map_with_path(&self.bias, p, f)),
-            options: self.options,
-        }
-    }
-}
-
 impl<A: Array> Module<A> for Conv2d<A> {
     /// The convolution of `x` plus the bias; an error naming `Conv2d::forward` if `x` is not
     /// `[N, C_in, H, W]` or `[C_in, H, W]` with the layer's input channels, or the kernel
@@ -160,7 +139,7 @@ impl<A: Array> Module<A> for Conv2d<A> {
                 reason: format!("the weight must be [C_out, C_in / groups, kh, kw], got {w:?}"),
             });
         }
-        let (outputs, inputs) = (w[0], w[1] * self.options.groups);
+        let (outputs, inputs) = (w[0], w[1].saturating_mul(self.options.groups));
         let channel_axis = match x.shape().len() {
             4 => 1,
             3 => 0,
@@ -211,7 +190,7 @@ impl<A: Array> Module<A> for Conv2d<A> {
         let o = &self.options;
         let mut s = format!(
             "Conv2d({},{},{}x{}",
-            dim(1) * o.groups,
+            dim(1).saturating_mul(o.groups),
             dim(0),
             dim(2),
             dim(3)

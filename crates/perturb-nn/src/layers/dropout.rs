@@ -1,9 +1,8 @@
 //! [`Dropout`]: random zeros in training, the identity in evaluation.
 
 use perturb::tensor::{Array, Tensor};
-use perturb::Error;
+use perturb::{Error, Tree};
 
-use super::leafless_tree;
 use crate::module::{Context, Module};
 
 /// Inverted dropout: in training, each element is zeroed with probability `p` and the others
@@ -27,7 +26,7 @@ use crate::module::{Context, Module};
 /// let again = drop.forward(&x, &mut Context::training(3)).unwrap().to_vec();
 /// assert_eq!(y, again); // the same seed, the same mask
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Tree, Clone, Copy, Debug, PartialEq)]
 pub struct Dropout {
     p: f64,
 }
@@ -62,8 +61,6 @@ impl Dropout {
         self.p
     }
 }
-
-leafless_tree!(Dropout);
 
 impl<A: Array> Module<A> for Dropout {
     fn forward(&self, x: &A, ctx: &mut Context) -> Result<A, Error> {

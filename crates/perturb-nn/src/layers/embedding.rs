@@ -1,8 +1,8 @@
 //! [`Embedding`]: a table of vectors looked up by integer index.
 
 use perturb::tensor::{Array, Element, Tensor};
-use perturb::tree::{Path, Tree};
 use perturb::Error;
+use perturb::Tree;
 
 use super::in_layer;
 use super::init::parameter_count;
@@ -26,7 +26,7 @@ use crate::module::{Context, Module};
 /// let err = e.forward_eval(&Tensor::vector(&[3.0])).unwrap_err().to_string();
 /// assert!(err.starts_with("Embedding::forward: "), "{err}");
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Tree, Clone, Debug, PartialEq)]
 pub struct Embedding<A> {
     /// The table, shape `[num, dim]`: row `i` is the vector of index `i`.
     pub weight: A,
@@ -85,24 +85,6 @@ impl<A: Array> Embedding<A> {
                 op,
                 reason: format!("the table must be a matrix [num, dim], got shape {shape:?}"),
             }),
-        }
-    }
-}
-
-impl<A: Array> Tree<A> for Embedding<A> {
-    type With<M> = Embedding<M>;
-
-    fn visit<'a>(&'a self, path: &mut Path, f: &mut dyn FnMut(&Path, &'a A)) {
-        path.with("weight", |p| self.weight.visit(p, f));
-    }
-
-    fn visit_mut(&mut self, path: &mut Path, f: &mut dyn FnMut(&Path, &mut A)) {
-        path.with("weight", |p| self.weight.visit_mut(p, f));
-    }
-
-    fn map_with_path<M>(&self, path: &mut Path, f: &mut dyn FnMut(&Path, &A) -> M) -> Embedding<M> {
-        Embedding {
-            weight: path.with("weight", |p| Tree::map_with_path(&self.weight, p, f)),
         }
     }
 }

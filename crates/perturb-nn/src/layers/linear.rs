@@ -1,8 +1,8 @@
 //! [`Linear`]: `y = x W + b`.
 
 use perturb::tensor::{Array, Element, Tensor};
-use perturb::tree::{Path, Tree};
 use perturb::Error;
+use perturb::Tree;
 
 use super::{check_param, in_layer, init_weight};
 use crate::module::{Context, Module};
@@ -27,7 +27,7 @@ use crate::nn::Init;
 /// assert_eq!(l.forward_eval(&x).unwrap().to_vec(), [11.5]);
 /// assert_eq!(l.paths(), ["weight", "bias"]);
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Tree, Clone, Debug, PartialEq)]
 pub struct Linear<A> {
     /// The weight, shape `[in, out]`.
     pub weight: A,
@@ -98,27 +98,6 @@ impl<A: Array> Linear<A> {
     /// ```
     pub fn outputs(&self) -> usize {
         self.weight.shape().get(1).copied().unwrap_or(0)
-    }
-}
-
-impl<A: Array> Tree<A> for Linear<A> {
-    type With<M> = Linear<M>;
-
-    fn visit<'a>(&'a self, path: &mut Path, f: &mut dyn FnMut(&Path, &'a A)) {
-        path.with("weight", |p| self.weight.visit(p, f));
-        path.with("bias", |p| self.bias.visit(p, f));
-    }
-
-    fn visit_mut(&mut self, path: &mut Path, f: &mut dyn FnMut(&Path, &mut A)) {
-        path.with("weight", |p| self.weight.visit_mut(p, f));
-        path.with("bias", |p| self.bias.visit_mut(p, f));
-    }
-
-    fn map_with_path<M>(&self, path: &mut Path, f: &mut dyn FnMut(&Path, &A) -> M) -> Linear<M> {
-        Linear {
-            weight: path.with("weight", |p| Tree::map_with_path(&self.weight, p, f)),
-            bias: path.with("bias", |p| Tree::map_with_path(&self.bias, p, f)),
-        }
     }
 }
 

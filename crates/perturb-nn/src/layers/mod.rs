@@ -61,39 +61,6 @@ use crate::module::Module;
 #[cfg(doc)]
 use perturb::tree::Tree;
 
-/// A [`Tree`](perturb::tree::Tree) with no leaves for layers without parameters, generic over
-/// the leaf type (what `#[derive(Tree)]` gives a struct whose fields are all skipped).
-macro_rules! leafless_tree {
-    ($($layer:ty),* $(,)?) => {$(
-        impl<A: perturb::tensor::Array> perturb::tree::Tree<A> for $layer {
-            type With<M> = $layer;
-
-            fn visit<'a>(
-                &'a self,
-                _: &mut perturb::tree::Path,
-                _: &mut dyn FnMut(&perturb::tree::Path, &'a A),
-            ) {
-            }
-
-            fn visit_mut(
-                &mut self,
-                _: &mut perturb::tree::Path,
-                _: &mut dyn FnMut(&perturb::tree::Path, &mut A),
-            ) {
-            }
-
-            fn map_with_path<M>(
-                &self,
-                _: &mut perturb::tree::Path,
-                _: &mut dyn FnMut(&perturb::tree::Path, &A) -> M,
-            ) -> $layer {
-                self.clone()
-            }
-        }
-    )*};
-}
-pub(crate) use leafless_tree;
-
 /// An error from an operation inside layer `op`'s forward pass, restated as `op`'s (the
 /// inner operation's message kept as the reason), so that the error names the layer.
 fn in_layer(op: &'static str, e: Error) -> Error {

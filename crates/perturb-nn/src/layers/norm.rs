@@ -2,8 +2,9 @@
 //! (over the batch, per channel, with running statistics for evaluation).
 
 use perturb::tensor::{Array, Element, Tensor};
-use perturb::tree::{Path, Tree};
+use perturb::tree::Path;
 use perturb::Error;
+use perturb::Tree;
 
 use super::init::parameter_count;
 use super::{check_param, in_layer};
@@ -17,6 +18,18 @@ fn standardise<A: Array>(x: &A, axes: &[usize], eps: f64) -> Result<(A, A, A), E
     let var = centred.square().try_mean_axes(axes, true)?;
     let y = centred.try_div(&var.add_scalar(A::elem(eps)).sqrt())?;
     Ok((y, mean, var))
+}
+
+/// An error naming `op` unless `eps` is finite and not negative.
+fn check_eps(op: &'static str, eps: f64) -> Result<(), Error> {
+    if eps.is_finite() && eps >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            op,
+            reason: format!("eps {eps} must be finite and not negative"),
+        })
+    }
 }
 
 /// `y * weight + bias`, each (if present) reshaped to `shape` first.
@@ -45,19 +58,21 @@ fn affine<A: Array>(
 /// use perturb::tensor::Tensor;
 /// use perturb_nn::layers::LayerNorm;
 /// use perturb_nn::module::Module;
-/// let ln = LayerNorm::<Tensor<f64>>::new(&[2]).unwrap().with_eps(0.0);
+/// let ln = LayerNorm::<Tensor<f64>>::new(&[2]).unwrap().with_eps(0.0).unwrap();
 /// // rows [1, 3] and [0, 10]: each becomes [-1, 1]
 /// let y = ln.forward_eval(&Tensor::from_vec(vec![1.0, 3.0, 0.0, 10.0], &[2, 2]).unwrap()).unwrap();
 /// assert_eq!(y.to_vec(), [-1.0, 1.0, -1.0, 1.0]);
 /// assert_eq!(ln.architecture(), "LayerNorm([2],eps=0)");
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Tree, Clone, Debug, PartialEq)]
 pub struct LayerNorm<A> {
     /// The scale, of the normalised shape (`None`: no scale).
     pub weight: Option<A>,
     /// The shift, of the normalised shape (`None`: no shift).
     pub bias: Option<A>,
+    #[tree(skip)]
     shape: Vec<usize>,
+    #[tree(skip)]
     eps: f64,
 }
 
@@ -92,15 +107,19 @@ impl<T: Element> LayerNorm<Tensor<T>> {
 }
 
 impl<A> LayerNorm<A> {
-    /// The same layer with `eps` added to the variance.
+    /// The same layer with `eps` added to the variance; an error unless `eps` is finite and
+    /// not negative.
     ///
     /// ```
     /// use perturb::tensor::Tensor;
     /// use perturb_nn::layers::LayerNorm;
-    /// assert_eq!(LayerNorm::<Tensor<f64>>::new(&[2]).unwrap().with_eps(1e-3).eps(), 1e-3);
+    /// let ln = LayerNorm::<Tensor<f64>>::new(&[2]).unwrap();
+    /// assert_eq!(ln.clone().with_eps(1e-3).unwrap().eps(), 1e-3);
+    /// assert!(ln.with_eps(-1.0).is_err());
     /// ```
-    pub fn with_eps(self, eps: f64) -> Self {
-        LayerNorm { eps, ..self }
+    pub fn with_eps(self, eps: f64) -> Result<Self, Error> {
+        check_eps("LayerNorm::with_eps", eps)?;
+        Ok(LayerNorm { eps, ..self })
     }
 
     /// The same layer without scale and shift.
@@ -138,29 +157,6 @@ impl<A> LayerNorm<A> {
     /// ```
     pub fn eps(&self) -> f64 {
         self.eps
-    }
-}
-
-impl<A: Array> Tree<A> for LayerNorm<A> {
-    type With<M> = LayerNorm<M>;
-
-    fn visit<'a>(&'a self, path: &mut Path, f: &mut dyn FnMut(&Path, &'a A)) {
-        path.with("weight", |p| self.weight.visit(p, f));
-        path.with("bias", |p| self.bias.visit(p, f));
-    }
-
-    fn visit_mut(&mut self, path: &mut Path, f: &mut dyn FnMut(&Path, &mut A)) {
-        path.with("weight", |p| self.weight.visit_mut(p, f));
-        path.with("bias", |p| self.bias.visit_mut(p, f));
-    }
-
-    fn map_with_path<M>(&self, path: &mut Path, f: &mut dyn FnMut(&Path, &A) -> M) -> LayerNorm<M> {
-        LayerNorm {
-            weight: path.with("weight", |p| Tree::map_with_path(&self.weight, p, f)),
-            bias: path.with("bias", |p| Tree::map_with_path(&self.bias, p, f)),
-            shape: self.shape.clone(),
-            eps: self.eps,
-        }
     }
 }
 
@@ -221,7 +217,7 @@ impl<A: Array> Module<A> for LayerNorm<A> {
 /// use perturb::tree::Tree;
 /// use perturb_nn::layers::BatchNorm;
 /// use perturb_nn::module::{Context, Module};
-/// let bn = BatchNorm::<Tensor<f64>>::new(1).unwrap().with_momentum(0.5);
+/// let bn = BatchNorm::<Tensor<f64>>::new(1).unwrap().with_momentum(0.5).unwrap();
 /// let x = Tensor::from_vec(vec![1.0, 3.0], &[2, 1]).unwrap();
 /// let tape = TensorTape::new();
 /// let on_tape = bn.map(|t| tape.var(t.clone()));
@@ -232,15 +228,19 @@ impl<A: Array> Module<A> for LayerNorm<A> {
 /// let stats = bn.buffers();
 /// assert_eq!((stats[0].1.to_vec(), stats[1].1.to_vec()), (vec![1.0], vec![1.5]));
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Tree, Clone, Debug)]
 pub struct BatchNorm<A> {
     /// The scale per channel, shape `[C]` (`None`: no scale).
     pub weight: Option<A>,
     /// The shift per channel, shape `[C]` (`None`: no shift).
     pub bias: Option<A>,
+    #[tree(skip)]
     running_mean: Buffer,
+    #[tree(skip)]
     running_var: Buffer,
+    #[tree(skip)]
     momentum: f64,
+    #[tree(skip)]
     eps: f64,
 }
 
@@ -279,30 +279,33 @@ impl<A> BatchNorm<A> {
     /// use perturb::tensor::Tensor;
     /// use perturb_nn::layers::BatchNorm;
     /// let bn = BatchNorm::<Tensor<f64>>::new(2).unwrap();
-    /// assert_eq!(bn.clone().with_momentum(0.3).momentum(), 0.3);
+    /// assert_eq!(bn.clone().with_momentum(0.3).unwrap().momentum(), 0.3);
+    /// let err = bn.with_momentum(1.5).unwrap_err().to_string();
+    /// assert!(err.starts_with("BatchNorm::with_momentum: "), "{err}");
     /// ```
-    ///
-    /// # Panics
-    ///
-    /// If `momentum` is not in `[0, 1]`.
-    #[track_caller]
-    pub fn with_momentum(self, momentum: f64) -> Self {
-        assert!(
-            (0.0..=1.0).contains(&momentum),
-            "BatchNorm::with_momentum: {momentum} is not in [0, 1]"
-        );
-        BatchNorm { momentum, ..self }
+    pub fn with_momentum(self, momentum: f64) -> Result<Self, Error> {
+        if !(0.0..=1.0).contains(&momentum) {
+            return Err(Error::InvalidArgument {
+                op: "BatchNorm::with_momentum",
+                reason: format!("the momentum {momentum} is not in [0, 1]"),
+            });
+        }
+        Ok(BatchNorm { momentum, ..self })
     }
 
-    /// The same layer with `eps` added to the variance.
+    /// The same layer with `eps` added to the variance; an error unless `eps` is finite and
+    /// not negative.
     ///
     /// ```
     /// use perturb::tensor::Tensor;
     /// use perturb_nn::layers::BatchNorm;
-    /// assert_eq!(BatchNorm::<Tensor<f64>>::new(2).unwrap().with_eps(1e-3).eps(), 1e-3);
+    /// let bn = BatchNorm::<Tensor<f64>>::new(2).unwrap();
+    /// assert_eq!(bn.clone().with_eps(1e-3).unwrap().eps(), 1e-3);
+    /// assert!(bn.with_eps(f64::NAN).is_err());
     /// ```
-    pub fn with_eps(self, eps: f64) -> Self {
-        BatchNorm { eps, ..self }
+    pub fn with_eps(self, eps: f64) -> Result<Self, Error> {
+        check_eps("BatchNorm::with_eps", eps)?;
+        Ok(BatchNorm { eps, ..self })
     }
 
     /// The same layer without scale and shift.
@@ -351,31 +354,6 @@ impl<A> BatchNorm<A> {
     /// ```
     pub fn eps(&self) -> f64 {
         self.eps
-    }
-}
-
-impl<A: Array> Tree<A> for BatchNorm<A> {
-    type With<M> = BatchNorm<M>;
-
-    fn visit<'a>(&'a self, path: &mut Path, f: &mut dyn FnMut(&Path, &'a A)) {
-        path.with("weight", |p| self.weight.visit(p, f));
-        path.with("bias", |p| self.bias.visit(p, f));
-    }
-
-    fn visit_mut(&mut self, path: &mut Path, f: &mut dyn FnMut(&Path, &mut A)) {
-        path.with("weight", |p| self.weight.visit_mut(p, f));
-        path.with("bias", |p| self.bias.visit_mut(p, f));
-    }
-
-    fn map_with_path<M>(&self, path: &mut Path, f: &mut dyn FnMut(&Path, &A) -> M) -> BatchNorm<M> {
-        BatchNorm {
-            weight: path.with("weight", |p| Tree::map_with_path(&self.weight, p, f)),
-            bias: path.with("bias", |p| Tree::map_with_path(&self.bias, p, f)),
-            running_mean: self.running_mean.clone(),
-            running_var: self.running_var.clone(),
-            momentum: self.momentum,
-            eps: self.eps,
-        }
     }
 }
 

@@ -2,10 +2,10 @@
 
 use perturb::tensor::conv::{try_avg_pool2d, try_max_pool2d, Pool2d};
 use perturb::tensor::Array;
-use perturb::Error;
+use perturb::{Error, Tree};
 
 use super::conv::pair;
-use super::{in_layer, leafless_tree};
+use super::in_layer;
 use crate::module::{Context, Module};
 
 /// How a pooling reads in an architecture string: `Name(2)` for windows of 2x2 side by side,
@@ -26,7 +26,7 @@ fn describe(name: &str, p: &Pool2d) -> String {
 macro_rules! pool_layer {
     ($(#[$doc:meta])* $name:ident, $text:literal, $function:ident, $op:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[derive(Tree, Clone, Copy, Debug, PartialEq, Eq)]
         pub struct $name {
             /// The window: kernel, stride and padding.
             pub pool: Pool2d,
@@ -59,7 +59,6 @@ macro_rules! pool_layer {
             }
         }
 
-        leafless_tree!($name);
 
         impl<A: Array> Module<A> for $name {
             fn forward(&self, x: &A, _: &mut Context) -> Result<A, Error> {

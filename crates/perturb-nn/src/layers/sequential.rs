@@ -1,8 +1,9 @@
 //! [`Sequential`]: layers applied in order; [`Layer`]: any built-in layer.
 
 use perturb::tensor::Array;
-use perturb::tree::{Path, Tree};
+use perturb::tree::Path;
 use perturb::Error;
+use perturb::Tree;
 
 use super::{
     AvgPool2d, BatchNorm, Conv2d, Dropout, Embedding, Flatten, Gelu, LayerNorm, Linear, MaxPool2d,
@@ -10,8 +11,8 @@ use super::{
 };
 use crate::module::{Buffer, Context, Module};
 
-/// One place lists the built-in layers: the enum, its `From` conversions, its [`Tree`] (a
-/// variant adds no path segment) and its [`Module`] are generated from it.
+/// One place lists the built-in layers: the enum (its [`Tree`] derived: a variant adds no
+/// path segment), its `From` conversions and its [`Module`] are generated from it.
 macro_rules! layers {
     ($( $(#[$doc:meta])* $variant:ident($layer:ty) ),* $(,)?) => {
         /// Any built-in layer, for [`Sequential`]. Each layer converts into it with `into()`
@@ -25,7 +26,7 @@ macro_rules! layers {
         /// let layer: Layer<Tensor<f64>> = Relu.into();
         /// assert_eq!(layer.architecture(), "ReLU");
         /// ```
-        #[derive(Clone, Debug)]
+        #[derive(Tree, Clone, Debug)]
         pub enum Layer<A> {
             $( $(#[$doc])* $variant($layer), )*
         }
@@ -37,32 +38,6 @@ macro_rules! layers {
                 }
             }
         )*
-
-        impl<A: Array> Tree<A> for Layer<A> {
-            type With<M> = Layer<M>;
-
-            fn visit<'a>(&'a self, path: &mut Path, f: &mut dyn FnMut(&Path, &'a A)) {
-                match self {
-                    $( Layer::$variant(l) => l.visit(path, f), )*
-                }
-            }
-
-            fn visit_mut(&mut self, path: &mut Path, f: &mut dyn FnMut(&Path, &mut A)) {
-                match self {
-                    $( Layer::$variant(l) => l.visit_mut(path, f), )*
-                }
-            }
-
-            fn map_with_path<M>(
-                &self,
-                path: &mut Path,
-                f: &mut dyn FnMut(&Path, &A) -> M,
-            ) -> Layer<M> {
-                match self {
-                    $( Layer::$variant(l) => Layer::$variant(Tree::<A>::map_with_path(l, path, f)), )*
-                }
-            }
-        }
 
         impl<A: Array> Module<A> for Layer<A> {
             fn forward(&self, x: &A, ctx: &mut Context) -> Result<A, Error> {
@@ -148,7 +123,7 @@ layers! {
 /// let err = mlp.forward_eval(&Tensor::<f64>::zeros(&[4, 3])).unwrap_err().to_string();
 /// assert!(err.contains("layer 0 (Linear(2,3))") && err.contains("Linear::forward"), "{err}");
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Tree, Clone, Debug)]
 pub struct Sequential<A> {
     /// The layers, applied first to last.
     pub layers: Vec<Layer<A>>,
@@ -187,36 +162,20 @@ impl<A> Sequential<A> {
     }
 }
 
-impl<A: Array> Tree<A> for Sequential<A> {
-    type With<M> = Sequential<M>;
-
-    fn visit<'a>(&'a self, path: &mut Path, f: &mut dyn FnMut(&Path, &'a A)) {
-        path.with("layers", |p| self.layers.visit(p, f));
-    }
-
-    fn visit_mut(&mut self, path: &mut Path, f: &mut dyn FnMut(&Path, &mut A)) {
-        path.with("layers", |p| self.layers.visit_mut(p, f));
-    }
-
-    fn map_with_path<M>(
-        &self,
-        path: &mut Path,
-        f: &mut dyn FnMut(&Path, &A) -> M,
-    ) -> Sequential<M> {
-        Sequential {
-            layers: path.with("layers", |p| Tree::map_with_path(&self.layers, p, f)),
-        }
-    }
-}
-
 impl<A: Array> Module<A> for Sequential<A> {
     fn forward(&self, x: &A, ctx: &mut Context) -> Result<A, Error> {
-        let mut y = x.clone();
-        for (i, layer) in self.layers.iter().enumerate() {
-            y = layer.forward(&y, ctx).map_err(|e| Error::InvalidArgument {
+        let run = |i: usize, layer: &Layer<A>, x: &A, ctx: &mut Context| {
+            layer.forward(x, ctx).map_err(|e| Error::InvalidArgument {
                 op: "Sequential::forward",
                 reason: format!("layer {i} ({}): {e}", layer.architecture()),
-            })?;
+            })
+        };
+        let Some((first, rest)) = self.layers.split_first() else {
+            return Ok(x.clone());
+        };
+        let mut y = run(0, first, x, ctx)?;
+        for (i, layer) in rest.iter().enumerate() {
+            y = run(i + 1, layer, &y, ctx)?;
         }
         Ok(y)
     }

@@ -1,9 +1,9 @@
 //! [`Flatten`]: a batch of arrays to a batch of rows.
 
 use perturb::tensor::Array;
-use perturb::Error;
+use perturb::{Error, Tree};
 
-use super::{in_layer, leafless_tree};
+use super::in_layer;
 use crate::module::{Context, Module};
 
 /// Flattens each member of a batch: `[N, d1, d2, ..]` to `[N, d1 * d2 * ..]` (between the
@@ -18,10 +18,8 @@ use crate::module::{Context, Module};
 /// let err = Flatten.forward_eval(&Tensor::<f64>::zeros(&[5])).unwrap_err().to_string();
 /// assert!(err.starts_with("Flatten::forward: "), "{err}");
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Tree, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Flatten;
-
-leafless_tree!(Flatten);
 
 impl<A: Array> Module<A> for Flatten {
     fn forward(&self, x: &A, _: &mut Context) -> Result<A, Error> {

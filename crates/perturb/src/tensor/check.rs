@@ -2,13 +2,16 @@
 //! random directions, the way perturb tests its own rules.
 
 use std::fmt;
+use std::ops::Range;
 
 use super::array::Array;
 use super::dense::Tensor;
+use super::ravel::{ravel, split};
 use super::tape::TensorTape;
-use super::transforms::{jvp, vjp, TensorFn};
+use super::transforms::{element_count, jvp, vjp, TensorFn};
 use crate::error::Error;
 use crate::functional::Mode;
+use crate::tree::Tree;
 
 /// What [`check_grads`] compares, and how.
 ///
@@ -196,7 +199,22 @@ fn relative_error(ad: f64, fd: f64) -> f64 {
 
 /// A random direction with unit length (zeros for an empty tensor).
 fn direction(shape: &[usize], seed: u64) -> Tensor<f64> {
-    let v = Tensor::randn(shape, 0.0, 1.0, seed);
+    direction_in(shape, seed, None)
+}
+
+/// A random direction with unit length whose flat elements outside `span` (when given) are
+/// zero.
+fn direction_in(shape: &[usize], seed: u64, span: Option<&Range<usize>>) -> Tensor<f64> {
+    let mut v = Tensor::randn(shape, 0.0, 1.0, seed);
+    if let Some(span) = span {
+        let mut values = v.to_vec();
+        for (i, x) in values.iter_mut().enumerate() {
+            if !span.contains(&i) {
+                *x = 0.0;
+            }
+        }
+        v = Tensor::from_vec(values, shape).expect("the shape of the values");
+    }
     let norm = dot(&v, &v).sqrt();
     if norm > 0.0 {
         v.scale(1.0 / norm)
@@ -231,12 +249,14 @@ impl<F: TensorFn<f64>> TensorFn<f64> for Vjp<'_, F> {
 
 /// Compares `<u, J v>` of `f` at `x` by forward mode (`<u, jvp(v)>`), by reverse mode
 /// (`<vjp(u), v>`) and by a central difference, for each direction pair.
+/// With `span`, the directions `v` move only those flat elements of `x`.
 fn compare_first_order<F: TensorFn<f64>>(
     f: &F,
     x: &Tensor<f64>,
     label: &str,
     options: &CheckOptions,
     seed: u64,
+    span: Option<&Range<usize>>,
     out: &mut Vec<Comparison>,
 ) -> Result<(), Error> {
     let y = f.call(x)?;
@@ -244,7 +264,7 @@ fn compare_first_order<F: TensorFn<f64>>(
     let h = options.step * scale;
     let (forward, reverse) = modes(&options.modes);
     for d in 0..options.directions as u64 {
-        let v = direction(x.shape(), seed.wrapping_add(2 * d));
+        let v = direction_in(x.shape(), seed.wrapping_add(2 * d), span);
         let u = direction(y.shape(), seed.wrapping_add(2 * d + 1));
         let plus = f.call(&x.add(&v.scale(h)))?;
         let minus = f.call(&x.sub(&v.scale(h)))?;
@@ -356,6 +376,11 @@ fn compare_ops<F: TensorFn<f64>>(
 /// over forward, reverse over forward, forward over reverse, reverse over reverse. Each
 /// operation `f` records is also checked on its own, so the report names a wrong rule.
 ///
+/// `x` may be any [tree](crate::tree) of tensors (a model), with `f` a `TensorFn<f64, X>` of
+/// it: the tree is then checked as one flat vector ([`ravel`](crate::tensor::ravel)), and
+/// first-order comparisons along each leaf alone are added, labelled with the leaf's path
+/// (`order 1, reverse, leaf '1.0'`), so a wrong derivative is traced to its leaf.
+///
 /// Returns an error only if `f` or a rule fails to run; whether the derivatives agree is in the
 /// [`GradReport`] (see [`GradReport::passes`]). Errors are relative for values above 1 and
 /// absolute below; with the default step, right rules give about 1e-8 or less.
@@ -387,11 +412,11 @@ fn compare_ops<F: TensorFn<f64>>(
 /// assert!(!report.passes(1e-6));
 /// assert_eq!(report.worst_op().unwrap().op, "bad_cube");
 /// ```
-pub fn check_grads<F: TensorFn<f64>>(
-    f: &F,
-    x: &Tensor<f64>,
-    options: &CheckOptions,
-) -> Result<GradReport, Error> {
+pub fn check_grads<X, F>(f: &F, x: &X, options: &CheckOptions) -> Result<GradReport, Error>
+where
+    X: Tree<Tensor<f64>>,
+    F: TensorFn<f64, X>,
+{
     if !(1..=2).contains(&options.order) {
         return Err(Error::InvalidArgument {
             op: "check_grads",
@@ -405,9 +430,36 @@ pub fn check_grads<F: TensorFn<f64>>(
             reason: "no mode to check: give Mode::Forward, Mode::Reverse or Mode::Auto".into(),
         });
     }
+    let leaves = x.leaves();
+    let f = &Flat {
+        f,
+        tree: x,
+        shapes: leaves.iter().map(|l| l.shape()).collect(),
+    };
+    let x = &match leaves[..] {
+        [leaf] => leaf.clone(),
+        _ => ravel(x)?,
+    };
     let mut comparisons = Vec::new();
     let seed = options.seed;
-    compare_first_order(f, x, "order 1, {mode}", options, seed, &mut comparisons)?;
+    compare_first_order(
+        f,
+        x,
+        "order 1, {mode}",
+        options,
+        seed,
+        None,
+        &mut comparisons,
+    )?;
+    if leaves.len() > 1 {
+        let mut start = 0;
+        for (path, leaf) in f.tree.named_leaves() {
+            let span = start..start + element_count(leaf.shape());
+            start = span.end;
+            let label = format!("order 1, {{mode}}, leaf '{path}'");
+            compare_first_order(f, x, &label, options, seed, Some(&span), &mut comparisons)?;
+        }
+    }
     if options.order == 2 {
         let y = f.call(x)?;
         for d in 0..options.directions as u64 {
@@ -421,6 +473,7 @@ pub fn check_grads<F: TensorFn<f64>>(
                     "order 2, {mode} over forward",
                     options,
                     base,
+                    None,
                     &mut comparisons,
                 )?;
             }
@@ -433,6 +486,7 @@ pub fn check_grads<F: TensorFn<f64>>(
                     "order 2, {mode} over reverse",
                     options,
                     base,
+                    None,
                     &mut comparisons,
                 )?;
             }
@@ -440,4 +494,22 @@ pub fn check_grads<F: TensorFn<f64>>(
     }
     let ops = compare_ops(f, x, options)?;
     Ok(GradReport { comparisons, ops })
+}
+
+/// A function of a tree as a function of one array: the tree's only leaf itself, or the leaves
+/// raveled into one vector and cut apart again by differentiable operations.
+struct Flat<'a, F, X> {
+    f: &'a F,
+    tree: &'a X,
+    shapes: Vec<&'a [usize]>,
+}
+
+impl<X: Tree<Tensor<f64>>, F: TensorFn<f64, X>> TensorFn<f64> for Flat<'_, F, X> {
+    fn call<A: Array<Elem = f64>>(&self, v: &A) -> Result<A, Error> {
+        let leaves = match self.shapes[..] {
+            [_] => vec![v.clone()],
+            _ => split(v, &self.shapes)?,
+        };
+        self.f.call(&self.tree.unflatten(leaves)?)
+    }
 }

@@ -11,7 +11,9 @@
 //!   ([`Op::batch`]): several tangents or cotangents in one pass.
 //! - Transforms ([`jvp`], [`vjp`], [`grad`], [`jacfwd`], [`jacrev`], [`jacobian`], [`hessian`],
 //!   [`hvp`], and the composable [`TensorFn`]s [`Grad`], [`JacFwd`], [`JacRev`], [`Hessian`]),
-//!   and [`check_grads`] to test derivatives the way perturb tests its own.
+//!   and [`check_grads`] to test derivatives the way perturb tests its own; each takes a
+//!   [tree](crate::tree) of arrays (a model) where it takes an array, and [`ravel`] turns a
+//!   tree into one vector.
 //!
 //! ```
 //! use perturb::tensor::{Array, Tensor, TensorTape};
@@ -48,6 +50,7 @@ pub mod linalg;
 mod op;
 mod operators;
 pub mod ops;
+mod ravel;
 mod tape;
 pub mod transforms;
 mod vmath;
@@ -61,9 +64,12 @@ pub use dense::Tensor;
 pub use dual::DualTensor;
 pub use element::Element;
 pub use op::{Op, VjpReads};
+pub use operators::ArrayOps;
 pub use ops::Indices;
+pub use ravel::{ravel, unravel};
 pub use tape::{TensorTape, TensorVar};
 pub use transforms::{
-    grad, grad_n, hessian, hvp, jacfwd, jacobian, jacrev, jvp, jvp_n, value_and_grad,
-    value_and_grad_n, vjp, vjp_n, Grad, Hessian, JacFwd, JacRev, Jacobian, TensorFn,
+    grad, grad_n, grad_with_aux, hessian, hvp, jacfwd, jacobian, jacrev, jvp, jvp_n,
+    value_and_grad, value_and_grad_n, value_and_grad_with_aux, vjp, vjp_n, Grad, Hessian, JacFwd,
+    JacRev, Jacobian, TensorFn, TreeFn, TreeFnWithAux,
 };
