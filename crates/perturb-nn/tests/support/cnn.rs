@@ -71,12 +71,12 @@ pub fn train_epoch(mut model: Cnn, adam: &mut Adam<f32>, train: &Dataset<f32>, s
             let vars = model.map(|t| tape.var(t.clone()));
             let logits = vars.forward(&images(&tape.constant(x)), &mut ctx).unwrap();
             let loss = softmax_cross_entropy(&logits, &labels(&y), Reduction::Mean).unwrap();
-            tape.gradient(&loss, &vars.leaves()).unwrap()
+            model
+                .unflatten(tape.gradient(&loss, &vars.leaves()).unwrap())
+                .unwrap()
         };
         tape.clear();
-        let mut params = model.flatten();
-        adam.step(&mut params, &grads).unwrap();
-        model = model.unflatten(params).unwrap();
+        adam.update(&mut model, &grads).unwrap();
     }
     model
 }
