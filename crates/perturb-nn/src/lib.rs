@@ -1,14 +1,15 @@
 //! # perturb-nn
 //!
 //! Neural networks on [`perturb::tensor`]: modules ([`module`]) and the layers they are built
-//! from ([`layers`]), the older layers and models ([`nn`]), losses ([`loss`]),
-//! optimisers and learning-rate schedules ([`optim`]), data sets ([`data`]), and model files
-//! and checkpoints ([`io`]). Everything here uses only perturb's public API.
+//! from ([`layers`]), ready-made networks ([`models`]), the older layers and models ([`nn`]),
+//! losses ([`loss`]), optimisers and learning-rate schedules ([`optim`]), data sets ([`data`]),
+//! and model files and checkpoints ([`io`]). Everything here uses only perturb's public API.
 
 pub mod data;
 pub mod io;
 pub mod layers;
 pub mod loss;
+pub mod models;
 pub mod module;
 pub mod nn;
 pub mod optim;
