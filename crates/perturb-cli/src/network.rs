@@ -4,20 +4,18 @@
 //! layers with their weights; its parameters are the leaves of the layers' tree, named by
 //! their paths (`layers.0.weight`).
 
-use perturb::tensor::conv::Conv2dOptions;
 use perturb::tensor::{Array, Tensor};
 use perturb::tree::Tree;
 use perturb::Error;
-use perturb_nn::layers::{
-    Conv2d, Flatten, Layer, Linear, MaxPool2d, Relu, Sequential, Sigmoid, Softplus, Tanh,
-};
+use perturb_nn::layers::{Layer, Linear, Relu, Sequential, Sigmoid, Softplus, Tanh};
+use perturb_nn::models::small_cnn;
 use perturb_nn::module::{Context, Module};
 use perturb_nn::nn::{Activation, Init};
 use rand::rngs::StdRng;
 use rand::{RngCore as _, SeedableRng as _};
 
-/// The CNN's channels, its two convolutions' outputs: those with which the library's digits test
-/// reaches 98.5% (branch i16-cnn, `models::small_cnn`).
+/// The CNN's channels, its two convolutions' outputs: those with which the library's digits
+/// test reaches 98.5% (`crates/perturb-nn/tests/cnn_digits.rs`).
 pub const CNN_CHANNELS: [usize; 2] = [32, 64];
 
 /// What a network is, without its weights.
@@ -28,9 +26,10 @@ pub enum Architecture {
         sizes: Vec<usize>,
         activation: Activation,
     },
-    /// For `side x side` images given as rows of `side * side` features (row-major, as the
-    /// digits data hold them): conv(1 -> C1, 3x3, padding 1) - relu - max pool 2x2,
-    /// conv(C1 -> C2, 3x3, padding 1) - relu - max pool 2x2, flatten, linear to `outputs`.
+    /// The library's [`small_cnn`] for `side x side` images given as rows of `side * side`
+    /// features (row-major, as the digits data hold them): conv(1 -> C1, 3x3, padding 1),
+    /// relu, max pool 2x2, conv(C1 -> C2, 3x3, padding 1), relu, max pool 2x2, flatten, and a
+    /// linear layer to `outputs`.
     Cnn {
         side: usize,
         channels: [usize; 2],
@@ -134,43 +133,31 @@ impl Architecture {
     /// The network with its initial weights from `seed`. The MLP's linear layers each draw
     /// from their own seed of a generator seeded with `seed`, Xavier-uniform (He-normal under
     /// relu), as the library's first MLP did (so a run's weights are those of earlier
-    /// versions); the CNN's weights are He-normal. Biases start at 0.
+    /// versions); the CNN is the library's [`small_cnn`] (He-normal). Biases start at 0.
     pub fn initial(&self, seed: u64) -> Result<Network, Error> {
-        let mut seeds = StdRng::seed_from_u64(seed);
-        let mut layers = Sequential::new();
-        match self {
+        let layers = match self {
             Architecture::Mlp { sizes, activation } => {
                 let init = if *activation == Activation::Relu {
                     Init::HeNormal
                 } else {
                     Init::XavierUniform
                 };
+                let mut seeds = StdRng::seed_from_u64(seed);
+                let mut layers = Sequential::new();
                 for (l, w) in sizes.windows(2).enumerate() {
                     if let Some(layer) = activation_layer(*activation).filter(|_| l > 0) {
                         layers = layers.push(layer);
                     }
                     layers = layers.push(Linear::new(w[0], w[1], init, seeds.next_u64())?);
                 }
+                layers
             }
             Architecture::Cnn {
                 side,
-                channels: [c1, c2],
+                channels,
                 outputs,
-            } => {
-                let same = Conv2dOptions::default().padding(1);
-                let s = side / 2 / 2;
-                let he = Init::HeNormal;
-                layers = layers
-                    .push(Conv2d::new(1, *c1, [3, 3], same, he, seeds.next_u64())?)
-                    .push(Relu)
-                    .push(MaxPool2d::new(2))
-                    .push(Conv2d::new(*c1, *c2, [3, 3], same, he, seeds.next_u64())?)
-                    .push(Relu)
-                    .push(MaxPool2d::new(2))
-                    .push(Flatten)
-                    .push(Linear::new(c2 * s * s, *outputs, he, seeds.next_u64())?);
-            }
-        }
+            } => small_cnn(*side, *channels, *outputs, seed)?,
+        };
         Ok(Network {
             architecture: self.clone(),
             layers,
