@@ -18,8 +18,21 @@ fn temporary(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
+/// The file a write to `path` replaces: where `path` is a symbolic link, the file it points
+/// to (as an ordinary write through the link would), so that the link stays a link; else
+/// `path` itself (a dangling link is replaced by the file).
+fn destination(path: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(info) if info.file_type().is_symlink() => {
+            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
 /// Writes `bytes` to `path` atomically: first to a temporary file in the same folder, which is
-/// flushed to the disk (`fsync`) and then renamed over `path`. A crash or a full disk at any
+/// flushed to the disk (`fsync`) and then renamed over `path` (over the file it points to, if
+/// `path` is a symbolic link), with the old file's permissions. A crash or a full disk at any
 /// point leaves the previous file whole; on an error the temporary file is removed. The model
 /// files and checkpoints of this module are written this way.
 ///
@@ -44,9 +57,15 @@ fn write_with(
     path: &Path,
     write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<(), FileError> {
+    let shown = path.display().to_string();
+    let path = &destination(path);
     let tmp = temporary(path);
     let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
+        // The new file keeps the old one's permissions (a private model stays private).
+        if let Some(old) = std::fs::metadata(path).ok().filter(|m| m.is_file()) {
+            f.set_permissions(old.permissions())?;
+        }
         write(&mut f)?;
         f.sync_all()?;
         drop(f);
@@ -55,7 +74,7 @@ fn write_with(
     if let Err(source) = written {
         std::fs::remove_file(&tmp).ok();
         return Err(FileError::Io {
-            file: path.display().to_string(),
+            file: shown,
             action: "write",
             source,
         });
