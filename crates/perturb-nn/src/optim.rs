@@ -869,8 +869,23 @@ impl<T: Element> Optimizer<T> for Adam<T> {
         self.moments.state()
     }
 
+    /// Also an error if a second moment `v` holds a number that is negative or NaN: `v` is an
+    /// average of squares, and `sqrt(v)` would make the weights NaN.
     fn load_state(&mut self, state: OptimizerState<T>) -> Result<(), Error> {
-        self.moments.load("Adam::load_state", state)
+        const OP: &str = "Adam::load_state";
+        let second = state.slots.get("v").into_iter().flatten();
+        for (path, v) in second {
+            if let Some(x) = v.as_slice().iter().find(|x| !(**x >= T::zero())) {
+                return Err(Error::InvalidArgument {
+                    op: OP,
+                    reason: format!(
+                        "the second moment 'v' of the leaf '{path}' holds {x}, but it is an \
+                         average of squares (>= 0)"
+                    ),
+                });
+            }
+        }
+        self.moments.load(OP, state)
     }
 
     fn lr(&self) -> f64 {

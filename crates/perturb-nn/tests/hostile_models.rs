@@ -63,6 +63,38 @@ fn a_step_count_at_its_limit_from_a_checkpoint_is_an_error_not_an_overflow() {
 }
 
 #[test]
+fn adam_state_with_a_negative_second_moment_from_a_checkpoint_is_refused() {
+    let dir = scratch("adam-v");
+    let path = dir.join("run.ckpt");
+    let mut model = vec![Tensor::vector(&[1.0_f64, 2.0])];
+    let g = vec![Tensor::vector(&[0.5, 0.5])];
+    let mut opt = Adam::new(0.1);
+    opt.step(&mut model, &g).unwrap();
+    // A corrupt checkpoint: finite numbers (so the file passes every check of the format),
+    // but v, an average of squares, is negative.
+    let mut state = opt.state();
+    let v = state.slots.get_mut("v").unwrap().get_mut("0").unwrap();
+    *v = Tensor::vector(&[0.25, -0.25]);
+    let ckpt = Checkpoint {
+        header: Header::new("m"),
+        optimizer: state,
+        train: TrainState::default(),
+        extra: vec![],
+    };
+    ckpt.save(&path, &model).unwrap();
+    let back = Checkpoint::load(&path, &mut model, "m").unwrap();
+    let mut resumed = Adam::new(0.1);
+    // Was: accepted, and the next step made the weight NaN (sqrt of a negative number).
+    let err = resumed.load_state(back.optimizer).unwrap_err().to_string();
+    assert!(
+        err.starts_with("Adam::load_state") && err.contains("'0'") && err.contains("-0.25"),
+        "{err}"
+    );
+    assert_eq!(resumed.steps(), 0, "the optimiser is unchanged");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn batch_norm_with_a_negative_running_variance_from_a_file_is_an_error_not_nan() {
     let dir = scratch("bn");
     let path = dir.join("bn.safetensors");
