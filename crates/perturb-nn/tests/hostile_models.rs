@@ -169,6 +169,33 @@ fn saving_through_a_symbolic_link_updates_the_file_it_points_to() {
 
 #[cfg(unix)]
 #[test]
+fn links_planted_at_the_temporary_names_are_not_written_through() {
+    let dir = scratch("planted");
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, b"precious").unwrap();
+    // In a shared folder, another user plants links at the predictable temporary names
+    // (.NAME.tmp-PID-N), pointing at a file of ours.
+    for n in 0..2048 {
+        let name = format!(".model.safetensors.tmp-{}-{n}", std::process::id());
+        std::os::unix::fs::symlink(&victim, dir.join(name)).unwrap();
+    }
+    let path = dir.join("model.safetensors");
+    io::save(&path, &vec![Tensor::vector(&[1.0_f64])], &Header::new("m")).unwrap();
+    // Was: the save opened the planted link, wrote the model into victim.txt and renamed
+    // the link over model.safetensors.
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(!std::fs::symlink_metadata(&path)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let mut back = vec![Tensor::vector(&[0.0_f64])];
+    io::load_into(&mut back, &path, "m").unwrap();
+    assert_eq!(back[0].to_vec(), [1.0]);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[cfg(unix)]
+#[test]
 fn saving_over_a_private_model_keeps_it_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = scratch("mode");

@@ -52,6 +52,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     write_with(path, |f| f.write_all(bytes))
 }
 
+/// A new temporary file beside `path`, created for this write only: a name that exists
+/// already (another writer's temporary file, or a link planted in a shared folder to make us
+/// write through it) is skipped, never opened.
+fn create_temporary(path: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let mut taken = 0;
+    loop {
+        let tmp = temporary(path);
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp);
+        match created {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && taken < 10_000 => taken += 1,
+            other => return other.map(|f| (tmp, f)),
+        }
+    }
+}
+
 /// [`write_atomic`], the temporary file's contents written by `write`.
 fn write_with(
     path: &Path,
@@ -59,9 +77,13 @@ fn write_with(
 ) -> Result<(), FileError> {
     let shown = path.display().to_string();
     let path = &destination(path);
-    let tmp = temporary(path);
+    let fail = |source| FileError::Io {
+        file: shown.clone(),
+        action: "write",
+        source,
+    };
+    let (tmp, mut f) = create_temporary(path).map_err(fail)?;
     let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
         // The new file keeps the old one's permissions (a private model stays private).
         if let Some(old) = std::fs::metadata(path).ok().filter(|m| m.is_file()) {
             f.set_permissions(old.permissions())?;
@@ -73,11 +95,7 @@ fn write_with(
     })();
     if let Err(source) = written {
         std::fs::remove_file(&tmp).ok();
-        return Err(FileError::Io {
-            file: shown,
-            action: "write",
-            source,
-        });
+        return Err(fail(source));
     }
     // The rename reaches the disk with the folder's entry; where a folder cannot be opened or
     // synced (some systems), the file is still whole.
