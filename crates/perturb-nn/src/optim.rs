@@ -875,7 +875,7 @@ impl<T: Element> Optimizer<T> for Adam<T> {
         const OP: &str = "Adam::load_state";
         let second = state.slots.get("v").into_iter().flatten();
         for (path, v) in second {
-            if let Some(x) = v.as_slice().iter().find(|x| !(**x >= T::zero())) {
+            if let Some(x) = v.as_slice().iter().find(|x| x.is_nan() || **x < T::zero()) {
                 return Err(Error::InvalidArgument {
                     op: OP,
                     reason: format!(
