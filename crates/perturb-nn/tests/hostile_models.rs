@@ -3,7 +3,7 @@
 //! a panic, a NaN or a silently wrong file.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use perturb::tensor::conv::{Conv2dOptions, Pool2d};
 use perturb::tensor::Tensor;
@@ -11,7 +11,7 @@ use perturb::Tree;
 use perturb_nn::io::{self, Checkpoint, FileError, Header, TrainState};
 use perturb_nn::layers::{AvgPool2d, BatchNorm, Conv2d, Dropout, Embedding, MaxPool2d};
 use perturb_nn::module::{Context, Module};
-use perturb_nn::optim::{Adam, Optimizer, Sgd};
+use perturb_nn::optim::{Adam, Optimizer, OptimizerState, Sgd};
 
 /// A fresh, empty folder for one test.
 fn scratch(name: &str) -> PathBuf {
@@ -19,6 +19,23 @@ fn scratch(name: &str) -> PathBuf {
     std::fs::remove_dir_all(&dir).ok();
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// `state` saved in a checkpoint at `path` with `model`, and read back (as a resumed run
+/// reads it).
+fn through_checkpoint(
+    path: &Path,
+    model: &mut Vec<Tensor<f64>>,
+    state: OptimizerState<f64>,
+) -> OptimizerState<f64> {
+    let ckpt = Checkpoint {
+        header: Header::new("m"),
+        optimizer: state,
+        train: TrainState::default(),
+        extra: vec![],
+    };
+    ckpt.save(path, &*model).unwrap();
+    Checkpoint::load(path, model, "m").unwrap().optimizer
 }
 
 #[test]
@@ -36,15 +53,8 @@ fn a_step_count_at_its_limit_from_a_checkpoint_is_an_error_not_an_overflow() {
         // A hostile (or hand-edited) checkpoint: perturb.optimizer.steps = u64::MAX.
         let mut state = opt.state();
         state.steps = u64::MAX;
-        let ckpt = Checkpoint {
-            header: Header::new("m"),
-            optimizer: state,
-            train: TrainState::default(),
-            extra: vec![],
-        };
-        ckpt.save(&path, &model).unwrap();
-        let back = Checkpoint::load(&path, &mut model, "m").unwrap();
-        opt.load_state(back.optimizer).unwrap();
+        opt.load_state(through_checkpoint(&path, &mut model, state))
+            .unwrap();
         let before = model[0].to_vec();
         // Was: "attempt to add with overflow" (a panic) in a debug build, a count wrapped to 0
         // in a release build.
@@ -75,17 +85,10 @@ fn adam_state_with_a_negative_second_moment_from_a_checkpoint_is_refused() {
     let mut state = opt.state();
     let v = state.slots.get_mut("v").unwrap().get_mut("0").unwrap();
     *v = Tensor::vector(&[0.25, -0.25]);
-    let ckpt = Checkpoint {
-        header: Header::new("m"),
-        optimizer: state,
-        train: TrainState::default(),
-        extra: vec![],
-    };
-    ckpt.save(&path, &model).unwrap();
-    let back = Checkpoint::load(&path, &mut model, "m").unwrap();
+    let back = through_checkpoint(&path, &mut model, state);
     let mut resumed = Adam::new(0.1);
     // Was: accepted, and the next step made the weight NaN (sqrt of a negative number).
-    let err = resumed.load_state(back.optimizer).unwrap_err().to_string();
+    let err = resumed.load_state(back).unwrap_err().to_string();
     assert!(
         err.starts_with("Adam::load_state") && err.contains("'0'") && err.contains("-0.25"),
         "{err}"
