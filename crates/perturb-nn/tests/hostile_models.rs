@@ -9,8 +9,12 @@ use perturb::tensor::conv::{Conv2dOptions, Pool2d};
 use perturb::tensor::Tensor;
 use perturb::Tree;
 use perturb_nn::io::{self, Checkpoint, FileError, Header, TrainState};
-use perturb_nn::layers::{AvgPool2d, BatchNorm, Conv2d, Dropout, Embedding, MaxPool2d};
-use perturb_nn::module::{Context, Module};
+use perturb_nn::layers::{
+    AvgPool2d, BatchNorm, Conv2d, Dropout, Embedding, Flatten, Gelu, Layer, LayerNorm, MaxPool2d,
+    Relu, Sequential, Tanh,
+};
+use perturb_nn::module::{Context, ContextState, Mode, Module, RngState};
+use perturb_nn::nn::Init;
 use perturb_nn::optim::{Adam, Optimizer, OptimizerState, Sgd};
 
 /// A fresh, empty folder for one test.
@@ -400,4 +404,76 @@ fn layers_given_degenerate_settings_or_inputs_say_why() {
         [0, 2]
     );
     assert!(Dropout::new(f64::NAN).is_err());
+}
+
+#[test]
+fn layers_that_differ_outside_their_weights_have_different_architectures() {
+    // load_module trusts the architecture string for what the weights do not show: two of
+    // these with one string would load each other's files silently.
+    let conv = |options: Conv2dOptions| {
+        Conv2d::<Tensor<f64>>::new(4, 4, [3, 3], options, Init::HeNormal, 0).unwrap()
+    };
+    let o = Conv2dOptions::default;
+    let layers: Vec<Layer<Tensor<f64>>> = vec![
+        conv(o()).into(),
+        conv(o().stride(2)).into(),
+        conv(o().strides([1, 2])).into(),
+        conv(o().padding(1)).into(),
+        conv(o().padding_per_side([(1, 0), (1, 0)])).into(),
+        conv(o().padding_per_side([(1, 1), (0, 0)])).into(),
+        conv(o().same()).into(),
+        conv(o().dilation(2)).into(),
+        conv(o().groups(2)).into(),
+        conv(o()).without_bias().into(),
+        MaxPool2d::new(2).into(),
+        MaxPool2d::with(Pool2d::new([2, 2]).stride([1, 1])).into(),
+        MaxPool2d::with(Pool2d::new([2, 2]).padding([1, 1])).into(),
+        AvgPool2d::new(2).into(),
+        Dropout::new(0.1).unwrap().into(),
+        Dropout::new(0.1 + 1e-16).unwrap().into(),
+        LayerNorm::new(&[4]).unwrap().into(),
+        LayerNorm::new(&[4]).unwrap().with_eps(1e-6).unwrap().into(),
+        LayerNorm::new(&[4]).unwrap().without_affine().into(),
+        LayerNorm::new(&[2, 2]).unwrap().into(),
+        BatchNorm::new(4).unwrap().into(),
+        BatchNorm::new(4)
+            .unwrap()
+            .with_momentum(0.2)
+            .unwrap()
+            .into(),
+        BatchNorm::new(4).unwrap().with_eps(1e-3).unwrap().into(),
+        BatchNorm::new(4).unwrap().without_affine().into(),
+        Relu.into(),
+        Tanh.into(),
+        Gelu.into(),
+        Flatten.into(),
+    ];
+    let names: Vec<String> = layers.iter().map(|l| l.architecture()).collect();
+    let distinct: std::collections::BTreeSet<&String> = names.iter().collect();
+    assert_eq!(distinct.len(), names.len(), "{names:#?}");
+    // Nor does a Sequential's string run two layers together.
+    let one = Sequential::new().push(Relu).push(Tanh);
+    let other = Sequential::new().push(Tanh).push(Relu);
+    assert_ne!(
+        Module::<Tensor<f64>>::architecture(&one),
+        Module::<Tensor<f64>>::architecture(&other)
+    );
+}
+
+#[test]
+fn a_random_stream_at_the_end_of_its_counter_wraps_without_a_panic() {
+    let end = RngState {
+        seed: u64::MAX,
+        draws: u64::MAX,
+    };
+    let mut ctx = Context::from_state(ContextState {
+        mode: Mode::Training,
+        rng: end,
+    });
+    let y = Dropout::new(0.5)
+        .unwrap()
+        .forward(&Tensor::<f64>::ones(&[8]), &mut ctx)
+        .unwrap();
+    assert!(y.to_vec().iter().all(|&v| v == 0.0 || v == 2.0));
+    assert_eq!(ctx.state().rng.draws, 0);
 }
