@@ -477,3 +477,46 @@ fn a_random_stream_at_the_end_of_its_counter_wraps_without_a_panic() {
     assert!(y.to_vec().iter().all(|&v| v == 0.0 || v == 2.0));
     assert_eq!(ctx.state().rng.draws, 0);
 }
+
+/// The file at `path` with its header's JSON changed by `edit` (the data kept).
+fn edit_header(path: &Path, edit: impl Fn(&mut serde_json::Value)) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    edit(&mut header);
+    let text = header.to_string();
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn tensors_of_other_types_or_absurd_sizes_are_refused_before_their_data_is_read() {
+    let dir = scratch("dtypes");
+    let path = dir.join("m.safetensors");
+    let model = vec![Tensor::vector(&[1.0_f64, 2.0])];
+    let stats = vec![("stats".to_string(), Tensor::vector(&[3.0, 4.0]))];
+    for (tensor, dtype) in [
+        ("0", "F16"),
+        ("0", "BF16"),
+        ("stats", "I64"),
+        ("stats", "BOOL"),
+    ] {
+        io::save_with_extra(&path, &model, &stats, &Header::new("m")).unwrap();
+        edit_header(&path, |h| h[tensor]["dtype"] = dtype.into());
+        let mut back = model.clone();
+        let err = io::load_into_with_extra(&mut back, &path, "m").unwrap_err();
+        assert!(matches!(err, FileError::Dtype { .. }), "{dtype}: {err}");
+        assert!(err.to_string().contains(dtype), "{err}");
+        assert_eq!(back[0].to_vec(), [1.0, 2.0]);
+    }
+    // A tensor beside the model (whose shape nothing constrains) claiming 2^62 numbers.
+    io::save_with_extra(&path, &model, &stats, &Header::new("m")).unwrap();
+    edit_header(&path, |h| {
+        h["stats"]["shape"] = serde_json::json!([1u64 << 31, 1u64 << 31])
+    });
+    let err = io::load_into_with_extra(&mut model.clone(), &path, "m").unwrap_err();
+    assert!(err.to_string().contains("numbers a file may hold"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
