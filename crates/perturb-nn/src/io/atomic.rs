@@ -84,9 +84,10 @@ fn write_with(
     };
     let (tmp, mut f) = create_temporary(path).map_err(fail)?;
     let written = (|| {
-        // The new file keeps the old one's permissions (a private model stays private).
+        // The new file keeps the old one's permissions (a private model stays private); on a
+        // file system without them (FAT, some network shares) this may fail, harmlessly.
         if let Some(old) = std::fs::metadata(path).ok().filter(|m| m.is_file()) {
-            f.set_permissions(old.permissions())?;
+            f.set_permissions(old.permissions()).ok();
         }
         write(&mut f)?;
         f.sync_all()?;
