@@ -431,6 +431,22 @@ impl<T: Element, const N: usize> Memory<T, N> {
         Ok(())
     }
 
+    /// Counts one more update: an error if the count is already `u64::MAX` (a state put back
+    /// with such a count, perhaps from a hostile checkpoint), rather than an overflow.
+    fn count_step(&mut self, op: &'static str) -> Result<(), Error> {
+        self.steps = self
+            .steps
+            .checked_add(1)
+            .ok_or_else(|| Error::InvalidArgument {
+                op,
+                reason: format!(
+                    "the optimiser has counted {} steps and cannot count more (a corrupt state?)",
+                    self.steps
+                ),
+            })?;
+        Ok(())
+    }
+
     /// The buffers of the leaf at `path`, zeros of `shape` when new.
     fn of(&mut self, path: &str, shape: &[usize]) -> &mut [Tensor<T>; N] {
         self.by_path
@@ -663,7 +679,7 @@ impl<T: Element> Optimizer<T> for Sgd<T> {
         let mu: T = hyper(OP, "momentum", self.momentum, DECAY)?;
         check(OP, paths, params, grads)?;
         self.velocity.check(OP, paths, params)?;
-        self.velocity.steps += 1;
+        self.velocity.count_step(OP)?;
         for ((path, p), g) in paths.iter().zip(params.iter_mut()).zip(grads) {
             let [v] = self.velocity.of(path, p.shape());
             let (gs, vs) = (g.as_slice(), v.as_slice());
@@ -815,7 +831,7 @@ impl<T: Element> Optimizer<T> for Adam<T> {
         let eps: T = hyper(OP, "eps", self.eps, NON_NEGATIVE)?;
         check(OP, paths, params, grads)?;
         self.moments.check(OP, paths, params)?;
-        self.moments.steps += 1;
+        self.moments.count_step(OP)?;
         let t = i32::try_from(self.moments.steps).unwrap_or(i32::MAX);
         let one = T::one();
         let (bc1, bc2) = (one - b1.powi(t), one - b2.powi(t));
@@ -853,8 +869,23 @@ impl<T: Element> Optimizer<T> for Adam<T> {
         self.moments.state()
     }
 
+    /// Also an error if a second moment `v` holds a number that is negative or NaN: `v` is an
+    /// average of squares, and `sqrt(v)` would make the weights NaN.
     fn load_state(&mut self, state: OptimizerState<T>) -> Result<(), Error> {
-        self.moments.load("Adam::load_state", state)
+        const OP: &str = "Adam::load_state";
+        let second = state.slots.get("v").into_iter().flatten();
+        for (path, v) in second {
+            if let Some(x) = v.as_slice().iter().find(|x| x.is_nan() || **x < T::zero()) {
+                return Err(Error::InvalidArgument {
+                    op: OP,
+                    reason: format!(
+                        "the second moment 'v' of the leaf '{path}' holds {x}, but it is an \
+                         average of squares (>= 0)"
+                    ),
+                });
+            }
+        }
+        self.moments.load(OP, state)
     }
 
     fn lr(&self) -> f64 {

@@ -18,8 +18,21 @@ fn temporary(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
+/// The file a write to `path` replaces: where `path` is a symbolic link, the file it points
+/// to (as an ordinary write through the link would), so that the link stays a link; else
+/// `path` itself (a dangling link is replaced by the file).
+fn destination(path: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(info) if info.file_type().is_symlink() => {
+            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
 /// Writes `bytes` to `path` atomically: first to a temporary file in the same folder, which is
-/// flushed to the disk (`fsync`) and then renamed over `path`. A crash or a full disk at any
+/// flushed to the disk (`fsync`) and then renamed over `path` (over the file it points to, if
+/// `path` is a symbolic link), with the old file's permissions. A crash or a full disk at any
 /// point leaves the previous file whole; on an error the temporary file is removed. The model
 /// files and checkpoints of this module are written this way.
 ///
@@ -39,14 +52,43 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     write_with(path, |f| f.write_all(bytes))
 }
 
+/// A new temporary file beside `path`, created for this write only: a name that exists
+/// already (another writer's temporary file, or a link planted in a shared folder to make us
+/// write through it) is skipped, never opened.
+fn create_temporary(path: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let mut taken = 0;
+    loop {
+        let tmp = temporary(path);
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp);
+        match created {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && taken < 10_000 => taken += 1,
+            other => return other.map(|f| (tmp, f)),
+        }
+    }
+}
+
 /// [`write_atomic`], the temporary file's contents written by `write`.
 fn write_with(
     path: &Path,
     write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<(), FileError> {
-    let tmp = temporary(path);
+    let shown = path.display().to_string();
+    let path = &destination(path);
+    let fail = |source| FileError::Io {
+        file: shown.clone(),
+        action: "write",
+        source,
+    };
+    let (tmp, mut f) = create_temporary(path).map_err(fail)?;
     let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        // The new file keeps the old one's permissions (a private model stays private); on a
+        // file system without them (FAT, some network shares) this may fail, harmlessly.
+        if let Some(old) = std::fs::metadata(path).ok().filter(|m| m.is_file()) {
+            f.set_permissions(old.permissions()).ok();
+        }
         write(&mut f)?;
         f.sync_all()?;
         drop(f);
@@ -54,11 +96,7 @@ fn write_with(
     })();
     if let Err(source) = written {
         std::fs::remove_file(&tmp).ok();
-        return Err(FileError::Io {
-            file: path.display().to_string(),
-            action: "write",
-            source,
-        });
+        return Err(fail(source));
     }
     // The rename reaches the disk with the folder's entry; where a folder cannot be opened or
     // synced (some systems), the file is still whole.

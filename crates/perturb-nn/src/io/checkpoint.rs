@@ -19,15 +19,17 @@ use crate::optim::OptimizerState;
 ///
 /// ```
 /// use perturb_nn::io::TrainState;
-/// use perturb_nn::module::Context;
+/// use perturb_nn::module::{Context, ContextState, Mode};
 ///
 /// let mut ctx = Context::training(42);
 /// ctx.next_seed(); // one dropout mask drawn
 /// let at = TrainState { step: 1, epoch: 0, rng: ctx.state().rng };
-/// // Resuming: the context goes on from the same place in its random stream.
-/// let mut resumed = Context::training(at.rng.seed);
-/// resumed.next_seed();
-/// assert_eq!(resumed.state().rng, at.rng);
+/// // Resuming: the context goes on from the same place in its random stream, so its next
+/// // draw is the uninterrupted run's next draw (Context::training(seed) would start over).
+/// let next = ctx.next_seed();
+/// let mut resumed = Context::from_state(ContextState { mode: Mode::Training, rng: at.rng });
+/// assert_eq!(resumed.next_seed(), next);
+/// assert_ne!(Context::training(at.rng.seed).next_seed(), next); // the first draw again
 /// assert_eq!(TrainState::default().rng.draws, 0);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -132,8 +132,9 @@ impl<T: Storable> Stored for Tensor<T> {
 
 /// The bytes of a file holding `tensors` and `metadata`: the same bytes for the same input.
 /// The data is laid out wider types first (so that each number is aligned, as safetensors
-/// does), otherwise in the order given. An error if a name repeats or is `__metadata__`, or a
-/// number is not finite; `file` names the destination in the errors.
+/// does), otherwise in the order given. An error if a name repeats or is `__metadata__`, a
+/// number is not finite, or the header would be longer than [`MAX_HEADER`] (a file that
+/// could not be read back); `file` names the destination in the errors.
 pub(crate) fn encode(
     file: &str,
     metadata: &BTreeMap<String, String>,
@@ -186,6 +187,13 @@ pub(crate) fn encode(
     // data starts aligned.
     while header.len() % 8 != 0 {
         header.push(' ');
+    }
+    if header.len() as u64 > MAX_HEADER {
+        return Err(invalid(format!(
+            "the header would take {} bytes, more than the {MAX_HEADER} a file may have, so \
+             the file could not be loaded (too much metadata, or too many tensors?)",
+            header.len()
+        )));
     }
     let mut out = Vec::with_capacity(8 + header.len() + offset);
     out.extend_from_slice(&(header.len() as u64).to_le_bytes());

@@ -67,11 +67,13 @@ impl<A: Array> Module<A> for Dropout {
         if !ctx.is_training() || self.p == 0.0 {
             return Ok(x.clone());
         }
-        let (p, keep, zero) = (A::elem(self.p), A::elem(1.0 / (1.0 - self.p)), A::elem(0.0));
-        let u = Tensor::<A::Elem>::rand_uniform(x.shape(), zero, A::elem(1.0), ctx.next_seed());
+        let (p, keep) = (self.p, 1.0 / (1.0 - self.p));
+        // Drawn and compared in f64 whatever the element type: an f32 draw can round up to
+        // exactly 1, which p = 1 would keep (scaled by 1 / 0 = inf).
+        let u = Tensor::<f64>::rand_uniform(x.shape(), 0.0, 1.0, ctx.next_seed());
         // u < p is dropped: P = p. With p = 1 every element is.
-        let mask = u.map(move |u| if u < p { zero } else { keep });
-        x.try_mul(&x.constant_like(&mask))
+        let mask = u.map(move |u| if u < p { 0.0 } else { keep });
+        x.try_mul(&x.constant_like(&mask.cast::<A::Elem>()))
     }
 
     fn architecture(&self) -> String {

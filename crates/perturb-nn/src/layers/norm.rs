@@ -403,6 +403,21 @@ impl<A: Array> Module<A> for BatchNorm<A> {
                 self.running_mean.get().to_vec(),
                 self.running_var.get().to_vec(),
             );
+            // Statistics put back by hand or from a file may be anything finite: a variance
+            // (plus eps) that is not positive would make every output of its channel NaN.
+            let bad = mean.iter().zip(&var).position(|(m, v)| {
+                !(m.is_finite() && v.is_finite() && *v >= 0.0 && v + self.eps > 0.0)
+            });
+            if let Some(c) = bad {
+                return Err(Error::InvalidArgument {
+                    op,
+                    reason: format!(
+                        "the running statistics of channel {c} (mean {}, variance {}, eps {}) \
+                         are not a finite mean and a variance >= 0 with variance + eps > 0",
+                        mean[c], var[c], self.eps
+                    ),
+                });
+            }
             let scale: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
             let shift: Vec<f64> = mean.iter().zip(&scale).map(|(m, s)| -m * s).collect();
             let constant = |v: Vec<f64>| -> Result<A, Error> {
