@@ -193,6 +193,42 @@ fn a_cnn_stopped_and_resumed_ends_with_the_weights_of_a_straight_run() {
 }
 
 #[test]
+fn cosine_decay_changes_the_steps_and_is_part_of_the_run_a_checkpoint_records() {
+    let dir = scratch("cosine");
+    let base = [
+        "train",
+        "--data",
+        "iris",
+        "--hidden",
+        "4",
+        "--optimizer",
+        "adam",
+        "--batch-size",
+        "32",
+    ];
+    let with =
+        |extra: &[&'static str]| -> Vec<&str> { base.iter().chain(extra).copied().collect() };
+    run(
+        &dir,
+        &with(&["--out", "constant", "--checkpoint-every", "2"]),
+    );
+    run(&dir, &with(&["--out", "cosine", "--cosine"]));
+    assert_ne!(
+        tensor_bits(&dir.join("constant/model.safetensors")),
+        tensor_bits(&dir.join("cosine/model.safetensors")),
+        "--cosine left every step's rate as it was"
+    );
+    let err = failure(
+        &dir,
+        &with(&[
+            "--cosine", "--epochs", "4", "--resume", "constant", "--out", "r",
+        ]),
+    );
+    assert!(err.contains("cosine"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn a_checkpoint_that_is_missing_corrupt_or_of_another_run_is_refused_before_training() {
     let dir = scratch("refused");
     let base = [

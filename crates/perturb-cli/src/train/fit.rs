@@ -4,7 +4,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use perturb::tensor::{Array, Tensor, TensorTape};
 use perturb_nn::data;
 use perturb_nn::loss::{logistic_nll, mse, softmax_cross_entropy, Reduction};
-use perturb_nn::optim::{Adam, GradientDescent, Optimizer, Sgd};
+use perturb_nn::optim::{Adam, GradientDescent, Optimizer, Schedule, Sgd};
 
 use super::metrics::accuracy;
 use super::setup::Setup;
@@ -141,6 +141,13 @@ pub(super) fn fit(
                 let value = test_loss.item().unwrap_or(f64::NAN);
                 history.test.push(((epoch + 1) as f64, value));
             }
+        }
+        if args.cosine {
+            let schedule = Schedule::Cosine {
+                total: args.epoch_count(),
+                min_lr: 0.0,
+            };
+            optimizer.set_lr(schedule.lr_at(setup.lr, epoch));
         }
         let batches = data::Batches::new(train, batch, args.seed.wrapping_add(epoch as u64))
             .map_err(|e| format!("train: {e}"))?;

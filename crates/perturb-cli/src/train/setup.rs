@@ -287,6 +287,7 @@ fn run_config(
         ("optimizer", lower(&args.optimizer_kind())),
         ("lr", lr.to_string()),
         ("batch-size", args.batch_rows().to_string()),
+        ("cosine", args.cosine.to_string()),
         ("test-fraction", args.test_fraction.to_string()),
         ("seed", args.seed.to_string()),
     ];
