@@ -64,7 +64,8 @@ use crate::tensor::Array;
 pub use perturb_derive::Tree;
 
 /// Where a leaf sits in its tree: the field names, indices and keys from the root, joined by
-/// dots (`layers.0.weight`). The root's own path is empty.
+/// dots (`layers.0.weight`). The root's own path is empty. Two paths are equal when their
+/// segments are, not merely their text (`a` then `b.c` is not `a.b` then `c`).
 ///
 /// ```
 /// use perturb::tree::Path;
@@ -133,6 +134,23 @@ impl Path {
     /// ```
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The segments, as pushed (a segment may itself contain a dot).
+    fn segments(&self) -> Vec<&str> {
+        let ends = self.starts.iter().skip(1).copied().chain([self.text.len()]);
+        self.starts
+            .iter()
+            .zip(ends)
+            .map(|(&start, end)| {
+                let segment = &self.text[start..end];
+                // Every segment but one pushed onto the empty text starts with its dot.
+                segment
+                    .strip_prefix('.')
+                    .filter(|_| start > 0)
+                    .unwrap_or(segment)
+            })
+            .collect()
     }
 
     /// Runs `f` with `segment` pushed, then pops it.
@@ -366,23 +384,42 @@ pub trait Tree<L>: Sized {
 }
 
 /// Checks that `a` and `b` have the same leaves at the same paths; otherwise an error naming
-/// the first difference.
+/// the first difference. Paths are compared by their segments, not their text: a map key with a
+/// dot (`{"a": {"b.c": x}}` against `{"a.b": {"c": y}}`, both `a.b.c`) or an empty key does not
+/// make two different trees equal.
 ///
 /// ```
+/// use std::collections::BTreeMap;
 /// use perturb::tensor::Tensor;
 /// use perturb::tree::same_structure;
 /// let a = vec![Tensor::scalar(1.0_f64)];
 /// assert!(same_structure("update", &a, &a).is_ok());
 /// let err = same_structure("update", &a, &vec![]).unwrap_err().to_string();
 /// assert!(err.contains("update") && err.contains("'0'"), "{err}");
+///
+/// let nested = |outer: &str, inner: &str| {
+///     BTreeMap::from([(outer.to_string(), BTreeMap::from([(inner.to_string(), Tensor::scalar(1.0_f64))]))])
+/// };
+/// assert!(same_structure("update", &nested("a", "b.c"), &nested("a.b", "c")).is_err());
 /// ```
 pub fn same_structure<L, T: Tree<L>>(op: &'static str, a: &T, b: &T) -> Result<(), Error> {
-    let (pa, pb) = (a.paths(), b.paths());
+    let paths = |t: &T| {
+        let mut out = Vec::new();
+        t.visit(&mut Path::root(), &mut |p, _| out.push(p.clone()));
+        out
+    };
+    let (pa, pb) = (paths(a), paths(b));
     if pa == pb {
         return Ok(());
     }
     let first = pa.iter().zip(&pb).position(|(x, y)| x != y);
     let reason = match first {
+        Some(i) if pa[i].as_str() == pb[i].as_str() => format!(
+            "the trees differ: leaf {i} is '{}' in both, but of the segments {:?} in one and {:?} in the other",
+            pa[i],
+            pa[i].segments(),
+            pb[i].segments()
+        ),
         Some(i) => format!(
             "the trees differ: leaf {i} is '{}' in one and '{}' in the other",
             pa[i], pb[i]
