@@ -3,7 +3,6 @@
 //! trees.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use perturb::prelude::*;
 use perturb::tensor::{
@@ -44,4 +43,173 @@ fn keys_with_dots_do_not_make_two_structures_equal() {
     // A tangent of the other structure is refused by the transforms too.
     let r = jvp(|t| Ok(t["a"]["b.c"].clone()), &a, &b);
     assert!(r.is_err());
+}
+
+/// A tree node holding its children: a recursive type.
+#[derive(Tree, Clone, Debug)]
+struct Node<A> {
+    value: A,
+    children: Vec<Node<A>>,
+}
+
+#[test]
+fn a_recursive_derived_type_is_a_tree() {
+    let leaf = |x| Node {
+        value: v(x),
+        children: vec![],
+    };
+    let t = Node {
+        value: v(1.0),
+        children: vec![
+            leaf(2.0),
+            Node {
+                value: v(3.0),
+                children: vec![leaf(4.0)],
+            },
+        ],
+    };
+    assert_eq!(
+        t.paths(),
+        [
+            "value",
+            "children.0.value",
+            "children.1.value",
+            "children.1.children.0.value"
+        ]
+    );
+    // d/dx sum of squares = 2x, node by node.
+    let g = grad(
+        |t| {
+            let mut total = t.value.square().sum_all();
+            let mut stack: Vec<&Node<_>> = t.children.iter().collect();
+            while let Some(n) = stack.pop() {
+                total = total + n.value.square().sum_all();
+                stack.extend(n.children.iter());
+            }
+            Ok(total)
+        },
+        &t,
+    )
+    .unwrap();
+    assert_eq!(g.children[1].children[0].value.to_vec(), [8.0]);
+}
+
+fn with_empty_leaves<A: ArrayOps<Elem = f64>>((a, b, c): &(A, A, A)) -> A {
+    a.sum_all() + b.square().sum_all() + c.sum_all()
+}
+
+#[test]
+fn zero_element_leaves_go_through_every_transform() {
+    let t = (
+        Tensor::<f64>::zeros(&[0]),
+        v(2.0),
+        Tensor::<f64>::zeros(&[3, 0]),
+    );
+    let g = grad(|t| Ok(with_empty_leaves(t)), &t).unwrap();
+    assert_eq!(
+        (g.0.shape(), g.1.to_vec(), g.2.shape()),
+        (&[0][..], vec![4.0], &[3, 0][..])
+    );
+    let j = jacfwd(|t| Ok(with_empty_leaves(t)), &t).unwrap();
+    assert_eq!(
+        (j.0.shape(), j.1.to_vec(), j.2.shape()),
+        (&[0][..], vec![4.0], &[3, 0][..])
+    );
+    let j = jacrev(|t| Ok(with_empty_leaves(t)), &t).unwrap();
+    assert_eq!(
+        (j.0.shape(), j.1.to_vec(), j.2.shape()),
+        (&[0][..], vec![4.0], &[3, 0][..])
+    );
+    let h = hessian(|t| Ok(with_empty_leaves(t)), &t).unwrap();
+    assert_eq!(
+        (h.1 .1.to_vec(), h.0 .1.shape(), h.2 .0.shape()),
+        (vec![2.0], &[0, 1][..], &[3, 0, 0][..])
+    );
+    let hv = hvp(
+        |t| Ok(with_empty_leaves(t)),
+        &t,
+        &t.map(|x| Tensor::ones(x.shape())),
+    )
+    .unwrap();
+    assert_eq!(hv.1.to_vec(), [2.0]);
+    let (_, d) = jvp(
+        |t| Ok(with_empty_leaves(t)),
+        &t,
+        &t.map(|x| Tensor::ones(x.shape())),
+    )
+    .unwrap();
+    assert_eq!(d.to_vec(), [4.0]);
+    let flat = ravel(&t).unwrap();
+    assert_eq!(flat.to_vec(), [2.0]);
+    let back = unravel(&t, &flat).unwrap();
+    assert_eq!((back.0.shape(), back.2.shape()), (&[0][..], &[3, 0][..]));
+}
+
+#[test]
+fn unravel_refuses_vectors_of_another_length_or_rank() {
+    let t = (Tensor::<f64>::zeros(&[2, 2]), v(0.0));
+    for bad in [
+        Tensor::<f64>::zeros(&[4]),
+        Tensor::zeros(&[6]),
+        Tensor::zeros(&[5, 1]),
+        Tensor::scalar(0.0),
+    ] {
+        let err = unravel(&t, &bad).unwrap_err().to_string();
+        assert!(err.contains("unravel") && err.contains("[5]"), "{err}");
+    }
+}
+
+fn total<A: ArrayOps<Elem = f64>>(t: &[A]) -> A {
+    t.iter()
+        .fold(A::lift(Tensor::scalar(0.0)), |s, x| s + x.sum_all())
+}
+
+#[test]
+fn mismatched_tangent_trees_are_refused_naming_the_leaf() {
+    let t = vec![v(1.0), Tensor::vector(&[1.0, 2.0])];
+    let short = vec![v(1.0)];
+    let err = jvp(|t| Ok(total(t)), &t, &short).unwrap_err().to_string();
+    assert!(err.contains("jvp") && err.contains("'1'"), "{err}");
+    let wrong_shape = vec![v(1.0), v(1.0)];
+    let err = jvp(|t| Ok(total(t)), &t, &wrong_shape)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("jvp") && err.contains("'1'") && err.contains("[2]"),
+        "{err}"
+    );
+    let err = hvp(|t| Ok(t[1].square().sum_all()), &t, &wrong_shape)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("hvp") && err.contains("'1'"), "{err}");
+}
+
+/// `sum(x^2)` of a tree, for `check_grads`.
+struct SumSquares;
+
+impl TensorFn<f64, Vec<Tensor<f64>>> for SumSquares {
+    fn call<A: Array<Elem = f64>>(&self, x: &Vec<A>) -> Result<A, Error> {
+        let mut total = A::lift(Tensor::scalar(0.0));
+        for leaf in x {
+            total = total.try_add(&leaf.square().sum_all())?;
+        }
+        Ok(total)
+    }
+}
+
+#[test]
+fn check_grads_on_an_empty_tree_says_there_is_nothing_to_check() {
+    let report = check_grads(&SumSquares, &Vec::new(), &CheckOptions::default());
+    let err = report.map(|r| r.to_string()).unwrap_err().to_string();
+    assert!(
+        err.contains("check_grads") && err.contains("no elements"),
+        "{err}"
+    );
+    // One zero-element leaf: nothing to check either.
+    let report = check_grads(
+        &SumSquares,
+        &vec![Tensor::zeros(&[0])],
+        &CheckOptions::default(),
+    );
+    assert!(report.is_err());
 }
