@@ -213,3 +213,37 @@ fn check_grads_on_an_empty_tree_says_there_is_nothing_to_check() {
     );
     assert!(report.is_err());
 }
+
+#[test]
+fn jacfwd_and_hessian_of_too_many_elements_are_errors_not_aborts() {
+    // 2^23 elements: the n x n basis (jacfwd of two leaves) and the Hessian are 2^46 values,
+    // 512 TiB of f64, more than any address space: the allocation used to abort the process
+    // ("memory allocation of .. bytes failed"; at 10^5 elements already, 80 GB).
+    let half = Tensor::<f64>::zeros(&[1 << 22]);
+    let pair = (half.clone(), half);
+    let err = jacfwd(|(a, b)| Ok(a.sum_all() + b.sum_all()), &pair)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("jacfwd") && err.contains("8388608 elements"),
+        "{err}"
+    );
+    let err = hessian(|(a, b)| Ok(a.square().sum_all() + b.sum_all()), &pair)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("hessian") && err.contains("8388608 elements"),
+        "{err}"
+    );
+    let one = Tensor::<f64>::zeros(&[1 << 23]);
+    let err = hessian(|x| Ok(x.square().sum_all()), &one)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("hessian") && err.contains("hvp"), "{err}");
+    // hvp of the same is fine: a few gradients' worth of memory.
+    let hv = hvp(|x| Ok(x.square().sum_all()), &one, &one).unwrap();
+    assert_eq!(hv.shape(), &[1 << 23]);
+}

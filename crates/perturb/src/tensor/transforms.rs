@@ -551,7 +551,8 @@ fn value_and_grad_leaves<A: Array, R>(
 ///
 /// For a [tree](crate::tree) `x`, one Jacobian per leaf (shape: the output's, then the
 /// leaf's), as a tree of `x`'s structure. The basis then spans all the tree's elements and is
-/// cut into the leaves, written out rather than carried by its diagonal.
+/// cut into the leaves, written out rather than carried by its diagonal: `n x n` values for a
+/// tree of `n` elements, and an error (not an abort) where that cannot be allocated.
 ///
 /// ```
 /// use perturb::tensor::{jacfwd, Array, Tensor};
@@ -569,7 +570,9 @@ where
     X: Tree<A>,
     F: FnOnce(&X::With<DualTensor<Batched<A>>>) -> Result<DualTensor<Batched<A>>, Error>,
 {
-    let mut blocks = jacfwd_blocks(&x.leaves(), |inputs| Ok(vec![f(&x.unflatten(inputs)?)?]))?;
+    let mut blocks = jacfwd_blocks("jacfwd", &x.leaves(), |inputs| {
+        Ok(vec![f(&x.unflatten(inputs)?)?])
+    })?;
     x.unflatten(blocks.remove(0))
 }
 
@@ -578,6 +581,7 @@ where
 /// `N` input elements go through one pass as a stack: one input carries its basis by its
 /// diagonal; several cut the basis of all `N` into their pieces.
 fn jacfwd_blocks<A: Array>(
+    op: &'static str,
     xs: &[&A],
     f: impl FnOnce(Vec<DualTensor<Batched<A>>>) -> Result<Vec<DualTensor<Batched<A>>>, Error>,
 ) -> Result<Vec<Vec<A>>, Error> {
@@ -587,6 +591,7 @@ fn jacfwd_blocks<A: Array>(
         [] => Vec::new(),
         [x] => vec![Batched::basis(A::lift(Tensor::ones(x.shape())))],
         _ => {
+            square_fits::<A::Elem>(op, n, "the basis tangents written out")?;
             let shapes: Vec<&[usize]> = xs.iter().map(|x| x.shape()).collect();
             ravel::split(&Batched::basis(A::lift(Tensor::ones(&[n]))), &shapes)?
         }
@@ -625,6 +630,27 @@ fn jacfwd_blocks<A: Array>(
                 .collect()
         })
         .collect()
+}
+
+/// Refuses, with the cause and the cure, an `n x n` array of `E` (`what`) that cannot be
+/// allocated, rather than aborting the process when it is: an allocation of that size is
+/// tried and released at once (the memory is not touched).
+fn square_fits<E>(op: &'static str, n: usize, what: &str) -> Result<(), Error> {
+    let fits = n
+        .checked_mul(n)
+        .is_some_and(|values| Vec::<E>::new().try_reserve_exact(values).is_ok());
+    if fits {
+        return Ok(());
+    }
+    let gb = (n as f64).powi(2) * std::mem::size_of::<E>() as f64 / 1e9;
+    Err(Error::InvalidArgument {
+        op,
+        reason: format!(
+            "the input has {n} elements: {what} would be {n} x {n} values ({gb:.1e} GB), more than can \
+             be allocated; differentiate with respect to fewer elements, or use jacrev / hvp / \
+             jvp along chosen directions"
+        ),
+    })
 }
 
 /// The Jacobian by reverse mode: one recorded evaluation, then one backward sweep that pulls
@@ -738,7 +764,9 @@ where
 /// For a [tree](crate::tree) `x`, the blocks `H[i][j]` = d/d leaf `j` (d/d leaf `i` f), of
 /// shape leaf `i`'s ++ leaf `j`'s, as a tree of trees of `x`'s structure: the outer level is
 /// the first derivative's leaf `i` (JAX's layout). See the [module
-/// example](crate::tensor::transforms) for Rosenbrock's and for a model's.
+/// example](crate::tensor::transforms) for Rosenbrock's and for a model's. The Hessian of `n`
+/// elements is `n x n` values: an error (not an abort) where that cannot be allocated; [`hvp`]
+/// needs no more than a few gradients.
 ///
 /// ```
 /// use perturb::tensor::{hessian, Array, Tensor};
@@ -756,7 +784,10 @@ where
     X: Tree<A>,
     F: for<'t> TreeFn<X, A, TensorVar<'t, DualTensor<Batched<A>>>>,
 {
-    let rows = jacfwd_blocks(&x.leaves(), |duals| {
+    let leaves = x.leaves();
+    let n = leaves.iter().map(|leaf| element_count(leaf.shape())).sum();
+    square_fits::<A::Elem>("hessian", n, "the Hessian")?;
+    let rows = jacfwd_blocks("hessian", &leaves, |duals| {
         let duals: Vec<&DualTensor<Batched<A>>> = duals.iter().collect();
         let grad = value_and_grad_leaves(&duals, |xs| Ok((f(&x.unflatten(xs.to_vec())?)?, ())));
         Ok(grad?.1)
