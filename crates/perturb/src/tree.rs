@@ -65,7 +65,8 @@ pub use perturb_derive::Tree;
 
 /// Where a leaf sits in its tree: the field names, indices and keys from the root, joined by
 /// dots (`layers.0.weight`). The root's own path is empty. Two paths are equal when their
-/// segments are, not merely their text (`a` then `b.c` is not `a.b` then `c`).
+/// segments and enum variants are, not merely their text (`a` then `b.c` is not `a.b` then
+/// `c`; see [`Path::with_variant`]).
 ///
 /// ```
 /// use perturb::tree::Path;
@@ -82,6 +83,9 @@ pub struct Path {
     text: String,
     /// Where each pushed segment starts (its dot included), for `pop`.
     starts: Vec<usize>,
+    /// The enum variants entered ([`Path::with_variant`]), each with the number of segments
+    /// before it: not in the text, but part of what makes two paths equal.
+    variants: Vec<(usize, &'static str)>,
 }
 
 impl Path {
@@ -134,6 +138,25 @@ impl Path {
     /// ```
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// Runs `f` inside the enum variant `variant`, which adds no segment to the text
+    /// (`#[derive(Tree)]` calls it for each variant): two leaves under different variants have
+    /// different paths even when their text is the same, so [`same_structure`] tells a layer
+    /// `Dense { weight }` from a layer `Norm { weight }`.
+    ///
+    /// ```
+    /// let (mut a, mut b) = (perturb::tree::Path::root(), perturb::tree::Path::root());
+    /// let a = a.with_variant("Dense", |p| p.with("weight", |p| p.clone()));
+    /// let b = b.with_variant("Norm", |p| p.with("weight", |p| p.clone()));
+    /// assert_eq!((a.as_str(), b.as_str()), ("weight", "weight"));
+    /// assert_ne!(a, b);
+    /// ```
+    pub fn with_variant<R>(&mut self, variant: &'static str, f: impl FnOnce(&mut Self) -> R) -> R {
+        self.variants.push((self.starts.len(), variant));
+        let r = f(self);
+        self.variants.pop();
+        r
     }
 
     /// The segments, as pushed (a segment may itself contain a dot).
@@ -384,9 +407,10 @@ pub trait Tree<L>: Sized {
 }
 
 /// Checks that `a` and `b` have the same leaves at the same paths; otherwise an error naming
-/// the first difference. Paths are compared by their segments, not their text: a map key with a
-/// dot (`{"a": {"b.c": x}}` against `{"a.b": {"c": y}}`, both `a.b.c`) or an empty key does not
-/// make two different trees equal.
+/// the first difference. Paths are compared by their segments and enum variants, not their
+/// text: a map key with a dot (`{"a": {"b.c": x}}` against `{"a.b": {"c": y}}`, both `a.b.c`),
+/// an empty key, or another variant with the same field names does not make two different
+/// trees equal.
 ///
 /// ```
 /// use std::collections::BTreeMap;
@@ -415,10 +439,13 @@ pub fn same_structure<L, T: Tree<L>>(op: &'static str, a: &T, b: &T) -> Result<(
     let first = pa.iter().zip(&pb).position(|(x, y)| x != y);
     let reason = match first {
         Some(i) if pa[i].as_str() == pb[i].as_str() => format!(
-            "the trees differ: leaf {i} is '{}' in both, but of the segments {:?} in one and {:?} in the other",
+            "the trees differ: leaf {i} is '{}' in both, but under the segments {:?} and \
+             variants {:?} in one and {:?} and {:?} in the other",
             pa[i],
             pa[i].segments(),
-            pb[i].segments()
+            pa[i].variants.iter().map(|v| v.1).collect::<Vec<_>>(),
+            pb[i].segments(),
+            pb[i].variants.iter().map(|v| v.1).collect::<Vec<_>>(),
         ),
         Some(i) => format!(
             "the trees differ: leaf {i} is '{}' in one and '{}' in the other",

@@ -247,3 +247,31 @@ fn jacfwd_and_hessian_of_too_many_elements_are_errors_not_aborts() {
     let hv = hvp(|x| Ok(x.square().sum_all()), &one, &one).unwrap();
     assert_eq!(hv.shape(), &[1 << 23]);
 }
+
+/// Two layer kinds whose parameters have the same names: a variant adds no path segment.
+#[derive(Tree, Clone, Debug)]
+enum Layer<A> {
+    Dense { weight: A },
+    Norm { weight: A },
+}
+
+#[test]
+fn layers_of_other_variants_with_the_same_field_names_do_not_zip() {
+    let a = vec![
+        Layer::Dense { weight: v(1.0) },
+        Layer::Norm { weight: v(2.0) },
+    ];
+    let b = vec![
+        Layer::Norm { weight: v(1.0) },
+        Layer::Dense { weight: v(2.0) },
+    ];
+    assert_eq!(a.paths(), b.paths());
+    let err = a
+        .zip_map(&b, |x, _| x.clone())
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("zip_map") && err.contains("0.weight"), "{err}");
+    assert!(err.contains("Dense") && err.contains("Norm"), "{err}");
+    assert!(a.zip_map(&a, |x, _| x.clone()).is_ok());
+}
