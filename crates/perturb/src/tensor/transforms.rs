@@ -103,7 +103,11 @@ use crate::tree::{same_structure, Tree};
 /// `DualTensor<Batched<A>>` for [`hessian`], `Deferred<A>` for [`hvp`]).
 ///
 /// Every closure `FnOnce(&X::With<V>) -> Result<V, Error>` is one; there is nothing to
-/// implement. (It exists because Rust refuses the bound
+/// implement. A generic function is passed through a closure, `grad(|m| loss(m), &model)`:
+/// `grad(loss, &model)` does not compile ("implementation of `FnOnce` is not general enough"),
+/// because a function item fixes its type parameter, and with it the tape's lifetime, once.
+/// Clippy's `redundant_closure` suggests that form anyway: allow the lint there
+/// (`#[allow(clippy::redundant_closure)]`). (It exists because Rust refuses the bound
 /// `for<'t> FnOnce(&X::With<TensorVar<'t, A>>) -> ..`, whose lifetime `'t` appears only inside
 /// `X::With<..>`; in `for<'t> TreeFn<X, A, TensorVar<'t, A>>` it does not.)
 ///
@@ -381,7 +385,8 @@ where
 
 /// The gradient of a function with one output element (any shape with one element), by
 /// reverse mode, of the shape of `x`; for a [tree](crate::tree) (a model), a tree of the same
-/// structure (see the [module example](crate::tensor::transforms)). Nest it for higher
+/// structure (see the [module example](crate::tensor::transforms)). A generic function goes
+/// in through a closure, `|m| loss(m)` (see [`TreeFn`] for why). Nest it for higher
 /// derivatives; levels cannot be confused:
 ///
 /// ```
