@@ -14,6 +14,11 @@ fn v(x: f64) -> Tensor<f64> {
     Tensor::vector(&[x])
 }
 
+/// The message of an expected error.
+fn error_of<T>(result: Result<T, Error>) -> String {
+    result.map(|_| ()).unwrap_err().to_string()
+}
+
 type Nested = BTreeMap<String, BTreeMap<String, Tensor<f64>>>;
 
 fn nested(outer: &str, inner: &str, x: f64) -> Nested {
@@ -30,7 +35,7 @@ fn keys_with_dots_do_not_make_two_structures_equal() {
     // different trees: zipping them must fail, not pair the leaves.
     let (a, b) = (nested("a", "b.c", 1.0), nested("a.b", "c", 2.0));
     assert_eq!(a.paths(), b.paths());
-    let err = same_structure("zip", &a, &b).unwrap_err().to_string();
+    let err = error_of(same_structure("zip", &a, &b));
     assert!(
         err.contains("zip") && err.contains(r#"["a", "b.c"]"#),
         "{err}"
@@ -105,21 +110,16 @@ fn zero_element_leaves_go_through_every_transform() {
         v(2.0),
         Tensor::<f64>::zeros(&[3, 0]),
     );
+    // The gradient, and the Jacobians of a scalar function (the same shapes), both modes.
     let g = grad(|t| Ok(with_empty_leaves(t)), &t).unwrap();
-    assert_eq!(
-        (g.0.shape(), g.1.to_vec(), g.2.shape()),
-        (&[0][..], vec![4.0], &[3, 0][..])
-    );
-    let j = jacfwd(|t| Ok(with_empty_leaves(t)), &t).unwrap();
-    assert_eq!(
-        (j.0.shape(), j.1.to_vec(), j.2.shape()),
-        (&[0][..], vec![4.0], &[3, 0][..])
-    );
-    let j = jacrev(|t| Ok(with_empty_leaves(t)), &t).unwrap();
-    assert_eq!(
-        (j.0.shape(), j.1.to_vec(), j.2.shape()),
-        (&[0][..], vec![4.0], &[3, 0][..])
-    );
+    let jf = jacfwd(|t| Ok(with_empty_leaves(t)), &t).unwrap();
+    let jr = jacrev(|t| Ok(with_empty_leaves(t)), &t).unwrap();
+    for d in [g, jf, jr] {
+        assert_eq!(
+            (d.0.shape(), d.1.to_vec(), d.2.shape()),
+            (&[0][..], vec![4.0], &[3, 0][..])
+        );
+    }
     let h = hessian(|t| Ok(with_empty_leaves(t)), &t).unwrap();
     assert_eq!(
         (h.1 .1.to_vec(), h.0 .1.shape(), h.2 .0.shape()),
@@ -154,7 +154,7 @@ fn unravel_refuses_vectors_of_another_length_or_rank() {
         Tensor::zeros(&[5, 1]),
         Tensor::scalar(0.0),
     ] {
-        let err = unravel(&t, &bad).unwrap_err().to_string();
+        let err = error_of(unravel(&t, &bad));
         assert!(err.contains("unravel") && err.contains("[5]"), "{err}");
     }
 }
@@ -168,19 +168,15 @@ fn total<A: ArrayOps<Elem = f64>>(t: &[A]) -> A {
 fn mismatched_tangent_trees_are_refused_naming_the_leaf() {
     let t = vec![v(1.0), Tensor::vector(&[1.0, 2.0])];
     let short = vec![v(1.0)];
-    let err = jvp(|t| Ok(total(t)), &t, &short).unwrap_err().to_string();
+    let err = error_of(jvp(|t| Ok(total(t)), &t, &short));
     assert!(err.contains("jvp") && err.contains("'1'"), "{err}");
     let wrong_shape = vec![v(1.0), v(1.0)];
-    let err = jvp(|t| Ok(total(t)), &t, &wrong_shape)
-        .unwrap_err()
-        .to_string();
+    let err = error_of(jvp(|t| Ok(total(t)), &t, &wrong_shape));
     assert!(
         err.contains("jvp") && err.contains("'1'") && err.contains("[2]"),
         "{err}"
     );
-    let err = hvp(|t| Ok(t[1].square().sum_all()), &t, &wrong_shape)
-        .unwrap_err()
-        .to_string();
+    let err = error_of(hvp(|t| Ok(t[1].square().sum_all()), &t, &wrong_shape));
     assert!(err.contains("hvp") && err.contains("'1'"), "{err}");
 }
 
@@ -200,7 +196,7 @@ impl TensorFn<f64, Vec<Tensor<f64>>> for SumSquares {
 #[test]
 fn check_grads_on_an_empty_tree_says_there_is_nothing_to_check() {
     let report = check_grads(&SumSquares, &Vec::new(), &CheckOptions::default());
-    let err = report.map(|r| r.to_string()).unwrap_err().to_string();
+    let err = error_of(report);
     assert!(
         err.contains("check_grads") && err.contains("no elements"),
         "{err}"
@@ -221,27 +217,21 @@ fn jacfwd_and_hessian_of_too_many_elements_are_errors_not_aborts() {
     // ("memory allocation of .. bytes failed"; at 10^5 elements already, 80 GB).
     let half = Tensor::<f64>::zeros(&[1 << 22]);
     let pair = (half.clone(), half);
-    let err = jacfwd(|(a, b)| Ok(a.sum_all() + b.sum_all()), &pair)
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
+    let err = error_of(jacfwd(|(a, b)| Ok(a.sum_all() + b.sum_all()), &pair));
     assert!(
         err.contains("jacfwd") && err.contains("8388608 elements"),
         "{err}"
     );
-    let err = hessian(|(a, b)| Ok(a.square().sum_all() + b.sum_all()), &pair)
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
+    let err = error_of(hessian(
+        |(a, b)| Ok(a.square().sum_all() + b.sum_all()),
+        &pair,
+    ));
     assert!(
         err.contains("hessian") && err.contains("8388608 elements"),
         "{err}"
     );
     let one = Tensor::<f64>::zeros(&[1 << 23]);
-    let err = hessian(|x| Ok(x.square().sum_all()), &one)
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
+    let err = error_of(hessian(|x| Ok(x.square().sum_all()), &one));
     assert!(err.contains("hessian") && err.contains("hvp"), "{err}");
     // hvp of the same is fine: a few gradients' worth of memory.
     let hv = hvp(|x| Ok(x.square().sum_all()), &one, &one).unwrap();
@@ -266,11 +256,7 @@ fn layers_of_other_variants_with_the_same_field_names_do_not_zip() {
         Layer::Dense { weight: v(2.0) },
     ];
     assert_eq!(a.paths(), b.paths());
-    let err = a
-        .zip_map(&b, |x, _| x.clone())
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
+    let err = error_of(a.zip_map(&b, |x, _| x.clone()));
     assert!(err.contains("zip_map") && err.contains("0.weight"), "{err}");
     assert!(err.contains("Dense") && err.contains("Norm"), "{err}");
     assert!(a.zip_map(&a, |x, _| x.clone()).is_ok());
