@@ -205,6 +205,24 @@ impl fmt::Display for Path {
 /// (the [`perturb::Tree`](crate::Tree) derive), whose fields are trees or marked
 /// `#[tree(skip)]`.
 ///
+/// Not for `Box<T>`: an impl would overlap with the one for arrays (another crate may make a
+/// `Box` an [`Array`]). A recursive type holds its children in a `Vec` (none or one, for an
+/// optional child), which is a tree:
+///
+/// ```
+/// use perturb::tensor::Tensor;
+/// use perturb::tree::Tree;
+///
+/// #[derive(Tree)]
+/// struct Node<A> {
+///     value: A,
+///     children: Vec<Node<A>>,
+/// }
+/// let leaf = Node { value: Tensor::scalar(2.0_f64), children: vec![] };
+/// let root = Node { value: Tensor::scalar(1.0), children: vec![leaf] };
+/// assert_eq!(root.paths(), ["value", "children.0.value"]);
+/// ```
+///
 /// Only the three required methods walk the structure; everything else ([`map`](Tree::map),
 /// [`leaves`](Tree::leaves), [`unflatten`](Tree::unflatten), [`zip_map`](Tree::zip_map), ...)
 /// is built on them.
