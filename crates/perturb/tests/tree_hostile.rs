@@ -243,6 +243,8 @@ fn jacfwd_and_hessian_of_too_many_elements_are_errors_not_aborts() {
 enum Layer<A> {
     Dense { weight: A },
     Norm { weight: A },
+    Relu,
+    Named(#[tree(skip)] String),
 }
 
 #[test]
@@ -255,6 +257,11 @@ fn layers_of_other_variants_with_the_same_field_names_do_not_zip() {
         Layer::Norm { weight: v(1.0) },
         Layer::Dense { weight: v(2.0) },
     ];
+    // Variants without leaves map and zip as before.
+    let plain = vec![Layer::Relu, Layer::Named("n".into())];
+    let mapped: Vec<Layer<f64>> = plain.map(|t: &Tensor<f64>| t.to_vec()[0]);
+    assert!(matches!(&mapped[1], Layer::Named(n) if n == "n"));
+    assert!(plain.zip_map(&plain, |x, _| x.clone()).is_ok());
     assert_eq!(a.paths(), b.paths());
     let err = error_of(a.zip_map(&b, |x, _| x.clone()));
     assert!(err.contains("zip_map") && err.contains("0.weight"), "{err}");
