@@ -390,8 +390,8 @@ pub trait Tree<L>: Sized {
             });
         }
         let mut leaves = leaves.into_iter();
-        // The count was checked: every leaf gets one.
-        Ok(self.map(|_| leaves.next().expect("one value per leaf")))
+        // The count was checked: every leaf gets one (if the impl's methods agree).
+        Ok(self.map(|_| leaves.next().expect(WALKS_DISAGREE)))
     }
 
     /// The tree of `f(a, b)` over the leaves of `self` and `other` in pairs (JAX's `tree_map`
@@ -417,12 +417,17 @@ pub trait Tree<L>: Sized {
         let others = other.leaves();
         let mut i = 0;
         Ok(self.map(|a| {
-            let b = others[i];
+            let b = others.get(i).expect(WALKS_DISAGREE);
             i += 1;
             f(a, b)
         }))
     }
 }
+
+/// The panic of a `Tree` impl whose `map_with_path` walks more leaves than its `visit`: a bug
+/// in that impl (a hand-written one), not in the data.
+const WALKS_DISAGREE: &str =
+    "this Tree impl's map_with_path walks more leaves than its visit: they must walk the same";
 
 /// Checks that `a` and `b` have the same leaves at the same paths; otherwise an error naming
 /// the first difference. Paths are compared by their segments and enum variants, not their

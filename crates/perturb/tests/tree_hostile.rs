@@ -299,3 +299,59 @@ fn a_shape_error_of_an_operator_in_generic_code_under_grad_names_both_shapes() {
         "{message}"
     );
 }
+
+/// A hand-written impl with a bug: `visit` forgets `b`, `map_with_path` does not.
+struct Forgetful<A> {
+    a: A,
+    b: A,
+}
+
+impl<A: Array> Tree<A> for Forgetful<A> {
+    type With<M> = Forgetful<M>;
+
+    fn visit<'a>(
+        &'a self,
+        path: &mut perturb::tree::Path,
+        f: &mut dyn FnMut(&perturb::tree::Path, &'a A),
+    ) {
+        path.with("a", |p| self.a.visit(p, f));
+    }
+
+    fn visit_mut(
+        &mut self,
+        path: &mut perturb::tree::Path,
+        f: &mut dyn FnMut(&perturb::tree::Path, &mut A),
+    ) {
+        path.with("a", |p| self.a.visit_mut(p, f));
+    }
+
+    fn map_with_path<M>(
+        &self,
+        path: &mut perturb::tree::Path,
+        f: &mut dyn FnMut(&perturb::tree::Path, &A) -> M,
+    ) -> Forgetful<M> {
+        Forgetful {
+            a: path.with("a", |p| Tree::map_with_path(&self.a, p, f)),
+            b: path.with("b", |p| Tree::map_with_path(&self.b, p, f)),
+        }
+    }
+}
+
+#[test]
+fn a_tree_impl_whose_walks_disagree_is_named_in_the_panic() {
+    let t = Forgetful {
+        a: v(1.0),
+        b: v(2.0),
+    };
+    for run in [
+        Box::new(|| drop(t.unflatten(vec![0]))) as Box<dyn Fn()>,
+        Box::new(|| drop(t.zip_map(&t, |x, _| x.clone()))),
+    ] {
+        let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_err();
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            message.contains("map_with_path walks more leaves than its visit"),
+            "{message}"
+        );
+    }
+}
