@@ -233,6 +233,18 @@ fn jacfwd_and_hessian_of_too_many_elements_are_errors_not_aborts() {
     let one = Tensor::<f64>::zeros(&[1 << 23]);
     let err = error_of(hessian(|x| Ok(x.square().sum_all()), &one));
     assert!(err.contains("hessian") && err.contains("hvp"), "{err}");
+    // One leaf: the basis is carried by its diagonal until an operation needs it written out
+    // (the sum, here: a `try_` form returns the error, the plain `sum_all` panics with it).
+    let err = error_of(jacfwd(|x| x.exp().try_sum_axes(&[0], false), &one));
+    assert!(
+        err.contains("Jacobian basis") && err.contains("8388608 elements"),
+        "{err}"
+    );
+    let err = error_of(jacrev(|x| Ok(x.exp()), &one));
+    assert!(
+        err.contains("Jacobian basis") && err.contains("vjp"),
+        "{err}"
+    );
     // hvp of the same is fine: a few gradients' worth of memory.
     let hv = hvp(|x| Ok(x.square().sum_all()), &one, &one).unwrap();
     assert_eq!(hv.shape(), &[1 << 23]);

@@ -84,7 +84,7 @@
 //! ```
 
 use super::array::Array;
-use super::batched::Batched;
+use super::batched::{square_fits, Batched};
 use super::deferred::Deferred;
 use super::dense::Tensor;
 use super::dual::DualTensor;
@@ -635,27 +635,6 @@ fn jacfwd_blocks<A: Array>(
                 .collect()
         })
         .collect()
-}
-
-/// Refuses, with the cause and the cure, an `n x n` array of `E` (`what`) that cannot be
-/// allocated, rather than aborting the process when it is: an allocation of that size is
-/// tried and released at once (the memory is not touched).
-fn square_fits<E>(op: &'static str, n: usize, what: &str) -> Result<(), Error> {
-    let fits = n
-        .checked_mul(n)
-        .is_some_and(|values| Vec::<E>::new().try_reserve_exact(values).is_ok());
-    if fits {
-        return Ok(());
-    }
-    let gb = (n as f64).powi(2) * std::mem::size_of::<E>() as f64 / 1e9;
-    Err(Error::InvalidArgument {
-        op,
-        reason: format!(
-            "the input has {n} elements: {what} would be {n} x {n} values ({gb:.1e} GB), more than can \
-             be allocated; differentiate with respect to fewer elements, or use jacrev / hvp / \
-             jvp along chosen directions"
-        ),
-    })
 }
 
 /// The Jacobian by reverse mode: one recorded evaluation, then one backward sweep that pulls
