@@ -9,6 +9,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{GenericParam, Ident, Lifetime};
 
@@ -46,12 +47,12 @@ pub fn expand(input: &Input) -> TokenStream {
     });
 
     let arms = match body {
-        Body::Struct(fields) => vec![(quote!(#name), fields)],
+        Body::Struct(fields) => vec![(quote!(#name), None, fields)],
         Body::Enum(variants) => variants
             .iter()
             .map(|v| {
                 let variant = v.ident;
-                (quote!(#name::#variant), &v.fields)
+                (quote!(#name::#variant), Some(variant), &v.fields)
             })
             .collect(),
     };
@@ -95,8 +96,8 @@ pub fn expand(input: &Input) -> TokenStream {
     }
 }
 
-/// A constructor (`Name` or `Name::Variant`) and its fields.
-type Arm<'a> = (TokenStream, &'a Vec<Field<'a>>);
+/// A constructor (`Name` or `Name::Variant`), the variant (for an enum) and its fields.
+type Arm<'a> = (TokenStream, Option<&'a Ident>, &'a Vec<Field<'a>>);
 
 /// The generated code's local variables, hygienic (`Span::mixed_site`): a user's field named
 /// `path` or `f` cannot clash with them.
@@ -127,13 +128,13 @@ impl Names {
 
 /// `visit` or `visit_mut`: each tree field in order, under its segment.
 fn walk(arms: &[Arm], names: &Names, leaf: &Ident, method: &TokenStream) -> TokenStream {
-    let arms = arms.iter().map(|(constructor, fields)| {
+    let arms = arms.iter().map(|(constructor, variant, fields)| {
         let trees = fields.iter().enumerate().filter(|(_, field)| !field.skip);
         let members = trees.clone().map(|(_, field)| &field.member);
         let bindings = trees.clone().map(|(i, field)| Names::field(i, field));
         let calls =
             trees.map(|(i, field)| call(field, &Names::field(i, field), names, leaf, method));
-        let calls = quote!(#(#calls;)*);
+        let calls = in_variant(*variant, names, quote!({ #(#calls;)* }));
         quote!(#constructor { #(#members: #bindings,)* .. } => { #calls })
     });
     match_self(arms)
@@ -142,7 +143,7 @@ fn walk(arms: &[Arm], names: &Names, leaf: &Ident, method: &TokenStream) -> Toke
 /// `map_with_path`: the same constructor with each tree field mapped under its segment and
 /// each skipped field cloned.
 fn map(arms: &[Arm], names: &Names, leaf: &Ident) -> TokenStream {
-    let arms = arms.iter().map(|(constructor, fields)| {
+    let arms = arms.iter().map(|(constructor, variant, fields)| {
         let members: Vec<_> = fields.iter().map(|field| &field.member).collect();
         let bindings: Vec<_> = fields
             .iter()
@@ -156,9 +157,12 @@ fn map(arms: &[Arm], names: &Names, leaf: &Ident) -> TokenStream {
                 call(field, binding, names, leaf, &quote!(map_with_path))
             }
         });
-        quote! {
-            #constructor { #(#members: #bindings),* } => #constructor { #(#members: #values),* },
-        }
+        let value = in_variant(
+            *variant,
+            names,
+            quote!(#constructor { #(#members: #values),* }),
+        );
+        quote!(#constructor { #(#members: #bindings),* } => #value,)
     });
     match_self(arms)
 }
@@ -185,6 +189,15 @@ fn call(
         }
         None => call(path),
     }
+}
+
+/// `body` run inside `Path::with_variant` for an enum's variant (no segment, but leaves under
+/// other variants then have other paths), as it is for a struct.
+fn in_variant(variant: Option<&Ident>, names: &Names, body: TokenStream) -> TokenStream {
+    let Some(variant) = variant else { return body };
+    let name = variant.unraw().to_string();
+    let path = &names.path;
+    quote!(#path.with_variant(#name, |#path| #body))
 }
 
 fn match_self(arms: impl Iterator<Item = TokenStream>) -> TokenStream {

@@ -171,7 +171,9 @@ use syn::{parse_macro_input, DeriveInput};
 /// A field's leaves are under its name (`weight`), or its index in a tuple struct or variant
 /// (`0`, `1`, ...). An enum's variant adds no segment: in a `Vec<Layer<A>>` of
 /// `enum Layer<A> { Dense { weight: A }, .. }` the weight of the first layer is at
-/// `0.weight`. Nor does the one field of a newtype (`Dense(Linear<A>)`, or
+/// `0.weight` (the variant is still part of the path's identity, not its text:
+/// `perturb::tree::same_structure` tells `Dense { weight }` from another variant's `weight`).
+/// Nor does the one field of a newtype (`Dense(Linear<A>)`, or
 /// `struct Wrapper<A>(Linear<A>)`): its leaves keep the paths they have in the field.
 ///
 /// ```

@@ -64,7 +64,9 @@ use crate::tensor::Array;
 pub use perturb_derive::Tree;
 
 /// Where a leaf sits in its tree: the field names, indices and keys from the root, joined by
-/// dots (`layers.0.weight`). The root's own path is empty.
+/// dots (`layers.0.weight`). The root's own path is empty. Two paths are equal when their
+/// segments and enum variants are, not merely their text (`a` then `b.c` is not `a.b` then
+/// `c`; see [`Path::with_variant`]).
 ///
 /// ```
 /// use perturb::tree::Path;
@@ -81,6 +83,9 @@ pub struct Path {
     text: String,
     /// Where each pushed segment starts (its dot included), for `pop`.
     starts: Vec<usize>,
+    /// The enum variants entered ([`Path::with_variant`]), each with the number of segments
+    /// before it: not in the text, but part of what makes two paths equal.
+    variants: Vec<(usize, &'static str)>,
 }
 
 impl Path {
@@ -135,6 +140,42 @@ impl Path {
         &self.text
     }
 
+    /// Runs `f` inside the enum variant `variant`, which adds no segment to the text
+    /// (`#[derive(Tree)]` calls it for each variant): two leaves under different variants have
+    /// different paths even when their text is the same, so [`same_structure`] tells a layer
+    /// `Dense { weight }` from a layer `Norm { weight }`.
+    ///
+    /// ```
+    /// let (mut a, mut b) = (perturb::tree::Path::root(), perturb::tree::Path::root());
+    /// let a = a.with_variant("Dense", |p| p.with("weight", |p| p.clone()));
+    /// let b = b.with_variant("Norm", |p| p.with("weight", |p| p.clone()));
+    /// assert_eq!((a.as_str(), b.as_str()), ("weight", "weight"));
+    /// assert_ne!(a, b);
+    /// ```
+    pub fn with_variant<R>(&mut self, variant: &'static str, f: impl FnOnce(&mut Self) -> R) -> R {
+        self.variants.push((self.starts.len(), variant));
+        let r = f(self);
+        self.variants.pop();
+        r
+    }
+
+    /// The segments, as pushed (a segment may itself contain a dot).
+    fn segments(&self) -> Vec<&str> {
+        let ends = self.starts.iter().skip(1).copied().chain([self.text.len()]);
+        self.starts
+            .iter()
+            .zip(ends)
+            .map(|(&start, end)| {
+                let segment = &self.text[start..end];
+                // Every segment but one pushed onto the empty text starts with its dot.
+                segment
+                    .strip_prefix('.')
+                    .filter(|_| start > 0)
+                    .unwrap_or(segment)
+            })
+            .collect()
+    }
+
     /// Runs `f` with `segment` pushed, then pops it.
     ///
     /// ```
@@ -163,6 +204,24 @@ impl fmt::Display for Path {
 /// (in key order), where `T` is a tree; and for your own structs with `#[derive(Tree)]`
 /// (the [`perturb::Tree`](crate::Tree) derive), whose fields are trees or marked
 /// `#[tree(skip)]`.
+///
+/// Not for `Box<T>`: an impl would overlap with the one for arrays (another crate may make a
+/// `Box` an [`Array`]). A recursive type holds its children in a `Vec` (none or one, for an
+/// optional child), which is a tree:
+///
+/// ```
+/// use perturb::tensor::Tensor;
+/// use perturb::tree::Tree;
+///
+/// #[derive(Tree)]
+/// struct Node<A> {
+///     value: A,
+///     children: Vec<Node<A>>,
+/// }
+/// let leaf = Node { value: Tensor::scalar(2.0_f64), children: vec![] };
+/// let root = Node { value: Tensor::scalar(1.0), children: vec![leaf] };
+/// assert_eq!(root.paths(), ["value", "children.0.value"]);
+/// ```
 ///
 /// Only the three required methods walk the structure; everything else ([`map`](Tree::map),
 /// [`leaves`](Tree::leaves), [`unflatten`](Tree::unflatten), [`zip_map`](Tree::zip_map), ...)
@@ -331,8 +390,8 @@ pub trait Tree<L>: Sized {
             });
         }
         let mut leaves = leaves.into_iter();
-        // The count was checked: every leaf gets one.
-        Ok(self.map(|_| leaves.next().expect("one value per leaf")))
+        // The count was checked: every leaf gets one (if the impl's methods agree).
+        Ok(self.map(|_| leaves.next().expect(WALKS_DISAGREE)))
     }
 
     /// The tree of `f(a, b)` over the leaves of `self` and `other` in pairs (JAX's `tree_map`
@@ -358,31 +417,59 @@ pub trait Tree<L>: Sized {
         let others = other.leaves();
         let mut i = 0;
         Ok(self.map(|a| {
-            let b = others[i];
+            let b = others.get(i).expect(WALKS_DISAGREE);
             i += 1;
             f(a, b)
         }))
     }
 }
 
+/// The panic of a `Tree` impl whose `map_with_path` walks more leaves than its `visit`: a bug
+/// in that impl (a hand-written one), not in the data.
+const WALKS_DISAGREE: &str =
+    "this Tree impl's map_with_path walks more leaves than its visit: they must walk the same";
+
 /// Checks that `a` and `b` have the same leaves at the same paths; otherwise an error naming
-/// the first difference.
+/// the first difference. Paths are compared by their segments and enum variants, not their
+/// text: a map key with a dot (`{"a": {"b.c": x}}` against `{"a.b": {"c": y}}`, both `a.b.c`),
+/// an empty key, or another variant with the same field names does not make two different
+/// trees equal.
 ///
 /// ```
+/// use std::collections::BTreeMap;
 /// use perturb::tensor::Tensor;
 /// use perturb::tree::same_structure;
 /// let a = vec![Tensor::scalar(1.0_f64)];
 /// assert!(same_structure("update", &a, &a).is_ok());
 /// let err = same_structure("update", &a, &vec![]).unwrap_err().to_string();
 /// assert!(err.contains("update") && err.contains("'0'"), "{err}");
+///
+/// let nested = |outer: &str, inner: &str| {
+///     BTreeMap::from([(outer.to_string(), BTreeMap::from([(inner.to_string(), Tensor::scalar(1.0_f64))]))])
+/// };
+/// assert!(same_structure("update", &nested("a", "b.c"), &nested("a.b", "c")).is_err());
 /// ```
 pub fn same_structure<L, T: Tree<L>>(op: &'static str, a: &T, b: &T) -> Result<(), Error> {
-    let (pa, pb) = (a.paths(), b.paths());
+    let paths = |t: &T| {
+        let mut out = Vec::new();
+        t.visit(&mut Path::root(), &mut |p, _| out.push(p.clone()));
+        out
+    };
+    let (pa, pb) = (paths(a), paths(b));
     if pa == pb {
         return Ok(());
     }
     let first = pa.iter().zip(&pb).position(|(x, y)| x != y);
     let reason = match first {
+        Some(i) if pa[i].as_str() == pb[i].as_str() => format!(
+            "the trees differ: leaf {i} is '{}' in both, but under the segments {:?} and \
+             variants {:?} in one and {:?} and {:?} in the other",
+            pa[i],
+            pa[i].segments(),
+            pa[i].variants.iter().map(|v| v.1).collect::<Vec<_>>(),
+            pb[i].segments(),
+            pb[i].variants.iter().map(|v| v.1).collect::<Vec<_>>(),
+        ),
         Some(i) => format!(
             "the trees differ: leaf {i} is '{}' in one and '{}' in the other",
             pa[i], pb[i]

@@ -130,12 +130,15 @@ impl<A: Array> Batched<A> {
         }
     }
 
-    /// The same stack with every member written out (a basis stack as its `n^2` values).
+    /// The same stack with every member written out (a basis stack as its `n^2` values; an
+    /// error where they cannot be allocated).
     fn dense(self) -> Result<Self, Error> {
         if self.layout != Layout::Basis {
             return Ok(self);
         }
         let shape = self.inner.shape().to_vec();
+        let what = "the Jacobian's basis tangents written out";
+        square_fits::<A::Elem>("Jacobian basis", shape.iter().product(), what)?;
         Ok(Batched {
             // Selected, not multiplied, so that the zeros stay zeros beside an infinity.
             inner: self
@@ -258,6 +261,27 @@ impl<A: Array> Array for Batched<A> {
         // A basis scaled by a zero diagonal is zero too.
         self.inner.is_zero()
     }
+}
+
+/// Refuses, with the cause and the cure, an `n x n` array of `E` (`what`) that cannot be
+/// allocated, rather than aborting the process when it is: an allocation of that size is
+/// tried and released at once (the memory is not touched).
+pub(crate) fn square_fits<E>(op: &'static str, n: usize, what: &str) -> Result<(), Error> {
+    let fits = n
+        .checked_mul(n)
+        .is_some_and(|values| Vec::<E>::new().try_reserve_exact(values).is_ok());
+    if fits {
+        return Ok(());
+    }
+    let gb = (n as f64).powi(2) * std::mem::size_of::<E>() as f64 / 1e9;
+    Err(Error::InvalidArgument {
+        op,
+        reason: format!(
+            "{n} elements: {what} would be {n} x {n} values ({gb:.1e} GB), more than can be \
+             allocated; differentiate with respect to fewer elements at once, or along chosen \
+             directions (jvp, vjp, hvp)"
+        ),
+    })
 }
 
 /// The operations that keep a basis stack's structure, or end it without writing its zeros;

@@ -381,7 +381,8 @@ fn compare_ops<F: TensorFn<f64>>(
 /// first-order comparisons along each leaf alone are added, labelled with the leaf's path
 /// (`order 1, reverse, leaf '1.0'`), so a wrong derivative is traced to its leaf.
 ///
-/// Returns an error only if `f` or a rule fails to run; whether the derivatives agree is in the
+/// Returns an error if `x` has no elements (nothing would be checked) or if `f` or a rule fails
+/// to run; whether the derivatives agree is in the
 /// [`GradReport`] (see [`GradReport::passes`]). Errors are relative for values above 1 and
 /// absolute below; with the default step, right rules give about 1e-8 or less.
 ///
@@ -431,6 +432,16 @@ where
         });
     }
     let leaves = x.leaves();
+    if leaves.iter().all(|leaf| leaf.is_empty()) {
+        // Every comparison would be 0 against 0: a pass that checked nothing.
+        return Err(Error::InvalidArgument {
+            op: "check_grads",
+            reason: format!(
+                "the input has no elements to check (no leaves, or {} leaves of zero elements)",
+                leaves.len()
+            ),
+        });
+    }
     let f = &Flat {
         f,
         tree: x,

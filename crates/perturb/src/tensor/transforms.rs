@@ -84,7 +84,7 @@
 //! ```
 
 use super::array::Array;
-use super::batched::Batched;
+use super::batched::{square_fits, Batched};
 use super::deferred::Deferred;
 use super::dense::Tensor;
 use super::dual::DualTensor;
@@ -103,7 +103,11 @@ use crate::tree::{same_structure, Tree};
 /// `DualTensor<Batched<A>>` for [`hessian`], `Deferred<A>` for [`hvp`]).
 ///
 /// Every closure `FnOnce(&X::With<V>) -> Result<V, Error>` is one; there is nothing to
-/// implement. (It exists because Rust refuses the bound
+/// implement. A generic function is passed through a closure, `grad(|m| loss(m), &model)`:
+/// `grad(loss, &model)` does not compile ("implementation of `FnOnce` is not general enough"),
+/// because a function item fixes its type parameter, and with it the tape's lifetime, once.
+/// Clippy's `redundant_closure` suggests that form anyway: allow the lint there
+/// (`#[allow(clippy::redundant_closure)]`). (It exists because Rust refuses the bound
 /// `for<'t> FnOnce(&X::With<TensorVar<'t, A>>) -> ..`, whose lifetime `'t` appears only inside
 /// `X::With<..>`; in `for<'t> TreeFn<X, A, TensorVar<'t, A>>` it does not.)
 ///
@@ -381,7 +385,8 @@ where
 
 /// The gradient of a function with one output element (any shape with one element), by
 /// reverse mode, of the shape of `x`; for a [tree](crate::tree) (a model), a tree of the same
-/// structure (see the [module example](crate::tensor::transforms)). Nest it for higher
+/// structure (see the [module example](crate::tensor::transforms)). A generic function goes
+/// in through a closure, `|m| loss(m)` (see [`TreeFn`] for why). Nest it for higher
 /// derivatives; levels cannot be confused:
 ///
 /// ```
@@ -551,7 +556,8 @@ fn value_and_grad_leaves<A: Array, R>(
 ///
 /// For a [tree](crate::tree) `x`, one Jacobian per leaf (shape: the output's, then the
 /// leaf's), as a tree of `x`'s structure. The basis then spans all the tree's elements and is
-/// cut into the leaves, written out rather than carried by its diagonal.
+/// cut into the leaves, written out rather than carried by its diagonal: `n x n` values for a
+/// tree of `n` elements, and an error (not an abort) where that cannot be allocated.
 ///
 /// ```
 /// use perturb::tensor::{jacfwd, Array, Tensor};
@@ -569,7 +575,9 @@ where
     X: Tree<A>,
     F: FnOnce(&X::With<DualTensor<Batched<A>>>) -> Result<DualTensor<Batched<A>>, Error>,
 {
-    let mut blocks = jacfwd_blocks(&x.leaves(), |inputs| Ok(vec![f(&x.unflatten(inputs)?)?]))?;
+    let mut blocks = jacfwd_blocks("jacfwd", &x.leaves(), |inputs| {
+        Ok(vec![f(&x.unflatten(inputs)?)?])
+    })?;
     x.unflatten(blocks.remove(0))
 }
 
@@ -578,6 +586,7 @@ where
 /// `N` input elements go through one pass as a stack: one input carries its basis by its
 /// diagonal; several cut the basis of all `N` into their pieces.
 fn jacfwd_blocks<A: Array>(
+    op: &'static str,
     xs: &[&A],
     f: impl FnOnce(Vec<DualTensor<Batched<A>>>) -> Result<Vec<DualTensor<Batched<A>>>, Error>,
 ) -> Result<Vec<Vec<A>>, Error> {
@@ -587,6 +596,7 @@ fn jacfwd_blocks<A: Array>(
         [] => Vec::new(),
         [x] => vec![Batched::basis(A::lift(Tensor::ones(x.shape())))],
         _ => {
+            square_fits::<A::Elem>(op, n, "the basis tangents written out")?;
             let shapes: Vec<&[usize]> = xs.iter().map(|x| x.shape()).collect();
             ravel::split(&Batched::basis(A::lift(Tensor::ones(&[n]))), &shapes)?
         }
@@ -738,7 +748,9 @@ where
 /// For a [tree](crate::tree) `x`, the blocks `H[i][j]` = d/d leaf `j` (d/d leaf `i` f), of
 /// shape leaf `i`'s ++ leaf `j`'s, as a tree of trees of `x`'s structure: the outer level is
 /// the first derivative's leaf `i` (JAX's layout). See the [module
-/// example](crate::tensor::transforms) for Rosenbrock's and for a model's.
+/// example](crate::tensor::transforms) for Rosenbrock's and for a model's. The Hessian of `n`
+/// elements is `n x n` values: an error (not an abort) where that cannot be allocated; [`hvp`]
+/// needs no more than a few gradients.
 ///
 /// ```
 /// use perturb::tensor::{hessian, Array, Tensor};
@@ -756,7 +768,10 @@ where
     X: Tree<A>,
     F: for<'t> TreeFn<X, A, TensorVar<'t, DualTensor<Batched<A>>>>,
 {
-    let rows = jacfwd_blocks(&x.leaves(), |duals| {
+    let leaves = x.leaves();
+    let n = leaves.iter().map(|leaf| element_count(leaf.shape())).sum();
+    square_fits::<A::Elem>("hessian", n, "the Hessian")?;
+    let rows = jacfwd_blocks("hessian", &leaves, |duals| {
         let duals: Vec<&DualTensor<Batched<A>>> = duals.iter().collect();
         let grad = value_and_grad_leaves(&duals, |xs| Ok((f(&x.unflatten(xs.to_vec())?)?, ())));
         Ok(grad?.1)
