@@ -24,6 +24,24 @@ pub trait Dense: Sized + Copy {
     /// takes `n^3`. Both triangles of the symmetric result are written.
     fn cholesky_inverse(l: &[Self], n: usize) -> Vec<Self>;
 
+    /// `c = alpha a b`, or `c += alpha a b` when `add`, for an `m x k` matrix `a` and a
+    /// `k x n` matrix `b` read with `(row, column)` strides (one of each pair 1: row-major,
+    /// or column-major for a transpose) and a row-major `m x n` matrix `c` with rows `ldc`
+    /// apart: faer's matrix product, on one thread below order 1024 like the factorisations (the
+    /// Cholesky VJP's blocks). Panics if a view reaches past its slice.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_into(
+        mkn: (usize, usize, usize),
+        alpha: Self,
+        a: &[Self],
+        a_strides: (usize, usize),
+        b: &[Self],
+        b_strides: (usize, usize),
+        add: bool,
+        c: &mut [Self],
+        ldc: usize,
+    );
+
     /// `x` with `op(a) x = b` for a triangular `n x n` matrix `a` (its `lower` or upper
     /// triangle, the diagonal taken as ones when `unit_diagonal`), `op` the transpose when
     /// `transpose`, and `b` `n x nrhs`. A zero on the diagonal gives infinities, not an error:
@@ -251,6 +269,51 @@ impl<F: RealField + Copy> Lu<F> {
         scale_rows(&mut x, after);
         row_major(x.as_ref())
     }
+}
+
+/// `a` (`rows x cols`) read with `(row, column)` strides, one of them 1.
+fn strided<F: RealField>(
+    a: &[F],
+    rows: usize,
+    cols: usize,
+    (rs, cs): (usize, usize),
+) -> MatRef<'_, F> {
+    if cs == 1 {
+        MatRef::from_row_major_slice_with_stride(a, rows, cols, rs)
+    } else {
+        assert_eq!(rs, 1, "a view needs one stride of 1");
+        MatRef::from_column_major_slice_with_stride(a, rows, cols, cs)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn matmul_into<F: RealField + Copy>(
+    (m, k, n): (usize, usize, usize),
+    alpha: F,
+    a: &[F],
+    a_strides: (usize, usize),
+    b: &[F],
+    b_strides: (usize, usize),
+    add: bool,
+    c: &mut [F],
+    ldc: usize,
+) {
+    // The transpose of a column-major view: faer 0.24.4's `from_row_major_slice_with_stride_mut`
+    // gives a column-major view (row stride 1), not the row-major one it names.
+    let c = faer::MatMut::from_column_major_slice_with_stride_mut(c, n, m, ldc).transpose_mut();
+    let accum = if add {
+        faer::Accum::Add
+    } else {
+        faer::Accum::Replace
+    };
+    faer::linalg::matmul::matmul(
+        c,
+        accum,
+        strided(a, m, k, a_strides),
+        strided(b, k, n, b_strides),
+        alpha,
+        par(m.max(k).max(n)),
+    );
 }
 
 fn view<F: RealField>(a: &[F], rows: usize, cols: usize) -> MatRef<'_, F> {
@@ -530,6 +593,19 @@ macro_rules! impl_dense {
             fn cholesky_inverse(l: &[Self], n: usize) -> Vec<Self> {
                 cholesky_inverse(l, n)
             }
+            fn matmul_into(
+                mkn: (usize, usize, usize),
+                alpha: Self,
+                a: &[Self],
+                a_strides: (usize, usize),
+                b: &[Self],
+                b_strides: (usize, usize),
+                add: bool,
+                c: &mut [Self],
+                ldc: usize,
+            ) {
+                matmul_into(mkn, alpha, a, a_strides, b, b_strides, add, c, ldc)
+            }
             fn triangular_solve(
                 a: &[Self],
                 n: usize,
@@ -589,6 +665,51 @@ mod tests {
         assert!(close(&product(&l, &lt, 3, 3, 3), &SPD));
         // The leading 2x2 minor of [[1, 2], [2, 1]] is -3: pivot 1 fails.
         assert_eq!(f64::cholesky(&[1.0, 2.0, 2.0, 1.0], 2), Err(1));
+    }
+
+    /// The product against loops, for each layout of `a` and `b`, into a window of a wider
+    /// `c` (rows `ldc` apart) that is replaced or added to; entries outside the window kept.
+    #[test]
+    fn matmul_into_matches_loops_for_every_layout() {
+        let (m, k, n, ldc) = (5, 3, 4, 6);
+        let value = |i: usize| (i as f64 * 0.37).sin();
+        let a_rows: Vec<f64> = (0..m * k).map(value).collect();
+        let b_rows: Vec<f64> = (0..k * n).map(|i| value(i + 50)).collect();
+        let expected = product(&a_rows, &b_rows, m, k, n);
+        let a_cols: Vec<f64> = (0..m * k).map(|ij| a_rows[ij % m * k + ij / m]).collect();
+        let b_cols: Vec<f64> = (0..k * n).map(|ij| b_rows[ij % k * n + ij / k]).collect();
+        for (a, a_strides) in [(&a_rows, (k, 1)), (&a_cols, (1, m))] {
+            for (b, b_strides) in [(&b_rows, (n, 1)), (&b_cols, (1, k))] {
+                for add in [false, true] {
+                    let mut c = vec![1.0; m * ldc];
+                    f64::matmul_into(
+                        (m, k, n),
+                        -2.0,
+                        a,
+                        a_strides,
+                        b,
+                        b_strides,
+                        add,
+                        &mut c,
+                        ldc,
+                    );
+                    for i in 0..m {
+                        for j in 0..ldc {
+                            let want = if j >= n {
+                                1.0
+                            } else {
+                                f64::from(u8::from(add)) - 2.0 * expected[i * n + j]
+                            };
+                            let got = c[i * ldc + j];
+                            assert!(
+                                (got - want).abs() < 1e-14,
+                                "{a_strides:?} {b_strides:?} {add}: ({i}, {j}) {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
