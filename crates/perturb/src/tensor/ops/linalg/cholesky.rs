@@ -1,8 +1,7 @@
 //! The Cholesky factorisation and the solve with its factor.
 
 use super::triangular::{
-    batch_pair, for_each_member, masked, product, solve_shape, square, transposed, unravel,
-    TriangularSolve,
+    for_each_member, masked, product, solve_shape, square, transposed, unravel, TriangularSolve,
 };
 use crate::error::Error;
 use crate::tensor::array::or_panic;
@@ -463,7 +462,19 @@ impl Op for CholeskyAdjoint {
 
     /// The stack's axis is one more leading axis: one call for the whole stack.
     fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
-        batch_pair(self, inputs, stacked, size)
+        let [l, l_bar] = inputs else {
+            return batched::by_loop(self, inputs, stacked, size);
+        };
+        let full = |x: &A, s: bool| {
+            if s {
+                Ok(x.clone())
+            } else {
+                let mut shape = vec![size];
+                shape.extend_from_slice(x.shape());
+                x.try_unsqueeze(0)?.try_broadcast_to(&shape)
+            }
+        };
+        A::apply(self, &[&full(l, stacked[0])?, &full(l_bar, stacked[1])?])
     }
 }
 

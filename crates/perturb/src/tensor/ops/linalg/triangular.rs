@@ -309,134 +309,6 @@ impl Op for Masked {
     }
 }
 
-/// [`Masked`] applied to the outer product `p qᵀ` of each pair of vectors of two `[.., n]`
-/// stacks of one shape, giving `[.., n, n]` in one pass where the product and the mask took
-/// two buffers: the VJP of a triangular solve with one right-hand side. Bilinear: the JVP is
-/// the operation on `(dp, q)` plus on `(p, dq)`; the VJP, for the cotangent `W` and `V` its
-/// masked form, `p̄ = V q` and `q̄ = Vᵀ p`, in differentiable operations: every order works.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct MaskedOuter(pub Masked);
-
-impl Op for MaskedOuter {
-    fn name(&self) -> &'static str {
-        "masked_outer"
-    }
-
-    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let [p, q] = inputs else {
-            return Err(Error::Arity {
-                op: "masked_outer",
-                expected: 2,
-                found: inputs.len(),
-            });
-        };
-        let shape =
-            self.output_shape(&[p.shape(), q.shape()])
-                .ok_or_else(|| Error::ShapeMismatch {
-                    op: "masked_outer",
-                    lhs: p.shape().to_vec(),
-                    rhs: q.shape().to_vec(),
-                })?;
-        let n = shape[shape.len() - 1];
-        let Masked {
-            lower,
-            diagonal,
-            off,
-        } = self.0;
-        let (d, o) = (
-            super::super::elem::<T>(diagonal),
-            super::super::elem::<T>(off),
-        );
-        let mut out = vec![T::zero(); element_count("masked_outer", &shape)?];
-        if n > 0 {
-            let members = out.chunks_exact_mut(n * n);
-            let vectors = p
-                .as_slice()
-                .chunks_exact(n)
-                .zip(q.as_slice().chunks_exact(n));
-            for (block, (pm, qm)) in members.zip(vectors) {
-                for (i, row) in block.chunks_exact_mut(n).enumerate() {
-                    let (pd, po) = (pm[i] * d, pm[i] * o);
-                    let inside = if lower { 0..i } else { i + 1..n };
-                    for (t, &qj) in row[inside.clone()].iter_mut().zip(&qm[inside]) {
-                        *t = po * qj;
-                    }
-                    row[i] = pd * qm[i];
-                }
-            }
-        }
-        Ok(Tensor::from_parts(out, shape))
-    }
-
-    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
-        match inputs {
-            [p @ [.., n], q] if p == q => Some(p.iter().copied().chain([*n]).collect()),
-            _ => None,
-        }
-    }
-
-    const VJP_READS: VjpReads = VjpReads::OTHER_INPUTS;
-
-    fn jvp<A: Array>(
-        &self,
-        inputs: &[&A],
-        output: &A,
-        tangents: &[Option<&A>],
-    ) -> Result<Option<A>, Error> {
-        let (p, q) = (inputs[0], inputs[1]);
-        let from_p = tangents[0].map(|dp| A::apply(self, &[dp, q])).transpose()?;
-        let from_q = tangents[1].map(|dq| A::apply(self, &[p, dq])).transpose()?;
-        super::super::sum_tangents([from_p, from_q], output.shape())
-    }
-
-    fn vjp<A: Array>(
-        &self,
-        inputs: &[&A],
-        _: &A,
-        cotangent: &A,
-        needed: &[bool],
-    ) -> Result<Vec<Option<A>>, Error> {
-        let v = A::apply(&self.0, &[cotangent])?;
-        // `op(V) x` for a stack of vectors `x`, taken as columns.
-        let times = |x: &A, transpose: bool| {
-            let last = x.shape().len();
-            product(&v, transpose, &x.try_unsqueeze(last)?, false)?.try_squeeze(last)
-        };
-        let p_bar = needed[0].then(|| times(inputs[1], false)).transpose()?;
-        let q_bar = needed[1].then(|| times(inputs[0], true)).transpose()?;
-        Ok(vec![p_bar, q_bar])
-    }
-
-    /// The stack's axis is one more leading axis of both (an input not stacked is broadcast).
-    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
-        batch_pair(self, inputs, stacked, size)
-    }
-}
-
-/// The batching rule of a two-input operation on stacks with the same leading axes: the
-/// stack's axis is one more leading axis of both (an input that is not stacked is broadcast
-/// along it), and the operation runs once.
-pub(crate) fn batch_pair<O: Op, A: Array>(
-    op: &O,
-    inputs: &[&A],
-    stacked: &[bool],
-    size: usize,
-) -> Result<A, Error> {
-    let [x, y] = inputs else {
-        return batched::by_loop(op, inputs, stacked, size);
-    };
-    let full = |x: &A, s: bool| {
-        if s {
-            Ok(x.clone())
-        } else {
-            let mut shape = vec![size];
-            shape.extend_from_slice(x.shape());
-            x.try_unsqueeze(0)?.try_broadcast_to(&shape)
-        }
-    };
-    A::apply(op, &[&full(x, stacked[0])?, &full(y, stacked[1])?])
-}
-
 /// `x` summed over the axes it was broadcast along to reach `shape` ([`Array::try_sum_to`]),
 /// or `x` itself, not a copy, where it already has that shape.
 fn summed_to<A: Array>(x: A, shape: &[usize]) -> Result<A, Error> {
@@ -661,19 +533,19 @@ impl Op for TriangularSolve {
             } else {
                 (&b_bar, output)
             };
-            let diagonal = if self.unit_diagonal { 0.0 } else { -1.0 };
-            let mask = Masked {
-                lower: self.lower,
-                diagonal,
-                off: -1.0,
-            };
-            // Masking commutes with summing over the broadcast leading axes.
-            let masked_outer = if vector {
-                A::apply(&MaskedOuter(mask), &[p, q])?
+            let outer = if vector {
+                let (r, c) = (p.shape().len(), q.shape().len() - 1);
+                p.try_unsqueeze(r)?.try_mul(&q.try_unsqueeze(c)?)?
             } else {
-                A::apply(&mask, &[&product(p, false, q, true)?])?
+                product(p, false, q, true)?
             };
-            Some(summed_to(masked_outer, a.shape())?)
+            let diagonal = if self.unit_diagonal { 0.0 } else { -1.0 };
+            Some(masked(
+                &summed_to(outer, a.shape())?,
+                self.lower,
+                diagonal,
+                -1.0,
+            )?)
         } else {
             None
         };
