@@ -259,33 +259,31 @@ fn cholesky_adjoint<T: Element>(l: &[T], abar: &mut [T], n: usize) {
                     abar[(end + i) * n + start + j] = c_bar_t[j * m + i];
                 }
             }
-            let neg_c_bar_t: Vec<T> = c_bar_t.iter().map(|&v| -v).collect();
+            let minus = -T::one();
             // B̄ -= C̄ R.
             if start > 0 {
-                T::gemm(
-                    m,
-                    nb,
-                    start,
-                    &neg_c_bar_t,
+                T::matmul_into(
+                    (m, nb, start),
+                    minus,
+                    &c_bar_t,
                     (1, m),
                     &l[start * n..],
                     (n, 1),
-                    T::one(),
+                    true,
                     &mut abar[end * n..],
                     n,
                 );
             }
             // D̄ -= tril(C̄ᵀ C).
             let mut ctc = vec![T::zero(); nb * nb];
-            T::gemm(
-                nb,
-                m,
-                nb,
+            T::matmul_into(
+                (nb, m, nb),
+                T::one(),
                 &c_bar_t,
                 (m, 1),
                 &l[end * n + start..],
                 (n, 1),
-                T::zero(),
+                false,
                 &mut ctc,
                 nb,
             );
@@ -296,15 +294,14 @@ fn cholesky_adjoint<T: Element>(l: &[T], abar: &mut [T], n: usize) {
             }
             // R̄ -= C̄ᵀ B.
             if start > 0 {
-                T::gemm(
-                    nb,
-                    m,
-                    start,
-                    &neg_c_bar_t,
+                T::matmul_into(
+                    (nb, m, start),
+                    minus,
+                    &c_bar_t,
                     (m, 1),
                     &l[end * n..],
                     (n, 1),
-                    T::one(),
+                    true,
                     &mut abar[start * n..],
                     n,
                 );
@@ -313,23 +310,22 @@ fn cholesky_adjoint<T: Element>(l: &[T], abar: &mut [T], n: usize) {
         unblocked_adjoint(l, abar, n, start, end);
         // R̄ -= (D̄ + D̄ᵀ) R.
         if start > 0 {
-            let neg_sym: Vec<T> = (0..nb * nb)
+            let sym: Vec<T> = (0..nb * nb)
                 .map(|pq| {
                     let (p, q) = (pq / nb, pq % nb);
                     let lower = |p: usize, q: usize| abar[(start + p) * n + start + q];
-                    -(if p >= q { lower(p, q) } else { T::zero() }
-                        + if q >= p { lower(q, p) } else { T::zero() })
+                    (if p >= q { lower(p, q) } else { T::zero() })
+                        + if q >= p { lower(q, p) } else { T::zero() }
                 })
                 .collect();
-            T::gemm(
-                nb,
-                nb,
-                start,
-                &neg_sym,
+            T::matmul_into(
+                (nb, nb, start),
+                -T::one(),
+                &sym,
                 (nb, 1),
                 &l[start * n..],
                 (n, 1),
-                T::one(),
+                true,
                 &mut abar[start * n..],
                 n,
             );

@@ -9,7 +9,7 @@ use crate::tensor::array::or_panic;
 use crate::tensor::batched;
 use crate::tensor::dense::element_count;
 use crate::tensor::kernels;
-use crate::tensor::{Array, Element, Op, Tensor};
+use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
 /// `x` with `op(T) x = b` for the triangle `T` of `a` that `lower` names, `op` the transpose
 /// when `transpose`, the diagonal taken as ones (and not read) when `unit_diagonal`; entries
@@ -225,32 +225,98 @@ pub(crate) fn for_each_member<T: Element, E: Send>(
     first.map_or(Ok(()), Err)
 }
 
-/// A constant `n x n` mask of the triangle `lower` names: `diagonal` on the diagonal, `off`
-/// strictly inside the triangle, zero outside.
-fn triangle_mask<T: Element>(n: usize, lower: bool, diagonal: f64, off: f64) -> Tensor<T> {
-    let (d, o) = (
-        super::super::elem::<T>(diagonal),
-        super::super::elem::<T>(off),
-    );
-    // Row by row (a division per entry was 9% of the Gaussian-process benchmark).
-    let mut data = vec![T::zero(); n * n];
-    for (i, row) in data.chunks_exact_mut(n.max(1)).enumerate().take(n) {
-        let inside = if lower { 0..i } else { i + 1..n };
-        row[inside].fill(o);
-        row[i] = d;
-    }
-    Tensor::from_parts(data, vec![n, n])
+/// `x` (a `[.., n, n]` stack) with the triangle `lower` names scaled by `off`, its diagonal by
+/// `diagonal`, the rest zero: the [`Masked`] operation.
+pub(crate) fn masked<A: Array>(x: &A, lower: bool, diagonal: f64, off: f64) -> Result<A, Error> {
+    A::apply(
+        &Masked {
+            lower,
+            diagonal,
+            off,
+        },
+        &[x],
+    )
 }
 
-/// `x` (a `[.., n, n]` stack) times the mask of [`triangle_mask`]: the triangle `lower` names,
-/// scaled by `off`, its diagonal by `diagonal`, the rest zero.
-pub(crate) fn masked<A: Array>(x: &A, lower: bool, diagonal: f64, off: f64) -> Result<A, Error> {
-    let n = x.shape()[x.shape().len() - 1];
-    if x.shape().contains(&0) {
-        // An empty stack: nothing to mask, and no n x n mask to build (n may be huge).
-        return Ok(x.clone());
+/// A triangle of each matrix of a `[.., n, n]` stack, scaled: `diagonal` times the diagonal,
+/// `off` times the entries strictly inside the triangle `lower` names, zero elsewhere. One
+/// pass into one buffer, where a product with a mask tensor built for it took three (the
+/// Gaussian-process benchmark runs about ten of these at n = 500). Linear, and an element-wise
+/// mask is its own transpose: the JVP is the operation on the tangent, the VJP on the
+/// cotangent, so every order works.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Masked {
+    pub lower: bool,
+    pub diagonal: f64,
+    pub off: f64,
+}
+
+impl Op for Masked {
+    fn name(&self) -> &'static str {
+        "masked"
     }
-    x.try_mul(&x.constant_like(&triangle_mask(n, lower, diagonal, off)))
+
+    fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        let x = super::super::unary("masked", inputs)?;
+        let n = match x.shape() {
+            [.., r, c] if r == c => *c,
+            shape => {
+                return Err(Error::InvalidArgument {
+                    op: "masked",
+                    reason: format!("needs square matrices [.., n, n], got shape {shape:?}"),
+                })
+            }
+        };
+        let (d, o) = (
+            super::super::elem::<T>(self.diagonal),
+            super::super::elem::<T>(self.off),
+        );
+        let mut out = vec![T::zero(); x.len()];
+        if n > 0 {
+            let rows = out.chunks_exact_mut(n).zip(x.as_slice().chunks_exact(n));
+            for (r, (to, from)) in rows.enumerate() {
+                let i = r % n;
+                let inside = if self.lower { 0..i } else { i + 1..n };
+                for (t, &f) in to[inside.clone()].iter_mut().zip(&from[inside]) {
+                    *t = f * o;
+                }
+                to[i] = from[i] * d;
+            }
+        }
+        Ok(Tensor::from_parts(out, x.shape().to_vec()))
+    }
+
+    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
+        match inputs {
+            [shape @ [.., r, c]] if r == c => Some(shape.to_vec()),
+            _ => None,
+        }
+    }
+
+    const VJP_READS: VjpReads = VjpReads::NOTHING;
+
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        t[0].map(|t| A::apply(self, &[t])).transpose()
+    }
+
+    fn vjp<A: Array>(&self, _: &[&A], _: &A, ct: &A, _: &[bool]) -> Result<Vec<Option<A>>, Error> {
+        Ok(vec![Some(A::apply(self, &[ct])?)])
+    }
+
+    /// The stack's axis is one more leading axis.
+    fn batch<A: Array>(&self, inputs: &[&A], stacked: &[bool], size: usize) -> Result<A, Error> {
+        batched::matrix_stack(self, inputs, stacked, size)
+    }
+}
+
+/// `x` summed over the axes it was broadcast along to reach `shape` ([`Array::try_sum_to`]),
+/// or `x` itself, not a copy, where it already has that shape.
+fn summed_to<A: Array>(x: A, shape: &[usize]) -> Result<A, Error> {
+    if x.shape() == shape {
+        Ok(x)
+    } else {
+        x.try_sum_to(shape)
+    }
 }
 
 /// The matrix transpose (the last two axes swapped) of a stack of matrices.
@@ -475,7 +541,7 @@ impl Op for TriangularSolve {
             };
             let diagonal = if self.unit_diagonal { 0.0 } else { -1.0 };
             Some(masked(
-                &outer.try_sum_to(a.shape())?,
+                &summed_to(outer, a.shape())?,
                 self.lower,
                 diagonal,
                 -1.0,
@@ -484,7 +550,7 @@ impl Op for TriangularSolve {
             None
         };
         let b_bar = if needed[1] {
-            Some(b_bar.try_sum_to(b.shape())?)
+            Some(summed_to(b_bar, b.shape())?)
         } else {
             None
         };
