@@ -106,7 +106,7 @@ impl Setup {
 
     pub(super) fn print_header(&self, args: &Args) {
         println!(
-            "perturb train: {} ({} rows, {} features) as {}, {}, {:?} at lr {}, {} epochs",
+            "perturb train: {} ({} rows, {} features) as {}, {}, {:?} at lr {}{}, {} epochs",
             args.data,
             self.rows,
             self.inputs,
@@ -114,6 +114,7 @@ impl Setup {
             self.model.describe(),
             args.optimizer_kind(),
             compact(self.lr),
+            if args.cosine { " (cosine decay)" } else { "" },
             args.epoch_count()
         );
         if let Some(note) = &self.note {
