@@ -103,14 +103,21 @@ impl Plan {
     pub(super) fn im2col<T: Element>(&self, x: &[T], cols: &mut [T], span: &Range<usize>) {
         let [hx, wx] = self.x;
         let sw = self.stride[1];
+        let whole = span.len() == self.positions();
         let mut rows = cols.chunks_exact_mut(span.len());
+        let ys: Vec<_> = (0..self.k[0]).map(|ki| self.valid(0, ki)).collect();
+        let xs: Vec<_> = (0..self.k[1]).map(|kj| self.valid(1, kj)).collect();
         for c in 0..self.cx / self.groups {
             let image = &x[c * hx * wx..(c + 1) * hx * wx];
             for ki in 0..self.k[0] {
-                let (ylo, yhi, yoff) = self.valid(0, ki);
+                let (ylo, yhi, yoff) = ys[ki];
                 for kj in 0..self.k[1] {
-                    let (xlo, xhi, xoff) = self.valid(1, kj);
+                    let (xlo, xhi, xoff) = xs[kj];
                     let row = rows.next().expect("rows() rows");
+                    if whole {
+                        self.im2col_row(image, row, ys[ki], xs[kj]);
+                        continue;
+                    }
                     for (oy, a, b, at) in self.span_rows(span) {
                         let seg = &mut row[at..at + b - a];
                         if oy < ylo || oy >= yhi {
@@ -141,19 +148,62 @@ impl Plan {
         }
     }
 
+    /// One row of a whole image's unrolled matrix (tap `(ylo, yhi, yoff)`, `(xlo, xhi, xoff)`
+    /// from [`valid`](Plan::valid) of one channel `image`): the short path of
+    /// [`im2col`](Plan::im2col) for a span of every output position, which small images
+    /// (digits' 8 x 8) always take.
+    fn im2col_row<T: Element>(
+        &self,
+        image: &[T],
+        row: &mut [T],
+        (ylo, yhi, yoff): (usize, usize, i128),
+        (xlo, xhi, xoff): (usize, usize, i128),
+    ) {
+        let (wx, wy, sw) = (self.x[1], self.y[1], self.stride[1]);
+        if ylo >= yhi || xlo >= xhi {
+            row.fill(T::zero());
+            return;
+        }
+        row[..ylo * wy].fill(T::zero());
+        row[yhi * wy..].fill(T::zero());
+        let start = self.at(1, xlo, xoff);
+        for oy in ylo..yhi {
+            let out = &mut row[oy * wy..(oy + 1) * wy];
+            out[..xlo].fill(T::zero());
+            out[xhi..].fill(T::zero());
+            let iy = self.at(0, oy, yoff);
+            let line = &image[iy * wx + start..(iy + 1) * wx];
+            let out = &mut out[xlo..xhi];
+            if sw == 1 {
+                out.copy_from_slice(&line[..out.len()]);
+            } else {
+                for (o, v) in out.iter_mut().zip(line.iter().step_by(sw)) {
+                    *o = *v;
+                }
+            }
+        }
+    }
+
     /// The adjoint of [`im2col`](Plan::im2col): each column of `cols` (output positions
     /// `span`) added back into the window it came from (`x` one group of one image, added to).
     pub(super) fn col2im<T: Element>(&self, cols: &[T], x: &mut [T], span: &Range<usize>) {
         let [hx, wx] = self.x;
         let sw = self.stride[1];
+        let whole = span.len() == self.positions();
         let mut rows = cols.chunks_exact(span.len());
+        let ys: Vec<_> = (0..self.k[0]).map(|ki| self.valid(0, ki)).collect();
+        let xs: Vec<_> = (0..self.k[1]).map(|kj| self.valid(1, kj)).collect();
         for c in 0..self.cx / self.groups {
             let image = &mut x[c * hx * wx..(c + 1) * hx * wx];
             for ki in 0..self.k[0] {
-                let (ylo, yhi, yoff) = self.valid(0, ki);
+                let (ylo, yhi, yoff) = ys[ki];
                 for kj in 0..self.k[1] {
-                    let (xlo, xhi, xoff) = self.valid(1, kj);
+                    let (xlo, xhi, xoff) = xs[kj];
                     let row = rows.next().expect("rows() rows");
+                    if whole {
+                        self.col2im_row(row, image, ys[ki], xs[kj]);
+                        continue;
+                    }
                     for (oy, a, b, at) in self.span_rows(span) {
                         let (lo, hi) = (xlo.clamp(a, b), xhi.clamp(a, b));
                         if oy < ylo || oy >= yhi || lo == hi {
@@ -173,6 +223,36 @@ impl Plan {
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of [`im2col_row`](Plan::im2col_row): one row of a whole image's unrolled
+    /// matrix added back into the channel `image`.
+    fn col2im_row<T: Element>(
+        &self,
+        row: &[T],
+        image: &mut [T],
+        (ylo, yhi, yoff): (usize, usize, i128),
+        (xlo, xhi, xoff): (usize, usize, i128),
+    ) {
+        let (wx, wy, sw) = (self.x[1], self.y[1], self.stride[1]);
+        if ylo >= yhi || xlo >= xhi {
+            return;
+        }
+        let start = self.at(1, xlo, xoff);
+        for oy in ylo..yhi {
+            let seg = &row[oy * wy + xlo..oy * wy + xhi];
+            let iy = self.at(0, oy, yoff);
+            let line = &mut image[iy * wx + start..(iy + 1) * wx];
+            if sw == 1 {
+                for (o, &v) in line.iter_mut().zip(seg) {
+                    *o += v;
+                }
+            } else {
+                for (o, &v) in line.iter_mut().step_by(sw).zip(seg) {
+                    *o += v;
                 }
             }
         }
