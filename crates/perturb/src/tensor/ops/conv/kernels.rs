@@ -6,6 +6,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::plan::*;
+use crate::error::Error;
 use crate::tensor::kernels::Cost;
 use crate::tensor::Element;
 
@@ -15,6 +16,24 @@ use crate::tensor::Element;
 /// whose whole unrolled image fits (a 3 x 3 kernel over 256 channels and a 56 x 56 output is
 /// 7 million: two blocks) is done in one product per group.
 pub(super) const SCRATCH: usize = 1 << 22;
+
+/// `len` zeros, or an error naming `op` where the memory cannot be had: a shape a tensor may
+/// hold can still be more than the machine has (a 4 x 4 image padded by 2^20 on each side
+/// convolves to 2^42 elements, 35 TB of `f64`), and `vec!` would abort the process.
+fn try_zeros<T: Element>(op: &'static str, len: usize) -> Result<Vec<T>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        invalid(
+            op,
+            format!(
+                "the result has {len} elements, more than memory can hold ({} bytes)",
+                len.saturating_mul(std::mem::size_of::<T>())
+            ),
+        )
+    })?;
+    v.resize(len, T::zero());
+    Ok(v)
+}
 
 impl Plan {
     /// Rows of the unrolled matrix: input channels per group times kernel taps.
@@ -288,11 +307,16 @@ impl Plan {
     }
 
     /// `y = conv(x, w)`: per group and block of output positions, im2col then `W cols`.
-    pub(super) fn forward<T: Element>(&self, x: &[T], w: &[T]) -> Vec<T> {
+    pub(super) fn forward<T: Element>(
+        &self,
+        op: &'static str,
+        x: &[T],
+        w: &[T],
+    ) -> Result<Vec<T>, Error> {
         let (k, p, g) = (self.rows(), self.positions(), self.groups);
         let (cg, og) = (self.cx / g, self.cy / g);
         let xg = cg * self.x[0] * self.x[1];
-        let mut y = vec![T::zero(); self.n * self.cy * p];
+        let mut y = try_zeros(op, self.n * self.cy * p)?;
         self.for_each_image(&mut y, |i, y, scratch| {
             for gi in 0..g {
                 let x = &x[i * self.x_image() + gi * xg..][..xg];
@@ -312,19 +336,24 @@ impl Plan {
                 }
             }
         });
-        y
+        Ok(y)
     }
 
     /// `x = conv_transpose(y, w)`: per group and block of positions, `W^T y` then col2im.
-    pub(super) fn backward_input<T: Element>(&self, y: &[T], w: &[T]) -> Vec<T> {
+    pub(super) fn backward_input<T: Element>(
+        &self,
+        op: &'static str,
+        y: &[T],
+        w: &[T],
+    ) -> Result<Vec<T>, Error> {
         let (k, p, g) = (self.rows(), self.positions(), self.groups);
         let (cg, og) = (self.cx / g, self.cy / g);
         let xg = cg * self.x[0] * self.x[1];
-        let mut x = vec![T::zero(); self.n * self.x_image()];
+        let mut x = try_zeros(op, self.n * self.x_image())?;
         if self.cy == 0 {
             // No input channel: zeros, without unrolling a kernel that may be huge (a weight
             // with no output channel holds no element whatever its other lengths).
-            return x;
+            return Ok(x);
         }
         self.for_each_image(&mut x, |i, x, scratch| {
             for gi in 0..g {
@@ -344,7 +373,7 @@ impl Plan {
                 }
             }
         });
-        x
+        Ok(x)
     }
 
     /// `dw = sum over images of g cols^T`, per group and block of positions; the images split
