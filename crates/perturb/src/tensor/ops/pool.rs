@@ -171,7 +171,9 @@ impl Geometry {
             for ox in 0..self.cols.count {
                 let start = oy * sh * w + ox * sw;
                 let (mut best, mut max) = (start, plane[start]);
-                for row in (start..start + kh * w).step_by(w) {
+                // Rows by a multiplication: `step_by` divides to count its steps.
+                for r in 0..kh {
+                    let row = start + r * w;
                     for (i, &v) in (row..).zip(&plane[row..row + kw]) {
                         if v > max || (v.is_nan() && !max.is_nan()) {
                             (best, max) = (i, v);
