@@ -128,13 +128,13 @@ impl Plan {
         let xs: Vec<_> = (0..self.k[1]).map(|kj| self.valid(1, kj)).collect();
         for c in 0..self.cx / self.groups {
             let image = &x[c * hx * wx..(c + 1) * hx * wx];
-            for ki in 0..self.k[0] {
-                let (ylo, yhi, yoff) = ys[ki];
-                for kj in 0..self.k[1] {
-                    let (xlo, xhi, xoff) = xs[kj];
+            for &tap_y in &ys {
+                let (ylo, yhi, yoff) = tap_y;
+                for &tap_x in &xs {
+                    let (xlo, xhi, xoff) = tap_x;
                     let row = rows.next().expect("rows() rows");
                     if whole {
-                        self.im2col_row(image, row, ys[ki], xs[kj]);
+                        self.im2col_row(image, row, tap_y, tap_x);
                         continue;
                     }
                     for (oy, a, b, at) in self.span_rows(span) {
@@ -214,13 +214,13 @@ impl Plan {
         let xs: Vec<_> = (0..self.k[1]).map(|kj| self.valid(1, kj)).collect();
         for c in 0..self.cx / self.groups {
             let image = &mut x[c * hx * wx..(c + 1) * hx * wx];
-            for ki in 0..self.k[0] {
-                let (ylo, yhi, yoff) = ys[ki];
-                for kj in 0..self.k[1] {
-                    let (xlo, xhi, xoff) = xs[kj];
+            for &tap_y in &ys {
+                let (ylo, yhi, yoff) = tap_y;
+                for &tap_x in &xs {
+                    let (xlo, xhi, xoff) = tap_x;
                     let row = rows.next().expect("rows() rows");
                     if whole {
-                        self.col2im_row(row, image, ys[ki], xs[kj]);
+                        self.col2im_row(row, image, tap_y, tap_x);
                         continue;
                     }
                     for (oy, a, b, at) in self.span_rows(span) {
