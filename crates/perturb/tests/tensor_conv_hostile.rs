@@ -115,6 +115,25 @@ fn same_padding_with_a_dilation_that_overflows_is_an_error() {
 }
 
 #[test]
+fn a_result_larger_than_memory_is_an_error_not_an_abort() {
+    // A 4 x 4 image padded by 2^24 on each side, a 3 x 3 kernel: the output is
+    // (4 + 2^25 - 2)^2, about 2^50 elements, which a tensor may hold (under 2^60) but whose
+    // 2^53 bytes no address space does. The allocation used to abort the process.
+    let x = Tensor::<f64>::ones(&[1, 1, 4, 4]);
+    let w = Tensor::<f64>::ones(&[1, 1, 3, 3]);
+    let o = Conv2dOptions::default().padding(1 << 24);
+    let y = within_a_minute(move || try_conv2d(&x, &w, o));
+    assert_error_names(y, "conv2d");
+    // The transposed convolution of a 2 x 2 input with stride 2^24: 2^24 + 1 rows and
+    // columns, again about 2^48 elements and 2^51 bytes.
+    let y = Tensor::<f64>::ones(&[1, 1, 2, 2]);
+    let w = Tensor::<f64>::ones(&[1, 1, 1, 1]);
+    let o = Conv2dOptions::default().stride(1 << 24);
+    let x = within_a_minute(move || try_conv_transpose2d(&y, &w, o));
+    assert_error_names(x, "conv_transpose2d");
+}
+
+#[test]
 fn padding_and_stride_past_isize_give_the_right_windows() {
     // Input [1, 2, 3, 4, 5], padding 2^63 before, stride 2^62, one tap of weight 10: the
     // windows start at i 2^62 - 2^63 for i = 0, 1, 2 (the padded length 2^63 + 5 minus 1, over

@@ -154,6 +154,38 @@ impl Geometry {
         })
     }
 
+    /// `f(o, i)` for each window `o` of `plane` (in the output's order) and the position `i`
+    /// in the plane of its maximum, as [`argmax`] finds it. Windows without padding (the
+    /// common case: every window inside the input) are read straight from their first
+    /// element, without clipping each window to the input.
+    fn each_max<T: Element>(&self, pool: &Pool2d, plane: &[T], mut f: impl FnMut(usize, usize)) {
+        if pool.padding != [0, 0] {
+            for (o, (rows, cols)) in self.windows().enumerate() {
+                f(o, argmax(plane, self.w, &rows, &cols));
+            }
+            return;
+        }
+        let ([kh, kw], [sh, sw], w) = (pool.kernel, pool.stride, self.w);
+        let mut o = 0;
+        for oy in 0..self.rows.count {
+            for ox in 0..self.cols.count {
+                let start = oy * sh * w + ox * sw;
+                let (mut best, mut max) = (start, plane[start]);
+                // Rows by a multiplication: `step_by` divides to count its steps.
+                for r in 0..kh {
+                    let row = start + r * w;
+                    for (i, &v) in (row..).zip(&plane[row..row + kw]) {
+                        if v > max || (v.is_nan() && !max.is_nan()) {
+                            (best, max) = (i, v);
+                        }
+                    }
+                }
+                f(o, best);
+                o += 1;
+            }
+        }
+    }
+
     /// The shape of an input: the output's leading axes and the spatial size.
     fn in_shape(&self) -> Vec<usize> {
         let lead = &self.out_shape[..self.out_shape.len() - 2];
@@ -391,9 +423,9 @@ impl Op for MaxPool2d {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         let g = geometry(self.name(), &self.pool, x.shape())?;
-        let data = g.per_window(&self.pool, |p, rows, cols| {
+        let data = per_plane(g.planes, g.out_plane(), g.work(&self.pool), |p, out| {
             let plane = g.plane(x.as_slice(), p);
-            plane[argmax(plane, g.w, rows, cols)]
+            g.each_max(&self.pool, plane, |o, i| out[o] = plane[i]);
         });
         Ok(Tensor::from_parts(data, g.out_shape))
     }
@@ -440,8 +472,9 @@ impl Op for MaxPool2dGather {
         if t.shape() != x.shape() {
             return Err(mismatch(self.name(), x.shape(), t.shape()));
         }
-        let data = g.per_window(&self.pool, |p, rows, cols| {
-            g.plane(t.as_slice(), p)[argmax(g.plane(x.as_slice(), p), g.w, rows, cols)]
+        let data = per_plane(g.planes, g.out_plane(), g.work(&self.pool), |p, out| {
+            let t = g.plane(t.as_slice(), p);
+            g.each_max(&self.pool, g.plane(x.as_slice(), p), |o, i| out[o] = t[i]);
         });
         Ok(Tensor::from_parts(data, g.out_shape))
     }
@@ -489,11 +522,8 @@ impl Op for MaxPool2dScatter {
         }
         let cs = c.as_slice();
         let data = per_plane(g.planes, g.in_plane(), g.work(&self.pool), |p, out| {
-            let plane = g.plane(x.as_slice(), p);
             let ct = &cs[p * g.out_plane()..(p + 1) * g.out_plane()];
-            for ((rows, cols), &c) in g.windows().zip(ct) {
-                out[argmax(plane, g.w, &rows, &cols)] += c;
-            }
+            g.each_max(&self.pool, g.plane(x.as_slice(), p), |o, i| out[i] += ct[o]);
         });
         Ok(Tensor::from_parts(data, x.shape().to_vec()))
     }

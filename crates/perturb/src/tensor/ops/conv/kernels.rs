@@ -6,6 +6,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::plan::*;
+use crate::error::Error;
 use crate::tensor::kernels::Cost;
 use crate::tensor::Element;
 
@@ -15,6 +16,24 @@ use crate::tensor::Element;
 /// whose whole unrolled image fits (a 3 x 3 kernel over 256 channels and a 56 x 56 output is
 /// 7 million: two blocks) is done in one product per group.
 pub(super) const SCRATCH: usize = 1 << 22;
+
+/// `len` zeros, or an error naming `op` where the memory cannot be had: a shape a tensor may
+/// hold can still be more than the machine has (a 4 x 4 image padded by 2^20 on each side
+/// convolves to 2^42 elements, 35 TB of `f64`), and `vec!` would abort the process.
+fn try_zeros<T: Element>(op: &'static str, len: usize) -> Result<Vec<T>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        invalid(
+            op,
+            format!(
+                "the result has {len} elements, more than memory can hold ({} bytes)",
+                len.saturating_mul(std::mem::size_of::<T>())
+            ),
+        )
+    })?;
+    v.resize(len, T::zero());
+    Ok(v)
+}
 
 impl Plan {
     /// Rows of the unrolled matrix: input channels per group times kernel taps.
@@ -103,14 +122,21 @@ impl Plan {
     pub(super) fn im2col<T: Element>(&self, x: &[T], cols: &mut [T], span: &Range<usize>) {
         let [hx, wx] = self.x;
         let sw = self.stride[1];
+        let whole = span.len() == self.positions();
         let mut rows = cols.chunks_exact_mut(span.len());
+        let ys: Vec<_> = (0..self.k[0]).map(|ki| self.valid(0, ki)).collect();
+        let xs: Vec<_> = (0..self.k[1]).map(|kj| self.valid(1, kj)).collect();
         for c in 0..self.cx / self.groups {
             let image = &x[c * hx * wx..(c + 1) * hx * wx];
-            for ki in 0..self.k[0] {
-                let (ylo, yhi, yoff) = self.valid(0, ki);
-                for kj in 0..self.k[1] {
-                    let (xlo, xhi, xoff) = self.valid(1, kj);
+            for &tap_y in &ys {
+                let (ylo, yhi, yoff) = tap_y;
+                for &tap_x in &xs {
+                    let (xlo, xhi, xoff) = tap_x;
                     let row = rows.next().expect("rows() rows");
+                    if whole {
+                        self.im2col_row(image, row, tap_y, tap_x);
+                        continue;
+                    }
                     for (oy, a, b, at) in self.span_rows(span) {
                         let seg = &mut row[at..at + b - a];
                         if oy < ylo || oy >= yhi {
@@ -141,19 +167,62 @@ impl Plan {
         }
     }
 
+    /// One row of a whole image's unrolled matrix (tap `(ylo, yhi, yoff)`, `(xlo, xhi, xoff)`
+    /// from [`valid`](Plan::valid) of one channel `image`): the short path of
+    /// [`im2col`](Plan::im2col) for a span of every output position, which small images
+    /// (digits' 8 x 8) always take.
+    fn im2col_row<T: Element>(
+        &self,
+        image: &[T],
+        row: &mut [T],
+        (ylo, yhi, yoff): (usize, usize, i128),
+        (xlo, xhi, xoff): (usize, usize, i128),
+    ) {
+        let (wx, wy, sw) = (self.x[1], self.y[1], self.stride[1]);
+        if ylo >= yhi || xlo >= xhi {
+            row.fill(T::zero());
+            return;
+        }
+        row[..ylo * wy].fill(T::zero());
+        row[yhi * wy..].fill(T::zero());
+        let start = self.at(1, xlo, xoff);
+        for oy in ylo..yhi {
+            let out = &mut row[oy * wy..(oy + 1) * wy];
+            out[..xlo].fill(T::zero());
+            out[xhi..].fill(T::zero());
+            let iy = self.at(0, oy, yoff);
+            let line = &image[iy * wx + start..(iy + 1) * wx];
+            let out = &mut out[xlo..xhi];
+            if sw == 1 {
+                out.copy_from_slice(&line[..out.len()]);
+            } else {
+                for (o, v) in out.iter_mut().zip(line.iter().step_by(sw)) {
+                    *o = *v;
+                }
+            }
+        }
+    }
+
     /// The adjoint of [`im2col`](Plan::im2col): each column of `cols` (output positions
     /// `span`) added back into the window it came from (`x` one group of one image, added to).
     pub(super) fn col2im<T: Element>(&self, cols: &[T], x: &mut [T], span: &Range<usize>) {
         let [hx, wx] = self.x;
         let sw = self.stride[1];
+        let whole = span.len() == self.positions();
         let mut rows = cols.chunks_exact(span.len());
+        let ys: Vec<_> = (0..self.k[0]).map(|ki| self.valid(0, ki)).collect();
+        let xs: Vec<_> = (0..self.k[1]).map(|kj| self.valid(1, kj)).collect();
         for c in 0..self.cx / self.groups {
             let image = &mut x[c * hx * wx..(c + 1) * hx * wx];
-            for ki in 0..self.k[0] {
-                let (ylo, yhi, yoff) = self.valid(0, ki);
-                for kj in 0..self.k[1] {
-                    let (xlo, xhi, xoff) = self.valid(1, kj);
+            for &tap_y in &ys {
+                let (ylo, yhi, yoff) = tap_y;
+                for &tap_x in &xs {
+                    let (xlo, xhi, xoff) = tap_x;
                     let row = rows.next().expect("rows() rows");
+                    if whole {
+                        self.col2im_row(row, image, tap_y, tap_x);
+                        continue;
+                    }
                     for (oy, a, b, at) in self.span_rows(span) {
                         let (lo, hi) = (xlo.clamp(a, b), xhi.clamp(a, b));
                         if oy < ylo || oy >= yhi || lo == hi {
@@ -173,6 +242,36 @@ impl Plan {
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of [`im2col_row`](Plan::im2col_row): one row of a whole image's unrolled
+    /// matrix added back into the channel `image`.
+    fn col2im_row<T: Element>(
+        &self,
+        row: &[T],
+        image: &mut [T],
+        (ylo, yhi, yoff): (usize, usize, i128),
+        (xlo, xhi, xoff): (usize, usize, i128),
+    ) {
+        let (wx, wy, sw) = (self.x[1], self.y[1], self.stride[1]);
+        if ylo >= yhi || xlo >= xhi {
+            return;
+        }
+        let start = self.at(1, xlo, xoff);
+        for oy in ylo..yhi {
+            let seg = &row[oy * wy + xlo..oy * wy + xhi];
+            let iy = self.at(0, oy, yoff);
+            let line = &mut image[iy * wx + start..(iy + 1) * wx];
+            if sw == 1 {
+                for (o, &v) in line.iter_mut().zip(seg) {
+                    *o += v;
+                }
+            } else {
+                for (o, &v) in line.iter_mut().step_by(sw).zip(seg) {
+                    *o += v;
                 }
             }
         }
@@ -208,11 +307,16 @@ impl Plan {
     }
 
     /// `y = conv(x, w)`: per group and block of output positions, im2col then `W cols`.
-    pub(super) fn forward<T: Element>(&self, x: &[T], w: &[T]) -> Vec<T> {
+    pub(super) fn forward<T: Element>(
+        &self,
+        op: &'static str,
+        x: &[T],
+        w: &[T],
+    ) -> Result<Vec<T>, Error> {
         let (k, p, g) = (self.rows(), self.positions(), self.groups);
         let (cg, og) = (self.cx / g, self.cy / g);
         let xg = cg * self.x[0] * self.x[1];
-        let mut y = vec![T::zero(); self.n * self.cy * p];
+        let mut y = try_zeros(op, self.n * self.cy * p)?;
         self.for_each_image(&mut y, |i, y, scratch| {
             for gi in 0..g {
                 let x = &x[i * self.x_image() + gi * xg..][..xg];
@@ -232,19 +336,24 @@ impl Plan {
                 }
             }
         });
-        y
+        Ok(y)
     }
 
     /// `x = conv_transpose(y, w)`: per group and block of positions, `W^T y` then col2im.
-    pub(super) fn backward_input<T: Element>(&self, y: &[T], w: &[T]) -> Vec<T> {
+    pub(super) fn backward_input<T: Element>(
+        &self,
+        op: &'static str,
+        y: &[T],
+        w: &[T],
+    ) -> Result<Vec<T>, Error> {
         let (k, p, g) = (self.rows(), self.positions(), self.groups);
         let (cg, og) = (self.cx / g, self.cy / g);
         let xg = cg * self.x[0] * self.x[1];
-        let mut x = vec![T::zero(); self.n * self.x_image()];
+        let mut x = try_zeros(op, self.n * self.x_image())?;
         if self.cy == 0 {
             // No input channel: zeros, without unrolling a kernel that may be huge (a weight
             // with no output channel holds no element whatever its other lengths).
-            return x;
+            return Ok(x);
         }
         self.for_each_image(&mut x, |i, x, scratch| {
             for gi in 0..g {
@@ -264,7 +373,7 @@ impl Plan {
                 }
             }
         });
-        x
+        Ok(x)
     }
 
     /// `dw = sum over images of g cols^T`, per group and block of positions; the images split

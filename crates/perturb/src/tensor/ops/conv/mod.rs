@@ -228,7 +228,7 @@ impl<const D: usize> Op for Conv<D> {
         let (x, w) = two(self.name(), inputs)?;
         let (plan, shape) = conv_plan(self.name(), &self.options, x.shape(), w.shape())?;
         Ok(Tensor::from_parts(
-            plan.forward(x.as_slice(), w.as_slice()),
+            plan.forward(self.name(), x.as_slice(), w.as_slice())?,
             shape,
         ))
     }
@@ -318,7 +318,7 @@ impl<const D: usize> Op for ConvTranspose<D> {
         let (y, w) = two(self.name(), inputs)?;
         let (plan, shape) = transpose_plan(self.name(), &self.options, y.shape(), w.shape())?;
         Ok(Tensor::from_parts(
-            plan.backward_input(y.as_slice(), w.as_slice()),
+            plan.backward_input(self.name(), y.as_slice(), w.as_slice())?,
             shape,
         ))
     }
