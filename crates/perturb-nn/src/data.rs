@@ -1334,6 +1334,46 @@ impl<T: Element> Standardizer<T> {
         Ok(Standardizer { mean, std })
     }
 
+    /// One mean and one standard deviation for every column, from all the values of `x`
+    /// `(n, d)`: the scaling of an image, whose pixels share one scale (standardising each pixel
+    /// apart would blow up the nearly constant ones at the border). Constant data get a
+    /// deviation of 1, as a constant column does in [`fit`](Self::fit); a value that is not
+    /// finite is an error naming its row and column.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// use perturb_nn::data::Standardizer;
+    /// let x = Tensor::from_vec(vec![0.0, 2.0, 4.0, 6.0], &[2, 2]).unwrap();
+    /// let s = Standardizer::fit_pooled(&x).unwrap();
+    /// assert_eq!(s.mean(), &[3.0, 3.0]);
+    /// assert_eq!(s.std(), &[5.0_f64.sqrt(); 2]);
+    /// assert_eq!(Standardizer::fit_pooled(&Tensor::<f64>::ones(&[3, 4])).unwrap().std(), &[1.0; 4]);
+    /// assert!(Standardizer::fit_pooled(&Tensor::from_vec(vec![1.0, f64::NAN], &[1, 2]).unwrap()).is_err());
+    /// ```
+    pub fn fit_pooled(x: &Tensor<T>) -> Result<Self, DataError> {
+        const OP: &str = "Standardizer::fit_pooled";
+        let d = match x.shape() {
+            [n, d] if *n > 0 => *d,
+            s => {
+                return Err(invalid(
+                    OP,
+                    format!("x must be (n, d) with n >= 1, got {s:?}"),
+                ))
+            }
+        };
+        let values = x.as_slice().iter().map(|v| v.to_f64().unwrap_or(f64::NAN));
+        if let Some(i) = values.clone().position(|v| !v.is_finite()) {
+            let (row, column) = (i / d, i % d);
+            return Err(invalid(
+                OP,
+                format!("row {row}, column {column}: the value is not finite"),
+            ));
+        }
+        let (mean, std) = mean_std(values).map_err(|why| invalid(OP, why))?;
+        let elem = |v: f64| T::from_f64(v).unwrap_or_else(T::nan);
+        Self::from_parts(vec![elem(mean); d], vec![elem(std); d])
+    }
+
     /// A standardizer from saved means and standard deviations (one per feature, for example
     /// from a model file), after checking them: as many of each, every mean finite and every
     /// std finite and > 0. An error names the first feature that fails, so that a damaged file
