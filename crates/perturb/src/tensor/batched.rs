@@ -7,6 +7,13 @@
 //! This is what makes [`jacfwd`](super::jacfwd) one pass: the input carries all `n` basis
 //! tangents at once, and each operation's JVP runs once on the stack instead of `n` times.
 //!
+//! The stack's axis may also be the last one (as JAX's `vmap` lets it be anywhere): a Jacobian
+//! `[out, in]` by forward mode is the stack of its columns, so jacfwd's tangents kept that way
+//! come out as the Jacobian with no transpose, and `A` times the identity is `A` itself. The
+//! operations with a rule for a trailing stack ([`Op::batch_trailing`]: the element-wise ones,
+//! reductions over axes, reshapes, a matrix times the stack) keep it there; any other moves it to
+//! the front first.
+//!
 //! ```
 //! use perturb::tensor::{Array, Batched, Tensor};
 //! // Three vectors of two elements, stacked; the stack is invisible to the operations.
@@ -46,9 +53,19 @@ enum Layout {
     Single,
     /// A stack along `inner`'s leading axis.
     Stacked,
+    /// A stack along `inner`'s last axis: member `i` is `inner[.., i]`.
+    Trailing,
     /// The basis of the space of `inner`'s shape, scaled: member `i` is `inner[i] e_i`, zero
     /// but at flat position `i`. Stored by its diagonal, `n` values for a stack of `n^2`.
-    Basis,
+    Basis {
+        /// Whether the diagonal is known to be all ones (the identity), so that a product
+        /// that picks its elements need not multiply by it.
+        unit: bool,
+        /// Where the stack's axis goes when the basis is written out: last for forward mode,
+        /// whose Jacobian is the stack of its columns, first for reverse mode (the rows). Both
+        /// hold the same values.
+        trailing: bool,
+    },
 }
 
 impl<A: Array> Batched<A> {
@@ -73,11 +90,18 @@ impl<A: Array> Batched<A> {
     /// picks the matrix's columns) never write the zeros; any other operation sees the full
     /// stack. [`jacfwd`](super::jacfwd) and [`jacrev`](super::jacrev) start from the identity,
     /// so that `A x` costs a copy of `A`, not a product with the identity.
-    pub(crate) fn basis(diagonal: A) -> Self {
+    fn basis(diagonal: A, unit: bool, trailing: bool) -> Self {
         Batched {
             inner: diagonal,
-            layout: Layout::Basis,
+            layout: Layout::Basis { unit, trailing },
         }
+    }
+
+    /// The identity of the space of tensors of `shape`, as the stack of its basis vectors,
+    /// stored by its diagonal. `trailing`: written out (where an operation needs every member)
+    /// with the stack's axis last, as forward mode's Jacobian wants it, rather than first.
+    pub(crate) fn identity(shape: &[usize], trailing: bool) -> Self {
+        Self::basis(A::lift(Tensor::ones(shape)), true, trailing)
     }
 
     /// A stack of values along the leading axis of `values`: each operation sees one value of
@@ -126,30 +150,85 @@ impl<A: Array> Batched<A> {
         match self.layout {
             Layout::Single => None,
             Layout::Stacked => Some(self.inner.shape()[0]),
-            Layout::Basis => Some(self.inner.shape().iter().product()),
+            Layout::Trailing => self.inner.shape().last().copied(),
+            Layout::Basis { .. } => Some(self.inner.shape().iter().product()),
         }
     }
 
     /// The same stack with every member written out (a basis stack as its `n^2` values; an
     /// error where they cannot be allocated).
     fn dense(self) -> Result<Self, Error> {
-        if self.layout != Layout::Basis {
+        let Layout::Basis { trailing, .. } = self.layout else {
             return Ok(self);
-        }
+        };
         let shape = self.inner.shape().to_vec();
+        let n = shape.iter().product();
         let what = "the Jacobian's basis tangents written out";
-        square_fits::<A::Elem>("Jacobian basis", shape.iter().product(), what)?;
+        square_fits::<A::Elem>("Jacobian basis", n, what)?;
+        // Selected, not multiplied, so that the zeros stay zeros beside an infinity.
+        let full = self
+            .inner
+            .constant_like(&spread_diagonal(&Tensor::ones(&shape)))
+            .try_select(
+                &self.inner.try_unsqueeze(0)?,
+                &self.inner.constant_like(&Tensor::scalar(A::elem(0.0))),
+            )?;
+        if !trailing {
+            return Ok(Batched {
+                inner: full,
+                layout: Layout::Stacked,
+            });
+        }
+        // Member i holds d[i] at flat position i: in flat coordinates the stack is a diagonal
+        // matrix, the same values with the stack's axis first or last.
+        let last: Vec<usize> = shape.iter().copied().chain([n]).collect();
         Ok(Batched {
-            // Selected, not multiplied, so that the zeros stay zeros beside an infinity.
-            inner: self
-                .inner
-                .constant_like(&spread_diagonal(&Tensor::ones(&shape)))
-                .try_select(
-                    &self.inner.try_unsqueeze(0)?,
-                    &self.inner.constant_like(&Tensor::scalar(A::elem(0.0))),
-                )?,
+            inner: full.try_reshape(&last)?,
+            layout: Layout::Trailing,
+        })
+    }
+
+    /// The same stack with its axis first (a trailing stack's moved, a basis written out).
+    fn leading(self) -> Result<Self, Error> {
+        let this = self.dense()?;
+        if this.layout != Layout::Trailing {
+            return Ok(this);
+        }
+        let r = this.inner.shape().len() - 1;
+        let perm: Vec<usize> = std::iter::once(r).chain(0..r).collect();
+        Ok(Batched {
+            inner: this.inner.try_permute(&perm)?,
             layout: Layout::Stacked,
         })
+    }
+
+    /// The stack as one array with the stack's axis last, a single value repeated `size` times
+    /// along a new last axis: forward mode's Jacobian `[out.., in]` from its stack of columns,
+    /// with no copy where the stack is already kept that way.
+    pub(crate) fn into_trailing_stack_of(self, size: usize) -> Result<A, Error> {
+        let this = self.dense()?;
+        let shape = this.inner.shape().to_vec();
+        let r = shape.len();
+        let inner = match this.layout {
+            Layout::Single => {
+                let wide: Vec<usize> = shape.iter().copied().chain([size]).collect();
+                return this.inner.try_unsqueeze(r)?.try_broadcast_to(&wide);
+            }
+            Layout::Trailing => this.inner,
+            _ => {
+                let perm: Vec<usize> = (1..r).chain([0]).collect();
+                this.inner.try_permute(&perm)?
+            }
+        };
+        match inner.shape().last() {
+            Some(&found) if found == size => Ok(inner),
+            found => Err(Error::LengthMismatch {
+                op: "Batched::into_trailing_stack_of",
+                what: "the stack",
+                expected: size,
+                found: found.copied().unwrap_or(0),
+            }),
+        }
     }
 
     /// The stack as one array with the stack's axis first, a single value repeated `size`
@@ -161,7 +240,7 @@ impl<A: Array> Batched<A> {
     /// assert_eq!(x.into_stack_of(2).unwrap().to_vec(), vec![1.0, 2.0, 1.0, 2.0]);
     /// ```
     pub fn into_stack_of(self, size: usize) -> Result<A, Error> {
-        let this = self.dense()?;
+        let this = self.leading()?;
         match this.layout {
             Layout::Single => expand(&this.inner, size),
             _ if this.inner.shape()[0] != size => Err(Error::LengthMismatch {
@@ -182,7 +261,7 @@ impl<A: Array> Batched<A> {
     /// assert_eq!(x.scale(2.0).into_stack().unwrap().to_vec(), vec![2.0, 4.0, 6.0, 8.0]);
     /// ```
     pub fn into_stack(self) -> Result<A, Error> {
-        let this = self.dense()?;
+        let this = self.leading()?;
         match this.layout {
             Layout::Single => Err(Error::ShapeMismatch {
                 op: "Batched::into_stack",
@@ -198,7 +277,10 @@ impl<A: Array> Array for Batched<A> {
     type Elem = A::Elem;
 
     fn apply<O: Op>(op: &O, inputs: &[&Self]) -> Result<Self, Error> {
-        if inputs.iter().any(|x| x.layout == Layout::Basis) {
+        if inputs
+            .iter()
+            .any(|x| matches!(x.layout, Layout::Basis { .. }))
+        {
             if let Some(out) = basis_rule(op, inputs)? {
                 return Ok(out);
             }
@@ -207,6 +289,16 @@ impl<A: Array> Array for Batched<A> {
                 .map(|x| (*x).clone().dense())
                 .collect::<Result<Vec<_>, Error>>()?;
             return Self::apply(op, &dense.iter().collect::<Vec<_>>());
+        }
+        if inputs.iter().any(|x| x.layout == Layout::Trailing) {
+            if let Some(out) = trailing_rule(op, inputs)? {
+                return Ok(out);
+            }
+            let leading = inputs
+                .iter()
+                .map(|x| (*x).clone().leading())
+                .collect::<Result<Vec<_>, Error>>()?;
+            return Self::apply(op, &leading.iter().collect::<Vec<_>>());
         }
         let inner: Vec<&A> = inputs.iter().map(|x| &x.inner).collect();
         let stacked: Vec<bool> = inputs.iter().map(|x| x.layout == Layout::Stacked).collect();
@@ -245,15 +337,24 @@ impl<A: Array> Array for Batched<A> {
     /// The plain value; for a stack, with the stack's axis first.
     fn primal(&self) -> Tensor<Self::Elem> {
         match self.layout {
-            Layout::Basis => spread_diagonal(&self.inner.primal()),
+            Layout::Basis { .. } => spread_diagonal(&self.inner.primal()),
+            Layout::Trailing => {
+                let p = self.inner.primal();
+                let r = p.ndim() - 1;
+                let perm: Vec<usize> = std::iter::once(r).chain(0..r).collect();
+                let (data, shape) = super::kernels::permute(p.as_slice(), p.shape(), &perm);
+                Tensor::from_parts(data, shape)
+            }
             Layout::Single | Layout::Stacked => self.inner.primal(),
         }
     }
 
     fn shape(&self) -> &[usize] {
+        let shape = self.inner.shape();
         match self.layout {
-            Layout::Stacked => &self.inner.shape()[1..],
-            Layout::Single | Layout::Basis => self.inner.shape(),
+            Layout::Stacked => &shape[1..],
+            Layout::Trailing => &shape[..shape.len() - 1],
+            Layout::Single | Layout::Basis { .. } => shape,
         }
     }
 
@@ -295,33 +396,41 @@ fn basis_rule<O: Op, A: Array>(
     use super::ops::{Add, MatMul, Mul, Neg, Reshape, Scale, ScaledMul};
     let rule = op;
     let op: &dyn std::any::Any = op;
-    let basis = |inner: A| Ok(Some(Batched::basis(inner)));
+    // The result's diagonal, scaled (no longer known to be ones) unless `unit` says it is kept.
+    let basis =
+        |inner: A, unit: bool, trailing: bool| Ok(Some(Batched::basis(inner, unit, trailing)));
     match inputs {
-        [x] if x.layout == Layout::Basis => {
+        [x] => {
+            let Layout::Basis { unit, trailing } = x.layout else {
+                return Ok(None);
+            };
             // Flat positions, and so the basis, are kept by a reshape.
             if let Some(reshape) = op.downcast_ref::<Reshape>() {
-                return basis(A::apply(reshape, &[&x.inner])?);
+                return basis(A::apply(reshape, &[&x.inner])?, unit, trailing);
             }
             if op.is::<Neg>() {
-                return basis(x.inner.neg());
+                return basis(x.inner.neg(), false, trailing);
             }
             if let Some(scale) = op.downcast_ref::<Scale>() {
-                return basis(A::apply(scale, &[&x.inner])?);
+                return basis(A::apply(scale, &[&x.inner])?, false, trailing);
             }
         }
         [a, b] => {
             let (da, db) = (&a.inner, &b.inner);
             let same = da.shape() == db.shape();
             match (a.layout, b.layout) {
-                (Layout::Basis, Layout::Basis) if same && op.is::<Add>() => {
-                    return basis(da.try_add(db)?);
+                (Layout::Basis { trailing, .. }, Layout::Basis { .. })
+                    if same && op.is::<Add>() =>
+                {
+                    return basis(da.try_add(db)?, false, trailing);
                 }
                 // A value multiplying a basis stack, broadcast to the stack's shape: it scales
                 // each member's one non-zero element (both products are symmetric in a and b).
-                (Layout::Basis, Layout::Single) | (Layout::Single, Layout::Basis)
+                (Layout::Basis { trailing, .. }, Layout::Single)
+                | (Layout::Single, Layout::Basis { trailing, .. })
                     if op.is::<Mul>() || op.is::<ScaledMul>() =>
                 {
-                    let (d, u) = if a.layout == Layout::Basis {
+                    let (d, u) = if b.layout == Layout::Single {
                         (da, db)
                     } else {
                         (db, da)
@@ -329,7 +438,7 @@ fn basis_rule<O: Op, A: Array>(
                     if super::kernels::broadcast_shape("mul", d.shape(), u.shape())
                         .is_ok_and(|s| s == d.shape())
                     {
-                        return basis(A::apply(rule, &[d, u])?);
+                        return basis(A::apply(rule, &[d, u])?, false, trailing);
                     }
                 }
                 _ => {}
@@ -345,57 +454,113 @@ fn basis_rule<O: Op, A: Array>(
 
 /// A matrix times a basis stack of columns (`[k]` or `[k, 1]`), or a basis stack of rows
 /// (`[k]` or `[1, k]`) times a matrix: member `i`, `d_i e_i`, picks column `i` of the matrix on
-/// its left or row `i` of the one on its right, so the result is the matrix scaled, with no
-/// product.
+/// its left or row `i` of the one on its right, so the result is the matrix with its columns or
+/// rows scaled, with no product. The stack's axis is put where the matrix already has it (the
+/// columns of `A` are a stack along `A`'s last axis), so nothing is transposed, and an identity
+/// (`unit`) is not even scaled: `A` times the identity is `A`, shared.
 fn matmul_basis<A: Array>(
     product: &super::ops::MatMul,
     a: &Batched<A>,
     b: &Batched<A>,
 ) -> Result<Option<Batched<A>>, Error> {
     let (da, db) = (&a.inner, &b.inner);
-    // The rows to scale (one per member), the diagonal, and where a matrix-shaped member
-    // (a column `[k, 1]` or a row `[1, k]`) needs its axis of length 1 back.
-    let (rows, diagonal, unit_axis) = match (a.layout, b.layout) {
-        (Layout::Single, Layout::Basis) if !product.transpose_b && da.shape().len() == 2 => {
+    // The matrix, the diagonal, whether the members run along the matrix's rows (its last
+    // axis, a trailing stack) rather than its columns, and where a matrix-shaped member (a
+    // column `[k, 1]` or a row `[1, k]`) needs its axis of length 1 back.
+    let (matrix, diagonal, unit, along_rows, unit_axis) = match (a.layout, b.layout) {
+        (Layout::Single, Layout::Basis { unit, .. })
+            if !product.transpose_b && da.shape().len() == 2 =>
+        {
             let unit_axis = match *db.shape() {
                 [_] => None,
-                [_, 1] => Some(2),
+                [_, 1] => Some(1),
                 _ => return Ok(None),
             };
-            // op(a)^T: member i picks column i of op(a).
-            let rows = if product.transpose_a {
-                da.clone()
-            } else {
-                da.transpose()
-            };
-            (rows, db, unit_axis)
+            // Member i is column i of op(a): a's columns (a trailing stack) or, for op(a) =
+            // a^T, a's rows.
+            (da, db, unit, !product.transpose_a, unit_axis)
         }
-        (Layout::Basis, Layout::Single) if !product.transpose_a && db.shape().len() == 2 => {
+        (Layout::Basis { unit, .. }, Layout::Single)
+            if !product.transpose_a && db.shape().len() == 2 =>
+        {
             let unit_axis = match *da.shape() {
                 [_] => None,
-                [1, _] => Some(1),
+                [1, _] => Some(0),
                 _ => return Ok(None),
             };
-            let rows = if product.transpose_b {
-                db.transpose()
-            } else {
-                db.clone()
-            };
-            (rows, da, unit_axis)
+            // Member i is row i of op(b): b's rows or, for op(b) = b^T, b's columns.
+            (db, da, unit, product.transpose_b, unit_axis)
         }
         _ => return Ok(None),
     };
     let k: usize = diagonal.shape().iter().product();
-    if rows.shape()[0] != k {
+    let picked = if along_rows { 1 } else { 0 };
+    if matrix.shape()[picked] != k {
         return Ok(None);
     }
-    let scaled = rows.try_mul(&diagonal.try_reshape(&[k, 1])?)?;
+    let scaled = if unit {
+        matrix.clone()
+    } else {
+        let shape = if along_rows { [1, k] } else { [k, 1] };
+        matrix.try_mul(&diagonal.try_reshape(&shape)?)?
+    };
+    // The member's axis of length 1 goes in front of or after its one other axis, which is
+    // the matrix's axis not picked; the stack's axis stays first or last.
+    let inner = match unit_axis {
+        Some(axis) if along_rows => scaled.try_unsqueeze(axis)?,
+        Some(axis) => scaled.try_unsqueeze(axis + 1)?,
+        None => scaled,
+    };
     Ok(Some(Batched {
-        inner: match unit_axis {
-            Some(axis) => scaled.try_unsqueeze(axis)?,
-            None => scaled,
+        inner,
+        layout: if along_rows {
+            Layout::Trailing
+        } else {
+            Layout::Stacked
         },
-        layout: Layout::Stacked,
+    }))
+}
+
+/// The operations with a rule for a stack along the last axis ([`Op::batch_trailing`]), where
+/// no input is stacked along the first; `None` for the others, which see the stack moved to
+/// the front.
+fn trailing_rule<O: Op, A: Array>(
+    op: &O,
+    inputs: &[&Batched<A>],
+) -> Result<Option<Batched<A>>, Error> {
+    if inputs.iter().any(|x| x.layout == Layout::Stacked) {
+        return Ok(None);
+    }
+    let inner: Vec<&A> = inputs.iter().map(|x| &x.inner).collect();
+    let trailing: Vec<bool> = inputs
+        .iter()
+        .map(|x| x.layout == Layout::Trailing)
+        .collect();
+    let mut sizes = inputs.iter().filter_map(|x| x.batch_size());
+    let size = sizes.next().unwrap_or(0);
+    if let Some(other) = sizes.find(|&s| s != size) {
+        return Err(Error::LengthMismatch {
+            op: op.name(),
+            what: "a stack of inputs",
+            expected: size,
+            found: other,
+        });
+    }
+    let Some(out) = op.batch_trailing(&inner, &trailing, size) else {
+        return Ok(None);
+    };
+    let out = out?;
+    if out.shape().last() != Some(&size) {
+        return Err(Error::LengthMismatch {
+            op: op.name(),
+            what: "the last axis of the trailing batching rule's result",
+            expected: size,
+            found: out.shape().last().copied().unwrap_or(0),
+        });
+    }
+    Ok(Some(Batched {
+        inner: out,
+        layout: Layout::Trailing,
     }))
 }
 
@@ -553,4 +718,54 @@ pub(crate) fn shift_axes(axes: &[usize]) -> Vec<usize> {
 /// A shape with the stack's axis in front.
 pub(crate) fn with_stack(size: usize, shape: &[usize]) -> Vec<usize> {
     std::iter::once(size).chain(shape.iter().copied()).collect()
+}
+
+/// The batching rule of an element-wise operation for stacks along the last axis: each single
+/// input gets an axis of length 1 at its end, so that broadcasting (which lines axes up on the
+/// right) lines up the members' axes, and the operation runs once on the whole stack.
+pub(crate) fn elementwise_trailing<O: Op, A: Array>(
+    op: &O,
+    inputs: &[&A],
+    trailing: &[bool],
+) -> Result<A, Error> {
+    let aligned = inputs
+        .iter()
+        .zip(trailing)
+        .map(|(x, &t)| {
+            if t {
+                Ok((*x).clone())
+            } else {
+                x.try_unsqueeze(x.shape().len())
+            }
+        })
+        .collect::<Result<Vec<A>, Error>>()?;
+    A::apply(op, &aligned.iter().collect::<Vec<_>>())
+}
+
+/// Whether `axes` are all axes of the members of a trailing stack `x` (not its stack's axis),
+/// so that an operation over them needs no change to run on the whole stack.
+pub(crate) fn member_axes<A: Array>(x: &A, axes: &[usize]) -> bool {
+    let rank = x.shape().len().saturating_sub(1);
+    axes.iter().all(|&a| a < rank)
+}
+
+/// A shape with the stack's axis at the end.
+pub(crate) fn with_trailing(shape: &[usize], size: usize) -> Vec<usize> {
+    shape.iter().copied().chain([size]).collect()
+}
+
+/// The trailing batching rule of an operation over its one input's own `axes` (a reduction, a
+/// softmax, a slice): the operation itself, unchanged, since the members' axes keep their
+/// places when the stack's axis is last; `None` unless the input is such a stack and the axes
+/// are the members' (an axis out of range is then reported by the operation's other rule).
+pub(crate) fn same_axes<O: Op, A: Array>(
+    op: &O,
+    inputs: &[&A],
+    trailing: &[bool],
+    axes: &[usize],
+) -> Option<Result<A, Error>> {
+    match (inputs, trailing) {
+        ([x], [true]) if member_axes(*x, axes) => Some(A::apply(op, inputs)),
+        _ => None,
+    }
 }

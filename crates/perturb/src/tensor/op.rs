@@ -231,6 +231,35 @@ pub trait Op: Clone + Debug + 'static {
             super::batched::by_loop(self, inputs, stacked, size)
         }
     }
+
+    /// The operation mapped over stacks along a trailing axis: inputs with `trailing[i]` set
+    /// carry `size` values along an extra last axis, the others one value shared by all; the
+    /// result is the stack of results along a last axis, or `None` where the operation has no
+    /// such rule (the stacks are then moved to the front, for [`Op::batch`]). Forward mode's
+    /// Jacobian is the stack of its columns, along its last axis: kept there, it needs no
+    /// transpose (see [`Batched`](super::Batched)).
+    ///
+    /// The default broadcasts for an [element-wise](Op::ELEMENTWISE) operation and is `None`
+    /// otherwise; operations whose axes are the members' own (reductions over axes, reshapes)
+    /// and the matrix product override it.
+    ///
+    /// ```
+    /// use perturb::tensor::{ops::Mul, Array, Op, Tensor};
+    /// // Two columns [1, 2] and [3, 4], stacked along the last axis, times [10, 100].
+    /// let xs = Tensor::from_vec(vec![1.0_f64, 3.0, 2.0, 4.0], &[2, 2]).unwrap();
+    /// let w = Tensor::vector(&[10.0, 100.0]);
+    /// let ys = Mul.batch_trailing(&[&xs, &w], &[true, false], 2).unwrap().unwrap();
+    /// assert_eq!(ys.to_vec(), vec![10.0, 30.0, 200.0, 400.0]);
+    /// ```
+    fn batch_trailing<A: Array>(
+        &self,
+        inputs: &[&A],
+        trailing: &[bool],
+        size: usize,
+    ) -> Option<Result<A, Error>> {
+        let _ = size;
+        Self::ELEMENTWISE.then(|| super::batched::elementwise_trailing(self, inputs, trailing))
+    }
 }
 
 /// Unwraps an operation's result, or panics with its error at the caller's line.

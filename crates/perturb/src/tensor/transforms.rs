@@ -594,11 +594,11 @@ fn jacfwd_blocks<A: Array>(
     let n: usize = sizes.iter().sum();
     let tangents = match xs {
         [] => Vec::new(),
-        [x] => vec![Batched::basis(A::lift(Tensor::ones(x.shape())))],
+        [x] => vec![Batched::identity(x.shape(), true)],
         _ => {
             square_fits::<A::Elem>(op, n, "the basis tangents written out")?;
             let shapes: Vec<&[usize]> = xs.iter().map(|x| x.shape()).collect();
-            ravel::split(&Batched::basis(A::lift(Tensor::ones(&[n]))), &shapes)?
+            ravel::split(&Batched::identity(&[n], true), &shapes)?
         }
     };
     let inputs = xs
@@ -613,12 +613,12 @@ fn jacfwd_blocks<A: Array>(
     ys.iter()
         .map(|y| {
             let out = y.shape().to_vec();
-            // One column per input element, along the leading axis: moved to the end.
+            // One column per input element, along the last axis (no copy where the tangents
+            // were kept that way).
             let columns = match y.tangent() {
-                Some(t) => t.clone().into_stack_of(n)?,
-                None => A::lift(Tensor::zeros(&[&[n], &out[..]].concat())),
+                Some(t) => t.clone().into_trailing_stack_of(n)?,
+                None => A::lift(Tensor::zeros(&[&out[..], &[n]].concat())),
             };
-            let perm: Vec<usize> = (1..=out.len()).chain([0]).collect();
             let mut start = 0;
             xs.iter()
                 .zip(&sizes)
@@ -626,11 +626,10 @@ fn jacfwd_blocks<A: Array>(
                     let own = if xs.len() == 1 {
                         columns.clone()
                     } else {
-                        columns.try_narrow(0, start, size)?
+                        columns.try_narrow(out.len(), start, size)?
                     };
                     start += size;
-                    own.try_permute(&perm)?
-                        .try_reshape(&[&out[..], x.shape()].concat())
+                    own.try_reshape(&[&out[..], x.shape()].concat())
                 })
                 .collect()
         })
@@ -674,7 +673,7 @@ where
     let wrt: Vec<&TensorVar<'_, Batched<A>>> = vars.iter().collect();
     let out = y.shape().to_vec();
     let n = element_count(&out);
-    let seeds = Batched::basis(A::lift(Tensor::ones(&out)));
+    let seeds = Batched::identity(&out, false);
     let mut blocks = tape
         .vjp(&y, &seeds, &wrt)?
         .into_iter()

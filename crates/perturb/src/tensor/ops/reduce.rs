@@ -290,6 +290,15 @@ impl Op for SoftmaxAxes {
         A::apply(&SoftmaxAxes { axes }, x)
     }
 
+    fn batch_trailing<A: Array>(
+        &self,
+        x: &[&A],
+        trailing: &[bool],
+        _: usize,
+    ) -> Option<Result<A, Error>> {
+        batched::same_axes(self, x, trailing, &self.axes)
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         let reduced = check_axes(self.name(), &self.axes, x.shape())?;
@@ -356,6 +365,15 @@ impl Op for SumAxes {
         )
     }
 
+    fn batch_trailing<A: Array>(
+        &self,
+        x: &[&A],
+        trailing: &[bool],
+        _: usize,
+    ) -> Option<Result<A, Error>> {
+        batched::same_axes(self, x, trailing, &self.axes)
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         let reduced = check_axes(self.name(), &self.axes, x.shape())?;
@@ -407,6 +425,15 @@ impl Op for MeanAxes {
             },
             x,
         )
+    }
+
+    fn batch_trailing<A: Array>(
+        &self,
+        x: &[&A],
+        trailing: &[bool],
+        _: usize,
+    ) -> Option<Result<A, Error>> {
+        batched::same_axes(self, x, trailing, &self.axes)
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -552,6 +579,15 @@ impl Op for MaxAxes {
         )
     }
 
+    fn batch_trailing<A: Array>(
+        &self,
+        x: &[&A],
+        trailing: &[bool],
+        _: usize,
+    ) -> Option<Result<A, Error>> {
+        batched::same_axes(self, x, trailing, &self.axes)
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         extremum(
             self.name(),
@@ -603,6 +639,15 @@ impl Op for MinAxes {
             },
             x,
         )
+    }
+
+    fn batch_trailing<A: Array>(
+        &self,
+        x: &[&A],
+        trailing: &[bool],
+        _: usize,
+    ) -> Option<Result<A, Error>> {
+        batched::same_axes(self, x, trailing, &self.axes)
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -718,6 +763,15 @@ impl Op for LogSumExp {
         )
     }
 
+    fn batch_trailing<A: Array>(
+        &self,
+        x: &[&A],
+        trailing: &[bool],
+        _: usize,
+    ) -> Option<Result<A, Error>> {
+        batched::same_axes(self, x, trailing, &self.axes)
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         let reduced = check_axes(self.name(), &self.axes, x.shape())?;
@@ -788,6 +842,15 @@ impl Op for Softmax {
         )
     }
 
+    fn batch_trailing<A: Array>(
+        &self,
+        x: &[&A],
+        trailing: &[bool],
+        _: usize,
+    ) -> Option<Result<A, Error>> {
+        batched::same_axes(self, x, trailing, &[self.axis])
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         let reduced = check_axes(self.name(), &[self.axis], x.shape())?;
@@ -831,6 +894,15 @@ impl Op for LogSoftmax {
             },
             x,
         )
+    }
+
+    fn batch_trailing<A: Array>(
+        &self,
+        x: &[&A],
+        trailing: &[bool],
+        _: usize,
+    ) -> Option<Result<A, Error>> {
+        batched::same_axes(self, x, trailing, &[self.axis])
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {

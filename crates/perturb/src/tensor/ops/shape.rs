@@ -33,6 +33,15 @@ impl Op for Reshape {
         A::apply(&Reshape(batched::with_stack(size, &self.0)), x)
     }
 
+    fn batch_trailing<A: Array>(
+        &self,
+        x: &[&A],
+        trailing: &[bool],
+        size: usize,
+    ) -> Option<Result<A, Error>> {
+        (trailing == [true]).then(|| A::apply(&Reshape(batched::with_trailing(&self.0, size)), x))
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         super::unary("reshape", inputs)?.reshape(&self.0)
     }
@@ -67,6 +76,20 @@ impl Op for Permute {
     fn batch<A: Array>(&self, x: &[&A], _: &[bool], _: usize) -> Result<A, Error> {
         let perm = std::iter::once(0).chain(self.0.iter().map(|a| a + 1));
         A::apply(&Permute(perm.collect()), x)
+    }
+
+    fn batch_trailing<A: Array>(
+        &self,
+        x: &[&A],
+        trailing: &[bool],
+        _: usize,
+    ) -> Option<Result<A, Error>> {
+        let rank = x.first()?.shape().len().checked_sub(1)?;
+        if trailing != [true] || self.0.len() != rank {
+            return None;
+        }
+        let perm = self.0.iter().copied().chain([rank]).collect();
+        Some(A::apply(&Permute(perm), x))
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -130,6 +153,16 @@ impl Op for BroadcastTo {
         A::apply(&BroadcastTo(batched::with_stack(size, &self.0)), &[&x])
     }
 
+    fn batch_trailing<A: Array>(
+        &self,
+        x: &[&A],
+        trailing: &[bool],
+        size: usize,
+    ) -> Option<Result<A, Error>> {
+        (trailing == [true])
+            .then(|| A::apply(&BroadcastTo(batched::with_trailing(&self.0, size)), x))
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = super::unary(self.name(), inputs)?;
         check_broadcast("broadcast_to", x.shape(), &self.0)?;
@@ -182,6 +215,15 @@ impl Op for SumTo {
             .chain(self.0.iter().copied());
         let summed = A::apply(&SumTo(padded.collect()), &[x])?;
         summed.try_reshape(&batched::with_stack(size, &self.0))
+    }
+
+    fn batch_trailing<A: Array>(
+        &self,
+        x: &[&A],
+        trailing: &[bool],
+        size: usize,
+    ) -> Option<Result<A, Error>> {
+        (trailing == [true]).then(|| A::apply(&SumTo(batched::with_trailing(&self.0, size)), x))
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
@@ -270,6 +312,15 @@ impl Op for Narrow {
             },
             x,
         )
+    }
+
+    fn batch_trailing<A: Array>(
+        &self,
+        x: &[&A],
+        trailing: &[bool],
+        _: usize,
+    ) -> Option<Result<A, Error>> {
+        batched::same_axes(self, x, trailing, &[self.axis])
     }
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {

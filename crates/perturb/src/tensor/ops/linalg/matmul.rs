@@ -251,6 +251,43 @@ impl Op for MatMul {
         }
     }
 
+    /// A fixed matrix (or vector) times a stack of vectors or matrices along their last axis:
+    /// the members side by side are one matrix `[k, p n]`, so this is one product, with no
+    /// copy (forward mode's tangents of `A x`). A stack of vectors times a fixed matrix `op(B)`
+    /// is `op(B)^T` times the stack, one product too.
+    fn batch_trailing<A: Array>(
+        &self,
+        inputs: &[&A],
+        trailing: &[bool],
+        _: usize,
+    ) -> Option<Result<A, Error>> {
+        let [a, b] = inputs else { return None };
+        let (ra, rb) = (a.shape().len(), b.shape().len());
+        match trailing {
+            [false, true] if (ra == 2 || (ra == 1 && !self.transpose_a)) && !self.transpose_b => {
+                if !matches!(rb, 2 | 3) {
+                    return None;
+                }
+                let wide = || {
+                    let cols = b.shape()[1..].iter().product();
+                    let flat = b.try_reshape(&[b.shape()[0], cols])?;
+                    let c = product(self.transpose_a, false, *a, &flat)?;
+                    let shape: Vec<usize> = c.shape()[..ra - 1]
+                        .iter()
+                        .chain(&b.shape()[1..])
+                        .copied()
+                        .collect();
+                    c.try_reshape(&shape)
+                };
+                Some(wide())
+            }
+            [true, false] if ra == 2 && rb == 2 && !self.transpose_a => {
+                Some(product(!self.transpose_b, false, *b, *a))
+            }
+            _ => None,
+        }
+    }
+
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let [a, b] = inputs else {
             return Err(Error::Arity {
