@@ -239,9 +239,9 @@ fn jacobians_of_several_leaves_split_the_trailing_identity() {
     assert_eq!((jx.shape(), jb.shape()), (&[12, 5][..], &[12, 12][..]));
     assert!(jx.all_close(&rx, 1e-14) && jb.all_close(&rb, 1e-14));
     let s: Vec<f64> = k.a.matmul(&x).add(&b).tanh().to_vec();
-    for i in 0..12 {
+    for (i, si) in s.iter().enumerate() {
         for j in 0..12 {
-            let want = if i == j { 1.0 - s[i] * s[i] } else { 0.0 };
+            let want = if i == j { 1.0 - si * si } else { 0.0 };
             assert!((jb.get(&[i, j]).unwrap() - want).abs() < 1e-15);
         }
     }
