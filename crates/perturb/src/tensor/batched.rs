@@ -188,6 +188,20 @@ impl<A: Array> Batched<A> {
         })
     }
 
+    /// `op` on the inputs, each converted first by `convert` (written out, or its stack moved to
+    /// the front).
+    fn apply_converted<O: Op>(
+        op: &O,
+        inputs: &[&Self],
+        convert: fn(Self) -> Result<Self, Error>,
+    ) -> Result<Self, Error> {
+        let converted = inputs
+            .iter()
+            .map(|x| convert((*x).clone()))
+            .collect::<Result<Vec<_>, Error>>()?;
+        Self::apply(op, &converted.iter().collect::<Vec<_>>())
+    }
+
     /// The same stack with its axis first (a trailing stack's moved, a basis written out).
     fn leading(self) -> Result<Self, Error> {
         let this = self.dense()?;
@@ -284,36 +298,19 @@ impl<A: Array> Array for Batched<A> {
             if let Some(out) = basis_rule(op, inputs)? {
                 return Ok(out);
             }
-            let dense = inputs
-                .iter()
-                .map(|x| (*x).clone().dense())
-                .collect::<Result<Vec<_>, Error>>()?;
-            return Self::apply(op, &dense.iter().collect::<Vec<_>>());
+            return Self::apply_converted(op, inputs, Self::dense);
         }
         if inputs.iter().any(|x| x.layout == Layout::Trailing) {
             if let Some(out) = trailing_rule(op, inputs)? {
                 return Ok(out);
             }
-            let leading = inputs
-                .iter()
-                .map(|x| (*x).clone().leading())
-                .collect::<Result<Vec<_>, Error>>()?;
-            return Self::apply(op, &leading.iter().collect::<Vec<_>>());
+            return Self::apply_converted(op, inputs, Self::leading);
         }
         let inner: Vec<&A> = inputs.iter().map(|x| &x.inner).collect();
         let stacked: Vec<bool> = inputs.iter().map(|x| x.layout == Layout::Stacked).collect();
-        let mut sizes = inputs.iter().filter_map(|x| x.batch_size());
-        let Some(size) = sizes.next() else {
+        let Some(size) = stack_size(op, inputs)? else {
             return Ok(Batched::single(A::apply(op, &inner)?));
         };
-        if let Some(other) = sizes.find(|&s| s != size) {
-            return Err(Error::LengthMismatch {
-                op: op.name(),
-                what: "a stack of inputs",
-                expected: size,
-                found: other,
-            });
-        }
         let out = op.batch(&inner, &stacked, size)?;
         // A custom operation's rule may be wrong: say so rather than mislabel members.
         if out.shape().first() != Some(&size) {
@@ -361,6 +358,24 @@ impl<A: Array> Array for Batched<A> {
     fn is_zero(&self) -> bool {
         // A basis scaled by a zero diagonal is zero too.
         self.inner.is_zero()
+    }
+}
+
+/// The size of the inputs' stacks, `None` where all are single values, or an error naming the
+/// operation where two stacks differ.
+fn stack_size<O: Op, A: Array>(op: &O, inputs: &[&Batched<A>]) -> Result<Option<usize>, Error> {
+    let mut sizes = inputs.iter().filter_map(|x| x.batch_size());
+    let Some(size) = sizes.next() else {
+        return Ok(None);
+    };
+    match sizes.find(|&s| s != size) {
+        Some(other) => Err(Error::LengthMismatch {
+            op: op.name(),
+            what: "a stack of inputs",
+            expected: size,
+            found: other,
+        }),
+        None => Ok(Some(size)),
     }
 }
 
@@ -536,16 +551,7 @@ fn trailing_rule<O: Op, A: Array>(
         .iter()
         .map(|x| x.layout == Layout::Trailing)
         .collect();
-    let mut sizes = inputs.iter().filter_map(|x| x.batch_size());
-    let size = sizes.next().unwrap_or(0);
-    if let Some(other) = sizes.find(|&s| s != size) {
-        return Err(Error::LengthMismatch {
-            op: op.name(),
-            what: "a stack of inputs",
-            expected: size,
-            found: other,
-        });
-    }
+    let size = stack_size(op, inputs)?.unwrap_or(0);
     let Some(out) = op.batch_trailing(&inner, &trailing, size) else {
         return Ok(None);
     };

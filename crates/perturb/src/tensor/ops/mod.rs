@@ -9,6 +9,28 @@
 //! assert_eq!(ct[0].as_ref().unwrap().to_vec(), vec![2.0, 4.0]);
 //! ```
 
+/// [`Op::batch_trailing`](super::Op::batch_trailing) for an operation over its one input's own
+/// axes (the field named, a list of axes or one axis in brackets): the operation unchanged, as
+/// [`batched::same_axes`](super::batched::same_axes) says.
+macro_rules! batch_trailing_over {
+    ($axes:ident) => {
+        batch_trailing_over!(@rule self, &self.$axes);
+    };
+    ([$axis:ident]) => {
+        batch_trailing_over!(@rule self, &[self.$axis]);
+    };
+    (@rule $self:ident, $axes:expr) => {
+        fn batch_trailing<A: Array>(
+            &$self,
+            x: &[&A],
+            trailing: &[bool],
+            _: usize,
+        ) -> Option<Result<A, Error>> {
+            crate::tensor::batched::same_axes($self, x, trailing, $axes)
+        }
+    };
+}
+
 mod argmax;
 mod binary;
 mod compare;

@@ -290,14 +290,7 @@ impl Op for SoftmaxAxes {
         A::apply(&SoftmaxAxes { axes }, x)
     }
 
-    fn batch_trailing<A: Array>(
-        &self,
-        x: &[&A],
-        trailing: &[bool],
-        _: usize,
-    ) -> Option<Result<A, Error>> {
-        batched::same_axes(self, x, trailing, &self.axes)
-    }
+    batch_trailing_over!(axes);
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
@@ -365,14 +358,7 @@ impl Op for SumAxes {
         )
     }
 
-    fn batch_trailing<A: Array>(
-        &self,
-        x: &[&A],
-        trailing: &[bool],
-        _: usize,
-    ) -> Option<Result<A, Error>> {
-        batched::same_axes(self, x, trailing, &self.axes)
-    }
+    batch_trailing_over!(axes);
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
@@ -427,14 +413,7 @@ impl Op for MeanAxes {
         )
     }
 
-    fn batch_trailing<A: Array>(
-        &self,
-        x: &[&A],
-        trailing: &[bool],
-        _: usize,
-    ) -> Option<Result<A, Error>> {
-        batched::same_axes(self, x, trailing, &self.axes)
-    }
+    batch_trailing_over!(axes);
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
@@ -579,14 +558,7 @@ impl Op for MaxAxes {
         )
     }
 
-    fn batch_trailing<A: Array>(
-        &self,
-        x: &[&A],
-        trailing: &[bool],
-        _: usize,
-    ) -> Option<Result<A, Error>> {
-        batched::same_axes(self, x, trailing, &self.axes)
-    }
+    batch_trailing_over!(axes);
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         extremum(
@@ -641,14 +613,7 @@ impl Op for MinAxes {
         )
     }
 
-    fn batch_trailing<A: Array>(
-        &self,
-        x: &[&A],
-        trailing: &[bool],
-        _: usize,
-    ) -> Option<Result<A, Error>> {
-        batched::same_axes(self, x, trailing, &self.axes)
-    }
+    batch_trailing_over!(axes);
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         extremum(
@@ -763,14 +728,7 @@ impl Op for LogSumExp {
         )
     }
 
-    fn batch_trailing<A: Array>(
-        &self,
-        x: &[&A],
-        trailing: &[bool],
-        _: usize,
-    ) -> Option<Result<A, Error>> {
-        batched::same_axes(self, x, trailing, &self.axes)
-    }
+    batch_trailing_over!(axes);
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
@@ -842,14 +800,7 @@ impl Op for Softmax {
         )
     }
 
-    fn batch_trailing<A: Array>(
-        &self,
-        x: &[&A],
-        trailing: &[bool],
-        _: usize,
-    ) -> Option<Result<A, Error>> {
-        batched::same_axes(self, x, trailing, &[self.axis])
-    }
+    batch_trailing_over!([axis]);
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
@@ -896,14 +847,7 @@ impl Op for LogSoftmax {
         )
     }
 
-    fn batch_trailing<A: Array>(
-        &self,
-        x: &[&A],
-        trailing: &[bool],
-        _: usize,
-    ) -> Option<Result<A, Error>> {
-        batched::same_axes(self, x, trailing, &[self.axis])
-    }
+    batch_trailing_over!([axis]);
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;

@@ -314,14 +314,7 @@ impl Op for Narrow {
         )
     }
 
-    fn batch_trailing<A: Array>(
-        &self,
-        x: &[&A],
-        trailing: &[bool],
-        _: usize,
-    ) -> Option<Result<A, Error>> {
-        batched::same_axes(self, x, trailing, &[self.axis])
-    }
+    batch_trailing_over!([axis]);
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
