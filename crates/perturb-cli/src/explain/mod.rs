@@ -81,6 +81,11 @@ pub struct Args {
     /// that are not finite are written as the strings "inf", "-inf" and "NaN".
     #[arg(long)]
     pub json: bool,
+    /// Also write the interactive page of `perturb serve` for this expression to this file, as
+    /// one self-contained HTML file (no server or network needed): the graph, both sweeps step
+    /// by step, and the Jacobian chain rule.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
 }
 
 /// Runs `perturb explain`; the error is the message to print.
@@ -104,6 +109,10 @@ pub fn run(args: &Args) -> Result<(), String> {
             }
             if let Some(path) = &args.graph {
                 eprintln!("perturb: wrote the graph to {}", path.display());
+            }
+            if let Some(path) = &args.html {
+                write_page(path, &ev, &sweeps, &src)?;
+                eprintln!("perturb: wrote the page to {}", path.display());
             }
             // Written as it is made: a long report is never held in memory whole.
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -166,17 +175,61 @@ fn read_source(args: &Args) -> Result<String, ExplainError> {
 
 /// Evaluates, sweeps and draws the graph (if asked): what is left is to print the report.
 fn explain(args: &Args, src: &str) -> Result<(Evaluation, Sweeps), ExplainError> {
-    let at = parse_point(&args.at)?;
-    let program = parse::parse(src)?;
-    let mut ev = evaluate(&program, src, &at)?;
-    let wrt = resolve_wrt(&args.wrt, &ev, &program)?;
-    let sweeps = sweep(&ev, args.mode, &wrt);
-    let overflows = report::non_finite_derivatives(&ev, &sweeps);
-    ev.warnings.extend(overflows);
+    let (ev, sweeps) = evaluate_and_sweep(src, &args.at, args.mode, &args.wrt)?;
     if let Some(path) = &args.graph {
         write_graph(path, &ev, &sweeps)?;
     }
     Ok((ev, sweeps))
+}
+
+/// Parses `src`, evaluates it at the point `at` (`NAME=VALUE` items) and runs the sweeps.
+fn evaluate_and_sweep(
+    src: &str,
+    at: &[String],
+    mode: Mode,
+    wrt: &[String],
+) -> Result<(Evaluation, Sweeps), ExplainError> {
+    let at = parse_point(at)?;
+    let program = parse::parse(src)?;
+    let mut ev = evaluate(&program, src, &at)?;
+    let wrt = resolve_wrt(wrt, &ev, &program)?;
+    let sweeps = sweep(&ev, mode, &wrt);
+    let overflows = report::non_finite_derivatives(&ev, &sweeps);
+    ev.warnings.extend(overflows);
+    Ok((ev, sweeps))
+}
+
+/// What `perturb explain SRC --at AT --json` prints (both sweeps, every variable), for the
+/// page of `perturb serve`; the error is `--json`'s error object. Graphs of more than
+/// `max_nodes` nodes are refused (the page could not show them).
+pub fn json_report(src: &str, at: &[String], max_nodes: usize) -> Result<String, String> {
+    let (ev, sweeps) = evaluate_and_sweep(src, at, Mode::Both, &[])
+        .map_err(|e| report::json_error(&e, src))?;
+    check_page_size(&ev, max_nodes).map_err(|e| report::json_error(&e, src))?;
+    let mut out = Vec::new();
+    report::json(&ev, &sweeps, src, &mut out).map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn check_page_size(ev: &Evaluation, max_nodes: usize) -> Result<(), ExplainError> {
+    let nodes = ev.trace.nodes.len();
+    if nodes > max_nodes {
+        return Err(ExplainError::new(format!(
+            "the graph has {nodes} nodes, more than the page shows ({max_nodes}); \
+             run `perturb explain` in a terminal for it"
+        )));
+    }
+    Ok(())
+}
+
+/// `--html`: the page with this expression's report (as `--json` writes it) inside it.
+fn write_page(path: &Path, ev: &Evaluation, sweeps: &Sweeps, src: &str) -> Result<(), String> {
+    let fail = |e: String| format!("explain: --html: {e}");
+    check_page_size(ev, crate::serve::MAX_PAGE_NODES).map_err(|e| fail(e.render(src)))?;
+    let mut report = Vec::new();
+    report::json(ev, sweeps, src, &mut report).map_err(|e| fail(e.to_string()))?;
+    let page = crate::serve::page::standalone(&String::from_utf8_lossy(&report));
+    std::fs::write(path, page).map_err(|e| fail(format!("cannot write {}: {e}", path.display())))
 }
 
 /// `["x=0.7", "w=3"]` to names and values, checked.
