@@ -66,11 +66,14 @@
 
   // ---- layout: inputs on the left, each node one column right of its deepest parent ----
 
-  const LINE = 17, PAD = 8, CHAR = 7.9, COLUMN_GAP = 84, ROW_GAP = 18;
+  const LINE = 17, PAD = 8, CHAR = 7.9, COLUMN_GAP = 64, ROW_GAP = 16;
 
+  /** A node's text: its definition, its value and its local partials (the sweep's line is
+   * added as it runs). */
   function nodeLines(node) {
-    const def = node.definition === 'input' ? 'input' : node.name + ' = ' + shorten(node.definition, 30);
-    return [def, 'value ' + num(node.value)];
+    if (!node.partials.length) return [node.name + '  (input)', 'value ' + num(node.value), ''];
+    const partials = node.partials.map((p) => `∂${p.name} ${num(p.value)}`).join('  ');
+    return [node.name + ' = ' + shorten(node.definition, 28), 'value ' + num(node.value), shorten(partials, 40)];
   }
 
   function layoutGraph(r) {
@@ -103,8 +106,8 @@
       }
     }
     const box = nodes.map((node) => {
-      const chars = Math.max(16, ...nodeLines(node).map((s) => s.length), node.name.length + 18);
-      return { w: Math.round(chars * CHAR + 2 * PAD), h: 3 * LINE + 2 * PAD - 2 };
+      const chars = Math.max(14, ...nodeLines(node).map((s) => s.length), node.name.length + 16);
+      return { w: Math.round(chars * CHAR + 2 * PAD), h: 4 * LINE + 2 * PAD - 4 };
     });
     const heights = columns.map((col) => col.reduce((s, i) => s + box[i].h, 0) + ROW_GAP * (col.length - 1));
     const height = Math.max(...heights) + 40;
@@ -151,14 +154,10 @@
         const dx = Math.max(30, (x2 - x1) / 2);
         const g = svg('g', { class: 'edge', 'data-from': p.parent, 'data-to': i, 'data-k': k });
         g.append(svg('path', { d: `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}` }));
-        // The label sits in the gap just before the child, where the edge is its own.
-        const lx = x2 - COLUMN_GAP / 2;
-        const t = bezierT(x1, x1 + dx, x2 - dx, x2, lx);
-        const ly = cubic(y1, y1, y2, y2, t) - 4 + copy * 22;
-        const label = svg('text', { x: lx, y: ly, 'text-anchor': 'middle', class: 'partial' }, '∂ ' + num(p.value));
-        label.append(svg('title', {}, `∂${node.name}/∂${p.name} = ${num(p.value)}`));
-        const carried = svg('text', { x: lx, y: ly + 14, 'text-anchor': 'middle', class: 'carried' }, '');
-        g.append(label, carried);
+        g.append(svg('title', {}, `∂${node.name}/∂${p.name} = ${num(p.value)}`));
+        // Reverse mode writes the contribution the edge carries at its middle.
+        const carried = svg('text', { x: (x1 + x2) / 2, y: (y1 + y2) / 2 + 4, 'text-anchor': 'middle', class: 'carried' }, '');
+        g.append(carried);
         edges.append(g);
         edgeEls.set(i + ':' + k, g);
       });
@@ -172,12 +171,15 @@
       if (!node.used) classes.push('unused');
       const g = svg('g', { class: classes.join(' '), 'data-index': i, transform: `translate(${b.x},${b.y})` });
       g.append(svg('rect', { width: b.w, height: b.h, rx: 7 }));
-      const [def, value] = nodeLines(node);
+      const [def, value, partials] = nodeLines(node);
       const title = svg('text', { x: PAD, y: PAD + 12, class: 'title' }, def);
       title.append(svg('title', {}, node.name + ' = ' + node.definition));
       g.append(title);
       g.append(svg('text', { x: PAD, y: PAD + 12 + LINE, class: 'value' }, value));
-      g.append(svg('text', { x: PAD, y: PAD + 12 + 2 * LINE, class: 'sweep' }, ''));
+      const local = svg('text', { x: PAD, y: PAD + 12 + 2 * LINE, class: 'partials' }, partials);
+      local.append(svg('title', {}, 'local partial derivatives: ' + node.partials.map((p) => `∂${node.name}/∂${p.name} = ${num(p.value)}`).join(', ')));
+      g.append(local);
+      g.append(svg('text', { x: PAD, y: PAD + 12 + 3 * LINE, class: 'sweep' }, ''));
       if (view.uses[i] > 1) {
         g.append(svg('text', { x: b.w - PAD, y: PAD + 12, 'text-anchor': 'end', class: 'badge' }, `used ${view.uses[i]}×`));
       }
@@ -189,20 +191,6 @@
     view.nodeEls = nodeEls;
     view.edgeEls = edgeEls;
     view.box = box;
-  }
-
-  function cubic(a, b, c, d, t) {
-    const s = 1 - t;
-    return s * s * s * a + 3 * s * s * t * b + 3 * s * t * t * c + t * t * t * d;
-  }
-  /** The t at which the cubic's x is nearest `x` (the curve's x grows with t). */
-  function bezierT(a, b, c, d, x) {
-    let lo = 0, hi = 1;
-    for (let k = 0; k < 30; k++) {
-      const mid = (lo + hi) / 2;
-      if (cubic(a, b, c, d, mid) < x) lo = mid; else hi = mid;
-    }
-    return (lo + hi) / 2;
   }
 
   // ---- the sweeps, step by step ----
