@@ -178,8 +178,9 @@ impl Browser {
         assert!(png.starts_with(b"\x89PNG"));
         let dir = match std::env::var("PERTURB_SCREENSHOTS") {
             Ok(d) if d == "docs" => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs"),
-            _ => support::scratch("screenshots"),
+            _ => std::env::temp_dir().join(format!("perturb-browser-{}", std::process::id())),
         };
+        std::fs::create_dir_all(&dir).expect("a folder for the screenshots");
         std::fs::write(dir.join(name), png).expect("the screenshot is written");
     }
 }
@@ -327,7 +328,12 @@ fn reverse_mode_shows_the_clis_contributions_and_adjoints() {
             }
         } else {
             assert!(shown(&b, ".adjoint").is_empty(), "an adjoint shown before it is complete");
-            assert!(node_sweep(&b, to).ends_with("+ …"), "{}", node_sweep(&b, to));
+            assert!(node_sweep(&b, to).ends_with("= …"), "{}", node_sweep(&b, to));
+            let sum = b.run(
+                "return document.querySelector(`#graph .node[data-index=\"${arguments[0]}\"] .sum`).textContent",
+                json!([to]),
+            );
+            assert!(sum.as_str().unwrap().ends_with(" + …"), "{sum}");
         }
     }
     assert!(screenshot_taken, "the example has a reused value");

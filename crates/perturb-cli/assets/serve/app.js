@@ -66,7 +66,7 @@
 
   // ---- layout: inputs on the left, each node one column right of its deepest parent ----
 
-  const LINE = 17, PAD = 8, CHAR = 7.9, COLUMN_GAP = 64, ROW_GAP = 16;
+  const LINE = 17, PAD = 8, CHAR = 7.9, COLUMN_GAP = 92, ROW_GAP = 16;
 
   /** A node's text: its definition, its value and its local partials (the sweep's line is
    * added as it runs). */
@@ -74,6 +74,31 @@
     if (!node.partials.length) return [node.name + '  (input)', 'value ' + num(node.value), ''];
     const partials = node.partials.map((p) => `∂${p.name} ${num(p.value)}`).join('  ');
     return [node.name + ' = ' + shorten(node.definition, 28), 'value ' + num(node.value), shorten(partials, 40)];
+  }
+
+  /** Node `i`'s tangent line in forward sweep `f`. */
+  function tangentText(f, i) {
+    return `d${report.nodes[i].name}/d${f.wrt} = ${num(f.tangents[i])}`;
+  }
+  /** Node `i`'s adjoint line: the adjoint once every contribution is in. */
+  function adjointText(i, done) {
+    const value = done ? num(report.reverse.adjoints[i]) : '…';
+    return `d${report.output.name}/d${report.nodes[i].name} = ${value}`;
+  }
+  /** A number in four digits, where room is short (every digit is in the explanation). */
+  function brief(v) {
+    return typeof v === 'string' ? v : factor(Number(v.toPrecision(4)));
+  }
+  /** A reused value's second line: the contributions received so far, then their sum. */
+  function sumText(i, received, done) {
+    const terms = received.map((k) => brief(report.reverse.contributions[k].amount)).join(' + ');
+    return done ? '= ' + terms : terms + ' + …';
+  }
+  /** The lines node `i` shows in any sweep, for its width. */
+  function sweepTexts(i) {
+    const texts = (report.forward || []).map((f) => tangentText(f, i));
+    if (report.reverse) texts.push(adjointText(i, true), sumText(i, view.into[i], true));
+    return texts;
   }
 
   function layoutGraph(r) {
@@ -106,8 +131,10 @@
       }
     }
     const box = nodes.map((node) => {
-      const chars = Math.max(14, ...nodeLines(node).map((s) => s.length), node.name.length + 16);
-      return { w: Math.round(chars * CHAR + 2 * PAD), h: 4 * LINE + 2 * PAD - 4 };
+      const lines = [...nodeLines(node), ...sweepTexts(node.index)];
+      const chars = Math.max(14, ...lines.map((s) => s.length));
+      const reused = view.uses[node.index] > 1 && report.reverse;
+      return { w: Math.round(chars * CHAR + 2 * PAD), h: (reused ? 5 : 4) * LINE + 2 * PAD - 4 };
     });
     const heights = columns.map((col) => col.reduce((s, i) => s + box[i].h, 0) + ROW_GAP * (col.length - 1));
     const height = Math.max(...heights) + 40;
@@ -156,7 +183,7 @@
         g.append(svg('path', { d: `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}` }));
         g.append(svg('title', {}, `∂${node.name}/∂${p.name} = ${num(p.value)}`));
         // Reverse mode writes the contribution the edge carries at its middle.
-        const carried = svg('text', { x: (x1 + x2) / 2, y: (y1 + y2) / 2 + 4, 'text-anchor': 'middle', class: 'carried' }, '');
+        const carried = svg('text', { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 3, 'text-anchor': 'middle', class: 'carried' }, '');
         g.append(carried);
         edges.append(g);
         edgeEls.set(i + ':' + k, g);
@@ -180,6 +207,7 @@
       local.append(svg('title', {}, 'local partial derivatives: ' + node.partials.map((p) => `∂${node.name}/∂${p.name} = ${num(p.value)}`).join(', ')));
       g.append(local);
       g.append(svg('text', { x: PAD, y: PAD + 12 + 3 * LINE, class: 'sweep' }, ''));
+      g.append(svg('text', { x: PAD, y: PAD + 12 + 4 * LINE, class: 'sum' }, ''));
       if (view.uses[i] > 1) {
         g.append(svg('text', { x: b.w - PAD, y: PAD + 12, 'text-anchor': 'end', class: 'badge' }, `used ${view.uses[i]}×`));
       }
@@ -222,6 +250,7 @@
     for (const g of view.nodeEls) {
       g.classList.remove('done', 'partial', 'current');
       g.querySelector('.sweep').textContent = '';
+      g.querySelector('.sum').textContent = '';
     }
     for (const g of view.edgeEls.values()) {
       g.classList.remove('active', 'carried');
@@ -241,7 +270,7 @@
     const seed = r.variables.find((v) => v.name === x).node;
     for (let i = 0; i < state.step; i++) {
       view.nodeEls[i].classList.add('done');
-      view.nodeEls[i].querySelector('.sweep').textContent = `d${r.nodes[i].name}/d${x} = ${num(t[i])}`;
+      view.nodeEls[i].querySelector('.sweep').textContent = tangentText(sweep, i);
     }
     if (state.step === 0) {
       expl.append(line([`Forward mode, perturbing ${x}: seed d${x}/d${x} = 1 (every other input 0); then, from the inputs on, each node's tangent is the sum over its parents of (local partial) × (the parent's tangent).`], 'why'));
@@ -280,24 +309,21 @@
     for (let k = 0; k < arrived; k++) received[cs[k].to].push(k);
     const done = (p) => (p === o ? state.step >= 1 : view.into[p].length > 0 && received[p].length === view.into[p].length)
       || (state.step === stepCount() && p <= o);
-    r.nodes.forEach((node, p) => {
+    r.nodes.forEach((_, p) => {
       const g = view.nodeEls[p];
-      const text = g.querySelector('.sweep');
-      const terms = received[p].map((k) => factor(cs[k].amount));
-      if (done(p)) {
-        g.classList.add('done');
-        const sum = terms.length > 1 ? terms.join(' + ') + ' = ' : '';
-        text.textContent = `d${L}/d${node.name} = ${sum}${num(adj[p])}`;
-      } else if (terms.length) {
-        g.classList.add('partial');
-        text.textContent = `d${L}/d${node.name} = ${terms.join(' + ')} + …`;
+      const finished = done(p), started = received[p].length > 0;
+      if (finished || started) {
+        g.classList.add(finished ? 'done' : 'partial');
+        g.querySelector('.sweep').textContent = adjointText(p, finished);
+        if (view.uses[p] > 1 && started) g.querySelector('.sum').textContent = sumText(p, received[p], finished);
       }
     });
     for (let k = 0; k < arrived; k++) {
       const c = cs[k];
       const g = view.edgeEls.get(c.from + ':' + partialIndex(c, k));
       g.classList.add('carried');
-      g.querySelector('.carried').textContent = '→ ' + num(c.amount);
+      // Four digits on the edge, where room is short; every digit in the explanation.
+      g.querySelector('.carried').textContent = '→ ' + brief(c.amount);
     }
     if (state.step === 0) {
       expl.append(line([`Reverse mode, from ${L}: seed d${L}/d${L} = 1; then, from the output back, each node's adjoint d${L}/d(node) is the sum over the nodes that use it of (their adjoint) × (local partial): one contribution per use.`], 'why'));
@@ -556,6 +582,7 @@
     const moves = { ArrowRight: 1, ArrowLeft: -1, Home: -Infinity, End: Infinity };
     if (e.key in moves) { e.preventDefault(); stepBy(moves[e.key]); }
   });
+  for (const id of ['expr', 'at']) $(id).addEventListener('input', () => ($('example').value = ''));
   $('input-form').addEventListener('submit', (e) => { e.preventDefault(); evaluate(); });
   $('expr').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); evaluate(); }
