@@ -76,7 +76,10 @@ impl Browser {
             .call()
             .is_err()
         {
-            assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let capabilities = json!({ "capabilities": { "alwaysMatch": {
@@ -114,7 +117,11 @@ impl Browser {
 
     /// Runs `script` (a function body; `arguments` are `args`) in the page.
     fn run(&self, script: &str, args: Value) -> Value {
-        self.call("POST", "/execute/sync", Some(json!({ "script": script, "args": args })))
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
     }
 
     /// Waits (up to 20 s) until `script` returns something other than null or false.
@@ -125,7 +132,10 @@ impl Browser {
             if !v.is_null() && v != Value::Bool(false) {
                 return v;
             }
-            assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting for: {script}");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "timed out waiting for: {script}"
+            );
             std::thread::sleep(Duration::from_millis(25));
         }
     }
@@ -144,7 +154,10 @@ impl Browser {
                 let v: Value = serde_json::from_str(&text).unwrap();
                 return v["value"][ELEMENT].as_str().unwrap().to_string();
             }
-            assert!(started.elapsed() < Duration::from_secs(20), "no element {css}");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no element {css}"
+            );
             std::thread::sleep(Duration::from_millis(25));
         }
     }
@@ -158,12 +171,19 @@ impl Browser {
     fn type_into(&self, css: &str, text: &str) {
         let e = self.element(css);
         self.call("POST", &format!("/element/{e}/clear"), Some(json!({})));
-        self.call("POST", &format!("/element/{e}/value"), Some(json!({ "text": text })));
+        self.call(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({ "text": text })),
+        );
     }
 
     /// Presses a key on the page itself (not in a field).
     fn press(&self, key: &str) {
-        self.run("document.activeElement && document.activeElement.blur()", json!([]));
+        self.run(
+            "document.activeElement && document.activeElement.blur()",
+            json!([]),
+        );
         let actions = json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": [
             { "type": "keyDown", "value": key }, { "type": "keyUp", "value": key }] }] });
         self.call("POST", "/actions", Some(actions));
@@ -173,7 +193,11 @@ impl Browser {
     /// scratch folder.
     fn screenshot(&self, name: &str) {
         let png = base64::engine::general_purpose::STANDARD
-            .decode(self.call("GET", "/screenshot", None).as_str().expect("base64"))
+            .decode(
+                self.call("GET", "/screenshot", None)
+                    .as_str()
+                    .expect("base64"),
+            )
             .expect("a PNG");
         assert!(png.starts_with(b"\x89PNG"));
         let dir = match std::env::var("PERTURB_SCREENSHOTS") {
@@ -236,14 +260,20 @@ fn evaluate(b: &Browser, expr: &str, at: &str) {
     b.type_into("#expr", expr);
     b.type_into("#at", at);
     b.click("#evaluate");
-    b.wait("return document.body.dataset.evaluated !== arguments[0]", json!([before]));
+    b.wait(
+        "return document.body.dataset.evaluated !== arguments[0]",
+        json!([before]),
+    );
 }
 
 fn step_count(b: &Browser) -> String {
-    b.run("return document.getElementById('step-count').textContent", json!([]))
-        .as_str()
-        .unwrap()
-        .to_string()
+    b.run(
+        "return document.getElementById('step-count').textContent",
+        json!([]),
+    )
+    .as_str()
+    .unwrap()
+    .to_string()
 }
 
 /// A reused value (`a`, used by b and c), a value used twice by one node (x*x) and two inputs.
@@ -266,8 +296,16 @@ fn forward_mode_shows_the_clis_tangents_step_by_step() {
             // The arrow keys step on.
             b.press(RIGHT);
             assert_eq!(step_count(&b), format!("step {} of {n}", i + 1));
-            assert_shown(&shown(&b, ".tangent")[0], &tangents[i], &format!("tangent of node {i}"));
-            assert_shown(last_number(&node_sweep(&b, i)), &tangents[i], "the node's tangent");
+            assert_shown(
+                &shown(&b, ".tangent")[0],
+                &tangents[i],
+                &format!("tangent of node {i}"),
+            );
+            assert_shown(
+                last_number(&node_sweep(&b, i)),
+                &tangents[i],
+                "the node's tangent",
+            );
             let partials = shown(&b, ".partial");
             let parents = shown(&b, ".parent-tangent");
             for (j, p) in nodes[i]["partials"].as_array().unwrap().iter().enumerate() {
@@ -308,12 +346,23 @@ fn reverse_mode_shows_the_clis_contributions_and_adjoints() {
         assert_shown(&shown(&b, ".amount")[0], &c["amount"], "a contribution");
         assert_shown(&shown(&b, ".local")[0], &c["local"], "its local partial");
         let from = c["from"].as_u64().unwrap() as usize;
-        assert_shown(&shown(&b, ".from-adjoint")[0], &adjoints[from], "the adjoint it carries");
+        assert_shown(
+            &shown(&b, ".from-adjoint")[0],
+            &adjoints[from],
+            "the adjoint it carries",
+        );
         let to = c["to"].as_u64().unwrap() as usize;
-        let into: Vec<&Value> = contributions.iter().filter(|d| d["to"] == c["to"]).collect();
+        let into: Vec<&Value> = contributions
+            .iter()
+            .filter(|d| d["to"] == c["to"])
+            .collect();
         let last = std::ptr::eq(*into.last().unwrap(), c);
         if last {
-            assert_shown(&shown(&b, ".adjoint")[0], &adjoints[to], "the finished adjoint");
+            assert_shown(
+                &shown(&b, ".adjoint")[0],
+                &adjoints[to],
+                "the finished adjoint",
+            );
             if into.len() > 1 {
                 // A reused value: its contributions, one by one, then their sum.
                 let terms = shown(&b, ".term");
@@ -327,8 +376,15 @@ fn reverse_mode_shows_the_clis_contributions_and_adjoints() {
                 }
             }
         } else {
-            assert!(shown(&b, ".adjoint").is_empty(), "an adjoint shown before it is complete");
-            assert!(node_sweep(&b, to).ends_with("= …"), "{}", node_sweep(&b, to));
+            assert!(
+                shown(&b, ".adjoint").is_empty(),
+                "an adjoint shown before it is complete"
+            );
+            assert!(
+                node_sweep(&b, to).ends_with("= …"),
+                "{}",
+                node_sweep(&b, to)
+            );
             let sum = b.run(
                 "return document.querySelector(`#graph .node[data-index=\"${arguments[0]}\"] .sum`).textContent",
                 json!([to]),
@@ -339,7 +395,11 @@ fn reverse_mode_shows_the_clis_contributions_and_adjoints() {
     assert!(screenshot_taken, "the example has a reused value");
     // At the end every node shows the CLI's adjoint; one step back, the first input does not.
     for i in 0..report["nodes"].as_array().unwrap().len() {
-        assert_shown(last_number(&node_sweep(&b, i)), &adjoints[i], &format!("adjoint of node {i}"));
+        assert_shown(
+            last_number(&node_sweep(&b, i)),
+            &adjoints[i],
+            &format!("adjoint of node {i}"),
+        );
     }
     b.click("#back");
     assert_eq!(step_count(&b), format!("step {} of {steps}", steps - 1));
@@ -355,18 +415,27 @@ fn a_parse_error_shows_its_caret_under_the_place() {
     let source = "a = x^2\nb = a + * 3";
     evaluate(&b, source, "x=1");
     let text = b
-        .wait("const e = document.getElementById('error'); return e.hidden ? null : e.textContent", json!([]))
+        .wait(
+            "const e = document.getElementById('error'); return e.hidden ? null : e.textContent",
+            json!([]),
+        )
         .as_str()
         .unwrap()
         .to_string();
     assert!(text.starts_with("2:9: "), "{text}");
     let lines: Vec<&str> = text.lines().collect();
-    let at = lines.iter().position(|l| l.starts_with("2 | ")).expect("the source line");
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("2 | "))
+        .expect("the source line");
     let column = lines[at].find('*').unwrap();
     assert_eq!(lines[at + 1].find('^'), Some(column), "{text}");
     // The page still works after it.
     evaluate(&b, "x^3", "x=2");
-    assert!(b.run("return document.getElementById('error').hidden", json!([])).as_bool().unwrap());
+    assert!(b
+        .run("return document.getElementById('error').hidden", json!([]))
+        .as_bool()
+        .unwrap());
 }
 
 #[test]
@@ -375,7 +444,10 @@ fn the_jacobian_view_multiplies_the_steps_jacobians() {
     let server = Server::start();
     b.open(&server.url);
     b.click("#tab-jacobian");
-    b.wait("return document.querySelector('#jacobian-product td')", json!([]));
+    b.wait(
+        "return document.querySelector('#jacobian-product td')",
+        json!([]),
+    );
     let (_, body) = serve_support::post(&server, "/api/jacobian", r#"{"example": "mse"}"#);
     let chain: Value = serde_json::from_str(&body).unwrap();
     let matrix = |css: &str| -> Vec<Vec<String>> {
@@ -396,12 +468,25 @@ fn the_jacobian_view_multiplies_the_steps_jacobians() {
     };
     let steps = chain["steps"].as_array().unwrap();
     for (s, step) in steps.iter().enumerate() {
-        same(matrix(&format!(".factor[data-step=\"{s}\"]")), &step["jacobian"], "a step's Jacobian");
+        same(
+            matrix(&format!(".factor[data-step=\"{s}\"]")),
+            &step["jacobian"],
+            "a step's Jacobian",
+        );
     }
     for order in ["forward", "reverse"] {
         b.click(&format!("#order-{order}"));
-        for (s, product) in chain[format!("{order}_products")].as_array().unwrap().iter().enumerate() {
-            same(matrix("#jacobian-product"), &product["jacobian"], &format!("{order} product {s}"));
+        for (s, product) in chain[format!("{order}_products")]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
+            same(
+                matrix("#jacobian-product"),
+                &product["jacobian"],
+                &format!("{order} product {s}"),
+            );
             if order == "forward" && s == 2 {
                 b.screenshot("serve-jacobian.png");
             }
@@ -415,16 +500,35 @@ fn the_html_page_of_explain_works_from_a_file() {
     let Some(b) = Browser::start() else { return };
     let dir = support::scratch("html-page");
     let page = dir.join("page.html");
-    let out = support::perturb(&["explain", EXPR, "--at", AT, "--html", page.to_str().unwrap()]);
+    let out = support::perturb(&[
+        "explain",
+        EXPR,
+        "--at",
+        AT,
+        "--html",
+        page.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", support::stderr(&out));
     let report = cli_json(EXPR, AT);
     b.open(&format!("file://{}", page.display()));
     b.wait("return document.body.dataset.evaluated || null", json!([]));
     b.click("#mode-reverse");
     b.click("#last");
-    for (i, adjoint) in report["reverse"]["adjoints"].as_array().unwrap().iter().enumerate() {
-        assert_shown(last_number(&node_sweep(&b, i)), adjoint, &format!("adjoint of node {i}"));
+    for (i, adjoint) in report["reverse"]["adjoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        assert_shown(
+            last_number(&node_sweep(&b, i)),
+            adjoint,
+            &format!("adjoint of node {i}"),
+        );
     }
     b.click("#tab-jacobian");
-    b.wait("return document.querySelector('#jacobian-product td')", json!([]));
+    b.wait(
+        "return document.querySelector('#jacobian-product td')",
+        json!([]),
+    );
 }

@@ -14,7 +14,10 @@ use serve_support::{get, post, Server};
 
 fn message(body: &str) -> String {
     let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON ({e}): {body}"));
-    v["error"]["message"].as_str().expect("a message").to_string()
+    v["error"]["message"]
+        .as_str()
+        .expect("a message")
+        .to_string()
 }
 
 /// The server still answers: a good request after a bad one.
@@ -33,7 +36,10 @@ fn still_up(server: &Server) {
 fn the_api_answers_what_explain_json_prints() {
     let server = Server::start();
     for (expr, at) in [
-        ("a = x*x; b = w*a; c = log(a); g = b*c; L = -g", "x=0.7, w=5"),
+        (
+            "a = x*x; b = w*a; c = log(a); g = b*c; L = -g",
+            "x=0.7, w=5",
+        ),
         ("y = 2*x; z = exp(x); y*z^2", "x=0.7"),
         ("3 + 4", ""),
         ("max(x, w) / min(x, w)", "x=1, w=2"),
@@ -63,7 +69,11 @@ fn the_page_its_files_and_the_examples_are_served() {
     assert_eq!(status, 200);
     let examples: Value = serde_json::from_str(&examples).unwrap();
     for ex in examples["explain"].as_array().unwrap() {
-        let (status, body) = post(&server, "/api/explain", &ex.to_string().replace("\"title\"", "\"_\""));
+        let (status, body) = post(
+            &server,
+            "/api/explain",
+            &ex.to_string().replace("\"title\"", "\"_\""),
+        );
         // The examples' objects carry a title, which the API refuses as an unknown field.
         assert_eq!(status, 400, "{body}");
         let request = json!({ "expression": ex["expression"], "at": ex["at"] });
@@ -71,7 +81,11 @@ fn the_page_its_files_and_the_examples_are_served() {
         assert_eq!(status, 200, "{}: {body}", ex["title"]);
     }
     for ex in examples["jacobian"].as_array().unwrap() {
-        let (status, body) = post(&server, "/api/jacobian", &json!({ "example": ex["id"] }).to_string());
+        let (status, body) = post(
+            &server,
+            "/api/jacobian",
+            &json!({ "example": ex["id"] }).to_string(),
+        );
         assert_eq!(status, 200, "{body}");
         let chain: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(chain["input"]["value"], ex["input"]);
@@ -110,7 +124,10 @@ fn graphs_and_bodies_beyond_the_limits_are_refused_and_the_server_stays_up() {
         &json!({ "expression": terms.join(" + "), "at": "x=1" }).to_string(),
     );
     assert_eq!(status, 422);
-    assert!(message(&body).contains("more than the page shows (500)"), "{body}");
+    assert!(
+        message(&body).contains("more than the page shows (500)"),
+        "{body}"
+    );
     still_up(&server);
     let huge = json!({ "expression": "x".repeat(1 << 20), "at": "x=1" }).to_string();
     let (status, body) = post(&server, "/api/explain", &huge);
@@ -123,10 +140,34 @@ fn graphs_and_bodies_beyond_the_limits_are_refused_and_the_server_stays_up() {
 fn malformed_requests_get_clear_errors_and_the_server_stays_up() {
     let server = Server::start();
     let cases: [(&str, &str, &str, u16, &str); 6] = [
-        ("POST", "/api/explain", "{not json", 400, "not the JSON the server expects"),
-        ("POST", "/api/explain", "{\"expression\": 1}", 400, "not the JSON the server expects"),
-        ("POST", "/api/jacobian", "{\"example\": \"nope\"}", 422, "no Jacobian example `nope`"),
-        ("GET", "/api/explain", "", 405, "answers POST requests, not GET"),
+        (
+            "POST",
+            "/api/explain",
+            "{not json",
+            400,
+            "not the JSON the server expects",
+        ),
+        (
+            "POST",
+            "/api/explain",
+            "{\"expression\": 1}",
+            400,
+            "not the JSON the server expects",
+        ),
+        (
+            "POST",
+            "/api/jacobian",
+            "{\"example\": \"nope\"}",
+            422,
+            "no Jacobian example `nope`",
+        ),
+        (
+            "GET",
+            "/api/explain",
+            "",
+            405,
+            "answers POST requests, not GET",
+        ),
         ("GET", "/../../etc/passwd", "", 404, "no such page"),
         ("GET", "/Cargo.toml", "", 404, "no such page"),
     ];
@@ -140,15 +181,23 @@ fn malformed_requests_get_clear_errors_and_the_server_stays_up() {
         still_up(&server);
     }
     // Not HTTP at all, and a request cut off in its headers.
-    for raw in [&b"\x00\x01\x02 garbage\r\n\r\n"[..], b"GET / HTTP/1.1\r\nHost: x\r\n"] {
+    for raw in [
+        &b"\x00\x01\x02 garbage\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: x\r\n",
+    ] {
         let mut stream = TcpStream::connect(server.address()).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         stream.write_all(raw).unwrap();
         stream.shutdown(std::net::Shutdown::Write).unwrap();
         let mut answer = Vec::new();
         stream.read_to_end(&mut answer).ok();
         let answer = String::from_utf8_lossy(&answer);
-        assert!(answer.is_empty() || answer.starts_with("HTTP/1."), "{answer}");
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1."),
+            "{answer}"
+        );
         still_up(&server);
     }
 }
@@ -174,7 +223,18 @@ fn explain_html_writes_one_self_contained_page() {
     assert!(!html.contains("https://"));
     assert!(html.contains("id=\"report\"") && html.contains("\"derivatives\""));
     // An unwritable path is an error that names --html.
-    let out = support::perturb(&["explain", "x^2", "--at", "x=1", "--html", "/nonexistent/dir/p.html"]);
+    let out = support::perturb(&[
+        "explain",
+        "x^2",
+        "--at",
+        "x=1",
+        "--html",
+        "/nonexistent/dir/p.html",
+    ]);
     assert!(!out.status.success());
-    assert!(support::stderr(&out).contains("--html: cannot write"), "{}", support::stderr(&out));
+    assert!(
+        support::stderr(&out).contains("--html: cannot write"),
+        "{}",
+        support::stderr(&out)
+    );
 }

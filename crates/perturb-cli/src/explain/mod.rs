@@ -203,8 +203,8 @@ fn evaluate_and_sweep(
 /// page of `perturb serve`; the error is `--json`'s error object. Graphs of more than
 /// `max_nodes` nodes are refused (the page could not show them).
 pub fn json_report(src: &str, at: &[String], max_nodes: usize) -> Result<String, String> {
-    let (ev, sweeps) = evaluate_and_sweep(src, at, Mode::Both, &[])
-        .map_err(|e| report::json_error(&e, src))?;
+    let (ev, sweeps) =
+        evaluate_and_sweep(src, at, Mode::Both, &[]).map_err(|e| report::json_error(&e, src))?;
     check_page_size(&ev, max_nodes).map_err(|e| report::json_error(&e, src))?;
     let mut out = Vec::new();
     report::json(&ev, &sweeps, src, &mut out).map_err(|e| e.to_string())?;

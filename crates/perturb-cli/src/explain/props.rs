@@ -51,6 +51,7 @@ fn args(src: &str, at: &[String], mode: Mode, json: bool) -> Args {
         mode,
         wrt: Vec::new(),
         graph: None,
+        html: None,
         json,
     }
 }

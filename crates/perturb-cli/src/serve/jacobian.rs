@@ -35,7 +35,11 @@ impl VectorFunction for Op {
                         .fold(S::zero(), |acc, (&a, &x)| acc + x * constant(a))
                 })
                 .collect(),
-            Op::SubFrom(c) => c.iter().zip(v).map(|(&c, &x)| constant::<S>(c) - x).collect(),
+            Op::SubFrom(c) => c
+                .iter()
+                .zip(v)
+                .map(|(&c, &x)| constant::<S>(c) - x)
+                .collect(),
             Op::Square => v.iter().map(|&x| x * x).collect(),
             Op::Sum => vec![v.iter().fold(S::zero(), |acc, &x| acc + x)],
             Op::Scale(k) => v.iter().map(|&x| x * constant(*k)).collect(),
@@ -177,7 +181,10 @@ fn chain(example: &Example, input: &[f64]) -> Result<Value, String> {
         ));
     }
     if !input.iter().all(|v| v.is_finite()) {
-        return Err(format!("{}: every number of {name} must be finite", example.id));
+        return Err(format!(
+            "{}: every number of {name} must be finite",
+            example.id
+        ));
     }
     let fail = |e: perturb::Error| format!("{}: {e}", example.id);
     let mut value = input.to_vec();
@@ -265,9 +272,10 @@ mod tests {
 
     fn close(a: &Matrix, b: &Matrix) -> bool {
         a.len() == b.len()
-            && a.iter().flatten().zip(b.iter().flatten()).all(|(x, y)| {
-                (x - y).abs() <= 1e-12 * (1.0 + y.abs())
-            })
+            && a.iter()
+                .flatten()
+                .zip(b.iter().flatten())
+                .all(|(x, y)| (x - y).abs() <= 1e-12 * (1.0 + y.abs()))
     }
 
     /// z = (A x)²: dz/dx = diag(2 A x) A, exactly; both orders and both modes agree with it.
@@ -275,13 +283,25 @@ mod tests {
     fn linear_then_square_is_diag_2ax_times_a() {
         let x = [0.3, -1.2, 2.5];
         let out = run("linear-square", &x);
-        let y: Vec<f64> = A.iter().map(|r| r.iter().zip(x).map(|(a, b)| a * b).sum()).collect();
+        let y: Vec<f64> = A
+            .iter()
+            .map(|r| r.iter().zip(x).map(|(a, b)| a * b).sum())
+            .collect();
         let exact: Matrix = (0..2)
             .map(|i| A[i].iter().map(|&a| 2.0 * y[i] * a).collect())
             .collect();
-        assert!(close(&matrix(&out["steps"][0]["jacobian"]), &A.iter().map(|r| r.to_vec()).collect()));
-        assert!(close(&matrix(&out["forward_products"][1]["jacobian"]), &exact));
-        assert!(close(&matrix(&out["reverse_products"][1]["jacobian"]), &exact));
+        assert!(close(
+            &matrix(&out["steps"][0]["jacobian"]),
+            &A.iter().map(|r| r.to_vec()).collect()
+        ));
+        assert!(close(
+            &matrix(&out["forward_products"][1]["jacobian"]),
+            &exact
+        ));
+        assert!(close(
+            &matrix(&out["reverse_products"][1]["jacobian"]),
+            &exact
+        ));
         assert!(close(&matrix(&out["whole"]["forward"]), &exact));
         assert!(close(&matrix(&out["whole"]["reverse"]), &exact));
     }
@@ -298,13 +318,20 @@ mod tests {
                 .sum::<f64>()
                 / 3.0
         };
-        let residual: Vec<f64> = X.iter().zip(Y).map(|(r, y)| y - r[0] * w[0] - r[1] * w[1]).collect();
+        let residual: Vec<f64> = X
+            .iter()
+            .zip(Y)
+            .map(|(r, y)| y - r[0] * w[0] - r[1] * w[1])
+            .collect();
         let exact: Vec<f64> = (0..2)
             .map(|j| -2.0 / 3.0 * X.iter().zip(&residual).map(|(r, e)| r[j] * e).sum::<f64>())
             .collect();
         let got = matrix(&out["forward_products"][4]["jacobian"]);
         assert!(close(&got, &vec![exact.clone()]), "{got:?} vs {exact:?}");
-        assert!(close(&matrix(&out["reverse_products"][4]["jacobian"]), &vec![exact.clone()]));
+        assert!(close(
+            &matrix(&out["reverse_products"][4]["jacobian"]),
+            &vec![exact.clone()]
+        ));
         let h = 1e-6;
         for j in 0..2 {
             let (mut up, mut down) = (w, w);
@@ -315,14 +342,23 @@ mod tests {
         }
         // The steps' Jacobians are the lecture's: −I and diag(2b).
         let b = matrix(&json!([out["steps"][1]["value"].clone()]))[0].clone();
-        assert_eq!(matrix(&out["steps"][1]["jacobian"])[1], vec![0.0, -1.0, 0.0]);
+        assert_eq!(
+            matrix(&out["steps"][1]["jacobian"])[1],
+            vec![0.0, -1.0, 0.0]
+        );
         assert_eq!(matrix(&out["steps"][2]["jacobian"])[2][2], 2.0 * b[2]);
     }
 
     #[test]
     fn bad_inputs_are_named() {
-        assert!(explain("nope", None).unwrap_err().contains("the examples are: mse, linear-square"));
-        assert!(explain("mse", Some(&[1.0])).unwrap_err().contains("w has 2 numbers, not 1"));
-        assert!(explain("mse", Some(&[1e300, 1.0])).unwrap_err().contains("overflows"));
+        assert!(explain("nope", None)
+            .unwrap_err()
+            .contains("the examples are: mse, linear-square"));
+        assert!(explain("mse", Some(&[1.0]))
+            .unwrap_err()
+            .contains("w has 2 numbers, not 1"));
+        assert!(explain("mse", Some(&[1e300, 1.0]))
+            .unwrap_err()
+            .contains("overflows"));
     }
 }

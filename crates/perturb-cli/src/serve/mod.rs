@@ -160,10 +160,7 @@ fn route(method: &Method, path: &str, body: Option<&[u8]>) -> Reply {
     if !known {
         // Quoted with escapes, and cut short: the path is the client's text.
         let shown: String = path.chars().take(100).collect();
-        return Reply::error(
-            404,
-            &format!("no such page: {shown:?}; the page is at /"),
-        );
+        return Reply::error(404, &format!("no such page: {shown:?}; the page is at /"));
     }
     let wanted = if path.starts_with("/api/explain") || path.starts_with("/api/jacobian") {
         Method::Post
@@ -209,11 +206,11 @@ fn parse_body<'a, T: Deserialize<'a>>(body: &'a [u8], shape: &str) -> Result<T, 
 }
 
 fn explain(body: &[u8]) -> Reply {
-    let request: ExplainRequest =
-        match parse_body(body, r#"{"expression": "x^2", "at": "x=0.7"}"#) {
-            Ok(r) => r,
-            Err(reply) => return reply,
-        };
+    let request: ExplainRequest = match parse_body(body, r#"{"expression": "x^2", "at": "x=0.7"}"#)
+    {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
     let at: Vec<String> = request.at.split(',').map(str::to_string).collect();
     match super::explain::json_report(&request.expression, &at, MAX_PAGE_NODES) {
         Ok(report) => Reply::json(200, report),
@@ -255,7 +252,10 @@ mod tests {
     #[test]
     fn the_page_and_its_files_are_served() {
         let r = route(&Method::Get, "/", None);
-        assert_eq!((r.status, r.content_type), (200, "text/html; charset=utf-8"));
+        assert_eq!(
+            (r.status, r.content_type),
+            (200, "text/html; charset=utf-8")
+        );
         assert!(text(&r).contains("app.js"));
         assert_eq!(route(&Method::Get, "/app.js", None).status, 200);
         assert_eq!(route(&Method::Head, "/style.css", None).status, 200);
@@ -263,7 +263,13 @@ mod tests {
 
     #[test]
     fn unknown_routes_and_paths_to_files_are_refused() {
-        for path in ["/etc/passwd", "/../Cargo.toml", "/assets/app.js", "/api", "/app.js/"] {
+        for path in [
+            "/etc/passwd",
+            "/../Cargo.toml",
+            "/assets/app.js",
+            "/api",
+            "/app.js/",
+        ] {
             let r = route(&Method::Get, path, None);
             assert_eq!(r.status, 404, "{path}");
             let error: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
@@ -284,10 +290,19 @@ mod tests {
 
     #[test]
     fn bad_json_is_a_400_naming_the_expected_shape() {
-        for body in [&b"{"[..], b"[]", b"{\"expression\": 3}", b"{\"expr\": \"x\"}"] {
+        for body in [
+            &b"{"[..],
+            b"[]",
+            b"{\"expression\": 3}",
+            b"{\"expr\": \"x\"}",
+        ] {
             let r = route(&Method::Post, "/api/explain", Some(body));
             assert_eq!(r.status, 400);
-            assert!(text(&r).contains("not the JSON the server expects"), "{}", text(&r));
+            assert!(
+                text(&r).contains("not the JSON the server expects"),
+                "{}",
+                text(&r)
+            );
         }
     }
 
@@ -314,6 +329,10 @@ mod tests {
             Some(body.to_string().as_bytes()),
         );
         assert_eq!(r.status, 422);
-        assert!(text(&r).contains("more than the page shows (500)"), "{}", text(&r));
+        assert!(
+            text(&r).contains("more than the page shows (500)"),
+            "{}",
+            text(&r)
+        );
     }
 }

@@ -28,7 +28,11 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
     ),
     ("log(x²)", "log(x^2)", "x=0.7"),
     ("f(x, x) with f(a, b) = a b", "x*x", "x=0.7"),
-    ("c = a b with b = 5a: dc/da = 10a", "b = 5*a; c = a*b", "a=1.5"),
+    (
+        "c = a b with b = 5a: dc/da = 10a",
+        "b = 5*a; c = a*b",
+        "a=1.5",
+    ),
     (
         "Several inputs: -log sigmoid(w · x)",
         "z = 0.5*x1 - x2 + 2*x3; L = -log_sigmoid(z)",
@@ -40,7 +44,9 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
 pub fn examples_json() -> String {
     let explain: Vec<_> = EXAMPLES
         .iter()
-        .map(|(title, expression, at)| json!({ "title": title, "expression": expression, "at": at }))
+        .map(
+            |(title, expression, at)| json!({ "title": title, "expression": expression, "at": at }),
+        )
         .collect();
     let jacobian: Vec<_> = super::jacobian::EXAMPLES
         .iter()

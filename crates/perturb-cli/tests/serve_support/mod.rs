@@ -96,7 +96,11 @@ pub fn cli_json(expr: &str, at: &str) -> Value {
         .args(["explain", expr, "--at", at, "--json"])
         .output()
         .expect("perturb explain runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
