@@ -289,6 +289,47 @@ fn forward_mode_shows_the_clis_tangents_step_by_step() {
     evaluate(&b, EXPR, AT);
     let nodes = report["nodes"].as_array().unwrap();
     let n = nodes.len();
+    // The value view: each node's value and local partials, in its box and in the table.
+    let boxes: Vec<(String, String)> = serde_json::from_value(b.run(
+        "return Array.from(document.querySelectorAll('#graph .node')).map(g => [g.querySelector('.value').textContent, Array.from(g.querySelector('.partials').childNodes).filter(t => t.nodeType === 3).map(t => t.nodeValue).join('')])",
+        json!([]),
+    ))
+    .unwrap();
+    let rows: Vec<Vec<String>> = serde_json::from_value(b.run(
+        "return Array.from(document.querySelectorAll('#values tr[data-index]')).map(r => Array.from(r.cells).map(c => c.textContent))",
+        json!([]),
+    ))
+    .unwrap();
+    assert_eq!((boxes.len(), rows.len()), (n, n));
+    for (i, node) in nodes.iter().enumerate() {
+        assert_shown(
+            boxes[i].0.trim_start_matches("value "),
+            &node["value"],
+            "a node's value",
+        );
+        assert_shown(&rows[i][2], &node["value"], "a value in the table");
+        let partials = node["partials"].as_array().unwrap();
+        let in_box: Vec<&str> = boxes[i].1.split("  ").filter(|s| !s.is_empty()).collect();
+        let in_table: Vec<&str> = rows[i][3].split(", ").collect();
+        for (j, p) in partials.iter().enumerate() {
+            let name = p["name"].as_str().unwrap();
+            assert_shown(
+                in_box[j].trim_start_matches(&format!("∂{name} ")),
+                &p["value"],
+                "a partial in a box",
+            );
+            assert_shown(
+                last_number(in_table[j]),
+                &p["value"],
+                "a partial in the table",
+            );
+        }
+    }
+    // End and Home jump to the ends of the sweep.
+    b.press("\u{E010}");
+    assert_eq!(step_count(&b), format!("step {n} of {n}"));
+    b.press("\u{E011}");
+    assert_eq!(step_count(&b), format!("step 0 of {n}"));
     for (k, sweep) in report["forward"].as_array().unwrap().iter().enumerate() {
         b.click(&format!("#wrt option[value=\"{k}\"]"));
         let tangents = &sweep["tangents"];
@@ -408,7 +449,7 @@ fn reverse_mode_shows_the_clis_contributions_and_adjoints() {
 }
 
 #[test]
-fn a_parse_error_shows_its_caret_under_the_place() {
+fn a_parse_error_shows_its_caret_and_warnings_show_too() {
     let Some(b) = Browser::start() else { return };
     let server = Server::start();
     b.open(&server.url);
@@ -430,12 +471,23 @@ fn a_parse_error_shows_its_caret_under_the_place() {
         .expect("the source line");
     let column = lines[at].find('*').unwrap();
     assert_eq!(lines[at + 1].find('^'), Some(column), "{text}");
-    // The page still works after it.
-    evaluate(&b, "x^3", "x=2");
-    assert!(b
-        .run("return document.getElementById('error').hidden", json!([]))
-        .as_bool()
-        .unwrap());
+    // The page still works after it; explain's warnings show too.
+    let (expr, at) = ("a = sqrt(x); b = 2*x; b", "x=0");
+    evaluate(&b, expr, at);
+    let error_hidden = b.run("return document.getElementById('error').hidden", json!([]));
+    assert_eq!(error_hidden, json!(true));
+    let warnings = b.run(
+        "return document.getElementById('warnings').textContent",
+        json!([]),
+    );
+    let expected = cli_json(expr, at)["warnings"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        warnings.as_str().unwrap().contains(&expected),
+        "{warnings} vs {expected}"
+    );
 }
 
 #[test]
@@ -474,6 +526,26 @@ fn the_jacobian_view_multiplies_the_steps_jacobians() {
             "a step's Jacobian",
         );
     }
+    // Another input, typed in.
+    b.type_into("#jacobian-input", "1.5, 2");
+    b.click("#jacobian-evaluate");
+    let (_, body) = serve_support::post(
+        &server,
+        "/api/jacobian",
+        r#"{"example": "mse", "input": [1.5, 2]}"#,
+    );
+    let other: Value = serde_json::from_str(&body).unwrap();
+    let showing =
+        "return document.querySelector('#jacobian-steps p').textContent.includes(arguments[0])";
+    b.wait(showing, json!(["[1.5, 2]"]));
+    same(
+        matrix("#jacobian-whole .matrix:first-of-type"),
+        &other["whole"]["forward"],
+        "the whole Jacobian at another input",
+    );
+    b.type_into("#jacobian-input", "0.5, -0.25");
+    b.click("#jacobian-evaluate");
+    b.wait(showing, json!(["[0.5, -0.25]"]));
     for order in ["forward", "reverse"] {
         b.click(&format!("#order-{order}"));
         for (s, product) in chain[format!("{order}_products")]

@@ -238,3 +238,17 @@ fn explain_html_writes_one_self_contained_page() {
         support::stderr(&out)
     );
 }
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let server = Server::start();
+    let port = server.address().rsplit(':').next().unwrap().to_string();
+    let out = support::perturb(&["serve", "--port", &port]);
+    assert!(!out.status.success());
+    assert!(
+        support::stderr(&out).contains(&format!("serve: cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        support::stderr(&out)
+    );
+    still_up(&server);
+}

@@ -401,8 +401,18 @@
     (r.forward || []).forEach((f, k) => wrt.append(html('option', { value: k }, f.wrt)));
     state.wrt = 0;
     state.step = 0;
+    const forward = r.forward && r.forward.length > 0;
+    $('mode-forward').disabled = !forward;
     $('mode-reverse').disabled = !r.reverse;
     if (!r.reverse) state.mode = 'forward';
+    if (!forward && r.reverse) state.mode = 'reverse';
+    $('mode-' + state.mode).checked = true;
+    // What explain warns about (a value the output does not use, an overflow), and the
+    // forward sweeps not listed (more than 200 variables).
+    const notes = [...(r.warnings || [])];
+    if (r.forward_not_shown) notes.push(`${r.forward_not_shown} more variables have forward sweeps that are not listed (at most 200 are)`);
+    $('warnings').textContent = notes.map((w) => 'warning: ' + w).join('\n');
+    $('warnings').hidden = notes.length === 0;
     draw();
     render();
   }
