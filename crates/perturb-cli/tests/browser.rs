@@ -280,13 +280,21 @@ fn step_count(b: &Browser) -> String {
 const EXPR: &str = "a = x*x; b = w*a; c = log(a); g = b*c; L = -g";
 const AT: &str = "x=0.7, w=5";
 
+/// A browser on a fresh server's page showing `expr` at `at`, with the CLI's report for it
+/// (the server stops when it is dropped); `None` without a browser.
+fn page_with(expr: &str, at: &str) -> Option<(Browser, Server, Value)> {
+    let b = Browser::start()?;
+    let server = Server::start();
+    b.open(&server.url);
+    evaluate(&b, expr, at);
+    Some((b, server, cli_json(expr, at)))
+}
+
 #[test]
 fn forward_mode_shows_the_clis_tangents_step_by_step() {
-    let Some(b) = Browser::start() else { return };
-    let server = Server::start();
-    let report = cli_json(EXPR, AT);
-    b.open(&server.url);
-    evaluate(&b, EXPR, AT);
+    let Some((b, _server, report)) = page_with(EXPR, AT) else {
+        return;
+    };
     let nodes = report["nodes"].as_array().unwrap();
     let n = nodes.len();
     // The value view: each node's value and local partials, in its box and in the table.
@@ -368,11 +376,9 @@ fn forward_mode_shows_the_clis_tangents_step_by_step() {
 
 #[test]
 fn reverse_mode_shows_the_clis_contributions_and_adjoints() {
-    let Some(b) = Browser::start() else { return };
-    let server = Server::start();
-    let report = cli_json(EXPR, AT);
-    b.open(&server.url);
-    evaluate(&b, EXPR, AT);
+    let Some((b, _server, report)) = page_with(EXPR, AT) else {
+        return;
+    };
     b.click("#mode-reverse");
     let reverse = &report["reverse"];
     let adjoints = &reverse["adjoints"];

@@ -132,42 +132,42 @@ fn body(request: &mut Request) -> Result<Vec<u8>, Reply> {
     Ok(bytes)
 }
 
+/// Everything the server answers: each path with the method it takes (GET ones answer HEAD
+/// too). Nothing else is served.
+const ROUTES: &[(&str, Method)] = &[
+    ("/", Method::Get),
+    ("/index.html", Method::Get),
+    ("/app.js", Method::Get),
+    ("/style.css", Method::Get),
+    ("/api/examples", Method::Get),
+    ("/api/explain", Method::Post),
+    ("/api/jacobian", Method::Post),
+];
+
 fn answer(request: &mut Request) -> Reply {
     let method = request.method().clone();
     // The query string plays no part in choosing what to answer.
     let path = request.url().split('?').next().unwrap_or("").to_string();
-    let post = match (&method, path.as_str()) {
-        (Method::Post, "/api/explain" | "/api/jacobian") => match body(request) {
+    let post = method == Method::Post && ROUTES.contains(&(path.as_str(), Method::Post));
+    let body = if post {
+        match body(request) {
             Ok(bytes) => Some(bytes),
             Err(reply) => return reply,
-        },
-        _ => None,
+        }
+    } else {
+        None
     };
-    route(&method, &path, post.as_deref())
+    route(&method, &path, body.as_deref())
 }
 
 /// The answer to `method` on `path` with the body `body` (read for POST routes only).
 fn route(method: &Method, path: &str, body: Option<&[u8]>) -> Reply {
-    let known = matches!(
-        path,
-        "/" | "/index.html"
-            | "/app.js"
-            | "/style.css"
-            | "/api/examples"
-            | "/api/explain"
-            | "/api/jacobian"
-    );
-    if !known {
+    let Some((_, wanted)) = ROUTES.iter().find(|(p, _)| *p == path) else {
         // Quoted with escapes, and cut short: the path is the client's text.
         let shown: String = path.chars().take(100).collect();
         return Reply::error(404, &format!("no such page: {shown:?}; the page is at /"));
-    }
-    let wanted = if path.starts_with("/api/explain") || path.starts_with("/api/jacobian") {
-        Method::Post
-    } else {
-        Method::Get
     };
-    if *method != wanted && !(wanted == Method::Get && *method == Method::Head) {
+    if method != wanted && !(*wanted == Method::Get && *method == Method::Head) {
         return Reply::error(
             405,
             &format!("{path} answers {wanted} requests, not {method}"),
