@@ -180,26 +180,59 @@ fn malformed_requests_get_clear_errors_and_the_server_stays_up() {
         assert!(message(&text).contains(says), "{method} {path}: {text}");
         still_up(&server);
     }
+    // A body that is not sent as JSON, which a page elsewhere could send without asking.
+    let (status, text) = serve_support::reply(
+        serve_support::agent()
+            .post(&server.at("/api/explain"))
+            .set("Content-Type", "text/plain")
+            .send_string(r#"{"expression": "x", "at": "x=1"}"#),
+    );
+    assert_eq!(status, 415, "{text}");
+    assert!(
+        message(&text).contains("Content-Type: application/json"),
+        "{text}"
+    );
+    // Another host name (DNS rebinding), then the names of this computer.
+    for (host, status) in [
+        ("evil.example", "403"),
+        ("evil.example:80", "403"),
+        ("localhost:1", "200"),
+        ("127.0.0.1", "200"),
+        ("[::1]:8000", "200"),
+    ] {
+        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let answer = raw(&server, request.as_bytes());
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{host}: {answer}"
+        );
+    }
+    still_up(&server);
     // Not HTTP at all, and a request cut off in its headers.
-    for raw in [
+    for bytes in [
         &b"\x00\x01\x02 garbage\r\n\r\n"[..],
         b"GET / HTTP/1.1\r\nHost: x\r\n",
     ] {
-        let mut stream = TcpStream::connect(server.address()).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        stream.write_all(raw).unwrap();
-        stream.shutdown(std::net::Shutdown::Write).unwrap();
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).ok();
-        let answer = String::from_utf8_lossy(&answer);
+        let answer = raw(&server, bytes);
         assert!(
             answer.is_empty() || answer.starts_with("HTTP/1."),
             "{answer}"
         );
         still_up(&server);
     }
+}
+
+/// Sends `bytes` as they are and returns what comes back before the server closes.
+fn raw(server: &Server, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(server.address()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok();
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[test]

@@ -51,7 +51,15 @@ pub fn run(args: &Args) -> Result<(), String> {
         .flush()
         .map_err(|e| format!("serve: cannot write to standard output: {e}"))?;
     for mut request in server.incoming_requests() {
-        let reply = answer(&mut request);
+        let reply = if args.bind.is_loopback() && !local_host(&request) {
+            Reply::error(
+                403,
+                "this server answers only pages of this computer (the Host header must be \
+                 localhost or a loopback address)",
+            )
+        } else {
+            answer(&mut request)
+        };
         let mut response = Response::from_data(reply.body).with_status_code(reply.status);
         for (name, value) in [
             ("Content-Type", reply.content_type),
@@ -144,11 +152,51 @@ const ROUTES: &[(&str, Method)] = &[
     ("/api/jacobian", Method::Post),
 ];
 
+/// The value of the request's header `name`, if it has one.
+fn header<'r>(request: &'r Request, name: &'static str) -> Option<&'r str> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str())
+}
+
+/// Whether the request names this computer as its host (or names none, as HTTP/1.0 may). A
+/// server on a loopback address refuses other names: a web page elsewhere whose name is made to
+/// point at 127.0.0.1 (DNS rebinding) sends its own name.
+fn local_host(request: &Request) -> bool {
+    let Some(host) = header(request, "Host") else {
+        return true;
+    };
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn answer(request: &mut Request) -> Reply {
     let method = request.method().clone();
     // The query string plays no part in choosing what to answer.
     let path = request.url().split('?').next().unwrap_or("").to_string();
     let post = method == Method::Post && ROUTES.contains(&(path.as_str(), Method::Post));
+    // Only JSON: a page elsewhere cannot send that to this server without the browser asking
+    // first (a CORS preflight, which this server does not grant).
+    let json = header(request, "Content-Type").is_some_and(|t| {
+        t.trim()
+            .to_ascii_lowercase()
+            .starts_with("application/json")
+    });
+    if post && !json {
+        return Reply::error(
+            415,
+            "send the request body as JSON, with the header Content-Type: application/json",
+        );
+    }
     let body = if post {
         match body(request) {
             Ok(bytes) => Some(bytes),
