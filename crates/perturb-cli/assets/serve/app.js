@@ -132,6 +132,8 @@
     }
     const box = nodes.map((node) => {
       const lines = [...nodeLines(node), ...sweepTexts(node.index)];
+      // Room for the "used N×" badge beside the title.
+      if (view.uses[node.index] > 1) lines[0] += ' '.repeat(10);
       const chars = Math.max(14, ...lines.map((s) => s.length));
       const reused = view.uses[node.index] > 1 && report.reverse;
       return { w: Math.round(chars * CHAR + 2 * PAD), h: (reused ? 5 : 4) * LINE + 2 * PAD - 4 };
@@ -308,7 +310,7 @@
     const received = r.nodes.map(() => []);
     for (let k = 0; k < arrived; k++) received[cs[k].to].push(k);
     const done = (p) => (p === o ? state.step >= 1 : view.into[p].length > 0 && received[p].length === view.into[p].length)
-      || (state.step === stepCount() && p <= o);
+      || state.step === stepCount();
     r.nodes.forEach((_, p) => {
       const g = view.nodeEls[p];
       const finished = done(p), started = received[p].length > 0;
