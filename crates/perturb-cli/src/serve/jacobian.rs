@@ -6,46 +6,7 @@
 use perturb::{Mode, Scalar, VectorFunction};
 use serde_json::{json, Value};
 
-/// One step of a chain, as a function of the previous step's value.
-enum Op {
-    /// `M v`.
-    MatVec(&'static [&'static [f64]]),
-    /// `c - v`.
-    SubFrom(&'static [f64]),
-    /// `v²`, elementwise.
-    Square,
-    /// `Σ v`.
-    Sum,
-    /// `k v`.
-    Scale(f64),
-}
-
-fn constant<S: Scalar>(c: f64) -> S {
-    S::from(c).unwrap_or_else(S::nan)
-}
-
-impl VectorFunction for Op {
-    fn eval<S: Scalar>(&self, v: &[S]) -> Vec<S> {
-        match self {
-            Op::MatVec(m) => m
-                .iter()
-                .map(|row| {
-                    row.iter()
-                        .zip(v)
-                        .fold(S::zero(), |acc, (&a, &x)| acc + x * constant(a))
-                })
-                .collect(),
-            Op::SubFrom(c) => c
-                .iter()
-                .zip(v)
-                .map(|(&c, &x)| constant::<S>(c) - x)
-                .collect(),
-            Op::Square => v.iter().map(|&x| x * x).collect(),
-            Op::Sum => vec![v.iter().fold(S::zero(), |acc, &x| acc + x)],
-            Op::Scale(k) => v.iter().map(|&x| x * constant(*k)).collect(),
-        }
-    }
-}
+use crate::lecture::{VectorOp as Op, A};
 
 struct Step {
     /// The name of the step's value.
@@ -74,7 +35,6 @@ pub struct Example {
     steps: &'static [Step],
 }
 
-const A: &[&[f64]] = &[&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]];
 const X: &[&[f64]] = &[&[1.0, 2.0], &[3.0, -1.0], &[0.5, 1.0]];
 const Y: &[f64] = &[1.0, 0.0, 2.0];
 
