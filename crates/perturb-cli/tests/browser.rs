@@ -5,7 +5,7 @@
 //!
 //! Skipped, with a message, only where no browser is installed (`.ci/run` installs Debian's
 //! `chromium` and `chromium-driver`). `PERTURB_SCREENSHOTS=docs` writes the README's
-//! screenshots (`docs/serve-*.png`); otherwise they go to a scratch folder.
+//! screenshots (`docs/serve-*.png`; another value is a folder to write them to).
 
 mod serve_support;
 mod support;
@@ -200,9 +200,14 @@ impl Browser {
             )
             .expect("a PNG");
         assert!(png.starts_with(b"\x89PNG"));
-        let dir = match std::env::var("PERTURB_SCREENSHOTS") {
-            Ok(d) if d == "docs" => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs"),
-            _ => std::env::temp_dir().join(format!("perturb-browser-{}", std::process::id())),
+        // Written only when asked for: `docs` means the repository's docs/, anything else a
+        // folder.
+        let Ok(dir) = std::env::var("PERTURB_SCREENSHOTS") else {
+            return;
+        };
+        let dir = match dir.as_str() {
+            "docs" => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs"),
+            _ => PathBuf::from(dir),
         };
         std::fs::create_dir_all(&dir).expect("a folder for the screenshots");
         std::fs::write(dir.join(name), png).expect("the screenshot is written");
