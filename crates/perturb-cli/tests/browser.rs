@@ -189,8 +189,8 @@ impl Browser {
         self.call("POST", "/actions", Some(actions));
     }
 
-    /// A screenshot of the page, to `docs/NAME` with `PERTURB_SCREENSHOTS=docs`, else to a
-    /// scratch folder.
+    /// A screenshot of the page (checked to be a PNG), written to `docs/NAME` with
+    /// `PERTURB_SCREENSHOTS=docs`, to `DIR/NAME` with `PERTURB_SCREENSHOTS=DIR`, else nowhere.
     fn screenshot(&self, name: &str) {
         let png = base64::engine::general_purpose::STANDARD
             .decode(
