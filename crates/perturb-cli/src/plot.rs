@@ -14,10 +14,10 @@ use plotters::prelude::*;
 /// DejaVu Sans, cut down to ASCII and a few symbols (see `assets/README.md`).
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-ascii.ttf");
 /// The family the font is registered under: plotters' default for labels.
-const FAMILY: &str = "sans-serif";
+pub const FAMILY: &str = "sans-serif";
 
 /// Registers the embedded font with plotters (once); text cannot be drawn before.
-fn register_font() -> Result<(), String> {
+pub fn register_font() -> Result<(), String> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
     ONCE.call_once(|| {

@@ -46,6 +46,13 @@ pub struct Sweeps {
 
 /// A number as the text output shows it: at most 10 significant digits, no trailing zeros.
 pub fn number(v: f64) -> String {
+    significant(v, 10)
+}
+
+/// A number with at most `digits` significant digits (1 to 17), no trailing zeros; exponent
+/// notation below 1e-4 and from 1e15 on.
+pub fn significant(v: f64, digits: usize) -> String {
+    let digits = digits.clamp(1, 17);
     if v == 0.0 {
         return "0".into();
     }
@@ -57,10 +64,10 @@ pub fn number(v: f64) -> String {
     }
     let magnitude = v.abs().log10().floor() as i32;
     if (-4..15).contains(&magnitude) {
-        let decimals = (9 - magnitude).max(0) as usize;
+        let decimals = (digits as i32 - 1 - magnitude).max(0) as usize;
         trim_zeros(&format!("{v:.decimals$}"))
     } else {
-        let s = format!("{v:.9e}");
+        let s = format!("{v:.prec$e}", prec = digits - 1);
         match s.split_once('e') {
             Some((mantissa, exponent)) => format!("{}e{exponent}", trim_zeros(mantissa)),
             None => s,
@@ -785,6 +792,9 @@ mod tests {
         assert_eq!(number(6.02e23), "6.02e23");
         assert_eq!(number(f64::INFINITY), "inf");
         assert_eq!(number(f64::NAN), "NaN");
+        assert_eq!(significant(-2.0065507849, 6), "-2.00655");
+        assert_eq!(significant(1.25e-7, 6), "1.25e-7");
+        assert_eq!(significant(999999.7, 6), "1000000");
     }
 
     /// H3: the sweeps shown in full are bounded in number and in lines.
