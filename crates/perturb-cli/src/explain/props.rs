@@ -393,9 +393,13 @@ fn graphs_of_random_programs_are_drawn_or_refused_without_panic() {
         |(src, at)| {
             let args = args(&src, &at, Mode::Both, false);
             if let Ok((ev, sweeps)) = explain(&args, &src) {
-                let path = std::env::temp_dir()
-                    .join(format!("perturb-explain-props-{}.svg", std::process::id()));
-                let result = super::write_graph(&path, &ev, &sweeps);
+                // A picture in one of the three formats, by the program's length.
+                let extension = ["svg", "png", "dot"][src.len() % 3];
+                let path = std::env::temp_dir().join(format!(
+                    "perturb-explain-props-{}.{extension}",
+                    std::process::id()
+                ));
+                let result = super::picture::write(&path, &ev, &sweeps);
                 let _ = std::fs::remove_file(&path);
                 if let Err(e) = result {
                     let message = e.render(&src);

@@ -242,7 +242,8 @@ fn forward(
         if on_edges {
             for ((&p, &d), &term) in node.parents.iter().zip(&node.partials).zip(&terms) {
                 arrows[edge].amount = format!("→ {}", num(term));
-                arrows[edge].detail = Some(if depends[p] {
+                // Written as its product where that is 0 in floats too, as in the report.
+                arrows[edge].detail = Some(if depends[p] || d.is_finite() {
                     format!("{} × {}", factor(d), factor(tangents[p]))
                 } else {
                     format!("{} does not depend on {x}", names[p])
