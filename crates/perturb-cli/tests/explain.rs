@@ -375,7 +375,10 @@ fn the_graph_is_drawn_as_svg_or_dot_with_values_adjoints_and_edge_partials() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let dot = std::fs::read_to_string(&dot).unwrap();
-    assert!(dot.contains("f = x*w\\nvalue 6\\n∂f/∂x = 3\\n∂f/∂w = 2\\ndf/dw = 0 + 2 = 2"), "{dot}");
+    assert!(
+        dot.contains("f = x*w\\nvalue 6\\n∂f/∂x = 3\\n∂f/∂w = 2\\ndf/dw = 0 + 2 = 2"),
+        "{dot}"
+    );
     assert!(dot.contains("n0 -> n2 [label=\"→ 0\\n3 × 0\"]"), "{dot}");
 
     // An unknown extension or an unwritable path is an error, not a panic.

@@ -40,6 +40,7 @@ impl Rect {
     }
 
     /// Whether the two boxes share some area (touching edges do not count).
+    #[cfg(test)]
     pub fn overlaps(&self, other: &Rect) -> bool {
         self.x < other.right()
             && other.x < self.right()
