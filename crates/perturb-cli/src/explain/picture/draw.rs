@@ -2,8 +2,6 @@
 //! embedded in the program (as the training pictures do), so the picture is the same on every
 //! machine. Both formats come from the same drawing code.
 
-use std::path::Path;
-
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -165,20 +163,39 @@ impl<'a> Placed<'a> {
         })
     }
 
-    /// Draws the picture to `path`.
-    pub fn draw(&self, path: &Path, format: Format) -> Result<(), String> {
+    /// Draws the picture in memory: the bytes of the SVG or PNG file.
+    pub fn render(&self, format: Format) -> Result<Vec<u8>, String> {
         let size = (self.width as u32, self.height as u32);
-        let err = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
+        let fail = |e: &dyn std::fmt::Display| format!("cannot draw the graph: {e}");
         match format {
             Format::Svg => {
-                let root = SVGBackend::new(path, size).into_drawing_area();
-                self.paint(&root)?;
-                root.present().map_err(|e| err(&e))
+                let mut svg = String::new();
+                {
+                    let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+                    self.paint(&root)?;
+                    root.present().map_err(|e| fail(&e))?;
+                }
+                Ok(svg.into_bytes())
             }
             Format::Png => {
-                let root = BitMapBackend::new(path, size).into_drawing_area();
-                self.paint(&root)?;
-                root.present().map_err(|e| err(&e))
+                let mut rgb = vec![0; size.0 as usize * size.1 as usize * 3];
+                {
+                    let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
+                    self.paint(&root)?;
+                    root.present().map_err(|e| fail(&e))?;
+                }
+                let mut png = Vec::new();
+                let mut encoder = png::Encoder::new(&mut png, size.0, size.1);
+                encoder.set_color(png::ColorType::Rgb);
+                encoder.set_depth(png::BitDepth::Eight);
+                // Flat colours and text: adaptive filters make the file a quarter smaller
+                // (docs/explain-reverse.png: 113 kB without, 83 kB with).
+                encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+                encoder
+                    .write_header()
+                    .and_then(|mut w| w.write_image_data(&rgb))
+                    .map_err(|e| fail(&e))?;
+                Ok(png)
             }
         }
     }

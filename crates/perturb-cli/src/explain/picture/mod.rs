@@ -378,6 +378,11 @@ pub fn write(path: &Path, ev: &Evaluation, sweeps: &Sweeps) -> Result<(), Explai
             path.with_extension("svg").display()
         )));
     }
-    crate::out_dir::write_atomic(path, |tmp| placed.draw(tmp, format))
-        .map_err(|e| ExplainError::new(format!("--graph: {e}")))
+    let bytes = placed
+        .render(format)
+        .map_err(|e| ExplainError::new(format!("--graph: {e}")))?;
+    crate::out_dir::write_atomic(path, |tmp| {
+        std::fs::write(tmp, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    })
+    .map_err(|e| ExplainError::new(format!("--graph: {e}")))
 }
