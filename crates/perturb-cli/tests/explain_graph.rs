@@ -436,3 +436,31 @@ fn bad_graph_paths_are_clear_errors_and_leave_no_file() {
     // The folder is left as it was: no temporary file either.
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 }
+
+/// A value the output does not use is drawn grey and passes nothing back; a local partial
+/// that is infinite where nothing depends on the perturbed variable gives no NaN.
+#[test]
+fn unused_values_are_grey_and_infinite_partials_give_no_nan() {
+    let dir = scratch("graph-unused");
+    let dot = dir.join("unused.dot");
+    let args = ["a = sqrt(y); b = 2*x; b", "--at", "x=1,y=0"];
+    draw(&args, &dot);
+    let text = std::fs::read_to_string(&dot).unwrap();
+    let texts = dot_texts(&text);
+    assert_eq!(line_after(&texts, "db/da = "), "0 (not used for b)");
+    assert_eq!(line_after(&texts, "∂a/∂y = "), "inf");
+    assert!(text.contains("#f4f4f4"), "{text}");
+    assert!(!text.contains("NaN"), "{text}");
+    // Forward mode perturbing x: a does not depend on x, so its edge adds exactly 0.
+    draw(
+        &[args[0], "--at", args[2], "--mode", "forward", "--wrt", "x"],
+        &dot,
+    );
+    let texts = dot_texts(&std::fs::read_to_string(&dot).unwrap());
+    assert_eq!(line_after(&texts, "da/dx = "), "0");
+    assert!(
+        texts.iter().any(|t| t == "y does not depend on x"),
+        "{texts:#?}"
+    );
+    assert!(!texts.iter().any(|t| t.contains("NaN")), "{texts:#?}");
+}

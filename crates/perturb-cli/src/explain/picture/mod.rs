@@ -4,10 +4,13 @@
 //! local partials, and its tangent (forward mode) or adjoint (reverse mode); one arrow per edge
 //! with the term it carries (reverse mode: the contribution passed back to the value used;
 //! forward mode: the term it adds to the tangent). [`layout`] places it, and the picture is
-//! written as DOT ([`dot`]) or drawn as SVG or PNG ([`draw`]).
+//! written as DOT ([`dot`]) or drawn as SVG or PNG ([`draw`]). Another view of the graph (a
+//! web page) gets the same places, in pixels of the embedded font, from
+//! `draw::Placed::new(&Figure::new(ev, sweeps))?.layout`: each node's column and box, and
+//! each edge's route and label box.
 
 mod dot;
-mod draw;
+pub mod draw;
 pub mod layout;
 
 use std::path::Path;
