@@ -10,7 +10,7 @@ use serde_json::Value;
 mod support;
 use support::{perturb, scratch, stderr, stdout};
 
-/// The lecture's examples (and a value used twice in one product, `x*x`).
+/// The lecture's examples, a value used twice in one product (`x*x`), and one used six times.
 const EXAMPLES: &[(&str, &str)] = &[
     (
         "a = x^2; b = w*a; c = sigmoid(b); g = log(c); L = -g",
@@ -21,6 +21,11 @@ const EXAMPLES: &[(&str, &str)] = &[
     (
         "y = 2*x; z = exp(x); y*z^2 + x*x + sin(w*y)",
         "x=0.7,w=-1.2",
+    ),
+    // x used six times: its sums are drawn over two lines.
+    (
+        "a = x*w; b = x + a; c = sin(x)*b; d = c/x + exp(x); d - x^2 + 3*x",
+        "x=0.4,w=2",
     ),
 ];
 
@@ -51,15 +56,22 @@ fn unescape_xml(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// The lines of text of an SVG picture, in the order they are drawn.
+/// The lines of text of an SVG picture, in the order they are drawn; a long sum drawn over
+/// several lines (continued with `+`, ended with `=`) is joined back into one.
 fn svg_texts(svg: &str) -> Vec<String> {
-    svg.split("<text")
-        .skip(1)
-        .map(|part| {
-            let body = &part[part.find('>').expect("a text element") + 1..];
-            unescape_xml(body[..body.find("</text>").expect("closed")].trim())
-        })
-        .collect()
+    let mut texts: Vec<String> = Vec::new();
+    for part in svg.split("<text").skip(1) {
+        let body = &part[part.find('>').expect("a text element") + 1..];
+        let text = unescape_xml(body[..body.find("</text>").expect("closed")].trim());
+        match texts.last_mut() {
+            Some(last) if text.starts_with("+ ") || text.starts_with("= ") => {
+                last.push(' ');
+                last.push_str(&text);
+            }
+            _ => texts.push(text),
+        }
+    }
+    texts
 }
 
 /// The lines of the labels of a DOT file, in order (the graph's label first).

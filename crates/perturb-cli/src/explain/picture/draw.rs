@@ -89,7 +89,45 @@ fn card_lines(card: &super::Card) -> Vec<(String, f64, RGBColor)> {
         lines.push((format!("used {} times", card.uses), BODY, REUSED));
     }
     lines.extend(card.lines.iter().map(|l| (l.clone(), BODY, ink)));
-    lines.extend(card.sweep.iter().map(|l| (l.clone(), BODY, SWEEP_INK)));
+    lines.extend(
+        card.sweep
+            .iter()
+            .flat_map(|l| wrap(l))
+            .map(|l| (l, BODY, SWEEP_INK)),
+    );
+    lines
+}
+
+/// At most this many terms of a sum are drawn on one line.
+const TERMS_PER_LINE: usize = 4;
+
+/// `d = t1 + t2 + ... = total` with more than [`TERMS_PER_LINE`] terms, over several lines
+/// (continued with `+` and ended with `= total`), so that a value used many times does not
+/// make its card as wide as its sum; other lines as they are.
+fn wrap(line: &str) -> Vec<String> {
+    let split = line
+        .split_once(" = ")
+        .and_then(|(head, rest)| Some((head, rest.rsplit_once(" = ")?)));
+    let Some((head, (sum, total))) = split else {
+        return vec![line.to_string()];
+    };
+    let terms: Vec<&str> = sum.split(" + ").collect();
+    if terms.len() <= TERMS_PER_LINE {
+        return vec![line.to_string()];
+    }
+    let mut lines: Vec<String> = terms
+        .chunks(TERMS_PER_LINE)
+        .enumerate()
+        .map(|(k, chunk)| {
+            let joined = chunk.join(" + ");
+            if k == 0 {
+                format!("{head} = {joined}")
+            } else {
+                format!("    + {joined}")
+            }
+        })
+        .collect();
+    lines.push(format!("    = {total}"));
     lines
 }
 
@@ -235,9 +273,10 @@ impl<'a> Placed<'a> {
             };
             boxed(root, &r, fill, border, width).map_err(fail)?;
             let all = card_lines(card);
-            if !card.sweep.is_empty() {
+            let swept = all.iter().filter(|l| l.2 == SWEEP_INK).count();
+            if swept > 0 {
                 // The sweep's lines on a band of their own, at the bottom of the card.
-                let band: f64 = card.sweep.len() as f64 * (BODY + LEADING);
+                let band = swept as f64 * (BODY + LEADING);
                 let y0 = r.bottom() - PAD - band - 2.0;
                 root.draw(&Rectangle::new(
                     [px(r.x + 2.0, y0), px(r.right() - 2.0, r.bottom() - 2.0)],
@@ -335,4 +374,20 @@ fn edge<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, points: &[(f64, f64)]
         ],
         EDGE.filled(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_sums_are_wrapped_and_short_lines_kept() {
+        assert_eq!(
+            super::wrap("dL/da = -5 + 3.5 = -1.5"),
+            vec!["dL/da = -5 + 3.5 = -1.5"]
+        );
+        assert_eq!(super::wrap("dL/da = 0 (not used for L)").len(), 1);
+        assert_eq!(
+            super::wrap("dy/dx = 1 + 2 + 3 + 4 + 5 + (-6) = 9"),
+            vec!["dy/dx = 1 + 2 + 3 + 4", "    + 5 + (-6)", "    = 9"]
+        );
+    }
 }
