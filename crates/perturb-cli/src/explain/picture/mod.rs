@@ -307,8 +307,11 @@ fn reverse(
     }
 }
 
-/// The largest [`layout_size`] drawn as SVG or PNG: past it a picture is too large to read
-/// (about a hundred columns or a tall stack of long edges); DOT has no limit.
+/// The largest [`layout_size`] drawn as SVG or PNG: past it a picture is too large to read;
+/// DOT has no limit. The limit was set for layout-rs's time; this layout is faster, and the
+/// limit is kept for the size of the picture. Measured with the release build on a shared
+/// 2-core machine: a fan-out of 26 statements (size 776) takes 0.03 to 0.11 s as SVG and 0.9 s
+/// as PNG, which is 18583 × 1831 pixels.
 const MAX_LAYOUT: usize = 800;
 
 /// The largest PNG drawn, in pixels (its buffer takes three bytes a pixel).
