@@ -303,35 +303,38 @@ fn check_forward(texts: &[String], report: &Value) {
     }
 }
 
+/// Draws the graph for `args` as SVG and as DOT in `dir` and checks both against the JSON
+/// report with `check`.
+fn check_svg_and_dot(dir: &Path, args: &[&str], check: fn(&[String], &Value)) {
+    let report = report(args);
+    let (svg, dot) = (dir.join("graph.svg"), dir.join("graph.dot"));
+    draw(args, &svg);
+    draw(args, &dot);
+    check(&svg_texts(&std::fs::read_to_string(&svg).unwrap()), &report);
+    check(&dot_texts(&std::fs::read_to_string(&dot).unwrap()), &report);
+}
+
 #[test]
 fn reverse_mode_pictures_show_the_numbers_of_the_json_report() {
     let dir = scratch("graph-reverse");
-    for (k, (expr, at)) in EXAMPLES.iter().enumerate() {
-        let args = [*expr, "--at", at, "--mode", "reverse"];
-        let report = report(&args);
-        let (svg, dot) = (dir.join(format!("{k}.svg")), dir.join(format!("{k}.dot")));
-        draw(&args, &svg);
-        draw(&args, &dot);
-        check_reverse(&svg_texts(&std::fs::read_to_string(&svg).unwrap()), &report);
-        check_reverse(&dot_texts(&std::fs::read_to_string(&dot).unwrap()), &report);
+    for (expr, at) in EXAMPLES {
+        check_svg_and_dot(
+            &dir,
+            &[expr, "--at", at, "--mode", "reverse"],
+            check_reverse,
+        );
     }
 }
 
 #[test]
 fn forward_mode_pictures_show_the_tangents_of_the_json_report() {
     let dir = scratch("graph-forward");
-    for (k, (expr, at)) in EXAMPLES.iter().enumerate() {
+    for (expr, at) in EXAMPLES {
         for wrt in ["x", "a", "w"] {
-            if !at.contains(&format!("{wrt}=")) {
-                continue;
+            if at.contains(&format!("{wrt}=")) {
+                let args = [expr, "--at", at, "--mode", "forward", "--wrt", wrt];
+                check_svg_and_dot(&dir, &args, check_forward);
             }
-            let args = [*expr, "--at", at, "--mode", "forward", "--wrt", wrt];
-            let report = report(&args);
-            let (svg, dot) = (dir.join(format!("{k}.svg")), dir.join(format!("{k}.dot")));
-            draw(&args, &svg);
-            draw(&args, &dot);
-            check_forward(&svg_texts(&std::fs::read_to_string(&svg).unwrap()), &report);
-            check_forward(&dot_texts(&std::fs::read_to_string(&dot).unwrap()), &report);
         }
     }
 }

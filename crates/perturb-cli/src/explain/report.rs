@@ -105,9 +105,9 @@ fn trim_zeros(s: &str) -> String {
     }
 }
 
-/// A number inside a product: negative ones in parentheses.
-fn factor(v: f64) -> String {
-    let s = number(v);
+/// A number inside a product, with `digits` significant digits: negative ones in parentheses.
+pub fn factor(v: f64, digits: usize) -> String {
+    let s = significant(v, digits);
     if s.starts_with('-') {
         format!("({s})")
     } else {
@@ -115,12 +115,18 @@ fn factor(v: f64) -> String {
     }
 }
 
-/// `a + b + c`, with negative terms in parentheses.
-fn sum(terms: &[f64]) -> String {
+/// `a + b + c` with `digits` significant digits, negative terms in parentheses.
+pub fn sum(terms: &[f64], digits: usize) -> String {
     let parts: Vec<String> = terms
         .iter()
         .enumerate()
-        .map(|(i, &t)| if i == 0 { number(t) } else { factor(t) })
+        .map(|(i, &t)| {
+            if i == 0 {
+                significant(t, digits)
+            } else {
+                factor(t, digits)
+            }
+        })
         .collect();
     parts.join(" + ")
 }
@@ -329,7 +335,7 @@ fn forward_sweep(ev: &Evaluation, v: usize, out: &mut dyn Write) -> io::Result<(
             .zip(&node.partials)
             .map(|(&p, &d)| {
                 if adds(p, d) {
-                    format!("{} * {}", factor(d), factor(tangents[p]))
+                    format!("{} * {}", factor(d, 10), factor(tangents[p], 10))
                 } else {
                     "0".to_string()
                 }
@@ -347,7 +353,7 @@ fn forward_sweep(ev: &Evaluation, v: usize, out: &mut dyn Write) -> io::Result<(
                 .zip(&node.partials)
                 .map(|(&p, &d)| if adds(p, d) { d * tangents[p] } else { 0.0 })
                 .collect();
-            line.push_str(&format!(" = {}", sum(&terms)));
+            line.push_str(&format!(" = {}", sum(&terms, 10)));
         }
         line.push_str(&format!(" = {}", number(t)));
         if !reached(ev, i) {
@@ -418,7 +424,13 @@ fn reverse_sweep(
             .collect();
         let products: Vec<String> = into
             .iter()
-            .map(|c| format!("{} * {}", factor(sweep.adjoints[c.from]), factor(c.local)))
+            .map(|c| {
+                format!(
+                    "{} * {}",
+                    factor(sweep.adjoints[c.from], 10),
+                    factor(c.local, 10)
+                )
+            })
             .collect();
         let mut line = format!(
             "  d{output}/d{n} = {} = {}",
@@ -427,7 +439,7 @@ fn reverse_sweep(
         );
         if into.len() > 1 {
             let terms: Vec<f64> = into.iter().map(|c| c.amount).collect();
-            line.push_str(&format!(" = {}", sum(&terms)));
+            line.push_str(&format!(" = {}", sum(&terms, 10)));
         }
         line.push_str(&format!(" = {}", number(adjoint)));
         if into.len() > 1 {
@@ -809,7 +821,7 @@ mod tests {
 
     #[test]
     fn sums_and_products_put_negative_numbers_in_parentheses() {
-        assert_eq!(factor(-2.0), "(-2)");
-        assert_eq!(sum(&[-1.0, -2.0, 3.0]), "-1 + (-2) + 3");
+        assert_eq!(factor(-2.0, 10), "(-2)");
+        assert_eq!(sum(&[-1.0, -2.0, 3.0], 10), "-1 + (-2) + 3");
     }
 }

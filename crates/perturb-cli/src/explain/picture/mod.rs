@@ -16,7 +16,7 @@ pub mod layout;
 use std::path::Path;
 
 use super::eval::{printable, Evaluation, ExplainError};
-use super::report::{listed, significant, Sweeps};
+use super::report::{self, listed, significant, Sweeps};
 
 /// Significant digits of the numbers in a picture (the JSON has them all).
 const DIGITS: usize = 6;
@@ -70,14 +70,9 @@ fn num(v: f64) -> String {
     significant(v, DIGITS)
 }
 
-/// A negative number in parentheses, inside a product or sum.
+/// A number inside a product: negative ones in parentheses.
 fn factor(v: f64) -> String {
-    let s = num(v);
-    if s.starts_with('-') {
-        format!("({s})")
-    } else {
-        s
-    }
+    report::factor(v, DIGITS)
 }
 
 /// Source text as safe to show, at most [`MAX_TEXT`] characters (its middle cut to `…`).
@@ -233,12 +228,8 @@ fn forward(
             (true, true, _) => format!("d{n}/d{x} = 1 (the seed)"),
             (true, false, _) | (false, _, 0 | 1) => format!("d{n}/d{x} = {}", num(tangents[i])),
             (false, _, _) => {
-                let parts: Vec<String> = terms
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &t)| if k == 0 { num(t) } else { factor(t) })
-                    .collect();
-                format!("d{n}/d{x} = {} = {}", parts.join(" + "), num(tangents[i]))
+                let terms = report::sum(&terms, DIGITS);
+                format!("d{n}/d{x} = {terms} = {}", num(tangents[i]))
             }
         };
         cards[i].sweep.push(line);
@@ -296,12 +287,7 @@ fn reverse(
             0 => format!("d{y}/d{n} = 0 (not used for {y})"),
             1 => format!("d{y}/d{n} = {adjoint}"),
             _ => {
-                let parts: Vec<String> = into[p]
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &t)| if k == 0 { num(t) } else { factor(t) })
-                    .collect();
-                format!("d{y}/d{n} = {} = {adjoint}", parts.join(" + "))
+                format!("d{y}/d{n} = {} = {adjoint}", report::sum(&into[p], DIGITS))
             }
         });
     }
