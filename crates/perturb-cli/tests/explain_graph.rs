@@ -107,6 +107,25 @@ fn json_number(v: &Value) -> f64 {
     }
 }
 
+/// An array of numbers of the JSON report.
+fn numbers(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(json_number)
+        .collect()
+}
+
+/// Takes from `shown` the edge label (amount, first factor, second factor) that shows
+/// `expected`, which must be there.
+fn take_edge(shown: &mut Vec<(f64, f64, f64)>, expected: (f64, f64, f64)) {
+    let k = shown
+        .iter()
+        .position(|s| close(s.0, expected.0) && close(s.1, expected.1) && close(s.2, expected.2))
+        .unwrap_or_else(|| panic!("no edge shows {expected:?} in {shown:?}"));
+    shown.swap_remove(k);
+}
+
 /// A number as a picture shows it, possibly in parentheses.
 fn shown(s: &str) -> f64 {
     let s = s.trim().trim_start_matches('(').trim_end_matches(')');
@@ -203,12 +222,7 @@ fn check_reverse(texts: &[String], report: &Value) {
     check_nodes(texts, report);
     let reverse = &report["reverse"];
     let y = reverse["output"].as_str().unwrap();
-    let adjoints: Vec<f64> = reverse["adjoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(json_number)
-        .collect();
+    let adjoints = numbers(&reverse["adjoints"]);
     let contributions = reverse["contributions"].as_array().unwrap();
     for node in report["nodes"].as_array().unwrap() {
         let (i, name) = (node["index"].as_u64().unwrap() as usize, &node["name"]);
@@ -245,13 +259,7 @@ fn check_reverse(texts: &[String], report: &Value) {
             adjoints[from],
             json_number(&c["local"]),
         );
-        let k = shown_edges
-            .iter()
-            .position(|s| {
-                close(s.0, expected.0) && close(s.1, expected.1) && close(s.2, expected.2)
-            })
-            .unwrap_or_else(|| panic!("no edge shows {expected:?} in {shown_edges:?}"));
-        shown_edges.swap_remove(k);
+        take_edge(&mut shown_edges, expected);
     }
 }
 
@@ -260,12 +268,7 @@ fn check_forward(texts: &[String], report: &Value) {
     check_nodes(texts, report);
     let sweep = &report["forward"][0];
     let x = sweep["wrt"].as_str().unwrap();
-    let tangents: Vec<f64> = sweep["tangents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(json_number)
-        .collect();
+    let tangents = numbers(&sweep["tangents"]);
     let mut expected_edges = Vec::new();
     for node in report["nodes"].as_array().unwrap() {
         let i = node["index"].as_u64().unwrap() as usize;
@@ -295,11 +298,7 @@ fn check_forward(texts: &[String], report: &Value) {
     let mut shown_edges = edge_labels(texts, "→ ");
     assert_eq!(shown_edges.len(), expected_edges.len(), "{texts:#?}");
     for e in expected_edges {
-        let k = shown_edges
-            .iter()
-            .position(|s| close(s.0, e.0) && close(s.1, e.1) && close(s.2, e.2))
-            .unwrap_or_else(|| panic!("no edge shows {e:?} in {shown_edges:?}"));
-        shown_edges.swap_remove(k);
+        take_edge(&mut shown_edges, e);
     }
 }
 
