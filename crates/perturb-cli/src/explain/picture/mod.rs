@@ -75,9 +75,19 @@ fn factor(v: f64) -> String {
     report::factor(v, DIGITS)
 }
 
-/// Source text as safe to show, at most [`MAX_TEXT`] characters (its middle cut to `…`).
+/// Source text as safe to show, at most [`MAX_TEXT`] characters (its middle cut to `…`), a
+/// character the embedded font has no glyph for written as `\u{..}`.
 fn clip(s: &str) -> String {
-    let s = printable(s);
+    let s: String = printable(s)
+        .chars()
+        .map(|c| {
+            if crate::plot::has_glyph(c) {
+                c.to_string()
+            } else {
+                format!("\\u{{{:x}}}", u32::from(c))
+            }
+        })
+        .collect();
     let n = s.chars().count();
     if n <= MAX_TEXT {
         return s;
@@ -377,4 +387,16 @@ pub fn write(path: &Path, ev: &Evaluation, sweeps: &Sweeps) -> Result<(), Explai
         std::fs::write(tmp, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
     })
     .map_err(|e| ExplainError::new(format!("--graph: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn text_is_clipped_and_what_the_font_cannot_draw_escaped() {
+        assert_eq!(super::clip("größe_θ_ж"), "größe_θ_ж");
+        assert_eq!(super::clip("x_数"), "x_\\u{6570}");
+        let long = super::clip(&"a".repeat(100));
+        assert_eq!(long.chars().count(), super::MAX_TEXT - 1);
+        assert!(long.contains('…'));
+    }
 }
