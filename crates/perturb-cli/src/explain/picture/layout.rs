@@ -147,7 +147,8 @@ pub fn layout(nodes: &[Size], edges: &[Edge], spacing: Spacing) -> Layout {
         layers[item.layer].push(i);
     }
     order(&mut layers, &up, &down, items.len());
-    let centres = place(&layers, &items, &up, &down, spacing);
+    let mut centres = place(&layers, &items, &up, &down, spacing);
+    straighten(&layers, &items, &chains, spacing, &mut centres);
 
     // Columns are as wide as their widest box; boxes are centred in them.
     let mut lefts = Vec::with_capacity(layer_count);
@@ -397,6 +398,55 @@ fn place(
     centre
 }
 
+/// The least distance between the centres of two neighbouring items of a layer.
+fn distance(a: &Item, b: &Item, spacing: Spacing) -> f64 {
+    let gap = if a.bend || b.bend {
+        spacing.row / 2.0
+    } else {
+        spacing.row
+    };
+    a.size.height / 2.0 + gap + b.size.height / 2.0
+}
+
+/// Runs each long edge straight from its label on, where its neighbours leave room: the
+/// heights its label and bends may take without moving anything else are intersected, and
+/// where some height is left they all take the one nearest their median.
+fn straighten(
+    layers: &[Vec<usize>],
+    items: &[Item],
+    chains: &[Vec<usize>],
+    spacing: Spacing,
+    centre: &mut [f64],
+) {
+    let mut place = vec![(0, 0); items.len()];
+    for (l, layer) in layers.iter().enumerate() {
+        for (k, &i) in layer.iter().enumerate() {
+            place[i] = (l, k);
+        }
+    }
+    for chain in chains.iter().filter(|c| c.len() > 3) {
+        let run = &chain[1..chain.len() - 1];
+        let (mut lo, mut hi) = (f64::NEG_INFINITY, f64::INFINITY);
+        for &i in run {
+            let (l, k) = place[i];
+            if let Some(&before) = k.checked_sub(1).map(|k| &layers[l][k]) {
+                lo = lo.max(centre[before] + distance(&items[before], &items[i], spacing));
+            }
+            if let Some(&after) = layers[l].get(k + 1) {
+                hi = hi.min(centre[after] - distance(&items[i], &items[after], spacing));
+            }
+        }
+        if lo <= hi {
+            let mut heights: Vec<f64> = run.iter().map(|&i| centre[i]).collect();
+            heights.sort_by(f64::total_cmp);
+            let y = heights[heights.len() / 2].clamp(lo, hi);
+            for &i in run {
+                centre[i] = y;
+            }
+        }
+    }
+}
+
 /// Places one layer's items (in order, without overlaps) so that the sum of the squared
 /// distances of their centres from `desired` is least: isotonic regression by pooling adjacent
 /// violators, on the desired centres less each item's offset in the tightly stacked layer.
@@ -406,12 +456,7 @@ fn fit(layer: &[usize], desired: &[f64], items: &[Item], spacing: Spacing, centr
     for (k, &i) in layer.iter().enumerate() {
         if k > 0 {
             let before = &items[layer[k - 1]];
-            let gap = if before.bend || items[i].bend {
-                spacing.row / 2.0
-            } else {
-                spacing.row
-            };
-            offset += before.size.height / 2.0 + gap + items[i].size.height / 2.0;
+            offset += distance(before, &items[i], spacing);
         }
         offsets.push(offset);
     }
