@@ -112,46 +112,15 @@ impl Figure {
                 uses[p] += 1;
             }
         }
-        let mut cards: Vec<Card> = trace
-            .iter()
-            .enumerate()
-            .map(|(i, node)| {
-                let n = &names[i];
-                let kind = if Some(i) == output {
-                    Kind::Output
-                } else if output.is_some() && !ev.reached.get(i).copied().unwrap_or(true) {
-                    Kind::Unused
-                } else if node.parents.is_empty() {
-                    Kind::Input
-                } else {
-                    Kind::Operation
-                };
-                let title = if node.parents.is_empty() {
-                    format!("{n} (input)")
-                } else {
-                    format!("{n} = {}", clip(&ev.nodes[i].definition))
-                };
-                let mut lines = vec![format!("value {}", num(node.value))];
-                lines.extend(
-                    node.parents
-                        .iter()
-                        .zip(&node.partials)
-                        .map(|(&p, &d)| format!("∂{n}/∂{} = {}", names[p], num(d))),
-                );
-                Card {
-                    title,
-                    lines,
-                    sweep: Vec::new(),
-                    kind,
-                    uses: uses[i],
-                }
-            })
+        let mut cards: Vec<Card> = (0..trace.len())
+            .map(|i| card(ev, i, &names, uses[i]))
             .collect();
         let mut arrows: Vec<Arrow> = trace
             .iter()
             .enumerate()
             .flat_map(|(i, node)| {
                 let names = &names;
+                // Without a sweep, an edge shows its local partial.
                 node.parents
                     .iter()
                     .zip(&node.partials)
@@ -206,6 +175,41 @@ impl Figure {
             cards,
             arrows,
         }
+    }
+}
+
+/// Node `i`'s card before the sweeps: its title, value and local partials.
+fn card(ev: &Evaluation, i: usize, names: &[String], uses: usize) -> Card {
+    let node = &ev.trace.nodes[i];
+    let n = &names[i];
+    let output = ev.output.node;
+    let kind = if Some(i) == output {
+        Kind::Output
+    } else if output.is_some() && !ev.reached.get(i).copied().unwrap_or(true) {
+        Kind::Unused
+    } else if node.parents.is_empty() {
+        Kind::Input
+    } else {
+        Kind::Operation
+    };
+    let title = if node.parents.is_empty() {
+        format!("{n} (input)")
+    } else {
+        format!("{n} = {}", clip(&ev.nodes[i].definition))
+    };
+    let mut lines = vec![format!("value {}", num(node.value))];
+    lines.extend(
+        node.parents
+            .iter()
+            .zip(&node.partials)
+            .map(|(&p, &d)| format!("∂{n}/∂{} = {}", names[p], num(d))),
+    );
+    Card {
+        title,
+        lines,
+        sweep: Vec::new(),
+        kind,
+        uses,
     }
 }
 
