@@ -4,6 +4,7 @@
 
 mod eval;
 mod parse;
+pub mod picture;
 #[cfg(test)]
 mod props;
 mod report;
@@ -11,8 +12,6 @@ mod report;
 use std::collections::{HashMap, HashSet};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-
-use perturb::explain::Annotation;
 
 use eval::{evaluate, printable, Evaluation, ExplainError};
 use report::Sweeps;
@@ -73,8 +72,10 @@ pub struct Args {
     /// The variables to perturb in forward mode and whose derivatives to report (default: all).
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub wrt: Vec<String>,
-    /// Draw the computational graph to this file: `.svg` for a picture, `.dot` (or `.gv`) for
-    /// Graphviz. Nodes show their adjoints after a reverse sweep, else their tangents.
+    /// Draw the computational graph to this file: `.svg` or `.png` for a picture, `.dot` (or
+    /// `.gv`) for Graphviz. Each node shows its definition, value and local partials, and its
+    /// adjoint after a reverse sweep (each edge: the contribution it passes back) or its tangent
+    /// for the first --wrt variable in forward mode (each edge: the term it adds).
     #[arg(long, value_name = "PATH")]
     pub graph: Option<PathBuf>,
     /// Print everything as JSON (errors too, besides the message on standard error). Numbers
@@ -177,7 +178,7 @@ fn read_source(args: &Args) -> Result<String, ExplainError> {
 fn explain(args: &Args, src: &str) -> Result<(Evaluation, Sweeps), ExplainError> {
     let (ev, sweeps) = evaluate_and_sweep(src, &args.at, args.mode, &args.wrt)?;
     if let Some(path) = &args.graph {
-        write_graph(path, &ev, &sweeps)?;
+        picture::write(path, &ev, &sweeps)?;
     }
     Ok((ev, sweeps))
 }
@@ -372,80 +373,4 @@ fn sweep(ev: &Evaluation, mode: Mode, wrt: &[usize]) -> Sweeps {
         reverse_asked,
         report: wrt.to_vec(),
     }
-}
-
-/// The graph as DOT, with adjoints after a reverse sweep, else the first forward sweep's tangents.
-fn dot(ev: &Evaluation, sweeps: &Sweeps) -> String {
-    let names: Vec<String> = ev.nodes.iter().map(|n| n.name.clone()).collect();
-    let tangents = match (&sweeps.reverse, sweeps.forward_shown.first()) {
-        (None, Some(&v)) => ev.trace.forward(ev.variables[v].node),
-        _ => Vec::new(),
-    };
-    let annotation = match (&sweeps.reverse, sweeps.forward_shown.first()) {
-        (Some(r), _) => Some(Annotation::Adjoints(&r.adjoints)),
-        (None, Some(_)) => Some(Annotation::Tangents(&tangents)),
-        (None, None) => None,
-    };
-    ev.trace.to_dot(&names, annotation)
-}
-
-/// The largest [`layout_size`] drawn as SVG. Measured with the release build on a shared
-/// 2-core machine: random 70- to 85-statement graphs of size 646 to 795 took 0.8 to 1.6 s, a
-/// 26-statement fan-out (776) 1.2 s, `x*0 + ... + x*37` (854) 1.2 s; past it, random graphs of
-/// about 900 took 2.3 to 2.5 s and the time grows about with the square of the size.
-const MAX_SVG_LAYOUT: usize = 800;
-
-/// What the layered layout of `layout-rs` has to place: the nodes, the edges, and one extra
-/// point for every rank an edge skips (a value used by many later statements makes long edges,
-/// which is what makes the layout slow). Ranks are longest paths from the inputs.
-fn layout_size(trace: &perturb::explain::Trace<f64>) -> usize {
-    let mut rank = vec![0usize; trace.nodes.len()];
-    let mut size = trace.nodes.len();
-    for (i, node) in trace.nodes.iter().enumerate() {
-        rank[i] = node.parents.iter().map(|&p| rank[p] + 1).max().unwrap_or(0);
-        size += node
-            .parents
-            .iter()
-            .map(|&p| rank[i] - rank[p])
-            .sum::<usize>();
-    }
-    size
-}
-
-fn write_graph(path: &Path, ev: &Evaluation, sweeps: &Sweeps) -> Result<(), ExplainError> {
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let dot = dot(ev, sweeps);
-    let contents = match extension.as_deref() {
-        Some("dot" | "gv") => dot,
-        Some("svg") if ev.trace.nodes.is_empty() => {
-            return Err(ExplainError::new(
-                "--graph: the expression uses no variable, so its graph has no node to draw",
-            ))
-        }
-        Some("svg") => {
-            let size = layout_size(&ev.trace);
-            if size > MAX_SVG_LAYOUT {
-                return Err(ExplainError::new(format!(
-                    "--graph: the graph is too large to lay out as SVG: its layout size (nodes + \
-                     edges + the ranks its edges skip) is {size}, over the limit of \
-                     {MAX_SVG_LAYOUT} (about 2 s; the layout time grows with the square of it); \
-                     write {} instead (no limit) and draw it with Graphviz (`dot -Tsvg`)",
-                    path.with_extension("dot").display()
-                )));
-            }
-            perturb::explain::dot_to_svg(&dot)
-                .map_err(|e| ExplainError::new(format!("--graph: cannot draw the graph: {e}")))?
-        }
-        _ => {
-            return Err(ExplainError::new(format!(
-                "--graph: {} should end in .svg (a picture) or .dot (Graphviz)",
-                path.display()
-            )))
-        }
-    };
-    std::fs::write(path, contents)
-        .map_err(|e| ExplainError::new(format!("--graph: cannot write {}: {e}", path.display())))
 }
