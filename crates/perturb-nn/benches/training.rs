@@ -7,7 +7,7 @@
 //! Run: `cargo bench -p perturb-nn --bench training`
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use perturb::tensor::{Tensor, TensorTape};
+use perturb::tensor::{Array, Tensor, TensorTape};
 use perturb_nn::data::{builtin, Standardizer};
 use perturb_nn::loss::{softmax_cross_entropy, Reduction};
 use perturb_nn::nn::{Activation, Init, Mlp};

@@ -69,7 +69,10 @@ fn seed_step_by_hand(p: &mut [f64; 13], x: &[f64], sign: &[f64], lr: f64) -> f64
     let mut g = [0.0; 13];
     let mut loss = 0.0;
     let points = x.chunks_exact(2).zip(h.as_slice().chunks_exact(3));
-    let per_point = sign.iter().zip(log_sig.as_slice()).zip(sig_minus.as_slice());
+    let per_point = sign
+        .iter()
+        .zip(log_sig.as_slice())
+        .zip(sig_minus.as_slice());
     for ((xi, hi), ((&s, &ls), &sm)) in points.zip(per_point) {
         loss -= ls;
         let dz = -s * sm;
@@ -108,7 +111,10 @@ fn seed_step_by_perturb(
             &tape.constant(sign.clone()),
         );
         let refs: Vec<_> = vars.iter().collect();
-        (loss.value().item().unwrap(), tape.gradient(&loss, &refs).unwrap())
+        (
+            loss.value().item().unwrap(),
+            tape.gradient(&loss, &refs).unwrap(),
+        )
     };
     tape.clear();
     for (pi, g) in p.iter_mut().zip(&grads) {
@@ -170,7 +176,6 @@ fn mlp_loss<A: Array>(params: &[A], x: &A, onehot: &A) -> A {
 
 /// `c = a b` through matrixmultiply (perturb's GEMM, with the same threads), `a` read as
 /// (m x k) and `b` as (k x n) with the given (row, column) strides, `c` row-major.
-#[allow(clippy::too_many_arguments)]
 fn sgemm(
     (m, k, n): (usize, usize, usize),
     a: &[f32],
@@ -298,9 +303,16 @@ fn mlp_step_by_perturb(
 ) -> f32 {
     let (loss, grads) = {
         let vars: Vec<_> = params.iter().map(|t| tape.var(t.clone())).collect();
-        let loss = mlp_loss(&vars, &tape.constant(x.clone()), &tape.constant(onehot.clone()));
+        let loss = mlp_loss(
+            &vars,
+            &tape.constant(x.clone()),
+            &tape.constant(onehot.clone()),
+        );
         let refs: Vec<_> = vars.iter().collect();
-        (loss.value().item().unwrap(), tape.gradient(&loss, &refs).unwrap())
+        (
+            loss.value().item().unwrap(),
+            tape.gradient(&loss, &refs).unwrap(),
+        )
     };
     tape.clear();
     for (p, g) in params.iter_mut().zip(&grads) {
