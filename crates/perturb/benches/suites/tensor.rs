@@ -11,8 +11,9 @@
 //!   and `log_sigmoid` perturb uses (the public `Tensor` ones), the rest in plain loops.
 //! - mlp_784: an f32 MLP 784-512-512-10 with ReLU and softmax cross-entropy, batch 256, one SGD
 //!   step that also returns the loss; baseline: the same step by hand through the same GEMM
-//!   (matrixmultiply, the same threads), element-wise work fused into the loops around it, the
-//!   largest update on rayon as perturb's. Also one 512^3 product, for the reachable FLOP rate.
+//!   (matrixmultiply, the same threads), its buffers kept from step to step, element-wise work
+//!   fused into the loops around the products, the largest update on rayon as perturb's. Also
+//!   one 512^3 product, for the reachable FLOP rate.
 //! - rosenbrock: the extended Rosenbrock function, n = 10,000, with tensor operations; gradient
 //!   by reverse mode; baseline: the gradient by hand, element by element (vectorised).
 //! - parallel_threshold: where rayon starts to pay on this machine (no baseline).
@@ -220,76 +221,144 @@ fn sgd_update(p: &mut [f32], g: &[f32], lr: f32) {
     }
 }
 
-/// Column sums of a row-major matrix with `cols` columns.
-fn column_sums(m: &[f32], cols: usize) -> Vec<f32> {
-    let mut sums = vec![0.0; cols];
-    for row in m.chunks_exact(cols) {
+/// Column sums of a row-major matrix with `cols` columns, into `sums`.
+fn column_sums(m: &[f32], sums: &mut [f32]) {
+    sums.fill(0.0);
+    for row in m.chunks_exact(sums.len()) {
         sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
     }
-    sums
 }
 
-/// One SGD step of the 784-512-512-10 network by hand; returns the loss before the step.
-/// `params` are `[W1, b1, W2, b2, W3, b3]`, row-major, `W` of shape (inputs x outputs).
-fn mlp_step_by_hand(params: &mut [Vec<f32>], x: &[f32], labels: &[usize], lr: f32) -> f32 {
-    let (batch, d0, d1, d2, d3) = (labels.len(), 784, 512, 512, 10);
-    // Forward: each layer's bias and ReLU in one pass over its product.
-    let layer = |input: &[f32], (k, n): (usize, usize), w: &[f32], b: &[f32], relu: bool| {
-        let mut out = vec![0.0; batch * n];
-        sgemm((batch, k, n), input, (k, 1), w, (n, 1), &mut out);
-        for row in out.chunks_exact_mut(n) {
-            for (v, b) in row.iter_mut().zip(b) {
-                *v = if relu { (*v + b).max(0.0) } else { *v + b };
-            }
+/// `a = relu(a)` where `relu`, after `a += b` along the rows.
+fn add_bias(a: &mut [f32], b: &[f32], relu: bool) {
+    for row in a.chunks_exact_mut(b.len()) {
+        for (v, b) in row.iter_mut().zip(b) {
+            *v = if relu { (*v + b).max(0.0) } else { *v + b };
         }
-        out
-    };
-    let a1 = layer(x, (d0, d1), &params[0], &params[1], true);
-    let a2 = layer(&a1, (d1, d2), &params[2], &params[3], true);
-    let mut dz = layer(&a2, (d2, d3), &params[4], &params[5], false);
-    // Loss and dZ = (softmax(z) - onehot) / batch, in place.
-    let mut loss = 0.0;
-    for (row, &label) in dz.chunks_exact_mut(d3).zip(labels) {
-        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut s = 0.0;
-        for v in row.iter_mut() {
-            *v = (*v - m).exp();
-            s += *v;
-        }
-        loss -= (row[label] / s).ln();
-        for v in row.iter_mut() {
-            *v /= s * batch as f32;
-        }
-        row[label] -= 1.0 / batch as f32;
     }
-    // Backward: weight gradients A^T dZ, input gradients dZ W^T masked by the ReLU.
-    let back = |dz: &[f32], a: &[f32], w: &[f32], (k, n): (usize, usize)| {
-        let mut da = vec![0.0; batch * k];
-        sgemm((batch, n, k), dz, (n, 1), w, (1, n), &mut da);
-        da.iter_mut().zip(a).for_each(|(g, &a)| {
-            if a <= 0.0 {
-                *g = 0.0
-            }
-        });
-        da
-    };
-    let weight_grad = |a: &[f32], dz: &[f32], (k, n): (usize, usize)| {
-        let mut dw = vec![0.0; k * n];
-        sgemm((k, batch, n), a, (1, k), dz, (n, 1), &mut dw);
-        dw
-    };
-    let dw3 = weight_grad(&a2, &dz, (d2, d3));
-    let db3 = column_sums(&dz, d3);
-    let da2 = back(&dz, &a2, &params[4], (d2, d3));
-    let dw2 = weight_grad(&a1, &da2, (d1, d2));
-    let db2 = column_sums(&da2, d2);
-    let da1 = back(&da2, &a1, &params[2], (d1, d2));
-    let dw1 = weight_grad(x, &da1, (d0, d1));
-    let db1 = column_sums(&da1, d1);
-    for (p, g) in params.iter_mut().zip([dw1, db1, dw2, db2, dw3, db3]) {
-        sgd_update(p, &g, lr);
+}
+
+/// The 784-512-512-10 network trained by hand: its parameters `[W1, b1, W2, b2, W3, b3]`
+/// (row-major, `W` of shape inputs x outputs) and the buffers of a step, allocated once and
+/// reused, as a hand-written training loop keeps them.
+struct MlpByHand {
+    params: Vec<Vec<f32>>,
+    grads: Vec<Vec<f32>>,
+    /// The hidden layers' outputs, then the cotangents of their inputs.
+    a1: Vec<f32>,
+    a2: Vec<f32>,
+    da1: Vec<f32>,
+    da2: Vec<f32>,
+    /// The logits, then their cotangent.
+    dz: Vec<f32>,
+}
+
+impl MlpByHand {
+    const SIZES: [usize; 4] = [784, 512, 512, 10];
+
+    fn new(params: Vec<Vec<f32>>, batch: usize) -> Self {
+        let [_, d1, d2, d3] = Self::SIZES;
+        MlpByHand {
+            grads: params.iter().map(|p| vec![0.0; p.len()]).collect(),
+            params,
+            a1: vec![0.0; batch * d1],
+            a2: vec![0.0; batch * d2],
+            da1: vec![0.0; batch * d1],
+            da2: vec![0.0; batch * d2],
+            dz: vec![0.0; batch * d3],
+        }
     }
-    loss / batch as f32
+
+    /// One SGD step; returns the loss before the step.
+    fn step(&mut self, x: &[f32], labels: &[usize], lr: f32) -> f32 {
+        let [d0, d1, d2, d3] = Self::SIZES;
+        let batch = labels.len();
+        let (p, g) = (&mut self.params, &mut self.grads);
+        // Forward: each layer's bias and ReLU in one pass over its product.
+        sgemm((batch, d0, d1), x, (d0, 1), &p[0], (d1, 1), &mut self.a1);
+        add_bias(&mut self.a1, &p[1], true);
+        sgemm(
+            (batch, d1, d2),
+            &self.a1,
+            (d1, 1),
+            &p[2],
+            (d2, 1),
+            &mut self.a2,
+        );
+        add_bias(&mut self.a2, &p[3], true);
+        sgemm(
+            (batch, d2, d3),
+            &self.a2,
+            (d2, 1),
+            &p[4],
+            (d3, 1),
+            &mut self.dz,
+        );
+        add_bias(&mut self.dz, &p[5], false);
+        // The loss, and dZ = (softmax(z) - onehot) / batch in place.
+        let mut loss = 0.0;
+        for (row, &label) in self.dz.chunks_exact_mut(d3).zip(labels) {
+            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut s = 0.0;
+            for v in row.iter_mut() {
+                *v = (*v - m).exp();
+                s += *v;
+            }
+            loss -= (row[label] / s).ln();
+            for v in row.iter_mut() {
+                *v /= s * batch as f32;
+            }
+            row[label] -= 1.0 / batch as f32;
+        }
+        // Backward: weight gradients A^T dZ, input gradients dZ W^T where the ReLU let through.
+        let relu_back = |da: &mut [f32], a: &[f32]| {
+            da.iter_mut()
+                .zip(a)
+                .for_each(|(g, &a)| *g = if a > 0.0 { *g } else { 0.0 });
+        };
+        sgemm(
+            (d2, batch, d3),
+            &self.a2,
+            (1, d2),
+            &self.dz,
+            (d3, 1),
+            &mut g[4],
+        );
+        column_sums(&self.dz, &mut g[5]);
+        sgemm(
+            (batch, d3, d2),
+            &self.dz,
+            (d3, 1),
+            &p[4],
+            (1, d3),
+            &mut self.da2,
+        );
+        relu_back(&mut self.da2, &self.a2);
+        sgemm(
+            (d1, batch, d2),
+            &self.a1,
+            (1, d1),
+            &self.da2,
+            (d2, 1),
+            &mut g[2],
+        );
+        column_sums(&self.da2, &mut g[3]);
+        sgemm(
+            (batch, d2, d1),
+            &self.da2,
+            (d2, 1),
+            &p[2],
+            (1, d2),
+            &mut self.da1,
+        );
+        relu_back(&mut self.da1, &self.a1);
+        sgemm((d0, batch, d1), x, (1, d0), &self.da1, (d1, 1), &mut g[0]);
+        column_sums(&self.da1, &mut g[1]);
+        for (p, g) in p.iter_mut().zip(g.iter()) {
+            sgd_update(p, g, lr);
+        }
+        loss / batch as f32
+    }
 }
 
 /// One SGD step of the 784-512-512-10 network by perturb's tape; returns the loss before the
@@ -323,7 +392,7 @@ fn mlp_step_by_perturb(
 
 pub fn bench_mlp_784(c: &mut Criterion) {
     let batch = 256;
-    let sizes = [784, 512, 512, 10];
+    let sizes = MlpByHand::SIZES;
     let x = Tensor::<f32>::rand_uniform(&[batch, 784], 0.0, 1.0, 2);
     let labels: Vec<usize> = (0..batch).map(|i| (i * 7) % 10).collect();
     let mut onehot = vec![0.0f32; batch * 10];
@@ -339,22 +408,22 @@ pub fn bench_mlp_784(c: &mut Criterion) {
         params.push(Tensor::randn(&[w[1]], 0.0, 0.01, 20 + l as u64));
     }
     let lr = 0.01f32;
-    let mut by_hand: Vec<Vec<f32>> = params.iter().map(|t| t.to_vec()).collect();
+    let mut by_hand = MlpByHand::new(params.iter().map(|t| t.to_vec()).collect(), batch);
     let mut tape = TensorTape::new();
 
     // Both steps from the same start: the same loss and the same parameters after (f32, and
     // the two sum in different orders).
-    let loss_hand = mlp_step_by_hand(&mut by_hand, x.as_slice(), &labels, lr);
+    let loss_hand = by_hand.step(x.as_slice(), &labels, lr);
     let loss_perturb = mlp_step_by_perturb(&mut tape, &mut params, &x, &onehot, lr);
     assert_close("mlp-784 loss", &[loss_hand], &[loss_perturb], 1e-5);
-    for (l, (h, p)) in by_hand.iter().zip(&params).enumerate() {
+    for (l, (h, p)) in by_hand.params.iter().zip(&params).enumerate() {
         assert_close(&format!("mlp-784 parameter {l}"), h, p.as_slice(), 1e-5);
     }
 
     let mut group = group(c, "mlp_784");
     group.sample_size(20);
     group.bench_function("hand_written_sgd_step", |bch| {
-        bch.iter(|| mlp_step_by_hand(&mut by_hand, black_box(x.as_slice()), &labels, lr))
+        bch.iter(|| by_hand.step(black_box(x.as_slice()), &labels, lr))
     });
     group.bench_function("perturb_sgd_step", |bch| {
         bch.iter(|| mlp_step_by_perturb(&mut tape, &mut params, black_box(&x), &onehot, lr))
