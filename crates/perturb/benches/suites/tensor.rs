@@ -19,7 +19,7 @@
 //! - parallel_threshold: where rayon starts to pay on this machine (no baseline).
 
 use criterion::{black_box, Criterion};
-use perturb::tensor::{Array, Tensor, TensorTape};
+use perturb::tensor::{Array, Element, Tensor, TensorTape, TensorVar};
 
 use super::common::{assert_close, group, rosenbrock, rosenbrock_point, seed_loss};
 
@@ -92,25 +92,20 @@ fn seed_step_by_hand(p: &mut [f64; 13], x: &[f64], sign: &[f64], lr: f64) -> f64
     loss
 }
 
-/// One gradient-descent step of the lecture's network by perturb's tape; returns the loss
-/// before the step.
-fn seed_step_by_perturb(
-    tape: &mut TensorTape<Tensor<f64>>,
-    p: &mut [Tensor<f64>],
-    x: &Tensor<f64>,
-    sign: &Tensor<f64>,
-    lr: f64,
-) -> f64 {
-    let (loss, grads) = {
-        let vars: Vec<_> = p.iter().map(|t| tape.var(t.clone())).collect();
-        let loss = seed_loss(
-            &vars[0],
-            &vars[1],
-            &vars[2],
-            &vars[3],
-            &tape.constant(x.clone()),
-            &tape.constant(sign.clone()),
-        );
+/// One gradient-descent step by perturb's tape (reused): `loss` of the parameters recorded, its
+/// gradient, the update `p - lr g`; returns the loss before the step.
+fn perturb_step<T: Element>(
+    tape: &mut TensorTape<Tensor<T>>,
+    params: &mut [Tensor<T>],
+    lr: T,
+    loss: impl for<'t> Fn(
+        &'t TensorTape<Tensor<T>>,
+        &[TensorVar<'t, Tensor<T>>],
+    ) -> TensorVar<'t, Tensor<T>>,
+) -> T {
+    let (value, grads) = {
+        let vars: Vec<_> = params.iter().map(|t| tape.var(t.clone())).collect();
+        let loss = loss(tape, &vars);
         let refs: Vec<_> = vars.iter().collect();
         (
             loss.value().item().unwrap(),
@@ -118,10 +113,24 @@ fn seed_step_by_perturb(
         )
     };
     tape.clear();
-    for (pi, g) in p.iter_mut().zip(&grads) {
-        *pi = pi.sub(&g.scale(lr));
+    for (p, g) in params.iter_mut().zip(&grads) {
+        *p = p.sub(&g.scale(lr));
     }
-    loss
+    value
+}
+
+/// The seed-mlp step by perturb.
+fn seed_step_by_perturb(
+    tape: &mut TensorTape<Tensor<f64>>,
+    p: &mut [Tensor<f64>],
+    x: &Tensor<f64>,
+    sign: &Tensor<f64>,
+    lr: f64,
+) -> f64 {
+    perturb_step(tape, p, lr, |tape, v| {
+        let (x, sign) = (tape.constant(x.clone()), tape.constant(sign.clone()));
+        seed_loss(&v[0], &v[1], &v[2], &v[3], &x, &sign)
+    })
 }
 
 pub fn bench_seed_mlp(c: &mut Criterion) {
@@ -361,8 +370,7 @@ impl MlpByHand {
     }
 }
 
-/// One SGD step of the 784-512-512-10 network by perturb's tape; returns the loss before the
-/// step.
+/// The mlp-784 step by perturb.
 fn mlp_step_by_perturb(
     tape: &mut TensorTape<Tensor<f32>>,
     params: &mut [Tensor<f32>],
@@ -370,24 +378,9 @@ fn mlp_step_by_perturb(
     onehot: &Tensor<f32>,
     lr: f32,
 ) -> f32 {
-    let (loss, grads) = {
-        let vars: Vec<_> = params.iter().map(|t| tape.var(t.clone())).collect();
-        let loss = mlp_loss(
-            &vars,
-            &tape.constant(x.clone()),
-            &tape.constant(onehot.clone()),
-        );
-        let refs: Vec<_> = vars.iter().collect();
-        (
-            loss.value().item().unwrap(),
-            tape.gradient(&loss, &refs).unwrap(),
-        )
-    };
-    tape.clear();
-    for (p, g) in params.iter_mut().zip(&grads) {
-        *p = p.sub(&g.scale(lr));
-    }
-    loss
+    perturb_step(tape, params, lr, |tape, v| {
+        mlp_loss(v, &tape.constant(x.clone()), &tape.constant(onehot.clone()))
+    })
 }
 
 pub fn bench_mlp_784(c: &mut Criterion) {
