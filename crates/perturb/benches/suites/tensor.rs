@@ -247,6 +247,27 @@ fn add_bias(a: &mut [f32], b: &[f32], relu: bool) {
     }
 }
 
+/// The backward pass of a dense layer `z = a W + b` with `W` of shape (k x n): `dW = a^T dZ`,
+/// `db` the column sums of `dZ`, and where `da` is asked for, `dZ W^T` where the ReLU that made
+/// `a` let through (`a > 0`).
+fn layer_backward(
+    (a, dz, w): (&[f32], &[f32], &[f32]),
+    (k, n): (usize, usize),
+    dw: &mut [f32],
+    db: &mut [f32],
+    da: Option<&mut [f32]>,
+) {
+    let batch = dz.len() / n;
+    sgemm((k, batch, n), a, (1, k), dz, (n, 1), dw);
+    column_sums(dz, db);
+    if let Some(da) = da {
+        sgemm((batch, n, k), dz, (n, 1), w, (1, n), da);
+        for (g, &a) in da.iter_mut().zip(a) {
+            *g = if a > 0.0 { *g } else { 0.0 };
+        }
+    }
+}
+
 /// The 784-512-512-10 network trained by hand: its parameters `[W1, b1, W2, b2, W3, b3]`
 /// (row-major, `W` of shape inputs x outputs) and the buffers of a step, allocated once and
 /// reused, as a hand-written training loop keeps them.
@@ -319,50 +340,20 @@ impl MlpByHand {
             }
             row[label] -= 1.0 / batch as f32;
         }
-        // Backward: weight gradients A^T dZ, input gradients dZ W^T where the ReLU let through.
-        let relu_back = |da: &mut [f32], a: &[f32]| {
-            da.iter_mut()
-                .zip(a)
-                .for_each(|(g, &a)| *g = if a > 0.0 { *g } else { 0.0 });
+        // Backward, last layer first; the first layer's input needs no gradient.
+        let [gw1, gb1, gw2, gb2, gw3, gb3] = &mut g[..] else {
+            unreachable!("six parameters")
         };
-        sgemm(
-            (d2, batch, d3),
-            &self.a2,
-            (1, d2),
-            &self.dz,
-            (d3, 1),
-            &mut g[4],
+        let (a1, a2, dz) = (&self.a1, &self.a2, &self.dz);
+        layer_backward((a2, dz, &p[4]), (d2, d3), gw3, gb3, Some(&mut self.da2));
+        layer_backward(
+            (a1, &self.da2, &p[2]),
+            (d1, d2),
+            gw2,
+            gb2,
+            Some(&mut self.da1),
         );
-        column_sums(&self.dz, &mut g[5]);
-        sgemm(
-            (batch, d3, d2),
-            &self.dz,
-            (d3, 1),
-            &p[4],
-            (1, d3),
-            &mut self.da2,
-        );
-        relu_back(&mut self.da2, &self.a2);
-        sgemm(
-            (d1, batch, d2),
-            &self.a1,
-            (1, d1),
-            &self.da2,
-            (d2, 1),
-            &mut g[2],
-        );
-        column_sums(&self.da2, &mut g[3]);
-        sgemm(
-            (batch, d2, d1),
-            &self.da2,
-            (d2, 1),
-            &p[2],
-            (1, d2),
-            &mut self.da1,
-        );
-        relu_back(&mut self.da1, &self.a1);
-        sgemm((d0, batch, d1), x, (1, d0), &self.da1, (d1, 1), &mut g[0]);
-        column_sums(&self.da1, &mut g[1]);
+        layer_backward((x, &self.da1, &p[0]), (d0, d1), gw1, gb1, None);
         for (p, g) in p.iter_mut().zip(g.iter()) {
             sgd_update(p, g, lr);
         }
