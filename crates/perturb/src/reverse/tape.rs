@@ -10,23 +10,15 @@ use crate::error::Error;
 use crate::number::{impl_ad_number, AdNumber};
 use crate::scalar::{BinaryOp, Scalar, UnaryOp};
 
-/// Marks an absent parent: a leaf has none, a unary node one.
-const NONE: u32 = u32::MAX;
+use super::records::{Records, Sweep, NONE};
 
 static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
 
-/// One recorded operation: up to two parents and the local partial derivative with respect to
-/// each, computed when the operation ran (the lecture's `grads`). 24 bytes for `f64`.
-#[derive(Clone, Copy)]
-struct Node<T> {
-    parents: [u32; 2],
-    partials: [T; 2],
-}
-
 /// A reverse-mode tape (a "Wengert list").
 ///
-/// Operations on [`Var`]s append a node (24 bytes for `f64`) to a flat `Vec` in execution order, which is already a
-/// topological order, so [`gradient`](Tape::gradient) is one loop from the output back to the
+/// Operations on [`Var`]s append a node to flat lists in execution order (a tag byte, the
+/// parents' indices unless a parent is the node just before, and the local partials: 9 to 25
+/// bytes in `f64`), which is already a topological order, so [`gradient`](Tape::gradient) is one loop from the output back to the
 /// first node: no graph of pointers, no recursion, and one sweep gives the derivative of the
 /// output with respect to every input.
 ///
@@ -53,7 +45,7 @@ pub struct Tape<T> {
     generation: u64,
     // Only `push` mutates the nodes. It runs no user code while it holds the borrow, and the
     // tape is not `Sync`, so no other borrow can be live at the same time.
-    nodes: UnsafeCell<Vec<Node<T>>>,
+    nodes: UnsafeCell<Records<T>>,
     // The indices of the inputs (leaves), in order, for `gradient_wrt` to reset.
     leaves: UnsafeCell<Vec<u32>>,
     // Adjoints reused by `gradient_wrt`, all zero between calls; same discipline as `nodes`.
@@ -109,7 +101,7 @@ impl<T: Scalar> Tape<T> {
         Tape {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
             generation: 0,
-            nodes: UnsafeCell::new(Vec::with_capacity(nodes)),
+            nodes: UnsafeCell::new(Records::with_capacity(nodes)),
             leaves: UnsafeCell::new(Vec::new()),
             scratch: UnsafeCell::new(Scratch {
                 adjoints: Vec::new(),
@@ -166,7 +158,7 @@ impl<T: Scalar> Tape<T> {
         let log = unsafe { &*self.log.get() };
         let nodes = self
             .nodes()
-            .iter()
+            .nodes()
             .zip(log)
             .map(|(node, &(op, value))| {
                 let mut parents = Vec::new();
@@ -197,10 +189,7 @@ impl<T: Scalar> Tape<T> {
     /// ```
     #[inline]
     pub fn var(&self, value: T) -> Var<'_, T> {
-        let index = self.push(Node {
-            parents: [NONE; 2],
-            partials: [T::zero(); 2],
-        });
+        let index = self.push([NONE; 2], [T::zero(); 2]);
         // SAFETY: see the `nodes` field; the borrow ends here.
         unsafe { &mut *self.leaves.get() }.push(index);
         self.log("input", value);
@@ -254,13 +243,32 @@ impl<T: Scalar> Tape<T> {
         self.nodes().capacity()
     }
 
-    /// Bytes of tape per recorded operation (unary or binary): 24 for `f64`.
+    /// The most bytes of tape one recorded operation takes: a binary operation whose parents
+    /// are both named by index, 25 for `f64` (a tag byte, two `u32` indices, two partials). An
+    /// operation on the value just before does not store that parent's index, so a unary
+    /// operation in a chain takes 9 bytes in `f64`; [`bytes`](Tape::bytes) tells what a
+    /// recording took.
     ///
     /// ```
-    /// assert_eq!(perturb::Tape::<f64>::bytes_per_node(), 24);
+    /// assert_eq!(perturb::Tape::<f64>::bytes_per_node(), 25);
+    /// assert_eq!(perturb::Tape::<f32>::bytes_per_node(), 17);
     /// ```
     pub const fn bytes_per_node() -> usize {
-        std::mem::size_of::<Node<T>>()
+        1 + 2 * std::mem::size_of::<u32>() + 2 * std::mem::size_of::<T>()
+    }
+
+    /// The bytes the recorded nodes take (not counting free capacity or the adjoints of a
+    /// sweep).
+    ///
+    /// ```
+    /// let tape = perturb::Tape::new();
+    /// let x = tape.var(2.0_f64); // 1 byte: an input stores only its tag
+    /// let y = x.sin(); // 9 bytes: a tag and the partial cos(x); its parent is the node before
+    /// let _z = x * y; // 21 bytes: a tag, the index of x (y is the node before), two partials
+    /// assert_eq!(tape.bytes(), 1 + 9 + 21);
+    /// ```
+    pub fn bytes(&self) -> usize {
+        self.nodes().bytes()
     }
 
     /// This tape's identity, used in error messages.
@@ -316,10 +324,8 @@ impl<T: Scalar> Tape<T> {
     /// assert_eq!(tape.gradient(c).unwrap()[a], 15.0);
     /// ```
     pub fn gradient(&self, output: Var<'_, T>) -> Result<Gradient<T>, Error> {
-        let nodes = self.nodes();
-        let mut adjoints = vec![T::zero(); nodes.len()];
+        let mut adjoints = vec![T::zero(); self.len()];
         if let Some(last) = self.output_index(output, "Tape::gradient")? {
-            adjoints[last] = T::one();
             self.sweep(&mut adjoints[..=last], Sweep::Keep);
         }
         Ok(Gradient {
@@ -370,14 +376,11 @@ impl<T: Scalar> Tape<T> {
         }
         scratch.clean = false;
         let adjoints = &mut scratch.adjoints[..=last];
-        adjoints[last] = T::one();
         // The sweep zeroes the slots of operations as it goes, unless one is asked for.
         let nodes = self.nodes();
-        let intermediate = wrt.iter().any(|x| {
-            nodes
-                .get(x.index as usize)
-                .is_some_and(|n| x.index as usize <= last && n.parents[0] != NONE)
-        });
+        let intermediate = wrt
+            .iter()
+            .any(|x| x.index as usize <= last && !nodes.is_leaf(x.index as usize));
         let mode = if intermediate {
             Sweep::Keep
         } else {
@@ -410,13 +413,15 @@ impl<T: Scalar> Tape<T> {
     /// The reverse sweep over the first `adjoints.len()` nodes, checked inside
     /// [`debug::detect_non_finite`].
     fn sweep(&self, adjoints: &mut [T], mode: Sweep) {
-        let nodes = &self.nodes()[..adjoints.len()];
+        let nodes = self.nodes();
         if debug::enabled() {
             // SAFETY: see the `nodes` field.
             let checked = unsafe { &*self.checked.get() };
-            sweep::<T, true>(nodes, adjoints, mode, checked);
+            nodes.sweep::<true>(adjoints, T::one(), mode, |i, c, adjoint| {
+                check_cotangent(c, adjoint, checked_site(checked, i))
+            });
         } else {
-            sweep::<T, false>(nodes, adjoints, mode, &[]);
+            nodes.sweep::<false>(adjoints, T::one(), mode, |_, _, _| {});
         }
     }
 
@@ -461,104 +466,15 @@ impl<T: Scalar> Tape<T> {
     }
 
     #[inline(always)]
-    fn nodes(&self) -> &Vec<Node<T>> {
+    fn nodes(&self) -> &Records<T> {
         // SAFETY: see the `nodes` field: no mutable borrow is live outside `push`.
         unsafe { &*self.nodes.get() }
     }
 
     #[inline(always)]
-    fn push(&self, node: Node<T>) -> u32 {
+    fn push(&self, parents: [u32; 2], partials: [T; 2]) -> u32 {
         // SAFETY: see the `nodes` field; this borrow ends before the function returns.
-        let nodes = unsafe { &mut *self.nodes.get() };
-        let index = nodes.len();
-        if index >= NONE as usize {
-            tape_full();
-        }
-        nodes.push(node);
-        index as u32
-    }
-}
-
-/// What the sweep leaves in the adjoint slots of operations (inputs always keep theirs).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Sweep {
-    /// Every node's adjoint, for [`Gradient`].
-    Keep,
-    /// Zero, so that the buffer is clean for the next sweep without another pass over it.
-    Consume,
-}
-
-/// The reverse sweep: each node passes its adjoint to its parents, times the local partials.
-/// Nodes are in execution order, so one backward loop visits every node after all its users.
-///
-/// A node whose adjoint is exactly zero at every level ([`Scalar::is_exact_zero`]) passes
-/// nothing on: the output does not depend on it, and `0 * inf` from an unused `sqrt(0)` must
-/// not reach its parents as NaN.
-///
-/// The contribution to the node just below is carried in a register rather than written to
-/// memory and read back on the next iteration: in long chains that store-then-load is what
-/// bounds the sweep.
-///
-/// With `CHECK` (inside [`debug::detect_non_finite`]) each cotangent sent to a parent is
-/// checked and the first that is not finite reported, naming the node's operation from
-/// `checked`.
-#[inline]
-fn sweep<T: Scalar, const CHECK: bool>(
-    nodes: &[Node<T>],
-    adjoints: &mut [T],
-    mode: Sweep,
-    checked: &[CheckedNode],
-) {
-    assert_eq!(nodes.len(), adjoints.len());
-    let mut carry = None; // pending contribution to node `i`
-    for i in (0..nodes.len()).rev() {
-        // SAFETY: `i < len`, and every parent index is smaller than its node's own index
-        // (`push` records only variables of this tape, all recorded before the node).
-        let node = unsafe { nodes.get_unchecked(i) };
-        let slot = unsafe { adjoints.get_unchecked_mut(i) };
-        let adjoint = match carry.take() {
-            Some(c) => *slot + c,
-            None => *slot,
-        };
-        let [p0, p1] = node.parents;
-        if p0 == NONE {
-            *slot = adjoint;
-            continue;
-        }
-        *slot = if mode == Sweep::Keep {
-            adjoint
-        } else {
-            T::zero()
-        };
-        if adjoint.is_exact_zero() {
-            continue;
-        }
-        let site = if CHECK {
-            checked_site(checked, i)
-        } else {
-            None
-        };
-        debug_assert!((p0 as usize) < i && (p1 == NONE || (p1 as usize) < i));
-        let below = (i as u32).wrapping_sub(1);
-        for (p, d) in [(p0, node.partials[0]), (p1, node.partials[1])] {
-            if p == below {
-                let c = adjoint * d;
-                if CHECK {
-                    check_cotangent(c, adjoint, site);
-                }
-                carry = Some(match carry {
-                    Some(prev) => prev + c,
-                    None => c,
-                });
-            } else if p != NONE {
-                let c = adjoint * d;
-                if CHECK {
-                    check_cotangent(c, adjoint, site);
-                }
-                // SAFETY: `p < i <= len` (see above).
-                unsafe { *adjoints.get_unchecked_mut(p as usize) += c };
-            }
-        }
+        unsafe { &mut *self.nodes.get() }.push(parents, partials)
     }
 }
 
@@ -590,15 +506,6 @@ fn check_cotangent<T: Scalar>(c: T, adjoint: T, site: Option<&CheckedNode>) {
             location: site.and_then(|c| c.location),
         }
     });
-}
-
-#[cold]
-#[inline(never)]
-fn tape_full() -> ! {
-    panic!(
-        "perturb: a tape holds at most {} nodes; clear it or record less",
-        NONE
-    )
 }
 
 #[cold]
@@ -720,7 +627,7 @@ impl<'t, T: Scalar> Var<'t, T> {
         tape.log(op, value);
         Var {
             tape: Some(tape),
-            index: tape.push(Node { parents, partials }),
+            index: tape.push(parents, partials),
             value,
         }
     }
