@@ -4,9 +4,11 @@
 //!
 //! `cargo run --release --example scalar_tape_profile -p perturb -- [steps] [rounds]`
 //!
-//! Times are medians over `rounds` (default 15) calls in this process; minor page faults are
-//! read from `/proc/self/stat` where Linux provides it. Ad-hoc timing for finding the limit,
-//! not the benchmark: the figures in BENCHMARKS.md come from `cargo bench --bench scalar`.
+//! Times are medians over `rounds` (default 15) calls in this process, of the thread's CPU time
+//! (`/proc/thread-self/schedstat`, where Linux provides it; wall time otherwise), so that on a
+//! shared machine the time the thread waits for a core is not counted; minor page faults are
+//! read from `/proc/self/stat`. Ad-hoc timing for finding the limit, not the benchmark: the
+//! figures in BENCHMARKS.md come from `cargo bench --bench scalar`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -35,15 +37,26 @@ fn minor_faults() -> Option<u64> {
     rest.split_whitespace().nth(7)?.parse().ok()
 }
 
+/// This thread's CPU time so far, or, where Linux does not tell it, the time since the first
+/// call.
+fn clock() -> Duration {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_else(|| START.get_or_init(Instant::now).elapsed())
+}
+
 /// Runs `f` `rounds` times; the median time and the median number of minor faults per call.
 fn measure<R>(rounds: usize, mut f: impl FnMut() -> R) -> (Duration, u64) {
     let mut times = Vec::with_capacity(rounds);
     let mut faults = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let before = minor_faults().unwrap_or(0);
-        let start = Instant::now();
+        let start = clock();
         black_box(f());
-        times.push(start.elapsed());
+        times.push(clock() - start);
         faults.push(minor_faults().unwrap_or(0) - before);
     }
     times.sort();
@@ -72,12 +85,12 @@ fn main() {
     let mut faults = Vec::new();
     for _ in 0..rounds + 1 {
         let before = minor_faults().unwrap_or(0);
-        let start = Instant::now();
+        let start = clock();
         let x0 = tape.var(black_box(0.5_f64));
         let y = chain(x0, steps);
-        let recorded = start.elapsed();
+        let recorded = clock() - start;
         let d = tape.gradient_wrt(y, &[x0]).unwrap();
-        sweep.push(start.elapsed() - recorded);
+        sweep.push(clock() - start - recorded);
         record.push(recorded);
         faults.push(minor_faults().unwrap_or(0) - before);
         black_box(d);

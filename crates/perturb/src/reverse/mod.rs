@@ -9,6 +9,7 @@
 //! ```
 
 mod records;
+mod spare;
 mod tape;
 
 pub use tape::{Gradient, Tape, Var};

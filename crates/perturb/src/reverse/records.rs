@@ -6,7 +6,11 @@
 //! one partial (9 bytes in `f64`) instead of a fixed 24-byte record; the sweep reads the lists
 //! backwards, in the order they were written, which is also what the hardware prefetches best.
 
+use std::mem::MaybeUninit;
+
 use crate::scalar::Scalar;
+
+use super::spare::{RawBuf, Spare};
 
 /// An operation rather than an input: it has a first parent.
 const HAS_P0: u8 = 1;
@@ -30,14 +34,24 @@ pub(super) struct Node<T> {
     pub(super) partials: [T; 2],
 }
 
-/// The recorded nodes in execution order (a topological order).
+/// The recorded nodes in execution order (a topological order), and the adjoint slots that
+/// [`gradient_wrt`](Records::gradient_wrt) reuses.
 ///
-/// Invariant: `parents` and `partials` always have room for two entries per free slot of
-/// `ops`, so that a push checks one capacity.
+/// Invariants: `parents` and `partials` always have room for two entries per free slot of
+/// `ops`, and `adjoints` has a slot for every slot of `ops`, so that a push checks one
+/// capacity. Between sweeps, the adjoint slot of every input and every node named by index is
+/// an initialised zero (`push` writes it): those are the only slots a `Consume` sweep reads,
+/// and it leaves them zero again. The other slots may hold anything, which is what lets
+/// `recycled` reuse memory of another element type without clearing it.
 pub(super) struct Records<T> {
     ops: Vec<u8>,
     parents: Vec<u32>,
     partials: Vec<T>,
+    adjoints: Vec<MaybeUninit<T>>,
+    /// The indices of the inputs, in order, for `gradient_wrt` to reset.
+    leaves: Vec<u32>,
+    /// True while a sweep into `adjoints` runs: if it panicked, the slots must be reset.
+    dirty: bool,
 }
 
 /// What the sweep leaves in the adjoint slots of operations (inputs always keep theirs).
@@ -70,18 +84,70 @@ impl<T> Records<T> {
         self.ops.clear();
         self.parents.clear();
         self.partials.clear();
+        self.leaves.clear();
+    }
+
+    pub(super) fn with_capacity(nodes: usize) -> Self {
+        let mut records = Records {
+            ops: Vec::new(),
+            parents: Vec::new(),
+            partials: Vec::new(),
+            adjoints: Vec::new(),
+            leaves: Vec::new(),
+            dirty: false,
+        };
+        records.reserve(nodes);
+        records
+    }
+
+    /// Records for a tape of this thread, on the buffers the last [`recycle`](Records::recycle)
+    /// left, if any: no allocation, growth or fresh page once a first call has sized them.
+    pub(super) fn recycled() -> Self {
+        let Some(spare) = Spare::take() else {
+            return Self::with_capacity(0);
+        };
+        let mut records = Records {
+            ops: spare.ops,
+            parents: spare.parents,
+            partials: spare.partials.into_vec(),
+            adjoints: spare.adjoints.into_vec(),
+            leaves: spare.leaves,
+            dirty: false,
+        };
+        records.clear();
+        records.reserve(records.ops.capacity());
+        records
+    }
+
+    /// Leaves these buffers for the next [`recycled`](Records::recycled) on this thread.
+    pub(super) fn recycle(self) {
+        Spare::keep(Spare {
+            ops: self.ops,
+            parents: self.parents,
+            partials: RawBuf::from_vec(self.partials),
+            adjoints: RawBuf::from_vec(self.adjoints),
+            leaves: self.leaves,
+        });
+    }
+
+    /// Room for `nodes` nodes in all lists (see the invariants).
+    fn reserve(&mut self, nodes: usize) {
+        self.ops.reserve(nodes.saturating_sub(self.ops.len()));
+        let room = self.ops.capacity();
+        self.parents
+            .reserve((2 * room).saturating_sub(self.parents.len()));
+        self.partials
+            .reserve((2 * room).saturating_sub(self.partials.len()));
+        self.adjoints
+            .reserve(room.saturating_sub(self.adjoints.len()));
+        // Extends the slots to the capacity without writing them: they are `MaybeUninit`.
+        let slots = self.adjoints.capacity();
+        // SAFETY: within the capacity, and `MaybeUninit` needs no initialisation.
+        unsafe { self.adjoints.set_len(slots) };
     }
 }
 
 impl<T: Scalar> Records<T> {
-    pub(super) fn with_capacity(nodes: usize) -> Self {
-        Records {
-            ops: Vec::with_capacity(nodes),
-            parents: Vec::with_capacity(2 * nodes),
-            partials: Vec::with_capacity(2 * nodes),
-        }
-    }
-
     /// Whether node `i` is an input (has no parent).
     pub(super) fn is_leaf(&self, i: usize) -> bool {
         self.ops.get(i).is_some_and(|&tag| tag & HAS_P0 == 0)
@@ -109,10 +175,16 @@ impl<T: Scalar> Records<T> {
                 tag |= P0_PREV << k;
             } else {
                 self.ops[p as usize] |= REFERENCED;
+                // Keeps the invariant: a node named by index has a zero slot.
+                self.adjoints[p as usize] = MaybeUninit::new(T::zero());
                 // SAFETY: the invariant leaves room for two parents and two partials.
                 unsafe { push_unchecked(&mut self.parents, p) };
             }
             unsafe { push_unchecked(&mut self.partials, d) };
+        }
+        if tag == 0 {
+            self.adjoints[index] = MaybeUninit::new(T::zero());
+            self.leaves.push(index as u32);
         }
         // SAFETY: `index < capacity` after the check above.
         unsafe { push_unchecked(&mut self.ops, tag) };
@@ -122,10 +194,7 @@ impl<T: Scalar> Records<T> {
     #[cold]
     #[inline(never)]
     fn grow(&mut self) {
-        self.ops.reserve(self.ops.capacity().max(64));
-        let room = 2 * self.ops.capacity();
-        self.parents.reserve(room - self.parents.len());
-        self.partials.reserve(room - self.partials.len());
+        self.reserve(2 * self.ops.capacity().max(32));
     }
 
     /// Every node, decoded, in order.
@@ -152,6 +221,87 @@ impl<T: Scalar> Records<T> {
         })
     }
 
+    /// The derivatives of node `last` with respect to the nodes `wrt` (zero for those recorded
+    /// after it), by one sweep into the records' own adjoint slots, which it leaves as the
+    /// invariant wants them. `check` as in [`sweep`].
+    pub(super) fn gradient_wrt<const CHECK: bool>(
+        &mut self,
+        last: usize,
+        wrt: &[u32],
+        check: impl Fn(usize, T, T),
+    ) -> Vec<T> {
+        if self.dirty {
+            self.adjoints.fill(MaybeUninit::new(T::zero()));
+        }
+        self.dirty = true;
+        // The sweep zeroes the slots of operations as it goes, unless one is asked for.
+        let intermediate = wrt
+            .iter()
+            .any(|&x| x as usize <= last && !self.is_leaf(x as usize));
+        let mode = if intermediate {
+            Sweep::Keep
+        } else {
+            Sweep::Consume
+        };
+        let lists = Lists {
+            ops: &self.ops,
+            parents: &self.parents,
+            partials: &self.partials,
+        };
+        let slots = &mut self.adjoints[..=last];
+        sweep::<T, CHECK>(lists, slots, T::one(), mode, check);
+        let result = wrt
+            .iter()
+            .map(|&x| {
+                // SAFETY: an input's slot is initialised (the invariant), and a `Keep` sweep
+                // writes every slot it visits.
+                slots
+                    .get(x as usize)
+                    .map_or(T::zero(), |s| unsafe { s.assume_init() })
+            })
+            .collect();
+        if intermediate {
+            slots.fill(MaybeUninit::new(T::zero()));
+        } else {
+            // The sweep zeroed every slot it read but the inputs'; zero those too.
+            for &leaf in self
+                .leaves
+                .iter()
+                .take_while(|&&leaf| leaf as usize <= last)
+            {
+                slots[leaf as usize] = MaybeUninit::new(T::zero());
+            }
+        }
+        self.dirty = false;
+        result
+    }
+
+    /// A `Keep` sweep from node `adjoints.len() - 1` into `adjoints`, which must be all zero.
+    pub(super) fn gradient<const CHECK: bool>(
+        &self,
+        adjoints: &mut [T],
+        check: impl Fn(usize, T, T),
+    ) {
+        // SAFETY: `MaybeUninit<T>` has the layout of `T`, and the sweep writes only values.
+        let slots = unsafe { &mut *(adjoints as *mut [T] as *mut [MaybeUninit<T>]) };
+        let lists = Lists {
+            ops: &self.ops,
+            parents: &self.parents,
+            partials: &self.partials,
+        };
+        sweep::<T, CHECK>(lists, slots, T::one(), Sweep::Keep, check);
+    }
+}
+
+/// The recorded lists a sweep reads.
+#[derive(Clone, Copy)]
+struct Lists<'a, T> {
+    ops: &'a [u8],
+    parents: &'a [u32],
+    partials: &'a [T],
+}
+
+impl<T> Lists<'_, T> {
     /// Where the lists' entries for nodes `..len` end.
     fn ends(&self, len: usize) -> (usize, usize) {
         let (mut p, mut q) = (self.parents.len(), self.partials.len());
@@ -161,94 +311,95 @@ impl<T: Scalar> Records<T> {
         }
         (p, q)
     }
+}
 
-    /// The reverse sweep over nodes `..adjoints.len()`, seeded with `seed` at the last of them:
-    /// each node passes its adjoint to its parents, times the local partials. Nodes are in
-    /// execution order, so one backward loop visits every node after all its users.
-    ///
-    /// A node whose adjoint is exactly zero at every level ([`Scalar::is_exact_zero`]) passes
-    /// nothing on: the output does not depend on it, and `0 * inf` from an unused `sqrt(0)`
-    /// must not reach its parents as NaN.
-    ///
-    /// The contribution to the node just below is carried in a register rather than written to
-    /// memory and read back on the next iteration: in long chains that store-then-load is what
-    /// bounds the sweep. A node that no later node names by index ([`REFERENCED`]) gets its
-    /// adjoint from that register alone, so its slot is neither read nor, in `Consume` mode,
-    /// written.
-    ///
-    /// `check(i, c, adjoint)` is called with every cotangent `c` sent by node `i` when `CHECK`.
-    #[inline]
-    pub(super) fn sweep<const CHECK: bool>(
-        &self,
-        adjoints: &mut [T],
-        seed: T,
-        mode: Sweep,
-        check: impl Fn(usize, T, T),
-    ) {
-        let len = adjoints.len();
-        assert!(len <= self.ops.len());
-        let (mut p, mut q) = self.ends(len);
-        let ops = &self.ops[..len];
-        let mut carry = Some(seed); // pending contribution to node `i`
-        for i in (0..len).rev() {
-            // SAFETY (all unchecked accesses below): `i < len`; the cursors `p` and `q` move
-            // back over exactly the entries node `i` pushed (`stored_parents`, `stored_partials`),
-            // which lie before the ends computed for `len`; and every parent index is smaller
-            // than its node's own (`push` records only indices already recorded).
-            let tag = unsafe { *ops.get_unchecked(i) };
-            let slot = unsafe { adjoints.get_unchecked_mut(i) };
-            let adjoint = if tag & (REFERENCED | HAS_P0) != HAS_P0 {
-                // An input, or a node that may have received contributions in its slot.
-                let sum = match carry.take() {
-                    Some(c) => *slot + c,
-                    None => *slot,
-                };
-                if tag & HAS_P0 == 0 {
-                    *slot = sum;
-                    continue;
-                }
-                if mode == Sweep::Keep {
-                    *slot = sum;
-                } else {
-                    *slot = T::zero();
-                }
-                sum
-            } else {
-                match carry.take() {
-                    Some(c) => {
-                        if mode == Sweep::Keep {
-                            *slot = c;
-                        }
-                        c
-                    }
-                    None => T::zero(),
-                }
+/// The reverse sweep over nodes `..adjoints.len()`, seeded with `seed` at the last of them:
+/// each node passes its adjoint to its parents, times the local partials. Nodes are in
+/// execution order, so one backward loop visits every node after all its users.
+///
+/// A node whose adjoint is exactly zero at every level ([`Scalar::is_exact_zero`]) passes
+/// nothing on: the output does not depend on it, and `0 * inf` from an unused `sqrt(0)` must
+/// not reach its parents as NaN.
+///
+/// The contribution to the node just below is carried in a register rather than written to
+/// memory and read back on the next iteration: in long chains that store-then-load is what
+/// bounds the sweep. A node that no later node names by index ([`REFERENCED`]) gets its
+/// adjoint from that register alone, so its slot is not read, and written only in `Keep` mode.
+/// The slots of inputs and of nodes named by index must hold initialised values.
+///
+/// `check(i, c, adjoint)` is called with every cotangent `c` sent by node `i` when `CHECK`.
+#[inline]
+fn sweep<T: Scalar, const CHECK: bool>(
+    lists: Lists<'_, T>,
+    adjoints: &mut [MaybeUninit<T>],
+    seed: T,
+    mode: Sweep,
+    check: impl Fn(usize, T, T),
+) {
+    let len = adjoints.len();
+    assert!(len <= lists.ops.len());
+    let (mut p, mut q) = lists.ends(len);
+    let Lists {
+        ops,
+        parents,
+        partials,
+    } = lists;
+    let ops = &ops[..len];
+    let mut carry = Some(seed); // pending contribution to node `i`
+    for i in (0..len).rev() {
+        // SAFETY (all unchecked accesses below): `i < len`; the cursors `p` and `q` move back
+        // over exactly the entries node `i` pushed (`stored_parents`, `stored_partials`), which
+        // lie before the ends computed for `len`; and every parent index is smaller than its
+        // node's own (`push` records only indices already recorded).
+        let tag = unsafe { *ops.get_unchecked(i) };
+        let slot = unsafe { adjoints.get_unchecked_mut(i) };
+        let adjoint = if tag & (REFERENCED | HAS_P0) != HAS_P0 {
+            // An input, or a node that may have received contributions in its slot; either
+            // slot is initialised (see above).
+            let held = unsafe { slot.assume_init() };
+            let sum = match carry.take() {
+                Some(c) => held + c,
+                None => held,
             };
-            let binary = tag & HAS_P1 != 0;
-            p -= stored_parents(tag);
-            q -= 1 + binary as usize;
-            if adjoint.is_exact_zero() {
+            if tag & HAS_P0 == 0 {
+                *slot = MaybeUninit::new(sum);
                 continue;
             }
-            let (mut pp, mut qq) = (p, q);
-            for k in 0..1 + binary as usize {
-                let d = unsafe { *self.partials.get_unchecked(qq) };
-                qq += 1;
-                let c = adjoint * d;
-                if CHECK {
-                    check(i, c, adjoint);
-                }
-                if tag & (P0_PREV << k) != 0 {
-                    carry = Some(match carry {
-                        Some(prev) => prev + c,
-                        None => c,
-                    });
-                } else {
-                    let parent = unsafe { *self.parents.get_unchecked(pp) } as usize;
-                    pp += 1;
-                    debug_assert!(parent < i);
-                    unsafe { *adjoints.get_unchecked_mut(parent) += c };
-                }
+            *slot = MaybeUninit::new(if mode == Sweep::Keep { sum } else { T::zero() });
+            sum
+        } else {
+            let sum = carry.take().unwrap_or_else(T::zero);
+            if mode == Sweep::Keep {
+                *slot = MaybeUninit::new(sum);
+            }
+            sum
+        };
+        let binary = tag & HAS_P1 != 0;
+        p -= stored_parents(tag);
+        q -= 1 + binary as usize;
+        if adjoint.is_exact_zero() {
+            continue;
+        }
+        let (mut pp, mut qq) = (p, q);
+        for k in 0..1 + binary as usize {
+            let d = unsafe { *partials.get_unchecked(qq) };
+            qq += 1;
+            let c = adjoint * d;
+            if CHECK {
+                check(i, c, adjoint);
+            }
+            if tag & (P0_PREV << k) != 0 {
+                carry = Some(match carry {
+                    Some(prev) => prev + c,
+                    None => c,
+                });
+            } else {
+                let parent = unsafe { *parents.get_unchecked(pp) } as usize;
+                pp += 1;
+                debug_assert!(parent < i);
+                // The parent is named by index, so its slot is initialised.
+                let slot = unsafe { adjoints.get_unchecked_mut(parent) };
+                *slot = MaybeUninit::new(unsafe { slot.assume_init() } + c);
             }
         }
     }

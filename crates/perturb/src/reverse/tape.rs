@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::number::{impl_ad_number, AdNumber};
 use crate::scalar::{BinaryOp, Scalar, UnaryOp};
 
-use super::records::{Records, Sweep, NONE};
+use super::records::{Records, NONE};
 
 static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -43,13 +43,10 @@ static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
 pub struct Tape<T> {
     id: u64,
     generation: u64,
-    // Only `push` mutates the nodes. It runs no user code while it holds the borrow, and the
-    // tape is not `Sync`, so no other borrow can be live at the same time.
+    // The nodes, and the adjoint slots `gradient_wrt` reuses. Only `push` and `gradient_wrt`
+    // mutate them. Neither runs user code while it holds the borrow, and the tape is not
+    // `Sync`, so no other borrow can be live at the same time.
     nodes: UnsafeCell<Records<T>>,
-    // The indices of the inputs (leaves), in order, for `gradient_wrt` to reset.
-    leaves: UnsafeCell<Vec<u32>>,
-    // Adjoints reused by `gradient_wrt`, all zero between calls; same discipline as `nodes`.
-    scratch: UnsafeCell<Scratch<T>>,
     // For a traced tape: each node's operation name and value; same discipline as `nodes`.
     traced: bool,
     log: UnsafeCell<Vec<(&'static str, T)>>,
@@ -65,13 +62,6 @@ struct CheckedNode {
     op: &'static str,
     location: Option<&'static Location<'static>>,
     inputs: Vec<InputSummary>,
-}
-
-/// A buffer of adjoints kept all zero between sweeps, so a sweep need not clear it first.
-struct Scratch<T> {
-    adjoints: Vec<T>,
-    /// False while a sweep runs: if it panicked, the buffer must be cleared before reuse.
-    clean: bool,
 }
 
 impl<T: Scalar> Default for Tape<T> {
@@ -98,15 +88,26 @@ impl<T: Scalar> Tape<T> {
     /// assert!(tape.capacity() >= 1000);
     /// ```
     pub fn with_capacity(nodes: usize) -> Self {
+        Self::on(Records::with_capacity(nodes))
+    }
+
+    /// An empty tape on the buffers this thread's last [`recycle`](Tape::recycle) left, for
+    /// the functions that make a tape of their own (`perturb::gradient` and the like).
+    pub(crate) fn recycled() -> Self {
+        Self::on(Records::recycled())
+    }
+
+    /// Keeps this tape's buffers for the next [`recycled`](Tape::recycled) tape of this thread
+    /// (one set, up to 256 MiB).
+    pub(crate) fn recycle(self) {
+        self.nodes.into_inner().recycle();
+    }
+
+    fn on(records: Records<T>) -> Self {
         Tape {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
             generation: 0,
-            nodes: UnsafeCell::new(Records::with_capacity(nodes)),
-            leaves: UnsafeCell::new(Vec::new()),
-            scratch: UnsafeCell::new(Scratch {
-                adjoints: Vec::new(),
-                clean: true,
-            }),
+            nodes: UnsafeCell::new(records),
             traced: false,
             log: UnsafeCell::new(Vec::new()),
             checked: UnsafeCell::new(Vec::new()),
@@ -190,8 +191,6 @@ impl<T: Scalar> Tape<T> {
     #[inline]
     pub fn var(&self, value: T) -> Var<'_, T> {
         let index = self.push([NONE; 2], [T::zero(); 2]);
-        // SAFETY: see the `nodes` field; the borrow ends here.
-        unsafe { &mut *self.leaves.get() }.push(index);
         self.log("input", value);
         Var {
             tape: Some(self),
@@ -304,7 +303,6 @@ impl<T: Scalar> Tape<T> {
     /// ```
     pub fn clear(&mut self) {
         self.nodes.get_mut().clear();
-        self.leaves.get_mut().clear();
         self.log.get_mut().clear();
         self.checked.get_mut().clear();
         self.generation += 1;
@@ -326,7 +324,13 @@ impl<T: Scalar> Tape<T> {
     pub fn gradient(&self, output: Var<'_, T>) -> Result<Gradient<T>, Error> {
         let mut adjoints = vec![T::zero(); self.len()];
         if let Some(last) = self.output_index(output, "Tape::gradient")? {
-            self.sweep(&mut adjoints[..=last], Sweep::Keep);
+            let slots = &mut adjoints[..=last];
+            if debug::enabled() {
+                self.nodes()
+                    .gradient::<true>(slots, |i, c, a| self.check(i, c, a));
+            } else {
+                self.nodes().gradient::<false>(slots, |_, _, _| {});
+            }
         }
         Ok(Gradient {
             tape: self.id,
@@ -366,63 +370,23 @@ impl<T: Scalar> Tape<T> {
         let Some(last) = last else {
             return Ok(vec![T::zero(); wrt.len()]);
         };
-        // SAFETY: see the `scratch` field; the borrow ends before the function returns.
-        let scratch = unsafe { &mut *self.scratch.get() };
-        if !scratch.clean {
-            scratch.adjoints.fill(T::zero());
-        }
-        if scratch.adjoints.len() <= last {
-            scratch.adjoints.resize(last + 1, T::zero());
-        }
-        scratch.clean = false;
-        let adjoints = &mut scratch.adjoints[..=last];
-        // The sweep zeroes the slots of operations as it goes, unless one is asked for.
-        let nodes = self.nodes();
-        let intermediate = wrt
-            .iter()
-            .any(|x| x.index as usize <= last && !nodes.is_leaf(x.index as usize));
-        let mode = if intermediate {
-            Sweep::Keep
+        let wrt: Vec<u32> = wrt.iter().map(|x| x.index).collect();
+        // SAFETY: see the `nodes` field; the borrow ends before the function returns.
+        let nodes = unsafe { &mut *self.nodes.get() };
+        Ok(if debug::enabled() {
+            nodes.gradient_wrt::<true>(last, &wrt, |i, c, a| self.check(i, c, a))
         } else {
-            Sweep::Consume
-        };
-        self.sweep(adjoints, mode);
-        let result = wrt
-            .iter()
-            .map(|x| {
-                adjoints
-                    .get(x.index as usize)
-                    .copied()
-                    .unwrap_or_else(T::zero)
-            })
-            .collect();
-        if intermediate {
-            adjoints.fill(T::zero());
-        } else {
-            // The sweep zeroed every slot but the inputs'; zero those too.
-            // SAFETY: see the `nodes` field.
-            let leaves = unsafe { &*self.leaves.get() };
-            for &leaf in leaves.iter().take_while(|&&leaf| leaf as usize <= last) {
-                adjoints[leaf as usize] = T::zero();
-            }
-        }
-        scratch.clean = true;
-        Ok(result)
+            nodes.gradient_wrt::<false>(last, &wrt, |_, _, _| {})
+        })
     }
 
-    /// The reverse sweep over the first `adjoints.len()` nodes, checked inside
-    /// [`debug::detect_non_finite`].
-    fn sweep(&self, adjoints: &mut [T], mode: Sweep) {
-        let nodes = self.nodes();
-        if debug::enabled() {
-            // SAFETY: see the `nodes` field.
-            let checked = unsafe { &*self.checked.get() };
-            nodes.sweep::<true>(adjoints, T::one(), mode, |i, c, adjoint| {
-                check_cotangent(c, adjoint, checked_site(checked, i))
-            });
-        } else {
-            nodes.sweep::<false>(adjoints, T::one(), mode, |_, _, _| {});
-        }
+    /// Checks the cotangent `c` that node `i` sends (checking is on).
+    #[cold]
+    #[inline(never)]
+    fn check(&self, i: usize, c: T, adjoint: T) {
+        // SAFETY: see the `checked` field; nothing else borrows it during a sweep.
+        let checked = unsafe { &*self.checked.get() };
+        check_cotangent(c, adjoint, checked_site(checked, i));
     }
 
     /// Keeps what a checked sweep needs to report node `node` (checking is on).
