@@ -5,13 +5,14 @@
 //! `cargo run --release --example scalar_tape_profile -p perturb -- [steps] [rounds]`
 //!
 //! Times are medians over `rounds` (default 15) calls in this process, of the thread's CPU time
-//! (`/proc/thread-self/schedstat`, where Linux provides it; wall time otherwise), so that on a
-//! shared machine the time the thread waits for a core is not counted; minor page faults are
-//! read from `/proc/self/stat`. Ad-hoc timing for finding the limit, not the benchmark: the
+//! on Linux (wall time elsewhere), so that on a shared machine the time the thread waits for a
+//! core is not counted; minor page faults are read from `/proc/self/stat`. Ad-hoc timing for finding the limit, not the benchmark: the
 //! figures in BENCHMARKS.md come from `cargo bench --bench scalar`.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(not(target_os = "linux"))]
+use std::time::Instant;
 
 use num_traits::Float;
 use perturb::Tape;
@@ -37,15 +38,33 @@ fn minor_faults() -> Option<u64> {
     rest.split_whitespace().nth(7)?.parse().ok()
 }
 
-/// This thread's CPU time so far, or, where Linux does not tell it, the time since the first
-/// call.
+/// This thread's CPU time so far (`CLOCK_THREAD_CPUTIME_ID`) on Linux; elsewhere the time
+/// since the first call.
+#[cfg(target_os = "linux")]
+fn clock() -> Duration {
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut t = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid `struct timespec` (64-bit Linux) for the call to fill.
+    let ok = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) } == 0;
+    assert!(ok, "clock_gettime failed");
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+#[cfg(not(target_os = "linux"))]
 fn clock() -> Duration {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .map(Duration::from_nanos)
-        .unwrap_or_else(|| START.get_or_init(Instant::now).elapsed())
+    START.get_or_init(Instant::now).elapsed()
 }
 
 /// Runs `f` `rounds` times; the median time and the median number of minor faults per call.
@@ -125,10 +144,10 @@ fn main() {
         }),
     );
     println!(
-        "{} nodes, {} bytes per node at most, {:.1} MB of tape after one recording",
+        "{} nodes, {:.1} MB of tape ({:.1} bytes per node)",
         9 * steps + 1,
-        Tape::<f64>::bytes_per_node(),
-        tape_bytes(steps) as f64 / 1e6
+        tape_bytes(steps) as f64 / 1e6,
+        tape_bytes(steps) as f64 / (9 * steps + 1) as f64
     );
 }
 
@@ -136,5 +155,5 @@ fn main() {
 fn tape_bytes(steps: usize) -> usize {
     let tape = Tape::new();
     let _ = chain(tape.var(0.5_f64), steps);
-    tape.len() * Tape::<f64>::bytes_per_node()
+    tape.bytes()
 }
