@@ -353,6 +353,23 @@ fn sweep<T: Scalar, const CHECK: bool>(
         // node's own (`push` records only indices already recorded).
         let tag = unsafe { *ops.get_unchecked(i) };
         let slot = unsafe { adjoints.get_unchecked_mut(i) };
+        if tag == HAS_P0 | P0_PREV {
+            // The commonest node of a chain, a unary operation on the node just before that no
+            // other node names: the general case below, with everything known from the tag.
+            q -= 1;
+            let adjoint = carry.take().unwrap_or_else(T::zero);
+            if mode == Sweep::Keep {
+                *slot = MaybeUninit::new(adjoint);
+            }
+            if !adjoint.is_exact_zero() {
+                let c = adjoint * unsafe { *partials.get_unchecked(q) };
+                if CHECK {
+                    check(i, c, adjoint);
+                }
+                carry = Some(c);
+            }
+            continue;
+        }
         let adjoint = if tag & (REFERENCED | HAS_P0) != HAS_P0 {
             // An input, or a node that may have received contributions in its slot; either
             // slot is initialised (see above).
