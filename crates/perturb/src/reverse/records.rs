@@ -174,12 +174,18 @@ impl<T: Scalar> Records<T> {
             if p == prev {
                 tag |= P0_PREV << k;
             } else {
-                self.ops[p as usize] |= REFERENCED;
-                // Keeps the invariant: a node named by index has a zero slot.
-                self.adjoints[p as usize] = MaybeUninit::new(T::zero());
-                // SAFETY: the invariant leaves room for two parents and two partials.
-                unsafe { push_unchecked(&mut self.parents, p) };
+                // SAFETY: a parent is a node already recorded, so `p < index <= ops.len()`,
+                // and `adjoints` has a slot for every slot of `ops`.
+                debug_assert!((p as usize) < index);
+                unsafe {
+                    *self.ops.get_unchecked_mut(p as usize) |= REFERENCED;
+                    // Keeps the invariant: a node named by index has a zero slot.
+                    *self.adjoints.get_unchecked_mut(p as usize) = MaybeUninit::new(T::zero());
+                    // The invariant leaves room for two parents and two partials.
+                    push_unchecked(&mut self.parents, p);
+                }
             }
+            // SAFETY: as above.
             unsafe { push_unchecked(&mut self.partials, d) };
         }
         if tag == 0 {
@@ -425,9 +431,21 @@ fn sweep<T: Scalar, const CHECK: bool>(
 /// How many parent indices a node with this tag stored.
 #[inline(always)]
 fn stored_parents(tag: u8) -> usize {
-    (tag & HAS_P0 != 0 && tag & P0_PREV == 0) as usize
-        + (tag & HAS_P1 != 0 && tag & P1_PREV == 0) as usize
+    STORED_PARENTS[tag as usize] as usize
 }
+
+/// `stored_parents` for every tag: a load instead of a dozen instructions in the sweep.
+static STORED_PARENTS: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut tag = 0;
+    while tag < 256 {
+        let t = tag as u8;
+        table[tag] = (t & HAS_P0 != 0 && t & P0_PREV == 0) as u8
+            + (t & HAS_P1 != 0 && t & P1_PREV == 0) as u8;
+        tag += 1;
+    }
+    table
+};
 
 /// How many partials a node with this tag stored.
 #[inline(always)]
