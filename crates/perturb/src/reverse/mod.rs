@@ -8,7 +8,6 @@
 //! assert_eq!(tape.gradient(y).unwrap()[x], 12.0);
 //! ```
 
-mod records;
 mod spare;
 mod tape;
 

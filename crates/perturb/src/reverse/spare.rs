@@ -13,10 +13,8 @@ const MAX_BYTES: usize = 256 << 20;
 
 /// A tape's buffers, with the element type of the typed ones erased.
 pub(super) struct Spare {
-    pub(super) ops: Vec<u8>,
-    pub(super) parents: Vec<u32>,
+    pub(super) nodes: RawBuf,
     pub(super) leaves: Vec<u32>,
-    pub(super) partials: RawBuf,
     pub(super) adjoints: RawBuf,
 }
 
@@ -47,10 +45,7 @@ impl Spare {
     }
 
     fn bytes(&self) -> usize {
-        self.ops.capacity()
-            + 4 * (self.parents.capacity() + self.leaves.capacity())
-            + self.partials.layout.size()
-            + self.adjoints.layout.size()
+        self.nodes.layout.size() + 4 * self.leaves.capacity() + self.adjoints.layout.size()
     }
 }
 

@@ -10,15 +10,25 @@ use crate::error::Error;
 use crate::number::{impl_ad_number, AdNumber};
 use crate::scalar::{BinaryOp, Scalar, UnaryOp};
 
-use super::records::{Records, NONE};
+use super::spare::{RawBuf, Spare};
+
+/// Marks an absent parent: a leaf has none, a unary node one.
+const NONE: u32 = u32::MAX;
 
 static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
 
+/// One recorded operation: up to two parents and the local partial derivative with respect to
+/// each, computed when the operation ran (the lecture's `grads`). 24 bytes for `f64`.
+#[derive(Clone, Copy)]
+struct Node<T> {
+    parents: [u32; 2],
+    partials: [T; 2],
+}
+
 /// A reverse-mode tape (a "Wengert list").
 ///
-/// Operations on [`Var`]s append a node to flat lists in execution order (a tag byte, the
-/// parents' indices unless a parent is the node just before, and the local partials: 9 to 25
-/// bytes in `f64`), which is already a topological order, so [`gradient`](Tape::gradient) is one loop from the output back to the
+/// Operations on [`Var`]s append a node (24 bytes for `f64`) to a flat `Vec` in execution order, which is already a
+/// topological order, so [`gradient`](Tape::gradient) is one loop from the output back to the
 /// first node: no graph of pointers, no recursion, and one sweep gives the derivative of the
 /// output with respect to every input.
 ///
@@ -43,10 +53,13 @@ static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
 pub struct Tape<T> {
     id: u64,
     generation: u64,
-    // The nodes, and the adjoint slots `gradient_wrt` reuses. Only `push` and `gradient_wrt`
-    // mutate them. Neither runs user code while it holds the borrow, and the tape is not
-    // `Sync`, so no other borrow can be live at the same time.
-    nodes: UnsafeCell<Records<T>>,
+    // Only `push` mutates the nodes. It runs no user code while it holds the borrow, and the
+    // tape is not `Sync`, so no other borrow can be live at the same time.
+    nodes: UnsafeCell<Vec<Node<T>>>,
+    // The indices of the inputs (leaves), in order, for `gradient_wrt` to reset.
+    leaves: UnsafeCell<Vec<u32>>,
+    // Adjoints reused by `gradient_wrt`, all zero between calls; same discipline as `nodes`.
+    scratch: UnsafeCell<Scratch<T>>,
     // For a traced tape: each node's operation name and value; same discipline as `nodes`.
     traced: bool,
     log: UnsafeCell<Vec<(&'static str, T)>>,
@@ -62,6 +75,13 @@ struct CheckedNode {
     op: &'static str,
     location: Option<&'static Location<'static>>,
     inputs: Vec<InputSummary>,
+}
+
+/// A buffer of adjoints kept all zero between sweeps, so a sweep need not clear it first.
+struct Scratch<T> {
+    adjoints: Vec<T>,
+    /// False while a sweep runs: if it panicked, the buffer must be cleared before reuse.
+    clean: bool,
 }
 
 impl<T: Scalar> Default for Tape<T> {
@@ -88,26 +108,45 @@ impl<T: Scalar> Tape<T> {
     /// assert!(tape.capacity() >= 1000);
     /// ```
     pub fn with_capacity(nodes: usize) -> Self {
-        Self::on(Records::with_capacity(nodes))
+        Self::on(Vec::with_capacity(nodes), Vec::new(), Vec::new())
     }
 
-    /// An empty tape on the buffers this thread's last [`recycle`](Tape::recycle) left, for
-    /// the functions that make a tape of their own (`perturb::gradient` and the like).
+    /// An empty tape on the buffers this thread's last [`recycle`](Tape::recycle) left, if
+    /// any, for the functions that make a tape of their own (`perturb::gradient` and the
+    /// like): once a first call has sized them, no allocation, growth copy or fresh page.
     pub(crate) fn recycled() -> Self {
-        Self::on(Records::recycled())
+        match Spare::take() {
+            Some(spare) => {
+                let mut leaves = spare.leaves;
+                leaves.clear();
+                Self::on(spare.nodes.into_vec(), leaves, spare.adjoints.into_vec())
+            }
+            None => Self::new(),
+        }
     }
 
     /// Keeps this tape's buffers for the next [`recycled`](Tape::recycled) tape of this thread
     /// (one set, up to 256 MiB).
     pub(crate) fn recycle(self) {
-        self.nodes.into_inner().recycle();
+        Spare::keep(Spare {
+            nodes: RawBuf::from_vec(self.nodes.into_inner()),
+            leaves: self.leaves.into_inner(),
+            adjoints: RawBuf::from_vec(self.scratch.into_inner().adjoints),
+        });
     }
 
-    fn on(records: Records<T>) -> Self {
+    /// A tape on these buffers; `nodes`, `leaves` and `adjoints` must be empty.
+    fn on(nodes: Vec<Node<T>>, leaves: Vec<u32>, adjoints: Vec<T>) -> Self {
+        debug_assert!(nodes.is_empty() && leaves.is_empty() && adjoints.is_empty());
         Tape {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
             generation: 0,
-            nodes: UnsafeCell::new(records),
+            nodes: UnsafeCell::new(nodes),
+            leaves: UnsafeCell::new(leaves),
+            scratch: UnsafeCell::new(Scratch {
+                adjoints,
+                clean: true,
+            }),
             traced: false,
             log: UnsafeCell::new(Vec::new()),
             checked: UnsafeCell::new(Vec::new()),
@@ -159,7 +198,7 @@ impl<T: Scalar> Tape<T> {
         let log = unsafe { &*self.log.get() };
         let nodes = self
             .nodes()
-            .nodes()
+            .iter()
             .zip(log)
             .map(|(node, &(op, value))| {
                 let mut parents = Vec::new();
@@ -190,7 +229,12 @@ impl<T: Scalar> Tape<T> {
     /// ```
     #[inline]
     pub fn var(&self, value: T) -> Var<'_, T> {
-        let index = self.push([NONE; 2], [T::zero(); 2]);
+        let index = self.push(Node {
+            parents: [NONE; 2],
+            partials: [T::zero(); 2],
+        });
+        // SAFETY: see the `nodes` field; the borrow ends here.
+        unsafe { &mut *self.leaves.get() }.push(index);
         self.log("input", value);
         Var {
             tape: Some(self),
@@ -242,32 +286,13 @@ impl<T: Scalar> Tape<T> {
         self.nodes().capacity()
     }
 
-    /// The most bytes of tape one recorded operation takes: a binary operation whose parents
-    /// are both named by index, 25 for `f64` (a tag byte, two `u32` indices, two partials). An
-    /// operation on the value just before does not store that parent's index, so a unary
-    /// operation in a chain takes 9 bytes in `f64`; [`bytes`](Tape::bytes) tells what a
-    /// recording took.
+    /// Bytes of tape per recorded operation (unary or binary): 24 for `f64`.
     ///
     /// ```
-    /// assert_eq!(perturb::Tape::<f64>::bytes_per_node(), 25);
-    /// assert_eq!(perturb::Tape::<f32>::bytes_per_node(), 17);
+    /// assert_eq!(perturb::Tape::<f64>::bytes_per_node(), 24);
     /// ```
     pub const fn bytes_per_node() -> usize {
-        1 + 2 * std::mem::size_of::<u32>() + 2 * std::mem::size_of::<T>()
-    }
-
-    /// The bytes the recorded nodes take (not counting free capacity or the adjoints of a
-    /// sweep).
-    ///
-    /// ```
-    /// let tape = perturb::Tape::new();
-    /// let x = tape.var(2.0_f64); // 1 byte: an input stores only its tag
-    /// let y = x.sin(); // 9 bytes: a tag and the partial cos(x); its parent is the node before
-    /// let _z = x * y; // 21 bytes: a tag, the index of x (y is the node before), two partials
-    /// assert_eq!(tape.bytes(), 1 + 9 + 21);
-    /// ```
-    pub fn bytes(&self) -> usize {
-        self.nodes().bytes()
+        std::mem::size_of::<Node<T>>()
     }
 
     /// This tape's identity, used in error messages.
@@ -303,6 +328,7 @@ impl<T: Scalar> Tape<T> {
     /// ```
     pub fn clear(&mut self) {
         self.nodes.get_mut().clear();
+        self.leaves.get_mut().clear();
         self.log.get_mut().clear();
         self.checked.get_mut().clear();
         self.generation += 1;
@@ -322,15 +348,11 @@ impl<T: Scalar> Tape<T> {
     /// assert_eq!(tape.gradient(c).unwrap()[a], 15.0);
     /// ```
     pub fn gradient(&self, output: Var<'_, T>) -> Result<Gradient<T>, Error> {
-        let mut adjoints = vec![T::zero(); self.len()];
+        let nodes = self.nodes();
+        let mut adjoints = vec![T::zero(); nodes.len()];
         if let Some(last) = self.output_index(output, "Tape::gradient")? {
-            let slots = &mut adjoints[..=last];
-            if debug::enabled() {
-                self.nodes()
-                    .gradient::<true>(slots, |i, c, a| self.check(i, c, a));
-            } else {
-                self.nodes().gradient::<false>(slots, |_, _, _| {});
-            }
+            adjoints[last] = T::one();
+            self.sweep(&mut adjoints[..=last], Sweep::Keep);
         }
         Ok(Gradient {
             tape: self.id,
@@ -370,23 +392,64 @@ impl<T: Scalar> Tape<T> {
         let Some(last) = last else {
             return Ok(vec![T::zero(); wrt.len()]);
         };
-        let wrt: Vec<u32> = wrt.iter().map(|x| x.index).collect();
-        // SAFETY: see the `nodes` field; the borrow ends before the function returns.
-        let nodes = unsafe { &mut *self.nodes.get() };
-        Ok(if debug::enabled() {
-            nodes.gradient_wrt::<true>(last, &wrt, |i, c, a| self.check(i, c, a))
+        // SAFETY: see the `scratch` field; the borrow ends before the function returns.
+        let scratch = unsafe { &mut *self.scratch.get() };
+        if !scratch.clean {
+            scratch.adjoints.fill(T::zero());
+        }
+        if scratch.adjoints.len() <= last {
+            scratch.adjoints.resize(last + 1, T::zero());
+        }
+        scratch.clean = false;
+        let adjoints = &mut scratch.adjoints[..=last];
+        adjoints[last] = T::one();
+        // The sweep zeroes the slots of operations as it goes, unless one is asked for.
+        let nodes = self.nodes();
+        let intermediate = wrt.iter().any(|x| {
+            nodes
+                .get(x.index as usize)
+                .is_some_and(|n| x.index as usize <= last && n.parents[0] != NONE)
+        });
+        let mode = if intermediate {
+            Sweep::Keep
         } else {
-            nodes.gradient_wrt::<false>(last, &wrt, |_, _, _| {})
-        })
+            Sweep::Consume
+        };
+        self.sweep(adjoints, mode);
+        let result = wrt
+            .iter()
+            .map(|x| {
+                adjoints
+                    .get(x.index as usize)
+                    .copied()
+                    .unwrap_or_else(T::zero)
+            })
+            .collect();
+        if intermediate {
+            adjoints.fill(T::zero());
+        } else {
+            // The sweep zeroed every slot but the inputs'; zero those too.
+            // SAFETY: see the `nodes` field.
+            let leaves = unsafe { &*self.leaves.get() };
+            for &leaf in leaves.iter().take_while(|&&leaf| leaf as usize <= last) {
+                adjoints[leaf as usize] = T::zero();
+            }
+        }
+        scratch.clean = true;
+        Ok(result)
     }
 
-    /// Checks the cotangent `c` that node `i` sends (checking is on).
-    #[cold]
-    #[inline(never)]
-    fn check(&self, i: usize, c: T, adjoint: T) {
-        // SAFETY: see the `checked` field; nothing else borrows it during a sweep.
-        let checked = unsafe { &*self.checked.get() };
-        check_cotangent(c, adjoint, checked_site(checked, i));
+    /// The reverse sweep over the first `adjoints.len()` nodes, checked inside
+    /// [`debug::detect_non_finite`].
+    fn sweep(&self, adjoints: &mut [T], mode: Sweep) {
+        let nodes = &self.nodes()[..adjoints.len()];
+        if debug::enabled() {
+            // SAFETY: see the `nodes` field.
+            let checked = unsafe { &*self.checked.get() };
+            sweep::<T, true>(nodes, adjoints, mode, checked);
+        } else {
+            sweep::<T, false>(nodes, adjoints, mode, &[]);
+        }
     }
 
     /// Keeps what a checked sweep needs to report node `node` (checking is on).
@@ -430,15 +493,104 @@ impl<T: Scalar> Tape<T> {
     }
 
     #[inline(always)]
-    fn nodes(&self) -> &Records<T> {
+    fn nodes(&self) -> &Vec<Node<T>> {
         // SAFETY: see the `nodes` field: no mutable borrow is live outside `push`.
         unsafe { &*self.nodes.get() }
     }
 
     #[inline(always)]
-    fn push(&self, parents: [u32; 2], partials: [T; 2]) -> u32 {
+    fn push(&self, node: Node<T>) -> u32 {
         // SAFETY: see the `nodes` field; this borrow ends before the function returns.
-        unsafe { &mut *self.nodes.get() }.push(parents, partials)
+        let nodes = unsafe { &mut *self.nodes.get() };
+        let index = nodes.len();
+        if index >= NONE as usize {
+            tape_full();
+        }
+        nodes.push(node);
+        index as u32
+    }
+}
+
+/// What the sweep leaves in the adjoint slots of operations (inputs always keep theirs).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sweep {
+    /// Every node's adjoint, for [`Gradient`].
+    Keep,
+    /// Zero, so that the buffer is clean for the next sweep without another pass over it.
+    Consume,
+}
+
+/// The reverse sweep: each node passes its adjoint to its parents, times the local partials.
+/// Nodes are in execution order, so one backward loop visits every node after all its users.
+///
+/// A node whose adjoint is exactly zero at every level ([`Scalar::is_exact_zero`]) passes
+/// nothing on: the output does not depend on it, and `0 * inf` from an unused `sqrt(0)` must
+/// not reach its parents as NaN.
+///
+/// The contribution to the node just below is carried in a register rather than written to
+/// memory and read back on the next iteration: in long chains that store-then-load is what
+/// bounds the sweep.
+///
+/// With `CHECK` (inside [`debug::detect_non_finite`]) each cotangent sent to a parent is
+/// checked and the first that is not finite reported, naming the node's operation from
+/// `checked`.
+#[inline]
+fn sweep<T: Scalar, const CHECK: bool>(
+    nodes: &[Node<T>],
+    adjoints: &mut [T],
+    mode: Sweep,
+    checked: &[CheckedNode],
+) {
+    assert_eq!(nodes.len(), adjoints.len());
+    let mut carry = None; // pending contribution to node `i`
+    for i in (0..nodes.len()).rev() {
+        // SAFETY: `i < len`, and every parent index is smaller than its node's own index
+        // (`push` records only variables of this tape, all recorded before the node).
+        let node = unsafe { nodes.get_unchecked(i) };
+        let slot = unsafe { adjoints.get_unchecked_mut(i) };
+        let adjoint = match carry.take() {
+            Some(c) => *slot + c,
+            None => *slot,
+        };
+        let [p0, p1] = node.parents;
+        if p0 == NONE {
+            *slot = adjoint;
+            continue;
+        }
+        *slot = if mode == Sweep::Keep {
+            adjoint
+        } else {
+            T::zero()
+        };
+        if adjoint.is_exact_zero() {
+            continue;
+        }
+        let site = if CHECK {
+            checked_site(checked, i)
+        } else {
+            None
+        };
+        debug_assert!((p0 as usize) < i && (p1 == NONE || (p1 as usize) < i));
+        let below = (i as u32).wrapping_sub(1);
+        for (p, d) in [(p0, node.partials[0]), (p1, node.partials[1])] {
+            if p == below {
+                let c = adjoint * d;
+                if CHECK {
+                    check_cotangent(c, adjoint, site);
+                }
+                carry = Some(match carry {
+                    Some(prev) => prev + c,
+                    None => c,
+                });
+            } else if p != NONE {
+                let c = adjoint * d;
+                if CHECK {
+                    check_cotangent(c, adjoint, site);
+                }
+                // SAFETY: `p < i <= len` (see above).
+                unsafe { *adjoints.get_unchecked_mut(p as usize) += c };
+            }
+        }
     }
 }
 
@@ -470,6 +622,15 @@ fn check_cotangent<T: Scalar>(c: T, adjoint: T, site: Option<&CheckedNode>) {
             location: site.and_then(|c| c.location),
         }
     });
+}
+
+#[cold]
+#[inline(never)]
+fn tape_full() -> ! {
+    panic!(
+        "perturb: a tape holds at most {} nodes; clear it or record less",
+        NONE
+    )
 }
 
 #[cold]
@@ -591,7 +752,7 @@ impl<'t, T: Scalar> Var<'t, T> {
         tape.log(op, value);
         Var {
             tape: Some(tape),
-            index: tape.push(parents, partials),
+            index: tape.push(Node { parents, partials }),
             value,
         }
     }
