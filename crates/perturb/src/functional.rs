@@ -43,7 +43,7 @@ pub fn derivative<T: Scalar>(f: impl FnOnce(Dual<T>) -> Dual<T>, x: T) -> (T, T)
 
 /// The value and gradient of `f: R^n -> R`, by reverse mode: one recording, one backward sweep.
 ///
-/// The tape's buffers are kept for the next call on the same thread (one set, up to 256 MiB,
+/// The tape's buffers are kept for the next call on the same thread (one set, up to 512 MiB,
 /// shared with [`hessian`], [`hvp`] and [`jacobian`]), so that repeated calls do not allocate,
 /// grow and fault in a fresh tape each time.
 ///

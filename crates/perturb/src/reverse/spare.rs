@@ -9,7 +9,7 @@ use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
 /// The most bytes a thread keeps: a larger set of buffers is freed as usual.
-const MAX_BYTES: usize = 256 << 20;
+const MAX_BYTES: usize = 512 << 20;
 
 /// A tape's buffers, with the element type of the typed ones erased.
 pub(super) struct Spare {

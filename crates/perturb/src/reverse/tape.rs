@@ -126,7 +126,7 @@ impl<T: Scalar> Tape<T> {
     }
 
     /// Keeps this tape's buffers for the next [`recycled`](Tape::recycled) tape of this thread
-    /// (one set, up to 256 MiB).
+    /// (one set, up to 512 MiB).
     pub(crate) fn recycle(self) {
         Spare::keep(Spare {
             nodes: RawBuf::from_vec(self.nodes.into_inner()),
