@@ -35,6 +35,17 @@ fn rosenbrock_grad(x: &[f64], g: &mut [f64]) {
     g[n - 1] = 200.0 * (x[n - 1] - x[n - 2] * x[n - 2]);
 }
 
+/// Rosenbrock's gradient on a reused tape: record, sweep, clear (keeping the buffers).
+fn tape_gradient(tape: &mut Tape<f64>, x: &[f64]) -> Vec<f64> {
+    let grad = {
+        let xs = tape.vars(x);
+        let y = rosenbrock(&xs);
+        tape.gradient_wrt(y, &xs).unwrap()
+    };
+    tape.clear();
+    grad
+}
+
 /// Panics unless the hand-written gradient agrees with perturb's (to 1e-12, relative).
 fn check_hand_written(x: &[f64]) {
     let mut g = vec![0.0; x.len()];
@@ -75,15 +86,7 @@ fn bench_rosenbrock(c: &mut Criterion) {
     });
     let mut tape = Tape::with_capacity(8 * N);
     group.bench_function("tape_gradient", |b| {
-        b.iter(|| {
-            let grad = {
-                let xs = tape.vars(black_box(&x));
-                let y = rosenbrock(&xs);
-                tape.gradient_wrt(y, &xs).unwrap()
-            };
-            tape.clear();
-            grad
-        })
+        b.iter(|| tape_gradient(&mut tape, black_box(&x)))
     });
     group.bench_function("functional_gradient", |b| {
         b.iter(|| perturb::gradient(|x| rosenbrock(x), black_box(&x)))
@@ -92,16 +95,7 @@ fn bench_rosenbrock(c: &mut Criterion) {
     // the sweep every cotangent (the rows above have it off, which is the default).
     group.bench_function("tape_gradient_debug_on", |b| {
         b.iter(|| {
-            perturb::debug::detect_non_finite(|| {
-                let grad = {
-                    let xs = tape.vars(black_box(&x));
-                    let y = rosenbrock(&xs);
-                    tape.gradient_wrt(y, &xs).unwrap()
-                };
-                tape.clear();
-                grad
-            })
-            .unwrap()
+            perturb::debug::detect_non_finite(|| tape_gradient(&mut tape, black_box(&x))).unwrap()
         })
     });
     group.finish();
@@ -122,15 +116,7 @@ fn bench_rosenbrock_large(c: &mut Criterion) {
     });
     let mut tape = Tape::with_capacity(9 * N_LARGE);
     group.bench_function("tape_gradient", |b| {
-        b.iter(|| {
-            let grad = {
-                let xs = tape.vars(black_box(&x));
-                let y = rosenbrock(&xs);
-                tape.gradient_wrt(y, &xs).unwrap()
-            };
-            tape.clear();
-            grad
-        })
+        b.iter(|| tape_gradient(&mut tape, black_box(&x)))
     });
     group.bench_function("functional_gradient", |b| {
         b.iter(|| perturb::gradient(|x| rosenbrock(x), black_box(&x)))
