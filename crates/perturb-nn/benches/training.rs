@@ -1,10 +1,13 @@
 //! Training the digits MLP (64-64-10, tanh, softmax cross-entropy, full-batch gradient descent,
-//! 20 epochs) with perturb, next to the same training written by hand in the same run.
+//! 20 epochs) with perturb, next to the same training written by hand in the same run, on the
+//! same threads (the GEMM's and rayon's; set `RAYON_NUM_THREADS` and `MATMUL_NUM_THREADS` to
+//! change both sides at once). Both return the last epoch's loss, and are checked to end at the
+//! same weights and loss before anything is timed.
 //!
 //! Run: `cargo bench -p perturb-nn --bench training`
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use perturb::tensor::{Tensor, TensorTape};
+use perturb::tensor::{Array, Tensor, TensorTape};
 use perturb_nn::data::{builtin, Standardizer};
 use perturb_nn::loss::{softmax_cross_entropy, Reduction};
 use perturb_nn::nn::{Activation, Init, Mlp};
@@ -47,67 +50,101 @@ fn gemm(
     }
 }
 
-/// The same training by hand: forward, backward and update of a 64-64-10 tanh network.
-fn train_by_hand(x: &[f64], labels: &[usize], params: &mut [Vec<f64>]) {
+/// Column sums of a row-major matrix with `cols` columns.
+fn column_sums(m: &[f64], cols: usize) -> Vec<f64> {
+    let mut sums = vec![0.0; cols];
+    for row in m.chunks_exact(cols) {
+        sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+    }
+    sums
+}
+
+/// The same training by hand: forward, backward and update of a 64-64-10 tanh network; returns
+/// the last epoch's loss. Threads as perturb's: the GEMM is the same matrixmultiply with its
+/// threads, and `tanh` runs through perturb's vectorised `Tensor::tanh` (on rayon's threads
+/// above its size threshold, as in perturb's forward pass). The softmax uses libm's `exp` and
+/// `ln`, as perturb's `log_softmax` does.
+fn train_by_hand(x: &[f64], labels: &[usize], params: &mut [Vec<f64>]) -> f64 {
     let (n, d, h, c) = (labels.len(), 64, 64, 10);
-    let (mut a, mut z) = (vec![0.0; n * h], vec![0.0; n * c]);
-    let (mut dw1, mut dw2, mut dh) = (vec![0.0; d * h], vec![0.0; h * c], vec![0.0; n * h]);
+    let (mut z, mut dw1, mut dw2, mut dh) = (
+        vec![0.0; n * c],
+        vec![0.0; d * h],
+        vec![0.0; h * c],
+        vec![0.0; n * h],
+    );
+    let mut pre = vec![0.0; n * h];
+    let mut loss = 0.0;
     for _ in 0..EPOCHS {
         let [w1, b1, w2, b2] = params else {
             unreachable!()
         };
-        gemm(n, d, h, x, (d as isize, 1), w1, (h as isize, 1), &mut a);
-        for row in a.chunks_mut(h) {
-            for (v, b) in row.iter_mut().zip(b1.iter()) {
-                *v = (*v + b).tanh();
-            }
+        gemm(n, d, h, x, (d as isize, 1), w1, (h as isize, 1), &mut pre);
+        for row in pre.chunks_exact_mut(h) {
+            row.iter_mut().zip(b1.iter()).for_each(|(v, b)| *v += b);
         }
+        let a = Tensor::from_vec(std::mem::take(&mut pre), &[n * h])
+            .unwrap()
+            .tanh()
+            .into_vec();
         gemm(n, h, c, &a, (h as isize, 1), w2, (c as isize, 1), &mut z);
-        // dZ = (softmax(z) - onehot) / n, in place.
-        for (row, &label) in z.chunks_mut(c).zip(labels) {
+        // The mean loss, and dZ = (softmax(z) - onehot) / n in place.
+        loss = 0.0;
+        for (row, &label) in z.chunks_exact_mut(c).zip(labels) {
+            row.iter_mut().zip(b2.iter()).for_each(|(v, b)| *v += b);
             let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let mut s = 0.0;
-            for (v, b) in row.iter_mut().zip(b2.iter()) {
-                *v = (*v + b - m).exp();
+            for v in row.iter_mut() {
+                *v = (*v - m).exp();
                 s += *v;
             }
+            loss -= (row[label] / s).ln();
             for v in row.iter_mut() {
                 *v /= s * n as f64;
             }
             row[label] -= 1.0 / n as f64;
         }
+        loss /= n as f64;
         gemm(h, n, c, &a, (1, h as isize), &z, (c as isize, 1), &mut dw2); // A^T dZ
-        let db2: Vec<f64> = (0..c).map(|j| z.chunks(c).map(|r| r[j]).sum()).collect();
+        let db2 = column_sums(&z, c);
         gemm(n, c, h, &z, (c as isize, 1), w2, (1, c as isize), &mut dh); // dZ W2^T
         for (g, &v) in dh.iter_mut().zip(&a) {
             *g *= 1.0 - v * v;
         }
         gemm(d, n, h, x, (1, d as isize), &dh, (h as isize, 1), &mut dw1); // X^T dA
-        let db1: Vec<f64> = (0..h).map(|j| dh.chunks(h).map(|r| r[j]).sum()).collect();
+        let db1 = column_sums(&dh, h);
         for (p, g) in [(&mut *w1, &dw1), (&mut *w2, &dw2)] {
             p.iter_mut().zip(g).for_each(|(p, g)| *p -= LR * g);
         }
         b1.iter_mut().zip(&db1).for_each(|(p, g)| *p -= LR * g);
         b2.iter_mut().zip(&db2).for_each(|(p, g)| *p -= LR * g);
+        pre = a;
     }
+    loss
 }
 
-fn train_with_perturb(model: &Mlp<f64>, x: &Tensor<f64>, labels: &[usize]) -> Vec<Tensor<f64>> {
+/// The training by perturb; returns the weights and the last epoch's loss.
+fn train_with_perturb(
+    model: &Mlp<f64>,
+    x: &Tensor<f64>,
+    labels: &[usize],
+) -> (Vec<Tensor<f64>>, f64) {
     let mut params = model.param_tensors();
     let mut gd = GradientDescent::new(LR);
     let mut tape = TensorTape::new();
+    let mut last = 0.0;
     for _ in 0..EPOCHS {
         let grads = {
             let vars: Vec<_> = params.iter().map(|p| tape.var(p.clone())).collect();
             let logits = model.forward(&vars, &tape.constant(x.clone())).unwrap();
             let loss = softmax_cross_entropy(&logits, labels, Reduction::Mean).unwrap();
+            last = loss.value().item().unwrap();
             let refs: Vec<_> = vars.iter().collect();
             tape.gradient(&loss, &refs).unwrap()
         };
         tape.clear();
         gd.step(&mut params, &grads).unwrap();
     }
-    params
+    (params, last)
 }
 
 fn bench(c: &mut Criterion) {
@@ -120,9 +157,13 @@ fn bench(c: &mut Criterion) {
     let model = Mlp::new(&[64, 64, 10], Activation::Tanh, Init::XavierUniform, 0).unwrap();
 
     // Both trainings start from the same weights and must end at the same weights.
-    let by_perturb = train_with_perturb(&model, &x, &labels);
+    let (by_perturb, loss_perturb) = train_with_perturb(&model, &x, &labels);
     let mut by_hand: Vec<Vec<f64>> = model.param_tensors().iter().map(|t| t.to_vec()).collect();
-    train_by_hand(x.as_slice(), &labels, &mut by_hand);
+    let loss_hand = train_by_hand(x.as_slice(), &labels, &mut by_hand);
+    assert!(
+        (loss_perturb - loss_hand).abs() < 1e-9,
+        "the two losses disagree: {loss_perturb} against {loss_hand}"
+    );
     for (p, h) in by_perturb.iter().zip(&by_hand) {
         let worst = p
             .as_slice()
@@ -139,8 +180,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut params: Vec<Vec<f64>> =
                 model.param_tensors().iter().map(|t| t.to_vec()).collect();
-            train_by_hand(black_box(x.as_slice()), &labels, &mut params);
-            params
+            let loss = train_by_hand(black_box(x.as_slice()), &labels, &mut params);
+            (params, loss)
         })
     });
     group.bench_function("perturb", |b| {

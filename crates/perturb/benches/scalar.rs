@@ -1,5 +1,7 @@
-//! Scalar-engine benchmarks (issue 2). Each group runs its baseline in the same process:
-//! the plain f64 function, and for Rosenbrock a hand-written analytic gradient.
+//! Scalar-engine benchmarks (issues 2 and 19). Each group runs its baseline in the same
+//! process: the plain f64 function, and for Rosenbrock a hand-written analytic gradient
+//! computed per element (no dependency from one element to the next, so it vectorises), checked
+//! against perturb's before timing. The system allocator, which a user of the library has.
 //!
 //! Run: `cargo bench -p perturb --bench scalar`
 
@@ -20,13 +22,40 @@ fn rosenbrock<T: Float>(x: &[T]) -> T {
     sum
 }
 
-/// The analytic gradient of `rosenbrock`, by hand.
+/// The analytic gradient of `rosenbrock`, by hand: each `g[i]` from `x[i - 1..=i + 1]`, with
+/// no dependency from one element to the next, so the loop vectorises.
 fn rosenbrock_grad(x: &[f64], g: &mut [f64]) {
-    g.fill(0.0);
-    for i in 0..x.len() - 1 {
-        let a = x[i + 1] - x[i] * x[i];
-        g[i] += -400.0 * a * x[i] - 2.0 * (1.0 - x[i]);
-        g[i + 1] += 200.0 * a;
+    let n = x.len();
+    assert!(n >= 2 && g.len() == n);
+    g[0] = -400.0 * x[0] * (x[1] - x[0] * x[0]) - 2.0 * (1.0 - x[0]);
+    for (gi, w) in g[1..n - 1].iter_mut().zip(x.windows(3)) {
+        let (prev, xi, next) = (w[0], w[1], w[2]);
+        *gi = 200.0 * (xi - prev * prev) - 400.0 * xi * (next - xi * xi) - 2.0 * (1.0 - xi);
+    }
+    g[n - 1] = 200.0 * (x[n - 1] - x[n - 2] * x[n - 2]);
+}
+
+/// Rosenbrock's gradient on a reused tape: record, sweep, clear (keeping the buffers).
+fn tape_gradient(tape: &mut Tape<f64>, x: &[f64]) -> Vec<f64> {
+    let grad = {
+        let xs = tape.vars(x);
+        let y = rosenbrock(&xs);
+        tape.gradient_wrt(y, &xs).unwrap()
+    };
+    tape.clear();
+    grad
+}
+
+/// Panics unless the hand-written gradient agrees with perturb's (to 1e-12, relative).
+fn check_hand_written(x: &[f64]) {
+    let mut g = vec![0.0; x.len()];
+    rosenbrock_grad(x, &mut g);
+    let (_, expected) = perturb::gradient(|x| rosenbrock(x), x);
+    for (i, (a, b)) in g.iter().zip(&expected).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+            "hand-written gradient [{i}] = {a}, perturb's = {b}"
+        );
     }
 }
 
@@ -43,10 +72,12 @@ fn chain<T: Float>(x0: T, steps: usize) -> T {
 }
 
 const N: usize = 10_000;
+const N_LARGE: usize = 1_000_000;
 const STEPS: usize = 250_000;
 
 fn bench_rosenbrock(c: &mut Criterion) {
     let x: Vec<f64> = (0..N).map(|i| 0.5 + 0.001 * (i % 100) as f64).collect();
+    check_hand_written(&x);
     let mut group = c.benchmark_group("rosenbrock_n10000");
     group.bench_function("plain_f64_value", |b| b.iter(|| rosenbrock(black_box(&x))));
     let mut g = vec![0.0; N];
@@ -55,15 +86,7 @@ fn bench_rosenbrock(c: &mut Criterion) {
     });
     let mut tape = Tape::with_capacity(8 * N);
     group.bench_function("tape_gradient", |b| {
-        b.iter(|| {
-            let grad = {
-                let xs = tape.vars(black_box(&x));
-                let y = rosenbrock(&xs);
-                tape.gradient_wrt(y, &xs).unwrap()
-            };
-            tape.clear();
-            grad
-        })
+        b.iter(|| tape_gradient(&mut tape, black_box(&x)))
     });
     group.bench_function("functional_gradient", |b| {
         b.iter(|| perturb::gradient(|x| rosenbrock(x), black_box(&x)))
@@ -72,17 +95,31 @@ fn bench_rosenbrock(c: &mut Criterion) {
     // the sweep every cotangent (the rows above have it off, which is the default).
     group.bench_function("tape_gradient_debug_on", |b| {
         b.iter(|| {
-            perturb::debug::detect_non_finite(|| {
-                let grad = {
-                    let xs = tape.vars(black_box(&x));
-                    let y = rosenbrock(&xs);
-                    tape.gradient_wrt(y, &xs).unwrap()
-                };
-                tape.clear();
-                grad
-            })
-            .unwrap()
+            perturb::debug::detect_non_finite(|| tape_gradient(&mut tape, black_box(&x))).unwrap()
         })
+    });
+    group.finish();
+}
+
+/// `perturb::gradient` against a reused tape at 10^6 inputs (9 million nodes): what a tape made
+/// per call costs once it outgrows the caches.
+fn bench_rosenbrock_large(c: &mut Criterion) {
+    let x: Vec<f64> = (0..N_LARGE)
+        .map(|i| 0.5 + 0.001 * (i % 100) as f64)
+        .collect();
+    check_hand_written(&x);
+    let mut group = c.benchmark_group("rosenbrock_n1000000");
+    group.sample_size(10);
+    let mut g = vec![0.0; N_LARGE];
+    group.bench_function("hand_written_gradient", |b| {
+        b.iter(|| rosenbrock_grad(black_box(&x), &mut g))
+    });
+    let mut tape = Tape::with_capacity(9 * N_LARGE);
+    group.bench_function("tape_gradient", |b| {
+        b.iter(|| tape_gradient(&mut tape, black_box(&x)))
+    });
+    group.bench_function("functional_gradient", |b| {
+        b.iter(|| perturb::gradient(|x| rosenbrock(x), black_box(&x)))
     });
     group.finish();
 }
@@ -108,6 +145,9 @@ fn bench_chain(c: &mut Criterion) {
             d
         })
     });
+    group.bench_function(BenchmarkId::new("functional_derivative", STEPS), |b| {
+        b.iter(|| perturb::gradient(|x| chain(x[0], STEPS), &[black_box(0.5_f64)]).1[0])
+    });
     group.finish();
     let tape = Tape::new();
     let _ = chain(tape.var(0.5_f64), STEPS);
@@ -119,5 +159,10 @@ fn bench_chain(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, bench_rosenbrock, bench_chain);
+criterion_group!(
+    benches,
+    bench_rosenbrock,
+    bench_rosenbrock_large,
+    bench_chain
+);
 criterion_main!(benches);

@@ -43,6 +43,10 @@ pub fn derivative<T: Scalar>(f: impl FnOnce(Dual<T>) -> Dual<T>, x: T) -> (T, T)
 
 /// The value and gradient of `f: R^n -> R`, by reverse mode: one recording, one backward sweep.
 ///
+/// The tape's buffers are kept for the next call on the same thread (one set, up to 512 MiB,
+/// shared with [`hessian`], [`hvp`] and [`jacobian`]), so that repeated calls do not allocate,
+/// grow and fault in a fresh tape each time.
+///
 /// ```
 /// let (value, grad) = perturb::gradient(|x| x[0] * x[1] * x[1], &[3.0_f64, 2.0]);
 /// assert_eq!(value, 12.0);
@@ -53,10 +57,14 @@ where
     T: Scalar,
     F: for<'t> FnOnce(&[Var<'t, T>]) -> Var<'t, T>,
 {
-    let tape = Tape::new();
-    let xs = tape.vars(x);
-    let y = f(&xs);
-    (y.value(), gradient_on(&tape, y, &xs))
+    let tape = Tape::recycled();
+    let result = {
+        let xs = tape.vars(x);
+        let y = f(&xs);
+        (y.value(), gradient_on(&tape, y, &xs))
+    };
+    tape.recycle();
+    result
 }
 
 /// The value and gradient of `f: R^n -> R` by forward mode in a single pass, carrying `n`
@@ -211,11 +219,15 @@ fn jacobian_reverse<T: Scalar>(
     f: &impl VectorFunction,
     x: &[T],
 ) -> Result<(Vec<T>, Vec<Vec<T>>), Error> {
-    let tape = Tape::new();
-    let xs = tape.vars(x);
-    let ys = f.eval(&xs);
-    let rows = ys.iter().map(|&y| gradient_on(&tape, y, &xs)).collect();
-    Ok((ys.iter().map(|y| y.value()).collect(), rows))
+    let tape = Tape::recycled();
+    let result = {
+        let xs = tape.vars(x);
+        let ys = f.eval(&xs);
+        let rows = ys.iter().map(|&y| gradient_on(&tape, y, &xs)).collect();
+        (ys.iter().map(|y| y.value()).collect(), rows)
+    };
+    tape.recycle();
+    Ok(result)
 }
 
 /// The Hessian of `f: R^n -> R`, `H[i][j] = d^2 f / dx_i dx_j`, by forward over reverse mode:
@@ -232,7 +244,7 @@ where
     T: Scalar,
     F: for<'t> Fn(&[Var<'t, Dual<T>>]) -> Var<'t, Dual<T>>,
 {
-    let mut tape = Tape::new();
+    let mut tape = Tape::recycled();
     let mut direction = vec![T::zero(); x.len()];
     let mut rows = Vec::with_capacity(x.len());
     for i in 0..x.len() {
@@ -241,6 +253,7 @@ where
         direction[i] = T::zero();
         tape.clear();
     }
+    tape.recycle();
     rows
 }
 
@@ -266,7 +279,10 @@ where
             found: v.len(),
         });
     }
-    Ok(hvp_on(&Tape::new(), &f, x, v))
+    let tape = Tape::recycled();
+    let hv = hvp_on(&tape, &f, x, v);
+    tape.recycle();
+    Ok(hv)
 }
 
 fn hvp_on<'t, T, F>(tape: &'t Tape<Dual<T>>, f: &F, x: &[T], v: &[T]) -> Vec<T>

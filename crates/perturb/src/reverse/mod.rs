@@ -8,6 +8,7 @@
 //! assert_eq!(tape.gradient(y).unwrap()[x], 12.0);
 //! ```
 
+mod spare;
 mod tape;
 
 pub use tape::{Gradient, Tape, Var};

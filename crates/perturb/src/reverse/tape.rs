@@ -10,6 +10,8 @@ use crate::error::Error;
 use crate::number::{impl_ad_number, AdNumber};
 use crate::scalar::{BinaryOp, Scalar, UnaryOp};
 
+use super::spare::{RawBuf, Spare};
+
 /// Marks an absent parent: a leaf has none, a unary node one.
 const NONE: u32 = u32::MAX;
 
@@ -106,13 +108,43 @@ impl<T: Scalar> Tape<T> {
     /// assert!(tape.capacity() >= 1000);
     /// ```
     pub fn with_capacity(nodes: usize) -> Self {
+        Self::on(Vec::with_capacity(nodes), Vec::new(), Vec::new())
+    }
+
+    /// An empty tape on the buffers this thread's last [`recycle`](Tape::recycle) left, if
+    /// any, for the functions that make a tape of their own (`perturb::gradient` and the
+    /// like): once a first call has sized them, no allocation, growth copy or fresh page.
+    pub(crate) fn recycled() -> Self {
+        match Spare::take() {
+            Some(spare) => {
+                let mut leaves = spare.leaves;
+                leaves.clear();
+                Self::on(spare.nodes.into_vec(), leaves, spare.adjoints.into_vec())
+            }
+            None => Self::new(),
+        }
+    }
+
+    /// Keeps this tape's buffers for the next [`recycled`](Tape::recycled) tape of this thread
+    /// (one set, up to 512 MiB).
+    pub(crate) fn recycle(self) {
+        Spare::keep(Spare {
+            nodes: RawBuf::from_vec(self.nodes.into_inner()),
+            leaves: self.leaves.into_inner(),
+            adjoints: RawBuf::from_vec(self.scratch.into_inner().adjoints),
+        });
+    }
+
+    /// A tape on these buffers; `nodes`, `leaves` and `adjoints` must be empty.
+    fn on(nodes: Vec<Node<T>>, leaves: Vec<u32>, adjoints: Vec<T>) -> Self {
+        debug_assert!(nodes.is_empty() && leaves.is_empty() && adjoints.is_empty());
         Tape {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
             generation: 0,
-            nodes: UnsafeCell::new(Vec::with_capacity(nodes)),
-            leaves: UnsafeCell::new(Vec::new()),
+            nodes: UnsafeCell::new(nodes),
+            leaves: UnsafeCell::new(leaves),
             scratch: UnsafeCell::new(Scratch {
-                adjoints: Vec::new(),
+                adjoints,
                 clean: true,
             }),
             traced: false,
