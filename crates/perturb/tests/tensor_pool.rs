@@ -14,7 +14,7 @@ mod forward_support;
 
 use forward_support::{check_first_order, check_second_order, Function, SplitMix};
 use perturb::tensor::conv::{avg_pool2d, max_pool2d, try_avg_pool2d, try_max_pool2d, Pool2d};
-use perturb::tensor::ops::{AvgPool2d, MaxPool2d};
+use perturb::tensor::ops::{AvgPool2d, MaxPool2d, MaxPool2dIndex};
 use perturb::tensor::{
     hessian, hvp, jacfwd, jacrev, jvp, Array, DualTensor, Element, Op, Tensor, TensorTape,
     TensorVar,
@@ -238,7 +238,12 @@ fn output_shape_tells_the_shape_eval_gives() {
         let x = row.input(&mut rng);
         let y = row.case.apply(&x).unwrap();
         let told = match row.case {
-            Case::Max(pool) => MaxPool2d { pool }.output_shape(&[row.shape]),
+            Case::Max(pool) => {
+                let index = MaxPool2dIndex { pool }.output_shape(&[row.shape]);
+                let gather = MaxPool2d { pool }.output_shape(&[row.shape, y.shape()]);
+                assert_eq!(index, gather, "{}", row.what());
+                index
+            }
             Case::Avg(pool, count_include_pad) => AvgPool2d {
                 pool,
                 count_include_pad,
@@ -248,11 +253,20 @@ fn output_shape_tells_the_shape_eval_gives() {
         assert_eq!(told.as_deref(), Some(y.shape()), "{}", row.what());
     }
     // Shapes it cannot pool: no shape.
-    let op = MaxPool2d {
+    let op = MaxPool2dIndex {
         pool: Pool2d::new([3, 3]),
     };
     assert_eq!(op.output_shape(&[&[1, 1, 2, 2]]), None);
     assert_eq!(op.output_shape(&[&[4, 4]]), None);
+    // An index of another shape than the pooled one.
+    let op = MaxPool2d {
+        pool: Pool2d::new([2, 2]),
+    };
+    assert_eq!(
+        op.output_shape(&[&[1, 1, 4, 4], &[1, 1, 2, 2]]),
+        Some(vec![1, 1, 2, 2])
+    );
+    assert_eq!(op.output_shape(&[&[1, 1, 4, 4], &[1, 1, 2, 1]]), None);
 }
 
 // ---- Against a direct loop -----------------------------------------------------------------

@@ -34,7 +34,7 @@ pub use elementwise::{
 pub(crate) use linalg::Dense;
 pub use linalg::{Cholesky, Det, Eigh, Inverse, MatMul, Norm, Qr, Slogdet, Solve, TriangularSolve};
 pub use pointwise::{Pointwise, PointwiseBinary, PointwiseRule};
-pub use pool::{AvgPool2d, MaxPool2d, Pool2d};
+pub use pool::{AvgPool2d, MaxPool2d, MaxPool2dIndex, Pool2d};
 pub use shape::{BroadcastTo, Narrow, PadNarrow, PadPair, Permute, Reshape, SumTo};
 #[allow(unused_imports)]
 pub use {compare::*, index::*, reduce::*};
