@@ -25,7 +25,9 @@ mod shape;
 pub use argmax::Indices;
 pub(crate) use argmax::{argmax, argmin};
 pub use binary::{Add, AddScalar, Div, Mul, MulAdd, Pow, Scale, ScaledMul, Sub};
-pub use conv::{Conv, Conv1d, Conv2d, ConvTranspose, ConvTranspose2d, ConvWeightGrad};
+pub use conv::{
+    BiasAdd, BiasAddGrad, Conv, Conv1d, Conv2d, ConvTranspose, ConvTranspose2d, ConvWeightGrad,
+};
 pub use cumsum::CumSum;
 pub use elementwise::{
     Abs, Cos, Erf, Exp, Expm1, Gelu, GeluTanh, Ln, Log1p, LogSigmoid, Neg, PowScalar, Recip, Relu,
