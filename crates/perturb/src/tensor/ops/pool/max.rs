@@ -28,8 +28,8 @@ use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 /// its JVP and VJP are zero. [`MaxPool2d`] reads the input at these offsets.
 ///
 /// An error names `max_pool2d_index` where the offsets could pass the whole numbers the element
-/// type holds exactly (`f32`: 2^24, reached only by a window of `kh` rows of an input wider than
-/// `2^24 / kh`).
+/// type holds exactly (`f32`: 2^24, reached only by windows of `kh` rows over an input wider
+/// than `2^24 / (kh - 1)`).
 ///
 /// ```
 /// use perturb::tensor::conv::Pool2d;
@@ -63,13 +63,14 @@ impl Op for MaxPool2dIndex {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let x = unary(self.name(), inputs)?;
         let g = geometry(self.name(), &self.pool, x.shape())?;
-        // The largest offset is under `min(kh, H) W`.
-        let reach = self.pool.kernel[0].min(g.h).saturating_mul(g.w);
-        if reach as f64 > 2.0 / T::epsilon().to_f64_value() {
+        // The last element of the tallest and widest window inside the input.
+        let [kh, kw] = [self.pool.kernel[0].min(g.h), self.pool.kernel[1].min(g.w)];
+        let last = (kh - 1).saturating_mul(g.w).saturating_add(kw - 1);
+        if last as f64 > 2.0 / T::epsilon().to_f64_value() {
             return Err(Error::InvalidArgument {
                 op: self.name(),
                 reason: format!(
-                    "offsets in windows of {:?} over an input of shape {:?} reach {reach}, past \
+                    "offsets in windows of {:?} over an input of shape {:?} reach {last}, past \
                      the whole numbers {} holds exactly",
                     self.pool.kernel,
                     x.shape(),
@@ -77,8 +78,16 @@ impl Op for MaxPool2dIndex {
                 ),
             });
         }
+        // Each element's offset in a window inside the input (at most the input's size).
+        let codes: Vec<T> = if self.pool.padding == [0, 0] {
+            (0..kh)
+                .flat_map(|r| (0..kw).map(move |c| code(r * g.w + c)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let data = per_plane(g.planes, g.out_plane(), g.work(&self.pool), |p, out| {
-            argmax_plane(&g, &self.pool, g.plane(x.as_slice(), p), out)
+            argmax_plane(&g, &self.pool, &codes, g.plane(x.as_slice(), p), out)
         });
         Ok(Tensor::from_parts(data, g.out_shape))
     }
@@ -97,15 +106,16 @@ fn code<T: Element>(offset: usize) -> T {
     elem(offset as f64)
 }
 
-/// The offsets of the maxima of `plane`'s windows, into `out` (in the output's order).
-fn argmax_plane<T: Element>(g: &Geometry, pool: &Pool2d, plane: &[T], out: &mut [T]) {
+/// The offsets of the maxima of `plane`'s windows, into `out` (in the output's order); `codes`
+/// as [`argmax_unpadded`] reads them, for windows without padding.
+fn argmax_plane<T: Element>(g: &Geometry, pool: &Pool2d, codes: &[T], plane: &[T], out: &mut [T]) {
     if pool.padding == [0, 0] {
         // The common kernels get loops of their own, unrolled.
         let (stride, out) = (pool.stride, out);
         return match pool.kernel {
-            [2, 2] => argmax_unpadded(plane, g, [2, 2], stride, out),
-            [3, 3] => argmax_unpadded(plane, g, [3, 3], stride, out),
-            kernel => argmax_unpadded(plane, g, kernel, stride, out),
+            [2, 2] => argmax_unpadded(plane, g, codes, [2, 2], stride, out),
+            [3, 3] => argmax_unpadded(plane, g, codes, [3, 3], stride, out),
+            kernel => argmax_unpadded(plane, g, codes, kernel, stride, out),
         };
     }
     let w = g.w;
@@ -134,11 +144,13 @@ fn takes<T: Element>(v: T, max: T) -> bool {
 }
 
 /// [`argmax_plane`] for windows inside the input (no padding), each read straight from its
-/// first element; inlined so that a constant `kernel` unrolls the window.
+/// first element; inlined so that a constant `kernel` unrolls the window. `codes` are the
+/// offsets of a window's elements, made elements once rather than converted per window.
 #[inline(always)]
 fn argmax_unpadded<T: Element>(
     plane: &[T],
     g: &Geometry,
+    codes: &[T],
     [kh, kw]: [usize; 2],
     [sh, sw]: [usize; 2],
     out: &mut [T],
@@ -147,16 +159,16 @@ fn argmax_unpadded<T: Element>(
     for (oy, out) in out.chunks_exact_mut(g.cols.count).enumerate() {
         for (ox, o) in out.iter_mut().enumerate() {
             let start = oy * sh * w + ox * sw;
-            let (mut best, mut max) = (0, plane[start]);
+            let (mut best, mut max) = (codes[0], plane[start]);
             for r in 0..kh {
-                let line = &plane[start + r * w..start + r * w + kw];
-                for (c, &v) in line.iter().enumerate() {
+                let (line, codes) = (&plane[start + r * w..][..kw], &codes[r * kw..][..kw]);
+                for (&v, &at) in line.iter().zip(codes) {
                     if takes(v, max) {
-                        (best, max) = (r * w + c, v);
+                        (best, max) = (at, v);
                     }
                 }
             }
-            *o = code(best);
+            *o = best;
         }
     }
 }
@@ -176,9 +188,11 @@ fn each_position<T: Element>(
         let top = (oy * sh).saturating_sub(ph) * g.w;
         for (ox, &code) in index.iter().enumerate() {
             let (v, o) = (code.to_f64_value(), oy * ow + ox);
-            let offset = v as usize;
-            let i = top + (ox * sw).saturating_sub(pw) + offset;
-            if offset as f64 != v || i >= len {
+            // Signed, whose conversions are one instruction each way: a NaN becomes 0, unequal
+            // to `v` once converted back, and a value past `isize` saturates, past the plane.
+            let offset = v as isize;
+            let i = (top + (ox * sw).saturating_sub(pw)).saturating_add_signed(offset);
+            if offset as f64 != v || offset < 0 || i >= len {
                 return Err(o);
             }
             f(o, i);
