@@ -1,5 +1,8 @@
-//! The kernels on a [`Plan`](super::plan::Plan): im2col, col2im and the products per image and
-//! group, in blocks that bound the unrolled matrix, over rayon for large batches.
+//! The kernels on a [`Plan`](super::plan::Plan): im2col, col2im and the products per group,
+//! in blocks that bound the unrolled matrix, over rayon for large batches. Small images go
+//! in blocks of whole images, one product per block over all their positions: a product per
+//! image of a small image is too narrow to pay for packing the weight each time (the digits'
+//! 4 x 4 images: 16 columns against 288 x 64 weights).
 
 use std::ops::Range;
 
@@ -16,6 +19,11 @@ use crate::tensor::Element;
 /// whose whole unrolled image fits (a 3 x 3 kernel over 256 channels and a 56 x 56 output is
 /// 7 million: two blocks) is done in one product per group.
 pub(super) const SCRATCH: usize = 1 << 22;
+
+/// The most elements of an unrolled block of several small images: 2^16, 256 KiB of `f32`,
+/// which stays in the L2 cache with the weight (a block of all 64 of the digits' 4 x 4 images,
+/// 1.2 MB, was no faster than one image at a time).
+const BLOCK: usize = 1 << 16;
 
 /// `len` zeros, or an error naming `op` where the memory cannot be had: a shape a tensor may
 /// hold can still be more than the machine has (a 4 x 4 image padded by 2^20 on each side
@@ -293,15 +301,15 @@ impl Plan {
         }
     }
 
-    /// Whole images per unrolled block: as many as [`SCRATCH`] holds (small images: the
-    /// product of a block is one GEMM wide enough to pay for packing the weight), and 1 where
-    /// one image takes several blocks or needs none (a pointwise kernel reads the input).
+    /// Whole images per unrolled block: as many as [`BLOCK`] holds (small images: the product
+    /// of a block is one GEMM wide enough to pay for packing the weight), and 1 where one
+    /// image takes several blocks or needs none (a pointwise kernel reads the input).
     pub(super) fn images_per_block(&self) -> usize {
         let image = self.rows().saturating_mul(self.positions()).max(1);
         if self.is_pointwise() || self.span() < self.positions() {
             return 1;
         }
-        (SCRATCH / image).clamp(1, self.n.max(1))
+        (BLOCK / image).clamp(1, self.n.max(1))
     }
 
     /// The images in blocks of at most [`images_per_block`](Plan::images_per_block), at least
@@ -315,22 +323,30 @@ impl Plan {
         self.images_per_block().min(self.n.div_ceil(threads)).max(1)
     }
 
-    /// `f(images, chunk)` for each block of images and its `chunk` of `out` (`out.len() / n`
-    /// per image), in parallel for a large batch.
+    /// `f(images, chunk, scratch)` for each block of images and its `chunk` of `out`
+    /// (`out.len() / n` per image), in parallel for a large batch; `scratch` is two buffers
+    /// per thread, kept from block to block.
     fn for_each_block<T: Element>(
         &self,
         out: &mut [T],
-        f: impl Fn(Range<usize>, &mut [T]) + Sync + Send,
+        f: impl Fn(Range<usize>, &mut [T], &mut [Vec<T>; 2]) + Sync + Send,
     ) {
         if self.n == 0 || out.is_empty() {
             return;
         }
         let (each, len) = (out.len() / self.n, self.block_len());
-        let run = |(b, chunk): (usize, &mut [T])| f(b * len..(b * len + chunk.len() / each), chunk);
+        let images = |b: usize, chunk: &[T]| b * len..b * len + chunk.len() / each;
         if self.parallel() {
-            out.par_chunks_mut(len * each).enumerate().for_each(run);
+            out.par_chunks_mut(len * each)
+                .enumerate()
+                .for_each_init(Default::default, |s, (b, chunk)| {
+                    f(images(b, chunk), chunk, s)
+                });
         } else {
-            out.chunks_mut(len * each).enumerate().for_each(run);
+            let mut s = Default::default();
+            for (b, chunk) in out.chunks_mut(len * each).enumerate() {
+                f(images(b, chunk), chunk, &mut s);
+            }
         }
     }
 
@@ -384,8 +400,7 @@ impl Plan {
         let (cg, og) = (self.cx / g, self.cy / g);
         let xg = cg * self.x[0] * self.x[1];
         let mut y = try_zeros(op, self.n * self.cy * p)?;
-        self.for_each_block(&mut y, |images, y| {
-            let (mut cols, mut out) = (Vec::new(), Vec::new());
+        self.for_each_block(&mut y, |images, y, [cols, out]| {
             for gi in 0..g {
                 let w = &w[gi * og * k..(gi + 1) * og * k];
                 for span in self.spans() {
@@ -407,25 +422,14 @@ impl Plan {
                         continue;
                     }
                     cols.resize(k * ld, T::zero());
-                    self.unroll(x, gi, &images, &span, &mut cols);
+                    self.unroll(x, gi, &images, &span, cols);
                     if images.len() == 1 {
                         let y = &mut y[gi * og * p + span.start..];
                         T::gemm(og, k, len, w, (k, 1), &cols, (len, 1), T::zero(), y, p);
                         continue;
                     }
                     out.resize(og * ld, T::zero());
-                    T::gemm(
-                        og,
-                        k,
-                        ld,
-                        w,
-                        (k, 1),
-                        &cols,
-                        (ld, 1),
-                        T::zero(),
-                        &mut out,
-                        ld,
-                    );
+                    T::gemm(og, k, ld, w, (k, 1), &cols, (ld, 1), T::zero(), out, ld);
                     for (row, o) in out.chunks_exact(ld).zip(gi * og..) {
                         for (seg, j) in row.chunks_exact(len).zip(0..) {
                             y[(j * self.cy + o) * p..][..len].copy_from_slice(seg);
@@ -454,8 +458,7 @@ impl Plan {
             // with no output channel holds no element whatever its other lengths).
             return Ok(x);
         }
-        self.for_each_block(&mut x, |images, x| {
-            let (mut cols, mut ys) = (Vec::new(), Vec::new());
+        self.for_each_block(&mut x, |images, x, [cols, ys]| {
             for gi in 0..g {
                 let w = &w[gi * og * k..(gi + 1) * og * k];
                 for span in self.spans() {
@@ -464,7 +467,7 @@ impl Plan {
                         (&y[(images.start * self.cy + gi * og) * p + span.start..], p)
                     } else {
                         ys.resize(og * ld, T::zero());
-                        self.gather_channels(y, gi * og..(gi + 1) * og, &images, &span, &mut ys);
+                        self.gather_channels(y, gi * og..(gi + 1) * og, &images, &span, ys);
                         (&ys, ld)
                     };
                     if images.len() == 1 && self.is_pointwise() {
@@ -473,7 +476,7 @@ impl Plan {
                         continue;
                     }
                     cols.resize(k * ld, T::zero());
-                    T::gemm(k, og, ld, w, (1, k), b, (ldb, 1), T::zero(), &mut cols, ld);
+                    T::gemm(k, og, ld, w, (1, k), b, (ldb, 1), T::zero(), cols, ld);
                     for j in 0..images.len() {
                         let x = &mut x[j * self.x_image() + gi * xg..][..xg];
                         self.col2im(&cols, (ld, j * len), x, &span);

@@ -1,6 +1,6 @@
 //! Convolutions over one or two spatial axes (NCW / NCHW inputs, OIW / OIHW weights), on the
-//! GEMM: each image's windows are unrolled into the columns of a matrix (im2col) that one
-//! product with the weight turns into the output.
+//! GEMM: the images' windows are unrolled into the columns of a matrix (im2col) that one
+//! product with the weight turns into the output; and a convolution's bias ([`BiasAdd`]).
 //!
 //! Three operations share one geometry, and each is a partial derivative of the same trilinear
 //! form `B(x, w, g) = <g, conv(x, w)>`:
