@@ -96,9 +96,9 @@ fn first_and_second_order_match_central_differences_the_vjps_and_batch() {
         check_first_order(
             &what,
             &Grad { squared: false },
-            &[y.clone()],
+            std::slice::from_ref(&y),
             &[true],
-            &[v.clone()],
+            std::slice::from_ref(&v),
             &u,
             1e-8,
         );

@@ -710,9 +710,9 @@ fn the_routing_at_any_index_matches_differences_batches_and_order_two() {
         check_first_order(
             &what,
             &f(false),
-            &[x.clone()],
+            std::slice::from_ref(&x),
             &[true],
-            &[v.clone()],
+            std::slice::from_ref(&v),
             &u,
             1e-8,
         );

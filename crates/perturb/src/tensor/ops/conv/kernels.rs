@@ -425,11 +425,11 @@ impl Plan {
                     self.unroll(x, gi, &images, &span, cols);
                     if images.len() == 1 {
                         let y = &mut y[gi * og * p + span.start..];
-                        T::gemm(og, k, len, w, (k, 1), &cols, (len, 1), T::zero(), y, p);
+                        T::gemm(og, k, len, w, (k, 1), cols, (len, 1), T::zero(), y, p);
                         continue;
                     }
                     out.resize(og * ld, T::zero());
-                    T::gemm(og, k, ld, w, (k, 1), &cols, (ld, 1), T::zero(), out, ld);
+                    T::gemm(og, k, ld, w, (k, 1), cols, (ld, 1), T::zero(), out, ld);
                     for (row, o) in out.chunks_exact(ld).zip(gi * og..) {
                         for (seg, j) in row.chunks_exact(len).zip(0..) {
                             y[(j * self.cy + o) * p..][..len].copy_from_slice(seg);
@@ -468,7 +468,7 @@ impl Plan {
                     } else {
                         ys.resize(og * ld, T::zero());
                         self.gather_channels(y, gi * og..(gi + 1) * og, &images, &span, ys);
-                        (&ys, ld)
+                        (ys, ld)
                     };
                     if images.len() == 1 && self.is_pointwise() {
                         let x = &mut x[gi * xg..(gi + 1) * xg];
@@ -479,7 +479,7 @@ impl Plan {
                     T::gemm(k, og, ld, w, (1, k), b, (ldb, 1), T::zero(), cols, ld);
                     for j in 0..images.len() {
                         let x = &mut x[j * self.x_image() + gi * xg..][..xg];
-                        self.col2im(&cols, (ld, j * len), x, &span);
+                        self.col2im(cols, (ld, j * len), x, &span);
                     }
                 }
             }

@@ -8,7 +8,7 @@ use crate::tensor::ops::{elem, linear_jvp, unary};
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
 /// The mean of each window (`torch.nn.functional.avg_pool2d`). With `count_include_pad`
-/// (PyTorch's default, and [`avg_pool2d`]'s) every window is divided by `kh * kw`, the padding
+/// (PyTorch's default, and [`avg_pool2d`](super::avg_pool2d)'s) every window is divided by `kh * kw`, the padding
 /// counting as zeros; without it, by the number of input elements the window covers.
 /// Linear: JVP avg pool of the tangent; VJP each cotangent spread evenly over its window (an
 /// operation whose own VJP is avg pool again).

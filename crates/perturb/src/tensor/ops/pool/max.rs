@@ -23,8 +23,8 @@ use crate::tensor::ops::{elem, unary};
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
 /// Where each window's maximum is (the result has the pooled shape): its offset from the
-/// window's first element inside the input, `r * W + c` ([`module docs`](self)), as a whole
-/// number of the element type. Not differentiable (a maximum's position is piecewise constant):
+/// window's first element inside the input, `r * W + c` (row `r`, column `c` of the window,
+/// the padding left out), as a whole number of the element type. Not differentiable (a maximum's position is piecewise constant):
 /// its JVP and VJP are zero. [`MaxPool2d`] reads the input at these offsets.
 ///
 /// An error names `max_pool2d_index` where the offsets could pass the whole numbers the element
@@ -139,8 +139,7 @@ fn argmax_plane<T: Element>(g: &Geometry, pool: &Pool2d, codes: &[T], plane: &[T
 /// Whether `v` replaces `max` as a window's maximum: it is larger, or the first NaN.
 #[inline(always)]
 fn takes<T: Element>(v: T, max: T) -> bool {
-    // `!(v <= max)` is `v > max` or a NaN on either side; a NaN `max` stays.
-    !(v <= max) && !max.is_nan()
+    v > max || (v.is_nan() && !max.is_nan())
 }
 
 /// [`argmax_plane`] for windows inside the input (no padding), each read straight from its
@@ -227,8 +226,9 @@ fn bad_index<T: Element>(op: &'static str, g: &Geometry, pool: &Pool2d, index: &
 /// [`MaxPool2dIndex`] gives them), so that with the index of `x` it is the maximum of each
 /// window (`torch.nn.functional.max_pool2d`: the padding never wins, a window holding a NaN
 /// gives NaN). Linear in `x`; JVP: the tangent at the same offsets; VJP: the cotangent added at
-/// them ([`MaxPool2dScatter`]). The index has no derivative. An error names `max_pool2d` for
-/// an index of another shape or holding something other than an offset inside the input.
+/// them (a scatter, whose own VJP is this gather). The index has no derivative. An error names
+/// `max_pool2d` for an index of another shape or holding something other than an offset inside
+/// the input.
 ///
 /// ```
 /// use perturb::tensor::conv::Pool2d;

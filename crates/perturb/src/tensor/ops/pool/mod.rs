@@ -11,12 +11,12 @@
 //!
 //! The derivative rules are linear maps written as operations of their own, so they are
 //! themselves differentiable (order two and up):
-//! - max pool ([`max`]) is where each window's maximum is ([`MaxPool2dIndex`], an index
+//! - max pool is where each window's maximum is ([`MaxPool2dIndex`], an index
 //!   tensor) and a gather of the input at those positions ([`MaxPool2d`]), whose VJP is the
 //!   adjoint scatter, as PyTorch's `max_pool2d_with_indices` and its backward; the position
 //!   among ties is PyTorch's (the first maximum). Its JVP picks the tangent at each maximum, as
 //!   JAX's `_reduce_window_chooser_jvp_rule` does (`jax/_src/lax/windowed_reductions.py`);
-//! - avg pool ([`avg`]) is linear: its JVP is avg pool of the tangent, its VJP spreads each
+//! - avg pool is linear: its JVP is avg pool of the tangent, its VJP spreads each
 //!   cotangent evenly over its window (an operation whose own VJP is avg pool again),
 //!   PyTorch's `avg_pool2d_backward`.
 
