@@ -25,6 +25,11 @@ pub(super) const SCRATCH: usize = 1 << 22;
 /// 1.2 MB, was no faster than one image at a time).
 const BLOCK: usize = 1 << 16;
 
+/// Output positions per image under which images are unrolled in blocks of several: the
+/// digits' 8 x 8 and 4 x 4 images (64 and 16) were measured faster in blocks; a 28 x 28 image
+/// (784) is not blocked.
+const SMALL: usize = 256;
+
 /// `len` zeros, or an error naming `op` where the memory cannot be had: a shape a tensor may
 /// hold can still be more than the machine has (a 4 x 4 image padded by 2^20 on each side
 /// convolves to 2^42 elements, 35 TB of `f64`), and `vec!` would abort the process.
@@ -301,12 +306,13 @@ impl Plan {
         }
     }
 
-    /// Whole images per unrolled block: as many as [`BLOCK`] holds (small images: the product
-    /// of a block is one GEMM wide enough to pay for packing the weight), and 1 where one
-    /// image takes several blocks or needs none (a pointwise kernel reads the input).
+    /// Whole images per unrolled block: for small images (under [`SMALL`] output positions)
+    /// as many as [`BLOCK`] holds, the product of a block being one GEMM wide enough to pay
+    /// for packing the weight; otherwise 1, the product of one image being wide already (and
+    /// written straight into the output, where a block's is copied there).
     pub(super) fn images_per_block(&self) -> usize {
         let image = self.rows().saturating_mul(self.positions()).max(1);
-        if self.is_pointwise() || self.span() < self.positions() {
+        if self.positions() >= SMALL || self.is_pointwise() || self.span() < self.positions() {
             return 1;
         }
         (BLOCK / image).clamp(1, self.n.max(1))
