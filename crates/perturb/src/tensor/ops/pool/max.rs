@@ -34,7 +34,7 @@ use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 /// ```
 /// use perturb::tensor::conv::Pool2d;
 /// use perturb::tensor::{ops::MaxPool2dIndex, Op, Tensor};
-/// let x = Tensor::from_vec(vec![1.0_f64, 4.0, 2.0, 3.0, 9.0, 0.0, 5.0, 5.0], &[1, 2, 4]).unwrap();
+/// let x = Tensor::from_vec(vec![1.0_f64, 4.0, 2.0, 3.0, 0.0, 0.0, 5.0, 5.0], &[1, 2, 4]).unwrap();
 /// let index = MaxPool2dIndex { pool: Pool2d::new([2, 2]) }.eval(&[&x]).unwrap();
 /// // The 4 is at row 0, column 1 of its window; the first 5 at row 1, column 0 (W = 4).
 /// assert_eq!(index.to_vec(), vec![1.0, 4.0]);
