@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use super::{fold_stack, geometry, mismatch, per_plane, pooled_shape, Geometry, Pool2d};
+use super::{fold_stack, geometry, geometry_back, per_plane, pooled_shape, Geometry, Pool2d};
 use crate::error::Error;
 use crate::tensor::ops::{elem, linear_jvp, unary};
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
@@ -106,17 +106,8 @@ struct AvgPool2dSpread {
 }
 
 impl AvgPool2dSpread {
-    /// Where the windows fall on the input a cotangent of `shape` came from, or an error if
-    /// the cotangent is not of the pooled shape.
     fn geometry(&self, shape: &[usize]) -> Result<Geometry, Error> {
-        let name = self.name();
-        let lead = &shape[..shape.len().saturating_sub(2)];
-        let input: Vec<usize> = lead.iter().copied().chain(self.hw).collect();
-        let g = geometry(name, &self.avg.pool, &input)?;
-        if g.out_shape != shape {
-            return Err(mismatch(name, &g.in_shape(), shape));
-        }
-        Ok(g)
+        geometry_back(self.name(), &self.avg.pool, self.hw, shape)
     }
 }
 

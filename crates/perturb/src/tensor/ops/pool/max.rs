@@ -17,7 +17,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{fold_stack, geometry, mismatch, pair, per_plane, pooled_shape, Geometry, Pool2d};
+use super::{
+    fold_stack, geometry, geometry_back, mismatch, pair, per_plane, pooled_shape, Geometry, Pool2d,
+};
 use crate::error::Error;
 use crate::tensor::ops::{elem, unary};
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
@@ -329,16 +331,8 @@ struct MaxPool2dScatter {
 }
 
 impl MaxPool2dScatter {
-    /// Where the windows fall on the input a cotangent of `shape` came from, or an error if
-    /// the cotangent is not of the pooled shape.
     fn geometry(&self, shape: &[usize]) -> Result<Geometry, Error> {
-        let lead = &shape[..shape.len().saturating_sub(2)];
-        let input: Vec<usize> = lead.iter().copied().chain(self.hw).collect();
-        let g = geometry(self.name(), &self.pool, &input)?;
-        if g.out_shape != shape {
-            return Err(mismatch(self.name(), &g.in_shape(), shape));
-        }
-        Ok(g)
+        geometry_back(self.name(), &self.pool, self.hw, shape)
     }
 }
 

@@ -252,6 +252,24 @@ fn geometry(op: &'static str, pool: &Pool2d, shape: &[usize]) -> Result<Geometry
     })
 }
 
+/// Where the windows fall on an input of spatial size `hw` that a cotangent of `shape` (the
+/// pooled shape) came from, for the VJPs that go back from the pooled shape to the input's;
+/// an error naming `op` if `shape` is not the pooled shape.
+fn geometry_back(
+    op: &'static str,
+    pool: &Pool2d,
+    hw: [usize; 2],
+    shape: &[usize],
+) -> Result<Geometry, Error> {
+    let lead = &shape[..shape.len().saturating_sub(2)];
+    let input: Vec<usize> = lead.iter().copied().chain(hw).collect();
+    let g = geometry(op, pool, &input)?;
+    if g.out_shape != shape {
+        return Err(mismatch(op, &g.in_shape(), shape));
+    }
+    Ok(g)
+}
+
 /// `planes` planes of `plane_len` elements, from zeros, each written by `fill(p, plane)`; in
 /// parallel over the planes when `work` (elements read in all) is large.
 fn per_plane<T: Element>(
