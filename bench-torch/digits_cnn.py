@@ -94,14 +94,18 @@ def main():
         opt = torch.optim.Adam(model.parameters(), lr=a.lr)
         gen = torch.Generator().manual_seed(a.seeds[0])
         epoch(model, opt, xtr, ytr, a.batch, gen)  # warm-up
-        times = []
+        times, cpu = [], []
         for _ in range(a.time):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             epoch(model, opt, xtr, ytr, a.batch, gen)
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+        # The process's CPU time (all its threads) as well: on a loaded machine it counts
+        # only the turns the process had, as perturb-nn's example cnn_epoch reports it.
         print(
             f"one epoch ({-(-len(ytr) // a.batch)} batches): median {statistics.median(times) * 1e3:.2f} ms, "
-            f"min {min(times) * 1e3:.2f} ms, max {max(times) * 1e3:.2f} ms over {a.time} epochs"
+            f"min {min(times) * 1e3:.2f} ms, max {max(times) * 1e3:.2f} ms over {a.time} epochs; "
+            f"process CPU time median {statistics.median(cpu) * 1e3:.2f} ms"
         )
         return
     for seed in a.seeds:

@@ -14,7 +14,7 @@ mod forward_support;
 
 use forward_support::{check_first_order, check_second_order, Function, SplitMix};
 use perturb::tensor::conv::{avg_pool2d, max_pool2d, try_avg_pool2d, try_max_pool2d, Pool2d};
-use perturb::tensor::ops::{AvgPool2d, MaxPool2d};
+use perturb::tensor::ops::{AvgPool2d, MaxPool2d, MaxPool2dIndex};
 use perturb::tensor::{
     hessian, hvp, jacfwd, jacrev, jvp, Array, DualTensor, Element, Op, Tensor, TensorTape,
     TensorVar,
@@ -238,7 +238,12 @@ fn output_shape_tells_the_shape_eval_gives() {
         let x = row.input(&mut rng);
         let y = row.case.apply(&x).unwrap();
         let told = match row.case {
-            Case::Max(pool) => MaxPool2d { pool }.output_shape(&[row.shape]),
+            Case::Max(pool) => {
+                let index = MaxPool2dIndex { pool }.output_shape(&[row.shape]);
+                let gather = MaxPool2d { pool }.output_shape(&[row.shape, y.shape()]);
+                assert_eq!(index, gather, "{}", row.what());
+                index
+            }
             Case::Avg(pool, count_include_pad) => AvgPool2d {
                 pool,
                 count_include_pad,
@@ -248,11 +253,20 @@ fn output_shape_tells_the_shape_eval_gives() {
         assert_eq!(told.as_deref(), Some(y.shape()), "{}", row.what());
     }
     // Shapes it cannot pool: no shape.
-    let op = MaxPool2d {
+    let op = MaxPool2dIndex {
         pool: Pool2d::new([3, 3]),
     };
     assert_eq!(op.output_shape(&[&[1, 1, 2, 2]]), None);
     assert_eq!(op.output_shape(&[&[4, 4]]), None);
+    // An index of another shape than the pooled one.
+    let op = MaxPool2d {
+        pool: Pool2d::new([2, 2]),
+    };
+    assert_eq!(
+        op.output_shape(&[&[1, 1, 4, 4], &[1, 1, 2, 2]]),
+        Some(vec![1, 1, 2, 2])
+    );
+    assert_eq!(op.output_shape(&[&[1, 1, 4, 4], &[1, 1, 2, 1]]), None);
 }
 
 // ---- Against a direct loop -----------------------------------------------------------------
@@ -581,6 +595,184 @@ fn a_stack_of_images_maps_over_the_batch_axis() {
             );
         }
     }
+}
+
+// ---- The index and the routing --------------------------------------------------------------
+
+/// `x` with values from a handful, so that most windows hold ties.
+fn tied(rng: &mut SplitMix, shape: &[usize]) -> Tensor<f64> {
+    rng.tensor(shape, -2.0, 2.0).map(|v| v.round())
+}
+
+/// The offsets `MaxPool2dIndex` should give: each window's first maximum (from the direct
+/// loop) counted from the window's first element inside the input, `r * W + c`.
+fn direct_index(pool: Pool2d, x: &Tensor<f64>) -> Vec<f64> {
+    let (_, at) = direct(Case::Max(pool), x);
+    let s = x.shape();
+    let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
+    let out = pool.output_shape(s).unwrap();
+    let (oh, ow) = (out[out.len() - 2], out[out.len() - 1]);
+    at.iter()
+        .enumerate()
+        .map(|(o, &k)| {
+            let (i, j) = ((o / ow) % oh, o % ow);
+            let top = (i * pool.stride[0]).saturating_sub(pool.padding[0]);
+            let left = (j * pool.stride[1]).saturating_sub(pool.padding[1]);
+            let (r, c) = ((k % (h * w)) / w, k % w);
+            ((r - top) * w + (c - left)) as f64
+        })
+        .collect()
+}
+
+#[test]
+fn the_index_is_the_offset_of_each_windows_first_maximum() {
+    let mut rng = SplitMix(0x9001_0008);
+    for row in ROWS {
+        let Case::Max(pool) = row.case else { continue };
+        for x in [row.input(&mut rng), tied(&mut rng, row.shape)] {
+            let index = MaxPool2dIndex { pool }.eval(&[&x]).unwrap();
+            assert_eq!(index.to_vec(), direct_index(pool, &x), "{}", row.what());
+            let y = MaxPool2d { pool }.eval(&[&x, &index]).unwrap();
+            assert_eq!(
+                y.to_vec(),
+                direct(row.case, &x).0.to_vec(),
+                "{}",
+                row.what()
+            );
+        }
+    }
+    // Kernels other than the unrolled 2x2 and 3x3, with ties, without padding.
+    for (kernel, stride) in [([1, 1], [1, 1]), ([2, 3], [1, 2]), ([4, 1], [3, 1])] {
+        let pool = window(kernel, stride, [0, 0]);
+        let x = tied(&mut rng, &[2, 3, 7, 6]);
+        let index = MaxPool2dIndex { pool }.eval(&[&x]).unwrap();
+        assert_eq!(index.to_vec(), direct_index(pool, &x), "{pool:?}");
+    }
+}
+
+/// `MaxPool2d` at a fixed index (not the input's own maxima), squared if `squared`.
+struct Routed {
+    pool: Pool2d,
+    index: Tensor<f64>,
+    squared: bool,
+}
+
+impl Function for Routed {
+    fn call<A: Array<Elem = f64>>(&self, xs: &[&A]) -> Result<A, Error> {
+        let index = xs[0].constant_like(&self.index);
+        let y = A::apply(&MaxPool2d { pool: self.pool }, &[xs[0], &index])?;
+        Ok(if self.squared { y.square() } else { y })
+    }
+}
+
+/// A random offset inside each window of `pool` over an input of `shape`.
+fn random_index(rng: &mut SplitMix, pool: Pool2d, shape: &[usize]) -> Tensor<f64> {
+    let (h, w) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+    let out = pool.output_shape(shape).unwrap();
+    let (oh, ow) = (out[out.len() - 2], out[out.len() - 1]);
+    let len: usize = out.iter().product();
+    let data = (0..len)
+        .map(|o| {
+            let (i, j) = ((o / ow) % oh, o % ow);
+            let span = |at: usize, a: usize, n: usize| {
+                let start = (at * pool.stride[a]).saturating_sub(pool.padding[a]);
+                let end = (at * pool.stride[a] + pool.kernel[a] - pool.padding[a]).min(n);
+                end - start
+            };
+            let r = rng.next_u64() as usize % span(i, 0, h);
+            let c = rng.next_u64() as usize % span(j, 1, w);
+            (r * w + c) as f64
+        })
+        .collect();
+    Tensor::from_vec(data, &out).unwrap()
+}
+
+#[test]
+fn the_routing_at_any_index_matches_differences_batches_and_order_two() {
+    // The gather and its scatter are linear in the input at any index: first order against
+    // central differences, the VJP and stacks; order two in every nesting, through the square.
+    let mut rng = SplitMix(0x9001_0009);
+    for row in ROWS {
+        let Case::Max(pool) = row.case else { continue };
+        let x = rng.tensor(row.shape, -2.0, 2.0);
+        let index = random_index(&mut rng, pool, row.shape);
+        let u = rng.tensor(index.shape(), -1.0, 1.0);
+        let (v, z) = (
+            rng.tensor(row.shape, -1.0, 1.0),
+            rng.tensor(row.shape, -1.0, 1.0),
+        );
+        let what = format!("{} at a random index", row.what());
+        let f = |squared| Routed {
+            pool,
+            index: index.clone(),
+            squared,
+        };
+        check_first_order(
+            &what,
+            &f(false),
+            std::slice::from_ref(&x),
+            &[true],
+            std::slice::from_ref(&v),
+            &u,
+            1e-8,
+        );
+        check_second_order(&what, &f(true), &[x], &[true], &[v], &[z], &u, 1e-6);
+    }
+}
+
+#[test]
+fn a_bad_index_is_an_error_naming_the_operation() {
+    let pool = Pool2d::new([2, 2]);
+    let x = Tensor::<f64>::ones(&[1, 1, 4, 4]);
+    let op = MaxPool2d { pool };
+    // Offsets reach 5 (row 1, column 1 of a window of a 4-wide input); 11 from the last
+    // window's first element (10) leaves the plane.
+    for bad in [0.5, -1.0, f64::NAN, 11.0, 2f64.powi(64), 1e300] {
+        let index = t(&[0.0, 5.0, 0.0, bad], &[1, 1, 2, 2]);
+        let m = op.eval(&[&x, &index]).unwrap_err().to_string();
+        assert!(
+            m.starts_with("max_pool2d: the index holds") && m.contains("window 3 of plane 0"),
+            "{m}"
+        );
+        let ct = Tensor::ones(&[1, 1, 2, 2]);
+        let e = op.vjp(&[&x, &index], &ct, &ct, &[true, false]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("max_pool2d_scatter: the index holds"),
+            "{e}"
+        );
+    }
+    let m = op
+        .eval(&[&x, &Tensor::zeros(&[1, 1, 2, 1])])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        m.starts_with("max_pool2d") && m.contains("[1, 1, 2, 1]"),
+        "{m}"
+    );
+    // 5 from the last window's first element (10) is the last element: no error.
+    let index = t(&[0.0, 0.0, 0.0, 5.0], &[1, 1, 2, 2]);
+    assert!(op.eval(&[&x, &index]).is_ok());
+}
+
+#[test]
+fn offsets_past_what_f32_counts_exactly_are_an_error() {
+    // A window of 18 rows over an input 2^20 wide reaches offset 17 * 2^20 > 2^24; 17 rows
+    // reach 2^24 exactly, which f32 holds.
+    let op = |rows| MaxPool2dIndex {
+        pool: Pool2d::new([rows, 1]),
+    };
+    let x = Tensor::<f32>::zeros(&[1, 17, 1 << 20]);
+    assert!(op(17).eval(&[&x]).is_ok());
+    let x = Tensor::<f32>::zeros(&[1, 18, 1 << 20]);
+    let m = op(18).eval(&[&x]).unwrap_err().to_string();
+    assert!(
+        m.starts_with("max_pool2d_index") && m.contains("f32"),
+        "{m}"
+    );
+    // f64 counts them.
+    let x = Tensor::<f64>::zeros(&[1, 18, 4]);
+    assert_eq!(op(18).eval(&[&x]).unwrap().to_vec(), vec![0.0; 4]);
 }
 
 // ---- Errors ----------------------------------------------------------------------------------

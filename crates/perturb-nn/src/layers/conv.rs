@@ -1,6 +1,6 @@
 //! [`Conv2d`]: a 2-D convolution over NCHW input, with a bias per output channel.
 
-use perturb::tensor::conv::{try_conv2d, Conv2dOptions, Padding};
+use perturb::tensor::conv::{try_bias_add, try_conv2d, Conv2dOptions, Padding};
 use perturb::tensor::{Array, Element, Tensor};
 use perturb::Error;
 use perturb::Tree;
@@ -164,24 +164,25 @@ impl<A: Array> Module<A> for Conv2d<A> {
                 ),
             });
         }
-        // One image [C, H, W] is a batch of one.
-        let y = if channel_axis == 0 {
+        if let Some(b) = &self.bias {
+            check_param(op, "bias", b, &[outputs])?;
+        }
+        // One image [C, H, W] is a batch of one; the bias goes along the channels in one pass.
+        let with_bias = |x: &A| {
+            let y = try_conv2d(x, &self.weight, self.options)?;
+            match &self.bias {
+                Some(b) => try_bias_add(&y, b),
+                None => Ok(y),
+            }
+        };
+        if channel_axis == 0 {
             x.try_unsqueeze(0)
-                .and_then(|x| try_conv2d(&x, &self.weight, self.options))
+                .and_then(|x| with_bias(&x))
                 .and_then(|y| y.try_squeeze(0))
         } else {
-            try_conv2d(x, &self.weight, self.options)
+            with_bias(x)
         }
-        .map_err(|e| in_layer(op, e))?;
-        match &self.bias {
-            Some(b) => {
-                check_param(op, "bias", b, &[outputs])?;
-                b.try_reshape(&[outputs, 1, 1])
-                    .and_then(|b| y.try_add(&b))
-                    .map_err(|e| in_layer(op, e))
-            }
-            None => Ok(y),
-        }
+        .map_err(|e| in_layer(op, e))
     }
 
     fn architecture(&self) -> String {

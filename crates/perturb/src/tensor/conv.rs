@@ -2,7 +2,8 @@
 //! `conv2d`, and the transposed convolutions `conv_transpose1d`, `conv_transpose2d` (the
 //! convolution's gradient with respect to its input), on the GEMM, each with its options
 //! ([`ConvOptions`]: stride, padding per side or "same", dilation, groups, output padding);
-//! `max_pool2d` and `avg_pool2d` ([`Pool2d`]: kernel, stride, padding).
+//! a convolution's bias (`bias_add`); `max_pool2d` and `avg_pool2d` ([`Pool2d`]: kernel,
+//! stride, padding).
 //! The operations live in [`ops`](super::ops) ([`Conv`](super::ops::Conv),
 //! [`ConvTranspose`](super::ops::ConvTranspose), [`ConvWeightGrad`](super::ops::ConvWeightGrad));
 //! this module gathers the functions users call.
@@ -19,7 +20,8 @@
 //! ```
 
 pub use super::ops::conv::{
-    conv1d, conv2d, conv_transpose1d, conv_transpose2d, try_conv1d, try_conv2d,
-    try_conv_transpose1d, try_conv_transpose2d, Conv1dOptions, Conv2dOptions, ConvOptions, Padding,
+    bias_add, conv1d, conv2d, conv_transpose1d, conv_transpose2d, try_bias_add, try_conv1d,
+    try_conv2d, try_conv_transpose1d, try_conv_transpose2d, Conv1dOptions, Conv2dOptions,
+    ConvOptions, Padding,
 };
 pub use super::ops::pool::{avg_pool2d, max_pool2d, try_avg_pool2d, try_max_pool2d, Pool2d};

@@ -47,7 +47,9 @@ mod shape;
 pub use argmax::Indices;
 pub(crate) use argmax::{argmax, argmin};
 pub use binary::{Add, AddScalar, Div, Mul, MulAdd, Pow, Scale, ScaledMul, Sub};
-pub use conv::{Conv, Conv1d, Conv2d, ConvTranspose, ConvTranspose2d, ConvWeightGrad};
+pub use conv::{
+    BiasAdd, BiasAddGrad, Conv, Conv1d, Conv2d, ConvTranspose, ConvTranspose2d, ConvWeightGrad,
+};
 pub use cumsum::CumSum;
 pub use elementwise::{
     Abs, Cos, Erf, Exp, Expm1, Gelu, GeluTanh, Ln, Log1p, LogSigmoid, Neg, PowScalar, Recip, Relu,
@@ -56,7 +58,7 @@ pub use elementwise::{
 pub(crate) use linalg::Dense;
 pub use linalg::{Cholesky, Det, Eigh, Inverse, MatMul, Norm, Qr, Slogdet, Solve, TriangularSolve};
 pub use pointwise::{Pointwise, PointwiseBinary, PointwiseRule};
-pub use pool::{AvgPool2d, MaxPool2d, Pool2d};
+pub use pool::{AvgPool2d, MaxPool2d, MaxPool2dIndex, Pool2d};
 pub use shape::{BroadcastTo, Narrow, PadNarrow, PadPair, Permute, Reshape, SumTo};
 #[allow(unused_imports)]
 pub use {compare::*, index::*, reduce::*};

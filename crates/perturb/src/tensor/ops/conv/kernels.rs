@@ -1,5 +1,8 @@
-//! The kernels on a [`Plan`](super::plan::Plan): im2col, col2im and the products per image and
-//! group, in blocks that bound the unrolled matrix, over rayon for large batches.
+//! The kernels on a [`Plan`](super::plan::Plan): im2col, col2im and the products per group,
+//! in blocks that bound the unrolled matrix, over rayon for large batches. Small images go
+//! in blocks of whole images, one product per block over all their positions: a product per
+//! image of a small image is too narrow to pay for packing the weight each time (the digits'
+//! 4 x 4 images: 16 columns against 288 x 64 weights).
 
 use std::ops::Range;
 
@@ -16,6 +19,16 @@ use crate::tensor::Element;
 /// whose whole unrolled image fits (a 3 x 3 kernel over 256 channels and a 56 x 56 output is
 /// 7 million: two blocks) is done in one product per group.
 pub(super) const SCRATCH: usize = 1 << 22;
+
+/// The most elements of an unrolled block of several small images: 2^16, 256 KiB of `f32`,
+/// which stays in the L2 cache with the weight (a block of all 64 of the digits' 4 x 4 images,
+/// 1.2 MB, was no faster than one image at a time).
+const BLOCK: usize = 1 << 16;
+
+/// Output positions per image under which images are unrolled in blocks of several: the
+/// digits' 8 x 8 and 4 x 4 images (64 and 16) were measured faster in blocks; a 28 x 28 image
+/// (784) is not blocked.
+const SMALL: usize = 256;
 
 /// `len` zeros, or an error naming `op` where the memory cannot be had: a shape a tensor may
 /// hold can still be more than the machine has (a 4 x 4 image padded by 2^20 on each side
@@ -118,12 +131,21 @@ impl Plan {
     }
 
     /// The windows at output positions `span` of one group of one image (`x`: `cx / groups`
-    /// channels) as the columns of `cols` (`rows() x span.len()`): im2col.
-    pub(super) fn im2col<T: Element>(&self, x: &[T], cols: &mut [T], span: &Range<usize>) {
+    /// channels) as columns `col..col + span.len()` of `cols` (`rows()` rows `ld` apart):
+    /// im2col.
+    pub(super) fn im2col<T: Element>(
+        &self,
+        x: &[T],
+        cols: &mut [T],
+        (ld, col): (usize, usize),
+        span: &Range<usize>,
+    ) {
         let [hx, wx] = self.x;
         let sw = self.stride[1];
         let whole = span.len() == self.positions();
-        let mut rows = cols.chunks_exact_mut(span.len());
+        let mut rows = cols
+            .chunks_mut(ld)
+            .map(|row| &mut row[col..col + span.len()]);
         let ys: Vec<_> = (0..self.k[0]).map(|ki| self.valid(0, ki)).collect();
         let xs: Vec<_> = (0..self.k[1]).map(|kj| self.valid(1, kj)).collect();
         for c in 0..self.cx / self.groups {
@@ -203,13 +225,20 @@ impl Plan {
         }
     }
 
-    /// The adjoint of [`im2col`](Plan::im2col): each column of `cols` (output positions
-    /// `span`) added back into the window it came from (`x` one group of one image, added to).
-    pub(super) fn col2im<T: Element>(&self, cols: &[T], x: &mut [T], span: &Range<usize>) {
+    /// The adjoint of [`im2col`](Plan::im2col): columns `col..col + span.len()` of `cols`
+    /// (rows `ld` apart; output positions `span`) added back into the windows they came from
+    /// (`x` one group of one image, added to).
+    pub(super) fn col2im<T: Element>(
+        &self,
+        cols: &[T],
+        (ld, col): (usize, usize),
+        x: &mut [T],
+        span: &Range<usize>,
+    ) {
         let [hx, wx] = self.x;
         let sw = self.stride[1];
         let whole = span.len() == self.positions();
-        let mut rows = cols.chunks_exact(span.len());
+        let mut rows = cols.chunks(ld).map(|row| &row[col..col + span.len()]);
         let ys: Vec<_> = (0..self.k[0]).map(|ki| self.valid(0, ki)).collect();
         let xs: Vec<_> = (0..self.k[1]).map(|kj| self.valid(1, kj)).collect();
         for c in 0..self.cx / self.groups {
@@ -277,36 +306,96 @@ impl Plan {
         }
     }
 
-    /// `f(image, chunk, scratch)` for each image's `chunk` of `out` (`out.len() / n` each), in
-    /// parallel for a large batch; `scratch` is a buffer of `rows() x span()` per thread.
-    pub(super) fn for_each_image<T: Element>(
+    /// Whole images per unrolled block: for small images (under [`SMALL`] output positions)
+    /// as many as [`BLOCK`] holds, the product of a block being one GEMM wide enough to pay
+    /// for packing the weight; otherwise 1, the product of one image being wide already (and
+    /// written straight into the output, where a block's is copied there).
+    pub(super) fn images_per_block(&self) -> usize {
+        let image = self.rows().saturating_mul(self.positions()).max(1);
+        if self.positions() >= SMALL || self.is_pointwise() || self.span() < self.positions() {
+            return 1;
+        }
+        (BLOCK / image).clamp(1, self.n.max(1))
+    }
+
+    /// The images in blocks of at most [`images_per_block`](Plan::images_per_block), at least
+    /// one block per thread for a large batch.
+    fn block_len(&self) -> usize {
+        let threads = if self.parallel() {
+            rayon::current_num_threads().max(1)
+        } else {
+            1
+        };
+        self.images_per_block().min(self.n.div_ceil(threads)).max(1)
+    }
+
+    /// `f(images, chunk, scratch)` for each block of images and its `chunk` of `out`
+    /// (`out.len() / n` per image), in parallel for a large batch; `scratch` is two buffers
+    /// per thread, kept from block to block.
+    fn for_each_block<T: Element>(
         &self,
         out: &mut [T],
-        f: impl Fn(usize, &mut [T], &mut Vec<T>) + Sync + Send,
+        f: impl Fn(Range<usize>, &mut [T], &mut [Vec<T>; 2]) + Sync + Send,
     ) {
         if self.n == 0 || out.is_empty() {
             return;
         }
-        let each = out.len() / self.n;
-        let len = if self.is_pointwise() {
-            0
-        } else {
-            self.rows() * self.span()
-        };
-        let scratch = || vec![T::zero(); len];
+        let (each, len) = (out.len() / self.n, self.block_len());
+        let images = |b: usize, chunk: &[T]| b * len..b * len + chunk.len() / each;
         if self.parallel() {
-            out.par_chunks_mut(each)
+            out.par_chunks_mut(len * each)
                 .enumerate()
-                .for_each_init(scratch, |s, (i, chunk)| f(i, chunk, s));
+                .for_each_init(Default::default, |s, (b, chunk)| {
+                    f(images(b, chunk), chunk, s)
+                });
         } else {
-            let mut s = scratch();
-            for (i, chunk) in out.chunks_mut(each).enumerate() {
-                f(i, chunk, &mut s);
+            let mut s = Default::default();
+            for (b, chunk) in out.chunks_mut(len * each).enumerate() {
+                f(images(b, chunk), chunk, &mut s);
             }
         }
     }
 
-    /// `y = conv(x, w)`: per group and block of output positions, im2col then `W cols`.
+    /// The unrolled windows of group `gi` of `images` (of `x`, whole images) at positions
+    /// `span`, side by side in `cols` (`rows()` rows of `images.len() * span.len()`).
+    fn unroll<T: Element>(
+        &self,
+        x: &[T],
+        gi: usize,
+        images: &Range<usize>,
+        span: &Range<usize>,
+        cols: &mut [T],
+    ) {
+        let xg = self.cx / self.groups * self.x[0] * self.x[1];
+        let (len, ld) = (span.len(), images.len() * span.len());
+        for (j, i) in images.clone().enumerate() {
+            let x = &x[i * self.x_image() + gi * xg..][..xg];
+            self.im2col(x, cols, (ld, j * len), span);
+        }
+    }
+
+    /// Channels `channels` of `images` of `a` (`[N, cy, positions()]`) at positions `span`,
+    /// as the rows of `out`, the images side by side: from batch-major to channel-major.
+    fn gather_channels<T: Element>(
+        &self,
+        a: &[T],
+        channels: Range<usize>,
+        images: &Range<usize>,
+        span: &Range<usize>,
+        out: &mut [T],
+    ) {
+        let (p, len) = (self.positions(), span.len());
+        let ld = images.len() * len;
+        for (row, c) in out.chunks_exact_mut(ld).zip(channels) {
+            for (seg, i) in row.chunks_exact_mut(len).zip(images.clone()) {
+                let from = (i * self.cy + c) * p + span.start;
+                seg.copy_from_slice(&a[from..from + len]);
+            }
+        }
+    }
+
+    /// `y = conv(x, w)`: per block of images, group and block of positions, im2col then
+    /// `W cols`; a block of several images is one product, its rows moved to their images.
     pub(super) fn forward<T: Element>(
         &self,
         op: &'static str,
@@ -317,29 +406,49 @@ impl Plan {
         let (cg, og) = (self.cx / g, self.cy / g);
         let xg = cg * self.x[0] * self.x[1];
         let mut y = try_zeros(op, self.n * self.cy * p)?;
-        self.for_each_image(&mut y, |i, y, scratch| {
+        self.for_each_block(&mut y, |images, y, [cols, out]| {
             for gi in 0..g {
-                let x = &x[i * self.x_image() + gi * xg..][..xg];
                 let w = &w[gi * og * k..(gi + 1) * og * k];
-                let y = &mut y[gi * og * p..(gi + 1) * og * p];
                 for span in self.spans() {
-                    let n = span.len();
-                    let cols: &[T] = if self.is_pointwise() {
-                        x
-                    } else {
-                        let cols = &mut scratch[..k * n];
-                        self.im2col(x, cols, &span);
-                        cols
-                    };
-                    let y = &mut y[span.start..];
-                    T::gemm(og, k, n, w, (k, 1), cols, (n, 1), T::zero(), y, p);
+                    let (len, ld) = (span.len(), images.len() * span.len());
+                    if images.len() == 1 && self.is_pointwise() {
+                        let x = &x[images.start * self.x_image() + gi * xg..][..xg];
+                        T::gemm(
+                            og,
+                            k,
+                            p,
+                            w,
+                            (k, 1),
+                            x,
+                            (p, 1),
+                            T::zero(),
+                            &mut y[gi * og * p..],
+                            p,
+                        );
+                        continue;
+                    }
+                    cols.resize(k * ld, T::zero());
+                    self.unroll(x, gi, &images, &span, cols);
+                    if images.len() == 1 {
+                        let y = &mut y[gi * og * p + span.start..];
+                        T::gemm(og, k, len, w, (k, 1), cols, (len, 1), T::zero(), y, p);
+                        continue;
+                    }
+                    out.resize(og * ld, T::zero());
+                    T::gemm(og, k, ld, w, (k, 1), cols, (ld, 1), T::zero(), out, ld);
+                    for (row, o) in out.chunks_exact(ld).zip(gi * og..) {
+                        for (seg, j) in row.chunks_exact(len).zip(0..) {
+                            y[(j * self.cy + o) * p..][..len].copy_from_slice(seg);
+                        }
+                    }
                 }
             }
         });
         Ok(y)
     }
 
-    /// `x = conv_transpose(y, w)`: per group and block of positions, `W^T y` then col2im.
+    /// `x = conv_transpose(y, w)`: per block of images, group and block of positions,
+    /// `W^T y` then col2im.
     pub(super) fn backward_input<T: Element>(
         &self,
         op: &'static str,
@@ -355,28 +464,37 @@ impl Plan {
             // with no output channel holds no element whatever its other lengths).
             return Ok(x);
         }
-        self.for_each_image(&mut x, |i, x, scratch| {
+        self.for_each_block(&mut x, |images, x, [cols, ys]| {
             for gi in 0..g {
-                let y = &y[(i * self.cy + gi * og) * p..][..og * p];
                 let w = &w[gi * og * k..(gi + 1) * og * k];
-                let x = &mut x[gi * xg..(gi + 1) * xg];
-                if self.is_pointwise() {
-                    T::gemm(k, og, p, w, (1, k), y, (p, 1), T::zero(), x, p);
-                    continue;
-                }
                 for span in self.spans() {
-                    let n = span.len();
-                    let cols = &mut scratch[..k * n];
-                    let y = &y[span.start..];
-                    T::gemm(k, og, n, w, (1, k), y, (p, 1), T::zero(), cols, n);
-                    self.col2im(cols, x, &span);
+                    let (len, ld) = (span.len(), images.len() * span.len());
+                    let (b, ldb): (&[T], usize) = if images.len() == 1 {
+                        (&y[(images.start * self.cy + gi * og) * p + span.start..], p)
+                    } else {
+                        ys.resize(og * ld, T::zero());
+                        self.gather_channels(y, gi * og..(gi + 1) * og, &images, &span, ys);
+                        (ys, ld)
+                    };
+                    if images.len() == 1 && self.is_pointwise() {
+                        let x = &mut x[gi * xg..(gi + 1) * xg];
+                        T::gemm(k, og, p, w, (1, k), b, (ldb, 1), T::zero(), x, p);
+                        continue;
+                    }
+                    cols.resize(k * ld, T::zero());
+                    T::gemm(k, og, ld, w, (1, k), b, (ldb, 1), T::zero(), cols, ld);
+                    for j in 0..images.len() {
+                        let x = &mut x[j * self.x_image() + gi * xg..][..xg];
+                        self.col2im(cols, (ld, j * len), x, &span);
+                    }
                 }
             }
         });
         Ok(x)
     }
 
-    /// `dw = sum over images of g cols^T`, per group and block of positions; the images split
+    /// `dw = sum over images of g cols^T`, per block of images, group and block of positions
+    /// (a block of several images is one product over all their positions); the images split
     /// into one run per thread for a large batch, each with its own sum, added in order at the
     /// end.
     pub(super) fn backward_weight<T: Element>(&self, x: &[T], g: &[T]) -> Vec<T> {
@@ -388,25 +506,37 @@ impl Plan {
             // bound.
             return Vec::new();
         }
-        let run = |images: std::ops::Range<usize>| {
+        let run = |run: Range<usize>| {
             let mut dw = vec![T::zero(); self.cy * k];
-            let mut scratch = Vec::new();
-            for i in images {
+            let (mut cols, mut gs) = (Vec::new(), Vec::new());
+            let step = self.images_per_block();
+            for start in run.clone().step_by(step) {
+                let images = start..(start + step).min(run.end);
                 for gi in 0..groups {
-                    let x = &x[i * self.x_image() + gi * xg..][..xg];
-                    let g = &g[(i * self.cy + gi * og) * p..][..og * p];
                     let dw = &mut dw[gi * og * k..(gi + 1) * og * k];
                     for span in self.spans() {
-                        let n = span.len();
-                        let cols: &[T] = if self.is_pointwise() {
-                            x
+                        let ld = images.len() * span.len();
+                        let (a, lda): (&[T], usize) = if images.len() == 1 {
+                            (&g[(images.start * self.cy + gi * og) * p + span.start..], p)
                         } else {
-                            scratch.resize(k * n, T::zero());
-                            self.im2col(x, &mut scratch[..k * n], &span);
-                            &scratch[..k * n]
+                            gs.resize(og * ld, T::zero());
+                            self.gather_channels(
+                                g,
+                                gi * og..(gi + 1) * og,
+                                &images,
+                                &span,
+                                &mut gs,
+                            );
+                            (&gs, ld)
                         };
-                        let g = &g[span.start..];
-                        T::gemm(og, n, k, g, (p, 1), cols, (1, n), T::one(), dw, k);
+                        let b: &[T] = if images.len() == 1 && self.is_pointwise() {
+                            &x[images.start * self.x_image() + gi * xg..][..xg]
+                        } else {
+                            cols.resize(k * ld, T::zero());
+                            self.unroll(x, gi, &images, &span, &mut cols);
+                            &cols
+                        };
+                        T::gemm(og, ld, k, a, (lda, 1), b, (1, ld), T::one(), dw, k);
                     }
                 }
             }

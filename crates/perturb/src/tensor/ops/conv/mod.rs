@@ -1,6 +1,6 @@
 //! Convolutions over one or two spatial axes (NCW / NCHW inputs, OIW / OIHW weights), on the
-//! GEMM: each image's windows are unrolled into the columns of a matrix (im2col) that one
-//! product with the weight turns into the output.
+//! GEMM: the images' windows are unrolled into the columns of a matrix (im2col) that one
+//! product with the weight turns into the output; and a convolution's bias ([`BiasAdd`]).
 //!
 //! Three operations share one geometry, and each is a partial derivative of the same trilinear
 //! form `B(x, w, g) = <g, conv(x, w)>`:
@@ -15,6 +15,7 @@
 //! `jax/_src/lax/convolution.py` use the same pairs), each bilinear, so the JVP is
 //! `op(dx, w) + op(x, dw)`. All rules are these operations again: every order works.
 
+mod bias;
 mod kernels;
 mod options;
 mod plan;
@@ -23,6 +24,7 @@ use crate::error::Error;
 use crate::tensor::batched;
 use crate::tensor::op::or_panic;
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
+pub use bias::{BiasAdd, BiasAddGrad};
 pub use options::{Conv1dOptions, Conv2dOptions, ConvOptions, Padding};
 use plan::*;
 
@@ -504,7 +506,7 @@ impl<const D: usize> Op for ConvWeightGrad<D> {
 // ---- The functions ------------------------------------------------------------------------
 
 /// The 2-D convolution of `x` `[N, C, H, W]` with `w` `[O, C / groups, kH, kW]`: see [`Conv`]
-/// for the formula. Add a bias `b` `[O]` as `y + b.reshape([O, 1, 1])`. Errors name the
+/// for the formula. Add a bias `b` `[O]` with [`try_bias_add`]. Errors name the
 /// operation and both shapes: channels that do not match, groups that do not divide them, a
 /// kernel larger than the padded input, an input with an empty spatial axis, a zero stride or
 /// dilation, "same" with a stride.
@@ -631,4 +633,37 @@ pub fn try_conv_transpose1d<A: Array>(x: &A, w: &A, options: Conv1dOptions) -> R
 #[track_caller]
 pub fn conv_transpose1d<A: Array>(x: &A, w: &A, options: Conv1dOptions) -> A {
     or_panic(try_conv_transpose1d(x, w, options))
+}
+
+/// `y` `[N, C, spatial..]` plus `b` `[C]` along the channels (axis 1), a convolution's bias:
+/// `y + b.reshape([C, 1, 1])` in one pass, with the bias's gradient summed per channel in one
+/// pass too ([`BiasAdd`]). An error names `bias_add` and both shapes where `b` is not `[C]`.
+///
+/// ```
+/// use perturb::tensor::conv::{conv2d, try_bias_add, Conv2dOptions};
+/// use perturb::tensor::{Array, Tensor, TensorTape};
+/// let tape = TensorTape::new();
+/// let x = tape.constant(Tensor::<f64>::ones(&[2, 1, 3, 3]));
+/// let (w, b) = (tape.var(Tensor::ones(&[4, 1, 2, 2])), tape.var(Tensor::zeros(&[4])));
+/// let y = try_bias_add(&conv2d(&x, &w, Conv2dOptions::default()), &b).unwrap();
+/// // The bias's gradient counts the outputs of each channel: 2 images of 2 x 2.
+/// let g = tape.gradient(&y.sum_all(), &[&b]).unwrap();
+/// assert_eq!(g[0].to_vec(), vec![8.0; 4]);
+/// assert!(try_bias_add(&y, &b.try_reshape(&[2, 2]).unwrap()).is_err());
+/// ```
+pub fn try_bias_add<A: Array>(y: &A, b: &A) -> Result<A, Error> {
+    A::apply(&BiasAdd, &[y, b])
+}
+
+/// See [`try_bias_add`]; panics where it returns an error.
+///
+/// ```
+/// use perturb::tensor::conv::bias_add;
+/// use perturb::tensor::Tensor;
+/// let y = bias_add(&Tensor::<f32>::zeros(&[1, 2, 1, 2]), &Tensor::vector(&[1.0, -1.0]));
+/// assert_eq!(y.to_vec(), vec![1.0, 1.0, -1.0, -1.0]);
+/// ```
+#[track_caller]
+pub fn bias_add<A: Array>(y: &A, b: &A) -> A {
+    or_panic(try_bias_add(y, b))
 }
