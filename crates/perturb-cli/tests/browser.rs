@@ -232,7 +232,7 @@ fn assert_shown(shown: &str, expected: &Value, what: &str) {
         .unwrap_or_else(|_| panic!("{what}: `{shown}` is not a number"));
     let want = number(expected);
     assert!(
-        got == want || (got - want).abs() <= 1e-9 * want.abs(),
+        got == want || (got - want).abs() <= 1e-9 * want.abs() || (got.is_nan() && want.is_nan()),
         "{what}: the page shows {got}, the CLI's JSON says {want}"
     );
 }
@@ -457,6 +457,41 @@ fn reverse_mode_shows_the_clis_contributions_and_adjoints() {
     assert_eq!(step_count(&b), format!("step {} of {steps}", steps - 1));
     b.press(LEFT);
     assert_eq!(step_count(&b), format!("step {} of {steps}", steps - 2));
+}
+
+#[test]
+fn non_finite_numbers_of_values_the_output_does_not_use_are_shown_as_the_cli_writes_them() {
+    // b = sqrt(0): ∂b/∂a = inf, so b's tangent is inf · 0 = NaN; x does not depend on b.
+    let Some((b, _server, report)) = page_with("a = x*0; b = sqrt(a); x", "x=1") else {
+        return;
+    };
+    let n = report["nodes"].as_array().unwrap().len();
+    let tangents = &report["forward"][0]["tangents"];
+    assert_eq!(tangents[2], "NaN", "{report}");
+    for i in 0..n {
+        b.press(RIGHT);
+        assert_shown(
+            last_number(&node_sweep(&b, i)),
+            &tangents[i],
+            &format!("tangent of node {i}"),
+        );
+    }
+    b.click("#mode-reverse");
+    b.press("\u{E010}");
+    for i in 0..n {
+        assert_shown(
+            last_number(&node_sweep(&b, i)),
+            &report["reverse"]["adjoints"][i],
+            &format!("adjoint of node {i}"),
+        );
+    }
+    let text = b
+        .run("return document.body.innerText", json!([]))
+        .to_string();
+    assert!(text.contains("but x does not depend on it"), "{text}");
+    for word in ["undefined", "null", "[object"] {
+        assert!(!text.contains(word), "`{word}` on the page: {text}");
+    }
 }
 
 #[test]
