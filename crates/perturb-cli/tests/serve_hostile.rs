@@ -154,3 +154,29 @@ fn beyond_the_connections_served_at_once_the_next_client_waits_its_turn() {
         "the 129th connection was served alongside 128 others"
     );
 }
+
+#[test]
+fn a_request_with_two_host_headers_or_none_in_http_1_1_is_refused() {
+    let server = Server::start();
+    for (headers, status) in [
+        // The guard against other host names read only the first of two.
+        ("Host: localhost\r\nHost: evil.example\r\n", "400"),
+        ("Host: evil.example\r\nHost: localhost\r\n", "400"),
+        ("Host: localhost\r\nhost: localhost\r\n", "400"),
+        ("", "400"),
+        ("Host: localhost\r\n", "200"),
+    ] {
+        let request = format!("GET / HTTP/1.1\r\n{headers}\r\n");
+        let answer = raw(&server, request.as_bytes());
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{headers:?}: {answer}"
+        );
+        if status == "400" {
+            assert!(answer.contains("one Host header"), "{headers:?}: {answer}");
+        }
+    }
+    // HTTP/1.0 may leave it out.
+    assert!(raw(&server, b"GET / HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 200"));
+    still_up(&server);
+}

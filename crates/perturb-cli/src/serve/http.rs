@@ -40,6 +40,8 @@ const MAX_HEADERS: usize = 64;
 #[derive(Debug, Default)]
 pub struct Request {
     pub method: String,
+    /// The minor version of HTTP/1.x.
+    pub version: u8,
     /// The request target as sent (`/app.js?x=1`).
     pub target: String,
     /// Each header as sent (names in any case; values that are not UTF-8 are lossily read).
@@ -192,6 +194,15 @@ fn read_request(stream: &mut TcpStream, deadline: Instant) -> Result<Request, Op
             break parsed;
         }
     };
+    // HTTP/1.1 asks for exactly one (RFC 9112, 3.2): with two, which one the guard against
+    // other host names should read is anyone's guess.
+    let hosts = request.header_values("Host").count();
+    if hosts > 1 || (hosts == 0 && request.version == 1) {
+        return Err(Some(Reply::error(
+            400,
+            "an HTTP/1.1 request must have exactly one Host header",
+        )));
+    }
     let length = body_length(&request)?;
     if length > 0
         && request
@@ -234,6 +245,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, Option<Reply>> {
         Ok(httparse::Status::Complete(len)) => {
             let request = Request {
                 method: parsed.method.unwrap_or_default().to_string(),
+                version: parsed.version.unwrap_or_default(),
                 target: parsed.path.unwrap_or_default().to_string(),
                 headers: parsed
                     .headers
