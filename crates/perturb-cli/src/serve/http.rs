@@ -23,8 +23,7 @@ pub const MAX_HEAD: usize = 16 << 10;
 /// shorter: 500 nodes take a few kilobytes).
 pub const MAX_BODY: usize = 64 << 10;
 
-/// A client has this long to send its whole request, and the server this long to write each
-/// part of its answer.
+/// A client has this long to send its whole request, and this long to read the whole answer.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
 /// How long the server reads what a client still sends after its answer, before closing.
@@ -119,7 +118,6 @@ impl Drop for Slot {
 
 /// Reads one request from `stream`, answers it and closes the connection.
 fn connection(mut stream: TcpStream, answer: &(impl Fn(&Request) -> Reply + ?Sized)) {
-    stream.set_write_timeout(Some(DEADLINE)).ok();
     let deadline = Instant::now() + DEADLINE;
     let (reply, head_only) = match read_request(&mut stream, deadline) {
         Ok(request) => (answer(&request), request.method == "HEAD"),
@@ -313,8 +311,8 @@ fn body_length(request: &Request) -> Result<usize, Option<Reply>> {
     Ok(length)
 }
 
-/// Writes `reply` (only its head for `HEAD` requests); a client that went away or stopped
-/// reading for [`DEADLINE`] is not answered further.
+/// Writes `reply` (only its head for `HEAD` requests); a client that went away or has not read
+/// it all within [`DEADLINE`] is not answered further.
 fn write_reply(stream: &mut TcpStream, reply: &Reply, head_only: bool) {
     // The page loads nothing from elsewhere and runs no inline script.
     let head = format!(
@@ -330,7 +328,22 @@ fn write_reply(stream: &mut TcpStream, reply: &Reply, head_only: bool) {
     if !head_only {
         bytes.extend_from_slice(&reply.body);
     }
-    let _ = stream.write_all(&bytes);
+    // Each write waits at most until the deadline: a time limit on each write alone would let
+    // a client that reads a little now and then hold the connection for ever.
+    let deadline = Instant::now() + DEADLINE;
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_write_timeout(Some(left)).is_err() {
+            return;
+        }
+        match stream.write(rest) {
+            Ok(0) => return,
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
 }
 
 /// The reason phrase of the statuses the server sends.
