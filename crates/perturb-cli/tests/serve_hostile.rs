@@ -7,7 +7,8 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use serve_support::{raw, still_up, Server};
+use serde_json::{json, Value};
+use serve_support::{cli_json, post, raw, still_up, Server};
 
 /// A POST to `/api/explain` whose head declares `length` bytes of body, followed by `body`.
 fn post_declaring(length: &str, body: &str) -> String {
@@ -179,4 +180,32 @@ fn a_request_with_two_host_headers_or_none_in_http_1_1_is_refused() {
     // HTTP/1.0 may leave it out.
     assert!(raw(&server, b"GET / HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 200"));
     still_up(&server);
+}
+
+#[test]
+fn clients_at_the_same_time_each_get_their_own_answer() {
+    let server = Server::start();
+    let cases = [
+        ("x^2", "x=3"),
+        ("sin(x)*w", "x=0.5, w=2"),
+        ("a = x*x; b = 5*a; c = log(a); g = b*c; L = -g", "x=0.7"),
+        ("exp(x)", "x=1"),
+    ];
+    let expected: Vec<Value> = cases.iter().map(|(e, a)| cli_json(e, a)).collect();
+    std::thread::scope(|scope| {
+        for (k, (expression, at)) in cases.iter().enumerate() {
+            for _ in 0..3 {
+                let (server, expected) = (&server, &expected);
+                scope.spawn(move || {
+                    let request = json!({ "expression": expression, "at": at }).to_string();
+                    for _ in 0..5 {
+                        let (status, body) = post(server, "/api/explain", &request);
+                        assert_eq!(status, 200, "{body}");
+                        let got: Value = serde_json::from_str(&body).unwrap();
+                        assert_eq!(got, expected[k], "{expression}");
+                    }
+                });
+            }
+        }
+    });
 }
