@@ -537,6 +537,44 @@ fn a_parse_error_shows_its_caret_and_warnings_show_too() {
 }
 
 #[test]
+fn a_parse_error_shows_the_source_line_as_the_cli_does() {
+    let Some(b) = Browser::start() else { return };
+    let server = Server::start();
+    b.open(&server.url);
+    // A tab, a right-to-left override (which reorders the rest of the line where it is shown
+    // as it is) and a line far longer than the error box.
+    for source in [
+        "a = x^2;\tb = \u{202e}a + 1",
+        &format!("{} + * 2", vec!["x"; 200].join(" + ")),
+    ] {
+        // Pasted, as a learner would (a typed tab moves to the next field).
+        let before = b.wait("return document.body.dataset.evaluated || null", json!([]));
+        b.run(
+            "document.getElementById('expr').value = arguments[0]",
+            json!([source]),
+        );
+        b.type_into("#at", "x=1");
+        b.click("#evaluate");
+        b.wait(
+            "return document.body.dataset.evaluated !== arguments[0]",
+            json!([before]),
+        );
+        let shown = b
+            .wait(
+                "const e = document.getElementById('error'); return e.hidden ? null : e.textContent",
+                json!([]),
+            )
+            .as_str()
+            .unwrap()
+            .to_string();
+        let out = support::perturb(&["explain", source, "--at", "x=1"]);
+        let cli = support::stderr(&out);
+        let cli = cli.trim_end().trim_start_matches("perturb: explain: ");
+        assert_eq!(shown, cli, "{source}");
+    }
+}
+
+#[test]
 fn the_jacobian_view_multiplies_the_steps_jacobians() {
     let Some(b) = Browser::start() else { return };
     let server = Server::start();
