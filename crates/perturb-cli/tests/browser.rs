@@ -261,14 +261,30 @@ fn last_number(text: &str) -> &str {
 
 /// Types `expr` and `at` and evaluates them; waits for the page to show the new graph.
 fn evaluate(b: &Browser, expr: &str, at: &str) {
-    let before = b.wait("return document.body.dataset.evaluated || null", json!([]));
     b.type_into("#expr", expr);
+    evaluate_at(b, at);
+}
+
+/// Types `at` and evaluates the expression in its field; waits for the page to show the result.
+fn evaluate_at(b: &Browser, at: &str) {
+    let before = b.wait("return document.body.dataset.evaluated || null", json!([]));
     b.type_into("#at", at);
     b.click("#evaluate");
     b.wait(
         "return document.body.dataset.evaluated !== arguments[0]",
         json!([before]),
     );
+}
+
+/// The error the page shows, once it shows one.
+fn error_shown(b: &Browser) -> String {
+    b.wait(
+        "const e = document.getElementById('error'); return e.hidden ? null : e.textContent",
+        json!([]),
+    )
+    .as_str()
+    .unwrap()
+    .to_string()
 }
 
 fn step_count(b: &Browser) -> String {
@@ -501,14 +517,7 @@ fn a_parse_error_shows_its_caret_and_warnings_show_too() {
     b.open(&server.url);
     let source = "a = x^2\nb = a + * 3";
     evaluate(&b, source, "x=1");
-    let text = b
-        .wait(
-            "const e = document.getElementById('error'); return e.hidden ? null : e.textContent",
-            json!([]),
-        )
-        .as_str()
-        .unwrap()
-        .to_string();
+    let text = error_shown(&b);
     assert!(text.starts_with("2:9: "), "{text}");
     let lines: Vec<&str> = text.lines().collect();
     let at = lines
@@ -548,25 +557,12 @@ fn a_parse_error_shows_the_source_line_as_the_cli_does() {
         &format!("{} + * 2", vec!["x"; 200].join(" + ")),
     ] {
         // Pasted, as a learner would (a typed tab moves to the next field).
-        let before = b.wait("return document.body.dataset.evaluated || null", json!([]));
         b.run(
             "document.getElementById('expr').value = arguments[0]",
             json!([source]),
         );
-        b.type_into("#at", "x=1");
-        b.click("#evaluate");
-        b.wait(
-            "return document.body.dataset.evaluated !== arguments[0]",
-            json!([before]),
-        );
-        let shown = b
-            .wait(
-                "const e = document.getElementById('error'); return e.hidden ? null : e.textContent",
-                json!([]),
-            )
-            .as_str()
-            .unwrap()
-            .to_string();
+        evaluate_at(&b, "x=1");
+        let shown = error_shown(&b);
         let out = support::perturb(&["explain", source, "--at", "x=1"]);
         let cli = support::stderr(&out);
         let cli = cli.trim_end().trim_start_matches("perturb: explain: ");
