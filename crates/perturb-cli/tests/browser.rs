@@ -232,7 +232,7 @@ fn assert_shown(shown: &str, expected: &Value, what: &str) {
         .unwrap_or_else(|_| panic!("{what}: `{shown}` is not a number"));
     let want = number(expected);
     assert!(
-        got == want || (got - want).abs() <= 1e-9 * want.abs(),
+        got == want || (got - want).abs() <= 1e-9 * want.abs() || (got.is_nan() && want.is_nan()),
         "{what}: the page shows {got}, the CLI's JSON says {want}"
     );
 }
@@ -261,14 +261,30 @@ fn last_number(text: &str) -> &str {
 
 /// Types `expr` and `at` and evaluates them; waits for the page to show the new graph.
 fn evaluate(b: &Browser, expr: &str, at: &str) {
-    let before = b.wait("return document.body.dataset.evaluated || null", json!([]));
     b.type_into("#expr", expr);
+    evaluate_at(b, at);
+}
+
+/// Types `at` and evaluates the expression in its field; waits for the page to show the result.
+fn evaluate_at(b: &Browser, at: &str) {
+    let before = b.wait("return document.body.dataset.evaluated || null", json!([]));
     b.type_into("#at", at);
     b.click("#evaluate");
     b.wait(
         "return document.body.dataset.evaluated !== arguments[0]",
         json!([before]),
     );
+}
+
+/// The error the page shows, once it shows one.
+fn error_shown(b: &Browser) -> String {
+    b.wait(
+        "const e = document.getElementById('error'); return e.hidden ? null : e.textContent",
+        json!([]),
+    )
+    .as_str()
+    .unwrap()
+    .to_string()
 }
 
 fn step_count(b: &Browser) -> String {
@@ -460,20 +476,48 @@ fn reverse_mode_shows_the_clis_contributions_and_adjoints() {
 }
 
 #[test]
+fn non_finite_numbers_of_values_the_output_does_not_use_are_shown_as_the_cli_writes_them() {
+    // b = sqrt(0): ∂b/∂a = inf, so b's tangent is inf · 0 = NaN; x does not depend on b.
+    let Some((b, _server, report)) = page_with("a = x*0; b = sqrt(a); x", "x=1") else {
+        return;
+    };
+    let n = report["nodes"].as_array().unwrap().len();
+    let tangents = &report["forward"][0]["tangents"];
+    assert_eq!(tangents[2], "NaN", "{report}");
+    for i in 0..n {
+        b.press(RIGHT);
+        assert_shown(
+            last_number(&node_sweep(&b, i)),
+            &tangents[i],
+            &format!("tangent of node {i}"),
+        );
+    }
+    b.click("#mode-reverse");
+    b.press("\u{E010}");
+    for i in 0..n {
+        assert_shown(
+            last_number(&node_sweep(&b, i)),
+            &report["reverse"]["adjoints"][i],
+            &format!("adjoint of node {i}"),
+        );
+    }
+    let text = b
+        .run("return document.body.innerText", json!([]))
+        .to_string();
+    assert!(text.contains("but x does not depend on it"), "{text}");
+    for word in ["undefined", "null", "[object"] {
+        assert!(!text.contains(word), "`{word}` on the page: {text}");
+    }
+}
+
+#[test]
 fn a_parse_error_shows_its_caret_and_warnings_show_too() {
     let Some(b) = Browser::start() else { return };
     let server = Server::start();
     b.open(&server.url);
     let source = "a = x^2\nb = a + * 3";
     evaluate(&b, source, "x=1");
-    let text = b
-        .wait(
-            "const e = document.getElementById('error'); return e.hidden ? null : e.textContent",
-            json!([]),
-        )
-        .as_str()
-        .unwrap()
-        .to_string();
+    let text = error_shown(&b);
     assert!(text.starts_with("2:9: "), "{text}");
     let lines: Vec<&str> = text.lines().collect();
     let at = lines
@@ -499,6 +543,31 @@ fn a_parse_error_shows_its_caret_and_warnings_show_too() {
         warnings.as_str().unwrap().contains(&expected),
         "{warnings} vs {expected}"
     );
+}
+
+#[test]
+fn a_parse_error_shows_the_source_line_as_the_cli_does() {
+    let Some(b) = Browser::start() else { return };
+    let server = Server::start();
+    b.open(&server.url);
+    // A tab, a right-to-left override (which reorders the rest of the line where it is shown
+    // as it is) and a line far longer than the error box.
+    for source in [
+        "a = x^2;\tb = \u{202e}a + 1",
+        &format!("{} + * 2", vec!["x"; 200].join(" + ")),
+    ] {
+        // Pasted, as a learner would (a typed tab moves to the next field).
+        b.run(
+            "document.getElementById('expr').value = arguments[0]",
+            json!([source]),
+        );
+        evaluate_at(&b, "x=1");
+        let shown = error_shown(&b);
+        let out = support::perturb(&["explain", source, "--at", "x=1"]);
+        let cli = support::stderr(&out);
+        let cli = cli.trim_end().trim_start_matches("perturb: explain: ");
+        assert_eq!(shown, cli, "{source}");
+    }
 }
 
 #[test]

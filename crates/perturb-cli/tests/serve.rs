@@ -5,32 +5,8 @@
 mod serve_support;
 mod support;
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use serde_json::{json, Value};
-use serve_support::{get, post, Server};
-
-fn message(body: &str) -> String {
-    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON ({e}): {body}"));
-    v["error"]["message"]
-        .as_str()
-        .expect("a message")
-        .to_string()
-}
-
-/// The server still answers: a good request after a bad one.
-fn still_up(server: &Server) {
-    let (status, body) = post(
-        server,
-        "/api/explain",
-        &json!({ "expression": "x^2", "at": "x=3" }).to_string(),
-    );
-    assert_eq!(status, 200, "{body}");
-    let report: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(report["derivatives"][0]["value"], 6.0);
-}
+use serve_support::{get, message, post, raw, still_up, Server};
 
 #[test]
 fn the_api_answers_what_explain_json_prints() {
@@ -220,19 +196,6 @@ fn malformed_requests_get_clear_errors_and_the_server_stays_up() {
         );
         still_up(&server);
     }
-}
-
-/// Sends `bytes` as they are and returns what comes back before the server closes.
-fn raw(server: &Server, bytes: &[u8]) -> String {
-    let mut stream = TcpStream::connect(server.address()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream.write_all(bytes).unwrap();
-    stream.shutdown(std::net::Shutdown::Write).unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).ok();
-    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[test]

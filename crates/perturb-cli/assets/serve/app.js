@@ -419,20 +419,11 @@
     render();
   }
 
-  /** An error of `perturb explain --json`, with the source line and a caret under its place. */
-  function showError(error, source) {
+  /** An error of `perturb explain --json`, as the terminal shows it (its `text`: the source line
+   * with a caret under the place); the server's own errors have only a message. */
+  function showError(error) {
     const box = $('error');
-    let text = error.message;
-    if (error.line) {
-      text = `${error.line}:${error.column}: ${error.message}`;
-      const src = source.split('\n')[error.line - 1];
-      if (src !== undefined) {
-        const gutter = String(error.line);
-        text += `\n${' '.repeat(gutter.length)} |\n${gutter} | ${src}\n${' '.repeat(gutter.length)} | ${' '.repeat(Math.max(0, error.column - 1))}^`;
-      }
-    }
-    for (const note of error.notes || []) text += '\n  ' + note;
-    box.textContent = text;
+    box.textContent = error.text || error.message;
     box.hidden = false;
   }
 
@@ -455,9 +446,9 @@
     const expression = $('expr').value, at = $('at').value;
     try {
       const data = await post('api/explain', { expression, at });
-      if (data.error) showError(data.error, expression); else show(data);
+      if (data.error) showError(data.error); else show(data);
     } catch (e) {
-      showError({ message: 'cannot reach perturb serve: ' + e.message }, '');
+      showError({ message: 'cannot reach perturb serve: ' + e.message });
     }
     evaluated();
   }

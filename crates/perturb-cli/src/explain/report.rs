@@ -772,6 +772,9 @@ struct JsonErrorBody<'a> {
     line: Option<usize>,
     column: Option<usize>,
     notes: &'a [String],
+    /// The error as the terminal shows it: the source line cut around the place, tabs as
+    /// spaces, hidden and reordering characters escaped, and the caret (for pages to show as is).
+    text: String,
 }
 
 /// An error as JSON, for `--json`.
@@ -783,6 +786,7 @@ pub fn json_error(e: &ExplainError, src: &str) -> String {
             line: position.map(|p| p.0),
             column: position.map(|p| p.1),
             notes: &e.notes,
+            text: e.render(src),
         },
     };
     serde_json::to_string_pretty(&body).unwrap_or_else(|_| "{\"error\": {}}".into())

@@ -2,26 +2,24 @@
 //! language, sees its graph and steps through forward and reverse mode, and a second view with
 //! the Jacobian chain rule on the lecture's vector examples.
 //!
-//! The server is small and blocking (one request at a time, which is plenty for one learner):
-//! it serves the page's three files, embedded in the program, and a JSON API whose numbers are
-//! exactly those of `perturb explain --json` (the same code makes them). No part of a request
-//! reaches the filesystem: the routes are a fixed list.
+//! The server is small and blocking ([`http`]: one thread per connection, which is plenty for
+//! a learner or a class): it serves the page's three files, embedded in the program, and a JSON
+//! API whose numbers are exactly those of `perturb explain --json` (the same code makes them).
+//! No part of a request reaches the filesystem: the routes are a fixed list.
 
+mod http;
 mod jacobian;
 pub mod page;
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 
 use serde::Deserialize;
-use tiny_http::{Header, Method, Request, Response, Server};
+
+use http::Request;
 
 /// The page draws graphs of at most this many nodes (`perturb explain` in a terminal has no
 /// such limit); larger ones get an error naming the limit.
 pub const MAX_PAGE_NODES: usize = 500;
-
-/// Request bodies longer than this are refused (an expression of the page's size is far
-/// shorter: 500 nodes take a few kilobytes).
-pub const MAX_BODY: usize = 64 << 10;
 
 /// Serve the interactive page: the graph, the sweeps step by step, the Jacobian chain rule.
 #[derive(clap::Args, Debug, Clone)]
@@ -39,45 +37,29 @@ pub struct Args {
 
 /// Runs the server until the process is stopped; the error is the message to print.
 pub fn run(args: &Args) -> Result<(), String> {
-    let server = Server::http((args.bind, args.port))
+    let listener = std::net::TcpListener::bind((args.bind, args.port))
         .map_err(|e| format!("serve: cannot listen on {}:{}: {e}", args.bind, args.port))?;
-    let address = server
-        .server_addr()
-        .to_ip()
-        .map_or_else(|| format!("{}:{}", args.bind, args.port), |a| a.to_string());
+    let address = listener.local_addr().map_or_else(
+        |_| format!("{}:{}", args.bind, args.port),
+        |a| a.to_string(),
+    );
     // The tests (and scripts) read this line to learn the port when it was 0.
     println!("perturb serve: the page is at http://{address}/ (Ctrl-C stops the server)");
     std::io::stdout()
         .flush()
         .map_err(|e| format!("serve: cannot write to standard output: {e}"))?;
-    for mut request in server.incoming_requests() {
-        let reply = if args.bind.is_loopback() && !local_host(&request) {
+    let loopback = args.bind.is_loopback();
+    http::serve(&listener, move |request| {
+        if loopback && !local_host(request) {
             Reply::error(
                 403,
                 "this server answers only pages of this computer (the Host header must be \
                  localhost or a loopback address)",
             )
         } else {
-            answer(&mut request)
-        };
-        let mut response = Response::from_data(reply.body).with_status_code(reply.status);
-        for (name, value) in [
-            ("Content-Type", reply.content_type),
-            // The page loads nothing from elsewhere and runs no inline script.
-            (
-                "Content-Security-Policy",
-                "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'",
-            ),
-            ("X-Content-Type-Options", "nosniff"),
-            ("Cache-Control", "no-store"),
-        ] {
-            if let Ok(header) = Header::from_bytes(name, value) {
-                response.add_header(header);
-            }
+            answer(request)
         }
-        // A client that went away is no reason to stop serving the others.
-        let _ = request.respond(response);
-    }
+    });
     Ok(())
 }
 
@@ -114,58 +96,23 @@ impl Reply {
     }
 }
 
-/// Reads the request's body, at most [`MAX_BODY`] bytes.
-fn body(request: &mut Request) -> Result<Vec<u8>, Reply> {
-    let too_long = || {
-        Reply::error(
-            413,
-            &format!(
-                "the request body is longer than {} KiB, the most the server reads",
-                MAX_BODY >> 10
-            ),
-        )
-    };
-    if request.body_length().is_some_and(|n| n > MAX_BODY) {
-        return Err(too_long());
-    }
-    let mut bytes = Vec::new();
-    request
-        .as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Reply::error(400, &format!("cannot read the request body: {e}")))?;
-    if bytes.len() > MAX_BODY {
-        return Err(too_long());
-    }
-    Ok(bytes)
-}
-
 /// Everything the server answers: each path with the method it takes (GET ones answer HEAD
 /// too). Nothing else is served.
-const ROUTES: &[(&str, Method)] = &[
-    ("/", Method::Get),
-    ("/index.html", Method::Get),
-    ("/app.js", Method::Get),
-    ("/style.css", Method::Get),
-    ("/api/examples", Method::Get),
-    ("/api/explain", Method::Post),
-    ("/api/jacobian", Method::Post),
+const ROUTES: &[(&str, &str)] = &[
+    ("/", "GET"),
+    ("/index.html", "GET"),
+    ("/app.js", "GET"),
+    ("/style.css", "GET"),
+    ("/api/examples", "GET"),
+    ("/api/explain", "POST"),
+    ("/api/jacobian", "POST"),
 ];
-
-/// The value of the request's header `name`, if it has one.
-fn header<'r>(request: &'r Request, name: &'static str) -> Option<&'r str> {
-    request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str())
-}
 
 /// Whether the request names this computer as its host (or names none, as HTTP/1.0 may). A
 /// server on a loopback address refuses other names: a web page elsewhere whose name is made to
 /// point at 127.0.0.1 (DNS rebinding) sends its own name.
 fn local_host(request: &Request) -> bool {
-    let Some(host) = header(request, "Host") else {
+    let Some(host) = request.header("Host") else {
         return true;
     };
     let name = match host.rsplit_once(':') {
@@ -179,14 +126,13 @@ fn local_host(request: &Request) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn answer(request: &mut Request) -> Reply {
-    let method = request.method().clone();
+fn answer(request: &Request) -> Reply {
     // The query string plays no part in choosing what to answer.
-    let path = request.url().split('?').next().unwrap_or("").to_string();
-    let post = method == Method::Post && ROUTES.contains(&(path.as_str(), Method::Post));
+    let path = request.target.split('?').next().unwrap_or("");
+    let post = request.method == "POST" && ROUTES.contains(&(path, "POST"));
     // Only JSON: a page elsewhere cannot send that to this server without the browser asking
     // first (a CORS preflight, which this server does not grant).
-    let json = header(request, "Content-Type").is_some_and(|t| {
+    let json = request.header("Content-Type").is_some_and(|t| {
         t.trim()
             .to_ascii_lowercase()
             .starts_with("application/json")
@@ -197,28 +143,22 @@ fn answer(request: &mut Request) -> Reply {
             "send the request body as JSON, with the header Content-Type: application/json",
         );
     }
-    let body = if post {
-        match body(request) {
-            Ok(bytes) => Some(bytes),
-            Err(reply) => return reply,
-        }
-    } else {
-        None
-    };
-    route(&method, &path, body.as_deref())
+    route(&request.method, path, post.then_some(&request.body[..]))
 }
 
 /// The answer to `method` on `path` with the body `body` (read for POST routes only).
-fn route(method: &Method, path: &str, body: Option<&[u8]>) -> Reply {
+fn route(method: &str, path: &str, body: Option<&[u8]>) -> Reply {
     let Some((_, wanted)) = ROUTES.iter().find(|(p, _)| *p == path) else {
         // Quoted with escapes, and cut short: the path is the client's text.
         let shown: String = path.chars().take(100).collect();
         return Reply::error(404, &format!("no such page: {shown:?}; the page is at /"));
     };
-    if method != wanted && !(*wanted == Method::Get && *method == Method::Head) {
+    if method != *wanted && !(*wanted == "GET" && method == "HEAD") {
+        // Cut short: the method is the client's text (a token: letters, digits, !#$%&'*+-.^_`|~).
+        let shown: String = method.chars().take(20).collect();
         return Reply::error(
             405,
-            &format!("{path} answers {wanted} requests, not {method}"),
+            &format!("{path} answers {wanted} requests, not {shown}"),
         );
     }
     match (path, body) {
@@ -299,14 +239,14 @@ mod tests {
 
     #[test]
     fn the_page_and_its_files_are_served() {
-        let r = route(&Method::Get, "/", None);
+        let r = route("GET", "/", None);
         assert_eq!(
             (r.status, r.content_type),
             (200, "text/html; charset=utf-8")
         );
         assert!(text(&r).contains("app.js"));
-        assert_eq!(route(&Method::Get, "/app.js", None).status, 200);
-        assert_eq!(route(&Method::Head, "/style.css", None).status, 200);
+        assert_eq!(route("GET", "/app.js", None).status, 200);
+        assert_eq!(route("HEAD", "/style.css", None).status, 200);
     }
 
     #[test]
@@ -318,7 +258,7 @@ mod tests {
             "/api",
             "/app.js/",
         ] {
-            let r = route(&Method::Get, path, None);
+            let r = route("GET", path, None);
             assert_eq!(r.status, 404, "{path}");
             let error: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
             assert!(error["error"]["message"]
@@ -330,10 +270,10 @@ mod tests {
 
     #[test]
     fn wrong_methods_are_refused_with_the_right_one_named() {
-        let r = route(&Method::Get, "/api/explain", None);
+        let r = route("GET", "/api/explain", None);
         assert_eq!(r.status, 405);
         assert!(text(&r).contains("answers POST requests, not GET"));
-        assert_eq!(route(&Method::Delete, "/", None).status, 405);
+        assert_eq!(route("DELETE", "/", None).status, 405);
     }
 
     #[test]
@@ -344,7 +284,7 @@ mod tests {
             b"{\"expression\": 3}",
             b"{\"expr\": \"x\"}",
         ] {
-            let r = route(&Method::Post, "/api/explain", Some(body));
+            let r = route("POST", "/api/explain", Some(body));
             assert_eq!(r.status, 400);
             assert!(
                 text(&r).contains("not the JSON the server expects"),
@@ -357,7 +297,7 @@ mod tests {
     #[test]
     fn a_parse_error_is_a_422_with_its_place() {
         let r = route(
-            &Method::Post,
+            "POST",
             "/api/explain",
             Some(br#"{"expression": "x + * 2", "at": "x=1"}"#),
         );
@@ -371,11 +311,7 @@ mod tests {
     fn graphs_beyond_the_page_limit_are_refused() {
         let big: Vec<String> = (0..=MAX_PAGE_NODES).map(|i| format!("x*{i}")).collect();
         let body = serde_json::json!({ "expression": big.join(" + "), "at": "x=1" });
-        let r = route(
-            &Method::Post,
-            "/api/explain",
-            Some(body.to_string().as_bytes()),
-        );
+        let r = route("POST", "/api/explain", Some(body.to_string().as_bytes()));
         assert_eq!(r.status, 422);
         assert!(
             text(&r).contains("more than the page shows (500)"),

@@ -4,11 +4,12 @@
 // Each test file uses some of them.
 #![allow(dead_code)]
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// `perturb serve --port 0` (any free port), stopped when dropped.
 pub struct Server {
@@ -111,4 +112,38 @@ pub fn number(v: &Value) -> f64 {
         Value::String(s) => s.parse().expect("inf or NaN"),
         _ => panic!("not a number: {v}"),
     }
+}
+
+/// The message of an error reply (`{"error": {"message": ...}}`).
+pub fn message(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON ({e}): {body}"));
+    v["error"]["message"]
+        .as_str()
+        .expect("a message")
+        .to_string()
+}
+
+/// The server still answers: a good request after a bad one.
+pub fn still_up(server: &Server) {
+    let (status, body) = post(
+        server,
+        "/api/explain",
+        &json!({ "expression": "x^2", "at": "x=3" }).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["derivatives"][0]["value"], 6.0);
+}
+
+/// Sends `bytes` as they are and returns what comes back before the server closes.
+pub fn raw(server: &Server, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(server.address()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok();
+    String::from_utf8_lossy(&answer).into_owned()
 }
