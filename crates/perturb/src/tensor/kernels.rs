@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use super::buffers;
 use super::dense::element_count;
 use super::element::Element;
 use crate::error::Error;
@@ -39,7 +40,7 @@ pub(crate) fn map<T: Element>(x: &[T], cost: Cost, f: impl Fn(T) -> T + Sync + S
             map_into(out, &x[start..start + out.len()], &f)
         })
     } else {
-        x.iter().map(|&v| f(v)).collect()
+        buffers::collect(x.len(), x.iter().map(|&v| f(v)))
     }
 }
 
@@ -57,7 +58,7 @@ pub(crate) fn zip<T: Element>(
             zip_into(out, &a[start..end], &b[start..end], &f)
         })
     } else {
-        a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+        buffers::collect(a.len(), a.iter().zip(b).map(|(&x, &y)| f(x, y)))
     }
 }
 
@@ -75,11 +76,8 @@ pub(crate) fn zip3<T: Element>(
             zip3_into(out, &a[start..end], &b[start..end], &c[start..end], &f)
         })
     } else {
-        a.iter()
-            .zip(b)
-            .zip(c)
-            .map(|((&x, &y), &z)| f(x, y, z))
-            .collect()
+        let xyz = a.iter().zip(b).zip(c);
+        buffers::collect(a.len(), xyz.map(|((&x, &y), &z)| f(x, y, z)))
     }
 }
 
@@ -93,7 +91,7 @@ pub(crate) fn build<T: Element>(
     if n >= cost.parallel_threshold() {
         return par_build(n, fill);
     }
-    let mut out = Vec::with_capacity(n);
+    let mut out = buffers::take(n);
     fill(&mut out.spare_capacity_mut()[..n], 0);
     // SAFETY: as in `par_build`, `fill` writes every element of the chunk it is given.
     unsafe { out.set_len(n) };
@@ -106,7 +104,7 @@ const CHUNK: usize = 1 << 13;
 /// `n` elements written in parallel, chunk by chunk: `fill(chunk, start)` must write every
 /// element of `chunk`, which holds elements `start .. start + chunk.len()`.
 fn par_build<T: Element>(n: usize, fill: impl Fn(&mut [MaybeUninit<T>], usize) + Sync) -> Vec<T> {
-    let mut out = Vec::with_capacity(n);
+    let mut out = buffers::take(n);
     out.spare_capacity_mut()[..n]
         .par_chunks_mut(CHUNK)
         .enumerate()
@@ -271,7 +269,7 @@ pub(crate) fn broadcast_zip<T: Element>(
     }
     let sa = broadcast_strides(a_shape, &out);
     let sb = broadcast_strides(b_shape, &out);
-    let mut data = Vec::with_capacity(out.iter().product());
+    let mut data = buffers::take(out.iter().product());
     for_each_broadcast(&out, &sa, &sb, |_, ia, ib| data.push(f(a[ia], b[ib])));
     Ok((data, out))
 }
@@ -289,7 +287,7 @@ fn zip_with_small<T: Element>(
     if big.is_empty() || small.is_empty() {
         return None;
     }
-    let mut data = Vec::with_capacity(big.len());
+    let mut data = buffers::take(big.len());
     match layout(out, small_shape) {
         Layout::Leading(_) => {
             for row in big.chunks_exact(small.len()) {
@@ -364,7 +362,7 @@ fn column_sums<T: Element, const K: usize>(x: &[T], rows: usize, out: &mut [T]) 
 /// Sums `x` (of shape `from`) down to `to`, a shape `from` is a broadcast of: the adjoint of
 /// broadcasting.
 pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T> {
-    let mut out = vec![T::zero(); to.iter().product()];
+    let mut out = buffers::filled(to.iter().product(), T::zero());
     match layout(from, to) {
         Layout::Same => out.copy_from_slice(x),
         Layout::Leading(_) if out.len() == 1 => out[0] = sum(x),
@@ -402,10 +400,16 @@ pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T
 pub(crate) fn broadcast_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T> {
     let total: usize = to.iter().product();
     match layout(to, from) {
-        Layout::Same => x.to_vec(),
-        Layout::Leading(rows) => x.repeat(rows),
+        Layout::Same => buffers::collect(total, x.iter().copied()),
+        Layout::Leading(rows) => {
+            let mut out = buffers::take(total);
+            for _ in 0..rows {
+                out.extend_from_slice(x);
+            }
+            out
+        }
         Layout::Trailing(block) => {
-            let mut out = Vec::with_capacity(total);
+            let mut out = buffers::take(total);
             for &v in x {
                 out.resize(out.len() + block, v);
             }
@@ -414,7 +418,7 @@ pub(crate) fn broadcast_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) ->
         Layout::General => {
             let sf = broadcast_strides(from, to);
             let zeros = vec![0; to.len()];
-            let mut out = Vec::with_capacity(total);
+            let mut out = buffers::take(total);
             for_each_broadcast(to, &sf, &zeros, |_, i, _| out.push(x[i]));
             out
         }
@@ -443,7 +447,7 @@ pub(crate) fn permute<T: Element>(
     if let [rows, cols] = out[..] {
         // The common case, a matrix transpose, in cache-sized tiles.
         if perm == [1, 0] {
-            let mut data = vec![T::zero(); rows * cols];
+            let mut data = buffers::filled(rows * cols, T::zero());
             const TILE: usize = 32;
             for r0 in (0..rows).step_by(TILE) {
                 for c0 in (0..cols).step_by(TILE) {
@@ -458,14 +462,14 @@ pub(crate) fn permute<T: Element>(
         }
     }
     let zeros = vec![0; out.len()];
-    let mut data = Vec::with_capacity(x.len());
+    let mut data = buffers::take(x.len());
     for_each_broadcast(&out, &permuted, &zeros, |_, i, _| data.push(x[i]));
     (data, out)
 }
 
 /// Row-major `(m x k) @ (k x n)`.
 pub(crate) fn matmul<T: Element>(a: &[T], b: &[T], m: usize, k: usize, n: usize) -> Vec<T> {
-    let mut c = vec![T::zero(); m * n];
+    let mut c = buffers::filled(m * n, T::zero());
     T::gemm(m, k, n, a, (k, 1), b, (n, 1), T::zero(), &mut c, n);
     c
 }
