@@ -72,29 +72,50 @@ fn rosenbrock<A: Array>(x: &A) -> Result<A, perturb::Error> {
 /// elements run on rayon's pool), with broadcasting, a reduction over an axis and products.
 fn network<A: Array>(w: &A, b: &A, x: &A) -> Result<A, perturb::Error> {
     let h = x.try_matmul(w)?.try_add(b)?.tanh();
-    Ok(h.log_softmax(1).exp().mul(&h).try_sum_axes(&[0], false)?.square().sum_all())
+    Ok(h.log_softmax(1)
+        .exp()
+        .mul(&h)
+        .try_sum_axes(&[0], false)?
+        .square()
+        .sum_all())
 }
 
 /// Every result the workloads compute, as bits.
 fn results() -> Vec<Vec<u64>> {
     let bits = |t: &Tensor<f64>| t.as_slice().iter().map(|v| v.to_bits()).collect();
     let n = 10_000;
-    let x = Tensor::from_vec((0..n).map(|i| 0.5 + 0.001 * (i % 100) as f64).collect(), &[n])
-        .unwrap();
+    let x = Tensor::from_vec(
+        (0..n).map(|i| 0.5 + 0.001 * (i % 100) as f64).collect(),
+        &[n],
+    )
+    .unwrap();
     let v = Tensor::<f64>::randn(&[n], 0.0, 1.0, 1);
     let tape = TensorTape::new();
     let xv = tape.var(x.clone());
     let grad = tape.gradient(&rosenbrock(&xv).unwrap(), &[&xv]).unwrap();
     let hv = hvp(|x| rosenbrock(x), &x, &v).unwrap();
 
-    let (w, b) = (Tensor::randn(&[8, 32], 0.0, 0.5, 2), Tensor::randn(&[32], 0.0, 0.1, 3));
+    let (w, b) = (
+        Tensor::randn(&[8, 32], 0.0, 0.5, 2),
+        Tensor::randn(&[32], 0.0, 0.1, 3),
+    );
     let data = Tensor::randn(&[1024, 8], 0.0, 1.0, 4);
     let tape = TensorTape::new();
     let (wv, bv) = (tape.var(w.clone()), tape.var(b.clone()));
     let loss = network(&wv, &bv, &tape.constant(data.clone())).unwrap();
     let net = tape.gradient(&loss, &[&wv, &bv]).unwrap();
-    let jac = jacfwd(|b| network(&b.constant_like(&w), b, &b.constant_like(&data)), &b).unwrap();
-    let mut out = vec![bits(&grad[0]), bits(&hv), bits(&net[0]), bits(&net[1]), bits(&jac)];
+    let jac = jacfwd(
+        |b| network(&b.constant_like(&w), b, &b.constant_like(&data)),
+        &b,
+    )
+    .unwrap();
+    let mut out = vec![
+        bits(&grad[0]),
+        bits(&hv),
+        bits(&net[0]),
+        bits(&net[1]),
+        bits(&jac),
+    ];
     out.push(bits(&loss.value()));
     out
 }

@@ -79,7 +79,9 @@ fn seed_loss<A: Array>(w: &A, b: &A, w0: &A, c: &A, x: &A, sign: &A) -> A {
 fn seed_data() -> (Tensor<f64>, Tensor<f64>, Vec<Tensor<f64>>) {
     let n = 1000;
     let x = Tensor::<f64>::randn(&[n, 2], 0.0, 1.0, 3);
-    let sign: Vec<f64> = (0..n).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+    let sign: Vec<f64> = (0..n)
+        .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
     let shapes: [&[usize]; 4] = [&[3, 2], &[3], &[3], &[1]];
     let params = shapes
         .iter()

@@ -315,7 +315,9 @@ mod tests {
             assert!(pooled_bytes() <= limit);
         }
         assert_eq!(pooled_bytes(), 4 * quarter * 8);
-        assert_eq!(take::<f64>(quarter).as_ptr(), newest);
+        let again = take::<f64>(quarter);
+        assert_eq!(again.as_ptr(), newest);
+        drop(again);
         clear();
         // Many small ones: at most MAX_BUFFERS.
         for _ in 0..MAX_BUFFERS + 10 {

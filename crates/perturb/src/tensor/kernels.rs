@@ -35,13 +35,9 @@ impl Cost {
 
 /// `f` applied to every element.
 pub(crate) fn map<T: Element>(x: &[T], cost: Cost, f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
-    if x.len() >= cost.parallel_threshold() {
-        par_build(x.len(), |out, start| {
-            map_into(out, &x[start..start + out.len()], &f)
-        })
-    } else {
-        buffers::collect(x.len(), x.iter().map(|&v| f(v)))
-    }
+    build(x.len(), cost, |out, start| {
+        map_into(out, &x[start..start + out.len()], &f)
+    })
 }
 
 /// `f` applied to corresponding elements of two slices of the same length.
@@ -52,14 +48,10 @@ pub(crate) fn zip<T: Element>(
     f: impl Fn(T, T) -> T + Sync + Send,
 ) -> Vec<T> {
     debug_assert_eq!(a.len(), b.len());
-    if a.len() >= cost.parallel_threshold() {
-        par_build(a.len(), |out, start| {
-            let end = start + out.len();
-            zip_into(out, &a[start..end], &b[start..end], &f)
-        })
-    } else {
-        buffers::collect(a.len(), a.iter().zip(b).map(|(&x, &y)| f(x, y)))
-    }
+    build(a.len(), cost, |out, start| {
+        let end = start + out.len();
+        zip_into(out, &a[start..end], &b[start..end], &f)
+    })
 }
 
 /// `f` applied to corresponding elements of three slices of the same length.
@@ -70,15 +62,10 @@ pub(crate) fn zip3<T: Element>(
     f: impl Fn(T, T, T) -> T + Sync + Send,
 ) -> Vec<T> {
     debug_assert!(a.len() == b.len() && a.len() == c.len());
-    if a.len() >= Cost::Cheap.parallel_threshold() {
-        par_build(a.len(), |out, start| {
-            let end = start + out.len();
-            zip3_into(out, &a[start..end], &b[start..end], &c[start..end], &f)
-        })
-    } else {
-        let xyz = a.iter().zip(b).zip(c);
-        buffers::collect(a.len(), xyz.map(|((&x, &y), &z)| f(x, y, z)))
-    }
+    build(a.len(), Cost::Cheap, |out, start| {
+        let end = start + out.len();
+        zip3_into(out, &a[start..end], &b[start..end], &c[start..end], &f)
+    })
 }
 
 /// `n` elements written by `fill(chunk, start)` as [`par_build`] does, in parallel from
@@ -116,7 +103,7 @@ fn par_build<T: Element>(n: usize, fill: impl Fn(&mut [MaybeUninit<T>], usize) +
     out
 }
 
-// The loops of `par_build`'s chunks are functions of their own, not inlined: their slices then
+// The loops of `build`'s chunks are functions of their own, not inlined: their slices then
 // arrive as arguments the compiler knows do not overlap. Inlined into rayon's closures, a loop
 // whose `f` captured a constant (`scale`'s factor) reloaded it for every element and was not
 // vectorised: 115-250 µs against 34-55 µs serial for 401,408 f32 (the mlp-784 update).
