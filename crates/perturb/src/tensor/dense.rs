@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
+use super::buffers::{self, Buffer};
 use super::element::Element;
 use super::op::or_panic;
 use crate::error::Error;
@@ -13,7 +14,8 @@ use crate::error::Error;
 /// An n-dimensional array of `f32` or `f64`, stored contiguously in row-major order.
 ///
 /// Cloning is cheap: the elements are shared (`Arc`), and an operation that would change them
-/// writes a new buffer. A reshape, or a [`narrow`](crate::tensor::Array::narrow) that keeps one
+/// writes a new buffer (reused from a per-thread pool of freed ones: see
+/// [`buffers`](crate::tensor::buffers)). A reshape, or a [`narrow`](crate::tensor::Array::narrow) that keeps one
 /// contiguous run of elements (a window of rows), is a view of the same buffer, not a copy.
 /// Shapes are checked at run time; a shape error names the operation and the shapes involved.
 /// A tensor is a plain value: to differentiate through it, record it on a
@@ -30,7 +32,7 @@ use crate::error::Error;
 #[derive(Clone)]
 pub struct Tensor<T> {
     /// The buffer, possibly shared with other tensors and longer than this one.
-    data: Arc<Vec<T>>,
+    data: Arc<Buffer<T>>,
     /// Where this tensor's elements start in `data`; they run on for the shape's product.
     offset: usize,
     shape: Vec<usize>,
@@ -72,7 +74,7 @@ impl<T: Element> Tensor<T> {
             });
         }
         Ok(Tensor {
-            data: Arc::new(data),
+            data: Arc::new(Buffer::new(data)),
             offset: 0,
             shape: shape.to_vec(),
         })
@@ -85,7 +87,7 @@ impl<T: Element> Tensor<T> {
     pub(crate) fn from_parts(data: Vec<T>, shape: Vec<usize>) -> Self {
         match element_count("Tensor::from_parts", &shape) {
             Ok(n) if n == data.len() => Tensor {
-                data: Arc::new(data),
+                data: Arc::new(Buffer::new(data)),
                 offset: 0,
                 shape,
             },
@@ -145,7 +147,10 @@ impl<T: Element> Tensor<T> {
     /// `value` repeated to fill `shape`, with `op` named in the error.
     fn try_filled(op: &'static str, shape: &[usize], value: T) -> Result<Self, Error> {
         let n = element_count(op, shape)?;
-        Ok(Tensor::from_parts(vec![value; n], shape.to_vec()))
+        Ok(Tensor::from_parts(
+            buffers::filled(n, value),
+            shape.to_vec(),
+        ))
     }
 
     /// See [`try_full`](Tensor::try_full); panics (at the caller's line) where it returns an
@@ -369,7 +374,7 @@ impl<T: Element> Tensor<T> {
         if self.offset != 0 || self.data.len() != self.len() {
             return self.to_vec();
         }
-        Arc::try_unwrap(self.data).unwrap_or_else(|shared| shared.as_ref().clone())
+        Arc::try_unwrap(self.data).map_or_else(|shared| shared.to_vec(), Buffer::into_vec)
     }
 
     /// The element at a multi-index, or `None` if the index is out of bounds or has the wrong

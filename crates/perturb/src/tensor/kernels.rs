@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use super::buffers;
 use super::dense::element_count;
 use super::element::Element;
 use crate::error::Error;
@@ -34,13 +35,9 @@ impl Cost {
 
 /// `f` applied to every element.
 pub(crate) fn map<T: Element>(x: &[T], cost: Cost, f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
-    if x.len() >= cost.parallel_threshold() {
-        par_build(x.len(), |out, start| {
-            map_into(out, &x[start..start + out.len()], &f)
-        })
-    } else {
-        x.iter().map(|&v| f(v)).collect()
-    }
+    build(x.len(), cost, |out, start| {
+        map_into(out, &x[start..start + out.len()], &f)
+    })
 }
 
 /// `f` applied to corresponding elements of two slices of the same length.
@@ -51,14 +48,10 @@ pub(crate) fn zip<T: Element>(
     f: impl Fn(T, T) -> T + Sync + Send,
 ) -> Vec<T> {
     debug_assert_eq!(a.len(), b.len());
-    if a.len() >= cost.parallel_threshold() {
-        par_build(a.len(), |out, start| {
-            let end = start + out.len();
-            zip_into(out, &a[start..end], &b[start..end], &f)
-        })
-    } else {
-        a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
-    }
+    build(a.len(), cost, |out, start| {
+        let end = start + out.len();
+        zip_into(out, &a[start..end], &b[start..end], &f)
+    })
 }
 
 /// `f` applied to corresponding elements of three slices of the same length.
@@ -69,18 +62,10 @@ pub(crate) fn zip3<T: Element>(
     f: impl Fn(T, T, T) -> T + Sync + Send,
 ) -> Vec<T> {
     debug_assert!(a.len() == b.len() && a.len() == c.len());
-    if a.len() >= Cost::Cheap.parallel_threshold() {
-        par_build(a.len(), |out, start| {
-            let end = start + out.len();
-            zip3_into(out, &a[start..end], &b[start..end], &c[start..end], &f)
-        })
-    } else {
-        a.iter()
-            .zip(b)
-            .zip(c)
-            .map(|((&x, &y), &z)| f(x, y, z))
-            .collect()
-    }
+    build(a.len(), Cost::Cheap, |out, start| {
+        let end = start + out.len();
+        zip3_into(out, &a[start..end], &b[start..end], &c[start..end], &f)
+    })
 }
 
 /// `n` elements written by `fill(chunk, start)` as [`par_build`] does, in parallel from
@@ -93,7 +78,7 @@ pub(crate) fn build<T: Element>(
     if n >= cost.parallel_threshold() {
         return par_build(n, fill);
     }
-    let mut out = Vec::with_capacity(n);
+    let mut out = buffers::take(n);
     fill(&mut out.spare_capacity_mut()[..n], 0);
     // SAFETY: as in `par_build`, `fill` writes every element of the chunk it is given.
     unsafe { out.set_len(n) };
@@ -106,7 +91,7 @@ const CHUNK: usize = 1 << 13;
 /// `n` elements written in parallel, chunk by chunk: `fill(chunk, start)` must write every
 /// element of `chunk`, which holds elements `start .. start + chunk.len()`.
 fn par_build<T: Element>(n: usize, fill: impl Fn(&mut [MaybeUninit<T>], usize) + Sync) -> Vec<T> {
-    let mut out = Vec::with_capacity(n);
+    let mut out = buffers::take(n);
     out.spare_capacity_mut()[..n]
         .par_chunks_mut(CHUNK)
         .enumerate()
@@ -118,7 +103,7 @@ fn par_build<T: Element>(n: usize, fill: impl Fn(&mut [MaybeUninit<T>], usize) +
     out
 }
 
-// The loops of `par_build`'s chunks are functions of their own, not inlined: their slices then
+// The loops of `build`'s chunks are functions of their own, not inlined: their slices then
 // arrive as arguments the compiler knows do not overlap. Inlined into rayon's closures, a loop
 // whose `f` captured a constant (`scale`'s factor) reloaded it for every element and was not
 // vectorised: 115-250 µs against 34-55 µs serial for 401,408 f32 (the mlp-784 update).
@@ -271,7 +256,7 @@ pub(crate) fn broadcast_zip<T: Element>(
     }
     let sa = broadcast_strides(a_shape, &out);
     let sb = broadcast_strides(b_shape, &out);
-    let mut data = Vec::with_capacity(out.iter().product());
+    let mut data = buffers::take(out.iter().product());
     for_each_broadcast(&out, &sa, &sb, |_, ia, ib| data.push(f(a[ia], b[ib])));
     Ok((data, out))
 }
@@ -289,7 +274,7 @@ fn zip_with_small<T: Element>(
     if big.is_empty() || small.is_empty() {
         return None;
     }
-    let mut data = Vec::with_capacity(big.len());
+    let mut data = buffers::take(big.len());
     match layout(out, small_shape) {
         Layout::Leading(_) => {
             for row in big.chunks_exact(small.len()) {
@@ -364,7 +349,7 @@ fn column_sums<T: Element, const K: usize>(x: &[T], rows: usize, out: &mut [T]) 
 /// Sums `x` (of shape `from`) down to `to`, a shape `from` is a broadcast of: the adjoint of
 /// broadcasting.
 pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T> {
-    let mut out = vec![T::zero(); to.iter().product()];
+    let mut out = buffers::filled(to.iter().product(), T::zero());
     match layout(from, to) {
         Layout::Same => out.copy_from_slice(x),
         Layout::Leading(_) if out.len() == 1 => out[0] = sum(x),
@@ -402,10 +387,16 @@ pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T
 pub(crate) fn broadcast_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T> {
     let total: usize = to.iter().product();
     match layout(to, from) {
-        Layout::Same => x.to_vec(),
-        Layout::Leading(rows) => x.repeat(rows),
+        Layout::Same => buffers::collect(total, x.iter().copied()),
+        Layout::Leading(rows) => {
+            let mut out = buffers::take(total);
+            for _ in 0..rows {
+                out.extend_from_slice(x);
+            }
+            out
+        }
         Layout::Trailing(block) => {
-            let mut out = Vec::with_capacity(total);
+            let mut out = buffers::take(total);
             for &v in x {
                 out.resize(out.len() + block, v);
             }
@@ -414,7 +405,7 @@ pub(crate) fn broadcast_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) ->
         Layout::General => {
             let sf = broadcast_strides(from, to);
             let zeros = vec![0; to.len()];
-            let mut out = Vec::with_capacity(total);
+            let mut out = buffers::take(total);
             for_each_broadcast(to, &sf, &zeros, |_, i, _| out.push(x[i]));
             out
         }
@@ -443,7 +434,7 @@ pub(crate) fn permute<T: Element>(
     if let [rows, cols] = out[..] {
         // The common case, a matrix transpose, in cache-sized tiles.
         if perm == [1, 0] {
-            let mut data = vec![T::zero(); rows * cols];
+            let mut data = buffers::filled(rows * cols, T::zero());
             const TILE: usize = 32;
             for r0 in (0..rows).step_by(TILE) {
                 for c0 in (0..cols).step_by(TILE) {
@@ -458,14 +449,14 @@ pub(crate) fn permute<T: Element>(
         }
     }
     let zeros = vec![0; out.len()];
-    let mut data = Vec::with_capacity(x.len());
+    let mut data = buffers::take(x.len());
     for_each_broadcast(&out, &permuted, &zeros, |_, i, _| data.push(x[i]));
     (data, out)
 }
 
 /// Row-major `(m x k) @ (k x n)`.
 pub(crate) fn matmul<T: Element>(a: &[T], b: &[T], m: usize, k: usize, n: usize) -> Vec<T> {
-    let mut c = vec![T::zero(); m * n];
+    let mut c = buffers::filled(m * n, T::zero());
     T::gemm(m, k, n, a, (k, 1), b, (n, 1), T::zero(), &mut c, n);
     c
 }

@@ -1,6 +1,7 @@
 //! Tensors with forward and reverse mode: the vector half of the lecture.
 //!
-//! - [`Tensor`]: an n-dimensional `f32`/`f64` array with shared storage.
+//! - [`Tensor`]: an n-dimensional `f32`/`f64` array with shared storage, its buffers reused
+//!   through a per-thread pool ([`buffers`]).
 //! - [`Op`]: one operation in one place: its value, its Jacobian-vector product, its
 //!   vector-Jacobian product and its batching rule ([`ops`] holds them all).
 //! - [`Array`]: what every tensor type implements, so code is written once for plain tensors,
@@ -36,6 +37,7 @@
 mod anomaly;
 mod array;
 mod batched;
+pub mod buffers;
 mod check;
 pub mod conv;
 #[cfg(feature = "ndarray")]

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::rules;
 use crate::scalar::UnaryOp;
 use crate::tensor::batched;
+use crate::tensor::buffers;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
@@ -146,14 +147,14 @@ fn for_each_row<T: Copy>(
 }
 
 /// Folds every element into its slot of the reduced (keepdims) result.
-fn fold<T: Copy>(
+fn fold<T: Element>(
     x: &[T],
     shape: &[usize],
     reduced: &[bool],
     init: T,
     f: impl Fn(T, T) -> T,
 ) -> Vec<T> {
-    let mut out = vec![init; keep_shape(shape, reduced).iter().product()];
+    let mut out = buffers::filled(keep_shape(shape, reduced).iter().product(), init);
     for_each_row(x, shape, reduced, |_, slot, stride, row| {
         if stride == 0 {
             // A reduced last axis: the run folds into one slot, kept in a register meanwhile
@@ -242,7 +243,7 @@ fn logsumexp_parts<T: Element>(x: &[T], shape: &[usize], reduced: &[bool]) -> (V
 /// as they are. A NaN in the slot still makes every weight NaN.
 fn softmax_over<T: Element>(x: &Tensor<T>, reduced: &[bool]) -> Tensor<T> {
     let max = fold(x.as_slice(), x.shape(), reduced, T::neg_infinity(), max_nan);
-    let mut data = vec![T::zero(); x.len()];
+    let mut data = buffers::filled(x.len(), T::zero());
     let mut sums = vec![T::zero(); max.len()];
     for_each_slot(x.as_slice(), x.shape(), reduced, |flat, slot, v| {
         let m = max[slot];
@@ -679,7 +680,7 @@ impl Op for ArgmaxMask {
                 ties[slot] += 1;
             }
         });
-        let mut share = vec![T::zero(); x.len()];
+        let mut share = buffers::filled(x.len(), T::zero());
         for_each_slot(x.as_slice(), x.shape(), &reduced, |flat, slot, v| {
             if hit(v, slot) {
                 share[flat] = T::one() / elem::<T>(ties[slot] as f64);
@@ -853,7 +854,7 @@ impl Op for LogSoftmax {
         let x = unary(self.name(), inputs)?;
         let reduced = check_axes(self.name(), &[self.axis], x.shape())?;
         let (shift, logs) = logsumexp_parts(x.as_slice(), x.shape(), &reduced);
-        let mut data = vec![T::zero(); x.len()];
+        let mut data = buffers::filled(x.len(), T::zero());
         for_each_slot(x.as_slice(), x.shape(), &reduced, |flat, slot, v| {
             data[flat] = (v - shift[slot]) - logs[slot];
         });

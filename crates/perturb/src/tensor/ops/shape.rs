@@ -4,6 +4,7 @@
 
 use crate::error::Error;
 use crate::tensor::batched;
+use crate::tensor::buffers;
 use crate::tensor::dense::element_count;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Cotangent, Element, Op, Tensor, VjpReads};
@@ -329,7 +330,7 @@ impl Op for Narrow {
                 return Ok(view);
             }
         }
-        let mut data = Vec::with_capacity(outer * self.len * inner);
+        let mut data = buffers::take(outer * self.len * inner);
         if self.len * inner > 0 {
             for block in x.as_slice().chunks_exact(n * inner) {
                 data.extend_from_slice(&block[self.start * inner..(self.start + self.len) * inner]);
@@ -466,7 +467,7 @@ impl Op for PadNarrow {
         let (outer, _, inner) = split_at_axis(&shape, self.axis);
         // Each element written once: what lies before the window, the window, what lies after.
         let (before, after) = (self.start * inner, (self.total - self.start - len) * inner);
-        let mut data = Vec::with_capacity(outer * self.total * inner);
+        let mut data = buffers::take(outer * self.total * inner);
         let width = self.total * inner;
         for o in 0..outer {
             let block = &x.as_slice()[o * len * inner..(o + 1) * len * inner];
@@ -623,7 +624,7 @@ impl Op for PadPair {
         cuts.sort_unstable();
         cuts.dedup();
         let (a, b) = (a.as_slice(), b.as_slice());
-        let mut data = Vec::with_capacity(outer * self.total * inner);
+        let mut data = buffers::take(outer * self.total * inner);
         for o in 0..outer {
             // Where the piece `p..q` of the axis lies in input `i`, if that input covers it.
             let part = |i: usize, p: usize, q: usize| {

@@ -2,6 +2,7 @@
 
 use crate::error::Error;
 use crate::tensor::batched;
+use crate::tensor::buffers;
 use crate::tensor::dense::element_count;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor};
@@ -131,7 +132,7 @@ impl MatMul {
             let (ta, tb) = (self.transpose_a, self.transpose_b);
             return Err(inner_mismatch(a.shape(), ta, k, b.shape(), tb, k2));
         }
-        let mut c = vec![T::zero(); element_count("matmul", &[m, n])?];
+        let mut c = buffers::filled(element_count("matmul", &[m, n])?, T::zero());
         T::gemm(
             m,
             k,
@@ -321,7 +322,7 @@ impl Op for MatMul {
         element_count("matmul", &full_b)?;
         let ad = kernels::broadcast_to(a.as_slice(), &a2, &full_a);
         let bd = kernels::broadcast_to(b.as_slice(), &b2, &full_b);
-        let mut c = vec![T::zero(); count * m * n];
+        let mut c = buffers::filled(count * m * n, T::zero());
         for i in 0..count {
             T::gemm(
                 m,
