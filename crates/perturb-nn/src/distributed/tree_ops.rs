@@ -156,7 +156,7 @@ pub trait CommunicatorExt: Communicator {
     /// use perturb::tensor::Tensor;
     /// use perturb_nn::distributed::{run_on_threads, Communicator, CommunicatorExt};
     /// let got = run_on_threads(2, |comm| {
-    ///     let mut w = vec![Tensor::zeros(&[comm.rank() + 1]); 1];
+    ///     let mut w = vec![Tensor::<f64>::zeros(&[comm.rank() + 1])];
     ///     comm.broadcast(&mut w).map_err(|e| e.to_string())
     /// });
     /// assert!(got[0].is_ok());
