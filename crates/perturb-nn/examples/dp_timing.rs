@@ -112,6 +112,8 @@ fn bench(comm: &dyn Communicator) {
         let reduce = time(comm, reps, || {
             reduce_gradients(comm, &mut g, mine.len(), batch).unwrap()
         });
+        let mut scratch = params.clone();
+        let update = time(comm, reps, || adam.step(&mut scratch, &g).unwrap());
         let step = time(comm, reps, || {
             let mut g = grad(&params);
             reduce_gradients(comm, &mut g, mine.len(), batch).unwrap();
@@ -119,11 +121,12 @@ fn bench(comm: &dyn Communicator) {
         });
         let count: usize = params.iter().map(|p| p.len()).sum();
         say(format!(
-            "{name} ({count} parameters), global batch {batch}: step {:.1} us (forward+backward on {} rows {:.1} us, gradient all-reduce {:.1} us)",
+            "{name} ({count} parameters), global batch {batch}: step {:.1} us (forward+backward on {} rows {:.1} us, gradient all-reduce {:.1} us, Adam {:.1} us)",
             step * 1e6,
             mine.len(),
             compute * 1e6,
-            reduce * 1e6
+            reduce * 1e6,
+            update * 1e6
         ));
     }
 }

@@ -134,7 +134,7 @@ pub struct Args {
     /// Train data-parallel on N ranks, threads of this process: each takes its share of every
     /// batch (contiguous blocks of rows, the first ranks one row more), and the gradients are
     /// summed over the ranks before each step. The weights equal those of one rank up to
-    /// rounding (about 1e-15 per step). For ranks on several machines, start perturb with
+    /// rounding (the order of the sums). For ranks on several machines, start perturb with
     /// `mpirun` instead (a build with `--features mpi`; see the README).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub ranks: usize,

@@ -115,3 +115,29 @@ pub(super) fn same_config(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_rank_failing_stops_every_rank_with_its_error() {
+        let got = run_on_threads(3, |comm| {
+            let mine = match comm.rank() {
+                2 => Err("train: no such file".to_string()),
+                r => Ok(r),
+            };
+            agree(&comm, mine)
+        });
+        for r in got {
+            assert_eq!(r, Err("train: no such file (on rank 2)".to_string()));
+        }
+        let got = run_on_threads(2, |comm| agree(&comm, Ok::<_, String>(comm.rank())));
+        assert_eq!(got, [Ok(0), Ok(1)]);
+        // Rank 0's words as they are.
+        let got = run_on_threads(2, |comm| {
+            agree(&comm, Err::<(), _>(format!("r{}", comm.rank())))
+        });
+        assert_eq!(got, [Err("r0".to_string()), Err("r0".to_string())]);
+    }
+}

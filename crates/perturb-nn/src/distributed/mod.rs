@@ -30,6 +30,15 @@
 //! the number of ranks, and the rule that splits a batch ([`shard`]). Runs with the same rank
 //! count are reproducible bit for bit.
 //!
+//! ## Buckets, and why the reduction does not overlap the backward sweep
+//!
+//! A tree is reduced in buckets of [`BUCKET_ELEMENTS`] values, so no message grows with the
+//! model. PyTorch's DistributedDataParallel also starts each bucket's reduction while the
+//! backward sweep is still computing the gradients of earlier layers. perturb's tape returns
+//! the gradients when the sweep is done ([`TensorTape::gradient`]), so there is nothing to
+//! overlap with: the reduction follows the sweep. BENCHMARKS.md measures what that costs (the
+//! reduction's share of a step: the most an overlap could save).
+//!
 //! ```
 //! use perturb::tensor::Tensor;
 //! use perturb_nn::distributed::{run_on_threads, Communicator, CommunicatorExt};
@@ -54,6 +63,7 @@
 //! [`broadcast`]: CommunicatorExt::broadcast
 //! [`shard`]: data_parallel::shard
 //! [`reduce_gradients`]: data_parallel::reduce_gradients
+//! [`TensorTape::gradient`]: perturb::tensor::TensorTape::gradient
 
 pub mod data_parallel;
 #[cfg(feature = "mpi")]

@@ -114,6 +114,10 @@ pub trait CommunicatorExt: Communicator {
     /// assert!(got.iter().all(|v| v == &[3.0, 3.0]));
     /// ```
     fn all_reduce_sum<T: Reduce, X: Tree<Tensor<T>>>(&self, tree: &mut X) -> Result<(), CommError> {
+        if self.size() == 1 {
+            // One rank: the sum is the tree itself (no copy of the model per step).
+            return Ok(());
+        }
         let mut flat = flatten(tree);
         for bucket in flat.chunks_mut(BUCKET_ELEMENTS) {
             T::all_reduce_sum(self, bucket)?;
@@ -163,6 +167,9 @@ pub trait CommunicatorExt: Communicator {
     /// assert!(got[1].as_ref().unwrap_err().contains("rank 1 has 2 values where rank 0 has 1"));
     /// ```
     fn broadcast<T: Reduce, X: Tree<Tensor<T>>>(&self, tree: &mut X) -> Result<(), CommError> {
+        if self.size() == 1 {
+            return Ok(());
+        }
         let flat = flatten(tree);
         let mut bytes = Vec::new();
         if self.rank() == 0 {
