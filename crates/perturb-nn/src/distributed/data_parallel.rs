@@ -8,7 +8,7 @@
 //! sent again.
 //!
 //! ```
-//! use perturb::tensor::{value_and_grad_n, Array, Tensor, TensorVar};
+//! use perturb::tensor::{value_and_grad_n, Array, Tensor};
 //! use perturb_nn::distributed::data_parallel::{reduce_gradients, shard};
 //! use perturb_nn::distributed::{run_on_threads, Communicator};
 //!
@@ -18,11 +18,14 @@
 //! let grads = run_on_threads(2, |comm| {
 //!     let rows = shard(5, comm.rank(), comm.size()); // 0..3, then 3..5
 //!     let mine = x.try_slice(0, rows.clone()).unwrap();
-//!     let loss = |p: &[TensorVar<'_, Tensor<f64>>]| {
-//!         let y = p[0].constant_like(&mine).matmul(&p[0]);
-//!         Ok(y.mul(&y).mean_all())
-//!     };
-//!     let (_, mut g) = value_and_grad_n(loss, &[w.clone()]).unwrap();
+//!     let (_, mut g) = value_and_grad_n(
+//!         |p| {
+//!             let y = p[0].constant_like(&mine).matmul(&p[0]);
+//!             Ok(y.mul(&y).mean_all())
+//!         },
+//!         &[w.clone()],
+//!     )
+//!     .unwrap();
 //!     reduce_gradients(&comm, &mut g, rows.len(), 5).unwrap();
 //!     g[0].to_vec()[0]
 //! });
