@@ -10,23 +10,12 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{max_difference, perturb_in, scratch, stderr, stdout};
+use support::{max_difference, perturb_in, scratch, stderr, stdout, DIGITS_MLP};
 
-const RUN: &[&str] = &[
-    "train",
-    "--data",
-    "digits",
-    "--hidden",
-    "16",
-    "--optimizer",
-    "adam",
-    "--lr",
-    "0.01",
-    "--batch-size",
-    "50",
-    "--epochs",
-    "3",
-];
+/// The digits MLP for 3 epochs.
+fn three_epochs() -> Vec<&'static str> {
+    with(DIGITS_MLP, &["--epochs", "3"])
+}
 
 /// `mpirun` with `args` (after `-n N` or an MPMD line), in `dir`.
 fn mpirun(dir: &Path, args: &[&str]) -> Output {
@@ -49,13 +38,16 @@ fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
 fn mpi_ranks_end_with_the_weights_of_one_process_and_of_thread_ranks() {
     let dir = scratch("mpi-equal");
     let bin = env!("CARGO_BIN_EXE_perturb");
-    let one = perturb_in(&dir, &with(RUN, &["--out", "one"]));
+    let one = perturb_in(&dir, &with(&three_epochs(), &["--out", "one"]));
     assert!(one.status.success(), "{}", stderr(&one));
     for ranks in ["2", "3"] {
         let out = format!("mpi{ranks}");
         let run = mpirun(
             &dir,
-            &with(&["-n", ranks, bin], &with(RUN, &["--out", &out])),
+            &with(
+                &["-n", ranks, bin],
+                &with(&three_epochs(), &["--out", &out]),
+            ),
         );
         assert!(run.status.success(), "mpirun -n {ranks}: {}", stderr(&run));
         let shown = stdout(&run);
@@ -71,7 +63,10 @@ fn mpi_ranks_end_with_the_weights_of_one_process_and_of_thread_ranks() {
         assert!(d <= 1e-12, "{ranks} MPI ranks: the weights differ by {d}");
 
         let threads = format!("t{ranks}");
-        let run = perturb_in(&dir, &with(RUN, &["--ranks", ranks, "--out", &threads]));
+        let run = perturb_in(
+            &dir,
+            &with(&three_epochs(), &["--ranks", ranks, "--out", &threads]),
+        );
         assert!(run.status.success(), "{}", stderr(&run));
         let d = max_difference(&dir.join(&threads).join("model.safetensors"), &model);
         assert_eq!(d, 0.0, "{ranks} MPI ranks against {ranks} thread ranks");
@@ -82,7 +77,7 @@ fn mpi_ranks_end_with_the_weights_of_one_process_and_of_thread_ranks() {
 fn ranks_given_different_runs_all_stop_naming_the_difference() {
     let dir = scratch("mpi-mismatch");
     let bin = env!("CARGO_BIN_EXE_perturb");
-    let base = &RUN[..RUN.len() - 2]; // without --epochs
+    let base = DIGITS_MLP;
     let mut args = vec!["-n", "1", bin];
     args.extend_from_slice(base);
     args.extend_from_slice(&["--epochs", "3", "--seed", "1", ":", "-n", "1", bin]);
@@ -106,10 +101,7 @@ fn a_rank_killed_mid_run_ends_the_job_and_leaves_no_model() {
     let dir = scratch("mpi-killed");
     let bin = env!("CARGO_BIN_EXE_perturb");
     // A run of minutes; rank 1 is killed (SIGKILL) after 3 seconds.
-    let long = with(
-        &RUN[..RUN.len() - 2],
-        &["--epochs", "100000", "--out", "run"],
-    );
+    let long = with(DIGITS_MLP, &["--epochs", "100000", "--out", "run"]);
     let rank1 = format!("{bin} {} & sleep 3; kill -9 $!; wait $!", long.join(" "));
     let mut args = vec!["-n", "1", bin];
     args.extend_from_slice(&long);

@@ -5,32 +5,21 @@
 use std::path::Path;
 
 mod support;
-use support::{max_difference, perturb_in, scratch, stderr, stdout};
+use support::{max_difference, perturb_in, scratch, stderr, stdout, DIGITS_MLP};
 
-/// The digits MLP, briefly, with Adam and batches of 50 (the last batch of an epoch is short,
-/// and 3 ranks share 50 rows unevenly).
-const RUN: &[&str] = &[
-    "train",
-    "--data",
-    "digits",
-    "--hidden",
-    "16",
-    "--optimizer",
-    "adam",
-    "--lr",
-    "0.01",
-    "--batch-size",
-    "50",
-];
-
-/// Trains `RUN` with `extra` options (3 epochs unless they say otherwise).
+/// Trains [`DIGITS_MLP`] with `extra` options (3 epochs unless they say otherwise).
 fn train(dir: &Path, extra: &[&str]) -> String {
     let epochs: &[&str] = if extra.contains(&"--epochs") {
         &[]
     } else {
         &["--epochs", "3"]
     };
-    let args: Vec<&str> = RUN.iter().chain(epochs).chain(extra).copied().collect();
+    let args: Vec<&str> = DIGITS_MLP
+        .iter()
+        .chain(epochs)
+        .chain(extra)
+        .copied()
+        .collect();
     let out = perturb_in(dir, &args);
     assert!(out.status.success(), "{args:?}: {}", stderr(&out));
     stdout(&out)

@@ -116,3 +116,19 @@ pub fn max_difference(a: &Path, b: &Path) -> f64 {
         })
         .fold(0.0, f64::max)
 }
+
+/// The digits MLP, briefly, with Adam and batches of 50 (the last batch of an epoch is short,
+/// and 3 ranks share 50 rows unevenly): the run of the data-parallel tests, without --epochs.
+pub const DIGITS_MLP: &[&str] = &[
+    "train",
+    "--data",
+    "digits",
+    "--hidden",
+    "16",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "0.01",
+    "--batch-size",
+    "50",
+];
