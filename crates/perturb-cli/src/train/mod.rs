@@ -261,7 +261,7 @@ fn run_rank(args: &Args, comm: &dyn Communicator) -> Result<(), String> {
     // Every rank drew the same weights from the seed (or read the same checkpoint); rank 0's
     // are sent to all the same, so that nothing else can make them differ.
     comm.broadcast(&mut start.params)
-        .map_err(|e| format!("train: {e}"))?;
+        .map_err(|e| alone(comm, format!("train: {e}")))?;
     if lead {
         setup.print_header(args);
         if comm.size() > 1 {
@@ -288,7 +288,8 @@ fn run_rank(args: &Args, comm: &dyn Communicator) -> Result<(), String> {
                 progress.epochs
             );
         }
-    })?;
+    })
+    .map_err(|e| alone(comm, e))?;
     // Every rank took the same steps: they reach the same verdict; rank 0 writes.
     let saved = |fit: &Fit| match lead {
         true => save_failed(args, &setup, fit),
@@ -331,6 +332,13 @@ fn run_rank(args: &Args, comm: &dyn Communicator) -> Result<(), String> {
         true => save_outputs(args, &setup, &model, &fit.history),
         false => Ok(()),
     }
+}
+
+/// An error of this rank alone, while the others may be waiting for it in a collective:
+/// this rank gives up on the run ([`Communicator::abort`]: under MPI, the job ends here).
+fn alone(comm: &dyn Communicator, error: String) -> String {
+    comm.abort(&error);
+    error
 }
 
 fn check(args: &Args) -> Result<(), String> {

@@ -32,7 +32,14 @@ pub(super) fn run(args: &Args) -> Result<(), String> {
 #[cfg(feature = "mpi")]
 fn on_mpi(args: &Args, _processes: usize) -> Result<(), String> {
     let comm = distributed::Mpi::init().map_err(|e| format!("train: {e}"))?;
-    run_rank(args, &comm)
+    // A panic must not end MPI normally while the other ranks wait in a collective (the job
+    // would hang): it ends the job.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_rank(args, &comm))).unwrap_or_else(
+        |_| {
+            comm.abort("train: this rank panicked");
+            Err("train: this rank panicked".into())
+        },
+    )
 }
 
 #[cfg(not(feature = "mpi"))]

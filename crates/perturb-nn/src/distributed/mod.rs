@@ -166,6 +166,26 @@ pub trait Communicator {
     /// assert_eq!(done, [true, true]);
     /// ```
     fn barrier(&self) -> Result<(), CommError>;
+
+    /// This rank gives up on the run because of `reason`, an error the other ranks do not
+    /// share, so that they stop instead of waiting for it: thread ranks' collectives fail at
+    /// once with [`CommError::RankLeft`]; under MPI, `reason` is printed and the whole job is
+    /// ended (`MPI_Abort`; this does not return, and is the only safe way out there: a rank
+    /// that ended MPI normally while the others wait in a collective would hang the job).
+    /// Nothing for a single rank. After `abort`, this rank must take no further part.
+    ///
+    /// ```
+    /// use perturb_nn::distributed::{run_on_threads, CommError, Communicator};
+    /// let got = run_on_threads(2, |comm| {
+    ///     if comm.rank() == 1 {
+    ///         comm.abort("the disk is full");
+    ///         return None;
+    ///     }
+    ///     comm.barrier().err()
+    /// });
+    /// assert_eq!(got[0], Some(CommError::RankLeft { op: "barrier", rank: 1 }));
+    /// ```
+    fn abort(&self, reason: &str);
 }
 
 /// Why a collective operation failed. (Under MPI most failures abort the whole job instead,

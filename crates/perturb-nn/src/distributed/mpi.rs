@@ -160,4 +160,12 @@ impl Communicator for Mpi {
         self.world.barrier();
         Ok(())
     }
+
+    fn abort(&self, reason: &str) {
+        use std::io::Write as _;
+        eprintln!("rank {}: {reason}", self.rank());
+        // (Nothing to do if stderr is gone: the job ends either way.)
+        let _ = std::io::stderr().flush();
+        self.world.abort(1)
+    }
 }

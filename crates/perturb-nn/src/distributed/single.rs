@@ -44,4 +44,6 @@ impl Communicator for Single {
     fn barrier(&self) -> Result<(), CommError> {
         Ok(())
     }
+
+    fn abort(&self, _reason: &str) {}
 }

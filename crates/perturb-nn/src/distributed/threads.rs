@@ -204,11 +204,18 @@ fn ranks_where(s: &State, f: impl Fn(usize) -> bool) -> Vec<usize> {
     (0..s.slots.len()).filter(|&r| f(r)).collect()
 }
 
-impl Drop for ThreadComm {
-    fn drop(&mut self) {
+impl ThreadComm {
+    /// Marks this rank as gone: the others' collectives fail instead of waiting for it.
+    fn leave(&self) {
         let g = &*self.group;
         g.lock().gone[self.rank] = true;
         g.changed.notify_all();
+    }
+}
+
+impl Drop for ThreadComm {
+    fn drop(&mut self) {
+        self.leave();
     }
 }
 
@@ -255,6 +262,11 @@ impl Communicator for ThreadComm {
     fn barrier(&self) -> Result<(), CommError> {
         self.all_gather("barrier", Payload::Bytes(Vec::new()))
             .map(drop)
+    }
+
+    fn abort(&self, _reason: &str) {
+        // The reason travels back to the caller as its error; the others only need to stop.
+        self.leave();
     }
 }
 
