@@ -3,9 +3,11 @@
 //! Neural networks on [`perturb::tensor`]: modules ([`module`]) and the layers they are built
 //! from ([`layers`]), ready-made networks ([`models`]), the older layers and models ([`nn`]),
 //! losses ([`loss`]), optimisers and learning-rate schedules ([`optim`]), data sets ([`data`]),
-//! and model files and checkpoints ([`io`]). Everything here uses only perturb's public API.
+//! model files and checkpoints ([`io`]), and data-parallel training on several ranks, threads
+//! or MPI processes ([`distributed`]). Everything here uses only perturb's public API.
 
 pub mod data;
+pub mod distributed;
 pub mod io;
 pub mod layers;
 pub mod loss;

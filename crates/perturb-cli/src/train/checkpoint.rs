@@ -73,28 +73,50 @@ impl RunConfig {
     /// Each way this run (`self`) differs from the checkpoint's (`saved`), in words: `--lr 0.05
     /// in the checkpoint, 0.01 here`. Empty where they agree.
     pub(super) fn differences(&self, saved: &RunConfig) -> Vec<String> {
+        self.differences_from(saved, "in the checkpoint", "here", "the checkpoint's")
+    }
+
+    /// Each way `self` differs from `other`, in words: `--lr 0.05 {there}, 0.01 {here}`; the
+    /// data's fingerprint as "the data differ from {theirs}".
+    pub(super) fn differences_from(
+        &self,
+        other: &RunConfig,
+        there: &str,
+        here: &str,
+        theirs: &str,
+    ) -> Vec<String> {
         let keys: std::collections::BTreeSet<&String> =
-            self.0.keys().chain(saved.0.keys()).collect();
+            self.0.keys().chain(other.0.keys()).collect();
         let shown = |v: Option<&String>| match v.map(String::as_str) {
             None | Some("") => "(none)".to_string(),
             Some(v) => crate::apply::shown(v),
         };
         keys.into_iter()
-            .filter(|k| self.0.get(*k) != saved.0.get(*k))
+            .filter(|k| self.0.get(*k) != other.0.get(*k))
             .map(|k| {
                 if k == FINGERPRINT {
-                    "the data differ from the checkpoint's (the same --data, other rows or \
-                     columns)"
-                        .to_string()
+                    format!(
+                        "the data differ from {theirs} (the same --data, other rows or columns)"
+                    )
                 } else {
                     format!(
-                        "--{k} {} in the checkpoint, {} here",
-                        shown(saved.0.get(k)),
+                        "--{k} {} {there}, {} {here}",
+                        shown(other.0.get(k)),
                         shown(self.0.get(k))
                     )
                 }
             })
             .collect()
+    }
+
+    /// This configuration with more options (which a checkpoint does not record).
+    pub(super) fn with_options<'a>(
+        &self,
+        options: impl IntoIterator<Item = (&'a str, String)>,
+    ) -> RunConfig {
+        let mut map = self.0.clone();
+        map.extend(options.into_iter().map(|(k, v)| (k.to_string(), v)));
+        RunConfig(map)
     }
 }
 

@@ -3,6 +3,8 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use perturb::tensor::{Array, Tensor, TensorTape};
 use perturb_nn::data;
+use perturb_nn::distributed::data_parallel::{reduce_gradients, shard};
+use perturb_nn::distributed::Communicator;
 use perturb_nn::loss::{logistic_nll, mse, softmax_cross_entropy, Reduction};
 use perturb_nn::optim::{Adam, GradientDescent, Optimizer, Schedule, Sgd};
 
@@ -97,15 +99,24 @@ pub(super) fn optimizer(kind: OptimizerKind, lr: f64) -> Box<dyn Optimizer<f64>>
 /// The training loop: from the epoch `progress` has reached to `args.epoch_count()`, passes over the
 /// training part in batches; `at_checkpoint` sees the state after every `--checkpoint-every`
 /// epochs. Stops at the first step whose loss or gradient is not finite.
+///
+/// Data-parallel on the ranks of `comm`: each rank takes its share of every batch
+/// ([`shard`]) and the gradients are summed over the ranks, weighted by their rows, before
+/// each step, so every rank takes the same steps. Only rank 0 shows the progress bar.
 pub(super) fn fit(
     args: &Args,
     setup: &Setup,
     mut progress: Progress,
+    comm: &dyn Communicator,
     at_checkpoint: &mut dyn FnMut(&Progress),
 ) -> Result<Fit, String> {
     let train_err = |e: perturb::Error| format!("train: {e}");
     let (task, train, model) = (setup.task, &setup.train, &setup.model);
-    let bar = ProgressBar::new(args.epoch_count() as u64);
+    let bar = if comm.rank() == 0 {
+        ProgressBar::new(args.epoch_count() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} epochs  {msg}")
             .map_err(|e| format!("train: {e}"))?,
@@ -154,7 +165,18 @@ pub(super) fn fit(
         let (mut loss_sum, mut rows) = (0.0, 0usize);
         for (x, y) in batches {
             let batch_rows = y.len();
-            let (loss, grads) = {
+            let mine = shard(batch_rows, comm.rank(), comm.size());
+            let (loss, grads) = if mine.is_empty() {
+                // More ranks than rows: this rank adds nothing.
+                let zeros = params.iter().map(|p| Tensor::zeros(p.shape())).collect();
+                (0.0, zeros)
+            } else {
+                let (x, y) = if mine.len() == batch_rows {
+                    (x, y)
+                } else {
+                    let rows = |t: &Tensor<f64>| t.try_slice(0, mine.clone()).map_err(train_err);
+                    (rows(&x)?, rows(&y)?)
+                };
                 let vars: Vec<_> = params.iter().map(|p| tape.var(p.clone())).collect();
                 let out = model.forward(&vars, &tape.constant(x)).map_err(train_err)?;
                 let loss = loss_of(task, &out, &y).map_err(train_err)?;
@@ -162,6 +184,11 @@ pub(super) fn fit(
                 let grads = tape.gradient(&loss, &refs).map_err(train_err)?;
                 (loss.value().item().unwrap_or(f64::NAN), grads)
             };
+            // The batch's mean loss and gradient, on every rank (one message for both).
+            let mut both = (grads, Tensor::scalar(loss));
+            reduce_gradients(comm, &mut both, mine.len(), batch_rows)
+                .map_err(|e| format!("train: {e}"))?;
+            let (grads, loss) = (both.0, both.1.item().unwrap_or(f64::NAN));
             tape.clear();
             *step += 1;
             if !loss.is_finite()

@@ -6,6 +6,7 @@ mod checkpoint;
 mod fit;
 mod metrics;
 mod outputs;
+mod ranks;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -13,9 +14,10 @@ use std::path::{Path, PathBuf};
 pub use metrics::{predicted_class, regression_metrics, Confusion};
 pub use outputs::BATCH_NUMBERS;
 
-use fit::{fit, Progress};
+use fit::{fit, Fit, Progress};
 use metrics::report;
 use outputs::{save_failed, save_outputs};
+use perturb_nn::distributed::{Communicator, CommunicatorExt};
 use setup::Setup;
 
 /// What the network predicts.
@@ -129,6 +131,13 @@ pub struct Args {
     /// are exactly those of an uninterrupted run.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Train data-parallel on N ranks, threads of this process: each takes its share of every
+    /// batch (contiguous blocks of rows, the first ranks one row more), and the gradients are
+    /// summed over the ranks before each step. The weights equal those of one rank up to
+    /// rounding (the order of the sums). For ranks on several machines, start perturb with
+    /// `mpirun` instead (a build with `--features mpi`; see the README).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub ranks: usize,
 }
 
 /// The network `perturb train` fits.
@@ -219,41 +228,75 @@ pub fn compact(v: f64) -> String {
 /// The name of a failed run's files in the output folder.
 const FAILED: &str = "failed-run";
 
-/// Runs the command: check the arguments and the output folder, load and check the data,
-/// train, report, and save (or, for a run that failed, save apart and say so).
+/// Runs the command: on one rank, on `--ranks` thread ranks, or as one of the processes of
+/// an MPI job ([`ranks::run`] decides).
 pub fn run(args: &Args) -> Result<(), String> {
-    check(args)?;
-    crate::out_dir::prepare(&args.out).map_err(|e| format!("train: {e}"))?;
+    ranks::run(args)
+}
+
+/// One rank's run: check the arguments and the output folder, load and check the data,
+/// agree with the other ranks, train, report, and save (or, for a run that failed, save apart
+/// and say so). Only rank 0 prints, and writes files.
+fn run_rank(args: &Args, comm: &dyn Communicator) -> Result<(), String> {
+    let lead = comm.rank() == 0;
     let folder = args.out.join(checkpoint::FOLDER);
-    if args.checkpoint_every.is_some() {
-        checkpoint::prepare(&folder).map_err(|e| format!("train: {e}"))?;
+    // What can fail on one rank alone; the ranks then agree, so that all stop or none.
+    let prepared = (|| {
+        check(args)?;
+        if lead {
+            crate::out_dir::prepare(&args.out).map_err(|e| format!("train: {e}"))?;
+            if args.checkpoint_every.is_some() {
+                checkpoint::prepare(&folder).map_err(|e| format!("train: {e}"))?;
+            }
+        }
+        let setup = Setup::new(args).map_err(|e| format!("train: {e}"))?;
+        let start = match &args.resume {
+            Some(dir) => checkpoint::load(dir, args, &setup).map_err(|e| format!("train: {e}"))?,
+            None => Progress::start(args, &setup),
+        };
+        Ok((setup, start))
+    })();
+    let (setup, mut start) = ranks::agree(comm, prepared)?;
+    ranks::same_config(comm, args, &setup)?;
+    // Every rank drew the same weights from the seed (or read the same checkpoint); rank 0's
+    // are sent to all the same, so that nothing else can make them differ.
+    comm.broadcast(&mut start.params)
+        .map_err(|e| alone(comm, format!("train: {e}")))?;
+    if lead {
+        setup.print_header(args);
+        if comm.size() > 1 {
+            println!("data-parallel on {} ranks", comm.size());
+        }
+        if start.epochs > 0 {
+            println!(
+                "resuming after epoch {} (step {}) from {}",
+                start.epochs,
+                start.step,
+                args.resume.as_deref().unwrap_or(Path::new("")).display()
+            );
+        }
     }
-    let setup = Setup::new(args).map_err(|e| format!("train: {e}"))?;
-    let start = match &args.resume {
-        Some(dir) => checkpoint::load(dir, args, &setup).map_err(|e| format!("train: {e}"))?,
-        None => Progress::start(args, &setup),
-    };
-    setup.print_header(args);
-    if start.epochs > 0 {
-        println!(
-            "resuming after epoch {} (step {}) from {}",
-            start.epochs,
-            start.step,
-            args.resume.as_deref().unwrap_or(Path::new("")).display()
-        );
-    }
-    let fit = fit(args, &setup, start, &mut |progress| {
+    let fit = fit(args, &setup, start, comm, &mut |progress| {
         // A checkpoint that cannot be written does not stop the run (the previous one stays
         // whole); it is said at once.
+        if !lead {
+            return;
+        }
         if let Err(e) = checkpoint::save(&folder, args, &setup, progress) {
             eprintln!(
                 "perturb: train: warning: the checkpoint after epoch {} was not written: {e}",
                 progress.epochs
             );
         }
-    })?;
+    })
+    .map_err(|e| alone(comm, e))?;
+    // Every rank took the same steps: they reach the same verdict; rank 0 writes.
+    let saved = |fit: &Fit| match lead {
+        true => save_failed(args, &setup, fit),
+        false => Ok("(rank 0 saves the run)".to_string()),
+    };
     if let Some(stop) = &fit.diverged {
-        let saved = save_failed(args, &setup, &fit)?;
+        let saved = saved(&fit)?;
         let cause = if stop.step == 1 {
             "the loss of the initial weights is not finite: the data cannot be trained on as \
              they are (check for columns of huge or tiny values)"
@@ -270,11 +313,13 @@ pub fn run(args: &Args) -> Result<(), String> {
         ));
     }
     let model = setup.model_with(&fit.params)?;
-    report(&setup, &model)?;
+    if lead {
+        report(&setup, &model)?;
+    }
     // NaN counts as worse.
     let improved = fit.final_loss <= fit.first_loss;
     if !improved {
-        let saved = save_failed(args, &setup, &fit)?;
+        let saved = saved(&fit)?;
         return Err(format!(
             "train: the final training loss ({}) is higher than the first ({}): the training \
              did not converge; lower --lr (it was {}) or try --optimizer adam. {saved}",
@@ -283,7 +328,17 @@ pub fn run(args: &Args) -> Result<(), String> {
             compact(setup.lr)
         ));
     }
-    save_outputs(args, &setup, &model, &fit.history)
+    match lead {
+        true => save_outputs(args, &setup, &model, &fit.history),
+        false => Ok(()),
+    }
+}
+
+/// An error of this rank alone, while the others may be waiting for it in a collective:
+/// this rank gives up on the run ([`Communicator::abort`]: under MPI, the job ends here).
+fn alone(comm: &dyn Communicator, error: String) -> String {
+    comm.abort(&error);
+    error
 }
 
 fn check(args: &Args) -> Result<(), String> {

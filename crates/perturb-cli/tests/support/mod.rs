@@ -83,3 +83,52 @@ pub fn blobs(n: usize, seed: u64) -> String {
     }
     text
 }
+
+/// The f64 tensors of a safetensors file (a model or checkpoint), by name.
+pub fn f64_tensors(path: &Path) -> std::collections::BTreeMap<String, Vec<f64>> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view
+                .data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            (name, values)
+        })
+        .collect()
+}
+
+/// The largest difference between two models' values (the same tensors by name and size).
+pub fn max_difference(a: &Path, b: &Path) -> f64 {
+    let (a, b) = (f64_tensors(a), f64_tensors(b));
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "the models hold other tensors"
+    );
+    a.iter()
+        .flat_map(|(name, u)| {
+            assert_eq!(u.len(), b[name].len(), "{name}");
+            u.iter().zip(&b[name]).map(|(x, y)| (x - y).abs())
+        })
+        .fold(0.0, f64::max)
+}
+
+/// The digits MLP, briefly, with Adam and batches of 50 (the last batch of an epoch is short,
+/// and 3 ranks share 50 rows unevenly): the run of the data-parallel tests, without --epochs.
+pub const DIGITS_MLP: &[&str] = &[
+    "train",
+    "--data",
+    "digits",
+    "--hidden",
+    "16",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "0.01",
+    "--batch-size",
+    "50",
+];
