@@ -1,0 +1,249 @@
+//! Hostile checks of forward-mode Jacobians (issue 19): every operation family through
+//! `jacfwd`, once on the identity itself (a basis stack) and once after `A x` (a stack along
+//! the last axis), against `jacrev` and central finite differences along random directions.
+//! Also: several leaves of different shapes (a scalar among them), 0-d inputs, a function
+//! returning its input, the input used twice, jacfwd of jacfwd against the Hessian.
+
+use perturb::tensor::conv::{self, Conv2dOptions, Pool2d};
+use perturb::tensor::{hessian, jacfwd, jacrev, linalg, ops, Array, Tensor};
+
+fn eye(n: usize) -> Tensor<f64> {
+    linalg::try_eye(n).unwrap()
+}
+use perturb::Error;
+
+/// Deterministic pseudo-random values in [-1, 1) (splitmix64).
+fn values(n: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn t(shape: &[usize], seed: u64) -> Tensor<f64> {
+    Tensor::from_vec(values(shape.iter().product(), seed), shape).unwrap()
+}
+
+/// The operation families checked; each maps 12 elements to some output.
+const NAMES: [&str; 30] = [
+    "identity",
+    "x used twice",
+    "solve",
+    "inv",
+    "slogdet",
+    "det",
+    "cholesky",
+    "eigh",
+    "qr",
+    "conv2d",
+    "conv2d grouped, strided, padded",
+    "max_pool2d",
+    "max_pool2d padded",
+    "avg_pool2d",
+    "bias_add",
+    "cumsum",
+    "einsum",
+    "gather",
+    "index_select and index_add",
+    "scatter_add",
+    "where",
+    "maximum and clamp",
+    "max and min over axes",
+    "size-1 axes",
+    "broadcast against the stack",
+    "concat and stack",
+    "scalar output",
+    "triangular_solve and cholesky_solve",
+    "norms",
+    "diag, trace, outer",
+];
+
+fn f<A: Array<Elem = f64>>(name: &str, x: &A) -> Result<A, Error> {
+    let c = |shape: &[usize], seed: u64| x.constant_like(&t(shape, seed));
+    let m = x.try_narrow(0, 0, 9)?.try_reshape(&[3, 3])?;
+    let well = m.try_add(&x.constant_like(&eye(3).scale(3.0)))?;
+    let spd = well
+        .try_matmul(&well.transpose())?
+        .try_add(&x.constant_like(&eye(3)))?;
+    Ok(match name {
+        "identity" => x.clone(),
+        "x used twice" => x.try_mul(x)?.try_add(x)?,
+        "solve" => linalg::try_solve(&well, &x.try_narrow(0, 9, 3)?)?,
+        "inv" => linalg::try_inv(&well)?,
+        "slogdet" => linalg::try_slogdet(&well)?.1,
+        "det" => linalg::try_det(&well)?,
+        "cholesky" => linalg::try_cholesky(&spd)?,
+        "eigh" => {
+            let (w, v) = linalg::try_eigh(&spd)?;
+            // The squares of the eigenvectors' elements do not depend on their signs.
+            w.try_unsqueeze(0)?.try_add(&v.square())?
+        }
+        "qr" => {
+            let (q, r) = linalg::try_qr(&well)?;
+            q.try_add(&r)?
+        }
+        "conv2d" => conv::try_conv2d(
+            &x.try_reshape(&[1, 1, 3, 4])?,
+            &c(&[2, 1, 2, 2], 7),
+            Conv2dOptions::default(),
+        )?,
+        "conv2d grouped, strided, padded" => conv::try_conv2d(
+            &x.try_reshape(&[1, 2, 2, 3])?,
+            &c(&[4, 1, 2, 2], 8),
+            Conv2dOptions::default().stride(2).padding(1).groups(2),
+        )?,
+        "max_pool2d" => conv::try_max_pool2d(&x.try_reshape(&[2, 1, 2, 3])?, Pool2d::new([2, 2]))?,
+        "max_pool2d padded" => conv::try_max_pool2d(
+            &x.try_reshape(&[1, 2, 2, 3])?,
+            Pool2d::new([2, 2]).stride([1, 2]).padding([1, 1]),
+        )?,
+        "avg_pool2d" => conv::try_avg_pool2d(
+            &x.try_reshape(&[1, 1, 3, 4])?,
+            Pool2d::new([2, 2]).stride([1, 1]).padding([1, 0]),
+        )?,
+        "bias_add" => {
+            let y = x.try_reshape(&[1, 3, 2, 2])?.sin();
+            conv::try_bias_add(&y, &x.try_narrow(0, 2, 3)?)?
+        }
+        "cumsum" => x.try_reshape(&[3, 4])?.try_cumsum(1)?.sin(),
+        "einsum" => {
+            let a = x.try_reshape(&[3, 4])?;
+            linalg::try_einsum("ij,kj->ik", &[&a, &a.tanh()])?
+        }
+        "gather" => x
+            .try_reshape(&[3, 4])?
+            .try_gather(1, vec![3, 0, 0, 2, 1, 1], &[3, 2])?
+            .exp(),
+        "index_select and index_add" => x
+            .try_reshape(&[3, 4])?
+            .try_index_select(1, vec![2, 2, 0])?
+            .square()
+            .try_index_add(1, vec![1, 1, 3], 5)?,
+        "scatter_add" => x
+            .try_reshape(&[3, 4])?
+            .cos()
+            .try_scatter_add(0, vec![1, 0, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0], &[2, 4])?,
+        "where" => {
+            let mask = x.constant_like(&t(&[12], 9)).try_greater(&x.constant_like(&Tensor::scalar(0.0)))?;
+            mask.try_select(&x.exp(), &x.square())?
+        }
+        "maximum and clamp" => x
+            .try_maximum(&c(&[12], 10))?
+            .try_add(&x.try_clamp(-0.3, 0.4)?)?
+            .try_mul(x)?,
+        "max and min over axes" => {
+            let a = x.try_reshape(&[2, 3, 2])?;
+            a.try_max_axes(&[1], false)?
+                .try_add(&a.try_min_axes(&[0, 2], true)?.try_reshape(&[1, 3, 1])?.try_sum_axes(&[1], false)?)?
+                .try_mul(&a.try_max_all()?)?
+        }
+        "size-1 axes" => {
+            let a = x.try_reshape(&[1, 12, 1])?.tanh();
+            a.try_sum_axes(&[0, 2], true)?
+                .try_squeeze(2)?
+                .try_softmax(1)?
+                .try_add(&a.try_mean_axes(&[2], false)?)?
+        }
+        "broadcast against the stack" => {
+            let col = x.try_reshape(&[12, 1])?;
+            let row = x.sin().try_reshape(&[1, 12])?;
+            col.try_mul(&row)?
+                .try_add(&x.sum_all())?
+                .try_add(&c(&[12, 1], 11))?
+        }
+        "concat and stack" => {
+            let a = x.try_narrow(0, 0, 5)?.exp();
+            let b = x.try_narrow(0, 5, 7)?;
+            let both = A::try_concat(&[&a, &x.square(), &b], 0)?;
+            A::try_stack(&[&both, &both.tanh()], 1)?
+        }
+        "scalar output" => x.square().sum_all().sqrt(),
+        "triangular_solve and cholesky_solve" => {
+            let l = linalg::try_cholesky(&spd)?;
+            let b = x.try_narrow(0, 9, 3)?.try_reshape(&[3, 1])?;
+            linalg::try_cholesky_solve(&l, &b)?.try_add(&linalg::try_triangular_solve(
+                &l,
+                &b,
+                ops::TriangularSolve { lower: true, transpose: true, unit_diagonal: false },
+            )?)?
+        }
+        "norms" => linalg::try_matrix_norm(&well)?
+            .try_add(&linalg::try_vector_norm(&x.try_reshape(&[3, 4])?)?.try_sum_axes(&[0], false)?)?,
+        "diag, trace, outer" => {
+            let d = linalg::try_diagonal(&well)?;
+            linalg::try_outer(&d, &x.try_narrow(0, 9, 3)?)?
+                .try_add(&linalg::try_trace(&spd)?)?
+                .try_add(&linalg::try_diag(&d.exp())?)?
+        }
+        other => panic!("unknown function {other}"),
+    })
+}
+
+/// `f`, after `A x` when `pre` (so that jacfwd's tangents arrive as a trailing stack).
+fn g<A: Array<Elem = f64>>(name: &str, pre: bool, x: &A) -> Result<A, Error> {
+    if pre {
+        let a = x.constant_like(&t(&[12, 12], 3).scale(0.3).add(&eye(12)));
+        f(name, &a.try_matmul(x)?)
+    } else {
+        f(name, x)
+    }
+}
+
+fn central(name: &str, pre: bool, x: &Tensor<f64>, v: &Tensor<f64>, h: f64) -> Tensor<f64> {
+    let plus = g(name, pre, &x.add(&v.scale(h))).unwrap();
+    let minus = g(name, pre, &x.add(&v.scale(-h))).unwrap();
+    plus.sub(&minus).scale(0.5 / h)
+}
+
+#[test]
+fn jacfwd_equals_jacrev_and_central_differences_for_every_family() {
+    let x = t(&[12], 20).scale(0.8);
+    let mut failures = Vec::new();
+    for name in NAMES {
+        for pre in [false, true] {
+            let label = format!("{name} (after A x: {pre})");
+            let fwd = match jacfwd(|x| g(name, pre, x), &x) {
+                Ok(j) => j,
+                Err(e) => {
+                    failures.push(format!("{label}: jacfwd failed: {e}"));
+                    continue;
+                }
+            };
+            let rev = jacrev(|x| g(name, pre, x), &x).unwrap();
+            let y = g(name, pre, &x).unwrap();
+            let shape: Vec<usize> = y.shape().iter().chain(x.shape()).copied().collect();
+            if fwd.shape() != &shape[..] {
+                failures.push(format!("{label}: jacfwd's shape {:?}", fwd.shape()));
+                continue;
+            }
+            if !fwd.all_close(&rev, 1e-10) {
+                failures.push(format!(
+                    "{label}: jacfwd {:?}\n jacrev {:?}",
+                    fwd.to_vec(),
+                    rev.to_vec()
+                ));
+            }
+            let out = y.len();
+            for seed in 0..2 {
+                let v = t(&[12], 200 + seed);
+                let jv = fwd.reshape(&[out, 12]).unwrap().matmul(&v);
+                let fd = central(name, pre, &x, &v, 1e-6).reshape(&[out]).unwrap();
+                if !jv.all_close(&fd, 1e-6) {
+                    failures.push(format!(
+                        "{label}: J v {:?}\n central {:?}",
+                        jv.to_vec(),
+                        fd.to_vec()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
