@@ -126,12 +126,15 @@ fn f<A: Array<Elem = f64>>(name: &str, x: &A) -> Result<A, Error> {
             .try_index_select(1, vec![2, 2, 0])?
             .square()
             .try_index_add(1, vec![1, 1, 3], 5)?,
-        "scatter_add" => x
-            .try_reshape(&[3, 4])?
-            .cos()
-            .try_scatter_add(0, vec![1, 0, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0], &[2, 4])?,
+        "scatter_add" => x.try_reshape(&[3, 4])?.cos().try_scatter_add(
+            0,
+            vec![1, 0, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0],
+            &[2, 4],
+        )?,
         "where" => {
-            let mask = x.constant_like(&t(&[12], 9)).try_greater(&x.constant_like(&Tensor::scalar(0.0)))?;
+            let mask = x
+                .constant_like(&t(&[12], 9))
+                .try_greater(&x.constant_like(&Tensor::scalar(0.0)))?;
             mask.try_select(&x.exp(), &x.square())?
         }
         "maximum and clamp" => x
@@ -141,7 +144,11 @@ fn f<A: Array<Elem = f64>>(name: &str, x: &A) -> Result<A, Error> {
         "max and min over axes" => {
             let a = x.try_reshape(&[2, 3, 2])?;
             a.try_max_axes(&[1], false)?
-                .try_add(&a.try_min_axes(&[0, 2], true)?.try_reshape(&[1, 3, 1])?.try_sum_axes(&[1], false)?)?
+                .try_add(
+                    &a.try_min_axes(&[0, 2], true)?
+                        .try_reshape(&[1, 3, 1])?
+                        .try_sum_axes(&[1], false)?,
+                )?
                 .try_mul(&a.try_max_all()?)?
         }
         "size-1 axes" => {
@@ -171,11 +178,16 @@ fn f<A: Array<Elem = f64>>(name: &str, x: &A) -> Result<A, Error> {
             linalg::try_cholesky_solve(&l, &b)?.try_add(&linalg::try_triangular_solve(
                 &l,
                 &b,
-                ops::TriangularSolve { lower: true, transpose: true, unit_diagonal: false },
+                ops::TriangularSolve {
+                    lower: true,
+                    transpose: true,
+                    unit_diagonal: false,
+                },
             )?)?
         }
-        "norms" => linalg::try_matrix_norm(&well)?
-            .try_add(&linalg::try_vector_norm(&x.try_reshape(&[3, 4])?)?.try_sum_axes(&[0], false)?)?,
+        "norms" => linalg::try_matrix_norm(&well)?.try_add(
+            &linalg::try_vector_norm(&x.try_reshape(&[3, 4])?)?.try_sum_axes(&[0], false)?,
+        )?,
         "diag, trace, outer" => {
             let d = linalg::try_diagonal(&well)?;
             linalg::try_outer(&d, &x.try_narrow(0, 9, 3)?)?
