@@ -259,3 +259,161 @@ fn jacfwd_equals_jacrev_and_central_differences_for_every_family() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Central differences of a function of a tree of three leaves along one direction per leaf.
+fn tree_f<A: Array<Elem = f64>>((s, v, m): &(A, A, A)) -> Result<A, Error> {
+    // s: [], v: [3], m: [2, 2]: out [2, 3].
+    let outer = m.try_sum_axes(&[1], true)?.try_mul(&v.try_unsqueeze(0)?)?; // [2, 3]
+    outer
+        .try_mul(s)?
+        .sin()
+        .try_add(&v.try_matmul(&v.constant_like(&t(&[3, 3], 50)))?)?
+        .try_add(&s.square())
+}
+
+#[test]
+fn trees_of_leaves_of_different_shapes_a_scalar_among_them() {
+    let x = (Tensor::scalar(0.7), t(&[3], 51), t(&[2, 2], 52));
+    let (fs, fv, fm) = jacfwd(|x| tree_f(x), &x).unwrap();
+    let (rs, rv, rm) = jacrev(|x| tree_f(x), &x).unwrap();
+    assert_eq!(
+        (fs.shape(), fv.shape(), fm.shape()),
+        (&[2, 3][..], &[2, 3, 3][..], &[2, 3, 2, 2][..])
+    );
+    assert!(fs.all_close(&rs, 1e-13) && fv.all_close(&rv, 1e-13) && fm.all_close(&rm, 1e-13));
+    // J (ds, dv, dm) against central differences.
+    let d = (Tensor::scalar(-0.4), t(&[3], 53), t(&[2, 2], 54));
+    let h = 1e-6;
+    let at = |k: f64| {
+        tree_f(&(
+            x.0.add(&d.0.scale(k)),
+            x.1.add(&d.1.scale(k)),
+            x.2.add(&d.2.scale(k)),
+        ))
+        .unwrap()
+    };
+    let fd = at(h).sub(&at(-h)).scale(0.5 / h);
+    let jd = fs.scale(d.0.to_vec()[0]).add(&fv.matmul(&d.1)).add(
+        &fm.reshape(&[2, 3, 4])
+            .unwrap()
+            .matmul(&d.2.reshape(&[4]).unwrap()),
+    );
+    assert!(
+        jd.all_close(&fd, 1e-7),
+        "{:?} vs {:?}",
+        jd.to_vec(),
+        fd.to_vec()
+    );
+}
+
+#[test]
+fn a_function_returning_one_leaf_of_a_tree_or_its_input() {
+    let x = (t(&[2], 55), t(&[3], 56));
+    let (ja, jb) = jacfwd(|(_, b)| Ok(b.clone()), &x).unwrap();
+    assert_eq!(ja.to_vec(), vec![0.0; 6]);
+    assert_eq!(jb.to_vec(), eye(3).to_vec());
+    // One leaf: the identity itself, and a scalar input.
+    let j = jacfwd(|x| Ok(x.clone()), &t(&[2, 3], 57)).unwrap();
+    assert_eq!(j.reshape(&[6, 6]).unwrap().to_vec(), eye(6).to_vec());
+    let j = jacfwd(|x| Ok(x.clone()), &Tensor::scalar(2.0)).unwrap();
+    assert_eq!((j.shape(), j.to_vec()), (&[][..], vec![1.0]));
+    // A constant output: zeros.
+    let j = jacfwd(|x| Ok(x.constant_like(&t(&[2], 58))), &t(&[3], 59)).unwrap();
+    assert_eq!((j.shape(), j.to_vec()), (&[2, 3][..], vec![0.0; 6]));
+}
+
+#[test]
+fn scalar_inputs_broadcast_against_vectors() {
+    // f(s) = [sin(s) c, s^2]: 0-d input, [4] output.
+    let c = t(&[3], 60);
+    let f = |s: &_| -> Result<_, Error> {
+        let s: &perturb::tensor::DualTensor<perturb::tensor::Batched<Tensor<f64>>> = s;
+        A3::try_concat(
+            &[
+                &s.sin().try_mul(&s.constant_like(&c))?,
+                &s.square().try_unsqueeze(0)?,
+            ],
+            0,
+        )
+    };
+    type A3 = perturb::tensor::DualTensor<perturb::tensor::Batched<Tensor<f64>>>;
+    let s = Tensor::scalar(0.3_f64);
+    let j = jacfwd(f, &s).unwrap();
+    let mut want: Vec<f64> = c.to_vec().iter().map(|ci| 0.3_f64.cos() * ci).collect();
+    want.push(0.6);
+    assert_eq!(j.shape(), &[4]);
+    assert!(j.all_close(&Tensor::vector(&want), 1e-15));
+}
+
+fn scalar_loss<A: Array<Elem = f64>>(x: &A) -> Result<A, Error> {
+    let m = x.try_reshape(&[2, 3])?;
+    let p = m.try_softmax(1)?;
+    let a = x.constant_like(&t(&[3, 2], 61));
+    Ok(p.try_matmul(&a)?
+        .tanh()
+        .sum_all()
+        .try_add(&m.try_logsumexp(&[0], false)?.square().sum_all())?)
+}
+
+#[test]
+fn jacfwd_of_jacfwd_and_of_jacrev_equal_the_hessian() {
+    let x = t(&[6], 62);
+    let h = hessian(|x| scalar_loss(x), &x).unwrap();
+    let ff = jacfwd(|x| jacfwd(|x| scalar_loss(x), x), &x).unwrap();
+    let fr = jacfwd(|x| jacrev(|x| scalar_loss(x), x), &x).unwrap();
+    let rf = jacrev(|x| jacfwd(|x| scalar_loss(x), x), &x).unwrap();
+    assert_eq!(ff.shape(), &[6, 6]);
+    assert!(
+        ff.all_close(&h, 1e-12),
+        "{:?}\n{:?}",
+        ff.to_vec(),
+        h.to_vec()
+    );
+    assert!(fr.all_close(&h, 1e-12) && rf.all_close(&h, 1e-12));
+    // Against second central differences of the value.
+    let v = |x: &Tensor<f64>| scalar_loss(x).unwrap().to_vec()[0];
+    let e = |i: usize| {
+        let mut d = vec![0.0; 6];
+        d[i] = 1e-4;
+        Tensor::vector(&d)
+    };
+    for i in 0..6 {
+        for j in 0..6 {
+            let (ei, ej) = (e(i), e(j));
+            let fd = (v(&x.add(&ei).add(&ej)) - v(&x.add(&ei).sub(&ej)) - v(&x.sub(&ei).add(&ej))
+                + v(&x.sub(&ei).sub(&ej)))
+                / 4e-8;
+            assert!((ff.get(&[i, j]).unwrap() - fd).abs() < 1e-5, "H[{i}][{j}]");
+        }
+    }
+}
+
+#[test]
+fn vmap_of_jacfwd_equals_jacfwd_of_each_member() {
+    use perturb::tensor::Batched;
+    let xs = t(&[3, 12], 63).scale(0.8);
+    for name in [
+        "solve",
+        "max_pool2d padded",
+        "conv2d",
+        "cumsum",
+        "broadcast against the stack",
+        "identity",
+    ] {
+        for pre in [false, true] {
+            let stacked = Batched::stack(xs.clone());
+            let j = match jacfwd(|x| g(name, pre, x), &stacked) {
+                // A Jacobian that does not depend on x (a linear f) is one
+                // value for all members.
+                Ok(j) => j.into_stack_of(3).unwrap(),
+                Err(e) => panic!("{name}: {e}"),
+            };
+            for b in 0..3 {
+                let x = xs.narrow(0, b, 1).reshape(&[12]).unwrap();
+                let one = jacfwd(|x| g(name, pre, x), &x).unwrap();
+                let got = j.narrow(0, b, 1).reshape(one.shape()).unwrap();
+                assert!(got.all_close(&one, 1e-12), "{name} ({pre}), member {b}");
+            }
+        }
+    }
+}
