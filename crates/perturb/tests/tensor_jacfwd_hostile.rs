@@ -417,3 +417,41 @@ fn vmap_of_jacfwd_equals_jacfwd_of_each_member() {
         }
     }
 }
+
+fn ties<A: Array<Elem = f64>>(x: &A, pre: bool) -> Result<A, Error> {
+    // Values with ties: x itself has repeated entries; A x with A a 0/1 selection repeats too.
+    let z = if pre {
+        let sel = t(&[8, 6], 70).map(|v| if v > 0.0 { 1.0 } else { 0.0 });
+        x.constant_like(&sel).try_matmul(x)?
+    } else {
+        A::try_concat(&[x, &x.try_narrow(0, 0, 2)?], 0)?
+    };
+    let m = z.try_reshape(&[2, 4])?;
+    m.try_max_axes(&[1], true)?
+        .try_add(&m.try_min_axes(&[0], false)?)?
+        .try_add(&m.try_max_all()?)?
+        .try_add(&m.try_maximum(&m.try_narrow(1, 0, 1)?)?)?
+        .try_add(&z.try_min_all()?)
+}
+
+#[test]
+fn ties_in_max_and_min_split_the_derivative_alike_in_both_modes() {
+    // Repeated values: [1, 3, 3, -2, 1, 3] and so ties in every reduction above.
+    let x = Tensor::vector(&[1.0, 3.0, 3.0, -2.0, 1.0, 3.0]);
+    for pre in [false, true] {
+        let fwd = jacfwd(|x| ties(x, pre), &x).unwrap();
+        let rev = jacrev(|x| ties(x, pre), &x).unwrap();
+        assert!(fwd.all_close(&rev, 1e-14), "pre {pre}: {:?}\n{:?}", fwd.to_vec(), rev.to_vec());
+        // The derivative along a direction that keeps the ties (all ones: every element moves
+        // alike) is the finite difference.
+        let ones = Tensor::ones(&[6]);
+        let h = 1e-6;
+        let fd = ties(&x.add(&ones.scale(h)), pre)
+            .unwrap()
+            .sub(&ties(&x.add(&ones.scale(-h)), pre).unwrap())
+            .scale(0.5 / h);
+        let out = fd.len();
+        let jv = fwd.reshape(&[out, 6]).unwrap().matmul(&ones);
+        assert!(jv.all_close(&fd.reshape(&[out]).unwrap(), 1e-8), "pre {pre}");
+    }
+}
