@@ -455,3 +455,34 @@ fn ties_in_max_and_min_split_the_derivative_alike_in_both_modes() {
         assert!(jv.all_close(&fd.reshape(&[out]).unwrap(), 1e-8), "pre {pre}");
     }
 }
+
+#[test]
+fn stacks_of_one_and_of_none() {
+    // One input element: the stack's axis has length 1, beside axes of length 1.
+    for name in ["size-1 axes", "broadcast against the stack", "scalar output", "x used twice"] {
+        let x = Tensor::vector(&[0.4]);
+        let wide = |x: &_| -> Result<_, Error> {
+            let x: &perturb::tensor::DualTensor<perturb::tensor::Batched<Tensor<f64>>> = x;
+            let a = x.constant_like(&t(&[12, 1], 71));
+            f(name, &a.try_matmul(x)?)
+        };
+        let fwd = jacfwd(wide, &x).unwrap();
+        let rev = jacrev(
+            |x| f(name, &x.constant_like(&t(&[12, 1], 71)).try_matmul(x)?),
+            &x,
+        )
+        .unwrap();
+        assert!(fwd.all_close(&rev, 1e-13), "{name}");
+        let y = |s: f64| f(name, &t(&[12, 1], 71).matmul(&Tensor::vector(&[s]))).unwrap();
+        let fd = y(0.4 + 1e-6).sub(&y(0.4 - 1e-6)).scale(0.5e6);
+        assert!(fwd.reshape(fd.shape()).unwrap().all_close(&fd, 1e-7), "{name}");
+    }
+    // No input elements: an empty Jacobian of the right shape.
+    let x = Tensor::<f64>::zeros(&[0]);
+    let a = t(&[3, 0], 72);
+    let fwd = jacfwd(|x| Ok(x.constant_like(&a).try_matmul(x)?.tanh()), &x).unwrap();
+    let rev = jacrev(|x| Ok(x.constant_like(&a).try_matmul(x)?.tanh()), &x).unwrap();
+    assert_eq!((fwd.shape(), rev.shape()), (&[3, 0][..], &[3, 0][..]));
+    let fwd = jacfwd(|x| Ok(x.square().try_reshape(&[0, 2])?), &Tensor::<f64>::zeros(&[2, 0])).unwrap();
+    assert_eq!(fwd.shape(), &[0, 2, 2, 0]);
+}
