@@ -335,3 +335,41 @@ fn loss<A: Array<Elem = f64>>(x: &A, w: &A, c: &Tensor<f64>) -> Result<A, pertur
     let y = conv::try_conv2d(x, w, Conv2dOptions::default())?;
     Ok(y.try_mul(&x.constant_like(c))?.sum_all())
 }
+
+/// A small CNN's loss of its parameters (conv weight [3, 2, 2, 2], bias [3], linear [2, 12]):
+/// conv, bias_add, tanh, max pool, a linear layer, log-softmax, the loss of class 1.
+fn cnn<A: Array<Elem = f64>>((w, b, l): &(A, A, A), images: &Tensor<f64>) -> Result<A, perturb::Error> {
+    let x = w.constant_like(images); // [2, 2, 4, 5]
+    let y = conv::try_conv2d(&x, w, Conv2dOptions::default().padding(1))?; // [2, 3, 5, 6]
+    let y = conv::try_bias_add(&y, b)?.tanh();
+    let p = conv::try_max_pool2d(&y, Pool2d::new([3, 3]).stride([2, 3]).padding([1, 1]))?; // [2, 3, 3, 2]
+    let flat = p.try_reshape(&[2, 18])?.try_narrow(1, 3, 12)?;
+    let logits = flat.try_matmul(&l.transpose())?; // [2, 2]
+    Ok(logits.try_log_softmax(1)?.try_narrow(1, 1, 1)?.sum_all().scale(-1.0))
+}
+
+#[test]
+fn hessian_of_a_small_cnn_by_three_routes_and_differences_of_gradients() {
+    let images = t(&[2, 2, 4, 5], 80);
+    let params = (t(&[3, 2, 2, 2], 81), t(&[3], 82).scale(0.1), t(&[2, 12], 83));
+    let (hw, _, _) = hessian(|p| cnn(p, &images), &params).unwrap();
+    // Rows for w of the Hessian: jacfwd and jacrev of the gradient with respect to w.
+    let gw = |w: &Tensor<f64>| grad(|p| cnn(p, &images), &(w.clone(), params.1.clone(), params.2.clone())).unwrap().0;
+    let (fw, _, _) = jacfwd(
+        |(w, b, l)| Ok(grad(|p| cnn(p, &images), &(w.clone(), b.clone(), l.clone()))?.0),
+        &params,
+    )
+    .unwrap();
+    let (rw, _, _) = jacrev(
+        |(w, b, l)| Ok(grad(|p| cnn(p, &images), &(w.clone(), b.clone(), l.clone()))?.0),
+        &params,
+    )
+    .unwrap();
+    assert!(hw.0.all_close(&fw, 1e-12), "hessian vs jacfwd of grad");
+    assert!(fw.all_close(&rw, 1e-12), "jacfwd vs jacrev of grad");
+    let v = t(&[3, 2, 2, 2], 84);
+    let h = 1e-5;
+    let fd = gw(&params.0.add(&v.scale(h))).sub(&gw(&params.0.add(&v.scale(-h)))).scale(0.5 / h);
+    let hv = fw.reshape(&[24, 24]).unwrap().matmul(&v.reshape(&[24]).unwrap());
+    assert!(hv.all_close(&fd.reshape(&[24]).unwrap(), 1e-6), "{:?}\n{:?}", hv.to_vec(), fd.to_vec());
+}
