@@ -373,3 +373,34 @@ fn hessian_of_a_small_cnn_by_three_routes_and_differences_of_gradients() {
     let hv = fw.reshape(&[24, 24]).unwrap().matmul(&v.reshape(&[24]).unwrap());
     assert!(hv.all_close(&fd.reshape(&[24]).unwrap(), 1e-6), "{:?}\n{:?}", hv.to_vec(), fd.to_vec());
 }
+
+fn loss_with<A: Array<Elem = f64>>(x: &A, w: &A, c: &Tensor<f64>, o: Conv2dOptions) -> Result<A, perturb::Error> {
+    let y = conv::try_conv2d(x, w, o)?;
+    Ok(y.try_mul(&x.constant_like(c))?.sum_all())
+}
+
+#[test]
+fn grouped_strided_dilated_convolutions_in_blocks_equal_one_image_at_a_time() {
+    // 2 groups of 8 channels x 3 x 3 = 72 rows; a 13 x 21 image, padding 1, stride [1, 2],
+    // dilation 2: 11 x 10 = 110 positions (under 256), 7920 per image: 8 per block. Batches
+    // around 8.
+    let opts = Conv2dOptions::default().padding(1).strides([1, 2]).dilation(2).groups(2);
+    let w = t(&[6, 8, 3, 3], 90);
+    for n in [7, 8, 9, 17] {
+        let x = t(&[n, 16, 13, 21], 91 + n as u64);
+        let y = conv::try_conv2d(&x, &w, opts).unwrap();
+        let c = t(y.shape(), 92);
+        let (gx, gw) = grad(|(x, w)| loss_with(x, w, &c, opts), &(x.clone(), w.clone())).unwrap();
+        let mut gw_sum = Tensor::zeros(w.shape());
+        for b in 0..n {
+            let xb = x.narrow(0, b, 1);
+            let yb = conv::try_conv2d(&xb, &w, opts).unwrap();
+            assert!(y.narrow(0, b, 1).all_close(&yb, 1e-12), "value, image {b} of {n}");
+            let cb = c.narrow(0, b, 1);
+            let (gxb, gwb) = grad(|(x, w)| loss_with(x, w, &cb, opts), &(xb, w.clone())).unwrap();
+            assert!(gx.narrow(0, b, 1).all_close(&gxb, 1e-12), "d/dx, image {b} of {n}");
+            gw_sum = gw_sum.add(&gwb);
+        }
+        assert!(gw.all_close(&gw_sum, 1e-11), "d/dw, batch {n}");
+    }
+}
