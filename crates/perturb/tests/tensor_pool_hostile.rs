@@ -404,3 +404,39 @@ fn grouped_strided_dilated_convolutions_in_blocks_equal_one_image_at_a_time() {
         assert!(gw.all_close(&gw_sum, 1e-11), "d/dw, batch {n}");
     }
 }
+
+#[test]
+fn jacobians_of_a_convolution_whose_tangent_stack_spans_many_blocks() {
+    // jacfwd pushes 672 basis tangents through as 672 images of 16 x 6 x 7 (20 positions,
+    // 22 images per block, the last block partial), jacrev pulls 80 rows back.
+    let w = t(&[4, 16, 3, 3], 93);
+    let x = t(&[1, 16, 6, 7], 94);
+    let f = |x: &_| -> Result<_, perturb::Error> {
+        let x: &perturb::tensor::DualTensor<perturb::tensor::Batched<Tensor<f64>>> = x;
+        Ok(conv::try_conv2d(x, &x.constant_like(&w), Conv2dOptions::default())?.sin())
+    };
+    let fwd = jacfwd(f, &x).unwrap();
+    let rev = jacrev(|x| Ok(conv::try_conv2d(x, &x.constant_like(&w), Conv2dOptions::default())?.sin()), &x).unwrap();
+    assert_eq!(fwd.shape(), &[1, 4, 4, 5, 1, 16, 6, 7]);
+    assert!(fwd.all_close(&rev, 1e-13));
+    // Exact: cos(y) times the weight at the offset of each input in each window.
+    let y = conv_direct(&x, &w);
+    let (ys, ws, j) = (y.as_slice(), w.as_slice(), fwd.as_slice());
+    for o in 0..4 {
+        for (oy, ox) in (0..4).flat_map(|a| (0..5).map(move |b| (a, b))) {
+            let out = (o * 4 + oy) * 5 + ox;
+            for c in 0..16 {
+                for (iy, ix) in (0..6).flat_map(|a| (0..7).map(move |b| (a, b))) {
+                    let (dy, dx) = (iy as isize - oy as isize, ix as isize - ox as isize);
+                    let wv = if (0..3).contains(&dy) && (0..3).contains(&dx) {
+                        ws[((o * 16 + c) * 3 + dy as usize) * 3 + dx as usize]
+                    } else {
+                        0.0
+                    };
+                    let got = j[out * 672 + (c * 6 + iy) * 7 + ix];
+                    assert!((got - ys[out].cos() * wv).abs() < 1e-13);
+                }
+            }
+        }
+    }
+}
