@@ -116,16 +116,33 @@ fn number_types_alternating_on_one_thread() {
         assert!(close(&g, &cyc_grad(&x)));
         let (_, g32) = gradient(|x| cyc(x), &x32);
         let want = cyc_grad(&x);
-        assert!(g32.iter().zip(&want).all(|(a, b)| (f64::from(*a) - b).abs() < 1e-5));
+        assert!(g32
+            .iter()
+            .zip(&want)
+            .all(|(a, b)| (f64::from(*a) - b).abs() < 1e-5));
         // Dual<f64> nodes (hessian, hvp) are larger than f64's.
         let hv = hvp(|v| cyc(v), &x[..4], &[1.0, 0.0, 0.0, 0.0]).unwrap();
         // d/dx_0 of the gradient: (2 x1, 0, 0, 2 x0) for n = 4 (x3^2 x0 term: 2 x3 -> row 3).
         let want = [2.0 * x[1], 2.0 * x[0], 0.0, 2.0 * x[3]];
         assert!(close(&hv, &want), "{hv:?} vs {want:?}");
         let (_, j) = jacobian(&Poly, &[1.0_f64, 2.0, 3.0], Mode::Reverse).unwrap();
-        assert_eq!(j, vec![vec![2.0, 1.0, 0.0], vec![0.0, 12.0, 4.0], vec![1.0, 0.0, 6.0]]);
+        assert_eq!(
+            j,
+            vec![
+                vec![2.0, 1.0, 0.0],
+                vec![0.0, 12.0, 4.0],
+                vec![1.0, 0.0, 6.0]
+            ]
+        );
         let (_, j32) = jacobian(&Poly, &[1.0_f32, 2.0, 3.0], Mode::Reverse).unwrap();
-        assert_eq!(j32, vec![vec![2.0, 1.0, 0.0], vec![0.0, 12.0, 4.0], vec![1.0, 0.0, 6.0]]);
+        assert_eq!(
+            j32,
+            vec![
+                vec![2.0, 1.0, 0.0],
+                vec![0.0, 12.0, 4.0],
+                vec![1.0, 0.0, 6.0]
+            ]
+        );
     }
 }
 

@@ -441,7 +441,12 @@ fn ties_in_max_and_min_split_the_derivative_alike_in_both_modes() {
     for pre in [false, true] {
         let fwd = jacfwd(|x| ties(x, pre), &x).unwrap();
         let rev = jacrev(|x| ties(x, pre), &x).unwrap();
-        assert!(fwd.all_close(&rev, 1e-14), "pre {pre}: {:?}\n{:?}", fwd.to_vec(), rev.to_vec());
+        assert!(
+            fwd.all_close(&rev, 1e-14),
+            "pre {pre}: {:?}\n{:?}",
+            fwd.to_vec(),
+            rev.to_vec()
+        );
         // The derivative along a direction that keeps the ties (all ones: every element moves
         // alike) is the finite difference.
         let ones = Tensor::ones(&[6]);
@@ -452,14 +457,22 @@ fn ties_in_max_and_min_split_the_derivative_alike_in_both_modes() {
             .scale(0.5 / h);
         let out = fd.len();
         let jv = fwd.reshape(&[out, 6]).unwrap().matmul(&ones);
-        assert!(jv.all_close(&fd.reshape(&[out]).unwrap(), 1e-8), "pre {pre}");
+        assert!(
+            jv.all_close(&fd.reshape(&[out]).unwrap(), 1e-8),
+            "pre {pre}"
+        );
     }
 }
 
 #[test]
 fn stacks_of_one_and_of_none() {
     // One input element: the stack's axis has length 1, beside axes of length 1.
-    for name in ["size-1 axes", "broadcast against the stack", "scalar output", "x used twice"] {
+    for name in [
+        "size-1 axes",
+        "broadcast against the stack",
+        "scalar output",
+        "x used twice",
+    ] {
         let x = Tensor::vector(&[0.4]);
         let wide = |x: &_| -> Result<_, Error> {
             let x: &perturb::tensor::DualTensor<perturb::tensor::Batched<Tensor<f64>>> = x;
@@ -475,7 +488,10 @@ fn stacks_of_one_and_of_none() {
         assert!(fwd.all_close(&rev, 1e-13), "{name}");
         let y = |s: f64| f(name, &t(&[12, 1], 71).matmul(&Tensor::vector(&[s]))).unwrap();
         let fd = y(0.4 + 1e-6).sub(&y(0.4 - 1e-6)).scale(0.5e6);
-        assert!(fwd.reshape(fd.shape()).unwrap().all_close(&fd, 1e-7), "{name}");
+        assert!(
+            fwd.reshape(fd.shape()).unwrap().all_close(&fd, 1e-7),
+            "{name}"
+        );
     }
     // No input elements: an empty Jacobian of the right shape.
     let x = Tensor::<f64>::zeros(&[0]);
@@ -483,6 +499,140 @@ fn stacks_of_one_and_of_none() {
     let fwd = jacfwd(|x| Ok(x.constant_like(&a).try_matmul(x)?.tanh()), &x).unwrap();
     let rev = jacrev(|x| Ok(x.constant_like(&a).try_matmul(x)?.tanh()), &x).unwrap();
     assert_eq!((fwd.shape(), rev.shape()), (&[3, 0][..], &[3, 0][..]));
-    let fwd = jacfwd(|x| Ok(x.square().try_reshape(&[0, 2])?), &Tensor::<f64>::zeros(&[2, 0])).unwrap();
+    let fwd = jacfwd(
+        |x| Ok(x.square().try_reshape(&[0, 2])?),
+        &Tensor::<f64>::zeros(&[2, 0]),
+    )
+    .unwrap();
     assert_eq!(fwd.shape(), &[0, 2, 2, 0]);
+}
+
+#[test]
+fn products_of_the_identity_itself_with_every_transpose_flag() {
+    use perturb::tensor::ops::MatMul;
+    // x as a vector, a column or a row, on either side of a matrix, each flag; unit (the
+    // identity itself) and scaled (2 x).
+    let mut checked = 0;
+    for (xshape, mshape_left, mshape_right) in [
+        (vec![5], [4, 5], [5, 3]),
+        (vec![5, 1], [4, 5], [1, 3]),
+        (vec![1, 5], [4, 1], [5, 3]),
+    ] {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            for scaled in [false, true] {
+                let flip = |s: [usize; 2], t: bool| if t { [s[1], s[0]] } else { s };
+                let left = t(&flip(mshape_left, ta), 95);
+                let right = t(&flip(mshape_right, tb), 96);
+                let x = t(&xshape, 97);
+                let on_left = |x: &_| -> Result<_, Error> {
+                    let x: &perturb::tensor::DualTensor<perturb::tensor::Batched<Tensor<f64>>> = x;
+                    let x = if scaled { x.scale(2.0) } else { x.clone() };
+                    A2::apply(
+                        &MatMul {
+                            transpose_a: ta,
+                            transpose_b: false,
+                        },
+                        &[&x.constant_like(&left), &x],
+                    )
+                };
+                type A2 = perturb::tensor::DualTensor<perturb::tensor::Batched<Tensor<f64>>>;
+                let plain = |x: &Tensor<f64>| -> Result<Tensor<f64>, Error> {
+                    let x = if scaled { x.scale(2.0) } else { x.clone() };
+                    Tensor::apply(
+                        &MatMul {
+                            transpose_a: ta,
+                            transpose_b: false,
+                        },
+                        &[&left, &x],
+                    )
+                };
+                if let Ok(y) = plain(&x) {
+                    let fwd = jacfwd(on_left, &x).unwrap();
+                    let rev = jacrev(
+                        |x| {
+                            let x = if scaled { x.scale(2.0) } else { x.clone() };
+                            Array::apply(
+                                &MatMul {
+                                    transpose_a: ta,
+                                    transpose_b: false,
+                                },
+                                &[&x.constant_like(&left), &x],
+                            )
+                        },
+                        &x,
+                    )
+                    .unwrap();
+                    let lab = format!("left {xshape:?} ta {ta} scaled {scaled}");
+                    assert!(fwd.all_close(&rev, 1e-14), "{lab}");
+                    let fd = plain(&x.add(&Tensor::ones(&xshape).scale(1e-6)))
+                        .unwrap()
+                        .sub(&y)
+                        .scale(1e6);
+                    let jv = fwd
+                        .reshape(&[y.len(), 5])
+                        .unwrap()
+                        .matmul(&Tensor::ones(&[5]));
+                    assert!(
+                        jv.all_close(&fd.reshape(&[y.len()]).unwrap(), 1e-6),
+                        "{lab}"
+                    );
+                    checked += 1;
+                }
+                let on_right = |x: &A2| -> Result<A2, Error> {
+                    let x = if scaled { x.scale(2.0) } else { x.clone() };
+                    A2::apply(
+                        &MatMul {
+                            transpose_a: false,
+                            transpose_b: tb,
+                        },
+                        &[&x, &x.constant_like(&right)],
+                    )
+                };
+                let plain = |x: &Tensor<f64>| -> Result<Tensor<f64>, Error> {
+                    let x = if scaled { x.scale(2.0) } else { x.clone() };
+                    Tensor::apply(
+                        &MatMul {
+                            transpose_a: false,
+                            transpose_b: tb,
+                        },
+                        &[&x, &right],
+                    )
+                };
+                if let Ok(y) = plain(&x) {
+                    let fwd = jacfwd(on_right, &x).unwrap();
+                    let rev = jacrev(
+                        |x| {
+                            let x = if scaled { x.scale(2.0) } else { x.clone() };
+                            Array::apply(
+                                &MatMul {
+                                    transpose_a: false,
+                                    transpose_b: tb,
+                                },
+                                &[&x, &x.constant_like(&right)],
+                            )
+                        },
+                        &x,
+                    )
+                    .unwrap();
+                    let lab = format!("right {xshape:?} tb {tb} scaled {scaled}");
+                    assert!(fwd.all_close(&rev, 1e-14), "{lab}");
+                    let fd = plain(&x.add(&Tensor::ones(&xshape).scale(1e-6)))
+                        .unwrap()
+                        .sub(&y)
+                        .scale(1e6);
+                    let jv = fwd
+                        .reshape(&[y.len(), 5])
+                        .unwrap()
+                        .matmul(&Tensor::ones(&[5]));
+                    assert!(
+                        jv.all_close(&fd.reshape(&[y.len()]).unwrap(), 1e-6),
+                        "{lab}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    // All but a vector beside a transposed matrix (a transpose flag needs two matrices).
+    assert_eq!(checked, 3 * 4 * 2 * 2 - 8, "every case ran");
 }

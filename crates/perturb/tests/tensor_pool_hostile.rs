@@ -338,23 +338,41 @@ fn loss<A: Array<Elem = f64>>(x: &A, w: &A, c: &Tensor<f64>) -> Result<A, pertur
 
 /// A small CNN's loss of its parameters (conv weight [3, 2, 2, 2], bias [3], linear [2, 12]):
 /// conv, bias_add, tanh, max pool, a linear layer, log-softmax, the loss of class 1.
-fn cnn<A: Array<Elem = f64>>((w, b, l): &(A, A, A), images: &Tensor<f64>) -> Result<A, perturb::Error> {
+fn cnn<A: Array<Elem = f64>>(
+    (w, b, l): &(A, A, A),
+    images: &Tensor<f64>,
+) -> Result<A, perturb::Error> {
     let x = w.constant_like(images); // [2, 2, 4, 5]
     let y = conv::try_conv2d(&x, w, Conv2dOptions::default().padding(1))?; // [2, 3, 5, 6]
     let y = conv::try_bias_add(&y, b)?.tanh();
     let p = conv::try_max_pool2d(&y, Pool2d::new([3, 3]).stride([2, 3]).padding([1, 1]))?; // [2, 3, 3, 2]
     let flat = p.try_reshape(&[2, 18])?.try_narrow(1, 3, 12)?;
     let logits = flat.try_matmul(&l.transpose())?; // [2, 2]
-    Ok(logits.try_log_softmax(1)?.try_narrow(1, 1, 1)?.sum_all().scale(-1.0))
+    Ok(logits
+        .try_log_softmax(1)?
+        .try_narrow(1, 1, 1)?
+        .sum_all()
+        .scale(-1.0))
 }
 
 #[test]
 fn hessian_of_a_small_cnn_by_three_routes_and_differences_of_gradients() {
     let images = t(&[2, 2, 4, 5], 80);
-    let params = (t(&[3, 2, 2, 2], 81), t(&[3], 82).scale(0.1), t(&[2, 12], 83));
+    let params = (
+        t(&[3, 2, 2, 2], 81),
+        t(&[3], 82).scale(0.1),
+        t(&[2, 12], 83),
+    );
     let (hw, _, _) = hessian(|p| cnn(p, &images), &params).unwrap();
     // Rows for w of the Hessian: jacfwd and jacrev of the gradient with respect to w.
-    let gw = |w: &Tensor<f64>| grad(|p| cnn(p, &images), &(w.clone(), params.1.clone(), params.2.clone())).unwrap().0;
+    let gw = |w: &Tensor<f64>| {
+        grad(
+            |p| cnn(p, &images),
+            &(w.clone(), params.1.clone(), params.2.clone()),
+        )
+        .unwrap()
+        .0
+    };
     let (fw, _, _) = jacfwd(
         |(w, b, l)| Ok(grad(|p| cnn(p, &images), &(w.clone(), b.clone(), l.clone()))?.0),
         &params,
@@ -369,12 +387,27 @@ fn hessian_of_a_small_cnn_by_three_routes_and_differences_of_gradients() {
     assert!(fw.all_close(&rw, 1e-12), "jacfwd vs jacrev of grad");
     let v = t(&[3, 2, 2, 2], 84);
     let h = 1e-5;
-    let fd = gw(&params.0.add(&v.scale(h))).sub(&gw(&params.0.add(&v.scale(-h)))).scale(0.5 / h);
-    let hv = fw.reshape(&[24, 24]).unwrap().matmul(&v.reshape(&[24]).unwrap());
-    assert!(hv.all_close(&fd.reshape(&[24]).unwrap(), 1e-6), "{:?}\n{:?}", hv.to_vec(), fd.to_vec());
+    let fd = gw(&params.0.add(&v.scale(h)))
+        .sub(&gw(&params.0.add(&v.scale(-h))))
+        .scale(0.5 / h);
+    let hv = fw
+        .reshape(&[24, 24])
+        .unwrap()
+        .matmul(&v.reshape(&[24]).unwrap());
+    assert!(
+        hv.all_close(&fd.reshape(&[24]).unwrap(), 1e-6),
+        "{:?}\n{:?}",
+        hv.to_vec(),
+        fd.to_vec()
+    );
 }
 
-fn loss_with<A: Array<Elem = f64>>(x: &A, w: &A, c: &Tensor<f64>, o: Conv2dOptions) -> Result<A, perturb::Error> {
+fn loss_with<A: Array<Elem = f64>>(
+    x: &A,
+    w: &A,
+    c: &Tensor<f64>,
+    o: Conv2dOptions,
+) -> Result<A, perturb::Error> {
     let y = conv::try_conv2d(x, w, o)?;
     Ok(y.try_mul(&x.constant_like(c))?.sum_all())
 }
@@ -384,7 +417,11 @@ fn grouped_strided_dilated_convolutions_in_blocks_equal_one_image_at_a_time() {
     // 2 groups of 8 channels x 3 x 3 = 72 rows; a 13 x 21 image, padding 1, stride [1, 2],
     // dilation 2: 11 x 10 = 110 positions (under 256), 7920 per image: 8 per block. Batches
     // around 8.
-    let opts = Conv2dOptions::default().padding(1).strides([1, 2]).dilation(2).groups(2);
+    let opts = Conv2dOptions::default()
+        .padding(1)
+        .strides([1, 2])
+        .dilation(2)
+        .groups(2);
     let w = t(&[6, 8, 3, 3], 90);
     for n in [7, 8, 9, 17] {
         let x = t(&[n, 16, 13, 21], 91 + n as u64);
@@ -395,10 +432,16 @@ fn grouped_strided_dilated_convolutions_in_blocks_equal_one_image_at_a_time() {
         for b in 0..n {
             let xb = x.narrow(0, b, 1);
             let yb = conv::try_conv2d(&xb, &w, opts).unwrap();
-            assert!(y.narrow(0, b, 1).all_close(&yb, 1e-12), "value, image {b} of {n}");
+            assert!(
+                y.narrow(0, b, 1).all_close(&yb, 1e-12),
+                "value, image {b} of {n}"
+            );
             let cb = c.narrow(0, b, 1);
             let (gxb, gwb) = grad(|(x, w)| loss_with(x, w, &cb, opts), &(xb, w.clone())).unwrap();
-            assert!(gx.narrow(0, b, 1).all_close(&gxb, 1e-12), "d/dx, image {b} of {n}");
+            assert!(
+                gx.narrow(0, b, 1).all_close(&gxb, 1e-12),
+                "d/dx, image {b} of {n}"
+            );
             gw_sum = gw_sum.add(&gwb);
         }
         assert!(gw.all_close(&gw_sum, 1e-11), "d/dw, batch {n}");
@@ -416,7 +459,11 @@ fn jacobians_of_a_convolution_whose_tangent_stack_spans_many_blocks() {
         Ok(conv::try_conv2d(x, &x.constant_like(&w), Conv2dOptions::default())?.sin())
     };
     let fwd = jacfwd(f, &x).unwrap();
-    let rev = jacrev(|x| Ok(conv::try_conv2d(x, &x.constant_like(&w), Conv2dOptions::default())?.sin()), &x).unwrap();
+    let rev = jacrev(
+        |x| Ok(conv::try_conv2d(x, &x.constant_like(&w), Conv2dOptions::default())?.sin()),
+        &x,
+    )
+    .unwrap();
     assert_eq!(fwd.shape(), &[1, 4, 4, 5, 1, 16, 6, 7]);
     assert!(fwd.all_close(&rev, 1e-13));
     // Exact: cos(y) times the weight at the offset of each input in each window.
