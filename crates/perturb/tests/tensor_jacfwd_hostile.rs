@@ -581,3 +581,22 @@ fn products_of_the_identity_itself_with_every_transpose_flag() {
         "every case but a vector beside a transposed matrix"
     );
 }
+
+fn softmax_of_ax<A: Array>(x: &A, a: &Tensor<A::Elem>) -> Result<A, Error> {
+    x.constant_like(a).try_matmul(x)?.tanh().try_softmax(0)
+}
+
+#[test]
+fn f32_jacobians_agree_in_both_modes_and_with_f64() {
+    let a = t(&[7, 4], 99);
+    let x = t(&[4], 100);
+    let a32 = Tensor::from_vec(a.to_vec().iter().map(|&v| v as f32).collect(), &[7, 4]).unwrap();
+    let x32 = Tensor::from_vec(x.to_vec().iter().map(|&v| v as f32).collect(), &[4]).unwrap();
+    let fwd = jacfwd(|x| softmax_of_ax(x, &a32), &x32).unwrap();
+    let rev = jacrev(|x| softmax_of_ax(x, &a32), &x32).unwrap();
+    let exact = jacfwd(|x| softmax_of_ax(x, &a), &x).unwrap();
+    assert!(fwd.all_close(&rev, 1e-6));
+    for (f, e) in fwd.to_vec().iter().zip(exact.to_vec()) {
+        assert!((f64::from(*f) - e).abs() < 1e-6, "{f} vs {e}");
+    }
+}
