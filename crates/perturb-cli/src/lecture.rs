@@ -308,53 +308,70 @@ fn multiple_inputs(x: f64, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-struct Linear;
-impl VectorFunction for Linear {
-    fn eval<S: Scalar>(&self, x: &[S]) -> Vec<S> {
-        const A: [[f64; 3]; 2] = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]];
-        A.iter()
-            .map(|row| {
-                row.iter().zip(x).fold(S::zero(), |acc, (&a, &xj)| {
-                    acc + xj * S::from(a).unwrap_or_else(S::nan)
+/// One step of a vector function, as the lecture's vector examples are built: `y = A x`, `y =
+/// x²` and, in the page's Jacobian view (`perturb serve`), the steps of a mean squared error.
+pub enum VectorOp {
+    /// `M v`.
+    MatVec(&'static [&'static [f64]]),
+    /// `c - v`.
+    SubFrom(&'static [f64]),
+    /// `v²`, elementwise.
+    Square,
+    /// `Σ v`.
+    Sum,
+    /// `k v`.
+    Scale(f64),
+}
+
+fn constant<S: Scalar>(c: f64) -> S {
+    S::from(c).unwrap_or_else(S::nan)
+}
+
+impl VectorFunction for VectorOp {
+    fn eval<S: Scalar>(&self, v: &[S]) -> Vec<S> {
+        match self {
+            VectorOp::MatVec(m) => m
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .zip(v)
+                        .fold(S::zero(), |acc, (&a, &x)| acc + x * constant(a))
                 })
-            })
-            .collect()
+                .collect(),
+            VectorOp::SubFrom(c) => c
+                .iter()
+                .zip(v)
+                .map(|(&c, &x)| constant::<S>(c) - x)
+                .collect(),
+            VectorOp::Square => v.iter().map(|&x| x * x).collect(),
+            VectorOp::Sum => vec![v.iter().fold(S::zero(), |acc, &x| acc + x)],
+            VectorOp::Scale(k) => v.iter().map(|&x| x * constant(*k)).collect(),
+        }
     }
 }
 
-struct Square;
-impl VectorFunction for Square {
-    fn eval<S: Scalar>(&self, x: &[S]) -> Vec<S> {
-        x.iter().map(|&xi| xi * xi).collect()
-    }
-}
+/// The lecture's matrix of `y = A x`.
+pub const A: &[&[f64]] = &[&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]];
 
 fn jacobians(x: f64, out: &mut dyn Write) -> io::Result<()> {
     let point = [x, 1.0, -2.0];
     for (name, f) in [
         (
             "y = A x, A = [[1,2,3],[4,5,6]]: the Jacobian is A",
-            &Linear as &dyn JacobianOf,
+            VectorOp::MatVec(A),
         ),
-        ("y = x^2 elementwise: the Jacobian is diag(2x)", &Square),
+        (
+            "y = x^2 elementwise: the Jacobian is diag(2x)",
+            VectorOp::Square,
+        ),
     ] {
         writeln!(out, "Jacobian of {name}, at x = {point:?}")?;
         for mode in [Mode::Forward, Mode::Reverse] {
-            match f.jacobian(&point, mode) {
-                Ok(j) => writeln!(out, "  {mode:?}: {j:?}")?,
+            match perturb::jacobian(&f, &point, mode) {
+                Ok((_, j)) => writeln!(out, "  {mode:?}: {j:?}")?,
                 Err(e) => writeln!(out, "  {mode:?}: {e}")?,
             }
         }
     }
     Ok(())
-}
-
-/// Lets the two example functions share one loop.
-trait JacobianOf {
-    fn jacobian(&self, x: &[f64], mode: Mode) -> Result<Vec<Vec<f64>>, perturb::Error>;
-}
-impl<F: VectorFunction> JacobianOf for F {
-    fn jacobian(&self, x: &[f64], mode: Mode) -> Result<Vec<Vec<f64>>, perturb::Error> {
-        perturb::jacobian(self, x, mode).map(|(_, j)| j)
-    }
 }

@@ -12,6 +12,7 @@ mod model_file;
 mod network;
 mod out_dir;
 mod plot;
+mod serve;
 mod train;
 
 use std::process::ExitCode;
@@ -23,7 +24,7 @@ use clap::{Parser, Subcommand};
     name = "perturb",
     version,
     about = "Automatic differentiation, shown on the lecture's examples",
-    after_help = "Examples:\n  perturb                 # same as `perturb lecture`\n  perturb lecture --x 0.7 --w 3\n  perturb explain '-log(sigmoid(w*x^2))' --at x=0.7,w=3\n  perturb train --data breast_cancer --hidden 16 --optimizer adam --lr 0.01 --epochs 150"
+    after_help = "Examples:\n  perturb                 # same as `perturb lecture`\n  perturb lecture --x 0.7 --w 3\n  perturb explain '-log(sigmoid(w*x^2))' --at x=0.7,w=3\n  perturb serve --port 8000   # the chain rule as a page: http://127.0.0.1:8000/\n  perturb train --data breast_cancer --hidden 16 --optimizer adam --lr 0.01 --epochs 150"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -45,6 +46,9 @@ enum Command {
     /// Print the accuracy and the confusion matrix (or MSE and R^2) of a model saved by
     /// `perturb train --out` on a data set.
     Eval(apply::Args),
+    /// Serve a local web page where you type an expression, see its graph and step through
+    /// forward and reverse mode, and see the Jacobian chain rule on the lecture's vector examples.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => train::run(&args),
         Some(Command::Predict(args)) => apply::predict(&args),
         Some(Command::Eval(args)) => apply::eval(&args),
+        Some(Command::Serve(args)) => serve::run(&args),
         None => lecture::run(&lecture::Args::default()),
     };
     match result {

@@ -11,13 +11,20 @@ use std::sync::Once;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-/// DejaVu Sans, cut down to ASCII and a few symbols (see `assets/README.md`).
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-ascii.ttf");
+/// DejaVu Sans, cut down to a few scripts and symbols (see `assets/README.md`).
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
+
+/// Whether the embedded font has a glyph for `c`: the characters of the subset command in
+/// `assets/README.md` (others would be drawn as blanks).
+pub fn has_glyph(c: char) -> bool {
+    matches!(c, ' '..='~' | '\u{a0}'..='\u{17f}' | '\u{370}'..='\u{4ff}'
+        | '–' | '—' | '…' | '←' | '→' | '∂' | '∑' | '−')
+}
 /// The family the font is registered under: plotters' default for labels.
-const FAMILY: &str = "sans-serif";
+pub const FAMILY: &str = "sans-serif";
 
 /// Registers the embedded font with plotters (once); text cannot be drawn before.
-fn register_font() -> Result<(), String> {
+pub fn register_font() -> Result<(), String> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
     ONCE.call_once(|| {

@@ -4,6 +4,7 @@
 
 mod eval;
 mod parse;
+pub mod picture;
 #[cfg(test)]
 mod props;
 mod report;
@@ -11,8 +12,6 @@ mod report;
 use std::collections::{HashMap, HashSet};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-
-use perturb::explain::Annotation;
 
 use eval::{evaluate, printable, Evaluation, ExplainError};
 use report::Sweeps;
@@ -73,14 +72,21 @@ pub struct Args {
     /// The variables to perturb in forward mode and whose derivatives to report (default: all).
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub wrt: Vec<String>,
-    /// Draw the computational graph to this file: `.svg` for a picture, `.dot` (or `.gv`) for
-    /// Graphviz. Nodes show their adjoints after a reverse sweep, else their tangents.
+    /// Draw the computational graph to this file: `.svg` or `.png` for a picture, `.dot` (or
+    /// `.gv`) for Graphviz. Each node shows its definition, value and local partials, and its
+    /// adjoint after a reverse sweep (each edge: the contribution it passes back) or its tangent
+    /// for the first --wrt variable in forward mode (each edge: the term it adds).
     #[arg(long, value_name = "PATH")]
     pub graph: Option<PathBuf>,
     /// Print everything as JSON (errors too, besides the message on standard error). Numbers
     /// that are not finite are written as the strings "inf", "-inf" and "NaN".
     #[arg(long)]
     pub json: bool,
+    /// Also write the interactive page of `perturb serve` for this expression to this file, as
+    /// one self-contained HTML file (no server or network needed): the graph, both sweeps step
+    /// by step, and the Jacobian chain rule.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
 }
 
 /// Runs `perturb explain`; the error is the message to print.
@@ -104,6 +110,10 @@ pub fn run(args: &Args) -> Result<(), String> {
             }
             if let Some(path) = &args.graph {
                 eprintln!("perturb: wrote the graph to {}", path.display());
+            }
+            if let Some(path) = &args.html {
+                write_page(path, &ev, &sweeps, &src)?;
+                eprintln!("perturb: wrote the page to {}", path.display());
             }
             // Written as it is made: a long report is never held in memory whole.
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -166,17 +176,61 @@ fn read_source(args: &Args) -> Result<String, ExplainError> {
 
 /// Evaluates, sweeps and draws the graph (if asked): what is left is to print the report.
 fn explain(args: &Args, src: &str) -> Result<(Evaluation, Sweeps), ExplainError> {
-    let at = parse_point(&args.at)?;
-    let program = parse::parse(src)?;
-    let mut ev = evaluate(&program, src, &at)?;
-    let wrt = resolve_wrt(&args.wrt, &ev, &program)?;
-    let sweeps = sweep(&ev, args.mode, &wrt);
-    let overflows = report::non_finite_derivatives(&ev, &sweeps);
-    ev.warnings.extend(overflows);
+    let (ev, sweeps) = evaluate_and_sweep(src, &args.at, args.mode, &args.wrt)?;
     if let Some(path) = &args.graph {
-        write_graph(path, &ev, &sweeps)?;
+        picture::write(path, &ev, &sweeps)?;
     }
     Ok((ev, sweeps))
+}
+
+/// Parses `src`, evaluates it at the point `at` (`NAME=VALUE` items) and runs the sweeps.
+fn evaluate_and_sweep(
+    src: &str,
+    at: &[String],
+    mode: Mode,
+    wrt: &[String],
+) -> Result<(Evaluation, Sweeps), ExplainError> {
+    let at = parse_point(at)?;
+    let program = parse::parse(src)?;
+    let mut ev = evaluate(&program, src, &at)?;
+    let wrt = resolve_wrt(wrt, &ev, &program)?;
+    let sweeps = sweep(&ev, mode, &wrt);
+    let overflows = report::non_finite_derivatives(&ev, &sweeps);
+    ev.warnings.extend(overflows);
+    Ok((ev, sweeps))
+}
+
+/// What `perturb explain SRC --at AT --json` prints (both sweeps, every variable), for the
+/// page of `perturb serve`; the error is `--json`'s error object. Graphs of more than
+/// `max_nodes` nodes are refused (the page could not show them).
+pub fn json_report(src: &str, at: &[String], max_nodes: usize) -> Result<String, String> {
+    let (ev, sweeps) =
+        evaluate_and_sweep(src, at, Mode::Both, &[]).map_err(|e| report::json_error(&e, src))?;
+    check_page_size(&ev, max_nodes).map_err(|e| report::json_error(&e, src))?;
+    let mut out = Vec::new();
+    report::json(&ev, &sweeps, src, &mut out).map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn check_page_size(ev: &Evaluation, max_nodes: usize) -> Result<(), ExplainError> {
+    let nodes = ev.trace.nodes.len();
+    if nodes > max_nodes {
+        return Err(ExplainError::new(format!(
+            "the graph has {nodes} nodes, more than the page shows ({max_nodes}); \
+             run `perturb explain` in a terminal for it"
+        )));
+    }
+    Ok(())
+}
+
+/// `--html`: the page with this expression's report (as `--json` writes it) inside it.
+fn write_page(path: &Path, ev: &Evaluation, sweeps: &Sweeps, src: &str) -> Result<(), String> {
+    let fail = |e: String| format!("explain: --html: {e}");
+    check_page_size(ev, crate::serve::MAX_PAGE_NODES).map_err(|e| fail(e.render(src)))?;
+    let mut report = Vec::new();
+    report::json(ev, sweeps, src, &mut report).map_err(|e| fail(e.to_string()))?;
+    let page = crate::serve::page::standalone(&String::from_utf8_lossy(&report));
+    std::fs::write(path, page).map_err(|e| fail(format!("cannot write {}: {e}", path.display())))
 }
 
 /// `["x=0.7", "w=3"]` to names and values, checked.
@@ -319,80 +373,4 @@ fn sweep(ev: &Evaluation, mode: Mode, wrt: &[usize]) -> Sweeps {
         reverse_asked,
         report: wrt.to_vec(),
     }
-}
-
-/// The graph as DOT, with adjoints after a reverse sweep, else the first forward sweep's tangents.
-fn dot(ev: &Evaluation, sweeps: &Sweeps) -> String {
-    let names: Vec<String> = ev.nodes.iter().map(|n| n.name.clone()).collect();
-    let tangents = match (&sweeps.reverse, sweeps.forward_shown.first()) {
-        (None, Some(&v)) => ev.trace.forward(ev.variables[v].node),
-        _ => Vec::new(),
-    };
-    let annotation = match (&sweeps.reverse, sweeps.forward_shown.first()) {
-        (Some(r), _) => Some(Annotation::Adjoints(&r.adjoints)),
-        (None, Some(_)) => Some(Annotation::Tangents(&tangents)),
-        (None, None) => None,
-    };
-    ev.trace.to_dot(&names, annotation)
-}
-
-/// The largest [`layout_size`] drawn as SVG. Measured with the release build on a shared
-/// 2-core machine: random 70- to 85-statement graphs of size 646 to 795 took 0.8 to 1.6 s, a
-/// 26-statement fan-out (776) 1.2 s, `x*0 + ... + x*37` (854) 1.2 s; past it, random graphs of
-/// about 900 took 2.3 to 2.5 s and the time grows about with the square of the size.
-const MAX_SVG_LAYOUT: usize = 800;
-
-/// What the layered layout of `layout-rs` has to place: the nodes, the edges, and one extra
-/// point for every rank an edge skips (a value used by many later statements makes long edges,
-/// which is what makes the layout slow). Ranks are longest paths from the inputs.
-fn layout_size(trace: &perturb::explain::Trace<f64>) -> usize {
-    let mut rank = vec![0usize; trace.nodes.len()];
-    let mut size = trace.nodes.len();
-    for (i, node) in trace.nodes.iter().enumerate() {
-        rank[i] = node.parents.iter().map(|&p| rank[p] + 1).max().unwrap_or(0);
-        size += node
-            .parents
-            .iter()
-            .map(|&p| rank[i] - rank[p])
-            .sum::<usize>();
-    }
-    size
-}
-
-fn write_graph(path: &Path, ev: &Evaluation, sweeps: &Sweeps) -> Result<(), ExplainError> {
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let dot = dot(ev, sweeps);
-    let contents = match extension.as_deref() {
-        Some("dot" | "gv") => dot,
-        Some("svg") if ev.trace.nodes.is_empty() => {
-            return Err(ExplainError::new(
-                "--graph: the expression uses no variable, so its graph has no node to draw",
-            ))
-        }
-        Some("svg") => {
-            let size = layout_size(&ev.trace);
-            if size > MAX_SVG_LAYOUT {
-                return Err(ExplainError::new(format!(
-                    "--graph: the graph is too large to lay out as SVG: its layout size (nodes + \
-                     edges + the ranks its edges skip) is {size}, over the limit of \
-                     {MAX_SVG_LAYOUT} (about 2 s; the layout time grows with the square of it); \
-                     write {} instead (no limit) and draw it with Graphviz (`dot -Tsvg`)",
-                    path.with_extension("dot").display()
-                )));
-            }
-            perturb::explain::dot_to_svg(&dot)
-                .map_err(|e| ExplainError::new(format!("--graph: cannot draw the graph: {e}")))?
-        }
-        _ => {
-            return Err(ExplainError::new(format!(
-                "--graph: {} should end in .svg (a picture) or .dot (Graphviz)",
-                path.display()
-            )))
-        }
-    };
-    std::fs::write(path, contents)
-        .map_err(|e| ExplainError::new(format!("--graph: cannot write {}: {e}", path.display())))
 }

@@ -46,6 +46,13 @@ pub struct Sweeps {
 
 /// A number as the text output shows it: at most 10 significant digits, no trailing zeros.
 pub fn number(v: f64) -> String {
+    significant(v, 10)
+}
+
+/// A number with at most `digits` significant digits (1 to 17), no trailing zeros; exponent
+/// notation below 1e-4 and from 1e15 on.
+pub fn significant(v: f64, digits: usize) -> String {
+    let digits = digits.clamp(1, 17);
     if v == 0.0 {
         return "0".into();
     }
@@ -57,10 +64,10 @@ pub fn number(v: f64) -> String {
     }
     let magnitude = v.abs().log10().floor() as i32;
     if (-4..15).contains(&magnitude) {
-        let decimals = (9 - magnitude).max(0) as usize;
+        let decimals = (digits as i32 - 1 - magnitude).max(0) as usize;
         trim_zeros(&format!("{v:.decimals$}"))
     } else {
-        let s = format!("{v:.9e}");
+        let s = format!("{v:.prec$e}", prec = digits - 1);
         match s.split_once('e') {
             Some((mantissa, exponent)) => format!("{}e{exponent}", trim_zeros(mantissa)),
             None => s,
@@ -98,9 +105,9 @@ fn trim_zeros(s: &str) -> String {
     }
 }
 
-/// A number inside a product: negative ones in parentheses.
-fn factor(v: f64) -> String {
-    let s = number(v);
+/// A number inside a product, with `digits` significant digits: negative ones in parentheses.
+pub fn factor(v: f64, digits: usize) -> String {
+    let s = significant(v, digits);
     if s.starts_with('-') {
         format!("({s})")
     } else {
@@ -108,12 +115,18 @@ fn factor(v: f64) -> String {
     }
 }
 
-/// `a + b + c`, with negative terms in parentheses.
-fn sum(terms: &[f64]) -> String {
+/// `a + b + c` with `digits` significant digits, negative terms in parentheses.
+pub fn sum(terms: &[f64], digits: usize) -> String {
     let parts: Vec<String> = terms
         .iter()
         .enumerate()
-        .map(|(i, &t)| if i == 0 { number(t) } else { factor(t) })
+        .map(|(i, &t)| {
+            if i == 0 {
+                significant(t, digits)
+            } else {
+                factor(t, digits)
+            }
+        })
         .collect();
     parts.join(" + ")
 }
@@ -322,7 +335,7 @@ fn forward_sweep(ev: &Evaluation, v: usize, out: &mut dyn Write) -> io::Result<(
             .zip(&node.partials)
             .map(|(&p, &d)| {
                 if adds(p, d) {
-                    format!("{} * {}", factor(d), factor(tangents[p]))
+                    format!("{} * {}", factor(d, 10), factor(tangents[p], 10))
                 } else {
                     "0".to_string()
                 }
@@ -340,7 +353,7 @@ fn forward_sweep(ev: &Evaluation, v: usize, out: &mut dyn Write) -> io::Result<(
                 .zip(&node.partials)
                 .map(|(&p, &d)| if adds(p, d) { d * tangents[p] } else { 0.0 })
                 .collect();
-            line.push_str(&format!(" = {}", sum(&terms)));
+            line.push_str(&format!(" = {}", sum(&terms, 10)));
         }
         line.push_str(&format!(" = {}", number(t)));
         if !reached(ev, i) {
@@ -411,7 +424,13 @@ fn reverse_sweep(
             .collect();
         let products: Vec<String> = into
             .iter()
-            .map(|c| format!("{} * {}", factor(sweep.adjoints[c.from]), factor(c.local)))
+            .map(|c| {
+                format!(
+                    "{} * {}",
+                    factor(sweep.adjoints[c.from], 10),
+                    factor(c.local, 10)
+                )
+            })
             .collect();
         let mut line = format!(
             "  d{output}/d{n} = {} = {}",
@@ -420,7 +439,7 @@ fn reverse_sweep(
         );
         if into.len() > 1 {
             let terms: Vec<f64> = into.iter().map(|c| c.amount).collect();
-            line.push_str(&format!(" = {}", sum(&terms)));
+            line.push_str(&format!(" = {}", sum(&terms, 10)));
         }
         line.push_str(&format!(" = {}", number(adjoint)));
         if into.len() > 1 {
@@ -785,6 +804,9 @@ mod tests {
         assert_eq!(number(6.02e23), "6.02e23");
         assert_eq!(number(f64::INFINITY), "inf");
         assert_eq!(number(f64::NAN), "NaN");
+        assert_eq!(significant(-2.0065507849, 6), "-2.00655");
+        assert_eq!(significant(1.25e-7, 6), "1.25e-7");
+        assert_eq!(significant(999999.7, 6), "1000000");
     }
 
     /// H3: the sweeps shown in full are bounded in number and in lines.
@@ -799,7 +821,7 @@ mod tests {
 
     #[test]
     fn sums_and_products_put_negative_numbers_in_parentheses() {
-        assert_eq!(factor(-2.0), "(-2)");
-        assert_eq!(sum(&[-1.0, -2.0, 3.0]), "-1 + (-2) + 3");
+        assert_eq!(factor(-2.0, 10), "(-2)");
+        assert_eq!(sum(&[-1.0, -2.0, 3.0], 10), "-1 + (-2) + 3");
     }
 }
