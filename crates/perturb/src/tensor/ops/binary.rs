@@ -482,9 +482,16 @@ pub(super) fn product_onto<A: Array>(
     Cotangent::accumulate(slot, Cotangent::new(product_term(c, g, other, input)?))
 }
 
-/// The cotangent term `c g other` of `input` in a product, summed back to `input`'s shape.
-fn product_term<A: Array>(c: f64, g: &A, other: &A, input: &A) -> Result<A, Error> {
-    unbroadcast(ScaledMul(c).of(g, other)?, input)
+/// The cotangent term `c g other` of `input` in a product, summed back to `input`'s shape
+/// (in the same pass as the product, [`MulSumTo`](super::MulSumTo), where it was broadcast).
+/// `g` and `other` broadcast to the product's shape.
+pub(super) fn product_term<A: Array>(c: f64, g: &A, other: &A, input: &A) -> Result<A, Error> {
+    let out = kernels::broadcast_shape("mul", g.shape(), other.shape())?;
+    if out == input.shape() {
+        return ScaledMul(c).of(g, other);
+    }
+    let to = input.shape().to_vec();
+    A::apply(&super::MulSumTo { c, to }, &[g, other])
 }
 
 /// `d + c a b` for a constant `c`, with numpy broadcasting: a scaled product added onto a
