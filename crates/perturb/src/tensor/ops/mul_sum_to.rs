@@ -4,7 +4,7 @@
 use crate::error::Error;
 use crate::tensor::{kernels, Array, Cotangent, Element, Op, Tensor, VjpReads};
 
-use super::binary::{product_onto, product_term};
+use super::binary::{product_onto, product_term, stretched_against};
 use super::{elem, ScaledMul, SumTo};
 
 /// `sum_to(c a b, to)` for a constant `c`: the product of `a` and `b` (numpy broadcasting)
@@ -93,16 +93,8 @@ impl Op for MulSumTo {
                     return Ok(None);
                 }
                 let other = x[1 - i];
-                let stretched;
-                let g = if kernels::broadcast_shape("mul_sum_to", g.shape(), other.shape())
-                    .is_ok_and(|s| s == out)
-                {
-                    g
-                } else {
-                    stretched = g.try_broadcast_to(&out)?;
-                    &stretched
-                };
-                product_term(self.c, g, other, x[i]).map(Some)
+                let g = stretched_against(g, other, &out)?;
+                product_term(self.c, &g, other, x[i]).map(Some)
             })
             .collect()
     }
