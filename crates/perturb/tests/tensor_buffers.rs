@@ -116,7 +116,7 @@ fn results() -> Vec<Vec<u64>> {
         bits(&net[1]),
         bits(&jac),
     ];
-    out.push(bits(&loss.value()));
+    out.push(bits(loss.value()));
     out
 }
 

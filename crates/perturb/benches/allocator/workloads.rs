@@ -5,6 +5,8 @@
 //! buffers were freed at once found the heap laid out so that it kept its pages.)
 //! The workloads are those of `tensor.rs` and `transforms.rs`, copied.
 
+use std::time::{Duration, Instant};
+
 use criterion::{black_box, Criterion};
 use perturb::tensor::{buffers, hvp, Array, DualTensor, Tensor, TensorTape};
 
@@ -24,10 +26,28 @@ fn on_and_off(c: &mut Criterion, group: &str, allocator: &str, mut f: impl FnMut
     for on in [false, true] {
         buffers::set_enabled(on);
         let name = format!("{allocator}_pool_{}", if on { "on" } else { "off" });
-        group.bench_function(name, |b| b.iter(&mut f));
+        group.bench_function(name, |b| b.iter_custom(|iters| median_times(iters, &mut f)));
     }
     buffers::set_enabled(true);
     group.finish();
+}
+
+/// `iters` runs of `f`, each timed, reported as `iters` times their median: on a machine shared
+/// with other jobs the scheduler takes the thread away for milliseconds at a time, which a
+/// total over many runs of 30 µs counts and a median leaves out. (Each call of `Instant::now`
+/// costs about 25 ns.)
+fn median_times(iters: u64, f: &mut impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..iters)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort_unstable();
+    times
+        .get(times.len() / 2)
+        .map_or(Duration::ZERO, |&t| t * iters as u32)
 }
 
 /// The extended Rosenbrock function with tensor operations (as in `tensor.rs`).

@@ -256,13 +256,12 @@ impl Pool {
             0
         };
         while self.bytes > limit || self.f32.len() + self.f64.len() > MAX_BUFFERS {
-            // The older of the two lists' oldest buffers is not known; take from the fuller.
-            let freed = if self.f32.len() * 2 >= self.f64.len() && !self.f32.is_empty() {
-                self.f32.remove(0).capacity() * 4
-            } else if !self.f64.is_empty() {
-                self.f64.remove(0).capacity() * 8
+            // Which of the two lists' oldest buffers is older is not recorded: free from the
+            // longer list (one of them holds a buffer while the bounds are exceeded).
+            let freed = if self.f32.len() >= self.f64.len() {
+                self.f32.remove(0).capacity() * size_of::<f32>()
             } else {
-                self.f32.remove(0).capacity() * 4
+                self.f64.remove(0).capacity() * size_of::<f64>()
             };
             self.bytes -= freed;
         }
