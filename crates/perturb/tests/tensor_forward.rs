@@ -92,6 +92,9 @@ enum Core {
     Mul,
     ScaledMul,
     MulAdd,
+    MulSumToAll,
+    MulSumToRows,
+    MulSumToBlocks,
     Div,
     Scale,
     AddScalar,
@@ -152,6 +155,9 @@ impl Function for CoreFn {
             Core::Mul => x.try_mul(xs[1])?,
             Core::ScaledMul => A::apply(&ops::ScaledMul(-1.5), &[x, xs[1]])?,
             Core::MulAdd => A::apply(&ops::MulAdd(-1.5), &[x, xs[1], xs[2]])?,
+            Core::MulSumToAll => A::apply(&mul_sum_to(&[]), &[x, xs[1]])?,
+            Core::MulSumToRows => A::apply(&mul_sum_to(&[3]), &[x, xs[1]])?,
+            Core::MulSumToBlocks => A::apply(&mul_sum_to(&[2, 1]), &[x, xs[1]])?,
             Core::Div => x.try_div(xs[1])?,
             Core::Scale => x.scale(A::elem(-2.5)),
             Core::AddScalar => x.add_scalar(A::elem(0.75)),
@@ -272,6 +278,14 @@ impl Function for CoreFn {
     }
 }
 
+/// `sum_to(-1.5 a b, to)`.
+fn mul_sum_to(to: &[usize]) -> ops::MulSumTo {
+    ops::MulSumTo {
+        c: -1.5,
+        to: to.to_vec(),
+    }
+}
+
 struct CoreRow {
     name: &'static str,
     op: Core,
@@ -309,6 +323,9 @@ const CORE: &[CoreRow] = &[
     CoreRow { name: "mul", op: Core::Mul, shapes: TWO, domains: &[ANY, ANY] },
     CoreRow { name: "scaled_mul", op: Core::ScaledMul, shapes: TWO, domains: &[ANY, ANY] },
     CoreRow { name: "mul_add", op: Core::MulAdd, shapes: THREE, domains: &[ANY, ANY, ANY] },
+    CoreRow { name: "mul_sum_to", op: Core::MulSumToAll, shapes: TWO, domains: &[ANY, ANY] },
+    CoreRow { name: "mul_sum_to rows", op: Core::MulSumToRows, shapes: &[&[&[2, 3], &[2, 3]], &[&[2, 3], &[3]], &[&[2, 1], &[1, 3]], &[&[4, 3], &[]]], domains: &[ANY, ANY] },
+    CoreRow { name: "mul_sum_to blocks", op: Core::MulSumToBlocks, shapes: &[&[&[2, 3], &[2, 3]], &[&[2, 3], &[2, 1]], &[&[], &[2, 4]]], domains: &[ANY, ANY] },
     CoreRow { name: "div", op: Core::Div, shapes: TWO, domains: &[ANY, POSITIVE] },
     CoreRow { name: "scale", op: Core::Scale, shapes: ONE, domains: &[ANY] },
     CoreRow { name: "add_scalar", op: Core::AddScalar, shapes: ONE, domains: &[ANY] },
@@ -381,6 +398,7 @@ fn core_operations_have_rows() {
         "mul",
         "scaled_mul",
         "mul_add",
+        "mul_sum_to",
         "div",
         "scale",
         "add_scalar",

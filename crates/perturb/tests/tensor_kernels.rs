@@ -70,6 +70,74 @@ fn sum_to_and_broadcast_to_agree_with_the_reference_on_every_layout() {
     }
 }
 
+/// `MulSumTo`, a product summed down without its buffer where the layout allows, against the
+/// reference sum of the element-by-element product, on each layout (fused and not): a scalar,
+/// rows, trailing blocks, an operand of one value, an operand that is itself broadcast, and an
+/// empty product.
+#[test]
+fn mul_sum_to_agrees_with_the_reference_on_every_layout() {
+    type Case = (&'static [usize], &'static [usize], &'static [usize]);
+    let cases: [Case; 12] = [
+        (&[4, 3], &[4, 3], &[]),              // a dot product
+        (&[33, 5], &[33, 5], &[1, 1]),        // a dot product, with a tail past the eight sums
+        (&[4, 3], &[], &[]),                  // one value times a sum
+        (&[1], &[4, 3], &[1]),                // one value first
+        (&[4, 3], &[4, 3], &[3]),             // rows
+        (&[2, 4, 3], &[1], &[4, 3]),          // rows of several leading axes, one value
+        (&[4, 3], &[4, 3], &[4, 1]),          // trailing blocks
+        (&[2, 3, 4], &[2, 3, 4], &[2, 1, 1]), // trailing blocks of several axes
+        (&[4, 3], &[3], &[]),                 // `b` broadcast: no fused loop
+        (&[4, 1], &[1, 3], &[4, 1]),          // both broadcast
+        (&[2, 3, 4], &[2, 3, 4], &[3, 1]),    // a general layout
+        (&[0, 3], &[0, 3], &[3]),             // an empty product sums to zeros
+    ];
+    for (seed, (sa, sb, to)) in cases.into_iter().enumerate() {
+        let filled = |shape: &[usize], k: f64| {
+            let n = shape.iter().product();
+            let v = (0..n)
+                .map(|i| (k * (i + 1) as f64 + seed as f64).sin())
+                .collect();
+            Tensor::from_vec(v, shape).unwrap()
+        };
+        let (a, b) = (filled(sa, 1.3), filled(sb, 0.7));
+        let got = Tensor::apply(
+            &ops::MulSumTo {
+                c: -1.5,
+                to: to.to_vec(),
+            },
+            &[&a, &b],
+        )
+        .unwrap();
+        let out: Vec<usize> = a.try_add(&b).unwrap().shape().to_vec();
+        let (ba, bb) = (reference_broadcast(&a, &out), reference_broadcast(&b, &out));
+        let product: Vec<f64> = ba.iter().zip(&bb).map(|(x, y)| -1.5 * x * y).collect();
+        let want = reference_sum_to(&Tensor::from_vec(product, &out).unwrap(), to);
+        assert_eq!(got.shape(), to, "{sa:?} * {sb:?} -> {to:?}");
+        for (g, w) in got.as_slice().iter().zip(&want) {
+            assert!(
+                (g - w).abs() < 1e-12,
+                "{sa:?} * {sb:?} -> {to:?}: {g} against {w}"
+            );
+        }
+    }
+    // A shape the product does not broadcast to is an error naming the operation.
+    let (a, b) = (Tensor::<f64>::ones(&[4, 3]), Tensor::<f64>::ones(&[3]));
+    let err = Tensor::apply(
+        &ops::MulSumTo {
+            c: 1.0,
+            to: vec![4],
+        },
+        &[&a, &b],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("mul_sum_to"), "{err}");
+    let err = Tensor::apply(
+        &ops::MulSumTo { c: 1.0, to: vec![] },
+        &[&a, &Tensor::ones(&[2])],
+    );
+    assert!(err.unwrap_err().to_string().contains("mul_sum_to"));
+}
+
 /// `Element::gemm` against a triple loop, for the matrix-vector and vector-matrix shapes (which
 /// take their own loops) and general ones, with every combination of transposed operands and
 /// with `beta` zero (where `c` may hold NaN and must not be read) and non-zero.

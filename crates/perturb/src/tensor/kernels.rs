@@ -383,6 +383,78 @@ pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T
     out
 }
 
+/// `c a b` summed down to `to` without the product's buffer: one pass where `a` and `b` each
+/// have the broadcast shape `out` (or are one value) and `to` is one value, a row of `out`
+/// repeated over its leading axes, or one value per trailing block of `out`; `None` for the
+/// other layouts. The reverse rule of a product with a broadcast input (a learnt scale, a
+/// bias-like factor) is such a sum, and by hand it is one loop.
+pub(crate) fn product_sum_to<T: Element>(
+    c: T,
+    a: &[T],
+    b: &[T],
+    out: &[usize],
+    to: &[usize],
+) -> Option<Vec<T>> {
+    let total: usize = out.iter().product();
+    let fits = |x: &[T]| x.len() == total || x.len() == 1;
+    if total == 0 || !fits(a) || !fits(b) {
+        return None;
+    }
+    // One operand of one value is a factor of the sum; `a` is then the other.
+    let (a, b, c) = match (a.len() == total, b.len() == total) {
+        (true, true) => (a, Some(b), c),
+        (true, false) => (a, None, c * b[0]),
+        (false, true) => (b, None, c * a[0]),
+        (false, false) => return None,
+    };
+    let dot = |range: std::ops::Range<usize>| match b {
+        Some(b) => dot(&a[range.clone()], &b[range]),
+        None => sum(&a[range]),
+    };
+    let mut sums = buffers::filled(to.iter().product(), T::zero());
+    match layout(out, to) {
+        Layout::Leading(_) if sums.len() == 1 => sums[0] = dot(0..total),
+        Layout::Leading(_) => {
+            let width = sums.len();
+            for start in (0..total).step_by(width) {
+                let row = &a[start..start + width];
+                match b {
+                    Some(b) => {
+                        let other = &b[start..start + width];
+                        for ((s, &x), &y) in sums.iter_mut().zip(row).zip(other) {
+                            *s += x * y;
+                        }
+                    }
+                    None => sums.iter_mut().zip(row).for_each(|(s, &x)| *s += x),
+                }
+            }
+        }
+        Layout::Trailing(block) => {
+            for (i, s) in sums.iter_mut().enumerate() {
+                *s = dot(i * block..(i + 1) * block);
+            }
+        }
+        Layout::Same | Layout::General => return None,
+    }
+    sums.iter_mut().for_each(|s| *s = c * *s);
+    Some(sums)
+}
+
+/// The sum of `a[i] b[i]`, in eight running sums as [`sum`].
+fn dot<T: Element>(a: &[T], b: &[T]) -> T {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [T::zero(); 8];
+    let (chunks_a, chunks_b) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail = (chunks_a.remainder().iter().zip(chunks_b.remainder()))
+        .fold(T::zero(), |s, (&x, &y)| s + x * y);
+    for (ca, cb) in chunks_a.zip(chunks_b) {
+        for ((s, &x), &y) in acc.iter_mut().zip(ca).zip(cb) {
+            *s += x * y;
+        }
+    }
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+}
+
 /// Copies `x` (of shape `from`) to the broadcast shape `to`.
 pub(crate) fn broadcast_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T> {
     let total: usize = to.iter().product();

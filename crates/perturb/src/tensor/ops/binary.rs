@@ -455,15 +455,7 @@ pub(super) fn product_onto<A: Array>(
     input: &A,
     out: &[usize],
 ) -> Result<(), Error> {
-    let stretched;
-    let g = if g.shape() == out
-        || kernels::broadcast_shape("mul", g.shape(), other.shape()).is_ok_and(|s| s == out)
-    {
-        g
-    } else {
-        stretched = g.try_broadcast_to(out)?;
-        &stretched
-    };
+    let g = &stretched_against(g, other, out)?;
     if let Some(sum) = slot.take() {
         // A window waiting to be placed (a narrow's cotangent) is placed first.
         let sum = sum.settled()?;
@@ -482,9 +474,28 @@ pub(super) fn product_onto<A: Array>(
     Cotangent::accumulate(slot, Cotangent::new(product_term(c, g, other, input)?))
 }
 
-/// The cotangent term `c g other` of `input` in a product, summed back to `input`'s shape.
-fn product_term<A: Array>(c: f64, g: &A, other: &A, input: &A) -> Result<A, Error> {
-    unbroadcast(ScaledMul(c).of(g, other)?, input)
+/// `g`, the cotangent of a product of shape `out` possibly kept smaller, as it is where the
+/// product with `other` broadcasts it to `out` anyway, else stretched to `out` first.
+pub(super) fn stretched_against<A: Array>(g: &A, other: &A, out: &[usize]) -> Result<A, Error> {
+    if g.shape() == out
+        || kernels::broadcast_shape("mul", g.shape(), other.shape()).is_ok_and(|s| s == out)
+    {
+        Ok(g.clone())
+    } else {
+        g.try_broadcast_to(out)
+    }
+}
+
+/// The cotangent term `c g other` of `input` in a product, summed back to `input`'s shape
+/// (in the same pass as the product, [`MulSumTo`](super::MulSumTo), where it was broadcast).
+/// `g` and `other` broadcast to the product's shape.
+pub(super) fn product_term<A: Array>(c: f64, g: &A, other: &A, input: &A) -> Result<A, Error> {
+    let out = kernels::broadcast_shape("mul", g.shape(), other.shape())?;
+    if out == input.shape() {
+        return ScaledMul(c).of(g, other);
+    }
+    let to = input.shape().to_vec();
+    A::apply(&super::MulSumTo { c, to }, &[g, other])
 }
 
 /// `d + c a b` for a constant `c`, with numpy broadcasting: a scaled product added onto a

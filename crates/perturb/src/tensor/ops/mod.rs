@@ -39,6 +39,7 @@ mod cumsum;
 mod elementwise;
 mod index;
 pub(crate) mod linalg;
+mod mul_sum_to;
 mod pointwise;
 pub(crate) mod pool;
 mod reduce;
@@ -57,6 +58,7 @@ pub use elementwise::{
 };
 pub(crate) use linalg::Dense;
 pub use linalg::{Cholesky, Det, Eigh, Inverse, MatMul, Norm, Qr, Slogdet, Solve, TriangularSolve};
+pub use mul_sum_to::MulSumTo;
 pub use pointwise::{Pointwise, PointwiseBinary, PointwiseRule};
 pub use pool::{AvgPool2d, MaxPool2d, MaxPool2dIndex, Pool2d};
 pub use shape::{BroadcastTo, Narrow, PadNarrow, PadPair, Permute, Reshape, SumTo};

@@ -265,7 +265,11 @@ impl Op for SumTo {
 }
 
 /// Checks that `small` broadcasts to exactly `big` (a shape a tensor can have).
-fn check_broadcast(op: &'static str, small: &[usize], big: &[usize]) -> Result<(), Error> {
+pub(super) fn check_broadcast(
+    op: &'static str,
+    small: &[usize],
+    big: &[usize],
+) -> Result<(), Error> {
     element_count(op, big)?;
     match kernels::broadcast_shape(op, small, big) {
         Ok(shape) if shape == big => Ok(()),

@@ -332,14 +332,15 @@ fn row_major<F: RealField + Copy>(m: MatRef<'_, F>) -> Vec<F> {
     out
 }
 
-fn cholesky<F: RealField + Copy>(a: &[F], n: usize) -> Result<Vec<F>, usize> {
+/// The lower Cholesky factor of the row-major `out` (`n x n`), in place; `Err(pivot)` where
+/// the matrix is not positive definite.
+fn cholesky_in_place<F: RealField + Copy>(out: &mut [F], n: usize) -> Result<(), usize> {
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::cholesky::llt::factor;
     // Factored in place in a row-major copy (the transpose of a column-major view): faer reads
     // and writes only the lower triangle of any layout, and the copies into its column-major
     // layout and back were 6% of the Gaussian-process benchmark at n = 500.
-    let mut out = a.to_vec();
-    let l = faer::MatMut::from_column_major_slice_mut(&mut out, n, n).transpose_mut();
+    let l = faer::MatMut::from_column_major_slice_mut(out, n, n).transpose_mut();
     let par = par(n);
     let mut mem = MemBuffer::new(factor::cholesky_in_place_scratch::<F>(
         n,
@@ -359,7 +360,7 @@ fn cholesky<F: RealField + Copy>(a: &[F], n: usize) -> Result<Vec<F>, usize> {
     for i in 0..n {
         out[i * n + i + 1..(i + 1) * n].fill(F::zero_impl());
     }
-    Ok(out)
+    Ok(())
 }
 
 fn cholesky_inverse<F: RealField + Copy>(l: &[F], n: usize) -> Vec<F> {
@@ -608,7 +609,10 @@ macro_rules! impl_dense {
     ($t:ty) => {
         impl Dense for $t {
             fn cholesky(a: &[Self], n: usize) -> Result<Vec<Self>, usize> {
-                cholesky(a, n)
+                // The copy factored in place, in a buffer from the tensors' pool.
+                let mut out = crate::tensor::buffers::collect(a.len(), a.iter().copied());
+                cholesky_in_place(&mut out, n)?;
+                Ok(out)
             }
             fn cholesky_inverse(l: &[Self], n: usize) -> Vec<Self> {
                 cholesky_inverse(l, n)

@@ -5,7 +5,7 @@ use super::triangular::{
 };
 use crate::error::Error;
 use crate::tensor::array::or_panic;
-use crate::tensor::batched;
+use crate::tensor::{batched, buffers};
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
 /// The lower Cholesky factor `L` of a symmetric positive definite matrix, `A = L Lᵀ`, batched
@@ -149,16 +149,22 @@ impl Op for Cholesky {
         let (_, n) = square("cholesky", a.shape())?;
         let batch = &a.shape()[..a.ndim() - 2];
         let data = a.as_slice();
-        let mut out = vec![T::zero(); data.len()];
+        let not_positive_definite = |(member, pivot)| Error::NotPositiveDefinite {
+            op: "cholesky",
+            member: unravel(member, batch),
+            pivot,
+        };
+        if n > 0 && data.len() == n * n {
+            // One matrix: the factor's buffer is the result, not copied into another.
+            let l = T::cholesky(data, n).map_err(|pivot| not_positive_definite((0, pivot)))?;
+            return Ok(Tensor::from_parts(l, a.shape().to_vec()));
+        }
+        let mut out = buffers::filled(data.len(), T::zero());
         for_each_member(&mut out, n * n, n * n * n, |i, l| {
             l.copy_from_slice(&T::cholesky(&data[i * n * n..(i + 1) * n * n], n)?);
             Ok(())
         })
-        .map_err(|(member, pivot)| Error::NotPositiveDefinite {
-            op: "cholesky",
-            member: unravel(member, batch),
-            pivot,
-        })?;
+        .map_err(not_positive_definite)?;
         Ok(Tensor::from_parts(out, a.shape().to_vec()))
     }
 
@@ -383,7 +389,7 @@ impl Op for CholeskyAdjoint {
             });
         }
         let (ld, bd) = (l.as_slice(), l_bar.as_slice());
-        let mut out = vec![T::zero(); ld.len()];
+        let mut out = buffers::filled(ld.len(), T::zero());
         let done = for_each_member(&mut out, n * n, n * n * n, |i, a_bar| {
             let base = i * n * n;
             for r in 0..n {

@@ -6,9 +6,9 @@ use rayon::prelude::*;
 use super::backend::Triangle;
 use crate::error::Error;
 use crate::tensor::array::or_panic;
-use crate::tensor::batched;
 use crate::tensor::dense::element_count;
 use crate::tensor::kernels;
+use crate::tensor::{batched, buffers};
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
 /// `x` with `op(T) x = b` for the triangle `T` of `a` that `lower` names, `op` the transpose
@@ -271,7 +271,7 @@ impl Op for Masked {
             super::super::elem::<T>(self.diagonal),
             super::super::elem::<T>(self.off),
         );
-        let mut out = vec![T::zero(); x.len()];
+        let mut out = buffers::filled(x.len(), T::zero());
         if n > 0 {
             let rows = out.chunks_exact_mut(n).zip(x.as_slice().chunks_exact(n));
             for (r, (to, from)) in rows.enumerate() {
@@ -443,7 +443,7 @@ impl Op for TriangularSolve {
         let from_a = member_offsets(&s.batch, &a.shape()[..a.ndim() - 2]);
         let from_b = member_offsets(&s.batch, b_batch);
         let (ad, bd) = (a.as_slice(), b.as_slice());
-        let mut out = vec![T::zero(); s.out.iter().product()];
+        let mut out = buffers::filled(s.out.iter().product(), T::zero());
         let count = from_b.len();
         if count > 1 && a.len() == n * n {
             // One matrix for every member (a stack of tangents, a shared factor): the members'
