@@ -111,8 +111,11 @@ impl Browser {
         answer["value"].clone()
     }
 
+    /// Opens `url` and waits for the page's first evaluation: the page fills in its first
+    /// example once the examples arrive, which would overwrite anything typed before it.
     fn open(&self, url: &str) {
         self.call("POST", "/url", Some(json!({ "url": url })));
+        self.wait("return document.body.dataset.evaluated || null", json!([]));
     }
 
     /// Runs `script` (a function body; `arguments` are `args`) in the page.
