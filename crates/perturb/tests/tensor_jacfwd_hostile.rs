@@ -4,6 +4,9 @@
 //! Also: several leaves of different shapes (a scalar among them), 0-d inputs, a function
 //! returning its input, the input used twice, jacfwd of jacfwd against the Hessian.
 
+mod forward_support;
+use forward_support::SplitMix;
+
 use perturb::tensor::conv::{self, Conv2dOptions, Pool2d};
 use perturb::tensor::{hessian, jacfwd, jacrev, linalg, ops, Array, Tensor};
 
@@ -12,19 +15,10 @@ fn eye(n: usize) -> Tensor<f64> {
 }
 use perturb::Error;
 
-/// Deterministic pseudo-random values in [-1, 1) (splitmix64).
+/// Deterministic pseudo-random values in [-1, 1) (the tables' splitmix64).
 fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        })
-        .collect()
+    let mut rng = SplitMix(seed);
+    (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect()
 }
 
 fn t(shape: &[usize], seed: u64) -> Tensor<f64> {

@@ -3,21 +3,16 @@
 //! several images: ties, NaN and infinities in windows, padding, strides, forward = reverse,
 //! second order, f32, batch sizes around the block size.
 
+mod forward_support;
+use forward_support::SplitMix;
+
 use perturb::tensor::conv::{self, Conv2dOptions, Pool2d};
 use perturb::tensor::{grad, hessian, jacfwd, jacrev, Array, Tensor};
 
+/// Deterministic pseudo-random values in [-1, 1) (the tables' splitmix64).
 fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        })
-        .collect()
+    let mut rng = SplitMix(seed);
+    (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect()
 }
 
 fn t(shape: &[usize], seed: u64) -> Tensor<f64> {
