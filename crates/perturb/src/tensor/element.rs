@@ -303,7 +303,10 @@ fn small_output_dispatch<T: Scalar>(
     true
 }
 
-/// `<a, b>` with four partial sums, so the compiler can keep them in vector registers.
+/// `<a, b>` with four partial sums, so the compiler can keep them in vector registers. They
+/// are added lane by lane (`0 + 2`, `1 + 3`) at the end: `(0 + 1) + (2 + 3)` made the
+/// compiler pair lanes 0 and 2 inside the loop, with two shuffles per four elements (1.6x a
+/// plain loop's instructions).
 fn dot<T: Scalar>(a: &[T], b: &[T]) -> T {
     let mut acc = [T::zero(); 4];
     let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
@@ -318,7 +321,7 @@ fn dot<T: Scalar>(a: &[T], b: &[T]) -> T {
             acc[j] += p[j] * q[j];
         }
     }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+    ((acc[0] + acc[2]) + (acc[1] + acc[3])) + tail
 }
 
 macro_rules! impl_element {
