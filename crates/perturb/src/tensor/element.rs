@@ -307,7 +307,7 @@ fn small_output_dispatch<T: Scalar>(
 /// are added lane by lane (`0 + 2`, `1 + 3`) at the end: `(0 + 1) + (2 + 3)` made the
 /// compiler pair lanes 0 and 2 inside the loop, with two shuffles per four elements (1.6x a
 /// plain loop's instructions).
-fn dot<T: Scalar>(a: &[T], b: &[T]) -> T {
+pub(crate) fn dot<T: Scalar>(a: &[T], b: &[T]) -> T {
     let mut acc = [T::zero(); 4];
     let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
     let tail: T = a4

@@ -44,6 +44,7 @@ mod pointwise;
 pub(crate) mod pool;
 mod reduce;
 mod shape;
+mod softmax_jvp;
 
 pub use argmax::Indices;
 pub(crate) use argmax::{argmax, argmin};
@@ -62,6 +63,7 @@ pub use mul_sum_to::MulSumTo;
 pub use pointwise::{Pointwise, PointwiseBinary, PointwiseRule};
 pub use pool::{AvgPool2d, MaxPool2d, MaxPool2dIndex, Pool2d};
 pub use shape::{BroadcastTo, Narrow, PadNarrow, PadPair, Permute, Reshape, SumTo};
+pub use softmax_jvp::SoftmaxJvp;
 #[allow(unused_imports)]
 pub use {compare::*, index::*, reduce::*};
 

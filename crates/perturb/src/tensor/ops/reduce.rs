@@ -264,11 +264,14 @@ fn softmax_over<T: Element>(x: &Tensor<T>, reduced: &[bool]) -> Tensor<T> {
     Tensor::from_parts(data, x.shape().to_vec())
 }
 
-/// The JVP of softmax over `axes` with output `y`: `y (t - sum(t y))`. The Jacobian
-/// `diag(y) - y y^T` is symmetric, so it is the VJP too.
+/// The JVP of softmax over `axes` with output `y`: `y (t - sum(t y))`, one operation
+/// ([`SoftmaxJvp`](super::SoftmaxJvp)). The Jacobian `diag(y) - y y^T` is symmetric, so it is
+/// the VJP too.
 fn softmax_jvp<A: Array>(axes: &[usize], y: &A, t: &A) -> Result<A, Error> {
-    let dot = t.try_mul(y)?.try_sum_axes(axes, true)?;
-    y.try_mul(&t.try_sub(&dot)?)
+    let op = super::SoftmaxJvp {
+        axes: axes.to_vec(),
+    };
+    A::apply(&op, &[y, t])
 }
 
 /// Softmax over several axes ([`softmax_over`]): the weights of [`LogSumExp`]'s derivative,
