@@ -13,7 +13,7 @@
 mod forward_support;
 
 use forward_support::{check_first_order, check_second_order, Function, SplitMix};
-use perturb::tensor::{Array, Element, Tensor, TensorTape, TensorVar};
+use perturb::tensor::{jacfwd, jacrev, ops, Array, Element, Op, Tensor, TensorTape, TensorVar};
 use perturb::Error;
 
 // ---- Helpers -------------------------------------------------------------------------------
@@ -33,6 +33,12 @@ impl SplitMix {
             .map(|&k| 0.37 * k as f64 - 2.0 + self.uniform(-0.05, 0.05))
             .collect();
         Tensor::from_vec(data, shape).unwrap()
+    }
+}
+
+fn softmax_jvp(axes: &[usize]) -> ops::SoftmaxJvp {
+    ops::SoftmaxJvp {
+        axes: axes.to_vec(),
     }
 }
 
@@ -82,6 +88,8 @@ enum Case {
     LogSumExp(&'static [usize], bool),
     Softmax(usize),
     LogSoftmax(usize),
+    /// `SoftmaxJvp` over these axes, of two inputs `y` and `t`.
+    SoftmaxJvp(&'static [usize]),
     Squeeze(usize),
     SqueezeAll,
     Unsqueeze(usize),
@@ -111,6 +119,7 @@ impl Case {
             Case::LogSumExp(axes, k) => x.try_logsumexp(axes, k),
             Case::Softmax(axis) => x.try_softmax(axis),
             Case::LogSoftmax(axis) => x.try_log_softmax(axis),
+            Case::SoftmaxJvp(axes) => A::apply(&softmax_jvp(axes), &[x, xs[1]]),
             Case::Squeeze(axis) => x.try_squeeze(axis),
             Case::SqueezeAll => Ok(x.squeeze_all()),
             Case::Unsqueeze(axis) => x.try_unsqueeze(axis),
@@ -168,6 +177,18 @@ const ROWS: &[Row] = &[
     Row { name: "softmax", case: Case::Softmax(0), shapes: &[&[2, 3, 4]], domain: U, tol: 1e-7 },
     Row { name: "log_softmax", case: Case::LogSoftmax(1), shapes: &[&[3, 4]], domain: U, tol: 1e-7 },
     Row { name: "log_softmax", case: Case::LogSoftmax(1), shapes: &[&[2, 3, 4]], domain: U, tol: 1e-7 },
+    // softmax's rule: one softmax per row, per column, y repeated along the last axis (a
+    // stack of tangents), over leading blocks, over two axes, t broadcast, y broadcast along
+    // the reduced axis, axes apart, no axis.
+    Row { name: "softmax_jvp", case: Case::SoftmaxJvp(&[1]), shapes: &[&[3, 4], &[3, 4]], domain: U, tol: 1e-8 },
+    Row { name: "softmax_jvp", case: Case::SoftmaxJvp(&[0]), shapes: &[&[3, 4], &[3, 4]], domain: U, tol: 1e-8 },
+    Row { name: "softmax_jvp", case: Case::SoftmaxJvp(&[0]), shapes: &[&[4, 1], &[4, 3]], domain: U, tol: 1e-8 },
+    Row { name: "softmax_jvp", case: Case::SoftmaxJvp(&[1]), shapes: &[&[3, 4], &[2, 3, 4]], domain: U, tol: 1e-8 },
+    Row { name: "softmax_jvp", case: Case::SoftmaxJvp(&[1, 0]), shapes: &[&[2, 3, 1], &[2, 3, 4]], domain: U, tol: 1e-8 },
+    Row { name: "softmax_jvp", case: Case::SoftmaxJvp(&[1]), shapes: &[&[2, 3, 4], &[3, 1]], domain: U, tol: 1e-8 },
+    Row { name: "softmax_jvp", case: Case::SoftmaxJvp(&[0]), shapes: &[&[1, 4], &[3, 4]], domain: U, tol: 1e-8 },
+    Row { name: "softmax_jvp", case: Case::SoftmaxJvp(&[0, 2]), shapes: &[&[2, 3, 4], &[2, 3, 4]], domain: U, tol: 1e-8 },
+    Row { name: "softmax_jvp", case: Case::SoftmaxJvp(&[]), shapes: &[&[3], &[2, 3]], domain: U, tol: 1e-8 },
     Row { name: "squeeze", case: Case::Squeeze(1), shapes: &[&[2, 1, 3]], domain: U, tol: 1e-8 },
     Row { name: "squeeze_all", case: Case::SqueezeAll, shapes: &[&[1, 3, 1, 2]], domain: U, tol: 1e-8 },
     Row { name: "unsqueeze", case: Case::Unsqueeze(1), shapes: &[&[2, 3]], domain: U, tol: 1e-8 },
@@ -242,6 +263,7 @@ fn the_table_has_a_row_for_every_operation() {
         "logsumexp",
         "softmax",
         "log_softmax",
+        "softmax_jvp",
         "squeeze",
         "squeeze_all",
         "unsqueeze",
@@ -531,6 +553,106 @@ fn max_and_min_on_a_small_matrix() {
     let n = t(&[1.0, f64::NAN, 3.0], &[3]);
     assert!(n.max_axes(&[0], false).to_vec()[0].is_nan());
     assert!(n.min_axes(&[0], false).to_vec()[0].is_nan());
+}
+
+/// The `softmax_jvp` rows' inputs: `y` and `t`, and the axes.
+fn softmax_jvp_rows() -> impl Iterator<Item = (&'static [usize], &'static [&'static [usize]])> {
+    ROWS.iter().filter_map(|row| match row.case {
+        Case::SoftmaxJvp(axes) => Some((axes, row.shapes)),
+        _ => None,
+    })
+}
+
+#[test]
+fn softmax_jvp_equals_its_composition_and_a_hand_computed_value() {
+    // Against `y (t - sum(y t))` composed of products, a sum and a difference, in every
+    // layout of the table (the fused kernel, its copies of a broadcast input, the composition
+    // it falls back to).
+    let mut rng = SplitMix(0x5eed_0006);
+    for (axes, shapes) in softmax_jvp_rows() {
+        let (y, t) = (
+            rng.tensor(shapes[0], -2.0, 2.0),
+            rng.tensor(shapes[1], -2.0, 2.0),
+        );
+        let fused = softmax_jvp(axes).eval(&[&y, &t]).unwrap();
+        let dot = y.mul(&t).sum_axes(axes, true);
+        let composed = y.mul(&t.sub(&dot));
+        assert_eq!(fused.shape(), composed.shape(), "{axes:?} {shapes:?}");
+        assert!(
+            fused.all_close(&composed, 1e-14),
+            "{axes:?} {shapes:?}: {:?} vs {:?}",
+            fused.to_vec(),
+            composed.to_vec()
+        );
+    }
+    // y = [1/4, 3/4] repeated along a stack of two tangents, t's columns [1, 0] and [0, 1]:
+    // sum(y t) = 1/4 and 3/4; y (t - sum) = [3/16, -3/16] and [-3/16, 3/16].
+    let y = t(&[0.25, 0.75], &[2, 1]);
+    let stack = t(&[1.0, 0.0, 0.0, 1.0], &[2, 2]);
+    let got = softmax_jvp(&[0]).eval(&[&y, &stack]).unwrap();
+    let c = 3.0 / 16.0;
+    assert_close(
+        &got,
+        &[c, -c, -c, c],
+        &[2, 2],
+        1e-16,
+        "softmax_jvp of a stack",
+    );
+}
+
+/// `op(y, t)` on any array type.
+fn apply_pair<A: Array>(op: &ops::SoftmaxJvp, y: &A, t: &A) -> Result<A, Error> {
+    A::apply(op, &[y, t])
+}
+
+#[test]
+fn softmax_jvp_under_jacfwd_equals_jacrev() {
+    // jacfwd keeps its tangents as a stack along the last axis: with respect to t alone (y a
+    // single value) and to both inputs (two stacks), through the trailing batching rule;
+    // jacrev's stacks of cotangents run along the first axis.
+    let mut rng = SplitMix(0x5eed_0007);
+    for (axes, shapes) in softmax_jvp_rows() {
+        let (y, t) = (
+            rng.tensor(shapes[0], -2.0, 2.0),
+            rng.tensor(shapes[1], -2.0, 2.0),
+        );
+        let op = softmax_jvp(axes);
+        let fwd = jacfwd(|t| apply_pair(&op, &t.constant_like(&y), t), &t).unwrap();
+        let rev = jacrev(|t| apply_pair(&op, &t.constant_like(&y), t), &t).unwrap();
+        assert!(fwd.all_close(&rev, 1e-14), "{axes:?} {shapes:?}: along t");
+        let (fy, ft) = jacfwd(|(y, t)| apply_pair(&op, y, t), &(y.clone(), t.clone())).unwrap();
+        let (ry, rt) = jacrev(|(y, t)| apply_pair(&op, y, t), &(y.clone(), t.clone())).unwrap();
+        assert!(
+            fy.all_close(&ry, 1e-14),
+            "{axes:?} {shapes:?}: along y of both"
+        );
+        assert!(
+            ft.all_close(&rt, 1e-14),
+            "{axes:?} {shapes:?}: along t of both"
+        );
+        assert!(
+            ft.all_close(&fwd, 1e-14),
+            "{axes:?} {shapes:?}: t alone and of both"
+        );
+    }
+}
+
+#[test]
+fn softmax_jvp_errors_name_the_operation_and_the_cause() {
+    let (y, t3) = (t(&[0.5, 0.5, 0.0], &[3]), t(&[1.0, 2.0, 3.0], &[3]));
+    let errors = [
+        (softmax_jvp(&[0]).eval(&[&y]), "takes 2 inputs"),
+        (softmax_jvp(&[1]).eval(&[&y, &t3]), "axis 1 is out of range"),
+        (softmax_jvp(&[0, 0]).eval(&[&y, &t3]), "axis 0 is repeated"),
+        (softmax_jvp(&[0]).eval(&[&y, &t(&[1.0; 4], &[4])]), "[4]"),
+    ];
+    for (result, cause) in errors {
+        let message = result.unwrap_err().to_string();
+        assert!(
+            message.contains("softmax_jvp") && message.contains(cause),
+            "{message}"
+        );
+    }
 }
 
 #[test]
