@@ -555,12 +555,26 @@ fn max_and_min_on_a_small_matrix() {
     assert!(n.min_axes(&[0], false).to_vec()[0].is_nan());
 }
 
-/// The `softmax_jvp` rows' inputs: `y` and `t`, and the axes.
-fn softmax_jvp_rows() -> impl Iterator<Item = (&'static [usize], &'static [&'static [usize]])> {
-    ROWS.iter().filter_map(|row| match row.case {
-        Case::SoftmaxJvp(axes) => Some((axes, row.shapes)),
-        _ => None,
-    })
+/// The `softmax_jvp` rows of the table: their axes and shapes, and inputs `y` and `t` drawn
+/// from `seed`.
+type JvpPoint = (
+    &'static [usize],
+    &'static [&'static [usize]],
+    Tensor<f64>,
+    Tensor<f64>,
+);
+
+fn softmax_jvp_points(seed: u64) -> Vec<JvpPoint> {
+    let mut rng = SplitMix(seed);
+    ROWS.iter()
+        .filter_map(|row| match row.case {
+            Case::SoftmaxJvp(axes) => {
+                let y = rng.tensor(row.shapes[0], -2.0, 2.0);
+                Some((axes, row.shapes, y, rng.tensor(row.shapes[1], -2.0, 2.0)))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
@@ -568,12 +582,7 @@ fn softmax_jvp_equals_its_composition_and_a_hand_computed_value() {
     // Against `y (t - sum(y t))` composed of products, a sum and a difference, in every
     // layout of the table (the fused kernel, its copies of a broadcast input, the composition
     // it falls back to).
-    let mut rng = SplitMix(0x5eed_0006);
-    for (axes, shapes) in softmax_jvp_rows() {
-        let (y, t) = (
-            rng.tensor(shapes[0], -2.0, 2.0),
-            rng.tensor(shapes[1], -2.0, 2.0),
-        );
+    for (axes, shapes, y, t) in softmax_jvp_points(0x5eed_0006) {
         let fused = softmax_jvp(axes).eval(&[&y, &t]).unwrap();
         let dot = y.mul(&t).sum_axes(axes, true);
         let composed = y.mul(&t.sub(&dot));
@@ -610,12 +619,7 @@ fn softmax_jvp_under_jacfwd_equals_jacrev() {
     // jacfwd keeps its tangents as a stack along the last axis: with respect to t alone (y a
     // single value) and to both inputs (two stacks), through the trailing batching rule;
     // jacrev's stacks of cotangents run along the first axis.
-    let mut rng = SplitMix(0x5eed_0007);
-    for (axes, shapes) in softmax_jvp_rows() {
-        let (y, t) = (
-            rng.tensor(shapes[0], -2.0, 2.0),
-            rng.tensor(shapes[1], -2.0, 2.0),
-        );
+    for (axes, shapes, y, t) in softmax_jvp_points(0x5eed_0007) {
         let op = softmax_jvp(axes);
         let fwd = jacfwd(|t| apply_pair(&op, &t.constant_like(&y), t), &t).unwrap();
         let rev = jacrev(|t| apply_pair(&op, &t.constant_like(&y), t), &t).unwrap();
