@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::plan::*;
 use crate::error::Error;
 use crate::tensor::kernels::Cost;
-use crate::tensor::Element;
+use crate::tensor::{buffers, Element};
 
 // ---- Kernels ------------------------------------------------------------------------------
 
@@ -33,8 +33,15 @@ const SMALL: usize = 256;
 /// `len` zeros, or an error naming `op` where the memory cannot be had: a shape a tensor may
 /// hold can still be more than the machine has (a 4 x 4 image padded by 2^20 on each side
 /// convolves to 2^42 elements, 35 TB of `f64`), and `vec!` would abort the process.
+///
+/// A result the buffer pool can keep comes from it (a freed tensor's buffer, reused): with the
+/// system allocator, a fresh 6 MB output is mapped, faulted in and handed back on every call.
 fn try_zeros<T: Element>(op: &'static str, len: usize) -> Result<Vec<T>, Error> {
-    let mut v = Vec::new();
+    let mut v = if len.saturating_mul(std::mem::size_of::<T>()) <= buffers::limit() {
+        buffers::take(len)
+    } else {
+        Vec::new()
+    };
     v.try_reserve_exact(len).map_err(|_| {
         invalid(
             op,
