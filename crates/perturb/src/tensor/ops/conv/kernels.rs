@@ -13,6 +13,13 @@ use crate::error::Error;
 use crate::tensor::kernels::Cost;
 use crate::tensor::{buffers, Element};
 
+/// For small images, where each element of an image's unrolled matrix comes from: its offset
+/// in the image's group of channels, or the group's length for a zero of the padding (read
+/// from a zero placed after the group). Built once per call, it makes unrolling a gather of
+/// one load per element; row by row, an 8 x 8 or 4 x 4 image cost a `memset` or `memcpy` call
+/// of a few elements per output row and tap.
+struct GatherTable(Vec<u32>);
+
 // ---- Kernels ------------------------------------------------------------------------------
 
 /// The most elements of an unrolled (im2col) block: 2^22, 32 MiB of `f64` per thread. A layer
@@ -364,7 +371,8 @@ impl Plan {
     }
 
     /// The unrolled windows of group `gi` of `images` (of `x`, whole images) at positions
-    /// `span`, side by side in `cols` (`rows()` rows of `images.len() * span.len()`).
+    /// `span`, side by side in `cols` (`rows()` rows of `images.len() * span.len()`); by the
+    /// [`GatherTable`] where one is given (small images, every position).
     fn unroll<T: Element>(
         &self,
         x: &[T],
@@ -372,13 +380,60 @@ impl Plan {
         images: &Range<usize>,
         span: &Range<usize>,
         cols: &mut [T],
+        table: Option<&GatherTable>,
     ) {
         let xg = self.cx / self.groups * self.x[0] * self.x[1];
         let (len, ld) = (span.len(), images.len() * span.len());
+        if let Some(table) = table {
+            let mut padded = vec![T::zero(); xg + 1];
+            for (j, i) in images.clone().enumerate() {
+                padded[..xg].copy_from_slice(&x[i * self.x_image() + gi * xg..][..xg]);
+                for (row, taps) in cols.chunks_mut(ld).zip(table.0.chunks_exact(len)) {
+                    for (o, &t) in row[j * len..(j + 1) * len].iter_mut().zip(taps) {
+                        *o = padded[t as usize];
+                    }
+                }
+            }
+            return;
+        }
         for (j, i) in images.clone().enumerate() {
             let x = &x[i * self.x_image() + gi * xg..][..xg];
             self.im2col(x, cols, (ld, j * len), span);
         }
+    }
+
+    /// The [`GatherTable`] of this convolution where its images are unrolled in blocks of
+    /// several (small images), else `None`.
+    fn gather_table(&self) -> Option<GatherTable> {
+        let (p, xg) = (
+            self.positions(),
+            self.cx / self.groups * self.x[0] * self.x[1],
+        );
+        if self.images_per_block() <= 1 || self.span() < p || u32::try_from(xg).is_err() {
+            return None;
+        }
+        let [hx, wx] = self.x;
+        let mut table = Vec::with_capacity(self.rows() * p);
+        for c in 0..self.cx / self.groups {
+            for ki in 0..self.k[0] {
+                let (ylo, yhi, yoff) = self.valid(0, ki);
+                for kj in 0..self.k[1] {
+                    let (xlo, xhi, xoff) = self.valid(1, kj);
+                    for oy in 0..self.y[0] {
+                        for ox in 0..self.y[1] {
+                            let inside = (ylo..yhi).contains(&oy) && (xlo..xhi).contains(&ox);
+                            let at = if inside {
+                                c * hx * wx + self.at(0, oy, yoff) * wx + self.at(1, ox, xoff)
+                            } else {
+                                xg
+                            };
+                            table.push(at as u32);
+                        }
+                    }
+                }
+            }
+        }
+        Some(GatherTable(table))
     }
 
     /// Channels `channels` of `images` of `a` (`[N, cy, positions()]`) at positions `span`,
@@ -413,6 +468,7 @@ impl Plan {
         let (cg, og) = (self.cx / g, self.cy / g);
         let xg = cg * self.x[0] * self.x[1];
         let mut y = try_zeros(op, self.n * self.cy * p)?;
+        let table = self.gather_table();
         self.for_each_block(&mut y, |images, y, [cols, out]| {
             for gi in 0..g {
                 let w = &w[gi * og * k..(gi + 1) * og * k];
@@ -435,7 +491,7 @@ impl Plan {
                         continue;
                     }
                     cols.resize(k * ld, T::zero());
-                    self.unroll(x, gi, &images, &span, cols);
+                    self.unroll(x, gi, &images, &span, cols, table.as_ref());
                     if images.len() == 1 {
                         let y = &mut y[gi * og * p + span.start..];
                         T::gemm(og, k, len, w, (k, 1), cols, (len, 1), T::zero(), y, p);
@@ -513,6 +569,7 @@ impl Plan {
             // bound.
             return Vec::new();
         }
+        let table = self.gather_table();
         let run = |run: Range<usize>| {
             let mut dw = vec![T::zero(); self.cy * k];
             let (mut cols, mut gs) = (Vec::new(), Vec::new());
@@ -540,7 +597,7 @@ impl Plan {
                             &x[images.start * self.x_image() + gi * xg..][..xg]
                         } else {
                             cols.resize(k * ld, T::zero());
-                            self.unroll(x, gi, &images, &span, &mut cols);
+                            self.unroll(x, gi, &images, &span, &mut cols, table.as_ref());
                             &cols
                         };
                         T::gemm(og, ld, k, a, (lda, 1), b, (1, ld), T::one(), dw, k);
