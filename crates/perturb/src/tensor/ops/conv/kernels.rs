@@ -14,8 +14,9 @@ use crate::tensor::kernels::Cost;
 use crate::tensor::{buffers, Element};
 
 /// For small images, where each element of an image's unrolled matrix comes from: its offset
-/// in the image's group of channels, or the group's length for a zero of the padding (read
-/// from a zero placed after the group). Built once per call, it makes unrolling a gather of
+/// in the image's group of channels, or for a zero of the padding a slot after the group, one
+/// per output position (distinct within a row, so that [`Plan::col2im`]'s adjoint, which adds
+/// into them, does not chain its additions through one slot). Built once per call, it makes unrolling a gather of
 /// one load per element; row by row, an 8 x 8 or 4 x 4 image cost a `memset` or `memcpy` call
 /// of a few elements per output row and tap.
 struct GatherTable(Vec<u32>);
@@ -344,12 +345,12 @@ impl Plan {
     }
 
     /// `f(images, chunk, scratch)` for each block of images and its `chunk` of `out`
-    /// (`out.len() / n` per image), in parallel for a large batch; `scratch` is two buffers
+    /// (`out.len() / n` per image), in parallel for a large batch; `scratch` is three buffers
     /// per thread, kept from block to block.
     fn for_each_block<T: Element>(
         &self,
         out: &mut [T],
-        f: impl Fn(Range<usize>, &mut [T], &mut [Vec<T>; 2]) + Sync + Send,
+        f: impl Fn(Range<usize>, &mut [T], &mut [Vec<T>; 3]) + Sync + Send,
     ) {
         if self.n == 0 || out.is_empty() {
             return;
@@ -385,7 +386,7 @@ impl Plan {
         let xg = self.cx / self.groups * self.x[0] * self.x[1];
         let (len, ld) = (span.len(), images.len() * span.len());
         if let Some(table) = table {
-            let mut padded = vec![T::zero(); xg + 1];
+            let mut padded = vec![T::zero(); xg + len];
             for (j, i) in images.clone().enumerate() {
                 padded[..xg].copy_from_slice(&x[i * self.x_image() + gi * xg..][..xg]);
                 for (row, taps) in cols.chunks_mut(ld).zip(table.0.chunks_exact(len)) {
@@ -409,7 +410,7 @@ impl Plan {
             self.positions(),
             self.cx / self.groups * self.x[0] * self.x[1],
         );
-        if self.images_per_block() <= 1 || self.span() < p || u32::try_from(xg).is_err() {
+        if self.images_per_block() <= 1 || self.span() < p || u32::try_from(xg + p).is_err() {
             return None;
         }
         let [hx, wx] = self.x;
@@ -425,7 +426,7 @@ impl Plan {
                             let at = if inside {
                                 c * hx * wx + self.at(0, oy, yoff) * wx + self.at(1, ox, xoff)
                             } else {
-                                xg
+                                xg + oy * self.y[1] + ox
                             };
                             table.push(at as u32);
                         }
@@ -434,6 +435,30 @@ impl Plan {
             }
         }
         Some(GatherTable(table))
+    }
+
+    /// The adjoint of the gather by `table`: one image's columns `col..col + positions()` of
+    /// `cols` (rows `ld` apart) added into the slots they were read from (`padded`, scratch
+    /// zeroed here), then the group's slots added to `x`.
+    fn fold<T: Element>(
+        &self,
+        cols: &[T],
+        (ld, col): (usize, usize),
+        x: &mut [T],
+        table: &GatherTable,
+        padded: &mut Vec<T>,
+    ) {
+        let len = self.positions();
+        padded.clear();
+        padded.resize(x.len() + len, T::zero());
+        for (row, taps) in cols.chunks(ld).zip(table.0.chunks_exact(len)) {
+            for (&v, &t) in row[col..col + len].iter().zip(taps) {
+                padded[t as usize] += v;
+            }
+        }
+        for (o, &v) in x.iter_mut().zip(padded.iter()) {
+            *o += v;
+        }
     }
 
     /// Channels `channels` of `images` of `a` (`[N, cy, positions()]`) at positions `span`,
@@ -469,7 +494,7 @@ impl Plan {
         let xg = cg * self.x[0] * self.x[1];
         let mut y = try_zeros(op, self.n * self.cy * p)?;
         let table = self.gather_table();
-        self.for_each_block(&mut y, |images, y, [cols, out]| {
+        self.for_each_block(&mut y, |images, y, [cols, out, _]| {
             for gi in 0..g {
                 let w = &w[gi * og * k..(gi + 1) * og * k];
                 for span in self.spans() {
@@ -527,7 +552,8 @@ impl Plan {
             // with no output channel holds no element whatever its other lengths).
             return Ok(x);
         }
-        self.for_each_block(&mut x, |images, x, [cols, ys]| {
+        let table = self.gather_table();
+        self.for_each_block(&mut x, |images, x, [cols, ys, padded]| {
             for gi in 0..g {
                 let w = &w[gi * og * k..(gi + 1) * og * k];
                 for span in self.spans() {
@@ -548,7 +574,10 @@ impl Plan {
                     T::gemm(k, og, ld, w, (1, k), b, (ldb, 1), T::zero(), cols, ld);
                     for j in 0..images.len() {
                         let x = &mut x[j * self.x_image() + gi * xg..][..xg];
-                        self.col2im(cols, (ld, j * len), x, &span);
+                        match &table {
+                            Some(table) => self.fold(cols, (ld, j * len), x, table, padded),
+                            None => self.col2im(cols, (ld, j * len), x, &span),
+                        }
                     }
                 }
             }
