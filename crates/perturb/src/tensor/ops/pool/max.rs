@@ -88,6 +88,7 @@ impl Op for MaxPool2dIndex {
         } else {
             Vec::new()
         };
+        let g = g.tiled();
         let data = per_plane(g.planes, g.out_plane(), g.work(&self.pool), |p, out| {
             argmax_plane(&g, &self.pool, &codes, g.plane(x.as_slice(), p), out)
         });
@@ -276,6 +277,7 @@ impl Op for MaxPool2d {
             return Err(mismatch(self.name(), x.shape(), index.shape()));
         }
         let (xs, is) = (x.as_slice(), index.as_slice());
+        let (g0, g) = (&g, g.tiled());
         let bad = AtomicBool::new(false);
         let data = per_plane(
             g.planes,
@@ -290,7 +292,7 @@ impl Op for MaxPool2d {
             },
         );
         if bad.into_inner() {
-            return Err(bad_index(self.name(), &g, &self.pool, is));
+            return Err(bad_index(self.name(), g0, &self.pool, is));
         }
         Ok(Tensor::from_parts(data, g.out_shape))
     }
@@ -360,6 +362,7 @@ impl Op for MaxPool2dScatter {
             return Err(mismatch(self.name(), index.shape(), c.shape()));
         }
         let (cs, is) = (c.as_slice(), index.as_slice());
+        let (g0, g) = (&g, g.tiled());
         let bad = AtomicBool::new(false);
         let data = per_plane(
             g.planes,
@@ -374,9 +377,9 @@ impl Op for MaxPool2dScatter {
             },
         );
         if bad.into_inner() {
-            return Err(bad_index(self.name(), &g, &self.pool, is));
+            return Err(bad_index(self.name(), g0, &self.pool, is));
         }
-        Ok(Tensor::from_parts(data, g.in_shape()))
+        Ok(Tensor::from_parts(data, g0.in_shape()))
     }
 
     fn jvp<A: Array>(&self, x: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
