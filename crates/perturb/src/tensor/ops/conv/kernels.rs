@@ -45,11 +45,27 @@ const SMALL: usize = 256;
 /// A result the buffer pool can keep comes from it (a freed tensor's buffer, reused): with the
 /// system allocator, a fresh 6 MB output is mapped, faulted in and handed back on every call.
 fn try_zeros<T: Element>(op: &'static str, len: usize) -> Result<Vec<T>, Error> {
-    let mut v = if len.saturating_mul(std::mem::size_of::<T>()) <= buffers::limit() {
-        buffers::take(len)
-    } else {
-        Vec::new()
-    };
+    try_result(op, len, false)
+}
+
+/// `len` elements, zeros or whatever a pooled buffer held ([`buffers::stale`]), for a result
+/// every element of which the products write (`beta = 0`): the forward convolution's output,
+/// which zeroing cost a pass over 6 MB per call in the conv benchmark. Errors as
+/// [`try_zeros`].
+fn try_overwritten<T: Element>(op: &'static str, len: usize) -> Result<Vec<T>, Error> {
+    try_result(op, len, true)
+}
+
+/// [`try_zeros`], or [`try_overwritten`] when `stale` is allowed.
+fn try_result<T: Element>(op: &'static str, len: usize, stale: bool) -> Result<Vec<T>, Error> {
+    if len.saturating_mul(std::mem::size_of::<T>()) <= buffers::limit() {
+        return Ok(if stale {
+            buffers::stale(len)
+        } else {
+            buffers::filled(len, T::zero())
+        });
+    }
+    let mut v = Vec::new();
     v.try_reserve_exact(len).map_err(|_| {
         invalid(
             op,
@@ -492,7 +508,7 @@ impl Plan {
         let (k, p, g) = (self.rows(), self.positions(), self.groups);
         let (cg, og) = (self.cx / g, self.cy / g);
         let xg = cg * self.x[0] * self.x[1];
-        let mut y = try_zeros(op, self.n * self.cy * p)?;
+        let mut y = try_overwritten(op, self.n * self.cy * p)?;
         let table = self.gather_table();
         self.for_each_block(&mut y, |images, y, [cols, out, _]| {
             for gi in 0..g {
