@@ -84,6 +84,24 @@ pub(crate) fn take<T: Element>(n: usize) -> Vec<T> {
     Vec::with_capacity(n)
 }
 
+/// `n` elements, whatever they are, for a result every element of which is written before it
+/// is read (a product with `beta = 0`): a pooled buffer keeps the values of the tensor that
+/// held it, so no pass zeroes it; a new one is zeros (from `calloc`, pages the system zeroes
+/// when first written).
+pub(crate) fn stale<T: Element>(n: usize) -> Vec<T> {
+    if n * size_of::<T>() >= MIN_BYTES {
+        if let Some(Some(mut vec)) = with_pool(|pool| pool.take::<T>(n)) {
+            if vec.len() < n {
+                vec.clear();
+                vec.resize(n, T::zero());
+            }
+            vec.truncate(n);
+            return vec;
+        }
+    }
+    vec![T::zero(); n]
+}
+
 /// `n` copies of `value`, in a buffer from [`take`].
 pub(crate) fn filled<T: Element>(n: usize, value: T) -> Vec<T> {
     let mut vec = take(n);

@@ -11,7 +11,15 @@ use rayon::prelude::*;
 use super::plan::*;
 use crate::error::Error;
 use crate::tensor::kernels::Cost;
-use crate::tensor::Element;
+use crate::tensor::{buffers, Element};
+
+/// For small images, where each element of an image's unrolled matrix comes from: its offset
+/// in the image's group of channels, or for a zero of the padding a slot after the group, one
+/// per output position (distinct within a row, so that [`Plan::col2im`]'s adjoint, which adds
+/// into them, does not chain its additions through one slot). Built once per call, it makes unrolling a gather of
+/// one load per element; row by row, an 8 x 8 or 4 x 4 image cost a `memset` or `memcpy` call
+/// of a few elements per output row and tap.
+struct GatherTable(Vec<u32>);
 
 // ---- Kernels ------------------------------------------------------------------------------
 
@@ -33,7 +41,30 @@ const SMALL: usize = 256;
 /// `len` zeros, or an error naming `op` where the memory cannot be had: a shape a tensor may
 /// hold can still be more than the machine has (a 4 x 4 image padded by 2^20 on each side
 /// convolves to 2^42 elements, 35 TB of `f64`), and `vec!` would abort the process.
+///
+/// A result the buffer pool can keep comes from it (a freed tensor's buffer, reused): with the
+/// system allocator, a fresh 6 MB output is mapped, faulted in and handed back on every call.
 fn try_zeros<T: Element>(op: &'static str, len: usize) -> Result<Vec<T>, Error> {
+    try_result(op, len, false)
+}
+
+/// `len` elements, zeros or whatever a pooled buffer held ([`buffers::stale`]), for a result
+/// every element of which the products write (`beta = 0`): the forward convolution's output,
+/// which zeroing cost a pass over 6 MB per call in the conv benchmark. Errors as
+/// [`try_zeros`].
+fn try_overwritten<T: Element>(op: &'static str, len: usize) -> Result<Vec<T>, Error> {
+    try_result(op, len, true)
+}
+
+/// [`try_zeros`], or [`try_overwritten`] when `stale` is allowed.
+fn try_result<T: Element>(op: &'static str, len: usize, stale: bool) -> Result<Vec<T>, Error> {
+    if len.saturating_mul(std::mem::size_of::<T>()) <= buffers::limit() {
+        return Ok(if stale {
+            buffers::stale(len)
+        } else {
+            buffers::filled(len, T::zero())
+        });
+    }
     let mut v = Vec::new();
     v.try_reserve_exact(len).map_err(|_| {
         invalid(
@@ -330,12 +361,12 @@ impl Plan {
     }
 
     /// `f(images, chunk, scratch)` for each block of images and its `chunk` of `out`
-    /// (`out.len() / n` per image), in parallel for a large batch; `scratch` is two buffers
+    /// (`out.len() / n` per image), in parallel for a large batch; `scratch` is three buffers
     /// per thread, kept from block to block.
     fn for_each_block<T: Element>(
         &self,
         out: &mut [T],
-        f: impl Fn(Range<usize>, &mut [T], &mut [Vec<T>; 2]) + Sync + Send,
+        f: impl Fn(Range<usize>, &mut [T], &mut [Vec<T>; 3]) + Sync + Send,
     ) {
         if self.n == 0 || out.is_empty() {
             return;
@@ -357,7 +388,8 @@ impl Plan {
     }
 
     /// The unrolled windows of group `gi` of `images` (of `x`, whole images) at positions
-    /// `span`, side by side in `cols` (`rows()` rows of `images.len() * span.len()`).
+    /// `span`, side by side in `cols` (`rows()` rows of `images.len() * span.len()`); by the
+    /// [`GatherTable`] where one is given (small images, every position).
     fn unroll<T: Element>(
         &self,
         x: &[T],
@@ -365,12 +397,83 @@ impl Plan {
         images: &Range<usize>,
         span: &Range<usize>,
         cols: &mut [T],
+        table: Option<&GatherTable>,
     ) {
         let xg = self.cx / self.groups * self.x[0] * self.x[1];
         let (len, ld) = (span.len(), images.len() * span.len());
+        if let Some(table) = table {
+            let mut padded = vec![T::zero(); xg + len];
+            for (j, i) in images.clone().enumerate() {
+                padded[..xg].copy_from_slice(&x[i * self.x_image() + gi * xg..][..xg]);
+                for (row, taps) in cols.chunks_mut(ld).zip(table.0.chunks_exact(len)) {
+                    for (o, &t) in row[j * len..(j + 1) * len].iter_mut().zip(taps) {
+                        *o = padded[t as usize];
+                    }
+                }
+            }
+            return;
+        }
         for (j, i) in images.clone().enumerate() {
             let x = &x[i * self.x_image() + gi * xg..][..xg];
             self.im2col(x, cols, (ld, j * len), span);
+        }
+    }
+
+    /// The [`GatherTable`] of this convolution where its images are unrolled in blocks of
+    /// several (small images), else `None`.
+    fn gather_table(&self) -> Option<GatherTable> {
+        let (p, xg) = (
+            self.positions(),
+            self.cx / self.groups * self.x[0] * self.x[1],
+        );
+        if self.images_per_block() <= 1 || self.span() < p || u32::try_from(xg + p).is_err() {
+            return None;
+        }
+        let [hx, wx] = self.x;
+        let mut table = Vec::with_capacity(self.rows() * p);
+        for c in 0..self.cx / self.groups {
+            for ki in 0..self.k[0] {
+                let (ylo, yhi, yoff) = self.valid(0, ki);
+                for kj in 0..self.k[1] {
+                    let (xlo, xhi, xoff) = self.valid(1, kj);
+                    for oy in 0..self.y[0] {
+                        for ox in 0..self.y[1] {
+                            let inside = (ylo..yhi).contains(&oy) && (xlo..xhi).contains(&ox);
+                            let at = if inside {
+                                c * hx * wx + self.at(0, oy, yoff) * wx + self.at(1, ox, xoff)
+                            } else {
+                                xg + oy * self.y[1] + ox
+                            };
+                            table.push(at as u32);
+                        }
+                    }
+                }
+            }
+        }
+        Some(GatherTable(table))
+    }
+
+    /// The adjoint of the gather by `table`: one image's columns `col..col + positions()` of
+    /// `cols` (rows `ld` apart) added into the slots they were read from (`padded`, scratch
+    /// zeroed here), then the group's slots added to `x`.
+    fn fold<T: Element>(
+        &self,
+        cols: &[T],
+        (ld, col): (usize, usize),
+        x: &mut [T],
+        table: &GatherTable,
+        padded: &mut Vec<T>,
+    ) {
+        let len = self.positions();
+        padded.clear();
+        padded.resize(x.len() + len, T::zero());
+        for (row, taps) in cols.chunks(ld).zip(table.0.chunks_exact(len)) {
+            for (&v, &t) in row[col..col + len].iter().zip(taps) {
+                padded[t as usize] += v;
+            }
+        }
+        for (o, &v) in x.iter_mut().zip(padded.iter()) {
+            *o += v;
         }
     }
 
@@ -405,8 +508,9 @@ impl Plan {
         let (k, p, g) = (self.rows(), self.positions(), self.groups);
         let (cg, og) = (self.cx / g, self.cy / g);
         let xg = cg * self.x[0] * self.x[1];
-        let mut y = try_zeros(op, self.n * self.cy * p)?;
-        self.for_each_block(&mut y, |images, y, [cols, out]| {
+        let mut y = try_overwritten(op, self.n * self.cy * p)?;
+        let table = self.gather_table();
+        self.for_each_block(&mut y, |images, y, [cols, out, _]| {
             for gi in 0..g {
                 let w = &w[gi * og * k..(gi + 1) * og * k];
                 for span in self.spans() {
@@ -428,7 +532,7 @@ impl Plan {
                         continue;
                     }
                     cols.resize(k * ld, T::zero());
-                    self.unroll(x, gi, &images, &span, cols);
+                    self.unroll(x, gi, &images, &span, cols, table.as_ref());
                     if images.len() == 1 {
                         let y = &mut y[gi * og * p + span.start..];
                         T::gemm(og, k, len, w, (k, 1), cols, (len, 1), T::zero(), y, p);
@@ -464,7 +568,8 @@ impl Plan {
             // with no output channel holds no element whatever its other lengths).
             return Ok(x);
         }
-        self.for_each_block(&mut x, |images, x, [cols, ys]| {
+        let table = self.gather_table();
+        self.for_each_block(&mut x, |images, x, [cols, ys, padded]| {
             for gi in 0..g {
                 let w = &w[gi * og * k..(gi + 1) * og * k];
                 for span in self.spans() {
@@ -485,7 +590,10 @@ impl Plan {
                     T::gemm(k, og, ld, w, (1, k), b, (ldb, 1), T::zero(), cols, ld);
                     for j in 0..images.len() {
                         let x = &mut x[j * self.x_image() + gi * xg..][..xg];
-                        self.col2im(cols, (ld, j * len), x, &span);
+                        match &table {
+                            Some(table) => self.fold(cols, (ld, j * len), x, table, padded),
+                            None => self.col2im(cols, (ld, j * len), x, &span),
+                        }
                     }
                 }
             }
@@ -506,6 +614,7 @@ impl Plan {
             // bound.
             return Vec::new();
         }
+        let table = self.gather_table();
         let run = |run: Range<usize>| {
             let mut dw = vec![T::zero(); self.cy * k];
             let (mut cols, mut gs) = (Vec::new(), Vec::new());
@@ -533,7 +642,7 @@ impl Plan {
                             &x[images.start * self.x_image() + gi * xg..][..xg]
                         } else {
                             cols.resize(k * ld, T::zero());
-                            self.unroll(x, gi, &images, &span, &mut cols);
+                            self.unroll(x, gi, &images, &span, &mut cols, table.as_ref());
                             &cols
                         };
                         T::gemm(og, ld, k, a, (lda, 1), b, (1, ld), T::one(), dw, k);

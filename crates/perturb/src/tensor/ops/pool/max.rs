@@ -88,6 +88,7 @@ impl Op for MaxPool2dIndex {
         } else {
             Vec::new()
         };
+        let g = g.tiled();
         let data = per_plane(g.planes, g.out_plane(), g.work(&self.pool), |p, out| {
             argmax_plane(&g, &self.pool, &codes, g.plane(x.as_slice(), p), out)
         });
@@ -174,30 +175,38 @@ fn argmax_unpadded<T: Element>(
     }
 }
 
-/// `f(o, i)` for each window `o` of one plane and the position `i` in the plane its offset in
-/// `index` (that plane's offsets) points to; `Err(o)` at the first offset that is not a whole
-/// number or leaves the plane.
+/// Where each window of a plane of `g` starts: the offset in the plane of its first element
+/// inside the input, in the output's order (what an index's offsets count from). Computed once
+/// per call for [`each_position`], which the planes share.
+fn window_starts(g: &Geometry, pool: &Pool2d) -> Vec<usize> {
+    let ([sh, sw], [ph, pw]) = (pool.stride, pool.padding);
+    (0..g.rows.count)
+        .flat_map(|oy| {
+            let top = (oy * sh).saturating_sub(ph) * g.w;
+            (0..g.cols.count).map(move |ox| top + (ox * sw).saturating_sub(pw))
+        })
+        .collect()
+}
+
+/// `f(o, i)` for each window `o` of one plane (`starts` from [`window_starts`]) and the
+/// position `i` in the plane its offset in `index` (that plane's offsets) points to; `Err(o)`
+/// at the first offset that is not a whole number or leaves the plane (`len` elements).
 fn each_position<T: Element>(
-    g: &Geometry,
-    pool: &Pool2d,
+    starts: &[usize],
+    len: usize,
     index: &[T],
     mut f: impl FnMut(usize, usize),
 ) -> Result<(), usize> {
-    let ([sh, sw], [ph, pw]) = (pool.stride, pool.padding);
-    let (len, ow) = (g.in_plane(), g.cols.count);
-    for (oy, index) in index.chunks_exact(ow).enumerate() {
-        let top = (oy * sh).saturating_sub(ph) * g.w;
-        for (ox, &code) in index.iter().enumerate() {
-            let (v, o) = (code.to_f64_value(), oy * ow + ox);
-            // Signed, whose conversions are one instruction each way: a NaN becomes 0, unequal
-            // to `v` once converted back, and a value past `isize` saturates, past the plane.
-            let offset = v as isize;
-            let i = (top + (ox * sw).saturating_sub(pw)).saturating_add_signed(offset);
-            if offset as f64 != v || offset < 0 || i >= len {
-                return Err(o);
-            }
-            f(o, i);
+    for (o, (&code, &start)) in index.iter().zip(starts).enumerate() {
+        let v = code.to_f64_value();
+        // Signed, whose conversions are one instruction each way: a NaN becomes 0, unequal
+        // to `v` once converted back, and a value past `isize` saturates, past the plane.
+        let offset = v as isize;
+        let i = start.saturating_add_signed(offset);
+        if offset as f64 != v || offset < 0 || i >= len {
+            return Err(o);
         }
+        f(o, i);
     }
     Ok(())
 }
@@ -205,10 +214,11 @@ fn each_position<T: Element>(
 /// The error for an index holding something other than an offset inside the input: the first
 /// such value, found again.
 fn bad_index<T: Element>(op: &'static str, g: &Geometry, pool: &Pool2d, index: &[T]) -> Error {
+    let starts = window_starts(g, pool);
     let (plane, o) = (0..g.planes)
         .find_map(|p| {
             let plane = &index[p * g.out_plane()..(p + 1) * g.out_plane()];
-            each_position(g, pool, plane, |_, _| {})
+            each_position(&starts, g.in_plane(), plane, |_, _| {})
                 .err()
                 .map(|o| (p, o))
         })
@@ -276,6 +286,8 @@ impl Op for MaxPool2d {
             return Err(mismatch(self.name(), x.shape(), index.shape()));
         }
         let (xs, is) = (x.as_slice(), index.as_slice());
+        let (g0, g) = (&g, g.tiled());
+        let starts = window_starts(&g, &self.pool);
         let bad = AtomicBool::new(false);
         let data = per_plane(
             g.planes,
@@ -284,13 +296,13 @@ impl Op for MaxPool2d {
             |p, out| {
                 let plane = g.plane(xs, p);
                 let index = &is[p * g.out_plane()..(p + 1) * g.out_plane()];
-                if each_position(&g, &self.pool, index, |o, i| out[o] = plane[i]).is_err() {
+                if each_position(&starts, g.in_plane(), index, |o, i| out[o] = plane[i]).is_err() {
                     bad.store(true, Ordering::Relaxed);
                 }
             },
         );
         if bad.into_inner() {
-            return Err(bad_index(self.name(), &g, &self.pool, is));
+            return Err(bad_index(self.name(), g0, &self.pool, is));
         }
         Ok(Tensor::from_parts(data, g.out_shape))
     }
@@ -360,6 +372,8 @@ impl Op for MaxPool2dScatter {
             return Err(mismatch(self.name(), index.shape(), c.shape()));
         }
         let (cs, is) = (c.as_slice(), index.as_slice());
+        let (g0, g) = (&g, g.tiled());
+        let starts = window_starts(&g, &self.pool);
         let bad = AtomicBool::new(false);
         let data = per_plane(
             g.planes,
@@ -368,15 +382,15 @@ impl Op for MaxPool2dScatter {
             |p, out| {
                 let ct = &cs[p * g.out_plane()..(p + 1) * g.out_plane()];
                 let index = &is[p * g.out_plane()..(p + 1) * g.out_plane()];
-                if each_position(&g, &self.pool, index, |o, i| out[i] += ct[o]).is_err() {
+                if each_position(&starts, g.in_plane(), index, |o, i| out[i] += ct[o]).is_err() {
                     bad.store(true, Ordering::Relaxed);
                 }
             },
         );
         if bad.into_inner() {
-            return Err(bad_index(self.name(), &g, &self.pool, is));
+            return Err(bad_index(self.name(), g0, &self.pool, is));
         }
-        Ok(Tensor::from_parts(data, g.in_shape()))
+        Ok(Tensor::from_parts(data, g0.in_shape()))
     }
 
     fn jvp<A: Array>(&self, x: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
