@@ -177,7 +177,8 @@ fn argmax_unpadded<T: Element>(
 
 /// Where each window of a plane of `g` starts: the offset in the plane of its first element
 /// inside the input, in the output's order (what an index's offsets count from). Computed once
-/// per call for [`each_position`], which the planes share.
+/// per call for [`each_position`], which the planes share; as long as a plane of the result,
+/// so only for a batch that has one.
 fn window_starts(g: &Geometry, pool: &Pool2d) -> Vec<usize> {
     let ([sh, sw], [ph, pw]) = (pool.stride, pool.padding);
     (0..g.rows.count)
@@ -287,7 +288,12 @@ impl Op for MaxPool2d {
         }
         let (xs, is) = (x.as_slice(), index.as_slice());
         let (g0, g) = (&g, g.tiled());
-        let starts = window_starts(&g, &self.pool);
+        // None for an empty batch, whose planes may be huge (and the table as long).
+        let starts = if g.planes == 0 {
+            Vec::new()
+        } else {
+            window_starts(&g, &self.pool)
+        };
         let bad = AtomicBool::new(false);
         let data = per_plane(
             g.planes,
@@ -373,7 +379,12 @@ impl Op for MaxPool2dScatter {
         }
         let (cs, is) = (c.as_slice(), index.as_slice());
         let (g0, g) = (&g, g.tiled());
-        let starts = window_starts(&g, &self.pool);
+        // None for an empty batch, whose planes may be huge (and the table as long).
+        let starts = if g.planes == 0 {
+            Vec::new()
+        } else {
+            window_starts(&g, &self.pool)
+        };
         let bad = AtomicBool::new(false);
         let data = per_plane(
             g.planes,
