@@ -230,7 +230,7 @@ fn a_target_in_absolute_form_is_served_and_its_authority_is_the_host() {
             "javascript",
         ),
         (
-            format!("HTTP://LOCALHOST:1/style.css?x=1"),
+            "HTTP://LOCALHOST:1/style.css?x=1".to_string(),
             "localhost",
             "200",
             "text/css",
@@ -250,7 +250,7 @@ fn a_target_in_absolute_form_is_served_and_its_authority_is_the_host() {
             "Host",
         ),
         (
-            format!("http://evil.example:{}/", 80),
+            "http://evil.example:80/".to_string(),
             "127.0.0.1",
             "403",
             "Host",
