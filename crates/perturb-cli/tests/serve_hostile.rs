@@ -2,6 +2,7 @@
 //! slowly, odd request forms. Whatever one client does, the server answers the next one.
 
 mod serve_support;
+mod support;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -208,4 +209,100 @@ fn clients_at_the_same_time_each_get_their_own_answer() {
             }
         }
     });
+}
+
+/// `GET` of `target` with the header `Host: host`, as sent on the wire.
+fn get_of(target: &str, host: &str) -> String {
+    format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+}
+
+#[test]
+fn a_target_in_absolute_form_is_served_and_its_authority_is_the_host() {
+    // RFC 9112 section 3.2.2: a server must accept the absolute form, and then the authority in
+    // the target, not the Host header, names the host.
+    let server = Server::start();
+    let address = server.address();
+    for (target, host, status, wanted) in [
+        (
+            format!("http://{address}/app.js"),
+            "localhost",
+            "200",
+            "javascript",
+        ),
+        (
+            "HTTP://LOCALHOST:1/style.css?x=1".to_string(),
+            "localhost",
+            "200",
+            "text/css",
+        ),
+        (format!("http://{address}"), "localhost", "200", "text/html"),
+        (
+            format!("http://{address}/nothing"),
+            "localhost",
+            "404",
+            "no such page",
+        ),
+        // The target names another host: refused whatever the Host header says.
+        (
+            "http://evil.example/".to_string(),
+            "localhost",
+            "403",
+            "Host",
+        ),
+        (
+            "http://evil.example:80/".to_string(),
+            "127.0.0.1",
+            "403",
+            "Host",
+        ),
+        // A scheme this server does not speak.
+        (
+            format!("https://{address}/"),
+            "localhost",
+            "404",
+            "no such page",
+        ),
+    ] {
+        let answer = raw(&server, get_of(&target, host).as_bytes());
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")) && answer.contains(wanted),
+            "{target}: {answer}"
+        );
+    }
+    still_up(&server);
+}
+
+#[test]
+fn bind_takes_a_host_name_and_resolves_it() {
+    let server = Server::start_with(&["--bind", "localhost"]);
+    still_up(&server);
+    let out = support::perturb(&["serve", "--port", "0", "--bind", "no-such-host.invalid"]);
+    assert!(!out.status.success());
+    assert!(
+        support::stderr(&out).contains("serve: cannot listen on no-such-host.invalid"),
+        "{}",
+        support::stderr(&out)
+    );
+}
+
+#[test]
+fn on_every_interface_the_host_guard_still_refuses_other_names() {
+    // Bound to 0.0.0.0 the server is reachable on 127.0.0.1 too, so a name pointed at
+    // 127.0.0.1 (DNS rebinding) must still be refused; addresses and localhost are served.
+    let server = Server::start_with(&["--bind", "0.0.0.0"]);
+    for (host, status) in [
+        ("evil.example", "403"),
+        ("evil.example:80", "403"),
+        ("localhost", "200"),
+        ("127.0.0.1:1", "200"),
+        ("192.0.2.7:8000", "200"),
+        ("[::1]", "200"),
+    ] {
+        let answer = raw(&server, get_of("/", host).as_bytes());
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{host}: {answer}"
+        );
+    }
+    still_up(&server);
 }

@@ -57,6 +57,38 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The target's path without its query: `/app.js` for `/app.js?x=1` and for the absolute
+    /// form `http://127.0.0.1:8000/app.js` (which RFC 9112 section 3.2.2 obliges a server to
+    /// accept), `/` for `http://127.0.0.1:8000`.
+    pub fn path(&self) -> &str {
+        let path = self
+            .absolute()
+            .map_or(self.target.as_str(), |(_, path)| path);
+        match path.split('?').next().unwrap_or("") {
+            "" => "/",
+            path => path,
+        }
+    }
+
+    /// The host the request names: the authority of a target in absolute form, which then
+    /// overrides the Host header (RFC 9112 section 3.2.2), else the Host header.
+    pub fn host(&self) -> Option<&str> {
+        self.absolute()
+            .map(|(authority, _)| authority)
+            .or_else(|| self.header("Host"))
+    }
+
+    /// A target in absolute form (`http://` in any case), split into its authority and the
+    /// rest (path and query).
+    fn absolute(&self) -> Option<(&str, &str)> {
+        let scheme = self.target.get(..7)?;
+        if !scheme.eq_ignore_ascii_case("http://") {
+            return None;
+        }
+        let rest = &self.target[7..];
+        Some(rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len())))
+    }
+
     /// The value of the header `name`, if it has one.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

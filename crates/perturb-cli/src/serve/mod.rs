@@ -30,14 +30,17 @@ pub struct Args {
     /// The port to listen on (0: any free port, printed when the server starts).
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
-    /// The address to listen on. The default lets only this computer reach the page.
+    /// The address or host name to listen on (`0.0.0.0`: every interface). The default lets
+    /// only this computer reach the page. Whatever the address, only requests naming as their
+    /// host an IP address, `localhost` or this name are answered (against DNS rebinding).
     #[arg(long, default_value = "127.0.0.1", value_name = "ADDRESS")]
-    pub bind: std::net::IpAddr,
+    pub bind: String,
 }
 
 /// Runs the server until the process is stopped; the error is the message to print.
 pub fn run(args: &Args) -> Result<(), String> {
-    let listener = std::net::TcpListener::bind((args.bind, args.port))
+    // A name is resolved, and each of its addresses tried in turn.
+    let listener = std::net::TcpListener::bind((args.bind.as_str(), args.port))
         .map_err(|e| format!("serve: cannot listen on {}:{}: {e}", args.bind, args.port))?;
     let address = listener.local_addr().map_or_else(
         |_| format!("{}:{}", args.bind, args.port),
@@ -48,16 +51,18 @@ pub fn run(args: &Args) -> Result<(), String> {
     std::io::stdout()
         .flush()
         .map_err(|e| format!("serve: cannot write to standard output: {e}"))?;
-    let loopback = args.bind.is_loopback();
+    let bind = args.bind.clone();
     http::serve(&listener, move |request| {
-        if loopback && !local_host(request) {
+        if allowed_host(request, &bind) {
+            answer(request)
+        } else {
             Reply::error(
                 403,
-                "this server answers only pages of this computer (the Host header must be \
-                 localhost or a loopback address)",
+                &format!(
+                    "this server answers only requests whose host (the Host header) is an IP \
+                     address, localhost or {bind:?}"
+                ),
             )
-        } else {
-            answer(request)
         }
     });
     Ok(())
@@ -108,11 +113,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/jacobian", "POST"),
 ];
 
-/// Whether the request names this computer as its host (or names none, as HTTP/1.0 may). A
-/// server on a loopback address refuses other names: a web page elsewhere whose name is made to
-/// point at 127.0.0.1 (DNS rebinding) sends its own name.
-fn local_host(request: &Request) -> bool {
-    let Some(host) = request.header("Host") else {
+/// Whether the request names as its host (or names none, as HTTP/1.0 may) an IP address,
+/// `localhost`, or the name the server was bound to (`bind`). A web page elsewhere whose name is
+/// made to point at this computer (DNS rebinding) sends its own name, and is refused; this holds
+/// on every address, 0.0.0.0 included, since this computer reaches that one on 127.0.0.1 too.
+/// An address is safe to accept: a page whose origin is an address cannot be rebound.
+fn allowed_host(request: &Request, bind: &str) -> bool {
+    let Some(host) = request.host() else {
         return true;
     };
     let name = match host.rsplit_once(':') {
@@ -121,14 +128,13 @@ fn local_host(request: &Request) -> bool {
     };
     let name = name.trim_start_matches('[').trim_end_matches(']');
     name.eq_ignore_ascii_case("localhost")
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+        || name.eq_ignore_ascii_case(bind)
+        || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 fn answer(request: &Request) -> Reply {
     // The query string plays no part in choosing what to answer.
-    let path = request.target.split('?').next().unwrap_or("");
+    let path = request.path();
     let post = request.method == "POST" && ROUTES.contains(&(path, "POST"));
     // Only JSON: a page elsewhere cannot send that to this server without the browser asking
     // first (a CORS preflight, which this server does not grant).

@@ -331,18 +331,34 @@ impl<A: Array> Array for Batched<A> {
         Batched::single(A::lift(value))
     }
 
-    /// The plain value; for a stack, with the stack's axis first.
+    /// The plain value; for a stack, with the stack's axis first. In a stack of stacks the
+    /// outer axis comes first, then the inner ones: `inner.primal()` puts the inner stacks' axes
+    /// first, so this stack's axis (at the front or the back of the rest) moves before them.
     fn primal(&self) -> Tensor<Self::Elem> {
+        let to_front = |p: Tensor<Self::Elem>, axis: usize| {
+            if axis == 0 {
+                return p;
+            }
+            let perm: Vec<usize> = std::iter::once(axis)
+                .chain((0..p.ndim()).filter(|&a| a != axis))
+                .collect();
+            let (data, shape) = super::kernels::permute(p.as_slice(), p.shape(), &perm);
+            Tensor::from_parts(data, shape)
+        };
         match self.layout {
             Layout::Basis { .. } => spread_diagonal(&self.inner.primal()),
             Layout::Trailing => {
                 let p = self.inner.primal();
-                let r = p.ndim() - 1;
-                let perm: Vec<usize> = std::iter::once(r).chain(0..r).collect();
-                let (data, shape) = super::kernels::permute(p.as_slice(), p.shape(), &perm);
-                Tensor::from_parts(data, shape)
+                let last = p.ndim() - 1;
+                to_front(p, last)
             }
-            Layout::Single | Layout::Stacked => self.inner.primal(),
+            Layout::Stacked => {
+                let p = self.inner.primal();
+                // The number of the inner stacks' axes, in front of this one.
+                let inner_stacks = p.ndim() - self.inner.shape().len();
+                to_front(p, inner_stacks)
+            }
+            Layout::Single => self.inner.primal(),
         }
     }
 
