@@ -338,7 +338,7 @@ fn a_tape_grown_while_recording_gives_exact_gradients_and_traces() {
             let x = tape.var(x0);
             let mut y = x + 0.0;
             for i in 1..300 {
-                y = y * (x + i as f64 / 700.0);
+                y *= x + i as f64 / 700.0;
             }
             assert_eq!(tape.len(), 1 + 2 * 300 - 1);
             assert!((y.value() - value).abs() <= 1e-12 * value.abs());
