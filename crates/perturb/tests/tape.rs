@@ -323,3 +323,33 @@ fn the_chain_by_the_tape_matches_forward_mode() {
     let (_, reverse) = perturb::gradient(|x| chain(x[0], 2000), &[0.5_f64]);
     assert!(forward != 0.0 && (reverse[0] - forward).abs() <= 1e-9 * forward.abs());
 }
+
+/// Recording past the buffer's end, again and again (a tape made with room for 3 nodes, then
+/// cleared and reused, plain and traced): every node lands where the sweep reads it, and a
+/// traced tape logs each one. y = prod (x + i/700), dy/dx = y * sum 1 / (x + i/700).
+#[test]
+fn a_tape_grown_while_recording_gives_exact_gradients_and_traces() {
+    let x0 = 0.3_f64;
+    let factors: Vec<f64> = (0..300).map(|i| x0 + i as f64 / 700.0).collect();
+    let value: f64 = factors.iter().product();
+    let exact = value * factors.iter().map(|f| f.recip()).sum::<f64>();
+    for mut tape in [Tape::with_capacity(3), Tape::traced()] {
+        for _ in 0..3 {
+            let x = tape.var(x0);
+            let mut y = x + 0.0;
+            for i in 1..300 {
+                y *= x + i as f64 / 700.0;
+            }
+            assert_eq!(tape.len(), 1 + 2 * 300 - 1);
+            assert!((y.value() - value).abs() <= 1e-12 * value.abs());
+            let g = tape.gradient_wrt(y, &[x]).unwrap()[0];
+            assert!((g - exact).abs() <= 1e-11 * exact.abs(), "{g} vs {exact}");
+            if let Ok(trace) = tape.trace() {
+                assert_eq!(trace.nodes.len(), tape.len());
+                assert_eq!(trace.nodes.last().unwrap().value, y.value());
+                assert_eq!(trace.nodes[0].op, "input");
+            }
+            tape.clear();
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! The tape: a flat arena of recorded operations, swept backwards by a loop.
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +56,10 @@ pub struct Tape<T> {
     // Only `push` mutates the nodes. It runs no user code while it holds the borrow, and the
     // tape is not `Sync`, so no other borrow can be live at the same time.
     nodes: UnsafeCell<Vec<Node<T>>>,
+    // How many nodes `push` may write without its slow path: `min(capacity, NONE)`, or 0 for
+    // a traced tape so that every push logs. Never above the capacity of `nodes`, which is
+    // what lets the fast path write without Vec's own growth check.
+    limit: Cell<usize>,
     // The indices of the inputs (leaves), in order, for `gradient_wrt` to reset.
     leaves: UnsafeCell<Vec<u32>>,
     // Adjoints reused by `gradient_wrt`, all zero between calls; same discipline as `nodes`.
@@ -141,6 +145,7 @@ impl<T: Scalar> Tape<T> {
         Tape {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
             generation: 0,
+            limit: Cell::new(nodes.capacity().min(NONE as usize)),
             nodes: UnsafeCell::new(nodes),
             leaves: UnsafeCell::new(leaves),
             scratch: UnsafeCell::new(Scratch {
@@ -169,6 +174,7 @@ impl<T: Scalar> Tape<T> {
     pub fn traced() -> Self {
         Tape {
             traced: true,
+            limit: Cell::new(0),
             ..Self::new()
         }
     }
@@ -229,13 +235,16 @@ impl<T: Scalar> Tape<T> {
     /// ```
     #[inline]
     pub fn var(&self, value: T) -> Var<'_, T> {
-        let index = self.push(Node {
-            parents: [NONE; 2],
-            partials: [T::zero(); 2],
-        });
+        let index = self.push(
+            Node {
+                parents: [NONE; 2],
+                partials: [T::zero(); 2],
+            },
+            "input",
+            value,
+        );
         // SAFETY: see the `nodes` field; the borrow ends here.
         unsafe { &mut *self.leaves.get() }.push(index);
-        self.log("input", value);
         Var {
             tape: Some(self),
             index,
@@ -485,29 +494,49 @@ impl<T: Scalar> Tape<T> {
     }
 
     #[inline(always)]
-    fn log(&self, op: &'static str, value: T) {
-        if self.traced {
-            // SAFETY: see the `nodes` field; the borrow ends here.
-            unsafe { &mut *self.log.get() }.push((op, value));
-        }
-    }
-
-    #[inline(always)]
     fn nodes(&self) -> &Vec<Node<T>> {
         // SAFETY: see the `nodes` field: no mutable borrow is live outside `push`.
         unsafe { &*self.nodes.get() }
     }
 
+    /// Appends `node` (the result of operation `op`, of value `value`) and returns its index.
+    /// The fast path is one compare against `limit` and the write; growth, the node-count
+    /// limit and a traced tape's log take the cold path, which does not see `node`, so that
+    /// the node stays in registers instead of being built on the stack and copied.
     #[inline(always)]
-    fn push(&self, node: Node<T>) -> u32 {
-        // SAFETY: see the `nodes` field; this borrow ends before the function returns.
+    fn push(&self, node: Node<T>, op: &'static str, value: T) -> u32 {
+        let index = self.nodes().len();
+        if index >= self.limit.get() {
+            self.make_room(op, value);
+        }
+        // SAFETY: see the `nodes` field; this borrow ends before the function returns. The
+        // slot is allocated: `index < limit <= capacity` (see the `limit` field), or
+        // `make_room` reserved it; it is initialised before the length covers it.
+        unsafe {
+            let nodes = &mut *self.nodes.get();
+            nodes.as_mut_ptr().add(index).write(node);
+            nodes.set_len(index + 1);
+        }
+        index as u32
+    }
+
+    /// Room for one more node, for `push` when the buffer is full, the tape holds `NONE`
+    /// nodes, or the tape is traced (then it also logs the node's operation and value).
+    #[cold]
+    #[inline(never)]
+    fn make_room(&self, op: &'static str, value: T) {
+        // SAFETY: see the `nodes` field; these borrows end before the function returns.
         let nodes = unsafe { &mut *self.nodes.get() };
-        let index = nodes.len();
-        if index >= NONE as usize {
+        if nodes.len() >= NONE as usize {
             tape_full();
         }
-        nodes.push(node);
-        index as u32
+        nodes.reserve(1);
+        if self.traced {
+            // SAFETY: as above.
+            unsafe { &mut *self.log.get() }.push((op, value));
+        } else {
+            self.limit.set(nodes.capacity().min(NONE as usize));
+        }
     }
 }
 
@@ -749,10 +778,9 @@ impl<'t, T: Scalar> Var<'t, T> {
         partials: [T; 2],
         value: T,
     ) -> Self {
-        tape.log(op, value);
         Var {
             tape: Some(tape),
-            index: tape.push(Node { parents, partials }),
+            index: tape.push(Node { parents, partials }, op, value),
             value,
         }
     }
