@@ -846,21 +846,35 @@ impl<T: Element> Optimizer<T> for Adam<T> {
                     gs[i] + wd * ps[i]
                 }
             };
+            // One pass over the leaf computes both moments and the parameter (the same
+            // arithmetic, in the same order, as three separate passes: results are unchanged).
             let (ms, vs) = (m.as_slice(), v.as_slice());
-            let new_m = build(g, |i| b1 * ms[i] + (one - b1) * grad(i));
-            let new_v = build(g, |i| b2 * vs[i] + (one - b2) * grad(i) * grad(i));
-            let (nm, nv) = (new_m.as_slice(), new_v.as_slice());
-            let updated = build(p, |i| {
+            let n = ps.len();
+            let (mut nm, mut nv, mut nw) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for i in 0..n {
+                let gi = grad(i);
+                let mi = b1 * ms[i] + (one - b1) * gi;
+                let vi = b2 * vs[i] + (one - b2) * gi * gi;
                 let w = if self.decoupled {
                     ps[i] - lr * wd * ps[i]
                 } else {
                     ps[i]
                 };
-                w - lr * (nm[i] / bc1) / ((nv[i] / bc2).sqrt() + eps)
-            });
-            *p = updated;
-            *m = new_m;
-            *v = new_v;
+                nm.push(mi);
+                nv.push(vi);
+                nw.push(w - lr * (mi / bc1) / ((vi / bc2).sqrt() + eps));
+            }
+            let shape = p.shape().to_vec();
+            let rebuild = |data: Vec<T>, like: &Tensor<T>| {
+                Tensor::from_vec(data, &shape).unwrap_or_else(|_| like.clone())
+            };
+            *m = rebuild(nm, m);
+            *v = rebuild(nv, v);
+            *p = rebuild(nw, p);
         }
         Ok(())
     }
