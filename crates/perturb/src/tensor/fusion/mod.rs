@@ -10,6 +10,10 @@
 //! [`Op::eval_block`]: super::Op::eval_block
 //! [`Op::eval`]: super::Op::eval
 
+mod chain;
+
+pub use chain::{Chain, BLOCK};
+
 use super::vmath::{self, ExpFamily};
 use super::Element;
 

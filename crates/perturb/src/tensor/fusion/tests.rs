@@ -156,3 +156,124 @@ fn operands_that_do_not_fit_are_refused_and_leave_the_block_untouched() {
     );
     assert_eq!(out, [9.0; 4]);
 }
+
+mod chain {
+    use crate::tensor::fusion::{Chain, BLOCK};
+    use crate::tensor::{ops, Array, Tensor};
+
+    /// 2.5 blocks: the last block is short.
+    const LEN: usize = BLOCK * 5 / 2;
+
+    fn vector(seed: u64) -> Tensor<f64> {
+        Tensor::vector(&super::values(seed).repeat(3)[..LEN])
+    }
+
+    /// The Rosenbrock terms `100 (b - a^2)^2 + (1 - a)^2` as a chain, and unfused.
+    fn rosenbrock(a: &Tensor<f64>, b: &Tensor<f64>) -> (Chain<f64>, usize, Tensor<f64>) {
+        let mut chain = Chain::new(a.shape());
+        let (xa, xb) = (
+            chain.leaf(a.clone()).unwrap(),
+            chain.leaf(b.clone()).unwrap(),
+        );
+        let one = chain.leaf(Tensor::scalar(1.0)).unwrap();
+        let a2 = chain.apply(&ops::Square, &[xa]).unwrap();
+        let d = chain.apply(&ops::Sub, &[xb, a2]).unwrap();
+        let d2 = chain.apply(&ops::Square, &[d]).unwrap();
+        let t1 = chain.apply(&ops::Scale(100.0), &[d2]).unwrap();
+        let e = chain.apply(&ops::Sub, &[one, xa]).unwrap();
+        let t2 = chain.apply(&ops::Square, &[e]).unwrap();
+        let f = chain.apply(&ops::Add, &[t1, t2]).unwrap();
+        let eager = b
+            .sub(&a.square())
+            .square()
+            .scale(100.0)
+            .add(&Tensor::scalar(1.0).sub(a).square());
+        (chain, f, eager)
+    }
+
+    #[test]
+    fn a_fused_chain_equals_the_unfused_ops_bit_for_bit() {
+        let (a, b) = (vector(4), vector(5));
+        let (chain, f, eager) = rosenbrock(&a, &b);
+        let fused = &chain.eval(&[f]).unwrap()[0];
+        assert_eq!(fused.shape(), eager.shape());
+        for (i, (x, y)) in fused.as_slice().iter().zip(eager.as_slice()).enumerate() {
+            assert_eq!(x.to_bits(), y.to_bits(), "element {i}: {x} against {y}");
+        }
+        // NaN and infinities in the inputs come through as they do unfused.
+        assert!(fused.as_slice().iter().any(|v| v.is_nan()));
+    }
+
+    #[test]
+    fn a_fused_sum_agrees_with_sum_all_to_rounding() {
+        let (a, b) = (
+            Tensor::vector(&vec![0.5; LEN]),
+            vector(6).map(|v| if v.is_finite() { v } else { 0.0 }),
+        );
+        let (chain, f, eager) = rosenbrock(&a, &b);
+        let (fused, whole) = (chain.sum(f).unwrap(), eager.sum_all().as_slice()[0]);
+        // Per-block partial sums round differently from one pass: a relative 1e-14 of the sum
+        // of magnitudes (all terms are >= 0 here) is some 40 roundings of 2^-52.
+        assert!(
+            (fused - whole).abs() <= 1e-14 * whole,
+            "{fused} against {whole}"
+        );
+        assert!(fused != 0.0);
+    }
+
+    #[test]
+    fn shared_subexpressions_and_several_outputs() {
+        let x = vector(7);
+        let mut chain = Chain::new(x.shape());
+        let n = chain.leaf(x.clone()).unwrap();
+        let e = chain.apply(&ops::Exp, &[n]).unwrap();
+        // e used three times: e * e + e.
+        let ee = chain.apply(&ops::Mul, &[e, e]).unwrap();
+        let y = chain.apply(&ops::Add, &[ee, e]).unwrap();
+        let out = chain.eval(&[y, e, n]).unwrap();
+        let ex = x.exp();
+        let want = ex.mul(&ex).add(&ex);
+        for (got, want) in out.iter().zip([&want, &ex, &x]) {
+            let bits =
+                |t: &Tensor<f64>| t.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(got), bits(want));
+        }
+    }
+
+    #[test]
+    fn scalars_only_empty_tensors_and_errors() {
+        // A chain of 0-d tensors.
+        let mut chain = Chain::new(&[]);
+        let x = chain.leaf(Tensor::scalar(2.0_f64)).unwrap();
+        let y = chain.apply(&ops::Mul, &[x, x]).unwrap();
+        assert_eq!(chain.eval(&[y]).unwrap()[0].to_vec(), vec![4.0]);
+        assert_eq!(chain.sum(y).unwrap(), 4.0);
+        // An empty shape: empty results, a zero sum.
+        let mut chain = Chain::<f64>::new(&[0, 3]);
+        let x = chain.leaf(Tensor::zeros(&[0, 3])).unwrap();
+        let y = chain.apply(&ops::Exp, &[x]).unwrap();
+        assert_eq!(chain.eval(&[y]).unwrap()[0].shape(), &[0, 3]);
+        assert_eq!(chain.sum(y).unwrap(), 0.0);
+        // Errors name the operation and the cause.
+        let mut chain = Chain::new(&[2]);
+        let x = chain.leaf(Tensor::vector(&[1.0_f64, 2.0])).unwrap();
+        let err = chain
+            .leaf(Tensor::vector(&[1.0, 2.0, 3.0]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fusion::Chain::leaf"), "{err}");
+        let err = chain
+            .apply(&ops::MatMul::default(), &[x, x])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("matmul") && err.contains("element-wise"),
+            "{err}"
+        );
+        let err = chain.apply(&ops::Exp, &[x + 5]).unwrap_err().to_string();
+        assert!(err.contains("earlier node"), "{err}");
+        let bad = chain.apply(&ops::Exp, &[x, x]).unwrap();
+        let err = chain.eval(&[bad]).unwrap_err().to_string();
+        assert!(err.contains("exp") && err.contains("2 operand"), "{err}");
+    }
+}
