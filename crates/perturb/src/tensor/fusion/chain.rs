@@ -142,7 +142,7 @@ impl<T: Element> Chain<T> {
             for (buffer, &node) in data.iter_mut().zip(outputs) {
                 match values.get(node) {
                     Operand::Slice(s) => buffer.extend_from_slice(s),
-                    Operand::Scalar(v) => buffer.extend(std::iter::repeat_n(v, values.len())),
+                    Operand::Scalar(v) => buffer.resize(buffer.len() + values.len(), v),
                 }
             }
         })?;
@@ -196,7 +196,7 @@ impl<T: Element> Chain<T> {
                     .collect();
                 if !kernel(&operands, &mut rest[..n]) {
                     return Err(Error::InvalidArgument {
-                        op: *name,
+                        op: name,
                         reason: format!(
                             "no block kernel for {} operand(s) in a fused chain",
                             operands.len()
