@@ -5,8 +5,11 @@ use crate::tensor::{buffers, kernels, Element, Op, Tensor};
 
 use super::Operand;
 
-/// Elements per block: 8 KiB of `f64` per node, so a chain of a dozen nodes stays in L1/L2.
-pub const BLOCK: usize = 1024;
+/// Elements per block: 4 KiB of `f64` per node, so the blocks of a chain of a few nodes stay in L1.
+pub const BLOCK: usize = 512;
+
+/// The most operands one operation of a chain takes (`where` and `mul_add` take three).
+const MAX_ARITY: usize = 4;
 
 type Kernel<T> = Box<dyn Fn(&[Operand<'_, T>], &mut [T]) -> bool>;
 
@@ -114,6 +117,9 @@ impl<T: Element> Chain<T> {
         if !O::ELEMENTWISE {
             return Err(invalid("not an element-wise operation"));
         }
+        if inputs.len() > MAX_ARITY {
+            return Err(invalid("more operands than a fused chain takes"));
+        }
         if inputs.iter().any(|&i| i >= self.nodes.len()) {
             return Err(invalid("an input is not an earlier node of the chain"));
         }
@@ -190,11 +196,13 @@ impl<T: Element> Chain<T> {
                     continue;
                 };
                 let (earlier, rest) = scratch.split_at_mut(i * BLOCK);
-                let operands: Vec<Operand<'_, T>> = inputs
-                    .iter()
-                    .map(|&j| operand(&self.nodes, earlier, j, start, n))
-                    .collect();
-                if !kernel(&operands, &mut rest[..n]) {
+                // On the stack: no allocation per node per block.
+                let mut operands = [Operand::Scalar(T::zero()); MAX_ARITY];
+                for (o, &j) in operands.iter_mut().zip(inputs) {
+                    *o = operand(&self.nodes, earlier, j, start, n);
+                }
+                let operands = &operands[..inputs.len()];
+                if !kernel(operands, &mut rest[..n]) {
                     return Err(Error::InvalidArgument {
                         op: name,
                         reason: format!(

@@ -272,6 +272,11 @@ mod chain {
         );
         let err = chain.apply(&ops::Exp, &[x + 5]).unwrap_err().to_string();
         assert!(err.contains("earlier node"), "{err}");
+        let err = chain.apply(&ops::Add, &[x; 5]).unwrap_err().to_string();
+        assert!(
+            err.contains("add") && err.contains("more operands"),
+            "{err}"
+        );
         let bad = chain.apply(&ops::Exp, &[x, x]).unwrap();
         let err = chain.eval(&[bad]).unwrap_err().to_string();
         assert!(err.contains("exp") && err.contains("2 operand"), "{err}");
