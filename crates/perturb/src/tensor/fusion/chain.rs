@@ -31,7 +31,7 @@ enum Node<T> {
 /// once per block on operands that are still in cache, and only the requested results are
 /// written out, in one pass over memory instead of one per operation. Each operation runs by
 /// its own [`Op::eval_block`], so the values equal unfused evaluation bit for bit; a sum
-/// ([`Chain::sum`]) adds per block, so it may differ from [`Tensor::sum_all`] in rounding.
+/// ([`Chain::sum`]) adds per block, so it may differ from [`Array::sum_all`](crate::tensor::Array::sum_all) in rounding.
 ///
 /// ```
 /// use perturb::tensor::{fusion::Chain, ops, Tensor};
