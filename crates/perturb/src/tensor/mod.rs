@@ -47,6 +47,7 @@ mod deferred;
 mod dense;
 mod dual;
 mod element;
+pub mod fusion;
 pub(crate) mod kernels;
 pub mod linalg;
 mod op;

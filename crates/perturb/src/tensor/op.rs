@@ -137,6 +137,29 @@ pub trait Op: Clone + Debug + 'static {
     /// ```
     const ELEMENTWISE: bool = false;
 
+    /// The value on one block of an element-wise operation's operands, written into `out`:
+    /// each operand a run of `out.len()` elements at the same positions, or one value standing
+    /// for all of them. `false` (and `out` untouched) where the operation has no block kernel
+    /// or the operands do not fit: the default, right for every operation. An element-wise row
+    /// of `ops` gets its kernel from the same closure as its [`eval`](Op::eval), so a fused
+    /// chain computes the same values bit for bit ([`fusion`](super::fusion)).
+    ///
+    /// ```
+    /// use perturb::tensor::{fusion::Operand, ops, Op};
+    /// let mut out = [0.0_f64; 2];
+    /// assert!(ops::Mul.eval_block(&[Operand::Slice(&[1.0, 2.0]), Operand::Scalar(3.0)], &mut out));
+    /// assert_eq!(out, [3.0, 6.0]);
+    /// assert!(!ops::MatMul::default().eval_block(&[Operand::Scalar(1.0)], &mut out));
+    /// ```
+    fn eval_block<T: Element>(
+        &self,
+        inputs: &[super::fusion::Operand<'_, T>],
+        out: &mut [T],
+    ) -> bool {
+        let _ = (inputs, out);
+        false
+    }
+
     /// The shape of the result for inputs of these shapes, where the operation can tell without
     /// running and is sure to succeed on any values of these shapes; `None` where it cannot
     /// tell or the shapes are wrong (running it then reports the error). The default is `None`:

@@ -63,6 +63,15 @@ pub(crate) fn map<T: Element>(x: &[T], f: ExpFamily) -> Vec<T> {
     })
 }
 
+/// `out[i] = f(x[i])` into a block already written (a fused chain's block kernel): the same
+/// loop, so the same values bit for bit, as [`map`].
+pub(crate) fn fill_block<T: Element>(out: &mut [T], x: &[T], f: ExpFamily) {
+    // SAFETY: `MaybeUninit<T>` has the layout of `T`, and `fill` writes only initialised
+    // values, so `out` stays initialised.
+    let out = unsafe { &mut *(out as *mut [T] as *mut [MaybeUninit<T>]) };
+    fill(out, x, f)
+}
+
 /// `out[i] = f(x[i])`, on the vectorised path when the CPU has one.
 fn fill<T: Element>(out: &mut [MaybeUninit<T>], x: &[T], f: ExpFamily) {
     #[cfg(target_arch = "x86_64")]

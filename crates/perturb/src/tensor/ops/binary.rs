@@ -3,6 +3,7 @@
 use crate::error::Error;
 use crate::rules;
 use crate::scalar::BinaryOp;
+use crate::tensor::fusion::{self, Operand};
 use crate::tensor::kernels;
 use crate::tensor::{Array, Cotangent, Element, Op, Tensor, VjpReads};
 
@@ -46,6 +47,10 @@ macro_rules! broadcasting {
 
             fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
                 super::binary_eval($label, inputs, kernels::Cost::$cost, |$a: T, $b: T| $value)
+            }
+
+            fn eval_block<T: Element>(&self, inputs: &[Operand<'_, T>], out: &mut [T]) -> bool {
+                fusion::zip_block(inputs, out, |$a: T, $b: T| $value)
             }
 
             fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
@@ -250,6 +255,14 @@ fn pow_exponent_slope<A: Array>(a: &A, y: &A) -> Result<A, Error> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Scale(pub f64);
 
+impl Scale {
+    /// The value of one element: the one closure behind `eval` and `eval_block`.
+    fn value<T: Element>(self) -> impl Fn(T) -> T + Sync + Send {
+        let c: T = elem(self.0);
+        move |x| c * x
+    }
+}
+
 impl Op for Scale {
     fn name(&self) -> &'static str {
         "scale"
@@ -259,8 +272,11 @@ impl Op for Scale {
     const VJP_READS: VjpReads = VjpReads::NOTHING;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let c: T = elem(self.0);
-        Ok(super::unary("scale", inputs)?.map_with(kernels::Cost::Cheap, |x| c * x))
+        Ok(super::unary("scale", inputs)?.map_with(kernels::Cost::Cheap, self.value()))
+    }
+
+    fn eval_block<T: Element>(&self, inputs: &[Operand<'_, T>], out: &mut [T]) -> bool {
+        fusion::map_block(inputs, out, self.value())
     }
 
     fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
@@ -299,6 +315,14 @@ impl Op for Scale {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AddScalar(pub f64);
 
+impl AddScalar {
+    /// The value of one element: the one closure behind `eval` and `eval_block`.
+    fn value<T: Element>(self) -> impl Fn(T) -> T + Sync + Send {
+        let c: T = elem(self.0);
+        move |x| x + c
+    }
+}
+
 impl Op for AddScalar {
     fn name(&self) -> &'static str {
         "add_scalar"
@@ -308,8 +332,11 @@ impl Op for AddScalar {
     const VJP_READS: VjpReads = VjpReads::NOTHING;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let c: T = elem(self.0);
-        Ok(super::unary("add_scalar", inputs)?.map_with(kernels::Cost::Cheap, |x| x + c))
+        Ok(super::unary("add_scalar", inputs)?.map_with(kernels::Cost::Cheap, self.value()))
+    }
+
+    fn eval_block<T: Element>(&self, inputs: &[Operand<'_, T>], out: &mut [T]) -> bool {
+        fusion::map_block(inputs, out, self.value())
     }
 
     fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {

@@ -9,6 +9,7 @@
 use crate::error::Error;
 use crate::rules;
 use crate::scalar::{BinaryOp, UnaryOp};
+use crate::tensor::fusion::{self, Operand};
 use crate::tensor::kernels;
 use crate::tensor::vmath::ExpFamily;
 use crate::tensor::{Array, Cotangent, Element, Op, Tensor, VjpReads};
@@ -49,6 +50,12 @@ macro_rules! elementwise {
                 let input = super::unary($label, inputs)?;
                 $(return Ok(input.map_exp_family(ExpFamily::$family));)?
                 Ok(input.map_with(kernels::Cost::$cost, |$x: T| $value))
+            }
+
+            #[allow(unreachable_code)]
+            fn eval_block<T: Element>(&self, inputs: &[Operand<'_, T>], out: &mut [T]) -> bool {
+                $(return fusion::family_block(inputs, out, ExpFamily::$family);)?
+                fusion::map_block(inputs, out, |$x: T| $value)
             }
 
             fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {

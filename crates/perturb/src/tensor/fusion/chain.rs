@@ -1,0 +1,261 @@
+//! A chain of element-wise operations on tensors of one shape, run block by block.
+
+use crate::error::Error;
+use crate::tensor::{buffers, kernels, Element, Op, Tensor};
+
+use super::Operand;
+
+/// Elements per block: 4 KiB of `f64` per node, so the blocks of a chain of a few nodes stay in L1.
+pub const BLOCK: usize = 512;
+
+/// The most operands one operation of a chain takes (`where` and `mul_add` take three).
+const MAX_ARITY: usize = 4;
+
+type Kernel<T> = Box<dyn Fn(&[Operand<'_, T>], &mut [T]) -> bool>;
+
+enum Node<T> {
+    /// A tensor of the chain's shape.
+    Leaf(Tensor<T>),
+    /// One value for every element (a 0-d tensor).
+    Scalar(T),
+    /// An element-wise operation of earlier nodes, and its name for errors.
+    Apply {
+        name: &'static str,
+        kernel: Kernel<T>,
+        inputs: Vec<usize>,
+    },
+}
+
+/// A small expression DAG of element-wise operations over tensors of one shape (0-d tensors
+/// standing for every element), evaluated in blocks of [`BLOCK`] elements: each operation runs
+/// once per block on operands that are still in cache, and only the requested results are
+/// written out, in one pass over memory instead of one per operation. Each operation runs by
+/// its own [`Op::eval_block`], so the values equal unfused evaluation bit for bit; a sum
+/// ([`Chain::sum`]) adds per block, so it may differ from [`Array::sum_all`](crate::tensor::Array::sum_all) in rounding.
+///
+/// ```
+/// use perturb::tensor::{fusion::Chain, ops, Tensor};
+/// // (1 - x)^2 as one pass: sub, square.
+/// let mut chain = Chain::new(&[3]);
+/// let x = chain.leaf(Tensor::vector(&[0.0_f64, 1.0, 3.0])).unwrap();
+/// let one = chain.leaf(Tensor::scalar(1.0)).unwrap();
+/// let d = chain.apply(&ops::Sub, &[one, x]).unwrap();
+/// let y = chain.apply(&ops::Square, &[d]).unwrap();
+/// assert_eq!(chain.eval(&[y]).unwrap()[0].to_vec(), vec![1.0, 0.0, 4.0]);
+/// assert_eq!(chain.sum(y).unwrap(), 5.0);
+/// ```
+pub struct Chain<T> {
+    shape: Vec<usize>,
+    len: usize,
+    nodes: Vec<Node<T>>,
+}
+
+impl<T: Element> Chain<T> {
+    /// An empty chain over tensors of `shape`.
+    ///
+    /// ```
+    /// let chain = perturb::tensor::fusion::Chain::<f64>::new(&[2, 3]);
+    /// assert_eq!(chain.shape(), &[2, 3]);
+    /// ```
+    pub fn new(shape: &[usize]) -> Self {
+        Chain {
+            shape: shape.to_vec(),
+            len: shape.iter().product(),
+            nodes: Vec::new(),
+        }
+    }
+
+    /// The shape of every result.
+    ///
+    /// ```
+    /// assert!(perturb::tensor::fusion::Chain::<f32>::new(&[]).shape().is_empty());
+    /// ```
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Adds an input: a tensor of the chain's shape, or a 0-d tensor that stands for every
+    /// element. Any other shape is an error.
+    ///
+    /// ```
+    /// use perturb::tensor::{fusion::Chain, Tensor};
+    /// let mut chain = Chain::new(&[2]);
+    /// assert!(chain.leaf(Tensor::vector(&[1.0_f64, 2.0])).is_ok());
+    /// assert!(chain.leaf(Tensor::vector(&[1.0_f64, 2.0, 3.0])).is_err());
+    /// ```
+    pub fn leaf(&mut self, x: Tensor<T>) -> Result<usize, Error> {
+        let node = if x.shape() == self.shape.as_slice() {
+            Node::Leaf(x)
+        } else if x.shape().is_empty() {
+            Node::Scalar(x.as_slice()[0])
+        } else {
+            return Err(Error::ShapeMismatch {
+                op: "fusion::Chain::leaf",
+                lhs: self.shape.clone(),
+                rhs: x.shape().to_vec(),
+            });
+        };
+        self.nodes.push(node);
+        Ok(self.nodes.len() - 1)
+    }
+
+    /// Adds `op` of earlier nodes. An error where `op` is not element-wise or a node index is
+    /// not an earlier node; an arity the operation refuses is reported when the chain runs.
+    ///
+    /// ```
+    /// use perturb::tensor::{fusion::Chain, ops, Tensor};
+    /// let mut chain = Chain::new(&[1]);
+    /// let x = chain.leaf(Tensor::vector(&[2.0_f64])).unwrap();
+    /// assert!(chain.apply(&ops::Exp, &[x]).is_ok());
+    /// assert!(chain.apply(&ops::MatMul::default(), &[x, x]).is_err());
+    /// ```
+    pub fn apply<O: Op>(&mut self, op: &O, inputs: &[usize]) -> Result<usize, Error> {
+        let invalid = |reason: &str| Error::InvalidArgument {
+            op: "fusion::Chain::apply",
+            reason: format!("{}: {reason}", op.name()),
+        };
+        if !O::ELEMENTWISE {
+            return Err(invalid("not an element-wise operation"));
+        }
+        if inputs.len() > MAX_ARITY {
+            return Err(invalid("more operands than a fused chain takes"));
+        }
+        if inputs.iter().any(|&i| i >= self.nodes.len()) {
+            return Err(invalid("an input is not an earlier node of the chain"));
+        }
+        let op = op.clone();
+        self.nodes.push(Node::Apply {
+            name: op.name(),
+            kernel: Box::new(move |x, out| op.eval_block(x, out)),
+            inputs: inputs.to_vec(),
+        });
+        Ok(self.nodes.len() - 1)
+    }
+
+    /// The values of the `outputs` nodes, in one pass over the inputs.
+    ///
+    /// ```
+    /// use perturb::tensor::{fusion::Chain, ops, Tensor};
+    /// let mut chain = Chain::new(&[2]);
+    /// let x = chain.leaf(Tensor::vector(&[1.0_f64, 2.0])).unwrap();
+    /// let y = chain.apply(&ops::Mul, &[x, x]).unwrap();
+    /// let [x2, y2] = <[_; 2]>::try_from(chain.eval(&[x, y]).unwrap()).unwrap();
+    /// assert_eq!((x2.to_vec(), y2.to_vec()), (vec![1.0, 2.0], vec![1.0, 4.0]));
+    /// ```
+    pub fn eval(&self, outputs: &[usize]) -> Result<Vec<Tensor<T>>, Error> {
+        let mut data: Vec<Vec<T>> = outputs.iter().map(|_| buffers::take(self.len)).collect();
+        self.run(|values| {
+            for (buffer, &node) in data.iter_mut().zip(outputs) {
+                match values.get(node) {
+                    Operand::Slice(s) => buffer.extend_from_slice(s),
+                    Operand::Scalar(v) => buffer.resize(buffer.len() + values.len(), v),
+                }
+            }
+        })?;
+        Ok(data
+            .into_iter()
+            .map(|d| Tensor::from_parts(d, self.shape.clone()))
+            .collect())
+    }
+
+    /// The sum of the elements of node `output`, added block by block in the same pass:
+    /// the node's values are never written out.
+    ///
+    /// ```
+    /// use perturb::tensor::{fusion::Chain, ops, Tensor};
+    /// let mut chain = Chain::new(&[3]);
+    /// let x = chain.leaf(Tensor::vector(&[1.0_f64, 2.0, 3.0])).unwrap();
+    /// let y = chain.apply(&ops::Square, &[x]).unwrap();
+    /// assert_eq!(chain.sum(y).unwrap(), 14.0);
+    /// ```
+    pub fn sum(&self, output: usize) -> Result<T, Error> {
+        let mut total = T::zero();
+        self.run(|values| {
+            total += match values.get(output) {
+                Operand::Slice(s) => kernels::sum(s),
+                Operand::Scalar(v) => v * T::from_f64(values.len() as f64).unwrap_or_else(T::nan),
+            }
+        })?;
+        Ok(total)
+    }
+
+    /// Runs every node on each block in turn, handing `visit` the block's values.
+    fn run(&self, mut visit: impl FnMut(&Values<'_, T>)) -> Result<(), Error> {
+        let mut scratch: Vec<T> = buffers::take(self.nodes.len() * BLOCK);
+        scratch.resize(self.nodes.len() * BLOCK, T::zero());
+        let mut start = 0;
+        while start < self.len.max(1) {
+            let n = BLOCK.min(self.len - start);
+            for (i, node) in self.nodes.iter().enumerate() {
+                let Node::Apply {
+                    name,
+                    kernel,
+                    inputs,
+                } = node
+                else {
+                    continue;
+                };
+                let (earlier, rest) = scratch.split_at_mut(i * BLOCK);
+                // On the stack: no allocation per node per block.
+                let mut operands = [Operand::Scalar(T::zero()); MAX_ARITY];
+                for (o, &j) in operands.iter_mut().zip(inputs) {
+                    *o = operand(&self.nodes, earlier, j, start, n);
+                }
+                let operands = &operands[..inputs.len()];
+                if !kernel(operands, &mut rest[..n]) {
+                    return Err(Error::InvalidArgument {
+                        op: name,
+                        reason: format!(
+                            "no block kernel for {} operand(s) in a fused chain",
+                            operands.len()
+                        ),
+                    });
+                }
+            }
+            visit(&Values {
+                nodes: &self.nodes,
+                scratch: &scratch,
+                start,
+                len: n,
+            });
+            if n == 0 {
+                break;
+            }
+            start += n;
+        }
+        Ok(())
+    }
+}
+
+/// Node `j`'s operand for the block `start..start + n`.
+fn operand<'a, T: Element>(
+    nodes: &'a [Node<T>],
+    scratch: &'a [T],
+    j: usize,
+    start: usize,
+    n: usize,
+) -> Operand<'a, T> {
+    match &nodes[j] {
+        Node::Leaf(x) => Operand::Slice(&x.as_slice()[start..start + n]),
+        Node::Scalar(v) => Operand::Scalar(*v),
+        Node::Apply { .. } => Operand::Slice(&scratch[j * BLOCK..j * BLOCK + n]),
+    }
+}
+
+/// Every node's values on one block.
+struct Values<'a, T> {
+    nodes: &'a [Node<T>],
+    scratch: &'a [T],
+    start: usize,
+    len: usize,
+}
+
+impl<'a, T: Element> Values<'a, T> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn get(&self, j: usize) -> Operand<'a, T> {
+        operand(self.nodes, self.scratch, j, self.start, self.len)
+    }
+}
