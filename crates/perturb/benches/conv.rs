@@ -18,8 +18,11 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use perturb::tensor::conv::{conv2d, Conv2dOptions};
 use perturb::tensor::ops::{Conv, ConvTranspose, ConvWeightGrad};
-use perturb::tensor::{Element, Op, Tensor, TensorTape};
-use rayon::prelude::*;
+use perturb::tensor::{Op, Tensor, TensorTape};
+
+#[path = "conv/baseline.rs"]
+mod baseline;
+use baseline::GemmBaseline;
 
 const N: usize = 64;
 const O: usize = 32;
@@ -59,26 +62,10 @@ fn bench_conv2d(c: &mut Criterion) {
     });
 
     group.bench_function("gemm_baseline", |b| {
-        let (wv, gv) = (w.as_slice(), g.as_slice());
-        // Per image: its unrolled input, its output, the product W^T g; dW per run of images.
-        let cols = vec![0.5f32; K * P];
-        let runs = rayon::current_num_threads().clamp(1, N);
-        let mut outs: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..runs)
-            .map(|_| (vec![0.0; O * P], vec![0.0; K * P], vec![0.0; O * K]))
-            .collect();
-        let per = N.div_ceil(runs);
+        let mut baseline = GemmBaseline::new(N, O, K, P);
         b.iter(|| {
-            outs.par_iter_mut()
-                .enumerate()
-                .for_each(|(r, (y, back, dw))| {
-                    for i in r * per..((r + 1) * per).min(N) {
-                        let gi = &gv[i * O * P..(i + 1) * O * P];
-                        f32::gemm(O, K, P, wv, (K, 1), &cols, (P, 1), 0.0, y, P);
-                        f32::gemm(K, O, P, wv, (1, K), gi, (P, 1), 0.0, back, P);
-                        f32::gemm(O, P, K, gi, (P, 1), &cols, (1, P), 1.0, dw, K);
-                    }
-                });
-            black_box(&outs);
+            baseline.run(w.as_slice(), g.as_slice());
+            black_box(&baseline);
         })
     });
     group.finish();

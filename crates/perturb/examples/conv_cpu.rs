@@ -3,9 +3,12 @@
 //! Run: `cargo run --release -p perturb --example conv_cpu -- 200`.
 use perturb::tensor::conv::{conv2d, Conv2dOptions};
 use perturb::tensor::ops::{Conv, ConvTranspose, ConvWeightGrad};
-use perturb::tensor::{Element, Op, Tensor, TensorTape};
-use rayon::prelude::*;
+use perturb::tensor::{Op, Tensor, TensorTape};
 use std::hint::black_box;
+
+#[path = "../benches/conv/baseline.rs"]
+mod baseline;
+use baseline::GemmBaseline;
 
 fn cpu_ms() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
@@ -57,25 +60,10 @@ fn main() {
                 wg.eval(&[&x, &g]).unwrap(),
             ));
         });
-        let (wv, gv) = (w.as_slice(), g.as_slice());
-        let cols = vec![0.5f32; k * p];
-        let runs = rayon::current_num_threads().clamp(1, n);
-        let mut outs: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..runs)
-            .map(|_| (vec![0.0; o * p], vec![0.0; k * p], vec![0.0; o * k]))
-            .collect();
-        let per = n.div_ceil(runs);
+        let mut baseline = GemmBaseline::new(n, o, k, p);
         time("gemm", &mut || {
-            outs.par_iter_mut()
-                .enumerate()
-                .for_each(|(r, (y, back, dw))| {
-                    for i in r * per..((r + 1) * per).min(n) {
-                        let gi = &gv[i * o * p..(i + 1) * o * p];
-                        f32::gemm(o, k, p, wv, (k, 1), &cols, (p, 1), 0.0, y, p);
-                        f32::gemm(k, o, p, wv, (1, k), gi, (p, 1), 0.0, back, p);
-                        f32::gemm(o, p, k, gi, (p, 1), &cols, (1, p), 1.0, dw, k);
-                    }
-                });
-            black_box(&outs);
+            baseline.run(w.as_slice(), g.as_slice());
+            black_box(&baseline);
         });
     }
 }
