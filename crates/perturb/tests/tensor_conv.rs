@@ -621,6 +621,23 @@ fn blocks_of_small_images_match_one_image_at_a_time() {
     }
 }
 
+/// The forward result is written into a pooled buffer without zeroing it first: whatever a
+/// freed tensor left there must never show. A NaN-filled tensor of the result's size is freed
+/// just before each convolution (so the pool hands its buffer back), for every reference
+/// geometry at a batch large enough to use the pool; the result must equal the direct loop.
+#[test]
+fn a_dirty_pooled_buffer_never_shows_in_a_result() {
+    let mut rng = SplitMix(0xc0_000a);
+    for (geo, [_, c, h, wd], ws) in reference_cases() {
+        let x = rng.tensor(&[16, c, h, wd], -1.0, 1.0);
+        let w = rng.tensor(&ws, -1.0, 1.0);
+        let want = geo.direct(&x, &w);
+        drop(Tensor::full(want.shape(), f64::NAN));
+        let got = conv2d(&x, &w, geo.options());
+        assert_all_close(&format!("{geo:?}"), &got, &want, 1e-13);
+    }
+}
+
 // ---- Errors ----------------------------------------------------------------------------------
 
 fn err2(x: &[usize], w: &[usize], o: Conv2dOptions) -> String {
