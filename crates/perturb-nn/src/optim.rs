@@ -810,6 +810,41 @@ impl<T: Element> Adam<T> {
     }
 }
 
+/// Adam's hyperparameters for one step, bias corrections included.
+struct AdamRates<T> {
+    lr: T,
+    b1: T,
+    b2: T,
+    wd: T,
+    eps: T,
+    bc1: T,
+    bc2: T,
+}
+
+/// One Adam step over a leaf in one pass: both moments and the weight, element by element, in
+/// place. `DECOUPLED` (AdamW) is a constant so that each form is a loop without a branch,
+/// which the compiler vectorises.
+fn adam_pass<T: Element, const DECOUPLED: bool>(
+    r: &AdamRates<T>,
+    ps: &mut [T],
+    ms: &mut [T],
+    vs: &mut [T],
+    gs: &[T],
+) {
+    let one = T::one();
+    let (c1, c2) = (one - r.b1, one - r.b2);
+    let leaf = ps.iter_mut().zip(ms.iter_mut()).zip(vs.iter_mut()).zip(gs);
+    for (((p, m), v), &g) in leaf {
+        let gi = if DECOUPLED { g } else { g + r.wd * *p };
+        let mi = r.b1 * *m + c1 * gi;
+        let vi = r.b2 * *v + c2 * gi * gi;
+        let w = if DECOUPLED { *p - r.lr * r.wd * *p } else { *p };
+        *m = mi;
+        *v = vi;
+        *p = w - r.lr * (mi / r.bc1) / ((vi / r.bc2).sqrt() + r.eps);
+    }
+}
+
 impl<T: Element> Optimizer<T> for Adam<T> {
     fn update_leaves(
         &mut self,
@@ -835,46 +870,31 @@ impl<T: Element> Optimizer<T> for Adam<T> {
         let t = i32::try_from(self.moments.steps).unwrap_or(i32::MAX);
         let one = T::one();
         let (bc1, bc2) = (one - b1.powi(t), one - b2.powi(t));
+        let rates = AdamRates {
+            lr,
+            b1,
+            b2,
+            wd,
+            eps,
+            bc1,
+            bc2,
+        };
         for ((path, p), g) in paths.iter().zip(params.iter_mut()).zip(grads) {
             let [m, v] = self.moments.of(path, p.shape());
-            let ps = p.as_slice();
-            let gs = g.as_slice();
-            let grad = |i: usize| {
-                if self.decoupled {
-                    gs[i]
-                } else {
-                    gs[i] + wd * ps[i]
-                }
-            };
-            // One pass over the leaf computes both moments and the parameter (the same
-            // arithmetic, in the same order, as three separate passes: results are unchanged).
-            let (ms, vs) = (m.as_slice(), v.as_slice());
-            let n = ps.len();
-            let (mut nm, mut nv, mut nw) = (
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            );
-            for i in 0..n {
-                let gi = grad(i);
-                let mi = b1 * ms[i] + (one - b1) * gi;
-                let vi = b2 * vs[i] + (one - b2) * gi * gi;
-                let w = if self.decoupled {
-                    ps[i] - lr * wd * ps[i]
-                } else {
-                    ps[i]
-                };
-                nm.push(mi);
-                nv.push(vi);
-                nw.push(w - lr * (mi / bc1) / ((vi / bc2).sqrt() + eps));
-            }
             let shape = p.shape().to_vec();
-            let rebuild = |data: Vec<T>, like: &Tensor<T>| {
-                Tensor::from_vec(data, &shape).unwrap_or_else(|_| like.clone())
-            };
-            *m = rebuild(nm, m);
-            *v = rebuild(nv, v);
-            *p = rebuild(nw, p);
+            // The leaf's three buffers, updated in place (no copy where nothing else holds them).
+            let take =
+                |t: &mut Tensor<T>| std::mem::replace(t, Tensor::scalar(T::zero())).into_vec();
+            let (mut ms, mut vs, mut ps) = (take(m), take(v), take(p));
+            if self.decoupled {
+                adam_pass::<T, true>(&rates, &mut ps, &mut ms, &mut vs, g.as_slice());
+            } else {
+                adam_pass::<T, false>(&rates, &mut ps, &mut ms, &mut vs, g.as_slice());
+            }
+            let rebuild = |data: Vec<T>| Tensor::from_vec(data, &shape);
+            *m = rebuild(ms)?;
+            *v = rebuild(vs)?;
+            *p = rebuild(ps)?;
         }
         Ok(())
     }

@@ -650,6 +650,38 @@ fn the_index_is_the_offset_of_each_windows_first_maximum() {
     }
 }
 
+/// The 2 x 2, stride 2 windows have a loop of their own (selects, vectorised): ties, NaN
+/// (alone, several, first in a window or last), odd sizes that leave a row or a column out,
+/// and planes stacked into taller ones (an 8 x 8 batch), in f64 and f32.
+#[test]
+fn two_by_two_windows_at_stride_two_find_the_first_maximum_and_the_first_nan() {
+    let mut rng = SplitMix(0x9001_0009);
+    let pool = window([2, 2], [2, 2], [0, 0]);
+    for shape in [
+        [2, 3, 7, 6],
+        [1, 1, 5, 7],
+        [3, 4, 8, 8],
+        [64, 2, 4, 4],
+        [1, 2, 2, 2],
+    ] {
+        let mut values = tied(&mut rng, &shape).to_vec();
+        for v in values.iter_mut() {
+            if rng.next_u64() % 5 == 0 {
+                *v = f64::NAN;
+            }
+        }
+        let x = Tensor::from_vec(values, &shape).unwrap();
+        let index = MaxPool2dIndex { pool }.eval(&[&x]).unwrap();
+        assert_eq!(index.to_vec(), direct_index(pool, &x), "{shape:?}");
+        let single = MaxPool2dIndex { pool }.eval(&[&x.cast::<f32>()]).unwrap();
+        assert_eq!(
+            single.cast::<f64>().to_vec(),
+            index.to_vec(),
+            "{shape:?} in f32"
+        );
+    }
+}
+
 /// `MaxPool2d` at a fixed index (not the input's own maxima), squared if `squared`.
 struct Routed {
     pool: Pool2d,

@@ -116,6 +116,7 @@ fn argmax_plane<T: Element>(g: &Geometry, pool: &Pool2d, codes: &[T], plane: &[T
         // The common kernels get loops of their own, unrolled.
         let (stride, out) = (pool.stride, out);
         return match pool.kernel {
+            [2, 2] if stride == [2, 2] => argmax_2x2(plane, g, codes, out),
             [2, 2] => argmax_unpadded(plane, g, codes, [2, 2], stride, out),
             [3, 3] => argmax_unpadded(plane, g, codes, [3, 3], stride, out),
             kernel => argmax_unpadded(plane, g, codes, kernel, stride, out),
@@ -143,6 +144,30 @@ fn argmax_plane<T: Element>(g: &Geometry, pool: &Pool2d, codes: &[T], plane: &[T
 #[inline(always)]
 fn takes<T: Element>(v: T, max: T) -> bool {
     v > max || (v.is_nan() && !max.is_nan())
+}
+
+/// [`argmax_plane`] for the commonest pooling, 2 x 2 windows at stride 2 without padding: a
+/// row of windows at a time, each window's four elements compared by selects rather than
+/// branches, so that the windows of a row are independent lanes the compiler vectorises (a
+/// branch per element chained each window's compares: about 10 ns a window). Same result as
+/// [`argmax_unpadded`], ties and NaN included; `codes` are the offsets `[0, 1, W, W + 1]`.
+fn argmax_2x2<T: Element>(plane: &[T], g: &Geometry, codes: &[T], out: &mut [T]) {
+    let (w, cols) = (g.w, g.cols.count);
+    let [c0, c1, c2, c3] = [codes[0], codes[1], codes[2], codes[3]];
+    // The running (offset, maximum) and a contender: `takes` as a select, lane by lane.
+    let step = |(best, max): (T, T), v: T, at: T| {
+        let t = (v > max) | (v.is_nan() & !max.is_nan());
+        (if t { at } else { best }, if t { v } else { max })
+    };
+    for (rows, out) in plane.chunks_exact(2 * w).zip(out.chunks_exact_mut(cols)) {
+        let (top, bottom) = rows.split_at(w);
+        let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+        for (o, (a, b)) in out.iter_mut().zip(pairs) {
+            let m = step((c0, a[0]), a[1], c1);
+            let m = step(m, b[0], c2);
+            *o = step(m, b[1], c3).0;
+        }
+    }
 }
 
 /// [`argmax_plane`] for windows inside the input (no padding), each read straight from its
