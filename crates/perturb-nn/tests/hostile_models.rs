@@ -520,3 +520,53 @@ fn tensors_of_other_types_or_absurd_sizes_are_refused_before_their_data_is_read(
     assert!(err.to_string().contains("numbers a file may hold"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The header of the file at `path` replaced by `edit` of its JSON text (padding removed).
+fn edit_header_text(path: &Path, edit: impl Fn(&str) -> String) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let text = edit(std::str::from_utf8(&bytes[8..8 + n]).unwrap().trim_end());
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    std::fs::write(path, out).unwrap();
+}
+
+/// The safetensors format disallows a name given twice in the header: readers disagree on
+/// which entry counts (one that keeps the first sees a tensor of 4 `F32`s where this one sees
+/// 2 `F64`s, over the same bytes). Both of these files loaded, the last entry silently
+/// winning: a tensor listed twice, first with another type and shape, and the metadata's
+/// `architecture` given twice, first as another model's.
+#[test]
+fn a_name_given_twice_in_the_header_is_refused() {
+    let dir = scratch("twice");
+    let path = dir.join("m.safetensors");
+    let model = vec![Tensor::vector(&[1.0_f64, 2.0])];
+    let twice_tensor = |h: &str| {
+        let first = r#""0":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"#;
+        h.replacen(r#""0":"#, &format!("{first}\"0\":"), 1)
+    };
+    let twice_metadata = |h: &str| {
+        h.replacen(
+            r#""architecture":"#,
+            r#""architecture":"other","architecture":"#,
+            1,
+        )
+    };
+    for (edit, name) in [
+        (&twice_tensor as &dyn Fn(&str) -> String, "'0'"),
+        (&twice_metadata, "'architecture'"),
+    ] {
+        io::save(&path, &model, &Header::new("m")).unwrap();
+        edit_header_text(&path, edit);
+        let mut back = vec![Tensor::vector(&[0.0, 0.0])];
+        let err = io::load_into(&mut back, &path, "m").unwrap_err();
+        assert!(matches!(err, FileError::Corrupt { .. }), "{name}: {err}");
+        let text = err.to_string();
+        assert!(text.contains(name) && text.contains("twice"), "{text}");
+        assert_eq!(back[0].to_vec(), [0.0, 0.0]);
+        let err = io::read_header(&path).unwrap_err().to_string();
+        assert!(err.contains(name), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
