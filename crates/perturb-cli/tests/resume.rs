@@ -413,13 +413,17 @@ fn a_checkpoint_that_is_missing_corrupt_or_of_another_run_is_refused_before_trai
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// A copy of the checkpoint `from` in the folder `to`, with the metadata entries `edits` set.
+/// A copy of the checkpoint `from` in the folder `to`, with the metadata entries `edits` set
+/// (a key `tensor NAME` sets that tensor's shape to the JSON `value` instead).
 fn edited_checkpoint(from: &Path, to: &Path, edits: &[(&str, &str)]) {
     let bytes = std::fs::read(from).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     for (key, value) in edits {
-        header["__metadata__"][*key] = serde_json::Value::from(*value);
+        match key.strip_prefix("tensor ") {
+            Some(name) => header[name]["shape"] = serde_json::from_str(value).unwrap(),
+            None => header["__metadata__"][*key] = serde_json::Value::from(*value),
+        }
     }
     let text = header.to_string();
     let mut out = (text.len() as u64).to_le_bytes().to_vec();
@@ -443,7 +447,10 @@ fn edited_checkpoint(from: &Path, to: &Path, edits: &[(&str, &str)]) {
 /// - the best step past the steps taken, or not a whole number (`1e300` became
 ///   18446744073709551615);
 /// - the first loss NaN: the trained model was not saved, "the final training loss is
-///   higher than the first (NaN)".
+///   higher than the first (NaN)";
+/// - best weights of another shape than the model's (`[1, 3]` for a bias `[3]`, the same
+///   bytes): found only after training, by the failed run's save ("Network::with_params:
+///   layers.2.bias has shape [1, 3], expected [3]"), the trained weights lost.
 #[test]
 fn a_checkpoint_whose_counters_disagree_is_refused_before_training() {
     let dir = scratch("counters");
@@ -498,6 +505,14 @@ fn a_checkpoint_whose_counters_disagree_is_refused_before_training() {
         (&[("best_step", "1e300")], "best_step"),
         (&[("best_loss", "NaN")], "best_loss"),
         (&[("first_loss", "NaN")], "first_loss"),
+        (
+            &[
+                ("tensor extra.best.layers.2.bias", "[1, 3]"),
+                ("first_loss", "1e-4"),
+                ("best_loss", "1e-5"),
+            ],
+            "best.layers.2.bias",
+        ),
     ];
     for (k, (edits, named)) in cases.iter().enumerate() {
         let folder = format!("edit{k}");

@@ -249,18 +249,26 @@ pub(super) fn load(dir: &Path, args: &Args, setup: &Setup) -> Result<Progress, S
                 .iter()
                 .map(|(n, t)| (n.as_str(), t))
                 .collect();
-            let params = param_names(setup)
-                .iter()
-                .map(|n| {
-                    by_name
-                        .get(format!("best.{n}").as_str())
-                        .map(|t| (*t).clone())
-                        .ok_or_else(|| {
-                            fail(&format!(
-                                "{}: the best weights lack 'best.{n}'",
-                                file.display()
-                            ))
-                        })
+            let params = setup
+                .model
+                .shapes()
+                .into_iter()
+                .map(|(n, shape)| {
+                    let best = by_name.get(format!("best.{n}").as_str()).ok_or_else(|| {
+                        fail(&format!(
+                            "{}: the best weights lack 'best.{n}'",
+                            file.display()
+                        ))
+                    })?;
+                    // (Extra tensors have any shape in the file: the model's is checked here.)
+                    if best.shape() != shape {
+                        return Err(fail(&format!(
+                            "{}: the best weights' 'best.{n}' has shape {:?}, the model's {shape:?}",
+                            file.display(),
+                            best.shape()
+                        )));
+                    }
+                    Ok((*best).clone())
                 })
                 .collect::<Result<_, _>>()?;
             let step = entry(BEST_STEP)?.parse().map_err(|_| {
