@@ -101,6 +101,46 @@ fn adam_state_with_a_negative_second_moment_from_a_checkpoint_is_refused() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A state that has counted steps but holds no buffers (a checkpoint whose optimiser tensors
+/// and slot list were lost: `perturb.optimizer.slots` `[]`, the file otherwise whole) was
+/// taken as is: the next update made fresh zero moments and went on at step 3, so Adam's
+/// bias correction `1 - beta^3` scaled moments of one step (a step of 0.64 lr where the
+/// uninterrupted run, with the same gradient, steps by lr): other weights than the uninterrupted run's, silently. Sgd's velocity restarted too.
+#[test]
+fn an_optimiser_state_with_steps_but_no_buffers_is_refused_at_the_next_update() {
+    let dir = scratch("no-buffers");
+    let path = dir.join("run.ckpt");
+    let mut model = vec![Tensor::vector(&[1.0_f64, 2.0])];
+    let g = vec![Tensor::vector(&[0.5, 0.5])];
+    let fresh: [fn() -> Box<dyn Optimizer<f64>>; 2] = [
+        || Box::new(Adam::new(0.1)),
+        || Box::new(Sgd::new(0.1, 0.9, false)),
+    ];
+    for fresh in fresh {
+        let mut opt = fresh();
+        opt.step(&mut model, &g).unwrap();
+        opt.step(&mut model, &g).unwrap();
+        let mut state = opt.state();
+        assert_eq!(state.steps, 2);
+        state.slots.clear();
+        let back = through_checkpoint(&path, &mut model, state);
+        let mut resumed = fresh();
+        resumed.load_state(back).unwrap();
+        let before = model.clone();
+        let err = resumed.step(&mut model, &g).unwrap_err().to_string();
+        assert!(
+            err.contains("2 steps") && err.contains("no buffers"),
+            "{err}"
+        );
+        assert_eq!(
+            model[0].to_vec(),
+            before[0].to_vec(),
+            "the weights are unchanged"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn batch_norm_with_a_negative_running_variance_from_a_file_is_an_error_not_nan() {
     let dir = scratch("bn");
