@@ -538,3 +538,41 @@ fn a_checkpoint_whose_counters_disagree_is_refused_before_training() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A checkpoint given to `eval` or `predict` as the model was refused with "perturb: eval:
+/// the metadata has no 'model': not a model saved by perturb train": no file named, and
+/// wrong (perturb train saved it), with no word of what it is or what to give instead.
+#[test]
+fn a_checkpoint_given_as_a_model_is_named_as_a_checkpoint() {
+    let dir = scratch("as-model");
+    run(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "iris",
+            "--hidden",
+            "4",
+            "--epochs",
+            "2",
+            "--checkpoint-every",
+            "2",
+            "--out",
+            "run",
+        ],
+    );
+    let file = Path::new("run")
+        .join("checkpoint")
+        .join("checkpoint.safetensors");
+    let file = file.to_str().unwrap();
+    for command in ["eval", "predict"] {
+        let err = failure(&dir, &[command, "--model", file, "--data", "iris"]);
+        assert!(
+            err.contains(&format!("{file} is a checkpoint of perturb train"))
+                && err.contains("--resume")
+                && err.contains("model.safetensors"),
+            "{err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -120,6 +120,12 @@ impl RunConfig {
     }
 }
 
+/// Whether the metadata of a file (of the library's formats) is a checkpoint's written by
+/// [`save`]: it records a run.
+pub(crate) fn records_a_run(metadata: &BTreeMap<String, String>) -> bool {
+    !RunConfig::from_metadata(metadata).0.is_empty()
+}
+
 /// Writes the state of the run to `dir`/checkpoint.safetensors with the library's checkpoint
 /// (atomically): the weights, the optimiser's state and the step and epoch counters; the best
 /// weights so far as extra tensors (`best.PATH`); in the metadata the run's configuration
@@ -202,14 +208,15 @@ pub(super) fn load(dir: &Path, args: &Args, setup: &Setup) -> Result<Progress, S
     let file = checkpoint_file(dir)?;
     let fail = |e: &dyn std::fmt::Display| format!("--resume {shown}: {e}");
     let header = io::read_header(&file).map_err(|e| fail(&e))?;
-    let saved = RunConfig::from_metadata(&header.metadata);
-    if saved.0.is_empty() {
+    if !records_a_run(&header.metadata) {
         return Err(fail(&format!(
             "{} is not a checkpoint of perturb train (a model file?): it records no run",
             file.display()
         )));
     }
-    let differences = setup.config.differences(&saved);
+    let differences = setup
+        .config
+        .differences(&RunConfig::from_metadata(&header.metadata));
     if !differences.is_empty() {
         return Err(fail(&format!(
             "the checkpoint is of another run: {}. A resumed run takes the options of the run \

@@ -3,6 +3,7 @@
 //! moons with plain gradient descent, `W <- W - alpha dNLL/dW`.
 
 mod checkpoint;
+pub(crate) use checkpoint::records_a_run;
 mod fit;
 mod metrics;
 mod outputs;
