@@ -112,7 +112,8 @@ fn an_optimiser_state_with_steps_but_no_buffers_is_refused_at_the_next_update() 
     let path = dir.join("run.ckpt");
     let mut model = vec![Tensor::vector(&[1.0_f64, 2.0])];
     let g = vec![Tensor::vector(&[0.5, 0.5])];
-    let fresh: [fn() -> Box<dyn Optimizer<f64>>; 2] = [
+    type Fresh = fn() -> Box<dyn Optimizer<f64>>;
+    let fresh: [Fresh; 2] = [
         || Box::new(Adam::new(0.1)),
         || Box::new(Sgd::new(0.1, 0.9, false)),
     ];
@@ -520,15 +521,11 @@ fn a_random_stream_at_the_end_of_its_counter_wraps_without_a_panic() {
 
 /// The file at `path` with its header's JSON changed by `edit` (the data kept).
 fn edit_header(path: &Path, edit: impl Fn(&mut serde_json::Value)) {
-    let bytes = std::fs::read(path).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    edit(&mut header);
-    let text = header.to_string();
-    let mut out = (text.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(text.as_bytes());
-    out.extend_from_slice(&bytes[8 + n..]);
-    std::fs::write(path, out).unwrap();
+    edit_header_text(path, |text| {
+        let mut header: serde_json::Value = serde_json::from_str(text).unwrap();
+        edit(&mut header);
+        header.to_string()
+    });
 }
 
 #[test]
