@@ -320,7 +320,19 @@ fn from_library_file(path: &Path, len: Option<u64>, header: &Header) -> Result<S
             format!("the metadata has no '{key}': not a model saved by perturb train")
         })
     };
-    let arch = read_architecture(&get(MODEL)?, &get).map_err(|e| format!("{where_}: {e}"))?;
+    if !meta.contains_key(MODEL) && crate::train::records_a_run(meta) {
+        let folder = match path.parent().map(Path::display).map(|p| p.to_string()) {
+            Some(p) if !p.is_empty() => p,
+            _ => ".".to_string(),
+        };
+        return Err(format!(
+            "{where_} is a checkpoint of perturb train (--checkpoint-every), not a model file: \
+             give the run's model (OUT/model.safetensors), or continue the run with perturb \
+             train ... --resume {folder}"
+        ));
+    }
+    let arch = read_architecture(&get(MODEL).map_err(|e| format!("{where_}: {e}"))?, &get)
+        .map_err(|e| format!("{where_}: {e}"))?;
     let count: u64 = arch
         .shapes()
         .iter()

@@ -412,3 +412,167 @@ fn a_checkpoint_that_is_missing_corrupt_or_of_another_run_is_refused_before_trai
     assert!(!dir.join("blocked/model.safetensors").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A copy of the checkpoint `from` in the folder `to`, with the metadata entries `edits` set
+/// (a key `tensor NAME` sets that tensor's shape to the JSON `value` instead).
+fn edited_checkpoint(from: &Path, to: &Path, edits: &[(&str, &str)]) {
+    let bytes = std::fs::read(from).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    for (key, value) in edits {
+        match key.strip_prefix("tensor ") {
+            Some(name) => header[name]["shape"] = serde_json::from_str(value).unwrap(),
+            None => header["__metadata__"][*key] = serde_json::Value::from(*value),
+        }
+    }
+    let text = header.to_string();
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::write(to.join("checkpoint.safetensors"), out).unwrap();
+}
+
+/// A checkpoint whose counters and records cannot all be true (a damaged or edited file) was
+/// resumed as if they were, each a silent wrong answer or a panic; each is now refused before
+/// training, naming the entry. Was, on iris in 4 full-batch epochs (4 steps) with Adam:
+/// - the step `u64::MAX`: "attempt to add with overflow" at the first step (a debug build;
+///   the count wrapped to 0 in a release build);
+/// - the optimiser's step count 0 or 1000000 (Adam's bias correction restarted or skipped):
+///   other weights than the straight run's, with "the weights are exactly those of an
+///   uninterrupted run" promised;
+/// - the epoch 0 with the weights of epoch 4: 8 more epochs, run silently from "epoch 0",
+///   with a loss history of 12 points;
+/// - a loss history longer than the epochs done, or with points ahead of them: drawn as is;
+/// - the best step past the steps taken, or not a whole number (`1e300` became
+///   18446744073709551615);
+/// - the first loss NaN: the trained model was not saved, "the final training loss is
+///   higher than the first (NaN)";
+/// - best weights of another shape than the model's (`[1, 3]` for a bias `[3]`, the same
+///   bytes): found only after training, by the failed run's save ("Network::with_params:
+///   layers.2.bias has shape [1, 3], expected [3]"), the trained weights lost.
+#[test]
+fn a_checkpoint_whose_counters_disagree_is_refused_before_training() {
+    let dir = scratch("counters");
+    fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let base = [
+            "train",
+            "--data",
+            "iris",
+            "--hidden",
+            "4",
+            "--optimizer",
+            "adam",
+        ];
+        base.into_iter().chain(extra.iter().copied()).collect()
+    }
+    run(
+        &dir,
+        &args(&["--epochs", "4", "--checkpoint-every", "4", "--out", "run"]),
+    );
+    let file = dir.join("run/checkpoint/checkpoint.safetensors");
+    // The untouched checkpoint resumes (the edits below are what is refused).
+    edited_checkpoint(&file, &dir.join("same"), &[]);
+    let text = run(
+        &dir,
+        &args(&["--epochs", "5", "--resume", "same", "--out", "same-out"]),
+    );
+    assert!(text.contains("resuming after epoch 4 (step 4)"), "{text}");
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("perturb.step", "18446744073709551615")], "perturb.step"),
+        (&[("perturb.step", "5")], "perturb.step"),
+        (
+            &[("perturb.optimizer.steps", "0")],
+            "perturb.optimizer.steps",
+        ),
+        (
+            &[("perturb.optimizer.steps", "1000000")],
+            "perturb.optimizer.steps",
+        ),
+        (&[("perturb.epoch", "0")], "perturb.step"),
+        (
+            &[
+                ("perturb.epoch", "2"),
+                ("perturb.step", "2"),
+                ("perturb.optimizer.steps", "2"),
+            ],
+            "history.train",
+        ),
+        (&[("history.train", "1:1,2:1,3:1,4:1,5:1")], "history.train"),
+        (&[("history.train", "1:1,2:1,3:1,5:1")], "history.train"),
+        (&[("history.test", "1:1,2:1,3:1,9:1")], "history.test"),
+        (&[("best_step", "5")], "best_step"),
+        (&[("best_step", "1e300")], "best_step"),
+        (&[("best_loss", "NaN")], "best_loss"),
+        (&[("first_loss", "NaN")], "first_loss"),
+        (
+            &[
+                ("tensor extra.best.layers.2.bias", "[1, 3]"),
+                ("first_loss", "1e-4"),
+                ("best_loss", "1e-5"),
+            ],
+            "best.layers.2.bias",
+        ),
+    ];
+    for (k, (edits, named)) in cases.iter().enumerate() {
+        let folder = format!("edit{k}");
+        edited_checkpoint(&file, &dir.join(&folder), edits);
+        let out = format!("out{k}");
+        let err = failure(
+            &dir,
+            &args(&["--epochs", "8", "--resume", &folder, "--out", &out]),
+        );
+        assert!(
+            err.contains(&format!("--resume {folder}")) && err.contains(named),
+            "{edits:?}: {err}"
+        );
+        // Refused before training: nothing written.
+        assert!(
+            !dir.join(&out).join("model.safetensors").exists(),
+            "{edits:?}"
+        );
+        assert!(
+            !dir.join(&out).join("failed-run.safetensors").exists(),
+            "{edits:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A checkpoint given to `eval` or `predict` as the model was refused with "perturb: eval:
+/// the metadata has no 'model': not a model saved by perturb train": no file named, and
+/// wrong (perturb train saved it), with no word of what it is or what to give instead.
+#[test]
+fn a_checkpoint_given_as_a_model_is_named_as_a_checkpoint() {
+    let dir = scratch("as-model");
+    run(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "iris",
+            "--hidden",
+            "4",
+            "--epochs",
+            "2",
+            "--checkpoint-every",
+            "2",
+            "--out",
+            "run",
+        ],
+    );
+    let file = Path::new("run")
+        .join("checkpoint")
+        .join("checkpoint.safetensors");
+    let file = file.to_str().unwrap();
+    for command in ["eval", "predict"] {
+        let err = failure(&dir, &[command, "--model", file, "--data", "iris"]);
+        assert!(
+            err.contains(&format!("{file} is a checkpoint of perturb train"))
+                && err.contains("--resume")
+                && err.contains("model.safetensors"),
+            "{err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

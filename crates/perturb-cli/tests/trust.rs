@@ -298,6 +298,33 @@ fn s4_a_run_that_ends_worse_than_it_started_fails_and_keeps_the_model() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A run with Adam that ended worse than it started was told "lower --lr (it was 100) or try
+/// --optimizer adam": the optimiser it was already using.
+#[test]
+fn a_run_with_adam_that_ends_worse_is_not_told_to_try_adam() {
+    let dir = scratch("s4-adam");
+    let err = failure(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "iris",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "100",
+            "--epochs",
+            "5",
+        ],
+    );
+    assert!(
+        err.contains("did not converge") && err.contains("lower --lr (it was 100)"),
+        "{err}"
+    );
+    assert!(!err.contains("try --optimizer adam"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn s7_whole_number_targets_trained_as_regression_get_a_note() {
     let dir = scratch("s7");

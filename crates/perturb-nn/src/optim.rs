@@ -389,9 +389,24 @@ impl<T: Element, const N: usize> Memory<T, N> {
         Ok(())
     }
 
-    /// Checks that the buffers, once made, were made for exactly these leaves and shapes.
+    /// Checks that the buffers, once made, were made for exactly these leaves and shapes, and
+    /// that a state which has counted steps has them.
     fn check(&self, op: &'static str, paths: &[String], params: &[Tensor<T>]) -> Result<(), Error> {
         if self.by_path.is_empty() {
+            // The first update makes a buffer per leaf: a count without them (a state put
+            // back from a checkpoint that lost its buffers) would restart the moments at a
+            // later step, silently.
+            if N > 0 && self.steps > 0 && !paths.is_empty() {
+                return Err(Error::InvalidArgument {
+                    op,
+                    reason: format!(
+                        "the optimiser's state has counted {} steps but holds no buffers \
+                         ({}) for the leaves (a corrupt state?)",
+                        self.steps,
+                        listed(self.slots)
+                    ),
+                });
+            }
             return Ok(());
         }
         let another = "(use a new optimiser for a new model)";

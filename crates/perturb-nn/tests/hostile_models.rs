@@ -101,6 +101,47 @@ fn adam_state_with_a_negative_second_moment_from_a_checkpoint_is_refused() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A state that has counted steps but holds no buffers (a checkpoint whose optimiser tensors
+/// and slot list were lost: `perturb.optimizer.slots` `[]`, the file otherwise whole) was
+/// taken as is: the next update made fresh zero moments and went on at step 3, so Adam's
+/// bias correction `1 - beta^3` scaled moments of one step (a step of 0.64 lr where the
+/// uninterrupted run, with the same gradient, steps by lr): other weights than the uninterrupted run's, silently. Sgd's velocity restarted too.
+#[test]
+fn an_optimiser_state_with_steps_but_no_buffers_is_refused_at_the_next_update() {
+    let dir = scratch("no-buffers");
+    let path = dir.join("run.ckpt");
+    let mut model = vec![Tensor::vector(&[1.0_f64, 2.0])];
+    let g = vec![Tensor::vector(&[0.5, 0.5])];
+    type Fresh = fn() -> Box<dyn Optimizer<f64>>;
+    let fresh: [Fresh; 2] = [
+        || Box::new(Adam::new(0.1)),
+        || Box::new(Sgd::new(0.1, 0.9, false)),
+    ];
+    for fresh in fresh {
+        let mut opt = fresh();
+        opt.step(&mut model, &g).unwrap();
+        opt.step(&mut model, &g).unwrap();
+        let mut state = opt.state();
+        assert_eq!(state.steps, 2);
+        state.slots.clear();
+        let back = through_checkpoint(&path, &mut model, state);
+        let mut resumed = fresh();
+        resumed.load_state(back).unwrap();
+        let before = model.clone();
+        let err = resumed.step(&mut model, &g).unwrap_err().to_string();
+        assert!(
+            err.contains("2 steps") && err.contains("no buffers"),
+            "{err}"
+        );
+        assert_eq!(
+            model[0].to_vec(),
+            before[0].to_vec(),
+            "the weights are unchanged"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn batch_norm_with_a_negative_running_variance_from_a_file_is_an_error_not_nan() {
     let dir = scratch("bn");
@@ -480,15 +521,11 @@ fn a_random_stream_at_the_end_of_its_counter_wraps_without_a_panic() {
 
 /// The file at `path` with its header's JSON changed by `edit` (the data kept).
 fn edit_header(path: &Path, edit: impl Fn(&mut serde_json::Value)) {
-    let bytes = std::fs::read(path).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    edit(&mut header);
-    let text = header.to_string();
-    let mut out = (text.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(text.as_bytes());
-    out.extend_from_slice(&bytes[8 + n..]);
-    std::fs::write(path, out).unwrap();
+    edit_header_text(path, |text| {
+        let mut header: serde_json::Value = serde_json::from_str(text).unwrap();
+        edit(&mut header);
+        header.to_string()
+    });
 }
 
 #[test]
@@ -518,5 +555,55 @@ fn tensors_of_other_types_or_absurd_sizes_are_refused_before_their_data_is_read(
     });
     let err = io::load_into_with_extra(&mut model.clone(), &path, "m").unwrap_err();
     assert!(err.to_string().contains("numbers a file may hold"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The header of the file at `path` replaced by `edit` of its JSON text (padding removed).
+fn edit_header_text(path: &Path, edit: impl Fn(&str) -> String) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let text = edit(std::str::from_utf8(&bytes[8..8 + n]).unwrap().trim_end());
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    std::fs::write(path, out).unwrap();
+}
+
+/// The safetensors format disallows a name given twice in the header: readers disagree on
+/// which entry counts (one that keeps the first sees a tensor of 4 `F32`s where this one sees
+/// 2 `F64`s, over the same bytes). Both of these files loaded, the last entry silently
+/// winning: a tensor listed twice, first with another type and shape, and the metadata's
+/// `architecture` given twice, first as another model's.
+#[test]
+fn a_name_given_twice_in_the_header_is_refused() {
+    let dir = scratch("twice");
+    let path = dir.join("m.safetensors");
+    let model = vec![Tensor::vector(&[1.0_f64, 2.0])];
+    let twice_tensor = |h: &str| {
+        let first = r#""0":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"#;
+        h.replacen(r#""0":"#, &format!("{first}\"0\":"), 1)
+    };
+    let twice_metadata = |h: &str| {
+        h.replacen(
+            r#""architecture":"#,
+            r#""architecture":"other","architecture":"#,
+            1,
+        )
+    };
+    for (edit, name) in [
+        (&twice_tensor as &dyn Fn(&str) -> String, "'0'"),
+        (&twice_metadata, "'architecture'"),
+    ] {
+        io::save(&path, &model, &Header::new("m")).unwrap();
+        edit_header_text(&path, edit);
+        let mut back = vec![Tensor::vector(&[0.0, 0.0])];
+        let err = io::load_into(&mut back, &path, "m").unwrap_err();
+        assert!(matches!(err, FileError::Corrupt { .. }), "{name}: {err}");
+        let text = err.to_string();
+        assert!(text.contains(name) && text.contains("twice"), "{text}");
+        assert_eq!(back[0].to_vec(), [0.0, 0.0]);
+        let err = io::read_header(&path).unwrap_err().to_string();
+        assert!(err.contains(name), "{err}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -14,9 +14,9 @@ use perturb_nn::io::{self, Checkpoint, Header, TrainState};
 use perturb_nn::module::RngState;
 use perturb_nn::optim::Optimizer;
 
-use super::fit::{optimizer, Best, History, Progress};
+use super::fit::{batch_rows, optimizer, Best, History, Progress};
 use super::setup::Setup;
-use super::Args;
+use super::{Args, OptimizerKind};
 
 /// The folder of the checkpoints in a run's output folder.
 pub const FOLDER: &str = "checkpoint";
@@ -120,6 +120,12 @@ impl RunConfig {
     }
 }
 
+/// Whether the metadata of a file (of the library's formats) is a checkpoint's written by
+/// [`save`]: it records a run.
+pub(crate) fn records_a_run(metadata: &BTreeMap<String, String>) -> bool {
+    !RunConfig::from_metadata(metadata).0.is_empty()
+}
+
 /// Writes the state of the run to `dir`/checkpoint.safetensors with the library's checkpoint
 /// (atomically): the weights, the optimiser's state and the step and epoch counters; the best
 /// weights so far as extra tensors (`best.PATH`); in the metadata the run's configuration
@@ -202,14 +208,15 @@ pub(super) fn load(dir: &Path, args: &Args, setup: &Setup) -> Result<Progress, S
     let file = checkpoint_file(dir)?;
     let fail = |e: &dyn std::fmt::Display| format!("--resume {shown}: {e}");
     let header = io::read_header(&file).map_err(|e| fail(&e))?;
-    let saved = RunConfig::from_metadata(&header.metadata);
-    if saved.0.is_empty() {
+    if !records_a_run(&header.metadata) {
         return Err(fail(&format!(
             "{} is not a checkpoint of perturb train (a model file?): it records no run",
             file.display()
         )));
     }
-    let differences = setup.config.differences(&saved);
+    let differences = setup
+        .config
+        .differences(&RunConfig::from_metadata(&header.metadata));
     if !differences.is_empty() {
         return Err(fail(&format!(
             "the checkpoint is of another run: {}. A resumed run takes the options of the run \
@@ -249,23 +256,37 @@ pub(super) fn load(dir: &Path, args: &Args, setup: &Setup) -> Result<Progress, S
                 .iter()
                 .map(|(n, t)| (n.as_str(), t))
                 .collect();
-            let params = param_names(setup)
-                .iter()
-                .map(|n| {
-                    by_name
-                        .get(format!("best.{n}").as_str())
-                        .map(|t| (*t).clone())
-                        .ok_or_else(|| {
-                            fail(&format!(
-                                "{}: the best weights lack 'best.{n}'",
-                                file.display()
-                            ))
-                        })
+            let params = setup
+                .model
+                .shapes()
+                .into_iter()
+                .map(|(n, shape)| {
+                    let best = by_name.get(format!("best.{n}").as_str()).ok_or_else(|| {
+                        fail(&format!(
+                            "{}: the best weights lack 'best.{n}'",
+                            file.display()
+                        ))
+                    })?;
+                    // (Extra tensors have any shape in the file: the model's is checked here.)
+                    if best.shape() != shape {
+                        return Err(fail(&format!(
+                            "{}: the best weights' 'best.{n}' has shape {:?}, the model's {shape:?}",
+                            file.display(),
+                            best.shape()
+                        )));
+                    }
+                    Ok((*best).clone())
                 })
                 .collect::<Result<_, _>>()?;
+            let step = entry(BEST_STEP)?.parse().map_err(|_| {
+                fail(&format!(
+                    "{}: the metadata entry {BEST_STEP} is not a whole number",
+                    file.display()
+                ))
+            })?;
             Some(Best {
                 loss: number(BEST_LOSS)?,
-                step: number(BEST_STEP)? as usize,
+                step,
                 params,
             })
         }
@@ -278,13 +299,14 @@ pub(super) fn load(dir: &Path, args: &Args, setup: &Setup) -> Result<Progress, S
             ))
         })
     };
+    let optimizer_steps = checkpoint.optimizer.steps;
     let mut optimizer = optimizer(args.optimizer_kind(), setup.lr);
     optimizer
         .load_state(checkpoint.optimizer)
         .map_err(|e| fail(&format!("{}: the optimiser's state: {e}", file.display())))?;
-    Ok(Progress {
+    let progress = Progress {
         epochs,
-        step: checkpoint.train.step as usize,
+        step: usize::try_from(checkpoint.train.step).unwrap_or(usize::MAX),
         params: layers.flatten(),
         optimizer,
         history: History {
@@ -293,7 +315,87 @@ pub(super) fn load(dir: &Path, args: &Args, setup: &Setup) -> Result<Progress, S
         },
         first_loss: number(FIRST_LOSS)?,
         best,
-    })
+    };
+    let batch = batch_rows(args, setup.train.len());
+    let counted = match args.optimizer_kind() {
+        // Gradient descent keeps no state, no count either.
+        OptimizerKind::Gd => 0,
+        OptimizerKind::Sgd | OptimizerKind::Adam => progress.step as u64,
+    };
+    agree(
+        &progress,
+        setup.train.len().div_ceil(batch),
+        optimizer_steps,
+        counted,
+    )
+    .map_err(|why| {
+        fail(&format!(
+            "{}: the checkpoint's records disagree: {why} (a damaged or edited file?)",
+            file.display()
+        ))
+    })?;
+    Ok(progress)
+}
+
+/// Checks that a checkpoint's counters and records agree with one another, as those of every
+/// run of `perturb train` do, which resuming relies on: the steps are the epochs done times
+/// `steps_per_epoch`, the optimiser counted `counted` of them (it counted `optimizer_steps`),
+/// the loss history has a point per epoch done and none ahead, the best weights are of a
+/// step taken, and the losses are finite. A file that disagrees was damaged or edited; a run
+/// resumed from it would not be the run it continues (other Adam steps, a wrapped step count,
+/// epochs done twice), silently. The reason names the metadata entry.
+fn agree(
+    progress: &Progress,
+    steps_per_epoch: usize,
+    optimizer_steps: u64,
+    counted: u64,
+) -> Result<(), String> {
+    let (epochs, step) = (progress.epochs, progress.step);
+    let expected = epochs.checked_mul(steps_per_epoch);
+    if expected != Some(step) {
+        return Err(format!(
+            "perturb.step is {step}, but {epochs} epochs of {steps_per_epoch} steps make {}",
+            expected.map_or("more than can be counted".to_string(), |n| n.to_string())
+        ));
+    }
+    if optimizer_steps != counted {
+        return Err(format!(
+            "perturb.optimizer.steps is {optimizer_steps}, but the optimiser takes {counted} \
+             steps in {step} steps of the run"
+        ));
+    }
+    let whole = (1..=epochs).map(|e| e as f64);
+    if !progress.history.train.iter().map(|p| p.0).eq(whole) {
+        return Err(format!(
+            "{HISTORY_TRAIN} is not one loss for each of the epochs 1 to {epochs}"
+        ));
+    }
+    let test = &progress.history.test;
+    let ahead = |e: f64| !(e >= 1.0 && e <= epochs as f64 && e.fract() == 0.0);
+    if test.iter().any(|p| ahead(p.0)) || test.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err(format!(
+            "{HISTORY_TEST} is not a loss for some of the epochs 1 to {epochs}, in order"
+        ));
+    }
+    if let Some(best) = &progress.best {
+        if best.step > step {
+            return Err(format!(
+                "{BEST_STEP} is {}, after the {step} steps taken",
+                best.step
+            ));
+        }
+        if !best.loss.is_finite() {
+            return Err(format!("{BEST_LOSS} is {}, not a finite loss", best.loss));
+        }
+    }
+    if !progress.first_loss.is_finite() {
+        return Err(format!(
+            "{FIRST_LOSS} is {}, but a run whose first loss is not finite stops at its first \
+             step, before any checkpoint",
+            progress.first_loss
+        ));
+    }
+    Ok(())
 }
 
 /// Points `(epoch, loss)` as text: `1:0.69,2:0.52` (each number in its shortest exact form; a

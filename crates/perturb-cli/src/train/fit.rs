@@ -87,6 +87,16 @@ impl Progress {
     }
 }
 
+/// The rows of each step over a training part of `train_rows`: all of them (full-batch:
+/// `--batch-size 0`, the MLP's default, or a size at least `train_rows`), else `--batch-size`.
+/// An epoch takes `train_rows.div_ceil(batch_rows)` steps (the last batch may be smaller).
+pub(super) fn batch_rows(args: &Args, train_rows: usize) -> usize {
+    match args.batch_rows() {
+        0 => train_rows,
+        rows => rows.min(train_rows),
+    }
+}
+
 /// The optimiser of `kind` at learning rate `lr`, in its initial state.
 pub(super) fn optimizer(kind: OptimizerKind, lr: f64) -> Box<dyn Optimizer<f64>> {
     match kind {
@@ -122,12 +132,8 @@ pub(super) fn fit(
             .map_err(|e| format!("train: {e}"))?,
     );
     bar.set_position(progress.epochs as u64);
-    let full_batch = args.batch_rows() == 0 || args.batch_rows() >= train.len();
-    let batch = if full_batch {
-        train.len()
-    } else {
-        args.batch_rows()
-    };
+    let batch = batch_rows(args, train.len());
+    let full_batch = batch == train.len();
     let mut tape = TensorTape::new();
     // The optimiser keeps its state under the parameters' names (a checkpoint's too).
     let names = super::checkpoint::param_names(setup);

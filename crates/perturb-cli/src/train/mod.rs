@@ -3,6 +3,7 @@
 //! moons with plain gradient descent, `W <- W - alpha dNLL/dW`.
 
 mod checkpoint;
+pub(crate) use checkpoint::records_a_run;
 mod fit;
 mod metrics;
 mod outputs;
@@ -320,9 +321,13 @@ fn run_rank(args: &Args, comm: &dyn Communicator) -> Result<(), String> {
     let improved = fit.final_loss <= fit.first_loss;
     if !improved {
         let saved = saved(&fit)?;
+        let or_adam = match args.optimizer_kind() {
+            OptimizerKind::Adam => "",
+            OptimizerKind::Gd | OptimizerKind::Sgd => " or try --optimizer adam",
+        };
         return Err(format!(
             "train: the final training loss ({}) is higher than the first ({}): the training \
-             did not converge; lower --lr (it was {}) or try --optimizer adam. {saved}",
+             did not converge; lower --lr (it was {}){or_adam}. {saved}",
             compact(fit.final_loss),
             compact(fit.first_loss),
             compact(setup.lr)

@@ -249,6 +249,67 @@ fn in_words(e: &SafeTensorError) -> String {
     }
 }
 
+/// Any JSON value in which no object gives a name twice (at any depth): deserialising it fails
+/// on the first repeated name, naming it.
+struct Distinct;
+
+impl<'de> serde::Deserialize<'de> for Distinct {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Distinct)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Distinct {
+    type Value = Distinct;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Distinct, M::Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if seen.contains(&name) {
+                return Err(serde::de::Error::custom(format!(
+                    "the name '{name}' is given twice in one object"
+                )));
+            }
+            map.next_value::<Distinct>()?;
+            seen.insert(name);
+        }
+        Ok(Distinct)
+    }
+
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Distinct, S::Error> {
+        while seq.next_element::<Distinct>()?.is_some() {}
+        Ok(Distinct)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Distinct, E> {
+        Ok(Distinct)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Distinct, E> {
+        Ok(Distinct)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Distinct, E> {
+        Ok(Distinct)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Distinct, E> {
+        Ok(Distinct)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Distinct, E> {
+        Ok(Distinct)
+    }
+
+    fn visit_unit<E>(self) -> Result<Distinct, E> {
+        Ok(Distinct)
+    }
+}
+
 /// Up to `n` more bytes from `reader` onto `buf`, growing it only as bytes arrive; whether all
 /// `n` came before the end of the file.
 fn take(reader: &mut impl Read, buf: &mut Vec<u8>, n: u64, file: &str) -> Result<bool, FileError> {
@@ -296,11 +357,16 @@ impl<R: Read> Opened<R> {
         if !take(&mut reader, &mut head, n, file)? {
             return Err(corrupt("the file ends inside the header".into()));
         }
-        let parsed: Metadata = serde_json::from_slice(&head[8..]).map_err(|e| {
+        let not_json = |e: serde_json::Error| {
             corrupt(format!(
                 "the header is not the JSON of a safetensors file: {e}"
             ))
-        })?;
+        };
+        // The format disallows a name given twice, and parsers differ on which entry counts
+        // (serde_json keeps the last): such a file means different tensors to different
+        // readers.
+        serde_json::from_slice::<Distinct>(&head[8..]).map_err(not_json)?;
+        let parsed: Metadata = serde_json::from_slice(&head[8..]).map_err(not_json)?;
         let tensors = parsed
             .tensors()
             .into_iter()
