@@ -548,6 +548,52 @@ fn more_thread_ranks_than_the_system_starts_is_an_error_not_a_panic() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Bytes of a data file reached the terminal raw in error messages: an escape sequence in a
+/// column name (`ESC [31m`, which turns the terminal red; any other moves its cursor or
+/// retitles its window) was printed as is, in a header that is not UTF-8 ("the name of
+/// column 2 is not UTF-8 text") and in a model's input names (eval: "the model takes the 2
+/// inputs a, b\x1b[31mRED"). `perturb explain` already escaped such characters.
+#[test]
+fn control_characters_from_a_data_file_reach_the_terminal_escaped() {
+    let dir = scratch("escapes");
+    std::fs::write(dir.join("raw.csv"), b"a,b\xff\x1b[31mRED,y\n1,2,0\n").unwrap();
+    let mut csv = String::from("a,b\x1b[31mRED,y\n");
+    for i in 0..40 {
+        csv += &format!("{},{},{}\n", i % 7, i % 5, i % 2);
+    }
+    std::fs::write(dir.join("named.csv"), csv).unwrap();
+    std::fs::write(dir.join("other.csv"), "a,c,y\n1,2,0\n").unwrap();
+    success(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "named.csv",
+            "--epochs",
+            "2",
+            "--out",
+            "m",
+        ],
+    );
+    for args in [
+        &["train", "--data", "raw.csv"][..],
+        &[
+            "eval",
+            "--model",
+            "m/model.safetensors",
+            "--data",
+            "other.csv",
+        ],
+    ] {
+        let out = perturb_in(&dir, args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(!err.contains('\x1b'), "{args:?}: {err:?}");
+        assert!(err.contains("\\u{1b}[31mRED"), "{args:?}: {err:?}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn c2_the_boundary_of_a_wide_network_is_drawn_in_bounded_memory() {
     // The 220 x 220 grid through 1000 hidden units in one batch is 48400 * 1000 * 8 bytes =
