@@ -1215,7 +1215,7 @@ pub fn train_test_split<T: Element>(
     if !(test_fraction > 0.0 && test_fraction < 1.0) {
         return Err(invalid(
             OP,
-            format!("test_fraction must be in (0, 1), got {test_fraction}"),
+            format!("test_fraction must be in (0, 1), got {test_fraction:?}"),
         ));
     }
     let n_test = (n as f64 * test_fraction).round() as usize;
@@ -1223,7 +1223,7 @@ pub fn train_test_split<T: Element>(
         return Err(invalid(
             OP,
             format!(
-                "too few rows: {n} rows with test_fraction {test_fraction} leave {n_test} for \
+                "too few rows: {n} rows with test_fraction {test_fraction:?} leave {n_test} for \
                  testing and {} for training; each part needs at least one",
                 n.saturating_sub(n_test)
             ),

@@ -215,3 +215,16 @@ fn csv_errors_show_control_characters_escaped() {
         assert!(err.contains("\\u{1b}[31mRED"), "{err:?}");
     }
 }
+
+/// A test fraction of 1e-300 was shown in full decimal in the error ("test_fraction
+/// 0.000...0001", 300 zeros): now in its shortest exact form.
+#[test]
+fn a_tiny_test_fraction_is_shown_short_in_the_error() {
+    let d = perturb_nn::data::xor::<f64>(20, 0.0, 0).unwrap();
+    for fraction in [1e-300, -1e-300] {
+        let err = perturb_nn::data::train_test_split(&d, fraction, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1e-300") && err.len() < 200, "{err}");
+    }
+}
