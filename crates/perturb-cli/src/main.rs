@@ -65,7 +65,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("perturb: {e}");
+            eprintln!("perturb: {}", explain::terminal_safe(&e));
             ExitCode::FAILURE
         }
     }

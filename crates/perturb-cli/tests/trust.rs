@@ -523,6 +523,77 @@ fn c1_data_without_features_are_refused_and_c3_labels_are_bounded() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `--ranks N` past the threads the system will start panicked in the library
+/// ("failed to spawn thread: ... Resource temporarily unavailable", exit 101, from
+/// `run_on_threads`): `--ranks 100000` on this machine. A thread stack of 2^62 bytes
+/// (`RUST_MIN_STACK`, the default size of a new thread's stack) makes the system refuse the
+/// first rank's thread the same way, at once and without using up its threads.
+#[test]
+fn more_thread_ranks_than_the_system_starts_is_an_error_not_a_panic() {
+    let dir = scratch("ranks-spawn");
+    let out = Command::new(env!("CARGO_BIN_EXE_perturb"))
+        .args(["train", "--ranks", "2", "--epochs", "1"])
+        .env("RUST_MIN_STACK", (1u64 << 62).to_string())
+        .current_dir(&dir)
+        .output()
+        .expect("the binary runs");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("--ranks 2: cannot start the thread of rank 0 of 2"),
+        "{err}"
+    );
+    assert!(!dir.join("perturb-out/model.safetensors").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Bytes of a data file reached the terminal raw in error messages: an escape sequence in a
+/// column name (`ESC [31m`, which turns the terminal red; any other moves its cursor or
+/// retitles its window) was printed as is, in a header that is not UTF-8 ("the name of
+/// column 2 is not UTF-8 text") and in a model's input names (eval: "the model takes the 2
+/// inputs a, b\x1b[31mRED"). `perturb explain` already escaped such characters.
+#[test]
+fn control_characters_from_a_data_file_reach_the_terminal_escaped() {
+    let dir = scratch("escapes");
+    std::fs::write(dir.join("raw.csv"), b"a,b\xff\x1b[31mRED,y\n1,2,0\n").unwrap();
+    let mut csv = String::from("a,b\x1b[31mRED,y\n");
+    for i in 0..40 {
+        csv += &format!("{},{},{}\n", i % 7, i % 5, i % 2);
+    }
+    std::fs::write(dir.join("named.csv"), csv).unwrap();
+    std::fs::write(dir.join("other.csv"), "a,c,y\n1,2,0\n").unwrap();
+    success(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "named.csv",
+            "--epochs",
+            "2",
+            "--out",
+            "m",
+        ],
+    );
+    for args in [
+        &["train", "--data", "raw.csv"][..],
+        &[
+            "eval",
+            "--model",
+            "m/model.safetensors",
+            "--data",
+            "other.csv",
+        ],
+    ] {
+        let out = perturb_in(&dir, args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(!err.contains('\x1b'), "{args:?}: {err:?}");
+        assert!(err.contains("\\u{1b}[31mRED"), "{args:?}: {err:?}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn c2_the_boundary_of_a_wide_network_is_drawn_in_bounded_memory() {
     // The 220 x 220 grid through 1000 hidden units in one batch is 48400 * 1000 * 8 bytes =

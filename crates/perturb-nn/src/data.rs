@@ -1014,14 +1014,24 @@ fn parse_number(field: &[u8]) -> Option<f64> {
         .filter(|v| v.is_finite())
 }
 
-/// A field's text for an error message: lossy UTF-8, at most 60 characters.
+/// A field's text for an error message: lossy UTF-8, at most 60 characters, control
+/// characters escaped (`\u{1b}`: a file's bytes must not reach a terminal as an escape
+/// sequence through a message).
 fn excerpt(field: &[u8]) -> String {
     const SHOWN: usize = 60;
     let text = String::from_utf8_lossy(field);
-    match text.char_indices().nth(SHOWN) {
-        Some((end, _)) => format!("{}...", &text[..end]),
-        None => text.into_owned(),
+    let mut out: String = text
+        .chars()
+        .take(SHOWN)
+        .map(|c| match c.is_control() {
+            true => format!("\\u{{{:x}}}", u32::from(c)),
+            false => c.to_string(),
+        })
+        .collect();
+    if text.chars().nth(SHOWN).is_some() {
+        out.push_str("...");
     }
+    out
 }
 
 /// If `text` (a header name or a field) holds `;`, tabs or `|`, a note that the file seems to
@@ -1205,7 +1215,7 @@ pub fn train_test_split<T: Element>(
     if !(test_fraction > 0.0 && test_fraction < 1.0) {
         return Err(invalid(
             OP,
-            format!("test_fraction must be in (0, 1), got {test_fraction}"),
+            format!("test_fraction must be in (0, 1), got {test_fraction:?}"),
         ));
     }
     let n_test = (n as f64 * test_fraction).round() as usize;
@@ -1213,7 +1223,7 @@ pub fn train_test_split<T: Element>(
         return Err(invalid(
             OP,
             format!(
-                "too few rows: {n} rows with test_fraction {test_fraction} leave {n_test} for \
+                "too few rows: {n} rows with test_fraction {test_fraction:?} leave {n_test} for \
                  testing and {} for training; each part needs at least one",
                 n.saturating_sub(n_test)
             ),

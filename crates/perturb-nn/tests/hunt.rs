@@ -197,3 +197,34 @@ fn load_params_refuses_weights_that_are_not_finite() {
         );
     }
 }
+
+/// The CSV reader's errors quoted a field's bytes raw: an escape sequence in a column name
+/// or a value (`ESC [31m`) reached whoever printed the error, a terminal recoloured by a data
+/// file. Both are now shown with their control characters escaped.
+#[test]
+fn csv_errors_show_control_characters_escaped() {
+    use perturb_nn::data::{load_csv_from_reader, TargetColumn};
+    for bytes in [
+        &b"a,b\xff\x1b[31mRED,y\n1,2,0\n"[..],
+        b"a,b,y\n1,\x1b[31mRED,0\n",
+    ] {
+        let err = load_csv_from_reader(bytes, "hostile.csv", TargetColumn::Last)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains('\x1b'), "{err:?}");
+        assert!(err.contains("\\u{1b}[31mRED"), "{err:?}");
+    }
+}
+
+/// A test fraction of 1e-300 was shown in full decimal in the error ("test_fraction
+/// 0.000...0001", 300 zeros): now in its shortest exact form.
+#[test]
+fn a_tiny_test_fraction_is_shown_short_in_the_error() {
+    let d = perturb_nn::data::xor::<f64>(20, 0.0, 0).unwrap();
+    for fraction in [1e-300, -1e-300] {
+        let err = perturb_nn::data::train_test_split(&d, fraction, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1e-300") && err.len() < 200, "{err}");
+    }
+}

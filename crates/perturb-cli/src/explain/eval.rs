@@ -97,6 +97,18 @@ fn shown(c: char) -> String {
     }
 }
 
+/// `s` with its [`hidden`] characters escaped but for line breaks: any message of the
+/// program as it is safe to print on a terminal, whatever bytes of a file or an argument it
+/// quotes (an escape sequence in a column name would recolour or move the terminal).
+pub fn terminal_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\n' => c.to_string(),
+            c => shown(c),
+        })
+        .collect()
+}
+
 /// Text quoted in backticks longer than this is shortened in messages (a name or definition
 /// from the source can be as long as the source).
 const MAX_QUOTED: usize = 60;

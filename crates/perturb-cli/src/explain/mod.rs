@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
+pub use eval::terminal_safe;
 use eval::{evaluate, printable, Evaluation, ExplainError};
 use report::Sweeps;
 

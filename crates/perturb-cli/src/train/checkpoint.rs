@@ -341,9 +341,9 @@ pub(super) fn load(dir: &Path, args: &Args, setup: &Setup) -> Result<Progress, S
 /// run of `perturb train` do, which resuming relies on: the steps are the epochs done times
 /// `steps_per_epoch`, the optimiser counted `counted` of them (it counted `optimizer_steps`),
 /// the loss history has a point per epoch done and none ahead, the best weights are of a
-/// step taken, and the losses are finite. A file that disagrees was damaged or edited; a run
-/// resumed from it would not be the run it continues (other Adam steps, a wrapped step count,
-/// epochs done twice), silently. The reason names the metadata entry.
+/// step taken, the best loss is finite and the first not NaN. A file that disagrees was
+/// damaged or edited; a run resumed from it would not be the run it continues (other Adam
+/// steps, a wrapped step count, epochs done twice), silently. The reason names the entry.
 fn agree(
     progress: &Progress,
     steps_per_epoch: usize,
@@ -388,11 +388,12 @@ fn agree(
             return Err(format!("{BEST_LOSS} is {}, not a finite loss", best.loss));
         }
     }
-    if !progress.first_loss.is_finite() {
+    // (An infinite first loss is possible where the batches are smaller than the data; a
+    // NaN is not, and would make every run "worse than it started".)
+    if progress.first_loss.is_nan() {
         return Err(format!(
-            "{FIRST_LOSS} is {}, but a run whose first loss is not finite stops at its first \
-             step, before any checkpoint",
-            progress.first_loss
+            "{FIRST_LOSS} is NaN, but a run whose first loss is NaN stops at its first step, \
+             before any checkpoint"
         ));
     }
     Ok(())

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use perturb_nn::distributed::{self, run_on_threads, Communicator, Single};
+use perturb_nn::distributed::{self, try_run_on_threads, Communicator, Single};
 
 use super::setup::Setup;
 use super::{run_rank, Args};
@@ -21,7 +21,8 @@ pub(super) fn run(args: &Args) -> Result<(), String> {
         (Some(n), _) => on_mpi(args, n),
         (None, 1) => run_rank(args, &Single),
         (None, ranks) => {
-            let results = run_on_threads(ranks, |comm| run_rank(args, &comm));
+            let results = try_run_on_threads(ranks, |comm| run_rank(args, &comm))
+                .map_err(|e| format!("train: --ranks {ranks}: {e}"))?;
             // Every rank reaches the same verdict (they agree before training and take the
             // same steps); rank 0's words are the ones to show.
             results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
@@ -126,6 +127,7 @@ pub(super) fn same_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use perturb_nn::distributed::run_on_threads;
 
     #[test]
     fn one_rank_failing_stops_every_rank_with_its_error() {

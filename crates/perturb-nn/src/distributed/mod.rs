@@ -77,7 +77,7 @@ use std::time::Duration;
 #[cfg(feature = "mpi")]
 pub use self::mpi::Mpi;
 pub use single::Single;
-pub use threads::{run_on_threads, ThreadComm, DEFAULT_TIMEOUT};
+pub use threads::{run_on_threads, try_run_on_threads, ThreadComm, DEFAULT_TIMEOUT};
 pub use tree_ops::{CommunicatorExt, Reduce, BUCKET_ELEMENTS};
 
 /// What the ranks of a data-parallel run need of each other. Every rank must call the same
@@ -234,6 +234,17 @@ pub enum CommError {
     /// MPI could not be started.
     #[error("MPI: {0}")]
     Mpi(String),
+    /// The system would not start the thread of a rank ([`try_run_on_threads`]): too many
+    /// ranks for its limits on threads or memory.
+    #[error("cannot start the thread of rank {rank} of {size}: {reason}")]
+    Spawn {
+        /// The first rank whose thread did not start.
+        rank: usize,
+        /// The ranks asked for.
+        size: usize,
+        /// The system's error, in words.
+        reason: String,
+    },
 }
 
 /// The number of processes an MPI launcher (`mpirun`, `mpiexec`) started this one among, read

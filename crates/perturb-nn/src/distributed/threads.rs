@@ -285,22 +285,62 @@ fn bytes_of(p: &Payload) -> &[u8] {
 /// ended (the other ranks' collectives fail with [`CommError::RankLeft`] meanwhile, so they
 /// do not wait for it).
 ///
+/// # Panics
+///
+/// Where the system will not start a thread (too many ranks): [`try_run_on_threads`]
+/// returns that as an error instead.
+///
 /// ```
 /// use perturb_nn::distributed::{run_on_threads, Communicator};
 /// let ranks = run_on_threads(4, |comm| comm.rank() * 10);
 /// assert_eq!(ranks, [0, 10, 20, 30]);
 /// ```
+#[track_caller]
 pub fn run_on_threads<R: Send>(size: usize, f: impl Fn(ThreadComm) -> R + Sync) -> Vec<R> {
+    try_run_on_threads(size, f).unwrap_or_else(|e| panic!("run_on_threads: {e}"))
+}
+
+/// [`run_on_threads`], with [`CommError::Spawn`] where the system will not start the thread
+/// of a rank (its limits on threads or memory). The ranks already started then see that rank
+/// leave ([`CommError::RankLeft`] in their collectives) and end; their results are dropped.
+///
+/// ```
+/// use perturb_nn::distributed::{try_run_on_threads, Communicator};
+/// let sizes = try_run_on_threads(3, |comm| comm.size()).unwrap();
+/// assert_eq!(sizes, [3, 3, 3]);
+/// ```
+pub fn try_run_on_threads<R: Send>(
+    size: usize,
+    f: impl Fn(ThreadComm) -> R + Sync,
+) -> Result<Vec<R>, CommError> {
     let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = ThreadComm::group(size)
-            .into_iter()
-            .map(|comm| scope.spawn(move || f(comm)))
-            .collect();
+        let mut handles = Vec::with_capacity(size);
+        let mut refused = None;
+        for comm in ThreadComm::group(size) {
+            let rank = comm.rank();
+            // On an error the closure, and the rank's `ThreadComm` in it, is dropped: the
+            // started ranks see it leave; the ranks after it leave with the rest of the group.
+            match std::thread::Builder::new().spawn_scoped(scope, move || f(comm)) {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    refused = Some(CommError::Spawn {
+                        rank,
+                        size,
+                        reason: e.to_string(),
+                    });
+                    break;
+                }
+            }
+        }
         let joined: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
-        joined
+        let results = joined
             .into_iter()
             .map(|r| r.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect()
+            .collect();
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(results),
+        }
     })
 }
