@@ -82,9 +82,9 @@ fn fill<T: Element>(out: &mut [MaybeUninit<T>], x: &[T], f: ExpFamily) {
     fill_scalar(out, x, f)
 }
 
-/// Whether the vectorised loops can run here (std caches the CPU check).
+/// Whether the vectorised loops can run here: AVX2 and FMA (std caches the CPU check).
 #[cfg(target_arch = "x86_64")]
-fn vectorised() -> bool {
+pub(super) fn vectorised() -> bool {
     is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
 }
 
