@@ -1,5 +1,7 @@
 //! A chain of element-wise operations on tensors of one shape, run block by block.
 
+use std::rc::Rc;
+
 use crate::error::Error;
 use crate::tensor::{buffers, kernels, Element, Op, Tensor};
 
@@ -9,9 +11,26 @@ use super::Operand;
 pub const BLOCK: usize = 512;
 
 /// The most operands one operation of a chain takes (`where` and `mul_add` take three).
-const MAX_ARITY: usize = 4;
+pub(crate) const MAX_ARITY: usize = 4;
 
-type Kernel<T> = Box<dyn Fn(&[Operand<'_, T>], &mut [T]) -> bool>;
+/// What a node of a chain runs on each block: an operation's [`Op::eval_block`], its type
+/// erased. Shared (`Rc`), so that a [`Deferred`](crate::tensor::Deferred) array hands its
+/// recorded operations to a chain without copying them.
+pub(crate) trait BlockKernel<T> {
+    /// [`Op::eval_block`] of the operation.
+    fn eval_block(&self, inputs: &[Operand<'_, T>], out: &mut [T]) -> bool;
+}
+
+/// An operation as a chain's kernel.
+pub(crate) struct OpKernel<O>(pub(crate) O);
+
+impl<T: Element, O: Op> BlockKernel<T> for OpKernel<O> {
+    fn eval_block(&self, inputs: &[Operand<'_, T>], out: &mut [T]) -> bool {
+        self.0.eval_block(inputs, out)
+    }
+}
+
+type Kernel<T> = Rc<dyn BlockKernel<T>>;
 
 enum Node<T> {
     /// A tensor of the chain's shape.
@@ -99,6 +118,12 @@ impl<T: Element> Chain<T> {
         Ok(self.nodes.len() - 1)
     }
 
+    /// Adds an input that stands for every element: a one-element operand broadcast.
+    pub(crate) fn scalar(&mut self, value: T) -> usize {
+        self.nodes.push(Node::Scalar(value));
+        self.nodes.len() - 1
+    }
+
     /// Adds `op` of earlier nodes. An error where `op` is not element-wise or a node index is
     /// not an earlier node; an arity the operation refuses is reported when the chain runs.
     ///
@@ -117,19 +142,39 @@ impl<T: Element> Chain<T> {
         if !O::ELEMENTWISE {
             return Err(invalid("not an element-wise operation"));
         }
+        self.apply_kernel(op.name(), Rc::new(OpKernel(op.clone())), inputs)
+    }
+
+    /// Adds the operation `name` of earlier nodes, run by `kernel`; the element-wise check is
+    /// the caller's.
+    pub(crate) fn apply_kernel(
+        &mut self,
+        name: &'static str,
+        kernel: Kernel<T>,
+        inputs: &[usize],
+    ) -> Result<usize, Error> {
+        let invalid = |reason: &str| Error::InvalidArgument {
+            op: "fusion::Chain::apply",
+            reason: format!("{name}: {reason}"),
+        };
         if inputs.len() > MAX_ARITY {
             return Err(invalid("more operands than a fused chain takes"));
         }
         if inputs.iter().any(|&i| i >= self.nodes.len()) {
             return Err(invalid("an input is not an earlier node of the chain"));
         }
-        let op = op.clone();
         self.nodes.push(Node::Apply {
-            name: op.name(),
-            kernel: Box::new(move |x, out| op.eval_block(x, out)),
+            name,
+            kernel,
             inputs: inputs.to_vec(),
         });
         Ok(self.nodes.len() - 1)
+    }
+
+    /// Elements per block for this chain: [`BLOCK`], or fewer for a smaller shape, so that a
+    /// small chain's scratch is small.
+    fn block(&self) -> usize {
+        BLOCK.min(self.len).max(1)
     }
 
     /// The values of the `outputs` nodes, in one pass over the inputs.
@@ -181,11 +226,12 @@ impl<T: Element> Chain<T> {
 
     /// Runs every node on each block in turn, handing `visit` the block's values.
     fn run(&self, mut visit: impl FnMut(&Values<'_, T>)) -> Result<(), Error> {
-        let mut scratch: Vec<T> = buffers::take(self.nodes.len() * BLOCK);
-        scratch.resize(self.nodes.len() * BLOCK, T::zero());
+        let block = self.block();
+        let mut scratch: Vec<T> = buffers::take(self.nodes.len() * block);
+        scratch.resize(self.nodes.len() * block, T::zero());
         let mut start = 0;
         while start < self.len.max(1) {
-            let n = BLOCK.min(self.len - start);
+            let n = block.min(self.len - start);
             for (i, node) in self.nodes.iter().enumerate() {
                 let Node::Apply {
                     name,
@@ -195,14 +241,14 @@ impl<T: Element> Chain<T> {
                 else {
                     continue;
                 };
-                let (earlier, rest) = scratch.split_at_mut(i * BLOCK);
+                let (earlier, rest) = scratch.split_at_mut(i * block);
                 // On the stack: no allocation per node per block.
                 let mut operands = [Operand::Scalar(T::zero()); MAX_ARITY];
                 for (o, &j) in operands.iter_mut().zip(inputs) {
-                    *o = operand(&self.nodes, earlier, j, start, n);
+                    *o = operand(&self.nodes, earlier, block, j, start, n);
                 }
                 let operands = &operands[..inputs.len()];
-                if !kernel(operands, &mut rest[..n]) {
+                if !kernel.eval_block(operands, &mut rest[..n]) {
                     return Err(Error::InvalidArgument {
                         op: name,
                         reason: format!(
@@ -215,6 +261,7 @@ impl<T: Element> Chain<T> {
             visit(&Values {
                 nodes: &self.nodes,
                 scratch: &scratch,
+                block,
                 start,
                 len: n,
             });
@@ -227,10 +274,11 @@ impl<T: Element> Chain<T> {
     }
 }
 
-/// Node `j`'s operand for the block `start..start + n`.
+/// Node `j`'s operand for the block `start..start + n`, in scratch of `block` elements a node.
 fn operand<'a, T: Element>(
     nodes: &'a [Node<T>],
     scratch: &'a [T],
+    block: usize,
     j: usize,
     start: usize,
     n: usize,
@@ -238,7 +286,7 @@ fn operand<'a, T: Element>(
     match &nodes[j] {
         Node::Leaf(x) => Operand::Slice(&x.as_slice()[start..start + n]),
         Node::Scalar(v) => Operand::Scalar(*v),
-        Node::Apply { .. } => Operand::Slice(&scratch[j * BLOCK..j * BLOCK + n]),
+        Node::Apply { .. } => Operand::Slice(&scratch[j * block..j * block + n]),
     }
 }
 
@@ -246,6 +294,7 @@ fn operand<'a, T: Element>(
 struct Values<'a, T> {
     nodes: &'a [Node<T>],
     scratch: &'a [T],
+    block: usize,
     start: usize,
     len: usize,
 }
@@ -256,6 +305,13 @@ impl<'a, T: Element> Values<'a, T> {
     }
 
     fn get(&self, j: usize) -> Operand<'a, T> {
-        operand(self.nodes, self.scratch, j, self.start, self.len)
+        operand(
+            self.nodes,
+            self.scratch,
+            self.block,
+            j,
+            self.start,
+            self.len,
+        )
     }
 }

@@ -12,6 +12,7 @@
 
 mod chain;
 
+pub(crate) use chain::{BlockKernel, OpKernel, MAX_ARITY};
 pub use chain::{Chain, BLOCK};
 
 use super::vmath::{self, ExpFamily};
@@ -58,6 +59,30 @@ impl<T: Element> Operand<'_, T> {
     }
 }
 
+/// Whether `op` has a block kernel for operands of `inputs`' shapes in a chain over `shape`:
+/// each operand of that shape (a run of elements) or of one element (a value standing for
+/// every position, as broadcasting has it); `false` for any other operand. Asked of the
+/// kernel itself, on one element.
+pub(crate) fn has_kernel<T: Element, O: super::Op>(
+    op: &O,
+    inputs: &[&[usize]],
+    shape: &[usize],
+) -> bool {
+    if inputs.len() > MAX_ARITY {
+        return false;
+    }
+    let one = [T::zero()];
+    let mut operands = [Operand::Scalar(T::zero()); MAX_ARITY];
+    for (o, s) in operands.iter_mut().zip(inputs) {
+        if *s == shape {
+            *o = Operand::Slice(&one);
+        } else if s.iter().product::<usize>() != 1 {
+            return false;
+        }
+    }
+    op.eval_block(&operands[..inputs.len()], &mut [T::zero()])
+}
+
 /// `out[i] = f(x[i])`; `false` (nothing written) where the operands do not fit `out`. One
 /// loop per operand kind, so the slice case vectorises.
 pub(crate) fn map_block<T: Element>(
@@ -101,6 +126,30 @@ pub(crate) fn zip_block<T: Element>(
             out.iter_mut().zip(b).for_each(|(o, &y)| *o = f(x, y))
         }
         (Operand::Scalar(x), Operand::Scalar(y)) => out.fill(f(x, y)),
+    }
+    true
+}
+
+/// `out[i] = f(a[i], b[i], c[i])`, a scalar operand standing for every position; `false`
+/// (nothing written) where the operands do not fit `out`. The case of three runs has a loop of
+/// its own, so it vectorises.
+pub(crate) fn zip3_block<T: Element>(
+    inputs: &[Operand<'_, T>],
+    out: &mut [T],
+    f: impl Fn(T, T, T) -> T,
+) -> bool {
+    let [a, b, c] = inputs else { return false };
+    if !(a.fits(out.len()) && b.fits(out.len()) && c.fits(out.len())) {
+        return false;
+    }
+    if let (Operand::Slice(a), Operand::Slice(b), Operand::Slice(c)) = (*a, *b, *c) {
+        for (((o, &x), &y), &z) in out.iter_mut().zip(a).zip(b).zip(c) {
+            *o = f(x, y, z);
+        }
+    } else {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = f(a.get(i), b.get(i), c.get(i));
+        }
     }
     true
 }

@@ -1,0 +1,300 @@
+//! `Deferred` arrays of plain tensors run chains of element-wise operations fused: the values
+//! equal the unfused operations' bit for bit, each operation runs once per block and never
+//! twice (shared subexpressions, regions cut at their size limit), an operation whose kernel
+//! refuses reports its own error, deep chains do not exhaust the stack, and the transforms on
+//! deferred arrays (gradient, forward mode, `hvp`) give the plain arrays' results.
+
+use std::cell::Cell;
+
+use perturb::tensor::fusion::Operand;
+use perturb::tensor::{grad, hvp, jvp, ops, Array, Deferred, Element, Op, Tensor};
+use perturb::Error;
+
+/// 1,000 elements: two blocks of a chain, the second short.
+const N: usize = 1000;
+
+fn point(n: usize, seed: f64) -> Tensor<f64> {
+    Tensor::from_vec(
+        (0..n)
+            .map(|i| (seed * (i as f64 + 1.0)).sin() * 1.5)
+            .collect(),
+        &[n],
+    )
+    .unwrap()
+}
+
+fn bits(x: &Tensor<f64>) -> Vec<u64> {
+    x.as_slice().iter().map(|v| v.to_bits()).collect()
+}
+
+thread_local! {
+    /// Elements computed by `Counted`, fused (in blocks) and unfused (by `eval`).
+    static FUSED: Cell<usize> = const { Cell::new(0) };
+    static UNFUSED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// `x / 2 + 1/4`, counting the elements it computes; a block kernel of one element is the
+/// question whether it has one, not counted.
+#[derive(Clone, Debug)]
+struct Counted;
+
+impl Op for Counted {
+    fn name(&self) -> &'static str {
+        "counted"
+    }
+    const ELEMENTWISE: bool = true;
+    fn eval<T: Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        UNFUSED.with(|c| c.set(c.get() + x[0].len()));
+        Ok(x[0].map(|v| v * T::from_f64(0.5).unwrap() + T::from_f64(0.25).unwrap()))
+    }
+    fn eval_block<T: Element>(&self, x: &[Operand<'_, T>], out: &mut [T]) -> bool {
+        let [Operand::Slice(x)] = x else { return false };
+        if out.len() > 1 {
+            FUSED.with(|c| c.set(c.get() + out.len()));
+        }
+        for (o, &v) in out.iter_mut().zip(*x) {
+            *o = v * T::from_f64(0.5).unwrap() + T::from_f64(0.25).unwrap();
+        }
+        true
+    }
+    fn output_shape(&self, x: &[&[usize]]) -> Option<Vec<usize>> {
+        Some(x[0].to_vec())
+    }
+    fn jvp<A: Array>(&self, _: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        Ok(t[0].map(|t| t.scale(A::elem(0.5))))
+    }
+}
+
+fn counts() -> (usize, usize) {
+    (FUSED.with(Cell::take), UNFUSED.with(Cell::take))
+}
+
+/// Element-wise operations of every kind a chain takes: unary, binary, with a 0-d and a
+/// one-element operand, scaled products and `mul_add`, the exponential family.
+fn mixed<A: Array>(x: &A, y: &A, c: &A, one: &A) -> Result<A, Error> {
+    let a = x.exp().try_mul(y)?.add_scalar(A::elem(0.5));
+    let b = A::apply(&ops::ScaledMul(-2.0), &[&a, x])?.try_sub(c)?;
+    let d = A::apply(&ops::MulAdd(0.25), &[&b, &a, y])?.sigmoid();
+    d.try_div(&x.square().add_scalar(A::elem(1.0)))?
+        .try_mul(one)?
+        .tanh()
+        .try_add(&b.scale(A::elem(1e-3)))
+}
+
+#[test]
+fn fused_values_equal_the_unfused_operations_bit_for_bit() {
+    let (x, y) = (point(N, 0.37), point(N, 1.91));
+    let (c, one) = (
+        Tensor::scalar(0.125),
+        Tensor::from_vec(vec![-1.5], &[1]).unwrap(),
+    );
+    let eager = mixed(&x, &y, &c, &one).unwrap();
+    let d = |t: &Tensor<f64>| Deferred::new(t.clone());
+    counts();
+    let fused = mixed(&d(&x), &d(&y), &d(&c), &d(&one))
+        .unwrap()
+        .apply_op(&Counted)
+        .unwrap();
+    assert!(!fused.is_computed());
+    let value = fused.value().unwrap();
+    assert_eq!(value.shape(), &[N]);
+    assert_eq!(bits(&value), bits(&eager.apply_op(&Counted).unwrap()));
+    // `Counted` ran fused, on its two blocks (the plain run above is the one unfused run).
+    assert_eq!(counts(), (N, N));
+}
+
+#[test]
+fn held_values_are_written_out_and_nothing_runs_twice() {
+    let x = Deferred::new(point(N, 0.8));
+    let half = x.apply_op(&Counted).unwrap();
+    let inner = half.apply_op(&Counted).unwrap().exp();
+    let left = inner.apply_op(&Counted).unwrap();
+    let right = inner.square().apply_op(&Counted).unwrap();
+    counts();
+    let sum = left.try_add(&right).unwrap().value().unwrap();
+    // `half` is held here: computed and kept; the unnamed `counted` under `inner` is not.
+    assert!(half.is_computed() && inner.is_computed() && left.is_computed());
+    assert_eq!(counts(), (4 * N, 0));
+    let inner0 = point(N, 0.8)
+        .apply_op(&Counted)
+        .unwrap()
+        .apply_op(&Counted)
+        .unwrap()
+        .exp();
+    let left0 = inner0.apply_op(&Counted).unwrap();
+    let right0 = inner0.square().apply_op(&Counted).unwrap();
+    assert_eq!(bits(&sum), bits(&left0.add(&right0)));
+    // Asked again, or through what was kept: nothing runs again.
+    counts();
+    assert_eq!(bits(&right.value().unwrap()), bits(&right0));
+    assert_eq!(bits(&left.value().unwrap()), bits(&left0));
+    assert_eq!(bits(&inner.value().unwrap()), bits(&inner0));
+    assert_eq!(counts(), (0, 0));
+}
+
+#[test]
+fn a_shared_dag_is_not_recomputed_along_each_path() {
+    // Each level reads the one below three times: 3^60 paths, 60 * 4 operations, cut into
+    // regions of at most 64.
+    let x0 = point(N, 0.5);
+    let mut x = Deferred::new(x0.clone());
+    let mut plain = x0;
+    for _ in 0..60 {
+        let h = x.apply_op(&Counted).unwrap();
+        x = h.try_mul(&h).unwrap().scale(0.25).try_add(&h).unwrap();
+        let h = plain.apply_op(&Counted).unwrap();
+        plain = h.mul(&h).scale(0.25).add(&h);
+    }
+    counts();
+    assert_eq!(bits(&x.value().unwrap()), bits(&plain));
+    let (fused, unfused) = counts();
+    assert_eq!(
+        fused + unfused,
+        60 * N,
+        "each `counted` once: {fused} + {unfused}"
+    );
+    assert!(fused > 50 * N, "mostly fused: {fused}");
+}
+
+#[test]
+fn a_deep_chain_is_fused_without_recursion() {
+    let mut x = Deferred::new(Tensor::<f64>::zeros(&[100]));
+    for _ in 0..100_000 {
+        x = x.add_scalar(1.0);
+    }
+    assert_eq!(x.value().unwrap().to_vec(), vec![100_000.0; 100]);
+    let mut y = Deferred::new(Tensor::<f64>::zeros(&[100]));
+    for _ in 0..100_000 {
+        y = y.add_scalar(1.0).exp().ln();
+    }
+    drop(y);
+}
+
+/// `ln(x)` for `x > 0` only: an error naming the operation otherwise; its block kernel
+/// refuses a block with a value out of its domain, so a fused chain holding it falls back.
+#[derive(Clone, Debug)]
+struct CheckedLn;
+
+impl Op for CheckedLn {
+    fn name(&self) -> &'static str {
+        "checked_ln"
+    }
+    const ELEMENTWISE: bool = true;
+    fn eval<T: Element>(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
+        if x[0].as_slice().iter().any(|&v| v <= T::zero()) {
+            return Err(Error::InvalidArgument {
+                op: "checked_ln",
+                reason: "a value is not positive".into(),
+            });
+        }
+        Ok(x[0].map(|v| v.ln()))
+    }
+    fn eval_block<T: Element>(&self, x: &[Operand<'_, T>], out: &mut [T]) -> bool {
+        let [Operand::Slice(x)] = x else { return false };
+        if x.iter().any(|&v| v <= T::zero()) && out.len() > 1 {
+            return false;
+        }
+        out.iter_mut().zip(*x).for_each(|(o, &v)| *o = v.ln());
+        true
+    }
+    fn output_shape(&self, x: &[&[usize]]) -> Option<Vec<usize>> {
+        Some(x[0].to_vec())
+    }
+    fn jvp<A: Array>(&self, x: &[&A], _: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
+        t[0].map(|t| t.try_div(x[0])).transpose()
+    }
+}
+
+#[test]
+fn an_error_in_a_fused_region_names_the_operation() {
+    let x = Deferred::new(point(N, 0.3));
+    let fine = x
+        .square()
+        .add_scalar(1.0)
+        .apply_op(&CheckedLn)
+        .unwrap()
+        .exp();
+    let want = point(N, 0.3)
+        .square()
+        .add_scalar(1.0)
+        .apply_op(&CheckedLn)
+        .unwrap()
+        .exp();
+    assert_eq!(bits(&fine.value().unwrap()), bits(&want));
+    let bad = x
+        .square()
+        .add_scalar(-1.0)
+        .apply_op(&CheckedLn)
+        .unwrap()
+        .exp();
+    let err = bad.value().unwrap_err().to_string();
+    assert!(
+        err.contains("checked_ln") && err.contains("not positive"),
+        "{err}"
+    );
+    let again = bad.value().unwrap_err().to_string();
+    assert!(again.contains("could not be computed"), "{again}");
+}
+
+/// The extended Rosenbrock function, as the benchmarks write it.
+fn rosenbrock<A: Array>(x: &A) -> Result<A, Error> {
+    let n = x.shape()[0];
+    let (head, tail) = (x.try_narrow(0, 0, n - 1)?, x.try_narrow(0, 1, n - 1)?);
+    let a = tail.try_sub(&head.square())?;
+    let b = head.add_scalar(A::elem(-1.0));
+    a.square()
+        .scale(A::elem(100.0))
+        .try_add(&b.square())
+        .map(|s| s.sum_all())
+}
+
+/// Its Hessian times `v`, row by row.
+fn rosenbrock_hvp(x: &[f64], v: &[f64]) -> Vec<f64> {
+    let n = x.len();
+    (0..n)
+        .map(|i| {
+            let mut h = 0.0;
+            if i + 1 < n {
+                h += (1200.0 * x[i] * x[i] - 400.0 * x[i + 1] + 2.0) * v[i]
+                    - 400.0 * x[i] * v[i + 1];
+            }
+            if i > 0 {
+                h += 200.0 * v[i] - 400.0 * x[i - 1] * v[i - 1];
+            }
+            h
+        })
+        .collect()
+}
+
+#[test]
+fn transforms_on_fused_deferred_arrays_match_plain_ones() {
+    let x = point(N, 0.11);
+    let v = point(N, 2.3);
+    // Reverse mode and forward mode on deferred arrays: the plain results, bit for bit.
+    let plain = grad(|x| rosenbrock(x), &x).unwrap();
+    let deferred = grad(|x| rosenbrock(x), &Deferred::new(x.clone())).unwrap();
+    assert_eq!(bits(&deferred.value().unwrap()), bits(&plain));
+    let (y, t) = jvp(
+        rosenbrock,
+        &Deferred::new(x.clone()),
+        &Deferred::new(v.clone()),
+    )
+    .unwrap();
+    let (y0, t0) = jvp(rosenbrock, &x, &v).unwrap();
+    assert_eq!(bits(&y.value().unwrap()), bits(&y0));
+    assert_eq!(bits(&t.value().unwrap()), bits(&t0));
+    // `hvp` (on deferred arrays inside): the Hessian by hand, forward over reverse on plain
+    // arrays, and central differences of the gradient.
+    let hv = hvp(|x| rosenbrock(x), &x, &v).unwrap();
+    let by_hand = Tensor::vector(&rosenbrock_hvp(x.as_slice(), v.as_slice()));
+    assert!(
+        hv.all_close(&by_hand, 1e-10),
+        "hvp against the Hessian by hand"
+    );
+    let (_, fwd_rev) = jvp(|x| grad(|x| rosenbrock(x), x), &x, &v).unwrap();
+    assert!(hv.all_close(&fwd_rev, 1e-10));
+    let h = 1e-5;
+    let g = |s: f64| grad(|x| rosenbrock(x), &x.add(&v.scale(s))).unwrap();
+    let fd = g(h).sub(&g(-h)).scale(0.5 / h);
+    assert!(hv.all_close(&fd, 1e-5), "hvp against central differences");
+}
