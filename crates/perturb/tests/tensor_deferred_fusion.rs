@@ -104,7 +104,7 @@ fn fused_values_equal_the_unfused_operations_bit_for_bit() {
 }
 
 #[test]
-fn held_values_are_written_out_and_nothing_runs_twice() {
+fn held_values_are_written_out_unless_cheap_to_compute_again() {
     let x = Deferred::new(point(N, 0.8));
     let half = x.apply_op(&Counted).unwrap();
     let inner = half.apply_op(&Counted).unwrap().exp();
@@ -112,9 +112,11 @@ fn held_values_are_written_out_and_nothing_runs_twice() {
     let right = inner.square().apply_op(&Counted).unwrap();
     counts();
     let sum = left.try_add(&right).unwrap().value().unwrap();
-    // `half` is held here: computed and kept; the unnamed `counted` under `inner` is not.
-    assert!(half.is_computed() && inner.is_computed() && left.is_computed());
     assert_eq!(counts(), (4 * N, 0));
+    // Held here and three operations from `x`: written out. The other held values are one
+    // or two operations from a written one: left pending.
+    assert!(inner.is_computed());
+    assert!(!half.is_computed() && !left.is_computed() && !right.is_computed());
     let inner0 = point(N, 0.8)
         .apply_op(&Counted)
         .unwrap()
@@ -123,12 +125,22 @@ fn held_values_are_written_out_and_nothing_runs_twice() {
         .exp();
     let left0 = inner0.apply_op(&Counted).unwrap();
     let right0 = inner0.square().apply_op(&Counted).unwrap();
+    let half0 = point(N, 0.8).apply_op(&Counted).unwrap();
     assert_eq!(bits(&sum), bits(&left0.add(&right0)));
-    // Asked again, or through what was kept: nothing runs again.
     counts();
+    // Asked for, they are computed again from what was written: `right` with `square`
+    // (fused), `left` and `half` alone (unfused); `inner` not at all.
     assert_eq!(bits(&right.value().unwrap()), bits(&right0));
+    assert_eq!(counts(), (N, 0));
     assert_eq!(bits(&left.value().unwrap()), bits(&left0));
     assert_eq!(bits(&inner.value().unwrap()), bits(&inner0));
+    assert_eq!(bits(&half.value().unwrap()), bits(&half0));
+    assert_eq!(counts(), (0, 2 * N));
+    // Then kept.
+    for held in [&half, &inner, &left, &right] {
+        assert!(held.is_computed());
+        held.value().unwrap();
+    }
     assert_eq!(counts(), (0, 0));
 }
 
@@ -154,6 +166,43 @@ fn a_shared_dag_is_not_recomputed_along_each_path() {
         "each `counted` once: {fused} + {unfused}"
     );
     assert!(fused > 50 * N, "mostly fused: {fused}");
+}
+
+#[test]
+fn a_chain_held_at_every_step_is_computed_again_only_boundedly() {
+    // Every value held, then each asked for from the last down, as a backward sweep reads
+    // them: recomputing from scratch each time would be 200 * 201 / 2 runs of `counted`.
+    let mut held = vec![Deferred::new(point(N, 0.2))];
+    for _ in 0..200 {
+        let next = held[held.len() - 1].apply_op(&Counted).unwrap();
+        held.push(next);
+    }
+    counts();
+    for x in held.iter().rev() {
+        x.value().unwrap();
+    }
+    let (fused, unfused) = counts();
+    assert!(fused + unfused <= 3 * 200 * N, "{fused} + {unfused}");
+    let mut plain = point(N, 0.2);
+    for _ in 0..200 {
+        plain = plain.apply_op(&Counted).unwrap();
+    }
+    assert_eq!(bits(&held[200].value().unwrap()), bits(&plain));
+}
+
+#[test]
+fn the_fused_inputs_of_one_operation_share_one_chain() {
+    // `a` feeds both operands of the product and is held by nothing else: one chain computes
+    // it once for both, and writes it nowhere.
+    let x = Deferred::new(point(N, 0.6));
+    let a = x.apply_op(&Counted).unwrap();
+    let (p, q) = (a.exp(), a.sin());
+    drop(a);
+    counts();
+    let dot = p.matmul(&q).value().unwrap();
+    assert_eq!(counts(), (N, 0));
+    let a0 = point(N, 0.6).apply_op(&Counted).unwrap();
+    assert_eq!(bits(&dot), bits(&a0.exp().matmul(&a0.sin())));
 }
 
 #[test]

@@ -169,13 +169,8 @@ impl<A: Array> Deferred<A> {
             let waiting = match &*top.node.state.borrow() {
                 State::Computed(_) => None,
                 State::Failed => return Err(top.failed()),
-                State::Pending { fuses: true, .. } => Some(Next::Fuse),
-                State::Pending { inputs, .. } => {
-                    Some(match inputs.iter().find(|x| !x.is_computed()) {
-                        Some(input) => Next::Input(input.clone()),
-                        None => Next::Run,
-                    })
-                }
+                State::Pending { fuses: true, .. } => Some(Next::Fuse(vec![top.clone()])),
+                State::Pending { inputs, .. } => Some(next_for(inputs)),
             };
             match waiting {
                 None => {
@@ -186,14 +181,9 @@ impl<A: Array> Deferred<A> {
                     top.run()?;
                     stack.pop();
                 }
-                Some(Next::Fuse) => {
-                    let waiting = fused::run_region(&top)?;
-                    if waiting.is_empty() {
-                        stack.pop();
-                    } else {
-                        stack.extend(waiting);
-                    }
-                }
+                // Computed, or what the region waits for pushed: either way `top` is looked at
+                // again.
+                Some(Next::Fuse(tops)) => stack.extend(fused::run_region(&tops)?),
             }
         }
         match &*self.node.state.borrow() {
@@ -225,6 +215,19 @@ impl<A: Array> Deferred<A> {
         }
         *self.node.state.borrow_mut() = State::Computed(value);
         Ok(())
+    }
+
+    /// Whether it is pending and runs fused.
+    fn fuses(&self) -> bool {
+        matches!(
+            *self.node.state.borrow(),
+            State::Pending { fuses: true, .. }
+        )
+    }
+
+    /// Whether both are the same node.
+    fn same(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.node, &other.node)
     }
 
     fn failed(&self) -> Error {
@@ -290,8 +293,29 @@ enum Next<A: Array> {
     Input(Deferred<A>),
     /// Nothing: the operation runs.
     Run,
-    /// The fused region under it.
-    Fuse,
+    /// These operations, which fuse, with the region under them, in one chain.
+    Fuse(Vec<Deferred<A>>),
+}
+
+/// What an operation that does not fuse waits for, given its inputs: the first not computed
+/// yet; if that one fuses, together with the others not computed that fuse with the same
+/// shape, so that what they share is computed once (the two windows' cotangents that a
+/// `pad_pair` adds, say).
+fn next_for<A: Array>(inputs: &[Deferred<A>]) -> Next<A> {
+    let mut pending = inputs.iter().filter(|x| !x.is_computed());
+    let Some(first) = pending.next() else {
+        return Next::Run;
+    };
+    if !first.fuses() {
+        return Next::Input(first.clone());
+    }
+    let mut tops = vec![first.clone()];
+    for x in pending {
+        if x.fuses() && x.node.shape == first.node.shape && !tops.iter().any(|t| t.same(x)) {
+            tops.push(x.clone());
+        }
+    }
+    Next::Fuse(tops)
 }
 
 impl<A: Array> fmt::Debug for Deferred<A> {

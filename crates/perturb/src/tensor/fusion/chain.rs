@@ -42,6 +42,8 @@ enum Node<T> {
         name: &'static str,
         kernel: Kernel<T>,
         inputs: Vec<usize>,
+        /// Its block's place in the scratch: operations are numbered in order, inputs not.
+        slot: usize,
     },
 }
 
@@ -67,6 +69,8 @@ pub struct Chain<T> {
     shape: Vec<usize>,
     len: usize,
     nodes: Vec<Node<T>>,
+    /// How many of the nodes are operations: blocks of scratch a run needs.
+    operations: usize,
 }
 
 impl<T: Element> Chain<T> {
@@ -81,6 +85,7 @@ impl<T: Element> Chain<T> {
             shape: shape.to_vec(),
             len: shape.iter().product(),
             nodes: Vec::new(),
+            operations: 0,
         }
     }
 
@@ -167,7 +172,9 @@ impl<T: Element> Chain<T> {
             name,
             kernel,
             inputs: inputs.to_vec(),
+            slot: self.operations,
         });
+        self.operations += 1;
         Ok(self.nodes.len() - 1)
     }
 
@@ -227,21 +234,35 @@ impl<T: Element> Chain<T> {
     /// Runs every node on each block in turn, handing `visit` the block's values.
     fn run(&self, mut visit: impl FnMut(&Values<'_, T>)) -> Result<(), Error> {
         let block = self.block();
-        let mut scratch: Vec<T> = buffers::take(self.nodes.len() * block);
-        scratch.resize(self.nodes.len() * block, T::zero());
+        // Every block is written by its operation before anything reads it: no zeroing.
+        let mut scratch: Vec<T> = buffers::stale(self.operations * block);
+        let result = self.run_on(&mut scratch, block, &mut visit);
+        buffers::give(scratch);
+        result
+    }
+
+    /// [`run`](Self::run) on `scratch`, blocks of `block` elements.
+    fn run_on(
+        &self,
+        scratch: &mut [T],
+        block: usize,
+        visit: &mut impl FnMut(&Values<'_, T>),
+    ) -> Result<(), Error> {
         let mut start = 0;
         while start < self.len.max(1) {
             let n = block.min(self.len - start);
-            for (i, node) in self.nodes.iter().enumerate() {
+            for node in &self.nodes {
                 let Node::Apply {
                     name,
                     kernel,
                     inputs,
+                    slot,
                 } = node
                 else {
                     continue;
                 };
-                let (earlier, rest) = scratch.split_at_mut(i * block);
+                // Operations are numbered in order: their inputs' blocks come before.
+                let (earlier, rest) = scratch.split_at_mut(slot * block);
                 // On the stack: no allocation per node per block.
                 let mut operands = [Operand::Scalar(T::zero()); MAX_ARITY];
                 for (o, &j) in operands.iter_mut().zip(inputs) {
@@ -260,7 +281,7 @@ impl<T: Element> Chain<T> {
             }
             visit(&Values {
                 nodes: &self.nodes,
-                scratch: &scratch,
+                scratch,
                 block,
                 start,
                 len: n,
@@ -274,7 +295,8 @@ impl<T: Element> Chain<T> {
     }
 }
 
-/// Node `j`'s operand for the block `start..start + n`, in scratch of `block` elements a node.
+/// Node `j`'s operand for the block `start..start + n`, in scratch of `block` elements an
+/// operation.
 fn operand<'a, T: Element>(
     nodes: &'a [Node<T>],
     scratch: &'a [T],
@@ -286,7 +308,7 @@ fn operand<'a, T: Element>(
     match &nodes[j] {
         Node::Leaf(x) => Operand::Slice(&x.as_slice()[start..start + n]),
         Node::Scalar(v) => Operand::Scalar(*v),
-        Node::Apply { .. } => Operand::Slice(&scratch[j * block..j * block + n]),
+        Node::Apply { slot, .. } => Operand::Slice(&scratch[slot * block..slot * block + n]),
     }
 }
 
