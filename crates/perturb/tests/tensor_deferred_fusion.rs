@@ -10,8 +10,14 @@ use perturb::tensor::fusion::Operand;
 use perturb::tensor::{grad, hvp, jvp, ops, Array, Deferred, Element, Op, Tensor};
 use perturb::Error;
 
-/// 1,000 elements: two blocks of a chain, the second short.
+/// 1,000 elements: two blocks of a chain, the second short. Below the default
+/// `fusion::min_len`: each test sets it to `MIN_LEN` first (all tests of this file set the same).
 const N: usize = 1000;
+const MIN_LEN: usize = 64;
+
+fn fuse_from_64() {
+    perturb::tensor::fusion::set_min_len(MIN_LEN);
+}
 
 fn point(n: usize, seed: f64) -> Tensor<f64> {
     Tensor::from_vec(
@@ -83,6 +89,7 @@ fn mixed<A: Array>(x: &A, y: &A, c: &A, one: &A) -> Result<A, Error> {
 
 #[test]
 fn fused_values_equal_the_unfused_operations_bit_for_bit() {
+    fuse_from_64();
     let (x, y) = (point(N, 0.37), point(N, 1.91));
     let (c, one) = (
         Tensor::scalar(0.125),
@@ -105,6 +112,7 @@ fn fused_values_equal_the_unfused_operations_bit_for_bit() {
 
 #[test]
 fn held_values_are_written_out_unless_cheap_to_compute_again() {
+    fuse_from_64();
     let x = Deferred::new(point(N, 0.8));
     let half = x.apply_op(&Counted).unwrap();
     let inner = half.apply_op(&Counted).unwrap().exp();
@@ -146,6 +154,7 @@ fn held_values_are_written_out_unless_cheap_to_compute_again() {
 
 #[test]
 fn a_shared_dag_is_not_recomputed_along_each_path() {
+    fuse_from_64();
     // Each level reads the one below three times: 3^60 paths, 60 * 4 operations, cut into
     // regions of at most 64.
     let x0 = point(N, 0.5);
@@ -170,6 +179,7 @@ fn a_shared_dag_is_not_recomputed_along_each_path() {
 
 #[test]
 fn a_chain_held_at_every_step_is_computed_again_only_boundedly() {
+    fuse_from_64();
     // Every value held, then each asked for from the last down, as a backward sweep reads
     // them: recomputing from scratch each time would be 200 * 201 / 2 runs of `counted`.
     let mut held = vec![Deferred::new(point(N, 0.2))];
@@ -192,6 +202,7 @@ fn a_chain_held_at_every_step_is_computed_again_only_boundedly() {
 
 #[test]
 fn the_fused_inputs_of_one_operation_share_one_chain() {
+    fuse_from_64();
     // `a` feeds both operands of the product and is held by nothing else: one chain computes
     // it once for both, and writes it nowhere.
     let x = Deferred::new(point(N, 0.6));
@@ -207,6 +218,7 @@ fn the_fused_inputs_of_one_operation_share_one_chain() {
 
 #[test]
 fn a_deep_chain_is_fused_without_recursion() {
+    fuse_from_64();
     let mut x = Deferred::new(Tensor::<f64>::zeros(&[100]));
     for _ in 0..100_000 {
         x = x.add_scalar(1.0);
@@ -256,6 +268,7 @@ impl Op for CheckedLn {
 
 #[test]
 fn an_error_in_a_fused_region_names_the_operation() {
+    fuse_from_64();
     let x = Deferred::new(point(N, 0.3));
     let fine = x
         .square()
@@ -317,6 +330,7 @@ fn rosenbrock_hvp(x: &[f64], v: &[f64]) -> Vec<f64> {
 
 #[test]
 fn transforms_on_fused_deferred_arrays_match_plain_ones() {
+    fuse_from_64();
     let x = point(N, 0.11);
     let v = point(N, 2.3);
     // Reverse mode and forward mode on deferred arrays: the plain results, bit for bit.

@@ -9,23 +9,21 @@
 //! [`RECOMPUTE`] operations from written values): those stay pending, so that a value nobody
 //! asks for again is never written, and one that is asked for costs a bounded recomputation.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-use super::{Deferred, Node, State};
+use super::{Deferred, State};
 use crate::error::Error;
-use crate::tensor::fusion::{Chain, MAX_ARITY};
+use crate::tensor::fusion::{self, Chain, MAX_ARITY};
 use crate::tensor::Array;
 
-/// The fewest elements for which a chain is built: below, the unfused operations are as cheap.
-const MIN_LEN: usize = 64;
-
-/// Element-wise operations on rayon's pool from here ([`kernels::Cost`]'s threshold for
-/// transcendental functions); a chain runs on one thread, so these sizes run unfused.
+/// Element-wise operations on plain tensors of this size or more run on rayon's pool
+/// ([`kernels::Cost`]'s threshold for cheap ones); a chain runs on one thread, so these sizes
+/// run unfused. (Transcendental operations go to the pool from 2^14 elements: a chain of them
+/// between 2^14 and 2^18 runs on one thread where unfused they would use all; on the project's
+/// 2-core machine the two took the same time at 10^5 elements, BENCHMARKS.md.)
 ///
 /// [`kernels::Cost`]: crate::tensor::kernels::Cost
-const MAX_LEN: usize = 1 << 14;
+const MAX_LEN: usize = 1 << 18;
 
 /// The most operations a member held outside the region may take to compute again, for it
 /// not to be written out.
@@ -35,15 +33,9 @@ const RECOMPUTE: usize = 2;
 /// `f64`); a larger region is cut, its far part computed first as a region of its own.
 const MAX_NODES: usize = 64;
 
-/// Whether values of `shape` are computed fused.
+/// Whether values of `shape` are computed fused ([`fusion::min_len`] to [`MAX_LEN`]).
 pub(super) fn fits(shape: &[usize]) -> bool {
-    (MIN_LEN..MAX_LEN).contains(&shape.iter().product::<usize>())
-}
-
-type Key<A> = *const Node<A>;
-
-fn key<A: Array>(x: &Deferred<A>) -> Key<A> {
-    Rc::as_ptr(&x.node)
+    (fusion::min_len()..MAX_LEN).contains(&shape.iter().product::<usize>())
 }
 
 /// Where an input of the region stands.
@@ -65,30 +57,44 @@ fn classify<A: Array>(x: &Deferred<A>, shape: &[usize]) -> Input {
     }
 }
 
+/// Where an operand of a member comes from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// Another member.
+    Member(usize),
+    /// A computed value, a leaf of the chain.
+    Leaf(usize),
+}
+
 /// Computes `tops`, pending operations of one shape that fuse, with the region under them;
 /// or, where some input of the region is not computed yet, computes nothing and returns those
 /// inputs.
+///
+/// A region has at most [`MAX_NODES`] members and a few leaves: they are looked up by linear
+/// search, which at these sizes costs less than hashing.
 pub(super) fn run_region<A: Array>(tops: &[Deferred<A>]) -> Result<Vec<Deferred<A>>, Error> {
     let Some(first) = tops.first() else {
         return Ok(Vec::new());
     };
     let shape = first.node.shape.clone();
-    // The members, found depth first; `order` lists them inputs first.
     let mut members: Vec<Deferred<A>> = Vec::new();
-    let mut index: HashMap<Key<A>, usize> = HashMap::new();
-    let mut waiting = Vec::new();
-    let mut seen = HashSet::new();
-    let mut order = Vec::new();
-    let mut dfs = Vec::new();
     for top in tops {
-        if let Entry::Vacant(e) = index.entry(key(top)) {
-            e.insert(members.len());
+        if !members.iter().any(|m| m.same(top)) {
             members.push(top.clone());
         }
     }
     let roots = members.len();
-    // A root can be an input of another: it is entered where it is first reached.
+    // Each member's operands, and how many times it is an operand of another member: what the
+    // region itself holds of it.
+    let mut sources = vec![[Source::Leaf(0); MAX_ARITY]; roots];
+    let mut held_inside = vec![0; roots];
+    let mut leaves: Vec<Deferred<A>> = Vec::new();
+    let mut waiting: Vec<Deferred<A>> = Vec::new();
+    // Depth first; `order` lists the members inputs first. A root can be an input of
+    // another: it is entered where it is first reached.
+    let mut order = Vec::new();
     let mut entered = vec![false; roots];
+    let mut dfs = Vec::new();
     for root in 0..roots {
         if !std::mem::replace(&mut entered[root], true) {
             dfs.push((root, 0));
@@ -106,25 +112,43 @@ pub(super) fn run_region<A: Array>(tops: &[Deferred<A>]) -> Result<Vec<Deferred<
             if let Some(last) = dfs.last_mut() {
                 last.1 += 1;
             }
-            if let Some(&j) = index.get(&key(&input)) {
+            let source = if let Some(j) = members.iter().position(|x| x.same(&input)) {
                 if j < roots && !std::mem::replace(&mut entered[j], true) {
                     dfs.push((j, 0));
                 }
-                continue;
-            }
-            match classify(&input, &shape) {
-                Input::Computed => {}
-                Input::Member if members.len() < MAX_NODES => {
-                    index.insert(key(&input), members.len());
-                    dfs.push((members.len(), 0));
-                    members.push(input);
-                }
-                Input::Member | Input::Waiting => {
-                    if seen.insert(key(&input)) {
-                        waiting.push(input);
+                Source::Member(j)
+            } else {
+                match classify(&input, &shape) {
+                    Input::Computed => match leaves.iter().position(|x| x.same(&input)) {
+                        Some(k) => Source::Leaf(k),
+                        None => {
+                            leaves.push(input);
+                            Source::Leaf(leaves.len() - 1)
+                        }
+                    },
+                    Input::Member if members.len() < MAX_NODES => {
+                        dfs.push((members.len(), 0));
+                        members.push(input);
+                        sources.push([Source::Leaf(0); MAX_ARITY]);
+                        held_inside.push(0);
+                        Source::Member(members.len() - 1)
+                    }
+                    Input::Member | Input::Waiting => {
+                        if !waiting.iter().any(|x| x.same(&input)) {
+                            waiting.push(input);
+                        }
+                        continue;
                     }
                 }
+            };
+            if let Source::Member(j) = source {
+                held_inside[j] += 1;
             }
+            // A member fuses, so it has at most `MAX_ARITY` operands.
+            let slot = sources[m]
+                .get_mut(next)
+                .ok_or_else(|| members[m].failed())?;
+            *slot = source;
         }
     }
     if !waiting.is_empty() {
@@ -136,29 +160,45 @@ pub(super) fn run_region<A: Array>(tops: &[Deferred<A>]) -> Result<Vec<Deferred<
         return Ok(waiting);
     }
 
-    let written = written(&members, &order, &index, roots);
     let mut chain = Chain::new(&shape);
+    let leaf_slots = leaves
+        .iter()
+        .map(|x| leaf(&mut chain, x))
+        .collect::<Result<Vec<_>, Error>>()?;
     let mut slots = vec![0; members.len()];
-    let mut leaves = HashMap::new();
+    // Written out: the roots, and each member held from outside the region (a handle, an
+    // operation elsewhere, the caller's stack) that would cost more than `RECOMPUTE`
+    // operations to compute again from written values. One held more cheaply stays pending,
+    // its pending inputs with it: computed again if it is ever asked for, never written if it
+    // is not (a value a tape keeps for a rule the sweep does not run).
+    let mut written = Vec::new();
+    // Operations to compute each member again from written values (a shared one counted per
+    // use: an overestimate).
+    let mut cost = vec![0; members.len()];
     for &m in &order {
         let state = members[m].node.state.borrow();
         let State::Pending { inputs, op, .. } = &*state else {
             return Err(members[m].failed());
         };
         let mut operands = [0; MAX_ARITY];
-        for (slot, x) in operands.iter_mut().zip(inputs) {
-            *slot = match index.get(&key(x)) {
-                Some(&j) => slots[j],
-                None => match leaves.entry(key(x)) {
-                    Entry::Occupied(e) => *e.get(),
-                    Entry::Vacant(e) => *e.insert(leaf(&mut chain, x)?),
-                },
+        cost[m] = 1;
+        for (slot, source) in operands.iter_mut().zip(&sources[m][..inputs.len()]) {
+            *slot = match *source {
+                Source::Member(j) => {
+                    cost[m] += cost[j];
+                    slots[j]
+                }
+                Source::Leaf(k) => leaf_slots[k],
             };
         }
-        let operands = operands
-            .get(..inputs.len())
-            .ok_or_else(|| members[m].failed())?;
-        slots[m] = chain.apply_kernel(members[m].node.name, Rc::clone(op).kernel(), operands)?;
+        let kernel = Rc::clone(op).kernel();
+        slots[m] = chain.apply_kernel(members[m].node.name, kernel, &operands[..inputs.len()])?;
+        // `members` holds one handle of its own.
+        let held_outside = Rc::strong_count(&members[m].node) > held_inside[m] + 1;
+        if m < roots || (held_outside && cost[m] > RECOMPUTE) {
+            written.push(m);
+            cost[m] = 0;
+        }
     }
     let nodes: Vec<usize> = written.iter().map(|&m| slots[m]).collect();
     match chain.eval(&nodes) {
@@ -176,49 +216,6 @@ pub(super) fn run_region<A: Array>(tops: &[Deferred<A>]) -> Result<Vec<Deferred<
         }
     }
     Ok(waiting)
-}
-
-/// The members whose values are written out, in `order`: the roots, and each member held from
-/// outside the region (a handle, an operation elsewhere, the caller's stack) that would cost
-/// more than [`RECOMPUTE`] operations to compute again from what is written. One held more
-/// cheaply stays pending, its pending inputs with it: computed again if it is ever asked for,
-/// never written if it is not (a value a tape keeps for a rule the sweep does not run).
-fn written<A: Array>(
-    members: &[Deferred<A>],
-    order: &[usize],
-    index: &HashMap<Key<A>, usize>,
-    roots: usize,
-) -> Vec<usize> {
-    // How many times each member is an input of another: what the region itself holds of it.
-    let mut held_inside = vec![0; members.len()];
-    let inputs_of = |m: usize| -> Vec<usize> {
-        match &*members[m].node.state.borrow() {
-            State::Pending { inputs, .. } => inputs
-                .iter()
-                .filter_map(|x| index.get(&key(x)).copied())
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
-    for &m in order {
-        for j in inputs_of(m) {
-            held_inside[j] += 1;
-        }
-    }
-    // Operations to compute a member again from written values (a shared one counted per use:
-    // an overestimate).
-    let mut cost = vec![0; members.len()];
-    let mut written = Vec::new();
-    for &m in order {
-        cost[m] = 1 + inputs_of(m).iter().map(|&j| cost[j]).sum::<usize>();
-        // `members` holds one handle of its own.
-        let held_outside = Rc::strong_count(&members[m].node) > held_inside[m] + 1;
-        if m < roots || (held_outside && cost[m] > RECOMPUTE) {
-            written.push(m);
-            cost[m] = 0;
-        }
-    }
-    written
 }
 
 /// A computed input as a leaf of the chain: a run of the chain's shape, or a one-element

@@ -15,7 +15,8 @@ mod fused;
 
 /// An array whose value is computed only when something asks for it: an operation whose result
 /// shape it can tell in advance ([`Op::output_shape`]) is recorded with its inputs and run later,
-/// once, if at all; any other operation runs at once, as on the plain array.
+/// once, if at all (or, fused, again where that is cheaper than keeping it: below); any other
+/// operation runs at once, as on the plain array.
 ///
 /// [`hvp`](super::hvp) runs on it: of the values the gradient's sweep on dual tensors builds,
 /// the result needs only some (not the loss value, nor the value parts of cotangents that no
@@ -26,11 +27,14 @@ mod fused;
 /// On plain tensors ([`Array::PLAIN`]) the pending element-wise operations of one shape under a
 /// requested value (those with a block kernel, [`Op::eval_block`], their other operands of one
 /// element) run as one [`fusion::Chain`]: block by block, in one pass over memory, with the
-/// same values bit for bit. Of the operations in such a chain, only the requested one and those
-/// something else still holds (a handle, another pending operation) are written out; the others
-/// live only in the chain's blocks. Each operation still runs at most once. Shapes of fewer
-/// than 64 or of 2^14 elements and more run unfused (too small to pay; large enough that the
-/// unfused operations use rayon's threads, which a chain does not).
+/// same values bit for bit. Of the operations in such a chain, only the requested ones and those
+/// something else still holds (a handle, another pending operation) are written out, and of the
+/// held ones only those that would take more than two operations to compute again from written
+/// values: a cheaper one stays pending and is computed again if it is ever asked for (a value a
+/// tape keeps for a rule that never runs is then never written). The others live only in the
+/// chain's blocks. Arrays of
+/// fewer than [`fusion::min_len`] elements (2^14) run unfused, where fusion does not pay, and
+/// so do arrays of 2^18 and more, where the unfused operations use rayon's threads.
 ///
 /// ```
 /// use perturb::tensor::{Array, Deferred, Tensor};

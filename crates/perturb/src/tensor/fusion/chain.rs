@@ -41,7 +41,9 @@ enum Node<T> {
     Apply {
         name: &'static str,
         kernel: Kernel<T>,
-        inputs: Vec<usize>,
+        /// The first `arity` are its operands (no allocation per node).
+        inputs: [usize; MAX_ARITY],
+        arity: usize,
         /// Its block's place in the scratch: operations are numbered in order, inputs not.
         slot: usize,
     },
@@ -168,10 +170,13 @@ impl<T: Element> Chain<T> {
         if inputs.iter().any(|&i| i >= self.nodes.len()) {
             return Err(invalid("an input is not an earlier node of the chain"));
         }
+        let mut operands = [0; MAX_ARITY];
+        operands[..inputs.len()].copy_from_slice(inputs);
         self.nodes.push(Node::Apply {
             name,
             kernel,
-            inputs: inputs.to_vec(),
+            inputs: operands,
+            arity: inputs.len(),
             slot: self.operations,
         });
         self.operations += 1;
@@ -256,6 +261,7 @@ impl<T: Element> Chain<T> {
                     name,
                     kernel,
                     inputs,
+                    arity,
                     slot,
                 } = node
                 else {
@@ -265,10 +271,10 @@ impl<T: Element> Chain<T> {
                 let (earlier, rest) = scratch.split_at_mut(slot * block);
                 // On the stack: no allocation per node per block.
                 let mut operands = [Operand::Scalar(T::zero()); MAX_ARITY];
-                for (o, &j) in operands.iter_mut().zip(inputs) {
+                for (o, &j) in operands.iter_mut().zip(&inputs[..*arity]) {
                     *o = operand(&self.nodes, earlier, block, j, start, n);
                 }
-                let operands = &operands[..inputs.len()];
+                let operands = &operands[..*arity];
                 if !kernel.eval_block(operands, &mut rest[..n]) {
                     return Err(Error::InvalidArgument {
                         op: name,

@@ -12,11 +12,45 @@
 
 mod chain;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 pub(crate) use chain::{BlockKernel, OpKernel, MAX_ARITY};
 pub use chain::{Chain, BLOCK};
 
 use super::vmath::{self, ExpFamily};
 use super::Element;
+
+/// The fewest elements for which a [`Deferred`](super::Deferred) array of plain tensors runs
+/// its element-wise operations fused: 2^14 unless [`set_min_len`] says otherwise. Below, every
+/// array a chain reads and writes stays in the L2 cache, where a pass per operation costs no
+/// more than a pass per block (a fused operation still loads, computes and stores each element,
+/// in L1), and building the chain is overhead; measured on the project's machine
+/// (BENCHMARKS.md, "Fusion stage 2").
+///
+/// ```
+/// assert_eq!(perturb::tensor::fusion::min_len(), 1 << 14);
+/// ```
+pub fn min_len() -> usize {
+    MIN_LEN.load(Ordering::Relaxed)
+}
+
+/// Sets [`min_len`] for every thread (for arrays created from now on) and returns the previous
+/// value: `usize::MAX` switches fusion off, a small value tries it on smaller arrays (whose
+/// caches differ from machine to machine). Whatever it is, arrays of 2^18 elements and more
+/// run unfused: the unfused operations run on rayon's threads there, a chain on one.
+///
+/// ```
+/// use perturb::tensor::{fusion, Array, Deferred, Tensor};
+/// let before = fusion::set_min_len(usize::MAX); // off
+/// let y = Deferred::new(Tensor::<f64>::ones(&[1 << 15])).exp().scale(2.0);
+/// assert_eq!(y.value().unwrap().as_slice()[0], 2.0 * 1.0_f64.exp());
+/// fusion::set_min_len(before);
+/// ```
+pub fn set_min_len(len: usize) -> usize {
+    MIN_LEN.swap(len, Ordering::Relaxed)
+}
+
+static MIN_LEN: AtomicUsize = AtomicUsize::new(1 << 14);
 
 /// One operand of a block kernel: a run of elements as long as the output block, or one
 /// value standing for every element (a 0-d or one-element operand broadcast).
