@@ -10,6 +10,13 @@ use perturb::tensor::fusion::Operand;
 use perturb::tensor::{grad, hvp, jvp, ops, Array, Deferred, Element, Op, Tensor};
 use perturb::Error;
 
+// The benchmarks' Rosenbrock function (`common::rosenbrock`).
+const GROUP_SUFFIX: &str = "";
+#[path = "../benches/suites/common.rs"]
+#[allow(dead_code)]
+mod common;
+use common::rosenbrock;
+
 /// 1,000 elements: two blocks of a chain, the second short. Below the default
 /// `fusion::min_len`: each test sets it to `MIN_LEN` first (all tests of this file set the same).
 const N: usize = 1000;
@@ -296,18 +303,6 @@ fn an_error_in_a_fused_region_names_the_operation() {
     );
     let again = bad.value().unwrap_err().to_string();
     assert!(again.contains("could not be computed"), "{again}");
-}
-
-/// The extended Rosenbrock function, as the benchmarks write it.
-fn rosenbrock<A: Array>(x: &A) -> Result<A, Error> {
-    let n = x.shape()[0];
-    let (head, tail) = (x.try_narrow(0, 0, n - 1)?, x.try_narrow(0, 1, n - 1)?);
-    let a = tail.try_sub(&head.square())?;
-    let b = head.add_scalar(A::elem(-1.0));
-    a.square()
-        .scale(A::elem(100.0))
-        .try_add(&b.square())
-        .map(|s| s.sum_all())
 }
 
 /// Its Hessian times `v`, row by row.
