@@ -200,18 +200,49 @@ impl<T: Element> Chain<T> {
     /// assert_eq!((x2.to_vec(), y2.to_vec()), (vec![1.0, 2.0], vec![1.0, 4.0]));
     /// ```
     pub fn eval(&self, outputs: &[usize]) -> Result<Vec<Tensor<T>>, Error> {
-        let mut data: Vec<Vec<T>> = outputs.iter().map(|_| buffers::take(self.len)).collect();
-        self.run(|values| {
-            for (buffer, &node) in data.iter_mut().zip(outputs) {
+        // An operation's block is written straight into its output (`direct`, in full from
+        // the start: each block is written before it is read); an input, or an output asked
+        // for twice, is copied in block by block.
+        let mut place = vec![None; self.nodes.len()];
+        let mut direct = Vec::new();
+        let mut copied: Vec<Vec<T>> = Vec::new();
+        let mut route = Vec::with_capacity(outputs.len());
+        for &node in outputs {
+            let is_op = matches!(self.nodes.get(node), Some(Node::Apply { .. }));
+            if is_op && place[node].is_none() {
+                place[node] = Some(direct.len());
+                route.push(Ok(direct.len()));
+                direct.push(buffers::stale(self.len));
+            } else {
+                route.push(Err(copied.len()));
+                copied.push(buffers::take(self.len));
+            }
+        }
+        self.run(&place, &mut direct, |values| {
+            let wanted = outputs
+                .iter()
+                .zip(&route)
+                .filter_map(|(&n, r)| r.err().map(|c| (n, c)));
+            for (node, c) in wanted {
                 match values.get(node) {
-                    Operand::Slice(s) => buffer.extend_from_slice(s),
-                    Operand::Scalar(v) => buffer.resize(buffer.len() + values.len(), v),
+                    Operand::Slice(s) => copied[c].extend_from_slice(s),
+                    Operand::Scalar(v) => {
+                        let len = copied[c].len() + values.len();
+                        copied[c].resize(len, v)
+                    }
                 }
             }
         })?;
-        Ok(data
+        let (mut direct, mut copied) = (direct.into_iter(), copied.into_iter());
+        Ok(route
             .into_iter()
-            .map(|d| Tensor::from_parts(d, self.shape.clone()))
+            .map(|r| {
+                let data = match r {
+                    Ok(_) => direct.next(),
+                    Err(_) => copied.next(),
+                };
+                Tensor::from_parts(data.unwrap_or_default(), self.shape.clone())
+            })
             .collect())
     }
 
@@ -227,7 +258,7 @@ impl<T: Element> Chain<T> {
     /// ```
     pub fn sum(&self, output: usize) -> Result<T, Error> {
         let mut total = T::zero();
-        self.run(|values| {
+        self.run(&vec![None; self.nodes.len()], &mut [], |values| {
             total += match values.get(output) {
                 Operand::Slice(s) => kernels::sum(s),
                 Operand::Scalar(v) => v * T::from_f64(values.len() as f64).unwrap_or_else(T::nan),
@@ -236,12 +267,19 @@ impl<T: Element> Chain<T> {
         Ok(total)
     }
 
-    /// Runs every node on each block in turn, handing `visit` the block's values.
-    fn run(&self, mut visit: impl FnMut(&Values<'_, T>)) -> Result<(), Error> {
+    /// Runs every node on each block in turn, handing `visit` the block's values. A node
+    /// with `place` `Some(k)` writes its blocks into `direct[k]` (of the chain's length), the
+    /// others into scratch.
+    fn run(
+        &self,
+        place: &[Option<usize>],
+        direct: &mut [Vec<T>],
+        mut visit: impl FnMut(&Values<'_, T>),
+    ) -> Result<(), Error> {
         let block = self.block();
         // Every block is written by its operation before anything reads it: no zeroing.
         let mut scratch: Vec<T> = buffers::stale(self.operations * block);
-        let result = self.run_on(&mut scratch, block, &mut visit);
+        let result = self.run_on(&mut scratch, block, place, direct, &mut visit);
         buffers::give(scratch);
         result
     }
@@ -251,12 +289,14 @@ impl<T: Element> Chain<T> {
         &self,
         scratch: &mut [T],
         block: usize,
+        place: &[Option<usize>],
+        direct: &mut [Vec<T>],
         visit: &mut impl FnMut(&Values<'_, T>),
     ) -> Result<(), Error> {
         let mut start = 0;
         while start < self.len.max(1) {
             let n = block.min(self.len - start);
-            for node in &self.nodes {
+            for (i, node) in self.nodes.iter().enumerate() {
                 let Node::Apply {
                     name,
                     kernel,
@@ -267,28 +307,46 @@ impl<T: Element> Chain<T> {
                 else {
                     continue;
                 };
+                // Its own output is taken out while it is written: no operand reads it.
+                let mut own = place[i].map(|k| std::mem::take(&mut direct[k]));
                 // Operations are numbered in order: their inputs' blocks come before.
                 let (earlier, rest) = scratch.split_at_mut(slot * block);
+                let blocks = Blocks {
+                    nodes: &self.nodes,
+                    scratch: earlier,
+                    place,
+                    direct,
+                    block,
+                };
                 // On the stack: no allocation per node per block.
                 let mut operands = [Operand::Scalar(T::zero()); MAX_ARITY];
                 for (o, &j) in operands.iter_mut().zip(&inputs[..*arity]) {
-                    *o = operand(&self.nodes, earlier, block, j, start, n);
+                    *o = blocks.operand(j, start, n);
                 }
                 let operands = &operands[..*arity];
-                if !kernel.eval_block(operands, &mut rest[..n]) {
+                let out = match &mut own {
+                    Some(own) => &mut own[start..start + n],
+                    None => &mut rest[..n],
+                };
+                let ok = kernel.eval_block(operands, out);
+                if let (Some(k), Some(own)) = (place[i], own) {
+                    direct[k] = own;
+                }
+                if !ok {
                     return Err(Error::InvalidArgument {
                         op: name,
-                        reason: format!(
-                            "no block kernel for {} operand(s) in a fused chain",
-                            operands.len()
-                        ),
+                        reason: format!("no block kernel for {arity} operand(s) in a fused chain"),
                     });
                 }
             }
             visit(&Values {
-                nodes: &self.nodes,
-                scratch,
-                block,
+                blocks: Blocks {
+                    nodes: &self.nodes,
+                    scratch,
+                    place,
+                    direct,
+                    block,
+                },
                 start,
                 len: n,
             });
@@ -301,28 +359,34 @@ impl<T: Element> Chain<T> {
     }
 }
 
-/// Node `j`'s operand for the block `start..start + n`, in scratch of `block` elements an
-/// operation.
-fn operand<'a, T: Element>(
+/// Where a run's blocks are: each operation's in the scratch (`block` elements an
+/// operation), or in its output when it is written straight there.
+struct Blocks<'a, T> {
     nodes: &'a [Node<T>],
     scratch: &'a [T],
+    place: &'a [Option<usize>],
+    direct: &'a [Vec<T>],
     block: usize,
-    j: usize,
-    start: usize,
-    n: usize,
-) -> Operand<'a, T> {
-    match &nodes[j] {
-        Node::Leaf(x) => Operand::Slice(&x.as_slice()[start..start + n]),
-        Node::Scalar(v) => Operand::Scalar(*v),
-        Node::Apply { slot, .. } => Operand::Slice(&scratch[slot * block..slot * block + n]),
+}
+
+impl<'a, T: Element> Blocks<'a, T> {
+    /// Node `j`'s operand for the block `start..start + n`.
+    fn operand(&self, j: usize, start: usize, n: usize) -> Operand<'a, T> {
+        match (&self.nodes[j], self.place[j]) {
+            (Node::Leaf(x), _) => Operand::Slice(&x.as_slice()[start..start + n]),
+            (Node::Scalar(v), _) => Operand::Scalar(*v),
+            (Node::Apply { .. }, Some(k)) => Operand::Slice(&self.direct[k][start..start + n]),
+            (Node::Apply { slot, .. }, None) => {
+                let at = slot * self.block;
+                Operand::Slice(&self.scratch[at..at + n])
+            }
+        }
     }
 }
 
 /// Every node's values on one block.
 struct Values<'a, T> {
-    nodes: &'a [Node<T>],
-    scratch: &'a [T],
-    block: usize,
+    blocks: Blocks<'a, T>,
     start: usize,
     len: usize,
 }
@@ -333,13 +397,6 @@ impl<'a, T: Element> Values<'a, T> {
     }
 
     fn get(&self, j: usize) -> Operand<'a, T> {
-        operand(
-            self.nodes,
-            self.scratch,
-            self.block,
-            j,
-            self.start,
-            self.len,
-        )
+        self.blocks.operand(j, self.start, self.len)
     }
 }

@@ -252,10 +252,12 @@ mod chain {
         // e used three times: e * e + e.
         let ee = chain.apply(&ops::Mul, &[e, e]).unwrap();
         let y = chain.apply(&ops::Add, &[ee, e]).unwrap();
-        let out = chain.eval(&[y, e, n]).unwrap();
+        // `y` asked for twice: written once, copied once.
+        let out = chain.eval(&[y, e, n, y]).unwrap();
         let ex = x.exp();
         let want = ex.mul(&ex).add(&ex);
-        for (got, want) in out.iter().zip([&want, &ex, &x]) {
+        assert_eq!(out.len(), 4);
+        for (got, want) in out.iter().zip([&want, &ex, &x, &want]) {
             let bits =
                 |t: &Tensor<f64>| t.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(got), bits(want));
