@@ -224,6 +224,25 @@ fn the_fused_inputs_of_one_operation_share_one_chain() {
 }
 
 #[test]
+fn arrays_of_2_18_elements_and_more_run_unfused() {
+    fuse_from_64();
+    // There the unfused operations run on rayon's threads; a chain would run on one.
+    for (len, fused) in [((1 << 18) - 1, true), (1 << 18, false)] {
+        let x = Deferred::new(Tensor::<f64>::ones(&[len]));
+        let y = x
+            .apply_op(&Counted)
+            .unwrap()
+            .exp()
+            .apply_op(&Counted)
+            .unwrap();
+        counts();
+        assert_eq!(y.value().unwrap().shape(), &[len]);
+        let want = if fused { (2 * len, 0) } else { (0, 2 * len) };
+        assert_eq!(counts(), want, "{len} elements");
+    }
+}
+
+#[test]
 fn a_deep_chain_is_fused_without_recursion() {
     fuse_from_64();
     let mut x = Deferred::new(Tensor::<f64>::zeros(&[100]));
