@@ -6,18 +6,32 @@
 //! - `perturb_fused_chain`: the same operations in a `tensor::fusion::Chain`, block by block,
 //!   with the sum in the same pass (the narrowing done before, as two leaves).
 //!
+//!
+//! Stage 2, fusion wired into `Deferred` arrays: the Rosenbrock `H v` by `hvp` (which runs on
+//! deferred arrays) at n = 10,000 and 100,000, fused and unfused in the same process
+//! (`fusion::set_min_len`: 64, and off), against the suites' tridiagonal `H v` by hand; and
+//! the gradient at the same sizes, by `grad` on deferred arrays fused and unfused, by the
+//! tensor suite's reused `TensorTape` on plain tensors, and by hand.
+//!
 //! Run: `cargo bench -p perturb --bench fusion`
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use perturb::tensor::{fusion::Chain, ops, Array, Tensor};
+use perturb::tensor::{fusion, fusion::Chain, grad, hvp, ops, Array, Deferred, Tensor, TensorTape};
 
 const GROUP_SUFFIX: &str = "";
 
 #[path = "suites/common.rs"]
 #[allow(dead_code)]
 mod common;
+// For the hand-written `H v` and gradient, and the tape's gradient.
+#[path = "suites/tensor.rs"]
+#[allow(dead_code)]
+mod tensor;
+#[path = "suites/transforms.rs"]
+#[allow(dead_code)]
+mod transforms;
 
 fn hand_written(x: &[f64]) -> f64 {
     x.windows(2)
@@ -59,5 +73,95 @@ fn bench_fused_rosenbrock(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_fused_rosenbrock);
+/// `H v` by `hvp` with `Deferred` fusing from `min_len` elements.
+fn perturb_hvp(x: &Tensor<f64>, v: &Tensor<f64>, min_len: usize) -> Tensor<f64> {
+    let before = fusion::set_min_len(min_len);
+    let hv = hvp(|x| common::rosenbrock(x), x, v).unwrap();
+    fusion::set_min_len(before);
+    hv
+}
+
+fn bench_fused_hvp(c: &mut Criterion) {
+    for n in [10_000, 100_000] {
+        let x = common::rosenbrock_point(n);
+        let v = Tensor::ones(&[n]);
+        let mut out = vec![0.0; n];
+        transforms::rosenbrock_hvp_by_hand(x.as_slice(), v.as_slice(), &mut out);
+        let (unfused, fused) = (perturb_hvp(&x, &v, usize::MAX), perturb_hvp(&x, &v, 64));
+        common::assert_close("rosenbrock H v", &out, unfused.as_slice(), 1e-12);
+        let bits = |t: &Tensor<f64>| t.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&unfused), bits(&fused), "fused and unfused H v differ");
+
+        let mut group = common::group(c, &format!("fusion_rosenbrock_hvp_n{n}"));
+        group.bench_function("hand_written_tridiagonal", |b| {
+            b.iter(|| {
+                transforms::rosenbrock_hvp_by_hand(black_box(x.as_slice()), v.as_slice(), &mut out)
+            })
+        });
+        group.bench_function("perturb_unfused", |b| {
+            b.iter(|| perturb_hvp(black_box(&x), &v, usize::MAX))
+        });
+        group.bench_function("perturb_fused", |b| {
+            b.iter(|| perturb_hvp(black_box(&x), &v, 64))
+        });
+        group.finish();
+    }
+}
+
+/// The gradient by `grad` on `Deferred` arrays fusing from `min_len` elements.
+fn perturb_deferred_grad(x: &Tensor<f64>, min_len: usize) -> Tensor<f64> {
+    let before = fusion::set_min_len(min_len);
+    let g = grad(|x| common::rosenbrock(x), &Deferred::new(x.clone())).unwrap();
+    let g = g.value().unwrap();
+    fusion::set_min_len(before);
+    g
+}
+
+fn bench_fused_grad(c: &mut Criterion) {
+    for n in [10_000, 100_000] {
+        let x = common::rosenbrock_point(n);
+        let mut g = vec![0.0; n];
+        let mut tape = TensorTape::new();
+        tensor::rosenbrock_grad(x.as_slice(), &mut g);
+        let by_tape = tensor::perturb_gradient(&mut tape, &x);
+        common::assert_close("rosenbrock gradient", &g, by_tape[0].as_slice(), 1e-12);
+        let (unfused, fused) = (
+            perturb_deferred_grad(&x, usize::MAX),
+            perturb_deferred_grad(&x, 64),
+        );
+        let bits = |t: &Tensor<f64>| t.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&unfused),
+            bits(&by_tape[0]),
+            "deferred and plain gradients differ"
+        );
+        assert_eq!(
+            bits(&unfused),
+            bits(&fused),
+            "fused and unfused gradients differ"
+        );
+
+        let mut group = common::group(c, &format!("fusion_rosenbrock_grad_n{n}"));
+        group.bench_function("hand_written_gradient", |b| {
+            b.iter(|| tensor::rosenbrock_grad(black_box(x.as_slice()), &mut g))
+        });
+        group.bench_function("perturb_tape_plain", |b| {
+            b.iter(|| tensor::perturb_gradient(&mut tape, black_box(&x)))
+        });
+        group.bench_function("perturb_deferred_unfused", |b| {
+            b.iter(|| perturb_deferred_grad(black_box(&x), usize::MAX))
+        });
+        group.bench_function("perturb_deferred_fused", |b| {
+            b.iter(|| perturb_deferred_grad(black_box(&x), 64))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(
+    benches,
+    bench_fused_rosenbrock,
+    bench_fused_hvp,
+    bench_fused_grad
+);
 criterion_main!(benches);

@@ -448,7 +448,7 @@ fn step_flops(batch: usize, sizes: &[usize]) -> f64 {
 /// The gradient of the extended Rosenbrock function by hand, element by element: `g[i]` reads
 /// only `x[i-1]`, `x[i]` and `x[i+1]`, so no iteration depends on another and the loop
 /// vectorises (accumulating `g[i]` and `g[i+1]` term by term would carry a dependency).
-fn rosenbrock_grad(x: &[f64], g: &mut [f64]) {
+pub fn rosenbrock_grad(x: &[f64], g: &mut [f64]) {
     let n = x.len();
     assert!(n >= 2 && g.len() == n);
     // The derivative in x_i of term i, 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2, and of term
@@ -464,7 +464,7 @@ fn rosenbrock_grad(x: &[f64], g: &mut [f64]) {
 }
 
 /// The Rosenbrock gradient by perturb's tape, reused.
-fn perturb_gradient(tape: &mut TensorTape<Tensor<f64>>, x: &Tensor<f64>) -> Vec<Tensor<f64>> {
+pub fn perturb_gradient(tape: &mut TensorTape<Tensor<f64>>, x: &Tensor<f64>) -> Vec<Tensor<f64>> {
     let grad = {
         let xv = tape.var(x.clone());
         let y = rosenbrock(&xv).unwrap();

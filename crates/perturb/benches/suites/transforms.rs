@@ -28,7 +28,7 @@ use workloads::tanh_ax_jacobian_by_hand;
 /// `H[i][i+1] = H[i+1][i] = -400 x[i]`. Each `out[i]` reads only its neighbours, so no
 /// iteration depends on another and the loop vectorises (adding into `out[i]` and `out[i+1]`
 /// term by term would carry a dependency).
-fn rosenbrock_hvp_by_hand(x: &[f64], v: &[f64], out: &mut [f64]) {
+pub fn rosenbrock_hvp_by_hand(x: &[f64], v: &[f64], out: &mut [f64]) {
     let n = x.len();
     assert!(n >= 2 && v.len() == n && out.len() == n);
     let diag = |xi: f64, next: f64| 2.0 - 400.0 * (next - 3.0 * xi * xi);

@@ -138,6 +138,19 @@ pub trait Array: Clone + Debug + Sized {
         false
     }
 
+    /// Whether this array type is the plain [`Tensor`]: [`lift`](Array::lift) and
+    /// [`primal`](Array::primal) convert without loss, and no derivative or record is carried.
+    /// A [`Deferred`](super::Deferred) array of a plain type runs chains of element-wise
+    /// operations fused, block by block ([`fusion`](super::fusion)); any other type runs them
+    /// one by one. `false` by default.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, DualTensor, Tensor};
+    /// assert!(<Tensor<f64> as Array>::PLAIN);
+    /// assert!(!<DualTensor<Tensor<f64>> as Array>::PLAIN);
+    /// ```
+    const PLAIN: bool = false;
+
     /// Converts an `f64` to the element type (for constants in generic code).
     ///
     /// ```
@@ -1398,6 +1411,7 @@ pub trait Array: Clone + Debug + Sized {
 
 impl<T: Element> Array for Tensor<T> {
     type Elem = T;
+    const PLAIN: bool = true;
 
     #[inline]
     fn apply<O: Op>(op: &O, inputs: &[&Self]) -> Result<Self, Error> {

@@ -119,7 +119,7 @@ pub(crate) fn collect<T: Element>(n: usize, iter: impl IntoIterator<Item = T>) -
 
 /// Puts `vec` in this thread's pool, or frees it when the pool is off or `vec` is too small or
 /// too large to keep.
-fn give<T: Element>(vec: Vec<T>) {
+pub(crate) fn give<T: Element>(vec: Vec<T>) {
     let bytes = vec.capacity() * size_of::<T>();
     if bytes >= MIN_BYTES && bytes <= LIMIT.load(Ordering::Relaxed) {
         // On a thread whose pool is gone (dropping tensors while it ends), `vec` is freed.

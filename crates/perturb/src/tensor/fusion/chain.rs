@@ -1,5 +1,7 @@
 //! A chain of element-wise operations on tensors of one shape, run block by block.
 
+use std::rc::Rc;
+
 use crate::error::Error;
 use crate::tensor::{buffers, kernels, Element, Op, Tensor};
 
@@ -9,9 +11,26 @@ use super::Operand;
 pub const BLOCK: usize = 512;
 
 /// The most operands one operation of a chain takes (`where` and `mul_add` take three).
-const MAX_ARITY: usize = 4;
+pub(crate) const MAX_ARITY: usize = 4;
 
-type Kernel<T> = Box<dyn Fn(&[Operand<'_, T>], &mut [T]) -> bool>;
+/// What a node of a chain runs on each block: an operation's [`Op::eval_block`], its type
+/// erased. Shared (`Rc`), so that a [`Deferred`](crate::tensor::Deferred) array hands its
+/// recorded operations to a chain without copying them.
+pub(crate) trait BlockKernel<T> {
+    /// [`Op::eval_block`] of the operation.
+    fn eval_block(&self, inputs: &[Operand<'_, T>], out: &mut [T]) -> bool;
+}
+
+/// An operation as a chain's kernel.
+pub(crate) struct OpKernel<O>(pub(crate) O);
+
+impl<T: Element, O: Op> BlockKernel<T> for OpKernel<O> {
+    fn eval_block(&self, inputs: &[Operand<'_, T>], out: &mut [T]) -> bool {
+        self.0.eval_block(inputs, out)
+    }
+}
+
+type Kernel<T> = Rc<dyn BlockKernel<T>>;
 
 enum Node<T> {
     /// A tensor of the chain's shape.
@@ -22,7 +41,11 @@ enum Node<T> {
     Apply {
         name: &'static str,
         kernel: Kernel<T>,
-        inputs: Vec<usize>,
+        /// The first `arity` are its operands (no allocation per node).
+        inputs: [usize; MAX_ARITY],
+        arity: usize,
+        /// Its block's place in the scratch: operations are numbered in order, inputs not.
+        slot: usize,
     },
 }
 
@@ -48,6 +71,8 @@ pub struct Chain<T> {
     shape: Vec<usize>,
     len: usize,
     nodes: Vec<Node<T>>,
+    /// How many of the nodes are operations: blocks of scratch a run needs.
+    operations: usize,
 }
 
 impl<T: Element> Chain<T> {
@@ -62,6 +87,7 @@ impl<T: Element> Chain<T> {
             shape: shape.to_vec(),
             len: shape.iter().product(),
             nodes: Vec::new(),
+            operations: 0,
         }
     }
 
@@ -99,6 +125,12 @@ impl<T: Element> Chain<T> {
         Ok(self.nodes.len() - 1)
     }
 
+    /// Adds an input that stands for every element: a one-element operand broadcast.
+    pub(crate) fn scalar(&mut self, value: T) -> usize {
+        self.nodes.push(Node::Scalar(value));
+        self.nodes.len() - 1
+    }
+
     /// Adds `op` of earlier nodes. An error where `op` is not element-wise or a node index is
     /// not an earlier node; an arity the operation refuses is reported when the chain runs.
     ///
@@ -117,19 +149,44 @@ impl<T: Element> Chain<T> {
         if !O::ELEMENTWISE {
             return Err(invalid("not an element-wise operation"));
         }
+        self.apply_kernel(op.name(), Rc::new(OpKernel(op.clone())), inputs)
+    }
+
+    /// Adds the operation `name` of earlier nodes, run by `kernel`; the element-wise check is
+    /// the caller's.
+    pub(crate) fn apply_kernel(
+        &mut self,
+        name: &'static str,
+        kernel: Kernel<T>,
+        inputs: &[usize],
+    ) -> Result<usize, Error> {
+        let invalid = |reason: &str| Error::InvalidArgument {
+            op: "fusion::Chain::apply",
+            reason: format!("{name}: {reason}"),
+        };
         if inputs.len() > MAX_ARITY {
             return Err(invalid("more operands than a fused chain takes"));
         }
         if inputs.iter().any(|&i| i >= self.nodes.len()) {
             return Err(invalid("an input is not an earlier node of the chain"));
         }
-        let op = op.clone();
+        let mut operands = [0; MAX_ARITY];
+        operands[..inputs.len()].copy_from_slice(inputs);
         self.nodes.push(Node::Apply {
-            name: op.name(),
-            kernel: Box::new(move |x, out| op.eval_block(x, out)),
-            inputs: inputs.to_vec(),
+            name,
+            kernel,
+            inputs: operands,
+            arity: inputs.len(),
+            slot: self.operations,
         });
+        self.operations += 1;
         Ok(self.nodes.len() - 1)
+    }
+
+    /// Elements per block for this chain: [`BLOCK`], or fewer for a smaller shape, so that a
+    /// small chain's scratch is small.
+    fn block(&self) -> usize {
+        BLOCK.min(self.len).max(1)
     }
 
     /// The values of the `outputs` nodes, in one pass over the inputs.
@@ -143,18 +200,49 @@ impl<T: Element> Chain<T> {
     /// assert_eq!((x2.to_vec(), y2.to_vec()), (vec![1.0, 2.0], vec![1.0, 4.0]));
     /// ```
     pub fn eval(&self, outputs: &[usize]) -> Result<Vec<Tensor<T>>, Error> {
-        let mut data: Vec<Vec<T>> = outputs.iter().map(|_| buffers::take(self.len)).collect();
-        self.run(|values| {
-            for (buffer, &node) in data.iter_mut().zip(outputs) {
+        // An operation's block is written straight into its output (`direct`, in full from
+        // the start: each block is written before it is read); an input, or an output asked
+        // for twice, is copied in block by block.
+        let mut place = vec![None; self.nodes.len()];
+        let mut direct = Vec::new();
+        let mut copied: Vec<Vec<T>> = Vec::new();
+        let mut route = Vec::with_capacity(outputs.len());
+        for &node in outputs {
+            let is_op = matches!(self.nodes.get(node), Some(Node::Apply { .. }));
+            if is_op && place[node].is_none() {
+                place[node] = Some(direct.len());
+                route.push(Ok(direct.len()));
+                direct.push(buffers::stale(self.len));
+            } else {
+                route.push(Err(copied.len()));
+                copied.push(buffers::take(self.len));
+            }
+        }
+        self.run(&place, &mut direct, |values| {
+            let wanted = outputs
+                .iter()
+                .zip(&route)
+                .filter_map(|(&n, r)| r.err().map(|c| (n, c)));
+            for (node, c) in wanted {
                 match values.get(node) {
-                    Operand::Slice(s) => buffer.extend_from_slice(s),
-                    Operand::Scalar(v) => buffer.resize(buffer.len() + values.len(), v),
+                    Operand::Slice(s) => copied[c].extend_from_slice(s),
+                    Operand::Scalar(v) => {
+                        let len = copied[c].len() + values.len();
+                        copied[c].resize(len, v)
+                    }
                 }
             }
         })?;
-        Ok(data
+        let (mut direct, mut copied) = (direct.into_iter(), copied.into_iter());
+        Ok(route
             .into_iter()
-            .map(|d| Tensor::from_parts(d, self.shape.clone()))
+            .map(|r| {
+                let data = match r {
+                    Ok(_) => direct.next(),
+                    Err(_) => copied.next(),
+                };
+                Tensor::from_parts(data.unwrap_or_default(), self.shape.clone())
+            })
             .collect())
     }
 
@@ -170,7 +258,7 @@ impl<T: Element> Chain<T> {
     /// ```
     pub fn sum(&self, output: usize) -> Result<T, Error> {
         let mut total = T::zero();
-        self.run(|values| {
+        self.run(&vec![None; self.nodes.len()], &mut [], |values| {
             total += match values.get(output) {
                 Operand::Slice(s) => kernels::sum(s),
                 Operand::Scalar(v) => v * T::from_f64(values.len() as f64).unwrap_or_else(T::nan),
@@ -179,42 +267,86 @@ impl<T: Element> Chain<T> {
         Ok(total)
     }
 
-    /// Runs every node on each block in turn, handing `visit` the block's values.
-    fn run(&self, mut visit: impl FnMut(&Values<'_, T>)) -> Result<(), Error> {
-        let mut scratch: Vec<T> = buffers::take(self.nodes.len() * BLOCK);
-        scratch.resize(self.nodes.len() * BLOCK, T::zero());
+    /// Runs every node on each block in turn, handing `visit` the block's values. A node
+    /// with `place` `Some(k)` writes its blocks into `direct[k]` (of the chain's length), the
+    /// others into scratch.
+    fn run(
+        &self,
+        place: &[Option<usize>],
+        direct: &mut [Vec<T>],
+        mut visit: impl FnMut(&Values<'_, T>),
+    ) -> Result<(), Error> {
+        let block = self.block();
+        // Every block is written by its operation before anything reads it: no zeroing.
+        let mut scratch: Vec<T> = buffers::stale(self.operations * block);
+        let result = self.run_on(&mut scratch, block, place, direct, &mut visit);
+        buffers::give(scratch);
+        result
+    }
+
+    /// [`run`](Self::run) on `scratch`, blocks of `block` elements.
+    fn run_on(
+        &self,
+        scratch: &mut [T],
+        block: usize,
+        place: &[Option<usize>],
+        direct: &mut [Vec<T>],
+        visit: &mut impl FnMut(&Values<'_, T>),
+    ) -> Result<(), Error> {
         let mut start = 0;
         while start < self.len.max(1) {
-            let n = BLOCK.min(self.len - start);
+            let n = block.min(self.len - start);
             for (i, node) in self.nodes.iter().enumerate() {
                 let Node::Apply {
                     name,
                     kernel,
                     inputs,
+                    arity,
+                    slot,
                 } = node
                 else {
                     continue;
                 };
-                let (earlier, rest) = scratch.split_at_mut(i * BLOCK);
+                // Its own output is taken out while it is written: no operand reads it.
+                let mut own = place[i].map(|k| std::mem::take(&mut direct[k]));
+                // Operations are numbered in order: their inputs' blocks come before.
+                let (earlier, rest) = scratch.split_at_mut(slot * block);
+                let blocks = Blocks {
+                    nodes: &self.nodes,
+                    scratch: earlier,
+                    place,
+                    direct,
+                    block,
+                };
                 // On the stack: no allocation per node per block.
                 let mut operands = [Operand::Scalar(T::zero()); MAX_ARITY];
-                for (o, &j) in operands.iter_mut().zip(inputs) {
-                    *o = operand(&self.nodes, earlier, j, start, n);
+                for (o, &j) in operands.iter_mut().zip(&inputs[..*arity]) {
+                    *o = blocks.operand(j, start, n);
                 }
-                let operands = &operands[..inputs.len()];
-                if !kernel(operands, &mut rest[..n]) {
+                let operands = &operands[..*arity];
+                let out = match &mut own {
+                    Some(own) => &mut own[start..start + n],
+                    None => &mut rest[..n],
+                };
+                let ok = kernel.eval_block(operands, out);
+                if let (Some(k), Some(own)) = (place[i], own) {
+                    direct[k] = own;
+                }
+                if !ok {
                     return Err(Error::InvalidArgument {
                         op: name,
-                        reason: format!(
-                            "no block kernel for {} operand(s) in a fused chain",
-                            operands.len()
-                        ),
+                        reason: format!("no block kernel for {arity} operand(s) in a fused chain"),
                     });
                 }
             }
             visit(&Values {
-                nodes: &self.nodes,
-                scratch: &scratch,
+                blocks: Blocks {
+                    nodes: &self.nodes,
+                    scratch,
+                    place,
+                    direct,
+                    block,
+                },
                 start,
                 len: n,
             });
@@ -227,25 +359,34 @@ impl<T: Element> Chain<T> {
     }
 }
 
-/// Node `j`'s operand for the block `start..start + n`.
-fn operand<'a, T: Element>(
+/// Where a run's blocks are: each operation's in the scratch (`block` elements an
+/// operation), or in its output when it is written straight there.
+struct Blocks<'a, T> {
     nodes: &'a [Node<T>],
     scratch: &'a [T],
-    j: usize,
-    start: usize,
-    n: usize,
-) -> Operand<'a, T> {
-    match &nodes[j] {
-        Node::Leaf(x) => Operand::Slice(&x.as_slice()[start..start + n]),
-        Node::Scalar(v) => Operand::Scalar(*v),
-        Node::Apply { .. } => Operand::Slice(&scratch[j * BLOCK..j * BLOCK + n]),
+    place: &'a [Option<usize>],
+    direct: &'a [Vec<T>],
+    block: usize,
+}
+
+impl<'a, T: Element> Blocks<'a, T> {
+    /// Node `j`'s operand for the block `start..start + n`.
+    fn operand(&self, j: usize, start: usize, n: usize) -> Operand<'a, T> {
+        match (&self.nodes[j], self.place[j]) {
+            (Node::Leaf(x), _) => Operand::Slice(&x.as_slice()[start..start + n]),
+            (Node::Scalar(v), _) => Operand::Scalar(*v),
+            (Node::Apply { .. }, Some(k)) => Operand::Slice(&self.direct[k][start..start + n]),
+            (Node::Apply { slot, .. }, None) => {
+                let at = slot * self.block;
+                Operand::Slice(&self.scratch[at..at + n])
+            }
+        }
     }
 }
 
 /// Every node's values on one block.
 struct Values<'a, T> {
-    nodes: &'a [Node<T>],
-    scratch: &'a [T],
+    blocks: Blocks<'a, T>,
     start: usize,
     len: usize,
 }
@@ -256,6 +397,6 @@ impl<'a, T: Element> Values<'a, T> {
     }
 
     fn get(&self, j: usize) -> Operand<'a, T> {
-        operand(self.nodes, self.scratch, j, self.start, self.len)
+        self.blocks.operand(j, self.start, self.len)
     }
 }

@@ -12,10 +12,45 @@
 
 mod chain;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub(crate) use chain::{BlockKernel, OpKernel, MAX_ARITY};
 pub use chain::{Chain, BLOCK};
 
 use super::vmath::{self, ExpFamily};
 use super::Element;
+
+/// The fewest elements for which a [`Deferred`](super::Deferred) array of plain tensors runs
+/// its element-wise operations fused: 2^14 unless [`set_min_len`] says otherwise. Below, every
+/// array a chain reads and writes stays in the L2 cache, where a pass per operation costs no
+/// more than a pass per block (a fused operation still loads, computes and stores each element,
+/// in L1), and building the chain is overhead; measured on the project's machine
+/// (BENCHMARKS.md, "Fusion stage 2").
+///
+/// ```
+/// assert_eq!(perturb::tensor::fusion::min_len(), 1 << 14);
+/// ```
+pub fn min_len() -> usize {
+    MIN_LEN.load(Ordering::Relaxed)
+}
+
+/// Sets [`min_len`] for every thread (for arrays created from now on) and returns the previous
+/// value: `usize::MAX` switches fusion off, a small value tries it on smaller arrays (whose
+/// caches differ from machine to machine). Whatever it is, arrays of 2^18 elements and more
+/// run unfused: the unfused operations run on rayon's threads there, a chain on one.
+///
+/// ```
+/// use perturb::tensor::{fusion, Array, Deferred, Tensor};
+/// let before = fusion::set_min_len(usize::MAX); // off
+/// let y = Deferred::new(Tensor::<f64>::ones(&[1 << 15])).exp().scale(2.0);
+/// assert_eq!(y.value().unwrap().as_slice()[0], 2.0 * 1.0_f64.exp());
+/// fusion::set_min_len(before);
+/// ```
+pub fn set_min_len(len: usize) -> usize {
+    MIN_LEN.swap(len, Ordering::Relaxed)
+}
+
+static MIN_LEN: AtomicUsize = AtomicUsize::new(1 << 14);
 
 /// One operand of a block kernel: a run of elements as long as the output block, or one
 /// value standing for every element (a 0-d or one-element operand broadcast).
@@ -56,6 +91,30 @@ impl<T: Element> Operand<'_, T> {
             Operand::Scalar(_) => true,
         }
     }
+}
+
+/// Whether `op` has a block kernel for operands of `inputs`' shapes in a chain over `shape`:
+/// each operand of that shape (a run of elements) or of one element (a value standing for
+/// every position, as broadcasting has it); `false` for any other operand. Asked of the
+/// kernel itself, on one element.
+pub(crate) fn has_kernel<T: Element, O: super::Op>(
+    op: &O,
+    inputs: &[&[usize]],
+    shape: &[usize],
+) -> bool {
+    if inputs.len() > MAX_ARITY {
+        return false;
+    }
+    let one = [T::zero()];
+    let mut operands = [Operand::Scalar(T::zero()); MAX_ARITY];
+    for (o, s) in operands.iter_mut().zip(inputs) {
+        if *s == shape {
+            *o = Operand::Slice(&one);
+        } else if s.iter().product::<usize>() != 1 {
+            return false;
+        }
+    }
+    op.eval_block(&operands[..inputs.len()], &mut [T::zero()])
 }
 
 /// `out[i] = f(x[i])`; `false` (nothing written) where the operands do not fit `out`. One
@@ -101,6 +160,30 @@ pub(crate) fn zip_block<T: Element>(
             out.iter_mut().zip(b).for_each(|(o, &y)| *o = f(x, y))
         }
         (Operand::Scalar(x), Operand::Scalar(y)) => out.fill(f(x, y)),
+    }
+    true
+}
+
+/// `out[i] = f(a[i], b[i], c[i])`, a scalar operand standing for every position; `false`
+/// (nothing written) where the operands do not fit `out`. The case of three runs has a loop of
+/// its own, so it vectorises.
+pub(crate) fn zip3_block<T: Element>(
+    inputs: &[Operand<'_, T>],
+    out: &mut [T],
+    f: impl Fn(T, T, T) -> T,
+) -> bool {
+    let [a, b, c] = inputs else { return false };
+    if !(a.fits(out.len()) && b.fits(out.len()) && c.fits(out.len())) {
+        return false;
+    }
+    if let (Operand::Slice(a), Operand::Slice(b), Operand::Slice(c)) = (*a, *b, *c) {
+        for (((o, &x), &y), &z) in out.iter_mut().zip(a).zip(b).zip(c) {
+            *o = f(x, y, z);
+        }
+    } else {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = f(a.get(i), b.get(i), c.get(i));
+        }
     }
     true
 }

@@ -139,6 +139,28 @@ fn binary_block_kernels_equal_eval_bit_for_bit() {
     check_binary(ops::Mul);
     check_binary(ops::Div);
     check_binary(ops::Pow);
+    check_binary(ops::ScaledMul(-1.5));
+}
+
+/// `mul_add` (`d + c a b`) on three runs, and with each operand in turn a 0-d tensor (`eval`
+/// then broadcasts, in two passes).
+#[test]
+fn the_ternary_block_kernel_equals_eval_bit_for_bit() {
+    let op = ops::MulAdd(0.75);
+    let runs = [values(8), values(9), values(10)];
+    let tensors: Vec<Tensor<f64>> = runs.iter().map(|r| Tensor::vector(r)).collect();
+    let eager = op.eval(&[&tensors[0], &tensors[1], &tensors[2]]).unwrap();
+    let all: Vec<Option<&[f64]>> = runs.iter().map(|r| Some(r.as_slice())).collect();
+    same_bits("mul_add", &blocked(&op, &all, 0.0), eager.as_slice());
+    let s = Tensor::scalar(-0.4);
+    for k in 0..3 {
+        let mut inputs: Vec<&Tensor<f64>> = tensors.iter().collect();
+        inputs[k] = &s;
+        let eager = op.eval(&inputs).unwrap();
+        let mut operands = all.clone();
+        operands[k] = None;
+        same_bits("mul_add", &blocked(&op, &operands, -0.4), eager.as_slice());
+    }
 }
 
 #[test]
@@ -230,10 +252,12 @@ mod chain {
         // e used three times: e * e + e.
         let ee = chain.apply(&ops::Mul, &[e, e]).unwrap();
         let y = chain.apply(&ops::Add, &[ee, e]).unwrap();
-        let out = chain.eval(&[y, e, n]).unwrap();
+        // `y` asked for twice: written once, copied once.
+        let out = chain.eval(&[y, e, n, y]).unwrap();
         let ex = x.exp();
         let want = ex.mul(&ex).add(&ex);
-        for (got, want) in out.iter().zip([&want, &ex, &x]) {
+        assert_eq!(out.len(), 4);
+        for (got, want) in out.iter().zip([&want, &ex, &x, &want]) {
             let bits =
                 |t: &Tensor<f64>| t.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(got), bits(want));

@@ -384,6 +384,12 @@ impl ScaledMul {
     fn of<A: Array>(self, a: &A, b: &A) -> Result<A, Error> {
         A::apply(&self, &[a, b])
     }
+
+    /// The value of one element: the one closure behind `eval` and `eval_block`.
+    fn value<T: Element>(self) -> impl Fn(T, T) -> T + Sync + Send {
+        let c: T = elem(self.0);
+        move |x, y| c * (x * y)
+    }
 }
 
 impl Op for ScaledMul {
@@ -395,10 +401,11 @@ impl Op for ScaledMul {
     const VJP_READS: VjpReads = VjpReads::OTHER_INPUTS;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        let c: T = elem(self.0);
-        super::binary_eval("scaled_mul", inputs, kernels::Cost::Cheap, move |x, y| {
-            c * (x * y)
-        })
+        super::binary_eval("scaled_mul", inputs, kernels::Cost::Cheap, self.value())
+    }
+
+    fn eval_block<T: Element>(&self, inputs: &[Operand<'_, T>], out: &mut [T]) -> bool {
+        fusion::zip_block(inputs, out, self.value())
     }
 
     fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
@@ -547,6 +554,14 @@ impl MulAdd {
     fn of<A: Array>(self, d: &A, a: &A, b: &A) -> Result<A, Error> {
         A::apply(&self, &[d, a, b])
     }
+
+    /// The value of one element: the one closure behind `eval` (where the three have one
+    /// shape; broadcast, `eval` computes the same `s + (c (x y))` in two passes) and
+    /// `eval_block`.
+    fn value<T: Element>(self) -> impl Fn(T, T, T) -> T + Sync + Send {
+        let c: T = elem(self.0);
+        move |s, x, y| s + c * (x * y)
+    }
 }
 
 impl Op for MulAdd {
@@ -565,11 +580,8 @@ impl Op for MulAdd {
                 found: inputs.len(),
             });
         };
-        let c: T = elem(self.0);
         if d.shape() == a.shape() && a.shape() == b.shape() {
-            let data = kernels::zip3(d.as_slice(), a.as_slice(), b.as_slice(), move |s, x, y| {
-                s + c * (x * y)
-            });
+            let data = kernels::zip3(d.as_slice(), a.as_slice(), b.as_slice(), self.value());
             return Ok(Tensor::from_parts(data, d.shape().to_vec()));
         }
         // Shape errors name this operation, not the two it falls back to.
@@ -579,6 +591,10 @@ impl Op for MulAdd {
         super::binary_eval("mul_add", &[d, &product], kernels::Cost::Cheap, |s, p| {
             s + p
         })
+    }
+
+    fn eval_block<T: Element>(&self, inputs: &[Operand<'_, T>], out: &mut [T]) -> bool {
+        fusion::zip3_block(inputs, out, self.value())
     }
 
     fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {

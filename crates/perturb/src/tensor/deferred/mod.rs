@@ -1,4 +1,5 @@
-//! Arrays computed on demand: what is never needed is never computed.
+//! Arrays computed on demand: what is never needed is never computed, and chains of
+//! element-wise operations on plain tensors run fused (`fused.rs`).
 
 use std::cell::RefCell;
 use std::fmt;
@@ -6,18 +7,34 @@ use std::rc::Rc;
 
 use super::array::Array;
 use super::dense::Tensor;
+use super::fusion::{self, BlockKernel, OpKernel};
 use super::op::Op;
 use crate::error::Error;
 
+mod fused;
+
 /// An array whose value is computed only when something asks for it: an operation whose result
 /// shape it can tell in advance ([`Op::output_shape`]) is recorded with its inputs and run later,
-/// once, if at all; any other operation runs at once, as on the plain array.
+/// once, if at all (or, fused, again where that is cheaper than keeping it: below); any other
+/// operation runs at once, as on the plain array.
 ///
 /// [`hvp`](super::hvp) runs on it: of the values the gradient's sweep on dual tensors builds,
 /// the result needs only some (not the loss value, nor the value parts of cotangents that no
 /// tangent reads), and those are the only ones computed. Computing is iterative, so long chains
 /// do not exhaust the stack. An error of a deferred operation surfaces when its value is asked
 /// for ([`value`](Deferred::value)); shape errors are reported at once, as on plain arrays.
+///
+/// On plain tensors ([`Array::PLAIN`]) the pending element-wise operations of one shape under a
+/// requested value (those with a block kernel, [`Op::eval_block`], their other operands of one
+/// element) run as one [`fusion::Chain`]: block by block, in one pass over memory, with the
+/// same values bit for bit. Of the operations in such a chain, only the requested ones and those
+/// something else still holds (a handle, another pending operation) are written out, and of the
+/// held ones only those that would take more than two operations to compute again from written
+/// values: a cheaper one stays pending and is computed again if it is ever asked for (a value a
+/// tape keeps for a rule that never runs is then never written). The others live only in the
+/// chain's blocks. Arrays of
+/// fewer than [`fusion::min_len`] elements (2^14) run unfused, where fusion does not pay, and
+/// so do arrays of 2^18 and more, where the unfused operations use rayon's threads.
 ///
 /// ```
 /// use perturb::tensor::{Array, Deferred, Tensor};
@@ -61,14 +78,32 @@ impl<A: Array> Drop for Node<A> {
     }
 }
 
-/// A deferred operation: what runs it on its inputs' values.
-type Run<A> = Box<dyn FnOnce(&[&A]) -> Result<A, Error>>;
+/// A deferred operation: what runs it on its inputs' values, unfused or in a chain.
+trait Recorded<A: Array> {
+    /// The operation on its inputs' values.
+    fn run(&self, values: &[&A]) -> Result<A, Error>;
+    /// The operation as a chain's kernel (used only where it has one, for plain tensors).
+    fn kernel(self: Rc<Self>) -> Rc<dyn BlockKernel<A::Elem>>;
+}
+
+impl<A: Array, O: Op> Recorded<A> for OpKernel<O> {
+    fn run(&self, values: &[&A]) -> Result<A, Error> {
+        A::apply(&self.0, values)
+    }
+
+    fn kernel(self: Rc<Self>) -> Rc<dyn BlockKernel<A::Elem>> {
+        self
+    }
+}
 
 enum State<A: Array> {
     Computed(A),
     Pending {
         inputs: Vec<Deferred<A>>,
-        run: Run<A>,
+        op: Rc<dyn Recorded<A>>,
+        /// Whether it can run in a fused chain: the array is plain, the operation has a block
+        /// kernel for these operands, and the size is one where fusion pays.
+        fuses: bool,
     },
     /// Running it failed; the error was returned then.
     Failed,
@@ -130,25 +165,29 @@ impl<A: Array> Deferred<A> {
     /// assert_eq!(x.exp().scale(2.0).value().unwrap().to_vec()[0], 2.0);
     /// ```
     pub fn value(&self) -> Result<A, Error> {
-        // Depth first with a stack of its own: the next input not computed yet, else run.
+        // Depth first with a stack of its own: the next input not computed yet, else run; an
+        // operation that fuses runs with the region under it, once what that region reads
+        // from outside is computed.
         let mut stack = vec![self.clone()];
         while let Some(top) = stack.last().cloned() {
             let waiting = match &*top.node.state.borrow() {
                 State::Computed(_) => None,
                 State::Failed => return Err(top.failed()),
-                State::Pending { inputs, .. } => {
-                    Some(inputs.iter().find(|x| !x.is_computed()).cloned())
-                }
+                State::Pending { fuses: true, .. } => Some(Next::Fuse(vec![top.clone()])),
+                State::Pending { inputs, .. } => Some(next_for(inputs)),
             };
             match waiting {
                 None => {
                     stack.pop();
                 }
-                Some(Some(input)) => stack.push(input),
-                Some(None) => {
+                Some(Next::Input(input)) => stack.push(input),
+                Some(Next::Run) => {
                     top.run()?;
                     stack.pop();
                 }
+                // Computed, or what the region waits for pushed: either way `top` is looked at
+                // again.
+                Some(Next::Fuse(tops)) => stack.extend(fused::run_region(&tops)?),
             }
         }
         match &*self.node.state.borrow() {
@@ -159,7 +198,7 @@ impl<A: Array> Deferred<A> {
 
     /// Runs a pending operation whose inputs are all computed.
     fn run(&self) -> Result<(), Error> {
-        let State::Pending { inputs, run } = self.node.state.replace(State::Failed) else {
+        let State::Pending { inputs, op, .. } = self.node.state.replace(State::Failed) else {
             return Err(self.failed());
         };
         let values = inputs
@@ -169,7 +208,7 @@ impl<A: Array> Deferred<A> {
                 _ => Err(x.failed()),
             })
             .collect::<Result<Vec<A>, Error>>()?;
-        let value = run(&values.iter().collect::<Vec<_>>())?;
+        let value = op.run(&values.iter().collect::<Vec<_>>())?;
         if value.shape() != self.node.shape.as_slice() {
             // An `output_shape` that does not match the operation's result.
             return Err(Error::ShapeMismatch {
@@ -180,6 +219,19 @@ impl<A: Array> Deferred<A> {
         }
         *self.node.state.borrow_mut() = State::Computed(value);
         Ok(())
+    }
+
+    /// Whether it is pending and runs fused.
+    fn fuses(&self) -> bool {
+        matches!(
+            *self.node.state.borrow(),
+            State::Pending { fuses: true, .. }
+        )
+    }
+
+    /// Whether both are the same node.
+    fn same(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.node, &other.node)
     }
 
     fn failed(&self) -> Error {
@@ -198,14 +250,15 @@ impl<A: Array + 'static> Array for Deferred<A> {
     fn apply<O: Op>(op: &O, inputs: &[&Self]) -> Result<Self, Error> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
         if let Some(shape) = op.output_shape(&shapes) {
-            let (name, op) = (op.name(), op.clone());
-            let inputs = inputs.iter().map(|&x| x.clone()).collect();
-            let run: Run<A> = Box::new(move |values| A::apply(&op, values));
-            return Ok(Self::with_state(
-                name,
-                shape,
-                State::Pending { inputs, run },
-            ));
+            let fuses = A::PLAIN
+                && fused::fits(&shape)
+                && fusion::has_kernel::<A::Elem, O>(op, &shapes, &shape);
+            let state = State::Pending {
+                inputs: inputs.iter().map(|&x| x.clone()).collect(),
+                op: Rc::new(OpKernel(op.clone())),
+                fuses,
+            };
+            return Ok(Self::with_state(op.name(), shape, state));
         }
         let values = inputs
             .iter()
@@ -236,6 +289,37 @@ impl<A: Array + 'static> Array for Deferred<A> {
         // Only a value already computed: asking must not compute it.
         matches!(&*self.node.state.borrow(), State::Computed(v) if v.is_zero())
     }
+}
+
+/// What computing a value waits for next.
+enum Next<A: Array> {
+    /// An input not computed yet.
+    Input(Deferred<A>),
+    /// Nothing: the operation runs.
+    Run,
+    /// These operations, which fuse, with the region under them, in one chain.
+    Fuse(Vec<Deferred<A>>),
+}
+
+/// What an operation that does not fuse waits for, given its inputs: the first not computed
+/// yet; if that one fuses, together with the others not computed that fuse with the same
+/// shape, so that what they share is computed once (the two windows' cotangents that a
+/// `pad_pair` adds, say).
+fn next_for<A: Array>(inputs: &[Deferred<A>]) -> Next<A> {
+    let mut pending = inputs.iter().filter(|x| !x.is_computed());
+    let Some(first) = pending.next() else {
+        return Next::Run;
+    };
+    if !first.fuses() {
+        return Next::Input(first.clone());
+    }
+    let mut tops = vec![first.clone()];
+    for x in pending {
+        if x.fuses() && x.node.shape == first.node.shape && !tops.iter().any(|t| t.same(x)) {
+            tops.push(x.clone());
+        }
+    }
+    Next::Fuse(tops)
 }
 
 impl<A: Array> fmt::Debug for Deferred<A> {
