@@ -129,6 +129,7 @@ macro_rules! dispatch {
         $body
     }};
 }
+pub(crate) use dispatch;
 
 /// `out[i] = f(x[i])`.
 #[inline(never)]

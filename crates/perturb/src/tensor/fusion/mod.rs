@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub(crate) use chain::{BlockKernel, OpKernel, MAX_ARITY};
 pub use chain::{Chain, BLOCK};
 
+use super::kernels;
 use super::vmath::{self, ExpFamily};
 use super::Element;
 
@@ -127,7 +128,7 @@ pub(crate) fn map_block<T: Element>(
     match inputs {
         [x] if x.fits(out.len()) => {
             match *x {
-                Operand::Slice(x) => out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v)),
+                Operand::Slice(x) => map_slice(out, x, &f),
                 Operand::Scalar(v) => out.fill(f(v)),
             }
             true
@@ -148,17 +149,9 @@ pub(crate) fn zip_block<T: Element>(
         return false;
     }
     match (*a, *b) {
-        (Operand::Slice(a), Operand::Slice(b)) => {
-            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-                *o = f(x, y);
-            }
-        }
-        (Operand::Slice(a), Operand::Scalar(y)) => {
-            out.iter_mut().zip(a).for_each(|(o, &x)| *o = f(x, y))
-        }
-        (Operand::Scalar(x), Operand::Slice(b)) => {
-            out.iter_mut().zip(b).for_each(|(o, &y)| *o = f(x, y))
-        }
+        (Operand::Slice(a), Operand::Slice(b)) => zip_slices(out, a, b, &f),
+        (Operand::Slice(a), Operand::Scalar(y)) => map_slice(out, a, &|x| f(x, y)),
+        (Operand::Scalar(x), Operand::Slice(b)) => map_slice(out, b, &|y| f(x, y)),
         (Operand::Scalar(x), Operand::Scalar(y)) => out.fill(f(x, y)),
     }
     true
@@ -177,15 +170,47 @@ pub(crate) fn zip3_block<T: Element>(
         return false;
     }
     if let (Operand::Slice(a), Operand::Slice(b), Operand::Slice(c)) = (*a, *b, *c) {
-        for (((o, &x), &y), &z) in out.iter_mut().zip(a).zip(b).zip(c) {
-            *o = f(x, y, z);
-        }
+        zip3_slices(out, a, b, c, &f);
     } else {
         for (i, o) in out.iter_mut().enumerate() {
             *o = f(a.get(i), b.get(i), c.get(i));
         }
     }
     true
+}
+
+// The block loops over slices, compiled also for AVX2 and FMA and picked at run time, as the
+// unfused operations' loops are (`kernels::dispatch`): the same bits either way.
+
+/// `out[i] = f(x[i])`.
+fn map_slice<T: Element>(out: &mut [T], x: &[T], f: &impl Fn(T) -> T) {
+    kernels::dispatch!(map_avx2(out: &mut [T], x: &[T], f: &impl Fn(T) -> T) {
+        out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
+    })
+}
+
+/// `out[i] = f(a[i], b[i])`.
+fn zip_slices<T: Element>(out: &mut [T], a: &[T], b: &[T], f: &impl Fn(T, T) -> T) {
+    kernels::dispatch!(zip_avx2(out: &mut [T], a: &[T], b: &[T], f: &impl Fn(T, T) -> T) {
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = f(x, y);
+        }
+    })
+}
+
+/// `out[i] = f(a[i], b[i], c[i])`.
+fn zip3_slices<T: Element>(out: &mut [T], a: &[T], b: &[T], c: &[T], f: &impl Fn(T, T, T) -> T) {
+    kernels::dispatch!(zip3_avx2(
+        out: &mut [T],
+        a: &[T],
+        b: &[T],
+        c: &[T],
+        f: &impl Fn(T, T, T) -> T
+    ) {
+        for (((o, &x), &y), &z) in out.iter_mut().zip(a).zip(b).zip(c) {
+            *o = f(x, y, z);
+        }
+    })
 }
 
 /// `out[i] = f(x[i])` for a function of the exponential family, by `vmath`'s loop as the
