@@ -11,10 +11,15 @@ set -euo pipefail
 
 missing=()
 has() { command -v "$1" >/dev/null 2>&1; }
+# libclang itself (libclang.so.1, libclang-14.so.1), not libclang-cpp, which llvm-*-dev brings
+# without it and which bindgen cannot use.
 has_libclang() {
-    compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null ||
-        compgen -G "/usr/lib/*/libclang*.so*" >/dev/null ||
-        { [ -n "${LIBCLANG_PATH:-}" ] && compgen -G "$LIBCLANG_PATH/libclang*.so*" >/dev/null; }
+    local dir
+    for dir in /usr/lib/llvm-*/lib /usr/lib/* "${LIBCLANG_PATH:-/nonexistent}"; do
+        compgen -G "$dir/libclang.so*" >/dev/null && return 0
+        compgen -G "$dir/libclang-[0-9]*.so*" >/dev/null && return 0
+    done
+    return 1
 }
 has mpirun || missing+=(mpich)
 { has mpicc && mpicc -show >/dev/null 2>&1; } || missing+=(libmpich-dev)

@@ -10,7 +10,7 @@ if bash scripts/install-deps.sh; then
     exec cargo test --workspace --all-features "$@"
 fi
 if command -v mpicc >/dev/null 2>&1 && mpicc -show >/dev/null 2>&1 &&
-    compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null; then
+    { compgen -G "/usr/lib/llvm-*/lib/libclang.so*" || compgen -G "/usr/lib/*/libclang-[0-9]*.so*"; } >/dev/null; then
     # MPI and libclang are there (only the browser is missing): the MPI tests run.
     exec cargo test --workspace --all-features "$@"
 fi
