@@ -16,6 +16,11 @@
 //! - `relu(NaN)` is NaN, as `max(x, 0)` written with a comparison would not give.
 //! - `floor`, `ceil`, `round`, `trunc`, `signum`: derivative 0 (they are implemented as constants).
 //!
+//! Where an exactly-zero factor meets an infinite or NaN one on a path of the chain rule (a
+//! local partial, a tangent or an adjoint), the product is 0, in forward and in reverse mode
+//! alike: `sqrt(x^2 + y^2)` has gradient 0 at the origin, as `hypot` does (JAX gives NaN
+//! there, from `0 * inf`), and an unused `sqrt(0)` passes nothing on.
+//!
 //! ```
 //! use perturb::{rules::Tanh, UnaryOp};
 //! let v = Tanh.func(0.5_f64);

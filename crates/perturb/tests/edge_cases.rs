@@ -97,3 +97,43 @@ fn tanh_has_finite_higher_derivatives_far_out_and_exact_ones_near_zero() {
     let third = x.tanh().tangent().tangent().tangent();
     assert!((third + 2.0).abs() < 1e-15, "{third}");
 }
+
+/// An exactly-zero factor and an infinite one on the same path gave NaN in one mode and 0 in
+/// the other: forward mode skipped a zero tangent, reverse mode a zero adjoint, but neither a
+/// zero partial. `sqrt(x^2 + y^2)` at 0: the forward tangent `2x dx = 0` skipped `sqrt`'s
+/// infinite slope (gradient 0), while the reverse adjoint of `x^2 + y^2` was `inf` and met the
+/// partial `2x = 0` (NaN). `0 * sqrt(x)` at 0 the other way round: reverse 0, forward NaN. Now
+/// both modes skip both zeros, in every forward number type.
+#[test]
+fn a_zero_partial_meets_an_infinite_slope_alike_in_both_modes() {
+    // The gradient at `at` by reverse mode, forward mode (`DualVec`) and one `Dual` per input.
+    macro_rules! three_modes {
+        (|$v:ident| $body:expr, $at:expr) => {{
+            fn f<S: perturb::Scalar>($v: &[S]) -> S {
+                $body
+            }
+            let at: [f64; 2] = $at;
+            let dual: Vec<f64> = (0..2)
+                .map(|i| {
+                    let x = [0, 1].map(|j| perturb::Dual::new(at[j], f64::from(u8::from(i == j))));
+                    f(&x).tangent()
+                })
+                .collect();
+            [
+                perturb::gradient(|v| f(v), &at).1,
+                perturb::gradient_forward(|v| f(v), &at).1,
+                dual,
+            ]
+        }};
+    }
+    for g in three_modes!(|v| (v[0] * v[0] + v[1] * v[1]).sqrt(), [0.0, 0.0]) {
+        assert_eq!(g, [0.0, 0.0]);
+    }
+    for g in three_modes!(|v| v[0].sqrt() * S::zero() + v[1], [0.0, 0.0]) {
+        assert_eq!(g, [0.0, 1.0]);
+    }
+    // Away from 0 nothing changes: the gradient of the norm is x / |x|.
+    for g in three_modes!(|v| (v[0] * v[0] + v[1] * v[1]).sqrt(), [3.0, 4.0]) {
+        assert!(close(g[0], 0.6) && close(g[1], 0.8), "{g:?}");
+    }
+}
