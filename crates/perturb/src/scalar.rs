@@ -286,14 +286,12 @@ pub trait BinaryOp {
     }
 }
 
-/// A local partial times a tangent, exactly zero when either is (the reverse sweep skips the
-/// same two zeros, a zero adjoint and a zero partial): a direction along which the input does not move cannot move the output, even
-/// through an infinite or NaN partial (`sqrt` at 0 in a pass that perturbs another input), and
-/// an exactly-zero partial passes nothing on, even an infinite tangent. Both modes skip both
-/// zeros, so they agree where a zero and an infinity meet on a path: `sqrt(x^2 + y^2)` at 0
-/// has gradient 0 in forward and in reverse mode (reverse mode gave NaN from the infinite
-/// adjoint times the partial `2x = 0`), and `0 * sqrt(x)` at 0 derivative 0 in both (forward
-/// mode gave NaN).
+/// A local partial times a tangent, exactly zero when either is: a direction along which the
+/// input does not move cannot move the output, even through an infinite or NaN partial (`sqrt`
+/// at 0 in a pass that perturbs another input), the forward counterpart of the reverse sweep's
+/// skip of a zero adjoint; and an exactly-zero partial passes nothing on, even an infinite
+/// tangent, as the reverse sweep's zero adjoint does there: `0 * sqrt(x)` at 0 has derivative
+/// 0 in both modes (forward mode gave `0 * inf = NaN`).
 #[inline(always)]
 pub(crate) fn scale_tangent<T: Scalar>(partial: T, tangent: T) -> T {
     if tangent.is_exact_zero() {

@@ -554,8 +554,7 @@ enum Sweep {
 ///
 /// A node whose adjoint is exactly zero at every level ([`Scalar::is_exact_zero`]) passes
 /// nothing on: the output does not depend on it, and `0 * inf` from an unused `sqrt(0)` must
-/// not reach its parents as NaN. Nor does a partial that is exactly zero, whatever the adjoint
-/// (as in forward mode): the parent does not move the node there.
+/// not reach its parents as NaN.
 ///
 /// The contribution to the node just below is carried in a register rather than written to
 /// memory and read back on the next iteration: in long chains that store-then-load is what
@@ -603,9 +602,6 @@ fn sweep<T: Scalar, const CHECK: bool>(
         debug_assert!((p0 as usize) < i && (p1 == NONE || (p1 as usize) < i));
         let below = (i as u32).wrapping_sub(1);
         for (p, d) in [(p0, node.partials[0]), (p1, node.partials[1])] {
-            if d.is_exact_zero() {
-                continue;
-            }
             if p == below {
                 let c = adjoint * d;
                 if CHECK {
