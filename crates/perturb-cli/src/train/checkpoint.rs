@@ -97,8 +97,8 @@ impl RunConfig {
             None | Some("") => "(none)".to_string(),
             Some(v) => crate::apply::shown(v),
         };
-        let same_data = self.0.get(FINGERPRINT).is_some()
-            && self.0.get(FINGERPRINT) == other.0.get(FINGERPRINT);
+        let same_data =
+            self.0.contains_key(FINGERPRINT) && self.0.get(FINGERPRINT) == other.0.get(FINGERPRINT);
         keys.into_iter()
             .filter(|k| self.0.get(*k) != other.0.get(*k))
             .filter(|k| !(same_data && k.as_str() == DATA))
