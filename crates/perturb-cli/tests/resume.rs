@@ -343,6 +343,26 @@ fn a_checkpoint_that_is_missing_corrupt_or_of_another_run_is_refused_before_trai
             "b",
         ],
     );
+    // The same file spelled another way (`./b.csv`, or by its full path): the data's
+    // fingerprint agrees, so it is the same run and it resumes (it was refused with "--data
+    // b.csv in the checkpoint, ./b.csv here").
+    let full = dir.join("b.csv").to_string_lossy().into_owned();
+    for (spelling, out) in [("./b.csv", "b2"), (full.as_str(), "b3")] {
+        run(
+            &dir,
+            &[
+                "train",
+                "--data",
+                spelling,
+                "--epochs",
+                "3",
+                "--resume",
+                "b/checkpoint",
+                "--out",
+                out,
+            ],
+        );
+    }
     std::fs::write(dir.join("b.csv"), blobs(41, 3)).unwrap();
     let err = failure(
         &dir,

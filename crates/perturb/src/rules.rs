@@ -16,6 +16,14 @@
 //! - `relu(NaN)` is NaN, as `max(x, 0)` written with a comparison would not give.
 //! - `floor`, `ceil`, `round`, `trunc`, `signum`: derivative 0 (they are implemented as constants).
 //!
+//! Where an exactly-zero tangent or adjoint, or (in forward mode) an exactly-zero local
+//! partial, meets an infinite or NaN one, the product is 0: an unused `sqrt(0)` passes nothing
+//! on, and `0 * sqrt(x)` has derivative 0 at 0 in both modes. One case still differs between
+//! the modes: `sqrt(x^2 + y^2)` at the origin has gradient 0 in forward mode (the tangent
+//! `2x dx` is 0 before it meets `sqrt`'s infinite slope) and NaN in reverse mode (the infinite
+//! adjoint meets the partial `2x = 0`; JAX gives NaN in both). Write a norm as `hypot` (or
+//! `linalg::vector_norm` for tensors), whose derivative at 0 is 0 in every mode.
+//!
 //! ```
 //! use perturb::{rules::Tanh, UnaryOp};
 //! let v = Tanh.func(0.5_f64);

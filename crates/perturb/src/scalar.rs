@@ -286,14 +286,18 @@ pub trait BinaryOp {
     }
 }
 
-/// A local partial times a tangent, exactly zero when the tangent is: a direction along which
-/// the input does not move cannot move the output, even through an infinite or NaN partial
-/// (`sqrt` at 0 in a pass that perturbs another input), the forward counterpart of the reverse
-/// sweep's skip.
+/// A local partial times a tangent, exactly zero when either is: a direction along which the
+/// input does not move cannot move the output, even through an infinite or NaN partial (`sqrt`
+/// at 0 in a pass that perturbs another input), the forward counterpart of the reverse sweep's
+/// skip of a zero adjoint; and an exactly-zero partial passes nothing on, even an infinite
+/// tangent, as the reverse sweep's zero adjoint does there: `0 * sqrt(x)` at 0 has derivative
+/// 0 in both modes (forward mode gave `0 * inf = NaN`).
 #[inline(always)]
 pub(crate) fn scale_tangent<T: Scalar>(partial: T, tangent: T) -> T {
     if tangent.is_exact_zero() {
         tangent
+    } else if partial.is_exact_zero() {
+        partial
     } else {
         partial * tangent
     }

@@ -862,7 +862,7 @@ fn pow_conventions_where_the_base_is_not_positive_or_the_exponent_is_zero() {
     let g = grad_of_sum(Kind::Pow, &[v(&[0.0]), v(&[-1.0])]);
     assert_eq!(g[1], vec![0.0]);
 
-    // Second order at a = 0, b = 0 stays finite (the base is replaced by 1 where b = 0).
+    // Second order at a = 0, b = 0 stays finite (the base is replaced by 1 there).
     let inner = TensorTape::new();
     let (ai, bi) = (inner.var(v(&[0.0])), inner.var(v(&[0.0])));
     let outer = TensorTape::<TensorVar<Tensor<f64>>>::over();

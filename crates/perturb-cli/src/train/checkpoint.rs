@@ -37,6 +37,8 @@ pub(super) struct RunConfig(BTreeMap<String, String>);
 
 /// The key of the data's fingerprint in a [`RunConfig`].
 const FINGERPRINT: &str = "data-fingerprint";
+/// The key of `--data` in a [`RunConfig`].
+const DATA: &str = "data";
 
 impl RunConfig {
     /// A configuration from (option name without the dashes, value) pairs and the data.
@@ -78,6 +80,10 @@ impl RunConfig {
 
     /// Each way `self` differs from `other`, in words: `--lr 0.05 {there}, 0.01 {here}`; the
     /// data's fingerprint as "the data differ from {theirs}".
+    ///
+    /// `--data` is not compared where the fingerprints agree: the fingerprint identifies the
+    /// data themselves, and the same file named two ways (`./b.csv` and `b.csv`, or from
+    /// another folder) is the same run.
     pub(super) fn differences_from(
         &self,
         other: &RunConfig,
@@ -91,8 +97,11 @@ impl RunConfig {
             None | Some("") => "(none)".to_string(),
             Some(v) => crate::apply::shown(v),
         };
+        let same_data =
+            self.0.contains_key(FINGERPRINT) && self.0.get(FINGERPRINT) == other.0.get(FINGERPRINT);
         keys.into_iter()
             .filter(|k| self.0.get(*k) != other.0.get(*k))
+            .filter(|k| !(same_data && k.as_str() == DATA))
             .map(|k| {
                 if k == FINGERPRINT {
                     format!(
@@ -507,6 +516,18 @@ mod tests {
         let diff = c.differences(&a);
         assert_eq!(diff.len(), 1);
         assert!(diff[0].starts_with("the data differ"), "{diff:?}");
+        // The same data named another way: no difference; other data named another way: both.
+        let mut renamed = a.clone();
+        renamed.0.insert(DATA.into(), "./b.csv".into());
+        let mut named = a.clone();
+        named.0.insert(DATA.into(), "b.csv".into());
+        assert!(renamed.differences(&named).is_empty());
+        let mut other = c.clone();
+        other.0.insert(DATA.into(), "./b.csv".into());
+        assert_eq!(
+            other.differences(&named)[0],
+            "--data b.csv in the checkpoint, ./b.csv here"
+        );
         // An option the checkpoint lacks (an older one) counts as a difference.
         let mut d = a.clone();
         d.0.insert("model".into(), "cnn".into());

@@ -227,13 +227,18 @@ fn constant<A: Array>(c: f64) -> A {
     A::lift(Tensor::scalar(A::elem(c)))
 }
 
-/// `d a^b / da = b a^(b-1)`, and 0 where `b = 0`. The base is replaced by 1 where `b = 0`, so
-/// the product is `0 * 1` there (not `0 * 0^-1 = NaN` at `a = 0`) and stays finite when
-/// differentiated again.
+/// `d a^b / da = b a^(b-1)`, which is 0 where `b = 0`; at `a = b = 0` a constant 0 (the
+/// scalar rule's convention, rather than `0 * 0^-1 = NaN`). Where `b = 0` but `a != 0` the
+/// product `b a^(b-1)` itself is kept: its derivative in `b` there is the mixed second
+/// derivative `a^(b-1) (1 + b ln a) = 1 / a` (a base replaced by 1 wherever `b = 0` made it 1,
+/// and the Hessian of `a^b` at `(2, 0)` not symmetric). At `a = b = 0` the base is replaced by
+/// 1 inside the branch not taken, so that no infinity reaches its derivatives.
 fn pow_base_slope<A: Array>(a: &A, b: &A) -> Result<A, Error> {
-    let nonzero = b.try_not_equal(&constant(0.0))?;
-    let base = nonzero.try_select(a, &constant(1.0))?;
-    b.try_mul(&base.try_pow(&b.add_scalar(A::elem(-1.0)))?)
+    let zero = constant::<A>(0.0);
+    let origin = a.try_equal(&zero)?.try_mul(&b.try_equal(&zero)?)?;
+    let base = origin.try_select(&constant(1.0), a)?;
+    let slope = b.try_mul(&base.try_pow(&b.add_scalar(A::elem(-1.0)))?)?;
+    origin.try_select(&zero, &slope)
 }
 
 /// `d a^b / db = a^b ln a` where `a > 0`, and 0 elsewhere (selected, not multiplied by a mask,
