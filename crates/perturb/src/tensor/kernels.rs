@@ -108,13 +108,16 @@ fn par_build<T: Element>(n: usize, fill: impl Fn(&mut [MaybeUninit<T>], usize) +
 // whose `f` captured a constant (`scale`'s factor) reloaded it for every element and was not
 // vectorised: 115-250 µs against 34-55 µs serial for 401,408 f32 (the mlp-784 update).
 //
-// Each loop is compiled twice: for the default target (SSE2: two `f64` a vector) and, picked
-// at run time where the CPU has them, for AVX2 and FMA (four), with `f` inlined into it. The
-// results are the same bit for bit: Rust never fuses a multiply and an add on its own, and an
-// explicit `mul_add` is correctly rounded on either path.
+// They are compiled for the default target only (SSE2: two `f64` a vector). Compiled also for
+// AVX2 (`dispatch!` below) they ran 40% fewer instructions but took the same time or up to 4%
+// more (BENCHMARKS.md, "Element-wise loops on AVX2"): at the sizes where they run on one thread
+// they wait on the caches, not on instructions.
 
 /// Runs `$body` compiled for AVX2 and FMA where this CPU has them ([`vmath::vectorised`]),
-/// else for the default target: `$name` is the AVX2 copy's name, `$args` its arguments.
+/// else for the default target: `$name` is the AVX2 copy's name, `$args` its arguments. The
+/// results are the same bit for bit: Rust never fuses a multiply and an add on its own, and an
+/// explicit `mul_add` is correctly rounded on either path. Used by the fused chain's block
+/// loops, which work in L1 and so are bound by instructions.
 macro_rules! dispatch {
     ($name:ident($($arg:ident: $ty:ty),*) $body:block) => {{
         #[cfg(target_arch = "x86_64")]
@@ -135,22 +138,18 @@ pub(crate) use dispatch;
 #[inline(never)]
 fn map_into<T: Element>(out: &mut [MaybeUninit<T>], x: &[T], f: &impl Fn(T) -> T) {
     assert_eq!(out.len(), x.len());
-    dispatch!(map_avx2(out: &mut [MaybeUninit<T>], x: &[T], f: &impl Fn(T) -> T) {
-        for (o, &v) in out.iter_mut().zip(x) {
-            o.write(f(v));
-        }
-    })
+    for (o, &v) in out.iter_mut().zip(x) {
+        o.write(f(v));
+    }
 }
 
 /// `out[i] = f(a[i], b[i])`.
 #[inline(never)]
 fn zip_into<T: Element>(out: &mut [MaybeUninit<T>], a: &[T], b: &[T], f: &impl Fn(T, T) -> T) {
     assert!(out.len() == a.len() && out.len() == b.len());
-    dispatch!(zip_avx2(out: &mut [MaybeUninit<T>], a: &[T], b: &[T], f: &impl Fn(T, T) -> T) {
-        for (o, (&x, &y)) in out.iter_mut().zip(a.iter().zip(b)) {
-            o.write(f(x, y));
-        }
-    })
+    for (o, (&x, &y)) in out.iter_mut().zip(a.iter().zip(b)) {
+        o.write(f(x, y));
+    }
 }
 
 /// `out[i] = f(a[i], b[i], c[i])`.
@@ -163,17 +162,9 @@ fn zip3_into<T: Element>(
     f: &impl Fn(T, T, T) -> T,
 ) {
     assert!(out.len() == a.len() && out.len() == b.len() && out.len() == c.len());
-    dispatch!(zip3_avx2(
-        out: &mut [MaybeUninit<T>],
-        a: &[T],
-        b: &[T],
-        c: &[T],
-        f: &impl Fn(T, T, T) -> T
-    ) {
-        for (o, ((&x, &y), &z)) in out.iter_mut().zip(a.iter().zip(b).zip(c)) {
-            o.write(f(x, y, z));
-        }
-    })
+    for (o, ((&x, &y), &z)) in out.iter_mut().zip(a.iter().zip(b).zip(c)) {
+        o.write(f(x, y, z));
+    }
 }
 
 /// The shape two shapes broadcast to (numpy's rules: align on the right, a length of 1
@@ -566,57 +557,4 @@ pub(crate) fn matmul<T: Element>(a: &[T], b: &[T], m: usize, k: usize, n: usize)
     let mut c = buffers::filled(m * n, T::zero());
     T::gemm(m, k, n, a, (k, 1), b, (n, 1), T::zero(), &mut c, n);
     c
-}
-
-#[cfg(test)]
-mod dispatch_tests {
-    use super::*;
-
-    /// The loops compiled for AVX2 and FMA (taken on a CPU that has them) give the same bits as
-    /// the same arithmetic element by element: no multiply and add fused on its own, `mul_add`
-    /// rounded once either way, and the lengths that leave a remainder after the vectors.
-    #[test]
-    fn the_vectorised_loops_give_the_scalar_bits() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64 * 8.0 - 4.0
-        };
-        let f = |v: f64| v.mul_add(1.5, -0.25) / 3.0 + v * v * 0.1 - v.abs().sqrt();
-        let g = |a: f64, b: f64| a * b + a / (b.abs() + 1.0) - b.mul_add(a, 0.5);
-        let h = |a: f64, b: f64, c: f64| a.mul_add(b, c) * c - a * b + c;
-        for n in [0, 1, 3, 4, 5, 7, 8, 9, 31, 33, 1000, 4099] {
-            let a: Vec<f64> = (0..n).map(|_| next()).collect();
-            let b: Vec<f64> = (0..n).map(|_| next()).collect();
-            let c: Vec<f64> = (0..n).map(|_| next()).collect();
-            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            let by_element: Vec<f64> = a.iter().map(|&v| f(v)).collect();
-            assert_eq!(
-                bits(&map(&a, Cost::Cheap, f)),
-                bits(&by_element),
-                "map, n = {n}"
-            );
-            let by_element: Vec<f64> = a.iter().zip(&b).map(|(&x, &y)| g(x, y)).collect();
-            assert_eq!(
-                bits(&zip(&a, &b, Cost::Cheap, g)),
-                bits(&by_element),
-                "zip, n = {n}"
-            );
-            let by_element: Vec<f64> = (0..n).map(|i| h(a[i], b[i], c[i])).collect();
-            assert_eq!(
-                bits(&zip3(&a, &b, &c, h)),
-                bits(&by_element),
-                "zip3, n = {n}"
-            );
-            let single: Vec<f32> = a.iter().map(|&v| v as f32).collect();
-            let by_element: Vec<u32> = single.iter().map(|&v| (v * 3.0 - 1.0).to_bits()).collect();
-            let mapped: Vec<u32> = map(&single, Cost::Cheap, |v| v * 3.0 - 1.0)
-                .iter()
-                .map(|v| v.to_bits())
-                .collect();
-            assert_eq!(mapped, by_element, "f32 map, n = {n}");
-        }
-    }
 }
