@@ -124,7 +124,7 @@ macro_rules! dispatch {
         {
             #[target_feature(enable = "avx2,fma")]
             unsafe fn $name<T: Element>($($arg: $ty),*) $body
-            if super::vmath::vectorised() {
+            if $crate::tensor::vmath::vectorised() {
                 // SAFETY: `vectorised` checked that this CPU has AVX2 and FMA.
                 return unsafe { $name($($arg),*) };
             }
