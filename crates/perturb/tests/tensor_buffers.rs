@@ -117,6 +117,23 @@ fn results() -> Vec<Vec<u64>> {
         bits(&jac),
     ];
     out.push(bits(loss.value()));
+    // Every path of the matrix product writes its output into a buffer it does not clear first
+    // (`gemm` with `beta = 0`), here one of NaN when the pool is on: a matrix times a vector, a row times a matrix, a short inner
+    // dimension, no inner dimension at all, a stack, and the general kernel.
+    let shapes: [(&[usize], &[usize]); 6] = [
+        (&[300, 5], &[5, 1]),
+        (&[1, 300], &[300, 200]),
+        (&[300, 3], &[3, 6]),
+        (&[200, 0], &[0, 3]),
+        (&[2, 100, 3], &[3, 4]),
+        (&[64, 64], &[64, 64]),
+    ];
+    for (i, (sa, sb)) in shapes.into_iter().enumerate() {
+        let a = Tensor::<f64>::randn(sa, 0.0, 1.0, 10 + i as u64);
+        let b = Tensor::<f64>::randn(sb, 0.0, 1.0, 20 + i as u64);
+        poison();
+        out.push(bits(&a.try_matmul(&b).unwrap()));
+    }
     out
 }
 

@@ -118,6 +118,75 @@ fn fused_values_equal_the_unfused_operations_bit_for_bit() {
 }
 
 #[test]
+fn a_sum_that_ends_a_chain_is_added_in_the_same_pass_with_the_same_bits() {
+    fuse_from_64();
+    // Lengths with a short last block and a remainder past the last multiple of 8, one of
+    // exactly two blocks, and one of a single short block.
+    for n in [N, 1024, 100] {
+        let (x, y) = (point(n, 0.37), point(n, 1.91));
+        let (c, one) = (
+            Tensor::scalar(0.125),
+            Tensor::from_vec(vec![-1.5], &[1]).unwrap(),
+        );
+        let eager = mixed(&x, &y, &c, &one).unwrap().apply_op(&Counted).unwrap();
+        let d = |t: &Tensor<f64>| Deferred::new(t.clone());
+        let chain = || {
+            mixed(&d(&x), &d(&y), &d(&c), &d(&one))
+                .unwrap()
+                .apply_op(&Counted)
+                .unwrap()
+        };
+        // Nothing else holds the summed value: it lives only in the chain's blocks.
+        let total = chain().sum_all();
+        counts();
+        let value = total.value().unwrap();
+        assert_eq!(value.shape(), &[] as &[usize]);
+        assert_eq!(bits(&value), bits(&eager.sum_all()), "n = {n}");
+        assert_eq!(counts(), (n, 0), "`Counted` ran once, fused");
+        // Held, and many operations from the inputs: written out in the same pass.
+        let held = chain();
+        let total = held.sum_all();
+        assert_eq!(bits(&total.value().unwrap()), bits(&eager.sum_all()));
+        assert!(held.is_computed());
+        assert_eq!(bits(&held.value().unwrap()), bits(&eager));
+        assert_eq!(counts(), (n, 0), "`Counted` ran once, fused");
+    }
+    // A summed operation one step from a computed value is left pending even though held
+    // (unfused, it would be computed and kept, by `eval`).
+    let x = Deferred::new(point(N, 0.5));
+    let cheap = x.apply_op(&Counted).unwrap();
+    counts();
+    let sum = cheap.sum_all().value().unwrap();
+    assert_eq!(counts(), (N, 0));
+    assert!(!cheap.is_computed());
+    let plain = point(N, 0.5).apply_op(&Counted).unwrap();
+    assert_eq!(bits(&sum), bits(&plain.sum_all()));
+    // A one-element operand broadcast to the whole sum, and a chain of one operation.
+    let x = Deferred::new(point(N, 0.5));
+    let sum = x
+        .try_mul(&Deferred::new(Tensor::scalar(3.0)))
+        .unwrap()
+        .sum_all();
+    let plain = point(N, 0.5)
+        .try_mul(&Tensor::scalar(3.0))
+        .unwrap()
+        .sum_all();
+    assert_eq!(bits(&sum.value().unwrap()), bits(&plain));
+    // A sum whose operand fails reports the operation that failed.
+    let bad = x
+        .square()
+        .add_scalar(-1.0)
+        .apply_op(&CheckedLn)
+        .unwrap()
+        .sum_all();
+    let err = bad.value().unwrap_err().to_string();
+    assert!(
+        err.contains("checked_ln") && err.contains("not positive"),
+        "{err}"
+    );
+}
+
+#[test]
 fn held_values_are_written_out_unless_cheap_to_compute_again() {
     fuse_from_64();
     let x = Deferred::new(point(N, 0.8));

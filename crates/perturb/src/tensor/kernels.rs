@@ -350,15 +350,57 @@ fn layout(from: &[usize], to: &[usize]) -> Layout {
 /// The sum of a slice, in eight running sums: one running sum is a chain of dependent additions
 /// that runs at a quarter of the speed or less, and eight sums also round off less.
 pub(crate) fn sum<T: Element>(x: &[T]) -> T {
-    let mut acc = [T::zero(); 8];
-    let chunks = x.chunks_exact(8);
-    let tail = chunks.remainder().iter().fold(T::zero(), |a, &v| a + v);
-    for chunk in chunks {
-        for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a += v;
+    let mut total = RunningSum::new();
+    total.add(x);
+    total.finish()
+}
+
+/// [`sum`] a piece at a time (a fused chain's blocks): the same eight running sums carried
+/// from piece to piece, so that pieces whose lengths are multiples of 8, all but the last,
+/// give the bits of one [`sum`] of the whole.
+pub(crate) struct RunningSum<T> {
+    acc: [T; 8],
+    /// The elements past the last multiple of 8, added one by one.
+    tail: T,
+}
+
+impl<T: Element> RunningSum<T> {
+    pub(crate) fn new() -> Self {
+        RunningSum {
+            acc: [T::zero(); 8],
+            tail: T::zero(),
         }
     }
-    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+
+    /// Adds the next piece.
+    pub(crate) fn add(&mut self, x: &[T]) {
+        let chunks = x.chunks_exact(8);
+        self.tail = chunks.remainder().iter().fold(self.tail, |a, &v| a + v);
+        for chunk in chunks {
+            for (a, &v) in self.acc.iter_mut().zip(chunk) {
+                *a += v;
+            }
+        }
+    }
+
+    /// Adds a piece of `n` elements that all equal `v`.
+    pub(crate) fn add_repeated(&mut self, v: T, n: usize) {
+        for _ in 0..n / 8 {
+            for a in &mut self.acc {
+                *a += v;
+            }
+        }
+        for _ in 0..n % 8 {
+            self.tail += v;
+        }
+    }
+
+    pub(crate) fn finish(self) -> T {
+        let acc = self.acc;
+        ((acc[0] + acc[1]) + (acc[2] + acc[3]))
+            + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+            + self.tail
+    }
 }
 
 /// The sums of the `K` columns of the first `rows` rows of `x` (rows of `K` elements).
@@ -554,7 +596,8 @@ pub(crate) fn permute<T: Element>(
 
 /// Row-major `(m x k) @ (k x n)`.
 pub(crate) fn matmul<T: Element>(a: &[T], b: &[T], m: usize, k: usize, n: usize) -> Vec<T> {
-    let mut c = buffers::filled(m * n, T::zero());
+    // `gemm` with `beta = 0` writes every element without reading it.
+    let mut c = buffers::stale(m * n);
     T::gemm(m, k, n, a, (k, 1), b, (n, 1), T::zero(), &mut c, n);
     c
 }

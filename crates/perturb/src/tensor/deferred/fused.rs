@@ -14,7 +14,7 @@ use std::rc::Rc;
 use super::{Deferred, State};
 use crate::error::Error;
 use crate::tensor::fusion::{self, Chain, MAX_ARITY};
-use crate::tensor::Array;
+use crate::tensor::{Array, Tensor};
 
 /// Element-wise operations on plain tensors of this size or more run on rayon's pool
 /// ([`kernels::Cost`]'s threshold for cheap ones); a chain runs on one thread, so these sizes
@@ -73,6 +73,29 @@ enum Source {
 /// A region has at most [`MAX_NODES`] members and a few leaves: they are looked up by linear
 /// search, which at these sizes costs less than hashing.
 pub(super) fn run_region<A: Array>(tops: &[Deferred<A>]) -> Result<Vec<Deferred<A>>, Error> {
+    region(tops, None)
+}
+
+/// Computes `sum`, a pending sum of all elements of one pending operation that fuses, by
+/// the region under that operation with the sum added up block by block in the same pass
+/// ([`kernels::sum`]'s running sums carried across blocks: the same bits as unfused). The
+/// operation itself is written out only where something else holds it, as in
+/// [`run_region`]. Returns what the region waits for, as `run_region` does.
+///
+/// [`kernels::sum`]: crate::tensor::kernels
+pub(super) fn run_sum<A: Array>(sum: &Deferred<A>) -> Result<Vec<Deferred<A>>, Error> {
+    let input = match &*sum.node.state.borrow() {
+        State::Pending { inputs, .. } if inputs.len() == 1 => inputs[0].clone(),
+        _ => return Err(sum.failed()),
+    };
+    region(&[input], Some(sum))
+}
+
+/// [`run_region`], and with `summed` the sum of `tops[0]` (the only top) as well.
+fn region<A: Array>(
+    tops: &[Deferred<A>],
+    summed: Option<&Deferred<A>>,
+) -> Result<Vec<Deferred<A>>, Error> {
     let Some(first) = tops.first() else {
         return Ok(Vec::new());
     };
@@ -154,7 +177,7 @@ pub(super) fn run_region<A: Array>(tops: &[Deferred<A>]) -> Result<Vec<Deferred<
     if !waiting.is_empty() {
         return Ok(waiting);
     }
-    if members.len() == 1 {
+    if members.len() == 1 && summed.is_none() {
         // Nothing to fuse with.
         members[0].run()?;
         return Ok(waiting);
@@ -193,18 +216,25 @@ pub(super) fn run_region<A: Array>(tops: &[Deferred<A>]) -> Result<Vec<Deferred<
         }
         let kernel = Rc::clone(op).kernel();
         slots[m] = chain.apply_kernel(members[m].node.name, kernel, &operands[..inputs.len()])?;
-        // `members` holds one handle of its own.
-        let held_outside = Rc::strong_count(&members[m].node) > held_inside[m] + 1;
-        if m < roots || (held_outside && cost[m] > RECOMPUTE) {
+        // `members` holds one handle of its own, and a summed top one more is the sum's.
+        let summed_here = m == 0 && summed.is_some();
+        let held_outside =
+            Rc::strong_count(&members[m].node) > held_inside[m] + 1 + usize::from(summed_here);
+        if (m < roots && !summed_here) || (held_outside && cost[m] > RECOMPUTE) {
             written.push(m);
             cost[m] = 0;
         }
     }
     let nodes: Vec<usize> = written.iter().map(|&m| slots[m]).collect();
-    match chain.eval(&nodes) {
-        Ok(values) => {
+    let sums = if summed.is_some() { &slots[..1] } else { &[] };
+    match chain.eval_summing(&nodes, sums) {
+        Ok((values, totals)) => {
             for (&m, value) in written.iter().zip(values) {
                 *members[m].node.state.borrow_mut() = State::Computed(A::lift(value));
+            }
+            if let (Some(sum), [total]) = (summed, totals.as_slice()) {
+                let value = Tensor::from_parts(vec![*total], sum.node.shape.clone());
+                *sum.node.state.borrow_mut() = State::Computed(A::lift(value));
             }
         }
         // A kernel refused its operands: the operations one by one, so that the error is the

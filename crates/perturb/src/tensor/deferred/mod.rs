@@ -9,6 +9,7 @@ use super::array::Array;
 use super::dense::Tensor;
 use super::fusion::{self, BlockKernel, OpKernel};
 use super::op::Op;
+use super::ops::SumTo;
 use crate::error::Error;
 
 mod fused;
@@ -84,6 +85,9 @@ trait Recorded<A: Array> {
     fn run(&self, values: &[&A]) -> Result<A, Error>;
     /// The operation as a chain's kernel (used only where it has one, for plain tensors).
     fn kernel(self: Rc<Self>) -> Rc<dyn BlockKernel<A::Elem>>;
+    /// Whether it is the sum of all elements ([`Array::sum_all`]), which a chain computes in
+    /// its own pass.
+    fn sums_all(&self) -> bool;
 }
 
 impl<A: Array, O: Op> Recorded<A> for OpKernel<O> {
@@ -93,6 +97,11 @@ impl<A: Array, O: Op> Recorded<A> for OpKernel<O> {
 
     fn kernel(self: Rc<Self>) -> Rc<dyn BlockKernel<A::Elem>> {
         self
+    }
+
+    fn sums_all(&self) -> bool {
+        let op: &dyn std::any::Any = &self.0;
+        op.downcast_ref::<SumTo>().is_some_and(|s| s.0.is_empty())
     }
 }
 
@@ -174,6 +183,11 @@ impl<A: Array> Deferred<A> {
                 State::Computed(_) => None,
                 State::Failed => return Err(top.failed()),
                 State::Pending { fuses: true, .. } => Some(Next::Fuse(vec![top.clone()])),
+                State::Pending { inputs, op, .. }
+                    if op.sums_all() && matches!(inputs.as_slice(), [x] if x.fuses()) =>
+                {
+                    Some(Next::FuseSum)
+                }
                 State::Pending { inputs, .. } => Some(next_for(inputs)),
             };
             match waiting {
@@ -188,6 +202,7 @@ impl<A: Array> Deferred<A> {
                 // Computed, or what the region waits for pushed: either way `top` is looked at
                 // again.
                 Some(Next::Fuse(tops)) => stack.extend(fused::run_region(&tops)?),
+                Some(Next::FuseSum) => stack.extend(fused::run_sum(&top)?),
             }
         }
         match &*self.node.state.borrow() {
@@ -299,6 +314,9 @@ enum Next<A: Array> {
     Run,
     /// These operations, which fuse, with the region under them, in one chain.
     Fuse(Vec<Deferred<A>>),
+    /// The operation, a sum of all elements, with the region under its input, in one chain
+    /// that adds the input's blocks as it goes.
+    FuseSum,
 }
 
 /// What an operation that does not fuse waits for, given its inputs: the first not computed

@@ -53,8 +53,8 @@ enum Node<T> {
 /// standing for every element), evaluated in blocks of [`BLOCK`] elements: each operation runs
 /// once per block on operands that are still in cache, and only the requested results are
 /// written out, in one pass over memory instead of one per operation. Each operation runs by
-/// its own [`Op::eval_block`], so the values equal unfused evaluation bit for bit; a sum
-/// ([`Chain::sum`]) adds per block, so it may differ from [`Array::sum_all`](crate::tensor::Array::sum_all) in rounding.
+/// its own [`Op::eval_block`], so the values equal unfused evaluation bit for bit, and so does a
+/// sum ([`Chain::sum`]) with [`Array::sum_all`](crate::tensor::Array::sum_all).
 ///
 /// ```
 /// use perturb::tensor::{fusion::Chain, ops, Tensor};
@@ -200,6 +200,16 @@ impl<T: Element> Chain<T> {
     /// assert_eq!((x2.to_vec(), y2.to_vec()), (vec![1.0, 2.0], vec![1.0, 4.0]));
     /// ```
     pub fn eval(&self, outputs: &[usize]) -> Result<Vec<Tensor<T>>, Error> {
+        Ok(self.eval_summing(outputs, &[])?.0)
+    }
+
+    /// The values of the `outputs` nodes, and the sums of the elements of the `summed` nodes,
+    /// in one pass over the inputs: a summed node's values need not be written out.
+    pub(crate) fn eval_summing(
+        &self,
+        outputs: &[usize],
+        summed: &[usize],
+    ) -> Result<(Vec<Tensor<T>>, Vec<T>), Error> {
         // An operation's block is written straight into its output (`direct`, in full from
         // the start: each block is written before it is read); an input, or an output asked
         // for twice, is copied in block by block.
@@ -218,7 +228,14 @@ impl<T: Element> Chain<T> {
                 copied.push(buffers::take(self.len));
             }
         }
+        let mut totals: Vec<_> = summed.iter().map(|_| kernels::RunningSum::new()).collect();
         self.run(&place, &mut direct, |values| {
+            for (total, &node) in totals.iter_mut().zip(summed) {
+                match values.get(node) {
+                    Operand::Slice(s) => total.add(s),
+                    Operand::Scalar(v) => total.add_repeated(v, values.len()),
+                }
+            }
             let wanted = outputs
                 .iter()
                 .zip(&route)
@@ -234,7 +251,7 @@ impl<T: Element> Chain<T> {
             }
         })?;
         let (mut direct, mut copied) = (direct.into_iter(), copied.into_iter());
-        Ok(route
+        let values = route
             .into_iter()
             .map(|r| {
                 let data = match r {
@@ -243,28 +260,25 @@ impl<T: Element> Chain<T> {
                 };
                 Tensor::from_parts(data.unwrap_or_default(), self.shape.clone())
             })
-            .collect())
+            .collect();
+        Ok((values, totals.into_iter().map(|t| t.finish()).collect()))
     }
 
-    /// The sum of the elements of node `output`, added block by block in the same pass:
-    /// the node's values are never written out.
+    /// The sum of the elements of node `output`, added block by block in the same pass (the
+    /// node's values are never written out), with the running sums of
+    /// [`sum_all`](crate::tensor::Array::sum_all) carried from block to block: the same bits.
     ///
     /// ```
-    /// use perturb::tensor::{fusion::Chain, ops, Tensor};
-    /// let mut chain = Chain::new(&[3]);
-    /// let x = chain.leaf(Tensor::vector(&[1.0_f64, 2.0, 3.0])).unwrap();
-    /// let y = chain.apply(&ops::Square, &[x]).unwrap();
-    /// assert_eq!(chain.sum(y).unwrap(), 14.0);
+    /// use perturb::tensor::{fusion::Chain, ops, Array, Tensor};
+    /// let x = Tensor::<f64>::randn(&[5_000], 0.0, 1.0, 0);
+    /// let mut chain = Chain::new(&[5_000]);
+    /// let leaf = chain.leaf(x.clone()).unwrap();
+    /// let y = chain.apply(&ops::Square, &[leaf]).unwrap();
+    /// let fused = chain.sum(y).unwrap();
+    /// assert_eq!(fused.to_bits(), x.square().sum_all().as_slice()[0].to_bits());
     /// ```
     pub fn sum(&self, output: usize) -> Result<T, Error> {
-        let mut total = T::zero();
-        self.run(&vec![None; self.nodes.len()], &mut [], |values| {
-            total += match values.get(output) {
-                Operand::Slice(s) => kernels::sum(s),
-                Operand::Scalar(v) => v * T::from_f64(values.len() as f64).unwrap_or_else(T::nan),
-            }
-        })?;
-        Ok(total)
+        Ok(self.eval_summing(&[], &[output])?.1[0])
     }
 
     /// Runs every node on each block in turn, handing `visit` the block's values. A node

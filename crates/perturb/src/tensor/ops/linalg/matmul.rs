@@ -132,7 +132,8 @@ impl MatMul {
             let (ta, tb) = (self.transpose_a, self.transpose_b);
             return Err(inner_mismatch(a.shape(), ta, k, b.shape(), tb, k2));
         }
-        let mut c = buffers::filled(element_count("matmul", &[m, n])?, T::zero());
+        // `gemm` with `beta = 0` writes every element without reading it.
+        let mut c = buffers::stale(element_count("matmul", &[m, n])?);
         T::gemm(
             m,
             k,
@@ -322,7 +323,7 @@ impl Op for MatMul {
         element_count("matmul", &full_b)?;
         let ad = kernels::broadcast_to(a.as_slice(), &a2, &full_a);
         let bd = kernels::broadcast_to(b.as_slice(), &b2, &full_b);
-        let mut c = buffers::filled(count * m * n, T::zero());
+        let mut c = buffers::stale(count * m * n);
         for i in 0..count {
             T::gemm(
                 m,
