@@ -1,7 +1,6 @@
 //! Reverse mode for tensors: a flat list of recorded operations, swept backwards by a loop.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -253,13 +252,19 @@ impl<A: Array, R: ?Sized> Store<A, R> {
     /// Node `i`'s inputs and output as its rule is given them: the values kept and, for those
     /// no rule reads, zeros of their shape from `zeros` (the rule reads only their shape).
     fn operands<'s>(&'s self, i: usize, zeros: &'s mut Zeros<A>) -> (Vec<&'s A>, &'s A) {
+        let longest = || {
+            (0..self.nodes.len())
+                .map(|j| self.shape(j).iter().product::<usize>())
+                .max()
+                .unwrap_or(0)
+        };
         for &link in self.links(i) {
             if let (None, Link::Var(p)) = (self.link_value(link), link) {
-                zeros.make(self.shape(p as usize));
+                zeros.make(self.shape(p as usize), longest);
             }
         }
         if self.value(i).is_none() {
-            zeros.make(self.shape(i));
+            zeros.make(self.shape(i), longest);
         }
         let zeros: &'s Zeros<A> = zeros;
         let value = |node: usize| {
@@ -311,22 +316,45 @@ impl<A: Array, R: ?Sized> Store<A, R> {
     }
 }
 
-/// Arrays of zeros by shape, one per shape: what a rule is given for a value it does not read.
-struct Zeros<A: Array>(HashMap<Vec<usize>, A>);
+/// Arrays of zeros by shape, one per shape: what a rule is given for a value it does not read
+/// (it reads only the shape). All are windows of one buffer of zeros, as long as the longest
+/// value on the tape, so a sweep fills one buffer however many shapes it meets; a sweep meets
+/// a few shapes, so they are found by a linear search.
+struct Zeros<A: Array> {
+    flat: Option<Tensor<A::Elem>>,
+    by_shape: Vec<(Vec<usize>, A)>,
+}
 
 impl<A: Array> Zeros<A> {
     fn new() -> Self {
-        Zeros(HashMap::new())
-    }
-
-    fn make(&mut self, shape: &[usize]) {
-        if !self.0.contains_key(shape) {
-            self.0.insert(shape.to_vec(), A::lift(Tensor::zeros(shape)));
+        Zeros {
+            flat: None,
+            by_shape: Vec::new(),
         }
     }
 
+    /// Makes zeros of `shape`, if there are none yet; `longest` gives the most elements any
+    /// value on the tape has (asked for only when the buffer is made).
+    fn make(&mut self, shape: &[usize], longest: impl FnOnce() -> usize) {
+        if self.by_shape.iter().any(|(s, _)| s == shape) {
+            return;
+        }
+        let count: usize = shape.iter().product();
+        let flat = match &self.flat {
+            Some(flat) if flat.len() >= count => flat,
+            _ => self.flat.insert(Tensor::zeros(&[longest().max(count)])),
+        };
+        // Within the buffer, which has at least `count` elements.
+        let zeros = flat
+            .window(0, shape.to_vec())
+            .unwrap_or_else(|| Tensor::zeros(shape));
+        self.by_shape.push((shape.to_vec(), A::lift(zeros)));
+    }
+
     fn of(&self, shape: &[usize]) -> &A {
-        &self.0[shape]
+        let found = self.by_shape.iter().find(|(s, _)| s == shape);
+        // `operands` makes every shape before it asks for it.
+        &found.expect("zeros made before they are read").1
     }
 }
 
