@@ -183,13 +183,28 @@ impl<T: Element> Chain<T> {
         Ok(self.nodes.len() - 1)
     }
 
+    /// An error naming `op` where `node` is not a node of the chain.
+    fn check_node(&self, op: &'static str, node: usize) -> Result<(), Error> {
+        if node < self.nodes.len() {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument {
+            op,
+            reason: format!(
+                "output {node} is not a node of the chain (it has {})",
+                self.nodes.len()
+            ),
+        })
+    }
+
     /// Elements per block for this chain: [`BLOCK`], or fewer for a smaller shape, so that a
     /// small chain's scratch is small.
     fn block(&self) -> usize {
         BLOCK.min(self.len).max(1)
     }
 
-    /// The values of the `outputs` nodes, in one pass over the inputs.
+    /// The values of the `outputs` nodes, in one pass over the inputs; an error where one is
+    /// not a node of the chain.
     ///
     /// ```
     /// use perturb::tensor::{fusion::Chain, ops, Tensor};
@@ -200,6 +215,9 @@ impl<T: Element> Chain<T> {
     /// assert_eq!((x2.to_vec(), y2.to_vec()), (vec![1.0, 2.0], vec![1.0, 4.0]));
     /// ```
     pub fn eval(&self, outputs: &[usize]) -> Result<Vec<Tensor<T>>, Error> {
+        for &node in outputs {
+            self.check_node("fusion::Chain::eval", node)?;
+        }
         // An operation's block is written straight into its output (`direct`, in full from
         // the start: each block is written before it is read); an input, or an output asked
         // for twice, is copied in block by block.
@@ -247,7 +265,8 @@ impl<T: Element> Chain<T> {
     }
 
     /// The sum of the elements of node `output`, added block by block in the same pass:
-    /// the node's values are never written out.
+    /// the node's values are never written out. An error where `output` is not a node of the
+    /// chain.
     ///
     /// ```
     /// use perturb::tensor::{fusion::Chain, ops, Tensor};
@@ -257,6 +276,7 @@ impl<T: Element> Chain<T> {
     /// assert_eq!(chain.sum(y).unwrap(), 14.0);
     /// ```
     pub fn sum(&self, output: usize) -> Result<T, Error> {
+        self.check_node("fusion::Chain::sum", output)?;
         let mut total = T::zero();
         self.run(&vec![None; self.nodes.len()], &mut [], |values| {
             total += match values.get(output) {
