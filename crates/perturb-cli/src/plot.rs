@@ -77,6 +77,24 @@ fn short(v: f64) -> String {
     }
 }
 
+/// The largest size of a linear axis' ends: the span of two such ends, and the distance of a
+/// point on the axis from either, are still finite (plotters computes them, and the grid of the
+/// boundary picture steps by a fraction of the span). Data out at the float limits (a feature
+/// from -1e308 to 1e308) is drawn on axes that stop short of it; on an infinite span, drawing
+/// never finished.
+const AXIS_LIMIT: f64 = f64::MAX / 2.0;
+
+/// The ends of a linear axis for finite data from `lo` to `hi`: padded by `share` of the span
+/// (at least `min_pad`) on each side, within [`AXIS_LIMIT`].
+fn padded(lo: f64, hi: f64, share: f64, min_pad: f64) -> (f64, f64) {
+    let (lo, hi) = (
+        lo.clamp(-AXIS_LIMIT, AXIS_LIMIT),
+        hi.clamp(-AXIS_LIMIT, AXIS_LIMIT),
+    );
+    let pad = ((hi - lo) * share).max(min_pad);
+    ((lo - pad).max(-AXIS_LIMIT), (hi + pad).min(AXIS_LIMIT))
+}
+
 fn err<E: std::fmt::Display>(file: &Path) -> impl Fn(E) -> String + '_ {
     move |e| format!("cannot draw {}: {e}", file.display())
 }
@@ -202,7 +220,9 @@ impl Picture for LossPicture<'_> {
         let (lo, hi) = self.range;
         let (title, y_desc, last, series) = (self.title, self.y_desc, self.last_epoch, self.series);
         if lo > 0.0 && hi / lo > 20.0 {
-            let (lo, hi) = (lo / 1.25, hi * 1.25);
+            // At most the largest float: `hi * 1.25` can overflow, and the decades up to
+            // infinity never end.
+            let (lo, hi) = (lo / 1.25, (hi * 1.25).min(f64::MAX));
             // Labels at 1, 2 and 5 times the powers of ten (only the powers over more than
             // four decades), light lines at the other multiples.
             let decades = (lo.log10().floor() as i32)..=(hi.log10().ceil() as i32);
@@ -225,15 +245,8 @@ impl Picture for LossPicture<'_> {
                 .with_light_points(light);
             draw_loss(root, title, y_desc, last, y, series)
         } else {
-            let pad = ((hi - lo) * 0.05).max(1e-12);
-            draw_loss(
-                root,
-                title,
-                y_desc,
-                last,
-                (lo - pad).min(0.0)..hi + pad,
-                series,
-            )
+            let (lo, hi) = padded(lo, hi, 0.05, 1e-12);
+            draw_loss(root, title, y_desc, last, lo.min(0.0)..hi, series)
         }
     }
 }
@@ -332,8 +345,8 @@ pub fn boundary(
         if !(r[0].is_finite() && r[1].is_finite()) {
             *r = [-1.0, 1.0];
         }
-        let pad = ((r[1] - r[0]) * 0.1).max(1e-6);
-        *r = [r[0] - pad, r[1] + pad];
+        let (lo, hi) = padded(r[0], r[1], 0.1, 1e-6);
+        *r = [lo, hi];
     }
     let picture = BoundaryPicture {
         plot,
@@ -565,6 +578,41 @@ mod tests {
         assert_eq!(short(0.012345), "0.01235");
         assert_eq!(short(0.0), "0");
         assert_eq!(short(1e-7), "1.00e-7");
+    }
+
+    /// Found by hunt 3: a loss near the largest float (a diverging run's last finite loss)
+    /// made the logarithmic axis end at `hi * 1.25` = inf, and the linear one at `hi + pad` =
+    /// inf; listing the decades up to infinity (or plotters' own steps) never finished. Each
+    /// is drawn on a thread given a minute.
+    #[test]
+    fn losses_near_the_largest_float_are_drawn() {
+        let dir = std::env::temp_dir().join(format!("perturb-plot-huge-{}", std::process::id()));
+        for (k, points) in [
+            vec![(0.0, 1.0), (1.0, 1.6e308)],
+            vec![(0.0, 0.0), (1.0, f64::MAX)],
+            vec![(0.0, f64::MAX / 3.0), (1.0, f64::MAX)],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (send, receive) = std::sync::mpsc::channel();
+            let stem = format!("loss{k}");
+            let folder = dir.clone();
+            std::thread::spawn(move || {
+                let series = [Series {
+                    label: "training".into(),
+                    points,
+                }];
+                send.send(loss_curve(&folder, &stem, "title", "loss", &series))
+                    .ok();
+            });
+            let drawn = receive
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("loss curve {k} not drawn within a minute"));
+            let [png, svg] = drawn.unwrap();
+            assert!(png.exists() && svg.exists());
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

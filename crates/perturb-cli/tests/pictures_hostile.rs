@@ -1,0 +1,64 @@
+//! The pictures of `perturb train` on data out at the float limits (hunt 3): drawn, in bounded
+//! time, with the run's other files.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod support;
+
+/// Found by hunt 3: two features spanning -1e308 to 1e308 (finite, and the standardisation
+/// takes them) gave the decision boundary an axis whose padded span, `(hi - lo) * 0.1`, was
+/// infinite; `perturb train` wrote the model and the loss curve, then never finished drawing
+/// the boundary. Now the axes stop short of the float limits and the run ends.
+#[test]
+fn a_boundary_of_features_at_the_float_limits_is_drawn() {
+    let dir = support::scratch("float-limits");
+    let mut csv = String::from("a,b,label\n");
+    for i in 0..40 {
+        let a = match i {
+            0 => 1e308,
+            1 => -1e308,
+            _ => (i as f64 * 0.37).sin(),
+        };
+        let b = (i as f64 * 0.91).cos();
+        csv.push_str(&format!("{a:e},{b},{}\n", i % 2));
+    }
+    std::fs::write(dir.join("limits.csv"), csv).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_perturb"))
+        .args([
+            "train",
+            "--data",
+            "limits.csv",
+            "--epochs",
+            "3",
+            "--out",
+            "out",
+        ])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("perturb train did not finish drawing within two minutes");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    for file in [
+        "model.safetensors",
+        "loss.png",
+        "boundary.png",
+        "boundary.svg",
+    ] {
+        assert!(dir.join("out").join(file).exists(), "{file}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
