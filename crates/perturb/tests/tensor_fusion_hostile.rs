@@ -340,3 +340,30 @@ fn a_chain_asked_for_a_node_it_does_not_have_is_an_error() {
     assert_eq!(chain.sum(x).unwrap(), 3.0);
     assert_eq!(chain.eval(&[y]).unwrap()[0].as_slice()[0], 1.0_f64.exp());
 }
+
+/// Found by this hunt: `Chain::new` multiplied the shape's lengths unchecked, so a shape whose
+/// product overflows panicked ("attempt to multiply with overflow") in a debug build and in a
+/// release build wrapped around: `[2^63 + 1, 2]` made a chain of 2 elements whose `eval` gave
+/// a tensor of that shape holding 2 values (the length/shape disagreement of the reliability
+/// report's S5). Now `eval` and `sum` return the tensors' own element-count error.
+#[test]
+fn a_chain_over_a_shape_too_large_for_a_tensor_is_an_error() {
+    const WRAPS: usize = (1 << 63) + 1;
+    // The second wraps around to 0, the third does not overflow but would need 2^60 elements.
+    for shape in [
+        vec![WRAPS, 2],
+        vec![1 << 40, 1 << 40],
+        vec![1 << 40, 1 << 20],
+    ] {
+        let mut chain = Chain::<f64>::new(&shape);
+        let one = chain.leaf(Tensor::scalar(1.0)).unwrap();
+        let y = chain.apply(&ops::Exp, &[one]).unwrap();
+        let err = chain.eval(&[y]).unwrap_err().to_string();
+        assert!(
+            err.contains("fusion::Chain::new") && err.contains("more elements"),
+            "{err}"
+        );
+        let err = chain.sum(y).unwrap_err().to_string();
+        assert!(err.contains("more elements"), "{err}");
+    }
+}

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use crate::error::Error;
-use crate::tensor::{buffers, kernels, Element, Op, Tensor};
+use crate::tensor::{buffers, dense, kernels, Element, Op, Tensor};
 
 use super::Operand;
 
@@ -69,14 +69,17 @@ enum Node<T> {
 /// ```
 pub struct Chain<T> {
     shape: Vec<usize>,
-    len: usize,
+    /// The number of elements of `shape`, or the error of a shape with more than a tensor can
+    /// hold (returned by [`eval`](Self::eval) and [`sum`](Self::sum)).
+    len: Result<usize, Error>,
     nodes: Vec<Node<T>>,
     /// How many of the nodes are operations: blocks of scratch a run needs.
     operations: usize,
 }
 
 impl<T: Element> Chain<T> {
-    /// An empty chain over tensors of `shape`.
+    /// An empty chain over tensors of `shape`. A shape with more elements than a tensor can
+    /// hold makes [`eval`](Self::eval) and [`sum`](Self::sum) errors.
     ///
     /// ```
     /// let chain = perturb::tensor::fusion::Chain::<f64>::new(&[2, 3]);
@@ -85,7 +88,7 @@ impl<T: Element> Chain<T> {
     pub fn new(shape: &[usize]) -> Self {
         Chain {
             shape: shape.to_vec(),
-            len: shape.iter().product(),
+            len: dense::element_count("fusion::Chain::new", shape),
             nodes: Vec::new(),
             operations: 0,
         }
@@ -197,10 +200,10 @@ impl<T: Element> Chain<T> {
         })
     }
 
-    /// Elements per block for this chain: [`BLOCK`], or fewer for a smaller shape, so that a
-    /// small chain's scratch is small.
-    fn block(&self) -> usize {
-        BLOCK.min(self.len).max(1)
+    /// Elements per block for a chain of `len` elements: [`BLOCK`], or fewer for a smaller
+    /// shape, so that a small chain's scratch is small.
+    fn block(len: usize) -> usize {
+        BLOCK.min(len).max(1)
     }
 
     /// The values of the `outputs` nodes, in one pass over the inputs; an error where one is
@@ -215,6 +218,7 @@ impl<T: Element> Chain<T> {
     /// assert_eq!((x2.to_vec(), y2.to_vec()), (vec![1.0, 2.0], vec![1.0, 4.0]));
     /// ```
     pub fn eval(&self, outputs: &[usize]) -> Result<Vec<Tensor<T>>, Error> {
+        let len = self.len.clone()?;
         for &node in outputs {
             self.check_node("fusion::Chain::eval", node)?;
         }
@@ -230,10 +234,10 @@ impl<T: Element> Chain<T> {
             if is_op && place[node].is_none() {
                 place[node] = Some(direct.len());
                 route.push(Ok(direct.len()));
-                direct.push(buffers::stale(self.len));
+                direct.push(buffers::stale(len));
             } else {
                 route.push(Err(copied.len()));
-                copied.push(buffers::take(self.len));
+                copied.push(buffers::take(len));
             }
         }
         self.run(&place, &mut direct, |values| {
@@ -296,26 +300,28 @@ impl<T: Element> Chain<T> {
         direct: &mut [Vec<T>],
         mut visit: impl FnMut(&Values<'_, T>),
     ) -> Result<(), Error> {
-        let block = self.block();
+        let len = self.len.clone()?;
+        let block = Self::block(len);
         // Every block is written by its operation before anything reads it: no zeroing.
         let mut scratch: Vec<T> = buffers::stale(self.operations * block);
-        let result = self.run_on(&mut scratch, block, place, direct, &mut visit);
+        let result = self.run_on(&mut scratch, len, block, place, direct, &mut visit);
         buffers::give(scratch);
         result
     }
 
-    /// [`run`](Self::run) on `scratch`, blocks of `block` elements.
+    /// [`run`](Self::run) on `scratch`, `len` elements in blocks of `block`.
     fn run_on(
         &self,
         scratch: &mut [T],
+        len: usize,
         block: usize,
         place: &[Option<usize>],
         direct: &mut [Vec<T>],
         visit: &mut impl FnMut(&Values<'_, T>),
     ) -> Result<(), Error> {
         let mut start = 0;
-        while start < self.len.max(1) {
-            let n = block.min(self.len - start);
+        while start < len.max(1) {
+            let n = block.min(len - start);
             for (i, node) in self.nodes.iter().enumerate() {
                 let Node::Apply {
                     name,
