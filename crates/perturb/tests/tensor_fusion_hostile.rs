@@ -158,7 +158,7 @@ fn every_operation_at<T: Element + 'static>(n: usize) {
     // `mul_add` on three runs, and with each operand in turn a 0-d one.
     let op = ops::MulAdd(0.75);
     for k in 0..4 {
-        let mut inputs = vec![x.clone(), y.clone(), z.clone()];
+        let mut inputs = [x.clone(), y.clone(), z.clone()];
         if k < 3 {
             inputs[k] = zero_d.clone();
         }
@@ -285,8 +285,8 @@ fn transforms_on_deferred_arrays_equal_the_plain_ones_bit_for_bit() {
         let (x, v) = (finite(n, 11), finite(n, 12));
         let g = grad(|x| loss(x), &deferred(&x)).unwrap();
         same_bits("grad", &g.value().unwrap(), &grad(|x| loss(x), &x).unwrap());
-        let (y, t) = jvp(|x| loss(x), &deferred(&x), &deferred(&v)).unwrap();
-        let (y0, t0) = jvp(|x| loss(x), &x, &v).unwrap();
+        let (y, t) = jvp(loss, &deferred(&x), &deferred(&v)).unwrap();
+        let (y0, t0) = jvp(loss, &x, &v).unwrap();
         same_bits("jvp value", &y.value().unwrap(), &y0);
         same_bits("jvp tangent", &t.value().unwrap(), &t0);
         let ct = Tensor::scalar(1.7);
