@@ -95,6 +95,18 @@ fn padded(lo: f64, hi: f64, share: f64, min_pad: f64) -> (f64, f64) {
     ((lo - pad).max(-AXIS_LIMIT), (hi + pad).min(AXIS_LIMIT))
 }
 
+/// A tick label on a linear axis spanning `span`: [`short`], but 0 for a value within a
+/// billionth of the span of 0. Plotters steps the ticks from the axis' end, so the tick at 0
+/// of an axis from -1.2 to 1.2 came out as -2.22e-16 and was labelled so. A logarithmic axis
+/// passes a span of 0: its ticks are never 0.
+fn tick(v: f64, span: f64) -> String {
+    if v.abs() <= span * 1e-9 {
+        short(0.0)
+    } else {
+        short(v)
+    }
+}
+
 fn err<E: std::fmt::Display>(file: &Path) -> impl Fn(E) -> String + '_ {
     move |e| format!("cannot draw {}: {e}", file.display())
 }
@@ -243,10 +255,11 @@ impl Picture for LossPicture<'_> {
                 .log_scale()
                 .with_key_points(labelled)
                 .with_light_points(light);
-            draw_loss(root, title, y_desc, last, y, series)
+            draw_loss(root, title, y_desc, last, (y, 0.0), series)
         } else {
             let (lo, hi) = padded(lo, hi, 0.05, 1e-12);
-            draw_loss(root, title, y_desc, last, lo.min(0.0)..hi, series)
+            let lo = lo.min(0.0);
+            draw_loss(root, title, y_desc, last, (lo..hi, hi - lo), series)
         }
     }
 }
@@ -256,7 +269,7 @@ fn draw_loss<DB, Y>(
     title: &str,
     y_desc: &str,
     last_epoch: f64,
-    y: Y,
+    (y, y_span): (Y, f64),
     series: &[Series],
 ) -> Result<(), String>
 where
@@ -280,8 +293,8 @@ where
         .y_desc(y_desc)
         .axis_desc_style((FAMILY, 16))
         .label_style((FAMILY, 13))
-        .x_label_formatter(&|v| short(*v))
-        .y_label_formatter(&|v| short(*v))
+        .x_label_formatter(&|v| tick(*v, last_epoch))
+        .y_label_formatter(&|v| tick(*v, y_span))
         .max_light_lines(1)
         .light_line_style(RGBColor(240, 240, 240))
         .bold_line_style(RGBColor(220, 220, 220))
@@ -488,8 +501,8 @@ fn draw_boundary<DB: DrawingBackend>(
         .y_desc(&plot.axes[1])
         .axis_desc_style((FAMILY, 16))
         .label_style((FAMILY, 13))
-        .x_label_formatter(&|v| short(*v))
-        .y_label_formatter(&|v| short(*v))
+        .x_label_formatter(&|v| tick(*v, xr[1] - xr[0]))
+        .y_label_formatter(&|v| tick(*v, yr[1] - yr[0]))
         .draw()
         .map_err(e)?;
 
@@ -613,6 +626,14 @@ mod tests {
             assert!(png.exists() && svg.exists());
         }
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_tick_at_zero_is_labelled_0() {
+        assert_eq!(tick(-2.220446049250313e-16, 2.4), "0");
+        assert_eq!(tick(0.2, 2.4), "0.2");
+        // On a logarithmic axis (span 0) a small tick keeps its value.
+        assert_eq!(tick(1e-10, 0.0), "1.00e-10");
     }
 
     #[test]

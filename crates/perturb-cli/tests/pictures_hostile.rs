@@ -62,3 +62,36 @@ fn a_boundary_of_features_at_the_float_limits_is_drawn() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Found by hunt 3: the decision boundary of data in [-1, 1] labelled the tick at 0 of both
+/// axes "-2.22e-16" (plotters steps the ticks from the axis' end, -1.2, and the rounding
+/// showed); the tick at 0 is labelled 0 now.
+#[test]
+fn the_tick_at_zero_is_labelled_0() {
+    let dir = support::scratch("tick-zero");
+    let mut csv = String::from("a,b,label\n");
+    for i in 0..40 {
+        let (a, b) = ((i as f64 * 0.37).sin(), (i as f64 * 0.91).cos());
+        csv.push_str(&format!("{a},{b},{}\n", i % 2));
+    }
+    std::fs::write(dir.join("unit.csv"), csv).unwrap();
+    let out = support::perturb_in(
+        &dir,
+        &[
+            "train", "--data", "unit.csv", "--epochs", "3", "--out", "out",
+        ],
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let svg = std::fs::read_to_string(dir.join("out/boundary.svg")).unwrap();
+    let labels: Vec<&str> = svg
+        .split("</text>")
+        .filter_map(|t| t.rsplit('>').next())
+        .map(str::trim)
+        .collect();
+    assert!(
+        labels.iter().filter(|&&l| l == "0").count() >= 2,
+        "{labels:?}"
+    );
+    assert!(!labels.iter().any(|l| l.contains("e-1")), "{labels:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
