@@ -367,3 +367,19 @@ fn a_chain_over_a_shape_too_large_for_a_tensor_is_an_error() {
         assert!(err.contains("more elements"), "{err}");
     }
 }
+
+/// Found by this hunt: the sum of a chain with no elements whose output is a 0-d input was
+/// that value times 0, NaN for an infinite or NaN value; a sum of no elements is 0, as
+/// `sum_all` of an empty tensor is.
+#[test]
+fn the_sum_of_no_elements_is_0() {
+    for v in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 2.5] {
+        let mut chain = Chain::<f64>::new(&[0, 3]);
+        let s = chain.leaf(Tensor::scalar(v)).unwrap();
+        assert_eq!(chain.sum(s).unwrap(), 0.0, "{v}");
+        let e = chain.apply(&ops::Exp, &[s]).unwrap();
+        assert_eq!(chain.sum(e).unwrap(), 0.0, "exp({v})");
+    }
+    let empty = Tensor::<f64>::zeros(&[0, 3]).sum_all();
+    assert_eq!(empty.as_slice(), &[0.0]);
+}

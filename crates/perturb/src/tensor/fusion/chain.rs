@@ -285,6 +285,8 @@ impl<T: Element> Chain<T> {
         self.run(&vec![None; self.nodes.len()], &mut [], |values| {
             total += match values.get(output) {
                 Operand::Slice(s) => kernels::sum(s),
+                // No elements add nothing: not `v * 0`, which is NaN for an infinite `v`.
+                Operand::Scalar(_) if values.len() == 0 => T::zero(),
                 Operand::Scalar(v) => v * T::from_f64(values.len() as f64).unwrap_or_else(T::nan),
             }
         })?;
