@@ -9,13 +9,21 @@ use super::Task;
 /// The MSE and R^2 of predictions, as text; R^2 is "undefined" where the targets do not vary.
 pub fn regression_metrics(pred: &[f64], y: &[f64]) -> (String, String) {
     let n = y.len().max(1) as f64;
-    let mean = y.iter().sum::<f64>() / n;
+    // The sum of finite targets can overflow, their mean cannot: then each is divided first.
+    let sum = y.iter().sum::<f64>();
+    let mean = if sum.is_finite() {
+        sum / n
+    } else {
+        y.iter().map(|t| t / n).sum()
+    };
     let sse: f64 = pred.iter().zip(y).map(|(p, t)| (p - t).powi(2)).sum();
     let sst: f64 = y.iter().map(|t| (t - mean).powi(2)).sum();
     let r2 = if y.len() < 2 {
         "undefined (one row)".to_string()
-    } else if !(sst > 0.0 && sst.is_finite()) {
+    } else if sst == 0.0 {
         "undefined (the target is constant)".to_string()
+    } else if !sst.is_finite() {
+        "undefined (the target's spread overflows a 64-bit float)".to_string()
     } else {
         format!("{:.4}", 1.0 - sse / sst)
     };
@@ -223,6 +231,15 @@ mod tests {
             "undefined (the target is constant)"
         );
         assert_eq!(regression_metrics(&[1.0], &[2.0]).1, "undefined (one row)");
+        // Found by hunt 3: a target whose squares overflow was called constant.
+        assert_eq!(
+            regression_metrics(&[0.0, 0.0], &[1e200, -1e200]).1,
+            "undefined (the target's spread overflows a 64-bit float)"
+        );
+        assert_eq!(
+            regression_metrics(&[0.0, 0.0], &[1e308, 1e308]).1,
+            "undefined (the target is constant)"
+        );
         assert_eq!(regression_metrics(&[1.0, 2.0], &[1.0, 2.0]).1, "1.0000");
     }
 
