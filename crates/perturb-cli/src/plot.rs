@@ -322,6 +322,12 @@ where
     Ok(())
 }
 
+/// The most classes a decision-boundary picture is drawn for. Its grid holds every class's
+/// probability at each of its 220 x 220 cells (and the boundary is traced once per class):
+/// 65 536 classes, which `--task multiclass` takes, asked for 25 GB and aborted the program
+/// once the model was saved. Far fewer classes already share the palette's 10 colours.
+pub const MAX_BOUNDARY_CLASSES: usize = 256;
+
 /// The data of a decision-boundary picture: points in the original units, with their classes.
 pub struct Boundary<'a> {
     pub title: String,

@@ -95,3 +95,46 @@ fn the_tick_at_zero_is_labelled_0() {
     assert!(!labels.iter().any(|l| l.contains("e-1")), "{labels:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Found by hunt 3: two features with labels up to 5000 (`--task multiclass` takes up to
+/// 65 536 classes) trained and saved the model, then drew the decision boundary with every
+/// class's probability at each of the grid's 220 x 220 cells and traced each class's
+/// boundary: gigabytes and minutes for 5000 classes, and for 65 536 an aborted program (25 GB).
+/// Past 256 classes no boundary is drawn, and the run says so.
+#[test]
+fn no_boundary_is_drawn_for_thousands_of_classes() {
+    let dir = support::scratch("many-classes");
+    let mut csv = String::from("a,b,label\n");
+    for i in 0..30 {
+        let (a, b) = ((i as f64 * 0.37).sin(), (i as f64 * 0.91).cos());
+        csv.push_str(&format!("{a},{b},{}\n", [0, 1, 4999][i % 3]));
+    }
+    std::fs::write(dir.join("many.csv"), csv).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_perturb"))
+        .args(["train", "--data", "many.csv", "--task", "multiclass"])
+        .args(["--epochs", "2", "--out", "out"])
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("perturb train did not finish within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", out.status);
+    let text = support::text(&out.stdout);
+    assert!(
+        text.contains("no decision boundary: 5000 classes are more than the picture is drawn for"),
+        "{text}"
+    );
+    assert!(dir.join("out/model.safetensors").exists());
+    assert!(!dir.join("out/boundary.png").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
