@@ -20,6 +20,22 @@ pub fn has_glyph(c: char) -> bool {
     matches!(c, ' '..='~' | '\u{a0}'..='\u{17f}' | '\u{370}'..='\u{4ff}'
         | '–' | '—' | '…' | '←' | '→' | '∂' | '∑' | '−')
 }
+/// Text as the embedded font can draw it: a character it has no glyph for written as
+/// `\u{..}`. The PNG pictures' text passes through it (a column named in Chinese was drawn as
+/// nothing there: blank axes, a legend of "= 0"); an SVG's text is drawn by its viewer, with
+/// the fonts it has, and is kept as it is.
+pub fn drawable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if has_glyph(c) {
+                c.to_string()
+            } else {
+                format!("\\u{{{:x}}}", u32::from(c))
+            }
+        })
+        .collect()
+}
+
 /// The family the font is registered under: plotters' default for labels.
 pub const FAMILY: &str = "sans-serif";
 
@@ -152,6 +168,16 @@ enum Format {
     Svg,
 }
 
+impl Format {
+    /// `s` as this format's pictures draw it: [`drawable`] in a PNG, as it is in an SVG.
+    fn text(self, s: &str) -> String {
+        match self {
+            Format::Png => drawable(s),
+            Format::Svg => s.to_string(),
+        }
+    }
+}
+
 /// One line of the loss picture: `(epoch, loss)` points.
 pub struct Series {
     pub label: String,
@@ -227,7 +253,7 @@ impl Picture for LossPicture<'_> {
     fn draw<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, Shift>,
-        _: Format,
+        format: Format,
     ) -> Result<(), String> {
         let (lo, hi) = self.range;
         let (title, y_desc, last, series) = (self.title, self.y_desc, self.last_epoch, self.series);
@@ -255,19 +281,26 @@ impl Picture for LossPicture<'_> {
                 .log_scale()
                 .with_key_points(labelled)
                 .with_light_points(light);
-            draw_loss(root, title, y_desc, last, (y, 0.0), series)
+            draw_loss(root, format, [title, y_desc], last, (y, 0.0), series)
         } else {
             let (lo, hi) = padded(lo, hi, 0.05, 1e-12);
             let lo = lo.min(0.0);
-            draw_loss(root, title, y_desc, last, (lo..hi, hi - lo), series)
+            draw_loss(
+                root,
+                format,
+                [title, y_desc],
+                last,
+                (lo..hi, hi - lo),
+                series,
+            )
         }
     }
 }
 
 fn draw_loss<DB, Y>(
     root: &DrawingArea<DB, Shift>,
-    title: &str,
-    y_desc: &str,
+    format: Format,
+    [title, y_desc]: [&str; 2],
     last_epoch: f64,
     (y, y_span): (Y, f64),
     series: &[Series],
@@ -280,7 +313,7 @@ where
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("cannot draw the loss curve: {e}");
     root.fill(&WHITE).map_err(e)?;
     let mut chart = ChartBuilder::on(root)
-        .caption(title, (FAMILY, 20))
+        .caption(format.text(title), (FAMILY, 20))
         .margin(12)
         .margin_right(30)
         .x_label_area_size(45)
@@ -290,7 +323,7 @@ where
     chart
         .configure_mesh()
         .x_desc("epoch")
-        .y_desc(y_desc)
+        .y_desc(format.text(y_desc))
         .axis_desc_style((FAMILY, 16))
         .label_style((FAMILY, 13))
         .x_label_formatter(&|v| tick(*v, last_epoch))
@@ -308,7 +341,7 @@ where
                 colour.stroke_width(2),
             ))
             .map_err(e)?
-            .label(&s.label)
+            .label(format.text(&s.label))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 22, y)], colour.stroke_width(2)));
     }
     chart
@@ -387,8 +420,7 @@ impl Picture for BoundaryPicture<'_> {
         root: &DrawingArea<DB, Shift>,
         format: Format,
     ) -> Result<(), String> {
-        let cells = if format == Format::Png { 220 } else { 150 };
-        draw_boundary(root, self.plot, self.probabilities, self.range, cells)
+        draw_boundary(root, self.plot, self.probabilities, self.range, format)
     }
 }
 
@@ -397,13 +429,14 @@ fn draw_boundary<DB: DrawingBackend>(
     plot: &Boundary<'_>,
     probabilities: &Probabilities<'_>,
     [xr, yr]: [[f64; 2]; 2],
-    cells: usize,
+    format: Format,
 ) -> Result<(), String> {
+    let cells = if format == Format::Png { 220 } else { 150 };
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("cannot draw the boundary: {e}");
     root.fill(&WHITE).map_err(e)?;
     let (main, strip) = root.split_vertically(root.dim_in_pixel().1 - 44);
     let mut chart = ChartBuilder::on(&main)
-        .caption(&plot.title, (FAMILY, 20))
+        .caption(format.text(&plot.title), (FAMILY, 20))
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(60)
@@ -503,8 +536,8 @@ fn draw_boundary<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .disable_mesh()
-        .x_desc(&plot.axes[0])
-        .y_desc(&plot.axes[1])
+        .x_desc(format.text(&plot.axes[0]))
+        .y_desc(format.text(&plot.axes[1]))
         .axis_desc_style((FAMILY, 16))
         .label_style((FAMILY, 13))
         .x_label_formatter(&|v| tick(*v, xr[1] - xr[0]))
@@ -552,7 +585,7 @@ fn draw_boundary<DB: DrawingBackend>(
                     ))
                     .map_err(e)
             },
-            name,
+            &format.text(name),
         )?;
     }
     let grey = RGBColor(150, 150, 150);

@@ -138,3 +138,50 @@ fn no_boundary_is_drawn_for_thousands_of_classes() {
     assert!(!dir.join("out/boundary.png").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The pixels of a PNG as rows of RGB.
+fn pixels(path: &std::path::Path) -> Vec<Vec<[u8; 3]>> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut reader = png::Decoder::new(bytes.as_slice()).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    buf[..info.buffer_size()]
+        .chunks(info.width as usize * channels)
+        .map(|row| row.chunks(channels).map(|p| [p[0], p[1], p[2]]).collect())
+        .collect()
+}
+
+/// Found by hunt 3: the PNG pictures draw with the embedded font, which has no CJK glyphs, so
+/// columns named in Chinese left the boundary's axis names blank and its legend "= 0", "= 1".
+/// Such characters are written as `\u{..}` in a PNG now (an SVG keeps them: its viewer draws
+/// them with its own fonts).
+#[test]
+fn column_names_the_font_cannot_draw_are_spelled_out_in_the_png() {
+    let dir = support::scratch("cjk");
+    let mut csv = String::from("身高,体重,标签\n");
+    for i in 0..40 {
+        let (a, b) = ((i as f64 * 0.37).sin(), (i as f64 * 0.91).cos());
+        csv.push_str(&format!("{a},{b},{}\n", u8::from(a + b > 0.0)));
+    }
+    std::fs::write(dir.join("cjk.csv"), csv).unwrap();
+    let out = support::perturb_in(
+        &dir,
+        &[
+            "train", "--data", "cjk.csv", "--epochs", "3", "--out", "out",
+        ],
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let rows = pixels(&dir.join("out/boundary.png"));
+    let dark = |ys: std::ops::Range<usize>, xs: std::ops::Range<usize>| {
+        ys.flat_map(|y| xs.clone().map(move |x| (y, x)))
+            .filter(|&(y, x)| rows[y][x].iter().all(|&v| v < 100))
+            .count()
+    };
+    // The x axis' name under its numbers, the y axis' name left of its numbers (720 x 640).
+    assert!(dark(560..590, 200..520) > 100, "the x axis has no name");
+    assert!(dark(150..450, 2..24) > 100, "the y axis has no name");
+    let svg = std::fs::read_to_string(dir.join("out/boundary.svg")).unwrap();
+    assert!(svg.contains("身高") && svg.contains("标签 = 0"));
+    std::fs::remove_dir_all(&dir).ok();
+}
