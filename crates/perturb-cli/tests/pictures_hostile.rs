@@ -1,10 +1,53 @@
-//! The pictures of `perturb train` on data out at the float limits (hunt 3): drawn, in bounded
-//! time, with the run's other files.
+//! The pictures of `perturb train` on hostile data (hunt 3): features at the float limits,
+//! ticks at 0 after rounding, thousands of classes, column names the embedded font cannot
+//! draw; each drawn (or left out, and said so) in bounded time, with the run's other files.
 
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
+
+/// `perturb train ARGS` in `dir`, killed (and the test failed) if it runs past `limit`.
+fn train_within(dir: &Path, args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_perturb"))
+        .arg("train")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("perturb train {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A CSV of two features `a, b` (from `point(i)`) and a label (`label(i, a, b)`).
+fn two_features(
+    rows: usize,
+    point: impl Fn(usize) -> (f64, f64),
+    label: impl Fn(usize, f64, f64) -> String,
+) -> String {
+    let mut csv = String::from("a,b,label\n");
+    for i in 0..rows {
+        let (a, b) = point(i);
+        csv.push_str(&format!("{a:e},{b:e},{}\n", label(i, a, b)));
+    }
+    csv
+}
+
+/// The usual points: spread over [-1, 1] in both features.
+fn spread(i: usize) -> (f64, f64) {
+    ((i as f64 * 0.37).sin(), (i as f64 * 0.91).cos())
+}
 
 /// Found by hunt 3: two features spanning -1e308 to 1e308 (finite, and the standardisation
 /// takes them) gave the decision boundary an axis whose padded span, `(hi - lo) * 0.1`, was
@@ -13,45 +56,16 @@ mod support;
 #[test]
 fn a_boundary_of_features_at_the_float_limits_is_drawn() {
     let dir = support::scratch("float-limits");
-    let mut csv = String::from("a,b,label\n");
-    for i in 0..40 {
-        let a = match i {
-            0 => 1e308,
-            1 => -1e308,
-            _ => (i as f64 * 0.37).sin(),
-        };
-        let b = (i as f64 * 0.91).cos();
-        csv.push_str(&format!("{a:e},{b},{}\n", i % 2));
-    }
-    std::fs::write(dir.join("limits.csv"), csv).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_perturb"))
-        .args([
-            "train",
-            "--data",
-            "limits.csv",
-            "--epochs",
-            "3",
-            "--out",
-            "out",
-        ])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary runs");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(120) {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("perturb train did not finish drawing within two minutes");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let at_limits = |i: usize| match i {
+        0 => (1e308, spread(i).1),
+        1 => (-1e308, spread(i).1),
+        _ => spread(i),
     };
-    assert!(status.success(), "{status}");
+    let csv = two_features(40, at_limits, |i, _, _| (i % 2).to_string());
+    std::fs::write(dir.join("limits.csv"), csv).unwrap();
+    let args = ["--data", "limits.csv", "--epochs", "3", "--out", "out"];
+    let out = train_within(&dir, &args, Duration::from_secs(120));
+    assert!(out.status.success(), "{}", support::text(&out.stderr));
     for file in [
         "model.safetensors",
         "loss.png",
@@ -69,19 +83,11 @@ fn a_boundary_of_features_at_the_float_limits_is_drawn() {
 #[test]
 fn the_tick_at_zero_is_labelled_0() {
     let dir = support::scratch("tick-zero");
-    let mut csv = String::from("a,b,label\n");
-    for i in 0..40 {
-        let (a, b) = ((i as f64 * 0.37).sin(), (i as f64 * 0.91).cos());
-        csv.push_str(&format!("{a},{b},{}\n", i % 2));
-    }
+    let csv = two_features(40, spread, |i, _, _| (i % 2).to_string());
     std::fs::write(dir.join("unit.csv"), csv).unwrap();
-    let out = support::perturb_in(
-        &dir,
-        &[
-            "train", "--data", "unit.csv", "--epochs", "3", "--out", "out",
-        ],
-    );
-    assert!(out.status.success(), "{}", support::stderr(&out));
+    let args = ["--data", "unit.csv", "--epochs", "3", "--out", "out"];
+    let out = train_within(&dir, &args, Duration::from_secs(120));
+    assert!(out.status.success(), "{}", support::text(&out.stderr));
     let svg = std::fs::read_to_string(dir.join("out/boundary.svg")).unwrap();
     let labels: Vec<&str> = svg
         .split("</text>")
@@ -104,30 +110,11 @@ fn the_tick_at_zero_is_labelled_0() {
 #[test]
 fn no_boundary_is_drawn_for_thousands_of_classes() {
     let dir = support::scratch("many-classes");
-    let mut csv = String::from("a,b,label\n");
-    for i in 0..30 {
-        let (a, b) = ((i as f64 * 0.37).sin(), (i as f64 * 0.91).cos());
-        csv.push_str(&format!("{a},{b},{}\n", [0, 1, 4999][i % 3]));
-    }
+    let csv = two_features(30, spread, |i, _, _| [0, 1, 4999][i % 3].to_string());
     std::fs::write(dir.join("many.csv"), csv).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_perturb"))
-        .args(["train", "--data", "many.csv", "--task", "multiclass"])
-        .args(["--epochs", "2", "--out", "out"])
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary runs");
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("perturb train did not finish within a minute");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    let args = ["--data", "many.csv", "--task", "multiclass"];
+    let args = [&args[..], &["--epochs", "2", "--out", "out"]].concat();
+    let out = train_within(&dir, &args, Duration::from_secs(60));
     assert!(out.status.success(), "{}", out.status);
     let text = support::text(&out.stdout);
     assert!(
