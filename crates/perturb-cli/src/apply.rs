@@ -79,12 +79,9 @@ fn dataset_columns(
     target: Option<&str>,
     need_target: bool,
 ) -> Result<Columns, String> {
-    let d = data.n_features();
-    let mut header = data.feature_names.clone();
-    header.push(data.target_name.clone());
+    let (header, field) = crate::data_arg::table(data);
     let (inputs, target) = columns(saved, name, &header, target, need_target)?;
-    let (x, y) = (data.x.as_slice(), data.y.as_slice());
-    let field = |r: usize, c: usize| if c < d { x[r * d + c] } else { y[r] };
+    let field = &field;
     Ok(Columns {
         x: (0..data.len())
             .flat_map(|r| inputs.iter().map(move |&c| field(r, c)))
@@ -105,7 +102,7 @@ pub fn shown(name: &str) -> String {
 }
 
 /// At most `max` names (each [`shown`]), then how many more.
-fn list(names: &[String], max: usize) -> String {
+pub fn list(names: &[String], max: usize) -> String {
     let mut text = names
         .iter()
         .take(max)

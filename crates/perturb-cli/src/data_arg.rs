@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use perturb::tensor::Tensor;
 use perturb_nn::data::{self, Dataset};
 
 /// The generated data sets, by their names (and aliases).
@@ -71,4 +72,49 @@ pub fn resolve(data: &str, seed: u64) -> Result<Source, String> {
         ));
     }
     Ok(Source::File(path))
+}
+
+/// A named data set as a table: its header (the features' names, then the target's) and the
+/// value at a row and a column of that header.
+pub fn table(data: &Dataset<f64>) -> (Vec<String>, impl Fn(usize, usize) -> f64 + '_) {
+    let d = data.n_features();
+    let mut header = data.feature_names.clone();
+    header.push(data.target_name.clone());
+    let (x, y) = (data.x.as_slice(), data.y.as_slice());
+    (
+        header,
+        move |r: usize, c: usize| if c < d { x[r * d + c] } else { y[r] },
+    )
+}
+
+/// A named data set (`--data NAME`) with its column `target` as the target (`--target`): its
+/// own target, or one of its features, whose place the old target then takes at the end of
+/// the features; an error listing the columns where it has no such column.
+pub fn with_target(
+    data: Dataset<f64>,
+    target: &str,
+    shown_as: &str,
+) -> Result<Dataset<f64>, String> {
+    if data.target_name == target.trim() {
+        return Ok(data);
+    }
+    let (header, field) = table(&data);
+    let Some(t) = header.iter().position(|h| h == target.trim()) else {
+        return Err(format!(
+            "--target {}: the data set {shown_as} has no such column; its columns are: {}",
+            crate::apply::shown(target),
+            crate::apply::list(&header, 12)
+        ));
+    };
+    let d = data.n_features();
+    let n = data.len();
+    let features: Vec<usize> = (0..=d).filter(|&c| c != t).collect();
+    let field = &field;
+    let x = (0..n)
+        .flat_map(|r| features.iter().map(move |&c| field(r, c)))
+        .collect();
+    let y: Vec<f64> = (0..n).map(|r| field(r, t)).collect();
+    let names = features.iter().map(|&c| header[c].clone()).collect();
+    let x = Tensor::from_vec(x, &[n, d]).map_err(|e| e.to_string())?;
+    Dataset::new(x, Tensor::vector(&y), names, header[t].clone()).map_err(|e| e.to_string())
 }

@@ -20,6 +20,22 @@ pub fn has_glyph(c: char) -> bool {
     matches!(c, ' '..='~' | '\u{a0}'..='\u{17f}' | '\u{370}'..='\u{4ff}'
         | '–' | '—' | '…' | '←' | '→' | '∂' | '∑' | '−')
 }
+/// Text as the embedded font can draw it: a character it has no glyph for written as
+/// `\u{..}`. The PNG pictures' text passes through it (a column named in Chinese was drawn as
+/// nothing there: blank axes, a legend of "= 0"); an SVG's text is drawn by its viewer, with
+/// the fonts it has, and is kept as it is.
+pub fn drawable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if has_glyph(c) {
+                c.to_string()
+            } else {
+                format!("\\u{{{:x}}}", u32::from(c))
+            }
+        })
+        .collect()
+}
+
 /// The family the font is registered under: plotters' default for labels.
 pub const FAMILY: &str = "sans-serif";
 
@@ -77,6 +93,36 @@ fn short(v: f64) -> String {
     }
 }
 
+/// The largest size of a linear axis' ends: the span of two such ends, and the distance of a
+/// point on the axis from either, are still finite (plotters computes them, and the grid of the
+/// boundary picture steps by a fraction of the span). Data out at the float limits (a feature
+/// from -1e308 to 1e308) is drawn on axes that stop short of it; on an infinite span, drawing
+/// never finished.
+const AXIS_LIMIT: f64 = f64::MAX / 2.0;
+
+/// The ends of a linear axis for finite data from `lo` to `hi`: padded by `share` of the span
+/// (at least `min_pad`) on each side, within [`AXIS_LIMIT`].
+fn padded(lo: f64, hi: f64, share: f64, min_pad: f64) -> (f64, f64) {
+    let (lo, hi) = (
+        lo.clamp(-AXIS_LIMIT, AXIS_LIMIT),
+        hi.clamp(-AXIS_LIMIT, AXIS_LIMIT),
+    );
+    let pad = ((hi - lo) * share).max(min_pad);
+    ((lo - pad).max(-AXIS_LIMIT), (hi + pad).min(AXIS_LIMIT))
+}
+
+/// A tick label on a linear axis spanning `span`: [`short`], but 0 for a value within a
+/// billionth of the span of 0. Plotters steps the ticks from the axis' end, so the tick at 0
+/// of an axis from -1.2 to 1.2 came out as -2.22e-16 and was labelled so. A logarithmic axis
+/// passes a span of 0: its ticks are never 0.
+fn tick(v: f64, span: f64) -> String {
+    if v.abs() <= span * 1e-9 {
+        short(0.0)
+    } else {
+        short(v)
+    }
+}
+
 fn err<E: std::fmt::Display>(file: &Path) -> impl Fn(E) -> String + '_ {
     move |e| format!("cannot draw {}: {e}", file.display())
 }
@@ -120,6 +166,16 @@ fn both(
 enum Format {
     Png,
     Svg,
+}
+
+impl Format {
+    /// `s` as this format's pictures draw it: [`drawable`] in a PNG, as it is in an SVG.
+    fn text(self, s: &str) -> String {
+        match self {
+            Format::Png => drawable(s),
+            Format::Svg => s.to_string(),
+        }
+    }
 }
 
 /// One line of the loss picture: `(epoch, loss)` points.
@@ -197,12 +253,14 @@ impl Picture for LossPicture<'_> {
     fn draw<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, Shift>,
-        _: Format,
+        format: Format,
     ) -> Result<(), String> {
         let (lo, hi) = self.range;
         let (title, y_desc, last, series) = (self.title, self.y_desc, self.last_epoch, self.series);
         if lo > 0.0 && hi / lo > 20.0 {
-            let (lo, hi) = (lo / 1.25, hi * 1.25);
+            // At most the largest float: `hi * 1.25` can overflow, and the decades up to
+            // infinity never end.
+            let (lo, hi) = (lo / 1.25, (hi * 1.25).min(f64::MAX));
             // Labels at 1, 2 and 5 times the powers of ten (only the powers over more than
             // four decades), light lines at the other multiples.
             let decades = (lo.log10().floor() as i32)..=(hi.log10().ceil() as i32);
@@ -223,15 +281,16 @@ impl Picture for LossPicture<'_> {
                 .log_scale()
                 .with_key_points(labelled)
                 .with_light_points(light);
-            draw_loss(root, title, y_desc, last, y, series)
+            draw_loss(root, format, [title, y_desc], last, (y, 0.0), series)
         } else {
-            let pad = ((hi - lo) * 0.05).max(1e-12);
+            let (lo, hi) = padded(lo, hi, 0.05, 1e-12);
+            let lo = lo.min(0.0);
             draw_loss(
                 root,
-                title,
-                y_desc,
+                format,
+                [title, y_desc],
                 last,
-                (lo - pad).min(0.0)..hi + pad,
+                (lo..hi, hi - lo),
                 series,
             )
         }
@@ -240,10 +299,10 @@ impl Picture for LossPicture<'_> {
 
 fn draw_loss<DB, Y>(
     root: &DrawingArea<DB, Shift>,
-    title: &str,
-    y_desc: &str,
+    format: Format,
+    [title, y_desc]: [&str; 2],
     last_epoch: f64,
-    y: Y,
+    (y, y_span): (Y, f64),
     series: &[Series],
 ) -> Result<(), String>
 where
@@ -254,7 +313,7 @@ where
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("cannot draw the loss curve: {e}");
     root.fill(&WHITE).map_err(e)?;
     let mut chart = ChartBuilder::on(root)
-        .caption(title, (FAMILY, 20))
+        .caption(format.text(title), (FAMILY, 20))
         .margin(12)
         .margin_right(30)
         .x_label_area_size(45)
@@ -264,11 +323,11 @@ where
     chart
         .configure_mesh()
         .x_desc("epoch")
-        .y_desc(y_desc)
+        .y_desc(format.text(y_desc))
         .axis_desc_style((FAMILY, 16))
         .label_style((FAMILY, 13))
-        .x_label_formatter(&|v| short(*v))
-        .y_label_formatter(&|v| short(*v))
+        .x_label_formatter(&|v| tick(*v, last_epoch))
+        .y_label_formatter(&|v| tick(*v, y_span))
         .max_light_lines(1)
         .light_line_style(RGBColor(240, 240, 240))
         .bold_line_style(RGBColor(220, 220, 220))
@@ -282,7 +341,7 @@ where
                 colour.stroke_width(2),
             ))
             .map_err(e)?
-            .label(&s.label)
+            .label(format.text(&s.label))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 22, y)], colour.stroke_width(2)));
     }
     chart
@@ -295,6 +354,12 @@ where
         .map_err(e)?;
     Ok(())
 }
+
+/// The most classes a decision-boundary picture is drawn for. Its grid holds every class's
+/// probability at each of its 220 x 220 cells (and the boundary is traced once per class):
+/// 65 536 classes, which `--task multiclass` takes, asked for 25 GB and aborted the program
+/// once the model was saved. Far fewer classes already share the palette's 10 colours.
+pub const MAX_BOUNDARY_CLASSES: usize = 256;
 
 /// The data of a decision-boundary picture: points in the original units, with their classes.
 pub struct Boundary<'a> {
@@ -332,8 +397,8 @@ pub fn boundary(
         if !(r[0].is_finite() && r[1].is_finite()) {
             *r = [-1.0, 1.0];
         }
-        let pad = ((r[1] - r[0]) * 0.1).max(1e-6);
-        *r = [r[0] - pad, r[1] + pad];
+        let (lo, hi) = padded(r[0], r[1], 0.1, 1e-6);
+        *r = [lo, hi];
     }
     let picture = BoundaryPicture {
         plot,
@@ -355,8 +420,7 @@ impl Picture for BoundaryPicture<'_> {
         root: &DrawingArea<DB, Shift>,
         format: Format,
     ) -> Result<(), String> {
-        let cells = if format == Format::Png { 220 } else { 150 };
-        draw_boundary(root, self.plot, self.probabilities, self.range, cells)
+        draw_boundary(root, self.plot, self.probabilities, self.range, format)
     }
 }
 
@@ -365,13 +429,14 @@ fn draw_boundary<DB: DrawingBackend>(
     plot: &Boundary<'_>,
     probabilities: &Probabilities<'_>,
     [xr, yr]: [[f64; 2]; 2],
-    cells: usize,
+    format: Format,
 ) -> Result<(), String> {
+    let cells = if format == Format::Png { 220 } else { 150 };
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("cannot draw the boundary: {e}");
     root.fill(&WHITE).map_err(e)?;
     let (main, strip) = root.split_vertically(root.dim_in_pixel().1 - 44);
     let mut chart = ChartBuilder::on(&main)
-        .caption(&plot.title, (FAMILY, 20))
+        .caption(format.text(&plot.title), (FAMILY, 20))
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(60)
@@ -471,12 +536,12 @@ fn draw_boundary<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .disable_mesh()
-        .x_desc(&plot.axes[0])
-        .y_desc(&plot.axes[1])
+        .x_desc(format.text(&plot.axes[0]))
+        .y_desc(format.text(&plot.axes[1]))
         .axis_desc_style((FAMILY, 16))
         .label_style((FAMILY, 13))
-        .x_label_formatter(&|v| short(*v))
-        .y_label_formatter(&|v| short(*v))
+        .x_label_formatter(&|v| tick(*v, xr[1] - xr[0]))
+        .y_label_formatter(&|v| tick(*v, yr[1] - yr[0]))
         .draw()
         .map_err(e)?;
 
@@ -520,7 +585,7 @@ fn draw_boundary<DB: DrawingBackend>(
                     ))
                     .map_err(e)
             },
-            name,
+            &format.text(name),
         )?;
     }
     let grey = RGBColor(150, 150, 150);
@@ -565,6 +630,49 @@ mod tests {
         assert_eq!(short(0.012345), "0.01235");
         assert_eq!(short(0.0), "0");
         assert_eq!(short(1e-7), "1.00e-7");
+    }
+
+    /// Found by hunt 3: a loss near the largest float (a diverging run's last finite loss)
+    /// made the logarithmic axis end at `hi * 1.25` = inf, and the linear one at `hi + pad` =
+    /// inf; listing the decades up to infinity (or plotters' own steps) never finished. Each
+    /// is drawn on a thread given a minute.
+    #[test]
+    fn losses_near_the_largest_float_are_drawn() {
+        let dir = std::env::temp_dir().join(format!("perturb-plot-huge-{}", std::process::id()));
+        for (k, points) in [
+            vec![(0.0, 1.0), (1.0, 1.6e308)],
+            vec![(0.0, 0.0), (1.0, f64::MAX)],
+            vec![(0.0, f64::MAX / 3.0), (1.0, f64::MAX)],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (send, receive) = std::sync::mpsc::channel();
+            let stem = format!("loss{k}");
+            let folder = dir.clone();
+            std::thread::spawn(move || {
+                let series = [Series {
+                    label: "training".into(),
+                    points,
+                }];
+                send.send(loss_curve(&folder, &stem, "title", "loss", &series))
+                    .ok();
+            });
+            let drawn = receive
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("loss curve {k} not drawn within a minute"));
+            let [png, svg] = drawn.unwrap();
+            assert!(png.exists() && svg.exists());
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_tick_at_zero_is_labelled_0() {
+        assert_eq!(tick(-2.220446049250313e-16, 2.4), "0");
+        assert_eq!(tick(0.2, 2.4), "0.2");
+        // On a logarithmic axis (span 0) a small tick keeps its value.
+        assert_eq!(tick(1e-10, 0.0), "1.00e-10");
     }
 
     #[test]

@@ -91,6 +91,23 @@ fn zero_ranks_and_ranks_under_mpirun_are_refused() {
     assert!(!dir.join("perturb-out").exists());
 }
 
+/// Found by hunt 3: `--ranks 100000` started thread after thread until the system refused one
+/// its signal stack, and the program aborted ("failed to set up alternative stack guard page",
+/// exit status 134), with nothing saved and no error of its own. Refused before any thread
+/// starts now.
+#[test]
+fn more_thread_ranks_than_the_limit_are_refused_before_starting() {
+    let dir = scratch("ranks-many");
+    let out = perturb_in(&dir, &["train", "--ranks", "100000", "--epochs", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--ranks 100000: at most 1024 thread ranks"),
+        "{err}"
+    );
+    assert!(!dir.join("perturb-out").exists());
+}
+
 /// Without the feature, copies started by mpirun would each train alone and overwrite each
 /// other's files: refused.
 #[cfg(not(feature = "mpi"))]

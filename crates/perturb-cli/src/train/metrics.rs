@@ -1,5 +1,7 @@
 //! The metrics of a trained model: accuracy and the confusion matrix, MSE and R^2.
 
+use std::collections::BTreeMap;
+
 use crate::network::Network;
 use perturb::tensor::Tensor;
 
@@ -9,13 +11,21 @@ use super::Task;
 /// The MSE and R^2 of predictions, as text; R^2 is "undefined" where the targets do not vary.
 pub fn regression_metrics(pred: &[f64], y: &[f64]) -> (String, String) {
     let n = y.len().max(1) as f64;
-    let mean = y.iter().sum::<f64>() / n;
+    // The sum of finite targets can overflow, their mean cannot: then each is divided first.
+    let sum = y.iter().sum::<f64>();
+    let mean = if sum.is_finite() {
+        sum / n
+    } else {
+        y.iter().map(|t| t / n).sum()
+    };
     let sse: f64 = pred.iter().zip(y).map(|(p, t)| (p - t).powi(2)).sum();
     let sst: f64 = y.iter().map(|t| (t - mean).powi(2)).sum();
     let r2 = if y.len() < 2 {
         "undefined (one row)".to_string()
-    } else if !(sst > 0.0 && sst.is_finite()) {
+    } else if sst == 0.0 {
         "undefined (the target is constant)".to_string()
+    } else if !sst.is_finite() {
+        "undefined (the target's spread overflows a 64-bit float)".to_string()
     } else {
         format!("{:.4}", 1.0 - sse / sst)
     };
@@ -51,35 +61,53 @@ pub(super) fn accuracy(task: Task, out: &Tensor<f64>, y: &Tensor<f64>) -> f64 {
     correct as f64 / y.len().max(1) as f64
 }
 
-/// How a classifier's predictions fall against the targets: `counts[t][p]` rows of true class
-/// `t` predicted as class `p`, for the classes `0..classes`. One extra row counts the targets
-/// that are none of the classes and one extra column the rows predicted as no class (a NaN
-/// output); each is shown only where it is not empty.
+/// How a classifier's predictions fall against the targets: the rows of true class `t`
+/// predicted as class `p`, for the classes `0..classes`. One extra row counts the targets that
+/// are none of the classes and one extra column the rows predicted as no class (a NaN output);
+/// each is shown only where it is not empty. Kept by the pairs that occur: a dense matrix of
+/// 65 536 classes (which `--task multiclass` takes) would be 34 GB.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confusion {
     classes: usize,
-    counts: Vec<Vec<usize>>,
+    /// `(true, predicted)` to rows; `classes` stands for "other" (true) and "none" (predicted).
+    counts: BTreeMap<(usize, usize), usize>,
 }
+
+/// The most classes a confusion matrix prints: all of them up to this many; for more, the
+/// classes that occur as a target or a prediction, if they are no more than this.
+const MAX_PRINTED_CLASSES: usize = 40;
 
 impl Confusion {
     /// Counts the pairs of `predicted` classes (as [`predicted_class`] gives them) and `targets`.
     pub fn new(classes: usize, predicted: &[f64], targets: &[f64]) -> Confusion {
-        let index = |v: f64| (0..classes).find(|&c| v == c as f64).unwrap_or(classes);
-        let mut counts = vec![vec![0; classes + 1]; classes + 1];
+        let index = |v: f64| {
+            let whole = v >= 0.0 && v.fract() == 0.0 && v < classes as f64;
+            if whole {
+                v as usize
+            } else {
+                classes
+            }
+        };
+        let mut counts = BTreeMap::new();
         for (&p, &t) in predicted.iter().zip(targets) {
-            counts[index(t)][index(p)] += 1;
+            *counts.entry((index(t), index(p))).or_insert(0) += 1;
         }
         Confusion { classes, counts }
     }
 
     /// The rows counted.
     pub fn rows(&self) -> usize {
-        self.counts.iter().flatten().sum()
+        self.counts.values().sum()
     }
 
     /// The rows predicted as their target (the diagonal).
     pub fn correct(&self) -> usize {
-        (0..self.classes).map(|c| self.counts[c][c]).sum()
+        let k = self.classes;
+        self.counts
+            .iter()
+            .filter(|(&(t, p), _)| t == p && t < k)
+            .map(|(_, &n)| n)
+            .sum()
     }
 
     /// The share of the rows predicted as their target (0 of no rows).
@@ -87,17 +115,42 @@ impl Confusion {
         self.correct() as f64 / self.rows().max(1) as f64
     }
 
-    /// The matrix as rows of counts, with the extra row and column where they are not empty.
+    /// The classes the matrix shows: all of them, or beyond [`MAX_PRINTED_CLASSES`] those
+    /// that occur as a target or a prediction.
+    fn shown(&self) -> Vec<usize> {
+        let k = self.classes;
+        if k <= MAX_PRINTED_CLASSES {
+            return (0..k).collect();
+        }
+        let occurring: std::collections::BTreeSet<usize> = self
+            .counts
+            .keys()
+            .flat_map(|&(t, p)| [t, p])
+            .filter(|&c| c < k)
+            .collect();
+        occurring.into_iter().collect()
+    }
+
+    /// The matrix of the [`shown`](Self::shown) classes as rows of counts, with the extra row
+    /// and column where they are not empty.
     pub fn matrix(&self) -> Vec<Vec<usize>> {
         let k = self.classes;
-        let other_row = self.counts[k].iter().any(|&n| n > 0);
-        let none_column = self.counts.iter().any(|row| row[k] > 0);
-        let rows = if other_row { k + 1 } else { k };
-        let columns = if none_column { k + 1 } else { k };
-        self.counts[..rows]
+        let other_row = self.counts.keys().any(|&(t, _)| t == k);
+        let none_column = self.counts.keys().any(|&(_, p)| p == k);
+        let shown = self.shown();
+        let rows = shown.iter().copied().chain(other_row.then_some(k));
+        let columns: Vec<usize> = shown
             .iter()
-            .map(|row| row[..columns].to_vec())
-            .collect()
+            .copied()
+            .chain(none_column.then_some(k))
+            .collect();
+        rows.map(|t| {
+            columns
+                .iter()
+                .map(|&p| self.counts.get(&(t, p)).copied().unwrap_or(0))
+                .collect()
+        })
+        .collect()
     }
 }
 
@@ -111,17 +164,23 @@ impl std::fmt::Display for Confusion {
     ///           1   0   7
     /// ```
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let matrix = self.matrix();
         let k = self.classes;
-        let label = |i: usize, extra: &str| {
-            if i < k {
-                i.to_string()
-            } else {
-                extra.to_string()
-            }
+        let shown = self.shown();
+        if shown.len() > MAX_PRINTED_CLASSES {
+            return write!(
+                f,
+                "confusion matrix: not printed, {} of the {k} classes occur (at most \
+                 {MAX_PRINTED_CLASSES} are printed)",
+                shown.len()
+            );
+        }
+        let matrix = self.matrix();
+        let label = |i: usize, extra: &str| match shown.get(i) {
+            Some(c) => c.to_string(),
+            None => extra.to_string(),
         };
         let row_labels: Vec<String> = (0..matrix.len()).map(|i| label(i, "other")).collect();
-        let columns = matrix.first().map_or(k, Vec::len);
+        let columns = matrix.first().map_or(shown.len(), Vec::len);
         let column_labels: Vec<String> = (0..columns).map(|j| label(j, "none")).collect();
         let corner = "true\\pred";
         let first = row_labels
@@ -151,14 +210,21 @@ impl std::fmt::Display for Confusion {
                 write!(f, "  {n:>width$}")?;
             }
         }
-        if self.counts[k].iter().any(|&n| n > 0) {
+        if shown.len() < k {
+            write!(
+                f,
+                "\n  (the {} classes that occur, of {k}: every other row and column is 0)",
+                shown.len()
+            )?;
+        }
+        if self.counts.keys().any(|&(t, _)| t == k) {
             write!(
                 f,
                 "\n  (other: targets that are none of the classes 0..{})",
                 k.saturating_sub(1)
             )?;
         }
-        if self.counts.iter().any(|row| row[k] > 0) {
+        if self.counts.keys().any(|&(_, p)| p == k) {
             write!(
                 f,
                 "\n  (none: rows whose outputs are not numbers, no class predicted)"
@@ -223,6 +289,15 @@ mod tests {
             "undefined (the target is constant)"
         );
         assert_eq!(regression_metrics(&[1.0], &[2.0]).1, "undefined (one row)");
+        // Found by hunt 3: a target whose squares overflow was called constant.
+        assert_eq!(
+            regression_metrics(&[0.0, 0.0], &[1e200, -1e200]).1,
+            "undefined (the target's spread overflows a 64-bit float)"
+        );
+        assert_eq!(
+            regression_metrics(&[0.0, 0.0], &[1e308, 1e308]).1,
+            "undefined (the target is constant)"
+        );
         assert_eq!(regression_metrics(&[1.0, 2.0], &[1.0, 2.0]).1, "1.0000");
     }
 
@@ -247,6 +322,42 @@ mod tests {
              \x20         0  1  1  0\n\
              \x20         1  0  1  0\n\
              \x20         2  1  0  2"
+        );
+    }
+
+    /// Found by hunt 3: the matrix was dense, `(classes + 1)^2` counts, so `perturb eval` of a
+    /// model of 65 536 classes (which `--task multiclass` takes) asked for 34 GB and aborted
+    /// (under a 4 GB limit, after 2.4 s). Now the pairs that occur are kept, and beyond 40
+    /// classes the matrix shows those that occur.
+    #[test]
+    fn a_confusion_matrix_of_65536_classes_shows_the_classes_that_occur() {
+        let m = Confusion::new(
+            65_536,
+            &[0.0, 0.0, 3.0, 65_535.0],
+            &[0.0, 3.0, 3.0, 70_000.0],
+        );
+        assert_eq!((m.rows(), m.correct()), (4, 2));
+        // Rows and columns 0, 3 and 65535 (a prediction), then the target 70000 as "other".
+        assert_eq!(
+            m.matrix(),
+            vec![vec![1, 0, 0], vec![1, 1, 0], vec![0, 0, 0], vec![0, 0, 1]]
+        );
+        let text = m.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "  true\\pred      0      3  65535", "{text}");
+        assert_eq!(lines[5], "      other      0      0      1", "{text}");
+        assert!(
+            text.contains("the 3 classes that occur, of 65536"),
+            "{text}"
+        );
+        // More classes occur than a matrix prints: a line says so.
+        let many: Vec<f64> = (0..100).map(f64::from).collect();
+        let m = Confusion::new(65_536, &many, &many);
+        assert_eq!(m.accuracy(), 1.0);
+        assert_eq!(
+            m.to_string(),
+            "confusion matrix: not printed, 100 of the 65536 classes occur (at most 40 are \
+             printed)"
         );
     }
 

@@ -69,7 +69,8 @@ pub struct Args {
     /// CSV file with a header row (a named pipe waits until something writes to it).
     #[arg(long, default_value = "two-moons")]
     pub data: String,
-    /// The CSV column to predict (default: the last one).
+    /// The column to predict, of the CSV file or the named data set (default: the last one;
+    /// for a named data set, its own target); the other columns are the features.
     #[arg(long)]
     pub target: Option<String>,
     /// What to predict.

@@ -77,7 +77,17 @@ pub(super) fn save_outputs(
         );
     }
     let stale = ["boundary.png", "boundary.svg"].map(|f| dir.join(f));
-    if setup.inputs == 2 && setup.task != Task::Regression {
+    let classifier = setup.inputs == 2 && setup.task != Task::Regression;
+    let too_many = classifier && setup.outputs > crate::plot::MAX_BOUNDARY_CLASSES;
+    if too_many {
+        println!(
+            "  no decision boundary: {} classes are more than the picture is drawn for (at most \
+             {})",
+            setup.outputs,
+            crate::plot::MAX_BOUNDARY_CLASSES
+        );
+    }
+    if classifier && !too_many {
         let [png, svg] = boundary_picture(setup, model, dir)?;
         println!(
             "  {}, {}  the decision boundary with the data",

@@ -9,6 +9,12 @@ use perturb_nn::distributed::{self, try_run_on_threads, Communicator, Single};
 use super::setup::Setup;
 use super::{run_rank, Args};
 
+/// The most thread ranks `--ranks` starts. Each is a thread with its own copy of the model and
+/// of its share of the data, so more ranks than a machine has cores only slow a run down, and
+/// far more (100 000) made the system refuse a thread its signal stack, which aborts the
+/// program, with no error to report.
+const MAX_THREAD_RANKS: usize = 1024;
+
 /// Runs the training on the ranks the command line and the environment ask for.
 pub(super) fn run(args: &Args) -> Result<(), String> {
     let launched = distributed::mpi_launch_size().filter(|&n| n > 1);
@@ -20,6 +26,11 @@ pub(super) fn run(args: &Args) -> Result<(), String> {
         )),
         (Some(n), _) => on_mpi(args, n),
         (None, 1) => run_rank(args, &Single),
+        (None, ranks) if ranks > MAX_THREAD_RANKS => Err(format!(
+            "train: --ranks {ranks}: at most {MAX_THREAD_RANKS} thread ranks (each is a thread \
+             with its own copy of the model); for ranks on several machines, run perturb under \
+             mpirun"
+        )),
         (None, ranks) => {
             let results = try_run_on_threads(ranks, |comm| run_rank(args, &comm))
                 .map_err(|e| format!("train: --ranks {ranks}: {e}"))?;

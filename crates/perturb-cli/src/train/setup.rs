@@ -224,7 +224,10 @@ fn data_name(data: &str) -> String {
 
 pub(super) fn load(args: &Args) -> Result<Dataset<f64>, String> {
     match crate::data_arg::resolve(&args.data, args.seed)? {
-        Source::Named(dataset) => Ok(dataset),
+        Source::Named(dataset) => match &args.target {
+            Some(target) => crate::data_arg::with_target(dataset, target, &args.data),
+            None => Ok(dataset),
+        },
         Source::File(path) => {
             let target = args
                 .target

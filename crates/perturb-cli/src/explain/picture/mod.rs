@@ -78,16 +78,7 @@ fn factor(v: f64) -> String {
 /// Source text as safe to show, at most [`MAX_TEXT`] characters (its middle cut to `…`), a
 /// character the embedded font has no glyph for written as `\u{..}`.
 fn clip(s: &str) -> String {
-    let s: String = printable(s)
-        .chars()
-        .map(|c| {
-            if crate::plot::has_glyph(c) {
-                c.to_string()
-            } else {
-                format!("\\u{{{:x}}}", u32::from(c))
-            }
-        })
-        .collect();
+    let s = crate::plot::drawable(&printable(s));
     let n = s.chars().count();
     if n <= MAX_TEXT {
         return s;

@@ -227,7 +227,7 @@ fn region<A: Array>(
     }
     let nodes: Vec<usize> = written.iter().map(|&m| slots[m]).collect();
     let sums = if summed.is_some() { &slots[..1] } else { &[] };
-    match chain.eval_summing(&nodes, sums) {
+    match chain.eval_summing("fusion::Chain::eval", &nodes, sums) {
         Ok((values, totals)) => {
             for (&m, value) in written.iter().zip(values) {
                 *members[m].node.state.borrow_mut() = State::Computed(A::lift(value));

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use crate::error::Error;
-use crate::tensor::{buffers, kernels, Element, Op, Tensor};
+use crate::tensor::{buffers, dense, kernels, Element, Op, Tensor};
 
 use super::Operand;
 
@@ -69,14 +69,17 @@ enum Node<T> {
 /// ```
 pub struct Chain<T> {
     shape: Vec<usize>,
-    len: usize,
+    /// The number of elements of `shape`, or the error of a shape with more than a tensor can
+    /// hold (returned by [`eval`](Self::eval) and [`sum`](Self::sum)).
+    len: Result<usize, Error>,
     nodes: Vec<Node<T>>,
     /// How many of the nodes are operations: blocks of scratch a run needs.
     operations: usize,
 }
 
 impl<T: Element> Chain<T> {
-    /// An empty chain over tensors of `shape`.
+    /// An empty chain over tensors of `shape`. A shape with more elements than a tensor can
+    /// hold makes [`eval`](Self::eval) and [`sum`](Self::sum) errors.
     ///
     /// ```
     /// let chain = perturb::tensor::fusion::Chain::<f64>::new(&[2, 3]);
@@ -85,7 +88,7 @@ impl<T: Element> Chain<T> {
     pub fn new(shape: &[usize]) -> Self {
         Chain {
             shape: shape.to_vec(),
-            len: shape.iter().product(),
+            len: dense::element_count("fusion::Chain::new", shape),
             nodes: Vec::new(),
             operations: 0,
         }
@@ -183,13 +186,28 @@ impl<T: Element> Chain<T> {
         Ok(self.nodes.len() - 1)
     }
 
-    /// Elements per block for this chain: [`BLOCK`], or fewer for a smaller shape, so that a
-    /// small chain's scratch is small.
-    fn block(&self) -> usize {
-        BLOCK.min(self.len).max(1)
+    /// An error naming `op` where `node` is not a node of the chain.
+    fn check_node(&self, op: &'static str, node: usize) -> Result<(), Error> {
+        if node < self.nodes.len() {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument {
+            op,
+            reason: format!(
+                "output {node} is not a node of the chain (it has {})",
+                self.nodes.len()
+            ),
+        })
     }
 
-    /// The values of the `outputs` nodes, in one pass over the inputs.
+    /// Elements per block for a chain of `len` elements: [`BLOCK`], or fewer for a smaller
+    /// shape, so that a small chain's scratch is small.
+    fn block(len: usize) -> usize {
+        BLOCK.min(len).max(1)
+    }
+
+    /// The values of the `outputs` nodes, in one pass over the inputs; an error where one is
+    /// not a node of the chain.
     ///
     /// ```
     /// use perturb::tensor::{fusion::Chain, ops, Tensor};
@@ -200,16 +218,22 @@ impl<T: Element> Chain<T> {
     /// assert_eq!((x2.to_vec(), y2.to_vec()), (vec![1.0, 2.0], vec![1.0, 4.0]));
     /// ```
     pub fn eval(&self, outputs: &[usize]) -> Result<Vec<Tensor<T>>, Error> {
-        Ok(self.eval_summing(outputs, &[])?.0)
+        Ok(self.eval_summing("fusion::Chain::eval", outputs, &[])?.0)
     }
 
     /// The values of the `outputs` nodes, and the sums of the elements of the `summed` nodes,
-    /// in one pass over the inputs: a summed node's values need not be written out.
+    /// in one pass over the inputs: a summed node's values need not be written out. `op`
+    /// names the caller in errors.
     pub(crate) fn eval_summing(
         &self,
+        op: &'static str,
         outputs: &[usize],
         summed: &[usize],
     ) -> Result<(Vec<Tensor<T>>, Vec<T>), Error> {
+        let len = self.len.clone()?;
+        for &node in outputs.iter().chain(summed) {
+            self.check_node(op, node)?;
+        }
         // An operation's block is written straight into its output (`direct`, in full from
         // the start: each block is written before it is read); an input, or an output asked
         // for twice, is copied in block by block.
@@ -222,10 +246,10 @@ impl<T: Element> Chain<T> {
             if is_op && place[node].is_none() {
                 place[node] = Some(direct.len());
                 route.push(Ok(direct.len()));
-                direct.push(buffers::stale(self.len));
+                direct.push(buffers::stale(len));
             } else {
                 route.push(Err(copied.len()));
-                copied.push(buffers::take(self.len));
+                copied.push(buffers::take(len));
             }
         }
         let mut totals: Vec<_> = summed.iter().map(|_| kernels::RunningSum::new()).collect();
@@ -267,6 +291,7 @@ impl<T: Element> Chain<T> {
     /// The sum of the elements of node `output`, added block by block in the same pass (the
     /// node's values are never written out), with the running sums of
     /// [`sum_all`](crate::tensor::Array::sum_all) carried from block to block: the same bits.
+    /// An error where `output` is not a node of the chain.
     ///
     /// ```
     /// use perturb::tensor::{fusion::Chain, ops, Array, Tensor};
@@ -278,7 +303,7 @@ impl<T: Element> Chain<T> {
     /// assert_eq!(fused.to_bits(), x.square().sum_all().as_slice()[0].to_bits());
     /// ```
     pub fn sum(&self, output: usize) -> Result<T, Error> {
-        Ok(self.eval_summing(&[], &[output])?.1[0])
+        Ok(self.eval_summing("fusion::Chain::sum", &[], &[output])?.1[0])
     }
 
     /// Runs every node on each block in turn, handing `visit` the block's values. A node
@@ -290,26 +315,28 @@ impl<T: Element> Chain<T> {
         direct: &mut [Vec<T>],
         mut visit: impl FnMut(&Values<'_, T>),
     ) -> Result<(), Error> {
-        let block = self.block();
+        let len = self.len.clone()?;
+        let block = Self::block(len);
         // Every block is written by its operation before anything reads it: no zeroing.
         let mut scratch: Vec<T> = buffers::stale(self.operations * block);
-        let result = self.run_on(&mut scratch, block, place, direct, &mut visit);
+        let result = self.run_on(&mut scratch, len, block, place, direct, &mut visit);
         buffers::give(scratch);
         result
     }
 
-    /// [`run`](Self::run) on `scratch`, blocks of `block` elements.
+    /// [`run`](Self::run) on `scratch`, `len` elements in blocks of `block`.
     fn run_on(
         &self,
         scratch: &mut [T],
+        len: usize,
         block: usize,
         place: &[Option<usize>],
         direct: &mut [Vec<T>],
         visit: &mut impl FnMut(&Values<'_, T>),
     ) -> Result<(), Error> {
         let mut start = 0;
-        while start < self.len.max(1) {
-            let n = block.min(self.len - start);
+        while start < len.max(1) {
+            let n = block.min(len - start);
             for (i, node) in self.nodes.iter().enumerate() {
                 let Node::Apply {
                     name,
