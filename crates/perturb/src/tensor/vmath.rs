@@ -1,5 +1,5 @@
 //! The exponential family of element-wise functions (`exp`, `sigmoid`, `softplus`,
-//! `log_sigmoid`, `tanh`, and the sigmoid's slope) over whole slices, vectorised where the CPU allows.
+//! `log_sigmoid`, `tanh`) over whole slices, vectorised where the CPU allows.
 //!
 //! libm's `exp` is a call per element that the compiler cannot vectorise: about 4.5 ns here,
 //! most of a small sigmoid network's training step. On an x86-64 CPU with AVX2 and FMA
@@ -29,24 +29,17 @@ pub(crate) enum ExpFamily {
     LogSigmoid,
     /// `tanh(x)`.
     Tanh,
-    /// `sigmoid'(x) = e / (1 + e)^2`, `e = e^-|x|`: exact in both tails, with no `1 - s` to
-    /// cancel and no branch on the sign (the slope is even in `x`).
-    SigmoidSlope,
 }
 
 impl ExpFamily {
     /// The scalar engine's value: libm, one element at a time.
-    pub(crate) fn scalar<T: Element>(self, x: T) -> T {
+    fn scalar<T: Element>(self, x: T) -> T {
         match self {
             ExpFamily::Exp => rules::Exp.func(x),
             ExpFamily::Sigmoid => rules::Sigmoid.func(x),
             ExpFamily::Softplus => rules::Softplus.func(x),
             ExpFamily::LogSigmoid => rules::LogSigmoid.func(x),
             ExpFamily::Tanh => rules::Tanh.func(x),
-            ExpFamily::SigmoidSlope => {
-                let e = (-x.abs()).exp();
-                e / ((T::one() + e) * (T::one() + e))
-            }
         }
     }
 
@@ -59,7 +52,6 @@ impl ExpFamily {
             ExpFamily::Softplus => softplus(x),
             ExpFamily::LogSigmoid => log_sigmoid(x),
             ExpFamily::Tanh => tanh(x),
-            ExpFamily::SigmoidSlope => sigmoid_slope(x),
         }
     }
 }
@@ -123,7 +115,6 @@ unsafe fn fill_avx2_fma<T: Element>(out: &mut [MaybeUninit<T>], x: &[T], f: ExpF
         ExpFamily::Softplus => run(out, |v| ExpFamily::Softplus.polynomial(v)),
         ExpFamily::LogSigmoid => run(out, |v| ExpFamily::LogSigmoid.polynomial(v)),
         ExpFamily::Tanh => run(out, |v| ExpFamily::Tanh.polynomial(v)),
-        ExpFamily::SigmoidSlope => run(out, |v| ExpFamily::SigmoidSlope.polynomial(v)),
     }
 }
 
@@ -263,14 +254,6 @@ fn tanh(x: f64) -> f64 {
     (-u / (2.0 + u)).copysign(x)
 }
 
-/// `e / (1 + e)^2`, `e = e^-|x|`.
-#[inline(always)]
-fn sigmoid_slope(x: f64) -> f64 {
-    let e = exp(-x.abs());
-    let d = 1.0 + e;
-    e / (d * d)
-}
-
 /// `-softplus(-x) = min(x, 0) - ln(1 + e^-|x|)`.
 #[inline(always)]
 fn log_sigmoid(x: f64) -> f64 {
@@ -281,13 +264,12 @@ fn log_sigmoid(x: f64) -> f64 {
 mod tests {
     use super::*;
 
-    const ALL: [ExpFamily; 6] = [
+    const ALL: [ExpFamily; 5] = [
         ExpFamily::Exp,
         ExpFamily::Sigmoid,
         ExpFamily::Softplus,
         ExpFamily::LogSigmoid,
         ExpFamily::Tanh,
-        ExpFamily::SigmoidSlope,
     ];
 
     /// `|a - b|` in units of `b`'s last place (the smallest normal's below it).

@@ -400,12 +400,11 @@ impl Op for Flatten {
     }
 }
 
-/// `sigmoid'(x) = s(x) s(-x)`, given `x` and `s = sigmoid(x)`: computed from `x` alone as
-/// `e / (1 + e)^2` with `e = exp(-|x|)`, by `vmath`'s vectorised loop, which neither cancels
-/// (as `s (1 - s)` does once `s` rounds to 1) nor branches on the data (an earlier form took
-/// `s (1 - s)` below `x = 1` and a scalar `exp` above, and in a network's hidden layer that
-/// branch went either way). `s` is an input for the derivative, `sigmoid'(x) (1 - 2 s)`, which
-/// is all along `x`.
+/// `sigmoid'(x) = s(x) s(-x)` from `x` and `s = sigmoid(x)`: `s (1 - s)` below `x = 1`, where
+/// `1 - s >= 0.27` keeps all but two bits, and `e / (1 + e)^2` with `e = exp(-x)` above, where `1 - s`
+/// would lose every digit once `s` rounds to 1. So only large inputs pay for an exponential,
+/// and both tails are exact. A function of `x` alone (the second input only saves work), so
+/// its derivative `sigmoid'(x) (1 - 2 s)` is all along `x`.
 #[derive(Clone, Copy, Debug)]
 struct SigmoidSlope;
 
@@ -417,25 +416,21 @@ impl Op for SigmoidSlope {
     const ELEMENTWISE: bool = true;
 
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
-        match inputs {
-            [x, s] if x.shape() == s.shape() => Ok(x.map_exp_family(ExpFamily::SigmoidSlope)),
-            // Broadcast operands, or arity and shape errors named for this operation.
-            _ => super::binary_eval(
-                "sigmoid_slope",
-                inputs,
-                kernels::Cost::Transcendental,
-                |x, _| ExpFamily::SigmoidSlope.scalar(x),
-            ),
-        }
-    }
-
-    fn eval_block<T: Element>(&self, inputs: &[Operand<'_, T>], out: &mut [T]) -> bool {
-        matches!(inputs, [_, Operand::Slice(_)])
-            && fusion::family_block(&inputs[..1], out, ExpFamily::SigmoidSlope)
-    }
-
-    fn output_shape(&self, inputs: &[&[usize]]) -> Option<Vec<usize>> {
-        super::broadcast_output(2, inputs)
+        let switch = T::one();
+        super::binary_eval(
+            "sigmoid_slope",
+            inputs,
+            kernels::Cost::Transcendental,
+            move |x: T, s: T| {
+                if x < switch {
+                    s * (T::one() - s)
+                } else {
+                    let e = (-x).exp();
+                    let d = T::one() + e;
+                    e / (d * d)
+                }
+            },
+        )
     }
 
     fn jvp<A: Array>(&self, x: &[&A], y: &A, t: &[Option<&A>]) -> Result<Option<A>, Error> {
