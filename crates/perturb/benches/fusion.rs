@@ -13,6 +13,9 @@
 //! the gradient at the same sizes, by `grad` on deferred arrays fused and unfused, by the
 //! tensor suite's reused `TensorTape` on plain tensors, and by hand.
 //!
+//! Stage 3, the sum that ends a chain added in the chain's pass: the Rosenbrock value on
+//! deferred arrays at n = 100,000, fused and unfused, against the value by hand.
+//!
 //! Run: `cargo bench -p perturb --bench fusion`
 
 use std::hint::black_box;
@@ -70,6 +73,43 @@ fn bench_fused_rosenbrock(c: &mut Criterion) {
     });
     group.bench_function("perturb_unfused", |b| b.iter(|| unfused(black_box(&x))));
     group.bench_function("perturb_fused_chain", |b| b.iter(|| fused(black_box(&x))));
+    group.finish();
+}
+
+/// The Rosenbrock value on `Deferred` arrays fusing from `min_len` elements: the chain and the
+/// sum that ends it in one pass when fused.
+fn deferred_value(x: &Tensor<f64>, min_len: usize) -> f64 {
+    let before = fusion::set_min_len(min_len);
+    let y = common::rosenbrock(&Deferred::new(x.clone())).unwrap();
+    let y = y.value().unwrap().as_slice()[0];
+    fusion::set_min_len(before);
+    y
+}
+
+fn bench_fused_deferred_value(c: &mut Criterion) {
+    let n = 100_000;
+    let x = common::rosenbrock_point(n);
+    let (h, unfused, fused) = (
+        hand_written(x.as_slice()),
+        deferred_value(&x, usize::MAX),
+        deferred_value(&x, 64),
+    );
+    assert_eq!(
+        unfused.to_bits(),
+        fused.to_bits(),
+        "fused and unfused values differ"
+    );
+    common::assert_close("rosenbrock value", &[h], &[fused], 1e-12);
+    let mut group = common::group(c, &format!("fusion_rosenbrock_value_deferred_n{n}"));
+    group.bench_function("hand_written_value", |b| {
+        b.iter(|| hand_written(black_box(x.as_slice())))
+    });
+    group.bench_function("perturb_unfused", |b| {
+        b.iter(|| deferred_value(black_box(&x), usize::MAX))
+    });
+    group.bench_function("perturb_fused", |b| {
+        b.iter(|| deferred_value(black_box(&x), 64))
+    });
     group.finish();
 }
 
@@ -161,6 +201,7 @@ fn bench_fused_grad(c: &mut Criterion) {
 criterion_group!(
     benches,
     bench_fused_rosenbrock,
+    bench_fused_deferred_value,
     bench_fused_hvp,
     bench_fused_grad
 );
