@@ -252,8 +252,12 @@ impl<A: Array, R: ?Sized> Store<A, R> {
     /// Node `i`'s inputs and output as its rule is given them: the values kept and, for those
     /// no rule reads, zeros of their shape from `zeros` (the rule reads only their shape).
     fn operands<'s>(&'s self, i: usize, zeros: &'s mut Zeros<A>) -> (Vec<&'s A>, &'s A) {
+        // Placeholders stand only for values not kept: the buffer is as long as the longest
+        // of those, not the longest value (a large kept activation must not make a sweep fill
+        // a buffer of its size for a small placeholder).
         let longest = || {
             (0..self.nodes.len())
+                .filter(|&j| self.value(j).is_none())
                 .map(|j| self.shape(j).iter().product::<usize>())
                 .max()
                 .unwrap_or(0)
@@ -318,7 +322,7 @@ impl<A: Array, R: ?Sized> Store<A, R> {
 
 /// Arrays of zeros by shape, one per shape: what a rule is given for a value it does not read
 /// (it reads only the shape). All are windows of one buffer of zeros, as long as the longest
-/// value on the tape, so a sweep fills one buffer however many shapes it meets; a sweep meets
+/// value the tape did not keep, so a sweep fills one buffer however many shapes it meets; a sweep meets
 /// a few shapes, so they are found by a linear search.
 struct Zeros<A: Array> {
     flat: Option<Tensor<A::Elem>>,
@@ -334,7 +338,7 @@ impl<A: Array> Zeros<A> {
     }
 
     /// Makes zeros of `shape`, if there are none yet; `longest` gives the most elements any
-    /// value on the tape has (asked for only when the buffer is made).
+    /// value the tape did not keep has (asked for only when the buffer is made).
     fn make(&mut self, shape: &[usize], longest: impl FnOnce() -> usize) {
         if self.by_shape.iter().any(|(s, _)| s == shape) {
             return;
