@@ -8,6 +8,8 @@
 //! something outside the region still holds, unless they are cheap to compute again (at most
 //! [`RECOMPUTE`] operations from written values): those stay pending, so that a value nobody
 //! asks for again is never written, and one that is asked for costs a bounded recomputation.
+//! A requested sum of all elements of a region's operation ([`run_sum`]) is added up block by
+//! block in the same pass, and the operation it sums is then written out only by that rule.
 
 use std::rc::Rc;
 
