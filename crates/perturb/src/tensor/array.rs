@@ -122,6 +122,20 @@ pub trait Array: Clone + Debug + Sized {
     /// ```
     fn shape(&self) -> &[usize];
 
+    /// The number of members, for a stack of arrays ([`Batched`](crate::tensor::Batched)):
+    /// what a transform checks a cotangent's or tangent's stack against before using it, since
+    /// a zero one is never combined with anything that would. `None` for a single array, the
+    /// default.
+    ///
+    /// ```
+    /// use perturb::tensor::{Array, Batched, Tensor};
+    /// assert_eq!(Tensor::<f64>::zeros(&[3]).stack_size(), None);
+    /// assert_eq!(Batched::stack(Tensor::<f64>::zeros(&[5, 2])).stack_size(), Some(5));
+    /// ```
+    fn stack_size(&self) -> Option<usize> {
+        None
+    }
+
     /// Whether this array is exactly zero at every level: its value, and for a nested array
     /// every derivative it carries (a tape variable is zero only as a constant). `false` where
     /// it cannot tell cheaply, the default. A backward sweep skips an operation whose

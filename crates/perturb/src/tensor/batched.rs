@@ -375,6 +375,26 @@ impl<A: Array> Array for Batched<A> {
         // A basis scaled by a zero diagonal is zero too.
         self.inner.is_zero()
     }
+
+    fn stack_size(&self) -> Option<usize> {
+        self.batch_size()
+    }
+}
+
+/// An error naming `op` where `found` (a tangent or cotangent) is a stack of another size
+/// than `expected` (its primal or output); a single array on either side goes with any stack.
+/// Checked before a transform uses it: a zero stack is skipped as zero, never combined with
+/// a stack that would find the sizes differ.
+pub(crate) fn same_stack<A: Array>(op: &'static str, expected: &A, found: &A) -> Result<(), Error> {
+    match (expected.stack_size(), found.stack_size()) {
+        (Some(e), Some(f)) if e != f => Err(Error::LengthMismatch {
+            op,
+            what: "the stack (members)",
+            expected: e,
+            found: f,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The size of the inputs' stacks, `None` where all are single values, or an error naming the

@@ -706,6 +706,7 @@ impl<A: Array> TensorTape<A> {
                 rhs: cotangent.shape().to_vec(),
             });
         }
+        super::batched::same_stack(op, output.value(), cotangent)?;
         for x in wrt {
             self.check(x, op)?;
             if x.tape.is_none() {

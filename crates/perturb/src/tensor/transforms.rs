@@ -215,6 +215,7 @@ fn check_like<A: Array, X: Tree<A>>(
     same_structure(op, primal, other)?;
     for ((path, p), t) in primal.named_leaves().into_iter().zip(other.leaves()) {
         if p.shape() == t.shape() {
+            super::batched::same_stack(op, p, t)?;
             continue;
         }
         return Err(if path.is_empty() {
@@ -448,6 +449,7 @@ where
                 rhs: t.shape().to_vec(),
             });
         }
+        super::batched::same_stack("jvp_n", p, t)?;
         inputs.push(DualTensor::new(p.clone(), t.clone()));
     }
     Ok(f(&inputs)?.into_parts())
