@@ -1,0 +1,80 @@
+//! Reductions of `f32` tensors over long axes (the fourth hunt): the sums inside softmax,
+//! logsumexp and the vector norm were running sums in `f32`, which drop every term below half
+//! an ulp of the sum so far. Each test failed before the fix committed with it; the expected
+//! values are the same functions of the same numbers in `f64`, to `f32` precision.
+
+use perturb::tensor::{linalg, Array, Tensor};
+
+/// `2^20` logits: one at 0, then the rest at -17 (`e^-17 = 4.1e-8`, below half an ulp of 1
+/// in `f32`).
+fn peaked(first: bool) -> Vec<f64> {
+    let n = 1 << 20;
+    let mut x = vec![-17.0_f64; n];
+    x[if first { 0 } else { n - 1 }] = 0.0;
+    x
+}
+
+fn close(got: f32, want: f64, what: &str) {
+    assert!(
+        ((got as f64) - want).abs() <= 1e-5 * want.abs(),
+        "{what}: {got} in f32, {want} in f64"
+    );
+}
+
+/// The sum of the softmax's exponentials began with the peak's 1, and then each `e^-17` was
+/// lost: the peak's weight was 1.0 instead of 0.9583 (with the peak last, the small terms
+/// were summed first and it was right).
+#[test]
+fn f32_softmax_over_a_long_axis_counts_every_term() {
+    for first in [true, false] {
+        let x64 = Tensor::vector(&peaked(first));
+        let x32 = x64.cast::<f32>();
+        let peak = if first { 0 } else { x64.len() - 1 };
+        let want = x64.softmax(0).to_vec()[peak];
+        assert!((want - 0.9583).abs() < 1e-4, "{want}");
+        close(x32.softmax(0).to_vec()[peak], want, "softmax, peak");
+        close(
+            x32.softmax(0).to_vec()[1],
+            x64.softmax(0).to_vec()[1],
+            "softmax, tail",
+        );
+        close(
+            x32.log_softmax(0).to_vec()[peak],
+            x64.log_softmax(0).to_vec()[peak],
+            "log_softmax, peak",
+        );
+        close(
+            x32.logsumexp(&[0], false).to_vec()[0],
+            x64.logsumexp(&[0], false).to_vec()[0],
+            "logsumexp",
+        );
+    }
+}
+
+/// `2^25` equal logits: the f32 sum of their exponentials stopped at `2^24`, so each weight
+/// was `2^-24`, twice `2^-25`, and logsumexp was `ln 2^24`.
+#[test]
+fn f32_softmax_of_more_than_2_to_the_24_equal_logits_is_uniform() {
+    let n = 1usize << 25;
+    let x = Tensor::<f32>::zeros(&[n]);
+    assert_eq!(x.softmax(0).to_vec()[0], 1.0 / n as f32);
+    close(x.logsumexp_all().to_vec()[0], (n as f64).ln(), "logsumexp");
+}
+
+/// The norm of `[1, 1e-4, ..]` (`2^20` entries of `1e-4`) is `sqrt(1 + 2^20 1e-8) = 1.00523`;
+/// each square `1e-8` was lost against the running sum 1, giving 1.
+#[test]
+fn f32_vector_norm_of_a_long_vector_counts_every_square() {
+    let mut x = vec![1e-4_f64; 1 << 20];
+    x[0] = 1.0;
+    let x64 = Tensor::vector(&x);
+    let want = linalg::vector_norm(&x64).to_vec()[0];
+    assert!((want - 1.00523).abs() < 1e-5, "{want}");
+    close(
+        linalg::vector_norm(&x64.cast::<f32>()).to_vec()[0],
+        want,
+        "vector_norm",
+    );
+    let m = x64.reshape(&[1024, 1024]).unwrap().cast::<f32>();
+    close(linalg::matrix_norm(&m).to_vec()[0], want, "matrix_norm");
+}
