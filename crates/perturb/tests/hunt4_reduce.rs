@@ -3,7 +3,7 @@
 //! an ulp of the sum so far. Each test failed before the fix committed with it; the expected
 //! values are the same functions of the same numbers in `f64`, to `f32` precision.
 
-use perturb::tensor::{linalg, Array, Tensor};
+use perturb::tensor::{grad, linalg, Array, Tensor};
 
 /// `2^20` logits: one at 0, then the rest at -17 (`e^-17 = 4.1e-8`, below half an ulp of 1
 /// in `f32`).
@@ -77,4 +77,36 @@ fn f32_vector_norm_of_a_long_vector_counts_every_square() {
     );
     let m = x64.reshape(&[1024, 1024]).unwrap().cast::<f32>();
     close(linalg::matrix_norm(&m).to_vec()[0], want, "matrix_norm");
+}
+
+/// The cumulative sum of `[1, 1e-8, ..]` (`2^20` entries of `1e-8`) ends at `1.0105`; in an
+/// `f32` running sum each `1e-8` was lost against 1, and so in the reverse rule. `f64` and `-0.0` are as before.
+#[test]
+fn f32_cumsum_of_a_long_axis_counts_every_term() {
+    let n = 1 << 20;
+    let mut x = vec![1e-8_f64; n];
+    x[0] = 1.0;
+    let want = 1.0 + (n - 1) as f64 * 1e-8;
+    let x64 = Tensor::vector(&x);
+    let x32 = x64.cast::<f32>();
+    close(x32.cumsum(0).to_vec()[n - 1], want, "cumsum");
+    assert!((x64.cumsum(0).to_vec()[n - 1] - want).abs() < 1e-9);
+    // The reverse rule (the reversed cumulative sum of the cotangent) on a stack of two rows:
+    // d/dx_0 sum(cumsum(x) c) = c_0 + .. + c_{n-1}, with c the entries reversed.
+    let mut c = x.clone();
+    c.reverse();
+    let c32 = Tensor::vector(&c).cast::<f32>();
+    let c2 = Tensor::try_stack(&[&c32, &c32], 0).unwrap();
+    let g = grad(
+        |x| Ok(x.try_cumsum(1)?.try_mul(&x.constant_like(&c2))?.sum_all()),
+        &Tensor::<f32>::zeros(&[2, n]),
+    )
+    .unwrap()
+    .to_vec();
+    close(g[0], want, "reverse cumsum, row 0");
+    close(g[n], want, "reverse cumsum, row 1");
+    assert_eq!(
+        Tensor::vector(&[-0.0_f64]).cumsum(0).to_vec()[0].to_bits(),
+        (-0.0_f64).to_bits()
+    );
 }
