@@ -328,9 +328,8 @@ where
     X: Tree<A>,
     F: for<'t> TreeFn<X, A, TensorVar<'t, A>>,
 {
-    let (y, g, ()) = value_and_grad_leaves("grad", &x.leaves(), |xs| {
-        Ok((f(&x.unflatten(xs.to_vec())?)?, ()))
-    })?;
+    let (y, g, ()) =
+        value_and_grad_leaves(&x.leaves(), |xs| Ok((f(&x.unflatten(xs.to_vec())?)?, ())))?;
     Ok((y, x.unflatten(g)?))
 }
 
@@ -361,8 +360,7 @@ where
     X: Tree<A>,
     F: for<'t> TreeFnWithAux<X, A, TensorVar<'t, A>, R>,
 {
-    let (y, g, aux) =
-        value_and_grad_leaves("grad", &x.leaves(), |xs| f(&x.unflatten(xs.to_vec())?))?;
+    let (y, g, aux) = value_and_grad_leaves(&x.leaves(), |xs| f(&x.unflatten(xs.to_vec())?))?;
     Ok(((y, aux), x.unflatten(g)?))
 }
 
@@ -521,16 +519,14 @@ where
     A: Array,
     F: for<'t> FnOnce(&[TensorVar<'t, A>]) -> Result<TensorVar<'t, A>, Error>,
 {
-    let (y, g, ()) = value_and_grad_leaves("grad", &primals.iter().collect::<Vec<_>>(), |xs| {
-        Ok((f(xs)?, ()))
-    })?;
+    let (y, g, ()) =
+        value_and_grad_leaves(&primals.iter().collect::<Vec<_>>(), |xs| Ok((f(xs)?, ())))?;
     Ok((y, g))
 }
 
 /// The value, the gradients (one per primal) and the auxiliary output of a function of the list
 /// of variables, one per primal: what every gradient transform runs.
 fn value_and_grad_leaves<A: Array, R>(
-    op: &'static str,
     primals: &[&A],
     f: impl for<'t> FnOnce(&[TensorVar<'t, A>]) -> Result<(TensorVar<'t, A>, R), Error>,
 ) -> Result<(A, Vec<A>, R), Error> {
@@ -539,7 +535,7 @@ fn value_and_grad_leaves<A: Array, R>(
     let (y, aux) = f(&xs)?;
     if element_count(y.shape()) != 1 {
         return Err(Error::NotAScalar {
-            op,
+            op: "grad",
             shape: y.shape().to_vec(),
         });
     }
@@ -784,9 +780,7 @@ where
     square_fits::<A::Elem>("hessian", n, "the Hessian")?;
     let rows = jacfwd_blocks("hessian", &leaves, |duals| {
         let duals: Vec<&DualTensor<Batched<A>>> = duals.iter().collect();
-        let grad = value_and_grad_leaves("hessian", &duals, |xs| {
-            Ok((f(&x.unflatten(xs.to_vec())?)?, ()))
-        });
+        let grad = value_and_grad_leaves(&duals, |xs| Ok((f(&x.unflatten(xs.to_vec())?)?, ())));
         Ok(grad?.1)
     })?;
     let rows = rows
