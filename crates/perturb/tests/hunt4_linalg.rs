@@ -44,7 +44,7 @@ fn det_of_a_matrix_with_pivots_far_apart_in_size_is_finite() {
     let g = grad(|a| linalg::try_det(a), &diagonal).unwrap().to_vec();
     assert_eq!(g[..8], [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0], "{g:?}");
     let (_, t) = jvp(
-        |a| linalg::try_det(a),
+        linalg::try_det,
         &diagonal,
         &m(&[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]),
     )

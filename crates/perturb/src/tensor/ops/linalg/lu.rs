@@ -511,11 +511,11 @@ fn scaled_product<T: Element>(d: &[T]) -> T {
     let (mut p, mut e) = (T::one(), 0_i64);
     let normalise = |mut v: T, e: &mut i64| {
         while v.is_finite() && v.abs() > big {
-            v = v * small;
+            v *= small;
             *e += 1;
         }
         while v != T::zero() && v.abs() < small {
-            v = v * big;
+            v *= big;
             *e -= 1;
         }
         v
@@ -524,11 +524,11 @@ fn scaled_product<T: Element>(d: &[T]) -> T {
         p = normalise(p * normalise(u, &mut e), &mut e);
     }
     while e > 0 && p.is_finite() {
-        p = p * big;
+        p *= big;
         e -= 1;
     }
     while e < 0 && p != T::zero() {
-        p = p * small;
+        p *= small;
         e += 1;
     }
     p
