@@ -45,13 +45,17 @@ fn a_zero_cotangent_stack_of_another_size_is_an_error_like_a_nonzero_one() {
 fn a_zero_tangent_stack_of_another_size_is_an_error() {
     let x = members();
     let t = Batched::stack(Tensor::<f64>::zeros(&[5, 4]));
-    let err = jvp(|x| loss(x), &x, &t).unwrap_err().to_string();
+    let err = jvp(loss, &x, &t).unwrap_err().to_string();
     assert!(err.contains("jvp") && err.contains('5'), "{err}");
-    let err = jvp_n(|x| Ok(x[0].square().sum_all()), &[x.clone()], &[t])
-        .unwrap_err()
-        .to_string();
+    let err = jvp_n(
+        |x| Ok(x[0].square().sum_all()),
+        std::slice::from_ref(&x),
+        &[t],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("jvp_n") && err.contains('5'), "{err}");
     let ok = Batched::stack(Tensor::<f64>::zeros(&[3, 4]));
-    let (_, d) = jvp(|x| loss(x), &x, &ok).unwrap();
+    let (_, d) = jvp(loss, &x, &ok).unwrap();
     assert_eq!(d.into_stack_of(3).unwrap().to_vec(), vec![0.0; 3]);
 }
