@@ -1,7 +1,8 @@
 //! Reductions of `f32` tensors over long axes (the fourth hunt): the sums inside softmax,
-//! logsumexp and the vector norm were running sums in `f32`, which drop every term below half
-//! an ulp of the sum so far. Each test failed before the fix committed with it; the expected
-//! values are the same functions of the same numbers in `f64`, to `f32` precision.
+//! logsumexp, the vector norm, cumsum and sums over leading or middle axes were running sums
+//! in `f32`, which drop every term below half an ulp of the sum so far. Each test failed
+//! before the fix committed with it; the expected values are the same functions of the same
+//! numbers in `f64`, to `f32` precision.
 
 use perturb::tensor::{grad, linalg, Array, Tensor};
 
@@ -109,4 +110,56 @@ fn f32_cumsum_of_a_long_axis_counts_every_term() {
         Tensor::vector(&[-0.0_f64]).cumsum(0).to_vec()[0].to_bits(),
         (-0.0_f64).to_bits()
     );
+}
+
+/// `2^20` rows per result: the first 1, the others `1e-8`, in `f32`.
+fn rows_then_small(shape: &[usize], first: &[usize]) -> Tensor<f32> {
+    let n: usize = shape.iter().product();
+    let mut x = vec![1e-8_f32; n];
+    for &i in first {
+        x[i] = 1.0;
+    }
+    Tensor::from_vec(x, shape).unwrap()
+}
+
+/// Sums over a leading axis (`[2^20, 2]`, `[2^20, 5]`) and over axes around a kept one (a
+/// batch norm's `[N, C, H]` over N and H) added each row into an `f32` running sum: every
+/// `1e-8` after the first 1 was lost (1 instead of 1.0105), and the mean of more than `2^24`
+/// ones per result was below 1.
+#[test]
+fn f32_sums_over_leading_and_middle_axes_count_every_term() {
+    let want = 1.0 + ((1 << 20) - 1) as f64 * (1e-8_f32 as f64);
+    let x = rows_then_small(&[1 << 20, 2], &[0, 1]);
+    for (i, v) in x.sum_axes(&[0], false).to_vec().into_iter().enumerate() {
+        close(v, want, &format!("[2^20, 2] column {i}"));
+    }
+    let x = rows_then_small(&[1 << 20, 5], &[0, 1, 2, 3, 4]);
+    for (i, v) in x.sum_axes(&[0], false).to_vec().into_iter().enumerate() {
+        close(v, want, &format!("[2^20, 5] column {i}"));
+    }
+    // [N, C, H] = [2^10, 2, 2^10] over N and H: the first of each channel is (0, c, 0).
+    let x = rows_then_small(&[1 << 10, 2, 1 << 10], &[0, 1 << 10]);
+    for (i, v) in x.sum_axes(&[0, 2], false).to_vec().into_iter().enumerate() {
+        close(v, want, &format!("channel {i}"));
+    }
+    let mean = x.mean_axes(&[0, 2], false).to_vec();
+    close(mean[0], want / (1 << 20) as f64, "mean, channel 0");
+}
+
+/// The gradient of a scale broadcast over rows, `d/ds sum(x * s)` for `x` `[2^20, 3]` and `s`
+/// `[3]`, is the column sums of `x`: its reverse rule summed the rows into `f32` running sums
+/// too.
+#[test]
+fn f32_gradient_of_a_row_broadcast_scale_counts_every_row() {
+    let want = 1.0 + ((1 << 20) - 1) as f64 * (1e-8_f32 as f64);
+    let x = rows_then_small(&[1 << 20, 3], &[0, 1, 2]);
+    let g = grad(
+        |s| Ok(s.constant_like(&x).try_mul(s)?.sum_all()),
+        &Tensor::<f32>::ones(&[3]),
+    )
+    .unwrap()
+    .to_vec();
+    for (i, v) in g.into_iter().enumerate() {
+        close(v, want, &format!("column {i}"));
+    }
 }

@@ -403,19 +403,31 @@ impl<T: Element> RunningSum<T> {
     }
 }
 
-/// The sums of the `K` columns of the first `rows` rows of `x` (rows of `K` elements).
+/// The sums of the `K` columns of the first `rows` rows of `x` (rows of `K` elements), added
+/// in f64 (as [`sum_to`]'s other running sums).
 fn column_sums<T: Element, const K: usize>(x: &[T], rows: usize, out: &mut [T]) {
-    let mut sums = [T::zero(); K];
+    let mut sums = [0.0_f64; K];
     for row in x.chunks_exact(K).take(rows) {
         for (sum, &v) in sums.iter_mut().zip(row) {
-            *sum += v;
+            *sum += v.to_f64_value();
         }
     }
-    out.copy_from_slice(&sums);
+    for (o, s) in out.iter_mut().zip(sums) {
+        *o = narrow(s);
+    }
+}
+
+/// An `f64` running sum rounded back to `T`.
+fn narrow<T: Element>(v: f64) -> T {
+    T::from_f64(v).unwrap_or_else(T::nan)
 }
 
 /// Sums `x` (of shape `from`) down to `to`, a shape `from` is a broadcast of: the adjoint of
-/// broadcasting.
+/// broadcasting. Where each result adds the rows of `x` one at a time (a leading axis summed,
+/// or axes that are neither leading nor trailing), the running sums are kept in f64: in f32
+/// they stop growing at `2^24` times the terms (the mean over `[256, C, 512, 256]` of ones but
+/// the channels was 0.5) and drop each term below half an ulp of the sum so far. For f64 the
+/// adds are the same.
 pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T> {
     let mut out = buffers::filled(to.iter().product(), T::zero());
     match layout(from, to) {
@@ -431,10 +443,14 @@ pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T
         }
         Layout::Leading(rows) => {
             let width = out.len();
+            let mut sums = vec![0.0_f64; width];
             for row in x.chunks_exact(width.max(1)).take(rows) {
-                for (o, &v) in out.iter_mut().zip(row) {
-                    *o += v;
+                for (s, &v) in sums.iter_mut().zip(row) {
+                    *s += v.to_f64_value();
                 }
+            }
+            for (o, s) in out.iter_mut().zip(sums) {
+                *o = narrow(s);
             }
         }
         Layout::Trailing(block) => {
@@ -445,7 +461,13 @@ pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T
         Layout::General => {
             let st = broadcast_strides(to, from);
             let zeros = vec![0; from.len()];
-            for_each_broadcast(from, &st, &zeros, |flat, it, _| out[it] += x[flat]);
+            let mut sums = vec![0.0_f64; out.len()];
+            for_each_broadcast(from, &st, &zeros, |flat, it, _| {
+                sums[it] += x[flat].to_f64_value()
+            });
+            for (o, s) in out.iter_mut().zip(sums) {
+                *o = narrow(s);
+            }
         }
     }
     out
@@ -483,18 +505,23 @@ pub(crate) fn product_sum_to<T: Element>(
     match layout(out, to) {
         Layout::Leading(_) if sums.len() == 1 => sums[0] = dot(0..total),
         Layout::Leading(_) => {
+            // Running sums over the rows, in f64 (as in [`sum_to`]).
             let width = sums.len();
+            let mut wide = vec![0.0_f64; width];
             for start in (0..total).step_by(width) {
                 let row = &a[start..start + width];
                 match b {
                     Some(b) => {
                         let other = &b[start..start + width];
-                        for ((s, &x), &y) in sums.iter_mut().zip(row).zip(other) {
-                            *s += x * y;
+                        for ((s, &x), &y) in wide.iter_mut().zip(row).zip(other) {
+                            *s += (x * y).to_f64_value();
                         }
                     }
-                    None => sums.iter_mut().zip(row).for_each(|(s, &x)| *s += x),
+                    None => (wide.iter_mut().zip(row)).for_each(|(s, &x)| *s += x.to_f64_value()),
                 }
+            }
+            for (s, w) in sums.iter_mut().zip(wide) {
+                *s = narrow(w);
             }
         }
         Layout::Trailing(block) => {
