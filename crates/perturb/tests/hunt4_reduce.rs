@@ -163,3 +163,14 @@ fn f32_gradient_of_a_row_broadcast_scale_counts_every_row() {
         close(v, want, &format!("column {i}"));
     }
 }
+
+/// Rows of no columns are summed without a pass over the rows: `[2^40, 0]` over its first
+/// axis is `[0]` at once, in both element types.
+#[test]
+fn sums_of_many_empty_rows_take_no_time() {
+    let x = Tensor::<f32>::zeros(&[1 << 40, 0]);
+    assert_eq!(x.sum_axes(&[0], false).shape(), &[0]);
+    assert_eq!(x.mean_axes(&[0], true).shape(), &[1, 0]);
+    let y = Tensor::<f64>::zeros(&[1 << 40, 0]);
+    assert_eq!(y.sum_axes(&[0], false).shape(), &[0]);
+}

@@ -403,18 +403,68 @@ impl<T: Element> RunningSum<T> {
     }
 }
 
-/// The sums of the `K` columns of the first `rows` rows of `x` (rows of `K` elements), added
-/// in f64 (as [`sum_to`]'s other running sums).
+/// How many rows the column sums ([`column_sums`], [`sum_rows`]) add in `T` before carrying
+/// their partial sums into f64: 256 for a type narrower than f64, so that each result's error
+/// stays about that many ulps however many rows there are (an f32 running sum stops growing at
+/// `2^24` times its terms and drops every term below half an ulp of the sum so far), and all
+/// of them for f64, whose adds are then those of one running sum.
+fn rows_per_carry<T: Element>() -> usize {
+    if std::mem::size_of::<T>() < std::mem::size_of::<f64>() {
+        256
+    } else {
+        usize::MAX
+    }
+}
+
+/// The sums of the `K` columns of the first `rows` rows of `x` (rows of `K` elements), in
+/// registers, carried into f64 every [`rows_per_carry`] rows.
 fn column_sums<T: Element, const K: usize>(x: &[T], rows: usize, out: &mut [T]) {
-    let mut sums = [0.0_f64; K];
+    let every = rows_per_carry::<T>();
+    let (mut sums, mut wide, mut left) = ([T::zero(); K], [0.0_f64; K], every);
     for row in x.chunks_exact(K).take(rows) {
         for (sum, &v) in sums.iter_mut().zip(row) {
-            *sum += v.to_f64_value();
+            *sum += v;
+        }
+        left -= 1;
+        if left == 0 {
+            for (w, s) in wide.iter_mut().zip(sums.iter_mut()) {
+                *w += s.to_f64_value();
+                *s = T::zero();
+            }
+            left = every;
         }
     }
-    for (o, s) in out.iter_mut().zip(sums) {
-        *o = narrow(s);
+    for ((o, w), s) in out.iter_mut().zip(wide).zip(sums) {
+        *o = narrow(w + s.to_f64_value());
     }
+}
+
+/// The sums of `width` columns over `rows` rows: `add(partial, r)` adds row `r` into partial
+/// sums of type `T`, carried into f64 every [`rows_per_carry`] rows.
+fn sum_rows<T: Element>(width: usize, rows: usize, mut add: impl FnMut(&mut [T], usize)) -> Vec<T> {
+    if width == 0 {
+        // No columns: nothing to add, however many (empty) rows.
+        return Vec::new();
+    }
+    let every = rows_per_carry::<T>();
+    let (mut partial, mut wide) = (vec![T::zero(); width], vec![0.0_f64; width]);
+    let carry = |partial: &mut [T], wide: &mut [f64]| {
+        for (w, p) in wide.iter_mut().zip(partial.iter_mut()) {
+            *w += p.to_f64_value();
+            *p = T::zero();
+        }
+    };
+    let mut left = every;
+    for r in 0..rows {
+        add(&mut partial, r);
+        left -= 1;
+        if left == 0 {
+            carry(&mut partial, &mut wide);
+            left = every;
+        }
+    }
+    carry(&mut partial, &mut wide);
+    wide.into_iter().map(narrow).collect()
 }
 
 /// An `f64` running sum rounded back to `T`.
@@ -443,15 +493,12 @@ pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T
         }
         Layout::Leading(rows) => {
             let width = out.len();
-            let mut sums = vec![0.0_f64; width];
-            for row in x.chunks_exact(width.max(1)).take(rows) {
-                for (s, &v) in sums.iter_mut().zip(row) {
-                    *s += v.to_f64_value();
+            let sums = sum_rows(width, rows, |partial, r| {
+                for (p, &v) in partial.iter_mut().zip(&x[r * width..(r + 1) * width]) {
+                    *p += v;
                 }
-            }
-            for (o, s) in out.iter_mut().zip(sums) {
-                *o = narrow(s);
-            }
+            });
+            out.copy_from_slice(&sums);
         }
         Layout::Trailing(block) => {
             for (o, chunk) in out.iter_mut().zip(x.chunks_exact(block.max(1))) {
@@ -505,24 +552,19 @@ pub(crate) fn product_sum_to<T: Element>(
     match layout(out, to) {
         Layout::Leading(_) if sums.len() == 1 => sums[0] = dot(0..total),
         Layout::Leading(_) => {
-            // Running sums over the rows, in f64 (as in [`sum_to`]).
             let width = sums.len();
-            let mut wide = vec![0.0_f64; width];
-            for start in (0..total).step_by(width) {
-                let row = &a[start..start + width];
+            sums = sum_rows(width, total / width, |partial, r| {
+                let row = &a[r * width..(r + 1) * width];
                 match b {
                     Some(b) => {
-                        let other = &b[start..start + width];
-                        for ((s, &x), &y) in wide.iter_mut().zip(row).zip(other) {
-                            *s += (x * y).to_f64_value();
+                        let other = &b[r * width..(r + 1) * width];
+                        for ((s, &x), &y) in partial.iter_mut().zip(row).zip(other) {
+                            *s += x * y;
                         }
                     }
-                    None => (wide.iter_mut().zip(row)).for_each(|(s, &x)| *s += x.to_f64_value()),
+                    None => partial.iter_mut().zip(row).for_each(|(s, &x)| *s += x),
                 }
-            }
-            for (s, w) in sums.iter_mut().zip(wide) {
-                *s = narrow(w);
-            }
+            });
         }
         Layout::Trailing(block) => {
             for (i, s) in sums.iter_mut().enumerate() {
