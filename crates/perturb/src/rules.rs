@@ -200,11 +200,13 @@ binary_rules! {
     Min("min") at (0.3, -1.2): |a, b, v| a.min(b), select(a, b, a < b || b.is_nan(), a > b || a.is_nan());
 }
 
-/// `x^n` for an integer `n`; derivative `n x^(n-1)`.
+/// `x^n` for an integer `n`; derivative `n x^(n-1)`, with `x^(n-1)` as `x^n / x` for
+/// `n = i32::MIN`, whose `n - 1` does not fit in an `i32`.
 ///
 /// ```
 /// use perturb::{rules::Powi, UnaryOp};
 /// assert_eq!(Powi(3).grads(2.0_f64, 8.0), 12.0);
+/// assert_eq!(Powi(i32::MIN).grads(1.0_f64, 1.0), -2147483648.0);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Powi(pub i32);
@@ -221,7 +223,13 @@ impl UnaryOp for Powi {
     fn grads<T: Scalar>(&self, x: T, _value: T) -> T {
         match self.0 {
             0 => T::zero(),
-            n => T::from_i32(n).unwrap_or_else(T::nan) * x.powi(n - 1),
+            n => {
+                let below = match n.checked_sub(1) {
+                    Some(m) => x.powi(m),
+                    None => x.powi(n) / x,
+                };
+                T::from_i32(n).unwrap_or_else(T::nan) * below
+            }
         }
     }
 }

@@ -1201,6 +1201,22 @@ pub trait Array: Clone + Debug + Sized {
                 ),
             });
         }
+        let shape = self.shape();
+        if axis >= shape.len() || range.end > shape[axis] {
+            return Err(Error::InvalidArgument {
+                op: "slice",
+                reason: match shape.get(axis) {
+                    None => format!(
+                        "axis {axis} is out of range for a tensor of shape {shape:?} ({} axes)",
+                        shape.len()
+                    ),
+                    Some(len) => format!(
+                        "the range {range:?} is out of range for axis {axis} of length {len} \
+                         (shape {shape:?})"
+                    ),
+                },
+            });
+        }
         self.try_narrow(axis, range.start, range.end - range.start)
     }
     // ---- end of shape ----
@@ -1366,6 +1382,17 @@ pub trait Array: Clone + Debug + Sized {
                 reason: "needs at least one tensor".to_string(),
             });
         };
+        let rank = first.shape().len();
+        if axis > rank {
+            return Err(Error::InvalidArgument {
+                op: "stack",
+                reason: format!(
+                    "cannot insert axis {axis} into tensors of shape {:?} ({rank} axes; the new \
+                     axis is at most {rank})",
+                    first.shape()
+                ),
+            });
+        }
         let mut expanded = Vec::with_capacity(arrays.len());
         for a in arrays {
             if a.shape() != first.shape() {

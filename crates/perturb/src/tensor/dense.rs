@@ -288,22 +288,45 @@ impl<T: Element> Tensor<T> {
         Tensor::from_parts(data, shape.to_vec())
     }
 
-    /// Samples uniformly from `[low, high)`, from a generator seeded with `seed`. Panics (at
-    /// the caller's line) if the shape has more than [`Tensor::MAX_LEN`] elements.
+    /// Samples uniformly from `[low, high)`, from a generator seeded with `seed` (`low` itself
+    /// where the interval is empty). Panics (at the caller's line) if the shape has more than
+    /// [`Tensor::MAX_LEN`] elements.
+    ///
+    /// A draw that rounds to `high` (the unit draw rounded to 1 in `f32`, or `low + (high -
+    /// low) u` rounded up) is drawn again, and ends so far apart that `high - low` overflows
+    /// are weighed (`low (1 - u) + high u`), so every value lies in `[low, high)`.
     ///
     /// ```
     /// use perturb::tensor::Tensor;
     /// let a = Tensor::<f32>::rand_uniform(&[100], -1.0, 1.0, 7);
     /// assert!(a.to_vec().iter().all(|&x| (-1.0..1.0).contains(&x)));
+    /// // `high - low` overflows: the values are still finite and in range.
+    /// let wide = Tensor::<f64>::rand_uniform(&[100], -f64::MAX, f64::MAX, 7);
+    /// assert!(wide.to_vec().iter().all(|&x| (-f64::MAX..f64::MAX).contains(&x)));
     /// ```
     #[track_caller]
     pub fn rand_uniform(shape: &[usize], low: T, high: T, seed: u64) -> Self {
         let n = or_panic(element_count("Tensor::rand_uniform", shape));
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let span = high - low;
+        let nonempty = low < high;
+        let mut draw = || {
+            let u: f64 = rng.random();
+            let u = T::from_f64(u).unwrap_or_else(T::nan);
+            if span.is_finite() {
+                low + span * u
+            } else {
+                low * (T::one() - u) + high * u
+            }
+        };
         let data = (0..n)
-            .map(|_| {
-                let u: f64 = rng.random();
-                low + (high - low) * T::from_f64(u).unwrap_or_else(T::nan)
+            .map(|_| loop {
+                let x = draw();
+                // Only a non-empty interval can be missed; each try lands in it with
+                // probability at least about 1/2 (the worst case: two adjacent floats).
+                if x < high || !nonempty {
+                    break x;
+                }
             })
             .collect();
         Tensor::from_parts(data, shape.to_vec())

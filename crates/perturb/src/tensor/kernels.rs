@@ -403,19 +403,81 @@ impl<T: Element> RunningSum<T> {
     }
 }
 
-/// The sums of the `K` columns of the first `rows` rows of `x` (rows of `K` elements).
+/// How many rows the column sums ([`column_sums`], [`sum_rows`]) add in `T` before carrying
+/// their partial sums into f64: 256 for a type narrower than f64, so that each result's error
+/// stays about that many ulps however many rows there are (an f32 running sum stops growing at
+/// `2^24` times its terms and drops every term below half an ulp of the sum so far), and all
+/// of them for f64, whose adds are then those of one running sum.
+fn rows_per_carry<T: Element>() -> usize {
+    if std::mem::size_of::<T>() < std::mem::size_of::<f64>() {
+        256
+    } else {
+        usize::MAX
+    }
+}
+
+/// The sums of the `K` columns of the first `rows` rows of `x` (rows of `K` elements), in
+/// registers, carried into f64 every [`rows_per_carry`] rows.
 fn column_sums<T: Element, const K: usize>(x: &[T], rows: usize, out: &mut [T]) {
-    let mut sums = [T::zero(); K];
+    let every = rows_per_carry::<T>();
+    let (mut sums, mut wide, mut left) = ([T::zero(); K], [0.0_f64; K], every);
     for row in x.chunks_exact(K).take(rows) {
         for (sum, &v) in sums.iter_mut().zip(row) {
             *sum += v;
         }
+        left -= 1;
+        if left == 0 {
+            for (w, s) in wide.iter_mut().zip(sums.iter_mut()) {
+                *w += s.to_f64_value();
+                *s = T::zero();
+            }
+            left = every;
+        }
     }
-    out.copy_from_slice(&sums);
+    for ((o, w), s) in out.iter_mut().zip(wide).zip(sums) {
+        *o = narrow(w + s.to_f64_value());
+    }
+}
+
+/// The sums of `width` columns over `rows` rows: `add(partial, r)` adds row `r` into partial
+/// sums of type `T`, carried into f64 every [`rows_per_carry`] rows.
+fn sum_rows<T: Element>(width: usize, rows: usize, mut add: impl FnMut(&mut [T], usize)) -> Vec<T> {
+    if width == 0 {
+        // No columns: nothing to add, however many (empty) rows.
+        return Vec::new();
+    }
+    let every = rows_per_carry::<T>();
+    let (mut partial, mut wide) = (vec![T::zero(); width], vec![0.0_f64; width]);
+    let carry = |partial: &mut [T], wide: &mut [f64]| {
+        for (w, p) in wide.iter_mut().zip(partial.iter_mut()) {
+            *w += p.to_f64_value();
+            *p = T::zero();
+        }
+    };
+    let mut left = every;
+    for r in 0..rows {
+        add(&mut partial, r);
+        left -= 1;
+        if left == 0 {
+            carry(&mut partial, &mut wide);
+            left = every;
+        }
+    }
+    carry(&mut partial, &mut wide);
+    wide.into_iter().map(narrow).collect()
+}
+
+/// An `f64` running sum rounded back to `T`.
+fn narrow<T: Element>(v: f64) -> T {
+    T::from_f64(v).unwrap_or_else(T::nan)
 }
 
 /// Sums `x` (of shape `from`) down to `to`, a shape `from` is a broadcast of: the adjoint of
-/// broadcasting.
+/// broadcasting. Where each result adds the rows of `x` one at a time (a leading axis summed,
+/// or axes that are neither leading nor trailing), the running sums are kept in f64: in f32
+/// they stop growing at `2^24` times the terms (the mean over `[256, C, 512, 256]` of ones but
+/// the channels was 0.5) and drop each term below half an ulp of the sum so far. For f64 the
+/// adds are the same.
 pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T> {
     let mut out = buffers::filled(to.iter().product(), T::zero());
     match layout(from, to) {
@@ -431,11 +493,12 @@ pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T
         }
         Layout::Leading(rows) => {
             let width = out.len();
-            for row in x.chunks_exact(width.max(1)).take(rows) {
-                for (o, &v) in out.iter_mut().zip(row) {
-                    *o += v;
+            let sums = sum_rows(width, rows, |partial, r| {
+                for (p, &v) in partial.iter_mut().zip(&x[r * width..(r + 1) * width]) {
+                    *p += v;
                 }
-            }
+            });
+            out.copy_from_slice(&sums);
         }
         Layout::Trailing(block) => {
             for (o, chunk) in out.iter_mut().zip(x.chunks_exact(block.max(1))) {
@@ -445,7 +508,13 @@ pub(crate) fn sum_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T
         Layout::General => {
             let st = broadcast_strides(to, from);
             let zeros = vec![0; from.len()];
-            for_each_broadcast(from, &st, &zeros, |flat, it, _| out[it] += x[flat]);
+            let mut sums = vec![0.0_f64; out.len()];
+            for_each_broadcast(from, &st, &zeros, |flat, it, _| {
+                sums[it] += x[flat].to_f64_value()
+            });
+            for (o, s) in out.iter_mut().zip(sums) {
+                *o = narrow(s);
+            }
         }
     }
     out
@@ -484,18 +553,18 @@ pub(crate) fn product_sum_to<T: Element>(
         Layout::Leading(_) if sums.len() == 1 => sums[0] = dot(0..total),
         Layout::Leading(_) => {
             let width = sums.len();
-            for start in (0..total).step_by(width) {
-                let row = &a[start..start + width];
+            sums = sum_rows(width, total / width, |partial, r| {
+                let row = &a[r * width..(r + 1) * width];
                 match b {
                     Some(b) => {
-                        let other = &b[start..start + width];
-                        for ((s, &x), &y) in sums.iter_mut().zip(row).zip(other) {
+                        let other = &b[r * width..(r + 1) * width];
+                        for ((s, &x), &y) in partial.iter_mut().zip(row).zip(other) {
                             *s += x * y;
                         }
                     }
-                    None => sums.iter_mut().zip(row).for_each(|(s, &x)| *s += x),
+                    None => partial.iter_mut().zip(row).for_each(|(s, &x)| *s += x),
                 }
-            }
+            });
         }
         Layout::Trailing(block) => {
             for (i, s) in sums.iter_mut().enumerate() {

@@ -3,7 +3,7 @@
 use crate::error::Error;
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
-use super::reduce::{check_axis, split_at_axis};
+use super::reduce::{check_axis, narrow, split_at_axis, wide};
 use super::unary;
 
 /// The cumulative sum along `axis`: `y[.., k, ..] = x[.., 0, ..] + ... + x[.., k, ..]`, or with
@@ -57,17 +57,18 @@ impl Op for CumSum {
         check_axis(self.name(), self.axis, x.shape())?;
         let (outer, n, inner) = split_at_axis(x.shape(), self.axis);
         let mut data = x.to_vec();
+        // The running sums of the `inner` runs, in f64 (see [`wide`]): an f32 running sum
+        // drops every term below half an ulp of the sum so far.
+        let mut running = vec![0.0_f64; inner];
         for block in data.chunks_exact_mut((n * inner).max(1)).take(outer) {
-            for step in 1..n {
-                // Each run along the axis is `inner` apart: add the previous entry's row.
-                let (k, previous) = if self.reverse {
-                    (n - 1 - step, n - step)
-                } else {
-                    (step, step - 1)
-                };
-                for i in 0..inner {
-                    let carried = block[previous * inner + i];
-                    block[k * inner + i] += carried;
+            for step in 0..n {
+                // Each run along the axis is `inner` apart.
+                let k = if self.reverse { n - 1 - step } else { step };
+                for (i, sum) in running.iter_mut().enumerate() {
+                    let v = &mut block[k * inner + i];
+                    // The first term as it is (-0.0 stays -0.0), then added on.
+                    *sum = if step == 0 { wide(*v) } else { *sum + wide(*v) };
+                    *v = narrow(*sum);
                 }
             }
         }

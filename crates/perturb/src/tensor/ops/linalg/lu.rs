@@ -499,6 +499,41 @@ fn per_factor<T: Element, const W: usize>(
     Ok((data, batch))
 }
 
+/// The product of `d`, computed as `p 2^(32 e)` with `p` and each factor kept within
+/// `[2^-32, 2^32]` by exact scalings by `2^32`: a product whose partial products leave the
+/// float range while the whole does not (the pivots `1e200, 1e200, 1e-200`, whose product
+/// ran to `inf` and stayed there; `1e-200, 1e-200, 1e200` to 0) is right, and where they do not
+/// leave it the bits are those of the plain product. Non-finite factors are multiplied as
+/// they are.
+fn scaled_product<T: Element>(d: &[T]) -> T {
+    let big = T::from_f64(4_294_967_296.0).unwrap_or_else(T::nan);
+    let small = big.recip();
+    let (mut p, mut e) = (T::one(), 0_i64);
+    let normalise = |mut v: T, e: &mut i64| {
+        while v.is_finite() && v.abs() > big {
+            v *= small;
+            *e += 1;
+        }
+        while v != T::zero() && v.abs() < small {
+            v *= big;
+            *e -= 1;
+        }
+        v
+    };
+    for &u in d {
+        p = normalise(p * normalise(u, &mut e), &mut e);
+    }
+    while e > 0 && p.is_finite() {
+        p *= big;
+        e -= 1;
+    }
+    while e < 0 && p != T::zero() {
+        p *= small;
+        e += 1;
+    }
+    p
+}
+
 /// The sign and `ln |det A|` of each matrix of a stack `[.., n, n]`, side by side: `[.., 2]`
 /// (one factorisation gives both; [`try_slogdet`] takes them apart). By LU, the product of
 /// the signs of the `U_ii` (negated for an odd row permutation) and the sum of the logarithms
@@ -653,7 +688,7 @@ impl Op for Det {
     fn eval<T: Element>(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>, Error> {
         let a = super::super::unary("det", inputs)?;
         let (data, batch) = per_factor("det", a, [T::zero()], |d, odd| {
-            let p: T = d.iter().copied().product();
+            let p = scaled_product(d);
             [if odd { -p } else { p }]
         })?;
         Ok(Tensor::from_parts(data, batch))

@@ -4,6 +4,7 @@
 use crate::error::Error;
 use crate::tensor::array::or_panic;
 use crate::tensor::dense::element_count;
+use crate::tensor::ops::reduce::{narrow, wide};
 use crate::tensor::ops::unary;
 use crate::tensor::{Array, Element, Op, Tensor};
 
@@ -102,11 +103,12 @@ fn norm_of<T: Element>(x: &[T]) -> T {
     if big == T::zero() || big.is_infinite() {
         return big;
     }
-    let sum = x.iter().fold(T::zero(), |acc, &v| {
-        let s = v / big;
+    // Added in f64: an f32 sum of `2^25` squares of 1 stopped at `2^24`.
+    let sum = x.iter().fold(0.0_f64, |acc, &v| {
+        let s = wide(v / big);
         acc + s * s
     });
-    big * sum.sqrt()
+    big * narrow::<T>(sum.sqrt())
 }
 
 impl Op for Norm {
