@@ -175,3 +175,55 @@ fn sums_of_many_empty_rows_take_no_time() {
     let y = Tensor::<f64>::zeros(&[1 << 40, 0]);
     assert_eq!(y.sum_axes(&[0], false).shape(), &[0]);
 }
+
+/// `[1, 1e-8 x 2^20]`: every `1e-8` after the first `1` in the same running sum is below half
+/// an ulp of it in `f32`.
+fn one_then_small(n: usize) -> Vec<f64> {
+    let mut x = vec![1e-8_f64; n];
+    x[0] = 1.0;
+    x
+}
+
+/// `sum_all`, and the sums over trailing axes, added `f32` running sums that dropped each
+/// `1e-8` after the `1` in their lane (1.0092 instead of 1.0105) and stopped growing at `2^24`
+/// times their terms (`2^28` ones summed to `2^27`). Eight sums of up to 2,048 elements each
+/// are now carried into `f64`.
+#[test]
+fn f32_sum_all_and_trailing_sums_count_every_term() {
+    let x64 = Tensor::vector(&one_then_small(1 << 20));
+    let want = x64.sum_all().item().unwrap();
+    close(x64.cast::<f32>().sum_all().item().unwrap(), want, "sum_all");
+    close(
+        x64.cast::<f32>().mean_all().item().unwrap(),
+        want / (1 << 20) as f64,
+        "mean_all",
+    );
+    // Rows of a matrix summed along their (trailing) axis.
+    let rows = x64.try_reshape(&[2, 1 << 19]).unwrap();
+    let sums = rows.cast::<f32>().sum_axes(&[1], false).to_vec();
+    for (got, want) in sums.iter().zip(rows.sum_axes(&[1], false).to_vec()) {
+        close(*got, want, "sum over the last axis");
+    }
+}
+
+/// The fused sum that ends a chain of `f32` operations carries at the same places as
+/// `sum_all`, so the two have the same bits past the carry (10,000 elements: blocks of 512
+/// with a short last one, more than one carry).
+#[test]
+fn f32_fused_sum_has_the_bits_of_sum_all_past_the_carry() {
+    use perturb::tensor::Deferred;
+    perturb::tensor::fusion::set_min_len(64);
+    let x = Tensor::vector(
+        &(0..10_000)
+            .map(|i| (0.37 * i as f64).sin())
+            .collect::<Vec<_>>(),
+    )
+    .cast::<f32>();
+    let f = |x: &Deferred<Tensor<f32>>| x.square().scale(3.0).add_scalar(0.5);
+    let eager = x.square().scale(3.0).add_scalar(0.5).sum_all();
+    let fused = f(&Deferred::new(x.clone())).sum_all().value().unwrap();
+    assert_eq!(
+        fused.item().unwrap().to_bits(),
+        eager.item().unwrap().to_bits()
+    );
+}

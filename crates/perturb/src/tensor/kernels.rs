@@ -348,7 +348,8 @@ fn layout(from: &[usize], to: &[usize]) -> Layout {
 }
 
 /// The sum of a slice, in eight running sums: one running sum is a chain of dependent additions
-/// that runs at a quarter of the speed or less, and eight sums also round off less.
+/// that runs at a quarter of the speed or less, and eight sums also round off less. In `f32`
+/// the running sums are carried into `f64` every [`RunningSum::CARRY`] rounds (see [`wide`]).
 pub(crate) fn sum<T: Element>(x: &[T]) -> T {
     let mut total = RunningSum::new();
     total.add(x);
@@ -358,37 +359,91 @@ pub(crate) fn sum<T: Element>(x: &[T]) -> T {
 /// [`sum`] a piece at a time (a fused chain's blocks): the same eight running sums carried
 /// from piece to piece, so that pieces whose lengths are multiples of 8, all but the last,
 /// give the bits of one [`sum`] of the whole.
+///
+/// A type narrower than `f64` carries its eight sums into eight `f64` sums every
+/// [`CARRY`](Self::CARRY) rounds of eight: an `f32` running sum stops growing at `2^24` times
+/// its terms and drops every term below half an ulp of the sum so far (eight of them made
+/// `sum_all` of `2^28` ones `2^27`). `f64` sums are never carried, so their bits are the eight
+/// plain running sums'.
 pub(crate) struct RunningSum<T> {
     acc: [T; 8],
+    /// The rounds of eight added into `acc` since it was last carried into `wide`.
+    rounds: usize,
+    wide: Option<[f64; 8]>,
     /// The elements past the last multiple of 8, added one by one.
     tail: T,
 }
 
 impl<T: Element> RunningSum<T> {
+    /// Rounds of eight a narrow type adds in `T` before carrying (2,048 elements).
+    pub(crate) const CARRY: usize = 256;
+
     pub(crate) fn new() -> Self {
         RunningSum {
             acc: [T::zero(); 8],
+            rounds: 0,
+            wide: None,
             tail: T::zero(),
+        }
+    }
+
+    /// Whether `T` is narrower than `f64`, so that its running sums are carried.
+    fn carries() -> bool {
+        std::mem::size_of::<T>() < std::mem::size_of::<f64>()
+    }
+
+    /// How many more rounds `acc` takes before it is carried (never, for `f64`).
+    fn room(&self) -> usize {
+        if Self::carries() {
+            Self::CARRY - self.rounds
+        } else {
+            usize::MAX
+        }
+    }
+
+    /// Counts `n` rounds added into `acc`, and carries it into `wide` when it is full.
+    fn counted(&mut self, n: usize) {
+        if !Self::carries() {
+            return;
+        }
+        self.rounds += n;
+        if self.rounds == Self::CARRY {
+            let carried = self.wide.get_or_insert([0.0; 8]);
+            for (w, a) in carried.iter_mut().zip(&mut self.acc) {
+                *w += wide(*a);
+                *a = T::zero();
+            }
+            self.rounds = 0;
         }
     }
 
     /// Adds the next piece.
     pub(crate) fn add(&mut self, x: &[T]) {
-        let chunks = x.chunks_exact(8);
+        let mut chunks = x.chunks_exact(8);
         self.tail = chunks.remainder().iter().fold(self.tail, |a, &v| a + v);
-        for chunk in chunks {
-            for (a, &v) in self.acc.iter_mut().zip(chunk) {
-                *a += v;
+        while chunks.len() > 0 {
+            let n = chunks.len().min(self.room());
+            for chunk in chunks.by_ref().take(n) {
+                for (a, &v) in self.acc.iter_mut().zip(chunk) {
+                    *a += v;
+                }
             }
+            self.counted(n);
         }
     }
 
     /// Adds a piece of `n` elements that all equal `v`.
     pub(crate) fn add_repeated(&mut self, v: T, n: usize) {
-        for _ in 0..n / 8 {
-            for a in &mut self.acc {
-                *a += v;
+        let mut rounds = n / 8;
+        while rounds > 0 {
+            let k = rounds.min(self.room());
+            for _ in 0..k {
+                for a in &mut self.acc {
+                    *a += v;
+                }
             }
+            self.counted(k);
+            rounds -= k;
         }
         for _ in 0..n % 8 {
             self.tail += v;
@@ -397,9 +452,18 @@ impl<T: Element> RunningSum<T> {
 
     pub(crate) fn finish(self) -> T {
         let acc = self.acc;
-        ((acc[0] + acc[1]) + (acc[2] + acc[3]))
-            + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
-            + self.tail
+        match self.wide {
+            None => {
+                ((acc[0] + acc[1]) + (acc[2] + acc[3]))
+                    + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+                    + self.tail
+            }
+            Some(carried) => {
+                let w: [f64; 8] = std::array::from_fn(|i| carried[i] + wide(acc[i]));
+                let total = ((w[0] + w[1]) + (w[2] + w[3])) + ((w[4] + w[5]) + (w[6] + w[7]));
+                narrow(total + wide(self.tail))
+            }
+        }
     }
 }
 
@@ -467,8 +531,16 @@ fn sum_rows<T: Element>(width: usize, rows: usize, mut add: impl FnMut(&mut [T],
     wide.into_iter().map(narrow).collect()
 }
 
-/// An `f64` running sum rounded back to `T`.
-fn narrow<T: Element>(v: f64) -> T {
+/// `v` as an `f64`, the accumulator of running sums whose terms would otherwise be lost: an
+/// `f32` running sum stops growing once it reaches `2^24` times the terms added (the softmax
+/// of `2^25` equal logits was `2^-24` each, twice the right value), and drops each term below
+/// half an ulp of the sum so far long before that. For `f64` it changes nothing.
+pub(crate) fn wide<T: Element>(v: T) -> f64 {
+    v.to_f64_value()
+}
+
+/// An `f64` running sum (see [`wide`]) rounded back to `T`.
+pub(crate) fn narrow<T: Element>(v: f64) -> T {
     T::from_f64(v).unwrap_or_else(T::nan)
 }
 

@@ -1,9 +1,10 @@
 //! The cumulative sum along an axis.
 
 use crate::error::Error;
+use crate::tensor::kernels::{narrow, wide};
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
-use super::reduce::{check_axis, narrow, split_at_axis, wide};
+use super::reduce::{check_axis, split_at_axis};
 use super::unary;
 
 /// The cumulative sum along `axis`: `y[.., k, ..] = x[.., 0, ..] + ... + x[.., k, ..]`, or with

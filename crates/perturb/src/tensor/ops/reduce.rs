@@ -12,7 +12,7 @@ use crate::rules;
 use crate::scalar::UnaryOp;
 use crate::tensor::batched;
 use crate::tensor::buffers;
-use crate::tensor::kernels;
+use crate::tensor::kernels::{self, narrow, wide};
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
 use super::elem;
@@ -188,20 +188,6 @@ pub(super) fn min_nan<T: Element>(acc: T, v: T) -> T {
     }
 }
 
-/// `v` as an `f64`, the accumulator of the sums of exponentials of [`logsumexp_parts`] and
-/// [`softmax_over`] (and of [`Norm`](super::linalg::Norm)'s squares): an `f32` running sum
-/// stops growing once it reaches `2^24` times the terms added (the softmax of `2^25` equal
-/// logits was `2^-24` each, twice the right value), and its error grows with the length of
-/// the axis long before that. For `f64` it changes nothing.
-pub(crate) fn wide<T: Element>(v: T) -> f64 {
-    v.to_f64_value()
-}
-
-/// An `f64` accumulated by [`wide`] rounded back to `T`.
-pub(crate) fn narrow<T: Element>(v: f64) -> T {
-    T::from_f64(v).unwrap_or_else(T::nan)
-}
-
 /// The shift that makes `exp(x - shift)` safe: the maximum where it is finite, else 0.
 fn safe_shift<T: Element>(m: T) -> T {
     if m.is_finite() {
@@ -220,7 +206,7 @@ fn logsumexp_parts<T: Element>(x: &[T], shape: &[usize], reduced: &[bool]) -> (V
     let max = fold(x, shape, reduced, T::neg_infinity(), max_nan);
     let shift: Vec<T> = max.iter().copied().map(safe_shift).collect();
     // The sum of the terms other than the first at the maximum (when that is finite), added
-    // in f64 (see [`wide`]).
+    // in f64 (see [`kernels::wide`]).
     let mut rest = vec![0.0_f64; shift.len()];
     let mut skipped = vec![false; shift.len()];
     for_each_slot(x, shape, reduced, |_, slot, v| {
@@ -259,7 +245,7 @@ fn logsumexp_parts<T: Element>(x: &[T], shape: &[usize], reduced: &[bool]) -> (V
 fn softmax_over<T: Element>(x: &Tensor<T>, reduced: &[bool]) -> Tensor<T> {
     let max = fold(x.as_slice(), x.shape(), reduced, T::neg_infinity(), max_nan);
     let mut data = buffers::filled(x.len(), T::zero());
-    // Added in f64 (see [`wide`]).
+    // Added in f64 (see [`kernels::wide`]).
     let mut sums = vec![0.0_f64; max.len()];
     for_each_slot(x.as_slice(), x.shape(), reduced, |flat, slot, v| {
         let m = max[slot];

@@ -4,7 +4,7 @@
 use crate::error::Error;
 use crate::tensor::array::or_panic;
 use crate::tensor::dense::element_count;
-use crate::tensor::ops::reduce::{narrow, wide};
+use crate::tensor::kernels::{narrow, wide};
 use crate::tensor::ops::unary;
 use crate::tensor::{Array, Element, Op, Tensor};
 
