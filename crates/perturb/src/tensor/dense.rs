@@ -265,19 +265,37 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Samples from the normal distribution with the given mean and standard deviation, from a
-    /// generator seeded with `seed` (the same seed gives the same tensor on every platform).
-    /// Panics (at the caller's line) if the shape has more than [`Tensor::MAX_LEN`] elements.
+    /// generator seeded with `seed` (the same seed gives the same tensor on every platform); an
+    /// error naming the operation if `mean` is not finite, `std` is negative or not finite, or
+    /// the shape has more than [`Tensor::MAX_LEN`] elements.
     ///
     /// ```
     /// use perturb::tensor::Tensor;
-    /// let a = Tensor::<f64>::randn(&[1000], 0.0, 1.0, 42);
+    /// let a = Tensor::<f64>::try_randn(&[1000], 0.0, 1.0, 42).unwrap();
     /// assert_eq!(a.to_vec(), Tensor::<f64>::randn(&[1000], 0.0, 1.0, 42).to_vec());
     /// let mean = a.to_vec().iter().sum::<f64>() / 1000.0;
     /// assert!(mean.abs() < 0.1);
+    /// // A negative standard deviation is a mistake, not a reflected distribution.
+    /// let err = Tensor::<f64>::try_randn(&[3], 0.0, -1.0, 42).unwrap_err();
+    /// assert!(err.to_string().starts_with("Tensor::randn: the standard deviation"));
     /// ```
-    #[track_caller]
-    pub fn randn(shape: &[usize], mean: T, std: T, seed: u64) -> Self {
-        let n = or_panic(element_count("Tensor::randn", shape));
+    pub fn try_randn(shape: &[usize], mean: T, std: T, seed: u64) -> Result<Self, Error> {
+        const OP: &str = "Tensor::randn";
+        let n = element_count(OP, shape)?;
+        if !mean.is_finite() {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: format!("the mean is {mean}, not a finite number"),
+            });
+        }
+        if !(std.is_finite() && std >= T::zero()) {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: format!(
+                    "the standard deviation is {std}; it must be finite and at least 0"
+                ),
+            });
+        }
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let data = (0..n)
             .map(|_| {
@@ -285,12 +303,25 @@ impl<T: Element> Tensor<T> {
                 mean + std * T::from_f64(z).unwrap_or_else(T::nan)
             })
             .collect();
-        Tensor::from_parts(data, shape.to_vec())
+        Ok(Tensor::from_parts(data, shape.to_vec()))
+    }
+
+    /// See [`try_randn`](Tensor::try_randn); panics (at the caller's line) where it returns an
+    /// error.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// let a = Tensor::<f32>::randn(&[2, 3], 1.0, 0.5, 7);
+    /// assert_eq!(a.shape(), &[2, 3]);
+    /// ```
+    #[track_caller]
+    pub fn randn(shape: &[usize], mean: T, std: T, seed: u64) -> Self {
+        or_panic(Self::try_randn(shape, mean, std, seed))
     }
 
     /// Samples uniformly from `[low, high)`, from a generator seeded with `seed` (`low` itself
-    /// where the interval is empty). Panics (at the caller's line) if the shape has more than
-    /// [`Tensor::MAX_LEN`] elements.
+    /// where `low == high`); an error naming the operation if an end is not finite, `low >
+    /// high`, or the shape has more than [`Tensor::MAX_LEN`] elements.
     ///
     /// A draw that rounds to `high` (the unit draw rounded to 1 in `f32`, or `low + (high -
     /// low) u` rounded up) is drawn again, and ends so far apart that `high - low` overflows
@@ -298,15 +329,30 @@ impl<T: Element> Tensor<T> {
     ///
     /// ```
     /// use perturb::tensor::Tensor;
-    /// let a = Tensor::<f32>::rand_uniform(&[100], -1.0, 1.0, 7);
+    /// let a = Tensor::<f32>::try_rand_uniform(&[100], -1.0, 1.0, 7).unwrap();
     /// assert!(a.to_vec().iter().all(|&x| (-1.0..1.0).contains(&x)));
     /// // `high - low` overflows: the values are still finite and in range.
-    /// let wide = Tensor::<f64>::rand_uniform(&[100], -f64::MAX, f64::MAX, 7);
+    /// let wide = Tensor::<f64>::try_rand_uniform(&[100], -f64::MAX, f64::MAX, 7).unwrap();
     /// assert!(wide.to_vec().iter().all(|&x| (-f64::MAX..f64::MAX).contains(&x)));
+    /// // The ends the wrong way round are an error, not values from (high, low].
+    /// let err = Tensor::<f64>::try_rand_uniform(&[3], 1.0, 0.0, 7).unwrap_err();
+    /// assert!(err.to_string().starts_with("Tensor::rand_uniform: low 1 is above high 0"));
     /// ```
-    #[track_caller]
-    pub fn rand_uniform(shape: &[usize], low: T, high: T, seed: u64) -> Self {
-        let n = or_panic(element_count("Tensor::rand_uniform", shape));
+    pub fn try_rand_uniform(shape: &[usize], low: T, high: T, seed: u64) -> Result<Self, Error> {
+        const OP: &str = "Tensor::rand_uniform";
+        let n = element_count(OP, shape)?;
+        if !(low.is_finite() && high.is_finite()) {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: format!("the interval [{low}, {high}) must have finite ends"),
+            });
+        }
+        if low > high {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: format!("low {low} is above high {high}; the interval is [low, high)"),
+            });
+        }
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let span = high - low;
         let nonempty = low < high;
@@ -329,7 +375,20 @@ impl<T: Element> Tensor<T> {
                 }
             })
             .collect();
-        Tensor::from_parts(data, shape.to_vec())
+        Ok(Tensor::from_parts(data, shape.to_vec()))
+    }
+
+    /// See [`try_rand_uniform`](Tensor::try_rand_uniform); panics (at the caller's line) where
+    /// it returns an error.
+    ///
+    /// ```
+    /// use perturb::tensor::Tensor;
+    /// let a = Tensor::<f64>::rand_uniform(&[4], 2.0, 3.0, 1);
+    /// assert!(a.to_vec().iter().all(|&x| (2.0..3.0).contains(&x)));
+    /// ```
+    #[track_caller]
+    pub fn rand_uniform(shape: &[usize], low: T, high: T, seed: u64) -> Self {
+        or_panic(Self::try_rand_uniform(shape, low, high, seed))
     }
 
     /// The shape: the length of each axis.
