@@ -160,6 +160,8 @@ const ROWS: &[Row] = &[
     Row { name: "solve", case: Case::Solve, shapes: &[&[2, 3, 3], &[2, 3]], domain: G, tol: 1e-7 },
     Row { name: "solve", case: Case::Solve, shapes: &[&[2, 1, 3, 3], &[1, 3, 3, 2]], domain: G, tol: 1e-7 },
     Row { name: "solve", case: Case::Solve, shapes: &[&[3, 3], &[2, 3, 1]], domain: G, tol: 1e-7 },
+    // One vector solved with each matrix of a stack (was a shape error; triangular_solve's rule).
+    Row { name: "solve", case: Case::Solve, shapes: &[&[2, 3, 3], &[3]], domain: G, tol: 1e-7 },
     Row { name: "inv", case: Case::Inv, shapes: &[&[3, 3]], domain: G, tol: 1e-7 },
     Row { name: "inv", case: Case::Inv, shapes: &[&[2, 3, 3]], domain: G, tol: 1e-7 },
     Row { name: "det", case: Case::Det, shapes: &[&[3, 3]], domain: G, tol: 1e-7 },

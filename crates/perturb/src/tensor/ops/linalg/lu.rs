@@ -334,8 +334,10 @@ impl Op for Solve {
 }
 
 /// `A^-1 b` for a stack of square matrices `a` `[.., n, n]`, as `jnp.linalg.solve`: `b` is a
-/// stack of vectors `[.., n]` when it has one axis fewer than `a`, else a stack of matrices
-/// `[.., n, k]` (several right-hand sides); the leading axes broadcast.
+/// vector `[n]`, or a stack of vectors `[.., n]` when it has one axis fewer than `a`, else a
+/// stack of matrices `[.., n, k]` (several right-hand sides); the leading axes broadcast (the
+/// rule of [`try_triangular_solve`](super::try_triangular_solve) and
+/// [`try_cholesky_solve`](super::try_cholesky_solve)).
 ///
 /// A singular matrix (a zero pivot in its LU factorisation, or a solution that is not finite)
 /// is [`Error::Singular`] naming the member of the batch; shapes that do not fit are
@@ -354,9 +356,14 @@ impl Op for Solve {
 ///
 /// let singular = Tensor::from_vec(vec![1.0_f64, 2.0, 2.0, 4.0], &[2, 2]).unwrap();
 /// assert!(linalg::try_solve(&singular, &b).is_err());
+///
+/// // One vector against a stack of matrices: solved with each.
+/// let stack = Tensor::try_stack(&[&a, &a.scale(2.0)], 0).unwrap();
+/// let xs = linalg::try_solve(&stack, &b).unwrap();
+/// assert!(xs.all_close(&Tensor::from_vec(vec![2.0, 3.0, 1.0, 1.5], &[2, 2]).unwrap(), 1e-14));
 /// ```
 pub fn try_solve<A: Array>(a: &A, b: &A) -> Result<A, Error> {
-    let vector = b.shape().len() + 1 == a.shape().len();
+    let vector = b.shape().len() == 1 || b.shape().len() + 1 == a.shape().len();
     let b_matrix = if vector {
         b.try_unsqueeze(b.shape().len())?
     } else {
