@@ -227,3 +227,53 @@ fn f32_fused_sum_has_the_bits_of_sum_all_past_the_carry() {
         eager.item().unwrap().to_bits()
     );
 }
+
+/// Softmax's JVP and VJP `y (t - sum(y t))` added the weighted sum in `f32` running sums
+/// (one along a contiguous axis, one per column along a leading axis): with equal logits and
+/// `t = 2^20 [1, 1e-8 x (2^20 - 1)]` each `y t` after the first `1` in a lane was lost, and the
+/// derivative was off by 0.5%. The sums are now carried into `f64` as every sum is.
+#[test]
+fn f32_softmax_derivatives_over_a_long_axis_count_every_term() {
+    use perturb::tensor::{jvp, vjp};
+    let n = 1usize << 20;
+    let t64 = Tensor::vector(&one_then_small(n)).scale(n as f64);
+    for columns in [1, 2] {
+        // Along the only axis, and along the leading axis of `[2^20, 2]`.
+        let shape = if columns == 1 { vec![n] } else { vec![n, 2] };
+        let x64 = Tensor::<f64>::zeros(&shape);
+        let t64 = t64.try_broadcast_to(&[columns, n]).unwrap();
+        let t64 = t64.transpose().try_reshape(&shape).unwrap();
+        let (x32, t32) = (x64.cast::<f32>(), t64.cast::<f32>());
+        let (_, want) = jvp(|x| Ok(x.softmax(0)), &x64, &t64).unwrap();
+        let (_, got) = jvp(|x| Ok(x.softmax(0)), &x32, &t32).unwrap();
+        let (_, want_vjp) = vjp(|x| Ok(x.softmax(0)), &x64, &t64).unwrap();
+        let (_, got_vjp) = vjp(|x| Ok(x.softmax(0)), &x32, &t32).unwrap();
+        let (want, got) = (want.to_vec(), got.to_vec());
+        let (want_vjp, got_vjp) = (want_vjp.to_vec(), got_vjp.to_vec());
+        for i in [0, 1, columns * n - 1] {
+            close(got[i], want[i], &format!("jvp [{i}] of {shape:?}"));
+            close(got_vjp[i], want_vjp[i], &format!("vjp [{i}] of {shape:?}"));
+        }
+    }
+}
+
+/// The gradient of a scale by one value, `sum((s x) x)` with respect to `s`, is the dot
+/// product of the cotangent `x` and `x`: it was one `f32` running sum per lane, which lost
+/// every `x_i^2 = 1e-8` after the first `1` in its lane (1.0092 for 1.0105).
+#[test]
+fn f32_gradient_of_a_scalar_scale_counts_every_term() {
+    let mut x = vec![1e-4_f64; 1 << 20];
+    x[0] = 1.0;
+    let x64 = Tensor::vector(&x);
+    let want = x64.square().sum_all().item().unwrap();
+    let x = x64.cast::<f32>();
+    let g = grad(
+        |s| {
+            let x = s.constant_like(&x);
+            Ok(x.try_mul(s)?.try_mul(&x)?.sum_all())
+        },
+        &Tensor::<f32>::scalar(2.0),
+    )
+    .unwrap();
+    close(g.item().unwrap(), want, "d sum((s x) x) / ds");
+}

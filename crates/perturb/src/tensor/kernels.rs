@@ -432,6 +432,22 @@ impl<T: Element> RunningSum<T> {
         }
     }
 
+    /// Adds the products `a[i] b[i]` of the next piece (`a` and `b` of one length).
+    pub(crate) fn add_products(&mut self, a: &[T], b: &[T]) {
+        let (mut chunks_a, mut chunks_b) = (a.chunks_exact(8), b.chunks_exact(8));
+        self.tail = (chunks_a.remainder().iter().zip(chunks_b.remainder()))
+            .fold(self.tail, |s, (&x, &y)| s + x * y);
+        while chunks_a.len() > 0 {
+            let n = chunks_a.len().min(self.room());
+            for (ca, cb) in chunks_a.by_ref().take(n).zip(chunks_b.by_ref().take(n)) {
+                for ((s, &x), &y) in self.acc.iter_mut().zip(ca).zip(cb) {
+                    *s += x * y;
+                }
+            }
+            self.counted(n);
+        }
+    }
+
     /// Adds a piece of `n` elements that all equal `v`.
     pub(crate) fn add_repeated(&mut self, v: T, n: usize) {
         let mut rounds = n / 8;
@@ -505,7 +521,11 @@ fn column_sums<T: Element, const K: usize>(x: &[T], rows: usize, out: &mut [T]) 
 
 /// The sums of `width` columns over `rows` rows: `add(partial, r)` adds row `r` into partial
 /// sums of type `T`, carried into f64 every [`rows_per_carry`] rows.
-fn sum_rows<T: Element>(width: usize, rows: usize, mut add: impl FnMut(&mut [T], usize)) -> Vec<T> {
+pub(crate) fn sum_rows<T: Element>(
+    width: usize,
+    rows: usize,
+    mut add: impl FnMut(&mut [T], usize),
+) -> Vec<T> {
     if width == 0 {
         // No columns: nothing to add, however many (empty) rows.
         return Vec::new();
@@ -649,19 +669,12 @@ pub(crate) fn product_sum_to<T: Element>(
     Some(sums)
 }
 
-/// The sum of `a[i] b[i]`, in eight running sums as [`sum`].
-fn dot<T: Element>(a: &[T], b: &[T]) -> T {
+/// The sum of `a[i] b[i]`, in eight running sums carried into `f64` as [`sum`]'s are.
+pub(crate) fn dot<T: Element>(a: &[T], b: &[T]) -> T {
     debug_assert_eq!(a.len(), b.len());
-    let mut acc = [T::zero(); 8];
-    let (chunks_a, chunks_b) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail = (chunks_a.remainder().iter().zip(chunks_b.remainder()))
-        .fold(T::zero(), |s, (&x, &y)| s + x * y);
-    for (ca, cb) in chunks_a.zip(chunks_b) {
-        for ((s, &x), &y) in acc.iter_mut().zip(ca).zip(cb) {
-            *s += x * y;
-        }
-    }
-    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+    let mut total = RunningSum::new();
+    total.add_products(a, b);
+    total.finish()
 }
 
 /// Copies `x` (of shape `from`) to the broadcast shape `to`.

@@ -5,7 +5,6 @@ use crate::error::Error;
 use crate::tensor::batched;
 use crate::tensor::buffers;
 use crate::tensor::dense::element_count;
-use crate::tensor::element::dot;
 use crate::tensor::kernels;
 use crate::tensor::{Array, Element, Op, Tensor, VjpReads};
 
@@ -276,19 +275,20 @@ impl View {
         let (n, inner, repeat) = (self.n, self.inner, self.repeat);
         let inner_y = inner / repeat;
         let mut out = buffers::take(self.outer * n * inner);
-        let mut sums = vec![T::zero(); inner];
         for o in 0..self.outer {
             let ys = &y[(o % self.y_outer) * n * inner_y..][..n * inner_y];
             let ts = &t[o * n * inner..][..n * inner];
             if inner == 1 {
                 // One softmax along contiguous elements: a dot product, then one pass.
-                let s = dot(ys, ts);
+                let s = kernels::dot(ys, ts);
                 out.extend(ys.iter().zip(ts).map(|(&y, &t)| y * (t - s)));
                 continue;
             }
-            sums.fill(T::zero());
             let rows = || ts.chunks_exact(inner).zip(ys.chunks_exact(inner_y));
-            for (t_row, y_row) in rows() {
+            // The sums over the rows, carried into f64 as every sum is (see `kernels::wide`).
+            let sums = kernels::sum_rows(inner, n, |sums: &mut [T], r| {
+                let t_row = &ts[r * inner..][..inner];
+                let y_row = &ys[r * inner_y..][..inner_y];
                 if repeat == 1 {
                     for ((s, &t), &y) in sums.iter_mut().zip(t_row).zip(y_row) {
                         *s += y * t;
@@ -303,7 +303,7 @@ impl View {
                         }
                     }
                 }
-            }
+            });
             for (t_row, y_row) in rows() {
                 if repeat == 1 {
                     let values = t_row.iter().zip(y_row).zip(&sums);
