@@ -138,8 +138,8 @@ fn mul_sum_to_agrees_with_the_reference_on_every_layout() {
     assert!(err.unwrap_err().to_string().contains("mul_sum_to"));
 }
 
-/// `Element::gemm` against a triple loop, for the matrix-vector and vector-matrix shapes (which
-/// take their own loops) and general ones, with every combination of transposed operands and
+/// `Element::gemm` against a triple loop, for the matrix-vector and vector-matrix shapes and
+/// the small outputs (which take their own loops) and general ones, with every combination of transposed operands and
 /// with `beta` zero (where `c` may hold NaN and must not be read) and non-zero.
 #[test]
 fn gemm_matches_a_triple_loop_for_vector_shapes_and_strides() {
@@ -156,6 +156,11 @@ fn gemm_matches_a_triple_loop_for_vector_shapes_and_strides() {
         (3, 4, 9),
         (6, 1, 5),
         (5, 9, 4),
+        // Outputs of at most 4 x 4 over a long inner dimension (a small layer's weight
+        // gradient), each layout: `a` transposed and `b` not is the contiguous fast path.
+        (3, 9, 2),
+        (2, 12, 4),
+        (4, 6, 3),
     ] {
         let a: Vec<f64> = (0..m * k).map(value).collect();
         let b: Vec<f64> = (0..k * n).map(|i| value(i + 100)).collect();

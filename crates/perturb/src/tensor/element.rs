@@ -249,13 +249,28 @@ fn small_output<T: Scalar, const M: usize, const N: usize>(
     ldc: usize,
 ) {
     let mut sums = [[T::zero(); N]; M];
-    for p in 0..k {
-        let column: [T; M] = std::array::from_fn(|i| a[i * ars + p * acs]);
-        let row: [T; N] = std::array::from_fn(|j| b[p * brs + j * bcs]);
+    let mut add = |column: [T; M], row: [T; N]| {
         for (sums_i, &ai) in sums.iter_mut().zip(&column) {
             for (sum, &bj) in sums_i.iter_mut().zip(&row) {
                 *sum += ai * bj;
             }
+        }
+    };
+    if (ars, acs, brs, bcs) == (1, M, N, 1) {
+        // `a` the transpose of `k` contiguous rows of `M`, `b` `k` contiguous rows of `N` (a
+        // layer's weight gradient): no index arithmetic.
+        for (column, row) in a.chunks_exact(M).zip(b.chunks_exact(N)).take(k) {
+            add(
+                std::array::from_fn(|i| column[i]),
+                std::array::from_fn(|j| row[j]),
+            );
+        }
+    } else {
+        for p in 0..k {
+            add(
+                std::array::from_fn(|i| a[i * ars + p * acs]),
+                std::array::from_fn(|j| b[p * brs + j * bcs]),
+            );
         }
     }
     for (i, sums_i) in sums.iter().enumerate() {
