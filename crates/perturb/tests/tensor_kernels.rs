@@ -37,8 +37,12 @@ fn reference_sum_to(x: &Tensor<f64>, to: &[usize]) -> Vec<f64> {
 
 #[test]
 fn sum_to_and_broadcast_to_agree_with_the_reference_on_every_layout() {
-    let cases: [(&[usize], &[usize]); 11] = [
+    let cases: [(&[usize], &[usize]); 15] = [
         (&[4, 3], &[3]),          // leading (a bias over a batch)
+        (&[1000, 3], &[3]),       // leading, many short rows: blocks of whole rows and a rest
+        (&[70, 1], &[1]),         // leading, rows of one value
+        (&[50, 2], &[2]),         // leading, less than one block past the first
+        (&[0, 3], &[3]),          // leading, no rows
         (&[7, 2], &[2]),          // leading, each narrow width
         (&[5, 4], &[1, 4]),       // leading, each narrow width
         (&[6, 5], &[5]),          // leading, wider
@@ -67,6 +71,41 @@ fn sum_to_and_broadcast_to_agree_with_the_reference_on_every_layout() {
             reference_broadcast(&s, big),
             "broadcast {small:?} -> {big:?}"
         );
+    }
+}
+
+/// A binary operation with one operand broadcast as a row over the other (a bias added to a
+/// batch, on either side), against the reference broadcast then the operation element by
+/// element: row lengths below, at and above the kernel's block, with and without a rest.
+#[test]
+fn broadcast_rows_in_binary_operations_agree_with_the_reference() {
+    for (big, small) in [
+        (&[1000, 3][..], &[3][..]),
+        (&[70, 1], &[1, 1]),
+        (&[50, 2], &[2]),
+        (&[5, 64], &[64]),
+        (&[4, 100], &[1, 100]),
+        (&[3, 7, 5], &[5]),
+    ] {
+        let n: usize = big.iter().product();
+        let x = Tensor::from_vec((0..n).map(|i| (i as f64).sin()).collect(), big).unwrap();
+        let m: usize = small.iter().product();
+        let s = Tensor::from_vec((0..m).map(|i| i as f64 + 0.5).collect(), small).unwrap();
+        let spread = reference_broadcast(&s, big);
+        let sums: Vec<f64> = x
+            .as_slice()
+            .iter()
+            .zip(&spread)
+            .map(|(a, b)| a + b)
+            .collect();
+        let left: Vec<f64> = x
+            .as_slice()
+            .iter()
+            .zip(&spread)
+            .map(|(a, b)| b - a)
+            .collect();
+        assert_eq!(x.try_add(&s).unwrap().to_vec(), sums, "{big:?} + {small:?}");
+        assert_eq!(s.try_sub(&x).unwrap().to_vec(), left, "{small:?} - {big:?}");
     }
 }
 

@@ -303,9 +303,15 @@ fn zip_with_small<T: Element>(
     let mut data = buffers::take(big.len());
     match layout(out, small_shape) {
         Layout::Leading(_) => {
-            for row in big.chunks_exact(small.len()) {
-                data.extend(row.iter().zip(small).map(|(&x, &y)| f(x, y)));
+            // Whole copies of a short row at a time, so that the inner loop is long.
+            let row = repeated_row(small);
+            let mut chunks = big.chunks_exact(row.len());
+            for chunk in &mut chunks {
+                data.extend(chunk.iter().zip(row.iter()).map(|(&x, &y)| f(x, y)));
             }
+            // A whole number of `small` rows, fewer than in `row`.
+            let rest = chunks.remainder();
+            data.extend(rest.iter().zip(row.iter()).map(|(&x, &y)| f(x, y)));
         }
         Layout::Trailing(block) => {
             for (chunk, &y) in big.chunks_exact(block).zip(small) {
@@ -315,6 +321,18 @@ fn zip_with_small<T: Element>(
         _ => return None,
     }
     Some(data)
+}
+
+/// `row` repeated to whole copies of at least 64 elements, or `row` itself where it is that
+/// long: a loop over each copy of a row of one to a few elements (a bias, a scalar's
+/// cotangent) costs several times its work, a loop over 64 elements does not.
+fn repeated_row<T: Copy>(row: &[T]) -> std::borrow::Cow<'_, [T]> {
+    const MIN: usize = 64;
+    if row.len() >= MIN || row.is_empty() {
+        std::borrow::Cow::Borrowed(row)
+    } else {
+        std::borrow::Cow::Owned(row.repeat(MIN.div_ceil(row.len())))
+    }
 }
 
 /// How a shape `to` sits inside a shape `from` it broadcasts to, for the two layouts with a
@@ -682,10 +700,15 @@ pub(crate) fn broadcast_to<T: Element>(x: &[T], from: &[usize], to: &[usize]) ->
     let total: usize = to.iter().product();
     match layout(to, from) {
         Layout::Same => buffers::collect(total, x.iter().copied()),
-        Layout::Leading(rows) => {
+        Layout::Leading(_) => {
             let mut out = buffers::take(total);
-            for _ in 0..rows {
-                out.extend_from_slice(x);
+            let row = repeated_row(x);
+            if !row.is_empty() {
+                for _ in 0..total / row.len() {
+                    out.extend_from_slice(&row);
+                }
+                // A whole number of copies of `x`, fewer than in `row`.
+                out.extend_from_slice(&row[..total % row.len()]);
             }
             out
         }
