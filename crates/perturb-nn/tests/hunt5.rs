@@ -1,0 +1,92 @@
+//! perturb-nn's layers, optimisers and data-parallel pieces against closed forms and f64
+//! references on extreme-but-legal inputs. Each test failed before its fix.
+
+use perturb::tensor::{Array, Tensor, TensorTape};
+use perturb::tree::Tree;
+use perturb_nn::layers::{BatchNorm, LayerNorm};
+use perturb_nn::module::{Context, Module};
+
+/// `(x - mean) / sqrt(var + eps)` of each row in f64 from the row's values (the reference).
+fn standardised_f64(row: &[f64], eps: f64) -> Vec<f64> {
+    let n = row.len() as f64;
+    let mean = row.iter().sum::<f64>() / n;
+    let var = row.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+    row.iter()
+        .map(|x| (x - mean) / (var + eps).sqrt())
+        .collect()
+}
+
+/// LayerNorm and BatchNorm took the mean of the raw values, which rounds: for a constant f32
+/// row the mean missed the value by an ulp, and that ulp, divided by sqrt(1e-5), came out as
+/// the normalised value. A row of five 16777215s normalised to 0.999995 each, five
+/// 1000000.0625s (written 1_000_000.06) to -0.99872, three 12345.678s to 0.29507 (all should
+/// be 0: a constant row has nothing to normalise); in f64, five 2^53 - 1s gave 0.999995.
+/// BatchNorm's running statistics took the same error: after five 16777215s, mean 1677721.4
+/// and variance 1.025 for 1677721.5 and 0.9 (momentum 0.1 from 0 and 1). The statistics are
+/// now taken of the values less the first of each normalised group (a shift that changes
+/// nothing in exact arithmetic), so a constant row is exactly 0 and a nearly constant one is
+/// as exact as its spread allows.
+#[test]
+fn norm_layers_give_zero_for_a_constant_row_however_large() {
+    let cases: [(f32, usize); 4] = [
+        (16777215.0, 5),
+        (1_000_000.06, 5),
+        (12345.678, 3),
+        (12345.678, 7),
+    ];
+    for (c, n) in cases {
+        let ln = LayerNorm::<Tensor<f32>>::new(&[n]).unwrap();
+        let y = ln
+            .forward_eval(&Tensor::from_vec(vec![c; n], &[1, n]).unwrap())
+            .unwrap();
+        assert_eq!(y.to_vec(), vec![0.0; n], "LayerNorm f32 of {n} x {c}");
+        let bn = BatchNorm::<Tensor<f32>>::new(1).unwrap();
+        let x = Tensor::from_vec(vec![c; n], &[n, 1]).unwrap();
+        let y = bn.forward(&x, &mut Context::training(0)).unwrap();
+        assert_eq!(y.to_vec(), vec![0.0; n], "BatchNorm f32 of {n} x {c}");
+        // The running mean moves to the batch's mean, c, and the variance stays 0.
+        let stats = bn.buffers();
+        let (mean, var) = (stats[0].1.to_vec()[0], stats[1].1.to_vec()[0]);
+        assert_eq!(
+            (mean, var),
+            (0.1 * f64::from(c), 0.9),
+            "BatchNorm statistics of {c}"
+        );
+    }
+    let c = 9007199254740991.0_f64;
+    let ln = LayerNorm::<Tensor<f64>>::new(&[5]).unwrap();
+    let y = ln
+        .forward_eval(&Tensor::from_vec(vec![c; 5], &[1, 5]).unwrap())
+        .unwrap();
+    assert_eq!(y.to_vec(), vec![0.0; 5], "LayerNorm f64 of 5 x {c}");
+
+    // A nearly constant f32 row against the f64 reference of the same values.
+    let row: Vec<f32> = vec![16777215.0, 16777215.0, 16777214.0, 16777215.0, 16777215.0];
+    let want = standardised_f64(&row.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(), 1e-5);
+    let ln = LayerNorm::<Tensor<f32>>::new(&[5]).unwrap();
+    let got = ln
+        .forward_eval(&Tensor::from_vec(row, &[1, 5]).unwrap())
+        .unwrap();
+    for (g, w) in got.to_vec().iter().zip(&want) {
+        assert!((f64::from(*g) - w).abs() < 1e-5, "{g} for {w}");
+    }
+
+    // The gradient of a constant row: d sum(w * LayerNorm(x)) / dx = (w - mean(w)) / sqrt(eps)
+    // at a constant x (the variance term vanishes with the centred values).
+    let tape = TensorTape::new();
+    let x = tape.var(Tensor::from_vec(vec![12345.678_f32; 3], &[1, 3]).unwrap());
+    let w = tape.constant(Tensor::from_vec(vec![1.0_f32, 2.0, 6.0], &[1, 3]).unwrap());
+    let ln = LayerNorm::<Tensor<f32>>::new(&[3])
+        .unwrap()
+        .map(|t| tape.constant(t.clone()));
+    let loss = ln.forward_eval(&x).unwrap().try_mul(&w).unwrap().sum_all();
+    let g = tape.gradient(&loss, &[&x]).unwrap()[0].to_vec();
+    let scale = 1.0 / 1e-5_f64.sqrt();
+    for (g, w) in g.iter().zip([1.0, 2.0, 6.0]) {
+        let want = (w - 3.0) * scale;
+        assert!(
+            (f64::from(*g) - want).abs() < 1e-4 * scale,
+            "{g} for {want}"
+        );
+    }
+}
