@@ -90,3 +90,56 @@ fn norm_layers_give_zero_for_a_constant_row_however_large() {
         );
     }
 }
+
+/// Adam (beta1 0.9, beta2 0.999, eps 1e-8, lr `lr`) on one weight from `w` in f64, the
+/// gradients scaled by `scale` first (a power of two: Adam's steps do not depend on the
+/// gradients' size, up to eps).
+fn adam_f64(lr: f64, w: f64, grads: &[f64], scale: f64) -> Vec<f64> {
+    let (b1, b2, eps) = (0.9_f64, 0.999_f64, 1e-8);
+    let (mut m, mut v, mut w) = (0.0, 0.0, w);
+    let mut out = Vec::new();
+    for (t, g) in grads.iter().enumerate() {
+        let g = g * scale;
+        let t = t as i32 + 1;
+        m = b1 * m + (1.0 - b1) * g;
+        v = b2 * v + (1.0 - b2) * g * g;
+        w -= lr * (m / (1.0 - b1.powi(t))) / ((v / (1.0 - b2.powi(t))).sqrt() + eps);
+        out.push(w);
+    }
+    out
+}
+
+/// Adam divided the second moment by its bias correction before the square root,
+/// `sqrt(v / (1 - beta2^t))`: at the first step `v = (1 - beta2) g^2` over `1 - beta2` is
+/// `g^2`, which overflows for |g| > 1.8e19 in f32 (1.3e154 in f64) although `v` itself does
+/// not. The denominator was inf and the step 0: with lr 0.1, a first gradient of 1e20 (f32)
+/// or 1e155 (f64) left the weight 1 at 1.0 (for 0.9), and a second step of gradient 1 at 1.0
+/// (for 0.832994), silently. It is now `sqrt(v) / sqrt(1 - beta2^t)`, as PyTorch forms it.
+#[test]
+fn adam_steps_with_gradients_whose_square_overflows_after_bias_correction() {
+    use perturb_nn::optim::{Adam, Optimizer};
+    let grads = [1e20, 1.0, -3e19];
+    // f32: the reference in f64, which holds 1e40.
+    let want = adam_f64(0.1, 1.0, &grads, 1.0);
+    let mut p = vec![Tensor::vector(&[1.0_f32])];
+    let mut opt = Adam::new(0.1);
+    for (g, w) in grads.iter().zip(&want) {
+        opt.step(&mut p, &[Tensor::vector(&[*g as f32])]).unwrap();
+        let got = f64::from(p[0].to_vec()[0]);
+        assert!(
+            (got - w).abs() < 1e-6,
+            "f32 Adam after gradient {g}: {got} for {w}"
+        );
+    }
+    // f64 at 1e155: the reference on the gradients scaled by 2^-300 (exact).
+    let grads = [1e155, 1.0, -3e154];
+    let scale = 2f64.powi(-300);
+    let want = adam_f64(0.1, 1.0, &grads, scale);
+    let mut p = vec![Tensor::vector(&[1.0_f64])];
+    let mut opt = Adam::new(0.1);
+    for (k, (g, w)) in grads.iter().zip(&want).enumerate() {
+        opt.step(&mut p, &[Tensor::vector(&[*g])]).unwrap();
+        let got = p[0].to_vec()[0];
+        assert!((got - w).abs() < 1e-12, "f64 Adam step {k}: {got} for {w}");
+    }
+}
