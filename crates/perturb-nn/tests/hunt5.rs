@@ -143,3 +143,36 @@ fn adam_steps_with_gradients_whose_square_overflows_after_bias_correction() {
         assert!((got - w).abs() < 1e-12, "f64 Adam step {k}: {got} for {w}");
     }
 }
+
+/// `reduce_gradients` weighed each rank's gradient by its share of the rows, so a rank with no
+/// rows multiplied by 0, but the mean loss over no rows is 0 / 0 = NaN, and NaN * 0 is NaN: on
+/// the last batch of an epoch with fewer rows than ranks (1 row on 2 ranks), a loss sent with
+/// the gradients (`(grads, loss)`, as the function's documentation suggests) came back NaN on
+/// every rank for the batch's 0.25 (the gradient, 1, survived only because the empty rank's
+/// was 0 rather than NaN). A rank with no rows now contributes zeros, whatever it holds.
+#[test]
+fn reduce_gradients_ignores_what_a_rank_without_rows_holds() {
+    use perturb::tensor::value_and_grad_n;
+    use perturb_nn::distributed::data_parallel::{reduce_gradients, shard};
+    use perturb_nn::distributed::{run_on_threads, Communicator};
+    // The mean of (w x)^2 over a batch of one row, x = 1, w = 0.5: loss 0.25, gradient
+    // 2 w x^2 = 1.
+    let x = Tensor::from_vec(vec![1.0_f64], &[1, 1]).unwrap();
+    let w = Tensor::from_vec(vec![0.5_f64], &[1, 1]).unwrap();
+    let got = run_on_threads(2, |comm| {
+        let rows = shard(1, comm.rank(), comm.size());
+        let mine = x.try_slice(0, rows.clone()).unwrap();
+        let (loss, g) = value_and_grad_n(
+            |p| {
+                let y = p[0].constant_like(&mine).matmul(&p[0]);
+                Ok(y.mul(&y).mean_all())
+            },
+            std::slice::from_ref(&w),
+        )
+        .unwrap();
+        let mut tree = (g, loss);
+        reduce_gradients(&comm, &mut tree, rows.len(), 1).unwrap();
+        (tree.0[0].to_vec()[0], tree.1.to_vec()[0])
+    });
+    assert_eq!(got, [(1.0, 0.25), (1.0, 0.25)]);
+}
