@@ -731,7 +731,7 @@ impl<T: Element> Optimizer<T> for Sgd<T> {
 
 /// Adam, with L2 weight decay added to the gradient, or decoupled weight decay (AdamW) if
 /// `decoupled`. Per step `t` (from 1): `m <- b1 m + (1 - b1) g`, `v <- b2 v + (1 - b2) g^2`,
-/// `W <- W - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)`; AdamW first does
+/// `W <- W - lr (m / (1 - b1^t)) / (sqrt(v) / sqrt(1 - b2^t) + eps)`; AdamW first does
 /// `W <- W - lr wd W`.
 ///
 /// ```
@@ -833,7 +833,8 @@ struct AdamRates<T> {
     wd: T,
     eps: T,
     bc1: T,
-    bc2: T,
+    /// `sqrt(1 - b2^t)`.
+    sqrt_bc2: T,
 }
 
 /// One Adam step over a leaf in one pass: both moments and the weight, element by element, in
@@ -856,7 +857,9 @@ fn adam_pass<T: Element, const DECOUPLED: bool>(
         let w = if DECOUPLED { *p - r.lr * r.wd * *p } else { *p };
         *m = mi;
         *v = vi;
-        *p = w - r.lr * (mi / r.bc1) / ((vi / r.bc2).sqrt() + r.eps);
+        // sqrt(v) / sqrt(1 - b2^t), not sqrt(v / (1 - b2^t)): at the first step that
+        // quotient is g^2, which overflows (f32 |g| > 1.8e19) where v does not.
+        *p = w - r.lr * (mi / r.bc1) / (vi.sqrt() / r.sqrt_bc2 + r.eps);
     }
 }
 
@@ -892,7 +895,7 @@ impl<T: Element> Optimizer<T> for Adam<T> {
             wd,
             eps,
             bc1,
-            bc2,
+            sqrt_bc2: bc2.sqrt(),
         };
         for ((path, p), g) in paths.iter().zip(params.iter_mut()).zip(grads) {
             let [m, v] = self.moments.of(path, p.shape());

@@ -68,8 +68,8 @@ pub fn shard(rows: usize, rank: usize, size: usize) -> Range<usize> {
 /// each rank's gradient weighted by its share of the rows (`local_rows / global_rows`), then
 /// summed over the ranks ([`all_reduce_sum`](CommunicatorExt::all_reduce_sum), in rank
 /// order). With equal shares this is the mean of the ranks' gradients. A rank with no rows
-/// passes zeros. Any tree reduces, so the loss can travel in the same message:
-/// `(grads, loss)`.
+/// contributes zeros, whatever its tree holds (its mean loss over no rows is NaN). Any tree
+/// reduces, so the loss can travel in the same message: `(grads, loss)`.
 ///
 /// ```
 /// use perturb::tensor::Tensor;
@@ -97,7 +97,12 @@ where
 {
     // One rank with the whole batch: nothing to weigh (and the result stays bit for bit that
     // of a run without a communicator).
-    if local_rows != global_rows {
+    if local_rows == 0 {
+        // Nothing to weigh: the mean loss over no rows is 0 / 0, and NaN * 0 would be NaN.
+        grads.visit_mut(&mut Path::root(), &mut |_, leaf| {
+            *leaf = Tensor::zeros(leaf.shape());
+        });
+    } else if local_rows != global_rows {
         let share = T::from_usize(local_rows).unwrap_or_else(T::zero)
             / T::from_usize(global_rows.max(1)).unwrap_or_else(T::one);
         grads.visit_mut(&mut Path::root(), &mut |_, leaf| {

@@ -12,12 +12,21 @@ use crate::module::{Buffer, Context, Module};
 
 /// `(x - mean) / sqrt(var + eps)` with the mean and (biased) variance over `axes`, kept as
 /// axes of length 1.
+///
+/// The statistics are those of `x` less its first element over `axes` (each group's own
+/// shift, which changes neither the result nor its derivative in exact arithmetic): the
+/// rounded mean of raw values can miss a constant group's value by an ulp, and that ulp over
+/// `sqrt(eps)` would be the output (five f32 16777215s gave 0.999995 each, not 0).
 fn standardise<A: Array>(x: &A, axes: &[usize], eps: f64) -> Result<(A, A, A), Error> {
-    let mean = x.try_mean_axes(axes, true)?;
-    let centred = x.try_sub(&mean)?;
+    let first = axes
+        .iter()
+        .try_fold(x.clone(), |first, &axis| first.try_slice(axis, 0..1))?;
+    let shifted = x.try_sub(&first)?;
+    let mean = shifted.try_mean_axes(axes, true)?;
+    let centred = shifted.try_sub(&mean)?;
     let var = centred.square().try_mean_axes(axes, true)?;
     let y = centred.try_div(&var.add_scalar(A::elem(eps)).sqrt())?;
-    Ok((y, mean, var))
+    Ok((y, mean.try_add(&first)?, var))
 }
 
 /// An error naming `op` unless `eps` is finite and not negative.
