@@ -176,3 +176,68 @@ fn reduce_gradients_ignores_what_a_rank_without_rows_holds() {
     });
     assert_eq!(got, [(1.0, 0.25), (1.0, 0.25)]);
 }
+
+/// LayerNorm and BatchNorm squared the centred values, which overflowed where the values did
+/// not: f32 `[1e20, -1e20, 3e19]` normalised to `[0, 0, 0]` (the variance 6.8e39 was inf), f64
+/// `[1e200, -1e200, 3e199]` too. The centred values are now divided by a power of two per
+/// group first; the expected values are the f64 (for f32) or rescaled (for f64) reference.
+/// The gradient stays finite and matches the gradient at the same row scaled down.
+#[test]
+fn norm_layers_of_values_whose_squares_overflow_are_right() {
+    let row = [1e20_f64, -1e20, 3e19];
+    let want = standardised_f64(&row, 0.0);
+    let x32 = Tensor::from_vec(row.iter().map(|&v| v as f32).collect(), &[1, 3]).unwrap();
+    let y = LayerNorm::<Tensor<f32>>::new(&[3])
+        .unwrap()
+        .forward_eval(&x32)
+        .unwrap();
+    for (g, w) in y.to_vec().iter().zip(&want) {
+        assert!(
+            (f64::from(*g) - w).abs() < 1e-6,
+            "LayerNorm f32: {g} for {w}"
+        );
+    }
+    let bn = BatchNorm::<Tensor<f32>>::new(1).unwrap();
+    let y = bn
+        .forward(
+            &x32.try_reshape(&[3, 1]).unwrap(),
+            &mut Context::training(0),
+        )
+        .unwrap();
+    for (g, w) in y.to_vec().iter().zip(&want) {
+        assert!(
+            (f64::from(*g) - w).abs() < 1e-6,
+            "BatchNorm f32: {g} for {w}"
+        );
+    }
+    // f64 at 1e200: the reference of the row divided by 1e180 (the result does not change).
+    let x64 = Tensor::from_vec(row.iter().map(|v| v * 1e180).collect(), &[1, 3]).unwrap();
+    let y = LayerNorm::<Tensor<f64>>::new(&[3])
+        .unwrap()
+        .forward_eval(&x64)
+        .unwrap();
+    for (g, w) in y.to_vec().iter().zip(&want) {
+        assert!((g - w).abs() < 1e-12, "LayerNorm f64: {g} for {w}");
+    }
+    // d sum(w * LayerNorm(x)) / dx at 1e200 is the gradient at 1e10 (where eps is as
+    // negligible) divided by 1e190.
+    let weights = Tensor::from_vec(vec![1.0_f64, 2.0, 6.0], &[1, 3]).unwrap();
+    let gradient_at = |x: Tensor<f64>| {
+        let tape = TensorTape::new();
+        let xv = tape.var(x);
+        let w = tape.constant(weights.clone());
+        let ln = LayerNorm::<Tensor<f64>>::new(&[3])
+            .unwrap()
+            .map(|t| tape.constant(t.clone()));
+        let y = ln.forward_eval(&xv).unwrap().try_mul(&w).unwrap().sum_all();
+        tape.gradient(&y, &[&xv]).unwrap().remove(0).to_vec()
+    };
+    let big = gradient_at(x64.clone());
+    let small = gradient_at(x64.scale(1e-190));
+    for (b, s) in big.iter().zip(&small) {
+        assert!(
+            b.is_finite() && (b * 1e190 - s).abs() < 1e-9 * s.abs(),
+            "{b} vs {s}"
+        );
+    }
+}

@@ -17,6 +17,12 @@ use crate::module::{Buffer, Context, Module};
 /// shift, which changes neither the result nor its derivative in exact arithmetic): the
 /// rounded mean of raw values can miss a constant group's value by an ulp, and that ulp over
 /// `sqrt(eps)` would be the output (five f32 16777215s gave 0.999995 each, not 0).
+///
+/// The centred values are divided by a power of two per group (see [`group_scale`]) before
+/// they are squared, and `eps` with them, so that the variance cannot overflow where the
+/// values do not: f32 `[1e20, -1e20]` standardised to `[0, 0]` (its variance 1e40 was inf)
+/// for `[1, -1]`. The division is exact, so every result that did not overflow keeps its
+/// bits; the variance returned is the unscaled one (inf where it overflows).
 fn standardise<A: Array>(x: &A, axes: &[usize], eps: f64) -> Result<(A, A, A), Error> {
     let first = axes
         .iter()
@@ -24,9 +30,30 @@ fn standardise<A: Array>(x: &A, axes: &[usize], eps: f64) -> Result<(A, A, A), E
     let shifted = x.try_sub(&first)?;
     let mean = shifted.try_mean_axes(axes, true)?;
     let centred = shifted.try_sub(&mean)?;
-    let var = centred.square().try_mean_axes(axes, true)?;
-    let y = centred.try_div(&var.add_scalar(A::elem(eps)).sqrt())?;
+    let scale = group_scale(&centred.primal(), axes)?;
+    let squared_scale = centred.constant_like(&scale.square());
+    let unit = centred.try_div(&centred.constant_like(&scale))?;
+    let unit_var = unit.square().try_mean_axes(axes, true)?;
+    let unit_eps = squared_scale.recip().scale(A::elem(eps));
+    let y = unit.try_div(&unit_var.try_add(&unit_eps)?.sqrt())?;
+    let var = unit_var.try_mul(&squared_scale)?;
     Ok((y, mean.try_add(&first)?, var))
+}
+
+/// Per group over `axes`, the largest power of two not above the largest `|c|`, or 1 where
+/// that is at most 1 (or not finite): dividing by it is exact, `eps` divided by its square
+/// never overflows, and a group whose values are at most 1 is left as it is.
+fn group_scale<T: Element>(centred: &Tensor<T>, axes: &[usize]) -> Result<Tensor<T>, Error> {
+    let largest = centred.abs().try_max_axes(axes, true)?;
+    Ok(largest.map(|m| {
+        let m = m.to_f64().unwrap_or(f64::NAN);
+        let power = if m > 1.0 && m.is_finite() {
+            2f64.powi(m.log2().floor() as i32)
+        } else {
+            1.0
+        };
+        T::from_f64(power).unwrap_or_else(T::one)
+    }))
 }
 
 /// An error naming `op` unless `eps` is finite and not negative.
