@@ -405,14 +405,9 @@ impl<T: Element> RunningSum<T> {
         }
     }
 
-    /// Whether `T` is narrower than `f64`, so that its running sums are carried.
-    fn carries() -> bool {
-        std::mem::size_of::<T>() < std::mem::size_of::<f64>()
-    }
-
     /// How many more rounds `acc` takes before it is carried (never, for `f64`).
     fn room(&self) -> usize {
-        if Self::carries() {
+        if narrower_than_f64::<T>() {
             Self::CARRY - self.rounds
         } else {
             usize::MAX
@@ -421,7 +416,7 @@ impl<T: Element> RunningSum<T> {
 
     /// Counts `n` rounds added into `acc`, and carries it into `wide` when it is full.
     fn counted(&mut self, n: usize) {
-        if !Self::carries() {
+        if !narrower_than_f64::<T>() {
             return;
         }
         self.rounds += n;
@@ -501,13 +496,19 @@ impl<T: Element> RunningSum<T> {
     }
 }
 
+/// Whether `T` is narrower than `f64`, so that its running sums are carried into `f64` (by
+/// [`RunningSum`] and the column sums alike).
+fn narrower_than_f64<T>() -> bool {
+    std::mem::size_of::<T>() < std::mem::size_of::<f64>()
+}
+
 /// How many rows the column sums ([`column_sums`], [`sum_rows`]) add in `T` before carrying
 /// their partial sums into f64: 256 for a type narrower than f64, so that each result's error
 /// stays about that many ulps however many rows there are (an f32 running sum stops growing at
 /// `2^24` times its terms and drops every term below half an ulp of the sum so far), and all
 /// of them for f64, whose adds are then those of one running sum.
 fn rows_per_carry<T: Element>() -> usize {
-    if std::mem::size_of::<T>() < std::mem::size_of::<f64>() {
+    if narrower_than_f64::<T>() {
         256
     } else {
         usize::MAX
